@@ -1,0 +1,1 @@
+"""Enrollment models (people, photos, index versions) arrive with the enrollment issue."""

@@ -1,0 +1,1 @@
+"""Settings split: ``base`` plus thin ``dev`` / ``test`` / ``prod`` modules."""

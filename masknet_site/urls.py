@@ -1,0 +1,11 @@
+"""Top-level URL configuration."""
+
+from django.contrib import admin
+from django.urls import path
+
+from recognition import views as recognition_views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", recognition_views.healthz, name="healthz"),
+]

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class RecognitionConfig(AppConfig):
+    """The recognizer's Django side: models install, evaluation commands, kiosk socket."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "recognition"

@@ -1,0 +1,157 @@
+"""MaskNet's recognizer: a plain Python package (numpy in, plain data out; no Django).
+
+Public verbs::
+
+    engine = load_engine(models_dir, EngineConfig())   # once per process, cached
+    faces = engine.analyze(image)                      # bytes or BGR ndarray -> list[Face]
+    vectors = engine.embed(aligned_crops)              # Nx224x224x3 BGR -> NxD
+    index = Index(engine.dim); index.add("42", vectors); index.search(faces[0].embedding)
+
+Errors are typed (:mod:`.errors`): ``UnreadableImage``, ``FrameTooLarge``,
+``NoFaceFound``, ``ModelsMissing``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .align import eye_similarity, warp
+from .config import EngineConfig
+from .decode import decode_image
+from .detect import BlazeFaceDetector, Detection
+from .embed import FaceRes
+from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
+from .index import Index, Match
+from .landmarks import NOSE_TIP, FaceMesh, Landmarks
+from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
+from .maskclf import MaskClassifier
+from .quality import Quality, assess, pose_ratios
+from .runtime import load_model
+
+__all__ = [
+    "Engine", "EngineConfig", "EngineError", "Face", "FrameTooLarge", "Index", "Match",
+    "ModelsMissing", "NoFaceFound", "UnreadableImage", "load_engine",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One analysed face.
+
+    ``box``: ``(x1, y1, x2, y2)`` pixels of the analysed image. ``score``: detector
+    confidence. ``keypoints``: BlazeFace's 6 points (see :class:`.detect.Detection`).
+    ``landmarks``: FaceMesh ``468x3`` points in image pixels, or ``None`` when the
+    mesh was not confident (alignment then falls back to the detector's eyes).
+    ``aligned``: ``224x224x3`` uint8 BGR crop, eyes at fixed positions.
+    ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
+    of a face mask. ``embedding``: L2-normalised float32 vector (``engine.dim``), or
+    ``None`` if not computed.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray
+    landmarks: np.ndarray | None
+    aligned: np.ndarray
+    quality: Quality
+    masked_prob: float
+    embedding: np.ndarray | None
+    masked: bool
+
+    @property
+    def width(self) -> float:
+        """Box width in pixels."""
+        return self.box[2] - self.box[0]
+
+
+class Engine:
+    """Detect, landmark, align, gate, classify masks and embed. Thread-compatible, not reentrant
+    per call (TensorFlow serialises model calls internally)."""
+
+    def __init__(self, detector: BlazeFaceDetector, mesh: FaceMesh, embedder: FaceRes,
+                 mask_classifier: MaskClassifier | None, config: EngineConfig) -> None:
+        self.detector = detector
+        self.mesh = mesh
+        self.embedder = embedder
+        self.mask_classifier = mask_classifier
+        self.config = config
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return self.embedder.dim
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode untrusted bytes into BGR with the configured limits."""
+        return decode_image(data, max_bytes=self.config.max_image_bytes, max_pixels=self.config.max_pixels)
+
+    def analyze(self, image: np.ndarray | bytes, *, max_faces: int | None = None,
+                embed: bool = True) -> list[Face]:
+        """Find, align, gate and embed the faces of an image, largest first.
+
+        ``image``: encoded bytes or an ``HxWx3`` uint8 BGR array. Raises
+        :class:`NoFaceFound` when there is no face, and the decoding errors for bad bytes.
+        """
+        cfg = self.config
+        img = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise UnreadableImage("expected an HxWx3 uint8 BGR image")
+        if img.shape[0] * img.shape[1] > cfg.max_pixels:
+            raise FrameTooLarge(f"image is {img.shape[1]}x{img.shape[0]} pixels")
+        dets = self.detector(img, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
+                             max_faces=max_faces or cfg.detect_max_faces)
+        if not dets:
+            raise NoFaceFound("no face found in the image")
+        dets.sort(key=lambda d: -(d.box[2] - d.box[0]))
+        meshes = self.mesh(img, dets)
+        faces = [self._align_and_gate(img, d, m) for d, m in zip(dets, meshes, strict=True)]
+        if not embed:
+            return faces
+        vectors = self.embedder(np.stack([f["aligned"] for f in faces]), flip=cfg.flip_tta)
+        # without a classifier (only while training one) every face counts as unmasked
+        probs = self.mask_classifier(vectors) if self.mask_classifier else np.zeros(len(vectors))
+        return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(p >= cfg.masked_threshold))
+                for f, v, p in zip(faces, vectors, probs, strict=True)]
+
+    def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
+        cfg = self.config
+        if lm.score >= cfg.mesh_min_confidence:
+            right_eye, left_eye = lm.eye_centres()
+            nose = lm.points[NOSE_TIP, :2]
+            landmarks = lm.points
+        else:
+            right_eye, left_eye, nose = det.keypoints[0], det.keypoints[1], det.keypoints[2]
+            landmarks = None
+        matrix = eye_similarity(right_eye, left_eye, cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
+        aligned = warp(img, matrix, cfg.aligned_size)
+        yaw, pitch = pose_ratios(right_eye, left_eye, nose)
+        quality = assess(aligned, det.box[2] - det.box[0], yaw, pitch, cfg)
+        return {"box": det.box, "score": det.score, "keypoints": det.keypoints,
+                "landmarks": landmarks, "aligned": aligned, "quality": quality}
+
+    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """Embeddings of already aligned ``Nx224x224x3`` BGR crops (``NxD``, L2-normalised)."""
+        return self.embedder(aligned_bgr, flip=self.config.flip_tta)
+
+    def threshold(self, masked: bool) -> float:
+        """The configured match threshold for a masked or unmasked probe."""
+        return self.config.threshold_masked if masked else self.config.threshold_unmasked
+
+
+@functools.lru_cache(maxsize=4)
+def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
+                mask_classifier: str | Path | None = DEFAULT_MASK_CLASSIFIER) -> Engine:
+    """Load every model once per process (cached by arguments) and return an :class:`Engine`.
+
+    ``mask_classifier``: path of the masked/unmasked head; ``None`` only when training it.
+    """
+    models_dir = Path(models_dir)
+    clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
+    return Engine(BlazeFaceDetector(load_model(models_dir, "blazeface")),
+                  FaceMesh(load_model(models_dir, "facemesh")),
+                  FaceRes(load_model(models_dir, "faceres")),
+                  clf, config)

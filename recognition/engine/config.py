@@ -1,0 +1,47 @@
+"""Every tuned number of the recognizer, in one frozen object passed in by callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Recognizer settings. Sizes are pixels of the original image unless stated.
+
+    Thresholds are cosine similarities between L2-normalised embeddings; masked
+    probes get their own threshold (a threshold tuned on unmasked faces fails
+    masked ones).
+    """
+
+    # input limits
+    max_image_bytes: int = 8 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_side: int = 1280  # larger images are downscaled before detection
+    # detector (BlazeFace back)
+    detect_min_confidence: float = 0.55
+    detect_iou: float = 0.3
+    detect_max_faces: int = 10
+    # landmarks (FaceMesh)
+    mesh_min_confidence: float = 0.3
+    # quality gate
+    min_face_px: int = 60           # inter-ocular distance * 2.5 ~ face width
+    min_brightness: float = 45.0    # mean grey level of the aligned face, 0-255
+    max_brightness: float = 230.0
+    min_sharpness: float = 12.0     # variance of the Laplacian of the aligned face
+    max_yaw: float = 0.45           # nose offset from the eye midpoint / eye distance
+    max_pitch: float = 0.6
+    # alignment / embedding
+    aligned_size: int = 224
+    eye_distance: float = 0.26      # fraction of the aligned crop between the eye centres
+    eye_y: float = 0.42             # fraction of the crop height at which the eyes sit
+    flip_tta: bool = True
+    # masked classifier
+    masked_threshold: float = 0.5
+    # matching
+    threshold_unmasked: float = 0.42
+    threshold_masked: float = 0.38
+
+    def with_(self, **changes) -> EngineConfig:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)

@@ -1,0 +1,309 @@
+"""Convert TF.js graph models (``model.json`` + weight shards) into TensorFlow SavedModels.
+
+A TF.js graph model is a frozen GraphDef written as JSON (``modelTopology``) whose
+``Const`` nodes carry no values; the values live in binary shards described by
+``weightsManifest`` (float32, int32, or float16/uint8-quantised float32).
+
+Rather than importing the GraphDef (TensorFlow rejects TF.js-only ops such as
+``Prelu`` and ``_FusedConv2D`` nodes without ``TArgs``), the graph is *interpreted*:
+each node is rebuilt with the equivalent public TensorFlow op inside a
+``tf.function`` with a fixed input signature, which is then saved. Any internal
+tensor can be exported as an output (FaceRes's embedding is ``global_pooling/Mean``,
+which is not one of the graph's declared outputs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelConversionError
+
+_NP_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
+_TF_ENUM_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool"}
+
+
+@dataclass(frozen=True)
+class TfjsGraph:
+    """A parsed TF.js graph model.
+
+    ``nodes`` keeps the JSON node dicts in file order; ``weights`` maps a Const
+    node's name to its numpy value (quantised weights already dequantised).
+    """
+
+    nodes: tuple[dict, ...]
+    weights: dict[str, np.ndarray]
+    input_name: str
+    input_shape: tuple[int | None, ...]
+
+
+def read_weights(manifest: Sequence[dict], base_dir: Path) -> dict[str, np.ndarray]:
+    """Decode the weight shards listed in a TF.js ``weightsManifest``.
+
+    Each group's shard files are concatenated in order and the weights are laid out
+    back to back in that buffer. Supports float32/int32/bool and float16, uint8
+    and uint16 quantisation (``value = q * scale + min`` for the integer kinds).
+    """
+    weights: dict[str, np.ndarray] = {}
+    for group in manifest:
+        buf = b"".join((base_dir / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            shape = tuple(int(s) for s in spec["shape"])
+            count = int(np.prod(shape)) if shape else 1
+            quant = spec.get("quantization")
+            stored = np.dtype(quant["dtype"] if quant else _NP_DTYPES[spec["dtype"]])
+            nbytes = count * stored.itemsize
+            if offset + nbytes > len(buf):
+                raise ModelConversionError(f"weight {spec['name']} runs past the end of its shards")
+            raw = np.frombuffer(buf, dtype=stored, count=count, offset=offset)
+            if not quant:
+                value = raw.copy()
+            elif quant["dtype"] == "float16":
+                value = raw.astype(np.float32)
+            else:
+                # as TF.js: computed in double, then stored (int32 weights: Math.round)
+                value = raw.astype(np.float64) * quant["scale"] + quant["min"]
+                if spec["dtype"] == "int32":
+                    value = np.floor(value + 0.5)
+                value = value.astype(_NP_DTYPES[spec["dtype"]])
+            offset += nbytes
+            weights[spec["name"]] = value.reshape(shape)
+        if offset != len(buf):
+            raise ModelConversionError(f"shards {group['paths']} hold {len(buf) - offset} unused bytes")
+    return weights
+
+
+def load_tfjs_graph(model_json: Path) -> TfjsGraph:
+    """Parse ``model.json`` and its shards (in the same folder) into a :class:`TfjsGraph`."""
+    model_json = Path(model_json)
+    try:
+        spec = json.loads(model_json.read_text())
+        nodes = tuple(spec["modelTopology"]["node"])
+        manifest = spec["weightsManifest"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelConversionError(f"{model_json}: not a TF.js graph model ({exc})") from exc
+    weights = read_weights(manifest, model_json.parent)
+    placeholders = [n for n in nodes if n["op"] == "Placeholder"]
+    if len(placeholders) != 1:
+        raise ModelConversionError(f"{model_json}: expected one input, found {len(placeholders)}")
+    dims = placeholders[0]["attr"]["shape"]["shape"]["dim"]
+    shape = tuple(None if int(d["size"]) < 0 else int(d["size"]) for d in dims)
+    return TfjsGraph(nodes, weights, placeholders[0]["name"], shape)
+
+
+def _attr(node: dict, key: str, default=None):
+    """Read one attribute of a GraphDef JSON node in plain Python form."""
+    a = node.get("attr", {}).get(key)
+    if a is None:
+        return default
+    if "list" in a:
+        lst = a["list"]
+        if "i" in lst:
+            return [int(v) for v in lst["i"]]
+        if "s" in lst:
+            import base64
+
+            return [base64.b64decode(v).decode() for v in lst["s"]]
+        return []
+    if "s" in a:
+        import base64
+
+        return base64.b64decode(a["s"]).decode()
+    if "i" in a:
+        return int(a["i"])
+    if "f" in a:
+        return float(a["f"])
+    if "b" in a:
+        return bool(a["b"])
+    if "type" in a:
+        return a["type"]
+    return default
+
+
+def _padding(node: dict):
+    """Padding argument for conv/pool ops (``EXPLICIT`` becomes a list of pairs)."""
+    pad = _attr(node, "padding", "VALID")
+    if pad == "EXPLICIT":
+        p = _attr(node, "explicit_paddings", [])
+        return [[p[i], p[i + 1]] for i in range(0, len(p), 2)]
+    return pad
+
+
+def _apply_fused(tf, node: dict, y, args: list):
+    """Apply the post-ops a TF.js ``_Fused*`` node lists in ``fused_ops``."""
+    ops = _attr(node, "fused_ops", [])
+    rest = list(args)
+    for op in ops:
+        if op == "BiasAdd":
+            y = tf.nn.bias_add(y, rest.pop(0))
+        elif op == "Relu":
+            y = tf.nn.relu(y)
+        elif op == "Relu6":
+            y = tf.nn.relu6(y)
+        elif op == "Elu":
+            y = tf.nn.elu(y)
+        elif op == "Sigmoid":
+            y = tf.sigmoid(y)
+        elif op == "LeakyRelu":
+            y = tf.nn.leaky_relu(y, alpha=_attr(node, "leakyrelu_alpha", 0.2))
+        elif op == "Prelu":
+            alpha = rest.pop(0)
+            y = tf.nn.relu(y) + alpha * tf.minimum(y, 0.0)
+        elif op == "FusedBatchNorm":
+            scale, offset, mean, var = rest[:4]
+            rest = rest[4:]
+            eps = _attr(node, "epsilon", 1e-3)
+            y = (y - mean) * (scale / tf.sqrt(var + eps)) + offset
+        else:
+            raise ModelConversionError(f"{node['name']}: unsupported fused op {op}")
+    return y
+
+
+def _op_table(tf) -> dict[str, Callable]:
+    """Map TF.js op names to builders ``f(node, inputs) -> tensor``."""
+
+    def conv(node, x):
+        return tf.nn.conv2d(x[0], x[1], strides=_attr(node, "strides"), padding=_padding(node),
+                            dilations=_attr(node, "dilations", [1, 1, 1, 1]))
+
+    def depthwise(node, x):
+        strides = _attr(node, "strides")
+        dil = _attr(node, "dilations", [1, 1, 1, 1])
+        return tf.nn.depthwise_conv2d(x[0], x[1], strides=strides, padding=_padding(node),
+                                      dilations=dil[1:3])
+
+    def matmul(node, x):
+        return tf.linalg.matmul(x[0], x[1], transpose_a=_attr(node, "transpose_a", False),
+                                transpose_b=_attr(node, "transpose_b", False))
+
+    def pad(node, x):
+        # PadV2 (same result as Pad with zeros), not tf.pad: with oneDNN on (the default
+        # on x86 CPUs; seen with TF 2.21) a graph where Conv2D+BiasAdd (const weights)
+        # feeds an AddV2 whose other operand is a Pad segfaults in MklLayoutRewritePass
+        # when the tf.function is first run (BlazeFace's channel-padded residual add_15/add).
+        return tf.raw_ops.PadV2(input=x[0], paddings=x[1],
+                                constant_values=tf.zeros([], dtype=x[0].dtype))
+
+    def pool(fn):
+        return lambda node, x: fn(x[0], ksize=_attr(node, "ksize"), strides=_attr(node, "strides"),
+                                  padding=_padding(node))
+
+    return {
+        "Identity": lambda n, x: tf.identity(x[0]),
+        "Relu": lambda n, x: tf.nn.relu(x[0]),
+        "Relu6": lambda n, x: tf.nn.relu6(x[0]),
+        "Sigmoid": lambda n, x: tf.sigmoid(x[0]),
+        "Tanh": lambda n, x: tf.tanh(x[0]),
+        "Softmax": lambda n, x: tf.nn.softmax(x[0]),
+        "Prelu": lambda n, x: tf.nn.relu(x[0]) + x[1] * tf.minimum(x[0], 0.0),
+        "Add": lambda n, x: tf.add(x[0], x[1]),
+        "AddV2": lambda n, x: tf.add(x[0], x[1]),
+        "Sub": lambda n, x: tf.subtract(x[0], x[1]),
+        "Mul": lambda n, x: tf.multiply(x[0], x[1]),
+        "RealDiv": lambda n, x: tf.divide(x[0], x[1]),
+        "Maximum": lambda n, x: tf.maximum(x[0], x[1]),
+        "Minimum": lambda n, x: tf.minimum(x[0], x[1]),
+        "Reshape": lambda n, x: tf.reshape(x[0], x[1]),
+        "Squeeze": lambda n, x: tf.squeeze(x[0], axis=_attr(n, "squeeze_dims") or None),
+        "Pad": pad,
+        "ConcatV2": lambda n, x: tf.concat(x[:-1], axis=x[-1]),
+        "Mean": lambda n, x: tf.reduce_mean(x[0], axis=x[1], keepdims=_attr(n, "keep_dims", False)),
+        "MaxPool": pool(tf.nn.max_pool2d),
+        "AvgPool": pool(tf.nn.avg_pool2d),
+        "Conv2D": conv,
+        "DepthwiseConv2dNative": depthwise,
+        "MatMul": matmul,
+        "_FusedConv2D": lambda n, x: _apply_fused(tf, n, conv(n, x), x[2:]),
+        "FusedDepthwiseConv2dNative": lambda n, x: _apply_fused(tf, n, depthwise(n, x), x[2:]),
+        "_FusedMatMul": lambda n, x: _apply_fused(tf, n, matmul(n, x), x[2:]),
+    }
+
+
+def build_function(graph: TfjsGraph, outputs: dict[str, str]):
+    """Return a Python callable ``f(x) -> dict`` that evaluates ``graph`` with TensorFlow ops.
+
+    ``outputs`` maps the exported output names to graph tensor names (``node`` or
+    ``node:0``). Only the nodes those outputs depend on are evaluated.
+    """
+    import tensorflow as tf
+
+    table = _op_table(tf)
+    by_name = {n["name"]: n for n in graph.nodes}
+    for key, tensor_name in outputs.items():
+        if tensor_name.split(":")[0] not in by_name:
+            raise ModelConversionError(f"output {key}: no node named {tensor_name}")
+        if tensor_name.split(":")[-1] not in ("0", tensor_name):
+            raise ModelConversionError(f"output {key}: only first outputs are supported")
+    for n in graph.nodes:
+        if n["op"] not in table and n["op"] not in ("Const", "Placeholder"):
+            raise ModelConversionError(f"node {n['name']}: unsupported op {n['op']}")
+        if n["op"] == "Const" and n["name"] not in graph.weights:
+            raise ModelConversionError(f"const {n['name']} has no weight in the manifest")
+
+    def run(x):
+        cache: dict[str, object] = {graph.input_name: x}
+
+        def value(name: str):
+            name = name.split(":")[0]
+            if name in cache:
+                return cache[name]
+            # iterative depth-first evaluation (graphs are a few hundred nodes deep)
+            stack = [name]
+            while stack:
+                cur = stack[-1]
+                if cur in cache:
+                    stack.pop()
+                    continue
+                node = by_name[cur]
+                if node["op"] == "Const":
+                    cache[cur] = tf.constant(graph.weights[cur])
+                    stack.pop()
+                    continue
+                deps = [i.split(":")[0] for i in node.get("input", []) if not i.startswith("^")]
+                missing = [d for d in deps if d not in cache]
+                if missing:
+                    stack.extend(missing)
+                    continue
+                cache[cur] = table[node["op"]](node, [cache[d] for d in deps])
+                stack.pop()
+            return cache[name]
+
+        return {key: value(t) for key, t in outputs.items()}
+
+    return run
+
+
+def convert_model(model_json: Path, out_dir: Path, outputs: dict[str, str],
+                  input_shape: Sequence[int | None] | None = None) -> Path:
+    """Convert one TF.js graph model into a SavedModel at ``out_dir``.
+
+    The SavedModel's ``serving_default`` signature takes ``input`` (float32, NHWC,
+    ``input_shape`` or the shape the model declares) and returns ``outputs``.
+    """
+    import tensorflow as tf
+
+    graph = load_tfjs_graph(model_json)
+    shape = tuple(input_shape) if input_shape is not None else graph.input_shape
+    fn = build_function(graph, outputs)
+
+    module = tf.Module()
+    module.serve = tf.function(lambda x: fn(x),
+                               input_signature=[tf.TensorSpec(shape, tf.float32, name="input")])
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir

@@ -1,0 +1,101 @@
+"""Face detection with BlazeFace "back" (MediaPipe), decoded with its 896 SSD anchors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INPUT_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face.
+
+    ``box``: ``(x1, y1, x2, y2)`` in pixels of the input image (float).
+    ``keypoints``: ``6x2`` float array of ``(x, y)`` pixels: the subject's right eye,
+    left eye, nose tip, mouth centre, right ear tragion, left ear tragion (the
+    subject's right eye appears on the image's left). ``score`` in [0, 1].
+    """
+
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+    score: float
+
+
+def generate_anchors(size: int = INPUT_SIZE) -> np.ndarray:
+    """MediaPipe's anchor centres for BlazeFace back: ``896x2`` (x, y) in input pixels."""
+    anchors = []
+    for stride, per_cell in ((size // 16, 2), (size // 8, 6)):
+        rows = (size + stride - 1) // stride
+        for gy in range(rows):
+            for gx in range(rows):
+                anchors.extend([(stride * (gx + 0.5), stride * (gy + 0.5))] * per_cell)
+    return np.asarray(anchors, dtype=np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    areas = (boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0)
+    while order.size and len(keep) < limit:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        xx1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = (xx2 - xx1).clip(0) * (yy2 - yy1).clip(0)
+        overlap = inter / (areas[i] + areas[rest] - inter + 1e-9)
+        order = rest[overlap <= iou]
+    return keep
+
+
+class BlazeFaceDetector:
+    """Wraps the converted BlazeFace model (``serve(x) -> dict of ndarrays``)."""
+
+    def __init__(self, serve) -> None:
+        self._serve = serve
+        self._anchors = generate_anchors()
+
+    def raw(self, square_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model on a ``256x256x3`` RGB uint8 image: ``(scores[896], raw[896x16])``."""
+        x = square_rgb.astype(np.float32)[None] / 127.5 - 1.0
+        out = self._serve(x)
+        raw = np.concatenate([out["boxes_512"][0], out["boxes_384"][0]], 0)
+        logits = np.concatenate([out["scores_512"][0, :, 0], out["scores_384"][0, :, 0]])
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
+        return scores, raw
+
+    def __call__(self, image_bgr: np.ndarray, *, min_confidence: float, iou: float,
+                 max_faces: int) -> list[Detection]:
+        """Detect faces in a BGR image; best first."""
+        h, w = image_bgr.shape[:2]
+        side = max(h, w)
+        # pad to a square (bottom/right) so the aspect ratio is kept
+        square = np.zeros((side, side, 3), np.uint8)
+        square[:h, :w] = image_bgr
+        small = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        scores, raw = self.raw(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        centres = raw[:, 0:2] + self._anchors
+        sizes = raw[:, 2:4]
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1)
+        keypoints = raw[:, 4:16].reshape(-1, 6, 2) + self._anchors[:, None, :]
+        candidates = np.nonzero(scores >= min_confidence)[0]
+        if candidates.size == 0:
+            return []
+        keep = nms(boxes[candidates], scores[candidates], iou, max_faces)
+        scale = side / INPUT_SIZE
+        result = []
+        for k in keep:
+            i = candidates[k]
+            b = boxes[i] * scale
+            box = (float(max(b[0], 0)), float(max(b[1], 0)), float(min(b[2], w)), float(min(b[3], h)))
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                continue
+            result.append(Detection(box, keypoints[i] * scale, float(scores[i])))
+        return result

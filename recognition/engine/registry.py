@@ -1,0 +1,54 @@
+"""The models MaskNet uses, where they come from, and how each is converted.
+
+All models ship in the npm package ``@vladmandic/human`` (pinned below); they are
+fetched with ``npm pack`` at set-up and converted by :mod:`.convert`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HUMAN_PACKAGE = "@vladmandic/human"
+HUMAN_VERSION = "3.3.6"
+# ``npm pack --json`` reports this for the pinned version; install refuses anything else.
+HUMAN_INTEGRITY = (
+    "sha512-Nr5mPfq1gQ+uKeXY5uM3Fj8UxvF5CEh2s6txM5wRThqaW0mF9huooOuZSrT8hhGho0hGaXLFdAwfD/2+teCv6A=="
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One converted model.
+
+    ``source``: the TF.js ``model.json`` inside the package's ``models/`` folder.
+    ``outputs``: exported output name -> graph tensor name.
+    ``input_shape``: NHWC float32 input of the SavedModel (``None`` = any batch).
+    """
+
+    name: str
+    source: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    input_shape: tuple[int | None, ...] = ()
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # BlazeFace "back" (256x256, input in [-1, 1]); two SSD heads of 512 and 384 anchors.
+        ModelSpec("blazeface", "blazeface.json",
+                  {"scores_512": "Identity", "boxes_512": "Identity_2",
+                   "scores_384": "Identity_1", "boxes_384": "Identity_3"},
+                  (1, 256, 256, 3)),
+        # MediaPipe FaceMesh: 468 3D points on a 192x192 crop, input in [0, 1].
+        ModelSpec("facemesh", "facemesh.json",
+                  {"mesh": "Identity_2", "faceflag": "Identity_1"},
+                  (None, 192, 192, 3)),
+        # HSE FaceRes: the 1024-d embedding is the internal tensor global_pooling/Mean.
+        ModelSpec("faceres", "faceres.json",
+                  {"embedding": "global_pooling/Mean"},
+                  (None, 224, 224, 3)),
+        # Anti-spoofing (real vs. photo-of-a-photo) and liveness; for later use.
+        ModelSpec("antispoof", "antispoof.json", {"score": "Identity"}, (None, 128, 128, 3)),
+        ModelSpec("liveness", "liveness.json", {"score": "Identity"}, (None, 32, 32, 3)),
+    )
+}

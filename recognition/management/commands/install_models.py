@@ -1,0 +1,22 @@
+"""``manage.py install_models``: fetch the face models with npm and convert them."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from recognition.engine.errors import ModelConversionError
+from recognition.engine.install import install_models
+
+
+class Command(BaseCommand):
+    help = "Fetch @vladmandic/human with npm pack, verify it and convert its models to SavedModels."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="convert again even if up to date")
+        parser.add_argument("--models-dir", default=None, help="default: settings.MASKNET_MODELS_DIR")
+
+    def handle(self, *args, force: bool = False, models_dir: str | None = None, **options):
+        target = models_dir or settings.MASKNET_MODELS_DIR
+        try:
+            install_models(target, force=force, log=self.stdout.write)
+        except ModelConversionError as exc:
+            raise CommandError(str(exc)) from exc

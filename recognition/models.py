@@ -1,0 +1,1 @@
+"""Recognition models (kiosks, check-ins) arrive with the kiosk issue."""

@@ -1,0 +1,51 @@
+"""Shared fixtures: the installed models, a loaded engine, test face photos, ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def models_dir() -> Path:
+    """Where the converted models are (``MASKNET_MODELS_DIR`` or ``<repo>/models``)."""
+    return Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models"))
+
+
+@pytest.fixture(scope="session")
+def installed_models() -> Path:
+    """The models directory; skips when ``install_models`` has not run."""
+    from recognition.engine.install import installed_manifest
+
+    if installed_manifest(models_dir()) is None:
+        pytest.skip(f"models not installed in {models_dir()} (run `python manage.py install_models`)")
+    return models_dir()
+
+
+@pytest.fixture(scope="session")
+def engine(installed_models):
+    """The product's engine, loaded once for the test session."""
+    from recognition.engine import EngineConfig, load_engine
+
+    return load_engine(installed_models, EngineConfig())
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    """A face photo shipped inside scikit-image (Eileen Collins, public domain), BGR."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; skips when absent (tests of the product must not need it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not available (development data sets are optional)")
+    return SHARED_DATA

@@ -1,0 +1,62 @@
+"""The gallery index: add, remove, search and persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognition.engine.errors import EngineError
+from recognition.engine.index import Index
+
+
+def unit(rng, n, d):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_search_finds_the_nearest_identity():
+    rng = np.random.default_rng(0)
+    index = Index(64)
+    people = {f"p{i}": unit(rng, 3, 64) for i in range(20)}
+    for label, vecs in people.items():
+        index.add(label, vecs)
+    probe = people["p7"][1] + 0.05 * unit(rng, 1, 64)[0]
+    best = index.search(probe, k=3)
+    assert best[0].label == "p7" and best[0].score > 0.9
+    assert len({m.label for m in best}) == 3  # one match per identity
+
+
+def test_remove_and_kinds():
+    rng = np.random.default_rng(1)
+    index = Index(8)
+    index.add("a", unit(rng, 2, 8), kinds=[0, 1])
+    index.add("b", unit(rng, 1, 8))
+    assert len(index) == 3 and index.identities == {"a", "b"}
+    q = index.vectors[1]
+    assert index.search(q, kinds=(1,))[0].label == "a"
+    assert [m.label for m in index.search(q, kinds=(1,))] == ["a"]
+    assert index.remove("a") == 2
+    assert index.identities == {"b"} and index.search(q)[0].label == "b"
+
+
+def test_persist_roundtrip(tmp_path):
+    rng = np.random.default_rng(2)
+    index = Index(16)
+    index.add("42", unit(rng, 4, 16), kinds=[0, 0, 1, 1])
+    index.save(tmp_path / "idx.npz")
+    again = Index.load(tmp_path / "idx.npz")
+    assert np.allclose(again.vectors, index.vectors)
+    assert again.labels.tolist() == index.labels.tolist() and again.kinds.tolist() == [0, 0, 1, 1]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_wrong_dimension_and_bad_file(tmp_path):
+    with pytest.raises(EngineError):
+        Index(8).add("x", np.ones((1, 9)))
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(EngineError):
+        Index.load(tmp_path / "bad.npz")
+
+
+def test_empty_index_search():
+    assert Index(4).search(np.ones(4)) == []
