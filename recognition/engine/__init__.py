@@ -46,7 +46,8 @@ class Face:
     confidence. ``keypoints``: BlazeFace's 6 points (see :class:`.detect.Detection`).
     ``landmarks``: FaceMesh ``468x3`` points in image pixels, or ``None`` when the
     mesh was not confident (alignment then falls back to the detector's eyes).
-    ``aligned``: ``224x224x3`` uint8 BGR crop, eyes at fixed positions.
+    ``aligned``: ``224x224x3`` uint8 BGR crop, eyes at fixed positions; ``align_matrix``:
+    the 2x3 transform from image pixels to that crop.
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
     of a face mask. ``embedding``: L2-normalised float32 vector (``engine.dim``), or
     ``None`` if not computed.
@@ -57,6 +58,7 @@ class Face:
     keypoints: np.ndarray
     landmarks: np.ndarray | None
     aligned: np.ndarray
+    align_matrix: np.ndarray
     quality: Quality
     masked_prob: float
     embedding: np.ndarray | None
@@ -110,28 +112,43 @@ class Engine:
         meshes = self.mesh(img, dets)
         faces = [self._align_and_gate(img, d, m) for d, m in zip(dets, meshes, strict=True)]
         if not embed:
-            return faces
+            return [Face(**f, embedding=None, masked_prob=float("nan"), masked=False) for f in faces]
+        return self._finish(faces)
+
+    def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
+        if lm.score >= self.config.mesh_min_confidence:
+            right_eye, left_eye = lm.eye_centres()
+            return self._aligned(img, det.box, det.score, det.keypoints, lm.points,
+                                 right_eye, left_eye, lm.points[NOSE_TIP, :2])
+        kp = det.keypoints
+        return self._aligned(img, det.box, det.score, kp, None, kp[0], kp[1], kp[2])
+
+    def _aligned(self, img, box, score, keypoints, landmarks, right_eye, left_eye, nose) -> dict:
+        cfg = self.config
+        matrix = eye_similarity(right_eye, left_eye, cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
+        aligned = warp(img, matrix, cfg.aligned_size)
+        yaw, pitch = pose_ratios(np.asarray(right_eye), np.asarray(left_eye), np.asarray(nose))
+        quality = assess(aligned, box[2] - box[0], yaw, pitch, cfg)
+        return {"box": box, "score": score, "keypoints": keypoints, "landmarks": landmarks,
+                "aligned": aligned, "align_matrix": matrix, "quality": quality}
+
+    def _finish(self, faces: list[dict]) -> list[Face]:
+        cfg = self.config
         vectors = self.embedder(np.stack([f["aligned"] for f in faces]), flip=cfg.flip_tta)
         # without a classifier (only while training one) every face counts as unmasked
         probs = self.mask_classifier(vectors) if self.mask_classifier else np.zeros(len(vectors))
         return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(p >= cfg.masked_threshold))
                 for f, v, p in zip(faces, vectors, probs, strict=True)]
 
-    def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
-        cfg = self.config
-        if lm.score >= cfg.mesh_min_confidence:
-            right_eye, left_eye = lm.eye_centres()
-            nose = lm.points[NOSE_TIP, :2]
-            landmarks = lm.points
-        else:
-            right_eye, left_eye, nose = det.keypoints[0], det.keypoints[1], det.keypoints[2]
-            landmarks = None
-        matrix = eye_similarity(right_eye, left_eye, cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
-        aligned = warp(img, matrix, cfg.aligned_size)
-        yaw, pitch = pose_ratios(right_eye, left_eye, nose)
-        quality = assess(aligned, det.box[2] - det.box[0], yaw, pitch, cfg)
-        return {"box": det.box, "score": det.score, "keypoints": det.keypoints,
-                "landmarks": landmarks, "aligned": aligned, "quality": quality}
+    def assume_centred_face(self, image: np.ndarray) -> Face:
+        """Fallback for benchmarks when no face is detected in a face crop: align as if the
+        face filled the centre of the image (eyes at 40%/60% of the width, 45% of the height)."""
+        h, w = image.shape[:2]
+        right_eye, left_eye = np.array([0.4 * w, 0.45 * h]), np.array([0.6 * w, 0.45 * h])
+        nose = np.array([0.5 * w, 0.45 * h + 0.17 * w])
+        kp = np.stack([right_eye, left_eye, nose, nose, right_eye, left_eye])
+        box = (0.0, 0.0, float(w), float(h))
+        return self._finish([self._aligned(image, box, 0.0, kp, None, right_eye, left_eye, nose)])[0]
 
     def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
         """Embeddings of already aligned ``Nx224x224x3`` BGR crops (``NxD``, L2-normalised)."""

@@ -37,7 +37,7 @@ def _spec_fingerprint() -> str:
     """Changes whenever the pinned package or a model's conversion spec changes."""
     blob = json.dumps({"version": HUMAN_VERSION, "integrity": HUMAN_INTEGRITY,
                        "specs": {k: [v.source, v.outputs, v.input_shape] for k, v in MODEL_SPECS.items()},
-                       "converter": 1}, sort_keys=True)
+                       "converter": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -16,10 +16,11 @@ _configured = False
 def configure_tensorflow(threads: int | None = None) -> None:
     """Process-wide TensorFlow settings; call before the first model runs.
 
-    Grappler's "remapping" pass is switched off: with oneDNN on, the fused
-    convolutions it creates from our rebuilt graphs crash TensorFlow 2.21
-    (segmentation fault), and oneDNN without remapping was the fastest of the
-    combinations we timed.
+    Grappler's "remapping" pass is switched off: with oneDNN on, TensorFlow 2.21
+    crashed (segmentation fault) rewriting BlazeFace's conv + bias + add-of-a-Pad
+    pattern. The converter now emits PadV2, which avoids it, and this setting keeps
+    any other graph from meeting the same bug; timings with and without remapping
+    were within noise (blazeface ~10 ms, faceres ~23 ms for 2 faces, facemesh ~6 ms).
     """
     global _configured
     if _configured:

@@ -1,0 +1,141 @@
+"""Runners behind ``evaluate_pairs`` and ``evaluate_identification`` (plain Python, no Django)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import Engine, Face
+from .errors import EngineError, NoFaceFound
+from .evaluation import IMAGE_EXTS, identification_metrics, parse_pairs, verification_metrics
+from .gallery import compare, enroll_templates, identify
+from .index import Index
+
+Progress = Callable[[int, int], None]
+
+
+def _noop(done: int, total: int) -> None:
+    pass
+
+
+def main_face(engine: Engine, path: Path) -> tuple[Face | None, bool]:
+    """The largest face of an image file and whether detection failed.
+
+    On failure (no face, unreadable) the face is built by the documented fallback
+    :meth:`Engine.assume_centred_face` so that no pair is ever dropped; ``None`` only
+    when the file cannot be read at all.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None, True
+    try:
+        return engine.analyze(data, max_faces=3)[0], False
+    except NoFaceFound:
+        return engine.assume_centred_face(engine.decode(data)), True
+    except EngineError:
+        return None, True
+
+
+def evaluate_pairs(engine: Engine, images: Path, pairs_file: Path, masked_list: Path | None = None,
+                   progress: Progress = _noop) -> dict:
+    """Verification on an LFW-format pairs file with the product's own pipeline.
+
+    Returns the JSON contract of ``manage.py evaluate_pairs`` (see the README).
+    """
+    images = Path(images)
+    pairs = parse_pairs(images, Path(pairs_file))
+    paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    faces: dict[Path, Face | None] = {}
+    failed = []
+    for i, path in enumerate(paths, 1):
+        faces[path], fail = main_face(engine, path)
+        if fail:
+            failed.append(str(path.relative_to(images)) if path.is_relative_to(images) else str(path))
+        progress(i, len(paths))
+    scores = np.array([compare(engine, faces[p.a], faces[p.b]) if faces[p.a] and faces[p.b] else -1.0
+                       for p in pairs])
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    result = verification_metrics(scores, same, folds)
+    result.update({"failed_images": len(failed), "failed_image_paths": failed[:100],
+                   "n_images": len(paths), "fallback": "centred-face alignment (Engine.assume_centred_face)"})
+    if masked_list:
+        masked = {ln.strip() for ln in Path(masked_list).read_text().splitlines() if ln.strip()}
+        n_masked = np.array([(str(p.a.relative_to(images)) in masked) + (str(p.b.relative_to(images)) in masked)
+                             for p in pairs])
+        subsets = {}
+        for name, k in (("unmasked_unmasked", 0), ("masked_unmasked", 1), ("masked_masked", 2)):
+            sel = n_masked == k
+            if sel.sum() >= 2 and same[sel].any() and (~same[sel]).any():
+                m = verification_metrics(scores[sel], same[sel], folds[sel])
+                subsets[name] = {"accuracy": m["accuracy"], "accuracy_std": m["accuracy_std"],
+                                 "auc": m["auc"], "tar_at_far_1e-2": m["tar_at_far_1e-2"], "n": int(sel.sum())}
+            else:
+                subsets[name] = {"accuracy": None, "auc": None, "n": int(sel.sum())}
+        result["subsets"] = subsets
+    return result
+
+
+def person_images(root: Path) -> dict[str, list[Path]]:
+    """``root/<person>/<images>`` -> {person: sorted image paths}."""
+    out = {}
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        files = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if files:
+            out[d.name] = files
+    return out
+
+
+def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progress: Progress = _noop,
+                            seed: int = 0) -> dict:
+    """Open-set identification: enrol ``gallery`` as the product does, identify ``probes``.
+
+    Returns the JSON contract of ``manage.py evaluate_identification``.
+    """
+    rng = np.random.default_rng(seed)
+    enrolled = person_images(gallery)
+    probe_sets = person_images(probes)
+    total = sum(map(len, enrolled.values())) + sum(map(len, probe_sets.values()))
+    done = 0
+    index = Index(engine.dim)
+    failed_gallery = 0
+    for person, files in enrolled.items():
+        for path in files:
+            face, fail = main_face(engine, path)
+            done += 1
+            progress(done, total)
+            if fail or face is None:
+                failed_gallery += 1  # enrollment refuses photos without a face
+                continue
+            t = enroll_templates(engine, face, rng)
+            index.add(person, t.vectors, t.kinds)
+    labels, scores, truth, known, thresholds = [], [], [], [], []
+    failed_probes = 0
+    masked_probes = 0
+    for person, files in probe_sets.items():
+        for path in files:
+            done += 1
+            progress(done, total)
+            truth.append(person)
+            known.append(person in index.identities)
+            try:
+                face = engine.analyze(path.read_bytes(), max_faces=3)[0]
+            except (EngineError, OSError):
+                failed_probes += 1  # the kiosk would say "no face": a miss, never an accept
+                labels.append(None)
+                scores.append(float("-inf"))
+                thresholds.append(engine.threshold(False))
+                continue
+            masked_probes += face.masked
+            d = identify(engine, face, index)
+            labels.append(d.label)
+            scores.append(d.score)
+            thresholds.append(d.threshold)
+    result = identification_metrics(labels, np.array(scores), truth, np.array(known), np.array(thresholds))
+    result.update({"n_gallery_people": len(index.identities), "n_gallery_templates": len(index),
+                   "failed_gallery_images": failed_gallery, "failed_probes": failed_probes,
+                   "probes_classified_masked": int(masked_probes)})
+    return result

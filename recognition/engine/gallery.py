@@ -1,0 +1,77 @@
+"""How the product enrols a face and decides who a probe is (shared by the site and the benchmarks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import Engine, Face
+from .align import transform_points
+from .index import Index
+
+UNMASKED, SYNTHETIC_MASK = 0, 1
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Enrollment templates of one photo: ``vectors`` (NxD, L2-normalised) and their ``kinds``
+    (0 = as photographed, 1 = with a synthetic mask)."""
+
+    vectors: np.ndarray
+    kinds: np.ndarray
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one probe face.
+
+    ``label``: best gallery identity or ``None`` (empty gallery). ``score``: its cosine
+    similarity. ``threshold``: the threshold applied (masked probes have their own).
+    ``accepted``: ``score >= threshold``.
+    """
+
+    label: str | None
+    score: float
+    threshold: float
+    accepted: bool
+    masked: bool
+
+
+def masked_variants(engine: Engine, face: Face, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` copies of the aligned crop wearing the product's synthetic masks (BGR)."""
+    from .masks import render_mask
+
+    if face.landmarks is None or count <= 0:
+        return np.zeros((0,) + face.aligned.shape, np.uint8)
+    pts = np.concatenate([transform_points(face.landmarks, face.align_matrix),
+                          face.landmarks[:, 2:3]], 1)
+    return np.stack([render_mask(face.aligned, pts, rng) for _ in range(count)])
+
+
+def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
+                     n_masked: int = 2) -> Templates:
+    """Templates for an enrollment photo: its own embedding plus ``n_masked`` synthetic-mask variants."""
+    vectors = [face.embedding[None]]
+    variants = masked_variants(engine, face, rng, n_masked)
+    if len(variants):
+        vectors.append(engine.embed(variants))
+    vectors = np.concatenate(vectors)
+    kinds = np.array([UNMASKED] + [SYNTHETIC_MASK] * (len(vectors) - 1), np.int8)
+    return Templates(vectors, kinds)
+
+
+def identify(engine: Engine, face: Face, index: Index) -> Decision:
+    """Best identity for a probe: masked probes search every template, unmasked ones only
+    the photographed templates (so synthetic masks never hurt unmasked matching)."""
+    kinds = None if face.masked else (UNMASKED,)
+    threshold = engine.threshold(face.masked)
+    best = index.search(face.embedding, k=1, kinds=kinds)
+    if not best:
+        return Decision(None, float("-inf"), threshold, False, face.masked)
+    return Decision(best[0].label, best[0].score, threshold, best[0].score >= threshold, face.masked)
+
+
+def compare(engine: Engine, a: Face, b: Face) -> float:
+    """Verification score of two faces (cosine similarity of their embeddings)."""
+    return float(a.embedding @ b.embedding)

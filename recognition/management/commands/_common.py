@@ -1,0 +1,55 @@
+"""Helpers shared by the recognition management commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from recognition.engine import EngineConfig, load_engine
+
+
+def engine_from_settings():
+    """The engine with the site's models directory and the default configuration."""
+    return load_engine(settings.MASKNET_MODELS_DIR, EngineConfig())
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (``done/total``, rate, ETA)."""
+
+    def __init__(self, label: str, stream=sys.stderr) -> None:
+        self.label, self.stream, self.start, self.last = label, stream, time.monotonic(), 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done != total and now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6)
+        eta = (total - done) / rate if rate else 0
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                          f"{rate:.1f}/s eta {eta:.0f}s")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def write_json(result: dict, path: str | None) -> None:
+    """Write ``result`` as JSON to ``path`` when given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2, default=float))
+
+
+def fmt(v) -> str:
+    """Format a metric for a table cell."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)

@@ -1,0 +1,31 @@
+"""``manage.py evaluate_identification``: open-set identification as the kiosk performs it."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recognition.engine.benchmark import evaluate_identification
+
+from ._common import ProgressBar, engine_from_settings, fmt, write_json
+
+
+class Command(BaseCommand):
+    help = ("Enrol DIR/<person>/<images> as the product enrols people, identify each probe as the kiosk "
+            "would; probes of people absent from the gallery must be rejected.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--gallery", required=True)
+        parser.add_argument("--probes", required=True)
+        parser.add_argument("--json", default=None)
+        parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic-mask templates")
+
+    def handle(self, *args, gallery, probes, json, seed, **options):
+        for d in (gallery, probes):
+            if not Path(d).is_dir():
+                raise CommandError(f"{d} is not a directory")
+        result = evaluate_identification(engine_from_settings(), Path(gallery), Path(probes),
+                                         ProgressBar("photos"), seed=seed)
+        write_json(result, json)
+        for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold",
+                    "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes"):
+            self.stdout.write(f"{key:<22} {fmt(result[key])}")

@@ -1,0 +1,39 @@
+"""``manage.py evaluate_pairs``: face verification on LFW-format pairs with the product's pipeline."""
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recognition.engine.benchmark import evaluate_pairs
+
+from ._common import ProgressBar, engine_from_settings, fmt, write_json
+
+
+class Command(BaseCommand):
+    help = ("Verification accuracy (LFW 10-fold protocol), ROC AUC and TAR at FAR 1e-2/1e-3 on a pairs "
+            "file in LFW pairs.txt format; images at DIR/Name/Name_000N.<ext>.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--images", required=True, help="DIR/Name/Name_000N.<ext>")
+        parser.add_argument("--pairs", required=True, help="pairs file in LFW pairs.txt format")
+        parser.add_argument("--masked-list", default=None,
+                            help="image paths relative to --images that show masked faces, one per line")
+        parser.add_argument("--json", default=None, help="write the results as JSON here")
+
+    def handle(self, *args, images, pairs, masked_list, json, **options):
+        if not Path(images).is_dir():
+            raise CommandError(f"--images {images} is not a directory")
+        for f in (pairs, masked_list):
+            if f and not Path(f).is_file():
+                raise CommandError(f"{f} does not exist")
+        result = evaluate_pairs(engine_from_settings(), Path(images), Path(pairs),
+                                Path(masked_list) if masked_list else None, ProgressBar("images"))
+        write_json(result, json)
+        rows = [("all", result)] + [(k, v) for k, v in result.get("subsets", {}).items()]
+        self.stdout.write(f"{'set':<20} {'n':>6} {'accuracy':>9} {'± std':>7} {'AUC':>7} {'TAR@1e-2':>9}")
+        for name, r in rows:
+            self.stdout.write(f"{name:<20} {r.get('n', r.get('n_pairs')):>6} {fmt(r.get('accuracy')):>9} "
+                              f"{fmt(r.get('accuracy_std')):>7} {fmt(r.get('auc')):>7} "
+                              f"{fmt(r.get('tar_at_far_1e-2')):>9}")
+        self.stdout.write(f"TAR@FAR1e-3 {fmt(result['tar_at_far_1e-3'])}; failed images "
+                          f"{result['failed_images']}/{result['n_images']}")
