@@ -28,6 +28,11 @@ run: setup
 test: setup
 	$(PY) -m pytest
 
+# accuracy figures for docs/accuracy.md (needs ../shared/data; installs the dlib baseline)
+bench: setup
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) bench/accuracy.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

@@ -49,3 +49,33 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not available (development data sets are optional)")
     return SHARED_DATA
+
+
+INSIGHTFACE_WHEEL = "insightface==2.1"  # its wheel ships a group photo (t1.jpg) and a portrait
+
+
+@pytest.fixture(scope="session")
+def registry_photos() -> dict[str, np.ndarray]:
+    """Face photos from a registry package (the ``insightface`` wheel), fetched with pip at
+    test time and cached in ``var/test-assets`` (never committed). BGR arrays by name."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import cv2
+
+    cache = REPO / "var" / "test-assets"
+    cache.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(cache.glob("insightface-*.whl"))
+    if not wheels:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                               "-d", str(cache), INSIGHTFACE_WHEEL], capture_output=True, text=True, timeout=300)
+        wheels = sorted(cache.glob("insightface-*.whl"))
+        if proc.returncode != 0 or not wheels:
+            pytest.skip(f"could not fetch {INSIGHTFACE_WHEEL} from PyPI for its test photos: {proc.stderr[-300:]}")
+    photos = {}
+    with zipfile.ZipFile(wheels[0]) as z:
+        for name in ("t1.jpg", "Tom_Hanks_54745.png"):
+            data = np.frombuffer(z.read(f"insightface/data/images/{name}"), np.uint8)
+            photos[name] = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return photos

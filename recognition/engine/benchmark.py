@@ -40,18 +40,22 @@ def main_face(engine: Engine, path: Path) -> tuple[Face | None, bool]:
 
 
 def evaluate_pairs(engine: Engine, images: Path, pairs_file: Path, masked_list: Path | None = None,
-                   progress: Progress = _noop) -> dict:
+                   progress: Progress = _noop, cache: dict | None = None) -> dict:
     """Verification on an LFW-format pairs file with the product's own pipeline.
 
     Returns the JSON contract of ``manage.py evaluate_pairs`` (see the README).
+    ``cache`` (path -> (face, failed)) lets several runs share analysed images.
     """
     images = Path(images)
     pairs = parse_pairs(images, Path(pairs_file))
     paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
     faces: dict[Path, Face | None] = {}
+    cache = {} if cache is None else cache
     failed = []
     for i, path in enumerate(paths, 1):
-        faces[path], fail = main_face(engine, path)
+        if path not in cache:
+            cache[path] = main_face(engine, path)
+        faces[path], fail = cache[path]
         if fail:
             failed.append(str(path.relative_to(images)) if path.is_relative_to(images) else str(path))
         progress(i, len(paths))

@@ -39,8 +39,6 @@ class Command(BaseCommand):
         parser.add_argument("--out", default=str(DEFAULT_PATH))
 
     def handle(self, *args, **o):
-        from recognition.engine.masks import render_mask
-
         masked_dir, unmasked_dir = Path(o["masked"]), Path(o["unmasked"])
         for d in (masked_dir, unmasked_dir):
             if not d.is_dir():
@@ -70,6 +68,8 @@ class Command(BaseCommand):
             xs.append(face.embedding)
             ys.append(label)
             if path in synthetic and face.landmarks is not None:
+                from recognition.engine.masks import render_mask
+
                 img = engine.decode(path.read_bytes())
                 with_mask = render_mask(img, face.landmarks, nprng)
                 try:
