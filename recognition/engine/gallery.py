@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import Engine, Face
-from .align import transform_points
 from .index import Index
 
 UNMASKED, SYNTHETIC_MASK = 0, 1
@@ -40,12 +39,11 @@ class Decision:
 
 def masked_variants(engine: Engine, face: Face, rng: np.random.Generator, count: int) -> np.ndarray:
     """``count`` copies of the aligned crop wearing the product's synthetic masks (BGR)."""
-    from .masks import render_mask
+    from .masks import render_mask, transform_landmarks
 
     if face.landmarks is None or count <= 0:
         return np.zeros((0,) + face.aligned.shape, np.uint8)
-    pts = np.concatenate([transform_points(face.landmarks, face.align_matrix),
-                          face.landmarks[:, 2:3]], 1)
+    pts = transform_landmarks(face.landmarks, face.align_matrix)  # depth scaled with x and y
     return np.stack([render_mask(face.aligned, pts, rng) for _ in range(count)])
 
 
