@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,3 +48,100 @@ def fit_logistic_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0, epochs: in
         "val_accuracy_unmasked": float((p_val[y[val] == 0] < 0.5).mean()) if (y[val] == 0).any() else None,
     }
     return HeadFit(w[:, 0].astype(np.float32), float(b[0]), metrics)
+
+
+@dataclass(frozen=True)
+class AdapterFit:
+    """Weights of the masked-embedding adapter and its training metrics.
+
+    ``f(x) = normalise(x + relu(x @ w1 + b1) @ w2 + b2)``; ``w1``: DxH, ``w2``: HxD.
+    """
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    metrics: dict
+
+
+def fit_adapter(masked: np.ndarray, unmasked: np.ndarray, person: np.ndarray, *, hidden: int = 128,
+                seed: int = 0, steps: int = 800, batch_people: int = 64, temperature: float = 0.3,
+                lr: float = 1e-3, val_fraction: float = 0.15,
+                progress: Callable[[int, int, float], None] | None = None) -> AdapterFit:
+    """Train the adapter mapping masked-face embeddings towards the same person's unmasked ones.
+
+    ``masked[i]`` and ``unmasked[i]`` are L2-normalised embeddings (NxD) of person
+    ``person[i]`` (a masked photo and an unmasked photo; several rows per person).
+    Loss: supervised contrastive (InfoNCE) between adapted masked embeddings and the
+    unmasked embeddings of a batch of people, so the mapping pulls a person's masked
+    face towards their unmasked faces *and* keeps other people apart. People are split
+    into train/validation by a seeded permutation; the validation metrics compare the
+    masked->unmasked verification before and after the adapter.
+    """
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    people = np.unique(person)
+    rng.shuffle(people)
+    n_val = max(1, int(len(people) * val_fraction))
+    val_people = set(people[:n_val].tolist())
+    is_val = np.array([p in val_people for p in person])
+    tr_idx = np.nonzero(~is_val)[0]
+    by_person: dict = {}
+    for i in tr_idx:
+        by_person.setdefault(person[i], []).append(i)
+    train_people = np.array(sorted(by_person))
+    dim = masked.shape[1]
+    init = tf.keras.initializers.GlorotUniform(seed=seed)
+    w1 = tf.Variable(init((dim, hidden)), name="w1")
+    b1 = tf.Variable(tf.zeros(hidden), name="b1")
+    w2 = tf.Variable(tf.zeros((hidden, dim)), name="w2")  # starts as the identity mapping
+    b2 = tf.Variable(tf.zeros(dim), name="b2")
+    variables = [w1, b1, w2, b2]
+    opt = tf.keras.optimizers.Adam(lr)
+
+    def adapt(x):
+        return tf.math.l2_normalize(x + tf.nn.relu(x @ w1 + b1) @ w2 + b2, axis=1)
+
+    @tf.function
+    def step(m, u, pid):
+        with tf.GradientTape() as tape:
+            logits = adapt(m) @ tf.transpose(u) / temperature
+            pos = tf.cast(tf.equal(pid[:, None], pid[None, :]), tf.float32)
+            logp = tf.nn.log_softmax(logits, axis=1)
+            loss = -tf.reduce_mean(tf.reduce_sum(pos * logp, 1) / tf.reduce_sum(pos, 1))
+            loss += 1e-4 * tf.add_n([tf.nn.l2_loss(w1), tf.nn.l2_loss(w2)])
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        return loss
+
+    pid_map = {p: k for k, p in enumerate(people)}
+    loss = float("nan")
+    for s in range(steps):
+        chosen = rng.choice(train_people, size=min(batch_people, len(train_people)), replace=False)
+        rows = np.array([rng.choice(by_person[p]) for p in chosen] + [rng.choice(by_person[p]) for p in chosen])
+        pids = np.array([pid_map[person[r]] for r in rows], np.int32)
+        loss = float(step(tf.constant(masked[rows]), tf.constant(unmasked[rows]), tf.constant(pids)))
+        if progress:
+            progress(s + 1, steps, loss)
+
+    def verify(m_emb, u_emb, pids):
+        """Accuracy at the best threshold and TAR at FAR 1% of all masked x unmasked pairs."""
+        from .evaluation import best_threshold, tar_at_far
+
+        s = (m_emb @ u_emb.T).ravel()
+        same = (pids[:, None] == pids[None, :]).ravel()
+        t = best_threshold(s, same)
+        return float(((s >= t) == same).mean()), tar_at_far(s, same, 1e-2)
+
+    val = np.nonzero(is_val)[0][:600]
+    vp = np.array([pid_map[p] for p in person[val]])
+    before = verify(masked[val], unmasked[val], vp)
+    after = verify(adapt(tf.constant(masked[val])).numpy(), unmasked[val], vp)
+    metrics = {"final_loss": loss, "steps": steps, "hidden": hidden, "seed": seed,
+               "n_train_rows": int(len(tr_idx)), "n_val_rows": int(len(val)),
+               "n_train_people": int(len(train_people)), "n_val_people": int(n_val),
+               "val_best_accuracy_before": before[0], "val_best_accuracy_after": after[0],
+               "val_tar_at_far_1e-2_before": before[1], "val_tar_at_far_1e-2_after": after[1]}
+    return AdapterFit(w1.numpy(), b1.numpy(), w2.numpy(), b2.numpy(), metrics)

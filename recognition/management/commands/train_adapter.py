@@ -1,0 +1,95 @@
+"""``manage.py train_adapter``: train the masked-embedding adapter (reproducible, seeded)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from recognition.engine import NoFaceFound, UnreadableImage
+from recognition.engine.adapter import DEFAULT_PATH, Adapter
+from recognition.engine.gallery import masked_variants
+from recognition.engine.train import fit_adapter
+
+from ._common import ProgressBar, engine_from_settings
+
+
+def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:
+    """Unmasked and product-masked embeddings of each photo: ``{masked, unmasked, person}``.
+
+    The masked face is rendered on the whole photo by the product's own mask renderer
+    and then found again by the detector, as a masked face at the kiosk would be.
+    """
+    from recognition.engine.masks import render_mask
+
+    masked, unmasked, person = [], [], []
+    for k, (name, path) in enumerate(photos):
+        progress(k + 1, len(photos))
+        rng = np.random.default_rng([seed, k])
+        try:
+            img = engine.decode(path.read_bytes())
+            face = engine.analyze(img, max_faces=3)[0]
+        except (NoFaceFound, UnreadableImage, OSError):
+            continue
+        if face.landmarks is None:
+            continue
+        try:
+            m = engine.analyze(render_mask(img, face.landmarks, rng), max_faces=3)[0].embedding
+        except NoFaceFound:  # the detector lost the masked face: mask the aligned crop instead
+            m = engine.embed(masked_variants(engine, face, rng, 1))[0]
+        masked.append(m)
+        unmasked.append(face.embedding)
+        person.append(name)
+    return {"masked": np.stack(masked), "unmasked": np.stack(unmasked), "person": np.array(person)}
+
+
+class Command(BaseCommand):
+    help = ("Train the adapter that maps masked-face embeddings towards unmasked ones, on LFW DevTrain "
+            "people with the product's synthetic masks (never the test people).")
+
+    def add_arguments(self, parser):
+        shared = Path(settings.BASE_DIR).parent / "shared" / "data" / "lfw"
+        parser.add_argument("--images", default=str(shared / "images_deepfunneled"))
+        parser.add_argument("--people", default=str(shared / "peopleDevTrain.txt"),
+                            help="LFW people file (name, count); people with 2+ photos are used")
+        parser.add_argument("--max-per-person", type=int, default=4)
+        parser.add_argument("--limit-people", type=int, default=0, help="0 = all")
+        parser.add_argument("--steps", type=int, default=800)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--out", default=str(DEFAULT_PATH))
+        parser.add_argument("--cache", default=str(Path(settings.BASE_DIR) / "var" / "adapter-cache"))
+
+    def handle(self, *args, **o):
+        images, people_file = Path(o["images"]), Path(o["people"])
+        if not images.is_dir() or not people_file.is_file():
+            raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")
+        people = [ln.split() for ln in people_file.read_text().splitlines()[1:] if ln.strip()]
+        people = [(n, int(c)) for n, c in people if int(c) >= 2]
+        if o["limit_people"]:
+            people = people[: o["limit_people"]]
+        photos = [(n, images / n / f"{n}_{i:04d}.jpg") for n, c in people
+                  for i in range(1, min(c, o["max_per_person"]) + 1)]
+        engine = engine_from_settings()
+        key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
+                                         engine.config.flip_tta]).encode()).hexdigest()[:16]
+        cache = Path(o["cache"]) / f"embeddings-{key}.npz"
+        if cache.exists():
+            with np.load(cache) as d:
+                data = {k: d[k] for k in ("masked", "unmasked", "person")}
+            self.stdout.write(f"using cached embeddings {cache}")
+        else:
+            data = training_embeddings(engine, photos, o["seed"], ProgressBar("photos"))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, **data)
+        bar = ProgressBar("steps")
+        fit = fit_adapter(data["masked"], data["unmasked"], data["person"], seed=o["seed"], steps=o["steps"],
+                          progress=lambda s, n, loss: bar(s, n))
+        metrics = {**fit.metrics, "people": len(set(data["person"].tolist())), "photos": len(data["person"]),
+                   "source": str(people_file), "masks": "product renderer (recognition/engine/masks.py)"}
+        Adapter(fit.w1, fit.b1, fit.w2, fit.b2).save(Path(o["out"]), metrics)
+        self.stdout.write(json.dumps(metrics, indent=2, default=float))
+        self.stdout.write(f"wrote {o['out']} and {Path(o['out']).with_suffix('.json')}")

@@ -1,0 +1,98 @@
+"""The evaluation commands' contracts (options and JSON keys) on small generated data sets."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def people_dir(tmp_path_factory, engine, astronaut_bgr, registry_photos):
+    """A tiny LFW-style tree: ``Name/Name_000N.jpg``, two photos each of a few people.
+
+    People are the astronaut and the faces of the insightface group photo; a person's
+    second photo is a rescaled, mirrored, re-lit copy (a different "shot" of the same face).
+    """
+    root = tmp_path_factory.mktemp("people")
+    crops = {"Astronaut": astronaut_bgr}
+    for i, f in enumerate(engine.analyze(registry_photos["t1.jpg"])[:4]):
+        x1, y1, x2, y2 = (int(v) for v in f.box)
+        w = x2 - x1
+        crop = registry_photos["t1.jpg"][max(0, y1 - w // 2): y2 + w // 2, max(0, x1 - w // 2): x2 + w // 2]
+        crops[f"Person{i}"] = cv2.resize(crop, (250, 250))
+    for name, img in crops.items():
+        (root / name).mkdir()
+        cv2.imwrite(str(root / name / f"{name}_0001.jpg"), img)
+        other = cv2.convertScaleAbs(cv2.flip(cv2.resize(img, (220, 220)), 1), alpha=1.1, beta=8)
+        cv2.imwrite(str(root / name / f"{name}_0002.png"), other)
+    return root
+
+
+def test_evaluate_pairs_contract(people_dir, tmp_path):
+    names = sorted(p.name for p in people_dir.iterdir())
+    same = [f"{n}\t1\t2" for n in names]
+    diff = [f"{a}\t1\t{b}\t2" for a, b in zip(names, names[1:] + names[:1], strict=True)]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join(same + diff) + "\n")  # no header line: allowed
+    masked = tmp_path / "masked.txt"
+    masked.write_text(f"{names[0]}/{names[0]}_0002.png\n")
+    out = tmp_path / "out.json"
+    call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), masked_list=str(masked),
+                 json=str(out))
+    r = json.loads(out.read_text())
+    for key in ("accuracy", "accuracy_std", "auc", "tar_at_far_1e-2", "tar_at_far_1e-3", "n_pairs",
+                "failed_images"):
+        assert key in r
+    assert r["n_pairs"] == 10 and r["failed_images"] == 0
+    assert r["auc"] > 0.9
+    assert set(r["subsets"]) == {"masked_unmasked", "masked_masked", "unmasked_unmasked"}
+    assert r["subsets"]["masked_unmasked"]["n"] == 2 and r["subsets"]["masked_masked"]["n"] == 0
+
+
+def test_evaluate_identification_contract(people_dir, tmp_path):
+    gallery, probes = tmp_path / "gallery", tmp_path / "probes"
+    names = sorted(p.name for p in people_dir.iterdir())
+    for i, n in enumerate(names):
+        (probes / n).mkdir(parents=True)
+        (probes / n / "p.png").write_bytes((people_dir / n / f"{n}_0002.png").read_bytes())
+        if i < len(names) - 1:  # the last person is not enrolled: an unknown probe
+            (gallery / n).mkdir(parents=True)
+            (gallery / n / "g.jpg").write_bytes((people_dir / n / f"{n}_0001.jpg").read_bytes())
+    out = tmp_path / "id.json"
+    call_command("evaluate_identification", gallery=str(gallery), probes=str(probes), json=str(out))
+    r = json.loads(out.read_text())
+    for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold", "n_gallery_people",
+                "n_known_probes", "n_unknown_probes"):
+        assert key in r
+    assert r["n_gallery_people"] == len(names) - 1
+    assert r["n_known_probes"] == len(names) - 1 and r["n_unknown_probes"] == 1
+    assert r["rank1"] == 1.0
+
+
+def test_commands_refuse_missing_dirs(tmp_path):
+    with pytest.raises(CommandError):
+        call_command("evaluate_pairs", images=str(tmp_path / "nope"), pairs=str(tmp_path / "p.txt"))
+    with pytest.raises(CommandError):
+        call_command("evaluate_identification", gallery=str(tmp_path / "a"), probes=str(tmp_path / "b"))
+
+
+def test_verification_metrics_on_known_scores():
+    from recognition.engine.evaluation import roc_auc, tar_at_far, verification_metrics
+
+    rng = np.random.default_rng(0)
+    same = np.array([True] * 300 + [False] * 300)
+    scores = np.where(same, rng.normal(0.7, 0.1, 600), rng.normal(0.1, 0.1, 600))
+    m = verification_metrics(scores, same, np.arange(600) % 10)
+    assert 0.99 < m["accuracy"] <= 1.0 and m["auc"] > 0.999
+    assert roc_auc(np.array([0.1, 0.2, 0.3, 0.4]), np.array([False, False, True, True])) == 1.0
+    assert roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    s = np.concatenate([np.linspace(0, 1, 100), np.linspace(0, 1, 100)])
+    lab = np.array([True] * 100 + [False] * 100)
+    assert tar_at_far(s, lab, 0.0) <= 0.01 + 1e-9

@@ -1,0 +1,119 @@
+"""The recognizer end to end on real face photos from registry packages."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from recognition.engine import FrameTooLarge, NoFaceFound, UnreadableImage
+from recognition.engine.gallery import masked_variants
+from tests.test_decode import png_header_only
+
+pytestmark = pytest.mark.models
+
+
+def jpeg(img_bgr: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def test_single_face_geometry(engine, astronaut_bgr):
+    faces = engine.analyze(jpeg(astronaut_bgr))
+    assert len(faces) == 1
+    f = faces[0]
+    x1, y1, x2, y2 = f.box
+    assert 150 < (x1 + x2) / 2 < 260 and 40 < (y1 + y2) / 2 < 170  # her face, not the flag or the helmet
+    right_eye, left_eye = f.keypoints[0], f.keypoints[1]
+    assert right_eye[0] < left_eye[0]  # the subject's right eye is on the image's left
+    assert f.landmarks is not None and f.landmarks.shape == (468, 3)
+    assert f.aligned.shape == (224, 224, 3)
+    assert f.embedding.shape == (engine.dim,) and abs(np.linalg.norm(f.embedding) - 1) < 1e-4
+    assert f.quality.ok, f.quality
+
+
+def test_detects_every_face_of_a_group_photo(engine, registry_photos):
+    faces = engine.analyze(registry_photos["t1.jpg"])
+    assert len(faces) >= 5
+    widths = [f.width for f in faces]
+    assert widths == sorted(widths, reverse=True)  # largest first
+
+
+def test_same_person_with_synthetic_mask_beats_other_people(engine, astronaut_bgr, registry_photos):
+    ref = engine.analyze(astronaut_bgr)[0]
+    masked = engine.embed(masked_variants(engine, ref, np.random.default_rng(0), 3))
+    others = [f.embedding for f in engine.analyze(registry_photos["t1.jpg"])]
+    others += [engine.analyze(registry_photos["Tom_Hanks_54745.png"])[0].embedding]
+    # another photo of her: rescaled and mirrored
+    again = engine.analyze(cv2.flip(cv2.resize(astronaut_bgr, (380, 380)), 1))[0].embedding
+    same_unmasked = float(ref.embedding @ again)
+    same_masked = masked @ ref.embedding
+    impostor = np.array(others) @ ref.embedding
+    assert same_unmasked > engine.config.threshold_unmasked > impostor.max()
+    assert same_masked.min() > impostor.max()
+
+
+def test_enrol_then_identify_a_masked_probe(engine, astronaut_bgr, registry_photos):
+    from recognition.engine.gallery import enroll_templates, identify
+    from recognition.engine.index import Index
+    from recognition.engine.masks import render_mask
+
+    index = Index(engine.dim)
+    rng = np.random.default_rng(1)
+    t = enroll_templates(engine, engine.analyze(astronaut_bgr)[0], rng)
+    assert (t.kinds == 1).sum() >= 1  # synthetic-mask templates were added
+    index.add("astronaut", t.vectors, t.kinds)
+    group = engine.analyze(registry_photos["t1.jpg"])
+    for i, f in enumerate(group[1:]):
+        g = enroll_templates(engine, f, rng)
+        index.add(f"t1-{i}", g.vectors, g.kinds)
+    # probe: her face with a mask drawn with another seed, found again by the detector
+    ref = engine.analyze(astronaut_bgr)[0]
+    probe = engine.analyze(render_mask(astronaut_bgr, ref.landmarks, np.random.default_rng(42)))[0]
+    decision = identify(engine, probe, index)
+    assert decision.label == "astronaut" and decision.masked, decision
+    assert decision.accepted, decision
+    # someone not enrolled (the first face of the group photo) is not taken for anyone
+    stranger = identify(engine, group[0], index)
+    assert not stranger.accepted
+
+
+def test_mask_classifier(engine, astronaut_bgr):
+    ref = engine.analyze(astronaut_bgr)[0]
+    assert not ref.masked and ref.masked_prob < 0.5
+    from recognition.engine.masks import render_mask
+
+    with_mask = render_mask(astronaut_bgr, ref.landmarks, np.random.default_rng(3))
+    face = engine.analyze(with_mask)[0]
+    assert face.masked and face.masked_prob > 0.5
+
+
+def test_quality_gate_reasons(engine, astronaut_bgr):
+    dark = (astronaut_bgr.astype(np.float32) * 0.12).astype(np.uint8)
+    assert engine.analyze(dark)[0].quality.reason == "too_dark"
+    blurred = cv2.GaussianBlur(astronaut_bgr, (0, 0), 6)
+    assert engine.analyze(blurred)[0].quality.reason == "blurry"
+    small = np.full((480, 640, 3), 90, np.uint8)
+    tiny = cv2.resize(astronaut_bgr, (150, 150), interpolation=cv2.INTER_AREA)
+    small[200:350, 300:450] = tiny
+    faces = engine.analyze(small)
+    assert faces[0].quality.reason == "too_small"
+
+
+def test_typed_errors_on_bad_input(engine, astronaut_bgr):
+    with pytest.raises(UnreadableImage):
+        engine.analyze(b"")
+    data = jpeg(astronaut_bgr)
+    with pytest.raises(UnreadableImage):
+        engine.analyze(data[: len(data) // 4])
+    with pytest.raises(FrameTooLarge):
+        engine.analyze(png_header_only(20000, 20000))
+    buf = io.BytesIO()
+    yy, xx = np.mgrid[0:240, 0:320]
+    Image.fromarray(np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)).save(buf, "PNG")
+    with pytest.raises(NoFaceFound):
+        engine.analyze(buf.getvalue())
