@@ -1,1 +1,262 @@
-"""Enrollment models (people, photos, index versions) arrive with the enrollment issue."""
+"""People, their face photos, cached templates, gallery index versions and training runs.
+
+Writes go through :mod:`enrollment.services`; simple reads are QuerySet methods here.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from recognition.engine.index import Index
+
+
+class PersonQuerySet(models.QuerySet):
+    """Reads of people."""
+
+    def active(self) -> PersonQuerySet:
+        """People allowed to check in."""
+        return self.filter(active=True)
+
+    def search(self, text: str) -> PersonQuerySet:
+        """Name, staff id or department containing ``text`` (case-insensitive)."""
+        return self.filter(Q(full_name__icontains=text) | Q(staff_id__icontains=text)
+                           | Q(department__icontains=text))
+
+    def with_photo_stats(self) -> PersonQuerySet:
+        """Annotates ``photo_count`` and ``first_photo_id`` (for list thumbnails)."""
+        first = FacePhoto.objects.filter(person=OuterRef("pk")).order_by("id").values("id")[:1]
+        return self.annotate(photo_count=Count("photos", distinct=True), first_photo_id=Subquery(first))
+
+
+class Person(models.Model):
+    """Someone who may check in at a kiosk."""
+
+    full_name = models.CharField(max_length=200)
+    staff_id = models.CharField("employee / staff id", max_length=64, unique=True)
+    department = models.CharField(max_length=120, blank=True, db_index=True)
+    active = models.BooleanField(default=True, db_index=True,
+                                 help_text="Inactive people stay enrolled but are left out of the index.")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PersonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["full_name", "id"]
+        verbose_name_plural = "people"
+        permissions = [
+            ("erase_person", "Can erase a person's biometric data"),
+            ("rebuild_index", "Can rebuild the recognition index"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.staff_id})"
+
+
+def photo_upload_to(photo: FacePhoto, filename: str) -> str:
+    """``faces/<person id>/<random>.<ext>``: no names in paths, one folder per person."""
+    ext = Path(filename).suffix.lower() or ".jpg"
+    return f"faces/{photo.person_id}/{uuid.uuid4().hex}{ext}"
+
+
+class FacePhotoQuerySet(models.QuerySet):
+    """Reads of face photos."""
+
+    def for_index(self) -> FacePhotoQuerySet:
+        """Photos of active people (what an index is built from)."""
+        return self.filter(person__active=True)
+
+    def missing_templates(self, template_version: str) -> FacePhotoQuerySet:
+        """Photos without cached templates for ``template_version``."""
+        return self.exclude(templates__template_version=template_version)
+
+
+class FacePhoto(models.Model):
+    """One enrollment photo and what the engine found in it."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", "upload"
+        WEBCAM = "webcam", "webcam"
+        IMPORT = "import", "import"
+
+    class Embedding(models.TextChoices):
+        PENDING = "pending", "pending"
+        EMBEDDED = "embedded", "embedded"
+        FAILED = "failed", "failed"
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(upload_to=photo_upload_to, max_length=200)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOAD)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    box = models.JSONField(null=True, blank=True, help_text="detected face [x1, y1, x2, y2] in image pixels")
+    quality_score = models.FloatField(null=True, blank=True, help_text="0-1 (1: large, sharp, frontal, well lit)")
+    quality_verdict = models.CharField(max_length=20, default="ok", help_text="'ok' or the quality gate's reason")
+    masked = models.BooleanField(default=False)
+    masked_prob = models.FloatField(null=True, blank=True)
+    embedding_state = models.CharField(max_length=10, choices=Embedding.choices, default=Embedding.PENDING)
+    embedding_error = models.CharField(max_length=200, blank=True)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FacePhotoQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["person", "id"]
+
+    def __str__(self) -> str:
+        return f"photo #{self.pk} of person #{self.person_id}"
+
+
+class PhotoTemplates(models.Model):
+    """Cached templates of one photo for one template version (model + alignment + mask scheme):
+    a rebuild embeds only photos without a row for the current version. Float32 ``NxD`` and
+    int8 kinds, raw bytes; deleted with the photo."""
+
+    photo = models.ForeignKey(FacePhoto, on_delete=models.CASCADE, related_name="templates")
+    template_version = models.CharField(max_length=64)
+    dim = models.PositiveIntegerField()
+    count = models.PositiveIntegerField()
+    vectors = models.BinaryField()
+    kinds = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["photo", "template_version"], name="one_template_set")]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(vectors NxD float32, kinds N int8)``."""
+        vectors = np.frombuffer(bytes(self.vectors), np.float32).reshape(self.count, self.dim)
+        return vectors, np.frombuffer(bytes(self.kinds), np.int8)
+
+
+class IndexVersionQuerySet(models.QuerySet):
+    """Reads of index versions."""
+
+    def active(self) -> IndexVersionQuerySet:
+        """The version kiosks use (at most one row)."""
+        return self.filter(is_active=True)
+
+    def current(self) -> IndexVersion | None:
+        """The active version, or ``None`` before the first rebuild."""
+        return self.active().first()
+
+
+class IndexVersion(models.Model):
+    """An immutable gallery index file and its facts. Exactly one version is active."""
+
+    path = models.CharField(max_length=200, unique=True, help_text="file name under MASKNET_INDEX_DIR")
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    people_count = models.PositiveIntegerField(default=0)
+    photo_count = models.PositiveIntegerField(default=0)
+    template_count = models.PositiveIntegerField(default=0)
+    dim = models.PositiveIntegerField(default=0)
+    model_version = models.CharField(max_length=64, help_text="template version (models, alignment, masks)")
+    adapter_version = models.CharField(max_length=64, blank=True, help_text="empty: no embedding adapter")
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    built_by = models.ForeignKey("TrainingRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+
+    objects = IndexVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        get_latest_by = "id"
+        constraints = [models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True),
+                                               name="one_active_index")]
+
+    def __str__(self) -> str:
+        return f"index v{self.pk}{' (active)' if self.is_active else ''}"
+
+    @property
+    def file(self) -> Path:
+        """Absolute path of the index file."""
+        return Path(settings.MASKNET_INDEX_DIR) / self.path
+
+    def load(self) -> Index:
+        """The :class:`~recognition.engine.index.Index` of this version (cached per process by id;
+        treat it as read-only)."""
+        return _load_index(self.pk, str(self.file))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_index(version_id: int, path: str) -> Index:
+    return Index.load(Path(path))
+
+
+def index_cache_clear() -> None:
+    """Forget loaded indexes (after an erasure, so no old templates stay in memory)."""
+    _load_index.cache_clear()
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    """Reads of training runs."""
+
+    def queued(self) -> TrainingRunQuerySet:
+        """Runs waiting to start."""
+        return self.filter(state=TrainingRun.State.QUEUED)
+
+    def running(self) -> TrainingRunQuerySet:
+        """Runs in progress (or killed without a chance to say so: see :meth:`alive`)."""
+        return self.filter(state=TrainingRun.State.RUNNING)
+
+    def alive(self, stale_after: timedelta = timedelta(minutes=2)) -> TrainingRunQuerySet:
+        """Running runs whose heartbeat is recent (a killed worker stops beating)."""
+        return self.running().filter(heartbeat_at__gte=timezone.now() - stale_after)
+
+
+class TrainingRun(models.Model):
+    """One index rebuild: queued by changes (debounced), claimed and run by a worker."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100")
+    message = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    reason = models.CharField(max_length=200, blank=True, help_text="what asked for the rebuild")
+    requests = models.PositiveIntegerField(default=1, help_text="changes folded into this run (debouncing)")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    requested_at = models.DateTimeField(default=timezone.now, help_text="last change that asked for it")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    index_version = models.ForeignKey(IndexVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    stats = models.JSONField(default=dict, blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"training run #{self.pk} ({self.state})"
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (or to now while running)."""
+        if not self.started_at:
+            return None
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()

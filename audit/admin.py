@@ -1,0 +1,152 @@
+"""Read-only audit log in the admin (filter, search, CSV export), and audited user/group admins
+so that role changes land in the log."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.utils import timezone
+
+from .models import AuditEvent
+from .services import audit_record
+
+CSV_COLUMNS = ("at", "actor", "actor_id", "action", "object_type", "object_id", "summary")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Viewable by whoever holds ``audit.view_auditevent`` (superusers); never editable."""
+
+    list_display = ("at", "actor", "action", "object_type", "object_id", "summary")
+    list_filter = ("action", "object_type", "actor", ("at", admin.DateFieldListFilter))
+    search_fields = ("summary", "actor", "object_id")
+    date_hierarchy = "at"
+    list_per_page = 100
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def get_urls(self):
+        """Adds ``export.csv`` (the current filters apply)."""
+        extra = [path("export.csv", self.admin_site.admin_view(self.export_csv), name="audit_auditevent_export")]
+        return extra + super().get_urls()
+
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        """The change list's rows (same filters and search) as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CSV_COLUMNS)
+        for event in queryset.iterator():
+            writer.writerow([event.at.isoformat(), event.actor, event.actor_id or "", event.action,
+                             event.object_type, event.object_id, _csv_safe(event.summary)])
+        return response
+
+
+def _csv_safe(text: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _roles(user: User) -> dict:
+    return {"staff": user.is_staff, "superuser": user.is_superuser, "active": user.is_active,
+            "groups": sorted(user.groups.values_list("name", flat=True)) if user.pk else [],
+            "permissions": sorted(user.user_permissions.values_list("codename", flat=True)) if user.pk else []}
+
+
+def _diff(before: dict, after: dict) -> str:
+    return "; ".join(f"{k}: {before[k]} -> {after[k]}" for k in after if before.get(k) != after[k])
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    """Django's user admin; creations, role changes (staff, superuser, groups, permissions)
+    and deletions are written to the audit log."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """Remember the roles before the edit so that :meth:`save_related` can log the change."""
+        if object_id and request.method == "POST":
+            user = self.get_object(request, object_id)
+            request._audit_roles_before = _roles(user) if user else None
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        after = _roles(user)
+        if not change:
+            audit_record(actor=request.user, action=AuditEvent.Action.CREATE, obj=user,
+                         summary=f"created user #{user.pk}")
+            if after["staff"] or after["superuser"] or after["groups"]:
+                audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user,
+                             summary=_diff({}, after)[:300])
+            return
+        before = getattr(request, "_audit_roles_before", None) or {}
+        changes = _diff(before, after)
+        if changes:
+            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=changes)
+
+    def delete_model(self, request, obj) -> None:
+        pk = obj.pk
+        super().delete_model(request, obj)
+        audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
+                     object_id=pk, summary=f"deleted user #{pk}")
+
+    def delete_queryset(self, request, queryset) -> None:
+        pks = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        for pk in pks:
+            audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
+                         object_id=pk, summary=f"deleted user #{pk}")
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(GroupAdmin):
+    """Django's group admin; a group's permission changes are role changes."""
+
+    def save_related(self, request, form, formsets, change) -> None:
+        before = set(form.instance.permissions.values_list("codename", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(form.instance.permissions.values_list("codename", flat=True))
+        added, removed = sorted(after - before), sorted(before - after)
+        if not change or added or removed:
+            parts = [f"{'created' if not change else 'changed'} group #{form.instance.pk}"]
+            if added:
+                parts.append("added " + ", ".join(added))
+            if removed:
+                parts.append("removed " + ", ".join(removed))
+            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=form.instance,
+                         summary="; ".join(parts))
+
+    def delete_model(self, request, obj) -> None:
+        pk = obj.pk
+        super().delete_model(request, obj)
+        audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
+                     object_id=pk, summary=f"deleted group #{pk}")
+
+    def delete_queryset(self, request, queryset) -> None:
+        pks = list(queryset.values_list("pk", flat=True))
+        super().delete_queryset(request, queryset)
+        for pk in pks:
+            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
+                         object_id=pk, summary=f"deleted group #{pk}")

@@ -1,0 +1,75 @@
+"""The audit log: one immutable row per administrative change.
+
+Rows never hold biometric data or names: objects are referred to by type and id, so an
+erased person leaves only "who erased person #12, when".
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit row."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Reads of the audit log; bulk changes are refused."""
+
+    def update(self, **kwargs) -> int:  # noqa: D102
+        raise AppendOnlyError("the audit log is append-only")
+
+    def delete(self):  # noqa: D102
+        raise AppendOnlyError("the audit log is append-only")
+
+    def for_object(self, object_type: str, object_id: object) -> AuditEventQuerySet:
+        """Events about one object (``object_type`` like ``"enrollment.person"``)."""
+        return self.filter(object_type=object_type, object_id=str(object_id))
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when (``summary``: a short, non-personal sentence)."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "create"
+        UPDATE = "update", "update"
+        DELETE = "delete", "delete"
+        DEACTIVATE = "deactivate", "deactivate"
+        PHOTO_ADD = "photo_add", "photo add"
+        PHOTO_REMOVE = "photo_remove", "photo remove"
+        ERASE = "erase", "erase"
+        REBUILD = "rebuild", "rebuild"
+        ROLE_CHANGE = "role_change", "role change"
+        IMPORT = "import", "import"
+        CHECKIN_ACCEPTED = "checkin_accepted", "check-in accepted"
+        CHECKIN_UNKNOWN = "checkin_unknown", "check-in rejected: unknown"
+        CHECKIN_QUALITY = "checkin_quality", "check-in rejected: quality"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # the actor is copied, not referenced: deleting a user must not rewrite the log
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=150, blank=True, help_text="username, or 'system'")
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=60, db_index=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    summary = models.CharField(max_length=300)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor or 'system'} {self.action} {self.object_type}#{self.object_id}"
+
+    # An invariant of the log, not business logic: existing rows are never written again.
+    def save(self, *args, **kwargs) -> None:
+        """Insert only; saving an existing row raises :class:`AppendOnlyError`."""
+        if not self._state.adding:
+            raise AppendOnlyError("the audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        """Always refused."""
+        raise AppendOnlyError("the audit log is append-only")

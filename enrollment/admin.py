@@ -1,0 +1,445 @@
+"""The enrollment admin: people (thumbnails, photo upload, webcam capture, rebuild, deactivate,
+erase), photos, index versions and training runs (live progress). Every write goes through
+:mod:`enrollment.services`."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from . import services
+from .events import run_payload
+from .models import FacePhoto, IndexVersion, Person, TrainingRun
+
+PERSON_FIELDS = ("full_name", "staff_id", "department", "active", "notes")
+IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+
+
+def thumb_html(photo_id: int | None, size: int = 48) -> str:
+    """An ``<img>`` of a photo's thumbnail (served by the permission-checked view)."""
+    if not photo_id:
+        return format_html('<span class="mn-nophoto" style="width:{0}px;height:{0}px">–</span>', size)
+    return format_html('<img src="{}" alt="" class="mn-thumb" style="max-width:{}px;max-height:{}px" loading="lazy">',
+                       reverse("enrollment:photo-thumb", args=[photo_id]), size, size)
+
+
+def verdict_html(photo: FacePhoto) -> str:
+    """Quality verdict, mask state and embedding state of a photo, as a short HTML line."""
+    ok = photo.quality_verdict == "ok"
+    return format_html(
+        '<span class="mn-verdict {}">{}</span> · q {} · {} · {}',
+        "ok" if ok else "bad", "good" if ok else photo.quality_verdict,
+        f"{photo.quality_score:.2f}" if photo.quality_score is not None else "?",
+        "mask" if photo.masked else "no mask", photo.embedding_state)
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    """A file input that accepts several files."""
+
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several uploaded files (each size-checked by the service)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": IMAGE_ACCEPT}))
+        kwargs.setdefault("required", False)
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None) -> list:
+        """A list of uploaded files (empty when none)."""
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(d, initial) for d in data if d]
+        return [single(data, initial)] if data else []
+
+
+class PhotoGridWidget(forms.CheckboxSelectMultiple):
+    """The person's photos as thumbnails with the detected box and the verdict; each with a
+    "remove" checkbox when the user may remove photos."""
+
+    def __init__(self, *args, can_remove: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.can_remove = can_remove
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:  # noqa: D102
+        selected = {str(v) for v in (value or [])}
+        cells = []
+        for choice_value, _label in self.choices:
+            photo = getattr(choice_value, "instance", None)
+            if photo is None:
+                continue
+            cells.append(self._cell(name, photo, str(photo.pk) in selected))
+        if not cells:
+            return mark_safe('<p class="help">No photos yet: upload some below or capture them from the webcam.</p>')
+        return format_html('<div class="mn-grid">{}</div>', mark_safe("".join(cells)))
+
+    def _cell(self, name: str, photo: FacePhoto, checked: bool) -> str:
+        box = ""
+        if photo.box and photo.width and photo.height:
+            x1, y1, x2, y2 = photo.box
+            box = format_html('<span class="mn-box" style="left:{}%;top:{}%;width:{}%;height:{}%"></span>',
+                              *(round(100 * v, 2) for v in (x1 / photo.width, y1 / photo.height,
+                                                            (x2 - x1) / photo.width, (y2 - y1) / photo.height)))
+        remove = ""
+        if self.can_remove:
+            remove = format_html('<label><input type="checkbox" name="{}" value="{}"{}> remove</label>',
+                                 name, photo.pk, " checked" if checked else "")
+        return format_html(
+            '<figure class="mn-photo"><a href="{}" target="_blank" class="mn-frame">'
+            '<img src="{}" alt="photo {}">{}</a><figcaption>#{} · {}<br>{}<br>{}</figcaption></figure>',
+            reverse("enrollment:photo-image", args=[photo.pk]), reverse("enrollment:photo-thumb", args=[photo.pk]),
+            photo.pk, box, photo.pk, photo.get_source_display(), verdict_html(photo), remove)
+
+
+class PersonForm(forms.ModelForm):
+    """The person's fields, their photos (remove), and new photos (upload several)."""
+
+    remove_photos = forms.ModelMultipleChoiceField(queryset=FacePhoto.objects.none(), required=False,
+                                                   widget=PhotoGridWidget, label="Photos")
+    photos = MultipleFileField(label="Add photos", help_text="JPEG, PNG or WebP; one person per photo. "
+                               "Refused photos are listed with the reason.")
+
+    class Meta:
+        model = Person
+        fields = PERSON_FIELDS
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    """People: list with thumbnails, search and filters; change page with photos, upload and
+    capture; actions rebuild / deactivate / erase."""
+
+    form = PersonForm
+    list_display = ("thumbnail", "full_name", "staff_id", "department", "active", "photo_count", "updated_at")
+    list_display_links = ("thumbnail", "full_name")
+    list_filter = ("active", "department", "created_at")
+    search_fields = ("full_name", "staff_id", "department")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("rebuild_index", "deactivate", "erase_biometric_data")
+    list_per_page = 50
+
+    class Media:
+        css = {"all": ("enrollment/admin.css",)}
+
+    # ---------------------------------------------------------------- list
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).with_photo_stats()
+
+    @admin.display(description="")
+    def thumbnail(self, obj: Person) -> str:
+        return thumb_html(getattr(obj, "first_photo_id", None))
+
+    @admin.display(description="photos", ordering="photo_count")
+    def photo_count(self, obj: Person) -> int:
+        return getattr(obj, "photo_count", 0)
+
+    # ---------------------------------------------------------------- permissions
+    def has_delete_permission(self, request: HttpRequest, obj: Person | None = None) -> bool:
+        return False  # people leave through "erase biometric data", which leaves an audit record
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        """Erasure is for superusers (``enrollment.erase_person``), not for Enrollers."""
+        return request.user.has_perm("enrollment.erase_person")
+
+    def has_rebuild_permission(self, request: HttpRequest) -> bool:
+        """May queue an index rebuild."""
+        return request.user.has_perm("enrollment.rebuild_index")
+
+    # ---------------------------------------------------------------- form
+    def get_fieldsets(self, request: HttpRequest, obj: Person | None = None):
+        main = (None, {"fields": PERSON_FIELDS})
+        if obj is None:
+            return [main, ("Photos", {"fields": ("photos",)})]
+        return [main, ("Photos", {"fields": ("remove_photos", "photos")}),
+                ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)})]
+
+    def get_form(self, request: HttpRequest, obj: Person | None = None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "remove_photos" in form.base_fields:
+            field = form.base_fields["remove_photos"]
+            field.queryset = obj.photos.all() if obj else FacePhoto.objects.none()
+            field.widget = PhotoGridWidget(can_remove=request.user.has_perm("enrollment.delete_facephoto"))
+            field.widget.choices = field.choices
+        if not request.user.has_perm("enrollment.add_facephoto") and "photos" in form.base_fields:
+            form.base_fields["photos"].disabled = True
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Person, form: forms.ModelForm, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in PERSON_FIELDS if name in form.cleaned_data}
+        if change:
+            services.person_update(person=obj, actor=request.user,
+                                   **{k: v for k, v in fields.items() if k in form.changed_data})
+            return
+        person = services.person_create(actor=request.user, **fields)
+        obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
+        obj._state.adding, obj._state.db = False, person._state.db
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        person = form.instance
+        if request.user.has_perm("enrollment.delete_facephoto"):
+            for photo in form.cleaned_data.get("remove_photos") or []:
+                services.photo_remove(photo=photo, actor=request.user)
+        uploads = form.cleaned_data.get("photos") or []
+        if uploads and request.user.has_perm("enrollment.add_facephoto"):
+            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
+
+    def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> dict:
+        saved, refused = [], []
+        for upload in files:
+            data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
+            try:
+                photo = services.photo_add(person=person, data=data, filename=upload.name or "photo.jpg",
+                                           source=source, actor=request.user)
+            except services.PhotoRefused as exc:
+                refused.append({"name": upload.name, "code": exc.code, "message": exc.message})
+            else:
+                saved.append(photo.pk)
+        if saved:
+            messages.success(request, f"{len(saved)} photo(s) added; the index is being rebuilt.")
+        for r in refused:
+            messages.error(request, f"{r['name']}: refused — {r['message']}")
+        return {"saved": saved, "refused": refused}
+
+    # ---------------------------------------------------------------- actions
+    @admin.action(description="Rebuild the recognition index now", permissions=["rebuild"])
+    def rebuild_index(self, request: HttpRequest, queryset: QuerySet) -> None:
+        run = services.index_rebuild_request(actor=request.user, reason="admin: rebuild action", force=True)
+        self._rebuild_message(request, run)
+
+    def _rebuild_message(self, request: HttpRequest, run: TrainingRun) -> None:
+        url = reverse("admin:enrollment_trainingrun_changelist")
+        messages.info(request, format_html('Index rebuild queued (<a href="{}">training run #{}</a>).', url, run.pk))
+
+    @admin.action(description="Deactivate selected people", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        people = [p for p in queryset if p.active]
+        for person in people:
+            services.person_deactivate(person=person, actor=request.user)
+        messages.success(request, f"{len(people)} people deactivated; the index is being rebuilt.")
+
+    @admin.action(description="Erase biometric data of selected people", permissions=["erase"])
+    def erase_biometric_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if request.POST.get("post") == "yes":
+            count = self._erase(request, list(queryset))
+            messages.success(request, f"{count} people erased: photos, templates and index entries deleted.")
+            return None
+        return self._erase_confirmation(request, list(queryset), action=True)
+
+    def _erase(self, request: HttpRequest, people: list[Person]) -> int:
+        for person in people:
+            services.person_erase(person=person, actor=request.user)
+        return len(people)
+
+    def _erase_confirmation(self, request: HttpRequest, people: list[Person], action: bool) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "people": people,
+                   "title": "Erase biometric data?", "action": action,
+                   "photo_total": FacePhoto.objects.filter(person__in=people).count(),
+                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        return TemplateResponse(request, "admin/enrollment/person/erase_confirmation.html", context)
+
+    # ---------------------------------------------------------------- extra pages
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("rebuild/", wrap(self.rebuild_view), name="enrollment_person_rebuild"),
+            path("<int:object_id>/erase/", wrap(self.erase_view), name="enrollment_person_erase"),
+            path("<int:object_id>/capture/", wrap(self.capture_view), name="enrollment_person_capture"),
+            path("<int:object_id>/capture/check/", wrap(self.capture_check_view),
+                 name="enrollment_person_capture_check"),
+            path("<int:object_id>/capture/save/", wrap(self.capture_save_view),
+                 name="enrollment_person_capture_save"),
+        ] + super().get_urls()
+
+    def rebuild_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: queue a rebuild now (the changelist's button)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_rebuild_permission(request):
+            raise PermissionDenied
+        run = services.index_rebuild_request(actor=request.user, reason="admin: rebuild button", force=True)
+        self._rebuild_message(request, run)
+        return HttpResponseRedirect(request.POST.get("next") or reverse("admin:enrollment_trainingrun_changelist"))
+
+    def erase_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Confirm, then erase one person."""
+        if not self.has_erase_permission(request):
+            raise PermissionDenied
+        person = get_object_or_404(Person, pk=object_id)
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            self._erase(request, [person])
+            messages.success(request, f"Person #{object_id} erased: photos, templates and index entries deleted.")
+            return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
+        return self._erase_confirmation(request, [person], action=False)
+
+    def _capture_person(self, request: HttpRequest, object_id: int) -> Person:
+        if not request.user.has_perm("enrollment.add_facephoto"):
+            raise PermissionDenied
+        return get_object_or_404(Person, pk=object_id)
+
+    def capture_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The webcam page: live feedback, then a burst of photos saved through ``photo_add``."""
+        person = self._capture_person(request, object_id)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": person,
+                   "title": f"Capture photos of {person.full_name}",
+                   "check_url": reverse("admin:enrollment_person_capture_check", args=[person.pk]),
+                   "save_url": reverse("admin:enrollment_person_capture_save", args=[person.pk]),
+                   "change_url": reverse("admin:enrollment_person_change", args=[person.pk]),
+                   "max_bytes": settings.MASKNET_MAX_FRAME_BYTES}
+        return TemplateResponse(request, "admin/enrollment/person/capture.html", context)
+
+    def capture_check_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
+        """POST one JPEG frame (field ``frame``): is it a good enrollment photo, and if not, why."""
+        self._capture_person(request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        upload = request.FILES.get("frame")
+        if upload is None or upload.size > settings.MASKNET_MAX_FRAME_BYTES:
+            return JsonResponse({"ok": False, "code": "too_large" if upload else "missing",
+                                 "message": "No frame, or the frame is too large."}, status=400)
+        return JsonResponse(services.photo_inspect(data=upload.read()).as_json())
+
+    def capture_save_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
+        """POST a burst (fields ``photos``): saves the good ones, says why the others were refused."""
+        person = self._capture_person(request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        result = self._add_photos(request, person, request.FILES.getlist("photos"), FacePhoto.Source.WEBCAM)
+        list(messages.get_messages(request))  # the page shows the JSON; do not repeat it on the next page
+        return JsonResponse(result)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra = {**(extra_context or {}), **_index_status_context(request)}
+        return super().changelist_view(request, extra)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra = {**(extra_context or {}), **_index_status_context(request),
+                 "can_capture": request.user.has_perm("enrollment.add_facephoto"),
+                 "can_erase": self.has_erase_permission(request)}
+        return super().changeform_view(request, object_id, form_url, extra)
+
+
+def _index_status_context(request: HttpRequest) -> dict:
+    latest = TrainingRun.objects.order_by("-id").first()
+    return {"index_current": IndexVersion.objects.current(),
+            "training_latest": run_payload(latest) if latest else None,
+            "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the services."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(FacePhoto)
+class FacePhotoAdmin(admin.ModelAdmin):
+    """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild)."""
+
+    list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding_state", "created_at")
+    list_filter = ("quality_verdict", "masked", "source", "embedding_state")
+    search_fields = ("person__full_name", "person__staff_id")
+    list_select_related = ("person",)
+    readonly_fields = ("preview", "person", "source", "width", "height", "box", "quality_score", "quality_verdict",
+                       "masked", "masked_prob", "embedding_state", "embedding_error", "added_by", "created_at")
+    fields = readonly_fields
+
+    class Media:
+        css = {"all": ("enrollment/admin.css",)}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # photos are added on the person's page
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="")
+    def thumbnail(self, obj: FacePhoto) -> str:
+        return thumb_html(obj.pk)
+
+    @admin.display(description="preview")
+    def preview(self, obj: FacePhoto) -> str:
+        return thumb_html(obj.pk, size=192)
+
+    @admin.display(description="verdict")
+    def verdict(self, obj: FacePhoto) -> str:
+        return verdict_html(obj)
+
+    def delete_model(self, request: HttpRequest, obj: FacePhoto) -> None:
+        services.photo_remove(photo=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for photo in list(queryset):
+            services.photo_remove(photo=photo, actor=request.user)
+
+
+@admin.register(IndexVersion)
+class IndexVersionAdmin(ReadOnlyAdmin):
+    """Index versions (immutable files; the active one serves the kiosks)."""
+
+    list_display = ("id", "is_active", "created_at", "people_count", "photo_count", "template_count",
+                    "thresholds", "model_version", "built_by")
+    list_filter = ("is_active",)
+    readonly_fields = ("path", "sha256", "created_at", "people_count", "photo_count", "template_count", "dim",
+                       "model_version", "adapter_version", "metrics", "is_active", "built_by")
+
+    @admin.display(description="thresholds (unmasked / masked)")
+    def thresholds(self, obj: IndexVersion) -> str:
+        t = (obj.metrics or {}).get("thresholds") or {}
+        return f"{t.get('unmasked', '?')} / {t.get('masked', '?')} ({t.get('source', '?')})" if t else "–"
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    """Rebuilds with live progress (Channels; polling when the socket is unavailable)."""
+
+    list_display = ("id", "state", "progress_bar", "message", "reason", "requests", "created_at", "started_at",
+                    "finished_at", "index_version")
+    list_filter = ("state",)
+    readonly_fields = ("state", "progress", "message", "error", "reason", "requests", "requested_by", "created_at",
+                       "requested_at", "started_at", "heartbeat_at", "finished_at", "attempts", "index_version",
+                       "stats")
+
+    class Media:
+        css = {"all": ("enrollment/admin.css",)}
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: TrainingRun) -> str:
+        return format_html('<progress class="mn-progress" data-run="{}" max="100" value="{}"></progress> '
+                           '<span class="mn-pct" data-run="{}">{}%</span>', obj.pk, obj.progress, obj.pk, obj.progress)
+
+    def get_urls(self):
+        return [path("status.json", self.admin_site.admin_view(self.status_view),
+                     name="enrollment_trainingrun_status")] + super().get_urls()
+
+    def status_view(self, request: HttpRequest) -> JsonResponse:
+        """The latest runs and the active version (the pages' fallback when WebSockets are unavailable)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        current = IndexVersion.objects.current()
+        return JsonResponse({"runs": [run_payload(r) for r in TrainingRun.objects.order_by("-id")[:20]],
+                             "index": {"version": current.pk, "people": current.people_count,
+                                       "templates": current.template_count} if current else None})
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        extra = {**(extra_context or {}), **_index_status_context(request)}
+        return super().changelist_view(request, extra)
+

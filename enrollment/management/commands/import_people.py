@@ -1,0 +1,113 @@
+"""``manage.py import_people DIR``: one folder per person (the name from the folder), photos inside."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from enrollment import services
+from enrollment.models import FacePhoto, Person
+from recognition.management.commands._common import ProgressBar
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
+    """Folders to import: alphabetical, or in the order of a people list (``Name<TAB>count`` lines
+    as in LFW's ``peopleDevTrain.txt``; a lone number on the first line is skipped)."""
+    if people_list:
+        names = [line.split("\t")[0].strip() for line in people_list.read_text().splitlines()]
+        folders = [root / n for n in names if n and not n.isdigit() and (root / n).is_dir()]
+    else:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return folders[:limit] if limit else folders
+
+
+class Command(BaseCommand):
+    help = ("Import people from DIR (one sub-folder per person, named like Jane_Doe; photos inside), "
+            "then rebuild the index.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("dir", type=Path)
+        parser.add_argument("--limit", type=int, help="import only the first N people")
+        parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
+        parser.add_argument("--max-photos", type=int, help="at most N photos per person")
+        parser.add_argument("--department", default="", help="department of the imported people")
+        parser.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
+        parser.add_argument("--wait", action="store_true",
+                            help="rebuild in the foreground even when Celery workers are configured")
+
+    def handle(self, *args, **opts) -> None:
+        root: Path = opts["dir"]
+        if not root.is_dir():
+            raise CommandError(f"{root} is not a directory")
+        folders = person_folders(root, opts["limit"], opts["people_list"])
+        plan = [(f, sorted(p for p in f.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[: opts["max_photos"]])
+                for f in folders]
+        total = sum(len(photos) for _, photos in plan)
+        self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
+        created = existing = added = empty = 0
+        refused: dict[str, list[str]] = defaultdict(list)
+        bar, done, started = ProgressBar("import"), 0, time.monotonic()
+        for folder, photos in plan:
+            staff_id = folder.name[:64]
+            person = Person.objects.filter(staff_id=staff_id).first()
+            if person is None:
+                person = services.person_create(actor=None, full_name=folder.name.replace("_", " ")[:200],
+                                                staff_id=staff_id, department=opts["department"])
+                created += 1
+            else:
+                existing += 1
+            accepted = 0
+            for photo in photos:
+                try:
+                    services.photo_add(person=person, data=photo.read_bytes(), filename=photo.name, actor=None,
+                                       source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
+                    accepted += 1
+                except services.PhotoRefused as exc:
+                    refused[exc.code].append(str(photo.relative_to(root)))
+                done += 1
+                bar(done, total)
+            added += accepted
+            empty += not person.photos.exists()
+        seconds = time.monotonic() - started
+        n_refused = sum(len(v) for v in refused.values())
+        audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
+                     summary=f"import_people: {created} people created, {added} photos added, {n_refused} refused")
+        self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
+                          f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
+        if empty:
+            self.stdout.write(f"{empty} people have no accepted photo yet (they are not in the index)")
+        self._refusals(refused, opts["verbosity"])
+        if not opts["no_rebuild"]:
+            self._rebuild(opts["wait"])
+
+    def _refusals(self, refused: dict[str, list[str]], verbosity: int) -> None:
+        if not refused:
+            return
+        self.stdout.write("refused photos:")
+        for code, count in Counter({k: len(v) for k, v in refused.items()}).most_common():
+            paths = refused[code] if verbosity > 1 else refused[code][:5]
+            more = f" (+{count - len(paths)} more; -v 2 lists all)" if count > len(paths) else ""
+            self.stdout.write(f"  {code} ({count}): {services.REFUSALS.get(code, code)}")
+            for p in paths:
+                self.stdout.write(f"    {p}")
+            if more:
+                self.stdout.write(f"   {more}")
+
+    def _rebuild(self, wait: bool) -> None:
+        if settings.MASKNET_TASK_RUNNER == "celery" and not wait:
+            with transaction.atomic():
+                run = services.index_rebuild_request(actor=None, reason="import_people", force=True)
+            self.stdout.write(f"index rebuild queued for the Celery workers (training run #{run.pk})")
+            return
+        from .rebuild_index import rebuild_foreground
+
+        rebuild_foreground(self.stdout)

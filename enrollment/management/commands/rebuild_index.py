@@ -1,0 +1,43 @@
+"""``manage.py rebuild_index [--wait]``: rebuild the gallery index."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.db import transaction
+
+from enrollment import services
+from recognition.management.commands._common import ProgressBar
+
+
+def rebuild_foreground(stdout: OutputWrapper) -> None:
+    """Run a rebuild here and now, with a progress bar, and print its summary."""
+    bar = ProgressBar("rebuild")
+    try:
+        run = services.index_rebuild(on_progress=lambda pct, _msg: bar(pct, 100))
+    except services.RebuildBusy as exc:
+        raise CommandError(str(exc)) from exc
+    except Exception as exc:
+        raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
+    bar(100, 100)
+    s = run.stats
+    stdout.write(f"people: {s['people']}, templates: {s['templates']}, photos: {s['photos']} "
+                 f"({s['embedded_new']} embedded now, {s['embed_failed']} failed), seconds: {s['seconds']:.1f}")
+    stdout.write(run.message)
+
+
+class Command(BaseCommand):
+    help = "Rebuild the recognition index (queued for the workers, or in the foreground with --wait)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--wait", action="store_true", help="run in the foreground and print the summary")
+
+    def handle(self, *args, **opts) -> None:
+        if opts["wait"] or settings.MASKNET_TASK_RUNNER != "celery":
+            if not opts["wait"]:
+                self.stdout.write("no Celery workers configured (REDIS_URL unset): rebuilding in the foreground")
+            rebuild_foreground(self.stdout)
+            return
+        with transaction.atomic():
+            run = services.index_rebuild_request(actor=None, reason="rebuild_index command", force=True)
+        self.stdout.write(f"index rebuild queued (training run #{run.pk}); --wait runs it here instead")

@@ -1,0 +1,106 @@
+"""The Django side's access to the recognizer: the cached engine, the template version key and
+the enrollment templates of one face. (No Django models here; services call these.)"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from recognition.engine import Engine, EngineConfig, Face, load_engine
+from recognition.engine.gallery import SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
+from recognition.engine.install import installed_manifest
+
+log = logging.getLogger(__name__)
+
+N_MASKED_TEMPLATES = 2  # synthetic-mask variants per unmasked enrollment photo
+# bump when the way templates are made from a photo changes (forces re-embedding)
+TEMPLATE_SCHEME = 1
+
+
+def engine_config() -> EngineConfig:
+    """The recognizer settings the site uses (the engine's defaults)."""
+    return EngineConfig()
+
+
+def get_engine() -> Engine:
+    """The engine for this process (loaded on first use, never at import time)."""
+    return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+
+
+def synthetic_masks_available() -> bool:
+    """Whether the product's mask renderer (``recognition.engine.masks``) is installed."""
+    return importlib.util.find_spec("recognition.engine.masks") is not None
+
+
+@functools.lru_cache(maxsize=8)
+def _version(models_dir: str, masks: bool) -> str:
+    manifest = installed_manifest(Path(models_dir)) or {}
+    cfg = EngineConfig()
+    blob = json.dumps({"models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
+                       "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
+                       "n_masked": N_MASKED_TEMPLATES, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
+    return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def template_version() -> str:
+    """Key of cached templates: changes with the models, the alignment, the TTA and the mask scheme."""
+    return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available())
+
+
+@dataclass(frozen=True)
+class PhotoFace:
+    """The face chosen in an enrollment photo, or why none was.
+
+    ``face``: the chosen face (``None`` when refused); ``reason``: refusal code or ``None``;
+    ``faces``: how many faces were detected.
+    """
+
+    face: Face | None
+    reason: str | None
+    faces: int
+
+
+def choose_face(faces: list[Face]) -> PhotoFace:
+    """Exactly one usable face (passes the quality gate) or a refusal: ``several_faces`` when more
+    than one is usable, else the largest face's quality reason."""
+    usable = [f for f in faces if f.quality.ok]
+    if len(usable) == 1:
+        return PhotoFace(usable[0], None, len(faces))
+    if len(usable) > 1:
+        return PhotoFace(None, "several_faces", len(faces))
+    return PhotoFace(None, faces[0].quality.reason or "quality", len(faces))
+
+
+def face_near(faces: list[Face], box: list[float] | None) -> Face:
+    """The face whose box overlaps ``box`` most (the one chosen at enrollment); the largest if none."""
+    if not box:
+        return faces[0]
+
+    def iou(f: Face) -> float:
+        x1, y1 = max(f.box[0], box[0]), max(f.box[1], box[1])
+        x2, y2 = min(f.box[2], box[2]), min(f.box[3], box[3])
+        inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        union = f.width * (f.box[3] - f.box[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
+        return inter / union if union > 0 else 0.0
+
+    return max(faces, key=iou)
+
+
+def face_templates(engine: Engine, face: Face, *, seed: int) -> Templates:
+    """Templates of one enrollment face. Unmasked: its embedding plus synthetic-mask variants
+    (``gallery.enroll_templates``). Masked: its own embedding only, tagged as a masked template so
+    that unmasked probes never match against it (``gallery.identify`` searches kind 0 for them)."""
+    if face.masked:
+        return Templates(face.embedding[None].astype(np.float32), np.array([SYNTHETIC_MASK], np.int8))
+    if not synthetic_masks_available():
+        log.warning("recognition.engine.masks is missing: enrolling without synthetic-mask templates")
+        return Templates(face.embedding[None].astype(np.float32), np.array([UNMASKED], np.int8))
+    return enroll_templates(engine, face, np.random.default_rng(seed), n_masked=N_MASKED_TEMPLATES)

@@ -1,0 +1,616 @@
+"""Every write of the enrollment app: people, photos, erasure and index rebuilds.
+
+Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Each runs in one
+transaction; file deletions and queued rebuilds happen only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
+from recognition.engine.gallery import UNMASKED
+from recognition.engine.index import Index
+
+from . import dispatch, events, recognizer
+from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, index_cache_clear
+
+log = logging.getLogger(__name__)
+
+Action = AuditEvent.Action
+
+# Refusal codes of photo_add, with the sentence shown to the administrator.
+REFUSALS = {
+    "file_type": "Not a JPEG, PNG or WebP image.",
+    "too_large": "The file is too large.",
+    "unreadable": "The image cannot be decoded (damaged or truncated file).",
+    "no_face": "No face found in the photo.",
+    "several_faces": "More than one usable face: use a photo of this person alone.",
+    "too_small": "The face is too small: come closer or use a larger photo.",
+    "too_dark": "Too dark: add light in front of the face.",
+    "too_bright": "Too bright: the face is overexposed.",
+    "blurry": "Blurry: hold still or use a sharper photo.",
+    "pose": "The face is turned away: look straight at the camera.",
+    "quality": "The face is not good enough to recognise.",
+    "duplicate": "This photo is already enrolled for this person.",
+}
+_MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
+STALE_RUN = timedelta(minutes=2)  # a running rebuild that has not beaten for this long was killed
+BUSY_RETRY_S = 10
+
+
+class EnrollmentError(Exception):
+    """Base class of the enrollment app's refusals."""
+
+
+class PhotoRefused(EnrollmentError):
+    """A photo that cannot be enrolled; ``code`` is a key of :data:`REFUSALS`."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        self.code = code
+        self.message = REFUSALS.get(code, code) + (f" ({detail})" if detail else "")
+        super().__init__(self.message)
+
+
+class RebuildBusy(EnrollmentError):
+    """Another rebuild is running; try again in ``retry_after`` seconds."""
+
+    def __init__(self, run_id: int, retry_after: float = BUSY_RETRY_S) -> None:
+        self.run_id, self.retry_after = run_id, retry_after
+        super().__init__(f"another index rebuild is running; retry in {retry_after:.0f} s")
+
+
+# --------------------------------------------------------------------------------------------
+# people
+
+
+def person_create(*, actor: object | None, full_name: str, staff_id: str, department: str = "",
+                  notes: str = "", active: bool = True) -> Person:
+    """Create a person (validated like the admin form: unique staff id, lengths)."""
+    person = Person(full_name=full_name.strip(), staff_id=staff_id.strip(), department=department.strip(),
+                    notes=notes, active=active)
+    person.full_clean()
+    with transaction.atomic():
+        person.save()
+        audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}")
+    return person
+
+
+def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
+                  staff_id: str | None = None, department: str | None = None, notes: str | None = None,
+                  active: bool | None = None) -> Person:
+    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild."""
+    stored = Person.objects.get(pk=person.pk)
+    new = {"full_name": full_name, "staff_id": staff_id, "department": department, "notes": notes,
+           "active": active}
+    changed = [name for name, value in new.items() if value is not None and getattr(stored, name) != value]
+    for name in changed:
+        setattr(person, name, new[name])
+    if not changed:
+        return person
+    person.full_clean()
+    with transaction.atomic():
+        person.save(update_fields=[*changed, "updated_at"])
+        audit_record(actor=actor, action=Action.UPDATE, obj=person,
+                     summary=f"updated person #{person.pk}: {', '.join(changed)}")
+        if "active" in changed:
+            index_rebuild_request(actor=actor, reason=f"person #{person.pk} {'activated' if active else 'deactivated'}")
+    return person
+
+
+def person_deactivate(*, person: Person, actor: object | None) -> Person:
+    """Leave a person enrolled but out of the index (queues a rebuild)."""
+    if not person.active:
+        return person
+    with transaction.atomic():
+        person.active = False
+        person.save(update_fields=["active", "updated_at"])
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=person, summary=f"deactivated person #{person.pk}")
+        index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
+    return person
+
+
+def person_erase(*, person: Person, actor: object | None) -> None:
+    """Delete a person with every photo (files included), cached template and index entry.
+
+    Index versions that contain the person are rewritten (the active one: a new version without
+    them, switched atomically) or deleted (inactive ones). Only an audit record with the person's
+    id remains. Photo and index files are deleted once the transaction commits.
+    """
+    pk, label = person.pk, str(person.pk)
+    with transaction.atomic():
+        names = list(FacePhoto.objects.filter(person_id=pk).values_list("image", flat=True))
+        embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
+        Person.objects.filter(pk=pk).delete()  # cascades to photos and cached templates
+        scrubbed = _index_scrub(label=label, photos=embedded)
+        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
+                     summary=f"erased person #{pk}: {len(names)} photos, their templates, "
+                             f"{scrubbed} index versions rewritten or deleted")
+        transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}"))
+        transaction.on_commit(index_cache_clear)
+        index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
+
+
+# --------------------------------------------------------------------------------------------
+# photos
+
+
+@dataclass(frozen=True)
+class PhotoInspection:
+    """What the engine says of a candidate photo.
+
+    ``ok``: usable for enrollment; else ``code``/``message`` say why (see :data:`REFUSALS`).
+    ``box``: chosen face ``[x1, y1, x2, y2]`` (pixels; for a refusal, the largest face, if any).
+    ``width``/``height``: image size in pixels. ``faces``: faces detected.
+    """
+
+    ok: bool
+    code: str | None
+    message: str
+    width: int = 0
+    height: int = 0
+    faces: int = 0
+    box: list[float] | None = None
+    quality_score: float | None = None
+    quality_verdict: str = ""
+    masked: bool = False
+    masked_prob: float | None = None
+    face: Face | None = field(default=None, repr=False, compare=False)
+
+    def as_json(self) -> dict:
+        """JSON-safe view (no embedding, no pixels)."""
+        return {"ok": self.ok, "code": self.code, "message": self.message, "width": self.width,
+                "height": self.height, "faces": self.faces, "box": self.box, "quality_score": self.quality_score,
+                "quality_verdict": self.quality_verdict, "masked": self.masked, "masked_prob": self.masked_prob}
+
+
+def _refusal(code: str, **kwargs) -> PhotoInspection:
+    return PhotoInspection(ok=False, code=code, message=REFUSALS[code], **kwargs)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The extension of a JPEG, PNG or WebP file, from its magic bytes."""
+    for magic, _fmt, ext in _MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return None
+
+
+def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
+    """Check a candidate photo without saving anything: type, size, exactly one usable face,
+    quality. Used by :func:`photo_add` and the capture page's live feedback."""
+    if len(data) > settings.MASKNET_MAX_PHOTO_BYTES:
+        return _refusal("too_large")
+    if _sniff(data) is None:
+        return _refusal("file_type")
+    try:
+        width, height = Image.open(io.BytesIO(data)).size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return _refusal("unreadable")
+    if width * height > settings.MASKNET_MAX_PIXELS:
+        return _refusal("too_large", width=width, height=height)
+    engine = engine or recognizer.get_engine()
+    try:
+        image = engine.decode(data)
+        height, width = image.shape[:2]  # after EXIF rotation, like the boxes
+        faces = engine.analyze(image)
+    except FrameTooLarge:
+        return _refusal("too_large", width=width, height=height)
+    except UnreadableImage:
+        return _refusal("unreadable", width=width, height=height)
+    except NoFaceFound:
+        return _refusal("no_face", width=width, height=height)
+    chosen = recognizer.choose_face(faces)
+    face = chosen.face or faces[0]
+    facts = {"width": width, "height": height, "faces": chosen.faces, "box": [round(float(v), 1) for v in face.box],
+             "quality_score": round(face.quality.score, 3), "quality_verdict": face.quality.reason or "ok",
+             "masked": face.masked, "masked_prob": round(face.masked_prob, 3)}
+    if chosen.reason:
+        return PhotoInspection(ok=False, code=chosen.reason, message=REFUSALS.get(chosen.reason, chosen.reason),
+                               **facts)
+    return PhotoInspection(ok=True, code=None, message="Good photo.", face=face, **facts)
+
+
+def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
+              source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
+              schedule_rebuild: bool = True) -> FacePhoto:
+    """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason.
+
+    ``embed``: also compute and cache its templates now (bulk imports; otherwise the rebuild
+    does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit.
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    if FacePhoto.objects.filter(person=person, sha256=sha).exists():
+        raise PhotoRefused("duplicate")
+    engine = recognizer.get_engine()
+    inspection = photo_inspect(data=data, engine=engine)
+    if not inspection.ok:
+        raise PhotoRefused(inspection.code)
+    photo = FacePhoto(person=person, source=source, sha256=sha, width=inspection.width, height=inspection.height,
+                      box=inspection.box, quality_score=inspection.quality_score,
+                      quality_verdict=inspection.quality_verdict, masked=inspection.masked,
+                      masked_prob=inspection.masked_prob,
+                      added_by=actor if getattr(actor, "is_authenticated", False) else None)
+    photo.image.save(Path(filename).stem[:40] + _sniff(data), ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            photo.save()
+            if embed:
+                _templates_store(photo=photo, face=inspection.face, engine=engine,
+                                 version=recognizer.template_version())
+            audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
+                         summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}")
+            if schedule_rebuild:
+                index_rebuild_request(actor=actor, reason=f"photo added to person #{person.pk}")
+    except BaseException:
+        default_storage.delete(photo.image.name)
+        raise
+    return photo
+
+
+def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
+    """Delete a photo, its file (after commit) and its cached templates; queues a rebuild."""
+    pk, person_id, name = photo.pk, photo.person_id, photo.image.name
+    with transaction.atomic():
+        photo.delete()
+        audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
+                     summary=f"removed photo #{pk} of person #{person_id}")
+        transaction.on_commit(lambda: _delete_media([name]))
+        index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
+
+
+def _delete_media(names: list[str], folder: str | None = None) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
+    if folder:
+        path = Path(settings.MEDIA_ROOT) / folder
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _templates_store(*, photo: FacePhoto, face: Face, engine: Engine, version: str) -> PhotoTemplates:
+    t = recognizer.face_templates(engine, face, seed=photo.pk)
+    vectors = np.ascontiguousarray(t.vectors, np.float32)
+    row, _ = PhotoTemplates.objects.update_or_create(
+        photo=photo, template_version=version,
+        defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
+                  "kinds": np.ascontiguousarray(t.kinds, np.int8).tobytes()})
+    FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED, embedding_error="")
+    return row
+
+
+# --------------------------------------------------------------------------------------------
+# index rebuilds
+
+
+def index_rebuild_request(*, actor: object | None, reason: str, force: bool = False) -> TrainingRun:
+    """Ask for a rebuild once the current transaction commits.
+
+    Debounced: requests join the newest queued run and push its start back by
+    ``MASKNET_REBUILD_DEBOUNCE_S``, so a burst of changes leads to one rebuild. ``force``
+    (the admin action, the command) starts it without waiting.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.queued().order_by("-id").first()
+        joined = run is not None and TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.QUEUED).update(
+            requested_at=now, requests=F("requests") + 1) == 1
+        if not joined:
+            run = TrainingRun.objects.create(
+                reason=reason[:200], requested_at=now,
+                requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+        dispatch.enqueue_rebuild(run.pk, countdown=0.0 if force else settings.MASKNET_REBUILD_DEBOUNCE_S,
+                                 force=force)
+    return run
+
+
+def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
+                  on_progress: Callable[[int, str], None] | None = None) -> TrainingRun | None:
+    """Run one rebuild: embed photos without cached templates, assemble every active person's
+    templates, fit the site thresholds, write a new immutable index file and switch the active
+    version atomically.
+
+    ``run_id``: the queued run to claim (``None``: a new run, started now, e.g. by a command).
+    Returns the finished run, or ``None`` when there is nothing to do for this message (already
+    done, running elsewhere, or debounced: a later message will start it). Raises
+    :class:`RebuildBusy` while another rebuild runs. A failure marks the run failed, leaves the
+    previous version active and re-raises.
+    """
+    if run_id is None:
+        run_id = TrainingRun.objects.create(
+            reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None).pk
+        force = True
+    run = _run_claim(run_id=run_id, force=force)
+    if run is None:
+        return None
+    progress = _Progress(run, on_progress)
+    try:
+        _rebuild(run, progress)
+    except Exception as exc:
+        log.exception("index rebuild (run #%s) failed", run.pk)
+        _run_fail(run, exc)
+        raise
+    return run
+
+
+def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state in (TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED):
+            return None
+        if run.state == TrainingRun.State.RUNNING and run.heartbeat_at and now - run.heartbeat_at < STALE_RUN:
+            return None  # a duplicate message for a run in progress
+        debounce = timedelta(seconds=settings.MASKNET_REBUILD_DEBOUNCE_S)
+        if (run.state == TrainingRun.State.QUEUED and not force
+                and run.requested_at + debounce - timedelta(seconds=0.5) > now):
+            return None  # more changes came in: the message queued with the last one starts it
+        if TrainingRun.objects.alive(STALE_RUN).exclude(pk=run.pk).exists():
+            raise RebuildBusy(run.pk)
+        TrainingRun.objects.running().exclude(pk=run.pk).update(
+            state=TrainingRun.State.FAILED, finished_at=now, message="interrupted",
+            error="the worker stopped during the rebuild (killed or restarted); the previous index stayed active")
+        run.state, run.started_at, run.heartbeat_at = TrainingRun.State.RUNNING, now, now
+        run.attempts += 1
+        run.progress, run.message, run.error = 0, "starting", ""
+        run.save(update_fields=["state", "started_at", "heartbeat_at", "attempts", "progress", "message", "error"])
+    events.training_progress(run)
+    return run
+
+
+def _run_fail(run: TrainingRun, exc: BaseException) -> None:
+    try:
+        run.state, run.finished_at = TrainingRun.State.FAILED, timezone.now()
+        run.message = "failed: the previous index stays active"
+        run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        run.save(update_fields=["state", "finished_at", "message", "error"])
+        events.training_progress(run)
+    except Exception:  # noqa: BLE001 - the database may be what failed
+        log.exception("could not mark run #%s failed", run.pk)
+
+
+class _Progress:
+    """Writes progress (and the heartbeat) to the run at most twice a second and publishes it."""
+
+    def __init__(self, run: TrainingRun, callback: Callable[[int, str], None] | None) -> None:
+        self.run, self.callback, self.last = run, callback, 0.0
+
+    def __call__(self, percent: int, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.callback:
+            self.callback(percent, message)
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        run = self.run
+        run.progress, run.message, run.heartbeat_at = max(0, min(100, percent)), message[:300], timezone.now()
+        TrainingRun.objects.filter(pk=run.pk).update(progress=run.progress, message=run.message,
+                                                     heartbeat_at=run.heartbeat_at)
+        events.training_progress(run)
+
+
+def _rebuild(run: TrainingRun, progress: _Progress) -> None:
+    started = time.monotonic()
+    version_key = recognizer.template_version()
+    pending = list(FacePhoto.objects.for_index().missing_templates(version_key).order_by("id"))
+    progress(2, f"{len(pending)} new photos to embed", force=True)
+    engine = recognizer.get_engine() if pending else None
+    embedded, failed = 0, 0
+    t0 = time.monotonic()
+    for i, photo in enumerate(pending):
+        if _photo_embed(photo=photo, engine=engine, version=version_key):
+            embedded += 1
+        else:
+            failed += 1
+        progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} new photos")
+    embed_s = time.monotonic() - t0
+    progress(86, "assembling the index", force=True)
+    index, photo_count = _index_assemble(version_key=version_key, engine=engine)
+    progress(90, "fitting thresholds", force=True)
+    thresholds = _thresholds_fit(index)
+    progress(95, "writing and switching the index", force=True)
+    metrics = {"thresholds": thresholds, "embedded_new": embedded, "embed_failed": failed,
+               "embed_seconds": round(embed_s, 2),
+               "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
+               "synthetic_masks": recognizer.synthetic_masks_available()}
+    version = _index_switch(run=run, index=index, version_key=version_key, photo_count=photo_count, metrics=metrics)
+    seconds = round(time.monotonic() - started, 2)
+    run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
+    run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
+                 "photos": photo_count}
+    if version is None:
+        run.message = "done, but a newer rebuild finished first: its version stays active"
+    else:
+        run.index_version = version
+        run.message = (f"index v{version.pk} active: {version.people_count} people, "
+                       f"{version.template_count} templates, {embedded} photos embedded, {seconds:.1f} s")
+    run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
+    audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run, summary=f"run #{run.pk}: {run.message}")
+    events.training_progress(run)
+    if version is not None:
+        events.index_updated(version)
+
+
+def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
+    """Compute and cache one photo's templates; a bad photo is marked failed, never fatal."""
+    try:
+        with photo.image.open("rb") as fh:
+            data = fh.read()
+        faces = engine.analyze(engine.decode(data))
+        face = recognizer.face_near(faces, photo.box)
+        with transaction.atomic():
+            if not FacePhoto.objects.filter(pk=photo.pk).exists():
+                return False  # removed meanwhile
+            _templates_store(photo=photo, face=face, engine=engine, version=version)
+        return True
+    except (EngineError, OSError) as exc:
+        FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
+                                                     embedding_error=f"{type(exc).__name__}: {exc}"[:200])
+        return False
+
+
+def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int]:
+    """The index of every active person's cached templates (labels: person ids as strings)."""
+    rows = (PhotoTemplates.objects.filter(template_version=version_key, photo__person__active=True)
+            .order_by("photo__person_id", "photo_id")
+            .values_list("photo__person_id", "dim", "count", "vectors", "kinds"))
+    vectors, labels, kinds, dim, photos = [], [], [], None, 0
+    for person_id, d, count, blob, kind_blob in rows.iterator(chunk_size=500):
+        dim = dim or d
+        vectors.append(np.frombuffer(bytes(blob), np.float32).reshape(count, d))
+        kinds.append(np.frombuffer(bytes(kind_blob), np.int8))
+        labels.extend([str(person_id)] * count)
+        photos += 1
+    if dim is None:
+        current = IndexVersion.objects.current()
+        dim = current.dim if current and current.dim else (engine or recognizer.get_engine()).dim
+    index = Index(dim)
+    if vectors:
+        # one concatenation (Index.add per person would copy the matrix once per person)
+        v = np.concatenate(vectors)
+        index.vectors = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        index.labels = np.array(labels, dtype=object)
+        index.kinds = np.concatenate(kinds).astype(np.int8)
+    return index, photos
+
+
+def _thresholds_fit(index: Index, max_templates: int = 2000) -> dict:
+    """Site thresholds: never below the engine's, raised to the 99.9th percentile of impostor
+    scores between this gallery's people (unmasked templates for unmasked probes; masked
+    templates against everyone's templates for masked probes). Recorded in the version's metrics."""
+    cfg = recognizer.engine_config()
+    result = {"unmasked": cfg.threshold_unmasked, "masked": cfg.threshold_masked, "source": "engine",
+              "impostor_pairs": 0}
+    if len(index.identities) < 3:
+        return result
+    rng = np.random.default_rng(0)
+    take = rng.permutation(len(index))[:max_templates] if len(index) > max_templates else np.arange(len(index))
+    v, labels, kinds = index.vectors[take], index.labels[take], index.kinds[take]
+    scores = v @ v.T
+    other = labels[:, None] != labels[None, :]
+    unmasked = kinds == UNMASKED
+    imp_u = scores[np.ix_(unmasked, unmasked)][other[np.ix_(unmasked, unmasked)]]
+    imp_m = scores[~unmasked][other[~unmasked]]
+    if len(imp_u) >= 100:
+        result["unmasked"] = round(max(cfg.threshold_unmasked, float(np.quantile(imp_u, 0.999))), 4)
+        result["source"] = "site"
+    if len(imp_m) >= 100:
+        result["masked"] = round(max(cfg.threshold_masked, float(np.quantile(imp_m, 0.999))), 4)
+        result["source"] = "site"
+    result["impostor_pairs"] = int(len(imp_u) + len(imp_m))
+    return result
+
+
+def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:
+    name = f"index-{run_id or 0:06d}-{uuid.uuid4().hex[:10]}.npz"
+    path = Path(settings.MASKNET_INDEX_DIR) / name
+    index.save(path)
+    return name, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,
+                  metrics: dict) -> IndexVersion | None:
+    """Write the file and make it the active version in one transaction; ``None`` when a newer
+    run's version is already active (the older result is dropped)."""
+    name = None
+    try:
+        with transaction.atomic():
+            current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
+            if current and current.built_by_id and current.built_by_id > run.pk:
+                return None
+            # people erased or deactivated while this run was embedding must not come back
+            live = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
+            for label in index.identities - live:
+                index.remove(label)
+            name, sha = _index_save(index, run.pk)
+            version = IndexVersion.objects.create(
+                path=name, sha256=sha, people_count=len(index.identities), photo_count=photo_count,
+                template_count=len(index), dim=index.dim, model_version=version_key, metrics=metrics,
+                built_by=run)
+            _activate(version)
+            _index_prune()
+        return version
+    except BaseException:
+        if name:
+            (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
+        raise
+
+
+def _activate(version: IndexVersion) -> None:
+    IndexVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+    IndexVersion.objects.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
+
+
+def _index_prune() -> None:
+    """Keep the active version and ``MASKNET_INDEX_KEEP`` older ones; delete the rest (files after
+    commit), and index files no row refers to (left by killed runs) once they are an hour old."""
+    old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
+    names = [v.path for v in old]
+    IndexVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
+    known = set(IndexVersion.objects.values_list("path", flat=True))
+    folder = Path(settings.MASKNET_INDEX_DIR)
+    cutoff = time.time() - 3600
+    if folder.is_dir():
+        names += [p.name for p in folder.glob("index-*.npz") if p.name not in known and p.stat().st_mtime < cutoff]
+    transaction.on_commit(lambda: _delete_index_files(names))
+
+
+def _delete_index_files(names: list[str]) -> None:
+    for name in names:
+        (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
+
+
+def _index_scrub(*, label: str, photos: int) -> int:
+    """Remove ``label`` from every stored index version (see :func:`person_erase`); returns how
+    many versions were rewritten or deleted."""
+    touched, doomed = 0, []
+    for version in IndexVersion.objects.select_for_update().order_by("id"):
+        try:
+            index = Index.load(version.file)
+        except EngineError:
+            index = None
+        if index is not None and label not in index.identities:
+            continue
+        if index is None and version.is_active:
+            continue  # unreadable: nothing can be served from it; the queued rebuild replaces it
+        touched += 1
+        if version.is_active and index is not None:
+            index.remove(label)
+            # a rolled-back erasure leaves this file unreferenced; _index_prune deletes it later
+            name, sha = _index_save(index, version.built_by_id)
+            replacement = IndexVersion.objects.create(
+                path=name, sha256=sha, people_count=len(index.identities),
+                photo_count=max(0, version.photo_count - photos), template_count=len(index), dim=version.dim,
+                model_version=version.model_version, adapter_version=version.adapter_version,
+                metrics={**version.metrics, "rewritten_from": version.pk}, built_by_id=version.built_by_id)
+            IndexVersion.objects.filter(pk=version.pk).update(is_active=False)
+            _activate(replacement)
+            transaction.on_commit(lambda v=replacement: events.index_updated(v))
+        doomed.append(version)
+    IndexVersion.objects.filter(pk__in=[v.pk for v in doomed]).delete()
+    names = [v.path for v in doomed]
+    transaction.on_commit(lambda: _delete_index_files(names))
+    return touched

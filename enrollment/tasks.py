@@ -1,0 +1,28 @@
+"""Celery tasks of the enrollment app: take ids, call one service, own their retries."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import services
+
+
+@shared_task(bind=True, acks_late=True, max_retries=30, name="enrollment.rebuild_index")
+def rebuild_index_task(self, run_id: int | None, force: bool = False) -> dict | None:
+    """Rebuild the gallery index for the queued run ``run_id`` (``None``: a new run now);
+    see ``services.index_rebuild``.
+
+    Retries while another rebuild runs, and after a lost database connection (as a new run:
+    the interrupted one is recorded as failed). Any other failure is recorded in the run
+    and the previous index stays active.
+    """
+    try:
+        run = services.index_rebuild(run_id=run_id, force=force)
+    except services.RebuildBusy as exc:
+        raise self.retry(kwargs={"run_id": exc.run_id, "force": force}, countdown=exc.retry_after, exc=exc) from exc
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(kwargs={"run_id": None, "force": True}, countdown=30, exc=exc) from exc
+    if run is None:
+        return None
+    return {"run": run.pk, "state": run.state, "index_version": run.index_version_id, **run.stats}

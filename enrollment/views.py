@@ -1,0 +1,59 @@
+"""Face photos for staff who may view them: the file, or a small JPEG thumbnail.
+
+Photos are biometric data: no public URL, a permission check on every request, private caching.
+"""
+
+from __future__ import annotations
+
+import io
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from PIL import Image, ImageOps
+
+from .models import FacePhoto
+
+THUMB_PX = 192
+_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+def _photo_for(request: HttpRequest, pk: int) -> FacePhoto:
+    if not request.user.has_perm("enrollment.view_facephoto"):
+        raise PermissionDenied
+    return get_object_or_404(FacePhoto, pk=pk)
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, max-age=300"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+@staff_member_required
+def photo_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """The stored photo as uploaded."""
+    photo = _photo_for(request, pk)
+    try:
+        fh = photo.image.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("photo file missing") from exc
+    ext = "." + photo.image.name.rsplit(".", 1)[-1].lower()
+    return _private(FileResponse(fh, content_type=_TYPES.get(ext, "application/octet-stream")))
+
+
+@staff_member_required
+def photo_thumb(request: HttpRequest, pk: int) -> HttpResponse:
+    """A JPEG at most ``THUMB_PX`` pixels on its longer side (made on the fly, never stored)."""
+    photo = _photo_for(request, pk)
+    try:
+        with photo.image.open("rb") as fh:
+            img = ImageOps.exif_transpose(Image.open(fh))
+            img.thumbnail((THUMB_PX, THUMB_PX))
+            out = io.BytesIO()
+            img.convert("RGB").save(out, "JPEG", quality=80)
+    except (FileNotFoundError, OSError) as exc:
+        raise Http404("photo file missing or unreadable") from exc
+    return _private(HttpResponse(out.getvalue(), content_type="image/jpeg"))

@@ -1,0 +1,51 @@
+// Live index-rebuild status on the enrollment admin pages: a WebSocket on the "training" group,
+// falling back to polling status.json when the socket cannot be opened.
+(function () {
+  "use strict";
+  const root = document.getElementById("mn-status");
+  if (!root) return;
+  const runBox = root.querySelector(".mn-run");
+  const bar = runBox.querySelector("progress");
+  const stateEl = runBox.querySelector(".mn-run-state");
+  const msgEl = runBox.querySelector(".mn-run-msg");
+  const indexEl = root.querySelector(".mn-index");
+  let pollTimer = null;
+
+  function showRun(run) {
+    if (!run) return;
+    runBox.hidden = false;
+    bar.value = run.progress;
+    stateEl.textContent = "#" + run.id + " " + run.state;
+    stateEl.className = "mn-run-state " + run.state;
+    msgEl.textContent = run.state === "failed" ? (run.error || run.message) : run.message;
+    document.querySelectorAll('progress.mn-progress[data-run="' + run.id + '"]').forEach((el) => { el.value = run.progress; });
+    document.querySelectorAll('.mn-pct[data-run="' + run.id + '"]').forEach((el) => { el.textContent = run.progress + "%"; });
+  }
+  function showIndex(info) {
+    if (info) indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
+  }
+  function poll() {
+    fetch(root.dataset.poll, { credentials: "same-origin" })
+      .then((r) => r.ok ? r.json() : null)
+      .then((data) => { if (data) { showRun(data.runs[0]); showIndex(data.index); } })
+      .catch(() => {});
+  }
+  function startPolling() { if (!pollTimer) pollTimer = setInterval(poll, 3000); }
+
+  const latest = document.getElementById("mn-latest-run");
+  if (latest) showRun(JSON.parse(latest.textContent));
+
+  try {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const ws = new WebSocket(scheme + location.host + root.dataset.ws);
+    ws.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "progress") showRun(msg.run);
+      if (msg.type === "index") showIndex(msg);
+    };
+    ws.onclose = startPolling;
+    ws.onerror = startPolling;
+  } catch (e) {
+    startPolling();
+  }
+})();

@@ -1,0 +1,101 @@
+"""The audit log: append-only rows, a read-only admin (filters, CSV export), role changes logged."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from audit.models import AppendOnlyError, AuditEvent
+from audit.services import audit_record
+
+CHANGELIST = reverse("admin:audit_auditevent_changelist")
+
+
+@pytest.fixture
+def events(db):
+    admin = User.objects.create_superuser("boss", "b@example.com", "pw")
+    audit_record(actor=admin, action="create", object_type="enrollment.person", object_id=1,
+                 summary="created person #1")
+    audit_record(actor=None, action="rebuild", object_type="enrollment.trainingrun", object_id=7,
+                 summary="=HYPERLINK(\"x\")")
+    return admin
+
+
+def test_rows_cannot_be_changed_or_deleted(events):
+    event = AuditEvent.objects.first()
+    event.summary = "rewritten"
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).update(summary="x")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.count() == 2
+
+
+def test_actor_is_copied_not_referenced(events):
+    events.delete()  # deleting the user must not touch the log
+    event = AuditEvent.objects.get(action="create")
+    assert event.actor == "boss" and event.actor_id is not None
+    assert AuditEvent.objects.get(action="rebuild").actor == "system"
+
+
+def test_admin_lists_and_filters_but_never_edits(client, events):
+    client.force_login(events)
+    assert client.get(CHANGELIST).status_code == 200
+    filtered = client.get(CHANGELIST, {"action__exact": "rebuild"}).content.decode()
+    assert "enrollment.trainingrun" in filtered and "created person #1" not in filtered
+    event = AuditEvent.objects.get(action="create")
+    change = reverse("admin:audit_auditevent_change", args=[event.pk])
+    page = client.get(change)
+    assert page.status_code == 200 and b'type="submit"' not in page.content.split(b'id="content"')[1]
+    assert client.post(change, {"summary": "rewritten"}).status_code == 403
+    assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    assert AuditEvent.objects.get(pk=event.pk).summary == "created person #1"
+
+
+def test_csv_export_respects_filters_and_defuses_formulas(client, events):
+    client.force_login(events)
+    response = client.get(reverse("admin:audit_auditevent_export"), {"action__exact": "rebuild"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["at", "actor", "actor_id", "action", "object_type", "object_id", "summary"]
+    assert len(rows) == 2 and rows[1][3] == "rebuild" and rows[1][6].startswith("'=")
+
+
+def test_enrollers_cannot_see_the_log(client, db):
+    from enrollment.roles import enrollers_group_ensure
+
+    user = User.objects.create_user("e", password="pw", is_staff=True)
+    user.groups.add(enrollers_group_ensure())
+    client.force_login(user)
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get(reverse("admin:audit_auditevent_export")).status_code == 403
+    assert "audit" not in client.get(reverse("admin:index")).content.decode().lower().split("<body")[1]
+
+
+def test_role_changes_are_logged(client, events):
+    from enrollment.roles import enrollers_group_ensure
+
+    group = enrollers_group_ensure()
+    user = User.objects.create_user("newbie", password="pw")
+    client.force_login(events)
+    url = reverse("admin:auth_user_change", args=[user.pk])
+    data = {"username": "newbie", "is_active": "on", "is_staff": "on", "groups": [group.pk],
+            "date_joined_0": "2025-01-01", "date_joined_1": "00:00:00", "initial-date_joined_0": "2025-01-01",
+            "initial-date_joined_1": "00:00:00"}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event = AuditEvent.objects.get(action="role_change", object_id=str(user.pk))
+    assert "staff: False -> True" in event.summary and "Enrollers" in event.summary and event.actor == "boss"
+    group_url = reverse("admin:auth_group_change", args=[group.pk])
+    perms = list(group.permissions.values_list("pk", flat=True))[:-1]
+    assert client.post(group_url, {"name": group.name, "permissions": perms}).status_code == 302
+    assert AuditEvent.objects.filter(action="role_change", object_type="auth.group").exists()

@@ -1,0 +1,253 @@
+"""The enrollment admin with a logged-in client: pages, upload, actions and each role's permissions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.tasks import rebuild_index_task
+
+CHANGELIST = reverse("admin:enrollment_person_changelist")
+
+
+def change_url(person: Person) -> str:
+    return reverse("admin:enrollment_person_change", args=[person.pk])
+
+
+def person_form(person: Person, **extra) -> dict:
+    data = {"full_name": person.full_name, "staff_id": person.staff_id, "department": person.department,
+            "active": "on" if person.active else "", "notes": person.notes}
+    data.update(extra)
+    return {k: v for k, v in data.items() if v != ""}
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+@pytest.mark.parametrize("who", ["su_client", "enroller_client"])
+def test_people_list_with_thumbnails_search_and_filters(request, who, person, make_photo):
+    client = request.getfixturevalue(who)
+    photo = make_photo(person)
+    other = services.person_create(actor=None, full_name="Tom Hanks", staff_id="T-2", department="Film")
+    services.person_deactivate(person=other, actor=None)
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert reverse("enrollment:photo-thumb", args=[photo.pk]) in html and "Tom Hanks" in html
+    assert "Eileen Collins" in client.get(CHANGELIST, {"q": "flight"}).content.decode()
+    assert "Tom Hanks" not in client.get(CHANGELIST, {"q": "flight"}).content.decode()
+    assert "Eileen Collins" not in client.get(CHANGELIST, {"active__exact": "0"}).content.decode()
+
+
+def test_change_page_shows_photos_with_box_and_verdict(su_client, person, make_photo):
+    photo = make_photo(person)
+    html = su_client.get(change_url(person)).content.decode()
+    assert reverse("enrollment:photo-thumb", args=[photo.pk]) in html
+    assert 'class="mn-box" style="left:12.5%;top:12.5%;width:75.0%;height:75.0%"' in html
+    assert "good" in html and "no mask" in html and 'name="remove_photos"' in html
+    assert reverse("admin:enrollment_person_capture", args=[person.pk]) in html
+    assert reverse("admin:enrollment_person_erase", args=[person.pk]) in html
+    assert 'type="file" name="photos"' in html and "multiple" in html
+    assert 'id="mn-status"' in html  # live rebuild status
+
+
+def test_enroller_change_page_has_capture_but_no_erase(enroller_client, person):
+    html = enroller_client.get(change_url(person)).content.decode()
+    assert reverse("admin:enrollment_person_capture", args=[person.pk]) in html
+    assert reverse("admin:enrollment_person_erase", args=[person.pk]) not in html
+
+
+def test_add_person_goes_through_the_service(enroller_client):
+    response = enroller_client.post(reverse("admin:enrollment_person_add"),
+                                    {"full_name": "New Person", "staff_id": "N-1", "active": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    person = Person.objects.get(staff_id="N-1")
+    assert AuditEvent.objects.filter(action="create", object_id=str(person.pk), actor="enroller").exists()
+
+
+def test_edit_person_is_audited(enroller_client, person):
+    response = enroller_client.post(change_url(person), person_form(person, department="Ground"))
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.department == "Ground"
+    assert AuditEvent.objects.get(action="update").summary.endswith(": department")
+
+
+@pytest.mark.models
+def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, engine, astronaut_jpeg,
+                                                     gradient_png, enqueued, django_capture_on_commit_callbacks):
+    files = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg"),
+             SimpleUploadedFile("gradient.png", gradient_png, "image/png")]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    assert response.status_code == 200
+    assert FacePhoto.objects.filter(person=person).count() == 1
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "1 photo(s) added" in text and "gradient.png: refused — No face found in the photo." in text
+    assert len(enqueued) == 1
+
+
+def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, django_capture_on_commit_callbacks):
+    keep, drop = make_photo(person), make_photo(person)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = enroller_client.post(change_url(person), person_form(person, remove_photos=[drop.pk]))
+    assert response.status_code == 302
+    assert list(FacePhoto.objects.values_list("pk", flat=True)) == [keep.pk]
+    assert AuditEvent.objects.filter(action="photo_remove", object_id=str(drop.pk)).exists()
+
+
+# ------------------------------------------------------------------------------------------ actions
+
+def test_rebuild_action_queues_a_forced_run(enroller_client, person, enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = enroller_client.post(CHANGELIST, {"action": "rebuild_index", "_selected_action": [person.pk]})
+    assert response.status_code == 302
+    run = TrainingRun.objects.get()
+    assert enqueued == [{"run_id": run.pk, "countdown": 0.0, "force": True}]
+    assert run.requested_by.username == "enroller"
+
+
+def test_rebuild_button(enroller_client, enqueued, django_capture_on_commit_callbacks):
+    url = reverse("admin:enrollment_person_rebuild")
+    assert enroller_client.get(url).status_code == 405
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enroller_client.post(url).status_code == 302
+    assert len(enqueued) == 1 and enqueued[0]["force"]
+
+
+def test_deactivate_action(enroller_client, person):
+    enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]})
+    person.refresh_from_db()
+    assert person.active is False
+    assert AuditEvent.objects.filter(action="deactivate").exists()
+
+
+def test_superuser_erases_after_confirmation(su_client, person, make_photo, django_capture_on_commit_callbacks):
+    make_photo(person)
+    data = {"action": "erase_biometric_data", "_selected_action": [person.pk]}
+    confirm = su_client.post(CHANGELIST, data)
+    assert confirm.status_code == 200 and b"Yes, erase" in confirm.content
+    assert Person.objects.filter(pk=person.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert su_client.post(CHANGELIST, {**data, "post": "yes"}).status_code == 302
+    assert not Person.objects.exists() and not FacePhoto.objects.exists()
+
+
+def test_erase_page_for_one_person(su_client, person):
+    url = reverse("admin:enrollment_person_erase", args=[person.pk])
+    assert su_client.get(url).status_code == 200
+    assert su_client.post(url, {"post": "yes"}).status_code == 302
+    assert not Person.objects.exists()
+
+
+def test_enroller_cannot_erase_or_delete(enroller_client, person):
+    page = enroller_client.get(CHANGELIST).content.decode()
+    assert "erase_biometric_data" not in page and "delete_selected" not in page
+    enroller_client.post(CHANGELIST, {"action": "erase_biometric_data", "_selected_action": [person.pk],
+                                      "post": "yes"})
+    assert enroller_client.get(reverse("admin:enrollment_person_erase", args=[person.pk])).status_code == 403
+    assert enroller_client.get(reverse("admin:enrollment_person_delete", args=[person.pk])).status_code == 403
+    assert Person.objects.filter(pk=person.pk).exists()
+    assert not AuditEvent.objects.filter(action="erase").exists()
+
+
+def test_nobody_deletes_people_directly(su_client, person):
+    assert su_client.get(reverse("admin:enrollment_person_delete", args=[person.pk])).status_code == 403
+
+
+def test_plain_staff_sees_nothing(client, plain_staff, person, make_photo):
+    photo = make_photo(person)
+    client.force_login(plain_staff)
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).status_code == 403
+    assert client.get(reverse("enrollment:photo-thumb", args=[photo.pk])).status_code == 403
+
+
+# ------------------------------------------------------------------------------------------ photos
+
+def test_photos_are_served_only_to_authorised_staff(client, enroller, person, make_photo, settings):
+    photo = make_photo(person)
+    url = reverse("enrollment:photo-image", args=[photo.pk])
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+    assert client.get(settings.MEDIA_URL + photo.image.name).status_code == 404  # no public media URL
+    client.force_login(enroller)
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == "private, max-age=300"
+    assert b"".join(response.streaming_content) == open(photo.image.path, "rb").read()
+    thumb = client.get(reverse("enrollment:photo-thumb", args=[photo.pk]))
+    assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)
+
+
+def test_photo_admin_delete_goes_through_the_service(enroller_client, person, make_photo,
+                                                     django_capture_on_commit_callbacks):
+    photo = make_photo(person)
+    url = reverse("admin:enrollment_facephoto_delete", args=[photo.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enroller_client.post(url, {"post": "yes"}).status_code == 302
+    assert not FacePhoto.objects.exists()
+    assert AuditEvent.objects.filter(action="photo_remove").exists()
+
+
+# ------------------------------------------------------------------------------------------ capture
+
+def test_capture_page(enroller_client, person):
+    html = enroller_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
+    assert "getUserMedia" not in html  # the script is a static file
+    assert "enrollment/capture.js" in html and reverse("admin:enrollment_person_capture_save", args=[person.pk]) in html
+
+
+@pytest.mark.models
+def test_capture_check_gives_live_feedback(enroller_client, person, engine, astronaut_jpeg, gradient_png):
+    url = reverse("admin:enrollment_person_capture_check", args=[person.pk])
+    good = enroller_client.post(url, {"frame": SimpleUploadedFile("f.jpg", astronaut_jpeg, "image/jpeg")}).json()
+    assert good["ok"] and good["masked"] is False and len(good["box"]) == 4
+    bad = enroller_client.post(url, {"frame": SimpleUploadedFile("f.png", gradient_png, "image/png")}).json()
+    assert bad == {**bad, "ok": False, "code": "no_face"}
+    assert not FacePhoto.objects.exists()
+
+
+@pytest.mark.models
+def test_capture_save_keeps_the_good_photos(enroller_client, person, engine, astronaut_jpeg, gradient_png):
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    shots = [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg"),
+             SimpleUploadedFile("b.png", gradient_png, "image/png")]
+    result = enroller_client.post(url, {"photos": shots}).json()
+    assert len(result["saved"]) == 1 and result["refused"][0]["code"] == "no_face"
+    assert FacePhoto.objects.get().source == "webcam"
+
+
+# ------------------------------------------------------------------------------------------ runs, versions
+
+def test_training_runs_and_versions_pages(enroller_client, person, make_photo):
+    make_photo(person)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    rebuild_index_task(run.pk, force=True)
+    html = enroller_client.get(reverse("admin:enrollment_trainingrun_changelist")).content.decode()
+    assert f'data-run="{run.pk}"' in html and "succeeded" in html
+    status = enroller_client.get(reverse("admin:enrollment_trainingrun_status")).json()
+    version = IndexVersion.objects.current()
+    assert status["runs"][0]["id"] == run.pk and status["index"]["version"] == version.pk
+    assert enroller_client.get(reverse("admin:enrollment_indexversion_changelist")).status_code == 200
+    assert enroller_client.get(reverse("admin:enrollment_trainingrun_change", args=[run.pk])).status_code == 200
+    assert enroller_client.post(reverse("admin:enrollment_indexversion_delete", args=[version.pk]),
+                                {"post": "yes"}).status_code == 403
+
+
+def test_roles_of_the_enrollers_group(enroller, superuser):
+    assert enroller.has_perms(["enrollment.add_person", "enrollment.add_facephoto", "enrollment.delete_facephoto",
+                               "enrollment.rebuild_index"])
+    assert not enroller.has_perm("enrollment.erase_person")
+    assert not enroller.has_perm("audit.view_auditevent")
+    assert superuser.has_perm("enrollment.erase_person") and superuser.has_perm("audit.view_auditevent")
+    assert not User.objects.get(pk=enroller.pk).is_superuser

@@ -1,0 +1,85 @@
+"""``import_people`` and ``rebuild_index``."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+
+from .conftest import jpeg
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO(), **kwargs)
+    return out.getvalue()
+
+
+@pytest.fixture
+def people_tree(tmp_path, astronaut_bgr, portrait_png, gradient_png):
+    root = tmp_path / "people"
+    (root / "Eileen_Collins").mkdir(parents=True)
+    (root / "Eileen_Collins" / "a.jpg").write_bytes(jpeg(astronaut_bgr))
+    (root / "Eileen_Collins" / "b.jpg").write_bytes(jpeg(cv2.flip(astronaut_bgr, 1)))
+    (root / "Eileen_Collins" / "notes.txt").write_text("not a photo")
+    (root / "Tom_Hanks").mkdir()
+    (root / "Tom_Hanks" / "t.png").write_bytes(portrait_png)
+    (root / "Nobody").mkdir()
+    (root / "Nobody" / "gradient.png").write_bytes(gradient_png)
+    return root
+
+
+@pytest.mark.models
+def test_import_people_then_rebuild(db, engine, people_tree):
+    out = run("import_people", str(people_tree))
+    assert "importing 3 people, 4 photos" in out
+    assert "people: 3 created, 0 already there; photos: 3 added, 1 refused" in out
+    assert "no_face (1): No face found in the photo." in out and "Nobody/gradient.png" in out
+    assert "photos/s" in out and "1 people have no accepted photo yet" in out
+    assert set(Person.objects.values_list("full_name", flat=True)) == {"Eileen Collins", "Tom Hanks", "Nobody"}
+    assert FacePhoto.objects.filter(source="import", embedding_state="embedded").count() == 3
+    # the rebuild ran in the foreground (no Celery here) and found every template cached
+    assert "people: 2, templates:" in out and "(0 embedded now, 0 failed)" in out
+    version = IndexVersion.objects.current()
+    assert version.people_count == 2 and version.photo_count == 3
+    again = run("import_people", str(people_tree), "--no-rebuild", limit=2)
+    assert "people: 0 created, 2 already there; photos: 0 added, 3 refused" in again and "duplicate (2)" in again
+
+
+def test_import_people_refuses_a_missing_folder(db, tmp_path):
+    with pytest.raises(CommandError):
+        run("import_people", str(tmp_path / "absent"))
+
+
+def test_people_list_order_and_limit(tmp_path):
+    from enrollment.management.commands.import_people import person_folders
+
+    for name in ("A", "B", "C"):
+        (tmp_path / name).mkdir()
+    listing = tmp_path / "people.txt"
+    listing.write_text("3\nC\t1\nA\t2\nZ\t1\n")
+    assert [p.name for p in person_folders(tmp_path, None, listing)] == ["C", "A"]
+    assert [p.name for p in person_folders(tmp_path, 2, None)] == ["A", "B"]
+
+
+def test_rebuild_index_wait_prints_a_summary(person, make_photo):
+    make_photo(person)
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 3, photos: 1 (0 embedded now, 0 failed), seconds:" in out
+    assert IndexVersion.objects.current().people_count == 1
+
+
+def test_rebuild_index_queues_for_celery_workers(person, make_photo, settings, enqueued,
+                                                 django_capture_on_commit_callbacks):
+    settings.MASKNET_TASK_RUNNER = "celery"
+    make_photo(person)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("rebuild_index")
+    run_row = TrainingRun.objects.get()
+    assert f"training run #{run_row.pk}" in out and enqueued[0]["run_id"] == run_row.pk
+    assert not IndexVersion.objects.exists()

@@ -1,0 +1,66 @@
+"""The admin pages' live progress socket."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from enrollment import events
+from enrollment.models import TrainingRun
+from enrollment.routing import websocket_urlpatterns
+
+
+def communicator_for(user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/admin/training/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+def test_staff_receive_progress_and_index_updates(enroller):
+    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected
+        # published from synchronous code (a task or the background runner), as in production
+        await sync_to_async(events.training_progress)(run)
+        progress = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return progress
+
+    progress = async_to_sync(scenario)()
+    assert progress["type"] == "progress"
+    assert {k: progress["run"][k] for k in ("id", "state", "progress")} == {"id": run.pk, "state": "running",
+                                                                           "progress": 40}
+
+
+@pytest.mark.parametrize("who", ["anonymous", "plain_staff"])
+def test_others_are_refused(request, db, who):
+    user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
+
+    async def scenario():
+        return await communicator_for(user).connect()
+
+    connected, code = async_to_sync(scenario)()
+    assert not connected and code == 4403
+
+
+def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
+    from masknet_site.asgi import application
+
+    client.force_login(enroller)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/admin/training/",
+                                             headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
+                                                      (b"host", b"testserver")])
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)()

@@ -1,0 +1,239 @@
+"""Index rebuilds: the task called directly, cached templates, atomic switch, failures, kiosks."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.tasks import rebuild_index_task
+from recognition.engine.index import Index
+
+
+@pytest.fixture
+def layer():
+    """The in-memory channel layer, emptied before and after."""
+    layer = get_channel_layer()
+    async_to_sync(layer.flush)()
+    yield layer
+    async_to_sync(layer.flush)()
+
+
+def listen(layer, group: str) -> str:
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group, channel)
+    return channel
+
+
+def drain(layer, channel: str) -> list[dict]:
+    """Every message waiting on ``channel``."""
+
+    async def receive_all() -> list[dict]:
+        out = []
+        while True:
+            try:
+                out.append(await asyncio.wait_for(layer.receive(channel), timeout=0.05))
+            except TimeoutError:
+                return out
+
+    return async_to_sync(receive_all)()
+
+
+def people_with_photos(make_photo, n_people=3, n_photos=2) -> list[Person]:
+    people = []
+    for i in range(n_people):
+        p = services.person_create(actor=None, full_name=f"Person {i}", staff_id=f"P{i}")
+        for _ in range(n_photos):
+            make_photo(p)
+        people.append(p)
+    return people
+
+
+def rebuild_now() -> TrainingRun:
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    result = rebuild_index_task(run.pk, force=True)  # the task, called directly
+    run.refresh_from_db()
+    assert result is not None and result["run"] == run.pk
+    return run
+
+
+def test_task_builds_and_activates_an_index(make_photo, layer):
+    kiosk = listen(layer, "kiosks")
+    people = people_with_photos(make_photo)
+    run = rebuild_now()
+    assert run.state == "succeeded" and run.progress == 100 and run.finished_at
+    version = IndexVersion.objects.active().get()
+    assert run.index_version == version and version.built_by == run
+    assert (version.people_count, version.photo_count, version.template_count) == (3, 6, 18)
+    index = version.load()
+    assert index.identities == {str(p.pk) for p in people}
+    assert sorted(set(index.kinds.tolist())) == [0, 1]
+    assert version.file.is_file() and version.file.parent == Path(version.file.parent)
+    assert version.metrics["thresholds"]["unmasked"] >= 0.42
+    assert AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk)).exists()
+    messages = drain(layer, kiosk)
+    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 18} in messages
+
+
+def test_progress_is_published_to_admin_pages(make_photo, layer):
+    admin_page = listen(layer, "training")
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = rebuild_now()
+    messages = drain(layer, admin_page)
+    states = [m["run"]["state"] for m in messages if m["type"] == "training.progress"]
+    assert states[0] == "running" and states[-1] == "succeeded"
+    assert all(m["run"]["id"] == run.pk for m in messages if m["type"] == "training.progress")
+
+
+def test_inactive_people_are_left_out(make_photo):
+    a, b = people_with_photos(make_photo, n_people=2, n_photos=1)
+    services.person_deactivate(person=b, actor=None)
+    rebuild_now()
+    assert IndexVersion.objects.current().load().identities == {str(a.pk)}
+
+
+def test_cached_templates_are_reused_and_versions_switch(make_photo):
+    people_with_photos(make_photo, n_people=2)
+    first = rebuild_now()
+    second = rebuild_now()
+    assert second.stats["embedded_new"] == 0
+    assert IndexVersion.objects.active().count() == 1
+    assert IndexVersion.objects.current() == second.index_version != first.index_version
+    assert first.index_version.file.is_file()  # kept for rollback (MASKNET_INDEX_KEEP)
+
+
+def test_old_versions_are_pruned(make_photo, settings):
+    settings.MASKNET_INDEX_KEEP = 1
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    runs = [rebuild_now() for _ in range(4)]
+    # files of pruned versions go after commit; inside the test transaction the rows are gone already
+    assert IndexVersion.objects.count() == 2
+    assert IndexVersion.objects.current() == runs[-1].index_version
+
+
+@pytest.mark.parametrize("where", ["assemble", "save"])
+def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkeypatch, where):
+    people_with_photos(make_photo, n_people=2)
+    good = rebuild_now().index_version
+    before = good.file.read_bytes()
+    files_before = set(Path(good.file.parent).iterdir())
+    person = Person.objects.first()
+    make_photo(person)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    if where == "assemble":
+        monkeypatch.setattr(services, "_index_assemble", boom)
+    else:
+        monkeypatch.setattr(Index, "save", boom)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    with pytest.raises(RuntimeError):
+        rebuild_index_task(run.pk, force=True)
+    run.refresh_from_db()
+    assert run.state == "failed" and "disk on fire" in run.error
+    assert IndexVersion.objects.current() == good and IndexVersion.objects.count() == 1
+    assert good.file.read_bytes() == before and set(Path(good.file.parent).iterdir()) == files_before
+    # and it can be re-run once the cause is gone
+    monkeypatch.undo()
+    again = rebuild_now()
+    assert again.state == "succeeded" and IndexVersion.objects.current() == again.index_version
+
+
+def test_a_killed_run_is_taken_over(make_photo):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    killed = TrainingRun.objects.create(state="running", started_at=timezone.now() - timedelta(minutes=10),
+                                        heartbeat_at=timezone.now() - timedelta(minutes=9))
+    run = rebuild_now()
+    killed.refresh_from_db()
+    assert run.state == "succeeded" and killed.state == "failed" and "interrupted" in killed.message
+
+
+def test_a_live_run_makes_others_wait(make_photo):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    TrainingRun.objects.create(state="running", started_at=timezone.now(), heartbeat_at=timezone.now())
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    with pytest.raises(services.RebuildBusy):
+        services.index_rebuild(run_id=run.pk, force=True)
+    run.refresh_from_db()
+    assert run.state == "queued"
+
+
+def test_duplicate_messages_do_nothing(make_photo):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = rebuild_now()
+    assert rebuild_index_task(run.pk, force=True) is None
+    assert IndexVersion.objects.count() == 1
+
+
+def test_an_older_run_never_replaces_a_newer_version(make_photo):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    older = TrainingRun.objects.create(reason="older")
+    newer = services.index_rebuild(run_id=TrainingRun.objects.create(reason="newer").pk, force=True)
+    assert newer.pk > older.pk and newer.state == "succeeded"
+    result = services.index_rebuild(run_id=older.pk, force=True)
+    assert result.state == "succeeded" and result.index_version is None
+    assert IndexVersion.objects.current() == newer.index_version
+
+
+def test_people_erased_during_a_rebuild_do_not_come_back(make_photo, monkeypatch):
+    keep, gone = people_with_photos(make_photo, n_people=2, n_photos=1)
+    real = services._thresholds_fit
+
+    def erase_meanwhile(index):
+        Person.objects.filter(pk=gone.pk).delete()  # as a concurrent erasure would
+        return real(index)
+
+    monkeypatch.setattr(services, "_thresholds_fit", erase_meanwhile)
+    rebuild_now()
+    assert IndexVersion.objects.current().load().identities == {str(keep.pk)}
+
+
+def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monkeypatch):
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    broken = FacePhoto.objects.create(person=person, image="faces/missing.jpg", sha256="x")
+
+    class NoEngine:
+        def decode(self, data):
+            raise AssertionError("the file is missing: never decoded")
+
+    monkeypatch.setattr(services.recognizer, "get_engine", lambda: NoEngine())
+    run = rebuild_now()
+    broken.refresh_from_db()
+    assert run.state == "succeeded" and run.stats["embed_failed"] == 1
+    assert broken.embedding_state == "failed" and "No such file" in broken.embedding_error
+
+
+@pytest.mark.models
+def test_real_photos_end_to_end(db, engine, astronaut_jpeg, portrait_png, astronaut_bgr):
+    from recognition.engine.gallery import identify
+
+    eileen = services.person_create(actor=None, full_name="Eileen", staff_id="A1")
+    tom = services.person_create(actor=None, full_name="Tom", staff_id="A2")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    run = rebuild_now()
+    assert run.stats["embedded_new"] == 2 and run.stats["embed_failed"] == 0
+    index = IndexVersion.objects.current().load()
+    probe = engine.analyze(np.ascontiguousarray(astronaut_bgr[:, ::-1]))[0]  # mirrored: another "shot"
+    decision = identify(engine, probe, index)
+    assert decision.label == str(eileen.pk) and decision.accepted
+    assert rebuild_now().stats["embedded_new"] == 0
+    assert FacePhoto.objects.filter(embedding_state="embedded").count() == 2
+
+
+@pytest.mark.models
+def test_an_empty_gallery_gives_an_empty_index(db, engine):
+    run = rebuild_now()
+    version = IndexVersion.objects.current()
+    assert run.state == "succeeded" and version.template_count == 0 and len(version.load()) == 0
+    assert version.dim == engine.dim

@@ -1,0 +1,121 @@
+"""Where rebuilds run: the embedded background thread, and a real Celery worker on the real Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection, transaction
+
+from enrollment import services
+from enrollment.dispatch import background_runner
+from enrollment.models import FacePhoto, IndexVersion, TrainingRun
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_REDIS_URL = os.environ.get("MASKNET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_runner_debounces_and_rebuilds_in_the_background(real_dispatch, settings, make_photo):
+    settings.MASKNET_TASK_RUNNER = "thread"
+    settings.MASKNET_REBUILD_DEBOUNCE_S = 0.3
+    person = services.person_create(actor=None, full_name="P", staff_id="P")
+    make_photo(person)
+    with transaction.atomic():
+        for i in range(3):
+            services.index_rebuild_request(actor=None, reason=f"change {i}")
+    services.index_rebuild_request(actor=None, reason="one more, after the first commit")
+    assert background_runner().wait_idle(timeout=60)
+    run = TrainingRun.objects.get()
+    assert run.state == "succeeded" and run.requests == 4
+    assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    return (f"postgres://{quote(s['USER'] or '')}:{quote(s['PASSWORD'] or '')}@{s['HOST'] or '127.0.0.1'}:"
+            f"{s['PORT'] or 5432}/{quote(s['NAME'])}")
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the test."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL} ({exc}); the Celery integration test needs it")
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def celery_worker(redis_url, settings, transactional_db, tmp_path, real_dispatch):
+    """A real ``celery worker`` process on the test database, media and index folders."""
+    from masknet_site.celery import app
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test", "REDIS_URL": redis_url,
+           "DATABASE_URL": _database_url(), "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "MASKNET_INDEX_DIR": str(settings.MASKNET_INDEX_DIR), "MASKNET_MODELS_DIR": str(settings.MASKNET_MODELS_DIR),
+           "LOG_LEVEL": "INFO"}
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "masknet_site", "worker", "--pool", "solo", "--loglevel", "INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", f"test-{os.getpid()}@%h"],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    saved = {k: app.conf[k] for k in ("broker_url", "result_backend")}
+    app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    app.__dict__.pop("_pool", None)
+    app._pool = None
+    settings.MASKNET_TASK_RUNNER = "celery"
+    try:
+        yield {"process": proc, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.conf.update(saved)
+
+
+@pytest.mark.models
+def test_a_real_celery_worker_rebuilds_after_commit(celery_worker, engine, astronaut_jpeg):
+    person = services.person_create(actor=None, full_name="Eileen", staff_id="E")
+    photo = services.photo_add(person=person, data=astronaut_jpeg, actor=None)  # queued on commit
+    deadline = time.monotonic() + 90
+    run = None
+    while time.monotonic() < deadline:
+        run = TrainingRun.objects.order_by("-id").first()
+        if run and run.state in ("succeeded", "failed"):
+            break
+        assert celery_worker["process"].poll() is None, celery_worker["log"].read_text()[-3000:]
+        time.sleep(0.3)
+    log = celery_worker["log"].read_text()
+    assert run is not None and run.state == "succeeded", f"run: {run and run.state} {run and run.error}\n{log[-3000:]}"
+    assert run.stats["embedded_new"] == 1  # the worker computed the templates
+    photo.refresh_from_db()
+    assert photo.embedding_state == FacePhoto.Embedding.EMBEDDED
+    version = IndexVersion.objects.current()
+    assert version.built_by == run and version.load().identities == {str(person.pk)}
+    # the worker logs the task's end just after the run's row says so
+    deadline = time.monotonic() + 10
+    while "succeeded in" not in log and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log = celery_worker["log"].read_text()
+    assert "Task enrollment.rebuild_index[" in log and "succeeded in" in log, log[-3000:]

@@ -1,0 +1,189 @@
+"""enrollment.services: people, photos (every refusal reason), audit rows, queued rebuilds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import pytest
+from django.core.exceptions import ValidationError
+
+from audit.models import AuditEvent
+from enrollment import recognizer, services
+from enrollment.models import FacePhoto, Person, PhotoTemplates, TrainingRun
+
+from .conftest import jpeg
+
+
+def test_person_create_audits_without_personal_data(db):
+    person = services.person_create(actor=None, full_name=" Jane Doe ", staff_id="S-9", department="Ops")
+    assert person.full_name == "Jane Doe"
+    event = AuditEvent.objects.get(action="create", object_type="enrollment.person")
+    assert event.object_id == str(person.pk) and event.actor == "system"
+    assert "Jane" not in event.summary and "S-9" not in event.summary
+
+
+def test_person_create_refuses_duplicate_staff_id(person):
+    with pytest.raises(ValidationError):
+        services.person_create(actor=None, full_name="Someone Else", staff_id=person.staff_id)
+
+
+def test_person_update_lists_changed_fields_and_rebuilds_on_active_change(person, superuser, enqueued,
+                                                                          django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_update(person=person, actor=superuser, department="Ground", notes="n")
+    event = AuditEvent.objects.filter(action="update").get()
+    assert event.summary.endswith("department, notes") and event.actor == "root"
+    assert enqueued == []  # no change of who is in the index
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_update(person=person, actor=superuser, active=False)
+    assert len(enqueued) == 1
+    person.refresh_from_db()
+    assert person.active is False and person.department == "Ground"
+
+
+def test_person_update_without_changes_writes_nothing(person):
+    services.person_update(person=person, actor=None, full_name=person.full_name)
+    assert not AuditEvent.objects.filter(action="update").exists()
+
+
+def test_person_deactivate_queues_a_rebuild_on_commit(person, enqueued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.person_deactivate(person=person, actor=None)
+        assert enqueued == []  # nothing before the commit
+    for cb in callbacks:
+        cb()
+    assert len(enqueued) == 1 and enqueued[0]["force"] is False
+    assert not Person.objects.active().filter(pk=person.pk).exists()
+    assert AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
+
+
+def test_requests_are_debounced_into_one_run(person, enqueued, settings, django_capture_on_commit_callbacks):
+    settings.MASKNET_REBUILD_DEBOUNCE_S = 5.0
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(4):
+            services.index_rebuild_request(actor=None, reason=f"change {i}")
+    run = TrainingRun.objects.get()
+    assert run.state == "queued" and run.requests == 4
+    assert {c["run_id"] for c in enqueued} == {run.pk} and enqueued[-1]["countdown"] == 5.0
+    # an early message finds the run not yet due and does nothing; the last one (or force) runs it
+    assert services.index_rebuild(run_id=run.pk) is None
+    run.refresh_from_db()
+    assert run.state == "queued"
+
+
+# ------------------------------------------------------------------------------------------ photos
+
+
+def _refusal(person, data: bytes) -> str:
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=data, actor=None)
+    return info.value.code
+
+
+def test_refuses_files_that_are_not_images(person):
+    assert _refusal(person, b"hello, this is text") == "file_type"
+    assert not FacePhoto.objects.exists()
+
+
+def test_refuses_files_over_the_size_limit(person, astronaut_jpeg, settings):
+    settings.MASKNET_MAX_PHOTO_BYTES = 1000
+    assert _refusal(person, astronaut_jpeg) == "too_large"
+
+
+def test_refuses_images_over_the_pixel_limit(person, astronaut_jpeg, settings):
+    settings.MASKNET_MAX_PIXELS = 100 * 100
+    assert _refusal(person, astronaut_jpeg) == "too_large"
+
+
+@pytest.mark.models
+def test_refuses_truncated_images(person, astronaut_jpeg, engine):
+    assert _refusal(person, astronaut_jpeg[:400]) == "unreadable"
+
+
+@pytest.mark.models
+def test_refuses_a_photo_without_a_face(person, gradient_png, engine):
+    assert _refusal(person, gradient_png) == "no_face"
+
+
+@pytest.mark.models
+def test_refuses_a_group_photo(person, group_jpeg, engine):
+    assert _refusal(person, group_jpeg) == "several_faces"
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("change, reason", [
+    (lambda a: cv2.resize(a, (160, 160)), "too_small"),
+    (lambda a: (a * 0.15).astype("uint8"), "too_dark"),
+    (lambda a: cv2.convertScaleAbs(a, alpha=1.0, beta=140), "too_bright"),
+    (lambda a: cv2.GaussianBlur(a, (0, 0), 3), "blurry"),
+])
+def test_refuses_poor_quality_with_the_reason(person, astronaut_bgr, engine, change, reason):
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=jpeg(change(astronaut_bgr)), actor=None)
+    assert info.value.code == reason
+    assert info.value.message == services.REFUSALS[reason]
+
+
+@pytest.mark.models
+def test_refuses_a_turned_face(person, astronaut_jpeg, engine, monkeypatch):
+    # a real turned face cannot be made from the test photos: the gate's verdict is forced
+    real = engine.analyze
+
+    def turned(image, **kw):
+        faces = real(image, **kw)
+        return [dataclasses.replace(f, quality=dataclasses.replace(f.quality, reason="pose")) for f in faces]
+
+    monkeypatch.setattr(engine, "analyze", turned)
+    assert _refusal(person, astronaut_jpeg) == "pose"
+
+
+@pytest.mark.models
+def test_photo_add_stores_the_verdict_and_the_file(person, astronaut_jpeg, engine, settings, enqueued,
+                                                   django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = services.photo_add(person=person, data=astronaut_jpeg, filename="eileen.jpg", actor=None)
+    assert (photo.width, photo.height) == (512, 512)
+    x1, y1, x2, y2 = photo.box
+    assert 150 < (x1 + x2) / 2 < 260 and photo.quality_verdict == "ok" and 0 < photo.quality_score <= 1
+    assert photo.masked is False and photo.embedding_state == "pending"
+    path = Path(photo.image.path)
+    assert path.is_file() and path.is_relative_to(Path(settings.MEDIA_ROOT))
+    assert "eileen" not in path.parent.name and path.read_bytes() == astronaut_jpeg
+    assert AuditEvent.objects.filter(action="photo_add", object_id=str(photo.pk)).exists()
+    assert len(enqueued) == 1
+    assert _refusal(person, astronaut_jpeg) == "duplicate"
+
+
+@pytest.mark.models
+def test_photo_add_with_embed_caches_templates(person, portrait_png, engine):
+    photo = services.photo_add(person=person, data=portrait_png, actor=None, embed=True, schedule_rebuild=False)
+    row = PhotoTemplates.objects.get(photo=photo)
+    vectors, kinds = row.arrays()
+    assert row.template_version == recognizer.template_version() and vectors.shape[1] == engine.dim
+    expected = 1 + (recognizer.N_MASKED_TEMPLATES if recognizer.synthetic_masks_available() else 0)
+    assert len(vectors) == expected and kinds[0] == 0 and (kinds[1:] == 1).all()
+    photo.refresh_from_db()
+    assert photo.embedding_state == "embedded"
+
+
+def test_photo_remove_deletes_file_templates_and_queues_rebuild(person, make_photo, enqueued,
+                                                                django_capture_on_commit_callbacks):
+    photo = make_photo(person)
+    path = Path(photo.image.path)
+    assert path.is_file()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.photo_remove(photo=photo, actor=None)
+    assert not path.exists()
+    assert not FacePhoto.objects.exists() and not PhotoTemplates.objects.exists()
+    assert AuditEvent.objects.filter(action="photo_remove").exists() and len(enqueued) == 1
+
+
+@pytest.mark.models
+def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png, engine):
+    good = services.photo_inspect(data=astronaut_jpeg)
+    assert good.ok and good.faces == 1 and good.as_json()["masked"] is False
+    bad = services.photo_inspect(data=gradient_png)
+    assert not bad.ok and bad.code == "no_face" and bad.box is None
+    assert not FacePhoto.objects.exists()
