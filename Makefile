@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint bench clean-models
+.PHONY: setup run worker test browser lint bench clean-models
 
 # idempotent: reinstalls packages only when a requirements file changed; install_models
 # returns at once when the converted models are up to date
@@ -21,12 +21,26 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start
 run: setup
 	$(PY) manage.py migrate --noinput
+	@if [ -n "$(DEMO)" ]; then $(PY) manage.py demo --base-url http://$(HOST):$(PORT); else \
+	  echo "Kiosk: http://$(HOST):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME;" \
+	       "make run DEMO=1 adds demo data and prints a demo admin login)"; fi
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: setup
+# a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
+worker: setup
+	@test -n "$$REDIS_URL" || { echo "set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run Celery workers"; exit 1; }
+	$(VENV)/bin/celery -A masknet_site worker --loglevel INFO --concurrency 1
+
+test: setup browser
 	$(PY) -m pytest
+
+# headless Chromium + chromedriver (Debian packages) for the kiosk's end-to-end test; installs only
+# when missing, never fails (the test then skips and says why)
+browser:
+	@bash scripts/install_browser.sh
 
 # accuracy figures for docs/accuracy.md (needs ../shared/data; installs the dlib baseline)
 bench: setup

@@ -1,1 +1,132 @@
-"""Recognition models (kiosks, check-ins) arrive with the kiosk issue."""
+"""Kiosks (paired devices at the entrance) and check-ins (the attendance record).
+
+Writes go through :mod:`recognition.services`; simple reads are QuerySet methods here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+
+from django.db import models
+from django.db.models import Count
+from django.utils import timezone
+
+from enrollment.models import Person
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 hex digest of a kiosk secret. Secrets are 256-bit random strings, so a fast hash
+    is enough (no dictionary to guess from); only digests are stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class KioskQuerySet(models.QuerySet):
+    """Reads of kiosks."""
+
+    def active(self) -> KioskQuerySet:
+        """Kiosks allowed to check people in."""
+        return self.filter(active=True)
+
+    def for_device_token(self, token: str | None) -> Kiosk | None:
+        """The active, paired kiosk whose device token is ``token`` (``None`` if none)."""
+        if not token or len(token) > 200:
+            return None
+        return self.active().filter(token_hash=token_digest(token)).first()
+
+    def for_pairing_code(self, code: str | None) -> Kiosk | None:
+        """The active kiosk whose unexpired one-time pairing code is ``code``."""
+        if not code or len(code) > 200:
+            return None
+        return (self.active().filter(pairing_hash=token_digest(code), pairing_expires_at__gt=timezone.now())
+                .first())
+
+
+class Kiosk(models.Model):
+    """A screen with a camera at an entrance. It authenticates with a device token (stored here
+    only as a SHA-256 digest) that a one-time pairing link puts in a cookie on the device."""
+
+    name = models.CharField(max_length=100, unique=True)
+    location = models.CharField(max_length=200, blank=True, help_text="where it stands, e.g. 'Main entrance'")
+    site = models.CharField(max_length=100, default="main",
+                            help_text="kiosks of one site share the check-in cooldown (one check-in per person "
+                                      "per day per site by default)")
+    active = models.BooleanField(default=True,
+                                 help_text="an inactive kiosk is disconnected at once and cannot check anyone in")
+    token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    pairing_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    pairing_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = KioskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("pair_kiosk", "Can pair and revoke kiosks")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def paired(self) -> bool:
+        """Whether a device holds a valid token for this kiosk."""
+        return bool(self.token_hash)
+
+    @property
+    def group_name(self) -> str:
+        """Channel-layer group of this kiosk's open sockets (revocation closes them)."""
+        return f"kiosk.{self.pk}"
+
+
+class CheckInQuerySet(models.QuerySet):
+    """Reads of check-ins."""
+
+    def on_day(self, day: date) -> CheckInQuerySet:
+        """Check-ins of one local calendar day (``TIME_ZONE``)."""
+        return self.filter(local_date=day)
+
+    def between(self, first: date, last: date) -> CheckInQuerySet:
+        """Check-ins from ``first`` to ``last`` (local days, inclusive)."""
+        return self.filter(local_date__gte=first, local_date__lte=last)
+
+    def daily_counts(self, first: date, last: date) -> dict[date, int]:
+        """People checked in per local day, every day from ``first`` to ``last`` (zeros included)."""
+        rows = (self.between(first, last).values("local_date")
+                .annotate(n=Count("person", distinct=True)).values_list("local_date", "n"))
+        counts = dict(rows)
+        return {first + timedelta(days=i): counts.get(first + timedelta(days=i), 0)
+                for i in range((last - first).days + 1)}
+
+
+class CheckIn(models.Model):
+    """One person arriving, recognised by a kiosk. At most one per person per cooldown window
+    (``window``), enforced by a unique constraint so that concurrent kiosks cannot duplicate."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="checkins")
+    kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkins")
+    site = models.CharField(max_length=100, help_text="the kiosk's site at check-in time")
+    at = models.DateTimeField("time", default=timezone.now, db_index=True)
+    local_date = models.DateField(db_index=True, help_text="calendar day of `at` in TIME_ZONE")
+    window = models.CharField(max_length=160, help_text="cooldown window key, e.g. 'main|2026-11-30'")
+    score = models.FloatField(help_text="mean cosine similarity over the voting frames")
+    threshold = models.FloatField(null=True, blank=True, help_text="match threshold that was applied")
+    masked = models.BooleanField(default=False)
+    frames = models.PositiveSmallIntegerField(default=1, help_text="consistent frames that confirmed the identity")
+    index_version = models.PositiveIntegerField(null=True, blank=True,
+                                                help_text="id of the gallery index version that matched")
+    snapshot = models.BinaryField(null=True, blank=True, editable=False,
+                                  help_text="aligned face JPEG (only when MASKNET_CHECKIN_SNAPSHOTS is on)")
+
+    objects = CheckInQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        get_latest_by = "at"
+        verbose_name = "check-in"
+        constraints = [models.UniqueConstraint(fields=["person", "window"], name="one_checkin_per_window")]
+        indexes = [models.Index(fields=["local_date", "person"])]
+
+    def __str__(self) -> str:
+        return f"check-in #{self.pk} of person #{self.person_id} at {self.at:%Y-%m-%d %H:%M}"

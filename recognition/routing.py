@@ -1,3 +1,9 @@
-"""WebSocket routes of the recognition app (the kiosk consumer arrives with the kiosk issue)."""
+"""WebSocket routes of the recognition app."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import KioskConsumer
+
+websocket_urlpatterns = [
+    path("ws/kiosk/", KioskConsumer.as_asgi()),
+]

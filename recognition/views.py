@@ -1,9 +1,40 @@
-"""HTTP views of the recognition app."""
+"""HTTP views of the recognition app: health, the kiosk page and its pairing, attendance for staff.
 
+Kiosk views authenticate with the device cookie only (no staff login on a kiosk); attendance
+views need a staff login with ``recognition.view_checkin``.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, timedelta
+
+from django import forms
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
+from enrollment.models import Person
 from recognition.engine.install import installed_manifest
+
+from . import services
+from .consumers import KIOSK_COOKIE
+from .models import CheckIn, Kiosk
+
+KIOSK_COOKIE_AGE = 365 * 24 * 3600
+CHART_DAYS = 30
+# The kiosk page loads only its own script and style and talks only to its own socket.
+KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+             "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+             "base-uri 'none'; form-action 'self'")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -12,3 +43,217 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": manifest is not None,
                          "models": manifest["version"] if manifest else None},
                         status=200 if manifest else 503)
+
+
+# ----------------------------------------------------------------------------------------------
+# kiosk
+
+
+def _kiosk_headers(response: HttpResponse) -> HttpResponse:
+    response["Content-Security-Policy"] = KIOSK_CSP
+    # same-origin (not no-referrer): with no-referrer, browsers send "Origin: null" and CSRF fails
+    response["Referrer-Policy"] = "same-origin"
+    response["Permissions-Policy"] = "camera=(self), microphone=()"
+    return response
+
+
+def _device_kiosk(request: HttpRequest) -> Kiosk | None:
+    return Kiosk.objects.for_device_token(request.COOKIES.get(KIOSK_COOKIE))
+
+
+@never_cache
+@require_GET
+def kiosk_page(request: HttpRequest) -> HttpResponse:
+    """The kiosk screen for a paired device; a short explanation for any other browser."""
+    kiosk = _device_kiosk(request)
+    if kiosk is None:
+        return _kiosk_headers(render(request, "kiosk/unpaired.html", status=403))
+    config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_fps": 8, "max_width": 640,
+              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE}
+    return _kiosk_headers(render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config}))
+
+
+@never_cache
+@require_GET
+def kiosk_status(request: HttpRequest) -> JsonResponse:
+    """Whether this device is (still) a paired kiosk: the page asks after its socket is refused."""
+    kiosk = _device_kiosk(request)
+    if kiosk is None:
+        return JsonResponse({"paired": False}, status=401)
+    return JsonResponse({"paired": True, "kiosk": kiosk.name})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
+    """GET: what this one-time link will do, with a button (so that link previews cannot spend
+    it). POST: pair this device; the device token goes into an HttpOnly cookie."""
+    if request.method == "GET":
+        kiosk = Kiosk.objects.for_pairing_code(code)
+        if kiosk is None:
+            return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404))
+        return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk}))
+    result = services.kiosk_pair(code=code)
+    if result is None:
+        return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404))
+    _kiosk, token = result
+    response = redirect("kiosk")
+    response.set_cookie(KIOSK_COOKIE, token, max_age=KIOSK_COOKIE_AGE, httponly=True, samesite="Strict",
+                        secure=request.is_secure(), path="/")
+    return _kiosk_headers(response)
+
+
+# ----------------------------------------------------------------------------------------------
+# attendance (staff)
+
+
+def _staff_context(request: HttpRequest, title: str) -> dict:
+    if not request.user.has_perm("recognition.view_checkin"):
+        raise PermissionDenied
+    return {**admin.site.each_context(request), "title": title}
+
+
+def _parse_day(value: str | None) -> date:
+    try:
+        return date.fromisoformat(value) if value else timezone.localdate()
+    except ValueError:
+        return timezone.localdate()
+
+
+def _csv_safe(value: object) -> str:
+    """Neutralise spreadsheet formulas (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_response(name: str, header: list[str], rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_safe(v) for v in row])
+    return response
+
+
+CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked", "score",
+                      "frames", "index_version", "checkin_id"]
+
+
+def checkin_csv_rows(queryset: QuerySet[CheckIn]):
+    """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first."""
+    for c in queryset.select_related("person", "kiosk").order_by("at", "id").iterator(chunk_size=500):
+        yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
+               c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
+               "yes" if c.masked else "no", f"{c.score:.3f}", c.frames, c.index_version or "", c.pk]
+
+
+def daily_attendance(day: date, site: str = "") -> dict:
+    """Who is in (their first check-in of ``day``) and who is missing among active people."""
+    checkins = CheckIn.objects.on_day(day).select_related("person", "kiosk").order_by("at")
+    if site:
+        checkins = checkins.filter(site=site)
+    first: dict[int, CheckIn] = {}
+    for c in checkins:
+        first.setdefault(c.person_id, c)
+    missing = list(Person.objects.active().exclude(pk__in=first.keys()))
+    return {"present": list(first.values()), "missing": missing}
+
+
+def _chart(last: date, site: str, active: int) -> dict:
+    """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template)."""
+    first = last - timedelta(days=CHART_DAYS - 1)
+    qs = CheckIn.objects.filter(site=site) if site else CheckIn.objects.all()
+    counts = qs.daily_counts(first, last)
+    top = max([active, *counts.values(), 1])
+    width, height, gap = 22, 160, 4
+    bars = []
+    for i, (day, n) in enumerate(counts.items()):
+        h = round(height * n / top)
+        bars.append({"day": day, "n": n, "x": i * (width + gap), "y": height - h, "h": h, "w": width,
+                     "weekend": day.weekday() >= 5, "label": day.day if (i % 5 == 0 or day == last) else ""})
+    return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top,
+            "active_y": height - round(height * active / top) if active else None}
+
+
+@staff_member_required
+def attendance_day(request: HttpRequest) -> HttpResponse:
+    """Who is in and who is missing on a day (``?date=YYYY-MM-DD``, ``?site=``), a 30-day chart,
+    and the same list as CSV with ``?format=csv``."""
+    context = _staff_context(request, "Daily attendance")
+    day = _parse_day(request.GET.get("date"))
+    site = request.GET.get("site", "").strip()
+    data = daily_attendance(day, site)
+    if request.GET.get("format") == "csv":
+        rows = [["present", timezone.localtime(c.at).strftime("%H:%M:%S"), c.person.staff_id, c.person.full_name,
+                 c.person.department, c.site, c.kiosk.name if c.kiosk else "", "yes" if c.masked else "no"]
+                for c in data["present"]]
+        rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
+        return _csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
+                             ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
+                             rows)
+    active = len(data["present"]) + len(data["missing"])
+    sites = sorted(set(Kiosk.objects.values_list("site", flat=True)) | set(
+        CheckIn.objects.values_list("site", flat=True).distinct()))
+    context.update(day=day, site=site, sites=sites, today=timezone.localdate(),
+                   prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
+                   present=data["present"], missing=data["missing"], active=active,
+                   masked=sum(c.masked for c in data["present"]),
+                   rate=round(100 * len(data["present"]) / active) if active else 0,
+                   chart=_chart(day, site, len(Person.objects.active())))
+    return render(request, "attendance/day.html", context)
+
+
+@staff_member_required
+def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
+    """One person's check-ins, newest first (``?format=csv`` for all of them)."""
+    context = _staff_context(request, "Attendance history")
+    person = get_object_or_404(Person, pk=pk)
+    checkins = CheckIn.objects.filter(person=person).select_related("kiosk")
+    if request.GET.get("format") == "csv":
+        return _csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
+                             checkin_csv_rows(checkins.select_related("person")))
+    page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
+    last30 = checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
+    context.update(person=person, page=page, total=checkins.count(), last30=last30,
+                   masked=checkins.filter(masked=True).count(), title=f"Attendance: {person.full_name}")
+    return render(request, "attendance/person.html", context)
+
+
+class CheckInFilter(forms.Form):
+    """Filters of :func:`attendance_export` (every field optional)."""
+
+    date_from = forms.DateField(required=False)
+    date_to = forms.DateField(required=False)
+    person = forms.IntegerField(required=False, min_value=1)
+    kiosk = forms.IntegerField(required=False, min_value=1)
+    site = forms.CharField(required=False, max_length=100)
+    masked = forms.NullBooleanField(required=False)
+
+    def apply(self, queryset: QuerySet[CheckIn]) -> QuerySet[CheckIn]:
+        """The filtered queryset (call after ``is_valid()``)."""
+        f = self.cleaned_data
+        if f.get("date_from"):
+            queryset = queryset.filter(local_date__gte=f["date_from"])
+        if f.get("date_to"):
+            queryset = queryset.filter(local_date__lte=f["date_to"])
+        for name in ("person", "kiosk"):
+            if f.get(name):
+                queryset = queryset.filter(**{f"{name}_id": f[name]})
+        if f.get("site"):
+            queryset = queryset.filter(site=f["site"])
+        if f.get("masked") is not None:
+            queryset = queryset.filter(masked=f["masked"])
+        return queryset
+
+
+@staff_member_required
+@require_GET
+def attendance_export(request: HttpRequest) -> HttpResponse:
+    """Check-ins as CSV, filtered by ``date_from``, ``date_to``, ``person``, ``kiosk``, ``site``, ``masked``."""
+    _staff_context(request, "export")
+    form = CheckInFilter(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors}, status=400)
+    return _csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
+                         checkin_csv_rows(form.apply(CheckIn.objects.all())))

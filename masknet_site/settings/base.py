@@ -31,8 +31,10 @@ def database_from_url(url: str) -> dict:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path)
+        # a generous lock timeout: the embedded runner writes progress from a background thread
         return {"ENGINE": "django.db.backends.sqlite3",
-                "NAME": path[1:] if path.startswith("//") else (path or ":memory:")}
+                "NAME": path[1:] if path.startswith("//") else (path or ":memory:"),
+                "OPTIONS": {"timeout": 20}}
     if parsed.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "audit",
     "recognition",
     "enrollment",
 ]
@@ -114,18 +117,45 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 # Uploaded face photos are biometric data: kept outside the static root, never served publicly.
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
-MEDIA_URL = "/media/"
+MEDIA_URL = "/media/"  # never routed: photos are served by enrollment.views after a permission check
+# Gallery index versions (templates of every enrolled person): outside MEDIA_ROOT and static, never served.
+MASKNET_INDEX_DIR = Path(env("MASKNET_INDEX_DIR", str(BASE_DIR / "var" / "index")))
 
 # Input limits (bytes and pixels) applied before any decoding.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-MASKNET_MAX_FRAME_BYTES = int(env("MASKNET_MAX_FRAME_BYTES", str(2 * 1024 * 1024)))
+# Kiosk frames are 30-80 kB JPEGs; Daphne itself drops WebSocket messages over 1 MiB.
+MASKNET_MAX_FRAME_BYTES = int(env("MASKNET_MAX_FRAME_BYTES", str(512 * 1024)))
 MASKNET_MAX_PIXELS = int(env("MASKNET_MAX_PIXELS", str(4096 * 4096)))
+MASKNET_MAX_PHOTO_BYTES = int(env("MASKNET_MAX_PHOTO_BYTES", str(8 * 1024 * 1024)))
+
+# Retraining: changes within this many seconds of each other lead to one rebuild; inactive
+# index versions kept for rollback (older ones and their files are deleted).
+MASKNET_REBUILD_DEBOUNCE_S = float(env("MASKNET_REBUILD_DEBOUNCE_S", "3"))
+MASKNET_INDEX_KEEP = int(env("MASKNET_INDEX_KEEP", "2"))
+
+# Kiosks and check-ins (recognition app; see docs/kiosk.md).
+# Cooldown: "day" = one check-in per person per calendar day (TIME_ZONE) per site; a number N =
+# one per fixed N-minute window per site. Enforced by a unique constraint in the database.
+MASKNET_CHECKIN_COOLDOWN = env("MASKNET_CHECKIN_COOLDOWN", "day")
+# Keep the aligned face crop (JPEG) of each check-in; off by default (biometric data).
+MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
+# Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
+MASKNET_KIOSK_WORKERS = int(env("MASKNET_KIOSK_WORKERS", "2"))
+MASKNET_KIOSK_MAX_FRAME_PIXELS = int(env("MASKNET_KIOSK_MAX_FRAME_PIXELS", str(1920 * 1080)))
+# Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
+MASKNET_KIOSK_MIN_FACE_PX = int(env("MASKNET_KIOSK_MIN_FACE_PX", "80"))
+# Voting: consistent accepted frames needed before a check-in (masked faces need more).
+MASKNET_KIOSK_VOTE_FRAMES = int(env("MASKNET_KIOSK_VOTE_FRAMES", "3"))
+MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "4"))
+MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
 
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
 # Redis (broker, results, channel layer) when REDIS_URL is set; embedded otherwise.
 REDIS_URL = env("REDIS_URL")
+# "celery": tasks go to the broker; "thread": a background thread of this process runs them.
+MASKNET_TASK_RUNNER = "celery" if REDIS_URL else "thread"
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                                   "CONFIG": {"hosts": [REDIS_URL]}}}
@@ -138,6 +168,9 @@ else:
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
+# a rebuild can be long: do not let Redis redeliver an unacknowledged one too early
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+CELERY_TASK_SOFT_TIME_LIMIT = 3 * 3600
 
 LOGGING = {
     "version": 1,

@@ -4,12 +4,19 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATABASES, env
 
 SECRET_KEY = "test-only-masknet-key"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="masknet-test-media-"))
+# Temporary per test session; a Celery worker started by the tests is given the same folders.
+MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT") or tempfile.mkdtemp(prefix="masknet-test-media-"))
+MASKNET_INDEX_DIR = Path(env("MASKNET_INDEX_DIR") or tempfile.mkdtemp(prefix="masknet-test-index-"))
+MASKNET_REBUILD_DEBOUNCE_S = 0.0
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # a file, not :memory:, so that a Celery worker process can share the test database
+    DATABASES["default"]["TEST"] = {
+        "NAME": env("MASKNET_TEST_SQLITE") or str(Path(tempfile.mkdtemp(prefix="masknet-test-db-")) / "test.sqlite3")}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 LOGGING = {"version": 1, "disable_existing_loggers": False,
            "root": {"level": env("LOG_LEVEL", "WARNING")}}

@@ -1,0 +1,176 @@
+"""Kiosks (create, pairing links, revoke) and check-ins (filters, CSV export) in the admin.
+
+Every write goes through :mod:`recognition.services`, so that it is audited and an open kiosk
+socket is closed when its kiosk is revoked, deactivated or deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import services, views
+from .models import CheckIn, Kiosk
+
+_SESSION_CODE = "recognition.pairing_code.{pk}"
+
+
+@admin.register(Kiosk)
+class KioskAdmin(admin.ModelAdmin):
+    """Kiosks. Adding one shows its one-time pairing link; the change page links to a new pairing
+    link and to revocation."""
+
+    list_display = ("name", "location", "site", "active", "is_paired", "last_seen_at")
+    list_filter = ("active", "site")
+    search_fields = ("name", "location", "site")
+    fields = ("name", "location", "site", "active", "paired_at", "last_seen_at", "created_at")
+    readonly_fields = ("paired_at", "last_seen_at", "created_at")
+    actions = ["revoke_selected"]
+
+    @admin.display(boolean=True, description="paired")
+    def is_paired(self, obj: Kiosk) -> bool:
+        return obj.paired
+
+    def has_pair_permission(self, request: HttpRequest) -> bool:
+        """Pairing links and revocation need ``recognition.pair_kiosk``."""
+        return request.user.has_perm("recognition.pair_kiosk")
+
+    def save_model(self, request: HttpRequest, obj: Kiosk, form, change: bool) -> None:
+        if not change:
+            kiosk, code = services.kiosk_create(actor=request.user, name=obj.name, location=obj.location,
+                                                site=obj.site, active=obj.active)
+            obj.pk = kiosk.pk
+            obj.refresh_from_db()
+            request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
+            return
+        services.kiosk_update(kiosk=obj, actor=request.user,
+                              **{k: form.cleaned_data[k] for k in ("name", "location", "site", "active")})
+
+    def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:recognition_kiosk_pairing", args=[obj.pk]))
+
+    def delete_model(self, request: HttpRequest, obj: Kiosk) -> None:
+        services.kiosk_delete(kiosk=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for kiosk in queryset:
+            services.kiosk_delete(kiosk=kiosk, actor=request.user)
+
+    @admin.action(description="Revoke the selected kiosks' devices (disconnects them now)",
+                  permissions=["pair"])
+    def revoke_selected(self, request: HttpRequest, queryset) -> None:
+        for kiosk in queryset:
+            services.kiosk_revoke(kiosk=kiosk, actor=request.user)
+        self.message_user(request, f"Revoked {queryset.count()} kiosk device(s).", messages.SUCCESS)
+
+    def get_urls(self):
+        """Adds ``<id>/pairing/`` and ``<id>/revoke/``."""
+        extra = [
+            path("<int:pk>/pairing/", self.admin_site.admin_view(self.pairing_view),
+                 name="recognition_kiosk_pairing"),
+            path("<int:pk>/revoke/", self.admin_site.admin_view(self.revoke_view), name="recognition_kiosk_revoke"),
+        ]
+        return extra + super().get_urls()
+
+    def pairing_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Shows a fresh pairing link once (after creation, or after POST: a new link)."""
+        kiosk = get_object_or_404(Kiosk, pk=pk)
+        if not self.has_pair_permission(request) and not (
+                request.method == "GET" and _SESSION_CODE.format(pk=pk) in request.session):
+            raise PermissionDenied
+        code = request.session.pop(_SESSION_CODE.format(pk=pk), None)
+        if request.method == "POST":
+            code = services.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
+        url = request.build_absolute_uri(services.pairing_path(code)) if code else None
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk, "url": url,
+                   "title": f"Pair kiosk “{kiosk.name}”", "ttl_hours": round(
+                       settings.MASKNET_KIOSK_PAIRING_TTL_S / 3600)}
+        return TemplateResponse(request, "admin/recognition/kiosk/pairing.html", context)
+
+    def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """GET: confirm; POST: unpair the device and close its socket now."""
+        if not self.has_pair_permission(request):
+            raise PermissionDenied
+        kiosk = get_object_or_404(Kiosk, pk=pk)
+        if request.method == "POST":
+            services.kiosk_revoke(kiosk=kiosk, actor=request.user)
+            self.message_user(request, f"“{kiosk.name}” is disconnected and unpaired.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:recognition_kiosk_change", args=[pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk,
+                   "title": f"Revoke kiosk “{kiosk.name}”?"}
+        return TemplateResponse(request, "admin/recognition/kiosk/revoke.html", context)
+
+
+@admin.register(CheckIn)
+class CheckInAdmin(admin.ModelAdmin):
+    """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
+
+    list_display = ("local_time", "person_link", "kiosk", "site", "masked", "score_display", "frames",
+                    "index_version")
+    list_filter = (("at", admin.DateFieldListFilter), "masked", "kiosk", "site",
+                   ("person", admin.RelatedOnlyFieldListFilter))
+    date_hierarchy = "at"
+    search_fields = ("person__full_name", "person__staff_id", "person__department")
+    list_select_related = ("person", "kiosk")
+    list_per_page = 100
+    readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "score", "threshold", "masked",
+                       "frames", "index_version", "snapshot_image")
+    fields = readonly_fields
+    actions = None
+
+    @admin.display(description="time", ordering="at")
+    def local_time(self, obj: CheckIn) -> str:
+        return f"{timezone.localtime(obj.at):%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="person", ordering="person__full_name")
+    def person_link(self, obj: CheckIn) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("attendance-person", args=[obj.person_id]),
+                           obj.person.full_name)
+
+    @admin.display(description="score", ordering="score")
+    def score_display(self, obj: CheckIn) -> str:
+        return f"{obj.score:.3f}"
+
+    @admin.display(description="snapshot")
+    def snapshot_image(self, obj: CheckIn) -> str:
+        if not obj.snapshot:
+            return "— (snapshots are off)"
+        data = base64.b64encode(bytes(obj.snapshot)).decode()
+        return format_html('<img src="data:image/jpeg;base64,{}" width="160" height="160" alt="face at check-in">',
+                           data)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: CheckIn | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: CheckIn) -> None:
+        services.checkin_delete(checkin=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for checkin in queryset:
+            services.checkin_delete(checkin=checkin, actor=request.user)
+
+    def get_urls(self):
+        """Adds ``export.csv`` (the change list's filters and search apply)."""
+        extra = [path("export.csv", self.admin_site.admin_view(self.export_csv),
+                      name="recognition_checkin_export")]
+        return extra + super().get_urls()
+
+    def export_csv(self, request: HttpRequest) -> HttpResponse:
+        """The change list's rows (same filters, search and date drill-down) as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        return views._csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", views.CHECKIN_CSV_HEADER,
+                                   views.checkin_csv_rows(queryset))

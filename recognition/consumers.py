@@ -1,0 +1,405 @@
+"""The kiosk socket: binary JPEG frames in, one small JSON answer per frame out.
+
+One :class:`KioskConsumer` per open kiosk page (design §1):
+
+* authenticates the kiosk by its device cookie (set by the pairing link), else refuses the
+  handshake (close code 4401); revocation closes an open socket at once (4403);
+* bounds each message (``MASKNET_MAX_FRAME_BYTES``) and checks the image type before any work;
+* keeps only the newest frame: a frame that arrives while another is being analysed replaces
+  the waiting one, which is answered ``{"type": "dropped"}`` and never analysed;
+* runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
+  each socket has at most one frame there), never on the event loop;
+* votes over recent frames (:mod:`recognition.voting`) before a check-in, and keeps the
+  outcome on screen while the same face stays in front of the camera;
+* reloads the gallery index when the ``kiosks`` group hears ``index.updated``.
+
+Answers (JSON text messages)::
+
+    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main"}
+    {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
+     "checked_in" | "already" | "unknown", "reason": "too_small" | "too_dark" | "too_bright" |
+     "blurry" | "pose" | null, "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
+     "masked": bool | null, "name": first name | null, "time": "08:59" | null,
+     "progress": 0-1, "ms": engine milliseconds}
+    {"type": "dropped", "frame": 11}
+    {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
+     "unreadable_image" | "binary_expected" | "internal", "message": "..."}
+    {"type": "revoked"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import cv2
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from enrollment import events
+from enrollment.models import IndexVersion
+from enrollment.recognizer import get_engine
+from recognition.engine import EngineError, Face, Index, NoFaceFound
+from recognition.engine.decode import decode_image
+from recognition.engine.gallery import Decision, identify
+from recognition.engine.quality import TOO_SMALL
+
+from . import services
+from .models import Kiosk
+from .voting import ACCEPTED, Observation, Verdict, Voter
+
+log = logging.getLogger(__name__)
+
+KIOSK_COOKIE = "masknet_kiosk"
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_REVOKED = 4403
+LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)
+VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote
+QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
+RECHECK_EVERY_S = 30.0      # re-read the kiosk row (active, token) and record last_seen_at
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+ERROR_MESSAGES = {
+    "unreadable_image": "The frame could not be decoded.",
+    "frame_too_large": "The frame has too many pixels (640x480 is plenty).",
+    "models_missing": "The face models are not installed on the server.",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# the engine side (runs in the pool's threads)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_engine_lock = threading.Lock()
+
+
+def engine_pool() -> ThreadPoolExecutor:
+    """The process-wide pool that runs the engine for every kiosk (created on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, settings.MASKNET_KIOSK_WORKERS),
+                                       thread_name_prefix="kiosk-engine")
+        return _pool
+
+
+def warm_engine() -> None:
+    """Load the models now (first connection) rather than on the first frame."""
+    try:
+        with _engine_lock:
+            get_engine()
+    except Exception:  # noqa: BLE001 - the first frame reports it to the page
+        log.exception("could not load the recognition engine")
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """The engine's view of one kiosk frame.
+
+    ``size``: ``(width, height)`` pixels. ``face``: the main (largest) face or ``None``.
+    ``decision``: identity for a face that passed the quality gate (``None`` otherwise or with
+    an empty gallery). ``error``: an engine error code for undecodable frames. ``ms``: engine
+    time in milliseconds. ``snapshot``: aligned face JPEG, only when asked for.
+    """
+
+    size: tuple[int, int] = (0, 0)
+    face: Face | None = None
+    decision: Decision | None = None
+    error: str | None = None
+    ms: float = 0.0
+    snapshot: bytes | None = field(default=None, repr=False)
+
+
+def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False) -> FrameAnalysis:
+    """Decode (with the kiosk's limits), find the main face, gate its quality and identify it.
+
+    ``thresholds``: the index version's site thresholds (``{"masked": .., "unmasked": ..}``);
+    a probe is accepted only above both the engine's and the site's threshold.
+    """
+    started = time.perf_counter()
+    try:
+        image = decode_image(data, max_bytes=settings.MASKNET_MAX_FRAME_BYTES,
+                             max_pixels=settings.MASKNET_KIOSK_MAX_FRAME_PIXELS)
+        with _engine_lock:
+            engine = get_engine()
+    except EngineError as exc:
+        return FrameAnalysis(error=exc.code, ms=(time.perf_counter() - started) * 1000)
+    size = (image.shape[1], image.shape[0])
+    try:
+        face = engine.analyze(image, max_faces=3)[0]
+    except NoFaceFound:
+        return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
+    decision = None
+    if face.quality.ok and index is not None and len(index):
+        decision = identify(engine, face, index)
+        site = thresholds.get("masked" if face.masked else "unmasked")
+        if site is not None and decision.score < float(site):
+            decision = Decision(decision.label, decision.score, max(decision.threshold, float(site)), False,
+                                decision.masked)
+    jpeg = None
+    if snapshot and face.quality.ok:
+        ok, buf = cv2.imencode(".jpg", face.aligned, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        jpeg = buf.tobytes() if ok else None
+    return FrameAnalysis(size=size, face=face, decision=decision, ms=(time.perf_counter() - started) * 1000,
+                         snapshot=jpeg)
+
+
+# ----------------------------------------------------------------------------------------------
+# the consumer
+
+
+@dataclass
+class _Outcome:
+    """What the kiosk shows while the same face stays in front of it."""
+
+    state: str                  # "checked_in", "already" or "unknown"
+    label: str | None = None
+    name: str | None = None
+    time: str | None = None
+    masked: bool | None = None
+
+
+def _is_image(data: bytes) -> bool:
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+class KioskConsumer(AsyncWebsocketConsumer):
+    """One open kiosk page. See the module docstring for the protocol."""
+
+    kiosk: Kiosk | None = None
+
+    async def connect(self) -> None:
+        """Accept only a paired, active kiosk (device cookie); anything else is refused."""
+        token = (self.scope.get("cookies") or {}).get(KIOSK_COOKIE)
+        self.kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
+        if self.kiosk is None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self._token = token
+        self._closed = False
+        self._seq = 0
+        self._pending: tuple[int, bytes] | None = None
+        self._worker: asyncio.Task | None = None
+        self._voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
+                            min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED, max_gap_s=VOTE_MAX_GAP_S)
+        self._outcome: _Outcome | None = None
+        self._last_face_at = 0.0
+        self._quality_reasons: Counter[str] = Counter()
+        self._quality_audited = False
+        self._index: Index | None = None
+        self._index_version: int | None = None
+        self._thresholds: dict = {}
+        self._index_stale = True
+        self._checked_at = time.monotonic()
+        events.register_loop(asyncio.get_running_loop())
+        await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
+        await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
+        await self.accept()
+        await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
+        await self._send({"type": "hello", "kiosk": self.kiosk.name, "location": self.kiosk.location,
+                          "site": self.kiosk.site})
+        asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the groups; a frame being analysed finishes in its thread, unanswered."""
+        if self.kiosk is None:
+            return
+        self._closed = True
+        self._pending = None
+        await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
+
+    # -------------------------------------------------------------------------- incoming frames
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """A frame: check it, then make it the one waiting (replacing an older waiting one)."""
+        if self.kiosk is None or self._closed:
+            return
+        self._seq += 1
+        seq = self._seq
+        if bytes_data is None:
+            await self._error(seq, "binary_expected", "Send frames as binary JPEG messages.")
+            return
+        if len(bytes_data) > settings.MASKNET_MAX_FRAME_BYTES:
+            await self._error(seq, "frame_too_large",
+                              f"Frames may be at most {settings.MASKNET_MAX_FRAME_BYTES} bytes.")
+            return
+        if not _is_image(bytes_data):
+            await self._error(seq, "not_an_image", "Frames must be JPEG (or PNG/WebP) images.")
+            return
+        if self._pending is not None:
+            await self._send({"type": "dropped", "frame": self._pending[0]})
+        self._pending = (seq, bytes_data)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Analyse waiting frames one at a time, always the newest."""
+        while self._pending is not None and not self._closed:
+            seq, data = self._pending
+            self._pending = None
+            try:
+                await self._process(seq, data)
+            except Exception:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
+                log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
+                await self._error(seq, "internal", "The frame could not be analysed.")
+
+    async def _process(self, seq: int, data: bytes) -> None:
+        if time.monotonic() - self._checked_at > RECHECK_EVERY_S and not await self._still_valid():
+            await self._revoke()
+            return
+        if self._index_stale:
+            await self._load_index()
+        loop = asyncio.get_running_loop()
+        analysis = await loop.run_in_executor(engine_pool(), analyze_frame, data, self._index, self._thresholds,
+                                              settings.MASKNET_CHECKIN_SNAPSHOTS)
+        if self._closed:
+            return
+        if analysis.error:
+            await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
+            return
+        reply = await self._interpret(analysis, time.monotonic())
+        reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
+        await self._send(reply)
+
+    # -------------------------------------------------------------------------- deciding
+
+    async def _interpret(self, a: FrameAnalysis, now: float) -> dict:
+        """Turn one analysis into the page's state, voting and recording as needed."""
+        face = a.face
+        reply: dict = {"state": "searching", "reason": None, "box": None, "masked": None, "name": None,
+                       "time": None, "progress": 0.0}
+        if face is None:
+            if now - self._last_face_at > LOST_AFTER_S:
+                await self._presence_end()
+            return self._with_outcome(reply)
+        self._last_face_at = now
+        w, h = a.size
+        reply["box"] = [round(min(max(v / s, 0.0), 1.0), 4) for v, s in zip(face.box, (w, h, w, h), strict=True)]
+        reply["masked"] = bool(face.masked)
+        reason = face.quality.reason
+        if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:
+            reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
+        if reason is not None:
+            self._quality_reasons[reason] += 1
+            if sum(self._quality_reasons.values()) >= QUALITY_AUDIT_FRAMES and not self._quality_audited \
+                    and self._outcome is None:
+                self._quality_audited = True
+                detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
+                await database_sync_to_async(services.checkin_reject_record)(
+                    kiosk=self.kiosk, reason="quality", frames=sum(self._quality_reasons.values()),
+                    masked=bool(face.masked), detail=detail)
+            reply.update(state="adjust", reason=reason)
+            return self._with_outcome(reply)
+        d = a.decision
+        obs = Observation(at=now, label=d.label if d else None, score=d.score if d else float("-inf"),
+                          accepted=bool(d and d.accepted), masked=bool(face.masked),
+                          threshold=d.threshold if d else 0.0)
+        verdict = self._voter.add(obs)
+        if verdict is not None:
+            await self._act_on(verdict, a)
+        reply.update(state="recognising", progress=round(self._voter.progress(), 2))
+        return self._with_outcome(reply)
+
+    def _with_outcome(self, reply: dict) -> dict:
+        """While an outcome stands, the page keeps showing it (with the live box)."""
+        o = self._outcome
+        if o is None:
+            return reply
+        reply.update(state=o.state, reason=None, name=o.name, time=o.time, progress=1.0)
+        if o.masked is not None:
+            reply["masked"] = o.masked
+        return reply
+
+    async def _act_on(self, verdict: Verdict, a: FrameAnalysis) -> None:
+        """A verdict that differs from what stands replaces it; the same verdict again is ignored."""
+        current = self._outcome
+        if verdict.kind == ACCEPTED:
+            if current is not None and current.label == verdict.label:
+                return
+            outcome = await database_sync_to_async(services.checkin_record)(
+                person_id=int(verdict.label), kiosk=self.kiosk, score=verdict.score, threshold=verdict.threshold,
+                masked=verdict.masked, frames=verdict.frames, index_version=self._index_version,
+                snapshot=a.snapshot)
+            if outcome is not None:
+                local = timezone.localtime(outcome.checkin.at)
+                self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,
+                                         outcome.first_name, f"{local:%H:%M}", verdict.masked)
+                return
+            detail = "matched a person who is no longer active"
+        else:
+            if current is not None and current.state == "unknown":
+                return
+            detail = ""
+        await database_sync_to_async(services.checkin_reject_record)(
+            kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
+            threshold=verdict.threshold, masked=verdict.masked, detail=detail)
+        self._outcome = _Outcome("unknown", masked=verdict.masked)
+
+    async def _presence_end(self) -> None:
+        """Nobody in front of the camera any more: forget the votes and the standing outcome."""
+        self._voter.reset()
+        self._outcome = None
+        self._quality_reasons.clear()
+        self._quality_audited = False
+
+    # -------------------------------------------------------------------------- index, kiosk row
+
+    async def _load_index(self) -> None:
+        self._index_stale = False
+        version = await database_sync_to_async(IndexVersion.objects.current)()
+        if version is None:
+            self._index, self._index_version, self._thresholds = None, None, {}
+            return
+        try:
+            index = await asyncio.get_running_loop().run_in_executor(engine_pool(), version.load)
+        except (EngineError, OSError):
+            log.exception("kiosk #%s: cannot load index v%s", self.kiosk.pk, version.pk)
+            index = None
+        self._index, self._index_version = index, version.pk
+        self._thresholds = dict((version.metrics or {}).get("thresholds") or {})
+        self._thresholds = {k: v for k, v in self._thresholds.items() if k in ("masked", "unmasked")}
+
+    async def index_updated(self, event: dict) -> None:
+        """A new index version is active: drop the old one now, load the new one with the next frame."""
+        self._index = None
+        self._index_stale = True
+
+    async def _still_valid(self) -> bool:
+        self._checked_at = time.monotonic()
+        kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(self._token)
+        if kiosk is None or kiosk.pk != self.kiosk.pk:
+            return False
+        self.kiosk = kiosk
+        await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
+        return True
+
+    async def kiosk_revoked(self, event: dict) -> None:
+        """The kiosk was revoked, paired again or deactivated: close now if this socket's token no
+        longer opens an active kiosk."""
+        if await self._still_valid():
+            return
+        await self._revoke()
+
+    async def _revoke(self) -> None:
+        self._closed = True
+        self._pending = None
+        await self.send(text_data=json.dumps({"type": "revoked"}))
+        await self.close(code=CLOSE_REVOKED)
+
+    # -------------------------------------------------------------------------- sending
+
+    async def _send(self, message: dict) -> None:
+        if not self._closed:
+            await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def _error(self, seq: int, code: str, message: str) -> None:
+        await self._send({"type": "error", "frame": seq, "code": code, "message": message})

@@ -1,0 +1,43 @@
+"""``python manage.py create_kiosk NAME``: create a kiosk and print its one-time pairing link."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from recognition import services
+from recognition.models import Kiosk
+
+
+class Command(BaseCommand):
+    help = ("Create a kiosk and print its one-time pairing URL (open it once on the kiosk device). "
+            "With --new-link, print a new pairing URL for an existing kiosk.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help="kiosk name, e.g. 'Front door'")
+        parser.add_argument("--location", default="", help="where it stands, e.g. 'Main entrance, building A'")
+        parser.add_argument("--site", default="main", help="site (kiosks of a site share the check-in cooldown)")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000",
+                            help="how the kiosk device reaches this site (default: %(default)s)")
+        parser.add_argument("--new-link", action="store_true",
+                            help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
+
+    def handle(self, *args, name: str, location: str, site: str, base_url: str, new_link: bool, **options) -> None:
+        existing = Kiosk.objects.filter(name=name.strip()).first()
+        if existing is not None and not new_link:
+            raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")
+        if existing is None and new_link:
+            raise CommandError(f"no kiosk named {name!r}")
+        if existing is not None:
+            kiosk, code = existing, services.kiosk_pairing_issue(kiosk=existing, actor=None)
+        else:
+            try:
+                kiosk, code = services.kiosk_create(actor=None, name=name, location=location, site=site)
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages)) from exc
+        url = base_url.rstrip("/") + services.pairing_path(code)
+        self.stdout.write(f"Kiosk #{kiosk.pk} “{kiosk.name}” (site {kiosk.site}).")
+        self.stdout.write("Open this one-time pairing link on the kiosk device (it expires in "
+                          f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
+        self.stdout.write(url)

@@ -1,0 +1,132 @@
+"""``python manage.py demo``: demo data, only when asked. Creates (or refreshes) a demo
+administrator with a new random password, a demo kiosk with a fresh one-time pairing link, a few
+people (one of them enrolled with a public-domain test photo when the models are installed) and a
+few weeks of sample check-ins, then prints where to go."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from datetime import datetime, time, timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from enrollment import services as enrollment
+from enrollment.models import Person
+from recognition import services
+from recognition.models import CheckIn, Kiosk
+
+DEMO_USER = "demo"
+DEMO_KIOSK = "Demo kiosk"
+# (staff id, name, department); the first is enrolled with skimage's astronaut photo (Eileen Collins)
+DEMO_PEOPLE = [
+    ("DEMO-1", "Eileen Collins", "Flight"),
+    ("DEMO-2", "Alex Morgan", "Engineering"),
+    ("DEMO-3", "Priya Natarajan", "Operations"),
+    ("DEMO-4", "Samuel Okafor", "Engineering"),
+    ("DEMO-5", "Mei Lin", "Reception"),
+    ("DEMO-6", "Jonas Berg", "Finance"),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo data (admin login, kiosk, people, sample check-ins) and print the URLs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="default: %(default)s")
+        parser.add_argument("--history-days", type=int, default=21, help="days of sample check-ins (default 21)")
+        parser.add_argument("--no-enroll", action="store_true", help="do not enrol the demo photo")
+
+    def handle(self, *args, base_url: str, history_days: int, no_enroll: bool, **options) -> None:
+        base = base_url.rstrip("/")
+        password = secrets.token_urlsafe(9)
+        self._admin(password)
+        people = self._people()
+        enrolled = False if no_enroll else self._enroll(people[0])
+        self._history(people, history_days)
+        code = self._kiosk_link()
+        out = self.stdout.write
+        out("")
+        out(self.style.SUCCESS("MaskNet demo data is ready."))
+        out(f"  Admin:       {base}/admin/   user: {DEMO_USER}   password: {password}")
+        out(f"  Attendance:  {base}/attendance/")
+        out(f"  Kiosk:       open {base}{services.pairing_path(code)} once on the kiosk device (one-time link),")
+        out(f"               then it shows {base}/kiosk/")
+        if enrolled:
+            out("  Try it:      show the camera the astronaut photo (skimage.data.astronaut, Eileen Collins),")
+            out("               with or without a mask drawn on it.")
+        out("")
+
+    def _admin(self, password: str) -> None:
+        users = get_user_model()
+        user = users.objects.filter(username=DEMO_USER).first()
+        if user is None:
+            users.objects.create_superuser(DEMO_USER, "demo@example.com", password)
+        else:
+            user.set_password(password)
+            user.is_active = user.is_staff = user.is_superuser = True
+            user.save()
+
+    def _people(self) -> list[Person]:
+        people = []
+        for staff_id, name, department in DEMO_PEOPLE:
+            person = Person.objects.filter(staff_id=staff_id).first()
+            if person is None:
+                person = enrollment.person_create(actor=None, full_name=name, staff_id=staff_id,
+                                                  department=department)
+            people.append(person)
+        return people
+
+    def _enroll(self, person: Person) -> bool:
+        if person.photos.exists():
+            return True
+        try:
+            import cv2
+            from skimage import data
+        except ImportError:
+            self.stderr.write("scikit-image is not installed: the demo person is not enrolled")
+            return False
+        from django.conf import settings
+
+        from recognition.engine.install import installed_manifest
+
+        if installed_manifest(settings.MASKNET_MODELS_DIR) is None:
+            self.stderr.write("models are not installed (manage.py install_models): the demo person is not enrolled")
+            return False
+        ok, buf = cv2.imencode(".jpg", data.astronaut()[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+        self.stdout.write("Enrolling the demo photo and building the index (loads the models)...")
+        enrollment.photo_add(person=person, data=buf.tobytes(), actor=None, filename="astronaut.jpg",
+                             schedule_rebuild=False)
+        enrollment.index_rebuild(run_id=None)
+        return True
+
+    def _history(self, people: list[Person], days: int) -> None:
+        """Sample check-ins on past weekdays (not today, so that the kiosk can check people in)."""
+        if days <= 0 or CheckIn.objects.filter(person__in=people).exists():
+            return
+        kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first() or services.kiosk_create(
+            actor=None, name=DEMO_KIOSK, location="Reception")[0]
+        rng = random.Random(7)
+        today = timezone.localdate()
+        with transaction.atomic():
+            for back in range(days, 0, -1):
+                day = today - timedelta(days=back)
+                if day.weekday() >= 5:
+                    continue
+                for person in people:
+                    if rng.random() < 0.15:
+                        continue  # away that day
+                    minute = rng.randint(7 * 60 + 30, 9 * 60 + 45)
+                    at = timezone.make_aware(datetime.combine(day, time(minute // 60, minute % 60)))
+                    services.checkin_record(person_id=person.pk, kiosk=kiosk, score=round(rng.uniform(0.55, 0.9), 3),
+                                            threshold=None, masked=rng.random() < 0.4, frames=4, index_version=None,
+                                            at=at)
+
+    def _kiosk_link(self) -> str:
+        kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first()
+        if kiosk is None:
+            return services.kiosk_create(actor=None, name=DEMO_KIOSK, location="Reception")[1]
+        return services.kiosk_pairing_issue(kiosk=kiosk, actor=None)

@@ -1,0 +1,251 @@
+"""Every write of the recognition app: kiosks (create, pair, revoke, update) and check-ins.
+
+Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Every decision a kiosk
+makes (accepted, rejected as unknown, rejected for quality) is written to the audit log with
+scores only: no names, no images.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from enrollment import events
+from enrollment.models import Person
+
+from .models import CheckIn, Kiosk, token_digest
+
+log = logging.getLogger(__name__)
+
+Action = AuditEvent.Action
+# Audit actions of kiosk decisions (the audit app's Action choices do not list them yet).
+CHECKIN_ACCEPTED = "checkin_accepted"
+CHECKIN_UNKNOWN = "checkin_unknown"
+CHECKIN_QUALITY = "checkin_quality"
+
+KIOSK_REVOKED = "kiosk.revoked"  # channel-layer message type: close the kiosk's sockets
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# --------------------------------------------------------------------------------------------
+# kiosks
+
+
+def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
+                 active: bool = True) -> tuple[Kiosk, str]:
+    """Create a kiosk and its first one-time pairing code; returns ``(kiosk, code)``.
+    The code is shown once (see :func:`pairing_path`); only its digest is stored."""
+    kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active)
+    kiosk.full_clean()
+    code = _token()
+    kiosk.pairing_hash = token_digest(code)
+    kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
+    with transaction.atomic():
+        kiosk.save()
+        audit_record(actor=actor, action=Action.CREATE, obj=kiosk,
+                     summary=f"created kiosk #{kiosk.pk} (site {kiosk.site}) with a pairing link")
+    return kiosk, code
+
+
+def kiosk_pairing_issue(*, kiosk: Kiosk, actor: object | None) -> str:
+    """A new one-time pairing code for ``kiosk`` (any earlier unused code stops working). The
+    device paired now keeps working until the new code is used."""
+    code = _token()
+    with transaction.atomic():
+        Kiosk.objects.filter(pk=kiosk.pk).update(
+            pairing_hash=token_digest(code),
+            pairing_expires_at=timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S))
+        audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
+                     summary=f"issued a pairing link for kiosk #{kiosk.pk}")
+    kiosk.refresh_from_db()
+    return code
+
+
+def kiosk_pair(*, code: str) -> tuple[Kiosk, str] | None:
+    """Use a pairing code: the kiosk gets a new device token (returned once, for the device's
+    cookie) and the code is spent. A device paired before is disconnected. ``None`` when the
+    code is unknown, used or expired, or the kiosk is inactive."""
+    kiosk = Kiosk.objects.for_pairing_code(code)
+    if kiosk is None:
+        return None
+    token = _token()
+    with transaction.atomic():
+        # the filter on the code's digest makes the code single-use even under concurrency
+        spent = Kiosk.objects.filter(pk=kiosk.pk, pairing_hash=token_digest(code), active=True).update(
+            pairing_hash="", pairing_expires_at=None, token_hash=token_digest(token), paired_at=timezone.now())
+        if spent != 1:
+            return None
+        audit_record(actor=None, action=Action.UPDATE, obj=kiosk, summary=f"paired a device with kiosk #{kiosk.pk}")
+        _disconnect_on_commit(kiosk)  # a device paired before loses its socket (its token is void)
+    kiosk.refresh_from_db()
+    return kiosk, token
+
+
+def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
+    """Unpair the kiosk's device: its token and any unused pairing link stop working and its open
+    socket is closed at once. The kiosk stays, ready for a new pairing link."""
+    with transaction.atomic():
+        Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None,
+                                                 paired_at=None)
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
+                     summary=f"revoked the device of kiosk #{kiosk.pk}")
+        _disconnect_on_commit(kiosk)
+    kiosk.refresh_from_db()
+    return kiosk
+
+
+def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
+                 site: str | None = None, active: bool | None = None) -> Kiosk:
+    """Change the given fields (``None``: unchanged). Deactivating disconnects the kiosk at once."""
+    stored = Kiosk.objects.get(pk=kiosk.pk)
+    new = {"name": name, "location": location, "site": site, "active": active}
+    changed = [k for k, v in new.items() if v is not None and getattr(stored, k) != v]
+    if not changed:
+        return kiosk
+    for k in changed:
+        setattr(kiosk, k, new[k])
+    kiosk.full_clean()
+    with transaction.atomic():
+        kiosk.save(update_fields=changed)
+        audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
+                     summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
+        if "active" in changed and not kiosk.active:
+            _disconnect_on_commit(kiosk)
+    return kiosk
+
+
+def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
+    """Delete a kiosk (its check-ins stay, without the kiosk) and close its socket now."""
+    pk, group = kiosk.pk, kiosk.group_name
+    with transaction.atomic():
+        kiosk.delete()
+        audit_record(actor=actor, action=Action.DELETE, object_type="recognition.kiosk", object_id=pk,
+                     summary=f"deleted kiosk #{pk}")
+        transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
+
+
+def kiosk_seen(*, kiosk_id: int) -> None:
+    """Record that the kiosk is connected now (``last_seen_at``)."""
+    Kiosk.objects.filter(pk=kiosk_id).update(last_seen_at=timezone.now())
+
+
+def _disconnect_on_commit(kiosk: Kiosk) -> None:
+    group = kiosk.group_name
+    transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
+
+
+def pairing_path(code: str) -> str:
+    """The site-relative URL of a pairing code (``/kiosk/pair/<code>/``)."""
+    from django.urls import reverse
+
+    return reverse("kiosk-pair", kwargs={"code": code})
+
+
+# --------------------------------------------------------------------------------------------
+# check-ins
+
+
+def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
+    """``(window key, local date)`` of a check-in at ``at`` on ``site`` under
+    ``MASKNET_CHECKIN_COOLDOWN``: ``"day"`` (one per calendar day of ``TIME_ZONE``) or a number of
+    minutes (fixed windows counted from the Unix epoch)."""
+    local = timezone.localtime(at)
+    setting = str(settings.MASKNET_CHECKIN_COOLDOWN).strip().lower()
+    if setting == "day":
+        return f"{site}|{local.date().isoformat()}", local.date()
+    try:
+        minutes = int(setting)
+    except ValueError:
+        minutes = 0
+    if minutes <= 0:
+        raise ImproperlyConfigured("MASKNET_CHECKIN_COOLDOWN must be 'day' or a positive number of minutes")
+    slot = int(at.timestamp()) // (minutes * 60)
+    return f"{site}|{minutes}m|{slot}", local.date()
+
+
+@dataclass(frozen=True)
+class CheckInOutcome:
+    """What :func:`checkin_record` did. ``checkin``: the new row, or the person's existing one in
+    this cooldown window; ``created``: False when they were already checked in."""
+
+    checkin: CheckIn
+    created: bool
+
+    @property
+    def first_name(self) -> str:
+        """The name the kiosk greets them with."""
+        return (self.checkin.person.full_name.split() or [""])[0]
+
+
+def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: float | None, masked: bool,
+                   frames: int, index_version: int | None, snapshot: bytes | None = None,
+                   at: datetime | None = None) -> CheckInOutcome | None:
+    """Check a recognised person in, once per cooldown window (the database's unique constraint
+    decides between concurrent kiosks), and audit the accepted decision.
+
+    ``snapshot`` (an aligned face JPEG) is stored only when ``MASKNET_CHECKIN_SNAPSHOTS`` is on.
+    Returns ``None`` when the person no longer exists or is inactive (the kiosk's index is older
+    than the change); the caller treats the face as unknown.
+    """
+    person = Person.objects.active().filter(pk=person_id).first()
+    if person is None:
+        return None
+    at = at or timezone.now()
+    window, local_date = cooldown_window(site=kiosk.site, at=at)
+    keep = snapshot if settings.MASKNET_CHECKIN_SNAPSHOTS and snapshot else None
+    facts = (f"score {score:.3f}" + (f" (threshold {threshold:.3f})" if threshold is not None else "")
+             + f", {'masked' if masked else 'unmasked'}, {frames} frames, index v{index_version}")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                checkin = CheckIn.objects.create(
+                    person=person, kiosk=kiosk, site=kiosk.site, at=at, local_date=local_date, window=window,
+                    score=score, threshold=threshold, masked=masked, frames=frames, index_version=index_version,
+                    snapshot=keep)
+            created = True
+        except IntegrityError:
+            checkin = CheckIn.objects.select_related("person").get(person=person, window=window)
+            created = False
+        what = (f"checked in (check-in #{checkin.pk})" if created
+                else f"already checked in (check-in #{checkin.pk})")
+        audit_record(actor=None, action=CHECKIN_ACCEPTED, obj=kiosk,
+                     summary=f"accepted person #{person.pk} at kiosk #{kiosk.pk}: {what}; {facts}"
+                             + ("; snapshot kept" if created and keep else ""))
+    checkin.person = person
+    return CheckInOutcome(checkin, created)
+
+
+def checkin_delete(*, checkin: CheckIn, actor: object | None) -> None:
+    """Delete a check-in (a correction by an administrator), audited."""
+    pk = checkin.pk
+    with transaction.atomic():
+        checkin.delete()
+        audit_record(actor=actor, action=Action.DELETE, object_type="recognition.checkin", object_id=pk,
+                     summary=f"deleted check-in #{pk}")
+
+
+def checkin_reject_record(*, kiosk: Kiosk, reason: str, frames: int, score: float | None = None,
+                          threshold: float | None = None, masked: bool | None = None, detail: str = "") -> None:
+    """Audit a refused face: ``reason`` ``"unknown"`` (no identity agreed on above the
+    threshold) or ``"quality"`` (``detail``: the quality gate's reasons)."""
+    action = CHECKIN_QUALITY if reason == "quality" else CHECKIN_UNKNOWN
+    parts = [f"rejected ({'quality' if reason == 'quality' else 'unknown'}) at kiosk #{kiosk.pk}", f"{frames} frames"]
+    if score is not None and score > -1.5:
+        parts.append(f"best score {score:.3f}" + (f" (threshold {threshold:.3f})" if threshold is not None else ""))
+    if masked is not None:
+        parts.append("masked" if masked else "unmasked")
+    if detail:
+        parts.append(detail)
+    audit_record(actor=None, action=action, obj=kiosk, summary="; ".join(parts))

@@ -1,0 +1,14 @@
+"""HTTP routes of the recognition app: the kiosk (device cookie) and attendance (staff)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("kiosk/", views.kiosk_page, name="kiosk"),
+    path("kiosk/status", views.kiosk_status, name="kiosk-status"),
+    path("kiosk/pair/<str:code>/", views.kiosk_pair, name="kiosk-pair"),
+    path("attendance/", views.attendance_day, name="attendance-day"),
+    path("attendance/people/<int:pk>/", views.attendance_person, name="attendance-person"),
+    path("attendance/export.csv", views.attendance_export, name="attendance-export"),
+]

@@ -1,0 +1,123 @@
+"""Voting over a kiosk's recent frames: no check-in on the word of a single frame.
+
+Plain Python (no Django, no engine): the consumer feeds one :class:`Observation` per analysed
+frame with a usable face and acts on the :class:`Verdict` it gets back.
+
+Rules (all counts are over the last ``window`` usable frames of one continuous presence):
+
+* **accepted**: one identity has at least ``min_frames`` accepted frames (``min_frames_masked``
+  when most of them are masked) and no other identity has any. A single confident frame is
+  never enough, and a masked face needs more agreement than an open one.
+* **unknown**: the window is full and no identity has more than one accepted frame, or
+  ``max_frames`` usable frames went by without an accepted verdict (a borderline face).
+* A gap of more than ``max_gap_s`` between usable frames starts a new presence (someone else
+  may be standing there now).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+
+ACCEPTED, UNKNOWN = "accepted", "unknown"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One analysed frame with a face that passed the quality gate.
+
+    ``at``: monotonic seconds. ``label``: best gallery identity (``None``: empty gallery).
+    ``score``: its cosine similarity. ``accepted``: score at or above the applicable threshold.
+    ``masked``: the face wears a mask. ``threshold``: the threshold applied.
+    """
+
+    at: float
+    label: str | None
+    score: float
+    accepted: bool
+    masked: bool
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the votes decided.
+
+    ``kind``: :data:`ACCEPTED` or :data:`UNKNOWN`. ``label``: the identity (accepted only).
+    ``score``: mean score of the agreeing frames (accepted) or the best score seen (unknown).
+    ``masked``: most of the deciding frames were masked. ``frames``: frames that decided.
+    ``threshold``: the highest threshold applied among those frames.
+    """
+
+    kind: str
+    label: str | None
+    score: float
+    masked: bool
+    frames: int
+    threshold: float
+
+
+class Voter:
+    """Accumulates observations of one kiosk session and says when they agree."""
+
+    def __init__(self, *, window: int = 6, min_frames: int = 3, min_frames_masked: int = 4,
+                 max_frames: int = 15, max_gap_s: float = 1.5) -> None:
+        if not 1 <= min_frames <= window or not 1 <= min_frames_masked <= window:
+            raise ValueError("min_frames and min_frames_masked must be between 1 and window")
+        self.window, self.min_frames, self.min_frames_masked = window, min_frames, min_frames_masked
+        self.max_frames, self.max_gap_s = max_frames, max_gap_s
+        self._recent: deque[Observation] = deque(maxlen=window)
+        self._seen = 0
+        self._best = float("-inf")
+
+    @property
+    def pending(self) -> int:
+        """Usable frames seen since the last verdict or reset."""
+        return self._seen
+
+    def progress(self) -> float:
+        """0-1: how close the leading identity is to a verdict (for the kiosk's progress ring)."""
+        counts = Counter(o.label for o in self._recent if o.accepted)
+        if not counts:
+            return min(len(self._recent) / self.window, 1.0) * 0.3
+        label, n = counts.most_common(1)[0]
+        need = self._needed([o for o in self._recent if o.accepted and o.label == label])
+        return min(n / need, 1.0)
+
+    def reset(self) -> None:
+        """Forget everything (after a verdict, or when the face is gone)."""
+        self._recent.clear()
+        self._seen = 0
+        self._best = float("-inf")
+
+    def add(self, obs: Observation) -> Verdict | None:
+        """Record a frame; returns a verdict when the recent frames decide, else ``None``.
+        The voter resets itself after a verdict."""
+        if self._recent and obs.at - self._recent[-1].at > self.max_gap_s:
+            self.reset()
+        self._recent.append(obs)
+        self._seen += 1
+        self._best = max(self._best, obs.score)
+        verdict = self._decide()
+        if verdict is not None:
+            self.reset()
+        return verdict
+
+    def _needed(self, agreeing: list[Observation]) -> int:
+        masked = sum(o.masked for o in agreeing) * 2 > len(agreeing)
+        return self.min_frames_masked if masked else self.min_frames
+
+    def _decide(self) -> Verdict | None:
+        accepted = [o for o in self._recent if o.accepted and o.label is not None]
+        counts = Counter(o.label for o in accepted)
+        if len(counts) == 1:
+            label, n = counts.most_common(1)[0]
+            if n >= self._needed(accepted):
+                return Verdict(ACCEPTED, label, sum(o.score for o in accepted) / n,
+                               sum(o.masked for o in accepted) * 2 > n, n, max(o.threshold for o in accepted))
+        top = counts.most_common(1)[0][1] if counts else 0
+        if (len(self._recent) == self.window and top <= 1) or self._seen >= self.max_frames:
+            recent = list(self._recent)
+            return Verdict(UNKNOWN, None, self._best, sum(o.masked for o in recent) * 2 > len(recent),
+                           self._seen, max(o.threshold for o in recent))
+        return None

@@ -1,0 +1,333 @@
+/* MaskNet kiosk page: camera -> JPEG frames over one WebSocket -> one banner per state.
+ *
+ * - At most one frame in flight, at most MAX_FPS frames a second, never queued in the browser:
+ *   a frame is captured only when the previous one has been answered and the socket's send
+ *   buffer is empty.
+ * - Frames are the camera image scaled to fit 640x480, JPEG quality 0.8, sent as binary.
+ * - The socket reconnects by itself with exponential backoff (0.5 s doubling to 15 s, jittered).
+ * - The server answers each frame with {type: "result", state, reason, box, masked, name, time,
+ *   progress}; see recognition/consumers.py. Outcomes stay on screen for a few seconds.
+ * Plain JavaScript, no build step, no third-party code.
+ */
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("kiosk-config").textContent);
+  const MAX_FPS = config.max_fps || 8;
+  const MIN_INTERVAL_MS = 1000 / MAX_FPS;
+  const STALL_MS = 5000;          // an unanswered frame is given up after this long
+  const OUTCOME_HOLD_MS = 4000;   // checked in / already / unknown stay at least this long
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 15000;
+
+  const $ = (id) => document.getElementById(id);
+  const stage = $("stage");
+  const video = $("camera");
+  const facebox = $("facebox");
+  const banner = $("banner");
+  const title = $("banner-title");
+  const detail = $("banner-detail");
+  const icon = $("banner-icon");
+  const chipMask = $("chip-mask");
+  const progressBar = $("progress-bar");
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d", { alpha: false });
+
+  // ---------------------------------------------------------------- icons (inline SVG paths)
+  const ICONS = {
+    face: '<path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm-3.5 7.5a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm7 0a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zM12 18c-2.3 0-4.2-1.3-5-3.2h10c-.8 1.9-2.7 3.2-5 3.2z"/>',
+    scan: '<path d="M4 8V5a1 1 0 0 1 1-1h3V2H5a3 3 0 0 0-3 3v3h2zm16 0h2V5a3 3 0 0 0-3-3h-3v2h3a1 1 0 0 1 1 1v3zM4 16H2v3a3 3 0 0 0 3 3h3v-2H5a1 1 0 0 1-1-1v-3zm16 0v3a1 1 0 0 1-1 1h-3v2h3a3 3 0 0 0 3-3v-3h-2zM12 7a3 3 0 1 1 0 6 3 3 0 0 1 0-6zm-5 10c0-2.2 2.2-3.5 5-3.5s5 1.3 5 3.5v.5H7V17z"/>',
+    check: '<path d="M9 16.2 4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4z"/>',
+    again: '<path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm-1 14.5-4-4 1.4-1.4 2.6 2.6 5.6-5.6L18 9.5z"/>',
+    cross: '<path d="M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z"/>',
+    warn: '<path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/>',
+    closer: '<path d="M12 4a8 8 0 1 0 0 16 8 8 0 0 0 0-16zm0 2a6 6 0 1 1 0 12 6 6 0 0 1 0-12zm-1 2v3H8v2h3v3h2v-3h3v-2h-3V8h-2z"/>',
+    light: '<path d="M12 7a5 5 0 1 0 0 10 5 5 0 0 0 0-10zM2 13h3v-2H2v2zm17 0h3v-2h-3v2zM11 2v3h2V2h-2zm0 17v3h2v-3h-2zM5.6 4.2 4.2 5.6l2.1 2.1 1.4-1.4-2.1-2.1zm12.1 12.1-1.4 1.4 2.1 2.1 1.4-1.4-2.1-2.1zM19.8 5.6l-1.4-1.4-2.1 2.1 1.4 1.4 2.1-2.1zM7.7 17.7l-1.4-1.4-2.1 2.1 1.4 1.4 2.1-2.1z"/>',
+    still: '<path d="M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm-2 14H8V8h2v8zm6 0h-2V8h2v8z"/>',
+    camera: '<path d="M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.8L21 17.2V6.5zM3.3 2 2 3.3 4.7 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.2 0 .4-.1.5-.2l3.2 3.2 1.3-1.3L3.3 2z"/>',
+    lock: '<path d="M18 8h-1V6a5 5 0 0 0-10 0v2H6a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V10a2 2 0 0 0-2-2zM9 6a3 3 0 0 1 6 0v2H9V6zm3 11a2 2 0 1 1 0-4 2 2 0 0 1 0 4z"/>',
+    sync: '<path d="M12 4V1L8 5l4 4V6a6 6 0 0 1 6 6c0 1-.25 2-.7 2.8l1.46 1.46A8 8 0 0 0 12 4zm0 14a6 6 0 0 1-6-6c0-1 .25-2 .7-2.8L5.24 7.74A8 8 0 0 0 12 20v3l4-4-4-4v3z"/>',
+    plug: '<path d="M16 7V3h-2v4h-4V3H8v4a2 2 0 0 0-2 2v5.5L9.5 18v3h5v-3l3.5-3.5V9a2 2 0 0 0-2-2z"/>',
+  };
+
+  // ---------------------------------------------------------------- what each state looks like
+  const ADJUST = {
+    too_small: ["Please come a little closer", "Your face is too far from the camera.", "closer"],
+    too_dark: ["It’s too dark here", "Please face the light, or turn a light on in front of you.", "light"],
+    too_bright: ["Too much light", "Step out of the direct light or glare.", "light"],
+    blurry: ["Hold still for a moment", "The picture is blurred when you move.", "still"],
+    pose: ["Please look straight at the camera", "Face the screen, chin level.", "face"],
+  };
+
+  function view(state, msg) {
+    msg = msg || {};
+    const name = msg.name || "";
+    switch (state) {
+      case "starting": return { tone: "idle", icon: "scan", title: "Starting the camera…", detail: "One moment, please." };
+      case "connecting": return { tone: "idle", icon: "scan", title: "Connecting…", detail: "Getting ready to check you in." };
+      case "searching": return { tone: "idle", icon: "face", title: "Looking for a face", detail: "Step up to the screen and look at the camera." };
+      case "adjust": {
+        const a = ADJUST[msg.reason] || ["Please look at the camera", "We can’t see your face clearly yet.", "face"];
+        return { tone: "warn", icon: a[2], title: a[0], detail: a[1] };
+      }
+      case "recognising": return { tone: "work", icon: "scan", title: "Recognising…", detail: "Hold still for a moment.", progress: true };
+      case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked };
+      case "already": return { tone: "info", icon: "again", title: `Already checked in today at ${msg.time}`, detail: `Hello again, ${name}.`, mask: msg.masked };
+      case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
+      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site (the camera icon in the address bar or the browser’s site settings), then reload this page.", noCamera: true };
+      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it, then reload this page. We will keep trying.", noCamera: true };
+      case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
+      case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
+      case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
+      case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again.", spinner: true };
+      case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception." };
+      default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
+    }
+  }
+
+  // ---------------------------------------------------------------- rendering
+  let shown = null;          // {state, key, until}
+  let lastResult = null;
+
+  function render(state, msg, force) {
+    const now = performance.now();
+    const key = state + "|" + (msg && (msg.name || msg.reason || "")) + "|" + (msg && msg.time || "");
+    if (!force && shown && shown.until > now && shown.key !== key && !isOutcome(state)) {
+      return;  // an outcome is still on screen: let people read it
+    }
+    const v = view(state, msg);
+    stage.dataset.state = state;
+    stage.dataset.reason = (msg && msg.reason) || "";
+    stage.className = "stage tone-" + v.tone + (v.noCamera ? " no-camera" : "");
+    banner.className = "banner tone-" + v.tone;
+    if (!shown || shown.key !== key) {
+      title.textContent = v.title;
+      detail.textContent = v.detail;
+      icon.innerHTML = '<svg viewBox="0 0 24 24" fill="currentColor">' + (ICONS[v.icon] || "") + "</svg>";
+      shown = { state: state, key: key, until: isOutcome(state) ? now + OUTCOME_HOLD_MS : 0 };
+    }
+    chipMask.hidden = !v.mask;
+    icon.classList.toggle("spinning", !!v.spinner);
+    progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
+    if (v.noCamera) facebox.hidden = true;
+  }
+
+  function isOutcome(state) {
+    return state === "checked_in" || state === "already" || state === "unknown";
+  }
+
+  function drawBox(box) {
+    if (!box || !video.videoWidth) { facebox.hidden = true; return; }
+    // the video is shown with object-fit: cover and mirrored: map frame fractions to the screen
+    const vw = video.videoWidth, vh = video.videoHeight;
+    const sw = stage.clientWidth, sh = stage.clientHeight;
+    const scale = Math.max(sw / vw, sh / vh);
+    const dw = vw * scale, dh = vh * scale;
+    const ox = (sw - dw) / 2, oy = (sh - dh) / 2;
+    const x1 = ox + (1 - box[2]) * dw, x2 = ox + (1 - box[0]) * dw;
+    const y1 = oy + box[1] * dh, y2 = oy + box[3] * dh;
+    // the detector's box is tight: pad it a little, and keep it on the screen
+    const padX = (x2 - x1) * 0.1, padY = (y2 - y1) * 0.12;
+    const left = Math.max(6, x1 - padX), top = Math.max(6, y1 - padY * 1.4);
+    const right = Math.min(sw - 6, x2 + padX), bottom = Math.min(sh - 6, y2 + padY * 0.6);
+    facebox.style.left = left + "px";
+    facebox.style.top = top + "px";
+    facebox.style.width = Math.max(0, right - left) + "px";
+    facebox.style.height = Math.max(0, bottom - top) + "px";
+    facebox.hidden = false;
+  }
+
+  // ---------------------------------------------------------------- clock
+  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: config.time_zone || undefined });
+  const dateFmt = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", timeZone: config.time_zone || undefined });
+  function tickClock() {
+    const now = new Date();
+    $("clock").textContent = timeFmt.format(now);
+    $("date").textContent = dateFmt.format(now);
+  }
+  tickClock();
+  setInterval(tickClock, 1000);
+
+  // ---------------------------------------------------------------- socket
+  let ws = null;
+  let helloSeen = false;
+  let attempt = 0;
+  let inFlight = false;
+  let sentAt = 0;
+  let lastSend = 0;
+  let stopped = false;       // unpaired: no more reconnects
+  let cameraReady = false;
+  let framesAnswered = 0;
+
+  function socketUrl() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    return scheme + location.host + config.ws_path;
+  }
+
+  function connect() {
+    if (stopped) return;
+    helloSeen = false;
+    inFlight = false;
+    try {
+      ws = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { attempt = 0; };
+    ws.onmessage = (ev) => onMessage(ev.data);
+    ws.onclose = (ev) => onClose(ev);
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  function onMessage(data) {
+    if (typeof data !== "string") return;
+    let msg;
+    try { msg = JSON.parse(data); } catch (e) { return; }
+    switch (msg.type) {
+      case "hello":
+        helloSeen = true;
+        delete stage.dataset.connection;
+        if (cameraReady) render("searching", {}, true);
+        break;
+      case "result": {
+        inFlight = false;
+        framesAnswered += 1;
+        const previous = lastResult;
+        lastResult = msg;
+        stage.dataset.frames = String(framesAnswered);
+        // a prompt ("hold still", "too dark"...) must hold for two frames in a row: no flicker
+        const steady = msg.state !== "adjust" || (previous && previous.state === "adjust" && previous.reason === msg.reason);
+        if (steady) render(msg.state, msg);
+        drawBox(msg.box);
+        break;
+      }
+      case "dropped":
+        inFlight = false;
+        break;
+      case "error":
+        inFlight = false;
+        if (msg.code === "models_missing") render("not_ready", msg, true);
+        break;
+      case "revoked":
+        stopped = true;
+        break;
+    }
+  }
+
+  function onClose(ev) {
+    ws = null;
+    inFlight = false;
+    facebox.hidden = true;
+    if (stopped || ev.code === 4403) { stopped = true; render("unpaired", {}, true); stopCamera(); return; }
+    // a refused handshake (e.g. revoked while offline) looks like any network failure: ask the server
+    if (!helloSeen) {
+      fetch(config.status_url, { credentials: "same-origin", cache: "no-store" })
+        .then((r) => {
+          if (r.status === 401 || r.status === 403) { stopped = true; render("unpaired", {}, true); stopCamera(); }
+          else lost();
+        })
+        .catch(lost);
+    } else {
+      lost();
+    }
+  }
+
+  function lost() {
+    stage.dataset.connection = "lost";
+    if (cameraReady) render("connection_lost", {}, true);   // camera problems stay on screen: they come first
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+    attempt += 1;
+    const delay = base * (0.8 + Math.random() * 0.4);
+    setTimeout(connect, delay);
+  }
+
+  // ---------------------------------------------------------------- frames
+  function pump() {
+    const now = performance.now();
+    if (inFlight && now - sentAt > STALL_MS) inFlight = false;    // lost answer: try again
+    if (!inFlight && cameraReady && ws && ws.readyState === WebSocket.OPEN && helloSeen
+        && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2) {
+      sendFrame(now);
+    }
+    setTimeout(pump, 30);
+  }
+
+  function sendFrame(now) {
+    const vw = video.videoWidth, vh = video.videoHeight;
+    if (!vw || !vh) return;
+    const scale = Math.min(1, (config.max_width || 640) / vw, (config.max_height || 480) / vh);
+    const w = Math.round(vw * scale), h = Math.round(vh * scale);
+    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+    ctx.drawImage(video, 0, 0, w, h);
+    inFlight = true;
+    sentAt = now;
+    lastSend = now;
+    canvas.toBlob((blob) => {
+      if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
+      ws.send(blob);
+    }, "image/jpeg", config.jpeg_quality || 0.8);
+  }
+
+  // ---------------------------------------------------------------- camera
+  let stream = null;
+
+  function stopCamera() {
+    cameraReady = false;
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+  }
+
+  async function startCamera() {
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      render("insecure", {}, true);
+      return;
+    }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: false,
+        video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 15 } },
+      });
+    } catch (err) {
+      const name = err && err.name;
+      if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+        render("camera_denied", {}, true);
+        return;    // only a reload (after the permission is changed) helps
+      }
+      render(name === "NotReadableError" || name === "AbortError" ? "camera_busy" : "no_camera", {}, true);
+      setTimeout(startCamera, 5000);
+      return;
+    }
+    video.srcObject = stream;
+    stream.getVideoTracks().forEach((t) => t.addEventListener("ended", () => {
+      cameraReady = false;
+      render("no_camera", {}, true);
+      setTimeout(startCamera, 3000);
+    }));
+    try { await video.play(); } catch (e) { /* autoplay of a muted video is allowed */ }
+    cameraReady = true;
+    render(helloSeen ? "searching" : "connecting", {}, true);
+    keepAwake();
+  }
+
+  async function keepAwake() {
+    try {
+      if ("wakeLock" in navigator) {
+        await navigator.wakeLock.request("screen");   // released when hidden: see visibilitychange
+      }
+    } catch (e) { /* not allowed here: the screen saver settings decide */ }
+  }
+
+  window.addEventListener("resize", () => { if (lastResult) drawBox(lastResult.box); });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && cameraReady) keepAwake(); });
+
+  render("starting", {}, true);
+  startCamera();
+  connect();
+  pump();
+})();

@@ -1,0 +1,401 @@
+"""KioskConsumer through the real ASGI stack (origin check, cookies, router) with
+``WebsocketCommunicator``: authentication, bounds, newest-frame-wins, voting, cooldown, audit,
+revocation and index reloads. The engine is scripted here; test_consumer_engine.py uses the real one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from enrollment import services as enrollment
+from enrollment.models import IndexVersion
+from recognition import services
+from recognition.engine.index import Index
+from recognition.models import CheckIn
+
+from .conftest import ask, communicator, frame, make_paired_kiosk, open_kiosk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(coro_fn, *args):
+    """Run an async scenario from a sync test (the DB work runs on this thread)."""
+    return async_to_sync(coro_fn)(*args)
+
+
+@pytest.fixture(autouse=True)
+def empty_layer():
+    layer = get_channel_layer()
+    async_to_sync(layer.flush)()
+    yield
+    async_to_sync(layer.flush)()
+
+
+# ------------------------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token", "x" * 500])
+def test_refused_without_a_valid_kiosk_session(engine_script, paired, token):
+    async def scenario():
+        comm = communicator(token)
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == 4401
+        await comm.disconnect()
+
+    run(scenario)
+    assert engine_script.seen == []
+
+
+def test_refused_for_an_inactive_or_revoked_kiosk(engine_script, paired):
+    kiosk, token = paired
+
+    async def refused():
+        comm = communicator(token)
+        connected, code = await comm.connect(timeout=5)
+        await comm.disconnect()
+        return connected, code
+
+    services.kiosk_update(kiosk=kiosk, actor=None, active=False)
+    assert run(refused) == (False, 4401)
+    services.kiosk_update(kiosk=kiosk, actor=None, active=True)
+    services.kiosk_revoke(kiosk=kiosk, actor=None)
+    assert run(refused) == (False, 4401)
+
+
+def test_refused_from_a_foreign_origin(engine_script, paired):
+    async def scenario():
+        comm = communicator(paired[1], origin=b"http://evil.example")
+        connected, _ = await comm.connect(timeout=5)
+        assert not connected
+        await comm.disconnect()
+
+    run(scenario)
+
+
+def test_a_paired_kiosk_connects_and_is_seen(engine_script, paired):
+    kiosk, token = paired
+
+    async def scenario():
+        comm = communicator(token)
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        hello = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return hello
+
+    hello = run(scenario)
+    assert hello == {"type": "hello", "kiosk": "Front door", "location": "Main entrance", "site": "main"}
+    kiosk.refresh_from_db()
+    assert kiosk.last_seen_at is not None
+
+
+def test_revoking_closes_the_open_socket_at_once(engine_script, paired):
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        await database_sync_to_async(services.kiosk_revoke)(kiosk=kiosk, actor=None)
+        assert await comm.receive_json_from(timeout=5) == {"type": "revoked"}
+        closed = await comm.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": 4403}
+
+    run(scenario)
+
+
+def test_pairing_another_device_disconnects_the_old_one(engine_script, paired):
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        code = await database_sync_to_async(services.kiosk_pairing_issue)(kiosk=kiosk, actor=None)
+        # issuing a link alone changes nothing for the paired device
+        assert (await ask(comm, "none"))["type"] == "result"
+        _, new_token = await database_sync_to_async(services.kiosk_pair)(code=code)
+        assert await comm.receive_json_from(timeout=5) == {"type": "revoked"}
+        await comm.receive_output(timeout=5)
+        fresh = await open_kiosk(new_token)
+        assert (await ask(fresh, "none"))["state"] == "searching"
+        await fresh.disconnect()
+
+    run(scenario)
+
+
+# ----------------------------------------------------------------------------- bounded, typed input
+
+
+def test_oversized_and_non_image_frames_get_errors_and_the_socket_stays_usable(engine_script, paired, settings):
+    settings.MASKNET_MAX_FRAME_BYTES = 1000
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        big = await ask(comm, "x" * 2000)
+        await comm.send_to(bytes_data=b"GIF89a not a jpeg")
+        not_image = await comm.receive_json_from(timeout=5)
+        await comm.send_to(text_data='{"hello": 1}')
+        text = await comm.receive_json_from(timeout=5)
+        corrupt = await ask(comm, "corrupt")
+        ok = await ask(comm, "none")
+        await comm.disconnect()
+        return big, not_image, text, corrupt, ok
+
+    big, not_image, text, corrupt, ok = run(scenario)
+    assert big["type"] == "error" and big["code"] == "frame_too_large" and big["frame"] == 1
+    assert not_image["code"] == "not_an_image" and not_image["frame"] == 2
+    assert text["code"] == "binary_expected"
+    assert corrupt["code"] == "unreadable_image"
+    assert ok["type"] == "result" and ok["state"] == "searching" and ok["frame"] == 5
+    # refused frames never reach the engine; the corrupt one is refused by its decoder
+    assert engine_script.seen == ["corrupt", "none"]
+
+
+def test_the_real_decoder_refuses_a_truncated_jpeg_without_loading_models(paired, monkeypatch):
+    import cv2
+
+    from recognition import consumers
+
+    monkeypatch.setattr(consumers, "warm_engine", lambda: None)
+    monkeypatch.setattr(consumers, "get_engine", lambda: pytest.fail("the engine must not be needed"))
+    ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
+    truncated = buf.tobytes()[:40]
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=truncated)
+        answer = await comm.receive_json_from(timeout=10)
+        await comm.disconnect()
+        return answer
+
+    answer = run(scenario)
+    assert answer["type"] == "error" and answer["code"] == "unreadable_image"
+
+
+# ---------------------------------------------------------------------------------- newest frame wins
+
+
+def test_newest_frame_wins_under_a_burst(engine_script, paired):
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=frame("hold|none"))
+        assert await asyncio.get_running_loop().run_in_executor(None, engine_script.started.wait, 5)
+        for i in range(2, 11):   # nine more while the first is being analysed
+            await comm.send_to(bytes_data=frame(f"quality:burst{i}"))
+        await asyncio.sleep(0.2)
+        engine_script.release()
+        answers = [await comm.receive_json_from(timeout=5) for _ in range(10)]
+        assert await comm.receive_nothing(timeout=0.3)
+        await comm.disconnect()
+        return answers
+
+    answers = run(scenario)
+    dropped = sorted(a["frame"] for a in answers if a["type"] == "dropped")
+    results = [a for a in answers if a["type"] == "result"]
+    assert dropped == list(range(2, 10))          # every stale frame answered, never analysed
+    assert [r["frame"] for r in results] == [1, 10]
+    assert engine_script.seen == ["none", "quality:burst10"]
+    assert results[1]["state"] == "adjust" and results[1]["reason"] == "burst10"
+
+
+# ------------------------------------------------------------------------------------------- voting
+
+
+def test_a_masked_face_needs_several_consistent_frames(engine_script, paired, person):
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        states = [(await ask(comm, f"face:{p}:0.97:m"))["state"] for _ in range(3)]
+        rows_before = await database_sync_to_async(CheckIn.objects.count)()
+        fourth = await ask(comm, f"face:{p}:0.91:m")
+        await comm.disconnect()
+        return states, rows_before, fourth
+
+    states, rows_before, fourth = run(scenario)
+    assert states == ["recognising"] * 3 and rows_before == 0    # even at 0.97, one frame is not enough
+    assert fourth["state"] == "checked_in" and fourth["name"] == "Eileen" and fourth["masked"] is True
+    assert fourth["box"] == [0.4, 0.3, 0.6, 0.625] and fourth["progress"] == 1.0
+    checkin = CheckIn.objects.get()
+    assert checkin.person_id == p and checkin.masked and checkin.frames == 4
+    assert checkin.score == pytest.approx((0.97 * 3 + 0.91) / 4)
+    assert fourth["time"] == f"{timezone.localtime(checkin.at):%H:%M}"
+
+
+def test_an_open_face_needs_three_frames_and_disagreement_blocks(engine_script, paired, person, other_person):
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        mixed = [(await ask(comm, s))["state"] for s in
+                 (f"face:{p}:0.8:u", f"face:{o}:0.8:u", f"face:{p}:0.8:u", f"face:{p}:0.8:u")]
+        await ask(comm, "none")   # they leave; a new presence starts
+        clean = [(await ask(comm, f"face:{p}:0.8:u"))["state"] for _ in range(3)]
+        await comm.disconnect()
+        return mixed, clean
+
+    mixed, clean = run(scenario)
+    assert mixed == ["recognising"] * 4
+    assert clean == ["recognising", "recognising", "checked_in"]
+    assert CheckIn.objects.get().person_id == p
+
+
+def test_a_stranger_is_not_recognised_once_and_nothing_is_recorded(engine_script, paired, person):
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        states = [(await ask(comm, f"face:{p}:0.2{i}:m"))["state"] for i in range(9)]
+        await comm.disconnect()
+        return states
+
+    states = run(scenario)
+    assert states[:5] == ["recognising"] * 5 and states[5:] == ["unknown"] * 4   # stays while they stand there
+    assert not CheckIn.objects.exists()
+    unknown = AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN)
+    assert unknown.count() == 1
+    assert "best score 0.2" in unknown.get().summary and "masked" in unknown.get().summary
+
+
+def test_outcome_stays_while_the_face_stays_and_clears_when_it_goes(engine_script, paired, person):
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(3):
+            last = await ask(comm, f"face:{p}:0.8:u")
+        assert last["state"] == "checked_in"
+        blurry = await ask(comm, "quality:blurry")          # still them, moving
+        again = [await ask(comm, f"face:{p}:0.8:u") for _ in range(3)]
+        gone = await ask(comm, "none")
+        await comm.disconnect()
+        return blurry, again, gone
+
+    blurry, again, gone = run(scenario)
+    assert blurry["state"] == "checked_in" and blurry["name"] == "Eileen"
+    assert [a["state"] for a in again] == ["checked_in"] * 3
+    assert gone["state"] == "searching" and gone["box"] is None
+    assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 1   # not re-decided
+
+
+def test_a_deactivated_person_still_in_the_index_is_not_checked_in(engine_script, paired, person):
+    enrollment.person_deactivate(person=person, actor=None)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        states = [(await ask(comm, f"face:{person.pk}:0.8:u"))["state"] for _ in range(3)]
+        await comm.disconnect()
+        return states
+
+    assert run(scenario)[-1] == "unknown"
+    assert not CheckIn.objects.exists()
+    assert "no longer active" in AuditEvent.objects.get(action=services.CHECKIN_UNKNOWN).summary
+
+
+# ----------------------------------------------------------------------------------------- cooldown
+
+
+def test_cooldown_one_check_in_per_day_per_site_across_kiosks(engine_script, paired, person):
+    p = person.pk
+    side_door = make_paired_kiosk("Side door")
+    other_site = make_paired_kiosk("Warehouse", site="warehouse")
+
+    async def visit(token):
+        comm = await open_kiosk(token)
+        for _ in range(3):
+            last = await ask(comm, f"face:{p}:0.8:u")
+        await comm.disconnect()
+        return last
+
+    first = run(visit, paired[1])
+    again = run(visit, paired[1])
+    side = run(visit, side_door[1])
+    warehouse = run(visit, other_site[1])
+    assert first["state"] == "checked_in"
+    assert again["state"] == "already" and again["time"] == first["time"] and again["name"] == "Eileen"
+    assert side["state"] == "already"
+    assert warehouse["state"] == "checked_in"
+    assert sorted(CheckIn.objects.values_list("site", flat=True)) == ["main", "warehouse"]
+
+
+# -------------------------------------------------------------------------------------------- audit
+
+
+def test_every_decision_is_audited_with_scores_and_no_names(engine_script, paired, person, settings):
+    p = person.pk
+    settings.MASKNET_CHECKIN_SNAPSHOTS = False
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(8):
+            await ask(comm, "quality:too_dark")
+        await ask(comm, "quality:too_dark")     # one audit row per presence, however long
+        await ask(comm, "none")
+        for _ in range(4):
+            await ask(comm, f"face:{p}:0.75:m")
+        await comm.disconnect()
+
+    run(scenario)
+    rows = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(paired[0].pk))
+    quality = rows.get(action=services.CHECKIN_QUALITY)
+    accepted = rows.get(action=services.CHECKIN_ACCEPTED)
+    assert "too_dark x8" in quality.summary
+    assert f"person #{p}" in accepted.summary and "score 0.750" in accepted.summary
+    assert "masked" in accepted.summary and "4 frames" in accepted.summary
+    for row in rows:
+        assert "Eileen" not in row.summary and "Collins" not in row.summary
+    assert CheckIn.objects.get().snapshot is None
+
+
+def test_snapshots_are_kept_only_when_the_setting_is_on(engine_script, paired, person, settings):
+    settings.MASKNET_CHECKIN_SNAPSHOTS = True
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(3):
+            await ask(comm, f"face:{person.pk}:0.8:u")
+        await comm.disconnect()
+
+    run(scenario)
+    assert bytes(CheckIn.objects.get().snapshot).startswith(b"\xff\xd8\xff")
+    assert "snapshot kept" in AuditEvent.objects.get(action=services.CHECKIN_ACCEPTED).summary
+
+
+# ------------------------------------------------------------------------------------- index reloads
+
+
+def _index_version(settings, labels: list[str], thresholds: dict, active: bool = True) -> IndexVersion:
+    index = Index(4)
+    for i, label in enumerate(labels):
+        index.add(label, np.eye(4, dtype=np.float32)[i:i + 1])
+    name = f"index-test-{'-'.join(labels) or 'empty'}.npz"
+    index.save(settings.MASKNET_INDEX_DIR / name)
+    IndexVersion.objects.filter(is_active=True).update(is_active=False)
+    return IndexVersion.objects.create(path=name, sha256="t", dim=4, people_count=len(labels),
+                                       template_count=len(labels), model_version="t", is_active=active,
+                                       metrics={"thresholds": thresholds})
+
+
+def test_the_index_is_reloaded_on_index_updated(engine_script, paired, settings, tmp_path):
+    settings.MASKNET_INDEX_DIR = tmp_path
+    _index_version(settings, ["1"], {"masked": 0.5, "unmasked": 0.6})
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await ask(comm, "none")
+        await ask(comm, "none")
+        await database_sync_to_async(_index_version)(settings, ["1", "2"], {"masked": 0.4, "unmasked": 0.45})
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": 2})
+        await asyncio.sleep(0.1)
+        await ask(comm, "none")
+        await comm.disconnect()
+
+    run(scenario)
+    (first, t1), (second, t2), (third, t3) = engine_script.indexes
+    assert first is second and len(first) == 1 and t1 == {"masked": 0.5, "unmasked": 0.6}   # loaded once
+    assert len(third) == 2 and t3 == {"masked": 0.4, "unmasked": 0.45}

@@ -1,0 +1,337 @@
+"""End to end, in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by
+Selenium) against a live Daphne server (``manage.py runserver``, which is Daphne's) sharing the
+test database:
+
+* Chromium's fake camera plays a video made at test time from the astronaut photo (Eileen
+  Collins, enrolled through the enrollment services) wearing a synthetic mask. It walks through
+  the states (nobody, too far, too dark, blurred, steady); the page must greet "Eileen" and a
+  ``CheckIn`` must exist. When the video loops she is "already checked in".
+* A second browser, paired with another kiosk, plays a masked Tom Hanks (not enrolled): the page
+  says "Not recognised" and no check-in is made for him.
+* Camera errors and a lost connection show their banners.
+
+Screenshots of each state are written to docs/screenshots/ (see the README and docs/kiosk.md).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from enrollment import services as enrollment
+from recognition import services
+from recognition.consumers import KIOSK_COOKIE
+from recognition.models import CheckIn
+
+from . import faces
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.models, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "docs" / "screenshots"
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+FPS = 10
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = FPS) -> Path:
+    """A raw YUV4MPEG2 (4:2:0) video, the format Chromium's fake camera plays (and loops)."""
+    h, w = frames[0].shape[:2]
+    with path.open("wb") as fh:
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for f in frames:
+            fh.write(b"FRAME\n")
+            fh.write(cv2.cvtColor(f, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser_available():
+    """Skips (with the reason) when Chromium, its driver or Selenium is missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (Debian packages chromium, chromium-driver: "
+                    "scripts/install_browser.sh, run by `make test`)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("selenium is not installed (requirements-dev.txt)")
+
+
+def chrome(video: Path, size: tuple[int, int] = (1280, 800)):
+    """Headless Chromium whose camera plays ``video``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 f"--use-file-for-fake-video-capture={video}", f"--window-size={size[0]},{size[1]}",
+                 "--hide-scrollbars", "--force-device-scale-factor=1", "--lang=en-GB",
+                 "--force-prefers-reduced-motion"):   # no transitions: screenshots show settled states
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def database_url() -> str:
+    """A ``DATABASE_URL`` for the test database this process uses (SQLite file or PostgreSQL)."""
+    from urllib.parse import quote
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return "sqlite:///" + str(db["NAME"])
+    auth = quote(db["USER"] or "") + (":" + quote(db["PASSWORD"]) if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{quote(db['NAME'])}"
+
+
+class LiveServer:
+    """``manage.py runserver`` (Daphne) on a free port, sharing the test database and folders."""
+
+    def __init__(self, log: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
+               "DATABASE_URL": database_url(),
+               "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT), "MASKNET_INDEX_DIR": str(settings.MASKNET_INDEX_DIR),
+               "MASKNET_MODELS_DIR": str(settings.MASKNET_MODELS_DIR), "LOG_LEVEL": "WARNING",
+               "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload", "--insecure"],
+            cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        import urllib.error
+        import urllib.request
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server stopped:\n{self.tail()}")
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=2)
+                return
+            except urllib.error.HTTPError:
+                return            # 503 without models still means it is up
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not start in {timeout} s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def page_state(driver) -> tuple[str, str, str, bool]:
+    """``(state, reason, banner title, connection lost)``."""
+    return tuple(driver.execute_script(
+        "const s = document.getElementById('stage'); if (!s) return ['', '', '', false];"
+        "return [s.dataset.state || '', s.dataset.reason || '', document.getElementById('banner-title').textContent,"
+        "s.dataset.connection === 'lost'];"))
+
+
+SHOT_NAMES = {
+    ("searching", ""): "kiosk-1-looking-for-a-face.png",
+    ("adjust", "too_small"): "kiosk-2-move-closer.png",
+    ("adjust", "too_dark"): "kiosk-3-too-dark.png",
+    ("adjust", "blurry"): "kiosk-4-hold-still.png",
+    ("recognising", ""): "kiosk-5-recognising.png",
+    ("checked_in", ""): "kiosk-6-welcome.png",
+    ("already", ""): "kiosk-7-already-checked-in.png",
+    ("unknown", ""): "kiosk-8-not-recognised.png",
+}
+
+
+def watch(driver, until: str, timeout: float, shots: dict[str, float],
+          changes: list[tuple[float, str]] | None = None) -> tuple[str, float]:
+    """Poll the page until its state is ``until``; screenshot each state the first time it shows
+    and append ``(time, state)`` to ``changes`` at each change. Returns the banner title and the
+    seconds it took."""
+    start = time.monotonic()
+    changes = [] if changes is None else changes
+    while time.monotonic() - start < timeout:
+        state, reason, title, _ = page_state(driver)
+        if not changes or changes[-1][1] != state:
+            changes.append((time.monotonic(), state))
+        name = SHOT_NAMES.get((state, reason if state == "adjust" else ""))
+        if name and name not in shots:
+            driver.save_screenshot(str(SHOTS / name))
+            shots[name] = time.monotonic() - start
+        if state == until:
+            return title, time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"the page never showed {until!r} in {timeout} s (last: {page_state(driver)}, "
+                         f"seen: {sorted(shots)})")
+
+
+def warm_up(server: LiveServer, token: str) -> None:
+    """Open the kiosk socket once from here, so that the server loads its models (about 10 s on
+    2 cores) while the test builds its videos and starts the browser."""
+    try:
+        import websocket  # websocket-client, a dependency of selenium
+    except ImportError:
+        return
+    ws = websocket.create_connection(server.url.replace("http://", "ws://") + "/ws/kiosk/", timeout=10,
+                                     cookie=f"{KIOSK_COOKIE}={token}", origin=server.url)
+    assert '"hello"' in ws.recv()
+    ws.close()
+
+
+def wait_for(driver, predicate, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = page_state(driver)
+        if predicate(value):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {page_state(driver)})")
+
+
+# -------------------------------------------------------------------------------------------- test
+
+
+def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, registry_photos, person, settings,
+                                 tmp_path):
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        print(f"[{time.monotonic() - started:5.1f} s] {name}")
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MASKNET_INDEX_DIR = tmp_path / "index"
+    settings.MASKNET_INDEX_DIR.mkdir()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    front, front_code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
+    side, side_code = services.kiosk_create(actor=None, name="Side door", location="Car park")
+    _, hall_token = services.kiosk_pair(code=services.kiosk_create(actor=None, name="Hall")[1])
+    server = LiveServer(tmp_path / "server.log")
+    drivers = []
+    shots: dict[str, float] = {}
+    try:
+        warm_up(server, hall_token)
+        phase("server up, loading its models")
+
+        # Eileen enrolled from her unmasked photo; the index built now (the rebuild task's service)
+        enrollment.photo_add(person=person, data=faces.jpeg(astronaut_bgr, 92), actor=None, schedule_rebuild=False)
+        assert enrollment.index_rebuild(run_id=None).state == "succeeded"
+        # her video (10 frames/s, looping): nobody, too far, too dark, blurred, then steady
+        eileen = faces.with_mask(engine, astronaut_bgr, seed=3, style="surgical")
+        m, _ = faces.kiosk_view(engine, eileen)
+        room = faces.empty_room()[0]
+        clip = (faces.empty_room(15) + faces.frames(eileen, m, 10, seed=1, zoom=0.45, background=room)
+                + faces.frames(eileen, m, 10, seed=2, brightness=0.28) + faces.frames(eileen, m, 10, seed=3, blur=5)
+                + faces.frames(eileen, m, 20, seed=4, jitter=2))
+        eileen_video = write_y4m(tmp_path / "eileen-masked.y4m", clip)
+        tom = faces.with_mask(engine, registry_photos["Tom_Hanks_54745.png"], seed=4, style="kn95")
+        m, _ = faces.kiosk_view(engine, tom, face_width=150)
+        tom_video = write_y4m(tmp_path / "stranger-masked.y4m",
+                              faces.empty_room(5) + faces.frames(tom, m, 30, seed=5, background=room))
+        phase("enrolled, videos written")
+
+        # --- Eileen at the front door
+        a = chrome(eileen_video)
+        drivers.append(a)
+        a.get(server.url + services.pairing_path(front_code))
+        a.save_screenshot(str(SHOTS / "pairing.png"))
+        a.find_element("id", "pair-button").click()
+        title, took = watch(a, "checked_in", 60, shots)
+        phase(f"welcome ({took:.1f} s after the kiosk page opened)")
+        assert title == "Welcome, Eileen", title
+        assert "Checked in at" in a.find_element("id", "banner-detail").text
+        assert a.find_element("id", "chip-mask").is_displayed()
+        checkin = CheckIn.objects.get()
+        assert checkin.person_id == person.pk and checkin.kiosk_id == front.pk and checkin.masked
+
+        # the video loops: she leaves, comes back, and is already checked in
+        changes: list[tuple[float, str]] = []
+        title, _ = watch(a, "already", 30, shots, changes)
+        # from the moment she is steady in front of the camera (first "recognising" after the
+        # quality prompts) to the answer on screen: decoding, engine, voting, database, page
+        steady = [t for t, state in changes if state == "recognising"]
+        phase(f"already checked in ({changes[-1][0] - steady[0]:.2f} s from recognising to the answer)")
+        assert title.startswith("Already checked in today at ") and CheckIn.objects.count() == 1
+        a.set_window_size(720, 1280)            # a tablet on a stand
+        time.sleep(0.4)
+        a.save_screenshot(str(SHOTS / "kiosk-portrait.png"))
+        a.quit()
+        drivers.remove(a)
+
+        # --- a stranger at the side door
+        b = chrome(tom_video)
+        drivers.append(b)
+        b.get(server.url + "/kiosk/")
+        assert "not a kiosk yet" in b.page_source
+        b.save_screenshot(str(SHOTS / "not-paired.png"))
+        b.get(server.url + services.pairing_path(side_code))
+        b.find_element("id", "pair-button").click()
+        # camera problems first (the browser's own errors, raised on purpose), then the real camera
+        for error, name, expect in (("NotAllowedError", "kiosk-9-camera-denied.png", "Camera access is blocked"),
+                                    ("NotFoundError", "kiosk-10-no-camera.png", "No camera found")):
+            script = b.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+                f"navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('test', '{error}'));")})
+            b.refresh()
+            wait_for(b, lambda s, e=expect: s[2] == e, 15, expect)
+            b.save_screenshot(str(SHOTS / name))
+            b.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+        b.refresh()
+        phase("camera errors shown")
+        title, took = watch(b, "unknown", 30, shots)
+        phase(f"not recognised ({took:.1f} s)")
+        assert title.startswith("Not recognised"), title
+        time.sleep(0.5)
+        assert CheckIn.objects.count() == 1 and not CheckIn.objects.filter(kiosk=side).exists()
+
+        # --- the server goes away: the kiosk says so and keeps trying
+        server.stop()
+        wait_for(b, lambda s: s[0] == "connection_lost" and s[3], 20, "the connection-lost banner")
+        b.save_screenshot(str(SHOTS / "kiosk-11-connection-lost.png"))
+        # ... and reconnects by itself when the server is back (same address)
+        server = LiveServer(tmp_path / "server.log", port=server.port)
+        wait_for(b, lambda s: s[0] != "connection_lost" and not s[3], 30, "the reconnection")
+        phase("reconnected")
+    except BaseException:
+        for d in drivers:
+            try:
+                print(f"--- {d.current_url}\n{d.find_element('tag name', 'body').text[:1500]}")
+                print(d.get_log("browser")[-20:])
+            except Exception as exc:  # noqa: BLE001 - diagnostics only
+                print(f"(no page: {exc})")
+        print(f"--- server log\n{server.tail()}")
+        raise
+    finally:
+        for d in drivers:
+            d.quit()
+        server.stop()
+    phase(f"done; screenshots: {', '.join(sorted(shots))}")
+    for name in ("kiosk-5-recognising.png", "kiosk-6-welcome.png", "kiosk-8-not-recognised.png"):
+        assert (SHOTS / name).stat().st_size > 10_000

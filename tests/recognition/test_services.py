@@ -1,0 +1,151 @@
+"""recognition.services: kiosk pairing (hashed, one-time), cooldown windows enforced by the
+database, check-in outcomes and their audit rows."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from recognition import services
+from recognition.models import CheckIn, Kiosk, token_digest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_tokens_and_pairing_codes_are_stored_only_as_digests(transactional_db):
+    kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Hall")
+    assert kiosk.pairing_hash == token_digest(code) and code not in str(Kiosk.objects.values().get())
+    assert Kiosk.objects.for_pairing_code(code) == kiosk
+    paired, token = services.kiosk_pair(code=code)
+    row = Kiosk.objects.values().get()
+    assert row["token_hash"] == token_digest(token) and token not in str(row)
+    assert row["pairing_hash"] == "" and paired.paired_at is not None
+    assert Kiosk.objects.for_device_token(token) == kiosk
+    assert services.kiosk_pair(code=code) is None          # one-time
+    assert AuditEvent.objects.filter(object_type="recognition.kiosk", action="create").exists()
+
+
+def test_expired_codes_and_inactive_kiosks_do_not_pair(transactional_db, settings):
+    settings.MASKNET_KIOSK_PAIRING_TTL_S = -1
+    _, code = services.kiosk_create(actor=None, name="Old")
+    assert services.kiosk_pair(code=code) is None
+    settings.MASKNET_KIOSK_PAIRING_TTL_S = 3600
+    kiosk, code = services.kiosk_create(actor=None, name="Off", active=False)
+    assert services.kiosk_pair(code=code) is None
+    services.kiosk_update(kiosk=kiosk, actor=None, active=True)
+    assert services.kiosk_pair(code=code) is not None
+
+
+def test_a_new_link_replaces_the_unused_one(transactional_db):
+    kiosk, first = services.kiosk_create(actor=None, name="K")
+    second = services.kiosk_pairing_issue(kiosk=kiosk, actor=None)
+    assert services.kiosk_pair(code=first) is None
+    assert services.kiosk_pair(code=second) is not None
+
+
+def test_revoke_voids_the_device_token(paired):
+    kiosk, token = paired
+    services.kiosk_revoke(kiosk=kiosk, actor=None)
+    assert Kiosk.objects.for_device_token(token) is None and not Kiosk.objects.get().paired
+
+
+def test_cooldown_window_by_day_in_the_site_time_zone(settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    late = datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("UTC"))    # 00:30 on 1 December in Paris
+    with timezone.override("Europe/Paris"):
+        window, day = services.cooldown_window(site="main", at=late)
+    assert window == "main|2026-12-01" and day.isoformat() == "2026-12-01"
+
+
+def test_cooldown_window_in_minutes(settings):
+    settings.MASKNET_CHECKIN_COOLDOWN = "30"
+    at = datetime(2026, 11, 30, 8, 10, tzinfo=ZoneInfo("UTC"))
+    w1, _ = services.cooldown_window(site="main", at=at)
+    w2, _ = services.cooldown_window(site="main", at=at + timedelta(minutes=15))
+    w3, _ = services.cooldown_window(site="main", at=at + timedelta(minutes=25))
+    assert w1 == w2 != w3 and w1.startswith("main|30m|")
+    settings.MASKNET_CHECKIN_COOLDOWN = "soon"
+    with pytest.raises(Exception, match="MASKNET_CHECKIN_COOLDOWN"):
+        services.cooldown_window(site="main", at=at)
+
+
+def _record(kiosk, person, **kwargs):
+    return services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.42, masked=False,
+                                   frames=3, index_version=1, **kwargs)
+
+
+def test_one_check_in_per_window_and_the_database_enforces_it(paired, person):
+    kiosk, _ = paired
+    first = _record(kiosk, person)
+    second = _record(kiosk, person)
+    assert first.created and not second.created and second.checkin.pk == first.checkin.pk
+    assert first.first_name == "Eileen"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        CheckIn.objects.create(person=person, kiosk=kiosk, site="main", local_date=first.checkin.local_date,
+                               window=first.checkin.window, score=0.5)
+    tomorrow = _record(kiosk, person, at=timezone.now() + timedelta(days=1))
+    assert tomorrow.created and CheckIn.objects.count() == 2
+    summaries = list(AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).values_list("summary", flat=True))
+    assert any("already checked in" in s for s in summaries) and all("Eileen" not in s for s in summaries)
+
+
+def test_concurrent_kiosks_cannot_duplicate_a_check_in(person):
+    kiosks = [services.kiosk_pair(code=services.kiosk_create(actor=None, name=f"K{i}")[1])[0] for i in range(4)]
+    barrier = threading.Barrier(len(kiosks))
+    outcomes, errors = [], []
+
+    def arrive(kiosk):
+        try:
+            barrier.wait(5)
+            outcomes.append(_record(kiosk, person))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=arrive, args=(k,)) for k in kiosks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert sorted(o.created for o in outcomes) == [False, False, False, True]
+    assert CheckIn.objects.count() == 1
+
+
+def test_inactive_people_are_not_checked_in(paired, person):
+    person.active = False
+    person.save()
+    assert _record(paired[0], person) is None and not CheckIn.objects.exists()
+
+
+def test_snapshots_are_dropped_unless_enabled(paired, person, settings):
+    settings.MASKNET_CHECKIN_SNAPSHOTS = False
+    assert _record(paired[0], person, snapshot=b"jpeg").checkin.snapshot is None
+
+
+def test_rejections_are_audited(paired):
+    services.checkin_reject_record(kiosk=paired[0], reason="unknown", frames=6, score=0.31, threshold=0.38,
+                                   masked=True)
+    services.checkin_reject_record(kiosk=paired[0], reason="quality", frames=8, detail="too_dark x8")
+    unknown = AuditEvent.objects.get(action=services.CHECKIN_UNKNOWN)
+    quality = AuditEvent.objects.get(action=services.CHECKIN_QUALITY)
+    assert "best score 0.310 (threshold 0.380)" in unknown.summary and "masked" in unknown.summary
+    assert "too_dark x8" in quality.summary and unknown.actor == "system"
+
+
+def test_daily_counts_fill_missing_days(paired, person, other_person):
+    kiosk = paired[0]
+    now = timezone.now()
+    _record(kiosk, person, at=now)
+    _record(kiosk, other_person, at=now)
+    _record(kiosk, person, at=now - timedelta(days=2))
+    today = timezone.localdate()
+    counts = CheckIn.objects.daily_counts(today - timedelta(days=3), today)
+    assert list(counts.values()) == [0, 1, 0, 2]

@@ -1,0 +1,233 @@
+"""Kiosk pages (pairing, cookie, headers), attendance pages, CSV exports, the admin and commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from enrollment import services as enrollment
+from recognition import consumers, services
+from recognition.models import CheckIn, Kiosk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def rows(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return list(csv.reader(io.StringIO(body.decode())))
+
+
+# -------------------------------------------------------------------------------------------- kiosk
+
+
+def test_pairing_link_sets_an_httponly_cookie_once(client):
+    kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
+    url = reverse("kiosk-pair", kwargs={"code": code})
+    page = client.get(url)
+    assert page.status_code == 200 and b"Front door" in page.content
+    assert page["Referrer-Policy"] == "same-origin"
+    assert Kiosk.objects.get().pairing_hash        # a GET (link preview) does not spend the code
+    response = client.post(url)
+    assert response.status_code == 302 and response["Location"] == reverse("kiosk")
+    cookie = response.cookies[consumers.KIOSK_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["max-age"] > 3600 * 24 * 300
+    assert Kiosk.objects.for_device_token(cookie.value) == kiosk
+    kiosk_page = client.get(reverse("kiosk"))
+    assert kiosk_page.status_code == 200 and b"Front door" in kiosk_page.content
+    assert b'id="kiosk-config"' in kiosk_page.content and b"kiosk/kiosk.js" in kiosk_page.content
+    assert "connect-src 'self'" in kiosk_page["Content-Security-Policy"]
+    assert client.get(reverse("kiosk-status")).json() == {"paired": True, "kiosk": "Front door"}
+    again = client.post(url)
+    assert again.status_code == 404 and b"does not work" in again.content
+
+
+def test_pairing_needs_csrf(client):
+    from django.test import Client
+
+    _, code = services.kiosk_create(actor=None, name="K")
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.post(reverse("kiosk-pair", kwargs={"code": code})).status_code == 403
+    assert services.kiosk_pair(code=code) is not None
+
+
+def test_a_browser_without_the_cookie_gets_an_explanation(client):
+    response = client.get(reverse("kiosk"))
+    assert response.status_code == 403 and b"not a kiosk yet" in response.content
+    assert client.get(reverse("kiosk-status")).status_code == 401
+    assert client.get(reverse("kiosk-pair", kwargs={"code": "nope"})).status_code == 404
+
+
+def test_the_kiosk_cookie_is_no_staff_login(client, paired):
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    assert client.get(reverse("attendance-day")).status_code == 302   # to the admin login
+    assert client.get("/admin/").status_code == 302
+
+
+# --------------------------------------------------------------------------------------- attendance
+
+
+@pytest.fixture
+def attendance(paired, person, other_person):
+    """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive."""
+    enrollment.person_create(actor=None, full_name="Sam Gone", staff_id="S-0", active=False)
+    kiosk = paired[0]
+    now = timezone.now()
+    services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.38, masked=True, frames=4,
+                            index_version=3, at=now)
+    services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.7, threshold=0.42, masked=False, frames=3,
+                            index_version=3, at=now - timedelta(days=2))
+    return kiosk
+
+
+def test_attendance_pages_need_a_staff_login_with_permission(client, attendance):
+    assert client.get(reverse("attendance-day")).status_code == 302
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("attendance-day")).status_code == 403
+    assert client.get(reverse("attendance-export")).status_code == 403
+    staff.user_permissions.add(Permission.objects.get(codename="view_checkin"))
+    assert client.get(reverse("attendance-day")).status_code == 200
+
+
+def test_daily_page_shows_who_is_in_and_who_is_missing(client, superuser, attendance, person, other_person):
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-day"))
+    html = page.content.decode()
+    assert page.status_code == 200
+    present, missing = page.context["present"], page.context["missing"]
+    assert [c.person_id for c in present] == [person.pk] and [p.pk for p in missing] == [other_person.pk]
+    assert "Sam Gone" not in html and 'id="present"' in html and "<svg" in html
+    bars = page.context["chart"]["bars"]
+    assert len(bars) == 30 and bars[-1]["n"] == 1 and bars[-3]["n"] == 1 and bars[-2]["n"] == 0
+    earlier = client.get(reverse("attendance-day"), {"date": (timezone.localdate() - timedelta(days=1)).isoformat()})
+    assert earlier.context["present"] == [] and len(earlier.context["missing"]) == 2
+    csv_rows = rows(client.get(reverse("attendance-day"), {"format": "csv"}))
+    assert csv_rows[0][0] == "status" and {r[0] for r in csv_rows[1:]} == {"present", "missing"}
+
+
+def test_person_history_and_its_csv(client, superuser, attendance, person):
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-person", args=[person.pk]))
+    assert page.status_code == 200 and page.context["total"] == 2 and page.context["masked"] == 1
+    data = rows(client.get(reverse("attendance-person", args=[person.pk]), {"format": "csv"}))
+    assert data[0][:4] == ["time", "date", "staff_id", "name"] and len(data) == 3
+
+
+def test_export_filters_and_neutralises_formulas(client, superuser, attendance, person):
+    person.full_name = "=HYPERLINK(evil)"
+    person.save()
+    client.force_login(superuser)
+    all_rows = rows(client.get(reverse("attendance-export")))
+    assert len(all_rows) == 3 and all_rows[1][3] == "'=HYPERLINK(evil)"
+    masked = rows(client.get(reverse("attendance-export"), {"masked": "true"}))
+    assert len(masked) == 2 and masked[1][7] == "yes"
+    today = timezone.localdate().isoformat()
+    assert len(rows(client.get(reverse("attendance-export"), {"date_from": today}))) == 2
+    assert len(rows(client.get(reverse("attendance-export"), {"person": person.pk + 100}))) == 1
+    assert client.get(reverse("attendance-export"), {"date_from": "yesterday"}).status_code == 400
+
+
+# -------------------------------------------------------------------------------------------- admin
+
+
+def test_admin_adds_a_kiosk_and_shows_its_pairing_link_once(client, superuser):
+    client.force_login(superuser)
+    response = client.post(reverse("admin:recognition_kiosk_add"),
+                           {"name": "Lobby", "location": "Ground floor", "site": "main", "active": "on"})
+    kiosk = Kiosk.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("admin:recognition_kiosk_pairing",
+                                                                           args=[kiosk.pk])
+    page = client.get(response["Location"])
+    url = page.context["url"]
+    assert url.startswith("http://testserver/kiosk/pair/")
+    assert client.get(response["Location"]).context["url"] is None      # shown once
+    code = url.rstrip("/").rsplit("/", 1)[1]
+    assert services.kiosk_pair(code=code) is not None
+    assert AuditEvent.objects.filter(action="create", object_type="recognition.kiosk", actor="root").exists()
+
+
+def test_admin_new_link_and_revoke(client, superuser, paired):
+    kiosk, token = paired
+    client.force_login(superuser)
+    change = client.get(reverse("admin:recognition_kiosk_change", args=[kiosk.pk]))
+    assert b"New pairing link" in change.content and b"Revoke device" in change.content
+    fresh = client.post(reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk]))
+    assert "/kiosk/pair/" in fresh.context["url"]
+    assert Kiosk.objects.for_device_token(token) == kiosk        # still paired until the link is used
+    assert client.get(reverse("admin:recognition_kiosk_revoke", args=[kiosk.pk])).status_code == 200
+    client.post(reverse("admin:recognition_kiosk_revoke", args=[kiosk.pk]))
+    assert Kiosk.objects.for_device_token(token) is None
+
+
+def test_staff_without_the_pair_permission_cannot_pair_or_revoke(client, paired):
+    staff = User.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_kiosk", "change_kiosk"]))
+    client.force_login(staff)
+    assert client.post(reverse("admin:recognition_kiosk_pairing", args=[paired[0].pk])).status_code == 403
+    assert client.post(reverse("admin:recognition_kiosk_revoke", args=[paired[0].pk])).status_code == 403
+
+
+def test_admin_deactivating_or_deleting_a_kiosk_goes_through_services(client, superuser, paired):
+    kiosk, token = paired
+    client.force_login(superuser)
+    client.post(reverse("admin:recognition_kiosk_change", args=[kiosk.pk]),
+                {"name": "Front door", "location": "Main entrance", "site": "main"})
+    assert Kiosk.objects.for_device_token(token) is None
+    assert "active" in AuditEvent.objects.filter(action="update", object_type="recognition.kiosk").first().summary
+    client.post(reverse("admin:recognition_kiosk_delete", args=[kiosk.pk]), {"post": "yes"})
+    assert not Kiosk.objects.exists()
+    assert AuditEvent.objects.filter(action="delete", object_type="recognition.kiosk").exists()
+
+
+def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, attendance, person):
+    client.force_login(superuser)
+    changelist = reverse("admin:recognition_checkin_changelist")
+    page = client.get(changelist, {"masked__exact": "1"})
+    assert page.status_code == 200 and page.context["cl"].result_count == 1
+    assert b"Export CSV" in page.content and b"Daily attendance" in page.content
+    for query in ({"masked__exact": "1"}, {"person__id__exact": person.pk}, {"site": "main"}):
+        assert client.get(changelist, query).status_code == 200
+    exported = rows(client.get(reverse("admin:recognition_checkin_export"), {"masked__exact": "0"}))
+    assert len(exported) == 2 and exported[1][7] == "no"
+    assert client.get(reverse("admin:recognition_checkin_add")).status_code == 403
+    checkin = CheckIn.objects.first()
+    detail = client.get(reverse("admin:recognition_checkin_change", args=[checkin.pk]))
+    assert detail.status_code == 200 and b"snapshots are off" in detail.content
+
+
+# ----------------------------------------------------------------------------------------- commands
+
+
+def test_create_kiosk_prints_a_pairing_url(transactional_db):
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--location", "Hall", "--base-url", "https://k.example", stdout=out)
+    url = out.getvalue().strip().splitlines()[-1]
+    assert url.startswith("https://k.example/kiosk/pair/")
+    assert services.kiosk_pair(code=url.rstrip("/").rsplit("/", 1)[1]) is not None
+    with pytest.raises(CommandError):
+        call_command("create_kiosk", "Front door", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--new-link", stdout=out)
+    assert "/kiosk/pair/" in out.getvalue()
+
+
+def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_rebuilds):
+    assert not User.objects.exists() and not Kiosk.objects.exists()
+    out = io.StringIO()
+    call_command("demo", "--no-enroll", "--history-days", "10", stdout=out)
+    text = out.getvalue()
+    password = text.split("password: ")[1].split()[0]
+    assert User.objects.get(username="demo").check_password(password) and "/kiosk/pair/" in text
+    assert Kiosk.objects.get().name == "Demo kiosk" and CheckIn.objects.exists()
+    assert not CheckIn.objects.filter(local_date=timezone.localdate()).exists()
+    count = CheckIn.objects.count()
+    call_command("demo", "--no-enroll", stdout=io.StringIO())      # idempotent
+    assert CheckIn.objects.count() == count and Kiosk.objects.count() == 1

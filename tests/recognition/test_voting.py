@@ -1,0 +1,68 @@
+"""recognition.voting: several consistent frames before a check-in; strangers are let go."""
+
+from __future__ import annotations
+
+import pytest
+
+from recognition.voting import ACCEPTED, UNKNOWN, Observation, Voter
+
+
+def obs(t: float, label: str | None = "7", score: float = 0.8, masked: bool = False) -> Observation:
+    threshold = 0.38 if masked else 0.42
+    return Observation(at=t, label=label, score=score, accepted=score >= threshold, masked=masked,
+                       threshold=threshold)
+
+
+def feed(voter: Voter, observations: list[Observation]):
+    verdicts = [voter.add(o) for o in observations]
+    return [v for v in verdicts if v is not None], verdicts
+
+
+def test_unmasked_faces_need_min_frames():
+    voter = Voter(min_frames=3, min_frames_masked=4)
+    found, all_ = feed(voter, [obs(0.0), obs(0.1), obs(0.2)])
+    assert all_[:2] == [None, None]
+    assert found[0].kind == ACCEPTED and found[0].label == "7" and found[0].frames == 3
+    assert found[0].score == pytest.approx(0.8) and not found[0].masked
+    assert voter.pending == 0   # resets after a verdict
+
+
+def test_one_confident_masked_frame_is_never_enough():
+    voter = Voter(min_frames=3, min_frames_masked=4)
+    assert voter.add(obs(0.0, score=0.99, masked=True)) is None
+    assert voter.progress() == pytest.approx(0.25)
+    found, _ = feed(voter, [obs(0.1 * i, masked=True) for i in range(1, 4)])
+    assert len(found) == 1 and found[0].masked and found[0].frames == 4 and found[0].threshold == 0.38
+
+
+def test_a_second_identity_blocks_acceptance():
+    voter = Voter(min_frames=3, window=6)
+    found, _ = feed(voter, [obs(0.0), obs(0.1, label="8"), obs(0.2), obs(0.3), obs(0.4)])
+    assert found == []
+
+
+def test_unknown_when_the_window_is_full_without_agreement():
+    voter = Voter(window=6)
+    found, all_ = feed(voter, [obs(0.1 * i, score=0.2, masked=True) for i in range(6)])
+    assert all_[:5] == [None] * 5
+    assert found[0].kind == UNKNOWN and found[0].label is None and found[0].score == pytest.approx(0.2)
+    assert found[0].masked
+
+
+def test_a_borderline_face_ends_unknown_after_max_frames():
+    voter = Voter(window=6, min_frames_masked=4, max_frames=10)
+    pattern = [0.5, 0.3, 0.3, 0.5, 0.3, 0.3]   # two accepts in every window: never 4
+    found, all_ = feed(voter, [obs(0.1 * i, score=pattern[i % 6], masked=True) for i in range(10)])
+    assert all_[:9] == [None] * 9 and found[0].kind == UNKNOWN and found[0].frames == 10
+
+
+def test_a_gap_starts_a_new_presence():
+    voter = Voter(min_frames=3, max_gap_s=1.0)
+    found, _ = feed(voter, [obs(0.0), obs(0.1), obs(5.0), obs(5.1)])
+    assert found == []
+    assert voter.add(obs(5.2)).kind == ACCEPTED
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        Voter(window=3, min_frames_masked=4)
