@@ -1,0 +1,235 @@
+"""Mask-robustness ablation on LFW DevTest pairs (issue 3): each lever on and off.
+
+Stages (cached in ``var/bench/ablation``):
+1. for every image of ``pairsDevTest.txt``: the aligned crop of the photo, two crops with the
+   product's own masks (gallery augmentation), and the photo with a MaskTheFace template
+   (masks the product never saw) found again by the detector;
+2. FaceRes embeddings of each crop: whole face and upper face (lower part filled with the mean
+   colour), each with its mirror;
+3. verification (LFW protocol, 10 folds of 100 pairs) on unmasked, one-side-masked and
+   both-masked pairs for each combination of levers; threshold calibration at FAR 1e-3 on all
+   cross-person pairs.
+
+Usage: ``python bench/ablation.py`` (about 40 minutes on 2 idle cores the first time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
+from recognition.engine.adapter import Adapter  # noqa: E402
+from recognition.engine.embed import MEAN_BGR, l2_normalise, preprocess  # noqa: E402
+from recognition.engine.evaluation import threshold_at_far, verification_metrics  # noqa: E402
+from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
+
+SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+WORK = REPO / "var" / "bench" / "ablation"
+UPPER_CUTS = (0.56, 0.62)  # fraction of the aligned crop's height below which the face is hidden
+
+
+def devtest_pairs() -> list[tuple[tuple[str, int], tuple[str, int], bool]]:
+    rows = [ln.split() for ln in (SHARED / "lfw" / "pairsDevTest.txt").read_text().splitlines()[1:] if ln.strip()]
+    return [((r[0], int(r[1])), (r[0], int(r[2])), True) if len(r) == 3 else
+            ((r[0], int(r[1])), (r[2], int(r[3])), False) for r in rows]
+
+
+def prepare_crops(engine, keys) -> dict:
+    """Stage 1: aligned crops per image (cached)."""
+    path = WORK / "crops.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    templates = load_templates(SHARED / "masks")
+    images = SHARED / "lfw" / "images_deepfunneled"
+    out: dict = {}
+    for k, (name, num) in enumerate(keys):
+        img = cv2.imread(str(images / name / f"{name}_{num:04d}.jpg"))
+        rng = np.random.default_rng([k, 7])
+        try:
+            face = engine.analyze(img, max_faces=3, embed=False)[0]
+        except NoFaceFound:
+            out[(name, num)] = None
+            continue
+        rec = {"orig": face.aligned}
+        if face.landmarks is not None:
+            pts = transform_landmarks(face.landmarks, face.align_matrix)
+            rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
+            masked = apply_mask(img, face.landmarks, rng, templates)
+            try:
+                rec["mtf"] = engine.analyze(masked, max_faces=3, embed=False)[0].aligned
+            except NoFaceFound:  # the detector lost the masked face: keep the unmasked alignment
+                rec["mtf"] = cv2.warpAffine(masked, face.align_matrix, (224, 224))
+                rec["mtf_lost"] = True
+        out[(name, num)] = rec
+        if k % 100 == 0:
+            print(f"  crops {k}/{len(keys)}", file=sys.stderr, flush=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def embed_variants(engine, crops: dict) -> dict:
+    """Stage 2: whole/upper-face embeddings with mirrors, per crop kind (cached)."""
+    path = WORK / "embeddings.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    serve = engine.embedder._serve
+
+    def emb(batch):
+        return l2_normalise(np.concatenate([serve(preprocess(batch[i:i + 32]))["embedding"]
+                                            for i in range(0, len(batch), 32)]))
+
+    out = {}
+    for kind in ("orig", "mtf", "prod0", "prod1"):
+        keys, batch = [], []
+        for key, rec in crops.items():
+            if rec is None:
+                continue
+            c = rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+            if c is not None:
+                keys.append(key)
+                batch.append(c)
+        batch = np.stack(batch)
+        d = {"keys": keys, "full": emb(batch), "full_f": emb(batch[:, :, ::-1])}
+        for cut in UPPER_CUTS:
+            up = batch.copy()
+            up[:, int(cut * 224):] = MEAN_BGR.astype(np.uint8)
+            d[f"up{cut}"], d[f"up{cut}_f"] = emb(up), emb(up[:, :, ::-1])
+        out[kind] = d
+        print(f"  embedded {kind}", file=sys.stderr, flush=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+class Scorer:
+    """Verification score of a pair under a set of levers."""
+
+    def __init__(self, emb: dict, engine, adapter: Adapter | None) -> None:
+        self.emb, self.clf, self.adapter = emb, engine.mask_classifier, adapter
+        self.idx = {kind: {k: i for i, k in enumerate(d["keys"])} for kind, d in emb.items()}
+
+    def vec(self, kind, key, part="full", flip=True):
+        i = self.idx[kind].get(key)
+        if i is None:
+            return None
+        d = self.emb[kind]
+        return l2_normalise(d[part][i] + d[part + "_f"][i]) if flip else d[part][i]
+
+    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False):
+        fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
+        if fa is None or fb is None:
+            return -1.0
+        ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
+        if adapter and self.adapter is not None:
+            fa = self.adapter(fa) if ma else fa
+            fb = self.adapter(fb) if mb else fb
+        s = float(fa @ fb)
+        if aug and mb and not ma:  # masked probe vs unmasked enrolment: also its synthetic-mask templates
+            for kind in ("prod0", "prod1"):
+                v = self.vec(kind, a, flip=flip)
+                if v is not None:
+                    s = max(s, float(v @ self.vec(bkind, b, flip=flip)))
+        if upper > 0 and (ma or mb):
+            s = (1 - upper) * s + upper * float(self.vec(akind, a, f"up{cut}", flip) @
+                                                self.vec(bkind, b, f"up{cut}", flip))
+        return s
+
+
+LEVERS = [
+    ("plain (no mirror)", {"flip": False}),
+    ("+ mirror TTA", {}),
+    ("+ mirror + synthetic-mask gallery", {"aug": True}),
+    ("+ mirror + upper-face fusion 0.3", {"upper": 0.3}),
+    ("+ mirror + upper-face fusion 0.5 (cut 0.62)", {"upper": 0.5, "cut": 0.62}),
+    ("+ mirror + gallery + upper 0.3", {"aug": True, "upper": 0.3}),
+    ("+ mirror + adapter", {"adapter": True}),
+    ("+ mirror + adapter + gallery + upper 0.3", {"adapter": True, "aug": True, "upper": 0.3}),
+]
+SETS = {"unmasked": ("orig", "orig"), "one side masked": ("orig", "mtf"), "both masked": ("mtf", "mtf")}
+
+
+def main() -> None:
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} not found: the ablation needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    pairs = devtest_pairs()
+    keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+    crops = prepare_crops(engine, keys)
+    emb = embed_variants(engine, crops)
+    adapter = Adapter.load(ADAPTER_PATH) if ADAPTER_PATH.exists() else None
+    score = Scorer(emb, engine, adapter)
+    same = np.array([p[2] for p in pairs])
+    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    results = {}
+    for name, kw in LEVERS:
+        results[name] = {}
+        for set_name, (ak, bk) in SETS.items():
+            s = np.array([score(a, b, ak, bk, **kw) for a, b, _ in pairs])
+            results[name][set_name] = verification_metrics(s, same, folds)
+    orig_flags = score.clf(emb["orig"]["full"])
+    mtf_flags = score.clf(emb["mtf"]["full"])
+    calib = calibrate(emb)
+    meta = {"seconds": round(time.time() - t0, 1), "pairs": len(pairs), "images": len(keys),
+            "mtf_lost_by_detector": sum(1 for r in crops.values() if r and r.get("mtf_lost")),
+            "classifier_unmasked_correct": float((orig_flags < 0.5).mean()),
+            "classifier_mtf_masked_detected": float((mtf_flags >= 0.5).mean()),
+            "adapter": adapter.version if adapter else None, "calibration": calib}
+    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    (REPO / "bench" / "results" / "ablation.json").write_text(
+        json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    print(table(results))
+    print(json.dumps(meta, indent=2, default=float))
+
+
+def calibrate(emb: dict) -> dict:
+    """Thresholds at FAR 1e-3 over every cross-person pair of DevTest photos."""
+    def full(kind):
+        d = emb[kind]
+        return d["keys"], l2_normalise(d["full"] + d["full_f"])
+
+    keys, o = full("orig")
+    _, p0 = full("prod0")
+    _, p1 = full("prod1")
+    _, m = full("mtf")
+    names = np.array([k[0] for k in keys])
+    diff = names[:, None] != names[None, :]
+    same = ~diff & ~np.eye(len(names), dtype=bool)
+    out = {}
+    s = o @ o.T
+    t = threshold_at_far(s[diff], 1e-3)
+    out["unmasked"] = {"threshold": t, "tar": float((s[same] >= t).mean())}
+    g = np.maximum(p0 @ o.T, p0 @ p1.T)  # product-masked probe vs photographed + masked templates
+    t = threshold_at_far(g[diff], 1e-3)
+    mm = np.maximum(m @ o.T, m @ p1.T)
+    out["masked"] = {"threshold": t, "tar_product_masks": float((g[same] >= t).mean()),
+                     "far_on_unseen_masks": float((mm[diff] >= t).mean()),
+                     "tar_on_unseen_masks": float((mm[same] >= t).mean())}
+    out["n_impostor_pairs"] = int(diff.sum())
+    return out
+
+
+def table(results: dict) -> str:
+    lines = ["| levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in SETS) + " |",
+             "|---|" + "---|" * len(SETS)]
+    for name, r in results.items():
+        cells = [f"{r[s]['accuracy'] * 100:.1f}% ± {r[s]['accuracy_std'] * 100:.1f} / "
+                 f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in SETS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
