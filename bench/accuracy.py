@@ -275,6 +275,19 @@ time on a shared 2-core machine; `--pairs-per-fold 300` runs the full protocol.
     path.write_text(text)
 
 
+def calibration_rows(cal: dict) -> str:
+    """Markdown rows of the threshold calibration, one per false-accept rate."""
+    rows = []
+    for far, c in cal.items():
+        if far == "n_impostor_pairs":
+            continue
+        u, m = c["unmasked"], c["masked"]
+        rows.append(f"| {far} | {u['threshold']:.3f} ({u['tar'] * 100:.1f}%) | {m['threshold']:.3f} "
+                    f"({m['tar_product_masks'] * 100:.1f}%) | {m['far_on_unseen_masks']:.1e} / "
+                    f"{m['tar_on_unseen_masks'] * 100:.1f}% |")
+    return "\n".join(rows)
+
+
 def full_protocol_section() -> str:
     """The full LFW protocol run by the product's own command, if recorded in var/bench."""
     path = WORK / "pairs_full.json"
@@ -335,13 +348,19 @@ What the table says:
 - The targets of issue 3 (96% one-side-masked, 95% both-masked) are not met: FaceRes on masked faces
   tops out around 89-91% here.
 
-Thresholds (all {cal['n_impostor_pairs']:,} cross-person pairs of DevTest photos, FAR 1e-3 per comparison):
-unmasked {cal['unmasked']['threshold']:.3f} (TAR {cal['unmasked']['tar'] * 100:.1f}%); masked probes with the
-product's masks against photographed + masked templates {cal['masked']['threshold']:.3f} (TAR
-{cal['masked']['tar_product_masks'] * 100:.1f}%). On the unseen MaskTheFace masks that threshold gives FAR
-{cal['masked']['far_on_unseen_masks']:.1e} and TAR {cal['masked']['tar_on_unseen_masks'] * 100:.1f}% per
-comparison: masked faces look alike, so their threshold is higher than the unmasked one, and the kiosk
-relies on voting over several frames for the rest.
+Thresholds (all {cal['n_impostor_pairs']:,} cross-person pairs of DevTest photos):
+
+| FAR per comparison | unmasked threshold (TAR) | masked threshold (TAR, product masks) | unseen masks: FAR / TAR |
+|---|---|---|---|
+{calibration_rows(cal)}
+
+The product uses the 1e-4 row (`recognition/engine/config.py`): with a gallery of N people a single
+frame's chance of matching *someone* grows roughly N times the per-comparison rate, and
+`bench/identification.py` showed 17% of unknown unmasked probes accepted with the 1e-3 thresholds on a
+250-person gallery. Masked faces look alike, so their threshold is higher than the unmasked one; the
+kiosk adds voting over several frames. Kiosk frames of an enrolled person are far closer to the
+enrolment photo than LFW's different photos (same-photo masked probes score 0.86-0.99), so the strict
+thresholds cost much less at the entrance than these TAR figures suggest.
 
 What should transfer to real masks: mirror TTA and eye-only alignment (independent of the mask), the
 synthetic-mask gallery (several shapes, colours and textures, never one template), separate thresholds

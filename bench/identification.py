@@ -1,0 +1,94 @@
+"""Open-set identification benchmark on LFW DevTest people (never used for training).
+
+Gallery: the first photo of N people (unmasked, enrolled exactly as the product enrols). Probes:
+another photo of each of them plus one photo of M people who are not enrolled, all wearing
+MaskTheFace templates (masks the product never saw) — and the same probes unmasked for reference.
+Prints a table and writes ``bench/results/identification.json``.
+
+Usage: ``python bench/identification.py [--known 250] [--unknown 100]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.benchmark import evaluate_identification  # noqa: E402
+from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
+
+SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+WORK = REPO / "var" / "bench" / "identification"
+
+
+def build(engine, known: int, unknown: int, seed: int) -> tuple[Path, Path, Path]:
+    """Symlinked gallery, unmasked probes and masked probes (cached)."""
+    images = SHARED / "lfw" / "images_deepfunneled"
+    people = [ln.split() for ln in (SHARED / "lfw" / "peopleDevTest.txt").read_text().splitlines()[1:]
+              if ln.strip()]
+    multi = [n for n, c in people if int(c) >= 2]
+    single = [n for n, c in people if int(c) == 1]
+    rng = np.random.default_rng(seed)
+    rng.shuffle(multi)
+    rng.shuffle(single)
+    gallery, plain, masked = WORK / "gallery", WORK / "probes_unmasked", WORK / "probes_masked"
+    templates = load_templates(SHARED / "masks")
+    jobs = [(n, 1, 2) for n in multi[:known]] + [(n, None, 1) for n in single[:unknown]]
+    for k, (name, g, p) in enumerate(jobs):
+        if g is not None:
+            (gallery / name).mkdir(parents=True, exist_ok=True)
+            link = gallery / name / f"{name}_{g:04d}.jpg"
+            if not link.exists():
+                link.symlink_to(images / name / link.name)
+        src = images / name / f"{name}_{p:04d}.jpg"
+        for d in (plain, masked):
+            (d / name).mkdir(parents=True, exist_ok=True)
+        if not (plain / name / src.name).exists():
+            (plain / name / src.name).symlink_to(src)
+        dst = masked / name / src.name
+        if not dst.exists():
+            img = cv2.imread(str(src))
+            try:
+                face = engine.analyze(img, max_faces=3, embed=False)[0]
+                out = apply_mask(img, face.landmarks, np.random.default_rng([seed, k]), templates)
+            except (NoFaceFound, TypeError):
+                out = img
+            cv2.imwrite(str(dst), out, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return gallery, plain, masked
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--known", type=int, default=250)
+    ap.add_argument("--unknown", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} not found: the identification benchmark needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    gallery, plain, masked = build(engine, args.known, args.unknown, args.seed)
+    results = {name: evaluate_identification(engine, gallery, probes, seed=args.seed)
+               for name, probes in (("unmasked probes", plain), ("masked probes (unseen masks)", masked))}
+    keys = ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold", "n_gallery_people",
+            "n_known_probes", "n_unknown_probes", "failed_probes", "probes_classified_masked")
+    print("| probes | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    for name, r in results.items():
+        print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
+    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    (REPO / "bench" / "results" / "identification.json").write_text(json.dumps(
+        {"args": vars(args), "seconds": round(time.time() - t0, 1), "results": results}, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
