@@ -44,6 +44,8 @@ class AuditEvent(models.Model):
         CHECKIN_ACCEPTED = "checkin_accepted", "check-in accepted"
         CHECKIN_UNKNOWN = "checkin_unknown", "check-in rejected: unknown"
         CHECKIN_QUALITY = "checkin_quality", "check-in rejected: quality"
+        API_IDENTIFY = "api_identify", "API identify"
+        API_VERIFY = "api_verify", "API verify"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # the actor is copied, not referenced: deleting a user must not rewrite the log

@@ -9,5 +9,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", recognition_views.healthz, name="healthz"),
     path("enrollment/", include("enrollment.urls")),
+    path("api/", include("api.urls")),
     path("", include("recognition.urls")),
 ]

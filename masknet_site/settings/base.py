@@ -67,6 +67,9 @@ INSTALLED_APPS = [
     "audit",
     "recognition",
     "enrollment",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -178,3 +181,19 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# REST API (api app, /api/v1/): schema by drf-spectacular; per-token rate limits (docs/api.md).
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MaskNet API",
+    "DESCRIPTION": "People, photos, check-ins, kiosks, the recognition index, identify and verify. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+MASKNET_API_TOKEN_RATE = env("MASKNET_API_TOKEN_RATE", "600/min")  # per token, unless the token sets its own
+MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff session user

@@ -1,0 +1,86 @@
+"""API tokens in the admin: superusers create them (the secret is shown once) and revoke them."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from . import services
+from .models import SCOPES, ApiToken
+
+
+class ApiTokenForm(forms.ModelForm):
+    """Name, scopes (checkboxes), rate and expiry."""
+
+    scopes = forms.MultipleChoiceField(choices=[(k, f"{k}: {v}") for k, v in SCOPES.items()],
+                                       widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiToken
+        fields = ["name", "scopes", "rate", "expires_at"]
+
+    def clean_rate(self) -> str:
+        """A DRF throttle rate such as ``600/min`` (or empty)."""
+        rate = self.cleaned_data.get("rate") or ""
+        if rate:
+            try:
+                services.api_token_rate_validate(rate)
+            except ValidationError as exc:
+                raise ValidationError(exc.message_dict["rate"]) from exc
+        return rate
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Create (through ``api.services.api_token_create``), list and revoke tokens; never edit one."""
+
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "scope_list", "rate", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke"]
+    readonly_fields = ["prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:  # noqa: D102
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:  # noqa: D102
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:  # noqa: D102
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:  # noqa: D102
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:  # noqa: D102
+        return False
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiToken) -> str:
+        """The scopes, comma-separated."""
+        return ", ".join(obj.scopes)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: forms.ModelForm, change: bool) -> None:
+        """Create through the service and show the secret once."""
+        try:
+            token, secret = services.api_token_create(actor=request.user, name=form.cleaned_data["name"],
+                                                      scopes=form.cleaned_data["scopes"],
+                                                      rate=form.cleaned_data.get("rate") or "",
+                                                      expires_at=form.cleaned_data.get("expires_at"))
+        except ValidationError as exc:
+            messages.error(request, f"Token not created: {'; '.join(exc.messages)}")
+            return
+        obj.pk = token.pk
+        messages.warning(request, f"API token for {token.name}: {secret} — copy it now, it will not be shown again.")
+
+    @admin.action(description="Revoke selected tokens", permissions=["view"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """``api.services.api_token_revoke`` for each."""
+        tokens = [t for t in queryset if t.revoked_at is None]
+        for token in tokens:
+            services.api_token_revoke(token=token, actor=request.user)
+        messages.success(request, f"{len(tokens)} token(s) revoked.")

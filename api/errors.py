@@ -1,0 +1,68 @@
+"""Clear error bodies: every error is ``{"error": code, "detail": sentence}`` plus ``fields``
+for validation errors (see :class:`api.serializers.ErrorSerializer`)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.views import exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """An error with its own status, code and optional extra members (e.g. ``reason``)."""
+
+    def __init__(self, *, status_code: int, code: str, detail: str, **extra: object) -> None:
+        super().__init__(detail=detail, code=code)
+        self.status_code, self.error_code, self.extra = status_code, code, extra
+
+
+_CODES = {
+    status.HTTP_400_BAD_REQUEST: "bad_request",
+    status.HTTP_401_UNAUTHORIZED: "not_authenticated",
+    status.HTTP_403_FORBIDDEN: "permission_denied",
+    status.HTTP_404_NOT_FOUND: "not_found",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_406_NOT_ACCEPTABLE: "not_acceptable",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "unsupported_media_type",
+    status.HTTP_429_TOO_MANY_REQUESTS: "throttled",
+}
+
+
+def _flatten(errors: object) -> dict[str, list[str]]:
+    if isinstance(errors, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in errors.items():
+            if isinstance(value, dict):
+                for sub, messages in _flatten(value).items():
+                    out[f"{key}.{sub}"] = messages
+            else:
+                out[str(key)] = [str(v) for v in (value if isinstance(value, list) else [value])]
+        return out
+    return {"non_field_errors": [str(v) for v in (errors if isinstance(errors, list) else [errors])]}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, with Django's ``ValidationError`` accepted and every body reshaped."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=as_serializer_error(exc))
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ApiError):
+        body = {"error": exc.error_code, "detail": str(exc.detail), **exc.extra}
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        body = {"error": "validation_error", "detail": "The request is not valid: see fields.", "fields": fields}
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data
+        body = {"error": _CODES.get(response.status_code, "error"), "detail": str(detail)}
+    response.data = body
+    return response

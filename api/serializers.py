@@ -1,0 +1,224 @@
+"""Request and response shapes of the API (validation only: writes are done by the services)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from recognition.models import CheckIn, Kiosk
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: a stable ``error`` code, a sentence, field errors for validation."""
+
+    error = serializers.CharField(help_text="stable code, e.g. 'validation_error', 'not_found', 'photo_refused'")
+    detail = serializers.CharField(help_text="what went wrong, for people")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                   help_text="field name -> messages (validation errors only)")
+    reason = serializers.CharField(required=False, help_text="refusal code of a photo (see docs/api.md)")
+
+
+# --------------------------------------------------------------------------------------------
+# people and photos
+
+
+class PersonSerializer(serializers.ModelSerializer):
+    """A person (no biometric data)."""
+
+    photo_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Person
+        fields = ["id", "full_name", "staff_id", "department", "active", "notes", "photo_count", "created_at",
+                  "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class PersonFilterSerializer(serializers.Serializer):
+    """Query parameters of the people list."""
+
+    search = serializers.CharField(required=False, max_length=200, help_text="in name, staff id or department")
+    active = serializers.BooleanField(required=False, allow_null=True, default=None)
+    department = serializers.CharField(required=False, max_length=120)
+    staff_id = serializers.CharField(required=False, max_length=64)
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    """What the engine found in an enrollment photo (not the pixels)."""
+
+    class Meta:
+        model = FacePhoto
+        fields = ["id", "person", "source", "width", "height", "box", "quality_score", "quality_verdict", "masked",
+                  "masked_prob", "embedding_state", "created_at"]
+        read_only_fields = fields
+
+
+class PhotoUploadSerializer(serializers.Serializer):
+    """``multipart/form-data`` with one JPEG, PNG or WebP file in ``image``."""
+
+    image = serializers.FileField(help_text="a photo of this person alone, facing the camera")
+
+
+# --------------------------------------------------------------------------------------------
+# check-ins
+
+
+class CheckInSerializer(serializers.ModelSerializer):
+    """One check-in."""
+
+    staff_id = serializers.CharField(source="person.staff_id", read_only=True)
+    person_name = serializers.CharField(source="person.full_name", read_only=True)
+    kiosk_name = serializers.CharField(source="kiosk.name", read_only=True, default=None, allow_null=True)
+
+    class Meta:
+        model = CheckIn
+        fields = ["id", "person", "staff_id", "person_name", "kiosk", "kiosk_name", "site", "at", "local_date",
+                  "score", "threshold", "masked", "frames", "index_version"]
+        read_only_fields = fields
+
+
+class CheckInFilterSerializer(serializers.Serializer):
+    """Query parameters of the check-in list and CSV: local dates inclusive."""
+
+    date_from = serializers.DateField(required=False, help_text="first local day (YYYY-MM-DD)")
+    date_to = serializers.DateField(required=False, help_text="last local day (YYYY-MM-DD)")
+    person = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    kiosk = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    site = serializers.CharField(required=False, max_length=100)
+    masked = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict) -> dict:
+        """``date_from`` must not be after ``date_to``."""
+        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_from"] > attrs["date_to"]:
+            raise serializers.ValidationError({"date_to": ["must not be before date_from"]})
+        return attrs
+
+
+# --------------------------------------------------------------------------------------------
+# kiosks
+
+
+class KioskSerializer(serializers.ModelSerializer):
+    """A kiosk (never its secrets)."""
+
+    paired = serializers.BooleanField(read_only=True)
+    pairing_pending = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Kiosk
+        fields = ["id", "name", "location", "site", "active", "paired", "paired_at", "pairing_pending",
+                  "last_seen_at", "created_at"]
+        read_only_fields = ["id", "active", "paired", "paired_at", "last_seen_at", "created_at"]
+
+    def get_pairing_pending(self, kiosk: Kiosk) -> bool:
+        """Whether an unused, unexpired pairing link exists."""
+        return bool(kiosk.pairing_hash and kiosk.pairing_expires_at and kiosk.pairing_expires_at > timezone.now())
+
+
+class KioskCreatedSerializer(KioskSerializer):
+    """A new kiosk with its one-time pairing link (shown only in this answer)."""
+
+    pairing_url = serializers.CharField(read_only=True, help_text="open it once on the kiosk device")
+    pairing_expires_at = serializers.DateTimeField(read_only=True)
+
+    class Meta(KioskSerializer.Meta):
+        fields = [*KioskSerializer.Meta.fields, "pairing_url", "pairing_expires_at"]
+
+
+# --------------------------------------------------------------------------------------------
+# index
+
+
+class IndexVersionSerializer(serializers.ModelSerializer):
+    """An index version's facts."""
+
+    thresholds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = IndexVersion
+        fields = ["id", "created_at", "is_active", "people_count", "photo_count", "template_count", "dim",
+                  "model_version", "adapter_version", "thresholds"]
+        read_only_fields = fields
+
+    def get_thresholds(self, version: IndexVersion) -> dict[str, float]:
+        """Site thresholds of this version (``masked``, ``unmasked``)."""
+        found = (version.metrics or {}).get("thresholds") or {}
+        return {k: float(v) for k, v in found.items() if k in ("masked", "unmasked")}
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    """One index rebuild and its progress."""
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "state", "progress", "message", "error", "reason", "requests", "created_at", "requested_at",
+                  "started_at", "finished_at", "index_version", "stats"]
+        read_only_fields = fields
+
+
+class IndexStatusSerializer(serializers.Serializer):
+    """The active index version (``null`` before the first rebuild) and the latest rebuild."""
+
+    active = IndexVersionSerializer(allow_null=True)
+    latest_rebuild = TrainingRunSerializer(allow_null=True)
+
+
+# --------------------------------------------------------------------------------------------
+# recognition
+
+
+class IdentifyRequestSerializer(serializers.Serializer):
+    """``multipart/form-data`` with the image in ``image``."""
+
+    image = serializers.FileField(help_text="JPEG, PNG or WebP")
+
+
+class MatchedPersonSerializer(serializers.Serializer):
+    """Who the face is."""
+
+    id = serializers.IntegerField()
+    staff_id = serializers.CharField()
+    full_name = serializers.CharField()
+
+
+class FaceAnswerSerializer(serializers.Serializer):
+    """One face of an identify request."""
+
+    box = serializers.ListField(child=serializers.FloatField(), help_text="[x1, y1, x2, y2] pixels")
+    masked = serializers.BooleanField()
+    masked_prob = serializers.FloatField()
+    quality_ok = serializers.BooleanField()
+    quality_reason = serializers.CharField(allow_null=True)
+    decision = serializers.ChoiceField(choices=["match", "no_match", "quality"])
+    score = serializers.FloatField(allow_null=True, help_text="cosine similarity of the best candidate")
+    threshold = serializers.FloatField(allow_null=True)
+    person = MatchedPersonSerializer(allow_null=True)
+
+
+class IdentifyAnswerSerializer(serializers.Serializer):
+    """The faces found in an image, largest first."""
+
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    index_version = serializers.IntegerField()
+    faces = FaceAnswerSerializer(many=True)
+
+
+class VerifyRequestSerializer(serializers.Serializer):
+    """``multipart/form-data``: ``image`` and the ``person`` id to compare with."""
+
+    image = serializers.FileField(help_text="JPEG, PNG or WebP")
+    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all())
+
+
+class VerifyAnswerSerializer(serializers.Serializer):
+    """Whether the image's main face is the person."""
+
+    person = serializers.IntegerField(source="person.pk")
+    match = serializers.BooleanField()
+    score = serializers.FloatField()
+    threshold = serializers.FloatField()
+    masked = serializers.BooleanField()
+    box = serializers.ListField(child=serializers.FloatField())
+    index_version = serializers.IntegerField()

@@ -1,0 +1,246 @@
+"""Every write of the API app (tokens) and the API's recognition verbs (identify, verify).
+
+Functions are ``<entity>_<action>`` with keyword-only, typed arguments. People, photos, kiosks
+and index rebuilds are written by the enrollment and recognition services, which the views call
+directly; this module adds only what the API itself owns.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from enrollment.models import IndexVersion, Person
+from enrollment.recognizer import get_engine
+from recognition.engine import EngineError, Face, NoFaceFound
+from recognition.engine.decode import decode_image
+from recognition.engine.gallery import UNMASKED, Decision, identify
+from recognition.engine.index import Index
+
+from .models import SCOPES, TOKEN_PREFIX, ApiToken, token_digest
+
+Action = AuditEvent.Action
+API_IDENTIFY = "api_identify"  # audit actions of recognition requests (scores only, no names)
+API_VERIFY = "api_verify"
+MAX_FACES = 10
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+# --------------------------------------------------------------------------------------------
+# tokens
+
+
+def api_token_create(*, actor: object | None, name: str, scopes: list[str], rate: str = "",
+                     expires_at: datetime | None = None) -> tuple[ApiToken, str]:
+    """Create a token and its service account; returns ``(token, secret)``. The secret is shown
+    once; only its SHA-256 digest is stored."""
+    name = name.strip()
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValidationError({"scopes": f"choose one or more of {', '.join(SCOPES)}"
+                                         + (f" (unknown: {', '.join(unknown)})" if unknown else "")})
+    if rate:
+        api_token_rate_validate(rate)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user_model = get_user_model()
+    username = f"api:{name}"[:150]
+    with transaction.atomic():
+        if user_model.objects.filter(username=username).exists():
+            raise ValidationError({"name": "a token (or account) with this name exists already"})
+        user = user_model(username=username, is_staff=False, is_active=True)
+        user.set_unusable_password()
+        user.save()
+        token = ApiToken(name=name, prefix=secret[:10], digest=token_digest(secret), scopes=sorted(set(scopes)),
+                         rate=rate, user=user, expires_at=expires_at,
+                         created_by=actor if getattr(actor, "is_authenticated", False) else None)
+        token.full_clean(exclude=["user"])
+        token.save()
+        audit_record(actor=actor, action=Action.CREATE, obj=token,
+                     summary=f"created API token #{token.pk} with scopes {', '.join(token.scopes)}")
+    return token, secret
+
+
+def api_token_rate_validate(rate: str) -> None:
+    """Raise ``ValidationError`` unless ``rate`` is like ``600/min`` (DRF throttle syntax)."""
+    try:
+        num, period = rate.split("/")
+        if int(num) < 1 or period[:1] not in ("s", "m", "h", "d"):
+            raise ValueError(rate)
+    except ValueError as exc:
+        raise ValidationError({"rate": "use N/s, N/min, N/hour or N/day"}) from exc
+
+
+def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
+    """Revoke a token at once (its next request is refused); the row stays for the record."""
+    if token.revoked_at is not None:
+        return token
+    with transaction.atomic():
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=token, summary=f"revoked API token #{token.pk}")
+    return token
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Record that the token was used (at most once a minute per token)."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
+# --------------------------------------------------------------------------------------------
+# recognition
+
+
+class IndexUnavailable(Exception):
+    """There is no active index (nobody enrolled yet, or the first rebuild has not finished)."""
+
+
+class NotInIndex(Exception):
+    """The person has no templates in the active index (inactive, no photos, or not rebuilt yet)."""
+
+
+@dataclass(frozen=True)
+class FaceAnswer:
+    """One face found in an API image.
+
+    ``box``: ``[x1, y1, x2, y2]`` in pixels of the (EXIF-rotated) image. ``decision``: ``"match"``,
+    ``"no_match"`` or ``"quality"`` (the face failed the quality gate: ``quality_reason`` says
+    why). ``person``: the best match when ``decision`` is ``"match"``. ``score``: cosine
+    similarity of the best candidate (``None`` for quality refusals); ``threshold``: the one applied.
+    """
+
+    box: list[float]
+    masked: bool
+    masked_prob: float
+    quality_ok: bool
+    quality_reason: str | None
+    decision: str
+    score: float | None = None
+    threshold: float | None = None
+    person: Person | None = None
+
+
+@dataclass(frozen=True)
+class IdentifyAnswer:
+    """Every face of an image (largest first, at most :data:`MAX_FACES`) and the index used."""
+
+    width: int
+    height: int
+    index_version: int
+    faces: list[FaceAnswer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerifyAnswer:
+    """Whether the main (largest) face of an image is ``person``: ``match``, ``score`` (best
+    cosine similarity over the person's templates), ``threshold``, ``masked``."""
+
+    person: Person
+    match: bool
+    score: float
+    threshold: float
+    masked: bool
+    box: list[float]
+    index_version: int
+
+
+def _active_index() -> tuple[IndexVersion, Index, dict]:
+    version = IndexVersion.objects.current()
+    if version is None:
+        raise IndexUnavailable("no active index: enrol people and rebuild the index first")
+    try:
+        index = version.load()
+    except (EngineError, OSError) as exc:
+        raise IndexUnavailable(f"the active index v{version.pk} cannot be loaded") from exc
+    thresholds = {k: float(v) for k, v in ((version.metrics or {}).get("thresholds") or {}).items()
+                  if k in ("masked", "unmasked")}
+    return version, index, thresholds
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+
+
+def _site_decision(decision: Decision, thresholds: dict) -> Decision:
+    """Accept only above both the engine's and the site's threshold (as the kiosk does)."""
+    site = thresholds.get("masked" if decision.masked else "unmasked")
+    if site is None:
+        return decision
+    threshold = max(decision.threshold, site)
+    return Decision(decision.label, decision.score, threshold, decision.score >= threshold, decision.masked)
+
+
+def _box(face: Face) -> list[float]:
+    return [round(float(v), 1) for v in face.box]
+
+
+def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
+    """Find the faces of an image and identify each against the active index. Raises
+    :class:`IndexUnavailable`, or an :class:`~recognition.engine.EngineError` for bad images
+    (``NoFaceFound`` is not raised: an image without faces answers with no faces)."""
+    version, index, thresholds = _active_index()
+    image = _decode(data)
+    engine = get_engine()
+    try:
+        faces = engine.analyze(image, max_faces=MAX_FACES)
+    except NoFaceFound:
+        faces = []
+    decided: list[tuple[dict, Decision | None]] = []
+    for face in faces:
+        common = {"box": _box(face), "masked": bool(face.masked), "masked_prob": round(float(face.masked_prob), 3),
+                  "quality_ok": bool(face.quality.ok), "quality_reason": face.quality.reason or None}
+        decided.append((common, _site_decision(identify(engine, face, index), thresholds) if face.quality.ok else None))
+    wanted = {int(d.label) for _c, d in decided if d and d.accepted and d.label and d.label.isdigit()}
+    people = Person.objects.in_bulk(wanted)  # only the matched people (the index may hold thousands)
+    answers = []
+    for common, d in decided:
+        if d is None:
+            answers.append(FaceAnswer(decision="quality", **common))
+            continue
+        person = people.get(int(d.label)) if d.accepted and d.label and d.label.isdigit() else None
+        score = round(float(d.score), 4) if np.isfinite(d.score) else None
+        answers.append(FaceAnswer(decision="match" if person else "no_match", score=score,
+                                  threshold=round(float(d.threshold), 4), person=person, **common))
+    matched = sum(a.decision == "match" for a in answers)
+    audit_record(actor=actor, action=API_IDENTIFY, object_type="enrollment.indexversion", object_id=version.pk,
+                 summary=f"identify: {len(answers)} faces, {matched} matched, index v{version.pk}")
+    return IdentifyAnswer(width=int(image.shape[1]), height=int(image.shape[0]), index_version=version.pk,
+                          faces=answers)
+
+
+def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyAnswer:
+    """Compare the main face of an image with one person's templates in the active index.
+    Raises :class:`IndexUnavailable`, :class:`NotInIndex`, or an engine error (``NoFaceFound``
+    included) for images without a usable face."""
+    version, index, thresholds = _active_index()
+    label = str(person.pk)
+    if label not in index.identities:
+        raise NotInIndex(f"person #{person.pk} has no templates in the active index v{version.pk}")
+    image = _decode(data)
+    engine = get_engine()
+    face = engine.analyze(image, max_faces=MAX_FACES)[0]
+    kinds = None if face.masked else (UNMASKED,)
+    scores = np.where(index.labels == label, index.scores(face.embedding, kinds), -np.inf)
+    best = float(scores.max()) if len(scores) else float("-inf")
+    decision = _site_decision(Decision(label, best, engine.threshold(face.masked), False, bool(face.masked)),
+                              thresholds)
+    threshold = max(decision.threshold, engine.threshold(face.masked))
+    match = bool(np.isfinite(best) and best >= threshold and face.quality.ok)
+    score = round(best, 4) if np.isfinite(best) else -1.0
+    audit_record(actor=actor, action=API_VERIFY, obj=person,
+                 summary=f"verify person #{person.pk}: {'match' if match else 'no match'}, score {score:.3f} "
+                         f"(threshold {threshold:.3f}), {'masked' if face.masked else 'unmasked'}, index v{version.pk}")
+    return VerifyAnswer(person=person, match=match, score=score, threshold=round(threshold, 4),
+                        masked=bool(face.masked), box=_box(face), index_version=version.pk)

@@ -1,0 +1,39 @@
+"""Per-token rate limits (DRF throttling): each token has its own bucket and its own rate
+(``ApiToken.rate`` or ``MASKNET_API_TOKEN_RATE``); staff sessions share ``MASKNET_API_USER_RATE``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from .models import ApiToken
+
+
+class ApiRateThrottle(SimpleRateThrottle):
+    """One bucket per token (or per staff user), in the default cache."""
+
+    scope = "masknet-api"
+
+    def get_rate(self) -> str:
+        """The default rate; :meth:`allow_request` swaps in the token's own."""
+        return getattr(settings, "MASKNET_API_USER_RATE", "1200/min")
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        """Apply the token's rate (if it has one) before counting."""
+        token = request.auth if isinstance(request.auth, ApiToken) else None
+        if token is not None:
+            self.rate = token.rate or getattr(settings, "MASKNET_API_TOKEN_RATE", "600/min")
+        else:
+            self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        """``token:<id>`` or ``user:<id>``; anonymous requests are refused before this."""
+        if isinstance(request.auth, ApiToken):
+            return self.cache_format % {"scope": self.scope, "ident": f"token:{request.auth.pk}"}
+        if request.user and request.user.is_authenticated:
+            return self.cache_format % {"scope": self.scope, "ident": f"user:{request.user.pk}"}
+        return self.cache_format % {"scope": self.scope, "ident": f"anon:{self.get_ident(request)}"}

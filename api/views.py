@@ -1,0 +1,415 @@
+"""The ``/api/v1/`` endpoints. Each parses its input, calls one service and formats the answer.
+
+Every write goes through ``enrollment.services``, ``recognition.services`` or ``api.services``,
+so the audit log records it with the caller (a staff user or a token's service account).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, parsers, renderers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from enrollment import services as enrollment
+from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from recognition import services as recognition
+from recognition.engine import EngineError
+from recognition.models import CheckIn, Kiosk
+from recognition.views import CHECKIN_CSV_HEADER, checkin_csv_rows
+
+from . import serializers as s
+from . import services
+from .authentication import ApiTokenAuthentication, StaffSessionAuthentication
+from .errors import ApiError, api_exception_handler
+from .models import SCOPE_ADMIN, SCOPE_ENROL, SCOPE_READ, SCOPE_RECOGNISE
+from .permissions import ScopedAccess
+from .throttling import ApiRateThrottle
+
+ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 429: s.ErrorSerializer}
+NOT_FOUND = {404: s.ErrorSerializer}
+# engine error code -> HTTP status
+ENGINE_STATUS = {"unreadable_image": 400, "frame_too_large": 413, "no_face": 422, "models_missing": 503}
+
+
+class ApiPagination(PageNumberPagination):
+    """``?page=N`` (from 1) and ``?page_size=`` (default 50, at most 500)."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """``text/csv`` (the CSV itself is written by the view; this renders error bodies)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: object, accepted_media_type: str | None = None,
+               renderer_context: dict | None = None) -> bytes:
+        """An error body as two columns (``key,value``)."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for key, value in (data.items() if isinstance(data, dict) else [("detail", data)]):
+            writer.writerow([key, value])
+        return out.getvalue().encode()
+
+
+class ApiMixin:
+    """Authentication, scope/permission checks, rate limits, pagination and error bodies shared by
+    every endpoint. ``access`` maps an action (or HTTP method) to ``(token scope, Django perm)``."""
+
+    authentication_classes = [ApiTokenAuthentication, StaffSessionAuthentication]
+    permission_classes = [ScopedAccess]
+    throttle_classes = [ApiRateThrottle]
+    pagination_class = ApiPagination
+    renderer_classes = [renderers.JSONRenderer]
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+    access: dict[str, tuple[str, str]] = {}
+
+    def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
+        """Every API error in the shape of :class:`api.serializers.ErrorSerializer`."""
+        return api_exception_handler
+
+
+def _validated(serializer_class: type, data: object) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _upload_bytes(upload: UploadedFile) -> bytes:
+    """The uploaded file's bytes, read no further than the size limit (+1 to notice the excess)."""
+    return upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
+
+
+def _engine_error(exc: EngineError) -> ApiError:
+    return ApiError(status_code=ENGINE_STATUS.get(exc.code, 422), code=exc.code, detail=str(exc) or exc.code)
+
+
+# --------------------------------------------------------------------------------------------
+# people
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer], responses={**ERRORS}),
+    retrieve=extend_schema(summary="A person", responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
+    create=extend_schema(summary="Create a person (scope enrol)", responses={201: s.PersonSerializer, **ERRORS}),
+    update=extend_schema(summary="Replace a person's fields (scope enrol)",
+                         responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
+    partial_update=extend_schema(summary="Change some of a person's fields (scope enrol)",
+                                 responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
+)
+class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                    mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """People: list, create, retrieve, update, deactivate, erase."""
+
+    serializer_class = s.PersonSerializer
+    lookup_value_regex = r"[0-9]{1,18}"
+    access = {
+        "list": (SCOPE_READ, "enrollment.view_person"), "retrieve": (SCOPE_READ, "enrollment.view_person"),
+        "create": (SCOPE_ENROL, "enrollment.add_person"), "update": (SCOPE_ENROL, "enrollment.change_person"),
+        "partial_update": (SCOPE_ENROL, "enrollment.change_person"),
+        "deactivate": (SCOPE_ENROL, "enrollment.change_person"), "erase": (SCOPE_ADMIN, "enrollment.erase_person"),
+    }
+
+    def get_queryset(self) -> QuerySet[Person]:
+        """People with photo counts, filtered by the query parameters on lists."""
+        qs = Person.objects.with_photo_stats().order_by("full_name", "id")
+        if self.action != "list":
+            return qs
+        f = _validated(s.PersonFilterSerializer, self.request.query_params)
+        if f.get("search"):
+            qs = qs.search(f["search"])
+        if f.get("active") is not None:
+            qs = qs.filter(active=f["active"])
+        if f.get("department"):
+            qs = qs.filter(department=f["department"])
+        if f.get("staff_id"):
+            qs = qs.filter(staff_id=f["staff_id"])
+        return qs
+
+    def _answer(self, person: Person, code: int = status.HTTP_200_OK) -> Response:
+        fresh = Person.objects.with_photo_stats().get(pk=person.pk)
+        return Response(s.PersonSerializer(fresh).data, status=code)
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        """``enrollment.services.person_create``."""
+        data = _validated(s.PersonSerializer, request.data)
+        person = enrollment.person_create(actor=request.user, **data)
+        return self._answer(person, status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args, **kwargs) -> Response:
+        """``enrollment.services.person_update`` (PUT: every writable field; PATCH: some)."""
+        person = self.get_object()
+        serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        enrollment.person_update(person=person, actor=request.user, **serializer.validated_data)
+        return self._answer(person)
+
+    @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,
+                   responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request: Request, pk: str | None = None) -> Response:
+        """``enrollment.services.person_deactivate``."""
+        person = enrollment.person_deactivate(person=self.get_object(), actor=request.user)
+        return self._answer(person)
+
+    @extend_schema(summary="Erase a person's biometric data (scope admin; superusers)", request=None,
+                   responses={204: None, **ERRORS, **NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def erase(self, request: Request, pk: str | None = None) -> Response:
+        """``enrollment.services.person_erase``: the person, photos, templates and index entries."""
+        enrollment.person_erase(person=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --------------------------------------------------------------------------------------------
+# photos
+
+
+@extend_schema_view(
+    list=extend_schema(summary="A person's photos", responses={200: s.PhotoSerializer(many=True), **ERRORS,
+                                                               **NOT_FOUND}),
+    retrieve=extend_schema(summary="One photo's facts", responses={200: s.PhotoSerializer, **ERRORS, **NOT_FOUND}),
+    destroy=extend_schema(summary="Remove a photo (scope enrol)", responses={204: None, **ERRORS, **NOT_FOUND}),
+)
+class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Photos of a person: list, upload (the admin's validation), delete."""
+
+    serializer_class = s.PhotoSerializer
+    access = {
+        "list": (SCOPE_READ, "enrollment.view_facephoto"), "retrieve": (SCOPE_READ, "enrollment.view_facephoto"),
+        "create": (SCOPE_ENROL, "enrollment.add_facephoto"), "destroy": (SCOPE_ENROL, "enrollment.delete_facephoto"),
+    }
+
+    def person(self) -> Person:
+        """The person of the URL (404 if none)."""
+        return get_object_or_404(Person, pk=self.kwargs["person_pk"])
+
+    def get_queryset(self) -> QuerySet[FacePhoto]:
+        """The person's photos."""
+        return FacePhoto.objects.filter(person=self.person()).order_by("id")
+
+    @extend_schema(summary="Upload a photo (scope enrol; refused photos answer 422 with the reason)",
+                   request={"multipart/form-data": s.PhotoUploadSerializer},
+                   responses={201: s.PhotoSerializer, 422: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
+    def create(self, request: Request, person_pk: str) -> Response:
+        """``enrollment.services.photo_add``; a refusal answers 422 with ``reason`` (its code)."""
+        person = self.person()
+        upload = _validated(s.PhotoUploadSerializer, request.data)["image"]
+        try:
+            photo = enrollment.photo_add(person=person, data=_upload_bytes(upload), actor=request.user,
+                                         filename=upload.name or "photo.jpg")
+        except enrollment.PhotoRefused as exc:
+            raise ApiError(status_code=422, code="photo_refused", detail=exc.message, reason=exc.code) from exc
+        except EngineError as exc:
+            raise _engine_error(exc) from exc
+        return Response(s.PhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request: Request, person_pk: str, pk: str) -> Response:
+        """``enrollment.services.photo_remove``."""
+        enrollment.photo_remove(photo=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --------------------------------------------------------------------------------------------
+# check-ins
+
+
+@extend_schema_view(list=extend_schema(summary="List check-ins, newest first",
+                                       parameters=[s.CheckInFilterSerializer], responses={**ERRORS}))
+class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Check-ins, filtered by local date range, person, kiosk, site and masked; also as CSV."""
+
+    serializer_class = s.CheckInSerializer
+    access = {"list": (SCOPE_READ, "recognition.view_checkin"), "csv": (SCOPE_READ, "recognition.view_checkin")}
+
+    def get_queryset(self) -> QuerySet[CheckIn]:
+        """Filtered by the query parameters (400 when they are invalid)."""
+        f = _validated(s.CheckInFilterSerializer, self.request.query_params)
+        qs = CheckIn.objects.select_related("person", "kiosk")
+        if f.get("date_from"):
+            qs = qs.filter(local_date__gte=f["date_from"])
+        if f.get("date_to"):
+            qs = qs.filter(local_date__lte=f["date_to"])
+        for name in ("person", "kiosk"):
+            if f.get(name):
+                qs = qs.filter(**{f"{name}_id": f[name]})
+        if f.get("site"):
+            qs = qs.filter(site=f["site"])
+        if f.get("masked") is not None:
+            qs = qs.filter(masked=f["masked"])
+        return qs.order_by("-at", "-id")
+
+    @extend_schema(summary="Check-ins as CSV (same filters, oldest first)", parameters=[s.CheckInFilterSerializer],
+                   responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS})
+    @action(detail=False, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer],
+            pagination_class=None)
+    def csv(self, request: Request) -> HttpResponse:
+        """The attendance export's columns (``recognition.views.CHECKIN_CSV_HEADER``)."""
+        rows = checkin_csv_rows(self.get_queryset())
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="checkins-{timezone.localdate().isoformat()}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(CHECKIN_CSV_HEADER)
+        for row in rows:
+            writer.writerow([_csv_safe(v) for v in row])
+        return response
+
+
+def _csv_safe(value: object) -> str:
+    """Neutralise spreadsheet formulas (CSV injection), as the attendance export does."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# --------------------------------------------------------------------------------------------
+# kiosks
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List kiosks", responses={**ERRORS}),
+    retrieve=extend_schema(summary="A kiosk", responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
+)
+class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Kiosks: list, create (with the one-time pairing link), revoke the paired device."""
+
+    serializer_class = s.KioskSerializer
+    queryset = Kiosk.objects.order_by("name", "id")
+    lookup_value_regex = r"[0-9]{1,18}"
+    access = {
+        "list": (SCOPE_READ, "recognition.view_kiosk"), "retrieve": (SCOPE_READ, "recognition.view_kiosk"),
+        "create": (SCOPE_ADMIN, "recognition.add_kiosk"), "revoke": (SCOPE_ADMIN, "recognition.pair_kiosk"),
+    }
+
+    @extend_schema(summary="Create a kiosk (scope admin); the pairing link is shown only in this answer",
+                   request=s.KioskSerializer, responses={201: s.KioskCreatedSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        """``recognition.services.kiosk_create``."""
+        data = _validated(s.KioskSerializer, request.data)
+        kiosk, code = recognition.kiosk_create(actor=request.user, name=data["name"],
+                                               location=data.get("location", ""), site=data.get("site") or "main")
+        kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code))
+        return Response(s.KioskCreatedSerializer(kiosk).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Revoke the kiosk's paired device (scope admin)", request=None,
+                   responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        """``recognition.services.kiosk_revoke``: its token and unused link stop working at once."""
+        kiosk = recognition.kiosk_revoke(kiosk=self.get_object(), actor=request.user)
+        return Response(s.KioskSerializer(kiosk).data)
+
+
+# --------------------------------------------------------------------------------------------
+# index
+
+
+class IndexView(ApiMixin, APIView):
+    """The recognition index: the active version and the latest rebuild."""
+
+    access = {"get": (SCOPE_READ, "enrollment.view_indexversion")}
+
+    @extend_schema(summary="The active index version", responses={200: s.IndexStatusSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        """``null`` members before the first rebuild."""
+        data = {"active": IndexVersion.objects.current(), "latest_rebuild": TrainingRun.objects.order_by("-id").first()}
+        return Response(s.IndexStatusSerializer(data).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Index rebuilds, newest first", responses={**ERRORS}),
+    retrieve=extend_schema(summary="A rebuild's progress",
+                           responses={200: s.TrainingRunSerializer, **ERRORS, **NOT_FOUND}),
+)
+class RebuildViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Index rebuilds: start one, follow its progress."""
+
+    serializer_class = s.TrainingRunSerializer
+    queryset = TrainingRun.objects.order_by("-id")
+    lookup_value_regex = r"[0-9]{1,18}"
+    access = {
+        "list": (SCOPE_READ, "enrollment.view_trainingrun"), "retrieve": (SCOPE_READ, "enrollment.view_trainingrun"),
+        "create": (SCOPE_ENROL, "enrollment.rebuild_index"),
+    }
+
+    @extend_schema(summary="Start a rebuild now (scope enrol); follow it at its URL", request=None,
+                   responses={202: s.TrainingRunSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        """``enrollment.services.index_rebuild_request(force=True)`` (joins a queued rebuild)."""
+        run = enrollment.index_rebuild_request(actor=request.user, reason="api: rebuild requested", force=True)
+        return Response(s.TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --------------------------------------------------------------------------------------------
+# recognition
+
+
+class IdentifyView(ApiMixin, APIView):
+    """``POST /api/v1/identify``: who are the faces in this image?"""
+
+    access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+
+    @extend_schema(summary="Identify the faces of an image (scope recognise)",
+                   request={"multipart/form-data": s.IdentifyRequestSerializer},
+                   responses={200: s.IdentifyAnswerSerializer, 409: s.ErrorSerializer, 413: s.ErrorSerializer,
+                              503: s.ErrorSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        """``api.services.face_identify``."""
+        upload = _validated(s.IdentifyRequestSerializer, request.data)["image"]
+        try:
+            answer = services.face_identify(data=_upload_bytes(upload), actor=request.user)
+        except services.IndexUnavailable as exc:
+            raise ApiError(status_code=409, code="no_index", detail=str(exc)) from exc
+        except EngineError as exc:
+            raise _engine_error(exc) from exc
+        return Response(s.IdentifyAnswerSerializer(answer).data)
+
+
+class VerifyView(ApiMixin, APIView):
+    """``POST /api/v1/verify``: is the face in this image this person?"""
+
+    access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+
+    @extend_schema(summary="Verify that an image's main face is a given person (scope recognise)",
+                   request={"multipart/form-data": s.VerifyRequestSerializer},
+                   responses={200: s.VerifyAnswerSerializer, 409: s.ErrorSerializer, 413: s.ErrorSerializer,
+                              422: s.ErrorSerializer, 503: s.ErrorSerializer, **ERRORS})
+    def post(self, request: Request) -> Response:
+        """``api.services.face_verify``."""
+        data = _validated(s.VerifyRequestSerializer, request.data)
+        try:
+            answer = services.face_verify(data=_upload_bytes(data["image"]), person=data["person"],
+                                          actor=request.user)
+        except services.IndexUnavailable as exc:
+            raise ApiError(status_code=409, code="no_index", detail=str(exc)) from exc
+        except services.NotInIndex as exc:
+            raise ApiError(status_code=409, code="not_in_index", detail=str(exc)) from exc
+        except EngineError as exc:
+            raise _engine_error(exc) from exc
+        return Response(s.VerifyAnswerSerializer(answer).data)
+
+
+
+
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other URL under ``/api/``: a JSON 404 like every other API error."""
+    return JsonResponse({"error": "not_found", "detail": "No API endpoint at this URL (see /api/schema/)."},
+                        status=404)

@@ -1,0 +1,128 @@
+"""Tokens (hashed, scoped, revocable, expiring), staff sessions with CSRF, per-token rate limits,
+and the admin page where administrators create and revoke tokens."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from api import services
+from api.models import ApiToken, token_digest
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def test_token_is_stored_hashed_and_acts_as_its_service_account(make_token, person):
+    secret = make_token(["read"], name="hr-system")
+    token = ApiToken.objects.get(name="hr-system")
+    assert secret.startswith("mkn_") and token.digest == token_digest(secret) and secret not in str(
+        ApiToken.objects.values().get())
+    assert token.prefix == secret[:10]
+    assert token.user.username == "api:hr-system" and not token.user.is_staff and not token.user.has_usable_password()
+    response = bearer(secret).get("/api/v1/people")
+    assert response.status_code == 200 and response.json()["count"] == 1
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+    assert AuditEvent.objects.filter(object_type="api.apitoken", action="create").exists()
+
+
+@pytest.mark.parametrize("header", ["Bearer mkn_wrong", "Bearer nope", "Token mkn_x y", "Bearer \xe9"])
+def test_bad_tokens_are_refused_with_401(db, header):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get("/api/v1/people")
+    assert response.status_code == 401
+    assert response.json()["error"] == "not_authenticated" and response.json()["detail"]
+
+
+def test_revoked_and_expired_tokens_stop_working(make_token):
+    secret = make_token(["read"], name="gate")
+    client = bearer(secret)
+    assert client.get("/api/v1/index").status_code == 200
+    services.api_token_revoke(token=ApiToken.objects.get(name="gate"), actor=None)
+    assert client.get("/api/v1/index").status_code == 401
+    _token, other = services.api_token_create(actor=None, name="old", scopes=["read"],
+                                              expires_at=timezone.now() - timedelta(minutes=1))
+    assert bearer(other).get("/api/v1/index").status_code == 401
+
+
+def test_token_validation(db):
+    with pytest.raises(Exception, match="scopes"):
+        services.api_token_create(actor=None, name="x", scopes=["root"])
+    with pytest.raises(Exception, match="rate"):
+        services.api_token_create(actor=None, name="y", scopes=["read"], rate="many")
+
+
+def test_session_auth_enforces_csrf(enroller):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(enroller)
+    assert client.get("/api/v1/people").status_code == 200  # safe methods need no CSRF token
+    response = client.post("/api/v1/people", {"full_name": "A B", "staff_id": "X-1"}, format="json")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+    client.get("/admin/")  # its logout form sets the csrftoken cookie
+    csrf = client.cookies["csrftoken"].value
+    response = client.post("/api/v1/people", {"full_name": "A B", "staff_id": "X-1"}, format="json",
+                           HTTP_X_CSRFTOKEN=csrf)
+    assert response.status_code == 201, response.content
+
+
+def test_non_staff_users_are_refused(db):
+    user = User.objects.create_user("someone", password="pw")
+    client = APIClient()
+    client.force_login(user)
+    assert client.get("/api/v1/people").status_code == 403
+
+
+def test_rate_limit_is_per_token(make_token):
+    slow = bearer(make_token(["read"], rate="2/min"))
+    other = bearer(make_token(["read"]))
+    assert [slow.get("/api/v1/index").status_code for _ in range(3)] == [200, 200, 429]
+    response = slow.get("/api/v1/index")
+    assert response.json()["error"] == "throttled" and int(response["Retry-After"]) > 0
+    assert other.get("/api/v1/index").status_code == 200
+
+
+def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
+    client.force_login(superuser)
+    response = client.post("/admin/api/apitoken/add/", {"name": "hr", "scopes": ["read", "enrol"], "rate": "60/min"},
+                           follow=True)
+    assert response.status_code == 200
+    text = response.content.decode()
+    secret = re.search(r"mkn_[A-Za-z0-9_-]+", text).group(0)
+    token = ApiToken.objects.get(name="hr")
+    assert token.scopes == ["enrol", "read"] and token.digest == token_digest(secret) and token.created_by == superuser
+    assert bearer(secret).get("/api/v1/people").status_code == 200
+    listing = client.get("/admin/api/apitoken/").content.decode()
+    assert "hr" in listing and secret not in listing
+    response = client.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}, follow=True)
+    assert response.status_code == 200
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert bearer(secret).get("/api/v1/people").status_code == 401
+    assert AuditEvent.objects.filter(object_type="api.apitoken", action="deactivate", actor="root").exists()
+
+
+def test_only_superusers_see_tokens_in_the_admin(client, enroller):
+    client.force_login(enroller)
+    assert client.get("/admin/api/apitoken/").status_code == 403
+    assert client.post("/admin/api/apitoken/add/", {"name": "x", "scopes": ["admin"]}).status_code == 403
+    assert not ApiToken.objects.exists()
+
+
+def test_admin_refuses_a_bad_rate(client, superuser):
+    client.force_login(superuser)
+    response = client.post("/admin/api/apitoken/add/", {"name": "hr", "scopes": ["read"], "rate": "lots"})
+    assert response.status_code == 200 and "N/min" in response.content.decode()
+    assert not ApiToken.objects.exists()

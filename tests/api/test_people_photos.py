@@ -1,0 +1,126 @@
+"""People and photos through the API: pagination, filters, validation errors, the services'
+audit records, deactivation, erasure, photo refusals with the admin's reasons."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from audit.models import AuditEvent
+from enrollment import recognizer
+from enrollment.models import FacePhoto, Person, TrainingRun
+
+from .conftest import jpeg
+from .helpers import fake_photo
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def hr(client_for):
+    return client_for("token:read+enrol")
+
+
+def test_people_list_is_paginated_and_filtered(hr):
+    for i in range(5):
+        hr.post("/api/v1/people", {"full_name": f"Person {i}", "staff_id": f"S-{i}",
+                                   "department": "Ops" if i % 2 else "Lab"}, format="json")
+    page = hr.get("/api/v1/people", {"page_size": 2}).json()
+    assert page["count"] == 5 and len(page["results"]) == 2 and page["previous"] is None
+    assert "page=2" in page["next"]
+    last = hr.get("/api/v1/people", {"page_size": 2, "page": 3}).json()
+    assert len(last["results"]) == 1 and last["next"] is None
+    assert hr.get("/api/v1/people", {"page": 9}).status_code == 404
+    assert hr.get("/api/v1/people", {"department": "Ops"}).json()["count"] == 2
+    assert hr.get("/api/v1/people", {"search": "son 3"}).json()["results"][0]["staff_id"] == "S-3"
+    assert hr.get("/api/v1/people", {"staff_id": "S-4"}).json()["count"] == 1
+    assert hr.get("/api/v1/people", {"active": "false"}).json()["count"] == 0
+    bad = hr.get("/api/v1/people", {"active": "perhaps"})
+    assert bad.status_code == 400 and bad.json()["error"] == "validation_error" and "active" in bad.json()["fields"]
+
+
+def test_create_update_are_validated_and_audited(hr):
+    response = hr.post("/api/v1/people", {"full_name": "  Ann Bee ", "staff_id": "A-1"}, format="json")
+    assert response.status_code == 201
+    created = response.json()
+    assert created["full_name"] == "Ann Bee" and created["active"] is True and created["photo_count"] == 0
+    event = AuditEvent.objects.get(action="create", object_type="enrollment.person")
+    assert event.actor.startswith("api:integration-") and event.object_id == str(created["id"])
+
+    duplicate = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "A-1"}, format="json")
+    assert duplicate.status_code == 400 and "staff_id" in duplicate.json()["fields"]
+    missing = hr.post("/api/v1/people", {"staff_id": "A-2"}, format="json")
+    assert missing.status_code == 400 and missing.json()["fields"]["full_name"]
+    too_long = hr.post("/api/v1/people", {"full_name": "x" * 201, "staff_id": "A-3"}, format="json")
+    assert too_long.status_code == 400 and "full_name" in too_long.json()["fields"]
+    not_json = hr.post("/api/v1/people", "{", content_type="application/json")
+    assert not_json.status_code == 400 and not_json.json()["error"] == "bad_request"
+
+    url = f"/api/v1/people/{created['id']}"
+    patched = hr.patch(url, {"department": "Ops"}, format="json")
+    assert patched.status_code == 200 and patched.json()["department"] == "Ops"
+    assert AuditEvent.objects.filter(action="update", summary__contains="department").exists()
+    put = hr.put(url, {"full_name": "Ann Bee", "staff_id": "A-1", "department": "Lab", "notes": "n"}, format="json")
+    assert put.status_code == 200 and put.json()["notes"] == "n"
+    assert hr.put(url, {"department": "Lab"}, format="json").status_code == 400  # PUT needs every field
+    assert hr.get("/api/v1/people/999999").json() == {"error": "not_found", "detail": "Not found."}
+
+
+def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_for, person):
+    response = hr.post(f"/api/v1/people/{person.pk}/deactivate")
+    assert response.status_code == 200 and response.json()["active"] is False
+    assert TrainingRun.objects.queued().exists()
+    assert AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
+    assert hr.post(f"/api/v1/people/{person.pk}/erase").status_code == 403
+    fake_photo(person)
+    admin = client_for("token:admin")
+    assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 204
+    assert not Person.objects.filter(pk=person.pk).exists() and not FacePhoto.objects.exists()
+    assert AuditEvent.objects.filter(action="erase", object_id=str(person.pk)).exists()
+    assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 404
+
+
+def test_photos_list_delete_and_refusals(hr, person, monkeypatch):
+    monkeypatch.setattr(recognizer, "get_engine", lambda: None)  # refused before the engine looks
+    photos = [fake_photo(person) for _ in range(3)]
+    url = f"/api/v1/people/{person.pk}/photos"
+    listing = hr.get(url, {"page_size": 2}).json()
+    assert listing["count"] == 3 and [p["id"] for p in listing["results"]] == [photos[0].pk, photos[1].pk]
+    assert set(listing["results"][0]) >= {"box", "quality_score", "masked", "width"}
+    assert "image" not in listing["results"][0]
+    assert hr.get("/api/v1/people/999999/photos").status_code == 404
+
+    refused = hr.post(url, {"image": SimpleUploadedFile("a.txt", b"hello", content_type="text/plain")},
+                      format="multipart")
+    assert refused.status_code == 422
+    assert refused.json() == {"error": "photo_refused", "detail": "Not a JPEG, PNG or WebP image.",
+                              "reason": "file_type"}
+    truncated = hr.post(url, {"image": SimpleUploadedFile("a.jpg", b"\xff\xd8\xff\xe0broken")}, format="multipart")
+    assert truncated.status_code == 422 and truncated.json()["reason"] == "unreadable"
+    no_file = hr.post(url, {}, format="multipart")
+    assert no_file.status_code == 400 and "image" in no_file.json()["fields"]
+
+    assert hr.delete(f"{url}/{photos[0].pk}").status_code == 204
+    assert not FacePhoto.objects.filter(pk=photos[0].pk).exists() and TrainingRun.objects.queued().exists()
+    assert AuditEvent.objects.filter(action="photo_remove", object_id=str(photos[0].pk)).exists()
+    assert hr.delete(f"{url}/{photos[0].pk}").status_code == 404
+    other = Person.objects.create(full_name="Other", staff_id="O-1")
+    assert hr.get(f"/api/v1/people/{other.pk}/photos/{photos[1].pk}").status_code == 404
+
+
+@pytest.mark.models
+def test_photo_upload_uses_the_admins_validation(hr, person, engine, astronaut_bgr):
+    url = f"/api/v1/people/{person.pk}/photos"
+    data = jpeg(astronaut_bgr)
+    response = hr.post(url, {"image": SimpleUploadedFile("eileen.jpg", data)}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["person"] == person.pk and body["quality_verdict"] == "ok" and len(body["box"]) == 4
+    assert AuditEvent.objects.filter(action="photo_add", object_id=str(body["id"])).exists()
+    again = hr.post(url, {"image": SimpleUploadedFile("eileen.jpg", data)}, format="multipart")
+    assert again.status_code == 422 and again.json()["reason"] == "duplicate"
+    import numpy as np
+
+    blank = hr.post(url, {"image": SimpleUploadedFile("wall.jpg", jpeg(np.full((240, 320, 3), 120, np.uint8)))},
+                    format="multipart")
+    assert blank.status_code == 422 and blank.json()["reason"] == "no_face"

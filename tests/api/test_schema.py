@@ -1,0 +1,93 @@
+"""The OpenAPI 3 schema generated from the code, the staff documentation page, and a
+property-based test (schemathesis) of every GET endpoint against that schema: no 5xx, and
+successful answers match the schema.
+
+Kept fast and deterministic: few examples per operation, ``derandomize``, GET only (the writes
+are covered by the other tests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import schemathesis
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+
+from api import services as api_services
+
+from .helpers import make_world
+
+MAX_EXAMPLES = 10  # per operation; the generate phase only (schemathesis' coverage phase takes ~20 s)
+
+
+def test_schema_is_openapi_3_with_every_endpoint(client):
+    response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    paths = set(schema["paths"])
+    for path in ["/api/v1/people", "/api/v1/people/{id}", "/api/v1/people/{id}/deactivate", "/api/v1/people/{id}/erase",
+                 "/api/v1/people/{person_pk}/photos", "/api/v1/people/{person_pk}/photos/{id}", "/api/v1/checkins",
+                 "/api/v1/checkins/csv", "/api/v1/identify", "/api/v1/verify", "/api/v1/index",
+                 "/api/v1/index/rebuilds", "/api/v1/index/rebuilds/{id}", "/api/v1/kiosks", "/api/v1/kiosks/{id}",
+                 "/api/v1/kiosks/{id}/revoke"]:
+        assert path in paths, path
+    assert set(schema["components"]["securitySchemes"]) == {"ApiToken", "StaffSession"}
+    upload = schema["paths"]["/api/v1/people/{person_pk}/photos"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+
+
+def test_docs_page_is_for_staff_and_uses_no_cdn(client, db, django_user_model):
+    assert client.get("/api/docs/").status_code == 302  # to the admin login
+    staff = django_user_model.objects.create_user("docs", password="pw", is_staff=True)
+    client.force_login(staff)
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html and "cdn" not in html.lower()
+    assert "/api/schema/" in html
+
+
+def _generated_schema() -> dict:
+    """The schema drf-spectacular generates (what ``/api/schema/`` serves), as plain JSON data."""
+    raw = SchemaGenerator().get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(raw))
+
+
+@pytest.fixture
+def same_connection():
+    """Requests through the WSGI app run inside the test's transaction: like Django's test client,
+    do not let them close the connection."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world_headers(db):
+    """Rows of every kind, and a token with every scope."""
+    make_world()
+    _token, secret = api_services.api_token_create(actor=None, name="schemathesis", scopes=["admin"],
+                                                   rate="100000/min")
+    return {"Authorization": f"Bearer {secret}"}
+
+
+schema = schemathesis.openapi.from_dict(_generated_schema())
+schema.app = get_wsgi_application()
+
+
+@schema.include(method="GET").parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+def test_get_endpoints_against_the_schema(case, world_headers, same_connection):
+    case.call_and_validate(headers=world_headers, checks=[not_a_server_error, response_schema_conformance,
+                                                          content_type_conformance])
