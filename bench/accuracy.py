@@ -271,7 +271,7 @@ because BlazeFace + FaceMesh keep finding masked faces that HOG loses (22 and 34
 is the weaker unmasked embedding, the price of its better masked behaviour. The recorded run uses 50
 same and 50 different pairs of each of the 10 folds (1,000 of the 6,000 pairs) to fit the session's
 time on a shared 2-core machine; `--pairs-per-fold 300` runs the full protocol.
-{full_protocol_section()}{ablation_section()}"""
+{full_protocol_section()}{identification_section()}{ablation_section()}"""
     path.write_text(text)
 
 
@@ -286,6 +286,33 @@ def calibration_rows(cal: dict) -> str:
                     f"({m['tar_product_masks'] * 100:.1f}%) | {m['far_on_unseen_masks']:.1e} / "
                     f"{m['tar_on_unseen_masks'] * 100:.1f}% |")
     return "\n".join(rows)
+
+
+def identification_section() -> str:
+    """Open-set identification recorded by ``bench/identification.py``, if it has run."""
+    path = REPO / "bench" / "results" / "identification.json"
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    rows = "\n".join(
+        f"| {name} | {r['n_gallery_people']} / {r['n_known_probes']} / {r['n_unknown_probes']} | "
+        f"{r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | {r['fpir_at_threshold'] * 100:.1f}% | "
+        f"{r['fnir_at_threshold'] * 100:.1f}% | {r['failed_probes']} |" for name, r in data["results"].items())
+    return f"""
+## Open-set identification (LFW DevTest people)
+
+`python bench/identification.py`: the first photo of {data['args']['known']} people enrolled exactly as the
+product enrols (with synthetic-mask templates); probes are another photo of each of them and one photo
+of {data['args']['unknown']} people who are not enrolled, once unmasked and once wearing unseen MaskTheFace masks;
+one frame per probe (the kiosk votes over several).
+
+| probes | gallery / known / unknown | rank-1 | FNIR at FPIR 1e-2 | FPIR at threshold | FNIR at threshold | no face |
+|---|---|---|---|---|---|---|
+{rows}
+
+The targets of issue 3 (rank-1 ≥ 95%, FNIR at FPIR 1e-2 ≤ 10%) are met for rank-1 unmasked only: LFW's
+second photos are often years apart, and masked probes lose a quarter of their rank-1 matches.
+"""
 
 
 def full_protocol_section() -> str:
