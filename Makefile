@@ -42,6 +42,21 @@ test: setup browser
 browser:
 	@bash scripts/install_browser.sh
 
+# speed figures for docs/performance.md: engine stages vs face_recognition, index search, kiosk load
+# over real WebSockets to Daphne, enrollment throughput; writes bench/results/{speed,kiosk,latest}.json
+.PHONY: bench-speed soak
+bench: bench-speed
+bench-speed: setup
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) bench/speed.py $(SPEED_ARGS)
+	$(PY) bench/kiosk.py $(KIOSK_ARGS)
+	$(PY) bench/latest.py
+
+# the kiosk load with an extra 2-minute 8-kiosk run (server RSS must stay flat)
+soak: setup
+	$(PY) bench/kiosk.py --soak 120 $(KIOSK_ARGS)
+	$(PY) bench/latest.py
+
 # accuracy figures for docs/accuracy.md (needs ../shared/data; installs the dlib baseline)
 bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -134,11 +134,15 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         return FrameAnalysis(error=exc.code, ms=(time.perf_counter() - started) * 1000)
     size = (image.shape[1], image.shape[0])
     try:
-        face = engine.analyze(image, max_faces=3)[0]
+        face = engine.analyze(image, max_faces=3, embed=False)[0]
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
+    # only the main face of a frame that can lead to a decision is embedded: FaceRes with flip
+    # TTA is over half of a frame's engine time (docs/performance.md)
+    if face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX:
+        face = engine.with_embedding(face)
     decision = None
-    if face.quality.ok and index is not None and len(index):
+    if face.embedding is not None and index is not None and len(index):
         decision = identify(engine, face, index)
         site = thresholds.get("masked" if face.masked else "unmasked")
         if site is not None and decision.score < float(site):

@@ -60,3 +60,26 @@ def test_wrong_dimension_and_bad_file(tmp_path):
 
 def test_empty_index_search():
     assert Index(4).search(np.ones(4)) == []
+
+
+def test_large_index_two_stage_search_matches_exhaustive(tmp_path):
+    from recognition.engine import index as index_mod
+
+    rng = np.random.default_rng(3)
+    dim, n = index_mod.COARSE_DIM + 64, index_mod.COARSE_MIN + 1000
+    index = Index(dim)
+    index.vectors = unit(rng, n, dim)
+    index.labels = np.array([str(i // 3) for i in range(n)], dtype=object)
+    index.kinds = np.tile(np.array([0, 1, 1], np.int8), n // 3 + 1)[:n]
+    for row in (5, 999, n - 1):
+        probe = index.vectors[row] + 0.5 * unit(rng, 1, dim)[0]
+        for kinds in (None, (0,)):
+            s = index.scores(probe, kinds)
+            best = int(np.argmax(s))
+            found = index.search(probe, k=2, kinds=kinds)
+            assert found[0].label == index.labels[best] and abs(found[0].score - float(s[best])) < 1e-5
+            assert len(found) == 2
+    index.save(tmp_path / "big.npz")
+    again = Index.load(tmp_path / "big.npz")
+    assert again._coarse is not None  # built at load, not on the first kiosk frame
+    assert again.search(index.vectors[42], k=1)[0].label == "14"

@@ -13,6 +13,7 @@ Errors are typed (:mod:`.errors`): ``UnreadableImage``, ``FrameTooLarge``,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,13 +133,23 @@ class Engine:
         return {"box": box, "score": score, "keypoints": keypoints, "landmarks": landmarks,
                 "aligned": aligned, "align_matrix": matrix, "quality": quality}
 
-    def _finish(self, faces: list[dict]) -> list[Face]:
-        cfg = self.config
-        vectors = self.embedder(np.stack([f["aligned"] for f in faces]), flip=cfg.flip_tta)
+    def _mask_probs(self, vectors: np.ndarray) -> np.ndarray:
         # without a classifier (only while training one) every face counts as unmasked
-        probs = self.mask_classifier(vectors) if self.mask_classifier else np.zeros(len(vectors))
-        return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(p >= cfg.masked_threshold))
+        return self.mask_classifier(vectors) if self.mask_classifier else np.zeros(len(vectors))
+
+    def _finish(self, faces: list[dict]) -> list[Face]:
+        vectors = self.embed(np.stack([f["aligned"] for f in faces]))
+        probs = self._mask_probs(vectors)
+        return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(p >= self.config.masked_threshold))
                 for f, v, p in zip(faces, vectors, probs, strict=True)]
+
+    def with_embedding(self, face: Face) -> Face:
+        """A face analysed with ``embed=False``, completed with its embedding and mask decision
+        (lets a caller embed only the faces it will use)."""
+        vector = self.embed(face.aligned[None])
+        prob = float(self._mask_probs(vector)[0])
+        return dataclasses.replace(face, embedding=vector[0], masked_prob=prob,
+                                   masked=bool(prob >= self.config.masked_threshold))
 
     def assume_centred_face(self, image: np.ndarray) -> Face:
         """Fallback for benchmarks when no face is detected in a face crop: align as if the

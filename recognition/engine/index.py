@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import EngineError
+
+# Two-stage search for large galleries (measured in bench/speed.py, see docs/performance.md): a
+# float32 pass over a PCA projection of the templates (COARSE_DIM of 1024 dimensions, a quarter
+# of the memory traffic) picks COARSE_CANDIDATES templates, which are then scored exactly with the
+# full vectors. Scores returned are always the exact cosine similarities; below COARSE_MIN
+# templates (and whenever the candidates hold fewer than k identities) the search is exhaustive.
+COARSE_MIN = 20_000
+COARSE_DIM = 256
+COARSE_CANDIDATES = 512
+_PCA_SAMPLE = 8192
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class Index:
         self.vectors = np.zeros((0, dim), np.float32)
         self.labels = np.zeros((0,), dtype=object)
         self.kinds = np.zeros((0,), np.int8)
+        self._coarse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (source, basis, projected)
+        self._coarse_lock = threading.Lock()
+        self._kind_masks: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -75,21 +89,93 @@ class Index:
         return s
 
     def search(self, query: np.ndarray, k: int = 5, kinds: tuple[int, ...] | None = None) -> list[Match]:
-        """The ``k`` best identities for ``query``, best first (max over each identity's templates)."""
+        """The ``k`` best identities for ``query``, best first (max over each identity's templates).
+
+        Large indexes (``COARSE_MIN`` templates or more) shortlist templates on a compact PCA
+        projection first and score the shortlist exactly (see the module constants).
+        """
         if len(self) == 0:
             return []
-        s = self.scores(query, kinds)
-        order = np.argsort(-s)
+        q = np.asarray(query, np.float32)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        if len(self) >= COARSE_MIN and self.dim > COARSE_DIM:
+            found = self._search_coarse(q, k, kinds)
+            if found is not None:
+                return found
+        s = self.scores(q, kinds)
+        return self._best(s, np.arange(len(s)), k) or []
+
+    def _best(self, s: np.ndarray, rows: np.ndarray, k: int, complete: bool = True) -> list[Match] | None:
+        """Walk ``rows`` by descending score ``s`` keeping each identity's best template. With
+        ``complete=False`` (a shortlist) ``None`` means fewer than ``k`` identities were found."""
+        m = min(len(s), max(64, 16 * k))
+        order = np.argpartition(-s, m - 1)[:m] if m < len(s) else np.arange(len(s))
+        order = order[np.argsort(-s[order], kind="stable")]
         seen: dict[str, Match] = {}
         for i in order:
             if not np.isfinite(s[i]):
-                break
-            label = self.labels[i]
+                return list(seen.values())
+            label = self.labels[rows[i]]
             if label not in seen:
-                seen[label] = Match(label, float(s[i]), int(i))
+                seen[label] = Match(label, float(s[i]), int(rows[i]))
+                if len(seen) == k:
+                    return list(seen.values())
+        if m < len(s):  # the top m rows held fewer than k identities: sort everything
+            return self._best_full(s, rows, k) if complete else None
+        return list(seen.values()) if complete or len(s) == len(self) else None
+
+    def _best_full(self, s: np.ndarray, rows: np.ndarray, k: int) -> list[Match]:
+        seen: dict[str, Match] = {}
+        for i in np.argsort(-s, kind="stable"):
+            if not np.isfinite(s[i]):
+                break
+            label = self.labels[rows[i]]
+            if label not in seen:
+                seen[label] = Match(label, float(s[i]), int(rows[i]))
                 if len(seen) == k:
                     break
         return list(seen.values())
+
+    def _search_coarse(self, q: np.ndarray, k: int, kinds: tuple[int, ...] | None) -> list[Match] | None:
+        basis, projected = self._coarse_tables()
+        coarse = projected @ (basis @ q)
+        if kinds is not None:
+            coarse = np.where(self._kind_mask(tuple(kinds)), coarse, -np.inf)
+        m = min(COARSE_CANDIDATES, len(coarse))
+        rows = np.argpartition(-coarse, m - 1)[:m]
+        rows = rows[np.isfinite(coarse[rows])]
+        if len(rows) == 0:
+            return []
+        exact = self.vectors[rows] @ q
+        return self._best(exact, rows, k, complete=False)
+
+    def _kind_mask(self, kinds: tuple[int, ...]) -> np.ndarray:
+        """``np.isin(self.kinds, kinds)``, cached while ``self.kinds`` is the same array."""
+        cached = self._kind_masks.get(kinds)
+        if cached is not None and cached[0] is self.kinds:
+            return cached[1]
+        mask = np.isin(self.kinds, kinds)
+        self._kind_masks[kinds] = (self.kinds, mask)
+        return mask
+
+    def _coarse_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(basis COARSE_DIMxD, projected NxCOARSE_DIM)``, rebuilt when the templates change."""
+        cached = self._coarse
+        if cached is not None and cached[0] is self.vectors:
+            return cached[1], cached[2]
+        with self._coarse_lock:
+            cached = self._coarse
+            if cached is not None and cached[0] is self.vectors:
+                return cached[1], cached[2]
+            vectors = self.vectors
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(len(vectors), min(_PCA_SAMPLE, len(vectors)), replace=False)]
+            # uncentred PCA: keeps dot products (not distances) best in few dimensions
+            _, vecs = np.linalg.eigh(sample.T @ sample)
+            basis = np.ascontiguousarray(vecs[:, ::-1][:, :COARSE_DIM].T, np.float32)
+            projected = np.ascontiguousarray(vectors @ basis.T, np.float32)
+            self._coarse = (vectors, basis, projected)
+            return basis, projected
 
     def save(self, path: Path) -> None:
         """Write the index to ``path`` (.npz) atomically (temp file + rename)."""
@@ -116,4 +202,6 @@ class Index:
                 index.kinds = data["kinds"].astype(np.int8)
         except (OSError, KeyError, ValueError) as exc:
             raise EngineError(f"cannot read index {path}: {exc}") from exc
+        if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:
+            index._coarse_tables()  # now (off the kiosks' event loop), not on the first search
         return index

@@ -1,0 +1,346 @@
+"""Kiosk load benchmark: real WebSockets to a running Daphne on loopback, plus enrollment throughput.
+
+Usage: ``python bench/kiosk.py [--seconds S] [--kiosks 1,4,8] [--soak SECONDS] [--out PATH]``.
+
+Sets up a temporary site (SQLite database, media and index folders under a temp dir), enrols
+test people through ``enrollment.services.photo_add`` and one ``index_rebuild`` (timed: the
+enrollment throughput), creates and pairs kiosks with ``recognition.services`` (what
+``manage.py create_kiosk`` and the pairing link do), starts ``daphne`` as a subprocess and runs
+1, 4 and 8 simulated kiosks. Each kiosk behaves like ``static/kiosk/kiosk.js``: a camera tick
+every 100 ms (10 frames/s) sends the next JPEG only when no frame is in flight (a tick that
+finds one in flight is skipped: ``skipped``). Reported per level: answer latency p50/p95 (send
+to result), answered frames/s in total, frames the server dropped as stale, server RSS at start
+and end. ``--greedy S`` (default 10) adds a run of kiosks that send every tick without waiting
+(the server must drop stale frames, not queue them: latency stays bounded); ``--soak 120`` adds a
+long 8-kiosk run for the RSS-flat check.
+
+Prints a table and writes ``bench/results/kiosk.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+TICK_S = 0.1  # 10 frames/s
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def site_env(tmp: Path) -> dict[str, str]:
+    """Environment of the temporary site (shared by this process and the Daphne subprocess)."""
+    env = dict(os.environ)
+    env.update({"DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
+                "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "DJANGO_MEDIA_ROOT": str(tmp / "media"),
+                "MASKNET_INDEX_DIR": str(tmp / "index"), "LOG_LEVEL": "WARNING"})
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def prepare_site(tmp: Path, n_kiosks: int) -> dict:
+    """Migrate, enrol the test people (timed), pair the kiosks; returns tokens, frames, figures."""
+    os.environ.update(site_env(tmp))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from enrollment import services as enrol
+    from enrollment.recognizer import get_engine
+    from recognition import services as kiosks
+
+    call_command("migrate", verbosity=0, interactive=False)
+    engine = get_engine()
+    crops = face_crops(engine, source_photos())
+    photos = [(name, jpeg(crop, 92)) for name, crop in crops]
+    t0 = time.perf_counter()
+    added = 0
+    for i, (name, data) in enumerate(photos):
+        person = enrol.person_create(actor=None, full_name=f"Bench Person {i}", staff_id=f"B{i:04d}")
+        try:
+            enrol.photo_add(person=person, data=data, actor=None, filename=f"{name}.jpg", schedule_rebuild=False)
+            added += 1
+        except enrol.PhotoRefused:
+            continue
+    add_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    enrol.index_rebuild()
+    rebuild_s = time.perf_counter() - t0
+    tokens = []
+    for i in range(n_kiosks):
+        kiosk, code = kiosks.kiosk_create(actor=None, name=f"Bench kiosk {i}")
+        tokens.append(kiosks.kiosk_pair(code=code)[1])
+    frames = [jpeg(f) for _, f in make_frames(crops, per_crop=3, seed=3)]
+    return {"tokens": tokens, "frames": frames, "per_person": 3,
+            "enrollment": {"photos": added, "photo_add_s": round(add_s, 2), "rebuild_s": round(rebuild_s, 2),
+                           "photos_per_s": round(added / (add_s + rebuild_s), 2) if added else None,
+                           "photo_add_per_s": round(added / add_s, 2) if added else None}}
+
+
+class Kiosk(threading.Thread):
+    """One simulated kiosk page: 10 ticks/s, one frame in flight, latency per answer."""
+
+    def __init__(self, url: str, origin: str, token: str, frames: list[bytes], until: float, offset: int,
+                 greedy: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.url, self.origin, self.token, self.frames, self.until = url, origin, token, frames, until
+        self.offset, self.greedy = offset, greedy
+        self.sent_at: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self.engine_ms: list[float] = []
+        self.sent = self.skipped = self.dropped = self.errors = 0
+        self.states: dict[str, int] = {}
+        self.failure: str | None = None
+
+    def run(self) -> None:
+        import websocket
+
+        try:
+            ws = websocket.create_connection(self.url, origin=self.origin, cookie=f"masknet_kiosk={self.token}",
+                                             timeout=10)
+        except Exception as exc:  # noqa: BLE001 - reported in the results
+            self.failure = f"connect: {exc}"
+            return
+        try:
+            hello = json.loads(ws.recv())
+            assert hello.get("type") == "hello", hello
+            ws.settimeout(TICK_S)
+            in_flight: float | None = None
+            next_tick = time.perf_counter()
+            i = self.offset
+            while time.perf_counter() < self.until:
+                now = time.perf_counter()
+                if now >= next_tick:
+                    next_tick += TICK_S
+                    if in_flight is None or self.greedy:
+                        ws.send_binary(self.frames[i % len(self.frames)])
+                        i += 1
+                        self.sent += 1
+                        in_flight = time.perf_counter()
+                        self.sent_at[self.sent] = in_flight  # the server numbers frames 1, 2, ...
+                    else:
+                        self.skipped += 1
+                try:
+                    ws.settimeout(max(0.001, next_tick - time.perf_counter()))
+                    msg = json.loads(ws.recv())
+                except websocket.WebSocketTimeoutException:
+                    continue
+                kind = msg.get("type")
+                if kind == "result":
+                    sent = self.sent_at.pop(msg.get("frame"), None)
+                    if sent is not None:
+                        self.latencies.append((time.perf_counter() - sent) * 1000)
+                    self.engine_ms.append(msg.get("ms", 0))
+                    self.states[msg["state"]] = self.states.get(msg["state"], 0) + 1
+                    in_flight = None
+                elif kind == "dropped":
+                    self.dropped += 1
+                    self.sent_at.pop(msg.get("frame"), None)
+                elif kind == "error":
+                    self.errors += 1
+                    in_flight = None
+        except Exception as exc:  # noqa: BLE001
+            self.failure = repr(exc)
+        finally:
+            ws.close()
+
+
+def run_level(port: int, tokens: list[str], frames: list[bytes], seconds: float, pid: int,
+              greedy: bool = False, per_person: int = 3) -> dict:
+    """``len(tokens)`` kiosks for ``seconds``; ``greedy`` kiosks send every tick without waiting for
+    answers (not what the page does: it shows that the server drops stale frames instead of queueing)."""
+    url, origin = f"ws://127.0.0.1:{port}/ws/kiosk/", f"http://127.0.0.1:{port}"
+    rss_start = _rss_mb(pid)
+    load_start = os.getloadavg()[0]
+    until = time.perf_counter() + seconds
+    # kiosk i shows one enrolled person (their 3 frames in turn), as a real kiosk mostly does
+    people = max(1, len(frames) // per_person)
+    ks = [Kiosk(url, origin, t, [frames[(i % people) * per_person + j] for j in range(per_person)], until, 0,
+                greedy=greedy) for i, t in enumerate(tokens)]
+    t0 = time.perf_counter()
+    for k in ks:
+        k.start()
+    for k in ks:
+        k.join(seconds + 30)
+    wall = time.perf_counter() - t0
+    lat = [x for k in ks for x in k.latencies]
+    eng = [x for k in ks for x in k.engine_ms]
+    answered = len(lat)
+    return {"kiosks": len(tokens), "greedy": greedy, "seconds": round(wall, 1), "latency": stats(lat),
+            "engine_ms": stats(eng),
+            "answered": answered, "answered_per_s": round(answered / wall, 2), "sent": sum(k.sent for k in ks),
+            "skipped_in_flight": sum(k.skipped for k in ks), "dropped_stale": sum(k.dropped for k in ks),
+            "errors": sum(k.errors for k in ks), "states": _merge([k.states for k in ks]),
+            "failures": [k.failure for k in ks if k.failure], "rss_mb_start": rss_start, "rss_mb_end": _rss_mb(pid),
+            "load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2)}
+
+
+def _merge(dicts: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def warm_server(port: int, token: str, frames: list[bytes], frames_needed: int = 5) -> float:
+    """Open a kiosk and send frames one at a time until ``frames_needed`` results came back (the
+    server loads the models and the index on the first connection); returns the seconds to the
+    first result."""
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/kiosk/", origin=f"http://127.0.0.1:{port}",
+                                     cookie=f"masknet_kiosk={token}", timeout=180)
+    t0 = time.perf_counter()
+    first = None
+    try:
+        ws.recv()  # hello
+        for i in range(frames_needed):
+            ws.send_binary(frames[i % len(frames)])
+            while json.loads(ws.recv()).get("type") != "result":
+                pass
+            first = first if first is not None else time.perf_counter() - t0
+    finally:
+        ws.close()
+    return round(first or 0.0, 2)
+
+
+def start_daphne(tmp: Path, port: int) -> subprocess.Popen:
+    """Daphne serving the site on loopback; returns once the port accepts connections."""
+    daphne = Path(sys.executable).with_name("daphne")
+    log = open(tmp / "daphne.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port), "masknet_site.asgi:application"],
+                            cwd=REPO, env=site_env(tmp), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited: {(tmp / 'daphne.log').read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("daphne did not start")
+
+
+def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0) -> dict:
+    """The whole kiosk benchmark; returns the JSON document."""
+    with tempfile.TemporaryDirectory(prefix="masknet-bench-") as d:
+        tmp = Path(d)
+        site = prepare_site(tmp, max(levels))
+        port = _free_port()
+        proc = start_daphne(tmp, port)
+        try:
+            doc = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "frames": len(site["frames"]), "fps_per_kiosk": 1 / TICK_S, "enrollment": site["enrollment"],
+                   "server_workers": int(os.environ.get("MASKNET_KIOSK_WORKERS", "2")), "levels": {}}
+            doc["first_answer_s"] = warm_server(port, site["tokens"][0], site["frames"])
+            doc["rss_mb_after_warmup"] = _rss_mb(proc.pid)
+            for n in levels:
+                doc["levels"][str(n)] = run_level(port, site["tokens"][:n], site["frames"], seconds, proc.pid)
+            if greedy:
+                n = max(levels)
+                doc["greedy"] = run_level(port, site["tokens"][:n], site["frames"], greedy, proc.pid, greedy=True)
+            if soak:
+                n = max(levels)
+                doc["soak"] = run_level(port, site["tokens"][:n], site["frames"], soak, proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    doc["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return doc
+
+
+def summary(doc: dict) -> dict:
+    """The contract keys of ``latest.json`` that this benchmark fills."""
+    lv = doc["levels"]
+    out = {"enrollment_photos_per_s": doc["enrollment"]["photos_per_s"]}
+    for n, r in lv.items():
+        out[f"kiosk_p50_ms_{n}"] = r["latency"]["p50_ms"]
+        out[f"kiosk_p95_ms_{n}"] = r["latency"]["p95_ms"]
+        out[f"kiosk_fps_{n}"] = r["answered_per_s"]
+        out[f"kiosk_dropped_{n}"] = r["dropped_stale"]
+        if r["rss_mb_start"] is not None and r["rss_mb_end"] is not None:
+            out[f"kiosk_rss_growth_mb_{n}"] = round(r["rss_mb_end"] - r["rss_mb_start"], 1)
+    if "greedy" in doc:
+        g = doc["greedy"]
+        out["greedy_kiosk_p95_ms"] = g["latency"]["p95_ms"]
+        out["greedy_dropped_stale"] = g["dropped_stale"]
+    if "soak" in doc:
+        s = doc["soak"]
+        out["soak_seconds"] = s["seconds"]
+        out["soak_rss_growth_mb"] = round(s["rss_mb_end"] - s["rss_mb_start"], 1)
+        out["kiosk_rss_growth_mb_8"] = out["soak_rss_growth_mb"]  # the 2-minute run is the better figure
+    return out
+
+
+def print_table(doc: dict) -> None:
+    m = doc["machine"]
+    e = doc["enrollment"]
+    print(f"\n{m['cpu']} · {m['cores']} cores · load {m['load_avg']} -> {m['load_avg_end']}")
+    print(f"enrollment: {e['photos']} photos, photo_add {e['photo_add_s']} s + rebuild {e['rebuild_s']} s "
+          f"= {e['photos_per_s']} photos/s")
+    print(f"{'kiosks':>7}{'p50 ms':>9}{'p95 ms':>9}{'answered/s':>12}{'dropped':>9}{'skipped':>9}"
+          f"{'engine p50':>12}{'RSS MB':>16}{'load':>12}")
+    rows = list(doc["levels"].items()) + [(k, doc[k]) for k in ("greedy", "soak") if k in doc]
+    for name, r in rows:
+        rss = f"{r['rss_mb_start']}->{r['rss_mb_end']}"
+        load = f"{r['load_avg_start']}->{r['load_avg_end']}"
+        print(f"{name:>7}{r['latency']['p50_ms'] or 0:>9.1f}{r['latency']['p95_ms'] or 0:>9.1f}"
+              f"{r['answered_per_s']:>12.2f}{r['dropped_stale']:>9}{r['skipped_in_flight']:>9}"
+              f"{r['engine_ms']['p50_ms'] or 0:>12.1f}{rss:>16}{load:>12}")
+        if r["failures"]:
+            print("   failures:", r["failures"][:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="per level (default 20)")
+    parser.add_argument("--kiosks", default="1,4,8", help="levels (default 1,4,8)")
+    parser.add_argument("--soak", type=float, default=0.0, help="extra run with the most kiosks (e.g. 120)")
+    parser.add_argument("--greedy", type=float, default=10.0,
+                        help="seconds of kiosks that send every tick without waiting (stale-frame check; 0: skip)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "kiosk.json")
+    args = parser.parse_args()
+    doc = run(args.seconds, [int(x) for x in args.kiosks.split(",")], args.soak, args.greedy)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print_table(doc)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""``consumers.analyze_frame`` with the real engine: only the main face of a frame that can lead to
+a decision is embedded, and its embedding and mask decision are those of ``Engine.analyze``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognition import consumers
+from recognition.engine.index import Index
+
+from . import faces
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture
+def frame(astronaut_bgr) -> bytes:
+    return faces.jpeg(astronaut_bgr, 92)
+
+
+def test_main_face_embedded_like_engine_analyze(engine, installed_models, frame, settings):
+    settings.MASKNET_MODELS_DIR = installed_models
+    reference = engine.analyze(frame, max_faces=3)[0]
+    index = Index(engine.dim)
+    index.add("7", reference.embedding[None])
+    a = consumers.analyze_frame(frame, index, {})
+    assert a.face is not None and a.face.embedding is not None
+    assert float(a.face.embedding @ reference.embedding) > 0.9999
+    assert a.face.masked == reference.masked and abs(a.face.masked_prob - reference.masked_prob) < 1e-4
+    assert a.decision is not None and a.decision.label == "7" and a.decision.accepted
+
+
+def test_face_too_small_for_the_kiosk_is_not_embedded(engine, installed_models, frame, settings):
+    settings.MASKNET_MODELS_DIR = installed_models
+    settings.MASKNET_KIOSK_MIN_FACE_PX = 10_000
+    index = Index(engine.dim)
+    index.add("7", np.ones((1, engine.dim), np.float32))
+    a = consumers.analyze_frame(frame, index, {})
+    assert a.face is not None and a.face.embedding is None and a.decision is None and a.error is None
+
