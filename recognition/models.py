@@ -91,6 +91,25 @@ class CheckInQuerySet(models.QuerySet):
         """Check-ins from ``first`` to ``last`` (local days, inclusive)."""
         return self.filter(local_date__gte=first, local_date__lte=last)
 
+    def filtered(self, *, date_from: date | None = None, date_to: date | None = None,
+                 person: int | None = None, kiosk: int | None = None, site: str | None = None,
+                 masked: bool | None = None, **_ignored) -> CheckInQuerySet:
+        """Check-ins matching the attendance/API filters (unset filters match everything)."""
+        qs = self
+        if date_from:
+            qs = qs.filter(local_date__gte=date_from)
+        if date_to:
+            qs = qs.filter(local_date__lte=date_to)
+        if person:
+            qs = qs.filter(person_id=person)
+        if kiosk:
+            qs = qs.filter(kiosk_id=kiosk)
+        if site:
+            qs = qs.filter(site=site)
+        if masked is not None:
+            qs = qs.filter(masked=masked)
+        return qs
+
     def daily_counts(self, first: date, last: date) -> dict[date, int]:
         """People checked in per local day, every day from ``first`` to ``last`` (zeros included)."""
         rows = (self.between(first, last).values("local_date")

@@ -232,19 +232,7 @@ class CheckInFilter(forms.Form):
 
     def apply(self, queryset: QuerySet[CheckIn]) -> QuerySet[CheckIn]:
         """The filtered queryset (call after ``is_valid()``)."""
-        f = self.cleaned_data
-        if f.get("date_from"):
-            queryset = queryset.filter(local_date__gte=f["date_from"])
-        if f.get("date_to"):
-            queryset = queryset.filter(local_date__lte=f["date_to"])
-        for name in ("person", "kiosk"):
-            if f.get(name):
-                queryset = queryset.filter(**{f"{name}_id": f[name]})
-        if f.get("site"):
-            queryset = queryset.filter(site=f["site"])
-        if f.get("masked") is not None:
-            queryset = queryset.filter(masked=f["masked"])
-        return queryset
+        return queryset.filtered(**self.cleaned_data)
 
 
 @staff_member_required
