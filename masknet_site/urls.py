@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from recognition import views as recognition_views
 
@@ -11,4 +12,6 @@ urlpatterns = [
     path("enrollment/", include("enrollment.urls")),
     path("api/", include("api.urls")),
     path("", include("recognition.urls")),
+    # staff land on today's attendance (which asks them to log in first)
+    path("", RedirectView.as_view(pattern_name="attendance-day"), name="home"),
 ]

@@ -38,3 +38,4 @@ def test_production_refuses_to_start_without_its_secrets(missing):
     proc = manage("check", **env)
     assert proc.returncode != 0
     assert missing in proc.stderr
+
