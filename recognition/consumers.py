@@ -5,6 +5,8 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 * authenticates the kiosk by its device cookie (set by the pairing link), else refuses the
   handshake (close code 4401); revocation closes an open socket at once (4403);
 * bounds each message (``MASKNET_MAX_FRAME_BYTES``) and checks the image type before any work;
+* limits each socket to ``MASKNET_KIOSK_MAX_FPS`` messages a second (a token bucket holding two
+  seconds' worth, so short bursts pass); messages beyond it are answered ``rate_limited`` unread;
 * keeps only the newest frame: a frame that arrives while another is being analysed replaces
   the waiting one, which is answered ``{"type": "dropped"}`` and never analysed;
 * runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
@@ -23,7 +25,7 @@ Answers (JSON text messages)::
      "progress": 0-1, "ms": engine milliseconds}
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
-     "unreadable_image" | "binary_expected" | "internal", "message": "..."}
+     "unreadable_image" | "binary_expected" | "rate_limited" | "internal", "message": "..."}
     {"type": "revoked"}
 """
 
@@ -203,6 +205,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._thresholds: dict = {}
         self._index_stale = True
         self._checked_at = time.monotonic()
+        self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
+        self._tokens, self._tokens_at = 2 * self._fps, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
         await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
         await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
@@ -229,6 +233,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
             return
         self._seq += 1
         seq = self._seq
+        if not self._within_rate():
+            await self._error(seq, "rate_limited", f"At most {self._fps:g} frames a second.")
+            return
         if bytes_data is None:
             await self._error(seq, "binary_expected", "Send frames as binary JPEG messages.")
             return
@@ -244,6 +251,18 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._pending = (seq, bytes_data)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
+
+    def _within_rate(self) -> bool:
+        """Take a token from this socket's bucket (refilled at MASKNET_KIOSK_MAX_FPS; 0 = no limit)."""
+        if self._fps <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(2 * self._fps, self._tokens + (now - self._tokens_at) * self._fps)
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     async def _drain(self) -> None:
         """Analyse waiting frames one at a time, always the newest."""

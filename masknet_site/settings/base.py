@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "masknet_site.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -151,6 +152,8 @@ MASKNET_KIOSK_MIN_FACE_PX = int(env("MASKNET_KIOSK_MIN_FACE_PX", "80"))
 MASKNET_KIOSK_VOTE_FRAMES = int(env("MASKNET_KIOSK_VOTE_FRAMES", "3"))
 MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "4"))
 MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
+# Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8); 0 = no limit.
+MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
 
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
@@ -164,6 +167,9 @@ if REDIS_URL:
                                   "CONFIG": {"hosts": [REDIS_URL]}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # shared by every web node: login lockouts and API rate limits count across the cluster
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "masknet"}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
@@ -197,3 +203,7 @@ SPECTACULAR_SETTINGS = {
 }
 MASKNET_API_TOKEN_RATE = env("MASKNET_API_TOKEN_RATE", "600/min")  # per token, unless the token sets its own
 MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff session user
+# Staff login: this many failed logins per username and client address lock that pair out for
+# MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).
+MASKNET_LOGIN_MAX_FAILURES = int(env("MASKNET_LOGIN_MAX_FAILURES", "5"))
+MASKNET_LOGIN_LOCKOUT_S = int(env("MASKNET_LOGIN_LOCKOUT_S", "300"))

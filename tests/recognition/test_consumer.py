@@ -177,6 +177,28 @@ def test_the_real_decoder_refuses_a_truncated_jpeg_without_loading_models(paired
     assert answer["type"] == "error" and answer["code"] == "unreadable_image"
 
 
+@pytest.mark.reliability
+def test_frames_beyond_the_rate_limit_are_answered_rate_limited(engine_script, paired, settings):
+    settings.MASKNET_KIOSK_MAX_FPS = 5     # a bucket of 10, refilled at 5 a second
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(12):                 # a burst far faster than 5/s
+            await comm.send_to(bytes_data=frame("none"))
+        answers = [await comm.receive_json_from(timeout=5) for _ in range(12)]
+        await asyncio.sleep(0.5)            # 2.5 tokens back
+        later = await ask(comm, "none")
+        await comm.disconnect()
+        return answers, later
+
+    answers, later = run(scenario)
+    limited = sorted(a["frame"] for a in answers if a.get("code") == "rate_limited")
+    assert limited == [11, 12]
+    assert all(a["type"] in ("result", "dropped") for a in answers if a["frame"] <= 10)
+    assert later["type"] == "result" and later["frame"] == 13
+    assert len(engine_script.seen) <= 11      # frames 11 and 12 never reached the engine
+
+
 # ---------------------------------------------------------------------------------- newest frame wins
 
 
