@@ -5,54 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
-from django.db import transaction
 from rest_framework.test import APIClient
 
 from api import services as api_services
-from enrollment import dispatch
 from enrollment import services as enrollment
 from enrollment.models import Person
 from enrollment.roles import enrollers_group_ensure
 
-
-def jpeg(img_bgr: np.ndarray, quality: int = 90) -> bytes:
-    """JPEG bytes of a BGR image."""
-    ok, buf = cv2.imencode(".jpg", img_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return buf.tobytes()
-
-
-def png(img_bgr: np.ndarray) -> bytes:
-    """PNG bytes of a BGR image."""
-    ok, buf = cv2.imencode(".png", img_bgr)
-    assert ok
-    return buf.tobytes()
-
-
-@pytest.fixture(autouse=True)
-def isolated_storage(settings, tmp_path):
-    """Each test gets its own media and index folders."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.MASKNET_INDEX_DIR = tmp_path / "index"
-    settings.MASKNET_REBUILD_DEBOUNCE_S = 0.0
-    return tmp_path
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Rebuild requests recorded after commit instead of run."""
-    calls: list[dict] = []
-
-    def record(run_id: int, *, countdown: float, force: bool = False) -> None:
-        transaction.on_commit(lambda: calls.append({"run_id": run_id, "countdown": countdown, "force": force}))
-
-    monkeypatch.setattr(dispatch, "enqueue_rebuild", record)
-    return calls
+# the same helpers and autouse fixtures as the enrollment tests (isolated media/index folders,
+# rebuild requests recorded after commit instead of run)
+from tests.enrollment.conftest import enqueued, isolated_storage, jpeg, png  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)
