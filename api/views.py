@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from masknet_site.csv_export import csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError
 from recognition.models import CheckIn, Kiosk
@@ -253,20 +254,8 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
             pagination_class=None)
     def csv(self, request: Request) -> HttpResponse:
         """The attendance export's columns (``recognition.views.CHECKIN_CSV_HEADER``)."""
-        rows = checkin_csv_rows(self.get_queryset())
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="checkins-{timezone.localdate().isoformat()}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CHECKIN_CSV_HEADER)
-        for row in rows:
-            writer.writerow([_csv_safe(v) for v in row])
-        return response
-
-
-def _csv_safe(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection), as the attendance export does."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
+                            checkin_csv_rows(self.get_queryset()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@ so that role changes land in the log."""
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
@@ -12,6 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
+
+from masknet_site.csv_export import csv_response
 
 from .models import AuditEvent
 from .services import audit_record
@@ -49,19 +49,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = self.get_changelist_instance(request).get_queryset(request)
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="audit-{timezone.now():%Y%m%d-%H%M%S}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CSV_COLUMNS)
-        for event in queryset.iterator():
-            writer.writerow([event.at.isoformat(), event.actor, event.actor_id or "", event.action,
-                             event.object_type, event.object_id, _csv_safe(event.summary)])
-        return response
-
-
-def _csv_safe(text: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+        rows = ([e.at.isoformat(), e.actor, e.actor_id or "", e.action, e.object_type, e.object_id, e.summary]
+                for e in queryset.iterator())
+        return csv_response(f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
 
 
 def _roles(user: User) -> dict:

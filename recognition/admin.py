@@ -18,6 +18,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from masknet_site.csv_export import csv_response
+
 from . import services, views
 from .models import CheckIn, Kiosk
 
@@ -172,5 +174,5 @@ class CheckInAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = self.get_changelist_instance(request).get_queryset(request)
-        return views._csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", views.CHECKIN_CSV_HEADER,
+        return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", views.CHECKIN_CSV_HEADER,
                                    views.checkin_csv_rows(queryset))

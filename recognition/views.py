@@ -6,7 +6,6 @@ views need a staff login with ``recognition.view_checkin``.
 
 from __future__ import annotations
 
-import csv
 from datetime import date, timedelta
 
 from django import forms
@@ -23,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from enrollment.models import Person
+from masknet_site.csv_export import csv_response
 from recognition.engine.install import installed_manifest
 
 from . import services
@@ -120,22 +120,6 @@ def _parse_day(value: str | None) -> date:
         return timezone.localdate()
 
 
-def _csv_safe(value: object) -> str:
-    """Neutralise spreadsheet formulas (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _csv_response(name: str, header: list[str], rows) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([_csv_safe(v) for v in row])
-    return response
-
-
 CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked", "score",
                       "frames", "index_version", "checkin_id"]
 
@@ -189,7 +173,7 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                  c.person.department, c.site, c.kiosk.name if c.kiosk else "", "yes" if c.masked else "no"]
                 for c in data["present"]]
         rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
-        return _csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
+        return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
                              ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
                              rows)
     active = len(data["present"]) + len(data["missing"])
@@ -211,7 +195,7 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     person = get_object_or_404(Person, pk=pk)
     checkins = CheckIn.objects.filter(person=person).select_related("kiosk")
     if request.GET.get("format") == "csv":
-        return _csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
+        return csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
                              checkin_csv_rows(checkins.select_related("person")))
     page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
     last30 = checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
@@ -243,5 +227,5 @@ def attendance_export(request: HttpRequest) -> HttpResponse:
     form = CheckInFilter(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
-    return _csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
+    return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
                          checkin_csv_rows(form.apply(CheckIn.objects.all())))
