@@ -32,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--unmasked", default=str(shared / "lfw" / "images_deepfunneled"))
         parser.add_argument("--unmasked-people", default=str(shared / "lfw" / "peopleDevTrain.txt"),
                             help="restrict unmasked photos to these people (LFW people file)")
-        parser.add_argument("--n-unmasked", type=int, default=1600)
+        parser.add_argument("--n-unmasked", type=int, default=1200)
         parser.add_argument("--synthetic", type=int, default=800,
                             help="unmasked photos also used with a synthetic mask (product renderer)")
         parser.add_argument("--seed", type=int, default=0)
