@@ -153,6 +153,10 @@ class IndexVersionQuerySet(models.QuerySet):
         """The active version, or ``None`` before the first rebuild."""
         return self.active().first()
 
+    def current_id(self) -> int | None:
+        """The active version's id (one indexed column: cheap enough to poll)."""
+        return self.active().values_list("pk", flat=True).first()
+
 
 class IndexVersion(models.Model):
     """An immutable gallery index file and its facts. Exactly one version is active."""

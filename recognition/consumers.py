@@ -25,8 +25,14 @@ Answers (JSON text messages)::
      "progress": 0-1, "ms": engine milliseconds}
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
-     "unreadable_image" | "binary_expected" | "rate_limited" | "internal", "message": "..."}
+     "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "internal",
+     "message": "..."}
     {"type": "revoked"}
+
+``unavailable``: the server cannot reach its database for now (a frame that needs it is answered
+with this; a socket opened meanwhile gets it and is closed with 1013, "try again later"). Nothing
+is lost: the vote that would have been recorded is taken again from the next frames, and service
+resumes by itself when the database answers again.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import cv2
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from enrollment import events
@@ -66,13 +73,26 @@ CLOSE_REVOKED = 4403
 LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)
 VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote
 QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
-RECHECK_EVERY_S = 30.0      # re-read the kiosk row (active, token) and record last_seen_at
+CLOSE_TRY_AGAIN = 1013      # WebSocket "try again later": the database is unreachable
+DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
+UNAVAILABLE_LOG_EVERY_S = 60.0
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 ERROR_MESSAGES = {
     "unreadable_image": "The frame could not be decoded.",
     "frame_too_large": "The frame has too many pixels (640x480 is plenty).",
     "models_missing": "The face models are not installed on the server.",
+    "unavailable": "Temporarily unavailable: the server cannot reach its database. Check-ins resume by themselves.",
 }
+_unavailable_logged_at = 0.0
+
+
+def _log_unavailable(exc: BaseException) -> None:
+    """Warn about an unreachable database at most once a minute per process (not per frame)."""
+    global _unavailable_logged_at
+    now = time.monotonic()
+    if now - _unavailable_logged_at >= UNAVAILABLE_LOG_EVERY_S:
+        _unavailable_logged_at = now
+        log.warning("kiosk socket: the database is unreachable (%s); answering 'unavailable'", type(exc).__name__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,7 +205,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept only a paired, active kiosk (device cookie); anything else is refused."""
         token = (self.scope.get("cookies") or {}).get(KIOSK_COOKIE)
-        self.kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
+        try:
+            self.kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
+        except DB_ERRORS as exc:
+            # say why rather than failing the handshake: the page shows it and reconnects later
+            _log_unavailable(exc)
+            await self.accept()
+            await self.send(text_data=json.dumps({"type": "error", "frame": 0, "code": "unavailable",
+                                                  "message": ERROR_MESSAGES["unavailable"]}))
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
         if self.kiosk is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -205,6 +234,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._thresholds: dict = {}
         self._index_stale = True
         self._checked_at = time.monotonic()
+        self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
         self._tokens, self._tokens_at = 2 * self._fps, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
@@ -271,12 +301,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._pending = None
             try:
                 await self._process(seq, data)
+            except DB_ERRORS as exc:
+                _log_unavailable(exc)
+                await self._error(seq, "unavailable", ERROR_MESSAGES["unavailable"])
             except Exception:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
                 log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
                 await self._error(seq, "internal", "The frame could not be analysed.")
 
     async def _process(self, seq: int, data: bytes) -> None:
-        if time.monotonic() - self._checked_at > RECHECK_EVERY_S and not await self._still_valid():
+        if time.monotonic() - self._checked_at > self._recheck_s and not await self._still_valid():
             await self._revoke()
             return
         if self._index_stale:
@@ -377,8 +410,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
     # -------------------------------------------------------------------------- index, kiosk row
 
     async def _load_index(self) -> None:
+        version = await database_sync_to_async(IndexVersion.objects.current)()   # may raise: stays stale
         self._index_stale = False
-        version = await database_sync_to_async(IndexVersion.objects.current)()
         if version is None:
             self._index, self._index_version, self._thresholds = None, None, {}
             return
@@ -397,12 +430,26 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_stale = True
 
     async def _still_valid(self) -> bool:
+        """Re-read the kiosk row (still active, same token) and the current index version.
+
+        Run every ``MASKNET_KIOSK_RECHECK_S`` seconds while frames arrive. The index check is the
+        fallback for a lost ``index.updated`` message (say Redis restarted between the rebuild and
+        the broadcast), and re-joining the groups repairs memberships a restarted Redis forgot.
+        """
         self._checked_at = time.monotonic()
         kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(self._token)
         if kiosk is None or kiosk.pk != self.kiosk.pk:
             return False
         self.kiosk = kiosk
         await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
+        current = await database_sync_to_async(IndexVersion.objects.current_id)()
+        if current != self._index_version:
+            self._index, self._index_stale = None, True
+        try:
+            await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
+            await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
+        except Exception:  # noqa: BLE001 - best effort; the next recheck tries again
+            log.warning("kiosk #%s: could not re-join the channel groups", self.kiosk.pk)
         return True
 
     async def kiosk_revoked(self, event: dict) -> None:

@@ -79,6 +79,7 @@
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
+      case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot record check-ins right now. This screen resumes by itself, nothing to do.", spinner: true };
       case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again.", spinner: true };
       case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception." };
       default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
@@ -158,6 +159,7 @@
   let stopped = false;       // unpaired: no more reconnects
   let cameraReady = false;
   let framesAnswered = 0;
+  let unavailableSeen = false;  // the server said its database is away: say so, not "connection lost"
 
   function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -209,6 +211,7 @@
       case "error":
         inFlight = false;
         if (msg.code === "models_missing") render("not_ready", msg, true);
+        else if (msg.code === "unavailable") { unavailableSeen = true; render("unavailable", msg, true); }
         break;
       case "revoked":
         stopped = true;
@@ -236,7 +239,9 @@
 
   function lost() {
     stage.dataset.connection = "lost";
-    if (cameraReady) render("connection_lost", {}, true);   // camera problems stay on screen: they come first
+    // camera problems stay on screen: they come first
+    if (cameraReady) render(unavailableSeen ? "unavailable" : "connection_lost", {}, true);
+    unavailableSeen = false;
     scheduleReconnect();
   }
 

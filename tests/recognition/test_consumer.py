@@ -403,8 +403,14 @@ def _index_version(settings, labels: list[str], thresholds: dict, active: bool =
                                        metrics={"thresholds": thresholds})
 
 
-def test_the_index_is_reloaded_on_index_updated(engine_script, paired, settings, tmp_path):
+@pytest.mark.parametrize("how", ["index_updated", pytest.param("recheck", marks=pytest.mark.reliability)])
+def test_the_index_is_reloaded_when_a_new_version_is_active(engine_script, paired, settings, tmp_path, how):
+    """``index_updated``: the group message. ``recheck``: no message at all (it can be lost, say
+    Redis restarted between the rebuild and the broadcast); the socket's periodic recheck notices
+    the new active version by itself."""
     settings.MASKNET_INDEX_DIR = tmp_path
+    if how == "recheck":
+        settings.MASKNET_KIOSK_RECHECK_S = 0.0
     _index_version(settings, ["1"], {"masked": 0.5, "unmasked": 0.6})
 
     async def scenario():
@@ -412,8 +418,9 @@ def test_the_index_is_reloaded_on_index_updated(engine_script, paired, settings,
         await ask(comm, "none")
         await ask(comm, "none")
         await database_sync_to_async(_index_version)(settings, ["1", "2"], {"masked": 0.4, "unmasked": 0.45})
-        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": 2})
-        await asyncio.sleep(0.1)
+        if how == "index_updated":
+            await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": 2})
+            await asyncio.sleep(0.1)
         await ask(comm, "none")
         await comm.disconnect()
 
@@ -421,3 +428,61 @@ def test_the_index_is_reloaded_on_index_updated(engine_script, paired, settings,
     (first, t1), (second, t2), (third, t3) = engine_script.indexes
     assert first is second and len(first) == 1 and t1 == {"masked": 0.5, "unmasked": 0.6}   # loaded once
     assert len(third) == 2 and t3 == {"masked": 0.4, "unmasked": 0.45}
+
+
+@pytest.mark.reliability
+def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(engine_script, paired, person,
+                                                                             monkeypatch):
+    """A check-in that cannot be written is answered ``unavailable`` (not ``internal``), nothing is
+    half-recorded, and the next frames check the person in once the database answers again."""
+    from django.db import OperationalError
+
+    real = services.checkin_record
+    down = {"on": True}
+
+    def flaky(**kwargs):
+        if down["on"]:
+            raise OperationalError("connection refused")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "checkin_record", flaky)
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = [await ask(comm, f"face:{p}:0.9:u") for _ in range(3)]
+        rows_while_down = await database_sync_to_async(CheckIn.objects.count)()
+        down["on"] = False
+        after = [await ask(comm, f"face:{p}:0.9:u") for _ in range(3)]
+        await comm.disconnect()
+        return answers, rows_while_down, after
+
+    answers, rows_while_down, after = run(scenario)
+    assert [a.get("state") for a in answers[:2]] == ["recognising"] * 2
+    assert answers[2]["type"] == "error" and answers[2]["code"] == "unavailable"
+    assert "temporarily unavailable" in answers[2]["message"].lower()
+    assert rows_while_down == 0
+    assert after[-1]["state"] == "checked_in" and CheckIn.objects.count() == 1
+
+
+@pytest.mark.reliability
+def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_script, paired, monkeypatch):
+    from django.db import OperationalError
+
+    from recognition.models import Kiosk
+
+    def down(token):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(Kiosk.objects, "for_device_token", down)
+
+    async def scenario():
+        comm = communicator(paired[1])
+        connected, _ = await comm.connect(timeout=5)
+        message = await comm.receive_json_from(timeout=5)
+        closed = await comm.receive_output(timeout=5)
+        return connected, message, closed
+
+    connected, message, closed = run(scenario)
+    assert connected and message["type"] == "error" and message["code"] == "unavailable"
+    assert closed == {"type": "websocket.close", "code": 1013}
