@@ -1,0 +1,162 @@
+"""Multi-frame decisions: what the kiosk's vote does to false accepts (issue 3).
+
+Sequences are built from the identification benchmark's photos (``bench/identification.py``:
+250 enrolled LFW DevTest people, masked probes of them and of 100 people who are not enrolled,
+all with MaskTheFace masks the product never saw). Each probe photo becomes one *presence*: a
+person standing at the kiosk for ``--frames`` frames, each a fresh camera-like view of the same
+photo (small shift, scale, rotation, exposure, sensor noise, JPEG at the page's quality). Every
+frame goes through the product's own path (``Engine.analyze`` then ``gallery.identify``); the
+per-frame answers are cached, then three decision policies are replayed over them:
+
+* **first frame**: the first usable frame decides (a recogniser without voting);
+* **any frame**: a check-in as soon as any frame is accepted (what a naive kiosk loop does over a
+  whole presence);
+* **vote**: :class:`recognition.voting.Voter` with the kiosk's settings, fed at the kiosk's frame
+  rhythm; a later accepted verdict in the same presence still counts (the kiosk would act on it).
+
+Reported per threshold offset (added to the engine's calibrated thresholds): the share of
+stranger presences that end in a check-in (FPIR per presence), the share of enrolled people's
+presences checked in as themselves (TPIR) and as someone else. Frames from one photo are more
+alike than a real video's; the vote's gain here is a lower bound for independent errors.
+
+Usage: ``python bench/voting.py [--frames 12] [--known 250] [--unknown 100]``
+Prints a table and writes ``bench/results/voting.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import identification  # noqa: E402
+
+from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
+from recognition.engine.benchmark import main_face, person_images  # noqa: E402
+from recognition.engine.gallery import enroll_templates, identify  # noqa: E402
+from recognition.voting import ACCEPTED, Observation, Voter  # noqa: E402
+
+CACHE = REPO / "var" / "bench" / "voting"
+FRAME_GAP_S = 0.15          # one answered frame every ~150 ms (docs/performance.md, 1 kiosk)
+OFFSETS = (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02)
+
+
+def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
+    """One camera-like frame of a photo: jitter, exposure, noise, JPEG quality 80 (the page's)."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2 + rng.normal(0, 3), h / 2 + rng.normal(0, 3)), rng.normal(0, 3),
+                                rng.uniform(0.95, 1.05))
+    out = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    out = out * rng.uniform(0.85, 1.15) + rng.normal(0, 3, out.shape)
+    ok, buf = cv2.imencode(".jpg", np.clip(out, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return buf.tobytes()
+
+
+def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int) -> dict:
+    """Per-frame answers of every presence (cached in var/bench/voting)."""
+    cache = CACHE / f"frames-{n_frames}-{seed}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    rng = np.random.default_rng(seed)
+    index = Index(engine.dim)
+    for person, files in person_images(gallery).items():
+        for path in files:
+            face, fail = main_face(engine, path)
+            if face is not None and not fail:
+                t = enroll_templates(engine, face, rng)
+                index.add(person, t.vectors, t.kinds)
+    presences = []
+    sets = person_images(probes)
+    for i, (person, files) in enumerate(sets.items()):
+        img = cv2.imread(str(files[0]))
+        frames = []
+        for _ in range(n_frames):
+            try:
+                face = engine.analyze(camera_view(img, rng), max_faces=3)[0]
+            except EngineError:
+                frames.append(None)      # no face in this frame: the kiosk says "searching"
+                continue
+            d = identify(engine, face, index)
+            frames.append({"label": d.label, "score": round(float(d.score), 5), "threshold": d.threshold,
+                           "masked": bool(face.masked), "usable": bool(face.quality.ok)})
+        presences.append({"person": person, "known": person in index.identities, "frames": frames})
+        if (i + 1) % 25 == 0:
+            print(f"  {i + 1}/{len(sets)} presences", flush=True)
+    doc = {"n_frames": n_frames, "seed": seed, "gallery_people": len(index.identities), "presences": presences}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(doc))
+    return doc
+
+
+def replay(presences: list[dict], offset: float, min_frames: int, min_frames_masked: int) -> dict:
+    """The three policies over the recorded presences at ``threshold + offset``."""
+    out = {p: {"known": 0, "right": 0, "wrong": 0, "strangers": 0, "false": 0} for p in ("first", "any", "vote")}
+    for pres in presences:
+        usable = [f for f in pres["frames"] if f and f["usable"]]
+        accepted = [f["label"] if f["score"] >= f["threshold"] + offset else None for f in usable]
+        voter = Voter(min_frames=min_frames, min_frames_masked=min_frames_masked)
+        voted = None
+        for i, f in enumerate(usable):
+            v = voter.add(Observation(at=i * FRAME_GAP_S, label=f["label"], score=f["score"],
+                                      accepted=accepted[i] is not None, masked=f["masked"],
+                                      threshold=f["threshold"] + offset))
+            if v is not None and v.kind == ACCEPTED:
+                voted = v.label
+                break
+        decided = {"first": accepted[0] if accepted else None,
+                   "any": next((a for a in accepted if a is not None), None), "vote": voted}
+        for policy, label in decided.items():
+            r = out[policy]
+            if pres["known"]:
+                r["known"] += 1
+                r["right"] += label == pres["person"]
+                r["wrong"] += label is not None and label != pres["person"]
+            else:
+                r["strangers"] += 1
+                r["false"] += label is not None
+    return {p: {"tpir": r["right"] / max(r["known"], 1), "wrong_person": r["wrong"] / max(r["known"], 1),
+                "fpir": r["false"] / max(r["strangers"], 1), **r} for p, r in out.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=12, help="frames per presence (default 12)")
+    ap.add_argument("--known", type=int, default=250)
+    ap.add_argument("--unknown", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-frames", type=int, default=3, help="MASKNET_KIOSK_VOTE_FRAMES")
+    ap.add_argument("--min-frames-masked", type=int, default=4, help="MASKNET_KIOSK_VOTE_FRAMES_MASKED")
+    args = ap.parse_args()
+    if not identification.SHARED.is_dir():
+        sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(REPO / "models", EngineConfig())
+    gallery, _plain, masked = identification.build(engine, args.known, args.unknown, args.seed)
+    doc = record(engine, gallery, masked, args.frames, args.seed)
+    rows = {f"{o:+.2f}": replay(doc["presences"], o, args.min_frames, args.min_frames_masked) for o in OFFSETS}
+    print(f"\n{len(doc['presences'])} masked presences x {args.frames} frames, gallery {doc['gallery_people']} people")
+    print("| threshold offset | policy | TPIR (right person) | wrong person | FPIR (strangers checked in) |")
+    print("|---|---|---|---|---|")
+    for off, res in rows.items():
+        for policy, r in res.items():
+            print(f"| {off} | {policy} | {r['tpir']:.3f} | {r['wrong_person']:.3f} | {r['fpir']:.3f} "
+                  f"({r['false']}/{r['strangers']}) |")
+    out = REPO / "bench" / "results" / "voting.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "seconds": round(time.time() - t0, 1), "results": rows},
+                              indent=2))
+    print(f"wrote {out} in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
