@@ -2,6 +2,13 @@
 
 Rows never hold biometric data or names: objects are referred to by type and id, so an
 erased person leaves only "who erased person #12, when".
+
+Append-only is enforced here, in the ORM: ``save()`` of an existing row, ``delete()`` and
+``QuerySet.update()/delete()`` raise :class:`AppendOnlyError`, and the admin has no add, change
+or delete permission. The one deliberate exception is retention:
+:func:`audit.services.audit_decisions_purge` deletes recognition decisions
+(:data:`DECISION_ACTIONS`) older than ``MASKNET_RETENTION_DECISION_DAYS`` and writes a ``purge``
+record saying how many (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class AuditEvent(models.Model):
         CHECKIN_QUALITY = "checkin_quality", "check-in rejected: quality"
         API_IDENTIFY = "api_identify", "API identify"
         API_VERIFY = "api_verify", "API verify"
+        PURGE = "purge", "retention purge"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # the actor is copied, not referenced: deleting a user must not rewrite the log
@@ -75,3 +83,10 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         """Always refused."""
         raise AppendOnlyError("the audit log is append-only")
+
+
+# Recognition decisions (one row per kiosk decision or API identify/verify): the only rows that
+# retention deletes (MASKNET_RETENTION_DECISION_DAYS). Administrative changes are kept forever.
+DECISION_ACTIONS: tuple[str, ...] = (
+    AuditEvent.Action.CHECKIN_ACCEPTED, AuditEvent.Action.CHECKIN_UNKNOWN, AuditEvent.Action.CHECKIN_QUALITY,
+    AuditEvent.Action.API_IDENTIFY, AuditEvent.Action.API_VERIFY)

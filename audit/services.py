@@ -1,10 +1,14 @@
-"""Writing to the audit log (the only write the log allows)."""
+"""Writing to the audit log (the only write the log allows), and its one exception: retention."""
 
 from __future__ import annotations
 
-from django.db import models
+from datetime import UTC, datetime, timedelta
 
-from .models import AuditEvent
+from django.db import models, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from .models import DECISION_ACTIONS, AuditEvent
 
 
 def _actor_fields(actor: object | None) -> tuple[int | None, str]:
@@ -25,3 +29,34 @@ def audit_record(*, actor: object | None, action: str, summary: str,
     return AuditEvent.objects.create(actor_id=actor_id, actor=actor_name, action=action,
                                      object_type=object_type, object_id=str(object_id if object_id is not None else ""),
                                      summary=summary[:300])
+
+
+def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
+                          dry_run: bool = False) -> dict[str, int]:
+    """Delete the recognition decisions (:data:`audit.models.DECISION_ACTIONS`) recorded more than
+    ``older_than_days`` days before ``now``; returns the number per action (deleted, or that would
+    be with ``dry_run``). ``0`` keeps them forever (nothing is deleted).
+
+    The one deliberate exception to the append-only log (retention; docs/security.md): it bypasses
+    :class:`audit.models.AuditEventQuerySet`'s refusal, and only for decision rows. When it deletes
+    anything it appends a ``purge`` record, in the same transaction, that says how many rows of
+    each action went and the cut-off; never which ones. Administrative records are never deleted.
+    """
+    if older_than_days < 0:
+        raise ValueError("older_than_days must be 0 (keep forever) or more")
+    if older_than_days == 0:
+        return {}
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    expired = AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=cutoff)
+    with transaction.atomic():
+        counts = dict(expired.order_by().values("action").annotate(n=Count("id")).values_list("action", "n"))
+        total = sum(counts.values())
+        if dry_run or not total:
+            return counts
+        # deliberately models.QuerySet.delete: AuditEventQuerySet.delete refuses every other caller
+        deleted, _ = models.QuerySet.delete(expired)
+        breakdown = ", ".join(f"{action} {counts[action]}" for action in sorted(counts))
+        audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
+                     summary=f"retention: deleted {deleted} decision records older than {older_than_days} days "
+                             f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")
+    return counts

@@ -145,7 +145,7 @@ class CheckInAdmin(admin.ModelAdmin):
     @admin.display(description="snapshot")
     def snapshot_image(self, obj: CheckIn) -> str:
         if not obj.snapshot:
-            return "— (snapshots are off)"
+            return "— (snapshots are off, or this one expired: MASKNET_RETENTION_SNAPSHOT_DAYS)"
         data = base64.b64encode(bytes(obj.snapshot)).decode()
         return format_html('<img src="data:image/jpeg;base64,{}" width="160" height="160" alt="face at check-in">',
                            data)

@@ -1,4 +1,5 @@
-"""Every write of the recognition app: kiosks (create, pair, revoke, update) and check-ins.
+"""Every write of the recognition app: kiosks (create, pair, revoke, update), check-ins and
+retention (the daily purge of expired snapshots and decision records).
 
 Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Every decision a kiosk
 makes (accepted, rejected as unknown, rejected for quality) is written to the audit log with
@@ -18,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
 
@@ -249,3 +250,85 @@ def checkin_reject_record(*, kiosk: Kiosk, reason: str, frames: int, score: floa
     if detail:
         parts.append(detail)
     audit_record(actor=None, action=action, obj=kiosk, summary="; ".join(parts))
+
+
+# --------------------------------------------------------------------------------------------
+# retention
+
+
+def checkin_snapshots_purge(*, older_than_days: int, now: datetime | None = None, dry_run: bool = False) -> int:
+    """Remove the snapshot images (face crops) of check-ins made more than ``older_than_days``
+    days before ``now``; returns how many check-ins lost theirs (or would, with ``dry_run``).
+    ``0`` keeps them forever.
+
+    The check-ins themselves (the attendance record) stay. Snapshots live in the check-in row
+    (``CheckIn.snapshot``), not in files, so clearing the column deletes them. When anything is
+    removed a ``purge`` audit record says how many, in the same transaction.
+    """
+    if older_than_days < 0:
+        raise ValueError("older_than_days must be 0 (keep forever) or more")
+    if older_than_days == 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    expired = CheckIn.objects.filter(at__lt=cutoff, snapshot__isnull=False)
+    with transaction.atomic():
+        if dry_run:
+            return expired.count()
+        cleared = expired.update(snapshot=None)
+        if cleared:
+            audit_record(actor=None, action=Action.PURGE, object_type="recognition.checkin",
+                         summary=f"retention: removed the snapshot images of {cleared} check-ins older than "
+                                 f"{older_than_days} days (the check-ins stay)")
+    return cleared
+
+
+@dataclass(frozen=True)
+class RetentionOutcome:
+    """What :func:`retention_purge` did (or would do, ``dry_run``): counts only.
+
+    ``snapshot_days``/``decision_days``: the periods applied (0 = kept forever); ``snapshots``:
+    check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action.
+    """
+
+    snapshot_days: int
+    decision_days: int
+    snapshots: int
+    decisions: dict[str, int]
+    dry_run: bool
+
+    @property
+    def decisions_total(self) -> int:
+        """Decision records deleted, all actions together."""
+        return sum(self.decisions.values())
+
+    def as_dict(self) -> dict:
+        """JSON-safe view (the Celery task's result)."""
+        return {"snapshot_days": self.snapshot_days, "decision_days": self.decision_days,
+                "snapshots": self.snapshots, "decisions": dict(self.decisions),
+                "decisions_total": self.decisions_total, "dry_run": self.dry_run}
+
+
+def _retention_days(name: str) -> int:
+    days = int(getattr(settings, name))
+    if days < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 (keep forever) or a number of days")
+    return days
+
+
+def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> RetentionOutcome:
+    """Apply the retention settings once: snapshot images of check-ins older than
+    ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
+    decisions and API identify/verify) older than ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
+    0 keeps them forever. Each purge that deletes anything is itself audited with its counts.
+    Run daily by Celery beat (``recognition.purge_expired``) or ``manage.py purge_expired``.
+    """
+    now = now or timezone.now()
+    snapshot_days = _retention_days("MASKNET_RETENTION_SNAPSHOT_DAYS")
+    decision_days = _retention_days("MASKNET_RETENTION_DECISION_DAYS")
+    snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
+    decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
+    outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
+                               decisions=decisions, dry_run=dry_run)
+    if not dry_run and (snapshots or decisions):
+        log.info("retention purge: %s snapshot images, %s decision records", snapshots, outcome.decisions_total)
+    return outcome

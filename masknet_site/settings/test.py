@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import DATABASES, LOGGING, env
 
 SECRET_KEY = "test-only-masknet-key"
 DEBUG = False
@@ -18,5 +18,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {
         "NAME": env("MASKNET_TEST_SQLITE") or str(Path(tempfile.mkdtemp(prefix="masknet-test-db-")) / "test.sqlite3")}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
-LOGGING = {"version": 1, "disable_existing_loggers": False,
+LOGGING = {"version": 1, "disable_existing_loggers": False, "loggers": LOGGING["loggers"],
            "root": {"level": env("LOG_LEVEL", "WARNING")}}

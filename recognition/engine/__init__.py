@@ -52,17 +52,20 @@ class Face:
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
     of a face mask. ``embedding``: L2-normalised float32 vector (``engine.dim``), or
     ``None`` if not computed.
+
+    Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
+    an error message must not carry biometric data.
     """
 
     box: tuple[float, float, float, float]
     score: float
-    keypoints: np.ndarray
-    landmarks: np.ndarray | None
-    aligned: np.ndarray
-    align_matrix: np.ndarray
+    keypoints: np.ndarray = dataclasses.field(repr=False)
+    landmarks: np.ndarray | None = dataclasses.field(repr=False)
+    aligned: np.ndarray = dataclasses.field(repr=False)
+    align_matrix: np.ndarray = dataclasses.field(repr=False)
     quality: Quality
     masked_prob: float
-    embedding: np.ndarray | None
+    embedding: np.ndarray | None = dataclasses.field(repr=False)
     masked: bool
 
     @property

@@ -1,0 +1,29 @@
+"""``manage.py purge_expired [--dry-run]``: apply the retention settings now (for cron, or the
+embedded mode without Celery beat)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from recognition import services
+
+
+class Command(BaseCommand):
+    help = ("Delete check-in snapshot images older than MASKNET_RETENTION_SNAPSHOT_DAYS and recognition decision "
+            "records older than MASKNET_RETENTION_DECISION_DAYS (0 = keep forever). The check-ins stay.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
+
+    def handle(self, *args, **opts) -> None:
+        outcome = services.retention_purge(dry_run=opts["dry_run"])
+        verb = "would delete" if outcome.dry_run else "deleted"
+
+        def period(days: int) -> str:
+            return f"older than {days} days" if days else "kept forever (0)"
+
+        self.stdout.write(f"snapshots ({period(outcome.snapshot_days)}): {verb} the images of "
+                          f"{outcome.snapshots} check-ins")
+        detail = ", ".join(f"{action} {n}" for action, n in sorted(outcome.decisions.items()))
+        self.stdout.write(f"decision records ({period(outcome.decision_days)}): {verb} {outcome.decisions_total}"
+                          + (f" ({detail})" if detail else ""))

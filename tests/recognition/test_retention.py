@@ -1,0 +1,225 @@
+"""Retention (issue 7): expired check-in snapshots and recognition decision records are purged by
+a daily Celery beat task (or ``manage.py purge_expired``); the purge is itself audited with
+counts only; 0 keeps forever; check-ins and administrative audit records are never purged."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import DECISION_ACTIONS, AppendOnlyError, AuditEvent
+from audit.services import audit_record
+from enrollment import services as enrollment
+from recognition import services
+from recognition.models import CheckIn
+from recognition.tasks import purge_expired_task
+
+pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4   # stands in for a face crop
+NOW = timezone.now()
+
+
+@pytest.fixture
+def world(settings):
+    """A person, a kiosk, snapshots on, retention 30 / 365 days."""
+    settings.MASKNET_CHECKIN_SNAPSHOTS = True
+    settings.MASKNET_RETENTION_SNAPSHOT_DAYS = 30
+    settings.MASKNET_RETENTION_DECISION_DAYS = 365
+    person = enrollment.person_create(actor=None, full_name="Eileen Collins", staff_id="E-1")
+    kiosk, _code = services.kiosk_create(actor=None, name="Front door")
+    return person, kiosk
+
+
+def at(monkeypatch, when, fn, /, **kwargs):
+    """Run ``fn(**kwargs)`` with the clock at ``when`` (audit rows take their time from the clock)."""
+    with monkeypatch.context() as m:
+        m.setattr(timezone, "now", lambda: when)
+        return fn(**kwargs)
+
+
+def checkin(monkeypatch, person, kiosk, days_ago: float, snapshot: bytes | None = JPEG) -> CheckIn:
+    when = NOW - timedelta(days=days_ago)
+    outcome = at(monkeypatch, when, services.checkin_record, person_id=person.pk, kiosk=kiosk, score=0.8,
+                 threshold=0.5, masked=True, frames=4, index_version=1, snapshot=snapshot, at=when)
+    assert outcome.created
+    return outcome.checkin
+
+
+def decisions(monkeypatch, person, kiosk, days_ago: float) -> None:
+    """One record of every decision action, ``days_ago`` days ago."""
+    when = NOW - timedelta(days=days_ago)
+    at(monkeypatch, when, services.checkin_record, person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.5,
+       masked=False, frames=3, index_version=1, at=when)
+    at(monkeypatch, when, services.checkin_reject_record, kiosk=kiosk, reason="unknown", frames=3, score=0.2,
+       threshold=0.5)
+    at(monkeypatch, when, services.checkin_reject_record, kiosk=kiosk, reason="quality", frames=8, detail="blurry")
+    for action in ("api_identify", "api_verify"):
+        at(monkeypatch, when, audit_record, actor=None, action=action, obj=person, summary=f"{action}: 1 face")
+
+
+def snapshot_in_db(pk: int) -> bytes | None:
+    """The stored column itself, read past the ORM."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT snapshot FROM recognition_checkin WHERE id = %s", [pk])
+        value = cursor.fetchone()[0]
+    return None if value is None else bytes(value)
+
+
+def purge_records() -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).order_by("id"))
+
+
+def test_expired_snapshots_are_removed_and_the_checkins_stay(world, monkeypatch):
+    person, kiosk = world
+    old = checkin(monkeypatch, person, kiosk, days_ago=31)
+    older_without = checkin(monkeypatch, person, kiosk, days_ago=40, snapshot=None)
+    recent = checkin(monkeypatch, person, kiosk, days_ago=29)
+    assert snapshot_in_db(old.pk) == JPEG
+
+    outcome = services.retention_purge(now=NOW)
+
+    assert outcome.snapshots == 1 and outcome.snapshot_days == 30
+    assert snapshot_in_db(old.pk) is None and snapshot_in_db(older_without.pk) is None
+    assert snapshot_in_db(recent.pk) == JPEG
+    # the attendance record itself is kept, facts intact
+    assert CheckIn.objects.count() == 3
+    kept = CheckIn.objects.get(pk=old.pk)
+    assert kept.person_id == person.pk and kept.score == pytest.approx(0.8) and kept.masked
+    [record] = purge_records()
+    assert record.actor == "system" and record.object_type == "recognition.checkin"
+    assert "snapshot images of 1 check-ins older than 30 days" in record.summary
+    assert "Eileen" not in record.summary and "E-1" not in record.summary
+
+
+def test_expired_decision_records_are_deleted_and_the_purge_is_audited(world, monkeypatch):
+    person, kiosk = world
+    decisions(monkeypatch, person, kiosk, days_ago=400)
+    decisions(monkeypatch, person, kiosk, days_ago=10)
+    at(monkeypatch, NOW - timedelta(days=900), enrollment.person_update, person=person, actor=None,
+       department="Flight")   # an administrative record, far older than any retention
+    old_ids = set(AuditEvent.objects.filter(at__lt=NOW - timedelta(days=365)).values_list("id", flat=True))
+    assert len(old_ids) == 6   # five decisions and the update
+
+    outcome = services.retention_purge(now=NOW)
+
+    assert outcome.decisions == {action: 1 for action in DECISION_ACTIONS} and outcome.decisions_total == 5
+    left = AuditEvent.objects.filter(id__in=old_ids)
+    assert list(left.values_list("action", flat=True)) == ["update"]
+    # the recent decisions and every administrative record stay
+    assert sorted(AuditEvent.objects.filter(action__in=DECISION_ACTIONS).values_list("action", flat=True)) == sorted(
+        DECISION_ACTIONS)
+    assert AuditEvent.objects.filter(action="create", object_type="enrollment.person").exists()
+    [record] = purge_records()
+    assert record.object_type == "audit.auditevent" and record.actor == "system"
+    assert record.summary.startswith("retention: deleted 5 decision records older than 365 days")
+    for action in DECISION_ACTIONS:
+        assert f"{action} 1" in record.summary
+    assert "Eileen" not in record.summary and f"#{person.pk}" not in record.summary
+
+    # nothing more is due: a second run deletes nothing and adds no record
+    again = services.retention_purge(now=NOW)
+    assert again.decisions_total == 0 and again.snapshots == 0 and len(purge_records()) == 1
+
+
+def test_the_purge_is_the_only_exception_to_append_only(world, monkeypatch):
+    person, kiosk = world
+    decisions(monkeypatch, person, kiosk, days_ago=10)
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(action__in=DECISION_ACTIONS).delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(action=AuditEvent.Action.CHECKIN_ACCEPTED).first().delete()
+    services.retention_purge(now=NOW + timedelta(days=366))
+    assert not AuditEvent.objects.filter(action__in=DECISION_ACTIONS).exists()
+    [record] = purge_records()
+    with pytest.raises(AppendOnlyError):
+        record.delete()   # the purge's own record is an ordinary, undeletable row
+
+
+def test_zero_keeps_forever(world, monkeypatch, settings):
+    person, kiosk = world
+    settings.MASKNET_RETENTION_SNAPSHOT_DAYS = 0
+    settings.MASKNET_RETENTION_DECISION_DAYS = 0
+    old = checkin(monkeypatch, person, kiosk, days_ago=3000)
+    decisions(monkeypatch, person, kiosk, days_ago=3000)
+    before = AuditEvent.objects.count()
+
+    outcome = services.retention_purge(now=NOW)
+
+    assert (outcome.snapshots, outcome.decisions_total) == (0, 0)
+    assert (outcome.snapshot_days, outcome.decision_days) == (0, 0)
+    assert snapshot_in_db(old.pk) == JPEG and AuditEvent.objects.count() == before and not purge_records()
+
+
+def test_one_period_can_be_forever_while_the_other_applies(world, monkeypatch, settings):
+    person, kiosk = world
+    settings.MASKNET_RETENTION_DECISION_DAYS = 0
+    old = checkin(monkeypatch, person, kiosk, days_ago=400)
+    outcome = services.retention_purge(now=NOW)
+    assert outcome.snapshots == 1 and outcome.decisions_total == 0
+    assert snapshot_in_db(old.pk) is None
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECKIN_ACCEPTED).count() == 1
+
+
+def test_negative_periods_are_refused(world, settings):
+    settings.MASKNET_RETENTION_SNAPSHOT_DAYS = -1
+    with pytest.raises(ImproperlyConfigured, match="MASKNET_RETENTION_SNAPSHOT_DAYS"):
+        services.retention_purge()
+
+
+def test_the_command_has_a_dry_run(world, monkeypatch):
+    person, kiosk = world
+    old = checkin(monkeypatch, person, kiosk, days_ago=31)
+    decisions(monkeypatch, person, kiosk, days_ago=366)
+    count = AuditEvent.objects.count()
+    out = io.StringIO()
+    call_command("purge_expired", "--dry-run", stdout=out)
+    text = out.getvalue()
+    assert "would delete the images of 1 check-ins" in text and "would delete 5" in text
+    assert "checkin_accepted 2" not in text and "checkin_accepted 1" in text
+    assert snapshot_in_db(old.pk) == JPEG and AuditEvent.objects.count() == count and not purge_records()
+
+    out = io.StringIO()
+    call_command("purge_expired", stdout=out)
+    assert "deleted the images of 1 check-ins" in out.getvalue() and "deleted 5" in out.getvalue()
+    assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2
+
+
+def test_beat_schedules_the_task_daily():
+    from celery.schedules import crontab
+
+    from masknet_site.celery import app
+
+    app.loader.import_default_modules()
+    entries = {name: e for name, e in app.conf.beat_schedule.items() if e["task"] == "recognition.purge_expired"}
+    assert len(entries) == 1, app.conf.beat_schedule
+    [entry] = entries.values()
+    # the worker's app knows the task by that name (the name beat sends) and it is this task
+    assert purge_expired_task.name == "recognition.purge_expired"
+    assert app.tasks["recognition.purge_expired"].__module__ == "recognition.tasks"
+    schedule = entry["schedule"]
+    assert isinstance(schedule, crontab)
+    # once a day: a single hour and minute, every day of the week, month and year
+    assert len(schedule.hour) == 1 and len(schedule.minute) == 1
+    assert len(schedule.day_of_week) == 7 and len(schedule.day_of_month) == 31 and len(schedule.month_of_year) == 12
+
+
+def test_the_task_runs_through_celery(world, monkeypatch):
+    person, kiosk = world
+    old = checkin(monkeypatch, person, kiosk, days_ago=45)
+    decisions(monkeypatch, person, kiosk, days_ago=500)
+
+    result = purge_expired_task.apply()   # Celery's eager execution: the task's real code path
+
+    assert result.successful(), result.traceback
+    summary = result.get()
+    assert summary == {"snapshot_days": 30, "decision_days": 365, "snapshots": 1,
+                       "decisions": {action: 1 for action in DECISION_ACTIONS}, "decisions_total": 5,
+                       "dry_run": False}
+    assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2
