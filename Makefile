@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run worker test browser lint bench clean-models
+.PHONY: setup run worker beat test browser lint bench clean-models
 
 # idempotent: reinstalls packages only when a requirements file changed; install_models
 # returns at once when the converted models are up to date
@@ -34,6 +34,13 @@ worker: setup
 	@test -n "$$REDIS_URL" || { echo "set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run Celery workers"; exit 1; }
 	$(VENV)/bin/celery -A masknet_site worker --loglevel INFO --concurrency 1
 
+# the Celery beat scheduler (one per cluster, needs REDIS_URL): the daily retention purge
+# (recognition.purge_expired). Without Celery, run `manage.py purge_expired` from cron instead.
+beat: setup
+	@test -n "$$REDIS_URL" || { echo "set REDIS_URL to run Celery beat (or run manage.py purge_expired from cron)"; exit 1; }
+	@mkdir -p var
+	$(VENV)/bin/celery -A masknet_site beat --loglevel INFO --schedule var/celerybeat-schedule
+
 test: setup browser
 	$(PY) -m pytest
 
@@ -52,10 +59,14 @@ bench-speed: setup
 	$(PY) bench/kiosk.py $(KIOSK_ARGS)
 	$(PY) bench/latest.py
 
-# the kiosk load with an extra 2-minute 8-kiosk run (server RSS must stay flat)
+# the kiosk load with an extra 2-minute 8-kiosk run (server RSS must stay flat), then the consumer
+# fuzz with 10,000 hostile messages instead of CI's 300 (prints its time and heap figures)
+# and the load test of issue 7 at full size: 20 kiosks for 60 s (CI: 20 s) on Daphne + Redis + PostgreSQL
 soak: setup
 	$(PY) bench/kiosk.py --soak 120 $(KIOSK_ARGS)
 	$(PY) bench/latest.py
+	MASKNET_FUZZ_MESSAGES=10000 $(PY) -m pytest -s -q tests/recognition/test_consumer_fuzz.py
+	MASKNET_LOAD_KIOSKS=20 MASKNET_LOAD_SECONDS=60 $(PY) -m pytest -q -m reliability tests/reliability/test_load.py
 
 # accuracy figures for docs/accuracy.md (needs ../shared/data; installs the dlib baseline)
 bench: setup

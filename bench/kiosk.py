@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,25 +34,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
+from live import free_port, rss_mb, warm_server  # noqa: E402
+from live import start_daphne as start_daphne_env  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TICK_S = 0.1  # 10 frames/s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 def site_env(tmp: Path) -> dict[str, str]:
@@ -179,7 +164,7 @@ def run_level(port: int, tokens: list[str], frames: list[bytes], seconds: float,
     """``len(tokens)`` kiosks for ``seconds``; ``greedy`` kiosks send every tick without waiting for
     answers (not what the page does: it shows that the server drops stale frames instead of queueing)."""
     url, origin = f"ws://127.0.0.1:{port}/ws/kiosk/", f"http://127.0.0.1:{port}"
-    rss_start = _rss_mb(pid)
+    rss_start = rss_mb(pid)
     load_start = os.getloadavg()[0]
     until = time.perf_counter() + seconds
     # kiosk i shows one enrolled person (their 3 frames in turn), as a real kiosk mostly does
@@ -200,7 +185,7 @@ def run_level(port: int, tokens: list[str], frames: list[bytes], seconds: float,
             "answered": answered, "answered_per_s": round(answered / wall, 2), "sent": sum(k.sent for k in ks),
             "skipped_in_flight": sum(k.skipped for k in ks), "dropped_stale": sum(k.dropped for k in ks),
             "errors": sum(k.errors for k in ks), "states": _merge([k.states for k in ks]),
-            "failures": [k.failure for k in ks if k.failure], "rss_mb_start": rss_start, "rss_mb_end": _rss_mb(pid),
+            "failures": [k.failure for k in ks if k.failure], "rss_mb_start": rss_start, "rss_mb_end": rss_mb(pid),
             "load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2)}
 
 
@@ -212,45 +197,9 @@ def _merge(dicts: list[dict]) -> dict:
     return out
 
 
-def warm_server(port: int, token: str, frames: list[bytes], frames_needed: int = 5) -> float:
-    """Open a kiosk and send frames one at a time until ``frames_needed`` results came back (the
-    server loads the models and the index on the first connection); returns the seconds to the
-    first result."""
-    import websocket
-
-    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/kiosk/", origin=f"http://127.0.0.1:{port}",
-                                     cookie=f"masknet_kiosk={token}", timeout=180)
-    t0 = time.perf_counter()
-    first = None
-    try:
-        ws.recv()  # hello
-        for i in range(frames_needed):
-            ws.send_binary(frames[i % len(frames)])
-            while json.loads(ws.recv()).get("type") != "result":
-                pass
-            first = first if first is not None else time.perf_counter() - t0
-    finally:
-        ws.close()
-    return round(first or 0.0, 2)
-
-
 def start_daphne(tmp: Path, port: int) -> subprocess.Popen:
-    """Daphne serving the site on loopback; returns once the port accepts connections."""
-    daphne = Path(sys.executable).with_name("daphne")
-    log = open(tmp / "daphne.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([str(daphne), "-b", "127.0.0.1", "-p", str(port), "masknet_site.asgi:application"],
-                            cwd=REPO, env=site_env(tmp), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited: {(tmp / 'daphne.log').read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("daphne did not start")
+    """Daphne serving the temporary site on loopback; returns once the port accepts connections."""
+    return start_daphne_env(port, site_env(tmp), tmp / "daphne.log", timeout=60)
 
 
 def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0) -> dict:
@@ -258,14 +207,14 @@ def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0) -> 
     with tempfile.TemporaryDirectory(prefix="masknet-bench-") as d:
         tmp = Path(d)
         site = prepare_site(tmp, max(levels))
-        port = _free_port()
+        port = free_port()
         proc = start_daphne(tmp, port)
         try:
             doc = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    "frames": len(site["frames"]), "fps_per_kiosk": 1 / TICK_S, "enrollment": site["enrollment"],
                    "server_workers": int(os.environ.get("MASKNET_KIOSK_WORKERS", "2")), "levels": {}}
             doc["first_answer_s"] = warm_server(port, site["tokens"][0], site["frames"])
-            doc["rss_mb_after_warmup"] = _rss_mb(proc.pid)
+            doc["rss_mb_after_warmup"] = rss_mb(proc.pid)
             for n in levels:
                 doc["levels"][str(n)] = run_level(port, site["tokens"][:n], site["frames"], seconds, proc.pid)
             if greedy:

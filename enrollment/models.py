@@ -218,8 +218,11 @@ class TrainingRunQuerySet(models.QuerySet):
         """Runs in progress (or killed without a chance to say so: see :meth:`alive`)."""
         return self.filter(state=TrainingRun.State.RUNNING)
 
-    def alive(self, stale_after: timedelta = timedelta(minutes=2)) -> TrainingRunQuerySet:
-        """Running runs whose heartbeat is recent (a killed worker stops beating)."""
+    def alive(self, stale_after: timedelta | None = None) -> TrainingRunQuerySet:
+        """Running runs whose heartbeat is recent (a killed worker stops beating); ``stale_after``
+        defaults to ``MASKNET_REBUILD_STALE_S``."""
+        if stale_after is None:
+            stale_after = timedelta(seconds=settings.MASKNET_REBUILD_STALE_S)
         return self.running().filter(heartbeat_at__gte=timezone.now() - stale_after)
 
 

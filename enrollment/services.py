@@ -11,6 +11,7 @@ import io
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,7 +55,6 @@ REFUSALS = {
     "duplicate": "This photo is already enrolled for this person.",
 }
 _MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
-STALE_RUN = timedelta(minutes=2)  # a running rebuild that has not beaten for this long was killed
 BUSY_RETRY_S = 10
 
 
@@ -205,8 +205,14 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     if _sniff(data) is None:
         return _refusal("file_type")
     try:
-        width, height = Image.open(io.BytesIO(data)).size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        with warnings.catch_warnings():
+            # Pillow warns above 89 Mpx and raises DecompressionBombError (not an OSError) above
+            # 179 Mpx while reading the header; both are answered by the pixel limit below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            width, height = Image.open(io.BytesIO(data)).size
+    except Image.DecompressionBombError:
+        return _refusal("too_large")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return _refusal("unreadable")
     if width * height > settings.MASKNET_MAX_PIXELS:
         return _refusal("too_large", width=width, height=height)
@@ -355,19 +361,30 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     return run
 
 
+def stale_after() -> timedelta:
+    """A running rebuild whose heartbeat is older than this was killed (``MASKNET_REBUILD_STALE_S``)."""
+    return timedelta(seconds=settings.MASKNET_REBUILD_STALE_S)
+
+
 def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     now = timezone.now()
+    stale = stale_after()
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state in (TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED):
             return None
-        if run.state == TrainingRun.State.RUNNING and run.heartbeat_at and now - run.heartbeat_at < STALE_RUN:
-            return None  # a duplicate message for a run in progress
+        if run.state == TrainingRun.State.RUNNING and run.heartbeat_at and now - run.heartbeat_at < stale:
+            # Another copy of this run's message: a duplicate while it runs, or the message of a
+            # worker that died moments ago, delivered again (acks_late, reject_on_worker_lost,
+            # the broker's visibility timeout). Wait: when the run has finished this copy does
+            # nothing; when its heartbeat has gone stale, this copy takes the run over.
+            wait = (run.heartbeat_at + stale - now).total_seconds() + 1.0
+            raise RebuildBusy(run.pk, retry_after=max(1.0, min(wait, stale.total_seconds())))
         debounce = timedelta(seconds=settings.MASKNET_REBUILD_DEBOUNCE_S)
         if (run.state == TrainingRun.State.QUEUED and not force
                 and run.requested_at + debounce - timedelta(seconds=0.5) > now):
             return None  # more changes came in: the message queued with the last one starts it
-        if TrainingRun.objects.alive(STALE_RUN).exclude(pk=run.pk).exists():
+        if TrainingRun.objects.alive(stale).exclude(pk=run.pk).exists():
             raise RebuildBusy(run.pk)
         TrainingRun.objects.running().exclude(pk=run.pk).update(
             state=TrainingRun.State.FAILED, finished_at=now, message="interrupted",
@@ -566,7 +583,8 @@ def _activate(version: IndexVersion) -> None:
 
 def _index_prune() -> None:
     """Keep the active version and ``MASKNET_INDEX_KEEP`` older ones; delete the rest (files after
-    commit), and index files no row refers to (left by killed runs) once they are an hour old."""
+    commit), and index files no row refers to (left by killed runs) once they are an hour old,
+    temporary files of :meth:`Index.save` included (a process killed while writing one)."""
     old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
     names = [v.path for v in old]
     IndexVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
@@ -574,7 +592,8 @@ def _index_prune() -> None:
     folder = Path(settings.MASKNET_INDEX_DIR)
     cutoff = time.time() - 3600
     if folder.is_dir():
-        names += [p.name for p in folder.glob("index-*.npz") if p.name not in known and p.stat().st_mtime < cutoff]
+        names += [p.name for pattern in ("index-*.npz", "*.tmp") for p in folder.glob(pattern)
+                  if p.name not in known and p.stat().st_mtime < cutoff]
     transaction.on_commit(lambda: _delete_index_files(names))
 
 

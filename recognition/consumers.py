@@ -30,7 +30,7 @@ Answers (JSON text messages)::
     {"type": "revoked"}
 
 ``unavailable``: the server cannot reach its database for now (a frame that needs it is answered
-with this; a socket opened meanwhile gets it and is closed with 1013, "try again later"). Nothing
+with this; a socket opened meanwhile gets it and is closed with 4013, "try again later"). Nothing
 is lost: the vote that would have been recorded is taken again from the next frames, and service
 resumes by itself when the database answers again.
 """
@@ -71,9 +71,11 @@ KIOSK_COOKIE = "masknet_kiosk"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REVOKED = 4403
 LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)
-VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote
+VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote...
+VOTE_GAP_INTERVALS = 3.0    # ...unless the server itself is that slow: then 3 analysis intervals
+VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
 QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
-CLOSE_TRY_AGAIN = 1013      # WebSocket "try again later": the database is unreachable
+CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
@@ -226,6 +228,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
                             min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED, max_gap_s=VOTE_MAX_GAP_S)
         self._outcome: _Outcome | None = None
+        self._analysed_at: float | None = None
+        self._interval = 0.15      # smoothed seconds between analysed frames (see _adapt_vote_gap)
         self._last_face_at = 0.0
         self._quality_reasons: Counter[str] = Counter()
         self._quality_audited = False
@@ -322,11 +326,24 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if analysis.error:
             await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
             return
-        reply = await self._interpret(analysis, time.monotonic())
+        now = time.monotonic()
+        self._adapt_vote_gap(now)
+        reply = await self._interpret(analysis, now)
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
         await self._send(reply)
 
     # -------------------------------------------------------------------------- deciding
+
+    def _adapt_vote_gap(self, now: float) -> None:
+        """Under load (many kiosks on few cores) answers come slower than VOTE_MAX_GAP_S apart; the
+        vote must then measure gaps in analysed frames, not seconds, or nobody is ever checked in."""
+        # the limit comes from the intervals *before* this frame: one long pause in a fast stream
+        # (somebody else may be standing there now) still restarts the vote
+        self._voter.max_gap_s = min(max(VOTE_MAX_GAP_S, VOTE_GAP_INTERVALS * self._interval), VOTE_MAX_GAP_CAP_S)
+        if self._analysed_at is not None:
+            step = min(now - self._analysed_at, VOTE_MAX_GAP_CAP_S)
+            self._interval = 0.7 * self._interval + 0.3 * step
+        self._analysed_at = now
 
     async def _interpret(self, a: FrameAnalysis, now: float) -> dict:
         """Turn one analysis into the page's state, voting and recording as needed."""

@@ -14,6 +14,7 @@ from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import InterfaceError, OperationalError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -76,8 +77,15 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def kiosk_status(request: HttpRequest) -> JsonResponse:
-    """Whether this device is (still) a paired kiosk: the page asks after its socket is refused."""
-    kiosk = _device_kiosk(request)
+    """Whether this device is (still) a paired kiosk: the page asks after its socket is refused.
+
+    While the database is unreachable: 503 (the page keeps reconnecting, like for any answer
+    but 401/403), not a server error for every kiosk's every attempt.
+    """
+    try:
+        kiosk = _device_kiosk(request)
+    except (OperationalError, InterfaceError):
+        return JsonResponse({"paired": None, "error": "unavailable"}, status=503)
     if kiosk is None:
         return JsonResponse({"paired": False}, status=401)
     return JsonResponse({"paired": True, "kiosk": kiosk.name})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,3 +40,31 @@ def test_production_refuses_to_start_without_its_secrets(missing):
     assert proc.returncode != 0
     assert missing in proc.stderr
 
+
+
+@pytest.mark.reliability
+def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
+    """With ``REDIS_URL``: a kiosk socket's idle wait for channel messages (channels_redis's
+    5-second blocking pop) must not hit redis-py's socket read timeout (5 s by default since
+    redis-py 8: every idle socket's consumer died); a task of a lost worker goes back to the
+    queue, and one of a killed worker is delivered again after MASKNET_TASK_REDELIVERY_S,
+    longer than any task countdown (MASKNET_REBUILD_STALE_S bounds the rebuild's retries)."""
+    code = (
+        "import json\n"
+        "from channels_redis.core import RedisChannelLayer\n"
+        "from django.conf import settings as s\n"
+        "host = s.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]\n"
+        "print(json.dumps({'socket_timeout': host['socket_timeout'], 'brpop': RedisChannelLayer.brpop_timeout,\n"
+        "  'reject': s.CELERY_TASK_REJECT_ON_WORKER_LOST, 'acks_late': s.CELERY_TASK_ACKS_LATE,\n"
+        "  'visibility': s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'],\n"
+        "  'stale': s.MASKNET_REBUILD_STALE_S, 'debounce': s.MASKNET_REBUILD_DEBOUNCE_S}))\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "MASKNET_"))}
+    proc = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + code], cwd=REPO,
+                          env={**base, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.dev",
+                               "REDIS_URL": "redis://127.0.0.1:6379/0"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert facts["socket_timeout"] > facts["brpop"]
+    assert facts["reject"] and facts["acks_late"]
+    assert facts["visibility"] > max(facts["stale"], facts["debounce"], 30)   # 30: the tasks' longest retry

@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from celery.schedules import crontab
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -136,6 +140,9 @@ MASKNET_MAX_PHOTO_BYTES = int(env("MASKNET_MAX_PHOTO_BYTES", str(8 * 1024 * 1024
 # index versions kept for rollback (older ones and their files are deleted).
 MASKNET_REBUILD_DEBOUNCE_S = float(env("MASKNET_REBUILD_DEBOUNCE_S", "3"))
 MASKNET_INDEX_KEEP = int(env("MASKNET_INDEX_KEEP", "2"))
+# A running rebuild whose heartbeat (written at least twice a second while it works) is older than
+# this was killed: the next rebuild, or its own task delivered again, takes the run over.
+MASKNET_REBUILD_STALE_S = float(env("MASKNET_REBUILD_STALE_S", "120"))
 
 # Kiosks and check-ins (recognition app; see docs/kiosk.md).
 # Cooldown: "day" = one check-in per person per calendar day (TIME_ZONE) per site; a number N =
@@ -143,6 +150,12 @@ MASKNET_INDEX_KEEP = int(env("MASKNET_INDEX_KEEP", "2"))
 MASKNET_CHECKIN_COOLDOWN = env("MASKNET_CHECKIN_COOLDOWN", "day")
 # Keep the aligned face crop (JPEG) of each check-in; off by default (biometric data).
 MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
+# Retention (docs/security.md): check-in snapshot images, and recognition decision records (audit rows
+# of kiosk decisions and API identify/verify), older than this many days are deleted by the daily
+# purge (Celery beat below, or `manage.py purge_expired` from cron); 0 = keep forever. Check-ins
+# themselves (attendance) and administrative audit records are kept.
+MASKNET_RETENTION_SNAPSHOT_DAYS = int(env("MASKNET_RETENTION_SNAPSHOT_DAYS", "30"))
+MASKNET_RETENTION_DECISION_DAYS = int(env("MASKNET_RETENTION_DECISION_DAYS", "365"))
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = int(env("MASKNET_KIOSK_WORKERS", "2"))
 MASKNET_KIOSK_MAX_FRAME_PIXELS = int(env("MASKNET_KIOSK_MAX_FRAME_PIXELS", str(1920 * 1080)))
@@ -160,13 +173,28 @@ MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
+
+def redis_channel_hosts(url: str) -> list[dict]:
+    """The channel layer's connection settings for a Redis URL.
+
+    channels_redis waits for messages with a 5-second BZPOPMIN; redis-py 8 gives every socket a
+    5-second read timeout by default, so an idle socket's wait would end in TimeoutError and kill
+    the kiosk's consumer (every ~5 s): reads may take 15 s, not forever (a Redis that vanished
+    without closing the connection is noticed). A connection that a restarted Redis closed is
+    noticed on its next use and retried on a fresh one (3 times, backing off) instead of failing
+    that kiosk's socket (tests/reliability/test_redis_layer.py).
+    """
+    return [{"address": url, "socket_timeout": 15, "socket_connect_timeout": 5,
+             "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), 3)}]
+
+
 # Redis (broker, results, channel layer) when REDIS_URL is set; embedded otherwise.
 REDIS_URL = env("REDIS_URL")
 # "celery": tasks go to the broker; "thread": a background thread of this process runs them.
 MASKNET_TASK_RUNNER = "celery" if REDIS_URL else "thread"
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+                                  "CONFIG": {"hosts": redis_channel_hosts(REDIS_URL)}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     # shared by every web node: login lockouts and API rate limits count across the cluster
@@ -176,18 +204,36 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
+# A task is acknowledged when it has finished, so a worker that dies mid-task leaves it in Redis:
+# a lost pool process puts it back at once (reject_on_worker_lost); a whole worker killed (SIGKILL,
+# machine lost) leaves it unacknowledged, and Redis delivers it again after MASKNET_TASK_REDELIVERY_S.
+# Copies are harmless: a rebuild's copy that finds the run still beating waits for it, and takes the
+# run over once its heartbeat is older than MASKNET_REBUILD_STALE_S (enrollment.services._run_claim).
+# Task countdowns (debounce, retries) stay below this delay.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-# a rebuild can be long: do not let Redis redeliver an unacknowledged one too early
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+MASKNET_TASK_REDELIVERY_S = int(env("MASKNET_TASK_REDELIVERY_S", "600"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MASKNET_TASK_REDELIVERY_S,
+                                   # look for abandoned tasks every few seconds, not every 100 s
+                                   "unacked_restore_interval": max(1, min(10, MASKNET_TASK_REDELIVERY_S // 4)),
+                                   "unacked_restore_throttle": 1}
 CELERY_TASK_SOFT_TIME_LIMIT = 3 * 3600
+# `celery -A masknet_site beat` (make beat; one per cluster): the retention purge, daily at 03:30 TIME_ZONE
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "purge-expired": {"task": "recognition.purge_expired", "schedule": crontab(hour=3, minute=30)},
+}
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # never SQL statements, even with DEBUG and LOG_LEVEL=DEBUG: their parameters hold face templates
+    # and snapshots (biometric data; tests/recognition/test_no_biometrics_in_logs.py)
+    "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
 # REST API (api app, /api/v1/): schema by drf-spectacular; per-token rate limits (docs/api.md).

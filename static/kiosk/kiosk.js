@@ -177,7 +177,8 @@
       return;
     }
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { attempt = 0; };
+    // the backoff resets only on "hello": a server that accepts and then closes at once (its
+    // database away: "unavailable") must not be hammered by instant reconnects
     ws.onmessage = (ev) => onMessage(ev.data);
     ws.onclose = (ev) => onClose(ev);
     ws.onerror = () => { /* onclose follows */ };
@@ -190,6 +191,7 @@
     switch (msg.type) {
       case "hello":
         helloSeen = true;
+        attempt = 0;
         delete stage.dataset.connection;
         if (cameraReady) render("searching", {}, true);
         break;

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -120,6 +122,24 @@ def test_old_versions_are_pruned(make_photo, settings):
     assert IndexVersion.objects.current() == runs[-1].index_version
 
 
+def test_files_left_by_killed_rebuilds_are_deleted_once_an_hour_old(make_photo, settings,
+                                                                    django_capture_on_commit_callbacks):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    folder = Path(settings.MASKNET_INDEX_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    # a process killed while writing (Index.save's temporary file) or before its row was committed
+    old_tmp, new_tmp, orphan = folder / "tmpkilled1.tmp", folder / "tmpwriting.tmp", folder / "index-000099-dead.npz"
+    for f in (old_tmp, new_tmp, orphan):
+        f.write_bytes(b"half-written")
+    for f in (old_tmp, orphan):
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = rebuild_now()
+    assert not old_tmp.exists() and not orphan.exists()
+    assert new_tmp.exists() and run.index_version.file.is_file()   # may still be being written: kept
+    new_tmp.unlink()
+
+
 @pytest.mark.parametrize("where", ["assemble", "save"])
 def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkeypatch, where):
     people_with_photos(make_photo, n_people=2)
@@ -156,6 +176,24 @@ def test_a_killed_run_is_taken_over(make_photo):
     run = rebuild_now()
     killed.refresh_from_db()
     assert run.state == "succeeded" and killed.state == "failed" and "interrupted" in killed.message
+
+
+def test_a_copy_of_a_running_run_waits_then_takes_it_over_once_it_stops_beating(make_photo, settings):
+    """The task of a worker that died is delivered again (reject_on_worker_lost, the broker's
+    visibility timeout), maybe while the run's heartbeat still looks fresh: that copy must wait,
+    not be dropped as a duplicate, and take the run over once the heartbeat is stale."""
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk).update(state="running", started_at=now, heartbeat_at=now, attempts=1)
+    with pytest.raises(services.RebuildBusy) as busy:
+        services.index_rebuild(run_id=run.pk, force=True)
+    assert busy.value.run_id == run.pk and 1 <= busy.value.retry_after <= settings.MASKNET_REBUILD_STALE_S + 1
+    TrainingRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=now - timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 1))
+    again = services.index_rebuild(run_id=run.pk, force=True)
+    assert again.pk == run.pk and again.state == "succeeded" and again.attempts == 2
+    assert IndexVersion.objects.current() == again.index_version
 
 
 def test_a_live_run_makes_others_wait(make_photo):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from enrollment import services as enrollment
 from enrollment.models import IndexVersion
-from recognition import services
+from recognition import consumers, services
 from recognition.engine.index import Index
 from recognition.models import CheckIn
 
@@ -485,4 +485,35 @@ def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_sc
 
     connected, message, closed = run(scenario)
     assert connected and message["type"] == "error" and message["code"] == "unavailable"
-    assert closed == {"type": "websocket.close", "code": 1013}
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_TRY_AGAIN}
+    assert 3000 <= closed["code"] <= 4999     # Daphne refuses other codes than 1000 and 3000-4999
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("gaps, checked_in", [
+    ([2.0] * 6, True),                      # a slow server (many kiosks): every answer 2 s apart
+    ([0.15, 2.0, 0.15], False),             # a fast stream with one 2 s pause: the vote restarts
+])
+def test_the_vote_tolerates_a_slow_server_but_not_a_pause(engine_script, paired, person, monkeypatch, gaps,
+                                                          checked_in):
+    """The vote's gap rule (1.5 s between usable frames) stretches to three recent analysis
+    intervals, so kiosks still check people in when the server answers slowly under load."""
+    from types import SimpleNamespace
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(consumers, "time", SimpleNamespace(monotonic=lambda: clock["t"],
+                                                           perf_counter=__import__("time").perf_counter))
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        states = [(await ask(comm, f"face:{p}:0.9:u"))["state"]]
+        for gap in gaps:
+            clock["t"] += gap
+            states.append((await ask(comm, f"face:{p}:0.9:u"))["state"])
+        await comm.disconnect()
+        return states
+
+    states = run(scenario)
+    assert ("checked_in" in states) is checked_in, states
+    assert CheckIn.objects.count() == int(checked_in)

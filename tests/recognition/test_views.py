@@ -65,6 +65,22 @@ def test_a_browser_without_the_cookie_gets_an_explanation(client):
     assert client.get(reverse("kiosk-pair", kwargs={"code": "nope"})).status_code == 404
 
 
+def test_kiosk_status_says_unavailable_while_the_database_is_down(client, paired, monkeypatch):
+    """The page asks /kiosk/status after a socket closed before its hello (e.g. the consumer's
+    "unavailable" close): a database outage is a 503 (keep reconnecting), not a server error."""
+    from django.db import OperationalError
+
+    def down(self, token):
+        raise OperationalError("connection refused")
+
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    monkeypatch.setattr(type(Kiosk.objects), "for_device_token", down)
+    response = client.get(reverse("kiosk-status"))
+    assert response.status_code == 503 and response.json() == {"paired": None, "error": "unavailable"}
+    monkeypatch.undo()
+    assert client.get(reverse("kiosk-status")).json()["paired"] is True
+
+
 def test_the_kiosk_cookie_is_no_staff_login(client, paired):
     client.cookies[consumers.KIOSK_COOKIE] = paired[1]
     assert client.get(reverse("attendance-day")).status_code == 302   # to the admin login

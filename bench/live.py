@@ -1,0 +1,118 @@
+"""Helpers for a live site on loopback, shared by ``bench/kiosk.py`` and ``tests/reliability``.
+
+Free ports, a process's resident memory, Daphne started as a subprocess and stopped again.
+Nothing here imports Django or TensorFlow: the callers decide the environment of the processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of process ``pid`` in MB (``None`` when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux ``/proc``)."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            out.extend(int(x) for x in text)
+    except OSError:
+        pass
+    return out
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 90.0,
+                  log_path: Path | None = None) -> None:
+    """Block until ``127.0.0.1:port`` accepts connections; raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path and log_path.exists() else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}:\n{tail}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def start_daphne(port: int, env: dict[str, str], log_path: Path, host: str = "127.0.0.1",
+                 timeout: float = 90.0) -> subprocess.Popen:
+    """``daphne masknet_site.asgi:application`` on ``host:port`` with ``env``, output appended to
+    ``log_path``; returns once the port accepts connections."""
+    daphne = Path(sys.executable).with_name("daphne")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([str(daphne), "-b", host, "-p", str(port), "masknet_site.asgi:application"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc, timeout, log_path)
+    except BaseException:
+        stop_process(proc, timeout=5)
+        raise
+    return proc
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+    """Send ``sig`` (SIGTERM), wait up to ``timeout`` seconds, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+def warm_server(port: int, token: str, frames: list[bytes], frames_needed: int = 5, timeout: float = 180.0) -> float:
+    """Open a kiosk socket and send frames one at a time until ``frames_needed`` results came back
+    (the server loads the models and the index on the first connection); returns the seconds to
+    the first result."""
+    import json
+
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/kiosk/", origin=f"http://127.0.0.1:{port}",
+                                     cookie=f"masknet_kiosk={token}", timeout=timeout)
+    t0 = time.perf_counter()
+    first = None
+    try:
+        ws.recv()  # hello
+        for i in range(frames_needed):
+            ws.send_binary(frames[i % len(frames)])
+            while json.loads(ws.recv()).get("type") != "result":
+                pass
+            first = first if first is not None else time.perf_counter() - t0
+    finally:
+        ws.close()
+    return round(first or 0.0, 2)

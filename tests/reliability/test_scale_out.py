@@ -1,0 +1,101 @@
+"""Issue 7, scale-out: two Daphne web nodes and two Celery workers sharing Redis and PostgreSQL.
+
+Kiosks on both nodes all see the same newcomer at the same moments (6 s, then 2.5 s of nobody).
+Before the newcomer is enrolled every kiosk calls them unknown; the control process then enrols
+them (``person_create`` + ``photo_add``, as the admin does), one of the workers rebuilds the index,
+and every kiosk on both nodes greets them by name: the new index reached both nodes. One check-in
+is recorded; after the day's check-ins are cleared, the next time all kiosks see them at once
+exactly one kiosk checks them in again and the others say "already".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from .conftest import NEWCOMER
+from .harness import KioskClient, load_frames, log_errors, outcome_runs, print_table, rotation, wait_until
+
+pytestmark = [pytest.mark.reliability, pytest.mark.models]
+
+PER_NODE = 3
+SHOW_S, GAP_S = 6.0, 2.5
+
+
+def _greeted(k: KioskClient, since: float, until: float = float("inf")) -> list[str]:
+    """The kiosk's greetings of the newcomer (``checked_in`` / ``already``) that began in the window."""
+    return [state for state, name, first in outcome_runs(k)
+            if name == NEWCOMER and since <= first.at < until and state in ("checked_in", "already")]
+
+
+def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
+    c = healthy
+    assert len(c.web) == 2 and len(c.workers) == 2
+    assert NEWCOMER not in c.control.call("people")
+    c.control.call("clear_checkins")
+    frames, empty = load_frames(c.info)
+    marks = {n.name: n.mark() for n in [*c.web, *c.workers]}
+    runs_before = {r["id"] for r in c.control.call("runs")}
+    start = time.monotonic() + 0.5
+    kiosks = [KioskClient(node.base_url, token, rotation(frames, empty, [NEWCOMER], start, 0, SHOW_S, GAP_S),
+                          name=f"{node.name}/{i}", seed=i)
+              for node in c.web for i, token in enumerate(c.take_tokens(PER_NODE))]
+    for k in kiosks:
+        k.start()
+    try:
+        # 1. nobody knows them yet, on either node
+        wait_until(lambda: all(any(s == "unknown" and f.shown == NEWCOMER for s, _, f in outcome_runs(k))
+                               for k in kiosks), 90, what="every kiosk to call the newcomer unknown")
+        t_enrol = time.monotonic()
+        person_id = c.control.call("enroll", key=NEWCOMER)
+        # 2. a worker rebuilds; the new index reaches every kiosk on both nodes
+        wait_until(lambda: all(_greeted(k, t_enrol) for k in kiosks), 180,
+                   what="every kiosk on both nodes to greet the newcomer")
+        t_reached = time.monotonic()
+        first_checkins = c.control.call("checkins")
+        # 3. checked in again at the same moment on both nodes: one check-in
+        c.control.call("clear_checkins")
+        t_clear = time.monotonic()
+        wait_until(lambda: all(_greeted(k, t_clear) for k in kiosks), 60,
+                   what="every kiosk to see the newcomer again after the check-ins were cleared")
+    finally:
+        for k in kiosks:
+            k.stop()
+    second_checkins = c.control.call("checkins")
+    runs = [r for r in c.control.call("runs") if r["id"] not in runs_before]
+    versions = c.control.call("versions")
+    active = next(v for v in versions["versions"] if v["active"])
+    built = [r for r in runs if r["state"] == "succeeded" and r["index_version"]]
+    by_worker = {w.name: len(re.findall(rf"'run': {built[-1]['id']}, 'state': 'succeeded'", w.log_since(marks[w.name])))
+                 for w in c.workers} if built else {}
+    first_greetings = [s for k in kiosks for s in _greeted(k, t_enrol, t_clear)]
+    second_greetings = [s for k in kiosks for s in _greeted(k, t_clear)]
+    errors = [a for k in kiosks for a in k.answers if a.type == "error"]
+    server_errors = {n.name: log_errors(n.log_since(marks[n.name])) for n in c.web}
+    print_table("scale-out: 2 Daphne + 2 Celery workers, one Redis, one PostgreSQL", [{
+        "kiosks": f"{PER_NODE}+{PER_NODE}", "enrol -> every kiosk greets (s)": round(t_reached - t_enrol, 1),
+        "rebuilt by": ",".join(n for n, v in by_worker.items() if v) or "?",
+        "check-ins 1st/2nd": f"{len(first_checkins)}/{len(second_checkins)}",
+        "checked_in greetings 2nd": second_greetings.count("checked_in"),
+        "already 2nd": second_greetings.count("already"),
+        "errors": len(errors) + sum(map(len, server_errors.values())),
+        "reconnects": sum(k.connections - 1 for k in kiosks)}])
+
+    assert not [k.failure for k in kiosks if k.failure]
+    assert all(n.alive() for n in [*c.web, *c.workers])
+    assert not any(server_errors.values()), server_errors
+    assert not errors, [(a.code, a.shown) for a in errors[:10]]
+    # one worker built the version that is now active, and it holds the newcomer
+    assert len(built) == 1 and active["id"] == built[0]["index_version"], runs
+    assert sorted(by_worker.values()) == [0, 1], by_worker
+    assert NEWCOMER in active["identities"] and all(v["loads"] and v["sha_ok"] for v in versions["versions"])
+    # kiosks on both nodes greeted them, with the new version; one check-in each time
+    assert {k.name.split("/")[0] for k in kiosks} == {n.name for n in c.web}
+    assert [ci["person"] for ci in first_checkins] == [NEWCOMER] and first_checkins[0]["index_version"] == active["id"]
+    assert first_greetings.count("checked_in") == 1, first_greetings
+    assert [ci["person"] for ci in second_checkins] == [NEWCOMER], second_checkins
+    assert second_greetings.count("checked_in") == 1 and second_greetings.count("already") >= len(kiosks) - 1, \
+        second_greetings
+    assert person_id
