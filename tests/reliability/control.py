@@ -158,6 +158,13 @@ class Control:
 
         return services.index_rebuild_request(actor=None, reason="reliability test", force=force).pk
 
+    def op_staff_user(self, *, username: str, password: str) -> int:
+        """A staff user who may log in to the admin (the login-throttling test)."""
+        from django.contrib.auth.models import User
+
+        user = User.objects.create_user(username, password=password, is_staff=True)
+        return user.pk
+
     # ------------------------------------------------------------------ reads
 
     def op_people(self) -> dict:

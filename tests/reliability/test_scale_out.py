@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
 
 import pytest
 
@@ -99,3 +103,39 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
     assert second_greetings.count("checked_in") == 1 and second_greetings.count("already") >= len(kiosks) - 1, \
         second_greetings
     assert person_id
+
+
+def _admin_login(base_url: str, username: str, password: str) -> int:
+    """Log in to the admin as a browser does (GET the form for the CSRF token, POST it); the
+    status of the POST without following redirects: 302 logged in, 200 refused, 429 locked out."""
+    jar = CookieJar()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    url = f"{base_url}/admin/login/"
+    page = opener.open(url, timeout=30).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password,
+                                   "next": "/admin/"}).encode()
+    try:
+        return opener.open(urllib.request.Request(url, data=body, headers={"Referer": url}), timeout=30).status
+    except urllib.error.HTTPError as exc:     # 302 (not followed), 429
+        return exc.code
+
+
+def test_a_login_lockout_on_one_web_node_holds_on_the_other(healthy):
+    """Login throttling counts in the shared Redis cache: failures at one node lock the same
+    username and address out at the other node too, even with the right password; other users are
+    unaffected."""
+    c = healthy
+    a, b = c.web
+    c.control.call("staff_user", username="lockout-admin", password="the-right-one")
+    c.control.call("staff_user", username="other-admin", password="another-right-one")
+    failures = [_admin_login(a.base_url, "lockout-admin", f"wrong-{i}") for i in range(5)]
+    assert failures == [200] * 5, failures
+    assert _admin_login(b.base_url, "lockout-admin", "the-right-one") == 429
+    assert _admin_login(a.base_url, "lockout-admin", "the-right-one") == 429
+    assert _admin_login(b.base_url, "other-admin", "another-right-one") == 302
