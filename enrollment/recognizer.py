@@ -15,14 +15,14 @@ import numpy as np
 from django.conf import settings
 
 from recognition.engine import Engine, EngineConfig, Face, load_engine
-from recognition.engine.gallery import SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
+from recognition.engine.gallery import MASK_VARIANTS, SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
 from recognition.engine.install import installed_manifest
 
 log = logging.getLogger(__name__)
 
-N_MASKED_TEMPLATES = 2  # synthetic-mask variants per unmasked enrollment photo
+N_MASKED_TEMPLATES = 1  # templates from synthetic masks per unmasked photo (MASK_VARIANTS averaged)
 # bump when the way templates are made from a photo changes (forces re-embedding)
-TEMPLATE_SCHEME = 1
+TEMPLATE_SCHEME = 2
 
 
 def engine_config() -> EngineConfig:
@@ -46,7 +46,7 @@ def _version(models_dir: str, masks: bool) -> str:
     cfg = EngineConfig()
     blob = json.dumps({"models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
-                       "n_masked": N_MASKED_TEMPLATES, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
+                       "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
     return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -95,12 +95,13 @@ def face_near(faces: list[Face], box: list[float] | None) -> Face:
 
 
 def face_templates(engine: Engine, face: Face, *, seed: int) -> Templates:
-    """Templates of one enrollment face. Unmasked: its embedding plus synthetic-mask variants
-    (``gallery.enroll_templates``). Masked: its own embedding only, tagged as a masked template so
-    that unmasked probes never match against it (``gallery.identify`` searches kind 0 for them)."""
+    """Templates of one enrollment face. Unmasked: its embedding plus one template from synthetic
+    masks (``gallery.enroll_templates``: ``MASK_VARIANTS`` masked embeddings averaged). Masked: its
+    own embedding only, tagged as a masked template so that unmasked probes never match against it
+    (``gallery.identify`` searches kind 0 for them)."""
     if face.masked:
         return Templates(face.embedding[None].astype(np.float32), np.array([SYNTHETIC_MASK], np.int8))
     if not synthetic_masks_available():
         log.warning("recognition.engine.masks is missing: enrolling without synthetic-mask templates")
         return Templates(face.embedding[None].astype(np.float32), np.array([UNMASKED], np.int8))
-    return enroll_templates(engine, face, np.random.default_rng(seed), n_masked=N_MASKED_TEMPLATES)
+    return enroll_templates(engine, face, np.random.default_rng(seed))

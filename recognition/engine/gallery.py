@@ -10,6 +10,11 @@ from . import Engine, Face
 from .index import Index
 
 UNMASKED, SYNTHETIC_MASK = 0, 1
+# Synthetic-mask variants drawn per enrolment photo, averaged into one template: the mean of 4
+# masked embeddings beat 2 separate ones on unseen masks (bench/templates.py, 576 strangers: FNIR
+# at FPIR 1e-2 63% -> 58%; at the product threshold 62% -> 54% for FPIR 1.2% -> 1.7%) with a
+# smaller index (2 templates per photo, not 3).
+MASK_VARIANTS = 4
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,17 @@ def masked_variants(engine: Engine, face: Face, rng: np.random.Generator, count:
 
 
 def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
-                     n_masked: int = 2) -> Templates:
-    """Templates for an enrollment photo: its own embedding plus ``n_masked`` synthetic-mask variants."""
+                     n_masked: int = MASK_VARIANTS, aggregate: bool = True) -> Templates:
+    """Templates for an enrollment photo: its own embedding, plus the embeddings of ``n_masked``
+    synthetic-mask variants, averaged into one template (``aggregate``) or kept apart."""
     vectors = [face.embedding[None]]
     variants = masked_variants(engine, face, rng, n_masked)
     if len(variants):
-        vectors.append(engine.embed(variants))
+        masked = engine.embed(variants)
+        if aggregate:
+            centroid = masked.mean(axis=0)
+            masked = (centroid / max(float(np.linalg.norm(centroid)), 1e-12))[None]
+        vectors.append(masked.astype(np.float32))
     vectors = np.concatenate(vectors)
     kinds = np.array([UNMASKED] + [SYNTHETIC_MASK] * (len(vectors) - 1), np.int8)
     return Templates(vectors, kinds)

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from enrollment import dispatch, services
 from enrollment.models import FacePhoto, PhotoTemplates
-from enrollment.recognizer import template_version
+from enrollment.recognizer import N_MASKED_TEMPLATES, template_version
 from enrollment.roles import enrollers_group_ensure
 
 FAKE_DIM = 1024
@@ -136,7 +136,7 @@ def make_photo(db):
     a generated image file and vectors near ``centre`` (random when not given)."""
     rng = np.random.default_rng(7)
 
-    def make(person, *, centre: np.ndarray | None = None, masked_templates: int = 2) -> FacePhoto:
+    def make(person, *, centre: np.ndarray | None = None, masked_templates: int = N_MASKED_TEMPLATES) -> FacePhoto:
         img = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
         name = default_storage.save(f"faces/{person.pk}/{uuid.uuid4().hex}.png", ContentFile(png(img)))
         photo = FacePhoto.objects.create(person=person, image=name, sha256=uuid.uuid4().hex, width=64, height=64,

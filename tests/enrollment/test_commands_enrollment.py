@@ -70,7 +70,7 @@ def test_people_list_order_and_limit(tmp_path):
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
     make_photo(person)
     out = run("rebuild_index", "--wait")
-    assert "people: 1, templates: 3, photos: 1 (0 embedded now, 0 failed), seconds:" in out
+    assert "people: 1, templates: 2, photos: 1 (0 embedded now, 0 failed), seconds:" in out
     assert IndexVersion.objects.current().people_count == 1
 
 

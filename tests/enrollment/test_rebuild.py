@@ -75,7 +75,7 @@ def test_task_builds_and_activates_an_index(make_photo, layer):
     assert run.state == "succeeded" and run.progress == 100 and run.finished_at
     version = IndexVersion.objects.active().get()
     assert run.index_version == version and version.built_by == run
-    assert (version.people_count, version.photo_count, version.template_count) == (3, 6, 18)
+    assert (version.people_count, version.photo_count, version.template_count) == (3, 6, 12)
     index = version.load()
     assert index.identities == {str(p.pk) for p in people}
     assert sorted(set(index.kinds.tolist())) == [0, 1]
@@ -83,7 +83,7 @@ def test_task_builds_and_activates_an_index(make_photo, layer):
     assert version.metrics["thresholds"]["unmasked"] >= 0.42
     assert AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk)).exists()
     messages = drain(layer, kiosk)
-    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 18} in messages
+    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 12} in messages
 
 
 def test_progress_is_published_to_admin_pages(make_photo, layer):
