@@ -485,8 +485,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
     # -------------------------------------------------------------------------- sending
 
     async def _send(self, message: dict) -> None:
-        if not self._closed:
-            await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        if self._closed:
+            return
+        text = json.dumps(message, separators=(",", ":"))
+        try:
+            await self.send(text_data=text)
+        except Exception:  # noqa: BLE001 - the page went away while the frame was analysed
+            # (Daphne raises autobahn's Disconnected before our disconnect() has run): not an error
+            self._closed, self._pending = True, None
+            log.debug("kiosk #%s: answer not sent, the socket is closed", self.kiosk.pk if self.kiosk else "?")
 
     async def _error(self, seq: int, code: str, message: str) -> None:
         await self._send({"type": "error", "frame": seq, "code": code, "message": message})

@@ -517,3 +517,20 @@ def test_the_vote_tolerates_a_slow_server_but_not_a_pause(engine_script, paired,
     states = run(scenario)
     assert ("checked_in" in states) is checked_in, states
     assert CheckIn.objects.count() == int(checked_in)
+
+
+@pytest.mark.reliability
+def test_an_answer_to_a_page_that_went_away_is_dropped_quietly(caplog):
+    """Daphne raises when a frame's answer is sent after the page closed but before the consumer
+    heard of it: the consumer stops answering that socket, with no error or traceback logged."""
+    consumer = consumers.KioskConsumer()
+    consumer._closed, consumer._pending = False, (7, b"\xff\xd8\xff")
+
+    async def closed_protocol(**kwargs):
+        raise RuntimeError("Attempt to send on a closed protocol")
+
+    consumer.send = closed_protocol
+    with caplog.at_level("INFO"):
+        run(consumer._send, {"type": "result", "frame": 6})
+    assert consumer._closed and consumer._pending is None
+    assert not [r for r in caplog.records if r.levelno >= 30]
