@@ -245,7 +245,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
         await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
         await self.accept()
-        await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
+        try:
+            await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
+        except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
+            _log_unavailable(exc)
         await self._send({"type": "hello", "kiosk": self.kiosk.name, "location": self.kiosk.location,
                           "site": self.kiosk.site})
         asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
@@ -471,8 +474,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
 
     async def kiosk_revoked(self, event: dict) -> None:
         """The kiosk was revoked, paired again or deactivated: close now if this socket's token no
-        longer opens an active kiosk."""
-        if await self._still_valid():
+        longer opens an active kiosk. With the database away the periodic recheck decides later."""
+        try:
+            if await self._still_valid():
+                return
+        except DB_ERRORS as exc:
+            _log_unavailable(exc)
             return
         await self._revoke()
 

@@ -534,3 +534,29 @@ def test_an_answer_to_a_page_that_went_away_is_dropped_quietly(caplog):
         run(consumer._send, {"type": "result", "frame": 6})
     assert consumer._closed and consumer._pending is None
     assert not [r for r in caplog.records if r.levelno >= 30]
+
+
+@pytest.mark.reliability
+def test_a_revocation_notice_while_the_database_is_away_waits_for_the_recheck(engine_script, paired, monkeypatch):
+    """``kiosk.revoked`` makes the socket re-read its kiosk row; with the database away that read
+    fails: the socket stays up (no crash, no traceback) and answers frames."""
+    from django.db import OperationalError
+
+    from recognition.models import Kiosk
+
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+
+        def down(token):
+            raise OperationalError("could not connect to server")
+
+        monkeypatch.setattr(Kiosk.objects, "for_device_token", down)
+        await get_channel_layer().group_send(kiosk.group_name, {"type": "kiosk.revoked"})
+        await asyncio.sleep(0.1)
+        answer = await ask(comm, "none")
+        await comm.disconnect()
+        return answer
+
+    assert run(scenario)["state"] == "searching"
