@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,11 @@ def build(engine, known: int, unknown: int, seed: int) -> tuple[Path, Path, Path
     gallery, plain, masked = WORK / "gallery", WORK / "probes_unmasked", WORK / "probes_masked"
     templates = load_templates(SHARED / "masks")
     jobs = [(n, 1, 2) for n in multi[:known]] + [(n, None, 1) for n in single[:unknown]]
+    # people left by an earlier run with larger --known/--unknown would silently join this one
+    wanted = {n for n, _, _ in jobs}
+    for d in (gallery, plain, masked):
+        for stale in (p for p in d.glob("*") if d.is_dir() and p.name not in wanted):
+            shutil.rmtree(stale)
     for k, (name, g, p) in enumerate(jobs):
         if g is not None:
             (gallery / name).mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ import identification  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
-from recognition.engine.gallery import enroll_templates, identify  # noqa: E402
+from recognition.engine.gallery import MASK_VARIANTS, enroll_templates, identify  # noqa: E402
 from recognition.voting import ACCEPTED, Observation, Voter  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "voting"
@@ -62,9 +62,10 @@ def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
     return buf.tobytes()
 
 
-def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int) -> dict:
+def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people: str = "") -> dict:
     """Per-frame answers of every presence (cached in var/bench/voting)."""
-    cache = CACHE / f"frames-{n_frames}-{seed}.json"
+    # the answers depend on how the gallery is enrolled: a new enrolment scheme is a new cache
+    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     rng = np.random.default_rng(seed)
@@ -142,7 +143,7 @@ def main() -> None:
     t0 = time.time()
     engine = load_engine(REPO / "models", EngineConfig())
     gallery, _plain, masked = identification.build(engine, args.known, args.unknown, args.seed)
-    doc = record(engine, gallery, masked, args.frames, args.seed)
+    doc = record(engine, gallery, masked, args.frames, args.seed, f"{args.known}+{args.unknown}-")
     rows = {f"{o:+.2f}": replay(doc["presences"], o, args.min_frames, args.min_frames_masked) for o in OFFSETS}
     print(f"\n{len(doc['presences'])} masked presences x {args.frames} frames, gallery {doc['gallery_people']} people")
     print("| threshold offset | policy | TPIR (right person) | wrong person | FPIR (strangers checked in) |")
@@ -153,7 +154,8 @@ def main() -> None:
                   f"({r['false']}/{r['strangers']}) |")
     out = REPO / "bench" / "results" / "voting.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "seconds": round(time.time() - t0, 1), "results": rows},
+    out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
+                               "seconds": round(time.time() - t0, 1), "results": rows},
                               indent=2))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
