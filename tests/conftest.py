@@ -79,3 +79,17 @@ def registry_photos() -> dict[str, np.ndarray]:
             data = np.frombuffer(z.read(f"insightface/data/images/{name}"), np.uint8)
             photos[name] = cv2.imdecode(data, cv2.IMREAD_COLOR)
     return photos
+
+
+@pytest.fixture(params=["decoder", pytest.param("models", marks=pytest.mark.models)])
+def engine_kind(request, monkeypatch) -> str:
+    """The engine behind the upload fuzz tests, once per kind: ``"decoder"`` (the product's decoder
+    and checks with an engine that finds nobody, no models) or ``"models"`` (the real engine;
+    skips without the models)."""
+    from enrollment import recognizer
+    from tests.upload_fuzz import NoFaceEngine
+
+    kind = request.param
+    engine = request.getfixturevalue("engine") if kind == "models" else NoFaceEngine()
+    monkeypatch.setattr(recognizer, "get_engine", lambda: engine)
+    return kind

@@ -21,7 +21,6 @@ from pathlib import Path
 from hypothesis import example
 from hypothesis import strategies as st
 
-from enrollment import recognizer
 from enrollment.services import REFUSALS
 from recognition.engine import EngineConfig, NoFaceFound
 from recognition.engine.decode import decode_image
@@ -122,15 +121,6 @@ class NoFaceEngine:
     def analyze(self, image, **kwargs):
         assert image.ndim == 3 and image.shape[2] == 3
         raise NoFaceFound("no face")
-
-
-def use_engine(request, monkeypatch) -> str:
-    """Install the engine of the test's ``kind`` parameter: ``"decoder"`` (:class:`NoFaceEngine`)
-    or ``"models"`` (the real engine; skips without the models). Returns the kind."""
-    kind = request.param
-    engine = request.getfixturevalue("engine") if kind == "models" else NoFaceEngine()
-    monkeypatch.setattr(recognizer, "get_engine", lambda: engine)
-    return kind
 
 
 def media_files(media_root: Path) -> list[Path]:

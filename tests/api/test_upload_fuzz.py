@@ -24,7 +24,6 @@ from tests.upload_fuzz import (
     media_files,
     must_be_too_large,
     uploads,
-    use_engine,
     with_fixed_examples,
 )
 
@@ -32,11 +31,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
 EXAMPLES = 150
 VALIDATION_ERRORS = {"validation_error"}   # DRF's own checks (empty file, no file name)
-
-
-@pytest.fixture(params=["decoder", pytest.param("models", marks=pytest.mark.models)])
-def engine_kind(request, monkeypatch) -> str:
-    return use_engine(request, monkeypatch)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from tests.upload_fuzz import (
     media_files,
     must_be_too_large,
     uploads,
-    use_engine,
     with_fixed_examples,
 )
 
@@ -34,11 +33,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
 EXAMPLES = 150
 SENTENCES = {sentence: code for code, sentence in REFUSALS.items()}
-
-
-@pytest.fixture(params=["decoder", pytest.param("models", marks=pytest.mark.models)])
-def engine_kind(request, monkeypatch) -> str:
-    return use_engine(request, monkeypatch)
 
 
 def test_hostile_uploads_are_refused_with_a_message(enroller_client, person, engine_kind, settings,
