@@ -6,13 +6,16 @@ all with MaskTheFace masks the product never saw). Each probe photo becomes one 
 person standing at the kiosk for ``--frames`` frames, each a fresh camera-like view of the same
 photo (small shift, scale, rotation, exposure, sensor noise, JPEG at the page's quality). Every
 frame goes through the product's own path (``Engine.analyze`` then ``gallery.identify``); the
-per-frame answers are cached, then three decision policies are replayed over them:
+per-frame answers are cached, then these decision policies are replayed over them:
 
 * **first frame**: the first usable frame decides (a recogniser without voting);
 * **any frame**: a check-in as soon as any frame is accepted (what a naive kiosk loop does over a
   whole presence);
 * **vote**: :class:`recognition.voting.Voter` with the kiosk's settings, fed at the kiosk's frame
-  rhythm; a later accepted verdict in the same presence still counts (the kiosk would act on it).
+  rhythm; a later accepted verdict in the same presence still counts (the kiosk would act on it),
+  but after an "unknown" verdict it needs the whole window to agree
+  (``MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN``);
+* **vote, no stricter rule after unknown**: the same without that rule (the kiosk until now).
 
 Reported per threshold offset (added to the engine's calibrated thresholds): the share of
 stranger presences that end in a check-in (FPIR per presence), the share of enrolled people's
@@ -99,23 +102,32 @@ def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people
     return doc
 
 
-def replay(presences: list[dict], offset: float, min_frames: int, min_frames_masked: int) -> dict:
-    """The three policies over the recorded presences at ``threshold + offset``."""
-    out = {p: {"known": 0, "right": 0, "wrong": 0, "strangers": 0, "false": 0} for p in ("first", "any", "vote")}
+def _vote(usable: list[dict], accepted: list[str | None], offset: float, voter: Voter) -> str | None:
+    """The identity the voter checks in during one presence (``None``: nobody)."""
+    for i, f in enumerate(usable):
+        v = voter.add(Observation(at=i * FRAME_GAP_S, label=f["label"], score=f["score"],
+                                  accepted=accepted[i] is not None, masked=f["masked"],
+                                  threshold=f["threshold"] + offset))
+        if v is not None and v.kind == ACCEPTED:
+            return v.label
+    return None
+
+
+def replay(presences: list[dict], offset: float, min_frames: int, min_frames_masked: int,
+           after_unknown: int) -> dict:
+    """The policies over the recorded presences at ``threshold + offset``."""
+    policies = ("first", "any", "vote_plain", "vote")
+    out = {p: {"known": 0, "right": 0, "wrong": 0, "strangers": 0, "false": 0} for p in policies}
     for pres in presences:
         usable = [f for f in pres["frames"] if f and f["usable"]]
         accepted = [f["label"] if f["score"] >= f["threshold"] + offset else None for f in usable]
-        voter = Voter(min_frames=min_frames, min_frames_masked=min_frames_masked)
-        voted = None
-        for i, f in enumerate(usable):
-            v = voter.add(Observation(at=i * FRAME_GAP_S, label=f["label"], score=f["score"],
-                                      accepted=accepted[i] is not None, masked=f["masked"],
-                                      threshold=f["threshold"] + offset))
-            if v is not None and v.kind == ACCEPTED:
-                voted = v.label
-                break
         decided = {"first": accepted[0] if accepted else None,
-                   "any": next((a for a in accepted if a is not None), None), "vote": voted}
+                   "any": next((a for a in accepted if a is not None), None),
+                   "vote_plain": _vote(usable, accepted, offset, Voter(
+                       min_frames=min_frames, min_frames_masked=min_frames_masked, min_frames_after_unknown=1)),
+                   "vote": _vote(usable, accepted, offset, Voter(
+                       min_frames=min_frames, min_frames_masked=min_frames_masked,
+                       min_frames_after_unknown=after_unknown))}
         for policy, label in decided.items():
             r = out[policy]
             if pres["known"]:
@@ -137,6 +149,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-frames", type=int, default=3, help="MASKNET_KIOSK_VOTE_FRAMES")
     ap.add_argument("--min-frames-masked", type=int, default=4, help="MASKNET_KIOSK_VOTE_FRAMES_MASKED")
+    ap.add_argument("--after-unknown", type=int, default=6, help="MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
@@ -144,7 +157,8 @@ def main() -> None:
     engine = load_engine(REPO / "models", EngineConfig())
     gallery, _plain, masked = identification.build(engine, args.known, args.unknown, args.seed)
     doc = record(engine, gallery, masked, args.frames, args.seed, f"{args.known}+{args.unknown}-")
-    rows = {f"{o:+.2f}": replay(doc["presences"], o, args.min_frames, args.min_frames_masked) for o in OFFSETS}
+    rows = {f"{o:+.2f}": replay(doc["presences"], o, args.min_frames, args.min_frames_masked, args.after_unknown)
+            for o in OFFSETS}
     print(f"\n{len(doc['presences'])} masked presences x {args.frames} frames, gallery {doc['gallery_people']} people")
     print("| threshold offset | policy | TPIR (right person) | wrong person | FPIR (strangers checked in) |")
     print("|---|---|---|---|---|")

@@ -226,7 +226,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._pending: tuple[int, bytes] | None = None
         self._worker: asyncio.Task | None = None
         self._voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
-                            min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED, max_gap_s=VOTE_MAX_GAP_S)
+                            min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED,
+                            min_frames_after_unknown=settings.MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN,
+                            max_gap_s=VOTE_MAX_GAP_S)
         self._outcome: _Outcome | None = None
         self._analysed_at: float | None = None
         self._interval = 0.15      # smoothed seconds between analysed frames (see _adapt_vote_gap)

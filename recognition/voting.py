@@ -10,6 +10,11 @@ Rules (all counts are over the last ``window`` usable frames of one continuous p
   never enough, and a masked face needs more agreement than an open one.
 * **unknown**: the window is full and no identity has more than one accepted frame, or
   ``max_frames`` usable frames went by without an accepted verdict (a borderline face).
+* **after an unknown**: once a presence has been called unknown, a later acceptance in the same
+  presence needs ``min_frames_after_unknown`` agreeing frames (the whole window by default): a
+  stranger who keeps standing there must not be let in by the next lucky run of frames
+  (``bench/voting.py`` measured that a vote without this rule let in more strangers than a
+  first-frame decision).
 * A gap of more than ``max_gap_s`` between usable frames starts a new presence (someone else
   may be standing there now).
 """
@@ -61,14 +66,20 @@ class Voter:
     """Accumulates observations of one kiosk session and says when they agree."""
 
     def __init__(self, *, window: int = 6, min_frames: int = 3, min_frames_masked: int = 4,
-                 max_frames: int = 15, max_gap_s: float = 1.5) -> None:
-        if not 1 <= min_frames <= window or not 1 <= min_frames_masked <= window:
-            raise ValueError("min_frames and min_frames_masked must be between 1 and window")
+                 max_frames: int = 15, max_gap_s: float = 1.5,
+                 min_frames_after_unknown: int | None = None) -> None:
+        after = window if min_frames_after_unknown is None else min_frames_after_unknown
+        if not all(1 <= n <= window for n in (min_frames, min_frames_masked, after)):
+            raise ValueError("min_frames, min_frames_masked and min_frames_after_unknown must be "
+                             "between 1 and window")
         self.window, self.min_frames, self.min_frames_masked = window, min_frames, min_frames_masked
+        self.min_frames_after_unknown = after
         self.max_frames, self.max_gap_s = max_frames, max_gap_s
         self._recent: deque[Observation] = deque(maxlen=window)
         self._seen = 0
         self._best = float("-inf")
+        self._doubted = False  # this presence has already been called unknown
+        self._last_at: float | None = None  # time of the last usable frame (survives a verdict)
 
     @property
     def pending(self) -> int:
@@ -84,28 +95,43 @@ class Voter:
         need = self._needed([o for o in self._recent if o.accepted and o.label == label])
         return min(n / need, 1.0)
 
+    @property
+    def doubted(self) -> bool:
+        """This presence has been called unknown: a later acceptance needs more agreement."""
+        return self._doubted
+
     def reset(self) -> None:
-        """Forget everything (after a verdict, or when the face is gone)."""
+        """Forget everything: the face is gone (a new presence starts with the next frame)."""
+        self._clear()
+        self._doubted = False
+        self._last_at = None
+
+    def _clear(self) -> None:
+        """Start counting again after a verdict (the presence goes on)."""
         self._recent.clear()
         self._seen = 0
         self._best = float("-inf")
 
     def add(self, obs: Observation) -> Verdict | None:
         """Record a frame; returns a verdict when the recent frames decide, else ``None``.
-        The voter resets itself after a verdict."""
-        if self._recent and obs.at - self._recent[-1].at > self.max_gap_s:
+        After a verdict the voter starts counting again; the presence (and an unknown verdict
+        given in it) lasts until :meth:`reset` or a gap longer than ``max_gap_s``."""
+        if self._last_at is not None and obs.at - self._last_at > self.max_gap_s:
             self.reset()
+        self._last_at = obs.at
         self._recent.append(obs)
         self._seen += 1
         self._best = max(self._best, obs.score)
         verdict = self._decide()
         if verdict is not None:
-            self.reset()
+            self._clear()
+            self._doubted = self._doubted or verdict.kind == UNKNOWN
         return verdict
 
     def _needed(self, agreeing: list[Observation]) -> int:
         masked = sum(o.masked for o in agreeing) * 2 > len(agreeing)
-        return self.min_frames_masked if masked else self.min_frames
+        need = self.min_frames_masked if masked else self.min_frames
+        return max(need, self.min_frames_after_unknown) if self._doubted else need
 
     def _decide(self) -> Verdict | None:
         accepted = [o for o in self._recent if o.accepted and o.label is not None]

@@ -63,6 +63,31 @@ def test_a_gap_starts_a_new_presence():
     assert voter.add(obs(5.2)).kind == ACCEPTED
 
 
+def test_after_an_unknown_verdict_the_same_presence_needs_the_whole_window():
+    voter = Voter(window=6, min_frames=3, min_frames_masked=4)
+    found, _ = feed(voter, [obs(0.1 * i, score=0.2, masked=True) for i in range(6)])
+    assert found[0].kind == UNKNOWN and voter.doubted
+    # four agreeing masked frames would decide a fresh presence; here they are not enough
+    found, all_ = feed(voter, [obs(0.6 + 0.1 * i, masked=True) for i in range(5)])
+    assert found == [] and all_ == [None] * 5
+    verdict = voter.add(obs(1.2, masked=True))
+    assert verdict.kind == ACCEPTED and verdict.frames == 6
+    assert voter.doubted   # the presence goes on: still doubted
+
+
+def test_a_new_presence_forgets_the_unknown_verdict():
+    voter = Voter(window=6, min_frames=3, max_gap_s=1.0)
+    feed(voter, [obs(0.1 * i, score=0.2) for i in range(6)])
+    assert voter.doubted
+    found, _ = feed(voter, [obs(5.0), obs(5.1), obs(5.2)])   # after a gap: a new presence
+    assert not voter.doubted and found[0].kind == ACCEPTED and found[0].frames == 3
+    feed(voter, [obs(6.0 + 0.1 * i, score=0.2) for i in range(6)])
+    voter.reset()                                             # the consumer saw the face go
+    assert not voter.doubted and voter.add(obs(6.6)) is None
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         Voter(window=3, min_frames_masked=4)
+    with pytest.raises(ValueError):
+        Voter(window=6, min_frames_after_unknown=7)
