@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from audit.models import AuditEvent
 from audit.services import audit_record
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.gallery import UNMASKED
+from recognition.engine.gallery import UNMASKED, Templates, person_templates
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
@@ -489,27 +489,41 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
 
 
 def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int]:
-    """The index of every active person's cached templates (labels: person ids as strings)."""
+    """The index of every active person's cached templates (labels: person ids as strings). A
+    person with several photos is represented by their quality-weighted mean templates
+    (``gallery.person_templates``)."""
     rows = (PhotoTemplates.objects.filter(template_version=version_key, photo__person__active=True)
             .order_by("photo__person_id", "photo_id")
-            .values_list("photo__person_id", "dim", "count", "vectors", "kinds"))
-    vectors, labels, kinds, dim, photos = [], [], [], None, 0
-    for person_id, d, count, blob, kind_blob in rows.iterator(chunk_size=500):
+            .values_list("photo__person_id", "dim", "count", "vectors", "kinds", "photo__quality_score"))
+    people: dict[int, tuple[list[Templates], list[float | None]]] = {}
+    dim, photos = None, 0
+    for person_id, d, count, blob, kind_blob, quality in rows.iterator(chunk_size=500):
         dim = dim or d
-        vectors.append(np.frombuffer(bytes(blob), np.float32).reshape(count, d))
-        kinds.append(np.frombuffer(bytes(kind_blob), np.int8))
-        labels.extend([str(person_id)] * count)
+        t = Templates(np.frombuffer(bytes(blob), np.float32).reshape(count, d),
+                      np.frombuffer(bytes(kind_blob), np.int8))
+        entry = people.setdefault(person_id, ([], []))
+        entry[0].append(t)
+        entry[1].append(quality)
         photos += 1
     if dim is None:
         current = IndexVersion.objects.current()
         dim = current.dim if current and current.dim else (engine or recognizer.get_engine()).dim
     index = Index(dim)
-    if vectors:
+    if people:
+        vectors, labels, kinds, margins = [], [], [], []
+        for person_id, (templates, qualities) in people.items():
+            p = person_templates(templates, qualities)
+            vectors.append(p.vectors)
+            kinds.append(p.kinds)
+            margins.append(p.margins)
+            labels.extend([str(person_id)] * len(p.vectors))
         # one concatenation (Index.add per person would copy the matrix once per person)
         v = np.concatenate(vectors)
         index.vectors = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         index.labels = np.array(labels, dtype=object)
         index.kinds = np.concatenate(kinds).astype(np.int8)
+        m = np.concatenate(margins).astype(np.float32)
+        index.margins = m if m.any() else None
     return index, photos
 
 
@@ -526,6 +540,8 @@ def _thresholds_fit(index: Index, max_templates: int = 2000) -> dict:
     take = rng.permutation(len(index))[:max_templates] if len(index) > max_templates else np.arange(len(index))
     v, labels, kinds = index.vectors[take], index.labels[take], index.kinds[take]
     scores = v @ v.T
+    if index.margins is not None:  # as a search would score them: less the matched template's margin
+        scores = scores - index.margins[take][None, :]
     other = labels[:, None] != labels[None, :]
     unmasked = kinds == UNMASKED
     imp_u = scores[np.ix_(unmasked, unmasked)][other[np.ix_(unmasked, unmasked)]]

@@ -83,3 +83,63 @@ def test_large_index_two_stage_search_matches_exhaustive(tmp_path):
     again = Index.load(tmp_path / "big.npz")
     assert again._coarse is not None  # built at load, not on the first kiosk frame
     assert again.search(index.vectors[42], k=1)[0].label == "14"
+
+
+def test_margins_are_subtracted_persisted_and_kept_aligned(tmp_path):
+    rng = np.random.default_rng(5)
+    index = Index(16)
+    a, b = unit(rng, 1, 16), unit(rng, 1, 16)
+    index.add("plain", a)
+    assert index.margins is None                       # no margins until a template has one
+    index.add("mean", a, margins=[0.1])
+    index.add("other", b)
+    assert index.margins.tolist() == pytest.approx([0.0, 0.1, 0.0])
+    found = index.search(a[0], k=2)
+    assert [m.label for m in found] == ["plain", "mean"]
+    assert found[1].score == pytest.approx(0.9, abs=1e-5)
+    assert index.scores(a[0])[1] == pytest.approx(0.9, abs=1e-5)
+    index.save(tmp_path / "m.npz")
+    again = Index.load(tmp_path / "m.npz")
+    assert again.margins.tolist() == pytest.approx([0.0, 0.1, 0.0])
+    assert again.remove("plain") == 1 and again.margins.tolist() == pytest.approx([0.1, 0.0])
+    assert again.search(a[0], k=1)[0].score == pytest.approx(0.9, abs=1e-5)
+    plain = Index(16)
+    plain.add("x", a)
+    plain.save(tmp_path / "old.npz")                    # an index written without margins
+    assert Index.load(tmp_path / "old.npz").margins is None
+
+
+def test_two_stage_search_applies_margins():
+    from recognition.engine import index as index_mod
+
+    rng = np.random.default_rng(4)
+    dim, n = index_mod.COARSE_DIM + 64, index_mod.COARSE_MIN + 10
+    index = Index(dim)
+    index.add("bulk", unit(rng, n, dim))
+    target = index.vectors[7]
+    index.add("twin", target[None], margins=[0.5])     # identical, but half a point of margin
+    found = index.search(target, k=2)
+    assert found[0].label == "bulk" and found[0].score == pytest.approx(1.0, abs=1e-4)
+    assert found[1].label == "twin" and found[1].score == pytest.approx(0.5, abs=1e-4)
+
+
+def test_person_templates_average_each_kind_by_quality():
+    from recognition.engine.gallery import AGGREGATE_MARGIN, Templates, person_templates
+
+    rng = np.random.default_rng(6)
+    sharp = Templates(unit(rng, 2, 16), np.array([0, 1], np.int8))
+    blurred = Templates(unit(rng, 2, 16), np.array([0, 1], np.int8))
+    masked_photo = Templates(unit(rng, 1, 16), np.array([1], np.int8))   # enrolled wearing a mask
+    one = person_templates([sharp], [0.9])
+    assert np.array_equal(one.vectors, sharp.vectors) and not one.margins.any()
+    two = person_templates([sharp, blurred], [0.9, 0.1])
+    assert two.kinds.tolist() == [0, 1] and two.margins.tolist() == pytest.approx([AGGREGATE_MARGIN] * 2)
+    assert np.allclose(np.linalg.norm(two.vectors, axis=1), 1.0)
+    assert two.vectors[0] @ sharp.vectors[0] > two.vectors[0] @ blurred.vectors[0]
+    expected = 0.9 * sharp.vectors[0] + 0.1 * blurred.vectors[0]
+    assert two.vectors[0] == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
+    # a kind only one photo has stays that photo's own template, without a margin
+    mixed = person_templates([sharp, masked_photo], [0.9, None])
+    assert mixed.kinds.tolist() == [0, 1] and mixed.margins.tolist() == pytest.approx([0.0, AGGREGATE_MARGIN])
+    assert np.array_equal(mixed.vectors[0], sharp.vectors[0])
+    assert person_templates([], []).vectors.shape[0] == 0

@@ -10,7 +10,7 @@ import numpy as np
 from . import Engine, Face
 from .errors import EngineError, NoFaceFound
 from .evaluation import IMAGE_EXTS, identification_metrics, parse_pairs, verification_metrics
-from .gallery import compare, enroll_templates, identify
+from .gallery import compare, enroll_templates, identify, person_templates
 from .index import Index
 
 Progress = Callable[[int, int], None]
@@ -107,6 +107,7 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
     index = Index(engine.dim)
     failed_gallery = 0
     for person, files in enrolled.items():
+        photos, qualities = [], []
         for path in files:
             face, fail = main_face(engine, path)
             done += 1
@@ -114,8 +115,11 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
             if fail or face is None:
                 failed_gallery += 1  # enrollment refuses photos without a face
                 continue
-            t = enroll_templates(engine, face, rng)
-            index.add(person, t.vectors, t.kinds)
+            photos.append(enroll_templates(engine, face, rng))
+            qualities.append(face.quality.score)
+        if photos:  # several photos of a person are combined as the site combines them
+            p = person_templates(photos, qualities)
+            index.add(person, p.vectors, p.kinds, p.margins)
     labels, scores, truth, known, thresholds = [], [], [], [], []
     failed_probes = 0
     masked_probes = 0

@@ -15,6 +15,11 @@ UNMASKED, SYNTHETIC_MASK = 0, 1
 # at FPIR 1e-2 63% -> 58%; at the product threshold 62% -> 54% for FPIR 1.2% -> 1.7%) with a
 # smaller index (2 templates per photo, not 3).
 MASK_VARIANTS = 4
+# A person enrolled from several photos is matched against the quality-weighted mean of their
+# templates (one per kind) instead of each photo's. A mean is closer to everyone, strangers too,
+# so its scores are lowered by this margin before the thresholds apply (chosen on LFW DevTrain
+# people with bench/aggregation.py --split DevTrain; DevTest results in docs/accuracy.md).
+AGGREGATE_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,43 @@ def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
     vectors = np.concatenate(vectors)
     kinds = np.array([UNMASKED] + [SYNTHETIC_MASK] * (len(vectors) - 1), np.int8)
     return Templates(vectors, kinds)
+
+
+@dataclass(frozen=True)
+class PersonTemplates:
+    """What the index holds for one person: ``vectors`` (NxD), their ``kinds`` and ``margins``."""
+
+    vectors: np.ndarray
+    kinds: np.ndarray
+    margins: np.ndarray
+
+
+def person_templates(photos: list[Templates], qualities: list[float | None]) -> PersonTemplates:
+    """Combine the templates of a person's enrolment photos.
+
+    For each kind that two or more photos contribute to, one template: the mean of theirs weighted
+    by each photo's quality score (``Quality.score``; unknown counts as 0.5), with margin
+    :data:`AGGREGATE_MARGIN`. A kind from a single photo keeps that photo's template(s), margin 0.
+    With several photos the mean beat keeping each photo's templates (``bench/aggregation.py``).
+    """
+    if not photos:
+        return PersonTemplates(np.zeros((0, 0), np.float32), np.zeros(0, np.int8), np.zeros(0, np.float32))
+    vectors, kinds, margins = [], [], []
+    for kind in sorted({int(k) for t in photos for k in t.kinds}):
+        rows = [(t.vectors[t.kinds == kind], q) for t, q in zip(photos, qualities, strict=True)
+                if (t.kinds == kind).any()]
+        if len(rows) == 1:
+            vectors.append(rows[0][0])
+            kinds.extend([kind] * len(rows[0][0]))
+            margins.extend([0.0] * len(rows[0][0]))
+            continue
+        weights = [max(0.5 if q is None else float(q), 0.05) for _, q in rows]
+        mean = sum(w * v.mean(axis=0) for (v, _), w in zip(rows, weights, strict=True))
+        vectors.append((mean / max(float(np.linalg.norm(mean)), 1e-12))[None])
+        kinds.append(kind)
+        margins.append(AGGREGATE_MARGIN)
+    return PersonTemplates(np.concatenate(vectors).astype(np.float32), np.array(kinds, np.int8),
+                           np.array(margins, np.float32))
 
 
 def identify(engine: Engine, face: Face, index: Index) -> Decision:

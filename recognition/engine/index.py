@@ -28,7 +28,8 @@ class Match:
     """One identity found by :meth:`Index.search`.
 
     ``label``: the enrolled identity (e.g. a person id as a string). ``score``:
-    cosine similarity in [-1, 1] of the best template of that identity.
+    cosine similarity in [-1, 1] of the best template of that identity, less that
+    template's margin (non-zero only for templates aggregated from several photos).
     ``template``: row of that template in the index.
     """
 
@@ -41,7 +42,9 @@ class Index:
     """An in-memory matrix of L2-normalised templates with one label each.
 
     ``kinds`` tags each template (``0`` = as photographed, ``1`` = with a synthetic
-    mask) so that callers can match masked probes against masked templates.
+    mask) so that callers can match masked probes against masked templates. ``margins``
+    (``None``: all zero) is subtracted from each template's similarity: a template averaged
+    from several photos is closer to everyone and must clear the threshold by more.
     """
 
     def __init__(self, dim: int) -> None:
@@ -49,6 +52,7 @@ class Index:
         self.vectors = np.zeros((0, dim), np.float32)
         self.labels = np.zeros((0,), dtype=object)
         self.kinds = np.zeros((0,), np.int8)
+        self.margins: np.ndarray | None = None
         self._coarse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (source, basis, projected)
         self._coarse_lock = threading.Lock()
         self._kind_masks: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -61,13 +65,19 @@ class Index:
         """The distinct labels in the index."""
         return set(self.labels.tolist())
 
-    def add(self, label: str, vectors: np.ndarray, kinds: np.ndarray | None = None) -> None:
-        """Append templates (``NxD``) for ``label``; rows are L2-normalised on the way in."""
+    def add(self, label: str, vectors: np.ndarray, kinds: np.ndarray | None = None,
+            margins: np.ndarray | None = None) -> None:
+        """Append templates (``NxD``) for ``label``; rows are L2-normalised on the way in.
+        ``margins``: one per row, subtracted from its similarities (default 0)."""
         vectors = np.atleast_2d(np.asarray(vectors, np.float32))
         if vectors.shape[1] != self.dim:
             raise EngineError(f"template dimension {vectors.shape[1]} != index dimension {self.dim}")
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         kinds = np.zeros(len(vectors), np.int8) if kinds is None else np.asarray(kinds, np.int8)
+        if margins is not None or self.margins is not None:
+            old = np.zeros(len(self), np.float32) if self.margins is None else self.margins
+            new = np.zeros(len(vectors), np.float32) if margins is None else np.asarray(margins, np.float32)
+            self.margins = np.concatenate([old, new])
         self.vectors = np.concatenate([self.vectors, vectors])
         self.labels = np.concatenate([self.labels, np.array([str(label)] * len(vectors), dtype=object)])
         self.kinds = np.concatenate([self.kinds, kinds])
@@ -77,13 +87,18 @@ class Index:
         keep = self.labels != str(label)
         removed = int((~keep).sum())
         self.vectors, self.labels, self.kinds = self.vectors[keep], self.labels[keep], self.kinds[keep]
+        if self.margins is not None:
+            self.margins = self.margins[keep]
         return removed
 
     def scores(self, query: np.ndarray, kinds: tuple[int, ...] | None = None) -> np.ndarray:
-        """Cosine similarity of ``query`` (D,) to every template (templates of other kinds: -inf)."""
+        """Cosine similarity of ``query`` (D,) to every template less its margin (templates of
+        other kinds: -inf)."""
         q = np.asarray(query, np.float32)
         q = q / max(float(np.linalg.norm(q)), 1e-12)
         s = self.vectors @ q
+        if self.margins is not None:
+            s = s - self.margins
         if kinds is not None:
             s = np.where(np.isin(self.kinds, kinds), s, -np.inf)
         return s
@@ -139,6 +154,8 @@ class Index:
     def _search_coarse(self, q: np.ndarray, k: int, kinds: tuple[int, ...] | None) -> list[Match] | None:
         basis, projected = self._coarse_tables()
         coarse = projected @ (basis @ q)
+        if self.margins is not None:
+            coarse = coarse - self.margins
         if kinds is not None:
             coarse = np.where(self._kind_mask(tuple(kinds)), coarse, -np.inf)
         m = min(COARSE_CANDIDATES, len(coarse))
@@ -147,6 +164,8 @@ class Index:
         if len(rows) == 0:
             return []
         exact = self.vectors[rows] @ q
+        if self.margins is not None:
+            exact = exact - self.margins[rows]
         return self._best(exact, rows, k, complete=False)
 
     def _kind_mask(self, kinds: tuple[int, ...]) -> np.ndarray:
@@ -184,8 +203,9 @@ class Index:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
+                extra = {} if self.margins is None else {"margins": self.margins}
                 np.savez(fh, vectors=self.vectors, labels=self.labels.astype(str), kinds=self.kinds,
-                         dim=np.array(self.dim))
+                         dim=np.array(self.dim), **extra)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -200,6 +220,8 @@ class Index:
                 index.vectors = data["vectors"].astype(np.float32)
                 index.labels = data["labels"].astype(object)
                 index.kinds = data["kinds"].astype(np.int8)
+                if "margins" in data.files:  # indexes written before margins existed have none
+                    index.margins = data["margins"].astype(np.float32)
         except (OSError, KeyError, ValueError) as exc:
             raise EngineError(f"cannot read index {path}: {exc}") from exc
         if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:

@@ -18,7 +18,9 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.tasks import rebuild_index_task
+from recognition.engine.gallery import AGGREGATE_MARGIN
 from recognition.engine.index import Index
+from tests.enrollment.conftest import FAKE_DIM
 
 
 @pytest.fixture
@@ -75,15 +77,17 @@ def test_task_builds_and_activates_an_index(make_photo, layer):
     assert run.state == "succeeded" and run.progress == 100 and run.finished_at
     version = IndexVersion.objects.active().get()
     assert run.index_version == version and version.built_by == run
-    assert (version.people_count, version.photo_count, version.template_count) == (3, 6, 12)
+    # two photos each: one quality-weighted mean template per kind and person, with the margin
+    assert (version.people_count, version.photo_count, version.template_count) == (3, 6, 6)
     index = version.load()
     assert index.identities == {str(p.pk) for p in people}
-    assert sorted(set(index.kinds.tolist())) == [0, 1]
+    assert sorted(index.kinds.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert index.margins is not None and np.allclose(index.margins, AGGREGATE_MARGIN)
     assert version.file.is_file() and version.file.parent == Path(version.file.parent)
     assert version.metrics["thresholds"]["unmasked"] >= 0.42
     assert AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk)).exists()
     messages = drain(layer, kiosk)
-    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 12} in messages
+    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 6} in messages
 
 
 def test_progress_is_published_to_admin_pages(make_photo, layer):
@@ -275,3 +279,25 @@ def test_an_empty_gallery_gives_an_empty_index(db, engine):
     version = IndexVersion.objects.current()
     assert run.state == "succeeded" and version.template_count == 0 and len(version.load()) == 0
     assert version.dim == engine.dim
+
+
+def test_a_person_with_several_photos_is_matched_on_their_quality_weighted_mean(make_photo):
+    (single,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    rng = np.random.default_rng(11)
+    several = services.person_create(actor=None, full_name="Multi Photo", staff_id="M1")
+    centre = rng.normal(size=FAKE_DIM)
+    good, poor = make_photo(several, centre=centre), make_photo(several, centre=centre)
+    FacePhoto.objects.filter(pk=poor.pk).update(quality_score=0.1)
+    rebuild_now()
+    index = IndexVersion.objects.current().load()
+    mine = index.labels == str(several.pk)
+    assert sorted(index.kinds[mine].tolist()) == [0, 1]
+    assert np.allclose(index.margins[mine], AGGREGATE_MARGIN)
+    assert np.allclose(index.margins[index.labels == str(single.pk)], 0.0)  # one photo: as it is
+    # the mean leans towards the better photo
+    vecs = {p.pk: np.frombuffer(bytes(p.templates.get().vectors), np.float32).reshape(-1, FAKE_DIM)
+            for p in (good, poor)}
+    mean = index.vectors[mine & (index.kinds == 0)][0]
+    assert mean @ vecs[good.pk][0] > mean @ vecs[poor.pk][0]
+    # a probe equal to that mean scores 1 - margin: the margin applies at search time
+    assert index.search(mean, k=1)[0].score == pytest.approx(1.0 - AGGREGATE_MARGIN, abs=1e-5)

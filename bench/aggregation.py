@@ -1,0 +1,208 @@
+"""Several enrolment photos per person: keep them apart, or aggregate them (issue 3).
+
+LFW DevTest people with at least ``--photos`` + 1 photos are enrolled from their first 1 to
+``--photos`` photos, exactly as the product enrols each photo (its embedding plus the centroid of
+4 synthetic-mask embeddings); their last photo is the probe. ``--unknown`` people with a single
+photo are probes who are not enrolled. Probes are identified unmasked and wearing MaskTheFace
+masks the product never saw. A person's templates are scored by:
+
+* **max over photos**: the best of every photo's templates (the product: the index keeps each
+  photo's templates and takes the best per person);
+* **mean**: one template per kind, the mean of the photos' templates (photographed and masked);
+* **quality-weighted mean**: the same, each photo weighted by its quality score
+  (``Quality.score``: size, sharpness, light, pose; what the admin shows per photo);
+* **max over photos + weighted mean**: the weighted mean added as one more template;
+* **quality-weighted mean - margin m**: the weighted mean, its score lowered by ``m`` (a mean of
+  several photos is closer to everyone, strangers included: at the same threshold it lets more of
+  them in). The product uses this rule with ``gallery.AGGREGATE_MARGIN``; ``--split DevTrain`` runs
+  the same on DevTrain people, where the margin is chosen (the DevTest figures are then a fair test).
+
+Masked probes meet both kinds of template, unmasked probes only the photographed ones, as in the
+product; the product's thresholds throughout. Probes the detector loses are left out.
+
+Usage: ``python bench/aggregation.py [--photos 3] [--unknown 600] [--split DevTest|DevTrain]``; prints a
+table and writes ``bench/results/aggregation[-DevTrain].json`` (embeddings cached in
+``var/bench/aggregation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from identification import SHARED  # noqa: E402
+
+from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
+from recognition.engine.evaluation import identification_metrics  # noqa: E402
+from recognition.engine.gallery import AGGREGATE_MARGIN, MASK_VARIANTS, enroll_templates  # noqa: E402
+from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
+
+CACHE = REPO / "var" / "bench" / "aggregation"
+MARGINS = (0.01, 0.02, 0.03, 0.04)
+# a person's enrolment: (photos x 2 x D templates [photographed, masked centroid], photos quality scores)
+Rule = Callable[[np.ndarray, np.ndarray, np.ndarray, bool], float]
+
+
+def people(min_photos: int, unknown: int, seed: int, split: str = "DevTest"
+           ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """``(known, unknown)`` as (name, photo count) from ``people<split>.txt``."""
+    rows = [ln.split() for ln in (SHARED / "lfw" / f"people{split}.txt").read_text().splitlines()[1:]
+            if ln.strip()]
+    rng = np.random.default_rng(seed)
+    single = [(n, 1) for n, c in rows if int(c) == 1]
+    rng.shuffle(single)
+    return [(n, int(c)) for n, c in rows if int(c) >= min_photos], single[:unknown]
+
+
+def image(name: str, number: int) -> Path:
+    return SHARED / "lfw" / "images_deepfunneled" / name / f"{name}_{number:04d}.jpg"
+
+
+def probe_embeddings(engine, img: np.ndarray, rng: np.random.Generator, templates) -> dict:
+    """Unmasked and MaskTheFace-masked probe: ``{"plain"|"masked": (embedding, masked flag)}``."""
+    out = {}
+    try:
+        face = engine.analyze(img, max_faces=3)[0]
+    except EngineError:
+        return out
+    out["plain"] = (face.embedding, bool(face.masked))
+    try:
+        masked = engine.analyze(apply_mask(img, face.landmarks, rng, templates), max_faces=3)[0]
+        out["masked"] = (masked.embedding, bool(masked.masked))
+    except (EngineError, TypeError):
+        pass
+    return out
+
+
+def collect(engine, known, unknown, photos: int, seed: int, split: str) -> dict:
+    """Enrolments and probes, cached per person (a larger run embeds only the new people)."""
+    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}.npz"
+    data = np.load(path, allow_pickle=True)["data"].item() if path.exists() else {"gallery": {}, "probes": {}}
+    templates = load_templates(SHARED / "masks")
+    for k, (name, count) in enumerate(known + unknown):
+        rng = np.random.default_rng([seed, k])
+        if count > 1 and len(data["gallery"].get(name, ([], []))[0]) < photos:
+            vecs, scores = [], []
+            for number in range(1, min(photos, count - 1) + 1):
+                try:
+                    face = engine.analyze(image(name, number).read_bytes(), max_faces=3)[0]
+                except EngineError:
+                    continue
+                t = enroll_templates(engine, face, rng)
+                if len(t.vectors) == 2:
+                    vecs.append(t.vectors)
+                    scores.append(face.quality.score)
+            data["gallery"][name] = (vecs, scores)
+        if name not in data["probes"]:
+            data["probes"][name] = probe_embeddings(engine, cv2.imread(str(image(name, count))), rng, templates)
+        if (k + 1) % 100 == 0:
+            print(f"  {k + 1}/{len(known) + len(unknown)} people", flush=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, data=np.array(data, dtype=object))
+    return data
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def rules() -> dict[str, Rule]:
+    """Scoring rules: ``t`` photos x 2 x D templates, ``q`` their quality scores, ``e`` the probe."""
+    def best(t: np.ndarray, e: np.ndarray, masked: bool) -> float:
+        return float((t @ e).max() if masked else (t[:, 0] @ e).max())
+
+    def mean(weighted: bool, margin: float = 0.0) -> Rule:
+        def score(t, q, e, masked):
+            if len(t) == 1:
+                return best(t, e, masked)
+            w = np.asarray(q, float) if weighted else np.ones(len(t))
+            agg = np.stack([_unit((w[:, None] * t[:, k]).sum(0)) for k in range(2)])
+            return best(agg[None], e, masked) - margin
+        return score
+
+    def both(t, q, e, masked):
+        return max(best(t, e, masked), mean(True)(t, q, e, masked))
+
+    out: dict[str, Rule] = {"max over photos (the product until now)": lambda t, q, e, m: best(t, e, m),
+                            "mean": mean(False), "quality-weighted mean": mean(True),
+                            "max over photos + weighted mean": both}
+    for m in MARGINS:
+        product = " (the product)" if m == AGGREGATE_MARGIN else ""
+        out[f"quality-weighted mean - margin {m:.2f}{product}"] = mean(True, m)
+    return out
+
+
+def evaluate(engine, data: dict, known: list[str], unknown: list[str], n_photos: int, probe_kind: str,
+             rule: Rule) -> dict:
+    """Open-set identification of one probe kind with each known person enrolled from ``n_photos``."""
+    gallery = {}
+    for name in known:
+        vecs, scores = data["gallery"].get(name, ([], []))
+        if vecs:
+            gallery[name] = (np.stack(vecs[:n_photos]), np.array(scores[:n_photos]))
+    names = sorted(gallery)
+    labels, top, truth, is_known, thresholds = [], [], [], [], []
+    for name in known + unknown:
+        probe = data["probes"].get(name, {}).get(probe_kind)
+        if probe is None or (name in known and name not in gallery):
+            continue
+        e, masked = probe
+        s = np.array([rule(gallery[g][0], gallery[g][1], e, masked) for g in names])
+        i = int(np.argmax(s))
+        labels.append(names[i])
+        top.append(s[i])
+        truth.append(name)
+        is_known.append(name in gallery)
+        thresholds.append(engine.threshold(masked))
+    return identification_metrics(labels, np.array(top), truth, np.array(is_known), np.array(thresholds))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=int, default=3, help="enrolment photos per person at most (default 3)")
+    ap.add_argument("--unknown", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=("DevTest", "DevTrain"), default="DevTest",
+                    help="LFW people file (DevTrain: where the margin is chosen)")
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(REPO / "models", EngineConfig())
+    known, unknown = people(args.photos + 1, args.unknown, args.seed, args.split)
+    data = collect(engine, known, unknown, args.photos, args.seed, args.split)
+    known_names, unknown_names = [n for n, _ in known], [n for n, _ in unknown]
+    results: dict = {}
+    print("| probes | enrolment photos | rule | rank-1 | FNIR at FPIR 1e-2 | FPIR at threshold | FNIR at threshold |")
+    print("|---|---|---|---|---|---|---|")
+    for probe_kind in ("masked", "plain"):
+        for n in range(1, args.photos + 1):
+            for name, rule in (rules().items() if n > 1 else list(rules().items())[:1]):
+                r = evaluate(engine, data, known_names, unknown_names, n, probe_kind, rule)
+                results.setdefault(probe_kind, {}).setdefault(str(n), {})[name] = r
+                print(f"| {probe_kind} | {n} | {name} | {r['rank1'] * 100:.1f}% | "
+                      f"{r['fnir_at_fpir_1e-2'] * 100:.1f}% | {r['fpir_at_threshold'] * 100:.1f}% | "
+                      f"{r['fnir_at_threshold'] * 100:.1f}% |", flush=True)
+    any_r = next(iter(results["masked"]["1"].values()))
+    out = REPO / "bench" / "results" / ("aggregation.json" if args.split == "DevTest" else
+                                        f"aggregation-{args.split}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
+                               "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
+                               "seconds": round(time.time() - t0, 1), "results": results}, indent=2, default=float))
+    print(f"wrote {out} in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
