@@ -115,6 +115,26 @@ class PersonForm(forms.ModelForm):
         fields = PERSON_FIELDS
 
 
+class PhotoCountFilter(admin.SimpleListFilter):
+    """People by number of photos: recognition improves with each photo up to three and beyond
+    (docs/accuracy.md, "Several enrolment photos"), so "fewer than 3" is the list to work through."""
+
+    title = "photos"
+    parameter_name = "photos"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("0", "none"), ("lt3", "fewer than 3"), ("3+", "3 or more")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        if self.value() == "0":
+            return queryset.filter(photo_count=0)
+        if self.value() == "lt3":
+            return queryset.filter(photo_count__lt=3)
+        if self.value() == "3+":
+            return queryset.filter(photo_count__gte=3)
+        return None
+
+
 @admin.register(Person)
 class PersonAdmin(admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
@@ -123,7 +143,7 @@ class PersonAdmin(admin.ModelAdmin):
     form = PersonForm
     list_display = ("thumbnail", "full_name", "staff_id", "department", "active", "photo_count", "updated_at")
     list_display_links = ("thumbnail", "full_name")
-    list_filter = ("active", "department", "created_at")
+    list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
     readonly_fields = ("created_at", "updated_at")
     actions = ("rebuild_index", "deactivate", "erase_biometric_data")

@@ -43,6 +43,15 @@ def test_people_list_with_thumbnails_search_and_filters(request, who, person, ma
     assert "Eileen Collins" in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Tom Hanks" not in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Eileen Collins" not in client.get(CHANGELIST, {"active__exact": "0"}).content.decode()
+    # the photo-count filter: who still needs photos
+    few = client.get(CHANGELIST, {"photos": "lt3"}).content.decode()
+    assert "Eileen Collins" in few and "Tom Hanks" in few
+    none = client.get(CHANGELIST, {"photos": "0"}).content.decode()
+    assert "Tom Hanks" in none and "Eileen Collins" not in none
+    make_photo(person)
+    make_photo(person)
+    enough = client.get(CHANGELIST, {"photos": "3+"}).content.decode()
+    assert "Eileen Collins" in enough and "Tom Hanks" not in enough
 
 
 def test_change_page_shows_photos_with_box_and_verdict(su_client, person, make_photo):
