@@ -444,9 +444,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} new photos")
     embed_s = time.monotonic() - t0
     progress(86, "assembling the index", force=True)
-    index, photo_count = _index_assemble(version_key=version_key, engine=engine)
+    index, photo_count, photo_templates = _index_assemble(version_key=version_key, engine=engine)
     progress(90, "fitting thresholds", force=True)
-    thresholds = _thresholds_fit(index)
+    thresholds = _thresholds_fit(index, photo_templates)
     progress(95, "writing and switching the index", force=True)
     metrics = {"thresholds": thresholds, "embedded_new": embedded, "embed_failed": failed,
                "embed_seconds": round(embed_s, 2),
@@ -488,10 +488,11 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
         return False
 
 
-def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int]:
-    """The index of every active person's cached templates (labels: person ids as strings). A
-    person with several photos is represented by their quality-weighted mean templates
-    (``gallery.person_templates``)."""
+def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int, Index]:
+    """The index of every active person's cached templates (labels: person ids as strings), the
+    number of photos, and every photo's own templates (what probes look like, for the threshold
+    fit). A person with several photos is represented in the index by their quality-weighted mean
+    templates (``gallery.person_templates``)."""
     rows = (PhotoTemplates.objects.filter(template_version=version_key, photo__person__active=True)
             .order_by("photo__person_id", "photo_id")
             .values_list("photo__person_id", "dim", "count", "vectors", "kinds", "photo__quality_score"))
@@ -508,8 +509,13 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
     if dim is None:
         current = IndexVersion.objects.current()
         dim = current.dim if current and current.dim else (engine or recognizer.get_engine()).dim
-    index = Index(dim)
+    index, photo_templates = Index(dim), Index(dim)
     if people:
+        pv = np.concatenate([t.vectors for ts, _ in people.values() for t in ts])
+        photo_templates.vectors = pv / np.maximum(np.linalg.norm(pv, axis=1, keepdims=True), 1e-12)
+        photo_templates.labels = np.array([str(pid) for pid, (ts, _) in people.items() for t in ts
+                                           for _ in range(len(t.vectors))], dtype=object)
+        photo_templates.kinds = np.concatenate([t.kinds for ts, _ in people.values() for t in ts]).astype(np.int8)
         vectors, labels, kinds, margins = [], [], [], []
         for person_id, (templates, qualities) in people.items():
             p = person_templates(templates, qualities)
@@ -524,28 +530,34 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
         index.kinds = np.concatenate(kinds).astype(np.int8)
         m = np.concatenate(margins).astype(np.float32)
         index.margins = m if m.any() else None
-    return index, photos
+    return index, photos, photo_templates
 
 
-def _thresholds_fit(index: Index, max_templates: int = 2000) -> dict:
+def _thresholds_fit(index: Index, probes: Index | None = None, max_templates: int = 2000) -> dict:
     """Site thresholds: never below the engine's, raised to the 99.9th percentile of impostor
     scores between this gallery's people (unmasked templates for unmasked probes; masked
-    templates against everyone's templates for masked probes). Recorded in the version's metrics."""
+    templates against everyone's templates for masked probes). ``probes``: what a probe looks
+    like, one template per photo (default: the index itself); the index's templates are scored as
+    a search scores them, less their margins. Recorded in the version's metrics."""
     cfg = recognizer.engine_config()
     result = {"unmasked": cfg.threshold_unmasked, "masked": cfg.threshold_masked, "source": "engine",
               "impostor_pairs": 0}
+    probes = index if probes is None else probes
     if len(index.identities) < 3:
         return result
     rng = np.random.default_rng(0)
-    take = rng.permutation(len(index))[:max_templates] if len(index) > max_templates else np.arange(len(index))
-    v, labels, kinds = index.vectors[take], index.labels[take], index.kinds[take]
-    scores = v @ v.T
+
+    def sample(ix: Index) -> np.ndarray:
+        return rng.permutation(len(ix))[:max_templates] if len(ix) > max_templates else np.arange(len(ix))
+
+    g, q = sample(index), sample(probes)
+    scores = probes.vectors[q] @ index.vectors[g].T
     if index.margins is not None:  # as a search would score them: less the matched template's margin
-        scores = scores - index.margins[take][None, :]
-    other = labels[:, None] != labels[None, :]
-    unmasked = kinds == UNMASKED
-    imp_u = scores[np.ix_(unmasked, unmasked)][other[np.ix_(unmasked, unmasked)]]
-    imp_m = scores[~unmasked][other[~unmasked]]
+        scores = scores - index.margins[g][None, :]
+    other = probes.labels[q][:, None] != index.labels[g][None, :]
+    probe_unmasked, gallery_unmasked = probes.kinds[q] == UNMASKED, index.kinds[g] == UNMASKED
+    imp_u = scores[np.ix_(probe_unmasked, gallery_unmasked)][other[np.ix_(probe_unmasked, gallery_unmasked)]]
+    imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
     if len(imp_u) >= 100:
         result["unmasked"] = round(max(cfg.threshold_unmasked, float(np.quantile(imp_u, 0.999))), 4)
         result["source"] = "site"

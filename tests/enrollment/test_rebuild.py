@@ -231,9 +231,9 @@ def test_people_erased_during_a_rebuild_do_not_come_back(make_photo, monkeypatch
     keep, gone = people_with_photos(make_photo, n_people=2, n_photos=1)
     real = services._thresholds_fit
 
-    def erase_meanwhile(index):
+    def erase_meanwhile(index, *args):
         Person.objects.filter(pk=gone.pk).delete()  # as a concurrent erasure would
-        return real(index)
+        return real(index, *args)
 
     monkeypatch.setattr(services, "_thresholds_fit", erase_meanwhile)
     rebuild_now()
@@ -301,3 +301,20 @@ def test_a_person_with_several_photos_is_matched_on_their_quality_weighted_mean(
     assert mean @ vecs[good.pk][0] > mean @ vecs[poor.pk][0]
     # a probe equal to that mean scores 1 - margin: the margin applies at search time
     assert index.search(mean, k=1)[0].score == pytest.approx(1.0 - AGGREGATE_MARGIN, abs=1e-5)
+
+
+def test_site_thresholds_are_fitted_on_single_photos_against_the_index():
+    """Means of several photos are closer to each other than a probe is to them: the fit scores
+    each photo's own templates (what a probe looks like) against the index, less its margins."""
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.normal(size=(64, 64)))[0][:3]           # 3 orthonormal "people"
+    index = Index(64)
+    for i in range(3):
+        index.add(str(i), basis[i][None], kinds=[0], margins=[0.02])
+    probes = Index(64)
+    for i in range(3):                                               # photos of i that look like i+1
+        lookalike = 0.9 * basis[(i + 1) % 3] + np.sqrt(1 - 0.81) * basis[i]
+        probes.add(str(i), np.repeat(lookalike[None], 40, axis=0), kinds=[0] * 40)
+    fitted = services._thresholds_fit(index, probes)
+    assert fitted["source"] == "site" and fitted["unmasked"] == pytest.approx(0.9 - 0.02, abs=1e-3)
+    assert services._thresholds_fit(index)["source"] == "engine"     # 6 pairs: too few to fit
