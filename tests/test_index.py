@@ -143,3 +143,24 @@ def test_person_templates_average_each_kind_by_quality():
     assert mixed.kinds.tolist() == [0, 1] and mixed.margins.tolist() == pytest.approx([0.0, AGGREGATE_MARGIN])
     assert np.array_equal(mixed.vectors[0], sharp.vectors[0])
     assert person_templates([], []).vectors.shape[0] == 0
+
+
+def test_the_margin_follows_how_much_the_photos_differ():
+    from recognition.engine.gallery import AGGREGATE_MARGIN, AGGREGATE_SPREAD_FULL, Templates, person_templates
+
+    rng = np.random.default_rng(8)
+    face = unit(rng, 1, 64)[0]
+
+    def photos(noise: float) -> list[Templates]:
+        rows = face + noise * rng.normal(size=(3, 64)) / 8.0
+        return [Templates(r[None] / np.linalg.norm(r), np.array([0], np.int8)) for r in rows]
+
+    burst = person_templates(photos(0.05), [0.9] * 3)      # a webcam burst: nearly the same frame
+    assert 0.0 < burst.margins[0] < 0.1 * AGGREGATE_MARGIN
+    diverse = person_templates(photos(1.0), [0.9] * 3)     # photos of different days
+    assert diverse.margins[0] == pytest.approx(AGGREGATE_MARGIN)
+    v = np.stack([t.vectors[0] for t in photos(0.3)])
+    spread = 1.0 - (float((v @ v.T).sum()) - 3) / 6
+    assert spread < AGGREGATE_SPREAD_FULL
+    middle = person_templates([Templates(r[None], np.array([0], np.int8)) for r in v], [0.9] * 3)
+    assert middle.margins[0] == pytest.approx(AGGREGATE_MARGIN * spread / AGGREGATE_SPREAD_FULL, rel=1e-4)

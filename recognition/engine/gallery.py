@@ -16,10 +16,15 @@ UNMASKED, SYNTHETIC_MASK = 0, 1
 # smaller index (2 templates per photo, not 3).
 MASK_VARIANTS = 4
 # A person enrolled from several photos is matched against the quality-weighted mean of their
-# templates (one per kind) instead of each photo's. A mean is closer to everyone, strangers too,
-# so its scores are lowered by this margin before the thresholds apply (chosen on LFW DevTrain
-# people with bench/aggregation.py --split DevTrain; DevTest results in docs/accuracy.md).
+# templates (one per kind) instead of each photo's. A mean of different photos is closer to
+# everyone, strangers too, so its scores are lowered by this margin before the thresholds apply
+# (chosen on LFW DevTrain people with bench/aggregation.py --split DevTrain; DevTest results in
+# docs/accuracy.md). The margin is scaled by how much the photos differ (1 - their mean pairwise
+# cosine), in full from AGGREGATE_SPREAD_FULL: LFW photos of one person spread 0.16 or more (5th
+# percentile), a webcam burst of near-identical frames about 0.01, whose mean is no closer to
+# strangers than one frame and must not be penalised.
 AGGREGATE_MARGIN = 0.02
+AGGREGATE_SPREAD_FULL = 0.15
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,25 @@ class PersonTemplates:
     margins: np.ndarray
 
 
+def aggregate_margin(per_photo: np.ndarray) -> float:
+    """Margin of a template averaged from ``per_photo`` (one row per photo): :data:`AGGREGATE_MARGIN`
+    times the photos' spread (1 - mean pairwise cosine) over :data:`AGGREGATE_SPREAD_FULL`, at most 1."""
+    v = per_photo / np.maximum(np.linalg.norm(per_photo, axis=1, keepdims=True), 1e-12)
+    n = len(v)
+    if n < 2:
+        return 0.0
+    mean_cos = (float((v @ v.T).sum()) - n) / (n * (n - 1))
+    return AGGREGATE_MARGIN * min(max(1.0 - mean_cos, 0.0) / AGGREGATE_SPREAD_FULL, 1.0)
+
+
 def person_templates(photos: list[Templates], qualities: list[float | None]) -> PersonTemplates:
     """Combine the templates of a person's enrolment photos.
 
     For each kind that two or more photos contribute to, one template: the mean of theirs weighted
     by each photo's quality score (``Quality.score``; unknown counts as 0.5), with margin
-    :data:`AGGREGATE_MARGIN`. A kind from a single photo keeps that photo's template(s), margin 0.
-    With several photos the mean beat keeping each photo's templates (``bench/aggregation.py``).
+    :data:`AGGREGATE_MARGIN` scaled by how much the photos differ (:func:`aggregate_margin`). A kind
+    from a single photo keeps that photo's template(s), margin 0. With several photos the mean beat
+    keeping each photo's templates (``bench/aggregation.py``).
     """
     if not photos:
         return PersonTemplates(np.zeros((0, 0), np.float32), np.zeros(0, np.int8), np.zeros(0, np.float32))
@@ -103,10 +120,11 @@ def person_templates(photos: list[Templates], qualities: list[float | None]) -> 
             margins.extend([0.0] * len(rows[0][0]))
             continue
         weights = [max(0.5 if q is None else float(q), 0.05) for _, q in rows]
-        mean = sum(w * v.mean(axis=0) for (v, _), w in zip(rows, weights, strict=True))
+        per_photo = np.stack([v.mean(axis=0) for v, _ in rows])
+        mean = (np.asarray(weights)[:, None] * per_photo).sum(axis=0)
         vectors.append((mean / max(float(np.linalg.norm(mean)), 1e-12))[None])
         kinds.append(kind)
-        margins.append(AGGREGATE_MARGIN)
+        margins.append(aggregate_margin(per_photo))
     return PersonTemplates(np.concatenate(vectors).astype(np.float32), np.array(kinds, np.int8),
                            np.array(margins, np.float32))
 
