@@ -380,6 +380,17 @@ def aggregation_section() -> str:
     pb, pp = res["plain"][top][before], res["plain"][top][product]
     train_rows = ""
     p1 = res["plain"]["1"][next(iter(res["plain"]["1"]))]
+    spread_text = ""
+    if "spread" in data:
+        lp, bp = data["spread"]["lfw_percentiles"], data["spread"]["burst_percentiles"]
+        spread_text = f"""
+The margin is scaled by how much the averaged photos differ (1 - their mean pairwise cosine), in
+full from 0.15 (`AGGREGATE_SPREAD_FULL`): LFW photos of one person spread {lp['5']} or more (5th
+percentile; median {lp['50']}), so nearly every person here gets all of it, while a webcam burst (3 camera-like
+frames of one photo, as the admin's capture takes them) spreads about {bp['50']} (95th percentile
+{bp['95']}). A mean of near-identical frames is no closer to strangers than one frame, and a full
+margin would only make such a person harder to recognise.
+"""
     if train:
         tr = train["results"]
         t1m = pc(next(iter(tr["masked"]["1"].values()))["fpir_at_threshold"])
@@ -428,7 +439,7 @@ thresholds, masked probes are missed {pc(mp['fnir_at_threshold'])} of the time i
 {pc(pb['fnir_at_threshold'])} / {pc(pb['fpir_at_threshold'])}). **The product assembles its index that way**
 (`gallery.person_templates`, `AGGREGATE_MARGIN`), and three or more photos per person are worth
 enrolling. Averaging does not depend on the mask, so it should carry over to real masks.
-"""
+{spread_text}"""
 
 
 def voting_section() -> str:

@@ -14,8 +14,11 @@ masks the product never saw. A person's templates are scored by:
 * **max over photos + weighted mean**: the weighted mean added as one more template;
 * **quality-weighted mean - margin m**: the weighted mean, its score lowered by ``m`` (a mean of
   several photos is closer to everyone, strangers included: at the same threshold it lets more of
-  them in). The product uses this rule with ``gallery.AGGREGATE_MARGIN``; ``--split DevTrain`` runs
-  the same on DevTrain people, where the margin is chosen (the DevTest figures are then a fair test).
+  them in); ``--split DevTrain`` runs the same on DevTrain people, where the margin is chosen (the
+  DevTest figures are then a fair test);
+* **the product**: ``gallery.person_templates`` itself: that mean with ``AGGREGATE_MARGIN`` scaled by
+  how much the photos differ (full for photos like LFW's; the run also measures the spread of LFW
+  photos and of simulated webcam bursts, near-identical frames whose mean needs no margin).
 
 Masked probes meet both kinds of template, unmasked probes only the photographed ones, as in the
 product; the product's thresholds throughout. Probes the detector loses are left out.
@@ -45,7 +48,7 @@ from identification import SHARED  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.evaluation import identification_metrics  # noqa: E402
-from recognition.engine.gallery import AGGREGATE_MARGIN, MASK_VARIANTS, enroll_templates  # noqa: E402
+from recognition.engine.gallery import MASK_VARIANTS, Templates, enroll_templates, person_templates  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "aggregation"
@@ -134,13 +137,44 @@ def rules() -> dict[str, Rule]:
     def both(t, q, e, masked):
         return max(best(t, e, masked), mean(True)(t, q, e, masked))
 
+    def product(t, q, e, masked):
+        p = person_templates([Templates(ti, np.array([0, 1], np.int8)) for ti in t], list(q))
+        s = p.vectors @ e - p.margins
+        return float(s.max() if masked else s[p.kinds == 0].max())
+
     out: dict[str, Rule] = {"max over photos (the product until now)": lambda t, q, e, m: best(t, e, m),
                             "mean": mean(False), "quality-weighted mean": mean(True),
                             "max over photos + weighted mean": both}
     for m in MARGINS:
-        product = " (the product)" if m == AGGREGATE_MARGIN else ""
-        out[f"quality-weighted mean - margin {m:.2f}{product}"] = mean(True, m)
+        out[f"quality-weighted mean - margin {m:.2f}"] = mean(True, m)
+    out["quality-weighted mean - margin by spread (the product)"] = product
     return out
+
+
+def spreads(engine, data: dict, known: list[str], bursts: int = 40, seed: int = 0) -> dict:
+    """Spread (1 - mean pairwise cosine of the photographed templates) of the enrolled people's first
+    3 photos, and of bursts of 3 camera-like frames of one photo (``bench/voting.camera_view``)."""
+    from voting import camera_view
+
+    lfw = [1 - (float((v @ v.T).sum()) - len(v)) / (len(v) * (len(v) - 1))
+           for v in (np.stack([t[0] for t in data["gallery"][n][0][:3]]) for n in known
+                     if len(data["gallery"].get(n, ([], []))[0]) >= 2)]
+    rng, burst = np.random.default_rng(seed), []
+    for name in known[:bursts]:
+        img = cv2.imread(str(image(name, 1)))
+        frames = []
+        for _ in range(3):
+            try:
+                frames.append(engine.analyze(camera_view(img, rng), max_faces=3)[0].embedding)
+            except EngineError:
+                continue
+        if len(frames) >= 2:
+            v = np.stack(frames)
+            burst.append(1 - (float((v @ v.T).sum()) - len(v)) / (len(v) * (len(v) - 1)))
+    pct = (5, 25, 50, 95)
+    return {"lfw_percentiles": dict(zip(map(str, pct), np.percentile(lfw, pct).round(3).tolist(), strict=True)),
+            "burst_percentiles": dict(zip(map(str, pct), np.percentile(burst, pct).round(3).tolist(), strict=True)),
+            "n_lfw": len(lfw), "n_burst": len(burst)}
 
 
 def evaluate(engine, data: dict, known: list[str], unknown: list[str], n_photos: int, probe_kind: str,
@@ -194,13 +228,16 @@ def main() -> None:
                 print(f"| {probe_kind} | {n} | {name} | {r['rank1'] * 100:.1f}% | "
                       f"{r['fnir_at_fpir_1e-2'] * 100:.1f}% | {r['fpir_at_threshold'] * 100:.1f}% | "
                       f"{r['fnir_at_threshold'] * 100:.1f}% |", flush=True)
+    spread = spreads(engine, data, known_names)
+    print(f"photo spread, LFW: {spread['lfw_percentiles']}; webcam-like bursts: {spread['burst_percentiles']}")
     any_r = next(iter(results["masked"]["1"].values()))
     out = REPO / "bench" / "results" / ("aggregation.json" if args.split == "DevTest" else
                                         f"aggregation-{args.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
                                "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
-                               "seconds": round(time.time() - t0, 1), "results": results}, indent=2, default=float))
+                               "seconds": round(time.time() - t0, 1), "spread": spread, "results": results},
+                              indent=2, default=float))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 
