@@ -108,7 +108,8 @@ class PersonForm(forms.ModelForm):
     remove_photos = forms.ModelMultipleChoiceField(queryset=FacePhoto.objects.none(), required=False,
                                                    widget=PhotoGridWidget, label="Photos")
     photos = MultipleFileField(label="Add photos", help_text="JPEG, PNG or WebP; one person per photo. "
-                               "Refused photos are listed with the reason.")
+                               "Refused photos are listed with the reason. Three or more photos from "
+                               "different occasions recognise masked faces best.")
 
     class Meta:
         model = Person
