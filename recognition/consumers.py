@@ -442,6 +442,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         except (EngineError, OSError):
             log.exception("kiosk #%s: cannot load index v%s", self.kiosk.pk, version.pk)
             index = None
+        if version.pk != self._index_version:
+            # votes were cast against the old gallery (someone may have just been enrolled while
+            # standing there): count afresh, without the old "unknown" doubt
+            self._voter.reset()
         self._index, self._index_version = index, version.pk
         self._thresholds = dict((version.metrics or {}).get("thresholds") or {})
         self._thresholds = {k: v for k, v in self._thresholds.items() if k in ("masked", "unmasked")}

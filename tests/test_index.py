@@ -138,10 +138,13 @@ def test_person_templates_average_each_kind_by_quality():
     assert two.vectors[0] @ sharp.vectors[0] > two.vectors[0] @ blurred.vectors[0]
     expected = 0.9 * sharp.vectors[0] + 0.1 * blurred.vectors[0]
     assert two.vectors[0] == pytest.approx(expected / np.linalg.norm(expected), abs=1e-6)
-    # a kind only one photo has stays that photo's own template, without a margin
+    # a photo enrolled wearing a real mask keeps its own template: never blended with synthetic masks
     mixed = person_templates([sharp, masked_photo], [0.9, None])
-    assert mixed.kinds.tolist() == [0, 1] and mixed.margins.tolist() == pytest.approx([0.0, AGGREGATE_MARGIN])
-    assert np.array_equal(mixed.vectors[0], sharp.vectors[0])
+    assert mixed.kinds.tolist() == [1, 0, 1] and not mixed.margins.any()
+    assert np.array_equal(mixed.vectors[0], masked_photo.vectors[0])
+    assert np.array_equal(mixed.vectors[1:], sharp.vectors)
+    three = person_templates([sharp, masked_photo, blurred], [0.9, 0.5, 0.1])
+    assert three.kinds.tolist() == [1, 0, 1] and three.margins.tolist() == pytest.approx([0.0] + [AGGREGATE_MARGIN] * 2)
     assert person_templates([], []).vectors.shape[0] == 0
 
 

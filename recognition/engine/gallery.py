@@ -102,7 +102,8 @@ def aggregate_margin(per_photo: np.ndarray) -> float:
 def person_templates(photos: list[Templates], qualities: list[float | None]) -> PersonTemplates:
     """Combine the templates of a person's enrolment photos.
 
-    For each kind that two or more photos contribute to, one template: the mean of theirs weighted
+    Photos enrolled wearing a mask (no photographed template) keep their own templates. Of the
+    others, for each kind that two or more photos contribute to, one template: the mean of theirs weighted
     by each photo's quality score (``Quality.score``; unknown counts as 0.5), with margin
     :data:`AGGREGATE_MARGIN` scaled by how much the photos differ (:func:`aggregate_margin`). A kind
     from a single photo keeps that photo's template(s), margin 0. With several photos the mean beat
@@ -111,9 +112,16 @@ def person_templates(photos: list[Templates], qualities: list[float | None]) -> 
     if not photos:
         return PersonTemplates(np.zeros((0, 0), np.float32), np.zeros(0, np.int8), np.zeros(0, np.float32))
     vectors, kinds, margins = [], [], []
-    for kind in sorted({int(k) for t in photos for k in t.kinds}):
-        rows = [(t.vectors[t.kinds == kind], q) for t, q in zip(photos, qualities, strict=True)
-                if (t.kinds == kind).any()]
+    # a photo enrolled wearing a real mask has no photographed template: its own masked embedding
+    # stays a template of its own (it is not blended with synthetic masks; not measured averaged)
+    for t in photos:
+        if not (t.kinds == UNMASKED).any():
+            vectors.append(t.vectors)
+            kinds.extend(int(k) for k in t.kinds)
+            margins.extend([0.0] * len(t.vectors))
+    pairs = [(t, q) for t, q in zip(photos, qualities, strict=True) if (t.kinds == UNMASKED).any()]
+    for kind in sorted({int(k) for t, _ in pairs for k in t.kinds}):
+        rows = [(t.vectors[t.kinds == kind], q) for t, q in pairs if (t.kinds == kind).any()]
         if len(rows) == 1:
             vectors.append(rows[0][0])
             kinds.extend([kind] * len(rows[0][0]))
