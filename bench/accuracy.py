@@ -489,7 +489,8 @@ bound. Lowering the thresholds by 0.04 would check in {pct(r4['vote']['tpir'])} 
 {pct(r4['vote']['fpir'])} of strangers in: the product keeps its calibrated thresholds.
 The vote can let in more strangers than a first-frame decision because it keeps deciding while the
 face stays. The kiosk therefore asks for more agreement once a presence was called "not recognised"
-({a.get('after_unknown', 6)} of the window's 6 frames, `MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN`).
+({a.get('after_unknown', 6)} of the window's 6 frames, `MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN`; not 6, so that
+one weak frame per window cannot keep an employee waiting; a new index version starts the vote afresh).
 Measured here it changes nothing at the product thresholds
 ({plain['false']}/{plain['strangers']} strangers without the rule,
 {r0['vote']['false']}/{r0['vote']['strangers']} with it; checked in as themselves {pct(plain['tpir'])} and

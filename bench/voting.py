@@ -13,7 +13,7 @@ per-frame answers are cached, then these decision policies are replayed over the
   whole presence);
 * **vote**: :class:`recognition.voting.Voter` with the kiosk's settings, fed at the kiosk's frame
   rhythm; a later accepted verdict in the same presence still counts (the kiosk would act on it),
-  but after an "unknown" verdict it needs the whole window to agree
+  but after an "unknown" verdict it needs 5 of the window's 6 frames to agree
   (``MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN``);
 * **vote, no stricter rule after unknown**: the same without that rule (the kiosk until now).
 
@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-frames", type=int, default=3, help="MASKNET_KIOSK_VOTE_FRAMES")
     ap.add_argument("--min-frames-masked", type=int, default=4, help="MASKNET_KIOSK_VOTE_FRAMES_MASKED")
-    ap.add_argument("--after-unknown", type=int, default=6, help="MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN")
+    ap.add_argument("--after-unknown", type=int, default=5, help="MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
