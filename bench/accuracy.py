@@ -289,12 +289,17 @@ def calibration_rows(cal: dict) -> str:
     return "\n".join(rows)
 
 
+def bench_results(name: str) -> dict | None:
+    """``bench/results/<name>.json`` as written by a benchmark, or ``None`` if it has not run."""
+    path = REPO / "bench" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def identification_section() -> str:
     """Open-set identification recorded by ``bench/identification.py``, if it has run."""
-    path = REPO / "bench" / "results" / "identification.json"
-    if not path.exists():
+    data = bench_results("identification")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     rows = "\n".join(
         f"| {name} | {r['n_gallery_people']} / {r['n_known_probes']} / {r['n_unknown_probes']} | "
         f"{r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | {r['fpir_at_threshold'] * 100:.1f}% | "
@@ -320,10 +325,9 @@ the figures come much closer (see "Several enrolment photos per person" below).
 
 def templates_section() -> str:
     """Synthetic-mask template count and scoring measured by ``bench/templates.py``, if it has run."""
-    path = REPO / "bench" / "results" / "templates.json"
-    if not path.exists():
+    data = bench_results("templates")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     rows = "\n".join(f"| {name} | {r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | "
                      f"{r['fpir_at_threshold'] * 100:.1f}% | {r['fnir_at_threshold'] * 100:.1f}% |"
                      for name, r in data["results"].items())
@@ -356,12 +360,10 @@ fewer misses) but needs per-person top-2 scoring in the index: the next step.
 
 def aggregation_section() -> str:
     """Several enrolment photos per person, measured by ``bench/aggregation.py``, if it has run."""
-    path = REPO / "bench" / "results" / "aggregation.json"
-    if not path.exists():
+    data = bench_results("aggregation")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
-    train_path = REPO / "bench" / "results" / "aggregation-DevTrain.json"
-    train = json.loads(train_path.read_text()) if train_path.exists() else None
+    train = bench_results("aggregation-DevTrain")
     res = data["results"]
 
     def pc(x: float) -> str:
@@ -446,10 +448,9 @@ enrolling. Averaging does not depend on the mask, so it should carry over to rea
 
 def voting_section() -> str:
     """Multi-frame decisions replayed by ``bench/voting.py``, if it has run."""
-    path = REPO / "bench" / "results" / "voting.json"
-    if not path.exists():
+    data = bench_results("voting")
+    if data is None:
         return ""
-    data = json.loads(path.read_text())
     a = data["args"]
     names = {"first": "first frame decides", "any": "any accepted frame",
              "vote_plain": "vote, no stricter rule after unknown", "vote": "vote (the kiosk)"}
@@ -521,10 +522,9 @@ without a detected face (centred-crop fallback).
 
 def devtrain_calibration_text() -> str:
     """The same calibration on DevTrain pairs (``bench/ablation.py --calibrate-split DevTrain``), if run."""
-    path = REPO / "bench" / "results" / "calibration-DevTrain.json"
-    if not path.exists():
+    c = bench_results("calibration-DevTrain")
+    if c is None:
         return ""
-    c = json.loads(path.read_text())
     rows = "; ".join(f"FAR {far}: {c[far]['unmasked']['threshold']:.3f} unmasked, {c[far]['masked']['threshold']:.3f} "
                      f"masked" for far in ("1e-03", "1e-04"))
     cfg = EngineConfig()
