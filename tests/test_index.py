@@ -58,6 +58,21 @@ def test_wrong_dimension_and_bad_file(tmp_path):
         Index.load(tmp_path / "bad.npz")
 
 
+def test_load_refuses_arrays_that_disagree(tmp_path):
+    rng = np.random.default_rng(3)
+    index = Index(16)
+    index.add("a", unit(rng, 3, 16), margins=[0.0, 0.01, 0.02])
+    index.save(tmp_path / "ok.npz")
+    assert Index.load(tmp_path / "ok.npz").margins.tolist() == pytest.approx([0.0, 0.01, 0.02])
+    fields = {"vectors": index.vectors, "labels": index.labels.astype(str), "kinds": index.kinds,
+              "dim": np.array(16), "margins": index.margins}
+    for name, bad in (("margins", index.margins[:2]), ("kinds", index.kinds[:1]),
+                      ("labels", index.labels.astype(str)[:2]), ("dim", np.array(8))):
+        np.savez(tmp_path / f"bad-{name}.npz", **{**fields, name: bad})
+        with pytest.raises(EngineError, match="disagree"):
+            Index.load(tmp_path / f"bad-{name}.npz")
+
+
 def test_empty_index_search():
     assert Index(4).search(np.ones(4)) == []
 

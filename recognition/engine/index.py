@@ -224,6 +224,11 @@ class Index:
                     index.margins = data["margins"].astype(np.float32)
         except (OSError, KeyError, ValueError) as exc:
             raise EngineError(f"cannot read index {path}: {exc}") from exc
+        # a file whose arrays disagree would mis-score (or fail mid-search) instead of failing here
+        n = len(index.vectors)
+        if (index.vectors.ndim != 2 or index.vectors.shape[1] != index.dim or len(index.labels) != n
+                or len(index.kinds) != n or (index.margins is not None and index.margins.shape != (n,))):
+            raise EngineError(f"cannot read index {path}: its vectors, labels, kinds and margins disagree")
         if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:
             index._coarse_tables()  # now (off the kiosks' event loop), not on the first search
         return index
