@@ -33,13 +33,15 @@ sys.path.insert(0, str(REPO))
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
-from recognition.engine.embed import MEAN_BGR, l2_normalise, preprocess  # noqa: E402
+from recognition.engine.embed import l2_normalise, preprocess, upper_face  # noqa: E402
 from recognition.engine.evaluation import threshold_at_far, verification_metrics  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 WORK = REPO / "var" / "bench" / "ablation"
-UPPER_CUTS = (0.56, 0.62)  # fraction of the aligned crop's height below which the face is hidden
+# the product's upper-face fusion (a masked face is matched by normalise((1 - w) whole + w upper))
+FUSE, FUSE_CUT = EngineConfig().upper_face_weight, EngineConfig().upper_face_cut
+UPPER_CUTS = tuple(sorted({0.56, 0.62, FUSE_CUT}))  # fraction of the crop's height below which the face is hidden
 
 
 def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[str, int], bool]]:
@@ -49,12 +51,13 @@ def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[s
             ((r[0], int(r[1])), (r[2], int(r[3])), False) for r in rows]
 
 
-def prepare_crops(engine, keys) -> dict:
-    """Stage 1: aligned crops per image (cached)."""
+def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict:
+    """Stage 1: aligned crops per image (cached unless ``cache`` is false). ``unseen``: also the photo
+    wearing a MaskTheFace template (``"mtf"``); without it only the product's own masks."""
     path = WORK / "crops.pkl"
-    if path.exists():
+    if cache and path.exists():
         return pickle.loads(path.read_bytes())
-    templates = load_templates(SHARED / "masks")
+    templates = load_templates(SHARED / "masks") if unseen else []
     images = SHARED / "lfw" / "images_deepfunneled"
     out: dict = {}
     for k, (name, num) in enumerate(keys):
@@ -69,6 +72,7 @@ def prepare_crops(engine, keys) -> dict:
         if face.landmarks is not None:
             pts = transform_landmarks(face.landmarks, face.align_matrix)
             rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
+        if face.landmarks is not None and unseen:
             masked = apply_mask(img, face.landmarks, rng, templates)
             try:
                 rec["mtf"] = engine.analyze(masked, max_faces=3, embed=False)[0].aligned
@@ -78,24 +82,27 @@ def prepare_crops(engine, keys) -> dict:
         out[(name, num)] = rec
         if k % 100 == 0:
             print(f"  crops {k}/{len(keys)}", file=sys.stderr, flush=True)
-    WORK.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(out))
+    if cache:
+        WORK.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(out))
     return out
 
 
-def embed_variants(engine, crops: dict) -> dict:
-    """Stage 2: whole/upper-face embeddings with mirrors, per crop kind (cached)."""
-    path = WORK / "embeddings.pkl"
-    if path.exists():
-        return pickle.loads(path.read_bytes())
+def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf", "prod0", "prod1"),
+                   path: Path | None = None) -> dict:
+    """Stage 2: whole/upper-face embeddings with mirrors, per crop kind (cached in ``path``; a cut
+    missing from the cache is added to it)."""
+    path = path or WORK / "embeddings.pkl"
+    out = pickle.loads(path.read_bytes()) if path.exists() else {}
+    if out and all(f"up{cut}" in d for d in out.values() for cut in UPPER_CUTS):
+        return out
     serve = engine.embedder._serve
 
     def emb(batch):
         return l2_normalise(np.concatenate([serve(preprocess(batch[i:i + 32]))["embedding"]
                                             for i in range(0, len(batch), 32)]))
 
-    out = {}
-    for kind in ("orig", "mtf", "prod0", "prod1"):
+    for kind in kinds:
         keys, batch = [], []
         for key, rec in crops.items():
             if rec is None:
@@ -105,10 +112,9 @@ def embed_variants(engine, crops: dict) -> dict:
                 keys.append(key)
                 batch.append(c)
         batch = np.stack(batch)
-        d = {"keys": keys, "full": emb(batch), "full_f": emb(batch[:, :, ::-1])}
-        for cut in UPPER_CUTS:
-            up = batch.copy()
-            up[:, int(cut * 224):] = MEAN_BGR.astype(np.uint8)
+        d = out.get(kind) or {"keys": keys, "full": emb(batch), "full_f": emb(batch[:, :, ::-1])}
+        for cut in (c for c in UPPER_CUTS if f"up{c}" not in d):
+            up = upper_face(batch, cut)
             d[f"up{cut}"], d[f"up{cut}_f"] = emb(up), emb(up[:, :, ::-1])
         out[kind] = d
         print(f"  embedded {kind}", file=sys.stderr, flush=True)
@@ -130,20 +136,31 @@ class Scorer:
         d = self.emb[kind]
         return l2_normalise(d[part][i] + d[part + "_f"][i]) if flip else d[part][i]
 
-    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False):
+    def fused(self, kind, key, flip=True, fuse=0.0, cut=0.56):
+        """A masked face's matching vector: whole face fused with the upper face (``Engine.embed_masked``)."""
+        v = self.vec(kind, key, flip=flip)
+        if v is None or not fuse:
+            return v
+        return l2_normalise((1 - fuse) * v + fuse * self.vec(kind, key, f"up{cut}", flip))
+
+    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0):
         fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
         if fa is None or fb is None:
             return -1.0
         ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
+        if fuse:  # the classifier reads the whole face; a masked face is then matched by the fusion
+            fa = self.fused(akind, a, flip, fuse, cut) if ma else fa
+            fb = self.fused(bkind, b, flip, fuse, cut) if mb else fb
+        probe = fb  # synthetic-mask templates are matched without the adapter
         if adapter and self.adapter is not None:
             fa = self.adapter(fa) if ma else fa
             fb = self.adapter(fb) if mb else fb
         s = float(fa @ fb)
         if aug and mb and not ma:  # masked probe vs unmasked enrolment: also its synthetic-mask templates
             for kind in ("prod0", "prod1"):
-                v = self.vec(kind, a, flip=flip)
+                v = self.fused(kind, a, flip, fuse, cut)
                 if v is not None:
-                    s = max(s, float(v @ self.vec(bkind, b, flip=flip)))
+                    s = max(s, float(v @ probe))
         if upper > 0 and (ma or mb):
             s = (1 - upper) * s + upper * float(self.vec(akind, a, f"up{cut}", flip) @
                                                 self.vec(bkind, b, f"up{cut}", flip))
@@ -157,6 +174,8 @@ LEVERS = [
     ("+ mirror + upper-face fusion 0.3", {"upper": 0.3}),
     ("+ mirror + upper-face fusion 0.5 (cut 0.62)", {"upper": 0.5, "cut": 0.62}),
     ("+ mirror + gallery + upper 0.3", {"aug": True, "upper": 0.3}),
+    ("+ mirror + upper-face embedding fusion", {"fuse": FUSE, "cut": FUSE_CUT}),
+    ("+ mirror + gallery + upper-face embedding fusion (the product)", {"aug": True, "fuse": FUSE, "cut": FUSE_CUT}),
     ("+ mirror + adapter", {"adapter": True}),
     ("+ mirror + adapter + gallery + upper 0.3", {"adapter": True, "aug": True, "upper": 0.3}),
 ]
@@ -168,7 +187,8 @@ def calibrate_split(split: str) -> None:
     people the thresholds may be fitted on, never measured on); writes
     ``bench/results/calibration-<split>.json``."""
     global WORK, UPPER_CUTS
-    WORK, UPPER_CUTS = REPO / "var" / "bench" / f"ablation-{split.lower()}", ()   # whole faces only
+    # whole faces, and the upper face at the product's cut only
+    WORK, UPPER_CUTS = REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{FUSE_CUT}", (FUSE_CUT,)
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     pairs = devtest_pairs(split)
@@ -224,10 +244,14 @@ def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
         d = emb[kind]
         return d["keys"], l2_normalise(d["full"] + d["full_f"])
 
+    def fused(kind):  # a masked face's matching vector, as the product computes it
+        d = emb[kind]
+        if not FUSE:
+            return full(kind)[1]
+        return l2_normalise((1 - FUSE) * full(kind)[1] + FUSE * l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"]))
+
     keys, o = full("orig")
-    _, p0 = full("prod0")
-    _, p1 = full("prod1")
-    _, m = full("mtf")
+    p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")
     names = np.array([k[0] for k in keys])
     diff = names[:, None] != names[None, :]
     same = ~diff & ~np.eye(len(names), dtype=bool)

@@ -7,6 +7,8 @@ JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
   with flip TTA, as configured), masked classifier, index search, and the whole of it
   (``Engine.analyze`` + ``gallery.identify`` from the JPEG bytes);
 - theirs: decode + ``face_recognition.face_locations`` (HOG) + ``face_encodings``;
+- the whole engine on the same frames with the product's masks drawn on (a masked face is also
+  embedded from its upper face);
 - the cost of flip TTA (FaceRes once vs twice per face);
 - gallery search at 1k, 10k and 100k templates (exhaustive vs the two-stage search, their
   agreement, and a float16 copy of the templates for comparison).
@@ -154,6 +156,35 @@ def bench_flip(engine, crops, n: int = 20) -> dict:
     return out
 
 
+def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) -> dict:
+    """The whole engine on the same frames with the product's masks drawn on: a face classified
+    masked is embedded a second time (the upper face, ``Engine.embed_masked``)."""
+    from recognition.engine.masks import render_mask
+
+    masked = []
+    for k, frame in enumerate(frames):
+        try:
+            face = engine.analyze(frame, max_faces=3, embed=False)[0]
+        except NoFaceFound:
+            continue
+        if face.landmarks is not None:
+            masked.append(jpeg(render_mask(frame, face.landmarks, np.random.default_rng(k))))
+    for data in masked[:3]:
+        full_time(engine, data, index)
+    ms, classified = [], 0
+    for _ in range(rounds):
+        for data in masked:
+            t0 = time.perf_counter()
+            try:
+                face = engine.analyze(data, max_faces=3)[0]
+            except NoFaceFound:
+                continue
+            identify(engine, face, index)
+            ms.append(_ms(t0))
+            classified += face.masked
+    return {"engine": stats(ms), "frames": len(masked), "classified_masked": round(classified / max(1, len(ms)), 3)}
+
+
 def synthetic_gallery(n: int, dim: int, rng: np.random.Generator) -> tuple[Index, np.ndarray]:
     """``n`` templates of ``n // 3`` identities (3 each, kinds 0, 1, 1) and probes of some of them."""
     people = max(1, -(-n // 3))
@@ -219,7 +250,8 @@ def run(rounds: int, use_dlib: bool) -> dict:
     engine = load_engine(REPO / "models", EngineConfig())
     load_s = time.perf_counter() - t0
     crops = face_crops(engine, source_photos())
-    frames = [jpeg(f) for _, f in make_frames(crops)]
+    raw_frames = [f for _, f in make_frames(crops)]
+    frames = [jpeg(f) for f in raw_frames]
     index = gallery_index(engine, crops)
     fr = None
     if use_dlib:
@@ -231,6 +263,7 @@ def run(rounds: int, use_dlib: bool) -> dict:
            "frames": len(frames), "frame_size": "640x480", "faces": [n for n, _ in crops], "rounds": rounds,
            "engine_load_s": round(load_s, 2), "flip_tta": engine.config.flip_tta, "gallery_templates": len(index)}
     doc.update(bench_engine(engine, frames, index, rounds, fr))
+    doc["masked_faces"] = bench_masked(engine, raw_frames, index, rounds)
     doc["flip_tta_cost"] = bench_flip(engine, crops)
     doc["index_search"] = bench_search(engine.dim)
     doc["machine"]["load_avg_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
@@ -255,6 +288,8 @@ def print_table(doc: dict) -> None:
           f"{doc['frames']} frames x {doc['rounds']} rounds")
     print(f"{'stage':<24}{'p50 ms':>9}{'p95 ms':>9}{'per s':>8}")
     rows = list(doc["stages"].items()) + [("engine (whole)", doc["engine"])]
+    if "masked_faces" in doc:
+        rows.append(("engine (masked face)", doc["masked_faces"]["engine"]))
     if "face_recognition" in doc:
         rows.append(("face_recognition (HOG)", doc["face_recognition"]))
     rows += [(f"FaceRes {k.replace('_', ' ')}", v) for k, v in doc["flip_tta_cost"].items()]

@@ -49,7 +49,7 @@ Rule = Callable[[np.ndarray, np.ndarray], float]
 def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict, dict]:
     """``({person: (1 + MAX_MASKED) x D templates}, {person: (probe embedding, masked)})`` (cached
     per person: a run with more people embeds only the new ones)."""
-    path = CACHE / f"embeddings-{seed}.npz"
+    path = CACHE / f"embeddings-{seed}-upper{engine.config.upper_face_weight}.npz"  # masked probes: fused
     g, p = {}, {}
     if path.exists():
         d = np.load(path, allow_pickle=True)
@@ -62,7 +62,7 @@ def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict
         face, fail = main_face(engine, files[0])
         if face is not None and not fail:
             g[person] = np.concatenate([face.embedding[None],
-                                        engine.embed(masked_variants(engine, face, rng, MAX_MASKED))])
+                                        engine.embed_masked(masked_variants(engine, face, rng, MAX_MASKED))])
     for person, files in wanted_p.items():
         if person in p:
             continue

@@ -68,7 +68,7 @@ def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
 def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people: str = "") -> dict:
     """Per-frame answers of every presence (cached in var/bench/voting)."""
     # the answers depend on how the gallery is enrolled: a new enrolment scheme is a new cache
-    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}.json"
+    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}-upper{engine.config.upper_face_weight}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     rng = np.random.default_rng(seed)

@@ -92,6 +92,25 @@ def test_mask_classifier(engine, astronaut_bgr):
     assert face.masked and face.masked_prob > 0.5
 
 
+def test_masked_faces_are_matched_by_whole_and_upper_face(engine, installed_models, astronaut_bgr):
+    from recognition.engine import load_engine
+    from recognition.engine.masks import render_mask
+
+    ref = engine.analyze(astronaut_bgr)[0]
+    assert np.allclose(ref.embedding, engine.embed(ref.aligned[None])[0], atol=1e-5)  # unmasked: whole face
+    face = engine.analyze(render_mask(astronaut_bgr, ref.landmarks, np.random.default_rng(3)))[0]
+    whole = engine.embed(face.aligned[None])[0]
+    assert face.masked and engine.config.upper_face_weight > 0
+    assert np.allclose(face.embedding, engine.embed_masked(face.aligned[None])[0], atol=1e-5)
+    assert float(face.embedding @ whole) < 0.999  # the upper face really changed it
+    assert face.masked_prob == pytest.approx(float(engine.mask_classifier(whole[None])[0]), abs=1e-5)
+    # the same face through with_embedding (the kiosk's path) gets the same vector
+    again = engine.with_embedding(engine.analyze(face.aligned, embed=False)[0])
+    assert again.masked and abs(float(again.embedding @ engine.embed_masked(again.aligned[None])[0]) - 1) < 1e-5
+    off = load_engine(installed_models, engine.config.with_(upper_face_weight=0.0))
+    assert np.allclose(off.embed_masked(face.aligned[None])[0], whole, atol=1e-5)
+
+
 def test_quality_gate_reasons(engine, astronaut_bgr):
     dark = (astronaut_bgr.astype(np.float32) * 0.12).astype(np.uint8)
     assert engine.analyze(dark)[0].quality.reason == "too_dark"

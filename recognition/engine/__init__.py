@@ -24,7 +24,7 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import FaceRes
+from .embed import FaceRes, l2_normalise, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
@@ -50,8 +50,9 @@ class Face:
     ``aligned``: ``224x224x3`` uint8 BGR crop, eyes at fixed positions; ``align_matrix``:
     the 2x3 transform from image pixels to that crop.
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
-    of a face mask. ``embedding``: L2-normalised float32 vector (``engine.dim``), or
-    ``None`` if not computed.
+    of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by
+    (``engine.dim``; for a face classified masked, the whole face's embedding fused with the
+    upper face's, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -141,18 +142,26 @@ class Engine:
         return self.mask_classifier(vectors) if self.mask_classifier else np.zeros(len(vectors))
 
     def _finish(self, faces: list[dict]) -> list[Face]:
-        vectors = self.embed(np.stack([f["aligned"] for f in faces]))
+        crops = np.stack([f["aligned"] for f in faces])
+        vectors, probs, masked = self._embed_and_classify(crops)
+        return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(m))
+                for f, v, p, m in zip(faces, vectors, probs, masked, strict=True)]
+
+    def _embed_and_classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # the classifier reads the whole-face embedding; masked faces then get their matching vector
+        vectors = self.embed(crops)
         probs = self._mask_probs(vectors)
-        return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(p >= self.config.masked_threshold))
-                for f, v, p in zip(faces, vectors, probs, strict=True)]
+        masked = probs >= self.config.masked_threshold
+        if masked.any():
+            vectors = vectors.copy()
+            vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
+        return vectors, probs, masked
 
     def with_embedding(self, face: Face) -> Face:
         """A face analysed with ``embed=False``, completed with its embedding and mask decision
         (lets a caller embed only the faces it will use)."""
-        vector = self.embed(face.aligned[None])
-        prob = float(self._mask_probs(vector)[0])
-        return dataclasses.replace(face, embedding=vector[0], masked_prob=prob,
-                                   masked=bool(prob >= self.config.masked_threshold))
+        vectors, probs, masked = self._embed_and_classify(face.aligned[None])
+        return dataclasses.replace(face, embedding=vectors[0], masked_prob=float(probs[0]), masked=bool(masked[0]))
 
     def assume_centred_face(self, image: np.ndarray) -> Face:
         """Fallback for benchmarks when no face is detected in a face crop: align as if the
@@ -167,6 +176,20 @@ class Engine:
     def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
         """Embeddings of already aligned ``Nx224x224x3`` BGR crops (``NxD``, L2-normalised)."""
         return self.embedder(aligned_bgr, flip=self.config.flip_tta)
+
+    def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """Matching vectors of masked faces (``NxD``, L2-normalised): the whole-face embedding fused
+        with the upper face's (``EngineConfig.upper_face_weight``), as :meth:`analyze` gives a face
+        classified masked. Used for synthetic-mask enrolment templates."""
+        crops = np.asarray(aligned_bgr)
+        return self._fuse_upper(crops, self.embed(crops))
+
+    def _fuse_upper(self, crops: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        w = self.config.upper_face_weight
+        if w <= 0 or len(crops) == 0:
+            return whole
+        upper = self.embed(upper_face(crops, self.config.upper_face_cut))
+        return l2_normalise((1.0 - w) * whole + w * upper).astype(np.float32)
 
     def threshold(self, masked: bool) -> float:
         """The configured match threshold for a masked or unmasked probe."""

@@ -16,6 +16,15 @@ def preprocess(aligned_bgr: np.ndarray) -> np.ndarray:
     return aligned_bgr.astype(np.float32) - MEAN_BGR
 
 
+def upper_face(aligned_bgr: np.ndarray, cut: float) -> np.ndarray:
+    """Copies of ``Nx224x224x3`` aligned crops with every row from ``cut`` (a fraction of the
+    height) down replaced by the mean colour: what is left is the eyes, brows and forehead, which
+    a face mask does not cover. The mean colour is what the network sees as zero input."""
+    crops = np.array(aligned_bgr, copy=True)
+    crops[:, int(cut * crops.shape[1]):] = MEAN_BGR.astype(np.uint8)
+    return crops
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero)."""
     n = np.linalg.norm(x, axis=-1, keepdims=True)

@@ -69,7 +69,7 @@ def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
     vectors = [face.embedding[None]]
     variants = masked_variants(engine, face, rng, n_masked)
     if len(variants):
-        masked = engine.embed(variants)
+        masked = engine.embed_masked(variants)  # matched by masked probes, embedded as they are
         if aggregate:
             centroid = masked.mean(axis=0)
             masked = (centroid / max(float(np.linalg.norm(centroid)), 1e-12))[None]

@@ -40,7 +40,7 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
         try:
             m = engine.analyze(render_mask(img, face.landmarks, rng), max_faces=3)[0].embedding
         except NoFaceFound:  # the detector lost the masked face: mask the aligned crop instead
-            m = engine.embed(masked_variants(engine, face, rng, 1))[0]
+            m = engine.embed_masked(masked_variants(engine, face, rng, 1))[0]
         masked.append(m)
         unmasked.append(face.embedding)
         person.append(name)
@@ -75,7 +75,8 @@ class Command(BaseCommand):
                   for i in range(1, min(c, o["max_per_person"]) + 1)]
         engine = engine_from_settings()
         key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
-                                         engine.config.flip_tta]).encode()).hexdigest()[:16]
+                                         engine.config.flip_tta, engine.config.upper_face_weight,
+                                         engine.config.upper_face_cut]).encode()).hexdigest()[:16]
         cache = Path(o["cache"]) / f"embeddings-{key}.npz"
         if cache.exists():
             with np.load(cache) as d:

@@ -1,0 +1,157 @@
+"""Upper-face fusion for masked faces: which weight and cut (issue 3).
+
+A face mask hides the lower face; the eyes, brows and forehead stay visible. The product embeds a
+masked face twice, the whole aligned crop and the crop with every row below a *cut* (a fraction of
+its height) filled with the mean colour, and matches it by ``normalise((1 - w) whole + w upper)``
+(``Engine.embed_masked``; the synthetic-mask enrolment templates are made the same way).
+
+The benchmark is open-set identification built from an LFW pairs file's photos: the gallery is the
+first photo of each person of a "same" pair (its photographed template plus one template with the
+product's own mask), the probes are their other photo wearing a mask, and the strangers are the
+people found only in "different" pairs, also masked. For each (cut, w) the masked threshold is
+re-calibrated as the product's is (FAR 1e-4 over every cross-person pair of the split's photos, a
+product-masked probe against the photographed and masked templates), then rank-1, FNIR at FPIR 1e-2
+and FPIR / FNIR at that threshold are reported.
+
+* ``--split DevTrain`` (the choice): people never measured on, wearing the product's own masks only.
+* ``--split DevTest``: the same grid on the test people, with the product's masks and with the
+  unseen MaskTheFace masks (shares the crops and embeddings of ``bench/ablation.py``).
+
+Usage: ``python bench/fusion.py [--split DevTrain|DevTest]``; prints a table and writes
+``bench/results/fusion-<split>.json``. First run: about 30 minutes (DevTrain, 3,443 photos) or 15
+(DevTest) on 2 idle cores; cached in ``var/bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import ablation  # noqa: E402
+
+from recognition.engine import EngineConfig, load_engine  # noqa: E402
+from recognition.engine.embed import l2_normalise  # noqa: E402
+from recognition.engine.evaluation import identification_metrics, threshold_at_far  # noqa: E402
+
+CUTS = (0.50, 0.56, 0.62)
+WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def product_mask_embeddings(engine, keys, work: Path) -> dict:
+    """Whole/upper embeddings (with mirrors) of each photo and of two copies wearing the product's
+    masks: ``{"orig"|"prod0"|"prod1": {"keys", "full", "full_f", "up<cut>", "up<cut>_f"}}`` (cached)."""
+    path = work / "embeddings.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    crops = ablation.prepare_crops(engine, keys, unseen=False, cache=False)  # 3,443 photos: not pickled
+    ablation.UPPER_CUTS = CUTS
+    return ablation.embed_variants(engine, crops, kinds=("orig", "prod0", "prod1"), path=path)
+
+
+def grid(emb: dict, pairs, probe_kind: str) -> list[dict]:
+    """Identification metrics for every (cut, weight), probes wearing ``probe_kind`` masks."""
+    def vec(kind, part):
+        d = emb[kind]
+        return d["keys"], l2_normalise(d[part] + d[part + "_f"])
+
+    keys = emb["orig"]["keys"]
+    shared = set(keys) & set(emb["prod0"]["keys"]) & set(emb["prod1"]["keys"]) & set(emb[probe_kind]["keys"])
+    keys = [k for k in keys if k in shared]
+
+    def rows(kind, part):
+        ks, v = vec(kind, part)
+        pos = {k: i for i, k in enumerate(ks)}
+        return v[[pos[k] for k in keys]]
+
+    pos = {k: i for i, k in enumerate(keys)}
+    gallery, probes = {}, []
+    same_people = {a[0] for a, b, s in pairs if s}
+    for a, b, s in pairs:
+        if s and a[0] not in gallery and a in pos and b in pos:
+            gallery[a[0]] = a
+            probes.append(b)
+    strangers = sorted({k for a, b, s in pairs if not s for k in (a, b) if k[0] not in same_people and k in pos})
+    names = sorted(gallery)
+    gi = np.array([pos[gallery[n]] for n in names])
+    pi = np.array([pos[k] for k in probes] + [pos[k] for k in strangers])
+    truth = [k[0] for k in probes] + [k[0] for k in strangers]
+    known = np.array([True] * len(probes) + [False] * len(strangers))
+    people = np.array([k[0] for k in keys])
+    impostor = people[:, None] != people[None, :]
+    photo = rows("orig", "full")
+    out = []
+    for cut in CUTS:
+        for w in WEIGHTS:
+            if w == 0 and cut != CUTS[0]:
+                continue
+
+            def fused(kind, w=w, cut=cut):
+                whole = rows(kind, "full")
+                return whole if w == 0 else l2_normalise((1 - w) * whole + w * rows(kind, f"up{cut}"))
+
+            p0, p1, probe = fused("prod0"), fused("prod1"), fused(probe_kind)
+            calib = np.maximum(p0 @ photo.T, p0 @ p1.T)  # as bench/ablation.py calibrates the product's
+            threshold = threshold_at_far(calib[impostor], 1e-4)
+            scores = np.maximum(probe[pi] @ photo[gi].T, probe[pi] @ p1[gi].T)
+            best = scores.argmax(1)
+            m = identification_metrics([names[j] for j in best], scores[np.arange(len(pi)), best], truth, known,
+                                       np.full(len(pi), threshold))
+            out.append({"cut": None if w == 0 else cut, "weight": w, "threshold": threshold, **m,
+                        "gallery": len(names), "strangers": len(strangers)})
+    return out
+
+
+def table(rows: list[dict], title: str) -> str:
+    lines = [f"| {title}: cut | weight | masked threshold (FAR 1e-4) | rank-1 | FNIR at FPIR 1e-2 | FPIR at threshold "
+             "| FNIR at threshold |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {'-' if r['cut'] is None else r['cut']} | {r['weight']:.1f} | {r['threshold']:.3f} | "
+                     f"{r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | "
+                     f"{r['fpir_at_threshold'] * 100:.1f}% | {r['fnir_at_threshold'] * 100:.1f}% |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=("DevTrain", "DevTest"), default="DevTrain")
+    args = ap.parse_args()
+    if not ablation.SHARED.is_dir():
+        sys.exit(f"{ablation.SHARED} not found: the fusion benchmark needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    pairs = ablation.devtest_pairs(args.split)
+    keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+    if args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
+        ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | set(CUTS)))
+        emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
+        probe_kinds = {"product masks": "prod0", "unseen MaskTheFace masks": "mtf"}
+    else:
+        work = REPO / "var" / "bench" / f"fusion-{args.split.lower()}"
+        work.mkdir(parents=True, exist_ok=True)
+        emb = product_mask_embeddings(engine, keys, work)
+        probe_kinds = {"product masks": "prod0"}
+    results = {name: grid(emb, pairs, kind) for name, kind in probe_kinds.items()}
+    for name, rows in results.items():
+        print(table(rows, f"{args.split}, {name}"))
+        print()
+    out = REPO / "bench" / "results" / f"fusion-{args.split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = engine.config
+    out.write_text(json.dumps({"split": args.split, "seconds": round(time.time() - t0, 1),
+                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
+                               "results": results}, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
