@@ -23,9 +23,10 @@ masks the product never saw. A person's templates are scored by:
 Masked probes meet both kinds of template, unmasked probes only the photographed ones, as in the
 product; the product's thresholds throughout. Probes the detector loses are left out.
 
-Usage: ``python bench/aggregation.py [--photos 3] [--unknown 600] [--split DevTest|DevTrain]``; prints a
-table and writes ``bench/results/aggregation[-DevTrain].json`` (embeddings cached in
-``var/bench/aggregation``).
+Usage: ``python bench/aggregation.py [--photos 3] [--unknown 600] [--split DevTest|DevTrain]
+[--no-upper-face]``; prints a table and writes ``bench/results/aggregation[-DevTrain][-no-upper].json``
+(embeddings cached in ``var/bench/aggregation``). ``--no-upper-face``: the same without the upper-face
+fusion of masked faces, to measure it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "aggregation"
 MARGINS = (0.01, 0.02, 0.03, 0.04)
+# the masked threshold calibrated as the product's (FAR 1e-4, DevTest pairs) without the upper-face
+# fusion (bench/fusion.py, weight 0): what --no-upper-face runs with
+NO_FUSION_THRESHOLD = 0.731
 # a person's enrolment: (photos x 2 x D templates [photographed, masked centroid], photos quality scores)
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray, bool], float]
 
@@ -209,11 +213,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--split", choices=("DevTest", "DevTrain"), default="DevTest",
                     help="LFW people file (DevTrain: where the margin is chosen)")
+    ap.add_argument("--no-upper-face", action="store_true",
+                    help="the product without the upper-face fusion of masked faces, for comparison "
+                         f"(masked threshold {NO_FUSION_THRESHOLD}, calibrated without it)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
     t0 = time.time()
-    engine = load_engine(REPO / "models", EngineConfig())
+    config = EngineConfig()
+    if args.no_upper_face:
+        config = config.with_(upper_face_weight=0.0, threshold_masked=NO_FUSION_THRESHOLD)
+    engine = load_engine(REPO / "models", config)
     known, unknown = people(args.photos + 1, args.unknown, args.seed, args.split)
     data = collect(engine, known, unknown, args.photos, args.seed, args.split)
     known_names, unknown_names = [n for n, _ in known], [n for n, _ in unknown]
@@ -231,8 +241,8 @@ def main() -> None:
     spread = spreads(engine, data, known_names)
     print(f"photo spread, LFW: {spread['lfw_percentiles']}; webcam-like bursts: {spread['burst_percentiles']}")
     any_r = next(iter(results["masked"]["1"].values()))
-    out = REPO / "bench" / "results" / ("aggregation.json" if args.split == "DevTest" else
-                                        f"aggregation-{args.split}.json")
+    name = "aggregation" + ("" if args.split == "DevTest" else f"-{args.split}")
+    out = REPO / "bench" / "results" / f"{name}{'-no-upper' if args.no_upper_face else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
                                "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
