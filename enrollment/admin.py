@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from . import services
+from . import recognizer, services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
 
@@ -353,7 +353,11 @@ class PersonAdmin(admin.ModelAdmin):
 
 def _index_status_context(request: HttpRequest) -> dict:
     latest = TrainingRun.objects.order_by("-id").first()
-    return {"index_current": IndexVersion.objects.current(),
+    current = IndexVersion.objects.current()
+    # made with other models or another template scheme (an upgrade): the kiosks keep using it until
+    # someone rebuilds, so the admin says so
+    outdated = current is not None and current.model_version != recognizer.template_version()
+    return {"index_current": current, "index_outdated": outdated,
             "training_latest": run_payload(latest) if latest else None,
             "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
 

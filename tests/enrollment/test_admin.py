@@ -66,6 +66,17 @@ def test_change_page_shows_photos_with_box_and_verdict(su_client, person, make_p
     assert 'id="mn-status"' in html  # live rebuild status
 
 
+def test_status_bar_says_when_the_active_index_is_outdated(su_client):
+    from enrollment.recognizer import template_version
+
+    IndexVersion.objects.create(path="index-old.npz", sha256="0" * 64, people_count=1, template_count=2, dim=8,
+                                model_version="from-an-earlier-version", is_active=True)
+    html = su_client.get(CHANGELIST).content.decode()
+    assert "Index v" in html and "made by an earlier version of the recognizer" in html
+    IndexVersion.objects.filter(is_active=True).update(model_version=template_version())
+    assert "made by an earlier version" not in su_client.get(CHANGELIST).content.decode()
+
+
 def test_enroller_change_page_has_capture_but_no_erase(enroller_client, person):
     html = enroller_client.get(change_url(person)).content.decode()
     assert reverse("admin:enrollment_person_capture", args=[person.pk]) in html
