@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
-from recognition.engine.embed import l2_normalise, preprocess, upper_face  # noqa: E402
+from recognition.engine.embed import fuse_upper, l2_normalise, preprocess, upper_face  # noqa: E402
 from recognition.engine.evaluation import threshold_at_far, verification_metrics  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
@@ -141,7 +141,7 @@ class Scorer:
         v = self.vec(kind, key, flip=flip)
         if v is None or not fuse:
             return v
-        return l2_normalise((1 - fuse) * v + fuse * self.vec(kind, key, f"up{cut}", flip))
+        return fuse_upper(v, self.vec(kind, key, f"up{cut}", flip), fuse)
 
     def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0):
         fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
@@ -248,7 +248,7 @@ def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
         d = emb[kind]
         if not FUSE:
             return full(kind)[1]
-        return l2_normalise((1 - FUSE) * full(kind)[1] + FUSE * l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"]))
+        return fuse_upper(full(kind)[1], l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"]), FUSE)
 
     keys, o = full("orig")
     p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")

@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import ablation  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
-from recognition.engine.embed import l2_normalise  # noqa: E402
+from recognition.engine.embed import fuse_upper, l2_normalise  # noqa: E402
 from recognition.engine.evaluation import identification_metrics, threshold_at_far  # noqa: E402
 
 CUTS = (0.50, 0.56, 0.62)
@@ -98,7 +98,7 @@ def grid(emb: dict, pairs, probe_kind: str) -> list[dict]:
 
             def fused(kind, w=w, cut=cut):
                 whole = rows(kind, "full")
-                return whole if w == 0 else l2_normalise((1 - w) * whole + w * rows(kind, f"up{cut}"))
+                return whole if w == 0 else fuse_upper(whole, rows(kind, f"up{cut}"), w)
 
             p0, p1, probe = fused("prod0"), fused("prod1"), fused(probe_kind)
             calib = np.maximum(p0 @ photo.T, p0 @ p1.T)  # as bench/ablation.py calibrates the product's

@@ -24,7 +24,7 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import FaceRes, l2_normalise, upper_face
+from .embed import FaceRes, fuse_upper, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
@@ -189,7 +189,7 @@ class Engine:
         if w <= 0 or len(crops) == 0:
             return whole
         upper = self.embed(upper_face(crops, self.config.upper_face_cut))
-        return l2_normalise((1.0 - w) * whole + w * upper).astype(np.float32)
+        return fuse_upper(whole, upper, w)
 
     def threshold(self, masked: bool) -> float:
         """The configured match threshold for a masked or unmasked probe."""

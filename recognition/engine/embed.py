@@ -25,6 +25,14 @@ def upper_face(aligned_bgr: np.ndarray, cut: float) -> np.ndarray:
     return crops
 
 
+def fuse_upper(whole: np.ndarray, upper: np.ndarray, weight: float) -> np.ndarray:
+    """A masked face's matching vector: ``normalise((1 - weight) * whole + weight * upper)`` of its
+    whole-face and upper-face embeddings (``weight`` 0: the whole face alone)."""
+    if weight <= 0:
+        return whole
+    return l2_normalise((1.0 - weight) * whole + weight * upper).astype(np.float32)
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero)."""
     n = np.linalg.norm(x, axis=-1, keepdims=True)
