@@ -26,8 +26,14 @@ TEMPLATE_SCHEME = 3
 
 
 def engine_config() -> EngineConfig:
-    """The recognizer settings the site uses (the engine's defaults)."""
-    return EngineConfig()
+    """The recognizer settings the site uses: the engine's defaults, both match thresholds moved by
+    ``MASKNET_THRESHOLD_OFFSET`` (the operator's choice between fewer strangers and fewer waits)."""
+    cfg = EngineConfig()
+    offset = float(getattr(settings, "MASKNET_THRESHOLD_OFFSET", 0.0))
+    if not offset:
+        return cfg
+    return cfg.with_(threshold_unmasked=round(cfg.threshold_unmasked + offset, 4),
+                     threshold_masked=round(cfg.threshold_masked + offset, 4))
 
 
 def get_engine() -> Engine:

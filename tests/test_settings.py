@@ -43,6 +43,12 @@ def test_production_refuses_to_start_without_its_secrets(missing):
 
 
 @pytest.mark.reliability
+def test_an_out_of_range_threshold_offset_is_refused():
+    proc = manage("check", MASKNET_THRESHOLD_OFFSET="0.5")
+    assert proc.returncode != 0 and "MASKNET_THRESHOLD_OFFSET" in proc.stderr
+
+
+@pytest.mark.reliability
 def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     """With ``REDIS_URL``: a kiosk socket's idle wait for channel messages (channels_redis's
     5-second blocking pop) must not hit redis-py's socket read timeout (5 s by default since

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -173,6 +174,14 @@ MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 36
 MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
 # how often an open kiosk socket re-reads its kiosk row and the active index version (seconds)
 MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
+
+# Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
+# > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse
+# (bench/voting.py measures both directions). Within +-0.1; raising it acts at once, lowering it
+# after the next index rebuild (the site thresholds a rebuild fits never go below the engine's).
+MASKNET_THRESHOLD_OFFSET = float(env("MASKNET_THRESHOLD_OFFSET", "0"))
+if not -0.1 <= MASKNET_THRESHOLD_OFFSET <= 0.1:
+    raise ImproperlyConfigured(f"MASKNET_THRESHOLD_OFFSET={MASKNET_THRESHOLD_OFFSET} is outside [-0.1, 0.1]")
 
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))

@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.tasks import rebuild_index_task
+from recognition.engine import EngineConfig
 from recognition.engine.gallery import AGGREGATE_MARGIN
 from recognition.engine.index import Index
 from tests.enrollment.conftest import FAKE_DIM
@@ -319,3 +320,15 @@ def test_site_thresholds_are_fitted_on_single_photos_against_the_index():
     fitted = services._thresholds_fit(index, probes)
     assert fitted["source"] == "site" and fitted["unmasked"] == pytest.approx(0.9 - 0.02, abs=1e-3)
     assert services._thresholds_fit(index)["source"] == "engine"     # 6 pairs: too few to fit
+
+
+def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
+    """``MASKNET_THRESHOLD_OFFSET`` moves the floor of the fit and is recorded with it."""
+    settings.MASKNET_THRESHOLD_OFFSET = -0.03
+    index = Index(8)
+    index.add("1", np.eye(8)[:1], kinds=[0])
+    fitted = services._thresholds_fit(index)
+    cfg = EngineConfig()
+    assert fitted["source"] == "engine" and fitted["offset"] == -0.03
+    assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.03)
+    assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.03)

@@ -39,3 +39,23 @@ def test_face_too_small_for_the_kiosk_is_not_embedded(engine, installed_models, 
     a = consumers.analyze_frame(frame, index, {})
     assert a.face is not None and a.face.embedding is None and a.decision is None and a.error is None
 
+
+
+def test_threshold_offset_moves_the_kiosk_threshold(engine, installed_models, frame, settings):
+    """``MASKNET_THRESHOLD_OFFSET`` reaches the kiosk's decisions: a template just above the
+    calibrated threshold is accepted without it and refused with +0.05."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    face = engine.analyze(frame, max_faces=3)[0]
+    base = engine.threshold(face.masked)
+    other = np.random.default_rng(0).normal(size=engine.dim)
+    other -= (other @ face.embedding) * face.embedding
+    other /= np.linalg.norm(other)
+    sim = base + 0.03
+    index = Index(engine.dim)
+    index.add("7", (sim * face.embedding + np.sqrt(1 - sim ** 2) * other)[None])
+    plain = consumers.analyze_frame(frame, index, {})
+    assert plain.decision.accepted and plain.decision.threshold == pytest.approx(base)
+    settings.MASKNET_THRESHOLD_OFFSET = 0.05
+    stricter = consumers.analyze_frame(frame, index, {})
+    assert stricter.decision.label == "7" and stricter.decision.score == pytest.approx(plain.decision.score, abs=1e-4)
+    assert not stricter.decision.accepted and stricter.decision.threshold == pytest.approx(base + 0.05)
