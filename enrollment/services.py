@@ -332,6 +332,25 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
     return run
 
 
+OUTDATED_REASON = "the active index was made by an earlier recognizer version"
+
+
+def index_refresh_if_outdated() -> TrainingRun | None:
+    """Ask for a rebuild when the active index was made by other models or another template scheme
+    (an upgrade): the kiosks would otherwise match new embeddings against old templates. Asks once
+    per version: nothing when any rebuild was requested since that version was made (one that
+    failed is left to the administrator, whom the admin's status bar tells). Returns the run asked
+    for, or ``None``."""
+    current = IndexVersion.objects.current()
+    if current is None or current.model_version == recognizer.template_version():
+        return None
+    if TrainingRun.objects.filter(created_at__gte=current.created_at).exists():
+        return None
+    log.warning("index v%s was made by recognizer version %s, this one is %s: rebuilding", current.pk,
+                current.model_version, recognizer.template_version())
+    return index_rebuild_request(actor=None, reason=OUTDATED_REASON)
+
+
 def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
                   on_progress: Callable[[int, str], None] | None = None) -> TrainingRun | None:
     """Run one rebuild: embed photos without cached templates, assemble every active person's

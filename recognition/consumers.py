@@ -55,7 +55,8 @@ from django.utils import timezone
 
 from enrollment import events
 from enrollment.models import IndexVersion
-from enrollment.recognizer import get_engine
+from enrollment.recognizer import get_engine, template_version
+from enrollment.services import index_refresh_if_outdated
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.gallery import Decision, identify
@@ -437,6 +438,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if version is None:
             self._index, self._index_version, self._thresholds = None, None, {}
             return
+        if version.model_version != template_version():
+            try:   # after an upgrade: the first kiosk to load the old index asks for a new one
+                await database_sync_to_async(index_refresh_if_outdated)()
+            except (InterfaceError, OperationalError):
+                log.warning("kiosk #%s: could not ask for a rebuild of the outdated index v%s", self.kiosk.pk,
+                            version.pk)
         try:
             index = await asyncio.get_running_loop().run_in_executor(engine_pool(), version.load)
         except (EngineError, OSError):

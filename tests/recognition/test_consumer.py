@@ -430,6 +430,36 @@ def test_the_index_is_reloaded_when_a_new_version_is_active(engine_script, paire
     assert len(third) == 2 and t3 == {"masked": 0.4, "unmasked": 0.45}
 
 
+def test_an_index_made_by_an_earlier_recognizer_version_is_rebuilt_once(engine_script, paired, settings, tmp_path,
+                                                                        no_background_rebuilds):
+    """After an upgrade the active index holds templates of the old pipeline: the first kiosk that
+    loads it asks for a rebuild; later kiosks (and a failed rebuild) do not ask again. An index of
+    the current version asks for nothing."""
+    from enrollment.models import TrainingRun
+    from enrollment.recognizer import template_version
+    from enrollment.services import OUTDATED_REASON
+
+    settings.MASKNET_INDEX_DIR = tmp_path
+    current = _index_version(settings, ["1"], {"masked": 0.5, "unmasked": 0.6})
+    current.model_version = template_version()
+    current.save()
+
+    async def visit():
+        comm = await open_kiosk(paired[1])
+        await ask(comm, "none")
+        await comm.disconnect()
+
+    run(visit)
+    assert not TrainingRun.objects.exists() and no_background_rebuilds == []
+    _index_version(settings, ["1", "2"], {"masked": 0.5, "unmasked": 0.6})     # model_version "t"
+    run(visit)
+    (asked,) = TrainingRun.objects.all()
+    assert asked.reason == OUTDATED_REASON and no_background_rebuilds == [asked.pk]
+    TrainingRun.objects.filter(pk=asked.pk).update(state=TrainingRun.State.FAILED)
+    run(visit)
+    assert TrainingRun.objects.count() == 1 and no_background_rebuilds == [asked.pk]
+
+
 @pytest.mark.reliability
 def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(engine_script, paired, person,
                                                                              monkeypatch):
