@@ -30,6 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provenance import provenance  # noqa: E402  (bench/ is on sys.path)
+
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
@@ -194,7 +196,7 @@ def calibrate_split(split: str) -> None:
     pairs = devtest_pairs(split)
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     cal = calibrate(embed_variants(engine, prepare_crops(engine, keys)))
-    cal.update(split=split, images=len(keys), seconds=round(time.time() - t0, 1))
+    cal.update(split=split, images=len(keys), seconds=round(time.time() - t0, 1), provenance=provenance())
     out = REPO / "bench" / "results" / f"calibration-{split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(cal, indent=2, default=float))
@@ -230,7 +232,7 @@ def main() -> None:
             "mtf_lost_by_detector": sum(1 for r in crops.values() if r and r.get("mtf_lost")),
             "classifier_unmasked_correct": float((orig_flags < 0.5).mean()),
             "classifier_mtf_masked_detected": float((mtf_flags >= 0.5).mean()),
-            "adapter": adapter.version if adapter else None, "calibration": calib}
+            "adapter": adapter.version if adapter else None, "calibration": calib, "provenance": provenance()}
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (REPO / "bench" / "results" / "ablation.json").write_text(
         json.dumps({"meta": meta, "results": results}, indent=2, default=float))

@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.evaluation import identification_metrics  # noqa: E402
@@ -246,7 +247,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
                                "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
-                               "seconds": round(time.time() - t0, 1), "spread": spread, "results": results},
+                               "seconds": round(time.time() - t0, 1), "spread": spread, "provenance": provenance(),
+                               "results": results},
                               indent=2, default=float))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.embed import fuse_upper, l2_normalise  # noqa: E402
@@ -150,6 +151,7 @@ def main() -> None:
     cfg = engine.config
     out.write_text(json.dumps({"split": args.split, "seconds": round(time.time() - t0, 1),
                                "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
+                               "provenance": provenance(),
                                "results": results}, indent=2, default=float))
 
 

@@ -24,6 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from provenance import provenance  # noqa: E402
+
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_identification  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
@@ -93,7 +95,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (REPO / "bench" / "results" / "identification.json").write_text(json.dumps(
-        {"args": vars(args), "seconds": round(time.time() - t0, 1), "results": results}, indent=2, default=float))
+        {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(),
+         "results": results}, indent=2, default=float))
 
 
 if __name__ == "__main__":

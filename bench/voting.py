@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -169,7 +170,7 @@ def main() -> None:
     out = REPO / "bench" / "results" / "voting.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
-                               "seconds": round(time.time() - t0, 1), "results": rows},
+                               "seconds": round(time.time() - t0, 1), "provenance": provenance(), "results": rows},
                               indent=2))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 

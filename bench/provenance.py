@@ -1,0 +1,33 @@
+"""What produced a benchmark's results file: the commit, uncommitted changes, the engine settings.
+
+Benchmarks cache crops and embeddings in ``var/bench`` and their figures are rendered into
+``docs/`` later; a results file that says which code and settings made it can be told apart from
+one that a later change made stale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict:
+    """``{"commit", "uncommitted_files", "engine"}``: HEAD (``None`` outside a git checkout), how many
+    tracked files differ from it, and the engine's default settings (``EngineConfig``)."""
+    from recognition.engine import EngineConfig
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": _git("rev-parse", "HEAD"),
+            "uncommitted_files": None if status is None else len(status.splitlines()),
+            "engine": dataclasses.asdict(EngineConfig())}
