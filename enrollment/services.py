@@ -450,6 +450,15 @@ class _Progress:
 def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     started = time.monotonic()
     version_key = recognizer.template_version()
+    current = IndexVersion.objects.current()
+    if run.reason == OUTDATED_REASON and run.requests == 1 and current and current.model_version == version_key:
+        # asked by a node still running the earlier version (a rolling upgrade): the index is
+        # current for this worker, and another version would only make that node ask again
+        run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
+        run.message = f"nothing to do: index v{current.pk} is already of this recognizer version"
+        run.save(update_fields=["state", "finished_at", "progress", "message"])
+        events.training_progress(run)
+        return
     pending = list(FacePhoto.objects.for_index().missing_templates(version_key).order_by("id"))
     progress(2, f"{len(pending)} new photos to embed", force=True)
     engine = recognizer.get_engine() if pending else None

@@ -201,6 +201,24 @@ def test_a_copy_of_a_running_run_waits_then_takes_it_over_once_it_stops_beating(
     assert IndexVersion.objects.current() == again.index_version
 
 
+def test_an_outdated_index_request_from_an_older_node_changes_nothing(make_photo):
+    """During a rolling upgrade a kiosk node still running the earlier version finds the new index
+    "outdated" and asks for a rebuild: a worker for which it is current does nothing (another
+    version would make that node ask again, forever). A change folded into that run is built."""
+    people_with_photos(make_photo)
+    first = rebuild_now()
+    asked = services.index_rebuild_request(actor=None, reason=services.OUTDATED_REASON, force=True)
+    services.index_rebuild(run_id=asked.pk, force=True)
+    asked.refresh_from_db()
+    assert asked.state == "succeeded" and "nothing to do" in asked.message
+    assert IndexVersion.objects.current() == first.index_version
+    joined = services.index_rebuild_request(actor=None, reason=services.OUTDATED_REASON)
+    services.index_rebuild_request(actor=None, reason="photo added")      # joins the queued run
+    services.index_rebuild(run_id=joined.pk, force=True)
+    joined.refresh_from_db()
+    assert joined.state == "succeeded" and IndexVersion.objects.current() == joined.index_version != first.index_version
+
+
 def test_a_live_run_makes_others_wait(make_photo):
     people_with_photos(make_photo, n_people=1, n_photos=1)
     TrainingRun.objects.create(state="running", started_at=timezone.now(), heartbeat_at=timezone.now())
