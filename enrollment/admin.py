@@ -429,7 +429,10 @@ class IndexVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="thresholds (unmasked / masked)")
     def thresholds(self, obj: IndexVersion) -> str:
         t = (obj.metrics or {}).get("thresholds") or {}
-        return f"{t.get('unmasked', '?')} / {t.get('masked', '?')} ({t.get('source', '?')})" if t else "–"
+        if not t:
+            return "–"
+        offset = f", offset {t['offset']:+g}" if t.get("offset") else ""   # MASKNET_THRESHOLD_OFFSET
+        return f"{t.get('unmasked', '?')} / {t.get('masked', '?')} ({t.get('source', '?')}{offset})"
 
 
 @admin.register(TrainingRun)

@@ -271,3 +271,16 @@ def test_roles_of_the_enrollers_group(enroller, superuser):
     assert not enroller.has_perm("audit.view_auditevent")
     assert superuser.has_perm("enrollment.erase_person") and superuser.has_perm("audit.view_auditevent")
     assert not User.objects.get(pk=enroller.pk).is_superuser
+
+
+def test_index_version_thresholds_show_the_operator_offset():
+    from django.contrib import admin
+
+    from enrollment.admin import IndexVersionAdmin
+
+    shown = IndexVersionAdmin(IndexVersion, admin.site).thresholds
+    fitted = {"unmasked": 0.696, "masked": 0.765, "source": "engine"}
+    assert shown(IndexVersion(metrics={"thresholds": fitted})) == "0.696 / 0.765 (engine)"
+    offset = IndexVersion(metrics={"thresholds": {**fitted, "offset": 0.02}})
+    assert shown(offset) == "0.696 / 0.765 (engine, offset +0.02)"
+    assert shown(IndexVersion(metrics={})) == "–"
