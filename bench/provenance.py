@@ -22,12 +22,21 @@ def _git(*args: str) -> str | None:
         return None
 
 
-def provenance() -> dict:
-    """``{"commit", "uncommitted_files", "engine"}``: HEAD (``None`` outside a git checkout), how many
-    tracked files differ from it, and the engine's default settings (``EngineConfig``)."""
-    from recognition.engine import EngineConfig
-
+def _checkout() -> dict:
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"commit": _git("rev-parse", "HEAD"),
-            "uncommitted_files": None if status is None else len(status.splitlines()),
-            "engine": dataclasses.asdict(EngineConfig())}
+            "uncommitted_files": None if status is None else len(status.splitlines())}
+
+
+# read when a benchmark starts (it imports this module first): the code it runs is the code
+# of that moment, whatever is committed while it works
+_AT_START = _checkout()
+
+
+def provenance() -> dict:
+    """``{"commit", "uncommitted_files", "engine"}``: HEAD when the benchmark started (``None``
+    outside a git checkout), how many tracked files differed from it then, and the engine's
+    default settings as this process runs them (``EngineConfig``)."""
+    from recognition.engine import EngineConfig
+
+    return {**_AT_START, "engine": dataclasses.asdict(EngineConfig())}
