@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -135,7 +136,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"n_gallery": len(gallery), "n_known_probes": n_known,
                                "n_unknown_probes": len(probes) - n_known, "seconds": round(time.time() - t0, 1),
-                               "results": results}, indent=2, default=float))
+                               "provenance": provenance(), "results": results}, indent=2, default=float))
     print(f"wrote {out}")
 
 
