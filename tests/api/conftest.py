@@ -96,8 +96,10 @@ def make_fake_index(db):
     from enrollment.models import IndexVersion
     from recognition.engine.index import Index
 
-    def make(*people: Person) -> IndexVersion:
+    def make(*people: Person, model_version: str | None = None) -> IndexVersion:
         from django.conf import settings
+
+        from enrollment.recognizer import template_version
 
         rng = np.random.default_rng(1)
         index = Index(8)
@@ -107,7 +109,8 @@ def make_fake_index(db):
         folder.mkdir(parents=True, exist_ok=True)
         index.save(folder / "index-test.npz")
         return IndexVersion.objects.create(path="index-test.npz", sha256="0" * 64, people_count=len(people),
-                                           template_count=len(index), dim=8, model_version="test", is_active=True,
+                                           template_count=len(index), dim=8, is_active=True,
+                                           model_version=model_version or template_version(),
                                            metrics={"thresholds": {"masked": 0.4, "unmasked": 0.5}})
 
     return make
