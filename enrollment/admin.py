@@ -354,8 +354,8 @@ class PersonAdmin(admin.ModelAdmin):
 def _index_status_context(request: HttpRequest) -> dict:
     latest = TrainingRun.objects.order_by("-id").first()
     current = IndexVersion.objects.current()
-    # made with other models or another template scheme (an upgrade): the kiosks keep using it until
-    # someone rebuilds, so the admin says so
+    # made with other models or another template scheme (an upgrade): kiosks and the API keep using it
+    # until the rebuild they ask for (or one started here) is done, so the admin says so
     outdated = current is not None and current.model_version != recognizer.template_version()
     return {"index_current": current, "index_outdated": outdated,
             "training_latest": run_payload(latest) if latest else None,

@@ -564,9 +564,10 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
 def _thresholds_fit(index: Index, probes: Index | None = None, max_templates: int = 2000) -> dict:
     """Site thresholds: never below the engine's (``MASKNET_THRESHOLD_OFFSET`` included), raised to
     the 99.9th percentile of impostor scores between this gallery's people (unmasked templates for
-    unmasked probes; masked templates against everyone's templates for masked probes). ``probes``: what a probe looks
-    like, one template per photo (default: the index itself); the index's templates are scored as
-    a search scores them, less their margins. Recorded in the version's metrics."""
+    unmasked probes; masked templates against everyone's templates for masked probes).
+    ``probes``: what a probe looks like, one template per photo (default: the index itself); the
+    index's templates are scored as a search scores them, less their margins. Recorded in the
+    version's metrics."""
     cfg = recognizer.engine_config()
     result = {"unmasked": cfg.threshold_unmasked, "masked": cfg.threshold_masked, "source": "engine",
               "impostor_pairs": 0, "offset": settings.MASKNET_THRESHOLD_OFFSET}
