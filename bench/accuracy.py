@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from provenance import provenance  # noqa: E402  (bench/ is on sys.path)
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_pairs  # noqa: E402
 from recognition.engine.evaluation import parse_pairs, verification_metrics  # noqa: E402
-from recognition.engine.gallery import MASK_VARIANTS  # noqa: E402
+from recognition.engine.gallery import AGGREGATE_MARGIN, MASK_VARIANTS  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 WORK = REPO / "var" / "bench"
@@ -453,10 +454,11 @@ margin would only make such a person harder to recognise.
             for kind in ("masked", "plain") for n in (str(k) for k in range(2, train["args"]["photos"] + 1))
             for name, r in tr[kind][n].items() if "until now" in name or "margin" in name)
         train_rows = f"""
-The margin was chosen on DevTrain people ({train['n_known_probes']} enrolled, {train['n_unknown_probes']} strangers;
+The margin is chosen on DevTrain people ({train['n_known_probes']} enrolled, {train['n_unknown_probes']} strangers;
 `python bench/aggregation.py --split DevTrain`) as the smallest that lets no more strangers in than
 keeping each photo's templates in every case (masked and unmasked probes, 2 and 3 photos), at the
-product's thresholds. More DevTrain strangers get through them ({t1m} of masked and {t1p} of unmasked
+product's thresholds. {margin_choice(tr)}
+More DevTrain strangers get through them ({t1m} of masked and {t1p} of unmasked
 probes with one enrolment photo, against {pc(m1['fpir_at_threshold'])} and {pc(p1['fpir_at_threshold'])} on DevTest):
 its gallery is {train['n_known_probes'] / data['n_known_probes']:.1f} times larger, and a stranger's chance to resemble
 somebody grows with the gallery (the thresholds were also calibrated on DevTest pairs).
@@ -465,6 +467,7 @@ somebody grows with the gallery (the thresholds were also calibrated on DevTest 
 |---|---|---|---|---|
 {train_rows}
 """
+    masked_text = masked_enrolment_text(data)
     return f"""
 ## Several enrolment photos per person (issue 3)
 
@@ -491,7 +494,74 @@ thresholds, masked probes are missed {pc(mp['fnir_at_threshold'])} of the time i
 {pc(pb['fnir_at_threshold'])} / {pc(pb['fpir_at_threshold'])}). **The product assembles its index that way**
 (`gallery.person_templates`, `AGGREGATE_MARGIN`), and three or more photos per person are worth
 enrolling. Averaging does not depend on the mask, so it should carry over to real masks.
-{spread_text}"""
+{spread_text}{masked_text}"""
+
+
+def margin_choice(train: dict) -> str:
+    """Which margin the DevTrain run picks (the smallest that lets no more strangers in than keeping
+    each photo's templates, for masked and unmasked probes with 2 or more photos), and whether the
+    product's ``AGGREGATE_MARGIN`` is it."""
+    margins = sorted({float(name.rsplit(" ", 1)[1]) for by_n in train.values() for rules in by_n.values()
+                      for name in rules if name.startswith("quality-weighted mean - margin 0")})
+    cases = [rules for by_n in train.values() for n, rules in by_n.items() if int(n) > 1]
+
+    def fits(m: float) -> bool:
+        return all(rules[f"quality-weighted mean - margin {m:.2f}"]["fpir_at_threshold"]
+                   <= next(r for name, r in rules.items() if "until now" in name)["fpir_at_threshold"]
+                   for rules in cases)
+
+    chosen = next((m for m in margins if fits(m)), None)
+    if chosen is None:
+        return f"No margin up to {margins[-1]:.2f} does that on this run."
+    same = "the product's `AGGREGATE_MARGIN`" if abs(chosen - AGGREGATE_MARGIN) < 1e-9 else \
+        f"not the product's `AGGREGATE_MARGIN` ({AGGREGATE_MARGIN})"
+    return f"This run (the recorded pipeline, upper-face fusion included) picks **{chosen:.2f}**, {same}."
+
+
+def masked_enrolment_text(data: dict) -> str:
+    """The same people enrolled from one photo, two, or one plus a second wearing a mask."""
+    res = data.get("masked_enrolment")
+    if not res:
+        return ""
+
+    def pc(x: float) -> str:
+        return f"{x * 100:.1f}%"
+
+    rows = "\n".join(f"| {'masked' if kind == 'masked' else 'unmasked'} | {rule} | {pc(r['rank1'])} | "
+                     f"{pc(r['fnir_at_fpir_1e-2'])} | {pc(r['fpir_at_threshold'])} | {pc(r['fnir_at_threshold'])} |"
+                     for kind, rules in res.items() for rule, r in rules.items())
+    m = res["masked"]
+    one, two, mask = (m[k] for k in m)
+    n = one["n_known_probes"]
+    if mask["fnir_at_fpir_1e-2"] > two["fnir_at_fpir_1e-2"] and mask["rank1"] <= two["rank1"]:
+        verdict = ("So a second photo without the mask, from another occasion, is the better enrolment for "
+                   "masked probes too: a masked photo lifts rank-1 about as much, but at the same stranger "
+                   "rate it misses more people, and unmasked check-ins gain nothing from it. One caveat: "
+                   "here the enrolment and probe masks are drawn independently; a person who always wears "
+                   "the same mask could make a masked photo worth more than measured.")
+    else:
+        verdict = ("So a masked second photo is at least as good as an unmasked one for masked probes, but "
+                   "unmasked check-ins gain nothing from it.")
+    return f"""
+Should the second photo be taken with the person's mask on? The same run enrols the people whose
+first two photos and masked second photo were all usable ({n} people, the same strangers) from their
+first photo, their first two, or their first plus the second wearing a MaskTheFace mask (which the
+site enrols as a masked template of its own: `enrollment.recognizer.face_templates`; the probe wears
+another mask drawn at random):
+
+| probes | enrolment | rank-1 | FNIR at FPIR 1e-2 | FPIR at threshold | FNIR at threshold |
+|---|---|---|---|---|---|
+{rows}
+
+For masked probes, a masked second photo: rank-1 {pc(mask['rank1'])} (one photo {pc(one['rank1'])}, two unmasked
+{pc(two['rank1'])}), FNIR at FPIR 1e-2 {pc(mask['fnir_at_fpir_1e-2'])} ({pc(one['fnir_at_fpir_1e-2'])},
+{pc(two['fnir_at_fpir_1e-2'])}), at the product's thresholds FNIR {pc(mask['fnir_at_threshold'])} with FPIR
+{pc(mask['fpir_at_threshold'])} ({pc(one['fnir_at_threshold'])} / {pc(one['fpir_at_threshold'])},
+{pc(two['fnir_at_threshold'])} / {pc(two['fpir_at_threshold'])}). Unmasked probes never meet a masked
+template, so for them a masked photo is as good as none (the few masked photos the classifier
+misses are enrolled as unmasked ones).
+{textwrap.fill(verdict, 100)}
+"""
 
 
 def voting_section() -> str:

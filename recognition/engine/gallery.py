@@ -18,11 +18,11 @@ MASK_VARIANTS = 4
 # A person enrolled from several photos is matched against the quality-weighted mean of their
 # templates (one per kind) instead of each photo's. A mean of different photos is closer to
 # everyone, strangers too, so its scores are lowered by this margin before the thresholds apply
-# (chosen on LFW DevTrain people with bench/aggregation.py --split DevTrain; DevTest results in
-# docs/accuracy.md). The margin is scaled by how much the photos differ (1 - their mean pairwise
-# cosine), in full from AGGREGATE_SPREAD_FULL: LFW photos of one person spread 0.16 or more (5th
-# percentile), a webcam burst of near-identical frames about 0.01, whose mean is no closer to
-# strangers than one frame and must not be penalised.
+# (chosen on LFW DevTrain people with bench/aggregation.py --split DevTrain, re-checked with the
+# upper-face fusion; DevTest results in docs/accuracy.md). The margin is scaled by how much the
+# photos differ (1 - their mean pairwise cosine), in full from AGGREGATE_SPREAD_FULL: LFW photos of
+# one person spread 0.16 or more (5th percentile), a webcam burst of near-identical frames about
+# 0.01, whose mean is no closer to strangers than one frame and must not be penalised.
 AGGREGATE_MARGIN = 0.02
 AGGREGATE_SPREAD_FULL = 0.15
 
