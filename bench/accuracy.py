@@ -752,7 +752,7 @@ def full_protocol_section() -> str:
     return f"""
 Full protocol, unmasked, with the product's command (`python manage.py evaluate_pairs --images
 ../shared/data/lfw/images_deepfunneled --pairs ../shared/data/lfw/pairs.txt`; {r['n_pairs']:,} pairs,
-{r['n_images']:,} images, 11.5 minutes on the shared 2-core machine): accuracy
+{r['n_images']:,} images, 7 to 12 minutes on the shared 2-core machine): accuracy
 {r['accuracy'] * 100:.2f}% ± {r['accuracy_std'] * 100:.2f}, ROC AUC {r['auc']:.4f}, TAR at FAR 1e-2
 {r['tar_at_far_1e-2'] * 100:.1f}%, at FAR 1e-3 {r['tar_at_far_1e-3'] * 100:.1f}%, {r['failed_images']} image
 without a detected face (centred-crop fallback).
