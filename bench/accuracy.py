@@ -270,7 +270,7 @@ falls back to a centred crop for both pipelines and is counted, never dropped.
 
 {reading_text(results, meta)}
 {full_protocol_section()}{identification_section()}{templates_section()}{aggregation_section()}{voting_section()}\
-{ablation_section()}"""
+{fusion_section()}{zoom_section()}{ablation_section()}"""
     path.write_text(text)
 
 
@@ -740,6 +740,59 @@ should carry over to real masks: nothing in it is learned from a renderer; it on
 eyes, brows and forehead being visible, which is what a real mask leaves. Score-level fusion (two
 scores per comparison, the "upper-face fusion" rows of the ablation
 below) measures about the same on pairs but needs a two-part index; it was not built.
+"""
+
+
+def zoom_section() -> str:
+    """The second, enlarged look at the upper face, measured by ``bench/fusion.py --zoom``."""
+    train, test = bench_results("fusion-zoom-DevTrain"), bench_results("fusion-zoom-DevTest")
+    if train is None or test is None:
+        return ""
+    sys.path.insert(0, str(REPO / "bench"))
+    from fusion import ZOOM
+    from fusion import table as fusion_table
+
+    w, cut = train["product"]["weight"], train["product"]["cut"]
+
+    def pick(rows, label):
+        return next(r for r in rows if r["weight"] == w and r["cut"] == label)
+
+    def pct(r, key):
+        return f"{r[key] * 100:.1f}%"
+
+    def change(a, b):
+        return (f"rank-1 {pct(a, 'rank1')} → {pct(b, 'rank1')}, FNIR at FPIR 1e-2 {pct(a, 'fnir_at_fpir_1e-2')} → "
+                f"{pct(b, 'fnir_at_fpir_1e-2')}, at the re-calibrated threshold FNIR {pct(a, 'fnir_at_threshold')} → "
+                f"{pct(b, 'fnir_at_threshold')} with FPIR {pct(a, 'fpir_at_threshold')} → "
+                f"{pct(b, 'fpir_at_threshold')}")
+
+    one, both = f"{cut}", f"{cut} + enlarged {ZOOM}"
+    tr = train["results"]["product masks"]
+    unseen, own = test["results"]["unseen MaskTheFace masks"], test["results"]["product masks"]
+    return f"""
+## A second, enlarged look at the upper face (issue 3; measured, off)
+
+`python bench/fusion.py --zoom --split DevTrain` and `--split DevTest`: the benchmark of the
+upper-face fusion above at the product's cut ({cut}), the upper face looked at once (the product),
+once enlarged {ZOOM} times about the eye line before the cut (the eyes and brows fill more of the
+network's input; the top of the forehead leaves it), or both, their embeddings averaged into the
+upper face (`EngineConfig.upper_face_zoom`; the masked threshold re-calibrated for every row).
+
+{fusion_table(tr, "DevTrain, product masks")}
+
+{fusion_table(unseen, "DevTest, unseen MaskTheFace masks")}
+
+{fusion_table(own, "DevTest, product masks")}
+
+Both looks against one, at the product's weight {w}: on DevTrain {change(pick(tr, one), pick(tr, both))};
+on DevTest with unseen masks {change(pick(unseen, one), pick(unseen, both))}; with the product's masks
+{change(pick(own, one), pick(own, both))}. The enlarged look alone does not beat the product's on DevTrain.
+On DevTest (where the enlargement was first tried, so its figures flatter it) both looks gain a few
+points; on DevTrain, the people the choice is made on, about one point, a few of
+{pick(tr, one)['gallery']} probes. For two more FaceRes passes per masked face (the enlarged crop
+and its mirror: about 22 ms at the FaceRes timing of docs/performance.md) and a re-embedding of
+every enrolment, that is not enough: **off** (`upper_face_zoom` 1). Turning it on needs
+`threshold_masked` calibrated again (the thresholds in the tables above).
 """
 
 

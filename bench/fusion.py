@@ -17,8 +17,10 @@ and FPIR / FNIR at that threshold are reported.
 * ``--split DevTest``: the same grid on the test people, with the product's masks and with the
   unseen MaskTheFace masks (shares the crops and embeddings of ``bench/ablation.py``).
 
-Usage: ``python bench/fusion.py [--split DevTrain|DevTest]``; prints a table and writes
-``bench/results/fusion-<split>.json``. First run: about 30 minutes (DevTrain, 3,443 photos) or 15
+Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom]``; prints a table and writes
+``bench/results/fusion-<split>.json``. ``--zoom``: at the product's cut, one look at the upper face, the
+look enlarged about the eye line, or both averaged (``fusion-zoom-<split>.json``). First run: about
+30 minutes (DevTrain, 3,443 photos) or 15
 (DevTest) on 2 idle cores; cached in ``var/bench``.
 """
 
@@ -47,21 +49,39 @@ from recognition.engine.evaluation import identification_metrics, threshold_at_f
 
 CUTS = (0.50, 0.56, 0.62)
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+# --zoom: the product's cut looked at once, enlarged by ZOOM about the eye line instead, or both
+# averaged (the second look that ``EngineConfig.upper_face_zoom`` turns on; off in the product)
+ZOOM = 1.5
+ZOOM_WEIGHTS = (0.0, 0.4, 0.5, 0.6, 0.7)
 
 
-def product_mask_embeddings(engine, keys, work: Path) -> dict:
+def zoom_uppers(cut: float, zoom: float = ZOOM) -> dict:
+    """``grid``'s upper faces for ``--zoom``: one look at ``cut``, the enlarged look, both."""
+    one, enlarged = ablation.upper_key(cut), ablation.upper_key(cut, zoom)
+    return {f"{cut}": (one,), f"{cut}, enlarged {zoom}": (enlarged,), f"{cut} + enlarged {zoom}": (one, enlarged)}
+
+
+def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = CUTS) -> dict:
     """Whole/upper embeddings (with mirrors) of each photo and of two copies wearing the product's
-    masks: ``{"orig"|"prod0"|"prod1": {"keys", "full", "full_f", "up<cut>", "up<cut>_f"}}`` (cached)."""
+    masks: ``{"orig"|"prod0"|"prod1": {"keys", "full", "full_f", "up<cut>", "up<cut>_f", ...}}``, the
+    upper face at ``cuts`` and at ``ablation.UPPER_ZOOMS`` (cached; missing variants are added)."""
     path = work / "embeddings.pkl"
+    ablation.UPPER_CUTS = cuts
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        emb = pickle.loads(path.read_bytes())
+        wanted = [ablation.upper_key(c) for c in cuts] + [ablation.upper_key(*v) for v in ablation.UPPER_ZOOMS]
+        if all(k in d for d in emb.values() for k in wanted):
+            return emb
     crops = ablation.prepare_crops(engine, keys, unseen=False, cache=False)  # 3,443 photos: not pickled
-    ablation.UPPER_CUTS = CUTS
     return ablation.embed_variants(engine, crops, kinds=("orig", "prod0", "prod1"), path=path)
 
 
-def grid(emb: dict, pairs, probe_kind: str) -> list[dict]:
-    """Identification metrics for every (cut, weight), probes wearing ``probe_kind`` masks."""
+def grid(emb: dict, pairs, probe_kind: str, uppers: dict | None = None,
+         weights: tuple[float, ...] = WEIGHTS) -> list[dict]:
+    """Identification metrics for every (upper face, weight), probes wearing ``probe_kind`` masks.
+    ``uppers``: label -> the upper-face embedding keys averaged into the upper face (default: each
+    cut of ``CUTS``, labelled by the cut)."""
+    uppers = uppers or {cut: (f"up{cut}",) for cut in CUTS}
     def vec(kind, part):
         d = emb[kind]
         return d["keys"], l2_normalise(d[part] + d[part + "_f"])
@@ -92,14 +112,14 @@ def grid(emb: dict, pairs, probe_kind: str) -> list[dict]:
     impostor = people[:, None] != people[None, :]
     photo = rows("orig", "full")
     out = []
-    for cut in CUTS:
-        for w in WEIGHTS:
-            if w == 0 and cut != CUTS[0]:
+    for cut, parts in uppers.items():
+        for w in weights:
+            if w == 0 and cut != next(iter(uppers)):
                 continue
 
-            def fused(kind, w=w, cut=cut):
+            def fused(kind, w=w, parts=parts):
                 whole = rows(kind, "full")
-                return whole if w == 0 else fuse_upper(whole, rows(kind, f"up{cut}"), w)
+                return whole if w == 0 else fuse_upper(whole, l2_normalise(sum(rows(kind, k) for k in parts)), w)
 
             p0, p1, probe = fused("prod0"), fused("prod1"), fused(probe_kind)
             calib = np.maximum(p0 @ photo.T, p0 @ p1.T)  # as bench/ablation.py calibrates the product's
@@ -126,6 +146,9 @@ def table(rows: list[dict], title: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=("DevTrain", "DevTest"), default="DevTrain")
+    ap.add_argument("--zoom", action="store_true",
+                    help=f"at the product's weight grid and cut: one look at the upper face, the look enlarged "
+                         f"{ZOOM} times about the eye line, or both (writes fusion-zoom-<split>.json)")
     args = ap.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: the fusion benchmark needs ../shared/data")
@@ -133,24 +156,31 @@ def main() -> None:
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     pairs = ablation.devtest_pairs(args.split)
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+    cut = engine.config.upper_face_cut
+    if args.zoom:
+        ablation.UPPER_ZOOMS = tuple(sorted(set(ablation.UPPER_ZOOMS) | {(cut, ZOOM)}))
     if args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
-        ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | set(CUTS)))
+        ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | ({cut} if args.zoom else set(CUTS))))
         emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
         probe_kinds = {"product masks": "prod0", "unseen MaskTheFace masks": "mtf"}
     else:
         work = REPO / "var" / "bench" / f"fusion-{args.split.lower()}"
         work.mkdir(parents=True, exist_ok=True)
-        emb = product_mask_embeddings(engine, keys, work)
+        emb = product_mask_embeddings(engine, keys, work, (cut,) if args.zoom else CUTS)
         probe_kinds = {"product masks": "prod0"}
-    results = {name: grid(emb, pairs, kind) for name, kind in probe_kinds.items()}
+    if args.zoom:
+        results = {name: grid(emb, pairs, kind, zoom_uppers(cut), ZOOM_WEIGHTS) for name, kind in probe_kinds.items()}
+    else:
+        results = {name: grid(emb, pairs, kind) for name, kind in probe_kinds.items()}
     for name, rows in results.items():
         print(table(rows, f"{args.split}, {name}"))
         print()
-    out = REPO / "bench" / "results" / f"fusion-{args.split}.json"
+    out = REPO / "bench" / "results" / f"fusion-{'zoom-' if args.zoom else ''}{args.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = engine.config
     out.write_text(json.dumps({"split": args.split, "seconds": round(time.time() - t0, 1),
-                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
+                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut,
+                                           "zoom": cfg.upper_face_zoom},
                                "provenance": provenance(),
                                "results": results}, indent=2, default=float))
 

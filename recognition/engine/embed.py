@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 INPUT_SIZE = 224
@@ -16,12 +17,24 @@ def preprocess(aligned_bgr: np.ndarray) -> np.ndarray:
     return aligned_bgr.astype(np.float32) - MEAN_BGR
 
 
-def upper_face(aligned_bgr: np.ndarray, cut: float) -> np.ndarray:
+def upper_face(aligned_bgr: np.ndarray, cut: float, zoom: float = 1.0, eye_y: float = 0.42) -> np.ndarray:
     """Copies of ``Nx224x224x3`` aligned crops with every row from ``cut`` (a fraction of the
     height) down replaced by the mean colour: what is left is the eyes, brows and forehead, which
-    a face mask does not cover. The mean colour is what the network sees as zero input."""
+    a face mask does not cover. The mean colour is what the network sees as zero input.
+
+    ``zoom`` > 1 first enlarges each crop by that factor about the eye line (the middle of the
+    width, ``eye_y`` of the height), so that the eyes and brows fill more of it; the cut line moves
+    with the image (the top of the forehead leaves the crop)."""
     crops = np.array(aligned_bgr, copy=True)
-    crops[:, int(cut * crops.shape[1]):] = MEAN_BGR.astype(np.uint8)
+    line = cut * crops.shape[1]
+    if zoom != 1.0 and len(crops):
+        h, w = crops.shape[1:3]
+        cx, cy = w / 2, eye_y * h
+        m = np.float32([[zoom, 0, cx * (1 - zoom)], [0, zoom, cy * (1 - zoom)]])
+        fill = tuple(int(v) for v in MEAN_BGR)
+        crops = np.stack([cv2.warpAffine(c, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=fill) for c in crops])
+        line = cy + zoom * (line - cy)
+    crops[:, int(line):] = MEAN_BGR.astype(np.uint8)
     return crops
 
 
