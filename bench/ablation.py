@@ -43,10 +43,9 @@ SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "da
 WORK = REPO / "var" / "bench" / "ablation"
 # the product's upper-face fusion (a masked face is matched by normalise((1 - w) whole + w upper))
 FUSE, FUSE_CUT = EngineConfig().upper_face_weight, EngineConfig().upper_face_cut
-FUSE_ZOOM = EngineConfig().upper_face_zoom  # the second look at the upper face, enlarged (> 1: on)
 UPPER_CUTS = tuple(sorted({0.56, 0.62, FUSE_CUT}))  # fraction of the crop's height below which the face is hidden
-# (cut, zoom) of the enlarged upper crops embedded too (``upper_key``)
-UPPER_ZOOMS: tuple[tuple[float, float], ...] = ((FUSE_CUT, FUSE_ZOOM),) if FUSE_ZOOM > 1 else ()
+# (cut, zoom) of upper crops enlarged about the eye line, embedded too (``upper_key``; bench/fusion.py --zoom)
+UPPER_ZOOMS: tuple[tuple[float, float], ...] = ()
 
 
 def upper_key(cut: float, zoom: float = 1.0) -> str:
@@ -147,26 +146,21 @@ class Scorer:
         d = self.emb[kind]
         return l2_normalise(d[part][i] + d[part + "_f"][i]) if flip else d[part][i]
 
-    def fused(self, kind, key, flip=True, fuse=0.0, cut=0.56, zoom=1.0):
-        """A masked face's matching vector: whole face fused with the upper face (``Engine.embed_masked``;
-        with ``zoom`` > 1 the upper face is the mean of the crop's and the enlarged crop's)."""
+    def fused(self, kind, key, flip=True, fuse=0.0, cut=0.56):
+        """A masked face's matching vector: whole face fused with the upper face (``Engine.embed_masked``)."""
         v = self.vec(kind, key, flip=flip)
         if v is None or not fuse:
             return v
-        upper = self.vec(kind, key, f"up{cut}", flip)
-        if zoom > 1:
-            upper = l2_normalise(upper + self.vec(kind, key, upper_key(cut, zoom), flip))
-        return fuse_upper(v, upper, fuse)
+        return fuse_upper(v, self.vec(kind, key, f"up{cut}", flip), fuse)
 
-    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0,
-                 zoom=1.0):
+    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0):
         fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
         if fa is None or fb is None:
             return -1.0
         ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
         if fuse:  # the classifier reads the whole face; a masked face is then matched by the fusion
-            fa = self.fused(akind, a, flip, fuse, cut, zoom) if ma else fa
-            fb = self.fused(bkind, b, flip, fuse, cut, zoom) if mb else fb
+            fa = self.fused(akind, a, flip, fuse, cut) if ma else fa
+            fb = self.fused(bkind, b, flip, fuse, cut) if mb else fb
         probe = fb  # synthetic-mask templates are matched without the adapter
         if adapter and self.adapter is not None:
             fa = self.adapter(fa) if ma else fa
@@ -174,7 +168,7 @@ class Scorer:
         s = float(fa @ fb)
         if aug and mb and not ma:  # masked probe vs unmasked enrolment: also its synthetic-mask templates
             for kind in ("prod0", "prod1"):
-                v = self.fused(kind, a, flip, fuse, cut, zoom)
+                v = self.fused(kind, a, flip, fuse, cut)
                 if v is not None:
                     s = max(s, float(v @ probe))
         if upper > 0 and (ma or mb):
@@ -190,9 +184,8 @@ LEVERS = [
     ("+ mirror + upper-face fusion 0.3", {"upper": 0.3}),
     ("+ mirror + upper-face fusion 0.5 (cut 0.62)", {"upper": 0.5, "cut": 0.62}),
     ("+ mirror + gallery + upper 0.3", {"aug": True, "upper": 0.3}),
-    ("+ mirror + upper-face embedding fusion", {"fuse": FUSE, "cut": FUSE_CUT, "zoom": FUSE_ZOOM}),
-    ("+ mirror + gallery + upper-face embedding fusion (the product)",
-     {"aug": True, "fuse": FUSE, "cut": FUSE_CUT, "zoom": FUSE_ZOOM}),
+    ("+ mirror + upper-face embedding fusion", {"fuse": FUSE, "cut": FUSE_CUT}),
+    ("+ mirror + gallery + upper-face embedding fusion (the product)", {"aug": True, "fuse": FUSE, "cut": FUSE_CUT}),
     ("+ mirror + adapter", {"adapter": True}),
     ("+ mirror + adapter + gallery + upper 0.3", {"adapter": True, "aug": True, "upper": 0.3}),
 ]
@@ -204,7 +197,7 @@ def calibrate_split(split: str) -> None:
     people the thresholds may be fitted on, never measured on); writes
     ``bench/results/calibration-<split>.json``."""
     global WORK, UPPER_CUTS
-    # whole faces, and the upper face at the product's cut only (and its enlarged second look, when on)
+    # whole faces, and the upper face at the product's cut only
     WORK, UPPER_CUTS = REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{FUSE_CUT}", (FUSE_CUT,)
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
@@ -265,11 +258,7 @@ def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
         d = emb[kind]
         if not FUSE:
             return full(kind)[1]
-        upper = l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"])
-        if FUSE_ZOOM > 1:
-            key = upper_key(FUSE_CUT, FUSE_ZOOM)
-            upper = l2_normalise(upper + l2_normalise(d[key] + d[f"{key}_f"]))
-        return fuse_upper(full(kind)[1], upper, FUSE)
+        return fuse_upper(full(kind)[1], l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"]), FUSE)
 
     keys, o = full("orig")
     p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")

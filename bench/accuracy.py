@@ -770,13 +770,13 @@ def zoom_section() -> str:
     tr = train["results"]["product masks"]
     unseen, own = test["results"]["unseen MaskTheFace masks"], test["results"]["product masks"]
     return f"""
-## A second, enlarged look at the upper face (issue 3; measured, off)
+## A second, enlarged look at the upper face (issue 3; measured, not built)
 
 `python bench/fusion.py --zoom --split DevTrain` and `--split DevTest`: the benchmark of the
 upper-face fusion above at the product's cut ({cut}), the upper face looked at once (the product),
 once enlarged {ZOOM} times about the eye line before the cut (the eyes and brows fill more of the
 network's input; the top of the forehead leaves it), or both, their embeddings averaged into the
-upper face (`EngineConfig.upper_face_zoom`; the masked threshold re-calibrated for every row).
+upper face (the masked threshold re-calibrated for every row).
 
 {fusion_table(tr, "DevTrain, product masks")}
 
@@ -791,8 +791,9 @@ On DevTest (where the enlargement was first tried, so its figures flatter it) bo
 points; on DevTrain, the people the choice is made on, about one point, a few of
 {pick(tr, one)['gallery']} probes. For two more FaceRes passes per masked face (the enlarged crop
 and its mirror: about 22 ms at the FaceRes timing of docs/performance.md) and a re-embedding of
-every enrolment, that is not enough: **off** (`upper_face_zoom` 1). Turning it on needs
-`threshold_masked` calibrated again (the thresholds in the tables above).
+every enrolment, that is not enough: **not built** into the engine (`embed.upper_face` can
+enlarge, for this benchmark). Building it would need `threshold_masked` calibrated again (the
+thresholds in the tables above).
 """
 
 

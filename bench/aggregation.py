@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED  # noqa: E402
-from provenance import fusion_tag, provenance  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.evaluation import identification_metrics  # noqa: E402
@@ -107,7 +107,7 @@ def probe_embeddings(engine, img: np.ndarray, rng: np.random.Generator, template
 
 def collect(engine, known, unknown, photos: int, seed: int, split: str) -> dict:
     """Enrolments and probes, cached per person (a larger run embeds only the new people)."""
-    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-{fusion_tag(engine.config)}.npz"
+    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-upper{engine.config.upper_face_weight}.npz"
     data = np.load(path, allow_pickle=True)["data"].item() if path.exists() else {"gallery": {}, "probes": {}}
     templates = load_templates(SHARED / "masks")
     for k, (name, count) in enumerate(known + unknown):

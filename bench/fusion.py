@@ -50,7 +50,7 @@ from recognition.engine.evaluation import identification_metrics, threshold_at_f
 CUTS = (0.50, 0.56, 0.62)
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 # --zoom: the product's cut looked at once, enlarged by ZOOM about the eye line instead, or both
-# averaged (the second look that ``EngineConfig.upper_face_zoom`` turns on; off in the product)
+# averaged (a second look at the upper face; measured, not built into the engine)
 ZOOM = 1.5
 ZOOM_WEIGHTS = (0.0, 0.4, 0.5, 0.6, 0.7)
 
@@ -179,8 +179,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = engine.config
     out.write_text(json.dumps({"split": args.split, "seconds": round(time.time() - t0, 1),
-                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut,
-                                           "zoom": cfg.upper_face_zoom},
+                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
                                "provenance": provenance(),
                                "results": results}, indent=2, default=float))
 

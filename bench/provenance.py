@@ -40,9 +40,3 @@ def provenance() -> dict:
     from recognition.engine import EngineConfig
 
     return {**_AT_START, "engine": dataclasses.asdict(EngineConfig())}
-
-
-def fusion_tag(config) -> str:
-    """Part of a cache file's name that changes with how masked faces are embedded (the upper-face
-    fusion's weight and its enlarged second look), so a cache never outlives that setting."""
-    return f"upper{config.upper_face_weight}-zoom{config.upper_face_zoom}"

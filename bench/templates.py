@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import fusion_tag, provenance  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -50,7 +50,7 @@ Rule = Callable[[np.ndarray, np.ndarray], float]
 def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict, dict]:
     """``({person: (1 + MAX_MASKED) x D templates}, {person: (probe embedding, masked)})`` (cached
     per person: a run with more people embeds only the new ones)."""
-    path = CACHE / f"embeddings-{seed}-{fusion_tag(engine.config)}.npz"  # masked probes: fused
+    path = CACHE / f"embeddings-{seed}-upper{engine.config.upper_face_weight}.npz"  # masked probes: fused
     g, p = {}, {}
     if path.exists():
         d = np.load(path, allow_pickle=True)

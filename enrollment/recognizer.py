@@ -50,12 +50,9 @@ def synthetic_masks_available() -> bool:
 def _version(models_dir: str, masks: bool) -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
     cfg = EngineConfig()
-    upper = [cfg.upper_face_weight, cfg.upper_face_cut]
-    if cfg.upper_face_zoom > 1:  # the second look, when on (left out when off: versions stay as they were)
-        upper.append(cfg.upper_face_zoom)
     blob = json.dumps({"models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
-                       "upper": upper,
+                       "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
                        "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
     return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 

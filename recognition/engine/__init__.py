@@ -24,7 +24,7 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import FaceRes, fuse_upper, l2_normalise, upper_face
+from .embed import FaceRes, fuse_upper, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
@@ -188,11 +188,7 @@ class Engine:
         w = self.config.upper_face_weight
         if w <= 0 or len(crops) == 0:
             return whole
-        cfg = self.config
-        upper = self.embed(upper_face(crops, cfg.upper_face_cut))
-        if cfg.upper_face_zoom > 1.0:  # a second look at the eyes and brows, larger
-            upper = l2_normalise(upper + self.embed(upper_face(crops, cfg.upper_face_cut, cfg.upper_face_zoom,
-                                                               cfg.eye_y)))
+        upper = self.embed(upper_face(crops, self.config.upper_face_cut))
         return fuse_upper(whole, upper, w)
 
     def threshold(self, masked: bool) -> float:

@@ -45,12 +45,6 @@ class EngineConfig:
     # it off (then calibrate threshold_masked again).
     upper_face_weight: float = 0.6
     upper_face_cut: float = 0.56
-    # > 1: the upper face is looked at twice, as cut above and enlarged by this factor about the eye
-    # line before the cut (the eyes and brows fill more of the network's input), the two embeddings
-    # averaged into ``upper``. Off (1): measured at 1.5 with the settings above (bench/fusion.py
-    # --zoom), it gained about a point on DevTrain for two more FaceRes passes per masked face
-    # (docs/accuracy.md); turning it on needs threshold_masked calibrated again.
-    upper_face_zoom: float = 1.0
     # matching: calibrated on LFW DevTest (1,549 photos, 2.4M cross-person pairs) at a false-accept
     # rate of 1e-4 per comparison, so that a gallery of a few hundred people keeps single-frame
     # false identifications rare (bench/identification.py); the masked one on probes wearing the

@@ -76,8 +76,7 @@ class Command(BaseCommand):
         engine = engine_from_settings()
         key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
                                          engine.config.flip_tta, engine.config.upper_face_weight,
-                                         engine.config.upper_face_cut,
-                                         engine.config.upper_face_zoom]).encode()).hexdigest()[:16]
+                                         engine.config.upper_face_cut]).encode()).hexdigest()[:16]
         cache = Path(o["cache"]) / f"embeddings-{key}.npz"
         if cache.exists():
             with np.load(cache) as d:
