@@ -677,21 +677,30 @@ without the fusion at its own calibrated threshold):
 """
 
 
+def fusion_runs(name: str) -> tuple[dict, dict, float, float] | None:
+    """``bench/fusion.py``'s DevTrain and DevTest results (``name``: ``fusion`` or ``fusion-zoom``) and
+    the product's weight and cut they record, if both splits ran."""
+    train, test = bench_results(f"{name}-DevTrain"), bench_results(f"{name}-DevTest")
+    if train is None or test is None:
+        return None
+    return train, test, train["product"]["weight"], train["product"]["cut"]
+
+
+def pct(r: dict, key: str) -> str:
+    """A metric of a results row as a percentage with one decimal."""
+    return f"{r[key] * 100:.1f}%"
+
+
 def fusion_section() -> str:
     """Upper-face fusion weight and cut measured by ``bench/fusion.py`` (DevTrain: the choice; DevTest)."""
-    train, test = bench_results("fusion-DevTrain"), bench_results("fusion-DevTest")
-    if train is None or test is None:
+    if (runs := fusion_runs("fusion")) is None:
         return ""
-    sys.path.insert(0, str(REPO / "bench"))
     from fusion import table as fusion_table
 
-    w, cut = train["product"]["weight"], train["product"]["cut"]
+    train, test, w, cut = runs
 
     def pick(rows, weight, c):
         return next(r for r in rows if r["weight"] == weight and (weight == 0 or r["cut"] == c))
-
-    def pct(r, key):
-        return f"{r[key] * 100:.1f}%"
 
     tr = train["results"]["product masks"]
     unseen = test["results"]["unseen MaskTheFace masks"]
@@ -745,20 +754,15 @@ below) measures about the same on pairs but needs a two-part index; it was not b
 
 def zoom_section() -> str:
     """The second, enlarged look at the upper face, measured by ``bench/fusion.py --zoom``."""
-    train, test = bench_results("fusion-zoom-DevTrain"), bench_results("fusion-zoom-DevTest")
-    if train is None or test is None:
+    if (runs := fusion_runs("fusion-zoom")) is None:
         return ""
-    sys.path.insert(0, str(REPO / "bench"))
     from fusion import ZOOM
     from fusion import table as fusion_table
 
-    w, cut = train["product"]["weight"], train["product"]["cut"]
+    train, test, w, cut = runs
 
     def pick(rows, label):
         return next(r for r in rows if r["weight"] == w and r["cut"] == label)
-
-    def pct(r, key):
-        return f"{r[key] * 100:.1f}%"
 
     def change(a, b):
         return (f"rank-1 {pct(a, 'rank1')} → {pct(b, 'rank1')}, FNIR at FPIR 1e-2 {pct(a, 'fnir_at_fpir_1e-2')} → "
