@@ -140,16 +140,15 @@ def masked_enrolment(engine, path: Path, rng: np.random.Generator, templates) ->
     """A photo enrolled wearing a mask (a MaskTheFace template, like a real mask the product never
     drew): its templates as the site makes them (``enrollment.recognizer.face_templates``: a face
     classified masked gives its own embedding as a masked template only) and its quality score."""
+    from enrollment.recognizer import face_templates  # no Django models: importable without a site
+
     img = cv2.imread(str(path))
     try:
         face = engine.analyze(img, max_faces=3)[0]
         face = engine.analyze(apply_mask(img, face.landmarks, rng, templates), max_faces=3)[0]
     except (EngineError, TypeError):
         return None
-    if face.masked:
-        own = Templates(face.embedding[None].astype(np.float32), np.array([SYNTHETIC_MASK], np.int8))
-        return own, face.quality.score
-    return enroll_templates(engine, face, rng), face.quality.score
+    return face_templates(engine, face, seed=int(rng.integers(2**31))), face.quality.score
 
 
 def evaluate_masked_enrolment(engine, data: dict, known: list[str], unknown: list[str], probe_kind: str) -> dict:
