@@ -11,6 +11,11 @@ pure-JS CPU backend of ``@tensorflow/tfjs`` (the exact version pinned in
 * ``tests/data/references/manifest.json``: the tfjs and human versions, each model's
   input shape/range/statistics and each output's graph tensor and shape.
 
+With ``--face-api`` it records instead the 128-d descriptor of ``@vladmandic/face-api``'s own
+``FaceRecognitionNet`` (dlib's ResNet; face-api ships only its weights, the network is code) on
+``reference_input("dlibres")``, with the face-api version pinned in ``scripts/reference``:
+``tests/data/references/dlibres__embedding.npy`` and ``dlibres.json``.
+
 The inputs are computed only here in Python and handed to Node as raw float32 files in
 a temporary folder (with a ``job.json`` describing them), so the input formula lives in
 one place. Node reads the model files straight from the package folder.
@@ -24,7 +29,7 @@ or stale)::
 
 ``--package-dir`` is the unpacked npm package (the folder holding ``models/``); it
 defaults to ``$MASKNET_HUMAN_PACKAGE_DIR`` or ``<repo>/models/_package/package``.
-Re-run this after changing ``tests/reference_inputs.py`` or bumping either package.
+Re-run this (and with ``--face-api``) after changing ``tests/reference_inputs.py`` or bumping a package.
 """
 
 from __future__ import annotations
@@ -59,10 +64,13 @@ def pinned_tfjs_version() -> str:
 
 
 def ensure_node_modules() -> None:
-    """Run ``npm ci`` in ``scripts/reference`` unless the pinned tfjs is already installed."""
-    installed = REFERENCE_DIR / "node_modules" / "@tensorflow" / "tfjs" / "package.json"
-    version = json.loads(installed.read_text())["version"] if installed.is_file() else None
-    if version == pinned_tfjs_version():
+    """Run ``npm ci`` in ``scripts/reference`` unless every pinned dependency is installed."""
+    def installed(name: str) -> str | None:
+        spec = REFERENCE_DIR / "node_modules" / name / "package.json"
+        return json.loads(spec.read_text())["version"] if spec.is_file() else None
+
+    pinned = json.loads((REFERENCE_DIR / "package.json").read_text())["dependencies"]
+    if all(installed(name) == version for name, version in pinned.items()):
         return
     npm = shutil.which("npm")
     if npm is None:
@@ -124,6 +132,33 @@ def record(package_dir: Path, out_dir: Path, model_names: list[str]) -> dict:
     return manifest
 
 
+def record_face_api(out_dir: Path) -> dict:
+    """Run face-api's FaceRecognitionNet in Node on the reference input; write the ``.npy`` and
+    ``dlibres.json`` (versions, input statistics)."""
+    from recognition.engine.registry import FACE_API_VERSION, RESNET_MODEL
+    from tests.reference_inputs import INPUT_RANGES, input_stats, reference_input
+
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node not found: install Node.js >= 18")
+    ensure_node_modules()
+    x = reference_input(RESNET_MODEL)
+    with tempfile.TemporaryDirectory(prefix="masknet-ref-") as tmp:
+        x.astype("<f4").tofile(Path(tmp) / "input.bin")
+        subprocess.run([node, str(REFERENCE_DIR / "record_faceapi.cjs"), tmp], cwd=REFERENCE_DIR, check=True)
+        results = json.loads((Path(tmp) / "results.json").read_text())
+        value = np.fromfile(Path(tmp) / "embedding.bin", dtype="<f4").reshape(1, -1).astype(np.float32)
+    if results["face_api_version"] != FACE_API_VERSION:
+        print(f"warning: recorded face-api {results['face_api_version']}, registry pins {FACE_API_VERSION}",
+              file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.save(out_dir / f"{RESNET_MODEL}__embedding.npy", value)
+    meta = {**results, "input_shape": list(x.shape), "input_range": list(INPUT_RANGES[RESNET_MODEL]),
+            "input_stats": input_stats(x), "file": f"{RESNET_MODEL}__embedding.npy", "shape": list(value.shape)}
+    (out_dir / f"{RESNET_MODEL}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return meta
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     if str(ROOT) not in sys.path:
@@ -136,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="reference folder")
     parser.add_argument("--models", nargs="+", choices=sorted(MODEL_SPECS),
                         default=list(MODEL_SPECS), help="models to record (default: all)")
+    parser.add_argument("--face-api", action="store_true",
+                        help="record face-api's ResNet descriptor instead (dlibres__embedding.npy)")
     args = parser.parse_args(argv)
+    if args.face_api:
+        meta = record_face_api(args.out)
+        print(f"face-api {meta['face_api_version']}, tfjs {meta['tfjs_version']} ({meta['backend']}): "
+              f"wrote {meta['file']} to {args.out}")
+        return 0
     if not (args.package_dir / "models").is_dir():
         parser.error(f"{args.package_dir}/models not found (set --package-dir or ${PACKAGE_ENV})")
 

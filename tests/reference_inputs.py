@@ -17,7 +17,8 @@ so that it looks the same at every model resolution, is in ``[0, 1]`` RGB:
   a reddish mouth (elongated Gaussian at ``(0.5, 0.64)``) and a slight nose shade.
 
 It is then scaled linearly into the range the model expects (:data:`INPUT_RANGES`):
-BlazeFace ``[-1, 1]``, FaceMesh/antispoof/liveness ``[0, 1]``, FaceRes ``[0, 255]``.
+BlazeFace ``[-1, 1]``, FaceMesh/antispoof/liveness ``[0, 1]``, FaceRes and face-api's ResNet
+(``dlibres``, 150x150) ``[0, 255]``.
 Every input has batch size 1 (BlazeFace's graph only accepts batch 1).
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recognition.engine.registry import MODEL_SPECS
+from recognition.engine.registry import MODEL_SPECS, RESNET_INPUT_SHAPE, RESNET_MODEL
 
 # (low, high) value range of each model's input: the [0, 1] picture maps linearly onto it.
 INPUT_RANGES: dict[str, tuple[float, float]] = {
@@ -34,6 +35,7 @@ INPUT_RANGES: dict[str, tuple[float, float]] = {
     "faceres": (0.0, 255.0),
     "antispoof": (0.0, 1.0),
     "liveness": (0.0, 1.0),
+    RESNET_MODEL: (0.0, 255.0),
 }
 
 _SKIN = np.array([0.87, 0.68, 0.56])
@@ -72,10 +74,10 @@ def face_picture(height: int, width: int) -> np.ndarray:
 
 def reference_input(model_name: str) -> np.ndarray:
     """Return the deterministic NHWC float32 input (batch 1) for ``model_name``."""
-    spec = MODEL_SPECS[model_name]
-    _, height, width, channels = spec.input_shape
+    shape = RESNET_INPUT_SHAPE if model_name == RESNET_MODEL else MODEL_SPECS[model_name].input_shape
+    _, height, width, channels = shape
     if channels != 3:
-        raise ValueError(f"{model_name}: expected an RGB input, got {spec.input_shape}")
+        raise ValueError(f"{model_name}: expected an RGB input, got {shape}")
     low, high = INPUT_RANGES[model_name]
     img = low + (high - low) * face_picture(int(height), int(width))
     return img[None].astype(np.float32)

@@ -222,3 +222,63 @@ def test_read_weights_rejects_bad_shard_sizes(tmp_path: Path) -> None:
     (tmp_path / "long.bin").write_bytes(bytes(6))
     with pytest.raises(ModelConversionError, match="unused bytes"):
         read_weights([{"paths": ["long.bin"], "weights": [spec]}], tmp_path)
+
+
+# --- face-api's ResNet descriptor (weights only; the network is rebuilt by build_face_api_resnet) ---
+
+FACE_API_ENV = "MASKNET_FACE_API_PACKAGE_DIR"
+
+
+@pytest.fixture(scope="module")
+def face_api_resnet(tmp_path_factory: pytest.TempPathFactory) -> Callable:
+    """The ``serving_default`` function of face-api's ResNet converted from the extracted package
+    (``$MASKNET_FACE_API_PACKAGE_DIR`` or where ``install_models`` puts it); skip if absent."""
+    import tensorflow as tf
+
+    from recognition.engine.convert import convert_face_api_resnet
+    from recognition.engine.registry import RESNET_SOURCE
+
+    env = os.environ.get(FACE_API_ENV)
+    package = Path(env) if env else REPO / "models" / "_package" / "face-api" / "package"
+    manifest = package / "model" / f"{RESNET_SOURCE}-weights_manifest.json"
+    if not manifest.is_file():
+        pytest.skip(f"face-api weights not found at {manifest}; run manage.py install_models or set ${FACE_API_ENV}")
+    loaded = tf.saved_model.load(str(convert_face_api_resnet(manifest, tmp_path_factory.mktemp("resnet") / "dlibres")))
+    fn = loaded.signatures["serving_default"]
+    fn._masknet_keepalive = loaded
+    return fn
+
+
+def test_face_api_reference_input_unchanged() -> None:
+    """The ResNet's reference input is still the one face-api's descriptor was recorded on."""
+    from recognition.engine.registry import RESNET_MODEL
+
+    recorded = json.loads((REFERENCES / f"{RESNET_MODEL}.json").read_text())
+    x = reference_input(RESNET_MODEL)
+    assert list(x.shape) == recorded["input_shape"]
+    for k, v in recorded["input_stats"].items():
+        assert input_stats(x)[k] == pytest.approx(v, rel=1e-6, abs=1e-6), k
+
+
+@pytest.mark.models
+def test_face_api_resnet_matches_face_api(face_api_resnet: Callable) -> None:
+    """The rebuilt network reproduces face-api's own FaceRecognitionNet (run in Node by
+    ``scripts/record_references.py --face-api``) on the reference input."""
+    import tensorflow as tf
+
+    from recognition.engine.registry import RESNET_MODEL
+
+    ref = np.load(REFERENCES / f"{RESNET_MODEL}__embedding.npy")
+    got = face_api_resnet(input=tf.constant(reference_input(RESNET_MODEL)))["embedding"].numpy()
+    assert got.shape == ref.shape == (1, 128)
+    assert float(np.abs(got - ref).max()) <= RTOL * max(float(np.abs(ref).max()), 1.0)
+    cos = float((got @ ref.T)[0, 0] / (np.linalg.norm(got) * np.linalg.norm(ref)))
+    assert cos > MIN_EMBEDDING_COSINE
+
+
+def test_face_api_resnet_needs_all_its_weights() -> None:
+    """A weights file that lacks a layer is refused with a clear error, not a KeyError mid-graph."""
+    from recognition.engine.convert import build_face_api_resnet
+
+    with pytest.raises(ModelConversionError, match="lacks weights"):
+        build_face_api_resnet({"fc": np.zeros((256, 128), np.float32)})

