@@ -23,7 +23,7 @@ from audit.services import audit_record
 from enrollment.models import IndexVersion, Person
 from enrollment.recognizer import get_engine, template_version
 from enrollment.services import index_refresh_if_outdated
-from recognition.engine import EngineError, Face, NoFaceFound
+from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.gallery import UNMASKED, Decision, identify
 from recognition.engine.index import Index
@@ -167,9 +167,20 @@ def _active_index() -> tuple[IndexVersion, Index, dict]:
         index = version.load()
     except (EngineError, OSError) as exc:
         raise IndexUnavailable(f"the active index v{version.pk} cannot be loaded") from exc
+
     thresholds = {k: float(v) for k, v in ((version.metrics or {}).get("thresholds") or {}).items()
                   if k in ("masked", "unmasked")}
     return version, index, thresholds
+
+
+def _engine_for(version: IndexVersion, index: Index) -> Engine:
+    """The engine, if the active index holds vectors it can be searched with; after an upgrade that
+    changed the embedding, :class:`IndexUnavailable` until the rebuild it asked for is active."""
+    engine = get_engine()
+    if len(index) and index.dim != engine.dim:
+        raise IndexUnavailable(f"the active index v{version.pk} was made by an earlier version of the recognizer "
+                               f"({index.dim}-d vectors, this version makes {engine.dim}-d); it is being rebuilt")
+    return engine
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -195,7 +206,7 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
     (``NoFaceFound`` is not raised: an image without faces answers with no faces)."""
     version, index, thresholds = _active_index()
     image = _decode(data)
-    engine = get_engine()
+    engine = _engine_for(version, index)
     try:
         faces = engine.analyze(image, max_faces=MAX_FACES)
     except NoFaceFound:
@@ -232,7 +243,7 @@ def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyA
     if label not in index.identities:
         raise NotInIndex(f"person #{person.pk} has no templates in the active index v{version.pk}")
     image = _decode(data)
-    engine = get_engine()
+    engine = _engine_for(version, index)
     face = engine.analyze(image, max_faces=MAX_FACES)[0]
     kinds = None if face.masked else (UNMASKED,)
     scores = np.where(index.labels == label, index.scores(face.embedding, kinds), -np.inf)

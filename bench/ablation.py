@@ -5,7 +5,8 @@ Stages (cached in ``var/bench/ablation``):
    product's own masks (gallery augmentation), and the photo with a MaskTheFace template
    (masks the product never saw) found again by the detector;
 2. FaceRes embeddings of each crop: whole face and upper face (lower part filled with the mean
-   colour), each with its mirror;
+   colour), each with its mirror; and dlib's ResNet descriptor of it (``rn``: with the mirror, as the
+   product joins it; ``rn1``: without);
 3. verification (LFW protocol, 10 folds of 100 pairs) on unmasked, one-side-masked and
    both-masked pairs for each combination of levers; threshold calibration at FAR 1e-3 and 1e-4
    on all cross-person pairs.
@@ -35,7 +36,7 @@ from provenance import provenance  # noqa: E402  (bench/ is on sys.path)
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
-from recognition.engine.embed import fuse_upper, l2_normalise, preprocess, upper_face  # noqa: E402
+from recognition.engine.embed import fuse_upper, join, l2_normalise, preprocess, upper_face  # noqa: E402
 from recognition.engine.evaluation import threshold_at_far, verification_metrics  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
@@ -43,6 +44,8 @@ SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "da
 WORK = REPO / "var" / "bench" / "ablation"
 # the product's upper-face fusion (a masked face is matched by normalise((1 - w) whole + w upper))
 FUSE, FUSE_CUT = EngineConfig().upper_face_weight, EngineConfig().upper_face_cut
+# the product's second descriptor (dlib's ResNet) and its weight in the joined score (bench/ensemble.py)
+RESNET = EngineConfig().resnet_weight
 UPPER_CUTS = tuple(sorted({0.56, 0.62, FUSE_CUT}))  # fraction of the crop's height below which the face is hidden
 # (cut, zoom) of upper crops enlarged about the eye line, embedded too (``upper_key``; bench/fusion.py --zoom)
 UPPER_ZOOMS: tuple[tuple[float, float], ...] = ()
@@ -104,7 +107,8 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
     path = path or WORK / "embeddings.pkl"
     out = pickle.loads(path.read_bytes()) if path.exists() else {}
     variants = [(cut, 1.0) for cut in UPPER_CUTS] + list(UPPER_ZOOMS)
-    if out and all(upper_key(*v) in d for d in out.values() for v in variants):
+    if out and all(upper_key(*v) in d for d in out.values() for v in variants) and (
+            engine.resnet is None or all("rn1" in d for d in out.values())):
         return out
     serve = engine.embedder._serve
 
@@ -123,6 +127,8 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
                 batch.append(c)
         batch = np.stack(batch)
         d = out.get(kind) or {"keys": keys, "full": emb(batch), "full_f": emb(batch[:, :, ::-1])}
+        if "rn1" not in d and engine.resnet is not None:  # the ResNet descriptor, with and without the mirror
+            d["rn"], d["rn1"] = engine.resnet(batch, flip=True), engine.resnet(batch, flip=False)
         for cut, zoom in (v for v in variants if upper_key(*v) not in d):
             up, key = upper_face(batch, cut, zoom, EngineConfig().eye_y), upper_key(cut, zoom)
             d[key], d[f"{key}_f"] = emb(up), emb(up[:, :, ::-1])
@@ -153,10 +159,17 @@ class Scorer:
             return v
         return fuse_upper(v, self.vec(kind, key, f"up{cut}", flip), fuse)
 
-    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0):
+    def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0,
+                 resnet=0.0):
         fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
         if fa is None or fb is None:
             return -1.0
+
+        def joined(s: float, kind: str, key) -> float:  # embed.join: (1 - w) cos_FaceRes + w cos_ResNet
+            if not resnet:
+                return s
+            return (1 - resnet) * s + resnet * float(self.vec(kind, key, "rn", False) @ self.vec(bkind, b, "rn", False))
+
         ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
         if fuse:  # the classifier reads the whole face; a masked face is then matched by the fusion
             fa = self.fused(akind, a, flip, fuse, cut) if ma else fa
@@ -165,12 +178,12 @@ class Scorer:
         if adapter and self.adapter is not None:
             fa = self.adapter(fa) if ma else fa
             fb = self.adapter(fb) if mb else fb
-        s = float(fa @ fb)
+        s = joined(float(fa @ fb), akind, a)
         if aug and mb and not ma:  # masked probe vs unmasked enrolment: also its synthetic-mask templates
             for kind in ("prod0", "prod1"):
                 v = self.fused(kind, a, flip, fuse, cut)
                 if v is not None:
-                    s = max(s, float(v @ probe))
+                    s = max(s, joined(float(v @ probe), kind, a))
         if upper > 0 and (ma or mb):
             s = (1 - upper) * s + upper * float(self.vec(akind, a, f"up{cut}", flip) @
                                                 self.vec(bkind, b, f"up{cut}", flip))
@@ -185,7 +198,9 @@ LEVERS = [
     ("+ mirror + upper-face fusion 0.5 (cut 0.62)", {"upper": 0.5, "cut": 0.62}),
     ("+ mirror + gallery + upper 0.3", {"aug": True, "upper": 0.3}),
     ("+ mirror + upper-face embedding fusion", {"fuse": FUSE, "cut": FUSE_CUT}),
-    ("+ mirror + gallery + upper-face embedding fusion (the product)", {"aug": True, "fuse": FUSE, "cut": FUSE_CUT}),
+    ("+ mirror + gallery + upper-face embedding fusion", {"aug": True, "fuse": FUSE, "cut": FUSE_CUT}),
+    ("+ mirror + gallery + upper-face fusion + ResNet descriptor (the product)",
+     {"aug": True, "fuse": FUSE, "cut": FUSE_CUT, "resnet": RESNET}),
     ("+ mirror + adapter", {"adapter": True}),
     ("+ mirror + adapter + gallery + upper 0.3", {"adapter": True, "aug": True, "upper": 0.3}),
 ]
@@ -229,6 +244,8 @@ def main() -> None:
     folds = np.arange(len(pairs)) // (len(pairs) // 10)
     results = {}
     for name, kw in LEVERS:
+        if kw.get("adapter") and adapter is None:  # no weights (manage.py train_adapter): no rows, not copies
+            continue
         results[name] = {}
         for set_name, (ak, bk) in SETS.items():
             s = np.array([score(a, b, ak, bk, **kw) for a, b, _ in pairs])
@@ -248,17 +265,29 @@ def main() -> None:
     print(json.dumps(meta, indent=2, default=float))
 
 
-def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
-    """Thresholds at each false-accept rate over every cross-person pair of DevTest photos."""
+def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4), resnet_weight: float | None = None,
+              flip: bool = True) -> dict:
+    """Thresholds at each false-accept rate over every cross-person pair of DevTest photos
+    (``resnet_weight``: of the ResNet descriptor in the joined vectors, the product's by default;
+    ``flip``: mirror TTA on both networks)."""
+    w = RESNET if resnet_weight is None else resnet_weight
+
+    def vec(d, part):
+        return l2_normalise(d[part] + d[part + "_f"]) if flip else l2_normalise(d[part])
+
+    def joined(kind, v):
+        return join(v, emb[kind]["rn" if flip else "rn1"], w) if w else v
+
     def full(kind):
         d = emb[kind]
-        return d["keys"], l2_normalise(d["full"] + d["full_f"])
+        return d["keys"], joined(kind, vec(d, "full"))
 
     def fused(kind):  # a masked face's matching vector, as the product computes it
         d = emb[kind]
-        if not FUSE:
-            return full(kind)[1]
-        return fuse_upper(full(kind)[1], l2_normalise(d[f"up{FUSE_CUT}"] + d[f"up{FUSE_CUT}_f"]), FUSE)
+        whole = vec(d, "full")
+        if FUSE:
+            whole = fuse_upper(whole, vec(d, f"up{FUSE_CUT}"), FUSE)
+        return joined(kind, whole)
 
     keys, o = full("orig")
     p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")

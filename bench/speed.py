@@ -4,7 +4,8 @@ Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH]``. On the s
 JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
 
 - ours: decode, detect (BlazeFace), landmarks (FaceMesh) + align + quality gate, embed (FaceRes
-  with flip TTA, as configured), masked classifier, index search, and the whole of it
+  with flip TTA, as configured), masked classifier, the second descriptor (dlib's ResNet, when the
+  engine joins it), index search, and the whole of it
   (``Engine.analyze`` + ``gallery.identify`` from the JPEG bytes);
 - theirs: decode + ``face_recognition.face_locations`` (HOG) + ``face_encodings``;
 - the whole engine on the same frames with the product's masks drawn on (a masked face is also
@@ -77,12 +78,19 @@ def stage_times(engine, data: bytes, index: Index) -> dict[str, float]:
     meshes = engine.mesh(img, dets)
     faces = [engine._align_and_gate(img, d, m) for d, m in zip(dets, meshes, strict=True)]
     t["landmarks_align"] = _ms(t0)
+    crops = np.stack([f["aligned"] for f in faces])
     t0 = time.perf_counter()
-    vectors = engine.embedder(np.stack([f["aligned"] for f in faces]), flip=cfg.flip_tta)
+    faceres = engine.embedder(crops, flip=cfg.flip_tta)
     t["embed"] = _ms(t0)
     t0 = time.perf_counter()
-    engine.mask_classifier(vectors)
+    engine.mask_classifier(faceres)
     t["masked_classifier"] = _ms(t0)
+    if engine.resnet is not None:
+        t0 = time.perf_counter()
+        vectors = engine._join(crops, faceres)
+        t["embed_resnet"] = _ms(t0)
+    else:
+        vectors = faceres
     t0 = time.perf_counter()
     index.search(vectors[0], k=1, kinds=(UNMASKED,))
     t["search"] = _ms(t0)

@@ -25,14 +25,16 @@ Answers (JSON text messages)::
      "progress": 0-1, "ms": engine milliseconds}
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
-     "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "internal",
-     "message": "..."}
+     "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "updating" |
+     "internal", "message": "..."}
     {"type": "revoked"}
 
 ``unavailable``: the server cannot reach its database for now (a frame that needs it is answered
 with this; a socket opened meanwhile gets it and is closed with 4013, "try again later"). Nothing
 is lost: the vote that would have been recorded is taken again from the next frames, and service
-resumes by itself when the database answers again.
+resumes by itself when the database answers again. ``updating``: the active index was made by an
+earlier version of the recognizer whose vectors do not fit this one's (after an upgrade that changes
+the embedding); the rebuild it asks for replaces it, and frames are answered normally again.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ ERROR_MESSAGES = {
     "frame_too_large": "The frame has too many pixels (640x480 is plenty).",
     "models_missing": "The face models are not installed on the server.",
     "unavailable": "Temporarily unavailable: the server cannot reach its database. Check-ins resume by themselves.",
+    "updating": "The list of enrolled people is being rebuilt for this version of MaskNet. Check-ins resume by "
+                "themselves when it is ready.",
 }
 _unavailable_logged_at = 0.0
 
@@ -167,6 +171,9 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     if face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX:
         face = engine.with_embedding(face)
     decision = None
+    if face.embedding is not None and index is not None and len(index) and index.dim != engine.dim:
+        # an index made by an earlier version (another embedding size): rebuilding after an upgrade
+        return FrameAnalysis(size=size, error="updating", ms=(time.perf_counter() - started) * 1000)
     if face.embedding is not None and index is not None and len(index):
         decision = identify(engine, face, index)
         site = thresholds.get("masked" if face.masked else "unmasked")

@@ -103,12 +103,31 @@ def test_masked_faces_are_matched_by_whole_and_upper_face(engine, installed_mode
     assert face.masked and engine.config.upper_face_weight > 0
     assert np.allclose(face.embedding, engine.embed_masked(face.aligned[None])[0], atol=1e-5)
     assert float(face.embedding @ whole) < 0.999  # the upper face really changed it
-    assert face.masked_prob == pytest.approx(float(engine.mask_classifier(whole[None])[0]), abs=1e-5)
+    faceres = engine.embedder(face.aligned[None], flip=engine.config.flip_tta)  # what the classifier reads
+    assert face.masked_prob == pytest.approx(float(engine.mask_classifier(faceres)[0]), abs=1e-5)
     # the same face through with_embedding (the kiosk's path) gets the same vector
     again = engine.with_embedding(engine.analyze(face.aligned, embed=False)[0])
     assert again.masked and abs(float(again.embedding @ engine.embed_masked(again.aligned[None])[0]) - 1) < 1e-5
     off = load_engine(installed_models, engine.config.with_(upper_face_weight=0.0))
     assert np.allclose(off.embed_masked(face.aligned[None])[0], whole, atol=1e-5)
+
+
+def test_every_face_is_matched_by_both_networks_joined(engine, installed_models, astronaut_bgr):
+    from recognition.engine import load_engine
+    from recognition.engine.embed import join
+
+    w = engine.config.resnet_weight
+    assert w > 0 and engine.dim == 1024 + 128
+    face = engine.analyze(astronaut_bgr)[0]
+    faceres = engine.embedder(face.aligned[None], flip=True)
+    resnet = engine.resnet(face.aligned[None], flip=True)
+    assert np.allclose(face.embedding, join(faceres, resnet, w)[0], atol=1e-5)
+    # the ResNet descriptor of a face is not FaceRes's: a second opinion, and a sane one (mirror ~ same face)
+    mirrored = engine.resnet(face.aligned[None, :, ::-1], flip=False)
+    assert float(engine.resnet(face.aligned[None], flip=False)[0] @ mirrored[0]) > 0.9
+    off = load_engine(installed_models, engine.config.with_(resnet_weight=0.0))
+    assert off.dim == 1024 and off.resnet is None
+    assert np.allclose(off.analyze(astronaut_bgr)[0].embedding, faceres[0], atol=1e-5)
 
 
 def test_quality_gate_reasons(engine, astronaut_bgr):

@@ -56,6 +56,13 @@ def test_wrong_dimension_and_bad_file(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(EngineError):
         Index.load(tmp_path / "bad.npz")
+    index = Index(8)
+    index.add("x", np.ones((1, 8)))
+    for probe in (np.ones(9), np.ones((1, 8))):  # a vector of another recognizer version, a batch
+        with pytest.raises(EngineError, match="dimension 8"):
+            index.search(probe)
+        with pytest.raises(EngineError, match="dimension 8"):
+            index.scores(probe)
 
 
 def test_load_refuses_arrays_that_disagree(tmp_path):

@@ -4,7 +4,7 @@ Public verbs::
 
     engine = load_engine(models_dir, EngineConfig())   # once per process, cached
     faces = engine.analyze(image)                      # bytes or BGR ndarray -> list[Face]
-    vectors = engine.embed(aligned_crops)              # Nx224x224x3 BGR -> NxD
+    vectors = engine.embed(aligned_crops)              # Nx224x224x3 BGR -> NxD (engine.dim)
     index = Index(engine.dim); index.add("42", vectors); index.search(faces[0].embedding)
 
 Errors are typed (:mod:`.errors`): ``UnreadableImage``, ``FrameTooLarge``,
@@ -24,13 +24,14 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import FaceRes, fuse_upper, upper_face
+from .embed import DlibResNet, FaceRes, fuse_upper, join, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
 from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
 from .quality import Quality, assess, pose_ratios
+from .registry import RESNET_MODEL
 from .runtime import load_model
 
 __all__ = [
@@ -51,8 +52,9 @@ class Face:
     the 2x3 transform from image pixels to that crop.
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
     of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by
-    (``engine.dim``; for a face classified masked, the whole face's embedding fused with the
-    upper face's, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
+    (``engine.dim``: FaceRes's embedding joined with dlib's ResNet descriptor, see :meth:`Engine.embed`;
+    for a face classified masked, FaceRes's whole-face embedding is first fused with the upper
+    face's, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -80,17 +82,19 @@ class Engine:
     per call (TensorFlow serialises model calls internally)."""
 
     def __init__(self, detector: BlazeFaceDetector, mesh: FaceMesh, embedder: FaceRes,
-                 mask_classifier: MaskClassifier | None, config: EngineConfig) -> None:
+                 mask_classifier: MaskClassifier | None, config: EngineConfig,
+                 resnet: DlibResNet | None = None) -> None:
         self.detector = detector
         self.mesh = mesh
         self.embedder = embedder
+        self.resnet = resnet if config.resnet_weight > 0 else None
         self.mask_classifier = mask_classifier
         self.config = config
 
     @property
     def dim(self) -> int:
-        """Embedding dimension."""
-        return self.embedder.dim
+        """Embedding dimension (FaceRes's, plus the ResNet descriptor's when it is joined)."""
+        return self.embedder.dim + (self.resnet.dim if self.resnet else 0)
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decode untrusted bytes into BGR with the configured limits."""
@@ -148,14 +152,14 @@ class Engine:
                 for f, v, p, m in zip(faces, vectors, probs, masked, strict=True)]
 
     def _embed_and_classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # the classifier reads the whole-face embedding; masked faces then get their matching vector
-        vectors = self.embed(crops)
+        # the classifier reads FaceRes's whole-face embedding; masked faces then get their matching vector
+        vectors = self.embedder(crops, flip=self.config.flip_tta)
         probs = self._mask_probs(vectors)
         masked = probs >= self.config.masked_threshold
         if masked.any():
             vectors = vectors.copy()
             vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
-        return vectors, probs, masked
+        return self._join(crops, vectors), probs, masked
 
     def with_embedding(self, face: Face) -> Face:
         """A face analysed with ``embed=False``, completed with its embedding and mask decision
@@ -174,22 +178,31 @@ class Engine:
         return self._finish([self._aligned(image, box, 0.0, kp, None, right_eye, left_eye, nose)])[0]
 
     def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """Embeddings of already aligned ``Nx224x224x3`` BGR crops (``NxD``, L2-normalised)."""
-        return self.embedder(aligned_bgr, flip=self.config.flip_tta)
+        """Matching vectors of already aligned, unmasked ``Nx224x224x3`` BGR crops (``NxD``,
+        L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
+        (``EngineConfig.resnet_weight``, :func:`.embed.join`)."""
+        crops = np.asarray(aligned_bgr)
+        return self._join(crops, self.embedder(crops, flip=self.config.flip_tta))
 
     def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """Matching vectors of masked faces (``NxD``, L2-normalised): the whole-face embedding fused
-        with the upper face's (``EngineConfig.upper_face_weight``), as :meth:`analyze` gives a face
-        classified masked. Used for synthetic-mask enrolment templates."""
+        """Matching vectors of masked faces (``NxD``, L2-normalised): FaceRes's whole-face embedding
+        fused with the upper face's (``EngineConfig.upper_face_weight``), then joined with the ResNet
+        descriptor, as :meth:`analyze` gives a face classified masked. Used for synthetic-mask
+        enrolment templates."""
         crops = np.asarray(aligned_bgr)
-        return self._fuse_upper(crops, self.embed(crops))
+        return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)))
 
     def _fuse_upper(self, crops: np.ndarray, whole: np.ndarray) -> np.ndarray:
         w = self.config.upper_face_weight
         if w <= 0 or len(crops) == 0:
             return whole
-        upper = self.embed(upper_face(crops, self.config.upper_face_cut))
+        upper = self.embedder(upper_face(crops, self.config.upper_face_cut), flip=self.config.flip_tta)
         return fuse_upper(whole, upper, w)
+
+    def _join(self, crops: np.ndarray, faceres: np.ndarray) -> np.ndarray:
+        if self.resnet is None:
+            return faceres
+        return join(faceres, self.resnet(crops, flip=self.config.flip_tta), self.config.resnet_weight)
 
     def threshold(self, masked: bool) -> float:
         """The configured match threshold for a masked or unmasked probe."""
@@ -205,7 +218,11 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
     """
     models_dir = Path(models_dir)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
+    resnet = None
+    if config.resnet_weight > 0:
+        resnet = DlibResNet(load_model(models_dir, RESNET_MODEL), config.aligned_size, config.eye_distance,
+                            config.eye_y)
     return Engine(BlazeFaceDetector(load_model(models_dir, "blazeface")),
                   FaceMesh(load_model(models_dir, "facemesh")),
                   FaceRes(load_model(models_dir, "faceres")),
-                  clf, config)
+                  clf, config, resnet)

@@ -1,4 +1,5 @@
-"""Face embeddings with HSE FaceRes (1024-d, L2-normalised)."""
+"""Face embeddings: HSE FaceRes (1024-d) and dlib's ResNet descriptor (128-d, face-api's port),
+each L2-normalised, and how a face's matching vector joins them (:func:`join`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,61 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation (zero rows stay zero)."""
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(n, 1e-12)
+
+
+def join(faceres: np.ndarray, resnet: np.ndarray, weight: float) -> np.ndarray:
+    """One matching vector from both networks' L2-normalised embeddings: ``[sqrt(1 - w) * faceres,
+    sqrt(w) * resnet]``, itself of unit length, so that the cosine of two joined vectors is
+    ``(1 - w) * cos_FaceRes + w * cos_ResNet`` (score-level fusion in one index search)."""
+    return np.concatenate([np.sqrt(1.0 - weight) * faceres, np.sqrt(weight) * resnet], axis=-1).astype(np.float32)
+
+
+# dlib's face chip (get_face_chip_details(shape, 150, 0.25)): its mean face shape puts the eye
+# centres at x 0.2255 / 0.7548 and y 0.2160 of the face box, padded by 0.25 on every side.
+CHIP_SIZE = 150
+CHIP_EYES_X = ((0.25 + 0.22549) / 1.5, (0.25 + 0.75476) / 1.5)
+CHIP_EYE_Y = (0.25 + 0.21599) / 1.5
+
+
+class DlibResNet:
+    """Wraps the converted face-api ResNet (``serve(x) -> {'embedding': Nx128}``, x RGB 0-255 at
+    150x150). It is fed dlib's face chip, cut from the engine's aligned crop (eyes where dlib's
+    training chips had them; the crop has room for it), so no second alignment is needed."""
+
+    dim = 128
+
+    def __init__(self, serve, aligned_size: int, eye_distance: float, eye_y: float, batch: int = 16) -> None:
+        self._serve = serve
+        self._batch = batch
+        src = np.float32([[(0.5 - eye_distance / 2) * aligned_size, eye_y * aligned_size],
+                          [(0.5 + eye_distance / 2) * aligned_size, eye_y * aligned_size]])
+        dst = np.float32([[x * CHIP_SIZE, CHIP_EYE_Y * CHIP_SIZE] for x in CHIP_EYES_X])
+        scale = (dst[1, 0] - dst[0, 0]) / (src[1, 0] - src[0, 0])
+        self.chip_matrix = np.float32([[scale, 0, dst[0, 0] - scale * src[0, 0]],
+                                       [0, scale, dst[0, 1] - scale * src[0, 1]]])
+
+    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
+        return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_AREA,
+                                        borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
+                         for c in aligned_bgr]).astype(np.float32)
+
+    def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False) -> np.ndarray:
+        """Embed aligned BGR crops -> ``Nx128`` float32, L2-normalised (``flip``: as :class:`FaceRes`)."""
+        crops = np.asarray(aligned_bgr)
+        if crops.ndim == 3:
+            crops = crops[None]
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        x = self.chips(crops)
+        if flip:
+            x = np.concatenate([x, x[:, :, ::-1]], 0)
+        emb = l2_normalise(np.concatenate([self._serve(x[i:i + self._batch])["embedding"]
+                                           for i in range(0, len(x), self._batch)], 0))
+        if flip:
+            half = len(emb) // 2
+            emb = emb[:half] + emb[half:]
+        return l2_normalise(emb).astype(np.float32)
 
 
 class FaceRes:

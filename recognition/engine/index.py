@@ -94,14 +94,21 @@ class Index:
     def scores(self, query: np.ndarray, kinds: tuple[int, ...] | None = None) -> np.ndarray:
         """Cosine similarity of ``query`` (D,) to every template less its margin (templates of
         other kinds: -inf)."""
-        q = np.asarray(query, np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        q = self._query(query)
         s = self.vectors @ q
         if self.margins is not None:
             s = s - self.margins
         if kinds is not None:
             s = np.where(np.isin(self.kinds, kinds), s, -np.inf)
         return s
+
+    def _query(self, query: np.ndarray) -> np.ndarray:
+        """``query`` as a unit float32 vector; a vector of another size (made by another version of
+        the recognizer) is an :class:`EngineError`, not a numpy shape error."""
+        q = np.asarray(query, np.float32)
+        if q.shape != (self.dim,):
+            raise EngineError(f"query of shape {q.shape} for an index of dimension {self.dim}")
+        return q / max(float(np.linalg.norm(q)), 1e-12)
 
     def search(self, query: np.ndarray, k: int = 5, kinds: tuple[int, ...] | None = None) -> list[Match]:
         """The ``k`` best identities for ``query``, best first (max over each identity's templates).
@@ -111,8 +118,7 @@ class Index:
         """
         if len(self) == 0:
             return []
-        q = np.asarray(query, np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        q = self._query(query)
         if len(self) >= COARSE_MIN and self.dim > COARSE_DIM:
             found = self._search_coarse(q, k, kinds)
             if found is not None:

@@ -80,6 +80,7 @@
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
       case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot record check-ins right now. This screen resumes by itself, nothing to do.", spinner: true };
+      case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true };
       case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again.", spinner: true };
       case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception." };
       default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
@@ -214,6 +215,7 @@
         inFlight = false;
         if (msg.code === "models_missing") render("not_ready", msg, true);
         else if (msg.code === "unavailable") { unavailableSeen = true; render("unavailable", msg, true); }
+        else if (msg.code === "updating") render("updating", msg, true);
         break;
       case "revoked":
         stopped = true;

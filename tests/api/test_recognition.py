@@ -112,3 +112,15 @@ def test_an_index_of_an_earlier_recognizer_version_asks_for_a_rebuild_once(clien
         assert response.status_code == 400       # a broken JPEG, refused as usual: requests are not held up
     (run,) = TrainingRun.objects.all()
     assert run.reason == enrollment.OUTDATED_REASON and queued == [run.pk]
+
+
+@pytest.mark.models
+def test_an_index_of_another_embedding_size_is_refused_until_rebuilt(client_for, person, make_fake_index,
+                                                                      masked_eileen):
+    """An index whose vectors are not this engine's size (made before an upgrade) answers 409
+    no_index with the reason, not a server error."""
+    make_fake_index(person)   # 8-d vectors
+    response = client_for("token:recognise").post("/api/v1/identify", {"image": image(masked_eileen)},
+                                                  format="multipart")
+    assert response.status_code == 409 and response.json()["error"] == "no_index"
+    assert "being rebuilt" in response.json()["detail"]

@@ -59,3 +59,16 @@ def test_threshold_offset_moves_the_kiosk_threshold(engine, installed_models, fr
     stricter = consumers.analyze_frame(frame, index, {})
     assert stricter.decision.label == "7" and stricter.decision.score == pytest.approx(plain.decision.score, abs=1e-4)
     assert not stricter.decision.accepted and stricter.decision.threshold == pytest.approx(base + 0.05)
+
+
+def test_an_index_of_another_embedding_size_is_answered_updating(engine, installed_models, frame, settings):
+    """After an upgrade that changed the embedding (FaceRes alone: 1,024 values; joined with the
+    ResNet: 1,152), the old index cannot be searched: the kiosk says it is updating, and no
+    decision (no "not recognised", no reject record) comes from it."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    old = Index(1024)
+    old.add("7", np.ones((1, 1024), np.float32))
+    assert old.dim != engine.dim
+    a = consumers.analyze_frame(frame, old, {})
+    assert a.error == "updating" and a.decision is None
+    assert "rebuilt" in consumers.ERROR_MESSAGES["updating"]

@@ -167,9 +167,23 @@ def test_no_biometric_data_in_logs_or_error_messages(engine, astronaut_bgr, pers
     assert [a.get("code") for a in answers[-3:]] == ["unreadable_image", "binary_expected", "frame_too_large"]
     shown += [str(a) for a in answers]
 
-    # a frame that fails inside the engine: the active index is of another model's dimension
+    # an active index of another model's dimension (made before an upgrade): answered "updating"
+    real = IndexVersion.objects.current()
     other_model_index(tmp_path)
-    failed = async_to_sync(visit)(clip[:2])
+    updating = async_to_sync(visit)(clip[:2])
+    assert [a.get("code") for a in updating] == ["updating", "updating"], updating
+    shown += [str(a) for a in updating]
+
+    # a frame that fails inside the engine (an unexpected error while searching the real index)
+    IndexVersion.objects.filter(is_active=True).update(is_active=False)
+    IndexVersion.objects.filter(pk=real.pk).update(is_active=True)
+
+    def broken_search(self, query, *args, **kwargs):
+        raise RuntimeError(f"search failed for a query of shape {np.shape(query)}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Index, "search", broken_search)
+        failed = async_to_sync(visit)(clip[:2])
     assert [a.get("code") for a in failed] == ["internal", "internal"], failed
     shown += [str(a) for a in failed]
 

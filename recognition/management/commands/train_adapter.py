@@ -10,12 +10,12 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine import NoFaceFound, UnreadableImage
+from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine
 from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.gallery import masked_variants
 from recognition.engine.train import fit_adapter
 
-from ._common import ProgressBar, engine_from_settings
+from ._common import ProgressBar
 
 
 def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:
@@ -73,7 +73,9 @@ class Command(BaseCommand):
             people = people[: o["limit_people"]]
         photos = [(n, images / n / f"{n}_{i:04d}.jpg") for n, c in people
                   for i in range(1, min(c, o["max_per_person"]) + 1)]
-        engine = engine_from_settings()
+        # the adapter maps FaceRes's masked embeddings (its input, as bench/ablation.py applies it),
+        # not the vectors joined with the ResNet descriptor
+        engine = load_engine(settings.MASKNET_MODELS_DIR, EngineConfig().with_(resnet_weight=0.0))
         key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
                                          engine.config.flip_tta, engine.config.upper_face_weight,
                                          engine.config.upper_face_cut]).encode()).hexdigest()[:16]

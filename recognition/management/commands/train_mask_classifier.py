@@ -53,7 +53,8 @@ class Command(BaseCommand):
         unmasked = unmasked[: o["n_unmasked"]]
         synthetic = set(unmasked[: o["synthetic"]])
         masked = list_images(masked_dir)
-        engine = load_engine(settings.MASKNET_MODELS_DIR, EngineConfig(), mask_classifier=None)
+        # the classifier reads FaceRes's whole-face embedding alone (Engine._embed_and_classify)
+        engine = load_engine(settings.MASKNET_MODELS_DIR, EngineConfig().with_(resnet_weight=0.0), mask_classifier=None)
         nprng = np.random.default_rng(o["seed"])
         xs, ys = [], []
         jobs = [(p, 1) for p in masked] + [(p, 0) for p in unmasked]
