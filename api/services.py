@@ -167,7 +167,6 @@ def _active_index() -> tuple[IndexVersion, Index, dict]:
         index = version.load()
     except (EngineError, OSError) as exc:
         raise IndexUnavailable(f"the active index v{version.pk} cannot be loaded") from exc
-
     thresholds = {k: float(v) for k, v in ((version.metrics or {}).get("thresholds") or {}).items()
                   if k in ("masked", "unmasked")}
     return version, index, thresholds

@@ -87,7 +87,7 @@ class DlibResNet:
 
     def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
         """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
-        return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_AREA,
+        return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
                          for c in aligned_bgr]).astype(np.float32)
 
