@@ -34,7 +34,7 @@ from provenance import provenance  # noqa: E402  (bench/ is on sys.path)
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_pairs  # noqa: E402
 from recognition.engine.evaluation import parse_pairs, verification_metrics  # noqa: E402
-from recognition.engine.gallery import AGGREGATE_MARGIN, MASK_VARIANTS  # noqa: E402
+from recognition.engine.gallery import AGGREGATE_MARGIN, AGGREGATE_SPREAD_FULL, MASK_VARIANTS  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 WORK = REPO / "var" / "bench"
@@ -442,7 +442,7 @@ def aggregation_section() -> str:
         lp, bp = data["spread"]["lfw_percentiles"], data["spread"]["burst_percentiles"]
         spread_text = f"""
 The margin is scaled by how much the averaged photos differ (1 - their mean pairwise cosine), in
-full from 0.15 (`AGGREGATE_SPREAD_FULL`): LFW photos of one person spread {lp['5']} or more (5th
+full from {AGGREGATE_SPREAD_FULL} (`AGGREGATE_SPREAD_FULL`): LFW photos of one person spread {lp['5']} or more (5th
 percentile; median {lp['50']}), so nearly every person here gets all of it, while a webcam burst (3 camera-like
 frames of one photo, as the admin's capture takes them) spreads about {bp['50']} (95th percentile
 {bp['95']}). A mean of near-identical frames is no closer to strangers than one frame, and a full
@@ -519,7 +519,8 @@ def margin_choice(train: dict) -> str:
         return f"No margin up to {margins[-1]:.2f} does that on this run."
     same = "the product's `AGGREGATE_MARGIN`" if abs(chosen - AGGREGATE_MARGIN) < 1e-9 else \
         f"not the product's `AGGREGATE_MARGIN` ({AGGREGATE_MARGIN})"
-    return f"This run (the recorded pipeline, upper-face fusion included) picks **{chosen:.2f}**, {same}."
+    return (f"This run (the recorded pipeline, upper-face fusion and the ResNet descriptor included) picks "
+            f"**{chosen:.2f}**, {same}.")
 
 
 def masked_enrolment_text(data: dict) -> str:

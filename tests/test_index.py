@@ -184,7 +184,7 @@ def test_the_margin_follows_how_much_the_photos_differ():
     assert 0.0 < burst.margins[0] < 0.1 * AGGREGATE_MARGIN
     diverse = person_templates(photos(1.0), [0.9] * 3)     # photos of different days
     assert diverse.margins[0] == pytest.approx(AGGREGATE_MARGIN)
-    v = np.stack([t.vectors[0] for t in photos(0.3)])
+    v = np.stack([t.vectors[0] for t in photos(0.2)])
     spread = 1.0 - (float((v @ v.T).sum()) - 3) / 6
     assert spread < AGGREGATE_SPREAD_FULL
     middle = person_templates([Templates(r[None], np.array([0], np.int8)) for r in v], [0.9] * 3)
