@@ -914,10 +914,9 @@ FAR 1e-2 36% against 71%); with w {w} the joined score leans on the ResNet, and 
 benchmark kept out of development is where that choice would be checked.
 
 Measured before the ResNet was joined (FaceRes alone) and not re-run with it: the MaskNet against
-face_recognition table at the top, the synthetic-mask template rules, several enrolment photos,
-multi-frame voting and the upper-face fusion grids. The choices they made concern FaceRes's part of
-the vector and stand; their absolute figures would move (the identification table above and the
-ablation below are re-measured with it).
+face_recognition table at the top and the upper-face fusion grids (their choices concern FaceRes's
+part of the vector and stand). The identification, synthetic-mask template, several-photo and
+multi-frame sections above and the ablation below are re-measured with it.
 """
 
 
