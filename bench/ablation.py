@@ -165,10 +165,12 @@ class Scorer:
         if fa is None or fb is None:
             return -1.0
 
+        rn = "rn" if flip else "rn1"  # the ResNet descriptor with or without its mirror, as FaceRes's
+
         def joined(s: float, kind: str, key) -> float:  # embed.join: (1 - w) cos_FaceRes + w cos_ResNet
             if not resnet:
                 return s
-            return (1 - resnet) * s + resnet * float(self.vec(kind, key, "rn", False) @ self.vec(bkind, b, "rn", False))
+            return (1 - resnet) * s + resnet * float(self.vec(kind, key, rn, False) @ self.vec(bkind, b, rn, False))
 
         ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
         if fuse:  # the classifier reads the whole face; a masked face is then matched by the fusion

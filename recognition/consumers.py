@@ -168,12 +168,14 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
     # only the main face of a frame that can lead to a decision is embedded: FaceRes with flip
     # TTA is over half of a frame's engine time (docs/performance.md)
-    if face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX:
+    decidable = face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX
+    if decidable and index is not None and len(index) and index.dim != engine.dim:
+        # an index made by an earlier version (another embedding size): rebuilding after an upgrade,
+        # so the face is not embedded for nothing
+        return FrameAnalysis(size=size, error="updating", ms=(time.perf_counter() - started) * 1000)
+    if decidable:
         face = engine.with_embedding(face)
     decision = None
-    if face.embedding is not None and index is not None and len(index) and index.dim != engine.dim:
-        # an index made by an earlier version (another embedding size): rebuilding after an upgrade
-        return FrameAnalysis(size=size, error="updating", ms=(time.perf_counter() - started) * 1000)
     if face.embedding is not None and index is not None and len(index):
         decision = identify(engine, face, index)
         site = thresholds.get("masked" if face.masked else "unmasked")

@@ -334,9 +334,10 @@ def build_face_api_resnet(weights: dict[str, np.ndarray]):
     """
     import tensorflow as tf
 
-    missing = {f"{b}/{c}/conv/filters" for b in _RESNET_BLOCKS for c in ("conv1", "conv2")} - set(weights)
-    if missing or "fc" not in weights or "conv32_down/conv/filters" not in weights:
-        raise ModelConversionError(f"face_recognition_model lacks weights: {sorted(missing)[:3] or ['fc']}")
+    needed = {f"{b}/{c}/conv/filters" for b in _RESNET_BLOCKS for c in ("conv1", "conv2")}
+    missing = (needed | {"conv32_down/conv/filters", "fc"}) - set(weights)
+    if missing:
+        raise ModelConversionError(f"face_recognition_model lacks weights: {sorted(missing)[:3]}")
     w = {k: tf.constant(v, tf.float32) for k, v in weights.items()}
 
     def conv(x, name: str, stride: int, relu: bool, padding: str = "SAME"):
