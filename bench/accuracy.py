@@ -632,7 +632,7 @@ thresholds): checked in as themselves 48.4% → {pct(r0['vote']['tpir'])}, as so
 {pct(r0['vote']['wrong_person'])}, strangers 12/600 → {r0['vote']['false']}/{r0['vote']['strangers']} (before the
 fusion: 38.8%, 2.8%, 7/600). {fusion_vote_text(data)} The joined scores are more compressed
 than FaceRes's alone: an offset of -0.02 now lets {pct(data['results']['-0.02']['vote']['fpir'])} of strangers in,
-so `MASKNET_THRESHOLD_OFFSET` should stay within ±0.02 (docs/kiosk.md).
+so `MASKNET_THRESHOLD_OFFSET` is bounded to -0.02 … +0.05 (docs/kiosk.md).
 """
 
 

@@ -342,11 +342,11 @@ def test_site_thresholds_are_fitted_on_single_photos_against_the_index():
 
 def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
     """``MASKNET_THRESHOLD_OFFSET`` moves the floor of the fit and is recorded with it."""
-    settings.MASKNET_THRESHOLD_OFFSET = -0.03
+    settings.MASKNET_THRESHOLD_OFFSET = -0.02
     index = Index(8)
     index.add("1", np.eye(8)[:1], kinds=[0])
     fitted = services._thresholds_fit(index)
     cfg = EngineConfig()
-    assert fitted["source"] == "engine" and fitted["offset"] == -0.03
-    assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.03)
-    assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.03)
+    assert fitted["source"] == "engine" and fitted["offset"] == -0.02
+    assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.02)
+    assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.02)
