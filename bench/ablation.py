@@ -6,7 +6,8 @@ Stages (cached in ``var/bench/ablation``):
    (masks the product never saw) found again by the detector;
 2. FaceRes embeddings of each crop: whole face and upper face (lower part filled with the mean
    colour), each with its mirror; and dlib's ResNet descriptor of it (``rn``: with the mirror, as the
-   product joins it; ``rn1``: without);
+   product joins it; ``rn1``: without; ``rnup``: of the upper face at the product's cut, without the
+   mirror, as the product fuses it into a masked face's ResNet part);
 3. verification (LFW protocol, 10 folds of 100 pairs) on unmasked, one-side-masked and
    both-masked pairs for each combination of levers; threshold calibration at FAR 1e-3 and 1e-4
    on all cross-person pairs.
@@ -44,8 +45,9 @@ SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "da
 WORK = REPO / "var" / "bench" / "ablation"
 # the product's upper-face fusion (a masked face is matched by normalise((1 - w) whole + w upper))
 FUSE, FUSE_CUT = EngineConfig().upper_face_weight, EngineConfig().upper_face_cut
-# the product's second descriptor (dlib's ResNet) and its weight in the joined score (bench/ensemble.py)
-RESNET = EngineConfig().resnet_weight
+# the product's second descriptor (dlib's ResNet), its weight in the joined score and its upper-face
+# fusion for masked faces (bench/ensemble.py)
+RESNET, RESNET_UPPER = EngineConfig().resnet_weight, EngineConfig().resnet_upper_weight
 UPPER_CUTS = tuple(sorted({0.56, 0.62, FUSE_CUT}))  # fraction of the crop's height below which the face is hidden
 # (cut, zoom) of upper crops enlarged about the eye line, embedded too (``upper_key``; bench/fusion.py --zoom)
 UPPER_ZOOMS: tuple[tuple[float, float], ...] = ()
@@ -108,7 +110,7 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
     out = pickle.loads(path.read_bytes()) if path.exists() else {}
     variants = [(cut, 1.0) for cut in UPPER_CUTS] + list(UPPER_ZOOMS)
     if out and all(upper_key(*v) in d for d in out.values() for v in variants) and (
-            engine.resnet is None or all("rn1" in d for d in out.values())):
+            engine.resnet is None or all("rnup" in d for d in out.values())):
         return out
     serve = engine.embedder._serve
 
@@ -129,6 +131,8 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
         d = out.get(kind) or {"keys": keys, "full": emb(batch), "full_f": emb(batch[:, :, ::-1])}
         if "rn1" not in d and engine.resnet is not None:  # the ResNet descriptor, with and without the mirror
             d["rn"], d["rn1"] = engine.resnet(batch, flip=True), engine.resnet(batch, flip=False)
+        if "rnup" not in d and engine.resnet is not None:  # and of the upper face, as the product fuses it
+            d["rnup"] = engine.resnet(upper_face(batch, FUSE_CUT), flip=False)
         for cut, zoom in (v for v in variants if upper_key(*v) not in d):
             up, key = upper_face(batch, cut, zoom, EngineConfig().eye_y), upper_key(cut, zoom)
             d[key], d[f"{key}_f"] = emb(up), emb(up[:, :, ::-1])
@@ -159,20 +163,29 @@ class Scorer:
             return v
         return fuse_upper(v, self.vec(kind, key, f"up{cut}", flip), fuse)
 
+    def resnet(self, kind, key, flip=True, upper=0.0):
+        """The ResNet descriptor (with its mirror if ``flip``), fused with the upper face's by
+        ``upper`` (the product does so for a masked face: ``EngineConfig.resnet_upper_weight``)."""
+        r = self.vec(kind, key, "rn" if flip else "rn1", False)
+        if r is None or not upper:
+            return r
+        return fuse_upper(r, self.vec(kind, key, "rnup", False), upper)
+
     def __call__(self, a, b, akind, bkind, flip=True, aug=False, upper=0.0, cut=0.56, adapter=False, fuse=0.0,
-                 resnet=0.0):
+                 resnet=0.0, resnet_upper=0.0):
         fa, fb = self.vec(akind, a, flip=flip), self.vec(bkind, b, flip=flip)
         if fa is None or fb is None:
             return -1.0
 
-        rn = "rn" if flip else "rn1"  # the ResNet descriptor with or without its mirror, as FaceRes's
+        ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
 
         def joined(s: float, kind: str, key) -> float:  # embed.join: (1 - w) cos_FaceRes + w cos_ResNet
             if not resnet:
                 return s
-            return (1 - resnet) * s + resnet * float(self.vec(kind, key, rn, False) @ self.vec(bkind, b, rn, False))
+            gallery_masked = ma if kind == akind else True  # a synthetic-mask template is a masked face
+            ra = self.resnet(kind, key, flip, resnet_upper if gallery_masked else 0.0)
+            return (1 - resnet) * s + resnet * float(ra @ self.resnet(bkind, b, flip, resnet_upper if mb else 0.0))
 
-        ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
         if fuse:  # the classifier reads the whole face; a masked face is then matched by the fusion
             fa = self.fused(akind, a, flip, fuse, cut) if ma else fa
             fb = self.fused(bkind, b, flip, fuse, cut) if mb else fb
@@ -201,8 +214,10 @@ LEVERS = [
     ("+ mirror + gallery + upper 0.3", {"aug": True, "upper": 0.3}),
     ("+ mirror + upper-face embedding fusion", {"fuse": FUSE, "cut": FUSE_CUT}),
     ("+ mirror + gallery + upper-face embedding fusion", {"aug": True, "fuse": FUSE, "cut": FUSE_CUT}),
-    ("+ mirror + gallery + upper-face fusion + ResNet descriptor (the product)",
+    ("+ mirror + gallery + upper-face fusion + ResNet descriptor",
      {"aug": True, "fuse": FUSE, "cut": FUSE_CUT, "resnet": RESNET}),
+    ("+ mirror + gallery + upper-face fusion + ResNet descriptor with its upper face (the product)",
+     {"aug": True, "fuse": FUSE, "cut": FUSE_CUT, "resnet": RESNET, "resnet_upper": RESNET_UPPER}),
     ("+ mirror + adapter", {"adapter": True}),
     ("+ mirror + adapter + gallery + upper 0.3", {"adapter": True, "aug": True, "upper": 0.3}),
 ]
@@ -268,17 +283,22 @@ def main() -> None:
 
 
 def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4), resnet_weight: float | None = None,
-              flip: bool = True) -> dict:
+              flip: bool = True, resnet_upper: float | None = None) -> dict:
     """Thresholds at each false-accept rate over every cross-person pair of DevTest photos
-    (``resnet_weight``: of the ResNet descriptor in the joined vectors, the product's by default;
-    ``flip``: mirror TTA on both networks)."""
+    (``resnet_weight``: of the ResNet descriptor in the joined vectors, ``resnet_upper``: its
+    upper-face fusion for masked faces, the product's by default; ``flip``: mirror TTA on both
+    networks)."""
     w = RESNET if resnet_weight is None else resnet_weight
+    wu = RESNET_UPPER if resnet_upper is None else resnet_upper
 
     def vec(d, part):
         return l2_normalise(d[part] + d[part + "_f"]) if flip else l2_normalise(d[part])
 
-    def joined(kind, v):
-        return join(v, emb[kind]["rn" if flip else "rn1"], w) if w else v
+    def joined(kind, v, masked=False):
+        r = emb[kind]["rn" if flip else "rn1"]
+        if masked and wu:
+            r = fuse_upper(r, emb[kind]["rnup"], wu)
+        return join(v, r, w) if w else v
 
     def full(kind):
         d = emb[kind]
@@ -289,7 +309,7 @@ def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4), resnet_weight: 
         whole = vec(d, "full")
         if FUSE:
             whole = fuse_upper(whole, vec(d, f"up{FUSE_CUT}"), FUSE)
-        return joined(kind, whole)
+        return joined(kind, whole, masked=True)
 
     keys, o = full("orig")
     p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")

@@ -4,9 +4,13 @@ The two networks were trained on different data with different losses, so they e
 faces. The product can describe every face with both and match it by
 ``(1 - w) * cos_FaceRes + w * cos_ResNet`` (``embed.join``: one index search over the joined
 vectors). This benchmark measures that on LFW pairs for a grid of ``w``, with everything else as the
-product does it: mirror TTA on both networks, FaceRes's upper-face fusion for a face the classifier
-calls masked, and a masked probe also compared with the gallery photo's synthetic-mask template
-(maximum over templates).
+product does it: mirror TTA on both networks, the upper-face fusion of both networks for a face the
+classifier calls masked, and a masked probe also compared with the gallery photo's synthetic-mask
+template (maximum over templates).
+
+It also chooses the ResNet's upper-face weight for masked faces (``EngineConfig.resnet_upper_weight``,
+:data:`UPPER_WEIGHTS`) at the engine's ``w`` by the same :func:`merit`, and reports the best pair of
+the whole grid (``chosen["joint"]``). The verification tables use the engine's upper-face weight.
 
 * ``--split DevTrain`` (the choice): people never measured on; masked faces wear the product's own
   masks (probe: one rendering, gallery template: another).
@@ -46,32 +50,34 @@ from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.evaluation import verification_metrics  # noqa: E402
 
 WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
+UPPER_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.85, 1.0)
 
 
 def pair_scores(emb: dict, engine, pairs, gallery_kind: str, probe_kind: str,
                 flip: bool = True) -> list[np.ndarray | None]:
     """Per pair, the ``(FaceRes, ResNet)`` cosine of each template the product compares (a masked
     probe against an unmasked gallery photo: the photo and its synthetic-mask template), as an
-    ``Nx2`` array; ``None`` where a photo has no face. ``flip``: mirror TTA on both networks."""
+    ``Nx2`` array; ``None`` where a photo has no face. ``flip``: mirror TTA on both networks (the
+    ResNet's upper face never has it, as in the product)."""
     score = ablation.Scorer(emb, engine, None)
     cfg = engine.config
-    fuse, cut = cfg.upper_face_weight, cfg.upper_face_cut
+    fuse, cut, rn_up = cfg.upper_face_weight, cfg.upper_face_cut, cfg.resnet_upper_weight
     templates = [k for k in ("prod0", "prod1") if k != probe_kind][:1]
-    rn = "rn" if flip else "rn1"
     out = []
     for a, b, _ in pairs:
         fa, fb = score.vec(gallery_kind, a, flip=flip), score.vec(probe_kind, b, flip=flip)
-        ra, rb = score.vec(gallery_kind, a, rn, False), score.vec(probe_kind, b, rn, False)
-        if fa is None or fb is None or ra is None or rb is None:
+        if fa is None or fb is None or score.resnet(gallery_kind, a) is None or score.resnet(probe_kind, b) is None:
             out.append(None)
             continue
         ma, mb = score.clf(fa[None])[0] >= 0.5, score.clf(fb[None])[0] >= 0.5
         va = score.fused(gallery_kind, a, flip, fuse, cut) if ma else fa
         vb = score.fused(probe_kind, b, flip, fuse, cut) if mb else fb
+        ra = score.resnet(gallery_kind, a, flip, rn_up if ma else 0.0)
+        rb = score.resnet(probe_kind, b, flip, rn_up if mb else 0.0)
         rows = [(float(va @ vb), float(ra @ rb))]
         if mb and not ma:
             for kind in templates:
-                v, r = score.fused(kind, a, flip, fuse, cut), score.vec(kind, a, rn, False)
+                v, r = score.fused(kind, a, flip, fuse, cut), score.resnet(kind, a, flip, rn_up)
                 if v is not None and r is not None:
                     rows.append((float(v @ vb), float(r @ rb)))
         out.append(np.array(rows))
@@ -148,19 +154,32 @@ def main() -> None:
                               for name, (g, p) in sets.items()}
             print(table(results[label], f"{args.split}, {label}"))
             print()
-    calibration = {label: {str(w): ablation.calibrate(emb, resnet_weight=w, flip=flip) for w in WEIGHTS}
-                   for label, flip in (("mirror TTA", True), ("no mirror TTA", False))}
-    chosen = {}
+    # every (upper-face weight, w) pair: the masked TAR depends on both, the unmasked one on w alone
+    joint = {str(u): {str(w): ablation.calibrate(emb, resnet_weight=w, resnet_upper=u) for w in WEIGHTS}
+             for u in UPPER_WEIGHTS}
+    best_u, best_w = max(((u, w) for u in joint for w in joint[u]), key=lambda uw: merit(joint[uw[0]][uw[1]]))
+    w0, u0 = str(ablation.RESNET), str(ablation.RESNET_UPPER)  # the engine's
+    calibration = {"mirror TTA": joint[u0], "no mirror TTA": {
+        str(w): ablation.calibrate(emb, resnet_weight=w, resnet_upper=float(u0), flip=False) for w in WEIGHTS}}
+    upper = {u: joint[u][w0] for u in joint}
+    chosen = {label: float(max(cal, key=lambda w, cal=cal: merit(cal[w]))) for label, cal in calibration.items()}
+    chosen["resnet upper weight"] = float(max(upper, key=lambda u: merit(upper[u])))
+    chosen["joint"] = {"resnet_weight": float(best_w), "resnet_upper_weight": float(best_u),
+                       "merit": merit(joint[best_u][best_w]), "merit_engine": merit(joint[u0][w0])}
     for label, cal in calibration.items():
-        chosen[label] = float(max(cal, key=lambda w: merit(cal[w])))
-        print(f"### {args.split}: thresholds at FAR 1e-4, {label}\n")
+        print(f"### {args.split}: thresholds at FAR 1e-4, {label} (ResNet upper-face weight {u0})\n")
         print(calibration_table(cal))
         print(f"\nchosen on {args.split}, {label}: w = {chosen[label]}\n")
+    print(f"### {args.split}: the ResNet's upper-face weight for masked faces (w {w0}), FAR 1e-4\n")
+    print(calibration_table(upper).replace("| ResNet weight |", "| ResNet upper-face weight |", 1))
+    print(f"\nchosen on {args.split} at w {w0}: ResNet upper-face weight {chosen['resnet upper weight']}; "
+          f"best pair: {chosen['joint']}\n")
     out = REPO / "bench" / "results" / f"ensemble-{args.split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": args.split, "pairs": len(pairs), "images": len(keys),
                                "seconds": round(time.time() - t0, 1), "chosen": chosen,
-                               "calibration": calibration, "provenance": provenance(), "results": results},
+                               "calibration": calibration, "upper": upper, "joint": joint, "provenance": provenance(),
+                               "results": results},
                               indent=2, default=float))
 
 

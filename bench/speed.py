@@ -87,7 +87,7 @@ def stage_times(engine, data: bytes, index: Index) -> dict[str, float]:
     t["masked_classifier"] = _ms(t0)
     if engine.resnet is not None:
         t0 = time.perf_counter()
-        vectors = engine._join(crops, faceres)
+        vectors = engine._join(crops, faceres, np.zeros(len(crops), bool))  # an unmasked face's stages
         t["embed_resnet"] = _ms(t0)
     else:
         vectors = faceres

@@ -53,7 +53,7 @@ def _version(models_dir: str, masks: bool) -> str:
     blob = json.dumps({"models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
-                       "resnet": cfg.resnet_weight,
+                       "resnet": [cfg.resnet_weight, cfg.resnet_upper_weight],
                        "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
     return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 

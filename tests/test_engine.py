@@ -109,7 +109,7 @@ def test_masked_faces_are_matched_by_whole_and_upper_face(engine, installed_mode
     again = engine.with_embedding(engine.analyze(face.aligned, embed=False)[0])
     assert again.masked and abs(float(again.embedding @ engine.embed_masked(again.aligned[None])[0]) - 1) < 1e-5
     off = load_engine(installed_models, engine.config.with_(upper_face_weight=0.0))
-    assert np.allclose(off.embed_masked(face.aligned[None])[0], whole, atol=1e-5)
+    assert np.allclose(off.embed_masked(face.aligned[None])[0][:1024], whole[:1024], atol=1e-5)  # FaceRes's part
 
 
 def test_every_face_is_matched_by_both_networks_joined(engine, installed_models, astronaut_bgr):
@@ -128,6 +128,34 @@ def test_every_face_is_matched_by_both_networks_joined(engine, installed_models,
     off = load_engine(installed_models, engine.config.with_(resnet_weight=0.0))
     assert off.dim == 1024 and off.resnet is None
     assert np.allclose(off.analyze(astronaut_bgr)[0].embedding, faceres[0], atol=1e-5)
+
+
+def test_a_masked_face_is_described_by_both_networks_with_their_upper_face(engine, installed_models,
+                                                                          astronaut_bgr):
+    """A face classified masked: FaceRes's part and the ResNet's part are each fused with that
+    network's descriptor of the upper face (the ResNet's without its mirror)."""
+    from recognition.engine import load_engine
+    from recognition.engine.embed import fuse_upper, join, upper_face
+    from recognition.engine.masks import render_mask
+
+    cfg = engine.config
+    assert cfg.resnet_upper_weight > 0
+    ref = engine.analyze(astronaut_bgr)[0]
+    face = engine.analyze(render_mask(astronaut_bgr, ref.landmarks, np.random.default_rng(3)))[0]
+    assert face.masked
+    crop = face.aligned[None]
+    up = upper_face(crop, cfg.upper_face_cut)
+    faceres = fuse_upper(engine.embedder(crop, flip=True), engine.embedder(up, flip=True), cfg.upper_face_weight)
+    resnet = fuse_upper(engine.resnet(crop, flip=True), engine.resnet(up, flip=False), cfg.resnet_upper_weight)
+    expected = join(faceres, resnet, cfg.resnet_weight)[0]
+    assert np.allclose(face.embedding, expected, atol=1e-5)
+    assert np.allclose(engine.embed_masked(crop)[0], expected, atol=1e-5)
+    # the upper face really changes the ResNet's part; an unmasked face's ResNet part is the whole face
+    whole = join(faceres, engine.resnet(crop, flip=True), cfg.resnet_weight)[0]
+    assert float(expected[1024:] @ whole[1024:]) < 0.999 * cfg.resnet_weight
+    assert np.allclose(engine.embed(crop)[0][1024:], whole[1024:], atol=1e-5)
+    off = load_engine(installed_models, cfg.with_(resnet_upper_weight=0.0))
+    assert np.allclose(off.embed_masked(crop)[0], whole, atol=1e-5)
 
 
 def test_quality_gate_reasons(engine, astronaut_bgr):

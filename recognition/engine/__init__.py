@@ -53,8 +53,8 @@ class Face:
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
     of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by
     (``engine.dim``: FaceRes's embedding joined with dlib's ResNet descriptor, see :meth:`Engine.embed`;
-    for a face classified masked, FaceRes's whole-face embedding is first fused with the upper
-    face's, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
+    for a face classified masked, each network's whole-face descriptor is first fused with its
+    descriptor of the upper face, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -159,7 +159,7 @@ class Engine:
         if masked.any():
             vectors = vectors.copy()
             vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
-        return self._join(crops, vectors), probs, masked
+        return self._join(crops, vectors, masked), probs, masked
 
     def with_embedding(self, face: Face) -> Face:
         """A face analysed with ``embed=False``, completed with its embedding and mask decision
@@ -182,15 +182,16 @@ class Engine:
         L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
         (``EngineConfig.resnet_weight``, :func:`.embed.join`)."""
         crops = np.asarray(aligned_bgr)
-        return self._join(crops, self.embedder(crops, flip=self.config.flip_tta))
+        return self._join(crops, self.embedder(crops, flip=self.config.flip_tta), np.zeros(len(crops), bool))
 
     def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
         """Matching vectors of masked faces (``NxD``, L2-normalised): FaceRes's whole-face embedding
-        fused with the upper face's (``EngineConfig.upper_face_weight``), then joined with the ResNet
-        descriptor, as :meth:`analyze` gives a face classified masked. Used for synthetic-mask
-        enrolment templates."""
+        fused with the upper face's (``EngineConfig.upper_face_weight``), joined with the ResNet
+        descriptor fused the same way (``EngineConfig.resnet_upper_weight``), as :meth:`analyze` gives a
+        face classified masked. Used for synthetic-mask enrolment templates."""
         crops = np.asarray(aligned_bgr)
-        return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)))
+        return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)),
+                          np.ones(len(crops), bool))
 
     def _fuse_upper(self, crops: np.ndarray, whole: np.ndarray) -> np.ndarray:
         w = self.config.upper_face_weight
@@ -199,10 +200,17 @@ class Engine:
         upper = self.embedder(upper_face(crops, self.config.upper_face_cut), flip=self.config.flip_tta)
         return fuse_upper(whole, upper, w)
 
-    def _join(self, crops: np.ndarray, faceres: np.ndarray) -> np.ndarray:
+    def _join(self, crops: np.ndarray, faceres: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        # masked faces: the ResNet's descriptor of the whole face is fused with its descriptor of the
+        # upper face (one pass, no mirror: the mirror measured no better there)
         if self.resnet is None:
             return faceres
-        return join(faceres, self.resnet(crops, flip=self.config.flip_tta), self.config.resnet_weight)
+        cfg = self.config
+        resnet = self.resnet(crops, flip=cfg.flip_tta)
+        if cfg.resnet_upper_weight > 0 and masked.any():
+            upper = self.resnet(upper_face(crops[masked], cfg.upper_face_cut), flip=False)
+            resnet[masked] = fuse_upper(resnet[masked], upper, cfg.resnet_upper_weight)
+        return join(faceres, resnet, cfg.resnet_weight)
 
     def threshold(self, masked: bool) -> float:
         """The configured match threshold for a masked or unmasked probe."""
