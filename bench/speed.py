@@ -36,6 +36,7 @@ from frames import face_crops, jpeg, machine, make_frames, source_photos, stats 
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine import index as index_mod  # noqa: E402
+from recognition.engine.embed import upper_face  # noqa: E402
 from recognition.engine.gallery import UNMASKED, identify  # noqa: E402
 from recognition.engine.index import Index  # noqa: E402
 
@@ -166,7 +167,8 @@ def bench_flip(engine, crops, n: int = 20) -> dict:
 
 def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) -> dict:
     """The whole engine on the same frames with the product's masks drawn on: a face classified
-    masked is embedded a second time (the upper face, ``Engine.embed_masked``)."""
+    masked is embedded a second time (the upper face, ``Engine.embed_masked``), by both networks; the
+    ResNet's upper-face pass is also timed alone (``resnet_upper``)."""
     from recognition.engine.masks import render_mask
 
     masked = []
@@ -179,7 +181,7 @@ def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) ->
             masked.append(jpeg(render_mask(frame, face.landmarks, np.random.default_rng(k))))
     for data in masked[:3]:
         full_time(engine, data, index)
-    ms, classified = [], 0
+    ms, classified, crops = [], 0, []
     for _ in range(rounds):
         for data in masked:
             t0 = time.perf_counter()
@@ -190,7 +192,17 @@ def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) ->
             identify(engine, face, index)
             ms.append(_ms(t0))
             classified += face.masked
-    return {"engine": stats(ms), "frames": len(masked), "classified_masked": round(classified / max(1, len(ms)), 3)}
+            crops.append(face.aligned)
+    out = {"engine": stats(ms), "frames": len(masked), "classified_masked": round(classified / max(1, len(ms)), 3)}
+    if engine.resnet is not None and engine.config.resnet_upper_weight > 0 and crops:
+        # the ResNet's upper-face pass a masked face adds (Engine._join; one crop, no mirror)
+        up, cut = [], engine.config.upper_face_cut
+        for crop in crops:
+            t0 = time.perf_counter()
+            engine.resnet(upper_face(crop[None], cut), flip=False)
+            up.append(_ms(t0))
+        out["resnet_upper"] = stats(up)
+    return out
 
 
 def synthetic_gallery(n: int, dim: int, rng: np.random.Generator) -> tuple[Index, np.ndarray]:
@@ -298,6 +310,8 @@ def print_table(doc: dict) -> None:
     rows = list(doc["stages"].items()) + [("engine (whole)", doc["engine"])]
     if "masked_faces" in doc:
         rows.append(("engine (masked face)", doc["masked_faces"]["engine"]))
+        if "resnet_upper" in doc["masked_faces"]:
+            rows.append(("  ResNet upper face", doc["masked_faces"]["resnet_upper"]))
     if "face_recognition" in doc:
         rows.append(("face_recognition (HOG)", doc["face_recognition"]))
     rows += [(f"FaceRes {k.replace('_', ' ')}", v) for k, v in doc["flip_tta_cost"].items()]

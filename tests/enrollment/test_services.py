@@ -187,3 +187,22 @@ def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png,
     bad = services.photo_inspect(data=gradient_png)
     assert not bad.ok and bad.code == "no_face" and bad.box is None
     assert not FacePhoto.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["flip_tta", "upper_face_weight", "upper_face_cut", "resnet_weight",
+                                   "resnet_upper_weight"])
+def test_the_template_version_follows_every_setting_that_shapes_a_template(monkeypatch, tmp_path, field):
+    """Templates made under other matching settings must not be reused: changing any of them (e.g. the
+    ResNet's upper-face weight of masked faces) changes the version, so a rebuild re-embeds."""
+    from recognition.engine import EngineConfig
+
+    recognizer._version.cache_clear()
+    base = recognizer._version(str(tmp_path), True)
+    value = getattr(EngineConfig(), field)
+    changed = EngineConfig().with_(**{field: (not value) if isinstance(value, bool) else value / 2})
+    monkeypatch.setattr(recognizer, "EngineConfig", lambda: changed)
+    recognizer._version.cache_clear()
+    try:
+        assert recognizer._version(str(tmp_path), True) != base
+    finally:
+        recognizer._version.cache_clear()
