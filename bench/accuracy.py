@@ -631,11 +631,13 @@ threshold can stop. The rule stays because it
 costs nothing measured here and closes the case it is written for (a stranger who keeps standing there
 until a lucky run of independent frames agrees), which frames made from one photo cannot show.
 
-With dlib's ResNet joined to FaceRes (this run; "A second face descriptor" below) against the run
-recorded with the upper-face fusion alone (same presences, the kiosk's vote at the product
-thresholds): checked in as themselves 48.4% → {pct(r0['vote']['tpir'])}, as someone else 2.8% →
-{pct(r0['vote']['wrong_person'])}, strangers 12/600 → {r0['vote']['false']}/{r0['vote']['strangers']} (before the
-fusion: 38.8%, 2.8%, 7/600). {fusion_vote_text(data)} The joined scores are more compressed
+This run is the product with dlib's ResNet joined to FaceRes and, for masked faces, both networks'
+upper-face fusion ("A second face descriptor" below). The kiosk's vote at the product thresholds on
+the same presences, recorded run by run (checked in as themselves / as someone else / strangers):
+before the upper-face fusion 38.8% / 2.8% / 7/600; with FaceRes's upper-face fusion 48.4% / 2.8% /
+12/600; with the ResNet joined 53.2% / 1.6% / 10/600; with the ResNet's upper face too (this run)
+{pct(r0['vote']['tpir'])} / {pct(r0['vote']['wrong_person'])} / {r0['vote']['false']}/{r0['vote']['strangers']}.
+{fusion_vote_text(data)} The joined scores are more compressed
 than FaceRes's alone: an offset of -0.02 now lets {pct(data['results']['-0.02']['vote']['fpir'])} of strangers in,
 so `MASKNET_THRESHOLD_OFFSET` is bounded to -0.02 … +0.05 (docs/kiosk.md).
 """
@@ -938,7 +940,9 @@ multi-frame sections above and the ablation below are re-measured with it.
 
 
 # bench/speed.py --no-dlib --rounds 2, back to back with and without the ResNet's upper-face pass
-RESNET_UPPER_COST = "one more ResNet call (no mirror)"
+RESNET_UPPER_COST = ("one ResNet call on one crop, 9.1 ms p50 (measured on 2026-11-30 on a slower day of this "
+                     "machine, when the whole engine took 70.6 ms for an unmasked face and 87.7 ms for a masked "
+                     "one; docs/performance.md)")
 
 
 def resnet_upper_text(train: dict, test: dict) -> str:

@@ -180,8 +180,9 @@ MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
 # (bench/voting.py measures both directions). Raising it acts at once, lowering it after the next
 # index rebuild (the site thresholds a rebuild fits never go below the engine's). Bounded to
 # [-0.02, +0.05]: the joined scores (FaceRes + dlib's ResNet) sit within 0.14 of 1.0 above the
-# thresholds, so small offsets move a lot; -0.02 already lets 18.5% of masked strangers through the
-# kiosk's vote and -0.04 56% (bench/voting.py), which no entrance should be one typo away from.
+# thresholds, so small offsets move a lot; -0.02 already lets about a sixth of masked strangers
+# through the kiosk's vote and -0.04 more than half (bench/voting.py), which no entrance should be
+# one typo away from.
 THRESHOLD_OFFSET_RANGE = (-0.02, 0.05)
 MASKNET_THRESHOLD_OFFSET = float(env("MASKNET_THRESHOLD_OFFSET", "0"))
 if not THRESHOLD_OFFSET_RANGE[0] <= MASKNET_THRESHOLD_OFFSET <= THRESHOLD_OFFSET_RANGE[1]:
