@@ -66,14 +66,15 @@ def pair_scores(emb: dict, engine, pairs, gallery_kind: str, probe_kind: str,
     out = []
     for a, b, _ in pairs:
         fa, fb = score.vec(gallery_kind, a, flip=flip), score.vec(probe_kind, b, flip=flip)
-        if fa is None or fb is None or score.resnet(gallery_kind, a) is None or score.resnet(probe_kind, b) is None:
-            out.append(None)
-            continue
-        ma, mb = score.clf(fa[None])[0] >= 0.5, score.clf(fb[None])[0] >= 0.5
-        va = score.fused(gallery_kind, a, flip, fuse, cut) if ma else fa
-        vb = score.fused(probe_kind, b, flip, fuse, cut) if mb else fb
+        ma = fa is not None and score.clf(fa[None])[0] >= 0.5
+        mb = fb is not None and score.clf(fb[None])[0] >= 0.5
         ra = score.resnet(gallery_kind, a, flip, rn_up if ma else 0.0)
         rb = score.resnet(probe_kind, b, flip, rn_up if mb else 0.0)
+        if fa is None or fb is None or ra is None or rb is None:
+            out.append(None)
+            continue
+        va = score.fused(gallery_kind, a, flip, fuse, cut) if ma else fa
+        vb = score.fused(probe_kind, b, flip, fuse, cut) if mb else fb
         rows = [(float(va @ vb), float(ra @ rb))]
         if mb and not ma:
             for kind in templates:
