@@ -367,6 +367,7 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         run_id = TrainingRun.objects.create(
             reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None).pk
         force = True
+    _engine_warm()
     run = _run_claim(run_id=run_id, force=force)
     if run is None:
         return None
@@ -378,6 +379,20 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         _run_fail(run, exc)
         raise
     return run
+
+
+def _engine_warm() -> None:
+    """Load this process's recognizer before a rebuild that will embed photos claims its run.
+
+    Loading the models can outlast ``MASKNET_REBUILD_STALE_S`` on a busy machine, and a run whose
+    heartbeat is silent that long is taken over by another worker: both would then build it. A
+    failure is left to the rebuild, which meets it again inside the run and records it there."""
+    if not FacePhoto.objects.for_index().missing_templates(recognizer.template_version()).exists():
+        return
+    try:
+        recognizer.get_engine()
+    except Exception:  # noqa: BLE001 - recorded by the run that needs the engine
+        log.warning("could not load the recognizer before the rebuild", exc_info=True)
 
 
 def stale_after() -> timedelta:

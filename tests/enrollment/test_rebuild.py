@@ -274,6 +274,28 @@ def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monke
     assert broken.embedding_state == "failed" and "No such file" in broken.embedding_error
 
 
+
+def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
+    """Loading the models can outlast MASKNET_REBUILD_STALE_S on a busy machine, and a run silent that
+    long is taken over by another worker (the scale-out test saw both workers build one run): the
+    engine is loaded while the run is still queued, before its heartbeat starts."""
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    FacePhoto.objects.create(person=person, image="faces/missing.jpg", sha256="x")  # needs embedding
+    states = []
+
+    class NoEngine:
+        def decode(self, data):
+            raise AssertionError("the file is missing: never decoded")
+
+    def load():
+        states.append(TrainingRun.objects.order_by("-id").values_list("state", flat=True).first())
+        return NoEngine()
+
+    monkeypatch.setattr(services.recognizer, "get_engine", load)
+    run = rebuild_now()
+    assert run.state == "succeeded"
+    assert states and states[0] == TrainingRun.State.QUEUED, states
+
 @pytest.mark.models
 def test_real_photos_end_to_end(db, engine, astronaut_jpeg, portrait_png, astronaut_bgr):
     from recognition.engine.gallery import identify
