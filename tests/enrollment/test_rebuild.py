@@ -274,7 +274,6 @@ def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monke
     assert broken.embedding_state == "failed" and "No such file" in broken.embedding_error
 
 
-
 def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
     """Loading the models can outlast MASKNET_REBUILD_STALE_S on a busy machine, and a run silent that
     long is taken over by another worker (the scale-out test saw both workers build one run): the
@@ -295,6 +294,7 @@ def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
     run = rebuild_now()
     assert run.state == "succeeded"
     assert states and states[0] == TrainingRun.State.QUEUED, states
+
 
 @pytest.mark.models
 def test_real_photos_end_to_end(db, engine, astronaut_jpeg, portrait_png, astronaut_bgr):
