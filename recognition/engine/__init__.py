@@ -114,7 +114,8 @@ class Engine:
         if img.shape[0] * img.shape[1] > cfg.max_pixels:
             raise FrameTooLarge(f"image is {img.shape[1]}x{img.shape[0]} pixels")
         dets = self.detector(img, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
-                             max_faces=max_faces or cfg.detect_max_faces)
+                             max_faces=max_faces or cfg.detect_max_faces,
+                             fallback_confidence=cfg.detect_fallback_confidence)
         if not dets:
             raise NoFaceFound("no face found in the image")
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]))

@@ -72,8 +72,14 @@ class BlazeFaceDetector:
         return scores, raw
 
     def __call__(self, image_bgr: np.ndarray, *, min_confidence: float, iou: float,
-                 max_faces: int) -> list[Detection]:
-        """Detect faces in a BGR image; best first."""
+                 max_faces: int, fallback_confidence: float | None = None) -> list[Detection]:
+        """Detect faces in a BGR image; best first.
+
+        ``fallback_confidence`` (at most ``min_confidence``): when no face reaches
+        ``min_confidence``, the faces that reach this lower one are returned instead. A mask
+        lowers the detector's confidence; a face it is sure of still takes precedence over any
+        face it is unsure of, so images with a confident face are unaffected.
+        """
         h, w = image_bgr.shape[:2]
         side = max(h, w)
         # pad to a square (bottom/right) so the aspect ratio is kept
@@ -85,7 +91,10 @@ class BlazeFaceDetector:
         sizes = raw[:, 2:4]
         boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1)
         keypoints = raw[:, 4:16].reshape(-1, 6, 2) + self._anchors[:, None, :]
-        candidates = np.nonzero(scores >= min_confidence)[0]
+        floor = min_confidence if fallback_confidence is None else min(fallback_confidence, min_confidence)
+        candidates = np.nonzero(scores >= floor)[0]
+        if (scores[candidates] >= min_confidence).any():
+            candidates = candidates[scores[candidates] >= min_confidence]
         if candidates.size == 0:
             return []
         keep = nms(boxes[candidates], scores[candidates], iou, max_faces)

@@ -1,0 +1,70 @@
+"""BlazeFace decoding: which candidates become faces (confident ones first, the fallback otherwise).
+
+The model's output is built by hand here (one candidate box per chosen anchor, every other anchor
+far below any threshold), so the rule is tested exactly; the model itself is exercised on real
+photos in test_engine.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognition.engine import EngineConfig
+from recognition.engine.detect import INPUT_SIZE, BlazeFaceDetector, generate_anchors
+
+ANCHORS = generate_anchors()
+
+
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def model_with(candidates: dict[int, float]):
+    """A stand-in for the converted model's ``serve``: a 60-pixel box centred on each given anchor
+    with the given score, and nothing anywhere else."""
+    raw = np.zeros((len(ANCHORS), 16), np.float32)
+    logits = np.full(len(ANCHORS), -20.0, np.float32)
+    for i, score in candidates.items():
+        raw[i, 2:4] = 60.0
+        raw[i, 4:16] = np.ravel([[-12, -10], [12, -10], [0, 0], [0, 12], [-25, -5], [25, -5]])  # keypoints
+        logits[i] = logit(score)
+
+    def serve(x):
+        assert x.shape == (1, INPUT_SIZE, INPUT_SIZE, 3)
+        return {"boxes_512": raw[None, :512], "boxes_384": raw[None, 512:],
+                "scores_512": logits[None, :512, None], "scores_384": logits[None, 512:, None]}
+    return serve
+
+
+def anchor_near(x: float, y: float) -> int:
+    return int(np.argmin(((ANCHORS - (x, y)) ** 2).sum(1)))
+
+
+LEFT, RIGHT = anchor_near(60, 128), anchor_near(196, 128)
+IMAGE = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+
+
+def detect(candidates: dict[int, float], fallback: float | None) -> list[float]:
+    det = BlazeFaceDetector(model_with(candidates))
+    return [round(d.score, 3) for d in det(IMAGE, min_confidence=0.55, iou=0.3, max_faces=10,
+                                           fallback_confidence=fallback)]
+
+
+def test_an_unsure_face_is_taken_only_when_no_face_is_sure():
+    assert detect({LEFT: 0.5}, fallback=0.45) == [0.5]
+    assert detect({LEFT: 0.5}, fallback=None) == []         # one threshold: the masked face is lost
+    assert detect({LEFT: 0.5, RIGHT: 0.7}, fallback=0.45) == [0.7]
+    assert detect({LEFT: 0.5, RIGHT: 0.52}, fallback=0.45) == [0.52, 0.5]
+    assert detect({LEFT: 0.4}, fallback=0.45) == []
+
+
+@pytest.mark.parametrize("fallback", [0.55, 0.7])
+def test_a_fallback_at_or_above_the_threshold_changes_nothing(fallback):
+    assert detect({LEFT: 0.5, RIGHT: 0.6}, fallback=fallback) == [0.6]
+    assert detect({LEFT: 0.5}, fallback=fallback) == []
+
+
+def test_the_engine_falls_back_below_its_detection_threshold():
+    cfg = EngineConfig()
+    assert 0 < cfg.detect_fallback_confidence < cfg.detect_min_confidence
