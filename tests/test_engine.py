@@ -36,6 +36,14 @@ def test_single_face_geometry(engine, astronaut_bgr):
     assert f.quality.ok, f.quality
 
 
+def test_the_mesh_face_flag_is_a_probability(engine, astronaut_bgr):
+    det = engine.detector(astronaut_bgr, min_confidence=0.55, iou=0.3, max_faces=1)
+    flag = engine.mesh(astronaut_bgr, det)[0].score
+    assert 0.9 < flag <= 1.0  # a clear frontal face; read through a second sigmoid it was 0.73 at most
+    # a masked face's flag may be low: alignment keeps the mesh's eyes all the same
+    assert engine.config.mesh_min_confidence == 0.0
+
+
 def test_detects_every_face_of_a_group_photo(engine, registry_photos):
     faces = engine.analyze(registry_photos["t1.jpg"])
     assert len(faces) >= 5

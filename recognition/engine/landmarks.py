@@ -86,6 +86,8 @@ class FaceMesh:
             xy = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
             scale = np.sqrt(abs(np.linalg.det(inv[:, :2])))
             points = np.concatenate([xy, pts[:, 2:3] * scale], 1).astype(np.float32)
-            score = float(1 / (1 + np.exp(-out["faceflag"][i].ravel()[0])))
+            # the graph's face flag is already a probability (Human reads it as one); a second
+            # sigmoid here once kept every score within [0.5, 0.73]
+            score = float(np.clip(out["faceflag"][i].ravel()[0], 0.0, 1.0))
             result.append(Landmarks(points, score))
         return result
