@@ -93,8 +93,9 @@ class BlazeFaceDetector:
         keypoints = raw[:, 4:16].reshape(-1, 6, 2) + self._anchors[:, None, :]
         floor = min_confidence if fallback_confidence is None else min(fallback_confidence, min_confidence)
         candidates = np.nonzero(scores >= floor)[0]
-        if (scores[candidates] >= min_confidence).any():
-            candidates = candidates[scores[candidates] >= min_confidence]
+        sure = candidates[scores[candidates] >= min_confidence]
+        if sure.size:
+            candidates = sure
         if candidates.size == 0:
             return []
         keep = nms(boxes[candidates], scores[candidates], iou, max_faces)
