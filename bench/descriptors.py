@@ -21,7 +21,7 @@ ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cr
 ``ablation.calibrate`` does.
 
 Usage: ``python bench/descriptors.py [--skip-facenet]`` (needs ``onnxruntime``, in
-``requirements-bench.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
+``requirements-dev.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
 Prints a table and writes ``bench/results/descriptors.json``.
 """
 
@@ -116,7 +116,7 @@ class ArcFace:
         try:
             import onnxruntime as ort
         except ImportError:
-            sys.exit("onnxruntime is not installed: pip install -r requirements-bench.txt")
+            sys.exit("onnxruntime is not installed: pip install -r requirements-dev.txt")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # its batch dimension is declared 1: one warning per batch otherwise
         self.sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -29,6 +29,7 @@ from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_identification  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -81,11 +82,14 @@ def main() -> None:
     ap.add_argument("--known", type=int, default=250)
     ap.add_argument("--unknown", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                    help="arcface: the opt-in descriptor (writes identification-arcface.json)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the identification benchmark needs ../shared/data")
     t0 = time.time()
-    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    config = EngineConfig.for_descriptor(args.descriptor)
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), config)
     gallery, plain, masked = build(engine, args.known, args.unknown, args.seed)
     results = {name: evaluate_identification(engine, gallery, probes, seed=args.seed)
                for name, probes in (("unmasked probes", plain), ("masked probes (unseen masks)", masked))}
@@ -95,8 +99,9 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "identification.json").write_text(json.dumps(
-        {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(),
+    name = "identification.json" if args.descriptor == DESCRIPTORS[0] else f"identification-{args.descriptor}.json"
+    (REPO / "bench" / "results" / name).write_text(json.dumps(
+        {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
          "results": results}, indent=2, default=float))
 
 

@@ -33,10 +33,10 @@ def _checkout() -> dict:
 _AT_START = _checkout()
 
 
-def provenance() -> dict:
+def provenance(config=None) -> dict:
     """``{"commit", "uncommitted_files", "engine"}``: HEAD when the benchmark started (``None``
     outside a git checkout), how many tracked files differed from it then, and the engine's
-    default settings as this process runs them (``EngineConfig``)."""
+    settings as this process runs them (``config``, by default ``EngineConfig()``)."""
     from recognition.engine import EngineConfig
 
-    return {**_AT_START, "engine": dataclasses.asdict(EngineConfig())}
+    return {**_AT_START, "engine": dataclasses.asdict(config or EngineConfig())}

@@ -17,6 +17,7 @@ from django.conf import settings
 from recognition.engine import Engine, EngineConfig, Face, load_engine
 from recognition.engine.gallery import MASK_VARIANTS, SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
 from recognition.engine.install import installed_manifest
+from recognition.engine.registry import ARCFACE_WHEEL
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ TEMPLATE_SCHEME = 4
 
 def engine_config() -> EngineConfig:
     """The recognizer settings the site uses: the engine's defaults, both match thresholds moved by
-    ``MASKNET_THRESHOLD_OFFSET`` (the operator's choice between fewer strangers and fewer waits)."""
-    cfg = EngineConfig()
+    ``MASKNET_THRESHOLD_OFFSET`` (the operator's choice between fewer strangers and fewer waits), for
+    the descriptor ``MASKNET_DESCRIPTOR`` names."""
+    cfg = EngineConfig.for_descriptor(getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
     offset = float(getattr(settings, "MASKNET_THRESHOLD_OFFSET", 0.0))
     if not offset:
         return cfg
@@ -47,10 +49,11 @@ def synthetic_masks_available() -> bool:
 
 
 @functools.lru_cache(maxsize=8)
-def _version(models_dir: str, masks: bool) -> str:
+def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
-    cfg = EngineConfig()
-    blob = json.dumps({"models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
+    cfg = EngineConfig.for_descriptor(descriptor)
+    extra = {"descriptor": [descriptor, ARCFACE_WHEEL.sha256]} if descriptor != "faceres+resnet" else {}
+    blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
                        "resnet": [cfg.resnet_weight, cfg.resnet_upper_weight],
@@ -59,8 +62,10 @@ def _version(models_dir: str, masks: bool) -> str:
 
 
 def template_version() -> str:
-    """Key of cached templates: changes with the models, the alignment, the TTA and the mask scheme."""
-    return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available())
+    """Key of cached templates: changes with the models, the descriptor, the alignment, the TTA and the
+    mask scheme."""
+    return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available(),
+                    getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
 
 
 @dataclass(frozen=True)

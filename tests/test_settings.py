@@ -53,6 +53,13 @@ def test_an_out_of_range_threshold_offset_is_refused():
 
 
 @pytest.mark.reliability
+def test_an_unknown_descriptor_is_refused():
+    """A typo in MASKNET_DESCRIPTOR must not start a site on some other network's thresholds."""
+    proc = manage("check", MASKNET_DESCRIPTOR="arcfce")
+    assert proc.returncode != 0 and "MASKNET_DESCRIPTOR" in proc.stderr
+
+
+@pytest.mark.reliability
 def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     """With ``REDIS_URL``: a kiosk socket's idle wait for channel messages (channels_redis's
     5-second blocking pop) must not hit redis-py's socket read timeout (5 s by default since

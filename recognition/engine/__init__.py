@@ -24,14 +24,14 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import DlibResNet, FaceRes, fuse_upper, join, upper_face
+from .embed import ArcFace, DlibResNet, FaceRes, fuse_upper, join, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
 from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
 from .quality import Quality, assess, pose_ratios
-from .registry import RESNET_MODEL
+from .registry import ARCFACE_MODEL, RESNET_MODEL
 from .runtime import load_model
 
 __all__ = [
@@ -83,17 +83,23 @@ class Engine:
 
     def __init__(self, detector: BlazeFaceDetector, mesh: FaceMesh, embedder: FaceRes,
                  mask_classifier: MaskClassifier | None, config: EngineConfig,
-                 resnet: DlibResNet | None = None) -> None:
+                 resnet: DlibResNet | None = None, arcface: ArcFace | None = None) -> None:
         self.detector = detector
         self.mesh = mesh
         self.embedder = embedder
-        self.resnet = resnet if config.resnet_weight > 0 else None
+        self.arcface = arcface if config.descriptor == "arcface" else None
+        if config.descriptor == "arcface" and arcface is None:
+            raise ValueError("EngineConfig.descriptor is 'arcface' but no ArcFace model was given")
+        self.resnet = resnet if config.resnet_weight > 0 and self.arcface is None else None
         self.mask_classifier = mask_classifier
         self.config = config
 
     @property
     def dim(self) -> int:
-        """Embedding dimension (FaceRes's, plus the ResNet descriptor's when it is joined)."""
+        """Embedding dimension (FaceRes's, plus the ResNet descriptor's when it is joined; ArcFace's
+        when it is the descriptor)."""
+        if self.arcface:
+            return self.arcface.dim
         return self.embedder.dim + (self.resnet.dim if self.resnet else 0)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -157,6 +163,8 @@ class Engine:
         vectors = self.embedder(crops, flip=self.config.flip_tta)
         probs = self._mask_probs(vectors)
         masked = probs >= self.config.masked_threshold
+        if self.arcface:
+            return self._arcface(crops, masked), probs, masked
         if masked.any():
             vectors = vectors.copy()
             vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
@@ -183,6 +191,8 @@ class Engine:
         L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
         (``EngineConfig.resnet_weight``, :func:`.embed.join`)."""
         crops = np.asarray(aligned_bgr)
+        if self.arcface:
+            return self._arcface(crops, np.zeros(len(crops), bool))
         return self._join(crops, self.embedder(crops, flip=self.config.flip_tta), np.zeros(len(crops), bool))
 
     def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
@@ -191,6 +201,8 @@ class Engine:
         descriptor fused the same way (``EngineConfig.resnet_upper_weight``), as :meth:`analyze` gives a
         face classified masked. Used for synthetic-mask enrolment templates."""
         crops = np.asarray(aligned_bgr)
+        if self.arcface:
+            return self._arcface(crops, np.ones(len(crops), bool))
         return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)),
                           np.ones(len(crops), bool))
 
@@ -200,6 +212,15 @@ class Engine:
             return whole
         upper = self.embedder(upper_face(crops, self.config.upper_face_cut), flip=self.config.flip_tta)
         return fuse_upper(whole, upper, w)
+
+    def _arcface(self, crops: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        # the opt-in descriptor: a masked face's vector is fused with its upper face's, as FaceRes's
+        cfg = self.config
+        vectors = self.arcface(crops, flip=cfg.flip_tta)
+        if cfg.upper_face_weight > 0 and masked.any():
+            upper = self.arcface(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta)
+            vectors[masked] = fuse_upper(vectors[masked], upper, cfg.upper_face_weight)
+        return vectors
 
     def _join(self, crops: np.ndarray, faceres: np.ndarray, masked: np.ndarray) -> np.ndarray:
         # masked faces: the ResNet's descriptor of the whole face is fused with its descriptor of the
@@ -227,11 +248,14 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
     """
     models_dir = Path(models_dir)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
-    resnet = None
-    if config.resnet_weight > 0:
+    resnet = arcface = None
+    if config.descriptor == "arcface":
+        arcface = ArcFace(load_model(models_dir, ARCFACE_MODEL), config.aligned_size, config.eye_distance,
+                          config.eye_y)
+    elif config.resnet_weight > 0:
         resnet = DlibResNet(load_model(models_dir, RESNET_MODEL), config.aligned_size, config.eye_distance,
                             config.eye_y)
     return Engine(BlazeFaceDetector(load_model(models_dir, "blazeface")),
                   FaceMesh(load_model(models_dir, "facemesh")),
                   FaceRes(load_model(models_dir, "faceres")),
-                  clf, config, resnet)
+                  clf, config, resnet, arcface)

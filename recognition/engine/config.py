@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+DESCRIPTORS = ("faceres+resnet", "arcface")
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -79,6 +81,22 @@ class EngineConfig:
     # higher, not lower. See docs/accuracy.md.
     threshold_unmasked: float = 0.862
     threshold_masked: float = 0.901
+    # which network describes faces for matching: "faceres+resnet" (the default, above) or the opt-in
+    # "arcface" (InsightFace's w600k_mbf; non-commercial licence, docs/MODELS.md), whose own thresholds
+    # come from ``for_descriptor``. FaceRes's embedding still feeds the masked/unmasked head.
+    descriptor: str = "faceres+resnet"
+
+    @classmethod
+    def for_descriptor(cls, descriptor: str) -> EngineConfig:
+        """The defaults for a descriptor: ``"arcface"`` gets its own thresholds, calibrated as the
+        default's (bench/descriptors.py: FAR 1e-4 over LFW DevTest's 2.4M cross-person pairs, masked
+        probes with the product's masks and upper-face fusion against photographed + synthetic-mask
+        templates; TAR 97.7% unmasked, 84.8% masked)."""
+        if descriptor not in DESCRIPTORS:
+            raise ValueError(f"unknown descriptor {descriptor!r} (one of {', '.join(DESCRIPTORS)})")
+        if descriptor == "arcface":
+            return cls(descriptor="arcface", threshold_unmasked=0.285, threshold_masked=0.426)
+        return cls()
 
     def with_(self, **changes) -> EngineConfig:
         """Return a copy with some fields changed."""

@@ -379,3 +379,81 @@ def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
     module.serve = tf.function(lambda x: fn(x),
                                input_signature=[tf.TensorSpec(tuple(input_shape), tf.float32, name="input")])
     return _save(module, Path(out_dir))
+
+
+def build_onnx_function(model_bytes: bytes):
+    """An ONNX graph as a Python callable ``f(x) -> {"embedding": ...}`` of TensorFlow ops, NHWC in
+    (the graph's NCHW weights are transposed once). Covers the ops of the ArcFace MobileFaceNet:
+    ``Conv`` (plain, depthwise, grouped), ``PRelu``, ``Add``, ``Flatten``, ``Gemm`` and
+    ``BatchNormalization``; anything else is refused. Parsing needs the ``onnx`` package."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError as exc:
+        raise ModelConversionError("the onnx package is needed to convert this model: pip install onnx") from exc
+    import tensorflow as tf
+
+    try:
+        graph = onnx.load_from_string(model_bytes).graph
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+        raise ModelConversionError(f"not an ONNX model ({exc})") from exc
+    consts = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in consts]
+    known = {"Conv", "PRelu", "Add", "Flatten", "Gemm", "BatchNormalization"}
+    unknown = sorted({n.op_type for n in graph.node} - known)
+    if len(inputs) != 1 or len(graph.output) != 1 or unknown:
+        raise ModelConversionError(f"unsupported ONNX graph (inputs {inputs}, ops {unknown})")
+    nodes = [(n, {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in graph.node]
+
+    def conv(x, node, attrs):
+        w = consts[node.input[1]]  # out, in / group, kh, kw
+        group, (sh, sw) = attrs.get("group", 1), attrs.get("strides", [1, 1])
+        top, left, bottom, right = attrs.get("pads", [0, 0, 0, 0])
+        if top or left or bottom or right:
+            x = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+        if group == 1:
+            y = tf.nn.conv2d(x, w.transpose(2, 3, 1, 0), [1, sh, sw, 1], "VALID")
+        elif group == w.shape[0] and w.shape[1] == 1:
+            y = tf.nn.depthwise_conv2d(x, w.transpose(2, 3, 0, 1), [1, sh, sw, 1], "VALID")
+        else:  # grouped: one convolution per group (TensorFlow's CPU kernels have no grouped conv)
+            y = tf.concat([tf.nn.conv2d(xi, wi.transpose(2, 3, 1, 0), [1, sh, sw, 1], "VALID")
+                           for xi, wi in zip(tf.split(x, group, axis=3), np.split(w, group, axis=0), strict=True)],
+                          axis=3)
+        return y + consts[node.input[2]] if len(node.input) > 2 else y
+
+    def run(x):
+        t = {inputs[0]: x}
+        for node, attrs in nodes:
+            a = t.get(node.input[0])
+            if node.op_type == "Conv":
+                y = conv(a, node, attrs)
+            elif node.op_type == "PRelu":
+                y = tf.nn.relu(a) + consts[node.input[1]].reshape(-1) * tf.minimum(a, 0.0)
+            elif node.op_type == "Add":
+                y = a + (t[node.input[1]] if node.input[1] in t else consts[node.input[1]])
+            elif node.op_type == "Flatten":  # in ONNX's NCHW order
+                y = tf.reshape(tf.transpose(a, [0, 3, 1, 2]), [tf.shape(a)[0], -1])
+            elif node.op_type == "Gemm":
+                w = consts[node.input[1]]
+                y = tf.matmul(a, w.T if attrs.get("transB", 0) else w) * attrs.get("alpha", 1.0)
+                if len(node.input) > 2:
+                    y = y + attrs.get("beta", 1.0) * consts[node.input[2]]
+            else:  # BatchNormalization (inference)
+                scale, bias, mean, var = (consts[i] for i in node.input[1:5])
+                y = (a - mean) * (scale / np.sqrt(var + attrs.get("epsilon", 1e-5))) + bias
+            t[node.output[0]] = y
+        return {"embedding": t[graph.output[0].name]}
+
+    return run
+
+
+def convert_onnx(model_bytes: bytes, out_dir: Path, input_shape: Sequence[int | None]) -> Path:
+    """Convert an ONNX face descriptor (:func:`build_onnx_function`) into a SavedModel at ``out_dir``
+    (signature as :func:`convert_model`'s: NHWC ``input``, output ``embedding``)."""
+    import tensorflow as tf
+
+    fn = build_onnx_function(model_bytes)
+    module = tf.Module()
+    module.serve = tf.function(lambda x: fn(x),
+                               input_signature=[tf.TensorSpec(tuple(input_shape), tf.float32, name="input")])
+    return _save(module, Path(out_dir))

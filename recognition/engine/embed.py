@@ -68,31 +68,22 @@ CHIP_EYES_X = ((0.25 + 0.22549) / 1.5, (0.25 + 0.75476) / 1.5)
 CHIP_EYE_Y = (0.25 + 0.21599) / 1.5
 
 
-class DlibResNet:
-    """Wraps the converted face-api ResNet (``serve(x) -> {'embedding': Nx128}``, x RGB 0-255 at
-    150x150). It is fed dlib's face chip, cut from the engine's aligned crop (eyes where dlib's
-    training chips had them; the crop has room for it), so no second alignment is needed."""
+class ChipDescriptor:
+    """A face descriptor fed its own chip cut from the engine's aligned crop (:meth:`chips`);
+    ``serve(x) -> {'embedding': NxD}``."""
 
-    dim = 128
+    dim = 0
 
-    def __init__(self, serve, aligned_size: int, eye_distance: float, eye_y: float, batch: int = 16) -> None:
+    def __init__(self, serve, batch: int = 16) -> None:
         self._serve = serve
         self._batch = batch
-        src = np.float32([[(0.5 - eye_distance / 2) * aligned_size, eye_y * aligned_size],
-                          [(0.5 + eye_distance / 2) * aligned_size, eye_y * aligned_size]])
-        dst = np.float32([[x * CHIP_SIZE, CHIP_EYE_Y * CHIP_SIZE] for x in CHIP_EYES_X])
-        scale = (dst[1, 0] - dst[0, 0]) / (src[1, 0] - src[0, 0])
-        self.chip_matrix = np.float32([[scale, 0, dst[0, 0] - scale * src[0, 0]],
-                                       [0, scale, dst[0, 1] - scale * src[0, 1]]])
 
     def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
-        return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
-                         for c in aligned_bgr]).astype(np.float32)
+        """The network's float32 input for ``NxSxSx3`` uint8 BGR aligned crops."""
+        raise NotImplementedError
 
     def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False) -> np.ndarray:
-        """Embed aligned BGR crops -> ``Nx128`` float32, L2-normalised (``flip``: as :class:`FaceRes`)."""
+        """Embed aligned BGR crops -> ``NxD`` float32, L2-normalised (``flip``: as :class:`FaceRes`)."""
         crops = np.asarray(aligned_bgr)
         if crops.ndim == 3:
             crops = crops[None]
@@ -107,6 +98,29 @@ class DlibResNet:
             half = len(emb) // 2
             emb = emb[:half] + emb[half:]
         return l2_normalise(emb).astype(np.float32)
+
+
+class DlibResNet(ChipDescriptor):
+    """Wraps the converted face-api ResNet (``serve(x) -> {'embedding': Nx128}``, x RGB 0-255 at
+    150x150). It is fed dlib's face chip, cut from the engine's aligned crop (eyes where dlib's
+    training chips had them; the crop has room for it), so no second alignment is needed."""
+
+    dim = 128
+
+    def __init__(self, serve, aligned_size: int, eye_distance: float, eye_y: float, batch: int = 16) -> None:
+        super().__init__(serve, batch)
+        src = np.float32([[(0.5 - eye_distance / 2) * aligned_size, eye_y * aligned_size],
+                          [(0.5 + eye_distance / 2) * aligned_size, eye_y * aligned_size]])
+        dst = np.float32([[x * CHIP_SIZE, CHIP_EYE_Y * CHIP_SIZE] for x in CHIP_EYES_X])
+        scale = (dst[1, 0] - dst[0, 0]) / (src[1, 0] - src[0, 0])
+        self.chip_matrix = np.float32([[scale, 0, dst[0, 0] - scale * src[0, 0]],
+                                       [0, scale, dst[0, 1] - scale * src[0, 1]]])
+
+    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
+        return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
+                         for c in aligned_bgr]).astype(np.float32)
 
 
 class FaceRes:
@@ -139,3 +153,30 @@ class FaceRes:
             half = len(emb) // 2
             emb = l2_normalise(emb[:half]) + l2_normalise(emb[half:])
         return l2_normalise(emb).astype(np.float32)
+
+
+# InsightFace's 112x112 template puts the eye centres at x 38.29 / 73.53, y ~51.6 (51.70 / 51.50)
+ARCFACE_SIZE = 112
+ARCFACE_EYES_X = (38.2946, 73.5318)
+ARCFACE_EYE_Y = 51.6
+
+
+class ArcFace(ChipDescriptor):
+    """Wraps the converted ArcFace MobileFaceNet (``serve(x) -> {'embedding': Nx512}``, x NHWC RGB in
+    [-1, 1] at 112x112). Its chip is cut from the engine's aligned crop with the eyes where
+    InsightFace's alignment template puts them (eyes only: a mask hides the nose and mouth)."""
+
+    dim = 512
+
+    def __init__(self, serve, aligned_size: int, eye_distance: float, eye_y: float, batch: int = 16) -> None:
+        super().__init__(serve, batch)
+        src_x = ((0.5 - eye_distance / 2) * aligned_size, (0.5 + eye_distance / 2) * aligned_size)
+        scale = (ARCFACE_EYES_X[1] - ARCFACE_EYES_X[0]) / (src_x[1] - src_x[0])
+        self.chip_matrix = np.float32([[scale, 0, ARCFACE_EYES_X[0] - scale * src_x[0]],
+                                       [0, scale, ARCFACE_EYE_Y - scale * eye_y * aligned_size]])
+
+    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """``Nx112x112x3`` float32 RGB chips in [-1, 1] of ``NxSxSx3`` uint8 BGR aligned crops."""
+        x = np.stack([cv2.warpAffine(c, self.chip_matrix, (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in aligned_bgr])
+        return (x.astype(np.float32) - 127.5) / 127.5

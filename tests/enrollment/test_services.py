@@ -200,7 +200,7 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
     base = recognizer._version(str(tmp_path), True)
     value = getattr(EngineConfig(), field)
     changed = EngineConfig().with_(**{field: (not value) if isinstance(value, bool) else value / 2})
-    monkeypatch.setattr(recognizer, "EngineConfig", lambda: changed)
+    monkeypatch.setattr(recognizer.EngineConfig, "for_descriptor", lambda descriptor: changed)
     recognizer._version.cache_clear()
     try:
         assert recognizer._version(str(tmp_path), True) != base

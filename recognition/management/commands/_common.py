@@ -13,8 +13,9 @@ from recognition.engine import EngineConfig, load_engine
 
 
 def engine_from_settings():
-    """The engine with the site's models directory and the default configuration."""
-    return load_engine(settings.MASKNET_MODELS_DIR, EngineConfig())
+    """The engine with the site's models directory and the defaults of its descriptor
+    (``MASKNET_DESCRIPTOR``)."""
+    return load_engine(settings.MASKNET_MODELS_DIR, EngineConfig.for_descriptor(settings.MASKNET_DESCRIPTOR))
 
 
 class ProgressBar:

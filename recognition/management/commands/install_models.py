@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.errors import ModelConversionError
-from recognition.engine.install import install_models
+from recognition.engine.install import install_arcface, install_models
 
 
 class Command(BaseCommand):
@@ -13,10 +13,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="convert again even if up to date")
         parser.add_argument("--models-dir", default=None, help="default: settings.MASKNET_MODELS_DIR")
+        parser.add_argument("--arcface", action="store_true",
+                            help="also the opt-in ArcFace descriptor (non-commercial licence; implied by "
+                                 "MASKNET_DESCRIPTOR=arcface)")
 
-    def handle(self, *args, force: bool = False, models_dir: str | None = None, **options):
+    def handle(self, *args, force: bool = False, models_dir: str | None = None, arcface: bool = False, **options):
         target = models_dir or settings.MASKNET_MODELS_DIR
         try:
             install_models(target, force=force, log=self.stdout.write)
+            if arcface or settings.MASKNET_DESCRIPTOR == "arcface":
+                install_arcface(target, force=force, log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc

