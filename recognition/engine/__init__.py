@@ -54,7 +54,8 @@ class Face:
     of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by
     (``engine.dim``: FaceRes's embedding joined with dlib's ResNet descriptor, see :meth:`Engine.embed`;
     for a face classified masked, each network's whole-face descriptor is first fused with its
-    descriptor of the upper face, see :meth:`Engine.embed_masked`), or ``None`` if not computed.
+    descriptor of the upper face, see :meth:`Engine.embed_masked`; with ``EngineConfig.descriptor``
+    "arcface", the opt-in ArcFace network's vector instead), or ``None`` if not computed.
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
