@@ -1,7 +1,7 @@
 """Speed benchmark: the engine's stages vs the ``face_recognition`` pipeline, and index search.
 
-Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH]``. On the same 640x480
-JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
+Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH] [--descriptor arcface]``. On
+the same 640x480 JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
 
 - ours: decode, detect (BlazeFace), landmarks (FaceMesh) + align + quality gate, embed (FaceRes
   with flip TTA, as configured), masked classifier, the second descriptor (dlib's ResNet, when the
@@ -14,7 +14,9 @@ JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
 - gallery search at 1k, 10k and 100k templates (exhaustive vs the two-stage search, their
   agreement, and a float16 copy of the templates for comparison).
 
-Prints a table and writes ``bench/results/speed.json``.
+``--descriptor arcface``: the same with the opt-in descriptor (FaceRes still runs for the masked
+classifier; the ArcFace pass is the ``embed_arcface`` stage). Prints a table and writes
+``bench/results/speed.json`` (``speed-arcface.json`` for the opt-in descriptor).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from frames import face_crops, jpeg, machine, make_frames, source_photos, stats 
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine import index as index_mod  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.embed import upper_face  # noqa: E402
 from recognition.engine.gallery import UNMASKED, identify  # noqa: E402
 from recognition.engine.index import Index  # noqa: E402
@@ -86,7 +89,11 @@ def stage_times(engine, data: bytes, index: Index) -> dict[str, float]:
     t0 = time.perf_counter()
     engine.mask_classifier(faceres)
     t["masked_classifier"] = _ms(t0)
-    if engine.resnet is not None:
+    if engine.arcface is not None:
+        t0 = time.perf_counter()
+        vectors = engine._arcface(crops, np.zeros(len(crops), bool))  # an unmasked face's vector
+        t["embed_arcface"] = _ms(t0)
+    elif engine.resnet is not None:
         t0 = time.perf_counter()
         vectors = engine._join(crops, faceres, np.zeros(len(crops), bool))  # an unmasked face's stages
         t["embed_resnet"] = _ms(t0)
@@ -168,7 +175,8 @@ def bench_flip(engine, crops, n: int = 20) -> dict:
 def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) -> dict:
     """The whole engine on the same frames with the product's masks drawn on: a face classified
     masked is embedded a second time (the upper face, ``Engine.embed_masked``), by both networks; the
-    ResNet's upper-face pass is also timed alone (``resnet_upper``)."""
+    ResNet's upper-face pass is also timed alone (``resnet_upper``; ``arcface_upper`` with the opt-in
+    descriptor)."""
     from recognition.engine.masks import render_mask
 
     masked = []
@@ -202,6 +210,14 @@ def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) ->
             engine.resnet(upper_face(crop[None], cut), flip=False)
             up.append(_ms(t0))
         out["resnet_upper"] = stats(up)
+    if engine.arcface is not None and engine.config.upper_face_weight > 0 and crops:
+        # the opt-in descriptor's upper-face pass a masked face adds (Engine._arcface)
+        up, cfg = [], engine.config
+        for crop in crops:
+            t0 = time.perf_counter()
+            engine.arcface(upper_face(crop[None], cfg.upper_face_cut), flip=cfg.flip_tta)
+            up.append(_ms(t0))
+        out["arcface_upper"] = stats(up)
     return out
 
 
@@ -263,11 +279,11 @@ def bench_search(dim: int, sizes=(1_000, 10_000, 100_000), reps: int = 50) -> di
     return out
 
 
-def run(rounds: int, use_dlib: bool) -> dict:
-    """The whole speed benchmark; returns the JSON document."""
+def run(rounds: int, use_dlib: bool, descriptor: str = DESCRIPTORS[0]) -> dict:
+    """The whole speed benchmark with ``descriptor``'s engine; returns the JSON document."""
     started = time.time()
     t0 = time.perf_counter()
-    engine = load_engine(REPO / "models", EngineConfig())
+    engine = load_engine(REPO / "models", EngineConfig.for_descriptor(descriptor))
     load_s = time.perf_counter() - t0
     crops = face_crops(engine, source_photos())
     raw_frames = [f for _, f in make_frames(crops)]
@@ -281,7 +297,8 @@ def run(rounds: int, use_dlib: bool) -> dict:
             print("face_recognition is not installed (pip install -r requirements-bench.txt)", file=sys.stderr)
     doc = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
            "frames": len(frames), "frame_size": "640x480", "faces": [n for n, _ in crops], "rounds": rounds,
-           "engine_load_s": round(load_s, 2), "flip_tta": engine.config.flip_tta, "gallery_templates": len(index)}
+           "engine_load_s": round(load_s, 2), "flip_tta": engine.config.flip_tta, "gallery_templates": len(index),
+           "descriptor": engine.config.descriptor}
     doc.update(bench_engine(engine, frames, index, rounds, fr))
     doc["masked_faces"] = bench_masked(engine, raw_frames, index, rounds)
     doc["flip_tta_cost"] = bench_flip(engine, crops)
@@ -312,6 +329,8 @@ def print_table(doc: dict) -> None:
         rows.append(("engine (masked face)", doc["masked_faces"]["engine"]))
         if "resnet_upper" in doc["masked_faces"]:
             rows.append(("  ResNet upper face", doc["masked_faces"]["resnet_upper"]))
+        if "arcface_upper" in doc["masked_faces"]:
+            rows.append(("  ArcFace upper face", doc["masked_faces"]["arcface_upper"]))
     if "face_recognition" in doc:
         rows.append(("face_recognition (HOG)", doc["face_recognition"]))
     rows += [(f"FaceRes {k.replace('_', ' ')}", v) for k, v in doc["flip_tta_cost"].items()]
@@ -328,9 +347,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="passes over the frames (default 3)")
     parser.add_argument("--no-dlib", action="store_true", help="skip the face_recognition baseline")
-    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/speed.json (speed-arcface.json)")
+    parser.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                        help="arcface: the opt-in descriptor")
     args = parser.parse_args()
-    doc = run(args.rounds, not args.no_dlib)
+    if args.out is None:
+        args.out = RESULTS / ("speed.json" if args.descriptor == DESCRIPTORS[0] else f"speed-{args.descriptor}.json")
+    doc = run(args.rounds, not args.no_dlib, args.descriptor)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print_table(doc)
