@@ -29,9 +29,10 @@ or their first plus the second wearing a MaskTheFace mask (enrolled as the site 
 photo), each set against the same probes.
 
 Usage: ``python bench/aggregation.py [--photos 3] [--unknown 600] [--split DevTest|DevTrain]
-[--no-upper-face]``; prints a table and writes ``bench/results/aggregation[-DevTrain][-no-upper].json``
-(embeddings cached in ``var/bench/aggregation``). ``--no-upper-face``: the same without the upper-face
-fusion of masked faces, to measure it.
+[--no-upper-face] [--descriptor arcface]``; prints a table and writes
+``bench/results/aggregation[-DevTrain][-no-upper][-arcface].json`` (embeddings cached in
+``var/bench/aggregation``). ``--no-upper-face``: the same without the upper-face fusion of masked
+faces, to measure it; ``--descriptor arcface``: the opt-in descriptor with its own thresholds.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from identification import SHARED  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.evaluation import identification_metrics  # noqa: E402
 from recognition.engine.gallery import (  # noqa: E402
     MASK_VARIANTS,
@@ -107,7 +109,9 @@ def probe_embeddings(engine, img: np.ndarray, rng: np.random.Generator, template
 
 def collect(engine, known, unknown, photos: int, seed: int, split: str) -> dict:
     """Enrolments and probes, cached per person (a larger run embeds only the new people)."""
-    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-upper{engine.config.upper_face_weight}.npz"
+    cfg = engine.config
+    other = "" if cfg.descriptor == DESCRIPTORS[0] else f"-{cfg.descriptor}"
+    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-upper{cfg.upper_face_weight}{other}.npz"
     data = np.load(path, allow_pickle=True)["data"].item() if path.exists() else {"gallery": {}, "probes": {}}
     templates = load_templates(SHARED / "masks")
     for k, (name, count) in enumerate(known + unknown):
@@ -282,11 +286,15 @@ def main() -> None:
     ap.add_argument("--no-upper-face", action="store_true",
                     help="the product without the upper-face fusion of masked faces, for comparison "
                          f"(masked threshold {NO_FUSION_THRESHOLD}, calibrated without it)")
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                    help="arcface: the opt-in descriptor (writes aggregation[...]-arcface.json)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
+    if args.no_upper_face and args.descriptor != DESCRIPTORS[0]:
+        sys.exit("--no-upper-face has a threshold calibrated for the default descriptor only")
     t0 = time.time()
-    config = EngineConfig()
+    config = EngineConfig.for_descriptor(args.descriptor)
     if args.no_upper_face:
         config = config.with_(upper_face_weight=0.0, threshold_masked=NO_FUSION_THRESHOLD)
     engine = load_engine(REPO / "models", config)
@@ -317,11 +325,14 @@ def main() -> None:
     print(f"photo spread, LFW: {spread['lfw_percentiles']}; webcam-like bursts: {spread['burst_percentiles']}")
     any_r = next(iter(results["masked"]["1"].values()))
     name = "aggregation" + ("" if args.split == "DevTest" else f"-{args.split}")
-    out = REPO / "bench" / "results" / f"{name}{'-no-upper' if args.no_upper_face else ''}.json"
+    name += "-no-upper" if args.no_upper_face else ""
+    name += "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
                                "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
-                               "seconds": round(time.time() - t0, 1), "spread": spread, "provenance": provenance(),
+                               "seconds": round(time.time() - t0, 1), "spread": spread,
+                               "provenance": provenance(config),
                                "results": results, "masked_enrolment": masked_enrolment},
                               indent=2, default=float))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
