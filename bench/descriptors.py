@@ -22,7 +22,10 @@ ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cr
 
 Usage: ``python bench/descriptors.py [--skip-facenet]`` (needs ``onnxruntime``, in
 ``requirements-dev.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
-Prints a table and writes ``bench/results/descriptors.json``.
+Prints a table and writes ``bench/results/descriptors.json``. ``--calibrate-split DevTrain`` only
+calibrates ArcFace's thresholds on DevTrain pairs' photos (people never measured on; the ablation's
+``--calibrate-split`` crops, cached in ``var/bench/ablation-devtrain-cut*``) and writes
+``bench/results/descriptors-calibration-DevTrain.json``.
 """
 
 from __future__ import annotations
@@ -187,7 +190,7 @@ def score(emb: dict, a, b, akind: str, bkind: str, *, flip: bool = True, fuse: f
 
 
 def calibrate(emb: dict, fuse: float, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
-    """Thresholds and TAR over every cross-person pair of DevTest photos (``ablation.calibrate``)."""
+    """Thresholds and TAR over every cross-person pair of the embedded photos (``ablation.calibrate``)."""
     keys = [k for k in emb["orig"] if all(k in emb[kind] for kind in ("prod0", "prod1", "mtf"))]
     names = np.array([k[0] for k in keys])
     o = np.stack([emb["orig"][k]["full"] for k in keys])
@@ -219,12 +222,35 @@ def calibration_table(calib: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrate_split(split: str) -> None:
+    """Only ArcFace's threshold calibration, on ``split``'s photos (as ``ablation.calibrate_split``)."""
+    t0 = time.time()
+    ablation.WORK = REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{ablation.FUSE_CUT}"  # its crops
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
+    pairs = ablation.devtest_pairs(split)
+    crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
+    emb = embed_kinds(ArcFace(fetch(WHEELS["arcface"])), crops, ("orig", "mtf", "prod0", "prod1"), upper=True)
+    label = "ArcFace w600k_mbf"
+    calib = {label: calibrate(emb, CFG.upper_face_weight)}
+    out = REPO / "bench" / "results" / f"descriptors-calibration-{split}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
+                               "provenance": provenance()}, indent=2, default=float))
+    print(calibration_table(calib))
+    print(f"\n{split}: {calib[label]['images']} photos, {time.time() - t0:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-facenet", action="store_true", help="only the ArcFace rows (FaceNet takes ~5 min)")
+    parser.add_argument("--calibrate-split", choices=("DevTrain",),
+                        help="only ArcFace's threshold calibration, on this split's photos")
     args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
+    if args.calibrate_split:
+        calibrate_split(args.calibrate_split)
+        return
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
     pairs = ablation.devtest_pairs()
