@@ -52,7 +52,9 @@ def synthetic_masks_available() -> bool:
 def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
     cfg = EngineConfig.for_descriptor(descriptor)
-    extra = {"descriptor": [descriptor, ARCFACE_WHEEL.sha256]} if descriptor != "faceres+resnet" else {}
+    # with the opt-in descriptor the masked/unmasked head reads FaceRes without its mirror
+    extra = ({"descriptor": [descriptor, ARCFACE_WHEEL.sha256], "mask_head_flip": False}
+             if descriptor != "faceres+resnet" else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],

@@ -125,6 +125,20 @@ def test_an_arcface_engine_matches_a_face_to_itself_and_masked_faces_by_their_fu
     assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
 
 
+@pytest.mark.models
+def test_with_arcface_the_mask_head_reads_faceres_once_without_its_mirror(arcface_models, astronaut_bgr):
+    """FaceRes only feeds the masked/unmasked head then: one pass, no mirror (docs/performance.md)."""
+    from recognition.engine import load_engine
+    from recognition.engine.masks import render_mask
+
+    engine = load_engine(arcface_models, EngineConfig.for_descriptor("arcface"))
+    landmarks = engine.analyze(astronaut_bgr, embed=False)[0].landmarks
+    face = engine.analyze(render_mask(astronaut_bgr, landmarks, np.random.default_rng(0)))[0]
+    once = float(engine.mask_classifier(engine.embedder(face.aligned[None], flip=False))[0])
+    mirrored = float(engine.mask_classifier(engine.embedder(face.aligned[None], flip=True))[0])
+    assert face.masked and abs(face.masked_prob - once) < 1e-5 < abs(face.masked_prob - mirrored)
+
+
 def test_the_template_version_follows_the_descriptor(tmp_path):
     from enrollment import recognizer
 

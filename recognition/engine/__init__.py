@@ -160,8 +160,10 @@ class Engine:
                 for f, v, p, m in zip(faces, vectors, probs, masked, strict=True)]
 
     def _embed_and_classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # the classifier reads FaceRes's whole-face embedding; masked faces then get their matching vector
-        vectors = self.embedder(crops, flip=self.config.flip_tta)
+        # the classifier reads FaceRes's whole-face embedding; masked faces then get their matching vector.
+        # With the opt-in descriptor FaceRes feeds only the classifier: one pass without the mirror
+        # (~8 ms a face; its decisions barely change: bench/maskhead.py, docs/performance.md)
+        vectors = self.embedder(crops, flip=self.config.flip_tta and self.arcface is None)
         probs = self._mask_probs(vectors)
         masked = probs >= self.config.masked_threshold
         if self.arcface:
