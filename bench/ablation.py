@@ -58,6 +58,16 @@ def upper_key(cut: float, zoom: float = 1.0) -> str:
     return f"up{cut}" if zoom <= 1 else f"up{cut}z{zoom}"
 
 
+def split_work(split: str) -> Path:
+    """Cache folder of another split's crops (``--calibrate-split``; whole faces and the product's cut)."""
+    return REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{FUSE_CUT}"
+
+
+def crop_of(rec: dict, kind: str) -> np.ndarray | None:
+    """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``)."""
+    return rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+
+
 def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[str, int], bool]]:
     """The pairs of ``pairs<split>.txt`` as ``((name, number), (name, number), same)``."""
     rows = [ln.split() for ln in (SHARED / "lfw" / f"pairs{split}.txt").read_text().splitlines()[1:] if ln.strip()]
@@ -123,7 +133,7 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
         for key, rec in crops.items():
             if rec is None:
                 continue
-            c = rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+            c = crop_of(rec, kind)
             if c is not None:
                 keys.append(key)
                 batch.append(c)
@@ -230,7 +240,7 @@ def calibrate_split(split: str) -> None:
     ``bench/results/calibration-<split>.json``."""
     global WORK, UPPER_CUTS
     # whole faces, and the upper face at the product's cut only
-    WORK, UPPER_CUTS = REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{FUSE_CUT}", (FUSE_CUT,)
+    WORK, UPPER_CUTS = split_work(split), (FUSE_CUT,)
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     pairs = devtest_pairs(split)

@@ -151,17 +151,12 @@ def embed(net, crops: np.ndarray) -> np.ndarray:
     return l2_normalise(plain + l2_normalise(net(np.ascontiguousarray(x[:, :, ::-1])))), plain
 
 
-def crop_of(rec: dict, kind: str) -> np.ndarray | None:
-    """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``)."""
-    return rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
-
-
 def embed_kinds(net, crops: dict, kinds: tuple[str, ...], upper: bool) -> dict:
     """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at the product's cut)."""
     out: dict = {}
     for kind in kinds:
-        keys = [k for k, r in crops.items() if r is not None and crop_of(r, kind) is not None]
-        batch = np.stack([crop_of(crops[k], kind) for k in keys])
+        keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
+        batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
         full, plain = embed(net, batch)
         up = embed(net, upper_face(batch, CFG.upper_face_cut))[0] if upper else [None] * len(keys)
         out[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
@@ -225,7 +220,7 @@ def calibration_table(calib: dict) -> str:
 def calibrate_split(split: str) -> None:
     """Only ArcFace's threshold calibration, on ``split``'s photos (as ``ablation.calibrate_split``)."""
     t0 = time.time()
-    ablation.WORK = REPO / "var" / "bench" / f"ablation-{split.lower()}-cut{ablation.FUSE_CUT}"  # its crops
+    ablation.WORK = ablation.split_work(split)  # the crops ablation.py --calibrate-split caches
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
     pairs = ablation.devtest_pairs(split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))

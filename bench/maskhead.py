@@ -44,7 +44,7 @@ def main() -> None:
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     t0 = time.time()
     if args.split != "DevTest":  # the crops ablation.py --calibrate-split caches
-        ablation.WORK = REPO / "var" / "bench" / f"ablation-{args.split.lower()}-cut{ablation.FUSE_CUT}"
+        ablation.WORK = ablation.split_work(args.split)
     config = EngineConfig()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), config)
     pairs = ablation.devtest_pairs(args.split)
@@ -55,7 +55,7 @@ def main() -> None:
     print("| faces | n | called masked, with the mirror | without | decisions that differ | max prob. change |")
     print("|---|---|---|---|---|---|")
     for label, kind in KINDS.items():
-        batch = np.stack([crops[k]["prod"][0] if kind == "prod0" else crops[k][kind] for k in keys])
+        batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
         mirrored = engine.mask_classifier(engine.embedder(batch, flip=True))
         once = engine.mask_classifier(engine.embedder(batch, flip=False))
         a, b = mirrored >= config.masked_threshold, once >= config.masked_threshold
