@@ -15,8 +15,9 @@ unmasked faces are not affected. Probes the detector loses are left out here
 (``bench/identification.py`` counts them as misses). Thresholds are the
 product's, calibrated for its rule: FPIR at threshold rises with more templates.
 
-Usage: ``python bench/templates.py [--known 250] [--unknown 100]``; prints a table and writes
-``bench/results/templates.json``.
+Usage: ``python bench/templates.py [--known 250] [--unknown 100] [--descriptor arcface]``; prints a
+table and writes ``bench/results/templates.json`` (``--descriptor arcface``: the opt-in descriptor with
+its own thresholds, ``templates-arcface.json``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.evaluation import identification_metrics  # noqa: E402
 from recognition.engine.gallery import MASK_VARIANTS, masked_variants  # noqa: E402
 
@@ -50,7 +52,9 @@ Rule = Callable[[np.ndarray, np.ndarray], float]
 def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict, dict]:
     """``({person: (1 + MAX_MASKED) x D templates}, {person: (probe embedding, masked)})`` (cached
     per person: a run with more people embeds only the new ones)."""
-    path = CACHE / f"embeddings-{seed}-upper{engine.config.upper_face_weight}.npz"  # masked probes: fused
+    cfg = engine.config
+    other = "" if cfg.descriptor == DESCRIPTORS[0] else f"-{cfg.descriptor}"
+    path = CACHE / f"embeddings-{seed}-upper{cfg.upper_face_weight}{other}.npz"  # masked probes: fused
     g, p = {}, {}
     if path.exists():
         d = np.load(path, allow_pickle=True)
@@ -118,11 +122,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--known", type=int, default=250)
     ap.add_argument("--unknown", type=int, default=100)
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                    help="arcface: the opt-in descriptor (writes templates-arcface.json)")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
     t0 = time.time()
-    engine = load_engine(REPO / "models", EngineConfig())
+    engine = load_engine(REPO / "models", EngineConfig.for_descriptor(args.descriptor))
     gallery_dir, _plain, masked_dir = identification.build(engine, args.known, args.unknown, 0)
     gallery, probes = embeddings(engine, gallery_dir, masked_dir)
     results = {name: evaluate(engine, gallery, probes, rule) for name, rule in rules().items()}
@@ -132,9 +138,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | "
               f"{r['fpir_at_threshold'] * 100:.1f}% | {r['fnir_at_threshold'] * 100:.1f}% |")
-    out = REPO / "bench" / "results" / "templates.json"
+    suffix = "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    out = REPO / "bench" / "results" / f"templates{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"n_gallery": len(gallery), "n_known_probes": n_known,
+    out.write_text(json.dumps({"descriptor": args.descriptor, "n_gallery": len(gallery), "n_known_probes": n_known,
                                "n_unknown_probes": len(probes) - n_known, "seconds": round(time.time() - t0, 1),
                                "provenance": provenance(), "results": results}, indent=2, default=float))
     print(f"wrote {out}")
