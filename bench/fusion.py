@@ -17,9 +17,14 @@ and FPIR / FNIR at that threshold are reported.
 * ``--split DevTest``: the same grid on the test people, with the product's masks and with the
   unseen MaskTheFace masks (shares the crops and embeddings of ``bench/ablation.py``).
 
-Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom]``; prints a table and writes
-``bench/results/fusion-<split>.json``. ``--zoom``: at the product's cut, one look at the upper face, the
-look enlarged about the eye line, or both averaged (``fusion-zoom-<split>.json``). First run: about
+``--descriptor arcface``: the same grid for the opt-in ArcFace descriptor (its converted model, as the
+engine runs it; the upper face cut from the aligned crop, then ArcFace's chip), each weight's masked
+threshold calibrated as above; writes ``fusion-<split>-arcface.json``. Its embeddings are cached beside
+the crops (``var/bench/ablation*/embeddings-arcface.pkl``).
+
+Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom] [--descriptor arcface]``; prints a
+table and writes ``bench/results/fusion-<split>.json``. ``--zoom``: at the product's cut, one look at the
+upper face, the look enlarged about the eye line, or both averaged (``fusion-zoom-<split>.json``). First run: about
 30 minutes (DevTrain, 3,443 photos) or 15
 (DevTest) on 2 idle cores; cached in ``var/bench``.
 """
@@ -44,7 +49,8 @@ import ablation  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
-from recognition.engine.embed import fuse_upper, l2_normalise  # noqa: E402
+from recognition.engine.config import DESCRIPTORS  # noqa: E402
+from recognition.engine.embed import fuse_upper, l2_normalise, upper_face  # noqa: E402
 from recognition.engine.evaluation import identification_metrics, threshold_at_far  # noqa: E402
 
 CUTS = (0.50, 0.56, 0.62)
@@ -74,6 +80,39 @@ def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = 
             return emb
     crops = ablation.prepare_crops(engine, keys, unseen=False, cache=False)  # 3,443 photos: not pickled
     return ablation.embed_variants(engine, crops, kinds=("orig", "prod0", "prod1"), path=path)
+
+
+def arcface_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> dict:
+    """``product_mask_embeddings``'s layout for the opt-in ArcFace descriptor (``engine.arcface``):
+    whole face and the upper face at each cut of ``CUTS``, each with its mirror (the aligned crop
+    mirrored, as the ablation mirrors FaceRes's), per crop kind; cached in ``path``."""
+    if path.exists():
+        emb = pickle.loads(path.read_bytes())
+        if all(kind in emb and all(f"up{c}" in emb[kind] for c in CUTS) for kind in kinds):
+            return emb
+    emb = {}
+    for kind in kinds:
+        keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
+        batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
+        d = {"keys": keys, "full": engine.arcface(batch), "full_f": engine.arcface(batch[:, :, ::-1])}
+        for cut in CUTS:
+            up = upper_face(batch, cut)
+            d[f"up{cut}"], d[f"up{cut}_f"] = engine.arcface(up), engine.arcface(up[:, :, ::-1])
+        emb[kind] = d
+        print(f"  ArcFace {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
+    path.write_bytes(pickle.dumps(emb))
+    return emb
+
+
+def arcface_split(engine, split: str, keys) -> tuple[dict, dict]:
+    """ArcFace embeddings of a split and the probe kinds to measure: the crops ``bench/ablation.py``
+    caches (DevTrain: its ``--calibrate-split`` folder), MaskTheFace masks included; DevTrain is
+    measured with the product's masks only, as the default's choice."""
+    ablation.WORK = ablation.WORK if split == "DevTest" else ablation.split_work(split)
+    crops = ablation.prepare_crops(engine, keys)
+    kinds = ("orig", "prod0", "prod1") + (("mtf",) if split == "DevTest" else ())
+    emb = arcface_embeddings(engine, crops, kinds, ablation.WORK / "embeddings-arcface.pkl")
+    return emb, {"product masks": "prod0"} | ({"unseen MaskTheFace masks": "mtf"} if split == "DevTest" else {})
 
 
 def grid(emb: dict, pairs, probe_kind: str, uppers: dict | None = None,
@@ -149,17 +188,24 @@ def main() -> None:
     ap.add_argument("--zoom", action="store_true",
                     help=f"at the product's weight grid and cut: one look at the upper face, the look enlarged "
                          f"{ZOOM} times about the eye line, or both (writes fusion-zoom-<split>.json)")
+    ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
+                    help="arcface: the grid for the opt-in descriptor (writes fusion-<split>-arcface.json)")
     args = ap.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: the fusion benchmark needs ../shared/data")
+    if args.zoom and args.descriptor != DESCRIPTORS[0]:
+        sys.exit("--zoom is measured for the default descriptor only")
     t0 = time.time()
-    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    config = EngineConfig.for_descriptor(args.descriptor)
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), config)
     pairs = ablation.devtest_pairs(args.split)
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     cut = engine.config.upper_face_cut
     if args.zoom:
         ablation.UPPER_ZOOMS = tuple(sorted(set(ablation.UPPER_ZOOMS) | {(cut, ZOOM)}))
-    if args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
+    if engine.arcface is not None:
+        emb, probe_kinds = arcface_split(engine, args.split, keys)
+    elif args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
         ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | ({cut} if args.zoom else set(CUTS))))
         emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
         probe_kinds = {"product masks": "prod0", "unseen MaskTheFace masks": "mtf"}
@@ -175,10 +221,12 @@ def main() -> None:
     for name, rows in results.items():
         print(table(rows, f"{args.split}, {name}"))
         print()
-    out = REPO / "bench" / "results" / f"fusion-{'zoom-' if args.zoom else ''}{args.split}.json"
+    suffix = "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    out = REPO / "bench" / "results" / f"fusion-{'zoom-' if args.zoom else ''}{args.split}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = engine.config
-    out.write_text(json.dumps({"split": args.split, "seconds": round(time.time() - t0, 1),
+    out.write_text(json.dumps({"split": args.split, "descriptor": args.descriptor,
+                               "seconds": round(time.time() - t0, 1),
                                "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
                                "provenance": provenance(),
                                "results": results}, indent=2, default=float))
