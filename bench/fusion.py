@@ -27,7 +27,7 @@ table and writes ``bench/results/fusion-<split>.json``. ``--zoom``: at the produ
 upper face, the look enlarged about the eye line, or both averaged (``fusion-zoom-<split>.json``). First run: about
 30 minutes (DevTrain, 3,443 photos) or 15
 (DevTest) on 2 idle cores; cached in ``var/bench``. ``--descriptor arcface``: 35 minutes (DevTrain) or
-20 (DevTest) once the ablation's crops are cached (15 and 8 minutes to build them).
+20 (DevTest) once the ablation's crops are cached (22 and 9 minutes to build them).
 """
 
 from __future__ import annotations
