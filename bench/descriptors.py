@@ -26,7 +26,10 @@ Usage: ``python bench/descriptors.py [--skip-facenet]`` (needs ``onnxruntime``, 
 Prints a table and writes ``bench/results/descriptors.json``. ``--calibrate-split DevTrain`` only
 calibrates ArcFace's thresholds on DevTrain pairs' photos (people never measured on; the ablation's
 ``--calibrate-split`` crops, cached in ``var/bench/ablation-devtrain-cut*``) and writes
-``bench/results/descriptors-calibration-DevTrain.json``.
+``bench/results/descriptors-calibration-DevTrain.json``. ``--join-resnet`` measures only ArcFace and
+ArcFace joined with dlib's ResNet (the default engine's second network) at the weights of
+:data:`JOIN_WEIGHTS`, as the default engine joins FaceRes with it, and writes
+``bench/results/descriptors-join-resnet.json`` (measured, not built).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from recognition.engine.embed import (  # noqa: E402
     ARCFACE_EYES_X,
     ARCFACE_SIZE,
     fuse_upper,
+    join,
     l2_normalise,
     upper_face,
 )
@@ -195,6 +199,62 @@ def calibrate(emb: dict, fuse: float, fars: tuple[float, ...] = (1e-3, 1e-4)) ->
     return {"images": len(keys), **ablation.thresholds(names, o, p0, p1, m, fars)}
 
 
+JOIN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+class NoClassifier:
+    """``ablation.Scorer`` wants an engine for its mask classifier; the join only reads vectors."""
+
+    mask_classifier = None
+
+
+def joined_vectors(arc: dict, ab: dict, weight: float) -> dict:
+    """Per kind and face, ArcFace joined with dlib's ResNet as ``embed.join`` joins FaceRes with it
+    (``(1 - w) cos_ArcFace + w cos_ResNet``): a masked face's ArcFace vector fused with its upper face
+    (the opt-in's weight), its ResNet descriptor with the ResNet's upper face (the default engine's
+    ``resnet_upper_weight``); ``ab``: the ablation's embeddings of the same crops (``rn``, ``rnup``)."""
+    score = ablation.Scorer(ab, NoClassifier, None)
+    out: dict = {}
+    for kind, faces in arc.items():
+        masked = kind != "orig"
+        out[kind] = {}
+        for key, d in faces.items():
+            r = score.resnet(kind, key, True, CFG.resnet_upper_weight if masked else 0.0)
+            if r is not None:
+                out[kind][key] = join(matching(d, masked, ARC.upper_face_weight), r, weight)
+    return out
+
+
+def joined_score(vecs: dict, a, b, akind: str, bkind: str) -> float:
+    """A pair's joined score, a masked probe against a photographed face also against its
+    synthetic-mask templates (as :func:`score` with ``gallery``)."""
+    va, vb = vecs[akind].get(a), vecs[bkind].get(b)
+    if va is None or vb is None:
+        return -1.0
+    s = float(va @ vb)
+    if bkind != "orig" and akind == "orig":
+        s = max([s] + [float(vecs[k][a] @ vb) for k in ("prod0", "prod1") if a in vecs[k]])
+    return s
+
+
+def join_resnet(engine, crops: dict, arc: dict, pairs, same, folds) -> tuple[dict, dict]:
+    """Verification and FAR 1e-4 / 1e-3 calibration of ArcFace joined with the ResNet for each weight of
+    :data:`JOIN_WEIGHTS` (``--join-resnet``; measured, not built)."""
+    ab = ablation.embed_variants(engine, crops)
+    results, calib = {}, {}
+    for w in JOIN_WEIGHTS:
+        vecs = joined_vectors(arc, ab, w)
+        label = f"ArcFace + ResNet w {w}"
+        results[label] = {s: verification_metrics(np.array([joined_score(vecs, a, b, ak, bk) for a, b, _ in pairs]),
+                                                  same, folds) for s, (ak, bk) in ablation.SETS.items()}
+        keys = [k for k in vecs["orig"] if all(k in vecs[kind] for kind in ("prod0", "prod1", "mtf"))]
+        calib[label] = {"images": len(keys), **ablation.thresholds(
+            np.array([k[0] for k in keys]), *(np.stack([vecs[kind][k] for k in keys])
+                                              for kind in ("orig", "prod0", "prod1", "mtf")), (1e-3, 1e-4))}
+        print(f"  joined at {w}", file=sys.stderr, flush=True)
+    return results, calib
+
+
 def table(results: dict) -> str:
     """Markdown table in the ablation's layout."""
     lines = ["| descriptor and levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in ablation.SETS)
@@ -241,6 +301,8 @@ def calibrate_split(split: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-facenet", action="store_true", help="only the ArcFace rows (FaceNet takes ~5 min)")
+    parser.add_argument("--join-resnet", action="store_true",
+                        help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
                         help="only ArcFace's threshold calibration, on this split's photos")
     args = parser.parse_args()
@@ -261,7 +323,7 @@ def main() -> None:
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
     results, calib = {}, {}
     nets = [("ArcFace w600k_mbf", ArcFace(fetch(WHEELS["arcface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
-    if not args.skip_facenet:
+    if not args.skip_facenet and not args.join_resnet:
         nets.append(("FaceNet 20180408-102900", FaceNet(fetch(WHEELS["facenet"])), ("orig", "mtf"),
                      {"+ mirror TTA": {}}))
     for label, net, kinds, rows in nets:
@@ -272,10 +334,14 @@ def main() -> None:
                 for s, (ak, bk) in ablation.SETS.items()}
         if "prod0" in kinds:
             calib[label] = calibrate(emb, fuse)
+        if args.join_resnet and "prod0" in kinds:
+            joined, joined_calib = join_resnet(engine, crops, emb, pairs, same, folds)
+            results.update(joined)
+            calib.update(joined_calib)
     meta = {"seconds": round(time.time() - t0, 1), "pairs": len(pairs),
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
-    out = REPO / "bench" / "results" / "descriptors.json"
+    out = REPO / "bench" / "results" / ("descriptors-join-resnet.json" if args.join_resnet else "descriptors.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
     print(table(results))
