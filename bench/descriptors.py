@@ -202,18 +202,12 @@ def calibrate(emb: dict, fuse: float, fars: tuple[float, ...] = (1e-3, 1e-4)) ->
 JOIN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
-class NoClassifier:
-    """``ablation.Scorer`` wants an engine for its mask classifier; the join only reads vectors."""
-
-    mask_classifier = None
-
-
-def joined_vectors(arc: dict, ab: dict, weight: float) -> dict:
+def joined_vectors(engine, arc: dict, ab: dict, weight: float) -> dict:
     """Per kind and face, ArcFace joined with dlib's ResNet as ``embed.join`` joins FaceRes with it
     (``(1 - w) cos_ArcFace + w cos_ResNet``): a masked face's ArcFace vector fused with its upper face
     (the opt-in's weight), its ResNet descriptor with the ResNet's upper face (the default engine's
     ``resnet_upper_weight``); ``ab``: the ablation's embeddings of the same crops (``rn``, ``rnup``)."""
-    score = ablation.Scorer(ab, NoClassifier, None)
+    score = ablation.Scorer(ab, engine, None)
     out: dict = {}
     for kind, faces in arc.items():
         masked = kind != "orig"
@@ -243,7 +237,7 @@ def join_resnet(engine, crops: dict, arc: dict, pairs, same, folds) -> tuple[dic
     ab = ablation.embed_variants(engine, crops)
     results, calib = {}, {}
     for w in JOIN_WEIGHTS:
-        vecs = joined_vectors(arc, ab, w)
+        vecs = joined_vectors(engine, arc, ab, w)
         label = f"ArcFace + ResNet w {w}"
         results[label] = {s: verification_metrics(np.array([joined_score(vecs, a, b, ak, bk) for a, b, _ in pairs]),
                                                   same, folds) for s, (ak, bk) in ablation.SETS.items()}
