@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
@@ -110,7 +110,7 @@ def probe_embeddings(engine, img: np.ndarray, rng: np.random.Generator, template
 def collect(engine, known, unknown, photos: int, seed: int, split: str) -> dict:
     """Enrolments and probes, cached per person (a larger run embeds only the new people)."""
     cfg = engine.config
-    other = "" if cfg.descriptor == DESCRIPTORS[0] else f"-{cfg.descriptor}"
+    other = descriptor_suffix(cfg.descriptor)
     path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-upper{cfg.upper_face_weight}{other}.npz"
     data = np.load(path, allow_pickle=True)["data"].item() if path.exists() else {"gallery": {}, "probes": {}}
     templates = load_templates(SHARED / "masks")
@@ -326,7 +326,7 @@ def main() -> None:
     any_r = next(iter(results["masked"]["1"].values()))
     name = "aggregation" + ("" if args.split == "DevTest" else f"-{args.split}")
     name += "-no-upper" if args.no_upper_face else ""
-    name += "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    name += descriptor_suffix(args.descriptor)
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,

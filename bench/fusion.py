@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
@@ -222,7 +222,7 @@ def main() -> None:
     for name, rows in results.items():
         print(table(rows, f"{args.split}, {name}"))
         print()
-    suffix = "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    suffix = descriptor_suffix(args.descriptor)
     out = REPO / "bench" / "results" / f"fusion-{'zoom-' if args.zoom else ''}{args.split}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     cfg = engine.config

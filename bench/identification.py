@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_identification  # noqa: E402
@@ -100,7 +100,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    name = "identification.json" if args.descriptor == DESCRIPTORS[0] else f"identification-{args.descriptor}.json"
+    name = f"identification{descriptor_suffix(args.descriptor)}.json"
     (REPO / "bench" / "results" / name).write_text(json.dumps(
         {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
          "results": results}, indent=2, default=float))

@@ -40,3 +40,11 @@ def provenance(config=None) -> dict:
     from recognition.engine import EngineConfig
 
     return {**_AT_START, "engine": dataclasses.asdict(config or EngineConfig())}
+
+
+def descriptor_suffix(descriptor: str) -> str:
+    """``""`` for the default descriptor, ``"-<descriptor>"`` for another: the suffix of a benchmark's
+    results and cache files, so that the opt-in descriptor's figures never overwrite the default's."""
+    from recognition.engine.config import DESCRIPTORS
+
+    return "" if descriptor == DESCRIPTORS[0] else f"-{descriptor}"

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
+from provenance import descriptor_suffix  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine import index as index_mod  # noqa: E402
@@ -352,7 +353,7 @@ def main() -> None:
                         help="arcface: the opt-in descriptor")
     args = parser.parse_args()
     if args.out is None:
-        args.out = RESULTS / ("speed.json" if args.descriptor == DESCRIPTORS[0] else f"speed-{args.descriptor}.json")
+        args.out = RESULTS / f"speed{descriptor_suffix(args.descriptor)}.json"
     doc = run(args.rounds, not args.no_dlib, args.descriptor)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -53,7 +53,7 @@ def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict
     """``({person: (1 + MAX_MASKED) x D templates}, {person: (probe embedding, masked)})`` (cached
     per person: a run with more people embeds only the new ones)."""
     cfg = engine.config
-    other = "" if cfg.descriptor == DESCRIPTORS[0] else f"-{cfg.descriptor}"
+    other = descriptor_suffix(cfg.descriptor)
     path = CACHE / f"embeddings-{seed}-upper{cfg.upper_face_weight}{other}.npz"  # masked probes: fused
     g, p = {}, {}
     if path.exists():
@@ -138,7 +138,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | "
               f"{r['fpir_at_threshold'] * 100:.1f}% | {r['fnir_at_threshold'] * 100:.1f}% |")
-    suffix = "" if args.descriptor == DESCRIPTORS[0] else f"-{args.descriptor}"
+    suffix = descriptor_suffix(args.descriptor)
     out = REPO / "bench" / "results" / f"templates{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"descriptor": args.descriptor, "n_gallery": len(gallery), "n_known_probes": n_known,

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -70,7 +70,7 @@ def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
 def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people: str = "") -> dict:
     """Per-frame answers of every presence (cached in var/bench/voting)."""
     # the answers depend on how the gallery is enrolled: a new enrolment scheme is a new cache
-    other = "" if engine.config.descriptor == DESCRIPTORS[0] else f"-{engine.config.descriptor}"
+    other = descriptor_suffix(engine.config.descriptor)
     upper = engine.config.upper_face_weight
     cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}-upper{upper}{other}.json"
     if cache.exists():
@@ -173,8 +173,7 @@ def main() -> None:
         for policy, r in res.items():
             print(f"| {off} | {policy} | {r['tpir']:.3f} | {r['wrong_person']:.3f} | {r['fpir']:.3f} "
                   f"({r['false']}/{r['strangers']}) |")
-    out = REPO / "bench" / "results" / ("voting.json" if args.descriptor == DESCRIPTORS[0]
-                                        else f"voting-{args.descriptor}.json")
+    out = REPO / "bench" / "results" / f"voting{descriptor_suffix(args.descriptor)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
                                "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
