@@ -203,48 +203,37 @@ JOIN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
 def joined_vectors(engine, arc: dict, ab: dict, weight: float) -> dict:
-    """Per kind and face, ArcFace joined with dlib's ResNet as ``embed.join`` joins FaceRes with it
-    (``(1 - w) cos_ArcFace + w cos_ResNet``): a masked face's ArcFace vector fused with its upper face
-    (the opt-in's weight), its ResNet descriptor with the ResNet's upper face (the default engine's
-    ``resnet_upper_weight``); ``ab``: the ablation's embeddings of the same crops (``rn``, ``rnup``)."""
-    score = ablation.Scorer(ab, engine, None)
+    """ArcFace joined with dlib's ResNet as ``embed.join`` joins FaceRes with it (``(1 - w) cos_ArcFace
+    + w cos_ResNet``), in :func:`embed_kinds`' layout with the joined vector as ``full`` (no upper face:
+    it is already fused in), so that :func:`score` and :func:`calibrate` read it with ``fuse`` 0. A
+    masked face's ArcFace vector is fused with its upper face (the opt-in's weight), its ResNet
+    descriptor with the ResNet's upper face (the default engine's ``resnet_upper_weight``); ``ab``: the
+    ablation's embeddings of the same crops (``rn``, ``rnup``)."""
+    resnet = ablation.Scorer(ab, engine, None).resnet
     out: dict = {}
     for kind, faces in arc.items():
         masked = kind != "orig"
         out[kind] = {}
         for key, d in faces.items():
-            r = score.resnet(kind, key, True, CFG.resnet_upper_weight if masked else 0.0)
+            r = resnet(kind, key, True, CFG.resnet_upper_weight if masked else 0.0)
             if r is not None:
-                out[kind][key] = join(matching(d, masked, ARC.upper_face_weight), r, weight)
+                v = join(matching(d, masked, ARC.upper_face_weight), r, weight)
+                out[kind][key] = {"full": v, "plain": v, "up": None}
     return out
 
 
-def joined_score(vecs: dict, a, b, akind: str, bkind: str) -> float:
-    """A pair's joined score, a masked probe against a photographed face also against its
-    synthetic-mask templates (as :func:`score` with ``gallery``)."""
-    va, vb = vecs[akind].get(a), vecs[bkind].get(b)
-    if va is None or vb is None:
-        return -1.0
-    s = float(va @ vb)
-    if bkind != "orig" and akind == "orig":
-        s = max([s] + [float(vecs[k][a] @ vb) for k in ("prod0", "prod1") if a in vecs[k]])
-    return s
-
-
 def join_resnet(engine, crops: dict, arc: dict, pairs, same, folds) -> tuple[dict, dict]:
-    """Verification and FAR 1e-4 / 1e-3 calibration of ArcFace joined with the ResNet for each weight of
+    """Verification and FAR 1e-3 / 1e-4 calibration of ArcFace joined with the ResNet for each weight of
     :data:`JOIN_WEIGHTS` (``--join-resnet``; measured, not built)."""
     ab = ablation.embed_variants(engine, crops)
     results, calib = {}, {}
     for w in JOIN_WEIGHTS:
-        vecs = joined_vectors(engine, arc, ab, w)
+        joined = joined_vectors(engine, arc, ab, w)
         label = f"ArcFace + ResNet w {w}"
-        results[label] = {s: verification_metrics(np.array([joined_score(vecs, a, b, ak, bk) for a, b, _ in pairs]),
-                                                  same, folds) for s, (ak, bk) in ablation.SETS.items()}
-        keys = [k for k in vecs["orig"] if all(k in vecs[kind] for kind in ("prod0", "prod1", "mtf"))]
-        calib[label] = {"images": len(keys), **ablation.thresholds(
-            np.array([k[0] for k in keys]), *(np.stack([vecs[kind][k] for k in keys])
-                                              for kind in ("orig", "prod0", "prod1", "mtf")), (1e-3, 1e-4))}
+        results[label] = {s: verification_metrics(np.array([score(joined, a, b, ak, bk, gallery=True)
+                                                            for a, b, _ in pairs]), same, folds)
+                          for s, (ak, bk) in ablation.SETS.items()}
+        calib[label] = calibrate(joined, 0.0)
         print(f"  joined at {w}", file=sys.stderr, flush=True)
     return results, calib
 
