@@ -81,6 +81,7 @@ QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before 
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
+INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 ERROR_MESSAGES = {
     "unreadable_image": "The frame could not be decoded.",
@@ -90,6 +91,9 @@ ERROR_MESSAGES = {
     "updating": "The list of enrolled people is being rebuilt for this version of MaskNet. Check-ins resume by "
                 "themselves when it is ready.",
 }
+# the page shows the code's banner; the message says which part is away
+INDEX_UNREADABLE = ("Temporarily unavailable: the list of enrolled people cannot be read. Check-ins resume by "
+                    "themselves.")
 _unavailable_logged_at = 0.0
 
 
@@ -249,6 +253,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_version: int | None = None
         self._thresholds: dict = {}
         self._index_stale = True
+        self._index_retry_at = 0.0   # after a failed load: not again before this (monotonic)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -331,8 +336,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if time.monotonic() - self._checked_at > self._recheck_s and not await self._still_valid():
             await self._revoke()
             return
-        if self._index_stale:
-            await self._load_index()
+        if self._index_stale and not await self._load_index():
+            # never vote people "unknown" against a gallery that could not be read
+            await self._error(seq, "unavailable", INDEX_UNREADABLE)
+            return
         loop = asyncio.get_running_loop()
         analysis = await loop.run_in_executor(engine_pool(), analyze_frame, data, self._index, self._thresholds,
                                               settings.MASKNET_CHECKIN_SNAPSHOTS)
@@ -441,12 +448,39 @@ class KioskConsumer(AsyncWebsocketConsumer):
 
     # -------------------------------------------------------------------------- index, kiosk row
 
-    async def _load_index(self) -> None:
-        version = await database_sync_to_async(IndexVersion.objects.current)()   # may raise: stays stale
-        self._index_stale = False
+    async def _load_index(self) -> bool:
+        """Load the active index version (the next frame's gallery and site thresholds).
+
+        Returns ``False`` when its file cannot be read: the index stays stale and is tried again
+        after ``INDEX_RETRY_S`` (a shared volume that lags the broadcast, a file being restored).
+        A newer version announced while this one loads wins: the loaded one is thrown away and the
+        newer one loaded (a few times at most; the periodic recheck catches anything later).
+        A database error propagates and leaves the index stale."""
+        for _ in range(3):
+            if not self._index_stale:
+                return True
+            if time.monotonic() < self._index_retry_at:
+                return False
+            # cleared before the first await: an ``index.updated`` during the load sets it again
+            self._index_stale = False
+            try:
+                loaded = await self._load_current_index()
+            except BaseException:
+                self._index_stale = True
+                raise
+            if not loaded:
+                self._index, self._index_stale = None, True
+                self._index_retry_at = time.monotonic() + INDEX_RETRY_S
+                return False
+        return not self._index_stale
+
+    async def _load_current_index(self) -> bool:
+        """One attempt of :meth:`_load_index`; ``False`` when the active version's file cannot be read."""
+        version = await database_sync_to_async(IndexVersion.objects.current)()
         if version is None:
-            self._index, self._index_version, self._thresholds = None, None, {}
-            return
+            if not self._index_stale:
+                self._index, self._index_version, self._thresholds = None, None, {}
+            return True
         if version.model_version != template_version():
             try:   # after an upgrade: the first kiosk to load the old index asks for a new one
                 await database_sync_to_async(index_refresh_if_outdated)()
@@ -456,15 +490,19 @@ class KioskConsumer(AsyncWebsocketConsumer):
         try:
             index = await asyncio.get_running_loop().run_in_executor(engine_pool(), version.load)
         except (EngineError, OSError):
-            log.exception("kiosk #%s: cannot load index v%s", self.kiosk.pk, version.pk)
-            index = None
+            log.exception("kiosk #%s: cannot load index v%s (trying again in %.0f s)", self.kiosk.pk, version.pk,
+                          INDEX_RETRY_S)
+            return False
+        if self._index_stale:
+            return True   # superseded while it loaded: the caller loads the newer version
         if version.pk != self._index_version:
             # votes were cast against the old gallery (someone may have just been enrolled while
             # standing there): count afresh, without the old "unknown" doubt
             self._voter.reset()
         self._index, self._index_version = index, version.pk
-        self._thresholds = dict((version.metrics or {}).get("thresholds") or {})
-        self._thresholds = {k: v for k, v in self._thresholds.items() if k in ("masked", "unmasked")}
+        thresholds = (version.metrics or {}).get("thresholds") or {}
+        self._thresholds = {k: v for k, v in thresholds.items() if k in ("masked", "unmasked")}
+        return True
 
     async def index_updated(self, event: dict) -> None:
         """A new index version is active: drop the old one now, load the new one with the next frame."""

@@ -430,6 +430,76 @@ def test_the_index_is_reloaded_when_a_new_version_is_active(engine_script, paire
     assert len(third) == 2 and t3 == {"masked": 0.4, "unmasked": 0.45}
 
 
+def test_an_unreadable_index_is_answered_unavailable_and_tried_again(engine_script, paired, settings, tmp_path,
+                                                                       monkeypatch):
+    """An index file that cannot be read (a shared volume lagging the broadcast) must not make the
+    kiosk vote everybody "unknown": its frames are answered ``unavailable`` without analysis, and
+    the load is tried again (after ``INDEX_RETRY_S``) until the file is there."""
+    from enrollment.models import index_cache_clear
+
+    index_cache_clear()
+    settings.MASKNET_INDEX_DIR = tmp_path
+    version = _index_version(settings, ["1"], {"masked": 0.5, "unmasked": 0.6})
+    hidden = version.file.with_suffix(".hidden")
+    version.file.rename(hidden)
+    monkeypatch.setattr(consumers, "INDEX_RETRY_S", 0.5)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = [await ask(comm, "face:1:0.9:u") for _ in range(2)]   # the second within the retry delay
+        hidden.rename(version.file)
+        await asyncio.sleep(0.6)
+        answers.append(await ask(comm, "face:1:0.9:u"))
+        await comm.disconnect()
+        return answers
+
+    answers = run(scenario)
+    assert [a.get("code") for a in answers[:2]] == ["unavailable"] * 2
+    assert "cannot be read" in answers[0]["message"]
+    assert answers[2]["type"] == "result"
+    ((index, thresholds),) = engine_script.indexes     # only the frame after the file came back
+    assert len(index) == 1 and thresholds == {"masked": 0.5, "unmasked": 0.6}
+    assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
+
+
+def test_a_version_announced_while_the_index_loads_wins(engine_script, paired, settings, tmp_path, monkeypatch):
+    """``index.updated`` arriving while the kiosk reads the previous version's file: the frame is
+    matched against the new version, never against the one that was being read."""
+    import threading
+
+    from enrollment.models import index_cache_clear
+
+    index_cache_clear()
+    settings.MASKNET_INDEX_DIR = tmp_path
+    first = _index_version(settings, ["1"], {"masked": 0.5, "unmasked": 0.6})
+    reading, gate = threading.Event(), threading.Event()
+    real_load = IndexVersion.load
+
+    def slow_load(self):
+        if self.pk == first.pk:
+            reading.set()
+            assert gate.wait(5)
+        return real_load(self)
+
+    monkeypatch.setattr(IndexVersion, "load", slow_load)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=frame("none"))
+        assert await asyncio.get_running_loop().run_in_executor(None, reading.wait, 5)
+        await database_sync_to_async(_index_version)(settings, ["1", "2"], {"masked": 0.4, "unmasked": 0.45})
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": 2})
+        await asyncio.sleep(0.1)
+        gate.set()
+        answer = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return answer
+
+    assert run(scenario)["type"] == "result"
+    ((index, thresholds),) = engine_script.indexes
+    assert len(index) == 2 and thresholds == {"masked": 0.4, "unmasked": 0.45}
+
+
 def test_an_index_made_by_an_earlier_recognizer_version_is_rebuilt_once(engine_script, paired, settings, tmp_path,
                                                                         no_background_rebuilds):
     """After an upgrade the active index holds templates of the old pipeline: the first kiosk that
