@@ -4,9 +4,14 @@ erase), photos, index versions and training runs (live progress). Every write go
 
 from __future__ import annotations
 
+import copy
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -146,7 +151,7 @@ class PersonAdmin(admin.ModelAdmin):
     list_display_links = ("thumbnail", "full_name")
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "photo_grid")
     actions = ("rebuild_index", "deactivate", "erase_biometric_data")
     list_per_page = 50
 
@@ -165,6 +170,13 @@ class PersonAdmin(admin.ModelAdmin):
     def photo_count(self, obj: Person) -> int:
         return getattr(obj, "photo_count", 0)
 
+    @admin.display(description="Photos")
+    def photo_grid(self, obj: Person) -> str:
+        """The person's photos for view-only staff: the change page's grid, without "remove"."""
+        widget = PhotoGridWidget(can_remove=False)
+        widget.choices = forms.ModelMultipleChoiceField(queryset=obj.photos.all()).choices
+        return widget.render("photo_grid", [])
+
     # ---------------------------------------------------------------- permissions
     def has_delete_permission(self, request: HttpRequest, obj: Person | None = None) -> bool:
         return False  # people leave through "erase biometric data", which leaves an audit record
@@ -182,11 +194,17 @@ class PersonAdmin(admin.ModelAdmin):
         main = (None, {"fields": PERSON_FIELDS})
         if obj is None:
             return [main, ("Photos", {"fields": ("photos",)})]
-        return [main, ("Photos", {"fields": ("remove_photos", "photos")}),
+        # view-only staff: the form's own fields (upload, remove) are not model fields and cannot
+        # be shown read-only; the same grid without checkboxes instead
+        photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)
+        return [main, ("Photos", {"fields": photos}),
                 ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)})]
 
     def get_form(self, request: HttpRequest, obj: Person | None = None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
+        # the factory's class shares PersonForm's declared field objects with every request:
+        # what is set below for this request and user must go on copies
+        form.base_fields = copy.deepcopy(form.base_fields)
         if "remove_photos" in form.base_fields:
             field = form.base_fields["remove_photos"]
             field.queryset = obj.photos.all() if obj else FacePhoto.objects.none()
@@ -195,6 +213,25 @@ class PersonAdmin(admin.ModelAdmin):
         if not request.user.has_perm("enrollment.add_facephoto") and "photos" in form.base_fields:
             form.base_fields["photos"].disabled = True
         return form
+
+    # ---------------------------------------------------------------- Django's own history
+    # Django's admin history ("Recent actions", each object's history page) stores str(obj), the
+    # person's name and staff id, in django_admin_log: keep only the id there, as the audit log does,
+    # so that erasure leaves no name behind (person_erase deletes the person's rows too).
+    def _log(self, request: HttpRequest, obj: Person, flag: int, message: str | list) -> LogEntry:
+        return LogEntry.objects.create(
+            user_id=request.user.pk, content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
+            object_id=str(obj.pk), object_repr=f"person #{obj.pk}", action_flag=flag,
+            change_message=message if isinstance(message, str) else json.dumps(message))
+
+    def log_addition(self, request: HttpRequest, obj: Person, message: str | list) -> LogEntry:
+        return self._log(request, obj, ADDITION, message)
+
+    def log_change(self, request: HttpRequest, obj: Person, message: str | list) -> LogEntry:
+        return self._log(request, obj, CHANGE, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> list[LogEntry]:
+        return [self._log(request, obj, DELETION, "") for obj in queryset]
 
     def save_model(self, request: HttpRequest, obj: Person, form: forms.ModelForm, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in PERSON_FIELDS if name in form.cleaned_data}

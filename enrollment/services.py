@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -133,14 +135,17 @@ def person_erase(*, person: Person, actor: object | None) -> None:
     """Delete a person with every photo (files included), cached template and index entry.
 
     Index versions that contain the person are rewritten (the active one: a new version without
-    them, switched atomically) or deleted (inactive ones). Only an audit record with the person's
-    id remains. Photo and index files are deleted once the transaction commits.
+    them, switched atomically) or deleted (inactive ones), and Django's admin history of the person
+    goes too. Only an audit record with the person's id remains. Photo and index files are deleted
+    once the transaction commits.
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
         names = list(FacePhoto.objects.filter(person_id=pk).values_list("image", flat=True))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         Person.objects.filter(pk=pk).delete()  # cascades to photos and cached templates
+        # Django's admin history of the person (rows written before it kept only ids held the name)
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Person), object_id=str(pk)).delete()
         scrubbed = _index_scrub(label=label, photos=embedded)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, "

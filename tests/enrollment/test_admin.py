@@ -177,6 +177,48 @@ def test_enroller_cannot_erase_or_delete(enroller_client, person):
     assert not AuditEvent.objects.filter(action="erase").exists()
 
 
+def test_django_admin_history_keeps_no_name_and_erasure_clears_it(su_client, django_capture_on_commit_callbacks):
+    """Django's own admin history ("Recent actions") stores ``str(obj)``: for people only their id,
+    and erasure deletes the person's rows (also rows written by an earlier version with the name)."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    assert su_client.post(reverse("admin:enrollment_person_add"),
+                          {"full_name": "Sally Ride", "staff_id": "S-7", "active": "on"}).status_code == 302
+    person = Person.objects.get(staff_id="S-7")
+    assert su_client.post(change_url(person), person_form(person, department="Orbit")).status_code == 302
+    rows = LogEntry.objects.filter(object_id=str(person.pk))
+    assert rows.count() == 2 and {r.object_repr for r in rows} == {f"person #{person.pk}"}
+    su_client.get(CHANGELIST)   # shows (and so ends) the "was changed successfully" notices
+    home = su_client.get(reverse("admin:index")).content.decode()
+    assert f"person #{person.pk}" in home and "Sally Ride" not in home and "S-7" not in home
+    LogEntry.objects.create(user_id=rows[0].user_id, content_type=ContentType.objects.get_for_model(Person),
+                            object_id=str(person.pk), object_repr=str(person), action_flag=CHANGE)  # an old row
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_erase(person=person, actor=None)
+    assert not LogEntry.objects.filter(object_id=str(person.pk)).exists()
+    assert "Sally Ride" not in su_client.get(reverse("admin:index")).content.decode()
+
+
+def test_a_view_only_visit_does_not_disable_uploads_for_enrollers(client, enroller, person):
+    """The admin's form class shares PersonForm's field objects: a visitor who may not add photos
+    must not switch the upload off for everybody who comes after (nor pin the photo list)."""
+    import re
+
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=("view_person", "view_facephoto")))
+    other = services.person_create(actor=None, full_name="Tom Hanks", staff_id="T-2")
+    client.force_login(viewer)
+    page = client.get(change_url(other))
+    assert page.status_code == 200 and "No photos yet" in page.content.decode()   # the grid, read-only
+    client.force_login(enroller)
+    html = client.get(change_url(person)).content.decode()
+    (upload,) = re.findall(r'<input[^>]*name="photos"[^>]*>', html)
+    assert "disabled" not in upload
+
+
 def test_nobody_deletes_people_directly(su_client, person):
     assert su_client.get(reverse("admin:enrollment_person_delete", args=[person.pk])).status_code == 403
 
