@@ -229,6 +229,35 @@ def test_a_live_run_makes_others_wait(make_photo):
     assert run.state == "queued"
 
 
+def test_a_queued_run_waits_for_a_long_rebuild_however_many_retries_it_takes(monkeypatch):
+    """A message that finds another rebuild running retries until that one ends (a full re-embed
+    runs for minutes, longer than any fixed number of 10 s retries): the run it carries must not be
+    left queued for good. A database that stays away still ends the task after DB_RETRIES."""
+    from django.db import OperationalError
+
+    from enrollment import tasks
+
+    def once(exc: Exception):
+        """The service raising ``exc`` on its first call only (apply() runs a retry at once)."""
+        calls = []
+
+        def service(**kwargs):
+            calls.append(kwargs)
+            if len(calls) == 1:
+                raise exc
+            return None
+        return service
+
+    monkeypatch.setattr(services, "index_rebuild", once(services.RebuildBusy(7)))
+    assert rebuild_index_task.apply(args=(7,), kwargs={"force": False}, retries=500).state == "SUCCESS"
+
+    monkeypatch.setattr(services, "index_rebuild", once(OperationalError("connection refused")))
+    assert rebuild_index_task.apply(args=(7,), retries=tasks.DB_RETRIES - 1).state == "SUCCESS"
+    monkeypatch.setattr(services, "index_rebuild", once(OperationalError("connection refused")))
+    late = rebuild_index_task.apply(args=(7,), retries=tasks.DB_RETRIES)
+    assert late.state == "FAILURE" and isinstance(late.result, OperationalError)
+
+
 def test_duplicate_messages_do_nothing(make_photo):
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = rebuild_now()
