@@ -17,6 +17,7 @@
   const MIN_INTERVAL_MS = 1000 / MAX_FPS;
   const STALL_MS = 5000;          // an unanswered frame is given up after this long
   const OUTCOME_HOLD_MS = 4000;   // checked in / already / unknown stay at least this long
+  const NOTICE_HOLD_MS = 3000;    // "temporarily unavailable" / "updating": no flicker with the frames between
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
 
@@ -108,6 +109,8 @@
       icon.innerHTML = '<svg viewBox="0 0 24 24" fill="currentColor">' + (ICONS[v.icon] || "") + "</svg>";
       shown = { state: state, key: key, until: isOutcome(state) ? now + OUTCOME_HOLD_MS : 0 };
     }
+    // a notice is held while it keeps coming back (say every frame that needs the database)
+    if (isNotice(state)) shown.until = now + NOTICE_HOLD_MS;
     chipMask.hidden = !v.mask;
     icon.classList.toggle("spinning", !!v.spinner);
     progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
@@ -116,6 +119,10 @@
 
   function isOutcome(state) {
     return state === "checked_in" || state === "already" || state === "unknown";
+  }
+
+  function isNotice(state) {
+    return state === "unavailable" || state === "updating";
   }
 
   function drawBox(box) {
@@ -156,6 +163,7 @@
   let attempt = 0;
   let inFlight = false;
   let sentAt = 0;
+  let sent = 0;              // frames sent on this socket: the server numbers its answers the same way
   let lastSend = 0;
   let stopped = false;       // unpaired: no more reconnects
   let cameraReady = false;
@@ -171,6 +179,7 @@
     if (stopped) return;
     helloSeen = false;
     inFlight = false;
+    sent = 0;
     try {
       ws = new WebSocket(socketUrl());
     } catch (e) {
@@ -185,6 +194,12 @@
     ws.onerror = () => { /* onclose follows */ };
   }
 
+  // Only the answer to the newest frame sent frees the next one: after a stall (an unanswered frame
+  // given up after STALL_MS) the late answer to the older frame must not let two frames queue up.
+  function answered(msg) {
+    if (typeof msg.frame !== "number" || msg.frame >= sent) inFlight = false;
+  }
+
   function onMessage(data) {
     if (typeof data !== "string") return;
     let msg;
@@ -197,7 +212,8 @@
         if (cameraReady) render("searching", {}, true);
         break;
       case "result": {
-        inFlight = false;
+        answered(msg);
+        unavailableSeen = false;
         framesAnswered += 1;
         const previous = lastResult;
         lastResult = msg;
@@ -209,10 +225,10 @@
         break;
       }
       case "dropped":
-        inFlight = false;
+        answered(msg);
         break;
       case "error":
-        inFlight = false;
+        answered(msg);
         if (msg.code === "models_missing") render("not_ready", msg, true);
         else if (msg.code === "unavailable") { unavailableSeen = true; render("unavailable", msg, true); }
         else if (msg.code === "updating") render("updating", msg, true);
@@ -280,6 +296,7 @@
     canvas.toBlob((blob) => {
       if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
       ws.send(blob);
+      sent += 1;
     }, "image/jpeg", config.jpeg_quality || 0.8);
   }
 

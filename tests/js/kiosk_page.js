@@ -1,0 +1,138 @@
+/* Drives static/kiosk/kiosk.js in Node with a scripted clock, camera and WebSocket (no browser):
+ * the page's frame rhythm and banner rules, which the real-browser test cannot provoke on demand.
+ * Run by tests/recognition/test_kiosk_page_js.py; prints one line per check, exits 1 on a failure.
+ */
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const vm = require("vm");
+
+const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
+
+function element(extra) {
+  return Object.assign({
+    dataset: {}, style: {}, hidden: false, textContent: "", innerHTML: "", className: "",
+    clientWidth: 1280, clientHeight: 800, classList: { toggle() {} },
+  }, extra || {});
+}
+
+/** A fresh page: returns the controls of its world. */
+function page() {
+  let now = 0;
+  let timers = [];
+  const sockets = [];
+  class FakeSocket {
+    constructor(url) {
+      this.url = url; this.readyState = FakeSocket.OPEN; this.bufferedAmount = 0; this.sent = 0;
+      sockets.push(this);
+    }
+    send() { this.sent += 1; }
+    close() {}
+  }
+  FakeSocket.OPEN = 1;
+  const elements = {
+    "kiosk-config": element({ textContent: JSON.stringify({ ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }) }),
+    camera: element({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} }),
+  };
+  const track = { addEventListener() {}, stop() {} };
+  const context = {
+    console,
+    Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error,
+    performance: { now: () => now },
+    setTimeout: (fn, ms) => { timers.push({ at: now + (ms || 0), fn }); return timers.length; },
+    setInterval: () => 0,
+    location: { protocol: "http:", host: "kiosk.test" },
+    fetch: () => Promise.reject(new Error("offline")),
+    WebSocket: FakeSocket,
+    navigator: { mediaDevices: { getUserMedia: async () => ({ getVideoTracks: () => [track], getTracks: () => [track] }) } },
+    document: {
+      hidden: false,
+      getElementById: (id) => elements[id] || (elements[id] = element()),
+      createElement: () => element({ getContext: () => ({ drawImage() {} }), toBlob: (cb) => cb({ size: 1000 }) }),
+      addEventListener() {},
+    },
+  };
+  context.window = { isSecureContext: true, addEventListener() {} };
+  vm.createContext(context);
+  vm.runInContext(SOURCE, context);
+  return {
+    sockets,
+    stage: elements.stage,
+    /** Run the timers due within the next ``ms`` milliseconds, in order. */
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        timers.sort((a, b) => a.at - b.at);
+        if (!timers.length || timers[0].at > end) break;
+        const t = timers.shift();
+        now = t.at;
+        t.fn();
+      }
+      now = end;
+    },
+    say(socket, msg) { socket.onmessage({ data: JSON.stringify(msg) }); },
+  };
+}
+
+const failures = [];
+function check(what, ok, detail) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}${ok ? "" : ` (${detail})`}`);
+  if (!ok) failures.push(what);
+}
+
+async function main() {
+  // ---- one frame in flight, also after a stall
+  let p = page();
+  await new Promise((r) => setImmediate(r));          // getUserMedia, video.play()
+  const ws = p.sockets[0];
+  p.say(ws, { type: "hello" });
+  p.advance(200);
+  check("a frame is sent once the socket and the camera are ready", ws.sent === 1, `sent ${ws.sent}`);
+  p.advance(1000);
+  check("no second frame while the first is unanswered", ws.sent === 1, `sent ${ws.sent}`);
+  p.advance(5000);
+  check("a frame unanswered for 5 s is given up and the next one sent", ws.sent === 2, `sent ${ws.sent}`);
+  p.say(ws, { type: "result", frame: 1, state: "searching" });
+  p.advance(600);
+  check("the late answer to the given-up frame does not free a third one", ws.sent === 2, `sent ${ws.sent}`);
+  p.say(ws, { type: "dropped", frame: 1 });
+  p.advance(600);
+  check("nor does a 'dropped' for an older frame", ws.sent === 2, `sent ${ws.sent}`);
+  p.say(ws, { type: "result", frame: 2, state: "searching" });
+  p.advance(200);
+  check("the answer to the newest frame frees the next one", ws.sent === 3, `sent ${ws.sent}`);
+
+  // ---- "temporarily unavailable" holds between the frames that say it
+  p.say(ws, { type: "error", frame: 3, code: "unavailable", message: "database away" });
+  check("'unavailable' is shown", p.stage.dataset.state === "unavailable", p.stage.dataset.state);
+  p.advance(200);
+  p.say(ws, { type: "result", frame: 4, state: "recognising", progress: 0.2 });
+  check("a result right after it does not replace it (no flicker)", p.stage.dataset.state === "unavailable",
+        p.stage.dataset.state);
+  p.advance(3200);
+  p.say(ws, { type: "result", frame: ws.sent, state: "recognising", progress: 0.4 });
+  check("results show again once the notice has stopped coming", p.stage.dataset.state === "recognising",
+        p.stage.dataset.state);
+  // a later disconnect is a lost connection, not the database's earlier blip
+  ws.onclose({ code: 1006 });
+  check("a disconnect after the database came back says 'connection lost'",
+        p.stage.dataset.state === "connection_lost", p.stage.dataset.state);
+
+  // ---- a new socket starts its own count
+  p.advance(20000);
+  const again = p.sockets[1];
+  check("the page reconnects", !!again, `${p.sockets.length} sockets`);
+  p.say(again, { type: "hello" });
+  p.advance(200);
+  check("the new socket gets a frame", again.sent === 1, `sent ${again.sent}`);
+  p.say(again, { type: "result", frame: 1, state: "searching" });
+  p.advance(200);
+  check("and its answer (frame 1 of this socket) frees the next", again.sent === 2, `sent ${again.sent}`);
+
+  if (failures.length) {
+    console.log(`${failures.length} check(s) failed`);
+    process.exit(1);
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(2); });
