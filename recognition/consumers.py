@@ -261,6 +261,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         events.register_loop(asyncio.get_running_loop())
         await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
         await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
+        if not await self._still_paired(token):
+            await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
+            self.kiosk = None
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
         await self.accept()
         try:
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
@@ -269,6 +275,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "hello", "kiosk": self.kiosk.name, "location": self.kiosk.location,
                           "site": self.kiosk.site})
         asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
+
+    async def _still_paired(self, token: str) -> bool:
+        """Read the kiosk row again once the socket is in its groups: a revocation published
+        between the first read and joining them reached no group. With the database gone in that
+        instant the socket goes on (its periodic recheck reads the row again)."""
+        try:
+            kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
+        except DB_ERRORS as exc:
+            _log_unavailable(exc)
+            return True
+        return kiosk is not None and kiosk.pk == self.kiosk.pk
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups; a frame being analysed finishes in its thread, unanswered."""

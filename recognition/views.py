@@ -71,7 +71,15 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
         return _kiosk_headers(render(request, "kiosk/unpaired.html", status=403))
     config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_fps": 8, "max_width": 640,
               "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE}
-    return _kiosk_headers(render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config}))
+    response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config})
+    # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")
+    _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])
+    return _kiosk_headers(response)
+
+
+def _set_device_cookie(request: HttpRequest, response: HttpResponse, token: str) -> None:
+    response.set_cookie(KIOSK_COOKIE, token, max_age=KIOSK_COOKIE_AGE, httponly=True, samesite="Strict",
+                        secure=request.is_secure(), path="/")
 
 
 @never_cache
@@ -106,8 +114,7 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
         return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404))
     _kiosk, token = result
     response = redirect("kiosk")
-    response.set_cookie(KIOSK_COOKIE, token, max_age=KIOSK_COOKIE_AGE, httponly=True, samesite="Strict",
-                        secure=request.is_secure(), path="/")
+    _set_device_cookie(request, response, token)
     return _kiosk_headers(response)
 
 

@@ -110,6 +110,34 @@ def test_revoking_closes_the_open_socket_at_once(engine_script, paired):
     run(scenario)
 
 
+def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, monkeypatch):
+    """Revoked after the socket's token was read but before it joined its groups (the broadcast
+    reached nobody): the handshake reads the row again once in the groups and refuses."""
+    from recognition.models import Kiosk
+
+    kiosk, token = paired
+    real = Kiosk.objects.for_device_token
+    calls = []
+
+    def read_then_revoke(value):
+        found = real(value)
+        calls.append(found)
+        if len(calls) == 1:
+            services.kiosk_revoke(kiosk=kiosk, actor=None)
+        return found
+
+    monkeypatch.setattr(Kiosk.objects, "for_device_token", read_then_revoke)
+
+    async def scenario():
+        comm = communicator(token)
+        connected, code = await comm.connect(timeout=5)
+        await comm.disconnect()
+        return connected, code
+
+    assert run(scenario) == (False, 4401)
+    assert calls[0] is not None and calls[1] is None
+
+
 def test_pairing_another_device_disconnects_the_old_one(engine_script, paired):
     kiosk, token = paired
 

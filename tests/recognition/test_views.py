@@ -42,6 +42,8 @@ def test_pairing_link_sets_an_httponly_cookie_once(client):
     assert Kiosk.objects.for_device_token(cookie.value) == kiosk
     kiosk_page = client.get(reverse("kiosk"))
     assert kiosk_page.status_code == 200 and b"Front door" in kiosk_page.content
+    renewed = kiosk_page.cookies[consumers.KIOSK_COOKIE]       # each load renews the year
+    assert renewed.value == cookie.value and renewed["max-age"] == cookie["max-age"] and renewed["httponly"]
     assert b'id="kiosk-config"' in kiosk_page.content and b"kiosk/kiosk.js" in kiosk_page.content
     assert "connect-src 'self'" in kiosk_page["Content-Security-Policy"]
     assert client.get(reverse("kiosk-status")).json() == {"paired": True, "kiosk": "Front door"}
