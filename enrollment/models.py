@@ -197,7 +197,7 @@ class IndexVersion(models.Model):
         return _load_index(self.pk, str(self.file))
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)   # only the version in use: a replaced one (an erasure's) leaves memory
 def _load_index(version_id: int, path: str) -> Index:
     return Index.load(Path(path))
 

@@ -141,6 +141,11 @@ def person_erase(*, person: Person, actor: object | None) -> None:
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
+        # first the lock a rebuild's switch takes (the active version's row): a switch that read the
+        # person as active commits before this goes on, and the scrub below, a later statement,
+        # sees the version it made (locking only in the scrub, PostgreSQL's snapshot of that one
+        # statement could miss it, and the person stayed in the active index)
+        list(IndexVersion.objects.select_for_update().filter(is_active=True))
         names = list(FacePhoto.objects.filter(person_id=pk).values_list("image", flat=True))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         Person.objects.filter(pk=pk).delete()  # cascades to photos and cached templates
@@ -150,7 +155,7 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, "
                              f"{scrubbed} index versions rewritten or deleted")
-        transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}"))
+        transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
 
@@ -291,10 +296,16 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
 
 
-def _delete_media(names: list[str], folder: str | None = None) -> None:
+def _delete_media(names: list[str], folder: str | None = None, everything: bool = False) -> None:
+    """Delete the files ``names``, then ``folder`` if empty. ``everything`` (erasure): every file in
+    ``folder`` too, also files no row names (an upload whose transaction rolled back after its file
+    was written)."""
     for name in names:
         if name:
             default_storage.delete(name)
+    if folder and everything and default_storage.exists(folder):
+        for name in default_storage.listdir(folder)[1]:
+            default_storage.delete(f"{folder}/{name}")
     if folder:
         path = Path(settings.MEDIA_ROOT) / folder
         if path.is_dir() and not any(path.iterdir()):

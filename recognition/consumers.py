@@ -56,7 +56,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from enrollment import events
-from enrollment.models import IndexVersion
+from enrollment.models import IndexVersion, index_cache_clear
 from enrollment.recognizer import get_engine, template_version
 from enrollment.services import index_refresh_if_outdated
 from recognition.engine import EngineError, Face, Index, NoFaceFound
@@ -522,9 +522,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return True
 
     async def index_updated(self, event: dict) -> None:
-        """A new index version is active: drop the old one now, load the new one with the next frame."""
+        """A new index version is active: drop the old one now, load the new one with the next frame.
+        The process's cached copy goes too (an erasure's replaced version must not stay in memory
+        in processes other than the one that erased)."""
         self._index = None
         self._index_stale = True
+        index_cache_clear()
 
     async def _still_valid(self) -> bool:
         """Re-read the kiosk row (still active, same token) and the current index version.

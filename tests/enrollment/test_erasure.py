@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from audit.models import AuditEvent
 from enrollment import services
@@ -31,6 +34,9 @@ def test_erase_leaves_nothing_but_an_audit_record(make_photo, superuser, setting
     label, pk = str(gone.pk), gone.pk
     index_dir = Path(settings.MASKNET_INDEX_DIR)
     assert len(index_files_with(label, index_dir)) == 2
+    # a file no row names: an upload whose transaction rolled back after the file was written
+    orphan = Path(settings.MEDIA_ROOT) / "faces" / str(pk) / "rolled-back.jpg"
+    orphan.write_bytes(b"\xff\xd8\xff a face")
 
     with django_capture_on_commit_callbacks(execute=True):
         services.person_erase(person=gone, actor=superuser)
@@ -60,3 +66,62 @@ def test_erase_then_rebuild_still_excludes_the_person(make_photo, django_capture
     run = services.index_rebuild_request(actor=None, reason="after erase", force=True)
     rebuild_index_task(run.pk, force=True)
     assert IndexVersion.objects.current().load().identities == {str(a.pk)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, monkeypatch):
+    """A rebuild's switch that read the person as active (its version being written) while the
+    erasure runs: the erasure waits for the switch and scrubs the version it made. (On PostgreSQL
+    a scrub that only locked inside its own statement missed the new version.)"""
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and per-statement snapshots: PostgreSQL only (SQLite serialises writers)")
+    keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    for person in (keep, gone):
+        make_photo(person)
+    first = services.index_rebuild_request(actor=None, reason="test", force=True)
+    rebuild_index_task(first.pk, force=True)
+    label = str(gone.pk)
+    assert label in IndexVersion.objects.current().load().identities
+
+    writing, release = threading.Event(), threading.Event()
+    real_save = services._index_save
+
+    def slow_save(index, run_id):
+        writing.set()              # the switch holds the active version's lock and has read who is active
+        assert release.wait(10)
+        return real_save(index, run_id)
+
+    monkeypatch.setattr(services, "_index_save", slow_save)
+    current = IndexVersion.objects.current()
+    index, key = current.load(), current.model_version
+    run = services.index_rebuild_request(actor=None, reason="racing", force=True)
+    errors: list[BaseException] = []
+
+    def in_thread(fn):
+        def body():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+            finally:
+                close_old_connections()
+                connection.close()
+        return threading.Thread(target=body)
+
+    switch = in_thread(lambda: services._index_switch(run=run, index=index, version_key=key, photo_count=2,
+                                                      metrics={}))
+    erase = in_thread(lambda: services.person_erase(person=gone, actor=None))
+    switch.start()
+    assert writing.wait(10)
+    erase.start()
+    time.sleep(0.5)                # the erasure is now waiting on a lock
+    release.set()
+    switch.join(20)
+    erase.join(20)
+    assert not errors, errors
+    active = IndexVersion.objects.current()
+    assert active.load().identities == {str(keep.pk)}
+    assert not any(label in v.load().identities for v in IndexVersion.objects.all())

@@ -528,6 +528,39 @@ def test_a_version_announced_while_the_index_loads_wins(engine_script, paired, s
     assert len(index) == 2 and thresholds == {"masked": 0.4, "unmasked": 0.45}
 
 
+def test_a_replaced_index_leaves_the_processes_memory(engine_script, paired, settings, tmp_path):
+    """After an erasure the replaced version (with the person's templates) must not stay cached in
+    any process: loading another version evicts it, and ``index.updated`` clears the cache even in
+    a process that loads nothing afterwards."""
+    import gc
+    import weakref
+
+    from enrollment.models import index_cache_clear
+
+    index_cache_clear()
+    settings.MASKNET_INDEX_DIR = tmp_path
+    old = _index_version(settings, ["1", "2"], {})
+    ref = weakref.ref(old.load())
+    _index_version(settings, ["1"], {}).load()
+    gc.collect()
+    assert ref() is None, "the replaced version is still held by the cache"
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await ask(comm, "none")                       # this process now holds the active version
+        assert engine_script.indexes[-1][0] is not None
+        ref = weakref.ref(engine_script.indexes[-1][0])
+        engine_script.indexes.clear()
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": 99})
+        await asyncio.sleep(0.1)
+        await comm.disconnect()
+        return ref
+
+    ref = run(scenario)
+    gc.collect()
+    assert ref() is None, "index.updated left the version in memory"
+
+
 def test_an_index_made_by_an_earlier_recognizer_version_is_rebuilt_once(engine_script, paired, settings, tmp_path,
                                                                         no_background_rebuilds):
     """After an upgrade the active index holds templates of the old pipeline: the first kiosk that
