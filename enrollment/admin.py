@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from . import recognizer, services
@@ -328,7 +329,11 @@ class PersonAdmin(admin.ModelAdmin):
             raise PermissionDenied
         run = services.index_rebuild_request(actor=request.user, reason="admin: rebuild button", force=True)
         self._rebuild_message(request, run)
-        return HttpResponseRedirect(request.POST.get("next") or reverse("admin:enrollment_trainingrun_changelist"))
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+            target = reverse("admin:enrollment_trainingrun_changelist")   # never another site
+        return HttpResponseRedirect(target)
 
     def erase_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Confirm, then erase one person."""

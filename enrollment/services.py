@@ -343,6 +343,12 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
             run = TrainingRun.objects.create(
                 reason=reason[:200], requested_at=now,
                 requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+        if force:
+            # asked for by hand (admin, API, command): who asked is kept even when the request
+            # joins a queued run (the run keeps only its first requester); changes that queue a
+            # rebuild are audited themselves
+            audit_record(actor=actor, action=Action.REBUILD, obj=run,
+                         summary=f"rebuild requested ({reason[:120]}): run #{run.pk}{', joined' if joined else ''}")
         dispatch.enqueue_rebuild(run.pk, countdown=0.0 if force else settings.MASKNET_REBUILD_DEBOUNCE_S,
                                  force=force)
     return run
@@ -454,6 +460,8 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
         run.save(update_fields=["state", "finished_at", "message", "error"])
         events.training_progress(run)
+        audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
+                     summary=f"run #{run.pk} failed ({type(exc).__name__}): the previous index stays active")
     except Exception:  # noqa: BLE001 - the database may be what failed
         log.exception("could not mark run #%s failed", run.pk)
 

@@ -139,6 +139,15 @@ def test_rebuild_button(enroller_client, enqueued, django_capture_on_commit_call
     with django_capture_on_commit_callbacks(execute=True):
         assert enroller_client.post(url).status_code == 302
     assert len(enqueued) == 1 and enqueued[0]["force"]
+    # pressed again while that run is queued: it joins it, and who asked is audited both times
+    with django_capture_on_commit_callbacks(execute=True):
+        again = enroller_client.post(url, {"next": "https://evil.example/admin/"})
+    assert again.status_code == 302 and again["Location"] == reverse("admin:enrollment_trainingrun_changelist")
+    back = enroller_client.post(url, {"next": CHANGELIST})
+    assert back["Location"] == CHANGELIST
+    run = TrainingRun.objects.get()
+    asked = AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk), actor="enroller")
+    assert asked.count() == 3 and asked.filter(summary__endswith="joined").count() == 2
 
 
 def test_deactivate_action(enroller_client, person):

@@ -166,6 +166,8 @@ def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkey
         rebuild_index_task(run.pk, force=True)
     run.refresh_from_db()
     assert run.state == "failed" and "disk on fire" in run.error
+    failed = AuditEvent.objects.get(action="rebuild", object_id=str(run.pk), summary__contains="failed")
+    assert "RuntimeError" in failed.summary and "disk on fire" not in failed.summary
     assert IndexVersion.objects.current() == good and IndexVersion.objects.count() == 1
     assert good.file.read_bytes() == before and set(Path(good.file.parent).iterdir()) == files_before
     # and it can be re-run once the cause is gone
