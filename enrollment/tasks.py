@@ -11,23 +11,26 @@ DB_RETRIES = 30   # a database away for longer (30 x 30 s) fails the task; the r
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, name="enrollment.rebuild_index")
-def rebuild_index_task(self, run_id: int | None, force: bool = False) -> dict | None:
+def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries: int = 0) -> dict | None:
     """Rebuild the gallery index for the queued run ``run_id`` (``None``: a new run now);
     see ``services.index_rebuild``.
 
     Retries while another rebuild runs, for as long as it runs (a rebuild that re-embeds every
     photo takes minutes; one whose worker died goes stale and is taken over, so this ends), and
     up to ``DB_RETRIES`` times after a lost database connection (as a new run: the interrupted one
-    is recorded as failed). Any other failure is recorded in the run and the previous index stays
-    active.
+    is recorded as failed; ``db_retries`` counts those, apart from the waits, which Celery's own
+    count includes). Any other failure is recorded in the run and the previous index stays active.
     """
     try:
         run = services.index_rebuild(run_id=run_id, force=force)
     except services.RebuildBusy as exc:
-        raise self.retry(kwargs={"run_id": exc.run_id, "force": force}, countdown=exc.retry_after, exc=exc) from exc
+        raise self.retry(kwargs={"run_id": exc.run_id, "force": force, "db_retries": db_retries},
+                         countdown=exc.retry_after, exc=exc) from exc
     except (OperationalError, InterfaceError) as exc:
-        raise self.retry(kwargs={"run_id": None, "force": True}, countdown=30, exc=exc,
-                         max_retries=DB_RETRIES) from exc
+        if db_retries >= DB_RETRIES:
+            raise
+        raise self.retry(kwargs={"run_id": None, "force": True, "db_retries": db_retries + 1}, countdown=30,
+                         exc=exc) from exc
     if run is None:
         return None
     return {"run": run.pk, "state": run.state, "index_version": run.index_version_id, **run.stats}
