@@ -85,7 +85,8 @@ def _set_device_cookie(request: HttpRequest, response: HttpResponse, token: str)
 @never_cache
 @require_GET
 def kiosk_status(request: HttpRequest) -> JsonResponse:
-    """Whether this device is (still) a paired kiosk: the page asks after its socket is refused.
+    """Whether this device is (still) a paired kiosk: the page asks after its socket is refused,
+    and once a day (a paired device's answer renews its cookie).
 
     While the database is unreachable: 503 (the page keeps reconnecting, like for any answer
     but 401/403), not a server error for every kiosk's every attempt.
@@ -96,7 +97,10 @@ def kiosk_status(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"paired": None, "error": "unavailable"}, status=503)
     if kiosk is None:
         return JsonResponse({"paired": False}, status=401)
-    return JsonResponse({"paired": True, "kiosk": kiosk.name})
+    response = JsonResponse({"paired": True, "kiosk": kiosk.name})
+    # the open page asks once a day: a kiosk never reloaded keeps its cookie
+    _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])
+    return response
 
 
 @never_cache

@@ -156,6 +156,10 @@
   }
   tickClock();
   setInterval(tickClock, 1000);
+  // the device cookie lasts a year and each answer of /kiosk/status renews it: a kiosk left open
+  // for longer than that (the page never reloads itself) stays paired
+  setInterval(() => { fetch(config.status_url, { credentials: "same-origin", cache: "no-store" }).catch(() => {}); },
+              24 * 3600 * 1000);
 
   // ---------------------------------------------------------------- socket
   let ws = null;
@@ -164,6 +168,7 @@
   let inFlight = false;
   let sentAt = 0;
   let sent = 0;              // frames sent on this socket: the server numbers its answers the same way
+  let encoding = false;      // a captured frame is being encoded (toBlob is asynchronous), not yet sent
   let lastSend = 0;
   let stopped = false;       // unpaired: no more reconnects
   let cameraReady = false;
@@ -197,6 +202,7 @@
   // Only the answer to the newest frame sent frees the next one: after a stall (an unanswered frame
   // given up after STALL_MS) the late answer to the older frame must not let two frames queue up.
   function answered(msg) {
+    if (encoding) return;      // this answer is to an older frame than the one about to be sent
     if (typeof msg.frame !== "number" || msg.frame >= sent) inFlight = false;
   }
 
@@ -291,9 +297,11 @@
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     ctx.drawImage(video, 0, 0, w, h);
     inFlight = true;
+    encoding = true;
     sentAt = now;
     lastSend = now;
     canvas.toBlob((blob) => {
+      encoding = false;
       if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
       ws.send(blob);
       sent += 1;

@@ -16,11 +16,12 @@ function element(extra) {
   }, extra || {});
 }
 
-/** A fresh page: returns the controls of its world. */
-function page() {
+/** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes. */
+function page(encodeMs = 0) {
   let now = 0;
   let timers = [];
   const sockets = [];
+  const counts = { captured: 0, statusFetches: 0 };
   class FakeSocket {
     constructor(url) {
       this.url = url; this.readyState = FakeSocket.OPEN; this.bufferedAmount = 0; this.sent = 0;
@@ -40,15 +41,23 @@ function page() {
     Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error,
     performance: { now: () => now },
     setTimeout: (fn, ms) => { timers.push({ at: now + (ms || 0), fn }); return timers.length; },
-    setInterval: () => 0,
+    setInterval: (fn, ms) => {
+      const tick = () => { fn(); timers.push({ at: now + ms, fn: tick }); };
+      timers.push({ at: now + ms, fn: tick });
+      return 0;
+    },
     location: { protocol: "http:", host: "kiosk.test" },
-    fetch: () => Promise.reject(new Error("offline")),
+    fetch: () => { counts.statusFetches += 1; return Promise.reject(new Error("offline")); },
     WebSocket: FakeSocket,
     navigator: { mediaDevices: { getUserMedia: async () => ({ getVideoTracks: () => [track], getTracks: () => [track] }) } },
     document: {
       hidden: false,
       getElementById: (id) => elements[id] || (elements[id] = element()),
-      createElement: () => element({ getContext: () => ({ drawImage() {} }), toBlob: (cb) => cb({ size: 1000 }) }),
+      createElement: () => element({
+        getContext: () => ({ drawImage() { counts.captured += 1; } }),
+        // asynchronous, as in browsers: the callback comes after the capture
+        toBlob: (cb) => { timers.push({ at: now + encodeMs, fn: () => cb({ size: 1000 }) }); },
+      }),
       addEventListener() {},
     },
   };
@@ -57,6 +66,7 @@ function page() {
   vm.runInContext(SOURCE, context);
   return {
     sockets,
+    counts,
     stage: elements.stage,
     /** Run the timers due within the next ``ms`` milliseconds, in order. */
     advance(ms) {
@@ -128,6 +138,25 @@ async function main() {
   p.say(again, { type: "result", frame: 1, state: "searching" });
   p.advance(200);
   check("and its answer (frame 1 of this socket) frees the next", again.sent === 2, `sent ${again.sent}`);
+
+  // ---- the late answer arriving while the next frame is still being encoded
+  p = page(60);
+  await new Promise((r) => setImmediate(r));
+  const slow = p.sockets[0];
+  p.say(slow, { type: "hello" });
+  while (p.counts.captured < 2) p.advance(10);       // frame 1 given up after 5 s: frame 2 captured
+  check("the second frame is being encoded", slow.sent === 1 && p.counts.captured === 2,
+        `sent ${slow.sent}, captured ${p.counts.captured}`);
+  p.say(slow, { type: "result", frame: 1, state: "searching" });
+  p.advance(600);
+  check("an answer to the old frame during the encoding does not free a third one", slow.sent === 2,
+        `sent ${slow.sent}`);
+
+  // ---- the device cookie is renewed once a day through /kiosk/status
+  const fetchesBefore = p.counts.statusFetches;
+  p.advance(24 * 3600 * 1000 + 1000);
+  check("the page asks /kiosk/status once a day (which renews its cookie)",
+        p.counts.statusFetches >= fetchesBefore + 1, `${p.counts.statusFetches - fetchesBefore} fetches`);
 
   if (failures.length) {
     console.log(`${failures.length} check(s) failed`);

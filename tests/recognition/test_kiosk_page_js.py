@@ -19,4 +19,4 @@ def test_kiosk_page_frame_rhythm_and_banners():
         pytest.skip("node is not installed (Node 20: the same as `manage.py install_models` uses)")
     done = subprocess.run([node, str(HARNESS)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("ok  ") >= 13, done.stdout
+    assert done.stdout.count("ok  ") >= 16, done.stdout

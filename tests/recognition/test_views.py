@@ -46,7 +46,9 @@ def test_pairing_link_sets_an_httponly_cookie_once(client):
     assert renewed.value == cookie.value and renewed["max-age"] == cookie["max-age"] and renewed["httponly"]
     assert b'id="kiosk-config"' in kiosk_page.content and b"kiosk/kiosk.js" in kiosk_page.content
     assert "connect-src 'self'" in kiosk_page["Content-Security-Policy"]
-    assert client.get(reverse("kiosk-status")).json() == {"paired": True, "kiosk": "Front door"}
+    status = client.get(reverse("kiosk-status"))
+    assert status.json() == {"paired": True, "kiosk": "Front door"}
+    assert status.cookies[consumers.KIOSK_COOKIE]["max-age"] == cookie["max-age"]   # renewed here too
     again = client.post(url)
     assert again.status_code == 404 and b"does not work" in again.content
 
