@@ -386,9 +386,10 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     previous version active and re-raises.
     """
     if run_id is None:
-        run_id = TrainingRun.objects.create(
-            reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None).pk
-        force = True
+        run = TrainingRun.objects.create(
+            reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+        audit_record(actor=actor, action=Action.REBUILD, obj=run, summary=f"rebuild started by hand: run #{run.pk}")
+        run_id, force = run.pk, True
     _engine_warm()
     run = _run_claim(run_id=run_id, force=force)
     if run is None:
@@ -442,9 +443,13 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
             return None  # more changes came in: the message queued with the last one starts it
         if TrainingRun.objects.alive(stale).exclude(pk=run.pk).exists():
             raise RebuildBusy(run.pk)
-        TrainingRun.objects.running().exclude(pk=run.pk).update(
+        interrupted = list(TrainingRun.objects.running().exclude(pk=run.pk).values_list("pk", flat=True))
+        TrainingRun.objects.filter(pk__in=interrupted).update(
             state=TrainingRun.State.FAILED, finished_at=now, message="interrupted",
             error="the worker stopped during the rebuild (killed or restarted); the previous index stayed active")
+        for pk in interrupted:
+            audit_record(actor=None, action=Action.REBUILD, object_type="enrollment.trainingrun", object_id=pk,
+                         summary=f"run #{pk} failed (interrupted: its worker stopped); taken over by run #{run.pk}")
         run.state, run.started_at, run.heartbeat_at = TrainingRun.State.RUNNING, now, now
         run.attempts += 1
         run.progress, run.message, run.error = 0, "starting", ""

@@ -506,9 +506,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
                             version.pk)
         try:
             index = await asyncio.get_running_loop().run_in_executor(engine_pool(), version.load)
-        except (EngineError, OSError):
-            log.exception("kiosk #%s: cannot load index v%s (trying again in %.0f s)", self.kiosk.pk, version.pk,
-                          INDEX_RETRY_S)
+        except (EngineError, OSError) as exc:
+            # no traceback: an unreadable file is an operations problem, said once per attempt
+            log.warning("kiosk #%s: cannot load index v%s (trying again in %.0f s): %s", self.kiosk.pk, version.pk,
+                        INDEX_RETRY_S, exc)
             return False
         if self._index_stale:
             return True   # superseded while it loaded: the caller loads the newer version
@@ -527,6 +528,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         in processes other than the one that erased)."""
         self._index = None
         self._index_stale = True
+        self._index_retry_at = 0.0   # a new version: no waiting out an earlier one's failed read
         index_cache_clear()
 
     async def _still_valid(self) -> bool:

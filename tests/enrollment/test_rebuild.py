@@ -183,6 +183,8 @@ def test_a_killed_run_is_taken_over(make_photo):
     run = rebuild_now()
     killed.refresh_from_db()
     assert run.state == "succeeded" and killed.state == "failed" and "interrupted" in killed.message
+    assert AuditEvent.objects.filter(action="rebuild", object_id=str(killed.pk),
+                                     summary__contains="interrupted").exists()
 
 
 def test_a_copy_of_a_running_run_waits_then_takes_it_over_once_it_stops_beating(make_photo, settings):
@@ -261,6 +263,16 @@ def test_a_queued_run_waits_for_a_long_rebuild_however_many_retries_it_takes(mon
     monkeypatch.setattr(services, "index_rebuild", once(OperationalError("connection refused")))
     late = rebuild_index_task.apply(args=(7,), kwargs={"db_retries": tasks.DB_RETRIES})
     assert late.state == "FAILURE" and isinstance(late.result, OperationalError)
+
+
+def test_a_rebuild_started_by_hand_is_audited_with_who_started_it(make_photo, superuser):
+    """``rebuild_index --wait`` and the foreground path start a run without a request: the audit
+    log still says who started it, besides the finished run's row."""
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild(run_id=None, actor=superuser)
+    rows = AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk), actor="root")
+    assert run.state == "succeeded" and rows.filter(summary__startswith="rebuild started by hand").exists()
+    assert rows.count() == 2
 
 
 def test_duplicate_messages_do_nothing(make_photo):

@@ -471,6 +471,14 @@ def test_an_unreadable_index_is_answered_unavailable_and_tried_again(engine_scri
     hidden = version.file.with_suffix(".hidden")
     version.file.rename(hidden)
     monkeypatch.setattr(consumers, "INDEX_RETRY_S", 0.5)
+    reads = []
+    real_load = IndexVersion.load
+
+    def counted_load(self):
+        reads.append(self.pk)
+        return real_load(self)
+
+    monkeypatch.setattr(IndexVersion, "load", counted_load)
 
     async def scenario():
         comm = await open_kiosk(paired[1])
@@ -484,6 +492,7 @@ def test_an_unreadable_index_is_answered_unavailable_and_tried_again(engine_scri
     answers = run(scenario)
     assert [a.get("code") for a in answers[:2]] == ["unavailable"] * 2
     assert "cannot be read" in answers[0]["message"]
+    assert len(reads) == 2        # the second frame came within the retry delay: not read again
     assert answers[2]["type"] == "result"
     ((index, thresholds),) = engine_script.indexes     # only the frame after the file came back
     assert len(index) == 1 and thresholds == {"masked": 0.5, "unmasked": 0.6}
