@@ -117,7 +117,8 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     switch.start()
     assert writing.wait(10)
     erase.start()
-    time.sleep(0.5)                # the erasure is now waiting on a lock
+    time.sleep(0.5)
+    assert erase.is_alive(), "the erasure did not wait for the switch"
     release.set()
     switch.join(20)
     erase.join(20)
