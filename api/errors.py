@@ -3,7 +3,9 @@ for validation errors (see :class:`api.serializers.ErrorSerializer`)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -53,6 +55,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):   # Django's own limit on a body read into memory
+        exc = ApiError(status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="request_too_large",
+                       detail=f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    elif isinstance(exc, SuspiciousOperation):  # too many fields or files, a malformed upload...
+        exc = exceptions.ParseError(detail="The request could not be read.")
     response = exception_handler(exc, context)
     if response is None:
         return None

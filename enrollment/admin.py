@@ -394,7 +394,9 @@ class PersonAdmin(admin.ModelAdmin):
 
 
 def _index_status_context(request: HttpRequest) -> dict:
-    latest = TrainingRun.objects.order_by("-id").first()
+    # the latest run (its message and error) only for those who may see runs, as status.json does
+    may_see_runs = request.user.has_perm("enrollment.view_trainingrun")
+    latest = TrainingRun.objects.order_by("-id").first() if may_see_runs else None
     current = IndexVersion.objects.current()
     # made with other models or another template scheme (an upgrade): kiosks and the API keep using it
     # until the rebuild they ask for (or one started here) is done, so the admin says so

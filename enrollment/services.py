@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.gallery import UNMASKED, Templates, person_templates
 from recognition.engine.index import Index
@@ -92,7 +93,7 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
                     notes=notes, active=active)
     person.full_clean()
     with transaction.atomic():
-        person.save()
+        save_unique(person, "staff_id")
         audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}")
     return person
 
@@ -111,7 +112,7 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
         return person
     person.full_clean()
     with transaction.atomic():
-        person.save(update_fields=[*changed, "updated_at"])
+        save_unique(person, "staff_id", update_fields=[*changed, "updated_at"])
         audit_record(actor=actor, action=Action.UPDATE, obj=person,
                      summary=f"updated person #{person.pk}: {', '.join(changed)}")
         if "active" in changed:

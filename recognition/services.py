@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
+from masknet_site.unique import save_unique
 
 from .models import CheckIn, Kiosk, token_digest
 
@@ -54,7 +55,7 @@ def kiosk_create(*, actor: object | None, name: str, location: str = "", site: s
     kiosk.pairing_hash = token_digest(code)
     kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
     with transaction.atomic():
-        kiosk.save()
+        save_unique(kiosk, "name")
         audit_record(actor=actor, action=Action.CREATE, obj=kiosk,
                      summary=f"created kiosk #{kiosk.pk} (site {kiosk.site}) with a pairing link")
     return kiosk, code
@@ -119,7 +120,7 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
         setattr(kiosk, k, new[k])
     kiosk.full_clean()
     with transaction.atomic():
-        kiosk.save(update_fields=changed)
+        save_unique(kiosk, "name", update_fields=changed)
         audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
                      summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
         if "active" in changed and not kiosk.active:

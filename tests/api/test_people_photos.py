@@ -4,6 +4,7 @@ audit records, deactivation, erasure, photo refusals with the admin's reasons.""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
@@ -64,6 +65,38 @@ def test_create_update_are_validated_and_audited(hr):
     assert put.status_code == 200 and put.json()["notes"] == "n"
     assert hr.put(url, {"department": "Lab"}, format="json").status_code == 400  # PUT needs every field
     assert hr.get("/api/v1/people/999999").json() == {"error": "not_found", "detail": "Not found."}
+
+
+def test_a_staff_id_taken_by_a_concurrent_request_is_a_400_not_a_500(hr, monkeypatch):
+    """Two requests with the same staff id can both pass the uniqueness checks (the serializer's and
+    ``full_clean``'s) before either saves: the database's constraint then decides, and the loser
+    gets the same 400 as a plain duplicate. Simulated by switching both checks off."""
+    from rest_framework.validators import UniqueValidator
+
+    from recognition import services as kiosks
+    from recognition.models import Kiosk
+
+    assert hr.post("/api/v1/people", {"full_name": "Ann Bee", "staff_id": "R-1"}, format="json").status_code == 201
+    monkeypatch.setattr(Person, "validate_unique", lambda self, exclude=None: None)
+    monkeypatch.setattr(UniqueValidator, "__call__", lambda self, value, field: None)
+    late = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "R-1"}, format="json")
+    assert late.status_code == 400 and "staff_id" in late.json()["fields"], late.content[:300]
+    assert Person.objects.filter(staff_id="R-1").count() == 1
+    # the same for a kiosk's name, through the service the admin and the API use
+    monkeypatch.setattr(Kiosk, "validate_unique", lambda self, exclude=None: None)
+    kiosks.kiosk_create(actor=None, name="Front door")
+    with pytest.raises(DjangoValidationError) as taken:
+        kiosks.kiosk_create(actor=None, name="Front door")
+    assert "name" in taken.value.message_dict and Kiosk.objects.count() == 1
+
+
+def test_a_body_over_djangos_limit_gets_the_apis_json_error(hr, settings):
+    """Errors always have the API's shape: Django's own body limit (DATA_UPLOAD_MAX_MEMORY_SIZE)
+    answers a JSON 413, not Django's HTML 400."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    big = hr.post("/api/v1/people", {"full_name": "x", "staff_id": "B-1", "notes": "n" * 100_000}, format="json")
+    assert big.status_code == 413 and big["Content-Type"].startswith("application/json")
+    assert big.json()["error"] == "request_too_large" and not Person.objects.exists()
 
 
 def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_for, person):

@@ -219,9 +219,11 @@ def test_a_view_only_visit_does_not_disable_uploads_for_enrollers(client, enroll
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
     viewer.user_permissions.add(*Permission.objects.filter(codename__in=("view_person", "view_facephoto")))
     other = services.person_create(actor=None, full_name="Tom Hanks", staff_id="T-2")
+    TrainingRun.objects.create(reason="test", state=TrainingRun.State.FAILED, error="OSError: /srv/index full")
     client.force_login(viewer)
     page = client.get(change_url(other))
     assert page.status_code == 200 and "No photos yet" in page.content.decode()   # the grid, read-only
+    assert "/srv/index full" not in page.content.decode()     # runs are for view_trainingrun, as status.json
     client.force_login(enroller)
     html = client.get(change_url(person)).content.decode()
     (upload,) = re.findall(r'<input[^>]*name="photos"[^>]*>', html)

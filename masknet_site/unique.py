@@ -1,0 +1,24 @@
+"""Saving a row whose unique field a concurrent writer may have taken since ``full_clean()``."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+
+
+def save_unique(obj: models.Model, field: str, **save_kwargs: object) -> None:
+    """Save ``obj``. ``full_clean()`` checked ``field``'s uniqueness, but a concurrent request can
+    take the value before this save: that ``IntegrityError`` is raised as the same
+    ``ValidationError`` ``full_clean()`` would have raised (a 400 with the field's message, not a
+    500). Any other integrity error propagates."""
+    try:
+        with transaction.atomic():   # a savepoint: the caller's transaction stays usable
+            obj.save(**save_kwargs)
+    except IntegrityError:
+        model = type(obj)
+        taken = model._default_manager.filter(**{field: getattr(obj, field)})
+        if obj.pk is not None:
+            taken = taken.exclude(pk=obj.pk)
+        if not taken.exists():
+            raise
+        raise ValidationError({field: [obj.unique_error_message(model, (field,))]}) from None
