@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from . import events
+
+RECHECK_S = 30.0   # an open socket re-reads its user (and session) at most this often, when it has news
+
+
+def _may_watch(user) -> bool:
+    """Staff who may view training runs."""
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff
+                and user.has_perm("enrollment.view_trainingrun"))
 
 
 class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
     """Sends ``{"type": "progress", "run": {...}}`` and ``{"type": "index", ...}`` to staff who may
-    view training runs; anyone else is refused (close code 4403)."""
+    view training runs; anyone else is refused (close code 4403). A socket whose user loses that
+    right, is deactivated or logs out is closed (4403) at its next message after ``RECHECK_S``."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -20,13 +31,29 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         events.register_loop(asyncio.get_running_loop())
+        self._checked_at = time.monotonic()
         await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
         await self.accept()
 
     @database_sync_to_async
     def _allowed(self, user) -> bool:
-        return bool(user and user.is_authenticated and user.is_active and user.is_staff
-                    and user.has_perm("enrollment.view_trainingrun"))
+        return _may_watch(user)
+
+    async def _still_allowed(self) -> bool:
+        if time.monotonic() - self._checked_at < RECHECK_S:
+            return True
+        self._checked_at = time.monotonic()
+        return await self._reload_allowed()
+
+    @database_sync_to_async
+    def _reload_allowed(self) -> bool:
+        """The user as the database has them now (permissions, active), and their session still there."""
+        user = self.scope.get("user")
+        fresh = get_user_model().objects.filter(pk=getattr(user, "pk", None)).first()
+        session = self.scope.get("session")
+        if session is not None and session.session_key and not session.exists(session.session_key):
+            return False   # logged out (or the session expired and was cleared)
+        return fresh is not None and _may_watch(fresh)
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(events.TRAINING_GROUP, self.channel_name)
@@ -36,9 +63,15 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
 
     async def training_progress(self, event: dict) -> None:
         """A run's state changed."""
+        if not await self._still_allowed():
+            await self.close(code=4403)
+            return
         await self.send_json({"type": "progress", "run": event["run"]})
 
     async def index_updated(self, event: dict) -> None:
         """A new index version is active."""
+        if not await self._still_allowed():
+            await self.close(code=4403)
+            return
         await self.send_json({"type": "index", "version": event["version"], "people": event.get("people"),
                               "templates": event.get("templates")})

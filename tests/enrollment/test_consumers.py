@@ -38,6 +38,32 @@ def test_staff_receive_progress_and_index_updates(enroller):
                                                                            "progress": 40}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_user_who_loses_the_right_is_disconnected(enroller, monkeypatch):
+    """Permission is not only checked at connect: once the user may no longer view runs (groups
+    removed here; deactivated or logged out alike), the next message closes the socket (4403)."""
+    from enrollment import consumers
+
+    monkeypatch.setattr(consumers, "RECHECK_S", 0.0)
+    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(events.training_progress)(run)
+        first = await communicator.receive_json_from(timeout=2)
+        await sync_to_async(enroller.groups.clear)()
+        await sync_to_async(events.training_progress)(run)
+        closed = await communicator.receive_output(timeout=2)
+        await communicator.disconnect()
+        return first, closed
+
+    first, closed = async_to_sync(scenario)()
+    assert first["type"] == "progress"
+    assert closed == {"type": "websocket.close", "code": 4403}
+
+
 @pytest.mark.parametrize("who", ["anonymous", "plain_staff"])
 def test_others_are_refused(request, db, who):
     user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
