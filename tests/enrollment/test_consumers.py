@@ -19,27 +19,8 @@ def communicator_for(user) -> WebsocketCommunicator:
     return communicator
 
 
-def test_staff_receive_progress_and_index_updates(enroller):
-    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
-
-    async def scenario():
-        communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
-        assert connected
-        # published from synchronous code (a task or the background runner), as in production
-        await sync_to_async(events.training_progress)(run)
-        progress = await communicator.receive_json_from(timeout=2)
-        await communicator.disconnect()
-        return progress
-
-    progress = async_to_sync(scenario)()
-    assert progress["type"] == "progress"
-    assert {k: progress["run"][k] for k in ("id", "state", "progress")} == {"id": run.pk, "state": "running",
-                                                                           "progress": 40}
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_user_who_loses_the_right_is_disconnected(enroller, monkeypatch):
+def test_staff_receive_progress_until_they_lose_the_right(enroller, monkeypatch):
     """Permission is not only checked at connect: once the user may no longer view runs (groups
     removed here; deactivated or logged out alike), the next message closes the socket (4403)."""
     from enrollment import consumers
@@ -51,16 +32,19 @@ def test_a_user_who_loses_the_right_is_disconnected(enroller, monkeypatch):
         communicator = communicator_for(enroller)
         connected, _ = await communicator.connect()
         assert connected
+        # published from synchronous code (a task or the background runner), as in production
         await sync_to_async(events.training_progress)(run)
-        first = await communicator.receive_json_from(timeout=2)
+        progress = await communicator.receive_json_from(timeout=2)
         await sync_to_async(enroller.groups.clear)()
         await sync_to_async(events.training_progress)(run)
         closed = await communicator.receive_output(timeout=2)
         await communicator.disconnect()
-        return first, closed
+        return progress, closed
 
-    first, closed = async_to_sync(scenario)()
-    assert first["type"] == "progress"
+    progress, closed = async_to_sync(scenario)()
+    assert progress["type"] == "progress"
+    assert {k: progress["run"][k] for k in ("id", "state", "progress")} == {"id": run.pk, "state": "running",
+                                                                           "progress": 40}
     assert closed == {"type": "websocket.close", "code": 4403}
 
 
