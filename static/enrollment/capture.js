@@ -21,6 +21,12 @@
   };
   let checking = false;
   let busy = false;
+  let stream = null;
+  let timer = null;          // the live checks' interval
+  let stopped = false;       // the session ended or the right was lost: no more requests
+
+  // a refusal of the session (logged out, expired) or of the right (403) stops the page for good
+  class Stopped extends Error {}
 
   function grab(maxSide, quality) {
     const w = video.videoWidth, h = video.videoHeight;
@@ -31,9 +37,23 @@
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
     return new Promise((resolve) => canvas.toBlob((b) => resolve({ blob: b, w: canvas.width, h: canvas.height }), "image/jpeg", quality));
   }
-  function post(url, form) {
-    return fetch(url, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
-      .then((r) => r.json());
+  async function post(url, form) {
+    const r = await fetch(url, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+    if (r.status === 401 || r.status === 403 || r.redirected) {
+      stop();
+      throw new Stopped("Your session has ended or you may no longer add photos: reload the page.");
+    }
+    const type = r.headers.get("Content-Type") || "";
+    if (!type.includes("application/json")) throw new Error("the server answered " + r.status);
+    return r.json();
+  }
+  function stop() {
+    stopped = true;
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+    burstBtn.disabled = true;
   }
   function say(text, ok) {
     feedback.textContent = text;
@@ -51,7 +71,7 @@
     liveBox.hidden = false;
   }
   async function check() {
-    if (checking || busy || !video.videoWidth) return;
+    if (checking || busy || stopped || document.hidden || !video.videoWidth) return;
     checking = true;
     try {
       const frame = await grab(640, 0.8);
@@ -62,32 +82,39 @@
       if (r.ok) say("Face found — good photo" + (r.masked ? " (mask on)" : " (mask off)"), true);
       else say((MESSAGES[r.code] || r.message) + (r.box ? (r.masked ? " · mask on" : " · mask off") : ""), false);
     } catch (e) {
-      say("Could not check the frame: " + e, false);
+      say(e instanceof Stopped ? e.message : "Could not check the frame: " + e.message, false);
     } finally {
       checking = false;
     }
   }
   async function burst() {
+    if (busy || stopped) return;
+    if (!video.videoWidth) { say("The camera is not ready yet: one moment.", false); return; }
     busy = true;
     burstBtn.disabled = true;
-    const form = new FormData();
-    for (let i = 0; i < 5; i++) {
-      const shot = await grab(1280, 0.92);
-      form.append("photos", shot.blob, "webcam-" + Date.now() + "-" + i + ".jpg");
-      await new Promise((res) => setTimeout(res, 300));
-    }
-    say("Saving…", true);
     try {
+      const form = new FormData();
+      let shots = 0;
+      for (let i = 0; i < 5; i++) {
+        const shot = await grab(1280, 0.92);
+        if (shot.blob) {
+          form.append("photos", shot.blob, "webcam-" + Date.now() + "-" + i + ".jpg");
+          shots += 1;
+        }
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      if (!shots) { say("The camera gave no picture: try again.", false); return; }
+      say("Saving…", true);
       const r = await post(root.dataset.save, form);
       const li = document.createElement("li");
       li.textContent = r.saved.length + " photo(s) saved" + (r.refused.length ? ", " + r.refused.length + " refused: " + r.refused.map((x) => x.message).join("; ") : "");
       results.prepend(li);
       say(r.saved.length ? "Saved. The index is being rebuilt." : "No photo was good enough — try again.", r.saved.length > 0);
     } catch (e) {
-      say("Saving failed: " + e, false);
+      say(e instanceof Stopped ? e.message : "Saving failed: " + e.message, false);
     } finally {
       busy = false;
-      burstBtn.disabled = false;
+      burstBtn.disabled = stopped;
     }
   }
   burstBtn.addEventListener("click", burst);
@@ -95,12 +122,18 @@
     say("This browser cannot use the camera here (a secure https:// page is needed).", false);
     return;
   }
+  // leaving the page (or the browser putting it away) turns the camera off
+  window.addEventListener("pagehide", stop);
+  window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });  // back from the cache
   navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: "user" }, audio: false })
-    .then((stream) => {
-      video.srcObject = stream;
-      burstBtn.disabled = false;
+    .then((s) => {
+      if (stopped) { s.getTracks().forEach((t) => t.stop()); return; }
+      stream = s;
+      video.srcObject = s;
+      // the burst waits for the first frame (a 0x0 canvas gives no picture)
+      video.addEventListener("loadeddata", () => { if (!stopped) burstBtn.disabled = false; }, { once: true });
       say("Camera on: look at it", true);
-      setInterval(check, 500);
+      timer = setInterval(check, 500);   // paused while the page is hidden (check() returns)
     })
     .catch((e) => say("Camera unavailable: " + e.message, false));
 })();

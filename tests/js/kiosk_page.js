@@ -1,25 +1,19 @@
 /* Drives static/kiosk/kiosk.js in Node with a scripted clock, camera and WebSocket (no browser):
  * the page's frame rhythm and banner rules, which the real-browser test cannot provoke on demand.
- * Run by tests/recognition/test_kiosk_page_js.py; prints one line per check, exits 1 on a failure.
+ * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const vm = require("vm");
 
-const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
+const { clock, element, settle, checker } = require("./harness");
 
-function element(extra) {
-  return Object.assign({
-    dataset: {}, style: {}, hidden: false, textContent: "", innerHTML: "", className: "",
-    clientWidth: 1280, clientHeight: 800, classList: { toggle() {} },
-  }, extra || {});
-}
+const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
 
 /** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes. */
 function page(encodeMs = 0) {
-  let now = 0;
-  let timers = [];
+  const time = clock();
   const sockets = [];
   const counts = { captured: 0, statusFetches: 0 };
   class FakeSocket {
@@ -39,13 +33,9 @@ function page(encodeMs = 0) {
   const context = {
     console,
     Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error,
-    performance: { now: () => now },
-    setTimeout: (fn, ms) => { timers.push({ at: now + (ms || 0), fn }); return timers.length; },
-    setInterval: (fn, ms) => {
-      const tick = () => { fn(); timers.push({ at: now + ms, fn: tick }); };
-      timers.push({ at: now + ms, fn: tick });
-      return 0;
-    },
+    performance: { now: time.now },
+    setTimeout: time.setTimeout,
+    setInterval: time.setInterval,
     location: { protocol: "http:", host: "kiosk.test" },
     fetch: () => { counts.statusFetches += 1; return Promise.reject(new Error("offline")); },
     WebSocket: FakeSocket,
@@ -56,7 +46,7 @@ function page(encodeMs = 0) {
       createElement: () => element({
         getContext: () => ({ drawImage() { counts.captured += 1; } }),
         // asynchronous, as in browsers: the callback comes after the capture
-        toBlob: (cb) => { timers.push({ at: now + encodeMs, fn: () => cb({ size: 1000 }) }); },
+        toBlob: (cb) => { time.setTimeout(() => cb({ size: 1000 }), encodeMs); },
       }),
       addEventListener() {},
     },
@@ -68,32 +58,17 @@ function page(encodeMs = 0) {
     sockets,
     counts,
     stage: elements.stage,
-    /** Run the timers due within the next ``ms`` milliseconds, in order. */
-    advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        timers.sort((a, b) => a.at - b.at);
-        if (!timers.length || timers[0].at > end) break;
-        const t = timers.shift();
-        now = t.at;
-        t.fn();
-      }
-      now = end;
-    },
+    advance: time.advance,
     say(socket, msg) { socket.onmessage({ data: JSON.stringify(msg) }); },
   };
 }
 
-const failures = [];
-function check(what, ok, detail) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}${ok ? "" : ` (${detail})`}`);
-  if (!ok) failures.push(what);
-}
+const { check, done } = checker();
 
 async function main() {
   // ---- one frame in flight, also after a stall
   let p = page();
-  await new Promise((r) => setImmediate(r));          // getUserMedia, video.play()
+  await settle();                                     // getUserMedia, video.play()
   const ws = p.sockets[0];
   p.say(ws, { type: "hello" });
   p.advance(200);
@@ -141,7 +116,7 @@ async function main() {
 
   // ---- the late answer arriving while the next frame is still being encoded
   p = page(60);
-  await new Promise((r) => setImmediate(r));
+  await settle();
   const slow = p.sockets[0];
   p.say(slow, { type: "hello" });
   while (p.counts.captured < 2) p.advance(10);       // frame 1 given up after 5 s: frame 2 captured
@@ -158,10 +133,6 @@ async function main() {
   check("the page asks /kiosk/status once a day (which renews its cookie)",
         p.counts.statusFetches >= fetchesBefore + 1, `${p.counts.statusFetches - fetchesBefore} fetches`);
 
-  if (failures.length) {
-    console.log(`${failures.length} check(s) failed`);
-    process.exit(1);
-  }
+  done();
 }
-
 main().catch((e) => { console.error(e); process.exit(2); });

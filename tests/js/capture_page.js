@@ -1,0 +1,123 @@
+/* Drives static/enrollment/capture.js (the admin's webcam capture) in Node with a scripted clock,
+ * camera and server: checks pause while the page is hidden, a refused session stops the page and
+ * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off.
+ * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
+ */
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const vm = require("vm");
+
+const { clock, element, settle, checker } = require("./harness");
+
+const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "enrollment", "capture.js"), "utf8");
+
+/** A fresh capture page; ``server.status`` is what the check endpoint answers. */
+function page() {
+  const time = clock();
+  const server = { status: 200, posts: [] };
+  const track = { stopped: false, stop() { this.stopped = true; } };
+  const windowListeners = {};
+  const video = element({ videoWidth: 0, videoHeight: 0 });
+  const elements = {
+    "mn-capture": element({
+      dataset: { check: "/check", save: "/save" },
+      querySelector: () => ({ value: "csrf-token" }),
+    }),
+    "mn-video": video,
+    "mn-burst": element({ disabled: true }),         // as the template renders it
+  };
+  const context = {
+    console, JSON, Math, Promise, Object, Array, String, Number, Error, Date,
+    setTimeout: time.setTimeout, setInterval: time.setInterval, clearInterval: time.clearInterval,
+    FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
+    fetch: async (url) => {
+      server.posts.push(url);
+      const json = url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null };
+      return {
+        status: server.status, redirected: false, ok: server.status < 400,
+        headers: { get: () => (server.status === 200 ? "application/json" : "text/html") },
+        json: async () => json,
+      };
+    },
+    navigator: { mediaDevices: { getUserMedia: async () => ({ getTracks: () => [track] }) } },
+    location: { reload() {} },
+    document: {
+      hidden: false,
+      getElementById: (id) => elements[id] || (elements[id] = element()),
+      createElement: () => element({
+        getContext: () => ({ drawImage() {} }),
+        // a 0x0 canvas gives no picture, as in browsers
+        toBlob(cb) { const blob = this.width && this.height ? { size: 1000 } : null; time.setTimeout(() => cb(blob), 5); },
+      }),
+    },
+  };
+  context.window = { addEventListener(type, fn) { (windowListeners[type] = windowListeners[type] || []).push(fn); } };
+  vm.createContext(context);
+  vm.runInContext(SOURCE, context);
+  return {
+    server, track, video, context, time,
+    button: elements["mn-burst"],
+    feedback: elements["mn-feedback"],
+    /** Advance the clock in small steps, letting promises settle between them. */
+    async run(ms) {
+      for (let t = 0; t < ms; t += 50) { time.advance(50); await settle(); }
+    },
+    fire(type, event) { (windowListeners[type] || []).forEach((fn) => fn(event || {})); },
+  };
+}
+
+const { check, done } = checker();
+
+async function main() {
+  // ---- before the first frame: no checks, and the burst cannot wedge the page
+  let p = page();
+  await settle();
+  check("the burst button stays off until the camera gives a frame", p.button.disabled === true,
+        `disabled ${p.button.disabled}`);
+  await p.run(1000);
+  check("no checks are sent before the first frame", p.server.posts.length === 0, `${p.server.posts.length} posts`);
+  p.button.dispatch("click");                    // pressed anyway (e.g. enabled by an older page version)
+  await p.run(3000);
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  check("the button comes on with the first frame", p.button.disabled === false, `disabled ${p.button.disabled}`);
+  await p.run(1000);
+  check("live checks run once frames come", p.server.posts.filter((u) => u === "/check").length >= 1,
+        `${p.server.posts.length} posts`);
+
+  // ---- hidden: no checks
+  p.context.document.hidden = true;
+  await p.run(600);                                  // a check already on its way finishes
+  let before = p.server.posts.length;
+  await p.run(3000);
+  check("no checks while the page is hidden", p.server.posts.length === before,
+        `${p.server.posts.length - before} posts`);
+  p.context.document.hidden = false;
+
+  // ---- the session ends: one refused check stops everything
+  p.server.status = 403;
+  await p.run(1000);
+  before = p.server.posts.length;
+  await p.run(5000);
+  check("after a refused check no more requests are sent", p.server.posts.length === before,
+        `${p.server.posts.length - before} more posts`);
+  check("and the camera is turned off", p.track.stopped === true, "still on");
+  check("and the page says to reload", /reload the page/.test(p.feedback.textContent), p.feedback.textContent);
+
+  // ---- leaving the page turns the camera off
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  await p.run(600);
+  p.fire("pagehide");
+  before = p.server.posts.length;
+  await p.run(3000);
+  check("leaving the page turns the camera off and stops the checks",
+        p.track.stopped === true && p.server.posts.length === before,
+        `stopped ${p.track.stopped}, ${p.server.posts.length - before} posts`);
+  done();
+}
+
+main().catch((e) => { console.error(e); process.exit(2); });
