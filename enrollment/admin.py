@@ -22,6 +22,8 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
+from recognition.engine.errors import ModelsMissing
+
 from . import recognizer, services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
@@ -371,14 +373,20 @@ class PersonAdmin(admin.ModelAdmin):
         if upload is None or upload.size > settings.MASKNET_MAX_FRAME_BYTES:
             return JsonResponse({"ok": False, "code": "too_large" if upload else "missing",
                                  "message": "No frame, or the frame is too large."}, status=400)
-        return JsonResponse(services.photo_inspect(data=upload.read()).as_json())
+        try:
+            return JsonResponse(services.photo_inspect(data=upload.read()).as_json())
+        except ModelsMissing:
+            return _models_missing()
 
     def capture_save_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         """POST a burst (fields ``photos``): saves the good ones, says why the others were refused."""
         person = self._capture_person(request, object_id)
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        result = self._add_photos(request, person, request.FILES.getlist("photos"), FacePhoto.Source.WEBCAM)
+        try:
+            result = self._add_photos(request, person, request.FILES.getlist("photos"), FacePhoto.Source.WEBCAM)
+        except ModelsMissing:
+            return _models_missing()
         list(messages.get_messages(request))  # the page shows the JSON; do not repeat it on the next page
         return JsonResponse(result)
 
@@ -391,6 +399,12 @@ class PersonAdmin(admin.ModelAdmin):
                  "can_capture": request.user.has_perm("enrollment.add_facephoto"),
                  "can_erase": self.has_erase_permission(request)}
         return super().changeform_view(request, object_id, form_url, extra)
+
+
+def _models_missing() -> JsonResponse:
+    """The capture page's answer while the face models are not installed (a 503 it can show)."""
+    return JsonResponse({"ok": False, "code": "models_missing", "message": "The face models are not installed "
+                         "on the server (manage.py install_models)."}, status=503)
 
 
 def _index_status_context(request: HttpRequest) -> dict:

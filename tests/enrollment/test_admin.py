@@ -290,6 +290,25 @@ def test_capture_check_gives_live_feedback(enroller_client, person, engine, astr
     assert not FacePhoto.objects.exists()
 
 
+def test_capture_without_models_answers_a_503_the_page_can_show(enroller_client, person, monkeypatch):
+    from enrollment import recognizer
+    from recognition.engine.errors import ModelsMissing
+
+    def missing():
+        raise ModelsMissing("no models")
+
+    monkeypatch.setattr(recognizer, "get_engine", missing)
+    frame = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(frame, "JPEG")
+    for name, field in (("check", "frame"), ("save", "photos")):
+        url = reverse(f"admin:enrollment_person_capture_{name}", args=[person.pk])
+        answer = enroller_client.post(url, {field: SimpleUploadedFile("f.jpg", frame.getvalue(), "image/jpeg")})
+        assert answer.status_code == 503 and answer.json()["code"] == "models_missing", name
+    assert not FacePhoto.objects.exists()
+
+
 @pytest.mark.models
 def test_capture_save_keeps_the_good_photos(enroller_client, person, engine, astronaut_jpeg, gradient_png):
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
