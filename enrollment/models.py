@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from recognition.engine.index import Index
+
+NOTES_MAX = 2000   # characters of free-text notes about a person
 
 
 class PersonQuerySet(models.QuerySet):
@@ -45,7 +48,8 @@ class Person(models.Model):
     department = models.CharField(max_length=120, blank=True, db_index=True)
     active = models.BooleanField(default=True, db_index=True,
                                  help_text="Inactive people stay enrolled but are left out of the index.")
-    notes = models.TextField(blank=True)
+    # bounded: every people list (500 a page in the API) carries it
+    notes = models.TextField(blank=True, max_length=NOTES_MAX, validators=[MaxLengthValidator(NOTES_MAX)])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

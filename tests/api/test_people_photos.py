@@ -99,6 +99,17 @@ def test_a_body_over_djangos_limit_gets_the_apis_json_error(hr, settings):
     assert big.json()["error"] == "request_too_large" and not Person.objects.exists()
 
 
+def test_notes_are_bounded(hr):
+    """Every people list carries the notes (500 people a page): 2,000 characters at most."""
+    from enrollment.models import NOTES_MAX
+
+    long = hr.post("/api/v1/people", {"full_name": "A", "staff_id": "N-1", "notes": "n" * (NOTES_MAX + 1)},
+                   format="json")
+    assert long.status_code == 400 and "notes" in long.json()["fields"]
+    assert hr.post("/api/v1/people", {"full_name": "A", "staff_id": "N-1", "notes": "n" * NOTES_MAX},
+                   format="json").status_code == 201
+
+
 def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_for, person):
     response = hr.post(f"/api/v1/people/{person.pk}/deactivate")
     assert response.status_code == 200 and response.json()["active"] is False
