@@ -62,3 +62,40 @@ def test_huge_header_refused_without_decoding():
 def test_too_many_bytes():
     with pytest.raises(FrameTooLarge):
         decode_image(b"\xff" * 100, max_bytes=50, max_pixels=100)
+
+
+def _jpeg_with_exif(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A 64x48 JPEG (left half white) with a raw EXIF block of ``(tag, type, count, 4-byte value)``."""
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", tag, kind, count) + value
+                                                       for tag, kind, count, value in entries) + b"\0\0\0\0"
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", exif=b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd)
+    return buf.getvalue()
+
+
+def test_exif_orientation_is_applied_and_broken_exif_is_ignored():
+    orientation_6 = (0x0112, 3, 1, struct.pack("<HH", 6, 0))        # SHORT 6: rotate to show upright
+    assert decode_image(_jpeg_with_exif([orientation_6]), **LIMITS).shape[:2] == (64, 48)
+    # XResolution stored as text: ImageOps.exif_transpose raised TypeError (an upload's 500)
+    text_resolution = (0x011A, 2, 4, b"ab\0\0")
+    img = decode_image(_jpeg_with_exif([orientation_6, text_resolution]), **LIMITS)
+    assert img.shape == (64, 48, 3)
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped():
+    ramp = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (32, 1))
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, "PNG")
+    img = decode_image(buf.getvalue(), **LIMITS)
+    grey = img[..., 0].astype(int)
+    assert grey[0, 0] == 0 and grey[0, -1] == 255
+    assert 0.45 < (grey > 127).mean() < 0.55                  # clipping made 99.6% of it white
+
+
+def test_only_camera_and_photo_formats_are_decoded():
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, "TIFF")
+    with pytest.raises(UnreadableImage):
+        decode_image(buf.getvalue(), **LIMITS)

@@ -6,9 +6,17 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import FrameTooLarge, UnreadableImage
+
+# what the product accepts: cameras and photo uploads; nothing that runs an interpreter (EPS) or
+# brings a large parser into play (TIFF and the rest of Pillow's formats)
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+# EXIF orientation -> the transpose that shows the picture upright
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
@@ -16,8 +24,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
 
     The header is read first: images over ``max_bytes`` bytes or ``max_pixels``
     pixels raise :class:`FrameTooLarge` without being decoded (decompression bombs
-    included). Empty, truncated or unknown data raises :class:`UnreadableImage`.
-    EXIF orientation is applied.
+    included). Empty, truncated or unknown data, and any other format (TIFF, EPS...), raises
+    :class:`UnreadableImage`. EXIF orientation is applied (broken EXIF is ignored); 16-bit grey
+    images are scaled to 8 bits.
     """
     if not data:
         raise UnreadableImage("empty image")
@@ -26,15 +35,15 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
             w, h = img.size
             if w * h > max_pixels:
                 raise FrameTooLarge(f"image is {w}x{h} pixels; the limit is {max_pixels} pixels")
             if w < 1 or h < 1:
                 raise UnreadableImage("image has no pixels")
             img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
+            img = _upright(img)
+            rgb = _eight_bit(img).convert("RGB")
     except FrameTooLarge:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -43,3 +52,25 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
         raise UnreadableImage(f"cannot decode image: {exc}") from exc
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation. Broken EXIF (a tag of the wrong type, a truncated block) is
+    ignored, not an error: the pixels are fine (``ImageOps.exif_transpose`` raised ``TypeError``)."""
+    try:
+        orientation = img.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - any EXIF parser failure: keep the picture as stored
+        return img
+    method = _ORIENT.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16-bit and float grey images scaled to 8 bits (``convert("RGB")`` clips them: a 16-bit grey
+    PNG came out almost white)."""
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode != "F" and arr.size and arr.max() > 255:
+        arr = arr / 257.0          # 0-65535 to 0-255
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
