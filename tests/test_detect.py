@@ -68,3 +68,32 @@ def test_a_fallback_at_or_above_the_threshold_changes_nothing(fallback):
 def test_the_engine_falls_back_below_its_detection_threshold():
     cfg = EngineConfig()
     assert 0 < cfg.detect_fallback_confidence < cfg.detect_min_confidence
+
+
+def test_the_model_input_is_shrunk_before_padding():
+    """A 200000 x 10 strip (2 Mpx: within the kiosk's pixel limit) was padded to a 200000^2 square
+    before shrinking (112 GiB). Shrinking first gives the model the same input for the kiosk's
+    640x480 frames, and boxes in the frame's coordinates."""
+    import cv2
+
+    seen = []
+    serve = model_with({anchor_near(128, 96): 0.9})
+
+    def recording(x):
+        seen.append(x)
+        return serve(x)
+
+    det = BlazeFaceDetector(recording)
+    strip = np.full((10, 200_000, 3), 128, np.uint8)
+    assert isinstance(det(strip, min_confidence=0.55, iou=0.3, max_faces=10), list)   # no MemoryError
+    assert seen[0].shape == (1, INPUT_SIZE, INPUT_SIZE, 3)
+    frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    (face,) = det(frame, min_confidence=0.55, iou=0.3, max_faces=10)
+    square = np.zeros((640, 640, 3), np.uint8)
+    square[:480] = frame
+    padded_first = cv2.cvtColor(cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA),
+                                cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 127.5 - 1.0
+    assert np.array_equal(seen[-1], padded_first)
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    ax, ay = ANCHORS[anchor_near(128, 96)]
+    assert abs(cx - ax * 2.5) < 1 and abs(cy - ay * 2.5) < 1      # 640 / 256: back in the frame's pixels

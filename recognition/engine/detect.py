@@ -82,10 +82,12 @@ class BlazeFaceDetector:
         """
         h, w = image_bgr.shape[:2]
         side = max(h, w)
-        # pad to a square (bottom/right) so the aspect ratio is kept
-        square = np.zeros((side, side, 3), np.uint8)
-        square[:h, :w] = image_bgr
-        small = cv2.resize(square, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+        # shrink, then pad to a square (bottom/right) so the aspect ratio is kept: padding first
+        # allocated side x side pixels (112 GiB for a 200000 x 10 strip that passes the pixel limit)
+        f = INPUT_SIZE / side
+        sw, sh = min(INPUT_SIZE, max(1, round(w * f))), min(INPUT_SIZE, max(1, round(h * f)))
+        small = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+        small[:sh, :sw] = cv2.resize(image_bgr, (sw, sh), interpolation=cv2.INTER_AREA)
         scores, raw = self.raw(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         centres = raw[:, 0:2] + self._anchors
         sizes = raw[:, 2:4]
