@@ -189,3 +189,29 @@ def test_the_margin_follows_how_much_the_photos_differ():
     assert spread < AGGREGATE_SPREAD_FULL
     middle = person_templates([Templates(r[None], np.array([0], np.int8)) for r in v], [0.9] * 3)
     assert middle.margins[0] == pytest.approx(AGGREGATE_MARGIN * spread / AGGREGATE_SPREAD_FULL, rel=1e-4)
+
+
+def test_a_damaged_or_forged_index_file_is_refused(tmp_path):
+    """Templates are unit vectors: a file with others (vectors x 5 scored 10.0, a match for anyone)
+    or a truncated file is refused with the engine's error, not a crash or a false accept."""
+    good = Index(4)
+    good.add("1", np.eye(4, dtype=np.float32)[:1])
+    good.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as data:
+        arrays = dict(data)
+    np.savez(tmp_path / "forged.npz", **{**arrays, "vectors": arrays["vectors"] * 5})
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:100])
+    for name in ("forged.npz", "cut.npz"):
+        with pytest.raises(EngineError):
+            Index.load(tmp_path / name)
+    assert len(Index.load(tmp_path / "good.npz")) == 1
+
+
+def test_a_truncated_mask_head_is_reported_as_missing_not_a_crash(tmp_path):
+    from recognition.engine.errors import ModelsMissing
+    from recognition.engine.maskclf import DEFAULT_PATH, MaskClassifier
+
+    cut = tmp_path / "mask_classifier.npz"
+    cut.write_bytes(DEFAULT_PATH.read_bytes()[:200])
+    with pytest.raises(ModelsMissing):
+        MaskClassifier.load(cut)

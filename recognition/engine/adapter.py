@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelsMissing
+from .files import UNREADABLE, savez_atomic
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_PATH = ASSETS / "adapter-v1.npz"
@@ -34,15 +35,14 @@ class Adapter:
         try:
             with np.load(path) as d:
                 return cls(d["w1"], d["b1"], d["w2"], d["b2"], version=Path(path).stem)
-        except OSError as exc:
-            raise ModelsMissing(f"adapter {path} missing; run `manage.py train_adapter`") from exc
+        except UNREADABLE as exc:
+            raise ModelsMissing(f"adapter {path} missing or unreadable; run `manage.py train_adapter`") from exc
 
     def save(self, path: Path, metrics: dict) -> None:
         """Write weights (float16) and ``<path>.json`` with the training metrics."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
-                            w2=self.w2.astype(np.float16), b2=self.b2.astype(np.float16))
+        savez_atomic(path, compressed=True, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
+                     w2=self.w2.astype(np.float16), b2=self.b2.astype(np.float16))
         path.with_suffix(".json").write_text(json.dumps(metrics, indent=2, default=float))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

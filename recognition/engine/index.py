@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EngineError
+from .files import UNREADABLE, savez_atomic
 
 # Two-stage search for large galleries (measured in bench/speed.py, see docs/performance.md): a
 # float32 pass over a PCA projection of the templates (COARSE_DIM of 1024 dimensions, a quarter
@@ -204,18 +203,9 @@ class Index:
 
     def save(self, path: Path) -> None:
         """Write the index to ``path`` (.npz) atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                extra = {} if self.margins is None else {"margins": self.margins}
-                np.savez(fh, vectors=self.vectors, labels=self.labels.astype(str), kinds=self.kinds,
-                         dim=np.array(self.dim), **extra)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        extra = {} if self.margins is None else {"margins": self.margins}
+        savez_atomic(path, vectors=self.vectors, labels=self.labels.astype(str), kinds=self.kinds,
+                     dim=np.array(self.dim), **extra)
 
     @classmethod
     def load(cls, path: Path) -> Index:
@@ -228,13 +218,17 @@ class Index:
                 index.kinds = data["kinds"].astype(np.int8)
                 if "margins" in data.files:  # indexes written before margins existed have none
                     index.margins = data["margins"].astype(np.float32)
-        except (OSError, KeyError, ValueError) as exc:
+        except (*UNREADABLE, TypeError) as exc:
             raise EngineError(f"cannot read index {path}: {exc}") from exc
         # a file whose arrays disagree would mis-score (or fail mid-search) instead of failing here
-        n = len(index.vectors)
+        n = len(index.vectors) if index.vectors.ndim else -1
         if (index.vectors.ndim != 2 or index.vectors.shape[1] != index.dim or len(index.labels) != n
                 or len(index.kinds) != n or (index.margins is not None and index.margins.shape != (n,))):
             raise EngineError(f"cannot read index {path}: its vectors, labels, kinds and margins disagree")
+        # templates are unit vectors: anything else (a damaged or forged file) would score above 1
+        norms = np.linalg.norm(index.vectors, axis=1)
+        if n and not (np.isfinite(norms).all() and np.abs(norms - 1).max() < 1e-2):
+            raise EngineError(f"cannot read index {path}: its templates are not unit vectors")
         if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:
             index._coarse_tables()  # now (off the kiosks' event loop), not on the first search
         return index

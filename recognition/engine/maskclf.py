@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelsMissing
+from .files import UNREADABLE
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "assets" / "mask_classifier.npz"
 
@@ -30,8 +31,9 @@ class MaskClassifier:
         try:
             with np.load(path) as data:
                 return cls(data["weights"], float(data["bias"]))
-        except OSError as exc:
-            raise ModelsMissing(f"mask classifier {path} missing; run `manage.py train_mask_classifier`") from exc
+        except UNREADABLE as exc:
+            raise ModelsMissing(f"mask classifier {path} missing or unreadable; run `manage.py train_mask_classifier`"
+                                ) from exc
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         """Probabilities (N,) that each face wears a mask."""

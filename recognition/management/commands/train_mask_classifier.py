@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine
+from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
 
@@ -83,7 +84,6 @@ class Command(BaseCommand):
         metrics = {**fit.metrics, "n_masked": int(y.sum()), "n_unmasked": int((1 - y).sum()),
                    "seed": o["seed"], "sources": {"masked": str(masked_dir), "unmasked": str(unmasked_dir)}}
         out = Path(o["out"])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, weights=fit.weights, bias=np.float32(fit.bias), metrics=json.dumps(metrics))
+        savez_atomic(out, weights=fit.weights, bias=np.float32(fit.bias), metrics=np.array(json.dumps(metrics)))
         self.stdout.write(json.dumps(metrics, indent=2))
         self.stdout.write(f"wrote {out}")

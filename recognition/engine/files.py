@@ -1,0 +1,28 @@
+"""Writing and reading the engine's own ``.npz`` files (index versions, the mask head, the adapter)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+# what np.load raises for a missing, truncated or foreign file
+UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def savez_atomic(path: Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` (.npz) through a temporary file in the same folder and a
+    rename: a reader (or a crash, or Ctrl-C) never meets a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
