@@ -51,6 +51,31 @@ def test_import_people_then_rebuild(db, engine, people_tree):
     assert "people: 0 created, 2 already there; photos: 0 added, 3 refused" in again and "duplicate (2)" in again
 
 
+def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch):
+    """Ctrl-C (or any failure) half-way: the people and photos added stay, the audit log records
+    the interrupted import, and the operator is told how to go on."""
+    from audit.models import AuditEvent
+    from enrollment import services
+
+    calls = []
+
+    def photo_add(**kwargs):
+        calls.append(kwargs["filename"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return FacePhoto.objects.create(person=kwargs["person"], image=f"faces/x{len(calls)}.jpg",
+                                        sha256=str(len(calls)), width=8, height=8)
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    err = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        call_command("import_people", str(people_tree), stdout=io.StringIO(), stderr=err)
+    assert FacePhoto.objects.count() == 1 and Person.objects.exists()
+    event = AuditEvent.objects.get(action="import")
+    assert "interrupted" in event.summary and "1 photos added" in event.summary
+    assert "run it again" in err.getvalue()
+
+
 def test_import_people_refuses_a_missing_folder(db, tmp_path):
     with pytest.raises(CommandError):
         run("import_people", str(tmp_path / "absent"))

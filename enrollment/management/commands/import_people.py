@@ -56,31 +56,41 @@ class Command(BaseCommand):
         created = existing = added = empty = 0
         refused: dict[str, list[str]] = defaultdict(list)
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
-        for folder, photos in plan:
-            staff_id = folder.name[:64]
-            person = Person.objects.filter(staff_id=staff_id).first()
-            if person is None:
-                person = services.person_create(actor=None, full_name=folder.name.replace("_", " ")[:200],
-                                                staff_id=staff_id, department=opts["department"])
-                created += 1
-            else:
-                existing += 1
-            accepted = 0
-            for photo in photos:
-                try:
-                    services.photo_add(person=person, data=photo.read_bytes(), filename=photo.name, actor=None,
-                                       source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
-                    accepted += 1
-                except services.PhotoRefused as exc:
-                    refused[exc.code].append(str(photo.relative_to(root)))
-                done += 1
-                bar(done, total)
-            added += accepted
-            empty += not person.photos.exists()
+        finished = False
+        try:
+            for folder, photos in plan:
+                staff_id = folder.name[:64]
+                person = Person.objects.filter(staff_id=staff_id).first()
+                if person is None:
+                    person = services.person_create(actor=None, full_name=folder.name.replace("_", " ")[:200],
+                                                    staff_id=staff_id, department=opts["department"])
+                    created += 1
+                else:
+                    existing += 1
+                for photo in photos:
+                    try:
+                        services.photo_add(person=person, data=photo.read_bytes(), filename=photo.name, actor=None,
+                                           source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
+                        added += 1
+                    except services.PhotoRefused as exc:
+                        refused[exc.code].append(str(photo.relative_to(root)))
+                    except OSError:   # a file that cannot be read (permissions, a vanished network share)
+                        refused["unreadable"].append(str(photo.relative_to(root)))
+                    done += 1
+                    bar(done, total)
+                empty += not person.photos.exists()
+            finished = True
+        finally:
+            # what was added stays (photos already there are skipped as duplicates when the import
+            # is run again), and the audit log says so even when the import stopped half-way
+            n_refused = sum(len(v) for v in refused.values())
+            audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
+                         summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people created, "
+                                 f"{added} photos added, {n_refused} refused")
+            if not finished:
+                self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
+                                  "run it again to go on, or `manage.py rebuild_index` to index what is there")
         seconds = time.monotonic() - started
-        n_refused = sum(len(v) for v in refused.values())
-        audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
-                     summary=f"import_people: {created} people created, {added} photos added, {n_refused} refused")
         self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
                           f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
         if empty:
