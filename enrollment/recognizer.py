@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +39,15 @@ def engine_config() -> EngineConfig:
                      threshold_masked=round(cfg.threshold_masked + offset, 4))
 
 
+_load_lock = threading.Lock()
+
+
 def get_engine() -> Engine:
-    """The engine for this process (loaded on first use, never at import time)."""
-    return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+    """The engine for this process (loaded on first use, never at import time). One thread loads
+    it; others asking meanwhile (a kiosk's pool, a rebuild, the API) wait for that one instead of
+    loading the models a second time beside it (about 900 MB each)."""
+    with _load_lock:
+        return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
 
 
 def synthetic_masks_available() -> bool:

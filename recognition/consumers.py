@@ -111,7 +111,6 @@ def _log_unavailable(exc: BaseException) -> None:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_engine_lock = threading.Lock()
 
 
 def engine_pool() -> ThreadPoolExecutor:
@@ -127,8 +126,7 @@ def engine_pool() -> ThreadPoolExecutor:
 def warm_engine() -> None:
     """Load the models now (first connection) rather than on the first frame."""
     try:
-        with _engine_lock:
-            get_engine()
+        get_engine()   # one load per process, however many threads ask (enrollment.recognizer)
     except Exception:  # noqa: BLE001 - the first frame reports it to the page
         log.exception("could not load the recognition engine")
 
@@ -161,8 +159,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     try:
         image = decode_image(data, max_bytes=settings.MASKNET_MAX_FRAME_BYTES,
                              max_pixels=settings.MASKNET_KIOSK_MAX_FRAME_PIXELS)
-        with _engine_lock:
-            engine = get_engine()
+        engine = get_engine()
     except EngineError as exc:
         return FrameAnalysis(error=exc.code, ms=(time.perf_counter() - started) * 1000)
     size = (image.shape[1], image.shape[0])

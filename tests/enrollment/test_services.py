@@ -206,3 +206,32 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
         assert recognizer._version(str(tmp_path), True) != base
     finally:
         recognizer._version.cache_clear()
+
+
+def test_the_engine_is_loaded_by_one_thread_at_a_time(monkeypatch):
+    """A kiosk's pool, a rebuild and the API can all ask for the engine while it loads: they wait
+    for the one load instead of loading the models again beside it."""
+    import threading
+    import time
+
+    from enrollment import recognizer
+
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_load(models_dir, config):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return object()
+
+    monkeypatch.setattr(recognizer, "load_engine", slow_load)
+    threads = [threading.Thread(target=recognizer.get_engine) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert most[0] == 1
