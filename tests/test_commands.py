@@ -81,6 +81,10 @@ def test_commands_refuse_missing_dirs(tmp_path):
         call_command("evaluate_pairs", images=str(tmp_path / "nope"), pairs=str(tmp_path / "p.txt"))
     with pytest.raises(CommandError):
         call_command("evaluate_identification", gallery=str(tmp_path / "a"), probes=str(tmp_path / "b"))
+    # a mistyped people file must not silently train the mask head on every LFW person (test people too)
+    with pytest.raises(CommandError, match="not found"):
+        call_command("train_mask_classifier", masked=str(tmp_path), unmasked=str(tmp_path),
+                     unmasked_people=str(tmp_path / "peopleDevTrian.txt"))
 
 
 def test_verification_metrics_on_known_scores():

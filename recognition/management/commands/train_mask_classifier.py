@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine
+from recognition.engine.errors import FrameTooLarge
 from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
@@ -46,7 +47,10 @@ class Command(BaseCommand):
                 raise CommandError(f"{d} is not a directory")
         rng = random.Random(o["seed"])
         people = None
-        if o["unmasked_people"] and Path(o["unmasked_people"]).exists():
+        if o["unmasked_people"]:
+            # a mistyped path must not silently train on every LFW person, the test people included
+            if not Path(o["unmasked_people"]).is_file():
+                raise CommandError(f"{o['unmasked_people']} not found (--unmasked-people '' uses every person)")
             people = {ln.split()[0] for ln in Path(o["unmasked_people"]).read_text().splitlines()[1:]
                       if ln.strip()}
         unmasked = [p for p in list_images(unmasked_dir) if people is None or p.parent.name in people]
@@ -64,7 +68,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {n}/{len(jobs)} photos embedded")
             try:
                 faces = engine.analyze(path.read_bytes(), max_faces=1)
-            except (NoFaceFound, UnreadableImage):
+            except (NoFaceFound, UnreadableImage, FrameTooLarge):
                 continue
             face = faces[0]
             xs.append(face.embedding)
