@@ -42,12 +42,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, base_url: str, history_days: int, no_enroll: bool, **options) -> None:
         base = base_url.rstrip("/")
-        password = secrets.token_urlsafe(9)
-        self._admin(password)
         people = self._people()
         enrolled = False if no_enroll else self._enroll(people[0])
         self._history(people, history_days)
         code = self._kiosk_link()
+        # last, right before it is printed: a step above that fails must not leave the demo admin
+        # with a new password nobody was told
+        password = secrets.token_urlsafe(9)
+        self._admin(password)
         out = self.stdout.write
         out("")
         out(self.style.SUCCESS("MaskNet demo data is ready."))
