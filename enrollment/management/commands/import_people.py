@@ -40,9 +40,10 @@ class Command(BaseCommand):
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
         parser.add_argument("--max-photos", type=int, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
-        parser.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
-        parser.add_argument("--wait", action="store_true",
-                            help="rebuild in the foreground even when Celery workers are configured")
+        after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
+        after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
+        after.add_argument("--wait", action="store_true",
+                           help="rebuild in the foreground even when Celery workers are configured")
 
     def handle(self, *args, **opts) -> None:
         root: Path = opts["dir"]
