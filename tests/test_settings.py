@@ -43,6 +43,16 @@ def test_production_refuses_to_start_without_its_secrets(missing):
 
 
 @pytest.mark.reliability
+def test_the_development_settings_refuse_other_hosts_with_their_public_key():
+    """A deployment that forgot DJANGO_SETTINGS_MODULE runs the development settings (the default of
+    manage.py, the ASGI and Celery apps): serving a real host name with the public dev key is refused."""
+    refused = manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org")
+    assert refused.returncode != 0 and "masknet_site.settings.prod" in refused.stderr
+    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50).returncode == 0
+    assert manage("check").returncode == 0           # localhost: the embedded default
+
+
+@pytest.mark.reliability
 def test_an_out_of_range_threshold_offset_is_refused():
     """Far out, or just below the lowest offset that keeps masked strangers out, the site refuses to
     start and names the setting; the bound itself is accepted."""

@@ -1,8 +1,22 @@
 """Local development: the embedded default (SQLite, in-memory channel layer, threads)."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import ALLOWED_HOSTS, env
+
+DEV_KEY = "dev-insecure-masknet-key-do-not-use-in-production"
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "testserver"}
 
 DEBUG = env("DJANGO_DEBUG", "1") in ("1", "true", "yes", "on")
 # A fixed development key is fine here; prod refuses to start without DJANGO_SECRET_KEY.
-SECRET_KEY = env("DJANGO_SECRET_KEY", "dev-insecure-masknet-key-do-not-use-in-production")
+SECRET_KEY = env("DJANGO_SECRET_KEY", DEV_KEY)
+
+# These are also the settings of a process started without DJANGO_SETTINGS_MODULE (manage.py, the
+# ASGI app, the Celery app): one that serves other hosts with the public key above is a production
+# deployment that forgot masknet_site.settings.prod. Refuse rather than sign sessions with a known key.
+if SECRET_KEY == DEV_KEY and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
+    raise ImproperlyConfigured(
+        f"DJANGO_ALLOWED_HOSTS names {sorted(set(ALLOWED_HOSTS) - LOCAL_HOSTS)} but the development settings "
+        "use their public secret key: set DJANGO_SETTINGS_MODULE=masknet_site.settings.prod for a deployment "
+        "(docs/deployment.md), or DJANGO_SECRET_KEY to serve other hosts from a development copy")
