@@ -272,6 +272,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     photo.image.save(Path(filename).stem[:40] + _sniff(data), ContentFile(data), save=False)
     try:
         with transaction.atomic():
+            # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
+            # once (a double submit) is refused as a duplicate instead of stored twice
+            list(Person.objects.select_for_update().filter(pk=person.pk).values_list("pk", flat=True))
+            if FacePhoto.objects.filter(person=person, sha256=sha).exists():
+                raise PhotoRefused("duplicate")
             photo.save()
             if embed:
                 _templates_store(photo=photo, face=inspection.face, engine=engine,

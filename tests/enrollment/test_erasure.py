@@ -126,3 +126,4 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     active = IndexVersion.objects.current()
     assert active.load().identities == {str(keep.pk)}
     assert not any(label in v.load().identities for v in IndexVersion.objects.all())
+

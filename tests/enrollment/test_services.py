@@ -214,8 +214,6 @@ def test_the_engine_is_loaded_by_one_thread_at_a_time(monkeypatch):
     import threading
     import time
 
-    from enrollment import recognizer
-
     active, most = [0], [0]
     lock = threading.Lock()
 
@@ -235,3 +233,44 @@ def test_the_engine_is_loaded_by_one_thread_at_a_time(monkeypatch):
     for t in threads:
         t.join(5)
     assert most[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
+    """A double submit: both requests pass the early duplicate check while the other is still being
+    inspected; the second to reach the database is refused as a duplicate (PostgreSQL row lock)."""
+    import threading
+
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    person = services.person_create(actor=None, full_name="Twice", staff_id="T2")
+    both_inspecting = threading.Barrier(2, timeout=10)
+
+    def inspect(*, data, engine=None):
+        both_inspecting.wait()
+        return services.PhotoInspection(ok=True, code=None, message="", width=8, height=8, box=[1.0, 1.0, 7.0, 7.0],
+                                        quality_score=0.9, quality_verdict="ok")
+
+    monkeypatch.setattr(services, "photo_inspect", inspect)
+    monkeypatch.setattr(recognizer, "get_engine", lambda: None)
+    outcomes: list[str] = []
+
+    def submit():
+        try:
+            services.photo_add(person=person, data=b"\xff\xd8\xff same bytes", actor=None, schedule_rebuild=False)
+            outcomes.append("stored")
+        except services.PhotoRefused as exc:
+            outcomes.append(exc.code)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(outcomes) == ["duplicate", "stored"]
+    assert FacePhoto.objects.filter(person=person).count() == 1
