@@ -3,6 +3,8 @@ for validation errors (see :class:`api.serializers.ErrorSerializer`)."""
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -55,11 +57,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, RequestDataTooBig):   # Django's own limit on a body read into memory
-        exc = ApiError(status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="request_too_large",
-                       detail=f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
-    elif isinstance(exc, SuspiciousOperation):  # too many fields or files, a malformed upload...
-        exc = exceptions.ParseError(detail="The request could not be read.")
+    elif isinstance(exc, SuspiciousOperation):
+        # logged where Django logs it (django.security.<class>), then answered in the API's shape
+        logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
+        if isinstance(exc, RequestDataTooBig):   # Django's own limit on a body read into memory
+            exc = ApiError(status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="request_too_large",
+                           detail=f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+        else:   # too many fields or files, a malformed upload...
+            exc = exceptions.ParseError(detail="The request could not be read.")
     response = exception_handler(exc, context)
     if response is None:
         return None

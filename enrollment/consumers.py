@@ -31,7 +31,7 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         events.register_loop(asyncio.get_running_loop())
-        self._checked_at = time.monotonic()
+        self._checked_at, self._refused = time.monotonic(), False
         await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
         await self.accept()
 
@@ -40,10 +40,13 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         return _may_watch(user)
 
     async def _still_allowed(self) -> bool:
+        if self._refused:
+            return False
         if time.monotonic() - self._checked_at < RECHECK_S:
             return True
         self._checked_at = time.monotonic()
-        return await self._reload_allowed()
+        self._refused = not await self._reload_allowed()   # for good: events until the close are dropped
+        return not self._refused
 
     @database_sync_to_async
     def _reload_allowed(self) -> bool:

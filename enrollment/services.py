@@ -110,7 +110,8 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
         setattr(person, name, new[name])
     if not changed:
         return person
-    person.full_clean()
+    # notes written before their limit existed do not block changes to the other fields
+    person.full_clean(exclude=[] if "notes" in changed else ["notes"])
     with transaction.atomic():
         save_unique(person, "staff_id", update_fields=[*changed, "updated_at"])
         audit_record(actor=actor, action=Action.UPDATE, obj=person,
@@ -274,7 +275,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice
-            list(Person.objects.select_for_update().filter(pk=person.pk).values_list("pk", flat=True))
+            # (FOR NO KEY UPDATE: check-ins referring to the person are not held up)
+            list(Person.objects.select_for_update(no_key=True).filter(pk=person.pk).values_list("pk", flat=True))
             if FacePhoto.objects.filter(person=person, sha256=sha).exists():
                 raise PhotoRefused("duplicate")
             photo.save()

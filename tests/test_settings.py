@@ -48,7 +48,10 @@ def test_the_development_settings_refuse_other_hosts_with_their_public_key():
     manage.py, the ASGI and Celery apps): serving a real host name with the public dev key is refused."""
     refused = manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org")
     assert refused.returncode != 0 and "masknet_site.settings.prod" in refused.stderr
-    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50).returncode == 0
+    # the documented deployment's variables (its own key) without the settings module: DEBUG is on
+    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50).returncode != 0
+    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50,
+                  DJANGO_DEBUG="0").returncode == 0
     assert manage("check").returncode == 0           # localhost: the embedded default
 
 

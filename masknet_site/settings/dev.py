@@ -13,10 +13,12 @@ DEBUG = env("DJANGO_DEBUG", "1") in ("1", "true", "yes", "on")
 SECRET_KEY = env("DJANGO_SECRET_KEY", DEV_KEY)
 
 # These are also the settings of a process started without DJANGO_SETTINGS_MODULE (manage.py, the
-# ASGI app, the Celery app): one that serves other hosts with the public key above is a production
-# deployment that forgot masknet_site.settings.prod. Refuse rather than sign sessions with a known key.
-if SECRET_KEY == DEV_KEY and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
+# ASGI app, the Celery app): one that serves other hosts with DEBUG on or the public key above is a
+# production deployment that forgot masknet_site.settings.prod (its other variables, the secret key
+# included, set as docs/deployment.md says). Refuse rather than serve it with DEBUG and no HTTPS.
+if (DEBUG or SECRET_KEY == DEV_KEY) and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
     raise ImproperlyConfigured(
-        f"DJANGO_ALLOWED_HOSTS names {sorted(set(ALLOWED_HOSTS) - LOCAL_HOSTS)} but the development settings "
-        "use their public secret key: set DJANGO_SETTINGS_MODULE=masknet_site.settings.prod for a deployment "
-        "(docs/deployment.md), or DJANGO_SECRET_KEY to serve other hosts from a development copy")
+        f"DJANGO_ALLOWED_HOSTS names {sorted(set(ALLOWED_HOSTS) - LOCAL_HOSTS)} but these are the development "
+        "settings (DEBUG on, or their public secret key): set DJANGO_SETTINGS_MODULE=masknet_site.settings.prod "
+        "for a deployment (docs/deployment.md), or DJANGO_DEBUG=0 and DJANGO_SECRET_KEY to serve other hosts "
+        "from a development copy")

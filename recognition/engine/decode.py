@@ -71,6 +71,7 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return img
     arr = np.asarray(img, dtype=np.float64)
-    if img.mode != "F" and arr.size and arr.max() > 255:
-        arr = arr / 257.0          # 0-65535 to 0-255
+    # 16-bit modes always span 0-65535; PNG's 16-bit grey may also open as 32-bit "I"
+    if img.mode.startswith("I;16") or (img.mode == "I" and arr.size and arr.max() > 255):
+        arr = arr / 257.0
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")

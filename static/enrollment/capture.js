@@ -106,6 +106,7 @@
       if (!shots) { say("The camera gave no picture: try again.", false); return; }
       say("Saving…", true);
       const r = await post(root.dataset.save, form);
+      if (!Array.isArray(r.saved)) { say(r.message || "Saving failed.", false); return; }  // e.g. models missing (503)
       const li = document.createElement("li");
       li.textContent = r.saved.length + " photo(s) saved" + (r.refused.length ? ", " + r.refused.length + " refused: " + r.refused.map((x) => x.message).join("; ") : "");
       results.prepend(li);

@@ -274,3 +274,12 @@ def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
         t.join(20)
     assert sorted(outcomes) == ["duplicate", "stored"]
     assert FacePhoto.objects.filter(person=person).count() == 1
+
+
+def test_notes_written_before_their_limit_do_not_block_other_changes(db):
+    from enrollment.models import NOTES_MAX
+
+    person = Person.objects.create(full_name="Old Notes", staff_id="O-N", notes="n" * (NOTES_MAX + 10))
+    services.person_update(person=person, actor=None, department="Lab")     # notes untouched: accepted
+    with pytest.raises(ValidationError):
+        services.person_update(person=person, actor=None, notes="m" * (NOTES_MAX + 1))

@@ -33,10 +33,10 @@ function page() {
     FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
     fetch: async (url) => {
       server.posts.push(url);
-      const json = url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null };
+      const json = server.json || (url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null });
       return {
         status: server.status, redirected: false, ok: server.status < 400,
-        headers: { get: () => (server.status === 200 ? "application/json" : "text/html") },
+        headers: { get: () => (server.status === 200 || server.json ? "application/json" : "text/html") },
         json: async () => json,
       };
     },
@@ -85,6 +85,17 @@ async function main() {
   await p.run(1000);
   check("live checks run once frames come", p.server.posts.filter((u) => u === "/check").length >= 1,
         `${p.server.posts.length} posts`);
+
+  // ---- the server without its face models: the burst shows the server's own message
+  p.server.status = 503;
+  p.server.json = { ok: false, code: "models_missing", message: "The face models are not installed on the server." };
+  p.button.dispatch("click");
+  await p.run(3000);
+  check("a burst answered 503 shows the server's message", /not installed/.test(p.feedback.textContent),
+        p.feedback.textContent);
+  check("and the page is usable again", p.button.disabled === false, `disabled ${p.button.disabled}`);
+  p.server.status = 200;
+  p.server.json = null;
 
   // ---- hidden: no checks
   p.context.document.hidden = true;

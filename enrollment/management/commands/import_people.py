@@ -70,13 +70,17 @@ class Command(BaseCommand):
                     existing += 1
                 for photo in photos:
                     try:
-                        services.photo_add(person=person, data=photo.read_bytes(), filename=photo.name, actor=None,
-                                           source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
-                        added += 1
+                        data = photo.read_bytes()
+                    except OSError:   # a file that cannot be read (permissions, a vanished network share)
+                        data = None
+                        refused["unreadable"].append(str(photo.relative_to(root)))
+                    try:
+                        if data is not None:   # (a full or read-only media folder still stops the import)
+                            services.photo_add(person=person, data=data, filename=photo.name, actor=None,
+                                               source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
+                            added += 1
                     except services.PhotoRefused as exc:
                         refused[exc.code].append(str(photo.relative_to(root)))
-                    except OSError:   # a file that cannot be read (permissions, a vanished network share)
-                        refused["unreadable"].append(str(photo.relative_to(root)))
                     done += 1
                     bar(done, total)
                 empty += not person.photos.exists()
