@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
 
 from . import events
 
@@ -23,7 +26,8 @@ def _may_watch(user) -> bool:
 class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
     """Sends ``{"type": "progress", "run": {...}}`` and ``{"type": "index", ...}`` to staff who may
     view training runs; anyone else is refused (close code 4403). A socket whose user loses that
-    right, is deactivated or logs out is closed (4403) at its next message after ``RECHECK_S``."""
+    right, is deactivated, logs out, changes password or whose session expires is closed (4403) at
+    its next message after ``RECHECK_S``."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -50,13 +54,19 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _reload_allowed(self) -> bool:
-        """The user as the database has them now (permissions, active), and their session still there."""
+        """The user as the database has them now (permissions, active), and their session as the
+        session store has it now: still there, not expired, same user, same password."""
         user = self.scope.get("user")
         fresh = get_user_model().objects.filter(pk=getattr(user, "pk", None)).first()
+        if fresh is None or not _may_watch(fresh):
+            return False
         session = self.scope.get("session")
-        if session is not None and session.session_key and not session.exists(session.session_key):
-            return False   # logged out (or the session expired and was cleared)
-        return fresh is not None and _may_watch(fresh)
+        if session is None or not session.session_key:
+            return True            # no session in this scope (a test's): the user alone decides
+        store = import_module(settings.SESSION_ENGINE).SessionStore   # (the scope's session is a lazy wrapper)
+        data = store(session.session_key).load()   # {} once logged out, flushed or expired
+        return (str(data.get(SESSION_KEY)) == str(fresh.pk)
+                and constant_time_compare(data.get(HASH_SESSION_KEY, ""), fresh.get_session_auth_hash()))
 
     async def disconnect(self, code: int) -> None:
         await self.channel_layer.group_discard(events.TRAINING_GROUP, self.channel_name)

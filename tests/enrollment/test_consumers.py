@@ -74,3 +74,42 @@ def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
         return connected
 
     assert async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["logout", "password_change"])
+def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, how):
+    """The socket's user is read from the session store again: logging out (elsewhere, say) or a
+    password change (which ends every other session) closes it at its next message."""
+    from enrollment import consumers
+    from masknet_site.asgi import application
+
+    monkeypatch.setattr(consumers, "RECHECK_S", 0.0)
+    run = TrainingRun.objects.create(state="running", progress=10, message="embedding")
+    client.force_login(enroller)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    def end_session():
+        if how == "logout":
+            client.logout()
+        else:
+            enroller.set_password("a new one")
+            enroller.save()
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, "/ws/admin/training/",
+                                             headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
+                                                      (b"host", b"testserver")])
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(events.training_progress)(run)
+        first = await communicator.receive_json_from(timeout=2)
+        await sync_to_async(end_session)()
+        await sync_to_async(events.training_progress)(run)
+        closed = await communicator.receive_output(timeout=2)
+        await communicator.disconnect()
+        return first, closed
+
+    first, closed = async_to_sync(scenario)()
+    assert first["type"] == "progress" and closed == {"type": "websocket.close", "code": 4403}
+
