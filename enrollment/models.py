@@ -6,6 +6,7 @@ Writes go through :mod:`enrollment.services`; simple reads are QuerySet methods 
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
 NOTES_MAX = 2000   # characters of free-text notes about a person
@@ -197,12 +199,19 @@ class IndexVersion(models.Model):
 
     def load(self) -> Index:
         """The :class:`~recognition.engine.index.Index` of this version (cached per process by id;
-        treat it as read-only)."""
-        return _load_index(self.pk, str(self.file))
+        treat it as read-only). Raises ``EngineError`` when the file is unreadable or does not match
+        the digest recorded when it was written (damaged, replaced or restored from elsewhere)."""
+        return _load_index(self.pk, str(self.file), self.sha256)
 
 
 @functools.lru_cache(maxsize=1)   # only the version in use: a replaced one (an erasure's) leaves memory
-def _load_index(version_id: int, path: str) -> Index:
+def _load_index(version_id: int, path: str, sha256: str) -> Index:
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise EngineError(f"cannot read index {path}: {exc}") from exc
+    if digest != sha256:
+        raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
     return Index.load(Path(path))
 
 

@@ -651,9 +651,7 @@ def _thresholds_fit(index: Index, probes: Index | None = None, max_templates: in
 
 def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:
     name = f"index-{run_id or 0:06d}-{uuid.uuid4().hex[:10]}.npz"
-    path = Path(settings.MASKNET_INDEX_DIR) / name
-    index.save(path)
-    return name, hashlib.sha256(path.read_bytes()).hexdigest()
+    return name, index.save(Path(settings.MASKNET_INDEX_DIR) / name)
 
 
 def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,11 +202,13 @@ class Index:
             self._coarse = (vectors, basis, projected)
             return basis, projected
 
-    def save(self, path: Path) -> None:
-        """Write the index to ``path`` (.npz) atomically (temp file + rename)."""
+    def save(self, path: Path) -> str:
+        """Write the index to ``path`` (.npz) atomically (temp file + rename); returns the file's
+        SHA-256 (hex), which an index version records and checks when it is loaded."""
         extra = {} if self.margins is None else {"margins": self.margins}
         savez_atomic(path, vectors=self.vectors, labels=self.labels.astype(str), kinds=self.kinds,
                      dim=np.array(self.dim), **extra)
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
     @classmethod
     def load(cls, path: Path) -> Index:

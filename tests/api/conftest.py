@@ -107,8 +107,8 @@ def make_fake_index(db):
             index.add(str(p.pk), rng.normal(size=(2, 8)))
         folder = settings.MASKNET_INDEX_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        index.save(folder / "index-test.npz")
-        return IndexVersion.objects.create(path="index-test.npz", sha256="0" * 64, people_count=len(people),
+        sha = index.save(folder / "index-test.npz")
+        return IndexVersion.objects.create(path="index-test.npz", sha256=sha, people_count=len(people),
                                            template_count=len(index), dim=8, is_active=True,
                                            model_version=model_version or template_version(),
                                            metrics={"thresholds": {"masked": 0.4, "unmasked": 0.5}})

@@ -418,3 +418,20 @@ def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
     assert fitted["source"] == "engine" and fitted["offset"] == -0.02
     assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.02)
     assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.02)
+
+
+def test_an_index_file_that_no_longer_matches_its_digest_is_refused(make_photo):
+    """A version's file replaced by another valid index (restored from elsewhere, tampered with:
+    labels swapped here) is refused when loaded, not served."""
+    from enrollment.models import index_cache_clear
+    from recognition.engine.errors import EngineError
+    from recognition.engine.index import Index
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    version = rebuild_now().index_version
+    index = Index.load(version.file)
+    index.labels = index.labels[::-1].copy()
+    index.save(version.file)
+    index_cache_clear()
+    with pytest.raises(EngineError, match="digest"):
+        version.load()

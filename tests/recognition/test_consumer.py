@@ -424,9 +424,9 @@ def _index_version(settings, labels: list[str], thresholds: dict, active: bool =
     for i, label in enumerate(labels):
         index.add(label, np.eye(4, dtype=np.float32)[i:i + 1])
     name = f"index-test-{'-'.join(labels) or 'empty'}.npz"
-    index.save(settings.MASKNET_INDEX_DIR / name)
+    sha = index.save(settings.MASKNET_INDEX_DIR / name)
     IndexVersion.objects.filter(is_active=True).update(is_active=False)
-    return IndexVersion.objects.create(path=name, sha256="t", dim=4, people_count=len(labels),
+    return IndexVersion.objects.create(path=name, sha256=sha, dim=4, people_count=len(labels),
                                        template_count=len(labels), model_version="t", is_active=active,
                                        metrics={"thresholds": thresholds})
 

@@ -116,9 +116,9 @@ def other_model_index(tmp_path) -> IndexVersion:
     """An active index of 8-dimensional templates (as if built by another embedding model)."""
     index = Index(8)
     index.add("1", np.random.default_rng(1).normal(size=(2, 8)))
-    index.save(tmp_path / "index" / "index-other-model.npz")
+    sha = index.save(tmp_path / "index" / "index-other-model.npz")
     IndexVersion.objects.filter(is_active=True).update(is_active=False)
-    return IndexVersion.objects.create(path="index-other-model.npz", sha256="0" * 64, people_count=1,
+    return IndexVersion.objects.create(path="index-other-model.npz", sha256=sha, people_count=1,
                                        template_count=2, dim=8, model_version="other", is_active=True)
 
 
