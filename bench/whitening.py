@@ -97,12 +97,14 @@ def apply(x: np.ndarray, mean: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def devtrain_embeddings(engine) -> dict:
     """The ablation's DevTrain crops and embeddings (``--calibrate-split DevTrain``'s caches)."""
+    saved = ablation.WORK, ablation.UPPER_CUTS
     ablation.WORK, ablation.UPPER_CUTS = ablation.split_work("DevTrain"), (CUT,)
-    pairs = ablation.devtest_pairs("DevTrain")
-    keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
-    ablation.WORK, ablation.UPPER_CUTS = REPO / "var" / "bench" / "ablation", tuple(sorted({0.56, 0.62, CUT}))
-    return emb
+    try:
+        pairs = ablation.devtest_pairs("DevTrain")
+        keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+        return ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
+    finally:
+        ablation.WORK, ablation.UPPER_CUTS = saved   # the DevTest caches again
 
 
 def training_set(emb: dict) -> tuple[np.ndarray, np.ndarray]:

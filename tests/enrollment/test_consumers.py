@@ -19,6 +19,15 @@ def communicator_for(user) -> WebsocketCommunicator:
     return communicator
 
 
+def site_communicator(cookie: bytes) -> WebsocketCommunicator:
+    """A client of the whole site's ASGI application (session and origin middleware included)."""
+    from masknet_site.asgi import application
+
+    return WebsocketCommunicator(application, "/ws/admin/training/",
+                                 headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
+                                          (b"host", b"testserver")])
+
+
 @pytest.mark.django_db(transaction=True)
 def test_staff_receive_progress_until_they_lose_the_right(enroller, monkeypatch):
     """Permission is not only checked at connect: once the user may no longer view runs (groups
@@ -60,15 +69,11 @@ def test_others_are_refused(request, db, who):
 
 
 def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
-    from masknet_site.asgi import application
-
     client.force_login(enroller)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/admin/training/",
-                                             headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
-                                                      (b"host", b"testserver")])
+        communicator = site_communicator(cookie)
         connected, _ = await communicator.connect()
         await communicator.disconnect()
         return connected
@@ -82,8 +87,6 @@ def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, ho
     """The socket's user is read from the session store again: logging out (elsewhere, say) or a
     password change (which ends every other session) closes it at its next message."""
     from enrollment import consumers
-    from masknet_site.asgi import application
-
     monkeypatch.setattr(consumers, "RECHECK_S", 0.0)
     run = TrainingRun.objects.create(state="running", progress=10, message="embedding")
     client.force_login(enroller)
@@ -97,9 +100,7 @@ def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, ho
             enroller.save()
 
     async def scenario():
-        communicator = WebsocketCommunicator(application, "/ws/admin/training/",
-                                             headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
-                                                      (b"host", b"testserver")])
+        communicator = site_communicator(cookie)
         connected, _ = await communicator.connect()
         assert connected
         await sync_to_async(events.training_progress)(run)
