@@ -25,7 +25,7 @@ from enrollment.recognizer import get_engine, template_version
 from enrollment.services import index_refresh_if_outdated
 from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.gallery import UNMASKED, Decision, identify
+from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold
 from recognition.engine.index import Index
 
 from .models import SCOPES, TOKEN_PREFIX, ApiToken, token_digest
@@ -186,15 +186,6 @@ def _decode(data: bytes) -> np.ndarray:
     return decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
 
 
-def _site_decision(decision: Decision, thresholds: dict) -> Decision:
-    """Accept only above both the engine's and the site's threshold (as the kiosk does)."""
-    site = thresholds.get("masked" if decision.masked else "unmasked")
-    if site is None:
-        return decision
-    threshold = max(decision.threshold, site)
-    return Decision(decision.label, decision.score, threshold, decision.score >= threshold, decision.masked)
-
-
 def _box(face: Face) -> list[float]:
     return [round(float(v), 1) for v in face.box]
 
@@ -214,7 +205,7 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
     for face in faces:
         common = {"box": _box(face), "masked": bool(face.masked), "masked_prob": round(float(face.masked_prob), 3),
                   "quality_ok": bool(face.quality.ok), "quality_reason": face.quality.reason or None}
-        decided.append((common, _site_decision(identify(engine, face, index), thresholds) if face.quality.ok else None))
+        decided.append((common, identify(engine, face, index, thresholds) if face.quality.ok else None))
     wanted = {int(d.label) for _c, d in decided if d and d.accepted and d.label and d.label.isdigit()}
     people = Person.objects.in_bulk(wanted)  # only the matched people (the index may hold thousands)
     answers = []
@@ -247,9 +238,7 @@ def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyA
     kinds = None if face.masked else (UNMASKED,)
     scores = np.where(index.labels == label, index.scores(face.embedding, kinds), -np.inf)
     best = float(scores.max()) if len(scores) else float("-inf")
-    decision = _site_decision(Decision(label, best, engine.threshold(face.masked), False, bool(face.masked)),
-                              thresholds)
-    threshold = max(decision.threshold, engine.threshold(face.masked))
+    threshold = probe_threshold(engine, face.masked, thresholds)
     match = bool(np.isfinite(best) and best >= threshold and face.quality.ok)
     score = round(best, 4) if np.isfinite(best) else -1.0
     audit_record(actor=actor, action=API_VERIFY, obj=person,

@@ -32,7 +32,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.gallery import UNMASKED, Templates, person_templates
+from recognition.engine.gallery import Templates, fit_thresholds, person_templates
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
@@ -614,39 +614,13 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
 
 
 def _thresholds_fit(index: Index, probes: Index | None = None, max_templates: int = 2000) -> dict:
-    """Site thresholds: never below the engine's (``MASKNET_THRESHOLD_OFFSET`` included), raised to
-    the 99.9th percentile of impostor scores between this gallery's people (unmasked templates for
-    unmasked probes; masked templates against everyone's templates for masked probes).
-    ``probes``: what a probe looks like, one template per photo (default: the index itself); the
-    index's templates are scored as a search scores them, less their margins. Recorded in the
-    version's metrics."""
+    """Site thresholds (:func:`gallery.fit_thresholds`) over the engine's, ``MASKNET_THRESHOLD_OFFSET``
+    included and recorded; ``probes`` default to the index itself. Kept in the version's metrics."""
     cfg = recognizer.engine_config()
-    result = {"unmasked": cfg.threshold_unmasked, "masked": cfg.threshold_masked, "source": "engine",
-              "impostor_pairs": 0, "offset": settings.MASKNET_THRESHOLD_OFFSET}
-    probes = index if probes is None else probes
-    if len(index.identities) < 3:
-        return result
-    rng = np.random.default_rng(0)
-
-    def sample(ix: Index) -> np.ndarray:
-        return rng.permutation(len(ix))[:max_templates] if len(ix) > max_templates else np.arange(len(ix))
-
-    g, q = sample(index), sample(probes)
-    scores = probes.vectors[q] @ index.vectors[g].T
-    if index.margins is not None:  # as a search would score them: less the matched template's margin
-        scores = scores - index.margins[g][None, :]
-    other = probes.labels[q][:, None] != index.labels[g][None, :]
-    probe_unmasked, gallery_unmasked = probes.kinds[q] == UNMASKED, index.kinds[g] == UNMASKED
-    imp_u = scores[np.ix_(probe_unmasked, gallery_unmasked)][other[np.ix_(probe_unmasked, gallery_unmasked)]]
-    imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
-    if len(imp_u) >= 100:
-        result["unmasked"] = round(max(cfg.threshold_unmasked, float(np.quantile(imp_u, 0.999))), 4)
-        result["source"] = "site"
-    if len(imp_m) >= 100:
-        result["masked"] = round(max(cfg.threshold_masked, float(np.quantile(imp_m, 0.999))), 4)
-        result["source"] = "site"
-    result["impostor_pairs"] = int(len(imp_u) + len(imp_m))
-    return result
+    fitted = fit_thresholds(index, index if probes is None else probes,
+                                    {"unmasked": cfg.threshold_unmasked, "masked": cfg.threshold_masked},
+                                    max_templates)
+    return {**fitted, "offset": settings.MASKNET_THRESHOLD_OFFSET}
 
 
 def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:

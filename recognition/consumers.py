@@ -178,11 +178,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         face = engine.with_embedding(face)
     decision = None
     if face.embedding is not None and index is not None and len(index):
-        decision = identify(engine, face, index)
-        site = thresholds.get("masked" if face.masked else "unmasked")
-        if site is not None and decision.score < float(site):
-            decision = Decision(decision.label, decision.score, max(decision.threshold, float(site)), False,
-                                decision.masked)
+        decision = identify(engine, face, index, thresholds)
     jpeg = None
     if snapshot and face.quality.ok:
         ok, buf = cv2.imencode(".jpg", face.aligned, [cv2.IMWRITE_JPEG_QUALITY, 85])

@@ -76,6 +76,25 @@ def test_evaluate_identification_contract(people_dir, tmp_path):
     assert r["rank1"] == 1.0
 
 
+def test_evaluate_identification_uses_the_sites_thresholds(people_dir, tmp_path, settings):
+    """The numbers describe what the kiosk will do: ``MASKNET_THRESHOLD_OFFSET`` moves the thresholds
+    applied, and the gallery's fitted thresholds are reported (too few people here to raise them)."""
+    from enrollment.recognizer import engine_config
+
+    settings.MASKNET_THRESHOLD_OFFSET = 0.05
+    gallery = tmp_path / "gallery"
+    for n in sorted(p.name for p in people_dir.iterdir()):
+        (gallery / n).mkdir(parents=True)
+        (gallery / n / "g.jpg").write_bytes((people_dir / n / f"{n}_0001.jpg").read_bytes())
+    out = tmp_path / "id.json"
+    call_command("evaluate_identification", gallery=str(gallery), probes=str(people_dir), json=str(out))
+    t = json.loads(out.read_text())["thresholds"]
+    cfg = engine_config()
+    assert (t["unmasked"], t["masked"]) == (cfg.threshold_unmasked, cfg.threshold_masked)
+    settings.MASKNET_THRESHOLD_OFFSET = 0.0
+    assert engine_config().threshold_unmasked == pytest.approx(t["unmasked"] - 0.05)
+
+
 def test_commands_refuse_missing_dirs(tmp_path):
     with pytest.raises(CommandError):
         call_command("evaluate_pairs", images=str(tmp_path / "nope"), pairs=str(tmp_path / "p.txt"))

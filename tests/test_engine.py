@@ -88,6 +88,41 @@ def test_enrol_then_identify_a_masked_probe(engine, astronaut_bgr, registry_phot
     # someone not enrolled (the first face of the group photo) is not taken for anyone
     stranger = identify(engine, group[0], index)
     assert not stranger.accepted
+    # a gallery's fitted threshold above the probe's score turns the match away, and is reported
+    site = {"masked": round(decision.score + 0.01, 4), "unmasked": 0.0}
+    strict = identify(engine, probe, index, site)
+    assert strict.label == "astronaut" and not strict.accepted and strict.threshold == site["masked"]
+    # ... while one below the engine's never lowers the engine's threshold
+    lenient = identify(engine, group[0], index, {"unmasked": -1.0, "masked": -1.0})
+    assert lenient.threshold == engine.threshold(group[0].masked) and not lenient.accepted
+
+
+def test_fitted_thresholds_rise_to_the_gallerys_impostor_scores():
+    """``fit_thresholds``: the 99.9th percentile of impostor scores when it is above the base, per
+    probe kind; too few impostor pairs keep the base."""
+    from recognition.engine.gallery import SYNTHETIC_MASK, UNMASKED, fit_thresholds
+    from recognition.engine.index import Index
+
+    rng = np.random.default_rng(0)
+    index = Index(8)
+    shared = rng.normal(size=8)  # everyone looks alike: impostors score high
+    for person in range(30):
+        v = shared + 0.3 * rng.normal(size=(2, 8))
+        index.add(str(person), v / np.linalg.norm(v, axis=1, keepdims=True),
+                  np.array([UNMASKED, SYNTHETIC_MASK], np.int8))
+    base = {"unmasked": 0.5, "masked": 0.99}
+    fitted = fit_thresholds(index, index, base)
+    other = index.labels[:, None] != index.labels[None, :]
+    unmasked = index.kinds == UNMASKED
+    scores = index.vectors @ index.vectors.T
+    expected_u = float(np.quantile(scores[np.ix_(unmasked, unmasked)][other[np.ix_(unmasked, unmasked)]], 0.999))
+    assert fitted["source"] == "site" and 0.5 < expected_u
+    assert fitted["unmasked"] == round(expected_u, 4)
+    assert fitted["masked"] == 0.99          # the base when the impostors stay below it
+    few = Index(8)
+    for person in range(3):
+        few.add(str(person), index.vectors[2 * person: 2 * person + 2], index.kinds[:2])
+    assert fit_thresholds(few, few, base) == {**base, "source": "engine", "impostor_pairs": 18}  # < 100
 
 
 def test_mask_classifier(engine, astronaut_bgr):

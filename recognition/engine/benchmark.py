@@ -10,7 +10,7 @@ import numpy as np
 from . import Engine, Face
 from .errors import EngineError, NoFaceFound
 from .evaluation import IMAGE_EXTS, identification_metrics, parse_pairs, verification_metrics
-from .gallery import compare, enroll_templates, identify, person_templates
+from .gallery import compare, enroll_templates, fit_thresholds, identify, person_templates, probe_threshold
 from .index import Index
 
 Progress = Callable[[int, int], None]
@@ -95,7 +95,8 @@ def person_images(root: Path) -> dict[str, list[Path]]:
 
 def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progress: Progress = _noop,
                             seed: int = 0) -> dict:
-    """Open-set identification: enrol ``gallery`` as the product does, identify ``probes``.
+    """Open-set identification: enrol ``gallery`` as the product does, fit the site thresholds on it
+    as a rebuild does (:func:`fit_thresholds`), identify ``probes`` as the kiosk does.
 
     Returns the JSON contract of ``manage.py evaluate_identification``.
     """
@@ -105,6 +106,7 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
     total = sum(map(len, enrolled.values())) + sum(map(len, probe_sets.values()))
     done = 0
     index = Index(engine.dim)
+    photo_templates = Index(engine.dim)  # every photo's own templates: what probes look like
     failed_gallery = 0
     for person, files in enrolled.items():
         photos, qualities = [], []
@@ -117,9 +119,12 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
                 continue
             photos.append(enroll_templates(engine, face, rng))
             qualities.append(face.quality.score)
+            photo_templates.add(person, photos[-1].vectors, photos[-1].kinds)
         if photos:  # several photos of a person are combined as the site combines them
             p = person_templates(photos, qualities)
             index.add(person, p.vectors, p.kinds, p.margins)
+    site = fit_thresholds(index, photo_templates, {"unmasked": engine.threshold(False),
+                                                   "masked": engine.threshold(True)})
     labels, scores, truth, known, thresholds = [], [], [], [], []
     failed_probes = 0
     masked_probes = 0
@@ -135,15 +140,15 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
                 failed_probes += 1  # the kiosk would say "no face": a miss, never an accept
                 labels.append(None)
                 scores.append(float("-inf"))
-                thresholds.append(engine.threshold(False))
+                thresholds.append(probe_threshold(engine, False, site))
                 continue
             masked_probes += face.masked
-            d = identify(engine, face, index)
+            d = identify(engine, face, index, site)
             labels.append(d.label)
             scores.append(d.score)
             thresholds.append(d.threshold)
     result = identification_metrics(labels, np.array(scores), truth, np.array(known), np.array(thresholds))
     result.update({"n_gallery_people": len(index.identities), "n_gallery_templates": len(index),
                    "failed_gallery_images": failed_gallery, "failed_probes": failed_probes,
-                   "probes_classified_masked": int(masked_probes)})
+                   "probes_classified_masked": int(masked_probes), "thresholds": site})
     return result

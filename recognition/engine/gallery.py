@@ -138,11 +138,53 @@ def person_templates(photos: list[Templates], qualities: list[float | None]) -> 
                            np.array(margins, np.float32))
 
 
-def identify(engine: Engine, face: Face, index: Index) -> Decision:
+def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_templates: int = 2000) -> dict:
+    """Site thresholds of a gallery: never below ``base`` (``{"unmasked": .., "masked": ..}``, the
+    engine's), raised to the 99.9th percentile of impostor scores between the gallery's people
+    (unmasked probes against photographed templates; masked probes against every template).
+
+    ``probes``: what a probe looks like, one template per photo and kind; ``index``'s templates are
+    scored as a search scores them, less their margins. A kind with fewer than 100 impostor pairs
+    keeps its base threshold (``source`` says which applied). Rows are sampled with a fixed seed.
+    """
+    result = {"unmasked": base["unmasked"], "masked": base["masked"], "source": "engine", "impostor_pairs": 0}
+    if len(index.identities) < 3:
+        return result
+    rng = np.random.default_rng(0)
+
+    def sample(ix: Index) -> np.ndarray:
+        return rng.permutation(len(ix))[:max_templates] if len(ix) > max_templates else np.arange(len(ix))
+
+    g, q = sample(index), sample(probes)
+    scores = probes.vectors[q] @ index.vectors[g].T
+    if index.margins is not None:  # as a search would score them: less the matched template's margin
+        scores = scores - index.margins[g][None, :]
+    other = probes.labels[q][:, None] != index.labels[g][None, :]
+    probe_unmasked, gallery_unmasked = probes.kinds[q] == UNMASKED, index.kinds[g] == UNMASKED
+    imp_u = scores[np.ix_(probe_unmasked, gallery_unmasked)][other[np.ix_(probe_unmasked, gallery_unmasked)]]
+    imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
+    for key, impostors in (("unmasked", imp_u), ("masked", imp_m)):
+        if len(impostors) >= 100:
+            result[key] = round(max(base[key], float(np.quantile(impostors, 0.999))), 4)
+            result["source"] = "site"
+    result["impostor_pairs"] = int(len(imp_u) + len(imp_m))
+    return result
+
+
+def probe_threshold(engine: Engine, masked: bool, site: dict | None = None) -> float:
+    """The threshold a probe must reach: the engine's for masked or unmasked probes, raised to the
+    gallery's fitted one (``site``: :func:`fit_thresholds`' ``{"masked": .., "unmasked": ..}``)."""
+    threshold = engine.threshold(masked)
+    fitted = (site or {}).get("masked" if masked else "unmasked")
+    return threshold if fitted is None else max(threshold, float(fitted))
+
+
+def identify(engine: Engine, face: Face, index: Index, site: dict | None = None) -> Decision:
     """Best identity for a probe: masked probes search every template, unmasked ones only
-    the photographed templates (so synthetic masks never hurt unmasked matching)."""
+    the photographed templates (so synthetic masks never hurt unmasked matching). Accepted only
+    above both the engine's and the site's threshold (:func:`probe_threshold`)."""
     kinds = None if face.masked else (UNMASKED,)
-    threshold = engine.threshold(face.masked)
+    threshold = probe_threshold(engine, face.masked, site)
     best = index.search(face.embedding, k=1, kinds=kinds)
     if not best:
         return Decision(None, float("-inf"), threshold, False, face.masked)

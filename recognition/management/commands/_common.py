@@ -9,13 +9,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from recognition.engine import EngineConfig, load_engine
+from recognition.engine import load_engine
 
 
 def engine_from_settings():
-    """The engine with the site's models directory and the defaults of its descriptor
-    (``MASKNET_DESCRIPTOR``)."""
-    return load_engine(settings.MASKNET_MODELS_DIR, EngineConfig.for_descriptor(settings.MASKNET_DESCRIPTOR))
+    """The engine with the site's models directory and the recognizer settings the site uses
+    (``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``)."""
+    from enrollment.recognizer import engine_config
+
+    return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
 
 
 class ProgressBar:
