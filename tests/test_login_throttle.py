@@ -1,11 +1,14 @@
 """Staff login throttling (masknet_site/login_throttle.py): failures per username and client
-address lock that pair out for a while; a success clears the count."""
+address lock that pair out for a while; a success clears the count. Username variants the form
+treats alike share the count, parallel POSTs cannot exceed it, and a higher per-username cap
+holds across addresses."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.test import Client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
@@ -15,6 +18,7 @@ LOGIN = "/admin/login/"
 @pytest.fixture(autouse=True)
 def throttle(settings):
     settings.MASKNET_LOGIN_MAX_FAILURES = 3
+    settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = 30
     settings.MASKNET_LOGIN_LOCKOUT_S = 120
     cache.clear()
     yield
@@ -62,3 +66,63 @@ def test_other_requests_are_not_throttled(client, staff):
     for _ in range(3):
         login(client, "alice", "wrong")
     assert client.get(LOGIN, REMOTE_ADDR="10.0.0.1").status_code == 200
+
+
+def test_a_unicode_variant_of_a_locked_username_is_locked_too(client, staff):
+    # the form normalises usernames with NFKC: fullwidth "\uff41lice" is alice
+    assert login(client, "\uff41lice", "right-password-123").status_code == 302
+    client.logout()
+    for _ in range(3):
+        login(client, "alice", "wrong")
+    for variant in ("\uff41lice", " ALICE ", "\uff21lice"):
+        assert login(client, variant, "right-password-123").status_code == 429, variant
+    assert "_auth_user_id" not in client.session
+
+
+class ParallelLogins:
+    """An authentication backend that, while one login is being checked, sends the next one (a
+    wrong password, same username and address): every POST passes the throttle before any has
+    failed, as parallel POSTs do. Records the passwords that reached authentication."""
+
+    pending = 0
+    guesses: list[str] = []
+    statuses: list[int] = []
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        ParallelLogins.guesses.append(password)
+        if ParallelLogins.pending:
+            ParallelLogins.pending -= 1
+            ParallelLogins.statuses.append(login(Client(), username, "wrong").status_code)
+        return None   # the model backend judges the password
+
+    def get_user(self, user_id):
+        return None
+
+
+def test_parallel_posts_get_no_more_guesses_than_the_limit(client, staff, settings):
+    settings.AUTHENTICATION_BACKENDS = [f"{__name__}.ParallelLogins",
+                                        "django.contrib.auth.backends.ModelBackend"]
+    ParallelLogins.pending, ParallelLogins.guesses, ParallelLogins.statuses = 5, [], []
+    first = login(client, "alice", "wrong")
+    assert first.status_code == 200
+    assert len(ParallelLogins.guesses) == 3            # MASKNET_LOGIN_MAX_FAILURES, not 6
+    assert sorted(ParallelLogins.statuses) == [200, 200, 429]
+    assert login(client, "alice", "right-password-123").status_code == 429
+
+
+def test_varying_the_address_hits_the_per_username_cap(client, staff):
+    # MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME: 30 failures per username, any addresses
+    statuses = [login(client, "alice", "wrong", ip=f"10.1.{n}.{k}").status_code
+                for n in range(15) for k in range(2)]
+    assert statuses == [200] * 30
+    assert login(client, "alice", "right-password-123", ip="10.2.0.1").status_code == 429
+    assert login(client, "bob", "wrong", ip="10.2.0.1").status_code == 200
+
+
+def test_the_real_users_success_does_not_reset_the_per_username_count(client, staff, settings):
+    settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = 6
+    assert [login(client, "alice", "wrong", ip=f"10.1.0.{n}").status_code for n in range(5)] == [200] * 5
+    assert login(client, "alice", "right-password-123", ip="10.0.0.1").status_code == 302
+    client.logout()
+    assert login(client, "alice", "wrong", ip="10.1.1.1").status_code == 200    # the 6th failure
+    assert login(client, "alice", "right-password-123", ip="10.0.0.1").status_code == 429

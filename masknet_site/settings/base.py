@@ -265,8 +265,15 @@ LOGGING = {
 }
 
 # REST API (api app, /api/v1/): schema by drf-spectacular; per-token rate limits (docs/api.md).
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+# Only the API's own ways in: DRF's default adds HTTP Basic, which would answer every request that
+# carries a username and password with whether they are right, past the login lockout.
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiTokenAuthentication",
+                                       "api.authentication.StaffSessionAuthentication"],
+}
 SPECTACULAR_SETTINGS = {
+    "SERVE_AUTHENTICATION": [],  # the schema is public: nothing to authenticate
     "TITLE": "MaskNet API",
     "DESCRIPTION": "People, photos, check-ins, kiosks, the recognition index, identify and verify. See docs/api.md.",
     "VERSION": "1",
@@ -283,3 +290,6 @@ MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff se
 # MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).
 MASKNET_LOGIN_MAX_FAILURES = int(env("MASKNET_LOGIN_MAX_FAILURES", "5"))
 MASKNET_LOGIN_LOCKOUT_S = int(env("MASKNET_LOGIN_LOCKOUT_S", "300"))
+# ... and this many per username from all addresses together (an attacker varying the address)
+MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
+                                                  str(10 * MASKNET_LOGIN_MAX_FAILURES)))

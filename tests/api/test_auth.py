@@ -126,3 +126,22 @@ def test_admin_refuses_a_bad_rate(client, superuser):
     response = client.post("/admin/api/apitoken/add/", {"name": "hr", "scopes": ["read"], "rate": "lots"})
     assert response.status_code == 200 and "N/min" in response.content.decode()
     assert not ApiToken.objects.exists()
+
+
+def test_no_api_url_checks_a_password(superuser):
+    """HTTP Basic is not a way in: the public schema answers the same whether the password in an
+    ``Authorization: Basic`` header is right or wrong (DRF's default would tell them apart, past the
+    admin login's lockout), and the API refuses it."""
+    import base64
+
+    def basic(password: str) -> APIClient:
+        client = APIClient()
+        raw = base64.b64encode(f"{superuser.username}:{password}".encode()).decode()
+        client.credentials(HTTP_AUTHORIZATION=f"Basic {raw}")
+        return client
+
+    superuser.set_password("right-password")
+    superuser.save()
+    assert basic("right-password").get("/api/schema/").status_code == 200
+    assert basic("wrong-password").get("/api/schema/").status_code == 200
+    assert basic("right-password").get("/api/v1/people").status_code == 401
