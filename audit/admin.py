@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 
+from masknet_site.admin_csv import changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from .models import AuditEvent
@@ -48,10 +49,13 @@ class AuditEventAdmin(admin.ModelAdmin):
         """The change list's rows (same filters and search) as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        queryset = self.get_changelist_instance(request).get_queryset(request)
+        queryset = changelist_queryset(self, request)
         rows = ([e.at.isoformat(), e.actor, e.actor_id or "", e.action, e.object_type, e.object_id, e.summary]
                 for e in queryset.iterator())
         return csv_response(f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
+
+
+ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by _roles
 
 
 def _roles(user: User) -> dict:
@@ -70,8 +74,9 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class AuditedUserAdmin(UserAdmin):
-    """Django's user admin; creations, role changes (staff, superuser, groups, permissions)
-    and deletions are written to the audit log."""
+    """Django's user admin; creations, role changes (staff, superuser, groups, permissions), other
+    changes (which fields), passwords set by an administrator and deletions are written to the
+    audit log."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """Remember the roles before the edit so that :meth:`save_related` can log the change."""
@@ -95,6 +100,20 @@ class AuditedUserAdmin(UserAdmin):
         changes = _diff(before, after)
         if changes:
             audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=changes)
+        # the rest (username, name, e-mail, dates): which fields, never their values
+        other = [f for f in form.changed_data if f not in ROLE_FIELDS]
+        if other:
+            audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, obj=user,
+                         summary=f"changed user #{user.pk}: {', '.join(other)}"[:300])
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's page where an administrator sets another user's password; a password set
+        there is audited (who, for whom; never the password)."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, object_type="auth.user",
+                         object_id=id, summary=f"set the password of user #{id}")
+        return response
 
     def delete_model(self, request, obj) -> None:
         pk = obj.pk
@@ -119,8 +138,11 @@ class AuditedGroupAdmin(GroupAdmin):
         super().save_related(request, form, formsets, change)
         after = set(form.instance.permissions.values_list("codename", flat=True))
         added, removed = sorted(after - before), sorted(before - after)
-        if not change or added or removed:
+        renamed = change and "name" in form.changed_data
+        if not change or added or removed or renamed:
             parts = [f"{'created' if not change else 'changed'} group #{form.instance.pk}"]
+            if renamed:
+                parts.append("renamed")
             if added:
                 parts.append("added " + ", ".join(added))
             if removed:

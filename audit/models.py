@@ -29,6 +29,11 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):  # noqa: D102
         raise AppendOnlyError("the audit log is append-only")
 
+    def bulk_create(self, objs, *args, **kwargs):  # noqa: D102
+        if kwargs.get("update_conflicts") or (len(args) > 2 and args[2]):  # an upsert rewrites rows
+            raise AppendOnlyError("the audit log is append-only")
+        return super().bulk_create(objs, *args, **kwargs)
+
     def for_object(self, object_type: str, object_id: object) -> AuditEventQuerySet:
         """Events about one object (``object_type`` like ``"enrollment.person"``)."""
         return self.filter(object_type=object_type, object_id=str(object_id))
@@ -68,6 +73,7 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+        base_manager_name = "objects"  # the append-only queryset, also for Django's internal access
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
@@ -76,8 +82,10 @@ class AuditEvent(models.Model):
     # An invariant of the log, not business logic: existing rows are never written again.
     def save(self, *args, **kwargs) -> None:
         """Insert only; saving an existing row raises :class:`AppendOnlyError`."""
-        if not self._state.adding:
+        if not self._state.adding or kwargs.get("update_fields") is not None:
             raise AppendOnlyError("the audit log is append-only")
+        # an INSERT even for a new instance given an existing row's id (a plain save would UPDATE it)
+        kwargs["force_insert"] = True
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

@@ -55,7 +55,11 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
             return counts
         # deliberately models.QuerySet.delete: AuditEventQuerySet.delete refuses every other caller
         deleted, _ = models.QuerySet.delete(expired)
-        breakdown = ", ".join(f"{action} {counts[action]}" for action in sorted(counts))
+        if not deleted:  # another purge (beat and cron, a retry) took them first: it recorded them
+            return {}
+        # the count was read before the delete: another purge running meanwhile may have taken some
+        breakdown = (", ".join(f"{action} {counts[action]}" for action in sorted(counts)) if deleted == total
+                     else "breakdown unknown (another purge ran at the same time)")
         audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
                      summary=f"retention: deleted {deleted} decision records older than {older_than_days} days "
                              f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")

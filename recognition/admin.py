@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from masknet_site.admin_csv import changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from . import services, views
@@ -52,13 +53,19 @@ class KioskAdmin(admin.ModelAdmin):
                                                 site=obj.site, active=obj.active)
             obj.pk = kiosk.pk
             obj.refresh_from_db()
-            request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
+            if code and self.has_pair_permission(request):  # the link is shown to those who may pair
+                request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
             return
         services.kiosk_update(kiosk=obj, actor=request.user,
                               **{k: form.cleaned_data[k] for k in ("name", "location", "site", "active")})
 
     def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
-        return HttpResponseRedirect(reverse("admin:recognition_kiosk_pairing", args=[obj.pk]))
+        if _SESSION_CODE.format(pk=obj.pk) in request.session:
+            return HttpResponseRedirect(reverse("admin:recognition_kiosk_pairing", args=[obj.pk]))
+        self.message_user(request, f"Kiosk “{obj.name}” added. " + (
+            "Pairing a device needs the “pair kiosk” permission." if obj.active
+            else "It is inactive: activate it, then create a pairing link."), messages.INFO)
+        return HttpResponseRedirect(reverse("admin:recognition_kiosk_change", args=[obj.pk]))
 
     def delete_model(self, request: HttpRequest, obj: Kiosk) -> None:
         services.kiosk_delete(kiosk=obj, actor=request.user)
@@ -91,11 +98,15 @@ class KioskAdmin(admin.ModelAdmin):
             raise PermissionDenied
         code = request.session.pop(_SESSION_CODE.format(pk=pk), None)
         if request.method == "POST":
-            code = services.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
+            try:
+                code = services.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
+            except services.KioskInactive as exc:
+                self.message_user(request, str(exc), messages.ERROR)
         url = request.build_absolute_uri(services.pairing_path(code)) if code else None
+        ttl = settings.MASKNET_KIOSK_PAIRING_TTL_S
         context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk, "url": url,
-                   "title": f"Pair kiosk “{kiosk.name}”", "ttl_hours": round(
-                       settings.MASKNET_KIOSK_PAIRING_TTL_S / 3600)}
+                   "title": f"Pair kiosk “{kiosk.name}”",
+                   "ttl": f"{ttl // 3600} hours" if ttl >= 7200 else f"{max(ttl // 60, 1)} minutes"}
         return TemplateResponse(request, "admin/recognition/kiosk/pairing.html", context)
 
     def revoke_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -173,6 +184,6 @@ class CheckInAdmin(admin.ModelAdmin):
         """The change list's rows (same filters, search and date drill-down) as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        queryset = self.get_changelist_instance(request).get_queryset(request)
+        queryset = changelist_queryset(self, request)
         return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", views.CHECKIN_CSV_HEADER,
                                    views.checkin_csv_rows(queryset))

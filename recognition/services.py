@@ -45,27 +45,36 @@ def _token() -> str:
 # kiosks
 
 
+class KioskInactive(ValueError):
+    """A pairing link was asked for a kiosk that is not active (it could never be used)."""
+
+
 def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
-                 active: bool = True) -> tuple[Kiosk, str]:
-    """Create a kiosk and its first one-time pairing code; returns ``(kiosk, code)``.
-    The code is shown once (see :func:`pairing_path`); only its digest is stored."""
+                 active: bool = True) -> tuple[Kiosk, str | None]:
+    """Create a kiosk and, when it is active, its first one-time pairing code; returns ``(kiosk,
+    code)``. The code is shown once (see :func:`pairing_path`); only its digest is stored."""
     kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active)
     kiosk.full_clean()
-    code = _token()
-    kiosk.pairing_hash = token_digest(code)
-    kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
+    code = _token() if active else None
+    if code:
+        kiosk.pairing_hash = token_digest(code)
+        kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
     with transaction.atomic():
         save_unique(kiosk, "name")
         audit_record(actor=actor, action=Action.CREATE, obj=kiosk,
-                     summary=f"created kiosk #{kiosk.pk} (site {kiosk.site}) with a pairing link")
+                     summary=f"created kiosk #{kiosk.pk} (site {kiosk.site})"
+                             f"{' with a pairing link' if code else ', inactive'}")
     return kiosk, code
 
 
 def kiosk_pairing_issue(*, kiosk: Kiosk, actor: object | None) -> str:
     """A new one-time pairing code for ``kiosk`` (any earlier unused code stops working). The
-    device paired now keeps working until the new code is used."""
+    device paired now keeps working until the new code is used. Raises :class:`KioskInactive` for
+    an inactive kiosk."""
     code = _token()
     with transaction.atomic():
+        if not Kiosk.objects.select_for_update().filter(pk=kiosk.pk, active=True).exists():
+            raise KioskInactive(f"kiosk “{kiosk.name}” is inactive: activate it before pairing a device")
         Kiosk.objects.filter(pk=kiosk.pk).update(
             pairing_hash=token_digest(code),
             pairing_expires_at=timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S))
@@ -110,7 +119,9 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
 
 def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
                  site: str | None = None, active: bool | None = None) -> Kiosk:
-    """Change the given fields (``None``: unchanged). Deactivating disconnects the kiosk at once."""
+    """Change the given fields (``None``: unchanged). Deactivating disconnects the kiosk at once and
+    unpairs it as :func:`kiosk_revoke` does (its device token and any unused link are void, so
+    activating it again needs a new pairing)."""
     stored = Kiosk.objects.get(pk=kiosk.pk)
     new = {"name": name, "location": location, "site": site, "active": active}
     changed = [k for k, v in new.items() if v is not None and getattr(stored, k) != v]
@@ -124,7 +135,11 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
         audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
                      summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
         if "active" in changed and not kiosk.active:
+            Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None,
+                                                     paired_at=None)
             _disconnect_on_commit(kiosk)
+    if "active" in changed and not kiosk.active:
+        kiosk.refresh_from_db()
     return kiosk
 
 

@@ -99,3 +99,46 @@ def test_role_changes_are_logged(client, events):
     perms = list(group.permissions.values_list("pk", flat=True))[:-1]
     assert client.post(group_url, {"name": group.name, "permissions": perms}).status_code == 302
     assert AuditEvent.objects.filter(action="role_change", object_type="auth.group").exists()
+
+
+def test_other_user_changes_and_passwords_set_by_an_admin_are_logged(client, events):
+    """Renaming a user (which fields, never the values), an administrator setting another user's
+    password, and renaming a group are audited, not only role changes."""
+    from django.contrib.auth.models import Group
+
+    user = User.objects.create_user("newbie", password="pw")
+    client.force_login(events)
+    joined = {"date_joined_0": f"{user.date_joined:%Y-%m-%d}", "date_joined_1": f"{user.date_joined:%H:%M:%S}"}
+    data = {"username": "renamed", "email": "n@example.com", "is_active": "on", **joined,
+            **{f"initial-{k}": v for k, v in joined.items()}}
+    assert client.post(reverse("admin:auth_user_change", args=[user.pk]), data).status_code == 302
+    event = AuditEvent.objects.get(action="update", object_type="auth.user", object_id=str(user.pk))
+    assert "username" in event.summary and "email" in event.summary and "renamed" not in event.summary
+    url = reverse("admin:auth_user_password_change", args=[user.pk])
+    response = client.post(url, {"password1": "A-new-passw0rd!", "password2": "A-new-passw0rd!",
+                                 "usable_password": "true"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert AuditEvent.objects.filter(action="update", object_id=str(user.pk), summary__contains="password").exists()
+    group = Group.objects.create(name="Door staff")
+    assert client.post(reverse("admin:auth_group_change", args=[group.pk]),
+                       {"name": "Reception", "permissions": []}).status_code == 302
+    assert AuditEvent.objects.get(object_type="auth.group", object_id=str(group.pk)).summary.endswith("renamed")
+
+
+def test_an_existing_rows_id_cannot_be_reused_to_rewrite_it(events):
+    """A new instance given an existing row's id is an INSERT (refused by the key), never an UPDATE;
+    Django's internal manager and upserts are append-only too."""
+    from django.db import IntegrityError, transaction
+
+    event = AuditEvent.objects.get(action="create")
+    forged = AuditEvent(pk=event.pk, at=event.at, actor="x", action="create", object_type="enrollment.person",
+                        object_id="1", summary="forged")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        forged.save()
+    assert AuditEvent.objects.get(pk=event.pk).summary == "created person #1"
+    with pytest.raises(AppendOnlyError):
+        AuditEvent._base_manager.all().delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_create([forged], update_conflicts=True, unique_fields=["id"],
+                                       update_fields=["summary"])
+    assert AuditEvent.objects.count() == 2

@@ -37,9 +37,23 @@ def test_expired_codes_and_inactive_kiosks_do_not_pair(transactional_db, setting
     assert services.kiosk_pair(code=code) is None
     settings.MASKNET_KIOSK_PAIRING_TTL_S = 3600
     kiosk, code = services.kiosk_create(actor=None, name="Off", active=False)
-    assert services.kiosk_pair(code=code) is None
+    assert code is None and not kiosk.pairing_hash          # no link that could never work
+    with pytest.raises(services.KioskInactive):
+        services.kiosk_pairing_issue(kiosk=kiosk, actor=None)
     services.kiosk_update(kiosk=kiosk, actor=None, active=True)
-    assert services.kiosk_pair(code=code) is not None
+    assert services.kiosk_pair(code=services.kiosk_pairing_issue(kiosk=kiosk, actor=None)) is not None
+
+
+def test_deactivating_a_kiosk_voids_its_token_and_link(paired):
+    """docs/kiosk.md: unticking *active* voids the device's token; activating the kiosk again does
+    not bring back a lost device (nor an unused link): it needs a new pairing."""
+    kiosk, token = paired
+    link = services.kiosk_pairing_issue(kiosk=kiosk, actor=None)
+    services.kiosk_update(kiosk=kiosk, actor=None, active=False)
+    assert not kiosk.paired and not kiosk.pairing_hash
+    services.kiosk_update(kiosk=kiosk, actor=None, active=True)
+    assert Kiosk.objects.for_device_token(token) is None
+    assert services.kiosk_pair(code=link) is None
 
 
 def test_a_new_link_replaces_the_unused_one(transactional_db):

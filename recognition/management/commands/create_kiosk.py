@@ -30,7 +30,10 @@ class Command(BaseCommand):
         if existing is None and new_link:
             raise CommandError(f"no kiosk named {name!r}")
         if existing is not None:
-            kiosk, code = existing, services.kiosk_pairing_issue(kiosk=existing, actor=None)
+            try:
+                kiosk, code = existing, services.kiosk_pairing_issue(kiosk=existing, actor=None)
+            except services.KioskInactive as exc:
+                raise CommandError(str(exc)) from exc
         else:
             try:
                 kiosk, code = services.kiosk_create(actor=None, name=name, location=location, site=site)
