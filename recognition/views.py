@@ -6,11 +6,11 @@ views need a staff login with ``recognition.view_checkin``.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -31,7 +31,13 @@ from .consumers import KIOSK_COOKIE
 from .models import CheckIn, Kiosk
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
+KIOSK_RETRY_S = 15          # the "temporarily unavailable" kiosk page reloads itself this often
 CHART_DAYS = 30
+# the days an attendance page can show: its 30-day chart and its day links stay within ``date``
+FIRST_DAY = date.min + timedelta(days=CHART_DAYS - 1)
+LAST_DAY = date.max - timedelta(days=1)
+# the largest id a database integer holds (larger ones overflow on SQLite)
+MAX_ID = 2**63 - 1
 # The kiosk page loads only its own script and style and talks only to its own socket.
 KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
              "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
@@ -65,8 +71,17 @@ def _device_kiosk(request: HttpRequest) -> Kiosk | None:
 @never_cache
 @require_GET
 def kiosk_page(request: HttpRequest) -> HttpResponse:
-    """The kiosk screen for a paired device; a short explanation for any other browser."""
-    kiosk = _device_kiosk(request)
+    """The kiosk screen for a paired device; a short explanation for any other browser.
+
+    While the database is unreachable: 503 with a page that reloads itself every
+    :data:`KIOSK_RETRY_S` seconds, so a kiosk started during an outage recovers by itself.
+    """
+    try:
+        kiosk = _device_kiosk(request)
+    except (OperationalError, InterfaceError):
+        response = render(request, "kiosk/unavailable.html", {"retry_s": KIOSK_RETRY_S}, status=503)
+        response["Retry-After"] = str(KIOSK_RETRY_S)
+        return _kiosk_headers(response)
     if kiosk is None:
         return _kiosk_headers(render(request, "kiosk/unpaired.html", status=403))
     config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_fps": 8, "max_width": 640,
@@ -132,11 +147,16 @@ def _staff_context(request: HttpRequest, title: str) -> dict:
     return {**admin.site.each_context(request), "title": title}
 
 
-def _parse_day(value: str | None) -> date:
-    try:
-        return date.fromisoformat(value) if value else timezone.localdate()
-    except ValueError:
+def _parse_day(value: str | None) -> date | None:
+    """``value`` (YYYY-MM-DD), today when it is empty, ``None`` when it is not a date or not one
+    a page can show (:data:`FIRST_DAY` to :data:`LAST_DAY`)."""
+    if not value:
         return timezone.localdate()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if FIRST_DAY <= day <= LAST_DAY else None
 
 
 CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked", "score",
@@ -152,15 +172,19 @@ def checkin_csv_rows(queryset: QuerySet[CheckIn]):
 
 
 def daily_attendance(day: date, site: str = "") -> dict:
-    """Who is in (their first check-in of ``day``) and who is missing among active people."""
-    checkins = CheckIn.objects.on_day(day).select_related("person", "kiosk").order_by("at")
-    if site:
-        checkins = checkins.filter(site=site)
+    """Who is in (their first check-in of ``day``, at ``site`` when given), who checked in only
+    at other sites (``elsewhere``: their first check-in there; empty without ``site``), and who
+    is missing: active people, enrolled by the end of ``day``, with no check-in that day at all."""
+    checkins = CheckIn.objects.on_day(day).select_related("person", "kiosk").order_by("at", "id")
     first: dict[int, CheckIn] = {}
+    other: dict[int, CheckIn] = {}
     for c in checkins:
-        first.setdefault(c.person_id, c)
-    missing = list(Person.objects.active().exclude(pk__in=first.keys()))
-    return {"present": list(first.values()), "missing": missing}
+        (first if not site or c.site == site else other).setdefault(c.person_id, c)
+    elsewhere = [c for pk, c in other.items() if pk not in first]
+    end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    missing = list(Person.objects.active().filter(created_at__lt=end)
+                   .exclude(pk__in=[*first.keys(), *other.keys()]))
+    return {"present": list(first.values()), "elsewhere": elsewhere, "missing": missing}
 
 
 def _chart(last: date, site: str, active: int) -> dict:
@@ -184,26 +208,34 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     """Who is in and who is missing on a day (``?date=YYYY-MM-DD``, ``?site=``), a 30-day chart,
     and the same list as CSV with ``?format=csv``."""
     context = _staff_context(request, "Daily attendance")
+    csv_format = request.GET.get("format") == "csv"
     day = _parse_day(request.GET.get("date"))
+    if day is None:
+        # not for a CSV download, which shows no page: the warning would turn up on a later one
+        if not csv_format:
+            messages.warning(request, f"Not a day this page can show (YYYY-MM-DD, {FIRST_DAY.isoformat()} to "
+                                      f"{LAST_DAY.isoformat()}): showing today.")
+        day = timezone.localdate()
     site = request.GET.get("site", "").strip()
     data = daily_attendance(day, site)
-    if request.GET.get("format") == "csv":
-        rows = [["present", timezone.localtime(c.at).strftime("%H:%M:%S"), c.person.staff_id, c.person.full_name,
+    if csv_format:
+        rows = [[status, timezone.localtime(c.at).strftime("%H:%M:%S"), c.person.staff_id, c.person.full_name,
                  c.person.department, c.site, c.kiosk.name if c.kiosk else "", "yes" if c.masked else "no"]
-                for c in data["present"]]
+                for status in ("present", "elsewhere") for c in data[status]]
         rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
         return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
-                             ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
-                             rows)
+                            ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
+                            rows)
+    # those in elsewhere are neither in nor missing here
     active = len(data["present"]) + len(data["missing"])
-    sites = sorted(set(Kiosk.objects.values_list("site", flat=True)) | set(
-        CheckIn.objects.values_list("site", flat=True).distinct()))
+    sites = sorted(set(Kiosk.objects.values_list("site", flat=True).order_by()) | set(
+        CheckIn.objects.values_list("site", flat=True).order_by().distinct()))
     context.update(day=day, site=site, sites=sites, today=timezone.localdate(),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
-                   present=data["present"], missing=data["missing"], active=active,
+                   present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    masked=sum(c.masked for c in data["present"]),
                    rate=round(100 * len(data["present"]) / active) if active else 0,
-                   chart=_chart(day, site, len(Person.objects.active())))
+                   chart=_chart(day, site, Person.objects.active().count()))
     return render(request, "attendance/day.html", context)
 
 
@@ -228,8 +260,8 @@ class CheckInFilter(forms.Form):
 
     date_from = forms.DateField(required=False)
     date_to = forms.DateField(required=False)
-    person = forms.IntegerField(required=False, min_value=1)
-    kiosk = forms.IntegerField(required=False, min_value=1)
+    person = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    kiosk = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     site = forms.CharField(required=False, max_length=100)
     masked = forms.NullBooleanField(required=False)
 

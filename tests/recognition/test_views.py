@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from datetime import timedelta
+import warnings
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import services as enrollment
-from recognition import consumers, services
+from enrollment.models import Person
+from masknet_site.csv_export import csv_response
+from recognition import consumers, services, views
 from recognition.models import CheckIn, Kiosk
+
+from .conftest import make_paired_kiosk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,6 +93,24 @@ def test_kiosk_status_says_unavailable_while_the_database_is_down(client, paired
     assert client.get(reverse("kiosk-status")).json()["paired"] is True
 
 
+def test_kiosk_page_retries_by_itself_while_the_database_is_down(client, paired, monkeypatch):
+    """A kiosk browser (re)started during an outage gets a 503 page that reloads itself, not a 500
+    page that stays on screen after the database is back."""
+    def down(self, token):
+        raise OperationalError("connection refused")
+
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    monkeypatch.setattr(type(Kiosk.objects), "for_device_token", down)
+    response = client.get(reverse("kiosk"))
+    html = response.content.decode()
+    assert response.status_code == 503 and response["Retry-After"] == "15"
+    assert '<meta http-equiv="refresh" content="15">' in html and "Temporarily unavailable" in html
+    assert response["Content-Security-Policy"] == views.KIOSK_CSP and "no-cache" in response["Cache-Control"]
+    assert consumers.KIOSK_COOKIE not in response.cookies
+    monkeypatch.undo()
+    assert client.get(reverse("kiosk")).status_code == 200
+
+
 def test_the_kiosk_cookie_is_no_staff_login(client, paired):
     client.cookies[consumers.KIOSK_COOKIE] = paired[1]
     assert client.get(reverse("attendance-day")).status_code == 302   # to the admin login
@@ -96,10 +122,12 @@ def test_the_kiosk_cookie_is_no_staff_login(client, paired):
 
 @pytest.fixture
 def attendance(paired, person, other_person):
-    """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive."""
+    """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive (all enrolled a
+    month ago)."""
     enrollment.person_create(actor=None, full_name="Sam Gone", staff_id="S-0", active=False)
     kiosk = paired[0]
     now = timezone.now()
+    Person.objects.update(created_at=now - timedelta(days=30))
     services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.38, masked=True, frames=4,
                             index_version=3, at=now)
     services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.7, threshold=0.42, masked=False, frames=3,
@@ -153,6 +181,114 @@ def test_export_filters_and_neutralises_formulas(client, superuser, attendance, 
     assert len(rows(client.get(reverse("attendance-export"), {"date_from": today}))) == 2
     assert len(rows(client.get(reverse("attendance-export"), {"person": person.pk + 100}))) == 1
     assert client.get(reverse("attendance-export"), {"date_from": "yesterday"}).status_code == 400
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "0001-01-29", "2026-02-30"])
+def test_daily_page_falls_back_to_today_for_days_it_cannot_show(client, superuser, attendance, value):
+    """The page's day links and 30-day chart would step outside ``date``: today, with a warning."""
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-day"), {"date": value})
+    assert page.status_code == 200 and page.context["day"] == timezone.localdate()
+    assert "showing today" in page.content.decode()
+    assert client.get(reverse("attendance-day"), {"date": value, "format": "csv"}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["9999-12-30", "0001-01-30"])
+def test_daily_page_shows_the_first_and_last_days_it_can(client, superuser, attendance, value):
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-day"), {"date": value})
+    assert page.status_code == 200 and page.context["day"] == date.fromisoformat(value)
+    assert "showing today" not in page.content.decode() and len(page.context["chart"]["bars"]) == 30
+
+
+def test_csv_filenames_from_user_input_are_safe_headers(client, superuser, attendance, person):
+    client.force_login(superuser)
+    today = timezone.localdate().isoformat()
+    newline = client.get(reverse("attendance-day"), {"format": "csv", "site": "a\nb"})
+    assert newline.status_code == 200
+    assert newline["Content-Disposition"] == f"attachment; filename*=utf-8''attendance-{today}-a%0Ab.csv"
+    quote = client.get(reverse("attendance-day"), {"format": "csv", "site": 'a"b'})
+    assert quote["Content-Disposition"] == f'attachment; filename="attendance-{today}-a\\"b.csv"'
+    person.staff_id = 'E"1; x=y'
+    person.save()
+    history = client.get(reverse("attendance-person", args=[person.pk]), {"format": "csv"})
+    assert history["Content-Disposition"] == 'attachment; filename="attendance-E\\"1; x=y.csv"'
+    assert len(rows(history)) == 3
+
+
+def test_export_refuses_ids_the_database_cannot_hold(client, superuser, attendance):
+    client.force_login(superuser)
+    for field in ("person", "kiosk"):
+        response = client.get(reverse("attendance-export"), {field: "99999999999999999999999"})
+        assert response.status_code == 400 and field in response.json()["errors"]
+        assert rows(client.get(reverse("attendance-export"), {field: str(2**63 - 1)})) == [
+            views.CHECKIN_CSV_HEADER]
+
+
+def test_csv_exports_stream(client, superuser, attendance, person):
+    client.force_login(superuser)
+    for response in (client.get(reverse("attendance-export")),
+                     client.get(reverse("attendance-day"), {"format": "csv"}),
+                     client.get(reverse("attendance-person", args=[person.pk]), {"format": "csv"}),
+                     client.get(reverse("admin:recognition_checkin_export"))):
+        assert response.status_code == 200 and response.streaming
+        assert response["Content-Type"] == "text/csv; charset=utf-8"
+        assert response["Content-Disposition"].startswith('attachment; filename="')
+    exported = client.get(reverse("attendance-export"))
+    assert exported.content.decode().splitlines()[0] == ",".join(views.CHECKIN_CSV_HEADER)  # still readable whole
+
+
+def test_csv_response_streams_in_chunks_under_asgi_without_buffering_warnings():
+    response = csv_response("big.csv", ["n", "text"], ([i, "=1+1" if i == 7 else "x" * 50] for i in range(5000)))
+
+    async def consume():
+        return [part async for part in response]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parts = asyncio.run(consume())
+    assert len(parts) > 1          # more than one chunk, not one whole-body string
+    data = list(csv.reader(io.StringIO(b"".join(parts).decode())))
+    assert data[0] == ["n", "text"] and len(data) == 5001 and data[8] == ["7", "'=1+1"]
+
+
+def test_site_list_does_not_read_every_checkin(client, superuser, attendance, person):
+    make_paired_kiosk("East door", site="east")
+    client.force_login(superuser)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("attendance-day"))
+    assert page.context["sites"] == ["east", "main"]
+    distinct = [q["sql"] for q in queries.captured_queries
+                if q["sql"].startswith("SELECT DISTINCT") and "recognition_checkin" in q["sql"]]
+    assert len(distinct) == 1 and '"recognition_checkin"."at"' not in distinct[0], distinct
+
+
+def test_site_filter_does_not_list_people_checked_in_elsewhere_as_missing(client, superuser, attendance,
+                                                                       person, other_person):
+    east, _token = make_paired_kiosk("East door", site="east")
+    services.checkin_record(person_id=other_person.pk, kiosk=east, score=0.8, threshold=0.38, masked=False,
+                            frames=4, index_version=3, at=timezone.now())
+    client.force_login(superuser)
+    main = client.get(reverse("attendance-day"), {"site": "main"})
+    assert [c.person_id for c in main.context["present"]] == [person.pk] and main.context["missing"] == []
+    assert [c.person_id for c in main.context["elsewhere"]] == [other_person.pk]
+    assert main.context["active"] == 1 and main.context["rate"] == 100
+    assert "East door" in main.content.decode()
+    data = rows(client.get(reverse("attendance-day"), {"site": "main", "format": "csv"}))
+    assert sorted((r[0], r[2], r[5]) for r in data[1:]) == [("elsewhere", "T-1", "east"), ("present", "E-1", "main")]
+    everywhere = client.get(reverse("attendance-day"))
+    assert len(everywhere.context["present"]) == 2 and everywhere.context["missing"] == []
+    assert everywhere.context["elsewhere"] == [] and everywhere.context["rate"] == 100
+
+
+def test_past_days_do_not_count_people_enrolled_later(client, superuser, attendance, other_person):
+    newcomer = enrollment.person_create(actor=None, full_name="New Comer", staff_id="N-1")
+    client.force_login(superuser)
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+    earlier = client.get(reverse("attendance-day"), {"date": yesterday})
+    assert [p.pk for p in earlier.context["missing"]] == [p.pk for p in Person.objects.exclude(
+        pk=newcomer.pk).filter(active=True)]
+    assert newcomer.pk in [p.pk for p in client.get(reverse("attendance-day")).context["missing"]]
 
 
 # -------------------------------------------------------------------------------------------- admin
