@@ -13,7 +13,7 @@ import pytest
 JS = Path(__file__).resolve().parent / "js"
 
 
-@pytest.mark.parametrize(("harness", "checks"), [("kiosk_page.js", 16), ("capture_page.js", 11)])
+@pytest.mark.parametrize(("harness", "checks"), [("kiosk_page.js", 21), ("capture_page.js", 11)])
 def test_page_script(harness: str, checks: int):
     node = shutil.which("node")
     if node is None:

@@ -84,6 +84,7 @@
       case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true };
       case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again.", spinner: true };
       case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception." };
+      case "out_of_order": return { tone: "bad", icon: "warn", title: "The kiosk is not working — please see reception", detail: "The server could not analyse the last pictures. It keeps trying by itself." };
       default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
     }
   }
@@ -174,6 +175,8 @@
   let cameraReady = false;
   let framesAnswered = 0;
   let unavailableSeen = false;  // the server said its database is away: say so, not "connection lost"
+  let failures = 0;          // frames answered in a row with an error the page has no words for
+  const FAILURES_SHOWN = 5;  // ... shown as "not working" from this many on (one is a glitch)
 
   function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -220,6 +223,7 @@
       case "result": {
         answered(msg);
         unavailableSeen = false;
+        failures = 0;
         framesAnswered += 1;
         const previous = lastResult;
         lastResult = msg;
@@ -235,9 +239,13 @@
         break;
       case "error":
         answered(msg);
+        if (msg.code === "unavailable") unavailableSeen = true;
+        if (!["models_missing", "unavailable", "updating", "rate_limited"].includes(msg.code)) failures += 1;
+        if (!cameraReady) break;   // a camera problem stays on screen: it comes first
         if (msg.code === "models_missing") render("not_ready", msg, true);
-        else if (msg.code === "unavailable") { unavailableSeen = true; render("unavailable", msg, true); }
+        else if (msg.code === "unavailable") render("unavailable", msg, true);
         else if (msg.code === "updating") render("updating", msg, true);
+        else if (failures >= FAILURES_SHOWN) render("out_of_order", msg, true);
         break;
       case "revoked":
         stopped = true;

@@ -11,8 +11,9 @@ const { clock, element, settle, checker } = require("./harness");
 
 const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
 
-/** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes. */
-function page(encodeMs = 0) {
+/** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes;
+ * ``cameraError``: the name of the error getUserMedia fails with (none: the camera works). */
+function page(encodeMs = 0, cameraError = null) {
   const time = clock();
   const sockets = [];
   const counts = { captured: 0, statusFetches: 0 };
@@ -39,7 +40,10 @@ function page(encodeMs = 0) {
     location: { protocol: "http:", host: "kiosk.test" },
     fetch: () => { counts.statusFetches += 1; return Promise.reject(new Error("offline")); },
     WebSocket: FakeSocket,
-    navigator: { mediaDevices: { getUserMedia: async () => ({ getVideoTracks: () => [track], getTracks: () => [track] }) } },
+    navigator: { mediaDevices: { getUserMedia: async () => {
+      if (cameraError) throw Object.assign(new Error(cameraError), { name: cameraError });
+      return { getVideoTracks: () => [track], getTracks: () => [track] };
+    } } },
     document: {
       hidden: false,
       getElementById: (id) => elements[id] || (elements[id] = element()),
@@ -132,6 +136,33 @@ async function main() {
   p.advance(24 * 3600 * 1000 + 1000);
   check("the page asks /kiosk/status once a day (which renews its cookie)",
         p.counts.statusFetches >= fetchesBefore + 1, `${p.counts.statusFetches - fetchesBefore} fetches`);
+
+  // ---- errors the page has no words for: a glitch is not shown, a run of them is
+  p = page();
+  await settle();
+  const failing = p.sockets[0];
+  p.say(failing, { type: "hello" });
+  for (let i = 1; i <= 4; i++) { p.advance(200); p.say(failing, { type: "error", frame: i, code: "internal" }); }
+  check("four failed frames in a row are not announced", p.stage.dataset.state === "searching",
+        p.stage.dataset.state);
+  p.advance(200);
+  p.say(failing, { type: "error", frame: 5, code: "engine_error" });
+  check("the fifth says the kiosk is not working", p.stage.dataset.state === "out_of_order", p.stage.dataset.state);
+  p.advance(4000);
+  p.say(failing, { type: "result", frame: 6, state: "searching" });
+  check("a frame analysed again ends it", p.stage.dataset.state === "searching", p.stage.dataset.state);
+
+  // ---- a camera problem stays on screen whatever the server says
+  p = page(0, "NotAllowedError");
+  await settle();
+  check("a blocked camera is shown", p.stage.dataset.state === "camera_denied", p.stage.dataset.state);
+  p.say(p.sockets[0], { type: "error", frame: 0, code: "unavailable" });
+  p.sockets[0].onclose({ code: 4013 });
+  await settle();                                     // the /kiosk/status check fails: reconnect
+  p.advance(20000);
+  p.say(p.sockets[1], { type: "hello" });
+  check("the database's absence does not hide it (only a reload helps)",
+        p.stage.dataset.state === "camera_denied", p.stage.dataset.state);
 
   done();
 }
