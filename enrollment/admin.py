@@ -416,7 +416,7 @@ def _index_status_context(request: HttpRequest) -> dict:
     # until the rebuild they ask for (or one started here) is done, so the admin says so
     outdated = current is not None and current.model_version != recognizer.template_version()
     return {"index_current": current, "index_outdated": outdated,
-            "training_latest": run_payload(latest) if latest else None,
+            "training_latest": run_payload(latest) if latest else None, "can_watch_runs": may_see_runs,
             "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
 
 

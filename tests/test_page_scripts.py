@@ -1,5 +1,6 @@
 """The pages' own scripts, run in Node with a scripted clock, camera, socket and server
-(tests/js/*.js; no browser): the kiosk page's frame rhythm and banners, the admin's webcam capture.
+(tests/js/*.js; no browser): the kiosk page's frame rhythm and banners, the admin's webcam capture and
+index status bar.
 The real-browser test (tests/recognition/test_kiosk_e2e.py) covers the kiosk end to end."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 JS = Path(__file__).resolve().parent / "js"
 
 
-@pytest.mark.parametrize(("harness", "checks"), [("kiosk_page.js", 21), ("capture_page.js", 11)])
+@pytest.mark.parametrize(("harness", "checks"),
+                         [("kiosk_page.js", 21), ("capture_page.js", 11), ("training_status.js", 7)])
 def test_page_script(harness: str, checks: int):
     node = shutil.which("node")
     if node is None:

@@ -22,11 +22,22 @@
     document.querySelectorAll('.mn-pct[data-run="' + run.id + '"]').forEach((el) => { el.textContent = run.progress + "%"; });
   }
   function showIndex(info) {
-    if (info) indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
+    if (!info) return;
+    indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
+    // a version made since the page was drawn is this recognizer's: the "earlier version" note is stale
+    if (String(info.version) !== root.dataset.version) {
+      root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
+    }
   }
+  function stopPolling() { clearInterval(pollTimer); pollTimer = -1; }
   function poll() {
-    fetch(root.dataset.poll, { credentials: "same-origin" })
-      .then((r) => r.ok ? r.json() : null)
+    fetch(root.dataset.poll, { credentials: "same-origin", redirect: "manual" })
+      .then((r) => {
+        // logged out (a redirect to the login page) or the right withdrawn: asking again cannot help
+        if (r.type === "opaqueredirect" || r.status === 401 || r.status === 403) { stopPolling(); return null; }
+        const json = (r.headers.get("content-type") || "").includes("application/json");
+        return r.ok && json ? r.json() : null;
+      })
       .then((data) => { if (data) { showRun(data.runs[0]); showIndex(data.index); } })
       .catch(() => {});
   }

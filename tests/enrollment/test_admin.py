@@ -162,6 +162,8 @@ def test_superuser_erases_after_confirmation(su_client, person, make_photo, djan
     data = {"action": "erase_biometric_data", "_selected_action": [person.pk]}
     confirm = su_client.post(CHANGELIST, data)
     assert confirm.status_code == 200 and b"Yes, erase" in confirm.content
+    # it says that the attendance history goes too, and its red button is styled (admin.css loaded)
+    assert b"their check-ins" in confirm.content and b"enrollment/admin.css" in confirm.content
     assert Person.objects.filter(pk=person.pk).exists()
     with django_capture_on_commit_callbacks(execute=True):
         assert su_client.post(CHANGELIST, {**data, "post": "yes"}).status_code == 302
@@ -224,6 +226,8 @@ def test_a_view_only_visit_does_not_disable_uploads_for_enrollers(client, enroll
     page = client.get(change_url(other))
     assert page.status_code == 200 and "No photos yet" in page.content.decode()   # the grid, read-only
     assert "/srv/index full" not in page.content.decode()     # runs are for view_trainingrun, as status.json
+    # nor the live status script: its socket and status.json would refuse this user every 3 s forever
+    assert "training.js" not in page.content.decode() and "data-poll" not in page.content.decode()
     client.force_login(enroller)
     html = client.get(change_url(person)).content.decode()
     (upload,) = re.findall(r'<input[^>]*name="photos"[^>]*>', html)
