@@ -610,6 +610,12 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
         index.kinds = np.concatenate(kinds).astype(np.int8)
         m = np.concatenate(margins).astype(np.float32)
         index.margins = m if m.any() else None
+        # a template that is not a finite unit vector (a degenerate embedding) would make every
+        # kiosk refuse the whole index: it is left out, and said
+        for ix, what in ((index, "index"), (photo_templates, "photo")):
+            dropped = ix.keep(ix.unit_rows())
+            if dropped:
+                log.warning("left %d %s templates out of the index: not finite unit vectors", dropped, what)
     return index, photos, photo_templates
 
 

@@ -84,11 +84,14 @@ class Index:
 
     def remove(self, label: str) -> int:
         """Drop every template of ``label``; returns how many were removed."""
-        keep = self.labels != str(label)
-        removed = int((~keep).sum())
-        self.vectors, self.labels, self.kinds = self.vectors[keep], self.labels[keep], self.kinds[keep]
+        return self.keep(self.labels != str(label))
+
+    def keep(self, rows: np.ndarray) -> int:
+        """Keep only the templates where ``rows`` (a boolean mask) is true; returns how many went."""
+        removed = int((~rows).sum())
+        self.vectors, self.labels, self.kinds = self.vectors[rows], self.labels[rows], self.kinds[rows]
         if self.margins is not None:
-            self.margins = self.margins[keep]
+            self.margins = self.margins[rows]
         return removed
 
     def scores(self, query: np.ndarray, kinds: tuple[int, ...] | None = None) -> np.ndarray:
@@ -202,9 +205,17 @@ class Index:
             self._coarse = (vectors, basis, projected)
             return basis, projected
 
+    def unit_rows(self) -> np.ndarray:
+        """Which templates are finite unit vectors (as every template must be)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            norms = np.linalg.norm(self.vectors, axis=1) if len(self.vectors) else np.zeros(0)
+            return np.isfinite(self.vectors).all(axis=1) & (np.abs(norms - 1) < 1e-2)
+
     def save(self, path: Path) -> str:
         """Write the index to ``path`` (.npz) atomically (temp file + rename); returns the file's
         SHA-256 (hex), which an index version records and checks when it is loaded."""
+        if not self.unit_rows().all():  # every kiosk would refuse to load it: never write one
+            raise EngineError(f"refusing to write index {path}: some templates are not finite unit vectors")
         extra = {} if self.margins is None else {"margins": self.margins}
         savez_atomic(path, vectors=self.vectors, labels=self.labels.astype(str), kinds=self.kinds,
                      dim=np.array(self.dim), **extra)
@@ -229,8 +240,7 @@ class Index:
                 or len(index.kinds) != n or (index.margins is not None and index.margins.shape != (n,))):
             raise EngineError(f"cannot read index {path}: its vectors, labels, kinds and margins disagree")
         # templates are unit vectors: anything else (a damaged or forged file) would score above 1
-        norms = np.linalg.norm(index.vectors, axis=1)
-        if n and not (np.isfinite(norms).all() and np.abs(norms - 1).max() < 1e-2):
+        if not index.unit_rows().all():
             raise EngineError(f"cannot read index {path}: its templates are not unit vectors")
         if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:
             index._coarse_tables()  # now (off the kiosks' event loop), not on the first search

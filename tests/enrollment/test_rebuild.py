@@ -17,8 +17,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.recognizer import N_MASKED_TEMPLATES
 from enrollment.tasks import rebuild_index_task
-from recognition.engine import EngineConfig
+from recognition.engine import EngineConfig, EngineError
 from recognition.engine.gallery import AGGREGATE_MARGIN
 from recognition.engine.index import Index
 from tests.enrollment.conftest import FAKE_DIM
@@ -106,6 +107,26 @@ def test_inactive_people_are_left_out(make_photo):
     services.person_deactivate(person=b, actor=None)
     rebuild_now()
     assert IndexVersion.objects.current().load().identities == {str(a.pk)}
+
+
+def test_a_template_that_is_not_a_unit_vector_is_left_out_not_activated(make_photo):
+    """A degenerate embedding (NaN, or all zeros) would make every kiosk refuse the new index; the
+    rebuild leaves that template out and activates the rest."""
+    from enrollment.models import PhotoTemplates
+
+    a, b = people_with_photos(make_photo, n_people=2, n_photos=1)
+    row = PhotoTemplates.objects.get(photo__person=b)
+    vectors = np.frombuffer(bytes(row.vectors), np.float32).reshape(row.count, row.dim).copy()
+    vectors[0] = np.nan
+    PhotoTemplates.objects.filter(pk=row.pk).update(vectors=vectors.tobytes())
+    run = rebuild_now()
+    assert run.state == "succeeded", run.error
+    index = IndexVersion.objects.current().load()       # loads: every template is a unit vector
+    assert len(index) == 2 * (1 + N_MASKED_TEMPLATES) - 1 and index.identities == {str(a.pk), str(b.pk)}
+    with pytest.raises(EngineError, match="not finite unit vectors"):
+        broken = Index(FAKE_DIM)
+        broken.add("x", np.full((1, FAKE_DIM), np.nan, np.float32))
+        broken.save(Path(services.settings.MASKNET_INDEX_DIR) / "broken.npz")
 
 
 def test_cached_templates_are_reused_and_versions_switch(make_photo):
