@@ -9,8 +9,8 @@ out from elsewhere.
 
 Usernames are keyed the way the login form reads them (stripped, NFKC-normalised, as
 ``UsernameField`` does) and case-folded, so a compatibility or case variant of a username counts
-against the same lock. Each attempt is reserved (``cache.add`` + ``cache.incr``, atomic in Redis
-and in the local-memory cache) before the request reaches authentication, and refused when the
+against the same lock. Each attempt is reserved (``cache.add``, then ``cache.incr``, whose result
+is each request's own) before the request reaches authentication, and refused when the
 reserved count is over the limit: parallel POSTs cannot all pass the check before the first
 failure is recorded. An attempt the form never judged (a CSRF rejection, 403) gives its
 reservation back.
@@ -19,9 +19,10 @@ A second, higher cap counts per username across all addresses
 (``MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME``, default 10 x ``MASKNET_LOGIN_MAX_FAILURES``, same
 window and lockout), so an attacker who varies the address (a botnet, a forged
 ``X-Forwarded-For``) still gets a bounded number of guesses. It locks the username for everyone
-for a while; that is the trade-off, and the cap is high enough to stop only brute force. A
-success gives back only its own reservation on this count, so the real user logging in does not
-reset an attacker's tally.
+for a while, except from an address that logged in as that user within the last 30 days (the
+user's own desk keeps working); the cap is high enough to stop only brute force. A success gives
+back only its own reservation on this count, so the real user logging in does not reset an
+attacker's tally.
 
 The cache is Django's default cache: Redis when ``REDIS_URL`` is set (the production layout), so
 the counts and locks are shared by every web node; without it (one embedded process) they live in
@@ -43,6 +44,7 @@ from django.urls import reverse
 log = logging.getLogger(__name__)
 
 PREFIX = "masknet:login"
+KNOWN_S = 30 * 24 * 3600  # an address a user logged in from is exempt from the per-username cap this long
 
 
 def normalize_username(raw: str) -> str:
@@ -55,30 +57,45 @@ def _digest(*parts: str) -> str:
 
 
 def _counters(request) -> list[tuple[str, str, int]]:
-    """(attempts key, lock key, limit) for the username+address pair, then the username alone."""
+    """(attempts key, lock key, limit) for the username+address pair, then, unless this address
+    logged in as this username before (:data:`KNOWN_S`), the username alone."""
     username = normalize_username(request.POST.get("username") or "")
     ip = request.META.get("REMOTE_ADDR") or "?"
     per_pair = int(settings.MASKNET_LOGIN_MAX_FAILURES)
     per_username = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME)
     pair, user = _digest(username, ip), _digest(username)
-    return [(f"{PREFIX}-attempts:{pair}", f"{PREFIX}-locked:{pair}", per_pair),
-            (f"{PREFIX}-user-attempts:{user}", f"{PREFIX}-user-locked:{user}", per_username)]
+    counters = [(f"{PREFIX}-attempts:{pair}", f"{PREFIX}-locked:{pair}", per_pair)]
+    if not cache.get(_known_key(request)):
+        counters.append((f"{PREFIX}-user-attempts:{user}", f"{PREFIX}-user-locked:{user}", per_username))
+    return counters
+
+
+def _known_key(request) -> str:
+    username = normalize_username(request.POST.get("username") or "")
+    return f"{PREFIX}-known:{_digest(username, request.META.get('REMOTE_ADDR') or '?')}"
 
 
 def _reserve(key: str, window_s: int) -> int:
-    """Atomically counts one more attempt in ``key`` (created with a ``window_s`` timeout)."""
+    """Counts one more attempt in ``key`` (created with a ``window_s`` timeout); the count is
+    returned by one ``incr``, so parallel requests each see their own."""
     while True:
         if cache.add(key, 1, window_s):
             return 1
         try:
-            return cache.incr(key)
+            count = cache.incr(key)
         except ValueError:                     # expired between add and incr: start again
             continue
+        if count <= 1:  # expired between Redis' exists check and its INCR: re-created without a timeout
+            cache.touch(key, window_s)
+        return count
 
 
 def _release(key: str) -> None:
+    """Gives back one reservation; a count that would reach 0 or less (its window ended and a new
+    one began meanwhile) is deleted, never left negative (extra guesses) or without a timeout."""
     try:
-        cache.decr(key)
+        if cache.decr(key) <= 0:
+            cache.delete(key)
     except ValueError:                         # expired, or cleared by a lock meanwhile
         pass
 
@@ -105,20 +122,24 @@ class LoginThrottleMiddleware:
                 return self._locked(lockout_s)
             reserved.append((attempts_key, locked_key, limit, count))
         response = self.get_response(request)
-        pair_key, user_key = reserved[0][0], reserved[1][0]
+        pair_key, user_keys = reserved[0][0], [key for key, *_ in reserved[1:]]
         if response.status_code == 302:        # logged in (the form redirects on success)
             cache.delete(pair_key)
-            _release(user_key)
+            for key in user_keys:
+                _release(key)
+            # this address is the user's own: the per-username cap no longer applies to it, so an
+            # attacker elsewhere cannot lock the user out of their usual place
+            cache.set(_known_key(request), 1, KNOWN_S)
         elif response.status_code == 403:      # refused before the form ran (CSRF)
-            _release(pair_key)
-            _release(user_key)
+            for key, *_ in reserved:
+                _release(key)
         else:                                  # the form again (wrong credentials), or an error
             for attempts_key, locked_key, limit, count in reserved:
                 if count >= limit:
                     cache.set(locked_key, 1, lockout_s)
                     cache.delete(attempts_key)
                     log.warning("login locked out for %ss after %s failures (%s) from %s", lockout_s,
-                                count, "username" if attempts_key == user_key else "username and address",
+                                count, "username" if attempts_key in user_keys else "username and address",
                                 request.META.get("REMOTE_ADDR"))
         return response
 

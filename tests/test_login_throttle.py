@@ -125,4 +125,17 @@ def test_the_real_users_success_does_not_reset_the_per_username_count(client, st
     assert login(client, "alice", "right-password-123", ip="10.0.0.1").status_code == 302
     client.logout()
     assert login(client, "alice", "wrong", ip="10.1.1.1").status_code == 200    # the 6th failure
-    assert login(client, "alice", "right-password-123", ip="10.0.0.1").status_code == 429
+    assert login(client, "alice", "right-password-123", ip="10.0.0.2").status_code == 429
+    # ... but not from the address she logged in from: strangers cannot lock her out of her desk
+    assert login(client, "alice", "right-password-123", ip="10.0.0.1").status_code == 302
+
+
+def test_a_reservation_given_back_after_its_window_never_leaves_a_negative_count():
+    from masknet_site import login_throttle
+
+    assert login_throttle._reserve("k", 60) == 1 and login_throttle._reserve("k", 60) == 2
+    cache.delete("k")                                 # the window ended while both were in flight
+    assert login_throttle._reserve("k", 60) == 1      # the next window's first attempt
+    login_throttle._release("k")
+    login_throttle._release("k")
+    assert cache.get("k") is None                     # not -1: no extra guesses in that window
