@@ -523,7 +523,9 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         current = IndexVersion.objects.current()
         return JsonResponse({"runs": [run_payload(r) for r in TrainingRun.objects.order_by("-id")[:20]],
                              "index": {"version": current.pk, "people": current.people_count,
-                                       "templates": current.template_count} if current else None})
+                                       "templates": current.template_count,
+                                       "outdated": current.model_version != recognizer.template_version()}
+                             if current else None})
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra = {**(extra_context or {}), **_index_status_context(request)}

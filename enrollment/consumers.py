@@ -87,4 +87,4 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         await self.send_json({"type": "index", "version": event["version"], "people": event.get("people"),
-                              "templates": event.get("templates")})
+                              "templates": event.get("templates"), "outdated": event.get("outdated")})

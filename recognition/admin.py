@@ -49,11 +49,13 @@ class KioskAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Kiosk, form, change: bool) -> None:
         if not change:
+            # a link only for those who may pair (it is shown once, to them)
             kiosk, code = services.kiosk_create(actor=request.user, name=obj.name, location=obj.location,
-                                                site=obj.site, active=obj.active)
+                                                site=obj.site, active=obj.active,
+                                                with_link=self.has_pair_permission(request))
             obj.pk = kiosk.pk
             obj.refresh_from_db()
-            if code and self.has_pair_permission(request):  # the link is shown to those who may pair
+            if code:
                 request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
             return
         services.kiosk_update(kiosk=obj, actor=request.user,

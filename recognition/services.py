@@ -50,12 +50,13 @@ class KioskInactive(ValueError):
 
 
 def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
-                 active: bool = True) -> tuple[Kiosk, str | None]:
-    """Create a kiosk and, when it is active, its first one-time pairing code; returns ``(kiosk,
-    code)``. The code is shown once (see :func:`pairing_path`); only its digest is stored."""
+                 active: bool = True, with_link: bool = True) -> tuple[Kiosk, str | None]:
+    """Create a kiosk and, when it is active and ``with_link``, its first one-time pairing code;
+    returns ``(kiosk, code)``. The code is shown once (see :func:`pairing_path`); only its digest
+    is stored."""
     kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active)
     kiosk.full_clean()
-    code = _token() if active else None
+    code = _token() if active and with_link else None
     if code:
         kiosk.pairing_hash = token_digest(code)
         kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
@@ -63,7 +64,7 @@ def kiosk_create(*, actor: object | None, name: str, location: str = "", site: s
         save_unique(kiosk, "name")
         audit_record(actor=actor, action=Action.CREATE, obj=kiosk,
                      summary=f"created kiosk #{kiosk.pk} (site {kiosk.site})"
-                             f"{' with a pairing link' if code else ', inactive'}")
+                             f"{' with a pairing link' if code else '' if active else ', inactive'}")
     return kiosk, code
 
 

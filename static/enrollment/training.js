@@ -24,10 +24,8 @@
   function showIndex(info) {
     if (!info) return;
     indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
-    // a version made since the page was drawn is this recognizer's: the "earlier version" note is stale
-    if (String(info.version) !== root.dataset.version) {
-      root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
-    }
+    // the server says whether the active version is this recognizer's ("outdated": false once rebuilt)
+    if (info.outdated === false) root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
   }
   function stopPolling() { clearInterval(pollTimer); pollTimer = -1; }
   function poll() {

@@ -217,6 +217,7 @@
       case "hello":
         helloSeen = true;
         attempt = 0;
+        failures = 0;              // a new socket: errors before it say nothing about this one
         delete stage.dataset.connection;
         if (cameraReady) render("searching", {}, true);
         break;

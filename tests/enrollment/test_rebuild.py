@@ -89,7 +89,7 @@ def test_task_builds_and_activates_an_index(make_photo, layer):
     assert version.metrics["thresholds"]["unmasked"] >= 0.42
     assert AuditEvent.objects.filter(action="rebuild", object_id=str(run.pk)).exists()
     messages = drain(layer, kiosk)
-    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 6} in messages
+    assert {"type": "index.updated", "version": version.pk, "people": 3, "templates": 6, "outdated": False} in messages
 
 
 def test_progress_is_published_to_admin_pages(make_photo, layer):

@@ -22,7 +22,7 @@ function page(answers) {
   const index = element();
   const run = element({ querySelector: () => element() });
   const root = element({
-    dataset: { ws: "/ws/admin/training/", poll: "/admin/enrollment/trainingrun/status.json", version: "3" },
+    dataset: { ws: "/ws/admin/training/", poll: "/admin/enrollment/trainingrun/status.json", },
     querySelector: (sel) => (sel === ".mn-run" ? run : index),
     querySelectorAll: (sel) => (sel === ".mn-outdated" ? [outdated] : []),
   });
@@ -51,14 +51,15 @@ function page(answers) {
 const { check, done } = checker();
 
 async function main() {
-  // ---- a live "index" message of a newer version drops the stale note
+  // ---- a live "index" message of this recognizer's version drops the stale note
   let p = page([]);
   check("the page opens the status socket over wss on https", p.sockets[0].url === "wss://admin.test/ws/admin/training/",
         p.sockets[0].url);
-  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 3, people: 2, templates: 4 }) });
-  check("the same version keeps the 'earlier version' note", p.outdated.hidden === false, p.outdated.hidden);
-  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 4, people: 2, templates: 4 }) });
-  check("a new version hides it", p.outdated.hidden === true, p.outdated.hidden);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 3, people: 2, templates: 4, outdated: true }) });
+  check("a version still made by the earlier recognizer (an erasure's scrub) keeps the note",
+        p.outdated.hidden === false, p.outdated.hidden);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 4, people: 2, templates: 4, outdated: false }) });
+  check("a version of this recognizer hides it", p.outdated.hidden === true, p.outdated.hidden);
   check("and shows the new version", p.index.textContent.startsWith("Index v4 active"), p.index.textContent);
 
   // ---- polling after the socket closes, until the server refuses

@@ -387,3 +387,7 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     count = CheckIn.objects.count()
     call_command("demo", "--no-enroll", stdout=io.StringIO())      # idempotent
     assert CheckIn.objects.count() == count and Kiosk.objects.count() == 1
+    services.kiosk_update(kiosk=Kiosk.objects.get(), actor=None, active=False)
+    again = io.StringIO()
+    call_command("demo", "--no-enroll", stdout=again)               # a deactivated demo kiosk: active again
+    assert "/kiosk/pair/" in again.getvalue() and Kiosk.objects.get().active

@@ -131,4 +131,6 @@ class Command(BaseCommand):
         kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first()
         if kiosk is None:
             return services.kiosk_create(actor=None, name=DEMO_KIOSK, location="Reception")[1]
+        if not kiosk.active:  # deactivated since the last demo: the demo needs it working
+            services.kiosk_update(kiosk=kiosk, actor=None, active=True)
         return services.kiosk_pairing_issue(kiosk=kiosk, actor=None)
