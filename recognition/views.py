@@ -211,10 +211,10 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     csv_format = request.GET.get("format") == "csv"
     day = _parse_day(request.GET.get("date"))
     if day is None:
-        # not for a CSV download, which shows no page: the warning would turn up on a later one
-        if not csv_format:
-            messages.warning(request, f"Not a day this page can show (YYYY-MM-DD, {FIRST_DAY.isoformat()} to "
-                                      f"{LAST_DAY.isoformat()}): showing today.")
+        problem = f"Not a day this page can show (YYYY-MM-DD, {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})"
+        if csv_format:  # a script asked for that day: today's list instead would be a silent lie
+            return JsonResponse({"errors": {"date": [problem]}}, status=400)
+        messages.warning(request, f"{problem}: showing today.")
         day = timezone.localdate()
     site = request.GET.get("site", "").strip()
     data = daily_attendance(day, site)

@@ -185,12 +185,14 @@ def test_export_filters_and_neutralises_formulas(client, superuser, attendance, 
 
 @pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "0001-01-29", "2026-02-30"])
 def test_daily_page_falls_back_to_today_for_days_it_cannot_show(client, superuser, attendance, value):
-    """The page's day links and 30-day chart would step outside ``date``: today, with a warning."""
+    """The page's day links and 30-day chart would step outside ``date``: today, with a warning (the
+    page); a 400 (the CSV, which a script may be reading)."""
     client.force_login(superuser)
     page = client.get(reverse("attendance-day"), {"date": value})
     assert page.status_code == 200 and page.context["day"] == timezone.localdate()
     assert "showing today" in page.content.decode()
-    assert client.get(reverse("attendance-day"), {"date": value, "format": "csv"}).status_code == 200
+    # a download of that day is refused, not answered with today's list
+    assert client.get(reverse("attendance-day"), {"date": value, "format": "csv"}).status_code == 400
 
 
 @pytest.mark.parametrize("value", ["9999-12-30", "0001-01-30"])
