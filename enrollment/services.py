@@ -680,13 +680,25 @@ def _index_prune() -> None:
     cutoff = time.time() - 3600
     if folder.is_dir():
         names += [p.name for pattern in ("index-*.npz", "*.tmp") for p in folder.glob(pattern)
-                  if p.name not in known and p.stat().st_mtime < cutoff]
+                  if p.name not in known and _mtime(p) < cutoff]
     transaction.on_commit(lambda: _delete_index_files(names))
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # gone meanwhile (another node's prune): nothing to delete
+        return float("inf")
+
+
 def _delete_index_files(names: list[str]) -> None:
+    """Best effort, never raising: this runs when a switch commits, and an error escaping it would
+    be taken for the switch's own failure (whose clean-up deletes the new active version's file)."""
     for name in names:
-        (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
+        try:
+            (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not delete old index file %s: %s", name, exc)
 
 
 def _index_scrub(*, label: str, photos: int) -> int:

@@ -166,6 +166,19 @@ def test_files_left_by_killed_rebuilds_are_deleted_once_an_hour_old(make_photo, 
     new_tmp.unlink()
 
 
+@pytest.mark.django_db(transaction=True)  # the switch really commits: its callbacks run inside it
+def test_an_old_file_that_cannot_be_deleted_does_not_take_the_new_version_down(make_photo):
+    """Old files are deleted when the switch commits; one that cannot be (here a folder named like a
+    temporary file) is left and logged, and the version just activated keeps its file."""
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    stuck = Path(services.settings.MASKNET_INDEX_DIR) / "stuck.tmp"
+    stuck.mkdir(parents=True)
+    os.utime(stuck, (time.time() - 7200, time.time() - 7200))
+    run = rebuild_now()
+    assert run.state == "succeeded", run.error
+    assert IndexVersion.objects.current().file.exists() and stuck.is_dir()
+
+
 @pytest.mark.parametrize("where", ["assemble", "save"])
 def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkeypatch, where):
     people_with_photos(make_photo, n_people=2)
