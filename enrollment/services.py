@@ -270,8 +270,10 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                       quality_verdict=inspection.quality_verdict, masked=inspection.masked,
                       masked_prob=inspection.masked_prob,
                       added_by=actor if getattr(actor, "is_authenticated", False) else None)
-    photo.image.save(Path(filename).stem[:40] + _sniff(data), ContentFile(data), save=False)
     try:
+        # inside the try: a write that fails (a full disk) is the caller's error like any other; a
+        # partial file it leaves has no row and goes with photo_files_sweep
+        photo.image.save(Path(filename).stem[:40] + _sniff(data), ContentFile(data), save=False)
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice
@@ -288,7 +290,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             if schedule_rebuild:
                 index_rebuild_request(actor=actor, reason=f"photo added to person #{person.pk}")
     except BaseException:
-        default_storage.delete(photo.image.name)
+        if photo.image.name:
+            _delete_media([photo.image.name])
         raise
     return photo
 
@@ -308,16 +311,52 @@ def _delete_media(names: list[str], folder: str | None = None, everything: bool 
     """Delete the files ``names``, then ``folder`` if empty. ``everything`` (erasure): every file in
     ``folder`` too, also files no row names (an upload whose transaction rolled back after its file
     was written)."""
-    for name in names:
-        if name:
-            default_storage.delete(name)
-    if folder and everything and default_storage.exists(folder):
-        for name in default_storage.listdir(folder)[1]:
-            default_storage.delete(f"{folder}/{name}")
-    if folder:
-        path = Path(settings.MEDIA_ROOT) / folder
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+    # runs after commit, best effort: an error here must not skip the other after-commit work (the
+    # rebuild hand-off, the index cache); a file left behind is found by photo_files_sweep
+    try:
+        for name in names:
+            if name:
+                default_storage.delete(name)
+        if folder and everything and default_storage.exists(folder):
+            for name in default_storage.listdir(folder)[1]:
+                default_storage.delete(f"{folder}/{name}")
+        if folder:
+            path = Path(settings.MEDIA_ROOT) / folder
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    except OSError as exc:
+        log.error("could not delete photo files (%s): %s; the daily purge deletes them", folder or names, exc)
+
+
+ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it may be mid-upload)
+
+
+def photo_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int:
+    """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
+    files of an upload whose transaction rolled back (the admin saves a person and their photos in
+    one transaction), or that a failed delete left behind (erasure included). Returns how many
+    (would be) deleted. Run by the daily retention purge."""
+    if not default_storage.exists("faces"):
+        return 0
+    known = set(FacePhoto.objects.values_list("image", flat=True))
+    cutoff = (now if now is not None else time.time()) - ORPHAN_AGE_S
+    swept = 0
+    for folder in default_storage.listdir("faces")[0]:
+        for name in default_storage.listdir(f"faces/{folder}")[1]:
+            path = f"faces/{folder}/{name}"
+            try:
+                if path in known or default_storage.get_modified_time(path).timestamp() >= cutoff:
+                    continue
+                if not dry_run:
+                    default_storage.delete(path)
+                swept += 1
+            except OSError as exc:
+                log.warning("could not sweep photo file %s: %s", path, exc)
+        if not dry_run:
+            _delete_media([], folder=f"faces/{folder}")  # the folder, once empty
+    if swept and not dry_run:
+        log.warning("deleted %d photo files that no photo row named", swept)
+    return swept
 
 
 def _templates_store(*, photo: FacePhoto, face: Face, engine: Engine, version: str) -> PhotoTemplates:

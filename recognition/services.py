@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
+from enrollment.services import photo_files_sweep
 from masknet_site.unique import save_unique
 
 from .models import CheckIn, Kiosk, token_digest
@@ -304,7 +305,8 @@ class RetentionOutcome:
     """What :func:`retention_purge` did (or would do, ``dry_run``): counts only.
 
     ``snapshot_days``/``decision_days``: the periods applied (0 = kept forever); ``snapshots``:
-    check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action.
+    check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action;
+    ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``).
     """
 
     snapshot_days: int
@@ -312,6 +314,7 @@ class RetentionOutcome:
     snapshots: int
     decisions: dict[str, int]
     dry_run: bool
+    orphan_files: int = 0
 
     @property
     def decisions_total(self) -> int:
@@ -322,7 +325,7 @@ class RetentionOutcome:
         """JSON-safe view (the Celery task's result)."""
         return {"snapshot_days": self.snapshot_days, "decision_days": self.decision_days,
                 "snapshots": self.snapshots, "decisions": dict(self.decisions),
-                "decisions_total": self.decisions_total, "dry_run": self.dry_run}
+                "decisions_total": self.decisions_total, "orphan_files": self.orphan_files, "dry_run": self.dry_run}
 
 
 def _retention_days(name: str) -> int:
@@ -336,7 +339,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     """Apply the retention settings once: snapshot images of check-ins older than
     ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
     decisions and API identify/verify) older than ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
-    0 keeps them forever. Each purge that deletes anything is itself audited with its counts.
+    0 keeps them forever. Each purge that deletes anything is itself audited with its counts. Photo
+    files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`).
     Run daily by Celery beat (``recognition.purge_expired``) or ``manage.py purge_expired``.
     """
     now = now or timezone.now()
@@ -344,8 +348,10 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     decision_days = _retention_days("MASKNET_RETENTION_DECISION_DAYS")
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
+    orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run)
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
-                               decisions=decisions, dry_run=dry_run)
-    if not dry_run and (snapshots or decisions):
-        log.info("retention purge: %s snapshot images, %s decision records", snapshots, outcome.decisions_total)
+                               decisions=decisions, dry_run=dry_run, orphan_files=orphans)
+    if not dry_run and (snapshots or decisions or orphans):
+        log.info("retention purge: %s snapshot images, %s decision records, %s orphan photo files", snapshots,
+                 outcome.decisions_total, orphans)
     return outcome

@@ -180,6 +180,42 @@ def test_photo_remove_deletes_file_templates_and_queues_rebuild(person, make_pho
     assert AuditEvent.objects.filter(action="photo_remove").exists() and len(enqueued) == 1
 
 
+def test_a_file_that_cannot_be_deleted_does_not_stop_the_rebuild(person, make_photo, enqueued, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    """The file goes after commit, best effort: a storage error there is logged (the daily sweep
+    retries) and the after-commit work behind it, the rebuild hand-off, still happens."""
+    from django.core.files.storage import default_storage
+
+    photo = make_photo(person)
+
+    def refuse(name):
+        raise PermissionError(name)
+
+    monkeypatch.setattr(default_storage, "delete", refuse)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.photo_remove(photo=photo, actor=None)
+    assert not FacePhoto.objects.exists() and len(enqueued) == 1
+
+
+def test_the_sweep_deletes_photo_files_no_row_names(person, make_photo, settings):
+    """Files of an upload whose transaction rolled back (the admin saves a person and their photos
+    in one transaction) or that a failed delete left: deleted once an hour old; the rows' files and
+    files still being written are kept."""
+    import os
+    import time
+
+    kept = Path(make_photo(person).image.path)
+    orphan, young = kept.parent / "rolled-back.jpg", kept.parent.parent / "999" / "uploading.jpg"
+    young.parent.mkdir(parents=True)
+    for f in (orphan, young):
+        f.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    assert services.photo_files_sweep(dry_run=True) == 1 and orphan.exists()
+    assert services.photo_files_sweep() == 1
+    assert not orphan.exists() and kept.exists() and young.exists()
+    assert services.photo_files_sweep(now=time.time() + 7200) == 1 and not young.parent.exists()
+
+
 @pytest.mark.models
 def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png, engine):
     good = services.photo_inspect(data=astronaut_jpeg)

@@ -27,3 +27,5 @@ class Command(BaseCommand):
         detail = ", ".join(f"{action} {n}" for action, n in sorted(outcome.decisions.items()))
         self.stdout.write(f"decision records ({period(outcome.decision_days)}): {verb} {outcome.decisions_total}"
                           + (f" ({detail})" if detail else ""))
+        self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
+                          f"{outcome.orphan_files}")
