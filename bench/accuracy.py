@@ -342,7 +342,8 @@ def identification_section() -> str:
 ## Open-set identification (LFW DevTest people)
 
 `python bench/identification.py`: the first photo of {data['args']['known']} people enrolled exactly as the
-product enrols (with synthetic-mask templates); probes are another photo of each of them and one photo
+product enrols (with synthetic-mask templates; the site thresholds fitted on the gallery as a rebuild fits
+them); probes are another photo of each of them and one photo
 of {data['args']['unknown']:,} people who are not enrolled, once unmasked and once wearing unseen MaskTheFace masks;
 one frame per probe (the kiosk votes over several).
 
