@@ -23,7 +23,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
@@ -282,9 +282,6 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             if FacePhoto.objects.filter(person=person, sha256=sha).exists():
                 raise PhotoRefused("duplicate")
             photo.save()
-            if embed:
-                _templates_store(photo=photo, face=inspection.face, engine=engine,
-                                 version=recognizer.template_version())
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}")
             if schedule_rebuild:
@@ -293,6 +290,9 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         if photo.image.name:
             _delete_media([photo.image.name])
         raise
+    if embed:  # after the photo's transaction (embedding takes a second): a failure leaves it to the rebuild
+        _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
+                         version=recognizer.template_version())
     return photo
 
 
@@ -359,15 +359,25 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int
     return swept
 
 
-def _templates_store(*, photo: FacePhoto, face: Face, engine: Engine, version: str) -> PhotoTemplates:
-    t = recognizer.face_templates(engine, face, seed=photo.pk)
-    vectors = np.ascontiguousarray(t.vectors, np.float32)
-    row, _ = PhotoTemplates.objects.update_or_create(
-        photo=photo, template_version=version,
-        defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
-                  "kinds": np.ascontiguousarray(t.kinds, np.int8).tobytes()})
-    FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED, embedding_error="")
-    return row
+def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) -> bool:
+    """Cache a photo's templates, computed beforehand: no transaction is held open while a face is
+    embedded (on SQLite a write after a second-long read transaction fails with "database is
+    locked" when anyone else wrote meanwhile). ``False`` when the photo was removed meanwhile."""
+    vectors = np.ascontiguousarray(templates.vectors, np.float32)
+    try:
+        with transaction.atomic():
+            # the photo row locked: an erasure or removal now waits, then takes the templates too
+            if not FacePhoto.objects.select_for_update().filter(pk=photo.pk).exists():
+                return False
+            PhotoTemplates.objects.update_or_create(
+                photo=photo, template_version=version,
+                defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
+                          "kinds": np.ascontiguousarray(templates.kinds, np.int8).tobytes()})
+            FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED,
+                                                         embedding_error="")
+    except IntegrityError:  # removed between the check and the insert (a database without row locks)
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,11 +606,8 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
             data = fh.read()
         faces = engine.analyze(engine.decode(data))
         face = recognizer.face_near(faces, photo.box)
-        with transaction.atomic():
-            if not FacePhoto.objects.filter(pk=photo.pk).exists():
-                return False  # removed meanwhile
-            _templates_store(photo=photo, face=face, engine=engine, version=version)
-        return True
+        return _templates_store(photo=photo, templates=recognizer.face_templates(engine, face, seed=photo.pk),
+                                version=version)
     except (EngineError, OSError) as exc:
         FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
                                                      embedding_error=f"{type(exc).__name__}: {exc}"[:200])

@@ -395,6 +395,30 @@ def test_real_photos_end_to_end(db, engine, astronaut_jpeg, portrait_png, astron
 
 
 @pytest.mark.models
+def test_a_photo_erased_while_it_is_embedded_does_not_fail_the_rebuild(db, engine, astronaut_jpeg, portrait_png,
+                                                                      monkeypatch):
+    """Templates are computed outside any transaction and stored only if the photo is still there:
+    an erasure while a face is being embedded costs that photo, not the run."""
+    from enrollment import recognizer
+
+    eileen = services.person_create(actor=None, full_name="Eileen", staff_id="A1")
+    tom = services.person_create(actor=None, full_name="Tom", staff_id="A2")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    real = recognizer.face_templates
+
+    def erase_meanwhile(engine, face, *, seed):
+        if Person.objects.filter(pk=tom.pk).exists() and FacePhoto.objects.filter(pk=seed, person=tom).exists():
+            services.person_erase(person=tom, actor=None)
+        return real(engine, face, seed=seed)
+
+    monkeypatch.setattr(recognizer, "face_templates", erase_meanwhile)
+    run = rebuild_now()
+    assert run.state == "succeeded", run.error
+    assert IndexVersion.objects.current().load().identities == {str(eileen.pk)}
+
+
+@pytest.mark.models
 def test_an_empty_gallery_gives_an_empty_index(db, engine):
     run = rebuild_now()
     version = IndexVersion.objects.current()
