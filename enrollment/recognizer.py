@@ -18,6 +18,7 @@ from django.conf import settings
 from recognition.engine import Engine, EngineConfig, Face, load_engine
 from recognition.engine.gallery import MASK_VARIANTS, SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
 from recognition.engine.install import installed_manifest
+from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from recognition.engine.registry import ARCFACE_WHEEL
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def synthetic_masks_available() -> bool:
     return importlib.util.find_spec("recognition.engine.masks") is not None
 
 
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "none"
+
+
 @functools.lru_cache(maxsize=8)
 def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
@@ -66,13 +74,15 @@ def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
                        "resnet": [cfg.resnet_weight, cfg.resnet_upper_weight],
-                       "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME}, sort_keys=True)
+                       "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME,
+                       # the masked/unmasked head decides which templates a photo gets (retrained or shipped anew)
+                       "mask_head": _file_digest(DEFAULT_MASK_CLASSIFIER)}, sort_keys=True)
     return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def template_version() -> str:
-    """Key of cached templates: changes with the models, the descriptor, the alignment, the TTA and the
-    mask scheme."""
+    """Key of cached templates: changes with the models, the descriptor, the alignment, the TTA, the
+    mask scheme and the masked/unmasked head."""
     return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available(),
                     getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
 

@@ -244,6 +244,21 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
         recognizer._version.cache_clear()
 
 
+def test_the_template_version_follows_the_mask_head(monkeypatch, tmp_path):
+    """The masked/unmasked head decides which templates a photo gets: a retrained head
+    (``train_mask_classifier``) makes a new version, so a rebuild re-embeds."""
+    recognizer._version.cache_clear()
+    base = recognizer._version(str(tmp_path), True)
+    head = tmp_path / "mask_classifier.npz"
+    head.write_bytes(recognizer.DEFAULT_MASK_CLASSIFIER.read_bytes() + b"retrained")
+    monkeypatch.setattr(recognizer, "DEFAULT_MASK_CLASSIFIER", head)
+    recognizer._version.cache_clear()
+    try:
+        assert recognizer._version(str(tmp_path), True) != base
+    finally:
+        recognizer._version.cache_clear()
+
+
 def test_the_engine_is_loaded_by_one_thread_at_a_time(monkeypatch):
     """A kiosk's pool, a rebuild and the API can all ask for the engine while it loads: they wait
     for the one load instead of loading the models again beside it."""
