@@ -431,7 +431,8 @@ def index_refresh_if_outdated() -> TrainingRun | None:
 
 
 def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
-                  on_progress: Callable[[int, str], None] | None = None) -> TrainingRun | None:
+                  on_progress: Callable[[int, str], None] | None = None,
+                  new_if_finished: bool = False) -> TrainingRun | None:
     """Run one rebuild: embed photos without cached templates, assemble every active person's
     templates, fit the site thresholds, write a new immutable index file and switch the active
     version atomically.
@@ -440,8 +441,13 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     Returns the finished run, or ``None`` when there is nothing to do for this message (already
     done, running elsewhere, or debounced: a later message will start it). Raises
     :class:`RebuildBusy` while another rebuild runs. A failure marks the run failed, leaves the
-    previous version active and re-raises.
+    previous version active and re-raises. ``new_if_finished``: a ``run_id`` already recorded
+    finished (failed on a lost database connection) is replaced by a new run; one still queued or
+    running is claimed (a retry after the database came back, which must not leave it queued).
     """
+    if run_id is not None and new_if_finished and TrainingRun.objects.filter(
+            pk=run_id, state__in=(TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED)).exists():
+        run_id, force = None, True
     if run_id is None:
         run = TrainingRun.objects.create(
             reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None)
@@ -513,6 +519,13 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         run.save(update_fields=["state", "started_at", "heartbeat_at", "attempts", "progress", "message", "error"])
     events.training_progress(run)
     return run
+
+
+def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
+    """Record a run that was created to start now but never started (another rebuild held the
+    slot): failed, with ``reason``, instead of queued for good."""
+    TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED).update(
+        state=TrainingRun.State.FAILED, finished_at=timezone.now(), message="not started", error=reason[:2000])
 
 
 def _run_fail(run: TrainingRun, exc: BaseException) -> None:

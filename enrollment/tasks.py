@@ -17,19 +17,21 @@ def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries
 
     Retries while another rebuild runs, for as long as it runs (a rebuild that re-embeds every
     photo takes minutes; one whose worker died goes stale and is taken over, so this ends), and
-    up to ``DB_RETRIES`` times after a lost database connection (as a new run: the interrupted one
-    is recorded as failed; ``db_retries`` counts those, apart from the waits, which Celery's own
-    count includes). Any other failure is recorded in the run and the previous index stays active.
+    up to ``DB_RETRIES`` times after a lost database connection (the same run when it is still
+    queued or running, else a new one: an interrupted run is recorded as failed; ``db_retries``
+    counts those, apart from the waits, which Celery's own count includes). Any other failure is
+    recorded in the run and the previous index stays active.
     """
     try:
-        run = services.index_rebuild(run_id=run_id, force=force)
+        run = services.index_rebuild(run_id=run_id, force=force, new_if_finished=db_retries > 0)
     except services.RebuildBusy as exc:
         raise self.retry(kwargs={"run_id": exc.run_id, "force": force, "db_retries": db_retries},
                          countdown=exc.retry_after, exc=exc) from exc
     except (OperationalError, InterfaceError) as exc:
         if db_retries >= DB_RETRIES:
             raise
-        raise self.retry(kwargs={"run_id": None, "force": True, "db_retries": db_retries + 1}, countdown=30,
+        # the same run once the database is back (a new one if it was recorded failed meanwhile)
+        raise self.retry(kwargs={"run_id": run_id, "force": True, "db_retries": db_retries + 1}, countdown=30,
                          exc=exc) from exc
     if run is None:
         return None

@@ -267,6 +267,41 @@ def test_a_live_run_makes_others_wait(make_photo):
     assert run.state == "queued"
 
 
+def test_a_database_blip_before_the_claim_retries_the_same_run(make_photo, monkeypatch):
+    """The retry after a lost connection takes up the run it carried while that one is still queued
+    (a new run each time left the first one queued for good)."""
+    from django.db import OperationalError
+
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    real, calls = services._engine_warm, []
+
+    def blip():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("connection refused")
+        return real()
+
+    monkeypatch.setattr(services, "_engine_warm", blip)
+    assert rebuild_index_task.apply(args=(run.pk,), kwargs={"force": True}).state == "SUCCESS"
+    run.refresh_from_db()
+    assert run.state == "succeeded" and TrainingRun.objects.count() == 1
+
+
+def test_rebuild_index_wait_while_another_runs_leaves_no_queued_run(make_photo):
+    """``rebuild_index --wait`` refused because another rebuild runs: its own run is recorded as not
+    started, not left queued forever."""
+    from django.core.management import CommandError, call_command
+
+    other = TrainingRun.objects.create(reason="elsewhere", state=TrainingRun.State.RUNNING,
+                                       started_at=timezone.now(), heartbeat_at=timezone.now())
+    with pytest.raises(CommandError, match="another index rebuild is running"):
+        call_command("rebuild_index", "--wait")
+    assert not TrainingRun.objects.queued().exists()
+    mine = TrainingRun.objects.exclude(pk=other.pk).get()
+    assert mine.state == "failed" and mine.message == "not started"
+
+
 def test_a_queued_run_waits_for_a_long_rebuild_however_many_retries_it_takes(monkeypatch):
     """A message that finds another rebuild running retries until that one ends (a full re-embed
     runs for minutes, longer than any fixed number of 10 s retries): the run it carries must not be

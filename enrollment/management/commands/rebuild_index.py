@@ -16,6 +16,8 @@ def rebuild_foreground(stdout: OutputWrapper) -> None:
     try:
         run = services.index_rebuild(on_progress=lambda pct, _msg: bar(pct, 100))
     except services.RebuildBusy as exc:
+        # the run made for this command never started: recorded so, not left queued for good
+        services.index_rebuild_abandon(run_id=exc.run_id, reason=str(exc))
         raise CommandError(str(exc)) from exc
     except Exception as exc:
         raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
