@@ -490,6 +490,10 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     now = timezone.now()
     stale = stale_after()
     with transaction.atomic():
+        # claims take turns: every queued and running run is locked (in id order: no deadlock), so
+        # two claims of different runs cannot both find nobody running and both start (PostgreSQL)
+        pending = (TrainingRun.State.QUEUED, TrainingRun.State.RUNNING)
+        list(TrainingRun.objects.select_for_update().filter(state__in=pending).order_by("pk").values_list("pk"))
         run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state in (TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED):
             return None

@@ -288,6 +288,45 @@ def test_a_database_blip_before_the_claim_retries_the_same_run(make_photo, monke
     assert run.state == "succeeded" and TrainingRun.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # the threads' connections see the runs
+def test_two_claims_at_once_start_one_rebuild(make_photo, monkeypatch):
+    """Two queued runs claimed at the same moment by two workers: one starts, the other is told
+    another rebuild runs (each used to lock only its own run, and both started)."""
+    import threading
+
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    runs = [TrainingRun.objects.create(reason=f"r{i}") for i in range(2)]
+    real_save = TrainingRun.save
+
+    def slow_save(self, *args, **kwargs):
+        if kwargs.get("update_fields") and "heartbeat_at" in kwargs["update_fields"]:
+            time.sleep(0.5)          # a claim between its check and its write
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingRun, "save", slow_save)
+    outcomes: list[object] = []
+
+    def claim(run):
+        try:
+            outcomes.append(services._run_claim(run_id=run.pk, force=True))
+        except services.RebuildBusy as exc:
+            outcomes.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(type(o).__name__ for o in outcomes) == ["RebuildBusy", "TrainingRun"], outcomes
+    assert TrainingRun.objects.running().count() == 1
+
+
 def test_rebuild_index_wait_while_another_runs_leaves_no_queued_run(make_photo):
     """``rebuild_index --wait`` refused because another rebuild runs: its own run is recorded as not
     started, not left queued forever."""
