@@ -81,6 +81,30 @@ def test_import_people_refuses_a_missing_folder(db, tmp_path):
         run("import_people", str(tmp_path / "absent"))
 
 
+def test_import_people_refuses_what_it_cannot_import_faithfully(db, tmp_path):
+    """A folder name longer than a staff id (it was cut: two such folders became one person), a
+    people list that is not there, and counts below 1 (--limit 0 meant everyone, --max-photos 0
+    nothing) are refused before anything is imported."""
+    long_a, long_b = "A" * 64 + "_one", "A" * 64 + "_two"
+    for name in (long_a, long_b):
+        (tmp_path / name).mkdir()
+    with pytest.raises(CommandError, match="cannot be staff ids"):
+        run("import_people", str(tmp_path), "--no-rebuild")
+    with pytest.raises(CommandError, match="not found"):
+        run("import_people", str(tmp_path), "--people-list", str(tmp_path / "absent.txt"))
+    for option in ("--limit", "--max-photos"):
+        with pytest.raises(CommandError):
+            run("import_people", str(tmp_path), option, "0")
+    assert not Person.objects.exists()
+
+
+def test_a_folder_name_with_trailing_space_is_found_again(db, tmp_path):
+    (tmp_path / "Jane_Doe ").mkdir()
+    run("import_people", str(tmp_path), "--no-rebuild")
+    run("import_people", str(tmp_path), "--no-rebuild")       # was a ValidationError: duplicate staff id
+    assert list(Person.objects.values_list("staff_id", flat=True)) == ["Jane_Doe"]
+
+
 def test_people_list_order_and_limit(tmp_path):
     from enrollment.management.commands.import_people import person_folders
 

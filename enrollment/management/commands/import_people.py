@@ -17,6 +17,15 @@ from enrollment.models import FacePhoto, Person
 from recognition.management.commands._common import ProgressBar
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
+
+
+def at_least_one(value: str) -> int:
+    """argparse type: a whole number of at least 1 (0 would mean "all" for one option, "none" for another)."""
+    n = int(value)
+    if n < 1:
+        raise ValueError(value)
+    return n
 
 
 def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
@@ -36,9 +45,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("dir", type=Path)
-        parser.add_argument("--limit", type=int, help="import only the first N people")
+        parser.add_argument("--limit", type=at_least_one, help="import only the first N people")
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
-        parser.add_argument("--max-photos", type=int, help="at most N photos per person")
+        parser.add_argument("--max-photos", type=at_least_one, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
         after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
@@ -49,7 +58,15 @@ class Command(BaseCommand):
         root: Path = opts["dir"]
         if not root.is_dir():
             raise CommandError(f"{root} is not a directory")
+        if opts["people_list"] and not opts["people_list"].is_file():
+            raise CommandError(f"people list {opts['people_list']} not found")
         folders = person_folders(root, opts["limit"], opts["people_list"])
+        # the folder name is the staff id: one too long would be cut, and two such folders merged
+        # into one person (the wrong identity); a name with nothing in it has no staff id
+        unusable = [f for f in folders if not f.name.strip() or len(f.name.strip()) > STAFF_ID_MAX]
+        if unusable:
+            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty, or longer than "
+                               f"{STAFF_ID_MAX} characters), e.g. {unusable[0].name!r}: rename them")
         plan = [(f, sorted(p for p in f.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[: opts["max_photos"]])
                 for f in folders]
         total = sum(len(photos) for _, photos in plan)
@@ -60,10 +77,10 @@ class Command(BaseCommand):
         finished = False
         try:
             for folder, photos in plan:
-                staff_id = folder.name[:64]
+                staff_id = folder.name.strip()   # as person_create stores it
                 person = Person.objects.filter(staff_id=staff_id).first()
                 if person is None:
-                    person = services.person_create(actor=None, full_name=folder.name.replace("_", " ")[:200],
+                    person = services.person_create(actor=None, full_name=staff_id.replace("_", " ")[:200],
                                                     staff_id=staff_id, department=opts["department"])
                     created += 1
                 else:
