@@ -74,6 +74,10 @@ class PhotoRefused(EnrollmentError):
         super().__init__(self.message)
 
 
+class RunTakenOver(EnrollmentError):
+    """This worker's run was taken over by another (its heartbeat went stale): stop, write nothing."""
+
+
 class RebuildBusy(EnrollmentError):
     """Another rebuild is running; try again in ``retry_after`` seconds."""
 
@@ -460,6 +464,9 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     progress = _Progress(run, on_progress)
     try:
         _rebuild(run, progress)
+    except RunTakenOver as exc:  # the run is another worker's now: it records the outcome
+        log.warning("%s; this copy stops", exc)
+        return None
     except Exception as exc:
         log.exception("index rebuild (run #%s) failed", run.pk)
         _run_fail(run, exc)
@@ -486,6 +493,9 @@ def stale_after() -> timedelta:
     return timedelta(seconds=settings.MASKNET_REBUILD_STALE_S)
 
 
+MAX_ATTEMPTS = 3  # a run whose worker stopped this many times is not taken over again
+
+
 def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     now = timezone.now()
     stale = stale_after()
@@ -510,6 +520,16 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
             return None  # more changes came in: the message queued with the last one starts it
         if TrainingRun.objects.alive(stale).exclude(pk=run.pk).exists():
             raise RebuildBusy(run.pk)
+        if run.state == TrainingRun.State.RUNNING and run.attempts >= MAX_ATTEMPTS:
+            # its worker stopped that many times (killed while embedding, out of memory...): taking
+            # it over again would only stop the next worker too; a new request starts a new run
+            run.state, run.finished_at, run.message = TrainingRun.State.FAILED, now, "interrupted"
+            run.error = (f"its worker stopped {run.attempts} times during the rebuild; the previous index "
+                         "stayed active (see the workers' logs)")
+            run.save(update_fields=["state", "finished_at", "message", "error"])
+            audit_record(actor=None, action=Action.REBUILD, obj=run,
+                         summary=f"run #{run.pk} failed: its worker stopped {run.attempts} times")
+            return None
         interrupted = list(TrainingRun.objects.running().exclude(pk=run.pk).values_list("pk", flat=True))
         TrainingRun.objects.filter(pk__in=interrupted).update(
             state=TrainingRun.State.FAILED, finished_at=now, message="interrupted",
@@ -560,8 +580,11 @@ class _Progress:
         self.last = now
         run = self.run
         run.progress, run.message, run.heartbeat_at = max(0, min(100, percent)), message[:300], timezone.now()
-        TrainingRun.objects.filter(pk=run.pk).update(progress=run.progress, message=run.message,
-                                                     heartbeat_at=run.heartbeat_at)
+        # only while the run is still this worker's: one that stalled past MASKNET_REBUILD_STALE_S
+        # (and was taken over: attempts moved on) must stop before it switches an index
+        if not TrainingRun.objects.filter(pk=run.pk, attempts=run.attempts, state=TrainingRun.State.RUNNING).update(
+                progress=run.progress, message=run.message, heartbeat_at=run.heartbeat_at):
+            raise RunTakenOver(f"run #{run.pk} was taken over by another worker (attempt {run.attempts} stalled)")
         events.training_progress(run)
 
 

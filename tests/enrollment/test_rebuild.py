@@ -239,6 +239,35 @@ def test_a_copy_of_a_running_run_waits_then_takes_it_over_once_it_stops_beating(
     assert IndexVersion.objects.current() == again.index_version
 
 
+def test_a_run_taken_over_while_it_stalled_stops_without_switching(make_photo, monkeypatch):
+    """A worker that stalled past MASKNET_REBUILD_STALE_S and was taken over (attempts moved on)
+    stops at its next heartbeat: it neither switches an index nor records the run failed."""
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    real = services._index_assemble
+
+    def taken_over_meanwhile(**kwargs):
+        TrainingRun.objects.filter(pk=run.pk).update(attempts=2, heartbeat_at=timezone.now())
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "_index_assemble", taken_over_meanwhile)
+    assert services.index_rebuild(run_id=run.pk, force=True) is None
+    run.refresh_from_db()
+    assert run.state == "running" and run.attempts == 2 and not IndexVersion.objects.exists()
+
+
+def test_a_run_whose_worker_stopped_three_times_is_not_taken_over_again(make_photo, settings):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    stale = timezone.now() - timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 1)
+    TrainingRun.objects.filter(pk=run.pk).update(state="running", started_at=stale, heartbeat_at=stale,
+                                                 attempts=services.MAX_ATTEMPTS)
+    assert services.index_rebuild(run_id=run.pk, force=True) is None
+    run.refresh_from_db()
+    assert run.state == "failed" and "stopped 3 times" in run.error and not IndexVersion.objects.exists()
+    assert services.index_rebuild().state == "succeeded"       # a new run is not held back by it
+
+
 def test_an_outdated_index_request_from_an_older_node_changes_nothing(make_photo):
     """During a rolling upgrade a kiosk node still running the earlier version finds the new index
     "outdated" and asks for a rebuild: a worker for which it is current does nothing (another
