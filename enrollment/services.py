@@ -56,6 +56,7 @@ REFUSALS = {
     "pose": "The face is turned away: look straight at the camera.",
     "quality": "The face is not good enough to recognise.",
     "duplicate": "This photo is already enrolled for this person.",
+    "enrolled_elsewhere": "This photo is already enrolled for another person.",
 }
 _MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
 BUSY_RETRY_S = 10
@@ -263,8 +264,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit.
     """
     sha = hashlib.sha256(data).hexdigest()
-    if FacePhoto.objects.filter(person=person, sha256=sha).exists():
-        raise PhotoRefused("duplicate")
+    _refuse_known(person, sha)
     engine = recognizer.get_engine()
     inspection = photo_inspect(data=data, engine=engine)
     if not inspection.ok:
@@ -283,8 +283,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             # once (a double submit) is refused as a duplicate instead of stored twice
             # (FOR NO KEY UPDATE: check-ins referring to the person are not held up)
             list(Person.objects.select_for_update(no_key=True).filter(pk=person.pk).values_list("pk", flat=True))
-            if FacePhoto.objects.filter(person=person, sha256=sha).exists():
-                raise PhotoRefused("duplicate")
+            _refuse_known(person, sha)
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}")
@@ -298,6 +297,16 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
                          version=recognizer.template_version())
     return photo
+
+
+def _refuse_known(person: Person, sha: str) -> None:
+    """The same file again for this person (``duplicate``), or one enrolled for someone else
+    (``enrolled_elsewhere``: one photo under two identities would make the index confuse them)."""
+    owners = set(FacePhoto.objects.filter(sha256=sha).values_list("person_id", flat=True))
+    if person.pk in owners:
+        raise PhotoRefused("duplicate")
+    if owners:
+        raise PhotoRefused("enrolled_elsewhere")
 
 
 def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:

@@ -154,6 +154,9 @@ def test_photo_add_stores_the_verdict_and_the_file(person, astronaut_jpeg, engin
     assert AuditEvent.objects.filter(action="photo_add", object_id=str(photo.pk)).exists()
     assert len(enqueued) == 1
     assert _refusal(person, astronaut_jpeg) == "duplicate"
+    # the same file for someone else: one photo under two identities would make the index confuse them
+    other = services.person_create(actor=None, full_name="Someone Else", staff_id="S-2")
+    assert _refusal(other, astronaut_jpeg) == "enrolled_elsewhere"
 
 
 @pytest.mark.models
