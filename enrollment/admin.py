@@ -408,6 +408,7 @@ def _models_missing() -> JsonResponse:
 
 
 def _index_status_context(request: HttpRequest) -> dict:
+    services.index_rebuild_resume()   # a queued run whose message was lost starts now
     # the latest run (its message and error) only for those who may see runs, as status.json does
     may_see_runs = request.user.has_perm("enrollment.view_trainingrun")
     latest = TrainingRun.objects.order_by("-id").first() if may_see_runs else None

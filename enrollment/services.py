@@ -443,6 +443,30 @@ def index_refresh_if_outdated() -> TrainingRun | None:
     return index_rebuild_request(actor=None, reason=OUTDATED_REASON)
 
 
+RESUME_AFTER_S = 60   # a queued run this much past its debounce has lost its message
+_resume_checked = 0.0
+
+
+def index_rebuild_resume() -> int:
+    """Hand the queued runs whose start is overdue to the runner again; returns how many. Their
+    message was lost: the embedded runner's queue dies with its process (a restart), a broker can
+    lose one. A deactivation waiting in such a run would otherwise keep the person recognisable
+    until the next change. Nothing while a rebuild is alive (queued runs wait for it on their own);
+    checked at most once a minute per process (kiosks loading the index, admin pages call it)."""
+    global _resume_checked
+    if time.monotonic() - _resume_checked < RESUME_AFTER_S:
+        return 0
+    _resume_checked = time.monotonic()
+    if TrainingRun.objects.alive().exists():
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=settings.MASKNET_REBUILD_DEBOUNCE_S + RESUME_AFTER_S)
+    overdue = list(TrainingRun.objects.queued().filter(requested_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in overdue:
+        log.warning("training run #%s was queued and never started (its message was lost): starting it", pk)
+        dispatch.enqueue_rebuild(pk, countdown=0.0, force=True)
+    return len(overdue)
+
+
 def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
                   on_progress: Callable[[int, str], None] | None = None,
                   new_if_finished: bool = False) -> TrainingRun | None:

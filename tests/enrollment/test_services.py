@@ -247,6 +247,28 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
         recognizer._version.cache_clear()
 
 
+def test_a_queued_run_whose_message_was_lost_is_started_again(db, enqueued, monkeypatch,
+                                                              django_capture_on_commit_callbacks):
+    """The embedded runner's queue dies with its process: a run queued before a restart (say, a
+    deactivation's) is handed over again once overdue, when a kiosk loads the index or an admin page
+    opens; not while young, not while another rebuild is alive, at most once a minute."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = TrainingRun.objects.create(reason="before the restart")
+    TrainingRun.objects.filter(pk=old.pk).update(requested_at=timezone.now() - timedelta(minutes=10))
+    TrainingRun.objects.create(reason="just now")
+    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.index_rebuild_resume() == 1
+        assert services.index_rebuild_resume() == 0            # checked a moment ago
+    assert [c["run_id"] for c in enqueued] == [old.pk]
+    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    TrainingRun.objects.create(reason="alive", state="running", heartbeat_at=timezone.now())
+    assert services.index_rebuild_resume() == 0
+
+
 def test_the_template_version_follows_the_mask_head(monkeypatch, tmp_path):
     """The masked/unmasked head decides which templates a photo gets: a retrained head
     (``train_mask_classifier``) makes a new version, so a rebuild re-embeds."""
