@@ -23,7 +23,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
@@ -36,7 +36,7 @@ from recognition.engine.gallery import Templates, fit_thresholds, person_templat
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
-from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, index_cache_clear
+from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet, index_cache_clear
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         # sees the version it made (locking only in the scrub, PostgreSQL's snapshot of that one
         # statement could miss it, and the person stayed in the active index)
         list(IndexVersion.objects.select_for_update().filter(is_active=True))
-        names = list(FacePhoto.objects.filter(person_id=pk).values_list("image", flat=True))
+        # then the photos: a template store in flight (it locks its photo) commits first, and the
+        # delete below takes its templates too (else its insert breaks this commit's foreign keys)
+        names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         Person.objects.filter(pk=pk).delete()  # cascades to photos and cached templates
         # Django's admin history of the person (rows written before it kept only ids held the name)
@@ -294,8 +296,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             _delete_media([photo.image.name])
         raise
     if embed:  # after the photo's transaction (embedding takes a second): a failure leaves it to the rebuild
-        _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
-                         version=recognizer.template_version())
+        try:
+            _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
+                             version=recognizer.template_version())
+        except (EngineError, OSError, DatabaseError) as exc:
+            log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
     return photo
 
 
@@ -313,6 +318,7 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
     """Delete a photo, its file (after commit) and its cached templates; queues a rebuild."""
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
     with transaction.atomic():
+        list(FacePhoto.objects.select_for_update().filter(pk=pk).values_list("pk"))  # see person_erase
         photo.delete()
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
                      summary=f"removed photo #{pk} of person #{person_id}")
@@ -463,7 +469,10 @@ def index_rebuild_resume() -> int:
     overdue = list(TrainingRun.objects.queued().filter(requested_at__lt=cutoff).values_list("pk", flat=True))
     for pk in overdue:
         log.warning("training run #%s was queued and never started (its message was lost): starting it", pk)
-        dispatch.enqueue_rebuild(pk, countdown=0.0, force=True)
+        try:
+            dispatch.enqueue_rebuild(pk, countdown=0.0, force=True)
+        except Exception:  # noqa: BLE001 - the broker away: its callers (a kiosk, a page) must go on
+            log.exception("could not hand training run #%s over again", pk)
     return len(overdue)
 
 
@@ -479,12 +488,16 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     done, running elsewhere, or debounced: a later message will start it). Raises
     :class:`RebuildBusy` while another rebuild runs. A failure marks the run failed, leaves the
     previous version active and re-raises. ``new_if_finished``: a ``run_id`` already recorded
-    finished (failed on a lost database connection) is replaced by a new run; one still queued or
-    running is claimed (a retry after the database came back, which must not leave it queued).
+    failed (on a lost database connection) is replaced by a new run; one still queued or running is
+    claimed (a retry after the database came back, which must not leave it queued); one that
+    succeeded meanwhile is done.
     """
     if run_id is not None and new_if_finished and TrainingRun.objects.filter(
-            pk=run_id, state__in=(TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED)).exists():
-        run_id, force = None, True
+            pk=run_id, state=TrainingRun.State.FAILED).exists():
+        run = TrainingRun.objects.create(reason=f"run #{run_id} again after a lost database connection")
+        audit_record(actor=None, action=Action.REBUILD, obj=run,
+                     summary=f"rebuild run #{run.pk}: run #{run_id} again after a lost database connection")
+        run_id, force = run.pk, True
     if run_id is None:
         run = TrainingRun.objects.create(
             reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None)
@@ -529,14 +542,32 @@ def stale_after() -> timedelta:
 MAX_ATTEMPTS = 3  # a run whose worker stopped this many times is not taken over again
 
 
+def _still_ours(run: TrainingRun) -> TrainingRunQuerySet:
+    """The run's row while it is still this worker's claim (no other worker took it over since)."""
+    return TrainingRun.objects.filter(pk=run.pk, attempts=run.attempts, state=TrainingRun.State.RUNNING)
+
+
+def _lock_not_available(exc: DatabaseError) -> bool:
+    """Whether ``exc`` is PostgreSQL's "could not obtain lock" (SQLSTATE 55P03) of a NOWAIT."""
+    return getattr(getattr(exc, "__cause__", None), "sqlstate", None) == "55P03"
+
+
 def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     now = timezone.now()
     stale = stale_after()
     with transaction.atomic():
-        # claims take turns: every queued and running run is locked (in id order: no deadlock), so
-        # two claims of different runs cannot both find nobody running and both start (PostgreSQL)
+        # claims take turns: every queued and running run is locked, so two claims of different runs
+        # cannot both find nobody running and both start (PostgreSQL). NOWAIT: a claim that waited
+        # here (on a queued run a long admin save holds) would hold up the running run's heartbeat
+        # and then find it stale; a row held elsewhere means "busy, try again" instead
         pending = (TrainingRun.State.QUEUED, TrainingRun.State.RUNNING)
-        list(TrainingRun.objects.select_for_update().filter(state__in=pending).order_by("pk").values_list("pk"))
+        try:
+            list(TrainingRun.objects.select_for_update(nowait=True).filter(state__in=pending)
+                 .order_by("pk").values_list("pk"))
+        except DatabaseError as exc:
+            if not _lock_not_available(exc):
+                raise
+            raise RebuildBusy(run_id, retry_after=BUSY_RETRY_S) from exc
         run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state in (TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED):
             return None
@@ -590,7 +621,11 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
         run.state, run.finished_at = TrainingRun.State.FAILED, timezone.now()
         run.message = "failed: the previous index stays active"
         run.error = f"{type(exc).__name__}: {exc}"[:2000]
-        run.save(update_fields=["state", "finished_at", "message", "error"])
+        # only while the run is still this worker's: a stalled copy must not fail the new owner's run
+        if not _still_ours(run).update(
+                state=run.state, finished_at=run.finished_at, message=run.message, error=run.error):
+            log.warning("run #%s failed here (%s) after another worker took it over", run.pk, run.error)
+            return
         events.training_progress(run)
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                      summary=f"run #{run.pk} failed ({type(exc).__name__}): the previous index stays active")
@@ -615,7 +650,7 @@ class _Progress:
         run.progress, run.message, run.heartbeat_at = max(0, min(100, percent)), message[:300], timezone.now()
         # only while the run is still this worker's: one that stalled past MASKNET_REBUILD_STALE_S
         # (and was taken over: attempts moved on) must stop before it switches an index
-        if not TrainingRun.objects.filter(pk=run.pk, attempts=run.attempts, state=TrainingRun.State.RUNNING).update(
+        if not _still_ours(run).update(
                 progress=run.progress, message=run.message, heartbeat_at=run.heartbeat_at):
             raise RunTakenOver(f"run #{run.pk} was taken over by another worker (attempt {run.attempts} stalled)")
         events.training_progress(run)
@@ -761,6 +796,8 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
     try:
         with transaction.atomic():
             current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
+            if not _still_ours(run).exists():
+                raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
             if current and current.built_by_id and current.built_by_id > run.pk:
                 return None
             # people erased or deactivated while this run was embedding must not come back

@@ -95,6 +95,8 @@ def test_import_people_refuses_what_it_cannot_import_faithfully(db, tmp_path):
     for option in ("--limit", "--max-photos"):
         with pytest.raises(CommandError):
             run("import_people", str(tmp_path), option, "0")
+    with pytest.raises(CommandError, match="at least 1"):
+        run("import_people", str(tmp_path), limit=0)
     assert not Person.objects.exists()
 
 

@@ -13,7 +13,24 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates
 from enrollment.tasks import rebuild_index_task
+from recognition.engine.gallery import Templates
 from recognition.engine.index import Index
+from tests.enrollment.conftest import FAKE_DIM
+
+
+def in_thread(errors: list[BaseException], fn) -> threading.Thread:
+    """A thread running ``fn`` on its own database connection; what it raises goes to ``errors``."""
+    from django.db import close_old_connections, connection
+
+    def body():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+    return threading.Thread(target=body)
 
 
 def index_files_with(label: str, folder: Path) -> list[Path]:
@@ -73,7 +90,7 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     """A rebuild's switch that read the person as active (its version being written) while the
     erasure runs: the erasure waits for the switch and scrubs the version it made. (On PostgreSQL
     a scrub that only locked inside its own statement missed the new version.)"""
-    from django.db import close_old_connections, connection
+    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks and per-statement snapshots: PostgreSQL only (SQLite serialises writers)")
@@ -97,23 +114,13 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     monkeypatch.setattr(services, "_index_save", slow_save)
     current = IndexVersion.objects.current()
     index, key = current.load(), current.model_version
-    run = services.index_rebuild_request(actor=None, reason="racing", force=True)
+    run = services._run_claim(run_id=services.index_rebuild_request(actor=None, reason="racing", force=True).pk,
+                              force=True)   # the switch belongs to a claimed run
     errors: list[BaseException] = []
 
-    def in_thread(fn):
-        def body():
-            try:
-                fn()
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
-                errors.append(exc)
-            finally:
-                close_old_connections()
-                connection.close()
-        return threading.Thread(target=body)
-
-    switch = in_thread(lambda: services._index_switch(run=run, index=index, version_key=key, photo_count=2,
+    switch = in_thread(errors, lambda: services._index_switch(run=run, index=index, version_key=key, photo_count=2,
                                                       metrics={}))
-    erase = in_thread(lambda: services.person_erase(person=gone, actor=None))
+    erase = in_thread(errors, lambda: services.person_erase(person=gone, actor=None))
     switch.start()
     assert writing.wait(10)
     erase.start()
@@ -127,3 +134,40 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     assert active.load().identities == {str(keep.pk)}
     assert not any(label in v.load().identities for v in IndexVersion.objects.all())
 
+
+@pytest.mark.django_db(transaction=True)
+def test_erasure_while_a_template_is_being_stored_erases_the_person(make_photo, monkeypatch):
+    """An erasure that arrives while a rebuild stores a photo's templates waits for that store
+    (both lock the photo) and deletes its templates too. (It collected the templates first, the
+    store's insert then broke the erasure's foreign keys: a 500, the person not erased.)"""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    person = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    photo = make_photo(person)
+    PhotoTemplates.objects.filter(photo=photo).delete()
+    storing, release = threading.Event(), threading.Event()
+    manager = type(PhotoTemplates.objects)
+    real = manager.update_or_create
+
+    def slow(self, *args, **kwargs):
+        storing.set()              # the store holds the photo's lock
+        assert release.wait(10)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(manager, "update_or_create", slow)
+    templates = Templates(np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8))
+    errors: list[BaseException] = []
+
+    store = in_thread(errors, lambda: services._templates_store(photo=photo, templates=templates, version="v"))
+    erase = in_thread(errors, lambda: services.person_erase(person=person, actor=None))
+    store.start()
+    assert storing.wait(10)
+    erase.start()
+    time.sleep(0.5)
+    release.set()
+    store.join(20)
+    erase.join(20)
+    assert not errors, errors
+    assert not Person.objects.filter(pk=person.pk).exists() and not PhotoTemplates.objects.exists()

@@ -256,6 +256,66 @@ def test_a_run_taken_over_while_it_stalled_stops_without_switching(make_photo, m
     assert run.state == "running" and run.attempts == 2 and not IndexVersion.objects.exists()
 
 
+def test_a_taken_over_run_is_neither_failed_nor_reported_by_the_stalled_copy(make_photo, monkeypatch):
+    """The stalled copy's own failure does not fail the new owner's run, and ``rebuild_index --wait``
+    whose run was taken over says so instead of crashing on a missing summary."""
+    from django.core.management import CommandError, call_command
+
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    claimed = services._run_claim(run_id=run.pk, force=True)
+    TrainingRun.objects.filter(pk=run.pk).update(attempts=claimed.attempts + 1)     # taken over
+    services._run_fail(claimed, RuntimeError("the stalled copy's error"))
+    run.refresh_from_db()
+    assert run.state == "running" and not run.error
+    monkeypatch.setattr(services, "index_rebuild", lambda **kwargs: None)
+    with pytest.raises(CommandError, match="taken over"):
+        call_command("rebuild_index", "--wait")
+
+
+def test_a_retry_finds_its_run_succeeded_meanwhile_and_does_nothing(make_photo):
+    people_with_photos(make_photo, n_people=1, n_photos=1)
+    run = rebuild_now()
+    assert services.index_rebuild(run_id=run.pk, force=True, new_if_finished=True) is None
+    assert TrainingRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_does_not_wait_on_a_run_held_elsewhere(make_photo):
+    """A queued run held by another transaction (an admin save joining it) makes a claim answer
+    "busy" at once: waiting there held up the running rebuild's heartbeat until it looked dead."""
+    import threading
+
+    from django.db import close_old_connections, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    held, mine = (TrainingRun.objects.create(reason=r) for r in ("held", "mine"))
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                list(TrainingRun.objects.select_for_update().filter(pk=held.pk))
+                locked.set()
+                release.wait(10)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        with pytest.raises(services.RebuildBusy):
+            services._run_claim(run_id=mine.pk, force=True)
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+        holder.join(10)
+
+
 def test_a_run_whose_worker_stopped_three_times_is_not_taken_over_again(make_photo, settings):
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = services.index_rebuild_request(actor=None, reason="test", force=True)

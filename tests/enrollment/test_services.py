@@ -160,6 +160,22 @@ def test_photo_add_stores_the_verdict_and_the_file(person, astronaut_jpeg, engin
 
 
 @pytest.mark.models
+def test_a_photo_whose_templates_fail_after_it_is_stored_is_left_to_the_rebuild(person, portrait_png, engine,
+                                                                                 monkeypatch):
+    """``embed``: the templates are made after the photo's transaction; a failure there keeps the
+    photo (pending: the next rebuild embeds it) and does not stop an import."""
+    from recognition.engine import EngineError
+
+    def broken(*args, **kwargs):
+        raise EngineError("the model failed")
+
+    monkeypatch.setattr(recognizer, "face_templates", broken)
+    photo = services.photo_add(person=person, data=portrait_png, actor=None, embed=True, schedule_rebuild=False)
+    photo.refresh_from_db()
+    assert photo.embedding_state == "pending" and not PhotoTemplates.objects.exists()
+
+
+@pytest.mark.models
 def test_photo_add_with_embed_caches_templates(person, portrait_png, engine):
     photo = services.photo_add(person=person, data=portrait_png, actor=None, embed=True, schedule_rebuild=False)
     row = PhotoTemplates.objects.get(photo=photo)

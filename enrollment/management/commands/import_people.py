@@ -58,6 +58,9 @@ class Command(BaseCommand):
         root: Path = opts["dir"]
         if not root.is_dir():
             raise CommandError(f"{root} is not a directory")
+        for key in ("limit", "max_photos"):   # also when called from code, past argparse's check
+            if opts[key] is not None and opts[key] < 1:
+                raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if opts["people_list"] and not opts["people_list"].is_file():
             raise CommandError(f"people list {opts['people_list']} not found")
         folders = person_folders(root, opts["limit"], opts["people_list"])

@@ -21,6 +21,8 @@ def rebuild_foreground(stdout: OutputWrapper) -> None:
         raise CommandError(str(exc)) from exc
     except Exception as exc:
         raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
+    if run is None:  # taken over by a worker while this one stalled: that one finishes it
+        raise CommandError("the rebuild was taken over by another worker; follow it in the admin's training runs")
     bar(100, 100)
     s = run.stats
     stdout.write(f"people: {s['people']}, templates: {s['templates']}, photos: {s['photos']} "
