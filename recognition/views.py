@@ -40,7 +40,7 @@ LAST_DAY = date.max - timedelta(days=1)
 MAX_ID = 2**63 - 1
 # The kiosk page loads only its own script and style and talks only to its own socket.
 KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-             "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+             "media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; "
              "base-uri 'none'; form-action 'self'")
 
 
@@ -56,8 +56,15 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # kiosk
 
 
-def _kiosk_headers(response: HttpResponse) -> HttpResponse:
-    response["Content-Security-Policy"] = KIOSK_CSP
+def _kiosk_headers(response: HttpResponse, request: HttpRequest | None = None) -> HttpResponse:
+    """The kiosk pages' headers; with ``request``, its own socket's origin is allowed (this host only:
+    ``ws:``/``wss:`` alone would allow any host, and not every browser counts sockets as 'self')."""
+    csp = KIOSK_CSP
+    if request is not None:
+        host = request.get_host()   # validated against ALLOWED_HOSTS
+        csp = csp.replace("connect-src 'self'", f"connect-src 'self' wss://{host}"
+                          + ("" if request.is_secure() else f" ws://{host}"))
+    response["Content-Security-Policy"] = csp
     # same-origin (not no-referrer): with no-referrer, browsers send "Origin: null" and CSRF fails
     response["Referrer-Policy"] = "same-origin"
     response["Permissions-Policy"] = "camera=(self), microphone=()"
@@ -89,7 +96,7 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
     response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config})
     # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")
     _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])
-    return _kiosk_headers(response)
+    return _kiosk_headers(response, request)
 
 
 def _set_device_cookie(request: HttpRequest, response: HttpResponse, token: str) -> None:

@@ -53,7 +53,8 @@ def test_pairing_link_sets_an_httponly_cookie_once(client):
     renewed = kiosk_page.cookies[consumers.KIOSK_COOKIE]       # each load renews the year
     assert renewed.value == cookie.value and renewed["max-age"] == cookie["max-age"] and renewed["httponly"]
     assert b'id="kiosk-config"' in kiosk_page.content and b"kiosk/kiosk.js" in kiosk_page.content
-    assert "connect-src 'self'" in kiosk_page["Content-Security-Policy"]
+    # its own socket only (ws: and wss: alone allowed any host)
+    assert "connect-src 'self' wss://testserver ws://testserver;" in kiosk_page["Content-Security-Policy"]
     status = client.get(reverse("kiosk-status"))
     assert status.json() == {"paired": True, "kiosk": "Front door"}
     assert status.cookies[consumers.KIOSK_COOKIE]["max-age"] == cookie["max-age"]   # renewed here too
