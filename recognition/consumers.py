@@ -28,6 +28,7 @@ Answers (JSON text messages)::
      "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "updating" |
      "internal", "message": "..."}
     {"type": "revoked"}
+    {"type": "replaced"}      (then close 4409: a newer socket of the same kiosk opened)
 
 ``unavailable``: the server cannot reach its database for now (a frame that needs it is answered
 with this; a socket opened meanwhile gets it and is closed with 4013, "try again later"). Nothing
@@ -79,6 +80,7 @@ VOTE_GAP_INTERVALS = 3.0    # ...unless the server itself is that slow: then 3 a
 VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
 QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
+CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
@@ -261,12 +263,20 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         await self.accept()
+        self._accepted = True
         try:
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
         await self._send({"type": "hello", "kiosk": self.kiosk.name, "location": self.kiosk.location,
                           "site": self.kiosk.site})
+        # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
+        # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
+        try:
+            await self.channel_layer.group_send(self.kiosk.group_name,
+                                                {"type": "kiosk.connected", "channel": self.channel_name})
+        except Exception:  # noqa: BLE001 - best effort, as the other publications
+            log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
         asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
 
     async def _still_paired(self, token: str) -> bool:
@@ -561,6 +571,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
             _log_unavailable(exc)
             return
         await self._revoke()
+
+    async def kiosk_connected(self, event: dict) -> None:
+        """Another socket of this kiosk opened: this older one closes (``replaced``, 4409)."""
+        if event.get("channel") == self.channel_name or getattr(self, "_closed", True) \
+                or not getattr(self, "_accepted", False):
+            return
+        self._closed, self._pending = True, None
+        await self.send(text_data=json.dumps({"type": "replaced"}))
+        await self.close(code=CLOSE_REPLACED)
 
     async def _revoke(self) -> None:
         self._closed = True

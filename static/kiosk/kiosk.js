@@ -79,6 +79,7 @@
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it, then reload this page. We will keep trying.", noCamera: true };
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
+      case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
       case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
       case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot record check-ins right now. This screen resumes by itself, nothing to do.", spinner: true };
       case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true };
@@ -172,6 +173,7 @@
   let encoding = false;      // a captured frame is being encoded (toBlob is asynchronous), not yet sent
   let lastSend = 0;
   let stopped = false;       // unpaired: no more reconnects
+  let replaced = false;      // a newer socket of this kiosk took over (another screen or tab)
   let cameraReady = false;
   let framesAnswered = 0;
   let unavailableSeen = false;  // the server said its database is away: say so, not "connection lost"
@@ -251,6 +253,9 @@
       case "revoked":
         stopped = true;
         break;
+      case "replaced":
+        replaced = true;
+        break;
     }
   }
 
@@ -258,6 +263,9 @@
     ws = null;
     inFlight = false;
     facebox.hidden = true;
+    // a newer socket of this kiosk (another tab or screen with its cookie): reconnecting would only
+    // close that one in turn
+    if (replaced || ev.code === 4409) { stopped = true; render("replaced", {}, true); stopCamera(); return; }
     if (stopped || ev.code === 4403) { stopped = true; render("unpaired", {}, true); stopCamera(); return; }
     // a refused handshake (e.g. revoked while offline) looks like any network failure: ask the server
     if (!helloSeen) {

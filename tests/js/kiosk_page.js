@@ -164,6 +164,18 @@ async function main() {
   check("the database's absence does not hide it (only a reload helps)",
         p.stage.dataset.state === "camera_denied", p.stage.dataset.state);
 
+  // ---- another screen opened this kiosk: this one stops, it does not fight back
+  p = page();
+  await settle();
+  const older = p.sockets[0];
+  p.say(older, { type: "hello" });
+  p.say(older, { type: "replaced" });
+  older.onclose({ code: 4409 });
+  p.advance(60000);
+  check("a page replaced by another screen says so", p.stage.dataset.state === "replaced", p.stage.dataset.state);
+  check("and does not reconnect (it would close the other in turn)", p.sockets.length === 1,
+        `${p.sockets.length} sockets`);
+
   done();
 }
 main().catch((e) => { console.error(e); process.exit(2); });

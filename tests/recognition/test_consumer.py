@@ -156,6 +156,27 @@ def test_pairing_another_device_disconnects_the_old_one(engine_script, paired):
     run(scenario)
 
 
+def test_one_socket_per_kiosk_a_newer_one_closes_the_older(engine_script, paired):
+    """A copy of the device cookie cannot open many sockets' worth of work: each new socket of a
+    kiosk closes its older one (``replaced``, 4409); other kiosks are untouched."""
+    kiosk, token = paired
+    _, other_token = make_paired_kiosk("Side door")
+
+    async def scenario():
+        first = await open_kiosk(token)
+        bystander = await open_kiosk(other_token)
+        second = await open_kiosk(token)
+        assert await first.receive_json_from(timeout=5) == {"type": "replaced"}
+        closed = await first.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REPLACED}
+        assert (await ask(second, "none"))["state"] == "searching"
+        assert (await ask(bystander, "none"))["state"] == "searching"
+        await second.disconnect()
+        await bystander.disconnect()
+
+    run(scenario)
+
+
 # ----------------------------------------------------------------------------- bounded, typed input
 
 
