@@ -48,6 +48,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from time import time as wall_clock  # comparable across nodes (monotonic clocks are not)
 
 import cv2
 from channels.db import database_sync_to_async
@@ -216,6 +217,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept only a paired, active kiosk (device cookie); anything else is refused."""
         token = (self.scope.get("cookies") or {}).get(KIOSK_COOKIE)
+        # when this socket began: of two sockets of one kiosk, the one begun later stays (see
+        # kiosk_connected); taken first, so a slow handshake still counts as the older one
+        self._opened = (wall_clock(), self.channel_name)
         try:
             self.kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
         except DB_ERRORS as exc:
@@ -263,7 +267,6 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         await self.accept()
-        self._accepted = True
         try:
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
@@ -274,7 +277,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
         try:
             await self.channel_layer.group_send(self.kiosk.group_name,
-                                                {"type": "kiosk.connected", "channel": self.channel_name})
+                                                {"type": "kiosk.connected", "opened": list(self._opened)})
         except Exception:  # noqa: BLE001 - best effort, as the other publications
             log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
         asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
@@ -573,19 +576,24 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await self._revoke()
 
     async def kiosk_connected(self, event: dict) -> None:
-        """Another socket of this kiosk opened: this older one closes (``replaced``, 4409)."""
-        if event.get("channel") == self.channel_name or getattr(self, "_closed", True) \
-                or not getattr(self, "_accepted", False):
+        """Another socket of this kiosk opened: the one begun earlier closes (``replaced``, 4409).
+        By when they began, not by who announced last: a slow handshake of a connection the page
+        already gave up must not close the page's new socket, and two overlapping ones keep one."""
+        opened = tuple(event.get("opened") or ())
+        if getattr(self, "_closed", True) or not opened or opened <= self._opened:
             return
-        self._closed, self._pending = True, None
-        await self.send(text_data=json.dumps({"type": "replaced"}))
-        await self.close(code=CLOSE_REPLACED)
+        await self._close_with({"type": "replaced"}, CLOSE_REPLACED)
 
     async def _revoke(self) -> None:
-        self._closed = True
-        self._pending = None
-        await self.send(text_data=json.dumps({"type": "revoked"}))
-        await self.close(code=CLOSE_REVOKED)
+        await self._close_with({"type": "revoked"}, CLOSE_REVOKED)
+
+    async def _close_with(self, message: dict, code: int) -> None:
+        self._closed, self._pending = True, None
+        try:
+            await self.send(text_data=json.dumps(message))
+            await self.close(code=code)
+        except Exception:  # noqa: BLE001 - the page went away meanwhile (Daphne raises Disconnected)
+            log.debug("kiosk #%s: socket already closed", self.kiosk.pk if self.kiosk else "?")
 
     # -------------------------------------------------------------------------- sending
 

@@ -170,6 +170,11 @@ def test_one_socket_per_kiosk_a_newer_one_closes_the_older(engine_script, paired
         closed = await first.receive_output(timeout=5)
         assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REPLACED}
         assert (await ask(second, "none"))["state"] == "searching"
+        # the late announcement of a socket begun earlier (a slow handshake the page gave up) does
+        # not close the page's newer socket: by when they began, not by who announced last
+        await get_channel_layer().group_send(kiosk.group_name, {"type": "kiosk.connected", "opened": [0.0, "old"]})
+        assert await second.receive_nothing(timeout=0.5)
+        assert (await ask(second, "none"))["state"] == "searching"
         assert (await ask(bystander, "none"))["state"] == "searching"
         await second.disconnect()
         await bystander.disconnect()
