@@ -82,9 +82,11 @@ class RunTakenOver(EnrollmentError):
 class RebuildBusy(EnrollmentError):
     """Another rebuild is running; try again in ``retry_after`` seconds."""
 
-    def __init__(self, run_id: int, retry_after: float = BUSY_RETRY_S) -> None:
-        self.run_id, self.retry_after = run_id, retry_after
-        super().__init__(f"another index rebuild is running; retry in {retry_after:.0f} s")
+    def __init__(self, run_id: int, retry_after: float = BUSY_RETRY_S, locked: bool = False) -> None:
+        # locked: no rebuild runs, a run's row was only held for a moment (a change joining a queued run)
+        self.run_id, self.retry_after, self.locked = run_id, retry_after, locked
+        super().__init__(f"another index rebuild is running; retry in {retry_after:.0f} s" if not locked
+                         else "the training runs are being updated; retry in a moment")
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,11 +566,11 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         try:
             list(TrainingRun.objects.select_for_update(nowait=True).filter(state__in=pending)
                  .order_by("pk").values_list("pk"))
+            run = TrainingRun.objects.select_for_update(nowait=True).filter(pk=run_id).first()
         except DatabaseError as exc:
             if not _lock_not_available(exc):
                 raise
-            raise RebuildBusy(run_id, retry_after=BUSY_RETRY_S) from exc
-        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+            raise RebuildBusy(run_id, retry_after=1.0, locked=True) from exc
         if run is None or run.state in (TrainingRun.State.SUCCEEDED, TrainingRun.State.FAILED):
             return None
         if run.state == TrainingRun.State.RUNNING and run.heartbeat_at and now - run.heartbeat_at < stale:
@@ -609,6 +611,24 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     return run
 
 
+def index_rebuild_now(*, actor: object | None = None, on_progress: Callable[[int, str], None] | None = None,
+                      patience_s: float = 30.0) -> TrainingRun | None:
+    """A rebuild started here and now (the commands): like :func:`index_rebuild` with a new run,
+    waiting up to ``patience_s`` while the runs' rows are only held for a moment (a change joining
+    a queued run); raises :class:`RebuildBusy` when another rebuild runs, its own run recorded as
+    not started."""
+    deadline, run_id = time.monotonic() + patience_s, None
+    while True:
+        try:
+            return index_rebuild(run_id=run_id, actor=actor, force=True, on_progress=on_progress)
+        except RebuildBusy as exc:
+            run_id = exc.run_id
+            if not exc.locked or time.monotonic() + exc.retry_after > deadline:
+                index_rebuild_abandon(run_id=exc.run_id, reason=str(exc))
+                raise
+            time.sleep(exc.retry_after)
+
+
 def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
     """Record a run that was created to start now but never started (another rebuild held the
     slot): failed, with ``reason``, instead of queued for good."""
@@ -624,7 +644,8 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
         # only while the run is still this worker's: a stalled copy must not fail the new owner's run
         if not _still_ours(run).update(
                 state=run.state, finished_at=run.finished_at, message=run.message, error=run.error):
-            log.warning("run #%s failed here (%s) after another worker took it over", run.pk, run.error)
+            log.warning("run #%s: not recorded failed (%s): it is no longer this worker's running claim", run.pk,
+                        run.error)
             return
         events.training_progress(run)
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
@@ -796,7 +817,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
     try:
         with transaction.atomic():
             current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
-            if not _still_ours(run).exists():
+            if not _still_ours(run).select_for_update().exists():   # locked: no takeover until it commits
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
             if current and current.built_by_id and current.built_by_id > run.pk:
                 return None

@@ -14,10 +14,9 @@ def rebuild_foreground(stdout: OutputWrapper) -> None:
     """Run a rebuild here and now, with a progress bar, and print its summary."""
     bar = ProgressBar("rebuild")
     try:
-        run = services.index_rebuild(on_progress=lambda pct, _msg: bar(pct, 100))
+        # a run made for this command that never starts is recorded so, not left queued for good
+        run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100))
     except services.RebuildBusy as exc:
-        # the run made for this command never started: recorded so, not left queued for good
-        services.index_rebuild_abandon(run_id=exc.run_id, reason=str(exc))
         raise CommandError(str(exc)) from exc
     except Exception as exc:
         raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc

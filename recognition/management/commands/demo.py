@@ -102,7 +102,7 @@ class Command(BaseCommand):
         self.stdout.write("Enrolling the demo photo and building the index (loads the models)...")
         enrollment.photo_add(person=person, data=buf.tobytes(), actor=None, filename="astronaut.jpg",
                              schedule_rebuild=False)
-        enrollment.index_rebuild(run_id=None)
+        enrollment.index_rebuild_now()
         return True
 
     def _history(self, people: list[Person], days: int) -> None:
