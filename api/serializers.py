@@ -119,7 +119,8 @@ class KioskSerializer(serializers.ModelSerializer):
 class KioskCreatedSerializer(KioskSerializer):
     """A new kiosk with its one-time pairing link (shown only in this answer)."""
 
-    pairing_url = serializers.CharField(read_only=True, help_text="open it once on the kiosk device")
+    pairing_url = serializers.CharField(read_only=True, allow_null=True,
+                                        help_text="open it once on the kiosk device (null without pair_kiosk)")
     pairing_expires_at = serializers.DateTimeField(read_only=True)
 
     class Meta(KioskSerializer.Meta):

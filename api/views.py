@@ -37,7 +37,7 @@ from . import serializers as s
 from . import services
 from .authentication import ApiTokenAuthentication, StaffSessionAuthentication
 from .errors import ApiError, api_exception_handler
-from .models import SCOPE_ADMIN, SCOPE_ENROL, SCOPE_READ, SCOPE_RECOGNISE
+from .models import SCOPE_ADMIN, SCOPE_ENROL, SCOPE_READ, SCOPE_RECOGNISE, ApiToken
 from .permissions import ScopedAccess
 from .throttling import ApiRateThrottle
 
@@ -282,9 +282,11 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def create(self, request: Request) -> Response:
         """``recognition.services.kiosk_create``."""
         data = _validated(s.KioskSerializer, request.data)
-        kiosk, code = recognition.kiosk_create(actor=request.user, name=data["name"],
+        # the link only for those who may pair, as in the admin: an admin-scope token, or pair_kiosk
+        may_pair = isinstance(request.auth, ApiToken) or request.user.has_perm("recognition.pair_kiosk")
+        kiosk, code = recognition.kiosk_create(actor=request.user, name=data["name"], with_link=may_pair,
                                                location=data.get("location", ""), site=data.get("site") or "main")
-        kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code))
+        kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code)) if code else None
         return Response(s.KioskCreatedSerializer(kiosk).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Revoke the kiosk's paired device (scope admin)", request=None,

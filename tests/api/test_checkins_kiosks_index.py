@@ -101,6 +101,16 @@ def test_kiosk_create_shows_the_pairing_link_once_and_revoke(client_for):
     assert AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate").exists()
 
 
+def test_a_staff_session_without_pair_kiosk_creates_a_kiosk_without_a_link(client_for, plain_staff):
+    """As in the admin: the pairing link only for those who may pair."""
+    from django.contrib.auth.models import Permission
+
+    plain_staff.user_permissions.add(Permission.objects.get(codename="add_kiosk"))
+    response = client_for("plain_staff").post("/api/v1/kiosks", {"name": "Lobby"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["pairing_url"] is None and not Kiosk.objects.get().pairing_hash
+
+
 def test_index_status_rebuild_and_progress(client_for, enqueued, django_capture_on_commit_callbacks):
     api = client_for("token:read+enrol")
     assert api.get("/api/v1/index").json() == {"active": None, "latest_rebuild": None}
