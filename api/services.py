@@ -21,7 +21,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment.models import IndexVersion, Person
-from enrollment.recognizer import get_engine, template_version
+from enrollment.recognizer import get_engine
 from enrollment.services import index_refresh_if_outdated
 from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
@@ -161,7 +161,7 @@ def _active_index() -> tuple[IndexVersion, Index, dict]:
     version = IndexVersion.objects.current()
     if version is None:
         raise IndexUnavailable("no active index: enrol people and rebuild the index first")
-    if version.model_version != template_version():
+    if version.outdated:
         index_refresh_if_outdated()   # after an upgrade, as the kiosks do; answered from it meanwhile
     try:
         index = version.load()

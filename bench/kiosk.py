@@ -78,7 +78,7 @@ def prepare_site(tmp: Path, n_kiosks: int) -> dict:
             continue
     add_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    enrol.index_rebuild()
+    enrol.index_rebuild_now()
     rebuild_s = time.perf_counter() - t0
     tokens = []
     for i in range(n_kiosks):

@@ -24,7 +24,7 @@ from django.utils.safestring import mark_safe
 
 from recognition.engine.errors import ModelsMissing
 
-from . import recognizer, services
+from . import services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
 
@@ -415,7 +415,7 @@ def _index_status_context(request: HttpRequest) -> dict:
     current = IndexVersion.objects.current()
     # made with other models or another template scheme (an upgrade): kiosks and the API keep using it
     # until the rebuild they ask for (or one started here) is done, so the admin says so
-    outdated = current is not None and current.model_version != recognizer.template_version()
+    outdated = current is not None and current.outdated
     return {"index_current": current, "index_outdated": outdated,
             "training_latest": run_payload(latest) if latest else None, "can_watch_runs": may_see_runs,
             "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
@@ -525,7 +525,7 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         return JsonResponse({"runs": [run_payload(r) for r in TrainingRun.objects.order_by("-id")[:20]],
                              "index": {"version": current.pk, "people": current.people_count,
                                        "templates": current.template_count,
-                                       "outdated": current.model_version != recognizer.template_version()}
+                                       "outdated": current.outdated}
                              if current else None})
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):

@@ -68,10 +68,8 @@ def training_progress(run) -> None:
 
 def index_updated(version) -> None:
     """Tell kiosks (and admin pages) that a new index version is active."""
-    from .recognizer import template_version
-
     # outdated: made by another recognizer version (an erasure's scrub keeps an old index's version)
     message = {"type": "index.updated", "version": version.pk, "people": version.people_count,
-               "templates": version.template_count, "outdated": version.model_version != template_version()}
+               "templates": version.template_count, "outdated": version.outdated}
     publish(KIOSKS_GROUP, message)
     publish(TRAINING_GROUP, message)

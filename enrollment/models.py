@@ -197,6 +197,14 @@ class IndexVersion(models.Model):
         """Absolute path of the index file."""
         return Path(settings.MASKNET_INDEX_DIR) / self.path
 
+    @property
+    def outdated(self) -> bool:
+        """Made by another recognizer version (other models, template scheme or mask head): kiosks
+        and the API keep using it until a rebuild replaces it."""
+        from .recognizer import template_version
+
+        return self.model_version != template_version()
+
     def load(self) -> Index:
         """The :class:`~recognition.engine.index.Index` of this version (cached per process by id;
         treat it as read-only). Raises ``EngineError`` when the file is unreadable or does not match

@@ -442,7 +442,7 @@ def index_refresh_if_outdated() -> TrainingRun | None:
     failed is left to the administrator, whom the admin's status bar tells). Returns the run asked
     for, or ``None``."""
     current = IndexVersion.objects.current()
-    if current is None or current.model_version == recognizer.template_version():
+    if current is None or not current.outdated:
         return None
     if TrainingRun.objects.filter(created_at__gte=current.created_at).exists():
         return None
@@ -455,6 +455,12 @@ RESUME_AFTER_S = 60   # a queued run this much past its debounce has lost its me
 _resume_checked = 0.0
 
 
+def index_rebuild_resume_due() -> bool:
+    """Whether :func:`index_rebuild_resume` would look now (no database access: callers on an event
+    loop skip the thread hop when it would not)."""
+    return time.monotonic() - _resume_checked >= RESUME_AFTER_S
+
+
 def index_rebuild_resume() -> int:
     """Hand the queued runs whose start is overdue to the runner again; returns how many. Their
     message was lost: the embedded runner's queue dies with its process (a restart), a broker can
@@ -462,7 +468,7 @@ def index_rebuild_resume() -> int:
     until the next change. Nothing while a rebuild is alive (queued runs wait for it on their own);
     checked at most once a minute per process (kiosks loading the index, admin pages call it)."""
     global _resume_checked
-    if time.monotonic() - _resume_checked < RESUME_AFTER_S:
+    if not index_rebuild_resume_due():
         return 0
     _resume_checked = time.monotonic()
     if TrainingRun.objects.alive().exists():
@@ -611,7 +617,7 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
     return run
 
 
-def index_rebuild_now(*, actor: object | None = None, on_progress: Callable[[int, str], None] | None = None,
+def index_rebuild_now(*, on_progress: Callable[[int, str], None] | None = None,
                       patience_s: float = 30.0) -> TrainingRun | None:
     """A rebuild started here and now (the commands): like :func:`index_rebuild` with a new run,
     waiting up to ``patience_s`` while the runs' rows are only held for a moment (a change joining
@@ -620,7 +626,7 @@ def index_rebuild_now(*, actor: object | None = None, on_progress: Callable[[int
     deadline, run_id = time.monotonic() + patience_s, None
     while True:
         try:
-            return index_rebuild(run_id=run_id, actor=actor, force=True, on_progress=on_progress)
+            return index_rebuild(run_id=run_id, force=True, on_progress=on_progress)
         except RebuildBusy as exc:
             run_id = exc.run_id
             if not exc.locked or time.monotonic() + exc.retry_after > deadline:
@@ -813,9 +819,12 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
                   metrics: dict) -> IndexVersion | None:
     """Write the file and make it the active version in one transaction; ``None`` when a newer
     run's version is already active (the older result is dropped)."""
-    name = None
+    name, committed = None, []
     try:
         with transaction.atomic():
+            # first of the after-commit callbacks: one of them failing later does not mean the
+            # switch failed (the clean-up below would delete the new active version's file)
+            transaction.on_commit(lambda: committed.append(True))
             current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
             if not _still_ours(run).select_for_update().exists():   # locked: no takeover until it commits
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
@@ -834,7 +843,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
             _index_prune()
         return version
     except BaseException:
-        if name:
+        if name and not committed:
             (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
         raise
 

@@ -59,8 +59,8 @@ from django.utils import timezone
 
 from enrollment import events
 from enrollment.models import IndexVersion, index_cache_clear
-from enrollment.recognizer import get_engine, template_version
-from enrollment.services import index_rebuild_resume, index_refresh_if_outdated
+from enrollment.recognizer import get_engine
+from enrollment.services import index_rebuild_resume, index_rebuild_resume_due, index_refresh_if_outdated
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.gallery import Decision, identify
@@ -500,15 +500,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
     async def _load_current_index(self) -> bool:
         """One attempt of :meth:`_load_index`; ``False`` when the active version's file cannot be read."""
         version = await database_sync_to_async(IndexVersion.objects.current)()
-        try:  # a rebuild whose message was lost (a restart of the embedded runner) is started again
-            await database_sync_to_async(index_rebuild_resume)()
-        except (InterfaceError, OperationalError):
-            pass   # the database is away: the index load below says so
+        if index_rebuild_resume_due():  # a rebuild whose message was lost (a restart) is started again
+            try:
+                await database_sync_to_async(index_rebuild_resume)()
+            except (InterfaceError, OperationalError):
+                pass   # the database is away: the index load below says so
         if version is None:
             if not self._index_stale:
                 self._index, self._index_version, self._thresholds = None, None, {}
             return True
-        if version.model_version != template_version():
+        if version.outdated:
             try:   # after an upgrade: the first kiosk to load the old index asks for a new one
                 await database_sync_to_async(index_refresh_if_outdated)()
             except (InterfaceError, OperationalError):

@@ -110,8 +110,7 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
     """Unpair the kiosk's device: its token and any unused pairing link stop working and its open
     socket is closed at once. The kiosk stays, ready for a new pairing link."""
     with transaction.atomic():
-        Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None,
-                                                 paired_at=None)
+        _unpair(kiosk)
         audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
                      summary=f"revoked the device of kiosk #{kiosk.pk}")
         _disconnect_on_commit(kiosk)
@@ -137,8 +136,7 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
         audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
                      summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
         if "active" in changed and not kiosk.active:
-            Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None,
-                                                     paired_at=None)
+            _unpair(kiosk)
             _disconnect_on_commit(kiosk)
     if "active" in changed and not kiosk.active:
         kiosk.refresh_from_db()
@@ -158,6 +156,11 @@ def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
 def kiosk_seen(*, kiosk_id: int) -> None:
     """Record that the kiosk is connected now (``last_seen_at``)."""
     Kiosk.objects.filter(pk=kiosk_id).update(last_seen_at=timezone.now())
+
+
+def _unpair(kiosk: Kiosk) -> None:
+    """Void the kiosk's device token and any unused pairing link."""
+    Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None, paired_at=None)
 
 
 def _disconnect_on_commit(kiosk: Kiosk) -> None:

@@ -3,6 +3,7 @@ and generated with cached templates, for engine-free tests), isolated media and 
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import cv2
@@ -150,3 +151,18 @@ def make_photo(db):
         return photo
 
     return make
+
+
+def in_thread(errors: list[BaseException], fn) -> threading.Thread:
+    """A thread running ``fn`` on its own database connection; what it raises goes to ``errors``."""
+    from django.db import close_old_connections, connection
+
+    def body():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+    return threading.Thread(target=body)

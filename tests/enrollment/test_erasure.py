@@ -15,22 +15,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates
 from enrollment.tasks import rebuild_index_task
 from recognition.engine.gallery import Templates
 from recognition.engine.index import Index
-from tests.enrollment.conftest import FAKE_DIM
-
-
-def in_thread(errors: list[BaseException], fn) -> threading.Thread:
-    """A thread running ``fn`` on its own database connection; what it raises goes to ``errors``."""
-    from django.db import close_old_connections, connection
-
-    def body():
-        try:
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
-    return threading.Thread(target=body)
+from tests.enrollment.conftest import FAKE_DIM, in_thread
 
 
 def index_files_with(label: str, folder: Path) -> list[Path]:

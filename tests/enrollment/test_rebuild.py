@@ -22,7 +22,7 @@ from enrollment.tasks import rebuild_index_task
 from recognition.engine import EngineConfig, EngineError
 from recognition.engine.gallery import AGGREGATE_MARGIN
 from recognition.engine.index import Index
-from tests.enrollment.conftest import FAKE_DIM
+from tests.enrollment.conftest import FAKE_DIM, in_thread
 
 
 @pytest.fixture
@@ -286,7 +286,7 @@ def test_a_claim_does_not_wait_on_a_run_held_elsewhere(make_photo):
     "busy" at once: waiting there held up the running rebuild's heartbeat until it looked dead."""
     import threading
 
-    from django.db import close_old_connections, connection, transaction
+    from django.db import connection, transaction
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
@@ -294,16 +294,12 @@ def test_a_claim_does_not_wait_on_a_run_held_elsewhere(make_photo):
     locked, release = threading.Event(), threading.Event()
 
     def hold():
-        try:
-            with transaction.atomic():
-                list(TrainingRun.objects.select_for_update().filter(pk=held.pk))
-                locked.set()
-                release.wait(10)
-        finally:
-            close_old_connections()
-            connection.close()
+        with transaction.atomic():
+            list(TrainingRun.objects.select_for_update().filter(pk=held.pk))
+            locked.set()
+            release.wait(10)
 
-    holder = threading.Thread(target=hold)
+    holder = in_thread([], hold)
     holder.start()
     try:
         assert locked.wait(10)
@@ -385,9 +381,7 @@ def test_a_database_blip_before_the_claim_retries_the_same_run(make_photo, monke
 def test_two_claims_at_once_start_one_rebuild(make_photo, monkeypatch):
     """Two queued runs claimed at the same moment by two workers: one starts, the other is told
     another rebuild runs (each used to lock only its own run, and both started)."""
-    import threading
-
-    from django.db import close_old_connections, connection
+    from django.db import connection
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
@@ -407,11 +401,8 @@ def test_two_claims_at_once_start_one_rebuild(make_photo, monkeypatch):
             outcomes.append(services._run_claim(run_id=run.pk, force=True))
         except services.RebuildBusy as exc:
             outcomes.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
 
-    threads = [threading.Thread(target=claim, args=(r,)) for r in runs]
+    threads = [in_thread(outcomes, lambda r=r: claim(r)) for r in runs]
     for t in threads:
         t.start()
     for t in threads:

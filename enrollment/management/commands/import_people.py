@@ -20,14 +20,6 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
 
 
-def at_least_one(value: str) -> int:
-    """argparse type: a whole number of at least 1 (0 would mean "all" for one option, "none" for another)."""
-    n = int(value)
-    if n < 1:
-        raise ValueError(value)
-    return n
-
-
 def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
     """Folders to import: alphabetical, or in the order of a people list (``Name<TAB>count`` lines
     as in LFW's ``peopleDevTrain.txt``; a lone number on the first line is skipped)."""
@@ -45,9 +37,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("dir", type=Path)
-        parser.add_argument("--limit", type=at_least_one, help="import only the first N people")
+        parser.add_argument("--limit", type=int, help="import only the first N people")
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
-        parser.add_argument("--max-photos", type=at_least_one, help="at most N photos per person")
+        parser.add_argument("--max-photos", type=int, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
         after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
@@ -58,7 +50,7 @@ class Command(BaseCommand):
         root: Path = opts["dir"]
         if not root.is_dir():
             raise CommandError(f"{root} is not a directory")
-        for key in ("limit", "max_photos"):   # also when called from code, past argparse's check
+        for key in ("limit", "max_photos"):   # 0 would mean "everyone" for one and "nothing" for the other
             if opts[key] is not None and opts[key] < 1:
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if opts["people_list"] and not opts["people_list"].is_file():
@@ -83,7 +75,7 @@ class Command(BaseCommand):
                 staff_id = folder.name.strip()   # as person_create stores it
                 person = Person.objects.filter(staff_id=staff_id).first()
                 if person is None:
-                    person = services.person_create(actor=None, full_name=staff_id.replace("_", " ")[:200],
+                    person = services.person_create(actor=None, full_name=staff_id.replace("_", " "),
                                                     staff_id=staff_id, department=opts["department"])
                     created += 1
                 else:

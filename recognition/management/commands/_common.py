@@ -7,17 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from django.conf import settings
-
-from recognition.engine import load_engine
-
 
 def engine_from_settings():
-    """The engine with the site's models directory and the recognizer settings the site uses
-    (``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``)."""
-    from enrollment.recognizer import engine_config
+    """The site's engine (``enrollment.recognizer.get_engine``: its models directory,
+    ``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``)."""
+    from enrollment.recognizer import get_engine
 
-    return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+    return get_engine()
 
 
 class ProgressBar:
