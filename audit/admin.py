@@ -15,7 +15,7 @@ from masknet_site.admin_csv import changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from .models import AuditEvent
-from .services import audit_record
+from .services import audit_record, roles_diff, user_roles
 
 CSV_COLUMNS = ("at", "actor", "actor_id", "action", "object_type", "object_id", "summary")
 
@@ -55,17 +55,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         return csv_response(f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
 
 
-ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by _roles
-
-
-def _roles(user: User) -> dict:
-    return {"staff": user.is_staff, "superuser": user.is_superuser, "active": user.is_active,
-            "groups": sorted(user.groups.values_list("name", flat=True)) if user.pk else [],
-            "permissions": sorted(user.user_permissions.values_list("codename", flat=True)) if user.pk else []}
-
-
-def _diff(before: dict, after: dict) -> str:
-    return "; ".join(f"{k}: {before[k]} -> {after[k]}" for k in after if before.get(k) != after[k])
+ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by user_roles
 
 
 admin.site.unregister(User)
@@ -82,22 +72,22 @@ class AuditedUserAdmin(UserAdmin):
         """Remember the roles before the edit so that :meth:`save_related` can log the change."""
         if object_id and request.method == "POST":
             user = self.get_object(request, object_id)
-            request._audit_roles_before = _roles(user) if user else None
+            request._audit_roles_before = user_roles(user) if user else None
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         user = form.instance
-        after = _roles(user)
+        after = user_roles(user)
         if not change:
             audit_record(actor=request.user, action=AuditEvent.Action.CREATE, obj=user,
                          summary=f"created user #{user.pk}")
             if after["staff"] or after["superuser"] or after["groups"]:
                 audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user,
-                             summary=_diff({}, after)[:300])
+                             summary=roles_diff({}, after)[:300])
             return
         before = getattr(request, "_audit_roles_before", None) or {}
-        changes = _diff(before, after)
+        changes = roles_diff(before, after)
         if changes:
             audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=changes)
         # the rest (username, name, e-mail, dates): which fields, never their values

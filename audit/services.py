@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Count
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from .models import DECISION_ACTIONS, AuditEvent
@@ -29,6 +33,48 @@ def audit_record(*, actor: object | None, action: str, summary: str,
     return AuditEvent.objects.create(actor_id=actor_id, actor=actor_name, action=action,
                                      object_type=object_type, object_id=str(object_id if object_id is not None else ""),
                                      summary=summary[:300])
+
+
+def user_roles(user: models.Model) -> dict:
+    """What a user may do, as the audit log records it (staff, superuser, active, groups, permissions)."""
+    return {"staff": user.is_staff, "superuser": user.is_superuser, "active": user.is_active,
+            "groups": sorted(user.groups.values_list("name", flat=True)) if user.pk else [],
+            "permissions": sorted(user.user_permissions.values_list("codename", flat=True)) if user.pk else []}
+
+
+def roles_diff(before: dict, after: dict) -> str:
+    """``"staff: False -> True; ..."`` for the roles that differ."""
+    return "; ".join(f"{k}: {before.get(k)} -> {after[k]}" for k in after if before.get(k) != after[k])
+
+
+@contextmanager
+def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
+    """Audit the users that a management command creates or saves while the block runs (the
+    admin's pages audit their own): a creation with the roles it grants, or ``change`` (say
+    ``"set the password"``) for an existing user. The actor is the system; never the password."""
+    saved: dict[int, tuple[models.Model, bool]] = {}
+
+    def remember(sender, instance, created: bool, **kwargs) -> None:
+        first = saved.get(instance.pk)
+        saved[instance.pk] = (instance, created or bool(first and first[1]))
+
+    users = get_user_model()
+    uid = f"audit_user_saves:{id(saved)}"
+    post_save.connect(remember, sender=users, weak=False, dispatch_uid=uid)
+    try:
+        yield
+    finally:
+        post_save.disconnect(sender=users, dispatch_uid=uid)
+        for pk, (user, created) in saved.items():
+            if created:
+                audit_record(actor=None, action=AuditEvent.Action.CREATE, obj=user,
+                             summary=f"created user #{pk} with manage.py {command}")
+                roles = roles_diff({}, user_roles(user))
+                if roles:
+                    audit_record(actor=None, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=roles)
+            else:
+                audit_record(actor=None, action=AuditEvent.Action.UPDATE, obj=user,
+                             summary=f"{change} of user #{pk} with manage.py {command}")
 
 
 def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,

@@ -142,3 +142,26 @@ def test_an_existing_rows_id_cannot_be_reused_to_rewrite_it(events):
         AuditEvent.objects.bulk_create([forged], update_conflicts=True, unique_fields=["id"],
                                        update_fields=["summary"])
     assert AuditEvent.objects.count() == 2
+
+
+def test_createsuperuser_and_changepassword_are_audited(db, monkeypatch):
+    """The management commands that make or change logins leave the same trail as the admin's pages."""
+    from django.core.management import call_command, get_commands
+
+    assert get_commands()["createsuperuser"] == get_commands()["changepassword"] == "audit"
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Rather-long-pass-42")
+    call_command("createsuperuser", username="root", email="root@example.com", interactive=False, verbosity=0)
+    root = User.objects.get(username="root")
+    events = list(AuditEvent.objects.filter(object_type="auth.user", object_id=str(root.pk)).order_by("id"))
+    assert [(e.action, e.actor) for e in events] == [("create", "system"), ("role_change", "system")]
+    assert "createsuperuser" in events[0].summary
+    assert "staff: None -> True" in events[1].summary and "superuser: None -> True" in events[1].summary
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "Another-long-pass-43")
+    call_command("changepassword", "root", stdout=io.StringIO())
+    root.refresh_from_db()
+    assert root.check_password("Another-long-pass-43")
+    last = AuditEvent.objects.filter(object_id=str(root.pk)).latest("id")
+    assert last.action == "update"
+    assert last.summary == f"set the password of user #{root.pk} with manage.py changepassword"
+    assert "Another" not in "".join(AuditEvent.objects.values_list("summary", flat=True))

@@ -390,6 +390,9 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     count = CheckIn.objects.count()
     call_command("demo", "--no-enroll", stdout=io.StringIO())      # idempotent
     assert CheckIn.objects.count() == count and Kiosk.objects.count() == 1
+    demo_user = User.objects.get(username="demo")   # the admin login it made, then re-made, is audited
+    assert [e.action for e in AuditEvent.objects.filter(object_type="auth.user", object_id=str(demo_user.pk))
+            .order_by("id")] == ["create", "role_change", "update"]
     services.kiosk_update(kiosk=Kiosk.objects.get(), actor=None, active=False)
     again = io.StringIO()
     call_command("demo", "--no-enroll", stdout=again)               # a deactivated demo kiosk: active again

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_user_saves
 from enrollment import services as enrollment
 from enrollment.models import Person
 from recognition import services
@@ -49,7 +50,8 @@ class Command(BaseCommand):
         # last, right before it is printed: a step above that fails must not leave the demo admin
         # with a new password nobody was told
         password = secrets.token_urlsafe(9)
-        self._admin(password)
+        with audit_user_saves(command="demo", change="set the password and roles"):
+            self._admin(password)
         out = self.stdout.write
         out("")
         out(self.style.SUCCESS("MaskNet demo data is ready."))
