@@ -230,16 +230,24 @@ def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: flo
     facts = (f"score {score:.3f}" + (f" (threshold {threshold:.3f})" if threshold is not None else "")
              + f", {'masked' if masked else 'unmasked'}, {frames} frames, index v{index_version}")
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                checkin = CheckIn.objects.create(
-                    person=person, kiosk=kiosk, site=kiosk.site, at=at, local_date=local_date, window=window,
-                    score=score, threshold=threshold, masked=masked, frames=frames, index_version=index_version,
-                    snapshot=keep)
-            created = True
-        except IntegrityError:
-            checkin = CheckIn.objects.select_related("person").get(person=person, window=window)
-            created = False
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    checkin = CheckIn.objects.create(
+                        person=person, kiosk=kiosk, site=kiosk.site, at=at, local_date=local_date, window=window,
+                        score=score, threshold=threshold, masked=masked, frames=frames,
+                        index_version=index_version, snapshot=keep)
+                created = True
+                break
+            except IntegrityError:
+                # the window's check-in exists; deleted meanwhile (an administrator's correction,
+                # the retention purge), it is recorded anew
+                checkin = CheckIn.objects.select_related("person").filter(person=person, window=window).first()
+                created = False
+                if checkin is not None:
+                    break
+        else:
+            raise IntegrityError(f"check-in of person #{person.pk} neither recorded nor found")
         what = (f"checked in (check-in #{checkin.pk})" if created
                 else f"already checked in (check-in #{checkin.pk})")
         audit_record(actor=None, action=CHECKIN_ACCEPTED, obj=kiosk,

@@ -133,6 +133,25 @@ def test_concurrent_kiosks_cannot_duplicate_a_check_in(person):
     assert CheckIn.objects.count() == 1
 
 
+def test_a_check_in_deleted_while_a_kiosk_meets_it_is_recorded_anew(paired, person, monkeypatch):
+    """The window's check-in is deleted (an administrator's correction, the retention purge)
+    between a kiosk's refused insert and its read of the row that refused it."""
+    kiosk, _ = paired
+    first = _record(kiosk, person)
+    manager = type(CheckIn.objects)
+    select_related = manager.select_related
+
+    def deleted_first(self, *fields):   # the kiosk's insert was refused; now the row goes
+        monkeypatch.setattr(manager, "select_related", select_related)
+        CheckIn.objects.filter(pk=first.checkin.pk).delete()
+        return select_related(self, *fields)
+
+    monkeypatch.setattr(manager, "select_related", deleted_first)
+    again = _record(kiosk, person)
+    assert again.created and again.checkin.pk != first.checkin.pk
+    assert list(CheckIn.objects.values_list("pk", flat=True)) == [again.checkin.pk]
+
+
 def test_inactive_people_are_not_checked_in(paired, person):
     person.active = False
     person.save()
