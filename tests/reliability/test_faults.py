@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from .conftest import CLUSTER_SETTINGS
 from .harness import (
     KioskClient,
     load_frames,
@@ -49,12 +50,21 @@ def _checkins_of(c, person: str) -> list[dict]:
     return [ci for ci in c.control.call("checkins") if ci["person"] == person]
 
 
+def _checked_in_and_greeted(c, kiosks: list[KioskClient], person: str, since: float) -> list[dict] | None:
+    """``person``'s check-ins once the database holds one and every kiosk greeted them after
+    ``since``. Both: a greeting decided just before check-ins were cleared may arrive after
+    ``since`` (then no row exists yet), and a row is not yet every kiosk's greeting."""
+    if not all(_greeted(k, person, since) for k in kiosks):
+        return None
+    return _checkins_of(c, person) or None
+
+
 # How long after a new index version becomes active a kiosk may still record a check-in made with
 # the old one: a socket drops its index when ``index.updated`` arrives (or at its next recheck,
 # every MASKNET_KIOSK_RECHECK_S=2 s, should the broadcast be lost), and a frame already being
 # analysed finishes with the gallery it began with. Check-ins are cleared only after this, so
 # that the next one shows which version the kiosks serve once they have had the chance to switch.
-SWITCH_SETTLE_S = 3.0
+SWITCH_SETTLE_S = float(CLUSTER_SETTINGS["MASKNET_KIOSK_RECHECK_S"]) + 2.0
 
 
 def _versions_at(c) -> str:
@@ -105,9 +115,8 @@ def test_a_worker_killed_mid_rebuild_leaves_the_index_serving_and_the_run_is_rec
         assert next(v["id"] for v in during["versions"] if v["active"]) == active_before
         c.control.call("clear_checkins")
         t_clear = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Dana", t_clear) for k in kiosks), 60,
-                   what="the kiosks to greet Dana with the old index")
-        served_by_old = _checkins_of(c, "Dana")
+        served_by_old = wait_until(lambda: _checked_in_and_greeted(c, kiosks, "Dana", t_clear), 60,
+                                   what="the kiosks to greet Dana with the old index")
 
         # the supervisor starts a new worker process; the killed run's task is delivered again
         # (to it or to the other worker) and the run is recovered
@@ -127,9 +136,8 @@ def test_a_worker_killed_mid_rebuild_leaves_the_index_serving_and_the_run_is_rec
         time.sleep(SWITCH_SETTLE_S)
         c.control.call("clear_checkins")
         t_clear2 = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Dana", t_clear2) for k in kiosks), 60,
-                   what="the kiosks to greet Dana with the new index")
-        served_by_new = _checkins_of(c, "Dana")
+        served_by_new = wait_until(lambda: _checked_in_and_greeted(c, kiosks, "Dana", t_clear2), 60,
+                                   what="the kiosks to greet Dana with the new index")
     finally:
         _stop(kiosks)
     killed_run = next(r for r in runs if r["id"] == run_id)
@@ -183,10 +191,9 @@ def test_kiosks_and_workers_resume_by_themselves_after_redis_restarts(healthy):
         t_up = time.monotonic()
         c.control.call("clear_checkins")
         t_clear = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Bruno", t_clear) for k in kiosks), 120,
-                   what="every kiosk to greet Bruno after Redis came back")
+        first = wait_until(lambda: _checked_in_and_greeted(c, kiosks, "Bruno", t_clear), 120,
+                           what="every kiosk to greet Bruno after Redis came back")
         t_resumed = time.monotonic()
-        first = _checkins_of(c, "Bruno")
         # the workers resumed too, and an index update still reaches every kiosk
         run_id = c.control.call("rebuild_request", force=True)
         run = wait_until(lambda: next((r for r in c.control.call("runs") if r["id"] == run_id
@@ -195,9 +202,8 @@ def test_kiosks_and_workers_resume_by_themselves_after_redis_restarts(healthy):
         time.sleep(SWITCH_SETTLE_S)
         c.control.call("clear_checkins")
         t_clear2 = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Bruno", t_clear2) for k in kiosks), 60,
-                   what="every kiosk to greet Bruno with the rebuilt index")
-        second = _checkins_of(c, "Bruno")
+        second = wait_until(lambda: _checked_in_and_greeted(c, kiosks, "Bruno", t_clear2), 60,
+                            what="every kiosk to greet Bruno with the rebuilt index")
     finally:
         _stop(kiosks)
     errors = [a for k in kiosks for a in k.answers if a.type == "error"]
@@ -252,7 +258,7 @@ def test_database_outage_is_answered_unavailable_and_service_resumes(healthy):
         during = _checkins_of(c, "Chen")          # the control process reaches PostgreSQL directly
         c.proxy.restore()
         t_restore = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Chen", t_restore) for k in kiosks + late), 90,
+        wait_until(lambda: _checked_in_and_greeted(c, kiosks + late, "Chen", t_restore), 90,
                    what="every kiosk, including those opened during the outage, to greet Chen")
         t_resumed = time.monotonic()
     finally:
@@ -307,7 +313,7 @@ def test_kiosks_reconnect_by_themselves_after_daphne_restarts(healthy):
         mark = node.mark()
         c.control.call("clear_checkins")
         t_clear = time.monotonic()
-        wait_until(lambda: all(_greeted(k, "Alice", t_clear) for k in kiosks), 120,
+        wait_until(lambda: _checked_in_and_greeted(c, kiosks, "Alice", t_clear), 120,
                    what="every kiosk to greet Alice after Daphne came back")
         t_resumed = time.monotonic()
     finally:
