@@ -126,12 +126,26 @@ def engine_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+_warm_asked = False   # a warm-up is queued or done in this process (one, not one per connection)
+
+
 def warm_engine() -> None:
     """Load the models now (first connection) rather than on the first frame."""
+    global _warm_asked
     try:
         get_engine()   # one load per process, however many threads ask (enrollment.recognizer)
     except Exception:  # noqa: BLE001 - the first frame reports it to the page
+        _warm_asked = False   # the next connection tries again
         log.exception("could not load the recognition engine")
+
+
+def _warm_engine_soon() -> None:
+    """Queue :func:`warm_engine` in the engine pool once per process: a queued warm-up per
+    connection would let a stream of handshakes fill the pool's queue."""
+    global _warm_asked
+    if not _warm_asked:
+        _warm_asked = True
+        asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
 
 
 @dataclass(frozen=True)
@@ -280,7 +294,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                                                 {"type": "kiosk.connected", "opened": list(self._opened)})
         except Exception:  # noqa: BLE001 - best effort, as the other publications
             log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
-        asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
+        _warm_engine_soon()
 
     async def _still_paired(self, token: str) -> bool:
         """Read the kiosk row again once the socket is in its groups: a revocation published
@@ -294,11 +308,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return kiosk is not None and kiosk.pk == self.kiosk.pk
 
     async def disconnect(self, code: int) -> None:
-        """Leave the groups; a frame being analysed finishes in its thread, unanswered."""
+        """Leave the groups and stop this socket's work: a frame still queued for the engine pool
+        is taken out of the queue (closed sockets must not keep the pool busy for the kiosks that
+        remain); one already being analysed finishes in its thread, unanswered."""
         if self.kiosk is None:
             return
         self._closed = True
         self._pending = None
+        worker = self._worker
+        if worker is not None and not worker.done() and worker is not asyncio.current_task():
+            worker.cancel()   # cancels the pool's job too while it has not started
         await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
         await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
 
@@ -558,6 +577,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         current = await database_sync_to_async(IndexVersion.objects.current_id)()
         if current != self._index_version:
             self._index, self._index_stale = None, True
+        if self._closed:
+            return True   # closed meanwhile: re-joining would put a dead channel back in the groups
         try:
             await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
             await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)

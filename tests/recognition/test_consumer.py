@@ -279,6 +279,32 @@ def test_newest_frame_wins_under_a_burst(engine_script, paired):
     assert results[1]["state"] == "adjust" and results[1]["reason"] == "burst10"
 
 
+def test_a_closed_socket_takes_its_waiting_frame_out_of_the_engine_queue(engine_script, paired, monkeypatch):
+    """Sockets opened, sent a frame and closed while the engine is busy: their frames must not
+    stay queued for the pool (a copied cookie could otherwise queue analyses without end)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(consumers, "engine_pool", lambda: pool)
+
+    async def scenario():
+        first = await open_kiosk(paired[1])
+        await first.send_to(bytes_data=frame("hold|none"))
+        assert await asyncio.get_running_loop().run_in_executor(None, engine_script.started.wait, 5)
+        for i in range(5):
+            comm = await open_kiosk(paired[1])
+            await comm.send_to(bytes_data=frame(f"quality:gone{i}"))
+            await asyncio.sleep(0.05)
+            await comm.disconnect()
+        engine_script.release()
+        await asyncio.sleep(0.5)
+        await first.disconnect()
+
+    run(scenario)
+    pool.shutdown(wait=True)   # what was still queued has run (or was cancelled) by now
+    assert engine_script.seen == ["none"]   # only the frame that was already being analysed
+
+
 # ------------------------------------------------------------------------------------------- voting
 
 
