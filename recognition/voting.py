@@ -15,8 +15,11 @@ Rules (all counts are over the last ``window`` usable frames of one continuous p
   stranger who keeps standing there must not be let in by the next lucky run of frames
   (``bench/voting.py`` measured that a vote without this rule let in more strangers than a
   first-frame decision).
-* A gap of more than ``max_gap_s`` between usable frames starts a new presence (someone else
-  may be standing there now).
+* A gap of more than ``max_gap_s`` between usable frames starts the count again (someone else
+  may be standing there now), but an unknown verdict stands until :meth:`Voter.reset` (the
+  consumer's presence ends: no face at all for a while). Frames the quality gate refused (a
+  turned head, blur) never reach the voter: a stranger called unknown who looks away for a moment
+  must not come back to the easier first-vote rule.
 """
 
 from __future__ import annotations
@@ -114,10 +117,10 @@ class Voter:
 
     def add(self, obs: Observation) -> Verdict | None:
         """Record a frame; returns a verdict when the recent frames decide, else ``None``.
-        After a verdict the voter starts counting again; the presence (and an unknown verdict
-        given in it) lasts until :meth:`reset` or a gap longer than ``max_gap_s``."""
+        After a verdict the voter starts counting again; an unknown verdict lasts until
+        :meth:`reset`. A gap longer than ``max_gap_s`` starts the count again."""
         if self._last_at is not None and obs.at - self._last_at > self.max_gap_s:
-            self.reset()
+            self._clear()
         self._last_at = obs.at
         self._recent.append(obs)
         self._seen += 1

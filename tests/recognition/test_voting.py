@@ -75,15 +75,21 @@ def test_after_an_unknown_verdict_the_same_presence_needs_the_whole_window():
     assert voter.doubted   # the presence goes on: still doubted
 
 
-def test_a_new_presence_forgets_the_unknown_verdict():
+def test_a_gap_restarts_the_count_but_only_a_new_presence_forgets_the_unknown_verdict():
     voter = Voter(window=6, min_frames=3, max_gap_s=1.0)
     feed(voter, [obs(0.1 * i, score=0.2) for i in range(6)])
     assert voter.doubted
-    found, _ = feed(voter, [obs(5.0), obs(5.1), obs(5.2)])   # after a gap: a new presence
-    assert not voter.doubted and found[0].kind == ACCEPTED and found[0].frames == 3
+    # the stranger looked away (frames the quality gate refused never reach the voter), then
+    # three lucky frames: not enough after an unknown, the whole window is needed
+    found, _ = feed(voter, [obs(5.0), obs(5.1), obs(5.2)])
+    assert voter.doubted and not found and voter.pending == 3
+    found, _ = feed(voter, [obs(5.3), obs(5.4), obs(5.5)])
+    assert found[0].kind == ACCEPTED and found[0].frames == 6
     feed(voter, [obs(6.0 + 0.1 * i, score=0.2) for i in range(6)])
     voter.reset()                                             # the consumer saw the face go
     assert not voter.doubted and voter.add(obs(6.6)) is None
+    found, _ = feed(voter, [obs(6.7), obs(6.8)])
+    assert found[0].kind == ACCEPTED and found[0].frames == 3
 
 
 def test_bad_settings_are_refused():
