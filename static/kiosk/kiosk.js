@@ -20,6 +20,7 @@
   const NOTICE_HOLD_MS = 3000;    // "temporarily unavailable" / "updating": no flicker with the frames between
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
+  const STATUS_TIMEOUT_MS = 5000; // a /kiosk/status call unanswered this long counts as "offline"
 
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
@@ -149,8 +150,17 @@
   }
 
   // ---------------------------------------------------------------- clock
-  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: config.time_zone || undefined });
-  const dateFmt = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long", timeZone: config.time_zone || undefined });
+  // a zone this browser does not know (its time zone data older than the server's, "Europe/Kyiv"
+  // in an old browser) throws, which would stop the whole page: the browser's own zone then
+  function dateFormat(options) {
+    try {
+      return new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: config.time_zone || undefined }, options));
+    } catch (e) {
+      return new Intl.DateTimeFormat(undefined, options);
+    }
+  }
+  const timeFmt = dateFormat({ hour: "2-digit", minute: "2-digit", hour12: false });
+  const dateFmt = dateFormat({ weekday: "long", day: "numeric", month: "long" });
   function tickClock() {
     const now = new Date();
     $("clock").textContent = timeFmt.format(now);
@@ -172,11 +182,12 @@
   let sent = 0;              // frames sent on this socket: the server numbers its answers the same way
   let encoding = false;      // a captured frame is being encoded (toBlob is asynchronous), not yet sent
   let lastSend = 0;
-  let stopped = false;       // unpaired: no more reconnects
+  let stopped = false;       // unpaired or replaced: no more reconnects, and no camera
   let replaced = false;      // a newer socket of this kiosk took over (another screen or tab)
   let cameraReady = false;
   let framesAnswered = 0;
   let unavailableSeen = false;  // the server said its database is away: say so, not "connection lost"
+  let outage = null;         // what lost() showed while the socket is down: a camera back meanwhile shows it too
   let failures = 0;          // frames answered in a row with an error the page has no words for
   const FAILURES_SHOWN = 5;  // ... shown as "not working" from this many on (one is a glitch)
 
@@ -220,6 +231,7 @@
         helloSeen = true;
         attempt = 0;
         failures = 0;              // a new socket: errors before it say nothing about this one
+        outage = null;
         delete stage.dataset.connection;
         if (cameraReady) render("searching", {}, true);
         break;
@@ -260,21 +272,27 @@
   }
 
   function onClose(ev) {
+    const opened = helloSeen;
     ws = null;
     inFlight = false;
+    helloSeen = false;         // a camera back before the next "hello" must not say "looking for a face"
     facebox.hidden = true;
     // a newer socket of this kiosk (another tab or screen with its cookie): reconnecting would only
     // close that one in turn
     if (replaced || ev.code === 4409) { stopped = true; render("replaced", {}, true); stopCamera(); return; }
     if (stopped || ev.code === 4403) { stopped = true; render("unpaired", {}, true); stopCamera(); return; }
     // a refused handshake (e.g. revoked while offline) looks like any network failure: ask the server
-    if (!helloSeen) {
-      fetch(config.status_url, { credentials: "same-origin", cache: "no-store" })
+    // (a server that never answers it must not stop the reconnects: given up after a few seconds)
+    if (!opened) {
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), STATUS_TIMEOUT_MS);
+      fetch(config.status_url, { credentials: "same-origin", cache: "no-store", signal: abort.signal })
         .then((r) => {
           if (r.status === 401 || r.status === 403) { stopped = true; render("unpaired", {}, true); stopCamera(); }
           else lost();
         })
-        .catch(lost);
+        .catch(lost)
+        .finally(() => clearTimeout(timer));
     } else {
       lost();
     }
@@ -283,7 +301,8 @@
   function lost() {
     stage.dataset.connection = "lost";
     // camera problems stay on screen: they come first
-    if (cameraReady) render(unavailableSeen ? "unavailable" : "connection_lost", {}, true);
+    outage = unavailableSeen ? "unavailable" : "connection_lost";
+    if (cameraReady) render(outage, {}, true);
     unavailableSeen = false;
     scheduleReconnect();
   }
@@ -334,17 +353,22 @@
     stream = null;
   }
 
+  // Once stopped (revoked or replaced) the camera stays off: no retry starts it again, and a stream
+  // granted after the stop is stopped at once.
   async function startCamera() {
+    if (stopped) return;
     if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       render("insecure", {}, true);
       return;
     }
+    let granted;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({
+      granted = await navigator.mediaDevices.getUserMedia({
         audio: false,
         video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 15 } },
       });
     } catch (err) {
+      if (stopped) return;     // the stop's message stays on screen
       const name = err && err.name;
       if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
         render("camera_denied", {}, true);
@@ -354,15 +378,19 @@
       setTimeout(startCamera, 5000);
       return;
     }
+    if (stopped) { granted.getTracks().forEach((t) => t.stop()); return; }
+    stream = granted;
     video.srcObject = stream;
     stream.getVideoTracks().forEach((t) => t.addEventListener("ended", () => {
+      if (stopped) return;
       cameraReady = false;
       render("no_camera", {}, true);
       setTimeout(startCamera, 3000);
     }));
     try { await video.play(); } catch (e) { /* autoplay of a muted video is allowed */ }
+    if (stopped) { stopCamera(); return; }
     cameraReady = true;
-    render(helloSeen ? "searching" : "connecting", {}, true);
+    render(helloSeen ? "searching" : outage || "connecting", {}, true);
     keepAwake();
   }
 

@@ -12,11 +12,16 @@ const { clock, element, settle, checker } = require("./harness");
 const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
 
 /** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes;
- * ``cameraError``: the name of the error getUserMedia fails with (none: the camera works). */
-function page(encodeMs = 0, cameraError = null) {
+ * ``cameraError``: the name of the error getUserMedia fails with (none: the camera works; the test
+ * may change ``camera.error`` later). ``options``: ``config`` (added to the page's), ``fetch`` (instead
+ * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``). */
+function page(encodeMs = 0, cameraError = null, options = {}) {
   const time = clock();
   const sockets = [];
   const counts = { captured: 0, statusFetches: 0 };
+  // requests: getUserMedia calls; tracks: those of the streams it gave, each {stopped, end()}
+  const camera = { error: cameraError, requests: 0, tracks: [], release: null };
+  const held = options.holdCamera ? new Promise((resolve) => { camera.release = resolve; }) : null;
   class FakeSocket {
     constructor(url) {
       this.url = url; this.readyState = FakeSocket.OPEN; this.bufferedAmount = 0; this.sent = 0;
@@ -27,21 +32,29 @@ function page(encodeMs = 0, cameraError = null) {
   }
   FakeSocket.OPEN = 1;
   const elements = {
-    "kiosk-config": element({ textContent: JSON.stringify({ ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }) }),
+    "kiosk-config": element({ textContent: JSON.stringify(Object.assign(
+      { ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }, options.config)) }),
     camera: element({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} }),
   };
-  const track = { addEventListener() {}, stop() {} };
   const context = {
     console,
-    Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error,
+    Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error, AbortController,
     performance: { now: time.now },
     setTimeout: time.setTimeout,
+    clearTimeout: time.clearTimeout,
     setInterval: time.setInterval,
     location: { protocol: "http:", host: "kiosk.test" },
-    fetch: () => { counts.statusFetches += 1; return Promise.reject(new Error("offline")); },
+    fetch: (url, init) => {
+      counts.statusFetches += 1;
+      return options.fetch ? options.fetch(url, init) : Promise.reject(new Error("offline"));
+    },
     WebSocket: FakeSocket,
     navigator: { mediaDevices: { getUserMedia: async () => {
-      if (cameraError) throw Object.assign(new Error(cameraError), { name: cameraError });
+      camera.requests += 1;
+      if (held) await held;
+      if (camera.error) throw Object.assign(new Error(camera.error), { name: camera.error });
+      const track = element({ stopped: false, stop() { this.stopped = true; }, end() { this.dispatch("ended"); } });
+      camera.tracks.push(track);
       return { getVideoTracks: () => [track], getTracks: () => [track] };
     } } },
     document: {
@@ -61,7 +74,9 @@ function page(encodeMs = 0, cameraError = null) {
   return {
     sockets,
     counts,
+    camera,
     stage: elements.stage,
+    text: (id) => (elements[id] || {}).textContent,
     advance: time.advance,
     say(socket, msg) { socket.onmessage({ data: JSON.stringify(msg) }); },
   };
@@ -175,6 +190,85 @@ async function main() {
   check("a page replaced by another screen says so", p.stage.dataset.state === "replaced", p.stage.dataset.state);
   check("and does not reconnect (it would close the other in turn)", p.sockets.length === 1,
         `${p.sockets.length} sockets`);
+
+  // ---- a stopped page leaves the camera off: no retry turns it on again
+  p = page(0, "NotReadableError");
+  await settle();                                     // busy: tried again in 5 s
+  p.say(p.sockets[0], { type: "hello" });
+  p.say(p.sockets[0], { type: "replaced" });
+  p.sockets[0].onclose({ code: 4409 });
+  p.camera.error = null;                              // the other app lets the camera go
+  for (let i = 0; i < 12; i++) { p.advance(5000); await settle(); }
+  check("a page replaced while the camera was busy keeps saying so", p.stage.dataset.state === "replaced",
+        p.stage.dataset.state);
+  check("and does not ask for the camera again", p.camera.requests === 1, `${p.camera.requests} requests`);
+
+  p = page(0, "NotFoundError");
+  await settle();                                     // no camera: tried again in 5 s
+  p.say(p.sockets[0], { type: "hello" });
+  p.say(p.sockets[0], { type: "revoked" });
+  p.sockets[0].onclose({ code: 4403 });
+  p.camera.error = null;                              // a camera is plugged in
+  for (let i = 0; i < 12; i++) { p.advance(5000); await settle(); }
+  check("a page revoked while it had no camera says it is no longer a kiosk",
+        p.stage.dataset.state === "unpaired", p.stage.dataset.state);
+  check("and does not ask for the camera again", p.camera.requests === 1, `${p.camera.requests} requests`);
+
+  p = page();
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.camera.tracks[0].end();                           // unplugged: tried again in 3 s
+  p.sockets[0].onclose({ code: 4403 });               // revoked meanwhile
+  for (let i = 0; i < 12; i++) { p.advance(5000); await settle(); }
+  check("a page revoked after its camera was unplugged does not ask for it again",
+        p.stage.dataset.state === "unpaired" && p.camera.requests === 1,
+        `${p.stage.dataset.state}, ${p.camera.requests} requests`);
+
+  p = page(0, null, { holdCamera: true });            // the camera answers only after the stop
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.say(p.sockets[0], { type: "replaced" });
+  p.sockets[0].onclose({ code: 4409 });
+  p.camera.release();
+  await settle();
+  p.advance(1000);
+  check("a camera granted after the page stopped is turned off at once",
+        p.camera.tracks.length === 1 && p.camera.tracks[0].stopped, `tracks stopped: ${p.camera.tracks.map((t) => t.stopped)}`);
+  check("and the page still says it was replaced", p.stage.dataset.state === "replaced", p.stage.dataset.state);
+
+  // ---- a camera back while the connection is down: the outage is shown, not "looking for a face"
+  p = page(0, "NotReadableError");
+  await settle();                                     // busy: tried again at 5 s
+  p.say(p.sockets[0], { type: "hello" });
+  p.advance(4900);
+  p.sockets[0].onclose({ code: 1006 });               // reconnect in about 0.5 s
+  p.camera.error = null;
+  p.advance(200);                                     // the camera comes back before the socket
+  await settle();
+  check("a camera back during an outage says 'connection lost'", p.stage.dataset.state === "connection_lost",
+        p.stage.dataset.state);
+
+  // ---- a /kiosk/status call that never answers does not stop the reconnects
+  p = page(0, null, { fetch: (url, init) => new Promise((resolve, reject) => {
+    if (init && init.signal) init.signal.addEventListener("abort", () => reject(new Error("aborted")));
+  }) });
+  await settle();
+  p.sockets[0].onclose({ code: 1006 });               // refused handshake: the page asks /kiosk/status
+  for (let i = 0; i < 6; i++) { p.advance(5000); await settle(); }
+  check("an unanswered /kiosk/status is given up and the page reconnects", p.sockets.length >= 2,
+        `${p.sockets.length} sockets, ${p.counts.statusFetches} status calls`);
+
+  // ---- a time zone the browser does not know: the browser's own, and the page works
+  let started = "";
+  try {
+    p = page(0, null, { config: { time_zone: "Mars/Olympus" } });
+    await settle();
+    started = p.sockets.length === 1 && p.stage.dataset.state === "connecting" && /\d\d:\d\d/.test(p.text("clock"))
+      ? "" : `${p.sockets.length} sockets, ${p.stage.dataset.state}, clock ${p.text("clock")}`;
+  } catch (e) {
+    started = String(e);
+  }
+  check("a time zone unknown to the browser does not stop the page", !started, started);
 
   done();
 }
