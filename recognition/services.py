@@ -182,7 +182,8 @@ def pairing_path(code: str) -> str:
 def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     """``(window key, local date)`` of a check-in at ``at`` on ``site`` under
     ``MASKNET_CHECKIN_COOLDOWN``: ``"day"`` (one per calendar day of ``TIME_ZONE``) or a number of
-    minutes (fixed windows counted from the Unix epoch)."""
+    minutes (fixed windows counted from the Unix epoch, cut at local midnight: a window never
+    spans two days, or a check-in the evening before would hide today's from the attendance list)."""
     local = timezone.localtime(at)
     setting = str(settings.MASKNET_CHECKIN_COOLDOWN).strip().lower()
     if setting == "day":
@@ -194,7 +195,7 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     if minutes <= 0:
         raise ImproperlyConfigured("MASKNET_CHECKIN_COOLDOWN must be 'day' or a positive number of minutes")
     slot = int(at.timestamp()) // (minutes * 60)
-    return f"{site}|{minutes}m|{slot}", local.date()
+    return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}", local.date()
 
 
 @dataclass(frozen=True)

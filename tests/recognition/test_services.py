@@ -89,6 +89,21 @@ def test_cooldown_window_in_minutes(settings):
         services.cooldown_window(site="main", at=at)
 
 
+def test_minute_windows_never_span_two_local_days(settings):
+    """A 24-hour window from the epoch would put 20:30 and the next morning's 08:00 in New York in
+    one window: the second day's arrival would be 'already checked in' and missing from its list."""
+    settings.TIME_ZONE = "America/New_York"
+    settings.MASKNET_CHECKIN_COOLDOWN = "1440"
+    evening = datetime(2026, 11, 30, 20, 30, tzinfo=ZoneInfo("America/New_York"))
+    w1, d1 = services.cooldown_window(site="main", at=evening)
+    w2, d2 = services.cooldown_window(site="main", at=evening + timedelta(hours=11, minutes=30))
+    assert (d1.day, d2.day) == (30, 1) and w1 != w2
+    settings.MASKNET_CHECKIN_COOLDOWN = "60"
+    w3, _ = services.cooldown_window(site="main", at=evening.replace(hour=23, minute=50))
+    w4, _ = services.cooldown_window(site="main", at=evening.replace(hour=23, minute=55))
+    assert w3 == w4 and w3.startswith("main|60m|2026-11-30|")
+
+
 def _record(kiosk, person, **kwargs):
     return services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.42, masked=False,
                                    frames=3, index_version=1, **kwargs)
