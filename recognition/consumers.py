@@ -457,7 +457,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return reply
 
     async def _act_on(self, verdict: Verdict, a: FrameAnalysis) -> None:
-        """A verdict that differs from what stands replaces it; the same verdict again is ignored."""
+        """A verdict that differs from what stands replaces it; the same verdict again is ignored,
+        and so is "unknown" while any outcome stands (it ends with the presence)."""
         current = self._outcome
         if verdict.kind == ACCEPTED:
             if current is not None and current.label == verdict.label:
@@ -473,7 +474,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 return
             detail = "matched a person who is no longer active"
         else:
-            if current is not None and current.state == "unknown":
+            if current is not None:
+                # "unknown" again, or borderline frames (a mask, a turned head) after a welcome in
+                # the same presence: the person just greeted is not told "not recognised"
                 return
             detail = ""
         await database_sync_to_async(services.checkin_reject_record)(

@@ -385,6 +385,23 @@ def test_outcome_stays_while_the_face_stays_and_clears_when_it_goes(engine_scrip
     assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 1   # not re-decided
 
 
+def test_borderline_frames_after_a_welcome_do_not_turn_it_into_not_recognised(engine_script, paired, person):
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(3):
+            last = await ask(comm, f"face:{p}:0.8:u")
+        assert last["state"] == "checked_in"
+        borderline = [await ask(comm, f"face:{p}:0.3{i}:m") for i in range(8)]   # the mask goes on
+        await comm.disconnect()
+        return borderline
+
+    borderline = run(scenario)
+    assert {a["state"] for a in borderline} == {"checked_in"} and borderline[-1]["name"] == "Eileen"
+    assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
+
+
 def test_a_deactivated_person_still_in_the_index_is_not_checked_in(engine_script, paired, person):
     enrollment.person_deactivate(person=person, actor=None)
 
