@@ -482,7 +482,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(services.checkin_reject_record)(
             kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
             threshold=verdict.threshold, masked=verdict.masked, detail=detail)
-        self._outcome = _Outcome("unknown", masked=verdict.masked)
+        # the label of an inactive match stays with the outcome: the same match again in this
+        # presence is not looked up and recorded every few frames (only its first time)
+        self._outcome = _Outcome("unknown", verdict.label if verdict.kind == ACCEPTED else None,
+                                 masked=verdict.masked)
 
     async def _presence_end(self) -> None:
         """Nobody in front of the camera any more: forget the votes and the standing outcome."""
