@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -50,10 +50,13 @@ def _flatten(errors: object) -> dict[str, list[str]]:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, with Django's ``ValidationError`` accepted and every body reshaped."""
+    """DRF's handler, with Django's ``ValidationError`` and ``DoesNotExist`` accepted and every body
+    reshaped."""
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=as_serializer_error(exc))
-    elif isinstance(exc, Http404):
+    elif isinstance(exc, (Http404, ObjectDoesNotExist)):
+        # ObjectDoesNotExist: a row deleted by another request meanwhile (a person erased during
+        # their photo's upload), the same 404 as a row that was never there
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

@@ -223,3 +223,5 @@ class VerifyAnswerSerializer(serializers.Serializer):
     masked = serializers.BooleanField()
     box = serializers.ListField(child=serializers.FloatField())
     index_version = serializers.IntegerField()
+    quality_ok = serializers.BooleanField(help_text="false: the face failed the quality gate (never a match)")
+    quality_reason = serializers.CharField(allow_null=True, help_text="why, e.g. 'too_dark' (null when ok)")

@@ -146,7 +146,8 @@ class IdentifyAnswer:
 @dataclass(frozen=True)
 class VerifyAnswer:
     """Whether the main (largest) face of an image is ``person``: ``match``, ``score`` (best
-    cosine similarity over the person's templates), ``threshold``, ``masked``."""
+    cosine similarity over the person's templates), ``threshold``, ``masked``. A face that fails
+    the quality gate (``quality_ok`` false, ``quality_reason`` says why) never matches."""
 
     person: Person
     match: bool
@@ -155,6 +156,8 @@ class VerifyAnswer:
     masked: bool
     box: list[float]
     index_version: int
+    quality_ok: bool
+    quality_reason: str | None
 
 
 def _active_index() -> tuple[IndexVersion, Index, dict]:
@@ -207,7 +210,10 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
                   "quality_ok": bool(face.quality.ok), "quality_reason": face.quality.reason or None}
         decided.append((common, identify(engine, face, index, thresholds) if face.quality.ok else None))
     wanted = {int(d.label) for _c, d in decided if d and d.accepted and d.label and d.label.isdigit()}
-    people = Person.objects.in_bulk(wanted)  # only the matched people (the index may hold thousands)
+    # only the matched people (the index may hold thousands), and only active ones: someone deactivated
+    # (or deleted) stays in the index until the rebuild it queued is done, and is no match meanwhile,
+    # as at the kiosks (recognition.services.checkin_record)
+    people = Person.objects.active().in_bulk(wanted)
     answers = []
     for common, d in decided:
         if d is None:
@@ -230,6 +236,8 @@ def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyA
     included) for images without a usable face."""
     version, index, thresholds = _active_index()
     label = str(person.pk)
+    if not person.active:   # still in the index until the rebuild their deactivation queued is done
+        raise NotInIndex(f"person #{person.pk} is inactive: not in the gallery")
     if label not in index.identities:
         raise NotInIndex(f"person #{person.pk} has no templates in the active index v{version.pk}")
     image = _decode(data)
@@ -245,4 +253,5 @@ def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyA
                  summary=f"verify person #{person.pk}: {'match' if match else 'no match'}, score {score:.3f} "
                          f"(threshold {threshold:.3f}), {'masked' if face.masked else 'unmasked'}, index v{version.pk}")
     return VerifyAnswer(person=person, match=match, score=score, threshold=round(threshold, 4),
-                        masked=bool(face.masked), box=_box(face), index_version=version.pk)
+                        masked=bool(face.masked), box=_box(face), index_version=version.pk,
+                        quality_ok=bool(face.quality.ok), quality_reason=face.quality.reason or None)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, renderers, status, viewsets
@@ -72,9 +74,24 @@ class CSVRenderer(renderers.BaseRenderer):
         return out.getvalue().encode()
 
 
+class MemoryOnlyUploadHandler(MemoryFileUploadHandler):
+    """Uploads held in memory, never in a temporary file: a request larger than
+    ``FILE_UPLOAD_MAX_MEMORY_SIZE`` is refused (413) instead of being passed on to Django's next
+    handler, which writes to disk (without one, its file would vanish: a misleading "no file")."""
+
+    def handle_raw_input(self, input_data: object, META: dict, content_length: int | None, boundary: bytes,
+                         encoding: str | None = None) -> None:
+        """Take the body, or refuse it if it is too large for memory."""
+        super().handle_raw_input(input_data, META, content_length, boundary, encoding)
+        if not self.activated:
+            raise ApiError(status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, code="request_too_large",
+                           detail=f"The request body is larger than {settings.FILE_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
+
 class ApiMixin:
     """Authentication, scope/permission checks, rate limits, pagination and error bodies shared by
-    every endpoint. ``access`` maps an action (or HTTP method) to ``(token scope, Django perm)``."""
+    every endpoint. ``access`` maps an action (or HTTP method) to ``(token scope, Django perm)``;
+    ``memory_only_uploads``: uploaded files never touch the disk (:class:`MemoryOnlyUploadHandler`)."""
 
     authentication_classes = [ApiTokenAuthentication, StaffSessionAuthentication]
     permission_classes = [ScopedAccess]
@@ -83,6 +100,14 @@ class ApiMixin:
     renderer_classes = [renderers.JSONRenderer]
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
     access: dict[str, tuple[str, str]] = {}
+    memory_only_uploads = False
+
+    def initialize_request(self, request: HttpRequest, *args, **kwargs) -> Request:
+        """DRF's request; with ``memory_only_uploads``, its upload handlers set before anything reads
+        the body (a staff session's CSRF check reads the form before the view does)."""
+        if self.memory_only_uploads:
+            request.upload_handlers = [MemoryOnlyUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
 
     def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
         """Every API error in the shape of :class:`api.serializers.ErrorSerializer`."""
@@ -346,6 +371,7 @@ class IdentifyView(ApiMixin, APIView):
     """``POST /api/v1/identify``: who are the faces in this image?"""
 
     access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+    memory_only_uploads = True   # probe images are never stored (docs/security.md)
 
     @extend_schema(summary="Identify the faces of an image (scope recognise)",
                    request={"multipart/form-data": s.IdentifyRequestSerializer},
@@ -367,6 +393,7 @@ class VerifyView(ApiMixin, APIView):
     """``POST /api/v1/verify``: is the face in this image this person?"""
 
     access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+    memory_only_uploads = True
 
     @extend_schema(summary="Verify that an image's main face is a given person (scope recognise)",
                    request={"multipart/form-data": s.VerifyRequestSerializer},
@@ -387,9 +414,8 @@ class VerifyView(ApiMixin, APIView):
         return Response(s.VerifyAnswerSerializer(answer).data)
 
 
-
-
+@csrf_exempt   # no side effects: an unsafe method gets the same JSON 404, not Django's HTML CSRF 403
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
-    """Any other URL under ``/api/``: a JSON 404 like every other API error."""
+    """Any other URL under ``/api/``, whatever the method: a JSON 404 like every other API error."""
     return JsonResponse({"error": "not_found", "detail": "No API endpoint at this URL (see /api/schema/)."},
                         status=404)

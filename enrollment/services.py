@@ -262,7 +262,8 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
 def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
               schedule_rebuild: bool = True) -> FacePhoto:
-    """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason.
+    """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
+    ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
     ``embed``: also compute and cache its templates now (bulk imports; otherwise the rebuild
     does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit.
@@ -285,17 +286,22 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice
-            # (FOR NO KEY UPDATE: check-ins referring to the person are not held up)
-            list(Person.objects.select_for_update(no_key=True).filter(pk=person.pk).values_list("pk", flat=True))
+            # (FOR NO KEY UPDATE: check-ins referring to the person are not held up); an erasure
+            # that committed while the photo was inspected left no row to add it to (its insert
+            # would break the foreign key at commit)
+            if not Person.objects.select_for_update(no_key=True).filter(pk=person.pk).exists():
+                raise Person.DoesNotExist(f"person #{person.pk} was erased while their photo was being added")
             _refuse_known(person, sha)
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}")
             if schedule_rebuild:
                 index_rebuild_request(actor=actor, reason=f"photo added to person #{person.pk}")
-    except BaseException:
+    except BaseException as exc:
         if photo.image.name:
-            _delete_media([photo.image.name])
+            # the person gone: their folder too, which this file made again after the erasure emptied it
+            gone = isinstance(exc, Person.DoesNotExist)
+            _delete_media([photo.image.name], folder=str(Path(photo.image.name).parent) if gone else None)
         raise
     if embed:  # after the photo's transaction (embedding takes a second): a failure leaves it to the rebuild
         try:

@@ -137,6 +137,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MASKNET_MAX_FRAME_BYTES = int(env("MASKNET_MAX_FRAME_BYTES", str(512 * 1024)))
 MASKNET_MAX_PIXELS = int(env("MASKNET_MAX_PIXELS", str(4096 * 4096)))
 MASKNET_MAX_PHOTO_BYTES = int(env("MASKNET_MAX_PHOTO_BYTES", str(8 * 1024 * 1024)))
+# A request up to this size is held in memory (the ASGI handler's copy of the body and its uploaded
+# files): a photo of MASKNET_MAX_PHOTO_BYTES with its multipart envelope. The API's identify and
+# verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger
+# uploads elsewhere (the admin's batches of enrollment photos) are spooled to a temporary file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = MASKNET_MAX_PHOTO_BYTES + 64 * 1024
 
 # Retraining: changes within this many seconds of each other lead to one rebuild; inactive
 # index versions kept for rollback (older ones and their files are deleted).

@@ -145,3 +145,19 @@ def test_no_api_url_checks_a_password(superuser):
     assert basic("right-password").get("/api/schema/").status_code == 200
     assert basic("wrong-password").get("/api/schema/").status_code == 200
     assert basic("right-password").get("/api/v1/people").status_code == 401
+
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+@pytest.mark.parametrize("url", ["/api/v1/people/", "/api/v1/nothing", "/api/"])
+def test_unknown_api_urls_answer_the_json_404_whatever_the_method(make_token, method, url):
+    """Every method on a URL no endpoint serves gets the documented JSON 404 (an unsafe one was
+    refused with Django's HTML "CSRF verification failed" page), with a token or without."""
+    token_client = APIClient(enforce_csrf_checks=True)
+    token_client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(['admin'])}")
+    for client in (APIClient(enforce_csrf_checks=True), token_client):
+        response = getattr(client, method)(url, {"full_name": "A B"}, format="json")
+        assert response.status_code == 404, (method, url, response.content[:200])
+        assert response["Content-Type"].startswith("application/json")
+        assert response.json() == {"error": "not_found",
+                                   "detail": "No API endpoint at this URL (see /api/schema/)."}

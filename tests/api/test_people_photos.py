@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
 from enrollment import recognizer
+from enrollment import services as enrollment
 from enrollment.models import FacePhoto, Person, TrainingRun
 
 from .conftest import jpeg
@@ -168,3 +169,31 @@ def test_photo_upload_uses_the_admins_validation(hr, person, engine, astronaut_b
     blank = hr.post(url, {"image": SimpleUploadedFile("wall.jpg", jpeg(np.full((240, 320, 3), 120, np.uint8)))},
                     format="multipart")
     assert blank.status_code == 422 and blank.json()["reason"] == "no_face"
+
+
+@pytest.mark.models
+@pytest.mark.django_db(transaction=True)   # the erasure really commits, as another request's would
+@pytest.mark.parametrize("how", ["erased", "deleted"])
+def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, engine, astronaut_bgr, monkeypatch,
+                                                                  isolated_storage, how):
+    """The person erased (or deleted) while their photo is being inspected: a JSON 404, no photo
+    row, no file or folder left in the media folder (the photo's insert broke the missing person's
+    foreign key at commit: a 500 HTML page)."""
+    real_inspect = enrollment.photo_inspect
+
+    def erased_meanwhile(**kwargs):
+        if how == "erased":
+            enrollment.person_erase(person=Person.objects.get(pk=person.pk), actor=None)
+        else:
+            Person.objects.filter(pk=person.pk).delete()
+        return real_inspect(**kwargs)
+
+    monkeypatch.setattr(enrollment, "photo_inspect", erased_meanwhile)
+    response = hr.post(f"/api/v1/people/{person.pk}/photos",
+                       {"image": SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr))}, format="multipart")
+    assert response.status_code == 404, response.content[:300]
+    assert response.json() == {"error": "not_found", "detail": "Not found."}
+    assert not FacePhoto.objects.exists() and not Person.objects.exists()
+    assert not AuditEvent.objects.filter(action="photo_add").exists()
+    media = isolated_storage / "media"
+    assert not [p for p in media.rglob("*") if p.is_file()] and not (media / "faces" / str(person.pk)).exists()

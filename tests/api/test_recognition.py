@@ -124,3 +124,117 @@ def test_an_index_of_another_embedding_size_is_refused_until_rebuilt(client_for,
                                                   format="multipart")
     assert response.status_code == 409 and response.json()["error"] == "no_index"
     assert "being rebuilt" in response.json()["detail"]
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("how", ["deactivated", "deleted"])
+def test_people_out_of_the_gallery_are_not_recognised_before_the_rebuild(client_for, enrolled, masked_eileen, how):
+    """A person deactivated (or whose row is gone) stays in the active index until the rebuild it
+    queued finishes; meanwhile identify answers no match and verify 409 ``not_in_index``, as the
+    kiosks refuse them (``recognition.services.checkin_record``)."""
+    from enrollment.models import IndexVersion, Person
+
+    if how == "deactivated":
+        enrollment.person_deactivate(person=enrolled, actor=None)
+    else:   # not person_erase: that rewrites the index; this is a row gone by another path
+        Person.objects.filter(pk=enrolled.pk).delete()
+    assert str(enrolled.pk) in IndexVersion.objects.current().load().identities   # the rebuild is only queued
+    api = client_for("token:recognise")
+    found = api.post("/api/v1/identify", {"image": image(masked_eileen)}, format="multipart")
+    assert found.status_code == 200, found.content
+    (face,) = found.json()["faces"]
+    assert face["decision"] == "no_match" and face["person"] is None, face
+    assert AuditEvent.objects.get(action="api_identify").summary.startswith("identify: 1 faces, 0 matched")
+    if how == "deactivated":
+        verify = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": enrolled.pk}, format="multipart")
+        assert verify.status_code == 409 and verify.json()["error"] == "not_in_index", verify.content
+        assert "inactive" in verify.json()["detail"]
+        assert not AuditEvent.objects.filter(action="api_verify").exists()   # refused before any comparison
+
+
+@pytest.mark.models
+def test_verify_says_when_the_face_fails_the_quality_gate(client_for, enrolled, astronaut_bgr):
+    """A face refused by the quality gate never matches, and verify says why (as identify does)."""
+    api = client_for("token:recognise")
+    good = api.post("/api/v1/verify", {"image": image(jpeg(astronaut_bgr)), "person": enrolled.pk},
+                    format="multipart").json()
+    assert good["match"] is True and good["quality_ok"] is True and good["quality_reason"] is None, good
+    dark = jpeg((astronaut_bgr * 0.15).astype(np.uint8))
+    answer = api.post("/api/v1/verify", {"image": image(dark), "person": enrolled.pk}, format="multipart")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["match"] is False and body["quality_ok"] is False and body["quality_reason"] == "too_dark", body
+
+
+@pytest.fixture
+def upload_spies(monkeypatch) -> dict[str, list]:
+    """What the recognition views receive: the class of each uploaded file they read, and every
+    temporary upload file Django creates (the view's own code path, only observed)."""
+    from django.core.files import uploadedfile
+
+    from api import views
+
+    seen: dict[str, list] = {"read": [], "temporary": []}
+    real_read, real_init = views._upload_bytes, uploadedfile.TemporaryUploadedFile.__init__
+
+    def read(upload):
+        seen["read"].append(type(upload))
+        return real_read(upload)
+
+    def temporary(self, *args, **kwargs):
+        seen["temporary"].append(args[:1])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(views, "_upload_bytes", read)
+    monkeypatch.setattr(uploadedfile.TemporaryUploadedFile, "__init__", temporary)
+    return seen
+
+
+@pytest.mark.models
+def test_identify_and_verify_images_stay_in_memory_up_to_the_size_limit(client_for, enrolled, astronaut_bgr,
+                                                                        upload_spies, settings):
+    """docs/security.md: API identify/verify images are held in memory only. One over Django's
+    default 2.5 MiB (FILE_UPLOAD_MAX_MEMORY_SIZE) was written to a temporary file."""
+    from django.core.files.uploadedfile import InMemoryUploadedFile
+
+    canvas = np.random.default_rng(5).integers(0, 256, (1100, 1100, 3), dtype=np.uint8)   # noise: PNG can't shrink it
+    canvas[294:806, 294:806] = astronaut_bgr
+    data = png(canvas)
+    assert 2.5 * 2**20 < len(data) <= settings.MASKNET_MAX_PHOTO_BYTES
+    api = client_for("token:recognise")
+    found = api.post("/api/v1/identify", {"image": image(data, "big.png")}, format="multipart")
+    assert found.status_code == 200, found.content
+    assert enrolled.pk in [f["person"]["id"] for f in found.json()["faces"] if f["person"]], found.json()
+    verify = api.post("/api/v1/verify", {"image": image(data, "big.png"), "person": enrolled.pk}, format="multipart")
+    assert verify.status_code == 200 and verify.json()["match"] is True, verify.content
+    assert upload_spies == {"read": [InMemoryUploadedFile] * 2, "temporary": []}
+
+
+def test_recognition_bodies_too_large_for_memory_are_refused_not_spooled(client_for, person, make_fake_index,
+                                                                         upload_spies, settings, enroller):
+    """A body over FILE_UPLOAD_MAX_MEMORY_SIZE to identify or verify answers a JSON 413 without
+    touching the disk, also from a staff session (whose CSRF check reads the form before the view
+    does); photo uploads for enrollment may still use a temporary file."""
+    from rest_framework.test import APIClient
+
+    make_fake_index(person)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    api = client_for("token:recognise+enrol")
+    staff = APIClient(enforce_csrf_checks=True)
+    staff.force_login(enroller)
+    staff.get("/admin/")  # its logout form sets the csrftoken cookie
+    csrf = {"HTTP_X_CSRFTOKEN": staff.cookies["csrftoken"].value}
+    big = image(b"\xff\xd8\xff" + bytes(100 * 1024))
+    for client, headers in ((api, {}), (staff, csrf)):
+        for url, extra in (("/api/v1/identify", {}), ("/api/v1/verify", {"person": person.pk})):
+            big.seek(0)
+            response = client.post(url, {"image": big, **extra}, format="multipart", **headers)
+            assert response.status_code == 413, (url, response.content[:300])
+            assert response.json()["error"] == "request_too_large" and "65536" in response.json()["detail"]
+    assert upload_spies == {"read": [], "temporary": []}
+    small = staff.post("/api/v1/identify", {"image": image(b"\xff\xd8\xff broken")}, format="multipart", **csrf)
+    assert small.status_code == 400 and small.json()["error"] == "unreadable_image"   # the session may identify
+    big.seek(0)
+    photo = api.post(f"/api/v1/people/{person.pk}/photos", {"image": big}, format="multipart")
+    assert photo.status_code == 422 and photo.json()["reason"] == "unreadable", photo.content[:300]
+    assert len(upload_spies["temporary"]) == 1
