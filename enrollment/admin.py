@@ -387,6 +387,9 @@ class PersonAdmin(admin.ModelAdmin):
             result = self._add_photos(request, person, request.FILES.getlist("photos"), FacePhoto.Source.WEBCAM)
         except ModelsMissing:
             return _models_missing()
+        except Person.DoesNotExist:   # erased while the burst was being inspected
+            return JsonResponse({"ok": False, "code": "person_gone",
+                                 "message": "This person no longer exists (erased meanwhile)."}, status=404)
         list(messages.get_messages(request))  # the page shows the JSON; do not repeat it on the next page
         return JsonResponse(result)
 

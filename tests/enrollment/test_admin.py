@@ -323,6 +323,22 @@ def test_capture_save_keeps_the_good_photos(enroller_client, person, engine, ast
     assert FacePhoto.objects.get().source == "webcam"
 
 
+@pytest.mark.models
+def test_capture_save_for_a_person_erased_meanwhile_answers_404(enroller_client, person, engine, astronaut_jpeg,
+                                                                 monkeypatch):
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    real_inspect = services.photo_inspect
+
+    def erased_meanwhile(**kwargs):
+        Person.objects.filter(pk=person.pk).delete()
+        return real_inspect(**kwargs)
+
+    monkeypatch.setattr(services, "photo_inspect", erased_meanwhile)
+    answer = enroller_client.post(url, {"photos": [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg")]})
+    assert answer.status_code == 404 and answer.json()["code"] == "person_gone"
+    assert not FacePhoto.objects.exists()
+
+
 # ------------------------------------------------------------------------------------------ runs, versions
 
 def test_training_runs_and_versions_pages(enroller_client, person, make_photo):
