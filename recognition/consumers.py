@@ -593,8 +593,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return True
 
     async def kiosk_revoked(self, event: dict) -> None:
-        """The kiosk was revoked, paired again or deactivated: close now if this socket's token no
-        longer opens an active kiosk. With the database away the periodic recheck decides later."""
+        """The kiosk was revoked, paired again, deactivated or changed: close now if this socket's
+        token no longer opens an active kiosk, else go on with the row as it is now (its site).
+        With the database away the periodic recheck decides later."""
         try:
             if await self._still_valid():
                 return

@@ -101,7 +101,7 @@ def kiosk_pair(*, code: str) -> tuple[Kiosk, str] | None:
         if spent != 1:
             return None
         audit_record(actor=None, action=Action.UPDATE, obj=kiosk, summary=f"paired a device with kiosk #{kiosk.pk}")
-        _disconnect_on_commit(kiosk)  # a device paired before loses its socket (its token is void)
+        _recheck_on_commit(kiosk)  # a device paired before loses its socket (its token is void)
     kiosk.refresh_from_db()
     return kiosk, token
 
@@ -113,14 +113,15 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
         _unpair(kiosk)
         audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
                      summary=f"revoked the device of kiosk #{kiosk.pk}")
-        _disconnect_on_commit(kiosk)
+        _recheck_on_commit(kiosk)
     kiosk.refresh_from_db()
     return kiosk
 
 
 def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
                  site: str | None = None, active: bool | None = None) -> Kiosk:
-    """Change the given fields (``None``: unchanged). Deactivating disconnects the kiosk at once and
+    """Change the given fields (``None``: unchanged); an open socket of the kiosk takes the change
+    at once (a new site applies to its next check-in). Deactivating disconnects the kiosk at once and
     unpairs it as :func:`kiosk_revoke` does (its device token and any unused link are void, so
     activating it again needs a new pairing)."""
     stored = Kiosk.objects.get(pk=kiosk.pk)
@@ -137,7 +138,8 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
                      summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
         if "active" in changed and not kiosk.active:
             _unpair(kiosk)
-            _disconnect_on_commit(kiosk)
+        # an open socket would otherwise record check-ins at the old site until its periodic recheck
+        _recheck_on_commit(kiosk)
     if "active" in changed and not kiosk.active:
         kiosk.refresh_from_db()
     return kiosk
@@ -163,7 +165,9 @@ def _unpair(kiosk: Kiosk) -> None:
     Kiosk.objects.filter(pk=kiosk.pk).update(token_hash="", pairing_hash="", pairing_expires_at=None, paired_at=None)
 
 
-def _disconnect_on_commit(kiosk: Kiosk) -> None:
+def _recheck_on_commit(kiosk: Kiosk) -> None:
+    """After commit, the kiosk's open sockets read its row again: one whose token no longer opens
+    an active kiosk closes, the others go on with the new name, location and site."""
     group = kiosk.group_name
     transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
 

@@ -110,6 +110,22 @@ def test_revoking_closes_the_open_socket_at_once(engine_script, paired):
     run(scenario)
 
 
+def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, paired, person):
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, site="warehouse")
+        await asyncio.sleep(0.3)
+        states = [(await ask(comm, f"face:{person.pk}:0.8:u"))["state"] for _ in range(3)]
+        await comm.disconnect()
+        return states
+
+    assert run(scenario)[-1] == "checked_in"
+    assert CheckIn.objects.get().site == "warehouse"
+
+
 def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, monkeypatch):
     """Revoked after the socket's token was read but before it joined its groups (the broadcast
     reached nobody): the handshake reads the row again once in the groups and refuses."""
