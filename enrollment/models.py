@@ -5,8 +5,8 @@ Writes go through :mod:`enrollment.services`; simple reads are QuerySet methods 
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -212,20 +212,37 @@ class IndexVersion(models.Model):
         return _load_index(self.pk, str(self.file), self.sha256)
 
 
-@functools.lru_cache(maxsize=1)   # only the version in use: a replaced one (an erasure's) leaves memory
+# only the version in use is kept: a replaced one (an erasure's) leaves memory
+_index_lock = threading.Lock()
+_index_cached: tuple[tuple[int, str, str], Index] | None = None
+
+
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
+    global _index_cached
+    key = (version_id, path, sha256)
+    with _index_lock:
+        if _index_cached is not None and _index_cached[0] == key:
+            return _index_cached[1]
     try:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as exc:
         raise EngineError(f"cannot read index {path}: {exc}") from exc
     if digest != sha256:
         raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
-    return Index.load(Path(path))
+    index = Index.load(Path(path))
+    with _index_lock:
+        _index_cached = (key, index)
+    return index
 
 
-def index_cache_clear() -> None:
-    """Forget loaded indexes (after an erasure, so no old templates stay in memory)."""
-    _load_index.cache_clear()
+def index_cache_clear(keep: int | None = None) -> None:
+    """Forget the loaded index (after an erasure, so no old templates stay in memory); ``keep``:
+    unless it is that version (every kiosk socket hears of a new version, and those that hear it
+    after another socket loaded it must not make the process read it again)."""
+    global _index_cached
+    with _index_lock:
+        if _index_cached is not None and (keep is None or _index_cached[0][0] != keep):
+            _index_cached = None
 
 
 class TrainingRunQuerySet(models.QuerySet):

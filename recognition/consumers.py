@@ -565,7 +565,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index = None
         self._index_stale = True
         self._index_retry_at = 0.0   # a new version: no waiting out an earlier one's failed read
-        index_cache_clear()
+        index_cache_clear(keep=event.get("version"))
 
     async def _still_valid(self) -> bool:
         """Re-read the kiosk row (still active, same token) and the current index version.

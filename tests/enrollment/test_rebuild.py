@@ -651,3 +651,18 @@ def test_an_index_file_that_no_longer_matches_its_digest_is_refused(make_photo):
     index_cache_clear()
     with pytest.raises(EngineError, match="digest"):
         version.load()
+
+
+def test_the_loaded_index_stays_cached_for_the_version_announced(make_photo):
+    """Every kiosk socket of a process hears ``index.updated``: one that hears it after another
+    socket loaded the new version keeps that copy; any other version is dropped."""
+    from enrollment.models import index_cache_clear
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    version = rebuild_now().index_version
+    loaded = version.load()
+    assert version.load() is loaded
+    index_cache_clear(keep=version.pk)
+    assert version.load() is loaded
+    index_cache_clear(keep=version.pk + 1)
+    assert version.load() is not loaded
