@@ -26,7 +26,7 @@ Answers (JSON text messages)::
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
      "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "updating" |
-     "internal", "message": "..."}
+     "models_missing" | "model_conversion_error" | "engine_error" | "internal", "message": "..."}
     {"type": "revoked"}
     {"type": "replaced"}      (then close 4409: a newer socket of the same kiosk opened)
 

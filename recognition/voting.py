@@ -11,7 +11,8 @@ Rules (all counts are over the last ``window`` usable frames of one continuous p
 * **unknown**: the window is full and no identity has more than one accepted frame, or
   ``max_frames`` usable frames went by without an accepted verdict (a borderline face).
 * **after an unknown**: once a presence has been called unknown, a later acceptance in the same
-  presence needs ``min_frames_after_unknown`` agreeing frames (the whole window by default): a
+  presence needs ``min_frames_after_unknown`` agreeing frames (the whole window if not given;
+  the kiosk's ``MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN`` is 5 of 6): a
   stranger who keeps standing there must not be let in by the next lucky run of frames
   (``bench/voting.py`` measured that a vote without this rule let in more strangers than a
   first-frame decision).
