@@ -38,7 +38,7 @@ from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
 from recognition.engine.embed import fuse_upper, join, l2_normalise, preprocess, upper_face  # noqa: E402
-from recognition.engine.evaluation import threshold_at_far, verification_metrics  # noqa: E402
+from recognition.engine.evaluation import stratified_folds, threshold_at_far, verification_metrics  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -268,7 +268,7 @@ def main() -> None:
     adapter = Adapter.load(ADAPTER_PATH) if ADAPTER_PATH.exists() else None
     score = Scorer(emb, engine, adapter)
     same = np.array([p[2] for p in pairs])
-    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    folds = stratified_folds([p[2] for p in pairs])
     results = {}
     for name, kw in LEVERS:
         if kw.get("adapter") and adapter is None:  # no weights (manage.py train_adapter): no rows, not copies

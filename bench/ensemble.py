@@ -47,7 +47,7 @@ import ablation  # noqa: E402
 from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
-from recognition.engine.evaluation import verification_metrics  # noqa: E402
+from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
 
 WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0)
 UPPER_WEIGHTS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.85, 1.0)
@@ -143,7 +143,7 @@ def main() -> None:
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
     same = np.array([p[2] for p in pairs])
-    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    folds = stratified_folds([p[2] for p in pairs])
     masks = {"product masks": "prod0"} if args.split != "DevTest" else {
         "product masks": "prod0", "unseen MaskTheFace masks": "mtf"}
     results: dict = {}

@@ -38,7 +38,7 @@ from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.embed import fuse_upper, join, l2_normalise  # noqa: E402
-from recognition.engine.evaluation import verification_metrics  # noqa: E402
+from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
 
 CUT, FUSE = ablation.FUSE_CUT, ablation.FUSE
 MAPS: list[tuple[str, dict]] = [
@@ -132,7 +132,7 @@ def main() -> None:
                for kind in ("orig", "mtf", "prod0", "prod1") for m in (False, True)}
     pairs = ablation.devtest_pairs()
     same = np.array([p[2] for p in pairs])
-    folds = np.arange(len(pairs)) // (len(pairs) // 10)
+    folds = stratified_folds([p[2] for p in pairs])
     results: dict = {}
     for name, kw in MAPS:
         mean, w = fit(x, labels, **kw)

@@ -106,6 +106,41 @@ def test_commands_refuse_missing_dirs(tmp_path):
                      unmasked_people=str(tmp_path / "peopleDevTrian.txt"))
 
 
+def test_bad_pairs_files_and_empty_folders_are_refused_before_the_models_load(tmp_path, monkeypatch):
+    from recognition.management.commands import evaluate_identification, evaluate_pairs
+
+    for command in (evaluate_pairs, evaluate_identification):
+        monkeypatch.setattr(command, "engine_from_settings", lambda: pytest.fail("the models must not be needed"))
+    (tmp_path / "imgs").mkdir()
+    for body, message in (("Name abc 2\n", "bad pairs line|invalid literal"), ("", "no pairs")):
+        (tmp_path / "p.txt").write_text(body)
+        with pytest.raises(CommandError, match=message):
+            call_command("evaluate_pairs", images=str(tmp_path / "imgs"), pairs=str(tmp_path / "p.txt"))
+    (tmp_path / "probes" / "Nobody").mkdir(parents=True)
+    with pytest.raises(CommandError, match="no images"):
+        call_command("evaluate_identification", gallery=str(tmp_path / "imgs"), probes=str(tmp_path / "probes"))
+
+
+def test_folds_hold_both_classes_whatever_the_pairs_file_header(tmp_path):
+    """pairsDevTest.txt (header "500": every same pair first) was cut into class-pure folds."""
+    from recognition.engine.evaluation import find_image, parse_pairs, stratified_folds
+
+    rows = [f"A{i} 1 2" for i in range(20)] + [f"A{i} 1 B{i} 1" for i in range(20)]
+    (tmp_path / "dev.txt").write_text("20\n" + "\n".join(rows) + "\n")
+    pairs = parse_pairs(tmp_path, tmp_path / "dev.txt")
+    for f in range(10):
+        fold = [p for p in pairs if p.fold == f]
+        assert sorted(p.same for p in fold) == [False, False, True, True], f
+    full = ["2\t2"] + rows[:2] + rows[20:22] + rows[2:4] + rows[22:24]   # "F N": LFW's own folds
+    (tmp_path / "full.txt").write_text("\n".join(full) + "\n")
+    assert [p.fold for p in parse_pairs(tmp_path, tmp_path / "full.txt")] == [0] * 4 + [1] * 4
+    assert list(stratified_folds([True] * 3 + [False] * 3, n_folds=3)) == [0, 1, 2, 0, 1, 2]
+    # a dot in a name is kept: Mary.Smith/Mary.Smith_0001.jpg
+    (tmp_path / "Mary.Smith").mkdir()
+    (tmp_path / "Mary.Smith" / "Mary.Smith_0001.png").write_bytes(b"x")
+    assert find_image(tmp_path, "Mary.Smith", 1).name == "Mary.Smith_0001.png"
+
+
 def test_verification_metrics_on_known_scores():
     from recognition.engine.evaluation import roc_auc, tar_at_far, verification_metrics
 

@@ -25,16 +25,32 @@ def find_image(images: Path, name: str, number: int) -> Path:
     """``images/Name/Name_000N.<ext>`` with any common extension (first that exists)."""
     stem = images / name / f"{name}_{number:04d}"
     for ext in IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS):
-        if (p := stem.with_suffix(ext)).exists():
+        # appended, not with_suffix: a name with a dot ("Mary.Smith") would lose its end
+        if (p := stem.parent / f"{stem.name}{ext}").exists():
             return p
-    return stem.with_suffix(".jpg")  # reported as missing by the caller
+    return stem.parent / f"{stem.name}.jpg"  # reported as missing by the caller
+
+
+def stratified_folds(same: np.ndarray | list[bool], n_folds: int = 10) -> np.ndarray:
+    """Fold numbers that give every fold its share of same and of different pairs, in file order
+    within each class. Consecutive chunks would not: LFW's ``pairsDevTest.txt`` lists all its same
+    pairs first, so its first folds held only same pairs and the last only different ones (each
+    fold's "accuracy" was then a true-accept or true-reject rate, and their spread was not a spread
+    over folds)."""
+    same = np.asarray(same, bool)
+    folds = np.zeros(len(same), np.int64)
+    for cls in (True, False):
+        idx = np.flatnonzero(same == cls)
+        folds[idx] = np.arange(len(idx)) * n_folds // max(len(idx), 1)
+    return folds
 
 
 def parse_pairs(images: Path, pairs_file: Path, n_folds: int = 10) -> list[Pair]:
     """Read an LFW ``pairs.txt``-format file (the ``folds count`` header is optional).
 
-    With a header ``F N`` the file is F folds of N same then N different pairs; without
-    one, the pairs are cut into ``n_folds`` consecutive chunks.
+    With a header ``F N`` the file is F folds of N same then N different pairs; otherwise (no
+    header, or one number as in ``pairsDevTest.txt``) the folds are :func:`stratified_folds`.
+    Raises ``ValueError`` for a line that is not a pair.
     """
     lines = [ln.split() for ln in Path(pairs_file).read_text().splitlines() if ln.strip()]
     per_fold = None
@@ -50,9 +66,10 @@ def parse_pairs(images: Path, pairs_file: Path, n_folds: int = 10) -> list[Pair]
             rows.append((find_image(images, t[0], int(t[1])), find_image(images, t[2], int(t[3])), False))
         else:
             raise ValueError(f"bad pairs line: {' '.join(t)}")
-    if per_fold is None or per_fold * n_folds != len(rows):
-        per_fold = max(1, int(np.ceil(len(rows) / n_folds)))
-    return [Pair(a, b, s, min(i // per_fold, n_folds - 1)) for i, (a, b, s) in enumerate(rows)]
+    if per_fold is not None and per_fold * n_folds == len(rows):
+        return [Pair(a, b, s, i // per_fold) for i, (a, b, s) in enumerate(rows)]
+    folds = stratified_folds([r[2] for r in rows], n_folds)
+    return [Pair(a, b, s, int(f)) for (a, b, s), f in zip(rows, folds, strict=True)]
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
@@ -138,7 +155,7 @@ def identification_metrics(top_label: list[str | None], top_score: np.ndarray, t
     """
     top_score = np.asarray(top_score, float)
     known = np.asarray(known, bool)
-    correct = np.array([lab == t for lab, t in zip(top_label, truth, strict=True)]) & known
+    correct = np.array([lab == t for lab, t in zip(top_label, truth, strict=True)], dtype=bool) & known
     unknown_scores = top_score[~known]
     t1 = threshold_at_far(unknown_scores, 1e-2) if len(unknown_scores) else float("inf")
     accepted = top_score >= np.asarray(thresholds, float)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine.benchmark import evaluate_identification
+from recognition.engine.benchmark import evaluate_identification, person_images
 
 from ._common import ProgressBar, engine_from_settings, fmt, write_json
 
@@ -23,6 +23,8 @@ class Command(BaseCommand):
         for d in (gallery, probes):
             if not Path(d).is_dir():
                 raise CommandError(f"{d} is not a directory")
+            if not person_images(Path(d)):
+                raise CommandError(f"{d} holds no images as <person>/<image>")
         result = evaluate_identification(engine_from_settings(), Path(gallery), Path(probes),
                                          ProgressBar("photos"), seed=seed)
         write_json(result, json)

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.benchmark import evaluate_pairs
+from recognition.engine.evaluation import parse_pairs
 
 from ._common import ProgressBar, engine_from_settings, fmt, write_json
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
         for f in (pairs, masked_list):
             if f and not Path(f).is_file():
                 raise CommandError(f"{f} does not exist")
+        try:   # before the models load: a bad file is said at once
+            if not parse_pairs(Path(images), Path(pairs)):
+                raise CommandError(f"{pairs} holds no pairs")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CommandError(f"{pairs}: {exc}") from exc
         result = evaluate_pairs(engine_from_settings(), Path(images), Path(pairs),
                                 Path(masked_list) if masked_list else None, ProgressBar("images"))
         write_json(result, json)
