@@ -11,7 +11,6 @@ import io
 import logging
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -226,11 +225,10 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     if _sniff(data) is None:
         return _refusal("file_type")
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above 89 Mpx and raises DecompressionBombError (not an OSError) above
-            # 179 Mpx while reading the header; both are answered by the pixel limit below
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            width, height = Image.open(io.BytesIO(data)).size
+        # Pillow raises DecompressionBombError (not an OSError) above 179 Mpx while reading the
+        # header (its warning above 89 Mpx is ignored: recognition.engine.decode); both are
+        # answered by the pixel limit below
+        width, height = Image.open(io.BytesIO(data)).size
     except Image.DecompressionBombError:
         return _refusal("too_large")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):

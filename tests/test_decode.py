@@ -59,6 +59,23 @@ def test_huge_header_refused_without_decoding():
         decode_image(png_header_only(20000, 20000), **LIMITS)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")   # pytest resets the process's filters
+def test_decoding_leaves_the_process_warning_filters_alone(monkeypatch):
+    """Kiosk threads decode at the same time: per-call warning filters (catch_warnings) are not
+    thread-safe and leaked into the process-wide list; bombs are refused by the pixel limit."""
+    from recognition.engine import decode
+
+    class NoFilters:
+        def __getattr__(self, name):
+            raise AssertionError(f"decode_image used warnings.{name} while decoding")
+
+    monkeypatch.setattr(decode, "warnings", NoFilters())
+    for size in (12000, 20000):   # over Pillow's warning (89 Mpx) and error (179 Mpx) limits
+        with pytest.raises(FrameTooLarge):
+            decode_image(png_header_only(size, size), max_bytes=LIMITS["max_bytes"], max_pixels=100_000_000)
+    assert decode_image(encode(np.zeros((8, 8, 3), np.uint8), "PNG"), **LIMITS).shape == (8, 8, 3)
+
+
 def test_too_many_bytes():
     with pytest.raises(FrameTooLarge):
         decode_image(b"\xff" * 100, max_bytes=50, max_pixels=100)

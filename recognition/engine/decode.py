@@ -13,6 +13,12 @@ from .errors import FrameTooLarge, UnreadableImage
 # what the product accepts: cameras and photo uploads; nothing that runs an interpreter (EPS) or
 # brings a large parser into play (TIFF and the rest of Pillow's formats)
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+# Pillow warns about images over Image.MAX_IMAGE_PIXELS (89 Mpx) and raises DecompressionBombError
+# over twice that, while reading the header. Every caller checks the size against its own, lower
+# limit before decoding, so the warning says nothing new: ignored once for the process. (Setting it
+# per call with warnings.catch_warnings is not thread-safe: decodes in several threads at once
+# restored each other's filters and left them in the process-wide list.)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # EXIF orientation -> the transpose that shows the picture upright
 _ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
@@ -33,20 +39,18 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     if len(data) > max_bytes:
         raise FrameTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=FORMATS)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise FrameTooLarge(f"image is {w}x{h} pixels; the limit is {max_pixels} pixels")
-            if w < 1 or h < 1:
-                raise UnreadableImage("image has no pixels")
-            img.load()
-            img = _upright(img)
-            rgb = _eight_bit(img).convert("RGB")
+        img = Image.open(io.BytesIO(data), formats=FORMATS)
+        w, h = img.size
+        if w * h > max_pixels:
+            raise FrameTooLarge(f"image is {w}x{h} pixels; the limit is {max_pixels} pixels")
+        if w < 1 or h < 1:
+            raise UnreadableImage("image has no pixels")
+        img.load()
+        img = _upright(img)
+        rgb = _eight_bit(img).convert("RGB")
     except FrameTooLarge:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(f"cannot decode image: {exc}") from exc
