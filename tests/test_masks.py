@@ -307,3 +307,14 @@ def test_mask_faces_command_fails_clearly_on_a_missing_input(tmp_path):
                            "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "input directory does not exist" in proc.stderr
+
+
+def test_mask_faces_refuses_a_templates_file_without_sections(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "masks.cfg").write_text("template = a.png\n")
+    with pytest.raises(CommandError, match="cannot read the mask templates"):
+        call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     "--templates", str(tmp_path / "masks"))

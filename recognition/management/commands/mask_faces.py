@@ -63,11 +63,13 @@ class Command(BaseCommand):
             self.stdout.write(f"no images found under {src}")
 
     def _templates(self, directory: str) -> list:
+        import configparser
+
         from recognition.engine.masks import load_templates
 
         try:
             found = load_templates(directory)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, configparser.Error) as exc:   # a masks.cfg with no [section]
             raise CommandError(f"cannot read the mask templates: {exc}") from exc
         if not found:
             raise CommandError(f"no templates in {directory}")
