@@ -154,3 +154,10 @@ def test_verification_metrics_on_known_scores():
     s = np.concatenate([np.linspace(0, 1, 100), np.linspace(0, 1, 100)])
     lab = np.array([True] * 100 + [False] * 100)
     assert tar_at_far(s, lab, 0.0) <= 0.01 + 1e-9
+
+
+def test_train_adapter_refuses_a_people_file_it_cannot_read(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "people.txt").write_text("2\nAna_Silva 3 extra\nBo 2\n")
+    with pytest.raises(CommandError, match="not an LFW people file"):
+        call_command("train_adapter", images=str(tmp_path / "imgs"), people=str(tmp_path / "people.txt"))

@@ -10,7 +10,8 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine
+from enrollment.recognizer import template_version
+from recognition.engine import EngineConfig, EngineError, NoFaceFound, load_engine
 from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.gallery import masked_variants
 from recognition.engine.train import fit_adapter
@@ -33,7 +34,7 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
         try:
             img = engine.decode(path.read_bytes())
             face = engine.analyze(img, max_faces=3)[0]
-        except (NoFaceFound, UnreadableImage, OSError):
+        except (EngineError, OSError):   # no face, unreadable, too large: the photo is left out
             continue
         if face.landmarks is None:
             continue
@@ -44,6 +45,8 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
         masked.append(m)
         unmasked.append(face.embedding)
         person.append(name)
+    if not masked:
+        raise CommandError("no photo gave a face to train on")
     return {"masked": np.stack(masked), "unmasked": np.stack(unmasked), "person": np.array(person)}
 
 
@@ -67,8 +70,11 @@ class Command(BaseCommand):
         images, people_file = Path(o["images"]), Path(o["people"])
         if not images.is_dir() or not people_file.is_file():
             raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")
-        people = [ln.split() for ln in people_file.read_text().splitlines()[1:] if ln.strip()]
-        people = [(n, int(c)) for n, c in people if int(c) >= 2]
+        try:
+            people = [ln.split() for ln in people_file.read_text().splitlines()[1:] if ln.strip()]
+            people = [(n, int(c)) for n, c in people if int(c) >= 2]
+        except (ValueError, UnicodeDecodeError) as exc:   # not "name count" lines
+            raise CommandError(f"{people_file} is not an LFW people file (name and count per line): {exc}") from exc
         if o["limit_people"]:
             people = people[: o["limit_people"]]
         photos = [(n, images / n / f"{n}_{i:04d}.jpg") for n, c in people
@@ -76,9 +82,10 @@ class Command(BaseCommand):
         # the adapter maps FaceRes's masked embeddings (its input, as bench/ablation.py applies it),
         # not the vectors joined with the ResNet descriptor
         engine = load_engine(settings.MASKNET_MODELS_DIR, EngineConfig().with_(resnet_weight=0.0))
+        # the cache follows the models, the mask renderer and head (template_version) and the config
         key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
                                          engine.config.flip_tta, engine.config.upper_face_weight,
-                                         engine.config.upper_face_cut]).encode()).hexdigest()[:16]
+                                         engine.config.upper_face_cut, template_version()]).encode()).hexdigest()[:16]
         cache = Path(o["cache"]) / f"embeddings-{key}.npz"
         if cache.exists():
             with np.load(cache) as d:
@@ -88,6 +95,8 @@ class Command(BaseCommand):
             data = training_embeddings(engine, photos, o["seed"], ProgressBar("photos"))
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **data)
+        if len(set(data["person"].tolist())) < 2:
+            raise CommandError("fewer than 2 people with a detected face: nothing to train on")
         bar = ProgressBar("steps")
         fit = fit_adapter(data["masked"], data["unmasked"], data["person"], seed=o["seed"], steps=o["steps"],
                           progress=lambda s, n, loss: bar(s, n))

@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {n}/{len(jobs)} photos embedded")
             try:
                 faces = engine.analyze(path.read_bytes(), max_faces=1)
-            except (NoFaceFound, UnreadableImage, FrameTooLarge):
+            except (NoFaceFound, UnreadableImage, FrameTooLarge, OSError):   # OSError: a file that cannot be read
                 continue
             face = faces[0]
             xs.append(face.embedding)
@@ -83,6 +83,9 @@ class Command(BaseCommand):
                     ys.append(1)
                 except NoFaceFound:
                     pass
+        if len(set(ys)) < 2:
+            raise CommandError("need faces of both kinds, masked and unmasked: found "
+                               f"{ys.count(1)} masked and {ys.count(0)} unmasked")
         x, y = np.stack(xs), np.asarray(ys, np.float32)
         fit = fit_logistic_head(x, y, seed=o["seed"])
         metrics = {**fit.metrics, "n_masked": int(y.sum()), "n_unmasked": int((1 - y).sum()),
