@@ -93,10 +93,13 @@ def main() -> None:
     config = EngineConfig.for_descriptor(args.descriptor)
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), config)
     gallery, plain, masked = build(engine, args.known, args.unknown, args.seed)
-    results = {name: evaluate_identification(engine, gallery, probes, seed=args.seed)
+    # probes the kiosk would ask to come closer decide nothing, as there (the site's default)
+    min_face_px = float(os.environ.get("MASKNET_KIOSK_MIN_FACE_PX", "80"))
+    results = {name: evaluate_identification(engine, gallery, probes, seed=args.seed, min_face_px=min_face_px)
                for name, probes in (("unmasked probes", plain), ("masked probes (unseen masks)", masked))}
     keys = ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold", "n_gallery_people",
-            "n_known_probes", "n_unknown_probes", "failed_probes", "probes_classified_masked")
+            "failed_gallery_images", "n_known_probes", "n_unknown_probes", "failed_probes",
+            "probes_refused_by_quality", "probes_classified_masked")
     print("| probes | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |")

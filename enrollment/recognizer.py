@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from recognition.engine import Engine, EngineConfig, Face, load_engine
-from recognition.engine.gallery import MASK_VARIANTS, SYNTHETIC_MASK, UNMASKED, Templates, enroll_templates
+from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from recognition.engine.registry import ARCFACE_WHEEL
@@ -102,13 +102,10 @@ class PhotoFace:
 
 def choose_face(faces: list[Face]) -> PhotoFace:
     """Exactly one usable face (passes the quality gate) or a refusal: ``several_faces`` when more
-    than one is usable, else the largest face's quality reason."""
-    usable = [f for f in faces if f.quality.ok]
-    if len(usable) == 1:
-        return PhotoFace(usable[0], None, len(faces))
-    if len(usable) > 1:
-        return PhotoFace(None, "several_faces", len(faces))
-    return PhotoFace(None, faces[0].quality.reason or "quality", len(faces))
+    than one is usable, else the largest face's quality reason (:func:`gallery.usable_face`, which
+    the benchmarks use too)."""
+    face, reason = usable_face(faces)
+    return PhotoFace(face, reason, len(faces))
 
 
 def face_near(faces: list[Face], box: list[float] | None) -> Face:
@@ -127,13 +124,10 @@ def face_near(faces: list[Face], box: list[float] | None) -> Face:
 
 
 def face_templates(engine: Engine, face: Face, *, seed: int) -> Templates:
-    """Templates of one enrollment face. Unmasked: its embedding plus one template from synthetic
-    masks (``gallery.enroll_templates``: ``MASK_VARIANTS`` masked embeddings averaged). Masked: its
-    own embedding only, tagged as a masked template so that unmasked probes never match against it
-    (``gallery.identify`` searches kind 0 for them)."""
-    if face.masked:
-        return Templates(face.embedding[None].astype(np.float32), np.array([SYNTHETIC_MASK], np.int8))
-    if not synthetic_masks_available():
+    """Templates of one enrollment face (:func:`gallery.photo_templates`, which the benchmarks use
+    too): unmasked, its embedding plus one template from synthetic masks; masked, its own embedding
+    only, tagged as a masked template so that unmasked probes never match against it."""
+    synthetic = synthetic_masks_available()
+    if not synthetic and not face.masked:
         log.warning("recognition.engine.masks is missing: enrolling without synthetic-mask templates")
-        return Templates(face.embedding[None].astype(np.float32), np.array([UNMASKED], np.int8))
-    return enroll_templates(engine, face, np.random.default_rng(seed))
+    return photo_templates(engine, face, np.random.default_rng(seed), synthetic=synthetic)

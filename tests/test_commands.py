@@ -60,8 +60,8 @@ def test_evaluate_identification_contract(people_dir, tmp_path):
     gallery, probes = tmp_path / "gallery", tmp_path / "probes"
     names = sorted(p.name for p in people_dir.iterdir())
     for i, n in enumerate(names):
-        (probes / n).mkdir(parents=True)
-        (probes / n / "p.png").write_bytes((people_dir / n / f"{n}_0002.png").read_bytes())
+        (probes / n).mkdir(parents=True)   # (the second shots: too small for the kiosk, some of them)
+        (probes / n / "p.jpg").write_bytes((people_dir / n / f"{n}_0001.jpg").read_bytes())
         if i < len(names) - 1:  # the last person is not enrolled: an unknown probe
             (gallery / n).mkdir(parents=True)
             (gallery / n / "g.jpg").write_bytes((people_dir / n / f"{n}_0001.jpg").read_bytes())
@@ -71,9 +71,28 @@ def test_evaluate_identification_contract(people_dir, tmp_path):
     for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold", "n_gallery_people",
                 "n_known_probes", "n_unknown_probes"):
         assert key in r
-    assert r["n_gallery_people"] == len(names) - 1
-    assert r["n_known_probes"] == len(names) - 1 and r["n_unknown_probes"] == 1
-    assert r["rank1"] == 1.0
+    # a gallery photo the product would refuse (one crop here is turned too far: "pose") enrols
+    # nobody, and that person's probe is then a stranger's
+    assert r["n_gallery_people"] + r["failed_gallery_images"] == len(names) - 1 and r["failed_gallery_images"] <= 1
+    assert r["n_known_probes"] == r["n_gallery_people"] and r["n_unknown_probes"] == len(names) - r["n_gallery_people"]
+    assert r["rank1"] == 1.0, r
+
+
+def test_evaluate_identification_enrols_and_decides_as_the_product(people_dir, tmp_path, registry_photos,
+                                                                 astronaut_bgr):
+    """A group photo is refused at enrolment (several usable faces), and a probe too small for the
+    kiosk (it asks them to come closer) decides nothing: a miss, never a match."""
+    gallery, probes = tmp_path / "gallery", tmp_path / "probes"
+    for d in (gallery / "Astronaut", gallery / "Group", probes / "Astronaut"):
+        d.mkdir(parents=True)
+    (gallery / "Astronaut" / "g.jpg").write_bytes((people_dir / "Astronaut" / "Astronaut_0001.jpg").read_bytes())
+    cv2.imwrite(str(gallery / "Group" / "t1.jpg"), registry_photos["t1.jpg"])
+    cv2.imwrite(str(probes / "Astronaut" / "far.png"), cv2.resize(astronaut_bgr, (200, 200)))  # face ~60 px
+    out = tmp_path / "id.json"
+    call_command("evaluate_identification", gallery=str(gallery), probes=str(probes), json=str(out))
+    r = json.loads(out.read_text())
+    assert r["failed_gallery_images"] == 1 and r["n_gallery_people"] == 1
+    assert r["probes_refused_by_quality"] == 1 and r["n_known_probes"] == 1 and r["rank1"] == 0.0
 
 
 def test_evaluate_identification_uses_the_sites_thresholds(people_dir, tmp_path, settings):

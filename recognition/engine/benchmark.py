@@ -10,7 +10,15 @@ import numpy as np
 from . import Engine, Face
 from .errors import EngineError, NoFaceFound
 from .evaluation import IMAGE_EXTS, identification_metrics, parse_pairs, verification_metrics
-from .gallery import compare, enroll_templates, fit_thresholds, identify, person_templates, probe_threshold
+from .gallery import (
+    compare,
+    fit_thresholds,
+    identify,
+    person_templates,
+    photo_templates,
+    probe_threshold,
+    usable_face,
+)
 from .index import Index
 
 Progress = Callable[[int, int], None]
@@ -94,9 +102,13 @@ def person_images(root: Path) -> dict[str, list[Path]]:
 
 
 def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progress: Progress = _noop,
-                            seed: int = 0) -> dict:
-    """Open-set identification: enrol ``gallery`` as the product does, fit the site thresholds on it
-    as a rebuild does (:func:`fit_thresholds`), identify ``probes`` as the kiosk does.
+                            seed: int = 0, min_face_px: float = 0.0) -> dict:
+    """Open-set identification: enrol ``gallery`` as the product does (a photo counts only with
+    exactly one face that passes the quality gate, :func:`usable_face`; its templates as the site
+    stores them, :func:`photo_templates`), fit the site thresholds on it as a rebuild does
+    (:func:`fit_thresholds`), identify ``probes`` as the kiosk does: the largest face, and no
+    decision (a miss, never an accept) for one the quality gate refuses or narrower than
+    ``min_face_px`` (the kiosk's ``MASKNET_KIOSK_MIN_FACE_PX``: it asks them to come closer).
 
     Returns the JSON contract of ``manage.py evaluate_identification``.
     """
@@ -106,28 +118,30 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
     total = sum(map(len, enrolled.values())) + sum(map(len, probe_sets.values()))
     done = 0
     index = Index(engine.dim)
-    photo_templates = Index(engine.dim)  # every photo's own templates: what probes look like
+    photo_index = Index(engine.dim)  # every photo's own templates: what probes look like
     failed_gallery = 0
     for person, files in enrolled.items():
         photos, qualities = [], []
         for path in files:
-            face, fail = main_face(engine, path)
             done += 1
             progress(done, total)
-            if fail or face is None:
-                failed_gallery += 1  # enrollment refuses photos without a face
+            try:
+                face, _reason = usable_face(engine.analyze(Path(path).read_bytes()))
+            except (EngineError, OSError):
+                face = None
+            if face is None:
+                failed_gallery += 1  # enrollment refuses it (no face, several, quality, unreadable)
                 continue
-            photos.append(enroll_templates(engine, face, rng))
+            photos.append(photo_templates(engine, face, rng))
             qualities.append(face.quality.score)
-            photo_templates.add(person, photos[-1].vectors, photos[-1].kinds)
+            photo_index.add(person, photos[-1].vectors, photos[-1].kinds)
         if photos:  # several photos of a person are combined as the site combines them
             p = person_templates(photos, qualities)
             index.add(person, p.vectors, p.kinds, p.margins)
-    site = fit_thresholds(index, photo_templates, {"unmasked": engine.threshold(False),
-                                                   "masked": engine.threshold(True)})
+    site = fit_thresholds(index, photo_index, {"unmasked": engine.threshold(False),
+                                               "masked": engine.threshold(True)})
     labels, scores, truth, known, thresholds = [], [], [], [], []
-    failed_probes = 0
-    masked_probes = 0
+    failed_probes = refused_probes = masked_probes = 0
     for person, files in probe_sets.items():
         for path in files:
             done += 1
@@ -137,7 +151,13 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
             try:
                 face = engine.analyze(path.read_bytes(), max_faces=3)[0]
             except (EngineError, OSError):
+                face = None
                 failed_probes += 1  # the kiosk would say "no face": a miss, never an accept
+            if face is not None and (not face.quality.ok or face.width < min_face_px):
+                refused_probes += 1  # the kiosk asks them to adjust (closer, lighter, still) and decides nothing
+                masked_probes += face.masked
+                face = None
+            if face is None:
                 labels.append(None)
                 scores.append(float("-inf"))
                 thresholds.append(probe_threshold(engine, False, site))
@@ -150,5 +170,6 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
     result = identification_metrics(labels, np.array(scores), truth, np.array(known), np.array(thresholds))
     result.update({"n_gallery_people": len(index.identities), "n_gallery_templates": len(index),
                    "failed_gallery_images": failed_gallery, "failed_probes": failed_probes,
+                   "probes_refused_by_quality": refused_probes,
                    "probes_classified_masked": int(masked_probes), "thresholds": site})
     return result

@@ -80,6 +80,30 @@ def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
     return Templates(vectors, kinds)
 
 
+def photo_templates(engine: Engine, face: Face, rng: np.random.Generator, synthetic: bool = True) -> Templates:
+    """Templates of one enrolment photo's face, as the product stores them. Unmasked: its embedding
+    plus one template from synthetic masks (:func:`enroll_templates`; ``synthetic`` false: the
+    embedding alone). Masked: its own embedding only, tagged as a masked template, so that unmasked
+    probes never match against it (:func:`identify` searches kind 0 for them)."""
+    if face.masked:
+        return Templates(face.embedding[None].astype(np.float32), np.array([SYNTHETIC_MASK], np.int8))
+    if not synthetic:
+        return Templates(face.embedding[None].astype(np.float32), np.array([UNMASKED], np.int8))
+    return enroll_templates(engine, face, rng)
+
+
+def usable_face(faces: list[Face]) -> tuple[Face | None, str | None]:
+    """The face an enrolment photo gives: exactly one face that passes the quality gate, else
+    ``(None, reason)``: ``several_faces`` when more than one does, else the largest face's quality
+    reason."""
+    usable = [f for f in faces if f.quality.ok]
+    if len(usable) == 1:
+        return usable[0], None
+    if len(usable) > 1:
+        return None, "several_faces"
+    return None, faces[0].quality.reason or "quality"
+
+
 @dataclass(frozen=True)
 class PersonTemplates:
     """What the index holds for one person: ``vectors`` (NxD), their ``kinds`` and ``margins``."""

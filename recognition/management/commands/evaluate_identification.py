@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.benchmark import evaluate_identification, person_images
@@ -26,8 +27,10 @@ class Command(BaseCommand):
             if not person_images(Path(d)):
                 raise CommandError(f"{d} holds no images as <person>/<image>")
         result = evaluate_identification(engine_from_settings(), Path(gallery), Path(probes),
-                                         ProgressBar("photos"), seed=seed)
+                                         ProgressBar("photos"), seed=seed,
+                                         min_face_px=settings.MASKNET_KIOSK_MIN_FACE_PX)
         write_json(result, json)
         for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold",
-                    "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes"):
+                    "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes",
+                    "probes_refused_by_quality"):
             self.stdout.write(f"{key:<22} {fmt(result[key])}")
