@@ -19,7 +19,6 @@ class EngineConfig:
     # input limits
     max_image_bytes: int = 8 * 1024 * 1024
     max_pixels: int = 40_000_000
-    max_side: int = 1280  # larger images are downscaled before detection
     # detector (BlazeFace back)
     detect_min_confidence: float = 0.55
     # when no face reaches detect_min_confidence, faces down to this one are taken: a mask lowers
