@@ -458,7 +458,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
 
     async def _act_on(self, verdict: Verdict, a: FrameAnalysis) -> None:
         """A verdict that differs from what stands replaces it; the same verdict again is ignored,
-        and so is "unknown" while any outcome stands (it ends with the presence)."""
+        and so is "unknown" for the person whose welcome stands (their frames turned borderline)."""
         current = self._outcome
         if verdict.kind == ACCEPTED:
             if current is not None and current.label == verdict.label:
@@ -474,9 +474,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 return
             detail = "matched a person who is no longer active"
         else:
-            if current is not None:
-                # "unknown" again, or borderline frames (a mask, a turned head) after a welcome in
-                # the same presence: the person just greeted is not told "not recognised"
+            if current is not None and (current.state == "unknown" or verdict.nearest == current.label):
+                # "unknown" again, or the person just greeted whose frames turned borderline (a mask,
+                # a turned head): not told "not recognised". Someone else stepping in is.
                 return
             detail = ""
         await database_sync_to_async(services.checkin_reject_record)(

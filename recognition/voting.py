@@ -55,7 +55,9 @@ class Verdict:
     ``kind``: :data:`ACCEPTED` or :data:`UNKNOWN`. ``label``: the identity (accepted only).
     ``score``: mean score of the agreeing frames (accepted) or the best score seen (unknown).
     ``masked``: most of the deciding frames were masked. ``frames``: frames that decided.
-    ``threshold``: the highest threshold applied among those frames.
+    ``threshold``: the highest threshold applied among those frames. ``nearest``: (unknown) the
+    identity most of the window's frames came closest to, accepted or not: the kiosk keeps a
+    welcome standing when the same person's frames turn borderline, not when someone else's do.
     """
 
     kind: str
@@ -64,6 +66,7 @@ class Verdict:
     masked: bool
     frames: int
     threshold: float
+    nearest: str | None = None
 
 
 class Voter:
@@ -148,6 +151,7 @@ class Voter:
         top = counts.most_common(1)[0][1] if counts else 0
         if (len(self._recent) == self.window and top <= 1) or self._seen >= self.max_frames:
             recent = list(self._recent)
+            nearest = Counter(o.label for o in recent if o.label is not None).most_common(1)
             return Verdict(UNKNOWN, None, self._best, sum(o.masked for o in recent) * 2 > len(recent),
-                           self._seen, max(o.threshold for o in recent))
+                           self._seen, max(o.threshold for o in recent), nearest[0][0] if nearest else None)
         return None

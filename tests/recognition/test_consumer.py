@@ -418,6 +418,25 @@ def test_borderline_frames_after_a_welcome_do_not_turn_it_into_not_recognised(en
     assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
 
 
+def test_a_stranger_stepping_in_after_a_welcome_is_told_not_recognised(engine_script, paired, person,
+                                                                       other_person):
+    """No second without a face between them (a queue): the welcome must not stand for the next face."""
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(3):
+            last = await ask(comm, f"face:{p}:0.8:u")
+        assert last["state"] == "checked_in"
+        stranger = [(await ask(comm, f"face:{o}:0.3{i}:u"))["state"] for i in range(8)]
+        await comm.disconnect()
+        return stranger
+
+    stranger = run(scenario)
+    assert stranger[-1] == "unknown"
+    assert AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).count() == 1
+
+
 def test_a_deactivated_person_still_in_the_index_is_not_checked_in(engine_script, paired, person):
     enrollment.person_deactivate(person=person, actor=None)
 
