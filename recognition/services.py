@@ -186,8 +186,9 @@ def pairing_path(code: str) -> str:
 def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     """``(window key, local date)`` of a check-in at ``at`` on ``site`` under
     ``MASKNET_CHECKIN_COOLDOWN``: ``"day"`` (one per calendar day of ``TIME_ZONE``) or a number of
-    minutes (fixed windows counted from the Unix epoch, cut at local midnight: a window never
-    spans two days, or a check-in the evening before would hide today's from the attendance list)."""
+    minutes (fixed windows counted from local midnight, on the wall clock: a window never spans two
+    days, or a check-in the evening before would hide today's from the attendance list; 1440 or more
+    is one window a day)."""
     local = timezone.localtime(at)
     setting = str(settings.MASKNET_CHECKIN_COOLDOWN).strip().lower()
     if setting == "day":
@@ -198,7 +199,9 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
         minutes = 0
     if minutes <= 0:
         raise ImproperlyConfigured("MASKNET_CHECKIN_COOLDOWN must be 'day' or a positive number of minutes")
-    slot = int(at.timestamp()) // (minutes * 60)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # same tzinfo on both sides: the difference is wall-clock time (a DST day keeps its windows)
+    slot = int((local - midnight).total_seconds()) // (min(minutes, 1440) * 60)
     return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}", local.date()
 
 

@@ -102,6 +102,14 @@ def test_minute_windows_never_span_two_local_days(settings):
     w3, _ = services.cooldown_window(site="main", at=evening.replace(hour=23, minute=50))
     w4, _ = services.cooldown_window(site="main", at=evening.replace(hour=23, minute=55))
     assert w3 == w4 and w3.startswith("main|60m|2026-11-30|")
+    # counted from local midnight, not from the epoch (whose days begin at 19:00 in New York)
+    settings.MASKNET_CHECKIN_COOLDOWN = "1440"
+    morning, late = (evening.replace(hour=8, minute=0), evening.replace(hour=19, minute=30))
+    assert services.cooldown_window(site="main", at=morning) == services.cooldown_window(site="main", at=late)
+    settings.MASKNET_CHECKIN_COOLDOWN = "90"   # 07:30-09:00 local
+    w5, _ = services.cooldown_window(site="main", at=evening.replace(hour=7, minute=40))
+    w6, _ = services.cooldown_window(site="main", at=evening.replace(hour=8, minute=55))
+    assert w5 == w6
 
 
 def _record(kiosk, person, **kwargs):
