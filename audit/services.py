@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Count
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from .models import DECISION_ACTIONS, AuditEvent
@@ -51,8 +51,15 @@ def roles_diff(before: dict, after: dict) -> str:
 def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
     """Audit the users that a management command creates or saves while the block runs (the
     admin's pages audit their own): a creation with the roles it grants, or ``change`` (say
-    ``"set the password"``) for an existing user. The actor is the system; never the password."""
+    ``"set the password"``) for an existing user, with a role change of its own when the save
+    changed their roles. The actor is the system; never the password."""
     saved: dict[int, tuple[models.Model, bool]] = {}
+    roles_before: dict[int, dict] = {}
+
+    def before(sender, instance, **kwargs) -> None:
+        if instance.pk is not None and instance.pk not in roles_before:
+            stored = sender._default_manager.filter(pk=instance.pk).first()
+            roles_before[instance.pk] = user_roles(stored) if stored is not None else {}
 
     def remember(sender, instance, created: bool, **kwargs) -> None:
         first = saved.get(instance.pk)
@@ -60,21 +67,23 @@ def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
 
     users = get_user_model()
     uid = f"audit_user_saves:{id(saved)}"
+    pre_save.connect(before, sender=users, weak=False, dispatch_uid=uid)
     post_save.connect(remember, sender=users, weak=False, dispatch_uid=uid)
     try:
         yield
     finally:
+        pre_save.disconnect(sender=users, dispatch_uid=uid)
         post_save.disconnect(sender=users, dispatch_uid=uid)
         for pk, (user, created) in saved.items():
             if created:
                 audit_record(actor=None, action=AuditEvent.Action.CREATE, obj=user,
                              summary=f"created user #{pk} with manage.py {command}")
-                roles = roles_diff({}, user_roles(user))
-                if roles:
-                    audit_record(actor=None, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=roles)
             else:
                 audit_record(actor=None, action=AuditEvent.Action.UPDATE, obj=user,
                              summary=f"{change} of user #{pk} with manage.py {command}")
+            roles = roles_diff({} if created else roles_before.get(pk, {}), user_roles(user))
+            if roles:
+                audit_record(actor=None, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=roles)
 
 
 def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,

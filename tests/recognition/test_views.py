@@ -393,6 +393,10 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     demo_user = User.objects.get(username="demo")   # the admin login it made, then re-made, is audited
     assert [e.action for e in AuditEvent.objects.filter(object_type="auth.user", object_id=str(demo_user.pk))
             .order_by("id")] == ["create", "role_change", "update"]
+    User.objects.filter(pk=demo_user.pk).update(is_superuser=False)   # demoted meanwhile...
+    call_command("demo", "--no-enroll", stdout=io.StringIO())       # ... and made superuser again
+    granted = AuditEvent.objects.filter(object_id=str(demo_user.pk), action="role_change").latest("id")
+    assert granted.summary == "superuser: False -> True"
     services.kiosk_update(kiosk=Kiosk.objects.get(), actor=None, active=False)
     again = io.StringIO()
     call_command("demo", "--no-enroll", stdout=again)               # a deactivated demo kiosk: active again
