@@ -254,7 +254,10 @@ class PersonAdmin(admin.ModelAdmin):
                 services.photo_remove(photo=photo, actor=request.user)
         uploads = form.cleaned_data.get("photos") or []
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
-            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
+            try:
+                self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
+            except Person.DoesNotExist:   # erased by someone else while the photos were inspected
+                messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
     def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> dict:
         saved, refused = [], []

@@ -120,10 +120,10 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
 
 def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
                  site: str | None = None, active: bool | None = None) -> Kiosk:
-    """Change the given fields (``None``: unchanged); an open socket of the kiosk takes the change
-    at once (a new site applies to its next check-in). Deactivating disconnects the kiosk at once and
-    unpairs it as :func:`kiosk_revoke` does (its device token and any unused link are void, so
-    activating it again needs a new pairing)."""
+    """Change the given fields (``None``: unchanged); an open socket of the kiosk takes a new site
+    at once (its next check-in), the page a new name or location when next loaded. Deactivating
+    disconnects the kiosk at once and unpairs it as :func:`kiosk_revoke` does (its device token and
+    any unused link are void, so activating it again needs a new pairing)."""
     stored = Kiosk.objects.get(pk=kiosk.pk)
     new = {"name": name, "location": location, "site": site, "active": active}
     changed = [k for k, v in new.items() if v is not None and getattr(stored, k) != v]
@@ -167,7 +167,8 @@ def _unpair(kiosk: Kiosk) -> None:
 
 def _recheck_on_commit(kiosk: Kiosk) -> None:
     """After commit, the kiosk's open sockets read its row again: one whose token no longer opens
-    an active kiosk closes, the others go on with the new name, location and site."""
+    an active kiosk closes, the others go on with the row as it is now (a new site applies to the
+    next check-in; the page shows a new name or location when it is next loaded)."""
     group = kiosk.group_name
     transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
 

@@ -113,6 +113,23 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     assert len(enqueued) == 1
 
 
+@pytest.mark.models
+def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enroller_client, person, engine,
+                                                                         astronaut_jpeg, monkeypatch):
+    real_inspect = services.photo_inspect
+
+    def erased_meanwhile(**kwargs):
+        Person.objects.filter(pk=person.pk).delete()
+        return real_inspect(**kwargs)
+
+    monkeypatch.setattr(services, "photo_inspect", erased_meanwhile)
+    files = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    assert response.status_code == 200
+    assert "was erased meanwhile" in " ".join(str(m) for m in response.context["messages"])
+    assert not FacePhoto.objects.exists()
+
+
 def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, django_capture_on_commit_callbacks):
     keep, drop = make_photo(person), make_photo(person)
     with django_capture_on_commit_callbacks(execute=True):

@@ -93,6 +93,8 @@ class Command(BaseCommand):
                             added += 1
                     except services.PhotoRefused as exc:
                         refused[exc.code].append(str(photo.relative_to(root)))
+                    except Person.DoesNotExist as exc:   # erased by an administrator during the import
+                        raise CommandError(f"{staff_id} was erased during the import") from exc
                     done += 1
                     bar(done, total)
                 empty += not person.photos.exists()
