@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import cv2
 import numpy as np
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
@@ -305,7 +306,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         try:
             _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
                              version=recognizer.template_version())
-        except (EngineError, OSError, DatabaseError) as exc:
+        except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
     return photo
 
@@ -738,6 +739,12 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         events.index_updated(version)
 
 
+# what one photo's embedding may raise without stopping a rebuild: the engine's errors, an unreadable
+# file, and a computation that fails on this photo alone (OpenCV or numpy in the mask renderer);
+# a database error is not one of them (the run fails and is retried)
+EMBED_ERRORS = (EngineError, OSError, ValueError, ArithmeticError, cv2.error)
+
+
 def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     """Compute and cache one photo's templates; a bad photo is marked failed, never fatal."""
     try:
@@ -747,7 +754,7 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
         face = recognizer.face_near(faces, photo.box)
         return _templates_store(photo=photo, templates=recognizer.face_templates(engine, face, seed=photo.pk),
                                 version=version)
-    except (EngineError, OSError) as exc:
+    except EMBED_ERRORS as exc:
         FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
                                                      embedding_error=f"{type(exc).__name__}: {exc}"[:200])
         return False

@@ -666,3 +666,31 @@ def test_the_loaded_index_stays_cached_for_the_version_announced(make_photo):
     assert version.load() is loaded
     index_cache_clear(keep=version.pk + 1)
     assert version.load() is not loaded
+
+
+@pytest.mark.models
+def test_a_photo_whose_templates_fail_in_a_computation_is_left_out_not_the_rebuild(db, engine, astronaut_jpeg,
+                                                                                   portrait_png, monkeypatch):
+    """An error of OpenCV or numpy on one photo (the mask renderer) marks that photo failed; the
+    rebuild goes on (it stopped every run, and every later one, before)."""
+    import cv2
+
+    from enrollment import recognizer
+
+    eileen = services.person_create(actor=None, full_name="Eileen", staff_id="A1")
+    tom = services.person_create(actor=None, full_name="Tom", staff_id="A2")
+    bad = services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    real = recognizer.face_templates
+
+    def fails_on_one(engine, face, *, seed):
+        if seed == bad.pk:
+            raise cv2.error("the renderer failed on this photo")
+        return real(engine, face, seed=seed)
+
+    monkeypatch.setattr(recognizer, "face_templates", fails_on_one)
+    run = rebuild_now()
+    assert run.state == "succeeded" and run.stats["embed_failed"] == 1, run.error
+    bad.refresh_from_db()
+    assert bad.embedding_state == "failed" and "renderer failed" in bad.embedding_error
+    assert IndexVersion.objects.current().load().identities == {str(tom.pk)}
