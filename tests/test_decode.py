@@ -59,7 +59,6 @@ def test_huge_header_refused_without_decoding():
         decode_image(png_header_only(20000, 20000), **LIMITS)
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")   # pytest resets the process's filters
 def test_decoding_leaves_the_process_warning_filters_alone(monkeypatch):
     """Kiosk threads decode at the same time: per-call warning filters (catch_warnings) are not
     thread-safe and leaked into the process-wide list; bombs are refused by the pixel limit."""
