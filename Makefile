@@ -15,7 +15,8 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# a venv whose creation failed half-way (no ensurepip) has a python but no pip: made again
+	@test -x $(VENV)/bin/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
@@ -24,7 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 # DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start
 run: setup
 	$(PY) manage.py migrate --noinput
-	@if [ -n "$(DEMO)" ]; then $(PY) manage.py demo --base-url http://$(HOST):$(PORT); else \
+	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(HOST):$(PORT); else \
 	  echo "Kiosk: http://$(HOST):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME;" \
 	       "make run DEMO=1 adds demo data and prints a demo admin login)"; fi
 	$(PY) manage.py runserver $(HOST):$(PORT)
@@ -41,8 +42,9 @@ beat: setup
 	@mkdir -p var
 	$(VENV)/bin/celery -A masknet_site beat --loglevel INFO --schedule var/celerybeat-schedule
 
+# the test settings whatever DJANGO_SETTINGS_MODULE says (a production node exports its own)
 test: setup browser
-	$(PY) -m pytest
+	$(PY) -m pytest --ds=masknet_site.settings.test
 
 # headless Chromium + chromedriver (Debian packages) for the kiosk's end-to-end test; installs only
 # when missing, never fails (the test then skips and says why)

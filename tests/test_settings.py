@@ -98,3 +98,19 @@ def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     assert facts["socket_timeout"] > facts["brpop"]
     assert facts["reject"] and facts["acks_late"]
     assert facts["visibility"] > max(facts["stale"], facts["debounce"], 30)   # 30: the tasks' longest retry
+
+
+def test_database_urls_and_debug_read_as_documented():
+    """``sqlite:///db.sqlite3`` (the README's form) is the checkout's file, not one at the root;
+    ``DJANGO_DEBUG=True`` means on, as every other boolean setting reads it."""
+    from masknet_site.settings.base import BASE_DIR, database_from_url
+
+    assert database_from_url("sqlite:///db.sqlite3")["NAME"] == str(BASE_DIR / "db.sqlite3")
+    assert database_from_url("sqlite:////srv/masknet/db.sqlite3")["NAME"] == "/srv/masknet/db.sqlite3"
+    assert database_from_url("sqlite://")["NAME"] == ":memory:"
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    for value, expected in (("True", "True"), ("off", "False")):
+        proc = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**base, "DJANGO_DEBUG": value})
+        assert proc.stdout.strip().splitlines()[-1] == expected, proc.stderr

@@ -32,14 +32,14 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 def database_from_url(url: str) -> dict:
-    """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry."""
+    """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry.
+    ``sqlite:///db.sqlite3`` is relative (to the checkout), ``sqlite:////srv/db.sqlite3`` absolute."""
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(parsed.path)
+        path = unquote(parsed.path)[1:]   # the slash after the (empty) host is not part of the path
+        name = str(BASE_DIR / path) if path and not path.startswith("/") and path != ":memory:" else path
         # a generous lock timeout: the embedded runner writes progress from a background thread
-        return {"ENGINE": "django.db.backends.sqlite3",
-                "NAME": path[1:] if path.startswith("//") else (path or ":memory:"),
-                "OPTIONS": {"timeout": 20}}
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:", "OPTIONS": {"timeout": 20}}
     if parsed.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",

@@ -3,12 +3,12 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, env
+from .base import ALLOWED_HOSTS, env, env_bool
 
 DEV_KEY = "dev-insecure-masknet-key-do-not-use-in-production"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "testserver"}
 
-DEBUG = env("DJANGO_DEBUG", "1") in ("1", "true", "yes", "on")
+DEBUG = env_bool("DJANGO_DEBUG", True)
 # A fixed development key is fine here; prod refuses to start without DJANGO_SECRET_KEY.
 SECRET_KEY = env("DJANGO_SECRET_KEY", DEV_KEY)
 

@@ -9,9 +9,11 @@ from .base import DATABASES, LOGGING, env
 SECRET_KEY = "test-only-masknet-key"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Temporary per test session; a Celery worker started by the tests is given the same folders.
-MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT") or tempfile.mkdtemp(prefix="masknet-test-media-"))
-MASKNET_INDEX_DIR = Path(env("MASKNET_INDEX_DIR") or tempfile.mkdtemp(prefix="masknet-test-index-"))
+# Temporary per test session; a process started by the tests (a Celery worker, Daphne) is given the
+# same folders through variables of its own: never a node's DJANGO_MEDIA_ROOT or MASKNET_INDEX_DIR
+# (tests run on a production node must not write into its volumes).
+MEDIA_ROOT = Path(env("MASKNET_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="masknet-test-media-"))
+MASKNET_INDEX_DIR = Path(env("MASKNET_TEST_INDEX_DIR") or tempfile.mkdtemp(prefix="masknet-test-index-"))
 MASKNET_REBUILD_DEBOUNCE_S = 0.0
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # a file, not :memory:, so that a Celery worker process can share the test database

@@ -65,9 +65,9 @@ def celery_worker(redis_url, settings, transactional_db, tmp_path, real_dispatch
     from masknet_site.celery import app
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test", "REDIS_URL": redis_url,
-           "DATABASE_URL": _database_url(), "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-           "MASKNET_INDEX_DIR": str(settings.MASKNET_INDEX_DIR), "MASKNET_MODELS_DIR": str(settings.MASKNET_MODELS_DIR),
-           "LOG_LEVEL": "INFO"}
+           "DATABASE_URL": _database_url(), "MASKNET_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "MASKNET_TEST_INDEX_DIR": str(settings.MASKNET_INDEX_DIR),
+           "MASKNET_MODELS_DIR": str(settings.MASKNET_MODELS_DIR), "LOG_LEVEL": "INFO"}
     log = tmp_path / "worker.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(

@@ -114,7 +114,8 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
                "DATABASE_URL": database_url(),
-               "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT), "MASKNET_INDEX_DIR": str(settings.MASKNET_INDEX_DIR),
+               "MASKNET_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+               "MASKNET_TEST_INDEX_DIR": str(settings.MASKNET_INDEX_DIR),
                "MASKNET_MODELS_DIR": str(settings.MASKNET_MODELS_DIR), "LOG_LEVEL": "WARNING",
                "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
         self.log = log

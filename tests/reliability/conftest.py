@@ -57,7 +57,7 @@ def cluster(tmp_path_factory, installed_models):
         env = dict(os.environ)
         env.pop("MASKNET_TEST_SQLITE", None)
         env.update({"DJANGO_SETTINGS_MODULE": "masknet_site.settings.test", "REDIS_URL": redis.url,
-                    "DJANGO_MEDIA_ROOT": str(tmp / "media"), "MASKNET_INDEX_DIR": str(tmp / "index"),
+                    "MASKNET_TEST_MEDIA_ROOT": str(tmp / "media"), "MASKNET_TEST_INDEX_DIR": str(tmp / "index"),
                     "MASKNET_MODELS_DIR": str(models_dir()), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
                     "LOG_LEVEL": "WARNING", **CLUSTER_SETTINGS})
         c = Cluster(tmp=tmp, database=database, redis=redis, proxy=proxy, base_env=env)
