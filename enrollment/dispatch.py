@@ -19,11 +19,23 @@ log = logging.getLogger(__name__)
 def enqueue_rebuild(run_id: int, *, countdown: float, force: bool = False) -> None:
     """Run the rebuild of ``run_id`` ``countdown`` seconds after the current transaction commits."""
     if settings.MASKNET_TASK_RUNNER == "celery":
-        from .tasks import rebuild_index_task
-
-        rebuild_index_task.apply_async_on_commit(args=(run_id,), kwargs={"force": force}, countdown=countdown)
+        transaction.on_commit(lambda: _publish(run_id, countdown=countdown, force=force))
     else:
         transaction.on_commit(lambda: _runner().submit(run_id, countdown=countdown, force=force))
+
+
+def _publish(run_id: int, *, countdown: float, force: bool) -> None:
+    """Hand the run to the Celery workers, best effort: the change that asked for it is committed
+    whatever the broker says (a Redis restart must not turn a saved photo or an erasure into an
+    error, nor make the caller clean up what it saved). A run whose message was lost stays queued
+    and is started again once overdue (``services.index_rebuild_resume``)."""
+    from .tasks import rebuild_index_task
+
+    try:
+        rebuild_index_task.apply_async(args=(run_id,), kwargs={"force": force}, countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - kombu's and redis' errors alike
+        log.warning("run #%s: could not hand it to the workers (%s: %s); it stays queued and is started again "
+                    "when overdue", run_id, type(exc).__name__, exc)
 
 
 class BackgroundRunner:

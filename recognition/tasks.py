@@ -11,9 +11,10 @@ from . import services
 @shared_task(bind=True, max_retries=6, name="recognition.purge_expired")
 def purge_expired_task(self) -> dict:
     """Apply the retention settings (``services.retention_purge``); scheduled daily by Celery beat
-    (``CELERY_BEAT_SCHEDULE``). Returns the counts. Retries every 10 minutes while the database is
-    unreachable; a missed day is caught up by the next run (the cut-off is relative to now)."""
+    (``CELERY_BEAT_SCHEDULE``). Returns the counts. Retries every 5 minutes while the database is
+    unreachable (below ``MASKNET_TASK_REDELIVERY_S``, so that the broker does not deliver a waiting
+    retry a second time); a missed day is caught up by the next run (the cut-off is relative to now)."""
     try:
         return services.retention_purge().as_dict()
     except (OperationalError, InterfaceError) as exc:
-        raise self.retry(countdown=600, exc=exc) from exc
+        raise self.retry(countdown=300, exc=exc) from exc

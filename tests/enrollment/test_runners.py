@@ -119,3 +119,27 @@ def test_a_real_celery_worker_rebuilds_after_commit(celery_worker, engine, astro
         time.sleep(0.2)
         log = celery_worker["log"].read_text()
     assert "Task enrollment.rebuild_index[" in log and "succeeded in" in log, log[-3000:]
+
+
+@pytest.mark.models
+def test_a_broker_away_at_commit_neither_fails_nor_undoes_a_saved_photo(transactional_db, real_dispatch, settings,
+                                                                         monkeypatch, engine, astronaut_jpeg,
+                                                                         isolated_storage):
+    """With Celery, the hand-off runs after the photo's transaction has committed: Redis away at
+    that moment raised into photo_add, which then deleted the file of the photo it had saved."""
+    from django.core.files.storage import default_storage
+    from kombu.exceptions import OperationalError
+
+    from enrollment.tasks import rebuild_index_task
+
+    settings.MASKNET_TASK_RUNNER = "celery"
+
+    def broker_away(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(rebuild_index_task, "apply_async", broker_away)
+    person = services.person_create(actor=None, full_name="Eileen Collins", staff_id="E-1")
+    photo = services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    assert default_storage.exists(photo.image.name) and FacePhoto.objects.filter(pk=photo.pk).exists()
+    assert TrainingRun.objects.get().state == "queued"   # started again once overdue (index_rebuild_resume)
+    services.person_deactivate(person=person, actor=None)  # the other hand-offs go on as well
