@@ -642,8 +642,10 @@ def index_rebuild_now(*, on_progress: Callable[[int, str], None] | None = None,
 
 def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
     """Record a run that was created to start now but never started (another rebuild held the
-    slot): failed, with ``reason``, instead of queued for good."""
-    TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED).update(
+    slot): failed, with ``reason``, instead of queued for good. A run that a change joined meanwhile
+    (``requests`` > 1) stays queued: that change's own message starts it (failed, the change would
+    wait for the next one)."""
+    TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED, requests=1).update(
         state=TrainingRun.State.FAILED, finished_at=timezone.now(), message="not started", error=reason[:2000])
 
 

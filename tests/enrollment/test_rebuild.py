@@ -694,3 +694,17 @@ def test_a_photo_whose_templates_fail_in_a_computation_is_left_out_not_the_rebui
     bad.refresh_from_db()
     assert bad.embedding_state == "failed" and "renderer failed" in bad.embedding_error
     assert IndexVersion.objects.current().load().identities == {str(tom.pk)}
+
+
+def test_a_command_run_that_a_change_joined_is_not_failed_when_the_command_gives_up(db):
+    """rebuild_index (or import_people, demo) gives up while another rebuild runs: its run is
+    recorded failed, unless a change joined it meanwhile, whose own message must still start it."""
+    alone = services.index_rebuild_request(actor=None, reason="command", force=True)
+    services.index_rebuild_abandon(run_id=alone.pk, reason="busy")
+    alone.refresh_from_db()
+    assert alone.state == "failed" and alone.error == "busy"
+    joined = services.index_rebuild_request(actor=None, reason="command", force=True)
+    services.index_rebuild_request(actor=None, reason="photo added to person #1")   # joins it
+    services.index_rebuild_abandon(run_id=joined.pk, reason="busy")
+    joined.refresh_from_db()
+    assert joined.state == "queued" and joined.requests == 2
