@@ -467,10 +467,11 @@ def index_rebuild_resume_due() -> bool:
 
 
 def index_rebuild_resume() -> int:
-    """Hand the queued runs whose start is overdue to the runner again; returns how many. Their
-    message was lost: the embedded runner's queue dies with its process (a restart), a broker can
-    lose one. A deactivation waiting in such a run would otherwise keep the person recognisable
-    until the next change. Nothing while a rebuild is alive (queued runs wait for it on their own);
+    """Hand the queued runs whose start is overdue, and the running runs whose worker stopped
+    beating (below MAX_ATTEMPTS), to the runner again; returns how many. Their message was lost:
+    the embedded runner's queue and thread die with its process (a restart), a broker can lose
+    one. A deactivation waiting in such a run would otherwise keep the person recognisable until
+    the next change. Nothing while a rebuild is alive (queued runs wait for it on their own);
     checked at most once a minute per process (kiosks loading the index, admin pages call it)."""
     global _resume_checked
     if not index_rebuild_resume_due():
@@ -478,10 +479,15 @@ def index_rebuild_resume() -> int:
     _resume_checked = time.monotonic()
     if TrainingRun.objects.alive().exists():
         return 0
-    cutoff = timezone.now() - timedelta(seconds=settings.MASKNET_REBUILD_DEBOUNCE_S + RESUME_AFTER_S)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.MASKNET_REBUILD_DEBOUNCE_S + RESUME_AFTER_S)
     overdue = list(TrainingRun.objects.queued().filter(requested_at__lt=cutoff).values_list("pk", flat=True))
+    # a run whose worker died with it (the embedded runner's process restarted; nothing delivers its
+    # message again, as a broker does): taken over by its claim, at most MAX_ATTEMPTS times
+    overdue += list(TrainingRun.objects.running().filter(heartbeat_at__lt=now - stale_after(),
+                                                         attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
     for pk in overdue:
-        log.warning("training run #%s was queued and never started (its message was lost): starting it", pk)
+        log.warning("training run #%s was left queued or running by a lost message or worker: starting it", pk)
         try:
             dispatch.enqueue_rebuild(pk, countdown=0.0, force=True)
         except Exception:  # noqa: BLE001 - the broker away: its callers (a kiosk, a page) must go on

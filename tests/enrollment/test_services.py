@@ -285,6 +285,25 @@ def test_a_queued_run_whose_message_was_lost_is_started_again(db, enqueued, monk
     assert services.index_rebuild_resume() == 0
 
 
+def test_a_run_whose_worker_died_with_its_process_is_started_again(db, enqueued, monkeypatch,
+                                                                   django_capture_on_commit_callbacks):
+    """Embedded mode: the rebuild thread dies with its process (a restart) and nothing delivers the
+    run's message again, as a broker would: a running run whose heartbeat went stale is handed
+    over (its claim takes it over), unless its worker already stopped MAX_ATTEMPTS times."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stale = timezone.now() - services.stale_after() - timedelta(seconds=5)
+    dead = TrainingRun.objects.create(reason="killed", state="running", heartbeat_at=stale, attempts=1)
+    TrainingRun.objects.create(reason="killed 3 times", state="running", heartbeat_at=stale,
+                               attempts=services.MAX_ATTEMPTS)
+    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.index_rebuild_resume() == 1
+    assert [c["run_id"] for c in enqueued] == [dead.pk]
+
+
 def test_the_template_version_follows_the_mask_head(monkeypatch, tmp_path):
     """The masked/unmasked head decides which templates a photo gets: a retrained head
     (``train_mask_classifier``) makes a new version, so a rebuild re-embeds."""
