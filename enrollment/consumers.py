@@ -15,6 +15,7 @@ from django.utils.crypto import constant_time_compare
 from . import events
 
 RECHECK_S = 30.0   # an open socket re-reads its user (and session) at most this often, when it has news
+REJOIN_S = 3600.0  # ... and joins its group again this often: channel layers forget members after a day
 
 
 def _may_watch(user) -> bool:
@@ -38,6 +39,18 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         self._checked_at, self._refused = time.monotonic(), False
         await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
         await self.accept()
+        self._keeper = asyncio.create_task(self._stay_in_group())
+
+    async def _stay_in_group(self) -> None:
+        """Join the group again now and then: a channel layer drops members after its
+        ``group_expiry`` (a day by default), and a page left open longer would hear nothing (it does
+        not poll while its socket is open)."""
+        while True:
+            await asyncio.sleep(REJOIN_S)
+            try:
+                await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
+            except Exception:  # noqa: BLE001 - Redis away for a moment: the next turn tries again
+                pass
 
     @database_sync_to_async
     def _allowed(self, user) -> bool:
@@ -69,6 +82,9 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
                 and constant_time_compare(data.get(HASH_SESSION_KEY, ""), fresh.get_session_auth_hash()))
 
     async def disconnect(self, code: int) -> None:
+        keeper = getattr(self, "_keeper", None)
+        if keeper is not None:
+            keeper.cancel()
         await self.channel_layer.group_discard(events.TRAINING_GROUP, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:

@@ -57,6 +57,32 @@ def test_staff_receive_progress_until_they_lose_the_right(enroller, monkeypatch)
     assert closed == {"type": "websocket.close", "code": 4403}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_page_left_open_past_the_layers_group_expiry_still_hears_progress(enroller, monkeypatch, settings):
+    """Channel layers drop group members after ``group_expiry`` (a day by default): the socket joins
+    its group again now and then, or an admin page left open for a day heard nothing more."""
+    from enrollment import consumers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                           "CONFIG": {"group_expiry": 1}}}
+    monkeypatch.setattr(consumers, "REJOIN_S", 0.3)
+    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+    async def scenario():
+        import asyncio
+
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected
+        await asyncio.sleep(1.6)          # past the expiry of the first join
+        await sync_to_async(events.training_progress)(run)
+        progress = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return progress
+
+    assert async_to_sync(scenario)()["run"]["id"] == run.pk
+
+
 @pytest.mark.parametrize("who", ["anonymous", "plain_staff"])
 def test_others_are_refused(request, db, who):
     user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
