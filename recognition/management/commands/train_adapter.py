@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,8 @@ class Command(BaseCommand):
         fit = fit_adapter(data["masked"], data["unmasked"], data["person"], seed=o["seed"], steps=o["steps"],
                           progress=lambda s, n, loss: bar(s, n))
         metrics = {**fit.metrics, "people": len(set(data["person"].tolist())), "photos": len(data["person"]),
-                   "source": str(people_file), "masks": "product renderer (recognition/engine/masks.py)"}
+                   "source": os.path.relpath(people_file, settings.BASE_DIR),
+                   "masks": "product renderer (recognition/engine/masks.py)"}
         Adapter(fit.w1, fit.b1, fit.w2, fit.b2).save(Path(o["out"]), metrics)
         self.stdout.write(json.dumps(metrics, indent=2, default=float))
         self.stdout.write(f"wrote {o['out']} and {Path(o['out']).with_suffix('.json')}")
