@@ -380,14 +380,19 @@ def test_a_stranger_is_not_recognised_once_and_nothing_is_recorded(engine_script
     assert "best score 0.2" in unknown.get().summary and "masked" in unknown.get().summary
 
 
+async def welcomed(comm, person_id: int) -> None:
+    """Three clear frames of the person: checked in (the outcome that then stands)."""
+    for _ in range(3):
+        last = await ask(comm, f"face:{person_id}:0.8:u")
+    assert last["state"] == "checked_in"
+
+
 def test_outcome_stays_while_the_face_stays_and_clears_when_it_goes(engine_script, paired, person):
     p = person.pk
 
     async def scenario():
         comm = await open_kiosk(paired[1])
-        for _ in range(3):
-            last = await ask(comm, f"face:{p}:0.8:u")
-        assert last["state"] == "checked_in"
+        await welcomed(comm, p)
         blurry = await ask(comm, "quality:blurry")          # still them, moving
         again = [await ask(comm, f"face:{p}:0.8:u") for _ in range(3)]
         gone = await ask(comm, "none")
@@ -406,9 +411,7 @@ def test_borderline_frames_after_a_welcome_do_not_turn_it_into_not_recognised(en
 
     async def scenario():
         comm = await open_kiosk(paired[1])
-        for _ in range(3):
-            last = await ask(comm, f"face:{p}:0.8:u")
-        assert last["state"] == "checked_in"
+        await welcomed(comm, p)
         borderline = [await ask(comm, f"face:{p}:0.3{i}:m") for i in range(8)]   # the mask goes on
         await comm.disconnect()
         return borderline
@@ -425,9 +428,7 @@ def test_a_stranger_stepping_in_after_a_welcome_is_told_not_recognised(engine_sc
 
     async def scenario():
         comm = await open_kiosk(paired[1])
-        for _ in range(3):
-            last = await ask(comm, f"face:{p}:0.8:u")
-        assert last["state"] == "checked_in"
+        await welcomed(comm, p)
         stranger = [(await ask(comm, f"face:{o}:0.3{i}:u"))["state"] for i in range(8)]
         await comm.disconnect()
         return stranger
