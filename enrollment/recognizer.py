@@ -72,6 +72,7 @@ def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -
              if descriptor != "faceres+resnet" else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
+                       "mesh": cfg.mesh_min_confidence,   # below it a face is aligned on the detector's eyes
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
                        "resnet": [cfg.resnet_weight, cfg.resnet_upper_weight],
                        "n_masked": MASK_VARIANTS, "masks": masks, "scheme": TEMPLATE_SCHEME,
@@ -81,8 +82,8 @@ def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -
 
 
 def template_version() -> str:
-    """Key of cached templates: changes with the models, the descriptor, the alignment, the TTA, the
-    mask scheme and the masked/unmasked head."""
+    """Key of cached templates: changes with the models, the descriptor, the alignment (and which
+    landmarks it uses), the TTA, the mask scheme and the masked/unmasked head."""
     return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available(),
                     getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
 

@@ -245,7 +245,7 @@ def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png,
 
 
 @pytest.mark.parametrize("field", ["flip_tta", "upper_face_weight", "upper_face_cut", "resnet_weight",
-                                   "resnet_upper_weight"])
+                                   "resnet_upper_weight", "mesh_min_confidence", "eye_distance", "eye_y"])
 def test_the_template_version_follows_every_setting_that_shapes_a_template(monkeypatch, tmp_path, field):
     """Templates made under other matching settings must not be reused: changing any of them (e.g. the
     ResNet's upper-face weight of masked faces) changes the version, so a rebuild re-embeds."""
@@ -254,7 +254,7 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
     recognizer._version.cache_clear()
     base = recognizer._version(str(tmp_path), True)
     value = getattr(EngineConfig(), field)
-    changed = EngineConfig().with_(**{field: (not value) if isinstance(value, bool) else value / 2})
+    changed = EngineConfig().with_(**{field: (not value) if isinstance(value, bool) else value / 2 if value else 0.3})
     monkeypatch.setattr(recognizer.EngineConfig, "for_descriptor", lambda descriptor: changed)
     recognizer._version.cache_clear()
     try:
