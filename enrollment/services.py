@@ -50,6 +50,7 @@ REFUSALS = {
     "no_face": "No face found in the photo.",
     "several_faces": "More than one usable face: use a photo of this person alone.",
     "too_small": "The face is too small: come closer or use a larger photo.",
+    "partial": "Part of the face is outside the photo: use one that shows the whole face.",
     "too_dark": "Too dark: add light in front of the face.",
     "too_bright": "Too bright: the face is overexposed.",
     "blurry": "Blurry: hold still or use a sharper photo.",

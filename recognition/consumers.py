@@ -19,8 +19,8 @@ Answers (JSON text messages)::
 
     {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main"}
     {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
-     "checked_in" | "already" | "unknown", "reason": "too_small" | "too_dark" | "too_bright" |
-     "blurry" | "pose" | null, "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
+     "checked_in" | "already" | "unknown", "reason": "too_small" | "partial" | "too_dark" |
+     "too_bright" | "blurry" | "pose" | null, "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
      "masked": bool | null, "name": first name | null, "time": "08:59" | null,
      "progress": 0-1, "ms": engine milliseconds}
     {"type": "dropped", "frame": 11}

@@ -211,6 +211,28 @@ def test_quality_gate_reasons(engine, astronaut_bgr):
     small[200:350, 300:450] = tiny
     faces = engine.analyze(small)
     assert faces[0].quality.reason == "too_small"
+    whole = engine.analyze(astronaut_bgr)[0]
+    assert whole.quality.outside == 0.0
+    x1, _, x2, _ = whole.box
+    # the picture's edge through her right eye: the face is found, but a fifth of it is not there
+    cut = np.ascontiguousarray(astronaut_bgr[:, int(x1 + 0.3 * (x2 - x1)):])
+    partial = engine.analyze(cut)[0]
+    assert partial.quality.reason == "partial" and partial.quality.outside > engine.config.max_outside
+
+
+def test_outside_fraction_is_the_share_of_the_face_core_beyond_the_edge():
+    from recognition.engine.align import eye_similarity
+    from recognition.engine.quality import outside_fraction
+
+    # eyes 60 px apart in the middle of a 400 px image: the whole face is inside
+    matrix = eye_similarity(np.array([170.0, 200.0]), np.array([230.0, 200.0]), 224, 0.26, 0.42)
+    assert outside_fraction(matrix, 224, (400, 400, 3)) == 0.0
+    # the same face with the image's left edge through its middle: about half is outside
+    shifted = eye_similarity(np.array([-30.0, 200.0]), np.array([30.0, 200.0]), 224, 0.26, 0.42)
+    assert 0.4 < outside_fraction(shifted, 224, (400, 400, 3)) < 0.6
+    # and wholly above the image
+    above = eye_similarity(np.array([170.0, -300.0]), np.array([230.0, -300.0]), 224, 0.26, 0.42)
+    assert outside_fraction(above, 224, (400, 400, 3)) == 1.0
 
 
 def test_typed_errors_on_bad_input(engine, astronaut_bgr):

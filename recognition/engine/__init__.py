@@ -30,7 +30,7 @@ from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
 from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
-from .quality import Quality, assess, pose_ratios
+from .quality import Quality, assess, outside_fraction, pose_ratios
 from .registry import ARCFACE_MODEL, RESNET_MODEL
 from .runtime import load_model
 
@@ -145,7 +145,8 @@ class Engine:
         matrix = eye_similarity(right_eye, left_eye, cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
         aligned = warp(img, matrix, cfg.aligned_size)
         yaw, pitch = pose_ratios(np.asarray(right_eye), np.asarray(left_eye), np.asarray(nose))
-        quality = assess(aligned, box[2] - box[0], yaw, pitch, cfg)
+        quality = assess(aligned, box[2] - box[0], yaw, pitch, cfg,
+                         outside_fraction(matrix, cfg.aligned_size, img.shape))
         return {"box": box, "score": score, "keypoints": keypoints, "landmarks": landmarks,
                 "aligned": aligned, "align_matrix": matrix, "quality": quality}
 

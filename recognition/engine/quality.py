@@ -10,7 +10,12 @@ import numpy as np
 from .config import EngineConfig
 
 # Reasons, in the order they are checked (the first failing one is reported).
-TOO_SMALL, TOO_DARK, TOO_BRIGHT, BLURRY, POSE = "too_small", "too_dark", "too_bright", "blurry", "pose"
+TOO_SMALL, PARTIAL, TOO_DARK, TOO_BRIGHT, BLURRY, POSE = (
+    "too_small", "partial", "too_dark", "too_bright", "blurry", "pose")
+
+# The face's core in the aligned crop (fractions of its side): brows to chin, cheek to cheek. A face
+# whose core reaches past the image's edge is cut off; its crop is filled with replicated border pixels.
+_CORE_X, _CORE_Y = np.linspace(0.17, 0.83, 12), np.linspace(0.20, 0.90, 12)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Quality:
     yaw: float
     pitch: float
     reason: str | None
+    outside: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -59,9 +65,21 @@ def pose_ratios(right_eye: np.ndarray, left_eye: np.ndarray, nose: np.ndarray,
     return yaw, pitch
 
 
+def outside_fraction(matrix: np.ndarray, size: int, image_shape: tuple[int, ...]) -> float:
+    """The fraction of the face's core that the alignment ``matrix`` (image to ``size`` crop) takes
+    from outside an image of ``image_shape``: 0 for a face wholly in the picture."""
+    grid = np.array([[x * size, y * size] for y in _CORE_Y for x in _CORE_X], np.float32)
+    inverse = cv2.invertAffineTransform(np.asarray(matrix, np.float32))
+    pts = grid @ inverse[:, :2].T + inverse[:, 2]
+    h, w = image_shape[:2]
+    out = (pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)
+    return float(out.mean())
+
+
 def assess(aligned_bgr: np.ndarray, face_px: float, yaw: float, pitch: float,
-           config: EngineConfig) -> Quality:
-    """Measure an aligned crop and apply the thresholds of ``config``."""
+           config: EngineConfig, outside: float = 0.0) -> Quality:
+    """Measure an aligned crop and apply the thresholds of ``config`` (``outside``: see
+    :func:`outside_fraction`)."""
     size = aligned_bgr.shape[0]
     # the eye band: never covered by a mask
     band = aligned_bgr[int(size * 0.25): int(size * 0.6), int(size * 0.15): int(size * 0.85)]
@@ -71,6 +89,8 @@ def assess(aligned_bgr: np.ndarray, face_px: float, yaw: float, pitch: float,
     reason = None
     if face_px < config.min_face_px:
         reason = TOO_SMALL
+    elif outside > config.max_outside:
+        reason = PARTIAL
     elif brightness < config.min_brightness:
         reason = TOO_DARK
     elif brightness > config.max_brightness:
@@ -79,4 +99,4 @@ def assess(aligned_bgr: np.ndarray, face_px: float, yaw: float, pitch: float,
         reason = BLURRY
     elif abs(yaw) > config.max_yaw or abs(pitch) > config.max_pitch:
         reason = POSE
-    return Quality(face_px, brightness, sharpness, yaw, pitch, reason)
+    return Quality(face_px, brightness, sharpness, yaw, pitch, reason, outside)

@@ -13,6 +13,7 @@
   const MESSAGES = {
     no_face: "No face found: look at the camera",
     too_small: "Too far: come closer",
+    partial: "Face cut off: move to the middle of the picture",
     too_dark: "Too dark: add light in front of the face",
     too_bright: "Too bright",
     blurry: "Blurry: hold still",

@@ -55,6 +55,7 @@
   // ---------------------------------------------------------------- what each state looks like
   const ADJUST = {
     too_small: ["Please come a little closer", "Your face is too far from the camera.", "closer"],
+    partial: ["Please move to the middle", "Part of your face is outside the picture.", "face"],
     too_dark: ["It’s too dark here", "Please face the light, or turn a light on in front of you.", "light"],
     too_bright: ["Too much light", "Step out of the direct light or glare.", "light"],
     blurry: ["Hold still for a moment", "The picture is blurred when you move.", "still"],

@@ -118,6 +118,7 @@ def test_refuses_a_group_photo(person, group_jpeg, engine):
     (lambda a: (a * 0.15).astype("uint8"), "too_dark"),
     (lambda a: cv2.convertScaleAbs(a, alpha=1.0, beta=140), "too_bright"),
     (lambda a: cv2.GaussianBlur(a, (0, 0), 3), "blurry"),
+    (lambda a: a[:, 205:], "partial"),   # the photo's edge through her right eye
 ])
 def test_refuses_poor_quality_with_the_reason(person, astronaut_bgr, engine, change, reason):
     with pytest.raises(services.PhotoRefused) as info:
