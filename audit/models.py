@@ -14,6 +14,7 @@ record saying how many (see docs/security.md).
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class AppendOnlyError(Exception):
@@ -77,7 +78,9 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor or 'system'} {self.action} {self.object_type}#{self.object_id}"
+        # local time (TIME_ZONE), as the admin shows the list's times; an unsaved row has none yet
+        at = f"{timezone.localtime(self.at):%Y-%m-%d %H:%M:%S}" if self.at else "(unsaved)"
+        return f"{at} {self.actor or 'system'} {self.action} {self.object_type}#{self.object_id}"
 
     # An invariant of the log, not business logic: existing rows are never written again.
     def save(self, *args, **kwargs) -> None:

@@ -47,6 +47,15 @@ class KioskAdmin(admin.ModelAdmin):
         """Pairing links and revocation need ``recognition.pair_kiosk``."""
         return request.user.has_perm("recognition.pair_kiosk")
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Kiosk | None = None) -> tuple[str, ...]:
+        """``active`` is read-only on an existing kiosk for those without ``recognition.pair_kiosk``:
+        unticking it unpairs the device (:func:`services.kiosk_update`), a revocation. A new kiosk
+        has no device yet, so anyone who may add one sets it."""
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_pair_permission(request):
+            fields += ("active",)
+        return fields
+
     def save_model(self, request: HttpRequest, obj: Kiosk, form, change: bool) -> None:
         if not change:
             # a link only for those who may pair (it is shown once, to them)
@@ -58,8 +67,9 @@ class KioskAdmin(admin.ModelAdmin):
             if code:
                 request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
             return
+        # a read-only field (``active`` without the pair permission) is not in the form: unchanged
         services.kiosk_update(kiosk=obj, actor=request.user,
-                              **{k: form.cleaned_data[k] for k in ("name", "location", "site", "active")})
+                              **{k: form.cleaned_data.get(k) for k in ("name", "location", "site", "active")})
 
     def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
         if _SESSION_CODE.format(pk=obj.pk) in request.session:
@@ -79,9 +89,17 @@ class KioskAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected kiosks' devices (disconnects them now)",
                   permissions=["pair"])
     def revoke_selected(self, request: HttpRequest, queryset) -> None:
+        revoked, unpaired = 0, []
         for kiosk in queryset:
-            services.kiosk_revoke(kiosk=kiosk, actor=request.user)
-        self.message_user(request, f"Revoked {queryset.count()} kiosk device(s).", messages.SUCCESS)
+            if services.kiosk_unpair(kiosk=kiosk, actor=request.user):
+                revoked += 1
+            else:
+                unpaired.append(f"“{kiosk.name}”")
+        if revoked or not unpaired:
+            self.message_user(request, f"Revoked {revoked} kiosk device(s).", messages.SUCCESS)
+        if unpaired:
+            self.message_user(request, f"Not paired, no device to revoke: {', '.join(unpaired)} "
+                                       "(their unused pairing links, if any, no longer work).", messages.WARNING)
 
     def get_urls(self):
         """Adds ``<id>/pairing/`` and ``<id>/revoke/``."""
@@ -117,8 +135,11 @@ class KioskAdmin(admin.ModelAdmin):
             raise PermissionDenied
         kiosk = get_object_or_404(Kiosk, pk=pk)
         if request.method == "POST":
-            services.kiosk_revoke(kiosk=kiosk, actor=request.user)
-            self.message_user(request, f"“{kiosk.name}” is disconnected and unpaired.", messages.SUCCESS)
+            if services.kiosk_unpair(kiosk=kiosk, actor=request.user):
+                self.message_user(request, f"“{kiosk.name}” is disconnected and unpaired.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"“{kiosk.name}” was not paired: no device to revoke "
+                                           "(an unused pairing link, if any, no longer works).", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:recognition_kiosk_change", args=[pk]))
         context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk,
                    "title": f"Revoke kiosk “{kiosk.name}”?"}

@@ -148,4 +148,5 @@ class CheckIn(models.Model):
         indexes = [models.Index(fields=["local_date", "person"])]
 
     def __str__(self) -> str:
-        return f"check-in #{self.pk} of person #{self.person_id} at {self.at:%Y-%m-%d %H:%M}"
+        # local time (TIME_ZONE), as the admin shows every other time: this is a page title too
+        return f"check-in #{self.pk} of person #{self.person_id} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"

@@ -23,6 +23,7 @@ from audit.services import audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
 from enrollment.services import photo_files_sweep
+from masknet_site.settings.base import checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
 from .models import CheckIn, Kiosk, token_digest
@@ -106,15 +107,32 @@ def kiosk_pair(*, code: str) -> tuple[Kiosk, str] | None:
     return kiosk, token
 
 
-def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
+def kiosk_unpair(*, kiosk: Kiosk, actor: object | None) -> bool:
     """Unpair the kiosk's device: its token and any unused pairing link stop working and its open
-    socket is closed at once. The kiosk stays, ready for a new pairing link."""
+    socket is closed at once. The kiosk stays, ready for a new pairing link; ``kiosk`` is refreshed.
+
+    Returns whether a device was paired. Only then is "revoked the device" audited; a kiosk with
+    just an unused link has the link's voiding audited, and one with neither is left untouched
+    (no audit row for a revocation that did not happen)."""
     with transaction.atomic():
-        _unpair(kiosk)
-        audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
-                     summary=f"revoked the device of kiosk #{kiosk.pk}")
-        _recheck_on_commit(kiosk)
+        # read under the row's lock: a device paired meanwhile is revoked and reported
+        row = (Kiosk.objects.select_for_update().filter(pk=kiosk.pk)
+               .values("token_hash", "pairing_hash").first())
+        had_device, had_link = bool(row and row["token_hash"]), bool(row and row["pairing_hash"])
+        if had_device or had_link:
+            _unpair(kiosk)
+            audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
+                         summary=f"revoked the device of kiosk #{kiosk.pk}" if had_device
+                         else f"voided the unused pairing link of kiosk #{kiosk.pk} (no device was paired)")
+            _recheck_on_commit(kiosk)
     kiosk.refresh_from_db()
+    return had_device
+
+
+def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
+    """:func:`kiosk_unpair`, returning the refreshed kiosk (for callers that show it, e.g. the API);
+    callers that report the outcome use :func:`kiosk_unpair`, which says whether a device was paired."""
+    kiosk_unpair(kiosk=kiosk, actor=actor)
     return kiosk
 
 
@@ -191,15 +209,9 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     days, or a check-in the evening before would hide today's from the attendance list; 1440 or more
     is one window a day)."""
     local = timezone.localtime(at)
-    setting = str(settings.MASKNET_CHECKIN_COOLDOWN).strip().lower()
-    if setting == "day":
+    minutes = checkin_cooldown_minutes(settings.MASKNET_CHECKIN_COOLDOWN)   # ImproperlyConfigured if unreadable
+    if minutes is None:
         return f"{site}|{local.date().isoformat()}", local.date()
-    try:
-        minutes = int(setting)
-    except ValueError:
-        minutes = 0
-    if minutes <= 0:
-        raise ImproperlyConfigured("MASKNET_CHECKIN_COOLDOWN must be 'day' or a positive number of minutes")
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     # same tzinfo on both sides: the difference is wall-clock time (a DST day keeps its windows)
     slot = int((local - midnight).total_seconds()) // (min(minutes, 1440) * 60)

@@ -262,6 +262,29 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "attendance/person.html", context)
 
 
+class StrictNullBooleanField(forms.Field):
+    """A yes/no filter read as the API reads it (DRF's ``BooleanField``, any case): true/false,
+    1/0, yes/no, on/off, t/f, y/n; empty (or ``null``) means no filter, anything else is invalid.
+    ``forms.NullBooleanField`` turns every value it does not know (``0``, ``yes``, typos) into
+    "no filter", which would answer with the unfiltered list."""
+
+    TRUE_VALUES = frozenset({"true", "1", "yes", "on", "t", "y"})
+    FALSE_VALUES = frozenset({"false", "0", "no", "off", "f", "n"})
+    NULL_VALUES = frozenset({"", "null"})
+    default_error_messages = {"invalid": "Must be a valid boolean (true/false, 1/0, yes/no, on/off, t/f, y/n)."}
+
+    def to_python(self, value: object) -> bool | None:
+        """``True``, ``False`` or ``None`` (no filter); raises ``ValidationError`` otherwise."""
+        text = "" if value is None else str(value).lower()
+        if text in self.TRUE_VALUES:
+            return True
+        if text in self.FALSE_VALUES:
+            return False
+        if text in self.NULL_VALUES:
+            return None
+        raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+
+
 class CheckInFilter(forms.Form):
     """Filters of :func:`attendance_export` (every field optional)."""
 
@@ -270,7 +293,7 @@ class CheckInFilter(forms.Form):
     person = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     kiosk = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     site = forms.CharField(required=False, max_length=100)
-    masked = forms.NullBooleanField(required=False)
+    masked = StrictNullBooleanField(required=False)
 
     def apply(self, queryset: QuerySet[CheckIn]) -> QuerySet[CheckIn]:
         """The filtered queryset (call after ``is_valid()``)."""

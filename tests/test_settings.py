@@ -73,6 +73,30 @@ def test_an_unknown_descriptor_is_refused():
 
 
 @pytest.mark.reliability
+def test_an_unreadable_checkin_cooldown_is_refused():
+    """A typo in MASKNET_CHECKIN_COOLDOWN must stop the site at start, not fail every recognised
+    face's check-in ("The frame could not be analysed"); the documented forms start."""
+    for value in ("daily", "0"):
+        proc = manage("check", MASKNET_CHECKIN_COOLDOWN=value)
+        assert proc.returncode != 0 and "MASKNET_CHECKIN_COOLDOWN" in proc.stderr, value
+    for value in ("Day", "90"):
+        assert manage("check", MASKNET_CHECKIN_COOLDOWN=value).returncode == 0, value
+
+
+def test_the_checkin_cooldown_is_read_by_one_rule():
+    """The settings check the value with the parser that ``cooldown_window`` applies."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from masknet_site.settings.base import checkin_cooldown_minutes
+
+    assert checkin_cooldown_minutes("day") is None and checkin_cooldown_minutes(" DAY ") is None
+    assert checkin_cooldown_minutes("30") == 30 and checkin_cooldown_minutes(1440) == 1440
+    for value in ("daily", "", "0", "-5", "1.5", "30m"):
+        with pytest.raises(ImproperlyConfigured, match="MASKNET_CHECKIN_COOLDOWN"):
+            checkin_cooldown_minutes(value)
+
+
+@pytest.mark.reliability
 def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     """With ``REDIS_URL``: a kiosk socket's idle wait for channel messages (channels_redis's
     5-second blocking pop) must not hit redis-py's socket read timeout (5 s by default since

@@ -31,6 +31,24 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [v.strip() for v in (env(name, default) or "").split(",") if v.strip()]
 
 
+def checkin_cooldown_minutes(value: object) -> int | None:
+    """``MASKNET_CHECKIN_COOLDOWN`` read: ``None`` for ``"day"`` (one check-in per calendar day),
+    otherwise the positive number of minutes of a window. Anything else raises
+    ImproperlyConfigured. Here, free of Django models, so that the settings can check the value at
+    start-up with the rule :func:`recognition.services.cooldown_window` applies."""
+    setting = str(value).strip().lower()
+    if setting == "day":
+        return None
+    try:
+        minutes = int(setting)
+    except ValueError:
+        minutes = 0
+    if minutes <= 0:
+        raise ImproperlyConfigured(
+            f"MASKNET_CHECKIN_COOLDOWN={value!r}: use 'day' or a positive number of minutes (docs/kiosk.md)")
+    return minutes
+
+
 def database_from_url(url: str) -> dict:
     """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry.
     ``sqlite:///db.sqlite3`` is relative (to the checkout), ``sqlite:////srv/db.sqlite3`` absolute."""
@@ -155,6 +173,8 @@ MASKNET_REBUILD_STALE_S = float(env("MASKNET_REBUILD_STALE_S", "120"))
 # Cooldown: "day" = one check-in per person per calendar day (TIME_ZONE) per site; a number N =
 # one per fixed N-minute window per site. Enforced by a unique constraint in the database.
 MASKNET_CHECKIN_COOLDOWN = env("MASKNET_CHECKIN_COOLDOWN", "day")
+# checked now: a typo would otherwise start the site and fail every recognised face's check-in
+checkin_cooldown_minutes(MASKNET_CHECKIN_COOLDOWN)
 # Keep the aligned face crop (JPEG) of each check-in; off by default (biometric data).
 MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
 # Retention (docs/security.md): check-in snapshot images, and recognition decision records (audit rows

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AppendOnlyError, AuditEvent
 from audit.services import audit_record
@@ -59,6 +61,22 @@ def test_admin_lists_and_filters_but_never_edits(client, events):
     assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
     assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
     assert AuditEvent.objects.get(pk=event.pk).summary == "created person #1"
+
+
+def test_an_event_is_named_in_local_time(client, events, settings):
+    """Its name (the admin's page title and breadcrumbs) shows ``TIME_ZONE``'s time, as the change
+    list does, not UTC's."""
+    settings.TIME_ZONE = "Pacific/Kiritimati"      # UTC+14 all year: another day and hour than UTC
+    event = AuditEvent(at=datetime(2026, 3, 2, 23, 30, 5, tzinfo=UTC), actor="boss", action="create",
+                       object_type="enrollment.person", object_id="1")
+    assert str(event) == "2026-03-03 13:30:05 boss create enrollment.person#1"
+    assert str(AuditEvent(action="create", object_type="x", object_id="1")).startswith("(unsaved) system ")
+    stored = AuditEvent.objects.get(action="create")
+    local = f"{timezone.localtime(stored.at):%Y-%m-%d %H:%M:%S}"
+    assert local != f"{stored.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}" and str(stored).startswith(local)
+    client.force_login(events)
+    page = client.get(reverse("admin:audit_auditevent_change", args=[stored.pk]))
+    assert local in page.content.decode()
 
 
 def test_csv_export_respects_filters_and_defuses_formulas(client, events):

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from recognition import services
 from recognition.models import Kiosk
 
@@ -49,6 +50,59 @@ def test_the_pairing_page_says_when_a_short_link_expires(client, superuser, sett
     kiosk, _ = services.kiosk_create(actor=None, name="K")
     page = client.post(reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk]))
     assert b"expires in 30 minutes" in page.content
+
+
+def test_the_revoke_action_counts_only_kiosks_that_had_a_device(client, superuser, paired):
+    """The list action on a kiosk never paired neither claims a revocation nor audits one."""
+    kiosk, token = paired
+    spare, _ = services.kiosk_create(actor=None, name="Spare", with_link=False)
+    client.force_login(superuser)
+    response = client.post(reverse("admin:recognition_kiosk_changelist"),
+                           {"action": "revoke_selected", "_selected_action": [kiosk.pk, spare.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Revoked 1 kiosk device(s).",
+        "Not paired, no device to revoke: “Spare” (their unused pairing links, if any, no longer work)."]
+    assert Kiosk.objects.for_device_token(token) is None
+    revocations = AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate")
+    assert [e.object_id for e in revocations.all()] == [str(kiosk.pk)]
+    only_spare = client.post(reverse("admin:recognition_kiosk_changelist"),
+                             {"action": "revoke_selected", "_selected_action": [spare.pk]}, follow=True)
+    assert [str(m) for m in only_spare.context["messages"]] == [
+        "Not paired, no device to revoke: “Spare” (their unused pairing links, if any, no longer work)."]
+    page = client.post(reverse("admin:recognition_kiosk_revoke", args=[spare.pk]), follow=True)
+    assert [str(m) for m in page.context["messages"]] == [
+        "“Spare” was not paired: no device to revoke (an unused pairing link, if any, no longer works)."]
+    assert revocations.count() == 1
+
+
+def test_without_the_pair_permission_active_is_read_only_on_an_existing_kiosk(client, paired):
+    """Unticking *active* unpairs the device, a revocation: it needs ``pair_kiosk`` as revoking does.
+    Other fields stay editable, and the add form still sets *active*."""
+    kiosk, token = paired
+    client.force_login(staff_with("add_kiosk", "view_kiosk", "change_kiosk"))
+    change = reverse("admin:recognition_kiosk_change", args=[kiosk.pk])
+    assert "active" not in client.get(change).context["adminform"].form.fields
+    # a form posted without "active" (as an unticked box is) changes the rest, not active
+    response = client.post(change, {"name": "Front door", "location": "Side entrance", "site": "main"})
+    assert response.status_code == 302
+    kiosk.refresh_from_db()
+    assert kiosk.active and kiosk.location == "Side entrance" and Kiosk.objects.for_device_token(token) == kiosk
+    add = reverse("admin:recognition_kiosk_add")
+    assert "active" in client.get(add).context["adminform"].form.fields
+    client.post(add, {"name": "Spare", "location": "", "site": "main"})
+    client.post(add, {"name": "Lobby", "location": "", "site": "main", "active": "on"})
+    assert dict(Kiosk.objects.filter(name__in=["Spare", "Lobby"]).values_list("name", "active")) == {
+        "Spare": False, "Lobby": True}
+
+
+def test_with_the_pair_permission_unticking_active_unpairs(client, paired):
+    kiosk, token = paired
+    client.force_login(staff_with("view_kiosk", "change_kiosk", "pair_kiosk"))
+    change = reverse("admin:recognition_kiosk_change", args=[kiosk.pk])
+    assert "active" in client.get(change).context["adminform"].form.fields
+    client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main"})
+    kiosk.refresh_from_db()
+    assert not kiosk.active and Kiosk.objects.for_device_token(token) is None
 
 
 @pytest.mark.parametrize("export", ["admin:recognition_checkin_export", "admin:audit_auditevent_export"])

@@ -69,6 +69,26 @@ def test_revoke_voids_the_device_token(paired):
     assert Kiosk.objects.for_device_token(token) is None and not Kiosk.objects.get().paired
 
 
+def test_revoke_says_whether_a_device_was_paired_and_audits_only_real_revocations(paired):
+    """A kiosk never paired has no device to revoke: no "revoked the device" row. An unused link
+    is voided all the same, and audited as that."""
+    kiosk, _token = paired
+    revocations = AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate")
+    assert services.kiosk_unpair(kiosk=kiosk, actor=None) is True and not kiosk.paired
+    assert [e.summary for e in revocations.all()] == [f"revoked the device of kiosk #{kiosk.pk}"]
+    assert services.kiosk_unpair(kiosk=kiosk, actor=None) is False      # revoked already
+    spare, _ = services.kiosk_create(actor=None, name="Spare", with_link=False)
+    assert services.kiosk_unpair(kiosk=spare, actor=None) is False
+    assert revocations.count() == 1
+    linked, code = services.kiosk_create(actor=None, name="Linked")
+    assert services.kiosk_unpair(kiosk=linked, actor=None) is False
+    assert services.kiosk_pair(code=code) is None and not linked.pairing_hash
+    assert revocations.filter(object_id=str(linked.pk)).get().summary == (
+        f"voided the unused pairing link of kiosk #{linked.pk} (no device was paired)")
+    # kiosk_revoke (the API's) still answers with the refreshed kiosk
+    assert services.kiosk_revoke(kiosk=spare, actor=None) == spare and revocations.count() == 2
+
+
 def test_cooldown_window_by_day_in_the_site_time_zone(settings):
     settings.TIME_ZONE = "Europe/Paris"
     late = datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("UTC"))    # 00:30 on 1 December in Paris

@@ -6,7 +6,7 @@ import asyncio
 import csv
 import io
 import warnings
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -184,6 +184,36 @@ def test_export_filters_and_neutralises_formulas(client, superuser, attendance, 
     assert client.get(reverse("attendance-export"), {"date_from": "yesterday"}).status_code == 400
 
 
+MASKED_VALUES = ["true", "True", "TRUE", "1", "yes", "YES", "on", "t", "Y", "false", "False", "0", "no", "No", "off",
+                 "f", "n", "", "null", "garbage", "2", "3", "unknown", "maybe", "true ", "-1"]
+
+
+def test_export_reads_masked_as_the_api_does(client, superuser, attendance):
+    """``masked`` takes the values of the API's filter (DRF's BooleanField, any case) and refuses
+    the rest with a 400: ``forms.NullBooleanField`` read ``0``, ``yes`` or a typo as "no filter"
+    and answered with every check-in."""
+    from rest_framework import serializers
+
+    api_field = serializers.BooleanField(required=False, allow_null=True, default=None)
+    client.force_login(superuser)
+    for value in MASKED_VALUES:
+        try:
+            expected = api_field.run_validation(value)
+        except serializers.ValidationError:
+            expected = "invalid"
+        response = client.get(reverse("attendance-export"), {"masked": value})
+        if expected == "invalid":
+            assert response.status_code == 400 and "masked" in response.json()["errors"], value
+            continue
+        assert response.status_code == 200, value
+        masked = [r[7] for r in rows(response)[1:]]
+        assert sorted(masked) == ({True: ["yes"], False: ["no"], None: ["no", "yes"]}[expected]), value
+    # the documented values, whatever DRF does next
+    assert rows(client.get(reverse("attendance-export"), {"masked": "1"}))[1:][0][7] == "yes"
+    assert [r[7] for r in rows(client.get(reverse("attendance-export"), {"masked": "No"}))[1:]] == ["no"]
+    assert client.get(reverse("attendance-export"), {"masked": "garbage"}).status_code == 400
+
+
 @pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "0001-01-29", "2026-02-30"])
 def test_daily_page_falls_back_to_today_for_days_it_cannot_show(client, superuser, attendance, value):
     """The page's day links and 30-day chart would step outside ``date``: today, with a warning (the
@@ -344,6 +374,20 @@ def test_admin_deactivating_or_deleting_a_kiosk_goes_through_services(client, su
     client.post(reverse("admin:recognition_kiosk_delete", args=[kiosk.pk]), {"post": "yes"})
     assert not Kiosk.objects.exists()
     assert AuditEvent.objects.filter(action="delete", object_type="recognition.kiosk").exists()
+
+
+def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, settings):
+    """Its name (admin titles, breadcrumbs, history) shows ``TIME_ZONE``'s time, as every other
+    time in the admin does, not UTC's."""
+    settings.TIME_ZONE = "Pacific/Kiritimati"      # UTC+14 all year: another day and hour than UTC
+    at = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
+    checkin = services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.38,
+                                      masked=True, frames=4, index_version=3, at=at).checkin
+    checkin = CheckIn.objects.get(pk=checkin.pk)
+    assert str(checkin) == f"check-in #{checkin.pk} of person #{person.pk} at 2026-03-03 13:30"
+    client.force_login(superuser)
+    page = client.get(reverse("admin:recognition_checkin_change", args=[checkin.pk]))
+    assert "2026-03-03 13:30" in page.content.decode() and "2026-03-02 23:30" not in page.content.decode()
 
 
 def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, attendance, person):
