@@ -30,6 +30,9 @@ from .models import FacePhoto, IndexVersion, Person, TrainingRun
 
 PERSON_FIELDS = ("full_name", "staff_id", "department", "active", "notes")
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+MODELS_MISSING = "The face models are not installed on the server (manage.py install_models)."
+# the change form's uploads, kept on the request by save_related for changeform_view
+_PENDING_UPLOADS = "_enrollment_pending_uploads"
 
 
 def thumb_html(photo_id: int | None, size: int = 48) -> str:
@@ -70,6 +73,10 @@ class MultipleFileField(forms.FileField):
         if isinstance(data, (list, tuple)):
             return [single(d, initial) for d in data if d]
         return [single(data, initial)] if data else []
+
+    def has_changed(self, initial, data) -> bool:
+        """Only when files were sent (the input gives ``[]`` for none: "Changed Add photos." on every save)."""
+        return not self.disabled and bool(data)
 
 
 class PhotoGridWidget(forms.CheckboxSelectMultiple):
@@ -254,10 +261,21 @@ class PersonAdmin(admin.ModelAdmin):
                 services.photo_remove(photo=photo, actor=request.user)
         uploads = form.cleaned_data.get("photos") or []
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
-            try:
-                self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
-            except Person.DoesNotExist:   # erased by someone else while the photos were inspected
-                messages.error(request, "This person was erased meanwhile: the photos were not added.")
+            # checked by changeform_view once this form's transaction has committed
+            setattr(request, _PENDING_UPLOADS, (person, uploads))
+
+    def _add_uploads(self, request: HttpRequest, person: Person, uploads: list) -> None:
+        """The change form's new photos, checked and saved outside any transaction, as on the capture
+        page: a face check takes up to a second, and inside the form's transaction on SQLite anyone
+        else's write meanwhile (a check-in, a rebuild's heartbeat) failed the admin's own write
+        ("database is locked": a 500, the edits lost) or, once the admin had written, waited for
+        the checks."""
+        try:
+            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
+        except ModelsMissing:
+            messages.error(request, f"The photos were not added: {MODELS_MISSING}")
+        except Person.DoesNotExist:   # erased by someone else while the photos were inspected
+            messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
     def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> dict:
         saved, refused = [], []
@@ -356,6 +374,12 @@ class PersonAdmin(admin.ModelAdmin):
             raise PermissionDenied
         return get_object_or_404(Person, pk=object_id)
 
+    def _capture_target(self, request: HttpRequest, object_id: int) -> Person | None:
+        """The person of a capture request; ``None`` once erased (the page answers ``person_gone``)."""
+        if not request.user.has_perm("enrollment.add_facephoto"):
+            raise PermissionDenied
+        return Person.objects.filter(pk=object_id).first()
+
     def capture_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The webcam page: live feedback, then a burst of photos saved through ``photo_add``."""
         person = self._capture_person(request, object_id)
@@ -369,7 +393,8 @@ class PersonAdmin(admin.ModelAdmin):
 
     def capture_check_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         """POST one JPEG frame (field ``frame``): is it a good enrollment photo, and if not, why."""
-        self._capture_person(request, object_id)
+        if self._capture_target(request, object_id) is None:
+            return _person_gone()
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         upload = request.FILES.get("frame")
@@ -383,7 +408,9 @@ class PersonAdmin(admin.ModelAdmin):
 
     def capture_save_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         """POST a burst (fields ``photos``): saves the good ones, says why the others were refused."""
-        person = self._capture_person(request, object_id)
+        person = self._capture_target(request, object_id)
+        if person is None:
+            return _person_gone()
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         try:
@@ -391,8 +418,7 @@ class PersonAdmin(admin.ModelAdmin):
         except ModelsMissing:
             return _models_missing()
         except Person.DoesNotExist:   # erased while the burst was being inspected
-            return JsonResponse({"ok": False, "code": "person_gone",
-                                 "message": "This person no longer exists (erased meanwhile)."}, status=404)
+            return _person_gone()
         list(messages.get_messages(request))  # the page shows the JSON; do not repeat it on the next page
         return JsonResponse(result)
 
@@ -404,13 +430,25 @@ class PersonAdmin(admin.ModelAdmin):
         extra = {**(extra_context or {}), **_index_status_context(request),
                  "can_capture": request.user.has_perm("enrollment.add_facephoto"),
                  "can_erase": self.has_erase_permission(request)}
-        return super().changeform_view(request, object_id, form_url, extra)
+        response = super().changeform_view(request, object_id, form_url, extra)
+        # the form saved and its transaction committed: now the uploads (their messages still go
+        # with this response's redirect)
+        pending = getattr(request, _PENDING_UPLOADS, None)
+        if pending:
+            delattr(request, _PENDING_UPLOADS)
+            self._add_uploads(request, *pending)
+        return response
 
 
 def _models_missing() -> JsonResponse:
     """The capture page's answer while the face models are not installed (a 503 it can show)."""
-    return JsonResponse({"ok": False, "code": "models_missing", "message": "The face models are not installed "
-                         "on the server (manage.py install_models)."}, status=503)
+    return JsonResponse({"ok": False, "code": "models_missing", "message": MODELS_MISSING}, status=503)
+
+
+def _person_gone() -> JsonResponse:
+    """The capture page's answer once the person is erased: it stops its camera and says so."""
+    return JsonResponse({"ok": False, "code": "person_gone",
+                         "message": "This person no longer exists (erased meanwhile)."}, status=404)
 
 
 def _index_status_context(request: HttpRequest) -> dict:

@@ -360,8 +360,8 @@ ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it ma
 
 def photo_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int:
     """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
-    files of an upload whose transaction rolled back (the admin saves a person and their photos in
-    one transaction), or that a failed delete left behind (erasure included). Returns how many
+    files of an upload whose transaction rolled back (a photo's file is stored before its row
+    commits), or that a failed delete left behind (erasure included). Returns how many
     (would be) deleted. Run by the daily retention purge."""
     if not default_storage.exists("faces"):
         return 0

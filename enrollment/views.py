@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from PIL import Image, ImageOps
+from PIL import Image
+
+from recognition.engine.decode import decode_image
+from recognition.engine.errors import EngineError
 
 from .models import FacePhoto
 
@@ -46,14 +50,20 @@ def photo_image(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_member_required
 def photo_thumb(request: HttpRequest, pk: int) -> HttpResponse:
-    """A JPEG at most ``THUMB_PX`` pixels on its longer side (made on the fly, never stored)."""
+    """A JPEG at most ``THUMB_PX`` pixels on its longer side (made on the fly, never stored).
+
+    Decoded as the engine decoded it when the photo was added, within the same limits: upright
+    (broken EXIF ignored), 16-bit grey scaled to 8 bits. A file that cannot be read or decoded is a 404.
+    """
     photo = _photo_for(request, pk)
     try:
         with photo.image.open("rb") as fh:
-            img = ImageOps.exif_transpose(Image.open(fh))
-            img.thumbnail((THUMB_PX, THUMB_PX))
-            out = io.BytesIO()
-            img.convert("RGB").save(out, "JPEG", quality=80)
-    except (FileNotFoundError, OSError) as exc:
+            data = fh.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
+        bgr = decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+        img = Image.fromarray(bgr[:, :, ::-1])
+        img.thumbnail((THUMB_PX, THUMB_PX))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=80)
+    except (OSError, EngineError) as exc:   # FileNotFoundError included; UnreadableImage, FrameTooLarge
         raise Http404("photo file missing or unreadable") from exc
     return _private(HttpResponse(out.getvalue(), content_type="image/jpeg"))

@@ -24,9 +24,10 @@
   let busy = false;
   let stream = null;
   let timer = null;          // the live checks' interval
-  let stopped = false;       // the session ended or the right was lost: no more requests
+  let stopped = false;       // the session ended, the right was lost or the person erased: no more requests
 
-  // a refusal of the session (logged out, expired) or of the right (403) stops the page for good
+  // a refusal of the session (logged out, expired) or of the right (403), or the person erased,
+  // stops the page for good
   class Stopped extends Error {}
 
   function grab(maxSide, quality) {
@@ -46,7 +47,12 @@
     }
     const type = r.headers.get("Content-Type") || "";
     if (!type.includes("application/json")) throw new Error("the server answered " + r.status);
-    return r.json();
+    const body = await r.json();
+    if (body && body.code === "person_gone") {   // erased meanwhile: asking again cannot help
+      stop();
+      throw new Stopped((body.message || "This person no longer exists.") + " The camera is off.");
+    }
+    return body;
   }
   function stop() {
     stopped = true;

@@ -10,6 +10,7 @@
   const msgEl = runBox.querySelector(".mn-run-msg");
   const indexEl = root.querySelector(".mn-index");
   let pollTimer = null;
+  let heard = 0;             // socket messages so far: a poll answered after one is older than it
 
   function showRun(run) {
     if (!run) return;
@@ -29,6 +30,7 @@
   }
   function stopPolling() { clearInterval(pollTimer); pollTimer = -1; }
   function poll() {
+    const asked = heard;
     fetch(root.dataset.poll, { credentials: "same-origin", redirect: "manual" })
       .then((r) => {
         // logged out (a redirect to the login page) or the right withdrawn: asking again cannot help
@@ -36,7 +38,7 @@
         const json = (r.headers.get("content-type") || "").includes("application/json");
         return r.ok && json ? r.json() : null;
       })
-      .then((data) => { if (data) { showRun(data.runs[0]); showIndex(data.index); } })
+      .then((data) => { if (data && heard === asked) { showRun(data.runs[0]); showIndex(data.index); } })
       .catch(() => {});
   }
   function startPolling() { if (!pollTimer) pollTimer = setInterval(poll, 3000); }
@@ -47,7 +49,11 @@
   try {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(scheme + location.host + root.dataset.ws);
+    // what was sent between the page's rendering and the socket joining its group is lost (a
+    // cached-template rebuild takes half a second): asked for once it has joined
+    ws.onopen = poll;
     ws.onmessage = (ev) => {
+      heard += 1;
       const msg = JSON.parse(ev.data);
       if (msg.type === "progress") showRun(msg.run);
       if (msg.type === "index") showIndex(msg);

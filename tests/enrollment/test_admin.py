@@ -130,6 +130,82 @@ def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enrolle
     assert not FacePhoto.objects.exists()
 
 
+
+def good_inspection(**kwargs) -> services.PhotoInspection:
+    """What the engine says of a good photo, without the engine."""
+    return services.PhotoInspection(ok=True, code=None, message="Good photo.", width=320, height=240, faces=1,
+                                    box=[100.0, 60.0, 220.0, 200.0], quality_score=0.9, quality_verdict="ok",
+                                    masked=False, masked_prob=0.02)
+
+
+@pytest.mark.django_db(transaction=True)  # the thread's connection sees the admin's commits
+@pytest.mark.parametrize("edit", [{}, {"department": "Ground"}], ids=["photo only", "photo and an edit"])
+def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_client, person, gradient_png,
+                                                                      monkeypatch, edit):
+    """A face check takes up to a second: on SQLite a write by anyone else meanwhile (a check-in, a
+    rebuild's heartbeat) failed the admin's own write ("database is locked": a 500, the person's
+    edits lost) or, once the admin had written, waited for the checks to end."""
+    from enrollment import recognizer
+    from tests.enrollment.conftest import in_thread
+
+    errors: list[BaseException] = []
+    threads = []
+    written_meanwhile = []
+
+    def slow_inspect(*, data: bytes, engine=None) -> services.PhotoInspection:
+        writer = in_thread(errors, lambda: TrainingRun.objects.create(reason="written during the face check"))
+        threads.append(writer)
+        writer.start()
+        writer.join(timeout=3)
+        written_meanwhile.append(not writer.is_alive())
+        return good_inspection()
+
+    monkeypatch.setattr(recognizer, "get_engine", object)
+    monkeypatch.setattr(services, "photo_inspect", slow_inspect)
+    files = [SimpleUploadedFile("eileen.png", gradient_png, "image/png")]
+    try:
+        response = enroller_client.post(change_url(person), {**person_form(person, **edit), "photos": files},
+                                        follow=True)
+    finally:
+        for t in threads:
+            t.join()
+    assert response.status_code == 200
+    assert "1 photo(s) added" in " ".join(str(m) for m in response.context["messages"])
+    assert written_meanwhile == [True] and not errors
+    assert FacePhoto.objects.filter(person=person).count() == 1 and TrainingRun.objects.filter(
+        reason="written during the face check").exists()
+    person.refresh_from_db()
+    assert person.department == (edit.get("department") or person.department)
+
+
+def test_a_new_person_is_kept_when_the_face_models_are_missing(enroller_client, gradient_png, monkeypatch):
+    from enrollment import recognizer
+    from recognition.engine.errors import ModelsMissing
+
+    def missing():
+        raise ModelsMissing("no models")
+
+    monkeypatch.setattr(recognizer, "get_engine", missing)
+    files = [SimpleUploadedFile("new.png", gradient_png, "image/png")]
+    response = enroller_client.post(reverse("admin:enrollment_person_add"),
+                                    {"full_name": "New Person", "staff_id": "N-1", "active": "on", "photos": files},
+                                    follow=True)
+    assert response.status_code == 200
+    assert Person.objects.filter(staff_id="N-1").exists() and not FacePhoto.objects.exists()
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "The face models are not installed on the server" in text
+
+
+def test_a_save_without_photos_does_not_log_them_as_changed(enroller_client, person):
+    from django.contrib.admin.models import LogEntry
+
+    assert enroller_client.post(change_url(person), person_form(person, department="Ground")).status_code == 302
+    assert enroller_client.post(change_url(person), person_form(person, department="Ground")).status_code == 302
+    edit, unchanged = LogEntry.objects.filter(object_id=str(person.pk)).order_by("pk")
+    assert edit.get_change_message() == "Changed Department."
+    assert unchanged.get_change_message() == "No fields changed."
+
+
 def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, django_capture_on_commit_callbacks):
     keep, drop = make_photo(person), make_photo(person)
     with django_capture_on_commit_callbacks(execute=True):
@@ -283,6 +359,55 @@ def test_photos_are_served_only_to_authorised_staff(client, enroller, person, ma
     assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)
 
 
+
+def stored_photo(person: Person, data: bytes, ext: str) -> FacePhoto:
+    """A photo row for ``data`` as stored (no checks: the file is what the thumbnail reads)."""
+    import uuid
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    name = default_storage.save(f"faces/{person.pk}/{uuid.uuid4().hex}{ext}", ContentFile(data))
+    return FacePhoto.objects.create(person=person, image=name, sha256=uuid.uuid4().hex, width=1, height=1)
+
+
+def thumbnail_of(client, photo: FacePhoto):
+    from PIL import Image
+
+    response = client.get(reverse("enrollment:photo-thumb", args=[photo.pk]))
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_thumbnails_are_upright_despite_broken_exif_and_16_bit_grey_is_not_white(enroller_client, person):
+    """The thumbnail is decoded as the engine decodes the photo it accepted: EXIF orientation applied
+    and broken EXIF ignored (ImageOps.exif_transpose raised TypeError: a 500), 16-bit grey scaled
+    (convert("RGB") clipped it almost white)."""
+    import struct
+
+    import numpy as np
+
+    from tests.test_decode import _jpeg_with_exif
+
+    orientation_6, text_resolution = (0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x011A, 2, 4, b"ab\0\0")
+    rotated = stored_photo(person, _jpeg_with_exif([orientation_6, text_resolution]), ".jpg")
+    assert thumbnail_of(enroller_client, rotated).size == (48, 64)
+    buf = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (32, 1))).save(buf, "PNG")
+    grey = np.asarray(thumbnail_of(enroller_client, stored_photo(person, buf.getvalue(), ".png")).convert("L"))
+    assert grey.shape == (24, 192) and 0.4 < (grey > 127).mean() < 0.6    # clipped: 99.6% white
+
+
+def test_a_photo_that_cannot_be_decoded_has_no_thumbnail(enroller_client, person):
+    from tests.test_decode import png_header_only
+
+    for data, ext in ((b"\x89PNG\r\n\x1a\n not a picture", ".png"),
+                      (png_header_only(20_000, 20_000), ".png")):     # a decompression bomb's header
+        photo = stored_photo(person, data, ext)
+        assert enroller_client.get(reverse("enrollment:photo-thumb", args=[photo.pk])).status_code == 404
+
 def test_photo_admin_delete_goes_through_the_service(enroller_client, person, make_photo,
                                                      django_capture_on_commit_callbacks):
     photo = make_photo(person)
@@ -355,6 +480,17 @@ def test_capture_save_for_a_person_erased_meanwhile_answers_404(enroller_client,
     assert answer.status_code == 404 and answer.json()["code"] == "person_gone"
     assert not FacePhoto.objects.exists()
 
+
+
+@pytest.mark.parametrize(("name", "field"), [("check", "frame"), ("save", "photos")])
+def test_capture_for_a_person_already_erased_answers_person_gone(enroller_client, person, name, field):
+    """The page stops its camera on this answer (an HTML 404 made it ask again twice a second)."""
+    url = reverse(f"admin:enrollment_person_capture_{name}", args=[person.pk])
+    services.person_erase(person=person, actor=None)
+    answer = enroller_client.post(url, {field: SimpleUploadedFile("f.jpg", b"\xff\xd8", "image/jpeg")})
+    assert answer.status_code == 404 and answer.json()["code"] == "person_gone"
+    # the page itself, opened afresh, is the admin's usual 404
+    assert enroller_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).status_code == 404
 
 # ------------------------------------------------------------------------------------------ runs, versions
 

@@ -1,6 +1,7 @@
 /* Drives static/enrollment/capture.js (the admin's webcam capture) in Node with a scripted clock,
  * camera and server: checks pause while the page is hidden, a refused session stops the page and
- * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off.
+ * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off, the
+ * person erased meanwhile ("person_gone") stops the page and its camera.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -128,6 +129,38 @@ async function main() {
   check("leaving the page turns the camera off and stops the checks",
         p.track.stopped === true && p.server.posts.length === before,
         `stopped ${p.track.stopped}, ${p.server.posts.length - before} posts`);
+
+  // ---- the person erased meanwhile: the checks stop (an HTML 404 twice a second, forever, before)
+  const gone = { ok: false, code: "person_gone", message: "This person no longer exists (erased meanwhile)." };
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  await p.run(600);
+  p.server.status = 404;
+  p.server.json = gone;
+  await p.run(1000);
+  before = p.server.posts.length;
+  await p.run(5000);
+  check("a person_gone answer to a check stops the checks", p.server.posts.length === before,
+        `${p.server.posts.length - before} more posts`);
+  check("and turns the camera and the burst button off", p.track.stopped === true && p.button.disabled === true,
+        `stopped ${p.track.stopped}, disabled ${p.button.disabled}`);
+  check("and says that the person no longer exists", /no longer exists.*camera is off/.test(p.feedback.textContent),
+        p.feedback.textContent);
+
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  p.context.document.hidden = true;                  // no checks: the burst meets the answer first
+  p.server.status = 404;
+  p.server.json = gone;
+  p.button.dispatch("click");
+  await p.run(3000);
+  check("so does a person_gone answer to a burst",
+        p.track.stopped === true && p.button.disabled === true && /no longer exists/.test(p.feedback.textContent),
+        `stopped ${p.track.stopped}, disabled ${p.button.disabled}, "${p.feedback.textContent}"`);
   done();
 }
 

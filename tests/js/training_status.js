@@ -1,5 +1,6 @@
 /* Drives static/enrollment/training.js (the admin's index status bar) in Node with a scripted clock,
- * socket and server: it falls back to polling when its socket closes, stops polling once the server
+ * socket and server: it asks status.json once its socket is open (what was sent before it joined the
+ * group is lost), falls back to polling when its socket closes, stops polling once the server
  * refuses (logged out, right withdrawn), and drops the "earlier version" note when a new index is
  * announced. Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
  */
@@ -20,7 +21,8 @@ function page(answers) {
   class FakeSocket { constructor(url) { this.url = url; sockets.push(this); } }
   const outdated = element();
   const index = element();
-  const run = element({ querySelector: () => element() });
+  const parts = {};          // the run box's progress, state and message
+  const run = element({ querySelector: (sel) => parts[sel] || (parts[sel] = element()) });
   const root = element({
     dataset: { ws: "/ws/admin/training/", poll: "/admin/enrollment/trainingrun/status.json", },
     querySelector: (sel) => (sel === ".mn-run" ? run : index),
@@ -45,10 +47,13 @@ function page(answers) {
   };
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
-  return { time, sockets, counts, outdated, index };
+  return { time, sockets, counts, outdated, index, state: () => (parts[".mn-run-state"] || {}).textContent };
 }
 
 const { check, done } = checker();
+
+/** The socket has joined the group (a page without an ``onopen`` does nothing then). */
+function opened(p) { if (typeof p.sockets[0].onopen === "function") p.sockets[0].onopen({}); }
 
 async function main() {
   // ---- a live "index" message of this recognizer's version drops the stale note
@@ -61,6 +66,25 @@ async function main() {
   p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 4, people: 2, templates: 4, outdated: false }) });
   check("a version of this recognizer hides it", p.outdated.hidden === true, p.outdated.hidden);
   check("and shows the new version", p.index.textContent.startsWith("Index v4 active"), p.index.textContent);
+
+  // ---- what was sent before the socket joined the group: asked for once it is open
+  const finished = { id: 5, state: "succeeded", progress: 100, message: "done" };
+  p = page([{ status: 200, body: { runs: [finished], index: { version: 7, people: 2, templates: 4, outdated: false } } }]);
+  const polledBefore = p.counts.polls;
+  opened(p);
+  await settle();
+  check("once its socket is open the page asks status.json once",
+        polledBefore === 0 && p.counts.polls === 1 && p.state() === "#5 succeeded" &&
+        p.index.textContent.startsWith("Index v7 active"),
+        `${polledBefore} then ${p.counts.polls} polls, "${p.state()}", "${p.index.textContent}"`);
+  p.time.advance(30000);
+  await settle();
+  check("and not again while the socket is open", p.counts.polls === 1, `${p.counts.polls} polls`);
+  p = page([{ status: 200, body: { runs: [{ ...finished, state: "running", progress: 40 }], index: null } }]);
+  opened(p);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: finished }) });   // before the answer
+  await settle();
+  check("an answer older than a socket message does not undo it", p.state() === "#5 succeeded", p.state());
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
