@@ -113,6 +113,8 @@ class FacePhoto(models.Model):
     masked_prob = models.FloatField(null=True, blank=True)
     embedding_state = models.CharField(max_length=10, choices=Embedding.choices, default=Embedding.PENDING)
     embedding_error = models.CharField(max_length=200, blank=True)
+    embed_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="embeddings of this photo begun and never finished (the worker stopped during them)")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

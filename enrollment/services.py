@@ -401,7 +401,7 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
                 defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
                           "kinds": np.ascontiguousarray(templates.kinds, np.int8).tobytes()})
             FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED,
-                                                         embedding_error="")
+                                                         embedding_error="", embed_attempts=0)
     except IntegrityError:  # removed between the check and the insert (a database without row locks)
         return False
     return True
@@ -749,10 +749,22 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
 # file, and a computation that fails on this photo alone (OpenCV or numpy in the mask renderer);
 # a database error is not one of them (the run fails and is retried)
 EMBED_ERRORS = (EngineError, OSError, ValueError, ArithmeticError, cv2.error)
+# a photo whose embedding the worker never finished this many times (killed by the kernel for its
+# memory, a crash in native code) is left out, or every later rebuild would stop on it as well
+PHOTO_MAX_ATTEMPTS = 2
 
 
 def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
-    """Compute and cache one photo's templates; a bad photo is marked failed, never fatal."""
+    """Compute and cache one photo's templates; a bad photo is marked failed, never fatal. The
+    attempt is counted before it begins and cleared when it ends either way, so a photo that takes
+    its worker down is marked failed instead of being tried again by every run."""
+    if photo.embed_attempts >= PHOTO_MAX_ATTEMPTS:
+        FacePhoto.objects.filter(pk=photo.pk).update(
+            embedding_state=FacePhoto.Embedding.FAILED,
+            embedding_error=f"the worker stopped {photo.embed_attempts} times while embedding this photo; "
+                            "left out (remove it, or add another photo)")
+        return False
+    FacePhoto.objects.filter(pk=photo.pk).update(embed_attempts=F("embed_attempts") + 1)
     try:
         with photo.image.open("rb") as fh:
             data = fh.read()
@@ -762,7 +774,8 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
                                 version=version)
     except EMBED_ERRORS as exc:
         FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
-                                                     embedding_error=f"{type(exc).__name__}: {exc}"[:200])
+                                                     embedding_error=f"{type(exc).__name__}: {exc}"[:200],
+                                                     embed_attempts=0)
         return False
 
 

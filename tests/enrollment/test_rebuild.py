@@ -512,6 +512,54 @@ def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monke
     assert broken.embedding_state == "failed" and "No such file" in broken.embedding_error
 
 
+class WorkerKilled(BaseException):
+    """Stands in for a worker taken down mid-photo (the kernel's OOM killer, a crash in native code):
+    nothing in the worker gets to handle it."""
+
+
+def test_a_photo_that_takes_its_worker_down_twice_is_left_out(make_photo, monkeypatch, settings):
+    """Every run would stop on such a photo and no enrolment would reach the index again: after
+    PHOTO_MAX_ATTEMPTS unfinished embeddings the photo is marked failed and the run goes on."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    poison = FacePhoto.objects.create(person=person, sha256="poison",
+                                      image=default_storage.save("faces/poison.jpg", ContentFile(b"\xff\xd8\xff")))
+
+    class Dies:
+        def decode(self, data):
+            raise WorkerKilled
+
+        analyze = decode
+
+    monkeypatch.setattr(services.recognizer, "get_engine", lambda: Dies())
+    stale = timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 1)
+    for attempt in range(1, services.PHOTO_MAX_ATTEMPTS + 1):
+        with pytest.raises(WorkerKilled):
+            services.index_rebuild()
+        poison.refresh_from_db()
+        assert poison.embed_attempts == attempt and poison.embedding_state == "pending"
+        # the dead worker's run stops beating: the next one takes over
+        TrainingRun.objects.filter(state="running").update(heartbeat_at=timezone.now() - stale)
+    run = services.index_rebuild()
+    poison.refresh_from_db()
+    assert run.state == "succeeded" and run.stats["embed_failed"] == 1
+    assert poison.embedding_state == "failed" and "stopped 2 times" in poison.embedding_error
+    assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+
+
+def test_a_finished_embedding_clears_its_attempts(make_photo, monkeypatch):
+    """A worker that stopped once for another reason (a restart) does not count against the photo
+    once an embedding of it finishes, failed or not."""
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    broken = FacePhoto.objects.create(person=person, image="faces/missing.jpg", sha256="x", embed_attempts=1)
+    rebuild_now()
+    broken.refresh_from_db()
+    assert broken.embedding_state == "failed" and broken.embed_attempts == 0
+    assert "No such file" in broken.embedding_error
+
+
 def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
     """Loading the models can outlast MASKNET_REBUILD_STALE_S on a busy machine, and a run silent that
     long is taken over by another worker (the scale-out test saw both workers build one run): the
