@@ -67,8 +67,9 @@ bench-speed: setup
 soak: setup
 	$(PY) bench/kiosk.py --soak 120 $(KIOSK_ARGS)
 	$(PY) bench/latest.py
-	MASKNET_FUZZ_MESSAGES=10000 $(PY) -m pytest -s -q tests/recognition/test_consumer_fuzz.py
-	MASKNET_LOAD_KIOSKS=20 MASKNET_LOAD_SECONDS=60 $(PY) -m pytest -q -m reliability tests/reliability/test_load.py
+	MASKNET_FUZZ_MESSAGES=10000 $(PY) -m pytest --ds=masknet_site.settings.test -s -q tests/recognition/test_consumer_fuzz.py
+	MASKNET_LOAD_KIOSKS=20 MASKNET_LOAD_SECONDS=60 $(PY) -m pytest --ds=masknet_site.settings.test -q -m reliability \
+		tests/reliability/test_load.py
 
 # accuracy figures for docs/accuracy.md (needs ../shared/data; installs the dlib baseline)
 bench: setup

@@ -180,3 +180,17 @@ def test_train_adapter_refuses_a_people_file_it_cannot_read(tmp_path):
     (tmp_path / "people.txt").write_text("2\nAna_Silva 3 extra\nBo 2\n")
     with pytest.raises(CommandError, match="not an LFW people file"):
         call_command("train_adapter", images=str(tmp_path / "imgs"), people=str(tmp_path / "people.txt"))
+
+
+@pytest.mark.parametrize("command, option, relative", [
+    ("train_adapter", "images", "lfw/images_deepfunneled"),
+    ("train_mask_classifier", "masked", "rwmfd_part1"),
+])
+def test_training_commands_read_the_data_sets_where_the_benchmarks_do(monkeypatch, tmp_path, command, option,
+                                                                     relative):
+    """``MASKNET_SHARED_DATA`` moves the training commands' default data folders too."""
+    from django.core.management import load_command_class
+
+    monkeypatch.setenv("MASKNET_SHARED_DATA", str(tmp_path))
+    parser = load_command_class("recognition", command).create_parser("manage.py", command)
+    assert parser.get_default(option) == str(tmp_path / relative)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,14 @@ def engine_from_settings():
     from enrollment.recognizer import get_engine
 
     return get_engine()
+
+
+def shared_data() -> Path:
+    """The development data sets (``MASKNET_SHARED_DATA``, else ``../shared/data`` beside the
+    checkout), as the benchmarks and tests find them: the training commands' defaults."""
+    from django.conf import settings
+
+    return Path(os.environ.get("MASKNET_SHARED_DATA", Path(settings.BASE_DIR).parent / "shared" / "data"))
 
 
 class ProgressBar:

@@ -17,7 +17,7 @@ from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.gallery import masked_variants
 from recognition.engine.train import fit_adapter
 
-from ._common import ProgressBar
+from ._common import ProgressBar, shared_data
 
 
 def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:
@@ -56,7 +56,7 @@ class Command(BaseCommand):
             "people with the product's synthetic masks (never the test people).")
 
     def add_arguments(self, parser):
-        shared = Path(settings.BASE_DIR).parent / "shared" / "data" / "lfw"
+        shared = shared_data() / "lfw"
         parser.add_argument("--images", default=str(shared / "images_deepfunneled"))
         parser.add_argument("--people", default=str(shared / "peopleDevTrain.txt"),
                             help="LFW people file (name, count); people with 2+ photos are used")

@@ -16,6 +16,8 @@ from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
 
+from ._common import shared_data
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -29,7 +31,7 @@ class Command(BaseCommand):
             "unmasked photos and unmasked photos with the product's own synthetic masks.")
 
     def add_arguments(self, parser):
-        shared = Path(settings.BASE_DIR).parent / "shared" / "data"
+        shared = shared_data()
         parser.add_argument("--masked", default=str(shared / "rwmfd_part1"), help="photos of masked faces")
         parser.add_argument("--unmasked", default=str(shared / "lfw" / "images_deepfunneled"))
         parser.add_argument("--unmasked-people", default=str(shared / "lfw" / "peopleDevTrain.txt"),
