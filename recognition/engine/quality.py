@@ -13,9 +13,12 @@ from .config import EngineConfig
 TOO_SMALL, PARTIAL, TOO_DARK, TOO_BRIGHT, BLURRY, POSE = (
     "too_small", "partial", "too_dark", "too_bright", "blurry", "pose")
 
-# The face's core in the aligned crop (fractions of its side): brows to chin, cheek to cheek. A face
-# whose core reaches past the image's edge is cut off; its crop is filled with replicated border pixels.
-_CORE_X, _CORE_Y = np.linspace(0.17, 0.83, 12), np.linspace(0.20, 0.90, 12)
+# Two parts of the face in the aligned crop (x from, x to, y from, y to; fractions of its side): the
+# upper face (brows to nose, cheek to cheek), where a cut costs the most, and the inner face (brows to
+# mouth). Where either reaches past the image's edge the crop is filled with replicated border pixels.
+_PARTS = ((0.17, 0.83, 0.20, 0.60), (0.22, 0.78, 0.25, 0.80))
+_GRIDS = [np.array([[x, y] for y in np.linspace(y0, y1, 12) for x in np.linspace(x0, x1, 12)], np.float32)
+          for x0, x1, y0, y1 in _PARTS]
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,9 @@ class Quality:
     ``face_px``: detector box width in image pixels. ``brightness``: mean grey level
     (0-255) of the eye region of the aligned crop. ``sharpness``: variance of the
     Laplacian of that region. ``yaw`` / ``pitch``: nose-tip offset from the eye
-    midpoint divided by the eye distance (0 = frontal; about ±0.5 at 30°).
-    ``reason``: ``None`` when ``ok``, else one of the module's reason codes.
+    midpoint divided by the eye distance (0 = frontal; about ±0.5 at 30°). ``outside``: the
+    share of the face outside the image, a face cut off by the frame's edge
+    (:func:`outside_fraction`). ``reason``: ``None`` when ``ok``, else one of the module's reason codes.
     """
 
     face_px: float
@@ -66,14 +70,17 @@ def pose_ratios(right_eye: np.ndarray, left_eye: np.ndarray, nose: np.ndarray,
 
 
 def outside_fraction(matrix: np.ndarray, size: int, image_shape: tuple[int, ...]) -> float:
-    """The fraction of the face's core that the alignment ``matrix`` (image to ``size`` crop) takes
-    from outside an image of ``image_shape``: 0 for a face wholly in the picture."""
-    grid = np.array([[x * size, y * size] for y in _CORE_Y for x in _CORE_X], np.float32)
+    """The share of the face that the alignment ``matrix`` (image to ``size`` crop) takes from
+    outside an image of ``image_shape``: the larger of the shares of its upper face (brows to nose)
+    and of its inner face (brows to mouth); 0 for a face wholly in the picture."""
     inverse = cv2.invertAffineTransform(np.asarray(matrix, np.float32))
-    pts = grid @ inverse[:, :2].T + inverse[:, 2]
     h, w = image_shape[:2]
-    out = (pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)
-    return float(out.mean())
+    shares = []
+    for grid in _GRIDS:
+        pts = (grid * size) @ inverse[:, :2].T + inverse[:, 2]
+        out = (pts[:, 0] < 0) | (pts[:, 0] > w - 1) | (pts[:, 1] < 0) | (pts[:, 1] > h - 1)
+        shares.append(float(out.mean()))
+    return max(shares)
 
 
 def assess(aligned_bgr: np.ndarray, face_px: float, yaw: float, pitch: float,
