@@ -214,7 +214,8 @@ class IndexVersion(models.Model):
         return _load_index(self.pk, str(self.file), self.sha256)
 
 
-# only the version in use is kept: a replaced one (an erasure's) leaves memory
+# only the version in use is kept: a replaced one (an erasure's) leaves memory when the process
+# next loads a version, hears index.updated (kiosk sockets) or erases (docs/security.md)
 _index_lock = threading.Lock()
 _index_cached: tuple[tuple[int, str, str], Index] | None = None
 
@@ -225,6 +226,9 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
     with _index_lock:
         if _index_cached is not None and _index_cached[0] == key:
             return _index_cached[1]
+        # another version (replaced, maybe with an erased person's templates) goes now: not only
+        # once this one is read, and also when this one cannot be
+        _index_cached = None
     try:
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError as exc:

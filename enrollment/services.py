@@ -23,8 +23,9 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
@@ -32,6 +33,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
+from recognition.engine.decode import without_metadata
 from recognition.engine.gallery import Templates, fit_thresholds, person_templates
 from recognition.engine.index import Index
 
@@ -145,9 +147,9 @@ def person_erase(*, person: Person, actor: object | None) -> None:
     """Delete a person with every photo (files included), cached template and index entry.
 
     Index versions that contain the person are rewritten (the active one: a new version without
-    them, switched atomically) or deleted (inactive ones), and Django's admin history of the person
-    goes too. Only an audit record with the person's id remains. Photo and index files are deleted
-    once the transaction commits.
+    them, switched atomically) or deleted (inactive ones), and Django's admin history of the person,
+    their photos and their check-ins goes too. Only an audit record with the person's id remains.
+    Photo and index files are deleted once the transaction commits.
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
@@ -160,9 +162,8 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         # delete below takes its templates too (else its insert breaks this commit's foreign keys)
         names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
-        Person.objects.filter(pk=pk).delete()  # cascades to photos and cached templates
-        # Django's admin history of the person (rows written before it kept only ids held the name)
-        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(Person), object_id=str(pk)).delete()
+        _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
+        Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
         scrubbed = _index_scrub(label=label, photos=embedded)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, "
@@ -170,6 +171,25 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
+
+
+def _admin_history_delete(*, person_id: int) -> int:
+    """Delete Django's admin history (``django_admin_log``) of a person, of their photos and of their
+    check-ins; call it before they are deleted. Rows of the person held their name before the
+    admin kept only ids; rows of photos and check-ins name the person's id ("photo #3 of person
+    #12", "check-in #7 of person #12 at …"), with attendance times: those of photos and check-ins
+    removed earlier are found by that text, exactly (not "person #123"). Returns the rows deleted."""
+    from recognition.models import CheckIn  # here: recognition's models import enrollment's
+
+    def about(model: type[models.Model]) -> Q:
+        ids = (model.objects.filter(person_id=person_id)
+               .annotate(object_id=Cast("pk", models.CharField())).values("object_id"))   # object_id is text
+        named = (Q(object_repr__endswith=f" of person #{person_id}")
+                 | Q(object_repr__contains=f" of person #{person_id} at "))
+        return Q(content_type=ContentType.objects.get_for_model(model)) & (Q(object_id__in=ids) | named)
+
+    person = Q(content_type=ContentType.objects.get_for_model(Person), object_id=str(person_id))
+    return LogEntry.objects.filter(person | about(FacePhoto) | about(CheckIn)).delete()[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,10 +299,13 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                       quality_verdict=inspection.quality_verdict, masked=inspection.masked,
                       masked_prob=inspection.masked_prob,
                       added_by=actor if getattr(actor, "is_authenticated", False) else None)
+    # kept without its metadata (a phone photo's EXIF holds where and when it was taken); the
+    # duplicate checks go by the upload's digest
+    stored = without_metadata(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
     try:
         # inside the try: a write that fails (a full disk) is the caller's error like any other; a
         # partial file it leaves has no row and goes with photo_files_sweep
-        photo.image.save(Path(filename).stem[:40] + _sniff(data), ContentFile(data), save=False)
+        photo.image.save(Path(filename).stem[:40] + _sniff(stored), ContentFile(stored), save=False)
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice

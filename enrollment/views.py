@@ -1,6 +1,7 @@
 """Face photos for staff who may view them: the file, or a small JPEG thumbnail.
 
-Photos are biometric data: no public URL, a permission check on every request, private caching.
+Photos are biometric data: no public URL, a permission check on every request, never cached
+(a browser's disk cache would keep them after logout, and after an erasure).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def _photo_for(request: HttpRequest, pk: int) -> FacePhoto:
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "private, max-age=300"
+    # no-store, not max-age: a cached copy outlives the session and the photo itself (thumbnails
+    # too, enough to recognise someone; each list page asks for them again, small and lazy-loaded)
+    response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = "inline"
     return response
@@ -38,7 +41,7 @@ def _private(response: HttpResponse) -> HttpResponse:
 
 @staff_member_required
 def photo_image(request: HttpRequest, pk: int) -> HttpResponse:
-    """The stored photo as uploaded."""
+    """The stored photo (as uploaded, less any metadata: ``services.photo_add``)."""
     photo = _photo_for(request, pk)
     try:
         fh = photo.image.open("rb")

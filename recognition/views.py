@@ -1,7 +1,8 @@
 """HTTP views of the recognition app: health, the kiosk page and its pairing, attendance for staff.
 
 Kiosk views authenticate with the device cookie only (no staff login on a kiosk); attendance
-views need a staff login with ``recognition.view_checkin``.
+views need a staff login with ``recognition.view_checkin`` and are never cached (names and times
+must not come back from the browser's cache, nor its back button, after logout).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ def _chart(last: date, site: str, active: int) -> dict:
             "active_y": height - round(height * active / top) if active else None}
 
 
+@never_cache
 @staff_member_required
 def attendance_day(request: HttpRequest) -> HttpResponse:
     """Who is in and who is missing on a day (``?date=YYYY-MM-DD``, ``?site=``), a 30-day chart,
@@ -246,6 +248,7 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     return render(request, "attendance/day.html", context)
 
 
+@never_cache
 @staff_member_required
 def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     """One person's check-ins, newest first (``?format=csv`` for all of them)."""
@@ -300,6 +303,7 @@ class CheckInFilter(forms.Form):
         return queryset.filtered(**self.cleaned_data)
 
 
+@never_cache
 @staff_member_required
 @require_GET
 def attendance_export(request: HttpRequest) -> HttpResponse:

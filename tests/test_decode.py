@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from recognition.engine.decode import decode_image
 from recognition.engine.errors import FrameTooLarge, UnreadableImage
@@ -115,3 +115,37 @@ def test_only_camera_and_photo_formats_are_decoded():
     Image.new("RGB", (32, 32)).save(buf, "TIFF")
     with pytest.raises(UnreadableImage):
         decode_image(buf.getvalue(), **LIMITS)
+
+
+def test_a_photo_is_kept_without_its_metadata():
+    """EXIF (a phone's GPS position, time, camera), comments and PNG text are not kept: such a photo
+    is re-encoded from its upright pixels; one that holds nothing but pixels is kept byte for byte."""
+    from recognition.engine.decode import without_metadata
+
+    gps = Image.Exif()
+    gps[0x0112] = 6                                    # rotate to show upright
+    gps[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}      # GPS latitude
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", exif=gps.tobytes(), comment=b"at home")
+    kept = without_metadata(buf.getvalue(), **LIMITS)
+    with Image.open(io.BytesIO(kept)) as out:
+        assert out.format == "JPEG" and out.size == (48, 64)        # upright, as it was shown
+        assert "exif" not in out.info and "comment" not in out.info and not out.getexif()
+    assert np.abs(decode_image(kept, **LIMITS).astype(int) - decode_image(buf.getvalue(), **LIMITS)).mean() < 2
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Location", "48.8566 N, 2.3522 E")
+    png = io.BytesIO()
+    Image.fromarray(img).save(png, "PNG", pnginfo=text)
+    stripped = without_metadata(png.getvalue(), **LIMITS)
+    with Image.open(io.BytesIO(stripped)) as out:
+        assert out.format == "PNG" and not set(out.info) & {"Location"}
+    assert np.array_equal(decode_image(stripped, **LIMITS), decode_image(png.getvalue(), **LIMITS))
+
+    plain = io.BytesIO()
+    Image.fromarray(img).save(plain, "JPEG")                        # a browser's canvas: JFIF only
+    assert without_metadata(plain.getvalue(), **LIMITS) == plain.getvalue()
+    with pytest.raises(UnreadableImage):
+        without_metadata(b"\xff\xd8\xff garbage", **LIMITS)

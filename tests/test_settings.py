@@ -138,3 +138,22 @@ def test_database_urls_and_debug_read_as_documented():
         proc = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True,
                               text=True, timeout=120, env={**base, "DJANGO_DEBUG": value})
         assert proc.stdout.strip().splitlines()[-1] == expected, proc.stderr
+
+
+def test_collected_static_files_stay_readable_by_the_proxy(settings, tmp_path):
+    """Photos are stored 0600 in 0700 folders (``FILE_UPLOAD_PERMISSIONS``), which the static
+    storage would take too: collectstatic's output, served by nginx as another user, keeps 0644/0755."""
+    import stat
+
+    from django.contrib.staticfiles.storage import staticfiles_storage
+    from django.core.files.base import ContentFile
+
+    settings.STATIC_ROOT = tmp_path / "static"
+    previous = os.umask(0o077)
+    try:
+        path = Path(staticfiles_storage.path(staticfiles_storage.save("admin/css/site.css", ContentFile(b"p{}"))))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755 == stat.S_IMODE(path.parent.parent.stat().st_mode)
+    assert settings.FILE_UPLOAD_PERMISSIONS == 0o600 and settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS == 0o700

@@ -148,6 +148,17 @@ MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"  # never routed: photos are served by enrollment.views after a permission check
 # Gallery index versions (templates of every enrolled person): outside MEDIA_ROOT and static, never served.
 MASKNET_INDEX_DIR = Path(env("MASKNET_INDEX_DIR", str(BASE_DIR / "var" / "index")))
+# Stored files (photos, and their folders faces/<person id>/) readable by the services' user only,
+# as the index files are (Django's default is 0644, and folders follow the umask: 0755).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# ... except collectstatic's output, which nginx (another user) serves: the static storage would
+# otherwise take the modes above.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+                    "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755}},
+}
 
 # Input limits (bytes and pixels) applied before any decoding.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -58,6 +58,40 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, ::-1])
 
 
+# Image.info keys that only say how the pixels are encoded or shown; any other (EXIF, XMP, IPTC,
+# comments, PNG text chunks) may say where, when and with what camera a photo was taken
+_PLAIN_INFO = frozenset({"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "progressive", "progression",
+                         "adobe", "adobe_transform", "icc_profile", "gamma", "srgb", "chromaticity", "transparency",
+                         "aspect", "interlace", "loop", "background", "duration", "version", "compression"})
+
+
+def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
+    """``data`` as a photo may be kept: unchanged when it holds nothing but its pixels, else
+    re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a phone's GPS position,
+    the time, the camera's serial number), XMP, IPTC, comments or text: as a PNG when it was not a
+    JPEG and that fits in ``max_bytes``, else as a JPEG of the highest quality that fits (95 down to
+    75). The orientation is applied to the pixels. Raises as :func:`decode_image` does."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+            extra = set(img.info) - _PLAIN_INFO
+            jpeg = img.format in ("JPEG", "MPO")
+    except Image.DecompressionBombError as exc:
+        raise FrameTooLarge(str(exc)) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImage(f"cannot decode image: {exc}") from exc
+    if not extra:
+        return data
+    bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    encodings = ([] if jpeg else [{"format": "PNG"}]) + [{"format": "JPEG", "quality": q} for q in (95, 90, 85, 75)]
+    for options in encodings:
+        out = io.BytesIO()
+        rgb.save(out, **options)
+        if out.tell() <= max_bytes:
+            break
+    return out.getvalue()
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """Apply the EXIF orientation. Broken EXIF (a tag of the wrong type, a truncated block) is
     ignored, not an error: the pixels are fine (``ImageOps.exif_transpose`` raised ``TypeError``)."""

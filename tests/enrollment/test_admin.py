@@ -350,10 +350,12 @@ def test_photos_are_served_only_to_authorised_staff(client, enroller, person, ma
     client.force_login(enroller)
     response = client.get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
-    assert response["Cache-Control"] == "private, max-age=300"
+    # never stored: a browser's disk cache would keep the face after logout and after an erasure
+    assert response["Cache-Control"] == "private, no-store"
     assert b"".join(response.streaming_content) == open(photo.image.path, "rb").read()
     thumb = client.get(reverse("enrollment:photo-thumb", args=[photo.pk]))
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/jpeg"
+    assert thumb["Cache-Control"] == "private, no-store"
     from PIL import Image
 
     assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)

@@ -58,6 +58,53 @@ def test_erase_leaves_nothing_but_an_audit_record(make_photo, superuser, setting
     assert "Erase Me" not in everything and "G1" not in everything
 
 
+def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
+        client, superuser, make_photo, django_capture_on_commit_callbacks):
+    """Django's admin history of a photo or check-in names the person's id and, for a check-in, its
+    time ("check-in #7 of person #12 at …"): erasure deletes those rows, of photos and check-ins
+    removed earlier in the admin as well as of those it deletes now, and only those ("person #12"
+    is not "person #120" nor "person #112")."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.auth.models import User
+    from django.contrib.contenttypes.models import ContentType
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from recognition.models import CheckIn
+
+    def checkin(person: Person, n: int) -> CheckIn:
+        return CheckIn.objects.create(person=person, site="main", local_date=timezone.localdate(),
+                                      window=f"main|{n}", score=0.9)
+
+    def history(obj, object_repr: str | None = None, model=None) -> LogEntry:
+        return LogEntry.objects.create(user=superuser, content_type=ContentType.objects.get_for_model(model or obj),
+                                       object_id=str(obj.pk), object_repr=object_repr or str(obj), action_flag=CHANGE)
+
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
+    client.force_login(superuser)
+    for obj, admin_name in ((make_photo(gone), "enrollment_facephoto"), (checkin(gone, 1), "recognition_checkin")):
+        assert client.post(reverse(f"admin:{admin_name}_delete", args=[obj.pk]), {"post": "yes"}).status_code == 302
+    removed = set(LogEntry.objects.values_list("object_repr", flat=True))
+    assert len(removed) == 2 and all(f" of person #{gone.pk}" in r for r in removed)   # written by the admin
+    # the photo and check-in the erasure deletes: rows found by their ids (also with other texts)
+    photo, visit = make_photo(gone), checkin(gone, 2)
+    for obj, older_text in ((photo, "photo"), (visit, "check-in")):
+        history(obj)
+        history(obj, older_text)
+    decoy = CheckIn(pk=10**6, person_id=gone.pk * 10, at=visit.at)     # "person #120" when gone is #12
+    kept = {history(make_photo(keep)).pk, history(checkin(keep, 1)).pk, history(decoy).pk,
+            history(decoy, f"check-in #1 of person #1{gone.pk} at 2026-01-01 08:00").pk,
+            history(decoy, f"photo #1 of person #{gone.pk}0", model=FacePhoto).pk,
+            history(superuser, f"photo #1 of person #{gone.pk}", model=User).pk}   # another kind of object
+    assert LogEntry.objects.count() == 2 + 4 + len(kept)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_erase(person=gone, actor=superuser)
+
+    assert set(LogEntry.objects.values_list("pk", flat=True)) == kept
+
+
 def test_erase_then_rebuild_still_excludes_the_person(make_photo, django_capture_on_commit_callbacks):
     a = services.person_create(actor=None, full_name="A", staff_id="A")
     b = services.person_create(actor=None, full_name="B", staff_id="B")

@@ -716,6 +716,42 @@ def test_the_loaded_index_stays_cached_for_the_version_announced(make_photo):
     assert version.load() is not loaded
 
 
+def test_a_replaced_index_leaves_memory_before_the_next_version_is_read(make_photo, monkeypatch):
+    """A process still holding a replaced version (an erasure's: no kiosk socket there heard
+    ``index.updated``) drops it as soon as it loads the active one: not only once that file is read,
+    and also when it cannot be (it stayed cached for good)."""
+    import gc
+    import weakref
+
+    from enrollment.models import index_cache_clear
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    index_cache_clear()
+    old = rebuild_now().index_version
+    held = weakref.ref(old.load())
+    new = rebuild_now().index_version
+    assert new.pk != old.pk
+    real_load = Index.load.__func__
+    in_memory_while_reading = []
+
+    def load(cls, path):
+        gc.collect()
+        in_memory_while_reading.append(held() is not None)
+        return real_load(cls, path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Index, "load", classmethod(load))
+        new.load()
+    assert in_memory_while_reading == [False]
+
+    held = weakref.ref(old.load())        # the old version again, then a damaged file of the new one
+    new.file.write_bytes(b"damaged")
+    with pytest.raises(EngineError, match="digest"):
+        new.load()
+    gc.collect()
+    assert held() is None, "the replaced version stayed in memory"
+
+
 @pytest.mark.models
 def test_a_photo_whose_templates_fail_in_a_computation_is_left_out_not_the_rebuild(db, engine, astronaut_jpeg,
                                                                                    portrait_png, monkeypatch):

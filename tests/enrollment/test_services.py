@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import os
+import stat
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -152,12 +157,37 @@ def test_photo_add_stores_the_verdict_and_the_file(person, astronaut_jpeg, engin
     path = Path(photo.image.path)
     assert path.is_file() and path.is_relative_to(Path(settings.MEDIA_ROOT))
     assert "eileen" not in path.parent.name and path.read_bytes() == astronaut_jpeg
+    assert _mode(path) == 0o600 and _mode(path.parent) == 0o700   # the services' user only
     assert AuditEvent.objects.filter(action="photo_add", object_id=str(photo.pk)).exists()
     assert len(enqueued) == 1
     assert _refusal(person, astronaut_jpeg) == "duplicate"
     # the same file for someone else: one photo under two identities would make the index confuse them
     other = services.person_create(actor=None, full_name="Someone Else", staff_id="S-2")
     assert _refusal(other, astronaut_jpeg) == "enrolled_elsewhere"
+
+
+@pytest.mark.models
+def test_a_phone_photo_is_stored_without_its_location(person, astronaut_bgr, engine, enqueued):
+    """A phone's EXIF (GPS position, time, camera) is not kept with the face; the photo is stored
+    upright, its box fits the stored pixels, and the same upload is still known as a duplicate."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 8                                  # stored on its side: rotate to show upright
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}    # where it was taken
+    sideways = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(astronaut_bgr[:, :, ::-1], k=1))).save(
+        sideways, "JPEG", quality=95, exif=exif.tobytes())
+    upload = sideways.getvalue()
+    photo = services.photo_add(person=person, data=upload, filename="IMG_0001.jpg", actor=None)
+    stored = Path(photo.image.path).read_bytes()
+    with Image.open(io.BytesIO(stored)) as img:
+        assert img.format == "JPEG" and "exif" not in img.info and not img.getexif()
+        assert img.size == (photo.width, photo.height) == (512, 512)
+    again = engine.analyze(engine.decode(stored))[0]
+    assert np.allclose(again.box, photo.box, atol=6)      # the same face, where the box says
+    assert photo.sha256 == hashlib.sha256(upload).hexdigest()
+    assert _refusal(person, upload) == "duplicate"
 
 
 @pytest.mark.models
@@ -186,6 +216,22 @@ def test_photo_add_with_embed_caches_templates(person, portrait_png, engine):
     assert len(vectors) == expected and kinds[0] == 0 and (kinds[1:] == 1).all()
     photo.refresh_from_db()
     assert photo.embedding_state == "embedded"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_stored_photos_and_their_folders_are_readable_by_the_services_user_only(person, make_photo):
+    """Photos are written 0600 in folders made 0700, as the index files are, whatever the umask
+    (Django's defaults: 0644 files, folders as the umask says)."""
+    previous = os.umask(0o022)
+    try:
+        path = Path(make_photo(person).image.path)
+    finally:
+        os.umask(previous)
+    assert _mode(path) == 0o600
+    assert _mode(path.parent) == 0o700 and _mode(path.parent.parent) == 0o700   # faces/<id>/ and faces/
 
 
 def test_photo_remove_deletes_file_templates_and_queues_rebuild(person, make_photo, enqueued,
@@ -367,11 +413,12 @@ def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
 
     monkeypatch.setattr(services, "photo_inspect", inspect)
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)
+    same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
     outcomes: list[str] = []
 
     def submit():
         try:
-            services.photo_add(person=person, data=b"\xff\xd8\xff same bytes", actor=None, schedule_rebuild=False)
+            services.photo_add(person=person, data=same, actor=None, schedule_rebuild=False)
             outcomes.append("stored")
         except services.PhotoRefused as exc:
             outcomes.append(exc.code)

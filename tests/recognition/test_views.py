@@ -258,6 +258,23 @@ def test_export_refuses_ids_the_database_cannot_hold(client, superuser, attendan
             views.CHECKIN_CSV_HEADER]
 
 
+def test_attendance_pages_and_exports_are_never_cached(client, superuser, attendance, person):
+    """Names and check-in times must not come back from the browser's cache (or its back button)
+    after logout: every attendance page and CSV says no-store, and a CSV still streams."""
+    client.force_login(superuser)
+    day, history = reverse("attendance-day"), reverse("attendance-person", args=[person.pk])
+    export, admin_export = reverse("attendance-export"), reverse("admin:recognition_checkin_export")
+    # (url, query, status, a streamed CSV)
+    for url, query, status, csv_file in ((day, {}, 200, False), (day, {"format": "csv"}, 200, True),
+                                         (history, {}, 200, False), (history, {"format": "csv"}, 200, True),
+                                         (export, {}, 200, True), (export, {"masked": "perhaps"}, 400, False),
+                                         (admin_export, {}, 200, True)):
+        response = client.get(url, query)
+        assert (response.status_code, response.streaming) == (status, csv_file), (url, query)
+        cache = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"no-store", "private", "max-age=0"} <= cache, (url, query, cache)
+
+
 def test_csv_exports_stream(client, superuser, attendance, person):
     client.force_login(superuser)
     for response in (client.get(reverse("attendance-export")),
