@@ -18,6 +18,7 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 Answers (JSON text messages)::
 
     {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main"}
+    {"type": "kiosk", "kiosk": "Front door", "location": "...", "site": "main"}   (renamed or moved since)
     {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
      "checked_in" | "already" | "unknown", "reason": "too_small" | "partial" | "too_dark" |
      "too_bright" | "blurry" | "pose" | null, "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
@@ -285,8 +286,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
-        await self._send({"type": "hello", "kiosk": self.kiosk.name, "location": self.kiosk.location,
-                          "site": self.kiosk.site})
+        await self._send({"type": "hello", **self._facts()})
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
         try:
@@ -578,7 +578,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(self._token)
         if kiosk is None or kiosk.pk != self.kiosk.pk:
             return False
-        self.kiosk = kiosk
+        before, self.kiosk = self._facts(), kiosk
+        if self._facts() != before:   # renamed or moved in the admin: the page shows it now
+            await self._send({"type": "kiosk", **self._facts()})
         await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
         current = await database_sync_to_async(IndexVersion.objects.current_id)()
         if current != self._index_version:
@@ -591,6 +593,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         except Exception:  # noqa: BLE001 - best effort; the next recheck tries again
             log.warning("kiosk #%s: could not re-join the channel groups", self.kiosk.pk)
         return True
+
+    def _facts(self) -> dict:
+        """What the page shows of its kiosk (``hello`` and ``kiosk`` messages)."""
+        return {"kiosk": self.kiosk.name, "location": self.kiosk.location, "site": self.kiosk.site}
 
     async def kiosk_revoked(self, event: dict) -> None:
         """The kiosk was revoked, paired again, deactivated or changed: close now if this socket's

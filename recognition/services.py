@@ -186,7 +186,7 @@ def _unpair(kiosk: Kiosk) -> None:
 def _recheck_on_commit(kiosk: Kiosk) -> None:
     """After commit, the kiosk's open sockets read its row again: one whose token no longer opens
     an active kiosk closes, the others go on with the row as it is now (a new site applies to the
-    next check-in; the page shows a new name or location when it is next loaded)."""
+    next check-in; the page shows a new name or location at once: a ``kiosk`` message)."""
     group = kiosk.group_name
     transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
 

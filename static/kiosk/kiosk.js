@@ -223,12 +223,27 @@
     if (typeof msg.frame !== "number" || msg.frame >= sent) inFlight = false;
   }
 
+  // the kiosk's name and location as the server has them now: renamed in the admin while the page
+  // was open, or while it was away (said again by every "hello")
+  function showKiosk(msg) {
+    if (typeof msg.kiosk !== "string") return;
+    document.getElementById("kiosk-name").textContent = msg.kiosk;
+    const where = document.getElementById("kiosk-location");
+    where.textContent = msg.location || "";
+    where.hidden = !msg.location;
+    document.title = msg.kiosk + " · MaskNet check-in";
+  }
+
   function onMessage(data) {
     if (typeof data !== "string") return;
     let msg;
     try { msg = JSON.parse(data); } catch (e) { return; }
     switch (msg.type) {
+      case "kiosk":
+        showKiosk(msg);
+        break;
       case "hello":
+        showKiosk(msg);
         helloSeen = true;
         attempt = 0;
         failures = 0;              // a new socket: errors before it say nothing about this one

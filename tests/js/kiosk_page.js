@@ -258,6 +258,17 @@ async function main() {
   check("an unanswered /kiosk/status is given up and the page reconnects", p.sockets.length >= 2,
         `${p.sockets.length} sockets, ${p.counts.statusFetches} status calls`);
 
+  // ---- renamed in the admin while the page is open: the top bar follows without a reload
+  p = page();
+  await settle();
+  p.say(p.sockets[0], { type: "hello", kiosk: "Front door", location: "", site: "main" });
+  p.say(p.sockets[0], { type: "result", frame: 0, state: "searching" });
+  p.say(p.sockets[0], { type: "kiosk", kiosk: "Back door", location: "Loading bay", site: "main" });
+  check("a 'kiosk' message shows the new name and location",
+        p.text("kiosk-name") === "Back door" && p.text("kiosk-location") === "Loading bay",
+        `${p.text("kiosk-name")} / ${p.text("kiosk-location")}`);
+  check("and changes nothing else on the screen", p.stage.dataset.state === "searching", p.stage.dataset.state);
+
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
   try {

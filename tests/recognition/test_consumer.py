@@ -117,13 +117,38 @@ def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, pa
         comm = await open_kiosk(token)
         assert (await ask(comm, "none"))["state"] == "searching"
         await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, site="warehouse")
-        await asyncio.sleep(0.3)
+        moved = await comm.receive_json_from(timeout=5)
+        assert moved == {"type": "kiosk", "kiosk": kiosk.name, "location": kiosk.location, "site": "warehouse"}
         states = [(await ask(comm, f"face:{person.pk}:0.8:u"))["state"] for _ in range(3)]
         await comm.disconnect()
         return states
 
     assert run(scenario)[-1] == "checked_in"
     assert CheckIn.objects.get().site == "warehouse"
+
+
+def test_a_renamed_kiosk_shows_its_new_name_without_a_reload(engine_script, paired):
+    """The page learns a new name or location at once (a ``kiosk`` message), and every ``hello``
+    says them too; an unrelated change (the last-seen time) says nothing."""
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, name="Back door",
+                                                            location="Loading bay")
+        renamed = await comm.receive_json_from(timeout=5)
+        assert renamed == {"type": "kiosk", "kiosk": "Back door", "location": "Loading bay", "site": kiosk.site}
+        await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
+        assert (await ask(comm, "none"))["state"] == "searching"     # nothing else in between
+        await comm.disconnect()
+        again = communicator(token)
+        assert (await again.connect(timeout=5))[0]
+        hello = await again.receive_json_from(timeout=5)
+        assert (hello["type"], hello["kiosk"], hello["location"]) == ("hello", "Back door", "Loading bay")
+        await again.disconnect()
+
+    run(scenario)
 
 
 def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, monkeypatch):
