@@ -274,6 +274,11 @@ def test_warp_template_places_the_template_on_the_lower_face(face, tmp_path):
     picked = masks.apply_mask(image, points, np.random.default_rng(3), templates)
     assert np.array_equal(picked, masks.apply_mask(image, points, np.random.default_rng(3), templates))
     assert np.array_equal(picked, out), "a frontal face gets the front template"
+    # rolled about 90 degrees (a photo on its side) it is still a frontal face: the two directions
+    # compared lie either side of 0/180 degrees there
+    for roll in (88.0, 90.5, 93.5, 94.0, -91.0):
+        rolled = masks.transform_landmarks(points, cv2.getRotationMatrix2D((256.0, 256.0), roll, 1.0))
+        assert masks.template_view(masks.six_points(rolled)[1]) == "front", roll
 
 
 @pytest.mark.models

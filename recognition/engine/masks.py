@@ -1155,7 +1155,9 @@ def six_points(points468: np.ndarray) -> tuple[np.ndarray, float]:
         ang = np.degrees(np.arctan2(v[1], v[0])) % 180.0
         return float(ang)
 
-    angle = deg(nose_tip - bridge_top) - deg(axis_dir)
+    # the difference of two directions folded into [0, 180): wrapped, or a face rolled about 90 degrees,
+    # whose two nearly equal directions fall either side of 0/180, would differ by about 180
+    angle = (deg(nose_tip - bridge_top) - deg(axis_dir) + 90.0) % 180.0 - 90.0
     return six, angle
 
 
