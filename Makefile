@@ -26,8 +26,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: setup
 	$(PY) manage.py migrate --noinput
 	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(HOST):$(PORT); else \
-	  echo "Kiosk: http://$(HOST):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME;" \
-	       "make run DEMO=1 adds demo data and prints a demo admin login)"; fi
+	  echo "Admin: http://$(HOST):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
+	  echo "Kiosk: http://$(HOST):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME --base-url" \
+	       "http://$(HOST):$(PORT); make run DEMO=1 adds demo data and prints a demo admin login)"; fi
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)

@@ -146,7 +146,10 @@ def _warm_engine_soon() -> None:
     global _warm_asked
     if not _warm_asked:
         _warm_asked = True
-        asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
+        try:
+            asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
+        except RuntimeError:   # the pool is closed: the server is stopping
+            _warm_asked = False
 
 
 @dataclass(frozen=True)
@@ -370,6 +373,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
             except DB_ERRORS as exc:
                 _log_unavailable(exc)
                 await self._error(seq, "unavailable", ERROR_MESSAGES["unavailable"])
+            except RuntimeError as exc:
+                if "after shutdown" not in str(exc) and "interpreter shutdown" not in str(exc):
+                    log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
+                    await self._error(seq, "internal", "The frame could not be analysed.")
+                    continue
+                # the server is stopping (Ctrl-C, a deploy) and its engine pool is closed: not an
+                # error of this frame; the page reconnects to the next server
+                log.info("kiosk #%s: the server is stopping; frame %s not analysed", self.kiosk.pk, seq)
+                return
             except Exception:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
                 log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
                 await self._error(seq, "internal", "The frame could not be analysed.")

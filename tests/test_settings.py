@@ -157,3 +157,15 @@ def test_collected_static_files_stay_readable_by_the_proxy(settings, tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755 == stat.S_IMODE(path.parent.parent.stat().st_mode)
     assert settings.FILE_UPLOAD_PERMISSIONS == 0o600 and settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS == 0o700
+
+
+def test_the_development_server_logs_each_line_once():
+    """Django's own console handler (DEBUG on) and the root handler both printed every "django.*"
+    line, the server's requests and Channels' socket lines among them."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "MASKNET_"))}
+    code = "import logging\nlogging.getLogger('django.channels.server').info('one line, once')\n"
+    proc = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + code], cwd=REPO,
+                          env={**base, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.dev"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout + proc.stderr).count("one line, once") == 1

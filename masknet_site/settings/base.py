@@ -298,7 +298,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # never SQL statements, even with DEBUG and LOG_LEVEL=DEBUG: their parameters hold face templates
     # and snapshots (biometric data; tests/recognition/test_no_biometrics_in_logs.py)
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {"django.db.backends": {"level": "INFO"},
+                # through the root handler only: Django's own console handler (DEBUG on) printed
+                # every line of "django.*" (Channels' server log included) a second time
+                "django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
 
 # REST API (api app, /api/v1/): schema by drf-spectacular; per-token rate limits (docs/api.md).

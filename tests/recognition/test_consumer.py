@@ -346,6 +346,36 @@ def test_a_closed_socket_takes_its_waiting_frame_out_of_the_engine_queue(engine_
     assert engine_script.seen == ["none"]   # only the frame that was already being analysed
 
 
+def test_a_frame_arriving_while_the_server_stops_is_not_an_error(engine_script, paired, monkeypatch):
+    """Ctrl-C or a deploy closes the engine pool before the sockets: a frame then is not analysed,
+    logged without a traceback, and the socket is not told "internal"."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    monkeypatch.setattr(consumers, "engine_pool", lambda: pool)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    monkeypatch.setattr(consumers.log, "level", logging.INFO)
+    consumers.log.addHandler(handler)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=frame("none"))
+        quiet = await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+        return quiet
+
+    try:
+        assert run(scenario), "no 'internal' error sent to the page"
+    finally:
+        consumers.log.removeHandler(handler)
+    assert any("the server is stopping" in r.getMessage() for r in records)
+    assert not [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
+
+
 # ------------------------------------------------------------------------------------------- voting
 
 
