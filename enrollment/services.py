@@ -51,6 +51,8 @@ REFUSALS = {
     "unreadable": "The image cannot be decoded (damaged or truncated file).",
     "no_face": "No face found in the photo.",
     "several_faces": "More than one usable face: use a photo of this person alone.",
+    "unclear_face": "No clear face: this may not be a face, or the face is too covered or turned to enrol "
+                    "(a mask is fine when the eyes and brows show clearly).",
     "too_small": "The face is too small: come closer or use a larger photo.",
     "partial": "Part of the face is outside the photo: use one that shows the whole face.",
     "too_dark": "Too dark: add light in front of the face.",

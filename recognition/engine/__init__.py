@@ -56,6 +56,8 @@ class Face:
     for a face classified masked, each network's whole-face descriptor is first fused with its
     descriptor of the upper face, see :meth:`Engine.embed_masked`; with ``EngineConfig.descriptor``
     "arcface", the opt-in ArcFace network's vector instead), or ``None`` if not computed.
+    ``face_flag``: FaceMesh's probability that the crop it read holds a face (near 0 for the
+    detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -71,6 +73,7 @@ class Face:
     masked_prob: float
     embedding: np.ndarray | None = dataclasses.field(repr=False)
     masked: bool
+    face_flag: float = 1.0
 
     @property
     def width(self) -> float:
@@ -135,10 +138,12 @@ class Engine:
     def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
         if lm.score >= self.config.mesh_min_confidence:
             right_eye, left_eye = lm.eye_centres()
-            return self._aligned(img, det.box, det.score, det.keypoints, lm.points,
-                                 right_eye, left_eye, lm.points[NOSE_TIP, :2])
-        kp = det.keypoints
-        return self._aligned(img, det.box, det.score, kp, None, kp[0], kp[1], kp[2])
+            aligned = self._aligned(img, det.box, det.score, det.keypoints, lm.points,
+                                    right_eye, left_eye, lm.points[NOSE_TIP, :2])
+        else:
+            kp = det.keypoints
+            aligned = self._aligned(img, det.box, det.score, kp, None, kp[0], kp[1], kp[2])
+        return {**aligned, "face_flag": float(lm.score)}
 
     def _aligned(self, img, box, score, keypoints, landmarks, right_eye, left_eye, nose) -> dict:
         cfg = self.config

@@ -19,6 +19,7 @@
     blurry: "Blurry: hold still",
     pose: "Look straight at the camera",
     several_faces: "Only one person in the picture, please",
+    unclear_face: "No clear face: look at the camera, eyes and brows uncovered",
   };
   let checking = false;
   let busy = false;

@@ -113,6 +113,20 @@ def test_refuses_a_photo_without_a_face(person, gradient_png, engine):
 
 
 @pytest.mark.models
+@pytest.mark.parametrize("picture", ["coffee", "chelsea"])
+def test_refuses_a_false_face_the_detector_finds(person, engine, picture):
+    """scikit-image's cup of coffee and its cat: the detector finds a "face" in each that passes the
+    quality gate and the masked/unmasked head calls masked; enrolled, it would match that object."""
+    from skimage import data
+
+    rgb = getattr(data, picture)()
+    faces = engine.analyze(np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert faces[0].quality.ok and faces[0].face_flag < 0.1          # what the gate alone let through
+    assert _refusal(person, jpeg(np.ascontiguousarray(rgb[:, :, ::-1]))) == "unclear_face"
+    assert services.REFUSALS["unclear_face"].startswith("No clear face")
+
+
+@pytest.mark.models
 def test_refuses_a_group_photo(person, group_jpeg, engine):
     assert _refusal(person, group_jpeg) == "several_faces"
 
