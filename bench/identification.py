@@ -1,4 +1,5 @@
-"""Open-set identification benchmark on LFW DevTest people (never used for training).
+"""Open-set identification benchmark on LFW DevTest people (never used for training, nor for the
+engine's thresholds, which are calibrated on DevTrain).
 
 Gallery: the first photo of N people (unmasked, enrolled exactly as the product enrols, the site
 thresholds fitted on it as a rebuild fits them). Probes:
