@@ -48,3 +48,17 @@ def descriptor_suffix(descriptor: str) -> str:
     from recognition.engine.config import DESCRIPTORS
 
     return "" if descriptor == DESCRIPTORS[0] else f"-{descriptor}"
+
+
+def settings_digest(config, *extra) -> str:
+    """12 hex digits naming the engine's settings (``config``), its installed models and ``extra``:
+    the key of a benchmark's cache, so that answers recorded under other settings or models are
+    never replayed as this code's."""
+    import hashlib
+    import json
+
+    from recognition.engine.install import installed_manifest
+
+    models = (installed_manifest(REPO / "models") or {}).get("fingerprint")
+    key = json.dumps([dataclasses.asdict(config), models, *extra], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]

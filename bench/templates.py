@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import descriptor_suffix, provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -54,16 +55,18 @@ def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict
     per person: a run with more people embeds only the new ones)."""
     cfg = engine.config
     other = descriptor_suffix(cfg.descriptor)
-    path = CACHE / f"embeddings-{seed}-upper{cfg.upper_face_weight}{other}.npz"  # masked probes: fused
+    # keyed by every setting and the models (masked probes are fused, templates rendered)
+    path = CACHE / f"embeddings-{seed}-{settings_digest(cfg, MAX_MASKED)}{other}.npz"
     g, p = {}, {}
     if path.exists():
         d = np.load(path, allow_pickle=True)
         g, p = d["gallery"].item(), d["probes"].item()
-    rng = np.random.default_rng([seed, len(g)])
     wanted_g, wanted_p = person_images(gallery), person_images(probes)
     for person, files in wanted_g.items():
         if person in g:
             continue
+        # each person's masks from their own seed: the same whichever people were cached before
+        rng = np.random.default_rng([seed, zlib.crc32(person.encode())])
         face, fail = main_face(engine, files[0])
         if face is not None and not fail:
             g[person] = np.concatenate([face.embedding[None],

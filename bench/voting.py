@@ -4,9 +4,13 @@ Sequences are built from the identification benchmark's photos (``bench/identifi
 250 enrolled LFW DevTest people, masked probes of them and of 100 people who are not enrolled,
 all with MaskTheFace masks the product never saw). Each probe photo becomes one *presence*: a
 person standing at the kiosk for ``--frames`` frames, each a fresh camera-like view of the same
-photo (small shift, scale, rotation, exposure, sensor noise, JPEG at the page's quality). Every
-frame goes through the product's own path (``Engine.analyze`` then ``gallery.identify``); the
-per-frame answers are cached, then these decision policies are replayed over them:
+photo (small shift, scale, rotation, exposure, sensor noise, JPEG at the page's quality). The
+gallery is enrolled as the product enrols (``benchmark.enrol_gallery``: the quality gate refuses
+photos as the admin does, the site thresholds fitted on it as a rebuild fits them), and every frame
+goes through the kiosk's path: ``Engine.analyze``, then no decision for a face the quality gate
+refuses or narrower than ``MASKNET_KIOSK_MIN_FACE_PX`` (80), else ``gallery.identify``. The
+per-frame answers are cached (keyed by the engine's settings and models), then these decision
+policies are replayed over them:
 
 * **first frame**: the first usable frame decides (a recogniser without voting);
 * **any frame**: a check-in as soon as any frame is accepted (what a naive kiosk loop does over a
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,17 +47,18 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import descriptor_suffix, provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
 
-from recognition.engine import EngineConfig, EngineError, Index, load_engine  # noqa: E402
-from recognition.engine.benchmark import main_face, person_images  # noqa: E402
+from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
+from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
-from recognition.engine.gallery import MASK_VARIANTS, enroll_templates, identify  # noqa: E402
+from recognition.engine.gallery import MASK_VARIANTS, identify  # noqa: E402
 from recognition.voting import ACCEPTED, Observation, Voter  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "voting"
 FRAME_GAP_S = 0.15          # one answered frame every ~150 ms (docs/performance.md, 1 kiosk)
 OFFSETS = (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02)
+MIN_FACE_PX = float(os.environ.get("MASKNET_KIOSK_MIN_FACE_PX", "80"))   # the kiosk's "come closer"
 
 
 def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -69,20 +75,14 @@ def camera_view(img: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people: str = "") -> dict:
     """Per-frame answers of every presence (cached in var/bench/voting)."""
-    # the answers depend on how the gallery is enrolled: a new enrolment scheme is a new cache
-    other = descriptor_suffix(engine.config.descriptor)
-    upper = engine.config.upper_face_weight
-    cache = CACHE / f"frames-{n_frames}-{seed}-{people}masks{MASK_VARIANTS}-upper{upper}{other}.json"
+    # the answers depend on every setting of the engine (thresholds included: they are recorded),
+    # its models and how the gallery is enrolled: any change is a new cache
+    digest = settings_digest(engine.config, MASK_VARIANTS, MIN_FACE_PX)
+    cache = CACHE / f"frames-{n_frames}-{seed}-{people}{digest}{descriptor_suffix(engine.config.descriptor)}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     rng = np.random.default_rng(seed)
-    index = Index(engine.dim)
-    for person, files in person_images(gallery).items():
-        for path in files:
-            face, fail = main_face(engine, path)
-            if face is not None and not fail:
-                t = enroll_templates(engine, face, rng)
-                index.add(person, t.vectors, t.kinds)
+    index, site, _refused = enrol_gallery(engine, person_images(gallery), rng)
     presences = []
     sets = person_images(probes)
     for i, (person, files) in enumerate(sets.items()):
@@ -94,13 +94,17 @@ def record(engine, gallery: Path, probes: Path, n_frames: int, seed: int, people
             except EngineError:
                 frames.append(None)      # no face in this frame: the kiosk says "searching"
                 continue
-            d = identify(engine, face, index)
+            if not face.quality.ok or face.width < MIN_FACE_PX:
+                frames.append({"usable": False})   # the kiosk asks them to adjust and decides nothing
+                continue
+            d = identify(engine, face, index, site)
             frames.append({"label": d.label, "score": round(float(d.score), 5), "threshold": d.threshold,
-                           "masked": bool(face.masked), "usable": bool(face.quality.ok)})
+                           "masked": bool(face.masked), "usable": True})
         presences.append({"person": person, "known": person in index.identities, "frames": frames})
         if (i + 1) % 25 == 0:
             print(f"  {i + 1}/{len(sets)} presences", flush=True)
-    doc = {"n_frames": n_frames, "seed": seed, "gallery_people": len(index.identities), "presences": presences}
+    doc = {"n_frames": n_frames, "seed": seed, "gallery_people": len(index.identities), "site_thresholds": site,
+           "presences": presences}
     CACHE.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(doc))
     return doc

@@ -101,6 +101,39 @@ def person_images(root: Path) -> dict[str, list[Path]]:
     return out
 
 
+def enrol_gallery(engine: Engine, enrolled: dict[str, list[Path]], rng: np.random.Generator,
+                  step: Callable[[], None] = lambda: None) -> tuple[Index, dict[str, float], int]:
+    """Enrol people's photos as the product does: a photo counts only with exactly one face that
+    passes the quality gate (:func:`usable_face`), its templates as the site stores them
+    (:func:`photo_templates`), several photos of a person combined as the site combines them, and
+    the site thresholds fitted on the gallery as a rebuild fits them (:func:`fit_thresholds`).
+
+    Returns ``(index, site thresholds, photos refused)``; ``step`` is called once per photo."""
+    index = Index(engine.dim)
+    photo_index = Index(engine.dim)  # every photo's own templates: what probes look like
+    failed = 0
+    for person, files in enrolled.items():
+        photos, qualities = [], []
+        for path in files:
+            step()
+            try:
+                face, _reason = usable_face(engine.analyze(Path(path).read_bytes()))
+            except (EngineError, OSError):
+                face = None
+            if face is None:
+                failed += 1  # enrollment refuses it (no face, several, quality, unreadable)
+                continue
+            photos.append(photo_templates(engine, face, rng))
+            qualities.append(face.quality.score)
+            photo_index.add(person, photos[-1].vectors, photos[-1].kinds)
+        if photos:
+            p = person_templates(photos, qualities)
+            index.add(person, p.vectors, p.kinds, p.margins)
+    site = fit_thresholds(index, photo_index, {"unmasked": engine.threshold(False),
+                                               "masked": engine.threshold(True)})
+    return index, site, failed
+
+
 def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progress: Progress = _noop,
                             seed: int = 0, min_face_px: float = 0.0) -> dict:
     """Open-set identification: enrol ``gallery`` as the product does (a photo counts only with
@@ -117,29 +150,13 @@ def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progres
     probe_sets = person_images(probes)
     total = sum(map(len, enrolled.values())) + sum(map(len, probe_sets.values()))
     done = 0
-    index = Index(engine.dim)
-    photo_index = Index(engine.dim)  # every photo's own templates: what probes look like
-    failed_gallery = 0
-    for person, files in enrolled.items():
-        photos, qualities = [], []
-        for path in files:
-            done += 1
-            progress(done, total)
-            try:
-                face, _reason = usable_face(engine.analyze(Path(path).read_bytes()))
-            except (EngineError, OSError):
-                face = None
-            if face is None:
-                failed_gallery += 1  # enrollment refuses it (no face, several, quality, unreadable)
-                continue
-            photos.append(photo_templates(engine, face, rng))
-            qualities.append(face.quality.score)
-            photo_index.add(person, photos[-1].vectors, photos[-1].kinds)
-        if photos:  # several photos of a person are combined as the site combines them
-            p = person_templates(photos, qualities)
-            index.add(person, p.vectors, p.kinds, p.margins)
-    site = fit_thresholds(index, photo_index, {"unmasked": engine.threshold(False),
-                                               "masked": engine.threshold(True)})
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        progress(done, total)
+
+    index, site, failed_gallery = enrol_gallery(engine, enrolled, rng, step)
     labels, scores, truth, known, thresholds = [], [], [], [], []
     failed_probes = refused_probes = masked_probes = 0
     for person, files in probe_sets.items():
