@@ -13,7 +13,9 @@ FaceMesh, align, quality gate; ``Engine.analyze(embed=False)``) and each candida
   MaskTheFace template, masks the product never saw) and the **same photos unmasked**;
 * **images without a face** (scikit-image's sample images without people or animals, whole and as
   random square crops): false detections, and false detections that pass the quality gate (those
-  reach matching, where the strict match thresholds then call them unknown).
+  reach matching, where the strict match thresholds then call them unknown);
+* for every set, the faces past the gate that enrolment would also take: FaceMesh's face flag at
+  ``gallery.ENROL_MIN_FACE_FLAG`` or above (enrolment refuses the others as ``unclear_face``).
 
 Usage: ``python bench/detection.py [--crops 40]``; prints a table and writes
 ``bench/results/detection.json``.
@@ -37,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from provenance import provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.gallery import ENROL_MIN_FACE_FLAG  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -90,20 +93,20 @@ def lfw_photos(engine, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return plain, masked
 
 
-def faces_by_threshold(engine, images: list[np.ndarray]) -> list[list[tuple[float, bool, tuple]]]:
-    """For each image, its faces at the lowest threshold as ``(score, passes the gate, box)``,
-    largest first (the face the kiosk takes)."""
+def faces_by_threshold(engine, images: list[np.ndarray]) -> list[list[tuple[float, bool, tuple, float]]]:
+    """For each image, its faces at the lowest threshold as ``(score, passes the gate, box, face
+    flag)``, largest first (the face the kiosk takes)."""
     out = []
     for img in images:
         try:
             faces = engine.analyze(img, embed=False)
         except NoFaceFound:
             faces = []
-        out.append([(f.score, f.quality.ok, f.box) for f in faces])
+        out.append([(f.score, f.quality.ok, f.box, f.face_flag) for f in faces])
     return out
 
 
-def summarise(found: list[list[tuple[float, bool, tuple]]], confident: float = 0.55) -> dict:
+def summarise(found: list[list[tuple[float, bool, tuple, float]]], confident: float = 0.55) -> dict:
     """Per fallback threshold ``t``, with the engine's rule (faces at ``confident`` or above if there
     are any, else faces at ``t`` or above): images with a face and images whose largest face passes
     the gate. ``largest_changed_one_threshold``: images whose largest face would differ from the one
@@ -117,6 +120,7 @@ def summarise(found: list[list[tuple[float, bool, tuple]]], confident: float = 0
             "n": len(found),
             "found": sum(bool(k) for k in kept),
             "usable": sum(bool(k) and k[0][1] for k in kept),
+            "enrolable": sum(bool(k) and k[0][1] and k[0][3] >= ENROL_MIN_FACE_FLAG for k in kept),
             "largest_changed_one_threshold": sum(bool(k) and bool(r) and k[0][2] != r[0][2]
                                                  for k, r in zip(low, ref, strict=True)),
         }
@@ -147,6 +151,12 @@ def table(results: dict) -> str:
                 f"unmasked), {n['non_face']} images without a face. Faces at {results['confident']} or above "
                 f"take precedence (the engine's rule); as a single threshold instead, the largest face of "
                 f"this many unmasked LFW photos would change: {changed}.")
+    fb = str(results["fallback"])
+    enrol = ", ".join(f"{label} {sets[name][fb]['enrolable']} of {sets[name][fb]['usable']}"
+                      for label, name in (("real masks", "rwmfd"), ("LFW unseen masks", "lfw_masked"),
+                                          ("LFW unmasked", "lfw_unmasked"), ("no-face images", "non_face")))
+    rows.append(f"\nAt the engine's fallback threshold ({fb}), faces past the gate that enrolment also takes "
+                f"(FaceMesh's face flag at {results['enrol_min_face_flag']} or above): {enrol}.")
     return "\n".join(rows)
 
 
@@ -170,7 +180,7 @@ def main() -> None:
             "non_face": non_face}
     confident = EngineConfig().detect_min_confidence
     results = {"args": vars(args), "thresholds": list(THRESHOLDS), "confident": confident,
-               "fallback": EngineConfig().detect_fallback_confidence,
+               "fallback": EngineConfig().detect_fallback_confidence, "enrol_min_face_flag": ENROL_MIN_FACE_FLAG,
                "sets": {name: summarise(faces_by_threshold(low, images), confident) for name, images in sets.items()}}
     results["seconds"] = round(time.time() - t0, 1)
     results["provenance"] = provenance()
