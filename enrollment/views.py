@@ -62,7 +62,10 @@ def photo_thumb(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         with photo.image.open("rb") as fh:
             data = fh.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
-        bgr = decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+        # a JPEG decoded at the smallest scale that still covers the thumbnail (an admin page of
+        # people decodes one per photo on every view: no-store)
+        bgr = decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS,
+                           min_side=THUMB_PX)
         img = Image.fromarray(bgr[:, :, ::-1])
         img.thumbnail((THUMB_PX, THUMB_PX))
         out = io.BytesIO()

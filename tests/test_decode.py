@@ -149,3 +149,15 @@ def test_a_photo_is_kept_without_its_metadata():
     assert without_metadata(plain.getvalue(), **LIMITS) == plain.getvalue()
     with pytest.raises(UnreadableImage):
         without_metadata(b"\xff\xd8\xff garbage", **LIMITS)
+
+
+def test_a_jpeg_may_be_decoded_at_a_reduced_scale_for_a_thumbnail():
+    img = np.zeros((1200, 1600, 3), np.uint8)
+    img[:, :800] = 255
+    jpeg, png = io.BytesIO(), io.BytesIO()
+    Image.fromarray(img).save(jpeg, "JPEG")
+    Image.fromarray(img).save(png, "PNG")
+    small = decode_image(jpeg.getvalue(), **LIMITS, min_side=192)
+    assert small.shape == (300, 400, 3)          # 1/4: the smallest scale with both sides >= 192
+    assert small[:, :190].mean() > 250 and small[:, 210:].mean() < 5
+    assert decode_image(png.getvalue(), **LIMITS, min_side=192).shape == (1200, 1600, 3)   # JPEG only
