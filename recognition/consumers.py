@@ -373,16 +373,13 @@ class KioskConsumer(AsyncWebsocketConsumer):
             except DB_ERRORS as exc:
                 _log_unavailable(exc)
                 await self._error(seq, "unavailable", ERROR_MESSAGES["unavailable"])
-            except RuntimeError as exc:
-                if "after shutdown" not in str(exc) and "interpreter shutdown" not in str(exc):
-                    log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
-                    await self._error(seq, "internal", "The frame could not be analysed.")
-                    continue
-                # the server is stopping (Ctrl-C, a deploy) and its engine pool is closed: not an
-                # error of this frame; the page reconnects to the next server
-                log.info("kiosk #%s: the server is stopping; frame %s not analysed", self.kiosk.pk, seq)
-                return
-            except Exception:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
+                if isinstance(exc, RuntimeError) and "shutdown" in str(exc):
+                    # the server is stopping (Ctrl-C, a deploy) and its engine pool is closed
+                    # ("cannot schedule new futures after shutdown"): not this frame's error; the
+                    # page reconnects to the next server
+                    log.info("kiosk #%s: the server is stopping; frame %s not analysed", self.kiosk.pk, seq)
+                    return
                 log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
                 await self._error(seq, "internal", "The frame could not be analysed.")
 

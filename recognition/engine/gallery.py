@@ -111,7 +111,8 @@ def usable_face(faces: list[Face]) -> tuple[Face | None, str | None]:
         return usable[0], None
     if len(usable) > 1:
         return None, "several_faces"
-    return None, faces[0].quality.reason or ("unclear_face" if faces[0].face_flag < ENROL_MIN_FACE_FLAG else "quality")
+    # none usable: the largest face failed the gate, or passed it with a low face flag
+    return None, faces[0].quality.reason or "unclear_face"
 
 
 @dataclass(frozen=True)
