@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run worker beat test browser lint bench clean-models
+.PHONY: setup run worker beat test browser screenshots lint bench clean-models
 
 # idempotent: reinstalls packages only when a requirements file changed; install_models
 # returns at once when the converted models are up to date
@@ -43,9 +43,17 @@ beat: setup
 	@mkdir -p var
 	$(VENV)/bin/celery -A masknet_site beat --loglevel INFO --schedule var/celerybeat-schedule
 
-# the test settings whatever DJANGO_SETTINGS_MODULE says (a production node exports its own)
+# the test settings whatever DJANGO_SETTINGS_MODULE says (a production node exports its own), and
+# without REDIS_URL: an exported one (for `make worker`) would put the in-process tests' cache,
+# channel layer and Celery broker on that Redis (the tests that need Redis start their own nodes)
 test: setup browser
-	$(PY) -m pytest --ds=masknet_site.settings.test
+	env -u REDIS_URL $(PY) -m pytest --ds=masknet_site.settings.test
+
+# refresh docs/screenshots/ from the kiosk's end-to-end test (a plain test run writes them to a
+# temporary folder)
+screenshots: setup browser
+	env -u REDIS_URL MASKNET_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest --ds=masknet_site.settings.test \
+		tests/recognition/test_kiosk_e2e.py -m e2e -q
 
 # headless Chromium + chromedriver (Debian packages) for the kiosk's end-to-end test; installs only
 # when missing, never fails (the test then skips and says why)

@@ -10,7 +10,9 @@ test database:
   says "Not recognised" and no check-in is made for him.
 * Camera errors and a lost connection show their banners.
 
-Screenshots of each state are written to docs/screenshots/ (see the README and docs/kiosk.md).
+Screenshots of each state are written to the test's temporary folder, or to
+``MASKNET_SCREENSHOTS_DIR`` when set: ``make screenshots`` refreshes docs/screenshots/ (see the
+README and docs/kiosk.md), so that a test run never rewrites tracked files.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from . import faces
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.models, pytest.mark.django_db(transaction=True)]
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = REPO / "docs" / "screenshots"   # replaced by the test (see the ``shot_dir`` fixture)
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FPS = 10
 
@@ -221,8 +223,16 @@ def wait_for(driver, predicate, timeout: float, what: str):
 # -------------------------------------------------------------------------------------------- test
 
 
+@pytest.fixture
+def shot_dir(tmp_path, monkeypatch) -> Path:
+    """Where this run's screenshots go: ``MASKNET_SCREENSHOTS_DIR`` or the test's own folder."""
+    folder = Path(os.environ.get("MASKNET_SCREENSHOTS_DIR") or tmp_path / "screenshots").resolve()
+    monkeypatch.setattr(sys.modules[__name__], "SHOTS", folder)
+    return folder
+
+
 def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, registry_photos, person, settings,
-                                 tmp_path):
+                                 tmp_path, shot_dir):
     started = time.monotonic()
 
     def phase(name: str) -> None:

@@ -86,6 +86,8 @@ def cluster(tmp_path_factory, installed_models):
             t.join(300)
         if errors:
             raise errors[0]
+        stuck = [n.name for n, t in zip(nodes, threads, strict=True) if t.is_alive()]
+        assert not stuck, f"nodes still starting after 300 s: {stuck}"
         supervisor = c.supervise()
         yield c
     finally:

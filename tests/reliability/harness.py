@@ -442,7 +442,11 @@ class ControlProcess:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                                          bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
-        self._reply(120)  # "ready"
+        try:
+            self._reply(120)  # "ready"
+        except BaseException:
+            self.close()   # the caller never gets this object to close: do not leave the process behind
+            raise
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -552,7 +556,8 @@ class KioskClient(threading.Thread):
                 ws.close(timeout=1)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self.join(join)
+        if self.ident is not None:   # started (stop() may run in a finally before every client started)
+            self.join(join)
 
     def run(self) -> None:
         attempt = 0
