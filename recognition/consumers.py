@@ -76,7 +76,8 @@ log = logging.getLogger(__name__)
 KIOSK_COOKIE = "masknet_kiosk"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REVOKED = 4403
-LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)
+LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)...
+LOST_AFTER_INTERVALS = 3.0  # ...or, on a slow server, this many analysis intervals (capped as the vote's gap)
 VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote...
 VOTE_GAP_INTERVALS = 3.0    # ...unless the server itself is that slow: then 3 analysis intervals
 VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
@@ -263,6 +264,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._outcome: _Outcome | None = None
         self._analysed_at: float | None = None
         self._interval = 0.15      # smoothed seconds between analysed frames (see _adapt_vote_gap)
+        self._lost_after_s = LOST_AFTER_S   # seconds without a face that end a presence (ditto)
         self._last_face_at = 0.0
         self._quality_reasons: Counter[str] = Counter()
         self._quality_audited = False
@@ -400,6 +402,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
             return
         now = time.monotonic()
+        if self._analysed_at is not None and now - self._analysed_at > VOTE_MAX_GAP_CAP_S:
+            # no frame at all for that long (camera replugged, page stalled): whoever is here now
+            # is not greeted with the last person's outcome, nor doubted for their "unknown"
+            await self._presence_end()
         self._adapt_vote_gap(now)
         reply = await self._interpret(analysis, now)
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
@@ -413,6 +419,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         # the limit comes from the intervals *before* this frame: one long pause in a fast stream
         # (somebody else may be standing there now) still restarts the vote
         self._voter.max_gap_s = min(max(VOTE_MAX_GAP_S, VOTE_GAP_INTERVALS * self._interval), VOTE_MAX_GAP_CAP_S)
+        # likewise a presence: at one answer every 1.5 s, a single missed detection (masks make them
+        # likelier) must not end it, which would also forget that this face was voted "unknown"
+        self._lost_after_s = min(max(LOST_AFTER_S, LOST_AFTER_INTERVALS * self._interval), VOTE_MAX_GAP_CAP_S)
         if self._analysed_at is not None:
             step = min(now - self._analysed_at, VOTE_MAX_GAP_CAP_S)
             self._interval = 0.7 * self._interval + 0.3 * step
@@ -424,7 +433,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         reply: dict = {"state": "searching", "reason": None, "box": None, "masked": None, "name": None,
                        "time": None, "progress": 0.0}
         if face is None:
-            if now - self._last_face_at > LOST_AFTER_S:
+            if now - self._last_face_at > self._lost_after_s:
                 await self._presence_end()
             return self._with_outcome(reply)
         self._last_face_at = now

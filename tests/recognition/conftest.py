@@ -113,6 +113,7 @@ def engine_script(monkeypatch) -> ScriptedEngine:
     monkeypatch.setattr(consumers, "analyze_frame", scripted)
     monkeypatch.setattr(consumers, "warm_engine", lambda: None)
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
     yield scripted
     scripted.release()
 

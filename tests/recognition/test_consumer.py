@@ -850,6 +850,63 @@ def test_the_vote_tolerates_a_slow_server_but_not_a_pause(engine_script, paired,
     assert CheckIn.objects.count() == int(checked_in)
 
 
+def _real_presence_rules(monkeypatch) -> dict:
+    """The presence rules as shipped (the fixture ends presences at once) and a clock the test moves."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(consumers, "LOST_AFTER_S", 1.0)
+    monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 3.0)
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(consumers, "time", SimpleNamespace(monotonic=lambda: clock["t"],
+                                                           perf_counter=__import__("time").perf_counter))
+    return clock
+
+
+def test_on_a_slow_server_one_missed_face_does_not_forget_an_unknown_verdict(engine_script, paired, person,
+                                                                            monkeypatch):
+    """At one answer every 2 s (many kiosks), a frame where the detector missed the face is not the
+    end of the presence: a stranger voted "unknown" still needs the stricter count afterwards,
+    not the plain one again (three or four lucky frames)."""
+    clock = _real_presence_rules(monkeypatch)
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        states = []
+        for script in [f"face:{p}:0.2:m"] * 8 + ["none"] + [f"face:{p}:0.5:m"] * 4:
+            clock["t"] += 2.0
+            states.append((await ask(comm, script))["state"])
+        await comm.disconnect()
+        return states
+
+    states = run(scenario)
+    assert states[7] == "unknown" and states[8:] == ["unknown"] * 5, states
+    assert CheckIn.objects.count() == 0
+
+
+def test_after_a_long_pause_the_next_face_is_not_given_the_last_outcome(engine_script, paired, person,
+                                                                        monkeypatch):
+    """Frames that stop and start again (camera replugged, page stalled) end the presence: the
+    face seen after the pause is not greeted with the previous person's welcome."""
+    clock = _real_presence_rules(monkeypatch)
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        welcome = []
+        for _ in range(3):
+            clock["t"] += 0.15
+            welcome.append((await ask(comm, f"face:{p}:0.9:u"))["state"])
+        clock["t"] += 600.0
+        after = await ask(comm, f"face:{p}:0.1:u")
+        await comm.disconnect()
+        return welcome, after
+
+    welcome, after = run(scenario)
+    assert welcome[-1] == "checked_in"
+    assert after["state"] == "recognising" and after["name"] is None, after
+
+
 @pytest.mark.reliability
 def test_an_answer_to_a_page_that_went_away_is_dropped_quietly(caplog):
     """Daphne raises when a frame's answer is sent after the page closed but before the consumer

@@ -33,6 +33,7 @@ def enrolled(engine, astronaut_bgr, person, settings, tmp_path):
 def test_masked_face_checked_in_and_masked_stranger_not(engine, enrolled, paired, astronaut_bgr, registry_photos,
                                                         monkeypatch):
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
     eileen = faces.with_mask(engine, astronaut_bgr, seed=3)
     m, _ = faces.kiosk_view(engine, eileen)
     eileen_frames = [faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=1)]

@@ -129,6 +129,7 @@ def test_no_biometric_data_in_logs_or_error_messages(engine, astronaut_bgr, pers
     settings.MASKNET_INDEX_DIR = tmp_path / "index"
     settings.MASKNET_CHECKIN_SNAPSHOTS = True
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
     photo = jpeg(astronaut_bgr)
     shown: list[str] = []                      # every error message a user sees or the database keeps
 
