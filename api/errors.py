@@ -13,7 +13,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 
 class ApiError(exceptions.APIException):
@@ -70,7 +70,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             exc = exceptions.ParseError(detail="The request could not be read.")
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        # anything else is a bug or an outage (a database error...): logged with its traceback as
+        # Django logs a 500, and answered in the API's shape, not as Django's HTML error page
+        request = context.get("request")
+        logging.getLogger("django.request").error("API server error: %s %s", getattr(request, "method", "?"),
+                                                  getattr(request, "path", "?"), exc_info=exc)
+        set_rollback()
+        return Response({"error": "server_error", "detail": "The server could not answer this request; it was "
+                                                            "logged. Try again later."},
+                        status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, ApiError):
         body = {"error": exc.error_code, "detail": str(exc.detail), **exc.extra}
     elif isinstance(exc, exceptions.ValidationError):

@@ -230,19 +230,22 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
                           faces=answers)
 
 
-def face_verify(*, data: bytes, person: Person, actor: object | None) -> VerifyAnswer:
+def face_verify(*, data: bytes, person_id: int, actor: object | None) -> VerifyAnswer:
     """Compare the main face of an image with one person's templates in the active index.
-    Raises :class:`IndexUnavailable`, :class:`NotInIndex`, or an engine error (``NoFaceFound``
-    included) for images without a usable face."""
+    Raises :class:`IndexUnavailable`, an engine error (``NoFaceFound`` included) for images
+    without a usable face, then :class:`NotInIndex`, the same for a person who does not exist, is
+    inactive or has no templates: the image is checked first, and the answer does not tell a
+    caller without the ``read`` scope which ids exist."""
     version, index, thresholds = _active_index()
-    label = str(person.pk)
-    if not person.active:   # still in the index until the rebuild their deactivation queued is done
-        raise NotInIndex(f"person #{person.pk} is inactive: not in the gallery")
-    if label not in index.identities:
-        raise NotInIndex(f"person #{person.pk} has no templates in the active index v{version.pk}")
     image = _decode(data)
     engine = _engine_for(version, index)
     face = engine.analyze(image, max_faces=MAX_FACES)[0]
+    label = str(person_id)
+    # an inactive person stays in the index until the rebuild their deactivation queued is done
+    person = Person.objects.active().filter(pk=person_id).first() if label in index.identities else None
+    if person is None:
+        raise NotInIndex(f"person #{person_id} is not in the gallery of the active index v{version.pk} "
+                         f"(unknown, inactive, or without usable photos)")
     kinds = None if face.masked else (UNMASKED,)
     scores = np.where(index.labels == label, index.scores(face.embedding, kinds), -np.inf)
     best = float(scores.max()) if len(scores) else float("-inf")

@@ -1,5 +1,7 @@
 """Per-token rate limits (DRF throttling): each token has its own bucket and its own rate
-(``ApiToken.rate`` or ``MASKNET_API_TOKEN_RATE``); staff sessions share ``MASKNET_API_USER_RATE``."""
+(``ApiToken.rate`` or ``MASKNET_API_TOKEN_RATE``); staff sessions share ``MASKNET_API_USER_RATE``.
+Identify and verify also count in a second, smaller bucket (``MASKNET_API_RECOGNISE_RATE``): each
+runs the networks, and a stream of scores is what an attacker tuning a forged face would need."""
 
 from __future__ import annotations
 
@@ -37,3 +39,16 @@ class ApiRateThrottle(SimpleRateThrottle):
         if request.user and request.user.is_authenticated:
             return self.cache_format % {"scope": self.scope, "ident": f"user:{request.user.pk}"}
         return self.cache_format % {"scope": self.scope, "ident": f"anon:{self.get_ident(request)}"}
+
+
+class RecogniseRateThrottle(ApiRateThrottle):
+    """The identify/verify bucket: ``MASKNET_API_RECOGNISE_RATE`` per token or staff user, whatever
+    the token's own rate."""
+
+    scope = "masknet-api-recognise"
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        """Count against the recognition rate."""
+        self.rate = getattr(settings, "MASKNET_API_RECOGNISE_RATE", "120/min")
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return SimpleRateThrottle.allow_request(self, request, view)

@@ -6,21 +6,20 @@ so the audit log records it with the caller (a staff user or a token's service a
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, parsers, renderers, status, viewsets
+from rest_framework import exceptions, mixins, parsers, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -41,7 +40,7 @@ from .authentication import ApiTokenAuthentication, StaffSessionAuthentication
 from .errors import ApiError, api_exception_handler
 from .models import SCOPE_ADMIN, SCOPE_ENROL, SCOPE_READ, SCOPE_RECOGNISE, ApiToken
 from .permissions import ScopedAccess
-from .throttling import ApiRateThrottle
+from .throttling import ApiRateThrottle, RecogniseRateThrottle
 
 ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 429: s.ErrorSerializer}
 NOT_FOUND = {404: s.ErrorSerializer}
@@ -56,9 +55,18 @@ class ApiPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list | None:
+        """DRF's pages, with a page past the end (or not a number) a 400 on ``page``: a 404 here
+        would read as "no such endpoint"."""
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except exceptions.NotFound as exc:
+            raise exceptions.ValidationError({"page": [str(exc.detail)]}) from exc
+
 
 class CSVRenderer(renderers.BaseRenderer):
-    """``text/csv`` (the CSV itself is written by the view; this renders error bodies)."""
+    """``text/csv``, so that a request that accepts only CSV is served: the CSV itself is written
+    by the view, and errors are rendered as JSON (:meth:`ApiMixin.finalize_response`)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -66,12 +74,20 @@ class CSVRenderer(renderers.BaseRenderer):
 
     def render(self, data: object, accepted_media_type: str | None = None,
                renderer_context: dict | None = None) -> bytes:
-        """An error body as two columns (``key,value``)."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        for key, value in (data.items() if isinstance(data, dict) else [("detail", data)]):
-            writer.writerow([key, value])
-        return out.getvalue().encode()
+        """Never called for an error (those are JSON); a body the view did not write as CSV."""
+        return renderers.JSONRenderer().render(data)
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser; a body nested too deeply for Python's parser (``RecursionError``, not a
+    ``ValueError``) is a 400 like any malformed JSON, not a server error."""
+
+    def parse(self, stream: object, media_type: str | None = None, parser_context: dict | None = None) -> object:
+        """The parsed body, or ``ParseError``."""
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from exc
 
 
 class MemoryOnlyUploadHandler(MemoryFileUploadHandler):
@@ -98,7 +114,7 @@ class ApiMixin:
     throttle_classes = [ApiRateThrottle]
     pagination_class = ApiPagination
     renderer_classes = [renderers.JSONRenderer]
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
     access: dict[str, tuple[str, str]] = {}
     memory_only_uploads = False
 
@@ -112,6 +128,24 @@ class ApiMixin:
     def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
         """Every API error in the shape of :class:`api.serializers.ErrorSerializer`."""
         return api_exception_handler
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        """DRF's negotiation; an unknown ``?format=`` is a 406 like an unknown ``Accept``, not a
+        404 (which would read as "no such endpoint")."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404 as exc:
+            raise exceptions.NotAcceptable(f"Unknown format {request.query_params.get('format', '')!r}.") from exc
+
+    def finalize_response(self, request: Request, response: HttpResponse, *args, **kwargs) -> HttpResponse:
+        """Answers carry personal data (names, staff ids, check-ins, pairing links): never stored
+        by a browser or proxy. Errors are JSON whatever was accepted (a CSV request's too)."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400 \
+                and not isinstance(response.accepted_renderer, renderers.JSONRenderer):
+            response.accepted_renderer, response.accepted_media_type = renderers.JSONRenderer(), "application/json"
+        patch_cache_control(response, private=True, no_store=True)
+        return response
 
 
 def _validated(serializer_class: type, data: object) -> dict:
@@ -134,7 +168,8 @@ def _engine_error(exc: EngineError) -> ApiError:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer], responses={**ERRORS}),
+    list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer],
+                       responses={200: s.PersonSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A person", responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
     create=extend_schema(summary="Create a person (scope enrol)", responses={201: s.PersonSerializer, **ERRORS}),
     update=extend_schema(summary="Replace a person's fields (scope enrol)",
@@ -260,7 +295,8 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
 
 @extend_schema_view(list=extend_schema(summary="List check-ins, newest first",
-                                       parameters=[s.CheckInFilterSerializer], responses={**ERRORS}))
+                                       parameters=[s.CheckInFilterSerializer],
+                                       responses={200: s.CheckInSerializer(many=True), **ERRORS}))
 class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Check-ins, filtered by local date range, person, kiosk, site and masked; also as CSV."""
 
@@ -274,7 +310,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
         return qs.order_by("-at", "-id")
 
     @extend_schema(summary="Check-ins as CSV (same filters, oldest first)", parameters=[s.CheckInFilterSerializer],
-                   responses={(200, "text/csv"): OpenApiTypes.STR, **ERRORS})
+                   responses={(200, "text/csv"): OpenApiTypes.STR, 406: s.ErrorSerializer, **ERRORS})
     @action(detail=False, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer],
             pagination_class=None)
     def csv(self, request: Request) -> HttpResponse:
@@ -288,7 +324,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List kiosks", responses={**ERRORS}),
+    list=extend_schema(summary="List kiosks", responses={200: s.KioskSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A kiosk", responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
 )
 class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -340,7 +376,8 @@ class IndexView(ApiMixin, APIView):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Index rebuilds, newest first", responses={**ERRORS}),
+    list=extend_schema(summary="Index rebuilds, newest first",
+                       responses={200: s.TrainingRunSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A rebuild's progress",
                            responses={200: s.TrainingRunSerializer, **ERRORS, **NOT_FOUND}),
 )
@@ -372,6 +409,7 @@ class IdentifyView(ApiMixin, APIView):
 
     access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
     memory_only_uploads = True   # probe images are never stored (docs/security.md)
+    throttle_classes = [ApiRateThrottle, RecogniseRateThrottle]
 
     @extend_schema(summary="Identify the faces of an image (scope recognise)",
                    request={"multipart/form-data": s.IdentifyRequestSerializer},
@@ -394,6 +432,7 @@ class VerifyView(ApiMixin, APIView):
 
     access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
     memory_only_uploads = True
+    throttle_classes = [ApiRateThrottle, RecogniseRateThrottle]
 
     @extend_schema(summary="Verify that an image's main face is a given person (scope recognise)",
                    request={"multipart/form-data": s.VerifyRequestSerializer},
@@ -403,7 +442,7 @@ class VerifyView(ApiMixin, APIView):
         """``api.services.face_verify``."""
         data = _validated(s.VerifyRequestSerializer, request.data)
         try:
-            answer = services.face_verify(data=_upload_bytes(data["image"]), person=data["person"],
+            answer = services.face_verify(data=_upload_bytes(data["image"]), person_id=data["person"],
                                           actor=request.user)
         except services.IndexUnavailable as exc:
             raise ApiError(status_code=409, code="no_index", detail=str(exc)) from exc
@@ -417,5 +456,7 @@ class VerifyView(ApiMixin, APIView):
 @csrf_exempt   # no side effects: an unsafe method gets the same JSON 404, not Django's HTML CSRF 403
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Any other URL under ``/api/``, whatever the method: a JSON 404 like every other API error."""
-    return JsonResponse({"error": "not_found", "detail": "No API endpoint at this URL (see /api/schema/)."},
-                        status=404)
+    response = JsonResponse({"error": "not_found", "detail": "No API endpoint at this URL (see /api/schema/)."},
+                            status=404)
+    patch_cache_control(response, private=True, no_store=True)
+    return response

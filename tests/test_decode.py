@@ -110,11 +110,21 @@ def test_sixteen_bit_grey_png_is_scaled_not_clipped():
     assert 0.45 < (grey > 127).mean() < 0.55                  # clipping made 99.6% of it white
 
 
-def test_only_camera_and_photo_formats_are_decoded():
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "GIF"])
+def test_only_camera_and_photo_formats_are_decoded(fmt):
     buf = io.BytesIO()
-    Image.new("RGB", (32, 32)).save(buf, "TIFF")
-    with pytest.raises(UnreadableImage):
+    Image.new("RGB", (32, 32)).save(buf, fmt)
+    with pytest.raises(UnreadableImage) as info:
         decode_image(buf.getvalue(), **LIMITS)
+    assert str(info.value) == "cannot decode image: not a JPEG, PNG or WebP image"   # no object address
+
+
+def test_a_damaged_image_is_named_without_pillow_internals():
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "PNG")
+    with pytest.raises(UnreadableImage) as info:
+        decode_image(buf.getvalue()[:60], **LIMITS)
+    assert str(info.value).startswith("cannot decode image: damaged or truncated (") and "0x" not in str(info.value)
 
 
 def test_a_photo_is_kept_without_its_metadata():

@@ -326,6 +326,8 @@ SPECTACULAR_SETTINGS = {
 }
 MASKNET_API_TOKEN_RATE = env("MASKNET_API_TOKEN_RATE", "600/min")  # per token, unless the token sets its own
 MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff session user
+# identify and verify, per token or user, on top of the above (each runs the networks)
+MASKNET_API_RECOGNISE_RATE = env("MASKNET_API_RECOGNISE_RATE", "120/min")
 # Staff login: this many failed logins per username and client address lock that pair out for
 # MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).
 MASKNET_LOGIN_MAX_FAILURES = int(env("MASKNET_LOGIN_MAX_FAILURES", "5"))

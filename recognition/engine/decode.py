@@ -11,8 +11,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import FrameTooLarge, UnreadableImage
 
 # what the product accepts: cameras and photo uploads; nothing that runs an interpreter (EPS) or
-# brings a large parser into play (TIFF and the rest of Pillow's formats)
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+# brings another parser into play (TIFF, BMP, GIF and the rest of Pillow's formats)
+FORMATS = ("JPEG", "PNG", "WEBP")
 # Pillow warns about images over Image.MAX_IMAGE_PIXELS (89 Mpx) and raises DecompressionBombError
 # over twice that, while reading the header. Every caller checks the size against its own, lower
 # limit before decoding, so the warning says nothing new: ignored once for the process. (Setting it
@@ -26,7 +26,7 @@ _ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4:
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int | None = None) -> np.ndarray:
-    """Decode JPEG/PNG/WebP/BMP/GIF bytes into an ``HxWx3`` uint8 **BGR** array.
+    """Decode JPEG/PNG/WebP bytes into an ``HxWx3`` uint8 **BGR** array.
 
     The header is read first: images over ``max_bytes`` bytes or ``max_pixels``
     pixels raise :class:`FrameTooLarge` without being decoded (decompression bombs
@@ -56,7 +56,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(f"cannot decode image: {exc}") from exc
+        raise UnreadableImage(_unreadable(exc)) from exc
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])
 
@@ -81,7 +81,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(f"cannot decode image: {exc}") from exc
+        raise UnreadableImage(_unreadable(exc)) from exc
     if not extra:
         return data
     bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -93,6 +93,14 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         if out.tell() <= max_bytes:
             break
     return out.getvalue()
+
+
+def _unreadable(exc: BaseException) -> str:
+    """The message of an image Pillow could not read: its kind, not Pillow's text (which may name
+    a buffer's memory address); the cause stays chained for the logs."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "cannot decode image: not a JPEG, PNG or WebP image"
+    return f"cannot decode image: damaged or truncated ({type(exc).__name__})"
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -78,7 +78,15 @@ def test_recognition_errors(client_for, enrolled, masked_eileen):
     missing = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": other.pk}, format="multipart")
     assert missing.status_code == 409 and missing.json()["error"] == "not_in_index"
     unknown = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": 999999}, format="multipart")
-    assert unknown.status_code == 400 and "person" in unknown.json()["fields"]
+    # a recognise-only token learns nothing of which ids exist: the same answer as "not enrolled"...
+    assert unknown.status_code == 409 and unknown.json()["error"] == "not_in_index"
+    assert unknown.json()["detail"].replace("999999", "N") == missing.json()["detail"].replace(str(other.pk), "N")
+    # ...and nothing without a real face: the image is checked before the person
+    probe = api.post("/api/v1/verify", {"image": image(b"\xff\xd8\xff broken"), "person": other.pk},
+                     format="multipart")
+    assert probe.status_code == 400 and probe.json()["error"] == "unreadable_image"
+    not_an_id = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": "one"}, format="multipart")
+    assert not_an_id.status_code == 400 and "person" in not_an_id.json()["fields"]
     no_image = api.post("/api/v1/identify", {}, format="multipart")
     assert no_image.status_code == 400 and "image" in no_image.json()["fields"]
 

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, Phase, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, status_code_conformance
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from api import services as api_services
@@ -90,4 +90,4 @@ schema.app = get_wsgi_application()
           suppress_health_check=list(HealthCheck), phases=[Phase.generate])
 def test_get_endpoints_against_the_schema(case, world_headers, same_connection):
     case.call_and_validate(headers=world_headers, checks=[not_a_server_error, response_schema_conformance,
-                                                          content_type_conformance])
+                                                          content_type_conformance, status_code_conformance])

@@ -1,0 +1,60 @@
+"""What every API answer carries, whatever the endpoint: never cached (personal data), errors in
+the API's JSON shape (a server error and a too deeply nested body included), and identify/verify
+counted in their own, smaller bucket."""
+
+from __future__ import annotations
+
+import pytest
+
+from enrollment import services as enrollment
+
+pytestmark = pytest.mark.django_db
+
+GETS = ["/api/v1/people", "/api/v1/people/{person}", "/api/v1/people/{person}/photos", "/api/v1/checkins",
+        "/api/v1/checkins/csv", "/api/v1/kiosks", "/api/v1/index", "/api/v1/index/rebuilds", "/api/v1/nothing",
+        "/api/v1/people/999999"]
+
+
+@pytest.mark.parametrize("url", GETS)
+def test_no_answer_may_be_stored_by_a_browser_or_proxy(client_for, person, url):
+    response = client_for("superuser").get(url.format(person=person.pk))
+    assert response.status_code in (200, 404)
+    assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+
+
+def test_a_new_kiosks_pairing_link_is_not_cached(client_for):
+    response = client_for("token:admin").post("/api/v1/kiosks", {"name": "Door"}, format="json")
+    assert response.status_code == 201 and response.json()["pairing_url"]
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_server_error_is_json_and_logged(client_for, monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(enrollment, "person_create", broken)
+    api = client_for("token:enrol")
+    api.raise_request_exception = False
+    with caplog.at_level("ERROR", logger="django.request"):
+        response = api.post("/api/v1/people", {"full_name": "A", "staff_id": "A"}, format="json")
+    assert response.status_code == 500 and response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "server_error" and "fire" not in response.json()["detail"]
+    assert "no-store" in response["Cache-Control"]
+    assert any(r.exc_info and "fire" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_a_too_deeply_nested_body_is_a_400_not_a_crash(client_for):
+    body = '{"full_name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = client_for("token:enrol").generic("POST", "/api/v1/people", body,
+                                                 content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
+
+
+def test_identify_and_verify_have_their_own_smaller_bucket(client_for, person, settings):
+    settings.MASKNET_API_RECOGNISE_RATE = "2/min"
+    api = client_for("token:recognise+read")
+    codes = [api.post("/api/v1/identify", {}, format="multipart").status_code for _ in range(3)]
+    assert codes == [400, 400, 429]          # refused as invalid, but counted: each may run the networks
+    verify = api.post("/api/v1/verify", {}, format="multipart")
+    assert verify.status_code == 429 and int(verify["Retry-After"]) > 0
+    assert api.get("/api/v1/index").status_code == 200   # other calls are not held back
