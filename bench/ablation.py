@@ -1,6 +1,7 @@
 """Mask-robustness ablation on LFW DevTest pairs (issue 3): each lever on and off.
 
-Stages (cached in ``var/bench/ablation``):
+Stages (cached in ``var/bench/ablation``, under names keyed by the engine's settings and models:
+:func:`cache_file`):
 1. for every image of ``pairsDevTest.txt``: the aligned crop of the photo, two crops with the
    product's own masks (gallery augmentation), and the photo with a MaskTheFace template
    (masks the product never saw) found again by the detector;
@@ -32,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance  # noqa: E402  (bench/ is on sys.path)
+from provenance import provenance, settings_digest  # noqa: E402  (bench/ is on sys.path)
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
@@ -75,10 +76,17 @@ def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[s
             ((r[0], int(r[1])), (r[2], int(r[3])), False) for r in rows]
 
 
+def cache_file(engine, name: str, *extra: object, folder: Path | None = None) -> Path:
+    """``<folder or WORK>/<name>`` with a digest of the engine's settings, its models and ``extra``
+    in the name: crops or embeddings made under other settings or models are never replayed."""
+    stem, _, ext = name.partition(".")
+    return (folder or WORK) / f"{stem}-{settings_digest(engine.config, *extra)}.{ext}"
+
+
 def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict:
     """Stage 1: aligned crops per image (cached unless ``cache`` is false). ``unseen``: also the photo
     wearing a MaskTheFace template (``"mtf"``); without it only the product's own masks."""
-    path = WORK / "crops.pkl"
+    path = cache_file(engine, "crops.pkl", unseen)
     if cache and path.exists():
         return pickle.loads(path.read_bytes())
     templates = load_templates(SHARED / "masks") if unseen else []
@@ -116,7 +124,7 @@ def embed_variants(engine, crops: dict, kinds: tuple[str, ...] = ("orig", "mtf",
                    path: Path | None = None) -> dict:
     """Stage 2: whole/upper-face embeddings with mirrors, per crop kind (cached in ``path``; a cut
     missing from the cache is added to it)."""
-    path = path or WORK / "embeddings.pkl"
+    path = path or cache_file(engine, "embeddings.pkl")
     out = pickle.loads(path.read_bytes()) if path.exists() else {}
     variants = [(cut, 1.0) for cut in UPPER_CUTS] + list(UPPER_ZOOMS)
     if out and all(upper_key(*v) in d for d in out.values() for v in variants) and (

@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED  # noqa: E402
-from provenance import descriptor_suffix, provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
@@ -111,7 +111,7 @@ def collect(engine, known, unknown, photos: int, seed: int, split: str) -> dict:
     """Enrolments and probes, cached per person (a larger run embeds only the new people)."""
     cfg = engine.config
     other = descriptor_suffix(cfg.descriptor)
-    path = CACHE / f"embeddings-{split}-{seed}-masks{MASK_VARIANTS}-upper{cfg.upper_face_weight}{other}.npz"
+    path = CACHE / f"embeddings-{split}-{seed}-{settings_digest(cfg, MASK_VARIANTS)}{other}.npz"
     data = np.load(path, allow_pickle=True)["data"].item() if path.exists() else {"gallery": {}, "probes": {}}
     templates = load_templates(SHARED / "masks")
     for k, (name, count) in enumerate(known + unknown):

@@ -20,7 +20,7 @@ and FPIR / FNIR at that threshold are reported.
 ``--descriptor arcface``: the same grid for the opt-in ArcFace descriptor (its converted model, as the
 engine runs it; the upper face cut from the aligned crop, then ArcFace's chip), each weight's masked
 threshold calibrated as above; writes ``fusion-<split>-arcface.json``. Its embeddings are cached beside
-the crops (``var/bench/ablation*/embeddings-arcface.pkl``).
+the crops (``var/bench/ablation*/embeddings-arcface-<settings digest>.pkl``).
 
 Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom] [--descriptor arcface]``; prints a
 table and writes ``bench/results/fusion-<split>.json``. ``--zoom``: at the product's cut, one look at the
@@ -72,7 +72,7 @@ def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = 
     """Whole/upper embeddings (with mirrors) of each photo and of two copies wearing the product's
     masks: ``{"orig"|"prod0"|"prod1": {"keys", "full", "full_f", "up<cut>", "up<cut>_f", ...}}``, the
     upper face at ``cuts`` and at ``ablation.UPPER_ZOOMS`` (cached; missing variants are added)."""
-    path = work / "embeddings.pkl"
+    path = ablation.cache_file(engine, "embeddings.pkl", folder=work)
     ablation.UPPER_CUTS = cuts
     if path.exists():
         emb = pickle.loads(path.read_bytes())
@@ -112,7 +112,7 @@ def arcface_split(engine, split: str, keys) -> tuple[dict, dict]:
     ablation.WORK = ablation.WORK if split == "DevTest" else ablation.split_work(split)
     crops = ablation.prepare_crops(engine, keys)
     kinds = ("orig", "prod0", "prod1") + (("mtf",) if split == "DevTest" else ())
-    emb = arcface_embeddings(engine, crops, kinds, ablation.WORK / "embeddings-arcface.pkl")
+    emb = arcface_embeddings(engine, crops, kinds, ablation.cache_file(engine, "embeddings-arcface.pkl"))
     return emb, {"product masks": "prod0"} | ({"unseen MaskTheFace masks": "mtf"} if split == "DevTest" else {})
 
 

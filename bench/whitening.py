@@ -118,10 +118,10 @@ def training_set(emb: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> None:
-    if not (ablation.WORK / "embeddings.pkl").exists():
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    if not ablation.cache_file(engine, "embeddings.pkl").exists():
         sys.exit("run python bench/ablation.py first (its DevTest crops and embeddings are the test set)")
     t0 = time.time()
-    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     x, labels = training_set(devtrain_embeddings(engine))
     print(f"training rows: {len(x)} ({len(set(labels))} people), {time.time() - t0:.0f} s", file=sys.stderr)
     emb = ablation.embed_variants(engine, {})   # the DevTest embeddings, complete in the ablation's cache
