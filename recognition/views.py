@@ -7,15 +7,18 @@ must not come back from the browser's cache, nor its back button, after logout).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,13 +28,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from enrollment.models import Person
 from masknet_site.csv_export import csv_response
-from recognition.engine.install import installed_manifest
+from recognition.engine.install import arcface_installed, installed_manifest
 
 from . import services
 from .consumers import KIOSK_COOKIE
 from .models import CheckIn, Kiosk
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
+log = logging.getLogger(__name__)
 KIOSK_RETRY_S = 15          # the "temporarily unavailable" kiosk page reloads itself this often
 CHART_DAYS = 30
 # the days an attendance page can show: its 30-day chart and its day links stay within ``date``
@@ -45,12 +49,35 @@ KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "base-uri 'none'; form-action 'self'")
 
 
+def _reachable(check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; logged, never shown
+        log.warning("healthz: %s failed", getattr(check, "__name__", check), exc_info=True)
+        return False
+    return True
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _cache() -> None:
+    cache.get("masknet:healthz")   # Redis when REDIS_URL is set (login lockouts, rate limits)
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness probe: says whether the models are installed (no secrets, no biometric data)."""
-    manifest = installed_manifest(settings.MASKNET_MODELS_DIR)
-    return JsonResponse({"ok": manifest is not None,
-                         "models": manifest["version"] if manifest else None},
-                        status=200 if manifest else 503)
+    """Readiness probe for a load balancer: 200 when this node can serve (its models installed,
+    those of ``MASKNET_DESCRIPTOR`` included; the database and the cache reachable), else 503 and
+    which part is missing. No secrets, no biometric data."""
+    models_dir = settings.MASKNET_MODELS_DIR
+    manifest = installed_manifest(models_dir)
+    models = manifest is not None and (settings.MASKNET_DESCRIPTOR != "arcface" or arcface_installed(models_dir))
+    checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
+    ok = all(checks.values())
+    return JsonResponse({"ok": ok, **checks, "models_version": manifest["version"] if manifest else None},
+                        status=200 if ok else 503)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,11 +16,13 @@ PROD_ENV = {
     "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-from-the-environment-0123456789",
     "DJANGO_ALLOWED_HOSTS": "masknet.example.org",
     "DATABASE_URL": "postgres://masknet:secret@db.example.org:5432/masknet",
+    "REDIS_URL": "redis://redis.example.org:6379/0",
 }
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_SINGLE_NODE"))}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**base, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -33,12 +35,39 @@ def test_check_deploy_is_clean_with_the_documented_environment():
 
 
 @pytest.mark.reliability
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS"])
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "REDIS_URL"])
 def test_production_refuses_to_start_without_its_secrets(missing):
     env = {k: v for k, v in PROD_ENV.items() if k != missing}
     proc = manage("check", **env)
     assert proc.returncode != 0
     assert missing in proc.stderr
+
+
+@pytest.mark.reliability
+def test_production_runs_without_redis_only_as_a_declared_single_node():
+    env = {k: v for k, v in PROD_ENV.items() if k != "REDIS_URL"}
+    assert manage("check", MASKNET_SINGLE_NODE="1", **env).returncode == 0
+
+
+def test_database_url_query_parameters_reach_the_driver():
+    """``?sslmode=verify-full`` (TLS on the link that carries face templates) is not dropped."""
+    from masknet_site.settings.base import database_from_url
+
+    db = database_from_url("postgres://m:p@db.example.org:5432/masknet?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+    assert db["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert db["NAME"] == "masknet" and db["CONN_MAX_AGE"] == 0   # no connections left on Daphne's threads
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("program", ["worker", "beat"])
+def test_celery_refuses_to_start_on_a_broker_of_its_own(program, tmp_path):
+    """Without REDIS_URL a worker or beat would serve an in-memory broker no web process sends to
+    (rebuilds and the retention purge would silently never run): they stop and say why."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    proc = subprocess.run([sys.executable, "-m", "celery", "-A", "masknet_site", program,
+                           *(["--pool", "solo"] if program == "worker" else ["-s", str(tmp_path / "schedule")])],
+                          cwd=REPO, env=base, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "set REDIS_URL" in proc.stdout + proc.stderr
 
 
 

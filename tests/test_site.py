@@ -17,3 +17,37 @@ def test_the_migrations_match_the_models():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(client, settings, tmp_path,
+                                                                              monkeypatch):
+    """The load balancer's probe: 200 with every part there; 503 naming the part that is not (an
+    empty models folder, the ArcFace descriptor chosen but not installed, the database away)."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from tests.conftest import models_dir
+
+    settings.MASKNET_MODELS_DIR = models_dir()
+    ready = client.get("/healthz")
+    if ready.status_code == 503 and not ready.json()["models"]:
+        pytest.skip("models not installed (python manage.py install_models)")
+    assert ready.status_code == 200 and ready.json() == {**ready.json(), "ok": True, "models": True,
+                                                         "database": True, "cache": True}
+    settings.MASKNET_MODELS_DIR = tmp_path
+    empty = client.get("/healthz")
+    assert empty.status_code == 503 and empty.json()["models"] is False and empty.json()["database"] is True
+    settings.MASKNET_MODELS_DIR = models_dir()
+    from recognition import views
+
+    monkeypatch.setattr(views, "arcface_installed", lambda path: False)
+    settings.MASKNET_DESCRIPTOR = "arcface"
+    assert client.get("/healthz").json()["models"] is False
+    settings.MASKNET_DESCRIPTOR = "faceres+resnet"
+
+    def refused(self, *args, **kwargs):
+        raise views.OperationalError("connection refused")
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", refused)
+    down = client.get("/healthz")
+    assert down.status_code == 503 and down.json()["database"] is False and down.json()["ok"] is False

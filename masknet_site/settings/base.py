@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +59,8 @@ def database_from_url(url: str) -> dict:
         # a generous lock timeout: the embedded runner writes progress from a background thread
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:", "OPTIONS": {"timeout": 20}}
     if parsed.scheme in ("postgres", "postgresql"):
+        # query parameters are libpq's connection options: ?sslmode=verify-full&sslrootcert=...
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
@@ -66,8 +68,11 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
+            # no persistent connections: under ASGI (Daphne) each request's sync code runs on a
+            # thread of its own, and a connection kept open there outlives the thread until the
+            # garbage collector finds it (Django's docs; measured: 15 of 30 requests left one open)
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": options,
         }
     raise ValueError(f"DATABASE_URL: unsupported scheme {parsed.scheme!r}")
 

@@ -18,12 +18,23 @@ DEBUG = False
 SECRET_KEY = required("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or [required("DJANGO_ALLOWED_HOSTS")]
 required("DATABASE_URL")
+# without Redis every process keeps its own channel layer, cache and task queue: events never reach
+# another node's kiosks, login lockouts and rate limits count per process, and a Celery beat or
+# worker would run on an in-memory broker nobody else sees (the retention purge silently never
+# runs). One web process and no Celery at all is the one layout that works without it: say so.
+if not env("REDIS_URL") and env("MASKNET_SINGLE_NODE") != "1":
+    raise ImproperlyConfigured("REDIS_URL must be set in production (or MASKNET_SINGLE_NODE=1 for a single "
+                               "web process without Celery: docs/deployment.md)")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = True
+# on by default (check --deploy asks for both); a site whose parent domain serves other sites over
+# plain HTTP, or that will not submit itself to the browsers' preload list, turns them off
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+SECURE_HSTS_PRELOAD = env("DJANGO_HSTS_PRELOAD", "1") == "1"
+# a load balancer's probe reaches a node over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
