@@ -230,12 +230,12 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         # once this one is read, and also when this one cannot be
         _index_cached = None
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise EngineError(f"cannot read index {path}: {exc}") from exc
-    if digest != sha256:
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
-    index = Index.load(Path(path))
+    index = Index.load(Path(path), data)   # the bytes checked, not the file read again
     with _index_lock:
         _index_cached = (key, index)
     return index

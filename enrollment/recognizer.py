@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from recognition.engine import Engine, EngineConfig, Face, load_engine
+from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
@@ -72,6 +72,8 @@ def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -
              if descriptor != "faceres+resnet" else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
+                       # which photos are stored as masked templates, and which get synthetic masks
+                       "masked": cfg.masked_threshold,
                        "mesh": cfg.mesh_min_confidence,   # below it a face is aligned on the detector's eyes
                        "upper": [cfg.upper_face_weight, cfg.upper_face_cut],
                        "resnet": [cfg.resnet_weight, cfg.resnet_upper_weight],
@@ -109,10 +111,15 @@ def choose_face(faces: list[Face]) -> PhotoFace:
     return PhotoFace(face, reason, len(faces))
 
 
+NEAR_MIN_IOU = 0.3   # a face found again in an enrolment photo overlaps the box chosen then at least this much
+
+
 def face_near(faces: list[Face], box: list[float] | None) -> Face:
-    """The face whose box overlaps ``box`` most (the one chosen at enrollment); the largest if none."""
-    if not box:
-        return faces[0]
+    """The face of an enrolment photo found again (a rebuild after a model change): the one whose
+    box overlaps ``box`` (the face chosen at enrolment) most, if it overlaps at least
+    :data:`NEAR_MIN_IOU`; else, or without a box, the photo's one usable face as enrolment would
+    choose it (:func:`gallery.usable_face`). Raises ``NoFaceFound`` when there is none: a bystander
+    or a face the gate refuses is never enrolled in the person's place."""
 
     def iou(f: Face) -> float:
         x1, y1 = max(f.box[0], box[0]), max(f.box[1], box[1])
@@ -121,7 +128,14 @@ def face_near(faces: list[Face], box: list[float] | None) -> Face:
         union = f.width * (f.box[3] - f.box[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
         return inter / union if union > 0 else 0.0
 
-    return max(faces, key=iou)
+    if box:
+        best = max(faces, key=iou)
+        if iou(best) >= NEAR_MIN_IOU:
+            return best
+    face, reason = usable_face(faces)
+    if face is None:
+        raise NoFaceFound(f"the enrolled face is no longer found in this photo ({reason}); add another photo")
+    return face
 
 
 def face_templates(engine: Engine, face: Face, *, seed: int) -> Templates:

@@ -215,3 +215,14 @@ def test_a_truncated_mask_head_is_reported_as_missing_not_a_crash(tmp_path):
     cut.write_bytes(DEFAULT_PATH.read_bytes()[:200])
     with pytest.raises(ModelsMissing):
         MaskClassifier.load(cut)
+
+
+def test_templates_need_as_many_kinds_and_margins():
+    """A short kinds array would broadcast in the search's kind filter instead of failing."""
+    index = Index(4)
+    with pytest.raises(EngineError):
+        index.add("a", np.eye(4)[:2], kinds=[0])
+    with pytest.raises(EngineError):
+        index.add("a", np.eye(4)[:2], kinds=[0, 1], margins=[0.1])
+    index.add("a", np.eye(4)[:2], kinds=[0, 1], margins=[0.1, 0.0])
+    assert len(index) == 2

@@ -39,7 +39,7 @@ class EngineConfig:
     # measured (the flag was read through a second sigmoid then, which kept it above 0.5).
     mesh_min_confidence: float = 0.0
     # quality gate
-    min_face_px: int = 60           # inter-ocular distance * 2.5 ~ face width
+    min_face_px: int = 60           # the detector box's width, clipped at the image's edge
     min_brightness: float = 45.0    # mean grey level of the aligned face, 0-255
     max_brightness: float = 230.0
     min_sharpness: float = 12.0     # variance of the Laplacian of the aligned face

@@ -15,14 +15,23 @@ UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 def savez_atomic(path: Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` (.npz) through a temporary file in the same folder and a
-    rename: a reader (or a crash, or Ctrl-C) never meets a half-written file."""
+    rename: a reader (or a crash, or Ctrl-C) never meets a half-written file. The file is synced
+    before the rename and the folder after it, so that a power loss cannot leave a committed index
+    version naming an empty file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

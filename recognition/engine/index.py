@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,9 @@ class Index:
             raise EngineError(f"template dimension {vectors.shape[1]} != index dimension {self.dim}")
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         kinds = np.zeros(len(vectors), np.int8) if kinds is None else np.asarray(kinds, np.int8)
+        if kinds.shape != (len(vectors),) or (margins is not None and np.shape(margins) != (len(vectors),)):
+            # a short array would broadcast in a search's kind filter instead of failing
+            raise EngineError(f"{len(vectors)} templates need as many kinds and margins")
         if margins is not None or self.margins is not None:
             old = np.zeros(len(self), np.float32) if self.margins is None else self.margins
             new = np.zeros(len(vectors), np.float32) if margins is None else np.asarray(margins, np.float32)
@@ -222,10 +226,12 @@ class Index:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
     @classmethod
-    def load(cls, path: Path) -> Index:
-        """Read an index written by :meth:`save`."""
+    def load(cls, path: Path, content: bytes | None = None) -> Index:
+        """Read an index written by :meth:`save`: the file at ``path``, or its ``content`` already
+        read (and checked against a digest: not read a second time)."""
         try:
-            with np.load(Path(path), allow_pickle=False) as data:
+            source = io.BytesIO(content) if content is not None else Path(path)
+            with np.load(source, allow_pickle=False) as data:
                 index = cls(int(data["dim"]))
                 index.vectors = data["vectors"].astype(np.float32)
                 index.labels = data["labels"].astype(object)

@@ -734,10 +734,10 @@ def test_a_replaced_index_leaves_memory_before_the_next_version_is_read(make_pho
     real_load = Index.load.__func__
     in_memory_while_reading = []
 
-    def load(cls, path):
+    def load(cls, path, content=None):
         gc.collect()
         in_memory_while_reading.append(held() is not None)
-        return real_load(cls, path)
+        return real_load(cls, path, content)
 
     with monkeypatch.context() as patch:
         patch.setattr(Index, "load", classmethod(load))

@@ -306,7 +306,8 @@ def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png,
 
 
 @pytest.mark.parametrize("field", ["flip_tta", "upper_face_weight", "upper_face_cut", "resnet_weight",
-                                   "resnet_upper_weight", "mesh_min_confidence", "eye_distance", "eye_y"])
+                                   "resnet_upper_weight", "mesh_min_confidence", "eye_distance", "eye_y",
+                                   "masked_threshold"])
 def test_the_template_version_follows_every_setting_that_shapes_a_template(monkeypatch, tmp_path, field):
     """Templates made under other matching settings must not be reused: changing any of them (e.g. the
     ResNet's upper-face weight of masked faces) changes the version, so a rebuild re-embeds."""
@@ -456,3 +457,25 @@ def test_notes_written_before_their_limit_do_not_block_other_changes(db):
     services.person_update(person=person, actor=None, department="Lab")     # notes untouched: accepted
     with pytest.raises(ValidationError):
         services.person_update(person=person, actor=None, notes="m" * (NOTES_MAX + 1))
+
+
+def _face_at(box: tuple[float, float, float, float], ok: bool = True):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(box=box, width=box[2] - box[0], face_flag=1.0,
+                           quality=SimpleNamespace(ok=ok, reason=None if ok else "too_dark"))
+
+
+def test_a_rebuild_finds_the_enrolled_face_again_or_refuses_the_photo():
+    """The face chosen at enrolment, found again by its box; else the photo's one usable face as
+    enrolment chooses it; never a bystander in the person's place (the largest face, before)."""
+    from recognition.engine import NoFaceFound
+
+    enrolled, bystander = _face_at((100, 100, 200, 220)), _face_at((300, 80, 460, 260))
+    faces = [bystander, enrolled]                               # largest first, as the engine lists them
+    assert recognizer.face_near(faces, [104, 98, 198, 224]) is enrolled
+    assert recognizer.face_near([bystander], None) is bystander   # no box recorded: the one usable face
+    with pytest.raises(NoFaceFound, match="several_faces"):
+        recognizer.face_near(faces, [600, 600, 700, 700])       # the enrolled face is gone: two others
+    with pytest.raises(NoFaceFound, match="too_dark"):
+        recognizer.face_near([_face_at((300, 80, 460, 260), ok=False)], [100, 100, 200, 220])
