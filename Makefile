@@ -2,7 +2,10 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+# what setup installs: the runtime plus the test, lint and benchmark tools; a production node may
+# take the runtime alone (make setup REQUIREMENTS=requirements.txt)
+REQUIREMENTS ?= requirements-dev.txt
+STAMP := $(VENV)/.installed-$(basename $(notdir $(REQUIREMENTS)))-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -18,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@# a venv whose creation failed half-way (no ensurepip) has a python but no pip: made again
 	@test -x $(VENV)/bin/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r $(REQUIREMENTS)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
