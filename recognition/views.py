@@ -119,7 +119,10 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
         return _kiosk_headers(response)
     if kiosk is None:
         return _kiosk_headers(render(request, "kiosk/unpaired.html", status=403))
-    config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_fps": 8, "max_width": 640,
+    # the page sends at most 8 frames a second, and never more than its socket takes (0: no limit)
+    socket_fps = settings.MASKNET_KIOSK_MAX_FPS
+    config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status",
+              "max_fps": min(8, socket_fps) if socket_fps > 0 else 8, "max_width": 640,
               "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE}
     response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config})
     # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")

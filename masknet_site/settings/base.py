@@ -212,7 +212,8 @@ MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "
 # a stranger who stays must not be let in by a lucky run (bench/voting.py).
 MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = int(env("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", "5"))
 MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
-# Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8); 0 = no limit.
+# Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8, and never
+# more than this); 0 = no limit.
 MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
 # how often an open kiosk socket re-reads its kiosk row and the active index version (seconds)
 MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))

@@ -16,6 +16,9 @@
   const MAX_FPS = config.max_fps || 8;
   const MIN_INTERVAL_MS = 1000 / MAX_FPS;
   const STALL_MS = 5000;          // an unanswered frame is given up after this long
+  // a socket silent this long while its frames go unanswered is dead, closed or not (a frame sent at
+  // the second stall is answered at once, "dropped", by a server that is only slow: a second for that)
+  const SILENT_MS = 2 * STALL_MS + 1000;
   const OUTCOME_HOLD_MS = 4000;   // checked in / already / unknown stay at least this long
   const NOTICE_HOLD_MS = 3000;    // "temporarily unavailable" / "updating": no flicker with the frames between
   const BACKOFF_MIN_MS = 500;
@@ -183,6 +186,7 @@
   let sent = 0;              // frames sent on this socket: the server numbers its answers the same way
   let encoding = false;      // a captured frame is being encoded (toBlob is asynchronous), not yet sent
   let lastSend = 0;
+  let waitingSince = 0;      // when the first frame sent since this socket's last message went (0: none)
   let stopped = false;       // unpaired or replaced: no more reconnects, and no camera
   let replaced = false;      // a newer socket of this kiosk took over (another screen or tab)
   let cameraReady = false;
@@ -202,6 +206,7 @@
     helloSeen = false;
     inFlight = false;
     sent = 0;
+    waitingSince = 0;
     try {
       ws = new WebSocket(socketUrl());
     } catch (e) {
@@ -235,6 +240,7 @@
   }
 
   function onMessage(data) {
+    waitingSince = 0;          // the socket is alive, whatever it says
     if (typeof data !== "string") return;
     let msg;
     try { msg = JSON.parse(data); } catch (e) { return; }
@@ -256,11 +262,14 @@
         unavailableSeen = false;
         failures = 0;
         framesAnswered += 1;
+        stage.dataset.frames = String(framesAnswered);
+        // the answer to a frame sent before the camera went: the camera problem stays on screen
+        if (!cameraReady) break;
         const previous = lastResult;
         lastResult = msg;
-        stage.dataset.frames = String(framesAnswered);
-        // a prompt ("hold still", "too dark"...) must hold for two frames in a row: no flicker
-        const steady = msg.state !== "adjust" || (previous && previous.state === "adjust" && previous.reason === msg.reason);
+        // a prompt ("hold still", "too dark"...) is shown after two such frames in a row, no flicker;
+        // the reasons need not agree (in poor light "too dark" and "blurred" alternate): the latest
+        const steady = msg.state !== "adjust" || (previous && previous.state === "adjust");
         if (steady) render(msg.state, msg);
         drawBox(msg.box);
         break;
@@ -334,6 +343,14 @@
   function pump() {
     const now = performance.now();
     if (inFlight && now - sentAt > STALL_MS) inFlight = false;    // lost answer: try again
+    // no close comes from a connection that died silently (Wi-Fi dropped, a NAT or proxy forgot it):
+    // give this socket up as if it had closed, or the last banner stays and frames go nowhere
+    if (ws && helloSeen && waitingSince && now - waitingSince > SILENT_MS) {
+      const dead = ws;
+      dead.onmessage = dead.onclose = dead.onerror = null;
+      dead.close();
+      onClose({ code: 1006 });
+    }
     if (!inFlight && cameraReady && ws && ws.readyState === WebSocket.OPEN && helloSeen
         && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2) {
       sendFrame(now);
@@ -357,6 +374,7 @@
       if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
       ws.send(blob);
       sent += 1;
+      if (!waitingSince) waitingSince = performance.now();
     }, "image/jpeg", config.jpeg_quality || 0.8);
   }
 

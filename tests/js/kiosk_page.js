@@ -25,10 +25,11 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
   class FakeSocket {
     constructor(url) {
       this.url = url; this.readyState = FakeSocket.OPEN; this.bufferedAmount = 0; this.sent = 0;
+      this.closed = false;
       sockets.push(this);
     }
     send() { this.sent += 1; }
-    close() {}
+    close() { this.closed = true; }
   }
   FakeSocket.OPEN = 1;
   const elements = {
@@ -77,8 +78,10 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
     camera,
     stage: elements.stage,
     text: (id) => (elements[id] || {}).textContent,
+    element: (id) => elements[id],
     advance: time.advance,
-    say(socket, msg) { socket.onmessage({ data: JSON.stringify(msg) }); },
+    // a socket the page gave up (its handlers detached) hears nothing
+    say(socket, msg) { if (socket.onmessage) socket.onmessage({ data: JSON.stringify(msg) }); },
   };
 }
 
@@ -268,6 +271,82 @@ async function main() {
         p.text("kiosk-name") === "Back door" && p.text("kiosk-location") === "Loading bay",
         `${p.text("kiosk-name")} / ${p.text("kiosk-location")}`);
   check("and changes nothing else on the screen", p.stage.dataset.state === "searching", p.stage.dataset.state);
+
+  // ---- a connection that dies without a close (Wi-Fi dropped, a NAT or proxy forgot it)
+  p = page();
+  await settle();
+  const silent = p.sockets[0];
+  p.say(silent, { type: "hello" });
+  p.advance(200);
+  p.say(silent, { type: "result", frame: 1, state: "checked_in", name: "Eileen", time: "08:59" });
+  p.advance(9000);                                    // the server says nothing more
+  check("a socket silent for 9 s is kept (a frame may take long)", p.sockets.length === 1
+        && p.stage.dataset.state === "checked_in", `${p.sockets.length} sockets, ${p.stage.dataset.state}`);
+  p.advance(3000);
+  check("a socket silent for 11 s while its frames go unanswered says 'connection lost'",
+        p.stage.dataset.state === "connection_lost", p.stage.dataset.state);
+  const sentBefore = silent.sent;
+  p.advance(5000);
+  check("it is closed and no longer used", silent.closed && silent.onmessage === null && silent.onclose === null
+        && silent.sent === sentBefore, `closed ${silent.closed}, sent ${silent.sent - sentBefore} more`);
+  check("and the page opens a new socket", p.sockets.length === 2, `${p.sockets.length} sockets`);
+  if (p.sockets[1]) p.say(p.sockets[1], { type: "hello" });
+  check("which works as any other", p.stage.dataset.state === "searching", p.stage.dataset.state);
+
+  // a server that is only slow (models loading) answers the frame sent at the second stall at once
+  p = page();
+  await settle();
+  const loading = p.sockets[0];
+  p.say(loading, { type: "hello" });
+  for (let ms = 0; loading.sent < 3 && ms < 20000; ms += 10) p.advance(10);
+  p.say(loading, { type: "dropped", frame: 2 });
+  p.advance(1500);
+  p.say(loading, { type: "result", frame: 1, state: "searching" });
+  p.say(loading, { type: "result", frame: 3, state: "searching" });
+  p.advance(200);
+  check("a slow server's socket is kept", p.sockets.length === 1 && loading.sent === 4 && !loading.closed,
+        `${p.sockets.length} sockets, sent ${loading.sent}`);
+
+  // a page without a camera sends no frames, and the server says nothing: that is no dead socket
+  p = page(0, "NotFoundError");
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  for (let i = 0; i < 12; i++) { p.advance(5000); await settle(); }
+  check("a page without a camera keeps its quiet socket", p.sockets.length === 1 && !p.sockets[0].closed,
+        `${p.sockets.length} sockets`);
+
+  // ---- the answer to a frame sent before the camera went does not hide the camera's problem
+  p = page();
+  await settle();
+  const late = p.sockets[0];
+  p.say(late, { type: "hello" });
+  p.advance(200);
+  p.camera.tracks[0].end();                           // unplugged with frame 1 in flight: tried again in 3 s
+  p.say(late, { type: "result", frame: 1, state: "searching", box: [0.3, 0.3, 0.6, 0.7] });
+  check("a late answer after the camera went keeps 'no camera found'",
+        p.stage.dataset.state === "no_camera" && p.text("banner-title") === "No camera found"
+        && p.element("facebox").hidden, `${p.stage.dataset.state}, box hidden ${p.element("facebox").hidden}`);
+  p.advance(3000);
+  await settle();                                     // the camera is back
+  p.advance(100);
+  check("and still frees the next frame", late.sent === 2 && p.stage.dataset.state === "searching",
+        `sent ${late.sent}, ${p.stage.dataset.state}`);
+
+  // ---- prompts whose reasons alternate (poor light: too dark, then blurred) are shown
+  p = page();
+  await settle();
+  const dim = p.sockets[0];
+  p.say(dim, { type: "hello" });
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
+  check("one prompt alone is not shown (no flicker)", p.stage.dataset.state === "searching", p.stage.dataset.state);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "blurry" });
+  check("two prompts in a row are, the latest one", p.stage.dataset.state === "adjust"
+        && p.stage.dataset.reason === "blurry", `${p.stage.dataset.state} ${p.stage.dataset.reason}`);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
+  check("and so is the next", p.stage.dataset.reason === "too_dark", p.stage.dataset.reason);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";

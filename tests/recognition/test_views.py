@@ -112,6 +112,16 @@ def test_kiosk_page_retries_by_itself_while_the_database_is_down(client, paired,
     assert client.get(reverse("kiosk")).status_code == 200
 
 
+@pytest.mark.parametrize(("socket_fps", "page_fps"), [(15.0, 8), (8.0, 8), (5.0, 5), (2.5, 2.5), (0.0, 8)])
+def test_the_kiosk_page_sends_no_faster_than_its_socket_takes(client, paired, settings, socket_fps, page_fps):
+    """The page's frame rate is 8 a second, or the socket's limit when lower (more would be answered
+    ``rate_limited``); 0 means no limit."""
+    settings.MASKNET_KIOSK_MAX_FPS = socket_fps
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    response = client.get(reverse("kiosk"))
+    assert response.status_code == 200 and response.context["config"]["max_fps"] == page_fps
+
+
 def test_the_kiosk_cookie_is_no_staff_login(client, paired):
     client.cookies[consumers.KIOSK_COOKIE] = paired[1]
     assert client.get(reverse("attendance-day")).status_code == 302   # to the admin login
