@@ -276,7 +276,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
-        self._tokens, self._tokens_at = 2 * self._fps, time.monotonic()
+        # two seconds' worth, and at least one frame (a rate below 0.5 a second would refuse every frame)
+        self._burst = max(2 * self._fps, 1.0)
+        self._tokens, self._tokens_at = self._burst, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
         await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
         await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
@@ -358,7 +360,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if self._fps <= 0:
             return True
         now = time.monotonic()
-        self._tokens = min(2 * self._fps, self._tokens + (now - self._tokens_at) * self._fps)
+        self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._fps)
         self._tokens_at = now
         if self._tokens < 1:
             return False

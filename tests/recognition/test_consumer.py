@@ -294,6 +294,23 @@ def test_frames_beyond_the_rate_limit_are_answered_rate_limited(engine_script, p
     assert len(engine_script.seen) <= 11      # frames 11 and 12 never reached the engine
 
 
+
+def test_a_rate_below_one_frame_in_two_seconds_still_lets_frames_through(engine_script, paired, settings):
+    """The bucket holds two seconds' worth of frames but never less than one: at 0.25 a second the
+    first frame is answered, the next ones refused until a token is back."""
+    settings.MASKNET_KIOSK_MAX_FPS = 0.25
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        first = await ask(comm, "none")
+        second = await ask(comm, "none")
+        await comm.disconnect()
+        return first, second
+
+    first, second = run(scenario)
+    assert first["type"] == "result" and second.get("code") == "rate_limited"
+
+
 # ---------------------------------------------------------------------------------- newest frame wins
 
 
