@@ -1,9 +1,11 @@
 """URLs of the API: ``/api/v1/...``, the OpenAPI schema at ``/api/schema/`` and its documentation
-page for staff at ``/api/docs/`` (Swagger UI served from drf-spectacular-sidecar's static files)."""
+page for staff at ``/api/docs/`` (Swagger UI served from drf-spectacular-sidecar's static files; its
+init script from ``/api/docs/?script=``, the same staff-only view, so that the page needs no inline
+script under the site's Content-Security-Policy, masknet_site/middleware.py)."""
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from . import views
@@ -30,6 +32,6 @@ v1 = [
 urlpatterns = [
     path("v1/", include((v1, "v1"))),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", staff_member_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
+    path("docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     re_path(r"^(?P<path>.*)$", views.not_found),
 ]

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from enrollment.models import Person
 from masknet_site.csv_export import csv_response
+from masknet_site.middleware import with_sockets
 from recognition.engine.install import arcface_installed, installed_manifest
 
 from . import services
@@ -86,13 +87,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def _kiosk_headers(response: HttpResponse, request: HttpRequest | None = None) -> HttpResponse:
     """The kiosk pages' headers; with ``request``, its own socket's origin is allowed (this host only:
-    ``ws:``/``wss:`` alone would allow any host, and not every browser counts sockets as 'self')."""
-    csp = KIOSK_CSP
-    if request is not None:
-        host = request.get_host()   # validated against ALLOWED_HOSTS
-        csp = csp.replace("connect-src 'self'", f"connect-src 'self' wss://{host}"
-                          + ("" if request.is_secure() else f" ws://{host}"))
-    response["Content-Security-Policy"] = csp
+    :func:`masknet_site.middleware.socket_sources`). The site's default policy leaves this one as it is."""
+    response["Content-Security-Policy"] = KIOSK_CSP if request is None else with_sockets(KIOSK_CSP, request)
     # same-origin (not no-referrer): with no-referrer, browsers send "Origin: null" and CSRF fails
     response["Referrer-Policy"] = "same-origin"
     response["Permissions-Policy"] = "camera=(self), microphone=()"

@@ -1,0 +1,56 @@
+"""A site-wide default Content-Security-Policy.
+
+Every response that does not set its own policy gets :data:`DEFAULT_CSP`: the admin, its login
+page, the attendance pages, the webcam capture page, the Swagger UI at ``/api/docs/`` and error
+pages. The kiosk pages set their own, stricter one (``recognition.views.KIOSK_CSP``), which is
+kept as it is.
+
+Scripts come only from this site's files (no inline ``<script>``, no ``eval``); styles may also be
+inline (``templates/attendance/_style.html``, the Swagger UI page's ``<style>`` block, ``style``
+attributes of the admin's widgets). Sockets may open to this host only (the admin's live rebuild
+progress), see :func:`socket_sources`.
+
+One exception, in development only: with ``DEBUG`` on, a 500 response (Django's technical error
+page, whose inline script and ``onclick`` handlers fold the traceback) is left without a policy.
+Production settings force ``DEBUG`` off.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
+
+CSP_HEADER = "Content-Security-Policy"
+DEFAULT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+               "frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'")
+
+
+def socket_sources(request: HttpRequest) -> str:
+    """The WebSocket origins of this request's own host for ``connect-src``: ``wss://host``, and
+    ``ws://host`` unless the request came over HTTPS. This host only: ``ws:``/``wss:`` alone would
+    allow any host, and not every browser counts sockets as ``'self'``. Empty for a host that is
+    not in ALLOWED_HOSTS (the 400 page that request gets opens no socket)."""
+    try:
+        host = request.get_host()   # validated against ALLOWED_HOSTS
+    except DisallowedHost:
+        return ""
+    return f"wss://{host}" + ("" if request.is_secure() else f" ws://{host}")
+
+
+def with_sockets(csp: str, request: HttpRequest) -> str:
+    """``csp`` whose ``connect-src 'self'`` also allows this request's own sockets."""
+    sources = socket_sources(request)
+    return csp.replace("connect-src 'self'", f"connect-src 'self' {sources}") if sources else csp
+
+
+class ContentSecurityPolicyMiddleware(MiddlewareMixin):
+    """Sets :data:`DEFAULT_CSP` (with this host's sockets) on every response without a policy."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if CSP_HEADER in response or (settings.DEBUG and response.status_code == 500):
+            return response
+        response[CSP_HEADER] = with_sockets(DEFAULT_CSP, request)
+        return response
