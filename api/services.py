@@ -223,9 +223,11 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
         score = round(float(d.score), 4) if np.isfinite(d.score) else None
         answers.append(FaceAnswer(decision="match" if person else "no_match", score=score,
                                   threshold=round(float(d.threshold), 4), person=person, **common))
-    matched = sum(a.decision == "match" for a in answers)
+    matched = [a for a in answers if a.decision == "match"]
+    # who the caller was told about (ids and scores, never names): "which integration looked up #12?"
+    who = f" (person {', '.join(f'#{a.person.pk} {a.score:.3f}' for a in matched)})" if matched else ""
     audit_record(actor=actor, action=API_IDENTIFY, object_type="enrollment.indexversion", object_id=version.pk,
-                 summary=f"identify: {len(answers)} faces, {matched} matched, index v{version.pk}")
+                 summary=f"identify: {len(answers)} faces, {len(matched)} matched{who}, index v{version.pk}")
     return IdentifyAnswer(width=int(image.shape[1]), height=int(image.shape[0]), index_version=version.pk,
                           faces=answers)
 
@@ -244,6 +246,9 @@ def face_verify(*, data: bytes, person_id: int, actor: object | None) -> VerifyA
     # an inactive person stays in the index until the rebuild their deactivation queued is done
     person = Person.objects.active().filter(pk=person_id).first() if label in index.identities else None
     if person is None:
+        # a refusal about a person id is a decision too: a probe of ids leaves a trace
+        audit_record(actor=actor, action=API_VERIFY, object_type="enrollment.person", object_id=person_id,
+                     summary=f"verify person #{person_id}: not in the gallery, index v{version.pk}")
         raise NotInIndex(f"person #{person_id} is not in the gallery of the active index v{version.pk} "
                          f"(unknown, inactive, or without usable photos)")
     kinds = None if face.masked else (UNMASKED,)

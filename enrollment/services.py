@@ -916,13 +916,30 @@ def _index_prune() -> None:
     old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
     names = [v.path for v in old]
     IndexVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
+    names += _unreferenced_index_files(time.time())
+    transaction.on_commit(lambda: _delete_index_files(names))
+
+
+def _unreferenced_index_files(now: float) -> list[str]:
+    """Index files no version names (left by killed runs: they may hold an erased person's
+    templates), temporary files of :meth:`Index.save` included, once an hour old (younger ones may
+    be a rebuild's, still being written or committed)."""
     known = set(IndexVersion.objects.values_list("path", flat=True))
     folder = Path(settings.MASKNET_INDEX_DIR)
-    cutoff = time.time() - 3600
-    if folder.is_dir():
-        names += [p.name for pattern in ("index-*.npz", "*.tmp") for p in folder.glob(pattern)
-                  if p.name not in known and _mtime(p) < cutoff]
-    transaction.on_commit(lambda: _delete_index_files(names))
+    if not folder.is_dir():
+        return []
+    return [p.name for pattern in ("index-*.npz", "*.tmp") for p in folder.glob(pattern)
+            if p.name not in known and _mtime(p) < now - 3600]
+
+
+def index_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int:
+    """Delete the index files no version names, once an hour old (:func:`_unreferenced_index_files`);
+    returns how many (would be) deleted. Run by the daily retention purge, so that such a file
+    outlives an erasure by a day at most even when no rebuild runs."""
+    names = _unreferenced_index_files(time.time() if now is None else now)
+    if not dry_run:
+        _delete_index_files(names)
+    return len(names)
 
 
 def _mtime(path: Path) -> float:
@@ -953,8 +970,9 @@ def _index_scrub(*, label: str, photos: int) -> int:
             index = None
         if index is not None and label not in index.identities:
             continue
-        if index is None and version.is_active:
-            continue  # unreadable: nothing can be served from it; the queued rebuild replaces it
+        # an unreadable file (the active one too) is deleted, not skipped: read again later (a share
+        # that hiccupped) it would still hold the person. Until the rebuild the erasure queues is
+        # active, kiosks have no index ("temporarily unavailable")
         touched += 1
         if version.is_active and index is not None:
             index.remove(label)

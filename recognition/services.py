@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from audit.services import audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
-from enrollment.services import photo_files_sweep
+from enrollment.services import index_files_sweep, photo_files_sweep
 from masknet_site.settings.base import checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
@@ -31,7 +31,7 @@ from .models import CheckIn, Kiosk, token_digest
 log = logging.getLogger(__name__)
 
 Action = AuditEvent.Action
-# Audit actions of kiosk decisions (the audit app's Action choices do not list them yet).
+# Audit actions of kiosk decisions (also listed in the audit app's Action choices).
 CHECKIN_ACCEPTED = "checkin_accepted"
 CHECKIN_UNKNOWN = "checkin_unknown"
 CHECKIN_QUALITY = "checkin_quality"
@@ -372,7 +372,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
     decisions and API identify/verify) older than ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
     0 keeps them forever. Each purge that deletes anything is itself audited with its counts. Photo
-    files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`).
+    files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`), and
+    index files that no version names (:func:`enrollment.services.index_files_sweep`).
     Run daily by Celery beat (``recognition.purge_expired``) or ``manage.py purge_expired``.
     """
     now = now or timezone.now()
@@ -381,6 +382,14 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
     orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run)
+    if orphans and not dry_run:   # face photos deleted: on record like every other purge
+        audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
+                     summary=f"retention: deleted {orphans} photo files that no photo named (an upload rolled "
+                             f"back, a failed delete)")
+    stray = index_files_sweep(now=now.timestamp(), dry_run=dry_run)
+    if stray and not dry_run:
+        audit_record(actor=None, action=Action.PURGE, object_type="enrollment.indexversion",
+                     summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
                                decisions=decisions, dry_run=dry_run, orphan_files=orphans)
     if not dry_run and (snapshots or decisions or orphans):

@@ -60,6 +60,9 @@ def test_identify_and_verify_decisions(client_for, enrolled, masked_eileen, regi
     assert no.status_code == 200 and no.json()["match"] is False and no.json()["score"] < no.json()["threshold"]
 
     assert AuditEvent.objects.filter(action="api_identify").count() == 2
+    # who each identify named (ids and scores, never names)
+    told = AuditEvent.objects.filter(action="api_identify").order_by("id").first().summary
+    assert f"1 matched (person #{enrolled.pk} {face['score']:.3f})" in told, told
     assert AuditEvent.objects.filter(action="api_verify", object_id=str(enrolled.pk)).count() == 2
     assert "Eileen" not in " ".join(AuditEvent.objects.values_list("summary", flat=True))
 
@@ -80,6 +83,8 @@ def test_recognition_errors(client_for, enrolled, masked_eileen):
     unknown = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": 999999}, format="multipart")
     # a recognise-only token learns nothing of which ids exist: the same answer as "not enrolled"...
     assert unknown.status_code == 409 and unknown.json()["error"] == "not_in_index"
+    # a probe of ids leaves a trace: each refusal about a person id is audited
+    assert AuditEvent.objects.filter(action="api_verify", object_id="999999").count() == 1
     assert unknown.json()["detail"].replace("999999", "N") == missing.json()["detail"].replace(str(other.pk), "N")
     # ...and nothing without a real face: the image is checked before the person
     probe = api.post("/api/v1/verify", {"image": image(b"\xff\xd8\xff broken"), "person": other.pk},
@@ -157,7 +162,8 @@ def test_people_out_of_the_gallery_are_not_recognised_before_the_rebuild(client_
         verify = api.post("/api/v1/verify", {"image": image(masked_eileen), "person": enrolled.pk}, format="multipart")
         assert verify.status_code == 409 and verify.json()["error"] == "not_in_index", verify.content
         assert "inactive" in verify.json()["detail"]
-        assert not AuditEvent.objects.filter(action="api_verify").exists()   # refused before any comparison
+        refusal = AuditEvent.objects.get(action="api_verify")   # no comparison, but the refusal is on record
+        assert refusal.summary.startswith(f"verify person #{enrolled.pk}: not in the gallery")
 
 
 @pytest.mark.models

@@ -117,6 +117,35 @@ def test_erase_then_rebuild_still_excludes_the_person(make_photo, django_capture
     assert IndexVersion.objects.current().load().identities == {str(a.pk)}
 
 
+
+def test_erasure_deletes_an_index_file_it_cannot_read(make_photo, monkeypatch, settings,
+                                                       django_capture_on_commit_callbacks):
+    """An active index file that cannot be read at that moment (a shared volume's hiccup) is deleted
+    with its version, not skipped: read again later, as a kept older version, it would still hold
+    the erased person."""
+    a = services.person_create(actor=None, full_name="A", staff_id="A")
+    b = services.person_create(actor=None, full_name="B", staff_id="B")
+    make_photo(a)
+    make_photo(b, centre=np.ones(1024))
+    rebuild_index_task(services.index_rebuild_request(actor=None, reason="first", force=True).pk, force=True)
+    active = IndexVersion.objects.current()
+    assert str(b.pk) in active.load().identities
+    real_load = Index.load.__func__
+
+    def flaky(cls, path, content=None):
+        if Path(path).name == active.path:
+            raise services.EngineError("input/output error")
+        return real_load(cls, path, content)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Index, "load", classmethod(flaky))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.person_erase(person=b, actor=None)
+    assert not (Path(settings.MASKNET_INDEX_DIR) / active.path).exists()
+    assert not IndexVersion.objects.filter(pk=active.pk).exists()
+    assert index_files_with(str(b.pk), Path(settings.MASKNET_INDEX_DIR)) == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, monkeypatch):
     """A rebuild's switch that read the person as active (its version being written) while the

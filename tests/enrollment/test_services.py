@@ -296,6 +296,42 @@ def test_the_sweep_deletes_photo_files_no_row_names(person, make_photo, settings
     assert services.photo_files_sweep(now=time.time() + 7200) == 1 and not young.parent.exists()
 
 
+def test_the_daily_purge_audits_the_photo_files_it_sweeps(person, make_photo):
+    """Deleting face photos is on record, like every other purge."""
+    import os
+    import time
+
+    from audit.models import AuditEvent
+    from recognition.services import retention_purge
+
+    orphan = Path(make_photo(person).image.path).parent / "rolled-back.jpg"
+    orphan.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    assert retention_purge().orphan_files == 1 and not orphan.exists()
+    (event,) = AuditEvent.objects.filter(action="purge", object_type="enrollment.facephoto")
+    assert "deleted 1 photo files" in event.summary
+
+
+def test_the_daily_purge_deletes_index_files_no_version_names(db, settings):
+    """A killed rebuild's file (it may hold a person erased since) goes within a day even when no
+    rebuild runs; a young one (a rebuild still writing it) stays."""
+    import os
+    import time
+
+    from audit.models import AuditEvent
+    from recognition.services import retention_purge
+
+    folder = Path(settings.MASKNET_INDEX_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    stale, young = folder / "index-000007-deadbeef00.npz", folder / "index-000008-cafebabe00.npz"
+    for f in (stale, young):
+        f.write_bytes(b"templates")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    retention_purge()
+    assert not stale.exists() and young.exists()
+    assert AuditEvent.objects.filter(action="purge", object_type="enrollment.indexversion").count() == 1
+
+
 @pytest.mark.models
 def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png, engine):
     good = services.photo_inspect(data=astronaut_jpeg)
