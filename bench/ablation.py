@@ -11,7 +11,16 @@ Stages (cached in ``var/bench/ablation``, under names keyed by the engine's sett
    mirror, as the product fuses it into a masked face's ResNet part);
 3. verification (LFW protocol, 10 folds of 100 pairs) on unmasked, one-side-masked and
    both-masked pairs for each combination of levers; threshold calibration at FAR 1e-3 and 1e-4
-   on all cross-person pairs.
+   on all cross-person pairs;
+4. open-set identification of the same images for each combination (:func:`identification`):
+   gallery, each person's first photo unmasked; probes, their other photos wearing the unseen
+   MaskTheFace masks; ten folds of people: in fold k, fold k's people are left out of the gallery
+   and their probes are the strangers, and fold k+1's are the enrolled probes measured, so that
+   each probe is measured once as enrolled and once as a stranger, in no two folds alike: rank-1
+   and FNIR at FPIR 1e-2 per fold, mean ± std over the folds.
+
+``python bench/ablation.py --identification`` recomputes only stage 4 from the cached embeddings
+and updates ``bench/results/ablation.json``.
 
 Usage: ``python bench/ablation.py`` (about 40 minutes on 2 idle cores the first time);
 ``python bench/ablation.py --calibrate-split DevTrain`` repeats only the threshold calibration on
@@ -39,7 +48,12 @@ from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
 from recognition.engine.embed import fuse_upper, join, l2_normalise, preprocess, upper_face  # noqa: E402
-from recognition.engine.evaluation import stratified_folds, threshold_at_far, verification_metrics  # noqa: E402
+from recognition.engine.evaluation import (  # noqa: E402
+    identification_metrics,
+    stratified_folds,
+    threshold_at_far,
+    verification_metrics,
+)
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -166,6 +180,13 @@ class Scorer:
     def __init__(self, emb: dict, engine, adapter: Adapter | None) -> None:
         self.emb, self.clf, self.adapter = emb, engine.mask_classifier, adapter
         self.idx = {kind: {k: i for i, k in enumerate(d["keys"])} for kind, d in emb.items()}
+        self._masked: dict = {}
+
+    def masked(self, kind, key, v) -> bool:
+        """The classifier's call on a face (``v``: its mirrored whole-face vector), once per face."""
+        if (kind, key) not in self._masked:
+            self._masked[(kind, key)] = bool(self.clf(v[None])[0] >= 0.5)
+        return self._masked[(kind, key)]
 
     def vec(self, kind, key, part="full", flip=True):
         i = self.idx[kind].get(key)
@@ -195,7 +216,8 @@ class Scorer:
         if fa is None or fb is None:
             return -1.0
 
-        ma, mb = self.clf(fa[None])[0] >= 0.5, self.clf(fb[None])[0] >= 0.5
+        ma = self.masked(akind, a, fa) if flip else bool(self.clf(fa[None])[0] >= 0.5)
+        mb = self.masked(bkind, b, fb) if flip else bool(self.clf(fb[None])[0] >= 0.5)
 
         def joined(s: float, kind: str, key) -> float:  # embed.join: (1 - w) cos_FaceRes + w cos_ResNet
             if not resnet:
@@ -242,6 +264,50 @@ LEVERS = [
 SETS = {"unmasked": ("orig", "orig"), "one side masked": ("orig", "mtf"), "both masked": ("mtf", "mtf")}
 
 
+def identification_sets(keys) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
+    """Gallery (each person with two photos or more: the first, unmasked) and probes (their other
+    photos, and every one-photo person's photo, to be worn with unseen masks): ``(gallery, probes)``
+    with ``gallery`` = ``{person: key}`` and ``probes`` = ``[(key, person)]``."""
+    people: dict[str, list] = {}
+    for key in sorted(keys):
+        people.setdefault(key[0], []).append(key)
+    gallery = {p: ks[0] for p, ks in people.items() if len(ks) > 1}
+    probes = [(k, p) for p, ks in people.items() for k in (ks[1:] if len(ks) > 1 else ks)]
+    return gallery, probes
+
+
+def identification(score: Scorer, keys, kw: dict, n_folds: int = 10) -> dict:
+    """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
+    unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
+    too): fold k's people are left out of the gallery and their probes are the strangers; the
+    probes of fold k+1's people are the enrolled ones measured. Rank-1 and FNIR at FPIR 1e-2 per
+    fold (about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread."""
+    gallery, probes = identification_sets(keys)
+    names = sorted(gallery)
+    scores = np.array([[score(gallery[g], k, "orig", "mtf", **kw) for g in names] for k, _ in probes])
+    everyone = sorted({p for _, p in probes})
+    fold_of = {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
+    truth = np.array([p for _, p in probes])
+    fold = np.array([fold_of[p] for p in truth])
+    enrolled = np.array([p in gallery for p in truth])
+    per_fold = []
+    for f in range(n_folds):
+        columns = np.array([fold_of[g] != f for g in names])
+        known, stranger = enrolled & (fold == (f + 1) % n_folds), fold == f
+        rows = known | stranger
+        sub, kept = scores[np.ix_(rows, columns)], np.array(names)[columns]
+        per_fold.append(identification_metrics(list(kept[sub.argmax(1)]), sub.max(1), list(truth[rows]),
+                                               known[rows], np.full(int(rows.sum()), np.inf)))
+    out = {}
+    for metric in ("rank1", "fnir_at_fpir_1e-2"):
+        values = np.array([m[metric] for m in per_fold])
+        out[metric], out[f"{metric}_std"] = float(values.mean()), float(values.std())
+    out.update(gallery=len(names), probes=len(probes), folds=n_folds,
+               known_probes_per_fold=float(np.mean([m["n_known_probes"] for m in per_fold])),
+               unknown_probes_per_fold=float(np.mean([m["n_unknown_probes"] for m in per_fold])))
+    return out
+
+
 def calibrate_split(split: str) -> None:
     """Only the threshold calibration, on another split's pairs (``--calibrate-split DevTrain``: the
     people the thresholds may be fitted on, never measured on); writes
@@ -267,6 +333,9 @@ def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--calibrate-split":
         calibrate_split(sys.argv[2])
         return
+    if sys.argv[1:] == ["--identification"]:
+        identification_only()
+        return
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     pairs = devtest_pairs()
@@ -285,6 +354,8 @@ def main() -> None:
         for set_name, (ak, bk) in SETS.items():
             s = np.array([score(a, b, ak, bk, **kw) for a, b, _ in pairs])
             results[name][set_name] = verification_metrics(s, same, folds)
+        results[name]["identification"] = identification(score, keys, kw)
+        print(f"  {name}: {results[name]['identification']}", file=sys.stderr, flush=True)
     orig_flags = score.clf(emb["orig"]["full"])
     mtf_flags = score.clf(emb["mtf"]["full"])
     calib = calibrate(emb)
@@ -298,6 +369,26 @@ def main() -> None:
         json.dumps({"meta": meta, "results": results}, indent=2, default=float))
     print(table(results))
     print(json.dumps(meta, indent=2, default=float))
+
+
+def identification_only() -> None:
+    """Stage 4 alone, from the cached crops and embeddings: each lever's identification figures
+    replace those in ``bench/results/ablation.json`` (its verification figures stay)."""
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
+    pairs = devtest_pairs()
+    keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+    score = Scorer(embed_variants(engine, prepare_crops(engine, keys)), engine, None)
+    path = REPO / "bench" / "results" / "ablation.json"
+    recorded = json.loads(path.read_text())
+    for name, kw in LEVERS:
+        if name in recorded["results"]:
+            recorded["results"][name]["identification"] = identification(score, keys, kw)
+            print(f"  {name}: {recorded['results'][name]['identification']}", file=sys.stderr, flush=True)
+    recorded["meta"]["identification_seconds"] = round(time.time() - t0, 1)
+    recorded["meta"]["identification_provenance"] = provenance()
+    path.write_text(json.dumps(recorded, indent=2, default=float))
+    print(table(recorded["results"]))
 
 
 def calibrate(emb: dict, fars: tuple[float, ...] = (1e-3, 1e-4), resnet_weight: float | None = None,
@@ -356,11 +447,16 @@ def thresholds(names: np.ndarray, o: np.ndarray, p0: np.ndarray, p1: np.ndarray,
 
 
 def table(results: dict) -> str:
-    lines = ["| levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in SETS) + " |",
-             "|---|" + "---|" * len(SETS)]
+    """The markdown table of docs/accuracy.md: verification per set, then identification."""
+    lines = ["| levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in SETS)
+             + " | identification, masked probes: rank-1 ± std / FNIR@FPIR1e-2 ± std |",
+             "|---|" + "---|" * (len(SETS) + 1)]
     for name, r in results.items():
         cells = [f"{r[s]['accuracy'] * 100:.1f}% ± {r[s]['accuracy_std'] * 100:.1f} / "
                  f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in SETS]
+        i = r.get("identification")
+        cells.append(f"{i['rank1'] * 100:.1f}% ± {i['rank1_std'] * 100:.1f} / {i['fnir_at_fpir_1e-2'] * 100:.1f}% ± "
+                     f"{i['fnir_at_fpir_1e-2_std'] * 100:.1f}" if i else "–")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
