@@ -278,7 +278,7 @@ class PersonAdmin(admin.ModelAdmin):
             messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
     def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> dict:
-        saved, refused = [], []
+        saved, refused, warnings = [], [], []
         for upload in files:
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
             try:
@@ -288,11 +288,18 @@ class PersonAdmin(admin.ModelAdmin):
                 refused.append({"name": upload.name, "code": exc.code, "message": exc.message})
             else:
                 saved.append(photo.pk)
+                if photo.lookalike is not None:
+                    other, score = photo.lookalike
+                    warnings.append(f"{upload.name}: this face also matches {other.full_name} (#{other.pk}, score "
+                                    f"{score:.2f}): check-ins could go to either. Check that the photo is of "
+                                    f"{person.full_name}; if not, remove it.")
         if saved:
             messages.success(request, f"{len(saved)} photo(s) added; the index is being rebuilt.")
         for r in refused:
             messages.error(request, f"{r['name']}: refused — {r['message']}")
-        return {"saved": saved, "refused": refused}
+        for w in dict.fromkeys(warnings):
+            messages.warning(request, w)
+        return {"saved": saved, "refused": refused, "warnings": list(dict.fromkeys(warnings))}
 
     # ---------------------------------------------------------------- actions
     @admin.action(description="Rebuild the recognition index now", permissions=["rebuild"])

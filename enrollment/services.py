@@ -34,7 +34,7 @@ from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import without_metadata
-from recognition.engine.gallery import Templates, fit_thresholds, person_templates
+from recognition.engine.gallery import Templates, fit_thresholds, identify, person_templates
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
@@ -74,9 +74,9 @@ class EnrollmentError(Exception):
 class PhotoRefused(EnrollmentError):
     """A photo that cannot be enrolled; ``code`` is a key of :data:`REFUSALS`."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", message: str | None = None) -> None:
         self.code = code
-        self.message = REFUSALS.get(code, code) + (f" ({detail})" if detail else "")
+        self.message = (message or REFUSALS.get(code, code)) + (f" ({detail})" if detail else "")
         super().__init__(self.message)
 
 
@@ -227,8 +227,17 @@ class PhotoInspection:
                 "quality_verdict": self.quality_verdict, "masked": self.masked, "masked_prob": self.masked_prob}
 
 
-def _refusal(code: str, **kwargs) -> PhotoInspection:
-    return PhotoInspection(ok=False, code=code, message=REFUSALS[code], **kwargs)
+def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection:
+    return PhotoInspection(ok=False, code=code, message=message or REFUSALS[code], **kwargs)
+
+
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoInspection:
+    """``too_large`` for the pixel limit, saying so: compressing the file (the size limit's cure)
+    would not help."""
+    size = f"{width}×{height}; " if width and height else ""
+    return _refusal("too_large", f"The image has too many pixels ({size}at most "
+                                 f"{settings.MASKNET_MAX_PIXELS:,}): scale it down.",
+                    width=width, height=height)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -245,7 +254,8 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
     quality. Used by :func:`photo_add` and the capture page's live feedback."""
     if len(data) > settings.MASKNET_MAX_PHOTO_BYTES:
-        return _refusal("too_large")
+        return _refusal("too_large", f"The file is too large ({len(data) / 2**20:.1f} MiB; at most "
+                                     f"{settings.MASKNET_MAX_PHOTO_BYTES / 2**20:.1f} MiB).")
     if _sniff(data) is None:
         return _refusal("file_type")
     try:
@@ -254,18 +264,18 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         # answered by the pixel limit below
         width, height = Image.open(io.BytesIO(data)).size
     except Image.DecompressionBombError:
-        return _refusal("too_large")
+        return _too_many_pixels()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return _refusal("unreadable")
     if width * height > settings.MASKNET_MAX_PIXELS:
-        return _refusal("too_large", width=width, height=height)
+        return _too_many_pixels(width, height)
     engine = engine or recognizer.get_engine()
     try:
         image = engine.decode(data)
         height, width = image.shape[:2]  # after EXIF rotation, like the boxes
         faces = engine.analyze(image)
     except FrameTooLarge:
-        return _refusal("too_large", width=width, height=height)
+        return _too_many_pixels(width, height)
     except UnreadableImage:
         return _refusal("unreadable", width=width, height=height)
     except NoFaceFound:
@@ -295,7 +305,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     engine = recognizer.get_engine()
     inspection = photo_inspect(data=data, engine=engine)
     if not inspection.ok:
-        raise PhotoRefused(inspection.code)
+        raise PhotoRefused(inspection.code, message=inspection.message)
     photo = FacePhoto(person=person, source=source, sha256=sha, width=inspection.width, height=inspection.height,
                       box=inspection.box, quality_score=inspection.quality_score,
                       quality_verdict=inspection.quality_verdict, masked=inspection.masked,
@@ -334,7 +344,27 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                              version=recognizer.template_version())
         except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
+    photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
     return photo
+
+
+def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Person, float] | None:
+    """Another active person whom this enrolment face matches in the active index, as a kiosk would
+    decide it (the site's thresholds), with the score; ``None`` when nobody else or no usable index.
+    The same face under two people (a photo filed under the wrong person, someone enrolled twice)
+    would send check-ins to either: the admin says so when the photo is added."""
+    version = IndexVersion.objects.current()
+    try:
+        index = version.load() if version is not None else None
+    except EngineError:
+        return None
+    if index is None or not len(index) or index.dim != engine.dim or face.embedding is None:
+        return None
+    decision = identify(engine, face, index, (version.metrics or {}).get("thresholds"))
+    if not decision.accepted or not decision.label or not decision.label.isdigit() or decision.label == str(person.pk):
+        return None
+    other = Person.objects.active().filter(pk=int(decision.label)).first()
+    return (other, float(decision.score)) if other is not None else None
 
 
 def _refuse_known(person: Person, sha: str) -> None:

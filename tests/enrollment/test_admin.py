@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,6 +14,7 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.tasks import rebuild_index_task
+from tests.enrollment.conftest import jpeg
 
 CHANGELIST = reverse("admin:enrollment_person_changelist")
 
@@ -467,6 +469,20 @@ def test_capture_save_keeps_the_good_photos(enroller_client, person, engine, ast
     assert FacePhoto.objects.get().source == "webcam"
 
 
+
+@pytest.mark.models
+def test_a_photo_of_someone_already_enrolled_is_pointed_out(enroller_client, person, engine, astronaut_jpeg,
+                                                            astronaut_bgr):
+    """The photo is kept (twins exist), with a warning naming the person whose face it matches."""
+    services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    rebuild_index_task(services.index_rebuild_request(actor=None, reason="t", force=True).pk, force=True)
+    other = services.person_create(actor=None, full_name="Eileen Test", staff_id="E-2")
+    copy = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=85)
+    url = reverse("admin:enrollment_person_capture_save", args=[other.pk])
+    result = enroller_client.post(url, {"photos": [SimpleUploadedFile("a.jpg", copy, "image/jpeg")]}).json()
+    assert len(result["saved"]) == 1
+    (warning,) = result["warnings"]
+    assert f"matches {person.full_name} (#{person.pk}" in warning and "check-ins could go to either" in warning
 @pytest.mark.models
 def test_capture_save_for_a_person_erased_meanwhile_answers_404(enroller_client, person, engine, astronaut_jpeg,
                                                                  monkeypatch):

@@ -22,7 +22,7 @@ from enrollment.tasks import rebuild_index_task
 from recognition.engine import EngineConfig, EngineError
 from recognition.engine.gallery import AGGREGATE_MARGIN
 from recognition.engine.index import Index
-from tests.enrollment.conftest import FAKE_DIM, in_thread
+from tests.enrollment.conftest import FAKE_DIM, in_thread, jpeg
 
 
 @pytest.fixture
@@ -792,3 +792,21 @@ def test_a_command_run_that_a_change_joined_is_not_failed_when_the_command_gives
     services.index_rebuild_abandon(run_id=joined.pk, reason="busy")
     joined.refresh_from_db()
     assert joined.state == "queued" and joined.requests == 2
+
+
+@pytest.mark.models
+def test_a_face_already_enrolled_as_someone_else_is_pointed_out(db, engine, astronaut_jpeg, portrait_png,
+                                                                 astronaut_bgr):
+    """A re-encoded or mirrored copy of Eileen's photo filed under another person is not a duplicate
+    file, but the same face: its check-ins could go to either, so the add names the other person."""
+    eileen = services.person_create(actor=None, full_name="Eileen", staff_id="A1")
+    tom = services.person_create(actor=None, full_name="Tom", staff_id="A2")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    rebuild_now()
+    copy = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=85)   # mirrored, re-encoded
+    twin = services.person_create(actor=None, full_name="Eileen Test", staff_id="A3")
+    other, score = services.photo_add(person=twin, data=copy, actor=None).lookalike
+    assert other == eileen and score > 0.9
+    own = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=80)
+    assert services.photo_add(person=eileen, data=own, actor=None).lookalike is None   # her own: fine

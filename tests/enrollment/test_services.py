@@ -97,9 +97,14 @@ def test_refuses_files_over_the_size_limit(person, astronaut_jpeg, settings):
     assert _refusal(person, astronaut_jpeg) == "too_large"
 
 
-def test_refuses_images_over_the_pixel_limit(person, astronaut_jpeg, settings):
+def test_refuses_images_over_the_pixel_limit_and_says_so(person, astronaut_jpeg, settings):
+    """A 5000x5000 JPEG can be a small file: the reason names pixels, not the file's size (an
+    administrator compressing the file would not get it in)."""
     settings.MASKNET_MAX_PIXELS = 100 * 100
-    assert _refusal(person, astronaut_jpeg) == "too_large"
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    assert info.value.code == "too_large"
+    assert info.value.message == "The image has too many pixels (512×512; at most 10,000): scale it down."
 
 
 @pytest.mark.models
