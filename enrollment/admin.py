@@ -536,7 +536,7 @@ class IndexVersionAdmin(ReadOnlyAdmin):
     readonly_fields = ("path", "sha256", "created_at", "people_count", "photo_count", "template_count", "dim",
                        "model_version", "adapter_version", "metrics", "is_active", "built_by")
 
-    @admin.display(description="thresholds (unmasked / masked)")
+    @admin.display(description="thresholds as built (unmasked / masked)")
     def thresholds(self, obj: IndexVersion) -> str:
         t = (obj.metrics or {}).get("thresholds") or {}
         if not t:

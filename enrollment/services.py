@@ -231,12 +231,16 @@ def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection
     return PhotoInspection(ok=False, code=code, message=message or REFUSALS[code], **kwargs)
 
 
+def _amount(n: float, unit: str) -> str:
+    return f"{n / 2**20:.1f} MiB" if unit == "bytes" and n >= 2**20 else f"{n:,.0f} {unit}"
+
+
 def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoInspection:
     """``too_large`` for the pixel limit, saying so: compressing the file (the size limit's cure)
     would not help."""
-    size = f"{width}×{height}; " if width and height else ""
-    return _refusal("too_large", f"The image has too many pixels ({size}at most "
-                                 f"{settings.MASKNET_MAX_PIXELS:,}): scale it down.",
+    size = f"It is {width}×{height} pixels; at most" if width and height else "At most"
+    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {_amount(settings.MASKNET_MAX_PIXELS, 'pixels')}: "
+                                 f"scale it down (compressing the file would not help).",
                     width=width, height=height)
 
 
@@ -254,8 +258,8 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
     quality. Used by :func:`photo_add` and the capture page's live feedback."""
     if len(data) > settings.MASKNET_MAX_PHOTO_BYTES:
-        return _refusal("too_large", f"The file is too large ({len(data) / 2**20:.1f} MiB; at most "
-                                     f"{settings.MASKNET_MAX_PHOTO_BYTES / 2**20:.1f} MiB).")
+        return _refusal("too_large", f"{REFUSALS['too_large']} It is {_amount(len(data), 'bytes')}; at most "
+                                     f"{_amount(settings.MASKNET_MAX_PHOTO_BYTES, 'bytes')}.")
     if _sniff(data) is None:
         return _refusal("file_type")
     try:

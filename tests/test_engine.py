@@ -119,10 +119,26 @@ def test_fitted_thresholds_rise_to_the_gallerys_impostor_scores():
     assert fitted["source"] == "site" and 0.5 < expected_u
     assert fitted["unmasked"] == round(expected_u, 4)
     assert fitted["masked"] == 0.99          # the base when the impostors stay below it
+    assert fitted["fitted"]["unmasked"] == round(expected_u, 4) and fitted["fitted"]["masked"] < 0.99
     few = Index(8)
     for person in range(3):
         few.add(str(person), index.vectors[2 * person: 2 * person + 2], index.kinds[:2])
-    assert fit_thresholds(few, few, base) == {**base, "source": "engine", "impostor_pairs": 18}  # < 100
+    assert fit_thresholds(few, few, base) == {**base, "source": "engine", "impostor_pairs": 18,   # < 100
+                                              "fitted": {"unmasked": None, "masked": None}}
+
+
+def test_a_lowered_engine_threshold_acts_without_a_rebuild():
+    """A version's fitted percentile raises today's engine threshold, not the one of the day it was
+    built: lowering MASKNET_THRESHOLD_OFFSET (or a release lowering the engine's) acts at once.
+    Versions built before ``fitted`` was stored keep their thresholds as built."""
+    from recognition.engine.gallery import site_threshold
+
+    built = {"unmasked": 0.916, "masked": 0.952, "source": "site", "fitted": {"unmasked": 0.85, "masked": None}}
+    assert site_threshold(0.846, built, "unmasked") == 0.85      # the gallery's own percentile still counts
+    assert site_threshold(0.882, built, "masked") == 0.882       # no percentile: today's engine threshold
+    assert site_threshold(0.95, built, "masked") == 0.95          # raising acts at once, as before
+    older = {"unmasked": 0.916, "masked": 0.952, "source": "site"}
+    assert site_threshold(0.846, older, "unmasked") == 0.916 and site_threshold(0.846, None, "unmasked") == 0.846
 
 
 def test_mask_classifier(engine, astronaut_bgr):

@@ -181,8 +181,14 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     ``probes``: what a probe looks like, one template per photo and kind; ``index``'s templates are
     scored as a search scores them, less their margins. A kind with fewer than 100 impostor pairs
     keeps its base threshold (``source`` says which applied). Rows are sampled with a fixed seed.
+
+    ``fitted`` holds the percentiles alone (``None`` for a kind with too few pairs): what
+    :func:`probe_threshold` raises the engine's thresholds *of the day* to, so that an engine
+    threshold lowered later (``MASKNET_THRESHOLD_OFFSET``, a recalibrating release) acts at once
+    instead of after the next rebuild; ``unmasked``/``masked`` are the thresholds as built.
     """
-    result = {"unmasked": base["unmasked"], "masked": base["masked"], "source": "engine", "impostor_pairs": 0}
+    result = {"unmasked": base["unmasked"], "masked": base["masked"], "source": "engine", "impostor_pairs": 0,
+              "fitted": {"unmasked": None, "masked": None}}
     if len(index.identities) < 3:
         return result
     rng = np.random.default_rng(0)
@@ -200,18 +206,27 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
     for key, impostors in (("unmasked", imp_u), ("masked", imp_m)):
         if len(impostors) >= 100:
-            result[key] = round(max(base[key], float(np.quantile(impostors, 0.999))), 4)
+            fitted = round(float(np.quantile(impostors, 0.999)), 4)
+            result["fitted"][key] = fitted
+            result[key] = max(base[key], fitted)
             result["source"] = "site"
     result["impostor_pairs"] = int(len(imp_u) + len(imp_m))
     return result
 
 
+def site_threshold(base: float, site: dict | None, kind: str) -> float:
+    """``base`` (the engine's threshold of ``kind``, ``"masked"`` or ``"unmasked"``, today) raised to
+    the gallery's fitted one (``site``: :func:`fit_thresholds`' answer). A site dict without
+    ``fitted`` (versions built before it) counts its thresholds as built, their day's floor included."""
+    site = site or {}
+    fitted = site["fitted"].get(kind) if isinstance(site.get("fitted"), dict) else site.get(kind)
+    return base if fitted is None else max(base, float(fitted))
+
+
 def probe_threshold(engine: Engine, masked: bool, site: dict | None = None) -> float:
     """The threshold a probe must reach: the engine's for masked or unmasked probes, raised to the
-    gallery's fitted one (``site``: :func:`fit_thresholds`' ``{"masked": .., "unmasked": ..}``)."""
-    threshold = engine.threshold(masked)
-    fitted = (site or {}).get("masked" if masked else "unmasked")
-    return threshold if fitted is None else max(threshold, float(fitted))
+    gallery's fitted one (:func:`site_threshold`)."""
+    return site_threshold(engine.threshold(masked), site, "masked" if masked else "unmasked")
 
 
 def identify(engine: Engine, face: Face, index: Index, site: dict | None = None) -> Decision:
