@@ -1,5 +1,6 @@
 // Webcam capture for enrollment: live server-side checks of small frames, then a burst of
-// full-resolution photos sent to photo_add (good ones saved, refusals listed with the reason).
+// full-resolution photos sent to photo_add (good ones saved, refusals summed up by reason). The
+// burst's outcome has its own place under the button, which the live checks leave alone.
 (function () {
   "use strict";
   const root = document.getElementById("mn-capture");
@@ -8,7 +9,8 @@
   const feedback = document.getElementById("mn-feedback");
   const liveBox = document.getElementById("mn-live-box");
   const burstBtn = document.getElementById("mn-burst");
-  const results = document.getElementById("mn-results");
+  const outcome = document.getElementById("mn-outcome");   // the latest burst: under way, saved, refused
+  const results = document.getElementById("mn-results");   // one line per burst, newest first
   const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
   const MESSAGES = {
     no_face: "No face found: look at the camera",
@@ -67,6 +69,24 @@
     feedback.textContent = text;
     feedback.className = "mn-feedback " + (ok ? "ok" : "bad");
   }
+  // the burst's outcome (one line each: what happened, what was saved, why the others were refused),
+  // kept until the next burst, and scrolled into view
+  function tell(text, ok, warn) {
+    outcome.textContent = text;
+    outcome.className = "mn-outcome " + (ok ? "ok" : "bad") + (warn ? " warn" : "");
+    outcome.hidden = false;
+    if (outcome.scrollIntoView) outcome.scrollIntoView({ block: "nearest" });
+  }
+  const photos = (n) => n + " photo" + (n === 1 ? "" : "s");
+  // one line per reason, not one per photo: "5 photos refused: no face found in the photo"
+  function summary(texts, label) {
+    const counts = new Map();
+    texts.forEach((t) => counts.set(t, (counts.get(t) || 0) + 1));
+    return [...counts].map(([t, n]) => photos(n) + label + ": " + t.charAt(0).toLowerCase() + t.slice(1));
+  }
+  const refusals = (refused) => summary(refused.map((x) => x.message || x.code || ""), " refused");
+  // "webcam-…-1.jpg: this face also matches …": the burst's own file names tell the user nothing
+  const warned = (warnings) => summary(warnings.map((w) => w.replace(/^webcam-[^:]*: /, "")), "");
   function drawBox(r) {
     if (!r.box || !r.width) { liveBox.hidden = true; return; }
     const [x1, y1, x2, y2] = r.box;
@@ -97,9 +117,10 @@
   }
   async function burst() {
     if (busy || stopped) return;
-    if (!video.videoWidth) { say("The camera is not ready yet: one moment.", false); return; }
+    if (!video.videoWidth) { tell("The camera is not ready yet: one moment.", false); return; }
     busy = true;
     burstBtn.disabled = true;
+    tell("Taking photos… hold still", true);
     try {
       const form = new FormData();
       let shots = 0;
@@ -111,16 +132,20 @@
         }
         await new Promise((res) => setTimeout(res, 300));
       }
-      if (!shots) { say("The camera gave no picture: try again.", false); return; }
-      say("Saving…", true);
+      if (!shots) { tell("The camera gave no picture: try again.", false); return; }
+      tell("Checking and saving " + photos(shots) + "…", true);
       const r = await post(root.dataset.save, form);
-      if (!Array.isArray(r.saved)) { say(r.message || "Saving failed.", false); return; }  // e.g. models missing (503)
+      if (!Array.isArray(r.saved)) { tell(r.message || "Saving failed.", false); return; }  // e.g. models missing (503)
+      const lines = (r.saved.length ? [photos(r.saved.length) + " saved"] : []).concat(refusals(r.refused || []));
+      const warnings = warned(r.warnings || []);   // e.g. the face also matches someone else
+      tell([r.saved.length ? "Saved. The index is being rebuilt." : "No photo was good enough — try again."]
+        .concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0);
       const li = document.createElement("li");
-      li.textContent = r.saved.length + " photo(s) saved" + (r.refused.length ? ", " + r.refused.length + " refused: " + r.refused.map((x) => x.message).join("; ") : "");
+      li.textContent = [new Date().toLocaleTimeString()].concat(lines).join(" · ");   // a log of the bursts
       results.prepend(li);
-      say(r.saved.length ? "Saved. The index is being rebuilt." : "No photo was good enough — try again.", r.saved.length > 0);
     } catch (e) {
-      say(e instanceof Stopped ? e.message : "Saving failed: " + e.message, false);
+      if (e instanceof Stopped) say(e.message, false);   // the live line too: it stays, the camera is off
+      tell(e instanceof Stopped ? e.message : "Saving failed: " + e.message, false);
     } finally {
       busy = false;
       burstBtn.disabled = stopped;

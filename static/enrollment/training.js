@@ -1,5 +1,7 @@
 // Live index-rebuild status on the enrollment admin pages: a WebSocket on the "training" group,
-// falling back to polling status.json when the socket cannot be opened.
+// falling back to polling status.json when the socket cannot be opened. What the page shows only
+// moves forward: an answer or message older than what it already knows of a run is ignored, whatever
+// order they arrive in, and the page asks again when a message shows that it missed something.
 (function () {
   "use strict";
   const root = document.getElementById("mn-status");
@@ -9,28 +11,92 @@
   const stateEl = runBox.querySelector(".mn-run-state");
   const msgEl = runBox.querySelector(".mn-run-msg");
   const indexEl = root.querySelector(".mn-index");
+  const STAGE = { queued: 0, running: 1, succeeded: 2, failed: 2 };
+  const known = {};          // run id -> the latest state seen of that run
+  let shown = null;          // the run in the bar
+  let indexShown = 0;        // the index version shown (0: none seen yet)
   let pollTimer = null;
-  let heard = 0;             // socket messages so far: a poll answered after one is older than it
+  const asked = new Set();   // "id state" pairs the runs table was reloaded for (once each)
+  let reloading = false;
+  let reloadAgain = false;
+
+  const ended = (run) => STAGE[run.state] === 2;
+  // a worker taking a stalled run over starts it again (a later started_at, progress from 0)
+  const started = (run) => (run.started_at ? Date.parse(run.started_at) : 0);
+  function newer(a, b) {     // is ``a`` as recent as ``b`` or more (the same run)
+    if (STAGE[a.state] !== STAGE[b.state]) return STAGE[a.state] > STAGE[b.state];
+    if (started(a) !== started(b)) return started(a) > started(b);
+    return a.progress >= b.progress;
+  }
+  /** Records ``run``; false when it is older than what the page already knows of it. */
+  function learn(run) {
+    if (!run || (known[run.id] && !newer(run, known[run.id]))) return false;
+    known[run.id] = run;
+    showRow(run);
+    return true;
+  }
 
   function showRun(run) {
-    if (!run) return;
+    shown = run;
     runBox.hidden = false;
     bar.value = run.progress;
     stateEl.textContent = "#" + run.id + " " + run.state;
     stateEl.className = "mn-run-state " + run.state;
     msgEl.textContent = run.state === "failed" ? (run.error || run.message) : run.message;
-    document.querySelectorAll('progress.mn-progress[data-run="' + run.id + '"]').forEach((el) => { el.value = run.progress; });
+  }
+  // the training runs table: progress, state and message live; the rest (started, finished, index
+  // version) as the server renders it, reloaded once when a run changes state or a newer one appears
+  function table() { return document.querySelector("#result_list tbody"); }
+  function showRow(run) {
+    const bars = document.querySelectorAll('progress.mn-progress[data-run="' + run.id + '"]');
+    bars.forEach((el) => {
+      el.value = run.progress;
+      const row = el.closest("tr");
+      const state = row && row.querySelector(".field-state");
+      const message = row && row.querySelector(".field-message");
+      if (state && state.textContent.trim() !== run.state) {
+        state.textContent = run.state;
+        reloadRows(run);
+      }
+      if (message) message.textContent = run.message;
+    });
     document.querySelectorAll('.mn-pct[data-run="' + run.id + '"]').forEach((el) => { el.textContent = run.progress + "%"; });
+    const listed = table() ? [...table().querySelectorAll("progress.mn-progress")].map((el) => Number(el.dataset.run)) : [];
+    if (!bars.length && listed.length && run.id > Math.max(...listed)) reloadRows(run);   // a new run
+  }
+  function reloadRows(run) {
+    const key = run.id + " " + run.state;
+    if (asked.has(key)) return;
+    asked.add(key);
+    reload();
+  }
+  function reload() {
+    if (reloading) { reloadAgain = true; return; }   // once more when the one on its way is back
+    reloading = true;
+    fetch(location.href, { credentials: "same-origin", redirect: "manual" })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => {
+        const fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("#result_list tbody");
+        const rows = table();
+        if (!fresh || !rows) return;
+        rows.replaceWith(fresh);
+        Object.values(known).forEach(showRow);   // the page may know more than that page did
+      })
+      .catch(() => {})
+      .finally(() => {
+        reloading = false;
+        if (reloadAgain) { reloadAgain = false; reload(); }
+      });
   }
   function showIndex(info) {
-    if (!info) return;
+    if (!info || info.version < indexShown) return;
+    indexShown = info.version;
     indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
     // the server says whether the active version is this recognizer's ("outdated": false once rebuilt)
     if (info.outdated === false) root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
   }
   function stopPolling() { clearInterval(pollTimer); pollTimer = -1; }
   function poll() {
-    const asked = heard;
     fetch(root.dataset.poll, { credentials: "same-origin", redirect: "manual" })
       .then((r) => {
         // logged out (a redirect to the login page) or the right withdrawn: asking again cannot help
@@ -38,13 +104,21 @@
         const json = (r.headers.get("content-type") || "").includes("application/json");
         return r.ok && json ? r.json() : null;
       })
-      .then((data) => { if (data && heard === asked) { showRun(data.runs[0]); showIndex(data.index); } })
+      .then((data) => {
+        if (!data) return;
+        // oldest first, so that the bar ends on the latest run (an answer never undoes a newer message)
+        data.runs.slice().reverse().forEach(learn);
+        const latest = data.runs[0];
+        if (latest && (!shown || latest.id >= shown.id)) showRun(known[latest.id]);
+        showIndex(data.index);
+      })
       .catch(() => {});
   }
   function startPolling() { if (!pollTimer) pollTimer = setInterval(poll, 3000); }
 
   const latest = document.getElementById("mn-latest-run");
-  if (latest) showRun(JSON.parse(latest.textContent));
+  const first = latest && JSON.parse(latest.textContent);
+  if (first) { known[first.id] = first; showRun(first); }
 
   try {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -53,10 +127,14 @@
     // cached-template rebuild takes half a second): asked for once it has joined
     ws.onopen = poll;
     ws.onmessage = (ev) => {
-      heard += 1;
       const msg = JSON.parse(ev.data);
-      if (msg.type === "progress") showRun(msg.run);
-      if (msg.type === "index") showIndex(msg);
+      if (msg.type === "progress" && learn(msg.run)) showRun(msg.run);
+      if (msg.type === "index") {
+        showIndex(msg);
+        // a new version comes from a run that has ended: one the bar does not show ended (its
+        // "succeeded" went out before the socket joined) is asked for
+        if (!shown || !ended(shown) || shown.index_version !== msg.version) poll();
+      }
     };
     ws.onclose = startPolling;
     ws.onerror = startPolling;

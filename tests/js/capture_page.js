@@ -1,7 +1,8 @@
 /* Drives static/enrollment/capture.js (the admin's webcam capture) in Node with a scripted clock,
  * camera and server: checks pause while the page is hidden, a refused session stops the page and
  * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off, the
- * person erased meanwhile ("person_gone") stops the page and its camera.
+ * person erased meanwhile ("person_gone") stops the page and its camera, the burst's outcome has its own
+ * place (shown at once, kept while the live checks go on, refusals summed up by reason).
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -13,10 +14,20 @@ const { clock, element, settle, checker } = require("./harness");
 
 const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "enrollment", "capture.js"), "utf8");
 
-/** A fresh capture page; ``server.status`` is what the check endpoint answers. */
+/** A button whose listeners stay (the harness's elements forget theirs once fired, as ``{once: true}``). */
+function button(extra) {
+  const listeners = {};
+  return element(Object.assign({
+    addEventListener(type, fn) { (listeners[type] = listeners[type] || []).push(fn); },
+    dispatch(type, event) { (listeners[type] || []).forEach((fn) => fn(event || {})); },
+  }, extra));
+}
+
+/** A fresh capture page; ``server.status`` is what the check endpoint answers; ``server.replies``: the
+ * JSON answered to a URL ("/check", "/save"), instead of ``server.json`` or the default. */
 function page() {
   const time = clock();
-  const server = { status: 200, posts: [] };
+  const server = { status: 200, posts: [], replies: {} };
   const track = { stopped: false, stop() { this.stopped = true; } };
   const windowListeners = {};
   const video = element({ videoWidth: 0, videoHeight: 0 });
@@ -26,7 +37,9 @@ function page() {
       querySelector: () => ({ value: "csrf-token" }),
     }),
     "mn-video": video,
-    "mn-burst": element({ disabled: true }),         // as the template renders it
+    "mn-burst": button({ disabled: true }),          // as the template renders it
+    "mn-outcome": element({ hidden: true, scrolled: 0, scrollIntoView() { this.scrolled += 1; } }),
+    "mn-results": element({ lines: [], prepend(li) { this.lines.unshift(li.textContent); } }),
   };
   const context = {
     console, JSON, Math, Promise, Object, Array, String, Number, Error, Date,
@@ -34,7 +47,7 @@ function page() {
     FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
     fetch: async (url) => {
       server.posts.push(url);
-      const json = server.json || (url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null });
+      const json = server.replies[url] || server.json || (url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null });
       return {
         status: server.status, redirected: false, ok: server.status < 400,
         headers: { get: () => (server.status === 200 || server.json ? "application/json" : "text/html") },
@@ -60,6 +73,8 @@ function page() {
     server, track, video, context, time,
     button: elements["mn-burst"],
     feedback: elements["mn-feedback"],
+    outcome: elements["mn-outcome"],
+    results: elements["mn-results"],
     /** Advance the clock in small steps, letting promises settle between them. */
     async run(ms) {
       for (let t = 0; t < ms; t += 50) { time.advance(50); await settle(); }
@@ -92,11 +107,46 @@ async function main() {
   p.server.json = { ok: false, code: "models_missing", message: "The face models are not installed on the server." };
   p.button.dispatch("click");
   await p.run(3000);
-  check("a burst answered 503 shows the server's message", /not installed/.test(p.feedback.textContent),
-        p.feedback.textContent);
+  check("a burst answered 503 shows the server's message", /not installed/.test(p.outcome.textContent),
+        p.outcome.textContent);
   check("and the page is usable again", p.button.disabled === false, `disabled ${p.button.disabled}`);
   p.server.status = 200;
   p.server.json = null;
+
+  // ---- the burst's outcome: shown at once under the button, kept while the live checks go on
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  await p.run(600);
+  p.server.replies["/check"] = { ok: false, code: "no_face", message: "No face found in the photo.", box: null };
+  const noFace = { name: "webcam.jpg", code: "no_face", message: "No face found in the photo." };
+  p.server.replies["/save"] = { saved: [], refused: [noFace, noFace, noFace, noFace, noFace], warnings: [] };
+  p.button.dispatch("click");
+  await p.run(100);
+  check("during the burst the page says it is taking photos, where the outcome will be",
+        p.outcome.hidden === false && /^Taking photos…/.test(p.outcome.textContent) && p.outcome.scrolled >= 1,
+        `hidden ${p.outcome.hidden}, "${p.outcome.textContent}", scrolled ${p.outcome.scrolled}`);
+  await p.run(3000);
+  check("refusals are summed up by reason, not repeated for each photo",
+        p.outcome.textContent === "No photo was good enough — try again.\n5 photos refused: no face found in the photo." &&
+        /bad/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
+  check("the outcome is scrolled into view", p.outcome.scrolled >= 3, `scrolled ${p.outcome.scrolled} times`);
+  await p.run(3000);
+  check("and stays while the live checks go on", /^No photo was good enough/.test(p.outcome.textContent) &&
+        /No face found: look at the camera/.test(p.feedback.textContent), `"${p.outcome.textContent}", "${p.feedback.textContent}"`);
+  p.server.replies["/save"] = { saved: [7, 8, 9], refused: [noFace, { ...noFace, code: "blurry", message: "Blurry: hold still." }],
+                                warnings: ["webcam-1-0.jpg: this face also matches Mei Lin (#5, score 0.71).",
+                                           "webcam-1-3.jpg: this face also matches Mei Lin (#5, score 0.71)."] };
+  p.button.dispatch("click");
+  await p.run(3000);
+  check("a burst with photos saved says so, with the refusals and warnings under it",
+        p.outcome.textContent === "Saved. The index is being rebuilt.\n3 photos saved\n1 photo refused: no face found in the photo." +
+        "\n1 photo refused: blurry: hold still.\n2 photos: this face also matches Mei Lin (#5, score 0.71)." &&
+        /ok warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
+  check("each burst leaves a line under the button, newest first",
+        p.results.lines.length === 2 && / · 3 photos saved · 1 photo refused: no face/.test(p.results.lines[0]) &&
+        p.results.lines[1].endsWith(" · 5 photos refused: no face found in the photo."), JSON.stringify(p.results.lines));
 
   // ---- hidden: no checks
   p.context.document.hidden = true;

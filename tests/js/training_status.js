@@ -1,8 +1,10 @@
 /* Drives static/enrollment/training.js (the admin's index status bar) in Node with a scripted clock,
  * socket and server: it asks status.json once its socket is open (what was sent before it joined the
  * group is lost), falls back to polling when its socket closes, stops polling once the server
- * refuses (logged out, right withdrawn), and drops the "earlier version" note when a new index is
- * announced. Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
+ * refuses (logged out, right withdrawn), drops the "earlier version" note when a new index is
+ * announced, never goes back to an older state of a run, asks again when a new index shows that it
+ * missed a run's end, and keeps the training runs table's rows up to date.
+ * Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
  */
 "use strict";
 const fs = require("fs");
@@ -13,8 +15,32 @@ const { clock, element, settle, checker } = require("./harness");
 
 const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "enrollment", "training.js"), "utf8");
 
-/** A fresh admin page; ``answers`` is the queue of the server's answers to status.json. */
-function page(answers) {
+/** A row of the training runs table (``{id, state, message, finished}``), as the admin renders it. */
+function row(r) {
+  const cells = {};
+  ["state", "message", "finished_at"].forEach((name) => {
+    cells[".field-" + name] = element({ textContent: name === "finished_at" ? r.finished : r[name] });
+  });
+  const tr = element({ querySelector: (sel) => cells[sel] || null, cells });
+  tr.bar = element({ dataset: { run: String(r.id) }, value: r.progress || 0, closest: () => tr });
+  tr.pct = element({ dataset: { run: String(r.id) } });
+  return tr;
+}
+
+/** The table's body: ``replaceWith`` puts the page's new body in its place. */
+function tbody(rows, page) {
+  const body = {
+    rows: rows.map(row),
+    querySelectorAll: (sel) => (sel === "progress.mn-progress" ? body.rows.map((tr) => tr.bar) : []),
+    replaceWith(fresh) { page.table = fresh; page.reloads += 1; },
+  };
+  return body;
+}
+
+/** A fresh admin page; ``answers`` is the queue of the server's answers to status.json. ``options``:
+ * ``latest`` (the run the page was rendered with), ``rows`` (the training runs table, none: a page
+ * without it), ``server`` (the rows the table's page has now, when reloaded). */
+function page(answers, options = {}) {
   const time = clock();
   const sockets = [];
   const counts = { polls: 0 };
@@ -29,25 +55,53 @@ function page(answers) {
     querySelectorAll: (sel) => (sel === ".mn-outdated" ? [outdated] : []),
   });
   const json = { get: () => "application/json" };
+  const world = { table: null, reloads: 0, pages: 0, server: options.server || [] };
+  if (options.rows) world.table = tbody(options.rows, world);
+  const latest = options.latest ? element({ textContent: JSON.stringify(options.latest) }) : null;
+  const HERE = "https://admin.test/admin/enrollment/trainingrun/";
+  const byRun = (sel, part) => {      // 'progress.mn-progress[data-run="5"]', '.mn-pct[data-run="5"]'
+    const id = (/data-run="(\d+)"/.exec(sel) || [])[1];
+    return world.table ? world.table.rows.filter((tr) => tr.bar.dataset.run === id).map((tr) => tr[part]) : [];
+  };
   const context = {
     console, JSON, String, Promise,
     setInterval: time.setInterval, clearInterval: time.clearInterval, setTimeout: time.setTimeout,
-    location: { protocol: "https:", host: "admin.test" },
+    location: { protocol: "https:", host: "admin.test", href: HERE },
     WebSocket: FakeSocket,
-    fetch: () => {
+    fetch: (url) => {
+      if (url === HERE) {      // the table's page: its rows as the server has them now (see DOMParser)
+        world.pages += 1;
+        return Promise.resolve({ status: 200, ok: true, text: () => Promise.resolve(JSON.stringify(world.server)) });
+      }
       counts.polls += 1;
       const a = answers.shift() || { status: 200, body: { runs: [], index: null } };
       return Promise.resolve({ type: a.type || "basic", status: a.status, ok: a.status === 200, headers: json,
                                json: () => Promise.resolve(a.body) });
     },
+    DOMParser: class {
+      parseFromString(text) {
+        return { querySelector: (sel) => (sel === "#result_list tbody" ? tbody(JSON.parse(text), world) : null) };
+      }
+    },
     document: {
-      getElementById: (id) => (id === "mn-status" ? root : null),
-      querySelectorAll: () => [],
+      getElementById: (id) => (id === "mn-status" ? root : id === "mn-latest-run" ? latest : null),
+      querySelector: (sel) => (sel === "#result_list tbody" ? world.table : null),
+      querySelectorAll: (sel) => (sel.startsWith("progress.mn-progress") ? byRun(sel, "bar")
+                                  : sel.startsWith(".mn-pct") ? byRun(sel, "pct") : []),
     },
   };
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
-  return { time, sockets, counts, outdated, index, state: () => (parts[".mn-run-state"] || {}).textContent };
+  return {
+    time, sockets, counts, outdated, index, world,
+    state: () => (parts[".mn-run-state"] || {}).textContent,
+    progress: () => (parts.progress || {}).value,
+    /** The table's row of run ``id``: its state, message and finished columns. */
+    row: (id) => {
+      const tr = world.table.rows.find((r) => r.bar.dataset.run === String(id));
+      return tr && [".field-state", ".field-message", ".field-finished_at"].map((c) => tr.cells[c].textContent).join(" · ");
+    },
+  };
 }
 
 const { check, done } = checker();
@@ -85,6 +139,71 @@ async function main() {
   p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: finished }) });   // before the answer
   await settle();
   check("an answer older than a socket message does not undo it", p.state() === "#5 succeeded", p.state());
+
+  // ---- the run ended before the socket joined the group, and the "index" message came before the
+  // answer to the question asked on open: that answer was thrown away, the bar stayed at "running"
+  const starting = { id: 4, state: "running", progress: 0, message: "starting", started_at: "2026-12-01T20:36:00+00:00",
+                     finished_at: null, index_version: null };
+  const ended = { ...starting, state: "succeeded", progress: 100, message: "index v4 active",
+                  finished_at: "2026-12-01T20:36:01+00:00", index_version: 4 };
+  const v4 = { type: "index", version: 4, people: 2, templates: 4, outdated: false };
+  p = page([{ status: 200, body: { runs: [ended], index: { ...v4, type: undefined } } }], { latest: starting });
+  check("the bar starts with the run the page was rendered with", p.state() === "#4 running", p.state());
+  opened(p);
+  p.sockets[0].onmessage({ data: JSON.stringify(v4) });
+  await settle();
+  check("an answer newer than what the bar shows is kept, whatever message came meanwhile",
+        p.state() === "#4 succeeded", p.state());
+  p = page([{ status: 200, body: { runs: [starting], index: null } },
+            { status: 200, body: { runs: [ended], index: { ...v4, type: undefined } } }], { latest: starting });
+  opened(p);
+  await settle();                        // answered just before the run ended: still running
+  p.sockets[0].onmessage({ data: JSON.stringify(v4) });
+  await settle();
+  check("a new index while the bar shows its run still going: the page asks again",
+        p.counts.polls === 2 && p.state() === "#4 succeeded", `${p.counts.polls} polls, "${p.state()}"`);
+  p.sockets[0].onmessage({ data: JSON.stringify(v4) });
+  await settle();
+  check("and not when the bar already shows the run that made it", p.counts.polls === 2, `${p.counts.polls} polls`);
+  p = page([{ status: 200, body: { runs: [{ ...starting, progress: 5, started_at: "2026-12-01T20:40:00+00:00" }],
+                                   index: null } }], { latest: { ...starting, progress: 60 } });
+  opened(p);
+  await settle();
+  check("a run taken over by another worker (started again) is followed from its new start",
+        p.state() === "#4 running" && p.progress() === 5, `"${p.state()}" at ${p.progress()}%`);
+
+  // ---- the training runs table: a row's state, message and finished time follow the run
+  const finished4 = { id: 4, state: "succeeded", progress: 100, message: "index v4 active", finished: "Dec. 1, 2026, 8:36 p.m." };
+  const assembling = { id: 5, state: "running", progress: 86, message: "assembling the index", finished: "-" };
+  const done5 = { ...assembling, state: "succeeded", progress: 100, message: "index v5 active", finished: "Dec. 1, 2026, 8:40 p.m." };
+  p = page([], { rows: [assembling, finished4], server: [done5, finished4] });
+  opened(p);
+  await settle();
+  const live = (r) => p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: r }) });
+  live({ ...assembling, progress: 95, message: "writing and switching the index" });
+  check("a progress message updates its row's message", p.row(5) === "running · writing and switching the index · -",
+        p.row(5));
+  await settle();
+  check("without reloading the page", p.world.pages === 0, `${p.world.pages} reloads`);
+  live({ ...done5, finished_at: "2026-12-01T20:40:00+00:00", index_version: 5 });
+  check("the row of a run that ends says so at once", p.row(5).startsWith("succeeded · index v5 active"), p.row(5));
+  await settle();
+  await settle();
+  check("and shows its finished time as the server renders it (the table reloaded once)",
+        p.world.pages === 1 && p.row(5) === "succeeded · index v5 active · Dec. 1, 2026, 8:40 p.m.",
+        `${p.world.pages} reloads, "${p.row(5)}"`);
+  const run6 = { id: 6, state: "running", progress: 0, message: "starting", finished: "-" };
+  p.world.server = [run6, done5, finished4];
+  live(run6);
+  p.world.server = [{ ...run6, state: "succeeded", progress: 100, message: "index v6 active", finished: "8:41 p.m." },
+                    done5, finished4];
+  live({ ...run6, state: "succeeded", progress: 100, message: "index v6 active" });  // before the reload is back
+  for (let i = 0; i < 4; i++) await settle();
+  check("a new run gets its row; a run ending while the table reloads reloads it once more",
+        p.world.pages === 3 && p.row(6) === "succeeded · index v6 active · 8:41 p.m.", `${p.world.pages} reloads, "${p.row(6)}"`);
+  live({ ...run6, state: "succeeded", progress: 100, message: "index v6 active" });
+  await settle();
+  check("and no more reloads for what the table already shows", p.world.pages === 3, `${p.world.pages} reloads`);
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
