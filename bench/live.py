@@ -7,6 +7,7 @@ Nothing here imports Django or TensorFlow: the callers decide the environment of
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,9 +18,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: a port from that range (what binding port 0 gives) may be taken, before the server
+    binds it, as the source port of one of the hundreds of connections a test makes."""
+    low, high = _ephemeral_range()
+    top = low - 1 if low > 11000 else 65535
+    bottom = 10000 if low > 11000 else high + 1
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(bottom, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:   # a crowded range: whatever the kernel gives
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
