@@ -1,6 +1,7 @@
 """Top-level URL configuration."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -9,6 +10,8 @@ from recognition import views as recognition_views
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", recognition_views.healthz, name="healthz"),
+    # browsers ask for it on every page (the kiosk's links it): a masked face, not a 404 in each log
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("enrollment/", include("enrollment.urls")),
     path("api/", include("api.urls")),
     path("", include("recognition.urls")),

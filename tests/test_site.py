@@ -51,3 +51,8 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     monkeypatch.setattr(BaseDatabaseWrapper, "cursor", refused)
     down = client.get("/healthz")
     assert down.status_code == 503 and down.json()["database"] is False and down.json()["ok"] is False
+
+
+def test_the_favicon_is_served_not_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("/static/favicon.svg")
