@@ -130,6 +130,17 @@ class PersonForm(forms.ModelForm):
         model = Person
         fields = PERSON_FIELDS
 
+    def full_clean(self) -> None:
+        """Photos chosen on a form that comes back with an error (a taken staff id: found by the
+        model's validation, after ``clean``) are not kept by the browser, whose file input cannot be
+        filled in again: say so beside the field."""
+        super().full_clean()
+        chosen = (getattr(self, "cleaned_data", None) or {}).get("photos")
+        if self.errors and "photos" not in self.errors and chosen:
+            them = "them" if len(chosen) != 1 else "it"
+            self.add_error("photos", f"{len(chosen)} photo(s) chosen: choose {them} again once the errors above "
+                                     f"are corrected (nothing was saved).")
+
 
 class PhotoCountFilter(admin.SimpleListFilter):
     """People by number of photos: recognition improves with each photo up to three and beyond

@@ -101,6 +101,17 @@ def test_edit_person_is_audited(enroller_client, person):
     assert AuditEvent.objects.get(action="update").summary.endswith(": department")
 
 
+
+def test_photos_chosen_on_a_form_with_an_error_are_asked_for_again(enroller_client, person, astronaut_jpeg):
+    """The browser cannot keep the chosen files when the form comes back: the field says so."""
+    services.person_create(actor=None, full_name="Other", staff_id="TAKEN")
+    files = [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person, staff_id="TAKEN"), "photos": files})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "staff_id" in errors and "choose it again" in " ".join(errors["photos"])
+    assert not FacePhoto.objects.exists()
+
 @pytest.mark.models
 def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, engine, astronaut_jpeg,
                                                      gradient_png, enqueued, django_capture_on_commit_callbacks):
