@@ -8,6 +8,8 @@ REQUIREMENTS ?= requirements-dev.txt
 STAMP := $(VENV)/.installed-$(basename $(notdir $(REQUIREMENTS)))-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# the address the banner prints: this machine's first address when serving on every interface
+SHOWN := $(if $(filter 0.0.0.0,$(HOST)),$(shell hostname -I 2>/dev/null | cut -d' ' -f1),$(HOST))
 
 .PHONY: setup run worker beat test browser screenshots lint bench clean-models
 
@@ -28,11 +30,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 # DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start
 run: setup
 	$(PY) manage.py migrate --noinput
-	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(HOST):$(PORT); else \
-	  echo "Admin: http://$(HOST):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
-	  echo "Kiosk: http://$(HOST):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME --base-url" \
-	       "http://$(HOST):$(PORT); make run DEMO=1 adds demo data and prints a demo admin login)"; fi
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(SHOWN):$(PORT); else \
+	  echo "Admin: http://$(SHOWN):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
+	  echo "Kiosk: http://$(SHOWN):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME --base-url" \
+	       "http://$(SHOWN):$(PORT); make run DEMO=1 adds demo data and prints a demo admin login)"; fi
+	@# --insecure: the static files also when a development copy serves other hosts with DJANGO_DEBUG=0
+	$(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: setup

@@ -328,6 +328,9 @@ def calibrate_split(split: str) -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the ablation needs ../shared/data")
     if len(sys.argv) == 3 and sys.argv[1] == "--calibrate-split":

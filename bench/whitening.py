@@ -118,6 +118,9 @@ def training_set(emb: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), EngineConfig())
     if not ablation.cache_file(engine, "embeddings.pkl").exists():
         sys.exit("run python bench/ablation.py first (its DevTest crops and embeddings are the test set)")

@@ -796,7 +796,7 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     else:
         run.index_version = version
         run.message = (f"index v{version.pk} active: {version.people_count} people, "
-                       f"{version.template_count} templates, {embedded} photos embedded, {seconds:.1f} s")
+                       f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
     run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
     audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run, summary=f"run #{run.pk}: {run.message}")
     events.training_progress(run)

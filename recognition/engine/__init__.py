@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# TensorFlow's C++ INFO and WARNING lines (oneDNN, CPU features) drowned the commands' own output;
+# errors still show, and TF_CPP_MIN_LOG_LEVEL=0 in the environment brings everything back
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .align import eye_similarity, warp
 from .config import EngineConfig

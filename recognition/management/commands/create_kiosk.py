@@ -41,6 +41,6 @@ class Command(BaseCommand):
                 raise CommandError("; ".join(exc.messages)) from exc
         url = base_url.rstrip("/") + services.pairing_path(code)
         self.stdout.write(f"Kiosk #{kiosk.pk} “{kiosk.name}” (site {kiosk.site}).")
-        self.stdout.write("Open this one-time pairing link on the kiosk device (it expires in "
+        self.stdout.write("Open this one-time pairing link on the kiosk device (it expires at "
                           f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
         self.stdout.write(url)
