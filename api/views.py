@@ -407,7 +407,7 @@ class RebuildViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
 class IdentifyView(ApiMixin, APIView):
     """``POST /api/v1/identify``: who are the faces in this image?"""
 
-    access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+    access = {"post": (SCOPE_RECOGNISE, "enrollment.recognise_face")}
     memory_only_uploads = True   # probe images are never stored (docs/security.md)
     throttle_classes = [ApiRateThrottle, RecogniseRateThrottle]
 
@@ -430,7 +430,7 @@ class IdentifyView(ApiMixin, APIView):
 class VerifyView(ApiMixin, APIView):
     """``POST /api/v1/verify``: is the face in this image this person?"""
 
-    access = {"post": (SCOPE_RECOGNISE, "enrollment.view_person")}
+    access = {"post": (SCOPE_RECOGNISE, "enrollment.recognise_face")}
     memory_only_uploads = True
     throttle_classes = [ApiRateThrottle, RecogniseRateThrottle]
 

@@ -63,6 +63,7 @@ class Person(models.Model):
         permissions = [
             ("erase_person", "Can erase a person's biometric data"),
             ("rebuild_index", "Can rebuild the recognition index"),
+            ("recognise_face", "Can identify and verify faces (API)"),
         ]
 
     def __str__(self) -> str:

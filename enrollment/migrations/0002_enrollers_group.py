@@ -5,6 +5,13 @@ from django.db import migrations
 
 from enrollment.roles import enrollers_group_ensure
 
+# the role as this migration made it (enrollment.roles.ENROLLER_PERMISSIONS grew later: 0005)
+PERMISSIONS = (
+    ("enrollment", "view_person"), ("enrollment", "add_person"), ("enrollment", "change_person"),
+    ("enrollment", "view_facephoto"), ("enrollment", "add_facephoto"), ("enrollment", "delete_facephoto"),
+    ("enrollment", "rebuild_index"), ("enrollment", "view_indexversion"), ("enrollment", "view_trainingrun"),
+)
+
 
 def create_group(apps, schema_editor):
     # permissions are normally created after all migrations; the group needs them now
@@ -12,7 +19,7 @@ def create_group(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    enrollers_group_ensure(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+    enrollers_group_ensure(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), PERMISSIONS)
 
 
 def drop_group(apps, schema_editor):

@@ -93,3 +93,22 @@ def check(response, who: str, scope: str, roles: set[str]) -> None:
         assert body_json["error"] == "permission_denied" and body_json["detail"], where
         if who.startswith("token:"):
             assert f"'{scope}' scope" in body_json["detail"], where
+
+
+def test_face_search_needs_its_own_permission_not_the_people_list(django_user_model):
+    """Identify and verify run a 1:N face search: staff who may read the people list may not run
+    one without ``recognise_face`` (Enrollers have it)."""
+    from django.contrib.auth.models import Permission
+    from rest_framework.test import APIClient
+
+    make_world()
+    reader = django_user_model.objects.create_user("reader", password="pw", is_staff=True)
+    reader.user_permissions.add(Permission.objects.get(codename="view_person"))
+    client = APIClient()
+    client.force_login(reader)
+    assert client.get("/api/v1/people").status_code == 200
+    for url in ("/api/v1/identify", "/api/v1/verify"):
+        assert client.post(url, {"image": upload()}, format="multipart").status_code == 403, url
+    reader.user_permissions.add(Permission.objects.get(codename="recognise_face"))
+    client.force_login(django_user_model.objects.get(pk=reader.pk))   # permissions are cached per user object
+    assert client.post("/api/v1/identify", {"image": upload()}, format="multipart").status_code != 403
