@@ -268,8 +268,12 @@
         const previous = lastResult;
         lastResult = msg;
         // a prompt ("hold still", "too dark"...) is shown after two such frames in a row, no flicker;
-        // the reasons need not agree (in poor light "too dark" and "blurred" alternate): the latest
-        const steady = msg.state !== "adjust" || (previous && previous.state === "adjust");
+        // the reasons need not agree (in poor light "too dark" and "blurred" alternate): the latest.
+        // A prompt on screen gives way to another reason only when that one comes twice in a row
+        const showing = stage.dataset.state === "adjust" ? stage.dataset.reason : null;
+        const twice = previous && previous.state === "adjust";
+        const steady = msg.state !== "adjust"
+          || (twice && (!showing || showing === msg.reason || previous.reason === msg.reason));
         if (steady) render(msg.state, msg);
         drawBox(msg.box);
         break;

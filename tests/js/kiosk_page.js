@@ -346,7 +346,12 @@ async function main() {
         && p.stage.dataset.reason === "blurry", `${p.stage.dataset.state} ${p.stage.dataset.reason}`);
   p.advance(200);
   p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
-  check("and so is the next", p.stage.dataset.reason === "too_dark", p.stage.dataset.reason);
+  check("a prompt on screen stays for one other reason (no flicker between them)",
+        p.stage.dataset.reason === "blurry", p.stage.dataset.reason);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
+  check("and gives way when the other comes twice in a row", p.stage.dataset.reason === "too_dark",
+        p.stage.dataset.reason);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
