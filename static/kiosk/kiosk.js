@@ -440,7 +440,7 @@
     } catch (e) { /* not allowed here: the screen saver settings decide */ }
   }
 
-  window.addEventListener("resize", () => { if (lastResult) drawBox(lastResult.box); });
+  window.addEventListener("resize", () => { if (lastResult && cameraReady) drawBox(lastResult.box); });   // no box over a camera error
   document.addEventListener("visibilitychange", () => { if (!document.hidden && cameraReady) keepAwake(); });
 
   render("starting", {}, true);
