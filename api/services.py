@@ -25,7 +25,7 @@ from enrollment.recognizer import get_engine
 from enrollment.services import index_refresh_if_outdated
 from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold
+from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold, site_thresholds
 from recognition.engine.index import Index
 
 from .models import SCOPES, TOKEN_PREFIX, ApiToken, token_digest
@@ -170,9 +170,7 @@ def _active_index() -> tuple[IndexVersion, Index, dict]:
         index = version.load()
     except (EngineError, OSError) as exc:
         raise IndexUnavailable(f"the active index v{version.pk} cannot be loaded") from exc
-    thresholds = {k: float(v) for k, v in ((version.metrics or {}).get("thresholds") or {}).items()
-                  if k in ("masked", "unmasked")}
-    return version, index, thresholds
+    return version, index, site_thresholds((version.metrics or {}).get("thresholds"))
 
 
 def _engine_for(version: IndexVersion, index: Index) -> Engine:

@@ -34,7 +34,7 @@ from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import without_metadata
-from recognition.engine.gallery import Templates, fit_thresholds, identify, person_templates
+from recognition.engine.gallery import Templates, fit_thresholds, identify, person_templates, site_thresholds
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
@@ -364,7 +364,7 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
         return None
     if index is None or not len(index) or index.dim != engine.dim or face.embedding is None:
         return None
-    decision = identify(engine, face, index, (version.metrics or {}).get("thresholds"))
+    decision = identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
     if not decision.accepted or not decision.label or not decision.label.isdigit() or decision.label == str(person.pk):
         return None
     other = Person.objects.active().filter(pk=int(decision.label)).first()

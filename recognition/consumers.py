@@ -64,7 +64,7 @@ from enrollment.recognizer import get_engine
 from enrollment.services import index_rebuild_resume, index_rebuild_resume_due, index_refresh_if_outdated
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.gallery import Decision, identify
+from recognition.engine.gallery import Decision, identify, site_thresholds
 from recognition.engine.quality import TOO_SMALL
 
 from . import services
@@ -574,8 +574,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # standing there): count afresh, without the old "unknown" doubt
             self._voter.reset()
         self._index, self._index_version = index, version.pk
-        thresholds = (version.metrics or {}).get("thresholds") or {}
-        self._thresholds = {k: v for k, v in thresholds.items() if k in ("masked", "unmasked")}
+        self._thresholds = site_thresholds((version.metrics or {}).get("thresholds"))
         return True
 
     async def index_updated(self, event: dict) -> None:

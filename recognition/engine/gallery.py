@@ -214,6 +214,18 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     return result
 
 
+def site_thresholds(recorded: dict | None) -> dict:
+    """What a probe needs of a version's recorded thresholds (``metrics["thresholds"]``, as
+    :func:`fit_thresholds` wrote them): ``masked`` and ``unmasked`` as built, and ``fitted`` when
+    recorded (:func:`site_threshold`), as plain floats. The kiosks and the API pass this on."""
+    recorded = recorded or {}
+    out: dict = {k: float(recorded[k]) for k in ("masked", "unmasked") if recorded.get(k) is not None}
+    fitted = recorded.get("fitted")
+    if isinstance(fitted, dict):
+        out["fitted"] = {k: None if fitted.get(k) is None else float(fitted[k]) for k in ("masked", "unmasked")}
+    return out
+
+
 def site_threshold(base: float, site: dict | None, kind: str) -> float:
     """``base`` (the engine's threshold of ``kind``, ``"masked"`` or ``"unmasked"``, today) raised to
     the gallery's fitted one (``site``: :func:`fit_thresholds`' answer). A site dict without

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from api import services as api_services
 from audit.models import AuditEvent
 from enrollment import services as enrollment
 from recognition.engine.masks import render_mask
@@ -252,3 +253,16 @@ def test_recognition_bodies_too_large_for_memory_are_refused_not_spooled(client_
     photo = api.post(f"/api/v1/people/{person.pk}/photos", {"image": big}, format="multipart")
     assert photo.status_code == 422 and photo.json()["reason"] == "unreadable", photo.content[:300]
     assert len(upload_spies["temporary"]) == 1
+
+
+def test_the_api_applies_the_fitted_percentile_not_the_thresholds_as_built(person, make_fake_index):
+    """As the kiosks: a version's ``fitted`` percentile is passed on (a lowered offset acts at once)."""
+    from enrollment.models import IndexVersion
+
+    make_fake_index(person)
+    version = IndexVersion.objects.current()
+    version.metrics = {**(version.metrics or {}), "thresholds": {
+        "masked": 0.95, "unmasked": 0.9, "source": "site", "fitted": {"unmasked": 0.7, "masked": None}}}
+    version.save(update_fields=["metrics"])
+    _, _, thresholds = api_services._active_index()
+    assert thresholds["fitted"] == {"unmasked": 0.7, "masked": None} and thresholds["unmasked"] == 0.9

@@ -636,6 +636,27 @@ def test_the_index_is_reloaded_when_a_new_version_is_active(engine_script, paire
     assert len(third) == 2 and t3 == {"masked": 0.4, "unmasked": 0.45}
 
 
+
+def test_the_kiosk_applies_the_fitted_percentile_not_the_thresholds_as_built(engine_script, paired, settings,
+                                                                            tmp_path):
+    """A version's ``fitted`` percentile reaches the engine with the thresholds as built, so that a
+    lowered MASKNET_THRESHOLD_OFFSET acts without a rebuild (gallery.site_threshold)."""
+    from recognition.engine.gallery import site_threshold
+
+    settings.MASKNET_INDEX_DIR = tmp_path
+    _index_version(settings, ["1"], {"masked": 0.95, "unmasked": 0.9, "source": "site", "impostor_pairs": 500,
+                                     "fitted": {"unmasked": 0.7, "masked": None}})
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await ask(comm, "none")
+        await comm.disconnect()
+
+    run(scenario)
+    ((_, passed),) = engine_script.indexes
+    assert passed == {"masked": 0.95, "unmasked": 0.9, "fitted": {"unmasked": 0.7, "masked": None}}
+    assert site_threshold(0.8, passed, "unmasked") == 0.8 and site_threshold(0.8, passed, "masked") == 0.8
+
 def test_an_unreadable_index_is_answered_unavailable_and_tried_again(engine_script, paired, settings, tmp_path,
                                                                        monkeypatch):
     """An index file that cannot be read (a shared volume lagging the broadcast) must not make the
