@@ -31,10 +31,9 @@ def free_port() -> int:
     range: a port from that range (what binding port 0 gives) may be taken, before the server
     binds it, as the source port of one of the hundreds of connections a test makes."""
     low, high = _ephemeral_range()
-    top = low - 1 if low > 11000 else 65535
-    bottom = 10000 if low > 11000 else high + 1
+    bottom, top = (10000, low - 1) if low > 11000 else (high + 1, 65535)
     rng = random.Random()
-    for _ in range(200):
+    for _ in range(200 if bottom < top else 0):   # no room outside the range: as the kernel gives
         port = rng.randint(bottom, top)
         with socket.socket() as s:
             try:

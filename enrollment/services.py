@@ -348,7 +348,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                              version=recognizer.template_version())
         except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
-    photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
+    try:   # advice only: the photo is stored, whatever happens here
+        photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
+    except Exception:  # noqa: BLE001
+        log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
+        photo.lookalike = None
     return photo
 
 
@@ -358,8 +362,10 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
     The same face under two people (a photo filed under the wrong person, someone enrolled twice)
     would send check-ins to either: the admin says so when the photo is added."""
     version = IndexVersion.objects.current()
+    if version is None or version.outdated:   # made by another recognizer: its scores mean nothing here
+        return None
     try:
-        index = version.load() if version is not None else None
+        index = version.load()
     except EngineError:
         return None
     if index is None or not len(index) or index.dim != engine.dim or face.embedding is None:

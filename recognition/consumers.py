@@ -276,8 +276,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
-        # two seconds' worth, and at least one frame (a rate below 0.5 a second would refuse every frame)
-        self._burst = max(2 * self._fps, 1.0)
+        # two seconds' worth, and at least two frames: a rate below 0.5 a second would refuse every
+        # frame, and at exactly the page's pace a little jitter would refuse some
+        self._burst = max(2 * self._fps, 2.0)
         self._tokens, self._tokens_at = self._burst, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
         await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)

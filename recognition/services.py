@@ -338,7 +338,8 @@ class RetentionOutcome:
 
     ``snapshot_days``/``decision_days``: the periods applied (0 = kept forever); ``snapshots``:
     check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action;
-    ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``).
+    ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``);
+    ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``).
     """
 
     snapshot_days: int
@@ -347,6 +348,7 @@ class RetentionOutcome:
     decisions: dict[str, int]
     dry_run: bool
     orphan_files: int = 0
+    index_files: int = 0
 
     @property
     def decisions_total(self) -> int:
@@ -357,7 +359,8 @@ class RetentionOutcome:
         """JSON-safe view (the Celery task's result)."""
         return {"snapshot_days": self.snapshot_days, "decision_days": self.decision_days,
                 "snapshots": self.snapshots, "decisions": dict(self.decisions),
-                "decisions_total": self.decisions_total, "orphan_files": self.orphan_files, "dry_run": self.dry_run}
+                "decisions_total": self.decisions_total, "orphan_files": self.orphan_files,
+                "index_files": self.index_files, "dry_run": self.dry_run}
 
 
 def _retention_days(name: str) -> int:
@@ -391,8 +394,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.indexversion",
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
-                               decisions=decisions, dry_run=dry_run, orphan_files=orphans)
-    if not dry_run and (snapshots or decisions or orphans):
-        log.info("retention purge: %s snapshot images, %s decision records, %s orphan photo files", snapshots,
-                 outcome.decisions_total, orphans)
+                               decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray)
+    if not dry_run and (snapshots or decisions or orphans or stray):
+        log.info("retention purge: %s snapshot images, %s decision records, %s orphan photo files, %s stray index "
+                 "files", snapshots, outcome.decisions_total, orphans, stray)
     return outcome

@@ -8,6 +8,7 @@ must not come back from the browser's cache, nor its back button, after logout).
 from __future__ import annotations
 
 import logging
+import time as time_module
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
@@ -50,12 +51,23 @@ KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src '
              "base-uri 'none'; form-action 'self'")
 
 
+HEALTH_TTL_S = 2.0    # a probe's answer is reused this long: anyone can call it, and each one opens a connection
+_health: tuple[float, dict] | None = None
+_health_failing: set[str] = set()   # checks failing at the last probe: logged when that changes, not each time
+
+
 def _reachable(check: Callable[[], object]) -> bool:
+    name = getattr(check, "__name__", str(check)).lstrip("_")
     try:
         check()
     except Exception:  # noqa: BLE001 - any failure means "not ready"; logged, never shown
-        log.warning("healthz: %s failed", getattr(check, "__name__", check), exc_info=True)
+        if name not in _health_failing:
+            log.warning("healthz: the %s check fails", name, exc_info=True)
+        _health_failing.add(name)
         return False
+    if name in _health_failing:
+        log.warning("healthz: the %s check passes again", name)
+        _health_failing.discard(name)
     return True
 
 
@@ -71,14 +83,20 @@ def _cache() -> None:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Readiness probe for a load balancer: 200 when this node can serve (its models installed,
     those of ``MASKNET_DESCRIPTOR`` included; the database and the cache reachable), else 503 and
-    which part is missing. No secrets, no biometric data."""
-    models_dir = settings.MASKNET_MODELS_DIR
-    manifest = installed_manifest(models_dir)
-    models = manifest is not None and (settings.MASKNET_DESCRIPTOR != "arcface" or arcface_installed(models_dir))
-    checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
-    ok = all(checks.values())
-    return JsonResponse({"ok": ok, **checks, "models_version": manifest["version"] if manifest else None},
-                        status=200 if ok else 503)
+    which part is missing. No secrets, no biometric data. Answers are reused for
+    :data:`HEALTH_TTL_S`."""
+    global _health
+    now = time_module.monotonic()
+    if _health is None or now - _health[0] >= HEALTH_TTL_S:
+        models_dir = settings.MASKNET_MODELS_DIR
+        manifest = installed_manifest(models_dir)
+        models = manifest is not None and (settings.MASKNET_DESCRIPTOR != "arcface"
+                                           or arcface_installed(models_dir))
+        checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
+        _health = (now, {"ok": all(checks.values()), **checks,
+                         "models_version": manifest["version"] if manifest else None})
+    body = _health[1]
+    return JsonResponse(body, status=200 if body["ok"] else 503)
 
 
 # ----------------------------------------------------------------------------------------------

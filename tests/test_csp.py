@@ -198,7 +198,7 @@ def test_no_page_breaks_under_the_policy_in_a_real_browser(browser_available, se
     console: dict[str, list[str]] = {}
 
     def collect(page: str) -> None:
-        time.sleep(0.3)   # what the page's scripts do right after loading (fetch, sockets)
+        time.sleep(0.8)   # what the page's scripts do right after loading (fetch, sockets)
         console.setdefault(page, []).extend(f"[{e['level']}] {e['message']}" for e in driver.get_log("browser"))
 
     def visit(path: str) -> None:

@@ -26,8 +26,10 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     empty models folder, the ArcFace descriptor chosen but not installed, the database away)."""
     from django.db.backends.base.base import BaseDatabaseWrapper
 
+    from recognition import views
     from tests.conftest import models_dir
 
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)   # every probe checks afresh (see the next test)
     settings.MASKNET_MODELS_DIR = models_dir()
     ready = client.get("/healthz")
     if ready.status_code == 503 and not ready.json()["models"]:
@@ -38,8 +40,6 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     empty = client.get("/healthz")
     assert empty.status_code == 503 and empty.json()["models"] is False and empty.json()["database"] is True
     settings.MASKNET_MODELS_DIR = models_dir()
-    from recognition import views
-
     monkeypatch.setattr(views, "arcface_installed", lambda path: False)
     settings.MASKNET_DESCRIPTOR = "arcface"
     assert client.get("/healthz").json()["models"] is False
@@ -56,3 +56,29 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
 def test_the_favicon_is_served_not_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("/static/favicon.svg")
+
+
+@pytest.mark.django_db
+def test_healthz_answers_from_a_short_cache_and_logs_a_failure_once(client, monkeypatch, caplog):
+    """Anyone can call it: its answer is reused for HEALTH_TTL_S (no database connection per call),
+    and a failing check is logged when it starts failing, not at every probe."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from recognition import views
+
+    calls = []
+
+    def refused(self, *args, **kwargs):
+        calls.append(1)
+        raise views.OperationalError("connection refused")
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "cursor", refused)
+    monkeypatch.setattr(views, "_health", None)
+    monkeypatch.setattr(views, "_health_failing", set())
+    with caplog.at_level("WARNING", logger="recognition.views"):
+        assert [client.get("/healthz").json()["database"] for _ in range(3)] == [False] * 3
+        assert len(calls) == 1                                   # two answers from the cache
+        monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)
+        client.get("/healthz")
+        assert len(calls) == 2
+    assert [r.getMessage() for r in caplog.records].count("healthz: the database check fails") == 1

@@ -4,24 +4,19 @@ who could view the people list could run a 1:N face search with it. The Enroller
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from enrollment.roles import enrollers_group_ensure
-
-# the role as this migration makes it (see 0002)
-PERMISSIONS = (
-    ("enrollment", "view_person"), ("enrollment", "add_person"), ("enrollment", "change_person"),
-    ("enrollment", "view_facephoto"), ("enrollment", "add_facephoto"), ("enrollment", "delete_facephoto"),
-    ("enrollment", "rebuild_index"), ("enrollment", "view_indexversion"), ("enrollment", "view_trainingrun"),
-    ("enrollment", "recognise_face"),
-)
-
 
 def grant(apps, schema_editor):
-    # permissions are normally created after all migrations; the role needs this one now
+    """Add the permission to the Enrollers group as it is (an operator may have changed its other
+    permissions, or removed it: neither is undone here)."""
+    # permissions are normally created after all migrations; the group needs this one now
     app_config = apps.get_app_config("enrollment")
     app_config.models_module = True
     create_permissions(app_config, apps=apps, verbosity=0)
     app_config.models_module = None
-    enrollers_group_ensure(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"), PERMISSIONS)
+    permission = apps.get_model("auth", "Permission").objects.get(content_type__app_label="enrollment",
+                                                                  codename="recognise_face")
+    for group in apps.get_model("auth", "Group").objects.filter(name="Enrollers"):
+        group.permissions.add(permission)
 
 
 def revoke(apps, schema_editor):

@@ -27,11 +27,14 @@ def savez_atomic(path: Path, *, compressed: bool = False, **arrays: np.ndarray) 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        try:   # the rename itself: some filesystems (network ones) refuse to sync a folder
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError:
+            pass
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

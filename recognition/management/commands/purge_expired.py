@@ -29,3 +29,4 @@ class Command(BaseCommand):
                           + (f" ({detail})" if detail else ""))
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
+        self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
