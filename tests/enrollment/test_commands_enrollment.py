@@ -56,7 +56,9 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
     the interrupted import, and the operator is told how to go on."""
     from audit.models import AuditEvent
     from enrollment import services
+    from enrollment.management.commands import import_people
 
+    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: {"version": "test"})
     calls = []
 
     def photo_add(**kwargs):
@@ -113,9 +115,43 @@ def test_people_list_order_and_limit(tmp_path):
     for name in ("A", "B", "C"):
         (tmp_path / name).mkdir()
     listing = tmp_path / "people.txt"
-    listing.write_text("3\nC\t1\nA\t2\nZ\t1\n")
+    listing.write_text("\ufeff3\nC\t1\nA 2\n", encoding="utf-8")   # a BOM, and a space instead of a tab
     assert [p.name for p in person_folders(tmp_path, None, listing)] == ["C", "A"]
     assert [p.name for p in person_folders(tmp_path, 2, None)] == ["A", "B"]
+    listing.write_text("C\t1\nZ\t1\n")
+    with pytest.raises(CommandError, match="not folders of"):    # a typo is said, not skipped
+        person_folders(tmp_path, None, listing)
+
+
+def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
+    """A people list naming ../elsewhere or an absolute path, a linked folder and a linked photo
+    (another person's file, or anything the importing user can read) are not imported; a file
+    over the size limit is refused without being read."""
+    import os
+
+    from enrollment.management.commands.import_people import person_folders, person_photos
+
+    root, outside = tmp_path / "people", tmp_path / "outside"
+    (root / "Jane_Doe").mkdir(parents=True)
+    (outside / "Secret").mkdir(parents=True)
+    (outside / "Secret" / "s.jpg").write_bytes(b"\xff\xd8\xff")
+    os.symlink(outside / "Secret", root / "Linked")
+    os.symlink(outside / "Secret" / "s.jpg", root / "Jane_Doe" / "link.jpg")
+    (root / "Jane_Doe" / "sub.jpg").mkdir()
+    for line in ("../outside/Secret", str(outside / "Secret"), "Linked"):
+        (tmp_path / "list.txt").write_text(line + "\n")
+        with pytest.raises(CommandError, match="not folders of"):
+            person_folders(root, None, tmp_path / "list.txt")
+    assert [p.name for p in person_folders(root, None, None)] == ["Jane_Doe"]
+    assert person_photos(root / "Jane_Doe", None) == []
+    huge = root / "Jane_Doe" / "huge.jpg"
+    with open(huge, "wb") as fh:      # sparse: 3 GB on paper, nothing on disk
+        fh.truncate(3 * 2**30)
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: {"version": "test"})
+    out = run("import_people", str(root), "--no-rebuild")
+    assert "too_large (1)" in out and "Jane_Doe/huge.jpg" in out
 
 
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
@@ -134,3 +170,12 @@ def test_rebuild_index_queues_for_celery_workers(person, make_photo, settings, e
     run_row = TrainingRun.objects.get()
     assert f"training run #{run_row.pk}" in out and enqueued[0]["run_id"] == run_row.pk
     assert not IndexVersion.objects.exists()
+
+
+def test_import_people_without_the_models_stops_before_creating_anyone(db, people_tree, monkeypatch):
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: None)
+    with pytest.raises(CommandError, match="install_models"):
+        run("import_people", str(people_tree))
+    assert not Person.objects.exists()

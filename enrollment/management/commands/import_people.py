@@ -14,21 +14,54 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
+from recognition.engine.install import installed_manifest
 from recognition.management.commands._common import ProgressBar
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _encodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:   # undecodable bytes of a file name come back as lone surrogates
+        return False
+    return True
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """``path`` is a real entry of ``root`` itself: not a link, not reached through ``..``."""
+    return not path.is_symlink() and path.resolve().parent == root.resolve()
 
 
 def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
     """Folders to import: alphabetical, or in the order of a people list (``Name<TAB>count`` lines
-    as in LFW's ``peopleDevTrain.txt``; a lone number on the first line is skipped)."""
+    as in LFW's ``peopleDevTrain.txt``, or names separated by spaces; a lone number on the first
+    line is skipped). Only folders of ``root`` itself: a list line naming ``../elsewhere`` or an
+    absolute path, or a symbolic link, is refused. Raises ``CommandError`` for listed names that
+    are not such folders."""
     if people_list:
-        names = [line.split("\t")[0].strip() for line in people_list.read_text().splitlines()]
-        folders = [root / n for n in names if n and not n.isdigit() and (root / n).is_dir()]
+        try:
+            lines = people_list.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"people list {people_list} is not UTF-8 text") from exc
+        names = [line.split()[0] for line in lines if line.split()]
+        names = [n for n in names if not n.isdigit()]
+        missing = [n for n in names if not (root / n).is_dir() or not _inside(root / n, root)]
+        if missing:
+            raise CommandError(f"{len(missing)} names of the people list are not folders of {root}, "
+                               f"e.g. {missing[0]!r}")
+        folders = [root / n for n in names]
     else:
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _inside(p, root))
     return folders[:limit] if limit else folders
+
+
+def person_photos(folder: Path, limit: int | None) -> list[Path]:
+    """The photo files of a person's folder (by suffix): regular files of the folder itself, never a
+    link (it could bring in another person's photo, or any file the importing user can read)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file() and _inside(p, folder))[:limit]
 
 
 class Command(BaseCommand):
@@ -55,16 +88,23 @@ class Command(BaseCommand):
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if opts["people_list"] and not opts["people_list"].is_file():
             raise CommandError(f"people list {opts['people_list']} not found")
+        department_max = Person._meta.get_field("department").max_length
+        if len(opts["department"]) > department_max:
+            raise CommandError(f"--department is longer than {department_max} characters")
         folders = person_folders(root, opts["limit"], opts["people_list"])
         # the folder name is the staff id: one too long would be cut, and two such folders merged
-        # into one person (the wrong identity); a name with nothing in it has no staff id
-        unusable = [f for f in folders if not f.name.strip() or len(f.name.strip()) > STAFF_ID_MAX]
+        # into one person (the wrong identity); a name with nothing in it has no staff id, and one
+        # that is not text (bytes of another encoding) cannot be stored
+        unusable = [f for f in folders if not f.name.strip() or len(f.name.strip()) > STAFF_ID_MAX
+                    or not f.name.isprintable() or not _encodable(f.name)]
         if unusable:
-            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty, or longer than "
-                               f"{STAFF_ID_MAX} characters), e.g. {unusable[0].name!r}: rename them")
-        plan = [(f, sorted(p for p in f.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)[: opts["max_photos"]])
-                for f in folders]
+            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty, longer than "
+                               f"{STAFF_ID_MAX} characters, or not UTF-8 text), e.g. {unusable[0].name!r}: rename them")
+        plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
+        if total and installed_manifest(Path(settings.MASKNET_MODELS_DIR)) is None:   # before anyone is created
+            raise CommandError(f"the face models are not installed in {settings.MASKNET_MODELS_DIR}: "
+                               "run `python manage.py install_models` first")
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
         created = existing = added = empty = 0
         refused: dict[str, list[str]] = defaultdict(list)
@@ -82,10 +122,14 @@ class Command(BaseCommand):
                     existing += 1
                 for photo in photos:
                     try:
-                        data = photo.read_bytes()
+                        # the size first: a huge file is refused without being read into memory
+                        too_large = photo.stat().st_size > settings.MASKNET_MAX_PHOTO_BYTES
+                        data = None if too_large else photo.read_bytes()
                     except OSError:   # a file that cannot be read (permissions, a vanished network share)
-                        data = None
+                        data, too_large = None, False
                         refused["unreadable"].append(str(photo.relative_to(root)))
+                    if too_large:
+                        refused["too_large"].append(str(photo.relative_to(root)))
                     try:
                         if data is not None:   # (a full or read-only media folder still stops the import)
                             services.photo_add(person=person, data=data, filename=photo.name, actor=None,
