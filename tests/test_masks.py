@@ -314,6 +314,16 @@ def test_mask_faces_command_fails_clearly_on_a_missing_input(tmp_path):
     assert "input directory does not exist" in proc.stderr
 
 
+def test_mask_faces_fails_when_it_finds_no_image(tmp_path):
+    """A script or CI job must notice an empty or wrong input folder: not exit 0 having done nothing."""
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "in").mkdir()
+    with pytest.raises(CommandError, match="no images found"):
+        call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     stdout=io.StringIO(), stderr=io.StringIO())
+
+
 def test_mask_faces_refuses_a_templates_file_without_sections(tmp_path):
     from django.core.management import CommandError, call_command
 

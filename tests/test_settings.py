@@ -198,3 +198,9 @@ def test_the_development_server_logs_each_line_once():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (proc.stdout + proc.stderr).count("one line, once") == 1
+
+
+@pytest.mark.reliability
+def test_demo_data_is_refused_under_the_production_settings():
+    proc = manage("demo", "--no-enroll", **PROD_ENV)
+    assert proc.returncode != 0 and "production settings" in proc.stderr

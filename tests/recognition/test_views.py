@@ -447,6 +447,9 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db):
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
     assert "/kiosk/pair/" in out.getvalue()
+    with pytest.raises(CommandError, match="must start with https://"):   # the link would open nothing
+        call_command("create_kiosk", "Side door", "--base-url", "checkin.example.org", stdout=io.StringIO())
+    assert not Kiosk.objects.filter(name="Side door").exists()
 
 
 def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_rebuilds):

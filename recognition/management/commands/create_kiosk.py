@@ -24,6 +24,8 @@ class Command(BaseCommand):
                             help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
 
     def handle(self, *args, name: str, location: str, site: str, base_url: str, new_link: bool, **options) -> None:
+        if not base_url.startswith(("http://", "https://")):   # a link without one opens nothing
+            raise CommandError(f"--base-url must start with https:// (or http://), not {base_url!r}")
         existing = Kiosk.objects.filter(name=name.strip()).first()
         if existing is not None and not new_link:
             raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")

@@ -9,8 +9,9 @@ import random
 import secrets
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -40,8 +41,16 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="default: %(default)s")
         parser.add_argument("--history-days", type=int, default=21, help="days of sample check-ins (default 21)")
         parser.add_argument("--no-enroll", action="store_true", help="do not enrol the demo photo")
+        parser.add_argument("--force", action="store_true",
+                            help="also under the production settings (a staging site)")
 
-    def handle(self, *args, base_url: str, history_days: int, no_enroll: bool, **options) -> None:
+    def handle(self, *args, base_url: str, history_days: int, no_enroll: bool, force: bool = False,
+               **options) -> None:
+        # fake people and check-ins, and a superuser "demo" with a printed password: never on a
+        # production site by mistake
+        if settings.SETTINGS_MODULE.endswith(".prod") and not force:
+            raise CommandError("these are the production settings: demo data (fake people and check-ins, a "
+                               "superuser 'demo' with a printed password) is refused; --force for a staging site")
         base = base_url.rstrip("/")
         people = self._people()
         enrolled = False if no_enroll else self._enroll(people[0])

@@ -57,10 +57,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {rel}")
             if len(shown) < len(report.no_face):
                 self.stdout.write(f"  ... and {len(report.no_face) - len(shown)} more (-v 2 lists them all)")
-        if report.failed:
-            self.stdout.write(f"{len(report.failed)} images could not be read or written (see above)")
         if report.total == 0:
-            self.stdout.write(f"no images found under {src}")
+            raise CommandError(f"no images found under {src}")
+        if report.failed:   # a script or CI job must notice: the set it asked for is incomplete
+            raise CommandError(f"{len(report.failed)} images could not be read or written (see above)")
 
     def _templates(self, directory: str) -> list:
         import configparser
