@@ -423,11 +423,12 @@ def _delete_media(names: list[str], folder: str | None = None, everything: bool 
 ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it may be mid-upload)
 
 
-def photo_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int:
+def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None) -> int:
     """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
     files of an upload whose transaction rolled back (a photo's file is stored before its row
     commits), or that a failed delete left behind (erasure included). Returns how many
-    (would be) deleted. Run by the daily retention purge."""
+    (would be) deleted; the paths it could not delete are appended to ``failed``. Run by the
+    daily retention purge."""
     if not default_storage.exists("faces"):
         return 0
     known = set(FacePhoto.objects.values_list("image", flat=True))
@@ -444,6 +445,8 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int
                 swept += 1
             except OSError as exc:
                 log.warning("could not sweep photo file %s: %s", path, exc)
+                if failed is not None:
+                    failed.append(path)
         if not dry_run:
             _delete_media([], folder=f"faces/{folder}")  # the folder, once empty
     if swept and not dry_run:

@@ -339,7 +339,9 @@ class RetentionOutcome:
     ``snapshot_days``/``decision_days``: the periods applied (0 = kept forever); ``snapshots``:
     check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action;
     ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``);
-    ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``).
+    ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``);
+    ``failed_files``: photo files that should have gone and could not be deleted (biometric data
+    kept against the retention: the command exits non-zero).
     """
 
     snapshot_days: int
@@ -349,6 +351,7 @@ class RetentionOutcome:
     dry_run: bool
     orphan_files: int = 0
     index_files: int = 0
+    failed_files: int = 0
 
     @property
     def decisions_total(self) -> int:
@@ -360,7 +363,7 @@ class RetentionOutcome:
         return {"snapshot_days": self.snapshot_days, "decision_days": self.decision_days,
                 "snapshots": self.snapshots, "decisions": dict(self.decisions),
                 "decisions_total": self.decisions_total, "orphan_files": self.orphan_files,
-                "index_files": self.index_files, "dry_run": self.dry_run}
+                "index_files": self.index_files, "failed_files": self.failed_files, "dry_run": self.dry_run}
 
 
 def _retention_days(name: str) -> int:
@@ -384,7 +387,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     decision_days = _retention_days("MASKNET_RETENTION_DECISION_DAYS")
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
-    orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run)
+    failed: list[str] = []
+    orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed)
     if orphans and not dry_run:   # face photos deleted: on record like every other purge
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
                      summary=f"retention: deleted {orphans} photo files that no photo named (an upload rolled "
@@ -394,7 +398,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.indexversion",
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
-                               decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray)
+                               decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray,
+                               failed_files=len(failed))
     if not dry_run and (snapshots or decisions or orphans or stray):
         log.info("retention purge: %s snapshot images, %s decision records, %s orphan photo files, %s stray index "
                  "files", snapshots, outcome.decisions_total, orphans, stray)

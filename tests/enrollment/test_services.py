@@ -521,3 +521,25 @@ def test_a_rebuild_finds_the_enrolled_face_again_or_refuses_the_photo():
         recognizer.face_near(faces, [600, 600, 700, 700])       # the enrolled face is gone: two others
     with pytest.raises(NoFaceFound, match="too_dark"):
         recognizer.face_near([_face_at((300, 80, 460, 260), ok=False)], [100, 100, 200, 220])
+
+
+def test_purge_expired_fails_when_it_could_not_delete_a_photo_file(person, make_photo, monkeypatch):
+    """Biometric data kept against the retention must reach cron's mail: a non-zero exit."""
+    import io
+    import os
+    import time
+
+    from django.core.files.storage import default_storage
+    from django.core.management import CommandError, call_command
+
+    orphan = Path(make_photo(person).image.path).parent / "rolled-back.jpg"
+    orphan.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+
+    def refuse(name):
+        raise PermissionError(name)
+
+    monkeypatch.setattr(default_storage, "delete", refuse)
+    with pytest.raises(CommandError, match="1 photo files could not be deleted"):
+        call_command("purge_expired", stdout=io.StringIO())
+    assert orphan.exists()

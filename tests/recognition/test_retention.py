@@ -221,5 +221,5 @@ def test_the_task_runs_through_celery(world, monkeypatch):
     summary = result.get()
     assert summary == {"snapshot_days": 30, "decision_days": 365, "snapshots": 1,
                        "decisions": {action: 1 for action in DECISION_ACTIONS}, "decisions_total": 5, "orphan_files": 0,
-                       "index_files": 0, "dry_run": False}
+                       "index_files": 0, "failed_files": 0, "dry_run": False}
     assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2

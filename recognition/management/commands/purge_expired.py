@@ -3,7 +3,7 @@ embedded mode without Celery beat)."""
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from recognition import services
 
@@ -30,3 +30,6 @@ class Command(BaseCommand):
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
+        if outcome.failed_files:   # biometric data kept against the retention: cron must see it
+            raise CommandError(f"{outcome.failed_files} photo files could not be deleted (see the log): check the "
+                               "media folder's permissions and run it again")
