@@ -135,6 +135,9 @@ def test_bad_pairs_files_and_empty_folders_are_refused_before_the_models_load(tm
         (tmp_path / "p.txt").write_text(body)
         with pytest.raises(CommandError, match=message):
             call_command("evaluate_pairs", images=str(tmp_path / "imgs"), pairs=str(tmp_path / "p.txt"))
+    (tmp_path / "p.txt").write_text("Jane_Doe 1 2\n")   # a pair whose images are not there
+    with pytest.raises(CommandError, match="2 images of .* are not under"):
+        call_command("evaluate_pairs", images=str(tmp_path / "imgs"), pairs=str(tmp_path / "p.txt"))
     (tmp_path / "probes" / "Nobody").mkdir(parents=True)
     with pytest.raises(CommandError, match="no images"):
         call_command("evaluate_identification", gallery=str(tmp_path / "imgs"), probes=str(tmp_path / "probes"))

@@ -28,10 +28,17 @@ class Command(BaseCommand):
             if f and not Path(f).is_file():
                 raise CommandError(f"{f} does not exist")
         try:   # before the models load: a bad file is said at once
-            if not parse_pairs(Path(images), Path(pairs)):
+            parsed = parse_pairs(Path(images), Path(pairs))
+            if not parsed:
                 raise CommandError(f"{pairs} holds no pairs")
+            if masked_list:
+                Path(masked_list).read_text(encoding="utf-8")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise CommandError(f"{pairs}: {exc}") from exc
+            raise CommandError(f"{exc}") from exc
+        # a missing image would be scored as a face not found: figures printed as if measured
+        missing = sorted({str(p) for pair in parsed for p in (pair.a, pair.b) if not p.exists()})
+        if missing:
+            raise CommandError(f"{len(missing)} images of {pairs} are not under {images}, e.g. {missing[0]}")
         result = evaluate_pairs(engine_from_settings(), Path(images), Path(pairs),
                                 Path(masked_list) if masked_list else None, ProgressBar("images"))
         write_json(result, json)
