@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import cv2
@@ -197,3 +198,13 @@ def test_training_commands_read_the_data_sets_where_the_benchmarks_do(monkeypatc
     monkeypatch.setenv("MASKNET_SHARED_DATA", str(tmp_path))
     parser = load_command_class("recognition", command).create_parser("manage.py", command)
     assert parser.get_default(option) == str(tmp_path / relative)
+
+
+def test_evaluate_identification_fails_when_nobody_could_be_enrolled(installed_models, tmp_path):
+    """A gallery of unreadable files printed rank-1 "nan" and exited 0: a script must notice."""
+    for folder in ("gallery", "probes"):
+        (tmp_path / folder / "Jane_Doe").mkdir(parents=True)
+        (tmp_path / folder / "Jane_Doe" / "x.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    with pytest.raises(CommandError, match="no gallery photo"):
+        call_command("evaluate_identification", gallery=str(tmp_path / "gallery"), probes=str(tmp_path / "probes"),
+                     stdout=io.StringIO(), stderr=io.StringIO())

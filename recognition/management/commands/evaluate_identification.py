@@ -34,3 +34,5 @@ class Command(BaseCommand):
                     "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes",
                     "probes_refused_by_quality"):
             self.stdout.write(f"{key:<22} {fmt(result[key])}")
+        if not result["n_gallery_people"]:   # the figures above measure nothing: a script must notice
+            raise CommandError(f"no gallery photo under {gallery} could be enrolled (unreadable, no usable face)")
