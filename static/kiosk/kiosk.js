@@ -35,6 +35,7 @@
   const icon = $("banner-icon");
   const chipMask = $("chip-mask");
   const progressBar = $("progress-bar");
+  const help = $("help");          // "stand an arm's length away…": only while the camera works
   const canvas = document.createElement("canvas");
   const ctx = canvas.getContext("2d", { alpha: false });
 
@@ -122,6 +123,7 @@
     icon.classList.toggle("spinning", !!v.spinner);
     progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
     if (v.noCamera) facebox.hidden = true;
+    if (help) help.hidden = !!v.noCamera;
   }
 
   function isOutcome(state) {

@@ -215,6 +215,8 @@ async function main() {
   for (let i = 0; i < 12; i++) { p.advance(5000); await settle(); }
   check("a page revoked while it had no camera says it is no longer a kiosk",
         p.stage.dataset.state === "unpaired", p.stage.dataset.state);
+  check("without the advice to stand in front of the camera", p.element("help").hidden === true,
+        String(p.element("help").hidden));
   check("and does not ask for the camera again", p.camera.requests === 1, `${p.camera.requests} requests`);
 
   p = page();
