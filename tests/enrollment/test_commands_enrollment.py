@@ -48,7 +48,9 @@ def test_import_people_then_rebuild(db, engine, people_tree):
     version = IndexVersion.objects.current()
     assert version.people_count == 2 and version.photo_count == 3
     again = run("import_people", str(people_tree), "--no-rebuild", limit=2)
-    assert "people: 0 created, 2 already there; photos: 0 added, 3 refused" in again and "duplicate (2)" in again
+    # the photos already there are said as such, not as refusals
+    assert "people: 0 created, 2 already there; photos: 0 added, 2 already enrolled, 1 refused" in again, again
+    assert "duplicate" not in again and "no_face (1)" in again
 
 
 def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch):

@@ -146,6 +146,8 @@ class Command(BaseCommand):
         finally:
             # what was added stays (photos already there are skipped as duplicates when the import
             # is run again), and the audit log says so even when the import stopped half-way
+            # the same file again for the same person: a re-run's photos, not a refusal
+            known = len(refused.pop("duplicate", []))
             n_refused = sum(len(v) for v in refused.values())
             audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                          summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people created, "
@@ -155,7 +157,8 @@ class Command(BaseCommand):
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
-                          f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
+                          + (f"{known} already enrolled, " if known else "")
+                          + f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
         if empty:
             self.stdout.write(f"{empty} people have no accepted photo yet (they are not in the index)")
         self._refusals(refused, opts["verbosity"])
