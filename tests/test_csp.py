@@ -173,9 +173,16 @@ def chromium():
 
 
 def until(predicate, timeout: float, what: str):
+    """``predicate()``'s first true value within ``timeout`` seconds. An element not there yet, or
+    gone with the page it was on (a form posted, a page still loading), counts as "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        value = predicate()
+        try:
+            value = predicate()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
         if value:
             return value
         time.sleep(0.1)
