@@ -287,12 +287,12 @@ def main() -> None:
                     help="the product without the upper-face fusion of masked faces, for comparison "
                          f"(masked threshold {NO_FUSION_THRESHOLD}, calibrated without it)")
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="arcface: the opt-in descriptor (writes aggregation[...]-arcface.json)")
+                    help="default sface (the site's); another writes aggregation[...]-<descriptor>.json")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
-    if args.no_upper_face and args.descriptor != DESCRIPTORS[0]:
-        sys.exit("--no-upper-face has a threshold calibrated for the default descriptor only")
+    if args.no_upper_face and args.descriptor != "faceres+resnet":
+        sys.exit("--no-upper-face has a threshold calibrated for faceres+resnet only")
     t0 = time.time()
     config = EngineConfig.for_descriptor(args.descriptor)
     if args.no_upper_face:

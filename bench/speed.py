@@ -1,7 +1,8 @@
 """Speed benchmark: the engine's stages vs the ``face_recognition`` pipeline, and index search.
 
-Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH] [--descriptor arcface]``. On
-the same 640x480 JPEG frames (one face each, see :mod:`frames`), interleaved frame by frame:
+Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH] [--descriptor D]`` (``D``: sface,
+the site's default; faceres+resnet; arcface). On the same 640x480 JPEG frames (one face each, see
+:mod:`frames`), interleaved frame by frame:
 
 - ours: decode, detect (BlazeFace), landmarks (FaceMesh) + align + quality gate, embed (FaceRes
   with flip TTA, as configured), masked classifier, the second descriptor (dlib's ResNet, when the
@@ -14,9 +15,9 @@ the same 640x480 JPEG frames (one face each, see :mod:`frames`), interleaved fra
 - gallery search at 1k, 10k and 100k templates (exhaustive vs the two-stage search, their
   agreement, and a float16 copy of the templates for comparison).
 
-``--descriptor arcface``: the same with the opt-in descriptor (FaceRes still runs, once without
-its mirror, for the masked classifier; the ArcFace pass is the ``embed_arcface`` stage). Prints a table and writes
-``bench/results/speed.json`` (``speed-arcface.json`` for the opt-in descriptor).
+With a chip descriptor (sface, arcface) FaceRes still runs, once without its mirror, for the masked
+classifier; the SFace or ArcFace pass is the ``embed_chipnet`` stage. Prints a table and writes
+``bench/results/speed.json`` (``speed-<descriptor>.json`` for another than sface).
 """
 
 from __future__ import annotations
@@ -85,15 +86,15 @@ def stage_times(engine, data: bytes, index: Index) -> dict[str, float]:
     t["landmarks_align"] = _ms(t0)
     crops = np.stack([f["aligned"] for f in faces])
     t0 = time.perf_counter()
-    faceres = engine.embedder(crops, flip=cfg.flip_tta and engine.arcface is None)  # as _embed_and_classify
+    faceres = engine.embedder(crops, flip=cfg.flip_tta and engine.chipnet is None)  # as _embed_and_classify
     t["embed"] = _ms(t0)
     t0 = time.perf_counter()
     engine.mask_classifier(faceres)
     t["masked_classifier"] = _ms(t0)
-    if engine.arcface is not None:
+    if engine.chipnet is not None:
         t0 = time.perf_counter()
-        vectors = engine._arcface(crops, np.zeros(len(crops), bool))  # an unmasked face's vector
-        t["embed_arcface"] = _ms(t0)
+        vectors = engine._chipnet(crops, np.zeros(len(crops), bool))  # an unmasked face's vector
+        t["embed_chipnet"] = _ms(t0)
     elif engine.resnet is not None:
         t0 = time.perf_counter()
         vectors = engine._join(crops, faceres, np.zeros(len(crops), bool))  # an unmasked face's stages
@@ -211,12 +212,12 @@ def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) ->
             engine.resnet(upper_face(crop[None], cut), flip=False)
             up.append(_ms(t0))
         out["resnet_upper"] = stats(up)
-    if engine.arcface is not None and engine.config.upper_face_weight > 0 and crops:
+    if engine.chipnet is not None and engine.config.upper_face_weight > 0 and crops:
         # the opt-in descriptor's upper-face pass a masked face adds (Engine._arcface)
         up, cfg = [], engine.config
         for crop in crops:
             t0 = time.perf_counter()
-            engine.arcface(upper_face(crop[None], cfg.upper_face_cut), flip=cfg.flip_tta)
+            engine.chipnet(upper_face(crop[None], cfg.upper_face_cut), flip=cfg.flip_tta)
             up.append(_ms(t0))
         out["arcface_upper"] = stats(up)
     return out
@@ -350,7 +351,7 @@ def main() -> None:
     parser.add_argument("--no-dlib", action="store_true", help="skip the face_recognition baseline")
     parser.add_argument("--out", type=Path, help="default bench/results/speed.json (speed-arcface.json)")
     parser.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                        help="arcface: the opt-in descriptor")
+                        help="default: sface, the site's; faceres+resnet, or arcface (opt-in)")
     args = parser.parse_args()
     if args.out is None:
         args.out = RESULTS / f"speed{descriptor_suffix(args.descriptor)}.json"

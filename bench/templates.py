@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--known", type=int, default=250)
     ap.add_argument("--unknown", type=int, default=100)
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="arcface: the opt-in descriptor (writes templates-arcface.json)")
+                    help="default sface (the site's); another writes templates[...]-<descriptor>.json")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")

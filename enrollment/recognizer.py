@@ -19,7 +19,7 @@ from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_eng
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
-from recognition.engine.registry import ARCFACE_WHEEL
+from recognition.engine.registry import CHIP_NETS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def engine_config() -> EngineConfig:
     """The recognizer settings the site uses: the engine's defaults, both match thresholds moved by
     ``MASKNET_THRESHOLD_OFFSET`` (the operator's choice between fewer strangers and fewer waits), for
     the descriptor ``MASKNET_DESCRIPTOR`` names."""
-    cfg = EngineConfig.for_descriptor(getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
+    cfg = EngineConfig.for_descriptor(getattr(settings, "MASKNET_DESCRIPTOR", "sface"))
     offset = float(getattr(settings, "MASKNET_THRESHOLD_OFFSET", 0.0))
     if not offset:
         return cfg
@@ -67,9 +67,9 @@ def _file_digest(path: Path) -> str:
 def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
     cfg = EngineConfig.for_descriptor(descriptor)
-    # with the opt-in descriptor the masked/unmasked head reads FaceRes without its mirror
-    extra = ({"descriptor": [descriptor, ARCFACE_WHEEL.sha256], "mask_head_flip": False}
-             if descriptor != "faceres+resnet" else {})
+    # with a chip descriptor the masked/unmasked head reads FaceRes without its mirror
+    extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256], "mask_head_flip": False}
+             if descriptor in CHIP_NETS else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        # which photos are stored as masked templates, and which get synthetic masks
@@ -87,7 +87,7 @@ def template_version() -> str:
     """Key of cached templates: changes with the models, the descriptor, the alignment (and which
     landmarks it uses), the TTA, the mask scheme and the masked/unmasked head."""
     return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available(),
-                    getattr(settings, "MASKNET_DESCRIPTOR", "faceres+resnet"))
+                    getattr(settings, "MASKNET_DESCRIPTOR", "sface"))
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,27 @@ def installed_models() -> Path:
 
 @pytest.fixture(scope="session")
 def engine(installed_models):
-    """The product's engine, loaded once for the test session."""
+    """The product's engine (the site's descriptor, ``MASKNET_DESCRIPTOR``), loaded once for the test
+    session; skips when that descriptor's model is not installed."""
+    from django.conf import settings
+
+    from recognition.engine import EngineConfig, load_engine
+    from recognition.engine.install import descriptor_installed
+    from recognition.engine.registry import CHIP_NETS
+
+    descriptor = settings.MASKNET_DESCRIPTOR
+    if descriptor in CHIP_NETS and not descriptor_installed(installed_models, descriptor):
+        pytest.skip(f"{descriptor} not installed in {installed_models} (run `python manage.py install_models`)")
+    return load_engine(installed_models, EngineConfig.for_descriptor(descriptor))
+
+
+@pytest.fixture(scope="session")
+def faceres_engine(installed_models):
+    """The engine of ``MASKNET_DESCRIPTOR=faceres+resnet`` (FaceRes joined with dlib's ResNet; the npm
+    packages' models only), for the tests of that matching path."""
     from recognition.engine import EngineConfig, load_engine
 
-    return load_engine(installed_models, EngineConfig())
+    return load_engine(installed_models, EngineConfig.for_descriptor("faceres+resnet"))
 
 
 @pytest.fixture(scope="session")

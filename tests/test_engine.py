@@ -151,10 +151,11 @@ def test_mask_classifier(engine, astronaut_bgr):
     assert face.masked and face.masked_prob > 0.5
 
 
-def test_masked_faces_are_matched_by_whole_and_upper_face(engine, installed_models, astronaut_bgr):
+def test_masked_faces_are_matched_by_whole_and_upper_face(faceres_engine, installed_models, astronaut_bgr):
     from recognition.engine import load_engine
     from recognition.engine.masks import render_mask
 
+    engine = faceres_engine
     ref = engine.analyze(astronaut_bgr)[0]
     assert np.allclose(ref.embedding, engine.embed(ref.aligned[None])[0], atol=1e-5)  # unmasked: whole face
     face = engine.analyze(render_mask(astronaut_bgr, ref.landmarks, np.random.default_rng(3)))[0]
@@ -171,10 +172,11 @@ def test_masked_faces_are_matched_by_whole_and_upper_face(engine, installed_mode
     assert np.allclose(off.embed_masked(face.aligned[None])[0][:1024], whole[:1024], atol=1e-5)  # FaceRes's part
 
 
-def test_every_face_is_matched_by_both_networks_joined(engine, installed_models, astronaut_bgr):
+def test_every_face_is_matched_by_both_networks_joined(faceres_engine, installed_models, astronaut_bgr):
     from recognition.engine import load_engine
     from recognition.engine.embed import join
 
+    engine = faceres_engine
     w = engine.config.resnet_weight
     assert w > 0 and engine.dim == 1024 + 128
     face = engine.analyze(astronaut_bgr)[0]
@@ -189,7 +191,7 @@ def test_every_face_is_matched_by_both_networks_joined(engine, installed_models,
     assert np.allclose(off.analyze(astronaut_bgr)[0].embedding, faceres[0], atol=1e-5)
 
 
-def test_a_masked_face_is_described_by_both_networks_with_their_upper_face(engine, installed_models,
+def test_a_masked_face_is_described_by_both_networks_with_their_upper_face(faceres_engine, installed_models,
                                                                           astronaut_bgr):
     """A face classified masked: FaceRes's part and the ResNet's part are each fused with that
     network's descriptor of the upper face (the ResNet's without its mirror)."""
@@ -197,6 +199,7 @@ def test_a_masked_face_is_described_by_both_networks_with_their_upper_face(engin
     from recognition.engine.embed import fuse_upper, join, upper_face
     from recognition.engine.masks import render_mask
 
+    engine = faceres_engine
     cfg = engine.config
     assert cfg.resnet_upper_weight > 0
     ref = engine.analyze(astronaut_bgr)[0]

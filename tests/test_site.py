@@ -40,10 +40,10 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     empty = client.get("/healthz")
     assert empty.status_code == 503 and empty.json()["models"] is False and empty.json()["database"] is True
     settings.MASKNET_MODELS_DIR = models_dir()
-    monkeypatch.setattr(views, "arcface_installed", lambda path: False)
+    monkeypatch.setattr(views, "descriptor_installed", lambda path, name: name != "arcface")
     settings.MASKNET_DESCRIPTOR = "arcface"
     assert client.get("/healthz").json()["models"] is False
-    settings.MASKNET_DESCRIPTOR = "faceres+resnet"
+    settings.MASKNET_DESCRIPTOR = "sface"
 
     def refused(self, *args, **kwargs):
         raise views.OperationalError("connection refused")

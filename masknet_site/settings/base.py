@@ -235,13 +235,14 @@ if not THRESHOLD_OFFSET_RANGE[0] <= MASKNET_THRESHOLD_OFFSET <= THRESHOLD_OFFSET
         f"MASKNET_THRESHOLD_OFFSET={MASKNET_THRESHOLD_OFFSET} is outside [{THRESHOLD_OFFSET_RANGE[0]}, "
         f"{THRESHOLD_OFFSET_RANGE[1]}] (below -0.02 masked strangers get in; see docs/kiosk.md)")
 
-# The network that describes faces for matching: "faceres+resnet" (default; models from MIT npm
-# packages) or "arcface" (InsightFace's w600k_mbf, far stronger on masked faces, but released for
-# non-commercial research only: set it only where that licence, or one bought from InsightFace, allows
-# the use; docs/MODELS.md). `manage.py install_models` then fetches it; a change rebuilds every index.
-MASKNET_DESCRIPTOR = env("MASKNET_DESCRIPTOR", "faceres+resnet")
-if MASKNET_DESCRIPTOR not in ("faceres+resnet", "arcface"):
-    raise ImproperlyConfigured(f"MASKNET_DESCRIPTOR={MASKNET_DESCRIPTOR!r}: use faceres+resnet or arcface")
+# The network that describes faces for matching: "sface" (default; the OpenCV Zoo's SFace, Apache-2.0,
+# from a pinned PyPI wheel), "faceres+resnet" (the models of MIT npm packages; weaker on masked faces) or
+# "arcface" (InsightFace's w600k_mbf, released for non-commercial research only: set it only where that
+# licence, or one bought from InsightFace, allows the use; docs/MODELS.md). `manage.py install_models`
+# fetches it; a change rebuilds every index.
+MASKNET_DESCRIPTOR = env("MASKNET_DESCRIPTOR", "sface")
+if MASKNET_DESCRIPTOR not in ("sface", "faceres+resnet", "arcface"):
+    raise ImproperlyConfigured(f"MASKNET_DESCRIPTOR={MASKNET_DESCRIPTOR!r}: use sface, faceres+resnet or arcface")
 
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))

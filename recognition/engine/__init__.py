@@ -29,14 +29,14 @@ from .align import eye_similarity, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
-from .embed import ArcFace, DlibResNet, FaceRes, fuse_upper, join, upper_face
+from .embed import ArcFace, DlibResNet, FaceRes, SFace, fuse_upper, join, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
 from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
 from .quality import Quality, assess, outside_fraction, pose_ratios
-from .registry import ARCFACE_MODEL, RESNET_MODEL
+from .registry import CHIP_NETS, RESNET_MODEL
 from .runtime import load_model
 
 __all__ = [
@@ -60,7 +60,7 @@ class Face:
     (``engine.dim``: FaceRes's embedding joined with dlib's ResNet descriptor, see :meth:`Engine.embed`;
     for a face classified masked, each network's whole-face descriptor is first fused with its
     descriptor of the upper face, see :meth:`Engine.embed_masked`; with ``EngineConfig.descriptor``
-    "arcface", the opt-in ArcFace network's vector instead), or ``None`` if not computed.
+    "sface" or "arcface", that network's vector instead), or ``None`` if not computed.
     ``face_flag``: FaceMesh's probability that the crop it read holds a face (near 0 for the
     detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
 
@@ -92,23 +92,24 @@ class Engine:
 
     def __init__(self, detector: BlazeFaceDetector, mesh: FaceMesh, embedder: FaceRes,
                  mask_classifier: MaskClassifier | None, config: EngineConfig,
-                 resnet: DlibResNet | None = None, arcface: ArcFace | None = None) -> None:
+                 resnet: DlibResNet | None = None, chipnet: ArcFace | None = None) -> None:
         self.detector = detector
         self.mesh = mesh
         self.embedder = embedder
-        self.arcface = arcface if config.descriptor == "arcface" else None
-        if config.descriptor == "arcface" and arcface is None:
-            raise ValueError("EngineConfig.descriptor is 'arcface' but no ArcFace model was given")
-        self.resnet = resnet if config.resnet_weight > 0 and self.arcface is None else None
+        # the five-point-chip descriptor (SFace or ArcFace) when the config names one
+        self.chipnet = chipnet if config.descriptor in CHIP_NETS else None
+        if config.descriptor in CHIP_NETS and chipnet is None:
+            raise ValueError(f"EngineConfig.descriptor is {config.descriptor!r} but no such model was given")
+        self.resnet = resnet if config.resnet_weight > 0 and self.chipnet is None else None
         self.mask_classifier = mask_classifier
         self.config = config
 
     @property
     def dim(self) -> int:
         """Embedding dimension (FaceRes's, plus the ResNet descriptor's when it is joined; ArcFace's
-        when it is the descriptor)."""
-        if self.arcface:
-            return self.arcface.dim
+        or SFace's when it is the descriptor)."""
+        if self.chipnet:
+            return self.chipnet.dim
         return self.embedder.dim + (self.resnet.dim if self.resnet else 0)
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -172,13 +173,13 @@ class Engine:
 
     def _embed_and_classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # the classifier reads FaceRes's whole-face embedding; masked faces then get their matching vector.
-        # With the opt-in descriptor FaceRes feeds only the classifier: one pass without the mirror
+        # With a chip descriptor (SFace, ArcFace) FaceRes feeds only the classifier: one pass without the mirror
         # (~8 ms a face; its decisions barely change: bench/maskhead.py, docs/performance.md)
-        vectors = self.embedder(crops, flip=self.config.flip_tta and self.arcface is None)
+        vectors = self.embedder(crops, flip=self.config.flip_tta and self.chipnet is None)
         probs = self._mask_probs(vectors)
         masked = probs >= self.config.masked_threshold
-        if self.arcface:
-            return self._arcface(crops, masked), probs, masked
+        if self.chipnet:
+            return self._chipnet(crops, masked), probs, masked
         if masked.any():
             vectors = vectors.copy()
             vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
@@ -205,8 +206,8 @@ class Engine:
         L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
         (``EngineConfig.resnet_weight``, :func:`.embed.join`)."""
         crops = np.asarray(aligned_bgr)
-        if self.arcface:
-            return self._arcface(crops, np.zeros(len(crops), bool))
+        if self.chipnet:
+            return self._chipnet(crops, np.zeros(len(crops), bool))
         return self._join(crops, self.embedder(crops, flip=self.config.flip_tta), np.zeros(len(crops), bool))
 
     def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
@@ -215,8 +216,8 @@ class Engine:
         descriptor fused the same way (``EngineConfig.resnet_upper_weight``), as :meth:`analyze` gives a
         face classified masked. Used for synthetic-mask enrolment templates."""
         crops = np.asarray(aligned_bgr)
-        if self.arcface:
-            return self._arcface(crops, np.ones(len(crops), bool))
+        if self.chipnet:
+            return self._chipnet(crops, np.ones(len(crops), bool))
         return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)),
                           np.ones(len(crops), bool))
 
@@ -227,12 +228,12 @@ class Engine:
         upper = self.embedder(upper_face(crops, self.config.upper_face_cut), flip=self.config.flip_tta)
         return fuse_upper(whole, upper, w)
 
-    def _arcface(self, crops: np.ndarray, masked: np.ndarray) -> np.ndarray:
-        # the opt-in descriptor: a masked face's vector is fused with its upper face's, as FaceRes's
+    def _chipnet(self, crops: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        # a chip descriptor: a masked face's vector is fused with its upper face's, as FaceRes's
         cfg = self.config
-        vectors = self.arcface(crops, flip=cfg.flip_tta)
+        vectors = self.chipnet(crops, flip=cfg.flip_tta)
         if cfg.upper_face_weight > 0 and masked.any():
-            upper = self.arcface(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta)
+            upper = self.chipnet(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta)
             vectors[masked] = fuse_upper(vectors[masked], upper, cfg.upper_face_weight)
         return vectors
 
@@ -262,14 +263,15 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
     """
     models_dir = Path(models_dir)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
-    resnet = arcface = None
-    if config.descriptor == "arcface":
-        arcface = ArcFace(load_model(models_dir, ARCFACE_MODEL), config.aligned_size, config.eye_distance,
-                          config.eye_y)
+    resnet = chipnet = None
+    if config.descriptor in CHIP_NETS:
+        wrapper = SFace if config.descriptor == "sface" else ArcFace
+        chipnet = wrapper(load_model(models_dir, CHIP_NETS[config.descriptor].model), config.aligned_size,
+                          config.eye_distance, config.eye_y)
     elif config.resnet_weight > 0:
         resnet = DlibResNet(load_model(models_dir, RESNET_MODEL), config.aligned_size, config.eye_distance,
                             config.eye_y)
     return Engine(BlazeFaceDetector(load_model(models_dir, "blazeface")),
                   FaceMesh(load_model(models_dir, "facemesh")),
                   FaceRes(load_model(models_dir, "faceres")),
-                  clf, config, resnet, arcface)
+                  clf, config, resnet, chipnet)

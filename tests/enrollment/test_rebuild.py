@@ -678,7 +678,7 @@ def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
     index = Index(8)
     index.add("1", np.eye(8)[:1], kinds=[0])
     fitted = services._thresholds_fit(index)
-    cfg = EngineConfig()
+    cfg = EngineConfig.for_descriptor(settings.MASKNET_DESCRIPTOR)
     assert fitted["source"] == "engine" and fitted["offset"] == -0.02
     assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.02)
     assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.02)

