@@ -349,7 +349,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="passes over the frames (default 3)")
     parser.add_argument("--no-dlib", action="store_true", help="skip the face_recognition baseline")
-    parser.add_argument("--out", type=Path, help="default bench/results/speed.json (speed-arcface.json)")
+    parser.add_argument("--out", type=Path,
+                        help="default bench/results/speed.json (speed-<descriptor>.json for another than sface)")
     parser.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
                         help="default: sface, the site's; faceres+resnet, or arcface (opt-in)")
     args = parser.parse_args()
