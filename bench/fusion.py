@@ -190,7 +190,7 @@ def main() -> None:
                     help=f"at the product's weight grid and cut: one look at the upper face, the look enlarged "
                          f"{ZOOM} times about the eye line, or both (writes fusion-zoom-<split>.json)")
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="default sface (the site's); another writes fusion[...]-<descriptor>.json")
+                    help="default faceres+resnet; sface (the site's), arcface write fusion[...]-<descriptor>.json")
     args = ap.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: the fusion benchmark needs ../shared/data")
@@ -229,7 +229,7 @@ def main() -> None:
     out.write_text(json.dumps({"split": args.split, "descriptor": args.descriptor,
                                "seconds": round(time.time() - t0, 1),
                                "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
-                               "provenance": provenance(),
+                               "provenance": provenance(cfg),
                                "results": results}, indent=2, default=float))
 
 

@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--unknown", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="default sface (the site's); another writes identification[...]-<descriptor>.json")
+                    help="default faceres+resnet; sface (the site's), arcface write identification-<descriptor>.json")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: the identification benchmark needs ../shared/data")

@@ -1,7 +1,7 @@
 """Speed benchmark: the engine's stages vs the ``face_recognition`` pipeline, and index search.
 
-Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH] [--descriptor D]`` (``D``: sface,
-the site's default; faceres+resnet; arcface). On the same 640x480 JPEG frames (one face each, see
+Usage: ``python bench/speed.py [--rounds N] [--no-dlib] [--out PATH] [--descriptor D]`` (``D``:
+faceres+resnet, the default; sface, the site's default; arcface). On the same 640x480 JPEG frames (one face each, see
 :mod:`frames`), interleaved frame by frame:
 
 - ours: decode, detect (BlazeFace), landmarks (FaceMesh) + align + quality gate, embed (FaceRes
@@ -17,7 +17,7 @@ the site's default; faceres+resnet; arcface). On the same 640x480 JPEG frames (o
 
 With a chip descriptor (sface, arcface) FaceRes still runs, once without its mirror, for the masked
 classifier; the SFace or ArcFace pass is the ``embed_chipnet`` stage. Prints a table and writes
-``bench/results/speed.json`` (``speed-<descriptor>.json`` for another than sface).
+``bench/results/speed.json`` (``speed-<descriptor>.json`` for another than faceres+resnet).
 """
 
 from __future__ import annotations
@@ -213,13 +213,13 @@ def bench_masked(engine, frames: list[np.ndarray], index: Index, rounds: int) ->
             up.append(_ms(t0))
         out["resnet_upper"] = stats(up)
     if engine.chipnet is not None and engine.config.upper_face_weight > 0 and crops:
-        # the opt-in descriptor's upper-face pass a masked face adds (Engine._arcface)
+        # the chip descriptor's (SFace's, ArcFace's) upper-face pass a masked face adds (Engine._chipnet)
         up, cfg = [], engine.config
         for crop in crops:
             t0 = time.perf_counter()
             engine.chipnet(upper_face(crop[None], cfg.upper_face_cut), flip=cfg.flip_tta)
             up.append(_ms(t0))
-        out["arcface_upper"] = stats(up)
+        out[f"{engine.config.descriptor}_upper"] = stats(up)
     return out
 
 
@@ -331,8 +331,9 @@ def print_table(doc: dict) -> None:
         rows.append(("engine (masked face)", doc["masked_faces"]["engine"]))
         if "resnet_upper" in doc["masked_faces"]:
             rows.append(("  ResNet upper face", doc["masked_faces"]["resnet_upper"]))
-        if "arcface_upper" in doc["masked_faces"]:
-            rows.append(("  ArcFace upper face", doc["masked_faces"]["arcface_upper"]))
+        for name in ("sface", "arcface"):
+            if f"{name}_upper" in doc["masked_faces"]:
+                rows.append((f"  {name} upper face", doc["masked_faces"][f"{name}_upper"]))
     if "face_recognition" in doc:
         rows.append(("face_recognition (HOG)", doc["face_recognition"]))
     rows += [(f"FaceRes {k.replace('_', ' ')}", v) for k, v in doc["flip_tta_cost"].items()]
@@ -350,9 +351,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="passes over the frames (default 3)")
     parser.add_argument("--no-dlib", action="store_true", help="skip the face_recognition baseline")
     parser.add_argument("--out", type=Path,
-                        help="default bench/results/speed.json (speed-<descriptor>.json for another than sface)")
+                        help="default bench/results/speed.json (speed-<descriptor>.json for another descriptor)")
     parser.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                        help="default: sface, the site's; faceres+resnet, or arcface (opt-in)")
+                        help="default faceres+resnet (EngineConfig()'s); sface (the site's) or arcface")
     args = parser.parse_args()
     if args.out is None:
         args.out = RESULTS / f"speed{descriptor_suffix(args.descriptor)}.json"

@@ -126,7 +126,7 @@ def main() -> None:
     ap.add_argument("--known", type=int, default=250)
     ap.add_argument("--unknown", type=int, default=100)
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="default sface (the site's); another writes templates[...]-<descriptor>.json")
+                    help="default faceres+resnet; sface (the site's), arcface write templates[...]-<descriptor>.json")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")
@@ -146,7 +146,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"descriptor": args.descriptor, "n_gallery": len(gallery), "n_known_probes": n_known,
                                "n_unknown_probes": len(probes) - n_known, "seconds": round(time.time() - t0, 1),
-                               "provenance": provenance(), "results": results}, indent=2, default=float))
+                               "provenance": provenance(engine.config), "results": results}, indent=2, default=float))
     print(f"wrote {out}")
 
 

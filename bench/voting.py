@@ -159,7 +159,7 @@ def main() -> None:
     ap.add_argument("--min-frames-masked", type=int, default=4, help="MASKNET_KIOSK_VOTE_FRAMES_MASKED")
     ap.add_argument("--after-unknown", type=int, default=5, help="MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN")
     ap.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                    help="default sface (the site's); another writes voting[...]-<descriptor>.json")
+                    help="default faceres+resnet; sface (the site's), arcface write voting[...]-<descriptor>.json")
     args = ap.parse_args()
     if not identification.SHARED.is_dir():
         sys.exit(f"{identification.SHARED} not found: this benchmark needs ../shared/data")

@@ -16,6 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
+from recognition.engine.convert import ONNX_CONVERTER_VERSION
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
@@ -64,11 +65,12 @@ def _file_digest(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _version(models_dir: str, masks: bool, descriptor: str = "faceres+resnet") -> str:
+def _version(models_dir: str, masks: bool, descriptor: str) -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
     cfg = EngineConfig.for_descriptor(descriptor)
     # with a chip descriptor the masked/unmasked head reads FaceRes without its mirror
-    extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256], "mask_head_flip": False}
+    extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256, ONNX_CONVERTER_VERSION],
+              "mask_head_flip": False}
              if descriptor in CHIP_NETS else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
                        "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,

@@ -30,8 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from enrollment.models import Person
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import with_sockets
-from recognition.engine.install import descriptor_installed, installed_manifest
-from recognition.engine.registry import CHIP_NETS
+from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
 from .consumers import KIOSK_COOKIE
@@ -91,8 +90,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
         models_dir = settings.MASKNET_MODELS_DIR
         manifest = installed_manifest(models_dir)
-        models = manifest is not None and (settings.MASKNET_DESCRIPTOR not in CHIP_NETS
-                                           or descriptor_installed(models_dir, settings.MASKNET_DESCRIPTOR))
+        models = manifest is not None and models_ready(models_dir, settings.MASKNET_DESCRIPTOR)
         checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
         _health = (now, {"ok": all(checks.values()), **checks,
                          "models_version": manifest["version"] if manifest else None})

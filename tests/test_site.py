@@ -27,6 +27,7 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     from django.db.backends.base.base import BaseDatabaseWrapper
 
     from recognition import views
+    from recognition.engine import install
     from tests.conftest import models_dir
 
     monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)   # every probe checks afresh (see the next test)
@@ -40,10 +41,15 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     empty = client.get("/healthz")
     assert empty.status_code == 503 and empty.json()["models"] is False and empty.json()["database"] is True
     settings.MASKNET_MODELS_DIR = models_dir()
-    monkeypatch.setattr(views, "descriptor_installed", lambda path, name: name != "arcface")
-    settings.MASKNET_DESCRIPTOR = "arcface"
-    assert client.get("/healthz").json()["models"] is False
+    monkeypatch.setattr(install, "descriptor_installed", lambda path, name: False)
+    for descriptor in ("sface", "arcface"):   # the npm models are there, the descriptor's network is not
+        settings.MASKNET_DESCRIPTOR = descriptor
+        assert client.get("/healthz").json()["models"] is False
+    settings.MASKNET_DESCRIPTOR = "faceres+resnet"   # needs none
+    assert client.get("/healthz").json()["models"] is True
     settings.MASKNET_DESCRIPTOR = "sface"
+    monkeypatch.undo()
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)
 
     def refused(self, *args, **kwargs):
         raise views.OperationalError("connection refused")

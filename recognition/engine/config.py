@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-DESCRIPTORS = ("sface", "faceres+resnet", "arcface")
+# EngineConfig()'s descriptor first (the benchmarks' default, which docs/accuracy.md's sections measured);
+# the site's default is settings.MASKNET_DESCRIPTOR ("sface")
+DESCRIPTORS = ("faceres+resnet", "sface", "arcface")
 
 
 @dataclass(frozen=True)

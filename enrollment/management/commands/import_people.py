@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
-from recognition.engine.install import installed_manifest
+from recognition.engine.install import models_ready
 from recognition.management.commands._common import ProgressBar
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -102,7 +102,8 @@ class Command(BaseCommand):
                                f"{STAFF_ID_MAX} characters, or not UTF-8 text), e.g. {unusable[0].name!r}: rename them")
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
-        if total and installed_manifest(Path(settings.MASKNET_MODELS_DIR)) is None:   # before anyone is created
+        # before anyone is created: the npm models and the descriptor's
+        if total and not models_ready(Path(settings.MASKNET_MODELS_DIR), settings.MASKNET_DESCRIPTOR):
             raise CommandError(f"the face models are not installed in {settings.MASKNET_MODELS_DIR}: "
                                "run `python manage.py install_models` first")
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")

@@ -104,9 +104,9 @@ class Command(BaseCommand):
             return False
         from django.conf import settings
 
-        from recognition.engine.install import installed_manifest
+        from recognition.engine.install import models_ready
 
-        if installed_manifest(settings.MASKNET_MODELS_DIR) is None:
+        if not models_ready(settings.MASKNET_MODELS_DIR, settings.MASKNET_DESCRIPTOR):
             self.stderr.write("models are not installed (manage.py install_models): the demo person is not enrolled")
             return False
         ok, buf = cv2.imencode(".jpg", data.astronaut()[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])

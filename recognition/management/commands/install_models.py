@@ -22,8 +22,8 @@ class Command(BaseCommand):
         target = models_dir or settings.MASKNET_MODELS_DIR
         try:
             install_models(target, force=force, log=self.stdout.write)
-            # SFace, the default descriptor, always: a site can switch to it without a fetch
-            install_descriptor(target, "sface", force=force, log=self.stdout.write)
+            if settings.MASKNET_DESCRIPTOR == "sface":   # the default
+                install_descriptor(target, "sface", force=force, log=self.stdout.write)
             if arcface or settings.MASKNET_DESCRIPTOR == "arcface":
                 install_descriptor(target, "arcface", force=force, log=self.stdout.write)
         except ModelConversionError as exc:
