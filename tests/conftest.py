@@ -52,6 +52,13 @@ def faceres_engine(installed_models):
     return load_engine(installed_models, EngineConfig.for_descriptor("faceres+resnet"))
 
 
+@pytest.fixture(params=["engine", "faceres_engine"])
+def each_engine(request):
+    """The site's engine (SFace) and FaceRes + ResNet's in turn: both are supported settings, so the
+    tests of their thresholds on real faces run on both."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="session")
 def astronaut_bgr() -> np.ndarray:
     """A face photo shipped inside scikit-image (Eileen Collins, public domain), BGR."""
