@@ -60,7 +60,7 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
     from enrollment import services
     from enrollment.management.commands import import_people
 
-    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: {"version": "test"})
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
     calls = []
 
     def photo_add(**kwargs):
@@ -151,7 +151,7 @@ def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
         fh.truncate(3 * 2**30)
     from enrollment.management.commands import import_people
 
-    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: {"version": "test"})
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
     out = run("import_people", str(root), "--no-rebuild")
     assert "too_large (1)" in out and "Jane_Doe/huge.jpg" in out
 
@@ -177,7 +177,7 @@ def test_rebuild_index_queues_for_celery_workers(person, make_photo, settings, e
 def test_import_people_without_the_models_stops_before_creating_anyone(db, people_tree, monkeypatch):
     from enrollment.management.commands import import_people
 
-    monkeypatch.setattr(import_people, "installed_manifest", lambda models_dir: None)
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: False)
     with pytest.raises(CommandError, match="install_models"):
         run("import_people", str(people_tree))
     assert not Person.objects.exists()
