@@ -276,15 +276,18 @@ def identification_sets(keys) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
     return gallery, probes
 
 
-def identification(score: Scorer, keys, kw: dict, n_folds: int = 10) -> dict:
+def identification(score: Scorer, keys, kw: dict, n_folds: int = 10, scores: np.ndarray | None = None) -> dict:
     """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
     unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
     too): fold k's people are left out of the gallery and their probes are the strangers; the
     probes of fold k+1's people are the enrolled ones measured. Rank-1 and FNIR at FPIR 1e-2 per
-    fold (about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread."""
+    fold (about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread.
+    ``scores``: the probes x gallery matrix already computed (in :func:`identification_sets`' order),
+    instead of calling ``score`` pair by pair."""
     gallery, probes = identification_sets(keys)
     names = sorted(gallery)
-    scores = np.array([[score(gallery[g], k, "orig", "mtf", **kw) for g in names] for k, _ in probes])
+    if scores is None:
+        scores = np.array([[score(gallery[g], k, "orig", "mtf", **kw) for g in names] for k, _ in probes])
     everyone = sorted({p for _, p in probes})
     fold_of = {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
     truth = np.array([p for _, p in probes])

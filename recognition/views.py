@@ -83,8 +83,9 @@ def _cache() -> None:
 def healthz(request: HttpRequest) -> JsonResponse:
     """Readiness probe for a load balancer: 200 when this node can serve (its models installed,
     those of ``MASKNET_DESCRIPTOR`` included; the database and the cache reachable), else 503 and
-    which part is missing. No secrets, no biometric data. Answers are reused for
-    :data:`HEALTH_TTL_S`."""
+    which part is missing, with the npm models' version and the descriptor this node matches with
+    (nodes behind one balancer must agree on it: each builds the index its descriptor reads). No
+    secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -93,7 +94,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         models = manifest is not None and models_ready(models_dir, settings.MASKNET_DESCRIPTOR)
         checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
         _health = (now, {"ok": all(checks.values()), **checks,
-                         "models_version": manifest["version"] if manifest else None})
+                         "models_version": manifest["version"] if manifest else None,
+                         "descriptor": settings.MASKNET_DESCRIPTOR})
     body = _health[1]
     return JsonResponse(body, status=200 if body["ok"] else 503)
 

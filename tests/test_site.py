@@ -36,7 +36,8 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     if ready.status_code == 503 and not ready.json()["models"]:
         pytest.skip("models not installed (python manage.py install_models)")
     assert ready.status_code == 200 and ready.json() == {**ready.json(), "ok": True, "models": True,
-                                                         "database": True, "cache": True}
+                                                         "database": True, "cache": True,
+                                                         "descriptor": settings.MASKNET_DESCRIPTOR}
     settings.MASKNET_MODELS_DIR = tmp_path
     empty = client.get("/healthz")
     assert empty.status_code == 503 and empty.json()["models"] is False and empty.json()["database"] is True
