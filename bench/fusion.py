@@ -17,12 +17,12 @@ and FPIR / FNIR at that threshold are reported.
 * ``--split DevTest``: the same grid on the test people, with the product's masks and with the
   unseen MaskTheFace masks (shares the crops and embeddings of ``bench/ablation.py``).
 
-``--descriptor arcface``: the same grid for the opt-in ArcFace descriptor (its converted model, as the
-engine runs it; the upper face cut from the aligned crop, then ArcFace's chip), each weight's masked
-threshold calibrated as above; writes ``fusion-<split>-arcface.json``. Its embeddings are cached beside
-the crops (``var/bench/ablation*/embeddings-arcface-<settings digest>.pkl``).
+``--descriptor sface`` or ``arcface``: the same grid for a chip descriptor (its converted model, as
+the engine runs it; the upper face cut from the aligned crop, then the network's chip), each weight's
+masked threshold calibrated as above; writes ``fusion-<split>-<descriptor>.json``. Its embeddings are
+cached beside the crops (``var/bench/ablation*/embeddings-<descriptor>-<settings digest>.pkl``).
 
-Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom] [--descriptor arcface]``; prints a
+Usage: ``python bench/fusion.py [--split DevTrain|DevTest] [--zoom] [--descriptor D]``; prints a
 table and writes ``bench/results/fusion-<split>.json``. ``--zoom``: at the product's cut, one look at the
 upper face, the look enlarged about the eye line, or both averaged (``fusion-zoom-<split>.json``). First run: about
 30 minutes (DevTrain, 3,443 photos) or 15
@@ -83,8 +83,8 @@ def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = 
     return ablation.embed_variants(engine, crops, kinds=("orig", "prod0", "prod1"), path=path)
 
 
-def arcface_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> dict:
-    """``product_mask_embeddings``'s layout for the opt-in ArcFace descriptor (``engine.chipnet``):
+def chip_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> dict:
+    """``product_mask_embeddings``'s layout for a chip descriptor (``engine.chipnet``: SFace, ArcFace):
     whole face and the upper face at each cut of ``CUTS``, each with its mirror (the aligned crop
     mirrored, as the ablation mirrors FaceRes's), per crop kind; cached in ``path``."""
     if path.exists():
@@ -100,19 +100,20 @@ def arcface_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) 
             up = upper_face(batch, cut)
             d[f"up{cut}"], d[f"up{cut}_f"] = engine.chipnet(up), engine.chipnet(up[:, :, ::-1])
         emb[kind] = d
-        print(f"  ArcFace {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
+        print(f"  {engine.config.descriptor} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
     path.write_bytes(pickle.dumps(emb))
     return emb
 
 
-def arcface_split(engine, split: str, keys) -> tuple[dict, dict]:
-    """ArcFace embeddings of a split and the probe kinds to measure: the crops ``bench/ablation.py``
+def chip_split(engine, split: str, keys) -> tuple[dict, dict]:
+    """A chip descriptor's embeddings of a split and the probe kinds to measure: the crops ``bench/ablation.py``
     caches (DevTrain: its ``--calibrate-split`` folder), MaskTheFace masks included; DevTrain is
     measured with the product's masks only, as the default's choice."""
     ablation.WORK = ablation.WORK if split == "DevTest" else ablation.split_work(split)
     crops = ablation.prepare_crops(engine, keys)
     kinds = ("orig", "prod0", "prod1") + (("mtf",) if split == "DevTest" else ())
-    emb = arcface_embeddings(engine, crops, kinds, ablation.cache_file(engine, "embeddings-arcface.pkl"))
+    emb = chip_embeddings(engine, crops, kinds,
+                          ablation.cache_file(engine, f"embeddings-{engine.config.descriptor}.pkl"))
     return emb, {"product masks": "prod0"} | ({"unseen MaskTheFace masks": "mtf"} if split == "DevTest" else {})
 
 
@@ -205,7 +206,7 @@ def main() -> None:
     if args.zoom:
         ablation.UPPER_ZOOMS = tuple(sorted(set(ablation.UPPER_ZOOMS) | {(cut, ZOOM)}))
     if engine.chipnet is not None:
-        emb, probe_kinds = arcface_split(engine, args.split, keys)
+        emb, probe_kinds = chip_split(engine, args.split, keys)
     elif args.split == "DevTest":  # the ablation's crops, MaskTheFace masks included
         ablation.UPPER_CUTS = tuple(sorted(set(ablation.UPPER_CUTS) | ({cut} if args.zoom else set(CUTS))))
         emb = ablation.embed_variants(engine, ablation.prepare_crops(engine, keys))
