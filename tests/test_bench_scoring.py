@@ -1,0 +1,54 @@
+"""The benchmarks' identification scored with matrices gives what scoring pair by pair gives."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def descriptors(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import descriptors as module
+
+    yield module
+    sys.modules.pop("descriptors", None)
+
+
+def _embeddings(rng: np.random.Generator, keys: list, dim: int = 16) -> dict:
+    """``embed_kinds``' layout for random unit vectors; a few faces missing from some kinds, as when
+    the detector loses a masked face or a photo has no landmarks for the synthetic masks."""
+    def unit(n: int) -> np.ndarray:
+        v = rng.normal(size=(n, dim))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    emb = {}
+    for kind in ("orig", "mtf", "prod0", "prod1"):
+        full, plain, up = unit(len(keys)), unit(len(keys)), unit(len(keys))
+        emb[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
+    # p01's gallery photo and its probe lost, p02's synthetic masks both missing, p04's one of them
+    for kind, k in (("orig", ("p01", 1)), ("mtf", ("p04", 2)), ("prod0", ("p02", 1)), ("prod1", ("p02", 1)),
+                    ("prod1", ("p04", 1))):
+        emb[kind].pop(k)
+    return emb
+
+
+@pytest.mark.parametrize("kw", [{}, {"flip": False}, {"gallery": True}, {"fuse": 0.6, "gallery": True},
+                                {"flip": False, "fuse": 0.3}])
+def test_identification_scores_match_pair_by_pair_scoring(descriptors, kw):
+    people = [f"p{i:02d}" for i in range(12)]
+    keys = [(p, n) for i, p in enumerate(people) for n in range(1, 2 + i % 3)]   # 1 to 3 photos each
+    emb = _embeddings(np.random.default_rng(5), keys)
+    gallery, probes = descriptors.ablation.identification_sets(keys)
+    names = sorted(gallery)
+    expected = np.array([[descriptors.score(emb, gallery[g], k, "orig", "mtf", **kw) for g in names]
+                         for k, _ in probes])
+    got = descriptors.identification_scores(emb, keys, kw)
+    assert got.shape == expected.shape == (len(probes), len(names))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got == -1.0).any()   # the missing faces were exercised
