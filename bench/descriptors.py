@@ -203,8 +203,11 @@ def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None, cac
 
 def embedding_cache(engine, descriptor: str, kinds: tuple[str, ...], cut: float | None) -> Path:
     """Where :func:`embed_kinds` keeps one network's embeddings of the current split's crops (beside
-    them in ``ablation.WORK``), named by the engine's settings, the wheel, the kinds and the cut."""
-    return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut)
+    them in ``ablation.WORK``), named by the engine's settings, the wheel, the kinds, the cut and the
+    crops file's size and time (crops rendered anew are embedded anew)."""
+    crops = ablation.cache_file(engine, "crops.pkl", True)
+    made = (crops.stat().st_size, crops.stat().st_mtime_ns) if crops.exists() else None
+    return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut, made)
 
 
 def matching(d: dict, masked: bool, fuse: float, flip: bool = True) -> np.ndarray:
@@ -337,15 +340,15 @@ def calibrate_split(split: str, descriptor: str = "arcface") -> None:
     kinds = ("orig", "mtf", "prod0", "prod1")
     emb = embed_kinds(net_class(fetch(WHEELS[descriptor])), crops, kinds, ARC.upper_face_cut,
                       embedding_cache(engine, descriptor, kinds, ARC.upper_face_cut))
-    calib = {label: calibrate(emb, ARC.upper_face_weight),
-             f"{label} without the upper-face fusion": calibrate(emb, 0.0)}
+    calib = {f"{label}, masked: whole + upper face": calibrate(emb, ARC.upper_face_weight),
+             f"{label}, masked: whole face": calibrate(emb, 0.0)}
     name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
                                "provenance": provenance()}, indent=2, default=float))
     print(calibration_table(calib))
-    print(f"\n{split}: {calib[label]['images']} photos, {time.time() - t0:.0f} s")
+    print(f"\n{split}: {next(iter(calib.values()))['images']} photos, {time.time() - t0:.0f} s")
 
 
 def main() -> None:
@@ -395,8 +398,8 @@ def main() -> None:
                 results[f"{label} {lever}"]["identification"] = ablation.identification(
                     None, sorted(crops), kw, scores=identification_scores(emb, sorted(crops), kw))
         if "prod0" in kinds:
-            calib[label] = calibrate(emb, fuse)
-            calib[f"{label} without the upper-face fusion"] = calibrate(emb, 0.0)
+            calib[f"{label}, masked: whole + upper face"] = calibrate(emb, fuse)
+            calib[f"{label}, masked: whole face"] = calibrate(emb, 0.0)
         if args.join_resnet and "prod0" in kinds:
             joined, joined_calib = join_resnet(engine, crops, emb, pairs, same, folds)
             results.update(joined)

@@ -229,7 +229,8 @@ class Engine:
         return fuse_upper(whole, upper, w)
 
     def _chipnet(self, crops: np.ndarray, masked: np.ndarray) -> np.ndarray:
-        # a chip descriptor: a masked face's vector is fused with its upper face's, as FaceRes's
+        # a chip descriptor: a masked face's vector is fused with its upper face's when the weight is
+        # above 0 (ArcFace; SFace matches a masked face by its whole face, EngineConfig.for_descriptor)
         cfg = self.config
         vectors = self.chipnet(crops, flip=cfg.flip_tta)
         if cfg.upper_face_weight > 0 and masked.any():
