@@ -276,14 +276,15 @@ def identification_sets(keys) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
     return gallery, probes
 
 
-def identification(score: Scorer, keys, kw: dict, n_folds: int = 10, scores: np.ndarray | None = None) -> dict:
+def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
+                   scores: np.ndarray | None = None) -> dict:
     """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
     unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
     too): fold k's people are left out of the gallery and their probes are the strangers; the
     probes of fold k+1's people are the enrolled ones measured. Rank-1 and FNIR at FPIR 1e-2 per
     fold (about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread.
     ``scores``: the probes x gallery matrix already computed (in :func:`identification_sets`' order),
-    instead of calling ``score`` pair by pair."""
+    instead of calling ``score`` pair by pair (then ``score`` may be ``None``)."""
     gallery, probes = identification_sets(keys)
     names = sorted(gallery)
     if scores is None:
