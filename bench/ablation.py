@@ -47,6 +47,7 @@ from provenance import provenance, settings_digest  # noqa: E402  (bench/ is on 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
+from recognition.engine.align import transform_points  # noqa: E402
 from recognition.engine.embed import fuse_upper, join, l2_normalise, preprocess, upper_face  # noqa: E402
 from recognition.engine.evaluation import (  # noqa: E402
     identification_metrics,
@@ -54,6 +55,7 @@ from recognition.engine.evaluation import (  # noqa: E402
     threshold_at_far,
     verification_metrics,
 )
+from recognition.engine.landmarks import five_points  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -81,6 +83,13 @@ def split_work(split: str) -> Path:
 def crop_of(rec: dict, kind: str) -> np.ndarray | None:
     """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``)."""
     return rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+
+
+def five_of(rec: dict, kind: str) -> np.ndarray | None:
+    """The five points (pixels of the crop) that a chip descriptor's five-point chip of ``kind``'s crop
+    is cut on, as the engine's ``Face.chip_matrix``: the masked photo's own landmarks for ``mtf``; the
+    photo's for ``orig`` and its synthetic masks (drawn on its crop); ``None`` without landmarks."""
+    return rec.get("mtf_five") if kind == "mtf" else rec.get("five")
 
 
 def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[str, int], bool]]:
@@ -118,12 +127,17 @@ def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict
         if face.landmarks is not None:
             pts = transform_landmarks(face.landmarks, face.align_matrix)
             rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
+            rec["five"] = transform_points(five_points(face.landmarks), face.align_matrix)
         if face.landmarks is not None and unseen:
             masked = apply_mask(img, face.landmarks, rng, templates)
             try:
-                rec["mtf"] = engine.analyze(masked, max_faces=3, embed=False)[0].aligned
+                seen = engine.analyze(masked, max_faces=3, embed=False)[0]
+                rec["mtf"] = seen.aligned
+                if seen.landmarks is not None:
+                    rec["mtf_five"] = transform_points(five_points(seen.landmarks), seen.align_matrix)
             except NoFaceFound:  # the detector lost the masked face: keep the unmasked alignment
                 rec["mtf"] = cv2.warpAffine(masked, face.align_matrix, (224, 224))
+                rec["mtf_five"] = rec["five"]
                 rec["mtf_lost"] = True
         out[(name, num)] = rec
         if k % 100 == 0:

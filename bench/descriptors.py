@@ -71,6 +71,7 @@ from recognition.engine.embed import (  # noqa: E402
     l2_normalise,
     upper_face,
 )
+from recognition.engine.embed import ArcFace as EngineArcFace  # noqa: E402
 from recognition.engine.errors import ModelConversionError  # noqa: E402
 from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
 from recognition.engine.install import fetch_wheel  # noqa: E402
@@ -78,6 +79,8 @@ from recognition.engine.registry import ARCFACE_WHEEL, SFACE_WHEEL, Wheel  # noq
 
 WORK = REPO / "var" / "bench" / "descriptors"
 CFG = EngineConfig()
+# how ArcFace's and SFace's chips are cut ("five_point" or "eyes", EngineConfig.chip_alignment; --chips)
+CHIPS = CFG.chip_alignment
 ARC = EngineConfig.for_descriptor("arcface")  # the opt-in engine's upper-face weight and cut
 
 
@@ -107,10 +110,20 @@ def chip_matrix(size: int, eyes_x: tuple[float, float], eye_y: float) -> np.ndar
     return np.float32([[scale, 0, eyes_x[0] - scale * src_x[0]], [0, scale, eye_y - scale * CFG.eye_y * s]])
 
 
-def chips(crops: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """``NxSxSx3`` float32 RGB chips of aligned BGR crops."""
-    return np.stack([cv2.warpAffine(c, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in crops]).astype(np.float32)
+def chips(crops: np.ndarray, matrix: np.ndarray | list, size: int) -> np.ndarray:
+    """``NxSxSx3`` float32 RGB chips of aligned BGR crops (``matrix``: one for all, or one per crop)."""
+    ms = matrix if isinstance(matrix, list) else [matrix] * len(crops)
+    return np.stack([cv2.warpAffine(c, m, (size, size), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
+                     for c, m in zip(crops, ms, strict=True)]).astype(np.float32)
+
+
+def chip_matrices(net, points: list) -> np.ndarray | list:
+    """Each crop's chip matrix as the engine cuts it (:data:`CHIPS`): InsightFace's networks on the five
+    points (``ArcFace.five_point_matrix``) where the crop has them, else the network's fixed chip."""
+    if CHIPS != "five_point" or net.size != ARCFACE_SIZE:
+        return net.matrix
+    return [net.matrix if p is None else EngineArcFace.five_point_matrix(p) for p in points]
 
 
 class ArcFace:
@@ -175,9 +188,10 @@ class FaceNet:
 NETS = {"arcface": ("ArcFace w600k_mbf", ArcFace), "sface": ("SFace 2021dec", SFace)}
 
 
-def embed(net, crops: np.ndarray) -> np.ndarray:
-    """Mirror-averaged, L2-normalised descriptors, and the unmirrored ones: ``(both, plain)``."""
-    x = chips(crops, net.matrix, net.size)
+def embed(net, crops: np.ndarray, points: list | None = None) -> np.ndarray:
+    """Mirror-averaged, L2-normalised descriptors, and the unmirrored ones: ``(both, plain)``
+    (``points``: each crop's five points or ``None``, :func:`chip_matrices`)."""
+    x = chips(crops, chip_matrices(net, points if points is not None else [None] * len(crops)), net.size)
     plain = l2_normalise(net(x))
     return l2_normalise(plain + l2_normalise(net(np.ascontiguousarray(x[:, :, ::-1])))), plain
 
@@ -191,8 +205,9 @@ def embed_kinds(net, crops: dict, kinds: tuple[str, ...], cut: float | None, cac
     for kind in kinds:
         keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
-        full, plain = embed(net, batch)
-        up = embed(net, upper_face(batch, cut))[0] if cut is not None else [None] * len(keys)
+        points = [ablation.five_of(crops[k], kind) for k in keys]
+        full, plain = embed(net, batch, points)
+        up = embed(net, upper_face(batch, cut), points)[0] if cut is not None else [None] * len(keys)
         out[kind] = {k: {"full": f, "plain": p, "up": u} for k, f, p, u in zip(keys, full, plain, up, strict=True)}
         print(f"  {type(net).__name__} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
     if cache is not None:
@@ -207,7 +222,8 @@ def embedding_cache(engine, descriptor: str, kinds: tuple[str, ...], cut: float 
     crops file's size and time (crops rendered anew are embedded anew)."""
     crops = ablation.cache_file(engine, "crops.pkl", True)
     made = (crops.stat().st_size, crops.stat().st_mtime_ns) if crops.exists() else None
-    return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut, made)
+    return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut, made,
+                               CHIPS)
 
 
 def matching(d: dict, masked: bool, fuse: float, flip: bool = True) -> np.ndarray:
@@ -343,6 +359,7 @@ def calibrate_split(split: str, descriptor: str = "arcface") -> None:
     calib = {f"{label}, masked: whole + upper face": calibrate(emb, ARC.upper_face_weight),
              f"{label}, masked: whole face": calibrate(emb, 0.0)}
     name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
+    name += "" if CHIPS == "five_point" else f"-{CHIPS}"
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
@@ -359,10 +376,15 @@ def main() -> None:
                         help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
                         help="only ArcFace's threshold calibration, on this split's photos")
+    parser.add_argument("--chips", choices=("five_point", "eyes"), default=CFG.chip_alignment,
+                        help="how ArcFace's and SFace's chips are cut (EngineConfig.chip_alignment); 'eyes' "
+                             "measures the eye-only chips of the engine until 2026-12-02 (results: '-eyes')")
     parser.add_argument("--split", choices=("DevTest", "DevTrain"), default="DevTest",
                         help="the pairs and people the lever rows are measured on (DevTrain: to choose levers "
                              "on people the other benchmarks never measure)")
     args = parser.parse_args()
+    global CHIPS
+    CHIPS = args.chips
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     if args.calibrate_split:
@@ -404,11 +426,12 @@ def main() -> None:
             joined, joined_calib = join_resnet(engine, crops, emb, pairs, same, folds)
             results.update(joined)
             calib.update(joined_calib)
-    meta = {"seconds": round(time.time() - t0, 1), "split": args.split, "pairs": len(pairs),
+    meta = {"seconds": round(time.time() - t0, 1), "split": args.split, "pairs": len(pairs), "chips": CHIPS,
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
     name = "descriptors-join-resnet" if args.join_resnet else "descriptors-sface" if args.sface else "descriptors"
     name += "" if args.split == "DevTest" else f"-{args.split}"
+    name += "" if CHIPS == "five_point" else f"-{CHIPS}"
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))

@@ -73,7 +73,7 @@ def _version(models_dir: str, masks: bool, descriptor: str) -> str:
               "mask_head_flip": False}
              if descriptor in CHIP_NETS else {})
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
-                       "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
+                       "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta, "chip": cfg.chip_alignment,
                        # which photos are stored as masked templates, and which get synthetic masks
                        "masked": cfg.masked_threshold,
                        "mesh": cfg.mesh_min_confidence,   # below it a face is aligned on the detector's eyes

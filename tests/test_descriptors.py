@@ -247,8 +247,25 @@ def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(c
     assert float(face.embedding @ smaller.embedding) > 0.8 > cfg.threshold_unmasked + 0.2
     mirrored = engine.analyze(np.ascontiguousarray(astronaut_bgr[:, ::-1]))[0]
     assert float(face.embedding @ mirrored.embedding) > 0.95  # the mirror TTA makes both sides one vector
-    plain, masked = engine.embed(face.aligned[None])[0], engine.embed_masked(face.aligned[None])[0]
+    # SFace's chip is cut on the five points (EngineConfig.chip_alignment), which embed and embed_masked
+    # take; ArcFace keeps the eye-only chip its thresholds were calibrated on
+    plain = engine.embed(face.aligned[None], [face.chip_matrix])[0]
+    masked = engine.embed_masked(face.aligned[None], [face.chip_matrix])[0]
     assert float(plain @ face.embedding) > 0.999  # the photo is unmasked: analyze gives embed's vector
+    eyes_only = engine.embed(face.aligned[None])[0]   # no matrix: the eye-only chip
+    if cfg.chip_alignment == "five_point":
+        assert face.chip_matrix is not None and face.chip_matrix.shape == (2, 3)
+        assert 0.8 < float(eyes_only @ face.embedding) < 0.99
+    else:
+        assert face.chip_matrix is None and float(eyes_only @ face.embedding) > 0.999
+    assert EngineConfig.for_descriptor("sface").chip_alignment == "five_point"
+    # enrolment's synthetic-mask template is cut on the photo's own five-point chip
+    from recognition.engine.gallery import MASK_VARIANTS, enroll_templates, masked_variants
+
+    templates = enroll_templates(engine, face, np.random.default_rng(3))
+    variants = masked_variants(engine, face, np.random.default_rng(3), MASK_VARIANTS)
+    expected = engine.embed_masked(variants, [face.chip_matrix] * len(variants)).mean(0)
+    assert float(templates.vectors[1] @ (expected / np.linalg.norm(expected))) > 0.999
     if chip_descriptor == "arcface":
         assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
     else:  # SFace matches a masked face by its whole face (the fusion measured no gain on DevTrain)

@@ -79,3 +79,43 @@ def test_resnet_chip_puts_the_aligned_eyes_where_dlib_chips_have_them():
     assert chip.shape == (1, CHIP_SIZE, CHIP_SIZE, 3) and chip.dtype == np.float32
     assert chip[..., 2].min() == 200 and chip[..., :2].max() == 0
     assert net(crop, flip=True).shape == (1, 128) and net(crop[:0]).shape == (0, 128)
+
+
+def test_five_point_similarity_recovers_a_known_similarity_by_least_squares():
+    from recognition.engine.align import five_point_similarity
+
+    angle, scale, shift = np.radians(12.0), 1.7, np.array([5.0, -9.0])
+    truth = np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+                      [scale * np.sin(angle), scale * np.cos(angle), shift[1]]], np.float32)
+    src = np.float32([[10, 20], [60, 22], [35, 50], [15, 80], [58, 78]])
+    dst = transform_points(src, truth)
+    assert np.allclose(five_point_similarity(src, dst), truth, atol=1e-4)
+    # mirrored targets: still a rotation, never a reflection (det > 0)
+    m = five_point_similarity(src, dst * np.float32([-1, 1]))
+    assert np.linalg.det(m[:, :2]) > 0
+    # noise on one point moves the fit less than it moves that point
+    noisy = dst.copy()
+    noisy[4] += 6.0
+    assert np.abs(transform_points(src, five_point_similarity(src, noisy)) - dst).max() < 6.0
+
+
+def test_a_chip_descriptor_cuts_each_crop_with_its_own_five_point_matrix():
+    from recognition.engine.embed import ARCFACE_SIZE, ARCFACE_TEMPLATE, SFace
+
+    cfg = EngineConfig.for_descriptor("sface")
+    net = SFace(lambda x: {"embedding": x.reshape(len(x), -1)[:, :128] + 1.0},
+                cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
+    # a face's five points in its aligned crop, a little smaller than the template's proportions
+    points = ARCFACE_TEMPLATE * 1.6 + np.float32([25, 20])
+    m = net.five_point_matrix(points)
+    assert np.allclose(transform_points(points, m), ARCFACE_TEMPLATE, atol=1e-3)
+    crop = np.zeros((2, cfg.aligned_size, cfg.aligned_size, 3), np.uint8)
+    crop[:, 100:, :, 1] = 255   # the lower part of the crop green
+    default, cut = net.chips(crop), net.chips(crop, [None, m])
+    assert cut.shape == (2, ARCFACE_SIZE, ARCFACE_SIZE, 3)
+    assert np.array_equal(default[0], cut[0]) and not np.array_equal(default[1], cut[1])
+    # where the green starts on the chip follows the matrix: row 100 of the crop maps to its y
+    row = float(transform_points(np.float32([[112, 100]]), m)[0, 1])
+    green = np.nonzero(cut[1, :, ARCFACE_SIZE // 2, 1] > 128)[0]
+    assert abs(green.min() - row) <= 1.5
+    assert net(crop, matrices=[None, m]).shape == (2, 128)

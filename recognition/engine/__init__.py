@@ -25,7 +25,7 @@ import numpy as np
 # errors still show, and TF_CPP_MIN_LOG_LEVEL=0 in the environment brings everything back
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .align import eye_similarity, warp
+from .align import eye_similarity, transform_points, warp
 from .config import EngineConfig
 from .decode import decode_image
 from .detect import BlazeFaceDetector, Detection
@@ -63,6 +63,8 @@ class Face:
     "sface" or "arcface", that network's vector instead), or ``None`` if not computed.
     ``face_flag``: FaceMesh's probability that the crop it read holds a face (near 0 for the
     detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
+    ``chip_matrix``: the 2x3 transform from ``aligned`` to the chip descriptor's five-point chip
+    (``EngineConfig.chip_alignment``), or ``None`` (no chip descriptor, no landmarks, or eye-only chips).
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -79,6 +81,7 @@ class Face:
     embedding: np.ndarray | None = dataclasses.field(repr=False)
     masked: bool
     face_flag: float = 1.0
+    chip_matrix: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def width(self) -> float:
@@ -145,21 +148,25 @@ class Engine:
         if lm.score >= self.config.mesh_min_confidence:
             right_eye, left_eye = lm.eye_centres()
             aligned = self._aligned(img, det.box, det.score, det.keypoints, lm.points,
-                                    right_eye, left_eye, lm.points[NOSE_TIP, :2])
+                                    right_eye, left_eye, lm.points[NOSE_TIP, :2], lm.five_points())
         else:
             kp = det.keypoints
             aligned = self._aligned(img, det.box, det.score, kp, None, kp[0], kp[1], kp[2])
         return {**aligned, "face_flag": float(lm.score)}
 
-    def _aligned(self, img, box, score, keypoints, landmarks, right_eye, left_eye, nose) -> dict:
+    def _aligned(self, img, box, score, keypoints, landmarks, right_eye, left_eye, nose,
+                 five: np.ndarray | None = None) -> dict:
         cfg = self.config
         matrix = eye_similarity(right_eye, left_eye, cfg.aligned_size, cfg.eye_distance, cfg.eye_y)
         aligned = warp(img, matrix, cfg.aligned_size)
         yaw, pitch = pose_ratios(np.asarray(right_eye), np.asarray(left_eye), np.asarray(nose))
         quality = assess(aligned, box[2] - box[0], yaw, pitch, cfg,
                          outside_fraction(matrix, cfg.aligned_size, img.shape))
+        # the chip descriptor's chip on the five points, mapped into the aligned crop it is cut from
+        chip = (type(self.chipnet).five_point_matrix(transform_points(five, matrix))
+                if self.chipnet is not None and five is not None and cfg.chip_alignment == "five_point" else None)
         return {"box": box, "score": score, "keypoints": keypoints, "landmarks": landmarks,
-                "aligned": aligned, "align_matrix": matrix, "quality": quality}
+                "aligned": aligned, "align_matrix": matrix, "quality": quality, "chip_matrix": chip}
 
     def _mask_probs(self, vectors: np.ndarray) -> np.ndarray:
         # without a classifier (only while training one) every face counts as unmasked
@@ -167,11 +174,12 @@ class Engine:
 
     def _finish(self, faces: list[dict]) -> list[Face]:
         crops = np.stack([f["aligned"] for f in faces])
-        vectors, probs, masked = self._embed_and_classify(crops)
+        vectors, probs, masked = self._embed_and_classify(crops, [f["chip_matrix"] for f in faces])
         return [Face(**f, embedding=v, masked_prob=float(p), masked=bool(m))
                 for f, v, p, m in zip(faces, vectors, probs, masked, strict=True)]
 
-    def _embed_and_classify(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _embed_and_classify(self, crops: np.ndarray, matrices: list[np.ndarray | None] | None = None,
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         # the classifier reads FaceRes's whole-face embedding; masked faces then get their matching vector.
         # With a chip descriptor (SFace, ArcFace) FaceRes feeds only the classifier: one pass without the mirror
         # (~8 ms a face; its decisions barely change: bench/maskhead.py, docs/performance.md)
@@ -179,7 +187,7 @@ class Engine:
         probs = self._mask_probs(vectors)
         masked = probs >= self.config.masked_threshold
         if self.chipnet:
-            return self._chipnet(crops, masked), probs, masked
+            return self._chipnet(crops, masked, matrices), probs, masked
         if masked.any():
             vectors = vectors.copy()
             vectors[masked] = self._fuse_upper(crops[masked], vectors[masked])
@@ -188,7 +196,7 @@ class Engine:
     def with_embedding(self, face: Face) -> Face:
         """A face analysed with ``embed=False``, completed with its embedding and mask decision
         (lets a caller embed only the faces it will use)."""
-        vectors, probs, masked = self._embed_and_classify(face.aligned[None])
+        vectors, probs, masked = self._embed_and_classify(face.aligned[None], [face.chip_matrix])
         return dataclasses.replace(face, embedding=vectors[0], masked_prob=float(probs[0]), masked=bool(masked[0]))
 
     def assume_centred_face(self, image: np.ndarray) -> Face:
@@ -201,23 +209,25 @@ class Engine:
         box = (0.0, 0.0, float(w), float(h))
         return self._finish([self._aligned(image, box, 0.0, kp, None, right_eye, left_eye, nose)])[0]
 
-    def embed(self, aligned_bgr: np.ndarray) -> np.ndarray:
+    def embed(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """Matching vectors of already aligned, unmasked ``Nx224x224x3`` BGR crops (``NxD``,
         L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
-        (``EngineConfig.resnet_weight``, :func:`.embed.join`)."""
+        (``EngineConfig.resnet_weight``, :func:`.embed.join`), or the chip descriptor's, each crop's chip
+        cut with its ``matrices`` entry (``Face.chip_matrix``; ``None``: the eye-only chip)."""
         crops = np.asarray(aligned_bgr)
         if self.chipnet:
-            return self._chipnet(crops, np.zeros(len(crops), bool))
+            return self._chipnet(crops, np.zeros(len(crops), bool), matrices)
         return self._join(crops, self.embedder(crops, flip=self.config.flip_tta), np.zeros(len(crops), bool))
 
-    def embed_masked(self, aligned_bgr: np.ndarray) -> np.ndarray:
+    def embed_masked(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """Matching vectors of masked faces (``NxD``, L2-normalised): FaceRes's whole-face embedding
         fused with the upper face's (``EngineConfig.upper_face_weight``), joined with the ResNet
         descriptor fused the same way (``EngineConfig.resnet_upper_weight``), as :meth:`analyze` gives a
-        face classified masked. Used for synthetic-mask enrolment templates."""
+        face classified masked. Used for synthetic-mask enrolment templates (``matrices``: as :meth:`embed`;
+        a synthetic mask drawn on a photo's crop is cut with that photo's ``Face.chip_matrix``)."""
         crops = np.asarray(aligned_bgr)
         if self.chipnet:
-            return self._chipnet(crops, np.ones(len(crops), bool))
+            return self._chipnet(crops, np.ones(len(crops), bool), matrices)
         return self._join(crops, self._fuse_upper(crops, self.embedder(crops, flip=self.config.flip_tta)),
                           np.ones(len(crops), bool))
 
@@ -228,13 +238,17 @@ class Engine:
         upper = self.embedder(upper_face(crops, self.config.upper_face_cut), flip=self.config.flip_tta)
         return fuse_upper(whole, upper, w)
 
-    def _chipnet(self, crops: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    def _chipnet(self, crops: np.ndarray, masked: np.ndarray,
+                 matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         # a chip descriptor: a masked face's vector is fused with its upper face's when the weight is
         # above 0 (ArcFace; SFace matches a masked face by its whole face, EngineConfig.for_descriptor)
         cfg = self.config
-        vectors = self.chipnet(crops, flip=cfg.flip_tta)
+        if matrices is not None and len(matrices) != len(crops):
+            raise ValueError(f"{len(matrices)} chip matrices for {len(crops)} crops")
+        vectors = self.chipnet(crops, flip=cfg.flip_tta, matrices=matrices)
         if cfg.upper_face_weight > 0 and masked.any():
-            upper = self.chipnet(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta)
+            sub = None if matrices is None else [m for m, k in zip(matrices, masked, strict=True) if k]
+            upper = self.chipnet(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta, matrices=sub)
             vectors[masked] = fuse_upper(vectors[masked], upper, cfg.upper_face_weight)
         return vectors
 

@@ -1,4 +1,5 @@
-"""Face alignment on the eyes (never on the mouth or nose, which a mask hides)."""
+"""Face alignment: the engine's crop on the eyes (which a mask never hides); the chip descriptors'
+chips on five points (:func:`five_point_similarity`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,32 @@ def eye_similarity(right_eye: np.ndarray, left_eye: np.ndarray, size: int,
     rot = np.array([[c, -s], [s, c]])
     t = dst[0] - rot @ src[0]
     return np.hstack([rot, t[:, None]]).astype(np.float32)
+
+
+def five_point_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 similarity transform (rotation, uniform scale, shift; no reflection) that maps the ``Nx2``
+    points ``src`` onto ``dst`` in the least-squares sense (Umeyama 1991), as InsightFace aligns
+    its five points (eye centres, nose tip, mouth corners) onto its template."""
+    src, dst = np.asarray(src, np.float64)[:, :2], np.asarray(dst, np.float64)[:, :2]
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d.T @ s / len(src))
+    flip = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ flip @ vt
+    scale = float(np.trace(np.diag(sig) @ flip) / max(float((s ** 2).sum(1).mean()), 1e-12))
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]]).astype(np.float32)
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 transform applying ``inner`` then ``outer``."""
+    return (np.vstack([outer, [0, 0, 1]]).astype(np.float64)
+            @ np.vstack([inner, [0, 0, 1]]).astype(np.float64))[:2].astype(np.float32)
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine transform."""
+    return cv2.invertAffineTransform(np.asarray(matrix, np.float64)).astype(np.float32)
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .align import five_point_similarity
+
 INPUT_SIZE = 224
 # VGGFace2 mean colour in BGR order. FaceRes scores 5-8 points higher on masked pairs
 # with BGR-minus-mean input than with the RGB 0-255 input its JavaScript wrapper uses;
@@ -82,14 +84,17 @@ class ChipDescriptor:
         """The network's float32 input for ``NxSxSx3`` uint8 BGR aligned crops."""
         raise NotImplementedError
 
-    def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False) -> np.ndarray:
-        """Embed aligned BGR crops -> ``NxD`` float32, L2-normalised (``flip``: as :class:`FaceRes`)."""
+    def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False,
+                 matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """Embed aligned BGR crops -> ``NxD`` float32, L2-normalised (``flip``: as :class:`FaceRes`).
+        ``matrices``: per crop, the 2x3 transform from the crop to this network's chip, or ``None`` for
+        its fixed chip (only the five-point chip descriptors take them, :class:`ArcFace`)."""
         crops = np.asarray(aligned_bgr)
         if crops.ndim == 3:
             crops = crops[None]
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
-        x = self.chips(crops)
+        x = self.chips(crops) if matrices is None else self.chips(crops, matrices)
         if flip:
             x = np.concatenate([x, x[:, :, ::-1]], 0)
         emb = l2_normalise(np.concatenate([self._serve(x[i:i + self._batch])["embedding"]
@@ -159,12 +164,16 @@ class FaceRes:
 ARCFACE_SIZE = 112
 ARCFACE_EYES_X = (38.2946, 73.5318)
 ARCFACE_EYE_Y = 51.6
+# its five points: eye centres (the subject's right first), nose tip, mouth corners
+ARCFACE_TEMPLATE = np.float32([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                               [41.5493, 92.3655], [70.7299, 92.2041]])
 
 
 class ArcFace(ChipDescriptor):
     """Wraps the converted ArcFace MobileFaceNet (``serve(x) -> {'embedding': Nx512}``, x NHWC RGB in
-    [-1, 1] at 112x112). Its chip is cut from the engine's aligned crop with the eyes where
-    InsightFace's alignment template puts them (eyes only: a mask hides the nose and mouth)."""
+    [-1, 1] at 112x112). Its chip is cut from the engine's aligned crop on InsightFace's five-point
+    template (:meth:`five_point_matrix`, from the face's landmarks: the engine's ``Face.chip_matrix``),
+    or, for a face without landmarks, with the eyes where that template puts them (:attr:`chip_matrix`)."""
 
     dim = 512
 
@@ -175,14 +184,25 @@ class ArcFace(ChipDescriptor):
         self.chip_matrix = np.float32([[scale, 0, ARCFACE_EYES_X[0] - scale * src_x[0]],
                                        [0, scale, ARCFACE_EYE_Y - scale * eye_y * aligned_size]])
 
-    def rgb_chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """``Nx112x112x3`` uint8 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
-        return np.stack([cv2.warpAffine(c, self.chip_matrix, (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1] for c in aligned_bgr])
+    @staticmethod
+    def five_point_matrix(points: np.ndarray) -> np.ndarray:
+        """2x3 transform putting a face's five points (``5x2``, pixels of its aligned crop: eye centres,
+        nose tip, mouth corners, as :meth:`.landmarks.Landmarks.five_points`) on InsightFace's template
+        by least squares: the chip the network was trained on (the eye-only chip leaves turned faces
+        larger or smaller than it; docs/accuracy.md "Five-point chips")."""
+        return five_point_similarity(points, ARCFACE_TEMPLATE)
 
-    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+    def rgb_chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """``Nx112x112x3`` uint8 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops, each cut with its
+        matrix (``matrices``; ``None`` or a missing one: the eye-only :attr:`chip_matrix`)."""
+        ms = matrices if matrices is not None else [None] * len(aligned_bgr)
+        return np.stack([cv2.warpAffine(c, self.chip_matrix if m is None else m, (ARCFACE_SIZE, ARCFACE_SIZE),
+                                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
+                         for c, m in zip(aligned_bgr, ms, strict=True)])
+
+    def chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """``Nx112x112x3`` float32 RGB chips in [-1, 1] of ``NxSxSx3`` uint8 BGR aligned crops."""
-        return (self.rgb_chips(aligned_bgr).astype(np.float32) - 127.5) / 127.5
+        return (self.rgb_chips(aligned_bgr, matrices).astype(np.float32) - 127.5) / 127.5
 
 
 class SFace(ArcFace):
@@ -191,6 +211,6 @@ class SFace(ArcFace):
 
     dim = 128
 
-    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
+    def chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """``Nx112x112x3`` float32 RGB chips, 0-255."""
-        return self.rgb_chips(aligned_bgr).astype(np.float32)
+        return self.rgb_chips(aligned_bgr, matrices).astype(np.float32)

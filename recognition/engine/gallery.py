@@ -70,7 +70,8 @@ def enroll_templates(engine: Engine, face: Face, rng: np.random.Generator,
     vectors = [face.embedding[None]]
     variants = masked_variants(engine, face, rng, n_masked)
     if len(variants):
-        masked = engine.embed_masked(variants)  # matched by masked probes, embedded as they are
+        # matched by masked probes, embedded as they are (cut on the photo's own five-point chip)
+        masked = engine.embed_masked(variants, [face.chip_matrix] * len(variants))
         if aggregate:
             centroid = masked.mean(axis=0)
             masked = (centroid / max(float(np.linalg.norm(centroid)), 1e-12))[None]

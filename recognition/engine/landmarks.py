@@ -49,6 +49,19 @@ class Landmarks:
         p = self.points[:, :2]
         return p[list(RIGHT_EYE)].mean(0), p[list(LEFT_EYE)].mean(0)
 
+    def five_points(self) -> np.ndarray:
+        """InsightFace's five points of this face (:func:`five_points`)."""
+        return five_points(self.points)
+
+
+def five_points(points: np.ndarray) -> np.ndarray:
+    """``5x2`` InsightFace's five points of FaceMesh ``points`` (``468x2`` or more columns): eye centres
+    (the subject's right first), nose tip, mouth corners (right first). Under a mask the last three are
+    FaceMesh's estimate from the visible face."""
+    p = np.asarray(points)[:, :2]
+    return np.stack([p[list(RIGHT_EYE)].mean(0), p[list(LEFT_EYE)].mean(0), p[NOSE_TIP],
+                     p[MOUTH_CORNERS[0]], p[MOUTH_CORNERS[1]]]).astype(np.float32)
+
 
 def crop_transform(det: Detection) -> np.ndarray:
     """2x3 affine matrix mapping the image to a rotation-corrected 192x192 crop of the face."""

@@ -42,7 +42,7 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
         try:
             m = engine.analyze(render_mask(img, face.landmarks, rng), max_faces=3)[0].embedding
         except NoFaceFound:  # the detector lost the masked face: mask the aligned crop instead
-            m = engine.embed_masked(masked_variants(engine, face, rng, 1))[0]
+            m = engine.embed_masked(masked_variants(engine, face, rng, 1), [face.chip_matrix])[0]
         masked.append(m)
         unmasked.append(face.embedding)
         person.append(name)
