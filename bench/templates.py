@@ -70,7 +70,8 @@ def embeddings(engine, gallery: Path, probes: Path, seed: int = 0) -> tuple[dict
         face, fail = main_face(engine, files[0])
         if face is not None and not fail:
             g[person] = np.concatenate([face.embedding[None],
-                                        engine.embed_masked(masked_variants(engine, face, rng, MAX_MASKED))])
+                                        engine.embed_masked(masked_variants(engine, face, rng, MAX_MASKED),
+                                                            [face.chip_matrix] * MAX_MASKED)])
     for person, files in wanted_p.items():
         if person in p:
             continue

@@ -72,8 +72,10 @@ def _version(models_dir: str, masks: bool, descriptor: str) -> str:
     extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256, ONNX_CONVERTER_VERSION],
               "mask_head_flip": False}
              if descriptor in CHIP_NETS else {})
+    if descriptor in CHIP_NETS and cfg.chip_alignment != "eyes":   # eye-only chips kept their version
+        extra["chip"] = cfg.chip_alignment
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,
-                       "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta, "chip": cfg.chip_alignment,
+                       "eyes": [cfg.eye_distance, cfg.eye_y], "flip": cfg.flip_tta,
                        # which photos are stored as masked templates, and which get synthetic masks
                        "masked": cfg.masked_threshold,
                        "mesh": cfg.mesh_min_confidence,   # below it a face is aligned on the detector's eyes

@@ -252,10 +252,12 @@ def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(c
     plain = engine.embed(face.aligned[None], [face.chip_matrix])[0]
     masked = engine.embed_masked(face.aligned[None], [face.chip_matrix])[0]
     assert float(plain @ face.embedding) > 0.999  # the photo is unmasked: analyze gives embed's vector
-    eyes_only = engine.embed(face.aligned[None])[0]   # no matrix: the eye-only chip
+    eyes_only = engine.embed(face.aligned[None], [None])[0]   # no matrix: the eye-only chip
     if cfg.chip_alignment == "five_point":
         assert face.chip_matrix is not None and face.chip_matrix.shape == (2, 3)
-        assert 0.8 < float(eyes_only @ face.embedding) < 0.99
+        assert 0.8 < float(eyes_only @ face.embedding) < 0.995
+        with pytest.raises(ValueError, match="chip_matrix"):   # forgetting the matrices is an error
+            engine.embed(face.aligned[None])
     else:
         assert face.chip_matrix is None and float(eyes_only @ face.embedding) > 0.999
     assert EngineConfig.for_descriptor("sface").chip_alignment == "five_point"

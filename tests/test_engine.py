@@ -54,7 +54,7 @@ def test_detects_every_face_of_a_group_photo(engine, registry_photos):
 def test_same_person_with_synthetic_mask_beats_other_people(each_engine, astronaut_bgr, registry_photos):
     engine = each_engine
     ref = engine.analyze(astronaut_bgr)[0]
-    masked = engine.embed(masked_variants(engine, ref, np.random.default_rng(0), 3))
+    masked = engine.embed(masked_variants(engine, ref, np.random.default_rng(0), 3), [ref.chip_matrix] * 3)
     others = [f.embedding for f in engine.analyze(registry_photos["t1.jpg"])]
     others += [engine.analyze(registry_photos["Tom_Hanks_54745.png"])[0].embedding]
     # another photo of her: rescaled and mirrored

@@ -4,7 +4,7 @@ Public verbs::
 
     engine = load_engine(models_dir, EngineConfig())   # once per process, cached
     faces = engine.analyze(image)                      # bytes or BGR ndarray -> list[Face]
-    vectors = engine.embed(aligned_crops)              # Nx224x224x3 BGR -> NxD (engine.dim)
+    vectors = engine.embed([f.aligned for f in faces], [f.chip_matrix for f in faces])  # -> NxD (engine.dim)
     index = Index(engine.dim); index.add("42", vectors); index.search(faces[0].embedding)
 
 Errors are typed (:mod:`.errors`): ``UnreadableImage``, ``FrameTooLarge``,
@@ -99,7 +99,7 @@ class Engine:
         self.detector = detector
         self.mesh = mesh
         self.embedder = embedder
-        # the five-point-chip descriptor (SFace or ArcFace) when the config names one
+        # the chip descriptor (SFace or ArcFace; InsightFace's template) when the config names one
         self.chipnet = chipnet if config.descriptor in CHIP_NETS else None
         if config.descriptor in CHIP_NETS and chipnet is None:
             raise ValueError(f"EngineConfig.descriptor is {config.descriptor!r} but no such model was given")
@@ -243,6 +243,9 @@ class Engine:
         # a chip descriptor: a masked face's vector is fused with its upper face's when the weight is
         # above 0 (ArcFace; SFace matches a masked face by its whole face, EngineConfig.for_descriptor)
         cfg = self.config
+        if matrices is None and cfg.chip_alignment == "five_point" and len(crops):
+            # an eye-only chip beside the gallery's five-point chips would match silently worse
+            raise ValueError("five-point chips: pass each crop's Face.chip_matrix (None where it has none)")
         if matrices is not None and len(matrices) != len(crops):
             raise ValueError(f"{len(matrices)} chip matrices for {len(crops)} crops")
         vectors = self.chipnet(crops, flip=cfg.flip_tta, matrices=matrices)

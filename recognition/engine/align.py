@@ -41,17 +41,6 @@ def five_point_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rot, t[:, None]]).astype(np.float32)
 
 
-def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2x3 transform applying ``inner`` then ``outer``."""
-    return (np.vstack([outer, [0, 0, 1]]).astype(np.float64)
-            @ np.vstack([inner, [0, 0, 1]]).astype(np.float64))[:2].astype(np.float32)
-
-
-def invert(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of a 2x3 affine transform."""
-    return cv2.invertAffineTransform(np.asarray(matrix, np.float64)).astype(np.float32)
-
-
 def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Apply a 2x3 transform and return a ``size x size`` crop (edges replicated)."""
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR,

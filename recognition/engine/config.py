@@ -97,11 +97,15 @@ class EngineConfig:
     # how a chip descriptor's (SFace's, ArcFace's) chip is cut: "five_point" puts FaceMesh's eye centres,
     # nose tip and mouth corners on InsightFace's template by least squares, as those networks were
     # trained (under a mask the last three are FaceMesh's estimate); "eyes" puts only the eyes where the
-    # template has them (the engine until 2026-12-02). LFW DevTrain, SFace, TAR at FAR 1e-4 over every
-    # cross-person pair: unmasked 96.9% -> 98.5%, one side masked (unseen masks) 90.0% -> 90.8%, both
-    # masked 84.7% -> 86.3% (docs/accuracy.md "Five-point chips"). A face without landmarks gets the
-    # eye-only chip. Changing it changes every vector: calibrate the thresholds again.
+    # template has them (the engine until 2026-12-02). LFW DevTrain, SFace, at the thresholds calibrated
+    # at FAR 1e-4 (bench/descriptors.py --sface --split DevTrain [--chips eyes]): TAR unmasked and masked
+    # (product masks) in for_descriptor's docstring (docs/accuracy.md "Five-point chips"). A face without
+    # landmarks gets the eye-only chip. Changing it changes every vector: calibrate the thresholds again.
     chip_alignment: str = "five_point"
+
+    def __post_init__(self) -> None:
+        if self.chip_alignment not in ("five_point", "eyes"):
+            raise ValueError(f"chip_alignment is {self.chip_alignment!r}: 'five_point' or 'eyes'")
 
     @classmethod
     def for_descriptor(cls, descriptor: str) -> EngineConfig:

@@ -80,8 +80,9 @@ class ChipDescriptor:
         self._serve = serve
         self._batch = batch
 
-    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """The network's float32 input for ``NxSxSx3`` uint8 BGR aligned crops."""
+    def chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """The network's float32 input for ``NxSxSx3`` uint8 BGR aligned crops (``matrices``: per crop,
+        where the network takes them, :class:`ArcFace`)."""
         raise NotImplementedError
 
     def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False,
@@ -94,7 +95,7 @@ class ChipDescriptor:
             crops = crops[None]
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
-        x = self.chips(crops) if matrices is None else self.chips(crops, matrices)
+        x = self.chips(crops, matrices)
         if flip:
             x = np.concatenate([x, x[:, :, ::-1]], 0)
         emb = l2_normalise(np.concatenate([self._serve(x[i:i + self._batch])["embedding"]
@@ -121,8 +122,10 @@ class DlibResNet(ChipDescriptor):
         self.chip_matrix = np.float32([[scale, 0, dst[0, 0] - scale * src[0, 0]],
                                        [0, scale, dst[0, 1] - scale * src[0, 1]]])
 
-    def chips(self, aligned_bgr: np.ndarray) -> np.ndarray:
-        """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops."""
+    def chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
+        """``Nx150x150x3`` float32 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops (always dlib's chip)."""
+        if matrices is not None:
+            raise ValueError("dlib's ResNet is fed its own fixed chip")
         return np.stack([cv2.warpAffine(c, self.chip_matrix, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
                          for c in aligned_bgr]).astype(np.float32)
@@ -194,7 +197,7 @@ class ArcFace(ChipDescriptor):
 
     def rgb_chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """``Nx112x112x3`` uint8 RGB chips of ``NxSxSx3`` uint8 BGR aligned crops, each cut with its
-        matrix (``matrices``; ``None`` or a missing one: the eye-only :attr:`chip_matrix`)."""
+        matrix (``matrices``, one per crop; ``None`` for all or for one: the eye-only :attr:`chip_matrix`)."""
         ms = matrices if matrices is not None else [None] * len(aligned_bgr)
         return np.stack([cv2.warpAffine(c, self.chip_matrix if m is None else m, (ARCFACE_SIZE, ARCFACE_SIZE),
                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]

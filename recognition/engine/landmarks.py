@@ -1,8 +1,9 @@
 """Dense landmarks with MediaPipe FaceMesh (468 points), cropped around a detection.
 
 FaceMesh predicts the whole face surface even when the mouth and nose are covered,
-which gives the mask renderer its jaw line and nose bridge; alignment itself uses
-only the eyes (see :mod:`.align`), which a mask never hides.
+which gives the mask renderer its jaw line and nose bridge. The engine's crop is aligned on
+the eyes only (see :mod:`.align`), which a mask never hides; SFace's chip is then cut on five
+points (:func:`five_points`), the nose and mouth estimated by the mesh under a mask.
 """
 
 from __future__ import annotations
