@@ -38,7 +38,9 @@ ArcFace and ArcFace joined with dlib's ResNet (FaceRes + ResNet's second network
 ``bench/results/descriptors-join-resnet.json`` (measured, not built). ``--split DevTrain`` measures
 the lever rows on DevTrain's pairs and people instead (the crops of the ablation's
 ``--calibrate-split DevTrain``), so that a lever is chosen on people the other benchmarks never
-measure; it writes ``descriptors[-sface]-DevTrain.json``. Each network's embeddings of a split are
+measure; it writes ``descriptors[-sface]-DevTrain.json``. ``--chips eyes`` cuts SFace's chips on the
+eyes alone, as the engine did until 2026-12-02 (``--chips five_point``: ArcFace's on five points), on the
+same crops, and adds ``-eyes`` (``-five_point``) to the results file's name. Each network's embeddings of a split are
 cached beside its crops (:func:`embedding_cache`), so a second run, or ``--calibrate-split`` after
 ``--split DevTrain``, takes a few minutes.
 """
