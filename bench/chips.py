@@ -8,7 +8,7 @@ transforms' scales) and how far down it moves the eye line (pixels of the 112x11
 three sets: unmasked LFW photos, the same photos wearing MaskTheFace masks (unseen by the product),
 and the real masked faces of RWMFD part 1 (photos from the wild; the faces the engine classifies
 masked and the quality gate accepts). If real masks move the chip as the synthetic masks do, the
-five-point chip's effect measured with synthetic masks (docs/accuracy.md "Five-point chips") is the
+five-point chip's effect measured with synthetic masks (docs/accuracy.md "Five-point chips for SFace") is the
 effect to expect on real ones.
 
 Usage: ``python bench/chips.py [--lfw 300]`` (about 3 minutes on 2 cores). Prints a table and writes

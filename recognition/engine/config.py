@@ -99,7 +99,7 @@ class EngineConfig:
     # trained (under a mask the last three are FaceMesh's estimate); "eyes" puts only the eyes where the
     # template has them (the engine until 2026-12-02). LFW DevTrain, SFace, at the thresholds calibrated
     # at FAR 1e-4 (bench/descriptors.py --sface --split DevTrain [--chips eyes]): TAR unmasked and masked
-    # (product masks) in for_descriptor's docstring (docs/accuracy.md "Five-point chips"). A face without
+    # (product masks) in for_descriptor's docstring (docs/accuracy.md "Five-point chips for SFace"). A face without
     # landmarks gets the eye-only chip. Changing it changes every vector: calibrate the thresholds again.
     chip_alignment: str = "five_point"
 

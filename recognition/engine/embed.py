@@ -192,7 +192,7 @@ class ArcFace(ChipDescriptor):
         """2x3 transform putting a face's five points (``5x2``, pixels of its aligned crop: eye centres,
         nose tip, mouth corners, as :meth:`.landmarks.Landmarks.five_points`) on InsightFace's template
         by least squares: the chip the network was trained on (the eye-only chip leaves turned faces
-        larger or smaller than it; docs/accuracy.md "Five-point chips")."""
+        larger or smaller than it; docs/accuracy.md "Five-point chips for SFace")."""
         return five_point_similarity(points, ARCFACE_TEMPLATE)
 
     def rgb_chips(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
