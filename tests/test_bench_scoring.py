@@ -34,7 +34,7 @@ def _embeddings(rng: np.random.Generator, keys: list, dim: int = 16) -> dict:
     # p01's gallery photo and its probe lost, p02's synthetic masks both missing, p04's one of them
     for kind, k in (("orig", ("p01", 1)), ("mtf", ("p04", 2)), ("prod0", ("p02", 1)), ("prod1", ("p02", 1)),
                     ("prod1", ("p04", 1))):
-        emb[kind].pop(k)
+        emb[kind].pop(k, None)
     return emb
 
 
@@ -52,3 +52,39 @@ def test_identification_scores_match_pair_by_pair_scoring(descriptors, kw):
     assert got.shape == expected.shape == (len(probes), len(names))
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert (got == -1.0).any()   # the missing faces were exercised
+
+
+@pytest.fixture
+def adapter_bench(monkeypatch, descriptors):
+    import adapter as module
+
+    yield module
+    sys.modules.pop("adapter", None)
+
+
+def test_adapter_bench_pairs_each_masked_rendering_with_its_own_photo(adapter_bench):
+    keys = [("p00", 1), ("p00", 2), ("p03", 1)]   # none of the faces _embeddings drops
+    emb = _embeddings(np.random.default_rng(1), keys)
+    emb["prod1"].pop(("p03", 1))   # a rendering the detector lost is left out, not paired with another photo
+    masked, unmasked, person = adapter_bench.training_rows(emb)
+    assert len(masked) == len(unmasked) == len(person) == 5
+    for m, u, p in zip(masked, unmasked, person, strict=True):
+        key = next(k for kind in ("prod0", "prod1") for k, d in emb[kind].items() if np.array_equal(d["full"], m))
+        assert key[0] == p and np.array_equal(emb["orig"][key]["full"], u)
+
+
+def test_adapter_bench_adapts_masked_faces_only(adapter_bench):
+    from recognition.engine.adapter import Adapter
+
+    keys = [("p00", 1), ("p03", 1)]
+    emb = _embeddings(np.random.default_rng(2), keys)
+    rng = np.random.default_rng(3)
+    adapter = Adapter(rng.normal(size=(16, 8)), np.zeros(8), rng.normal(size=(8, 16)), np.zeros(16))
+    out = adapter_bench.adapted(emb, adapter)
+    assert out["orig"] is emb["orig"]   # photographed faces untouched
+    for kind in ("mtf", "prod0", "prod1"):
+        for k, d in out[kind].items():
+            np.testing.assert_allclose(d["full"], adapter(emb[kind][k]["full"]), atol=1e-6)
+            assert not np.allclose(d["full"], emb[kind][k]["full"])
+    probes_only = adapter_bench.adapted(emb, adapter, ("mtf",))
+    assert probes_only["prod0"] is emb["prod0"]
