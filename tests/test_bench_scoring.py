@@ -87,4 +87,6 @@ def test_adapter_bench_adapts_masked_faces_only(adapter_bench):
             np.testing.assert_allclose(d["full"], adapter(emb[kind][k]["full"]), atol=1e-6)
             assert not np.allclose(d["full"], emb[kind][k]["full"])
     probes_only = adapter_bench.adapted(emb, adapter, ("mtf",))
-    assert probes_only["prod0"] is emb["prod0"]
+    assert probes_only["prod0"] is emb["prod0"] and probes_only["prod1"] is emb["prod1"]
+    for k, d in probes_only["mtf"].items():
+        np.testing.assert_allclose(d["full"], adapter(emb["mtf"][k]["full"]), atol=1e-6)
