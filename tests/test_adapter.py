@@ -62,3 +62,23 @@ def test_threshold_calibration_hits_the_requested_false_accept_rate():
         t = threshold_at_far(impostor, far)
         assert (impostor >= t).mean() <= far
         assert (impostor >= t - 0.01).mean() > far * 0.5  # not needlessly strict
+
+
+def test_adapter_validation_leaves_out_a_rendering_against_its_own_photo():
+    """Each photo has two masked renderings: one identical to the photo's own vector, one unrelated;
+    a person's two photos are unrelated too. Counting a rendering against its own photo would make a
+    quarter of the genuine pairs perfect matches (TAR >= 25% at any FAR); left out, TAR is chance."""
+    rng = np.random.default_rng(0)
+    dim, people = 32, 200
+
+    def unit(n):
+        v = rng.normal(size=(n, dim))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    photos = unit(people * 2)                      # two unrelated photos per person
+    unmasked = np.repeat(photos, 2, axis=0)        # each photo twice: one row per rendering
+    masked = unmasked.copy()
+    masked[1::2] = unit(people * 2)                # the second rendering: unrelated to its photo
+    person = np.repeat(np.arange(people), 4).astype(str)
+    fit = fit_adapter(masked, unmasked, person, hidden=8, steps=1, batch_people=8, seed=0)
+    assert fit.metrics["val_tar_at_far_1e-2_before"] < 0.15
