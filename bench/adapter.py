@@ -9,8 +9,8 @@ bench asks the same question of SFace, the site's default descriptor, on the cro
 1. training data: every photo of LFW ``pairsDevTrain.txt`` (people never measured on), its SFace
    vector (mirror-averaged, five-point chip, as the engine matches) unmasked and wearing each of the
    product's own two mask renderings (``prod0``, ``prod1``); ``fit_adapter`` holds out 15% of the
-   people for its validation figures, which choose the training settings (``--steps``, ``--hidden``,
-   ``--temperature``), never DevTest;
+   people for its validation figures; those people, never DevTest, chose the training settings
+   (``--steps``, ``--hidden``, ``--temperature``; docs/accuracy.md "The embedding adapter on SFace");
 2. the adapter is applied as the engine would apply it, to every face wearing a mask: the masked
    probe (DevTest photos wearing MaskTheFace masks the adapter never saw) and the synthetic-mask
    templates of the gallery; photographed faces are left alone;
@@ -51,6 +51,7 @@ from recognition.engine.adapter import Adapter  # noqa: E402
 from recognition.engine.evaluation import stratified_folds, threshold_at_far, verification_metrics  # noqa: E402
 from recognition.engine.train import fit_adapter  # noqa: E402
 
+DEVTEST_WORK = ablation.WORK   # the ablation's own cache folder (DevTest); other splits have theirs
 KINDS = ("orig", "mtf", "prod0", "prod1")
 MASKED_KINDS = ("mtf", "prod0", "prod1")
 
@@ -58,7 +59,7 @@ MASKED_KINDS = ("mtf", "prod0", "prod1")
 def split_embeddings(split: str) -> tuple[dict, list]:
     """SFace's embeddings of ``split``'s pair photos (``bench/descriptors.py --sface``'s cache, built
     if absent) and the split's pairs."""
-    ablation.WORK = ablation.split_work(split) if split != "DevTest" else REPO / "var" / "bench" / "ablation"
+    ablation.WORK = ablation.split_work(split) if split != "DevTest" else DEVTEST_WORK
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), descriptors.CFG)
     pairs = ablation.devtest_pairs(split)
     crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))

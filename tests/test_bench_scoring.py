@@ -55,7 +55,7 @@ def test_identification_scores_match_pair_by_pair_scoring(descriptors, kw):
 
 
 @pytest.fixture
-def adapter_bench(monkeypatch, descriptors):
+def adapter_bench(descriptors):   # descriptors: puts bench/ on sys.path
     import adapter as module
 
     yield module
