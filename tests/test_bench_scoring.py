@@ -90,3 +90,22 @@ def test_adapter_bench_adapts_masked_faces_only(adapter_bench):
     assert probes_only["prod0"] is emb["prod0"] and probes_only["prod1"] is emb["prod1"]
     for k, d in probes_only["mtf"].items():
         np.testing.assert_allclose(d["full"], adapter(emb["mtf"][k]["full"]), atol=1e-6)
+
+
+def test_identification_pools_every_folds_strangers(descriptors):
+    """One stranger scoring above every enrolled person fails its own fold's FPIR 1e-2 (one fold of
+    ~30 strangers lets none in) but not the pooled one (3 of ~300 strangers may get in)."""
+    ablation = descriptors.ablation
+    keys = [(f"e{i:02d}", n) for i in range(30) for n in (1, 2)] + [(f"s{i:03d}", 1) for i in range(300)]
+    gallery, probes = ablation.identification_sets(keys)
+    names = sorted(gallery)
+    scores = np.full((len(probes), len(names)), 0.1)
+    for row, (_, person) in enumerate(probes):
+        if person in gallery:
+            scores[row, names.index(person)] = 0.9
+    scores[next(r for r, (_, p) in enumerate(probes) if p not in gallery), :] = 0.95
+    out = ablation.identification(None, keys, {}, scores=scores)
+    assert out["rank1"] == 1.0
+    assert out["fnir_at_fpir_1e-2"] == pytest.approx(0.1)   # the one fold it lands in misses everyone
+    assert out["fnir_at_fpir_1e-2_pooled"] == 0.0
+
