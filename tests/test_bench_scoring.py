@@ -109,3 +109,46 @@ def test_identification_pools_every_folds_strangers(descriptors):
     assert out["fnir_at_fpir_1e-2"] == pytest.approx(0.1)   # the one fold it lands in misses everyone
     assert out["fnir_at_fpir_1e-2_pooled"] == 0.0
 
+
+@pytest.fixture
+def tta_bench(descriptors):   # descriptors: puts bench/ on sys.path
+    import tta as module
+
+    yield module
+    sys.modules.pop("tta", None)
+
+
+def test_tta_jitter_scales_about_the_chip_centre_after_the_chip_matrix(tta_bench):
+    matrix = np.float32([[0.5, 0.1, 3.0], [-0.1, 0.5, 7.0]])   # some crop -> chip similarity
+    np.testing.assert_allclose(tta_bench.jittered(matrix, 1.0, 0.0, 0.0), matrix, atol=1e-6)
+    crop_point = np.array([40.0, 60.0, 1.0])
+    chip_point = matrix @ crop_point
+    centre = np.array([56.0, 56.0])
+    got = tta_bench.jittered(matrix, 1.04, 2.0, -2.0) @ crop_point
+    np.testing.assert_allclose(got, centre + 1.04 * (chip_point - centre) + [2.0, -2.0], atol=1e-4)
+
+
+def test_tta_mirror_transform_cuts_the_mirror_image_of_the_chip(tta_bench):
+    import cv2
+
+    crop = np.random.default_rng(4).integers(0, 255, (160, 160, 3), dtype=np.uint8)
+    matrix = np.float32([[0.7, 0.05, -2.0], [-0.05, 0.7, 1.0]])
+    chip = cv2.warpAffine(crop, matrix, (112, 112), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mirrored = cv2.warpAffine(crop, tta_bench.jittered(matrix, 1.0, 0.0, 0.0, True), (112, 112),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(mirrored.astype(int) - chip[:, ::-1].astype(int)).max() <= 1
+
+
+def test_tta_rows_sum_the_chip_its_mirror_and_their_transforms(tta_bench):
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    rng = np.random.default_rng(3)
+    plain, mirrored, scaled = (unit(v) for v in rng.normal(size=(3, 8)))
+    per = {"orig": {("p00", 1): {"id": plain, "mirror": mirrored, "s1.04": scaled}}}
+    same = tta_bench.combined(per, ())["orig"][("p00", 1)]
+    np.testing.assert_allclose(same["full"], unit(plain + mirrored), atol=1e-6)
+    np.testing.assert_allclose(same["plain"], plain, atol=1e-6)
+    more = tta_bench.combined(per, ("s1.04",))["orig"][("p00", 1)]
+    np.testing.assert_allclose(more["full"], unit(plain + mirrored + scaled), atol=1e-6)
+    np.testing.assert_allclose(more["plain"], unit(plain + scaled), atol=1e-6)
