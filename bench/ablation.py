@@ -296,7 +296,7 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
     unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
     too): fold k's people are left out of the gallery and their probes are the strangers; the
     probes of fold k+1's people are the enrolled ones measured. Rank-1 and FNIR at FPIR 1e-2 per
-    fold (about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread;
+    fold (DevTest: about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread;
     ``fnir_at_fpir_1e-2_pooled``: every fold's probes thresholded at once (1% of all strangers).
     ``scores``: the probes x gallery matrix already computed (in :func:`identification_sets`' order),
     instead of calling ``score`` pair by pair (then ``score`` may be ``None``)."""
@@ -324,7 +324,7 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
         values = np.array([m[metric] for m in per_fold])
         out[metric], out[f"{metric}_std"] = float(values.mean()), float(values.std())
     # every fold's probes at once, each scored against its own fold's gallery: FPIR 1e-2 is then the
-    # score that lets 1% of all ~1,200 strangers in rather than one of a fold's ~120 (a finer quantile)
+    # score that lets 1% of all strangers in (DevTest ~1,190) rather than one of a fold's (~120): a finer quantile
     whole = identification_metrics(pooled["label"], np.array(pooled["score"]), pooled["truth"],
                                    np.array(pooled["known"]), np.full(len(pooled["score"]), np.inf))
     out["fnir_at_fpir_1e-2_pooled"] = whole["fnir_at_fpir_1e-2"]

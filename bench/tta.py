@@ -3,7 +3,7 @@
 The engine embeds every face twice, its chip and the chip's mirror image, and matches the mean
 (mirror TTA, on since the FaceRes days). This bench asks whether more looks at the same face pay:
 the five-point chip also scaled about its centre (a few percent smaller and larger) and shifted by a
-couple of pixels, each with its mirror, all averaged into one L2-normalised vector. It should transfer
+couple of pixels (no mirror), all summed with the chip and its mirror into one L2-normalised vector. It should transfer
 to real masks if it pays at all: it assumes nothing about the mask, only that the landmarks a chip is
 cut on are a few pixels or percent off (``bench/chips.py`` measured masked chips sitting 5-7% larger).
 
