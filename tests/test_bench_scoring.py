@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -152,3 +153,24 @@ def test_tta_rows_sum_the_chip_its_mirror_and_their_transforms(tta_bench):
     more = tta_bench.combined(per, ("s1.04",))["orig"][("p00", 1)]
     np.testing.assert_allclose(more["full"], unit(plain + mirrored + scaled), atol=1e-6)
     np.testing.assert_allclose(more["plain"], unit(plain + scaled), atol=1e-6)
+
+
+def test_bench_report_writes_the_results_and_prints_each_rows_pooled_fnir(adapter_bench, monkeypatch, tmp_path,
+                                                                          capsys):
+    monkeypatch.setattr(adapter_bench, "REPO", tmp_path)
+    verification = {"accuracy": 0.97, "accuracy_std": 0.01, "tar_at_far_1e-2": 0.95}
+    identification = {"rank1": 0.95, "rank1_std": 0.03, "fnir_at_fpir_1e-2": 0.119, "fnir_at_fpir_1e-2_std": 0.07,
+                      "fnir_at_fpir_1e-2_pooled": 0.142}
+    results = {"the product": {**{s: verification for s in adapter_bench.ablation.SETS},
+                               "identification": identification}}
+    side = {"threshold": 0.4, "tar": 0.9, "tar_product_masks": 0.9, "far_on_unseen_masks": 5e-5,
+            "tar_on_unseen_masks": 0.87}
+    meta = {"seconds": 1.0,
+            "calibration": {"the product": {f: {"unmasked": side, "masked": side} for f in ("1e-03", "1e-04")}},
+            "matched_far": {"the product": {"1e-03": 0.94, "1e-04": 0.89, "1e-05": 0.81}}}
+    adapter_bench.report("example", meta, results)
+    out = capsys.readouterr().out
+    assert "the product: FNIR at FPIR 1e-2 over all folds' probes at once 14.2%" in out
+    assert "| the product | 1e-04 | 0.400 (90.0%)" in out and "| the product | 94.0% | 89.0% | 81.0% |" in out
+    written = json.loads((tmp_path / "bench" / "results" / "example.json").read_text())
+    assert written["results"]["the product"]["identification"]["fnir_at_fpir_1e-2_pooled"] == 0.142
