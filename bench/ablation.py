@@ -309,24 +309,32 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
     truth = np.array([p for _, p in probes])
     fold = np.array([fold_of[p] for p in truth])
     enrolled = np.array([p in gallery for p in truth])
-    per_fold, pooled = [], {"label": [], "score": [], "truth": [], "known": []}
+    per_fold = []
+    # every fold's top matches, for the pooled threshold: labels, scores, truths, known flags
+    labels: list = []
+    top_scores: list = []
+    truths: list = []
+    knowns: list = []
     for f in range(n_folds):
         columns = np.array([fold_of[g] != f for g in names])
         known, stranger = enrolled & (fold == (f + 1) % n_folds), fold == f
         rows = known | stranger
         sub, kept = scores[np.ix_(rows, columns)], np.array(names)[columns]
-        top = (list(kept[sub.argmax(1)]), sub.max(1), list(truth[rows]), known[rows])
-        per_fold.append(identification_metrics(*top, np.full(int(rows.sum()), np.inf)))
-        for name, values in zip(pooled, top, strict=True):
-            pooled[name].extend(values)
+        label, best = list(kept[sub.argmax(1)]), sub.max(1)
+        per_fold.append(identification_metrics(label, best, list(truth[rows]), known[rows],
+                                                np.full(int(rows.sum()), np.inf)))
+        labels += label
+        top_scores += list(best)
+        truths += list(truth[rows])
+        knowns += list(known[rows])
     out = {}
     for metric in ("rank1", "fnir_at_fpir_1e-2"):
         values = np.array([m[metric] for m in per_fold])
         out[metric], out[f"{metric}_std"] = float(values.mean()), float(values.std())
     # every fold's probes at once, each scored against its own fold's gallery: FPIR 1e-2 is then the
     # score that lets 1% of all strangers in (DevTest ~1,190) rather than one of a fold's (~120): a finer quantile
-    whole = identification_metrics(pooled["label"], np.array(pooled["score"]), pooled["truth"],
-                                   np.array(pooled["known"]), np.full(len(pooled["score"]), np.inf))
+    whole = identification_metrics(labels, np.array(top_scores), truths, np.array(knowns),
+                                   np.full(len(top_scores), np.inf))
     out["fnir_at_fpir_1e-2_pooled"] = whole["fnir_at_fpir_1e-2"]
     out.update(gallery=len(names), probes=len(probes), folds=n_folds,
                known_probes_per_fold=float(np.mean([m["n_known_probes"] for m in per_fold])),

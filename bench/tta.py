@@ -29,6 +29,7 @@ docs/accuracy.md says so.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import pickle
 import sys
@@ -121,8 +122,10 @@ def main() -> None:
     sface = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")),
                         EngineConfig.for_descriptor("sface")).chipnet
     made = descriptors.embedding_cache(engine, "sface", KINDS, None).name  # names the crops and settings
+    # jittered's source in the key too: a changed chip convention never replays old vectors
     per = transform_embeddings(sface, crops, ablation.cache_file(engine, "sface-tta.pkl", made,
-                                                                  sorted(TRANSFORMS.items())))
+                                                                  sorted(TRANSFORMS.items()),
+                                                                  inspect.getsource(jittered)))
     del crops
     results, calib, matched = {}, {}, {}
     for row, names in ROWS.items():
