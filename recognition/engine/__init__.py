@@ -37,7 +37,7 @@ from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
 from .quality import Quality, assess, outside_fraction, pose_ratios
 from .registry import CHIP_NETS, RESNET_MODEL
-from .runtime import load_model
+from .runtime import load_model as _load_model
 
 __all__ = [
     "Engine", "EngineConfig", "EngineError", "Face", "FrameTooLarge", "Index", "Match",
@@ -274,12 +274,14 @@ class Engine:
 
 @functools.lru_cache(maxsize=4)
 def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
-                mask_classifier: str | Path | None = DEFAULT_MASK_CLASSIFIER) -> Engine:
+                mask_classifier: str | Path | None = DEFAULT_MASK_CLASSIFIER, runtime: str | None = None) -> Engine:
     """Load every model once per process (cached by arguments) and return an :class:`Engine`.
 
     ``mask_classifier``: path of the masked/unmasked head; ``None`` only when training it.
+    ``runtime``: ``"tflite"`` or ``"tensorflow"`` (:func:`.runtime.load_model`; default ``MASKNET_RUNTIME``).
     """
     models_dir = Path(models_dir)
+    load_model = functools.partial(_load_model, runtime=runtime)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
     resnet = chipnet = None
     if config.descriptor in CHIP_NETS:

@@ -256,3 +256,20 @@ def install_descriptor(models_dir: Path, descriptor: str, *, force: bool = False
                                                       "converter": ONNX_CONVERTER_VERSION,
                                                       "licence": net.licence}))
     return out
+
+
+def prepare_runtime(models_dir: Path, log: Callable[[str], None] = print) -> list[str]:
+    """Build the TFLite flatbuffer (:func:`.runtime.tflite_model`) of every installed model that lacks a
+    current one, so that the first start does not pay for it; returns the models built. Nothing to do
+    when the site runs the SavedModels (``MASKNET_RUNTIME=tensorflow``)."""
+    from . import runtime
+
+    if runtime.RUNTIME != "tflite":
+        return []
+    built = []
+    for path in sorted(p.parent for p in Path(models_dir).glob("*/saved_model.pb")):
+        if not runtime.tflite_cached(path):
+            log(f"building {path.name}'s TensorFlow Lite flatbuffer ...")
+            runtime.tflite_model(path)
+            built.append(path.name)
+    return built

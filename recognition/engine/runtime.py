@@ -1,11 +1,15 @@
-"""Loading converted SavedModels (TensorFlow stays behind this module and the model wrappers)."""
+"""Loading converted SavedModels, run as TensorFlow Lite or TensorFlow (both stay behind this module and
+the model wrappers)."""
 
 from __future__ import annotations
 
 import ctypes
 import glob
+import hashlib
 import logging
 import os
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,13 +79,35 @@ def configure_tensorflow(threads: int | None = None) -> None:
     _configured = True
 
 
-def load_model(models_dir: Path, name: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """Load ``models_dir/name`` and return ``f(x) -> {output: ndarray}`` (x: float32 NHWC)."""
+# "tflite" (the default): each SavedModel runs as a TensorFlow Lite flatbuffer under XNNPACK, built
+# from it once and cached beside it; "tensorflow": the SavedModel itself. Same outputs to ~1e-5
+# (tests/test_runtime.py); TFLite measured 2.4-4.5x faster per model on the 2-core server
+# (docs/performance.md "TensorFlow Lite").
+RUNTIME = os.environ.get("MASKNET_RUNTIME", "tflite")
+RUNTIMES = ("tflite", "tensorflow")
+# threads per TFLite interpreter: the models are small and a frame's batch is 1-2 faces, so more
+# cores than a few only add hand-over cost; MASKNET_MODEL_THREADS overrides
+MODEL_THREADS = int(os.environ.get("MASKNET_MODEL_THREADS", "0")) or min(os.cpu_count() or 1, 4)
+
+
+def load_model(models_dir: Path, name: str,
+               runtime: str | None = None) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """Load ``models_dir/name`` and return ``f(x) -> {output: ndarray}`` (x: float32 NHWC).
+
+    ``runtime``: ``"tflite"`` or ``"tensorflow"`` (default: ``MASKNET_RUNTIME``, else ``"tflite"``).
+    The returned function is thread-safe in both."""
+    runtime = runtime or RUNTIME
+    if runtime not in RUNTIMES:
+        raise ValueError(f"MASKNET_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     path = Path(models_dir) / name
     if not (path / "saved_model.pb").exists():
         raise ModelsMissing(f"model {name!r} is not installed in {models_dir}; "
                             "run `python manage.py install_models`")
     configure_tensorflow()
+    if runtime == "tflite":
+        run = TFLiteModel(tflite_model(path), MODEL_THREADS)
+        run(np.zeros(run.input_shape, np.float32))  # warm-up: XNNPACK packs the weights on the first call
+        return run
     import tensorflow as tf
 
     module = tf.saved_model.load(str(path))
@@ -94,6 +120,83 @@ def load_model(models_dir: Path, name: str) -> Callable[[np.ndarray], dict[str, 
     run.module = module  # keep the module (and its variables) alive
     _warm_up(run, fn)
     return run
+
+
+def _source_key(path: Path) -> str:
+    """What a cached flatbuffer was built from: the SavedModel's graph and variable index, and the
+    TensorFlow that converted it."""
+    import tensorflow as tf
+
+    digest = hashlib.sha256(tf.__version__.encode())
+    for part in ("saved_model.pb", "variables/variables.index"):
+        f = path / part
+        if f.exists():
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def tflite_cached(path: Path) -> bool:
+    """Whether ``path`` (a SavedModel folder) holds a flatbuffer built from it as it is now."""
+    return (Path(path) / f"model-{_source_key(Path(path))}.tflite").exists()
+
+
+def tflite_model(path: Path) -> bytes:
+    """The SavedModel at ``path`` as a TFLite flatbuffer: read from ``path/model-<key>.tflite`` when
+    the cache matches the SavedModel, else converted (a few seconds) and cached there; a models folder
+    that cannot be written only costs the conversion at every start."""
+    path = Path(path)
+    cached = path / f"model-{_source_key(path)}.tflite"
+    if cached.exists():
+        return cached.read_bytes()
+    import tensorflow as tf
+
+    blob = tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+    try:
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, cached)  # atomic: another process converting at once writes the same bytes
+        for old in path.glob("model-*.tflite"):
+            if old != cached:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not cache %s (%s): converting it at every start", cached, exc)
+    return blob
+
+
+class TFLiteModel:
+    """``f(x) -> {output: ndarray}`` over a TFLite flatbuffer's ``serving_default`` signature.
+
+    An interpreter is not thread-safe: each call borrows one from a pool, and a new one is made when
+    all are busy (so there are as many as the most calls ever run at once: the kiosk's workers)."""
+
+    def __init__(self, blob: bytes, threads: int = MODEL_THREADS) -> None:
+        self._blob, self._threads = blob, threads
+        self._free: list = []
+        self._lock = threading.Lock()
+        runner = self._runner()
+        spec = runner.get_input_details()["input"]
+        self.input_shape = [1, *(int(d) for d in spec["shape_signature"][1:])]
+        self._free.append(runner)
+
+    def _runner(self):
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # tf.lite.Interpreter's notice of the ai_edge_litert package
+            warnings.simplefilter("ignore", UserWarning)
+            interpreter = tf.lite.Interpreter(model_content=self._blob, num_threads=self._threads)
+        return interpreter.get_signature_runner("serving_default")
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        runner = self._runner()
+        try:
+            out = runner(input=np.ascontiguousarray(x, np.float32))  # resizes to x's batch as needed
+            return {k: np.array(v) for k, v in out.items()}
+        finally:
+            with self._lock:
+                self._free.append(runner)
 
 
 def _warm_up(run: Callable[[np.ndarray], dict[str, np.ndarray]], fn) -> None:

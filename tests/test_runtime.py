@@ -1,0 +1,119 @@
+"""The model runtime (:mod:`recognition.engine.runtime`): TensorFlow Lite, the default, against the
+SavedModels it is built from, its flatbuffer cache, and calls from several threads at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recognition.engine.runtime import load_model, tflite_cached, tflite_model
+
+
+def _tiny_saved_model(folder: Path, seed: int = 0) -> Path:
+    """A small conv net saved as the converters save theirs: signature ``serving_default``, input
+    ``input`` (NHWC float32, any batch), outputs ``embedding`` and ``score``."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    kernel = tf.constant(rng.standard_normal((3, 3, 3, 8)).astype(np.float32))
+    dense = tf.constant(rng.standard_normal((8, 4)).astype(np.float32))
+
+    class Tiny(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32, name="input")])
+        def serve(self, input):  # noqa: A002 (the converters' input name)
+            x = tf.nn.relu(tf.nn.conv2d(input, kernel, 1, "SAME"))
+            pooled = tf.reduce_mean(x, axis=[1, 2])
+            return {"embedding": tf.matmul(pooled, dense), "score": tf.reduce_max(pooled, axis=1, keepdims=True)}
+
+    module = Tiny()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A models folder holding one tiny SavedModel, ``tiny``."""
+    root = tmp_path_factory.mktemp("models")
+    _tiny_saved_model(root / "tiny")
+    return root
+
+
+def test_tflite_runs_a_saved_model_as_tensorflow_does_at_any_batch(tiny):
+    lite, full = load_model(tiny, "tiny", runtime="tflite"), load_model(tiny, "tiny", runtime="tensorflow")
+    for batch in (1, 3, 2, 1):  # the interpreter is resized to each batch in turn
+        x = np.random.default_rng(batch).uniform(0, 1, (batch, 16, 16, 3)).astype(np.float32)
+        got, want = lite(x), full(x)
+        assert set(got) == set(want) == {"embedding", "score"}
+        for key in want:
+            assert got[key].shape == want[key].shape
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_flatbuffer_is_cached_beside_its_saved_model_and_rebuilt_when_that_changes(tmp_path):
+    folder = _tiny_saved_model(tmp_path / "tiny", seed=1)
+    assert not tflite_cached(folder)
+    blob = tflite_model(folder)
+    cached = list(folder.glob("model-*.tflite"))
+    assert len(cached) == 1 and cached[0].read_bytes() == blob and tflite_cached(folder)
+    assert tflite_model(folder) == blob  # read back, not converted again
+
+    _tiny_saved_model(folder, seed=2)  # the model is converted anew with other weights
+    assert not tflite_cached(folder)
+    x = np.ones((1, 16, 16, 3), np.float32)
+    got = load_model(tmp_path, "tiny", runtime="tflite")(x)["embedding"]
+    want = load_model(tmp_path, "tiny", runtime="tensorflow")(x)["embedding"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # the new weights, not the cached old ones
+    assert [p.name for p in folder.glob("model-*.tflite")] != [cached[0].name]
+    assert len(list(folder.glob("model-*.tflite"))) == 1  # the stale one removed
+
+
+def test_calls_from_several_threads_at_once_get_their_own_answers(tiny):
+    run = load_model(tiny, "tiny", runtime="tflite")
+    inputs = [np.random.default_rng(i).uniform(0, 1, (1 + i % 3, 16, 16, 3)).astype(np.float32) for i in range(24)]
+    want = [run(x)["embedding"] for x in inputs]
+    got: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def work(offset: int) -> None:
+        try:
+            start.wait()
+            for i in range(offset, len(inputs), 4):
+                got[i] = run(inputs[i])["embedding"]
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    for i, expected in enumerate(want):
+        np.testing.assert_array_equal(got[i], expected)
+
+
+def test_an_unknown_runtime_is_refused_by_name(tiny):
+    with pytest.raises(ValueError, match="MASKNET_RUNTIME"):
+        load_model(tiny, "tiny", runtime="onnx")
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("name", ["blazeface", "facemesh", "faceres", "sface"])
+def test_each_installed_model_gives_the_same_outputs_under_tflite(installed_models, name):
+    """The product's own models: TFLite (XNNPACK) against the SavedModel, within float32 round-off."""
+    if not (installed_models / name / "saved_model.pb").exists():
+        pytest.skip(f"{name} is not installed")
+    lite = load_model(installed_models, name, runtime="tflite")
+    full = load_model(installed_models, name, runtime="tensorflow")
+    high = 255.0 if name == "sface" else 1.0
+    x = np.random.default_rng(3).uniform(0, high, lite.input_shape).astype(np.float32)
+    got, want = lite(x), full(x)
+    assert set(got) == set(want)
+    for key in want:
+        scale = float(np.abs(want[key]).max()) or 1.0
+        np.testing.assert_allclose(got[key] / scale, want[key] / scale, atol=1e-4)
+
