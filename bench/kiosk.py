@@ -46,7 +46,10 @@ def site_env(tmp: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
                 "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "DJANGO_MEDIA_ROOT": str(tmp / "media"),
-                "MASKNET_INDEX_DIR": str(tmp / "index"), "LOG_LEVEL": "WARNING"})
+                "MASKNET_INDEX_DIR": str(tmp / "index"), "LOG_LEVEL": "WARNING",
+                # the test settings take their folders from these only (never a node's volumes): without
+                # them this process and Daphne would each make their own, and Daphne never finds the index
+                "MASKNET_TEST_MEDIA_ROOT": str(tmp / "media"), "MASKNET_TEST_INDEX_DIR": str(tmp / "index")})
     env.pop("REDIS_URL", None)
     return env
 
