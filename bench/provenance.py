@@ -34,12 +34,14 @@ _AT_START = _checkout()
 
 
 def provenance(config=None) -> dict:
-    """``{"commit", "uncommitted_files", "engine"}``: HEAD when the benchmark started (``None``
-    outside a git checkout), how many tracked files differed from it then, and the engine's
-    settings as this process runs them (``config``, by default ``EngineConfig()``)."""
+    """``{"commit", "uncommitted_files", "engine", "runtime"}``: HEAD when the benchmark started
+    (``None`` outside a git checkout), how many tracked files differed from it then, the engine's
+    settings as this process runs them (``config``, by default ``EngineConfig()``) and the model
+    runtime (``MASKNET_RUNTIME``)."""
     from recognition.engine import EngineConfig
+    from recognition.engine.runtime import RUNTIME
 
-    return {**_AT_START, "engine": dataclasses.asdict(config or EngineConfig())}
+    return {**_AT_START, "engine": dataclasses.asdict(config or EngineConfig()), "runtime": RUNTIME}
 
 
 def descriptor_suffix(descriptor: str) -> str:
@@ -58,7 +60,9 @@ def settings_digest(config, *extra) -> str:
     import json
 
     from recognition.engine.install import installed_manifest
+    from recognition.engine.runtime import RUNTIME
 
     models = (installed_manifest(REPO / "models") or {}).get("fingerprint")
-    key = json.dumps([dataclasses.asdict(config), models, *extra], sort_keys=True, default=str)
+    # the runtime too: TFLite's vectors differ from the SavedModels' in the 4th-5th decimal
+    key = json.dumps([dataclasses.asdict(config), models, RUNTIME, *extra], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:12]

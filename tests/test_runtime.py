@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recognition.engine import runtime
 from recognition.engine.runtime import load_model, tflite_cached, tflite_model
 
 
@@ -91,9 +92,10 @@ def test_calls_from_several_threads_at_once_get_their_own_answers(tiny):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads), "a call hung"
     assert not errors
     for i, expected in enumerate(want):
-        np.testing.assert_array_equal(got[i], expected)
+        np.testing.assert_allclose(got[i], expected, rtol=1e-6, atol=1e-7)
 
 
 def test_an_unknown_runtime_is_refused_by_name(tiny):
@@ -101,16 +103,50 @@ def test_an_unknown_runtime_is_refused_by_name(tiny):
         load_model(tiny, "tiny", runtime="onnx")
 
 
+def test_a_damaged_cached_flatbuffer_is_built_again(tmp_path):
+    folder = _tiny_saved_model(tmp_path / "tiny", seed=4)
+    tflite_model(folder)
+    (cached,) = folder.glob("model-*.tflite")
+    cached.write_bytes(b"not a flatbuffer")
+    x = np.ones((2, 16, 16, 3), np.float32)
+    got = load_model(tmp_path, "tiny", runtime="tflite")(x)["embedding"]
+    want = load_model(tmp_path, "tiny", runtime="tensorflow")(x)["embedding"]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert cached.read_bytes()[4:8] == b"TFL3"  # replaced by a real one
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_install_builds_the_flatbuffers_of_the_models_the_site_loads_only(tmp_path, monkeypatch):
+    from recognition.engine import EngineConfig
+    from recognition.engine.errors import ModelConversionError
+    from recognition.engine.install import engine_models, prepare_runtime
+
+    assert engine_models(EngineConfig.for_descriptor("sface")) == ["blazeface", "facemesh", "faceres", "sface"]
+    assert engine_models(EngineConfig.for_descriptor("faceres+resnet"))[-1] == "dlibres"
+    for name in ("faceres", "antispoof"):  # antispoof: installed, never loaded by an engine
+        _tiny_saved_model(tmp_path / name)
+    monkeypatch.setattr(runtime, "RUNTIME", "tflite")
+    sface = EngineConfig.for_descriptor("sface")
+    assert prepare_runtime(tmp_path, sface, log=lambda _: None) == ["faceres"]
+    assert tflite_cached(tmp_path / "faceres") and not tflite_cached(tmp_path / "antispoof")
+    assert prepare_runtime(tmp_path, sface, log=lambda _: None) == []  # up to date
+    monkeypatch.setattr(runtime, "RUNTIME", "tensorflow")
+    assert prepare_runtime(tmp_path, sface, log=lambda _: None) == []
+    monkeypatch.setattr(runtime, "RUNTIME", "TFLite")
+    with pytest.raises(ModelConversionError, match="MASKNET_RUNTIME"):
+        prepare_runtime(tmp_path, sface, log=lambda _: None)
+
+
 @pytest.mark.models
-@pytest.mark.parametrize("name", ["blazeface", "facemesh", "faceres", "sface"])
+@pytest.mark.parametrize("name", ["blazeface", "facemesh", "faceres", "sface", "arcface", "dlibres"])
 def test_each_installed_model_gives_the_same_outputs_under_tflite(installed_models, name):
     """The product's own models: TFLite (XNNPACK) against the SavedModel, within float32 round-off."""
     if not (installed_models / name / "saved_model.pb").exists():
         pytest.skip(f"{name} is not installed")
     lite = load_model(installed_models, name, runtime="tflite")
     full = load_model(installed_models, name, runtime="tensorflow")
-    high = 255.0 if name == "sface" else 1.0
-    x = np.random.default_rng(3).uniform(0, high, lite.input_shape).astype(np.float32)
+    low, high = {"sface": (0.0, 255.0), "dlibres": (0.0, 255.0), "arcface": (-1.0, 1.0)}.get(name, (0.0, 1.0))
+    x = np.random.default_rng(3).uniform(low, high, lite.input_shape).astype(np.float32)
     got, want = lite(x), full(x)
     assert set(got) == set(want)
     for key in want:

@@ -37,6 +37,7 @@ from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
 from .quality import Quality, assess, outside_fraction, pose_ratios
 from .registry import CHIP_NETS, RESNET_MODEL
+from .runtime import check_runtime
 from .runtime import load_model as _load_model
 
 __all__ = [
@@ -272,7 +273,6 @@ class Engine:
         return self.config.threshold_masked if masked else self.config.threshold_unmasked
 
 
-@functools.lru_cache(maxsize=4)
 def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
                 mask_classifier: str | Path | None = DEFAULT_MASK_CLASSIFIER, runtime: str | None = None) -> Engine:
     """Load every model once per process (cached by arguments) and return an :class:`Engine`.
@@ -280,7 +280,12 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
     ``mask_classifier``: path of the masked/unmasked head; ``None`` only when training it.
     ``runtime``: ``"tflite"`` or ``"tensorflow"`` (:func:`.runtime.load_model`; default ``MASKNET_RUNTIME``).
     """
-    models_dir = Path(models_dir)
+    # the defaults resolved first: omitting the runtime and naming the default share one engine
+    return _load_engine(Path(models_dir), config, mask_classifier, check_runtime(runtime))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_engine(models_dir: Path, config: EngineConfig, mask_classifier: str | Path | None, runtime: str) -> Engine:
     load_model = functools.partial(_load_model, runtime=runtime)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
     resnet = chipnet = None

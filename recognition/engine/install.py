@@ -258,18 +258,41 @@ def install_descriptor(models_dir: Path, descriptor: str, *, force: bool = False
     return out
 
 
-def prepare_runtime(models_dir: Path, log: Callable[[str], None] = print) -> list[str]:
-    """Build the TFLite flatbuffer (:func:`.runtime.tflite_model`) of every installed model that lacks a
-    current one, so that the first start does not pay for it; returns the models built. Nothing to do
-    when the site runs the SavedModels (``MASKNET_RUNTIME=tensorflow``)."""
+def engine_models(config) -> list[str]:
+    """The models folders an engine with ``config`` (:class:`.config.EngineConfig`) loads, as
+    :func:`recognition.engine.load_engine` does: the detector, the mesh, FaceRes, and its descriptor's
+    network (SFace or ArcFace) or dlib's ResNet when it joins FaceRes."""
+    names = ["blazeface", "facemesh", "faceres"]
+    if config.descriptor in CHIP_NETS:
+        names.append(CHIP_NETS[config.descriptor].model)
+    elif config.resnet_weight > 0:
+        names.append(RESNET_MODEL)
+    return names
+
+
+def prepare_runtime(models_dir: Path, config, log: Callable[[str], None] = print) -> list[str]:
+    """Build the TFLite flatbuffer (:func:`.runtime.tflite_model`) of each model an engine with
+    ``config`` loads that lacks a current one, so that the first start does not pay for it; returns
+    the models built. Nothing to do when the site runs the SavedModels (``MASKNET_RUNTIME=tensorflow``);
+    an unknown ``MASKNET_RUNTIME`` is refused here rather than at the first frame."""
     from . import runtime
 
-    if runtime.RUNTIME != "tflite":
-        return []
+    try:
+        if runtime.check_runtime() != "tflite":
+            return []
+    except ValueError as exc:
+        raise ModelConversionError(str(exc)) from exc
+    models_dir = Path(models_dir)
     built = []
-    for path in sorted(p.parent for p in Path(models_dir).glob("*/saved_model.pb")):
-        if not runtime.tflite_cached(path):
-            log(f"building {path.name}'s TensorFlow Lite flatbuffer ...")
-            runtime.tflite_model(path)
-            built.append(path.name)
+    with _install_lock(models_dir, log):
+        for name in engine_models(config):
+            path = models_dir / name
+            if not (path / "saved_model.pb").exists() or runtime.tflite_cached(path):
+                continue
+            log(f"building {name}'s TensorFlow Lite flatbuffer ...")
+            try:
+                runtime.tflite_model(path)
+            except Exception as exc:  # the converter raises its own types (ConverterError, ValueError ...)
+                raise ModelConversionError(f"could not build {name}'s TensorFlow Lite flatbuffer: {exc}") from exc
+            built.append(name)
     return built

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from enrollment.recognizer import engine_config
 from recognition.engine.errors import ModelConversionError
 from recognition.engine.install import install_descriptor, install_models, prepare_runtime
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
                 install_descriptor(target, "sface", force=force, log=self.stdout.write)
             if arcface or settings.MASKNET_DESCRIPTOR == "arcface":
                 install_descriptor(target, "arcface", force=force, log=self.stdout.write)
-            prepare_runtime(target, log=self.stdout.write)
+            # the flatbuffers of the models the site's engine loads (others are built on first use)
+            prepare_runtime(target, engine_config(), log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc
