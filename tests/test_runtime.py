@@ -153,3 +153,26 @@ def test_each_installed_model_gives_the_same_outputs_under_tflite(installed_mode
         scale = float(np.abs(want[key]).max()) or 1.0
         np.testing.assert_allclose(got[key] / scale, want[key] / scale, atol=1e-4)
 
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("descriptor", ["sface", "faceres+resnet"])
+def test_install_prepares_exactly_the_models_an_engine_loads(installed_models, monkeypatch, descriptor):
+    """``install.engine_models`` (what install builds flatbuffers for) names what ``load_engine`` loads."""
+    import recognition.engine as engine_module
+    from recognition.engine import EngineConfig
+    from recognition.engine.install import engine_models
+
+    config = EngineConfig.for_descriptor(descriptor)
+    if not all((installed_models / name / "saved_model.pb").exists() for name in engine_models(config)):
+        pytest.skip(f"{descriptor}'s models are not all installed")
+    loaded: list[str] = []
+    real = engine_module._load_model
+
+    def recording(models_dir, name, runtime=None):
+        loaded.append(name)
+        return real(models_dir, name, runtime=runtime)
+
+    monkeypatch.setattr(engine_module, "_load_model", recording)
+    engine_module._load_engine.__wrapped__(installed_models, config, None, "tflite")  # past the cache
+    assert sorted(loaded) == sorted(engine_models(config))
