@@ -57,6 +57,25 @@ def test_evaluate_pairs_contract(people_dir, tmp_path):
     assert r["subsets"]["masked_unmasked"]["n"] == 2 and r["subsets"]["masked_masked"]["n"] == 0
 
 
+def test_evaluate_pairs_can_measure_the_mirror_off(people_dir, tmp_path):
+    """--no-mirror (the ablation's plain row) embeds without the mirror image; the site never does."""
+    from recognition.management.commands._common import engine_from_settings
+
+    assert engine_from_settings().config.flip_tta
+    plain = engine_from_settings(flip_tta=False)
+    assert not plain.config.flip_tta and plain is not engine_from_settings()
+    assert plain.config.with_(flip_tta=True) == engine_from_settings().config  # nothing else changed
+    names = sorted(p.name for p in people_dir.iterdir())
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n".join([f"{n}\t1\t2" for n in names]
+                               + [f"{a}\t1\t{b}\t2" for a, b in zip(names, names[1:] + names[:1], strict=True)]) + "\n")
+    for flag in (False, True):
+        out = tmp_path / f"out-{flag}.json"
+        call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), json=str(out), no_mirror=flag)
+        r = json.loads(out.read_text())
+        assert r["mirror"] is not flag and r["n_pairs"] == 10 and r["auc"] > 0.9
+
+
 def test_evaluate_identification_contract(people_dir, tmp_path):
     gallery, probes = tmp_path / "gallery", tmp_path / "probes"
     names = sorted(p.name for p in people_dir.iterdir())

@@ -9,12 +9,20 @@ import time
 from pathlib import Path
 
 
-def engine_from_settings():
+def engine_from_settings(**overrides):
     """The site's engine (``enrollment.recognizer.get_engine``: its models directory,
-    ``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``)."""
-    from enrollment.recognizer import get_engine
+    ``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``); with
+    ``overrides`` (``EngineConfig`` fields, e.g. ``flip_tta=False``), an engine of the same models
+    with those settings changed, for measuring a lever off."""
+    from enrollment.recognizer import engine_config, get_engine
 
-    return get_engine()
+    if not overrides:
+        return get_engine()
+    from django.conf import settings
+
+    from recognition.engine import load_engine
+
+    return load_engine(settings.MASKNET_MODELS_DIR, engine_config().with_(**overrides))
 
 
 def shared_data() -> Path:

@@ -20,8 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--masked-list", default=None,
                             help="image paths relative to --images that show masked faces, one per line")
         parser.add_argument("--json", default=None, help="write the results as JSON here")
+        parser.add_argument("--no-mirror", action="store_true",
+                            help="embed each face without its mirror image (the ablation's plain row; "
+                                 "the site always embeds with it)")
 
-    def handle(self, *args, images, pairs, masked_list, json, **options):
+    def handle(self, *args, images, pairs, masked_list, json, no_mirror=False, **options):
         if not Path(images).is_dir():
             raise CommandError(f"--images {images} is not a directory")
         for f in (pairs, masked_list):
@@ -39,8 +42,10 @@ class Command(BaseCommand):
         missing = sorted({str(p) for pair in parsed for p in (pair.a, pair.b) if not p.exists()})
         if missing:
             raise CommandError(f"{len(missing)} images of {pairs} are not under {images}, e.g. {missing[0]}")
-        result = evaluate_pairs(engine_from_settings(), Path(images), Path(pairs),
+        engine = engine_from_settings(flip_tta=False) if no_mirror else engine_from_settings()
+        result = evaluate_pairs(engine, Path(images), Path(pairs),
                                 Path(masked_list) if masked_list else None, ProgressBar("images"))
+        result["mirror"] = engine.config.flip_tta
         write_json(result, json)
         rows = [("all", result)] + [(k, v) for k, v in result.get("subsets", {}).items()]
         self.stdout.write(f"{'set':<20} {'n':>6} {'accuracy':>9} {'± std':>7} {'AUC':>7} {'TAR@1e-2':>9}")
