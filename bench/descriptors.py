@@ -169,10 +169,16 @@ class ArcFace:
         self.sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.input = self.sess.get_inputs()[0].name
 
+    batch = 32  # faces per run (1 where the graph reshapes for one image)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """The network's input scaling of 0-255 RGB chips."""
+        return (x - 127.5) / 127.5
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = ((x - 127.5) / 127.5).transpose(0, 3, 1, 2)
-        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 32])})[0]
-                               for i in range(0, len(x), 32)])
+        x = self.scale(x).astype(np.float32).transpose(0, 3, 1, 2)
+        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + self.batch])})[0]
+                               for i in range(0, len(x), self.batch)])
 
 
 class SFace(ArcFace):
@@ -180,11 +186,10 @@ class SFace(ArcFace):
     112x112 RGB 0-255 (the graph normalises), NCHW -> 128-d; InsightFace's template, as ArcFace."""
 
     key = "sface"
+    batch = 1
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = x.transpose(0, 3, 1, 2)
-        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 1])})[0]
-                               for i in range(len(x))])
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return x
 
 
 class EdgeFace(ArcFace):
@@ -192,11 +197,10 @@ class EdgeFace(ArcFace):
     InsightFace's template. Its graph reshapes for one image, so faces go one at a time."""
 
     key = "edgeface"
+    batch = 1
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = ((x / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(0, 3, 1, 2)
-        return np.concatenate([self.sess.run(None, {self.input: np.ascontiguousarray(x[i:i + 1])})[0]
-                               for i in range(len(x))])
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return (x / 255.0 - 0.5) / 0.5
 
 
 class FaceNet:
@@ -433,8 +437,9 @@ def main() -> None:
     CHIPS = args.chips
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
+    only = "sface" if args.sface else "edgeface" if args.edgeface else None  # one network's rows
     if args.calibrate_split:
-        calibrate_split(args.calibrate_split, "sface" if args.sface else "edgeface" if args.edgeface else "arcface")
+        calibrate_split(args.calibrate_split, only or "arcface")
         return
     t0 = time.time()
     if args.split != "DevTest":
@@ -451,7 +456,6 @@ def main() -> None:
               "+ mirror + gallery + upper-face embedding fusion": {"fuse": fuse, "gallery": True}}
     results, calib = {}, {}
     nets = [("arcface", "ArcFace w600k_mbf", ArcFace, ("orig", "mtf", "prod0", "prod1"), levers)]
-    only = "sface" if args.sface else "edgeface" if args.edgeface else None
     if only:
         nets = [(only, *NETS[only], ("orig", "mtf", "prod0", "prod1"), levers)]
     if not args.skip_facenet and not args.join_resnet and not only:
