@@ -18,7 +18,7 @@ from django.conf import settings
 from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
 from recognition.engine.convert import ONNX_CONVERTER_VERSION
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
-from recognition.engine.install import installed_manifest
+from recognition.engine.install import gain_digest, installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from recognition.engine.registry import CHIP_NETS
 
@@ -72,6 +72,8 @@ def _version(models_dir: str, masks: bool, descriptor: str) -> str:
     extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256, ONNX_CONVERTER_VERSION],
               "mask_head_flip": False}
              if descriptor in CHIP_NETS else {})
+    if descriptor in CHIP_NETS and cfg.masked_gain and gain_digest(descriptor):   # masked faces' vectors
+        extra["gain"] = gain_digest(descriptor)
     if descriptor in CHIP_NETS and cfg.chip_alignment != "eyes":   # eye-only chips kept their version
         extra["chip"] = cfg.chip_alignment
     blob = json.dumps({**extra, "models": manifest.get("fingerprint", "none"), "size": cfg.aligned_size,

@@ -1,4 +1,5 @@
-"""The masked-embedding adapter's training and the threshold calibration (synthetic data, no models)."""
+"""The masked-embedding adapter's and the feature-map gain's training and the threshold calibration
+(synthetic data, no models)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import numpy as np
 import pytest
 
 from recognition.engine.adapter import Adapter
+from recognition.engine.embed import l2_normalise
 from recognition.engine.evaluation import threshold_at_far
-from recognition.engine.train import fit_adapter
+from recognition.engine.train import fit_adapter, fit_feature_gain
 
 
 def synthetic_people(n_people: int = 120, per_person: int = 3, dim: int = 32, seed: int = 0):
@@ -82,3 +84,45 @@ def test_adapter_validation_leaves_out_a_rendering_against_its_own_photo():
     person = np.repeat(np.arange(people), 4).astype(str)
     fit = fit_adapter(masked, unmasked, person, hidden=8, steps=1, batch_people=8, seed=0)
     assert fit.metrics["val_tar_at_far_1e-2_before"] < 0.15
+
+
+def synthetic_maps(n_people: int = 150, per_person: int = 3, seed: int = 0):
+    """Feature maps (4 channels x 3 rows x 3 columns) clustered by person and a random final linear
+    layer; a 'mask' overwrites the bottom row of the masked faces' maps with a loud pattern of its own
+    (a few mask types), which a gain can learn to turn down. Returns ``(masked maps, photo
+    descriptors, person, weights, bias, mean)``."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, 4, 3, 3))
+    person = np.repeat(np.arange(n_people), per_person)
+    photos = centres[person] + 0.3 * rng.normal(size=(len(person), 4, 3, 3))
+    masks = 3.0 * rng.normal(size=(4, 4, 3))
+    masked = photos + 0.3 * rng.normal(size=photos.shape)
+    masked[:, :, 2, :] = masks[rng.integers(0, 4, len(person))] + 0.5 * rng.normal(size=(len(person), 4, 3))
+    weights, bias = rng.normal(size=(36, 16)) / 6, 0.1 * rng.normal(size=16)
+    describe = lambda x: l2_normalise(x.reshape(len(x), -1) @ weights + bias).astype(np.float32)  # noqa: E731
+    return (masked.astype(np.float32), describe(photos), person.astype(str), weights.astype(np.float32),
+            bias.astype(np.float32), photos.mean(axis=0).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def maps_data():
+    return synthetic_maps()
+
+
+def test_feature_gain_learns_to_turn_the_masked_rows_down(maps_data):
+    fit = fit_feature_gain(*maps_data, steps=300, batch_people=32, seed=0)
+    m = fit.metrics
+    assert fit.gain.shape == fit.mean.shape == (4, 3, 3)
+    assert m["val_tar_at_far_1e-2_after"] > m["val_tar_at_far_1e-2_before"] + 0.15
+    assert m["val_best_accuracy_after"] > m["val_best_accuracy_before"]
+    assert np.abs(fit.gain[:, 2]).mean() < np.abs(fit.gain[:, :2]).mean()   # the mask's row, not the face's
+
+
+def test_feature_gain_is_deterministic_for_a_seed_and_starts_from_the_network(maps_data):
+    a = fit_feature_gain(*maps_data, steps=30, batch_people=16, seed=4)
+    b = fit_feature_gain(*maps_data, steps=30, batch_people=16, seed=4)
+    np.testing.assert_array_equal(a.gain, b.gain)
+    assert a.metrics == b.metrics
+    untrained = fit_feature_gain(*maps_data, steps=0, seed=4)
+    np.testing.assert_array_equal(untrained.gain, np.ones((4, 3, 3), np.float32))
+    assert untrained.metrics["val_tar_at_far_1e-2_after"] == untrained.metrics["val_tar_at_far_1e-2_before"]

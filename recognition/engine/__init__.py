@@ -249,7 +249,7 @@ class Engine:
             raise ValueError("five-point chips: pass each crop's Face.chip_matrix (None where it has none)")
         if matrices is not None and len(matrices) != len(crops):
             raise ValueError(f"{len(matrices)} chip matrices for {len(crops)} crops")
-        vectors = self.chipnet(crops, flip=cfg.flip_tta, matrices=matrices)
+        vectors = self.chipnet(crops, flip=cfg.flip_tta, matrices=matrices, masked=masked if cfg.masked_gain else None)
         if cfg.upper_face_weight > 0 and masked.any():
             sub = None if matrices is None else [m for m, k in zip(matrices, masked, strict=True) if k]
             upper = self.chipnet(upper_face(crops[masked], cfg.upper_face_cut), flip=cfg.flip_tta, matrices=sub)

@@ -102,6 +102,13 @@ class EngineConfig:
     # (product masks) in for_descriptor's docstring (docs/accuracy.md "Five-point chips for SFace"). A face without
     # landmarks gets the eye-only chip. Changing it changes every vector: calibrate the thresholds again.
     chip_alignment: str = "five_point"
+    # a masked face's chip descriptor is the converted network's ``embedding_masked`` where it has one:
+    # SFace's last feature map passed through a gain learned on LFW DevTrain people wearing the
+    # product's masks (``mean + gain * (map - mean)``, train.fit_feature_gain; shipped in
+    # recognition/engine/assets/sface_gain-v1.npz; docs/accuracy.md "A learned gain on SFace's last
+    # feature map"). False matches masked faces by the plain descriptor (then calibrate
+    # threshold_masked again: 0.466 for SFace without the gain, 0.397 with it).
+    masked_gain: bool = True
 
     def __post_init__(self) -> None:
         if self.chip_alignment not in ("five_point", "eyes"):
@@ -117,15 +124,19 @@ class EngineConfig:
         chip they were calibrated on. SFace matches a masked face by its whole face alone, on its
         five-point chip (``chip_alignment``): on DevTrain the upper-face fusion lowered its masked TAR at
         FAR 1e-4 (93.4% with it, 93.9% without) and cost two SFace passes a masked face (docs/accuracy.md
-        "SFace"); TAR 98.2% unmasked, 93.9% masked, unseen MaskTheFace masks 88.1% at FAR 4.4e-5 (the
-        eye-only chip: 0.433 / 0.483, TAR 96.2% / 90.4%, unseen masks 87.2% at 7.3e-5)."""
+        "SFace"); TAR 98.2% unmasked. A masked face's descriptor is SFace's last feature map through
+        the shipped gain (``masked_gain``; bench/featuremap.py --gain-file ... --calibrate, 2026-12-03):
+        masked threshold 0.397, TAR 95.7% with the product's masks, unseen MaskTheFace masks 92.1% at FAR
+        8.3e-5, and on DevTest at this threshold FAR 8.6e-5 with TAR 94.5% / 90.5% (without the gain:
+        0.466, TAR 93.9%, unseen 88.1% at 4.4e-5; DevTest 93.2% / 86.9%; the eye-only chip before it:
+        0.433 / 0.483, TAR 96.2% / 90.4%, unseen masks 87.2% at 7.3e-5)."""
         if descriptor not in DESCRIPTORS:
             raise ValueError(f"unknown descriptor {descriptor!r} (one of {', '.join(DESCRIPTORS)})")
         if descriptor == "arcface":
             # its thresholds were calibrated on eye-only chips; the five-point chip was measured with SFace only
             return cls(descriptor="arcface", threshold_unmasked=0.284, threshold_masked=0.427, chip_alignment="eyes")
         if descriptor == "sface":
-            return cls(descriptor="sface", threshold_unmasked=0.425, threshold_masked=0.466, upper_face_weight=0.0)
+            return cls(descriptor="sface", threshold_unmasked=0.425, threshold_masked=0.397, upper_face_weight=0.0)
         return cls()
 
     def with_(self, **changes) -> EngineConfig:

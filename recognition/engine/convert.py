@@ -15,6 +15,7 @@ which is not one of the graph's declared outputs).
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -382,15 +383,23 @@ def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
 
 
 # bump when build_onnx_function changes what it builds: installed chip descriptors are converted again
-ONNX_CONVERTER_VERSION = 2
+ONNX_CONVERTER_VERSION = 3
 
 
-def build_onnx_function(model_bytes: bytes):
+def build_onnx_function(model_bytes: bytes, gain: tuple[np.ndarray, np.ndarray] | None = None,
+                        features: bool = False):
     """An ONNX graph as a Python callable ``f(x) -> {"embedding": ...}`` of TensorFlow ops, NHWC in
     (the graph's NCHW weights are transposed once). Covers the ops of the ArcFace and SFace
     MobileFaceNets: ``Conv`` (plain, depthwise, grouped), ``PRelu``, ``Add``, ``Sub`` and ``Mul`` (with a
     tensor or a constant), ``Dropout`` (inference: identity), ``Flatten``, ``Gemm`` and
-    ``BatchNormalization``; anything else is refused. Parsing needs the ``onnx`` package."""
+    ``BatchNormalization``; anything else is refused. Parsing needs the ``onnx`` package.
+
+    ``gain``: ``(gain, mean)``, each shaped as the feature map that the graph's ``Flatten`` flattens
+    (NCHW without the batch, e.g. 1024x7x7; :func:`.train.fit_feature_gain`): the function then also
+    returns ``"embedding_masked"``, the descriptor of ``mean + gain * (map - mean)``: the network's
+    last layers run a second time on the gated map (a masked face's descriptor, docs/accuracy.md
+    "A learned gain on SFace's last feature map"). ``features``: also return ``"features"``, that map
+    itself (NHWC), which such a gain is trained on."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -435,43 +444,96 @@ def build_onnx_function(model_bytes: bytes):
             raise ModelConversionError(f"unsupported constant of shape {c.shape}")
         return c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(0, 2, 3, 1)
 
+    if (gain is not None or features) and sum(n.op_type == "Flatten" for n, _ in nodes) != 1:
+        raise ModelConversionError("a feature-map gain needs a graph with one Flatten")
+
+    def apply(node, attrs, t):
+        a = t[node.input[0]]
+        if node.op_type == "Conv":
+            y = conv(a, node, attrs)
+        elif node.op_type == "PRelu":
+            y = tf.nn.relu(a) + consts[node.input[1]].reshape(-1) * tf.minimum(a, 0.0)
+        elif node.op_type in ("Add", "Sub", "Mul"):
+            b = t[node.input[1]] if node.input[1] in t else operand(consts[node.input[1]], len(a.shape))
+            y = a + b if node.op_type == "Add" else a - b if node.op_type == "Sub" else a * b
+        elif node.op_type == "Dropout":
+            y = a
+        elif node.op_type == "Flatten":  # in ONNX's NCHW order
+            y = tf.reshape(tf.transpose(a, [0, 3, 1, 2]), [tf.shape(a)[0], -1])
+        elif node.op_type == "Gemm":
+            w = consts[node.input[1]]
+            y = tf.matmul(a, w.T if attrs.get("transB", 0) else w) * attrs.get("alpha", 1.0)
+            if len(node.input) > 2:
+                y = y + attrs.get("beta", 1.0) * consts[node.input[2]]
+        else:  # BatchNormalization (inference)
+            scale, bias, mean, var = (consts[i] for i in node.input[1:5])
+            y = (a - mean) * (scale / np.sqrt(var + attrs.get("epsilon", 1e-5))) + bias
+        return y
+
+    if gain is not None:  # NCHW -> HWC, as the maps run here
+        g, mu = (np.asarray(v, np.float32).transpose(1, 2, 0) for v in gain)
+
     def run(x):
         t = {inputs[0]: x}
+        gated: dict = {}   # the masked branch from the Flatten on (its input gated)
         for node, attrs in nodes:
             if node.input[0] not in t:
                 raise ModelConversionError(f"unsupported ONNX graph ({node.op_type} of a constant first operand)")
-            a = t[node.input[0]]
-            if node.op_type == "Conv":
-                y = conv(a, node, attrs)
-            elif node.op_type == "PRelu":
-                y = tf.nn.relu(a) + consts[node.input[1]].reshape(-1) * tf.minimum(a, 0.0)
-            elif node.op_type in ("Add", "Sub", "Mul"):
-                b = t[node.input[1]] if node.input[1] in t else operand(consts[node.input[1]], len(a.shape))
-                y = a + b if node.op_type == "Add" else a - b if node.op_type == "Sub" else a * b
-            elif node.op_type == "Dropout":
-                y = a
-            elif node.op_type == "Flatten":  # in ONNX's NCHW order
-                y = tf.reshape(tf.transpose(a, [0, 3, 1, 2]), [tf.shape(a)[0], -1])
-            elif node.op_type == "Gemm":
-                w = consts[node.input[1]]
-                y = tf.matmul(a, w.T if attrs.get("transB", 0) else w) * attrs.get("alpha", 1.0)
-                if len(node.input) > 2:
-                    y = y + attrs.get("beta", 1.0) * consts[node.input[2]]
-            else:  # BatchNormalization (inference)
-                scale, bias, mean, var = (consts[i] for i in node.input[1:5])
-                y = (a - mean) * (scale / np.sqrt(var + attrs.get("epsilon", 1e-5))) + bias
-            t[node.output[0]] = y
-        return {"embedding": t[graph.output[0].name]}
+            if node.op_type == "Flatten":
+                fmap = t[node.input[0]]
+                if gain is not None:
+                    gated[node.input[0]] = mu + g * (fmap - mu)
+            if node.input[0] in gated:
+                gated[node.output[0]] = apply(node, attrs, collections.ChainMap(gated, t))
+            t[node.output[0]] = apply(node, attrs, t)
+        out = {"embedding": t[graph.output[0].name]}
+        if gain is not None:
+            out["embedding_masked"] = gated[graph.output[0].name]
+        if features:
+            out["features"] = fmap
+        return out
 
     return run
 
 
-def convert_onnx(model_bytes: bytes, out_dir: Path, input_shape: Sequence[int | None]) -> Path:
+def onnx_head(model_bytes: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The affine layers after an ONNX descriptor's ``Flatten`` (``Gemm`` and ``BatchNormalization``,
+    as SFace ends) folded into ``(weights, bias)``: ``flatten(map) @ weights + bias`` is the descriptor
+    before its normalisation, ``map`` in the graph's NCHW order (:func:`.train.fit_feature_gain`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(model_bytes).graph
+    consts = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    if ops.count("Flatten") != 1:
+        raise ModelConversionError("the descriptor's head is not one Flatten and affine layers")
+    weights, bias = None, None
+    for node in graph.node[ops.index("Flatten") + 1:]:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Gemm" and weights is None:
+            w = consts[node.input[1]]
+            weights = (w.T if attrs.get("transB", 0) else w) * attrs.get("alpha", 1.0)
+            bias = attrs.get("beta", 1.0) * consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0])
+        elif node.op_type == "BatchNormalization" and weights is not None:
+            scale, beta, mean, var = (consts[i] for i in node.input[1:5])
+            k = scale / np.sqrt(var + attrs.get("epsilon", 1e-5))
+            weights, bias = weights * k, (bias - mean) * k + beta
+        elif node.op_type != "Dropout":
+            raise ModelConversionError(f"unsupported layer after the descriptor's Flatten: {node.op_type}")
+    if weights is None:
+        raise ModelConversionError("no Gemm after the descriptor's Flatten")
+    return weights.astype(np.float32), bias.astype(np.float32)
+
+
+def convert_onnx(model_bytes: bytes, out_dir: Path, input_shape: Sequence[int | None],
+                 gain: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Convert an ONNX face descriptor (:func:`build_onnx_function`) into a SavedModel at ``out_dir``
-    (signature as :func:`convert_model`'s: NHWC ``input``, output ``embedding``)."""
+    (signature as :func:`convert_model`'s: NHWC ``input``, output ``embedding``; with ``gain`` also
+    ``embedding_masked``, :func:`build_onnx_function`)."""
     import tensorflow as tf
 
-    fn = build_onnx_function(model_bytes)
+    fn = build_onnx_function(model_bytes, gain)
     module = tf.Module()
     module.serve = tf.function(lambda x: fn(x),
                                input_signature=[tf.TensorSpec(tuple(input_shape), tf.float32, name="input")])

@@ -86,20 +86,31 @@ class ChipDescriptor:
         raise NotImplementedError
 
     def __call__(self, aligned_bgr: np.ndarray, *, flip: bool = False,
-                 matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
+                 matrices: list[np.ndarray | None] | None = None, masked: np.ndarray | None = None) -> np.ndarray:
         """Embed aligned BGR crops -> ``NxD`` float32, L2-normalised (``flip``: as :class:`FaceRes`).
         ``matrices``: per crop, the 2x3 transform from the crop to this network's chip, or ``None`` for
-        its fixed chip (only the five-point chip descriptors take them, :class:`ArcFace`)."""
+        its fixed chip (only the five-point chip descriptors take them, :class:`ArcFace`). ``masked``:
+        per crop, whether it is a masked face, which gets the network's ``embedding_masked`` output
+        where the converted network has one (SFace's learned feature-map gain)."""
         crops = np.asarray(aligned_bgr)
         if crops.ndim == 3:
             crops = crops[None]
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         x = self.chips(crops, matrices)
+        rows = np.zeros(len(crops), bool) if masked is None else np.asarray(masked, bool)
         if flip:
             x = np.concatenate([x, x[:, :, ::-1]], 0)
-        emb = l2_normalise(np.concatenate([self._serve(x[i:i + self._batch])["embedding"]
-                                           for i in range(0, len(x), self._batch)], 0))
+            rows = np.concatenate([rows, rows])
+
+        def run(i: int) -> np.ndarray:
+            out = self._serve(x[i:i + self._batch])
+            picked = rows[i:i + self._batch]
+            if "embedding_masked" in out and picked.any():
+                return np.where(picked[:, None], out["embedding_masked"], out["embedding"])
+            return out["embedding"]
+
+        emb = l2_normalise(np.concatenate([run(i) for i in range(0, len(x), self._batch)], 0))
         if flip:
             half = len(emb) // 2
             emb = emb[:half] + emb[half:]

