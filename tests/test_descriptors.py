@@ -387,3 +387,28 @@ def test_sface_is_converted_again_when_the_shipped_gain_changes(tmp_path, monkey
     assert install.gain_digest("sface") is None and install.load_gain("sface") is None
     (folder / "source.json").write_text(json.dumps({**source, "gain": None}))
     assert install.descriptor_installed(tmp_path, "sface")
+
+
+@pytest.mark.models
+def test_an_sface_converted_without_the_gain_is_refused(installed_models, monkeypatch):
+    """The masked threshold is the gained descriptor's: an SFace converted without the gain (an old
+    install, or the shipped gain removed) would match masked faces by plain vectors at it, and let more
+    strangers in, so the engine refuses to load it and says how to convert it again."""
+    import recognition.engine as engine_module
+    from recognition.engine.errors import ModelsMissing
+
+    real = engine_module._load_model
+
+    def without_gain(models_dir, name, runtime=None):
+        run = real(models_dir, name, runtime=runtime)
+        return (lambda x: {"embedding": run(x)["embedding"]}) if name == "sface" else run
+
+    monkeypatch.setattr(engine_module, "_load_model", without_gain)
+    engine_module._load_engine.cache_clear()
+    try:
+        with pytest.raises(ModelsMissing, match="install_models"):
+            engine_module.load_engine(installed_models, EngineConfig.for_descriptor("sface"))
+        plain = EngineConfig.for_descriptor("sface").with_(masked_gain=False)
+        assert engine_module.load_engine(installed_models, plain).chipnet is not None
+    finally:
+        engine_module._load_engine.cache_clear()

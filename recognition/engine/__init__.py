@@ -291,8 +291,13 @@ def _load_engine(models_dir: Path, config: EngineConfig, mask_classifier: str | 
     resnet = chipnet = None
     if config.descriptor in CHIP_NETS:
         wrapper = {"sface": SFace, "arcface": ArcFace}[config.descriptor]   # each scales its input its way
-        chipnet = wrapper(load_model(models_dir, CHIP_NETS[config.descriptor].model), config.aligned_size,
-                          config.eye_distance, config.eye_y)
+        serve = load_model(models_dir, CHIP_NETS[config.descriptor].model)
+        if config.descriptor == "sface" and config.masked_gain and "embedding_masked" not in serve(
+                np.zeros((1, 112, 112, 3), np.float32)):
+            # its masked threshold is the gained descriptor's: plain masked vectors would let more strangers in
+            raise ModelsMissing("SFace was converted without the masked faces' feature-map gain "
+                                "(recognition/engine/assets/sface_gain-v1.npz); run `python manage.py install_models`")
+        chipnet = wrapper(serve, config.aligned_size, config.eye_distance, config.eye_y)
     elif config.resnet_weight > 0:
         resnet = DlibResNet(load_model(models_dir, RESNET_MODEL), config.aligned_size, config.eye_distance,
                             config.eye_y)
