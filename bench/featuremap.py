@@ -100,7 +100,7 @@ def split_maps(split: str, net: SFaceMaps, mirror: bool = False) -> tuple[dict, 
     ablation.WORK = ablation.split_work(split) if split != "DevTest" else REPO / "var" / "bench" / "ablation"
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), descriptors.CFG)
     pairs = ablation.devtest_pairs(split)
-    crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
+    crops = None   # the crops (2 GB for DevTrain) are read only when a kind's maps are not cached yet
     out = {}
     for kind in KINDS:
         path = descriptors.embedding_cache(engine, "sface", (kind, "bn1") + (("mirror",) if mirror else ()),
@@ -109,11 +109,12 @@ def split_maps(split: str, net: SFaceMaps, mirror: bool = False) -> tuple[dict, 
             z = np.load(path, allow_pickle=True)
             out[kind] = (list(map(tuple, z["keys"])), z["maps"])
             continue
+        if crops is None:
+            crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
         keys = [k for k, r in sorted(crops.items()) if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
         points = [ablation.five_of(crops[k], kind) for k in keys]
-        chips = descriptors.chips(batch, [descriptors.EngineArcFace.five_point_matrix(p) if p is not None
-                                          else descriptors.SFace.matrix for p in points], 112)
+        chips = descriptors.chips(batch, descriptors.chip_matrices(descriptors.SFace, points), 112)
         _, maps = net.maps(np.ascontiguousarray(chips[:, :, ::-1]) if mirror else chips)
         maps = maps.astype(np.float16)
         np.savez(path, keys=np.array(keys, dtype=object), maps=maps)
