@@ -99,11 +99,17 @@ def devtest_pairs(split: str = "DevTest") -> list[tuple[tuple[str, int], tuple[s
             ((r[0], int(r[1])), (r[2], int(r[3])), False) for r in rows]
 
 
+# the settings that only decide on vectors already made: crops and the networks' raw outputs do not
+# follow them, so a recalibrated threshold or the masked-face gain keeps these caches (40 min to rebuild)
+DECIDING = {"threshold_unmasked": 0.0, "threshold_masked": 0.0, "masked_gain": False}
+
+
 def cache_file(engine, name: str, *extra: object, folder: Path | None = None) -> Path:
-    """``<folder or WORK>/<name>`` with a digest of the engine's settings, its models and ``extra``
-    in the name: crops or embeddings made under other settings or models are never replayed."""
+    """``<folder or WORK>/<name>`` with a digest of the engine's settings (but :data:`DECIDING`), its
+    models and ``extra`` in the name: crops or embeddings made under other settings or models are never
+    replayed."""
     stem, _, ext = name.partition(".")
-    return (folder or WORK) / f"{stem}-{settings_digest(engine.config, *extra)}.{ext}"
+    return (folder or WORK) / f"{stem}-{settings_digest(engine.config.with_(**DECIDING), *extra)}.{ext}"
 
 
 def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict:

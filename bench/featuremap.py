@@ -27,7 +27,7 @@ descriptor to 1e-5), one chip per photo and kind (and its mirror image with ``--
 ``--calibrate``). They are cached as float16 in the ablation's split folders (``var/bench``), about
 1 GB for both splits (2 GB with the mirrors).
 
-Usage: ``python bench/featuremap.py [--rows 3 4 5] [--gain-steps 400 [--seeds 0 1 2]] [--gain-file NPZ]
+Usage: ``python bench/featuremap.py [--rows 3 4 5] [--gain-steps 400 [--seeds 0 1 2]] [--gain-file NPZ [NPZ ...]]
 [--mirror] [--calibrate]`` (needs ``onnxruntime``; the crops of both splits, as ``bench/adapter.py``
 builds them: about 40 minutes on 2 cores the first time, a few once cached). Prints the tables and
 writes ``bench/results/featuremap-sface.json`` (``featuremap-sface-gain.json`` with a gain).
@@ -275,9 +275,9 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true",
                         help="the masked threshold on DevTrain with the mirror, without and with the first seed's "
                              "gain, and what it lets through on DevTest")
-    parser.add_argument("--gain-file", type=Path,
-                        help="also measure (and with --calibrate, calibrate) a gain written by "
-                             "`manage.py train_adapter --feature-gain` (e.g. the shipped one)")
+    parser.add_argument("--gain-file", type=Path, nargs="+", default=[],
+                        help="also measure (and with --calibrate, calibrate) gains written by "
+                             "`manage.py train_adapter --feature-gain` (e.g. the shipped one and a candidate)")
     args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
@@ -293,12 +293,14 @@ def main() -> None:
                   lambda m, k=k, fill=fill: impute(m, fill, k), mode)
                  for k in args.rows for mode in ("probe", "both") for source, fill in fills]
     fits = {}
-    shipped = None
-    if args.gain_file:
-        with np.load(args.gain_file) as z:
-            shipped = z["gain"].astype(np.float32), z["mean"].astype(np.float32)
-        settings.append((f"gain of {args.gain_file.name}, masked faces",
-                         lambda m, g=shipped[0], mu=shipped[1]: mu + g * (m - mu), "probe"))
+    files = {}   # label -> (gain, mean) of each --gain-file
+    for path in args.gain_file:
+        with np.load(path) as z:
+            gain = z["gain"].astype(np.float32), z["mean"].astype(np.float32)
+        label = f"gain of {path.name}" if path.name not in {p.name for p in args.gain_file if p != path} \
+            else f"gain of {path}"   # two files of one name (a candidate beside the shipped one)
+        files[label] = gain
+        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe"))
     for seed in args.seeds if args.gain_steps else ():
         fit = fits[seed] = fit_gain(net, train_maps, mean, steps=args.gain_steps, seed=seed)
         settings.append((f"learned gain, {args.gain_steps} steps, seed {seed}, masked faces",
@@ -319,15 +321,14 @@ def main() -> None:
             fit = fits[args.seeds[0]]
             calib[f"learned gain, seed {args.seeds[0]}"] = calibration(
                 net, train, test, lambda m, g=fit.gain: mean + g * (m - mean))
-        if shipped:
-            calib[f"gain of {args.gain_file.name}"] = calibration(
-                net, train, test, lambda m, g=shipped[0], mu=shipped[1]: mu + g * (m - mu))
+        for label, (g, mu) in files.items():
+            calib[label] = calibration(net, train, test, lambda m, g=g, mu=mu: mu + g * (m - mu))
         print(json.dumps(calib, indent=1, default=float))
     meta = {"seconds": round(time.time() - t0, 1), "calibration": calib, "rows": args.rows,
             "gain_steps": args.gain_steps,
             "seeds": args.seeds, "mirror": args.mirror, "gain_metrics": {s: f.metrics for s, f in fits.items()},
             "provenance": provenance()}
-    out = REPO / "bench" / "results" / f"featuremap-sface{'-gain' if args.gain_steps or args.gain_file else ''}.json"
+    out = REPO / "bench" / "results" / f"featuremap-sface{'-gain' if args.gain_steps or files else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
     print(table(results))

@@ -65,14 +65,14 @@ def _file_digest(path: Path) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _version(models_dir: str, masks: bool, descriptor: str) -> str:
+def _version(models_dir: str, masks: bool, descriptor: str, gain: bool = True) -> str:
     manifest = installed_manifest(Path(models_dir)) or {}
     cfg = EngineConfig.for_descriptor(descriptor)
     # with a chip descriptor the masked/unmasked head reads FaceRes without its mirror
     extra = ({"descriptor": [descriptor, CHIP_NETS[descriptor].wheel.sha256, ONNX_CONVERTER_VERSION],
               "mask_head_flip": False}
              if descriptor in CHIP_NETS else {})
-    if descriptor in CHIP_NETS and cfg.masked_gain and gain_digest(descriptor):   # masked faces' vectors
+    if gain and descriptor in CHIP_NETS and cfg.masked_gain and gain_digest(descriptor):   # masked faces' vectors
         extra["gain"] = gain_digest(descriptor)
     if descriptor in CHIP_NETS and cfg.chip_alignment != "eyes":   # eye-only chips kept their version
         extra["chip"] = cfg.chip_alignment
@@ -89,11 +89,12 @@ def _version(models_dir: str, masks: bool, descriptor: str) -> str:
     return f"{manifest.get('fingerprint', 'none')[:12]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
-def template_version() -> str:
+def template_version(*, gain: bool = True) -> str:
     """Key of cached templates: changes with the models, the descriptor, the alignment (and which
-    landmarks it uses), the TTA, the mask scheme and the masked/unmasked head."""
+    landmarks it uses), the TTA, the mask scheme, the masked/unmasked head and (unless ``gain`` is
+    false: what comes before it, such as the feature maps the gain is trained on) the masked-face gain."""
     return _version(str(settings.MASKNET_MODELS_DIR), synthetic_masks_available(),
-                    getattr(settings, "MASKNET_DESCRIPTOR", "sface"))
+                    getattr(settings, "MASKNET_DESCRIPTOR", "sface"), gain)
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,22 @@ def test_featuremap_head_gives_sfaces_own_descriptor(featuremap_bench, installed
     desc, maps = net.maps(x, batch=2)
     assert maps.shape == (3, 1024, 7, 7)
     np.testing.assert_allclose(net.head(maps), desc / np.linalg.norm(desc, axis=1, keepdims=True), atol=1e-4)
+
+
+def test_bench_caches_of_crops_and_raw_vectors_outlive_a_recalibrated_threshold(descriptors, tmp_path):
+    """``ablation.cache_file`` (crops, the networks' raw vectors, feature maps: 40 minutes to rebuild)
+    is named by the settings that shape them: a new threshold or the masked-face gain keeps the name,
+    a new alignment does not."""
+    from types import SimpleNamespace
+
+    import ablation
+
+    from recognition.engine import EngineConfig
+
+    def path(config: EngineConfig) -> Path:
+        return ablation.cache_file(SimpleNamespace(config=config), "crops.pkl", True, folder=tmp_path)
+
+    sface = EngineConfig.for_descriptor("sface")
+    assert path(sface) == path(sface.with_(threshold_masked=0.3, threshold_unmasked=0.5, masked_gain=False))
+    assert path(sface) != path(sface.with_(eye_distance=0.3))
+    assert path(sface) != path(EngineConfig.for_descriptor("arcface"))

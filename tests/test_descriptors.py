@@ -366,6 +366,7 @@ def test_sface_is_converted_again_when_the_shipped_gain_changes(tmp_path, monkey
     again, and the template version moves with it (masked faces' vectors change)."""
     import json
 
+    from enrollment import recognizer
     from recognition.engine import install
     from recognition.engine.convert import ONNX_CONVERTER_VERSION
     from recognition.engine.registry import CHIP_NETS
@@ -381,8 +382,17 @@ def test_sface_is_converted_again_when_the_shipped_gain_changes(tmp_path, monkey
     (folder / "source.json").write_text(json.dumps(source))
     assert install.descriptor_installed(tmp_path, "sface")
     np.testing.assert_array_equal(install.load_gain("sface")[0], np.ones((2, 1, 1), np.float32))
+
+    def versions() -> tuple[str, str]:   # with and without the gain (lru-cached: cleared between gains)
+        recognizer._version.cache_clear()
+        return tuple(recognizer._version(str(tmp_path), True, "sface", gain) for gain in (True, False))
+
+    before = versions()
     np.savez(gain, gain=np.full((2, 1, 1), 2, np.float16), mean=np.zeros((2, 1, 1), np.float16))
     assert not install.descriptor_installed(tmp_path, "sface")
+    after = versions()
+    # templates follow the gain; what train_adapter --feature-gain caches (the maps before it) does not
+    assert after[0] != before[0] and after[1] == before[1]
     gain.unlink()   # none shipped: the conversion without one is the current one
     assert install.gain_digest("sface") is None and install.load_gain("sface") is None
     (folder / "source.json").write_text(json.dumps({**source, "gain": None}))

