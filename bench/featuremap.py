@@ -28,8 +28,10 @@ descriptor to 1e-5), one chip per photo and kind (and its mirror image with ``--
 1 GB for both splits (2 GB with the mirrors).
 
 Usage: ``python bench/featuremap.py [--rows 3 4 5] [--gain-steps 400 [--seeds 0 1 2]] [--gain-file NPZ [NPZ ...]]
-[--mirror] [--calibrate]`` (needs ``onnxruntime``; the crops of both splits, as ``bench/adapter.py``
-builds them: about 40 minutes on 2 cores the first time, a few once cached). Prints the tables and
+[--levers] [--mirror] [--calibrate]`` (``--rows --gain-file <the shipped gain> --levers --mirror``: the
+site's levers, mirror, synthetic-mask templates and gain, each on and off). Needs ``onnxruntime`` and
+the crops of both splits, as ``bench/adapter.py`` builds them: about 40 minutes on 2 cores the first
+time, a few once cached. Prints the tables and
 writes ``bench/results/featuremap-sface.json`` (``featuremap-sface-gain.json`` with a gain).
 """
 
@@ -171,9 +173,10 @@ def fit_gain(net: SFaceMaps, maps: dict, mean: np.ndarray, *, steps: int = 400, 
     return fit
 
 
-def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str) -> float:
+def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str, templates: bool = True) -> float:
     """A pair's score (``a`` enrolled): unmasked pairs on the plain vectors; a masked probe meets the
-    photo and its synthetic-mask templates (the product's gallery), each as ``masked`` has them."""
+    photo and its synthetic-mask templates (the product's gallery; ``templates`` false: the photo
+    alone), each as ``masked`` has them."""
     if bkind == "orig":
         va, vb = plain[akind].get(a), plain[bkind].get(b)
         return -1.0 if va is None or vb is None else float(va @ vb)
@@ -181,14 +184,14 @@ def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str) -> float
     if probe is None or a not in masked[akind]:
         return -1.0
     s = float(masked[akind][a] @ probe)
-    if akind == "orig":
+    if akind == "orig" and templates:
         s = max([s] + [float(masked[k][a] @ probe) for k in ("prod0", "prod1") if a in masked[k]])
     return s
 
 
-def identification_scores(masked: dict, keys) -> np.ndarray:
+def identification_scores(masked: dict, keys, templates: bool = True) -> np.ndarray:
     """Probes x gallery scores of ``ablation.identification``: a masked probe against each enrolled
-    person's photo and synthetic-mask templates (the best of them)."""
+    person's photo and synthetic-mask templates (the best of them; ``templates`` false: the photo)."""
     gallery, probes = ablation.identification_sets(keys)
     names = sorted(gallery)
 
@@ -200,29 +203,34 @@ def identification_scores(masked: dict, keys) -> np.ndarray:
     probe = stack("mtf", [k for k, _ in probes])
     photo = stack("orig", [gallery[g] for g in names])
     scores = probe @ photo.T
-    for kind in ("prod0", "prod1"):  # the templates of photographed people only, as pair_score meets them
+    # the templates of photographed people only, as pair_score meets them
+    for kind in ("prod0", "prod1") if templates else ():
         scores = np.fmax(scores, np.where(np.isnan(photo[:, :1].T), np.nan,
                                           probe @ stack(kind, [gallery[g] for g in names]).T))
     return np.nan_to_num(scores, nan=-1.0)
 
 
-def matched_tar(masked: dict) -> dict:
+def matched_tar(masked: dict, templates: bool = True) -> dict:
     """``bench/adapter.py``'s :func:`adapter.unseen_tar` (unseen-mask probes against photo and
     synthetic-mask template at thresholds set on their own impostors) on ``masked``'s vectors."""
-    return adapter.unseen_tar({kind: {k: {"full": v} for k, v in faces.items()} for kind, faces in masked.items()})
+    return adapter.unseen_tar({kind: {k: {"full": v} for k, v in faces.items()} for kind, faces in masked.items()},
+                              gallery=templates)
 
 
-def measure(net: SFaceMaps, maps: dict, pairs: list, change, mode: str, mirrored: dict | None = None) -> dict:
+def measure(net: SFaceMaps, maps: dict, pairs: list, change, mode: str, mirrored: dict | None = None,
+            templates: bool = True) -> dict:
     """The verification sets, the identification column and the matched TAR for one setting
-    (``change``, ``mode``, ``mirrored``: :func:`vectors`)."""
+    (``change``, ``mode``, ``mirrored``: :func:`vectors`; ``templates``: :func:`pair_score`)."""
     plain, masked = vectors(net, maps, change, mode, mirrored)
     same = np.array([p[2] for p in pairs])
     folds = stratified_folds([p[2] for p in pairs])
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk) for a, b, _ in pairs]),
-                                   same, folds) for s, (ak, bk) in ablation.SETS.items()}
-    out["identification"] = ablation.identification(None, keys, {}, scores=identification_scores(masked, keys))
-    out["matched_tar"] = matched_tar(masked)
+    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk, templates)
+                                             for a, b, _ in pairs]), same, folds)
+           for s, (ak, bk) in ablation.SETS.items()}
+    out["identification"] = ablation.identification(None, keys, {},
+                                                    scores=identification_scores(masked, keys, templates))
+    out["matched_tar"] = matched_tar(masked, templates)
     return out
 
 
@@ -278,6 +286,9 @@ def main() -> None:
     parser.add_argument("--gain-file", type=Path, nargs="+", default=[],
                         help="also measure (and with --calibrate, calibrate) gains written by "
                              "`manage.py train_adapter --feature-gain` (e.g. the shipped one and a candidate)")
+    parser.add_argument("--levers", action="store_true",
+                        help="also the rows without the synthetic-mask templates (photo alone), without and with "
+                             "the first --gain-file's gain: with --mirror, each of the site's levers on and off")
     args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
@@ -287,10 +298,10 @@ def main() -> None:
     train_maps, train_pairs = split_maps("DevTrain", net)
     mean = train_maps["orig"][1].astype(np.float32).mean(axis=0)  # DevTrain photos' average map
     test_maps, test_pairs = split_maps("DevTest", net)
-    settings = [("plain (no mirror), gallery: the product's matching", None, "probe")]
+    settings = [("plain (no mirror), gallery: the product's matching", None, "probe", True)]
     fills = (("DevTrain's mean", mean), ("bn1's shift", net.beta))
     settings += [(f"rows 0-{k - 1} kept, {mode} imputed with {source}",
-                  lambda m, k=k, fill=fill: impute(m, fill, k), mode)
+                  lambda m, k=k, fill=fill: impute(m, fill, k), mode, True)
                  for k in args.rows for mode in ("probe", "both") for source, fill in fills]
     fits = {}
     files = {}   # label -> (gain, mean) of each --gain-file
@@ -300,17 +311,24 @@ def main() -> None:
         label = f"gain of {path.name}" if path.name not in {p.name for p in args.gain_file if p != path} \
             else f"gain of {path}"   # two files of one name (a candidate beside the shipped one)
         files[label] = gain
-        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe"))
+        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe", True))
+    if args.levers:   # the two rows that leave the synthetic-mask templates out, without and with the gain
+        if not files:
+            parser.error("--levers needs --gain-file (the gain whose rows it adds)")
+        label, (g, mu) = next(iter(files.items()))
+        settings[1:1] = [("lever grid: no templates (photo alone), no gain", None, "probe", False),
+                         (f"lever grid: no templates (photo alone), {label}",
+                          lambda m, g=g, mu=mu: mu + g * (m - mu), "probe", False)]
     for seed in args.seeds if args.gain_steps else ():
         fit = fits[seed] = fit_gain(net, train_maps, mean, steps=args.gain_steps, seed=seed)
         settings.append((f"learned gain, {args.gain_steps} steps, seed {seed}, masked faces",
-                         lambda m, g=fit.gain: mean + g * (m - mean), "probe"))
+                         lambda m, g=fit.gain: mean + g * (m - mean), "probe", True))
     runs = [("DevTrain", train_maps, train_pairs, None), ("DevTest", test_maps, test_pairs, None)]
     if args.mirror:
         runs.append(("DevTest, mirror TTA", test_maps, test_pairs, split_maps("DevTest", net, mirror=True)[0]))
     for split, maps, pairs, mirrored in runs:
-        for label, change, mode in settings:
-            results[f"{split}: {label}"] = measure(net, maps, pairs, change, mode, mirrored)
+        for label, change, mode, templates in settings:
+            results[f"{split}: {label}"] = measure(net, maps, pairs, change, mode, mirrored, templates)
             print(f"  {split} {label}", file=sys.stderr, flush=True)
     calib = {}
     if args.calibrate:

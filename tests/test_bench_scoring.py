@@ -207,6 +207,12 @@ def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_
     got = featuremap_bench.identification_scores(masked, keys)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert (got == -1.0).any()
+    # without the synthetic-mask templates (--levers): the photo alone, pair by pair as in the matrix
+    alone = featuremap_bench.identification_scores(masked, keys, templates=False)
+    np.testing.assert_allclose(alone, [[featuremap_bench.pair_score(plain, masked, gallery[g], k, "orig", "mtf",
+                                                                     templates=False) for g in names]
+                                       for k, _ in probes], atol=1e-5)
+    assert (alone <= got + 1e-6).all() and (alone < got - 1e-6).any()   # the templates only ever add a better match
     # an unmasked pair reads the plain vectors, a masked probe the masked ones
     a, b = list(plain["orig"])[:2]
     assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "orig") == pytest.approx(
