@@ -81,8 +81,12 @@ def split_work(split: str) -> Path:
 
 
 def crop_of(rec: dict, kind: str) -> np.ndarray | None:
-    """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``)."""
-    return rec["prod"][int(kind[-1])] if kind.startswith("prod") and "prod" in rec else rec.get(kind)
+    """The crop of one image for a kind (``orig``, ``mtf``, ``prod0``, ``prod1``...; ``None`` when the
+    photo has no such rendering)."""
+    if kind.startswith("prod"):
+        i = int(kind[4:])
+        return rec["prod"][i] if "prod" in rec and i < len(rec["prod"]) else None
+    return rec.get(kind)
 
 
 def five_of(rec: dict, kind: str) -> np.ndarray | None:
@@ -112,10 +116,13 @@ def cache_file(engine, name: str, *extra: object, folder: Path | None = None) ->
     return (folder or WORK) / f"{stem}-{settings_digest(engine.config.with_(**DECIDING), *extra)}.{ext}"
 
 
-def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict:
+def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True, renderings: int = 2) -> dict:
     """Stage 1: aligned crops per image (cached unless ``cache`` is false). ``unseen``: also the photo
-    wearing a MaskTheFace template (``"mtf"``); without it only the product's own masks."""
-    path = cache_file(engine, "crops.pkl", unseen)
+    wearing a MaskTheFace template (``"mtf"``); without it only the product's own masks. ``renderings``:
+    how many of the product's masks each photo wears (``prod0``...; the product averages four into a
+    template); those past the second are drawn after the unseen mask, so the first two and the unseen
+    mask are the same whatever the count."""
+    path = cache_file(engine, "crops.pkl", unseen, *((("renderings", renderings),) if renderings != 2 else ()))
     if cache and path.exists():
         return pickle.loads(path.read_bytes())
     templates = load_templates(SHARED / "masks") if unseen else []
@@ -145,6 +152,8 @@ def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True) -> dict
                 rec["mtf"] = cv2.warpAffine(masked, face.align_matrix, (224, 224))
                 rec["mtf_five"] = rec["five"]
                 rec["mtf_lost"] = True
+        if face.landmarks is not None and renderings > 2:
+            rec["prod"] += [render_mask(face.aligned, pts, rng) for _ in range(renderings - 2)]
         out[(name, num)] = rec
         if k % 100 == 0:
             print(f"  crops {k}/{len(keys)}", file=sys.stderr, flush=True)

@@ -96,23 +96,27 @@ class SFaceMaps:
         return l2_normalise(maps.reshape(len(maps), -1).astype(np.float32) @ self.weights + self.bias)
 
 
-def split_maps(split: str, net: SFaceMaps, mirror: bool = False) -> tuple[dict, list]:
+def split_maps(split: str, net: SFaceMaps, mirror: bool = False, renderings: int = 2) -> tuple[dict, list]:
     """``({kind: (keys, maps)}, pairs)`` for ``split``'s pair photos (crops as ``bench/adapter.py``
-    builds them; maps cached as float16 beside them); ``mirror``: the maps of the chips' mirror images."""
+    builds them; maps cached as float16 beside them); ``mirror``: the maps of the chips' mirror images;
+    ``renderings``: product-mask renderings per photo (``prod0``...; more than two reads crops rendered
+    with that many, whose first two are the usual ones, :func:`ablation.prepare_crops`)."""
     ablation.WORK = ablation.split_work(split) if split != "DevTest" else REPO / "var" / "bench" / "ablation"
     engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), descriptors.CFG)
     pairs = ablation.devtest_pairs(split)
     crops = None   # the crops (2 GB for DevTrain) are read only when a kind's maps are not cached yet
     out = {}
-    for kind in KINDS:
-        path = descriptors.embedding_cache(engine, "sface", (kind, "bn1") + (("mirror",) if mirror else ()),
+    for kind in KINDS + tuple(f"prod{i}" for i in range(2, renderings)):
+        extra = (("renderings", renderings),) if kind not in KINDS else ()
+        path = descriptors.embedding_cache(engine, "sface", (kind, "bn1") + (("mirror",) if mirror else ()) + extra,
                                            None).with_suffix(".npz")
         if path.exists():
             z = np.load(path, allow_pickle=True)
             out[kind] = (list(map(tuple, z["keys"])), z["maps"])
             continue
         if crops is None:
-            crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}))
+            crops = ablation.prepare_crops(engine, sorted({p[0] for p in pairs} | {p[1] for p in pairs}),
+                                           renderings=renderings)
         keys = [k for k, r in sorted(crops.items()) if r is not None and ablation.crop_of(r, kind) is not None]
         batch = np.stack([ablation.crop_of(crops[k], kind) for k in keys])
         points = [ablation.five_of(crops[k], kind) for k in keys]
@@ -217,20 +221,40 @@ def matched_tar(masked: dict, templates: bool = True) -> dict:
                               gallery=templates)
 
 
+def mean_template(masked: dict) -> dict:
+    """``masked`` with each photo's synthetic-mask renderings (``prod0``, ``prod1``...) replaced by their
+    normalised mean, one template (under every ``prod`` kind, so that the best of them is that
+    template): the product's form (``gallery.enroll_templates`` averages four renderings into one)."""
+    kinds = [k for k in masked if k.startswith("prod")]
+    every = set.intersection(*(set(masked[k]) for k in kinds))
+    mean = {key: l2_normalise(sum(masked[k][key] for k in kinds)) for key in every}
+    return {**masked, **{k: mean for k in kinds}}
+
+
+TEMPLATE_FORMS = ("best", "mean", "none")
+
+
 def measure(net: SFaceMaps, maps: dict, pairs: list, change, mode: str, mirrored: dict | None = None,
-            templates: bool = True) -> dict:
+            templates: str = "best") -> dict:
     """The verification sets, the identification column and the matched TAR for one setting
-    (``change``, ``mode``, ``mirrored``: :func:`vectors`; ``templates``: :func:`pair_score`)."""
+    (``change``, ``mode``, ``mirrored``: :func:`vectors`). ``templates``: how a masked probe meets a
+    photographed person's synthetic-mask templates: the best of the first two renderings (``best``), their
+    mean as one template (``mean``, :func:`mean_template`), or not at all (``none``: the photo alone)."""
+    if templates not in TEMPLATE_FORMS:
+        raise ValueError(f"templates must be one of {TEMPLATE_FORMS}")
     plain, masked = vectors(net, maps, change, mode, mirrored)
+    if templates == "mean":
+        masked = mean_template(masked)
+    use = templates != "none"
     same = np.array([p[2] for p in pairs])
     folds = stratified_folds([p[2] for p in pairs])
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk, templates)
+    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk, use)
                                              for a, b, _ in pairs]), same, folds)
            for s, (ak, bk) in ablation.SETS.items()}
     out["identification"] = ablation.identification(None, keys, {},
-                                                    scores=identification_scores(masked, keys, templates))
-    out["matched_tar"] = matched_tar(masked, templates)
+                                                    scores=identification_scores(masked, keys, use))
+    out["matched_tar"] = matched_tar(masked, use)
     return out
 
 
@@ -287,9 +311,16 @@ def main() -> None:
                         help="also measure (and with --calibrate, calibrate) gains written by "
                              "`manage.py train_adapter --feature-gain` (e.g. the shipped one and a candidate)")
     parser.add_argument("--levers", action="store_true",
-                        help="also the rows without the synthetic-mask templates (photo alone), without and with "
-                             "the first --gain-file's gain: with --mirror, each of the site's levers on and off")
+                        help="also the rows without the synthetic-mask templates (photo alone) and with the "
+                             "renderings averaged into one template (the product's form), without and with the "
+                             "first --gain-file's gain: with --mirror, each of the site's levers on and off")
+    parser.add_argument("--renderings", type=int, default=2,
+                        help="product-mask renderings of each DevTest photo (4: as many as the product averages "
+                             "into a template; the rows that average them, --levers, use them all; the first two "
+                             "are the usual ones, which every other row uses)")
     args = parser.parse_args()
+    if args.renderings < 2:
+        parser.error("--renderings must be 2 or more")
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     t0 = time.time()
@@ -297,11 +328,11 @@ def main() -> None:
     results: dict = {}
     train_maps, train_pairs = split_maps("DevTrain", net)
     mean = train_maps["orig"][1].astype(np.float32).mean(axis=0)  # DevTrain photos' average map
-    test_maps, test_pairs = split_maps("DevTest", net)
-    settings = [("plain (no mirror), gallery: the product's matching", None, "probe", True)]
+    test_maps, test_pairs = split_maps("DevTest", net, renderings=args.renderings)
+    settings = [("plain (no mirror), gallery: the product's matching", None, "probe", "best")]
     fills = (("DevTrain's mean", mean), ("bn1's shift", net.beta))
     settings += [(f"rows 0-{k - 1} kept, {mode} imputed with {source}",
-                  lambda m, k=k, fill=fill: impute(m, fill, k), mode, True)
+                  lambda m, k=k, fill=fill: impute(m, fill, k), mode, "best")
                  for k in args.rows for mode in ("probe", "both") for source, fill in fills]
     fits = {}
     files = {}   # label -> (gain, mean) of each --gain-file
@@ -311,21 +342,24 @@ def main() -> None:
         label = f"gain of {path.name}" if path.name not in {p.name for p in args.gain_file if p != path} \
             else f"gain of {path}"   # two files of one name (a candidate beside the shipped one)
         files[label] = gain
-        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe", True))
-    if args.levers:   # the two rows that leave the synthetic-mask templates out, without and with the gain
+        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe", "best"))
+    if args.levers:   # the rows without the synthetic-mask templates and with them averaged, without and with the gain
         if not files:
             parser.error("--levers needs --gain-file (the gain whose rows it adds)")
         label, (g, mu) = next(iter(files.items()))
-        settings[1:1] = [("lever grid: no templates (photo alone), no gain", None, "probe", False),
-                         (f"lever grid: no templates (photo alone), {label}",
-                          lambda m, g=g, mu=mu: mu + g * (m - mu), "probe", False)]
+        settings[1:1] = [(f"lever grid: {form}, {gain}", change, "probe", templates)
+                         for templates, form in (("none", "no templates (photo alone)"),
+                                                 ("mean", "the renderings averaged into one template"))
+                         for gain, change in (("no gain", None),
+                                              (label, lambda m, g=g, mu=mu: mu + g * (m - mu)))]
     for seed in args.seeds if args.gain_steps else ():
         fit = fits[seed] = fit_gain(net, train_maps, mean, steps=args.gain_steps, seed=seed)
         settings.append((f"learned gain, {args.gain_steps} steps, seed {seed}, masked faces",
-                         lambda m, g=fit.gain: mean + g * (m - mean), "probe", True))
+                         lambda m, g=fit.gain: mean + g * (m - mean), "probe", "best"))
     runs = [("DevTrain", train_maps, train_pairs, None), ("DevTest", test_maps, test_pairs, None)]
     if args.mirror:
-        runs.append(("DevTest, mirror TTA", test_maps, test_pairs, split_maps("DevTest", net, mirror=True)[0]))
+        runs.append(("DevTest, mirror TTA", test_maps, test_pairs,
+                     split_maps("DevTest", net, mirror=True, renderings=args.renderings)[0]))
     for split, maps, pairs, mirrored in runs:
         for label, change, mode, templates in settings:
             results[f"{split}: {label}"] = measure(net, maps, pairs, change, mode, mirrored, templates)

@@ -219,6 +219,34 @@ def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_
         float(plain["orig"][a] @ plain["orig"][b]))
 
 
+def test_a_crop_of_a_rendering_the_photo_lacks_is_none(descriptors):
+    """Crops rendered with two product masks answer ``prod2`` with None (``--renderings 4`` reads others)."""
+    first, second = np.zeros((2, 2, 3), np.uint8), np.ones((2, 2, 3), np.uint8)
+    rec = {"orig": first, "prod": [first, second]}
+    assert descriptors.ablation.crop_of(rec, "prod1") is second
+    assert descriptors.ablation.crop_of(rec, "prod2") is None
+    assert descriptors.ablation.crop_of({"orig": first}, "prod0") is None   # no landmarks: no rendering
+    assert descriptors.ablation.crop_of(rec, "orig") is first and descriptors.ablation.crop_of(rec, "mtf") is None
+
+
+def test_featuremap_mean_template_is_one_unit_template_of_both_renderings(featuremap_bench):
+    rng = np.random.default_rng(5)
+    unit = lambda: (lambda v: v / np.linalg.norm(v))(rng.normal(size=8))  # noqa: E731
+    masked = {"orig": {("a", 1): unit()}, "mtf": {}, "prod0": {("a", 1): unit(), ("b", 1): unit()},
+              "prod1": {("a", 1): unit()}}
+    out = featuremap_bench.mean_template(masked)
+    want = masked["prod0"][("a", 1)] + masked["prod1"][("a", 1)]
+    np.testing.assert_allclose(out["prod0"][("a", 1)], want / np.linalg.norm(want), atol=1e-6)
+    assert out["prod1"] is out["prod0"] and set(out["prod0"]) == {("a", 1)}   # one template, of both
+    assert out["orig"] is masked["orig"] and masked["prod1"][("a", 1)] is not out["prod1"][("a", 1)]
+    masked["prod2"] = {("a", 1): unit()}   # a third rendering joins the mean
+    want = want + masked["prod2"][("a", 1)]
+    np.testing.assert_allclose(featuremap_bench.mean_template(masked)["prod2"][("a", 1)],
+                               want / np.linalg.norm(want), atol=1e-6)
+    with pytest.raises(ValueError, match="templates must be one of"):
+        featuremap_bench.measure(None, {}, [], None, "probe", templates="all")
+
+
 @pytest.mark.models
 def test_featuremap_head_gives_sfaces_own_descriptor(featuremap_bench, installed_models):
     """The fully connected head applied to the ``bn1`` map reproduces the graph's descriptor."""
