@@ -28,11 +28,12 @@ descriptor to 1e-5), one chip per photo and kind (and its mirror image with ``--
 1 GB for both splits (2 GB with the mirrors).
 
 Usage: ``python bench/featuremap.py [--rows 3 4 5] [--gain-steps 400 [--seeds 0 1 2]] [--gain-file NPZ [NPZ ...]]
-[--levers] [--mirror] [--calibrate]`` (``--rows --gain-file <the shipped gain> --levers --mirror``: the
-site's levers, mirror, synthetic-mask templates and gain, each on and off). Needs ``onnxruntime`` and
-the crops of both splits, as ``bench/adapter.py`` builds them: about 40 minutes on 2 cores the first
-time, a few once cached. Prints the tables and
-writes ``bench/results/featuremap-sface.json`` (``featuremap-sface-gain.json`` with a gain).
+[--levers [--renderings 4]] [--mirror] [--calibrate]`` (``--rows --gain-file <the shipped gain> --levers
+--mirror --renderings 4``: the site's levers, mirror, synthetic-mask templates as the product stores
+them and gain, each on and off). Needs ``onnxruntime`` and the crops of both splits, as
+``bench/adapter.py`` builds them: about 40 minutes on 2 cores the first time (10 more for DevTest's
+four renderings), a few once cached. Prints the tables and writes
+``bench/results/featuremap-sface.json`` (``featuremap-sface-gain.json`` with a gain).
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def split_maps(split: str, net: SFaceMaps, mirror: bool = False, renderings: int
         out[kind] = (keys, maps)
         print(f"  {split} {kind}: {len(keys)} maps{' (mirror)' if mirror else ''}", file=sys.stderr, flush=True)
     return out, pairs
+
+
+def gained(gain: np.ndarray, mean: np.ndarray):
+    """The change a gain makes to masked faces' maps, ``mean + gain * (maps - mean)``, as the engine
+    applies it (:func:`vectors`' ``change``)."""
+    return lambda maps: mean + gain * (maps - mean)
 
 
 def impute(maps: np.ndarray, mean: np.ndarray, rows: int | None) -> np.ndarray:
@@ -342,20 +349,20 @@ def main() -> None:
         label = f"gain of {path.name}" if path.name not in {p.name for p in args.gain_file if p != path} \
             else f"gain of {path}"   # two files of one name (a candidate beside the shipped one)
         files[label] = gain
-        settings.append((f"{label}, masked faces", lambda m, g=gain[0], mu=gain[1]: mu + g * (m - mu), "probe", "best"))
+        settings.append((f"{label}, masked faces", gained(*gain), "probe", "best"))
     if args.levers:   # the rows without the synthetic-mask templates and with them averaged, without and with the gain
         if not files:
             parser.error("--levers needs --gain-file (the gain whose rows it adds)")
-        label, (g, mu) = next(iter(files.items()))
-        settings[1:1] = [(f"lever grid: {form}, {gain}", change, "probe", templates)
+        label, gain = next(iter(files.items()))
+        changes = (("no gain", None), (label, gained(*gain)))
+        settings[1:1] = [(f"lever grid: {form}, {name}", change, "probe", templates)
                          for templates, form in (("none", "no templates (photo alone)"),
                                                  ("mean", "the renderings averaged into one template"))
-                         for gain, change in (("no gain", None),
-                                              (label, lambda m, g=g, mu=mu: mu + g * (m - mu)))]
+                         for name, change in changes]
     for seed in args.seeds if args.gain_steps else ():
         fit = fits[seed] = fit_gain(net, train_maps, mean, steps=args.gain_steps, seed=seed)
         settings.append((f"learned gain, {args.gain_steps} steps, seed {seed}, masked faces",
-                         lambda m, g=fit.gain: mean + g * (m - mean), "probe", "best"))
+                         gained(fit.gain, mean), "probe", "best"))
     runs = [("DevTrain", train_maps, train_pairs, None), ("DevTest", test_maps, test_pairs, None)]
     if args.mirror:
         runs.append(("DevTest, mirror TTA", test_maps, test_pairs,
@@ -372,9 +379,9 @@ def main() -> None:
         if fits:
             fit = fits[args.seeds[0]]
             calib[f"learned gain, seed {args.seeds[0]}"] = calibration(
-                net, train, test, lambda m, g=fit.gain: mean + g * (m - mean))
-        for label, (g, mu) in files.items():
-            calib[label] = calibration(net, train, test, lambda m, g=g, mu=mu: mu + g * (m - mu))
+                net, train, test, gained(fit.gain, mean))
+        for label, gain in files.items():
+            calib[label] = calibration(net, train, test, gained(*gain))
         print(json.dumps(calib, indent=1, default=float))
     meta = {"seconds": round(time.time() - t0, 1), "calibration": calib, "rows": args.rows,
             "gain_steps": args.gain_steps,

@@ -231,7 +231,11 @@ def test_a_crop_of_a_rendering_the_photo_lacks_is_none(descriptors):
 
 def test_featuremap_mean_template_is_one_unit_template_of_both_renderings(featuremap_bench):
     rng = np.random.default_rng(5)
-    unit = lambda: (lambda v: v / np.linalg.norm(v))(rng.normal(size=8))  # noqa: E731
+
+    def unit() -> np.ndarray:
+        v = rng.normal(size=8)
+        return v / np.linalg.norm(v)
+
     masked = {"orig": {("a", 1): unit()}, "mtf": {}, "prod0": {("a", 1): unit(), ("b", 1): unit()},
               "prod1": {("a", 1): unit()}}
     out = featuremap_bench.mean_template(masked)
