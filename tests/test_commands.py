@@ -249,3 +249,20 @@ def test_train_adapter_feature_gain_writes_the_gain_and_its_metrics(people_dir, 
     call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
                  out=str(out), cache=str(cache), stdout=again)
     assert "using cached feature maps" in again.getvalue()
+
+
+def test_train_adapter_feature_gain_takes_one_photo_people_and_more_renderings(people_dir, tmp_path):
+    """``--min-photos 1`` trains on people the LFW file lists with one photo (left out by default) and
+    ``--renderings 3`` draws three masks on each photo: three rows a photo, a cache of their own."""
+    names = sorted(p.name for p in people_dir.iterdir())
+    people = tmp_path / "people.txt"
+    people.write_text(f"{len(names)}\n" + "".join(f"{n} 1\n" for n in names))
+    out, cache = tmp_path / "gain.npz", tmp_path / "cache"
+    with pytest.raises(CommandError, match="--min-photos"):   # one photo each: nobody by default
+        call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
+                     out=str(out), cache=str(cache), stdout=io.StringIO())
+    call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
+                 min_photos=1, renderings=3, out=str(out), cache=str(cache), stdout=io.StringIO())
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    assert metrics["photos"] == len(names) and metrics["rows"] == 3 * len(names) and metrics["min_photos"] == 1
+    assert "3 per photo" in metrics["masks"]

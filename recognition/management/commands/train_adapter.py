@@ -51,11 +51,12 @@ def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progr
     return {"masked": np.stack(masked), "unmasked": np.stack(unmasked), "person": np.array(person)}
 
 
-def training_maps(engine, photos: list[tuple[str, Path]], model: bytes, seed: int, progress) -> dict:
+def training_maps(engine, photos: list[tuple[str, Path]], model: bytes, seed: int, progress,
+                  renderings: int = 2) -> dict:
     """What :func:`.train.fit_feature_gain` learns from: each photo's product-masked renderings' last
-    feature maps (two per photo, the masks drawn on its aligned crop as enrolment draws them, cut
-    with the photo's five-point chip), the photo's own plain descriptor (no mirror) and the mean map
-    of the photos. ``{masked, photo, person, mean}``."""
+    feature maps (``renderings`` per photo, the masks drawn on its aligned crop as enrolment draws
+    them, cut with the photo's five-point chip), the photo's own plain descriptor (no mirror) and the
+    mean map of the photos. ``{masked, photo, person, mean}``."""
     import tensorflow as tf
 
     from recognition.engine.convert import build_onnx_function
@@ -68,7 +69,7 @@ def training_maps(engine, photos: list[tuple[str, Path]], model: bytes, seed: in
             face = engine.analyze(engine.decode(path.read_bytes()), max_faces=3, embed=False)[0]
         except (EngineError, OSError):   # no face, unreadable, too large: the photo is left out
             continue
-        variants = masked_variants(engine, face, np.random.default_rng([seed, k]), 2)
+        variants = masked_variants(engine, face, np.random.default_rng([seed, k]), renderings)
         if not len(variants):
             continue
         crops = np.concatenate([face.aligned[None], variants])
@@ -96,8 +97,13 @@ class Command(BaseCommand):
         shared = shared_data() / "lfw"
         parser.add_argument("--images", default=str(shared / "images_deepfunneled"))
         parser.add_argument("--people", default=str(shared / "peopleDevTrain.txt"),
-                            help="LFW people file (name, count); people with 2+ photos are used")
+                            help="LFW people file (name, count); people with --min-photos or more are used")
         parser.add_argument("--max-per-person", type=int, default=4)
+        parser.add_argument("--min-photos", type=int, default=2,
+                            help="people with fewer photos are left out (1: everyone; with --feature-gain a "
+                                 "one-photo person's renderings meet their own photo and everyone else's)")
+        parser.add_argument("--renderings", type=int, default=2,
+                            help="--feature-gain: product-mask renderings of each photo trained on")
         parser.add_argument("--limit-people", type=int, default=0, help="0 = all")
         parser.add_argument("--steps", type=int, default=None, help="training steps (adapter 800, gain 400)")
         parser.add_argument("--seed", type=int, default=0)
@@ -113,13 +119,15 @@ class Command(BaseCommand):
             raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")
         try:
             people = [ln.split() for ln in people_file.read_text().splitlines()[1:] if ln.strip()]
-            people = [(n, int(c)) for n, c in people if int(c) >= 2]
+            people = [(n, int(c)) for n, c in people if int(c) >= max(1, o["min_photos"])]
         except (ValueError, UnicodeDecodeError) as exc:   # not "name count" lines
             raise CommandError(f"{people_file} is not an LFW people file (name and count per line): {exc}") from exc
         if o["limit_people"]:
             people = people[: o["limit_people"]]
         photos = [(n, images / n / f"{n}_{i:04d}.jpg") for n, c in people
                   for i in range(1, min(c, o["max_per_person"]) + 1)]
+        if not photos:
+            raise CommandError(f"nobody in {people_file} has {o['min_photos']} photos or more (--min-photos)")
         if o["feature_gain"]:
             self.feature_gain(photos, people_file, o)
             return
@@ -165,15 +173,17 @@ class Command(BaseCommand):
         engine = load_engine(models, EngineConfig.for_descriptor("sface").with_(masked_gain=False))
         # the cache follows the photos, the seed, the models and the mask renderer (template_version),
         # not the gain it trains (a retrained gain reuses the maps)
+        renderings = max(1, o["renderings"])
         key = hashlib.sha256(json.dumps([[str(p) for _, p in photos], o["seed"], template_version(gain=False),
-                                         CHIP_NETS["sface"].wheel.sha256, "maps"]).encode()).hexdigest()[:16]
+                                         CHIP_NETS["sface"].wheel.sha256, "maps"]
+                                        + ([renderings] if renderings != 2 else [])).encode()).hexdigest()[:16]
         cache = Path(o["cache"]) / f"maps-{key}.npz"
         if cache.exists():
             with np.load(cache) as d:
                 data = {k: d[k] for k in ("masked", "photo", "person", "mean")}
             self.stdout.write(f"using cached feature maps {cache}")
         else:
-            data = training_maps(engine, photos, model, o["seed"], ProgressBar("photos"))
+            data = training_maps(engine, photos, model, o["seed"], ProgressBar("photos"), renderings)
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **data)
         if len(set(data["person"].tolist())) < 2:
@@ -183,9 +193,11 @@ class Command(BaseCommand):
         fit = fit_feature_gain(data["masked"], data["photo"], data["person"], weights, bias, data["mean"],
                                seed=o["seed"], steps=o["steps"] or 400, progress=lambda s, n, loss: bar(s, n))
         out = Path(o["out"]) if o["out"] != str(DEFAULT_PATH) else gain_path("sface")
-        metrics = {**fit.metrics, "people": len(set(data["person"].tolist())), "photos": len(data["person"]) // 2,
-                   "rows": len(data["person"]), "source": os.path.relpath(people_file, settings.BASE_DIR),
-                   "masks": "product renderer (recognition/engine/masks.py), two per photo",
+        metrics = {**fit.metrics, "people": len(set(data["person"].tolist())),
+                   "photos": len(data["person"]) // renderings, "rows": len(data["person"]),
+                   "source": os.path.relpath(people_file, settings.BASE_DIR),
+                   "masks": f"product renderer (recognition/engine/masks.py), {renderings} per photo",
+                   "max_per_person": o["max_per_person"], "min_photos": o["min_photos"],
                    "descriptor": CHIP_NETS["sface"].wheel.member}
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out, gain=fit.gain.astype(np.float16), mean=fit.mean.astype(np.float16))
