@@ -253,7 +253,7 @@ def test_train_adapter_feature_gain_writes_the_gain_and_its_metrics(people_dir, 
 
 def test_train_adapter_feature_gain_takes_one_photo_people_and_more_renderings(people_dir, tmp_path):
     """``--min-photos 1`` trains on people the LFW file lists with one photo (left out by default) and
-    ``--renderings 3`` draws three masks on each photo: three rows a photo, a cache of their own."""
+    ``--renderings 3`` draws three masks on each photo: three rows a photo."""
     names = sorted(p.name for p in people_dir.iterdir())
     people = tmp_path / "people.txt"
     people.write_text(f"{len(names)}\n" + "".join(f"{n} 1\n" for n in names))
