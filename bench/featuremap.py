@@ -12,7 +12,10 @@ the lower pixels) and changes a masked face's map before the fully connected lay
 - ``--gain-steps N``: ``mean + gain * (map - mean)`` with a gain for each of the map's 50,176 elements
   learned on DevTrain (``train.fit_feature_gain``, :func:`fit_gain`; ``--seeds``), and ``--gain-file``
   a gain written by ``manage.py train_adapter --feature-gain``, such as the shipped one, which the
-  engine applies to every masked face (docs/accuracy.md "A learned gain on SFace's last feature map").
+  engine applies to every masked face (docs/accuracy.md "A learned gain on SFace's last feature map");
+- ``--fusion W``: a masked probe's scores against a person's photo and averaged synthetic-mask template
+  combined as ``W * photo + (1 - W) * template`` instead of the product's best of the two; measured,
+  not built (docs/accuracy.md, the same section).
 
 Measured on DevTrain (where settings are chosen and the gain learned) and DevTest (unseen MaskTheFace
 masks on the probes): the verification sets and the open-set identification column of
@@ -28,8 +31,8 @@ descriptor to 1e-5), one chip per photo and kind (and its mirror image with ``--
 1 GB for both splits (2 GB with the mirrors).
 
 Usage: ``python bench/featuremap.py [--rows 3 4 5] [--gain-steps 400 [--seeds 0 1 2]] [--gain-file NPZ [NPZ ...]]
-[--levers [--renderings 4]] [--mirror] [--calibrate]`` (``--rows --gain-file <the shipped gain> --levers
---mirror --renderings 4``: the site's levers, mirror, synthetic-mask templates as the product stores
+[--levers [--renderings 4]] [--fusion W [W ...]] [--mirror] [--calibrate]`` (``--rows --gain-file <the shipped
+gain> --levers --mirror --renderings 4``: the site's levers, mirror, synthetic-mask templates as the product stores
 them and gain, each on and off). Needs ``onnxruntime`` and the crops of both splits, as
 ``bench/adapter.py`` builds them: about 40 minutes on 2 cores the first time (10 more for DevTest's
 four renderings), a few once cached. Prints the tables and writes
@@ -184,10 +187,12 @@ def fit_gain(net: SFaceMaps, maps: dict, mean: np.ndarray, *, steps: int = 400, 
     return fit
 
 
-def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str, templates: bool = True) -> float:
+def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str, templates: bool = True,
+               fusion: float | None = None) -> float:
     """A pair's score (``a`` enrolled): unmasked pairs on the plain vectors; a masked probe meets the
     photo and its synthetic-mask templates (the product's gallery; ``templates`` false: the photo
-    alone), each as ``masked`` has them."""
+    alone), each as ``masked`` has them: the best of them, or with ``fusion`` = w the weighted mean
+    ``w * photo + (1 - w) * best template`` (the photo alone where it has no template)."""
     if bkind == "orig":
         va, vb = plain[akind].get(a), plain[bkind].get(b)
         return -1.0 if va is None or vb is None else float(va @ vb)
@@ -195,14 +200,16 @@ def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str, template
     if probe is None or a not in masked[akind]:
         return -1.0
     s = float(masked[akind][a] @ probe)
-    if akind == "orig" and templates:
-        s = max([s] + [float(masked[k][a] @ probe) for k in ("prod0", "prod1") if a in masked[k]])
+    found = [float(masked[k][a] @ probe) for k in ("prod0", "prod1") if a in masked[k]]
+    if akind == "orig" and templates and found:
+        s = max([s] + found) if fusion is None else fusion * s + (1 - fusion) * max(found)
     return s
 
 
-def identification_scores(masked: dict, keys, templates: bool = True) -> np.ndarray:
+def identification_scores(masked: dict, keys, templates: bool = True, fusion: float | None = None) -> np.ndarray:
     """Probes x gallery scores of ``ablation.identification``: a masked probe against each enrolled
-    person's photo and synthetic-mask templates (the best of them; ``templates`` false: the photo)."""
+    person's photo and synthetic-mask templates (the best of them; ``templates`` false: the photo;
+    ``fusion``: their weighted mean, as :func:`pair_score`)."""
     gallery, probes = ablation.identification_sets(keys)
     names = sorted(gallery)
 
@@ -215,9 +222,14 @@ def identification_scores(masked: dict, keys, templates: bool = True) -> np.ndar
     photo = stack("orig", [gallery[g] for g in names])
     scores = probe @ photo.T
     # the templates of photographed people only, as pair_score meets them
+    best = np.full_like(scores, np.nan)
     for kind in ("prod0", "prod1") if templates else ():
-        scores = np.fmax(scores, np.where(np.isnan(photo[:, :1].T), np.nan,
-                                          probe @ stack(kind, [gallery[g] for g in names]).T))
+        best = np.fmax(best, np.where(np.isnan(photo[:, :1].T), np.nan,
+                                      probe @ stack(kind, [gallery[g] for g in names]).T))
+    if fusion is None:
+        scores = np.fmax(scores, best)
+    else:
+        scores = np.where(np.isnan(best), scores, fusion * scores + (1 - fusion) * best)
     return np.nan_to_num(scores, nan=-1.0)
 
 
@@ -242,11 +254,13 @@ TEMPLATE_FORMS = ("best", "mean", "none")
 
 
 def measure(net: SFaceMaps, maps: dict, pairs: list, change, mode: str, mirrored: dict | None = None,
-            templates: str = "best") -> dict:
+            templates: str = "best", fusion: float | None = None) -> dict:
     """The verification sets, the identification column and the matched TAR for one setting
     (``change``, ``mode``, ``mirrored``: :func:`vectors`). ``templates``: how a masked probe meets a
     photographed person's synthetic-mask templates: the best of the first two renderings (``best``), their
-    mean as one template (``mean``, :func:`mean_template`), or not at all (``none``: the photo alone)."""
+    mean as one template (``mean``, :func:`mean_template`), or not at all (``none``: the photo alone);
+    ``fusion``: the photo's and the templates' scores averaged with that weight on the photo instead of
+    the best of them (:func:`pair_score`; the matched TAR keeps the best of them)."""
     if templates not in TEMPLATE_FORMS:
         raise ValueError(f"templates must be one of {TEMPLATE_FORMS}")
     plain, masked = vectors(net, maps, change, mode, mirrored)
@@ -256,11 +270,11 @@ def measure(net: SFaceMaps, maps: dict, pairs: list, change, mode: str, mirrored
     same = np.array([p[2] for p in pairs])
     folds = stratified_folds([p[2] for p in pairs])
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk, use)
+    out = {s: verification_metrics(np.array([pair_score(plain, masked, a, b, ak, bk, use, fusion)
                                              for a, b, _ in pairs]), same, folds)
            for s, (ak, bk) in ablation.SETS.items()}
     out["identification"] = ablation.identification(None, keys, {},
-                                                    scores=identification_scores(masked, keys, use))
+                                                    scores=identification_scores(masked, keys, use, fusion))
     out["matched_tar"] = matched_tar(masked, use)
     return out
 
@@ -321,6 +335,10 @@ def main() -> None:
                         help="also the rows without the synthetic-mask templates (photo alone) and with the "
                              "renderings averaged into one template (the product's form), without and with the "
                              "first --gain-file's gain: with --mirror, each of the site's levers on and off")
+    parser.add_argument("--fusion", type=float, nargs="+", default=[],
+                        help="also the rows where a masked probe's score against a photographed person is the "
+                             "weighted mean W x photo + (1 - W) x template instead of the best of them, the "
+                             "renderings averaged into one template, without and with the first --gain-file's gain")
     parser.add_argument("--renderings", type=int, default=2,
                         help="product-mask renderings of each DevTest photo (4: as many as the product averages "
                              "into a template; the rows that average them, --levers, use them all; the first two "
@@ -328,6 +346,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.renderings < 2:
         parser.error("--renderings must be 2 or more")
+    if any(not 0 <= w <= 1 for w in args.fusion):
+        parser.error("--fusion weights lie in [0, 1]")
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     t0 = time.time()
@@ -359,6 +379,16 @@ def main() -> None:
                          for templates, form in (("none", "no templates (photo alone)"),
                                                  ("mean", "the renderings averaged into one template"))
                          for name, change in changes]
+    fused = {}   # label -> the --fusion weight of its rows
+    if args.fusion:
+        if not files:
+            parser.error("--fusion needs --gain-file (the gain whose rows it adds)")
+        label, gain = next(iter(files.items()))
+        for w in args.fusion:
+            for name, change in (("no gain", None), (label, gained(*gain))):
+                row = f"score fusion: {w:g} x photo + {1 - w:g} x the averaged template, {name}"
+                fused[row] = w
+                settings.append((row, change, "probe", "mean"))
     for seed in args.seeds if args.gain_steps else ():
         fit = fits[seed] = fit_gain(net, train_maps, mean, steps=args.gain_steps, seed=seed)
         settings.append((f"learned gain, {args.gain_steps} steps, seed {seed}, masked faces",
@@ -369,7 +399,8 @@ def main() -> None:
                      split_maps("DevTest", net, mirror=True, renderings=args.renderings)[0]))
     for split, maps, pairs, mirrored in runs:
         for label, change, mode, templates in settings:
-            results[f"{split}: {label}"] = measure(net, maps, pairs, change, mode, mirrored, templates)
+            results[f"{split}: {label}"] = measure(net, maps, pairs, change, mode, mirrored, templates,
+                                                   fused.get(label))
             print(f"  {split} {label}", file=sys.stderr, flush=True)
     calib = {}
     if args.calibrate:
@@ -385,7 +416,8 @@ def main() -> None:
         print(json.dumps(calib, indent=1, default=float))
     meta = {"seconds": round(time.time() - t0, 1), "calibration": calib, "rows": args.rows,
             "gain_steps": args.gain_steps,
-            "seeds": args.seeds, "mirror": args.mirror, "gain_metrics": {s: f.metrics for s, f in fits.items()},
+            "seeds": args.seeds, "mirror": args.mirror, "fusion": args.fusion,
+            "gain_metrics": {s: f.metrics for s, f in fits.items()},
             "provenance": provenance()}
     out = REPO / "bench" / "results" / f"featuremap-sface{'-gain' if args.gain_steps or files else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -194,14 +194,20 @@ def test_featuremap_imputes_only_the_rows_a_mask_covers(featuremap_bench):
     assert featuremap_bench.impute(maps, mean, None) is maps
 
 
-def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_bench, descriptors):
+def _featuremap_sets(descriptors, seed: int) -> tuple:
+    """``(keys, plain, masked, gallery, probes, names)``: twelve people's random vectors (:func:`_embeddings`,
+    a few missing) as ``featuremap.vectors`` gives them, and the identification sets of their keys."""
     people = [f"p{i:02d}" for i in range(12)]
     keys = [(p, n) for i, p in enumerate(people) for n in range(1, 2 + i % 3)]
-    emb = _embeddings(np.random.default_rng(8), keys)
+    emb = _embeddings(np.random.default_rng(seed), keys)
     plain = {kind: {k: d["plain"] for k, d in faces.items()} for kind, faces in emb.items()}
     masked = {kind: {k: d["full"] for k, d in faces.items()} for kind, faces in emb.items()}
     gallery, probes = descriptors.ablation.identification_sets(keys)
-    names = sorted(gallery)
+    return keys, plain, masked, gallery, probes, sorted(gallery)
+
+
+def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_bench, descriptors):
+    keys, plain, masked, gallery, probes, names = _featuremap_sets(descriptors, 8)
     expected = np.array([[featuremap_bench.pair_score(plain, masked, gallery[g], k, "orig", "mtf") for g in names]
                          for k, _ in probes])
     got = featuremap_bench.identification_scores(masked, keys)
@@ -217,6 +223,27 @@ def test_featuremap_identification_scores_match_pair_by_pair_scoring(featuremap_
     a, b = list(plain["orig"])[:2]
     assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "orig") == pytest.approx(
         float(plain["orig"][a] @ plain["orig"][b]))
+
+
+def test_featuremap_score_fusion_weighs_photo_and_template(featuremap_bench, descriptors):
+    """``--fusion W``: a masked probe's score is W x photo + (1 - W) x best template, pair by pair and in
+    the identification matrix alike; W = 1 is the photo alone, a photo without a template keeps its own."""
+    keys, plain, masked, gallery, probes, names = _featuremap_sets(descriptors, 9)
+    a, (b, _) = gallery["p05"], probes[-1]   # p05: a photo and both templates
+    photo = float(masked["orig"][a] @ masked["mtf"][b])
+    template = max(float(masked[k][a] @ masked["mtf"][b]) for k in ("prod0", "prod1"))
+    assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "mtf", fusion=0.25) == pytest.approx(
+        0.25 * photo + 0.75 * template)
+    assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "mtf", fusion=1.0) == pytest.approx(photo)
+    got = featuremap_bench.identification_scores(masked, keys, fusion=0.5)
+    np.testing.assert_allclose(got, [[featuremap_bench.pair_score(plain, masked, gallery[g], k, "orig", "mtf",
+                                                                  fusion=0.5) for g in names]
+                                     for k, _ in probes], atol=1e-5)
+    assert (got <= featuremap_bench.identification_scores(masked, keys) + 1e-6).all()   # a mean never beats the max
+    del masked["prod0"][a], masked["prod1"][a]   # no template: the photo alone
+    assert featuremap_bench.pair_score(plain, masked, a, b, "orig", "mtf", fusion=0.5) == pytest.approx(photo)
+    fused = featuremap_bench.identification_scores(masked, keys, fusion=0.5)
+    assert fused[-1, names.index("p05")] == pytest.approx(photo, abs=1e-5)
 
 
 def test_a_crop_of_a_rendering_the_photo_lacks_is_none(descriptors):
