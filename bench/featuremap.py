@@ -333,12 +333,12 @@ def main() -> None:
                              "`manage.py train_adapter --feature-gain` (e.g. the shipped one and a candidate)")
     parser.add_argument("--levers", action="store_true",
                         help="also the rows without the synthetic-mask templates (photo alone) and with the "
-                             "renderings averaged into one template (the product's form), without and with the "
-                             "first --gain-file's gain: with --mirror, each of the site's levers on and off")
+                             "renderings averaged into one template (the product's form), without and with each "
+                             "--gain-file's gain: with --mirror, each of the site's levers on and off")
     parser.add_argument("--fusion", type=float, nargs="+", default=[],
                         help="also the rows where a masked probe's score against a photographed person is the "
                              "weighted mean W x photo + (1 - W) x template instead of the best of them, the "
-                             "renderings averaged into one template, without and with the first --gain-file's gain")
+                             "renderings averaged into one template, without and with each --gain-file's gain")
     parser.add_argument("--renderings", type=int, default=2,
                         help="product-mask renderings of each DevTest photo (4: as many as the product averages "
                              "into a template; the rows that average them, --levers, use them all; the first two "
@@ -373,8 +373,7 @@ def main() -> None:
     if args.levers:   # the rows without the synthetic-mask templates and with them averaged, without and with the gain
         if not files:
             parser.error("--levers needs --gain-file (the gain whose rows it adds)")
-        label, gain = next(iter(files.items()))
-        changes = (("no gain", None), (label, gained(*gain)))
+        changes = [("no gain", None)] + [(label, gained(*gain)) for label, gain in files.items()]
         settings[1:1] = [(f"lever grid: {form}, {name}", change, "probe", templates)
                          for templates, form in (("none", "no templates (photo alone)"),
                                                  ("mean", "the renderings averaged into one template"))
@@ -383,9 +382,8 @@ def main() -> None:
     if args.fusion:
         if not files:
             parser.error("--fusion needs --gain-file (the gain whose rows it adds)")
-        label, gain = next(iter(files.items()))
         for w in args.fusion:
-            for name, change in (("no gain", None), (label, gained(*gain))):
+            for name, change in [("no gain", None)] + [(label, gained(*gain)) for label, gain in files.items()]:
                 row = f"score fusion: {w:g} x photo + {1 - w:g} x the averaged template, {name}"
                 fused[row] = w
                 settings.append((row, change, "probe", "mean"))
