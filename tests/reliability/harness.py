@@ -634,18 +634,32 @@ class KioskClient(threading.Thread):
     def _read(self, ws, closed: list[Close]) -> None:
         import websocket
 
+        abnf = websocket.ABNF
         code = None
+        parts: list[bytes] = []
         try:
             while True:
-                opcode, frame = ws.recv_data_frame(True)
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                # frames read one by one rather than by recv_data_frame, which echoes a close frame
+                # before returning it: when the server has already dropped the connection that echo
+                # raises and the server's close code would be lost (read as "closed without a code")
+                frame = ws.recv_frame()
+                if frame.opcode == abnf.OPCODE_CLOSE:
                     data = frame.data or b""
                     code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+                    try:
+                        ws.send_close()
+                    except Exception:  # noqa: BLE001 - the server may be gone already: the code is what counts
+                        pass
                     break
-                if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                if frame.opcode == abnf.OPCODE_PING:
+                    ws.pong(frame.data)
                     continue
-                data = frame.data if hasattr(frame, "data") else frame
-                self._on_message(json.loads(data))
+                if frame.opcode not in (abnf.OPCODE_TEXT, abnf.OPCODE_BINARY, abnf.OPCODE_CONT):
+                    continue
+                parts.append(frame.data if isinstance(frame.data, bytes) else frame.data.encode())
+                if frame.fin:
+                    data, parts = b"".join(parts), []
+                    self._on_message(json.loads(data))
         except Exception:  # noqa: BLE001 - a dropped connection ends the socket like a close
             pass
         closed.append(Close(time.monotonic(), code, self._hello))
