@@ -200,10 +200,12 @@ def pair_score(plain: dict, masked: dict, a, b, akind: str, bkind: str, template
     if probe is None or a not in masked[akind]:
         return -1.0
     s = float(masked[akind][a] @ probe)
+    if akind != "orig" or not templates:
+        return s
     found = [float(masked[k][a] @ probe) for k in ("prod0", "prod1") if a in masked[k]]
-    if akind == "orig" and templates and found:
-        s = max([s] + found) if fusion is None else fusion * s + (1 - fusion) * max(found)
-    return s
+    if not found:
+        return s
+    return max([s] + found) if fusion is None else fusion * s + (1 - fusion) * max(found)
 
 
 def identification_scores(masked: dict, keys, templates: bool = True, fusion: float | None = None) -> np.ndarray:
@@ -370,10 +372,10 @@ def main() -> None:
             else f"gain of {path}"   # two files of one name (a candidate beside the shipped one)
         files[label] = gain
         settings.append((f"{label}, masked faces", gained(*gain), "probe", "best"))
+    changes = [("no gain", None)] + [(label, gained(*gain)) for label, gain in files.items()]
     if args.levers:   # the rows without the synthetic-mask templates and with them averaged, without and with the gain
         if not files:
             parser.error("--levers needs --gain-file (the gain whose rows it adds)")
-        changes = [("no gain", None)] + [(label, gained(*gain)) for label, gain in files.items()]
         settings[1:1] = [(f"lever grid: {form}, {name}", change, "probe", templates)
                          for templates, form in (("none", "no templates (photo alone)"),
                                                  ("mean", "the renderings averaged into one template"))
@@ -383,7 +385,7 @@ def main() -> None:
         if not files:
             parser.error("--fusion needs --gain-file (the gain whose rows it adds)")
         for w in args.fusion:
-            for name, change in [("no gain", None)] + [(label, gained(*gain)) for label, gain in files.items()]:
+            for name, change in changes:
                 row = f"score fusion: {w:g} x photo + {1 - w:g} x the averaged template, {name}"
                 fused[row] = w
                 settings.append((row, change, "probe", "mean"))
