@@ -116,45 +116,64 @@ def cache_file(engine, name: str, *extra: object, folder: Path | None = None) ->
     return (folder or WORK) / f"{stem}-{settings_digest(engine.config.with_(**DECIDING), *extra)}.{ext}"
 
 
+def image_crops(engine, img: np.ndarray, rng: np.random.Generator, templates: list, unseen: bool = True,
+                renderings: int = 2) -> tuple[dict | None, np.ndarray | None, np.ndarray | None]:
+    """One image's record of :func:`prepare_crops` (``None`` when no face is found), and the photo's
+    and the masked photo's FaceMesh landmarks in their crops' pixels (``transform_landmarks``; the
+    masked one's are the photo's where the detector lost the masked face; ``None`` without landmarks
+    or ``unseen``). ``rng`` is drawn in the same order whatever ``renderings`` is: two product masks,
+    the unseen mask, the rest."""
+    try:
+        face = engine.analyze(img, max_faces=3, embed=False)[0]
+    except NoFaceFound:
+        return None, None, None
+    rec = {"orig": face.aligned}
+    pts = masked_points = None
+    if face.landmarks is not None:
+        pts = transform_landmarks(face.landmarks, face.align_matrix)
+        rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
+        rec["five"] = transform_points(five_points(face.landmarks), face.align_matrix)
+    if face.landmarks is not None and unseen:
+        masked = apply_mask(img, face.landmarks, rng, templates)
+        try:
+            seen = engine.analyze(masked, max_faces=3, embed=False)[0]
+            rec["mtf"] = seen.aligned
+            if seen.landmarks is not None:
+                rec["mtf_five"] = transform_points(five_points(seen.landmarks), seen.align_matrix)
+                masked_points = transform_landmarks(seen.landmarks, seen.align_matrix)
+        except NoFaceFound:  # the detector lost the masked face: keep the unmasked alignment
+            rec["mtf"] = cv2.warpAffine(masked, face.align_matrix, (224, 224))
+            rec["mtf_five"] = rec["five"]
+            rec["mtf_lost"] = True
+            masked_points = pts
+    if face.landmarks is not None and renderings > 2:
+        rec["prod"] += [render_mask(face.aligned, pts, rng) for _ in range(renderings - 2)]
+    return rec, pts, masked_points
+
+
+def image_rng(index: int) -> np.random.Generator:
+    """The random stream of the ``index``-th image (in sorted key order) of :func:`prepare_crops`."""
+    return np.random.default_rng([index, 7])
+
+
+def read_image(name: str, num: int) -> np.ndarray:
+    """An LFW photo (deep-funneled), BGR."""
+    return cv2.imread(str(SHARED / "lfw" / "images_deepfunneled" / name / f"{name}_{num:04d}.jpg"))
+
+
 def prepare_crops(engine, keys, unseen: bool = True, cache: bool = True, renderings: int = 2) -> dict:
     """Stage 1: aligned crops per image (cached unless ``cache`` is false). ``unseen``: also the photo
     wearing a MaskTheFace template (``"mtf"``); without it only the product's own masks. ``renderings``:
     how many of the product's masks each photo wears (``prod0``...; the product averages four into a
     template); those past the second are drawn after the unseen mask, so the first two and the unseen
-    mask are the same whatever the count."""
+    mask are the same whatever the count (:func:`image_crops`)."""
     path = cache_file(engine, "crops.pkl", unseen, *((("renderings", renderings),) if renderings != 2 else ()))
     if cache and path.exists():
         return pickle.loads(path.read_bytes())
     templates = load_templates(SHARED / "masks") if unseen else []
-    images = SHARED / "lfw" / "images_deepfunneled"
     out: dict = {}
     for k, (name, num) in enumerate(keys):
-        img = cv2.imread(str(images / name / f"{name}_{num:04d}.jpg"))
-        rng = np.random.default_rng([k, 7])
-        try:
-            face = engine.analyze(img, max_faces=3, embed=False)[0]
-        except NoFaceFound:
-            out[(name, num)] = None
-            continue
-        rec = {"orig": face.aligned}
-        if face.landmarks is not None:
-            pts = transform_landmarks(face.landmarks, face.align_matrix)
-            rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
-            rec["five"] = transform_points(five_points(face.landmarks), face.align_matrix)
-        if face.landmarks is not None and unseen:
-            masked = apply_mask(img, face.landmarks, rng, templates)
-            try:
-                seen = engine.analyze(masked, max_faces=3, embed=False)[0]
-                rec["mtf"] = seen.aligned
-                if seen.landmarks is not None:
-                    rec["mtf_five"] = transform_points(five_points(seen.landmarks), seen.align_matrix)
-            except NoFaceFound:  # the detector lost the masked face: keep the unmasked alignment
-                rec["mtf"] = cv2.warpAffine(masked, face.align_matrix, (224, 224))
-                rec["mtf_five"] = rec["five"]
-                rec["mtf_lost"] = True
-        if face.landmarks is not None and renderings > 2:
-            rec["prod"] += [render_mask(face.aligned, pts, rng) for _ in range(renderings - 2)]
-        out[(name, num)] = rec
+        out[(name, num)] = image_crops(engine, read_image(name, num), image_rng(k), templates, unseen, renderings)[0]
         if k % 100 == 0:
             print(f"  crops {k}/{len(keys)}", file=sys.stderr, flush=True)
     if cache:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 
 import ablation  # noqa: E402  (bench/ is on sys.path)
 import descriptors  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
 
 from recognition.engine import load_engine  # noqa: E402
 from recognition.engine.adapter import Adapter  # noqa: E402
@@ -133,9 +133,7 @@ def matched_table(rows: dict) -> str:
 def report(name: str, meta: dict, results: dict) -> None:
     """Write ``bench/results/<name>.json`` and print the lever table, each row's pooled FNIR at FPIR
     1e-2, the calibration (``meta["calibration"]``) and the matched-FAR table (``meta["matched_far"]``)."""
-    out = REPO / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_results(name, meta, results, REPO)
     print(descriptors.table(results))
     print()
     for row, r in results.items():

@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 import ablation  # noqa: E402  (bench/ is on sys.path)
 import adapter  # noqa: E402
 import descriptors  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
 
 from recognition.engine import load_engine  # noqa: E402
 from recognition.engine.convert import onnx_head  # noqa: E402
@@ -419,9 +419,7 @@ def main() -> None:
             "seeds": args.seeds, "mirror": args.mirror, "fusion": args.fusion,
             "gain_metrics": {s: f.metrics for s, f in fits.items()},
             "provenance": provenance()}
-    out = REPO / "bench" / "results" / f"featuremap-sface{'-gain' if args.gain_steps or files else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_results(f"featuremap-sface{'-gain' if args.gain_steps or files else ''}", meta, results)
     print(table(results))
     print(f"\n{meta['seconds']:.0f} s")
 

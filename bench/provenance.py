@@ -66,3 +66,13 @@ def settings_digest(config, *extra) -> str:
     # the runtime too: TFLite's vectors differ from the SavedModels' in the 4th-5th decimal
     key = json.dumps([dataclasses.asdict(config), models, RUNTIME, *extra], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def write_results(name: str, meta: dict, results: dict, repo: Path = REPO) -> Path:
+    """Write ``<repo>/bench/results/<name>.json`` (``{"meta": ..., "results": ...}``) and return its path."""
+    import json
+
+    out = repo / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    return out

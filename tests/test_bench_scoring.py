@@ -312,3 +312,54 @@ def test_bench_caches_of_crops_and_raw_vectors_outlive_a_recalibrated_threshold(
     assert path(sface) == path(sface.with_(threshold_masked=0.3, threshold_unmasked=0.5, masked_gain=False))
     assert path(sface) != path(sface.with_(eye_distance=0.3))
     assert path(sface) != path(EngineConfig.for_descriptor("arcface"))
+
+
+@pytest.fixture()
+def overpaint_bench(descriptors):   # descriptors: puts bench/ on sys.path
+    import overpaint as module
+
+    yield module
+    sys.modules.pop("overpaint", None)
+
+
+def test_overpaint_cohort_statistics_give_the_cohorts_own_t_norm(overpaint_bench):
+    rng = np.random.default_rng(11)
+    cohort, probes, gallery = (a / np.linalg.norm(a, axis=1, keepdims=True)
+                               for a in (rng.normal(size=(n, 8)) for n in (50, 4, 3)))
+    mean, cov = cohort.mean(0), np.cov(cohort.T, bias=True)
+    raw = probes @ gallery.T
+    against = probes @ cohort.T   # each probe's scores against every cohort vector
+    expected = (raw - against.mean(1, keepdims=True)) / against.std(1, keepdims=True)
+    np.testing.assert_allclose(overpaint_bench.cohort_normalise(raw, probes, mean, cov), expected, rtol=1e-5, atol=1e-6)
+    # one score per probe, and centring alone
+    np.testing.assert_allclose(overpaint_bench.cohort_normalise(raw[:, 0], probes, mean, cov), expected[:, 0],
+                               rtol=1e-5)
+    np.testing.assert_allclose(overpaint_bench.cohort_normalise(raw, probes, mean, None, 0.5),
+                               raw - 0.5 * against.mean(1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_overpaint_rows_score_pairs_as_their_matrix_does(overpaint_bench):
+    rng = np.random.default_rng(12)
+    keys = [(f"p{i}", n) for i in range(6) for n in (1, 2)]
+    built = {}
+    for kind in overpaint_bench.KINDS:
+        present = [k for k in keys if not (kind == "mtf" and k == ("p3", 2))]   # one probe without its masked crop
+        for variant in overpaint_bench.VARIANTS:
+            v = rng.normal(size=(len(present), 16))
+            built[kind, variant] = (present, v / np.linalg.norm(v, axis=1, keepdims=True))
+    vectors = overpaint_bench.Vectors(built, keys)
+    rows = overpaint_bench.rows(vectors)
+    site = rows["the site (photo, four renderings averaged, gain)"]
+    gallery, probe = np.array([0, 2, 4]), np.array([1, 3, 7])
+    matrix = site(gallery, probe, False)
+    for i, p in enumerate(probe):
+        np.testing.assert_allclose(site(gallery, np.full(3, p), True), matrix[i], rtol=1e-6)
+    # the site's score is the better of the photo's and the averaged template's
+    photo, masked = vectors["orig", "plain_m"], vectors["mtf", "gained_m"]
+    template = vectors.mean_of([f"prod{i}" for i in range(4)], "gained_m")
+    np.testing.assert_allclose(matrix[0], np.maximum(masked[1] @ photo[gallery].T, masked[1] @ template[gallery].T),
+                               rtol=1e-6)
+    assert np.isnan(matrix[2]).all()   # no masked crop: no score (measure() counts it as a miss)
+    # a best-of row never scores below the site's
+    plus = rows["overpaint n95 white: + the site's"](gallery, probe[:2], False)
+    assert (plus >= matrix[:2] - 1e-6).all()
