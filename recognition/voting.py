@@ -6,8 +6,8 @@ frame with a usable face and acts on the :class:`Verdict` it gets back.
 Rules (all counts are over the last ``window`` usable frames of one continuous presence):
 
 * **accepted**: one identity has at least ``min_frames`` accepted frames (``min_frames_masked``
-  when most of them are masked) and no other identity has any. A single confident frame is
-  never enough, and a masked face needs more agreement than an open one.
+  when most of them are masked), no other identity has any, and the newest frame is one of them.
+  A single confident frame is never enough, and a masked face needs more agreement than an open one.
 * **unknown**: the window is full and no identity has more than one accepted frame, or
   ``max_frames`` usable frames went by without an accepted verdict (a borderline face).
 * **after an unknown**: once a presence has been called unknown, a later acceptance in the same
@@ -143,9 +143,13 @@ class Voter:
     def _decide(self) -> Verdict | None:
         accepted = [o for o in self._recent if o.accepted and o.label is not None]
         counts = Counter(o.label for o in accepted)
+        latest = self._recent[-1]
         if len(counts) == 1:
             label, n = counts.most_common(1)[0]
-            if n >= self._needed(accepted):
+            # decided on a frame of that person: a frame of someone else that only pushes an older
+            # dissenting frame out of the window must not complete the vote (under load, answers come
+            # so far apart that the gap between two people goes unseen and their frames share a window)
+            if n >= self._needed(accepted) and latest.accepted and latest.label == label:
                 return Verdict(ACCEPTED, label, sum(o.score for o in accepted) / n,
                                sum(o.masked for o in accepted) * 2 > n, n, max(o.threshold for o in accepted))
         top = counts.most_common(1)[0][1] if counts else 0

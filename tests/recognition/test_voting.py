@@ -97,3 +97,15 @@ def test_bad_settings_are_refused():
         Voter(window=3, min_frames_masked=4)
     with pytest.raises(ValueError):
         Voter(window=6, min_frames_after_unknown=7)
+
+
+def test_a_vote_is_completed_only_by_a_frame_of_the_person_it_accepts():
+    # "8" blocks "7" until it leaves the window; the frames that push it out are somebody else's,
+    # not accepted (a masked newcomer while the server is too slow to see the gap between them)
+    voter = Voter(window=6, min_frames=3)
+    found, _ = feed(voter, [obs(0.0, label="8"), obs(0.1), obs(0.2), obs(0.3),
+                            obs(0.4, label="9", score=0.2), obs(0.5, label="9", score=0.2),
+                            obs(0.6, label="9", score=0.2)])
+    assert found == []   # "8" is out of the window now, but the newest frame is not a "7"
+    verdict = voter.add(obs(0.7))   # the next frame of "7" decides
+    assert verdict is not None and verdict.kind == ACCEPTED and verdict.label == "7" and verdict.frames == 3
