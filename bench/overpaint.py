@@ -99,7 +99,7 @@ def build(engine, net: featuremap.SFaceMaps, gain: tuple[np.ndarray, np.ndarray]
             chips = descriptors.chips(np.stack(crops), descriptors.chip_matrices(descriptors.SFace, fives), 112)
             _, m = net.maps(chips)
             _, mm = net.maps(np.ascontiguousarray(chips[:, :, ::-1]))
-            for name, f in (("plain", lambda x: x), ("gained", lambda x: mean + g * (x - mean))):
+            for name, f in (("plain", lambda x: x), ("gained", featuremap.gained(g, mean))):
                 v, vm = net.head(f(m)), net.head(f(mm))
                 for variant, vec in ((name, v), (f"{name}_m", l2_normalise(v + vm))):
                     out[kind, variant][0].extend(ks)
