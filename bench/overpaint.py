@@ -10,7 +10,7 @@ masked faces, the photo and four averaged renderings as the gallery; its row rep
   over the probe's mask on its own FaceMesh landmarks, and matched against the enrolment photo
   wearing the same mask drawn the same way (same random stream): mask against an identical mask,
   so that what differs should be the face above it. Rows: each style against the photo and that
-  template (``+ the product's``: the best of that and the site's scores), the styles' scores
+  template (``+ the site's``: the best of that and the site's scores), the styles' scores
   averaged, the probe's descriptor averaged with its overpainted ones (a test-time augmentation),
   the templates of all eight renderings averaged;
 - **cohort normalisation** of a masked probe's scores from a cohort's statistics alone (its mean
@@ -31,6 +31,7 @@ Prints the table and writes ``bench/results/overpaint.json``. Needs ``onnxruntim
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -142,7 +143,7 @@ def cohort_normalise(scores: np.ndarray, probes: np.ndarray, mean: np.ndarray, c
 
 class Vectors:
     """The built vectors as ``(kind, variant) -> KxD`` matrices on the pair photos' sorted keys (NaN rows
-    where a photo has no such crop), and the scorers of the rows."""
+    where a photo has no such crop)."""
 
     def __init__(self, built: dict, keys: list) -> None:
         self.keys = keys
@@ -181,9 +182,10 @@ def averaged(*scorers: Scorer) -> Scorer:
     return score
 
 
-def rows(v: Vectors, mirror: bool = True) -> dict[str, Scorer]:
-    """Each row's scorer of a masked probe (``a`` enrolled, ``b`` the probe)."""
-    m = "_m" if mirror else ""
+def rows(v: Vectors) -> dict[str, Scorer]:
+    """Each row's scorer of a masked probe (``a`` enrolled, ``b`` the probe), every vector with the
+    mirror TTA as the site matches."""
+    m = "_m"
     photo, probe = v["orig", "plain" + m], v["mtf", "gained" + m]
     prods = [f"prod{i}" for i in range(RENDERINGS)]
     template = v.mean_of(prods, "gained" + m)
@@ -273,7 +275,7 @@ def main() -> None:
     pairs = ablation.devtest_pairs("DevTest")
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     path = ablation.cache_file(engine, "vectors.npz", descriptors.WHEELS["sface"].sha256, STYLES, RENDERINGS,
-                               GAIN.stat().st_size, args.limit, folder=WORK)
+                               hashlib.sha256(GAIN.read_bytes()).hexdigest(), args.limit, folder=WORK)
     if path.exists():
         with np.load(path, allow_pickle=True) as z:
             built = {(k, v): ([tuple(x) for x in z[f"{k}.{v}.keys"]], z[f"{k}.{v}"]) for k in KINDS for v in VARIANTS}
