@@ -325,7 +325,7 @@ def identification_sets(keys) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
 
 
 def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
-                   scores: np.ndarray | None = None) -> dict:
+                   scores: np.ndarray | None = None, margin: float = 0.0) -> dict:
     """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
     unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
     too): fold k's people are left out of the gallery and their probes are the strangers; the
@@ -333,7 +333,9 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
     fold (DevTest: about 60 enrolled and 120 stranger probes each, disjoint between folds), mean and spread;
     ``fnir_at_fpir_1e-2_pooled``: every fold's probes thresholded at once (1% of all strangers).
     ``scores``: the probes x gallery matrix already computed (in :func:`identification_sets`' order),
-    instead of calling ``score`` pair by pair (then ``score`` may be ``None``)."""
+    instead of calling ``score`` pair by pair (then ``score`` may be ``None``). ``margin`` = m: a probe
+    is decided by ``best - m * second best`` (its two best-matching people of the fold's gallery), not
+    by its best score alone (``bench/gallery_views.py``)."""
     gallery, probes = identification_sets(keys)
     names = sorted(gallery)
     if scores is None:
@@ -354,7 +356,8 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
         known, stranger = enrolled & (fold == (f + 1) % n_folds), fold == f
         rows = known | stranger
         sub, kept = scores[np.ix_(rows, columns)], np.array(names)[columns]
-        label, best = list(kept[sub.argmax(1)]), sub.max(1)
+        top2 = np.sort(sub, axis=1)[:, -2:]
+        label, best = list(kept[sub.argmax(1)]), top2[:, 1] - margin * top2[:, 0]
         per_fold.append(identification_metrics(label, best, list(truth[rows]), known[rows],
                                                 np.full(int(rows.sum()), np.inf)))
         labels += label

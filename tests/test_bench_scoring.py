@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,17 @@ def descriptors(monkeypatch):
 
     yield module
     sys.modules.pop("descriptors", None)
+
+
+def _bench_module(name: str):
+    """A fixture giving ``bench/<name>.py`` as a module (bench/ on sys.path through ``descriptors``),
+    forgotten afterwards."""
+    @pytest.fixture
+    def fixture(descriptors):
+        yield importlib.import_module(name)
+        sys.modules.pop(name, None)
+
+    return fixture
 
 
 def _embeddings(rng: np.random.Generator, keys: list, dim: int = 16) -> dict:
@@ -55,12 +67,7 @@ def test_identification_scores_match_pair_by_pair_scoring(descriptors, kw):
     assert (got == -1.0).any()   # the missing faces were exercised
 
 
-@pytest.fixture
-def adapter_bench(descriptors):   # descriptors: puts bench/ on sys.path
-    import adapter as module
-
-    yield module
-    sys.modules.pop("adapter", None)
+adapter_bench = _bench_module("adapter")
 
 
 def test_adapter_bench_pairs_each_masked_rendering_with_its_own_photo(adapter_bench):
@@ -93,10 +100,9 @@ def test_adapter_bench_adapts_masked_faces_only(adapter_bench):
         np.testing.assert_allclose(d["full"], adapter(emb["mtf"][k]["full"]), atol=1e-6)
 
 
-def test_identification_pools_every_folds_strangers(descriptors):
-    """One stranger scoring above every enrolled person fails its own fold's FPIR 1e-2 (one fold of
-    ~30 strangers lets none in) but not the pooled one (3 of ~300 strangers may get in)."""
-    ablation = descriptors.ablation
+def _one_stranger_above_everyone(ablation) -> tuple[list, np.ndarray]:
+    """30 enrolled people (0.9 against themselves, 0.1 against the others) and 300 strangers, one of
+    whom scores 0.95 against everyone: ``(keys, scores)``."""
     keys = [(f"e{i:02d}", n) for i in range(30) for n in (1, 2)] + [(f"s{i:03d}", 1) for i in range(300)]
     gallery, probes = ablation.identification_sets(keys)
     names = sorted(gallery)
@@ -105,18 +111,21 @@ def test_identification_pools_every_folds_strangers(descriptors):
         if person in gallery:
             scores[row, names.index(person)] = 0.9
     scores[next(r for r, (_, p) in enumerate(probes) if p not in gallery), :] = 0.95
+    return keys, scores
+
+
+def test_identification_pools_every_folds_strangers(descriptors):
+    """One stranger scoring above every enrolled person fails its own fold's FPIR 1e-2 (one fold of
+    ~30 strangers lets none in) but not the pooled one (3 of ~300 strangers may get in)."""
+    ablation = descriptors.ablation
+    keys, scores = _one_stranger_above_everyone(ablation)
     out = ablation.identification(None, keys, {}, scores=scores)
     assert out["rank1"] == 1.0
     assert out["fnir_at_fpir_1e-2"] == pytest.approx(0.1)   # the one fold it lands in misses everyone
     assert out["fnir_at_fpir_1e-2_pooled"] == 0.0
 
 
-@pytest.fixture
-def tta_bench(descriptors):   # descriptors: puts bench/ on sys.path
-    import tta as module
-
-    yield module
-    sys.modules.pop("tta", None)
+tta_bench = _bench_module("tta")
 
 
 def test_tta_jitter_scales_about_the_chip_centre_after_the_chip_matrix(tta_bench):
@@ -176,12 +185,7 @@ def test_bench_report_writes_the_results_and_prints_each_rows_pooled_fnir(adapte
     assert written["results"]["the product"]["identification"]["fnir_at_fpir_1e-2_pooled"] == 0.142
 
 
-@pytest.fixture
-def featuremap_bench(descriptors):   # descriptors: puts bench/ on sys.path
-    import featuremap as module
-
-    yield module
-    sys.modules.pop("featuremap", None)
+featuremap_bench = _bench_module("featuremap")
 
 
 def test_featuremap_imputes_only_the_rows_a_mask_covers(featuremap_bench):
@@ -314,12 +318,7 @@ def test_bench_caches_of_crops_and_raw_vectors_outlive_a_recalibrated_threshold(
     assert path(sface) != path(EngineConfig.for_descriptor("arcface"))
 
 
-@pytest.fixture()
-def overpaint_bench(descriptors):   # descriptors: puts bench/ on sys.path
-    import overpaint as module
-
-    yield module
-    sys.modules.pop("overpaint", None)
+overpaint_bench = _bench_module("overpaint")
 
 
 def test_overpaint_cohort_statistics_give_the_cohorts_own_t_norm(overpaint_bench):
@@ -363,3 +362,53 @@ def test_overpaint_rows_score_pairs_as_their_matrix_does(overpaint_bench):
     # a best-of row never scores below the site's
     plus = rows["overpaint n95 white: + the site's"](gallery, probe[:2], False)
     assert (plus >= matrix[:2] - 1e-6).all()
+
+
+def test_identification_margin_decides_by_the_gap_to_the_second_best(descriptors):
+    """A stranger who comes as close to everyone as to anyone fails the best-score decision in its
+    fold but not the margin's; margin 0 is the best score itself."""
+    ablation = descriptors.ablation
+    keys, scores = _one_stranger_above_everyone(ablation)
+    plain = ablation.identification(None, keys, {}, scores=scores)
+    assert ablation.identification(None, keys, {}, scores=scores, margin=0.0) == plain
+    assert plain["fnir_at_fpir_1e-2"] == pytest.approx(0.1)
+    out = ablation.identification(None, keys, {}, scores=scores, margin=0.5)   # 0.95 - 0.475 < 0.9 - 0.05
+    assert out["rank1"] == 1.0 and out["fnir_at_fpir_1e-2"] == 0.0
+
+
+views_bench = _bench_module("gallery_views")
+
+
+def test_thin_plate_spline_meets_its_points_and_keeps_an_affine_map(views_bench):
+    rng = np.random.default_rng(3)
+    dst = rng.uniform(0, 100, size=(12, 2))
+    src = dst + rng.normal(0, 3, size=dst.shape)
+    assert np.allclose(views_bench.thin_plate(dst, src, dst, smoothing=0.0), src, atol=1e-6)
+    affine = dst @ np.array([[1.1, 0.2], [-0.1, 0.9]]) + [4.0, -2.0]
+    at = rng.uniform(0, 100, size=(20, 2))
+    assert np.allclose(views_bench.thin_plate(dst, affine, at, smoothing=0.0),
+                       at @ np.array([[1.1, 0.2], [-0.1, 0.9]]) + [4.0, -2.0], atol=1e-6)
+
+
+def test_a_turned_face_moves_its_points_to_their_rotated_places(views_bench):
+    """A spot on one mesh point ends up where the point's rotation about the mesh's centre puts it;
+    no turn leaves the picture as it was."""
+    rng = np.random.default_rng(5)
+    h = w = 200
+    # a face-like cloud of 468 points: a half ellipsoid in front of its centre (depth towards the camera)
+    u, v = rng.uniform(-1, 1, size=(2, 468))
+    keep = u * u + v * v < 1
+    u, v = np.where(keep, u, u * 0.5), np.where(keep, v, v * 0.5)
+    points = np.stack([100 + 45 * u, 100 + 60 * v, -40 * np.sqrt(np.clip(1 - u * u - v * v, 0, 1))], axis=1)
+    image = np.zeros((h, w, 3), np.uint8)
+    k = 2 * int(np.argmin(np.abs(points[::2, 0] - 110) + np.abs(points[::2, 1] - 95)))   # a control point
+    x, y = np.round(points[k, :2]).astype(int)
+    image[y - 2:y + 3, x - 2:x + 3] = 255
+    assert np.array_equal(views_bench.turn(image, points, 0.0, 0.0), image)
+    turned = views_bench.turn(image, points, 25.0, 0.0)
+    a = np.radians(25.0)
+    centre = points.mean(axis=0)
+    expected = centre[0] + (points[k, 0] - centre[0]) * np.cos(a) + (points[k, 2] - centre[2]) * np.sin(a)
+    ys, xs = np.nonzero(turned[..., 0] > 127)
+    assert abs(xs.mean() - expected) < 1.5 and abs(ys.mean() - points[k, 1]) < 1.5
+    assert abs(expected - points[k, 0]) > 4   # the spot did move

@@ -1,0 +1,224 @@
+"""Enrolment photos turned to other poses, and a decision by the margin over the second-best person
+(issue 3; measured, not built): two levers on the one-photo open-set identification of masked probes.
+
+- **Turned views**: each enrolment photo also seen with its face turned (FaceMesh's 3-D points rotated
+  about the face's centre by a yaw or a pitch, the photo warped by a thin-plate spline from the mesh's
+  points to the rotated ones, :func:`turn`), each view enrolled as the product enrols a photo (its
+  embedding and its averaged synthetic-mask template, ``gallery.enroll_templates``); the views averaged
+  into the photo's vectors (as the mirror TTA averages the mirror image), into the template alone, or
+  each kept as a template of its own (the best of them).
+- **Margin**: a probe decided by ``best - m x second best`` over the gallery's people instead of its
+  best score alone (a stranger tends to come close to several people, an enrolled person to one).
+
+Measured on the product's whole path (the engine's detection, alignment, mask decision, SFace with the
+masked faces' gain, enrolment templates), on the people, gallery, probes and folds of
+``bench/ablation.py``'s identification (DevTest; each person's first photo enrolled, the other
+photos the probes, wearing MaskTheFace masks the product never saw; one-photo people are strangers
+only). Every face found is used (the quality gate is not applied); a probe or photo without a face
+scores nothing (a miss).
+
+Usage: ``python bench/gallery_views.py`` (about 17 minutes on 2 cores the first time, the vectors
+then cached in ``var/bench/gallery_views``). Prints the table and writes
+``bench/results/gallery-views.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import ablation  # noqa: E402  (bench/ is on sys.path)
+from provenance import provenance, write_results  # noqa: E402
+
+from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.embed import l2_normalise  # noqa: E402
+from recognition.engine.gallery import enroll_templates  # noqa: E402
+from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
+
+WORK = REPO / "var" / "bench" / "gallery_views"
+# (yaw, pitch) in degrees of each turned view: two yaws, then two pitches
+ANGLES = ((-15.0, 0.0), (15.0, 0.0), (0.0, -10.0), (0.0, 10.0))
+MARGINS = (0.1, 0.2, 0.3, 0.5)
+
+
+def thin_plate(dst: np.ndarray, src: np.ndarray, at: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """The thin-plate spline that takes the points ``dst`` to ``src`` (``Nx2`` each), evaluated at
+    ``at`` (``Mx2``): kernel ``r^2 log r``, an affine part, ``smoothing`` added to the kernel's diagonal."""
+    def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        r = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+        return np.where(r > 0, r * r * np.log(np.maximum(r, 1e-12)), 0.0)
+
+    n = len(dst)
+    affine = np.hstack([np.ones((n, 1)), dst])
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = kernel(dst, dst) + smoothing * np.eye(n)
+    system[:n, n:], system[n:, :n] = affine, affine.T
+    coef = np.linalg.solve(system, np.vstack([src, np.zeros((3, 2))]))
+    return kernel(at, dst) @ coef[:n] + np.hstack([np.ones((len(at), 1)), at]) @ coef[n:]
+
+
+def turn(image: np.ndarray, landmarks: np.ndarray, yaw: float, pitch: float, step: int = 4) -> np.ndarray:
+    """``image`` with the face of FaceMesh ``landmarks`` (``468x3``, image pixels, depth in the same
+    scale) turned by ``yaw`` and ``pitch`` degrees about the points' centre: the points are rotated in
+    3-D and the image warped by a thin-plate spline from every other point's place to its rotated
+    place (the picture's border held still), computed every ``step`` pixels and interpolated."""
+    h, w = image.shape[:2]
+    p = np.asarray(landmarks, np.float64)
+    centre = p.mean(axis=0)
+    a, b = np.radians(yaw), np.radians(pitch)
+    about_y = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    about_x = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    q = (p - centre) @ (about_x @ about_y).T + centre
+    border = np.array([[x, y] for x in np.linspace(0, w - 1, 6) for y in (0, h - 1)]
+                      + [[x, y] for y in np.linspace(0, h - 1, 6)[1:-1] for x in (0, w - 1)])
+    # the spline's displacement at the centre of each step x step block, so that resizing the coarse
+    # field by ``step`` (cv2's pixel-centre convention) puts every value back on the pixel it was
+    # computed for (the border's blocks are clamped: a displacement, near zero there, not a place)
+    rows, cols = -(-h // step), -(-w // step)
+    gy, gx = np.mgrid[0:rows, 0:cols] * step + (step - 1) / 2
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    # backward map: for each output pixel (a rotated place), where in the photo it comes from
+    shift = thin_plate(np.vstack([q[::2, :2], border]), np.vstack([p[::2, :2], border]), grid) - grid
+    shift = shift.reshape(rows, cols, 2).astype(np.float32)
+    py, px = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx, my = (cv2.resize(shift[..., i], (cols * step, rows * step), interpolation=cv2.INTER_LINEAR)[:h, :w] + base
+              for i, base in ((0, px), (1, py)))
+    return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def gallery_vectors(engine, key, rng: np.random.Generator) -> dict | None:
+    """An enrolment photo's ``photo`` and ``template`` vectors as the product stores them, and each
+    turned view's (``views``: one ``(photo, template)`` per :data:`ANGLES`, ``None`` where no face is
+    found); ``None`` without a face."""
+    image = ablation.read_image(*key)
+    try:
+        face = engine.analyze(image, max_faces=3)[0]
+    except NoFaceFound:
+        return None
+    photo, template = enroll_templates(engine, face, rng).vectors
+    views = []
+    for yaw, pitch in ANGLES if face.landmarks is not None else ():
+        try:
+            seen = engine.analyze(turn(image, face.landmarks, yaw, pitch), max_faces=3)[0]
+        except NoFaceFound:
+            views.append(None)
+            continue
+        views.append(tuple(enroll_templates(engine, seen, rng).vectors))
+    return {"photo": photo, "template": template, "views": views}
+
+
+def probe_vector(engine, key, rng: np.random.Generator, templates: list) -> np.ndarray | None:
+    """A probe photo wearing a MaskTheFace mask, embedded as the kiosk embeds a frame (``None``
+    without a face)."""
+    image = ablation.read_image(*key)
+    try:
+        face = engine.analyze(image, max_faces=3, embed=False)[0]
+        if face.landmarks is not None:
+            image = apply_mask(image, face.landmarks, rng, templates)
+        return engine.analyze(image, max_faces=3)[0].embedding
+    except NoFaceFound:
+        return None
+
+
+def vectors(engine, keys) -> dict:
+    """``{("g", key): gallery_vectors, ("p", key): probe_vector}`` for the identification's gallery
+    and probes (cached)."""
+    gallery, probes = ablation.identification_sets(keys)
+    path = ablation.cache_file(engine, "vectors.pkl", ANGLES, folder=WORK)
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    templates = load_templates(ablation.SHARED / "masks")
+    out: dict = {}
+    for n, key in enumerate(sorted(gallery.values())):
+        out[("g", key)] = gallery_vectors(engine, key, np.random.default_rng([n, 11]))
+        if n % 50 == 0:
+            print(f"  gallery {n}/{len(gallery)}", file=sys.stderr, flush=True)
+    for n, (key, _) in enumerate(probes):
+        out[("p", key)] = probe_vector(engine, key, np.random.default_rng([n, 13]), templates)
+        if n % 200 == 0:
+            print(f"  probes {n}/{len(probes)}", file=sys.stderr, flush=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def averaged(own: np.ndarray, views: list[np.ndarray], weight: float = 1.0) -> np.ndarray:
+    """``own`` and the views' vectors averaged (each view weighing ``weight`` of ``own``), normalised."""
+    return l2_normalise(own + weight * sum(views, np.zeros_like(own)))
+
+
+# how a masked probe meets an enrolled person: (photo, template, [(view photo, view template)]) ->
+# the vectors it is scored against, the best of them counting
+FORMS = {
+    "the site: photo and averaged synthetic-mask template": lambda ph, tm, vs: [ph, tm],
+    "turned views averaged into photo and template": lambda ph, tm, vs: [
+        averaged(ph, [v[0] for v in vs]), averaged(tm, [v[1] for v in vs])],
+    "turned views averaged into the template only": lambda ph, tm, vs: [ph, averaged(tm, [v[1] for v in vs])],
+    "turned views averaged at half weight": lambda ph, tm, vs: [
+        averaged(ph, [v[0] for v in vs], 0.5), averaged(tm, [v[1] for v in vs], 0.5)],
+    "the two yaw views averaged into photo and template": lambda ph, tm, vs: [
+        averaged(ph, [v[0] for v in vs[:2]]), averaged(tm, [v[1] for v in vs[:2]])],
+    "each view a template of its own (the best of all)": lambda ph, tm, vs: [ph, tm] + [x for v in vs for x in v],
+}
+
+
+def scores(data: dict, keys, form) -> np.ndarray:
+    """Probes x gallery scores (``ablation.identification_sets``' order) under a :data:`FORMS` form."""
+    gallery, probes = ablation.identification_sets(keys)
+    dim = next(v for k, v in data.items() if k[0] == "p" and v is not None).shape[0]
+    probe = np.stack([data[("p", k)] if data[("p", k)] is not None else np.zeros(dim, np.float32)
+                      for k, _ in probes])
+    columns = []
+    for person in sorted(gallery):
+        g = data[("g", gallery[person])]
+        if g is None:
+            columns.append(np.full(len(probe), -1.0))
+            continue
+        views = [v for v in g["views"] if v is not None]
+        columns.append((probe @ np.stack(form(g["photo"], g["template"], views)).T).max(axis=1))
+    return np.stack(columns, axis=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args()
+    if not ablation.SHARED.is_dir():
+        sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
+    t0 = time.time()
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")),
+                         EngineConfig.for_descriptor("sface"))
+    pairs = ablation.devtest_pairs()
+    keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+    data = vectors(engine, keys)
+    results = {name: ablation.identification(None, keys, {}, scores=scores(data, keys, form))
+               for name, form in FORMS.items()}
+    site = scores(data, keys, FORMS["the site: photo and averaged synthetic-mask template"])
+    for m in MARGINS:
+        results[f"the site, decided by best - {m:g} x second best"] = ablation.identification(
+            None, keys, {}, scores=site, margin=m)
+    meta = {"seconds": round(time.time() - t0, 1), "angles": ANGLES, "margins": MARGINS,
+            "gallery_without_face": sum(1 for k, v in data.items() if k[0] == "g" and v is None),
+            "probes_without_face": sum(1 for k, v in data.items() if k[0] == "p" and v is None),
+            "provenance": provenance(engine.config)}
+    write_results("gallery-views", meta, results)
+    print("| row | rank-1 | FNIR at FPIR 1e-2 per fold | pooled |\n|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['rank1'] * 100:.1f}% ± {r['rank1_std'] * 100:.1f} | "
+              f"{r['fnir_at_fpir_1e-2'] * 100:.1f}% ± {r['fnir_at_fpir_1e-2_std'] * 100:.1f} | "
+              f"{r['fnir_at_fpir_1e-2_pooled'] * 100:.1f}% |")
+    print(f"\n{meta['seconds']:.0f} s; without a face: {meta['gallery_without_face']} enrolment photos, "
+          f"{meta['probes_without_face']} probes")
+
+
+if __name__ == "__main__":
+    main()
