@@ -1,12 +1,15 @@
-"""Enrolment photos turned to other poses, and a decision by the margin over the second-best person
-(issue 3; measured, not built): two levers on the one-photo open-set identification of masked probes.
+"""Enrolment photos turned to other poses or seen in other light, and a decision by the margin over
+the second-best person (issue 3; measured, not built): levers on the one-photo open-set
+identification of masked probes.
 
 - **Turned views**: each enrolment photo also seen with its face turned (FaceMesh's 3-D points rotated
   about the face's centre by a yaw or a pitch, the photo warped by a thin-plate spline from the mesh's
   points to the rotated ones, :func:`turn`), each view enrolled as the product enrols a photo (its
   embedding and its averaged synthetic-mask template, ``gallery.enroll_templates``); the views averaged
   into the photo's vectors (as the mirror TTA averages the mirror image), into the template alone, or
-  each kept as a template of its own (the best of them).
+  each kept as a template of its own (the best of them). ``--views photometric``: the photo blurred,
+  halved in scale and back, darkened and lightened (gamma 1.4, 0.7) instead, the kiosk camera's
+  usual faults (:func:`photometric`).
 - **Margin**: a probe decided by ``best - m x second best`` over the gallery's people instead of its
   best score alone (a stranger tends to come close to several people, an enrolled person to one).
 
@@ -17,9 +20,9 @@ photos the probes, wearing MaskTheFace masks the product never saw; one-photo pe
 only). Every face found is used (the quality gate is not applied); a probe or photo without a face
 scores nothing (a miss).
 
-Usage: ``python bench/gallery_views.py`` (about 17 minutes on 2 cores the first time, the vectors
-then cached in ``var/bench/gallery_views``). Prints the table and writes
-``bench/results/gallery-views.json``.
+Usage: ``python bench/gallery_views.py [--views turned|photometric]`` (about 17 minutes on 2 cores
+the first time, the vectors then cached in ``var/bench/gallery_views``). Prints the table and writes
+``bench/results/gallery-views.json`` (``gallery-views-photometric.json``).
 """
 
 from __future__ import annotations
@@ -96,25 +99,46 @@ def turn(image: np.ndarray, landmarks: np.ndarray, yaw: float, pitch: float, ste
     return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-def gallery_vectors(engine, key, rng: np.random.Generator) -> dict | None:
+def turned(image: np.ndarray, face) -> list[np.ndarray]:
+    """The photo's face turned by each of :data:`ANGLES` (none without landmarks)."""
+    return [turn(image, face.landmarks, yaw, pitch) for yaw, pitch in ANGLES] if face.landmarks is not None else []
+
+
+def photometric(image: np.ndarray, face) -> list[np.ndarray]:
+    """The photo blurred (Gaussian, sigma 1.2 px), halved in scale and back, and through gammas 1.4
+    (darker) and 0.7 (lighter)."""
+    h, w = image.shape[:2]
+    half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+    def gamma(g: float) -> np.ndarray:
+        return cv2.LUT(image, np.clip((np.arange(256) / 255.0) ** g * 255, 0, 255).astype(np.uint8))
+
+    return [cv2.GaussianBlur(image, (0, 0), 1.2), cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR),
+            gamma(1.4), gamma(0.7)]
+
+
+VIEWS = {"turned": turned, "photometric": photometric}
+
+
+def gallery_vectors(engine, key, rng: np.random.Generator, views: str = "turned") -> dict | None:
     """An enrolment photo's ``photo`` and ``template`` vectors as the product stores them, and each
-    turned view's (``views``: one ``(photo, template)`` per :data:`ANGLES`, ``None`` where no face is
-    found); ``None`` without a face."""
+    of its :data:`VIEWS` ``views``' (``views``: one ``(photo, template)`` each, ``None`` where no face
+    is found); ``None`` without a face."""
     image = ablation.read_image(*key)
     try:
         face = engine.analyze(image, max_faces=3)[0]
     except NoFaceFound:
         return None
     photo, template = enroll_templates(engine, face, rng).vectors
-    views = []
-    for yaw, pitch in ANGLES if face.landmarks is not None else ():
+    out = []
+    for view in VIEWS[views](image, face):
         try:
-            seen = engine.analyze(turn(image, face.landmarks, yaw, pitch), max_faces=3)[0]
+            seen = engine.analyze(view, max_faces=3)[0]
         except NoFaceFound:
-            views.append(None)
+            out.append(None)
             continue
-        views.append(tuple(enroll_templates(engine, seen, rng).vectors))
-    return {"photo": photo, "template": template, "views": views}
+        out.append(tuple(enroll_templates(engine, seen, rng).vectors))
+    return {"photo": photo, "template": template, "views": out}
 
 
 def probe_vector(engine, key, rng: np.random.Generator, templates: list) -> np.ndarray | None:
@@ -130,26 +154,33 @@ def probe_vector(engine, key, rng: np.random.Generator, templates: list) -> np.n
         return None
 
 
-def vectors(engine, keys) -> dict:
+def vectors(engine, keys, views: str = "turned") -> dict:
     """``{("g", key): gallery_vectors, ("p", key): probe_vector}`` for the identification's gallery
-    and probes (cached)."""
+    (with ``views``) and probes (each cached, the probes shared by every kind of view)."""
     gallery, probes = ablation.identification_sets(keys)
-    path = ablation.cache_file(engine, "vectors.pkl", ANGLES, folder=WORK)
-    if path.exists():
-        return pickle.loads(path.read_bytes())
-    templates = load_templates(ablation.SHARED / "masks")
     out: dict = {}
-    for n, key in enumerate(sorted(gallery.values())):
-        out[("g", key)] = gallery_vectors(engine, key, np.random.default_rng([n, 11]))
-        if n % 50 == 0:
-            print(f"  gallery {n}/{len(gallery)}", file=sys.stderr, flush=True)
+    path = ablation.cache_file(engine, f"gallery-{views}.pkl", *((ANGLES,) if views == "turned" else ()), folder=WORK)
+    if path.exists():
+        out.update(pickle.loads(path.read_bytes()))
+    else:
+        for n, key in enumerate(sorted(gallery.values())):
+            out[("g", key)] = gallery_vectors(engine, key, np.random.default_rng([n, 11]), views)
+            if n % 50 == 0:
+                print(f"  gallery {n}/{len(gallery)}", file=sys.stderr, flush=True)
+        WORK.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(out))
+    path = ablation.cache_file(engine, "probes.pkl", folder=WORK)
+    if path.exists():
+        out.update(pickle.loads(path.read_bytes()))
+        return out
+    templates = load_templates(ablation.SHARED / "masks")
+    found = {}
     for n, (key, _) in enumerate(probes):
-        out[("p", key)] = probe_vector(engine, key, np.random.default_rng([n, 13]), templates)
+        found[("p", key)] = probe_vector(engine, key, np.random.default_rng([n, 13]), templates)
         if n % 200 == 0:
             print(f"  probes {n}/{len(probes)}", file=sys.stderr, flush=True)
-    WORK.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(out))
-    return out
+    path.write_bytes(pickle.dumps(found))
+    return {**out, **found}
 
 
 def averaged(own: np.ndarray, views: list[np.ndarray], weight: float = 1.0) -> np.ndarray:
@@ -159,16 +190,21 @@ def averaged(own: np.ndarray, views: list[np.ndarray], weight: float = 1.0) -> n
 
 # how a masked probe meets an enrolled person: (photo, template, [(view photo, view template)]) ->
 # the vectors it is scored against, the best of them counting
+# ("{views}" is the kind of view)
+SITE = "the site: photo and averaged synthetic-mask template"
 FORMS = {
-    "the site: photo and averaged synthetic-mask template": lambda ph, tm, vs: [ph, tm],
-    "turned views averaged into photo and template": lambda ph, tm, vs: [
+    SITE: lambda ph, tm, vs: [ph, tm],
+    "{views} views averaged into photo and template": lambda ph, tm, vs: [
         averaged(ph, [v[0] for v in vs]), averaged(tm, [v[1] for v in vs])],
-    "turned views averaged into the template only": lambda ph, tm, vs: [ph, averaged(tm, [v[1] for v in vs])],
-    "turned views averaged at half weight": lambda ph, tm, vs: [
+    "{views} views averaged into the template only": lambda ph, tm, vs: [ph, averaged(tm, [v[1] for v in vs])],
+    "{views} views averaged at half weight": lambda ph, tm, vs: [
         averaged(ph, [v[0] for v in vs], 0.5), averaged(tm, [v[1] for v in vs], 0.5)],
+    "each view a template of its own (the best of all)": lambda ph, tm, vs: [ph, tm] + [x for v in vs for x in v],
+}
+# turned views only: the first two are the yaws
+TURNED_FORMS = {
     "the two yaw views averaged into photo and template": lambda ph, tm, vs: [
         averaged(ph, [v[0] for v in vs[:2]]), averaged(tm, [v[1] for v in vs[:2]])],
-    "each view a template of its own (the best of all)": lambda ph, tm, vs: [ph, tm] + [x for v in vs for x in v],
 }
 
 
@@ -191,7 +227,9 @@ def scores(data: dict, keys, form) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument("--views", choices=sorted(VIEWS), default="turned",
+                        help="the enrolment photo's extra views: its face turned (default) or photometric changes")
+    args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
     t0 = time.time()
@@ -199,18 +237,19 @@ def main() -> None:
                          EngineConfig.for_descriptor("sface"))
     pairs = ablation.devtest_pairs()
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    data = vectors(engine, keys)
-    results = {name: ablation.identification(None, keys, {}, scores=scores(data, keys, form))
-               for name, form in FORMS.items()}
-    site = scores(data, keys, FORMS["the site: photo and averaged synthetic-mask template"])
+    data = vectors(engine, keys, args.views)
+    forms = {**FORMS, **(TURNED_FORMS if args.views == "turned" else {})}
+    results = {name.format(views=args.views): ablation.identification(None, keys, {}, scores=scores(data, keys, form))
+               for name, form in forms.items()}
+    site = scores(data, keys, FORMS[SITE])
     for m in MARGINS:
         results[f"the site, decided by best - {m:g} x second best"] = ablation.identification(
             None, keys, {}, scores=site, margin=m)
-    meta = {"seconds": round(time.time() - t0, 1), "angles": ANGLES, "margins": MARGINS,
+    meta = {"seconds": round(time.time() - t0, 1), "views": args.views, "angles": ANGLES, "margins": MARGINS,
             "gallery_without_face": sum(1 for k, v in data.items() if k[0] == "g" and v is None),
             "probes_without_face": sum(1 for k, v in data.items() if k[0] == "p" and v is None),
             "provenance": provenance(engine.config)}
-    write_results("gallery-views", meta, results)
+    write_results("gallery-views" + ("" if args.views == "turned" else f"-{args.views}"), meta, results)
     print("| row | rank-1 | FNIR at FPIR 1e-2 per fold | pooled |\n|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['rank1'] * 100:.1f}% ± {r['rank1_std'] * 100:.1f} | "

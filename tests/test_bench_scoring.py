@@ -412,3 +412,13 @@ def test_a_turned_face_moves_its_points_to_their_rotated_places(views_bench):
     ys, xs = np.nonzero(turned[..., 0] > 127)
     assert abs(xs.mean() - expected) < 1.5 and abs(ys.mean() - points[k, 1]) < 1.5
     assert abs(expected - points[k, 0]) > 4   # the spot did move
+
+
+def test_photometric_views_blur_rescale_darken_and_lighten(views_bench):
+    rng = np.random.default_rng(9)
+    image = rng.integers(40, 216, size=(64, 48, 3), dtype=np.uint8)
+    blurred, rescaled, darker, lighter = views_bench.photometric(image, None)
+    assert all(v.shape == image.shape and v.dtype == np.uint8 for v in (blurred, rescaled, darker, lighter))
+    roughness = [float(np.abs(np.diff(v.astype(float), axis=1)).mean()) for v in (image, blurred, rescaled)]
+    assert roughness[1] < 0.5 * roughness[0] and roughness[2] < 0.8 * roughness[0]
+    assert darker.mean() < image.mean() - 10 and lighter.mean() > image.mean() + 10
