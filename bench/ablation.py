@@ -356,8 +356,9 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
         known, stranger = enrolled & (fold == (f + 1) % n_folds), fold == f
         rows = known | stranger
         sub, kept = scores[np.ix_(rows, columns)], np.array(names)[columns]
-        top2 = np.sort(sub, axis=1)[:, -2:]
-        label, best = list(kept[sub.argmax(1)]), top2[:, 1] - margin * top2[:, 0]
+        label, best = list(kept[sub.argmax(1)]), sub.max(1)
+        if margin:
+            best = best - margin * np.sort(sub, axis=1)[:, -2]
         per_fold.append(identification_metrics(label, best, list(truth[rows]), known[rows],
                                                 np.full(int(rows.sum()), np.inf)))
         labels += label

@@ -20,9 +20,11 @@ photos the probes, wearing MaskTheFace masks the product never saw; one-photo pe
 only). Every face found is used (the quality gate is not applied); a probe or photo without a face
 scores nothing (a miss).
 
-Usage: ``python bench/gallery_views.py [--views turned|photometric]`` (about 17 minutes on 2 cores
-the first time, the vectors then cached in ``var/bench/gallery_views``). Prints the table and writes
-``bench/results/gallery-views.json`` (``gallery-views-photometric.json``).
+Usage: ``python bench/gallery_views.py [--views turned|photometric] [--view-stream K]`` (about 17
+minutes on 2 cores the first time, 13 once the probes' vectors are cached in ``var/bench/gallery_views``,
+seconds when the views' are too). ``--view-stream K`` draws the views' synthetic masks anew (a
+stream of their own), to see how much of a row's difference from the site's is the renderings'.
+Prints the table and writes ``bench/results/gallery-views[-photometric][-streamK].json``.
 """
 
 from __future__ import annotations
@@ -51,10 +53,15 @@ from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 WORK = REPO / "var" / "bench" / "gallery_views"
 # (yaw, pitch) in degrees of each turned view: two yaws, then two pitches
 ANGLES = ((-15.0, 0.0), (15.0, 0.0), (0.0, -10.0), (0.0, 10.0))
+TURN_STEP, TURN_SMOOTHING = 4, 1.0   # the warp's coarse grid (pixels) and the spline's smoothing
+BLUR_SIGMA, SCALE, GAMMAS = 1.2, 0.5, (1.4, 0.7)   # the photometric views
+# every setting a kind of view's vectors depend on (its cache key)
+VIEW_SETTINGS = {"turned": (ANGLES, TURN_STEP, TURN_SMOOTHING, "every other mesh point"),
+                 "photometric": (BLUR_SIGMA, SCALE, GAMMAS)}
 MARGINS = (0.1, 0.2, 0.3, 0.5)
 
 
-def thin_plate(dst: np.ndarray, src: np.ndarray, at: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+def thin_plate(dst: np.ndarray, src: np.ndarray, at: np.ndarray, smoothing: float = TURN_SMOOTHING) -> np.ndarray:
     """The thin-plate spline that takes the points ``dst`` to ``src`` (``Nx2`` each), evaluated at
     ``at`` (``Mx2``): kernel ``r^2 log r``, an affine part, ``smoothing`` added to the kernel's diagonal."""
     def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,7 +77,7 @@ def thin_plate(dst: np.ndarray, src: np.ndarray, at: np.ndarray, smoothing: floa
     return kernel(at, dst) @ coef[:n] + np.hstack([np.ones((len(at), 1)), at]) @ coef[n:]
 
 
-def turn(image: np.ndarray, landmarks: np.ndarray, yaw: float, pitch: float, step: int = 4) -> np.ndarray:
+def turn(image: np.ndarray, landmarks: np.ndarray, yaw: float, pitch: float, step: int = TURN_STEP) -> np.ndarray:
     """``image`` with the face of FaceMesh ``landmarks`` (``468x3``, image pixels, depth in the same
     scale) turned by ``yaw`` and ``pitch`` degrees about the points' centre: the points are rotated in
     3-D and the image warped by a thin-plate spline from every other point's place to its rotated
@@ -105,25 +112,27 @@ def turned(image: np.ndarray, face) -> list[np.ndarray]:
 
 
 def photometric(image: np.ndarray, face) -> list[np.ndarray]:
-    """The photo blurred (Gaussian, sigma 1.2 px), halved in scale and back, and through gammas 1.4
-    (darker) and 0.7 (lighter)."""
+    """The photo blurred (Gaussian, :data:`BLUR_SIGMA` px), scaled by :data:`SCALE` and back, and
+    through each of :data:`GAMMAS` (above 1 darker, below lighter)."""
     h, w = image.shape[:2]
-    half = cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, (round(w * SCALE), round(h * SCALE)), interpolation=cv2.INTER_AREA)
 
     def gamma(g: float) -> np.ndarray:
         return cv2.LUT(image, np.clip((np.arange(256) / 255.0) ** g * 255, 0, 255).astype(np.uint8))
 
-    return [cv2.GaussianBlur(image, (0, 0), 1.2), cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR),
-            gamma(1.4), gamma(0.7)]
+    return [cv2.GaussianBlur(image, (0, 0), BLUR_SIGMA), cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR),
+            *(gamma(g) for g in GAMMAS)]
 
 
 VIEWS = {"turned": turned, "photometric": photometric}
 
 
-def gallery_vectors(engine, key, rng: np.random.Generator, views: str = "turned") -> dict | None:
+def gallery_vectors(engine, key, rng: np.random.Generator, views: str = "turned",
+                    view_rng: np.random.Generator | None = None) -> dict | None:
     """An enrolment photo's ``photo`` and ``template`` vectors as the product stores them, and each
     of its :data:`VIEWS` ``views``' (``views``: one ``(photo, template)`` each, ``None`` where no face
-    is found); ``None`` without a face."""
+    is found); ``None`` without a face. The views' synthetic masks are drawn from ``view_rng``, or go
+    on drawing from ``rng`` without it."""
     image = ablation.read_image(*key)
     try:
         face = engine.analyze(image, max_faces=3)[0]
@@ -137,7 +146,7 @@ def gallery_vectors(engine, key, rng: np.random.Generator, views: str = "turned"
         except NoFaceFound:
             out.append(None)
             continue
-        out.append(tuple(enroll_templates(engine, seen, rng).vectors))
+        out.append(tuple(enroll_templates(engine, seen, rng if view_rng is None else view_rng).vectors))
     return {"photo": photo, "template": template, "views": out}
 
 
@@ -154,17 +163,20 @@ def probe_vector(engine, key, rng: np.random.Generator, templates: list) -> np.n
         return None
 
 
-def vectors(engine, keys, views: str = "turned") -> dict:
+def vectors(engine, keys, views: str = "turned", view_stream: int | None = None) -> dict:
     """``{("g", key): gallery_vectors, ("p", key): probe_vector}`` for the identification's gallery
-    (with ``views``) and probes (each cached, the probes shared by every kind of view)."""
+    (with ``views``; their synthetic masks drawn from a stream of their own, ``view_stream``, or going
+    on from the photo's) and probes (each cached, the probes shared by every kind of view)."""
     gallery, probes = ablation.identification_sets(keys)
     out: dict = {}
-    path = ablation.cache_file(engine, f"gallery-{views}.pkl", *((ANGLES,) if views == "turned" else ()), folder=WORK)
+    stream = () if view_stream is None else (("view stream", view_stream),)
+    path = ablation.cache_file(engine, f"gallery-{views}.pkl", VIEW_SETTINGS[views], *stream, folder=WORK)
     if path.exists():
         out.update(pickle.loads(path.read_bytes()))
     else:
         for n, key in enumerate(sorted(gallery.values())):
-            out[("g", key)] = gallery_vectors(engine, key, np.random.default_rng([n, 11]), views)
+            own = None if view_stream is None else np.random.default_rng([n, 11, view_stream])
+            out[("g", key)] = gallery_vectors(engine, key, np.random.default_rng([n, 11]), views, own)
             if n % 50 == 0:
                 print(f"  gallery {n}/{len(gallery)}", file=sys.stderr, flush=True)
         WORK.mkdir(parents=True, exist_ok=True)
@@ -188,23 +200,32 @@ def averaged(own: np.ndarray, views: list[np.ndarray], weight: float = 1.0) -> n
     return l2_normalise(own + weight * sum(views, np.zeros_like(own)))
 
 
-# how a masked probe meets an enrolled person: (photo, template, [(view photo, view template)]) ->
-# the vectors it is scored against, the best of them counting
+# how a masked probe meets an enrolled person: (photo, template, [(view photo, view template) or None
+# where the view has no face], in VIEWS' order) -> the vectors it is scored against, the best counting
+
+
+def found(views: list) -> list:
+    """The views in which a face was found."""
+    return [v for v in views if v is not None]
+
+
 # ("{views}" is the kind of view)
 SITE = "the site: photo and averaged synthetic-mask template"
 FORMS = {
     SITE: lambda ph, tm, vs: [ph, tm],
     "{views} views averaged into photo and template": lambda ph, tm, vs: [
-        averaged(ph, [v[0] for v in vs]), averaged(tm, [v[1] for v in vs])],
-    "{views} views averaged into the template only": lambda ph, tm, vs: [ph, averaged(tm, [v[1] for v in vs])],
+        averaged(ph, [v[0] for v in found(vs)]), averaged(tm, [v[1] for v in found(vs)])],
+    "{views} views averaged into the template only": lambda ph, tm, vs: [
+        ph, averaged(tm, [v[1] for v in found(vs)])],
     "{views} views averaged at half weight": lambda ph, tm, vs: [
-        averaged(ph, [v[0] for v in vs], 0.5), averaged(tm, [v[1] for v in vs], 0.5)],
-    "each view a template of its own (the best of all)": lambda ph, tm, vs: [ph, tm] + [x for v in vs for x in v],
+        averaged(ph, [v[0] for v in found(vs)], 0.5), averaged(tm, [v[1] for v in found(vs)], 0.5)],
+    "{views} views, each a template of its own (the best of all)": lambda ph, tm, vs: [
+        ph, tm] + [x for v in found(vs) for x in v],
 }
 # turned views only: the first two are the yaws
 TURNED_FORMS = {
     "the two yaw views averaged into photo and template": lambda ph, tm, vs: [
-        averaged(ph, [v[0] for v in vs[:2]]), averaged(tm, [v[1] for v in vs[:2]])],
+        averaged(ph, [v[0] for v in found(vs[:2])]), averaged(tm, [v[1] for v in found(vs[:2])])],
 }
 
 
@@ -220,8 +241,7 @@ def scores(data: dict, keys, form) -> np.ndarray:
         if g is None:
             columns.append(np.full(len(probe), -1.0))
             continue
-        views = [v for v in g["views"] if v is not None]
-        columns.append((probe @ np.stack(form(g["photo"], g["template"], views)).T).max(axis=1))
+        columns.append((probe @ np.stack(form(g["photo"], g["template"], g["views"])).T).max(axis=1))
     return np.stack(columns, axis=1)
 
 
@@ -229,6 +249,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", choices=sorted(VIEWS), default="turned",
                         help="the enrolment photo's extra views: its face turned (default) or photometric changes")
+    parser.add_argument("--view-stream", type=int, default=None,
+                        help="draw the views' synthetic masks from a random stream of their own (K), not on from "
+                             "the photo's: the photo's row unchanged, the views' renderings redrawn")
     args = parser.parse_args()
     if not ablation.SHARED.is_dir():
         sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
@@ -237,7 +260,7 @@ def main() -> None:
                          EngineConfig.for_descriptor("sface"))
     pairs = ablation.devtest_pairs()
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
-    data = vectors(engine, keys, args.views)
+    data = vectors(engine, keys, args.views, args.view_stream)
     forms = {**FORMS, **(TURNED_FORMS if args.views == "turned" else {})}
     results = {name.format(views=args.views): ablation.identification(None, keys, {}, scores=scores(data, keys, form))
                for name, form in forms.items()}
@@ -245,11 +268,13 @@ def main() -> None:
     for m in MARGINS:
         results[f"the site, decided by best - {m:g} x second best"] = ablation.identification(
             None, keys, {}, scores=site, margin=m)
-    meta = {"seconds": round(time.time() - t0, 1), "views": args.views, "angles": ANGLES, "margins": MARGINS,
+    meta = {"seconds": round(time.time() - t0, 1), "views": args.views, "view_settings": VIEW_SETTINGS[args.views],
+            "view_stream": args.view_stream, "margins": MARGINS,
             "gallery_without_face": sum(1 for k, v in data.items() if k[0] == "g" and v is None),
             "probes_without_face": sum(1 for k, v in data.items() if k[0] == "p" and v is None),
             "provenance": provenance(engine.config)}
-    write_results("gallery-views" + ("" if args.views == "turned" else f"-{args.views}"), meta, results)
+    name = "gallery-views" + ("" if args.views == "turned" else f"-{args.views}")
+    write_results(name + ("" if args.view_stream is None else f"-stream{args.view_stream}"), meta, results)
     print("| row | rank-1 | FNIR at FPIR 1e-2 per fold | pooled |\n|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['rank1'] * 100:.1f}% ± {r['rank1_std'] * 100:.1f} | "

@@ -100,25 +100,26 @@ def test_adapter_bench_adapts_masked_faces_only(adapter_bench):
         np.testing.assert_allclose(d["full"], adapter(emb["mtf"][k]["full"]), atol=1e-6)
 
 
-def _one_stranger_above_everyone(ablation) -> tuple[list, np.ndarray]:
-    """30 enrolled people (0.9 against themselves, 0.1 against the others) and 300 strangers, one of
-    whom scores 0.95 against everyone: ``(keys, scores)``."""
+def _thirty_enrolled(ablation, others: float = 0.1) -> tuple[list, np.ndarray, int]:
+    """30 enrolled people (0.9 against themselves, ``others`` against the rest of the gallery) and 300
+    strangers (0.1 against everyone): ``(keys, scores, the first stranger's row)``."""
     keys = [(f"e{i:02d}", n) for i in range(30) for n in (1, 2)] + [(f"s{i:03d}", 1) for i in range(300)]
     gallery, probes = ablation.identification_sets(keys)
     names = sorted(gallery)
     scores = np.full((len(probes), len(names)), 0.1)
     for row, (_, person) in enumerate(probes):
         if person in gallery:
+            scores[row, :] = others
             scores[row, names.index(person)] = 0.9
-    scores[next(r for r, (_, p) in enumerate(probes) if p not in gallery), :] = 0.95
-    return keys, scores
+    return keys, scores, next(r for r, (_, p) in enumerate(probes) if p not in gallery)
 
 
 def test_identification_pools_every_folds_strangers(descriptors):
     """One stranger scoring above every enrolled person fails its own fold's FPIR 1e-2 (one fold of
     ~30 strangers lets none in) but not the pooled one (3 of ~300 strangers may get in)."""
     ablation = descriptors.ablation
-    keys, scores = _one_stranger_above_everyone(ablation)
+    keys, scores, stranger = _thirty_enrolled(ablation)
+    scores[stranger, :] = 0.95
     out = ablation.identification(None, keys, {}, scores=scores)
     assert out["rank1"] == 1.0
     assert out["fnir_at_fpir_1e-2"] == pytest.approx(0.1)   # the one fold it lands in misses everyone
@@ -365,14 +366,16 @@ def test_overpaint_rows_score_pairs_as_their_matrix_does(overpaint_bench):
 
 
 def test_identification_margin_decides_by_the_gap_to_the_second_best(descriptors):
-    """A stranger who comes as close to everyone as to anyone fails the best-score decision in its
-    fold but not the margin's; margin 0 is the best score itself."""
+    """Enrolled people score 0.9 against themselves and 0.6 against everyone else; one stranger 0.95
+    and 0.94 against two people, 0.1 against the rest. By the best score the stranger sets its fold's
+    threshold above everyone enrolled there; by best - 0.5 x second best (0.48 against 0.6) it does
+    not, where a margin taken from the mean or the lowest score (the stranger's 0.1s) would fail."""
     ablation = descriptors.ablation
-    keys, scores = _one_stranger_above_everyone(ablation)
+    keys, scores, stranger = _thirty_enrolled(ablation, others=0.6)
+    scores[stranger, :2] = 0.95, 0.94
     plain = ablation.identification(None, keys, {}, scores=scores)
-    assert ablation.identification(None, keys, {}, scores=scores, margin=0.0) == plain
-    assert plain["fnir_at_fpir_1e-2"] == pytest.approx(0.1)
-    out = ablation.identification(None, keys, {}, scores=scores, margin=0.5)   # 0.95 - 0.475 < 0.9 - 0.05
+    assert plain["rank1"] == 1.0 and plain["fnir_at_fpir_1e-2"] == pytest.approx(0.1)
+    out = ablation.identification(None, keys, {}, scores=scores, margin=0.5)
     assert out["rank1"] == 1.0 and out["fnir_at_fpir_1e-2"] == 0.0
 
 
