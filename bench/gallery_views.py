@@ -18,7 +18,8 @@ masked faces' gain, enrolment templates), on the people, gallery, probes and fol
 ``bench/ablation.py``'s identification (DevTest; each person's first photo enrolled, the other
 photos the probes, wearing MaskTheFace masks the product never saw; one-photo people are strangers
 only). Every face found is used (the quality gate is not applied); a probe or photo without a face
-scores nothing (a miss).
+scores nothing (a miss for FNIR; a faceless probe's rank-1 label is the fold gallery's first person,
+right by chance about once in 325).
 
 Usage: ``python bench/gallery_views.py [--views turned|photometric] [--view-stream K]`` (about 17
 minutes on 2 cores the first time, 13 once the probes' vectors are cached in ``var/bench/gallery_views``,
@@ -200,16 +201,14 @@ def averaged(own: np.ndarray, views: list[np.ndarray], weight: float = 1.0) -> n
     return l2_normalise(own + weight * sum(views, np.zeros_like(own)))
 
 
-# how a masked probe meets an enrolled person: (photo, template, [(view photo, view template) or None
-# where the view has no face], in VIEWS' order) -> the vectors it is scored against, the best counting
-
-
 def found(views: list) -> list:
     """The views in which a face was found."""
     return [v for v in views if v is not None]
 
 
-# ("{views}" is the kind of view)
+# how a masked probe meets an enrolled person: (photo, template, [(view photo, view template) or None
+# where the view has no face], in VIEWS' order) -> the vectors it is scored against, the best counting
+# ("{views}" in a row's name is the kind of view)
 SITE = "the site: photo and averaged synthetic-mask template"
 FORMS = {
     SITE: lambda ph, tm, vs: [ph, tm],
