@@ -56,7 +56,7 @@ from recognition.engine.evaluation import (  # noqa: E402
     verification_metrics,
 )
 from recognition.engine.landmarks import five_points  # noqa: E402
-from recognition.engine.masks import apply_mask, load_templates, render_mask, transform_landmarks  # noqa: E402
+from recognition.engine.masks import choose_template, load_templates, render_mask, transform_landmarks, warp_template  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 WORK = REPO / "var" / "bench" / "ablation"
@@ -122,7 +122,8 @@ def image_crops(engine, img: np.ndarray, rng: np.random.Generator, templates: li
     and the masked photo's FaceMesh landmarks in their crops' pixels (``transform_landmarks``; the
     masked one's are the photo's where the detector lost the masked face; ``None`` without landmarks
     or ``unseen``). ``rng`` is drawn in the same order whatever ``renderings`` is: two product masks,
-    the unseen mask, the rest."""
+    the unseen mask, the rest. The record's ``mtf_mask`` names the unseen mask's type (its template's
+    ``base``)."""
     try:
         face = engine.analyze(img, max_faces=3, embed=False)[0]
     except NoFaceFound:
@@ -134,7 +135,9 @@ def image_crops(engine, img: np.ndarray, rng: np.random.Generator, templates: li
         rec["prod"] = [render_mask(face.aligned, pts, rng) for _ in range(2)]
         rec["five"] = transform_points(five_points(face.landmarks), face.align_matrix)
     if face.landmarks is not None and unseen:
-        masked = apply_mask(img, face.landmarks, rng, templates)
+        template = choose_template(templates, face.landmarks, rng)   # as masks.apply_mask draws it
+        masked = warp_template(img, face.landmarks, template)
+        rec["mtf_mask"] = template.base
         try:
             seen = engine.analyze(masked, max_faces=3, embed=False)[0]
             rec["mtf"] = seen.aligned

@@ -425,3 +425,38 @@ def test_photometric_views_blur_rescale_darken_and_lighten(views_bench):
     roughness = [float(np.abs(np.diff(v.astype(float), axis=1)).mean()) for v in (image, blurred, rescaled)]
     assert roughness[1] < 0.5 * roughness[0] and roughness[2] < 0.8 * roughness[0]
     assert darker.mean() < image.mean() - 10 and lighter.mean() > image.mean() + 10
+
+
+people_bench = _bench_module("people")
+
+
+def test_people_bench_takes_each_persons_first_photos(people_bench):
+    keys = people_bench.people_keys([("b", 7), ("a", 1), ("c", 2)], 5)
+    assert keys == [("a", 1), ("b", 1), ("b", 2), ("b", 3), ("b", 4), ("b", 5), ("c", 1), ("c", 2)]
+    pairs = [(("a", 1), ("c", 2), False), (("b", 9), ("b", 2), True)]
+    assert people_bench.pair_keys(pairs) == [("a", 1), ("b", 2), ("b", 9), ("c", 2)]
+
+
+def test_people_bench_gains_masked_faces_only_and_averages_the_renderings(people_bench):
+    rng = np.random.default_rng(11)
+
+    def unit() -> np.ndarray:
+        v = rng.normal(size=8)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    keys = [("a", 1), ("a", 2), ("b", 1)]
+    vectors = {k: {"vectors": {kind: (unit(), unit()) for kind in people_bench.KINDS}, "mtf_lost": False}
+               for k in keys[:2]}
+    vectors[("b", 1)] = None   # no face in the photo: absent from every kind
+    sets = people_bench.vector_sets(vectors, keys, gain=True)
+    a1 = vectors[("a", 1)]["vectors"]
+    assert np.array_equal(sets["orig"][("a", 1)], a1["orig"][0])   # the photo plain
+    assert np.array_equal(sets["mtf"][("a", 1)], a1["mtf"][1])      # the masked probe through the gain
+    mean = sum(a1[f"prod{i}"][1] for i in range(people_bench.RENDERINGS))
+    for i in range(people_bench.RENDERINGS):   # one template, the gained renderings' normalised mean
+        np.testing.assert_allclose(sets[f"prod{i}"][("a", 1)], mean / np.linalg.norm(mean), atol=1e-6)
+    assert all(("b", 1) not in d for d in sets.values())
+    plain = people_bench.vector_sets(vectors, keys, gain=False)
+    assert np.array_equal(plain["mtf"][("a", 2)], vectors[("a", 2)]["vectors"]["mtf"][0])
+    unmasked = people_bench.vector_sets(vectors, keys, gain=True, unmasked_probes=True)
+    assert set(unmasked) == {"orig", "mtf"} and unmasked["mtf"] is unmasked["orig"]

@@ -1,0 +1,225 @@
+"""Open-set identification of masked faces on every LFW DevTest person (issue 3): the one-photo FNIR
+at FPIR 1e-2 measured on twice the people and strangers of the pair-by-pair bench.
+
+``bench/featuremap.py``'s identification column (the figure issue 3's target is read on) uses only
+the photos of ``pairsDevTest.txt``: about 60 enrolled probes and 119 strangers a fold, so a fold's
+threshold at FPIR 1e-2 is set by its one or two best-matching strangers and a half point of FNIR is
+three probes. This bench builds the same identification from every person of ``peopleDevTest.txt``
+(1,711 people, never trained on): each person's first ``--max-photos`` photos (5; so that the few
+people with a hundred photos do not outweigh the rest), the first photo of each person with two or
+more enrolled, the others the probes, every one-photo person a stranger only; the folds, gallery and
+decision of ``ablation.identification`` (fold k's people left out of the gallery and their probes the
+strangers, fold k+1's the enrolled probes measured), about 110 enrolled probes and 230 strangers a
+fold. Each photo and its masked copies go through exactly what the pair-by-pair bench's site row
+does: the engine's detection and alignment (``ablation.image_crops``: the probe wearing a MaskTheFace
+template, masks the product never saw, found again by the detector; four renderings of the product's
+own masks on the photo), SFace's last feature map on the five-point chip under onnxruntime, masked
+faces through the shipped gain (``--gain-file``), the mirror TTA, the renderings averaged into one
+template, a masked probe scored by the best of photo and template (``featuremap.identification_scores``).
+
+Rows: the site; without the gain; the photo alone (no templates); unmasked probes (the same photos
+without masks, against the photos alone). The same rows on the pair-by-pair bench's own images
+(``pairsDevTest.txt``'s, a subset of this bench's photos plus their 159 photos past the fifth) check
+the machinery against ``bench/featuremap.py``'s figures; their masks are drawn anew here (each
+photo's random stream is its place among this bench's photos), so they differ by a rendering's
+spread.
+
+Usage: ``python bench/people.py [--max-photos 5] [--jobs 2] [--gain-file NPZ]`` (about 25 minutes on
+2 cores the first time; the vectors are cached in ``var/bench/people``, seconds after). Needs
+``onnxruntime`` (``requirements-bench.txt``). Prints the table and writes ``bench/results/people.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))   # the spawned workers import this module by name
+
+import ablation  # noqa: E402  (bench/ is on sys.path)
+import descriptors  # noqa: E402
+import featuremap  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
+
+from recognition.engine.embed import l2_normalise  # noqa: E402
+
+WORK = REPO / "var" / "bench" / "people"
+GAIN = REPO / "recognition" / "engine" / "assets" / "sface_gain-v1.npz"
+RENDERINGS = 4   # product-mask renderings of each photo, averaged into one template as the product does
+KINDS = ("orig", "mtf") + tuple(f"prod{i}" for i in range(RENDERINGS))
+
+
+def people_keys(people: list[tuple[str, int]], max_photos: int) -> list[tuple[str, int]]:
+    """``(name, number)`` of each person's first ``max_photos`` photos (``people``: ``peopleDevTest.txt``'s
+    rows, name and photo count), sorted."""
+    return sorted((name, i) for name, count in people for i in range(1, min(count, max_photos) + 1))
+
+
+def pair_keys(pairs: list) -> list[tuple[str, int]]:
+    """The photos of ``ablation.devtest_pairs``' pairs, sorted: the pair-by-pair bench's images."""
+    return sorted({p[0] for p in pairs} | {p[1] for p in pairs})
+
+
+# one engine, network, gain and template set per worker process (_start)
+_STATE: dict = {}
+
+
+def _start(gain_file: str) -> None:
+    from recognition.engine import load_engine
+    from recognition.engine.masks import load_templates
+
+    with np.load(gain_file) as z:
+        gain, mean = z["gain"].astype(np.float32), z["mean"].astype(np.float32)
+    _STATE.update(engine=load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")), descriptors.CFG),
+                  net=featuremap.SFaceMaps(descriptors.fetch(descriptors.WHEELS["sface"])),
+                  change=featuremap.gained(gain, mean),
+                  templates=load_templates(ablation.SHARED / "masks"))
+
+
+def photo_rng(index: int, stream: int) -> np.random.Generator:
+    """The random stream of the ``index``-th photo: ``ablation.image_rng`` (stream 0), or another one
+    for each ``stream`` (the masks drawn anew)."""
+    return ablation.image_rng(index) if stream == 0 else np.random.default_rng([index, 7, stream])
+
+
+def photo_vectors(index: int, key: tuple[str, int], stream: int = 0) -> dict | None:
+    """One photo's vectors, ``{"vectors": {kind: (plain, gained)}, "mtf_lost": bool, "mtf_mask": str}``: for the photo
+    (``orig``), its MaskTheFace copy (``mtf``) and its product-mask renderings (``prod0``...), each the
+    normalised sum of the chip's and its mirror image's descriptors, of the map as it is and through
+    the gain; ``mtf_lost``: the detector lost the masked copy (cut on the photo's alignment instead,
+    as the pair-by-pair bench does); ``mtf_mask``: the MaskTheFace mask's type. ``None``: no face in
+    the photo. ``index`` (the photo's place among the bench's photos) and ``stream`` pick its random
+    stream (:func:`photo_rng`)."""
+    s = _STATE
+    rec, _, _ = ablation.image_crops(s["engine"], ablation.read_image(*key), photo_rng(index, stream),
+                                     s["templates"], True, RENDERINGS)
+    if rec is None:
+        return None
+    kinds = [k for k in KINDS if ablation.crop_of(rec, k) is not None]
+    crops = np.stack([ablation.crop_of(rec, k) for k in kinds])
+    points = [ablation.five_of(rec, k) for k in kinds]
+    chips = descriptors.chips(crops, descriptors.chip_matrices(descriptors.SFace, points), 112)
+    net = s["net"]
+    # float16 maps, as bench/featuremap.py caches and measures them
+    maps = [net.maps(c)[1].astype(np.float16) for c in (chips, np.ascontiguousarray(chips[:, :, ::-1]))]
+    plain = l2_normalise(sum(net.head(m) for m in maps))
+    gained = l2_normalise(sum(net.head(s["change"](m)) for m in maps))
+    return {"vectors": {k: (plain[i], gained[i]) for i, k in enumerate(kinds)}, "mtf_lost": bool(rec.get("mtf_lost")),
+            "mtf_mask": rec.get("mtf_mask")}
+
+
+def _chunk(items: list[tuple[int, tuple[str, int]]], stream: int) -> dict:
+    return {key: photo_vectors(i, key, stream) for i, key in items}
+
+
+def all_vectors(keys: list[tuple[str, int]], gain_file: Path, jobs: int, stream: int = 0) -> dict:
+    """``{key: photo_vectors(...)}`` for ``keys`` (cached under a name keyed by the photos, the gain
+    file's digest, the renderings and the stream), computed by ``jobs`` worker processes."""
+    digest = hashlib.sha256(repr((keys, RENDERINGS, stream)).encode() + gain_file.read_bytes()).hexdigest()[:16]
+    path = WORK / f"vectors-{digest}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    items = list(enumerate(keys))
+    chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
+    out: dict = {}
+    t0 = time.time()
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_start,
+                             initargs=(str(gain_file),)) as pool:
+        for n, part in enumerate(pool.map(_chunk, chunks, [stream] * len(chunks)), 1):
+            out.update(part)
+            if n % 10 == 0 or n == len(chunks):
+                print(f"  {len(out)}/{len(keys)} photos, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def vector_sets(vectors: dict, keys: list, gain: bool, unmasked_probes: bool = False) -> dict:
+    """``featuremap.identification_scores``' input for ``keys``: per kind ``{key: vector}`` as a masked
+    probe meets them (the masked kinds through the gain if ``gain``; the photo plain), the product
+    renderings averaged into one template (``featuremap.mean_template``). ``unmasked_probes``: the
+    probes are the photos themselves (plain) and meet the photo alone, as an unmasked face does."""
+    out: dict = {k: {} for k in KINDS}
+    for key in keys:
+        for kind, (plain, gained) in (vectors.get(key) or {"vectors": {}})["vectors"].items():
+            out[kind][key] = gained if gain and kind != "orig" else plain
+    if unmasked_probes:
+        return {"orig": out["orig"], "mtf": out["orig"]}
+    return featuremap.mean_template(out)
+
+
+ROWS = (("the site: gain, four renderings averaged into one template, mirror", True, True, False),
+        ("without the gain", False, True, False),
+        ("the gain, photo alone (no templates)", True, False, False),
+        ("unmasked probes (the same photos without masks), photo alone", False, False, True))
+
+
+def measure(vectors: dict, keys: list) -> dict:
+    """Each of :data:`ROWS`' identification figures (``ablation.identification``) on ``keys``' photos."""
+    out = {}
+    for label, gain, templates, unmasked in ROWS:
+        sets = vector_sets(vectors, keys, gain, unmasked)
+        scores = featuremap.identification_scores(sets, keys, templates and not unmasked)
+        out[label] = ablation.identification(None, keys, {}, scores=scores)
+    return out
+
+
+def table(results: dict) -> str:
+    """The markdown table of :func:`main`'s results (``{bench: {row: identification}}``)."""
+    lines = ["| photos | masked probes matched by | gallery / probes | enrolled / strangers a fold | rank-1 "
+             "| FNIR@FPIR1e-2 per fold | pooled |", "|---|---|---|---|---|---|---|"]
+    for bench, rows in results.items():
+        for label, r in rows.items():
+            lines.append(f"| {bench} | {label} | {r['gallery']} / {r['probes']} | "
+                         f"{r['known_probes_per_fold']:.0f} / {r['unknown_probes_per_fold']:.0f} | "
+                         f"{100 * r['rank1']:.1f}% ± {100 * r['rank1_std']:.1f} | "
+                         f"{100 * r['fnir_at_fpir_1e-2']:.1f}% ± {100 * r['fnir_at_fpir_1e-2_std']:.1f} | "
+                         f"{100 * r['fnir_at_fpir_1e-2_pooled']:.1f}% |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-photos", type=int, default=5, help="photos of each person used (the first N)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes finding and embedding the faces")
+    parser.add_argument("--gain-file", type=Path, default=GAIN, help="the masked faces' gain (the shipped one)")
+    parser.add_argument("--stream", type=int, default=0,
+                        help="draw every mask anew from another random stream (0: ablation.image_rng's)")
+    args = parser.parse_args()
+    if args.max_photos < 2:
+        parser.error("--max-photos must be 2 or more (a gallery photo and a probe)")
+    if not ablation.SHARED.is_dir():
+        sys.exit(f"{ablation.SHARED} not found: this bench needs ../shared/data")
+    t0 = time.time()
+    rows = [ln.split() for ln in (ablation.SHARED / "lfw" / "peopleDevTest.txt").read_text().splitlines()[1:]
+            if ln.strip()]
+    everyone = people_keys([(n, int(c)) for n, c in rows], args.max_photos)
+    pairs = pair_keys(ablation.devtest_pairs("DevTest"))
+    keys = sorted(set(everyone) | set(pairs))
+    vectors = all_vectors(keys, args.gain_file, args.jobs, args.stream)
+    results = {f"every DevTest person, first {args.max_photos} photos": measure(vectors, everyone),
+               "pairsDevTest.txt's photos (the pair-by-pair bench's)": measure(vectors, pairs)}
+    meta = {"seconds": round(time.time() - t0, 1), "max_photos": args.max_photos, "stream": args.stream,
+            "photos": len(keys),
+            "photos_without_a_face": sum(1 for v in vectors.values() if v is None),
+            "masked_copies_lost_by_the_detector": sum(1 for v in vectors.values() if v and v["mtf_lost"]),
+            "gain_file": str(args.gain_file),
+            "provenance": provenance()}
+    write_results(f"people{f'-stream{args.stream}' if args.stream else ''}", meta, results)
+    print(table(results))
+    print(f"\n{meta['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
