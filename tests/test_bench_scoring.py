@@ -460,3 +460,15 @@ def test_people_bench_gains_masked_faces_only_and_averages_the_renderings(people
     assert np.array_equal(plain["mtf"][("a", 2)], vectors[("a", 2)]["vectors"]["mtf"][0])
     unmasked = people_bench.vector_sets(vectors, keys, gain=True, unmasked_probes=True)
     assert set(unmasked) == {"orig", "mtf"} and unmasked["mtf"] is unmasked["orig"]
+
+
+def test_people_bench_averages_each_row_over_the_streams(people_bench):
+    def row(rank1: float, fnir: float, pooled: float) -> dict:
+        return {"rank1": rank1, "fnir_at_fpir_1e-2": fnir, "fnir_at_fpir_1e-2_pooled": pooled}
+
+    results = {"stream 0: everyone": {"site": row(0.95, 0.115, 0.123)},
+               "stream 1: everyone": {"site": row(0.97, 0.107, 0.107)},
+               "stream 1: pairs": {"site": row(0.9, 0.2, 0.2)}}
+    lines = people_bench.mean_table(results).splitlines()
+    assert lines[2] == "| everyone | site | 2 | 96.0% | 11.1% (10.7-11.5) | 11.5% (10.7-12.3) |"
+    assert lines[3] == "| pairs | site | 1 | 90.0% | 20.0% (20.0-20.0) | 20.0% (20.0-20.0) |"
