@@ -24,13 +24,15 @@ the machinery against ``bench/featuremap.py``'s figures; their masks are drawn a
 photo's random stream is its place among this bench's photos), so they differ by a rendering's
 spread.
 
-The masks' random draw moves the FNIR by one to two points, even here (docs/accuracy.md "Every DevTest
-person"): ``--stream 0 1 2`` measures three draws and prints their mean, the figure to compare levers by.
+The masks' random draw moves the FNIR by up to a point per fold and two pooled even here, up to three
+on the pair-by-pair bench's photos (docs/accuracy.md "Every DevTest person"): ``--stream 0 1 2``
+measures three draws and prints their mean, the figure to compare levers by.
 
 Usage: ``python bench/people.py [--max-photos 5] [--jobs 2] [--gain-file NPZ] [--stream K [K ...]]`` (about
 20 minutes a stream on 2 cores the first time; the vectors are cached in ``var/bench/people``, seconds
 after). Needs ``onnxruntime`` (``requirements-bench.txt``). Prints the tables and writes
-``bench/results/people.json`` (``people-stream0-1-2.json`` with other streams).
+``bench/results/people.json`` (``people-stream0-1-2.json`` with other streams, ``people-Nphotos...``
+with another ``--max-photos``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ sys.path.insert(0, str(REPO / "bench"))   # the spawned workers import this modu
 import ablation  # noqa: E402  (bench/ is on sys.path)
 import descriptors  # noqa: E402
 import featuremap  # noqa: E402
-from provenance import provenance, write_results  # noqa: E402
+from provenance import provenance, settings_digest, write_results  # noqa: E402
 
 from recognition.engine.embed import l2_normalise  # noqa: E402
 
@@ -127,12 +129,21 @@ def _chunk(items: list[tuple[int, tuple[str, int]]], stream: int) -> dict:
     return {key: photo_vectors(i, key, stream) for i, key in items}
 
 
-def all_vectors(keys: list[tuple[str, int]], gain_file: Path, jobs: int, stream: int = 0) -> dict:
-    """``{key: photo_vectors(...)}`` for ``keys`` (cached under a name keyed by the photos, the gain
-    file's digest, the renderings and the stream), computed by ``jobs`` worker processes."""
-    setting = (keys, RENDERINGS) + ((stream,) if stream else ())
+def cache_path(keys: list[tuple[str, int]], gain_file: Path, stream: int) -> Path:
+    """Where :func:`all_vectors` caches ``keys``' vectors: a name keyed by the photos, the renderings,
+    the stream, the gain file's bytes, the MaskTheFace templates' files and (``ablation.cache_file``'s
+    key) the engine's settings, its installed models and runtime, and the SFace wheel's digest."""
+    masks = sorted((f.name, f.stat().st_size) for f in (ablation.SHARED / "masks").rglob("*") if f.is_file())
+    settings = settings_digest(descriptors.CFG.with_(**ablation.DECIDING), descriptors.WHEELS["sface"].sha256, masks)
+    setting = (keys, RENDERINGS, stream, settings)
     digest = hashlib.sha256(repr(setting).encode() + gain_file.read_bytes()).hexdigest()[:16]
-    path = WORK / f"vectors-{digest}.pkl"
+    return WORK / f"vectors-{digest}.pkl"
+
+
+def all_vectors(keys: list[tuple[str, int]], gain_file: Path, jobs: int, stream: int = 0) -> dict:
+    """``{key: photo_vectors(...)}`` for ``keys`` (cached: :func:`cache_path`), computed by ``jobs``
+    worker processes."""
+    path = cache_path(keys, gain_file, stream)
     if path.exists():
         return pickle.loads(path.read_bytes())
     items = list(enumerate(keys))
@@ -235,6 +246,7 @@ def main() -> None:
     keys = sorted(set(everyone) | set(pairs))
     results: dict = {}
     lost: dict = {}
+    args.stream = list(dict.fromkeys(args.stream))   # each stream once
     for stream in args.stream:
         vectors = all_vectors(keys, args.gain_file, args.jobs, stream)
         results[f"stream {stream}: every DevTest person, first {args.max_photos} photos"] = measure(vectors, everyone)
@@ -244,7 +256,8 @@ def main() -> None:
     meta = {"seconds": round(time.time() - t0, 1), "max_photos": args.max_photos, "streams": args.stream,
             "photos": len(keys), "faces_lost": lost, "gain_file": str(args.gain_file), "provenance": provenance()}
     streams = "" if args.stream == [0] else "-stream" + "-".join(map(str, args.stream))
-    write_results(f"people{streams}", meta, results)
+    photos = "" if args.max_photos == 5 else f"-{args.max_photos}photos"
+    write_results(f"people{photos}{streams}", meta, results)
     print(table(results))
     if len(args.stream) > 1:
         print("\n" + mean_table(results))

@@ -472,3 +472,14 @@ def test_people_bench_averages_each_row_over_the_streams(people_bench):
     lines = people_bench.mean_table(results).splitlines()
     assert lines[2] == "| everyone | site | 2 | 96.0% | 11.1% (10.7-11.5) | 11.5% (10.7-12.3) |"
     assert lines[3] == "| pairs | site | 1 | 90.0% | 20.0% (20.0-20.0) | 20.0% (20.0-20.0) |"
+
+
+def test_people_bench_caches_each_stream_and_gain_apart(people_bench, tmp_path):
+    keys = [("a", 1), ("a", 2)]
+    gain, other = tmp_path / "gain.npz", tmp_path / "other.npz"
+    gain.write_bytes(b"one gain")
+    other.write_bytes(b"another gain")
+    paths = {people_bench.cache_path(keys, g, s) for g in (gain, other) for s in (0, 1)}
+    assert len(paths) == 4
+    assert people_bench.cache_path(keys, gain, 1) == people_bench.cache_path(list(keys), gain, 1)
+    assert people_bench.cache_path(keys[:1], gain, 1) not in paths
