@@ -32,7 +32,7 @@ Usage: ``python bench/people.py [--max-photos 5] [--jobs 2] [--gain-file NPZ] [-
 20 minutes a stream on 2 cores the first time; the vectors are cached in ``var/bench/people``, seconds
 after). Needs ``onnxruntime`` (``requirements-bench.txt``). Prints the tables and writes
 ``bench/results/people.json`` (``people-stream0-1-2.json`` with other streams, ``people-Nphotos...``
-with another ``--max-photos``).
+with another ``--max-photos``, ``people-gain<digest>...`` with another ``--gain-file``).
 """
 
 from __future__ import annotations
@@ -257,7 +257,10 @@ def main() -> None:
             "photos": len(keys), "faces_lost": lost, "gain_file": str(args.gain_file), "provenance": provenance()}
     streams = "" if args.stream == [0] else "-stream" + "-".join(map(str, args.stream))
     photos = "" if args.max_photos == 5 else f"-{args.max_photos}photos"
-    write_results(f"people{photos}{streams}", meta, results)
+    # another gain (a candidate) writes apart from the shipped one's figures, named by its digest
+    other = args.gain_file.resolve() != GAIN.resolve()
+    gain = f"-gain{hashlib.sha256(args.gain_file.read_bytes()).hexdigest()[:8]}" if other else ""
+    write_results(f"people{photos}{gain}{streams}", meta, results)
     print(table(results))
     if len(args.stream) > 1:
         print("\n" + mean_table(results))
