@@ -315,20 +315,23 @@ LEVERS = [
 SETS = {"unmasked": ("orig", "orig"), "one side masked": ("orig", "mtf"), "both masked": ("mtf", "mtf")}
 
 
-def identification_sets(keys) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
+def identification_sets(keys, enrolled: int = 1) -> tuple[dict, list[tuple[tuple[str, int], str]]]:
     """Gallery (each person with two photos or more: the first, unmasked) and probes (their other
     photos, and every one-photo person's photo, to be worn with unseen masks): ``(gallery, probes)``
-    with ``gallery`` = ``{person: key}`` and ``probes`` = ``[(key, person)]``."""
+    with ``gallery`` = ``{person: key}`` and ``probes`` = ``[(key, person)]``. ``enrolled`` = n: people
+    with more than n photos are enrolled from their first n (``gallery`` still names the first; the
+    caller reads the others from ``keys``), their other photos the probes; people with n photos or
+    fewer are strangers only, every photo a probe."""
     people: dict[str, list] = {}
     for key in sorted(keys):
         people.setdefault(key[0], []).append(key)
-    gallery = {p: ks[0] for p, ks in people.items() if len(ks) > 1}
-    probes = [(k, p) for p, ks in people.items() for k in (ks[1:] if len(ks) > 1 else ks)]
+    gallery = {p: ks[0] for p, ks in people.items() if len(ks) > enrolled}
+    probes = [(k, p) for p, ks in people.items() for k in (ks[enrolled:] if len(ks) > enrolled else ks)]
     return gallery, probes
 
 
 def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
-                   scores: np.ndarray | None = None, margin: float = 0.0) -> dict:
+                   scores: np.ndarray | None = None, margin: float = 0.0, enrolled: int = 1) -> dict:
     """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
     unmasked gallery, scored pair by pair as verification is. Folds of people (one-photo people
     too): fold k's people are left out of the gallery and their probes are the strangers; the
@@ -338,8 +341,9 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
     ``scores``: the probes x gallery matrix already computed (in :func:`identification_sets`' order),
     instead of calling ``score`` pair by pair (then ``score`` may be ``None``). ``margin`` = m: a probe
     is decided by ``best - m * second best`` (its two best-matching people of the fold's gallery), not
-    by its best score alone (``bench/gallery_views.py``)."""
-    gallery, probes = identification_sets(keys)
+    by its best score alone (``bench/gallery_views.py``). ``enrolled``: :func:`identification_sets`'
+    (people enrolled from their first n photos; ``scores`` must then be given)."""
+    gallery, probes = identification_sets(keys, enrolled)
     names = sorted(gallery)
     if scores is None:
         scores = np.array([[score(gallery[g], k, "orig", "mtf", **kw) for g in names] for k, _ in probes])

@@ -18,7 +18,10 @@ faces through the shipped gain (``--gain-file``), the mirror TTA, the renderings
 template, a masked probe scored by the best of photo and template (``featuremap.identification_scores``).
 
 Rows: the site; without the gain; the photo alone (no templates); unmasked probes (the same photos
-without masks, against the photos alone). The same rows on the pair-by-pair bench's own images
+without masks, against the photos alone). And the site with people enrolled from two and from three
+photos (``gallery.person_templates``' mean of them, as the product enrols several photos; people
+with more photos than that enrolled, the rest strangers only), each beside the first photo alone
+on the same probes and strangers. The same rows on the pair-by-pair bench's own images
 (``pairsDevTest.txt``'s, a subset of this bench's photos plus their 159 photos past the fifth) check
 the machinery against ``bench/featuremap.py``'s figures; their masks are drawn anew here (each
 photo's random stream is its place among this bench's photos), so they differ by a rendering's
@@ -59,6 +62,7 @@ import featuremap  # noqa: E402
 from provenance import provenance, settings_digest, write_results  # noqa: E402
 
 from recognition.engine.embed import l2_normalise  # noqa: E402
+from recognition.engine.gallery import SYNTHETIC_MASK, UNMASKED, Templates, person_templates  # noqa: E402
 
 WORK = REPO / "var" / "bench" / "people"
 GAIN = REPO / "recognition" / "engine" / "assets" / "sface_gain-v1.npz"
@@ -191,6 +195,46 @@ def measure(vectors: dict, keys: list) -> dict:
     return out
 
 
+def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int) -> np.ndarray:
+    """Probes x gallery scores of ``ablation.identification_sets(keys, enrolled)``: each enrolled
+    person from their first ``photos`` photos (at most ``enrolled``; fewer: the same probes and
+    strangers met by fewer photos), combined as the product combines a person's photos
+    (``gallery.person_templates``: per kind the mean of the photos' templates, each photo's weight
+    unknown, less the margin the photos' spread sets); a masked probe scored by the best of the
+    person's templates less its margin. ``sets``: :func:`vector_sets`' (the site's: gain, averaged
+    template); a photo without a face adds nothing, a person or probe without any scores -1."""
+    gallery, probes = ablation.identification_sets(keys, enrolled)
+    names = sorted(gallery)
+    own: dict[str, list] = {}
+    for key in sorted(keys):
+        own.setdefault(key[0], []).append(key)
+    dim = len(next(iter(sets["orig"].values())))
+    probe = np.stack([sets["mtf"].get(k, np.full(dim, np.nan)) for k, _ in probes])
+    scores = np.full((len(probes), len(names)), np.nan)
+    kinds = np.array([UNMASKED, SYNTHETIC_MASK], np.int8)
+    for j, name in enumerate(names):
+        per_photo = [Templates(np.stack([sets["orig"][k], sets["prod0"][k]]), kinds)
+                     for k in own[name][:photos] if k in sets["orig"] and k in sets["prod0"]]
+        if per_photo:
+            person = person_templates(per_photo, [None] * len(per_photo))
+            scores[:, j] = (probe @ person.vectors.T - person.margins[None, :]).max(axis=1)
+    return np.nan_to_num(scores, nan=-1.0)
+
+
+def measure_enrolment(vectors: dict, keys: list, counts: tuple[int, ...] = (2, 3)) -> dict:
+    """The site's identification (gain, averaged template, mirror) with people enrolled from their
+    first n photos (each n of ``counts``; people with more than n photos enrolled, their other photos
+    the probes), and the same probes and strangers met by the first photo alone."""
+    sets = vector_sets(vectors, keys, True)
+    out = {}
+    for n in counts:
+        for photos, label in ((n, f"the site, {n} enrolment photos (the product's mean of them, less its margin)"),
+                              (1, f"the site, 1 enrolment photo, the probes and strangers of {n}")):
+            out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, n, photos),
+                                                 enrolled=n)
+    return out
+
+
 def table(results: dict) -> str:
     """The markdown table of :func:`main`'s results (``{"stream K: <photos>": {row: identification}}``)."""
     lines = ["| photos | masked probes matched by | gallery / probes | enrolled / strangers a fold | rank-1 "
@@ -251,6 +295,8 @@ def main() -> None:
         vectors = all_vectors(keys, args.gain_file, args.jobs, stream)
         results[f"stream {stream}: every DevTest person, first {args.max_photos} photos"] = measure(vectors, everyone)
         results[f"stream {stream}: pairsDevTest.txt's photos (the pair-by-pair bench's)"] = measure(vectors, pairs)
+        results[f"stream {stream}: every DevTest person, several enrolment photos"] = measure_enrolment(
+            vectors, everyone)
         lost[stream] = {"photos_without_a_face": sum(1 for v in vectors.values() if v is None),
                         "masked_copies_lost_by_the_detector": sum(1 for v in vectors.values() if v and v["mtf_lost"])}
     meta = {"seconds": round(time.time() - t0, 1), "max_photos": args.max_photos, "streams": args.stream,

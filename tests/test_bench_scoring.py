@@ -483,3 +483,41 @@ def test_people_bench_caches_each_stream_and_gain_apart(people_bench, tmp_path):
     assert len(paths) == 4
     assert people_bench.cache_path(keys, gain, 1) == people_bench.cache_path(list(keys), gain, 1)
     assert people_bench.cache_path(keys[:1], gain, 1) not in paths
+
+
+def test_people_bench_enrols_several_photos_as_the_product_combines_them(people_bench):
+    from recognition.engine.gallery import aggregate_margin
+
+    rng = np.random.default_rng(5)
+
+    def unit() -> np.ndarray:
+        v = rng.normal(size=8)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    # "a" has three photos (two enrolled, one probe); "b" two (a stranger only at enrolled=2); "c" one
+    keys = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("c", 1)]
+    sets = {kind: {k: unit() for k in keys} for kind in ("orig", "mtf", "prod0")}
+    gallery, probes = people_bench.ablation.identification_sets(keys, 2)
+    assert gallery == {"a": ("a", 1)}
+    assert probes == [(("a", 3), "a"), (("b", 1), "b"), (("b", 2), "b"), (("c", 1), "c")]
+    assert people_bench.ablation.identification_sets(keys) == people_bench.ablation.identification_sets(keys, 1)
+
+    scores = people_bench.enrolment_scores(sets, keys, 2, 2)
+    assert scores.shape == (4, 1)
+    # the product's rule, written out: per kind the mean of the two photos' vectors, less the margin
+    # their spread sets; a masked probe takes the best of the person's two templates
+    photo = [sets["orig"][("a", 1)], sets["orig"][("a", 2)]]
+    template = [sets["prod0"][("a", 1)], sets["prod0"][("a", 2)]]
+    best = []
+    for rows in (photo, template):
+        mean = (rows[0] + rows[1]) / np.linalg.norm(rows[0] + rows[1])
+        margin = aggregate_margin(np.stack(rows))
+        best.append(sets["mtf"][("a", 3)] @ mean - margin)
+    assert scores[0, 0] == pytest.approx(max(best), abs=1e-5)
+    # the first photo alone on the same probes: the plain best of its photo and template
+    alone = people_bench.enrolment_scores(sets, keys, 2, 1)
+    assert alone[0, 0] == pytest.approx(max(sets["mtf"][("a", 3)] @ photo[0], sets["mtf"][("a", 3)] @ template[0]),
+                                        abs=1e-5)
+    # a probe without a face scores -1 against everyone
+    del sets["mtf"][("b", 2)]
+    assert people_bench.enrolment_scores(sets, keys, 2, 2)[2, 0] == -1.0
