@@ -295,8 +295,10 @@ def main() -> None:
         vectors = all_vectors(keys, args.gain_file, args.jobs, stream)
         results[f"stream {stream}: every DevTest person, first {args.max_photos} photos"] = measure(vectors, everyone)
         results[f"stream {stream}: pairsDevTest.txt's photos (the pair-by-pair bench's)"] = measure(vectors, pairs)
-        results[f"stream {stream}: every DevTest person, several enrolment photos"] = measure_enrolment(
-            vectors, everyone)
+        counts = tuple(n for n in (2, 3) if n < args.max_photos)   # each needs a probe past the enrolled photos
+        if counts:
+            results[f"stream {stream}: every DevTest person, several enrolment photos"] = measure_enrolment(
+                vectors, everyone, counts)
         lost[stream] = {"photos_without_a_face": sum(1 for v in vectors.values() if v is None),
                         "masked_copies_lost_by_the_detector": sum(1 for v in vectors.values() if v and v["mtf_lost"])}
     meta = {"seconds": round(time.time() - t0, 1), "max_photos": args.max_photos, "streams": args.stream,
