@@ -195,10 +195,10 @@ def measure(vectors: dict, keys: list) -> dict:
     return out
 
 
-def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int) -> np.ndarray:
+def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int | dict[str, int]) -> np.ndarray:
     """Probes x gallery scores of ``ablation.identification_sets(keys, enrolled)``: each enrolled
     person from their first ``photos`` photos (at most ``enrolled``; fewer: the same probes and
-    strangers met by fewer photos), combined as the product combines a person's photos
+    strangers met by fewer photos; a dict: each person's own number), combined as the product combines a person's photos
     (``gallery.person_templates``: per kind the mean of the photos' templates, each photo's weight
     unknown, less the margin the photos' spread sets); a masked probe scored by the best of the
     person's templates less its margin. ``sets``: :func:`vector_sets`' (the site's: gain, averaged
@@ -214,7 +214,8 @@ def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int) -> np.n
     kinds = np.array([UNMASKED, SYNTHETIC_MASK], np.int8)
     for j, name in enumerate(names):
         per_photo = [Templates(np.stack([sets["orig"][k], sets["prod0"][k]]), kinds)
-                     for k in own[name][:photos] if k in sets["orig"] and k in sets["prod0"]]
+                     for k in own[name][:photos if isinstance(photos, int) else photos[name]]
+                     if k in sets["orig"] and k in sets["prod0"]]
         if per_photo:
             person = person_templates(per_photo, [None] * len(per_photo))
             scores[:, j] = (probe @ person.vectors.T - person.margins[None, :]).max(axis=1)
@@ -233,6 +234,74 @@ def measure_enrolment(vectors: dict, keys: list, counts: tuple[int, ...] = (2, 3
             out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, n, photos),
                                                  enrolled=n)
     return out
+
+
+def _folds(keys: list, enrolled: int, n_folds: int = 10) -> dict[str, int]:
+    """Each person's fold, as ``ablation.identification(..., enrolled=enrolled)`` draws them."""
+    _, probes = ablation.identification_sets(keys, enrolled)
+    everyone = sorted({p for _, p in probes})
+    return {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
+
+
+def adaptation(sets: dict, keys: list, threshold: float) -> tuple[dict[str, int], dict]:
+    """Gallery adaptation as the product does it (``enrollment.services.photo_add_from_checkin``): each
+    person of ``ablation.identification_sets(keys, 2)``'s gallery, enrolled from their first photo,
+    checks in once unmasked with their second (its plain vector against every gallery person's first
+    photo, the unmasked templates an unmasked face meets); that photo is kept when the best match is
+    them at ``threshold`` (the unmasked threshold plus the adaptation margin) or above. Returns each
+    person's number of photos (1 or 2) and the counts: ``kept`` of ``checkins``, and ``false_adds``
+    of ``stranger_checkins``: the unmasked photos of each fold's strangers (``ablation.identification``'s
+    folds) that match someone of that fold's gallery at ``threshold`` (their face would be kept as
+    that person's)."""
+    gallery, probes = ablation.identification_sets(keys, 2)
+    names = [n for n in sorted(gallery) if gallery[n] in sets["orig"]]
+    own: dict[str, list] = {}
+    for key in sorted(keys):
+        own.setdefault(key[0], []).append(key)
+    first = np.stack([sets["orig"][gallery[n]] for n in names])
+    counts = {n: 1 for n in sorted(gallery)}
+    checkins = 0
+    for n in names:
+        second = sets["orig"].get(own[n][1])
+        if second is None:
+            continue
+        checkins += 1
+        s = first @ second
+        if names[int(s.argmax())] == n and s.max() >= threshold:
+            counts[n] = 2
+    fold_of = _folds(keys, 2)
+    false_adds = strangers = 0
+    for key, person in probes:
+        v = sets["orig"].get(key)
+        if v is None:
+            continue
+        columns = np.array([fold_of[n] != fold_of[person] for n in names])
+        strangers += 1
+        false_adds += int((first[columns] @ v).max() >= threshold)
+    return counts, {"checkins": checkins, "kept": sum(c == 2 for c in counts.values()), "stranger_checkins": strangers,
+                    "false_adds": false_adds}
+
+
+ADAPT_MARGINS = (0.0, 0.1, 0.2)   # over the unmasked threshold; the product's default is 0.1
+
+
+def measure_adaptation(vectors: dict, keys: list) -> tuple[dict, dict]:
+    """The site's identification when each person enrolled from one photo has their second kept by
+    gallery adaptation (:func:`adaptation`, at each of :data:`ADAPT_MARGINS` over SFace's unmasked
+    threshold), on the probes and strangers of two enrolment photos; and the counts of kept photos
+    and strangers' false adds."""
+    from recognition.engine import EngineConfig
+
+    sets = vector_sets(vectors, keys, True)
+    base = EngineConfig.for_descriptor("sface").threshold_unmasked
+    out, counts = {}, {}
+    for margin in ADAPT_MARGINS:
+        photos, counted = adaptation(sets, keys, base + margin)
+        label = f"the site, 1 enrolment photo and its first unmasked check-in kept (margin {margin:.1f})"
+        out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, 2, photos),
+                                             enrolled=2)
+        counts[label] = counted
+    return out, counts
 
 
 def table(results: dict) -> str:
@@ -290,6 +359,7 @@ def main() -> None:
     keys = sorted(set(everyone) | set(pairs))
     results: dict = {}
     lost: dict = {}
+    adapted: dict = {}
     args.stream = list(dict.fromkeys(args.stream))   # each stream once
     for stream in args.stream:
         vectors = all_vectors(keys, args.gain_file, args.jobs, stream)
@@ -299,10 +369,18 @@ def main() -> None:
         if counts:
             results[f"stream {stream}: every DevTest person, several enrolment photos"] = measure_enrolment(
                 vectors, everyone, counts)
+        if args.max_photos > 2:
+            rows, counted = measure_adaptation(vectors, everyone)
+            results[f"stream {stream}: every DevTest person, gallery adaptation"] = rows
+            adapted[stream] = counted
+            for label, c in counted.items():
+                print(f"stream {stream}, {label}: kept {c['kept']} of {c['checkins']} check-ins; strangers' "
+                      f"unmasked photos kept as someone's: {c['false_adds']} of {c['stranger_checkins']}")
         lost[stream] = {"photos_without_a_face": sum(1 for v in vectors.values() if v is None),
                         "masked_copies_lost_by_the_detector": sum(1 for v in vectors.values() if v and v["mtf_lost"])}
     meta = {"seconds": round(time.time() - t0, 1), "max_photos": args.max_photos, "streams": args.stream,
-            "photos": len(keys), "faces_lost": lost, "gain_file": str(args.gain_file), "provenance": provenance()}
+            "photos": len(keys), "faces_lost": lost,
+            "adaptation": adapted, "gain_file": str(args.gain_file), "provenance": provenance()}
     streams = "" if args.stream == [0] else "-stream" + "-".join(map(str, args.stream))
     photos = "" if args.max_photos == 5 else f"-{args.max_photos}photos"
     # another gain (a candidate) writes apart from the shipped one's figures, named by its digest

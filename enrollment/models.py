@@ -95,6 +95,7 @@ class FacePhoto(models.Model):
         UPLOAD = "upload", "upload"
         WEBCAM = "webcam", "webcam"
         IMPORT = "import", "import"
+        CHECKIN = "checkin", "check-in"   # gallery adaptation: a confident check-in's face (settings)
 
     class Embedding(models.TextChoices):
         PENDING = "pending", "pending"

@@ -297,12 +297,13 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
 
 def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
-              schedule_rebuild: bool = True) -> FacePhoto:
+              schedule_rebuild: bool = True, why: str = "") -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
     ``embed``: also compute and cache its templates now (bulk imports; otherwise the rebuild
-    does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit.
+    does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit. ``why``: added
+    to the audit record's summary.
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
@@ -333,7 +334,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             _refuse_known(person, sha)
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
-                         summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}")
+                         summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}"
+                                 + (f": {why}" if why else ""))
             if schedule_rebuild:
                 index_rebuild_request(actor=actor, reason=f"photo added to person #{person.pk}")
     except BaseException as exc:
@@ -375,6 +377,60 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
         return None
     other = Person.objects.active().filter(pk=int(decision.label)).first()
     return (other, float(decision.score)) if other is not None else None
+
+
+def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:
+    """Gallery adaptation (``MASKNET_GALLERY_ADAPT``): keep the face of a confident check-in as one
+    more photo of the person checked in (source ``checkin``), so that someone enrolled from one
+    photo soon has two, which masked recognition needs most (docs/accuracy.md, "Gallery adaptation").
+
+    ``data``: the JPEG the kiosk cut around the face (:func:`recognition.consumers.analyze_frame`).
+    The photo is checked again as it will be stored, and kept only if every condition holds: the
+    setting is on; the person is active and has fewer than ``MASKNET_GALLERY_ADAPT_MAX_PHOTOS``
+    photos; the photo passes enrolment's checks (:func:`photo_inspect`) unmasked; and the active index
+    (current, made by this recognizer) names this person for it, at least
+    ``MASKNET_GALLERY_ADAPT_MARGIN`` above the unmasked threshold. Anything else returns ``None``
+    and keeps nothing (logged at INFO, without names or pixels). The photo's audit record names the
+    check-in; the admin lists it among the person's photos, where it can be removed.
+    """
+    def skip(why: str) -> None:
+        log.info("check-in #%s: its face was not added to person #%s's photos: %s", checkin_id, person_id, why)
+
+    if not settings.MASKNET_GALLERY_ADAPT:
+        return None
+    person = Person.objects.active().filter(pk=person_id).first()
+    if person is None:
+        return skip("not an active person")
+    if person.photos.count() >= settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS:
+        return None   # the usual case once adapted: not worth a log line per check-in
+    engine = recognizer.get_engine()
+    inspection = photo_inspect(data=data, engine=engine)
+    if not inspection.ok:
+        return skip(f"refused as an enrolment photo ({inspection.code})")
+    if inspection.masked or inspection.face is None or inspection.face.embedding is None:
+        return skip("masked")
+    version = IndexVersion.objects.current()
+    if version is None or version.outdated:
+        return skip("no current index to confirm the identity with")
+    try:
+        index = version.load()
+    except EngineError:    # a damaged index file: the kiosks answer "unavailable" meanwhile
+        index = None
+    if index is None or not len(index) or index.dim != engine.dim:
+        return skip("no current index to confirm the identity with")
+    decision = identify(engine, inspection.face, index, site_thresholds((version.metrics or {}).get("thresholds")))
+    needed = decision.threshold + settings.MASKNET_GALLERY_ADAPT_MARGIN
+    if decision.label != str(person.pk) or decision.score < needed:
+        return skip(f"not confirmed (score {decision.score:.3f}, {needed:.3f} needed, "
+                    f"{'this person' if decision.label == str(person.pk) else 'another identity'})")
+    try:
+        return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
+                         source=FacePhoto.Source.CHECKIN,
+                         why=f"gallery adaptation from check-in #{checkin_id} (score {decision.score:.3f})")
+    except PhotoRefused as exc:    # the same crop twice (a duplicate), meanwhile too many faces...
+        return skip(f"refused ({exc.code})")
+    except Person.DoesNotExist:
+        return skip("erased meanwhile")
 
 
 def _refuse_known(person: Person, sha: str) -> None:

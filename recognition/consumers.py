@@ -49,6 +49,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from time import time as wall_clock  # comparable across nodes (monotonic clocks are not)
 
 import cv2
@@ -61,7 +62,12 @@ from django.utils import timezone
 from enrollment import events
 from enrollment.models import IndexVersion, index_cache_clear
 from enrollment.recognizer import get_engine
-from enrollment.services import index_rebuild_resume, index_rebuild_resume_due, index_refresh_if_outdated
+from enrollment.services import (
+    index_rebuild_resume,
+    index_rebuild_resume_due,
+    index_refresh_if_outdated,
+    photo_add_from_checkin,
+)
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.gallery import Decision, identify, site_thresholds
@@ -160,7 +166,9 @@ class FrameAnalysis:
     ``size``: ``(width, height)`` pixels. ``face``: the main (largest) face or ``None``.
     ``decision``: identity for a face that passed the quality gate (``None`` otherwise or with
     an empty gallery). ``error``: an engine error code for undecodable frames. ``ms``: engine
-    time in milliseconds. ``snapshot``: aligned face JPEG, only when asked for.
+    time in milliseconds. ``snapshot``: aligned face JPEG, only when asked for. ``adapt_photo``: the
+    frame cut around an accepted unmasked face recognised well above its threshold, a JPEG for
+    gallery adaptation (:func:`enrollment.services.photo_add_from_checkin`), only when asked for.
     """
 
     size: tuple[int, int] = (0, 0)
@@ -169,13 +177,17 @@ class FrameAnalysis:
     error: str | None = None
     ms: float = 0.0
     snapshot: bytes | None = field(default=None, repr=False)
+    adapt_photo: bytes | None = field(default=None, repr=False)
 
 
-def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False) -> FrameAnalysis:
+def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False,
+                  adapt_margin: float | None = None) -> FrameAnalysis:
     """Decode (with the kiosk's limits), find the main face, gate its quality and identify it.
 
     ``thresholds``: the index version's site thresholds (``{"masked": .., "unmasked": ..}``);
-    a probe is accepted only above both the engine's and the site's threshold.
+    a probe is accepted only above both the engine's and the site's threshold. ``adapt_margin``
+    (gallery adaptation on): an unmasked face accepted at least this far above its threshold also
+    gets ``adapt_photo``.
     """
     started = time.perf_counter()
     try:
@@ -205,8 +217,27 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     if snapshot and face.quality.ok:
         ok, buf = cv2.imencode(".jpg", face.aligned, [cv2.IMWRITE_JPEG_QUALITY, 85])
         jpeg = buf.tobytes() if ok else None
+    adapt = None
+    if (adapt_margin is not None and decision is not None and decision.accepted and not face.masked
+            and decision.score >= decision.threshold + adapt_margin):
+        adapt = face_photo(image, face.box)
     return FrameAnalysis(size=size, face=face, decision=decision, ms=(time.perf_counter() - started) * 1000,
-                         snapshot=jpeg)
+                         snapshot=jpeg, adapt_photo=adapt)
+
+
+def face_photo(image, box, context: float = 0.6) -> bytes | None:
+    """A JPEG (quality 95) of the frame cut around a face box: the box widened by ``context`` of its
+    size on every side, clipped at the frame's edges: enough of the head for enrolment's detector and
+    quality gate, little of the room or of anyone beside."""
+    x1, y1, x2, y2 = box
+    dx, dy = context * (x2 - x1), context * (y2 - y1)
+    h, w = image.shape[:2]
+    left, top = max(int(x1 - dx), 0), max(int(y1 - dy), 0)
+    right, bottom = min(int(x2 + dx) + 1, w), min(int(y2 + dy) + 1, h)
+    if right - left < 2 or bottom - top < 2:
+        return None
+    ok, buf = cv2.imencode(".jpg", image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return buf.tobytes() if ok else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,6 +293,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                             min_frames_after_unknown=settings.MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN,
                             max_gap_s=VOTE_MAX_GAP_S)
         self._outcome: _Outcome | None = None
+        self._adapt_pending: tuple[int, int, bytes] | None = None   # (person, check-in, photo)
         self._analysed_at: float | None = None
         self._interval = 0.15      # smoothed seconds between analysed frames (see _adapt_vote_gap)
         self._lost_after_s = LOST_AFTER_S   # seconds without a face that end a presence (ditto)
@@ -397,8 +429,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self._error(seq, "unavailable", INDEX_UNREADABLE)
             return
         loop = asyncio.get_running_loop()
-        analysis = await loop.run_in_executor(engine_pool(), analyze_frame, data, self._index, self._thresholds,
-                                              settings.MASKNET_CHECKIN_SNAPSHOTS)
+        adapt_margin = settings.MASKNET_GALLERY_ADAPT_MARGIN if settings.MASKNET_GALLERY_ADAPT else None
+        analysis = await loop.run_in_executor(engine_pool(), partial(
+            analyze_frame, data, self._index, self._thresholds, settings.MASKNET_CHECKIN_SNAPSHOTS,
+            adapt_margin=adapt_margin))
         if self._closed:
             return
         if analysis.error:
@@ -413,6 +447,21 @@ class KioskConsumer(AsyncWebsocketConsumer):
         reply = await self._interpret(analysis, now)
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
         await self._send(reply)
+        if self._adapt_pending is not None:
+            # after the answer (the welcome is not held up); this socket's next frame waits for it
+            person_id, checkin_id, photo = self._adapt_pending
+            self._adapt_pending = None
+            await self._adapt_gallery(person_id, checkin_id, photo)
+
+    async def _adapt_gallery(self, person_id: int, checkin_id: int, photo: bytes) -> None:
+        """Gallery adaptation: offer a check-in's face to the person's photos (outside the shared
+        database thread: it runs the engine). Whatever fails, the check-in stands: logged only."""
+        try:
+            await database_sync_to_async(photo_add_from_checkin, thread_sensitive=False)(
+                person_id=person_id, data=photo, checkin_id=checkin_id)
+        except Exception:  # noqa: BLE001 - an optional extra: never the kiosk's error
+            log.warning("kiosk #%s: check-in #%s's face could not be offered to the gallery", self.kiosk.pk,
+                        checkin_id, exc_info=True)
 
     # -------------------------------------------------------------------------- deciding
 
@@ -489,6 +538,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 masked=verdict.masked, frames=verdict.frames, index_version=self._index_version,
                 snapshot=a.snapshot)
             if outcome is not None:
+                if outcome.created and a.adapt_photo is not None and not verdict.masked:
+                    self._adapt_pending = (int(verdict.label), outcome.checkin.pk, a.adapt_photo)
                 local = timezone.localtime(outcome.checkin.at)
                 self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,
                                          outcome.first_name, f"{local:%H:%M}", verdict.masked)

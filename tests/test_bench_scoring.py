@@ -521,3 +521,29 @@ def test_people_bench_enrols_several_photos_as_the_product_combines_them(people_
     # a probe without a face scores -1 against everyone
     del sets["mtf"][("b", 2)]
     assert people_bench.enrolment_scores(sets, keys, 2, 2)[2, 0] == -1.0
+
+
+def test_people_bench_adapts_the_gallery_only_with_a_confident_check_in_of_the_person(people_bench):
+    rng = np.random.default_rng(6)
+
+    def unit() -> np.ndarray:
+        v = rng.normal(size=64)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    # "a", "d", "e" enrolled (three photos each: the first enrolled, the second their check-in, the
+    # third a probe); "c" a stranger with one photo
+    keys = [(p, i) for p in "ade" for i in (1, 2, 3)] + [("c", 1)]
+    sets = {kind: {k: unit() for k in keys} for kind in ("orig", "mtf", "prod0")}
+    sets["orig"][("a", 2)] = sets["orig"][("a", 1)]          # a's check-in: herself, score 1
+    sets["orig"][("e", 2)] = sets["orig"][("a", 1)]          # e's check-in looks like a: not e's best
+    sets["orig"][("c", 1)] = sets["orig"][("a", 1)]          # the stranger c looks like a too
+    photos, counted = people_bench.adaptation(sets, keys, 0.9)
+    assert photos == {"a": 2, "d": 1, "e": 1}
+    assert counted == {"checkins": 3, "kept": 1, "stranger_checkins": 4, "false_adds": 1}
+    # nothing kept at a threshold no score reaches
+    assert people_bench.adaptation(sets, keys, 1.01)[0] == {"a": 1, "d": 1, "e": 1}
+    # a's column is her two photos' templates, the others' their first photo's
+    mixed = people_bench.enrolment_scores(sets, keys, 2, photos)
+    two, one = people_bench.enrolment_scores(sets, keys, 2, 2), people_bench.enrolment_scores(sets, keys, 2, 1)
+    assert np.allclose(mixed[:, 0], two[:, 0]) and not np.allclose(mixed[:, 0], one[:, 0])
+    assert np.allclose(mixed[:, 1:], one[:, 1:])

@@ -195,6 +195,14 @@ MASKNET_CHECKIN_COOLDOWN = env("MASKNET_CHECKIN_COOLDOWN", "day")
 checkin_cooldown_minutes(MASKNET_CHECKIN_COOLDOWN)
 # Keep the aligned face crop (JPEG) of each check-in; off by default (biometric data).
 MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
+# Gallery adaptation (docs/enrollment.md): a person's first check-in of a window, unmasked and
+# recognised at least MASKNET_GALLERY_ADAPT_MARGIN above the unmasked threshold, adds the face's
+# part of that frame to their photos (source "check-in") while they have fewer than
+# MASKNET_GALLERY_ADAPT_MAX_PHOTOS. A second photo is what masked recognition lacks most
+# (docs/accuracy.md, "Gallery adaptation"). Off by default: it stores biometric images nobody uploaded.
+MASKNET_GALLERY_ADAPT = env_bool("MASKNET_GALLERY_ADAPT", False)
+MASKNET_GALLERY_ADAPT_MARGIN = float(env("MASKNET_GALLERY_ADAPT_MARGIN", "0.1"))
+MASKNET_GALLERY_ADAPT_MAX_PHOTOS = int(env("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", "3"))
 # Retention (docs/security.md): check-in snapshot images, and recognition decision records (audit rows
 # of kiosk decisions and API identify/verify), older than this many days are deleted by the daily
 # purge (Celery beat below, or `manage.py purge_expired` from cron); 0 = keep forever. Check-ins

@@ -77,7 +77,8 @@ class ScriptedEngine:
     def release(self) -> None:
         self.gate.set()
 
-    def __call__(self, data: bytes, index, thresholds: dict, snapshot: bool = False) -> FrameAnalysis:
+    def __call__(self, data: bytes, index, thresholds: dict, snapshot: bool = False,
+                 adapt_margin: float | None = None) -> FrameAnalysis:
         script = data[len(JPEG_MAGIC):].decode()
         if script.startswith("hold|"):
             script = script[5:]

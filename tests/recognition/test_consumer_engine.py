@@ -93,3 +93,38 @@ def test_two_kiosks_at_once_share_the_pool_and_record_one_check_in(engine, enrol
     finals = sorted([front[-1], side[-1]])
     assert finals == ["already", "checked_in"], (front, side)
     assert CheckIn.objects.count() == 1
+
+
+def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enrolled, paired, astronaut_bgr,
+                                                                  settings, monkeypatch):
+    """With ``MASKNET_GALLERY_ADAPT`` on, the first unmasked check-in of the day adds the face's part of
+    the frame to the person's photos, after the welcome; a masked check-in adds nothing."""
+    from enrollment.models import FacePhoto
+
+    monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
+    monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
+    settings.MASKNET_GALLERY_ADAPT = True
+    m, _ = faces.kiosk_view(engine, astronaut_bgr)
+    plain = [faces.jpeg(f) for f in faces.frames(astronaut_bgr, m, 4, seed=8)]
+
+    async def visit(clip):
+        comm = await open_kiosk(paired[1])
+        answers = []
+        for data in clip:
+            await comm.send_to(bytes_data=data)
+            answers.append(await comm.receive_json_from(timeout=60))
+        await comm.disconnect()
+        return [a["state"] for a in answers]
+
+    states = async_to_sync(visit)(plain)
+    assert states[-1] == "checked_in", states
+    added = FacePhoto.objects.filter(person=enrolled, source=FacePhoto.Source.CHECKIN).get()
+    assert not added.masked and added.width < 640 and added.height < 480   # the face's part, not the frame
+    # masked, the check-in deleted (a new day): checked in, nothing added
+    CheckIn.objects.all().delete()
+    added.delete()
+    eileen = faces.with_mask(engine, astronaut_bgr, seed=9)
+    m, _ = faces.kiosk_view(engine, eileen)
+    states = async_to_sync(visit)([faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=10)])
+    assert states[-1] == "checked_in", states
+    assert not FacePhoto.objects.filter(source=FacePhoto.Source.CHECKIN).exists()

@@ -1,0 +1,87 @@
+"""Gallery adaptation (``MASKNET_GALLERY_ADAPT``): a confident unmasked check-in's face becomes one
+more photo of the person, only when every condition holds; the real engine and a real index."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import FacePhoto
+from recognition.consumers import face_photo
+from tests.recognition import faces
+
+pytestmark = [pytest.mark.models, pytest.mark.django_db]
+
+
+@pytest.fixture
+def gallery(engine, astronaut_jpeg, portrait_png, settings):
+    """Eileen and Tom enrolled from one photo each, the index built; adaptation on."""
+    settings.MASKNET_GALLERY_ADAPT = True
+    eileen = services.person_create(actor=None, full_name="Eileen Collins", staff_id="E1")
+    tom = services.person_create(actor=None, full_name="Tom Hanks", staff_id="T1")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    assert services.index_rebuild(run_id=None).state == "succeeded"
+    return eileen, tom
+
+
+def kiosk_crop(engine, image_bgr, seed: int = 0) -> bytes:
+    """What the kiosk hands over: a 640x480 frame of the photo, cut around the face."""
+    m, _ = faces.kiosk_view(engine, image_bgr)
+    frame = faces.frames(image_bgr, m, 1, seed=seed)[0]
+    crop = face_photo(frame, engine.analyze(frame)[0].box)
+    assert crop is not None
+    return crop
+
+
+def test_a_confident_unmasked_check_in_becomes_a_photo_of_that_person(gallery, engine, astronaut_bgr, enqueued,
+                                                                      django_capture_on_commit_callbacks):
+    eileen, _ = gallery
+    crop = kiosk_crop(engine, astronaut_bgr)
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = services.photo_add_from_checkin(person_id=eileen.pk, data=crop, checkin_id=41)
+    assert photo is not None and photo.person_id == eileen.pk and photo.source == FacePhoto.Source.CHECKIN
+    assert not photo.masked and photo.get_source_display() == "check-in"
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.PHOTO_ADD, object_id=str(photo.pk)).get()
+    assert "check-in #41" in event.summary and "Eileen" not in event.summary
+    assert enqueued, "the new photo asks for a rebuild"
+    # the same crop again is a duplicate: nothing more is kept
+    assert services.photo_add_from_checkin(person_id=eileen.pk, data=crop, checkin_id=42) is None
+    assert eileen.photos.count() == 2
+
+
+def test_nothing_is_kept_unless_every_condition_holds(gallery, engine, astronaut_bgr, registry_photos, settings,
+                                                    caplog):
+    eileen, tom = gallery
+    crop = kiosk_crop(engine, astronaut_bgr)
+
+    def refused(data: bytes, why: str | None) -> None:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="enrollment.services"):
+            assert services.photo_add_from_checkin(person_id=eileen.pk, data=data, checkin_id=9) is None
+        said = [r.getMessage() for r in caplog.records if "not added" in r.getMessage()]
+        assert (said == []) if why is None else (len(said) == 1 and why in said[0]), said
+
+    # Tom's face offered as Eileen's (a kiosk's mistake would look like this): the index disagrees
+    refused(kiosk_crop(engine, registry_photos["Tom_Hanks_54745.png"]), "another identity")
+    # a masked face is never an enrolment photo by adaptation
+    refused(kiosk_crop(engine, faces.with_mask(engine, astronaut_bgr, seed=2)), "masked")
+    # a frame without a face, a broken JPEG
+    refused(faces.jpeg(faces.empty_room()[0]), "(no_face)")
+    refused(crop[:300], "(unreadable)")
+    # a margin no score reaches
+    settings.MASKNET_GALLERY_ADAPT_MARGIN = 1.0
+    refused(crop, "this person")
+    settings.MASKNET_GALLERY_ADAPT_MARGIN = 0.1
+    # enough photos already; the setting off (the default): nothing said
+    settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS = 1
+    refused(crop, None)
+    settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS = 3
+    settings.MASKNET_GALLERY_ADAPT = False
+    refused(crop, None)
+    settings.MASKNET_GALLERY_ADAPT = True
+    # someone no longer active
+    services.person_deactivate(person=eileen, actor=None)
+    refused(crop, "not an active person")
+    assert FacePhoto.objects.filter(source=FacePhoto.Source.CHECKIN).count() == 0
