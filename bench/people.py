@@ -21,7 +21,11 @@ Rows: the site; without the gain; the photo alone (no templates); unmasked probe
 without masks, against the photos alone). And the site with people enrolled from two and from three
 photos (``gallery.person_templates``' mean of them, as the product enrols several photos; people
 with more photos than that enrolled, the rest strangers only), each beside the first photo alone
-on the same probes and strangers. The same rows on the pair-by-pair bench's own images
+on the same probes and strangers; and gallery adaptation (``MASKNET_GALLERY_ADAPT``): people enrolled
+from their first photo who check in unmasked with their second, kept when the kiosk would keep it
+(the best match is them, at the unmasked threshold plus a margin: 0, 0.1 the product's default, 0.2),
+on the probes and strangers of two photos, with the number of check-ins kept and of strangers'
+unmasked photos that would be kept as someone's. The same rows on the pair-by-pair bench's own images
 (``pairsDevTest.txt``'s, a subset of this bench's photos plus their 159 photos past the fifth) check
 the machinery against ``bench/featuremap.py``'s figures; their masks are drawn anew here (each
 photo's random stream is its place among this bench's photos), so they differ by a rendering's
@@ -243,33 +247,48 @@ def _folds(keys: list, enrolled: int, n_folds: int = 10) -> dict[str, int]:
     return {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
 
 
-def adaptation(sets: dict, keys: list, threshold: float) -> tuple[dict[str, int], dict]:
+def _unmasked_template(sets: dict, photos: list) -> tuple[np.ndarray, float]:
+    """A person's unmasked template from their kept ``photos`` as the product combines them
+    (``gallery.person_templates``: the mean of the photos' plain vectors, less the margin their
+    spread sets; one photo: itself, margin 0)."""
+    person = person_templates([Templates(sets["orig"][k][None], np.array([UNMASKED], np.int8)) for k in photos],
+                              [None] * len(photos))
+    return person.vectors[0], float(person.margins[0])
+
+
+def adaptation(sets: dict, keys: list, threshold: float, checkins: int = 1) -> tuple[dict[str, int], dict]:
     """Gallery adaptation as the product does it (``enrollment.services.photo_add_from_checkin``): each
-    person of ``ablation.identification_sets(keys, 2)``'s gallery, enrolled from their first photo,
-    checks in once unmasked with their second (its plain vector against every gallery person's first
-    photo, the unmasked templates an unmasked face meets); that photo is kept when the best match is
-    them at ``threshold`` (the unmasked threshold plus the adaptation margin) or above. Returns each
-    person's number of photos (1 or 2) and the counts: ``kept`` of ``checkins``, and ``false_adds``
-    of ``stranger_checkins``: the unmasked photos of each fold's strangers (``ablation.identification``'s
-    folds) that match someone of that fold's gallery at ``threshold`` (their face would be kept as
+    person of ``ablation.identification_sets(keys, 1 + checkins)``'s gallery, enrolled from their first
+    photo, checks in unmasked with their next ``checkins`` photos in turn, everyone's first check-in
+    before anyone's second. A check-in's plain vector meets every gallery person's unmasked template
+    as adapted so far (:func:`_unmasked_template`, its score less the margin, as an unmasked face
+    meets the index) and is kept when the best match is them at ``threshold`` (the unmasked threshold
+    plus the adaptation margin) or above. Returns each person's number of photos (1 to 1 + ``checkins``)
+    and the counts: ``kept`` of ``checkins``, and ``false_adds`` of ``stranger_checkins``: the unmasked
+    photos of each fold's strangers (``ablation.identification``'s folds) that match someone of that
+    fold's gallery, enrolled from their first photo, at ``threshold`` (their face would be kept as
     that person's)."""
-    gallery, probes = ablation.identification_sets(keys, 2)
+    gallery, probes = ablation.identification_sets(keys, 1 + checkins)
     names = [n for n in sorted(gallery) if gallery[n] in sets["orig"]]
     own: dict[str, list] = {}
     for key in sorted(keys):
         own.setdefault(key[0], []).append(key)
+    kept = {n: [gallery[n]] for n in names}
+    tried = 0
+    for turn in range(1, checkins + 1):
+        templates = [_unmasked_template(sets, kept[n]) for n in names]
+        vectors, margins = np.stack([v for v, _ in templates]), np.array([m for _, m in templates])
+        for n in names:
+            probe = sets["orig"].get(own[n][turn])
+            if probe is None:
+                continue
+            tried += 1
+            s = vectors @ probe - margins
+            if names[int(s.argmax())] == n and s.max() >= threshold:
+                kept[n].append(own[n][turn])
+    counts = {n: len(kept.get(n, [None])) for n in sorted(gallery)}
     first = np.stack([sets["orig"][gallery[n]] for n in names])
-    counts = {n: 1 for n in sorted(gallery)}
-    checkins = 0
-    for n in names:
-        second = sets["orig"].get(own[n][1])
-        if second is None:
-            continue
-        checkins += 1
-        s = first @ second
-        if names[int(s.argmax())] == n and s.max() >= threshold:
-            counts[n] = 2
-    fold_of = _folds(keys, 2)
+    fold_of = _folds(keys, 1 + checkins)
     false_adds = strangers = 0
     for key, person in probes:
         v = sets["orig"].get(key)
@@ -278,28 +297,35 @@ def adaptation(sets: dict, keys: list, threshold: float) -> tuple[dict[str, int]
         columns = np.array([fold_of[n] != fold_of[person] for n in names])
         strangers += 1
         false_adds += int((first[columns] @ v).max() >= threshold)
-    return counts, {"checkins": checkins, "kept": sum(c == 2 for c in counts.values()), "stranger_checkins": strangers,
+    return counts, {"checkins": tried, "kept": sum(c - 1 for c in counts.values()), "stranger_checkins": strangers,
                     "false_adds": false_adds}
 
 
-ADAPT_MARGINS = (0.0, 0.1, 0.2)   # over the unmasked threshold; the product's default is 0.1
+# (check-ins, margin over the unmasked threshold): the product's default margin is 0.1, and it keeps
+# check-ins while a person has fewer than 3 photos (two check-ins for someone enrolled from one)
+ADAPT_SETTINGS = ((1, 0.0), (1, 0.1), (1, 0.2), (2, 0.1))
 
 
-def measure_adaptation(vectors: dict, keys: list) -> tuple[dict, dict]:
-    """The site's identification when each person enrolled from one photo has their second kept by
-    gallery adaptation (:func:`adaptation`, at each of :data:`ADAPT_MARGINS` over SFace's unmasked
-    threshold), on the probes and strangers of two enrolment photos; and the counts of kept photos
-    and strangers' false adds."""
+def measure_adaptation(vectors: dict, keys: list, max_photos: int) -> tuple[dict, dict]:
+    """The site's identification when each person enrolled from one photo has their next photos
+    kept by gallery adaptation (:func:`adaptation`, each of :data:`ADAPT_SETTINGS` that leaves a
+    probe under ``max_photos``; the margin over SFace's unmasked threshold), on the probes and
+    strangers of as many enrolment photos as check-ins plus one; and the counts of kept photos and
+    strangers' false adds."""
     from recognition.engine import EngineConfig
 
     sets = vector_sets(vectors, keys, True)
     base = EngineConfig.for_descriptor("sface").threshold_unmasked
     out, counts = {}, {}
-    for margin in ADAPT_MARGINS:
-        photos, counted = adaptation(sets, keys, base + margin)
-        label = f"the site, 1 enrolment photo and its first unmasked check-in kept (margin {margin:.1f})"
-        out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, 2, photos),
-                                             enrolled=2)
+    for checkins, margin in ADAPT_SETTINGS:
+        if 1 + checkins >= max_photos:
+            continue
+        photos, counted = adaptation(sets, keys, base + margin, checkins)
+        label = (f"the site, 1 enrolment photo and its first {checkins} unmasked check-in(s) kept "
+                 f"(margin {margin:.1f}), the probes and strangers of {1 + checkins}")
+        out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, 1 + checkins,
+                                                                                      photos),
+                                             enrolled=1 + checkins)
         counts[label] = counted
     return out, counts
 
@@ -370,7 +396,7 @@ def main() -> None:
             results[f"stream {stream}: every DevTest person, several enrolment photos"] = measure_enrolment(
                 vectors, everyone, counts)
         if args.max_photos > 2:
-            rows, counted = measure_adaptation(vectors, everyone)
+            rows, counted = measure_adaptation(vectors, everyone, args.max_photos)
             results[f"stream {stream}: every DevTest person, gallery adaptation"] = rows
             adapted[stream] = counted
             for label, c in counted.items():

@@ -47,12 +47,14 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from time import time as wall_clock  # comparable across nodes (monotonic clocks are not)
 
 import cv2
+import numpy as np
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -225,7 +227,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
                          snapshot=jpeg, adapt_photo=adapt)
 
 
-def face_photo(image, box, context: float = 0.6) -> bytes | None:
+def face_photo(image: np.ndarray, box: Sequence[float], context: float = 0.6) -> bytes | None:
     """A JPEG (quality 95) of the frame cut around a face box: the box widened by ``context`` of its
     size on every side, clipped at the frame's edges: enough of the head for enrolment's detector and
     quality gate, little of the room or of anyone beside."""
@@ -538,7 +540,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 masked=verdict.masked, frames=verdict.frames, index_version=self._index_version,
                 snapshot=a.snapshot)
             if outcome is not None:
-                if outcome.created and a.adapt_photo is not None and not verdict.masked:
+                if (outcome.created and a.adapt_photo is not None and not verdict.masked
+                        and a.decision is not None and a.decision.label == verdict.label):
                     self._adapt_pending = (int(verdict.label), outcome.checkin.pk, a.adapt_photo)
                 local = timezone.localtime(outcome.checkin.at)
                 self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,

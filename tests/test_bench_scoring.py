@@ -530,18 +530,23 @@ def test_people_bench_adapts_the_gallery_only_with_a_confident_check_in_of_the_p
         v = rng.normal(size=64)
         return (v / np.linalg.norm(v)).astype(np.float32)
 
-    # "a", "d", "e" enrolled (three photos each: the first enrolled, the second their check-in, the
-    # third a probe); "c" a stranger with one photo
-    keys = [(p, i) for p in "ade" for i in (1, 2, 3)] + [("c", 1)]
+    # "a", "d", "e" enrolled (four photos each: the first enrolled, the next their check-ins, the
+    # rest probes); "c" a stranger with one photo
+    keys = [(p, i) for p in "ade" for i in (1, 2, 3, 4)] + [("c", 1)]
     sets = {kind: {k: unit() for k in keys} for kind in ("orig", "mtf", "prod0")}
-    sets["orig"][("a", 2)] = sets["orig"][("a", 1)]          # a's check-in: herself, score 1
+    sets["orig"][("a", 2)] = sets["orig"][("a", 1)]          # a's check-ins: herself, score 1
+    sets["orig"][("a", 3)] = sets["orig"][("a", 1)]
     sets["orig"][("e", 2)] = sets["orig"][("a", 1)]          # e's check-in looks like a: not e's best
     sets["orig"][("c", 1)] = sets["orig"][("a", 1)]          # the stranger c looks like a too
     photos, counted = people_bench.adaptation(sets, keys, 0.9)
     assert photos == {"a": 2, "d": 1, "e": 1}
-    assert counted == {"checkins": 3, "kept": 1, "stranger_checkins": 4, "false_adds": 1}
+    # probes a3, a4, d3, d4, e3, e4 and c1; c1 would be kept as a's
+    assert counted == {"checkins": 3, "kept": 1, "stranger_checkins": 7, "false_adds": 1}
     # nothing kept at a threshold no score reaches
     assert people_bench.adaptation(sets, keys, 1.01)[0] == {"a": 1, "d": 1, "e": 1}
+    # a second check-in meets the template as adapted by the first
+    photos2, counted2 = people_bench.adaptation(sets, keys, 0.9, checkins=2)
+    assert photos2 == {"a": 3, "d": 1, "e": 1} and counted2["checkins"] == 6 and counted2["kept"] == 2
     # a's column is her two photos' templates, the others' their first photo's
     mixed = people_bench.enrolment_scores(sets, keys, 2, photos)
     two, one = people_bench.enrolment_scores(sets, keys, 2, 2), people_bench.enrolment_scores(sets, keys, 2, 1)
