@@ -199,14 +199,14 @@ def measure(vectors: dict, keys: list) -> dict:
     return out
 
 
-def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int | dict[str, int]) -> np.ndarray:
+def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int | dict[str, list]) -> np.ndarray:
     """Probes x gallery scores of ``ablation.identification_sets(keys, enrolled)``: each enrolled
     person from their first ``photos`` photos (at most ``enrolled``; fewer: the same probes and
-    strangers met by fewer photos; a dict: each person's own number), combined as the product combines a person's photos
-    (``gallery.person_templates``: per kind the mean of the photos' templates, each photo's weight
-    unknown, less the margin the photos' spread sets); a masked probe scored by the best of the
-    person's templates less its margin. ``sets``: :func:`vector_sets`' (the site's: gain, averaged
-    template); a photo without a face adds nothing, a person or probe without any scores -1."""
+    strangers met by fewer photos; a dict: each person's own photos, keys), combined as the product
+    combines a person's photos (``gallery.person_templates``: per kind the mean of the photos'
+    templates, each photo's weight unknown, less the margin the photos' spread sets); a masked probe
+    scored by the best of the person's templates less its margin. ``sets``: :func:`vector_sets`' (the
+    site's: gain, averaged template); a photo without a face adds nothing, a person or probe without any scores -1."""
     gallery, probes = ablation.identification_sets(keys, enrolled)
     names = sorted(gallery)
     own: dict[str, list] = {}
@@ -218,7 +218,7 @@ def enrolment_scores(sets: dict, keys: list, enrolled: int, photos: int | dict[s
     kinds = np.array([UNMASKED, SYNTHETIC_MASK], np.int8)
     for j, name in enumerate(names):
         per_photo = [Templates(np.stack([sets["orig"][k], sets["prod0"][k]]), kinds)
-                     for k in own[name][:photos if isinstance(photos, int) else photos[name]]
+                     for k in (own[name][:photos] if isinstance(photos, int) else photos[name])
                      if k in sets["orig"] and k in sets["prod0"]]
         if per_photo:
             person = person_templates(per_photo, [None] * len(per_photo))
@@ -256,18 +256,20 @@ def _unmasked_template(sets: dict, photos: list) -> tuple[np.ndarray, float]:
     return person.vectors[0], float(person.margins[0])
 
 
-def adaptation(sets: dict, keys: list, threshold: float, checkins: int = 1) -> tuple[dict[str, int], dict]:
+def adaptation(sets: dict, keys: list, threshold: float, margin: float = 0.0,
+               checkins: int = 1) -> tuple[dict[str, list], dict]:
     """Gallery adaptation as the product does it (``enrollment.services.photo_add_from_checkin``): each
     person of ``ablation.identification_sets(keys, 1 + checkins)``'s gallery, enrolled from their first
     photo, checks in unmasked with their next ``checkins`` photos in turn, everyone's first check-in
     before anyone's second. A check-in's plain vector meets every gallery person's unmasked template
     as adapted so far (:func:`_unmasked_template`, its score less the margin, as an unmasked face
-    meets the index) and is kept when the best match is them at ``threshold`` (the unmasked threshold
-    plus the adaptation margin) or above. Returns each person's number of photos (1 to 1 + ``checkins``)
-    and the counts: ``kept`` of ``checkins``, and ``false_adds`` of ``stranger_checkins``: the unmasked
+    meets the index) and is kept when the best match is them, accepted at ``threshold`` (the unmasked
+    threshold), and it scores ``threshold + margin`` or more against their first photo (the photos
+    adaptation did not add). Returns each person's photos (keys: the first and the
+    check-ins kept) and the counts: ``kept`` of ``checkins``, and ``false_adds`` of ``stranger_checkins``: the unmasked
     photos of each fold's strangers (``ablation.identification``'s folds) that match someone of that
-    fold's gallery, enrolled from their first photo, at ``threshold`` (their face would be kept as
-    that person's)."""
+    fold's gallery, enrolled from their first photo, at ``threshold + margin`` (their face would be
+    kept as that person's)."""
     gallery, probes = ablation.identification_sets(keys, 1 + checkins)
     names = [n for n in sorted(gallery) if gallery[n] in sets["orig"]]
     own: dict[str, list] = {}
@@ -284,9 +286,10 @@ def adaptation(sets: dict, keys: list, threshold: float, checkins: int = 1) -> t
                 continue
             tried += 1
             s = vectors @ probe - margins
-            if names[int(s.argmax())] == n and s.max() >= threshold:
+            best = int(s.argmax())
+            if names[best] == n and s[best] >= threshold and sets["orig"][gallery[n]] @ probe >= threshold + margin:
                 kept[n].append(own[n][turn])
-    counts = {n: len(kept.get(n, [None])) for n in sorted(gallery)}
+    photos = {n: kept.get(n, [gallery[n]]) for n in sorted(gallery)}
     first = np.stack([sets["orig"][gallery[n]] for n in names])
     fold_of = _folds(keys, 1 + checkins)
     false_adds = strangers = 0
@@ -296,9 +299,9 @@ def adaptation(sets: dict, keys: list, threshold: float, checkins: int = 1) -> t
             continue
         columns = np.array([fold_of[n] != fold_of[person] for n in names])
         strangers += 1
-        false_adds += int((first[columns] @ v).max() >= threshold)
-    return counts, {"checkins": tried, "kept": sum(c - 1 for c in counts.values()), "stranger_checkins": strangers,
-                    "false_adds": false_adds}
+        false_adds += int((first[columns] @ v).max() >= threshold + margin)
+    return photos, {"checkins": tried, "kept": sum(len(p) - 1 for p in photos.values()),
+                    "stranger_checkins": strangers, "false_adds": false_adds}
 
 
 # (check-ins, margin over the unmasked threshold): the product's default margin is 0.1, and it keeps
@@ -311,7 +314,10 @@ def measure_adaptation(vectors: dict, keys: list, max_photos: int) -> tuple[dict
     kept by gallery adaptation (:func:`adaptation`, each of :data:`ADAPT_SETTINGS` that leaves a
     probe under ``max_photos``; the margin over SFace's unmasked threshold), on the probes and
     strangers of as many enrolment photos as check-ins plus one; and the counts of kept photos and
-    strangers' false adds."""
+    strangers' false adds. The threshold is SFace's engine threshold; a site's own (the index's fitted
+    percentile, ``MASKNET_THRESHOLD_OFFSET``) can only be higher, keeping fewer photos, right or wrong.
+    As the product, a check-in is confirmed against the person's photos that adaptation did not add
+    (here the first), the best match taken in the gallery as adapted so far."""
     from recognition.engine import EngineConfig
 
     sets = vector_sets(vectors, keys, True)
@@ -320,7 +326,7 @@ def measure_adaptation(vectors: dict, keys: list, max_photos: int) -> tuple[dict
     for checkins, margin in ADAPT_SETTINGS:
         if 1 + checkins >= max_photos:
             continue
-        photos, counted = adaptation(sets, keys, base + margin, checkins)
+        photos, counted = adaptation(sets, keys, base, margin, checkins)
         label = (f"the site, 1 enrolment photo and its first {checkins} unmasked check-in(s) kept "
                  f"(margin {margin:.1f}), the probes and strangers of {1 + checkins}")
         out[label] = ablation.identification(None, keys, {}, scores=enrolment_scores(sets, keys, 1 + checkins,

@@ -172,8 +172,8 @@ class PersonAdmin(admin.ModelAdmin):
     list_display_links = ("thumbnail", "full_name")
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
-    readonly_fields = ("created_at", "updated_at", "photo_grid")
-    actions = ("rebuild_index", "deactivate", "erase_biometric_data")
+    readonly_fields = ("created_at", "updated_at", "photo_grid", "gallery_adaptation")
+    actions = ("rebuild_index", "deactivate", "stop_gallery_adaptation", "erase_biometric_data")
     list_per_page = 50
 
     class Media:
@@ -219,7 +219,7 @@ class PersonAdmin(admin.ModelAdmin):
         # be shown read-only; the same grid without checkboxes instead
         photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)
         return [main, ("Photos", {"fields": photos}),
-                ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)})]
+                ("Record", {"fields": ("created_at", "updated_at", "gallery_adaptation"), "classes": ("collapse",)})]
 
     def get_form(self, request: HttpRequest, obj: Person | None = None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -328,6 +328,14 @@ class PersonAdmin(admin.ModelAdmin):
         for person in people:
             services.person_deactivate(person=person, actor=request.user)
         messages.success(request, f"{len(people)} people deactivated; the index is being rebuilt.")
+
+    @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
+    def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
+        people = [p for p in queryset if p.gallery_adaptation]
+        for person in people:
+            services.person_gallery_adaptation_stop(person=person, actor=request.user)
+        messages.success(request, f"Gallery adaptation stopped for {len(people)} people: their check-ins add no "
+                                  f"photos (their photos stay as they are).")
 
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])
     def erase_biometric_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:

@@ -34,7 +34,14 @@ from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import without_metadata
-from recognition.engine.gallery import Templates, fit_thresholds, identify, person_templates, site_thresholds
+from recognition.engine.gallery import (
+    UNMASKED,
+    Templates,
+    fit_thresholds,
+    identify,
+    person_templates,
+    site_thresholds,
+)
 from recognition.engine.index import Index
 
 from . import dispatch, events, recognizer
@@ -297,18 +304,20 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
 
 def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
-              schedule_rebuild: bool = True, why: str = "") -> FacePhoto:
+              schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
+              check_lookalike: bool = True) -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
     ``embed``: also compute and cache its templates now (bulk imports; otherwise the rebuild
     does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit. ``why``: added
-    to the audit record's summary.
+    to the audit record's summary. ``inspection``: :func:`photo_inspect`'s of these very bytes, when
+    the caller has it. ``check_lookalike``: look for another person with this face (below).
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
     engine = recognizer.get_engine()
-    inspection = photo_inspect(data=data, engine=engine)
+    inspection = inspection or photo_inspect(data=data, engine=engine)
     if not inspection.ok:
         raise PhotoRefused(inspection.code, message=inspection.message)
     photo = FacePhoto(person=person, source=source, sha256=sha, width=inspection.width, height=inspection.height,
@@ -350,8 +359,10 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                              version=recognizer.template_version())
         except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
+    photo.lookalike = None
     try:   # advice only: the photo is stored, whatever happens here
-        photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
+        if check_lookalike:
+            photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
     except Exception:  # noqa: BLE001
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
         photo.lookalike = None
@@ -379,19 +390,33 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
     return (other, float(decision.score)) if other is not None else None
 
 
+def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> Person:
+    """Gallery adaptation adds no more photos of this person (their photos stay); audited."""
+    with transaction.atomic():
+        if Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False):
+            audit_record(actor=actor, action=Action.UPDATE, obj=person,
+                         summary=f"stopped gallery adaptation for person #{person.pk}")
+    person.gallery_adaptation = False
+    return person
+
+
 def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:
     """Gallery adaptation (``MASKNET_GALLERY_ADAPT``): keep the face of a confident check-in as one
     more photo of the person checked in (source ``checkin``), so that someone enrolled from one
     photo soon has two, which masked recognition needs most (docs/accuracy.md, "Gallery adaptation").
 
-    ``data``: the JPEG the kiosk cut around the face (:func:`recognition.consumers.analyze_frame`).
+    ``data``: the JPEG the kiosk cut around the face (:func:`recognition.consumers.face_photo`).
     The photo is checked again as it will be stored, and kept only if every condition holds: the
-    setting is on; the person is active and has fewer than ``MASKNET_GALLERY_ADAPT_MAX_PHOTOS``
-    photos; the photo passes enrolment's checks (:func:`photo_inspect`) unmasked; and the active index
-    (current, made by this recognizer) names this person for it, at least
-    ``MASKNET_GALLERY_ADAPT_MARGIN`` above the unmasked threshold. Anything else returns ``None``
-    and keeps nothing (logged at INFO, without names or pixels). The photo's audit record names the
-    check-in; the admin lists it among the person's photos, where it can be removed.
+    setting is on; the person is active, has fewer than ``MASKNET_GALLERY_ADAPT_MAX_PHOTOS`` photos
+    and adaptation was not stopped for them (``Person.gallery_adaptation``); the photo passes
+    enrolment's checks (:func:`photo_inspect`, not a duplicate) unmasked; the active index (current,
+    made by this recognizer) names this person for it, accepted; and it scores at least
+    ``MASKNET_GALLERY_ADAPT_MARGIN`` above that threshold against the person's own photos that were
+    *not* kept this way (so that a wrong photo kept once cannot make the next one easier). Anything
+    else returns ``None`` and keeps nothing (an INFO log line says why, without names or pixels,
+    except for the setting off, adaptation stopped and enough photos: the usual cases). The photo's
+    audit record names the check-in; the admin lists it among the person's photos, where removing it
+    stops adaptation for that person (:func:`photo_remove`).
     """
     def skip(why: str) -> None:
         log.info("check-in #%s: its face was not added to person #%s's photos: %s", checkin_id, person_id, why)
@@ -401,14 +426,15 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     person = Person.objects.active().filter(pk=person_id).first()
     if person is None:
         return skip("not an active person")
-    if person.photos.count() >= settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS:
-        return None   # the usual case once adapted: not worth a log line per check-in
+    if not person.gallery_adaptation or person.photos.count() >= settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS:
+        return None
     engine = recognizer.get_engine()
     inspection = photo_inspect(data=data, engine=engine)
     if not inspection.ok:
         return skip(f"refused as an enrolment photo ({inspection.code})")
-    if inspection.masked or inspection.face is None or inspection.face.embedding is None:
-        return skip("masked")
+    face = inspection.face
+    if inspection.masked or face is None or face.embedding is None:
+        return skip("masked" if inspection.masked else "no embedding")
     version = IndexVersion.objects.current()
     if version is None or version.outdated:
         return skip("no current index to confirm the identity with")
@@ -418,19 +444,42 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
         index = None
     if index is None or not len(index) or index.dim != engine.dim:
         return skip("no current index to confirm the identity with")
-    decision = identify(engine, inspection.face, index, site_thresholds((version.metrics or {}).get("thresholds")))
+    decision = identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
+    if decision.label != str(person.pk) or not decision.accepted:
+        return skip(f"the index names another identity or nobody (score {decision.score:.3f})")
     needed = decision.threshold + settings.MASKNET_GALLERY_ADAPT_MARGIN
-    if decision.label != str(person.pk) or decision.score < needed:
-        return skip(f"not confirmed (score {decision.score:.3f}, {needed:.3f} needed, "
-                    f"{'this person' if decision.label == str(person.pk) else 'another identity'})")
+    own = _own_unmasked_score(person, face.embedding)
+    if own is None or own < needed:
+        return skip("not confirmed by their own enrolment photos (score "
+                    + ("none" if own is None else f"{own:.3f}") + f", {needed:.3f} needed)")
     try:
         return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
-                         source=FacePhoto.Source.CHECKIN,
-                         why=f"gallery adaptation from check-in #{checkin_id} (score {decision.score:.3f})")
-    except PhotoRefused as exc:    # the same crop twice (a duplicate), meanwhile too many faces...
+                         source=FacePhoto.Source.CHECKIN, inspection=inspection, check_lookalike=False,
+                         why=f"gallery adaptation from check-in #{checkin_id} (score {own:.3f})")
+    except PhotoRefused as exc:    # the same crop twice (a duplicate)
         return skip(f"refused ({exc.code})")
     except Person.DoesNotExist:
         return skip("erased meanwhile")
+
+
+def _own_unmasked_score(person: Person, embedding: np.ndarray) -> float | None:
+    """``embedding``'s score against the person's unmasked template made from their photos that
+    gallery adaptation did not add (their cached templates for this recognizer, combined as the
+    index combines a person's photos: :func:`gallery.person_templates`, its margin taken off);
+    ``None`` when none of those photos has an unmasked template yet."""
+    rows = (PhotoTemplates.objects.filter(photo__person=person, template_version=recognizer.template_version())
+            .exclude(photo__source=FacePhoto.Source.CHECKIN)
+            .values_list("dim", "count", "vectors", "kinds", "photo__quality_score"))
+    photos, qualities = [], []
+    for d, count, blob, kind_blob, quality in rows:
+        photos.append(Templates(np.frombuffer(bytes(blob), np.float32).reshape(count, d),
+                                np.frombuffer(bytes(kind_blob), np.int8)))
+        qualities.append(quality)
+    combined = person_templates(photos, qualities)
+    unmasked = combined.kinds == UNMASKED
+    if not unmasked.any() or combined.vectors.shape[1] != len(embedding):
+        return None
+    return float((combined.vectors[unmasked] @ embedding - combined.margins[unmasked]).max())
 
 
 def _refuse_known(person: Person, sha: str) -> None:
@@ -446,11 +495,17 @@ def _refuse_known(person: Person, sha: str) -> None:
 def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
     """Delete a photo, its file (after commit) and its cached templates; queues a rebuild."""
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
+    adapted = photo.source == FacePhoto.Source.CHECKIN
     with transaction.atomic():
         list(FacePhoto.objects.select_for_update().filter(pk=pk).values_list("pk"))  # see person_erase
         photo.delete()
+        # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
+        # they did not want: adaptation stops for this person rather than keep another the next day
+        stopped = adapted and Person.objects.filter(pk=person_id, gallery_adaptation=True).update(
+            gallery_adaptation=False)
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
-                     summary=f"removed photo #{pk} of person #{person_id}")
+                     summary=f"removed photo #{pk} of person #{person_id}"
+                             + ("; gallery adaptation stopped for them" if stopped else ""))
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
 

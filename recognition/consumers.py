@@ -58,7 +58,7 @@ import numpy as np
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from enrollment import events
@@ -240,6 +240,21 @@ def face_photo(image: np.ndarray, box: Sequence[float], context: float = 0.6) ->
         return None
     ok, buf = cv2.imencode(".jpg", image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, 95])
     return buf.tobytes() if ok else None
+
+
+def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: bytes) -> None:
+    """Gallery adaptation: offer a check-in's face to the person's photos
+    (:func:`enrollment.services.photo_add_from_checkin`), in a thread of the engine's pool, with the
+    database connection handling of ``database_sync_to_async``. Whatever fails, the check-in stands:
+    logged only."""
+    close_old_connections()
+    try:
+        photo_add_from_checkin(person_id=person_id, data=photo, checkin_id=checkin_id)
+    except Exception:  # noqa: BLE001 - an optional extra: never the kiosk's error
+        log.warning("kiosk #%s: check-in #%s's face could not be offered to the gallery", kiosk_id, checkin_id,
+                    exc_info=True)
+    finally:
+        close_old_connections()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -450,20 +465,14 @@ class KioskConsumer(AsyncWebsocketConsumer):
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
         await self._send(reply)
         if self._adapt_pending is not None:
-            # after the answer (the welcome is not held up); this socket's next frame waits for it
+            # after the answer, in the engine's pool (it runs the engine), not awaited: neither the
+            # welcome nor this socket's next frames wait for it
             person_id, checkin_id, photo = self._adapt_pending
             self._adapt_pending = None
-            await self._adapt_gallery(person_id, checkin_id, photo)
-
-    async def _adapt_gallery(self, person_id: int, checkin_id: int, photo: bytes) -> None:
-        """Gallery adaptation: offer a check-in's face to the person's photos (outside the shared
-        database thread: it runs the engine). Whatever fails, the check-in stands: logged only."""
-        try:
-            await database_sync_to_async(photo_add_from_checkin, thread_sensitive=False)(
-                person_id=person_id, data=photo, checkin_id=checkin_id)
-        except Exception:  # noqa: BLE001 - an optional extra: never the kiosk's error
-            log.warning("kiosk #%s: check-in #%s's face could not be offered to the gallery", self.kiosk.pk,
-                        checkin_id, exc_info=True)
+            try:
+                loop.run_in_executor(engine_pool(), offer_to_gallery, self.kiosk.pk, person_id, checkin_id, photo)
+            except RuntimeError:   # the pool is closed: the server is stopping; the check-in stands
+                pass
 
     # -------------------------------------------------------------------------- deciding
 

@@ -538,15 +538,23 @@ def test_people_bench_adapts_the_gallery_only_with_a_confident_check_in_of_the_p
     sets["orig"][("a", 3)] = sets["orig"][("a", 1)]
     sets["orig"][("e", 2)] = sets["orig"][("a", 1)]          # e's check-in looks like a: not e's best
     sets["orig"][("c", 1)] = sets["orig"][("a", 1)]          # the stranger c looks like a too
-    photos, counted = people_bench.adaptation(sets, keys, 0.9)
-    assert photos == {"a": 2, "d": 1, "e": 1}
+    photos, counted = people_bench.adaptation(sets, keys, 0.8, 0.1)
+    assert photos == {"a": [("a", 1), ("a", 2)], "d": [("d", 1)], "e": [("e", 1)]}
     # probes a3, a4, d3, d4, e3, e4 and c1; c1 would be kept as a's
     assert counted == {"checkins": 3, "kept": 1, "stranger_checkins": 7, "false_adds": 1}
     # nothing kept at a threshold no score reaches
-    assert people_bench.adaptation(sets, keys, 1.01)[0] == {"a": 1, "d": 1, "e": 1}
+    assert people_bench.adaptation(sets, keys, 0.8, 0.21)[0] == {"a": [("a", 1)], "d": [("d", 1)], "e": [("e", 1)]}
     # a second check-in meets the template as adapted by the first
-    photos2, counted2 = people_bench.adaptation(sets, keys, 0.9, checkins=2)
-    assert photos2 == {"a": 3, "d": 1, "e": 1} and counted2["checkins"] == 6 and counted2["kept"] == 2
+    photos2, counted2 = people_bench.adaptation(sets, keys, 0.8, 0.1, checkins=2)
+    assert photos2["a"] == [("a", 1), ("a", 2), ("a", 3)] and counted2["checkins"] == 6 and counted2["kept"] == 2
+    # a refused first check-in and a kept second: the person is enrolled from the first and the third
+    sets["orig"][("d", 3)] = sets["orig"][("d", 1)]
+    photos3, _ = people_bench.adaptation(sets, keys, 0.8, 0.1, checkins=2)
+    assert photos3["d"] == [("d", 1), ("d", 3)]
+    # ... as if the third were the second: d's column (a, d, e) is the same
+    swapped = {kind: {**v, ("d", 2): v[("d", 3)], ("d", 3): v[("d", 2)]} for kind, v in sets.items()}
+    assert np.allclose(people_bench.enrolment_scores(sets, keys, 3, photos3)[:, 1],
+                       people_bench.enrolment_scores(swapped, keys, 3, 2)[:, 1])
     # a's column is her two photos' templates, the others' their first photo's
     mixed = people_bench.enrolment_scores(sets, keys, 2, photos)
     two, one = people_bench.enrolment_scores(sets, keys, 2, 2), people_bench.enrolment_scores(sets, keys, 2, 1)

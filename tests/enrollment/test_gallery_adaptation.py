@@ -49,6 +49,45 @@ def test_a_confident_unmasked_check_in_becomes_a_photo_of_that_person(gallery, e
     # the same crop again is a duplicate: nothing more is kept
     assert services.photo_add_from_checkin(person_id=eileen.pk, data=crop, checkin_id=42) is None
     assert eileen.photos.count() == 2
+    # an administrator removing it stops adaptation for her: the next check-in keeps nothing
+    pk = photo.pk
+    services.photo_remove(photo=photo, actor=None)
+    eileen.refresh_from_db()
+    assert not eileen.gallery_adaptation
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PHOTO_REMOVE, object_id=str(pk),
+                                     summary__contains="gallery adaptation stopped").exists()
+    other = kiosk_crop(engine, astronaut_bgr, seed=5)
+    assert services.photo_add_from_checkin(person_id=eileen.pk, data=other, checkin_id=43) is None
+    assert eileen.photos.count() == 1
+
+
+def test_a_wrong_photo_kept_once_does_not_make_the_next_one_easier(gallery, engine, astronaut_bgr,
+                                                                   registry_photos, caplog):
+    """Confirmation is against the person's own photos that adaptation did not add: a stranger's
+    face kept as someone's (forced here) does not vouch for that stranger's next check-in."""
+    eileen, tom = gallery
+    services.person_erase(person=tom, actor=None)
+    toms = registry_photos["Tom_Hanks_54745.png"]
+    services.photo_add(person=eileen, data=faces.jpeg(toms, 90), actor=None, source=FacePhoto.Source.CHECKIN)
+    assert services.index_rebuild(run_id=None).state == "succeeded"
+    with caplog.at_level("INFO", logger="enrollment.services"):
+        kept = services.photo_add_from_checkin(person_id=eileen.pk, data=kiosk_crop(engine, toms, seed=3),
+                                               checkin_id=11)
+    assert kept is None
+    said = [r.getMessage() for r in caplog.records if "not added" in r.getMessage()]
+    # the index, whose template of her is the mean of both photos, accepts him as her; her own photo does not
+    assert len(said) == 1 and "not confirmed by their own enrolment photos" in said[0], said
+    # her own face still is
+    assert services.photo_add_from_checkin(person_id=eileen.pk, data=kiosk_crop(engine, astronaut_bgr),
+                                           checkin_id=12) is not None
+
+
+def test_adaptation_can_be_stopped_for_one_person(gallery, engine, astronaut_bgr):
+    eileen, _ = gallery
+    services.person_gallery_adaptation_stop(person=eileen, actor=None)
+    assert AuditEvent.objects.filter(summary=f"stopped gallery adaptation for person #{eileen.pk}").exists()
+    assert services.photo_add_from_checkin(person_id=eileen.pk, data=kiosk_crop(engine, astronaut_bgr),
+                                           checkin_id=1) is None
 
 
 def test_nothing_is_kept_unless_every_condition_holds(gallery, engine, astronaut_bgr, registry_photos, settings,
@@ -64,7 +103,7 @@ def test_nothing_is_kept_unless_every_condition_holds(gallery, engine, astronaut
         assert (said == []) if why is None else (len(said) == 1 and why in said[0]), said
 
     # Tom's face offered as Eileen's (a kiosk's mistake would look like this): the index disagrees
-    refused(kiosk_crop(engine, registry_photos["Tom_Hanks_54745.png"]), "another identity")
+    refused(kiosk_crop(engine, registry_photos["Tom_Hanks_54745.png"]), "another identity or nobody")
     # a masked face is never an enrolment photo by adaptation
     refused(kiosk_crop(engine, faces.with_mask(engine, astronaut_bgr, seed=2)), "masked")
     # a frame without a face, a broken JPEG
@@ -72,7 +111,7 @@ def test_nothing_is_kept_unless_every_condition_holds(gallery, engine, astronaut
     refused(crop[:300], "(unreadable)")
     # a margin no score reaches
     settings.MASKNET_GALLERY_ADAPT_MARGIN = 1.0
-    refused(crop, "this person")
+    refused(crop, "not confirmed by their own enrolment photos")
     settings.MASKNET_GALLERY_ADAPT_MARGIN = 0.1
     # enough photos already; the setting off (the default): nothing said
     settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS = 1
