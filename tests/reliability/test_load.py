@@ -47,20 +47,28 @@ def test_kiosks_under_load_check_everyone_in_exactly_once(healthy):
     strangers = sorted(k for k in frames if k not in people)
     assert STRANGER in strangers and len(enrolled) >= 4
     order = [*enrolled, *strangers]
+    # a machine `slow` times slower than the one these timings were set on serves each of KIOSKS / slow
+    # kiosks about as often as that one served each of KIOSKS (answers a second fall faster than
+    # the engine's time rises: 20 kiosks got 30 answers/s there, 5/s on an engine 2.9 times
+    # slower), so scenes and waits last `slow` times longer too: faces still stay long enough for a vote
+    # and the gaps long enough to end a presence
+    slow = c.slowness(STRANGER)
+    n_kiosks = max(4, min(KIOSKS, round(KIOSKS / slow)))
+    show_s, gap_s, seconds, extra_s = SHOW_S * slow, GAP_S * slow, SECONDS * slow, EXTRA_S * slow
     mark = node.mark()
     start = time.monotonic() + 1.0
-    kiosks = [KioskClient(node.base_url, token, rotation(frames, empty, order, start, i, SHOW_S, GAP_S),
+    kiosks = [KioskClient(node.base_url, token, rotation(frames, empty, order, start, i, show_s, gap_s),
                           name=f"load-{i}", seed=i)
-              for i, token in enumerate(c.take_tokens(KIOSKS))]
+              for i, token in enumerate(c.take_tokens(n_kiosks))]
     rss = RssSampler(node.pid)
     rss.start()
     try:
         for k in kiosks:
             k.start()
-        time.sleep(max(0.0, start + SECONDS - time.monotonic()))
+        time.sleep(max(0.0, start + seconds - time.monotonic()))
         # on a slow machine a presence can end before its vote (three face frames in SHOW_S): the
         # kiosks go on, for EXTRA_S at most, until everyone enrolled has been checked in
-        deadline = time.monotonic() + EXTRA_S
+        deadline = time.monotonic() + extra_s
         while ({ci["person"] for ci in c.control.call("checkins")} < set(enrolled)
                and time.monotonic() < deadline):
             time.sleep(0.5)
@@ -78,8 +86,8 @@ def test_kiosks_under_load_check_everyone_in_exactly_once(healthy):
     mid = start + (end - start) / 2
     rss_start, rss_mid, rss_end = rss.at(start), _rss_around(rss, mid), _rss_around(rss, end - 2.0)
     server_errors = log_errors(node.log_since(mark))
-    print_table(f"load: {KIOSKS} kiosks on one Daphne (Redis channel layer, PostgreSQL)", [{
-        "kiosks": KIOSKS, "seconds": round(end - start, 1), "frames answered": len(results),
+    print_table(f"load: {n_kiosks} kiosks on one Daphne (Redis channel layer, PostgreSQL; slowness {slow:.2f})", [{
+        "kiosks": n_kiosks, "seconds": round(end - start, 1), "frames answered": len(results),
         "answered/s": round(len(results) / (end - start), 1),
         "check-ins expected": len(enrolled), "recorded": len(checkins),
         "greeted checked_in": sum(greeted.values()), "already": sum(1 for r in runs if r[0] == "already"),
@@ -92,7 +100,7 @@ def test_kiosks_under_load_check_everyone_in_exactly_once(healthy):
     assert node.alive() and not server_errors, "\n".join(server_errors[:20])
     assert not errors, [(a.code, a.shown) for a in errors[:10]]
     assert all(k.connections == 1 and len(k.closes) == 1 for k in kiosks), "a kiosk lost its socket"
-    assert min(len(k.results_since(start)) for k in kiosks) >= SECONDS / 4, "a kiosk was starved"
+    assert min(len(kiosk.results_since(start)) for kiosk in kiosks) >= SECONDS / 4, "a kiosk was starved"
     # the database: each enrolled person exactly once, nobody else
     assert sorted(ci["person"] for ci in checkins) == enrolled, checkins
     # the kiosks: one "checked in" greeting per person, every greeting for the face in front of it
@@ -100,5 +108,5 @@ def test_kiosks_under_load_check_everyone_in_exactly_once(healthy):
     wrong = [(state, name, first.shown) for state, name, first in runs
              if state in ("checked_in", "already") and first.shown != name]
     assert not wrong, wrong
-    assert sum(1 for a in results if a.shown in strangers) >= KIOSKS, "the strangers were hardly shown"
+    assert sum(1 for a in results if a.shown in strangers) >= n_kiosks, "the strangers were hardly shown"
     assert rss_end - rss_mid <= RSS_GROWTH_MB, f"Daphne RSS grew {rss_end - rss_mid:.1f} MB in the second half"
