@@ -36,6 +36,7 @@ from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceF
 from recognition.engine.decode import without_metadata
 from recognition.engine.gallery import (
     UNMASKED,
+    Decision,
     Templates,
     fit_thresholds,
     identify,
@@ -374,20 +375,28 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
     decide it (the site's thresholds), with the score; ``None`` when nobody else or no usable index.
     The same face under two people (a photo filed under the wrong person, someone enrolled twice)
     would send check-ins to either: the admin says so when the photo is added."""
-    version = IndexVersion.objects.current()
-    if version is None or version.outdated:   # made by another recognizer: its scores mean nothing here
-        return None
-    try:
-        index = version.load()
-    except EngineError:
-        return None
-    if index is None or not len(index) or index.dim != engine.dim or face.embedding is None:
-        return None
-    decision = identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
-    if not decision.accepted or not decision.label or not decision.label.isdigit() or decision.label == str(person.pk):
+    decision = _index_decision(face, engine)
+    if (decision is None or not decision.accepted or not decision.label or not decision.label.isdigit()
+            or decision.label == str(person.pk)):
         return None
     other = Person.objects.active().filter(pk=int(decision.label)).first()
     return (other, float(decision.score)) if other is not None else None
+
+
+def _index_decision(face: Face, engine: Engine) -> Decision | None:
+    """``face`` identified in the active index as a kiosk would decide it (the site's thresholds);
+    ``None`` without a usable index (none, made by another recognizer, whose scores mean nothing
+    here, unreadable, empty or of another size) or without an embedding."""
+    version = IndexVersion.objects.current()
+    if version is None or version.outdated or face.embedding is None:
+        return None
+    try:
+        index = version.load()
+    except EngineError:    # a damaged index file: the kiosks answer "unavailable" meanwhile
+        return None
+    if index is None or not len(index) or index.dim != engine.dim:
+        return None
+    return identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
 
 
 def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> Person:
@@ -435,16 +444,9 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     face = inspection.face
     if inspection.masked or face is None or face.embedding is None:
         return skip("masked" if inspection.masked else "no embedding")
-    version = IndexVersion.objects.current()
-    if version is None or version.outdated:
+    decision = _index_decision(face, engine)
+    if decision is None:
         return skip("no current index to confirm the identity with")
-    try:
-        index = version.load()
-    except EngineError:    # a damaged index file: the kiosks answer "unavailable" meanwhile
-        index = None
-    if index is None or not len(index) or index.dim != engine.dim:
-        return skip("no current index to confirm the identity with")
-    decision = identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
     if decision.label != str(person.pk) or not decision.accepted:
         return skip(f"the index names another identity or nobody (score {decision.score:.3f})")
     needed = decision.threshold + settings.MASKNET_GALLERY_ADAPT_MARGIN
