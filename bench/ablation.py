@@ -330,6 +330,13 @@ def identification_sets(keys, enrolled: int = 1) -> tuple[dict, list[tuple[tuple
     return gallery, probes
 
 
+def person_folds(probes: list, n_folds: int = 10) -> dict[str, int]:
+    """Each probe person's fold in :func:`identification` (a fixed draw, seed 0): ``probes`` are
+    :func:`identification_sets`' ``(key, person)`` pairs."""
+    everyone = sorted({p for _, p in probes})
+    return {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
+
+
 def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
                    scores: np.ndarray | None = None, margin: float = 0.0, enrolled: int = 1) -> dict:
     """Open-set identification under the levers ``kw``: masked probes (MaskTheFace) against an
@@ -347,8 +354,7 @@ def identification(score: Scorer | None, keys, kw: dict, n_folds: int = 10,
     names = sorted(gallery)
     if scores is None:
         scores = np.array([[score(gallery[g], k, "orig", "mtf", **kw) for g in names] for k, _ in probes])
-    everyone = sorted({p for _, p in probes})
-    fold_of = {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
+    fold_of = person_folds(probes, n_folds)
     truth = np.array([p for _, p in probes])
     fold = np.array([fold_of[p] for p in truth])
     enrolled = np.array([p in gallery for p in truth])

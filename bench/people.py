@@ -242,9 +242,7 @@ def measure_enrolment(vectors: dict, keys: list, counts: tuple[int, ...] = (2, 3
 
 def _folds(keys: list, enrolled: int, n_folds: int = 10) -> dict[str, int]:
     """Each person's fold, as ``ablation.identification(..., enrolled=enrolled)`` draws them."""
-    _, probes = ablation.identification_sets(keys, enrolled)
-    everyone = sorted({p for _, p in probes})
-    return {p: i % n_folds for i, p in enumerate(np.random.default_rng(0).permutation(everyone))}
+    return ablation.person_folds(ablation.identification_sets(keys, enrolled)[1], n_folds)
 
 
 def _unmasked_template(sets: dict, photos: list) -> tuple[np.ndarray, float]:

@@ -149,10 +149,16 @@ class PhotoTemplates(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["photo", "template_version"], name="one_template_set")]
 
+    @staticmethod
+    def unpack(dim: int, count: int, vectors: bytes, kinds: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """A row's stored columns as ``(vectors NxD float32, kinds N int8)``; for readers that fetch
+        the columns with ``values_list`` rather than whole rows."""
+        return (np.frombuffer(bytes(vectors), np.float32).reshape(count, dim),
+                np.frombuffer(bytes(kinds), np.int8))
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(vectors NxD float32, kinds N int8)``."""
-        vectors = np.frombuffer(bytes(self.vectors), np.float32).reshape(self.count, self.dim)
-        return vectors, np.frombuffer(bytes(self.kinds), np.int8)
+        return self.unpack(self.dim, self.count, self.vectors, self.kinds)
 
 
 class IndexVersionQuerySet(models.QuerySet):

@@ -70,6 +70,7 @@ REFUSALS = {
     "quality": "The face is not good enough to recognise.",
     "duplicate": "This photo is already enrolled for this person.",
     "enrolled_elsewhere": "This photo is already enrolled for another person.",
+    "enough_photos": "This person already has as many photos as allowed here.",
 }
 _MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
 BUSY_RETRY_S = 10
@@ -306,7 +307,7 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
 def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
               schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
-              check_lookalike: bool = True) -> FacePhoto:
+              check_lookalike: bool = True, max_photos: int | None = None) -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
@@ -314,6 +315,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit. ``why``: added
     to the audit record's summary. ``inspection``: :func:`photo_inspect`'s of these very bytes, when
     the caller has it. ``check_lookalike``: look for another person with this face (below).
+    ``max_photos``: refuse (``enough_photos``) when the person already has that many photos, checked
+    where adds to one person take turns, so that two adds at once cannot both pass it.
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
@@ -342,6 +345,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             if not Person.objects.select_for_update(no_key=True).filter(pk=person.pk).exists():
                 raise Person.DoesNotExist(f"person #{person.pk} was erased while their photo was being added")
             _refuse_known(person, sha)
+            if max_photos is not None and FacePhoto.objects.filter(person_id=person.pk).count() >= max_photos:
+                raise PhotoRefused("enough_photos")
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}"
@@ -457,8 +462,9 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     try:
         return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
                          source=FacePhoto.Source.CHECKIN, inspection=inspection, check_lookalike=False,
+                         max_photos=settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS,
                          why=f"gallery adaptation from check-in #{checkin_id} (score {own:.3f})")
-    except PhotoRefused as exc:    # the same crop twice (a duplicate)
+    except PhotoRefused as exc:    # the same crop twice (a duplicate), or another site's kept first
         return skip(f"refused ({exc.code})")
     except Person.DoesNotExist:
         return skip("erased meanwhile")
@@ -474,8 +480,7 @@ def _own_unmasked_score(person: Person, embedding: np.ndarray) -> float | None:
             .values_list("dim", "count", "vectors", "kinds", "photo__quality_score"))
     photos, qualities = [], []
     for d, count, blob, kind_blob, quality in rows:
-        photos.append(Templates(np.frombuffer(bytes(blob), np.float32).reshape(count, d),
-                                np.frombuffer(bytes(kind_blob), np.int8)))
+        photos.append(Templates(*PhotoTemplates.unpack(d, count, blob, kind_blob)))
         qualities.append(quality)
     combined = person_templates(photos, qualities)
     unmasked = combined.kinds == UNMASKED
@@ -972,8 +977,7 @@ def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, 
     dim, photos = None, 0
     for person_id, d, count, blob, kind_blob, quality in rows.iterator(chunk_size=500):
         dim = dim or d
-        t = Templates(np.frombuffer(bytes(blob), np.float32).reshape(count, d),
-                      np.frombuffer(bytes(kind_blob), np.int8))
+        t = Templates(*PhotoTemplates.unpack(d, count, blob, kind_blob))
         entry = people.setdefault(person_id, ([], []))
         entry[0].append(t)
         entry[1].append(quality)

@@ -124,3 +124,29 @@ def test_nothing_is_kept_unless_every_condition_holds(gallery, engine, astronaut
     services.person_deactivate(person=eileen, actor=None)
     refused(crop, "not an active person")
     assert FacePhoto.objects.filter(source=FacePhoto.Source.CHECKIN).count() == 0
+
+
+def test_the_photo_limit_holds_when_another_site_keeps_one_meanwhile(gallery, engine, astronaut_bgr, settings,
+                                                                    monkeypatch, caplog):
+    """Two kiosks checking the same person in at once: the second add finds the first's photo when
+    it counts again, inside the person's lock, and keeps nothing."""
+    eileen, _ = gallery
+    settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS = 2
+    first, second = kiosk_crop(engine, astronaut_bgr, seed=1), kiosk_crop(engine, astronaut_bgr, seed=7)
+    confirm = services._own_unmasked_score
+
+    def confirmed_while_another_site_adds(person, embedding):
+        score = confirm(person, embedding)
+        monkeypatch.setattr(services, "_own_unmasked_score", confirm)
+        # the other site's add lands between this one's early count and its insert
+        assert services.photo_add_from_checkin(person_id=eileen.pk, data=first, checkin_id=50) is not None
+        return score
+
+    monkeypatch.setattr(services, "_own_unmasked_score", confirmed_while_another_site_adds)
+    with caplog.at_level("INFO", logger="enrollment.services"):
+        assert services.photo_add_from_checkin(person_id=eileen.pk, data=second, checkin_id=51) is None
+    assert eileen.photos.count() == 2
+    assert any("(enough_photos)" in r.getMessage() for r in caplog.records)
+    with pytest.raises(services.PhotoRefused) as refused:
+        services.photo_add(person=eileen, data=second, actor=None, max_photos=2)
+    assert refused.value.code == "enough_photos"
