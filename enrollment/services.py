@@ -422,6 +422,7 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     ``data``: the JPEG the kiosk cut around the face (:func:`recognition.consumers.face_photo`).
     The photo is checked again as it will be stored, and kept only if every condition holds: the
     setting is on; the person is active, has fewer than ``MASKNET_GALLERY_ADAPT_MAX_PHOTOS`` photos
+    (counted again as the photo is stored, so that two kiosks at once cannot both pass it)
     and adaptation was not stopped for them (``Person.gallery_adaptation``); the photo passes
     enrolment's checks (:func:`photo_inspect`, not a duplicate) unmasked; the active index (current,
     made by this recognizer) names this person for it, accepted; and it scores at least
