@@ -240,11 +240,6 @@ def measure_enrolment(vectors: dict, keys: list, counts: tuple[int, ...] = (2, 3
     return out
 
 
-def _folds(keys: list, enrolled: int, n_folds: int = 10) -> dict[str, int]:
-    """Each person's fold, as ``ablation.identification(..., enrolled=enrolled)`` draws them."""
-    return ablation.person_folds(ablation.identification_sets(keys, enrolled)[1], n_folds)
-
-
 def _unmasked_template(sets: dict, photos: list) -> tuple[np.ndarray, float]:
     """A person's unmasked template from their kept ``photos`` as the product combines them
     (``gallery.person_templates``: the mean of the photos' plain vectors, less the margin their
@@ -289,7 +284,7 @@ def adaptation(sets: dict, keys: list, threshold: float, margin: float = 0.0,
                 kept[n].append(own[n][turn])
     photos = {n: kept.get(n, [gallery[n]]) for n in sorted(gallery)}
     first = np.stack([sets["orig"][gallery[n]] for n in names])
-    fold_of = _folds(keys, 1 + checkins)
+    fold_of = ablation.person_folds(probes)   # the folds ablation.identification draws for these probes
     false_adds = strangers = 0
     for key, person in probes:
         v = sets["orig"].get(key)

@@ -369,9 +369,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     try:   # advice only: the photo is stored, whatever happens here
         if check_lookalike:
             photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - photo.lookalike stays None
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
-        photo.lookalike = None
     return photo
 
 
