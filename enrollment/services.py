@@ -919,7 +919,7 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
                  "photos": photo_count}
     if version is None:
-        run.message = "done, but a newer rebuild finished first: its version stays active"
+        run.message = "done, but a rebuild that started later finished first: its version stays active"
     else:
         run.index_version = version
         run.message = (f"index v{version.pk} active: {version.people_count} people, "
@@ -1043,7 +1043,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
             current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
             if not _still_ours(run).select_for_update().exists():   # locked: no takeover until it commits
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
-            if current and current.built_by_id and current.built_by_id > run.pk:
+            if _built_later(current, run):
                 return None
             # people erased or deactivated while this run was embedding must not come back
             live = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
@@ -1061,6 +1061,21 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
         if name and not committed:
             (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
         raise
+
+
+def _built_later(current: IndexVersion | None, run: TrainingRun) -> bool:
+    """Whether the active version ``current`` was built by a run that started after ``run`` did, so
+    read the people and photos later than ``run``: ``run``'s result would put older ones back.
+
+    By start, not by id: a run's id says when it was asked for, and a queued run (a change's,
+    debounced) can start after a newer one (``rebuild_index``, a retry) has finished; the changes
+    that joined the queued run meanwhile are only in its own result."""
+    built_by = current.built_by if current and current.built_by_id else None
+    if built_by is None or built_by.pk == run.pk:
+        return False
+    if built_by.started_at is None or run.started_at is None:   # rows from before runs were claimed
+        return built_by.pk > run.pk
+    return built_by.started_at > run.started_at
 
 
 def _activate(version: IndexVersion) -> None:

@@ -474,14 +474,45 @@ def test_duplicate_messages_do_nothing(make_photo):
     assert IndexVersion.objects.count() == 1
 
 
-def test_an_older_run_never_replaces_a_newer_version(make_photo):
+def test_a_run_that_started_earlier_never_replaces_a_later_runs_version(make_photo):
+    """The active version was built from later reads than this run's: its result is dropped."""
     people_with_photos(make_photo, n_people=1, n_photos=1)
-    older = TrainingRun.objects.create(reason="older")
     newer = services.index_rebuild(run_id=TrainingRun.objects.create(reason="newer").pk, force=True)
-    assert newer.pk > older.pk and newer.state == "succeeded"
-    result = services.index_rebuild(run_id=older.pk, force=True)
-    assert result.state == "succeeded" and result.index_version is None
+    earlier = timezone.now() - timedelta(minutes=1)
+    run = TrainingRun.objects.create(reason="started first", state=TrainingRun.State.RUNNING,
+                                     started_at=earlier, heartbeat_at=timezone.now(), attempts=1)
+    index = IndexVersion.objects.current().load()
+    assert services._index_switch(run=run, index=index, version_key="v", photo_count=1, metrics={}) is None
     assert IndexVersion.objects.current() == newer.index_version
+
+
+def test_changes_that_join_a_queued_run_while_a_command_rebuilds_reach_the_index(make_photo, monkeypatch):
+    """A change queues run A (debounced); ``rebuild_index`` starts run B (a higher id) meanwhile; a
+    person enrolled and a photo removed while B runs join A, which starts after B finished: A's
+    index, read later, becomes the active one (it was dropped as "older" by id, losing both)."""
+    alice, carol = people_with_photos(make_photo, n_people=2, n_photos=1)
+    carols_photo = make_photo(carol)
+    queued = services.index_rebuild_request(actor=None, reason="a change")
+    real_fit, meanwhile = services._thresholds_fit, {}
+
+    def change_meanwhile(index, *args):
+        if not meanwhile:
+            bob = services.person_create(actor=None, full_name="Bob", staff_id="B")
+            make_photo(bob)
+            services.photo_remove(actor=None, photo=carols_photo)
+            meanwhile["bob"] = bob
+            meanwhile["joined"] = services.index_rebuild_request(actor=None, reason="Bob enrolled")
+        return real_fit(index, *args)
+
+    monkeypatch.setattr(services, "_thresholds_fit", change_meanwhile)
+    command = services.index_rebuild_now()
+    assert command.pk > queued.pk and meanwhile["joined"] == queued
+    assert str(meanwhile["bob"].pk) not in IndexVersion.objects.current().load().identities
+    later = services.index_rebuild(run_id=queued.pk, force=True)
+    active = IndexVersion.objects.current()
+    assert later.state == "succeeded" and active == later.index_version and active.built_by == queued
+    assert active.load().identities == {str(alice.pk), str(carol.pk), str(meanwhile["bob"].pk)}
+    assert active.photo_count == 3
 
 
 def test_people_erased_during_a_rebuild_do_not_come_back(make_photo, monkeypatch):
