@@ -13,7 +13,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -676,6 +677,15 @@ def index_rebuild_resume() -> int:
     for pk in overdue:
         log.warning("training run #%s was left queued or running by a lost message or worker: starting it", pk)
         dispatch.enqueue_rebuild(pk, countdown=0.0, force=True)   # best effort with a broker away (dispatch)
+    # one whose worker died MAX_ATTEMPTS times is not started again, but must not stay "running"
+    # (in embedded mode nothing else would end it until the next rebuild's claim)
+    exhausted = TrainingRun.objects.running().filter(heartbeat_at__lt=now - stale_after(), attempts__gte=MAX_ATTEMPTS)
+    for pk in exhausted.values_list("pk", flat=True):
+        with transaction.atomic():
+            run = exhausted.select_for_update().filter(pk=pk).first()
+            if run is not None:
+                log.warning("training run #%s: its worker stopped %s times; recorded failed", pk, run.attempts)
+                _run_give_up(run, now)
     return len(overdue)
 
 
@@ -790,12 +800,7 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         if run.state == TrainingRun.State.RUNNING and run.attempts >= MAX_ATTEMPTS:
             # its worker stopped that many times (killed while embedding, out of memory...): taking
             # it over again would only stop the next worker too; a new request starts a new run
-            run.state, run.finished_at, run.message = TrainingRun.State.FAILED, now, "interrupted"
-            run.error = (f"its worker stopped {run.attempts} times during the rebuild; the previous index "
-                         "stayed active (see the workers' logs)")
-            run.save(update_fields=["state", "finished_at", "message", "error"])
-            audit_record(actor=None, action=Action.REBUILD, obj=run,
-                         summary=f"run #{run.pk} failed: its worker stopped {run.attempts} times")
+            _run_give_up(run, now)
             return None
         interrupted = list(TrainingRun.objects.running().exclude(pk=run.pk).values_list("pk", flat=True))
         TrainingRun.objects.filter(pk__in=interrupted).update(
@@ -804,12 +809,27 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         for pk in interrupted:
             audit_record(actor=None, action=Action.REBUILD, object_type="enrollment.trainingrun", object_id=pk,
                          summary=f"run #{pk} failed (interrupted: its worker stopped); taken over by run #{run.pk}")
+        # the admin pages showing them "running" hear that they ended
+        for stopped in TrainingRun.objects.filter(pk__in=interrupted):
+            transaction.on_commit(partial(events.training_progress, stopped))
         run.state, run.started_at, run.heartbeat_at = TrainingRun.State.RUNNING, now, now
         run.attempts += 1
         run.progress, run.message, run.error = 0, "starting", ""
         run.save(update_fields=["state", "started_at", "heartbeat_at", "attempts", "progress", "message", "error"])
     events.training_progress(run)
     return run
+
+
+def _run_give_up(run: TrainingRun, now: datetime) -> None:
+    """Record ``run`` (locked, running) failed for good: its worker stopped ``MAX_ATTEMPTS`` times.
+    Audited, and told to the admin pages once the caller's transaction commits."""
+    run.state, run.finished_at, run.message = TrainingRun.State.FAILED, now, "interrupted"
+    run.error = (f"its worker stopped {run.attempts} times during the rebuild; the previous index "
+                 "stayed active (see the workers' logs)")
+    run.save(update_fields=["state", "finished_at", "message", "error"])
+    audit_record(actor=None, action=Action.REBUILD, obj=run,
+                 summary=f"run #{run.pk} failed: its worker stopped {run.attempts} times")
+    transaction.on_commit(partial(events.training_progress, run))
 
 
 def index_rebuild_now(*, on_progress: Callable[[int, str], None] | None = None,

@@ -316,15 +316,22 @@ def test_a_claim_does_not_wait_on_a_run_held_elsewhere(make_photo):
         holder.join(10)
 
 
-def test_a_run_whose_worker_stopped_three_times_is_not_taken_over_again(make_photo, settings):
+def test_a_run_whose_worker_stopped_three_times_is_not_taken_over_again(make_photo, settings, layer,
+                                                                        django_capture_on_commit_callbacks):
+    admin_page = listen(layer, "training")
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
     stale = timezone.now() - timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 1)
     TrainingRun.objects.filter(pk=run.pk).update(state="running", started_at=stale, heartbeat_at=stale,
                                                  attempts=services.MAX_ATTEMPTS)
-    assert services.index_rebuild(run_id=run.pk, force=True) is None
+    drain(layer, admin_page)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.index_rebuild(run_id=run.pk, force=True) is None
     run.refresh_from_db()
     assert run.state == "failed" and "stopped 3 times" in run.error and not IndexVersion.objects.exists()
+    # an admin page that showed it running hears that it ended
+    told = [m["run"] for m in drain(layer, admin_page) if m["type"] == "training.progress"]
+    assert [(r["id"], r["state"]) for r in told] == [(run.pk, "failed")]
     assert services.index_rebuild().state == "succeeded"       # a new run is not held back by it
 
 

@@ -400,12 +400,15 @@ def test_a_run_whose_worker_died_with_its_process_is_started_again(db, enqueued,
 
     stale = timezone.now() - services.stale_after() - timedelta(seconds=5)
     dead = TrainingRun.objects.create(reason="killed", state="running", heartbeat_at=stale, attempts=1)
-    TrainingRun.objects.create(reason="killed 3 times", state="running", heartbeat_at=stale,
-                               attempts=services.MAX_ATTEMPTS)
+    exhausted = TrainingRun.objects.create(reason="killed 3 times", state="running", heartbeat_at=stale,
+                                           attempts=services.MAX_ATTEMPTS)
     monkeypatch.setattr(services, "_resume_checked", 0.0)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.index_rebuild_resume() == 1
     assert [c["run_id"] for c in enqueued] == [dead.pk]
+    # not started again, and not left "running" either (nothing else would end it in embedded mode)
+    exhausted.refresh_from_db()
+    assert exhausted.state == "failed" and exhausted.finished_at and "stopped 3 times" in exhausted.error
 
 
 def test_the_template_version_follows_the_mask_head(monkeypatch, tmp_path):
