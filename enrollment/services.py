@@ -333,6 +333,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     # kept without its metadata (a phone photo's EXIF holds where and when it was taken); the
     # duplicate checks go by the upload's digest
     stored = without_metadata(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+    if stored is not data:
+        _scale_to_stored(photo, stored)
     try:
         # inside the try: a write that fails (a full disk) is the caller's error like any other; a
         # partial file it leaves has no row and goes with photo_files_sweep
@@ -373,6 +375,18 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     except Exception:  # noqa: BLE001 - photo.lookalike stays None
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
     return photo
+
+
+def _scale_to_stored(photo: FacePhoto, stored: bytes) -> None:
+    """Fit ``photo``'s size and face box (the upload's) to ``stored``, which :func:`without_metadata`
+    scaled down to keep under the size limit (the box picks the face again at each rebuild)."""
+    with Image.open(io.BytesIO(stored)) as img:
+        width, height = img.size
+    if (width, height) == (photo.width, photo.height):
+        return
+    sx, sy = width / photo.width, height / photo.height
+    photo.box = [round(v * s, 1) for v, s in zip(photo.box, (sx, sy, sx, sy), strict=True)]
+    photo.width, photo.height = width, height
 
 
 def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Person, float] | None:

@@ -161,6 +161,48 @@ def test_a_photo_is_kept_without_its_metadata():
         without_metadata(b"\xff\xd8\xff garbage", **LIMITS)
 
 
+def _app_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_a_jpegs_other_app_segments_and_bytes_after_its_end_are_not_kept():
+    """What Pillow's ``info`` does not show is not kept either: an APPn segment of a maker's or an
+    app's own (APP3 here) and bytes after the end-of-image marker (a phone's appended clip)."""
+    from recognition.engine.decode import without_metadata
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG")
+    plain = buf.getvalue()
+    app3 = plain[:2] + _app_segment(0xE3, b"GPS 48.8566 N") + plain[2:]
+    trailer = plain + b"motion clip taken at 48.8566 N"
+    for data in (app3, trailer):
+        assert Image.open(io.BytesIO(data)).info.keys() == Image.open(io.BytesIO(plain)).info.keys()
+        kept = without_metadata(data, **LIMITS)
+        assert b"48.8566" not in kept and kept.endswith(b"\xff\xd9")
+        assert np.abs(decode_image(kept, **LIMITS).astype(int) - decode_image(plain, **LIMITS)).mean() < 2
+    icc = plain[:2] + _app_segment(0xE2, b"ICC_PROFILE\x00\x01\x01") + plain[2:] + b"\x00\x00"
+    assert without_metadata(icc, **LIMITS) == icc      # a colour profile and zero padding say nothing
+
+
+def test_a_photo_re_encoded_without_its_metadata_stays_under_the_size_limit():
+    """A noisy photo saved at a low quality grows when saved again at 75: it is scaled down until it
+    fits, never kept over the limit (a rebuild would refuse to read it)."""
+    from recognition.engine.decode import without_metadata
+
+    noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "JPEG", quality=30, exif=exif.tobytes())
+    limit = len(buf.getvalue()) + 100
+    kept = without_metadata(buf.getvalue(), max_bytes=limit, max_pixels=LIMITS["max_pixels"])
+    with Image.open(io.BytesIO(kept)) as out:
+        assert len(kept) <= limit and out.format == "JPEG" and not out.getexif()
+        assert 200 <= out.width < 400 and out.width == out.height     # scaled, its shape kept
+
+
 def test_a_jpeg_may_be_decoded_at_a_reduced_scale_for_a_thumbnail():
     img = np.zeros((1200, 1600, 3), np.uint8)
     img[:, :800] = 255

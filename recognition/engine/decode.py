@@ -68,12 +68,35 @@ _PLAIN_INFO = frozenset({"jfif", "jfif_version", "jfif_unit", "jfif_density", "d
                          "aspect", "interlace", "loop", "background", "duration", "version", "compression"})
 
 
+# JPEG APPn markers that only say how the pixels are encoded or shown: APP0 (JFIF), APP2 (ICC
+# profile), APP14 (Adobe's colour transform); any other (EXIF, XMP, a maker's or an app's own) may
+# say more than the pixels do
+_PLAIN_APP_MARKERS = frozenset({0xE0, 0xE2, 0xEE})
+
+
+def _jpeg_hides_more(data: bytes) -> bool:
+    """Whether a JPEG holds what Pillow's ``info`` does not show: an APPn segment other than
+    :data:`_PLAIN_APP_MARKERS` before its scan, or bytes after its end-of-image marker (a phone's
+    appended clip, text put there)."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xDA:   # start of scan: no more header segments
+            break
+        if 0xE0 <= marker <= 0xEF and marker not in _PLAIN_APP_MARKERS:
+            return True
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+
+
 def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
     """``data`` as a photo may be kept: unchanged when it holds nothing but its pixels, else
     re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a phone's GPS position,
-    the time, the camera's serial number), XMP, IPTC, comments or text: as a PNG when it was not a
-    JPEG and that fits in ``max_bytes``, else as a JPEG of the highest quality that fits (95 down to
-    75). The orientation is applied to the pixels. Raises as :func:`decode_image` does."""
+    the time, the camera's serial number), XMP, IPTC, comments, text, a JPEG's other APPn segments
+    or bytes after its end: as a PNG when it was not a JPEG and that fits in ``max_bytes``, else as
+    a JPEG of the highest quality that fits (95 down to 75), scaled down until it fits at 75 (a noisy
+    photo saved at a low quality can grow when saved at 75). The orientation is applied to the
+    pixels. Raises as :func:`decode_image` does."""
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
             extra = set(img.info) - _PLAIN_INFO
@@ -82,7 +105,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(_unreadable(exc)) from exc
-    if not extra:
+    if not extra and not (jpeg and _jpeg_hides_more(data)):
         return data
     bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
@@ -91,7 +114,13 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         out = io.BytesIO()
         rgb.save(out, **options)
         if out.tell() <= max_bytes:
-            break
+            return out.getvalue()
+    while out.tell() > max_bytes:
+        # the bytes go about with the pixels: aim a little under the limit
+        scale = 0.95 * (max_bytes / out.tell()) ** 0.5
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
+        out = io.BytesIO()
+        rgb.save(out, format="JPEG", quality=75)
     return out.getvalue()
 
 

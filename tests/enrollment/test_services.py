@@ -546,3 +546,16 @@ def test_purge_expired_fails_when_it_could_not_delete_a_photo_file(person, make_
     with pytest.raises(CommandError, match="1 photo files could not be deleted"):
         call_command("purge_expired", stdout=io.StringIO())
     assert orphan.exists()
+
+
+def test_a_photo_scaled_down_to_fit_keeps_its_face_box_on_the_face():
+    """``without_metadata`` may scale a photo down to keep it under the size limit: the size and face
+    box recorded from the upload are fitted to the stored pixels (the box picks the face again at
+    every rebuild)."""
+    from PIL import Image
+
+    stored = io.BytesIO()
+    Image.new("RGB", (200, 150)).save(stored, "JPEG")
+    photo = FacePhoto(width=400, height=300, box=[40.0, 30.0, 200.0, 150.0])
+    services._scale_to_stored(photo, stored.getvalue())
+    assert (photo.width, photo.height, photo.box) == (200, 150, [20.0, 15.0, 100.0, 75.0])
