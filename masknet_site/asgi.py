@@ -14,11 +14,23 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import CookieMiddleware  # noqa: E402
+from django.urls import URLPattern, path  # noqa: E402
 
 from enrollment.routing import websocket_urlpatterns as enrollment_ws  # noqa: E402
-from recognition.routing import websocket_urlpatterns  # noqa: E402
+from recognition.routing import websocket_urlpatterns as kiosk_ws  # noqa: E402
+
+
+def _behind(middleware, patterns: list[URLPattern]) -> list[URLPattern]:
+    """``patterns`` with each consumer wrapped in ``middleware``."""
+    return [path(str(p.pattern), middleware(p.callback), name=p.name) for p in patterns]
+
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns + enrollment_ws))),
+    # the kiosk's socket is authenticated by its own cookie alone: no staff session is read for it
+    # (a browser that also holds an admin session would load it from the database first, and a
+    # database outage would break the handshake before the kiosk could be told "unavailable")
+    "websocket": AllowedHostsOriginValidator(URLRouter(
+        _behind(CookieMiddleware, kiosk_ws) + _behind(AuthMiddlewareStack, enrollment_ws))),
 })

@@ -54,7 +54,9 @@ def test_database_url_query_parameters_reach_the_driver():
     from masknet_site.settings.base import database_from_url
 
     db = database_from_url("postgres://m:p@db.example.org:5432/masknet?sslmode=verify-full&sslrootcert=/etc/ca.pem")
-    assert db["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert db["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem", "connect_timeout": "5"}
+    # a database that stops answering is given up on after 5 s unless the URL says otherwise
+    assert database_from_url("postgres://m@db/masknet?connect_timeout=2")["OPTIONS"] == {"connect_timeout": "2"}
     assert db["NAME"] == "masknet" and db["CONN_MAX_AGE"] == 0   # no connections left on Daphne's threads
 
 

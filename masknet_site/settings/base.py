@@ -61,6 +61,10 @@ def database_from_url(url: str) -> dict:
     if parsed.scheme in ("postgres", "postgresql"):
         # query parameters are libpq's connection options: ?sslmode=verify-full&sslrootcert=...
         options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        # a database that stops answering (a partition, a failover) rather than refusing must not
+        # hold a kiosk's check-in, or the one thread Channels runs every socket's queries on, for
+        # the operating system's TCP timeout (about two minutes): connecting gives up after 5 s
+        options.setdefault("connect_timeout", "5")
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),

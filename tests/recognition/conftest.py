@@ -119,13 +119,16 @@ def engine_script(monkeypatch) -> ScriptedEngine:
     scripted.release()
 
 
-def communicator(token: str | None, origin: bytes = b"http://testserver") -> WebsocketCommunicator:
-    """A client of the real ASGI application (origin check, cookies, router) at the kiosk socket."""
+def communicator(token: str | None, origin: bytes = b"http://testserver",
+                 more_cookies: str = "") -> WebsocketCommunicator:
+    """A client of the real ASGI application (origin check, cookies, router) at the kiosk socket;
+    ``more_cookies``: others the browser sends along (``"sessionid=..."``)."""
     from masknet_site.asgi import application
 
     headers = [(b"origin", origin), (b"host", b"testserver")]
-    if token:
-        headers.append((b"cookie", f"{consumers.KIOSK_COOKIE}={token}".encode()))
+    cookies = "; ".join(c for c in (f"{consumers.KIOSK_COOKIE}={token}" if token else "", more_cookies) if c)
+    if cookies:
+        headers.append((b"cookie", cookies.encode()))
     return WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
 
 

@@ -835,18 +835,29 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
 
 
 @pytest.mark.reliability
-def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_script, paired, monkeypatch):
+@pytest.mark.parametrize("admin_session", [False, True])
+def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_script, paired, monkeypatch,
+                                                                      admin_session):
+    """Also from a browser that holds an admin's session besides the kiosk's cookie (an administrator
+    paired the kiosk on it): the kiosk's socket never reads the session, which would fail first."""
+    from django.contrib.sessions.backends.db import SessionStore
     from django.db import OperationalError
 
     from recognition.models import Kiosk
 
-    def down(token):
+    def down(*args, **kwargs):
         raise OperationalError("could not connect to server")
 
+    session = ""
+    if admin_session:
+        store = SessionStore()
+        store.create()
+        session = f"sessionid={store.session_key}"
+        monkeypatch.setattr(SessionStore, "load", down)
     monkeypatch.setattr(Kiosk.objects, "for_device_token", down)
 
     async def scenario():
-        comm = communicator(paired[1])
+        comm = communicator(paired[1], more_cookies=session)
         connected, _ = await comm.connect(timeout=5)
         message = await comm.receive_json_from(timeout=5)
         closed = await comm.receive_output(timeout=5)
