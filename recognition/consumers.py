@@ -635,8 +635,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
             return True   # superseded while it loaded: the caller loads the newer version
         if version.pk != self._index_version:
             # votes were cast against the old gallery (someone may have just been enrolled while
-            # standing there): count afresh, without the old "unknown" doubt
-            self._voter.reset()
+            # standing there): count afresh. An "unknown" called in this presence stands: most new
+            # versions come from changes elsewhere (another site's enrolment, gallery adaptation
+            # after someone else's check-in), and a stranger must not get the easier count back
+            # with them; a person enrolled on the spot still checks in, on the stricter count
+            self._voter.forget_votes()
         self._index, self._index_version = index, version.pk
         self._thresholds = site_thresholds((version.metrics or {}).get("thresholds"))
         return True

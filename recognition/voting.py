@@ -113,6 +113,11 @@ class Voter:
         self._doubted = False
         self._last_at = None
 
+    def forget_votes(self) -> None:
+        """The gallery changed: the frames counted so far were matched against the old one and are
+        dropped; the presence goes on, and so does an *unknown* called in it."""
+        self._clear()
+
     def _clear(self) -> None:
         """Start counting again after a verdict (the presence goes on)."""
         self._recent.clear()

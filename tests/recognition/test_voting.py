@@ -92,6 +92,19 @@ def test_a_gap_restarts_the_count_but_only_a_new_presence_forgets_the_unknown_ve
     assert found[0].kind == ACCEPTED and found[0].frames == 3
 
 
+def test_a_new_gallery_drops_the_votes_but_not_the_unknown_verdict():
+    """``forget_votes`` (a new index version): the frames counted against the old gallery go, the
+    presence and its *unknown* stay."""
+    voter = Voter(window=6, min_frames=3, min_frames_after_unknown=5)
+    feed(voter, [obs(0.1 * i, score=0.2) for i in range(6)])
+    feed(voter, [obs(0.6), obs(0.7), obs(0.8), obs(0.9)])
+    assert voter.doubted and voter.pending == 4
+    voter.forget_votes()
+    assert voter.doubted and voter.pending == 0
+    found, all_ = feed(voter, [obs(1.0 + 0.1 * i) for i in range(5)])
+    assert all_[:4] == [None] * 4 and found[0].kind == ACCEPTED and found[0].frames == 5
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         Voter(window=3, min_frames_masked=4)
