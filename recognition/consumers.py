@@ -270,6 +270,7 @@ class _Outcome:
     name: str | None = None
     time: str | None = None
     masked: bool | None = None
+    doubt_audited: bool = False  # an "unknown" near this welcome's person was audited, not shown
 
 
 def _is_image(data: bytes) -> bool:
@@ -558,9 +559,20 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 return
             detail = "matched a person who is no longer active"
         else:
-            if current is not None and (current.state == "unknown" or verdict.nearest == current.label):
-                # "unknown" again, or the person just greeted whose frames turned borderline (a mask,
-                # a turned head): not told "not recognised". Someone else stepping in is.
+            if current is not None and current.state == "unknown":
+                return   # "unknown" again
+            if current is not None and verdict.nearest == current.label:
+                # the person just greeted whose frames turned borderline (a mask, a turned head), or
+                # someone else who looks most like them stepping in: the welcome stays on screen, and
+                # the decision goes in the audit log once per welcome (someone else is not told "not
+                # recognised" only when their nearest match is the person greeted)
+                if current.doubt_audited:
+                    return
+                current.doubt_audited = True
+                await database_sync_to_async(services.checkin_reject_record)(
+                    kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
+                    threshold=verdict.threshold, masked=verdict.masked,
+                    detail=f"not shown: the welcome of person #{current.label}, their nearest match, stayed")
                 return
             detail = ""
         await database_sync_to_async(services.checkin_reject_record)(

@@ -479,18 +479,21 @@ def test_outcome_stays_while_the_face_stays_and_clears_when_it_goes(engine_scrip
 
 
 def test_borderline_frames_after_a_welcome_do_not_turn_it_into_not_recognised(engine_script, paired, person):
+    """The welcome stays on screen; the "unknown" decisions behind it are audited, once a welcome
+    (they might be someone else's, whose nearest match is the person greeted)."""
     p = person.pk
 
     async def scenario():
         comm = await open_kiosk(paired[1])
         await welcomed(comm, p)
-        borderline = [await ask(comm, f"face:{p}:0.3{i}:m") for i in range(8)]   # the mask goes on
+        borderline = [await ask(comm, f"face:{p}:0.3{i % 10}:m") for i in range(20)]   # the mask goes on
         await comm.disconnect()
         return borderline
 
     borderline = run(scenario)
     assert {a["state"] for a in borderline} == {"checked_in"} and borderline[-1]["name"] == "Eileen"
-    assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
+    (kept,) = AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN)
+    assert f"not shown: the welcome of person #{p}, their nearest match, stayed" in kept.summary
 
 
 def test_a_stranger_stepping_in_after_a_welcome_is_told_not_recognised(engine_script, paired, person,
