@@ -205,6 +205,29 @@ def test_train_adapter_refuses_a_people_file_it_cannot_read(tmp_path):
         call_command("train_adapter", images=str(tmp_path / "imgs"), people=str(tmp_path / "people.txt"))
 
 
+def test_people_files_lose_only_their_count_lines(tmp_path):
+    """LFW's count lines go (``people.txt`` has one before each fold); a file without them keeps its
+    first person (``train_adapter`` dropped the first line whatever it was); not UTF-8: refused."""
+    from recognition.management.commands._common import people_file_rows
+
+    lfw, plain, latin = tmp_path / "lfw.txt", tmp_path / "plain.txt", tmp_path / "latin.txt"
+    lfw.write_text("\ufeff2\nAna_Silva\t3\n\n10\nBo\t2\n", encoding="utf-8")
+    plain.write_text("Ana_Silva 3\nBo 2\n")
+    latin.write_bytes("Zoë\t2\n".encode("latin-1"))
+    assert people_file_rows(lfw) == people_file_rows(plain) == [["Ana_Silva", "3"], ["Bo", "2"]]
+    assert people_file_rows(plain, keep_number=lambda n: True) == [["Ana_Silva", "3"], ["Bo", "2"]]
+    assert people_file_rows(lfw, keep_number=lambda n: n == "10")[-2:] == [["10"], ["Bo", "2"]]
+    with pytest.raises(CommandError, match="not UTF-8 text"):
+        people_file_rows(latin)
+
+
+@pytest.mark.parametrize("option, value", [("n_unmasked", -1), ("synthetic", -5)])
+def test_train_mask_classifier_refuses_negative_counts(tmp_path, option, value):
+    """A negative count sliced photos off the end of the list instead of being refused."""
+    with pytest.raises(CommandError, match="must be 0 or more"):
+        call_command("train_mask_classifier", masked=str(tmp_path), unmasked=str(tmp_path), **{option: value})
+
+
 @pytest.mark.parametrize("command, option, relative", [
     ("train_adapter", "images", "lfw/images_deepfunneled"),
     ("train_mask_classifier", "masked", "rwmfd_part1"),

@@ -104,6 +104,27 @@ def test_import_people_refuses_what_it_cannot_import_faithfully(db, tmp_path):
     assert not Person.objects.exists()
 
 
+def test_a_folder_of_underscores_alone_is_refused_before_anyone_is_imported(db, tmp_path):
+    """``_`` would be a staff id with an empty full name: refused up front, not half-way through."""
+    for name in ("Ana_Silva", "__"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(CommandError, match="cannot be staff ids .*'__'"):
+        run("import_people", str(tmp_path), "--no-rebuild")
+    assert not Person.objects.exists()
+
+
+def test_a_people_list_of_numeric_staff_ids_keeps_them(tmp_path):
+    """People filed by a numeric staff id (``1001/``): a lone number that names a folder is a
+    person, not LFW's count line (it was dropped without a word)."""
+    from enrollment.management.commands.import_people import person_folders
+
+    for name in ("1001", "1002", "Jane_Doe"):
+        (tmp_path / name).mkdir()
+    listing = tmp_path / "people.txt"
+    listing.write_text("3\n1001\n1002\t2\nJane_Doe\n")
+    assert [p.name for p in person_folders(tmp_path, None, listing)] == ["1001", "1002", "Jane_Doe"]
+
+
 def test_a_folder_name_with_trailing_space_is_found_again(db, tmp_path):
     (tmp_path / "Jane_Doe ").mkdir()
     run("import_people", str(tmp_path), "--no-rebuild")

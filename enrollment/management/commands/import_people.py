@@ -15,7 +15,7 @@ from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
 from recognition.engine.install import models_ready
-from recognition.management.commands._common import ProgressBar
+from recognition.management.commands._common import ProgressBar, people_file_rows
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -36,17 +36,13 @@ def _inside(path: Path, root: Path) -> bool:
 
 def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
     """Folders to import: alphabetical, or in the order of a people list (``Name<TAB>count`` lines
-    as in LFW's ``peopleDevTrain.txt``, or names separated by spaces; a lone number on the first
-    line is skipped). Only folders of ``root`` itself: a list line naming ``../elsewhere`` or an
-    absolute path, or a symbolic link, is refused. Raises ``CommandError`` for listed names that
-    are not such folders."""
+    as in LFW's ``peopleDevTrain.txt``, or names separated by spaces; a lone number, LFW's count
+    line, is skipped unless a folder has that name). Only folders of ``root`` itself: a list line
+    naming ``../elsewhere`` or an absolute path, or a symbolic link, is refused. Raises
+    ``CommandError`` for listed names that are not such folders."""
     if people_list:
-        try:
-            lines = people_list.read_text(encoding="utf-8-sig").splitlines()
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"people list {people_list} is not UTF-8 text") from exc
-        names = [line.split()[0] for line in lines if line.split()]
-        names = [n for n in names if not n.isdigit()]
+        # a lone number is LFW's count line, unless it names a folder (people filed by a numeric staff id)
+        names = [row[0] for row in people_file_rows(people_list, keep_number=lambda n: (root / n).is_dir())]
         missing = [n for n in names if not (root / n).is_dir() or not _inside(root / n, root)]
         if missing:
             raise CommandError(f"{len(missing)} names of the people list are not folders of {root}, "
@@ -93,13 +89,14 @@ class Command(BaseCommand):
             raise CommandError(f"--department is longer than {department_max} characters")
         folders = person_folders(root, opts["limit"], opts["people_list"])
         # the folder name is the staff id: one too long would be cut, and two such folders merged
-        # into one person (the wrong identity); a name with nothing in it has no staff id, and one
-        # that is not text (bytes of another encoding) cannot be stored
-        unusable = [f for f in folders if not f.name.strip() or len(f.name.strip()) > STAFF_ID_MAX
+        # into one person (the wrong identity); a name with nothing in it (or underscores alone: no
+        # full name) has no staff id, and one that is not text (bytes of another encoding) cannot be stored
+        unusable = [f for f in folders if not f.name.replace("_", " ").strip() or len(f.name.strip()) > STAFF_ID_MAX
                     or not f.name.isprintable() or not _encodable(f.name)]
         if unusable:
-            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty, longer than "
-                               f"{STAFF_ID_MAX} characters, or not UTF-8 text), e.g. {unusable[0].name!r}: rename them")
+            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
+                               f"longer than {STAFF_ID_MAX} characters, or not UTF-8 text), "
+                               f"e.g. {unusable[0].name!r}: rename them")
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
         # before anyone is created: the npm models and the descriptor's

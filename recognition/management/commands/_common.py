@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -31,6 +32,23 @@ def shared_data() -> Path:
     from django.conf import settings
 
     return Path(os.environ.get("MASKNET_SHARED_DATA", Path(settings.BASE_DIR).parent / "shared" / "data"))
+
+
+def people_file_rows(path: Path, keep_number: Callable[[str], bool] | None = None) -> list[list[str]]:
+    """The rows of a people list (LFW's ``people*.txt``: ``Name<TAB>count`` lines), each split on
+    white space, without the blank lines and the lone-number lines LFW puts before the rows (its
+    count, or each fold's in ``people.txt``) unless ``keep_number`` says the number is a name (a
+    folder named by a numeric staff id); a name of digits followed by a count always stays.
+    Raises :class:`CommandError` when the file is not UTF-8 text."""
+    from django.core.management.base import CommandError
+
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not UTF-8 text") from exc
+    rows = [line.split() for line in lines if line.split()]
+    return [row for row in rows
+            if not (len(row) == 1 and row[0].isdigit() and not (keep_number and keep_number(row[0])))]
 
 
 class ProgressBar:

@@ -17,7 +17,7 @@ from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.gallery import masked_variants
 from recognition.engine.train import fit_adapter
 
-from ._common import ProgressBar, shared_data
+from ._common import ProgressBar, people_file_rows, shared_data
 
 
 def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:
@@ -117,10 +117,11 @@ class Command(BaseCommand):
         images, people_file = Path(o["images"]), Path(o["people"])
         if not images.is_dir() or not people_file.is_file():
             raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")
+        if o["max_per_person"] < 1:
+            raise CommandError("--max-per-person must be at least 1")
         try:
-            people = [ln.split() for ln in people_file.read_text().splitlines()[1:] if ln.strip()]
-            people = [(n, int(c)) for n, c in people if int(c) >= max(1, o["min_photos"])]
-        except (ValueError, UnicodeDecodeError) as exc:   # not "name count" lines
+            people = [(n, int(c)) for n, c in people_file_rows(people_file) if int(c) >= max(1, o["min_photos"])]
+        except ValueError as exc:   # not "name count" lines
             raise CommandError(f"{people_file} is not an LFW people file (name and count per line): {exc}") from exc
         if o["limit_people"]:
             people = people[: o["limit_people"]]

@@ -16,7 +16,7 @@ from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
 
-from ._common import shared_data
+from ._common import people_file_rows, shared_data
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -47,14 +47,16 @@ class Command(BaseCommand):
         for d in (masked_dir, unmasked_dir):
             if not d.is_dir():
                 raise CommandError(f"{d} is not a directory")
+        for key in ("n_unmasked", "synthetic"):   # a negative count would slice from the end
+            if o[key] < 0:
+                raise CommandError(f"--{key.replace('_', '-')} must be 0 or more")
         rng = random.Random(o["seed"])
         people = None
         if o["unmasked_people"]:
             # a mistyped path must not silently train on every LFW person, the test people included
             if not Path(o["unmasked_people"]).is_file():
                 raise CommandError(f"{o['unmasked_people']} not found (--unmasked-people '' uses every person)")
-            people = {ln.split()[0] for ln in Path(o["unmasked_people"]).read_text().splitlines()[1:]
-                      if ln.strip()}
+            people = {row[0] for row in people_file_rows(Path(o["unmasked_people"]))}
         unmasked = [p for p in list_images(unmasked_dir) if people is None or p.parent.name in people]
         rng.shuffle(unmasked)
         unmasked = unmasked[: o["n_unmasked"]]
