@@ -452,6 +452,14 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db):
     assert not Kiosk.objects.filter(name="Side door").exists()
 
 
+@pytest.mark.parametrize("days", ["-1", "1000000000"])
+def test_demo_refuses_a_history_it_cannot_make(db, days):
+    """A huge --history-days overflowed the date with a traceback; refused before anything is made."""
+    with pytest.raises(CommandError, match="--history-days must be between 0 and 366"):
+        call_command("demo", "--no-enroll", "--history-days", days, stdout=io.StringIO())
+    assert not User.objects.exists()
+
+
 def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_rebuilds):
     assert not User.objects.exists() and not Kiosk.objects.exists()
     out = io.StringIO()

@@ -23,6 +23,7 @@ from recognition.models import CheckIn, Kiosk
 
 DEMO_USER = "demo"
 DEMO_KIOSK = "Demo kiosk"
+MAX_HISTORY_DAYS = 366   # a year of sample days at most (a huge number overflowed the date)
 # (staff id, name, department); the first is enrolled with skimage's astronaut photo (Eileen Collins)
 DEMO_PEOPLE = [
     ("DEMO-1", "Eileen Collins", "Flight"),
@@ -39,7 +40,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="default: %(default)s")
-        parser.add_argument("--history-days", type=int, default=21, help="days of sample check-ins (default 21)")
+        parser.add_argument("--history-days", type=int, default=21,
+                            help=f"days of sample check-ins (default 21, at most {MAX_HISTORY_DAYS})")
         parser.add_argument("--no-enroll", action="store_true", help="do not enrol the demo photo")
         parser.add_argument("--force", action="store_true",
                             help="also under the production settings (a staging site)")
@@ -51,6 +53,8 @@ class Command(BaseCommand):
         if settings.SETTINGS_MODULE.endswith(".prod") and not force:
             raise CommandError("these are the production settings: demo data (fake people and check-ins, a "
                                "superuser 'demo' with a printed password) is refused; --force for a staging site")
+        if not 0 <= history_days <= MAX_HISTORY_DAYS:
+            raise CommandError(f"--history-days must be between 0 and {MAX_HISTORY_DAYS}")
         base = base_url.rstrip("/")
         people = self._people()
         enrolled = False if no_enroll else self._enroll(people[0])
