@@ -413,8 +413,7 @@ class PersonAdmin(admin.ModelAdmin):
                    "title": f"Capture photos of {person.full_name}",
                    "check_url": reverse("admin:enrollment_person_capture_check", args=[person.pk]),
                    "save_url": reverse("admin:enrollment_person_capture_save", args=[person.pk]),
-                   "change_url": reverse("admin:enrollment_person_change", args=[person.pk]),
-                   "max_bytes": settings.MASKNET_MAX_FRAME_BYTES}
+                   "change_url": reverse("admin:enrollment_person_change", args=[person.pk])}
         return TemplateResponse(request, "admin/enrollment/person/capture.html", context)
 
     def capture_check_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
