@@ -115,6 +115,15 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
     monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
     settings.MASKNET_GALLERY_ADAPT = True
+    # the real offer, counted: a masked check-in must not even be offered (waiting a few seconds for
+    # a photo that does not come proves less on a slow machine)
+    offers, real_offer = [], consumers.offer_to_gallery
+
+    def counted_offer(*args):
+        offers.append(args)
+        return real_offer(*args)
+
+    monkeypatch.setattr(consumers, "offer_to_gallery", counted_offer)
     m, _ = faces.kiosk_view(engine, astronaut_bgr)
     plain = [faces.jpeg(f) for f in faces.frames(astronaut_bgr, m, 4, seed=8)]
 
@@ -140,4 +149,5 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     m, _ = faces.kiosk_view(engine, eileen)
     states = async_to_sync(visit)([faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=10)])
     assert states[-1] == "checked_in", states
+    assert len(offers) == 1       # the unmasked visit's offer only (made in the step that answered its frame)
     assert adapted(3) == []

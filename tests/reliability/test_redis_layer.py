@@ -4,6 +4,7 @@ so kiosk sockets are not failed by it."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
@@ -31,7 +32,7 @@ def test_the_channel_layer_survives_a_redis_restart(tmp_path, settings):
             channel = await layer.new_channel()
             await layer.group_add("kiosks", channel)
             await layer.group_send("kiosks", {"type": "index.updated", "text": text})
-            return await layer.receive(channel)
+            return await asyncio.wait_for(layer.receive(channel), 10)   # a lost message fails, not hangs
 
         async def scenario() -> list[dict]:
             first = await round_trip("before")
