@@ -102,13 +102,13 @@ def test_enrol_then_identify_a_masked_probe(each_engine, astronaut_bgr, registry
 def test_fitted_thresholds_rise_to_the_gallerys_impostor_scores():
     """``fit_thresholds``: the 99.9th percentile of impostor scores when it is above the base, per
     probe kind; too few impostor pairs keep the base."""
-    from recognition.engine.gallery import SYNTHETIC_MASK, UNMASKED, fit_thresholds
+    from recognition.engine.gallery import MIN_FIT_PEOPLE, SYNTHETIC_MASK, UNMASKED, fit_thresholds
     from recognition.engine.index import Index
 
     rng = np.random.default_rng(0)
     index = Index(8)
     shared = rng.normal(size=8)  # everyone looks alike: impostors score high
-    for person in range(30):
+    for person in range(MIN_FIT_PEOPLE):
         v = shared + 0.3 * rng.normal(size=(2, 8))
         index.add(str(person), v / np.linalg.norm(v, axis=1, keepdims=True),
                   np.array([UNMASKED, SYNTHETIC_MASK], np.int8))
@@ -127,6 +127,29 @@ def test_fitted_thresholds_rise_to_the_gallerys_impostor_scores():
         few.add(str(person), index.vectors[2 * person: 2 * person + 2], index.kinds[:2])
     assert fit_thresholds(few, few, base) == {**base, "source": "engine", "impostor_pairs": 18,   # < 100
                                               "fitted": {"unmasked": None, "masked": None}}
+
+
+@pytest.mark.parametrize("people", [12, 40, 100, 300])
+def test_one_pair_of_look_alikes_never_sets_the_site_threshold(people):
+    """Twins, or someone enrolled twice: in a small gallery their pair alone would be the 99.9th
+    percentile and lift the threshold over everyone's check-ins (12 people: 0.43 -> 0.98); a small
+    gallery keeps the engine's, a large one's percentile rests on many pairs of people."""
+    from recognition.engine.gallery import MIN_FIT_PEOPLE, UNMASKED, fit_thresholds
+    from recognition.engine.index import Index
+
+    rng = np.random.default_rng(people)
+    vectors = rng.normal(size=(people, 128))
+    vectors[-1] = vectors[0] + 0.05 * rng.normal(size=128)      # the same face under two people
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = Index(128)
+    for person, v in enumerate(vectors):
+        index.add(str(person), v[None], np.array([UNMASKED], np.int8))
+    assert float(vectors[0] @ vectors[-1]) > 0.95
+    fitted = fit_thresholds(index, index, {"unmasked": 0.425, "masked": 0.397})
+    assert fitted["unmasked"] == 0.425
+    assert fitted["source"] == ("site" if people >= MIN_FIT_PEOPLE else "engine")
+    if people >= MIN_FIT_PEOPLE:
+        assert fitted["fitted"]["unmasked"] < 0.425     # set by the many strangers, not by the pair
 
 
 def test_a_lowered_engine_threshold_acts_without_a_rebuild():

@@ -174,14 +174,22 @@ def person_templates(photos: list[Templates], qualities: list[float | None]) -> 
                            np.array(margins, np.float32))
 
 
+# a gallery of fewer people keeps the engine's thresholds: one pair of people is 2 / (n (n - 1)) of
+# its impostor pairs, so under about 100 people a single pair of look-alikes (twins, someone
+# enrolled twice) would be the 99.9th percentile by itself and lift the threshold over every
+# check-in's score (12 people with one such pair: 0.43 -> 0.98, nobody checked in)
+MIN_FIT_PEOPLE = 100
+
+
 def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_templates: int = 2000) -> dict:
     """Site thresholds of a gallery: never below ``base`` (``{"unmasked": .., "masked": ..}``, the
     engine's), raised to the 99.9th percentile of impostor scores between the gallery's people
     (unmasked probes against photographed templates; masked probes against every template).
 
     ``probes``: what a probe looks like, one template per photo and kind; ``index``'s templates are
-    scored as a search scores them, less their margins. A kind with fewer than 100 impostor pairs
-    keeps its base threshold (``source`` says which applied). Rows are sampled with a fixed seed.
+    scored as a search scores them, less their margins. A gallery of fewer than
+    :data:`MIN_FIT_PEOPLE` people, and a kind with fewer than 100 impostor pairs, keeps its base
+    threshold (``source`` says which applied). Rows are sampled with a fixed seed.
 
     ``fitted`` holds the percentiles alone (``None`` for a kind with too few pairs): what
     :func:`probe_threshold` raises the engine's thresholds *of the day* to, so that an engine
@@ -206,7 +214,7 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     imp_u = scores[np.ix_(probe_unmasked, gallery_unmasked)][other[np.ix_(probe_unmasked, gallery_unmasked)]]
     imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
     for key, impostors in (("unmasked", imp_u), ("masked", imp_m)):
-        if len(impostors) >= 100:
+        if len(impostors) >= 100 and len(index.identities) >= MIN_FIT_PEOPLE:
             fitted = round(float(np.quantile(impostors, 0.999)), 4)
             result["fitted"][key] = fitted
             result[key] = max(base[key], fitted)

@@ -20,7 +20,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.recognizer import N_MASKED_TEMPLATES
 from enrollment.tasks import rebuild_index_task
 from recognition.engine import EngineConfig, EngineError
-from recognition.engine.gallery import AGGREGATE_MARGIN
+from recognition.engine.gallery import AGGREGATE_MARGIN, MIN_FIT_PEOPLE
 from recognition.engine.index import Index
 from tests.enrollment.conftest import FAKE_DIM, in_thread, jpeg
 
@@ -696,18 +696,24 @@ def test_a_person_with_several_photos_is_matched_on_their_quality_weighted_mean(
 def test_site_thresholds_are_fitted_on_single_photos_against_the_index():
     """Means of several photos are closer to each other than a probe is to them: the fit scores
     each photo's own templates (what a probe looks like) against the index, less its margins."""
+    n = MIN_FIT_PEOPLE
     rng = np.random.default_rng(3)
-    basis = np.linalg.qr(rng.normal(size=(64, 64)))[0][:3]           # 3 orthonormal "people"
-    index = Index(64)
-    for i in range(3):
+    basis = np.linalg.qr(rng.normal(size=(128, 128)))[0][:n]         # n orthonormal "people"
+    index = Index(128)
+    for i in range(n):
         index.add(str(i), basis[i][None], kinds=[0], margins=[0.02])
-    probes = Index(64)
-    for i in range(3):                                               # photos of i that look like i+1
-        lookalike = 0.9 * basis[(i + 1) % 3] + np.sqrt(1 - 0.81) * basis[i]
-        probes.add(str(i), np.repeat(lookalike[None], 40, axis=0), kinds=[0] * 40)
+    probes = Index(128)
+    for i in range(n):                                               # photos of i that look like i+1
+        lookalike = 0.9 * basis[(i + 1) % n] + np.sqrt(1 - 0.81) * basis[i]
+        probes.add(str(i), np.repeat(lookalike[None], 4, axis=0), kinds=[0] * 4)
     fitted = services._thresholds_fit(index, probes)
     assert fitted["source"] == "site" and fitted["unmasked"] == pytest.approx(0.9 - 0.02, abs=1e-3)
-    assert services._thresholds_fit(index)["source"] == "engine"     # 6 pairs: too few to fit
+    alone = services._thresholds_fit(index)       # the means alone are far apart: the engine's threshold holds
+    assert alone["source"] == "site" and alone["unmasked"] == services.recognizer.engine_config().threshold_unmasked
+    small = Index(128)
+    for i in range(3):
+        small.add(str(i), basis[i][None], kinds=[0], margins=[0.02])
+    assert services._thresholds_fit(small, probes)["source"] == "engine"     # 3 people: too few to fit
 
 
 def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
