@@ -207,6 +207,44 @@ def test_a_damaged_or_forged_index_file_is_refused(tmp_path):
     assert len(Index.load(tmp_path / "good.npz")) == 1
 
 
+def test_a_forged_margin_or_a_shapeless_array_is_refused(tmp_path):
+    """A negative margin raised every score against its template (a probe at right angles to it
+    scored 1.5, a match at any threshold); labels without a dimension failed outside the checks."""
+    good = Index(4)
+    good.add("1", np.eye(4, dtype=np.float32)[:2], kinds=[0, 1], margins=[0.0, 0.02])
+    good.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as data:
+        arrays = dict(data)
+    np.savez(tmp_path / "margin.npz", **{**arrays, "margins": np.array([-1.5, 0.0], np.float32)})
+    np.savez(tmp_path / "nan.npz", **{**arrays, "margins": np.array([np.nan, 0.0], np.float32)})
+    np.savez(tmp_path / "labels.npz", **{**arrays, "labels": np.array("1")})
+    for name in ("margin.npz", "nan.npz", "labels.npz"):
+        with pytest.raises(EngineError):
+            Index.load(tmp_path / name)
+    assert len(Index.load(tmp_path / "good.npz")) == 2
+
+
+def test_any_damaged_byte_of_an_index_file_is_read_or_refused_never_a_crash(tmp_path):
+    """Every single byte of a saved index changed in turn: the load either succeeds (the byte was
+    in a label, say) or raises the engine's error; a damaged zip directory (NotImplementedError,
+    RuntimeError) or .npy header (tokenize.TokenError) escaped as other exceptions, and an erasure
+    that re-read the file rolled back on them."""
+    good = Index(4)
+    good.add("1", np.eye(4, dtype=np.float32)[:2], kinds=[0, 1], margins=[0.0, 0.02])
+    good.save(tmp_path / "good.npz")
+    data = (tmp_path / "good.npz").read_bytes()
+    refused = 0
+    for i in range(len(data)):
+        for flip in (0xFF, 0x08):
+            damaged = bytearray(data)
+            damaged[i] ^= flip
+            try:
+                Index.load(tmp_path / "damaged.npz", content=bytes(damaged))
+            except EngineError:
+                refused += 1
+    assert refused > len(data)          # most damage is noticed
+
+
 def test_a_truncated_mask_head_is_reported_as_missing_not_a_crash(tmp_path):
     from recognition.engine.errors import ModelsMissing
     from recognition.engine.maskclf import DEFAULT_PATH, MaskClassifier

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import tokenize
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-# what np.load raises for a missing, truncated or foreign file
-UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+# what np.load raises for a missing, truncated, damaged or foreign file: besides the obvious, a
+# damaged zip directory can read as a zip feature zipfile lacks (NotImplementedError) or as an
+# encrypted member (RuntimeError), and a damaged .npy header fails to parse (tokenize.TokenError)
+UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError,
+              tokenize.TokenError)
 
 
 def savez_atomic(path: Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:

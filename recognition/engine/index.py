@@ -241,13 +241,18 @@ class Index:
         except (*UNREADABLE, TypeError) as exc:
             raise EngineError(f"cannot read index {path}: {exc}") from exc
         # a file whose arrays disagree would mis-score (or fail mid-search) instead of failing here
-        n = len(index.vectors) if index.vectors.ndim else -1
-        if (index.vectors.ndim != 2 or index.vectors.shape[1] != index.dim or len(index.labels) != n
-                or len(index.kinds) != n or (index.margins is not None and index.margins.shape != (n,))):
+        n = len(index.vectors) if index.vectors.ndim == 2 else -1
+        if (n < 0 or index.vectors.shape[1] != index.dim or np.shape(index.labels) != (n,)
+                or np.shape(index.kinds) != (n,) or (index.margins is not None and index.margins.shape != (n,))):
             raise EngineError(f"cannot read index {path}: its vectors, labels, kinds and margins disagree")
         # templates are unit vectors: anything else (a damaged or forged file) would score above 1
         if not index.unit_rows().all():
             raise EngineError(f"cannot read index {path}: its templates are not unit vectors")
+        # margins are small non-negative numbers (gallery.aggregate_margin): a negative one would
+        # raise every score against its template, above 1 too
+        if index.margins is not None and not (np.isfinite(index.margins).all() and (index.margins >= 0).all()
+                                              and (index.margins < 1).all()):
+            raise EngineError(f"cannot read index {path}: its margins are not between 0 and 1")
         if len(index) >= COARSE_MIN and index.dim > COARSE_DIM:
             index._coarse_tables()  # now (off the kiosks' event loop), not on the first search
         return index
