@@ -282,6 +282,9 @@ def test_outside_fraction_is_the_share_of_the_face_core_beyond_the_edge():
 def test_typed_errors_on_bad_input(engine, astronaut_bgr):
     with pytest.raises(UnreadableImage):
         engine.analyze(b"")
+    for empty in ((0, 10, 3), (10, 0, 3)):     # an array with no pixels: not OpenCV's assertion
+        with pytest.raises(UnreadableImage):
+            engine.analyze(np.zeros(empty, np.uint8))
     data = jpeg(astronaut_bgr)
     with pytest.raises(UnreadableImage):
         engine.analyze(data[: len(data) // 4])

@@ -103,6 +103,20 @@ def test_an_unknown_runtime_is_refused_by_name(tiny):
         load_model(tiny, "tiny", runtime="onnx")
 
 
+def test_a_model_folder_without_its_weights_is_not_installed(tmp_path):
+    """A copy cut short (the graph without ``variables/``): the site's "run install_models", not a
+    TensorFlow file error, in both runtimes."""
+    import shutil
+
+    from recognition.engine.errors import ModelsMissing
+
+    folder = _tiny_saved_model(tmp_path / "tiny", seed=5)
+    shutil.rmtree(folder / "variables")
+    for name in ("tflite", "tensorflow"):
+        with pytest.raises(ModelsMissing, match="install_models"):
+            load_model(tmp_path, "tiny", runtime=name)
+
+
 def test_a_damaged_cached_flatbuffer_is_built_again(tmp_path):
     folder = _tiny_saved_model(tmp_path / "tiny", seed=4)
     tflite_model(folder)

@@ -129,7 +129,8 @@ class Engine:
         """
         cfg = self.config
         img = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        if (not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8
+                or not img.shape[0] or not img.shape[1]):
             raise UnreadableImage("expected an HxWx3 uint8 BGR image")
         if img.shape[0] * img.shape[1] > cfg.max_pixels:
             raise FrameTooLarge(f"image is {img.shape[1]}x{img.shape[0]} pixels")

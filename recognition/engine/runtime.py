@@ -113,7 +113,9 @@ def load_model(models_dir: Path, name: str,
     The returned function is thread-safe in both."""
     runtime = check_runtime(runtime)
     path = Path(models_dir) / name
-    if not (path / "saved_model.pb").exists():
+    # a SavedModel is its graph and its weights: a folder with the one and not the other (a copy
+    # cut short, a file deleted by hand) is not installed either, rather than a TensorFlow error
+    if not ((path / "saved_model.pb").exists() and (path / "variables" / "variables.index").exists()):
         raise ModelsMissing(f"model {name!r} is not installed in {models_dir}; "
                             "run `python manage.py install_models`")
     configure_tensorflow()
