@@ -373,8 +373,9 @@ def test_sface_is_converted_again_when_the_shipped_gain_changes(tmp_path, monkey
 
     net = CHIP_NETS["sface"]
     folder = tmp_path / net.model
-    folder.mkdir()
+    (folder / "variables").mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"x")
+    (folder / "variables" / "variables.index").write_bytes(b"x")
     gain = tmp_path / "sface_gain-v1.npz"
     np.savez(gain, gain=np.ones((2, 1, 1), np.float16), mean=np.zeros((2, 1, 1), np.float16))
     monkeypatch.setattr(install, "gain_path", lambda descriptor: gain)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from recognition.engine import install
@@ -45,6 +47,15 @@ def test_a_tampered_tarball_is_refused(tmp_path, monkeypatch):
 def test_installed_manifest_detects_an_incomplete_install(tmp_path):
     assert install.installed_manifest(tmp_path) is None
     (tmp_path / install.MANIFEST).write_text('{"fingerprint": "stale"}')
+    assert install.installed_manifest(tmp_path) is None
+    # a current manifest, but a model without its weights (a copy cut short): install again
+    (tmp_path / install.MANIFEST).write_text(json.dumps({"fingerprint": install._spec_fingerprint()}))
+    for name in install.INSTALLED:
+        (tmp_path / name / "variables").mkdir(parents=True)
+        (tmp_path / name / "saved_model.pb").write_bytes(b"x")
+        (tmp_path / name / "variables" / "variables.index").write_bytes(b"x")
+    assert install.installed_manifest(tmp_path) is not None
+    (tmp_path / install.INSTALLED[0] / "variables" / "variables.index").unlink()
     assert install.installed_manifest(tmp_path) is None
 
 

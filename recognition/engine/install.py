@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .convert import ONNX_CONVERTER_VERSION, convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
 from .registry import (
@@ -76,7 +77,7 @@ def installed_manifest(models_dir: Path) -> dict | None:
         return None
     if manifest.get("fingerprint") != _spec_fingerprint():
         return None
-    if not all((Path(models_dir) / name / "saved_model.pb").exists() for name in INSTALLED):
+    if not all(runtime.saved_model_complete(Path(models_dir) / name) for name in INSTALLED):
         return None
     return manifest
 
@@ -222,7 +223,7 @@ def descriptor_installed(models_dir: Path, descriptor: str) -> bool:
     except (OSError, ValueError):
         return False
     return (source.get("sha256") == net.wheel.sha256 and source.get("converter") == ONNX_CONVERTER_VERSION
-            and source.get("gain") == gain_digest(descriptor) and (path / "saved_model.pb").exists())
+            and source.get("gain") == gain_digest(descriptor) and runtime.saved_model_complete(path))
 
 
 def models_ready(models_dir: Path, descriptor: str) -> bool:
@@ -305,8 +306,6 @@ def prepare_runtime(models_dir: Path, config, log: Callable[[str], None] = print
     ``config`` loads that lacks a current one, so that the first start does not pay for it; returns
     the models built. Nothing to do when the site runs the SavedModels (``MASKNET_RUNTIME=tensorflow``);
     an unknown ``MASKNET_RUNTIME`` is refused here rather than at the first frame."""
-    from . import runtime
-
     try:
         if runtime.check_runtime() != "tflite":
             return []
@@ -317,7 +316,7 @@ def prepare_runtime(models_dir: Path, config, log: Callable[[str], None] = print
     with _install_lock(models_dir, log):
         for name in engine_models(config):
             path = models_dir / name
-            if not (path / "saved_model.pb").exists() or runtime.tflite_cached(path):
+            if not runtime.saved_model_complete(path) or runtime.tflite_cached(path):
                 continue
             log(f"building {name}'s TensorFlow Lite flatbuffer ...")
             try:

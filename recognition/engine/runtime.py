@@ -105,6 +105,12 @@ def check_runtime(runtime: str | None = None) -> str:
     return runtime
 
 
+def saved_model_complete(path: Path) -> bool:
+    """Whether ``path`` holds a whole SavedModel: its graph and its weights (a folder with the one and
+    not the other, a copy cut short or a file deleted by hand, is not installed)."""
+    return (path / "saved_model.pb").exists() and (path / "variables" / "variables.index").exists()
+
+
 def load_model(models_dir: Path, name: str,
                runtime: str | None = None) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """Load ``models_dir/name`` and return ``f(x) -> {output: ndarray}`` (x: float32 NHWC).
@@ -113,9 +119,7 @@ def load_model(models_dir: Path, name: str,
     The returned function is thread-safe in both."""
     runtime = check_runtime(runtime)
     path = Path(models_dir) / name
-    # a SavedModel is its graph and its weights: a folder with the one and not the other (a copy
-    # cut short, a file deleted by hand) is not installed either, rather than a TensorFlow error
-    if not ((path / "saved_model.pb").exists() and (path / "variables" / "variables.index").exists()):
+    if not saved_model_complete(path):   # rather than a TensorFlow file error
         raise ModelsMissing(f"model {name!r} is not installed in {models_dir}; "
                             "run `python manage.py install_models`")
     configure_tensorflow()
