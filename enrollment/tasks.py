@@ -36,3 +36,10 @@ def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries
     if run is None:
         return None
     return {"run": run.pk, "state": run.state, "index_version": run.index_version_id, **run.stats}
+
+
+@shared_task(name="enrollment.resume_rebuilds")
+def resume_rebuilds_task() -> int:
+    """Hand overdue queued runs, and running ones whose worker died, to the workers again
+    (``services.index_rebuild_resume``); scheduled every minute by Celery beat. Returns how many."""
+    return services.index_rebuild_resume()

@@ -306,10 +306,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MASKNET_TASK_REDELIVERY
                                    "unacked_restore_interval": max(1, min(10, MASKNET_TASK_REDELIVERY_S // 4)),
                                    "unacked_restore_throttle": 1}
 CELERY_TASK_SOFT_TIME_LIMIT = 3 * 3600
+# nothing reads a task's result (a run's outcome is its TrainingRun row): with results kept, every
+# hand-off subscribed to the result store first, and with Redis away that retried for about 19 s
+# inside the admin's request, once per change (a five-photo capture: over a minute)
+CELERY_TASK_IGNORE_RESULT = True
 # `celery -A masknet_site beat` (make beat; one per cluster): the retention purge, daily at 03:30 TIME_ZONE
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "purge-expired": {"task": "recognition.purge_expired", "schedule": crontab(hour=3, minute=30)},
+    # a rebuild whose message was lost (Redis away at the hand-off) starts within a minute or two
+    # even where no admin page or kiosk is open to notice it (an API-only site)
+    "resume-rebuilds": {"task": "enrollment.resume_rebuilds", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -91,6 +91,7 @@ def celery_worker(redis_url, settings, transactional_db, tmp_path, real_dispatch
         if app._pool is not None:
             app._pool.force_close_all()
         app._pool = None
+        app.amqp._producer_pool = None   # it held the closed pool: later hand-offs made a new one
         app.conf.update(saved)
 
 
@@ -143,3 +144,25 @@ def test_a_broker_away_at_commit_neither_fails_nor_undoes_a_saved_photo(transact
     assert default_storage.exists(photo.image.name) and FacePhoto.objects.filter(pk=photo.pk).exists()
     assert TrainingRun.objects.get().state == "queued"   # started again once overdue (index_rebuild_resume)
     services.person_deactivate(person=person, actor=None)  # the other hand-offs go on as well
+
+
+def test_a_hand_off_never_waits_on_the_result_store(monkeypatch, caplog):
+    """Nothing reads a task's result (a run's outcome is its row): with results kept, each hand-off
+    subscribed to the Redis result store first, and with Redis away retried for about 19 s inside
+    the admin's request, once per change. The hand-off must not touch the store at all; and Celery
+    beat starts runs whose message was lost, every minute, where no page or kiosk would."""
+    from django.conf import settings as django_settings
+
+    from enrollment import dispatch
+    from enrollment.tasks import rebuild_index_task, resume_rebuilds_task
+    from masknet_site.celery import app
+
+    touched = []
+    monkeypatch.setattr(type(app.backend), "on_task_call", lambda self, *args: touched.append(args), raising=False)
+    sent = []
+    monkeypatch.setattr(app.amqp, "send_task_message", lambda *args, **kwargs: sent.append(args))
+    dispatch._publish(7, countdown=0.0, force=True)
+    assert sent and not touched, caplog.text
+    assert rebuild_index_task.ignore_result and app.conf.task_ignore_result
+    beat = {entry["task"]: entry["schedule"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert beat["enrollment.resume_rebuilds"] == 60.0 and resume_rebuilds_task.name == "enrollment.resume_rebuilds"
