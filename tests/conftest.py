@@ -12,6 +12,25 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+TEST_REDIS_URL = os.environ.get("MASKNET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the
+    test; skips when Redis is not reachable."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL} ({exc})")
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+
+
 def models_dir() -> Path:
     """Where the converted models are (``MASKNET_MODELS_DIR`` or ``<repo>/models``)."""
     return Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models"))

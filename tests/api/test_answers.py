@@ -58,3 +58,30 @@ def test_identify_and_verify_have_their_own_smaller_bucket(client_for, person, s
     verify = api.post("/api/v1/verify", {}, format="multipart")
     assert verify.status_code == 429 and int(verify["Retry-After"]) > 0
     assert api.get("/api/v1/index").status_code == 200   # other calls are not held back
+
+
+def test_simultaneous_calls_cannot_pass_the_recognise_limit_together(settings, redis_url):
+    """Requests that arrive together are counted one by one, in the cache every web node shares
+    (DRF's own count read the history and wrote it back: 39 of 40 simultaneous calls passed a
+    5/min limit on Redis)."""
+    import threading
+    from types import SimpleNamespace
+
+    from api.throttling import RecogniseRateThrottle
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
+                                   "KEY_PREFIX": "masknet"}}
+    settings.MASKNET_API_RECOGNISE_RATE = "5/min"
+    request = SimpleNamespace(auth=None, user=SimpleNamespace(is_authenticated=True, pk=41))
+    start, allowed = threading.Barrier(40), []
+
+    def call():
+        start.wait()
+        allowed.append(RecogniseRateThrottle().allow_request(request, None))
+
+    threads = [threading.Thread(target=call) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(allowed) == 5

@@ -17,7 +17,6 @@ from enrollment.dispatch import background_runner
 from enrollment.models import FacePhoto, IndexVersion, TrainingRun
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_REDIS_URL = os.environ.get("MASKNET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,21 +41,6 @@ def _database_url() -> str:
         return f"sqlite:///{s['NAME']}"
     return (f"postgres://{quote(s['USER'] or '')}:{quote(s['PASSWORD'] or '')}@{s['HOST'] or '127.0.0.1'}:"
             f"{s['PORT'] or 5432}/{quote(s['NAME'])}")
-
-
-@pytest.fixture
-def redis_url():
-    """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the test."""
-    import redis
-
-    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL} ({exc}); the Celery integration test needs it")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
 
 
 @pytest.fixture
