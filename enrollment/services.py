@@ -148,8 +148,14 @@ def person_deactivate(*, person: Person, actor: object | None) -> Person:
     if not person.active:
         return person
     with transaction.atomic():
+        # by the row as it is now: someone else may have deactivated or erased the person since it
+        # was read (an admin action's list); that is no error, and nothing more to record
+        now = timezone.now()
+        changed = Person.objects.filter(pk=person.pk, active=True).update(active=False, updated_at=now)
         person.active = False
-        person.save(update_fields=["active", "updated_at"])
+        if not changed:
+            return person
+        person.updated_at = now
         audit_record(actor=actor, action=Action.DEACTIVATE, obj=person, summary=f"deactivated person #{person.pk}")
         index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
     return person
@@ -175,7 +181,9 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
-        Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
+        _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
+        if not deleted.get(Person._meta.label):
+            return   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
         scrubbed = _index_scrub(label=label, photos=embedded)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, "

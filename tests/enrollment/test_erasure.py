@@ -105,6 +105,32 @@ def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
     assert set(LogEntry.objects.values_list("pk", flat=True)) == kept
 
 
+def test_a_person_erased_meanwhile_is_neither_erased_again_nor_deactivated(make_photo, superuser):
+    """An admin action works on the rows it read: someone else erased one of them since. The second
+    erasure records nothing (it wrote a second "erased person #N: 0 photos" naming its actor, and
+    queued a rebuild); a deactivation of the erased row is no error (it was a 500 half-way through
+    the action's list)."""
+    person = services.person_create(actor=None, full_name="Ana Silva", staff_id="A1")
+    make_photo(person)
+    stale_for_erase, stale_for_deactivate = Person.objects.get(pk=person.pk), Person.objects.get(pk=person.pk)
+    services.person_erase(person=person, actor=superuser)
+    requests_before = sum(services.TrainingRun.objects.values_list("requests", flat=True))
+    services.person_erase(person=stale_for_erase, actor=None)
+    services.person_deactivate(person=stale_for_deactivate, actor=None)
+    assert AuditEvent.objects.filter(action="erase", object_id=str(person.pk)).count() == 1
+    assert not AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
+    assert sum(services.TrainingRun.objects.values_list("requests", flat=True)) == requests_before
+
+
+def test_a_person_deactivated_meanwhile_is_deactivated_once(make_photo):
+    person = services.person_create(actor=None, full_name="Bo Lee", staff_id="B1")
+    stale = Person.objects.get(pk=person.pk)
+    services.person_deactivate(person=person, actor=None)
+    services.person_deactivate(person=stale, actor=None)
+    assert not Person.objects.get(pk=person.pk).active and not stale.active
+    assert AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).count() == 1
+
+
 def test_erase_then_rebuild_still_excludes_the_person(make_photo, django_capture_on_commit_callbacks):
     a = services.person_create(actor=None, full_name="A", staff_id="A")
     b = services.person_create(actor=None, full_name="B", staff_id="B")
