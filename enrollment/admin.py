@@ -395,15 +395,19 @@ class PersonAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
         return self._erase_confirmation(request, [person], action=False)
 
-    def _capture_person(self, request: HttpRequest, object_id: int) -> Person:
-        if not request.user.has_perm("enrollment.add_facephoto"):
+    def _capture_allowed(self, request: HttpRequest) -> None:
+        """Capturing adds photos to a person the page names: both rights are needed (adding photos
+        alone would show anyone's name by id)."""
+        if not (request.user.has_perm("enrollment.add_facephoto") and self.has_view_permission(request)):
             raise PermissionDenied
+
+    def _capture_person(self, request: HttpRequest, object_id: int) -> Person:
+        self._capture_allowed(request)
         return get_object_or_404(Person, pk=object_id)
 
     def _capture_target(self, request: HttpRequest, object_id: int) -> Person | None:
         """The person of a capture request; ``None`` once erased (the page answers ``person_gone``)."""
-        if not request.user.has_perm("enrollment.add_facephoto"):
-            raise PermissionDenied
+        self._capture_allowed(request)
         return Person.objects.filter(pk=object_id).first()
 
     def capture_view(self, request: HttpRequest, object_id: int) -> HttpResponse:

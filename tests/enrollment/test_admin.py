@@ -441,6 +441,22 @@ def test_capture_page(enroller_client, person):
     assert "enrollment/capture.js" in html and reverse("admin:enrollment_person_capture_save", args=[person.pk]) in html
 
 
+def test_capture_needs_the_right_to_see_people_too(client, plain_staff, person):
+    """Adding photos alone does not open the capture pages: they show the person's name by id."""
+    from django.contrib.auth.models import Permission
+
+    plain_staff.user_permissions.add(Permission.objects.get(codename="add_facephoto"))
+    client.force_login(plain_staff)
+    urls = [reverse(f"admin:enrollment_person_{page}", args=[person.pk]) for page in ("capture", "capture_check",
+                                                                                       "capture_save")]
+    assert client.get(urls[0]).status_code == 403
+    assert [client.post(url).status_code for url in urls[1:]] == [403, 403]
+    assert person.full_name not in client.get(urls[0]).content.decode()
+    plain_staff.user_permissions.add(Permission.objects.get(codename="view_person"))
+    client.force_login(plain_staff)
+    assert client.get(urls[0]).status_code == 200
+
+
 @pytest.mark.models
 def test_capture_check_gives_live_feedback(enroller_client, person, engine, astronaut_jpeg, gradient_png):
     url = reverse("admin:enrollment_person_capture_check", args=[person.pk])
