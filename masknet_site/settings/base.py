@@ -234,8 +234,9 @@ MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
 
 # Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
 # > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse
-# (bench/voting.py measures both directions). Raising it acts at once, lowering it after the next
-# index rebuild (the site thresholds a rebuild fits never go below the engine's). Bounded to
+# (bench/voting.py measures both directions). Raising and lowering it both act at once (a rebuild
+# records the percentile it fitted, which raises the engine's threshold of the moment; on an index
+# built before that was recorded, lowering acts from the next rebuild). Bounded to
 # [-0.02, +0.05]: the joined scores (FaceRes + dlib's ResNet) sit within 0.14 of 1.0 above the
 # thresholds, so small offsets move a lot; -0.02 already lets about a sixth of masked strangers
 # through the kiosk's vote and -0.04 more than half (bench/voting.py), which no entrance should be
