@@ -24,7 +24,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -171,7 +171,8 @@ def person_erase(*, person: Person, actor: object | None) -> None:
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
-        # first the lock a rebuild's switch takes (the active version's row): a switch that read the
+        _index_writers_take_turns()
+        # then the lock a rebuild's switch takes (the active version's row): a switch that read the
         # person as active commits before this goes on, and the scrub below, a later statement,
         # sees the version it made (locking only in the scrub, PostgreSQL's snapshot of that one
         # statement could miss it, and the person stayed in the active index)
@@ -1082,6 +1083,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
             # first of the after-commit callbacks: one of them failing later does not mean the
             # switch failed (the clean-up below would delete the new active version's file)
             transaction.on_commit(lambda: committed.append(True))
+            _index_writers_take_turns()
             current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
             if not _still_ours(run).select_for_update().exists():   # locked: no takeover until it commits
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
@@ -1118,6 +1120,21 @@ def _built_later(current: IndexVersion | None, run: TrainingRun) -> bool:
     if built_by.started_at is None or run.started_at is None:   # rows from before runs were claimed
         return built_by.pk > run.pk
     return built_by.started_at > run.started_at
+
+
+# PostgreSQL advisory lock key of the index writers (below): "mask" in ASCII
+INDEX_WRITERS_LOCK = 0x6D61736B
+
+
+def _index_writers_take_turns() -> None:
+    """Make this transaction's index writes (a rebuild's switch, an erasure's scrub) wait for any
+    other's to commit, on one lock that does not move with the active version: a row lock on the
+    active version alone let a second erasure wait on a version the first one deleted, lock
+    nothing, and miss the version a third writer made meanwhile, which kept its person. PostgreSQL
+    only; SQLite runs one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INDEX_WRITERS_LOCK])
 
 
 def _activate(version: IndexVersion) -> None:

@@ -223,6 +223,63 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
 
 
 @pytest.mark.django_db(transaction=True)
+def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, monkeypatch):
+    """Three erasures at once (an integration erasing a list in parallel): B waits on the active
+    version A is rewriting; once A commits, C rewrites A's version while B goes on. With a lock on
+    the active version's row alone, B had waited on a row A deleted, locked nothing, and its scrub
+    missed the version C made, which kept B's person (and was active)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and per-statement snapshots: PostgreSQL only (SQLite serialises writers)")
+    keep, a, b, c = (services.person_create(actor=None, full_name=f"P {n}", staff_id=n) for n in "KABC")
+    for person in (keep, a, b, c):
+        make_photo(person)
+    rebuild_index_task(services.index_rebuild_request(actor=None, reason="test", force=True).pk, force=True)
+    a_saving, a_release, b_between, c_saving = (threading.Event() for _ in range(4))
+    real_save, real_history = services._index_save, services._admin_history_delete
+
+    def save(index, run_id):
+        who = threading.current_thread().name
+        if who == "A":
+            a_saving.set()          # A holds what it locked and rewrites the active version
+            assert a_release.wait(10)
+        elif who == "C":
+            c_saving.set()          # C holds what it locked: the version A made
+            time.sleep(1.0)
+        return real_save(index, run_id)
+
+    def history(*, person_id):
+        if threading.current_thread().name == "B":
+            b_between.set()         # past its first lock, before its scrub
+            c_saving.wait(2.0)      # C gets in here only where B holds no lock that keeps it out
+        return real_history(person_id=person_id)
+
+    monkeypatch.setattr(services, "_index_save", save)
+    monkeypatch.setattr(services, "_admin_history_delete", history)
+    errors: list[BaseException] = []
+    threads = {name: in_thread(errors, lambda p=p: services.person_erase(person=p, actor=None))
+               for name, p in (("A", a), ("B", b), ("C", c))}
+    for name, thread in threads.items():
+        thread.name = name
+    threads["A"].start()
+    assert a_saving.wait(10)
+    threads["B"].start()
+    time.sleep(0.3)                 # B waits for A
+    a_release.set()
+    assert b_between.wait(10)
+    threads["C"].start()
+    for thread in threads.values():
+        thread.join(30)
+    assert not errors, errors
+    erased = {str(p.pk) for p in (a, b, c)}
+    assert IndexVersion.objects.current().load().identities == {str(keep.pk)}
+    assert not any(erased & v.load().identities for v in IndexVersion.objects.all())
+    for label in erased:
+        assert index_files_with(label, Path(services.settings.MASKNET_INDEX_DIR)) == []
+
+
+@pytest.mark.django_db(transaction=True)
 def test_erasure_while_a_template_is_being_stored_erases_the_person(make_photo, monkeypatch):
     """An erasure that arrives while a rebuild stores a photo's templates waits for that store
     (both lock the photo) and deletes its templates too. (It collected the templates first, the
