@@ -1146,8 +1146,18 @@ def _activate(version: IndexVersion) -> None:
 def _index_prune() -> None:
     """Keep the active version and ``MASKNET_INDEX_KEEP`` older ones; delete the rest (files after
     commit), and index files no row refers to (left by killed runs) once they are an hour old,
-    temporary files of :meth:`Index.save` included (a process killed while writing one)."""
+    temporary files of :meth:`Index.save` included (a process killed while writing one).
+
+    Not kept either: older versions read before a photo was removed. They hold its templates (in
+    its person's mean), which removing a photo promises to delete; the version this switch made
+    was read after the removal that queued it, or a later switch deletes it in turn."""
     old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
+    removed_at = (AuditEvent.objects.filter(action=Action.PHOTO_REMOVE).order_by("-at")
+                  .values_list("at", flat=True).first())
+    if removed_at is not None:
+        read_before = (Q(built_by__started_at__lte=removed_at)
+                       | Q(built_by__started_at__isnull=True, created_at__lte=removed_at))
+        old += list(IndexVersion.objects.filter(read_before, is_active=False).exclude(pk__in=[v.pk for v in old]))
     names = [v.path for v in old]
     IndexVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
     names += _unreferenced_index_files(time.time())

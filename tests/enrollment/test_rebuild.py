@@ -139,6 +139,23 @@ def test_cached_templates_are_reused_and_versions_switch(make_photo):
     assert first.index_version.file.is_file()  # kept for rollback (MASKNET_INDEX_KEEP)
 
 
+def test_versions_read_before_a_photo_was_removed_are_not_kept(make_photo, settings,
+                                                               django_capture_on_commit_callbacks):
+    """A removed photo's templates live on in the versions built from it (in its person's mean):
+    the switch after the removal deletes them, however many MASKNET_INDEX_KEEP would keep."""
+    settings.MASKNET_INDEX_KEEP = 2
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=2)
+    before = [rebuild_now().index_version for _ in range(2)]
+    services.photo_remove(photo=person.photos.first(), actor=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        after = rebuild_now().index_version
+    assert list(IndexVersion.objects.all()) == [after] and after.photo_count == 1
+    assert not any(v.file.exists() for v in before)
+    with django_capture_on_commit_callbacks(execute=True):
+        later = rebuild_now().index_version      # nothing removed since: kept again
+    assert set(IndexVersion.objects.all()) == {after, later}
+
+
 def test_old_versions_are_pruned(make_photo, settings):
     settings.MASKNET_INDEX_KEEP = 1
     people_with_photos(make_photo, n_people=1, n_photos=1)
