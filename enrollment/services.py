@@ -72,6 +72,7 @@ REFUSALS = {
     "duplicate": "This photo is already enrolled for this person.",
     "enrolled_elsewhere": "This photo is already enrolled for another person.",
     "enough_photos": "This person already has as many photos as allowed here.",
+    "adaptation_stopped": "Gallery adaptation was stopped for this person, or they were deactivated.",
 }
 _MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
 BUSY_RETRY_S = 10
@@ -359,6 +360,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             _refuse_known(person, sha)
             if max_photos is not None and FacePhoto.objects.filter(person_id=person.pk).count() >= max_photos:
                 raise PhotoRefused("enough_photos")
+            if source == FacePhoto.Source.CHECKIN and not Person.objects.filter(
+                    pk=person.pk, active=True, gallery_adaptation=True).exists():
+                # read again where adds take turns: an administrator who removed a kept photo (which
+                # stops adaptation) or deactivated the person while this one was checked keeps nothing
+                raise PhotoRefused("adaptation_stopped")
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}"

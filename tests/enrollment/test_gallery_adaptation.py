@@ -150,3 +150,28 @@ def test_the_photo_limit_holds_when_another_site_keeps_one_meanwhile(gallery, en
     with pytest.raises(services.PhotoRefused) as refused:
         services.photo_add(person=eileen, data=second, actor=None, max_photos=2)
     assert refused.value.code == "enough_photos"
+
+
+@pytest.mark.parametrize("meanwhile", ["adaptation stopped", "deactivated"])
+def test_nothing_is_kept_when_adaptation_stops_while_a_face_is_checked(gallery, engine, astronaut_bgr, monkeypatch,
+                                                                       caplog, meanwhile):
+    """An administrator who stops adaptation for the person (or removes a kept photo, which stops
+    it) or deactivates them while a check-in's face is being checked: the add reads the person
+    again where adds take turns, and keeps nothing."""
+    eileen, _ = gallery
+    before = eileen.photos.count()
+    confirm = services._own_unmasked_score
+
+    def confirmed_while_the_admin_acts(person, embedding):
+        if meanwhile == "deactivated":
+            services.person_deactivate(person=services.Person.objects.get(pk=person.pk), actor=None)
+        else:
+            services.Person.objects.filter(pk=person.pk).update(gallery_adaptation=False)
+        return confirm(person, embedding)
+
+    monkeypatch.setattr(services, "_own_unmasked_score", confirmed_while_the_admin_acts)
+    with caplog.at_level("INFO", logger="enrollment.services"):
+        assert services.photo_add_from_checkin(person_id=eileen.pk, data=kiosk_crop(engine, astronaut_bgr, seed=3),
+                                               checkin_id=60) is None
+    assert eileen.photos.count() == before
+    assert any("(adaptation_stopped)" in r.getMessage() for r in caplog.records)
