@@ -174,10 +174,11 @@ def person_templates(photos: list[Templates], qualities: list[float | None]) -> 
                            np.array(margins, np.float32))
 
 
-# a gallery of fewer people keeps the engine's thresholds: one pair of people is 2 / (n (n - 1)) of
-# its impostor pairs, so under about 100 people a single pair of look-alikes (twins, someone
-# enrolled twice) would be the 99.9th percentile by itself and lift the threshold over every
-# check-in's score (12 people with one such pair: 0.43 -> 0.98, nobody checked in)
+# a gallery of fewer people keeps the engine's thresholds: each person probes with one photo of each
+# kind, so one pair of people is 2 / (n (n - 1)) of the impostor pairs, and under about 100 people
+# a single pair of look-alikes (twins, someone enrolled twice) would be the 99.9th percentile by
+# itself and lift the threshold over every check-in's score (12 people with one such pair:
+# 0.43 -> 0.98, nobody checked in)
 MIN_FIT_PEOPLE = 100
 
 
@@ -186,10 +187,12 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     engine's), raised to the 99.9th percentile of impostor scores between the gallery's people
     (unmasked probes against photographed templates; masked probes against every template).
 
-    ``probes``: what a probe looks like, one template per photo and kind; ``index``'s templates are
-    scored as a search scores them, less their margins. A gallery of fewer than
-    :data:`MIN_FIT_PEOPLE` people, and a kind with fewer than 100 impostor pairs, keeps its base
-    threshold (``source`` says which applied). Rows are sampled with a fixed seed.
+    ``probes``: what a probe looks like, one template per photo and kind, of which each person's
+    first of each kind probes (so that a person with many photos weighs no more than one with one:
+    twins enrolled from 20 photos each lifted a 120-person site's threshold from 0.43 to 0.88);
+    ``index``'s templates are scored as a search scores them, less their margins. A gallery of
+    fewer than :data:`MIN_FIT_PEOPLE` people, and a kind with fewer than 100 impostor pairs, keeps
+    its base threshold (``source`` says which applied). Rows are sampled with a fixed seed.
 
     ``fitted`` holds the percentiles alone (``None`` for a kind with too few pairs): what
     :func:`probe_threshold` raises the engine's thresholds *of the day* to, so that an engine
@@ -198,14 +201,17 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     """
     result = {"unmasked": base["unmasked"], "masked": base["masked"], "source": "engine", "impostor_pairs": 0,
               "fitted": {"unmasked": None, "masked": None}}
-    if len(index.identities) < 3:
+    if len(index.identities) < MIN_FIT_PEOPLE:
         return result
     rng = np.random.default_rng(0)
 
-    def sample(ix: Index) -> np.ndarray:
-        return rng.permutation(len(ix))[:max_templates] if len(ix) > max_templates else np.arange(len(ix))
+    def sample(rows: np.ndarray) -> np.ndarray:
+        return rng.permutation(rows)[:max_templates] if len(rows) > max_templates else rows
 
-    g, q = sample(index), sample(probes)
+    first: dict[tuple[str, int], int] = {}
+    for row, key in enumerate(zip(probes.labels, probes.kinds.tolist(), strict=True)):
+        first.setdefault(key, row)
+    g, q = sample(np.arange(len(index))), sample(np.array(sorted(first.values()), dtype=np.int64))
     scores = probes.vectors[q] @ index.vectors[g].T
     if index.margins is not None:  # as a search would score them: less the matched template's margin
         scores = scores - index.margins[g][None, :]
@@ -214,7 +220,7 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     imp_u = scores[np.ix_(probe_unmasked, gallery_unmasked)][other[np.ix_(probe_unmasked, gallery_unmasked)]]
     imp_m = scores[~probe_unmasked][other[~probe_unmasked]]
     for key, impostors in (("unmasked", imp_u), ("masked", imp_m)):
-        if len(impostors) >= 100 and len(index.identities) >= MIN_FIT_PEOPLE:
+        if len(impostors) >= 100:
             fitted = round(float(np.quantile(impostors, 0.999)), 4)
             result["fitted"][key] = fitted
             result[key] = max(base[key], fitted)
