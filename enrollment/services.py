@@ -172,12 +172,11 @@ def person_erase(*, person: Person, actor: object | None) -> None:
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
+        # first the lock a rebuild's switch takes too: a switch that read the person as active commits
+        # before this goes on, and the scrub below, a later statement, sees the version it made
+        # (locking only in the scrub, PostgreSQL's snapshot of that one statement could miss it; a
+        # lock on the active version's row could be on a row another erasure deleted meanwhile)
         _index_writers_take_turns()
-        # then the lock a rebuild's switch takes (the active version's row): a switch that read the
-        # person as active commits before this goes on, and the scrub below, a later statement,
-        # sees the version it made (locking only in the scrub, PostgreSQL's snapshot of that one
-        # statement could miss it, and the person stayed in the active index)
-        list(IndexVersion.objects.select_for_update().filter(is_active=True))
         # then the photos: a template store in flight (it locks its photo) commits first, and the
         # delete below takes its templates too (else its insert breaks this commit's foreign keys)
         names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
@@ -967,12 +966,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
     run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
                  "photos": photo_count}
-    if version is None:
-        run.message = "done, but a rebuild that started later finished first: its version stays active"
-    else:
-        run.index_version = version
-        run.message = (f"index v{version.pk} active: {version.people_count} people, "
-                       f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
+    run.index_version = version
+    run.message = (f"index v{version.pk} active: {version.people_count} people, "
+                   f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
     run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
     audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run, summary=f"run #{run.pk}: {run.message}")
     events.training_progress(run)
@@ -1080,9 +1076,13 @@ def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:
 
 
 def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,
-                  metrics: dict) -> IndexVersion | None:
-    """Write the file and make it the active version in one transaction; ``None`` when a newer
-    run's version is already active (the older result is dropped)."""
+                  metrics: dict) -> IndexVersion:
+    """Write the file and make it the active version in one transaction.
+
+    Always this run's: runs take turns (a claim refuses while another run is alive and records an
+    older running one failed, whose switch then finds the run no longer its own), so the active
+    version was read before this run was. (Dropping a result whose run had a lower id than the
+    active version's lost the changes that joined a queued run while a ``rebuild_index`` ran.)"""
     name, committed = None, []
     try:
         with transaction.atomic():
@@ -1090,11 +1090,8 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
             # switch failed (the clean-up below would delete the new active version's file)
             transaction.on_commit(lambda: committed.append(True))
             _index_writers_take_turns()
-            current = IndexVersion.objects.select_for_update().filter(is_active=True).first()
             if not _still_ours(run).select_for_update().exists():   # locked: no takeover until it commits
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
-            if _built_later(current, run):
-                return None
             # people erased or deactivated while this run was embedding must not come back
             live = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
             for label in index.identities - live:
@@ -1111,21 +1108,6 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
         if name and not committed:
             (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
         raise
-
-
-def _built_later(current: IndexVersion | None, run: TrainingRun) -> bool:
-    """Whether the active version ``current`` was built by a run that started after ``run`` did, so
-    read the people and photos later than ``run``: ``run``'s result would put older ones back.
-
-    By start, not by id: a run's id says when it was asked for, and a queued run (a change's,
-    debounced) can start after a newer one (``rebuild_index``, a retry) has finished; the changes
-    that joined the queued run meanwhile are only in its own result."""
-    built_by = current.built_by if current and current.built_by_id else None
-    if built_by is None or built_by.pk == run.pk:
-        return False
-    if built_by.started_at is None or run.started_at is None:   # rows from before runs were claimed
-        return built_by.pk > run.pk
-    return built_by.started_at > run.started_at
 
 
 # PostgreSQL advisory lock key of the index writers (below): "mask" in ASCII

@@ -498,18 +498,6 @@ def test_duplicate_messages_do_nothing(make_photo):
     assert IndexVersion.objects.count() == 1
 
 
-def test_a_run_that_started_earlier_never_replaces_a_later_runs_version(make_photo):
-    """The active version was built from later reads than this run's: its result is dropped."""
-    people_with_photos(make_photo, n_people=1, n_photos=1)
-    newer = services.index_rebuild(run_id=TrainingRun.objects.create(reason="newer").pk, force=True)
-    earlier = timezone.now() - timedelta(minutes=1)
-    run = TrainingRun.objects.create(reason="started first", state=TrainingRun.State.RUNNING,
-                                     started_at=earlier, heartbeat_at=timezone.now(), attempts=1)
-    index = IndexVersion.objects.current().load()
-    assert services._index_switch(run=run, index=index, version_key="v", photo_count=1, metrics={}) is None
-    assert IndexVersion.objects.current() == newer.index_version
-
-
 def test_changes_that_join_a_queued_run_while_a_command_rebuilds_reach_the_index(make_photo, monkeypatch):
     """A change queues run A (debounced); ``rebuild_index`` starts run B (a higher id) meanwhile; a
     person enrolled and a photo removed while B runs join A, which starts after B finished: A's
