@@ -177,7 +177,9 @@ def test_a_jpegs_other_app_segments_and_bytes_after_its_end_are_not_kept():
     plain = buf.getvalue()
     app3 = plain[:2] + _app_segment(0xE3, b"GPS 48.8566 N") + plain[2:]
     trailer = plain + b"motion clip taken at 48.8566 N"
-    for data in (app3, trailer):
+    thumbnail = plain[:2] + _app_segment(0xE0, b"JFXX\x00\x10 48.8566") + plain[2:]   # APP0, not JFIF
+    filled = plain[:2] + b"\xff" + _app_segment(0xE3, b"GPS 48.8566 N") + plain[2:]    # a fill byte first
+    for data in (app3, trailer, thumbnail, filled):
         assert Image.open(io.BytesIO(data)).info.keys() == Image.open(io.BytesIO(plain)).info.keys()
         kept = without_metadata(data, **LIMITS)
         assert b"48.8566" not in kept and kept.endswith(b"\xff\xd9")

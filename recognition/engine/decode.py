@@ -68,24 +68,32 @@ _PLAIN_INFO = frozenset({"jfif", "jfif_version", "jfif_unit", "jfif_density", "d
                          "aspect", "interlace", "loop", "background", "duration", "version", "compression"})
 
 
-# JPEG APPn markers that only say how the pixels are encoded or shown: APP0 (JFIF), APP2 (ICC
-# profile), APP14 (Adobe's colour transform); any other (EXIF, XMP, a maker's or an app's own) may
-# say more than the pixels do
-_PLAIN_APP_MARKERS = frozenset({0xE0, 0xE2, 0xEE})
+# JPEG APPn segments that only say how the pixels are encoded or shown, by marker and the
+# identifier they start with: APP0 JFIF (not JFXX, a thumbnail of the original), APP2 ICC profile
+# (not FlashPix or a multi-picture index), APP14 Adobe's colour transform. Any other (EXIF, XMP, a
+# maker's or an app's own) may say, or show, more than the pixels do
+_PLAIN_APP_SEGMENTS = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
 
 
 def _jpeg_hides_more(data: bytes) -> bool:
     """Whether a JPEG holds what Pillow's ``info`` does not show: an APPn segment other than
-    :data:`_PLAIN_APP_MARKERS` before its scan, or bytes after its end-of-image marker (a phone's
-    appended clip, text put there)."""
+    :data:`_PLAIN_APP_SEGMENTS` before its first scan, or bytes after its end-of-image marker (a
+    phone's appended clip, text put there). Segments after the first scan (rare: between a
+    progressive JPEG's scans) are not looked for."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]
+        if marker == 0xFF:   # a fill byte before a marker
+            pos += 1
+            continue
         if marker == 0xDA:   # start of scan: no more header segments
             break
-        if 0xE0 <= marker <= 0xEF and marker not in _PLAIN_APP_MARKERS:
-            return True
-        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if 0xE0 <= marker <= 0xEF:
+            plain = _PLAIN_APP_SEGMENTS.get(marker)
+            if plain is None or not data[pos + 4:pos + 2 + length].startswith(plain):
+                return True
+        pos += 2 + length
     return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
@@ -116,6 +124,8 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         if out.tell() <= max_bytes:
             return out.getvalue()
     while out.tell() > max_bytes:
+        if rgb.width == 1 and rgb.height == 1:   # a limit below any JPEG's own size
+            raise FrameTooLarge(f"the photo cannot be stored in {max_bytes} bytes")
         # the bytes go about with the pixels: aim a little under the limit
         scale = 0.95 * (max_bytes / out.tell()) ** 0.5
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
