@@ -317,7 +317,8 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
 def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
               schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
-              check_lookalike: bool = True, max_photos: int | None = None) -> FacePhoto:
+              check_lookalike: bool = True, max_photos: int | None = None,
+              while_adapting: bool = False) -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
@@ -327,6 +328,9 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     the caller has it. ``check_lookalike``: look for another person with this face (below).
     ``max_photos``: refuse (``enough_photos``) when the person already has that many photos, checked
     where adds to one person take turns, so that two adds at once cannot both pass it.
+    ``while_adapting`` (gallery adaptation): refuse (``adaptation_stopped``) unless the person is
+    still active with adaptation on, read there too (an administrator may have stopped it, removed
+    a kept photo or deactivated them while the face was checked).
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
@@ -354,15 +358,14 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
             # (FOR NO KEY UPDATE: check-ins referring to the person are not held up); an erasure
             # that committed while the photo was inspected left no row to add it to (its insert
             # would break the foreign key at commit)
-            if not Person.objects.select_for_update(no_key=True).filter(pk=person.pk).exists():
+            row = (Person.objects.select_for_update(no_key=True).filter(pk=person.pk)
+                   .values_list("active", "gallery_adaptation").first())
+            if row is None:
                 raise Person.DoesNotExist(f"person #{person.pk} was erased while their photo was being added")
             _refuse_known(person, sha)
             if max_photos is not None and FacePhoto.objects.filter(person_id=person.pk).count() >= max_photos:
                 raise PhotoRefused("enough_photos")
-            if source == FacePhoto.Source.CHECKIN and not Person.objects.filter(
-                    pk=person.pk, active=True, gallery_adaptation=True).exists():
-                # read again where adds take turns: an administrator who removed a kept photo (which
-                # stops adaptation) or deactivated the person while this one was checked keeps nothing
+            if while_adapting and not all(row):
                 raise PhotoRefused("adaptation_stopped")
             photo.save()
             audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
@@ -457,9 +460,9 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     ``MASKNET_GALLERY_ADAPT_MARGIN`` above that threshold against the person's own photos that were
     *not* kept this way (so that a wrong photo kept once cannot make the next one easier). Anything
     else returns ``None`` and keeps nothing (an INFO log line says why, without names or pixels,
-    except for the setting off, adaptation stopped and enough photos: the usual cases). The photo's
-    audit record names the check-in; the admin lists it among the person's photos, where removing it
-    stops adaptation for that person (:func:`photo_remove`).
+    except when the first look finds the setting off, adaptation stopped or enough photos: the
+    usual cases). The photo's audit record names the check-in; the admin lists it among the
+    person's photos, where removing it stops adaptation for that person (:func:`photo_remove`).
     """
     def skip(why: str) -> None:
         log.info("check-in #%s: its face was not added to person #%s's photos: %s", checkin_id, person_id, why)
@@ -491,7 +494,7 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
     try:
         return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
                          source=FacePhoto.Source.CHECKIN, inspection=inspection, check_lookalike=False,
-                         max_photos=settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS,
+                         max_photos=settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS, while_adapting=True,
                          why=f"gallery adaptation from check-in #{checkin_id} (score {own:.3f})")
     except PhotoRefused as exc:    # the same crop twice (a duplicate), or another site's kept first
         return skip(f"refused ({exc.code})")
