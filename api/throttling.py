@@ -50,7 +50,7 @@ class ApiRateThrottle(SimpleRateThrottle):
         self.cache.add(key, 0, timeout=self.duration + 1)
         try:
             count = self.cache.incr(key)
-        except ValueError:   # expired between add and incr (the window's last instant): a new one
+        except ValueError:   # evicted between add and incr (a full local-memory cache): start it again
             self.cache.add(key, 1, timeout=self.duration + 1)
             count = 1
         return count <= self.num_requests

@@ -685,15 +685,16 @@ def index_rebuild_resume_due() -> bool:
     return time.monotonic() - _resume_checked >= RESUME_AFTER_S
 
 
-def index_rebuild_resume() -> int:
+def index_rebuild_resume(*, now: bool = False) -> int:
     """Hand the queued runs whose start is overdue, and the running runs whose worker stopped
     beating (below MAX_ATTEMPTS), to the runner again; returns how many. Their message was lost:
     the embedded runner's queue and thread die with its process (a restart), a broker can lose
     one. A deactivation waiting in such a run would otherwise keep the person recognisable until
     the next change. Nothing while a rebuild is alive (queued runs wait for it on their own);
-    checked at most once a minute per process (kiosks loading the index, admin pages call it)."""
+    checked at most once a minute per process (kiosks loading the index, admin pages call it),
+    unless ``now`` (Celery beat's task, whose schedule is the rhythm)."""
     global _resume_checked
-    if not index_rebuild_resume_due():
+    if not now and not index_rebuild_resume_due():
         return 0
     _resume_checked = time.monotonic()
     if TrainingRun.objects.alive().exists():

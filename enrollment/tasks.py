@@ -42,4 +42,4 @@ def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries
 def resume_rebuilds_task() -> int:
     """Hand overdue queued runs, and running ones whose worker died, to the workers again
     (``services.index_rebuild_resume``); scheduled every minute by Celery beat. Returns how many."""
-    return services.index_rebuild_resume()
+    return services.index_rebuild_resume(now=True)

@@ -317,7 +317,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired": {"task": "recognition.purge_expired", "schedule": crontab(hour=3, minute=30)},
     # a rebuild whose message was lost (Redis away at the hand-off) starts within a minute or two
     # even where no admin page or kiosk is open to notice it (an API-only site)
-    "resume-rebuilds": {"task": "enrollment.resume_rebuilds", "schedule": 60.0},
+    # (expires: one that waited a minute behind a long rebuild is superseded by the next)
+    "resume-rebuilds": {"task": "enrollment.resume_rebuilds", "schedule": 60.0, "options": {"expires": 60}},
 }
 
 LOGGING = {

@@ -384,6 +384,12 @@ def test_a_queued_run_whose_message_was_lost_is_started_again(db, enqueued, monk
         assert services.index_rebuild_resume() == 1
         assert services.index_rebuild_resume() == 0            # checked a moment ago
     assert [c["run_id"] for c in enqueued] == [old.pk]
+    # Celery beat's task looks whenever its schedule says (a process's last look does not hold it back)
+    from enrollment.tasks import resume_rebuilds_task
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert resume_rebuilds_task() == 1
+    assert [c["run_id"] for c in enqueued] == [old.pk, old.pk]
     monkeypatch.setattr(services, "_resume_checked", 0.0)
     TrainingRun.objects.create(reason="alive", state="running", heartbeat_at=timezone.now())
     assert services.index_rebuild_resume() == 0
