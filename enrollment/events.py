@@ -73,3 +73,12 @@ def index_updated(version) -> None:
                "templates": version.template_count, "outdated": version.outdated}
     publish(KIOSKS_GROUP, message)
     publish(TRAINING_GROUP, message)
+
+
+def index_withdrawn() -> None:
+    """Tell kiosks that no index version is active any more (an erasure deleted an active version
+    it could not read, so made no replacement): processes that still hold a readable copy drop it
+    now, not at their next recheck, since it may hold the erased person."""
+    message = {"type": "index.updated", "version": None, "people": 0, "templates": 0, "outdated": False}
+    publish(KIOSKS_GROUP, message)
+    publish(TRAINING_GROUP, message)

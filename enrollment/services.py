@@ -1222,6 +1222,9 @@ def _index_scrub(*, label: str, photos: int) -> int:
             IndexVersion.objects.filter(pk=version.pk).update(is_active=False)
             _activate(replacement)
             transaction.on_commit(lambda v=replacement: events.index_updated(v))
+        elif version.is_active:
+            # other processes may still hold a copy they read before: they drop it on hearing this
+            transaction.on_commit(events.index_withdrawn)
         doomed.append(version)
     IndexVersion.objects.filter(pk__in=[v.pk for v in doomed]).delete()
     names = [v.path for v in doomed]

@@ -89,7 +89,13 @@
       });
   }
   function showIndex(info) {
-    if (!info || info.version < indexShown) return;
+    if (!info) return;
+    if (info.version === null) {   // an erasure deleted an active version it could not read
+      indexShown = 0;
+      indexEl.textContent = "No index active: a rebuild is queued";
+      return;
+    }
+    if (info.version < indexShown) return;
     indexShown = info.version;
     indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
     // the server says whether the active version is this recognizer's ("outdated": false once rebuilt)

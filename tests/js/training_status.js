@@ -120,6 +120,12 @@ async function main() {
   p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 4, people: 2, templates: 4, outdated: false }) });
   check("a version of this recognizer hides it", p.outdated.hidden === true, p.outdated.hidden);
   check("and shows the new version", p.index.textContent.startsWith("Index v4 active"), p.index.textContent);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: null, people: 0, templates: 0, outdated: false }) });
+  check("an erasure that withdrew the active version: the bar says none is active",
+        p.index.textContent.startsWith("No index active"), p.index.textContent);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "index", version: 2, people: 1, templates: 2, outdated: false }) });
+  check("and the version its rebuild makes shows again", p.index.textContent.startsWith("Index v2 active"),
+        p.index.textContent);
 
   // ---- what was sent before the socket joined the group: asked for once it is open
   const finished = { id: 5, state: "succeeded", progress: 100, message: "done" };
