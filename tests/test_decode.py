@@ -184,8 +184,58 @@ def test_a_jpegs_other_app_segments_and_bytes_after_its_end_are_not_kept():
         kept = without_metadata(data, **LIMITS)
         assert b"48.8566" not in kept and kept.endswith(b"\xff\xd9")
         assert np.abs(decode_image(kept, **LIMITS).astype(int) - decode_image(plain, **LIMITS)).mean() < 2
+    tagged = io.BytesIO()
+    Image.fromarray(img).save(tagged, "JPEG", comment=b"GPS 48.8566 N")
+    second = plain + tagged.getvalue()                  # ends in an end-of-image marker too
+    first = 4 + int.from_bytes(plain[4:6], "big")      # after the JFIF segment
+    junk = plain[:first] + b"\x00" + _app_segment(0xE3, b"GPS 48.8566 N") + plain[first:]   # Pillow skips the junk
+    for data in (second, junk):
+        kept = without_metadata(data, **LIMITS)
+        assert b"48.8566" not in kept
+        assert np.abs(decode_image(kept, **LIMITS).astype(int) - decode_image(plain, **LIMITS)).mean() < 2
     icc = plain[:2] + _app_segment(0xE2, b"ICC_PROFILE\x00\x01\x01") + plain[2:] + b"\x00\x00"
     assert without_metadata(icc, **LIMITS) == icc      # a colour profile and zero padding say nothing
+    # the whole file is walked: a progressive JPEG's several scans and a baseline one's restart
+    # markers are pixels, kept as they are
+    for options in ({"progressive": True}, {"restart_marker_blocks": 1}):
+        other = io.BytesIO()
+        Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), np.uint8)).save(other, "JPEG",
+                                                                                             **options)
+        assert without_metadata(other.getvalue(), **LIMITS) == other.getvalue()
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import zlib
+
+    return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+
+def test_a_png_or_webps_late_chunks_private_chunks_and_trailer_are_not_kept():
+    """Pillow's ``info`` shows a PNG's chunks before its pixels only, and neither a private chunk
+    nor bytes after the end: a PNG or WebP is always stored re-encoded from its pixels."""
+    from recognition.engine.decode import without_metadata
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255
+    png = io.BytesIO()
+    Image.fromarray(img).save(png, "PNG")
+    plain = png.getvalue()
+    end = plain.rindex(b"IEND") - 4
+    late_text = plain[:end] + _png_chunk(b"tEXt", b"Location\x0048.8566 N") + plain[end:]
+    private = plain[:end] + _png_chunk(b"prVt", b"48.8566 N") + plain[end:]
+    trailer = plain + b"48.8566 N"
+    webp = io.BytesIO()
+    Image.fromarray(img).save(webp, "WEBP", lossless=True)
+    riff = webp.getvalue()
+    chunk = b"ABCD" + (10).to_bytes(4, "little") + b"48.8566 N\x00"
+    webp_chunk = b"RIFF" + (len(riff) - 8 + len(chunk)).to_bytes(4, "little") + riff[8:] + chunk
+    for data in (late_text, private, trailer, webp_chunk, riff + b"48.8566 N"):
+        assert np.array_equal(decode_image(data, **LIMITS), img[:, :, ::-1])   # still readable
+        kept = without_metadata(data, **LIMITS)
+        assert b"48.8566" not in kept
+        with Image.open(io.BytesIO(kept)) as out:
+            assert out.format == "PNG"
+        assert np.array_equal(decode_image(kept, **LIMITS), img[:, :, ::-1])   # lossless
 
 
 def test_a_photo_re_encoded_without_its_metadata_stays_under_the_size_limit():

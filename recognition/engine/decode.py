@@ -77,31 +77,55 @@ _PLAIN_APP_SEGMENTS = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adob
 
 def _jpeg_hides_more(data: bytes) -> bool:
     """Whether a JPEG holds what Pillow's ``info`` does not show: an APPn segment other than
-    :data:`_PLAIN_APP_SEGMENTS` before its first scan, or bytes after its end-of-image marker (a
-    phone's appended clip, text put there). Segments after the first scan (rare: between a
-    progressive JPEG's scans) are not looked for."""
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF:
+    :data:`_PLAIN_APP_SEGMENTS` or a comment anywhere (between a progressive JPEG's scans too), a
+    byte where a marker must be (Pillow skips such junk and decodes the picture all the same), or
+    anything but zero padding after its end-of-image marker (a phone's appended clip, a second
+    JPEG with its own EXIF). The whole file is walked: its segments and, after each start of scan,
+    the entropy-coded data up to the next marker."""
+    n, pos = len(data), 2
+    while True:
+        if pos + 2 > n or data[pos] != 0xFF:
+            return True   # truncated, or not a marker where one must be
         marker = data[pos + 1]
         if marker == 0xFF:   # a fill byte before a marker
             pos += 1
             continue
-        if marker == 0xDA:   # start of scan: no more header segments
-            break
+        if marker == 0xD9:   # end of image: only zero padding may follow
+            return bool(data[pos + 2:].strip(b"\x00"))
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:   # markers without a length
+            pos += 2
+            continue
         length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if pos + 4 > n or length < 2:
+            return True
+        if marker == 0xFE:
+            return True   # a comment
         if 0xE0 <= marker <= 0xEF:
             plain = _PLAIN_APP_SEGMENTS.get(marker)
             if plain is None or not data[pos + 4:pos + 2 + length].startswith(plain):
                 return True
         pos += 2 + length
-    return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
+        if marker == 0xDA:   # start of scan: its data runs to the next marker (not a stuffed 0xFF00 or a restart)
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return True   # no end-of-image marker
+                following = data[pos + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    pos += 2
+                elif following == 0xFF:
+                    pos += 1
+                else:
+                    break
 
 
 def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
-    """``data`` as a photo may be kept: unchanged when it holds nothing but its pixels, else
+    """``data`` as a photo may be kept: a JPEG unchanged when it holds nothing but its pixels, else
     re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a phone's GPS position,
     the time, the camera's serial number), XMP, IPTC, comments, text, a JPEG's other APPn segments
-    or bytes after its end: as a PNG when it was not a JPEG and that fits in ``max_bytes``, else as
+    or bytes after its end. A PNG or WebP is always re-encoded (their chunks after the pixels, a
+    private chunk or a trailer are not in Pillow's ``info`` when it opens them; a PNG is lossless,
+    and a WebP's pixels are what was decoded): as a PNG when that fits in ``max_bytes``, else as
     a JPEG of the highest quality that fits (95 down to 75), scaled down until it fits at 75 (a noisy
     photo saved at a low quality can grow when saved at 75). The orientation is applied to the
     pixels. Raises as :func:`decode_image` does."""
@@ -113,7 +137,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(_unreadable(exc)) from exc
-    if not extra and not (jpeg and _jpeg_hides_more(data)):
+    if jpeg and not extra and not _jpeg_hides_more(data):
         return data
     bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
