@@ -24,6 +24,13 @@ user's own desk keeps working); the cap is high enough to stop only brute force.
 back only its own reservation on this count, so the real user logging in does not reset an
 attacker's tally.
 
+A third cap counts per address across all usernames (``MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS``,
+default 10 x ``MASKNET_LOGIN_MAX_FAILURES``): a new username each time started fresh counts on
+the other two, so one client could spray a password over every username, or make the server hash
+a password (about a second of a core: unknown usernames are hashed too, to hide which exist) with
+every request. It does not apply to an address anyone logged in from within the last 30 days (an
+office behind one NAT keeps working); a success there gives back its own reservation only.
+
 The cache is Django's default cache: Redis when ``REDIS_URL`` is set (the production layout), so
 the counts and locks are shared by every web node; without it (one embedded process) they live in
 that process's memory (see docs/deployment.md). Behind a reverse proxy, start Daphne with
@@ -58,16 +65,24 @@ def _digest(*parts: str) -> str:
 
 def _counters(request) -> list[tuple[str, str, int]]:
     """(attempts key, lock key, limit) for the username+address pair, then, unless this address
-    logged in as this username before (:data:`KNOWN_S`), the username alone."""
+    logged in as this username before (:data:`KNOWN_S`), the username alone, then, unless anyone
+    logged in from this address before, the address alone."""
     username = normalize_username(request.POST.get("username") or "")
     ip = request.META.get("REMOTE_ADDR") or "?"
     per_pair = int(settings.MASKNET_LOGIN_MAX_FAILURES)
     per_username = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME)
-    pair, user = _digest(username, ip), _digest(username)
+    per_address = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS)
+    pair, user, address = _digest(username, ip), _digest(username), _digest("address", ip)
     counters = [(f"{PREFIX}-attempts:{pair}", f"{PREFIX}-locked:{pair}", per_pair)]
     if not cache.get(_known_key(request)):
         counters.append((f"{PREFIX}-user-attempts:{user}", f"{PREFIX}-user-locked:{user}", per_username))
+    if not cache.get(_known_address_key(request)):
+        counters.append((f"{PREFIX}-address-attempts:{address}", f"{PREFIX}-address-locked:{address}", per_address))
     return counters
+
+
+def _known_address_key(request) -> str:
+    return f"{PREFIX}-known-address:{_digest('address', request.META.get('REMOTE_ADDR') or '?')}"
 
 
 def _known_key(request) -> str:
@@ -128,8 +143,10 @@ class LoginThrottleMiddleware:
             for key in user_keys:
                 _release(key)
             # this address is the user's own: the per-username cap no longer applies to it, so an
-            # attacker elsewhere cannot lock the user out of their usual place
+            # attacker elsewhere cannot lock the user out of their usual place; nor does the
+            # per-address cap (an office's NAT)
             cache.set(_known_key(request), 1, KNOWN_S)
+            cache.set(_known_address_key(request), 1, KNOWN_S)
         elif response.status_code == 403:      # refused before the form ran (CSRF)
             for key, *_ in reserved:
                 _release(key)

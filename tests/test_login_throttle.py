@@ -19,6 +19,7 @@ LOGIN = "/admin/login/"
 def throttle(settings):
     settings.MASKNET_LOGIN_MAX_FAILURES = 3
     settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = 30
+    settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = 40
     settings.MASKNET_LOGIN_LOCKOUT_S = 120
     cache.clear()
     yield
@@ -117,6 +118,26 @@ def test_varying_the_address_hits_the_per_username_cap(client, staff):
     assert statuses == [200] * 30
     assert login(client, "alice", "right-password-123", ip="10.2.0.1").status_code == 429
     assert login(client, "bob", "wrong", ip="10.2.0.1").status_code == 200
+
+
+def test_one_address_trying_a_new_username_each_time_hits_the_per_address_cap(client, staff, settings,
+                                                                              monkeypatch):
+    """Each new username started fresh counts per pair and per username: one client could spray
+    a password over every username, and make the server hash a password with each request."""
+    from django.contrib.auth import forms
+
+    settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = 8
+    calls = []
+    real = forms.authenticate
+    monkeypatch.setattr(forms, "authenticate", lambda *a, **k: calls.append(k.get("username")) or real(*a, **k))
+    statuses = [login(client, f"user{n}", "Spring2026!", ip="10.9.0.1").status_code for n in range(12)]
+    assert statuses == [200] * 8 + [429] * 4 and len(calls) == 8
+    assert login(client, "alice", "right-password-123", ip="10.9.0.1").status_code == 429
+    assert login(client, "nobody", "x", ip="10.9.0.2").status_code == 200      # other addresses are not
+    # an address someone logged in from (an office's NAT) is not held to it
+    assert login(client, "alice", "right-password-123", ip="10.9.0.3").status_code == 302
+    client.logout()
+    assert [login(client, f"other{n}", "x", ip="10.9.0.3").status_code for n in range(10)] == [200] * 10
 
 
 def test_the_real_users_success_does_not_reset_the_per_username_count(client, staff, settings):

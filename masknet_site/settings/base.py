@@ -365,3 +365,7 @@ MASKNET_LOGIN_LOCKOUT_S = int(env("MASKNET_LOGIN_LOCKOUT_S", "300"))
 # ... and this many per username from all addresses together (an attacker varying the address)
 MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
                                                   str(10 * MASKNET_LOGIN_MAX_FAILURES)))
+# ... and per client address across all usernames, unless anyone logged in from that address in
+# the last 30 days (login_throttle.py): one client trying a new username each time
+MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                                                 str(10 * MASKNET_LOGIN_MAX_FAILURES)))
