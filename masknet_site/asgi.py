@@ -34,3 +34,10 @@ application = ProtocolTypeRouter({
     "websocket": AllowedHostsOriginValidator(URLRouter(
         _behind(CookieMiddleware, kiosk_ws) + _behind(AuthMiddlewareStack, enrollment_ws))),
 })
+
+from django.conf import settings  # noqa: E402
+
+from masknet_site.loopback import LoopbackOnly  # noqa: E402
+
+if settings.MASKNET_LOOPBACK_ONLY:   # the development settings with DEBUG on or their public key
+    application = LoopbackOnly(application)

@@ -206,3 +206,49 @@ def test_the_development_server_logs_each_line_once():
 def test_demo_data_is_refused_under_the_production_settings():
     proc = manage("demo", "--no-enroll", **PROD_ENV)
     assert proc.returncode != 0 and "production settings" in proc.stderr
+
+
+def test_the_development_guard_serves_only_this_machine():
+    """``make run HOST=0.0.0.0`` without the documented variables: a client on the network that sends
+    ``Host: localhost`` passed the allowed-hosts check and was served DEBUG's pages."""
+    import asyncio
+
+    from masknet_site.loopback import LoopbackOnly
+
+    served = []
+
+    async def app(scope, receive, send):
+        served.append(scope["client"])
+
+    async def request(kind: str, client):
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append(message)
+
+        await LoopbackOnly(app)({"type": kind, "client": client}, receive, send)
+        return sent
+
+    for client in (("127.0.0.1", 5000), ("::1", 5000), None):
+        assert asyncio.run(request("http", client)) == []
+    assert served == [("127.0.0.1", 5000), ("::1", 5000), None]
+    refused = asyncio.run(request("http", ("10.0.0.5", 5000)))
+    assert refused[0]["status"] == 403 and b"development server" in refused[1]["body"]
+    assert asyncio.run(request("websocket", ("192.168.1.20", 5000))) == [{"type": "websocket.close", "code": 4403}]
+    assert asyncio.run(request("http", ("not-an-address", 1)))[0]["status"] == 403
+    assert len(served) == 3
+
+
+@pytest.mark.reliability
+def test_the_development_settings_guard_their_asgi_application_unless_debug_is_off_with_a_key():
+    code = ("from masknet_site.asgi import application; from masknet_site.loopback import LoopbackOnly; "
+            "print(isinstance(application, LoopbackOnly))")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    for extra, expected in (({}, "True"), ({"DJANGO_DEBUG": "0"}, "True"),
+                            ({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "k" * 50}, "False")):
+        proc = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**base, **extra})
+        assert proc.stdout.strip().splitlines()[-1] == expected, (extra, proc.stderr)

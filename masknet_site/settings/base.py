@@ -231,6 +231,9 @@ MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 36
 MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
 # how often an open kiosk socket re-reads its kiosk row and the active index version (seconds)
 MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
+# set by the development settings (masknet_site.loopback): serve only this machine's clients
+MASKNET_LOOPBACK_ONLY = False
+
 
 # Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
 # > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse

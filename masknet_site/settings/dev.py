@@ -22,3 +22,7 @@ if (DEBUG or SECRET_KEY == DEV_KEY) and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
         "settings (DEBUG on, or their public secret key): set DJANGO_SETTINGS_MODULE=masknet_site.settings.prod "
         "for a deployment (docs/deployment.md), or DJANGO_DEBUG=0 and DJANGO_SECRET_KEY to serve other hosts "
         "from a development copy")
+
+# ... and whatever DJANGO_ALLOWED_HOSTS says, only this machine's own clients are served then (a
+# client sets the Host header it is checked against): masknet_site.loopback
+MASKNET_LOOPBACK_ONLY = DEBUG or SECRET_KEY == DEV_KEY
