@@ -70,7 +70,7 @@
     msg = msg || {};
     const name = msg.name || "";
     switch (state) {
-      case "starting": return { tone: "idle", icon: "scan", title: "Starting the camera…", detail: "One moment, please." };
+      case "starting": return { tone: "idle", icon: "scan", title: "Starting the camera…", detail: "One moment, please. If the browser asks, allow the camera." };
       case "connecting": return { tone: "idle", icon: "scan", title: "Connecting…", detail: "Getting ready to check you in." };
       case "searching": return { tone: "idle", icon: "face", title: "Looking for a face", detail: "Step up to the screen and look at the camera." };
       case "adjust": {
@@ -81,8 +81,8 @@
       case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked };
       case "already": return { tone: "info", icon: "again", title: `Already checked in today at ${msg.time}`, detail: `Hello again, ${name}.`, mask: msg.masked };
       case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
-      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site (the camera icon in the address bar or the browser’s site settings), then reload this page.", noCamera: true };
-      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it, then reload this page. We will keep trying.", noCamera: true };
+      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site in the browser’s site settings. This page starts it by itself once allowed (or reload it).", noCamera: true };
+      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it. This page keeps trying by itself.", noCamera: true };
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
@@ -160,12 +160,15 @@
   // in an old browser) throws, which would stop the whole page: the browser's own zone then
   function dateFormat(options) {
     try {
-      return new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: config.time_zone || undefined }, options));
+      return new Intl.DateTimeFormat(PAGE_LANG, Object.assign({ timeZone: config.time_zone || undefined }, options));
     } catch (e) {
-      return new Intl.DateTimeFormat(undefined, options);
+      return new Intl.DateTimeFormat(PAGE_LANG, options);
     }
   }
-  const timeFmt = dateFormat({ hour: "2-digit", minute: "2-digit", hour12: false });
+  // in the page's language, not the browser's, and 00-23 as the server writes check-in times
+  // ("hour12: false" gives en-US "24:05" after midnight; some languages write "08.59")
+  const PAGE_LANG = (document.documentElement && document.documentElement.lang) || "en";
+  const timeFmt = dateFormat({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const dateFmt = dateFormat({ weekday: "long", day: "numeric", month: "long" });
   function tickClock() {
     const now = new Date();
@@ -308,6 +311,7 @@
     inFlight = false;
     helloSeen = false;         // a camera back before the next "hello" must not say "looking for a face"
     facebox.hidden = true;
+    lastResult = null;         // nor may a resize draw the last face's box again
     // a newer socket of this kiosk (another tab or screen with its cookie): reconnecting would only
     // close that one in turn
     if (replaced || ev.code === 4409) { stopped = true; render("replaced", {}, true); stopCamera(); return; }
@@ -357,7 +361,8 @@
       dead.close();
       onClose({ code: 1006 });
     }
-    if (!inFlight && cameraReady && ws && ws.readyState === WebSocket.OPEN && helloSeen
+    // a hidden page (minimised, another tab) sends nothing: nobody would see whom it checks in
+    if (!inFlight && cameraReady && !document.hidden && ws && ws.readyState === WebSocket.OPEN && helloSeen
         && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2) {
       sendFrame(now);
     }
@@ -367,7 +372,12 @@
   function sendFrame(now) {
     const vw = video.videoWidth, vh = video.videoHeight;
     if (!vw || !vh) return;
-    const scale = Math.min(1, (config.max_width || 640) / vw, (config.max_height || 480) / vh);
+    // a camera held upright (a tablet on a stand) gets the box turned too: fitting 720x1280 into
+    // 640x480 left its faces a quarter smaller than a landscape camera's ("come closer" at arm's length)
+    const long = Math.max(config.max_width || 640, config.max_height || 480);
+    const short = Math.min(config.max_width || 640, config.max_height || 480);
+    const [boxW, boxH] = vh > vw ? [short, long] : [long, short];
+    const scale = Math.min(1, boxW / vw, boxH / vh);
     const w = Math.round(vw * scale), h = Math.round(vh * scale);
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     ctx.drawImage(video, 0, 0, w, h);
@@ -412,7 +422,8 @@
       const name = err && err.name;
       if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
         render("camera_denied", {}, true);
-        return;    // only a reload (after the permission is changed) helps
+        whenAllowed();   // the permission changed in the browser's settings starts it, as a reload would
+        return;
       }
       render(name === "NotReadableError" || name === "AbortError" ? "camera_busy" : "no_camera", {}, true);
       setTimeout(startCamera, 5000);
@@ -434,6 +445,18 @@
     keepAwake();
   }
 
+  function whenAllowed() {
+    const permissions = navigator.permissions;
+    if (!permissions || typeof permissions.query !== "function") return;
+    permissions.query({ name: "camera" }).then((status) => {
+      status.onchange = () => {
+        if (status.state !== "granted" || stopped || cameraReady) return;
+        status.onchange = null;
+        startCamera();
+      };
+    }).catch(() => { /* "camera" is not a permission name this browser knows: a reload then */ });
+  }
+
   async function keepAwake() {
     try {
       if ("wakeLock" in navigator) {
@@ -443,7 +466,12 @@
   }
 
   window.addEventListener("resize", () => { if (lastResult && cameraReady) drawBox(lastResult.box); });   // no box over a camera error
-  document.addEventListener("visibilitychange", () => { if (!document.hidden && cameraReady) keepAwake(); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || !cameraReady) return;
+    keepAwake();
+    // shown again: whatever stood before it was hidden is over (frames stopped meanwhile)
+    if (helloSeen && !outage) { lastResult = null; facebox.hidden = true; render("searching", {}, true); }
+  });
 
   render("starting", {}, true);
   startCamera();

@@ -14,7 +14,9 @@ const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk
 /** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes;
  * ``cameraError``: the name of the error getUserMedia fails with (none: the camera works; the test
  * may change ``camera.error`` later). ``options``: ``config`` (added to the page's), ``fetch`` (instead
- * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``). */
+ * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``),
+ * ``video`` (the camera's picture size, default 640x480), ``date`` (what ``new Date()`` says),
+ * ``permissions`` (``navigator.permissions``). */
 function page(encodeMs = 0, cameraError = null, options = {}) {
   const time = clock();
   const sockets = [];
@@ -35,11 +37,18 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
   const elements = {
     "kiosk-config": element({ textContent: JSON.stringify(Object.assign(
       { ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }, options.config)) }),
-    camera: element({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} }),
+    camera: element(Object.assign({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} },
+                                  options.video)),
   };
+  const listeners = { document: {}, window: {} };
+  const listen = (where) => (type, fn) => { (listeners[where][type] = listeners[where][type] || []).push(fn); };
+  const RealDate = Date;
+  const FixedDate = options.date === undefined ? RealDate
+    : class extends RealDate { constructor(...args) { super(...(args.length ? args : [options.date])); } };
   const context = {
     console,
     Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error, AbortController,
+    Date: FixedDate,
     performance: { now: time.now },
     setTimeout: time.setTimeout,
     clearTimeout: time.clearTimeout,
@@ -57,19 +66,19 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
       const track = element({ stopped: false, stop() { this.stopped = true; }, end() { this.dispatch("ended"); } });
       camera.tracks.push(track);
       return { getVideoTracks: () => [track], getTracks: () => [track] };
-    } } },
+    } }, permissions: options.permissions },
     document: {
       hidden: false,
       getElementById: (id) => elements[id] || (elements[id] = element()),
-      createElement: () => element({
+      createElement: () => (counts.canvas = element({
         getContext: () => ({ drawImage() { counts.captured += 1; } }),
         // asynchronous, as in browsers: the callback comes after the capture
         toBlob: (cb) => { time.setTimeout(() => cb({ size: 1000 }), encodeMs); },
-      }),
-      addEventListener() {},
+      })),
+      addEventListener: listen("document"),
     },
   };
-  context.window = { isSecureContext: true, addEventListener() {} };
+  context.window = { isSecureContext: true, addEventListener: listen("window") };
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return {
@@ -82,6 +91,12 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
     advance: time.advance,
     // a socket the page gave up (its handlers detached) hears nothing
     say(socket, msg) { if (socket.onmessage) socket.onmessage({ data: JSON.stringify(msg) }); },
+    /** Hide or show the page, as minimising the browser or switching tabs does. */
+    setHidden(hidden) {
+      context.document.hidden = hidden;
+      (listeners.document.visibilitychange || []).forEach((fn) => fn({}));
+    },
+    fire(type) { (listeners.window[type] || []).forEach((fn) => fn({})); },
   };
 }
 
@@ -354,6 +369,65 @@ async function main() {
   p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
   check("and gives way when the other comes twice in a row", p.stage.dataset.reason === "too_dark",
         p.stage.dataset.reason);
+
+  // ---- a camera held upright: the frame box turns with it (its faces as large as a landscape camera's)
+  p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 } });
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.advance(200);
+  check("a portrait camera's frames fit 480x640, not 640x480",
+        p.counts.canvas.width === 360 && p.counts.canvas.height === 640, `${p.counts.canvas.width}x${p.counts.canvas.height}`);
+  p = page(0, null, { video: { videoWidth: 1280, videoHeight: 720 } });
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.advance(200);
+  check("a landscape one's still fit 640x480", p.counts.canvas.width === 640 && p.counts.canvas.height === 360,
+        `${p.counts.canvas.width}x${p.counts.canvas.height}`);
+
+  // ---- a hidden page (minimised, another tab) sends nothing, and shown again starts afresh
+  p = page();
+  await settle();
+  const shy = p.sockets[0];
+  p.say(shy, { type: "hello" });
+  p.advance(200);
+  p.say(shy, { type: "result", frame: 1, state: "checked_in", name: "Ana", time: "08:59" });
+  p.setHidden(true);
+  const before = shy.sent;
+  p.advance(5000);
+  check("a hidden page sends no frames (nobody would see whom it checks in)", shy.sent === before,
+        `${before} then ${shy.sent}`);
+  p.setHidden(false);
+  check("shown again it looks for a face (the welcome before it was hidden is over)",
+        p.stage.dataset.state === "searching", p.stage.dataset.state);
+  p.advance(200);
+  check("and sends frames again", shy.sent === before + 1, `${before} then ${shy.sent}`);
+
+  // ---- no face box from before a lost connection comes back on a resize or a rotation
+  p.say(shy, { type: "result", frame: shy.sent, state: "recognising", progress: 0.2, box: [0.2, 0.2, 0.5, 0.6] });
+  check("a result's box is drawn", p.element("facebox").hidden === false, p.element("facebox").hidden);
+  shy.onclose({ code: 1006 });
+  p.fire("resize");
+  check("after a lost connection a resize draws no old box", p.element("facebox").hidden === true,
+        p.element("facebox").hidden);
+
+  // ---- the clock: the page's 00-23 hours, as the check-in times, also just after midnight
+  p = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5) });
+  await settle();
+  check("the clock reads 00:05 after midnight (not 24:05)", p.text("clock") === "00:05", p.text("clock"));
+
+  // ---- camera access denied, then allowed in the browser's settings: no reload needed
+  const permission = { state: "denied", onchange: null };
+  p = page(0, "NotAllowedError", { permissions: { query: async () => permission } });
+  await settle();
+  await settle();
+  check("a denied camera says so", p.stage.dataset.state === "camera_denied", p.stage.dataset.state);
+  p.camera.error = null;
+  permission.state = "granted";
+  permission.onchange();
+  await settle();
+  await settle();
+  check("allowed later, the camera starts by itself", p.camera.requests === 2 && p.stage.dataset.state !== "camera_denied",
+        `${p.camera.requests} requests, ${p.stage.dataset.state}`);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
