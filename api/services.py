@@ -86,8 +86,12 @@ def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
     if token.revoked_at is not None:
         return token
     with transaction.atomic():
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
+        now = timezone.now()
+        # only a token not revoked meanwhile (another administrator): one record, the first time kept
+        if not ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+            token.refresh_from_db(fields=["revoked_at"])
+            return token
+        token.revoked_at = now
         audit_record(actor=actor, action=Action.DEACTIVATE, obj=token, summary=f"revoked API token #{token.pk}")
     return token
 

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -69,10 +70,16 @@ class AuditedUserAdmin(UserAdmin):
     audit log."""
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        """Remember the roles before the edit so that :meth:`save_related` can log the change."""
+        """Remember the roles before the edit so that :meth:`save_related` can log the change: read
+        with the user's row locked, in the transaction that saves the form (read before, another
+        administrator's change committed meanwhile, which this form then undoes, was not seen)."""
         if object_id and request.method == "POST":
-            user = self.get_object(request, object_id)
-            request._audit_roles_before = user_roles(user) if user else None
+            with transaction.atomic():
+                user = self.get_object(request, object_id)
+                if user is not None:
+                    user = User.objects.select_for_update().filter(pk=user.pk).first()
+                request._audit_roles_before = user_roles(user) if user else None
+                return super().changeform_view(request, object_id, form_url, extra_context)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_related(self, request, form, formsets, change) -> None:
@@ -98,11 +105,12 @@ class AuditedUserAdmin(UserAdmin):
 
     def user_change_password(self, request, id, form_url=""):
         """Django's page where an administrator sets another user's password; a password set
-        there is audited (who, for whom; never the password)."""
-        response = super().user_change_password(request, id, form_url)
-        if request.method == "POST" and response.status_code == 302:
-            audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, object_type="auth.user",
-                         object_id=id, summary=f"set the password of user #{id}")
+        there is audited (who, for whom; never the password), in the transaction that sets it."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, object_type="auth.user",
+                             object_id=id, summary=f"set the password of user #{id}")
         return response
 
     def delete_model(self, request, obj) -> None:
@@ -112,11 +120,8 @@ class AuditedUserAdmin(UserAdmin):
                      object_id=pk, summary=f"deleted user #{pk}")
 
     def delete_queryset(self, request, queryset) -> None:
-        pks = list(queryset.values_list("pk", flat=True))
-        super().delete_queryset(request, queryset)
-        for pk in pks:
-            audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
-                         object_id=pk, summary=f"deleted user #{pk}")
+        _audited_bulk_delete(request, queryset, AuditEvent.Action.DELETE, "user",
+                             lambda qs: super(AuditedUserAdmin, self).delete_queryset(request, qs))
 
 
 @admin.register(Group)
@@ -147,8 +152,37 @@ class AuditedGroupAdmin(GroupAdmin):
                      object_id=pk, summary=f"deleted group #{pk}")
 
     def delete_queryset(self, request, queryset) -> None:
-        pks = list(queryset.values_list("pk", flat=True))
-        super().delete_queryset(request, queryset)
+        _audited_bulk_delete(request, queryset, AuditEvent.Action.ROLE_CHANGE, "group",
+                             lambda qs: super(AuditedGroupAdmin, self).delete_queryset(request, qs))
+
+
+def _audited_bulk_delete(request, queryset, action: str, noun: str, delete) -> None:
+    """The admin's "delete selected" of users or groups: the rows locked, deleted and audited in
+    one transaction (Django's action runs outside one), each only if it still existed (two
+    administrators deleting the same rows record each deletion once)."""
+    with transaction.atomic():
+        pks = list(queryset.model.objects.select_for_update().filter(pk__in=queryset.values("pk"))
+                   .values_list("pk", flat=True))
+        delete(queryset.model.objects.filter(pk__in=pks))
         for pk in pks:
-            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
-                         object_id=pk, summary=f"deleted group #{pk}")
+            audit_record(actor=request.user, action=action, object_type=f"auth.{noun}", object_id=pk,
+                         summary=f"deleted {noun} #{pk}")
+
+
+_site_password_change = admin.site.password_change
+
+
+def _audited_password_change(request: HttpRequest, extra_context=None) -> HttpResponse:
+    """The admin's "change password" page, where a user changes their own: audited as an
+    administrator's setting of it is (who, for whom; never the password), in its transaction. A
+    stolen session that changed its user's password left no record."""
+    with transaction.atomic():
+        response = _site_password_change(request, extra_context)
+        if request.method == "POST" and response.status_code == 302:
+            audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, obj=request.user,
+                         summary=f"changed their own password (user #{request.user.pk})")
+    return response
+
+
+# read by the site's URLs (built after the admin modules are imported)
+admin.site.password_change = _audited_password_change

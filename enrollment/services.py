@@ -180,6 +180,10 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         # then the photos: a template store in flight (it locks its photo) commits first, and the
         # delete below takes its templates too (else its insert breaks this commit's foreign keys)
         names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
+        # then the person (after the photos, in the order a photo removal takes them): a check-in
+        # being recorded (it locks the person) commits first and its row goes with the others,
+        # rather than being inserted after the cascade read them and failing this commit
+        list(Person.objects.select_for_update().filter(pk=pk).values_list("pk"))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
         _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
@@ -536,7 +540,8 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
     adapted = photo.source == FacePhoto.Source.CHECKIN
     with transaction.atomic():
-        list(FacePhoto.objects.select_for_update().filter(pk=pk).values_list("pk"))  # see person_erase
+        if not FacePhoto.objects.select_for_update().filter(pk=pk).exists():   # locked: see person_erase
+            return   # removed meanwhile (another administrator, an erasure): nothing to record
         photo.delete()
         # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
         # they did not want: adaptation stops for this person rather than keep another the next day

@@ -545,10 +545,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if verdict.kind == ACCEPTED:
             if current is not None and current.label == verdict.label:
                 return
-            outcome = await database_sync_to_async(services.checkin_record)(
-                person_id=int(verdict.label), kiosk=self.kiosk, score=verdict.score, threshold=verdict.threshold,
-                masked=verdict.masked, frames=verdict.frames, index_version=self._index_version,
-                snapshot=a.snapshot)
+            try:
+                outcome = await database_sync_to_async(services.checkin_record)(
+                    person_id=int(verdict.label), kiosk=self.kiosk, score=verdict.score,
+                    threshold=verdict.threshold, masked=verdict.masked, frames=verdict.frames,
+                    index_version=self._index_version, snapshot=a.snapshot)
+            except services.KioskRevoked:
+                # revoked before its message (or the periodic recheck) reached this socket
+                await self._revoke()
+                return
             if outcome is not None:
                 if (outcome.created and a.adapt_photo is not None and not verdict.masked
                         and a.decision is not None and a.decision.label == verdict.label):

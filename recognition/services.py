@@ -51,6 +51,11 @@ class KioskInactive(ValueError):
     """A pairing link was asked for a kiosk that is not active (it could never be used)."""
 
 
+class KioskRevoked(Exception):
+    """The kiosk was revoked, paired again, deactivated or deleted since its socket opened: it
+    records no check-in (the socket closes as revoked)."""
+
+
 def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
                  active: bool = True, with_link: bool = True) -> tuple[Kiosk, str | None]:
     """Create a kiosk and, when it is active and ``with_link``, its first one-time pairing code;
@@ -167,6 +172,10 @@ def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
     """Delete a kiosk (its check-ins stay, without the kiosk) and close its socket now."""
     pk, group = kiosk.pk, kiosk.group_name
     with transaction.atomic():
+        # locked first: a check-in being recorded at it commits before (and its row is then set
+        # free of the kiosk with the others); deleted meanwhile by someone else, nothing is recorded
+        if not Kiosk.objects.select_for_update().filter(pk=pk).exists():
+            return
         kiosk.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.kiosk", object_id=pk,
                      summary=f"deleted kiosk #{pk}")
@@ -240,17 +249,28 @@ def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: flo
 
     ``snapshot`` (an aligned face JPEG) is stored only when ``MASKNET_CHECKIN_SNAPSHOTS`` is on.
     Returns ``None`` when the person no longer exists or is inactive (the kiosk's index is older
-    than the change); the caller treats the face as unknown.
+    than the change); the caller treats the face as unknown. Raises :class:`KioskRevoked` when
+    ``kiosk`` (the socket's row, as read at its last check) no longer opens with its token.
+
+    The kiosk's and the person's rows are locked for the transaction, kiosk first: a revocation,
+    deletion or erasure committed meanwhile is seen here (a socket hears of it only when the
+    message or its periodic recheck arrives), and one that comes later waits for this check-in and
+    then finds it (a deletion's cascade would otherwise miss it and fail on its foreign key).
     """
-    person = Person.objects.active().filter(pk=person_id).first()
-    if person is None:
-        return None
     at = at or timezone.now()
-    window, local_date = cooldown_window(site=kiosk.site, at=at)
     keep = snapshot if settings.MASKNET_CHECKIN_SNAPSHOTS and snapshot else None
     facts = (f"score {score:.3f}" + (f" (threshold {threshold:.3f})" if threshold is not None else "")
              + f", {'masked' if masked else 'unmasked'}, {frames} frames, index v{index_version}")
     with transaction.atomic():
+        live = (Kiosk.objects.select_for_update(no_key=True).active()
+                .filter(pk=kiosk.pk, token_hash=kiosk.token_hash).first())
+        if live is None:
+            raise KioskRevoked(f"kiosk #{kiosk.pk} no longer opens with this socket's token")
+        kiosk = live
+        person = Person.objects.select_for_update(no_key=True).active().filter(pk=person_id).first()
+        if person is None:
+            return None
+        window, local_date = cooldown_window(site=kiosk.site, at=at)
         for _ in range(3):
             try:
                 with transaction.atomic():
@@ -282,6 +302,8 @@ def checkin_delete(*, checkin: CheckIn, actor: object | None) -> None:
     """Delete a check-in (a correction by an administrator), audited."""
     pk = checkin.pk
     with transaction.atomic():
+        if not CheckIn.objects.select_for_update().filter(pk=pk).exists():
+            return   # deleted meanwhile (another administrator, the retention purge): not audited twice
         checkin.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.checkin", object_id=pk,
                      summary=f"deleted check-in #{pk}")

@@ -56,8 +56,12 @@ def database_from_url(url: str) -> dict:
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path)[1:]   # the slash after the (empty) host is not part of the path
         name = str(BASE_DIR / path) if path and not path.startswith("/") and path != ":memory:" else path
-        # a generous lock timeout: the embedded runner writes progress from a background thread
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:", "OPTIONS": {"timeout": 20}}
+        # a generous lock timeout: the embedded runner writes progress from a background thread;
+        # transactions take the write lock when they begin: one that read first (a check-in reads
+        # its kiosk, then inserts) and then wrote beside another failed "database is locked" at
+        # once, since SQLite cannot wait to upgrade a reader
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:",
+                "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"}}
     if parsed.scheme in ("postgres", "postgresql"):
         # query parameters are libpq's connection options: ?sslmode=verify-full&sslrootcert=...
         options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}

@@ -58,6 +58,17 @@ def test_revoked_and_expired_tokens_stop_working(make_token):
     assert bearer(other).get("/api/v1/index").status_code == 401
 
 
+def test_a_token_revoked_twice_is_recorded_once_and_keeps_its_first_time(make_token):
+    """Two administrators revoking the same token, each from a page read before the other's click."""
+    make_token(["read"], name="gate")
+    first, stale = ApiToken.objects.get(name="gate"), ApiToken.objects.get(name="gate")
+    services.api_token_revoke(token=first, actor=None)
+    when = ApiToken.objects.get(name="gate").revoked_at
+    assert services.api_token_revoke(token=stale, actor=None).revoked_at == when
+    assert ApiToken.objects.get(name="gate").revoked_at == when
+    assert AuditEvent.objects.filter(action="deactivate", object_type="api.apitoken").count() == 1
+
+
 def test_token_validation(db):
     with pytest.raises(Exception, match="scopes"):
         services.api_token_create(actor=None, name="x", scopes=["root"])

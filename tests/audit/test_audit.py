@@ -143,6 +143,49 @@ def test_other_user_changes_and_passwords_set_by_an_admin_are_logged(client, eve
     assert AuditEvent.objects.get(object_type="auth.group", object_id=str(group.pk)).summary.endswith("renamed")
 
 
+def test_a_user_changing_their_own_password_is_logged(client, db):
+    """The admin's "change password" link: a stolen session that changed its user's password left
+    no record (only passwords set by an administrator or a command were audited)."""
+    user = User.objects.create_user("door", password="Old-passw0rd!", is_staff=True)
+    client.force_login(user)
+    response = client.post(reverse("admin:password_change"), {
+        "old_password": "Old-passw0rd!", "new_password1": "A-new-passw0rd!", "new_password2": "A-new-passw0rd!"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="update", object_type="auth.user", object_id=str(user.pk))
+    assert "own password" in event.summary and event.actor == "door" and "passw0rd" not in event.summary
+    # a refused form changes nothing and records nothing
+    client.post(reverse("admin:password_change"), {
+        "old_password": "wrong", "new_password1": "B-new-passw0rd!", "new_password2": "B-new-passw0rd!"})
+    assert AuditEvent.objects.filter(action="update", object_type="auth.user").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_selected_users_is_undone_when_its_record_cannot_be_written(client, monkeypatch):
+    """Django's "delete selected" runs outside a transaction: the users went and their records,
+    written after, could fail to, leaving a deletion nobody can see in the log."""
+    from audit import admin as audit_admin
+
+    boss = User.objects.create_superuser("boss", "b@example.com", "pw")
+    doomed = [User.objects.create_user(f"u{i}", password="pw") for i in range(2)]
+    client.force_login(boss)
+
+    def broken(**kwargs):
+        raise RuntimeError("the audit table is full")
+
+    monkeypatch.setattr(audit_admin, "audit_record", broken)
+    client.raise_request_exception = False
+    response = client.post(reverse("admin:auth_user_changelist"), {
+        "action": "delete_selected", "_selected_action": [u.pk for u in doomed], "post": "yes"})
+    assert response.status_code == 500
+    assert User.objects.filter(pk__in=[u.pk for u in doomed]).count() == 2
+    monkeypatch.undo()
+    client.post(reverse("admin:auth_user_changelist"), {
+        "action": "delete_selected", "_selected_action": [u.pk for u in doomed], "post": "yes"})
+    assert not User.objects.filter(pk__in=[u.pk for u in doomed]).exists()
+    assert sorted(AuditEvent.objects.filter(action="delete", object_type="auth.user")
+                  .values_list("object_id", flat=True)) == sorted(str(u.pk) for u in doomed)
+
+
 def test_an_existing_rows_id_cannot_be_reused_to_rewrite_it(events):
     """A new instance given an existing row's id is an INSERT (refused by the key), never an UPDATE;
     Django's internal manager and upserts are append-only too."""

@@ -266,6 +266,18 @@ def test_photo_remove_deletes_file_templates_and_queues_rebuild(person, make_pho
     assert AuditEvent.objects.filter(action="photo_remove").exists() and len(enqueued) == 1
 
 
+def test_a_photo_removed_twice_is_recorded_and_rebuilt_once(person, make_photo, enqueued,
+                                                              django_capture_on_commit_callbacks):
+    """Two administrators (or one and an erasure) removing the same photo: the second finds it gone
+    and records nothing, queues nothing (its record would also feed the index prune a removal time)."""
+    photo = make_photo(person)
+    stale = FacePhoto.objects.get(pk=photo.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.photo_remove(photo=photo, actor=None)
+        services.photo_remove(photo=stale, actor=None)
+    assert AuditEvent.objects.filter(action="photo_remove").count() == 1 and len(enqueued) == 1
+
+
 def test_a_file_that_cannot_be_deleted_does_not_stop_the_rebuild(person, make_photo, enqueued, monkeypatch,
                                                                  django_capture_on_commit_callbacks):
     """The file goes after commit, best effort: a storage error there is logged (the daily sweep

@@ -110,6 +110,30 @@ def test_revoking_closes_the_open_socket_at_once(engine_script, paired):
     run(scenario)
 
 
+def test_a_kiosk_revoked_whose_message_was_lost_closes_at_its_next_check_in(engine_script, paired, person,
+                                                                             monkeypatch):
+    """The revocation's ``kiosk.revoked`` never arrives (Redis restarted) and the periodic recheck
+    is not due: the vote's check-in finds the kiosk revoked, records nothing and closes the socket."""
+    kiosk, token = paired
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        with monkeypatch.context() as patch:
+            patch.setattr(services.events, "publish", lambda group, message: None)
+            await database_sync_to_async(services.kiosk_unpair)(kiosk=kiosk, actor=None)
+        answers = [await ask(comm, f"face:{person.pk}:0.8:u") for _ in range(2)]
+        await comm.send_to(bytes_data=frame(f"face:{person.pk}:0.8:u"))
+        answers.append(await comm.receive_json_from(timeout=5))
+        closed = await comm.receive_output(timeout=5)
+        return answers, closed
+
+    answers, closed = run(scenario)
+    assert [a["state"] for a in answers[:2]] == ["recognising", "recognising"]
+    assert answers[2] == {"type": "revoked"} and closed == {"type": "websocket.close", "code": 4403}
+    assert not CheckIn.objects.exists()
+
+
 def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, paired, person):
     kiosk, token = paired
 

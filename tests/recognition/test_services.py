@@ -137,7 +137,7 @@ def _record(kiosk, person, **kwargs):
                                    frames=3, index_version=1, **kwargs)
 
 
-def test_one_check_in_per_window_and_the_database_enforces_it(paired, person):
+def test_one_check_in_per_window_and_the_database_enforces_it(paired, person, settings):
     kiosk, _ = paired
     first = _record(kiosk, person)
     second = _record(kiosk, person)
@@ -193,6 +193,98 @@ def test_a_check_in_deleted_while_a_kiosk_meets_it_is_recorded_anew(paired, pers
     again = _record(kiosk, person)
     assert again.created and again.checkin.pk != first.checkin.pk
     assert list(CheckIn.objects.values_list("pk", flat=True)) == [again.checkin.pk]
+
+
+@pytest.mark.parametrize("change", ["unpair", "deactivate", "delete"])
+def test_a_kiosk_revoked_before_its_socket_heard_records_no_check_in(paired, person, change):
+    """The socket's row is read at its handshake and rechecked every 30 s, and the revocation's
+    message can be late or lost: the check-in reads the kiosk again, locked, and refuses."""
+    kiosk, _ = paired
+    sockets_copy = Kiosk.objects.get(pk=kiosk.pk)
+    if change == "unpair":
+        services.kiosk_unpair(kiosk=kiosk, actor=None)
+    elif change == "deactivate":
+        services.kiosk_update(kiosk=kiosk, actor=None, active=False)
+    else:
+        services.kiosk_delete(kiosk=kiosk, actor=None)
+    with pytest.raises(services.KioskRevoked):
+        _record(sockets_copy, person)
+    assert not CheckIn.objects.exists()
+    assert not AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).exists()
+
+
+def test_a_check_in_takes_the_kiosks_site_as_it_is_now(paired, person):
+    kiosk, _ = paired
+    sockets_copy = Kiosk.objects.get(pk=kiosk.pk)
+    services.kiosk_update(kiosk=kiosk, actor=None, site="annex")
+    assert _record(sockets_copy, person).checkin.site == "annex"
+
+
+@pytest.mark.parametrize("deletion", ["kiosk", "person"])
+def test_a_kiosk_deleted_or_a_person_erased_during_their_check_in_waits_for_it(paired, person, monkeypatch,
+                                                                               deletion):
+    """The deletion's cascade reads the check-ins, then deletes the row they point to: one being
+    inserted meanwhile failed a commit on its foreign key (PostgreSQL checks them at commit), the
+    kiosk's ("internal") or the erasure's (not erased). The check-in locks both rows first."""
+    from enrollment import services as enrollment
+    from enrollment.models import Person
+
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    kiosk, _ = paired
+    inserting, go_on = threading.Event(), threading.Event()
+    manager = type(CheckIn.objects)
+    create = manager.create
+
+    def held(self, **fields):
+        inserting.set()
+        go_on.wait(10)
+        return create(self, **fields)
+
+    monkeypatch.setattr(manager, "create", held)
+    errors: list[BaseException] = []
+
+    def in_thread(fn):
+        def body():
+            try:
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+        thread = threading.Thread(target=body)
+        thread.start()
+        return thread
+
+    checking_in = in_thread(lambda: _record(kiosk, person))
+    assert inserting.wait(10)
+    if deletion == "kiosk":
+        deleting = in_thread(lambda: services.kiosk_delete(kiosk=Kiosk.objects.get(pk=kiosk.pk), actor=None))
+    else:
+        deleting = in_thread(lambda: enrollment.person_erase(person=Person.objects.get(pk=person.pk), actor=None))
+    deleting.join(1)   # waits on the check-in's lock (without it: done, and the check-in then fails)
+    go_on.set()
+    checking_in.join(20)
+    deleting.join(20)
+    assert not errors
+    if deletion == "kiosk":
+        assert not Kiosk.objects.filter(pk=kiosk.pk).exists() and CheckIn.objects.get().kiosk_id is None
+    else:
+        assert not Person.objects.filter(pk=person.pk).exists() and not CheckIn.objects.exists()
+
+
+def test_deleting_a_kiosk_or_a_check_in_twice_is_recorded_once(paired, person):
+    """Two administrators deleting the same row (each from a page read before the other's delete)."""
+    kiosk, _ = paired
+    checkin = _record(kiosk, person).checkin
+    stale = CheckIn.objects.get(pk=checkin.pk)
+    services.checkin_delete(checkin=checkin, actor=None)
+    services.checkin_delete(checkin=stale, actor=None)
+    stale_kiosk = Kiosk.objects.get(pk=kiosk.pk)
+    services.kiosk_delete(kiosk=kiosk, actor=None)
+    services.kiosk_delete(kiosk=stale_kiosk, actor=None)
+    deletions = AuditEvent.objects.filter(action="delete")
+    assert sorted(deletions.values_list("object_type", flat=True)) == ["recognition.checkin", "recognition.kiosk"]
 
 
 def test_inactive_people_are_not_checked_in(paired, person):
