@@ -560,7 +560,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                     self._adapt_pending = (int(verdict.label), outcome.checkin.pk, a.adapt_photo)
                 local = timezone.localtime(outcome.checkin.at)
                 self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,
-                                         outcome.first_name, f"{local:%H:%M}", verdict.masked)
+                                         outcome.greeting_name, f"{local:%H:%M}", verdict.masked)
                 return
             detail = "matched a person who is no longer active"
         else:

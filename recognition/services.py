@@ -237,8 +237,13 @@ class CheckInOutcome:
 
     @property
     def first_name(self) -> str:
-        """The name the kiosk greets them with."""
+        """The first word of their full name."""
         return (self.checkin.person.full_name.split() or [""])[0]
+
+    @property
+    def greeting_name(self) -> str:
+        """The name the kiosk greets them with (``MASKNET_KIOSK_GREETING``: full, or first)."""
+        return self.first_name if settings.MASKNET_KIOSK_GREETING == "first" else self.checkin.person.full_name.strip()
 
 
 def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: float | None, masked: bool,

@@ -238,6 +238,11 @@ MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
 # set by the development settings (masknet_site.loopback): serve only this machine's clients
 MASKNET_LOOPBACK_ONLY = False
 
+# the name a kiosk greets a person with: "full" ("Welcome, Ana Silva": two people who share a first
+# name can tell a mix-up) or "first" ("Welcome, Ana": less of the name for whoever stands nearby)
+MASKNET_KIOSK_GREETING = env("MASKNET_KIOSK_GREETING", "full")
+if MASKNET_KIOSK_GREETING not in ("full", "first"):
+    raise ImproperlyConfigured(f"MASKNET_KIOSK_GREETING={MASKNET_KIOSK_GREETING!r}: use full or first")
 
 # Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
 # > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse

@@ -436,7 +436,7 @@ def test_a_masked_face_needs_several_consistent_frames(engine_script, paired, pe
 
     states, rows_before, fourth = run(scenario)
     assert states == ["recognising"] * 3 and rows_before == 0    # even at 0.97, one frame is not enough
-    assert fourth["state"] == "checked_in" and fourth["name"] == "Eileen" and fourth["masked"] is True
+    assert fourth["state"] == "checked_in" and fourth["name"] == "Eileen Collins" and fourth["masked"] is True
     assert fourth["box"] == [0.4, 0.3, 0.6, 0.625] and fourth["progress"] == 1.0
     checkin = CheckIn.objects.get()
     assert checkin.person_id == p and checkin.masked and checkin.frames == 4
@@ -499,7 +499,7 @@ def test_outcome_stays_while_the_face_stays_and_clears_when_it_goes(engine_scrip
         return blurry, again, gone
 
     blurry, again, gone = run(scenario)
-    assert blurry["state"] == "checked_in" and blurry["name"] == "Eileen"
+    assert blurry["state"] == "checked_in" and blurry["name"] == "Eileen Collins"
     assert [a["state"] for a in again] == ["checked_in"] * 3
     assert gone["state"] == "searching" and gone["box"] is None
     assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 1   # not re-decided
@@ -518,7 +518,7 @@ def test_borderline_frames_after_a_welcome_do_not_turn_it_into_not_recognised(en
         return borderline
 
     borderline = run(scenario)
-    assert {a["state"] for a in borderline} == {"checked_in"} and borderline[-1]["name"] == "Eileen"
+    assert {a["state"] for a in borderline} == {"checked_in"} and borderline[-1]["name"] == "Eileen Collins"
     (kept,) = AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN)
     assert f"not shown: the welcome of person #{p}, their nearest match, stayed" in kept.summary
 
@@ -575,7 +575,7 @@ def test_cooldown_one_check_in_per_day_per_site_across_kiosks(engine_script, pai
     side = run(visit, side_door[1])
     warehouse = run(visit, other_site[1])
     assert first["state"] == "checked_in"
-    assert again["state"] == "already" and again["time"] == first["time"] and again["name"] == "Eileen"
+    assert again["state"] == "already" and again["time"] == first["time"] and again["name"] == "Eileen Collins"
     assert side["state"] == "already"
     assert warehouse["state"] == "checked_in"
     assert sorted(CheckIn.objects.values_list("site", flat=True)) == ["main", "warehouse"]

@@ -56,7 +56,7 @@ def test_masked_face_checked_in_and_masked_stranger_not(engine, enrolled, paired
     assert all(a["type"] == "result" for a in answers)
     assert states[:3] == ["recognising"] * 3 and states[3] == "checked_in", states
     welcome = answers[3]
-    assert welcome["name"] == "Eileen" and welcome["masked"] is True
+    assert welcome["name"] == "Eileen Collins" and welcome["masked"] is True
     x1, y1, x2, y2 = welcome["box"]
     assert 0.3 < x1 < x2 < 0.7 and 0.1 < y1 < y2 < 0.8
     assert states[5] == "searching"

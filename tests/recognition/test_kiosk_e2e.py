@@ -4,7 +4,7 @@ test database:
 
 * Chromium's fake camera plays a video made at test time from the astronaut photo (Eileen
   Collins, enrolled through the enrollment services) wearing a synthetic mask. It walks through
-  the states (nobody, too far, too dark, blurred, steady); the page must greet "Eileen" and a
+  the states (nobody, too far, too dark, blurred, steady); the page must greet "Eileen Collins" and a
   ``CheckIn`` must exist. When the video loops she is "already checked in".
 * A second browser, paired with another kiosk, plays a masked Tom Hanks (not enrolled): the page
   says "Not recognised" and no check-in is made for him.
@@ -277,7 +277,7 @@ def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, regis
         a.find_element("id", "pair-button").click()
         title, took = watch(a, "checked_in", 60, shots)
         phase(f"welcome ({took:.1f} s after the kiosk page opened)")
-        assert title == "Welcome, Eileen", title
+        assert title == "Welcome, Eileen Collins", title
         assert "Checked in at" in a.find_element("id", "banner-detail").text
         assert a.find_element("id", "chip-mask").is_displayed()
         checkin = CheckIn.objects.get()

@@ -142,7 +142,9 @@ def test_one_check_in_per_window_and_the_database_enforces_it(paired, person, se
     first = _record(kiosk, person)
     second = _record(kiosk, person)
     assert first.created and not second.created and second.checkin.pk == first.checkin.pk
-    assert first.first_name == "Eileen"
+    assert first.first_name == "Eileen" and first.greeting_name == "Eileen Collins"
+    settings.MASKNET_KIOSK_GREETING = "first"
+    assert first.greeting_name == "Eileen"
     with pytest.raises(IntegrityError), transaction.atomic():
         CheckIn.objects.create(person=person, kiosk=kiosk, site="main", local_date=first.checkin.local_date,
                                window=first.checkin.window, score=0.5)

@@ -675,8 +675,10 @@ class KioskClient(threading.Thread):
             self.hellos += 1
         elif kind in ("result", "error"):
             self._in_flight = False
+            # the greeting's first word: the cluster's people are "<key> Reliability"
+            name = (msg.get("name") or "").split()[0] if msg.get("name") else msg.get("name")
             answer = Answer(now, self._connection, self._shown.pop(msg.get("frame"), None), kind,
-                            msg.get("state"), msg.get("name"), msg.get("code"))
+                            msg.get("state"), name, msg.get("code"))
             with self._lock:
                 self.answers.append(answer)
         elif kind == "dropped":
