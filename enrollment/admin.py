@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
@@ -527,6 +528,29 @@ class FacePhotoAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    # A photo kept by gallery adaptation was taken at a check-in, seconds before it was added: its
+    # time is that check-in's, which only those who may see check-ins see (an Enroller sees the day)
+    def get_list_display(self, request: HttpRequest):
+        return self._dated(request, super().get_list_display(request))
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return self._dated(request, super().get_readonly_fields(request, obj))
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        return self._dated(request, super().get_fields(request, obj))
+
+    @staticmethod
+    def _dated(request: HttpRequest, names) -> tuple:
+        if request.user.has_perm("recognition.view_checkin"):
+            return tuple(names)
+        return tuple("added" if name == "created_at" else name for name in names)
+
+    @admin.display(description="created at", ordering="created_at")
+    def added(self, obj: FacePhoto) -> str:
+        """When the photo was added; for a photo kept from a check-in, the day alone."""
+        local = timezone.localtime(obj.created_at)
+        return f"{local:%Y-%m-%d}" if obj.source == FacePhoto.Source.CHECKIN else f"{local:%Y-%m-%d %H:%M}"
 
     @admin.display(description="")
     def thumbnail(self, obj: FacePhoto) -> str:

@@ -575,3 +575,22 @@ def test_index_version_thresholds_show_the_operator_offset():
     offset = IndexVersion(metrics={"thresholds": {**fitted, "offset": 0.02}})
     assert shown(offset) == "0.696 / 0.765 (engine, offset +0.02)"
     assert shown(IndexVersion(metrics={})) == "–"
+
+
+def test_an_enroller_sees_only_the_day_of_a_photo_kept_from_a_check_in(enroller_client, person, make_photo,
+                                                                       admin_client):
+    """Gallery adaptation adds the photo seconds after a check-in: its time is the check-in's, which
+    Enrollers may not see (docs/security.md); the day alone is shown to them."""
+    from datetime import UTC, datetime
+
+    kept, uploaded = make_photo(person), make_photo(person)
+    at = datetime(2026, 12, 1, 8, 59, tzinfo=UTC)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN, created_at=at)
+    FacePhoto.objects.filter(pk=uploaded.pk).update(created_at=at.replace(hour=7, minute=14))
+    pages = [reverse("admin:enrollment_facephoto_changelist"),
+             reverse("admin:enrollment_facephoto_change", args=[kept.pk])]
+    for url in pages:
+        page = enroller_client.get(url).content.decode()
+        assert "2026-12-01" in page and "08:59" not in page and "8:59" not in page, url
+    assert "07:14" in enroller_client.get(pages[0]).content.decode()   # an upload's time is no check-in's
+    assert "8:59" in admin_client.get(pages[1]).content.decode()      # those who may see check-ins do
