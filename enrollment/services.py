@@ -892,8 +892,13 @@ def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
     slot): failed, with ``reason``, instead of queued for good. A run that a change joined meanwhile
     (``requests`` > 1) stays queued: that change's own message starts it (failed, the change would
     wait for the next one)."""
-    TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED, requests=1).update(
-        state=TrainingRun.State.FAILED, finished_at=timezone.now(), message="not started", error=reason[:2000])
+    with transaction.atomic():
+        if TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.QUEUED, requests=1).update(
+                state=TrainingRun.State.FAILED, finished_at=timezone.now(), message="not started",
+                error=reason[:2000]):
+            run = TrainingRun.objects.get(pk=run_id)
+            audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
+                         summary=f"run #{run_id} not started: {reason}"[:300])
 
 
 def _run_fail(run: TrainingRun, exc: BaseException) -> None:
@@ -946,7 +951,10 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         # current for this worker, and another version would only make that node ask again
         run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
         run.message = f"nothing to do: index v{current.pk} is already of this recognizer version"
-        run.save(update_fields=["state", "finished_at", "progress", "message"])
+        with transaction.atomic():
+            run.save(update_fields=["state", "finished_at", "progress", "message"])
+            audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
+                         summary=f"run #{run.pk}: {run.message}")
         events.training_progress(run)
         return
     pending = list(FacePhoto.objects.for_index().missing_templates(version_key).order_by("id"))

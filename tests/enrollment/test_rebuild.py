@@ -362,6 +362,8 @@ def test_an_outdated_index_request_from_an_older_node_changes_nothing(make_photo
     services.index_rebuild(run_id=asked.pk, force=True)
     asked.refresh_from_db()
     assert asked.state == "succeeded" and "nothing to do" in asked.message
+    assert AuditEvent.objects.filter(action="rebuild", object_id=str(asked.pk),
+                                     summary__contains="nothing to do").exists()
     assert IndexVersion.objects.current() == first.index_version
     joined = services.index_rebuild_request(actor=None, reason=services.OUTDATED_REASON)
     services.index_rebuild_request(actor=None, reason="photo added")      # joins the queued run
@@ -447,6 +449,8 @@ def test_rebuild_index_wait_while_another_runs_leaves_no_queued_run(make_photo):
     assert not TrainingRun.objects.queued().exists()
     mine = TrainingRun.objects.exclude(pk=other.pk).get()
     assert mine.state == "failed" and mine.message == "not started"
+    # recorded as every run's outcome is, in the audit log too
+    assert AuditEvent.objects.filter(action="rebuild", object_id=str(mine.pk), summary__contains="not started").exists()
 
 
 def test_a_queued_run_waits_for_a_long_rebuild_however_many_retries_it_takes(monkeypatch):
