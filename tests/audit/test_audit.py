@@ -226,3 +226,51 @@ def test_createsuperuser_and_changepassword_are_audited(db, monkeypatch):
     assert last.action == "update"
     assert last.summary == f"set the password of user #{root.pk} with manage.py changepassword"
     assert "Another" not in "".join(AuditEvent.objects.values_list("summary", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_user_form_that_undoes_a_role_change_is_logged_as_one(client):
+    """Administrator A takes superuser away from U; B's form, read before, saves a name change and
+    with it superuser back. B's "roles before" were read before A committed: the log said "changed
+    user: first_name" while U was superuser again. Read locked, in the form's transaction, they are
+    A's, and B's save is a role change."""
+    import threading
+    import time
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    boss = User.objects.create_superuser("boss", "b@example.com", "pw")
+    target = User.objects.create_superuser("u", "u@example.com", "pw")
+    joined = {"date_joined_0": f"{target.date_joined:%Y-%m-%d}", "date_joined_1": f"{target.date_joined:%H:%M:%S}"}
+    stale_form = {"username": "u", "first_name": "Una", "email": "u@example.com", "is_active": "on",
+                  "is_staff": "on", "is_superuser": "on", **joined, **{f"initial-{k}": v for k, v in joined.items()}}
+    revoking, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def revoke():   # administrator A, holding the row until B's save has begun
+        try:
+            with transaction.atomic():
+                User.objects.select_for_update().filter(pk=target.pk).update(is_superuser=False)
+                audit_record(actor=boss, action="role_change", obj=target, summary="superuser: True -> False")
+                revoking.set()
+                time.sleep(1.0)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+            connections.close_all()
+
+    a = threading.Thread(target=revoke)
+    a.start()
+    assert revoking.wait(10)
+    client.force_login(boss)
+    response = client.post(reverse("admin:auth_user_change", args=[target.pk]), stale_form)
+    a.join(10)
+    assert not errors and response.status_code == 302, response.content.decode()[:2000]
+    target.refresh_from_db()
+    assert target.is_superuser   # B's form put it back: the log must say so
+    summaries = list(AuditEvent.objects.filter(action="role_change", object_id=str(target.pk))
+                     .values_list("summary", flat=True))
+    assert any("superuser: False -> True" in s for s in summaries), summaries
