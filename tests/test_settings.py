@@ -252,3 +252,11 @@ def test_the_development_settings_guard_their_asgi_application_unless_debug_is_o
         proc = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO, capture_output=True,
                               text=True, timeout=120, env={**base, **extra})
         assert proc.stdout.strip().splitlines()[-1] == expected, (extra, proc.stderr)
+
+
+def test_the_proxys_offline_page_reloads_itself_and_is_the_one_documented():
+    """nginx's own 502 page never reloads: a kiosk that booted before the server stayed on it."""
+    page = (REPO / "static" / "offline.html").read_text()
+    assert '<meta http-equiv="refresh" content="15">' in page and "/static/kiosk/kiosk.css" in page
+    assert (REPO / "static" / "kiosk" / "kiosk.css").is_file()
+    assert "error_page 502 504 /static/offline.html;" in (REPO / "docs" / "deployment.md").read_text()
