@@ -17,12 +17,12 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 
 Answers (JSON text messages)::
 
-    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main"}
+    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main", "build": "3f2a9c01d4e5"}
     {"type": "kiosk", "kiosk": "Front door", "location": "...", "site": "main"}   (renamed or moved since)
     {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
      "checked_in" | "already" | "unknown", "reason": "too_small" | "partial" | "too_dark" |
      "too_bright" | "blurry" | "pose" | null, "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
-     "masked": bool | null, "name": first name | null, "time": "08:59" | null,
+     "masked": bool | null, "name": the greeting's name | null, "time": "08:59" | null,
      "progress": 0-1, "ms": engine milliseconds}
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
@@ -76,6 +76,7 @@ from recognition.engine.gallery import Decision, identify, site_thresholds
 from recognition.engine.quality import TOO_SMALL
 
 from . import services
+from .kiosk_page import page_build
 from .models import Kiosk
 from .voting import ACCEPTED, Observation, Verdict, Voter
 
@@ -344,7 +345,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
-        await self._send({"type": "hello", **self._facts()})
+        # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
+        await self._send({"type": "hello", **self._facts(), "build": page_build()})
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
         try:

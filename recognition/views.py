@@ -34,6 +34,7 @@ from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
 from .consumers import KIOSK_COOKIE
+from .kiosk_page import page_build
 from .models import CheckIn, Kiosk
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
@@ -138,7 +139,7 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
     socket_fps = settings.MASKNET_KIOSK_MAX_FPS
     config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status",
               "max_fps": min(8, socket_fps) if socket_fps > 0 else 8, "max_width": 640,
-              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE}
+              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE, "build": page_build()}
     response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config})
     # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")
     _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])

@@ -200,6 +200,19 @@
   let outage = null;         // what lost() showed while the socket is down: a camera back meanwhile shows it too
   let failures = 0;          // frames answered in a row with an error the page has no words for
   const FAILURES_SHOWN = 5;  // ... shown as "not working" from this many on (one is a glitch)
+  let newBuild = null;       // the server serves a newer page (an upgrade): reload once nobody is greeted
+
+  // The page reloads itself when the server's "hello" names another build of it than it was loaded
+  // as, once nobody's outcome is on screen. Once per build: should the reload bring the same old
+  // page back (a cache in between), it carries on rather than reload in a loop.
+  function reloadIfNewer() {
+    if (!newBuild || stage.dataset.state !== "searching") return;
+    let tried = null;
+    try { tried = sessionStorage.getItem("masknet-kiosk-reloaded-for"); } catch (e) { /* none: reload once */ }
+    if (tried === newBuild) return;
+    try { sessionStorage.setItem("masknet-kiosk-reloaded-for", newBuild); } catch (e) { /* best effort */ }
+    location.reload();
+  }
 
   function socketUrl() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -261,6 +274,8 @@
         outage = null;
         delete stage.dataset.connection;
         if (cameraReady) render("searching", {}, true);
+        if (msg.build && config.build && msg.build !== config.build) newBuild = msg.build;
+        reloadIfNewer();
         break;
       case "result": {
         answered(msg);
@@ -281,6 +296,7 @@
           || (twice && (!showing || showing === msg.reason || previous.reason === msg.reason));
         if (steady) render(msg.state, msg);
         drawBox(msg.box);
+        reloadIfNewer();
         break;
       }
       case "dropped":

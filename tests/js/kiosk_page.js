@@ -16,11 +16,11 @@ const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk
  * may change ``camera.error`` later). ``options``: ``config`` (added to the page's), ``fetch`` (instead
  * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``),
  * ``video`` (the camera's picture size, default 640x480), ``date`` (what ``new Date()`` says),
- * ``permissions`` (``navigator.permissions``). */
+ * ``permissions`` (``navigator.permissions``), ``sessionStorage``. */
 function page(encodeMs = 0, cameraError = null, options = {}) {
   const time = clock();
   const sockets = [];
-  const counts = { captured: 0, statusFetches: 0 };
+  const counts = { captured: 0, statusFetches: 0, reloads: 0 };
   // requests: getUserMedia calls; tracks: those of the streams it gave, each {stopped, end()}
   const camera = { error: cameraError, requests: 0, tracks: [], release: null };
   const held = options.holdCamera ? new Promise((resolve) => { camera.release = resolve; }) : null;
@@ -53,7 +53,8 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
     setTimeout: time.setTimeout,
     clearTimeout: time.clearTimeout,
     setInterval: time.setInterval,
-    location: { protocol: "http:", host: "kiosk.test" },
+    location: { protocol: "http:", host: "kiosk.test", reload() { counts.reloads += 1; } },
+    sessionStorage: options.sessionStorage,
     fetch: (url, init) => {
       counts.statusFetches += 1;
       return options.fetch ? options.fetch(url, init) : Promise.reject(new Error("offline"));
@@ -428,6 +429,23 @@ async function main() {
   await settle();
   check("allowed later, the camera starts by itself", p.camera.requests === 2 && p.stage.dataset.state !== "camera_denied",
         `${p.camera.requests} requests, ${p.stage.dataset.state}`);
+
+  // ---- the server was upgraded under an open page: its hello names another build, and the page reloads
+  p = page(0, null, { config: { build: "old" } });
+  await settle();
+  p.say(p.sockets[0], { type: "hello", build: "old" });
+  check("the same build: no reload", p.counts.reloads === 0, p.counts.reloads);
+  p.sockets[0].onclose({ code: 1006 });
+  p.advance(20000);
+  p.say(p.sockets[1], { type: "hello", build: "new" });
+  check("a new build after a reconnect: the page reloads", p.counts.reloads === 1, p.counts.reloads);
+  const storage = { values: { "masknet-kiosk-reloaded-for": "new" }, getItem(k) { return this.values[k] || null; },
+                    setItem(k, v) { this.values[k] = v; } };
+  p = page(0, null, { config: { build: "old" }, sessionStorage: storage });
+  await settle();
+  p.say(p.sockets[0], { type: "hello", build: "new" });
+  check("but not again for a build it reloaded for already (a cache served the old page)",
+        p.counts.reloads === 0, p.counts.reloads);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";

@@ -18,6 +18,7 @@ from enrollment import services as enrollment
 from enrollment.models import IndexVersion
 from recognition import consumers, services
 from recognition.engine.index import Index
+from recognition.kiosk_page import page_build
 from recognition.models import CheckIn
 
 from .conftest import ask, communicator, frame, make_paired_kiosk, open_kiosk
@@ -91,7 +92,8 @@ def test_a_paired_kiosk_connects_and_is_seen(engine_script, paired):
         return hello
 
     hello = run(scenario)
-    assert hello == {"type": "hello", "kiosk": "Front door", "location": "Main entrance", "site": "main"}
+    assert hello == {"type": "hello", "kiosk": "Front door", "location": "Main entrance", "site": "main",
+                     "build": page_build()}
     kiosk.refresh_from_db()
     assert kiosk.last_seen_at is not None
 

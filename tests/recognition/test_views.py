@@ -122,6 +122,22 @@ def test_the_kiosk_page_sends_no_faster_than_its_socket_takes(client, paired, se
     assert response.status_code == 200 and response.context["config"]["max_fps"] == page_fps
 
 
+def test_the_page_and_its_socket_name_the_build_of_the_page(client, paired, settings, tmp_path):
+    """The page's config and the socket's hello carry a digest of the page's files: a page loaded
+    before an upgrade sees another one in the restarted server's hello and reloads (tests/js)."""
+    from recognition.kiosk_page import PAGE_FILES, page_build
+
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    assert client.get(reverse("kiosk")).context["config"]["build"] == page_build()
+    settings.BASE_DIR = tmp_path
+    for name in PAGE_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("release 1")
+    first = page_build.__wrapped__()
+    (tmp_path / "static/kiosk/kiosk.js").write_text("release 2")
+    assert page_build.__wrapped__() != first and len(first) == 12
+
+
 def test_the_kiosk_cookie_is_no_staff_login(client, paired):
     client.cookies[consumers.KIOSK_COOKIE] = paired[1]
     assert client.get(reverse("attendance-day")).status_code == 302   # to the admin login

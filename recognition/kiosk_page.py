@@ -1,0 +1,29 @@
+"""What version of the kiosk page a server serves (``page_build``): sent in the page's config and in
+each socket's ``hello``, so that an open page learns that the server was upgraded under it and
+reloads itself (a kiosk runs for weeks with the script it loaded; docs/kiosk.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+
+# the files the kiosk page is made of
+PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kiosk/kiosk.html",
+              "templates/kiosk/base.html")
+
+
+@lru_cache(maxsize=1)
+def page_build() -> str:
+    """A short digest of :data:`PAGE_FILES` as this process read them at its first call (a server
+    serves one release); a missing file counts as empty."""
+    digest = hashlib.sha256()
+    for name in PAGE_FILES:
+        try:
+            digest.update((Path(settings.BASE_DIR) / name).read_bytes())
+        except OSError:
+            pass
+        digest.update(b"\0")
+    return digest.hexdigest()[:12]
