@@ -22,9 +22,12 @@ def is_local(client: list | tuple | None) -> bool:
     if not client:
         return True
     try:
-        return ipaddress.ip_address(str(client[0]).split("%")[0]).is_loopback
+        address = ipaddress.ip_address(str(client[0]).split("%")[0])
     except ValueError:
         return False
+    # a dual-stack socket names an IPv4 client ::ffff:127.0.0.1 (loopback to Python only from 3.13)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 class LoopbackOnly:

@@ -232,14 +232,16 @@ def test_the_development_guard_serves_only_this_machine():
         await LoopbackOnly(app)({"type": kind, "client": client}, receive, send)
         return sent
 
-    for client in (("127.0.0.1", 5000), ("::1", 5000), None):
+    local = [("127.0.0.1", 5000), ("::1", 5000), ("::ffff:127.0.0.1", 5000), ("127.0.0.2", 1), None]
+    for client in local:
         assert asyncio.run(request("http", client)) == []
-    assert served == [("127.0.0.1", 5000), ("::1", 5000), None]
+    assert served == local
     refused = asyncio.run(request("http", ("10.0.0.5", 5000)))
     assert refused[0]["status"] == 403 and b"development server" in refused[1]["body"]
     assert asyncio.run(request("websocket", ("192.168.1.20", 5000))) == [{"type": "websocket.close", "code": 4403}]
     assert asyncio.run(request("http", ("not-an-address", 1)))[0]["status"] == 403
-    assert len(served) == 3
+    assert asyncio.run(request("http", ("::ffff:10.0.0.5", 1)))[0]["status"] == 403
+    assert len(served) == len(local)
 
 
 @pytest.mark.reliability
