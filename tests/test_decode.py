@@ -189,7 +189,8 @@ def test_a_jpegs_other_app_segments_and_bytes_after_its_end_are_not_kept():
     second = plain + tagged.getvalue()                  # ends in an end-of-image marker too
     first = 4 + int.from_bytes(plain[4:6], "big")      # after the JFIF segment
     junk = plain[:first] + b"\x00" + _app_segment(0xE3, b"GPS 48.8566 N") + plain[first:]   # Pillow skips the junk
-    for data in (second, junk):
+    jfif = plain[:2] + _app_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x02\x02" + b"48.8566 N ab") + plain[2:]
+    for data in (second, junk, jfif):
         kept = without_metadata(data, **LIMITS)
         assert b"48.8566" not in kept
         assert np.abs(decode_image(kept, **LIMITS).astype(int) - decode_image(plain, **LIMITS)).mean() < 2
@@ -212,7 +213,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 def test_a_png_or_webps_late_chunks_private_chunks_and_trailer_are_not_kept():
     """Pillow's ``info`` shows a PNG's chunks before its pixels only, and neither a private chunk
-    nor bytes after the end: a PNG or WebP is always stored re-encoded from its pixels."""
+    nor bytes after the end: the whole file is walked; one with nothing else is kept as it is."""
     from recognition.engine.decode import without_metadata
 
     img = np.zeros((48, 64, 3), np.uint8)
@@ -229,13 +230,39 @@ def test_a_png_or_webps_late_chunks_private_chunks_and_trailer_are_not_kept():
     riff = webp.getvalue()
     chunk = b"ABCD" + (10).to_bytes(4, "little") + b"48.8566 N\x00"
     webp_chunk = b"RIFF" + (len(riff) - 8 + len(chunk)).to_bytes(4, "little") + riff[8:] + chunk
-    for data in (late_text, private, trailer, webp_chunk, riff + b"48.8566 N"):
+    for data in (late_text, private, trailer):
         assert np.array_equal(decode_image(data, **LIMITS), img[:, :, ::-1])   # still readable
         kept = without_metadata(data, **LIMITS)
         assert b"48.8566" not in kept
         with Image.open(io.BytesIO(kept)) as out:
             assert out.format == "PNG"
         assert np.array_equal(decode_image(kept, **LIMITS), img[:, :, ::-1])   # lossless
+    for data in (webp_chunk, riff + b"48.8566 N"):
+        kept = without_metadata(data, **LIMITS)
+        assert b"48.8566" not in kept and kept.startswith(b"\xff\xd8")    # a JPEG: a WebP is mostly lossy
+        assert np.abs(decode_image(kept, **LIMITS).astype(int) - img[:, :, ::-1]).mean() < 2
+    # nothing but the pixels (and their colours): kept byte for byte, not re-encoded (a WebP as a PNG
+    # could be ten times its size)
+    srgb = plain[:33] + _png_chunk(b"sRGB", b"\x00") + plain[33:]
+    for data in (plain, srgb, riff):
+        assert without_metadata(data, **LIMITS) == data
+
+
+def test_walking_a_jpeg_padded_with_markers_stays_quick():
+    """A scan's data is searched for the next marker by the regex engine: walked byte by byte in
+    Python, 8 MiB of stuffed bytes took seconds of a core (the GIL: a web process's kiosks wait)."""
+    import time
+
+    from recognition.engine.decode import _jpeg_hides_more
+
+    img = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(img, "JPEG")
+    plain = img.getvalue()
+    for padding in (b"\xff\x00", b"\xff\xd0", b"\xff"):
+        data = plain[:-2] + padding * (4 * 2**20 // len(padding)) + b"\xff\xd9"
+        started = time.perf_counter()
+        assert _jpeg_hides_more(data) is False
+        assert time.perf_counter() - started < 1.0, padding
 
 
 def test_a_photo_re_encoded_without_its_metadata_stays_under_the_size_limit():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
@@ -68,11 +69,15 @@ _PLAIN_INFO = frozenset({"jfif", "jfif_version", "jfif_unit", "jfif_density", "d
                          "aspect", "interlace", "loop", "background", "duration", "version", "compression"})
 
 
-# JPEG APPn segments that only say how the pixels are encoded or shown, by marker and the
-# identifier they start with: APP0 JFIF (not JFXX, a thumbnail of the original), APP2 ICC profile
-# (not FlashPix or a multi-picture index), APP14 Adobe's colour transform. Any other (EXIF, XMP, a
-# maker's or an app's own) may say, or show, more than the pixels do
-_PLAIN_APP_SEGMENTS = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+# JPEG APPn segments that only say how the pixels are encoded or shown, by marker, the identifier
+# they start with and, where the format fixes it, their length: APP0 JFIF without a thumbnail (16
+# bytes: not JFXX, nor JFIF's own thumbnail, pictures of the original), APP2 ICC profile (not
+# FlashPix or a multi-picture index), APP14 Adobe's colour transform (14 bytes). Any other (EXIF,
+# XMP, a maker's or an app's own) may say, or show, more than the pixels do
+_PLAIN_APP_SEGMENTS = {0xE0: (b"JFIF\x00", 16), 0xE2: (b"ICC_PROFILE\x00", None), 0xEE: (b"Adobe", 14)}
+# the next marker in a scan's entropy-coded data: 0xFF not followed by a stuffed 0x00, a restart
+# marker or another 0xFF (a fill byte); found by the regex engine, not byte by byte in Python
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def _jpeg_hides_more(data: bytes) -> bool:
@@ -101,47 +106,90 @@ def _jpeg_hides_more(data: bytes) -> bool:
         if marker == 0xFE:
             return True   # a comment
         if 0xE0 <= marker <= 0xEF:
-            plain = _PLAIN_APP_SEGMENTS.get(marker)
-            if plain is None or not data[pos + 4:pos + 2 + length].startswith(plain):
+            identifier, size = _PLAIN_APP_SEGMENTS.get(marker, (None, None))
+            if identifier is None or not data[pos + 4:pos + 2 + length].startswith(identifier) or (
+                    size is not None and length != size):
                 return True
         pos += 2 + length
-        if marker == 0xDA:   # start of scan: its data runs to the next marker (not a stuffed 0xFF00 or a restart)
-            while True:
-                pos = data.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    return True   # no end-of-image marker
-                following = data[pos + 1]
-                if following == 0x00 or 0xD0 <= following <= 0xD7:
-                    pos += 2
-                elif following == 0xFF:
-                    pos += 1
-                else:
-                    break
+        if marker == 0xDA:   # start of scan: its data runs to the next marker
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return True   # no end-of-image marker
+            pos = found.start()
+
+
+# PNG chunks that only say how the pixels are encoded or shown (not text, EXIF, times, private or
+# animation chunks), and WebP's (not EXIF, XMP or animation)
+_PLAIN_PNG_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP",
+                               b"sBIT", b"pHYs", b"bKGD"})
+_PLAIN_WEBP_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP"})
+
+
+def _png_hides_more(data: bytes) -> bool:
+    """Whether a PNG holds a chunk other than :data:`_PLAIN_PNG_CHUNKS` anywhere (Pillow's ``info``
+    shows only those before the pixels), or anything after its end chunk."""
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if kind not in _PLAIN_PNG_CHUNKS:
+            return True
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos != n
+    return True   # no end chunk
+
+
+def _webp_hides_more(data: bytes) -> bool:
+    """Whether a WebP holds a chunk other than :data:`_PLAIN_WEBP_CHUNKS`, or bytes after the size
+    its RIFF header gives."""
+    n = len(data)
+    if n < 12 or int.from_bytes(data[4:8], "little") + 8 != n:
+        return True
+    pos = 12
+    while pos + 8 <= n:
+        kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind not in _PLAIN_WEBP_CHUNKS:
+            return True
+        pos += 8 + length + (length & 1)
+    return pos != n
+
+
+def _hides_more(kind: str, data: bytes) -> bool:
+    """Whether an image of Pillow's format ``kind`` holds more than its pixels and how to show them."""
+    if kind in ("JPEG", "MPO"):
+        return _jpeg_hides_more(data)
+    if kind == "PNG":
+        return _png_hides_more(data)
+    if kind == "WEBP":
+        return _webp_hides_more(data)
+    return True
 
 
 def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
-    """``data`` as a photo may be kept: a JPEG unchanged when it holds nothing but its pixels, else
-    re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a phone's GPS position,
-    the time, the camera's serial number), XMP, IPTC, comments, text, a JPEG's other APPn segments
-    or bytes after its end. A PNG or WebP is always re-encoded (their chunks after the pixels, a
-    private chunk or a trailer are not in Pillow's ``info`` when it opens them; a PNG is lossless,
-    and a WebP's pixels are what was decoded): as a PNG when that fits in ``max_bytes``, else as
+    """``data`` as a photo may be kept: unchanged when it holds nothing but its pixels and how to
+    show them, else re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a
+    phone's GPS position, the time, the camera's serial number), XMP, IPTC, comments, text, a JPEG's
+    other APPn segments, a PNG's or WebP's other chunks, or bytes after its end (the whole file is
+    walked: what comes after the pixels is not in Pillow's ``info``): a PNG as a PNG when that fits
+    in ``max_bytes`` (lossless), else, and a JPEG or WebP, as
     a JPEG of the highest quality that fits (95 down to 75), scaled down until it fits at 75 (a noisy
     photo saved at a low quality can grow when saved at 75). The orientation is applied to the
     pixels. Raises as :func:`decode_image` does."""
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
             extra = set(img.info) - _PLAIN_INFO
-            jpeg = img.format in ("JPEG", "MPO")
+            kind = img.format
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(str(exc)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(_unreadable(exc)) from exc
-    if jpeg and not extra and not _jpeg_hides_more(data):
+    if not extra and not _hides_more(kind, data):
         return data
     bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
-    encodings = ([] if jpeg else [{"format": "PNG"}]) + [{"format": "JPEG", "quality": q} for q in (95, 90, 85, 75)]
+    # a WebP is mostly lossy already: as a PNG it could be ten times its size
+    encodings = ([{"format": "PNG"}] if kind == "PNG" else []) + [{"format": "JPEG", "quality": q}
+                                                                for q in (95, 90, 85, 75)]
     for options in encodings:
         out = io.BytesIO()
         rgb.save(out, **options)
