@@ -203,14 +203,17 @@
   let newBuild = null;       // the server serves a newer page (an upgrade): reload once nobody is greeted
 
   // The page reloads itself when the server's "hello" names another build of it than it was loaded
-  // as, once nobody's outcome is on screen. Once per build: should the reload bring the same old
-  // page back (a cache in between), it carries on rather than reload in a loop.
+  // as, once nobody's outcome is on screen. Should the reload bring the same old page back (a web
+  // node not yet upgraded in a rolling restart, a cache in between), it tries again 10 minutes
+  // later, not in a loop, and not never.
+  const RELOAD_AGAIN_MS = 10 * 60 * 1000;
   function reloadIfNewer() {
     if (!newBuild || stage.dataset.state !== "searching") return;
+    const key = "masknet-kiosk-reload", step = config.build + ">" + newBuild;
     let tried = null;
-    try { tried = sessionStorage.getItem("masknet-kiosk-reloaded-for"); } catch (e) { /* none: reload once */ }
-    if (tried === newBuild) return;
-    try { sessionStorage.setItem("masknet-kiosk-reloaded-for", newBuild); } catch (e) { /* best effort */ }
+    try { tried = JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { /* none: reload */ }
+    if (tried && tried.step === step && Date.now() - tried.at < RELOAD_AGAIN_MS) return;
+    try { sessionStorage.setItem(key, JSON.stringify({ step: step, at: Date.now() })); } catch (e) { /* best effort */ }
     location.reload();
   }
 
@@ -485,7 +488,7 @@
   document.addEventListener("visibilitychange", () => {
     if (document.hidden || !cameraReady) return;
     keepAwake();
-    // shown again: whatever stood before it was hidden is over (frames stopped meanwhile)
+    // shown again: nothing was sent meanwhile, so the next frame's answer says what stands now
     if (helloSeen && !outage) { lastResult = null; facebox.hidden = true; render("searching", {}, true); }
   });
 

@@ -44,7 +44,10 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
   const listen = (where) => (type, fn) => { (listeners[where][type] = listeners[where][type] || []).push(fn); };
   const RealDate = Date;
   const FixedDate = options.date === undefined ? RealDate
-    : class extends RealDate { constructor(...args) { super(...(args.length ? args : [options.date])); } };
+    : class extends RealDate {
+      constructor(...args) { super(...(args.length ? args : [options.date])); }
+      static now() { return options.date; }
+    };
   const context = {
     console,
     Intl, JSON, Math, Promise, Object, Array, String, Number, Error, DOMException: Error, AbortController,
@@ -439,13 +442,18 @@ async function main() {
   p.advance(20000);
   p.say(p.sockets[1], { type: "hello", build: "new" });
   check("a new build after a reconnect: the page reloads", p.counts.reloads === 1, p.counts.reloads);
-  const storage = { values: { "masknet-kiosk-reloaded-for": "new" }, getItem(k) { return this.values[k] || null; },
-                    setItem(k, v) { this.values[k] = v; } };
-  p = page(0, null, { config: { build: "old" }, sessionStorage: storage });
+  const justNow = Date.UTC(2026, 11, 4, 9, 0);
+  const storage = { values: { "masknet-kiosk-reload": JSON.stringify({ step: "old>new", at: justNow - 60000 }) },
+                    getItem(k) { return this.values[k] || null; }, setItem(k, v) { this.values[k] = v; } };
+  p = page(0, null, { config: { build: "old" }, sessionStorage: storage, date: justNow });
   await settle();
   p.say(p.sockets[0], { type: "hello", build: "new" });
-  check("but not again for a build it reloaded for already (a cache served the old page)",
+  check("not again a minute after the same reload brought the old page back (a node not yet upgraded)",
         p.counts.reloads === 0, p.counts.reloads);
+  p = page(0, null, { config: { build: "old" }, sessionStorage: storage, date: justNow + 10 * 60000 });
+  await settle();
+  p.say(p.sockets[0], { type: "hello", build: "new" });
+  check("but again 10 minutes later (the rolling restart has ended)", p.counts.reloads === 1, p.counts.reloads);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
