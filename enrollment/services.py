@@ -359,7 +359,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice
-            # (FOR NO KEY UPDATE: check-ins referring to the person are not held up); an erasure
+            # (FOR NO KEY UPDATE: a check-in of the person, which locks the row the same way,
+            # waits a moment, and neither waits for the other's foreign keys); an erasure
             # that committed while the photo was inspected left no row to add it to (its insert
             # would break the foreign key at commit)
             row = (Person.objects.select_for_update(no_key=True).filter(pk=person.pk)

@@ -155,9 +155,10 @@ class LoginThrottleMiddleware:
                 if count >= limit:
                     cache.set(locked_key, 1, lockout_s)
                     cache.delete(attempts_key)
+                    kind = ("username and address" if attempts_key == pair_key
+                            else "address" if "-address-" in attempts_key else "username")
                     log.warning("login locked out for %ss after %s failures (%s) from %s", lockout_s,
-                                count, "username" if attempts_key in user_keys else "username and address",
-                                request.META.get("REMOTE_ADDR"))
+                                count, kind, request.META.get("REMOTE_ADDR"))
         return response
 
     @staticmethod

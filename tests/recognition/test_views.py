@@ -499,3 +499,8 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     again = io.StringIO()
     call_command("demo", "--no-enroll", stdout=again)               # a deactivated demo kiosk: active again
     assert "/kiosk/pair/" in again.getvalue() and Kiosk.objects.get().active
+    # deactivated again, and its history gone: the new history's check-ins need it active first
+    services.kiosk_update(kiosk=Kiosk.objects.get(), actor=None, active=False)
+    CheckIn.objects.all().delete()
+    call_command("demo", "--no-enroll", "--history-days", "5", stdout=io.StringIO())
+    assert Kiosk.objects.get().active and CheckIn.objects.exists()

@@ -58,8 +58,8 @@ class Command(BaseCommand):
         base = base_url.rstrip("/")
         people = self._people()
         enrolled = False if no_enroll else self._enroll(people[0])
+        code = self._kiosk_link()   # first: the history's check-ins need the kiosk active
         self._history(people, history_days)
-        code = self._kiosk_link()
         # last, right before it is printed: a step above that fails must not leave the demo admin
         # with a new password nobody was told
         password = secrets.token_urlsafe(9)
