@@ -119,6 +119,12 @@ class AuditedUserAdmin(UserAdmin):
         audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
                      object_id=pk, summary=f"deleted user #{pk}")
 
+    def response_action(self, request, queryset):
+        """Admin actions ("delete selected") in one transaction: Django writes its own history of a
+        bulk delete before deleting, outside the delete's transaction."""
+        with transaction.atomic():
+            return super().response_action(request, queryset)
+
     def delete_queryset(self, request, queryset) -> None:
         _audited_bulk_delete(request, queryset, AuditEvent.Action.DELETE, "user",
                              lambda qs: super(AuditedUserAdmin, self).delete_queryset(request, qs))
@@ -151,6 +157,11 @@ class AuditedGroupAdmin(GroupAdmin):
         audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
                      object_id=pk, summary=f"deleted group #{pk}")
 
+    def response_action(self, request, queryset):
+        """As the user admin's: Django's history of a bulk delete and the delete in one transaction."""
+        with transaction.atomic():
+            return super().response_action(request, queryset)
+
     def delete_queryset(self, request, queryset) -> None:
         _audited_bulk_delete(request, queryset, AuditEvent.Action.ROLE_CHANGE, "group",
                              lambda qs: super(AuditedGroupAdmin, self).delete_queryset(request, qs))
@@ -162,7 +173,7 @@ def _audited_bulk_delete(request, queryset, action: str, noun: str, delete) -> N
     administrators deleting the same rows record each deletion once)."""
     with transaction.atomic():
         pks = list(queryset.model.objects.select_for_update().filter(pk__in=queryset.values("pk"))
-                   .values_list("pk", flat=True))
+                   .order_by("pk").values_list("pk", flat=True))   # in one order: two deletes never deadlock
         delete(queryset.model.objects.filter(pk__in=pks))
         for pk in pks:
             audit_record(actor=request.user, action=action, object_type=f"auth.{noun}", object_id=pk,
