@@ -45,13 +45,32 @@ class PersonFilterSerializer(serializers.Serializer):
 
 
 class PhotoSerializer(serializers.ModelSerializer):
-    """What the engine found in an enrollment photo (not the pixels)."""
+    """What the engine found in an enrollment photo (not the pixels). A photo gallery adaptation kept
+    from a check-in is added seconds after it: its ``created_at`` is the check-in's time, so a
+    caller who may not read check-ins (a session without ``recognition.view_checkin``, a token
+    without ``read``) gets its date alone (``YYYY-MM-DD``)."""
 
     class Meta:
         model = FacePhoto
         fields = ["id", "person", "source", "width", "height", "box", "quality_score", "quality_verdict", "masked",
                   "masked_prob", "embedding_state", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, instance: FacePhoto) -> dict:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if instance.source == FacePhoto.Source.CHECKIN and request is not None and not _reads_checkins(request):
+            data["created_at"] = timezone.localtime(instance.created_at).date().isoformat()
+        return data
+
+
+def _reads_checkins(request) -> bool:
+    """Whether the caller may read check-ins: a token's ``read`` scope, a session's permission."""
+    from .models import SCOPE_READ, ApiToken
+
+    if isinstance(getattr(request, "auth", None), ApiToken):
+        return request.auth.allows(SCOPE_READ)
+    return request.user.has_perm("recognition.view_checkin")
 
 
 class PhotoUploadSerializer(serializers.Serializer):

@@ -198,3 +198,17 @@ def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, eng
     assert not AuditEvent.objects.filter(action="photo_add").exists()
     media = isolated_storage / "media"
     assert not [p for p in media.rglob("*") if p.is_file()] and not (media / "faces" / str(person.pk)).exists()
+
+
+def test_a_photo_kept_from_a_check_in_shows_its_time_only_to_who_may_read_check_ins(client_for, person):
+    """Gallery adaptation adds the photo seconds after a check-in: its time is the check-in's. An
+    Enroller's session (no check-ins) gets the day alone; a read token and a superuser the time."""
+    from datetime import UTC, datetime
+
+    kept = fake_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN,
+                                                created_at=datetime(2026, 12, 1, 8, 59, tzinfo=UTC))
+    url = f"/api/v1/people/{person.pk}/photos"
+    assert client_for("enroller").get(url).json()["results"][0]["created_at"] == "2026-12-01"
+    for who in ("superuser", "token:read"):
+        assert client_for(who).get(url).json()["results"][0]["created_at"].startswith("2026-12-01T08:59"), who
