@@ -3,7 +3,8 @@
  * - At most one frame in flight, at most MAX_FPS frames a second, never queued in the browser:
  *   a frame is captured only when the previous one has been answered and the socket's send
  *   buffer is empty.
- * - Frames are the camera image scaled to fit 640x480, JPEG quality 0.8, sent as binary.
+ * - Frames are the camera image scaled to fit 640x480 (480x640 from a camera held upright), JPEG
+ *   quality 0.8, sent as binary.
  * - The socket reconnects by itself with exponential backoff (0.5 s doubling to 15 s, jittered).
  * - The server answers each frame with {type: "result", state, reason, box, masked, name, time,
  *   progress}; see recognition/consumers.py. Outcomes stay on screen for a few seconds.
@@ -178,7 +179,7 @@
   tickClock();
   setInterval(tickClock, 1000);
   // the device cookie lasts a year and each answer of /kiosk/status renews it: a kiosk left open
-  // for longer than that (the page never reloads itself) stays paired
+  // for longer than that (it reloads itself only after a server upgrade) stays paired
   setInterval(() => { fetch(config.status_url, { credentials: "same-origin", cache: "no-store" }).catch(() => {}); },
               24 * 3600 * 1000);
 
