@@ -118,6 +118,13 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
             photo.pk, box, photo.pk, photo.get_source_display(), verdict_html(photo), remove)
 
 
+class _SeenField(forms.CharField):
+    """A form's record of when its page was drawn: never a change of the person's own."""
+
+    def has_changed(self, initial, data) -> bool:
+        return False
+
+
 class PersonForm(forms.ModelForm):
     """The person's fields, their photos (remove), and new photos (upload several)."""
 
@@ -127,9 +134,29 @@ class PersonForm(forms.ModelForm):
                                "Refused photos are listed with the reason. Three or more photos from "
                                "different occasions recognise masked faces best.")
 
+    # the person's updated_at when the page was drawn: a save over someone else's later change (a
+    # deactivation, a corrected name) is refused instead of silently undoing it
+    seen = _SeenField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = Person
         fields = PERSON_FIELDS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "seen" in self.fields:
+            self.fields["seen"].initial = self.instance.updated_at.isoformat()
+
+    def clean(self) -> dict:
+        data = super().clean()
+        seen = data.get("seen")
+        # on a POST the admin has just read the person again: instance is the row as it is now
+        if self.instance.pk and seen and seen != self.instance.updated_at.isoformat():
+            raise forms.ValidationError(
+                "Someone else changed this person after you opened this page (e.g. deactivated them or "
+                "corrected their name). Nothing was saved: open the person again to see their changes, "
+                "then make yours.", code="stale")
+        return data
 
     def full_clean(self) -> None:
         """Photos chosen on a form that comes back with an error (a taken staff id: found by the
@@ -216,6 +243,8 @@ class PersonAdmin(admin.ModelAdmin):
         main = (None, {"fields": PERSON_FIELDS})
         if obj is None:
             return [main, ("Photos", {"fields": ("photos",)})]
+        if self.has_change_permission(request, obj):
+            main = (None, {"fields": (*PERSON_FIELDS, "seen")})
         # view-only staff: the form's own fields (upload, remove) are not model fields and cannot
         # be shown read-only; the same grid without checkboxes instead
         photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)

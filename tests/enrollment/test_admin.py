@@ -594,3 +594,22 @@ def test_an_enroller_sees_only_the_day_of_a_photo_kept_from_a_check_in(enroller_
         assert "2026-12-01" in page and "08:59" not in page and "8:59" not in page, url
     assert "07:14" in enroller_client.get(pages[0]).content.decode()   # an upload's time is no check-in's
     assert "8:59" in admin_client.get(pages[1]).content.decode()      # those who may see check-ins do
+
+
+def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, person):
+    """Admin A opens Ana's page; B deactivates her (she left); A fixes a typo in the notes and saves:
+    the form's still-ticked "active" reactivated her, unseen. Now the save is refused and says why."""
+    page = su_client.get(change_url(person)).content.decode()
+    seen = page.split('name="seen" value="')[1].split('"')[0]
+    services.person_deactivate(person=Person.objects.get(pk=person.pk), actor=None)
+    response = su_client.post(change_url(person), person_form(person, notes="typo fixed", seen=seen))
+    assert response.status_code == 200 and "Someone else changed this person" in response.content.decode()
+    person.refresh_from_db()
+    assert not person.active and person.notes != "typo fixed"
+    # drawn again, the form carries the new state, and saves
+    fresh = su_client.get(change_url(person)).content.decode().split('name="seen" value="')[1].split('"')[0]
+    person_now = Person.objects.get(pk=person.pk)
+    saved = su_client.post(change_url(person), person_form(person_now, notes="typo fixed", seen=fresh))
+    assert saved.status_code == 302
+    person.refresh_from_db()
+    assert not person.active and person.notes == "typo fixed"
