@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from masknet_site.admin_csv import changelist_queryset
+from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from .models import AuditEvent
@@ -22,7 +22,7 @@ CSV_COLUMNS = ("at", "actor", "actor_id", "action", "object_type", "object_id", 
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """Viewable by whoever holds ``audit.view_auditevent`` (superusers); never editable."""
 
     list_display = ("at", "actor", "action", "object_type", "object_id", "summary")

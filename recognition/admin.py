@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from masknet_site.admin_csv import changelist_queryset
+from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from . import services, views
@@ -147,7 +147,7 @@ class KioskAdmin(admin.ModelAdmin):
 
 
 @admin.register(CheckIn)
-class CheckInAdmin(admin.ModelAdmin):
+class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
 
     list_display = ("local_time", "person_link", "kiosk", "site", "masked", "score_display", "frames",
