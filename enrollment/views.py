@@ -45,8 +45,8 @@ def photo_image(request: HttpRequest, pk: int) -> HttpResponse:
     photo = _photo_for(request, pk)
     try:
         fh = photo.image.open("rb")
-    except FileNotFoundError as exc:
-        raise Http404("photo file missing") from exc
+    except OSError as exc:   # missing, or unreadable (a restore with other owners): as the thumbnail does
+        raise Http404("photo file missing or unreadable") from exc
     ext = "." + photo.image.name.rsplit(".", 1)[-1].lower()
     return _private(FileResponse(fh, content_type=_TYPES.get(ext, "application/octet-stream")))
 

@@ -354,7 +354,7 @@ def test_plain_staff_sees_nothing(client, plain_staff, person, make_photo):
 
 # ------------------------------------------------------------------------------------------ photos
 
-def test_photos_are_served_only_to_authorised_staff(client, enroller, person, make_photo, settings):
+def test_photos_are_served_only_to_authorised_staff(client, enroller, person, make_photo, settings, monkeypatch):
     photo = make_photo(person)
     url = reverse("enrollment:photo-image", args=[photo.pk])
     anonymous = client.get(url)
@@ -372,6 +372,15 @@ def test_photos_are_served_only_to_authorised_staff(client, enroller, person, ma
     from PIL import Image
 
     assert Image.open(io.BytesIO(thumb.content)).size == (64, 64)
+    # a file the server cannot read (restored from a backup with other owners): 404, as the thumbnail
+    from django.core.files.storage import default_storage
+
+    def refused(name, mode="rb"):
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(default_storage, "open", refused)
+    assert client.get(url).status_code == 404
+    assert client.get(reverse("enrollment:photo-thumb", args=[photo.pk])).status_code == 404
 
 
 
