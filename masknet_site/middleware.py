@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils.deprecation import MiddlewareMixin
 
 CSP_HEADER = "Content-Security-Policy"
@@ -54,3 +54,17 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
             return response
         response[CSP_HEADER] = with_sockets(DEFAULT_CSP, request)
         return response
+
+
+class NulInQueryRefusedMiddleware:
+    """A query string with a NUL character (``?site=%00``) is a 400: unvalidated filter values
+    (the attendance pages' site, the admin's list filters) reach PostgreSQL, which refuses NUL in
+    text, and that was a 500. Form and JSON fields refuse it already (Django's and DRF's validators)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+            return HttpResponseBadRequest("A query parameter holds a NUL character.", content_type="text/plain")
+        return self.get_response(request)

@@ -504,3 +504,13 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     CheckIn.objects.all().delete()
     call_command("demo", "--no-enroll", "--history-days", "5", stdout=io.StringIO())
     assert Kiosk.objects.get().active and CheckIn.objects.exists()
+
+
+def test_a_nul_character_in_a_query_is_a_400(client, superuser):
+    """Unvalidated filter values reached PostgreSQL, which refuses NUL in text: a 500."""
+    client.force_login(superuser)
+    for url in ("/attendance/?site=%00", reverse("admin:recognition_checkin_changelist") + "?site=a%00b",
+                reverse("admin:audit_auditevent_changelist") + "?actor%00=x"):
+        response = client.get(url)
+        assert response.status_code == 400 and b"NUL" in response.content, url
+    assert client.get("/attendance/?site=main").status_code == 200
