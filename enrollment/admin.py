@@ -118,6 +118,11 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
             photo.pk, box, photo.pk, photo.get_source_display(), verdict_html(photo), remove)
 
 
+def _people(count: int) -> str:
+    """``1 person``, ``3 people``."""
+    return f"{count} {'person' if count == 1 else 'people'}"
+
+
 class _SeenField(forms.CharField):
     """A form's record of when its page was drawn: never a change of the person's own."""
 
@@ -354,10 +359,15 @@ class PersonAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deactivate selected people", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        people = [p for p in queryset if p.active]
-        for person in people:
+        done = 0
+        for person in [p for p in queryset if p.active]:
+            before = person.updated_at
             services.person_deactivate(person=person, actor=request.user)
-        messages.success(request, f"{len(people)} people deactivated; the index is being rebuilt.")
+            done += person.updated_at != before   # not if someone else deactivated them meanwhile
+        if not done:
+            messages.info(request, "Nobody was deactivated: the people selected were inactive already.")
+            return
+        messages.success(request, f"{_people(done)} deactivated; the index is being rebuilt.")
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -370,15 +380,16 @@ class PersonAdmin(admin.ModelAdmin):
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])
     def erase_biometric_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         if request.POST.get("post") == "yes":
-            count = self._erase(request, list(queryset))
-            messages.success(request, f"{count} people erased: photos, templates and index entries deleted.")
+            people = list(queryset)
+            count = self._erase(request, people)
+            already = f" ({_people(len(people) - count)} had been erased already)" if count < len(people) else ""
+            messages.success(request, f"{_people(count)} erased: photos, templates and index entries deleted{already}.")
             return None
         return self._erase_confirmation(request, list(queryset), action=True)
 
     def _erase(self, request: HttpRequest, people: list[Person]) -> int:
-        for person in people:
-            services.person_erase(person=person, actor=request.user)
-        return len(people)
+        """Erase ``people``; how many were not erased meanwhile by someone else."""
+        return sum(services.person_erase(person=person, actor=request.user) for person in people)
 
     def _erase_confirmation(self, request: HttpRequest, people: list[Person], action: bool) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "people": people,
@@ -418,12 +429,15 @@ class PersonAdmin(admin.ModelAdmin):
         """Confirm, then erase one person."""
         if not self.has_erase_permission(request):
             raise PermissionDenied
-        person = get_object_or_404(Person, pk=object_id)
-        if request.method == "POST" and request.POST.get("post") == "yes":
-            self._erase(request, [person])
+        person = Person.objects.filter(pk=object_id).first()
+        confirmed = request.method == "POST" and request.POST.get("post") == "yes"
+        if person is not None and not confirmed:
+            return self._erase_confirmation(request, [person], action=False)
+        if person is not None and self._erase(request, [person]):
             messages.success(request, f"Person #{object_id} erased: photos, templates and index entries deleted.")
-            return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
-        return self._erase_confirmation(request, [person], action=False)
+        else:   # erased in another tab, or by someone else, since this page was opened
+            messages.info(request, f"Person #{object_id} had been erased already.")
+        return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
 
     def _capture_allowed(self, request: HttpRequest) -> None:
         """Capturing adds photos to a person the page names: both rights are needed (adding photos

@@ -162,13 +162,14 @@ def person_deactivate(*, person: Person, actor: object | None) -> Person:
     return person
 
 
-def person_erase(*, person: Person, actor: object | None) -> None:
+def person_erase(*, person: Person, actor: object | None) -> bool:
     """Delete a person with every photo (files included), cached template and index entry.
 
     Index versions that contain the person are rewritten (the active one: a new version without
     them, switched atomically) or deleted (inactive ones), and Django's admin history of the person,
     their photos and their check-ins goes too. Only an audit record with the person's id remains.
-    Photo and index files are deleted once the transaction commits.
+    Photo and index files are deleted once the transaction commits. Returns ``False`` when the
+    person had been erased meanwhile by someone else (nothing to do).
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
@@ -188,7 +189,7 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
         _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
         if not deleted.get(Person._meta.label):
-            return   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
+            return False   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
         scrubbed = _index_scrub(label=label, photos=embedded)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, "
@@ -196,6 +197,7 @@ def person_erase(*, person: Person, actor: object | None) -> None:
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
+    return True
 
 
 def _admin_history_delete(*, person_id: int) -> int:

@@ -257,10 +257,14 @@ def test_rebuild_button(enroller_client, enqueued, django_capture_on_commit_call
 
 
 def test_deactivate_action(enroller_client, person):
-    enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]})
+    done = enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]}, follow=True)
     person.refresh_from_db()
     assert person.active is False
     assert AuditEvent.objects.filter(action="deactivate").exists()
+    assert "1 person deactivated; the index is being rebuilt." in done.content.decode()
+    # nobody left to deactivate: said so, and no rebuild is claimed
+    again = enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]}, follow=True)
+    assert "Nobody was deactivated" in again.content.decode() and "rebuilt" not in again.content.decode()
 
 
 def test_superuser_erases_after_confirmation(su_client, person, make_photo, django_capture_on_commit_callbacks):
@@ -281,6 +285,10 @@ def test_erase_page_for_one_person(su_client, person):
     assert su_client.get(url).status_code == 200
     assert su_client.post(url, {"post": "yes"}).status_code == 302
     assert not Person.objects.exists()
+    # "Yes, erase" again from a tab opened before: said to be done, not a bare 404
+    for response in (su_client.post(url, {"post": "yes"}, follow=True), su_client.get(url, follow=True)):
+        said = response.content.decode()
+        assert response.status_code == 200 and f"Person #{person.pk} had been erased already" in said
 
 
 def test_enroller_cannot_erase_or_delete(enroller_client, person):
