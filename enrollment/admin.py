@@ -123,6 +123,18 @@ def _people(count: int) -> str:
     return f"{count} {'person' if count == 1 else 'people'}"
 
 
+class _PhotosToRemove(forms.ModelMultipleChoiceField):
+    """The photos ticked for removal; one removed meanwhile (another administrator, another tab) is
+    left out, not "not one of the available choices", which refused the whole save, uploads and all."""
+
+    def clean(self, value):
+        if value and not isinstance(value, str):
+            ids = [v for v in value if str(v).isdigit()]
+            still = {str(pk) for pk in self.queryset.filter(pk__in=ids).values_list("pk", flat=True)}
+            value = [v for v in value if str(v) in still]
+        return super().clean(value)
+
+
 class _SeenField(forms.CharField):
     """A form's record of when its page was drawn: never a change of the person's own."""
 
@@ -133,8 +145,8 @@ class _SeenField(forms.CharField):
 class PersonForm(forms.ModelForm):
     """The person's fields, their photos (remove), and new photos (upload several)."""
 
-    remove_photos = forms.ModelMultipleChoiceField(queryset=FacePhoto.objects.none(), required=False,
-                                                   widget=PhotoGridWidget, label="Photos")
+    remove_photos = _PhotosToRemove(queryset=FacePhoto.objects.none(), required=False, widget=PhotoGridWidget,
+                                    label="Photos")
     photos = MultipleFileField(label="Add photos", help_text="JPEG, PNG or WebP; one person per photo. "
                                "Refused photos are listed with the reason. Three or more photos from "
                                "different occasions recognise masked faces best.")

@@ -226,6 +226,12 @@ def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, 
     assert response.status_code == 302
     assert list(FacePhoto.objects.values_list("pk", flat=True)) == [keep.pk]
     assert AuditEvent.objects.filter(action="photo_remove", object_id=str(drop.pk)).exists()
+    # the same box ticked on a page opened before (removed meanwhile): the rest of the form is saved
+    person.refresh_from_db()
+    again = enroller_client.post(change_url(person), person_form(person, remove_photos=[drop.pk], notes="later"))
+    assert again.status_code == 302, again.content.decode()[:1500]
+    person.refresh_from_db()
+    assert person.notes == "later" and list(FacePhoto.objects.values_list("pk", flat=True)) == [keep.pk]
 
 
 # ------------------------------------------------------------------------------------------ actions
