@@ -673,6 +673,9 @@ class TrainingRunAdmin(ReadOnlyAdmin):
         """The latest runs and the active version (the pages' fallback when WebSockets are unavailable)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        # as the pages do when drawn: a run whose worker died, or whose message was lost, is taken
+        # up again (at most once a minute a process), rather than polled as "running 45 %" for good
+        services.index_rebuild_resume()
         current = IndexVersion.objects.current()
         return JsonResponse({"runs": [run_payload(r) for r in TrainingRun.objects.order_by("-id")[:20]],
                              "index": {"version": current.pk, "people": current.people_count,

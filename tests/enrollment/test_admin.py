@@ -636,3 +636,22 @@ def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, p
     assert saved.status_code == 302
     person.refresh_from_db()
     assert not person.active and person.notes == "typo fixed"
+
+
+def test_polling_the_status_takes_up_a_run_whose_worker_died(enroller_client, enqueued, monkeypatch,
+                                                              django_capture_on_commit_callbacks):
+    """The admin page polls status.json while its socket is down: a run whose worker died
+    (embedded mode: the web process restarted mid-rebuild) showed "running 45 %" until someone
+    drew an admin page again, which is what took it up."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(minutes=10)
+    dead = TrainingRun.objects.create(reason="photo added", state=TrainingRun.State.RUNNING, progress=45,
+                                      started_at=long_ago, heartbeat_at=long_ago, attempts=1)
+    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enroller_client.get(reverse("admin:enrollment_trainingrun_status")).status_code == 200
+    assert [c["run_id"] for c in enqueued] == [dead.pk]
+
