@@ -39,9 +39,11 @@ _PENDING_UPLOADS = "_enrollment_pending_uploads"
 def thumb_html(photo_id: int | None, size: int = 48) -> str:
     """An ``<img>`` of a photo's thumbnail (served by the permission-checked view)."""
     if not photo_id:
-        return format_html('<span class="mn-nophoto" style="width:{0}px;height:{0}px">–</span>', size)
-    return format_html('<img src="{}" alt="" class="mn-thumb" style="max-width:{}px;max-height:{}px" loading="lazy">',
-                       reverse("enrollment:photo-thumb", args=[photo_id]), size, size)
+        return format_html('<span class="mn-nophoto" style="width:{0}px;height:{0}px" title="no photo">–'
+                           '<span class="visually-hidden"> no photo</span></span>', size)
+    # named: in the people list the thumbnail is also the row's link
+    return format_html('<img src="{}" alt="photo #{}" class="mn-thumb" style="max-width:{}px;max-height:{}px" '
+                       'loading="lazy">', reverse("enrollment:photo-thumb", args=[photo_id]), photo_id, size, size)
 
 
 def verdict_html(photo: FacePhoto) -> str:
@@ -109,8 +111,8 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
                                                             (x2 - x1) / photo.width, (y2 - y1) / photo.height)))
         remove = ""
         if self.can_remove:
-            remove = format_html('<label><input type="checkbox" name="{}" value="{}"{}> remove</label>',
-                                 name, photo.pk, " checked" if checked else "")
+            remove = format_html('<label><input type="checkbox" name="{}" value="{}"{} aria-label="remove photo #{}">'
+                                 ' remove</label>', name, photo.pk, " checked" if checked else "", photo.pk)
         return format_html(
             '<figure class="mn-photo"><a href="{}" target="_blank" class="mn-frame">'
             '<img src="{}" alt="photo {}">{}</a><figcaption>#{} · {}<br>{}<br>{}</figcaption></figure>',

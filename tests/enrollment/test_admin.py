@@ -42,6 +42,8 @@ def test_people_list_with_thumbnails_search_and_filters(request, who, person, ma
     assert page.status_code == 200
     html = page.content.decode()
     assert reverse("enrollment:photo-thumb", args=[photo.pk]) in html and "Tom Hanks" in html
+    # the thumbnail is the row's link: it has a name for screen readers, as has a missing photo
+    assert f'alt="photo #{photo.pk}"' in html and 'alt=""' not in html and "no photo" in html
     assert "Eileen Collins" in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Tom Hanks" not in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Eileen Collins" not in client.get(CHANGELIST, {"active__exact": "0"}).content.decode()
