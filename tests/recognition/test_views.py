@@ -441,6 +441,14 @@ def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, 
     assert b"Export CSV" in page.content and b"Daily attendance" in page.content
     for query in ({"masked__exact": "1"}, {"person__id__exact": person.pk}, {"site": "main"}):
         assert client.get(changelist, query).status_code == 200
+    # one person's check-ins (the attendance page's link); the sidebar names that person alone, not
+    # everyone who ever checked in
+    theirs = client.get(changelist, {"person__id__exact": person.pk})
+    assert {c.person_id for c in theirs.context["cl"].result_list} == {person.pk}
+    assert "Tom Hanks" not in theirs.content.decode() and "Tom Hanks" not in client.get(changelist, {
+        "masked__exact": "9"}).content.decode().split('id="changelist-filter"')[-1]
+    assert client.get(reverse("admin:recognition_checkin_export"), {"person__id__exact": "x"}).status_code == 400
+    assert client.get(changelist, {"person__id__exact": 999999}).context["cl"].result_count == 0   # nobody's
     exported = rows(client.get(reverse("admin:recognition_checkin_export"), {"masked__exact": "0"}))
     assert len(exported) == 2 and exported[1][7] == "no"
     assert client.get(reverse("admin:recognition_checkin_add")).status_code == 403
