@@ -120,6 +120,10 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
             photo.pk, box, photo.pk, photo.get_source_display(), verdict_html(photo), remove)
 
 
+# people one erasure action takes at most (each is its own erasure: one rewrite of the active index)
+ERASE_BATCH_MAX = 100
+
+
 def _people(count: int) -> str:
     """``1 person``, ``3 people``."""
     return f"{count} {'person' if count == 1 else 'people'}"
@@ -393,6 +397,13 @@ class PersonAdmin(admin.ModelAdmin):
 
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])
     def erase_biometric_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        selected = queryset.count()
+        if selected > ERASE_BATCH_MAX:
+            # each erasure rewrites the active index, and the confirmation posts one field a person
+            # (over Django's 1,000 fields: a bare "Bad Request" with nothing erased)
+            messages.error(request, f"Erase at most {ERASE_BATCH_MAX} people at a time ({selected} selected): "
+                                    f"filter the list to fewer and erase them in turns.")
+            return None
         if request.POST.get("post") == "yes":
             people = list(queryset)
             count = self._erase(request, people)

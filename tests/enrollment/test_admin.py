@@ -657,3 +657,19 @@ def test_polling_the_status_takes_up_a_run_whose_worker_died(enroller_client, en
         assert enroller_client.get(reverse("admin:enrollment_trainingrun_status")).status_code == 200
     assert [c["run_id"] for c in enqueued] == [dead.pk]
 
+
+
+def test_erasing_more_people_than_a_batch_says_so_and_erases_nobody(su_client, monkeypatch):
+    """Selecting all of a long list: the confirmation posted one field a person, and over Django's
+    1,000 fields "Yes, erase" got a bare 400; each erasure also rewrites the active index."""
+    from enrollment import admin as enrollment_admin
+
+    monkeypatch.setattr(enrollment_admin, "ERASE_BATCH_MAX", 2)
+    people = [services.person_create(actor=None, full_name=f"P {i}", staff_id=f"P-{i}") for i in range(3)]
+    data = {"action": "erase_biometric_data", "_selected_action": [p.pk for p in people]}
+    for extra in ({}, {"post": "yes"}):
+        response = su_client.post(CHANGELIST, {**data, **extra}, follow=True)
+        assert "Erase at most 2 people at a time (3 selected)" in response.content.decode()
+    assert Person.objects.count() == 3
+    assert su_client.post(CHANGELIST, {**data, "_selected_action": [people[0].pk], "post": "yes"}).status_code == 302
+    assert Person.objects.count() == 2
