@@ -149,6 +149,8 @@
     } finally {
       busy = false;
       burstBtn.disabled = stopped;
+      // disabled while it ran, the button lost the keyboard focus: give it back for the next burst
+      if (!stopped && typeof burstBtn.focus === "function") burstBtn.focus();
     }
   }
   burstBtn.addEventListener("click", burst);

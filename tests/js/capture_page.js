@@ -37,7 +37,7 @@ function page() {
       querySelector: () => ({ value: "csrf-token" }),
     }),
     "mn-video": video,
-    "mn-burst": button({ disabled: true }),          // as the template renders it
+    "mn-burst": button({ disabled: true, focused: 0, focus() { this.focused += 1; } }),   // as the template renders it
     "mn-outcome": element({ hidden: true, scrolled: 0, scrollIntoView() { this.scrolled += 1; } }),
     "mn-results": element({ lines: [], prepend(li) { this.lines.unshift(li.textContent); } }),
   };
@@ -110,6 +110,8 @@ async function main() {
   check("a burst answered 503 shows the server's message", /not installed/.test(p.outcome.textContent),
         p.outcome.textContent);
   check("and the page is usable again", p.button.disabled === false, `disabled ${p.button.disabled}`);
+  check("with the keyboard focus back on the button (disabled while it ran, it had lost it)",
+        p.button.focused === 1, `focused ${p.button.focused}`);
   p.server.status = 200;
   p.server.json = null;
 
