@@ -262,3 +262,13 @@ def test_the_proxys_offline_page_reloads_itself_and_is_the_one_documented():
     assert '<meta http-equiv="refresh" content="15">' in page and "/static/kiosk/kiosk.css" in page
     assert (REPO / "static" / "kiosk" / "kiosk.css").is_file()
     assert "error_page 502 504 /static/offline.html;" in (REPO / "docs" / "deployment.md").read_text()
+
+
+@pytest.mark.reliability
+def test_an_unreadable_api_rate_is_refused_at_start():
+    """Read only when a request came: a typo made every authenticated API call a 500."""
+    for name, value in (("MASKNET_API_USER_RATE", "1,200/min"), ("MASKNET_API_TOKEN_RATE", "120 / min"),
+                        ("MASKNET_API_RECOGNISE_RATE", "0/min")):
+        proc = manage("check", **{name: value})
+        assert proc.returncode != 0 and name in proc.stderr, (name, proc.stderr[-500:])
+    assert manage("check", MASKNET_API_USER_RATE="20/s", MASKNET_API_TOKEN_RATE="5/hour").returncode == 0
