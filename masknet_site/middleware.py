@@ -18,8 +18,9 @@ Production settings force ``DEBUG`` off.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.core.exceptions import DisallowedHost, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
 
 CSP_HEADER = "Content-Security-Policy"
@@ -65,6 +66,16 @@ class NulInQueryRefusedMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
-            return HttpResponseBadRequest("A query parameter holds a NUL character.", content_type="text/plain")
-        return self.get_response(request)
+        try:
+            refused = any("\x00" in key or any("\x00" in value for value in values)
+                          for key, values in request.GET.lists())
+            detail = "A query parameter holds a NUL character."
+        except TooManyFieldsSent:   # read here first, before the API could answer it in its own form
+            refused, detail = True, "Too many query parameters."
+        if not refused:
+            return self.get_response(request)
+        if request.path.startswith("/api/"):   # the API's own error form (docs/api.md)
+            response = JsonResponse({"error": "validation_error", "detail": detail}, status=400)
+            patch_cache_control(response, private=True, no_store=True)
+            return response
+        return HttpResponseBadRequest(detail, content_type="text/plain")

@@ -522,3 +522,9 @@ def test_a_nul_character_in_a_query_is_a_400(client, superuser):
         response = client.get(url)
         assert response.status_code == 400 and b"NUL" in response.content, url
     assert client.get("/attendance/?site=main").status_code == 200
+    # under /api/: the API's own error form
+    api = client.get("/api/v1/people?search=%00")
+    assert api.status_code == 400 and api.json()["error"] == "validation_error"
+    assert "no-store" in api["Cache-Control"]
+    many = client.get("/api/v1/people?" + "&".join(f"p{i}=1" for i in range(1100)))
+    assert many.status_code == 400 and many.json()["error"] == "validation_error"
