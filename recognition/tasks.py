@@ -15,6 +15,16 @@ def purge_expired_task(self) -> dict:
     unreachable (below ``MASKNET_TASK_REDELIVERY_S``, so that the broker does not deliver a waiting
     retry a second time); a missed day is caught up by the next run (the cut-off is relative to now)."""
     try:
-        return services.retention_purge().as_dict()
+        outcome = services.retention_purge()
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(countdown=300, exc=exc) from exc
+    if outcome.failed_files:
+        # biometric data kept against the retention: as the command exits non-zero for cron, the
+        # task fails (its result is kept nowhere, so a return value alone would go unseen)
+        raise PurgeIncomplete(f"{outcome.failed_files} photo files could not be deleted (see the warnings "
+                              f"above): check the media folder's permissions; the next purge tries again")
+    return outcome.as_dict()
+
+
+class PurgeIncomplete(RuntimeError):
+    """The retention purge ran but could not delete some photo files."""

@@ -223,3 +223,21 @@ def test_the_task_runs_through_celery(world, monkeypatch):
                        "decisions": {action: 1 for action in DECISION_ACTIONS}, "decisions_total": 5, "orphan_files": 0,
                        "index_files": 0, "failed_files": 0, "dry_run": False}
     assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2
+
+
+def test_the_task_fails_when_photo_files_could_not_be_deleted(world, monkeypatch):
+    """Biometric data kept against the retention: the command exits non-zero for cron; the task,
+    whose result is kept nowhere, succeeded with a count nobody read."""
+    from recognition import services as recognition_services
+    from recognition.tasks import PurgeIncomplete
+
+    real = recognition_services.photo_files_sweep
+
+    def sweep(*, now, dry_run, failed):
+        failed.append("faces/1/left-behind.jpg")
+        return real(now=now, dry_run=dry_run, failed=failed)
+
+    monkeypatch.setattr(recognition_services, "photo_files_sweep", sweep)
+    result = purge_expired_task.apply()
+    assert result.failed() and isinstance(result.result, PurgeIncomplete)
+    assert "1 photo files could not be deleted" in str(result.result)
