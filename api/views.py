@@ -167,6 +167,11 @@ def _engine_error(exc: EngineError) -> ApiError:
 # people
 
 
+def _person_etag(person: Person) -> str:
+    """The person's version for ``If-Match``: when they were last changed."""
+    return f'"{person.updated_at.isoformat()}"'
+
+
 @extend_schema_view(
     list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer],
                        responses={200: s.PersonSerializer(many=True), **ERRORS}),
@@ -208,7 +213,11 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
 
     def _answer(self, person: Person, code: int = status.HTTP_200_OK) -> Response:
         fresh = Person.objects.with_photo_stats().get(pk=person.pk)
-        return Response(s.PersonSerializer(fresh).data, status=code)
+        return Response(s.PersonSerializer(fresh).data, status=code, headers={"ETag": _person_etag(fresh)})
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        """One person, with an ``ETag`` that a later PUT or PATCH may send back as ``If-Match``."""
+        return self._answer(self.get_object())
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         """``enrollment.services.person_create``."""
@@ -217,8 +226,15 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return self._answer(person, status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args, **kwargs) -> Response:
-        """``enrollment.services.person_update`` (PUT: every writable field; PATCH: some)."""
+        """``enrollment.services.person_update`` (PUT: every writable field; PATCH: some). With
+        ``If-Match`` (the ``ETag`` of the copy the client read), a person changed since is a 412:
+        a stale copy written back would undo that change (an offboarding's deactivation)."""
         person = self.get_object()
+        expected = {tag.strip() for tag in request.headers.get("If-Match", "").split(",") if tag.strip()}
+        if expected and "*" not in expected and _person_etag(person) not in expected:
+            raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
+                           detail="The person changed since the copy this request was made from: read them again "
+                                  "(their ETag) and apply the change to that.")
         serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         enrollment.person_update(person=person, actor=request.user, **serializer.validated_data)

@@ -212,3 +212,21 @@ def test_a_photo_kept_from_a_check_in_shows_its_time_only_to_who_may_read_check_
     assert client_for("enroller").get(url).json()["results"][0]["created_at"] == "2026-12-01"
     for who in ("superuser", "token:read"):
         assert client_for(who).get(url).json()["results"][0]["created_at"].startswith("2026-12-01T08:59"), who
+
+
+def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
+    """An HR sync reads person #N, an administrator deactivates them (offboarding), the sync writes
+    its copy back with a new department: with the ETag it read as If-Match, that is a 412, not a
+    silent reactivation."""
+    read = hr.get(f"/api/v1/people/{person.pk}")
+    etag, body = read["ETag"], read.json()
+    enrollment.person_deactivate(person=Person.objects.get(pk=person.pk), actor=None)
+    stale = {**{k: body[k] for k in ("full_name", "staff_id", "notes", "active")}, "department": "Space"}
+    refused = hr.put(f"/api/v1/people/{person.pk}", stale, format="json", HTTP_IF_MATCH=etag)
+    assert refused.status_code == 412 and refused.json()["error"] == "precondition_failed"
+    assert Person.objects.get(pk=person.pk).active is False
+    fresh = hr.get(f"/api/v1/people/{person.pk}")
+    patched = hr.patch(f"/api/v1/people/{person.pk}", {"department": "Space"}, format="json",
+                       HTTP_IF_MATCH=fresh["ETag"])
+    assert patched.status_code == 200 and patched.json()["department"] == "Space" and patched["ETag"] != fresh["ETag"]
+    assert Person.objects.get(pk=person.pk).active is False
