@@ -239,7 +239,8 @@ class VerifyAnswerSerializer(serializers.Serializer):
 
     person = serializers.IntegerField(source="person.pk")
     match = serializers.BooleanField()
-    score = serializers.FloatField()
+    score = serializers.FloatField(allow_null=True, help_text="null: the person has no template this face can be "
+                                                              "compared with (e.g. enrolled only masked)")
     threshold = serializers.FloatField()
     masked = serializers.BooleanField()
     box = serializers.ListField(child=serializers.FloatField())

@@ -151,11 +151,12 @@ class IdentifyAnswer:
 class VerifyAnswer:
     """Whether the main (largest) face of an image is ``person``: ``match``, ``score`` (best
     cosine similarity over the person's templates), ``threshold``, ``masked``. A face that fails
-    the quality gate (``quality_ok`` false, ``quality_reason`` says why) never matches."""
+    the quality gate (``quality_ok`` false, ``quality_reason`` says why) never matches. ``score``
+    is ``None`` when the person has no template the face can be compared with."""
 
     person: Person
     match: bool
-    score: float
+    score: float | None
     threshold: float
     masked: bool
     box: list[float]
@@ -258,9 +259,12 @@ def face_verify(*, data: bytes, person_id: int, actor: object | None) -> VerifyA
     best = float(scores.max()) if len(scores) else float("-inf")
     threshold = probe_threshold(engine, face.masked, thresholds)
     match = bool(np.isfinite(best) and best >= threshold and face.quality.ok)
-    score = round(best, 4) if np.isfinite(best) else -1.0
+    # no template of the probe's kind (an unmasked face against someone enrolled only masked), or a
+    # score that is no number: nothing was compared, which a score of -1 ("surely someone else") hid
+    score = round(best, 4) if np.isfinite(best) else None
+    shown = f"{score:.3f}" if score is not None else "none (no comparable template)"
     audit_record(actor=actor, action=API_VERIFY, obj=person,
-                 summary=f"verify person #{person.pk}: {'match' if match else 'no match'}, score {score:.3f} "
+                 summary=f"verify person #{person.pk}: {'match' if match else 'no match'}, score {shown} "
                          f"(threshold {threshold:.3f}), {'masked' if face.masked else 'unmasked'}, index v{version.pk}")
     return VerifyAnswer(person=person, match=match, score=score, threshold=round(threshold, 4),
                         masked=bool(face.masked), box=_box(face), index_version=version.pk,

@@ -266,3 +266,23 @@ def test_the_api_applies_the_fitted_percentile_not_the_thresholds_as_built(perso
     version.save(update_fields=["metrics"])
     _, _, thresholds = api_services._active_index()
     assert thresholds["fitted"] == {"unmasked": 0.7, "masked": None} and thresholds["unmasked"] == 0.9
+
+
+@pytest.mark.models
+def test_verify_against_a_person_with_no_template_of_the_faces_kind_has_no_score(client_for, enrolled,
+                                                                                 astronaut_bgr, settings):
+    """Someone enrolled only masked (their unmasked templates gone here), an unmasked photo: nothing
+    was compared, which the answer said as a score of -1.0 ("surely someone else")."""
+    from enrollment.models import IndexVersion
+
+    version = IndexVersion.objects.current()
+    index = version.load()
+    index.keep(index.kinds != 0)   # only the synthetic-mask templates left
+    sha = index.save(settings.MASKNET_INDEX_DIR / "index-masked-only.npz")
+    IndexVersion.objects.filter(pk=version.pk).update(path="index-masked-only.npz", sha256=sha)
+    answer = client_for("token:recognise").post(
+        "/api/v1/verify", {"image": image(jpeg(astronaut_bgr)), "person": enrolled.pk}, format="multipart")
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["masked"] is False and body["match"] is False and body["score"] is None, body
+    assert "no comparable template" in AuditEvent.objects.filter(action="api_verify").latest("id").summary
