@@ -505,7 +505,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._last_face_at = now
         w, h = a.size
         reply["box"] = [round(min(max(v / s, 0.0), 1.0), 4) for v, s in zip(face.box, (w, h, w, h), strict=True)]
-        reply["masked"] = bool(face.masked)
+        # decided only for an embedded face (one that can lead to a decision): unknown, not "unmasked"
+        masked = bool(face.masked) if face.embedding is not None else None
+        reply["masked"] = masked
         reason = face.quality.reason
         if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
@@ -517,7 +519,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
                 await database_sync_to_async(services.checkin_reject_record)(
                     kiosk=self.kiosk, reason="quality", frames=sum(self._quality_reasons.values()),
-                    masked=bool(face.masked), detail=detail)
+                    masked=masked, detail=detail)
             reply.update(state="adjust", reason=reason)
             return self._with_outcome(reply)
         d = a.decision

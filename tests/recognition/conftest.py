@@ -93,14 +93,15 @@ class ScriptedEngine:
             return FrameAnalysis(size=size, ms=5)
         aligned = np.zeros((8, 8, 3), np.uint8)
         if script.startswith("quality:"):
-            face = SimpleNamespace(box=(200.0, 120.0, 260.0, 190.0), masked=False, aligned=aligned,
+            # as analyze_frame leaves it: not embedded, so not classified masked either
+            face = SimpleNamespace(box=(200.0, 120.0, 260.0, 190.0), masked=False, aligned=aligned, embedding=None,
                                    quality=SimpleNamespace(ok=False, reason=script.split(":", 1)[1]))
             return FrameAnalysis(size=size, face=face, ms=5)
         _, label, score, m = script.split(":")
         masked = m == "m"
         threshold = 0.38 if masked else 0.42
         face = SimpleNamespace(box=(256.0, 144.0, 384.0, 300.0), masked=masked, aligned=aligned,
-                               quality=SimpleNamespace(ok=True, reason=None))
+                               embedding=np.ones(8, np.float32), quality=SimpleNamespace(ok=True, reason=None))
         decision = Decision(label, float(score), threshold, float(score) >= threshold, masked)
         return FrameAnalysis(size=size, face=face, decision=decision, ms=5,
                              snapshot=b"\xff\xd8\xffsnapshot" if snapshot else None)

@@ -593,7 +593,8 @@ def test_every_decision_is_audited_with_scores_and_no_names(engine_script, paire
     async def scenario():
         comm = await open_kiosk(paired[1])
         for _ in range(8):
-            await ask(comm, "quality:too_dark")
+            dark = await ask(comm, "quality:too_dark")
+            assert dark["masked"] is None   # a refused face is not embedded: masked or not, unknown
         await ask(comm, "quality:too_dark")     # one audit row per presence, however long
         await ask(comm, "none")
         for _ in range(4):
@@ -604,7 +605,7 @@ def test_every_decision_is_audited_with_scores_and_no_names(engine_script, paire
     rows = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(paired[0].pk))
     quality = rows.get(action=services.CHECKIN_QUALITY)
     accepted = rows.get(action=services.CHECKIN_ACCEPTED)
-    assert "too_dark x8" in quality.summary
+    assert "too_dark x8" in quality.summary and "unmasked" not in quality.summary
     assert f"person #{p}" in accepted.summary and "score 0.750" in accepted.summary
     assert "masked" in accepted.summary and "4 frames" in accepted.summary
     for row in rows:
