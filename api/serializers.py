@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
@@ -44,11 +45,18 @@ class PersonFilterSerializer(serializers.Serializer):
     staff_id = serializers.CharField(required=False, max_length=64)
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
+class _DateTimeOrDate(serializers.DateTimeField):
+    """A date-time, which :class:`PhotoSerializer` may give as its date alone."""
+
+
 class PhotoSerializer(serializers.ModelSerializer):
     """What the engine found in an enrollment photo (not the pixels). A photo gallery adaptation kept
     from a check-in is added seconds after it: its ``created_at`` is the check-in's time, so a
     caller who may not read check-ins (a session without ``recognition.view_checkin``, a token
     without ``read``) gets its date alone (``YYYY-MM-DD``)."""
+
+    created_at = _DateTimeOrDate(read_only=True)
 
     class Meta:
         model = FacePhoto
@@ -140,7 +148,8 @@ class KioskCreatedSerializer(KioskSerializer):
 
     pairing_url = serializers.CharField(read_only=True, allow_null=True,
                                         help_text="open it once on the kiosk device (null without pair_kiosk)")
-    pairing_expires_at = serializers.DateTimeField(read_only=True)
+    pairing_expires_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                                   help_text="null with pairing_url")
 
     class Meta(KioskSerializer.Meta):
         fields = [*KioskSerializer.Meta.fields, "pairing_url", "pairing_expires_at"]

@@ -177,10 +177,10 @@ def _person_etag(person: Person) -> str:
                        responses={200: s.PersonSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A person", responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
     create=extend_schema(summary="Create a person (scope enrol)", responses={201: s.PersonSerializer, **ERRORS}),
-    update=extend_schema(summary="Replace a person's fields (scope enrol)",
-                         responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
-    partial_update=extend_schema(summary="Change some of a person's fields (scope enrol)",
-                                 responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
+    update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412)",
+                         responses={200: s.PersonSerializer, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
+    partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match as for PUT)",
+                                 responses={200: s.PersonSerializer, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
 )
 class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
@@ -286,7 +286,8 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     @extend_schema(summary="Upload a photo (scope enrol; refused photos answer 422 with the reason)",
                    request={"multipart/form-data": s.PhotoUploadSerializer},
-                   responses={201: s.PhotoSerializer, 422: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
+                   responses={201: s.PhotoSerializer, 413: s.ErrorSerializer, 422: s.ErrorSerializer,
+                              503: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     def create(self, request: Request, person_pk: str) -> Response:
         """``enrollment.services.photo_add``; a refusal answers 422 with ``reason`` (its code)."""
         person = self.person()

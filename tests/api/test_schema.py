@@ -42,6 +42,15 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     assert set(schema["components"]["securitySchemes"]) == {"ApiToken", "StaffSession"}
     upload = schema["paths"]["/api/v1/people/{person_pk}/photos"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
+    # answers the views give, described: an upload's 413 and 503, a stale If-Match's 412, a kiosk
+    # made without a link (no expiry), a photo's date alone for those who may not read check-ins
+    assert {"413", "503"} <= set(schema["paths"]["/api/v1/people/{person_pk}/photos"]["post"]["responses"])
+    assert "412" in schema["paths"]["/api/v1/people/{id}"]["put"]["responses"]
+    assert "412" in schema["paths"]["/api/v1/people/{id}"]["patch"]["responses"]
+    components = schema["components"]["schemas"]
+    assert components["KioskCreated"]["properties"]["pairing_expires_at"]["nullable"] is True
+    assert {f["format"] for f in components["Photo"]["properties"]["created_at"]["oneOf"]} == {"date-time", "date"}
+    assert components["VerifyAnswer"]["properties"]["score"]["nullable"] is True
 
 
 def test_the_public_schema_is_built_once_not_at_each_request(client, monkeypatch):
