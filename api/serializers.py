@@ -81,6 +81,24 @@ def _reads_checkins(request) -> bool:
     return request.user.has_perm("recognition.view_checkin")
 
 
+class LookalikeSerializer(serializers.Serializer):
+    """Another active person the uploaded face also matches, as a kiosk would decide it."""
+
+    person = serializers.IntegerField(allow_null=True, help_text="their id (null without the recognise scope "
+                                                                 "or enrollment.recognise_face)")
+    score = serializers.FloatField(allow_null=True)
+
+
+class PhotoUploadedSerializer(PhotoSerializer):
+    """The stored photo's facts, and whether its face also matches someone else (null: nobody)."""
+
+    lookalike = LookalikeSerializer(read_only=True, allow_null=True)
+
+    class Meta(PhotoSerializer.Meta):
+        fields = [*PhotoSerializer.Meta.fields, "lookalike"]
+        read_only_fields = fields
+
+
 class PhotoUploadSerializer(serializers.Serializer):
     """``multipart/form-data`` with one JPEG, PNG or WebP file in ``image``."""
 

@@ -286,7 +286,7 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     @extend_schema(summary="Upload a photo (scope enrol; refused photos answer 422 with the reason)",
                    request={"multipart/form-data": s.PhotoUploadSerializer},
-                   responses={201: s.PhotoSerializer, 413: s.ErrorSerializer, 422: s.ErrorSerializer,
+                   responses={201: s.PhotoUploadedSerializer, 413: s.ErrorSerializer, 422: s.ErrorSerializer,
                               503: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     def create(self, request: Request, person_pk: str) -> Response:
         """``enrollment.services.photo_add``; a refusal answers 422 with ``reason`` (its code)."""
@@ -299,7 +299,15 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
             raise ApiError(status_code=422, code="photo_refused", detail=exc.message, reason=exc.code) from exc
         except EngineError as exc:
             raise _engine_error(exc) from exc
-        return Response(s.PhotoSerializer(photo).data, status=status.HTTP_201_CREATED)
+        body = s.PhotoSerializer(photo, context={"request": request}).data
+        # the face also matches another active person (a photo filed under the wrong person, a
+        # duplicate record): who and how closely only for a caller who may search faces anyway
+        found = getattr(photo, "lookalike", None)
+        searches = (request.auth.allows(SCOPE_RECOGNISE) if isinstance(request.auth, ApiToken)
+                    else request.user.has_perm("enrollment.recognise_face"))
+        shown = {"person": found[0].pk, "score": round(float(found[1]), 4)} if found and searches else None
+        body["lookalike"] = None if found is None else shown or {"person": None, "score": None}
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def destroy(self, request: Request, person_pk: str, pk: str) -> Response:
         """``enrollment.services.photo_remove``."""

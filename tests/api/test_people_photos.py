@@ -12,7 +12,7 @@ from enrollment import recognizer
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, Person, TrainingRun
 
-from .conftest import jpeg
+from .conftest import jpeg, png
 from .helpers import fake_photo
 
 pytestmark = pytest.mark.django_db
@@ -230,3 +230,28 @@ def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
                        HTTP_IF_MATCH=fresh["ETag"])
     assert patched.status_code == 200 and patched.json()["department"] == "Space" and patched["ETag"] != fresh["ETag"]
     assert Person.objects.get(pk=person.pk).active is False
+
+
+@pytest.mark.models
+def test_an_upload_whose_face_matches_someone_else_says_so(client_for, person, engine, astronaut_bgr,
+                                                           registry_photos):
+    """docs/enrollment.md: a photo whose face the active index matches to another person is kept, and
+    the answer names the look-alike; the admin warned, the API's 201 said nothing. Who it is only for
+    a caller who may search faces anyway (the recognise scope)."""
+    import cv2
+
+    enrollment.photo_add(person=person, data=jpeg(astronaut_bgr, 92), actor=None, schedule_rebuild=False)
+    assert enrollment.index_rebuild(run_id=None).state == "succeeded"
+    other = enrollment.person_create(actor=None, full_name="Filed Wrongly", staff_id="W-1")
+    url = f"/api/v1/people/{other.pk}/photos"
+    copies = [jpeg(cv2.resize(astronaut_bgr, (s, s)), 90) for s in (480, 448)]   # other bytes, same face
+    plain = client_for("token:read+enrol").post(url, {"image": SimpleUploadedFile("a.jpg", copies[0])},
+                                                format="multipart")
+    assert plain.status_code == 201 and plain.json()["lookalike"] == {"person": None, "score": None}, plain.json()
+    named = client_for("token:read+enrol+recognise").post(url, {"image": SimpleUploadedFile("b.jpg", copies[1])},
+                                                          format="multipart").json()
+    assert named["lookalike"]["person"] == person.pk and named["lookalike"]["score"] > 0.5, named
+    tom = enrollment.person_create(actor=None, full_name="Tom Hanks", staff_id="T-9")
+    own = client_for("token:read+enrol+recognise").post(f"/api/v1/people/{tom.pk}/photos", {
+        "image": SimpleUploadedFile("t.png", png(registry_photos["Tom_Hanks_54745.png"]))}, format="multipart")
+    assert own.status_code == 201 and own.json()["lookalike"] is None, own.json()   # a face of his own
