@@ -11,6 +11,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -228,16 +229,19 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     def update(self, request: Request, *args, **kwargs) -> Response:
         """``enrollment.services.person_update`` (PUT: every writable field; PATCH: some). With
         ``If-Match`` (the ``ETag`` of the copy the client read), a person changed since is a 412:
-        a stale copy written back would undo that change (an offboarding's deactivation)."""
-        person = self.get_object()
-        expected = {tag.strip() for tag in request.headers.get("If-Match", "").split(",") if tag.strip()}
-        if expected and "*" not in expected and _person_etag(person) not in expected:
-            raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
-                           detail="The person changed since the copy this request was made from: read them again "
-                                  "(their ETag) and apply the change to that.")
-        serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
-        serializer.is_valid(raise_exception=True)
-        enrollment.person_update(person=person, actor=request.user, **serializer.validated_data)
+        a stale copy written back would undo that change (an offboarding's deactivation). The row is
+        locked from the check to the write, so a change committed in between is not undone either."""
+        with transaction.atomic():
+            enrollment.person_lock(kwargs.get(self.lookup_field))
+            person = self.get_object()
+            expected = {tag.strip() for tag in request.headers.get("If-Match", "").split(",") if tag.strip()}
+            if expected and "*" not in expected and _person_etag(person) not in expected:
+                raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
+                               detail="The person changed since the copy this request was made from: read them "
+                                      "again (their ETag) and apply the change to that.")
+            serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
+            serializer.is_valid(raise_exception=True)
+            enrollment.person_update(person=person, actor=request.user, **serializer.validated_data)
         return self._answer(person)
 
     @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,

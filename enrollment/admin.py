@@ -13,6 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -523,6 +524,16 @@ class PersonAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         extra = {**(extra_context or {}), **_index_status_context(request)}
         return super().changelist_view(request, extra)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Person | None:
+        """The change form's POST (inside Django's transaction) locks the person's row first: the
+        form's stale-page check (``PersonForm.clean``) then holds until the save. Other pages keep
+        their own lock order (an erasure takes the index's lock first)."""
+        match = request.resolver_match
+        if (request.method == "POST" and match is not None and match.url_name == "enrollment_person_change"
+                and transaction.get_connection().in_atomic_block):
+            services.person_lock(object_id)
+        return super().get_object(request, object_id, from_field)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra = {**(extra_context or {}), **_index_status_context(request),

@@ -22,6 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
@@ -121,21 +122,35 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
     return person
 
 
+def person_lock(pk: object) -> None:
+    """Lock a person's row until the caller's transaction ends (nothing for an id that is no
+    person's). A request that checks the row it reads next against the copy its client edited (an
+    admin form's, an API ``If-Match``) and then writes keeps the check true until the write: a
+    change committed in between would otherwise be undone without anyone being told."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("person_lock outside a transaction locks nothing")
+    try:
+        list(Person.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+    except (ValueError, TypeError, ValidationError):   # not an id: the caller's lookup answers 404
+        pass
+
+
 def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
                   staff_id: str | None = None, department: str | None = None, notes: str | None = None,
                   active: bool | None = None) -> Person:
     """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild."""
-    stored = Person.objects.get(pk=person.pk)
     new = {"full_name": full_name, "staff_id": staff_id, "department": department, "notes": notes,
            "active": active}
-    changed = [name for name, value in new.items() if value is not None and getattr(stored, name) != value]
-    for name in changed:
-        setattr(person, name, new[name])
-    if not changed:
-        return person
-    # notes written before their limit existed do not block changes to the other fields
-    person.full_clean(exclude=[] if "notes" in changed else ["notes"])
     with transaction.atomic():
+        # compared with the row as it is, locked: a change committed since it was read stays
+        stored = Person.objects.select_for_update().get(pk=person.pk)
+        changed = [name for name, value in new.items() if value is not None and getattr(stored, name) != value]
+        for name in changed:
+            setattr(person, name, new[name])
+        if not changed:
+            return person
+        # notes written before their limit existed do not block changes to the other fields
+        person.full_clean(exclude=[] if "notes" in changed else ["notes"])
         save_unique(person, "staff_id", update_fields=[*changed, "updated_at"])
         audit_record(actor=actor, action=Action.UPDATE, obj=person,
                      summary=f"updated person #{person.pk}: {', '.join(changed)}")

@@ -232,6 +232,47 @@ def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
     assert Person.objects.get(pk=person.pk).active is False
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_between_the_if_match_check_and_the_write_is_not_undone(hr, person, monkeypatch):
+    """The ETag was checked, then the row read again to write: a deactivation committed in between
+    was undone by the PUT's copy (active: true), unseen. Now the row is locked from the check to the
+    write, and the deactivation lands after it (PostgreSQL; SQLite serialises writers)."""
+    import threading
+
+    from django.db import connection
+
+    from api import serializers
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    read = hr.get(f"/api/v1/people/{person.pk}")
+    body = {**{k: read.json()[k] for k in ("full_name", "staff_id", "notes", "active")}, "department": "Space"}
+    deactivated = threading.Event()
+
+    def deactivate_elsewhere() -> None:
+        try:
+            enrollment.person_deactivate(person=Person.objects.get(pk=person.pk), actor=None)
+        finally:
+            deactivated.set()
+            connection.close()
+
+    real = serializers.PersonSerializer.is_valid
+    others: list[threading.Thread] = []
+
+    def is_valid(self, *args, **kwargs):   # after the If-Match check, before the write
+        others.append(threading.Thread(target=deactivate_elsewhere))
+        others[0].start()
+        deactivated.wait(1.5)              # without the lock it commits here
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(serializers.PersonSerializer, "is_valid", is_valid)
+    answer = hr.put(f"/api/v1/people/{person.pk}", body, format="json", HTTP_IF_MATCH=read["ETag"])
+    others[0].join(20)
+    assert answer.status_code == 200 and answer.json()["department"] == "Space"
+    stored = Person.objects.get(pk=person.pk)
+    assert stored.active is False and stored.department == "Space"
+
+
 @pytest.mark.models
 def test_an_upload_whose_face_matches_someone_else_says_so(client_for, person, engine, astronaut_bgr,
                                                            registry_photos):

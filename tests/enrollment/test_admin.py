@@ -640,6 +640,45 @@ def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, p
     assert not person.active and person.notes == "typo fixed"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_while_the_form_is_checked_is_not_undone(su_client, person, monkeypatch):
+    """The stale-page check compared the person as read at the start of the POST: a colleague's
+    rename committed between that check and the save was overwritten by this form's. Now the
+    change form's POST locks the row first and the rename lands after it (PostgreSQL)."""
+    import threading
+
+    from django.db import connection
+
+    from enrollment import admin as enrollment_admin
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
+    seen = su_client.get(change_url(person)).content.decode().split('name="seen" value="')[1].split('"')[0]
+    renamed = threading.Event()
+
+    def rename_elsewhere() -> None:
+        try:
+            services.person_update(person=Person.objects.get(pk=person.pk), actor=None, full_name="Colleague's Name")
+        finally:
+            renamed.set()
+            connection.close()
+
+    real = enrollment_admin.PersonForm.clean
+    others: list[threading.Thread] = []
+
+    def clean(self):
+        others.append(threading.Thread(target=rename_elsewhere))
+        others[0].start()
+        renamed.wait(1.5)                  # without the lock it commits here, after the form read the row
+        return real(self)
+
+    monkeypatch.setattr(enrollment_admin.PersonForm, "clean", clean)
+    response = su_client.post(change_url(person), person_form(person, full_name="Form's Name", seen=seen))
+    others[0].join(20)
+    assert response.status_code == 302
+    assert Person.objects.get(pk=person.pk).full_name == "Colleague's Name"
+
+
 def test_polling_the_status_takes_up_a_run_whose_worker_died(enroller_client, enqueued, monkeypatch,
                                                               django_capture_on_commit_callbacks):
     """The admin page polls status.json while its socket is down: a run whose worker died
