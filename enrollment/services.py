@@ -996,19 +996,23 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
                "embed_seconds": round(embed_s, 2),
                "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
                "synthetic_masks": recognizer.synthetic_masks_available()}
-    version = _index_switch(run=run, index=index, version_key=version_key, photo_count=photo_count, metrics=metrics)
-    seconds = round(time.monotonic() - started, 2)
-    run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
-    run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
-                 "photos": photo_count}
-    run.index_version = version
-    run.message = (f"index v{version.pk} active: {version.people_count} people, "
-                   f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
-    run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
-    audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run, summary=f"run #{run.pk}: {run.message}")
+
+    def succeeded(version: IndexVersion) -> None:   # in the switch's transaction
+        seconds = round(time.monotonic() - started, 2)
+        run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
+        run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
+                     "photos": photo_count}
+        run.index_version = version
+        run.message = (f"index v{version.pk} active: {version.people_count} people, "
+                       f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
+        run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
+        audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
+                     summary=f"run #{run.pk}: {run.message}")
+
+    version = _index_switch(run=run, index=index, version_key=version_key, photo_count=photo_count,
+                            metrics=metrics, record=succeeded)
     events.training_progress(run)
-    if version is not None:
-        events.index_updated(version)
+    events.index_updated(version)
 
 
 # what one photo's embedding may raise without stopping a rebuild: the engine's errors, an unreadable
@@ -1111,8 +1115,10 @@ def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:
 
 
 def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,
-                  metrics: dict) -> IndexVersion:
-    """Write the file and make it the active version in one transaction.
+                  metrics: dict, record: Callable[[IndexVersion], None]) -> IndexVersion:
+    """Write the file and make it the active version in one transaction, with ``record(version)``:
+    the run's success and its audit record (a switch committed alone, by a worker that then died
+    or lost the database, was an active index whose run said it failed or was still running).
 
     Always this run's: runs take turns (a claim refuses while another run is alive and records an
     older running one failed, whose switch then finds the run no longer its own), so the active
@@ -1138,6 +1144,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
                 built_by=run)
             _activate(version)
             _index_prune()
+            record(version)
         return version
     except BaseException:
         if name and not committed:

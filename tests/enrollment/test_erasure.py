@@ -217,7 +217,7 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     errors: list[BaseException] = []
 
     switch = in_thread(errors, lambda: services._index_switch(run=run, index=index, version_key=key, photo_count=2,
-                                                      metrics={}))
+                                                      metrics={}, record=lambda version: None))
     erase = in_thread(errors, lambda: services.person_erase(person=gone, actor=None))
     switch.start()
     assert writing.wait(10)

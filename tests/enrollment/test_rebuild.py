@@ -196,8 +196,10 @@ def test_an_old_file_that_cannot_be_deleted_does_not_take_the_new_version_down(m
     assert IndexVersion.objects.current().file.exists() and stuck.is_dir()
 
 
-@pytest.mark.parametrize("where", ["assemble", "save"])
+@pytest.mark.parametrize("where", ["assemble", "save", "record"])
 def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkeypatch, where):
+    """"record": the run's success record fails after the switch was made; the switch, in the same
+    transaction, goes back with it (it committed alone: an active index whose run said it failed)."""
     people_with_photos(make_photo, n_people=2)
     good = rebuild_now().index_version
     before = good.file.read_bytes()
@@ -210,8 +212,12 @@ def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkey
 
     if where == "assemble":
         monkeypatch.setattr(services, "_index_assemble", boom)
-    else:
+    elif where == "save":
         monkeypatch.setattr(Index, "save", boom)
+    else:
+        audit = services.audit_record
+        monkeypatch.setattr(services, "audit_record",
+                            lambda **kw: boom() if " active: " in kw.get("summary", "") else audit(**kw))
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
     with pytest.raises(RuntimeError):
         rebuild_index_task(run.pk, force=True)
