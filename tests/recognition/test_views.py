@@ -314,6 +314,20 @@ def test_csv_exports_stream(client, superuser, attendance, person):
     assert exported.content.decode().splitlines()[0] == ",".join(views.CHECKIN_CSV_HEADER)  # still readable whole
 
 
+def test_a_formula_after_a_semicolon_is_neutralised_too():
+    """A department "Ops;=cmd|..." went out as it was: a spreadsheet whose list separator is ";"
+    splits it there (the comma file's quotes are text to it) and ran the formula as its own cell."""
+    body = b"".join(csv_response("x.csv", ["name", "department"],
+                                 [["Ana", "Ops;=cmd|' /C calc'!A0;"], ["Bo", "R&D, -1 floor\t+x"]]
+                                 ).streaming_content).decode()
+    for line in body.splitlines()[1:]:
+        for sep in (";", ",", "\t"):
+            starts = [cell.strip().strip('"')[:1] for cell in line.split(sep)[1:]]
+            assert not any(c and c in "=+-@" for c in starts), (sep, line)
+    assert list(csv.reader(io.StringIO(body)))[1:] == [["Ana", "Ops;'=cmd|' /C calc'!A0;"],
+                                                       ["Bo", "R&D, '-1 floor\t'+x"]]
+
+
 def test_csv_response_streams_in_chunks_under_asgi_without_buffering_warnings():
     response = csv_response("big.csv", ["n", "text"], ([i, "=1+1" if i == 7 else "x" * 50] for i in range(5000)))
 
