@@ -394,7 +394,10 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                          summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}"
                                  + (f": {why}" if why else ""))
             if schedule_rebuild:
-                index_rebuild_request(actor=actor, reason=f"photo added to person #{person.pk}")
+                # a kept check-in photo's run does not name the person: the runs' times, which
+                # Enrollers see, would tell them when that person checked in
+                index_rebuild_request(actor=actor, reason="a photo kept from a check-in (gallery adaptation)"
+                                      if source == FacePhoto.Source.CHECKIN else f"photo added to person #{person.pk}")
     except BaseException as exc:
         if photo.image.name:
             # the person gone: their folder too, which this file made again after the erasure emptied it

@@ -619,6 +619,11 @@ def test_an_enroller_sees_only_the_day_of_a_photo_kept_from_a_check_in(enroller_
         assert "2026-12-01" in page and "08:59" not in page and "8:59" not in page, url
     assert "07:14" in enroller_client.get(pages[0]).content.decode()   # an upload's time is no check-in's
     assert "8:59" in admin_client.get(pages[1]).content.decode()      # those who may see check-ins do
+    # nor found by filtering on the time (it was, to the second, by ?created_at__lt=...)
+    for lookup in ("created_at__lt", "created_at__gte", "created_at__hour", "created_at"):
+        probe = enroller_client.get(pages[0], {"source": "checkin", lookup: "2026-12-01 08:59:30"})
+        assert probe.status_code == 400 and "08:59" not in probe.content.decode(), lookup
+    assert admin_client.get(pages[0], {"created_at__lt": "2026-12-01 08:59:30"}).status_code == 200
 
 
 def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, person):

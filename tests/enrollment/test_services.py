@@ -577,3 +577,17 @@ def test_a_photo_scaled_down_to_fit_keeps_its_face_box_on_the_face():
     photo = FacePhoto(width=400, height=300, box=[40.0, 30.0, 200.0, 150.0])
     services._scale_to_stored(photo, stored.getvalue())
     assert (photo.width, photo.height, photo.box) == (200, 150, [20.0, 15.0, 100.0, 75.0])
+
+
+def test_the_run_a_kept_check_in_photo_queues_does_not_name_the_person(db, monkeypatch, enqueued):
+    """Enrollers see rebuild runs, with their times, but not check-ins: a run "photo added to person
+    #P" queued seconds after P's check-in (gallery adaptation) told them when P checked in."""
+    person = services.person_create(actor=None, full_name="Kept", staff_id="K-7")
+    inspected = services.PhotoInspection(ok=True, code=None, message="", width=8, height=8,
+                                         box=[1.0, 1.0, 7.0, 7.0], quality_score=0.9, quality_verdict="ok")
+    monkeypatch.setattr(recognizer, "get_engine", lambda: None)
+    data = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
+    services.photo_add(person=person, data=data, actor=None, source=FacePhoto.Source.CHECKIN, inspection=inspected,
+                       check_lookalike=False)
+    reasons = list(TrainingRun.objects.values_list("reason", flat=True))
+    assert reasons and not any(f"#{person.pk}" in reason for reason in reasons), reasons
