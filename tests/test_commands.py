@@ -272,6 +272,71 @@ def test_train_adapter_feature_gain_writes_the_gain_and_its_metrics(people_dir, 
     call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
                  out=str(out), cache=str(cache), stdout=again)
     assert "using cached feature maps" in again.getvalue()
+    # a cache cut short (Ctrl-C, a full disk, before it was written atomically) is computed again;
+    # every later run stopped on it with a BadZipFile traceback
+    cached = next(cache.glob("maps-*.npz"))
+    cached.write_bytes(cached.read_bytes()[:3000])
+    said = io.StringIO()
+    call_command("train_adapter", feature_gain=True, images=str(people_dir), people=str(people), steps=3,
+                 out=str(out), cache=str(cache), stdout=io.StringIO(), stderr=said)
+    assert "unreadable" in said.getvalue() and np.load(cached)["masked"].shape[0] == 2 * len(names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "gain.json", "gain.npz", "people.txt"]
+    assert sorted(p.name for p in cache.iterdir()) == [cached.name]   # no temporary file left behind
+
+
+@pytest.mark.parametrize("option, value", [("steps", 0), ("steps", -5), ("limit_people", -1), ("renderings", 0),
+                                           ("seed", -1), ("max_per_person", 0)])
+def test_train_adapter_refuses_option_values_it_would_misread(tmp_path, option, value):
+    """--steps -5 wrote an untrained adapter (loss NaN) and exited 0, 0 became the default, a negative
+    --limit-people dropped people off the end, --seed -1 was a traceback after the models loaded."""
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "people.txt").write_text("Ana_Silva 3\nBo 2\n")
+    with pytest.raises(CommandError, match=f"--{option.replace('_', '-')} must be at least"):
+        call_command("train_adapter", images=str(tmp_path / "imgs"), people=str(tmp_path / "people.txt"),
+                     **{option: value})
+
+
+def test_evaluate_pairs_says_when_the_masked_list_names_none_of_its_images(people_dir, tmp_path):
+    """A list written with other paths than --images' gave empty masked subsets, exit 0; a folder
+    as --json failed only after the whole evaluation. Absolute paths under --images are taken."""
+    names = sorted(p.name for p in people_dir.iterdir())
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"{n}\t1\t2\n" for n in names) + f"{names[0]}\t1\t{names[1]}\t2\n")
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text(f"/somewhere/else/{names[0]}_0002.png\n")
+    with pytest.raises(CommandError, match="names none of the images"):
+        call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), masked_list=str(elsewhere))
+    absolute = tmp_path / "absolute.txt"
+    absolute.write_text(f"{people_dir / names[0] / (names[0] + '_0002.png')}\n")
+    with pytest.raises(CommandError, match="is a folder"):
+        call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), masked_list=str(absolute),
+                     json=str(tmp_path))
+    out = tmp_path / "out.json"
+    call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), masked_list=str(absolute),
+                 json=str(out), stdout=io.StringIO())
+    assert json.loads(out.read_text())["subsets"]["masked_unmasked"]["n"] == 1
+
+
+def test_results_are_written_as_standard_json(tmp_path):
+    """A NaN metric (rank-1 with no known probe) came out as NaN, which strict JSON readers refuse."""
+    from recognition.management.commands._common import write_json
+
+    out = tmp_path / "r.json"
+    write_json({"rank1": float("nan"), "nested": {"x": [1.5, float("inf")]}, "n": np.int64(3)}, str(out))
+    assert json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "rank1": None, "nested": {"x": [1.5, None]}, "n": 3.0}
+
+
+def test_a_damaged_gain_file_is_a_conversion_error_not_a_traceback(tmp_path, monkeypatch):
+    """install_models caught only ModelConversionError: a truncated shipped gain was a BadZipFile."""
+    from recognition.engine import install
+    from recognition.engine.errors import ModelConversionError
+
+    broken = tmp_path / "sface_gain-v1.npz"
+    broken.write_bytes(b"PK\x03\x04 cut short")
+    monkeypatch.setattr(install, "gain_path", lambda descriptor: broken)
+    with pytest.raises(ModelConversionError, match="unreadable"):
+        install.load_gain("sface")
 
 
 def test_train_adapter_feature_gain_takes_one_photo_people_and_more_renderings(people_dir, tmp_path):

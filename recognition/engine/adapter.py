@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelsMissing
-from .files import UNREADABLE, savez_atomic
+from .files import UNREADABLE, savez_atomic, write_text_atomic
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_PATH = ASSETS / "adapter-v1.npz"
@@ -43,7 +43,7 @@ class Adapter:
         path = Path(path)
         savez_atomic(path, compressed=True, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
                      w2=self.w2.astype(np.float16), b2=self.b2.astype(np.float16))
-        path.with_suffix(".json").write_text(json.dumps(metrics, indent=2, default=float))
+        write_text_atomic(path.with_suffix(".json"), json.dumps(metrics, indent=2, default=float))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Adapt ``NxD`` (or ``D``) L2-normalised embeddings; returns the same shape, normalised."""

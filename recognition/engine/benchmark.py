@@ -75,7 +75,7 @@ def evaluate_pairs(engine: Engine, images: Path, pairs_file: Path, masked_list: 
     result.update({"failed_images": len(failed), "failed_image_paths": failed[:100],
                    "n_images": len(paths), "fallback": "centred-face alignment (Engine.assume_centred_face)"})
     if masked_list:
-        masked = {ln.strip() for ln in Path(masked_list).read_text().splitlines() if ln.strip()}
+        masked = masked_entries(Path(masked_list), images)
         n_masked = np.array([(str(p.a.relative_to(images)) in masked) + (str(p.b.relative_to(images)) in masked)
                              for p in pairs])
         subsets = {}
@@ -89,6 +89,20 @@ def evaluate_pairs(engine: Engine, images: Path, pairs_file: Path, masked_list: 
                 subsets[name] = {"accuracy": None, "auc": None, "n": int(sel.sum())}
         result["subsets"] = subsets
     return result
+
+
+def masked_entries(masked_list: Path, images: Path) -> set[str]:
+    """The image paths a ``--masked-list`` names, relative to ``images`` (as ``mask_faces`` writes
+    them; an absolute path under ``images`` is taken as well)."""
+    entries = set()
+    for line in masked_list.read_text(encoding="utf-8").splitlines():
+        entry = Path(line.strip())
+        if not line.strip():
+            continue
+        if entry.is_absolute() and entry.is_relative_to(images.absolute()):
+            entry = entry.relative_to(images.absolute())
+        entries.add(str(entry))
+    return entries
 
 
 def person_images(root: Path) -> dict[str, list[Path]]:

@@ -25,6 +25,7 @@ import numpy as np
 from . import runtime
 from .convert import ONNX_CONVERTER_VERSION, convert_face_api_resnet, convert_model, convert_onnx
 from .errors import ModelConversionError
+from .files import UNREADABLE
 from .registry import (
     CHIP_NETS,
     FACE_API,
@@ -208,8 +209,13 @@ def load_gain(descriptor: str) -> tuple[np.ndarray, np.ndarray] | None:
     path = gain_path(descriptor)
     if not path.exists():
         return None
-    with np.load(path) as z:
-        return z["gain"].astype(np.float32), z["mean"].astype(np.float32)
+    try:
+        with np.load(path) as z:
+            return z["gain"].astype(np.float32), z["mean"].astype(np.float32)
+    except UNREADABLE as exc:   # damaged (an interrupted write before they were atomic, a bad merge)
+        raise ModelConversionError(f"{path} is unreadable ({type(exc).__name__}: {exc}): restore it "
+                                   f"(git checkout -- {path.name}) or train it again "
+                                   "(manage.py train_adapter --feature-gain)") from exc
 
 
 def descriptor_installed(models_dir: Path, descriptor: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -73,11 +74,38 @@ class ProgressBar:
         self.stream.flush()
 
 
+def check_json_target(path: str | None) -> None:
+    """Refuse a ``--json`` path that cannot be written before a long evaluation, not after it."""
+    from django.core.management.base import CommandError
+
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"--json {path} is a folder: name the file to write")
+    folder = next((p for p in [target.parent, *target.parent.parents] if p.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--json {path}: {folder} cannot be written to")
+
+
+def _finite(value):
+    """``value`` with NaN and infinities as ``None`` (JSON has no NaN: strict readers refuse it)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(result: dict, path: str | None) -> None:
-    """Write ``result`` as JSON to ``path`` when given."""
+    """Write ``result`` as standard JSON (NaN as ``null``) to ``path`` when given, whole or not at all."""
+    from recognition.engine.files import write_text_atomic
+
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(result, indent=2, default=float))
+        text = json.dumps(_finite(json.loads(json.dumps(result, default=float))), indent=2, allow_nan=False)
+        write_text_atomic(Path(path), text)
 
 
 def fmt(v) -> str:

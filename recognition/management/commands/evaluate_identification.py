@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recognition.engine.benchmark import evaluate_identification, person_images
 
-from ._common import ProgressBar, engine_from_settings, fmt, write_json
+from ._common import ProgressBar, check_json_target, engine_from_settings, fmt, write_json
 
 
 class Command(BaseCommand):
@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic-mask templates")
 
     def handle(self, *args, gallery, probes, json, seed, **options):
+        if seed < 0:
+            raise CommandError(f"--seed must be at least 0 (got {seed})")
+        check_json_target(json)
         for d in (gallery, probes):
             if not Path(d).is_dir():
                 raise CommandError(f"{d} is not a directory")
@@ -29,10 +32,10 @@ class Command(BaseCommand):
         result = evaluate_identification(engine_from_settings(), Path(gallery), Path(probes),
                                          ProgressBar("photos"), seed=seed,
                                          min_face_px=settings.MASKNET_KIOSK_MIN_FACE_PX)
-        write_json(result, json)
         for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold",
                     "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes",
                     "probes_refused_by_quality"):
             self.stdout.write(f"{key:<22} {fmt(result[key])}")
+        write_json(result, json)   # after the figures: a file that cannot be written loses none
         if not result["n_gallery_people"]:   # the figures above measure nothing: a script must notice
             raise CommandError(f"no gallery photo under {gallery} could be enrolled (unreadable, no usable face)")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from recognition.engine.benchmark import evaluate_pairs
+from recognition.engine.benchmark import evaluate_pairs, masked_entries
 from recognition.engine.evaluation import parse_pairs
 
-from ._common import ProgressBar, engine_from_settings, fmt, write_json
+from ._common import ProgressBar, check_json_target, engine_from_settings, fmt, write_json
 
 
 class Command(BaseCommand):
@@ -34,10 +34,15 @@ class Command(BaseCommand):
             parsed = parse_pairs(Path(images), Path(pairs))
             if not parsed:
                 raise CommandError(f"{pairs} holds no pairs")
-            if masked_list:
-                Path(masked_list).read_text(encoding="utf-8")
+            masked = masked_entries(Path(masked_list), Path(images)) if masked_list else set()
         except (ValueError, UnicodeDecodeError) as exc:
             raise CommandError(f"{exc}") from exc
+        named = {str(p.relative_to(images)) for pair in parsed for p in (pair.a, pair.b)}
+        if masked_list and not masked & named:
+            # the masked subsets would come out empty, as if no face were masked
+            raise CommandError(f"{masked_list} names none of the images of {pairs} (one path a line, relative "
+                               f"to --images, e.g. {min(named)})")
+        check_json_target(json)
         # a missing image would be scored as a face not found: figures printed as if measured
         missing = sorted({str(p) for pair in parsed for p in (pair.a, pair.b) if not p.exists()})
         if missing:
@@ -46,7 +51,6 @@ class Command(BaseCommand):
         result = evaluate_pairs(engine, Path(images), Path(pairs),
                                 Path(masked_list) if masked_list else None, ProgressBar("images"))
         result["mirror"] = engine.config.flip_tta
-        write_json(result, json)
         rows = [("all", result)] + [(k, v) for k, v in result.get("subsets", {}).items()]
         self.stdout.write(f"{'set':<20} {'n':>6} {'accuracy':>9} {'± std':>7} {'AUC':>7} {'TAR@1e-2':>9}")
         for name, r in rows:
@@ -55,3 +59,4 @@ class Command(BaseCommand):
                               f"{fmt(r.get('tar_at_far_1e-2')):>9}")
         self.stdout.write(f"TAR@FAR1e-3 {fmt(result['tar_at_far_1e-3'])}; failed images "
                           f"{result['failed_images']}/{result['n_images']}")
+        write_json(result, json)   # after the table: a file that cannot be written loses no figure

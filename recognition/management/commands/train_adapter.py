@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from enrollment.recognizer import template_version
 from recognition.engine import EngineConfig, EngineError, NoFaceFound, load_engine
 from recognition.engine.adapter import DEFAULT_PATH, Adapter
+from recognition.engine.files import UNREADABLE, savez_atomic, write_text_atomic
 from recognition.engine.gallery import masked_variants
 from recognition.engine.train import fit_adapter
 
@@ -117,8 +119,11 @@ class Command(BaseCommand):
         images, people_file = Path(o["images"]), Path(o["people"])
         if not images.is_dir() or not people_file.is_file():
             raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")
-        if o["max_per_person"] < 1:
-            raise CommandError("--max-per-person must be at least 1")
+        for name, least in (("max_per_person", 1), ("renderings", 1), ("limit_people", 0), ("seed", 0)):
+            if o[name] < least:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least {least} (got {o[name]})")
+        if o["steps"] is not None and o["steps"] < 1:
+            raise CommandError(f"--steps must be at least 1 (got {o['steps']})")
         try:
             people = [(n, int(c)) for n, c in people_file_rows(people_file) if int(c) >= max(1, o["min_photos"])]
         except ValueError as exc:   # not "name count" lines
@@ -139,15 +144,9 @@ class Command(BaseCommand):
         key = hashlib.sha256(json.dumps([str(images), [str(p) for _, p in photos], o["seed"],
                                          engine.config.flip_tta, engine.config.upper_face_weight,
                                          engine.config.upper_face_cut, template_version()]).encode()).hexdigest()[:16]
-        cache = Path(o["cache"]) / f"embeddings-{key}.npz"
-        if cache.exists():
-            with np.load(cache) as d:
-                data = {k: d[k] for k in ("masked", "unmasked", "person")}
-            self.stdout.write(f"using cached embeddings {cache}")
-        else:
-            data = training_embeddings(engine, photos, o["seed"], ProgressBar("photos"))
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, **data)
+        data = self.cached(Path(o["cache"]) / f"embeddings-{key}.npz", ("masked", "unmasked", "person"),
+                           lambda: training_embeddings(engine, photos, o["seed"], ProgressBar("photos")),
+                           "embeddings")
         if len(set(data["person"].tolist())) < 2:
             raise CommandError("fewer than 2 people with a detected face: nothing to train on")
         bar = ProgressBar("steps")
@@ -159,6 +158,22 @@ class Command(BaseCommand):
         Adapter(fit.w1, fit.b1, fit.w2, fit.b2).save(Path(o["out"]), metrics)
         self.stdout.write(json.dumps(metrics, indent=2, default=float))
         self.stdout.write(f"wrote {o['out']} and {Path(o['out']).with_suffix('.json')}")
+
+    def cached(self, cache: Path, keys: tuple[str, ...], compute: Callable[[], dict], what: str) -> dict:
+        """``compute()``'s arrays, kept in ``cache`` (written atomically) for the next run; a cache
+        that cannot be read (an older format, a disk that filled up) is computed again."""
+        if cache.exists():
+            try:
+                with np.load(cache) as d:
+                    data = {k: d[k] for k in keys}
+            except UNREADABLE as exc:
+                self.stderr.write(f"{cache} is unreadable ({type(exc).__name__}); computing it again")
+            else:
+                self.stdout.write(f"using cached {what} {cache}")
+                return data
+        data = compute()
+        savez_atomic(cache, **data)
+        return data
 
     def feature_gain(self, photos: list[tuple[str, Path]], people_file: Path, o: dict) -> None:
         """``--feature-gain``: SFace's last feature map of masked faces, gated by a gain learned as
@@ -174,19 +189,13 @@ class Command(BaseCommand):
         engine = load_engine(models, EngineConfig.for_descriptor("sface").with_(masked_gain=False))
         # the cache follows the photos, the seed, the models and the mask renderer (template_version),
         # not the gain it trains (a retrained gain reuses the maps)
-        renderings = max(1, o["renderings"])
+        renderings = o["renderings"]
         key = hashlib.sha256(json.dumps([[str(p) for _, p in photos], o["seed"], template_version(gain=False),
                                          CHIP_NETS["sface"].wheel.sha256, "maps"]
                                         + ([renderings] if renderings != 2 else [])).encode()).hexdigest()[:16]
-        cache = Path(o["cache"]) / f"maps-{key}.npz"
-        if cache.exists():
-            with np.load(cache) as d:
-                data = {k: d[k] for k in ("masked", "photo", "person", "mean")}
-            self.stdout.write(f"using cached feature maps {cache}")
-        else:
-            data = training_maps(engine, photos, model, o["seed"], ProgressBar("photos"), renderings)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, **data)
+        data = self.cached(Path(o["cache"]) / f"maps-{key}.npz", ("masked", "photo", "person", "mean"),
+                           lambda: training_maps(engine, photos, model, o["seed"], ProgressBar("photos"), renderings),
+                           "feature maps")
         if len(set(data["person"].tolist())) < 2:
             raise CommandError("fewer than 2 people with a detected face: nothing to train on")
         weights, bias = onnx_head(model)
@@ -200,9 +209,11 @@ class Command(BaseCommand):
                    "masks": f"product renderer (recognition/engine/masks.py), {renderings} per photo",
                    "max_per_person": o["max_per_person"], "min_photos": o["min_photos"],
                    "descriptor": CHIP_NETS["sface"].wheel.member}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, gain=fit.gain.astype(np.float16), mean=fit.mean.astype(np.float16))
-        out.with_suffix(".json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        # written whole or not at all: a half-written shipped gain stopped install_models
+        savez_atomic(out, compressed=True, gain=fit.gain.astype(np.float16), mean=fit.mean.astype(np.float16))
+        write_text_atomic(out.with_suffix(".json"), json.dumps(metrics, indent=2, default=float) + "\n")
         self.stdout.write(json.dumps(metrics, indent=2, default=float))
-        self.stdout.write(f"wrote {out} and {out.with_suffix('.json')}; run `python manage.py install_models` "
-                          "to convert SFace with it")
+        self.stdout.write(f"wrote {out} and {out.with_suffix('.json')}"
+                          + ("; run `python manage.py install_models` to convert SFace with it"
+                             if out == gain_path("sface") else
+                             f" (install_models converts SFace with {gain_path('sface')} only)"))

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         for d in (masked_dir, unmasked_dir):
             if not d.is_dir():
                 raise CommandError(f"{d} is not a directory")
-        for key in ("n_unmasked", "synthetic"):   # a negative count would slice from the end
+        for key in ("n_unmasked", "synthetic", "seed"):   # a negative count would slice from the end
             if o[key] < 0:
                 raise CommandError(f"--{key.replace('_', '-')} must be 0 or more")
         rng = random.Random(o["seed"])
