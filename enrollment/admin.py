@@ -532,7 +532,7 @@ class PersonAdmin(admin.ModelAdmin):
         match = request.resolver_match
         if (request.method == "POST" and match is not None and match.url_name == "enrollment_person_change"
                 and transaction.get_connection().in_atomic_block):
-            services.person_lock(object_id)
+            services.person_lock(object_id, photos=True)   # the form may remove photos
         return super().get_object(request, object_id, from_field)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):

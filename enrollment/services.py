@@ -122,14 +122,20 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
     return person
 
 
-def person_lock(pk: object) -> None:
+def person_lock(pk: object, *, photos: bool = False) -> None:
     """Lock a person's row until the caller's transaction ends (nothing for an id that is no
     person's). A request that checks the row it reads next against the copy its client edited (an
     admin form's, an API ``If-Match``) and then writes keeps the check true until the write: a
-    change committed in between would otherwise be undone without anyone being told."""
+    change committed in between would otherwise be undone without anyone being told.
+
+    ``photos``: their photos' rows first, for a caller that may go on to remove some (the admin's
+    form): the order an erasure and a photo removal take them in (photos, then the person), else
+    one of two such transactions is aborted as a deadlock (PostgreSQL)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("person_lock outside a transaction locks nothing")
     try:
+        if photos:
+            list(FacePhoto.objects.select_for_update().filter(person_id=pk).order_by("pk").values_list("pk", flat=True))
         list(Person.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
     except (ValueError, TypeError, ValidationError):   # not an id: the caller's lookup answers 404
         pass
@@ -933,6 +939,9 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
             log.warning("run #%s: not recorded failed (%s): it is no longer this worker's running claim", run.pk,
                         run.error)
             return
+        # as stored: a success record that failed in the switch's transaction (rolled back with it)
+        # had filled these in, and the pages would hear of a failed run naming an index at 100 %
+        run.refresh_from_db(fields=["progress", "stats", "index_version"])
         events.training_progress(run)
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                      summary=f"run #{run.pk} failed ({type(exc).__name__}): the previous index stays active")

@@ -645,11 +645,10 @@ def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, p
     assert not person.active and person.notes == "typo fixed"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_change_committed_while_the_form_is_checked_is_not_undone(su_client, person, monkeypatch):
-    """The stale-page check compared the person as read at the start of the POST: a colleague's
-    rename committed between that check and the save was overwritten by this form's. Now the
-    change form's POST locks the row first and the rename lands after it (PostgreSQL)."""
+def _meanwhile_in_clean(monkeypatch, change) -> list[BaseException]:
+    """While the change form is checked (``PersonForm.clean``, after the admin read the person), run
+    ``change`` in another thread and connection, giving it 1.5 s; its errors are returned (PostgreSQL
+    row-lock tests: the thread blocks where the form holds a lock)."""
     import threading
 
     from django.db import connection
@@ -658,30 +657,60 @@ def test_a_change_committed_while_the_form_is_checked_is_not_undone(su_client, p
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
-    seen = su_client.get(change_url(person)).content.decode().split('name="seen" value="')[1].split('"')[0]
-    renamed = threading.Event()
+    errors: list[BaseException] = []
 
-    def rename_elsewhere() -> None:
+    def run() -> None:
         try:
-            services.person_update(person=Person.objects.get(pk=person.pk), actor=None, full_name="Colleague's Name")
+            change()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
         finally:
-            renamed.set()
             connection.close()
 
-    real = enrollment_admin.PersonForm.clean
-    others: list[threading.Thread] = []
+    real, threads = enrollment_admin.PersonForm.clean, []
 
     def clean(self):
-        others.append(threading.Thread(target=rename_elsewhere))
-        others[0].start()
-        renamed.wait(1.5)                  # without the lock it commits here, after the form read the row
+        threads.append(threading.Thread(target=run))
+        threads[0].start()
+        threads[0].join(1.5)               # without the form's lock, the change commits here
         return real(self)
 
     monkeypatch.setattr(enrollment_admin.PersonForm, "clean", clean)
+    yield errors
+    threads[0].join(20)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_while_the_form_is_checked_is_not_undone(su_client, person, monkeypatch):
+    """The stale-page check compared the person as read at the start of the POST: a colleague's
+    rename committed between that check and the save was overwritten by this form's. Now the
+    change form's POST locks the row first and the rename lands after it (PostgreSQL)."""
+    seen = su_client.get(change_url(person)).content.decode().split('name="seen" value="')[1].split('"')[0]
+    race = _meanwhile_in_clean(monkeypatch, lambda: services.person_update(
+        person=Person.objects.get(pk=person.pk), actor=None, full_name="Colleague's Name"))
+    errors = next(race)
     response = su_client.post(change_url(person), person_form(person, full_name="Form's Name", seen=seen))
-    others[0].join(20)
-    assert response.status_code == 302
+    next(race, None)
+    assert not errors and response.status_code == 302
     assert Person.objects.get(pk=person.pk).full_name == "Colleague's Name"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_form_removing_a_photo_during_an_erasure_waits_instead_of_deadlocking(su_client, person, make_photo,
+                                                                               monkeypatch):
+    """The change form locked the person, then (removing a photo) the photo; an erasure takes the
+    photos, then the person: one of the two was aborted as a deadlock (PostgreSQL). The form now
+    takes the photos first, and the erasure waits for it."""
+    # the first photo: the one an erasure's lock statement takes first, before the person's row
+    drop, other = make_photo(person), make_photo(person)
+    race = _meanwhile_in_clean(monkeypatch, lambda: services.person_erase(
+        person=Person.objects.get(pk=person.pk), actor=None))
+    errors = next(race)
+    response = su_client.post(change_url(person), person_form(person, remove_photos=[drop.pk]))
+    next(race, None)
+    assert not errors, errors
+    assert response.status_code == 302
+    assert not Person.objects.filter(pk=person.pk).exists() and not FacePhoto.objects.filter(pk=other.pk).exists()
 
 
 def test_polling_the_status_takes_up_a_run_whose_worker_died(enroller_client, enqueued, monkeypatch,
