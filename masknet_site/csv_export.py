@@ -19,13 +19,14 @@ ASYNC_BATCH = 16            # pieces fetched per thread hop when served over ASG
 # a formula start after another separator than the file's own: a spreadsheet whose list separator
 # is ";" (most of continental Europe) or a tab splits "Ops;=cmd|..." there, whatever the quoting
 # (it reads the comma file's quotes as text), and the piece after it is a cell of its own
-_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,\t])(\s*)(?=[=+\-@])")
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,\t\r\n])([ \t]*)(?=[=+\-@])")
 
 
 def csv_safe(value: object) -> str:
     """A cell as text, with spreadsheet formulas neutralised (CSV injection): a leading
-    ``= + - @`` or control character gets a ``'`` in front, and so does one after a ``;``, ``,``
-    or tab inside the text (a cell of its own where that is the list separator)."""
+    ``= + - @`` or control character gets a ``'`` in front, and so does one after a ``;``, ``,``,
+    tab or line break inside the text (a cell of its own where that is the list separator, the start
+    of a row for a reader that takes the quotes as text)."""
     text = "" if value is None else str(value)
     text = _FORMULA_AFTER_SEPARATOR.sub(r"\1\2'", text)
     return "'" + text if text[:1] in _FORMULA_STARTS else text

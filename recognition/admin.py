@@ -26,7 +26,7 @@ from masknet_site.csv_export import csv_response
 from . import services, views
 from .models import CheckIn, Kiosk
 
-_SESSION_CODE = "recognition.pairing_code.{pk}"
+_SESSION_NEW = "recognition.pairing_new.{pk}"   # a kiosk just added: its pairing page makes the link
 
 
 @admin.register(Kiosk)
@@ -61,20 +61,22 @@ class KioskAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Kiosk, form, change: bool) -> None:
         if not change:
             # a link only for those who may pair (it is shown once, to them)
-            kiosk, code = services.kiosk_create(actor=request.user, name=obj.name, location=obj.location,
-                                                site=obj.site, active=obj.active,
-                                                with_link=self.has_pair_permission(request))
+            # the link is made when the page that shows it is drawn (after the redirect): a code
+            # kept in the session until then sat in its database row, usable, if that page was never
+            # opened (the codes are otherwise stored only as digests)
+            kiosk, _code = services.kiosk_create(actor=request.user, name=obj.name, location=obj.location,
+                                                 site=obj.site, active=obj.active, with_link=False)
             obj.pk = kiosk.pk
             obj.refresh_from_db()
-            if code:
-                request.session[_SESSION_CODE.format(pk=kiosk.pk)] = code
+            if kiosk.active and self.has_pair_permission(request):
+                request.session[_SESSION_NEW.format(pk=kiosk.pk)] = True
             return
         # a read-only field (``active`` without the pair permission) is not in the form: unchanged
         services.kiosk_update(kiosk=obj, actor=request.user,
                               **{k: form.cleaned_data.get(k) for k in ("name", "location", "site", "active")})
 
     def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
-        if _SESSION_CODE.format(pk=obj.pk) in request.session:
+        if _SESSION_NEW.format(pk=obj.pk) in request.session:
             return HttpResponseRedirect(reverse("admin:recognition_kiosk_pairing", args=[obj.pk]))
         self.message_user(request, f"Kiosk “{obj.name}” added. " + (
             "Pairing a device needs the “pair kiosk” permission." if obj.active
@@ -115,11 +117,10 @@ class KioskAdmin(admin.ModelAdmin):
     def pairing_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Shows a fresh pairing link once (after creation, or after POST: a new link)."""
         kiosk = get_object_or_404(Kiosk, pk=pk)
-        if not self.has_pair_permission(request) and not (
-                request.method == "GET" and _SESSION_CODE.format(pk=pk) in request.session):
+        if not self.has_pair_permission(request):
             raise PermissionDenied
-        code = request.session.pop(_SESSION_CODE.format(pk=pk), None)
-        if request.method == "POST":
+        code = None
+        if request.method == "POST" or request.session.pop(_SESSION_NEW.format(pk=pk), False):
             try:
                 code = services.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
             except services.KioskInactive as exc:

@@ -109,8 +109,10 @@ def _kiosk_headers(response: HttpResponse, request: HttpRequest | None = None) -
     """The kiosk pages' headers; with ``request``, its own socket's origin is allowed (this host only:
     :func:`masknet_site.middleware.socket_sources`). The site's default policy leaves this one as it is."""
     response["Content-Security-Policy"] = KIOSK_CSP if request is None else with_sockets(KIOSK_CSP, request)
-    # same-origin (not no-referrer): with no-referrer, browsers send "Origin: null" and CSRF fails
-    response["Referrer-Policy"] = "same-origin"
+    # the origin alone, even to this site: the pairing page's own URL (its one-time code) went as the
+    # Referer of its stylesheet and icon into the proxy's access log (which the pairing path's own
+    # "access_log off" does not cover); not no-referrer: browsers then send "Origin: null" and CSRF fails
+    response["Referrer-Policy"] = "strict-origin"
     response["Permissions-Policy"] = "camera=(self), microphone=()"
     return response
 

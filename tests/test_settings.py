@@ -272,3 +272,12 @@ def test_an_unreadable_api_rate_is_refused_at_start():
         proc = manage("check", **{name: value})
         assert proc.returncode != 0 and name in proc.stderr, (name, proc.stderr[-500:])
     assert manage("check", MASKNET_API_USER_RATE="20/s", MASKNET_API_TOKEN_RATE="5/hour").returncode == 0
+
+
+def test_an_unusable_pairing_link_lifetime_is_refused():
+    """0 made every link expire as it was made (the page said "expires in 1 minutes"); 10^12 was a
+    500 on every kiosk creation. The documented range starts."""
+    for value in ("0", "-5", "1000000000000"):
+        proc = manage("check", MASKNET_KIOSK_PAIRING_TTL_S=value)
+        assert proc.returncode != 0 and "MASKNET_KIOSK_PAIRING_TTL_S" in proc.stderr, value
+    assert manage("check", MASKNET_KIOSK_PAIRING_TTL_S="3600").returncode == 0

@@ -233,6 +233,9 @@ MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "
 # a stranger who stays must not be let in by a lucky run (bench/voting.py).
 MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = int(env("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", "5"))
 MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
+if not 60 <= MASKNET_KIOSK_PAIRING_TTL_S <= 30 * 24 * 3600:   # 0: every link expired when made; 1e12: a 500
+    raise ImproperlyConfigured(f"MASKNET_KIOSK_PAIRING_TTL_S={MASKNET_KIOSK_PAIRING_TTL_S}: use 60 (a minute) "
+                               "to 2592000 (30 days) seconds")
 # Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8, and never
 # more than this); 0 = no limit.
 MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
@@ -339,7 +342,8 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"secrets": {"()": "masknet_site.logfilters.SecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["secrets"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # never SQL statements, even with DEBUG and LOG_LEVEL=DEBUG: their parameters hold face templates
     # and snapshots (biometric data; tests/recognition/test_no_biometrics_in_logs.py)

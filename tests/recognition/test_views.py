@@ -41,7 +41,7 @@ def test_pairing_link_sets_an_httponly_cookie_once(client):
     url = reverse("kiosk-pair", kwargs={"code": code})
     page = client.get(url)
     assert page.status_code == 200 and b"Front door" in page.content
-    assert page["Referrer-Policy"] == "same-origin"
+    assert page["Referrer-Policy"] == "strict-origin"   # its URL (the code) is no Referer of its own files
     assert Kiosk.objects.get().pairing_hash        # a GET (link preview) does not spend the code
     response = client.post(url)
     assert response.status_code == 302 and response["Location"] == reverse("kiosk")
@@ -318,14 +318,15 @@ def test_a_formula_after_a_semicolon_is_neutralised_too():
     """A department "Ops;=cmd|..." went out as it was: a spreadsheet whose list separator is ";"
     splits it there (the comma file's quotes are text to it) and ran the formula as its own cell."""
     body = b"".join(csv_response("x.csv", ["name", "department"],
-                                 [["Ana", "Ops;=cmd|' /C calc'!A0;"], ["Bo", "R&D, -1 floor\t+x"]]
-                                 ).streaming_content).decode()
+                                 [["Ana", "Ops;=cmd|' /C calc'!A0;"], ["Bo", "R&D, -1 floor\t+x"],
+                                  ["Cy", "Ops\n=cmd|' /C calc'!A0"]]).streaming_content).decode()
     for line in body.splitlines()[1:]:
         for sep in (";", ",", "\t"):
             starts = [cell.strip().strip('"')[:1] for cell in line.split(sep)[1:]]
             assert not any(c and c in "=+-@" for c in starts), (sep, line)
     assert list(csv.reader(io.StringIO(body)))[1:] == [["Ana", "Ops;'=cmd|' /C calc'!A0;"],
-                                                       ["Bo", "R&D, '-1 floor\t'+x"]]
+                                                       ["Bo", "R&D, '-1 floor\t'+x"],
+                                                       ["Cy", "Ops\n'=cmd|' /C calc'!A0"]]   # a row of its own
 
 
 def test_csv_response_streams_in_chunks_under_asgi_without_buffering_warnings():
@@ -391,6 +392,10 @@ def test_admin_adds_a_kiosk_and_shows_its_pairing_link_once(client, superuser):
     kiosk = Kiosk.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("admin:recognition_kiosk_pairing",
                                                                            args=[kiosk.pk])
+    # no usable code waits in the session's database row for that page (a tab closed before it
+    # opened left one there): the page makes the link when drawn
+    assert not any("code" in key or len(str(value)) > 30 for key, value in client.session.items()
+                   if key.startswith("recognition."))
     page = client.get(response["Location"])
     url = page.context["url"]
     assert url.startswith("http://testserver/kiosk/pair/")
@@ -542,3 +547,28 @@ def test_a_nul_character_in_a_query_is_a_400(client, superuser):
     assert "no-store" in api["Cache-Control"]
     many = client.get("/api/v1/people?" + "&".join(f"p{i}=1" for i in range(1100)))
     assert many.status_code == 400 and many.json()["error"] == "validation_error"
+
+
+def test_a_pairing_code_never_reaches_the_log_in_full(client, caplog):
+    """Django logs the path of a refused pairing POST ("Forbidden (CSRF cookie not set.): /kiosk/pair/
+    <code>/") while the code still works; the site's log handler masks it."""
+    import logging
+
+    from masknet_site.logfilters import SecretsFilter
+
+    kiosk, code = services.kiosk_create(actor=None, name="Logged")
+    csrf_client = type(client)(enforce_csrf_checks=True)
+    with caplog.at_level(logging.WARNING, logger="django.security.csrf"):
+        assert csrf_client.post(reverse("kiosk-pair", kwargs={"code": code})).status_code == 403
+    records = [r for r in caplog.records if "/kiosk/pair/" in r.getMessage()]
+    assert records and code in records[0].getMessage()      # what Django writes, before the filter
+    for record in records:
+        SecretsFilter().filter(record)
+        assert code not in record.getMessage() and "/kiosk/pair/…" in record.getMessage()
+    assert services.kiosk_pair(code=code) is not None       # the code itself was still good
+    from django.conf import settings
+
+    handler = settings.LOGGING["handlers"]["console"] if "handlers" in settings.LOGGING else None
+    from masknet_site.settings import base
+
+    assert base.LOGGING["handlers"]["console"]["filters"] == ["secrets"], handler

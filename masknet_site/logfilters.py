@@ -1,0 +1,22 @@
+"""Logging filters: what the site's log lines must never carry."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# a kiosk pairing link's one-time code (recognition.urls: kiosk/pair/<code>/)
+_PAIRING_CODE = re.compile(r"(/kiosk/pair/)[^/\s\"'?#]+")
+
+
+class SecretsFilter(logging.Filter):
+    """Masks a pairing link's code in every record: Django logs the path of a refused or failed
+    request ("Forbidden (CSRF cookie not set.): /kiosk/pair/<code>/"), and Daphne every request's,
+    while the code may still be unused."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _PAIRING_CODE.sub(r"\1…", message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
