@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -106,18 +107,30 @@ class AuditedUserAdmin(UserAdmin):
     def user_change_password(self, request, id, form_url=""):
         """Django's page where an administrator sets another user's password; a password set
         there is audited (who, for whom; never the password), in the transaction that sets it."""
+        if not str(id).isdigit():   # no user's id: Django's own answer
+            return super().user_change_password(request, id, form_url)
         with transaction.atomic():
+            stored = User.objects.select_for_update().filter(pk=id).values_list("password", flat=True).first()
             response = super().user_change_password(request, id, form_url)
-            if request.method == "POST" and response.status_code == 302:
+            # by the stored hash, not the answer: Django also redirects when it refuses a form
+            # ("Conflicting form data submitted": nothing saved)
+            now = User.objects.filter(pk=id).values_list("password", flat=True).first()
+            if request.method == "POST" and stored is not None and now is not None and now != stored:
+                done = ("disabled password login for" if now.startswith(UNUSABLE_PASSWORD_PREFIX)
+                        else "set the password of")
                 audit_record(actor=request.user, action=AuditEvent.Action.UPDATE, object_type="auth.user",
-                             object_id=id, summary=f"set the password of user #{id}")
+                             object_id=id, summary=f"{done} user #{id}")
         return response
 
     def delete_model(self, request, obj) -> None:
-        pk = obj.pk
-        super().delete_model(request, obj)
-        audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
-                     object_id=pk, summary=f"deleted user #{pk}")
+        with transaction.atomic():
+            # deleted meanwhile by another administrator, who recorded it: nothing more to record
+            if not User.objects.select_for_update().filter(pk=obj.pk).exists():
+                return
+            pk = obj.pk
+            super().delete_model(request, obj)
+            audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
+                         object_id=pk, summary=f"deleted user #{pk}")
 
     def response_action(self, request, queryset):
         """Admin actions ("delete selected") in one transaction: Django writes its own history of a
@@ -152,10 +165,13 @@ class AuditedGroupAdmin(GroupAdmin):
                          summary="; ".join(parts))
 
     def delete_model(self, request, obj) -> None:
-        pk = obj.pk
-        super().delete_model(request, obj)
-        audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
-                     object_id=pk, summary=f"deleted group #{pk}")
+        with transaction.atomic():
+            if not Group.objects.select_for_update().filter(pk=obj.pk).exists():   # as the user admin's
+                return
+            pk = obj.pk
+            super().delete_model(request, obj)
+            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
+                         object_id=pk, summary=f"deleted group #{pk}")
 
     def response_action(self, request, queryset):
         """As the user admin's: Django's history of a bulk delete and the delete in one transaction."""

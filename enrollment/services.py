@@ -158,8 +158,14 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
         # notes written before their limit existed do not block changes to the other fields
         person.full_clean(exclude=[] if "notes" in changed else ["notes"])
         save_unique(person, "staff_id", update_fields=[*changed, "updated_at"])
-        audit_record(actor=actor, action=Action.UPDATE, obj=person,
-                     summary=f"updated person #{person.pk}: {', '.join(changed)}")
+        summary = f"updated person #{person.pk}: {', '.join(changed)}"
+        if "active" in changed and not active:
+            # unticked on the form or PATCHed: a deactivation as the admin action's is
+            audit_record(actor=actor, action=Action.DEACTIVATE, obj=person,
+                         summary=f"deactivated person #{person.pk}; {summary}"[:300])
+        else:
+            audit_record(actor=actor, action=Action.UPDATE, obj=person,
+                         summary=summary + ("; reactivated" if "active" in changed else ""))
         if "active" in changed:
             index_rebuild_request(actor=actor, reason=f"person #{person.pk} {'activated' if active else 'deactivated'}")
     return person

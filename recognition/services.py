@@ -147,20 +147,28 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
     at once (its next check-in), the page a new name or location when next loaded. Deactivating
     disconnects the kiosk at once and unpairs it as :func:`kiosk_revoke` does (its device token and
     any unused link are void, so activating it again needs a new pairing)."""
-    stored = Kiosk.objects.get(pk=kiosk.pk)
     new = {"name": name, "location": location, "site": site, "active": active}
-    changed = [k for k, v in new.items() if v is not None and getattr(stored, k) != v]
-    if not changed:
-        return kiosk
-    for k in changed:
-        setattr(kiosk, k, new[k])
-    kiosk.full_clean()
     with transaction.atomic():
+        # compared with the row as it is, locked: a change committed since it was read stays
+        stored = Kiosk.objects.select_for_update().get(pk=kiosk.pk)
+        changed = [k for k, v in new.items() if v is not None and getattr(stored, k) != v]
+        if not changed:
+            return kiosk
+        for k in changed:
+            setattr(kiosk, k, new[k])
+        kiosk.full_clean()
         save_unique(kiosk, "name", update_fields=changed)
-        audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
-                     summary=f"updated kiosk #{kiosk.pk}: {', '.join(changed)}")
+        summary = f"updated kiosk #{kiosk.pk}: {', '.join(changed)}"
         if "active" in changed and not kiosk.active:
+            # a deactivation (and the revocation it is), not a mere edit: recorded as the revoke
+            # action's is, so that the log's "deactivate" entries list every one
+            device = "revoked its device" if stored.token_hash else "no device was paired"
+            audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
+                         summary=f"deactivated kiosk #{kiosk.pk} ({device}); {summary}"[:300])
             _unpair(kiosk)
+        else:
+            audit_record(actor=actor, action=Action.UPDATE, obj=kiosk,
+                         summary=summary + ("; reactivated" if "active" in changed else ""))
         # an open socket would otherwise record check-ins at the old site until its periodic recheck
         _recheck_on_commit(kiosk)
     if "active" in changed and not kiosk.active:

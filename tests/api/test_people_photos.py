@@ -232,6 +232,17 @@ def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
     assert Person.objects.get(pk=person.pk).active is False
 
 
+def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
+    """PATCH {"active": false} (an HR sync's offboarding) was recorded as "updated person #N: active",
+    so the log's deactivations missed it; the admin action recorded "deactivate"."""
+    assert hr.patch(f"/api/v1/people/{person.pk}", {"active": False}, format="json").status_code == 200
+    event = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk)).latest("id")
+    assert event.action == "deactivate" and event.summary.startswith(f"deactivated person #{person.pk}")
+    assert hr.patch(f"/api/v1/people/{person.pk}", {"active": True}, format="json").status_code == 200
+    back = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk)).latest("id")
+    assert back.action == "update" and back.summary.endswith("reactivated")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_change_committed_between_the_if_match_check_and_the_write_is_not_undone(hr, person, monkeypatch):
     """The ETag was checked, then the row read again to write: a deactivation committed in between

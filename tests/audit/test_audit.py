@@ -136,7 +136,15 @@ def test_other_user_changes_and_passwords_set_by_an_admin_are_logged(client, eve
     response = client.post(url, {"password1": "A-new-passw0rd!", "password2": "A-new-passw0rd!",
                                  "usable_password": "true"})
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert AuditEvent.objects.filter(action="update", object_id=str(user.pk), summary__contains="password").exists()
+    passwords = AuditEvent.objects.filter(action="update", object_id=str(user.pk), summary__contains="password")
+    assert [e.summary for e in passwords] == [f"set the password of user #{user.pk}"]
+    # "Disabled" chosen but "Change password" pressed: Django refuses ("Conflicting form data
+    # submitted") with a redirect too, and saves nothing: nothing is recorded
+    refused = client.post(url, {"password1": "", "password2": "", "usable_password": "false"})
+    assert refused.status_code == 302 and passwords.count() == 1
+    disabled = client.post(url, {"usable_password": "false", "unset-password": "1"})
+    assert disabled.status_code == 302 and not User.objects.get(pk=user.pk).has_usable_password()
+    assert passwords.order_by("-id").first().summary == f"disabled password login for user #{user.pk}"
     group = Group.objects.create(name="Door staff")
     assert client.post(reverse("admin:auth_group_change", args=[group.pk]),
                        {"name": "Reception", "permissions": []}).status_code == 302
@@ -277,3 +285,23 @@ def test_a_stale_user_form_that_undoes_a_role_change_is_logged_as_one(client):
     summaries = list(AuditEvent.objects.filter(action="role_change", object_id=str(target.pk))
                      .values_list("summary", flat=True))
     assert any("superuser: False -> True" in s for s in summaries), summaries
+
+
+def test_a_user_or_group_deleted_twice_is_recorded_once(rf, events):
+    """Two administrators deleting the same user (or group) from pages opened before: the second
+    delete found nothing to delete and still recorded "deleted user #N"."""
+    from django.contrib import admin as django_admin
+    from django.contrib.auth.models import Group
+
+    from audit.admin import AuditedGroupAdmin, AuditedUserAdmin
+
+    request = rf.post("/")
+    request.user = events
+    for model, model_admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+        row = User.objects.create_user("leaver") if model is User else Group.objects.create(name="Leavers")
+        first, second = model.objects.get(pk=row.pk), model.objects.get(pk=row.pk)   # two stale pages
+        for copy in (first, second):
+            model_admin(model, django_admin.site).delete_model(request, copy)
+        kind = model._meta.label_lower
+        assert AuditEvent.objects.filter(object_type=kind, object_id=str(row.pk),
+                                         summary__startswith="deleted").count() == 1, kind

@@ -103,6 +103,12 @@ def test_with_the_pair_permission_unticking_active_unpairs(client, paired):
     client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main"})
     kiosk.refresh_from_db()
     assert not kiosk.active and Kiosk.objects.for_device_token(token) is None
+    # recorded as the deactivation and revocation it is (it was a mere "updated kiosk: active")
+    event = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(kiosk.pk)).latest("id")
+    assert event.action == "deactivate" and "revoked its device" in event.summary, event.summary
+    client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main", "active": "on"})
+    back = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(kiosk.pk)).latest("id")
+    assert back.action == "update" and back.summary.endswith("reactivated")
 
 
 @pytest.mark.parametrize("export", ["admin:recognition_checkin_export", "admin:audit_auditevent_export"])
