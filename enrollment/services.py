@@ -213,14 +213,16 @@ def person_erase(*, person: Person, actor: object | None) -> bool:
         # rather than being inserted after the cascade read them and failing this commit
         list(Person.objects.select_for_update().filter(pk=pk).values_list("pk"))
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
-        _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
+        history = _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
         _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
         if not deleted.get(Person._meta.label):
             return False   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
         scrubbed = _index_scrub(label=label, photos=embedded)
+        checkins = deleted.get("recognition.CheckIn", 0)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
-                     summary=f"erased person #{pk}: {len(names)} photos, their templates, "
-                             f"{scrubbed} index versions rewritten or deleted")
+                     summary=f"erased person #{pk}: {len(names)} photos, their templates, {checkins} check-ins "
+                             f"(their snapshots), {history} admin history entries, {scrubbed} index versions "
+                             "rewritten or deleted")
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")

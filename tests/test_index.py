@@ -264,3 +264,23 @@ def test_templates_need_as_many_kinds_and_margins():
         index.add("a", np.eye(4)[:2], kinds=[0, 1], margins=[0.1])
     index.add("a", np.eye(4)[:2], kinds=[0, 1], margins=[0.1, 0.0])
     assert len(index) == 2
+
+
+def test_files_written_whole_keep_templates_private_and_models_readable(tmp_path):
+    """Index versions (templates) are the owner's alone; a trained model or a results file is as
+    readable as a plain write makes it (they came out 0600: a model trained by one user could not be
+    read by the site running as another)."""
+    import os
+    import stat
+
+    from recognition.engine.files import savez_atomic, write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        savez_atomic(tmp_path / "index.npz", v=np.zeros(2))
+        savez_atomic(tmp_path / "model.npz", shared=True, v=np.zeros(2))
+        write_text_atomic(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"index.npz": 0o600, "model.npz": 0o644, "metrics.json": 0o644}

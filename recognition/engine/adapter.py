@@ -41,7 +41,7 @@ class Adapter:
     def save(self, path: Path, metrics: dict) -> None:
         """Write weights (float16) and ``<path>.json`` with the training metrics."""
         path = Path(path)
-        savez_atomic(path, compressed=True, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
+        savez_atomic(path, compressed=True, shared=True, w1=self.w1.astype(np.float16), b1=self.b1.astype(np.float16),
                      w2=self.w2.astype(np.float16), b2=self.b2.astype(np.float16))
         write_text_atomic(path.with_suffix(".json"), json.dumps(metrics, indent=2, default=float))
 

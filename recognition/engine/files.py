@@ -17,15 +17,28 @@ UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotIm
               tokenize.TokenError)
 
 
-def savez_atomic(path: Path, *, compressed: bool = False, **arrays: np.ndarray) -> None:
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return 0o022
+
+
+def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` (.npz) through a temporary file in the same folder and a
     rename: a reader (or a crash, or Ctrl-C) never meets a half-written file. The file is synced
     before the rename and the folder after it, so that a power loss cannot leave a committed index
-    version naming an empty file."""
+    version naming an empty file. The file is the owner's alone (``0600``: index versions hold
+    biometric templates) unless ``shared`` (a trained model, which the site may run as another
+    user than the one who trained it): then as the umask allows, as a plain write would be."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
+        if shared:
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
             fh.flush()
@@ -50,6 +63,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())   # as a plain write: results and metrics are no secrets
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

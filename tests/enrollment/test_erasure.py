@@ -106,6 +106,10 @@ def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
         services.person_erase(person=gone, actor=superuser)
 
     assert set(LogEntry.objects.values_list("pk", flat=True)) == kept
+    # and the record says what went (it left out the check-ins and the history)
+    summary = AuditEvent.objects.get(action="erase").summary
+    assert f"erased person #{gone.pk}: 1 photos" in summary and "1 check-ins" in summary, summary
+    assert "6 admin history entries" in summary, summary   # the 2 written by the admin and 4 above
 
 
 def test_a_person_erased_meanwhile_is_neither_erased_again_nor_deactivated(make_photo, superuser):

@@ -210,7 +210,8 @@ class Command(BaseCommand):
                    "max_per_person": o["max_per_person"], "min_photos": o["min_photos"],
                    "descriptor": CHIP_NETS["sface"].wheel.member}
         # written whole or not at all: a half-written shipped gain stopped install_models
-        savez_atomic(out, compressed=True, gain=fit.gain.astype(np.float16), mean=fit.mean.astype(np.float16))
+        savez_atomic(out, compressed=True, shared=True, gain=fit.gain.astype(np.float16),
+                     mean=fit.mean.astype(np.float16))
         write_text_atomic(out.with_suffix(".json"), json.dumps(metrics, indent=2, default=float) + "\n")
         self.stdout.write(json.dumps(metrics, indent=2, default=float))
         self.stdout.write(f"wrote {out} and {out.with_suffix('.json')}"

@@ -95,6 +95,7 @@ class Command(BaseCommand):
         metrics = {**fit.metrics, "n_masked": int(y.sum()), "n_unmasked": int((1 - y).sum()),
                    "seed": o["seed"], "sources": {"masked": str(masked_dir), "unmasked": str(unmasked_dir)}}
         out = Path(o["out"])
-        savez_atomic(out, weights=fit.weights, bias=np.float32(fit.bias), metrics=np.array(json.dumps(metrics)))
+        savez_atomic(out, shared=True, weights=fit.weights, bias=np.float32(fit.bias),
+                     metrics=np.array(json.dumps(metrics)))
         self.stdout.write(json.dumps(metrics, indent=2))
         self.stdout.write(f"wrote {out}")
