@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 # what setup installs: the runtime plus the test, lint and benchmark tools; a production node may
 # take the runtime alone (make setup REQUIREMENTS=requirements.txt)
 REQUIREMENTS ?= requirements-dev.txt
-STAMP := $(VENV)/.installed-$(basename $(notdir $(REQUIREMENTS)))-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(basename $(notdir $(REQUIREMENTS)))-$(REQ_HASH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # the address the banner prints: this machine's first address when serving on every interface
 SHOWN := $(if $(filter 0.0.0.0,$(HOST)),$(shell hostname -I 2>/dev/null | cut -d' ' -f1),$(HOST))
 
-.PHONY: setup run worker beat test browser screenshots lint bench clean-models
+.PHONY: setup installed run worker beat test browser screenshots lint bench clean-models
 
 # idempotent: reinstalls packages only when a requirements file changed; install_models
 # returns at once when the converted models are up to date
@@ -37,14 +38,19 @@ run: setup
 	@# --insecure: the static files also when a development copy serves other hosts with DJANGO_DEBUG=0
 	$(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
+# a node set up with either requirements file (a production one: REQUIREMENTS=requirements.txt) as it
+# is, when that install is current: the worker and beat targets then install nothing
+installed:
+	@ls $(VENV)/.installed-*-$(REQ_HASH) >/dev/null 2>&1 || $(MAKE) --no-print-directory setup
+
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
-worker: setup
+worker: installed
 	@test -n "$$REDIS_URL" || { echo "set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run Celery workers"; exit 1; }
 	$(VENV)/bin/celery -A masknet_site worker --loglevel INFO --concurrency 1
 
 # the Celery beat scheduler (one per cluster, needs REDIS_URL): the daily retention purge
 # (recognition.purge_expired). Without Celery, run `manage.py purge_expired` from cron instead.
-beat: setup
+beat: installed
 	@test -n "$$REDIS_URL" || { echo "set REDIS_URL to run Celery beat (or run manage.py purge_expired from cron)"; exit 1; }
 	@mkdir -p var
 	$(VENV)/bin/celery -A masknet_site beat --loglevel INFO --schedule var/celerybeat-schedule

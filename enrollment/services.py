@@ -613,6 +613,10 @@ def _delete_media(names: list[str], folder: str | None = None, everything: bool 
 ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it may be mid-upload)
 
 
+# the sweep deletes at most this many files, or a tenth of the photos if more: beyond, it refuses
+ORPHAN_SWEEP_FLOOR = 50
+
+
 def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None) -> int:
     """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
     files of an upload whose transaction rolled back (a photo's file is stored before its row
@@ -623,21 +627,39 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
         return 0
     known = set(FacePhoto.objects.values_list("image", flat=True))
     cutoff = (now if now is not None else time.time()) - ORPHAN_AGE_S
-    swept = 0
-    for folder in default_storage.listdir("faces")[0]:
+    folders, orphans = default_storage.listdir("faces")[0], []
+    for folder in folders:
         for name in default_storage.listdir(f"faces/{folder}")[1]:
             path = f"faces/{folder}/{name}"
             try:
-                if path in known or default_storage.get_modified_time(path).timestamp() >= cutoff:
-                    continue
-                if not dry_run:
-                    default_storage.delete(path)
-                swept += 1
+                if path not in known and default_storage.get_modified_time(path).timestamp() < cutoff:
+                    orphans.append(path)
             except OSError as exc:
                 log.warning("could not sweep photo file %s: %s", path, exc)
                 if failed is not None:
                     failed.append(path)
-        if not dry_run:
+    if len(orphans) > max(ORPHAN_SWEEP_FLOOR, len(known) // 10):
+        # far more than rolled-back uploads leave: this media folder is not this database's (a
+        # restore that put the files back before the rows, a node pointed at another database):
+        # deleting would lose enrolment photos for good. Nothing is deleted; the purge fails
+        log.error("photo sweep refused: %d photo files that no photo row names against %d rows; is "
+                  "DATABASE_URL this media folder's database? (docs/deployment.md, Backup and restore)",
+                  len(orphans), len(known))
+        if failed is not None:
+            failed.extend(orphans)
+        return 0
+    swept = 0
+    for path in orphans:
+        try:
+            if not dry_run:
+                default_storage.delete(path)
+            swept += 1
+        except OSError as exc:
+            log.warning("could not sweep photo file %s: %s", path, exc)
+            if failed is not None:
+                failed.append(path)
+    if not dry_run:
+        for folder in folders:
             _delete_media([], folder=f"faces/{folder}")  # the folder, once empty
     if swept and not dry_run:
         log.warning("deleted %d photo files that no photo row named", swept)

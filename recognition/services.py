@@ -12,6 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from importlib import import_module
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -429,6 +430,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                      summary=f"retention: deleted {orphans} photo files that no photo named (an upload rolled "
                              f"back, a failed delete)")
     stray = index_files_sweep(now=now.timestamp(), dry_run=dry_run)
+    if not dry_run:   # expired staff sessions' rows (Django leaves them to `clearsessions`)
+        import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
     if stray and not dry_run:
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.indexversion",
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")

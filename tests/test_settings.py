@@ -281,3 +281,18 @@ def test_an_unusable_pairing_link_lifetime_is_refused():
         proc = manage("check", MASKNET_KIOSK_PAIRING_TTL_S=value)
         assert proc.returncode != 0 and "MASKNET_KIOSK_PAIRING_TTL_S" in proc.stderr, value
     assert manage("check", MASKNET_KIOSK_PAIRING_TTL_S="3600").returncode == 0
+
+
+def test_security_switches_and_login_limits_are_read_strictly():
+    """DJANGO_HSTS_PRELOAD=true read as off (only "1" was on); a lockout of 0 s let every guess
+    through; a session lifetime outside 1-336 hours is refused. The documented forms start."""
+    prod = {**PROD_ENV}
+    for name, value in (("DJANGO_HSTS_PRELOAD", "ture"), ("MASKNET_LOGIN_LOCKOUT_S", "0"),
+                        ("MASKNET_LOGIN_MAX_FAILURES", "-1"), ("MASKNET_SESSION_HOURS", "0")):
+        proc = manage("check", **prod, **{name: value})
+        assert proc.returncode != 0 and name in proc.stderr, (name, proc.stderr[-500:])
+    shown = manage("shell", "-c", "from django.conf import settings as s; print(s.SECURE_HSTS_PRELOAD, "
+                   "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SESSION_COOKIE_AGE)",
+                   **prod, DJANGO_HSTS_PRELOAD="true", DJANGO_HSTS_INCLUDE_SUBDOMAINS="No")
+    last = shown.stdout.strip().splitlines()[-1].split() if shown.stdout.strip() else []
+    assert shown.returncode == 0 and last == ["True", "False", str(12 * 3600)], shown.stderr[-500:]

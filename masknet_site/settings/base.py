@@ -27,6 +27,19 @@ def env_bool(name: str, default: bool = False) -> bool:
     return default if value is None else value.lower() in ("1", "true", "yes", "on")
 
 
+def env_switch(name: str, default: bool) -> bool:
+    """A security switch from the environment: 1/true/yes/on or 0/false/no/off (any case); anything
+    else stops the site (``DJANGO_HSTS_PRELOAD=ture`` must not quietly mean off)."""
+    value = env(name)
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes/on or 0/false/no/off")
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     """Read a comma-separated list from the environment."""
     return [v.strip() for v in (env(name, default) or "").split(",") if v.strip()]
@@ -233,6 +246,12 @@ MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "
 # a stranger who stays must not be let in by a lucky run (bench/voting.py).
 MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = int(env("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", "5"))
 MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
+# staff logins last a working day, not Django's two weeks (the admin holds biometric data); the
+# daily purge deletes expired sessions' rows
+MASKNET_SESSION_HOURS = int(env("MASKNET_SESSION_HOURS", "12"))
+if not 1 <= MASKNET_SESSION_HOURS <= 24 * 14:
+    raise ImproperlyConfigured(f"MASKNET_SESSION_HOURS={MASKNET_SESSION_HOURS}: use 1 to 336 hours")
+SESSION_COOKIE_AGE = MASKNET_SESSION_HOURS * 3600
 if not 60 <= MASKNET_KIOSK_PAIRING_TTL_S <= 30 * 24 * 3600:   # 0: every link expired when made; 1e12: a 500
     raise ImproperlyConfigured(f"MASKNET_KIOSK_PAIRING_TTL_S={MASKNET_KIOSK_PAIRING_TTL_S}: use 60 (a minute) "
                                "to 2592000 (30 days) seconds")
@@ -392,3 +411,7 @@ MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = int(env("MASKNET_LOGIN_MAX_FAILURES_PE
 # the last 30 days (login_throttle.py): one client trying a new username each time
 MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
                                                  str(10 * MASKNET_LOGIN_MAX_FAILURES)))
+for _name in ("MASKNET_LOGIN_MAX_FAILURES", "MASKNET_LOGIN_LOCKOUT_S", "MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
+              "MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS"):
+    if globals()[_name] < 1:   # a lockout of 0 s let every guess through (the cache keeps no count)
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: use 1 or more")

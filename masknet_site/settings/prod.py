@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_list
+from .base import env, env_list, env_switch
 
 
 def required(name: str) -> str:
@@ -33,8 +33,8 @@ CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "31536000"))
 # on by default (check --deploy asks for both); a site whose parent domain serves other sites over
 # plain HTTP, or that will not submit itself to the browsers' preload list, turns them off
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env("DJANGO_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
-SECURE_HSTS_PRELOAD = env("DJANGO_HSTS_PRELOAD", "1") == "1"
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_switch("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)   # "true" read as off before
+SECURE_HSTS_PRELOAD = env_switch("DJANGO_HSTS_PRELOAD", True)
 # a load balancer's probe reaches a node over plain HTTP
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -314,6 +314,34 @@ def test_the_sweep_deletes_photo_files_no_row_names(person, make_photo, settings
     assert services.photo_files_sweep(now=time.time() + 7200) == 1 and not young.parent.exists()
 
 
+def test_the_sweep_refuses_a_media_folder_that_is_not_this_databases(person, make_photo, settings):
+    """A restore that put the media back before the database's rows (or a node pointed at another
+    database) would have had every enrolment photo deleted by the next daily purge: far more files
+    than rolled-back uploads leave are refused, nothing is deleted, and the purge fails."""
+    import os
+    import time
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    kept = Path(make_photo(person).image.path)
+    restored = [kept.parent.parent / str(1000 + i) / "photo.jpg" for i in range(services.ORPHAN_SWEEP_FLOOR + 1)]
+    for f in restored:
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"an enrolment photo")
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    failed: list[str] = []
+    assert services.photo_files_sweep(failed=failed) == 0 and len(failed) == len(restored)
+    assert all(f.exists() for f in restored) and kept.exists()
+    with pytest.raises(CommandError, match="could not be deleted"):
+        call_command("purge_expired")
+    assert all(f.exists() for f in restored)
+    restored[0].unlink()     # as many as rolled-back uploads leave: swept as before
+    for f in restored[1:-3]:
+        f.unlink()
+    assert services.photo_files_sweep() == 3 and kept.exists()
+
+
 def test_the_daily_purge_audits_the_photo_files_it_sweeps(person, make_photo):
     """Deleting face photos is on record, like every other purge."""
     import os

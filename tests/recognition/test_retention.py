@@ -241,3 +241,17 @@ def test_the_task_fails_when_photo_files_could_not_be_deleted(world, monkeypatch
     result = purge_expired_task.apply()
     assert result.failed() and isinstance(result.result, PurgeIncomplete)
     assert "1 photo files could not be deleted" in str(result.result)
+
+
+def test_the_daily_purge_deletes_expired_staff_sessions(db, settings):
+    """Sessions live in the database and nothing deleted the expired ones (Django leaves them to
+    `clearsessions`): rows, with who was logged in, piled up for good."""
+    from django.contrib.sessions.models import Session
+
+    old = Session.objects.create(session_key="x" * 32, session_data="e30", expire_date=timezone.now() - timedelta(1))
+    live = Session.objects.create(session_key="y" * 32, session_data="e30", expire_date=timezone.now() + timedelta(1))
+    services.retention_purge(dry_run=True)
+    assert Session.objects.filter(pk=old.pk).exists()
+    services.retention_purge()
+    assert not Session.objects.filter(pk=old.pk).exists() and Session.objects.filter(pk=live.pk).exists()
+    assert settings.SESSION_COOKIE_AGE == 12 * 3600   # a working day, not Django's two weeks
