@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 
 from django import forms
 from django.conf import settings
@@ -29,6 +30,8 @@ from recognition.engine.errors import ModelsMissing
 from . import services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
+
+log = logging.getLogger(__name__)
 
 PERSON_FIELDS = ("full_name", "staff_id", "department", "active", "notes")
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
@@ -72,11 +75,21 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None) -> list:
-        """A list of uploaded files (empty when none)."""
-        single = super().clean
-        if isinstance(data, (list, tuple)):
-            return [single(d, initial) for d in data if d]
-        return [single(data, initial)] if data else []
+        """A list of uploaded files (empty when none). An empty file is kept, to be refused by name
+        with the others' outcomes (Django's own check refused the whole batch, naming none); other
+        errors name their file."""
+        files = [d for d in data if d] if isinstance(data, (list, tuple)) else [data] if data else []
+        kept = []
+        for upload in files:
+            try:
+                kept.append(super().clean(upload, initial))
+            except forms.ValidationError as exc:
+                if exc.code == "empty":
+                    kept.append(upload)
+                    continue
+                raise forms.ValidationError(f"{getattr(upload, 'name', 'a file')}: {' '.join(exc.messages)}",
+                                            code=exc.code) from exc
+        return kept
 
     def has_changed(self, initial, data) -> bool:
         """Only when files were sent (the input gives ``[]`` for none: "Changed Add photos." on every save)."""
@@ -351,6 +364,13 @@ class PersonAdmin(admin.ModelAdmin):
                                            source=source, actor=request.user)
             except services.PhotoRefused as exc:
                 refused.append({"name": upload.name, "code": exc.code, "message": exc.message})
+            except (ModelsMissing, Person.DoesNotExist):
+                raise
+            except Exception:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
+                # (photo_add removes its own file when it fails): the photos saved so far are said
+                # as saved, the rest still tried, instead of a bare 500
+                log.exception("could not store the photo %r of person #%s", upload.name, person.pk)
+                refused.append({"name": upload.name, "code": "not_stored", "message": services.REFUSALS["not_stored"]})
             else:
                 saved.append(photo.pk)
                 if photo.lookalike is not None:

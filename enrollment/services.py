@@ -56,6 +56,7 @@ Action = AuditEvent.Action
 
 # Refusal codes of photo_add, with the sentence shown to the administrator.
 REFUSALS = {
+    "empty": "The file is empty (0 bytes).",
     "file_type": "Not a JPEG, PNG or WebP image.",
     "too_large": "The file is too large.",
     "unreadable": "The image cannot be decoded (damaged or truncated file).",
@@ -74,6 +75,7 @@ REFUSALS = {
     "enrolled_elsewhere": "This photo is already enrolled for another person.",
     "enough_photos": "This person already has as many photos as allowed here.",
     "adaptation_stopped": "Gallery adaptation was stopped for this person, or they were deactivated.",
+    "not_stored": "The photo could not be stored (the server's storage or database failed): try it again.",
 }
 _MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
 BUSY_RETRY_S = 10
@@ -311,9 +313,13 @@ def _sniff(data: bytes) -> str | None:
 def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
     quality. Used by :func:`photo_add` and the capture page's live feedback."""
-    if len(data) > settings.MASKNET_MAX_PHOTO_BYTES:
-        return _refusal("too_large", f"{REFUSALS['too_large']} It is {_amount(len(data), 'bytes')}; at most "
-                                     f"{_amount(settings.MASKNET_MAX_PHOTO_BYTES, 'bytes')}.")
+    limit = settings.MASKNET_MAX_PHOTO_BYTES
+    if len(data) > limit:
+        # the callers read at most the limit and one byte: that much says "more than", not the size
+        size = f"more than {_amount(limit, 'bytes')}" if len(data) == limit + 1 else _amount(len(data), "bytes")
+        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {_amount(limit, 'bytes')}.")
+    if not data:
+        return _refusal("empty")
     if _sniff(data) is None:
         return _refusal("file_type")
     try:

@@ -193,6 +193,41 @@ def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_c
     assert person.department == (edit.get("department") or person.department)
 
 
+def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, person, monkeypatch):
+    """An empty file refused the whole batch ("The submitted file is empty.", naming none, the edits
+    unsaved); a file the storage failed to write (a full disk) was a bare 500 after the photos
+    before it had been saved, and the ones after it were never tried."""
+    from django.core.files.storage import default_storage
+
+    from enrollment import recognizer
+    from tests.enrollment.conftest import png
+
+    real_inspect, real_save, saves = services.photo_inspect, default_storage.save, []
+    monkeypatch.setattr(recognizer, "get_engine", object)
+    monkeypatch.setattr(services, "photo_inspect",
+                        lambda *, data, engine=None: good_inspection() if data else real_inspect(data=data))
+
+    def save(name, content, *args, **kwargs):
+        saves.append(name)
+        if len(saves) == 2:
+            raise OSError(28, "No space left on device")
+        return real_save(name, content, *args, **kwargs)
+
+    monkeypatch.setattr(default_storage, "save", save)
+    files = [SimpleUploadedFile("empty.jpg", b"", "image/jpeg")] + [
+        SimpleUploadedFile(f"{n}.png", png(np.full((8, 8, 3), v, np.uint8)), "image/png")
+        for n, v in (("one", 10), ("two", 20), ("three", 30))]
+    response = enroller_client.post(change_url(person), {**person_form(person, department="Ground"), "photos": files},
+                                    follow=True)
+    assert response.status_code == 200
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "2 photo(s) added" in text and "empty.jpg: refused — The file is empty (0 bytes)." in text, text
+    assert "two.png: refused — The photo could not be stored" in text, text
+    assert FacePhoto.objects.filter(person=person).count() == 2
+    person.refresh_from_db()
+    assert person.department == "Ground"
+
+
 def test_a_new_person_is_kept_when_the_face_models_are_missing(enroller_client, gradient_png, monkeypatch):
     from enrollment import recognizer
     from recognition.engine.errors import ModelsMissing

@@ -40,7 +40,9 @@ def test_import_people_then_rebuild(db, engine, people_tree):
     assert "importing 3 people, 4 photos" in out
     assert "people: 3 created, 0 already there; photos: 3 added, 1 refused" in out
     assert "no_face (1): No face found in the photo." in out and "Nobody/gradient.png" in out
-    assert "photos/s" in out and "1 people have no accepted photo yet" in out
+    assert "photos/s" in out and "1 people have no accepted photo yet (they are not in the index): Nobody" in out
+    # a file not named as a photo is said, not skipped silently (a folder of HEIC photos imported nobody)
+    assert "1 files not imported, not named as JPEG, PNG or WebP" in out and "Eileen_Collins/notes.txt" in out
     assert set(Person.objects.values_list("full_name", flat=True)) == {"Eileen Collins", "Tom Hanks", "Nobody"}
     assert FacePhoto.objects.filter(source="import", embedding_state="embedded").count() == 3
     # the rebuild ran in the foreground (no Celery here) and found every template cached
@@ -78,6 +80,38 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
     event = AuditEvent.objects.get(action="import")
     assert "interrupted" in event.summary and "1 photos added" in event.summary
     assert "run it again" in err.getvalue()
+
+
+def test_an_import_stopped_by_the_database_still_says_so(db, people_tree, monkeypatch):
+    """The audit record of an interrupted import was written before the notice: with the database
+    down (often what stopped the import) it raised too, and the operator was told nothing."""
+    from django.db import OperationalError
+
+    from enrollment import services
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
+
+    def down(**kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(services, "photo_add", down)
+    monkeypatch.setattr(import_people, "audit_record", down)
+    err = io.StringIO()
+    with pytest.raises(OperationalError):
+        call_command("import_people", str(people_tree), stdout=io.StringIO(), stderr=err)
+    assert "run it again" in err.getvalue() and "could not be recorded in the audit log" in err.getvalue()
+
+
+def test_an_empty_or_oversized_photo_is_refused_as_what_it_is(settings):
+    """An empty file was "not a JPEG, PNG or WebP image"; any oversized upload said "It is 8.0 MiB;
+    at most 8.0 MiB" (the callers read the limit and one byte)."""
+    from enrollment import services
+
+    assert services.photo_inspect(data=b"").code == "empty"
+    settings.MASKNET_MAX_PHOTO_BYTES = 1024
+    cut = services.photo_inspect(data=b"\xff\xd8\xff" + b"0" * 1022)
+    assert cut.code == "too_large" and "It is more than 1,024 bytes; at most 1,024 bytes." in cut.message, cut.message
 
 
 def test_import_people_refuses_a_missing_folder(db, tmp_path):

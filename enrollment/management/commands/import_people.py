@@ -26,6 +26,14 @@ def _encodable(name: str) -> bool:
     except UnicodeEncodeError:   # undecodable bytes of a file name come back as lone surrogates
         return False
     return True
+
+
+def _shown(path: object) -> str:
+    """A path as printable text: a file name's undecodable bytes as escapes (printed as they were,
+    they stopped the summary on a strict UTF-8 output, after the photos had been added)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
 
 
@@ -51,6 +59,13 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _inside(p, root))
     return folders[:limit] if limit else folders
+
+
+def other_files(folder: Path) -> list[Path]:
+    """The files of a person's folder that are not taken as photos by their name (HEIC, GIF, BMP…;
+    hidden files left out): said, not skipped silently."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() not in PHOTO_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
 def person_photos(folder: Path, limit: int | None) -> list[Path]:
@@ -104,7 +119,8 @@ class Command(BaseCommand):
             raise CommandError(f"the face models are not installed in {settings.MASKNET_MODELS_DIR}: "
                                "run `python manage.py install_models` first")
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
-        created = existing = added = empty = 0
+        created = existing = added = 0
+        without: list[str] = []   # people with no accepted photo (not in the index)
         refused: dict[str, list[str]] = defaultdict(list)
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         finished = False
@@ -139,7 +155,8 @@ class Command(BaseCommand):
                         raise CommandError(f"{staff_id} was erased during the import") from exc
                     done += 1
                     bar(done, total)
-                empty += not person.photos.exists()
+                if not person.photos.exists():
+                    without.append(staff_id)
             finished = True
         finally:
             # what was added stays (photos already there are skipped as duplicates when the import
@@ -147,21 +164,39 @@ class Command(BaseCommand):
             # the same file again for the same person: a re-run's photos, not a refusal
             known = len(refused.pop("duplicate", []))
             n_refused = sum(len(v) for v in refused.values())
-            audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
-                         summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people created, "
-                                 f"{added} photos added, {n_refused} refused")
-            if not finished:
+            if not finished:   # first: the audit record below may fail on what stopped the import
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
+            try:
+                audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
+                             summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
+                                     f"created, {added} photos added, {n_refused} refused")
+            except Exception as exc:  # noqa: BLE001 - the database that stopped the import: not recorded
+                self.stderr.write(f"the import could not be recorded in the audit log: {exc}")
+                if finished:
+                    raise
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
                           + (f"{known} already enrolled, " if known else "")
                           + f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
-        if empty:
-            self.stdout.write(f"{empty} people have no accepted photo yet (they are not in the index)")
+        if without:
+            self.stdout.write(f"{len(without)} people have no accepted photo yet (they are not in the index): "
+                              + self._some([_shown(n) for n in without], opts["verbosity"]))
+        others = [str(f.relative_to(root)) for f, _ in plan for f in other_files(f)]
+        if others:
+            self.stdout.write(f"{len(others)} files not imported, not named as JPEG, PNG or WebP (.jpg, .jpeg, "
+                              ".png, .webp; convert HEIC, GIF or BMP photos first): "
+                              + self._some([_shown(o) for o in others], opts["verbosity"]))
         self._refusals(refused, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"])
+
+    @staticmethod
+    def _some(names: list[str], verbosity: int) -> str:
+        """The first five of ``names`` (all with ``-v 2``)."""
+        shown = names if verbosity > 1 else names[:5]
+        return ", ".join(shown) + (f" (+{len(names) - len(shown)} more; -v 2 lists all)" if len(names) > len(shown)
+                                   else "")
 
     def _refusals(self, refused: dict[str, list[str]], verbosity: int) -> None:
         if not refused:
@@ -172,7 +207,7 @@ class Command(BaseCommand):
             more = f" (+{count - len(paths)} more; -v 2 lists all)" if count > len(paths) else ""
             self.stdout.write(f"  {code} ({count}): {services.REFUSALS.get(code, code)}")
             for p in paths:
-                self.stdout.write(f"    {p}")
+                self.stdout.write(f"    {_shown(p)}")
             if more:
                 self.stdout.write(f"   {more}")
 
