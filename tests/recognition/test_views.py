@@ -432,7 +432,7 @@ def test_admin_deactivating_or_deleting_a_kiosk_goes_through_services(client, su
     client.post(reverse("admin:recognition_kiosk_change", args=[kiosk.pk]),
                 {"name": "Front door", "location": "Main entrance", "site": "main"})
     assert Kiosk.objects.for_device_token(token) is None
-    assert "active" in AuditEvent.objects.filter(action="update", object_type="recognition.kiosk").first().summary
+    assert "active" in AuditEvent.objects.filter(action="deactivate", object_type="recognition.kiosk").first().summary
     client.post(reverse("admin:recognition_kiosk_delete", args=[kiosk.pk]), {"post": "yes"})
     assert not Kiosk.objects.exists()
     assert AuditEvent.objects.filter(action="delete", object_type="recognition.kiosk").exists()
