@@ -52,9 +52,10 @@ class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = changelist_queryset(self, request)
-        rows = ([e.at.isoformat(), e.actor, e.actor_id or "", e.action, e.object_type, e.object_id, e.summary]
-                for e in queryset.iterator())
-        return csv_response(f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
+        # TIME_ZONE's times, as the list shows them and the check-in exports write them
+        rows = ([timezone.localtime(e.at).isoformat(), e.actor, e.actor_id or "", e.action, e.object_type,
+                 e.object_id, e.summary] for e in queryset.iterator())
+        return csv_response(f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
 
 
 ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by user_roles

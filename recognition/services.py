@@ -233,7 +233,10 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     # same tzinfo on both sides: the difference is wall-clock time (a DST day keeps its windows)
     slot = int((local - midnight).total_seconds()) // (min(minutes, 1440) * 60)
-    return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}", local.date()
+    # the hour an autumn clock change repeats is a window of its own the second time round (one key
+    # for both made it twice N minutes: an arrival an hour later was "already checked in")
+    again = "|2nd" if local.fold and minutes < 1440 else ""
+    return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}{again}", local.date()
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,13 @@ class CheckInFilter(forms.Form):
     site = forms.CharField(required=False, max_length=100)
     masked = StrictNullBooleanField(required=False)
 
+    def clean(self) -> dict:
+        """``date_from`` must not be after ``date_to``, as the API says (an empty CSV answered it)."""
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            self.add_error("date_to", "must not be before date_from")
+        return data
+
     def apply(self, queryset: QuerySet[CheckIn]) -> QuerySet[CheckIn]:
         """The filtered queryset (call after ``is_valid()``)."""
         return queryset.filtered(**self.cleaned_data)

@@ -88,6 +88,18 @@ def test_csv_export_respects_filters_and_defuses_formulas(client, events):
     assert len(rows) == 2 and rows[1][3] == "rebuild" and rows[1][6].startswith("'=")
 
 
+def test_the_audit_export_writes_the_sites_time_as_the_list_shows_it(client, events, settings):
+    """Its rows and name were UTC's while the list (and the check-in exports) show TIME_ZONE's:
+    exported just after local midnight, "today's" rows were dated the day before."""
+    settings.TIME_ZONE = "Pacific/Kiritimati"   # UTC+14
+    client.force_login(events)
+    response = client.get(reverse("admin:audit_auditevent_export"))
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][0].endswith("+14:00"), rows[1]
+    local = timezone.localtime()
+    assert f"audit-{local:%Y%m%d}" in response["Content-Disposition"]
+
+
 def test_enrollers_cannot_see_the_log(client, db):
     from enrollment.roles import enrollers_group_ensure
 

@@ -132,6 +132,21 @@ def test_minute_windows_never_span_two_local_days(settings):
     assert w5 == w6
 
 
+def test_the_repeated_autumn_hour_is_a_window_of_its_own(settings):
+    """Paris, 2026-10-25: 02:10 summer time and 02:10 winter time, an hour apart, had one key: a
+    30-minute window lasted an hour and a half and the second arrival was "already checked in"."""
+    settings.TIME_ZONE = "Europe/Paris"
+    settings.MASKNET_CHECKIN_COOLDOWN = "30"
+    first, second = (datetime(2026, 10, 25, h, 10, tzinfo=ZoneInfo("UTC")) for h in (0, 1))
+    w1, d1 = services.cooldown_window(site="main", at=first)
+    w2, d2 = services.cooldown_window(site="main", at=second)
+    assert w1 != w2 and d1 == d2 and w2 == w1 + "|2nd"
+    same = services.cooldown_window(site="main", at=second + timedelta(minutes=10))[0]
+    assert same == w2   # within the second pass's window as before
+    settings.MASKNET_CHECKIN_COOLDOWN = "day"
+    assert services.cooldown_window(site="main", at=first) == services.cooldown_window(site="main", at=second)
+
+
 def _record(kiosk, person, **kwargs):
     return services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.42, masked=False,
                                    frames=3, index_version=1, **kwargs)

@@ -284,6 +284,13 @@ def test_export_refuses_ids_the_database_cannot_hold(client, superuser, attendan
             views.CHECKIN_CSV_HEADER]
 
 
+def test_export_refuses_a_reversed_date_range_as_the_api_does(client, superuser, attendance):
+    """It answered an empty CSV where the API answered 400."""
+    client.force_login(superuser)
+    response = client.get(reverse("attendance-export"), {"date_from": "2026-10-26", "date_to": "2026-10-25"})
+    assert response.status_code == 400 and "date_to" in response.json()["errors"]
+
+
 def test_attendance_pages_and_exports_are_never_cached(client, superuser, attendance, person):
     """Names and check-in times must not come back from the browser's cache (or its back button)
     after logout: every attendance page and CSV says no-store, and a CSV still streams."""
