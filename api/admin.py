@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 
 from . import services
 from .models import SCOPES, ApiToken
@@ -21,6 +22,14 @@ class ApiTokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
         fields = ["name", "scopes", "rate", "expires_at"]
+
+    def clean_name(self) -> str:
+        """A name no token (or account) has: found by the service only after the form had passed,
+        its refusal came with Django's "added successfully" and an "added" history entry."""
+        name = (self.cleaned_data.get("name") or "").strip()
+        if get_user_model().objects.filter(username=services.api_token_username(name)).exists():
+            raise ValidationError("a token (or account) with this name exists already")
+        return name
 
     def clean_rate(self) -> str:
         """A DRF throttle rate such as ``600/min`` (or empty)."""
@@ -59,6 +68,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:  # noqa: D102
         return False
 
+    def log_addition(self, request: HttpRequest, obj: ApiToken, message):
+        """Nothing to log for a token that was not created (``save_model`` said why)."""
+        return super().log_addition(request, obj, message) if obj.pk else None
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None):
+        """Back to the form, without Django's "added successfully", for a token not created."""
+        if obj.pk is None:
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiToken) -> str:
         """The scopes, comma-separated."""
@@ -71,7 +90,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
                                                       scopes=form.cleaned_data["scopes"],
                                                       rate=form.cleaned_data.get("rate") or "",
                                                       expires_at=form.cleaned_data.get("expires_at"))
-        except ValidationError as exc:
+        except ValidationError as exc:   # a name taken between the form's check and now
             messages.error(request, f"Token not created: {'; '.join(exc.messages)}")
             return
         obj.pk = token.pk

@@ -7,6 +7,7 @@ directly; this module adds only what the API itself owns.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from audit.services import audit_record
 from enrollment.models import IndexVersion, Person
 from enrollment.recognizer import get_engine
 from enrollment.services import index_refresh_if_outdated
+from masknet_site.settings.base import API_RATE_PATTERN
 from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold, site_thresholds
@@ -54,7 +56,7 @@ def api_token_create(*, actor: object | None, name: str, scopes: list[str], rate
         api_token_rate_validate(rate)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user_model = get_user_model()
-    username = f"api:{name}"[:150]
+    username = api_token_username(name)
     with transaction.atomic():
         if user_model.objects.filter(username=username).exists():
             raise ValidationError({"name": "a token (or account) with this name exists already"})
@@ -71,14 +73,16 @@ def api_token_create(*, actor: object | None, name: str, scopes: list[str], rate
     return token, secret
 
 
+def api_token_username(name: str) -> str:
+    """The service account's username of a token named ``name``."""
+    return f"api:{name.strip()}"[:150]
+
+
 def api_token_rate_validate(rate: str) -> None:
-    """Raise ``ValidationError`` unless ``rate`` is like ``600/min`` (DRF throttle syntax)."""
-    try:
-        num, period = rate.split("/")
-        if int(num) < 1 or period[:1] not in ("s", "m", "h", "d"):
-            raise ValueError(rate)
-    except ValueError as exc:
-        raise ValidationError({"rate": "use N/s, N/min, N/hour or N/day"}) from exc
+    """Raise ``ValidationError`` unless ``rate`` is like ``600/min``, as the settings' rates: DRF
+    reads a period by its first letter, so "3/month" was accepted and enforced as 3 a minute."""
+    if not re.fullmatch(API_RATE_PATTERN, rate or ""):
+        raise ValidationError({"rate": "use N/s, N/min, N/hour or N/day (N >= 1)"})
 
 
 def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:

@@ -396,9 +396,11 @@ MASKNET_API_TOKEN_RATE = env("MASKNET_API_TOKEN_RATE", "600/min")  # per token, 
 MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff session user
 # identify and verify, per token or user, on top of the above (each runs the networks)
 MASKNET_API_RECOGNISE_RATE = env("MASKNET_API_RECOGNISE_RATE", "120/min")
-# read when a request comes: a typo ("1,200/min") made every authenticated API call a 500
+# read when a request comes: a typo ("1,200/min") made every authenticated API call a 500. The
+# periods DRF's throttles read (by their first letter: "3/month" would be 3 a minute)
+API_RATE_PATTERN = r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)"
 for _name in ("MASKNET_API_TOKEN_RATE", "MASKNET_API_USER_RATE", "MASKNET_API_RECOGNISE_RATE"):
-    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", globals()[_name]):
+    if not re.fullmatch(API_RATE_PATTERN, globals()[_name]):
         raise ImproperlyConfigured(f"{_name}={globals()[_name]!r}: use N/s, N/min, N/hour or N/day (N >= 1)")
 # Staff login: this many failed logins per username and client address lock that pair out for
 # MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).

@@ -139,6 +139,26 @@ def test_admin_refuses_a_bad_rate(client, superuser):
     assert not ApiToken.objects.exists()
 
 
+def test_admin_refuses_a_taken_token_name_on_the_form(client, superuser, monkeypatch):
+    """The service found the name taken only after the form passed: its refusal came with Django's
+    "added successfully" and an "added" history entry for a token that did not exist."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.auth.models import User
+
+    from api import admin as api_admin
+
+    client.force_login(superuser)
+    User.objects.create_user("api:gate")
+    response = client.post("/admin/api/apitoken/add/", {"name": "gate", "scopes": ["read"]})
+    assert response.status_code == 200 and "exists already" in response.content.decode()
+    # taken between the form's check and the save (another administrator): back to the form, no history
+    monkeypatch.setattr(api_admin.ApiTokenForm, "clean_name", lambda self: self.cleaned_data["name"])
+    raced = client.post("/admin/api/apitoken/add/", {"name": "gate", "scopes": ["read"]}, follow=True)
+    texts = [str(m) for m in raced.context["messages"]]
+    assert any("Token not created" in m for m in texts) and not any("added successfully" in m for m in texts), texts
+    assert not ApiToken.objects.exists() and not LogEntry.objects.filter(object_repr__contains="gate").exists()
+
+
 def test_no_api_url_checks_a_password(superuser):
     """HTTP Basic is not a way in: the public schema answers the same whether the password in an
     ``Authorization: Basic`` header is right or wrong (DRF's default would tell them apart, past the

@@ -3,6 +3,7 @@ audit records, deactivation, erasure, photo refusals with the admin's reasons.""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -307,3 +308,50 @@ def test_an_upload_whose_face_matches_someone_else_says_so(client_for, person, e
     own = client_for("token:read+enrol+recognise").post(f"/api/v1/people/{tom.pk}/photos", {
         "image": SimpleUploadedFile("t.png", png(registry_photos["Tom_Hanks_54745.png"]))}, format="multipart")
     assert own.status_code == 201 and own.json()["lookalike"] is None, own.json()   # a face of his own
+
+
+def test_a_caller_who_may_change_but_not_read_people_gets_no_record_back(client_for, person):
+    """An enrol-only token read anyone's name, staff id and notes by sending an empty PATCH to each
+    id (GET was refused); it now gets the id and version only."""
+    enrol_only = client_for("token:enrol")
+    assert enrol_only.get(f"/api/v1/people/{person.pk}").status_code == 403
+    answer = enrol_only.patch(f"/api/v1/people/{person.pk}", {}, format="json")
+    assert answer.status_code == 200 and set(answer.json()) == {"id", "updated_at"} and answer["ETag"]
+    assert "Eileen" not in answer.content.decode()
+    full = client_for("token:read+enrol").patch(f"/api/v1/people/{person.pk}", {}, format="json")
+    assert full.json()["full_name"] == "Eileen Collins"
+
+
+def test_uploads_that_answer_a_look_alike_count_as_face_searches(client_for, person, monkeypatch, settings):
+    """With the recognise scope an upload's 201 names the look-alike, as identify would: it ran
+    past the identify rate (120/min) at the upload rate (600/min) and left no identify record."""
+    other = enrollment.person_create(actor=None, full_name="Filed Wrongly", staff_id="W-2")
+
+    def photo_add(*, person, **kwargs):
+        photo = fake_photo(person)
+        photo.lookalike = (other, 0.8123)
+        return photo
+
+    monkeypatch.setattr(enrollment, "photo_add", photo_add)
+    settings.MASKNET_API_RECOGNISE_RATE = "1/min"
+    searcher = client_for("token:enrol+recognise")
+    url = f"/api/v1/people/{person.pk}/photos"
+    codes = [searcher.post(url, {"image": SimpleUploadedFile(f"{i}.png", png(np.full((8, 8, 3), i, np.uint8)))},
+                           format="multipart").status_code for i in range(2)]
+    assert codes == [201, 429]
+    event = AuditEvent.objects.get(action="api_identify", object_type="enrollment.facephoto")
+    assert f"looks like person #{other.pk} 0.812" in event.summary
+    plain = client_for("token:enrol")   # no search scope: the upload rate alone
+    assert all(plain.post(url, {"image": SimpleUploadedFile(f"p{i}.png", png(np.full((8, 8, 3), 9 + i, np.uint8)))},
+                          format="multipart").status_code == 201 for i in range(2))
+
+
+def test_a_token_rate_is_read_as_the_settings_rates_are(db):
+    """"3/month" was accepted and enforced as 3 a minute (DRF reads the period's first letter)."""
+    from api import services as api_services
+
+    for bad in ("3/month", "3/ms", "0/min", "3/mango", "3"):
+        with pytest.raises(DjangoValidationError):
+            api_services.api_token_rate_validate(bad)
+    for good in ("3/min", "10/hour", "1/s", "5/day"):
+        api_services.api_token_rate_validate(good)
