@@ -725,18 +725,24 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
 
 
 OUTDATED_REASON = "the active index was made by an earlier recognizer version"
+OUTDATED_ASK_AGAIN_S = 60   # after a run that a worker of another version found "nothing to do"
 
 
 def index_refresh_if_outdated() -> TrainingRun | None:
     """Ask for a rebuild when the active index was made by other models or another template scheme
     (an upgrade): the kiosks would otherwise match new embeddings against old templates. Asks once
     per version: nothing when any rebuild was requested since that version was made (one that
-    failed is left to the administrator, whom the admin's status bar tells). Returns the run asked
-    for, or ``None``."""
+    failed is left to the administrator, whom the admin's status bar tells), except one that a
+    worker of another version found "nothing to do" (a worker not yet restarted in an upgrade took
+    the request: the kiosks then said "updating" for good); asked again a minute after such a run.
+    Returns the run asked for, or ``None``."""
     current = IndexVersion.objects.current()
     if current is None or not current.outdated:
         return None
-    if TrainingRun.objects.filter(created_at__gte=current.created_at).exists():
+    since = TrainingRun.objects.filter(created_at__gte=current.created_at)
+    nothing_done = Q(state=TrainingRun.State.SUCCEEDED, index_version__isnull=True)
+    if since.exclude(nothing_done).exists() or since.filter(
+            nothing_done, finished_at__gte=timezone.now() - timedelta(seconds=OUTDATED_ASK_AGAIN_S)).exists():
         return None
     log.warning("index v%s was made by recognizer version %s, this one is %s: rebuilding", current.pk,
                 current.model_version, recognizer.template_version())

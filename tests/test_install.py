@@ -101,3 +101,16 @@ def test_a_failed_upgrade_leaves_no_manifest_behind(tmp_path, monkeypatch):
     with pytest.raises(ModelConversionError):
         install.install_models(tmp_path, force=True, log=lambda msg: None)
     assert not (tmp_path / install.MANIFEST).exists()
+
+
+@pytest.mark.models
+def test_an_engine_refuses_models_another_release_converted(tmp_path, monkeypatch, installed_models):
+    """An older conversion (another gain or converter: a node restarted before install_models
+    finished) loaded, and a rebuild cached its templates under this release's version for good."""
+    from recognition.engine import EngineConfig, ModelsMissing, load_engine
+
+    elsewhere = tmp_path / "models"          # the installed folder under another path: not a cached engine
+    elsewhere.symlink_to(installed_models, target_is_directory=True)
+    monkeypatch.setattr(install, "descriptor_installed", lambda models_dir, descriptor: False)
+    with pytest.raises(ModelsMissing, match="another release"):
+        load_engine(elsewhere, EngineConfig.for_descriptor("sface"))

@@ -193,3 +193,34 @@ def test_install_prepares_exactly_the_models_an_engine_loads(installed_models, m
     monkeypatch.setattr(engine_module, "_load_model", recording)
     engine_module._load_engine.__wrapped__(installed_models, config, None, "tflite")  # past the cache
     assert sorted(loaded) == sorted(engine_models(config))
+
+
+def test_the_cached_flatbuffer_is_readable_as_the_saved_model_is(tmp_path, monkeypatch):
+    """It was written 0600 (mkstemp): a models folder set up by its owner and read by the service's
+    user failed to load at all (PermissionError); and an unreadable cache is converted again."""
+    import os
+    import stat
+
+    from recognition.engine import runtime
+
+    class Converter:
+        @staticmethod
+        def from_saved_model(path):
+            return type("C", (), {"convert": staticmethod(lambda: b"flatbuffer")})()
+
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.lite, "TFLiteConverter", Converter)
+    (tmp_path / "saved_model.pb").write_bytes(b"graph")
+    old = os.umask(0o022)
+    try:
+        assert runtime.tflite_model(tmp_path) == b"flatbuffer"
+    finally:
+        os.umask(old)
+    cached = next(tmp_path.glob("model-*.tflite"))
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o644
+    real = type(cached).read_bytes
+    monkeypatch.setattr(type(cached), "read_bytes",
+                        lambda self: (_ for _ in ()).throw(PermissionError(13, "denied")) if self == cached
+                        else real(self))
+    assert runtime.tflite_model(tmp_path) == b"flatbuffer"    # converted here instead of failing

@@ -287,6 +287,15 @@ def load_engine(models_dir: str | Path, config: EngineConfig = EngineConfig(),
 
 @functools.lru_cache(maxsize=4)
 def _load_engine(models_dir: Path, config: EngineConfig, mask_classifier: str | Path | None, runtime: str) -> Engine:
+    from .install import descriptor_installed, installed_manifest
+
+    # the models this release converts, not merely models: the templates' version is this release's
+    # (enrollment.recognizer.template_version), so templates made by an older conversion (another
+    # gain, converter or manifest) would be cached under it for good, and matched as if current
+    if installed_manifest(models_dir) is None or (
+            config.descriptor in CHIP_NETS and not descriptor_installed(models_dir, config.descriptor)):
+        raise ModelsMissing(f"the models in {models_dir} are missing or were installed by another release; "
+                            "run `python manage.py install_models`")
     load_model = functools.partial(_load_model, runtime=runtime)
     clf = MaskClassifier.load(Path(mask_classifier)) if mask_classifier else None
     resnet = chipnet = None

@@ -17,7 +17,7 @@ UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotIm
               tokenize.TokenError)
 
 
-def _umask() -> int:
+def process_umask() -> int:
     """The process's umask, read without changing it (``os.umask`` sets it, for every thread)."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -38,7 +38,7 @@ def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, 
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         if shared:
-            os.fchmod(fd, 0o666 & ~_umask())
+            os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             (np.savez_compressed if compressed else np.savez)(fh, **arrays)
             fh.flush()
@@ -63,7 +63,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())   # as a plain write: results and metrics are no secrets
+        os.fchmod(fd, 0o666 & ~process_umask())   # as a plain write: results and metrics are no secrets
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

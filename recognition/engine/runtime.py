@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelsMissing
+from .files import process_umask
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def tflite_model(path: Path, rebuild: bool = False) -> bytes:
     if not rebuild:
         try:
             return cached.read_bytes()
-        except FileNotFoundError:
+        except OSError:   # not there, or not readable by this user (made by another): converted here
             pass
     import tensorflow as tf
 
@@ -180,6 +181,9 @@ def tflite_model(path: Path, rebuild: bool = False) -> bytes:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".tmp", dir=path)
+        # readable as the SavedModel beside it is: a folder set up by its owner and read by the
+        # service's user (mkstemp's 0600 made that user fail to load the models at all)
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
         os.replace(tmp, cached)  # atomic: another process converting at once writes the same bytes

@@ -378,6 +378,31 @@ def test_an_outdated_index_request_from_an_older_node_changes_nothing(make_photo
     assert joined.state == "succeeded" and IndexVersion.objects.current() == joined.index_version != first.index_version
 
 
+def test_an_upgrade_request_taken_by_a_worker_not_yet_upgraded_is_asked_again(make_photo, monkeypatch):
+    """The new web node asks once for the outdated index; a worker still on the earlier version takes
+    the run, finds the index current for itself ("nothing to do"), and nothing asked again: kiosks
+    said "updating" for good. A minute after such a run the node asks again."""
+    from datetime import timedelta
+
+    from enrollment import recognizer
+
+    people_with_photos(make_photo)
+    first = rebuild_now()
+    old = first.index_version.model_version
+    monkeypatch.setattr(recognizer, "template_version", lambda **kw: "the-new-version")   # the new node
+    asked = services.index_refresh_if_outdated()
+    assert asked is not None and services.index_refresh_if_outdated() is None     # asked once
+    monkeypatch.setattr(recognizer, "template_version", lambda **kw: old)           # the old worker
+    services.index_rebuild(run_id=asked.pk, force=True)
+    asked.refresh_from_db()
+    assert asked.state == "succeeded" and "nothing to do" in asked.message and asked.index_version is None
+    monkeypatch.setattr(recognizer, "template_version", lambda **kw: "the-new-version")
+    assert services.index_refresh_if_outdated() is None          # not at once: at most once a minute
+    TrainingRun.objects.filter(pk=asked.pk).update(finished_at=timezone.now() - timedelta(minutes=2))
+    again = services.index_refresh_if_outdated()
+    assert again is not None and again.pk != asked.pk and again.reason == services.OUTDATED_REASON
+
+
 def test_a_live_run_makes_others_wait(make_photo):
     people_with_photos(make_photo, n_people=1, n_photos=1)
     TrainingRun.objects.create(state="running", started_at=timezone.now(), heartbeat_at=timezone.now())
