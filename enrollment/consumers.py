@@ -81,14 +81,32 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         return (str(data.get(SESSION_KEY)) == str(fresh.pk)
                 and constant_time_compare(data.get(HASH_SESSION_KEY, ""), fresh.get_session_auth_hash()))
 
-    async def disconnect(self, code: int) -> None:
+    async def __call__(self, scope, receive, send) -> None:
+        """The socket's life; whatever ends it (a close, or an error in a handler: Channels then
+        never calls ``disconnect``), it leaves the group and stops its keeper. A crashed socket
+        stayed a member, was re-added every hour and sent every progress message, for good."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._leave()
+
+    async def _leave(self) -> None:
         keeper = getattr(self, "_keeper", None)
         if keeper is not None:
             keeper.cancel()
-        await self.channel_layer.group_discard(events.TRAINING_GROUP, self.channel_name)
+            self._keeper = None
+        name, layer = getattr(self, "channel_name", None), getattr(self, "channel_layer", None)
+        if name and layer is not None:
+            try:
+                await layer.group_discard(events.TRAINING_GROUP, name)
+            except Exception:  # noqa: BLE001 - Redis away: the layer's group expiry drops it
+                pass
 
-    async def receive_json(self, content, **kwargs) -> None:
-        """Clients only listen."""
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """Clients only listen: whatever they send (not JSON, binary) is ignored, not a crash."""
 
     async def training_progress(self, event: dict) -> None:
         """A run's state changed."""

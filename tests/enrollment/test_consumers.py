@@ -140,3 +140,53 @@ def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, ho
     first, closed = async_to_sync(scenario)()
     assert first["type"] == "progress" and closed == {"type": "websocket.close", "code": 4403}
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_sent_garbage_ignores_it_and_leaves_the_group_when_it_ends(enroller):
+    """Text that is not JSON, or a binary frame, crashed the socket; Channels then never called
+    disconnect, so the dead channel stayed in the group (re-added every hour, sent every progress
+    message) with its keeper task running, for good."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        assert (await communicator.connect())[0]
+        await communicator.send_to(text_data="{")
+        await communicator.send_to(bytes_data=b"\x00\x01")
+        alive = await communicator.receive_nothing(timeout=0.3)    # not closed by it
+        member = any(layer.groups.get(events.TRAINING_GROUP, {}))
+        await communicator.disconnect()
+        return alive, member, dict(layer.groups.get(events.TRAINING_GROUP, {}))
+
+    alive, member, after = async_to_sync(scenario)()
+    assert alive and member and after == {}
+
+    async def crash():
+        import asyncio
+
+        from enrollment import consumers
+
+        communicator = communicator_for(enroller)
+        assert (await communicator.connect())[0]
+        consumer_tasks = [t for t in asyncio.all_tasks() if "_stay_in_group" in repr(t)]
+        real = consumers.TrainingProgressConsumer.training_progress
+
+        async def boom(self, event):
+            raise RuntimeError("the database went away")
+
+        consumers.TrainingProgressConsumer.training_progress = boom
+        try:
+            await layer.group_send(events.TRAINING_GROUP, {"type": "training.progress", "run": {}})
+            try:
+                await communicator.wait(timeout=2)
+            except RuntimeError:
+                pass
+        finally:
+            consumers.TrainingProgressConsumer.training_progress = real
+        return consumer_tasks, dict(layer.groups.get(events.TRAINING_GROUP, {}))
+
+    keepers, left = async_to_sync(crash)()
+    assert keepers and all(k.done() for k in keepers) and left == {}

@@ -47,6 +47,7 @@ function page() {
     FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
     fetch: async (url) => {
       server.posts.push(url);
+      if (server.hold && server.hold[url]) await server.hold[url];   // an answer still on its way
       const json = server.replies[url] || server.json || (url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null });
       return {
         status: server.status, redirected: false, ok: server.status < 400,
@@ -213,6 +214,23 @@ async function main() {
   check("so does a person_gone answer to a burst",
         p.track.stopped === true && p.button.disabled === true && /no longer exists/.test(p.feedback.textContent),
         `stopped ${p.track.stopped}, disabled ${p.button.disabled}, "${p.feedback.textContent}"`);
+
+  // ---- a check on its way when the burst starts comes back refused: the burst stops there too
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  let release;
+  p.server.hold = { "/check": new Promise((res) => { release = res; }) };
+  p.video.dispatch("loadeddata");
+  await p.run(600);                                  // a check is posted; its answer is held back
+  p.server.status = 403;
+  p.button.dispatch("click");
+  await p.run(400);                                  // the burst is taking its photos
+  release();
+  await p.run(4000);
+  check("a burst does not go on to save once a refused check stopped the page",
+        !p.server.posts.includes("/save") && p.track.stopped === true,
+        `posts ${JSON.stringify(p.server.posts)}, stopped ${p.track.stopped}`);
   done();
 }
 
