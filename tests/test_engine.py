@@ -269,6 +269,20 @@ def test_quality_gate_reasons(engine, astronaut_bgr):
     assert partial.quality.reason == "partial" and partial.quality.outside > engine.config.max_outside
 
 
+def test_the_light_is_read_on_the_skin_a_mask_leaves_bare(engine, astronaut_bgr):
+    """The light was read over a band that holds a mask's top and the background at the temples:
+    a black mask read the same face 18% darker (told "too dark" where it bare was not), a white
+    one 7% lighter (LFW DevTest). Now a mask of either colour moves it by a few per cent."""
+    from recognition.engine.masks import render_mask
+
+    landmarks = engine.analyze(astronaut_bgr)[0].landmarks
+    bare = engine.analyze(astronaut_bgr, embed=False)[0].quality.brightness
+    for style, color in (("cloth", "black"), ("surgical", "white")):
+        masked = render_mask(astronaut_bgr, landmarks, np.random.default_rng(1), style=style, color=color)
+        light = engine.analyze(masked, embed=False)[0].quality.brightness
+        assert abs(light - bare) / bare < 0.05, (style, color, light, bare)
+
+
 def test_outside_fraction_is_the_share_of_the_face_core_beyond_the_edge():
     from recognition.engine.align import eye_similarity
     from recognition.engine.quality import outside_fraction

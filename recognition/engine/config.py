@@ -42,7 +42,7 @@ class EngineConfig:
     mesh_min_confidence: float = 0.0
     # quality gate
     min_face_px: int = 60           # the detector box's width, clipped at the image's edge
-    min_brightness: float = 45.0    # mean grey level of the aligned face, 0-255
+    min_brightness: float = 45.0    # mean grey level of the skin above a mask (brows to nose bridge), 0-255
     max_brightness: float = 230.0
     min_sharpness: float = 12.0     # variance of the Laplacian of the aligned face
     max_yaw: float = 0.45           # nose offset from the eye midpoint / eye distance
