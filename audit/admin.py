@@ -31,6 +31,7 @@ class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
     search_fields = ("summary", "actor", "object_id")
     date_hierarchy = "at"
     list_per_page = 100
+    show_full_result_count = False   # a second COUNT(*) over millions of rows on each page
     actions = None
 
     def has_add_permission(self, request: HttpRequest) -> bool:

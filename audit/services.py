@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,9 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from .models import DECISION_ACTIONS, AuditEvent
+
+# rows a retention purge deletes (or clears) per transaction
+PURGE_BATCH = 10_000
 
 
 def _actor_fields(actor: object | None) -> tuple[int | None, str]:
@@ -94,7 +98,7 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
 
     The one deliberate exception to the append-only log (retention; docs/security.md): it bypasses
     :class:`audit.models.AuditEventQuerySet`'s refusal, and only for decision rows. When it deletes
-    anything it appends a ``purge`` record, in the same transaction, that says how many rows of
+    anything it appends a ``purge`` record, once its batches (:data:`PURGE_BATCH`) are done, that says how many rows of
     each action went and the cut-off; never which ones. Administrative records are never deleted.
     """
     if older_than_days < 0:
@@ -103,19 +107,30 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
         return {}
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     expired = AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=cutoff)
-    with transaction.atomic():
-        counts = dict(expired.order_by().values("action").annotate(n=Count("id")).values_list("action", "n"))
-        total = sum(counts.values())
-        if dry_run or not total:
-            return counts
-        # deliberately models.QuerySet.delete: AuditEventQuerySet.delete refuses every other caller
-        deleted, _ = models.QuerySet.delete(expired)
-        if not deleted:  # another purge (beat and cron, a retry) took them first: it recorded them
-            return {}
-        # the count was read before the delete: another purge running meanwhile may have taken some
-        breakdown = (", ".join(f"{action} {counts[action]}" for action in sorted(counts)) if deleted == total
-                     else "breakdown unknown (another purge ran at the same time)")
-        audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
-                     summary=f"retention: deleted {deleted} decision records older than {older_than_days} days "
-                             f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")
+    counts = dict(expired.order_by().values("action").annotate(n=Count("id")).values_list("action", "n"))
+    if dry_run or not sum(counts.values()):
+        return counts
+    # in batches, each its own short transaction: a backlog (the first purge, a shortened period)
+    # deleted in one statement held SQLite's write lock for seconds (1.3 million rows: 12 s), and
+    # kiosks' check-ins waiting on it failed "database is locked"
+    deleted, gone, known = 0, Counter(), True
+    while True:
+        with transaction.atomic():
+            batch = list(expired.order_by("id").values_list("id", "action")[:PURGE_BATCH])
+            # deliberately models.QuerySet.delete: AuditEventQuerySet.delete refuses every other caller
+            n = models.QuerySet.delete(AuditEvent.objects.filter(pk__in=[pk for pk, _ in batch]))[0] if batch else 0
+        deleted += n
+        if n == len(batch):
+            gone.update(action for _, action in batch)
+        else:   # another purge (beat and cron, a retry) took some meanwhile: it records them
+            known = False
+        if len(batch) < PURGE_BATCH:
+            break
+    if not deleted:
+        return {}
+    breakdown = (", ".join(f"{action} {gone[action]}" for action in sorted(gone)) if known
+                 else "breakdown unknown (another purge ran at the same time)")
+    audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
+                 summary=f"retention: deleted {deleted} decision records older than {older_than_days} days "
+                         f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")
     return counts

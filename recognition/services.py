@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_decisions_purge, audit_record
+from audit.services import PURGE_BATCH, audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
 from enrollment.services import index_files_sweep, photo_files_sweep
@@ -352,7 +352,7 @@ def checkin_snapshots_purge(*, older_than_days: int, now: datetime | None = None
 
     The check-ins themselves (the attendance record) stay. Snapshots live in the check-in row
     (``CheckIn.snapshot``), not in files, so clearing the column deletes them. When anything is
-    removed a ``purge`` audit record says how many, in the same transaction.
+    removed a ``purge`` audit record says how many, once its batches are done.
     """
     if older_than_days < 0:
         raise ValueError("older_than_days must be 0 (keep forever) or more")
@@ -360,14 +360,19 @@ def checkin_snapshots_purge(*, older_than_days: int, now: datetime | None = None
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     expired = CheckIn.objects.filter(at__lt=cutoff, snapshot__isnull=False)
-    with transaction.atomic():
-        if dry_run:
-            return expired.count()
-        cleared = expired.update(snapshot=None)
-        if cleared:
-            audit_record(actor=None, action=Action.PURGE, object_type="recognition.checkin",
-                         summary=f"retention: removed the snapshot images of {cleared} check-ins older than "
-                                 f"{older_than_days} days (the check-ins stay)")
+    if dry_run:
+        return expired.count()
+    cleared = 0
+    while True:   # in short batches, as the decision records' purge (SQLite's write lock)
+        with transaction.atomic():
+            ids = list(expired.order_by("id").values_list("id", flat=True)[:PURGE_BATCH])
+            cleared += CheckIn.objects.filter(pk__in=ids, snapshot__isnull=False).update(snapshot=None) if ids else 0
+        if len(ids) < PURGE_BATCH:
+            break
+    if cleared:
+        audit_record(actor=None, action=Action.PURGE, object_type="recognition.checkin",
+                     summary=f"retention: removed the snapshot images of {cleared} check-ins older than "
+                             f"{older_than_days} days (the check-ins stay)")
     return cleared
 
 

@@ -255,3 +255,28 @@ def test_the_daily_purge_deletes_expired_staff_sessions(db, settings):
     services.retention_purge()
     assert not Session.objects.filter(pk=old.pk).exists() and Session.objects.filter(pk=live.pk).exists()
     assert settings.SESSION_COOKIE_AGE == 12 * 3600   # a working day, not Django's two weeks
+
+
+def test_a_backlog_is_purged_in_short_batches_with_one_record_each(world, monkeypatch):
+    """One statement deleted a whole backlog (1.3 million decision records: 12 s of SQLite's write
+    lock, kiosks' check-ins failing "database is locked"); now batches of PURGE_BATCH, each its own
+    transaction, and one record of the whole."""
+    from audit import services as audit_services
+
+    person, kiosk = world
+    monkeypatch.setattr(audit_services, "PURGE_BATCH", 2)
+    monkeypatch.setattr(services, "PURGE_BATCH", 2)
+    decisions(monkeypatch, person, kiosk, days_ago=400)           # five decision records
+    for days in (31, 32, 33):
+        checkin(monkeypatch, person, kiosk, days_ago=days)
+    batches = []
+    real = audit_services.models.QuerySet.delete
+    monkeypatch.setattr(audit_services.models.QuerySet, "delete",
+                        lambda qs: (batches.append(1) if qs.model is AuditEvent else None) or real(qs))
+    outcome = services.retention_purge(now=NOW)
+    assert outcome.decisions_total == 5 and outcome.snapshots == 3 and len(batches) == 3   # 2 + 2 + 1
+    assert not AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=NOW - timedelta(days=365)).exists()
+    assert not CheckIn.objects.filter(snapshot__isnull=False, at__lt=NOW - timedelta(days=30)).exists()
+    records = purge_records()
+    assert len(records) == 2 and any("deleted 5 decision records" in r.summary for r in records)
+    assert any("snapshot images of 3 check-ins" in r.summary for r in records)

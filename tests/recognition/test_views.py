@@ -579,3 +579,21 @@ def test_a_pairing_code_never_reaches_the_log_in_full(client, caplog):
     from masknet_site.settings import base
 
     assert base.LOGGING["handlers"]["console"]["filters"] == ["secrets"], handler
+
+
+def test_lists_and_exports_leave_the_snapshot_images_unread(client, superuser, attendance, person):
+    """Each check-in row carried its snapshot image (8 KB) into every list, page and export that
+    never shows it: the day page of 700 check-ins held 6.8 MB."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(superuser)
+    for url in (reverse("attendance-export"), reverse("attendance-day"), reverse("attendance-person", args=[person.pk]),
+                reverse("admin:recognition_checkin_changelist")):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+            if getattr(response, "streaming", False):
+                b"".join(response.streaming_content)
+        assert response.status_code == 200, url
+        reads = [q["sql"] for q in queries.captured_queries if 'FROM "recognition_checkin"' in q["sql"]]
+        assert reads and not any('"recognition_checkin"."snapshot"' in sql for sql in reads), url
