@@ -39,9 +39,13 @@ run: setup
 	$(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
 # a node set up with either requirements file (a production one: REQUIREMENTS=requirements.txt) as it
-# is, when that install is current: the worker and beat targets then install nothing
+# is: the worker and beat targets install no packages when that install is current (the models
+# only when they changed), and after a release the same requirements file again
 installed:
-	@ls $(VENV)/.installed-*-$(REQ_HASH) >/dev/null 2>&1 || $(MAKE) --no-print-directory setup
+	@if ls $(VENV)/.installed-*-$(REQ_HASH) >/dev/null 2>&1; then $(PY) manage.py install_models; \
+	elif ls $(VENV)/.installed-requirements-???????????? >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory setup REQUIREMENTS=requirements.txt; \
+	else $(MAKE) --no-print-directory setup; fi
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: installed

@@ -24,6 +24,14 @@ class ErrorSerializer(serializers.Serializer):
 # people and photos
 
 
+class PersonVersionSerializer(serializers.Serializer):
+    """What a change of a person answers a caller who may change people but not read them (an
+    enrol-only token): the id and version (its ``ETag`` comes with it), not the record."""
+
+    id = serializers.IntegerField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+
 class PersonSerializer(serializers.ModelSerializer):
     """A person (no biometric data)."""
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, parsers, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -175,6 +175,11 @@ def _engine_error(exc: EngineError) -> ApiError:
 # people
 
 
+# a person as a change answers it: the record, or (to a caller who may not read people) its id and version
+PERSON_OR_VERSION = PolymorphicProxySerializer(component_name="PersonOrVersion", resource_type_field_name=None,
+                                               serializers=[s.PersonSerializer, s.PersonVersionSerializer])
+
+
 def _person_etag(person: Person) -> str:
     """The person's version for ``If-Match``: when they were last changed."""
     return f'"{person.updated_at.isoformat()}"'
@@ -184,11 +189,11 @@ def _person_etag(person: Person) -> str:
     list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer],
                        responses={200: s.PersonSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A person", responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
-    create=extend_schema(summary="Create a person (scope enrol)", responses={201: s.PersonSerializer, **ERRORS}),
+    create=extend_schema(summary="Create a person (scope enrol)", responses={201: PERSON_OR_VERSION, **ERRORS}),
     update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412)",
-                         responses={200: s.PersonSerializer, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
+                         responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
     partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match as for PUT)",
-                                 responses={200: s.PersonSerializer, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
+                                 responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
 )
 class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
@@ -224,8 +229,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         if not self.caller_may(self.request, SCOPE_READ, "enrollment.view_person"):
             # a caller who may change people but not read them (an enrol-only token): the record
             # was theirs to read by sending an empty PATCH to each id; the id and version alone
-            return Response({"id": fresh.pk, "updated_at": fresh.updated_at}, status=code,
-                            headers={"ETag": _person_etag(fresh)})
+            return Response(s.PersonVersionSerializer(fresh).data, status=code, headers={"ETag": _person_etag(fresh)})
         return Response(s.PersonSerializer(fresh).data, status=code, headers={"ETag": _person_etag(fresh)})
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:
@@ -257,7 +261,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return self._answer(person)
 
     @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,
-                   responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND})
+                   responses={200: PERSON_OR_VERSION, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: str | None = None) -> Response:
         """``enrollment.services.person_deactivate``."""

@@ -726,6 +726,7 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
 
 OUTDATED_REASON = "the active index was made by an earlier recognizer version"
 OUTDATED_ASK_AGAIN_S = 60   # after a run that a worker of another version found "nothing to do"
+OUTDATED_ASKS = 3           # ... and at most this many such runs for one index version
 
 
 def index_refresh_if_outdated() -> TrainingRun | None:
@@ -741,7 +742,9 @@ def index_refresh_if_outdated() -> TrainingRun | None:
         return None
     since = TrainingRun.objects.filter(created_at__gte=current.created_at)
     nothing_done = Q(state=TrainingRun.State.SUCCEEDED, index_version__isnull=True)
-    if since.exclude(nothing_done).exists() or since.filter(
+    # a few times only: a node still on the earlier release sees the new index as outdated too, and
+    # the new workers' "nothing to do" would otherwise make it ask every minute while it runs
+    if since.exclude(nothing_done).exists() or since.filter(nothing_done).count() >= OUTDATED_ASKS or since.filter(
             nothing_done, finished_at__gte=timezone.now() - timedelta(seconds=OUTDATED_ASK_AGAIN_S)).exists():
         return None
     log.warning("index v%s was made by recognizer version %s, this one is %s: rebuilding", current.pk,

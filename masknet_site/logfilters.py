@@ -11,11 +11,15 @@ _PAIRING_CODE = re.compile(r"(/kiosk/pair/)[^/\s\"'?#]+")
 
 class SecretsFilter(logging.Filter):
     """Masks a pairing link's code in every record: Django logs the path of a refused or failed
-    request ("Forbidden (CSRF cookie not set.): /kiosk/pair/<code>/"), and Daphne every request's,
-    while the code may still be unused."""
+    request ("Forbidden (CSRF cookie not set.): /kiosk/pair/<code>/"), and the development server
+    every request's, while the code may still be unused (Daphne's access log goes to stdout
+    without Python's logging: docs/deployment.md says to keep it off)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call: logging reports it, as without the filter
+            return True
         masked = _PAIRING_CODE.sub(r"\1…", message)
         if masked != message:
             record.msg, record.args = masked, None

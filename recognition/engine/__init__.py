@@ -292,8 +292,11 @@ def _load_engine(models_dir: Path, config: EngineConfig, mask_classifier: str | 
     # the models this release converts, not merely models: the templates' version is this release's
     # (enrollment.recognizer.template_version), so templates made by an older conversion (another
     # gain, converter or manifest) would be cached under it for good, and matched as if current
+    # (without the masked faces' gain, as train_adapter --feature-gain loads it, which gain the
+    # conversion carries does not matter: a newly trained one is not converted yet)
     if installed_manifest(models_dir) is None or (
-            config.descriptor in CHIP_NETS and not descriptor_installed(models_dir, config.descriptor)):
+            config.descriptor in CHIP_NETS and config.masked_gain
+            and not descriptor_installed(models_dir, config.descriptor)):
         raise ModelsMissing(f"the models in {models_dir} are missing or were installed by another release; "
                             "run `python manage.py install_models`")
     load_model = functools.partial(_load_model, runtime=runtime)

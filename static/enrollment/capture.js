@@ -125,7 +125,7 @@
       const form = new FormData();
       let shots = 0;
       for (let i = 0; i < 5; i++) {
-        if (stopped) return;   // a check refused meanwhile stopped the page: no more frames, no save
+        if (stopped) { tell("The camera was turned off: nothing was saved.", false); return; }   // a refused check stopped the page
         const shot = await grab(1280, 0.92);
         if (shot.blob) {
           form.append("photos", shot.blob, "webcam-" + Date.now() + "-" + i + ".jpg");
@@ -133,7 +133,7 @@
         }
         await new Promise((res) => setTimeout(res, 300));
       }
-      if (stopped) return;
+      if (stopped) { tell("The camera was turned off: nothing was saved.", false); return; }
       if (!shots) { tell("The camera gave no picture: try again.", false); return; }
       tell("Checking and saving " + photos(shots) + "…", true);
       const r = await post(root.dataset.save, form);

@@ -51,6 +51,10 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     assert components["KioskCreated"]["properties"]["pairing_expires_at"]["nullable"] is True
     assert {f["format"] for f in components["Photo"]["properties"]["created_at"]["oneOf"]} == {"date-time", "date"}
     assert components["VerifyAnswer"]["properties"]["score"]["nullable"] is True
+    # a change answers an enrol-only caller the id and version alone: both shapes are declared
+    answered = schema["paths"]["/api/v1/people/{id}"]["patch"]["responses"]["200"]["content"]["application/json"]
+    assert answered["schema"]["$ref"].endswith("/PersonOrVersion")
+    assert len(components["PersonOrVersion"]["oneOf"]) == 2
 
 
 def test_the_public_schema_is_built_once_not_at_each_request(client, monkeypatch):
