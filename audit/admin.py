@@ -59,6 +59,18 @@ class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
         return csv_response(f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, rows)
 
 
+def _audited_delete(request, obj, delete, action: str, kind: str) -> None:
+    """Delete one user or group (``delete()``) and record it once: a row deleted meanwhile by
+    another administrator, who recorded it, is nothing more to record."""
+    with transaction.atomic():
+        if not type(obj).objects.select_for_update().filter(pk=obj.pk).exists():
+            return
+        pk = obj.pk
+        delete()
+        audit_record(actor=request.user, action=action, object_type=f"auth.{kind}", object_id=pk,
+                     summary=f"deleted {kind} #{pk}")
+
+
 ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by user_roles
 
 
@@ -125,14 +137,8 @@ class AuditedUserAdmin(UserAdmin):
         return response
 
     def delete_model(self, request, obj) -> None:
-        with transaction.atomic():
-            # deleted meanwhile by another administrator, who recorded it: nothing more to record
-            if not User.objects.select_for_update().filter(pk=obj.pk).exists():
-                return
-            pk = obj.pk
-            super().delete_model(request, obj)
-            audit_record(actor=request.user, action=AuditEvent.Action.DELETE, object_type="auth.user",
-                         object_id=pk, summary=f"deleted user #{pk}")
+        _audited_delete(request, obj, lambda: super(AuditedUserAdmin, self).delete_model(request, obj),
+                        AuditEvent.Action.DELETE, "user")
 
     def response_action(self, request, queryset):
         """Admin actions ("delete selected") in one transaction: Django writes its own history of a
@@ -167,13 +173,8 @@ class AuditedGroupAdmin(GroupAdmin):
                          summary="; ".join(parts))
 
     def delete_model(self, request, obj) -> None:
-        with transaction.atomic():
-            if not Group.objects.select_for_update().filter(pk=obj.pk).exists():   # as the user admin's
-                return
-            pk = obj.pk
-            super().delete_model(request, obj)
-            audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, object_type="auth.group",
-                         object_id=pk, summary=f"deleted group #{pk}")
+        _audited_delete(request, obj, lambda: super(AuditedGroupAdmin, self).delete_model(request, obj),
+                        AuditEvent.Action.ROLE_CHANGE, "group")
 
     def response_action(self, request, queryset):
         """As the user admin's: Django's history of a bulk delete and the delete in one transaction."""
