@@ -362,7 +362,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self) -> QuerySet[CheckIn]:
         """Filtered by the query parameters (400 when they are invalid)."""
         f = _validated(s.CheckInFilterSerializer, self.request.query_params)
-        qs = CheckIn.objects.select_related("person", "kiosk").defer("snapshot").filtered(**f)
+        qs = CheckIn.objects.listed().select_related("person", "kiosk").filtered(**f)
         return qs.order_by("-at", "-id")
 
     @extend_schema(summary="Check-ins as CSV (same filters, oldest first)", parameters=[s.CheckInFilterSerializer],

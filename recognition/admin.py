@@ -194,9 +194,8 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     show_full_result_count = False   # a second COUNT(*) over every check-in on each page
 
     def get_queryset(self, request: HttpRequest):
-        """Without the snapshot images (8 KB each): the list never shows them; the one check-in's
-        page reads its own when it shows it."""
-        return super().get_queryset(request).defer("snapshot")
+        """Without the snapshot images (:meth:`CheckInQuerySet.listed`)."""
+        return super().get_queryset(request).listed()
 
     @admin.display(description="time", ordering="at")
     def local_time(self, obj: CheckIn) -> str:

@@ -221,8 +221,7 @@ CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", 
 
 def checkin_csv_rows(queryset: QuerySet[CheckIn]):
     """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first."""
-    # without the snapshot images (8 KB each, never exported): a month's export read them all
-    for c in queryset.select_related("person", "kiosk").defer("snapshot").order_by("at", "id").iterator(chunk_size=500):
+    for c in queryset.listed().select_related("person", "kiosk").order_by("at", "id").iterator(chunk_size=500):
         yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
                c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
                "yes" if c.masked else "no", f"{c.score:.3f}", c.frames, c.index_version or "", c.pk]
@@ -232,7 +231,7 @@ def daily_attendance(day: date, site: str = "") -> dict:
     """Who is in (their first check-in of ``day``, at ``site`` when given), who checked in only
     at other sites (``elsewhere``: their first check-in there; empty without ``site``), and who
     is missing: active people, enrolled by the end of ``day``, with no check-in that day at all."""
-    checkins = CheckIn.objects.on_day(day).select_related("person", "kiosk").defer("snapshot").order_by("at", "id")
+    checkins = CheckIn.objects.listed().on_day(day).select_related("person", "kiosk").order_by("at", "id")
     first: dict[int, CheckIn] = {}
     other: dict[int, CheckIn] = {}
     for c in checkins:
@@ -303,7 +302,7 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     """One person's check-ins, newest first (``?format=csv`` for all of them)."""
     context = _staff_context(request, "Attendance history")
     person = get_object_or_404(Person, pk=pk)
-    checkins = CheckIn.objects.filter(person=person).select_related("kiosk").defer("snapshot")
+    checkins = CheckIn.objects.listed().filter(person=person).select_related("kiosk")
     if request.GET.get("format") == "csv":
         return csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
                              checkin_csv_rows(checkins.select_related("person")))

@@ -21,10 +21,13 @@ def env(name: str, default: str | None = None) -> str | None:
     return value if value != "" else default
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     """Read a boolean environment variable (1/true/yes/on)."""
     value = env(name)
-    return default if value is None else value.lower() in ("1", "true", "yes", "on")
+    return default if value is None else value.lower() in _ON
 
 
 def env_switch(name: str, default: bool) -> bool:
@@ -33,9 +36,9 @@ def env_switch(name: str, default: bool) -> bool:
     value = env(name)
     if value is None or value.strip() == "":
         return default
-    if value.strip().lower() in ("1", "true", "yes", "on"):
+    if value.strip().lower() in _ON:
         return True
-    if value.strip().lower() in ("0", "false", "no", "off"):
+    if value.strip().lower() in _OFF:
         return False
     raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes/on or 0/false/no/off")
 

@@ -6,7 +6,9 @@ import os
 import tempfile
 import tokenize
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -26,21 +28,19 @@ def process_umask() -> int:
         return 0o022
 
 
-def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` to ``path`` (.npz) through a temporary file in the same folder and a
-    rename: a reader (or a crash, or Ctrl-C) never meets a half-written file. The file is synced
-    before the rename and the folder after it, so that a power loss cannot leave a committed index
-    version naming an empty file. The file is the owner's alone (``0600``: index versions hold
-    biometric templates) unless ``shared`` (a trained model, which the site may run as another
-    user than the one who trained it): then as the umask allows, as a plain write would be."""
+def _write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool, shared: bool) -> None:
+    """``write`` into a temporary file in ``path``'s folder, synced, then renamed over ``path`` and
+    the folder synced: a reader (or a crash, or Ctrl-C) never meets a half-written file, and a power
+    loss cannot leave a committed index version naming an empty file. The file is the owner's alone
+    (``mkstemp``'s ``0600``) unless ``shared``: then as the umask allows, as a plain write would be."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         if shared:
             os.fchmod(fd, 0o666 & ~process_umask())
-        with os.fdopen(fd, "wb") as fh:
-            (np.savez_compressed if compressed else np.savez)(fh, **arrays)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -57,16 +57,15 @@ def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, 
         raise
 
 
+def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` (.npz) whole or not at all (:func:`_write_atomic`). The file is
+    the owner's alone (``0600``: index versions hold biometric templates) unless ``shared`` (a
+    trained model, which the site may run as another user than the one who trained it)."""
+    _write_atomic(path, lambda fh: (np.savez_compressed if compressed else np.savez)(fh, **arrays),
+                  binary=True, shared=shared)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (a model's metrics beside it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~process_umask())   # as a plain write: results and metrics are no secrets
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` whole or not at all, readable as a plain write makes it (results
+    and a model's metrics are no secrets)."""
+    _write_atomic(path, lambda fh: fh.write(text), binary=False, shared=True)
