@@ -28,7 +28,7 @@ def process_umask() -> int:
         return 0o022
 
 
-def _write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool, shared: bool) -> None:
+def write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool, shared: bool) -> None:
     """``write`` into a temporary file in ``path``'s folder, synced, then renamed over ``path`` and
     the folder synced: a reader (or a crash, or Ctrl-C) never meets a half-written file, and a power
     loss cannot leave a committed index version naming an empty file. The file is the owner's alone
@@ -58,14 +58,14 @@ def _write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool, shar
 
 
 def savez_atomic(path: Path, *, compressed: bool = False, shared: bool = False, **arrays: np.ndarray) -> None:
-    """Write ``arrays`` to ``path`` (.npz) whole or not at all (:func:`_write_atomic`). The file is
+    """Write ``arrays`` to ``path`` (.npz) whole or not at all (:func:`write_atomic`). The file is
     the owner's alone (``0600``: index versions hold biometric templates) unless ``shared`` (a
     trained model, which the site may run as another user than the one who trained it)."""
-    _write_atomic(path, lambda fh: (np.savez_compressed if compressed else np.savez)(fh, **arrays),
+    write_atomic(path, lambda fh: (np.savez_compressed if compressed else np.savez)(fh, **arrays),
                   binary=True, shared=shared)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all, readable as a plain write makes it (results
     and a model's metrics are no secrets)."""
-    _write_atomic(path, lambda fh: fh.write(text), binary=False, shared=True)
+    write_atomic(path, lambda fh: fh.write(text), binary=False, shared=True)

@@ -8,7 +8,6 @@ import glob
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelsMissing
-from .files import process_umask
+from .files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -178,24 +177,15 @@ def tflite_model(path: Path, rebuild: bool = False) -> bytes:
     import tensorflow as tf
 
     blob = tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".model-", suffix=".tmp", dir=path)
-        # readable as the SavedModel beside it is: a folder set up by its owner and read by the
-        # service's user (mkstemp's 0600 made that user fail to load the models at all)
-        os.fchmod(fd, 0o666 & ~process_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, cached)  # atomic: another process converting at once writes the same bytes
-        tmp = None
+        # atomic (another process converting at once writes the same bytes), and readable as the
+        # SavedModel beside it is: a folder set up by its owner and read by the service's user
+        write_atomic(cached, lambda fh: fh.write(blob), binary=True, shared=True)
         for old in path.glob("model-*.tflite"):
             if old != cached:
                 old.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not cache %s (%s): converting it at every start", cached, exc)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return blob
 
 
