@@ -6,3 +6,7 @@ class EnrollmentConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "enrollment"
+
+    def ready(self) -> None:
+        """Registers the app's system checks."""
+        from . import checks  # noqa: F401

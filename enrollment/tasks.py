@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError
 from . import services
 
 DB_RETRIES = 30   # a database away for longer (30 x 30 s) fails the task; the run is recorded failed
+DB_RETRY_S = 30   # a rebuild that lost the database tries again this much later
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, name="enrollment.rebuild_index")
@@ -31,7 +32,7 @@ def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries
         if db_retries >= DB_RETRIES:
             raise
         # the same run once the database is back (a new one if it was recorded failed meanwhile)
-        raise self.retry(kwargs={"run_id": run_id, "force": True, "db_retries": db_retries + 1}, countdown=30,
+        raise self.retry(kwargs={"run_id": run_id, "force": True, "db_retries": db_retries + 1}, countdown=DB_RETRY_S,
                          exc=exc) from exc
     if run is None:
         return None

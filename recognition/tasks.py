@@ -7,6 +7,8 @@ from django.db import InterfaceError, OperationalError
 
 from . import services
 
+PURGE_RETRY_S = 300  # a purge that found the database away tries again this much later
+
 
 @shared_task(bind=True, max_retries=6, name="recognition.purge_expired")
 def purge_expired_task(self) -> dict:
@@ -17,7 +19,7 @@ def purge_expired_task(self) -> dict:
     try:
         outcome = services.retention_purge()
     except (OperationalError, InterfaceError) as exc:
-        raise self.retry(countdown=300, exc=exc) from exc
+        raise self.retry(countdown=PURGE_RETRY_S, exc=exc) from exc
     if outcome.failed_files:
         # biometric data kept against the retention: as the command exits non-zero for cron, the
         # task fails (its result is kept nowhere, so a return value alone would go unseen)
