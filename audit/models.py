@@ -1,4 +1,4 @@
-"""The audit log: one immutable row per administrative change.
+"""The audit log: one immutable row per administrative change, recognition decision and staff login.
 
 Rows never hold biometric data or names: objects are referred to by type and id, so an
 erased person leaves only "who erased person #12, when".
@@ -6,8 +6,8 @@ erased person leaves only "who erased person #12, when".
 Append-only is enforced here, in the ORM: ``save()`` of an existing row, ``delete()`` and
 ``QuerySet.update()/delete()`` raise :class:`AppendOnlyError`, and the admin has no add, change
 or delete permission. The one deliberate exception is retention:
-:func:`audit.services.audit_decisions_purge` deletes recognition decisions
-(:data:`DECISION_ACTIONS`) older than ``MASKNET_RETENTION_DECISION_DAYS`` and writes a ``purge``
+:func:`audit.services.audit_decisions_purge` deletes recognition decisions and staff logins
+(:data:`EXPIRING_ACTIONS`) older than ``MASKNET_RETENTION_DECISION_DAYS`` and writes a ``purge``
 record saying how many (see docs/security.md).
 """
 
@@ -60,6 +60,9 @@ class AuditEvent(models.Model):
         API_IDENTIFY = "api_identify", "API identify"
         API_VERIFY = "api_verify", "API verify"
         PURGE = "purge", "retention purge"
+        LOGIN = "login", "login"
+        LOGOUT = "logout", "logout"
+        LOGIN_FAILED = "login_failed", "login failed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # the actor is copied, not referenced: deleting a user must not rewrite the log
@@ -101,3 +104,11 @@ class AuditEvent(models.Model):
 DECISION_ACTIONS: tuple[str, ...] = (
     AuditEvent.Action.CHECKIN_ACCEPTED, AuditEvent.Action.CHECKIN_UNKNOWN, AuditEvent.Action.CHECKIN_QUALITY,
     AuditEvent.Action.API_IDENTIFY, AuditEvent.Action.API_VERIFY)
+
+# Staff logins, logouts and failed logins (each with the client's address): deleted after the same
+# period as the decisions; they record who came in, not what changed.
+ACCESS_ACTIONS: tuple[str, ...] = (
+    AuditEvent.Action.LOGIN, AuditEvent.Action.LOGOUT, AuditEvent.Action.LOGIN_FAILED)
+
+# what the retention purge deletes
+EXPIRING_ACTIONS: tuple[str, ...] = DECISION_ACTIONS + ACCESS_ACTIONS

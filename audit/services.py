@@ -13,22 +13,25 @@ from django.db.models import Count
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
-from .models import DECISION_ACTIONS, AuditEvent
+from .models import EXPIRING_ACTIONS, AuditEvent
 
 # rows a retention purge deletes (or clears) per transaction
 PURGE_BATCH = 10_000
 
 
 def _actor_fields(actor: object | None) -> tuple[int | None, str]:
-    if actor is None or not getattr(actor, "is_authenticated", False):
+    if actor is None:
         return None, "system"
+    if not getattr(actor, "is_authenticated", False):   # AnonymousUser: someone not logged in
+        return None, "anonymous"
     return actor.pk, actor.get_username()
 
 
 def audit_record(*, actor: object | None, action: str, summary: str,
                  obj: models.Model | None = None, object_type: str = "", object_id: object = "") -> AuditEvent:
     """Append one event. ``obj`` (a model instance) or ``object_type``/``object_id`` name the
-    object; ``actor`` is a user or ``None`` for the system (commands, background jobs).
+    object; ``actor`` is a user, ``None`` for the system (commands, background jobs) or an
+    ``AnonymousUser`` for someone not logged in (a failed login).
     ``summary`` must not contain biometric data or names."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
@@ -92,12 +95,12 @@ def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
 
 def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
                           dry_run: bool = False) -> dict[str, int]:
-    """Delete the recognition decisions (:data:`audit.models.DECISION_ACTIONS`) recorded more than
+    """Delete the recognition decisions and staff logins (:data:`audit.models.EXPIRING_ACTIONS`) recorded more than
     ``older_than_days`` days before ``now``; returns the number per action (deleted, or that would
     be with ``dry_run``). ``0`` keeps them forever (nothing is deleted).
 
     The one deliberate exception to the append-only log (retention; docs/security.md): it bypasses
-    :class:`audit.models.AuditEventQuerySet`'s refusal, and only for decision rows. When it deletes
+    :class:`audit.models.AuditEventQuerySet`'s refusal, and only for decision and login rows. When it deletes
     anything it appends a ``purge`` record, once its batches (:data:`PURGE_BATCH`) are done, that says how many rows of
     each action went and the cut-off; never which ones. Administrative records are never deleted.
     """
@@ -106,7 +109,7 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
     if older_than_days == 0:
         return {}
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
-    expired = AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=cutoff)
+    expired = AuditEvent.objects.filter(action__in=EXPIRING_ACTIONS, at__lt=cutoff)
     counts = dict(expired.order_by().values("action").annotate(n=Count("id")).values_list("action", "n"))
     if dry_run or not sum(counts.values()):
         return counts
@@ -131,6 +134,6 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
     breakdown = (", ".join(f"{action} {gone[action]}" for action in sorted(gone)) if known
                  else "breakdown unknown (another purge ran at the same time)")
     audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
-                 summary=f"retention: deleted {deleted} decision records older than {older_than_days} days "
+                 summary=f"retention: deleted {deleted} decision and login records older than {older_than_days} days "
                          f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")
     return counts

@@ -118,7 +118,7 @@ def test_expired_decision_records_are_deleted_and_the_purge_is_audited(world, mo
     assert AuditEvent.objects.filter(action="create", object_type="enrollment.person").exists()
     [record] = purge_records()
     assert record.object_type == "audit.auditevent" and record.actor == "system"
-    assert record.summary.startswith("retention: deleted 5 decision records older than 365 days")
+    assert record.summary.startswith("retention: deleted 5 decision and login records older than 365 days")
     for action in DECISION_ACTIONS:
         assert f"{action} 1" in record.summary
     assert "Eileen" not in record.summary and f"#{person.pk}" not in record.summary
@@ -278,5 +278,5 @@ def test_a_backlog_is_purged_in_short_batches_with_one_record_each(world, monkey
     assert not AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=NOW - timedelta(days=365)).exists()
     assert not CheckIn.objects.filter(snapshot__isnull=False, at__lt=NOW - timedelta(days=30)).exists()
     records = purge_records()
-    assert len(records) == 2 and any("deleted 5 decision records" in r.summary for r in records)
+    assert len(records) == 2 and any("deleted 5 decision and login records" in r.summary for r in records)
     assert any("snapshot images of 3 check-ins" in r.summary for r in records)

@@ -1,0 +1,56 @@
+"""Staff logins in the audit log: every login, logout and failed login, with the client's address.
+
+Connected by :class:`audit.apps.AuditConfig`. A failed login is recorded only when the username
+names an existing account (the account is the record's object; the actor is "anonymous"):
+attempts at usernames that do not exist would let anyone fill the log, and could hold a password
+typed into the username field. The login throttle (``masknet_site.login_throttle``) bounds how
+many failures one account can collect; an attempt it refuses (429) never reaches authentication
+and is not recorded. The address is Daphne's client address (the real one behind a proxy with
+``--proxy-headers``). These records are deleted with the decisions after
+``MASKNET_RETENTION_DECISION_DAYS`` (:data:`audit.models.ACCESS_ACTIONS`).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from .models import AuditEvent
+from .services import audit_record
+
+
+def _address(request) -> str:
+    address = request.META.get("REMOTE_ADDR") if request is not None else None
+    return str(address)[:64] if address else "an unknown address"
+
+
+@receiver(user_logged_in, dispatch_uid="audit-login")
+def record_login(sender, request, user, **kwargs) -> None:
+    """A staff login: the user is actor and object."""
+    audit_record(actor=user, action=AuditEvent.Action.LOGIN, obj=user, summary=f"login from {_address(request)}")
+
+
+@receiver(user_logged_out, dispatch_uid="audit-logout")
+def record_logout(sender, request, user, **kwargs) -> None:
+    """A logout (nothing when nobody was logged in)."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        audit_record(actor=user, action=AuditEvent.Action.LOGOUT, obj=user,
+                     summary=f"logout from {_address(request)}")
+
+
+@receiver(user_login_failed, dispatch_uid="audit-login-failed")
+def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
+    """A failed login for an existing account (a wrong password, or an inactive account)."""
+    model = get_user_model()
+    username = credentials.get(model.USERNAME_FIELD, credentials.get("username"))
+    if not isinstance(username, str) or not username:
+        return
+    try:
+        user = model._default_manager.get_by_natural_key(username)
+    except model.DoesNotExist:
+        return
+    reason = "" if user.is_active else " (the account is deactivated)"
+    audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user,
+                 summary=f"failed login{reason} from {_address(request)}")
