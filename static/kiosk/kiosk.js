@@ -25,6 +25,7 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
   const STATUS_TIMEOUT_MS = 5000; // a /kiosk/status call unanswered this long counts as "offline"
+  const CAMERA_FROZEN_MS = 3000;  // a camera with no new picture this long has frozen: started again
 
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
@@ -84,6 +85,7 @@
       case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
       case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site in the browser’s site settings. This page starts it by itself once allowed (or reload it).", noCamera: true };
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it. This page keeps trying by itself.", noCamera: true };
+      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera.", noCamera: true };
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
@@ -381,9 +383,11 @@
       dead.close();
       onClose({ code: 1006 });
     }
+    if (picturesSeen && cameraReady && !document.hidden && now - lastPictureAt > CAMERA_FROZEN_MS) cameraFrozen();
     // a hidden page (minimised, another tab) sends nothing: nobody would see whom it checks in
     if (!inFlight && cameraReady && !document.hidden && ws && ws.readyState === WebSocket.OPEN && helloSeen
-        && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2) {
+        && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2
+        && (!picturesSeen || pictures !== sentPicture)) {
       sendFrame(now);
     }
     setTimeout(pump, 30);
@@ -401,6 +405,7 @@
     const w = Math.round(vw * scale), h = Math.round(vh * scale);
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     ctx.drawImage(video, 0, 0, w, h);
+    sentPicture = pictures;
     inFlight = true;
     encoding = true;
     sentAt = now;
@@ -416,6 +421,31 @@
 
   // ---------------------------------------------------------------- camera
   let stream = null;
+
+  // A camera can freeze without ending its track (a driver or USB fault): the video then shows its
+  // last picture for good, and frames of it would keep the last person's welcome on screen. Where
+  // the browser says when a new picture arrives (requestVideoFrameCallback), a frame is sent only
+  // of a new picture, and none for CAMERA_FROZEN_MS means the camera froze: the page says so and
+  // starts the camera again.
+  const picturesSeen = typeof video.requestVideoFrameCallback === "function";
+  let pictures = 0;          // pictures the camera delivered (counted where picturesSeen)
+  let sentPicture = -1;      // the picture the last frame sent was drawn from
+  let lastPictureAt = 0;
+  let watching = false;
+
+  function onPicture() {
+    pictures += 1;
+    lastPictureAt = performance.now();
+    video.requestVideoFrameCallback(onPicture);
+  }
+
+  function cameraFrozen() {
+    stopCamera();
+    lastResult = null;
+    facebox.hidden = true;
+    render("camera_frozen", {}, true);
+    setTimeout(startCamera, 1000);
+  }
 
   function stopCamera() {
     cameraReady = false;
@@ -460,6 +490,8 @@
     }));
     try { await video.play(); } catch (e) { /* autoplay of a muted video is allowed */ }
     if (stopped) { stopCamera(); return; }
+    lastPictureAt = performance.now();
+    if (picturesSeen && !watching) { watching = true; video.requestVideoFrameCallback(onPicture); }
     cameraReady = true;
     render(helloSeen ? "searching" : outage || "connecting", {}, true);
     keepAwake();
@@ -487,6 +519,8 @@
 
   window.addEventListener("resize", () => { if (lastResult && cameraReady) drawBox(lastResult.box); });   // no box over a camera error
   document.addEventListener("visibilitychange", () => {
+    // no pictures are presented while hidden: the camera is judged again from now
+    if (!document.hidden) lastPictureAt = performance.now();
     if (document.hidden || !cameraReady) return;
     keepAwake();
     // shown again: nothing was sent meanwhile, so the next frame's answer says what stands now

@@ -16,7 +16,8 @@ const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk
  * may change ``camera.error`` later). ``options``: ``config`` (added to the page's), ``fetch`` (instead
  * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``),
  * ``video`` (the camera's picture size, default 640x480), ``date`` (what ``new Date()`` says),
- * ``permissions`` (``navigator.permissions``), ``sessionStorage``. */
+ * ``permissions`` (``navigator.permissions``), ``sessionStorage``, ``pictures`` (the video says when a
+ * new picture arrives, requestVideoFrameCallback: the page's ``picture()`` delivers one). */
 function page(encodeMs = 0, cameraError = null, options = {}) {
   const time = clock();
   const sockets = [];
@@ -34,10 +35,12 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
     close() { this.closed = true; }
   }
   FakeSocket.OPEN = 1;
+  const pictureCallbacks = [];
   const elements = {
     "kiosk-config": element({ textContent: JSON.stringify(Object.assign(
       { ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }, options.config)) }),
     camera: element(Object.assign({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} },
+                                  options.pictures ? { requestVideoFrameCallback: (cb) => pictureCallbacks.push(cb) } : {},
                                   options.video)),
   };
   const listeners = { document: {}, window: {} };
@@ -101,6 +104,8 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
       (listeners.document.visibilitychange || []).forEach((fn) => fn({}));
     },
     fire(type) { (listeners.window[type] || []).forEach((fn) => fn({})); },
+    /** The camera delivers a new picture (with ``pictures``). */
+    picture() { pictureCallbacks.splice(0).forEach((cb) => cb(time.now(), {})); },
   };
 }
 
@@ -454,6 +459,42 @@ async function main() {
   await settle();
   p.say(p.sockets[0], { type: "hello", build: "new" });
   check("but again 10 minutes later (the rolling restart has ended)", p.counts.reloads === 1, p.counts.reloads);
+
+  // ---- a camera that freezes without ending its track: no frame of the frozen picture, the
+  // welcome leaves the screen, the camera is started again
+  p = page(0, null, { pictures: true });
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.picture();
+  p.advance(200);
+  check("a new picture is sent", p.sockets[0].sent === 1, `sent ${p.sockets[0].sent}`);
+  p.say(p.sockets[0], { type: "result", frame: 1, state: "checked_in", name: "Ana Silva", time: "08:59" });
+  p.advance(500);
+  check("the same picture is not sent twice", p.sockets[0].sent === 1, `sent ${p.sockets[0].sent}`);
+  p.picture();
+  p.advance(200);
+  check("the next picture is", p.sockets[0].sent === 2, `sent ${p.sockets[0].sent}`);
+  p.say(p.sockets[0], { type: "result", frame: 2, state: "checked_in", name: "Ana Silva", time: "08:59" });
+  p.advance(1800);
+  check("a camera quiet for under 3 s is not yet frozen", p.stage.dataset.state === "checked_in", p.stage.dataset.state);
+  p.advance(1200);
+  check("after 3 s without a new picture the page says the camera stopped (the welcome goes)",
+        p.stage.dataset.state === "camera_frozen", p.stage.dataset.state);
+  check("and stops it", p.camera.tracks[0].stopped, "track still running");
+  p.advance(1100);
+  await settle();
+  check("then starts it again", p.camera.requests === 2 && p.stage.dataset.state === "searching",
+        `${p.camera.requests} requests, ${p.stage.dataset.state}`);
+  p.picture();
+  p.advance(200);
+  check("and frames of its new pictures go", p.sockets[0].sent === 3, `sent ${p.sockets[0].sent}`);
+  p.setHidden(true);
+  p.advance(10000);
+  p.setHidden(false);
+  p.advance(100);
+  check("a page shown again after a while hidden (no pictures meanwhile) is not taken for a frozen camera",
+        p.stage.dataset.state === "searching" && p.camera.requests === 2,
+        `${p.stage.dataset.state}, ${p.camera.requests} requests`);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
