@@ -283,6 +283,29 @@ def test_the_light_is_read_on_the_skin_a_mask_leaves_bare(engine, astronaut_bgr)
         assert abs(light - bare) / bare < 0.05, (style, color, light, bare)
 
 
+def _dimmed(image: np.ndarray, light: float, noise: float = 3.0) -> np.ndarray:
+    """``image`` with ``light`` of its scene's light (linear light, gamma 2.2) and a camera's noise."""
+    linear = (image.astype(np.float32) / 255.0) ** 2.2 * light
+    out = linear ** (1 / 2.2) * 255.0 + np.random.default_rng(0).normal(0.0, noise, image.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_dim_light_is_neither_too_dark_nor_blur_down_to_the_limit(engine, astronaut_bgr):
+    """The Laplacian's variance falls with the square of the light: the gate called sharp faces in
+    a dim scene blurred (bench/light.py: 78% of bare LFW faces at a tenth of the light, which match
+    as often as well-lit ones), and refused faces under 45 as too dark. It judges blur by the
+    light-independent focus now, and the light down to 30, while blur in the dark is still blur."""
+    bright = engine.analyze(astronaut_bgr, embed=False)[0].quality
+    dim = engine.analyze(_dimmed(astronaut_bgr, 0.05), embed=False)[0].quality
+    assert 30 < dim.brightness < 45 < bright.brightness
+    assert dim.sharpness < bright.sharpness / 4          # the raw figure falls with the light ...
+    assert dim.focus > 0.6 * bright.focus                 # ... the focus does not
+    assert dim.ok, dim.reason
+    for light in (1.0, 0.05):
+        blurred = engine.analyze(_dimmed(cv2.GaussianBlur(astronaut_bgr, (0, 0), 2), light), embed=False)[0].quality
+        assert blurred.reason == "blurry", (light, blurred)
+
+
 def test_outside_fraction_is_the_share_of_the_face_core_beyond_the_edge():
     from recognition.engine.align import eye_similarity
     from recognition.engine.quality import outside_fraction

@@ -260,7 +260,7 @@ def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, regis
         m, _ = faces.kiosk_view(engine, eileen)
         room = faces.empty_room()[0]
         clip = (faces.empty_room(15) + faces.frames(eileen, m, 10, seed=1, zoom=0.45, background=room)
-                + faces.frames(eileen, m, 10, seed=2, brightness=0.28) + faces.frames(eileen, m, 10, seed=3, blur=5)
+                + faces.frames(eileen, m, 10, seed=2, brightness=0.17) + faces.frames(eileen, m, 10, seed=3, blur=5)
                 + faces.frames(eileen, m, 20, seed=4, jitter=2))
         eileen_video = write_y4m(tmp_path / "eileen-masked.y4m", clip)
         tom = faces.with_mask(engine, registry_photos["Tom_Hanks_54745.png"], seed=4, style="kn95")
