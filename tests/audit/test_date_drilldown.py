@@ -1,0 +1,70 @@
+"""The admin's date drill-down (audit/templatetags/admin_dates.py): the same periods as Django's
+own, found by index probes, never a DISTINCT over every row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from audit.templatetags.admin_dates import periods
+
+pytestmark = pytest.mark.django_db
+
+# around a new year, a month's end and (in Europe/Lisbon) the autumn clock change, at local midnights
+MOMENTS = [(2024, 3, 5, 12), (2025, 10, 26, 0), (2025, 10, 26, 23), (2025, 12, 31, 23), (2026, 1, 1, 0),
+           (2026, 1, 31, 23), (2026, 2, 1, 1)]
+
+
+def truncating(queries: CaptureQueriesContext) -> list[str]:
+    """The queries that truncate every row's date (Django's drill-down: DISTINCT over them)."""
+    return [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"].upper() and "TRUNC" in q["sql"].upper()]
+
+
+@pytest.fixture
+def spread(settings, monkeypatch):
+    settings.TIME_ZONE = "Europe/Lisbon"
+    with timezone.override("Europe/Lisbon"):
+        for y, m, d, h in MOMENTS:
+            at = timezone.make_aware(datetime(y, m, d, h, 30))
+            monkeypatch.setattr(timezone, "now", lambda at=at: at)
+            audit_record(actor=None, action="create", object_type="enrollment.person", object_id=1, summary="x")
+        monkeypatch.undo()
+        yield
+
+
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+def test_the_periods_are_djangos(spread, kind):
+    with timezone.override("Europe/Lisbon"):
+        for qs in (AuditEvent.objects.all(), AuditEvent.objects.filter(at__year=2026),
+                   AuditEvent.objects.filter(at__year=2025, at__month=10), AuditEvent.objects.none()):
+            assert periods(qs, "at", kind) == list(qs.datetimes("at", kind)), (kind, qs.query)
+
+
+def test_the_audit_list_drills_down_without_a_scan(client, spread):
+    admin = User.objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    for query, links in (("", ["at__year=2024", "at__year=2025", "at__year=2026"]),
+                         ("?at__year=2025", ["at__month=10", "at__month=12"]),
+                         ("?at__year=2026&at__month=1", ["at__day=1", "at__day=31"])):
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(f"/admin/audit/auditevent/{query}")
+        assert page.status_code == 200
+        html = page.content.decode()
+        for link in links:
+            assert link in html, (query, link)
+        assert not truncating(queries), query
+
+
+def test_the_checkin_list_uses_it_too(client, db):
+    admin = User.objects.create_superuser("boss", "b@example.com", "pw")
+    client.force_login(admin)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/admin/recognition/checkin/").status_code == 200
+    assert not truncating(queries)
