@@ -30,15 +30,21 @@ def _next(start: datetime, kind: str) -> datetime:
     return start + timedelta(days=1)
 
 
-def periods(queryset: QuerySet, field_name: str, kind: str) -> list[datetime]:
+def periods(queryset: QuerySet, field_name: str, kind: str,
+            within: tuple[datetime, datetime] | None = None) -> list[datetime]:
     """The starts of the periods (``kind``: ``"year"``, ``"month"`` or ``"day"``, in the current
     time zone) that hold at least one row of ``queryset``, in order: what
-    ``queryset.datetimes(field_name, kind)`` returns, found by one ``EXISTS`` per period between
-    the first and the last row."""
-    bounds = queryset.aggregate(first=Min(field_name), last=Max(field_name))
-    if bounds["first"] is None:
-        return []
-    first, last = (timezone.localtime(bounds[k]).replace(tzinfo=None) for k in ("first", "last"))
+    ``queryset.datetimes(field_name, kind)`` returns, found by one ``EXISTS`` per period from
+    the first row to the last, or over ``within`` (naive local times, the end excluded) when the
+    rows are known to lie there (the chosen year or month: a first and last row under a month's
+    filter, which the index cannot serve, would read the year up to it)."""
+    if within is None:
+        bounds = queryset.aggregate(first=Min(field_name), last=Max(field_name))
+        if bounds["first"] is None:
+            return []
+        first, last = (timezone.localtime(bounds[k]).replace(tzinfo=None) for k in ("first", "last"))
+    else:
+        first, last = within[0], within[1] - timedelta(microseconds=1)
     start = first.replace(hour=0, minute=0, second=0, microsecond=0)
     if kind in ("year", "month"):
         start = start.replace(day=1)
@@ -57,21 +63,32 @@ def periods(queryset: QuerySet, field_name: str, kind: str) -> list[datetime]:
 class _Probed:
     """A change list's queryset as Django's ``date_hierarchy`` reads it, periods by probes."""
 
-    def __init__(self, queryset: QuerySet) -> None:
-        self._queryset = queryset
+    def __init__(self, queryset: QuerySet, params: dict) -> None:
+        self._queryset, self._params = queryset, params
 
     def aggregate(self, *args, **kwargs) -> dict:
         return self._queryset.aggregate(*args, **kwargs)
 
     def datetimes(self, field_name: str, kind: str, *args, **kwargs) -> list[datetime]:
-        return periods(self._queryset, field_name, kind)
+        year, month = self._params.get(f"{field_name}__year"), self._params.get(f"{field_name}__month")
+        within = None
+        try:
+            if kind == "month" and year:
+                start = datetime(int(year), 1, 1)
+                within = (start, _next(start, "year"))
+            elif kind == "day" and year and month:
+                start = datetime(int(year), int(month), 1)
+                within = (start, _next(start, "month"))
+        except (ValueError, OverflowError):   # ?at__month=13 lists no rows: found by the rows' bounds
+            within = None
+        return periods(self._queryset, field_name, kind, within)
 
 
 class _ChangeList:
     """A change list whose ``queryset`` is :class:`_Probed`; everything else is the list's own."""
 
     def __init__(self, cl) -> None:
-        self._cl, self.queryset = cl, _Probed(cl.queryset)
+        self._cl, self.queryset = cl, _Probed(cl.queryset, cl.params)
 
     def __getattr__(self, name: str):
         return getattr(self._cl, name)

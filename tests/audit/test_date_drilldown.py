@@ -62,6 +62,15 @@ def test_the_audit_list_drills_down_without_a_scan(client, spread):
         assert not truncating(queries), query
 
 
+def test_a_month_that_does_not_exist_lists_no_days(client, spread):
+    from audit.templatetags.admin_dates import _Probed
+
+    client.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
+    assert client.get("/admin/audit/auditevent/?at__year=2026&at__month=13").status_code == 302   # ?e=1
+    probed = _Probed(AuditEvent.objects.filter(at__year=2026, at__month=13), {"at__year": "2026", "at__month": "13"})
+    assert probed.datetimes("at", "day") == []
+
+
 def test_the_checkin_list_uses_it_too(client, db):
     admin = User.objects.create_superuser("boss", "b@example.com", "pw")
     client.force_login(admin)
