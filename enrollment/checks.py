@@ -16,6 +16,8 @@ def task_countdowns() -> dict[str, float]:
     return {"MASKNET_REBUILD_DEBOUNCE_S": float(settings.MASKNET_REBUILD_DEBOUNCE_S),
             "a rebuild's retry while another runs": float(BUSY_RETRY_S),
             "a rebuild's retry after losing the database": float(DB_RETRY_S),
+            # a copy of a running rebuild's message waits for its heartbeat to go stale
+            "MASKNET_REBUILD_STALE_S": float(settings.MASKNET_REBUILD_STALE_S),
             "the retention purge's retry after losing the database": float(PURGE_RETRY_S)}
 
 
@@ -23,7 +25,8 @@ def task_countdowns() -> dict[str, float]:
 def task_redelivery(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """``masknet.W001`` when a task waits longer than ``MASKNET_TASK_REDELIVERY_S``: Redis takes a
     task not acknowledged within it for a lost one and delivers it again, so a waiting retry would
-    be delivered twice (the copies are harmless, the doubled work and logs are not). Only with the
+    be delivered twice (the copies are harmless, the doubled work and logs are not). A task is
+    acknowledged once it has finished, so its run time counts too: keep a margin. Only with the
     Redis broker (``REDIS_URL``): the embedded runner has no redelivery."""
     if not getattr(settings, "REDIS_URL", None):
         return []

@@ -27,6 +27,12 @@ def test_a_long_debounce_is_warned() -> None:
     assert "MASKNET_REBUILD_DEBOUNCE_S" in task_redelivery()[0].msg
 
 
+@override_settings(REDIS_URL="redis://127.0.0.1:6379/0", MASKNET_TASK_REDELIVERY_S=600, MASKNET_REBUILD_STALE_S=900)
+def test_a_rebuild_copy_waiting_longer_than_redelivery_is_warned() -> None:
+    # a copy of a running rebuild's message waits up to MASKNET_REBUILD_STALE_S for its heartbeat
+    assert "MASKNET_REBUILD_STALE_S" in task_redelivery()[0].msg
+
+
 @override_settings(REDIS_URL=None, MASKNET_TASK_REDELIVERY_S=5)
 def test_the_embedded_runner_has_no_redelivery() -> None:
     assert task_redelivery() == []
