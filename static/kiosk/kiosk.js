@@ -85,7 +85,8 @@
       case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
       case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site in the browser’s site settings. This page starts it by itself once allowed (or reload it).", noCamera: true };
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it. This page keeps trying by itself.", noCamera: true };
-      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera.", noCamera: true };
+      // the video stays shown: a browser presents (and says it has) a new picture only of a shown video
+      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera." };
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
@@ -279,7 +280,7 @@
         failures = 0;              // a new socket: errors before it say nothing about this one
         outage = null;
         delete stage.dataset.connection;
-        if (cameraReady) render("searching", {}, true);
+        if (cameraReady && !awaitingPicture) render("searching", {}, true);
         if (msg.build && config.build && msg.build !== config.build) newBuild = msg.build;
         reloadIfNewer();
         break;
@@ -359,7 +360,7 @@
     stage.dataset.connection = "lost";
     // camera problems stay on screen: they come first
     outage = unavailableSeen ? "unavailable" : "connection_lost";
-    if (cameraReady) render(outage, {}, true);
+    if (cameraReady && !awaitingPicture) render(outage, {}, true);
     unavailableSeen = false;
     scheduleReconnect();
   }
@@ -427,15 +428,29 @@
   // the browser says when a new picture arrives (requestVideoFrameCallback), a frame is sent only
   // of a new picture, and none for CAMERA_FROZEN_MS means the camera froze: the page says so and
   // starts the camera again.
+  // The banner stays until the restarted camera delivers a picture, and a camera that stays frozen
+  // is started again after 1 s, then 2, 4... at most every 30 s.
   const picturesSeen = typeof video.requestVideoFrameCallback === "function";
   let pictures = 0;          // pictures the camera delivered (counted where picturesSeen)
   let sentPicture = -1;      // the picture the last frame sent was drawn from
   let lastPictureAt = 0;
-  let watching = false;
+  let watch = 0;             // the current stream's watch (an earlier stream's callback ends its own)
+  let awaitingPicture = false;  // started again after a freeze: no picture from it yet
+  let frozenRestarts = 0;    // restarts in a row that brought no picture
 
-  function onPicture() {
-    pictures += 1;
-    lastPictureAt = performance.now();
+  function watchPictures() {
+    const mine = ++watch;
+    const onPicture = () => {
+      if (mine !== watch) return;
+      pictures += 1;
+      lastPictureAt = performance.now();
+      if (awaitingPicture) {
+        awaitingPicture = false;
+        frozenRestarts = 0;
+        if (cameraReady) render(helloSeen ? "searching" : outage || "connecting", {}, true);
+      }
+      video.requestVideoFrameCallback(onPicture);
+    };
     video.requestVideoFrameCallback(onPicture);
   }
 
@@ -444,7 +459,9 @@
     lastResult = null;
     facebox.hidden = true;
     render("camera_frozen", {}, true);
-    setTimeout(startCamera, 1000);
+    awaitingPicture = true;
+    setTimeout(startCamera, Math.min(30000, 1000 * Math.pow(2, frozenRestarts)));
+    frozenRestarts += 1;
   }
 
   function stopCamera() {
@@ -491,9 +508,9 @@
     try { await video.play(); } catch (e) { /* autoplay of a muted video is allowed */ }
     if (stopped) { stopCamera(); return; }
     lastPictureAt = performance.now();
-    if (picturesSeen && !watching) { watching = true; video.requestVideoFrameCallback(onPicture); }
+    if (picturesSeen) watchPictures();
     cameraReady = true;
-    render(helloSeen ? "searching" : outage || "connecting", {}, true);
+    if (!awaitingPicture) render(helloSeen ? "searching" : outage || "connecting", {}, true);
     keepAwake();
   }
 
@@ -524,7 +541,7 @@
     if (document.hidden || !cameraReady) return;
     keepAwake();
     // shown again: nothing was sent meanwhile, so the next frame's answer says what stands now
-    if (helloSeen && !outage) { lastResult = null; facebox.hidden = true; render("searching", {}, true); }
+    if (helloSeen && !outage && !awaitingPicture) { lastResult = null; facebox.hidden = true; render("searching", {}, true); }
   });
 
   render("starting", {}, true);

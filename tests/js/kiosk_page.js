@@ -483,10 +483,12 @@ async function main() {
   check("and stops it", p.camera.tracks[0].stopped, "track still running");
   p.advance(1100);
   await settle();
-  check("then starts it again", p.camera.requests === 2 && p.stage.dataset.state === "searching",
+  check("then starts it again, the banner staying until it delivers a picture",
+        p.camera.requests === 2 && p.stage.dataset.state === "camera_frozen",
         `${p.camera.requests} requests, ${p.stage.dataset.state}`);
   p.picture();
   p.advance(200);
+  check("its first picture brings the page back", p.stage.dataset.state === "searching", p.stage.dataset.state);
   check("and frames of its new pictures go", p.sockets[0].sent === 3, `sent ${p.sockets[0].sent}`);
   p.setHidden(true);
   p.advance(10000);
@@ -495,6 +497,29 @@ async function main() {
   check("a page shown again after a while hidden (no pictures meanwhile) is not taken for a frozen camera",
         p.stage.dataset.state === "searching" && p.camera.requests === 2,
         `${p.stage.dataset.state}, ${p.camera.requests} requests`);
+
+  // ---- a camera that stays frozen: the banner stays, and the restarts back off (1, 2, 4... s)
+  p = page(0, null, { pictures: true });
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.picture();
+  const frozenAt = [];
+  for (let t = 0; t < 60000; t += 100) {
+    const before = p.camera.requests;
+    p.advance(100);
+    await settle();
+    if (p.camera.requests > before) frozenAt.push(t);
+    if (t > 3500 && p.stage.dataset.state !== "camera_frozen") { frozenAt.push(`shown ${p.stage.dataset.state} at ${t}`); break; }
+  }
+  const gaps = frozenAt.slice(1).map((t, i) => t - frozenAt[i]);
+  check("a camera that stays frozen keeps 'The camera has stopped' on screen",
+        frozenAt.every((t) => typeof t === "number"), frozenAt.join(", "));
+  check("and is started again less and less often", gaps.length >= 3 && gaps.every((g, i) => i === 0 || g > gaps[i - 1]),
+        gaps.join(", "));
+  // (its one frame went unanswered: the page gave the socket up and opened others meanwhile)
+  p.say(p.sockets[p.sockets.length - 1], { type: "hello" });
+  check("nor a lost connection nor a new socket's hello hides it", p.sockets.length > 1
+        && p.stage.dataset.state === "camera_frozen", `${p.sockets.length} sockets, ${p.stage.dataset.state}`);
 
   // ---- a time zone the browser does not know: the browser's own, and the page works
   let started = "";
