@@ -49,11 +49,11 @@ class EngineConfig:
     min_brightness: float = 30.0
     max_brightness: float = 230.0
     # the eye band's focus (quality.Quality.focus): the Laplacian's variance after a 1.5 px
-    # Gaussian, made independent of the light. 2.8 refuses about as many sharp well-lit LFW faces
-    # as the Laplacian's raw variance did at 12 (bare 4.9% against 4.3%, masked 1.1% against
-    # 0.5%) and 91-99% of the clearly blurred ones (Gaussian 2.5-3.5 px; raw 95-100%), in dim
-    # light too, where the raw figure also called a third to all of the sharp faces blurred
-    # (bench/light.py; docs/accuracy.md, "Dim light and blur")
+    # Gaussian, scaled up for a face darker than 128 so that dim light does not lower it. 2.8
+    # refuses about as many sharp well-lit LFW faces as the Laplacian's raw variance did at 12
+    # (bare 4.9% against 4.3%, masked 1.1% against 0.5%) and 89-99% of the clearly blurred ones
+    # (Gaussian 2.5-3.5 px, in full and dim light; raw 95-100%), where the raw figure also called
+    # 24-99% of sharp faces in dim light blurred (bench/light.py; docs/accuracy.md, "Dim light and blur")
     min_focus: float = 2.8
     max_yaw: float = 0.45           # nose offset from the eye midpoint / eye distance
     max_pitch: float = 0.6

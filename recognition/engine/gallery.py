@@ -8,6 +8,7 @@ import numpy as np
 
 from . import Engine, Face
 from .index import Index
+from .quality import TOO_DARK
 
 UNMASKED, SYNTHETIC_MASK = 0, 1
 # Synthetic-mask variants drawn per enrolment photo, averaged into one template: the mean of 4
@@ -101,19 +102,36 @@ def photo_templates(engine: Engine, face: Face, rng: np.random.Generator, synthe
 # face meets the strict match thresholds, and a masked employee's frame is not dropped.
 ENROL_MIN_FACE_FLAG = 0.1
 
+# An enrolment photo is a person's reference for every later frame: it must be lit as the quality
+# gate required of every face until 2026-12-05. The kiosk's frames pass from 30
+# (``EngineConfig.min_brightness``: dim probes match a well-lit gallery as often as well-lit ones,
+# bench/light.py), a gallery of dim photos was not measured.
+ENROL_MIN_BRIGHTNESS = 45.0
+
+
+def _enrol_refusal(face: Face) -> str | None:
+    """Why enrolment would refuse ``face`` (the gate's reason, ``too_dark`` under
+    :data:`ENROL_MIN_BRIGHTNESS`, ``unclear_face``), or ``None``."""
+    if not face.quality.ok:
+        return face.quality.reason
+    if face.quality.brightness < ENROL_MIN_BRIGHTNESS:
+        return TOO_DARK
+    if face.face_flag < ENROL_MIN_FACE_FLAG:
+        return "unclear_face"
+    return None
+
 
 def usable_face(faces: list[Face]) -> tuple[Face | None, str | None]:
-    """The face an enrolment photo gives: exactly one face that passes the quality gate and is a
-    clear face for FaceMesh (:data:`ENROL_MIN_FACE_FLAG`), else ``(None, reason)``:
-    ``several_faces`` when more than one does, else the largest face's quality reason, or
-    ``unclear_face`` when it passed the gate."""
-    usable = [f for f in faces if f.quality.ok and f.face_flag >= ENROL_MIN_FACE_FLAG]
+    """The face an enrolment photo gives: exactly one face that passes the quality gate, is lit
+    as an enrolment photo must be (:data:`ENROL_MIN_BRIGHTNESS`) and is a clear face for FaceMesh
+    (:data:`ENROL_MIN_FACE_FLAG`), else ``(None, reason)``: ``several_faces`` when more than one
+    does, else the largest face's reason (the gate's, ``too_dark`` or ``unclear_face``)."""
+    usable = [f for f in faces if _enrol_refusal(f) is None]
     if len(usable) == 1:
         return usable[0], None
     if len(usable) > 1:
         return None, "several_faces"
-    # none usable: the largest face failed the gate, or passed it with a low face flag
-    return None, faces[0].quality.reason or "unclear_face"
+    return None, _enrol_refusal(faces[0]) or "unclear_face"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ class Quality:
     ``sharpness``: variance of the Laplacian of the eye band (it falls with the square of the
     light; the quality :attr:`score` weighs it). ``focus``: what the gate judges blur by: the same
     of the eye band smoothed by a 1.5 px Gaussian (a dim frame's sensor noise is not detail), scaled
-    up by ``(128 / brightness)^2`` for a face darker than 128 (dim light is not blur).
+    up by ``(128 / brightness)^2`` for a face darker than 128 (dim light is not blur; a brighter
+    face is not scaled down: its figure, as the raw one, reads higher, as before).
     ``yaw`` / ``pitch``: nose-tip offset from the eye
     midpoint divided by the eye distance (0 = frontal; about ±0.5 at 30°). ``outside``: the
     share of the face outside the image, a face cut off by the frame's edge

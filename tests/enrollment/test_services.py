@@ -153,6 +153,18 @@ def test_refuses_poor_quality_with_the_reason(person, astronaut_bgr, engine, cha
 
 
 @pytest.mark.models
+def test_an_enrolment_photo_must_be_lit_as_before_though_a_kiosk_frame_may_be_dimmer(person, astronaut_bgr, engine):
+    # the kiosk's gate passes faces from a skin brightness of 30 (bench/light.py measured dim
+    # probes against a well-lit gallery); an enrolment photo, every later frame's reference, from 45
+    dim = (astronaut_bgr * 0.28).astype("uint8")
+    quality = engine.analyze(jpeg(dim))[0].quality
+    assert 30 <= quality.brightness < 45 and quality.ok
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=jpeg(dim), actor=None)
+    assert info.value.code == "too_dark"
+
+
+@pytest.mark.models
 def test_refuses_a_turned_face(person, astronaut_jpeg, engine, monkeypatch):
     # a real turned face cannot be made from the test photos: the gate's verdict is forced
     real = engine.analyze
@@ -554,7 +566,7 @@ def _face_at(box: tuple[float, float, float, float], ok: bool = True):
     from types import SimpleNamespace
 
     return SimpleNamespace(box=box, width=box[2] - box[0], face_flag=1.0,
-                           quality=SimpleNamespace(ok=ok, reason=None if ok else "too_dark"))
+                           quality=SimpleNamespace(ok=ok, reason=None if ok else "too_dark", brightness=128.0))
 
 
 def test_a_rebuild_finds_the_enrolled_face_again_or_refuses_the_photo():
