@@ -1,5 +1,5 @@
 """Every write of the recognition app: kiosks (create, pair, revoke, update), check-ins and
-retention (the daily purge of expired snapshots and decision records).
+retention (the daily purge of expired snapshots, decision and login records).
 
 Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Every decision a kiosk
 makes (accepted, rejected as unknown, rejected for quality) is written to the audit log with
@@ -381,7 +381,7 @@ class RetentionOutcome:
     """What :func:`retention_purge` did (or would do, ``dry_run``): counts only.
 
     ``snapshot_days``/``decision_days``: the periods applied (0 = kept forever); ``snapshots``:
-    check-ins whose snapshot image was removed; ``decisions``: decision records deleted per action;
+    check-ins whose snapshot image was removed; ``decisions``: decision and login records deleted per action;
     ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``);
     ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``);
     ``failed_files``: photo files that should have gone and could not be deleted (biometric data
@@ -420,7 +420,8 @@ def _retention_days(name: str) -> int:
 def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> RetentionOutcome:
     """Apply the retention settings once: snapshot images of check-ins older than
     ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
-    decisions and API identify/verify) older than ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
+    decisions and API identify/verify) and staff login records older than
+    ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
     0 keeps them forever. Each purge that deletes anything is itself audited with its counts. Photo
     files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`), and
     index files that no version names (:func:`enrollment.services.index_files_sweep`).
@@ -447,6 +448,6 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                                decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray,
                                failed_files=len(failed))
     if not dry_run and (snapshots or decisions or orphans or stray):
-        log.info("retention purge: %s snapshot images, %s decision records, %s orphan photo files, %s stray index "
-                 "files", snapshots, outcome.decisions_total, orphans, stray)
+        log.info("retention purge: %s snapshot images, %s decision and login records, %s orphan photo files, "
+                 "%s stray index files", snapshots, outcome.decisions_total, orphans, stray)
     return outcome

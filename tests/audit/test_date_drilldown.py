@@ -24,7 +24,8 @@ MOMENTS = [(2024, 3, 5, 12), (2025, 10, 26, 0), (2025, 10, 26, 23), (2025, 12, 3
 
 def truncating(queries: CaptureQueriesContext) -> list[str]:
     """The queries that truncate every row's date (Django's drill-down: DISTINCT over them)."""
-    return [q["sql"] for q in queries.captured_queries if "DISTINCT" in q["sql"].upper() and "TRUNC" in q["sql"].upper()]
+    return [q["sql"] for q in queries.captured_queries
+            if "DISTINCT" in q["sql"].upper() and "TRUNC" in q["sql"].upper()]
 
 
 @pytest.fixture
@@ -45,6 +46,19 @@ def test_the_periods_are_djangos(spread, kind):
         for qs in (AuditEvent.objects.all(), AuditEvent.objects.filter(at__year=2026),
                    AuditEvent.objects.filter(at__year=2025, at__month=10), AuditEvent.objects.none()):
             assert periods(qs, "at", kind) == list(qs.datetimes("at", kind)), (kind, qs.query)
+
+
+def test_a_chosen_year_and_month_give_djangos_periods(spread):
+    from audit.templatetags.admin_dates import _Probed
+
+    with timezone.override("Europe/Lisbon"):
+        for year in (2023, 2024, 2025, 2026):
+            qs = AuditEvent.objects.filter(at__year=year)
+            assert _Probed(qs, {"at__year": str(year)}).datetimes("at", "month") == list(qs.datetimes("at", "month"))
+            for month in range(1, 13):
+                qs = AuditEvent.objects.filter(at__year=year, at__month=month)
+                params = {"at__year": str(year), "at__month": str(month)}
+                assert _Probed(qs, params).datetimes("at", "day") == list(qs.datetimes("at", "day")), (year, month)
 
 
 def test_the_audit_list_drills_down_without_a_scan(client, spread):

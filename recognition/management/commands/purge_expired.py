@@ -25,8 +25,8 @@ class Command(BaseCommand):
         self.stdout.write(f"snapshots ({period(outcome.snapshot_days)}): {verb} the images of "
                           f"{outcome.snapshots} check-ins")
         detail = ", ".join(f"{action} {n}" for action, n in sorted(outcome.decisions.items()))
-        self.stdout.write(f"decision records ({period(outcome.decision_days)}): {verb} {outcome.decisions_total}"
-                          + (f" ({detail})" if detail else ""))
+        self.stdout.write(f"decision and login records ({period(outcome.decision_days)}): {verb} "
+                          f"{outcome.decisions_total}" + (f" ({detail})" if detail else ""))
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
