@@ -302,7 +302,7 @@ def test_dim_light_is_neither_too_dark_nor_blur_down_to_the_limit(engine, astron
     assert dim.focus > 0.6 * bright.focus                 # ... the focus does not
     assert dim.ok, dim.reason
     for light in (1.0, 0.05):
-        blurred = engine.analyze(_dimmed(cv2.GaussianBlur(astronaut_bgr, (0, 0), 2), light), embed=False)[0].quality
+        blurred = engine.analyze(_dimmed(cv2.GaussianBlur(astronaut_bgr, (0, 0), 3), light), embed=False)[0].quality
         assert blurred.reason == "blurry", (light, blurred)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import Engine, Face
 from .index import Index
-from .quality import TOO_DARK
+from .quality import BLURRY, TOO_DARK
 
 UNMASKED, SYNTHETIC_MASK = 0, 1
 # Synthetic-mask variants drawn per enrolment photo, averaged into one template: the mean of 4
@@ -107,15 +107,23 @@ ENROL_MIN_FACE_FLAG = 0.1
 # (``EngineConfig.min_brightness``: dim probes match a well-lit gallery as often as well-lit ones,
 # bench/light.py), a gallery of dim photos was not measured.
 ENROL_MIN_BRIGHTNESS = 45.0
+# ... and as sharp (the Laplacian's raw variance over the eye band, ``Quality.sharpness``): the gate
+# judges a kiosk frame's blur by its light-independent focus, whose limit lets through a few soft
+# photos the raw figure refused; enrolled, they made their people's templates (and the gallery's
+# strangers) other than before (bench/identification.py: two more people, both missed)
+ENROL_MIN_SHARPNESS = 12.0
 
 
 def _enrol_refusal(face: Face) -> str | None:
     """Why enrolment would refuse ``face`` (the gate's reason, ``too_dark`` under
-    :data:`ENROL_MIN_BRIGHTNESS`, ``unclear_face``), or ``None``."""
+    :data:`ENROL_MIN_BRIGHTNESS`, ``blurry`` under :data:`ENROL_MIN_SHARPNESS`, ``unclear_face``),
+    or ``None``."""
     if not face.quality.ok:
         return face.quality.reason
     if face.quality.brightness < ENROL_MIN_BRIGHTNESS:
         return TOO_DARK
+    if face.quality.sharpness < ENROL_MIN_SHARPNESS:
+        return BLURRY
     if face.face_flag < ENROL_MIN_FACE_FLAG:
         return "unclear_face"
     return None
@@ -123,9 +131,10 @@ def _enrol_refusal(face: Face) -> str | None:
 
 def usable_face(faces: list[Face]) -> tuple[Face | None, str | None]:
     """The face an enrolment photo gives: exactly one face that passes the quality gate, is lit
-    as an enrolment photo must be (:data:`ENROL_MIN_BRIGHTNESS`) and is a clear face for FaceMesh
+    and sharp as an enrolment photo must be (:data:`ENROL_MIN_BRIGHTNESS`,
+    :data:`ENROL_MIN_SHARPNESS`) and is a clear face for FaceMesh
     (:data:`ENROL_MIN_FACE_FLAG`), else ``(None, reason)``: ``several_faces`` when more than one
-    does, else the largest face's reason (the gate's, ``too_dark`` or ``unclear_face``)."""
+    does, else the largest face's reason (the gate's, ``too_dark``, ``blurry`` or ``unclear_face``)."""
     usable = [f for f in faces if _enrol_refusal(f) is None]
     if len(usable) == 1:
         return usable[0], None

@@ -566,7 +566,20 @@ def _face_at(box: tuple[float, float, float, float], ok: bool = True):
     from types import SimpleNamespace
 
     return SimpleNamespace(box=box, width=box[2] - box[0], face_flag=1.0,
-                           quality=SimpleNamespace(ok=ok, reason=None if ok else "too_dark", brightness=128.0))
+                           quality=SimpleNamespace(ok=ok, reason=None if ok else "too_dark", brightness=128.0,
+                                                   sharpness=100.0))
+
+
+def test_an_enrolment_photo_must_be_as_sharp_as_before_by_the_raw_figure():
+    # the gate judges a kiosk frame's blur by its focus; an enrolment photo also by the Laplacian's
+    # raw variance, as before (soft photos the focus lets through changed the gallery)
+    from recognition.engine.gallery import ENROL_MIN_SHARPNESS, usable_face
+
+    soft = _face_at((100, 100, 200, 220))
+    soft.quality.sharpness = ENROL_MIN_SHARPNESS - 1
+    assert usable_face([soft]) == (None, "blurry")
+    soft.quality.sharpness = ENROL_MIN_SHARPNESS
+    assert usable_face([soft]) == (soft, None)
 
 
 def test_a_rebuild_finds_the_enrolled_face_again_or_refuses_the_photo():
