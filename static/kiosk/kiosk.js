@@ -25,7 +25,8 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
   const STATUS_TIMEOUT_MS = 5000; // a /kiosk/status call unanswered this long counts as "offline"
-  const CAMERA_FROZEN_MS = 3000;  // a camera with no new picture this long has frozen: started again
+  const CAMERA_FROZEN_MS = 5000;  // a camera with no new picture this long has frozen: started again
+  const CAMERA_STEADY_MS = 30000; // ... and one that has given pictures this long since is well again
 
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
@@ -290,8 +291,8 @@
         failures = 0;
         framesAnswered += 1;
         stage.dataset.frames = String(framesAnswered);
-        // the answer to a frame sent before the camera went: the camera problem stays on screen
-        if (!cameraReady) break;
+        // the answer to a frame sent before the camera went (or froze): the camera problem stays on screen
+        if (!cameraReady || awaitingPicture) break;
         const previous = lastResult;
         lastResult = msg;
         // a prompt ("hold still", "too dark"...) is shown after two such frames in a row, no flicker;
@@ -313,7 +314,7 @@
         answered(msg);
         if (msg.code === "unavailable") unavailableSeen = true;
         if (!["models_missing", "unavailable", "updating", "rate_limited"].includes(msg.code)) failures += 1;
-        if (!cameraReady) break;   // a camera problem stays on screen: it comes first
+        if (!cameraReady || awaitingPicture) break;   // a camera problem stays on screen: it comes first
         if (msg.code === "models_missing") render("not_ready", msg, true);
         else if (msg.code === "unavailable") render("unavailable", msg, true);
         else if (msg.code === "updating") render("updating", msg, true);
@@ -429,14 +430,16 @@
   // of a new picture, and none for CAMERA_FROZEN_MS means the camera froze: the page says so and
   // starts the camera again.
   // The banner stays until the restarted camera delivers a picture, and a camera that stays frozen
-  // is started again after 1 s, then 2, 4... at most every 30 s.
+  // (or freezes again within CAMERA_STEADY_MS) is started again after 1 s, then 2, 4... at most
+  // every 30 s.
   const picturesSeen = typeof video.requestVideoFrameCallback === "function";
   let pictures = 0;          // pictures the camera delivered (counted where picturesSeen)
   let sentPicture = -1;      // the picture the last frame sent was drawn from
   let lastPictureAt = 0;
   let watch = 0;             // the current stream's watch (an earlier stream's callback ends its own)
   let awaitingPicture = false;  // started again after a freeze: no picture from it yet
-  let frozenRestarts = 0;    // restarts in a row that brought no picture
+  let frozenRestarts = 0;    // restarts since the camera was last steady
+  let steadySince = 0;       // when the restarted camera's first picture came
 
   function watchPictures() {
     const mine = ++watch;
@@ -446,8 +449,10 @@
       lastPictureAt = performance.now();
       if (awaitingPicture) {
         awaitingPicture = false;
-        frozenRestarts = 0;
+        steadySince = lastPictureAt;
         if (cameraReady) render(helloSeen ? "searching" : outage || "connecting", {}, true);
+      } else if (frozenRestarts && lastPictureAt - steadySince >= CAMERA_STEADY_MS) {
+        frozenRestarts = 0;
       }
       video.requestVideoFrameCallback(onPicture);
     };
@@ -505,12 +510,17 @@
       render("no_camera", {}, true);
       setTimeout(startCamera, 3000);
     }));
-    try { await video.play(); } catch (e) { /* autoplay of a muted video is allowed */ }
+    // play() settles once the camera's first picture is there: a camera frozen from the start
+    // would keep it waiting for good, so where pictures are counted it is waited for only so long
+    const playing = video.play().catch(() => { /* autoplay of a muted video is allowed */ });
+    await (picturesSeen ? Promise.race([playing, new Promise((r) => setTimeout(r, CAMERA_FROZEN_MS))]) : playing);
     if (stopped) { stopCamera(); return; }
     lastPictureAt = performance.now();
     if (picturesSeen) watchPictures();
     cameraReady = true;
-    if (!awaitingPicture) render(helloSeen ? "searching" : outage || "connecting", {}, true);
+    // after a freeze the banner says so until a picture comes (again, over a failed try's banner,
+    // which hid the video: a hidden video presents no pictures)
+    render(awaitingPicture ? "camera_frozen" : helloSeen ? "searching" : outage || "connecting", {}, true);
     keepAwake();
   }
 
