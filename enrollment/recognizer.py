@@ -111,9 +111,9 @@ class PhotoFace:
 
 
 def choose_face(faces: list[Face]) -> PhotoFace:
-    """Exactly one usable face (passes the quality gate) or a refusal: ``several_faces`` when more
-    than one is usable, else the largest face's quality reason (:func:`gallery.usable_face`, which
-    the benchmarks use too)."""
+    """Exactly one usable face (passes the quality gate and enrolment's own light and sharpness
+    limits) or a refusal: ``several_faces`` when more than one is usable, else the largest face's
+    reason (:func:`gallery.usable_face`, which the benchmarks use too)."""
     face, reason = usable_face(faces)
     return PhotoFace(face, reason, len(faces))
 

@@ -118,7 +118,7 @@ def person_images(root: Path) -> dict[str, list[Path]]:
 def enrol_gallery(engine: Engine, enrolled: dict[str, list[Path]], rng: np.random.Generator,
                   step: Callable[[], None] = lambda: None) -> tuple[Index, dict[str, float], int]:
     """Enrol people's photos as the product does: a photo counts only with exactly one face that
-    passes the quality gate (:func:`usable_face`), its templates as the site stores them
+    passes the quality gate and enrolment's own limits (:func:`usable_face`), its templates as the site stores them
     (:func:`photo_templates`), several photos of a person combined as the site combines them, and
     the site thresholds fitted on the gallery as a rebuild fits them (:func:`fit_thresholds`).
 
@@ -151,8 +151,8 @@ def enrol_gallery(engine: Engine, enrolled: dict[str, list[Path]], rng: np.rando
 def evaluate_identification(engine: Engine, gallery: Path, probes: Path, progress: Progress = _noop,
                             seed: int = 0, min_face_px: float = 0.0) -> dict:
     """Open-set identification: enrol ``gallery`` as the product does (a photo counts only with
-    exactly one face that passes the quality gate, :func:`usable_face`; its templates as the site
-    stores them, :func:`photo_templates`), fit the site thresholds on it as a rebuild does
+    exactly one face that passes the quality gate and enrolment's own limits, :func:`usable_face`;
+    its templates as the site stores them, :func:`photo_templates`), fit the site thresholds on it as a rebuild does
     (:func:`fit_thresholds`), identify ``probes`` as the kiosk does: the largest face, and no
     decision (a miss, never an accept) for one the quality gate refuses or narrower than
     ``min_face_px`` (the kiosk's ``MASKNET_KIOSK_MIN_FACE_PX``: it asks them to come closer).

@@ -53,7 +53,7 @@ class EngineConfig:
     # refuses no more sharp well-lit LFW faces than the Laplacian's raw variance did at 12 (bare
     # 3.5% against 4.3%, masked 0.4% against 0.5%: each one refused is a single-frame miss) and
     # 84-98% of the clearly blurred ones (Gaussian 2.5-3.5 px, in full and dim light; raw 95-100%),
-    # where the raw figure also called 24-99% of sharp faces in dim light blurred (bench/light.py;
+    # where the raw figure also called 4-99% of sharp faces in dim light blurred (bench/light.py;
     # docs/accuracy.md, "Dim light and blur"). Enrolment photos keep the raw figure's limit
     # (gallery.ENROL_MIN_SHARPNESS)
     min_focus: float = 2.4

@@ -112,6 +112,9 @@ ENROL_MIN_BRIGHTNESS = 45.0
 # photos the raw figure refused; enrolled, they made their people's templates (and the gallery's
 # strangers) other than before (bench/identification.py: two more people, both missed)
 ENROL_MIN_SHARPNESS = 12.0
+# A photo under it that the gate's light-independent focus passes, darker than this, is sharp but
+# dim (the raw figure falls with the square of the light): "too dark" says what would fix it
+ENROL_DIM_BELOW = 100.0
 
 
 def _enrol_refusal(face: Face) -> str | None:
@@ -123,7 +126,7 @@ def _enrol_refusal(face: Face) -> str | None:
     if face.quality.brightness < ENROL_MIN_BRIGHTNESS:
         return TOO_DARK
     if face.quality.sharpness < ENROL_MIN_SHARPNESS:
-        return BLURRY
+        return TOO_DARK if face.quality.brightness < ENROL_DIM_BELOW else BLURRY
     if face.face_flag < ENROL_MIN_FACE_FLAG:
         return "unclear_face"
     return None

@@ -578,6 +578,8 @@ def test_an_enrolment_photo_must_be_as_sharp_as_before_by_the_raw_figure():
     soft = _face_at((100, 100, 200, 220))
     soft.quality.sharpness = ENROL_MIN_SHARPNESS - 1
     assert usable_face([soft]) == (None, "blurry")
+    soft.quality.brightness = 70.0   # sharp by the gate's focus, dim by the raw figure: more light fixes it
+    assert usable_face([soft]) == (None, "too_dark")
     soft.quality.sharpness = ENROL_MIN_SHARPNESS
     assert usable_face([soft]) == (soft, None)
 
