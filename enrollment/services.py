@@ -46,6 +46,7 @@ from recognition.engine.gallery import (
     site_thresholds,
 )
 from recognition.engine.index import Index
+from recognition.engine.quality import BLURRY, TOO_DARK
 
 from . import dispatch, events, recognizer
 from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet, index_cache_clear
@@ -346,8 +347,11 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         return _refusal("no_face", width=width, height=height)
     chosen = recognizer.choose_face(faces)
     face = chosen.face or faces[0]
+    # the gate's verdict, or enrolment's own (too dark or blurred for a reference photo, though a
+    # kiosk frame would pass: gallery.ENROL_MIN_BRIGHTNESS / ENROL_MIN_SHARPNESS)
+    verdict = face.quality.reason or (chosen.reason if chosen.reason in (TOO_DARK, BLURRY) else "ok")
     facts = {"width": width, "height": height, "faces": chosen.faces, "box": [round(float(v), 1) for v in face.box],
-             "quality_score": round(face.quality.score, 3), "quality_verdict": face.quality.reason or "ok",
+             "quality_score": round(face.quality.score, 3), "quality_verdict": verdict,
              "masked": face.masked, "masked_prob": round(face.masked_prob, 3)}
     if chosen.reason:
         return PhotoInspection(ok=False, code=chosen.reason, message=REFUSALS.get(chosen.reason, chosen.reason),

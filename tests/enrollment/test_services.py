@@ -162,6 +162,8 @@ def test_an_enrolment_photo_must_be_lit_as_before_though_a_kiosk_frame_may_be_di
     with pytest.raises(services.PhotoRefused) as info:
         services.photo_add(person=person, data=jpeg(dim), actor=None)
     assert info.value.code == "too_dark"
+    inspection = services.photo_inspect(data=jpeg(dim))
+    assert (inspection.ok, inspection.code, inspection.quality_verdict) == (False, "too_dark", "too_dark")
 
 
 @pytest.mark.models
