@@ -54,3 +54,18 @@ def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
     reason = "" if user.is_active else " (the account is deactivated)"
     audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user,
                  summary=f"failed login{reason} from {_address(request)}")
+
+
+def record_lockout(request, *, kind: str, failures: int, lockout_s: int) -> None:
+    """A lock the login throttle set (``masknet_site.login_throttle``): once per lock, against the
+    account when the username names one (never the text typed), else against no account."""
+    model = get_user_model()
+    username = request.POST.get("username") or ""
+    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first() if username else None
+    summary = (f"logins locked for {lockout_s} s after {failures} failures per {kind} from "
+               f"{_address(request)}")
+    if user is not None:
+        audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user, summary=summary)
+    else:
+        audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, object_type="auth.user",
+                     summary=summary + " (no such username)")

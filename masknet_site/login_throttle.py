@@ -159,6 +159,9 @@ class LoginThrottleMiddleware:
                             else "address" if "-address-" in attempts_key else "username")
                     log.warning("login locked out for %ss after %s failures (%s) from %s", lockout_s,
                                 count, kind, request.META.get("REMOTE_ADDR"))
+                    from audit.logins import record_lockout  # the audit app, once apps are loaded
+
+                    record_lockout(request, kind=kind, failures=count, lockout_s=lockout_s)
         return response
 
     @staticmethod
