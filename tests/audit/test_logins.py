@@ -79,3 +79,22 @@ def test_login_records_expire_with_the_decisions(client, staff):
     assert counts == {"login": 1, "login_failed": 1}
     assert not AuditEvent.objects.filter(action__in=ACCESS_ACTIONS).exists()
     assert "decision and login records" in AuditEvent.objects.get(action="purge").summary
+
+
+def test_a_lockout_is_recorded_once(client, staff, settings):
+    settings.MASKNET_LOGIN_MAX_FAILURES = 3
+    settings.MASKNET_LOGIN_LOCKOUT_S = 300
+    for _ in range(5):
+        login(client, "alice", "wrong", ip="203.0.113.9")      # 3 failures, then 2 refused (429)
+    locks = [e for e in records("login_failed") if "locked" in e.summary]
+    assert len(locks) == 1 and locks[0].object_id == str(staff.pk)
+    assert locks[0].summary == "logins locked for 300 s after 3 failures per username and address from 203.0.113.9"
+    assert len(records("login_failed")) == 4                  # the three failures and the lock
+
+
+def test_a_lockout_of_an_unknown_username_names_no_one(client, staff, settings):
+    settings.MASKNET_LOGIN_MAX_FAILURES = 2
+    for _ in range(2):
+        login(client, "hunter2-typed-here", "x")
+    [lock] = records("login_failed")
+    assert lock.object_id == "" and "hunter2" not in lock.summary and "no such username" in lock.summary
