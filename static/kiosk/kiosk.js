@@ -512,7 +512,9 @@
     }));
     // play() settles once the camera's first picture is there: a camera frozen from the start
     // would keep it waiting for good, so where pictures are counted it is waited for only so long
-    const playing = video.play().catch(() => { /* autoplay of a muted video is allowed */ });
+    let playing;
+    try { playing = Promise.resolve(video.play()).catch(() => { /* autoplay of a muted video is allowed */ }); }
+    catch (e) { playing = Promise.resolve(); }
     await (picturesSeen ? Promise.race([playing, new Promise((r) => setTimeout(r, CAMERA_FROZEN_MS))]) : playing);
     if (stopped) { stopCamera(); return; }
     lastPictureAt = performance.now();
