@@ -87,7 +87,7 @@
       case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site in the browser’s site settings. This page starts it by itself once allowed (or reload it).", noCamera: true };
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it. This page keeps trying by itself.", noCamera: true };
       // the video stays shown: a browser presents (and says it has) a new picture only of a shown video
-      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera." };
+      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera.", noHelp: true };
       case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
       case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
@@ -128,7 +128,7 @@
     icon.classList.toggle("spinning", !!v.spinner);
     progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
     if (v.noCamera) facebox.hidden = true;
-    if (help) help.hidden = !!v.noCamera;
+    if (help) help.hidden = !!(v.noCamera || v.noHelp);   // "stand an arm's length away" only while the camera works
   }
 
   function isOutcome(state) {

@@ -480,6 +480,7 @@ async function main() {
   check("after 5 s without a new picture the page says the camera stopped (the welcome goes)",
         p.stage.dataset.state === "camera_frozen", p.stage.dataset.state);
   check("and stops it", p.camera.tracks[0].stopped, "track still running");
+  check("without the 'stand an arm's length away' help", p.element("help").hidden === true, p.element("help").hidden);
   p.say(p.sockets[0], { type: "result", frame: 2, state: "checked_in", name: "Ana Silva", time: "08:59" });
   check("a late answer to a frame sent before does not replace the banner", p.stage.dataset.state === "camera_frozen",
         p.stage.dataset.state);
@@ -490,7 +491,9 @@ async function main() {
         `${p.camera.requests} requests, ${p.stage.dataset.state}`);
   p.picture();
   p.advance(200);
-  check("its first picture brings the page back", p.stage.dataset.state === "searching", p.stage.dataset.state);
+  check("its first picture brings the page back, help and all",
+        p.stage.dataset.state === "searching" && p.element("help").hidden === false,
+        `${p.stage.dataset.state}, help hidden ${p.element("help").hidden}`);
   check("and frames of its new pictures go", p.sockets[0].sent === 3, `sent ${p.sockets[0].sent}`);
   p.setHidden(true);
   p.advance(10000);
