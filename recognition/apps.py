@@ -6,3 +6,7 @@ class RecognitionConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "recognition"
+
+    def ready(self) -> None:
+        """Registers the app's system checks."""
+        from . import checks  # noqa: F401

@@ -1,0 +1,34 @@
+"""System checks of the recognition app's data (``manage.py migrate``, ``check --database default``)."""
+
+from __future__ import annotations
+
+from django.core import checks
+from django.db import DatabaseError
+from django.utils import timezone
+
+SAMPLE = 500   # the latest check-ins compared
+
+
+@checks.register(checks.Tags.database)
+def time_zone_unchanged(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W002`` when the latest check-ins' stored days (``CheckIn.local_date``, the day of
+    ``TIME_ZONE`` when each was recorded) are not their days in today's ``TIME_ZONE``: it changed
+    after check-ins were recorded, and the attendance pages, exports and the ``day`` cooldown now
+    file those check-ins under other days than their times say. Runs only where database checks
+    run (``migrate``, ``check --database default``): only check-ins near midnight tell."""
+    if not databases or "default" not in databases:
+        return []
+    from .models import CheckIn
+
+    try:
+        latest = list(CheckIn.objects.order_by("-at").values_list("at", "local_date")[:SAMPLE])
+    except DatabaseError:        # not migrated yet: nothing recorded
+        return []
+    moved = sum(timezone.localtime(at).date() != day for at, day in latest)
+    if not moved:
+        return []
+    return [checks.Warning(
+        f"{moved} of the latest {len(latest)} check-ins were filed under another day than their time has in "
+        f"TIME_ZONE {timezone.get_current_timezone_name()}: TIME_ZONE changed after they were recorded",
+        hint="set TIME_ZONE back to the one they were recorded in (each check-in stores its day; see README)",
+        id="masknet.W002")]
