@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 
-pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
+from tests.logins import LOGIN, login, make_staff
 
-LOGIN = "/admin/login/"
+pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
 
 @pytest.fixture(autouse=True)
@@ -28,11 +28,7 @@ def throttle(settings):
 
 @pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_superuser("alice", "alice@example.com", "right-password-123")
-
-
-def login(client, username: str, password: str, ip: str = "10.0.0.1"):
-    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip)
+    return make_staff()
 
 
 def test_lockout_after_repeated_failures_even_with_the_right_password(client, staff):

@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from audit.models import ACCESS_ACTIONS, AuditEvent
 from audit.services import audit_decisions_purge
+from tests.logins import login, make_staff
 
 pytestmark = pytest.mark.django_db
-
-LOGIN = "/admin/login/"
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +26,7 @@ def no_lockouts():
 
 @pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_superuser("alice", "alice@example.com", "right-password-123")
-
-
-def login(client, username: str, password: str, ip: str = "10.0.0.1"):
-    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip)
+    return make_staff()
 
 
 def records(action: str) -> list[AuditEvent]:
