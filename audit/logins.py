@@ -40,16 +40,22 @@ def record_logout(sender, request, user, **kwargs) -> None:
                      summary=f"logout from {_address(request)}")
 
 
+def _account(username: object):
+    """The user ``username`` names (as the login form authenticates it), or ``None``."""
+    model = get_user_model()
+    if not isinstance(username, str) or not username:
+        return None
+    try:
+        return model._default_manager.get_by_natural_key(username)
+    except model.DoesNotExist:
+        return None
+
+
 @receiver(user_login_failed, dispatch_uid="audit-login-failed")
 def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
     """A failed login for an existing account (a wrong password, or an inactive account)."""
-    model = get_user_model()
-    username = credentials.get(model.USERNAME_FIELD, credentials.get("username"))
-    if not isinstance(username, str) or not username:
-        return
-    try:
-        user = model._default_manager.get_by_natural_key(username)
-    except model.DoesNotExist:
+    user = _account(credentials.get(get_user_model().USERNAME_FIELD, credentials.get("username")))
+    if user is None:
         return
     reason = "" if user.is_active else " (the account is deactivated)"
     audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user,
@@ -59,13 +65,7 @@ def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
 def record_lockout(request, *, kind: str, failures: int, lockout_s: int) -> None:
     """A lock the login throttle set (``masknet_site.login_throttle``): once per lock, against the
     account when the username names one (never the text typed), else against no account."""
-    model = get_user_model()
-    username = request.POST.get("username") or ""
-    user = model._default_manager.filter(**{model.USERNAME_FIELD: username}).first() if username else None
-    summary = (f"logins locked for {lockout_s} s after {failures} failures per {kind} from "
-               f"{_address(request)}")
-    if user is not None:
-        audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user, summary=summary)
-    else:
-        audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, object_type="auth.user",
-                     summary=summary + " (no such username)")
+    user = _account(request.POST.get("username"))
+    summary = f"logins locked for {lockout_s} s after {failures} failures per {kind} from {_address(request)}"
+    audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user, object_type="auth.user",
+                 summary=summary if user is not None else summary + " (no such username)")
