@@ -67,7 +67,8 @@ class AuditEvent(models.Model):
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     # the actor is copied, not referenced: deleting a user must not rewrite the log
     actor_id = models.BigIntegerField(null=True, blank=True)
-    actor = models.CharField(max_length=150, blank=True, help_text="username, or 'system'")
+    # indexed for the admin's filter of actors (probes of the index: audit/admin_filters.py)
+    actor = models.CharField(max_length=150, blank=True, db_index=True, help_text="username, or 'system'")
     action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
     object_type = models.CharField(max_length=60, db_index=True)
     object_id = models.CharField(max_length=64, blank=True)
