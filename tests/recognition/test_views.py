@@ -520,6 +520,10 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     assert Kiosk.objects.get().name == "Demo kiosk" and CheckIn.objects.exists()
     assert not CheckIn.objects.filter(local_date=timezone.localdate()).exists()
     count = CheckIn.objects.count()
+    # made-up check-ins are one audited import, not decisions the kiosk is on record as having made
+    assert not AuditEvent.objects.filter(action="checkin_accepted").exists()
+    imported = AuditEvent.objects.get(action="import", object_type="recognition.kiosk")
+    assert imported.summary.startswith(f"demo: {count} sample check-ins")
     call_command("demo", "--no-enroll", stdout=io.StringIO())      # idempotent
     assert CheckIn.objects.count() == count and Kiosk.objects.count() == 1
     demo_user = User.objects.get(username="demo")   # the admin login it made, then re-made, is audited

@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_user_saves
+from audit.models import AuditEvent
+from audit.services import audit_record, audit_user_saves
 from enrollment import services as enrollment
 from enrollment.models import Person
 from recognition import services
@@ -121,26 +122,34 @@ class Command(BaseCommand):
         return True
 
     def _history(self, people: list[Person], days: int) -> None:
-        """Sample check-ins on past weekdays (not today, so that the kiosk can check people in)."""
+        """Sample check-ins on past weekdays (not today, so that the kiosk can check people in),
+        recorded as one audited import: no kiosk decided them, so none is audited as its decision
+        (the audit log's check-in decisions stay the kiosks' own)."""
         if days <= 0 or CheckIn.objects.filter(person__in=people).exists():
             return
         kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first() or services.kiosk_create(
             actor=None, name=DEMO_KIOSK, location="Reception")[0]
         rng = random.Random(7)
         today = timezone.localdate()
+        rows = []
+        for back in range(days, 0, -1):
+            day = today - timedelta(days=back)
+            if day.weekday() >= 5:
+                continue
+            for person in people:
+                if rng.random() < 0.15:
+                    continue  # away that day
+                minute = rng.randint(7 * 60 + 30, 9 * 60 + 45)
+                at = timezone.make_aware(datetime.combine(day, time(minute // 60, minute % 60)))
+                window, local_date = services.cooldown_window(site=kiosk.site, at=at)
+                rows.append(CheckIn(person=person, kiosk=kiosk, site=kiosk.site, at=at, local_date=local_date,
+                                    window=window, score=round(rng.uniform(0.55, 0.9), 3), threshold=None,
+                                    masked=rng.random() < 0.4, frames=4, index_version=None))
         with transaction.atomic():
-            for back in range(days, 0, -1):
-                day = today - timedelta(days=back)
-                if day.weekday() >= 5:
-                    continue
-                for person in people:
-                    if rng.random() < 0.15:
-                        continue  # away that day
-                    minute = rng.randint(7 * 60 + 30, 9 * 60 + 45)
-                    at = timezone.make_aware(datetime.combine(day, time(minute // 60, minute % 60)))
-                    services.checkin_record(person_id=person.pk, kiosk=kiosk, score=round(rng.uniform(0.55, 0.9), 3),
-                                            threshold=None, masked=rng.random() < 0.4, frames=4, index_version=None,
-                                            at=at)
+            CheckIn.objects.bulk_create(rows)
+            audit_record(actor=None, action=AuditEvent.Action.IMPORT, obj=kiosk,
+                         summary=f"demo: {len(rows)} sample check-ins over the last {days} days recorded "
+                                 "(made up by manage.py demo, not decisions of the kiosk)")
 
     def _kiosk_link(self) -> str:
         kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first()
