@@ -410,6 +410,12 @@ class RetentionOutcome:
                 "index_files": self.index_files, "failed_files": self.failed_files, "dry_run": self.dry_run}
 
 
+# a completed retention purge's own audit record (its object type), and how long after the last one
+# /healthz calls the purge overdue: it runs daily (03:30), so a day missed and a few hours' retries
+PURGE_RUN = "masknet.retention_purge"
+PURGE_OVERDUE = timedelta(hours=50)
+
+
 def _retention_days(name: str) -> int:
     days = int(getattr(settings, name))
     if days < 0:
@@ -450,4 +456,21 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     if not dry_run and (snapshots or decisions or orphans or stray):
         log.info("retention purge: %s snapshot images, %s decision and login records, %s orphan photo files, "
                  "%s stray index files", snapshots, outcome.decisions_total, orphans, stray)
+    if not dry_run and not failed:   # a whole run, on record for /healthz's retention_purge_overdue
+        audit_record(actor=None, action=Action.PURGE, object_type=PURGE_RUN,
+                     summary=f"retention purge completed: {snapshots} snapshot images, {outcome.decisions_total} "
+                             f"decision and login records, {orphans} orphan photo files, {stray} stray index "
+                             f"files deleted")
     return outcome
+
+
+def retention_purge_status(now: datetime | None = None) -> tuple[datetime | None, bool]:
+    """``(last, overdue)``: when the retention purge last completed (:func:`retention_purge`, not a dry
+    run, every photo file it meant to delete deleted), and whether that is more than
+    :data:`PURGE_OVERDUE` ago, or it never completed on a site whose audit log is older than that
+    (a Celery beat or cron job that stopped: biometric data then outlives its retention unseen)."""
+    now = now or timezone.now()
+    last = (AuditEvent.objects.filter(object_type=PURGE_RUN, action=Action.PURGE)
+            .order_by("-at").values_list("at", flat=True).first())
+    since = last or AuditEvent.objects.order_by("at").values_list("at", flat=True).first()
+    return last, since is not None and now - since > PURGE_OVERDUE

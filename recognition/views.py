@@ -81,12 +81,25 @@ def _cache() -> None:
     cache.get("masknet:healthz")   # Redis when REDIS_URL is set (login lockouts, rate limits)
 
 
+def _retention_purge() -> tuple[datetime | None, bool | None]:
+    """:func:`.services.retention_purge_status`, or ``(None, None)`` when it cannot be read (logged
+    as the other checks are)."""
+    found: list = []
+
+    def retention_purge() -> None:
+        found.extend(services.retention_purge_status())
+
+    return tuple(found) if _reachable(retention_purge) else (None, None)
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
     """Readiness probe for a load balancer: 200 when this node can serve (its models installed,
     those of ``MASKNET_DESCRIPTOR`` included; the database and the cache reachable), else 503 and
     which part is missing, with the npm models' version and the descriptor this node matches with
     (nodes behind one balancer must agree on it: each builds the index its descriptor reads). No
-    secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`."""
+    secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`. Beside them, for monitoring
+    (not readiness: ``ok`` ignores them), when the retention purge last completed and whether it is
+    overdue (:func:`.services.retention_purge_status`; ``null`` while the database is away)."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -94,9 +107,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
         manifest = installed_manifest(models_dir)
         models = manifest is not None and models_ready(models_dir, settings.MASKNET_DESCRIPTOR)
         checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
+        purge = _retention_purge() if checks["database"] else (None, None)
         _health = (now, {"ok": all(checks.values()), **checks,
                          "models_version": manifest["version"] if manifest else None,
-                         "descriptor": settings.MASKNET_DESCRIPTOR})
+                         "descriptor": settings.MASKNET_DESCRIPTOR,
+                         "retention_purge_last": purge[0].isoformat() if purge[0] else None,
+                         "retention_purge_overdue": purge[1]})
     body = _health[1]
     return JsonResponse(body, status=200 if body["ok"] else 503)
 

@@ -73,7 +73,9 @@ def snapshot_in_db(pk: int) -> bytes | None:
 
 
 def purge_records() -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).order_by("id"))
+    """The purge's records of what it deleted (not the record that a run completed)."""
+    return list(AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).exclude(object_type=services.PURGE_RUN)
+                .order_by("id"))
 
 
 def test_expired_snapshots_are_removed_and_the_checkins_stay(world, monkeypatch):
@@ -154,7 +156,7 @@ def test_zero_keeps_forever(world, monkeypatch, settings):
 
     assert (outcome.snapshots, outcome.decisions_total) == (0, 0)
     assert (outcome.snapshot_days, outcome.decision_days) == (0, 0)
-    assert snapshot_in_db(old.pk) == JPEG and AuditEvent.objects.count() == before and not purge_records()
+    assert snapshot_in_db(old.pk) == JPEG and AuditEvent.objects.count() == before + 1 and not purge_records()
 
 
 def test_one_period_can_be_forever_while_the_other_applies(world, monkeypatch, settings):
@@ -280,3 +282,38 @@ def test_a_backlog_is_purged_in_short_batches_with_one_record_each(world, monkey
     records = purge_records()
     assert len(records) == 2 and any("deleted 5 decision and login records" in r.summary for r in records)
     assert any("snapshot images of 3 check-ins" in r.summary for r in records)
+
+
+def test_healthz_says_when_the_purge_last_completed_and_whether_it_is_overdue(db, client, monkeypatch):
+    """A beat or cron job that stopped left biometric data past its retention with nothing to show it:
+    /healthz now reports the last completed purge, and overdue (without failing readiness) once it is
+    more than PURGE_OVERDUE old, or never ran on a site with older records."""
+    from recognition import services as recognition_services
+    from recognition import views
+
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)
+    now = timezone.now()
+    assert services.retention_purge_status() == (None, False)          # a new site: nothing to purge yet
+    audit_record(actor=None, action=AuditEvent.Action.CREATE, object_type="enrollment.person", summary="x")
+    assert services.retention_purge_status(now + services.PURGE_OVERDUE + timedelta(1)) == (None, True)
+    services.retention_purge(dry_run=True)                                # a dry run deletes nothing
+    assert services.retention_purge_status()[0] is None
+
+    def sweep(*, now, dry_run, failed):                                  # photo files left behind
+        failed.append("faces/1/left-behind.jpg")
+        return 0
+
+    monkeypatch.setattr(recognition_services, "photo_files_sweep", sweep)
+    services.retention_purge()
+    assert services.retention_purge_status()[0] is None
+    monkeypatch.undo()
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)
+    services.retention_purge()
+    last, overdue = services.retention_purge_status()
+    assert last is not None and abs(last - timezone.now()) < timedelta(minutes=1) and not overdue
+    assert services.retention_purge_status(last + services.PURGE_OVERDUE + timedelta(seconds=1)) == (last, True)
+    body = client.get("/healthz").json()
+    assert body["retention_purge_last"] == last.isoformat() and body["retention_purge_overdue"] is False
+    monkeypatch.setattr(services, "PURGE_OVERDUE", timedelta(0))
+    body = client.get("/healthz").json()
+    assert body["retention_purge_overdue"] is True and body["database"] is True   # monitoring, not readiness
