@@ -414,6 +414,8 @@ class RetentionOutcome:
 # /healthz calls the purge overdue: it runs daily (03:30), so a day missed and a few hours' retries
 PURGE_RUN = "masknet.retention_purge"
 PURGE_OVERDUE = timedelta(hours=50)
+# the migration of the release that began recording completed runs (app, name)
+PURGE_RUN_SINCE = ("recognition", "0002_checkin_site_index")
 
 
 def _retention_days(name: str) -> int:
@@ -428,7 +430,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
     decisions and API identify/verify) and staff login records older than
     ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
-    0 keeps them forever. Each purge that deletes anything is itself audited with its counts. Photo
+    0 keeps them forever. Each purge that deletes anything is itself audited with its counts, and each
+    completed run once more (:data:`PURGE_RUN`, for :func:`retention_purge_status`). Photo
     files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`), and
     index files that no version names (:func:`enrollment.services.index_files_sweep`).
     Run daily by Celery beat (``recognition.purge_expired``) or ``manage.py purge_expired``.
@@ -467,10 +470,14 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
 def retention_purge_status(now: datetime | None = None) -> tuple[datetime | None, bool]:
     """``(last, overdue)``: when the retention purge last completed (:func:`retention_purge`, not a dry
     run, every photo file it meant to delete deleted), and whether that is more than
-    :data:`PURGE_OVERDUE` ago, or it never completed on a site whose audit log is older than that
-    (a Celery beat or cron job that stopped: biometric data then outlives its retention unseen)."""
+    :data:`PURGE_OVERDUE` ago (a Celery beat or cron job that stopped: biometric data then outlives its
+    retention unseen). Before the first completed run, the clock starts when the release that records
+    runs was migrated (:data:`PURGE_RUN_SINCE`), so an upgraded site is not overdue at once."""
+    from django.db.migrations.recorder import MigrationRecorder
+
     now = now or timezone.now()
     last = (AuditEvent.objects.filter(object_type=PURGE_RUN, action=Action.PURGE)
             .order_by("-at").values_list("at", flat=True).first())
-    since = last or AuditEvent.objects.order_by("at").values_list("at", flat=True).first()
+    since = last or (MigrationRecorder.Migration.objects.filter(app=PURGE_RUN_SINCE[0], name=PURGE_RUN_SINCE[1])
+                     .values_list("applied", flat=True).first())
     return last, since is not None and now - since > PURGE_OVERDUE

@@ -81,15 +81,15 @@ def _cache() -> None:
     cache.get("masknet:healthz")   # Redis when REDIS_URL is set (login lockouts, rate limits)
 
 
-def _retention_purge() -> tuple[datetime | None, bool | None]:
-    """:func:`.services.retention_purge_status`, or ``(None, None)`` when it cannot be read (logged
-    as the other checks are)."""
+def _retention_purge_overdue() -> bool | None:
+    """Whether the retention purge is overdue (:func:`.services.retention_purge_status`), ``None`` when
+    that cannot be read (logged as the other checks are)."""
     found: list = []
 
     def retention_purge() -> None:
-        found.extend(services.retention_purge_status())
+        found.append(services.retention_purge_status()[1])
 
-    return tuple(found) if _reachable(retention_purge) else (None, None)
+    return found[0] if _reachable(retention_purge) else None
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -98,8 +98,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     which part is missing, with the npm models' version and the descriptor this node matches with
     (nodes behind one balancer must agree on it: each builds the index its descriptor reads). No
     secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`. Beside them, for monitoring
-    (not readiness: ``ok`` ignores them), when the retention purge last completed and whether it is
-    overdue (:func:`.services.retention_purge_status`; ``null`` while the database is away)."""
+    (not readiness: ``ok`` ignores it), whether the retention purge is overdue
+    (:func:`.services.retention_purge_status`; ``null`` while the database is away). Not when it
+    last ran: anyone can call this, and the audit log says it to those who may read it."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -107,12 +108,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
         manifest = installed_manifest(models_dir)
         models = manifest is not None and models_ready(models_dir, settings.MASKNET_DESCRIPTOR)
         checks = {"models": models, "database": _reachable(_database), "cache": _reachable(_cache)}
-        purge = _retention_purge() if checks["database"] else (None, None)
+        purge = _retention_purge_overdue() if checks["database"] else None
         _health = (now, {"ok": all(checks.values()), **checks,
                          "models_version": manifest["version"] if manifest else None,
                          "descriptor": settings.MASKNET_DESCRIPTOR,
-                         "retention_purge_last": purge[0].isoformat() if purge[0] else None,
-                         "retention_purge_overdue": purge[1]})
+                         "retention_purge_overdue": purge})
     body = _health[1]
     return JsonResponse(body, status=200 if body["ok"] else 503)
 

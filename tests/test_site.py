@@ -58,6 +58,7 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     monkeypatch.setattr(BaseDatabaseWrapper, "cursor", refused)
     down = client.get("/healthz")
     assert down.status_code == 503 and down.json()["database"] is False and down.json()["ok"] is False
+    assert down.json()["retention_purge_overdue"] is None   # unknown, not "on time"
 
 
 def test_the_favicon_is_served_not_a_404(client):
