@@ -1267,13 +1267,15 @@ def _unreferenced_index_files(now: float) -> list[str]:
             if p.name not in known and _mtime(p) < now - 3600]
 
 
-def index_files_sweep(*, now: float | None = None, dry_run: bool = False) -> int:
+def index_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None) -> int:
     """Delete the index files no version names, once an hour old (:func:`_unreferenced_index_files`);
-    returns how many (would be) deleted. Run by the daily retention purge, so that such a file
-    outlives an erasure by a day at most even when no rebuild runs."""
+    returns how many (would be) deleted; ``failed`` gets the names of those that could not be (face
+    templates kept against an erasure: the purge then fails, as for photo files). Run by the daily
+    retention purge, so that such a file outlives an erasure by a day at most even when no rebuild
+    runs."""
     names = _unreferenced_index_files(time.time() if now is None else now)
     if not dry_run:
-        _delete_index_files(names)
+        _delete_index_files(names, failed)
     return len(names)
 
 
@@ -1284,14 +1286,17 @@ def _mtime(path: Path) -> float:
         return float("inf")
 
 
-def _delete_index_files(names: list[str]) -> None:
+def _delete_index_files(names: list[str], failed: list[str] | None = None) -> None:
     """Best effort, never raising: this runs when a switch commits, and an error escaping it would
-    be taken for the switch's own failure (whose clean-up deletes the new active version's file)."""
+    be taken for the switch's own failure (whose clean-up deletes the new active version's file).
+    ``failed`` gets the names that could not be deleted."""
     for name in names:
         try:
             (Path(settings.MASKNET_INDEX_DIR) / name).unlink(missing_ok=True)
         except OSError as exc:
             log.warning("could not delete old index file %s: %s", name, exc)
+            if failed is not None:
+                failed.append(name)
 
 
 def _index_scrub(*, label: str, photos: int) -> int:

@@ -384,7 +384,7 @@ class RetentionOutcome:
     check-ins whose snapshot image was removed; ``decisions``: decision and login records deleted per action;
     ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``);
     ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``);
-    ``failed_files``: photo files that should have gone and could not be deleted (biometric data
+    ``failed_files``: photo and index files that should have gone and could not be deleted (biometric data
     kept against the retention: the command exits non-zero).
     """
 
@@ -447,7 +447,7 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
                      summary=f"retention: deleted {orphans} photo files that no photo named (an upload rolled "
                              f"back, a failed delete)")
-    stray = index_files_sweep(now=now.timestamp(), dry_run=dry_run)
+    stray = index_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed)
     if not dry_run:   # expired staff sessions' rows (Django leaves them to `clearsessions`)
         import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
     if stray and not dry_run:
@@ -469,7 +469,7 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
 
 def retention_purge_status(now: datetime | None = None) -> tuple[datetime | None, bool]:
     """``(last, overdue)``: when the retention purge last completed (:func:`retention_purge`, not a dry
-    run, every photo file it meant to delete deleted), and whether that is more than
+    run, every photo and index file it meant to delete deleted), and whether that is more than
     :data:`PURGE_OVERDUE` ago (a Celery beat or cron job that stopped: biometric data then outlives its
     retention unseen). Before the first completed run, the clock starts when the release that records
     runs was migrated (:data:`PURGE_RUN_SINCE`), so an upgraded site is not overdue at once."""

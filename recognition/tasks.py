@@ -23,8 +23,9 @@ def purge_expired_task(self) -> dict:
     if outcome.failed_files:
         # biometric data kept against the retention: as the command exits non-zero for cron, the
         # task fails (its result is kept nowhere, so a return value alone would go unseen)
-        raise PurgeIncomplete(f"{outcome.failed_files} photo files could not be deleted (see the warnings "
-                              f"above): check the media folder's permissions; the next purge tries again")
+        raise PurgeIncomplete(f"{outcome.failed_files} photo or index files could not be deleted (see the "
+                              f"warnings above): check the media and index folders' permissions; the next purge "
+                              f"tries again")
     return outcome.as_dict()
 
 

@@ -392,6 +392,35 @@ def test_the_daily_purge_deletes_index_files_no_version_names(db, settings):
     assert AuditEvent.objects.filter(action="purge", object_type="enrollment.indexversion").count() == 1
 
 
+def test_purge_expired_fails_when_it_could_not_delete_an_index_file(db, settings, monkeypatch):
+    """An index file left behind holds face templates (perhaps an erased person's): as for a photo
+    file, cron must see it, and the run does not count as completed (/healthz's overdue)."""
+    import io
+    import os
+    import time
+
+    from django.core.management import CommandError, call_command
+
+    from recognition.services import retention_purge_status
+
+    folder = Path(settings.MASKNET_INDEX_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = folder / "index-000007-deadbeef00.npz"
+    stale.write_bytes(b"templates")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    unlink = Path.unlink
+
+    def refuse(path, missing_ok=False):
+        if path.name == stale.name:
+            raise PermissionError(str(path))
+        return unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(CommandError, match="1 photo or index files could not be deleted"):
+        call_command("purge_expired", stdout=io.StringIO())
+    assert stale.exists() and retention_purge_status()[0] is None
+
+
 @pytest.mark.models
 def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png, engine):
     good = services.photo_inspect(data=astronaut_jpeg)
@@ -618,7 +647,7 @@ def test_purge_expired_fails_when_it_could_not_delete_a_photo_file(person, make_
         raise PermissionError(name)
 
     monkeypatch.setattr(default_storage, "delete", refuse)
-    with pytest.raises(CommandError, match="1 photo files could not be deleted"):
+    with pytest.raises(CommandError, match="1 photo or index files could not be deleted"):
         call_command("purge_expired", stdout=io.StringIO())
     assert orphan.exists()
 

@@ -242,7 +242,7 @@ def test_the_task_fails_when_photo_files_could_not_be_deleted(world, monkeypatch
     monkeypatch.setattr(recognition_services, "photo_files_sweep", sweep)
     result = purge_expired_task.apply()
     assert result.failed() and isinstance(result.result, PurgeIncomplete)
-    assert "1 photo files could not be deleted" in str(result.result)
+    assert "1 photo or index files could not be deleted" in str(result.result)
 
 
 def test_the_daily_purge_deletes_expired_staff_sessions(db, settings):

@@ -31,5 +31,5 @@ class Command(BaseCommand):
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
         if outcome.failed_files:   # biometric data kept against the retention: cron must see it
-            raise CommandError(f"{outcome.failed_files} photo files could not be deleted (see the log): check the "
-                               "media folder's permissions and run it again")
+            raise CommandError(f"{outcome.failed_files} photo or index files could not be deleted (see the log): "
+                               "check the media and index folders' permissions and run it again")
