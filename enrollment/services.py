@@ -32,7 +32,7 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import PURGE_BATCH, audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import without_metadata
@@ -597,6 +597,54 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
                              + ("; gallery adaptation stopped for them" if stopped else ""))
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
+
+
+def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, dry_run: bool = False,
+                         failed: list[str] | None = None) -> int:
+    """Retention of the photos gallery adaptation kept (source ``checkin``;
+    ``MASKNET_RETENTION_ADAPTED_DAYS``): delete those kept more than ``older_than_days`` days before
+    ``now``, with their templates and files; returns how many (would be) deleted; ``0`` keeps them as
+    long as the person's other photos. Run by the daily retention purge.
+
+    Unlike an administrator's removal (:func:`photo_remove`), adaptation goes on for the person: the
+    next confident check-in may keep a newer face, so that a kept photo stays a recent one. Each
+    photo's removal is audited as a removal (which makes the next rebuild delete the older index
+    versions that hold its templates, :func:`_index_prune`) and one rebuild is queued per batch.
+    Files are deleted once their rows are; those that could not be go to ``failed`` (and the photo
+    sweep tries them again)."""
+    if older_than_days < 0:
+        raise ValueError("older_than_days must be 0 (keep forever) or more")
+    if older_than_days == 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    expired = FacePhoto.objects.filter(source=FacePhoto.Source.CHECKIN, created_at__lt=cutoff)
+    if dry_run:
+        return expired.count()
+    removed = 0
+    while True:   # in short batches (SQLite's write lock), each its own transaction
+        with transaction.atomic():
+            # locked as photo_remove locks one: an erasure or removal meanwhile waits, or went first
+            rows = list(expired.select_for_update().order_by("id").values_list("id", "person_id", "image")
+                        [:PURGE_BATCH])
+            if rows:
+                FacePhoto.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+                for pk, person_id, _ in rows:
+                    audit_record(actor=None, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto",
+                                 object_id=pk, summary=f"removed photo #{pk} of person #{person_id}: retention, "
+                                                       f"kept from a check-in more than {older_than_days} days ago")
+                index_rebuild_request(actor=None, reason="retention: photos kept from check-ins expired")
+        for _, _, name in rows:
+            try:
+                default_storage.delete(name)
+            except OSError as exc:
+                log.warning("could not delete expired photo file %s: %s", name, exc)
+                if failed is not None:
+                    failed.append(name)
+        for folder in {str(Path(name).parent) for _, _, name in rows}:
+            _delete_media([], folder=folder)   # the person's folder, once empty
+        removed += len(rows)
+        if len(rows) < PURGE_BATCH:
+            return removed
 
 
 def _delete_media(names: list[str], folder: str | None = None, everything: bool = False) -> None:

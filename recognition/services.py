@@ -23,7 +23,7 @@ from audit.models import AuditEvent
 from audit.services import PURGE_BATCH, audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
-from enrollment.services import index_files_sweep, photo_files_sweep
+from enrollment.services import adapted_photos_purge, index_files_sweep, photo_files_sweep
 from masknet_site.settings.base import checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
@@ -384,6 +384,8 @@ class RetentionOutcome:
     check-ins whose snapshot image was removed; ``decisions``: decision and login records deleted per action;
     ``orphan_files``: photo files that no photo row named (``enrollment.services.photo_files_sweep``);
     ``index_files``: index files that no version named (``enrollment.services.index_files_sweep``);
+    ``adapted_days``/``adapted_photos``: the period applied to photos kept by gallery adaptation and
+    how many of them were deleted (``enrollment.services.adapted_photos_purge``);
     ``failed_files``: photo and index files that should have gone and could not be deleted (biometric data
     kept against the retention: the command exits non-zero).
     """
@@ -396,6 +398,8 @@ class RetentionOutcome:
     orphan_files: int = 0
     index_files: int = 0
     failed_files: int = 0
+    adapted_days: int = 0
+    adapted_photos: int = 0
 
     @property
     def decisions_total(self) -> int:
@@ -407,7 +411,8 @@ class RetentionOutcome:
         return {"snapshot_days": self.snapshot_days, "decision_days": self.decision_days,
                 "snapshots": self.snapshots, "decisions": dict(self.decisions),
                 "decisions_total": self.decisions_total, "orphan_files": self.orphan_files,
-                "index_files": self.index_files, "failed_files": self.failed_files, "dry_run": self.dry_run}
+                "index_files": self.index_files, "adapted_days": self.adapted_days,
+                "adapted_photos": self.adapted_photos, "failed_files": self.failed_files, "dry_run": self.dry_run}
 
 
 # a completed retention purge's own audit record (its object type), and how long after the last one
@@ -429,7 +434,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     """Apply the retention settings once: snapshot images of check-ins older than
     ``MASKNET_RETENTION_SNAPSHOT_DAYS`` and recognition decision records (audit rows of kiosk
     decisions and API identify/verify) and staff login records older than
-    ``MASKNET_RETENTION_DECISION_DAYS`` are deleted;
+    ``MASKNET_RETENTION_DECISION_DAYS`` are deleted, and photos kept by gallery adaptation older than
+    ``MASKNET_RETENTION_ADAPTED_DAYS`` (:func:`enrollment.services.adapted_photos_purge`);
     0 keeps them forever. Each purge that deletes anything is itself audited with its counts, and each
     completed run once more (:data:`PURGE_RUN`, for :func:`retention_purge_status`). Photo
     files that no photo row names are deleted too (:func:`enrollment.services.photo_files_sweep`), and
@@ -441,7 +447,10 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     decision_days = _retention_days("MASKNET_RETENTION_DECISION_DAYS")
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
+    adapted_days = _retention_days("MASKNET_RETENTION_ADAPTED_DAYS")
     failed: list[str] = []
+    # before the sweep, which tries again a file of theirs that could not be deleted
+    adapted = adapted_photos_purge(older_than_days=adapted_days, now=now, dry_run=dry_run, failed=failed)
     orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed)
     if orphans and not dry_run:   # face photos deleted: on record like every other purge
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
@@ -455,15 +464,16 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
                                decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray,
-                               failed_files=len(failed))
-    if not dry_run and (snapshots or decisions or orphans or stray):
-        log.info("retention purge: %s snapshot images, %s decision and login records, %s orphan photo files, "
-                 "%s stray index files", snapshots, outcome.decisions_total, orphans, stray)
+                               failed_files=len(set(failed)), adapted_days=adapted_days, adapted_photos=adapted)
+    if not dry_run and (snapshots or decisions or orphans or stray or adapted):
+        log.info("retention purge: %s snapshot images, %s decision and login records, %s photos kept from "
+                 "check-ins, %s orphan photo files, %s stray index files", snapshots, outcome.decisions_total,
+                 adapted, orphans, stray)
     if not dry_run and not failed:   # a whole run, on record for /healthz's retention_purge_overdue
         audit_record(actor=None, action=Action.PURGE, object_type=PURGE_RUN,
                      summary=f"retention purge completed: {snapshots} snapshot images, {outcome.decisions_total} "
-                             f"decision and login records, {orphans} orphan photo files, {stray} stray index "
-                             f"files deleted")
+                             f"decision and login records, {adapted} photos kept from check-ins, {orphans} "
+                             f"orphan photo files, {stray} stray index files deleted")
     return outcome
 
 

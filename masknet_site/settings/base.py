@@ -236,6 +236,10 @@ MASKNET_GALLERY_ADAPT_MAX_PHOTOS = int(env("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", "
 # themselves (attendance) and administrative audit records are kept.
 MASKNET_RETENTION_SNAPSHOT_DAYS = int(env("MASKNET_RETENTION_SNAPSHOT_DAYS", "30"))
 MASKNET_RETENTION_DECISION_DAYS = int(env("MASKNET_RETENTION_DECISION_DAYS", "365"))
+# ... and photos kept by gallery adaptation (source "check-in"): deleted this many days after they were
+# kept, adaptation going on (the next confident check-in may keep a newer face); 0 = as long as the
+# person's other photos
+MASKNET_RETENTION_ADAPTED_DAYS = int(env("MASKNET_RETENTION_ADAPTED_DAYS", "180"))
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = int(env("MASKNET_KIOSK_WORKERS", "2"))
 MASKNET_KIOSK_MAX_FRAME_PIXELS = int(env("MASKNET_KIOSK_MAX_FRAME_PIXELS", str(1920 * 1080)))

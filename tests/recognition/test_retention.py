@@ -5,10 +5,14 @@ counts only; 0 keeps forever; check-ins and administrative audit records are nev
 from __future__ import annotations
 
 import io
+import os
+import secrets
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
@@ -16,6 +20,7 @@ from django.utils import timezone
 from audit.models import DECISION_ACTIONS, AppendOnlyError, AuditEvent
 from audit.services import audit_record
 from enrollment import services as enrollment
+from enrollment.models import FacePhoto, TrainingRun
 from recognition import services
 from recognition.models import CheckIn
 from recognition.tasks import purge_expired_task
@@ -223,7 +228,8 @@ def test_the_task_runs_through_celery(world, monkeypatch):
     summary = result.get()
     assert summary == {"snapshot_days": 30, "decision_days": 365, "snapshots": 1,
                        "decisions": {action: 1 for action in DECISION_ACTIONS}, "decisions_total": 5, "orphan_files": 0,
-                       "index_files": 0, "failed_files": 0, "dry_run": False}
+                       "index_files": 0, "adapted_days": 180, "adapted_photos": 0, "failed_files": 0,
+                       "dry_run": False}
     assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2
 
 
@@ -326,3 +332,91 @@ def test_healthz_says_whether_the_purge_is_overdue_without_failing_readiness(db,
     monkeypatch.setattr(services, "PURGE_OVERDUE", timedelta(0))
     late = client.get("/healthz")
     assert late.status_code == 200 and late.json()["ok"] is True and late.json()["retention_purge_overdue"] is True
+
+
+def kept_photo(person, days_ago: float, source: str = FacePhoto.Source.CHECKIN) -> FacePhoto:
+    """A photo of ``person`` stored ``days_ago`` days ago, its file written (the purge reads no pixels)."""
+    photo = FacePhoto(person=person, source=source, sha256=secrets.token_hex(32))
+    photo.image.save("kept.jpg", ContentFile(JPEG), save=False)
+    photo.save()
+    FacePhoto.objects.filter(pk=photo.pk).update(created_at=NOW - timedelta(days=days_ago))
+    return photo
+
+
+def test_photos_kept_by_gallery_adaptation_expire_and_adaptation_goes_on(world, settings):
+    """A face kept from a check-in was stored for good, a biometric image nobody uploaded: it now goes
+    MASKNET_RETENTION_ADAPTED_DAYS after it was kept, with its file; the person's uploads stay, and
+    adaptation is not stopped (a newer face may be kept), unlike an administrator's removal."""
+    person, _kiosk = world
+    assert settings.MASKNET_RETENTION_ADAPTED_DAYS == 180   # the default
+    expired = kept_photo(person, days_ago=181)
+    recent = kept_photo(person, days_ago=179)
+    upload = kept_photo(person, days_ago=400, source=FacePhoto.Source.UPLOAD)
+    name = expired.image.name
+    assert default_storage.exists(name)
+
+    dry = services.retention_purge(now=NOW, dry_run=True)
+    assert dry.adapted_photos == 1 and FacePhoto.objects.filter(pk=expired.pk).exists()
+    assert not TrainingRun.objects.queued().exists()
+
+    outcome = services.retention_purge(now=NOW)
+
+    assert (outcome.adapted_photos, outcome.adapted_days, outcome.failed_files) == (1, 180, 0)
+    assert set(person.photos.values_list("pk", flat=True)) == {recent.pk, upload.pk}
+    assert not default_storage.exists(name) and default_storage.exists(recent.image.name)
+    person.refresh_from_db()
+    assert person.gallery_adaptation
+    # on record as a removal (which makes the next rebuild drop older index versions holding its
+    # templates), without a name; the index is rebuilt without it
+    [removal] = AuditEvent.objects.filter(action=AuditEvent.Action.PHOTO_REMOVE)
+    assert removal.object_id == str(expired.pk) and removal.actor == "system"
+    assert "retention" in removal.summary and "180 days" in removal.summary and "Eileen" not in removal.summary
+    [run] = TrainingRun.objects.queued()
+    assert "retention" in run.reason and f"#{person.pk}" not in run.reason
+    completed = AuditEvent.objects.get(object_type=services.PURGE_RUN)
+    assert "1 photos kept from check-ins" in completed.summary
+    # nothing more is due
+    assert services.retention_purge(now=NOW).adapted_photos == 0
+
+
+def test_zero_keeps_photos_kept_by_adaptation_and_a_negative_period_is_refused(world, settings):
+    person, _kiosk = world
+    settings.MASKNET_RETENTION_ADAPTED_DAYS = 0
+    old = kept_photo(person, days_ago=3000)
+    outcome = services.retention_purge(now=NOW)
+    assert (outcome.adapted_photos, outcome.adapted_days) == (0, 0) and FacePhoto.objects.filter(pk=old.pk).exists()
+    settings.MASKNET_RETENTION_ADAPTED_DAYS = -1
+    with pytest.raises(ImproperlyConfigured, match="MASKNET_RETENTION_ADAPTED_DAYS"):
+        services.retention_purge(now=NOW)
+    assert FacePhoto.objects.filter(pk=old.pk).exists()
+
+
+def test_an_expired_kept_photo_whose_file_stays_fails_the_purge_once(world, monkeypatch):
+    """The row goes, the file cannot (permissions): the purge fails for cron, counting the file once
+    although the photo sweep, after it, tries that file again."""
+    person, _kiosk = world
+    photo = kept_photo(person, days_ago=200)
+    name = photo.image.name
+    old = NOW.timestamp() - 2 * 24 * 3600
+    os.utime(default_storage.path(name), (old, old))   # as old as the photo: the sweep takes it up
+    tried = []
+    real = default_storage.delete
+
+    def delete(path):
+        if path == name:
+            tried.append(path)
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(default_storage, "delete", delete)
+    outcome = services.retention_purge(now=NOW)
+    assert outcome.adapted_photos == 1 and outcome.failed_files == 1 and len(tried) == 2
+    assert not FacePhoto.objects.filter(pk=photo.pk).exists() and default_storage.exists(name)
+    assert services.retention_purge_status()[0] is None    # not a completed run
+    with pytest.raises(Exception, match="1 photo or index files could not be deleted"):
+        call_command("purge_expired", stdout=io.StringIO())
+    monkeypatch.undo()
+    out = io.StringIO()
+    call_command("purge_expired", stdout=out)   # the sweep deletes the file left behind
+    assert not default_storage.exists(name)
+    assert "photos kept from check-ins by gallery adaptation (older than 180 days): deleted 0" in out.getvalue()

@@ -9,8 +9,9 @@ from recognition import services
 
 
 class Command(BaseCommand):
-    help = ("Delete check-in snapshot images older than MASKNET_RETENTION_SNAPSHOT_DAYS and recognition decision "
-            "records older than MASKNET_RETENTION_DECISION_DAYS (0 = keep forever). The check-ins stay.")
+    help = ("Delete check-in snapshot images older than MASKNET_RETENTION_SNAPSHOT_DAYS, recognition decision "
+            "records older than MASKNET_RETENTION_DECISION_DAYS and photos kept by gallery adaptation older than "
+            "MASKNET_RETENTION_ADAPTED_DAYS (0 = keep forever). The check-ins stay.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         detail = ", ".join(f"{action} {n}" for action, n in sorted(outcome.decisions.items()))
         self.stdout.write(f"decision and login records ({period(outcome.decision_days)}): {verb} "
                           f"{outcome.decisions_total}" + (f" ({detail})" if detail else ""))
+        self.stdout.write(f"photos kept from check-ins by gallery adaptation ({period(outcome.adapted_days)}): "
+                          f"{verb} {outcome.adapted_photos}")
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
