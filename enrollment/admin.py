@@ -96,6 +96,12 @@ class MultipleFileField(forms.FileField):
         return not self.disabled and bool(data)
 
 
+def _source(photo: FacePhoto) -> str:
+    """Where the photo came from; for one kept by gallery adaptation, until when it is kept."""
+    expiry = services.adapted_photo_expiry(photo)
+    return photo.get_source_display() + (f", kept until {expiry:%Y-%m-%d}" if expiry else "")
+
+
 class PhotoGridWidget(forms.CheckboxSelectMultiple):
     """The person's photos as thumbnails with the detected box and the verdict; each with a
     "remove" checkbox when the user may remove photos."""
@@ -131,7 +137,7 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
             '<figure class="mn-photo"><a href="{}" target="_blank" class="mn-frame">'
             '<img src="{}" alt="photo {}">{}</a><figcaption>#{} · {}<br>{}<br>{}</figcaption></figure>',
             reverse("enrollment:photo-image", args=[photo.pk]), reverse("enrollment:photo-thumb", args=[photo.pk]),
-            photo.pk, box, photo.pk, photo.get_source_display(), verdict_html(photo), remove)
+            photo.pk, box, photo.pk, _source(photo), verdict_html(photo), remove)
 
 
 # people one erasure action takes at most (each is its own erasure: one rewrite of the active index)
@@ -615,8 +621,9 @@ class FacePhotoAdmin(admin.ModelAdmin):
     list_filter = ("quality_verdict", "masked", "source", "embedding_state")
     search_fields = ("person__full_name", "person__staff_id")
     list_select_related = ("person",)
-    readonly_fields = ("preview", "person", "source", "width", "height", "box", "quality_score", "quality_verdict",
-                       "masked", "masked_prob", "embedding_state", "embedding_error", "added_by", "created_at")
+    readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",
+                       "quality_verdict", "masked", "masked_prob", "embedding_state", "embedding_error", "added_by",
+                       "created_at")
     fields = readonly_fields
 
     class Media:
@@ -652,6 +659,13 @@ class FacePhotoAdmin(admin.ModelAdmin):
         if request.user.has_perm("recognition.view_checkin"):
             return tuple(names)
         return tuple("added" if name == "created_at" else name for name in names)
+
+    @admin.display(description="kept until")
+    def kept_until(self, obj: FacePhoto) -> str:
+        """A photo kept by gallery adaptation: the day the retention purge deletes it."""
+        expiry = services.adapted_photo_expiry(obj)
+        return (f"{expiry:%Y-%m-%d} (MASKNET_RETENTION_ADAPTED_DAYS)" if expiry
+                else "while the person is enrolled")
 
     @admin.display(description="created at", ordering="created_at")
     def added(self, obj: FacePhoto) -> str:

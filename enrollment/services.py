@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -597,6 +597,16 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
                              + ("; gallery adaptation stopped for them" if stopped else ""))
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
+
+
+def adapted_photo_expiry(photo: FacePhoto) -> date | None:
+    """The day the retention purge deletes ``photo`` (:func:`adapted_photos_purge`; local time), for
+    a photo kept by gallery adaptation while ``MASKNET_RETENTION_ADAPTED_DAYS`` is set; else ``None``."""
+    days = int(settings.MASKNET_RETENTION_ADAPTED_DAYS)
+    if photo.source != FacePhoto.Source.CHECKIN or days <= 0 or photo.created_at is None:
+        return None
+    # the purge runs daily: it deletes the photo on the first run after this day's moment
+    return timezone.localdate(photo.created_at + timedelta(days=days))
 
 
 def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, dry_run: bool = False,

@@ -661,6 +661,24 @@ def test_an_enroller_sees_only_the_day_of_a_photo_kept_from_a_check_in(enroller_
     assert admin_client.get(pages[0], {"created_at__lt": "2026-12-01 08:59:30"}).status_code == 200
 
 
+def test_a_photo_kept_from_a_check_in_says_until_when(admin_client, person, make_photo, settings):
+    """Kept photos expire (MASKNET_RETENTION_ADAPTED_DAYS): the person's page and the photo's say the day."""
+    from datetime import UTC, datetime
+
+    kept, uploaded = make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN,
+                                                created_at=datetime(2026, 12, 1, 8, 59, tzinfo=UTC))
+    grid = admin_client.get(reverse("admin:enrollment_person_change", args=[person.pk])).content.decode()
+    assert grid.count("kept until") == 1 and "check-in, kept until 2027-05-30" in grid
+    page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[kept.pk])).content.decode()
+    assert "2027-05-30 (MASKNET_RETENTION_ADAPTED_DAYS)" in page
+    upload = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[uploaded.pk])).content.decode()
+    assert "while the person is enrolled" in upload and "2027-" not in upload
+    settings.MASKNET_RETENTION_ADAPTED_DAYS = 0   # kept as long as the person's other photos
+    grid = admin_client.get(reverse("admin:enrollment_person_change", args=[person.pk])).content.decode()
+    assert "kept until" not in grid
+
+
 def test_a_form_opened_before_someone_elses_change_does_not_undo_it(su_client, person):
     """Admin A opens Ana's page; B deactivates her (she left); A fixes a typo in the notes and saves:
     the form's still-ticked "active" reactivated her, unseen. Now the save is refused and says why."""
