@@ -445,9 +445,9 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     now = now or timezone.now()
     snapshot_days = _retention_days("MASKNET_RETENTION_SNAPSHOT_DAYS")
     decision_days = _retention_days("MASKNET_RETENTION_DECISION_DAYS")
+    adapted_days = _retention_days("MASKNET_RETENTION_ADAPTED_DAYS")   # each checked before anything goes
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
-    adapted_days = _retention_days("MASKNET_RETENTION_ADAPTED_DAYS")
     failed: list[str] = []
     # before the sweep, which tries again a file of theirs that could not be deleted
     adapted = adapted_photos_purge(older_than_days=adapted_days, now=now, dry_run=dry_run, failed=failed)

@@ -379,16 +379,18 @@ def test_photos_kept_by_gallery_adaptation_expire_and_adaptation_goes_on(world, 
     assert services.retention_purge(now=NOW).adapted_photos == 0
 
 
-def test_zero_keeps_photos_kept_by_adaptation_and_a_negative_period_is_refused(world, settings):
-    person, _kiosk = world
+def test_zero_keeps_photos_kept_by_adaptation_and_a_negative_period_is_refused(world, settings, monkeypatch):
+    person, kiosk = world
     settings.MASKNET_RETENTION_ADAPTED_DAYS = 0
     old = kept_photo(person, days_ago=3000)
     outcome = services.retention_purge(now=NOW)
     assert (outcome.adapted_photos, outcome.adapted_days) == (0, 0) and FacePhoto.objects.filter(pk=old.pk).exists()
     settings.MASKNET_RETENTION_ADAPTED_DAYS = -1
+    expired = checkin(monkeypatch, person, kiosk, days_ago=31)
     with pytest.raises(ImproperlyConfigured, match="MASKNET_RETENTION_ADAPTED_DAYS"):
         services.retention_purge(now=NOW)
-    assert FacePhoto.objects.filter(pk=old.pk).exists()
+    # refused before anything was deleted: a run stopped half-way would look like a run
+    assert FacePhoto.objects.filter(pk=old.pk).exists() and snapshot_in_db(expired.pk) == JPEG
 
 
 def test_an_expired_kept_photo_whose_file_stays_fails_the_purge_once(world, monkeypatch):
