@@ -12,13 +12,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.generic.websocket import WebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
-from django.urls import URLPattern, path  # noqa: E402
+from django.urls import URLPattern, path, re_path  # noqa: E402
 
 from enrollment.routing import websocket_urlpatterns as enrollment_ws  # noqa: E402
 from recognition.routing import websocket_urlpatterns as kiosk_ws  # noqa: E402
+
+
+class NoSuchSocket(WebsocketConsumer):
+    """Any other socket path (``/ws/kiosk`` without its slash, ``/admin/``...): the handshake is
+    refused (403), as Django answers an unknown page 404. Channels' router raised "No route found"
+    instead: a 500 and a traceback in the log for each such request, from anyone, unauthenticated."""
+
+    def connect(self) -> None:
+        self.close()
 
 
 def _behind(middleware, patterns: list[URLPattern]) -> list[URLPattern]:
@@ -32,7 +42,8 @@ application = ProtocolTypeRouter({
     # (a browser that also holds an admin session would load it from the database first, and a
     # database outage would break the handshake before the kiosk could be told "unavailable")
     "websocket": AllowedHostsOriginValidator(URLRouter(
-        _behind(CookieMiddleware, kiosk_ws) + _behind(AuthMiddlewareStack, enrollment_ws))),
+        _behind(CookieMiddleware, kiosk_ws) + _behind(AuthMiddlewareStack, enrollment_ws)
+        + [re_path(r"", NoSuchSocket.as_asgi())])),
 })
 
 from django.conf import settings  # noqa: E402

@@ -190,3 +190,22 @@ def test_a_socket_sent_garbage_ignores_it_and_leaves_the_group_when_it_ends(enro
 
     keepers, left = async_to_sync(crash)()
     assert keepers and all(k.done() for k in keepers) and left == {}
+
+
+@pytest.mark.parametrize("path", ["/ws/kiosk", "/ws/", "/admin/", "/ws/admin/training/x"])
+def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
+    """Channels' router raised "No route found for path" on any other path: a 500 and a traceback in
+    the log for each handshake, from anyone, without logging in."""
+    from masknet_site.asgi import application
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://testserver"),
+                                                                          (b"host", b"testserver")])
+        connected, code = await communicator.connect(timeout=2)
+        await communicator.wait()
+        return connected, code
+
+    with caplog.at_level("DEBUG"):
+        connected, _ = async_to_sync(scenario)()
+    assert not connected
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info], caplog.text
