@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from recognition.models import CheckIn, Kiosk
@@ -32,10 +33,21 @@ class PersonVersionSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
+class _OmittableBoolean(serializers.BooleanField):
+    """A boolean a form-encoded body may leave out, as a JSON one may. DRF reads a boolean missing
+    from form data as ``false`` (an unticked HTML checkbox): ``POST /people`` with
+    ``full_name=...&staff_id=...`` created an inactive person, whom no kiosk recognises, and a PUT
+    without ``active`` deactivated them, where the same requests in JSON keep the default or the
+    person's own value."""
+
+    default_empty_html = empty
+
+
 class PersonSerializer(serializers.ModelSerializer):
     """A person (no biometric data)."""
 
     photo_count = serializers.IntegerField(read_only=True, default=0)
+    active = _OmittableBoolean(required=False, help_text="recognised at kiosks; new people are active")
 
     class Meta:
         model = Person

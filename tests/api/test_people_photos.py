@@ -233,6 +233,33 @@ def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
     assert Person.objects.get(pk=person.pk).active is False
 
 
+@pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
+def test_a_form_encoded_person_is_active_unless_it_says_otherwise(hr, encoding):
+    """DRF read a boolean missing from form data as false (an unticked checkbox): a person created or
+    replaced with the form encodings the schema lists came out inactive, and no kiosk knew them."""
+    from urllib.parse import urlencode
+
+    def send(method, url, data, **extra):
+        if encoding == "multipart":
+            return getattr(hr, method)(url, data, format="multipart", **extra)
+        return getattr(hr, method)(url, urlencode(data), content_type="application/x-www-form-urlencoded", **extra)
+
+    created = send("post", "/api/v1/people", {"full_name": "Multi Part", "staff_id": "MP-1"})
+    assert created.status_code == 201 and created.json()["active"] is True
+    pk = created.json()["id"]
+    replaced = send("put", f"/api/v1/people/{pk}", {"full_name": "Multi Part", "staff_id": "MP-1",
+                                                    "department": "Ops"})
+    assert replaced.status_code == 200 and replaced.json()["active"] is True
+    assert Person.objects.get(pk=pk).active and Person.objects.get(pk=pk).department == "Ops"
+    # said, it is read: "false" deactivates, "true" reactivates
+    off = send("put", f"/api/v1/people/{pk}", {"full_name": "Multi Part", "staff_id": "MP-1", "active": "false"})
+    assert off.status_code == 200 and off.json()["active"] is False
+    on = send("patch", f"/api/v1/people/{pk}", {"active": "true"})
+    assert on.status_code == 200 and on.json()["active"] is True
+    inactive = send("post", "/api/v1/people", {"full_name": "Left", "staff_id": "MP-2", "active": "false"})
+    assert inactive.status_code == 201 and inactive.json()["active"] is False
+
+
 def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
     """PATCH {"active": false} (an HR sync's offboarding) was recorded as "updated person #N: active",
     so the log's deactivations missed it; the admin action recorded "deactivate"."""
