@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -40,6 +41,9 @@ class PersonQuerySet(models.QuerySet):
         """Annotates ``photo_count`` and ``first_photo_id`` (for list thumbnails)."""
         first = FacePhoto.objects.filter(person=OuterRef("pk")).order_by("id").values("id")[:1]
         return self.annotate(photo_count=Count("photos", distinct=True), first_photo_id=Subquery(first))
+
+
+STAFF_ID_TAKEN = "Another person has this staff id in other letter case (staff ids are compared ignoring case)."
 
 
 class Person(models.Model):
@@ -71,6 +75,21 @@ class Person(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.staff_id})"
+
+    def validate_unique(self, exclude: object = None) -> None:
+        """Django's checks, and the staff id's ignoring letter case (``QA-1`` is ``qa-1``: one person,
+        whom attendance would list twice; a unique index on ``LOWER(staff_id)`` holds it in the
+        database, migration 0008)."""
+        errors: dict[str, list] = {}
+        try:
+            super().validate_unique(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "staff_id" not in (exclude or ()) and "staff_id" not in errors and self.staff_id:
+            if Person.objects.filter(staff_id__iexact=self.staff_id).exclude(pk=self.pk).exists():
+                errors["staff_id"] = [ValidationError(STAFF_ID_TAKEN, code="unique")]
+        if errors:
+            raise ValidationError(errors)
 
 
 def photo_upload_to(photo: FacePhoto, filename: str) -> str:

@@ -53,6 +53,8 @@ def test_create_update_are_validated_and_audited(hr):
 
     duplicate = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "A-1"}, format="json")
     assert duplicate.status_code == 400 and "staff_id" in duplicate.json()["fields"]
+    case = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "a-1"}, format="json")
+    assert case.status_code == 400 and "letter case" in str(case.json()["fields"]["staff_id"])
     missing = hr.post("/api/v1/people", {"staff_id": "A-2"}, format="json")
     assert missing.status_code == 400 and missing.json()["fields"]["full_name"]
     too_long = hr.post("/api/v1/people", {"full_name": "x" * 201, "staff_id": "A-3"}, format="json")
@@ -85,6 +87,10 @@ def test_a_staff_id_taken_by_a_concurrent_request_is_a_400_not_a_500(hr, monkeyp
     late = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "R-1"}, format="json")
     assert late.status_code == 400 and "staff_id" in late.json()["fields"], late.content[:300]
     assert Person.objects.filter(staff_id="R-1").count() == 1
+    # the same id in other letter case: the database's index on its lower case decides
+    later = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "r-1"}, format="json")
+    assert later.status_code == 400 and "staff_id" in later.json()["fields"], later.content[:300]
+    assert Person.objects.filter(staff_id__iexact="R-1").count() == 1
     # the same for a kiosk's name, through the service the admin and the API use
     monkeypatch.setattr(Kiosk, "validate_unique", lambda self, exclude=None: None)
     kiosks.kiosk_create(actor=None, name="Front door")

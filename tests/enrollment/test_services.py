@@ -34,6 +34,39 @@ def test_person_create_refuses_duplicate_staff_id(person):
         services.person_create(actor=None, full_name="Someone Else", staff_id=person.staff_id)
 
 
+def test_staff_ids_are_unique_ignoring_letter_case(person):
+    """``E-1`` and ``e-1`` were two people, listed apart by attendance and its CSVs."""
+    from django.db import IntegrityError, connection, transaction
+
+    with pytest.raises(ValidationError) as taken:
+        services.person_create(actor=None, full_name="Someone Else", staff_id="e-1")
+    assert "letter case" in " ".join(taken.value.message_dict["staff_id"])
+    other = services.person_create(actor=None, full_name="Other", staff_id="X-1")
+    with pytest.raises(ValidationError) as taken:
+        services.person_update(person=other, actor=None, staff_id="e-1")
+    assert "staff_id" in taken.value.message_dict
+    # a person may change the case of their own id
+    services.person_update(person=person, actor=None, staff_id="e-1")
+    assert Person.objects.get(pk=person.pk).staff_id == "e-1"
+    # the database holds it too, whatever wrote the row
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Person.objects.create(full_name="Raw", staff_id="E-1")
+    # and a migration over a table that already has such a pair says which (0008)
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("enrollment.migrations.0008_person_staff_id_unique_ignoring_case")
+    with transaction.atomic():
+        with connection.cursor() as cursor:   # as before the migration (rolled back with the test)
+            cursor.execute("DROP INDEX enrollment_person_staff_id_lower_uniq")
+        Person.objects.create(full_name="Raw", staff_id="X-1".lower())
+        with pytest.raises(RuntimeError) as refused:
+            migration.refuse_case_duplicates(apps, None)
+        assert f"'X-1' (person #{other.pk}) and 'x-1'" in str(refused.value)
+        transaction.set_rollback(True)
+
+
 def test_person_update_lists_changed_fields_and_rebuilds_on_active_change(person, superuser, enqueued,
                                                                           django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
