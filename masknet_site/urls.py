@@ -15,6 +15,6 @@ urlpatterns = [
     path("enrollment/", include("enrollment.urls")),
     path("api/", include("api.urls")),
     path("", include("recognition.urls")),
-    # staff land on today's attendance (which asks them to log in first)
-    path("", RedirectView.as_view(pattern_name="attendance-day"), name="home"),
+    # staff land on today's attendance (which asks them to log in first), Enrollers on the admin
+    path("", recognition_views.home, name="home"),
 ]

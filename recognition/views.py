@@ -213,6 +213,16 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
 # attendance (staff)
 
 
+def home(request: HttpRequest) -> HttpResponse:
+    """The site's root (the admin's "View site"): staff who may read check-ins land on today's
+    attendance, other staff (Enrollers) on the admin, whose pages are theirs; anyone else on the
+    attendance page, which asks them to log in. It sent Enrollers to a 403."""
+    user = request.user
+    if user.is_active and user.is_staff and not user.has_perm("recognition.view_checkin"):
+        return redirect("admin:index")
+    return redirect("attendance-day")
+
+
 def _staff_context(request: HttpRequest, title: str) -> dict:
     if not request.user.has_perm("recognition.view_checkin"):
         raise PermissionDenied

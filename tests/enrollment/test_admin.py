@@ -95,6 +95,25 @@ def test_add_person_goes_through_the_service(enroller_client):
     assert AuditEvent.objects.filter(action="create", object_id=str(person.pk), actor="enroller").exists()
 
 
+def test_a_staff_id_in_other_letter_case_is_refused_on_the_field(enroller_client, person):
+    response = enroller_client.post(reverse("admin:enrollment_person_add"),
+                                    {"full_name": "New Person", "staff_id": "e-1", "active": "on"})
+    assert response.status_code == 200 and "letter case" in str(response.context["adminform"].form.errors["staff_id"])
+    assert not Person.objects.filter(staff_id="e-1").exists()
+
+
+def test_view_site_leads_each_role_to_a_page_of_theirs(client, enroller, superuser):
+    """The admin's "View site" is the root, which sent everyone to the attendance page: a 403 for
+    Enrollers, who may not read check-ins."""
+    attendance = reverse("attendance-day")
+    assert client.get("/").url == attendance                       # asks for a login there
+    client.force_login(enroller)
+    landing = client.get("/", follow=True)
+    assert landing.redirect_chain[-1][0] == reverse("admin:index") and landing.status_code == 200
+    client.force_login(superuser)
+    assert client.get("/").url == attendance and client.get(attendance).status_code == 200
+
+
 def test_edit_person_is_audited(enroller_client, person):
     response = enroller_client.post(change_url(person), person_form(person, department="Ground"))
     assert response.status_code == 302
