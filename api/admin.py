@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import timezone
 
 from . import services
 from .models import SCOPES, ApiToken
@@ -30,6 +31,15 @@ class ApiTokenForm(forms.ModelForm):
         if get_user_model().objects.filter(username=services.api_token_username(name)).exists():
             raise ValidationError("a token (or account) with this name exists already")
         return name
+
+    def clean_expires_at(self):
+        """In the future (or empty): a token expired when made was shown as "copy it now", then every
+        request with it got 401."""
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("this time has passed: a token expiring then would never work; leave it empty "
+                                  "for a token without expiry")
+        return expires_at
 
     def clean_rate(self) -> str:
         """A DRF throttle rate such as ``600/min`` (or empty)."""

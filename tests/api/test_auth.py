@@ -125,6 +125,17 @@ def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
     assert AuditEvent.objects.filter(object_type="api.apitoken", action="deactivate", actor="root").exists()
 
 
+def test_admin_refuses_a_token_that_would_expire_in_the_past(client, superuser):
+    client.force_login(superuser)
+    response = client.post("/admin/api/apitoken/add/", {"name": "late", "scopes": ["read"],
+                                                        "expires_at_0": "2020-01-01", "expires_at_1": "00:00:00"})
+    assert response.status_code == 200 and "this time has passed" in response.content.decode()
+    assert not ApiToken.objects.exists() and "mkn_" not in response.content.decode()
+    later = client.post("/admin/api/apitoken/add/", {"name": "later", "scopes": ["read"],
+                                                     "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"})
+    assert later.status_code == 302 and ApiToken.objects.get(name="later").expires_at.year == 2099
+
+
 def test_only_superusers_see_tokens_in_the_admin(client, enroller):
     client.force_login(enroller)
     assert client.get("/admin/api/apitoken/").status_code == 403
