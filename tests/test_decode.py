@@ -59,6 +59,17 @@ def test_huge_header_refused_without_decoding():
         decode_image(png_header_only(20000, 20000), **LIMITS)
 
 
+def test_a_header_past_pillows_own_limit_is_refused_in_our_words():
+    """Pillow refuses a header over 179 Mpx before our size check: its text ("could be decompression
+    bomb DOS attack", its own limit) reached API callers and the admin."""
+    from recognition.engine.decode import without_metadata
+
+    for refuse in (decode_image, without_metadata):
+        with pytest.raises(FrameTooLarge) as refused:
+            refuse(png_header_only(60000, 60000), **LIMITS)
+        assert str(refused.value) == f"image is 3600000000 pixels; the limit is {LIMITS['max_pixels']} pixels"
+
+
 def test_decoding_leaves_the_process_warning_filters_alone(monkeypatch):
     """Kiosk threads decode at the same time: per-call warning filters (catch_warnings) are not
     thread-safe and leaked into the process-wide list; bombs are refused by the pixel limit."""
