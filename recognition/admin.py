@@ -73,8 +73,13 @@ class KioskAdmin(admin.ModelAdmin):
                 request.session[_SESSION_NEW.format(pk=kiosk.pk)] = True
             return
         # a read-only field (``active`` without the pair permission) is not in the form: unchanged
+        was_paired = Kiosk.objects.filter(pk=obj.pk).exclude(token_hash="").exists()
         services.kiosk_update(kiosk=obj, actor=request.user,
                               **{k: form.cleaned_data.get(k) for k in ("name", "location", "site", "active")})
+        if "active" in form.changed_data and not obj.active and was_paired:
+            # "changed successfully" alone: activating it again later did not bring the device back
+            self.message_user(request, f"Kiosk “{obj.name}” is inactive and its device was unpaired: to use it "
+                                       "again, activate it and create a new pairing link.", messages.WARNING)
 
     def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
         if _SESSION_NEW.format(pk=obj.pk) in request.session:

@@ -100,14 +100,22 @@ def test_with_the_pair_permission_unticking_active_unpairs(client, paired):
     client.force_login(staff_with("view_kiosk", "change_kiosk", "pair_kiosk"))
     change = reverse("admin:recognition_kiosk_change", args=[kiosk.pk])
     assert "active" in client.get(change).context["adminform"].form.fields
-    client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main"})
+    saved = client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main"}, follow=True)
     kiosk.refresh_from_db()
     assert not kiosk.active and Kiosk.objects.for_device_token(token) is None
+    # said on the page: "changed successfully" alone left the device unpaired unannounced
+    said = [str(m) for m in saved.context["messages"]]
+    assert any("device was unpaired" in m and "new pairing link" in m for m in said), said
     # recorded as the deactivation and revocation it is (it was a mere "updated kiosk: active")
     event = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(kiosk.pk)).latest("id")
     assert event.action == "deactivate" and "revoked its device" in event.summary, event.summary
-    client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main", "active": "on"})
-    back = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(kiosk.pk)).latest("id")
+    again = client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main", "active": "on"},
+                        follow=True)
+    assert not any("unpaired" in str(m) for m in again.context["messages"])
+    unpaired = client.post(change, {"name": "Front door", "location": "Main entrance", "site": "main"}, follow=True)
+    assert not any("unpaired" in str(m) for m in unpaired.context["messages"])   # no device left to unpair
+    back = AuditEvent.objects.filter(object_type="recognition.kiosk", object_id=str(kiosk.pk),
+                                     summary__endswith="reactivated").latest("id")
     assert back.action == "update" and back.summary.endswith("reactivated")
 
 
