@@ -387,7 +387,8 @@ class PersonAdmin(admin.ModelAdmin):
         if saved:
             messages.success(request, f"{len(saved)} photo(s) added; the index is being rebuilt.")
         for r in refused:
-            messages.error(request, f"{r['name']}: refused — {r['message']}")
+            # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
+            messages.error(request, f"“{r['name']}”: refused — {r['message']}")
         for w in dict.fromkeys(warnings):
             messages.warning(request, w)
         return {"saved": saved, "refused": refused, "warnings": list(dict.fromkeys(warnings))}
