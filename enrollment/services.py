@@ -344,6 +344,12 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     except UnreadableImage:
         return _refusal("unreadable", width=width, height=height)
     except NoFaceFound:
+        if min(width, height) < engine.config.min_face_px:
+            # no room for a face the gate would take: "no face found" sent people looking for a
+            # better face rather than a larger photo
+            return _refusal("too_small", message=f"{REFUSALS['too_small']} This photo is {width}x{height} "
+                                                 f"pixels; a face needs {engine.config.min_face_px} at least.",
+                            width=width, height=height)
         return _refusal("no_face", width=width, height=height)
     chosen = recognizer.choose_face(faces)
     face = chosen.face or faces[0]

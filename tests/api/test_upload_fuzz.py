@@ -83,4 +83,5 @@ def test_hostile_uploads_are_refused_with_a_reason(api, person, engine_kind, set
     # nothing was stored, audited or queued for any of them
     assert AuditEvent.objects.count() == audit_rows and not TrainingRun.objects.exists()
     # every way of refusing a file was exercised
-    assert {"file_type", "too_large", "unreadable", "no_face", "validation_error"} <= set(seen), seen
+    assert {"file_type", "too_large", "unreadable", "validation_error"} <= set(seen), seen
+    assert {"no_face", "too_small"} & set(seen), seen   # decodable pictures without a face

@@ -152,6 +152,18 @@ def test_refuses_a_photo_without_a_face(person, gradient_png, engine):
 
 
 @pytest.mark.models
+def test_a_photo_too_small_for_any_face_says_so(person, astronaut_bgr, engine):
+    """A 40x40 thumbnail of a face was "no face found": the detector finds none that small, and the
+    person looked for a better face rather than a larger photo."""
+    face = astronaut_bgr[20:220, 150:350]        # Eileen Collins' face, 200 px square
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=jpeg(cv2.resize(face, (40, 40), interpolation=cv2.INTER_AREA)),
+                           actor=None)
+    assert info.value.code == "too_small" and "40x40 pixels" in info.value.message
+    assert services.photo_inspect(data=jpeg(face)).ok   # the same face, large enough
+
+
+@pytest.mark.models
 @pytest.mark.parametrize("picture", ["coffee", "chelsea"])
 def test_refuses_a_false_face_the_detector_finds(person, engine, picture):
     """scikit-image's cup of coffee and its cat: the detector finds a "face" in each that passes the
