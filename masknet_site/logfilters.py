@@ -24,3 +24,18 @@ class SecretsFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+class ClientErrorTracebackFilter(logging.Filter):
+    """Drops the traceback from Django's warnings about a client's error (a 403, a 404: "Forbidden
+    (Permission denied): /attendance/", "Not Found: /x"), keeping the line: each carried the whole
+    traceback of the ``PermissionDenied`` or ``Http404`` raised to answer it, twenty lines a request
+    that anyone, logged in or not, could repeat to flood the log. Server errors (500s, logged as
+    errors) keep theirs."""
+
+    LOGGERS = ("django.request", "django.security")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.levelno < logging.ERROR and record.name.startswith(self.LOGGERS):
+            record.exc_info, record.exc_text = None, None
+        return True

@@ -368,8 +368,9 @@ CELERY_BEAT_SCHEDULE = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"secrets": {"()": "masknet_site.logfilters.SecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["secrets"]}},
+    "filters": {"secrets": {"()": "masknet_site.logfilters.SecretsFilter"},
+                "client_errors": {"()": "masknet_site.logfilters.ClientErrorTracebackFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["secrets", "client_errors"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # never SQL statements, even with DEBUG and LOG_LEVEL=DEBUG: their parameters hold face templates
     # and snapshots (biometric data; tests/recognition/test_no_biometrics_in_logs.py)

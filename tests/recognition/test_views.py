@@ -582,7 +582,7 @@ def test_a_pairing_code_never_reaches_the_log_in_full(client, caplog):
     handler = settings.LOGGING["handlers"]["console"] if "handlers" in settings.LOGGING else None
     from masknet_site.settings import base
 
-    assert base.LOGGING["handlers"]["console"]["filters"] == ["secrets"], handler
+    assert base.LOGGING["handlers"]["console"]["filters"] == ["secrets", "client_errors"], handler
 
 
 def test_lists_and_exports_leave_the_snapshot_images_unread(client, superuser, attendance, person):
@@ -601,6 +601,37 @@ def test_lists_and_exports_leave_the_snapshot_images_unread(client, superuser, a
         assert response.status_code == 200, url
         reads = [q["sql"] for q in queries.captured_queries if 'FROM "recognition_checkin"' in q["sql"]]
         assert reads and not any('"recognition_checkin"."snapshot"' in sql for sql in reads), url
+
+
+def test_a_refused_request_is_logged_in_one_line_without_its_traceback(client, django_user_model, caplog):
+    """Each 403 and 404 was logged with the whole traceback of the exception that answered it, which
+    anyone could repeat to flood the log; a server error keeps its traceback."""
+    import logging
+
+    from masknet_site.logfilters import ClientErrorTracebackFilter
+
+    staff = type(client)()
+    staff.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        assert staff.get(reverse("attendance-day")).status_code == 403   # may not read check-ins
+        assert client.get("/no/such/page").status_code == 404
+    # as Django writes them; the site's console handler has this filter (the test settings log
+    # through pytest's handlers alone)
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert [r.getMessage().split(":")[0] for r in records] == ["Forbidden (Permission denied)", "Not Found"]
+    assert all(r.exc_info for r in records)
+    for record in records:
+        ClientErrorTracebackFilter().filter(record)
+        assert record.exc_info is None and record.getMessage().startswith(("Forbidden", "Not Found"))
+    import sys
+
+    for level, kept in ((logging.WARNING, False), (logging.ERROR, True)):   # a 4xx, a 500
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            record = logging.LogRecord("django.request", level, __file__, 1, "x: /x", None, sys.exc_info())
+        ClientErrorTracebackFilter().filter(record)
+        assert (record.exc_info is not None) is kept
 
 
 def test_the_log_filter_never_raises_on_a_bad_log_call():
