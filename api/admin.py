@@ -8,7 +8,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from . import services
 from .models import SCOPES, ApiToken
@@ -83,10 +85,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return super().log_addition(request, obj, message) if obj.pk else None
 
     def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None):
-        """Back to the form, without Django's "added successfully", for a token not created."""
+        """Back to the form, without Django's "added successfully", for a token not created; else
+        the secret, on this answer itself. It went as a message through the redirect: in the
+        ``messages`` cookie, signed but readable, kept by the browser (and by any proxy or tool that
+        records headers) until the next page read it."""
         if obj.pk is None:
             return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(request, "admin/api/apitoken/created.html",
+                                    {**self.admin_site.each_context(request), "opts": self.opts,
+                                     "title": "API token created", "token": obj, "secret": obj.secret_once})
+        add_never_cache_headers(response)
+        return response
 
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiToken) -> str:
@@ -103,8 +112,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         except ValidationError as exc:   # a name taken between the form's check and now
             messages.error(request, f"Token not created: {'; '.join(exc.messages)}")
             return
-        obj.pk = token.pk
-        messages.warning(request, f"API token for {token.name}: {secret} — copy it now, it will not be shown again.")
+        obj.pk, obj.scopes, obj.secret_once = token.pk, token.scopes, secret   # for response_add
 
     @admin.action(description="Revoke selected tokens", permissions=["view"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
