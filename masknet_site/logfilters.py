@@ -27,15 +27,15 @@ class SecretsFilter(logging.Filter):
 
 
 class ClientErrorTracebackFilter(logging.Filter):
-    """Drops the traceback from Django's warnings about a client's error (a 403, a 404: "Forbidden
-    (Permission denied): /attendance/", "Not Found: /x"), keeping the line: each carried the whole
-    traceback of the ``PermissionDenied`` or ``Http404`` raised to answer it, twenty lines a request
+    """Drops the traceback from Django's records of a client's error (a 403, a 404: "Forbidden
+    (Permission denied): /attendance/", "Not Found: /x"; a request Django found suspicious, logged
+    as an error by ``django.security.*``: "Invalid HTTP_HOST header: 'evil.com'"), keeping the line:
+    each carried the whole traceback of the exception raised to answer it, fifteen lines a request
     that anyone, logged in or not, could repeat to flood the log. Server errors (500s, logged as
-    errors) keep theirs."""
-
-    LOGGERS = ("django.request", "django.security")
+    errors by ``django.request``) keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.levelno < logging.ERROR and record.name.startswith(self.LOGGERS):
+        if record.exc_info and (record.name.startswith("django.security.")
+                                or (record.name == "django.request" and record.levelno < logging.ERROR)):
             record.exc_info, record.exc_text = None, None
         return True

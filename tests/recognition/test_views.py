@@ -625,13 +625,19 @@ def test_a_refused_request_is_logged_in_one_line_without_its_traceback(client, d
         assert record.exc_info is None and record.getMessage().startswith(("Forbidden", "Not Found"))
     import sys
 
-    for level, kept in ((logging.WARNING, False), (logging.ERROR, True)):   # a 4xx, a 500
+    for name, level, kept in (("django.request", logging.WARNING, False),   # a 4xx
+                              ("django.request", logging.ERROR, True),      # a 500
+                              ("django.security.DisallowedHost", logging.ERROR, False)):   # any client's Host
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            record = logging.LogRecord("django.request", level, __file__, 1, "x: /x", None, sys.exc_info())
+            record = logging.LogRecord(name, level, __file__, 1, "x: /x", None, sys.exc_info())
         ClientErrorTracebackFilter().filter(record)
-        assert (record.exc_info is not None) is kept
+        assert (record.exc_info is not None) is kept, name
+    with caplog.at_level(logging.ERROR, logger="django.security"):
+        assert client.get("/healthz", HTTP_HOST="evil.example").status_code == 400
+    [host] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert host.exc_info is not None and ClientErrorTracebackFilter().filter(host) and host.exc_info is None
 
 
 def test_the_log_filter_never_raises_on_a_bad_log_call():
