@@ -259,6 +259,9 @@ MASKNET_SESSION_HOURS = int(env("MASKNET_SESSION_HOURS", "12"))
 if not 1 <= MASKNET_SESSION_HOURS <= 24 * 14:
     raise ImproperlyConfigured(f"MASKNET_SESSION_HOURS={MASKNET_SESSION_HOURS}: use 1 to 336 hours")
 SESSION_COOKIE_AGE = MASKNET_SESSION_HOURS * 3600
+# after a login whose ?next= was refused (another site's address): the site's root, which leads each
+# role to a page of theirs (Django's default, /accounts/profile/, is no page here: a 404)
+LOGIN_REDIRECT_URL = "home"
 if not 60 <= MASKNET_KIOSK_PAIRING_TTL_S <= 30 * 24 * 3600:   # 0: every link expired when made; 1e12: a 500
     raise ImproperlyConfigured(f"MASKNET_KIOSK_PAIRING_TTL_S={MASKNET_KIOSK_PAIRING_TTL_S}: use 60 (a minute) "
                                "to 2592000 (30 days) seconds")

@@ -114,6 +114,18 @@ def test_view_site_leads_each_role_to_a_page_of_theirs(client, enroller, superus
     assert client.get("/").url == attendance and client.get(attendance).status_code == 200
 
 
+def test_a_login_whose_next_is_refused_lands_on_a_page(client, superuser):
+    """``?next=https://evil.example/`` is refused (no open redirect) and Django then sent the user
+    to /accounts/profile/, which is no page here (404)."""
+    for unsafe in ("https://evil.example/", "//evil.example/"):
+        client.logout()
+        response = client.post(f"{reverse('admin:login')}?next={unsafe}",
+                               {"username": "root", "password": "pw", "next": unsafe}, follow=True)
+        assert response.status_code == 200 and response.redirect_chain, unsafe
+        assert "evil" not in response.redirect_chain[0][0]
+        assert response.redirect_chain[-1][0] == reverse("attendance-day")
+
+
 def test_edit_person_is_audited(enroller_client, person):
     response = enroller_client.post(change_url(person), person_form(person, department="Ground"))
     assert response.status_code == 302
