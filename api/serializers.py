@@ -62,7 +62,7 @@ class PersonFilterSerializer(serializers.Serializer):
     search = serializers.CharField(required=False, max_length=200, help_text="in name, staff id or department")
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
     department = serializers.CharField(required=False, max_length=120)
-    staff_id = serializers.CharField(required=False, max_length=64)
+    staff_id = serializers.CharField(required=False, max_length=64, help_text="exactly, ignoring letter case")
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})

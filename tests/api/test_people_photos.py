@@ -38,6 +38,8 @@ def test_people_list_is_paginated_and_filtered(hr):
     assert hr.get("/api/v1/people", {"department": "Ops"}).json()["count"] == 2
     assert hr.get("/api/v1/people", {"search": "son 3"}).json()["results"][0]["staff_id"] == "S-3"
     assert hr.get("/api/v1/people", {"staff_id": "S-4"}).json()["count"] == 1
+    assert hr.get("/api/v1/people", {"staff_id": "s-4"}).json()["results"][0]["staff_id"] == "S-4"   # as unique
+    assert hr.get("/api/v1/people", {"staff_id": "S-"}).json()["count"] == 0
     assert hr.get("/api/v1/people", {"active": "false"}).json()["count"] == 0
     bad = hr.get("/api/v1/people", {"active": "perhaps"})
     assert bad.status_code == 400 and bad.json()["error"] == "validation_error" and "active" in bad.json()["fields"]
