@@ -91,6 +91,11 @@ VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vo
 VOTE_GAP_INTERVALS = 3.0    # ...unless the server itself is that slow: then 3 analysis intervals
 VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
 QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
+# a welcome stays on screen through an "unknown" whose nearest match is the person greeted only when
+# those frames came this close to the threshold (their own face turning borderline as a mask goes on
+# or the head turns); a stranger who merely comes closest to them in a small gallery, far below it
+# (0.2 where 0.4 is needed), is told "not recognised" instead of reading someone else's welcome
+WELCOME_DOUBT_MARGIN = 0.1
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
@@ -570,11 +575,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         else:
             if current is not None and current.state == "unknown":
                 return   # "unknown" again
-            if current is not None and verdict.nearest == current.label:
+            if (current is not None and verdict.nearest == current.label
+                    and verdict.nearest_score >= verdict.threshold - WELCOME_DOUBT_MARGIN):
                 # the person just greeted whose frames turned borderline (a mask, a turned head), or
-                # someone else who looks most like them stepping in: the welcome stays on screen, and
+                # someone else who looks much like them stepping in: the welcome stays on screen, and
                 # the decision goes in the audit log once per welcome (someone else is not told "not
-                # recognised" only when their nearest match is the person greeted)
+                # recognised" only when they came that close to the person greeted)
                 if current.doubt_audited:
                     return
                 current.doubt_audited = True

@@ -53,11 +53,15 @@ class Verdict:
     """What the votes decided.
 
     ``kind``: :data:`ACCEPTED` or :data:`UNKNOWN`. ``label``: the identity (accepted only).
-    ``score``: mean score of the agreeing frames (accepted) or the best score seen (unknown).
+    ``score``: mean score of the agreeing frames (accepted) or the best score of the window's
+    frames that were not accepted (unknown: not a frame of someone accepted before them, which
+    the audit row reported as a stranger's "best score", above the threshold).
     ``masked``: most of the deciding frames were masked. ``frames``: frames that decided.
     ``threshold``: the highest threshold applied among those frames. ``nearest``: (unknown) the
-    identity most of the window's frames came closest to, accepted or not: the kiosk keeps a
-    welcome standing when the same person's frames turn borderline, not when someone else's do.
+    identity most of the window's frames came closest to, accepted or not, and ``nearest_score``
+    the best score of those of its frames that were not accepted: the kiosk keeps a welcome standing
+    when the same person's frames turn borderline (just under the threshold), not when someone
+    else's do, nor when a stranger far below it merely comes closest to the person greeted.
     """
 
     kind: str
@@ -67,6 +71,7 @@ class Verdict:
     frames: int
     threshold: float
     nearest: str | None = None
+    nearest_score: float = float("-inf")
 
 
 class Voter:
@@ -84,7 +89,6 @@ class Voter:
         self.max_frames, self.max_gap_s = max_frames, max_gap_s
         self._recent: deque[Observation] = deque(maxlen=window)
         self._seen = 0
-        self._best = float("-inf")
         self._doubted = False  # this presence has already been called unknown
         self._last_at: float | None = None  # time of the last usable frame (survives a verdict)
 
@@ -122,7 +126,6 @@ class Voter:
         """Start counting again after a verdict (the presence goes on)."""
         self._recent.clear()
         self._seen = 0
-        self._best = float("-inf")
 
     def add(self, obs: Observation) -> Verdict | None:
         """Record a frame; returns a verdict when the recent frames decide, else ``None``.
@@ -133,7 +136,6 @@ class Voter:
         self._last_at = obs.at
         self._recent.append(obs)
         self._seen += 1
-        self._best = max(self._best, obs.score)
         verdict = self._decide()
         if verdict is not None:
             self._clear()
@@ -160,7 +162,11 @@ class Voter:
         top = counts.most_common(1)[0][1] if counts else 0
         if (len(self._recent) == self.window and top <= 1) or self._seen >= self.max_frames:
             recent = list(self._recent)
-            nearest = Counter(o.label for o in recent if o.label is not None).most_common(1)
-            return Verdict(UNKNOWN, None, self._best, sum(o.masked for o in recent) * 2 > len(recent),
-                           self._seen, max(o.threshold for o in recent), nearest[0][0] if nearest else None)
+            refused = [o for o in recent if not o.accepted] or recent
+            counted = Counter(o.label for o in recent if o.label is not None).most_common(1)
+            nearest = counted[0][0] if counted else None
+            near = [o.score for o in refused if o.label == nearest and not o.accepted]
+            masked = sum(o.masked for o in recent) * 2 > len(recent)
+            return Verdict(UNKNOWN, None, max(o.score for o in refused), masked, self._seen,
+                           max(o.threshold for o in refused), nearest, max(near) if near else float("-inf"))
         return None

@@ -122,3 +122,17 @@ def test_a_vote_is_completed_only_by_a_frame_of_the_person_it_accepts():
     assert found == []   # "8" is out of the window now, but the newest frame is not a "7"
     verdict = voter.add(obs(0.7))   # the next frame of "7" decides
     assert verdict is not None and verdict.kind == ACCEPTED and verdict.label == "7" and verdict.frames == 3
+
+
+def test_an_unknown_after_someone_accepted_reports_the_strangers_own_scores():
+    """The unknown verdict's score was the best of every frame since the last verdict: the person
+    accepted just before (0.8, unmasked) showed as a masked stranger's "best score", above the
+    threshold, on a row that says rejected."""
+    voter = Voter(window=6, min_frames=3, min_frames_masked=4)
+    found, _ = feed(voter, [obs(0.1 * i) for i in range(3)]                        # "7" accepted
+                    + [obs(0.3 + 0.1 * i, score=0.8) for i in range(2)]             # still them
+                    + [obs(0.5 + 0.1 * i, label="7", score=0.2 + i / 100, masked=True) for i in range(6)])
+    assert [v.kind for v in found] == [ACCEPTED, UNKNOWN]
+    unknown = found[1]
+    assert unknown.score == pytest.approx(0.24) and unknown.masked   # (one of theirs still in the window)
+    assert unknown.nearest == "7" and unknown.nearest_score == pytest.approx(0.24)
