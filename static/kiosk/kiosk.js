@@ -297,11 +297,16 @@
         lastResult = msg;
         // a prompt ("hold still", "too dark"...) is shown after two such frames in a row, no flicker;
         // the reasons need not agree (in poor light "too dark" and "blurred" alternate): the latest.
-        // A prompt on screen gives way to another reason only when that one comes twice in a row
+        // A prompt on screen gives way to another reason only when that one comes twice in a row,
+        // and to "recognising" / "looking for a face" only after two such answers in a row (an
+        // overexposed face passes the gate every other frame: the banner flickered 18 times in 10 s);
+        // an outcome (welcome, not recognised) at once
         const showing = stage.dataset.state === "adjust" ? stage.dataset.reason : null;
         const twice = previous && previous.state === "adjust";
+        const passing = msg.state === "recognising" || msg.state === "searching";
         const steady = msg.state !== "adjust"
-          || (twice && (!showing || showing === msg.reason || previous.reason === msg.reason));
+          ? !(showing && passing && twice)
+          : twice && (!showing || showing === msg.reason || previous.reason === msg.reason);
         if (steady) render(msg.state, msg);
         drawBox(msg.box);
         reloadIfNewer();

@@ -378,6 +378,26 @@ async function main() {
   p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_dark" });
   check("and gives way when the other comes twice in a row", p.stage.dataset.reason === "too_dark",
         p.stage.dataset.reason);
+  // an overexposed face passes the gate every other frame: the prompt stays through one
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "recognising", progress: 0.1 });
+  check("a prompt on screen stays through one 'recognising' between prompts (no flicker)",
+        p.stage.dataset.state === "adjust" && p.stage.dataset.reason === "too_dark", p.stage.dataset.state);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_bright" });
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "recognising", progress: 0.2 });
+  check("and alternating with prompts it never comes back", p.stage.dataset.state === "adjust",
+        p.stage.dataset.state);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "recognising", progress: 0.3 });
+  check("two in a row take the prompt's place", p.stage.dataset.state === "recognising", p.stage.dataset.state);
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_bright" });
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "unknown" });
+  check("an outcome is shown at once, even right after a prompt", p.stage.dataset.state === "unknown",
+        p.stage.dataset.state);
 
   // ---- a camera held upright: the frame box turns with it (its faces as large as a landscape camera's)
   p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 } });
