@@ -26,6 +26,9 @@ stranger presences that end in a check-in (FPIR per presence), the share of enro
 presences checked in as themselves (TPIR) and as someone else. Frames from one photo are more
 alike than a real video's; the vote's gain here is a lower bound for independent errors.
 
+Then what keeps a welcome on screen (:func:`welcome_doubt`): each presence replayed as if a welcome
+stood when it began, per margin of ``recognition.consumers.WELCOME_DOUBT_MARGIN``.
+
 Usage: ``python bench/voting.py [--frames 12] [--known 250] [--unknown 100] [--descriptor arcface]``
 Prints a table and writes ``bench/results/voting.json`` (``voting-arcface.json`` for the opt-in descriptor).
 """
@@ -53,7 +56,7 @@ from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.gallery import MASK_VARIANTS, identify  # noqa: E402
-from recognition.voting import ACCEPTED, Observation, Voter  # noqa: E402
+from recognition.voting import ACCEPTED, UNKNOWN, Observation, Voter  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "voting"
 FRAME_GAP_S = 0.15          # one answered frame every ~150 ms (docs/performance.md, 1 kiosk)
@@ -149,6 +152,53 @@ def replay(presences: list[dict], offset: float, min_frames: int, min_frames_mas
                 "fpir": r["false"] / max(r["strangers"], 1), **r} for p, r in out.items()}
 
 
+DOUBT_MARGINS = (None, 0.2, 0.15, 0.1, 0.05, 0.0)
+
+
+def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int, after_unknown: int) -> dict:
+    """What keeps a welcome on screen (``recognition.consumers.WELCOME_DOUBT_MARGIN``), per margin.
+
+    Each presence is replayed as if a welcome stood when it began: for an enrolled person, their own
+    (their frames turning borderline as a mask goes on); for a stranger, the welcome of their
+    nearest match (the most common label of their frames: the case the rule is about, a stranger
+    stepping in right after the person they look most like). The kiosk keeps the welcome through an
+    "unknown" verdict whose nearest match is the person welcomed and whose frames came within the
+    margin of the threshold (``None``: the nearest match alone, the rule until 2026-12-05), and
+    through no verdict at all. Reported: enrolled people told "not recognised" after their own
+    welcome, and strangers left reading someone else's welcome."""
+    rows = {}
+    for margin in DOUBT_MARGINS:
+        known = told = strangers = misled = 0
+        for pres in presences:
+            usable = [f for f in pres["frames"] if f and f["usable"]]
+            if not usable:
+                continue
+            labels = [f["label"] for f in usable if f["label"] is not None]
+            welcomed = pres["person"] if pres["known"] else max(set(labels), key=labels.count, default=None)
+            voter = Voter(min_frames=min_frames, min_frames_masked=min_frames_masked,
+                          min_frames_after_unknown=after_unknown)
+            kept = True
+            for i, f in enumerate(usable):
+                v = voter.add(Observation(at=i * FRAME_GAP_S, label=f["label"], score=f["score"],
+                                          accepted=f["score"] >= f["threshold"], masked=f["masked"],
+                                          threshold=f["threshold"]))
+                if v is not None and v.kind == UNKNOWN:
+                    kept = v.nearest == welcomed and (margin is None or v.nearest_score >= v.threshold - margin)
+                    break
+                if v is not None and v.label != welcomed:   # accepted as someone else: a new welcome
+                    kept = False
+                    break
+            if pres["known"]:
+                known += 1
+                told += not kept
+            else:
+                strangers += 1
+                misled += kept
+        rows["nearest alone" if margin is None else f"{margin:.2f}"] = {
+            "known": known, "told_not_recognised": told, "strangers": strangers, "left_reading_welcome": misled}
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=12, help="frames per presence (default 12)")
@@ -177,11 +227,20 @@ def main() -> None:
         for policy, r in res.items():
             print(f"| {off} | {policy} | {r['tpir']:.3f} | {r['wrong_person']:.3f} | {r['fpir']:.3f} "
                   f"({r['false']}/{r['strangers']}) |")
+    welcome = welcome_doubt(doc["presences"], args.min_frames, args.min_frames_masked, args.after_unknown)
+    print("\nA welcome standing when the presence begins (their own, or a stranger's nearest match's):")
+    print("| kept through an unknown within | enrolled told \"not recognised\" after their welcome "
+          "| strangers left reading someone else's welcome |")
+    print("|---|---|---|")
+    for margin, r in welcome.items():
+        print(f"| {margin} | {r['told_not_recognised'] / max(r['known'], 1):.1%} ({r['told_not_recognised']}/"
+              f"{r['known']}) | {r['left_reading_welcome'] / max(r['strangers'], 1):.1%} "
+              f"({r['left_reading_welcome']}/{r['strangers']}) |")
     out = REPO / "bench" / "results" / f"voting{descriptor_suffix(args.descriptor)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
                                "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
-                               "results": rows}, indent=2))
+                               "results": rows, "welcome": welcome}, indent=2))
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 

@@ -560,3 +560,21 @@ def test_people_bench_adapts_the_gallery_only_with_a_confident_check_in_of_the_p
     two, one = people_bench.enrolment_scores(sets, keys, 2, 2), people_bench.enrolment_scores(sets, keys, 2, 1)
     assert np.allclose(mixed[:, 0], two[:, 0]) and not np.allclose(mixed[:, 0], one[:, 0])
     assert np.allclose(mixed[:, 1:], one[:, 1:])
+
+
+voting_bench = _bench_module("voting")
+
+
+def test_voting_bench_keeps_a_welcome_only_through_frames_close_to_the_threshold(voting_bench):
+    """``welcome_doubt``: an enrolled person whose frames turn borderline keeps their welcome at a
+    margin that covers them; a stranger far below the threshold whose nearest match is the person
+    welcomed reads it only under the nearest-match rule."""
+    def frames(label: str, score: float) -> list[dict]:
+        return [{"label": label, "score": score, "threshold": 0.4, "masked": True, "usable": True}] * 8
+
+    presences = [{"person": "A", "known": True, "frames": frames("A", 0.33)},      # borderline, own
+                 {"person": "S", "known": False, "frames": frames("A", 0.2)}]       # a stranger near A
+    rows = voting_bench.welcome_doubt(presences, 3, 4, 5)
+    assert rows["nearest alone"] == {"known": 1, "told_not_recognised": 0, "strangers": 1, "left_reading_welcome": 1}
+    assert rows["0.10"] == {"known": 1, "told_not_recognised": 0, "strangers": 1, "left_reading_welcome": 0}
+    assert rows["0.05"]["told_not_recognised"] == 1 and rows["0.20"]["left_reading_welcome"] == 1
