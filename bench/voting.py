@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -174,7 +175,7 @@ def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int
             if not usable:
                 continue
             labels = [f["label"] for f in usable if f["label"] is not None]
-            welcomed = pres["person"] if pres["known"] else max(set(labels), key=labels.count, default=None)
+            welcomed = pres["person"] if pres["known"] else (Counter(labels).most_common(1) or [(None, 0)])[0][0]
             voter = Voter(min_frames=min_frames, min_frames_masked=min_frames_masked,
                           min_frames_after_unknown=after_unknown)
             kept = True

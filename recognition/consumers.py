@@ -93,9 +93,11 @@ VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
 QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
 # a welcome stays on screen through an "unknown" whose nearest match is the person greeted only when
 # those frames came this close to the threshold (their own face turning borderline as a mask goes on
-# or the head turns); a stranger who merely comes closest to them in a small gallery, far below it
-# (0.2 where 0.4 is needed), is told "not recognised" instead of reading someone else's welcome
-WELCOME_DOUBT_MARGIN = 0.1
+# or the head turns); a stranger who merely comes closest to them, further below it, is told "not
+# recognised" instead of reading someone else's welcome. bench/voting.py (masked presences, 219
+# enrolled): the nearest match alone left 88% of strangers reading it, 0.1 55%, 0.05 16%, 0 2%, while
+# enrolled people told "not recognised" after their own welcome went 1.9%, 2.3%, 2.3%, 6.6%
+WELCOME_DOUBT_MARGIN = 0.05
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
