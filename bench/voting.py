@@ -184,7 +184,7 @@ def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int
                                           accepted=f["score"] >= f["threshold"], masked=f["masked"],
                                           threshold=f["threshold"]))
                 if v is not None and v.kind == UNKNOWN:
-                    kept = v.nearest == welcomed and (margin is None or v.nearest_score >= v.threshold - margin)
+                    kept = v.nearest == welcomed and (margin is None or v.nearest_margin >= -margin)
                     break
                 if v is not None and v.label != welcomed:   # accepted as someone else: a new welcome
                     kept = False

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.generic.websocket import WebsocketConsumer  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware  # noqa: E402
@@ -22,13 +22,14 @@ from enrollment.routing import websocket_urlpatterns as enrollment_ws  # noqa: E
 from recognition.routing import websocket_urlpatterns as kiosk_ws  # noqa: E402
 
 
-class NoSuchSocket(WebsocketConsumer):
+class NoSuchSocket(AsyncWebsocketConsumer):
     """Any other socket path (``/ws/kiosk`` without its slash, ``/admin/``...): the handshake is
     refused (403), as Django answers an unknown page 404. Channels' router raised "No route found"
-    instead: a 500 and a traceback in the log for each such request, from anyone, unauthenticated."""
+    instead: a 500 and a traceback in the log for each such request, from anyone, unauthenticated.
+    Asynchronous: a synchronous consumer would queue on the thread the kiosks' database calls use."""
 
-    def connect(self) -> None:
-        self.close()
+    async def connect(self) -> None:
+        await self.close()
 
 
 def _behind(middleware, patterns: list[URLPattern]) -> list[URLPattern]:

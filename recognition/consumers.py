@@ -578,7 +578,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             if current is not None and current.state == "unknown":
                 return   # "unknown" again
             if (current is not None and verdict.nearest == current.label
-                    and verdict.nearest_score >= verdict.threshold - WELCOME_DOUBT_MARGIN):
+                    and verdict.nearest_margin >= -WELCOME_DOUBT_MARGIN):
                 # the person just greeted whose frames turned borderline (a mask, a turned head), or
                 # someone else who looks much like them stepping in: the welcome stays on screen, and
                 # the decision goes in the audit log once per welcome (someone else is not told "not

@@ -58,10 +58,12 @@ class Verdict:
     the audit row reported as a stranger's "best score", above the threshold).
     ``masked``: most of the deciding frames were masked. ``frames``: frames that decided.
     ``threshold``: the highest threshold applied among those frames. ``nearest``: (unknown) the
-    identity most of the window's frames came closest to, accepted or not, and ``nearest_score``
-    the best score of those of its frames that were not accepted: the kiosk keeps a welcome standing
-    when the same person's frames turn borderline (just under the threshold), not when someone
-    else's do, nor when a stranger far below it merely comes closest to the person greeted.
+    identity most of the window's frames came closest to, accepted or not, and ``nearest_margin``
+    how close the closest of its frames that were not accepted came to its own threshold (score less
+    threshold, frame by frame: a masked and an unmasked frame have thresholds of their own): the
+    kiosk keeps a welcome standing when the same person's frames turn borderline (just under the
+    threshold), not when someone else's do, nor when a stranger far below it merely comes closest
+    to the person greeted.
     """
 
     kind: str
@@ -71,7 +73,7 @@ class Verdict:
     frames: int
     threshold: float
     nearest: str | None = None
-    nearest_score: float = float("-inf")
+    nearest_margin: float = float("-inf")
 
 
 class Voter:
@@ -165,7 +167,7 @@ class Voter:
             refused = [o for o in recent if not o.accepted] or recent
             counted = Counter(o.label for o in recent if o.label is not None).most_common(1)
             nearest = counted[0][0] if counted else None
-            near = [o.score for o in refused if o.label == nearest and not o.accepted]
+            near = [o.score - o.threshold for o in refused if o.label == nearest and not o.accepted]
             masked = sum(o.masked for o in recent) * 2 > len(recent)
             return Verdict(UNKNOWN, None, max(o.score for o in refused), masked, self._seen,
                            max(o.threshold for o in refused), nearest, max(near) if near else float("-inf"))

@@ -135,4 +135,15 @@ def test_an_unknown_after_someone_accepted_reports_the_strangers_own_scores():
     assert [v.kind for v in found] == [ACCEPTED, UNKNOWN]
     unknown = found[1]
     assert unknown.score == pytest.approx(0.24) and unknown.masked   # (one of theirs still in the window)
-    assert unknown.nearest == "7" and unknown.nearest_score == pytest.approx(0.24)
+    assert unknown.nearest == "7" and unknown.nearest_margin == pytest.approx(0.24 - 0.38)
+
+
+def test_how_close_the_nearest_came_is_measured_against_each_frames_own_threshold():
+    """A mask going on mixes masked and unmasked frames, whose thresholds differ: the unknown's
+    threshold is the highest of them, and the person's unmasked frames 0.01 under their own
+    threshold read as 0.2 under the masked one's."""
+    voter = Voter(window=6, min_frames=3, min_frames_masked=4)
+    found, _ = feed(voter, [obs(0.1 * i, score=0.41) for i in range(5)]                   # 0.01 under 0.42
+                    + [Observation(at=0.5, label="7", score=0.2, accepted=False, masked=True, threshold=0.6)])
+    (unknown,) = found
+    assert unknown.threshold == pytest.approx(0.6) and unknown.nearest_margin == pytest.approx(-0.01)
