@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from recognition.engine.errors import EngineError
@@ -31,6 +32,11 @@ class PersonQuerySet(models.QuerySet):
     def active(self) -> PersonQuerySet:
         """People allowed to check in."""
         return self.filter(active=True)
+
+    def with_staff_id(self, staff_id: str) -> PersonQuerySet:
+        """The person whose staff id is ``staff_id`` ignoring letter case, compared as the database's
+        unique constraint compares them (``LOWER``: on SQLite, ASCII letters only)."""
+        return self.alias(staff_id_lower=Lower("staff_id")).filter(staff_id_lower=Lower(Value(staff_id)))
 
     def search(self, text: str) -> PersonQuerySet:
         """Name, staff id or department containing ``text`` (case-insensitive)."""
@@ -67,6 +73,7 @@ class Person(models.Model):
     class Meta:
         ordering = ["full_name", "id"]
         verbose_name_plural = "people"
+        constraints = [models.UniqueConstraint(Lower("staff_id"), name="enrollment_person_staff_id_lower_uniq")]
         permissions = [
             ("erase_person", "Can erase a person's biometric data"),
             ("rebuild_index", "Can rebuild the recognition index"),
@@ -78,18 +85,23 @@ class Person(models.Model):
 
     def validate_unique(self, exclude: object = None) -> None:
         """Django's checks, and the staff id's ignoring letter case (``QA-1`` is ``qa-1``: one person,
-        whom attendance would list twice; a unique index on ``LOWER(staff_id)`` holds it in the
-        database, migration 0008)."""
+        whom attendance would list twice; the unique constraint on ``LOWER(staff_id)`` holds it in
+        the database, migration 0008), on the field: Django's own check of that constraint would
+        say it about the whole form (:meth:`validate_constraints`)."""
         errors: dict[str, list] = {}
         try:
             super().validate_unique(exclude=exclude)
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
         if "staff_id" not in (exclude or ()) and "staff_id" not in errors and self.staff_id:
-            if Person.objects.filter(staff_id__iexact=self.staff_id).exclude(pk=self.pk).exists():
+            if Person.objects.with_staff_id(self.staff_id).exclude(pk=self.pk).exists():
                 errors["staff_id"] = [ValidationError(STAFF_ID_TAKEN, code="unique")]
         if errors:
             raise ValidationError(errors)
+
+    def validate_constraints(self, exclude: object = None) -> None:
+        """Django's, but the staff id's: :meth:`validate_unique` says that one on the field."""
+        super().validate_constraints(exclude={*(exclude or ()), "staff_id"})
 
 
 def photo_upload_to(photo: FacePhoto, filename: str) -> str:

@@ -2,7 +2,8 @@
 its CSVs listed apart. A site that already has such a pair is told which, and migrates once one of
 them has another staff id (or was erased)."""
 
-from django.db import migrations
+from django.db import migrations, models
+from django.db.models.functions import Lower
 
 
 def refuse_case_duplicates(apps, schema_editor) -> None:
@@ -10,7 +11,7 @@ def refuse_case_duplicates(apps, schema_editor) -> None:
     seen: dict[str, tuple[int, str]] = {}
     clashes = []
     for pk, staff_id in Person.objects.order_by("pk").values_list("pk", "staff_id").iterator():
-        key = staff_id.lower()
+        key = staff_id.lower()   # Unicode: stricter than SQLite's LOWER (ASCII), never looser
         if key in seen:
             clashes.append(f"{seen[key][1]!r} (person #{seen[key][0]}) and {staff_id!r} (person #{pk})")
         else:
@@ -30,9 +31,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunPython(refuse_case_duplicates, migrations.RunPython.noop),
-        # an expression index (SQLite and PostgreSQL alike); Person.validate_unique says it first
-        migrations.RunSQL(
-            "CREATE UNIQUE INDEX enrollment_person_staff_id_lower_uniq ON enrollment_person (LOWER(staff_id))",
-            "DROP INDEX enrollment_person_staff_id_lower_uniq",
+        # in the model's state (a later migration that rebuilds the table on SQLite keeps it);
+        # Person.validate_unique says it first, on the field
+        migrations.AddConstraint(
+            model_name="person",
+            constraint=models.UniqueConstraint(Lower("staff_id"), name="enrollment_person_staff_id_lower_uniq"),
         ),
     ]

@@ -48,9 +48,21 @@ def test_staff_ids_are_unique_ignoring_letter_case(person):
     # a person may change the case of their own id
     services.person_update(person=person, actor=None, staff_id="e-1")
     assert Person.objects.get(pk=person.pk).staff_id == "e-1"
-    # the database holds it too, whatever wrote the row
+    # the database holds it too, whatever wrote the row; a constraint Django's migrations know of
     with pytest.raises(IntegrityError), transaction.atomic():
         Person.objects.create(full_name="Raw", staff_id="E-1")
+    assert "enrollment_person_staff_id_lower_uniq" in {c.name for c in Person._meta.constraints}
+    # compared as the database compares them, never a 500: the Kelvin sign is "K" to PostgreSQL's
+    # LOWER (refused), not to SQLite's (ASCII only: a person of their own)
+    kelvin = services.person_create(actor=None, full_name="Kelvin", staff_id="\u212a-7")
+    try:
+        services.person_create(actor=None, full_name="Kay", staff_id="k-7")
+    except ValidationError as taken:
+        assert connection.vendor == "postgresql" and "staff_id" in taken.message_dict
+    else:
+        assert connection.vendor == "sqlite"
+    assert Person.objects.with_staff_id("K-7").count() == 1   # Kelvin (PostgreSQL) or Kay (SQLite)
+    assert Person.objects.with_staff_id("\u212a-7").get() == kelvin
     # and a migration over a table that already has such a pair says which (0008)
     from importlib import import_module
 

@@ -127,7 +127,7 @@ class Command(BaseCommand):
         try:
             for folder, photos in plan:
                 staff_id = folder.name.strip()   # as person_create stores it
-                person = Person.objects.filter(staff_id__iexact=staff_id).first()   # unique ignoring case
+                person = Person.objects.with_staff_id(staff_id).first()   # unique ignoring letter case
                 if person is None:
                     person = services.person_create(actor=None, full_name=staff_id.replace("_", " "),
                                                     staff_id=staff_id, department=opts["department"])
