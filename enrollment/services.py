@@ -32,7 +32,7 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from audit.models import AuditEvent
-from audit.services import PURGE_BATCH, audit_record
+from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import without_metadata
@@ -605,6 +605,11 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
 
 
+# photos one transaction of the purge deletes: each row takes its templates and an audit record with it
+# (the decision records' PURGE_BATCH, 10,000, would hold SQLite's write lock past a kiosk's timeout)
+ADAPTED_PURGE_BATCH = 200
+
+
 def adapted_photo_expiry(photo: FacePhoto) -> date | None:
     """The day the retention purge deletes ``photo`` (:func:`adapted_photos_purge`; local time), for
     a photo kept by gallery adaptation while ``MASKNET_RETENTION_ADAPTED_DAYS`` is set; else ``None``."""
@@ -622,8 +627,9 @@ def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, d
     ``now``, with their templates and files; returns how many (would be) deleted; ``0`` keeps them as
     long as the person's other photos. Run by the daily retention purge.
 
-    Unlike an administrator's removal (:func:`photo_remove`), adaptation goes on for the person: the
-    next confident check-in may keep a newer face, so that a kept photo stays a recent one. Each
+    In batches of :data:`ADAPTED_PURGE_BATCH`. Unlike an administrator's removal (:func:`photo_remove`),
+    adaptation goes on for the person: the next confident check-in may keep a newer face, so that a
+    kept photo stays a recent one. Each
     photo's removal is audited as a removal (which makes the next rebuild delete the older index
     versions that hold its templates, :func:`_index_prune`) and one rebuild is queued per batch.
     Files are deleted once their rows are; those that could not be go to ``failed`` (and the photo
@@ -641,7 +647,7 @@ def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, d
         with transaction.atomic():
             # locked as photo_remove locks one: an erasure or removal meanwhile waits, or went first
             rows = list(expired.select_for_update().order_by("id").values_list("id", "person_id", "image")
-                        [:PURGE_BATCH])
+                        [:ADAPTED_PURGE_BATCH])
             if rows:
                 FacePhoto.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
                 for pk, person_id, _ in rows:
@@ -659,7 +665,7 @@ def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, d
         for folder in {str(Path(name).parent) for _, _, name in rows}:
             _delete_media([], folder=folder)   # the person's folder, once empty
         removed += len(rows)
-        if len(rows) < PURGE_BATCH:
+        if len(rows) < ADAPTED_PURGE_BATCH:
             return removed
 
 

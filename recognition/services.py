@@ -16,6 +16,7 @@ from importlib import import_module
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from audit.services import PURGE_BATCH, audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
 from enrollment.services import adapted_photos_purge, index_files_sweep, photo_files_sweep
-from masknet_site.settings.base import checkin_cooldown_minutes
+from masknet_site.settings.base import RETENTION_DAYS_MAX, checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
 from .models import CheckIn, Kiosk, token_digest
@@ -425,8 +426,8 @@ PURGE_RUN_SINCE = ("recognition", "0002_checkin_site_index")
 
 def _retention_days(name: str) -> int:
     days = int(getattr(settings, name))
-    if days < 0:
-        raise ImproperlyConfigured(f"{name} must be 0 (keep forever) or a number of days")
+    if not 0 <= days <= RETENTION_DAYS_MAX:
+        raise ImproperlyConfigured(f"{name} must be 0 (keep forever) or a number of days up to {RETENTION_DAYS_MAX}")
     return days
 
 
@@ -449,9 +450,12 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     snapshots = checkin_snapshots_purge(older_than_days=snapshot_days, now=now, dry_run=dry_run)
     decisions = audit_decisions_purge(older_than_days=decision_days, now=now, dry_run=dry_run)
     failed: list[str] = []
-    # before the sweep, which tries again a file of theirs that could not be deleted
-    adapted = adapted_photos_purge(older_than_days=adapted_days, now=now, dry_run=dry_run, failed=failed)
+    # before the sweep, which tries again a file of theirs that could not be deleted: those the
+    # sweep could not delete either count, once
+    kept: list[str] = []
+    adapted = adapted_photos_purge(older_than_days=adapted_days, now=now, dry_run=dry_run, failed=kept)
     orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed)
+    failed += [name for name in kept if name not in failed and default_storage.exists(name)]
     if orphans and not dry_run:   # face photos deleted: on record like every other purge
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
                      summary=f"retention: deleted {orphans} photo files that no photo named (an upload rolled "
@@ -464,7 +468,7 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
                                decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray,
-                               failed_files=len(set(failed)), adapted_days=adapted_days, adapted_photos=adapted)
+                               failed_files=len(failed), adapted_days=adapted_days, adapted_photos=adapted)
     if not dry_run and (snapshots or decisions or orphans or stray or adapted):
         log.info("retention purge: %s snapshot images, %s decision and login records, %s photos kept from "
                  "check-ins, %s orphan photo files, %s stray index files", snapshots, outcome.decisions_total,

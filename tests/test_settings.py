@@ -283,6 +283,17 @@ def test_an_unusable_pairing_link_lifetime_is_refused():
     assert manage("check", MASKNET_KIOSK_PAIRING_TTL_S="3600").returncode == 0
 
 
+def test_retention_periods_outside_a_century_are_refused_at_start():
+    """A period meant as "forever" (10,000,000 days) overflowed the dates: the daily purge failed and
+    the admin's page of everyone with a kept photo answered 500."""
+    for name in ("MASKNET_RETENTION_SNAPSHOT_DAYS", "MASKNET_RETENTION_DECISION_DAYS",
+                 "MASKNET_RETENTION_ADAPTED_DAYS"):
+        for value in ("-1", "10000000"):
+            proc = manage("check", **{name: value})
+            assert proc.returncode != 0 and name in proc.stderr, (name, value, proc.stderr[-300:])
+    assert manage("check", MASKNET_RETENTION_ADAPTED_DAYS="36500").returncode == 0
+
+
 def test_security_switches_and_login_limits_are_read_strictly():
     """DJANGO_HSTS_PRELOAD=true read as off (only "1" was on); a lockout of 0 s let every guess
     through; a session lifetime outside 1-336 hours is refused. The documented forms start."""

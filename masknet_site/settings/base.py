@@ -240,6 +240,14 @@ MASKNET_RETENTION_DECISION_DAYS = int(env("MASKNET_RETENTION_DECISION_DAYS", "36
 # kept, adaptation going on (the next confident check-in may keep a newer face); 0 = as long as the
 # person's other photos
 MASKNET_RETENTION_ADAPTED_DAYS = int(env("MASKNET_RETENTION_ADAPTED_DAYS", "180"))
+# a century at most ("forever" is 0): a larger number overflowed the dates, the purge failed and the
+# admin's pages of people with a kept photo answered 500
+RETENTION_DAYS_MAX = 36500
+for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPSHOT_DAYS),
+                     ("MASKNET_RETENTION_DECISION_DAYS", MASKNET_RETENTION_DECISION_DAYS),
+                     ("MASKNET_RETENTION_ADAPTED_DAYS", MASKNET_RETENTION_ADAPTED_DAYS)):
+    if not 0 <= _days <= RETENTION_DAYS_MAX:
+        raise ImproperlyConfigured(f"{_name}={_days}: use 0 (keep forever) or 1 to {RETENTION_DAYS_MAX} days")
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = int(env("MASKNET_KIOSK_WORKERS", "2"))
 MASKNET_KIOSK_MAX_FRAME_PIXELS = int(env("MASKNET_KIOSK_MAX_FRAME_PIXELS", str(1920 * 1080)))

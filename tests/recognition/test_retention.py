@@ -387,6 +387,10 @@ def test_zero_keeps_photos_kept_by_adaptation_and_a_negative_period_is_refused(w
     assert (outcome.adapted_photos, outcome.adapted_days) == (0, 0) and FacePhoto.objects.filter(pk=old.pk).exists()
     settings.MASKNET_RETENTION_ADAPTED_DAYS = -1
     expired = checkin(monkeypatch, person, kiosk, days_ago=31)
+    for wrong in (-1, 10_000_000):   # (the settings refuse both at start too)
+        settings.MASKNET_RETENTION_ADAPTED_DAYS = wrong
+        with pytest.raises(ImproperlyConfigured, match="MASKNET_RETENTION_ADAPTED_DAYS"):
+            services.retention_purge(now=NOW)
     with pytest.raises(ImproperlyConfigured, match="MASKNET_RETENTION_ADAPTED_DAYS"):
         services.retention_purge(now=NOW)
     # refused before anything was deleted: a run stopped half-way would look like a run
@@ -422,3 +426,25 @@ def test_an_expired_kept_photo_whose_file_stays_fails_the_purge_once(world, monk
     call_command("purge_expired", stdout=out)   # the sweep deletes the file left behind
     assert not default_storage.exists(name)
     assert "photos kept from check-ins by gallery adaptation (older than 180 days): deleted 0" in out.getvalue()
+
+
+def test_a_kept_photo_file_the_sweep_deletes_after_all_does_not_fail_the_purge(world, monkeypatch):
+    """A momentary error (NFS) on the purge's delete, then the photo sweep's retry deletes the file:
+    nothing is left, so the run is complete (it failed, and /healthz came to say overdue)."""
+    person, _kiosk = world
+    photo = kept_photo(person, days_ago=200)
+    name = photo.image.name
+    old = NOW.timestamp() - 2 * 24 * 3600
+    os.utime(default_storage.path(name), (old, old))
+    real, tried = default_storage.delete, []
+
+    def once(path):
+        if path == name and not tried:
+            tried.append(path)
+            raise OSError(5, "Input/output error", path)
+        return real(path)
+
+    monkeypatch.setattr(default_storage, "delete", once)
+    outcome = services.retention_purge(now=NOW)
+    assert outcome.adapted_photos == 1 and outcome.failed_files == 0 and tried == [name]
+    assert not default_storage.exists(name) and services.retention_purge_status()[0] is not None
