@@ -147,6 +147,18 @@ def test_a_folder_of_underscores_alone_is_refused_before_anyone_is_imported(db, 
     assert not Person.objects.exists()
 
 
+@pytest.mark.parametrize("names", [("Bo_C", "bo_c"), ("Ann_B", "Ann_B ")])
+def test_two_folders_that_would_be_one_person_are_refused_before_anyone_is_imported(db, tmp_path, names):
+    """Staff ids are unique ignoring letter case and spaces around them: two people's folders were
+    merged into one person, two faces under one identity."""
+    for name in (*names, "Jane_Doe"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(CommandError, match="would be one person") as refused:
+        run("import_people", str(tmp_path), "--no-rebuild")
+    assert all(repr(n) in str(refused.value) for n in names)
+    assert not Person.objects.exists()
+
+
 def test_a_people_list_of_numeric_staff_ids_keeps_them(tmp_path):
     """People filed by a numeric staff id (``1001/``): a lone number that names a folder is a
     person, not LFW's count line (it was dropped without a word)."""

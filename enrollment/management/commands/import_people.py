@@ -112,6 +112,16 @@ class Command(BaseCommand):
             raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
                                f"longer than {STAFF_ID_MAX} characters, or not UTF-8 text), "
                                f"e.g. {unusable[0].name!r}: rename them")
+        # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B "): their photos
+        # would go to one person, two people's faces under one identity
+        same: dict[str, list[str]] = defaultdict(list)
+        for f in folders:
+            same[f.name.strip().lower()].append(f.name)
+        clashes = [names for names in same.values() if len(names) > 1]
+        if clashes:
+            raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
+                               f"ignoring letter case and spaces around them), e.g. "
+                               f"{', '.join(repr(n) for n in clashes[0])}: rename or merge them")
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
         # before anyone is created: the npm models and the descriptor's
