@@ -909,6 +909,11 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     except RunTakenOver as exc:  # the run is another worker's now: it records the outcome
         log.warning("%s; this copy stops", exc)
         return None
+    except KeyboardInterrupt as exc:
+        # Ctrl-C on `rebuild_index --wait`: recorded at once; left running, the run blocked every
+        # rebuild until its heartbeat went stale (MASKNET_REBUILD_STALE_S, 2 minutes)
+        _run_fail(run, exc)
+        raise
     except Exception as exc:
         log.exception("index rebuild (run #%s) failed", run.pk)
         _run_fail(run, exc)

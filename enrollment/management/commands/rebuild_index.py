@@ -18,6 +18,9 @@ def rebuild_foreground(stdout: OutputWrapper) -> None:
         run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100))
     except services.RebuildBusy as exc:
         raise CommandError(str(exc)) from exc
+    except KeyboardInterrupt:
+        stdout.write("")   # off the progress bar's line
+        raise CommandError("rebuild interrupted: the previous index stays active; run it again to rebuild") from None
     except Exception as exc:
         raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
     if run is None:  # taken over by a worker while this one stalled: that one finishes it
