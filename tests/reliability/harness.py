@@ -508,6 +508,7 @@ class Answer:
     state: str | None = None
     name: str | None = None
     code: str | None = None
+    message: str | None = None   # an error's text: "unavailable" is the database or the index file
 
 
 @dataclass
@@ -678,7 +679,7 @@ class KioskClient(threading.Thread):
             # the greeting's first word: the cluster's people are "<key> Reliability"
             name = (msg.get("name") or "").split()[0] if msg.get("name") else msg.get("name")
             answer = Answer(now, self._connection, self._shown.pop(msg.get("frame"), None), kind,
-                            msg.get("state"), name, msg.get("code"))
+                            msg.get("state"), name, msg.get("code"), msg.get("message"))
             with self._lock:
                 self.answers.append(answer)
         elif kind == "dropped":
