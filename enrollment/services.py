@@ -629,11 +629,10 @@ def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, d
 
     In batches of :data:`ADAPTED_PURGE_BATCH`. Unlike an administrator's removal (:func:`photo_remove`),
     adaptation goes on for the person: the next confident check-in may keep a newer face, so that a
-    kept photo stays a recent one. Each
-    photo's removal is audited as a removal (which makes the next rebuild delete the older index
-    versions that hold its templates, :func:`_index_prune`) and one rebuild is queued per batch.
-    Files are deleted once their rows are; those that could not be go to ``failed`` (and the photo
-    sweep tries them again)."""
+    kept photo stays a recent one. Each photo's removal is audited as a removal (which makes the next
+    rebuild delete the older index versions that hold its templates, :func:`_index_prune`) and one
+    rebuild is queued per batch. Files are deleted once their rows are; those that could not be go to
+    ``failed`` (and the photo sweep tries them again)."""
     if older_than_days < 0:
         raise ValueError("older_than_days must be 0 (keep forever) or more")
     if older_than_days == 0:
