@@ -8,6 +8,7 @@ must not come back from the browser's cache, nor its back button, after logout).
 from __future__ import annotations
 
 import logging
+import re
 import time as time_module
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
@@ -229,11 +230,16 @@ def _staff_context(request: HttpRequest, title: str) -> dict:
     return {**admin.site.each_context(request), "title": title}
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _parse_day(value: str | None) -> date | None:
     """``value`` (YYYY-MM-DD), today when it is empty, ``None`` when it is not a date or not one
     a page can show (:data:`FIRST_DAY` to :data:`LAST_DAY`)."""
     if not value:
         return timezone.localdate()
+    if not _DAY.fullmatch(value):   # fromisoformat also reads "20261204" and "2026-W49-5"
+        return None
     try:
         day = date.fromisoformat(value)
     except ValueError:
@@ -302,8 +308,10 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     site = request.GET.get("site", "").strip()
     data = daily_attendance(day, site)
     if csv_format:
-        rows = [[status, timezone.localtime(c.at).strftime("%H:%M:%S"), c.person.staff_id, c.person.full_name,
-                 c.person.department, c.site, c.kiosk.name if c.kiosk else "", "yes" if c.masked else "no"]
+        # with its UTC offset, as export.csv's times: in the hour a DST change repeats, 01:30 is two times
+        rows = [[status, timezone.localtime(c.at).timetz().isoformat(timespec="seconds"), c.person.staff_id,
+                 c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
+                 "yes" if c.masked else "no"]
                 for status in ("present", "elsewhere") for c in data[status]]
         rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
         return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",

@@ -307,3 +307,35 @@ def test_security_switches_and_login_limits_are_read_strictly():
                    **prod, DJANGO_HSTS_PRELOAD="true", DJANGO_HSTS_INCLUDE_SUBDOMAINS="No")
     last = shown.stdout.strip().splitlines()[-1].split() if shown.stdout.strip() else []
     assert shown.returncode == 0 and last == ["True", "False", str(12 * 3600)], shown.stderr[-500:]
+
+
+def test_numeric_settings_that_are_not_numbers_are_refused_by_name(monkeypatch):
+    """``MASKNET_RETENTION_SNAPSHOT_DAYS=30d`` stopped the site with int()'s ValueError, which named
+    neither the variable nor what it wants; "nan" and "inf" passed float() and every comparison."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from masknet_site.settings.base import env_float, env_int
+
+    monkeypatch.setenv("MASKNET_X", " 42 ")
+    assert env_int("MASKNET_X", 1) == 42 and env_float("MASKNET_X", 1) == 42.0
+    monkeypatch.delenv("MASKNET_X")
+    assert env_int("MASKNET_X", 7) == 7 and env_float("MASKNET_X", 3) == 3.0
+    assert isinstance(env_float("MASKNET_X", 3), float)
+    for value in ("30d", "1e3", "3.5", "thirty"):
+        monkeypatch.setenv("MASKNET_X", value)
+        with pytest.raises(ImproperlyConfigured, match=r"MASKNET_X=.*whole number"):
+            env_int("MASKNET_X", 1)
+    for value in ("nan", "inf", "-inf", "1,5"):
+        monkeypatch.setenv("MASKNET_X", value)
+        with pytest.raises(ImproperlyConfigured, match=r"MASKNET_X=.*a number is expected"):
+            env_float("MASKNET_X", 1.0)
+    proc = manage("check", MASKNET_RETENTION_SNAPSHOT_DAYS="30d")
+    assert proc.returncode != 0 and "MASKNET_RETENTION_SNAPSHOT_DAYS='30d'" in proc.stderr
+    assert "ValueError" not in proc.stderr, proc.stderr[-500:]
+
+
+def test_thread_counts_that_are_not_numbers_are_refused_by_name():
+    proc = subprocess.run([sys.executable, "-c", "import recognition.engine.runtime"], cwd=REPO,
+                          env={**os.environ, "MASKNET_MODEL_THREADS": "four"}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "MASKNET_MODEL_THREADS='four'" in proc.stderr, proc.stderr[-500:]

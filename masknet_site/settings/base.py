@@ -43,6 +43,32 @@ def env_switch(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes/on or 0/false/no/off")
 
 
+def env_int(name: str, default: int) -> int:
+    """Read a whole number from the environment; anything else stops the site with the setting's
+    name (``int()``'s own ValueError named neither the variable nor what it wants)."""
+    value = env(name)
+    if value is None:
+        return default
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: a whole number is expected") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """Read a number (decimals allowed) from the environment, as :func:`env_int`."""
+    value = env(name)
+    if value is None:
+        return float(default)
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):   # "nan" and "inf" parse too
+        raise ImproperlyConfigured(f"{name}={value!r}: a number is expected")
+    return number
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     """Read a comma-separated list from the environment."""
     return [v.strip() for v in (env(name, default) or "").split(",") if v.strip()]
@@ -197,9 +223,9 @@ STORAGES = {
 # Input limits (bytes and pixels) applied before any decoding.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Kiosk frames are 30-80 kB JPEGs; Daphne itself drops WebSocket messages over 1 MiB.
-MASKNET_MAX_FRAME_BYTES = int(env("MASKNET_MAX_FRAME_BYTES", str(512 * 1024)))
-MASKNET_MAX_PIXELS = int(env("MASKNET_MAX_PIXELS", str(4096 * 4096)))
-MASKNET_MAX_PHOTO_BYTES = int(env("MASKNET_MAX_PHOTO_BYTES", str(8 * 1024 * 1024)))
+MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024)
+MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096)
+MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024)
 # A request up to this size is held in memory (the ASGI handler's copy of the body and its uploaded
 # files): a photo of MASKNET_MAX_PHOTO_BYTES with its multipart envelope. The API's identify and
 # verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger
@@ -208,11 +234,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = MASKNET_MAX_PHOTO_BYTES + 64 * 1024
 
 # Retraining: changes within this many seconds of each other lead to one rebuild; inactive
 # index versions kept for rollback (older ones and their files are deleted).
-MASKNET_REBUILD_DEBOUNCE_S = float(env("MASKNET_REBUILD_DEBOUNCE_S", "3"))
-MASKNET_INDEX_KEEP = int(env("MASKNET_INDEX_KEEP", "2"))
+MASKNET_REBUILD_DEBOUNCE_S = env_float("MASKNET_REBUILD_DEBOUNCE_S", 3)
+MASKNET_INDEX_KEEP = env_int("MASKNET_INDEX_KEEP", 2)
 # A running rebuild whose heartbeat (written at least twice a second while it works) is older than
 # this was killed: the next rebuild, or its own task delivered again, takes the run over.
-MASKNET_REBUILD_STALE_S = float(env("MASKNET_REBUILD_STALE_S", "120"))
+MASKNET_REBUILD_STALE_S = env_float("MASKNET_REBUILD_STALE_S", 120)
 
 # Kiosks and check-ins (recognition app; see docs/kiosk.md).
 # Cooldown: "day" = one check-in per person per calendar day (TIME_ZONE) per site; a number N =
@@ -228,18 +254,18 @@ MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
 # MASKNET_GALLERY_ADAPT_MAX_PHOTOS. A second photo is what masked recognition lacks most
 # (docs/accuracy.md, "Gallery adaptation"). Off by default: it stores biometric images nobody uploaded.
 MASKNET_GALLERY_ADAPT = env_bool("MASKNET_GALLERY_ADAPT", False)
-MASKNET_GALLERY_ADAPT_MARGIN = float(env("MASKNET_GALLERY_ADAPT_MARGIN", "0.1"))
-MASKNET_GALLERY_ADAPT_MAX_PHOTOS = int(env("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", "3"))
+MASKNET_GALLERY_ADAPT_MARGIN = env_float("MASKNET_GALLERY_ADAPT_MARGIN", 0.1)
+MASKNET_GALLERY_ADAPT_MAX_PHOTOS = env_int("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", 3)
 # Retention (docs/security.md): check-in snapshot images, and recognition decision records (audit rows
 # of kiosk decisions and API identify/verify), older than this many days are deleted by the daily
 # purge (Celery beat below, or `manage.py purge_expired` from cron); 0 = keep forever. Check-ins
 # themselves (attendance) and administrative audit records are kept.
-MASKNET_RETENTION_SNAPSHOT_DAYS = int(env("MASKNET_RETENTION_SNAPSHOT_DAYS", "30"))
-MASKNET_RETENTION_DECISION_DAYS = int(env("MASKNET_RETENTION_DECISION_DAYS", "365"))
+MASKNET_RETENTION_SNAPSHOT_DAYS = env_int("MASKNET_RETENTION_SNAPSHOT_DAYS", 30)
+MASKNET_RETENTION_DECISION_DAYS = env_int("MASKNET_RETENTION_DECISION_DAYS", 365)
 # ... and photos kept by gallery adaptation (source "check-in"): deleted this many days after they were
 # kept, adaptation going on (the next confident check-in may keep a newer face); 0 = as long as the
 # person's other photos
-MASKNET_RETENTION_ADAPTED_DAYS = int(env("MASKNET_RETENTION_ADAPTED_DAYS", "180"))
+MASKNET_RETENTION_ADAPTED_DAYS = env_int("MASKNET_RETENTION_ADAPTED_DAYS", 180)
 # a century at most ("forever" is 0): a larger number overflowed the dates, the purge failed and the
 # admin's pages of people with a kept photo answered 500
 RETENTION_DAYS_MAX = 36500
@@ -249,21 +275,21 @@ for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPS
     if not 0 <= _days <= RETENTION_DAYS_MAX:
         raise ImproperlyConfigured(f"{_name}={_days}: use 0 (keep forever) or 1 to {RETENTION_DAYS_MAX} days")
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
-MASKNET_KIOSK_WORKERS = int(env("MASKNET_KIOSK_WORKERS", "2"))
-MASKNET_KIOSK_MAX_FRAME_PIXELS = int(env("MASKNET_KIOSK_MAX_FRAME_PIXELS", str(1920 * 1080)))
+MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2)
+MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080)
 # Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
-MASKNET_KIOSK_MIN_FACE_PX = int(env("MASKNET_KIOSK_MIN_FACE_PX", "80"))
+MASKNET_KIOSK_MIN_FACE_PX = env_int("MASKNET_KIOSK_MIN_FACE_PX", 80)
 # Voting: consistent accepted frames needed before a check-in (masked faces need more).
-MASKNET_KIOSK_VOTE_FRAMES = int(env("MASKNET_KIOSK_VOTE_FRAMES", "3"))
-MASKNET_KIOSK_VOTE_FRAMES_MASKED = int(env("MASKNET_KIOSK_VOTE_FRAMES_MASKED", "4"))
+MASKNET_KIOSK_VOTE_FRAMES = env_int("MASKNET_KIOSK_VOTE_FRAMES", 3)
+MASKNET_KIOSK_VOTE_FRAMES_MASKED = env_int("MASKNET_KIOSK_VOTE_FRAMES_MASKED", 4)
 # ... and once a presence was called "not recognised", a later check-in in it needs this many
 # (of a window of 6; not 6, so that one weak frame per window cannot block an employee for good):
 # a stranger who stays must not be let in by a lucky run (bench/voting.py).
-MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = int(env("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", "5"))
-MASKNET_KIOSK_PAIRING_TTL_S = int(env("MASKNET_KIOSK_PAIRING_TTL_S", str(24 * 3600)))
+MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = env_int("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", 5)
+MASKNET_KIOSK_PAIRING_TTL_S = env_int("MASKNET_KIOSK_PAIRING_TTL_S", 24 * 3600)
 # staff logins last a working day, not Django's two weeks (the admin holds biometric data); the
 # daily purge deletes expired sessions' rows
-MASKNET_SESSION_HOURS = int(env("MASKNET_SESSION_HOURS", "12"))
+MASKNET_SESSION_HOURS = env_int("MASKNET_SESSION_HOURS", 12)
 if not 1 <= MASKNET_SESSION_HOURS <= 24 * 14:
     raise ImproperlyConfigured(f"MASKNET_SESSION_HOURS={MASKNET_SESSION_HOURS}: use 1 to 336 hours")
 SESSION_COOKIE_AGE = MASKNET_SESSION_HOURS * 3600
@@ -275,9 +301,9 @@ if not 60 <= MASKNET_KIOSK_PAIRING_TTL_S <= 30 * 24 * 3600:   # 0: every link ex
                                "to 2592000 (30 days) seconds")
 # Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8, and never
 # more than this); 0 = no limit.
-MASKNET_KIOSK_MAX_FPS = float(env("MASKNET_KIOSK_MAX_FPS", "15"))
+MASKNET_KIOSK_MAX_FPS = env_float("MASKNET_KIOSK_MAX_FPS", 15)
 # how often an open kiosk socket re-reads its kiosk row and the active index version (seconds)
-MASKNET_KIOSK_RECHECK_S = float(env("MASKNET_KIOSK_RECHECK_S", "30"))
+MASKNET_KIOSK_RECHECK_S = env_float("MASKNET_KIOSK_RECHECK_S", 30)
 # set by the development settings (masknet_site.loopback): serve only this machine's clients
 MASKNET_LOOPBACK_ONLY = False
 
@@ -297,7 +323,7 @@ if MASKNET_KIOSK_GREETING not in ("full", "first"):
 # through the kiosk's vote and -0.04 more than half (bench/voting.py), which no entrance should be
 # one typo away from.
 THRESHOLD_OFFSET_RANGE = (-0.02, 0.05)
-MASKNET_THRESHOLD_OFFSET = float(env("MASKNET_THRESHOLD_OFFSET", "0"))
+MASKNET_THRESHOLD_OFFSET = env_float("MASKNET_THRESHOLD_OFFSET", 0)
 if not THRESHOLD_OFFSET_RANGE[0] <= MASKNET_THRESHOLD_OFFSET <= THRESHOLD_OFFSET_RANGE[1]:
     raise ImproperlyConfigured(
         f"MASKNET_THRESHOLD_OFFSET={MASKNET_THRESHOLD_OFFSET} is outside [{THRESHOLD_OFFSET_RANGE[0]}, "
@@ -356,7 +382,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-MASKNET_TASK_REDELIVERY_S = int(env("MASKNET_TASK_REDELIVERY_S", "600"))
+MASKNET_TASK_REDELIVERY_S = env_int("MASKNET_TASK_REDELIVERY_S", 600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MASKNET_TASK_REDELIVERY_S,
                                    # look for abandoned tasks every few seconds, not every 100 s
                                    "unacked_restore_interval": max(1, min(10, MASKNET_TASK_REDELIVERY_S // 4)),
@@ -423,15 +449,15 @@ for _name in ("MASKNET_API_TOKEN_RATE", "MASKNET_API_USER_RATE", "MASKNET_API_RE
         raise ImproperlyConfigured(f"{_name}={globals()[_name]!r}: use N/s, N/min, N/hour or N/day (N >= 1)")
 # Staff login: this many failed logins per username and client address lock that pair out for
 # MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).
-MASKNET_LOGIN_MAX_FAILURES = int(env("MASKNET_LOGIN_MAX_FAILURES", "5"))
-MASKNET_LOGIN_LOCKOUT_S = int(env("MASKNET_LOGIN_LOCKOUT_S", "300"))
+MASKNET_LOGIN_MAX_FAILURES = env_int("MASKNET_LOGIN_MAX_FAILURES", 5)
+MASKNET_LOGIN_LOCKOUT_S = env_int("MASKNET_LOGIN_LOCKOUT_S", 300)
 # ... and this many per username from all addresses together (an attacker varying the address)
-MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
-                                                  str(10 * MASKNET_LOGIN_MAX_FAILURES)))
+MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
+                                                  10 * MASKNET_LOGIN_MAX_FAILURES)
 # ... and per client address across all usernames, unless anyone logged in from that address in
 # the last 30 days (login_throttle.py): one client trying a new username each time
-MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = int(env("MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
-                                                 str(10 * MASKNET_LOGIN_MAX_FAILURES)))
+MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                                                 10 * MASKNET_LOGIN_MAX_FAILURES)
 for _name in ("MASKNET_LOGIN_MAX_FAILURES", "MASKNET_LOGIN_LOCKOUT_S", "MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
               "MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS"):
     if globals()[_name] < 1:   # a lockout of 0 s let every guess through (the cache keeps no count)

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_list, env_switch
+from .base import env, env_int, env_list, env_switch
 
 
 def required(name: str) -> str:
@@ -30,7 +30,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = int(env("DJANGO_HSTS_SECONDS", "31536000"))
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
 # on by default (check --deploy asks for both); a site whose parent domain serves other sites over
 # plain HTTP, or that will not submit itself to the browsers' preload list, turns them off
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_switch("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)   # "true" read as off before

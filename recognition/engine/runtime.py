@@ -21,8 +21,19 @@ from .files import write_atomic
 log = logging.getLogger(__name__)
 
 _configured = False
+
+
+def _env_threads(name: str, default: int) -> int:
+    """A thread count from the environment; a value that is not a whole number >= 0 is refused
+    with the variable's name (int()'s own message named neither)."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit():
+        raise ValueError(f"{name}={value!r}: a whole number of threads is expected (0 or more)")
+    return int(value)
+
+
 # numpy's OpenBLAS threads for the recognizer's process (see limit_blas_threads)
-BLAS_THREADS = int(os.environ.get("MASKNET_BLAS_THREADS", "1"))
+BLAS_THREADS = _env_threads("MASKNET_BLAS_THREADS", 1)
 
 
 def limit_blas_threads(threads: int = BLAS_THREADS) -> bool:
@@ -91,7 +102,7 @@ RUNTIMES = ("tflite", "tensorflow")
 TFLITE_CONVERTER_VERSION = 1
 # threads per TFLite interpreter: the models are small and a frame's batch is 1-2 faces, so more
 # cores than a few only add hand-over cost; MASKNET_MODEL_THREADS overrides
-MODEL_THREADS = int(os.environ.get("MASKNET_MODEL_THREADS", "0")) or min(len(os.sched_getaffinity(0)), 4)
+MODEL_THREADS = _env_threads("MASKNET_MODEL_THREADS", 0) or min(len(os.sched_getaffinity(0)), 4)
 # tf.lite.Interpreter's notice that it moves to the ai_edge_litert package (it is still in the pinned
 # TensorFlow; tests/test_runtime.py fails first if an upgrade drops it)
 warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated", category=UserWarning)

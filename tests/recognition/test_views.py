@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import warnings
 from datetime import UTC, date, datetime, timedelta
 
@@ -186,6 +187,10 @@ def test_daily_page_shows_who_is_in_and_who_is_missing(client, superuser, attend
     assert earlier.context["present"] == [] and len(earlier.context["missing"]) == 2
     csv_rows = rows(client.get(reverse("attendance-day"), {"format": "csv"}))
     assert csv_rows[0][0] == "status" and {r[0] for r in csv_rows[1:]} == {"present", "missing"}
+    # the first check-in's time carries its UTC offset (01:30 happens twice on the night DST ends)
+    (first,) = [r[1] for r in csv_rows[1:] if r[0] == "present"]
+    assert first == timezone.localtime(present[0].at).timetz().isoformat(timespec="seconds")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d[+-]\d\d:\d\d", first), first
 
 
 def test_person_history_and_its_csv(client, superuser, attendance, person):
@@ -240,7 +245,9 @@ def test_export_reads_masked_as_the_api_does(client, superuser, attendance):
     assert client.get(reverse("attendance-export"), {"masked": "garbage"}).status_code == 400
 
 
-@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "0001-01-29", "2026-02-30"])
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01", "0001-01-29", "2026-02-30",
+                                   # ISO 8601's basic and week forms, which date.fromisoformat reads
+                                   "20261204", "2026-W49-5", "2026-12-4"])
 def test_daily_page_falls_back_to_today_for_days_it_cannot_show(client, superuser, attendance, value):
     """The page's day links and 30-day chart would step outside ``date``: today, with a warning (the
     page); a 400 (the CSV, which a script may be reading)."""
