@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -315,6 +316,16 @@ def test_evaluate_pairs_says_when_the_masked_list_names_none_of_its_images(peopl
     call_command("evaluate_pairs", images=str(people_dir), pairs=str(pairs), masked_list=str(absolute),
                  json=str(out), stdout=io.StringIO())
     assert json.loads(out.read_text())["subsets"]["masked_unmasked"]["n"] == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc (a folder nobody can create files in)")
+def test_a_json_target_nobody_can_write_is_refused_before_the_evaluation():
+    """Permission bits say yes to root on any folder (os.access), also on a read-only file system:
+    the folder is tried with a temporary file, so the refusal comes before an hour's evaluation."""
+    from recognition.management.commands._common import check_json_target
+
+    with pytest.raises(CommandError, match="cannot be written to"):
+        check_json_target("/proc/masknet-results.json")
 
 
 def test_results_are_written_as_standard_json(tmp_path):

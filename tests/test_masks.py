@@ -100,11 +100,16 @@ def test_mask_directory_reports_missing_input_and_faceless_images(tmp_path):
     cv2.imwrite(str(src / "sub" / "grey.png"), np.full((40, 50, 3), 128, np.uint8))
     (src / "notes.txt").write_text("not an image")
     (src / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    # a JPEG cut short: OpenCV decodes its top and greys the rest, which read as "without a face"
+    ok, whole = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    (src / "cut.jpg").write_bytes(whole.tobytes()[: len(whole) // 2])
+    assert cv2.imread(str(src / "cut.jpg")) is not None
     lines: list[str] = []
     report = masks.mask_directory(src, tmp_path / "out", lambda img: None, log=lines.append)
-    assert report.no_face == ["sub/grey.png"] and report.failed == ["broken.jpg"] and not report.written
+    assert report.no_face == ["sub/grey.png"] and report.failed == ["broken.jpg", "cut.jpg"] and not report.written
     assert not (tmp_path / "out" / "sub" / "grey.png").exists()
-    assert lines and "[2/2]" in lines[-1]
+    assert any("cut.jpg" in line and "truncated" in line for line in lines), lines
+    assert lines and "[3/3]" in lines[-1]
 
 
 # --------------------------------------------------------------------------- templates, no models

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .landmarks import CHIN, FACE_OVAL, FOREHEAD, LEFT_EYE, RIGHT_EYE
 
@@ -1272,6 +1273,16 @@ def _encode_params(suffix: str) -> list[int]:
 FaceFinder = Callable[[np.ndarray], "np.ndarray | None"]
 
 
+def _check_complete(path: Path) -> None:
+    """Raise ``ValueError`` for a damaged or truncated file: OpenCV decodes what it can of a cut JPEG
+    (the rest grey, "Premature end of JPEG file" on stderr), which then read as "without a face"."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"damaged or truncated image ({exc})") from None
+
+
 def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinder, *, seed: int = 0,
                    templates: Sequence[Template] | None = None, log: Callable[[str], None] | None = None,
                    progress_every: int = 100) -> MaskReport:
@@ -1295,6 +1306,7 @@ def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinde
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise ValueError("unreadable image")
+            _check_complete(path)
             points = find_face(image)
             if points is None:
                 report.no_face.append(rel)

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,11 @@ def check_json_target(path: str | None) -> None:
     folder = next((p for p in [target.parent, *target.parent.parents] if p.exists()), Path("."))
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise CommandError(f"--json {path}: {folder} cannot be written to")
+    try:   # os.access says yes to root everywhere, also on a read-only file system: try it
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CommandError(f"--json {path}: {folder} cannot be written to ({exc.strerror or exc})") from None
 
 
 def _finite(value):
