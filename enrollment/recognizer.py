@@ -42,14 +42,24 @@ def engine_config() -> EngineConfig:
 
 
 _load_lock = threading.Lock()
+_loaded = False   # get_engine has returned an engine in this process
 
 
 def get_engine() -> Engine:
     """The engine for this process (loaded on first use, never at import time). One thread loads
     it; others asking meanwhile (a kiosk's pool, a rebuild, the API) wait for that one instead of
     loading the models a second time beside it (about 900 MB each)."""
+    global _loaded
     with _load_lock:
-        return load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+        engine = load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+        _loaded = True
+        return engine
+
+
+def engine_loaded() -> bool:
+    """Whether this process has its engine already (a frame is answered at once), or the first
+    frame waits for the models to load (a few seconds after a start)."""
+    return _loaded
 
 
 def synthetic_masks_available() -> bool:

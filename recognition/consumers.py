@@ -17,7 +17,8 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 
 Answers (JSON text messages)::
 
-    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main", "build": "3f2a9c01d4e5"}
+    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main", "build": "3f2a9c01d4e5",
+     "ready": bool}   (ready false: the models are still loading, the first answer takes a few seconds)
     {"type": "kiosk", "kiosk": "Front door", "location": "...", "site": "main"}   (renamed or moved since)
     {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
      "checked_in" | "already" | "unknown", "reason": "too_small" | "partial" | "too_dark" |
@@ -63,7 +64,7 @@ from django.utils import timezone
 
 from enrollment import events
 from enrollment.models import IndexVersion, index_cache_clear
-from enrollment.recognizer import get_engine
+from enrollment.recognizer import engine_loaded, get_engine
 from enrollment.services import (
     index_rebuild_resume,
     index_rebuild_resume_due,
@@ -353,7 +354,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
         # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
-        await self._send({"type": "hello", **self._facts(), "build": page_build()})
+        # ready: whether this process has its models yet (after a start they load for a few seconds,
+        # which the first frame waits out: the page says "getting ready", not "looking for a face")
+        await self._send({"type": "hello", **self._facts(), "build": page_build(), "ready": engine_loaded()})
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
         try:

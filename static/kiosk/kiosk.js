@@ -76,6 +76,7 @@
       case "starting": return { tone: "idle", icon: "scan", title: "Starting the camera…", detail: "One moment, please. If the browser asks, allow the camera." };
       case "connecting": return { tone: "idle", icon: "scan", title: "Connecting…", detail: "Getting ready to check you in." };
       case "searching": return { tone: "idle", icon: "face", title: "Looking for a face", detail: "Step up to the screen and look at the camera." };
+      case "preparing": return { tone: "idle", icon: "scan", title: "Getting ready…", detail: "The server has just started. Check-ins begin in a few seconds.", spinner: true };
       case "adjust": {
         const a = ADJUST[msg.reason] || ["Please look at the camera", "We can’t see your face clearly yet.", "face"];
         return { tone: "warn", icon: a[2], title: a[0], detail: a[1] };
@@ -129,6 +130,11 @@
     progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
     if (v.noCamera) facebox.hidden = true;
     if (help) help.hidden = !!(v.noCamera || v.noHelp);   // "stand an arm's length away" only while the camera works
+  }
+
+  // what the banner says while nothing is in front of the camera (or nothing answered yet)
+  function idle() {
+    return preparing ? "preparing" : "searching";
   }
 
   function isOutcome(state) {
@@ -190,6 +196,7 @@
   // ---------------------------------------------------------------- socket
   let ws = null;
   let helloSeen = false;
+  let preparing = false;     // the server's models are still loading ("hello" said ready: false) until its first answer
   let attempt = 0;
   let inFlight = false;
   let sentAt = 0;
@@ -281,12 +288,14 @@
         failures = 0;              // a new socket: errors before it say nothing about this one
         outage = null;
         delete stage.dataset.connection;
-        if (cameraReady && !awaitingPicture) render("searching", {}, true);
+        preparing = msg.ready === false;
+        if (cameraReady && !awaitingPicture) render(idle(), {}, true);
         if (msg.build && config.build && msg.build !== config.build) newBuild = msg.build;
         reloadIfNewer();
         break;
       case "result": {
         answered(msg);
+        preparing = false;
         unavailableSeen = false;
         failures = 0;
         framesAnswered += 1;
@@ -317,6 +326,7 @@
         break;
       case "error":
         answered(msg);
+        preparing = false;
         if (msg.code === "unavailable") unavailableSeen = true;
         if (!["models_missing", "unavailable", "updating", "rate_limited"].includes(msg.code)) failures += 1;
         if (!cameraReady || awaitingPicture) break;   // a camera problem stays on screen: it comes first
@@ -455,7 +465,7 @@
       if (awaitingPicture) {
         awaitingPicture = false;
         steadySince = lastPictureAt;
-        if (cameraReady) render(helloSeen ? "searching" : outage || "connecting", {}, true);
+        if (cameraReady) render(helloSeen ? idle() : outage || "connecting", {}, true);
       } else if (frozenRestarts && lastPictureAt - steadySince >= CAMERA_STEADY_MS) {
         frozenRestarts = 0;
       }
@@ -527,7 +537,7 @@
     cameraReady = true;
     // after a freeze the banner says so until a picture comes (again, over a failed try's banner,
     // which hid the video: a hidden video presents no pictures)
-    render(awaitingPicture ? "camera_frozen" : helloSeen ? "searching" : outage || "connecting", {}, true);
+    render(awaitingPicture ? "camera_frozen" : helloSeen ? idle() : outage || "connecting", {}, true);
     keepAwake();
   }
 
@@ -558,7 +568,7 @@
     if (document.hidden || !cameraReady) return;
     keepAwake();
     // shown again: nothing was sent meanwhile, so the next frame's answer says what stands now
-    if (helloSeen && !outage && !awaitingPicture) { lastResult = null; facebox.hidden = true; render("searching", {}, true); }
+    if (helloSeen && !outage && !awaitingPicture) { lastResult = null; facebox.hidden = true; render(idle(), {}, true); }
   });
 
   render("starting", {}, true);

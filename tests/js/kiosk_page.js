@@ -323,8 +323,11 @@ async function main() {
   p = page();
   await settle();
   const loading = p.sockets[0];
-  p.say(loading, { type: "hello" });
+  p.say(loading, { type: "hello", ready: false });
+  check("a server still loading its models is said to be getting ready, not looking for a face",
+        p.stage.dataset.state === "preparing", p.stage.dataset.state);
   for (let ms = 0; loading.sent < 3 && ms < 20000; ms += 10) p.advance(10);
+  check("and stays so while its first frames wait", p.stage.dataset.state === "preparing", p.stage.dataset.state);
   p.say(loading, { type: "dropped", frame: 2 });
   p.advance(1500);
   p.say(loading, { type: "result", frame: 1, state: "searching" });
@@ -332,6 +335,7 @@ async function main() {
   p.advance(200);
   check("a slow server's socket is kept", p.sockets.length === 1 && loading.sent === 4 && !loading.closed,
         `${p.sockets.length} sockets, sent ${loading.sent}`);
+  check("its first answer ends 'getting ready'", p.stage.dataset.state === "searching", p.stage.dataset.state);
 
   // a page without a camera sends no frames, and the server says nothing: that is no dead socket
   p = page(0, "NotFoundError");

@@ -92,6 +92,7 @@ def test_a_paired_kiosk_connects_and_is_seen(engine_script, paired):
         return hello
 
     hello = run(scenario)
+    assert isinstance(hello.pop("ready"), bool)   # the engine may or may not be loaded yet (next test)
     assert hello == {"type": "hello", "kiosk": "Front door", "location": "Main entrance", "site": "main",
                      "build": page_build()}
     kiosk.refresh_from_db()
@@ -203,6 +204,24 @@ def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, 
 
     assert run(scenario) == (False, 4401)
     assert calls[0] is not None and calls[1] is None
+
+
+@pytest.mark.parametrize("loaded", [False, True])
+def test_hello_says_whether_the_models_are_still_loading(engine_script, paired, monkeypatch, loaded):
+    """After a server start the first frame waits a few seconds for the models: the page was told
+    nothing and said "Looking for a face" to the person standing in front of it."""
+    from enrollment import recognizer
+
+    monkeypatch.setattr(recognizer, "_loaded", loaded)
+
+    async def scenario():
+        comm = communicator(paired[1])
+        assert (await comm.connect(timeout=5))[0]
+        hello = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return hello
+
+    assert run(scenario)["ready"] is loaded
 
 
 def test_pairing_another_device_disconnects_the_old_one(engine_script, paired):
