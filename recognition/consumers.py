@@ -125,7 +125,11 @@ def _log_unavailable(exc: BaseException) -> None:
     now = time.monotonic()
     if now - _unavailable_logged_at >= UNAVAILABLE_LOG_EVERY_S:
         _unavailable_logged_at = now
-        log.warning("kiosk socket: the database is unreachable (%s); answering 'unavailable'", type(exc).__name__)
+        # the driver's first line says which (a refused or timed-out connection, a dropped one, a
+        # lock or deadlock): never the statement or its values, which a driver puts on later lines
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        log.warning("kiosk socket: the database is unreachable (%s: %s); answering 'unavailable'",
+                    type(exc).__name__, reason)
 
 
 # ----------------------------------------------------------------------------------------------

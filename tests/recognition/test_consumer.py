@@ -5,6 +5,7 @@ revocation and index reloads. The engine is scripted here; test_consumer_engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 import pytest
@@ -884,10 +885,15 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
 
     def flaky(**kwargs):
         if down["on"]:
-            raise OperationalError("connection refused")
+            raise OperationalError("connection refused\nDETAIL: the statement, never logged")
         return real(**kwargs)
 
     monkeypatch.setattr(services, "checkin_record", flaky)
+    monkeypatch.setattr(consumers, "_unavailable_logged_at", -1e9)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    monkeypatch.setattr(consumers.log, "handlers", [*consumers.log.handlers, handler])
     p = person.pk
 
     async def scenario():
@@ -905,6 +911,10 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
     assert "temporarily unavailable" in answers[2]["message"].lower()
     assert rows_while_down == 0
     assert after[-1]["state"] == "checked_in" and CheckIn.objects.count() == 1
+    # the log says which database error it was (its first line only)
+    said = [r.getMessage() for r in records if "unreachable" in r.getMessage()]
+    assert said == ["kiosk socket: the database is unreachable (OperationalError: connection refused); "
+                    "answering 'unavailable'"], said
 
 
 @pytest.mark.reliability
