@@ -2,25 +2,18 @@
 its CSVs listed apart. A site that already has such a pair is told which, and migrates once one of
 them has another staff id (or was erased)."""
 
-from django.db import migrations, models
+from django.db import connection, migrations, models
 from django.db.models.functions import Lower
 
 
 def refuse_case_duplicates(apps, schema_editor) -> None:
-    Person = apps.get_model("enrollment", "Person")
-    seen: dict[str, tuple[int, str]] = {}
-    clashes = []
-    for pk, staff_id in Person.objects.order_by("pk").values_list("pk", "staff_id").iterator():
-        key = staff_id.lower()   # Unicode: stricter than SQLite's LOWER (ASCII), never looser
-        if key in seen:
-            clashes.append(f"{seen[key][1]!r} (person #{seen[key][0]}) and {staff_id!r} (person #{pk})")
-        else:
-            seen[key] = (pk, staff_id)
+    """Stop here when such a pair exists (``migrate`` normally stops earlier, before its first
+    migration: enrollment.upgrade)."""
+    from enrollment.upgrade import case_clash_error, staff_id_case_clashes
+
+    clashes = staff_id_case_clashes(schema_editor.connection if schema_editor else connection)
     if clashes:
-        raise RuntimeError("staff ids must now be unique ignoring letter case, and these differ only in case: "
-                           + "; ".join(clashes[:20]) + (f"; and {len(clashes) - 20} more" if len(clashes) > 20 else "")
-                           + ". Give one of each pair another staff id in the admin (or erase a duplicate person), "
-                             "then run migrate again.")
+        raise case_clash_error(clashes)
 
 
 class Migration(migrations.Migration):

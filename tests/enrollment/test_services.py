@@ -67,15 +67,24 @@ def test_staff_ids_are_unique_ignoring_letter_case(person):
     from importlib import import_module
 
     from django.apps import apps
+    from django.core.management.base import CommandError
 
     migration = import_module("enrollment.migrations.0008_person_staff_id_unique_ignoring_case")
     with transaction.atomic():
         with connection.cursor() as cursor:   # as before the migration (rolled back with the test)
             cursor.execute("DROP INDEX enrollment_person_staff_id_lower_uniq")
         Person.objects.create(full_name="Raw", staff_id="X-1".lower())
-        with pytest.raises(RuntimeError) as refused:
+        with pytest.raises(CommandError) as refused:
             migration.refuse_case_duplicates(apps, None)
         assert f"'X-1' (person #{other.pk}) and 'x-1'" in str(refused.value)
+        # compared with the database's LOWER, as the unique index compares them (Python's lower()
+        # differs: PostgreSQL lowers the Kelvin sign to "k", SQLite does not)
+        Person.objects.create(full_name="Raw", staff_id="\u212a-8")
+        Person.objects.create(full_name="Raw", staff_id="k-8")
+        from enrollment.upgrade import staff_id_case_clashes
+
+        kelvin_pair = [c for c in staff_id_case_clashes(connection) if "k-8" in c]
+        assert bool(kelvin_pair) == (connection.vendor == "postgresql"), kelvin_pair
         transaction.set_rollback(True)
 
 

@@ -1,0 +1,51 @@
+"""An upgrade's ``migrate`` over data a migration refuses stops before it changes anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BEFORE = ("enrollment", "0005_recognise_face_permission")   # a release before 0006-0008
+
+CREATE_PAIR = f"""
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+apps = MigrationExecutor(connection).loader.project_state({BEFORE!r}).apps
+Person = apps.get_model("enrollment", "Person")
+Person.objects.create(full_name="Ann", staff_id="QA-100")
+Person.objects.create(full_name="Bo", staff_id="qa-100")
+"""
+
+
+def manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "MASKNET_TEST"))}
+    env.update(DJANGO_SETTINGS_MODULE="masknet_site.settings.dev", DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+               DJANGO_MEDIA_ROOT=str(tmp_path / "media"), MASKNET_INDEX_DIR=str(tmp_path / "index"))
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_path):
+    """0008 refused the pair only after audit 0006-0007 and enrollment 0006-0007 had run: the
+    previous release, put back while the pair was fixed, failed on the new NOT NULL column of
+    every person it created. The refusal came under a 40-line traceback."""
+    assert manage(tmp_path, "migrate", *BEFORE).returncode == 0
+    assert manage(tmp_path, "migrate", "audit", "0005").returncode == 0
+    made = manage(tmp_path, "shell", "-c", CREATE_PAIR)
+    assert made.returncode == 0, made.stderr[-2000:]
+    before = manage(tmp_path, "showmigrations", "--plan").stdout
+
+    refused = manage(tmp_path, "migrate")
+    assert refused.returncode != 0
+    assert "'QA-100' (person #1) and 'qa-100' (person #2)" in refused.stderr, refused.stderr[-2000:]
+    assert "Nothing was migrated" in refused.stderr and "Traceback" not in refused.stderr
+    assert manage(tmp_path, "showmigrations", "--plan").stdout == before   # not one migration applied
+
+    renamed = manage(tmp_path, "shell", "-c", CREATE_PAIR.split("Person.objects.create")[0]
+                     + 'Person.objects.filter(full_name="Bo").update(staff_id="qa-100-b")')
+    assert renamed.returncode == 0, renamed.stderr[-2000:]
+    done = manage(tmp_path, "migrate")
+    assert done.returncode == 0, done.stderr[-2000:]
