@@ -27,7 +27,7 @@ from enrollment.services import index_refresh_if_outdated
 from masknet_site.settings.base import API_RATE_PATTERN
 from recognition.engine import Engine, EngineError, Face, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold, site_thresholds
+from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold
 from recognition.engine.index import Index
 
 from .models import SCOPES, TOKEN_PREFIX, ApiToken, token_digest
@@ -179,7 +179,7 @@ def _active_index() -> tuple[IndexVersion, Index, dict]:
         index = version.load()
     except (EngineError, OSError) as exc:
         raise IndexUnavailable(f"the active index v{version.pk} cannot be loaded") from exc
-    return version, index, site_thresholds((version.metrics or {}).get("thresholds"))
+    return version, index, version.site_thresholds()
 
 
 def _engine_for(version: IndexVersion, index: Index) -> Engine:

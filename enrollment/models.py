@@ -249,6 +249,13 @@ class IndexVersion(models.Model):
 
         return self.model_version != template_version()
 
+    def site_thresholds(self) -> dict:
+        """The thresholds a probe needs of this version's gallery, beside the engine's
+        (:func:`recognition.engine.gallery.site_thresholds`)."""
+        from recognition.engine.gallery import site_thresholds
+
+        return site_thresholds((self.metrics or {}).get("thresholds"), people=self.people_count)
+
     def load(self) -> Index:
         """The :class:`~recognition.engine.index.Index` of this version (cached per process by id;
         treat it as read-only). Raises ``EngineError`` when the file is unreadable or does not match

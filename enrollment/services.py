@@ -43,7 +43,6 @@ from recognition.engine.gallery import (
     fit_thresholds,
     identify,
     person_templates,
-    site_thresholds,
 )
 from recognition.engine.index import Index
 from recognition.engine.quality import BLURRY, TOO_DARK
@@ -487,7 +486,7 @@ def _index_decision(face: Face, engine: Engine) -> Decision | None:
         return None
     if index is None or not len(index) or index.dim != engine.dim:
         return None
-    return identify(engine, face, index, site_thresholds((version.metrics or {}).get("thresholds")))
+    return identify(engine, face, index, version.site_thresholds())
 
 
 def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> Person:

@@ -73,7 +73,7 @@ from enrollment.services import (
 )
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.gallery import Decision, identify, site_thresholds
+from recognition.engine.gallery import Decision, identify
 from recognition.engine.quality import TOO_SMALL
 
 from . import services
@@ -677,7 +677,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # with them; a person enrolled on the spot still checks in, on the stricter count
             self._voter.forget_votes()
         self._index, self._index_version = index, version.pk
-        self._thresholds = site_thresholds((version.metrics or {}).get("thresholds"))
+        self._thresholds = version.site_thresholds()
         return True
 
     async def index_updated(self, event: dict) -> None:

@@ -259,10 +259,17 @@ def fit_thresholds(index: Index, probes: Index, base: dict[str, float], max_temp
     return result
 
 
-def site_thresholds(recorded: dict | None) -> dict:
+def site_thresholds(recorded: dict | None, people: int | None = None) -> dict:
     """What a probe needs of a version's recorded thresholds (``metrics["thresholds"]``, as
     :func:`fit_thresholds` wrote them): ``masked`` and ``unmasked`` as built, and ``fitted`` when
-    recorded (:func:`site_threshold`), as plain floats. The kiosks and the API pass this on."""
+    recorded (:func:`site_threshold`), as plain floats. The kiosks and the API pass this on.
+
+    ``people``: the version's gallery size. Below :data:`MIN_FIT_PEOPLE` nothing recorded applies
+    (the engine's thresholds do): releases before 2026-12-04 fitted galleries of any size, and an
+    index they built, where one pair of look-alikes had lifted the threshold over everyone's
+    check-ins, went on serving after the upgrade until somebody rebuilt it."""
+    if people is not None and people < MIN_FIT_PEOPLE:
+        return {}
     recorded = recorded or {}
     out: dict = {k: float(recorded[k]) for k in ("masked", "unmasked") if recorded.get(k) is not None}
     fitted = recorded.get("fitted")

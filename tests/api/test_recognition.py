@@ -258,12 +258,14 @@ def test_recognition_bodies_too_large_for_memory_are_refused_not_spooled(client_
 def test_the_api_applies_the_fitted_percentile_not_the_thresholds_as_built(person, make_fake_index):
     """As the kiosks: a version's ``fitted`` percentile is passed on (a lowered offset acts at once)."""
     from enrollment.models import IndexVersion
+    from recognition.engine.gallery import MIN_FIT_PEOPLE
 
     make_fake_index(person)
     version = IndexVersion.objects.current()
     version.metrics = {**(version.metrics or {}), "thresholds": {
         "masked": 0.95, "unmasked": 0.9, "source": "site", "fitted": {"unmasked": 0.7, "masked": None}}}
-    version.save(update_fields=["metrics"])
+    version.people_count = MIN_FIT_PEOPLE   # a gallery large enough to be fitted (a fake one here)
+    version.save(update_fields=["metrics", "people_count"])
     _, _, thresholds = api_services._active_index()
     assert thresholds["fitted"] == {"unmasked": 0.7, "masked": None} and thresholds["unmasked"] == 0.9
 

@@ -775,6 +775,24 @@ def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
     assert fitted["masked"] == pytest.approx(cfg.threshold_masked - 0.02)
 
 
+@pytest.mark.parametrize("people", [MIN_FIT_PEOPLE - 81, MIN_FIT_PEOPLE])
+def test_a_small_gallerys_threshold_recorded_by_an_earlier_release_no_longer_applies(people):
+    """Releases before 2026-12-04 fitted galleries of any size: an index of 19 people built then,
+    with one person enrolled twice, recorded 0.6336 and kept refusing an enrolled face at 0.6303
+    after the upgrade, until somebody rebuilt it. Below MIN_FIT_PEOPLE the engine's thresholds apply
+    whatever was recorded; from it on, the recorded fit does."""
+    from enrollment.models import IndexVersion
+    from recognition.engine.gallery import site_threshold
+
+    recorded = {"unmasked": 0.6336, "masked": 0.523, "source": "site", "impostor_pairs": 900,
+                "fitted": {"unmasked": 0.6336, "masked": 0.523}}
+    version = IndexVersion(path="x.npz", sha256="0" * 64, people_count=people, metrics={"thresholds": recorded})
+    site = version.site_thresholds()
+    cfg = EngineConfig.for_descriptor("sface")
+    needed = site_threshold(cfg.threshold_unmasked, site, "unmasked")
+    assert needed == (0.6336 if people >= MIN_FIT_PEOPLE else cfg.threshold_unmasked)
+
+
 def test_an_index_file_that_no_longer_matches_its_digest_is_refused(make_photo):
     """A version's file replaced by another valid index (restored from elsewhere, tampered with:
     labels swapped here) is refused when loaded, not served."""

@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from enrollment import services as enrollment
 from enrollment.models import IndexVersion
 from recognition import consumers, services
+from recognition.engine.gallery import MIN_FIT_PEOPLE
 from recognition.engine.index import Index
 from recognition.kiosk_page import page_build
 from recognition.models import CheckIn
@@ -678,7 +679,8 @@ def _index_version(settings, labels: list[str], thresholds: dict, active: bool =
     name = f"index-test-{'-'.join(labels) or 'empty'}.npz"
     sha = index.save(settings.MASKNET_INDEX_DIR / name)
     IndexVersion.objects.filter(is_active=True).update(is_active=False)
-    return IndexVersion.objects.create(path=name, sha256=sha, dim=4, people_count=len(labels),
+    # people_count: a gallery large enough for its recorded thresholds to apply (gallery.site_thresholds)
+    return IndexVersion.objects.create(path=name, sha256=sha, dim=4, people_count=max(len(labels), MIN_FIT_PEOPLE),
                                        template_count=len(labels), model_version="t", is_active=active,
                                        metrics={"thresholds": thresholds})
 
