@@ -8,5 +8,8 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
-        """Connects the login, logout and failed-login records."""
+        """Connects the login, logout and failed-login records, and the login's time that bounds
+        its lifetime (``masknet_site.session_lifetime``)."""
+        from masknet_site import session_lifetime  # noqa: F401
+
         from . import logins  # noqa: F401

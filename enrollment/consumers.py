@@ -12,6 +12,8 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
 
+from masknet_site.session_lifetime import login_current
+
 from . import events
 
 RECHECK_S = 30.0   # an open socket re-reads its user (and session) at most this often, when it has news
@@ -27,7 +29,7 @@ def _may_watch(user) -> bool:
 class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
     """Sends ``{"type": "progress", "run": {...}}`` and ``{"type": "index", ...}`` to staff who may
     view training runs; anyone else is refused (close code 4403). A socket whose user loses that
-    right, is deactivated, logs out, changes password or whose session expires is closed (4403) at
+    right, is deactivated, logs out, changes password or whose session or login expires is closed (4403) at
     its next message after ``RECHECK_S``."""
 
     async def connect(self) -> None:
@@ -54,7 +56,9 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _allowed(self, user) -> bool:
-        return _may_watch(user)
+        session = self.scope.get("session")
+        # a login older than MASKNET_SESSION_HOURS (masknet_site.session_lifetime), as on every page
+        return _may_watch(user) and (session is None or not session.session_key or login_current(session))
 
     async def _still_allowed(self) -> bool:
         if self._refused:
@@ -78,7 +82,7 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             return True            # no session in this scope (a test's): the user alone decides
         store = import_module(settings.SESSION_ENGINE).SessionStore   # (the scope's session is a lazy wrapper)
         data = store(session.session_key).load()   # {} once logged out, flushed or expired
-        return (str(data.get(SESSION_KEY)) == str(fresh.pk)
+        return (str(data.get(SESSION_KEY)) == str(fresh.pk) and login_current(data)
                 and constant_time_compare(data.get(HASH_SESSION_KEY, ""), fresh.get_session_auth_hash()))
 
     async def __call__(self, scope, receive, send) -> None:

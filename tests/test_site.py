@@ -90,3 +90,37 @@ def test_healthz_answers_from_a_short_cache_and_logs_a_failure_once(client, monk
         client.get("/healthz")
         assert len(calls) == 2
     assert [r.getMessage() for r in caplog.records].count("healthz: the database check fails") == 1
+
+
+@pytest.mark.django_db
+def test_a_login_lasts_the_session_hours_from_the_login_whatever_its_session_says(client, settings):
+    """Sessions saved under a longer lifetime (an earlier release's two weeks) kept their expiry
+    date after an upgrade: a login outlived MASKNET_SESSION_HOURS by days. A login older than it,
+    or one without its time (made before the check existed), ends at its next request."""
+    import time
+
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from masknet_site.session_lifetime import LOGIN_AT
+
+    User.objects.create_superuser("boss", "b@example.org", "x-long-password-1")
+    client.login(username="boss", password="x-long-password-1")
+    assert client.get("/admin/").status_code == 200
+    key = client.cookies["sessionid"].value
+    store = SessionStore(key)
+    assert abs(store[LOGIN_AT] - time.time()) < 60
+
+    store[LOGIN_AT] = int(time.time()) - settings.SESSION_COOKIE_AGE + 120   # two minutes left
+    store.save()
+    assert client.get("/admin/").status_code == 200
+    store[LOGIN_AT] = int(time.time()) - settings.SESSION_COOKIE_AGE - 1
+    store.save()
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert not SessionStore().exists(key)   # the old session is gone, not only its login
+
+    client.login(username="boss", password="x-long-password-1")
+    store = SessionStore(client.cookies["sessionid"].value)
+    del store[LOGIN_AT]    # as a session saved by an earlier release
+    store.save()
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")

@@ -161,6 +161,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # a login older than MASKNET_SESSION_HOURS ends, whatever expiry date its session was saved with
+    "masknet_site.session_lifetime.LoginLifetimeMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "masknet_site.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

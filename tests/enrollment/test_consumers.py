@@ -94,6 +94,7 @@ def test_others_are_refused(request, db, who):
     assert not connected and code == 4403
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
     client.force_login(enroller)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
@@ -105,13 +106,23 @@ def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
         return connected
 
     assert async_to_sync(scenario)()
+    # a login saved without its time (an earlier release's session) is refused, as on every page
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from masknet_site.session_lifetime import LOGIN_AT
+
+    store = SessionStore(client.cookies["sessionid"].value)
+    del store[LOGIN_AT]
+    store.save()
+    assert not async_to_sync(scenario)()
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("how", ["logout", "password_change"])
+@pytest.mark.parametrize("how", ["logout", "password_change", "login_too_old"])
 def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, how):
-    """The socket's user is read from the session store again: logging out (elsewhere, say) or a
-    password change (which ends every other session) closes it at its next message."""
+    """The socket's user is read from the session store again: logging out (elsewhere, say), a
+    password change (which ends every other session) or the login's lifetime running out
+    (MASKNET_SESSION_HOURS, masknet_site.session_lifetime) closes it at its next message."""
     from enrollment import consumers
     monkeypatch.setattr(consumers, "RECHECK_S", 0.0)
     run = TrainingRun.objects.create(state="running", progress=10, message="embedding")
@@ -121,6 +132,17 @@ def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, ho
     def end_session():
         if how == "logout":
             client.logout()
+        elif how == "login_too_old":
+            import time
+
+            from django.conf import settings
+            from django.contrib.sessions.backends.db import SessionStore
+
+            from masknet_site.session_lifetime import LOGIN_AT
+
+            store = SessionStore(client.cookies["sessionid"].value)
+            store[LOGIN_AT] = int(time.time()) - settings.SESSION_COOKIE_AGE - 1
+            store.save()
         else:
             enroller.set_password("a new one")
             enroller.save()
