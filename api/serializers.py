@@ -43,6 +43,23 @@ class _OmittableBoolean(serializers.BooleanField):
     default_empty_html = empty
 
 
+class _OneFile(serializers.FileField):
+    """A file field that takes one file: a multipart body with several parts of that name was
+    answered for the first alone, the others dropped without a word (a caller expecting the
+    admin's multi-upload lost photos)."""
+
+    default_error_messages = {"several": "Send one file in this field per request ({count} were sent)."}
+
+    def get_value(self, dictionary):
+        files = dictionary.getlist(self.field_name) if hasattr(dictionary, "getlist") else []
+        return files if len(files) > 1 else super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list):
+            self.fail("several", count=len(data))
+        return super().to_internal_value(data)
+
+
 class PersonSerializer(serializers.ModelSerializer):
     """A person (no biometric data)."""
 
@@ -122,7 +139,7 @@ class PhotoUploadedSerializer(PhotoSerializer):
 class PhotoUploadSerializer(serializers.Serializer):
     """``multipart/form-data`` with one JPEG, PNG or WebP file in ``image``."""
 
-    image = serializers.FileField(help_text="a photo of this person alone, facing the camera")
+    image = _OneFile(help_text="a photo of this person alone, facing the camera")
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +255,7 @@ class IndexStatusSerializer(serializers.Serializer):
 class IdentifyRequestSerializer(serializers.Serializer):
     """``multipart/form-data`` with the image in ``image``."""
 
-    image = serializers.FileField(help_text="JPEG, PNG or WebP")
+    image = _OneFile(help_text="JPEG, PNG or WebP")
 
 
 class MatchedPersonSerializer(serializers.Serializer):
@@ -275,7 +292,7 @@ class IdentifyAnswerSerializer(serializers.Serializer):
 class VerifyRequestSerializer(serializers.Serializer):
     """``multipart/form-data``: ``image`` and the ``person`` id to compare with."""
 
-    image = serializers.FileField(help_text="JPEG, PNG or WebP")
+    image = _OneFile(help_text="JPEG, PNG or WebP")
     # an id, looked up by the service after the image: an unknown id answers as a person without
     # templates does (409 not_in_index), so a recognise-only token cannot list who exists
     person = serializers.IntegerField(min_value=1, max_value=2**63 - 1)

@@ -135,7 +135,7 @@ def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_
     assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 404
 
 
-def test_photos_list_delete_and_refusals(hr, person, monkeypatch):
+def test_photos_list_delete_and_refusals(hr, person, monkeypatch, client_for):
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)  # refused before the engine looks
     photos = [fake_photo(person) for _ in range(3)]
     url = f"/api/v1/people/{person.pk}/photos"
@@ -154,6 +154,16 @@ def test_photos_list_delete_and_refusals(hr, person, monkeypatch):
     assert truncated.status_code == 422 and truncated.json()["reason"] == "unreadable"
     no_file = hr.post(url, {}, format="multipart")
     assert no_file.status_code == 400 and "image" in no_file.json()["fields"]
+    # several files in "image" are refused, not answered for the first alone (the rest dropped)
+    two = hr.post(url, {"image": [SimpleUploadedFile("a.jpg", b"\xff\xd8\xff\xe0x"),
+                                  SimpleUploadedFile("b.jpg", b"\xff\xd8\xff\xe0y")]}, format="multipart")
+    assert two.status_code == 400 and "2 were sent" in str(two.json()["fields"]["image"]), two.content[:300]
+    recognise = client_for("token:recognise")
+    for path, extra in (("/api/v1/identify", {}), ("/api/v1/verify", {"person": person.pk})):
+        answer = recognise.post(path, {"image": [SimpleUploadedFile("a.jpg", b"\xff\xd8\xff\xe0x"),
+                                          SimpleUploadedFile("b.jpg", b"\xff\xd8\xff\xe0y")], **extra},
+                         format="multipart")
+        assert answer.status_code == 400 and "2 were sent" in str(answer.json()["fields"]["image"]), path
 
     assert hr.delete(f"{url}/{photos[0].pk}").status_code == 204
     assert not FacePhoto.objects.filter(pk=photos[0].pk).exists() and TrainingRun.objects.queued().exists()
