@@ -140,8 +140,13 @@
       if (!Array.isArray(r.saved)) { tell(r.message || "Saving failed.", false); return; }  // e.g. models missing (503)
       const lines = (r.saved.length ? [photos(r.saved.length) + " saved"] : []).concat(refusals(r.refused || []));
       const warnings = warned(r.warnings || []);   // e.g. the face also matches someone else
-      tell([r.saved.length ? "Saved. The index is being rebuilt." : "No photo was good enough — try again."]
-        .concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0);
+      // every photo refused only as one this person has already (a still or frozen camera): not a
+      // bad photo, and trying again gives the same answer
+      const enrolled = !r.saved.length && (r.refused || []).length > 0 && r.refused.every((x) => x.code === "duplicate");
+      const head = r.saved.length ? "Saved. The index is being rebuilt."
+        : enrolled ? "Nothing new to save: this person already has these photos. Move a little, or change the light, for another one."
+        : "No photo was good enough — try again.";
+      tell([head].concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0 || enrolled);
       const li = document.createElement("li");
       li.textContent = [new Date().toLocaleTimeString()].concat(lines).join(" · ");   // a log of the bursts
       results.prepend(li);

@@ -150,6 +150,13 @@ async function main() {
   check("each burst leaves a line under the button, newest first",
         p.results.lines.length === 2 && / · 3 photos saved · 1 photo refused: no face/.test(p.results.lines[0]) &&
         p.results.lines[1].endsWith(" · 5 photos refused: no face found in the photo."), JSON.stringify(p.results.lines));
+  const again = { name: "webcam.jpg", code: "duplicate", message: "This photo is already enrolled for this person." };
+  p.server.replies["/save"] = { saved: [], refused: [again, again, again], warnings: [] };
+  p.button.dispatch("click");
+  await p.run(3000);
+  check("a burst refused only as photos the person has already says so, not 'not good enough'",
+        /^Nothing new to save: this person already has these photos/.test(p.outcome.textContent) &&
+        /warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
 
   // ---- hidden: no checks
   p.context.document.hidden = true;
