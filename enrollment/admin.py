@@ -236,7 +236,7 @@ class PhotoCountFilter(admin.SimpleListFilter):
 @admin.register(Person)
 class PersonAdmin(admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
-    capture; actions rebuild / deactivate / erase."""
+    capture; actions rebuild / deactivate / reactivate / erase."""
 
     form = PersonForm
     list_display = ("thumbnail", "full_name", "staff_id", "department", "active", "photo_count", "updated_at")
@@ -244,7 +244,7 @@ class PersonAdmin(admin.ModelAdmin):
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
     readonly_fields = ("created_at", "updated_at", "photo_grid", "gallery_adaptation")
-    actions = ("rebuild_index", "deactivate", "stop_gallery_adaptation", "erase_biometric_data")
+    actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "erase_biometric_data")
     list_per_page = 50
 
     class Media:
@@ -332,6 +332,9 @@ class PersonAdmin(admin.ModelAdmin):
         if change:
             services.person_update(person=obj, actor=request.user,
                                    **{k: v for k, v in fields.items() if k in form.changed_data})
+            if "active" in form.changed_data:   # Django's "changed successfully" does not say what follows
+                messages.info(request, "Reactivated: recognised again once the index is rebuilt (a few seconds)."
+                              if obj.active else "Deactivated: no longer recognised; the index is being rebuilt.")
             return
         person = services.person_create(actor=request.user, **fields)
         obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
@@ -341,8 +344,12 @@ class PersonAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         person = form.instance
         if request.user.has_perm("enrollment.delete_facephoto"):
-            for photo in form.cleaned_data.get("remove_photos") or []:
+            removed = form.cleaned_data.get("remove_photos") or []
+            for photo in removed:
                 services.photo_remove(photo=photo, actor=request.user)
+            if removed:
+                messages.info(request, f"{len(removed)} photo(s) removed (files and templates deleted); "
+                                       f"the index is being rebuilt.")
         uploads = form.cleaned_data.get("photos") or []
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
             # checked by changeform_view once this form's transaction has committed
@@ -414,6 +421,19 @@ class PersonAdmin(admin.ModelAdmin):
             messages.info(request, "Nobody was deactivated: the people selected were inactive already.")
             return
         messages.success(request, f"{_people(done)} deactivated; the index is being rebuilt.")
+
+    @admin.action(description="Reactivate selected people", permissions=["change"])
+    def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for person in [p for p in queryset if not p.active]:
+            before = person.updated_at
+            services.person_update(person=person, actor=request.user, active=True)
+            done += person.updated_at != before   # not if someone else reactivated them meanwhile
+        if not done:
+            messages.info(request, "Nobody was reactivated: the people selected were active already.")
+            return
+        messages.success(request, f"{_people(done)} reactivated: recognised again once the index is rebuilt "
+                                  f"(a few seconds).")
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:

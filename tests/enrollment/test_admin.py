@@ -292,6 +292,9 @@ def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, 
     with django_capture_on_commit_callbacks(execute=True):
         response = enroller_client.post(change_url(person), person_form(person, remove_photos=[drop.pk]))
     assert response.status_code == 302
+    # said, beside Django's "changed successfully" (which a removal alone did not even make true)
+    said = [str(m) for m in enroller_client.get(response["Location"]).context["messages"]]
+    assert "1 photo(s) removed (files and templates deleted); the index is being rebuilt." in said, said
     assert list(FacePhoto.objects.values_list("pk", flat=True)) == [keep.pk]
     assert AuditEvent.objects.filter(action="photo_remove", object_id=str(drop.pk)).exists()
     # the same box ticked on a page opened before (removed meanwhile): the rest of the form is saved
@@ -339,6 +342,17 @@ def test_deactivate_action(enroller_client, person):
     # nobody left to deactivate: said so, and no rebuild is claimed
     again = enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]}, follow=True)
     assert "Nobody was deactivated" in again.content.decode() and "rebuilt" not in again.content.decode()
+    # and back: the action, as the change form's box (each saying when they are recognised again)
+    back = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
+    person.refresh_from_db()
+    assert person.active is True and "1 person reactivated: recognised again once the index" in back.content.decode()
+    assert AuditEvent.objects.filter(action="update", summary__endswith="reactivated").exists()
+    again = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
+    assert "Nobody was reactivated" in again.content.decode()
+    for active, said in (("", "Deactivated: no longer recognised"), ("on", "Reactivated: recognised again")):
+        saved = enroller_client.post(change_url(person), {**person_form(person), "active": active}, follow=True)
+        assert said in saved.content.decode(), active
+        person.refresh_from_db()
 
 
 def test_superuser_erases_after_confirmation(su_client, person, make_photo, django_capture_on_commit_callbacks):
