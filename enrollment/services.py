@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -62,8 +63,10 @@ REFUSALS = {
     "unreadable": "The image cannot be decoded (damaged or truncated file).",
     "no_face": "No face found in the photo.",
     "several_faces": "More than one usable face: use a photo of this person alone.",
-    "unclear_face": "No clear face: this may not be a face, or the face is too covered or turned to enrol "
-                    "(a mask is fine when the eyes and brows show clearly).",
+    # a masked face is often accepted, but not always (a mask up to the eyes lowers FaceMesh's
+    # confidence): the advice that always works is a photo without one
+    "unclear_face": "No clear face: this may not be a face, or too much of it is covered or turned away. Use a "
+                    "photo without a mask if you can (masked check-ins are matched against masks drawn on it).",
     "too_small": "The face is too small: come closer or use a larger photo.",
     "partial": "Part of the face is outside the photo: use one that shows the whole face.",
     "too_dark": "Too dark: add light in front of the face.",
@@ -294,8 +297,11 @@ def _amount(n: float, unit: str) -> str:
 def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoInspection:
     """``too_large`` for the pixel limit, saying so: compressing the file (the size limit's cure)
     would not help."""
+    limit = settings.MASKNET_MAX_PIXELS
     size = f"It is {width}×{height} pixels; at most" if width and height else "At most"
-    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {_amount(settings.MASKNET_MAX_PIXELS, 'pixels')}: "
+    side = math.isqrt(limit)
+    square = f" (e.g. {side}×{side})" if side * side == limit else ""   # a size an editor's resize box takes
+    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {_amount(limit, 'pixels')}{square}: "
                                  f"scale it down (compressing the file would not help).",
                     width=width, height=height)
 

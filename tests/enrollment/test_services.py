@@ -158,8 +158,8 @@ def test_refuses_images_over_the_pixel_limit_and_says_so(person, astronaut_jpeg,
     with pytest.raises(services.PhotoRefused) as info:
         services.photo_add(person=person, data=astronaut_jpeg, actor=None)
     assert info.value.code == "too_large"
-    assert info.value.message == ("The file is too large. It is 512×512 pixels; at most 10,000 pixels: scale it down "
-                                  "(compressing the file would not help).")
+    assert info.value.message == ("The file is too large. It is 512×512 pixels; at most 10,000 pixels (e.g. "
+                                  "100×100): scale it down (compressing the file would not help).")
 
 
 @pytest.mark.models
