@@ -62,9 +62,12 @@ class Person(models.Model):
                                  help_text="Inactive people stay enrolled but are left out of the index.")
     # bounded: every people list (500 a page in the API) carries it
     notes = models.TextField(blank=True, max_length=NOTES_MAX, validators=[MaxLengthValidator(NOTES_MAX)])
+    # db_default too: during an upgrade the previous release's processes (restarted after migrate)
+    # insert people without this column, which NOT NULL alone refused (every new person a 500)
     gallery_adaptation = models.BooleanField(
-        default=True, help_text="With MASKNET_GALLERY_ADAPT on, a confident unmasked check-in may add a photo; "
-                                "off once an administrator stops it or removes such a photo.")
+        default=True, db_default=True,
+        help_text="With MASKNET_GALLERY_ADAPT on, a confident unmasked check-in may add a photo; "
+                  "off once an administrator stops it or removes such a photo.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BEFORE = ("enrollment", "0005_recognise_face_permission")   # a release before 0006-0008
 
@@ -49,3 +51,21 @@ def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_pa
     assert renamed.returncode == 0, renamed.stderr[-2000:]
     done = manage(tmp_path, "migrate")
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_the_previous_releases_insert_of_a_person_still_works_after_migrate():
+    """The upgrade runs migrate while the previous release still serves (docs/deployment.md): its
+    INSERT of a person, without the column 0007 added, failed on NOT NULL (every new person a 500
+    until the restart)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from enrollment.models import Person
+
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO enrollment_person (full_name, staff_id, department, active, notes, created_at,"
+                       " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                       ["Old Release", "OLD-1", "", True, "", now, now])
+    assert Person.objects.get(staff_id="OLD-1").gallery_adaptation is True
