@@ -309,7 +309,9 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     data = daily_attendance(day, site)
     if csv_format:
         # with its UTC offset, as export.csv's times: in the hour a DST change repeats, 01:30 is two times
-        rows = [[status, timezone.localtime(c.at).timetz().isoformat(timespec="seconds"), c.person.staff_id,
+        # (the time part of the whole local timestamp: a time of day alone, timetz(), has no offset
+        # in a zone with summer time)
+        rows = [[status, timezone.localtime(c.at).isoformat(timespec="seconds").partition("T")[2], c.person.staff_id,
                  c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
                  "yes" if c.masked else "no"]
                 for status in ("present", "elsewhere") for c in data[status]]

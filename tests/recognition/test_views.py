@@ -187,10 +187,16 @@ def test_daily_page_shows_who_is_in_and_who_is_missing(client, superuser, attend
     assert earlier.context["present"] == [] and len(earlier.context["missing"]) == 2
     csv_rows = rows(client.get(reverse("attendance-day"), {"format": "csv"}))
     assert csv_rows[0][0] == "status" and {r[0] for r in csv_rows[1:]} == {"present", "missing"}
-    # the first check-in's time carries its UTC offset (01:30 happens twice on the night DST ends)
-    (first,) = [r[1] for r in csv_rows[1:] if r[0] == "present"]
-    assert first == timezone.localtime(present[0].at).timetz().isoformat(timespec="seconds")
-    assert re.fullmatch(r"\d\d:\d\d:\d\d[+-]\d\d:\d\d", first), first
+    # the first check-in's time carries its UTC offset (01:30 happens twice on the night DST ends),
+    # also in a zone with summer time (where a time of day alone has none)
+    for zone in ("UTC", "Europe/Berlin", "America/Los_Angeles"):
+        with timezone.override(zone):
+            csv_rows = rows(client.get(reverse("attendance-day"),
+                                       {"format": "csv", "date": timezone.localtime(present[0].at).date().isoformat()}))
+            (first,) = [r[1] for r in csv_rows[1:] if r[0] == "present"]
+            local = timezone.localtime(present[0].at)
+            assert first == local.strftime("%H:%M:%S") + local.isoformat()[-6:], (zone, first)
+            assert re.fullmatch(r"\d\d:\d\d:\d\d[+-]\d\d:\d\d", first), (zone, first)
 
 
 def test_person_history_and_its_csv(client, superuser, attendance, person):
