@@ -56,6 +56,13 @@ def test_a_small_face_in_a_large_photo_is_found_whole_wherever_it_is(engine, ast
             assert x < face.box[0] < face.box[2] < x + crop.shape[1], ((x, y), face.box)
             widths.append(face.box[2] - face.box[0])
     assert max(widths) / min(widths) < 1.2, widths
+    # two such faces side by side stay two (a crop around one shows the other too)
+    canvas = np.full((2000, 3000, 3), (140, 130, 120), np.uint8)
+    for x in (1300, 1300 + crop.shape[1]):
+        canvas[900:900 + crop.shape[0], x:x + crop.shape[1]] = crop
+    faces = engine.analyze(canvas)
+    centres = sorted((f.box[0] + f.box[2]) / 2 for f in faces)
+    assert len(faces) == 2 and centres[0] < 1300 + crop.shape[1] < centres[1], [f.box for f in faces]
 
 
 def test_the_mesh_face_flag_is_a_probability(engine, astronaut_bgr):

@@ -91,13 +91,18 @@ class BlazeFaceDetector:
         found = self._detect(image_bgr, min_confidence=min_confidence, iou=iou, max_faces=max_faces,
                              fallback_confidence=fallback_confidence)
         scale = max(image_bgr.shape[:2]) / INPUT_SIZE
-        return [self._refine(image_bgr, d, min_confidence, iou, fallback_confidence)
-                if d.box[2] - d.box[0] < REFINE_BELOW * scale and scale > 1 else d for d in found]
+        refined = [self._refine(image_bgr, d, min_confidence, iou, fallback_confidence)
+                   if d.box[2] - d.box[0] < REFINE_BELOW * scale and scale > 1 else d for d in found]
+        # two first boxes of one face (or neighbours) may come out as one face: kept once, best first
+        keep = nms(np.array([d.box for d in refined], np.float32).reshape(-1, 4),
+                   np.array([d.score for d in refined], np.float32), iou, len(refined))
+        return [refined[i] for i in keep]
 
     def _refine(self, image_bgr: np.ndarray, det: Detection, min_confidence: float, iou: float,
                 fallback_confidence: float | None) -> Detection:
         """``det`` located again in a square crop :data:`REFINE_CONTEXT` times its size around it:
-        the crop's face nearest the first box's centre, if it overlaps that box; else ``det``."""
+        the crop's face nearest the first box's centre, if the two boxes hold each other's centre;
+        else ``det``."""
         h, w = image_bgr.shape[:2]
         x1, y1, x2, y2 = det.box
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -111,9 +116,12 @@ class BlazeFaceDetector:
         best, best_distance = None, None
         for d in found:
             bx1, by1, bx2, by2 = d.box[0] + left, d.box[1] + top, d.box[2] + left, d.box[3] + top
-            if bx2 <= x1 or bx1 >= x2 or by2 <= y1 or by1 >= y2:   # not the face first found
+            mx, my = (bx1 + bx2) / 2, (by1 + by2) / 2
+            # the face first found: each box holds the other's centre (a neighbour, which the crop
+            # may show larger and surer, holds neither)
+            if not (x1 <= mx <= x2 and y1 <= my <= y2 and bx1 <= cx <= bx2 and by1 <= cy <= by2):
                 continue
-            distance = np.hypot((bx1 + bx2) / 2 - cx, (by1 + by2) / 2 - cy)
+            distance = np.hypot(mx - cx, my - cy)
             if best_distance is None or distance < best_distance:
                 best, best_distance = (d, (bx1, by1, bx2, by2)), distance
         if best is None:
