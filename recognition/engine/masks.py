@@ -1275,7 +1275,10 @@ FaceFinder = Callable[[np.ndarray], "np.ndarray | None"]
 
 def _check_complete(path: Path) -> None:
     """Raise ``ValueError`` for a damaged or truncated file: OpenCV decodes what it can of a cut JPEG
-    (the rest grey, "Premature end of JPEG file" on stderr), which then read as "without a face"."""
+    (the rest grey, "Premature end of JPEG file" on stderr), which then read as "without a face".
+    A JPEG that lacks only its end marker is refused too (Pillow cannot tell it from a cut one;
+    appending the marker made a cut file pass): a rare file, listed as failed rather than a cut
+    one passed as faceless."""
     try:
         with Image.open(path) as img:
             img.load()
