@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -427,7 +427,14 @@ class PersonAdmin(admin.ModelAdmin):
         done = 0
         for person in [p for p in queryset if not p.active]:
             before = person.updated_at
-            services.person_update(person=person, actor=request.user, active=True)
+            try:
+                services.person_update(person=person, actor=request.user, active=True)
+            except Person.DoesNotExist:   # erased meanwhile by someone else
+                continue
+            except ValidationError as exc:   # a record an earlier release let in (a field now refused)
+                messages.error(request, f"Person #{person.pk} was not reactivated: {' '.join(exc.messages)} "
+                                        f"Correct it on their page.")
+                continue
             done += person.updated_at != before   # not if someone else reactivated them meanwhile
         if not done:
             messages.info(request, "Nobody was reactivated: the people selected were active already.")

@@ -35,12 +35,14 @@ def staff_id_case_clashes(connection) -> list[str]:
     return clashes
 
 
-def case_clash_error(clashes: list[str]) -> CommandError:
-    """The refusal ``migrate`` prints (one paragraph, no traceback)."""
+def case_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
+    """The refusal ``migrate`` prints (one paragraph, no traceback); ``before_any``: said before the
+    run's first migration (else by 0008 itself, after the run's earlier ones)."""
     more = f"; and {len(clashes) - SHOWN} more" if len(clashes) > SHOWN else ""
+    done = "Nothing was migrated." if before_any else "Migration enrollment 0008 changed nothing."
     return CommandError(
         "staff ids must now be unique ignoring letter case, and these differ only in case: "
-        + "; ".join(clashes[:SHOWN]) + more + ". Nothing was migrated. Give one of each pair another staff "
+        + "; ".join(clashes[:SHOWN]) + more + f". {done} Give one of each pair another staff "
         "id in the admin (or erase a duplicate person), then run migrate again.")
 
 

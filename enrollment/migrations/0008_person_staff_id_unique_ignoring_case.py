@@ -13,7 +13,7 @@ def refuse_case_duplicates(apps, schema_editor) -> None:
 
     clashes = staff_id_case_clashes(schema_editor.connection if schema_editor else connection)
     if clashes:
-        raise case_clash_error(clashes)
+        raise case_clash_error(clashes, before_any=False)
 
 
 class Migration(migrations.Migration):

@@ -844,3 +844,19 @@ def test_erasing_more_people_than_a_batch_says_so_and_erases_nobody(su_client, m
     assert Person.objects.count() == 3
     assert su_client.post(CHANGELIST, {**data, "_selected_action": [people[0].pk], "post": "yes"}).status_code == 302
     assert Person.objects.count() == 2
+
+
+def test_reactivating_someone_erased_or_unsaveable_meanwhile_is_said_not_a_500(enroller_client, person, monkeypatch):
+    from django.core.exceptions import ValidationError
+
+
+    Person.objects.filter(pk=person.pk).update(active=False)
+    for failure, said in ((Person.DoesNotExist(), "Nobody was reactivated"),
+                          (ValidationError({"notes": ["Too long."]}), "was not reactivated: Too long.")):
+        def refuse(*args, failure=failure, **kwargs):
+            raise failure
+
+        monkeypatch.setattr(services, "person_update", refuse)
+        answer = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]},
+                                      follow=True)
+        assert answer.status_code == 200 and said in answer.content.decode(), said
