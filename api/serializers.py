@@ -226,9 +226,16 @@ class IndexVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_thresholds(self, version: IndexVersion) -> dict[str, float]:
-        """Site thresholds of this version (``masked``, ``unmasked``)."""
-        found = (version.metrics or {}).get("thresholds") or {}
-        return {k: float(v) for k, v in found.items() if k in ("masked", "unmasked")}
+        """The scores a probe needs against this version now (``masked``, ``unmasked``): the engine's
+        thresholds of today, raised to the gallery's fitted ones where they apply (a gallery of 100
+        people or more), as the kiosks and identify/verify decide; not the figures recorded when it
+        was built, which an older release fitted on any gallery."""
+        from enrollment.recognizer import engine_config
+        from recognition.engine.gallery import site_threshold
+
+        cfg, site = engine_config(), version.site_thresholds()
+        return {"masked": site_threshold(cfg.threshold_masked, site, "masked"),
+                "unmasked": site_threshold(cfg.threshold_unmasked, site, "unmasked")}
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
