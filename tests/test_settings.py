@@ -329,6 +329,10 @@ def test_numeric_settings_that_are_not_numbers_are_refused_by_name(monkeypatch):
         monkeypatch.setenv("MASKNET_X", value)
         with pytest.raises(ImproperlyConfigured, match=r"MASKNET_X=.*a number is expected"):
             env_float("MASKNET_X", 1.0)
+    monkeypatch.setenv("MASKNET_X", "   ")   # only spaces: unset, as empty is
+    assert env_int("MASKNET_X", 7) == 7 and env_float("MASKNET_X", 2) == 2.0
+    proc = manage("check", MASKNET_MAX_PIXELS="-1")
+    assert proc.returncode != 0 and "MASKNET_MAX_PIXELS=-1: use 1 or more" in proc.stderr, proc.stderr[-500:]
     proc = manage("check", MASKNET_RETENTION_SNAPSHOT_DAYS="30d")
     assert proc.returncode != 0 and "MASKNET_RETENTION_SNAPSHOT_DAYS='30d'" in proc.stderr
     assert "ValueError" not in proc.stderr, proc.stderr[-500:]

@@ -46,22 +46,22 @@ def env_switch(name: str, default: bool) -> bool:
 def env_int(name: str, default: int) -> int:
     """Read a whole number from the environment; anything else stops the site with the setting's
     name (``int()``'s own ValueError named neither the variable nor what it wants)."""
-    value = env(name)
-    if value is None:
+    value = (env(name) or "").strip()   # only spaces: unset, as empty is
+    if not value:
         return default
     try:
-        return int(value.strip())
+        return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r}: a whole number is expected") from None
 
 
 def env_float(name: str, default: float) -> float:
     """Read a number (decimals allowed) from the environment, as :func:`env_int`."""
-    value = env(name)
-    if value is None:
+    value = (env(name) or "").strip()
+    if not value:
         return float(default)
     try:
-        number = float(value.strip())
+        number = float(value)
     except ValueError:
         number = float("nan")
     if number != number or number in (float("inf"), float("-inf")):   # "nan" and "inf" parse too
@@ -228,6 +228,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024)
 MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096)
 MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024)
+for _name in ("MASKNET_MAX_FRAME_BYTES", "MASKNET_MAX_PIXELS", "MASKNET_MAX_PHOTO_BYTES"):
+    if globals()[_name] < 1:   # 0 or less refused every image, some with a 500
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: use 1 or more")
 # A request up to this size is held in memory (the ASGI handler's copy of the body and its uploaded
 # files): a photo of MASKNET_MAX_PHOTO_BYTES with its multipart envelope. The API's identify and
 # verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger

@@ -144,7 +144,7 @@
       // bad photo, and trying again gives the same answer
       const enrolled = !r.saved.length && (r.refused || []).length > 0 && r.refused.every((x) => x.code === "duplicate");
       const head = r.saved.length ? "Saved. The index is being rebuilt."
-        : enrolled ? "Nothing new to save: this person already has these photos. Move a little, or change the light, for another one."
+        : enrolled ? "Nothing new to save: this person already has these photos. If the picture above does not move, the camera has frozen: reconnect it."
         : "No photo was good enough — try again.";
       tell([head].concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0 || enrolled);
       const li = document.createElement("li");
