@@ -44,7 +44,8 @@ def source_photos() -> dict[str, np.ndarray]:
 
 
 def face_crops(engine, photos: dict[str, np.ndarray], limit: int = 12) -> list[tuple[str, np.ndarray]]:
-    """Square crops (face plus a margin) of the faces the engine finds and accepts in the photos."""
+    """Square crops (face plus a margin) of the faces the engine finds and accepts in the photos,
+    named ``<photo>#<n>``, numbered left to right (not by size: a detector change reordered them)."""
     from recognition.engine import NoFaceFound
 
     crops = []
@@ -53,7 +54,7 @@ def face_crops(engine, photos: dict[str, np.ndarray], limit: int = 12) -> list[t
             faces = engine.analyze(img, embed=False)
         except NoFaceFound:
             continue
-        for i, f in enumerate(faces):
+        for i, f in enumerate(sorted(faces, key=lambda f: f.box[0] + f.box[2])):
             if f.width < 40:
                 continue
             x1, y1, x2, y2 = f.box

@@ -24,11 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
-# first name -> face in bench/frames.face_crops, numbered widest first (t1#1, the man at the top
-# right, is left out: his pose fails the quality gate); t1's faces from left to right: Chen, Emil,
-# Dana, (t1#2, unused), Fay
-FACES = {"Alice": "astronaut#0", "Bruno": "Tom_Hanks_54745#0", "Chen": "t1#3", "Dana": "t1#0",
-         "Emil": "t1#5", "Fay": "t1#4"}
+# first name -> face in bench/frames.face_crops, numbered left to right (t1#4, the man at the top
+# right, is left out: his pose fails the quality gate; t1#3 is not used)
+FACES = {"Alice": "astronaut#0", "Bruno": "Tom_Hanks_54745#0", "Chen": "t1#0", "Dana": "t1#2",
+         "Emil": "t1#1", "Fay": "t1#5"}
 FRAMES_PER_FACE = 3
 
 
