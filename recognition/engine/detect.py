@@ -127,7 +127,10 @@ class BlazeFaceDetector:
         if best is None:
             return det
         d, box = best
-        return Detection(tuple(float(v) for v in box), d.keypoints + np.array([left, top], np.float32), d.score)
+        # the first pass's confidence stays: the crop, where a face is four times larger, is surer of
+        # false faces too (an empty scene's "faces" found rose 128 -> 139 of 779 with the crop's);
+        # what it improves is where the face is
+        return Detection(tuple(float(v) for v in box), d.keypoints + np.array([left, top], np.float32), det.score)
 
     def _detect(self, image_bgr: np.ndarray, *, min_confidence: float, iou: float,
                 max_faces: int, fallback_confidence: float | None) -> list[Detection]:

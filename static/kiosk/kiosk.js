@@ -67,6 +67,7 @@
     too_bright: ["Too much light", "Step out of the direct light or glare.", "light"],
     blurry: ["Hold still for a moment", "The picture is blurred when you move.", "still"],
     pose: ["Please look straight at the camera", "Face the screen, chin level.", "face"],
+    several: ["One person at a time, please", "Step up alone; the next person waits a step behind.", "face"],
   };
 
   function view(state, msg) {

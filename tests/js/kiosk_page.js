@@ -397,6 +397,12 @@ async function main() {
   p.say(dim, { type: "result", frame: dim.sent, state: "recognising", progress: 0.3 });
   check("two in a row take the prompt's place", p.stage.dataset.state === "recognising", p.stage.dataset.state);
   p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "several" });
+  p.advance(200);
+  p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "several" });
+  check("two people side by side are asked to come one at a time",
+        p.text("banner-title") === "One person at a time, please", p.text("banner-title"));
+  p.advance(200);
   p.say(dim, { type: "result", frame: dim.sent, state: "adjust", reason: "too_bright" });
   p.advance(200);
   p.say(dim, { type: "result", frame: dim.sent, state: "unknown" });

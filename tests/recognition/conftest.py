@@ -63,7 +63,8 @@ def superuser(db) -> User:
 class ScriptedEngine:
     """Stands in for :func:`recognition.consumers.analyze_frame`. A frame's body is a script:
 
-    ``none`` (no face), ``quality:<reason>``, ``face:<label>:<score>:<m|u>`` (a usable face;
+    ``none`` (no face), ``several`` (two people side by side), ``quality:<reason>``,
+    ``face:<label>:<score>:<m|u>`` (a usable face;
     accepted at 0.38 masked / 0.42 unmasked), ``corrupt`` (undecodable). A ``hold|`` prefix
     makes the analysis wait until :meth:`release` (to test bursts).
     """
@@ -92,6 +93,10 @@ class ScriptedEngine:
         if script == "none":
             return FrameAnalysis(size=size, ms=5)
         aligned = np.zeros((8, 8, 3), np.uint8)
+        if script == "several":   # two people side by side: nobody embedded
+            face = SimpleNamespace(box=(100.0, 120.0, 220.0, 260.0), masked=False, aligned=aligned, embedding=None,
+                                   quality=SimpleNamespace(ok=True, reason=None))
+            return FrameAnalysis(size=size, face=face, several=True, ms=5)
         if script.startswith("quality:"):
             # as analyze_frame leaves it: not embedded, so not classified masked either
             face = SimpleNamespace(box=(200.0, 120.0, 260.0, 190.0), masked=False, aligned=aligned, embedding=None,

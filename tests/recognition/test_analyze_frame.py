@@ -72,3 +72,35 @@ def test_an_index_of_another_embedding_size_is_answered_updating(engine, install
     a = consumers.analyze_frame(frame, old, {})
     assert a.error == "updating" and a.decision is None
     assert "rebuilt" in consumers.ERROR_MESSAGES["updating"]
+
+
+def test_two_people_side_by_side_are_asked_to_come_one_at_a_time(engine, installed_models, astronaut_bgr, settings):
+    """The largest of two faces of about one size flipped between them from frame to frame: one was
+    greeted, told "not recognised", then "already checked in", and the other never checked in.
+    Nobody is embedded or decided on while two such faces are in view; one a step behind (half
+    the width) does not count."""
+    import cv2
+
+    settings.MASKNET_MODELS_DIR = installed_models
+    face = engine.analyze(astronaut_bgr)[0]
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    w = x2 - x1
+    crop = astronaut_bgr[max(0, y1 - w // 2): y2 + w // 2, max(0, x1 - w // 2): x2 + w // 2]
+    index = Index(engine.dim)
+    index.add("7", face.embedding[None])
+
+    def frame_with(second: float) -> bytes:
+        canvas = np.full((480, 640, 3), 128, np.uint8)
+        big = cv2.resize(crop, (300, 300 * crop.shape[0] // crop.shape[1]))
+        canvas[60:60 + big.shape[0], 20:320] = big[: 420]
+        side = int(300 * second)
+        small = cv2.resize(crop, (side, side * crop.shape[0] // crop.shape[1]))
+        canvas[60:60 + small.shape[0], 330:330 + side] = small[: 420]
+        return faces.jpeg(canvas, 92)
+
+    pair = consumers.analyze_frame(frame_with(0.95), index, {})
+    assert pair.several and pair.face is not None and pair.face.embedding is None and pair.decision is None
+    behind = consumers.analyze_frame(frame_with(0.6), index, {})
+    assert len(engine.analyze(frame_with(0.6), embed=False)) == 2   # both found, both over the kiosk's size
+    assert min(f.width for f in engine.analyze(frame_with(0.6), embed=False)) >= settings.MASKNET_KIOSK_MIN_FACE_PX
+    assert not behind.several and behind.decision is not None and behind.decision.label == "7"

@@ -485,6 +485,25 @@ def test_an_open_face_needs_three_frames_and_disagreement_blocks(engine_script, 
     assert CheckIn.objects.get().person_id == p
 
 
+def test_two_people_side_by_side_are_asked_to_come_one_at_a_time(engine_script, paired, person):
+    """While two comparable faces are in view nobody is decided on (the largest flipped between
+    them: a welcome, "not recognised", "already"); once one stands alone the vote goes on."""
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        first = await ask(comm, f"face:{p}:0.8:u")
+        pair = [await ask(comm, "several") for _ in range(3)]
+        alone = [(await ask(comm, f"face:{p}:0.8:u"))["state"] for _ in range(2)]
+        await comm.disconnect()
+        return first, pair, alone
+
+    first, pair, alone = run(scenario)
+    assert first["state"] == "recognising"
+    assert [(a["state"], a["reason"]) for a in pair] == [("adjust", "several")] * 3
+    assert alone == ["recognising", "checked_in"] and CheckIn.objects.get().person_id == p
+
+
 def test_a_stranger_is_not_recognised_once_and_nothing_is_recorded(engine_script, paired, person):
     p = person.pk
 
