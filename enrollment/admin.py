@@ -424,20 +424,24 @@ class PersonAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reactivate selected people", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = 0
+        done = failed = 0
         for person in [p for p in queryset if not p.active]:
             before = person.updated_at
             try:
                 services.person_update(person=person, actor=request.user, active=True)
             except Person.DoesNotExist:   # erased meanwhile by someone else
+                messages.warning(request, f"Person #{person.pk} was erased meanwhile.")
+                failed += 1
                 continue
             except ValidationError as exc:   # a record an earlier release let in (a field now refused)
                 messages.error(request, f"Person #{person.pk} was not reactivated: {' '.join(exc.messages)} "
                                         f"Correct it on their page.")
+                failed += 1
                 continue
             done += person.updated_at != before   # not if someone else reactivated them meanwhile
         if not done:
-            messages.info(request, "Nobody was reactivated: the people selected were active already.")
+            if not failed:
+                messages.info(request, "Nobody was reactivated: the people selected were active already.")
             return
         messages.success(request, f"{_people(done)} reactivated: recognised again once the index is rebuilt "
                                   f"(a few seconds).")

@@ -111,10 +111,14 @@ _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # frame, and the kiosk greeted one, told them "not recognised", then "already checked in", and
 # never checked in the other. They are asked to come one at a time (reason "several"). Near equal
 # only: one clearly larger is taken steadily, and LFW DevTest's first photos framed as kiosk frames
-# (press photos, a neighbour often at the subject's shoulder) have such a pair in 29 of 1,711 at
-# 0.85, 59 at 0.7
+# (press photos, a neighbour often at the subject's shoulder) have such a pair in 41 of 1,711 at
+# 0.85 (29 when both faces had to pass the gate; 59 of those at 0.7)
 SEVERAL_FACES_RATIO = 0.85
 SEVERAL = "several"
+# after a pair, this many frames of one face in a row before anyone is decided on again: a pair
+# where each moves in turn leaves the other face blurred (refused by the gate) every other frame,
+# and deciding on those frames flipped between the two people as before
+SEVERAL_HOLD_FRAMES = 2
 ERROR_MESSAGES = {
     "unreadable_image": "The frame could not be decoded.",
     "frame_too_large": "The frame has too many pixels (640x480 is plenty).",
@@ -194,6 +198,7 @@ class FrameAnalysis:
     time in milliseconds. ``snapshot``: aligned face JPEG, only when asked for. ``adapt_photo``: the
     frame cut around an accepted unmasked face recognised well above its threshold, a JPEG for
     gallery adaptation (:func:`enrollment.services.photo_add_from_checkin`), only when asked for.
+    ``several``: two people side by side (:func:`_several_people`): ``face`` is the larger, not embedded.
     """
 
     size: tuple[int, int] = (0, 0)
@@ -206,19 +211,24 @@ class FrameAnalysis:
     several: bool = False
 
 
-def _several_people(faces: Sequence[Face]) -> bool:
-    """Whether the second-largest face is a clear one nearly as large as the largest (two people
-    side by side: :data:`SEVERAL_FACES_RATIO`)."""
-    if len(faces) < 2:
+def _several_people(faces: Sequence[Face], sure: float) -> bool:
+    """Whether another face nearly as large as the largest (:data:`SEVERAL_FACES_RATIO`) stands
+    beside it: two people side by side. Judged on size and the detector's confidence (``sure``:
+    its threshold without the masked faces' fallback), not on the quality gate: a face that moves
+    is blurred for a frame, and is still there."""
+    first = faces[0]
+    if first.width < settings.MASKNET_KIOSK_MIN_FACE_PX:
         return False
-    first, second = faces[0], faces[1]
-    # side by side, not overlapping: two boxes over one face (the detector at times frames a face
-    # twice, or its reflection where a camera's picture is mirrored at its edge) are one person
-    a, b = first.box, second.box
-    overlap = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return (first.quality.ok and second.quality.ok and second.width >= settings.MASKNET_KIOSK_MIN_FACE_PX
-            and second.width >= SEVERAL_FACES_RATIO * first.width and overlap <= 0.2 * smaller)
+    a = first.box
+    for other in faces[1:]:
+        b = other.box
+        # side by side, not overlapping: two boxes over one face (the detector at times frames a
+        # face twice, or its reflection where a camera's picture is mirrored at its edge) are one
+        overlap = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+        if other.width >= SEVERAL_FACES_RATIO * first.width and other.score >= sure and overlap <= 0.2 * smaller:
+            return True
+    return False
 
 
 def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False,
@@ -243,7 +253,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]
-    if _several_people(faces):   # nobody is decided on (nor embedded) until one stands alone
+    if _several_people(faces, engine.config.detect_min_confidence):   # nobody is decided on (nor embedded)
         return FrameAnalysis(size=size, face=face, several=True, ms=(time.perf_counter() - started) * 1000)
     # only the main face of a frame that can lead to a decision is embedded: FaceRes with flip
     # TTA is over half of a frame's engine time (docs/performance.md)
@@ -359,6 +369,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._lost_after_s = LOST_AFTER_S   # seconds without a face that end a presence (ditto)
         self._last_face_at = 0.0
         self._quality_reasons: Counter[str] = Counter()
+        self._several_left = 0   # frames of one face still to see after a pair (SEVERAL_HOLD_FRAMES)
         self._quality_audited = False
         self._index: Index | None = None
         self._index_version: int | None = None
@@ -551,7 +562,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
         # decided only for an embedded face (one that can lead to a decision): unknown, not "unmasked"
         masked = bool(face.masked) if face.embedding is not None else None
         reply["masked"] = masked
-        reason = SEVERAL if a.several else face.quality.reason
+        if a.several or self._several_left:
+            # two people side by side, or one of them alone for fewer than SEVERAL_HOLD_FRAMES
+            # frames since: no vote (the votes so far may be either's), and no quality audit
+            if a.several:
+                self._several_left = SEVERAL_HOLD_FRAMES
+                self._voter.forget_votes()
+            else:
+                self._several_left -= 1
+            reply.update(state="adjust", reason=SEVERAL)
+            return self._with_outcome(reply)
+        reason = face.quality.reason
         if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         if reason is not None:
@@ -642,6 +663,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._outcome = None
         self._quality_reasons.clear()
         self._quality_audited = False
+        self._several_left = 0
 
     # -------------------------------------------------------------------------- index, kiosk row
 

@@ -282,6 +282,8 @@ for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPS
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2)
 MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080)
+if MASKNET_KIOSK_MAX_FRAME_PIXELS < 1:   # every frame refused: each kiosk "out of order", nothing said at start
+    raise ImproperlyConfigured(f"MASKNET_KIOSK_MAX_FRAME_PIXELS={MASKNET_KIOSK_MAX_FRAME_PIXELS}: use 1 or more")
 # Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
 MASKNET_KIOSK_MIN_FACE_PX = env_int("MASKNET_KIOSK_MIN_FACE_PX", 80)
 # Voting: consistent accepted frames needed before a check-in (masked faces need more).

@@ -851,7 +851,7 @@ def test_reactivating_someone_erased_or_unsaveable_meanwhile_is_said_not_a_500(e
 
 
     Person.objects.filter(pk=person.pk).update(active=False)
-    for failure, said in ((Person.DoesNotExist(), "Nobody was reactivated"),
+    for failure, said in ((Person.DoesNotExist(), "was erased meanwhile"),
                           (ValidationError({"notes": ["Too long."]}), "was not reactivated: Too long.")):
         def refuse(*args, failure=failure, **kwargs):
             raise failure
@@ -860,3 +860,4 @@ def test_reactivating_someone_erased_or_unsaveable_meanwhile_is_said_not_a_500(e
         answer = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]},
                                       follow=True)
         assert answer.status_code == 200 and said in answer.content.decode(), said
+        assert "active already" not in answer.content.decode()

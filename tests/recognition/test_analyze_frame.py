@@ -89,17 +89,22 @@ def test_two_people_side_by_side_are_asked_to_come_one_at_a_time(engine, install
     index = Index(engine.dim)
     index.add("7", face.embedding[None])
 
-    def frame_with(second: float) -> bytes:
+    def frame_with(second: float, blur: float = 0.0) -> bytes:
         canvas = np.full((480, 640, 3), 128, np.uint8)
         big = cv2.resize(crop, (300, 300 * crop.shape[0] // crop.shape[1]))
         canvas[60:60 + big.shape[0], 20:320] = big[: 420]
         side = int(300 * second)
         small = cv2.resize(crop, (side, side * crop.shape[0] // crop.shape[1]))
+        if blur:   # moving: the gate refuses it, but it is still someone beside
+            small = cv2.GaussianBlur(small, (0, 0), blur)
         canvas[60:60 + small.shape[0], 330:330 + side] = small[: 420]
         return faces.jpeg(canvas, 92)
 
     pair = consumers.analyze_frame(frame_with(0.95), index, {})
     assert pair.several and pair.face is not None and pair.face.embedding is None and pair.decision is None
+    moving = engine.analyze(frame_with(0.95, blur=4.0), embed=False)
+    assert len(moving) == 2 and not min(moving, key=lambda f: f.width).quality.ok   # as the gate sees it
+    assert consumers.analyze_frame(frame_with(0.95, blur=4.0), index, {}).several
     behind = consumers.analyze_frame(frame_with(0.6), index, {})
     assert len(engine.analyze(frame_with(0.6), embed=False)) == 2   # both found, both over the kiosk's size
     assert min(f.width for f in engine.analyze(frame_with(0.6), embed=False)) >= settings.MASKNET_KIOSK_MIN_FACE_PX
