@@ -570,7 +570,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 self._voter.forget_votes()
             else:
                 self._several_left -= 1
-            reply.update(state="adjust", reason=SEVERAL)
+            # no box: the larger of two near-equal faces changes from frame to frame, and the box
+            # hopped between them (or sat on the newcomer under the other's standing welcome)
+            reply.update(state="adjust", reason=SEVERAL, box=None)
             return self._with_outcome(reply)
         reason = face.quality.reason
         if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:

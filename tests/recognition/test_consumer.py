@@ -507,7 +507,7 @@ def test_two_people_side_by_side_are_asked_to_come_one_at_a_time(engine_script, 
 
     first, pair, turns, alone = run(scenario)
     assert first["state"] == "recognising"
-    assert [(a["state"], a["reason"]) for a in pair] == [("adjust", "several")] * len(pair)
+    assert [(a["state"], a["reason"], a["box"]) for a in pair] == [("adjust", "several", None)] * len(pair)
     assert turns == ["adjust"] * 6
     assert alone == ["adjust", "recognising", "recognising", "checked_in", "checked_in"]
     assert CheckIn.objects.get().person_id == p
