@@ -332,13 +332,21 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         # Pillow raises DecompressionBombError (not an OSError) above 179 Mpx while reading the
         # header (its warning above 89 Mpx is ignored: recognition.engine.decode); both are
         # answered by the pixel limit below
-        width, height = Image.open(io.BytesIO(data)).size
+        header = Image.open(io.BytesIO(data))
+        width, height = header.size
+        # an animated WebP (or APNG) is several pictures, maybe of several people: the first alone
+        # was kept, the others dropped without a word. Not a JPEG's: a phone's MPO file holds its
+        # photo and a preview or depth map as "frames", and is a still photo
+        animated = header.format in ("WEBP", "PNG") and getattr(header, "n_frames", 1) > 1
     except Image.DecompressionBombError:
         return _too_many_pixels()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return _refusal("unreadable")
     if width * height > settings.MASKNET_MAX_PIXELS:
         return _too_many_pixels(width, height)
+    if animated:
+        return _refusal("file_type", message="An animated image: use a still photo (JPEG, PNG or WebP).",
+                        width=width, height=height)
     engine = engine or recognizer.get_engine()
     try:
         image = engine.decode(data)

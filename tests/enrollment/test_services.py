@@ -146,6 +146,25 @@ def test_refuses_files_that_are_not_images(person):
     assert not FacePhoto.objects.exists()
 
 
+def test_refuses_animated_images_but_takes_a_phones_multi_picture_jpeg(person, astronaut_bgr, engine):
+    """An animated WebP was stored as its first frame, the others (maybe someone else) dropped
+    without a word. A JPEG with several pictures (a phone's MPO: the photo and a preview or depth
+    map) is a still photo, and is not refused as animated."""
+    from PIL import Image
+
+    frames = [Image.fromarray(astronaut_bgr[:, :, ::-1]), Image.fromarray(astronaut_bgr[::-1, :, ::-1])]
+    for fmt in ("WEBP", "PNG"):
+        out = io.BytesIO()
+        frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=100)
+        with pytest.raises(services.PhotoRefused) as refused:
+            services.photo_add(person=person, data=out.getvalue(), actor=None)
+        assert refused.value.code == "file_type" and "animated" in refused.value.message, fmt
+    mpo = io.BytesIO()
+    frames[0].save(mpo, "MPO", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(mpo.getvalue())).n_frames == 2
+    assert services.photo_inspect(data=mpo.getvalue(), engine=engine).ok
+
+
 def test_refuses_files_over_the_size_limit(person, astronaut_jpeg, settings):
     settings.MASKNET_MAX_PHOTO_BYTES = 1000
     assert _refusal(person, astronaut_jpeg) == "too_large"
