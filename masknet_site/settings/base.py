@@ -43,16 +43,18 @@ def env_switch(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes/on or 0/false/no/off")
 
 
-def env_int(name: str, default: int) -> int:
-    """Read a whole number from the environment; anything else stops the site with the setting's
-    name (``int()``'s own ValueError named neither the variable nor what it wants)."""
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    """Read a whole number from the environment; anything else, or one below ``minimum``, stops the
+    site with the setting's name (``int()``'s own ValueError named neither the variable nor what it
+    wants)."""
     value = (env(name) or "").strip()   # only spaces: unset, as empty is
-    if not value:
-        return default
     try:
-        return int(value)
+        number = int(value) if value else default
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r}: a whole number is expected") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number}: use {minimum} or more")
+    return number
 
 
 def env_float(name: str, default: float) -> float:
@@ -225,12 +227,10 @@ STORAGES = {
 # Input limits (bytes and pixels) applied before any decoding.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Kiosk frames are 30-80 kB JPEGs; Daphne itself drops WebSocket messages over 1 MiB.
-MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024)
-MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096)
-MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024)
-for _name in ("MASKNET_MAX_FRAME_BYTES", "MASKNET_MAX_PIXELS", "MASKNET_MAX_PHOTO_BYTES"):
-    if globals()[_name] < 1:   # 0 or less refused every image, some with a 500
-        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: use 1 or more")
+# (0 or less refused every image, some with a 500)
+MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024, minimum=1)
+MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096, minimum=1)
+MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024, minimum=1)
 # A request up to this size is held in memory (the ASGI handler's copy of the body and its uploaded
 # files): a photo of MASKNET_MAX_PHOTO_BYTES with its multipart envelope. The API's identify and
 # verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger
@@ -281,9 +281,8 @@ for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPS
         raise ImproperlyConfigured(f"{_name}={_days}: use 0 (keep forever) or 1 to {RETENTION_DAYS_MAX} days")
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2)
-MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080)
-if MASKNET_KIOSK_MAX_FRAME_PIXELS < 1:   # every frame refused: each kiosk "out of order", nothing said at start
-    raise ImproperlyConfigured(f"MASKNET_KIOSK_MAX_FRAME_PIXELS={MASKNET_KIOSK_MAX_FRAME_PIXELS}: use 1 or more")
+# (below 1 every frame was refused: each kiosk "out of order", nothing said at start)
+MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080, minimum=1)
 # Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
 MASKNET_KIOSK_MIN_FACE_PX = env_int("MASKNET_KIOSK_MIN_FACE_PX", 80)
 # Voting: consistent accepted frames needed before a check-in (masked faces need more).
@@ -456,16 +455,13 @@ for _name in ("MASKNET_API_TOKEN_RATE", "MASKNET_API_USER_RATE", "MASKNET_API_RE
         raise ImproperlyConfigured(f"{_name}={globals()[_name]!r}: use N/s, N/min, N/hour or N/day (N >= 1)")
 # Staff login: this many failed logins per username and client address lock that pair out for
 # MASKNET_LOGIN_LOCKOUT_S seconds (masknet_site/login_throttle.py).
-MASKNET_LOGIN_MAX_FAILURES = env_int("MASKNET_LOGIN_MAX_FAILURES", 5)
-MASKNET_LOGIN_LOCKOUT_S = env_int("MASKNET_LOGIN_LOCKOUT_S", 300)
+# (each 1 or more: a lockout of 0 s let every guess through, the cache keeping no count)
+MASKNET_LOGIN_MAX_FAILURES = env_int("MASKNET_LOGIN_MAX_FAILURES", 5, minimum=1)
+MASKNET_LOGIN_LOCKOUT_S = env_int("MASKNET_LOGIN_LOCKOUT_S", 300, minimum=1)
 # ... and this many per username from all addresses together (an attacker varying the address)
 MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
-                                                  10 * MASKNET_LOGIN_MAX_FAILURES)
+                                                  10 * MASKNET_LOGIN_MAX_FAILURES, minimum=1)
 # ... and per client address across all usernames, unless anyone logged in from that address in
 # the last 30 days (login_throttle.py): one client trying a new username each time
 MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS",
-                                                 10 * MASKNET_LOGIN_MAX_FAILURES)
-for _name in ("MASKNET_LOGIN_MAX_FAILURES", "MASKNET_LOGIN_LOCKOUT_S", "MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME",
-              "MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS"):
-    if globals()[_name] < 1:   # a lockout of 0 s let every guess through (the cache keeps no count)
-        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: use 1 or more")
+                                                 10 * MASKNET_LOGIN_MAX_FAILURES, minimum=1)
