@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 PERSON_FIELDS = ("full_name", "staff_id", "department", "active", "notes")
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+# what follows an "active" change, said by the change form and by the list's actions alike
+REACTIVATED = "recognised again once the index is rebuilt (a few seconds)"
+DEACTIVATED = "no longer recognised; the index is being rebuilt"
 MODELS_MISSING = "The face models are not installed on the server (manage.py install_models)."
 # the change form's uploads, kept on the request by save_related for changeform_view
 _PENDING_UPLOADS = "_enrollment_pending_uploads"
@@ -333,8 +336,7 @@ class PersonAdmin(admin.ModelAdmin):
             services.person_update(person=obj, actor=request.user,
                                    **{k: v for k, v in fields.items() if k in form.changed_data})
             if "active" in form.changed_data:   # Django's "changed successfully" does not say what follows
-                messages.info(request, "Reactivated: recognised again once the index is rebuilt (a few seconds)."
-                              if obj.active else "Deactivated: no longer recognised; the index is being rebuilt.")
+                messages.info(request, f"Reactivated: {REACTIVATED}." if obj.active else f"Deactivated: {DEACTIVATED}.")
             return
         person = services.person_create(actor=request.user, **fields)
         obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
@@ -420,7 +422,7 @@ class PersonAdmin(admin.ModelAdmin):
         if not done:
             messages.info(request, "Nobody was deactivated: the people selected were inactive already.")
             return
-        messages.success(request, f"{_people(done)} deactivated; the index is being rebuilt.")
+        messages.success(request, f"{_people(done)} deactivated: {DEACTIVATED}.")
 
     @admin.action(description="Reactivate selected people", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -443,8 +445,7 @@ class PersonAdmin(admin.ModelAdmin):
             if not failed:
                 messages.info(request, "Nobody was reactivated: the people selected were active already.")
             return
-        messages.success(request, f"{_people(done)} reactivated: recognised again once the index is rebuilt "
-                                  f"(a few seconds).")
+        messages.success(request, f"{_people(done)} reactivated: {REACTIVATED}.")
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
 from recognition.engine.convert import ONNX_CONVERTER_VERSION
+from recognition.engine.detect import box_iou
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import gain_digest, installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
@@ -137,17 +138,9 @@ def face_near(faces: list[Face], box: list[float] | None) -> Face:
     :data:`NEAR_MIN_IOU`; else, or without a box, the photo's one usable face as enrolment would
     choose it (:func:`gallery.usable_face`). Raises ``NoFaceFound`` when there is none: a bystander
     or a face the gate refuses is never enrolled in the person's place."""
-
-    def iou(f: Face) -> float:
-        x1, y1 = max(f.box[0], box[0]), max(f.box[1], box[1])
-        x2, y2 = min(f.box[2], box[2]), min(f.box[3], box[3])
-        inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-        union = f.width * (f.box[3] - f.box[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
-        return inter / union if union > 0 else 0.0
-
     if box:
-        best = max(faces, key=iou)
-        if iou(best) >= NEAR_MIN_IOU:
+        best = max(faces, key=lambda f: box_iou(f.box, box))
+        if box_iou(best.box, box) >= NEAR_MIN_IOU:
             return best
     face, reason = usable_face(faces)
     if face is None:

@@ -74,6 +74,7 @@ from enrollment.services import (
 )
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
+from recognition.engine.detect import box_area, box_overlap
 from recognition.engine.gallery import Decision, identify
 from recognition.engine.quality import TOO_SMALL
 
@@ -224,9 +225,8 @@ def _several_people(faces: Sequence[Face], sure: float) -> bool:
         b = other.box
         # side by side, not overlapping: two boxes over one face (the detector at times frames a
         # face twice, or its reflection where a camera's picture is mirrored at its edge) are one
-        overlap = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-        smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-        if other.width >= SEVERAL_FACES_RATIO * first.width and other.score >= sure and overlap <= 0.2 * smaller:
+        apart = box_overlap(a, b) <= 0.2 * min(box_area(a), box_area(b))
+        if other.width >= SEVERAL_FACES_RATIO * first.width and other.score >= sure and apart:
             return True
     return False
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from recognition.engine import EngineConfig
-from recognition.engine.detect import INPUT_SIZE, BlazeFaceDetector, generate_anchors
+from recognition.engine.detect import INPUT_SIZE, BlazeFaceDetector, box_iou, box_overlap, generate_anchors, nms
 
 ANCHORS = generate_anchors()
 
@@ -97,3 +97,15 @@ def test_the_model_input_is_shrunk_before_padding():
     cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
     ax, ay = ANCHORS[anchor_near(128, 96)]
     assert abs(cx - ax * 2.5) < 1 and abs(cy - ay * 2.5) < 1      # 640 / 256: back in the frame's pixels
+
+
+def test_box_geometry_agrees_with_the_vectorised_suppression():
+    """``box_iou`` (enrolment's face found again) and ``nms`` (the detector) measure one overlap."""
+    a, b, far = (0.0, 0.0, 10.0, 10.0), (5.0, 0.0, 15.0, 10.0), (20.0, 20.0, 30.0, 30.0)
+    assert box_overlap(a, b) == 50.0 and box_overlap(a, far) == 0.0
+    assert box_iou(a, b) == pytest.approx(50 / 150) and box_iou(a, a) == 1.0
+    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0   # empty boxes: no division by zero
+    boxes = np.array([a, b, far], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    assert nms(boxes, scores, iou=0.4, limit=3) == [0, 1, 2]   # 1/3 overlap is kept at 0.4 ...
+    assert nms(boxes, scores, iou=0.3, limit=3) == [0, 2]      # ... and suppressed at 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +41,24 @@ def generate_anchors(size: int = INPUT_SIZE) -> np.ndarray:
             for gx in range(rows):
                 anchors.extend([(stride * (gx + 0.5), stride * (gy + 0.5))] * per_cell)
     return np.asarray(anchors, dtype=np.float32)
+
+
+def box_area(box: Sequence[float]) -> float:
+    """Area of an ``(x1, y1, x2, y2)`` box (0 for an empty one)."""
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def box_overlap(a: Sequence[float], b: Sequence[float]) -> float:
+    """Area of two ``(x1, y1, x2, y2)`` boxes' intersection."""
+    return box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes (0 when both are empty); :func:`nms` computes the
+    same, vectorised."""
+    inter = box_overlap(a, b)
+    union = box_area(a) + box_area(b) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int) -> list[int]:

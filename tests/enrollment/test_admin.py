@@ -338,7 +338,7 @@ def test_deactivate_action(enroller_client, person):
     person.refresh_from_db()
     assert person.active is False
     assert AuditEvent.objects.filter(action="deactivate").exists()
-    assert "1 person deactivated; the index is being rebuilt." in done.content.decode()
+    assert "1 person deactivated: no longer recognised; the index is being rebuilt." in done.content.decode()
     # nobody left to deactivate: said so, and no rebuild is claimed
     again = enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]}, follow=True)
     assert "Nobody was deactivated" in again.content.decode() and "rebuilt" not in again.content.decode()
