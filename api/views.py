@@ -27,8 +27,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit.models import AuditEvent
-from audit.services import audit_record
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from masknet_site.csv_export import csv_response
@@ -322,14 +320,11 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         body = s.PhotoSerializer(photo, context={"request": request}).data
         # the face also matches another active person (a photo filed under the wrong person, a
         # duplicate record): who and how closely only for a caller who may search faces anyway
-        found = getattr(photo, "lookalike", None)
-        searches = self.caller_may(request, SCOPE_RECOGNISE, "enrollment.recognise_face")
-        shown = {"person": found[0].pk, "score": round(float(found[1]), 4)} if found and searches else None
-        body["lookalike"] = None if found is None else shown or {"person": None, "score": None}
-        if shown:   # a face search's answer: on record as identify's are ("who looked up #12?")
-            audit_record(actor=request.user, action=AuditEvent.Action.API_IDENTIFY, object_type="enrollment.facephoto",
-                         object_id=photo.pk, summary=f"photo upload: looks like person #{shown['person']} "
-                                                     f"{shown['score']:.3f}")
+        shown = enrollment.photo_lookalike_shown(
+            photo=photo, actor=request.user, via="photo upload",
+            may_search=self.caller_may(request, SCOPE_RECOGNISE, "enrollment.recognise_face"))
+        body["lookalike"] = ({"person": shown[0].pk, "score": round(float(shown[1]), 4)} if shown
+                             else None if photo.lookalike is None else {"person": None, "score": None})
         return Response(body, status=status.HTTP_201_CREATED)
 
     def get_throttles(self) -> list:

@@ -388,11 +388,14 @@ class PersonAdmin(admin.ModelAdmin):
                 refused.append({"name": upload.name, "code": "not_stored", "message": services.REFUSALS["not_stored"]})
             else:
                 saved.append(photo.pk)
+                # who, only for staff who may search faces (as the API does), and on record
+                shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via="admin photo upload",
+                                                       may_search=request.user.has_perm("enrollment.recognise_face"))
                 if photo.lookalike is not None:
-                    other, score = photo.lookalike
-                    warnings.append(f"{upload.name}: this face also matches {other.full_name} (#{other.pk}, score "
-                                    f"{score:.2f}): check-ins could go to either. Check that the photo is of "
-                                    f"{person.full_name}; if not, remove it.")
+                    who = (f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown
+                           else "another enrolled person")
+                    warnings.append(f"{upload.name}: this face also matches {who}: check-ins could go to either. "
+                                    f"Check that the photo is of {person.full_name}; if not, remove it.")
         if saved:
             messages.success(request, f"{len(saved)} photo(s) added; the index is being rebuilt.")
         for r in refused:

@@ -487,6 +487,22 @@ def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Pers
     return (other, float(decision.score)) if other is not None else None
 
 
+def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
+                          via: str) -> tuple[Person, float] | None:
+    """The other person a just-added photo's face matches (:func:`photo_lookalike`), for a caller
+    who may search faces (``may_search``: ``enrollment.recognise_face``, or the API's scope
+    ``recognise``); the answer is a face search's, so it is on record as identify's are (``via``
+    says where: "photo upload", "admin photo upload"). ``None`` when nobody else, or for a caller
+    who may not search faces: they are told only that the face matches someone."""
+    found = getattr(photo, "lookalike", None)
+    if found is None or not may_search:
+        return None
+    other, score = found
+    audit_record(actor=actor, action=Action.API_IDENTIFY, object_type="enrollment.facephoto", object_id=photo.pk,
+                 summary=f"{via}: looks like person #{other.pk} {score:.3f}")
+    return other, score
+
+
 def _index_decision(face: Face, engine: Engine) -> Decision | None:
     """``face`` identified in the active index as a kiosk would decide it (the site's thresholds);
     ``None`` without a usable index (none, made by another recognizer, whose scores mean nothing

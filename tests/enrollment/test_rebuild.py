@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -919,3 +920,35 @@ def test_a_face_already_enrolled_as_someone_else_is_pointed_out(db, engine, astr
     assert other == eileen and score > 0.9
     own = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=80)
     assert services.photo_add(person=eileen, data=own, actor=None).lookalike is None   # her own: fine
+
+
+@pytest.mark.models
+def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, client, enroller, plain_staff, engine,
+                                                                         astronaut_jpeg, portrait_png, astronaut_bgr):
+    """Naming who else a face matches is a face search (``recognise_face``, a permission of its own
+    for that reason): staff who may only add photos are told that it matches someone, not whom, and
+    a named answer is on record as the API's is (the admin named anyone to anyone, unrecorded)."""
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    eileen = services.person_create(actor=None, full_name="Eileen", staff_id="A1")
+    tom = services.person_create(actor=None, full_name="Tom", staff_id="A2")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None)
+    services.photo_add(person=tom, data=portrait_png, actor=None)
+    rebuild_now()
+    twin = services.person_create(actor=None, full_name="Eileen Test", staff_id="A3")
+    plain_staff.user_permissions.add(*Permission.objects.filter(codename__in=("view_person", "add_facephoto")))
+    url = reverse("admin:enrollment_person_capture_save", args=[twin.pk])
+    for user, quality in ((plain_staff, 85), (enroller, 86)):
+        client.force_login(user)
+        copy = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=quality)   # another file, her face
+        answer = client.post(url, {"photos": [SimpleUploadedFile("c.jpg", copy, "image/jpeg")]}).json()
+        (warning,) = answer["warnings"]
+        searches = AuditEvent.objects.filter(action=AuditEvent.Action.API_IDENTIFY, actor=user)
+        if user is plain_staff:
+            assert "matches another enrolled person" in warning and "Eileen (" not in warning, warning
+            assert not searches.exists()
+        else:
+            assert f"matches Eileen (#{eileen.pk}, score" in warning, warning
+            (event,) = searches
+            assert event.summary.startswith(f"admin photo upload: looks like person #{eileen.pk} ")
