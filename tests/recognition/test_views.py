@@ -499,7 +499,7 @@ def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, 
 # ----------------------------------------------------------------------------------------- commands
 
 
-def test_create_kiosk_prints_a_pairing_url(transactional_db):
+def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--location", "Hall", "--base-url", "https://k.example", stdout=out)
     url = out.getvalue().strip().splitlines()[-1]
@@ -509,7 +509,12 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db):
         call_command("create_kiosk", "Front door", stdout=io.StringIO())
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
-    assert "/kiosk/pair/" in out.getvalue()
+    assert out.getvalue().strip().splitlines()[-1].startswith("http://127.0.0.1:8000/kiosk/pair/")
+    # a deployment's public origin (docs/deployment.md) is the default address of the link
+    settings.CSRF_TRUSTED_ORIGINS = ["https://checkin.example.org", "https://other.example.org"]
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--new-link", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
     with pytest.raises(CommandError, match="must start with https://"):   # the link would open nothing
         call_command("create_kiosk", "Side door", "--base-url", "checkin.example.org", stdout=io.StringIO())
     assert not Kiosk.objects.filter(name="Side door").exists()

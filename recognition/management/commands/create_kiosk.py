@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from recognition import services
 from recognition.models import Kiosk
+
+LOCAL_URL = "http://127.0.0.1:8000"   # make run's address
 
 
 class Command(BaseCommand):
@@ -18,12 +21,17 @@ class Command(BaseCommand):
         parser.add_argument("name", help="kiosk name, e.g. 'Front door'")
         parser.add_argument("--location", default="", help="where it stands, e.g. 'Main entrance, building A'")
         parser.add_argument("--site", default="main", help="site (kiosks of a site share the check-in cooldown)")
-        parser.add_argument("--base-url", default="http://127.0.0.1:8000",
-                            help="how the kiosk device reaches this site (default: %(default)s)")
+        parser.add_argument("--base-url", default=None,
+                            help="how the kiosk device reaches this site (default: the first of "
+                                 f"DJANGO_CSRF_TRUSTED_ORIGINS, the site's public address, else {LOCAL_URL})")
         parser.add_argument("--new-link", action="store_true",
                             help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
 
-    def handle(self, *args, name: str, location: str, site: str, base_url: str, new_link: bool, **options) -> None:
+    def handle(self, *args, name: str, location: str, site: str, base_url: str | None, new_link: bool,
+               **options) -> None:
+        # behind a proxy, the public origin the deployment already names (a link to 127.0.0.1:8000,
+        # the development server's address, opened nothing on the kiosk device)
+        base_url = base_url or next(iter(settings.CSRF_TRUSTED_ORIGINS), LOCAL_URL)
         if not base_url.startswith(("http://", "https://")):   # a link without one opens nothing
             raise CommandError(f"--base-url must start with https:// (or http://), not {base_url!r}")
         existing = Kiosk.objects.filter(name=name.strip()).first()
