@@ -270,6 +270,9 @@ class IndexVersion(models.Model):
 # next loads a version, hears index.updated (kiosk sockets) or erases (docs/security.md)
 _index_lock = threading.Lock()
 _index_cached: tuple[tuple[int, str, str], Index] | None = None
+# counts index_cache_clear calls: a load that was reading meanwhile (maybe the replaced version)
+# returns what it read but does not cache it
+_index_generation = 0
 
 
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
@@ -281,6 +284,7 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         # another version (replaced, maybe with an erased person's templates) goes now: not only
         # once this one is read, and also when this one cannot be
         _index_cached = None
+        generation = _index_generation
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -289,7 +293,8 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
     index = Index.load(Path(path), data)   # the bytes checked, not the file read again
     with _index_lock:
-        _index_cached = (key, index)
+        if generation == _index_generation:
+            _index_cached = (key, index)
     return index
 
 
@@ -297,8 +302,9 @@ def index_cache_clear(keep: int | None = None) -> None:
     """Forget the loaded index (after an erasure, so no old templates stay in memory); ``keep``:
     unless it is that version (every kiosk socket hears of a new version, and those that hear it
     after another socket loaded it must not make the process read it again)."""
-    global _index_cached
+    global _index_cached, _index_generation
     with _index_lock:
+        _index_generation += 1
         if _index_cached is not None and (keep is None or _index_cached[0][0] != keep):
             _index_cached = None
 

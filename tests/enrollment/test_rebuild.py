@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -824,6 +825,37 @@ def test_the_loaded_index_stays_cached_for_the_version_announced(make_photo):
     assert version.load() is loaded
     index_cache_clear(keep=version.pk + 1)
     assert version.load() is not loaded
+
+
+def test_a_version_being_read_when_the_cache_is_cleared_is_not_cached(make_photo, monkeypatch):
+    """``index.updated`` heard while a socket (or the API) was reading the replaced version, maybe
+    with an erased person's templates: that read's copy answers its caller but stays out of the
+    process's cache (it stayed there until some later load)."""
+    import enrollment.models as em
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    em.index_cache_clear()
+    old = rebuild_now().index_version
+    new = rebuild_now().index_version
+    real_load = Index.load.__func__
+    reading, go = threading.Event(), threading.Event()
+
+    def slow_load(cls, *args, **kwargs):
+        reading.set()
+        assert go.wait(5)
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "load", classmethod(slow_load))
+    loads = []
+    reader = threading.Thread(target=lambda: loads.append(old.load()))
+    reader.start()
+    assert reading.wait(5)
+    em.index_cache_clear(keep=new.pk)
+    go.set()
+    reader.join(5)
+    assert len(loads) == 1 and em._index_cached is None
+    monkeypatch.setattr(Index, "load", classmethod(real_load))
+    assert new.load() is new.load() and em._index_cached[0][0] == new.pk   # later loads cache as before
 
 
 def test_a_replaced_index_leaves_memory_before_the_next_version_is_read(make_photo, monkeypatch):
