@@ -64,7 +64,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
 from enrollment import events
-from enrollment.models import IndexVersion, index_cache_clear
+from enrollment.models import FacePhoto, IndexVersion, index_cache_clear
 from enrollment.recognizer import engine_loaded, get_engine
 from enrollment.services import (
     index_rebuild_resume,
@@ -131,6 +131,11 @@ ERROR_MESSAGES = {
 # the page shows the code's banner; the message says which part is away
 INDEX_UNREADABLE = ("Temporarily unavailable: the list of enrolled people cannot be read. Check-ins resume by "
                     "themselves.")
+# people are enrolled but no index version is active (an erasure withdrew an unreadable one, or the
+# first rebuild has not finished): their faces are not voted "unknown" against a gallery the kiosk
+# does not have
+INDEX_MISSING = ("Temporarily unavailable: the list of enrolled people is being rebuilt. Check-ins resume by "
+                 "themselves.")
 _unavailable_logged_at = 0.0
 
 
@@ -376,6 +381,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._thresholds: dict = {}
         self._index_stale = True
         self._index_retry_at = 0.0   # after a failed load: not again before this (monotonic)
+        self._index_missing = False  # no active version, though people are enrolled (INDEX_MISSING)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -502,6 +508,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # never vote people "unknown" against a gallery that could not be read
             await self._error(seq, "unavailable", INDEX_UNREADABLE)
             return
+        if self._index is None and self._index_missing:
+            await self._error(seq, "unavailable", INDEX_MISSING)
+            return
         loop = asyncio.get_running_loop()
         adapt_margin = settings.MASKNET_GALLERY_ADAPT_MARGIN if settings.MASKNET_GALLERY_ADAPT else None
         analysis = await loop.run_in_executor(engine_pool(), partial(
@@ -518,7 +527,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # is not greeted with the last person's outcome, nor doubted for their "unknown"
             await self._presence_end()
         self._adapt_vote_gap(now)
-        reply = await self._interpret(analysis, now)
+        # a new version announced while this frame was in the engine: it was matched against the
+        # replaced gallery (a wrong photo removed, thresholds refitted) and is not counted
+        reply = await self._interpret(analysis, now, vote=not self._index_stale)
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
         await self._send(reply)
         if self._adapt_pending is not None:
@@ -547,8 +558,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._interval = 0.7 * self._interval + 0.3 * step
         self._analysed_at = now
 
-    async def _interpret(self, a: FrameAnalysis, now: float) -> dict:
-        """Turn one analysis into the page's state, voting and recording as needed."""
+    async def _interpret(self, a: FrameAnalysis, now: float, vote: bool = True) -> dict:
+        """Turn one analysis into the page's state, voting and recording as needed (``vote``: its
+        decision may be counted)."""
         face = a.face
         reply: dict = {"state": "searching", "reason": None, "box": None, "masked": None, "name": None,
                        "time": None, "progress": 0.0}
@@ -587,6 +599,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
                     kiosk=self.kiosk, reason="quality", frames=sum(self._quality_reasons.values()),
                     masked=masked, detail=detail)
             reply.update(state="adjust", reason=reason)
+            return self._with_outcome(reply)
+        if not vote:
+            reply.update(state="recognising", progress=0.0)
             return self._with_outcome(reply)
         d = a.decision
         obs = Observation(at=now, label=d.label if d else None, score=d.score if d else float("-inf"),
@@ -704,8 +719,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
             except (InterfaceError, OperationalError):
                 pass   # the database is away: the index load below says so
         if version is None:
+            missing = await database_sync_to_async(FacePhoto.objects.for_index().exists)()
             if not self._index_stale:
+                if self._index_version is not None:
+                    self._voter.forget_votes()   # cast against the withdrawn gallery
                 self._index, self._index_version, self._thresholds = None, None, {}
+                self._index_missing = missing
             return True
         if version.outdated:
             try:   # after an upgrade: the first kiosk to load the old index asks for a new one
@@ -731,6 +750,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._voter.forget_votes()
         self._index, self._index_version = index, version.pk
         self._thresholds = version.site_thresholds()
+        self._index_missing = False
         return True
 
     async def index_updated(self, event: dict) -> None:

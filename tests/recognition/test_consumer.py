@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import services as enrollment
-from enrollment.models import IndexVersion
+from enrollment.models import FacePhoto, IndexVersion
 from recognition import consumers, services
 from recognition.engine.gallery import MIN_FIT_PEOPLE
 from recognition.engine.index import Index
@@ -839,6 +839,58 @@ def test_a_version_announced_while_the_index_loads_wins(engine_script, paired, s
     assert run(scenario)["type"] == "result"
     ((index, thresholds),) = engine_script.indexes
     assert len(index) == 2 and thresholds == {"masked": 0.4, "unmasked": 0.45}
+
+
+def test_enrolled_people_are_not_voted_unknown_while_no_index_is_active(engine_script, paired, person, settings,
+                                                                       tmp_path):
+    """An erasure that found the active index unreadable withdraws it (``index_withdrawn``) until
+    the rebuild: with people enrolled, the kiosk answers "unavailable" meanwhile instead of voting
+    them "Not recognised" (audited as unknown) against a gallery it does not have."""
+    settings.MASKNET_INDEX_DIR = tmp_path
+    FacePhoto.objects.create(person=person, image="faces/x.jpg", sha256="0" * 64, width=64, height=64)
+    _index_version(settings, [str(person.pk)], {})
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        assert (await ask(comm, f"face:{person.pk}:0.8:u"))["state"] == "recognising"
+        await database_sync_to_async(lambda: IndexVersion.objects.update(is_active=False))()
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": None})
+        withdrawn = [await ask(comm, f"face:{person.pk}:0.2:u") for _ in range(7)]
+        back = await database_sync_to_async(_index_version)(settings, [str(person.pk), "998"], {})
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": back.pk})
+        after = [await ask(comm, f"face:{person.pk}:0.8:u") for _ in range(3)]
+        await comm.disconnect()
+        return withdrawn, after
+
+    withdrawn, after = run(scenario)
+    assert {(a["type"], a["code"], a["message"]) for a in withdrawn} == {
+        ("error", "unavailable", consumers.INDEX_MISSING)}
+    assert after[-1]["state"] == "checked_in", after   # counted afresh on the new version
+    assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
+
+
+def test_a_frame_matched_against_a_replaced_index_is_not_counted(engine_script, paired, person, settings, tmp_path):
+    """A frame in the engine when ``index.updated`` arrives was matched against the old gallery (a
+    wrong photo since removed): it does not complete the vote begun on that gallery."""
+    settings.MASKNET_INDEX_DIR = tmp_path
+    _index_version(settings, [str(person.pk)], {})
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = [await ask(comm, f"face:{person.pk}:0.8:u") for _ in range(2)]
+        await comm.send_to(bytes_data=frame(f"hold|face:{person.pk}:0.8:u"))
+        assert await asyncio.to_thread(engine_script.started.wait, 5)
+        newer = await database_sync_to_async(_index_version)(settings, [str(person.pk), "999"], {})
+        await get_channel_layer().group_send("kiosks", {"type": "index.updated", "version": newer.pk})
+        await asyncio.sleep(0.1)   # heard before the frame's answer
+        engine_script.release()
+        answers.append(await comm.receive_json_from(timeout=5))
+        answers += [await ask(comm, f"face:{person.pk}:0.8:u") for _ in range(3)]
+        await comm.disconnect()
+        return answers
+
+    states = [a["state"] for a in run(scenario)]
+    assert states == ["recognising"] * 5 + ["checked_in"], states   # three frames on the new gallery
 
 
 def test_a_replaced_index_leaves_the_processes_memory(engine_script, paired, settings, tmp_path):
