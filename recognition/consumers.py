@@ -399,14 +399,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         await self.accept()
+        # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
+        # ready: whether this process has its models yet (after a start they load for a few seconds,
+        # which the first frame waits out: the page says "getting ready", not "looking for a face").
+        # Before "last seen": the page watches a socket for silence only once it has said hello
+        await self._send({"type": "hello", **self._facts(), "build": page_build(), "ready": engine_loaded()})
         try:
             await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
-        # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
-        # ready: whether this process has its models yet (after a start they load for a few seconds,
-        # which the first frame waits out: the page says "getting ready", not "looking for a face")
-        await self._send({"type": "hello", **self._facts(), "build": page_build(), "ready": engine_loaded()})
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
         try:
@@ -593,11 +594,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._quality_reasons[reason] += 1
             if sum(self._quality_reasons.values()) >= QUALITY_AUDIT_FRAMES and not self._quality_audited \
                     and self._outcome is None:
-                self._quality_audited = True
                 detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
                 await database_sync_to_async(services.checkin_reject_record)(
                     kiosk=self.kiosk, reason="quality", frames=sum(self._quality_reasons.values()),
                     masked=masked, detail=detail)
+                self._quality_audited = True   # once written: a database error tries it again
             reply.update(state="adjust", reason=reason)
             return self._with_outcome(reply)
         if not vote:
@@ -659,11 +660,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 # recognised" only when they came that close to the person greeted)
                 if current.doubt_audited:
                     return
-                current.doubt_audited = True
                 await database_sync_to_async(services.checkin_reject_record)(
                     kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
                     threshold=verdict.threshold, masked=verdict.masked,
                     detail=f"not shown: the welcome of person #{current.label}, their nearest match, stayed")
+                current.doubt_audited = True   # once written: a database error tries it again
                 return
             detail = ""
         await database_sync_to_async(services.checkin_reject_record)(

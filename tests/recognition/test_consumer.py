@@ -1000,6 +1000,34 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
                     "answering 'unavailable'"], said
 
 
+def test_a_quality_audit_the_database_could_not_take_is_written_later(engine_script, paired, monkeypatch):
+    """A presence refused for quality is audited once; when that write fails (database away), the
+    next refused frame writes it (it was marked written before the write, and never was)."""
+    from django.db import OperationalError
+
+    real = services.checkin_reject_record
+    down = {"on": True}
+
+    def flaky(**kwargs):
+        if down["on"]:
+            down["on"] = False
+            raise OperationalError("connection refused")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "checkin_reject_record", flaky)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = [await ask(comm, "quality:too_dark") for _ in range(consumers.QUALITY_AUDIT_FRAMES + 2)]
+        await comm.disconnect()
+        return answers
+
+    answers = run(scenario)
+    assert answers[consumers.QUALITY_AUDIT_FRAMES - 1]["code"] == "unavailable"
+    assert answers[-1]["reason"] == "too_dark"
+    assert AuditEvent.objects.filter(action=services.CHECKIN_QUALITY).count() == 1
+
+
 @pytest.mark.reliability
 @pytest.mark.parametrize("admin_session", [False, True])
 def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_script, paired, monkeypatch,
