@@ -1078,6 +1078,8 @@ def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
             run = TrainingRun.objects.get(pk=run_id)
             audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                          summary=f"run #{run_id} not started: {reason}"[:300])
+            # the admin's pages showing it "queued" hear it (they do not poll)
+            transaction.on_commit(partial(events.training_progress, run))
 
 
 def _run_fail(run: TrainingRun, exc: BaseException) -> None:
@@ -1211,6 +1213,15 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
                                                      embedding_error=f"{type(exc).__name__}: {exc}"[:200],
                                                      embed_attempts=0)
         return False
+    except (Exception, KeyboardInterrupt, SystemExit):
+        # not the photo's doing (a database error, a stop asked for: Ctrl-C, a time limit): the
+        # attempt does not count (two such stops left the photo out for good); a worker killed
+        # outright (the kernel's OOM killer, a crash in native code) never gets here, and counts
+        try:
+            FacePhoto.objects.filter(pk=photo.pk, embed_attempts__gt=0).update(embed_attempts=F("embed_attempts") - 1)
+        except DatabaseError:
+            pass   # the database is away: counted, as if the worker had died
+        raise
 
 
 def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int, Index]:

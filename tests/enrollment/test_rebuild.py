@@ -984,3 +984,48 @@ def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, cli
             assert f"matches Eileen (#{eileen.pk}, score" in warning, warning
             (event,) = searches
             assert event.summary.startswith(f"admin photo upload: looks like person #{eileen.pk} ")
+
+
+def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_photo, monkeypatch):
+    """A photo is left out after its worker died twice while embedding it: a database error (or a
+    stop asked for) while its templates were stored is not a death, and two of them left it out for
+    good, its person no longer recognised."""
+    from django.db import OperationalError
+
+    from enrollment.models import PhotoTemplates
+    from recognition.engine.gallery import Templates
+
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    new = make_photo(person)
+    PhotoTemplates.objects.filter(photo=new).delete()   # to be embedded by the next run
+    monkeypatch.setattr(services.recognizer, "get_engine",
+                        lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
+    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
+    monkeypatch.setattr(services.recognizer, "face_templates", lambda engine, face, seed: Templates(
+        np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8)))
+    real_store, blips = services._templates_store, {"left": 2}
+
+    def flaky_store(**kwargs):
+        if blips["left"]:
+            blips["left"] -= 1
+            raise OperationalError("database is locked")
+        return real_store(**kwargs)
+
+    monkeypatch.setattr(services, "_templates_store", flaky_store)
+    for _ in range(2):
+        with pytest.raises(OperationalError):
+            services.index_rebuild()
+    assert services.index_rebuild().state == "succeeded"
+    new.refresh_from_db()
+    assert (new.embedding_state, new.embed_attempts) == (FacePhoto.Embedding.EMBEDDED, 0), new.embedding_error
+
+
+def test_a_run_that_never_started_is_announced_to_the_admin_pages(db, layer, django_capture_on_commit_callbacks):
+    """``rebuild_index --wait`` gives up on its run (another rebuild held the slot): the pages that
+    show it queued hear that it failed (they do not poll)."""
+    run = TrainingRun.objects.create(reason="started by hand")
+    channel = listen(layer, "training")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.index_rebuild_abandon(run_id=run.pk, reason="another index rebuild is running")
+    heard = [m["run"] for m in drain(layer, channel) if m.get("type") == "training.progress"]
+    assert [(r["id"], r["state"]) for r in heard] == [(run.pk, "failed")]
