@@ -1445,6 +1445,9 @@ def _index_scrub(*, label: str, photos: int) -> int:
             transaction.on_commit(events.index_withdrawn)
         doomed.append(version)
     IndexVersion.objects.filter(pk__in=[v.pk for v in doomed]).delete()
-    names = [v.path for v in doomed]
+    # and every file no version names, whatever its age (the prune waits an hour: it may be a
+    # rebuild's, not yet committed): a switch killed before its commit left one holding everyone,
+    # the person too, for up to a day; none can be a writer's in flight, as the writers' turn is ours
+    names = sorted({v.path for v in doomed} | set(_unreferenced_index_files(float("inf"))))
     transaction.on_commit(lambda: _delete_index_files(names))
     return touched

@@ -1029,3 +1029,22 @@ def test_a_run_that_never_started_is_announced_to_the_admin_pages(db, layer, dja
         services.index_rebuild_abandon(run_id=run.pk, reason="another index rebuild is running")
     heard = [m["run"] for m in drain(layer, channel) if m.get("type") == "training.progress"]
     assert [(r["id"], r["state"]) for r in heard] == [(run.pk, "failed")]
+
+
+def test_an_erasure_deletes_index_files_no_version_names_whatever_their_age(make_photo, settings,
+                                                                            django_capture_on_commit_callbacks):
+    """A switch killed before its commit leaves a file holding everyone; the sweeps wait an hour
+    before deleting such a file (it may be a rebuild's, not yet committed), but an erasure holds the
+    writers' turn, so none can be: it deletes them all at once (the person stayed on disk up to a day)."""
+    keep, gone = people_with_photos(make_photo, n_people=2, n_photos=1)
+    rebuild_now()
+    folder = Path(settings.MASKNET_INDEX_DIR)
+    orphan = folder / "index-000042-killed.npz"
+    Index.load(IndexVersion.objects.current().file).save(orphan)
+    os.utime(orphan, (time.time() - 600, time.time() - 600))   # ten minutes old
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_erase(person=gone, actor=None)
+    assert not orphan.exists()
+    files = sorted(folder.glob("index-*.npz"))
+    assert [f.name for f in files] == [IndexVersion.objects.current().path]
+    assert Index.load(files[0]).identities == {str(keep.pk)}
