@@ -1284,9 +1284,14 @@ def _thresholds_fit(index: Index, probes: Index | None = None, max_templates: in
     return {**fitted, "offset": settings.MASKNET_THRESHOLD_OFFSET}
 
 
-def _index_save(index: Index, run_id: int | None) -> tuple[str, str]:
-    name = f"index-{run_id or 0:06d}-{uuid.uuid4().hex[:10]}.npz"
-    return name, index.save(Path(settings.MASKNET_INDEX_DIR) / name)
+def _index_name(run_id: int | None) -> str:
+    """A new index file's name (in ``MASKNET_INDEX_DIR``)."""
+    return f"index-{run_id or 0:06d}-{uuid.uuid4().hex[:10]}.npz"
+
+
+def _index_save(index: Index, name: str) -> str:
+    """Write ``index`` as ``name``; returns its SHA-256."""
+    return index.save(Path(settings.MASKNET_INDEX_DIR) / name)
 
 
 def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,
@@ -1312,7 +1317,10 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
             live = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
             for label in index.identities - live:
                 index.remove(label)
-            name, sha = _index_save(index, run.pk)
+            # named first: a save that fails after writing (reading it back for its digest) leaves
+            # no file holding everyone behind
+            name = _index_name(run.pk)
+            sha = _index_save(index, name)
             version = IndexVersion.objects.create(
                 path=name, sha256=sha, people_count=len(index.identities), photo_count=photo_count,
                 template_count=len(index), dim=index.dim, model_version=version_key, metrics=metrics,
@@ -1431,7 +1439,8 @@ def _index_scrub(*, label: str, photos: int) -> int:
         if version.is_active and index is not None:
             index.remove(label)
             # a rolled-back erasure leaves this file unreferenced; _index_prune deletes it later
-            name, sha = _index_save(index, version.built_by_id)
+            name = _index_name(version.built_by_id)
+            sha = _index_save(index, name)
             replacement = IndexVersion.objects.create(
                 path=name, sha256=sha, people_count=len(index.identities),
                 photo_count=max(0, version.photo_count - photos), template_count=len(index), dim=version.dim,
