@@ -3,8 +3,8 @@
  * - At most one frame in flight, at most MAX_FPS frames a second, never queued in the browser:
  *   a frame is captured only when the previous one has been answered and the socket's send
  *   buffer is empty.
- * - Frames are the camera image scaled to fit 640x480 (480x640 from a camera held upright), JPEG
- *   quality 0.8, sent as binary.
+ * - Frames are the part of the camera image the screen shows (all of it when their shapes match),
+ *   scaled to fit 640x480 (480x640 when upright), JPEG quality 0.8, sent as binary.
  * - The socket reconnects by itself with exponential backoff (0.5 s doubling to 15 s, jittered).
  * - The server answers each frame with {type: "result", state, reason, box, masked, name, time,
  *   progress}; see recognition/consumers.py. Outcomes stay on screen for a few seconds.
@@ -56,18 +56,19 @@
     camera: '<path d="M21 6.5l-4 4V7a1 1 0 0 0-1-1H9.8L21 17.2V6.5zM3.3 2 2 3.3 4.7 6H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12c.2 0 .4-.1.5-.2l3.2 3.2 1.3-1.3L3.3 2z"/>',
     lock: '<path d="M18 8h-1V6a5 5 0 0 0-10 0v2H6a2 2 0 0 0-2 2v10a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V10a2 2 0 0 0-2-2zM9 6a3 3 0 0 1 6 0v2H9V6zm3 11a2 2 0 1 1 0-4 2 2 0 0 1 0 4z"/>',
     sync: '<path d="M12 4V1L8 5l4 4V6a6 6 0 0 1 6 6c0 1-.25 2-.7 2.8l1.46 1.46A8 8 0 0 0 12 4zm0 14a6 6 0 0 1-6-6c0-1 .25-2 .7-2.8L5.24 7.74A8 8 0 0 0 12 20v3l4-4-4-4v3z"/>',
+    people: '<path d="M16 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm-8 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13zm8 0c-.3 0-.6 0-1 .1 1.2.8 2 2 2 3.4V19h6v-2.5c0-2.3-4.7-3.5-7-3.5z"/>',
     plug: '<path d="M16 7V3h-2v4h-4V3H8v4a2 2 0 0 0-2 2v5.5L9.5 18v3h5v-3l3.5-3.5V9a2 2 0 0 0-2-2z"/>',
   };
 
   // ---------------------------------------------------------------- what each state looks like
   const ADJUST = {
     too_small: ["Please come a little closer", "Your face is too far from the camera.", "closer"],
-    partial: ["Please move to the middle", "Part of your face is outside the picture.", "face"],
+    partial: ["Please move to the middle", "Part of your face is outside the picture.", "scan"],
     too_dark: ["It’s too dark here", "Please face the light, or turn a light on in front of you.", "light"],
     too_bright: ["Too much light", "Step out of the direct light or glare.", "light"],
     blurry: ["Hold still for a moment", "The picture is blurred when you move.", "still"],
     pose: ["Please look straight at the camera", "Face the screen, chin level.", "face"],
-    several: ["One person at a time, please", "Step up alone; the next person waits a step behind.", "face"],
+    several: ["One person at a time, please", "Step up alone; the next person waits a step behind.", "people"],
   };
 
   function view(state, msg) {
@@ -84,21 +85,22 @@
       }
       case "recognising": return { tone: "work", icon: "scan", title: "Recognising…", detail: "Hold still for a moment.", progress: true };
       case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked };
-      case "already": return { tone: "info", icon: "again", title: `Already checked in today at ${msg.time}`, detail: `Hello again, ${name}.`, mask: msg.masked };
+      // the name in the title, as a welcome's: someone taken for another person notices
+      case "already": return { tone: "info", icon: "again", title: `Hello again, ${name}`, detail: `Already checked in today at ${msg.time}.`, mask: msg.masked };
       case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
-      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Allow the camera for this site in the browser’s site settings. This page starts it by itself once allowed (or reload it).", noCamera: true };
-      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Connect a camera, or close any other app that is using it. This page keeps trying by itself.", noCamera: true };
+      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Please see reception. Staff: allow the camera for this site in the browser’s site settings; this page starts it by itself once allowed (or reload it).", noCamera: true };
+      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Please see reception. Staff: connect a camera, or close any other app that is using it; this page keeps trying by itself.", noCamera: true };
       // the video stays shown: a browser presents (and says it has) a new picture only of a shown video
       case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera.", noHelp: true };
-      case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Another app is using the camera. Close it; this page will try again by itself.", noCamera: true };
+      case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Please see reception. Staff: close the other app that is using the camera; this page tries again by itself.", noCamera: true };
       case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
-      case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Reload this page to use it here.", noCamera: true };
+      case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Please see reception (staff: reload this page to use it here).", noCamera: true };
       case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
-      case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot record check-ins right now. This screen resumes by itself, nothing to do.", spinner: true };
-      case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true };
-      case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again.", spinner: true };
-      case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception." };
-      case "out_of_order": return { tone: "bad", icon: "warn", title: "The kiosk is not working — please see reception", detail: "The server could not analyse the last pictures. It keeps trying by itself." };
+      case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot check anyone in right now. This screen resumes by itself; if you cannot wait, please see reception.", spinner: true, noHelp: true };
+      case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true, noHelp: true };
+      case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again; if you cannot wait, please see reception.", spinner: true, noHelp: true };
+      case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception.", noHelp: true };
+      case "out_of_order": return { tone: "bad", icon: "warn", title: "The kiosk is not working — please see reception", detail: "The server could not analyse the last pictures. It keeps trying by itself.", noHelp: true };
       default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
     }
   }
@@ -129,8 +131,10 @@
     chipMask.hidden = !v.mask;
     icon.classList.toggle("spinning", !!v.spinner);
     progressBar.style.width = v.progress ? Math.round(100 * Math.max(0.08, (msg && msg.progress) || 0)) + "%" : "0";
-    if (v.noCamera) facebox.hidden = true;
-    if (help) help.hidden = !!(v.noCamera || v.noHelp);   // "stand an arm's length away" only while the camera works
+    // no face box over a camera problem or a notice (no answers come meanwhile: it stayed where the
+    // last face was), nor "stand an arm's length away" help: nothing the person in front can do
+    if (v.noCamera || v.noHelp) facebox.hidden = true;
+    if (help) help.hidden = !!(v.noCamera || v.noHelp);
   }
 
   // what the banner says while nothing is in front of the camera (or nothing answered yet)
@@ -146,16 +150,24 @@
     return state === "unavailable" || state === "updating";
   }
 
+  // The part of the camera's picture the screen shows: the video fills the stage (object-fit:
+  // cover), so a camera of another shape is cut at its sides (a landscape camera on a portrait
+  // screen shows its middle 40%). Frames are that part alone: nobody is analysed, checked in or
+  // taken for a second person where the screen does not show them.
+  function shownPart() {
+    const vw = video.videoWidth, vh = video.videoHeight;
+    const sw = stage.clientWidth || vw, sh = stage.clientHeight || vh;
+    const cover = Math.max(sw / vw, sh / vh);
+    const w = Math.min(vw, Math.round(sw / cover)), h = Math.min(vh, Math.round(sh / cover));
+    return { x: Math.round((vw - w) / 2), y: Math.round((vh - h) / 2), w: w, h: h };
+  }
+
   function drawBox(box) {
     if (!box || !video.videoWidth) { facebox.hidden = true; return; }
-    // the video is shown with object-fit: cover and mirrored: map frame fractions to the screen
-    const vw = video.videoWidth, vh = video.videoHeight;
+    // the box is in fractions of the frame, the part of the picture the stage shows, mirrored
     const sw = stage.clientWidth, sh = stage.clientHeight;
-    const scale = Math.max(sw / vw, sh / vh);
-    const dw = vw * scale, dh = vh * scale;
-    const ox = (sw - dw) / 2, oy = (sh - dh) / 2;
-    const x1 = ox + (1 - box[2]) * dw, x2 = ox + (1 - box[0]) * dw;
-    const y1 = oy + box[1] * dh, y2 = oy + box[3] * dh;
+    const x1 = (1 - box[2]) * sw, x2 = (1 - box[0]) * sw;
+    const y1 = box[1] * sh, y2 = box[3] * sh;
     // the detector's box is tight: pad it a little, and keep it on the screen
     const padX = (x2 - x1) * 0.1, padY = (y2 - y1) * 0.12;
     const left = Math.max(6, x1 - padX), top = Math.max(6, y1 - padY * 1.4);
@@ -412,8 +424,9 @@
   }
 
   function sendFrame(now) {
-    const vw = video.videoWidth, vh = video.videoHeight;
-    if (!vw || !vh) return;
+    if (!video.videoWidth || !video.videoHeight) return;
+    const part = shownPart();
+    const vw = part.w, vh = part.h;
     // a camera held upright (a tablet on a stand) gets the box turned too: fitting 720x1280 into
     // 640x480 left its faces a quarter smaller than a landscape camera's ("come closer" at arm's length)
     const long = Math.max(config.max_width || 640, config.max_height || 480);
@@ -422,7 +435,7 @@
     const scale = Math.min(1, boxW / vw, boxH / vh);
     const w = Math.round(vw * scale), h = Math.round(vh * scale);
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-    ctx.drawImage(video, 0, 0, w, h);
+    ctx.drawImage(video, part.x, part.y, vw, vh, 0, 0, w, h);
     sentPicture = pictures;
     inFlight = true;
     encoding = true;

@@ -42,6 +42,8 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
     camera: element(Object.assign({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} },
                                   options.pictures ? { requestVideoFrameCallback: (cb) => pictureCallbacks.push(cb) } : {},
                                   options.video)),
+    // the screen the video fills (object-fit: cover); the harness's elements are 1280x800
+    stage: element(options.stage || {}),
   };
   const listeners = { document: {}, window: {} };
   const listen = (where) => (type, fn) => { (listeners[where][type] = listeners[where][type] || []).push(fn); };
@@ -78,7 +80,7 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
       hidden: false,
       getElementById: (id) => elements[id] || (elements[id] = element()),
       createElement: () => (counts.canvas = element({
-        getContext: () => ({ drawImage() { counts.captured += 1; } }),
+        getContext: () => ({ drawImage(...args) { counts.captured += 1; counts.drawn = args.slice(1); } }),
         // asynchronous, as in browsers: the callback comes after the capture
         toBlob: (cb) => { time.setTimeout(() => cb({ size: 1000 }), encodeMs); },
       })),
@@ -410,18 +412,31 @@ async function main() {
         p.stage.dataset.state);
 
   // ---- a camera held upright: the frame box turns with it (its faces as large as a landscape camera's)
-  p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 } });
+  p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 }, stage: { clientWidth: 720, clientHeight: 1280 } });
   await settle();
   p.say(p.sockets[0], { type: "hello" });
   p.advance(200);
   check("a portrait camera's frames fit 480x640, not 640x480",
         p.counts.canvas.width === 360 && p.counts.canvas.height === 640, `${p.counts.canvas.width}x${p.counts.canvas.height}`);
-  p = page(0, null, { video: { videoWidth: 1280, videoHeight: 720 } });
+  p = page(0, null, { video: { videoWidth: 1280, videoHeight: 720 }, stage: { clientWidth: 1920, clientHeight: 1080 } });
   await settle();
   p.say(p.sockets[0], { type: "hello" });
   p.advance(200);
   check("a landscape one's still fit 640x480", p.counts.canvas.width === 640 && p.counts.canvas.height === 360,
         `${p.counts.canvas.width}x${p.counts.canvas.height}`);
+  // a landscape camera on a portrait screen: the screen shows the middle 405 of its 1280 columns
+  p = page(0, null, { video: { videoWidth: 1280, videoHeight: 720 }, stage: { clientWidth: 1080, clientHeight: 1920 } });
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.advance(200);
+  check("a camera cut by the screen sends only what the screen shows (nobody analysed off screen)",
+        p.counts.drawn.slice(0, 4).join() === "438,0,405,720" && p.counts.canvas.width === 360
+        && p.counts.canvas.height === 640, `${p.counts.drawn}, ${p.counts.canvas.width}x${p.counts.canvas.height}`);
+  p.say(p.sockets[0], { type: "result", frame: 1, state: "recognising", progress: 0.2, box: [0.25, 0.25, 0.75, 0.5] });
+  const fb = p.element("facebox").style;
+  check("and its box is drawn where the screen shows that face (mirrored)",
+        Math.abs(parseFloat(fb.left) - (270 - 54)) < 1 && Math.abs(parseFloat(fb.width) - (540 + 108)) < 1,
+        `left ${fb.left}, width ${fb.width}`);
 
   // ---- a hidden page (minimised, another tab) sends nothing, and shown again starts afresh
   p = page();
@@ -448,6 +463,25 @@ async function main() {
   p.fire("resize");
   check("after a lost connection a resize draws no old box", p.element("facebox").hidden === true,
         p.element("facebox").hidden);
+  check("nor tells people to stand an arm's length away (nothing they can do)", p.element("help").hidden === true,
+        p.element("help").hidden);
+
+  // ---- a notice takes the box away too: no answers come meanwhile, and it stayed on the last face
+  p = page();
+  await settle();
+  p.say(p.sockets[0], { type: "hello" });
+  p.advance(200);
+  p.say(p.sockets[0], { type: "result", frame: 1, state: "recognising", progress: 0.2, box: [0.2, 0.2, 0.5, 0.6] });
+  p.advance(200);
+  p.say(p.sockets[0], { type: "error", frame: 2, code: "unavailable", message: "the index is being rebuilt" });
+  check("'unavailable' hides the last face box and the help line",
+        p.element("facebox").hidden === true && p.element("help").hidden === true,
+        `box hidden ${p.element("facebox").hidden}, help hidden ${p.element("help").hidden}`);
+  p.advance(3500);
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "already", name: "Ana Silva", time: "08:59" });
+  check("'already checked in' greets by name in its title (someone taken for another notices)",
+        p.text("banner-title") === "Hello again, Ana Silva" && p.element("help").hidden === false,
+        `${p.text("banner-title")}, help hidden ${p.element("help").hidden}`);
 
   // ---- the clock: the page's 00-23 hours, as the check-in times, also just after midnight
   p = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5) });
