@@ -16,7 +16,7 @@ from django.utils import timezone
 from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
 from masknet_site.csv_export import csv_response
 
-from .admin_filters import IndexedValuesFieldListFilter
+from .admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from .models import AuditEvent
 from .services import audit_record, roles_diff, user_roles
 
@@ -30,7 +30,7 @@ class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
     list_display = ("at", "actor", "action", "object_type", "object_id", "summary")
     # the object types and actors by index probes, not a DISTINCT over every event (admin_filters.py)
     list_filter = ("action", ("object_type", IndexedValuesFieldListFilter), ("actor", IndexedValuesFieldListFilter),
-                   ("at", admin.DateFieldListFilter))
+                   ("at", TimeListFilter))
     search_fields = ("summary", "actor", "object_id")
     date_hierarchy = "at"
     list_per_page = 100

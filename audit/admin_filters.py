@@ -103,3 +103,12 @@ class IndexedValuesFieldListFilter(admin.AllValuesFieldListFilter):
         """Whether the column holds more values than :attr:`max_choices` (some are not listed)."""
         _ = self.lookup_choices
         return self._truncated
+
+
+class TimeListFilter(admin.DateFieldListFilter):
+    """Django's date filter (today, past 7 days, this month…) headed "By time": for a field named
+    ``at`` it read "By at"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "time"

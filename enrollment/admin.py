@@ -149,7 +149,7 @@ ERASE_BATCH_MAX = 100
 
 def _people(count: int) -> str:
     """``1 person``, ``3 people``."""
-    return f"{count} {'person' if count == 1 else 'people'}"
+    return services.counted(count, "person", "people")
 
 
 class _PhotosToRemove(forms.ModelMultipleChoiceField):
@@ -397,7 +397,7 @@ class PersonAdmin(admin.ModelAdmin):
                     warnings.append(f"{upload.name}: this face also matches {who}: check-ins could go to either. "
                                     f"Check that the photo is of {person.full_name}; if not, remove it.")
         if saved:
-            messages.success(request, f"{len(saved)} photo(s) added; the index is being rebuilt.")
+            messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt.")
         for r in refused:
             # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
@@ -455,7 +455,7 @@ class PersonAdmin(admin.ModelAdmin):
         people = [p for p in queryset if p.gallery_adaptation]
         for person in people:
             services.person_gallery_adaptation_stop(person=person, actor=request.user)
-        messages.success(request, f"Gallery adaptation stopped for {len(people)} people: their check-ins add no "
+        messages.success(request, f"Gallery adaptation stopped for {_people(len(people))}: their check-ins add no "
                                   f"photos (their photos stay as they are).")
 
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])

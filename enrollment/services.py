@@ -115,6 +115,11 @@ class RebuildBusy(EnrollmentError):
 # people
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 photo``, ``3 photos``; ``plural`` where adding an s is wrong (``person``, ``people``)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def person_create(*, actor: object | None, full_name: str, staff_id: str, department: str = "",
                   notes: str = "", active: bool = True) -> Person:
     """Create a person (validated like the admin form: unique staff id, lengths)."""
@@ -1142,7 +1147,7 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         events.training_progress(run)
         return
     pending = list(FacePhoto.objects.for_index().missing_templates(version_key).order_by("id"))
-    progress(2, f"{len(pending)} new photos to embed", force=True)
+    progress(2, f"{counted(len(pending), 'new photo')} to embed", force=True)
     engine = recognizer.get_engine() if pending else None
     embedded, failed = 0, 0
     t0 = time.monotonic()
@@ -1169,8 +1174,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.stats = {**metrics, "seconds": seconds, "people": len(index.identities), "templates": len(index),
                      "photos": photo_count}
         run.index_version = version
-        run.message = (f"index v{version.pk} active: {version.people_count} people, "
-                       f"{version.template_count} templates, {embedded} photo(s) embedded, {seconds:.1f} s")
+        run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
+                       f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
+                       f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                      summary=f"run #{run.pk}: {run.message}")

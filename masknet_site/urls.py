@@ -7,6 +7,11 @@ from django.views.generic import RedirectView
 
 from recognition import views as recognition_views
 
+# the admin says whose it is (it said "Django administration")
+admin.site.site_header = "MaskNet administration"
+admin.site.site_title = "MaskNet admin"
+admin.site.index_title = "People, photos, kiosks and check-ins"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", recognition_views.healthz, name="healthz"),

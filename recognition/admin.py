@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from audit.admin_filters import IndexedValuesFieldListFilter
+from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from enrollment.models import Person
 from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
 from masknet_site.csv_export import csv_response
@@ -27,6 +27,8 @@ from masknet_site.csv_export import csv_response
 from . import services, views
 from .models import CheckIn, Kiosk
 
+# a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
+KIOSK_ONLINE_S = 120
 _SESSION_NEW = "recognition.pairing_new.{pk}"   # a kiosk just added: its pairing page makes the link
 
 
@@ -35,7 +37,7 @@ class KioskAdmin(admin.ModelAdmin):
     """Kiosks. Adding one shows its one-time pairing link; the change page links to a new pairing
     link and to revocation."""
 
-    list_display = ("name", "location", "site", "active", "is_paired", "last_seen_at")
+    list_display = ("name", "location", "site", "active", "is_paired", "connection")
     list_filter = ("active", "site")
     search_fields = ("name", "location", "site")
     fields = ("name", "location", "site", "active", "paired_at", "last_seen_at", "created_at")
@@ -45,6 +47,17 @@ class KioskAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="paired")
     def is_paired(self, obj: Kiosk) -> bool:
         return obj.paired
+
+    @admin.display(description="last seen", ordering="last_seen_at")
+    def connection(self, obj: Kiosk) -> str:
+        """When the kiosk was last heard from, "online" within ``KIOSK_ONLINE_S`` (an open page
+        with its camera on is heard from every ``MASKNET_KIOSK_RECHECK_S``, 30 s)."""
+        if obj.last_seen_at is None:
+            return "never"
+        ago = (timezone.now() - obj.last_seen_at).total_seconds()
+        if ago <= KIOSK_ONLINE_S and obj.paired:
+            return "online"
+        return f"{timezone.localtime(obj.last_seen_at):%Y-%m-%d %H:%M}"
 
     def has_pair_permission(self, request: HttpRequest) -> bool:
         """Pairing links and revocation need ``recognition.pair_kiosk``."""
@@ -185,17 +198,17 @@ class PersonShownFilter(admin.SimpleListFilter):
 class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
 
-    list_display = ("local_time", "person_link", "kiosk", "site", "masked", "score_display", "frames",
+    list_display = ("local_time", "person_link", "kiosk", "site", "mask", "score_display", "frames",
                     "index_version")
     # the sites by index probes, not a DISTINCT over every check-in (audit/admin_filters.py)
-    list_filter = (("at", admin.DateFieldListFilter), "masked", "kiosk", ("site", IndexedValuesFieldListFilter),
+    list_filter = (("at", TimeListFilter), "masked", "kiosk", ("site", IndexedValuesFieldListFilter),
                    PersonShownFilter)
     date_hierarchy = "at"
     search_fields = ("person__full_name", "person__staff_id", "person__department")
     list_select_related = ("person", "kiosk")
     list_per_page = 100
-    readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "score", "threshold", "masked",
-                       "frames", "index_version", "snapshot_image")
+    readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "score_display", "threshold_display",
+                       "mask", "frames", "index_version", "snapshot_image")
     fields = readonly_fields
     actions = None
 
@@ -217,6 +230,15 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     @admin.display(description="score", ordering="score")
     def score_display(self, obj: CheckIn) -> str:
         return f"{obj.score:.3f}"
+
+    @admin.display(description="threshold")
+    def threshold_display(self, obj: CheckIn) -> str:
+        return f"{obj.threshold:.3f}"
+
+    @admin.display(description="mask", ordering="masked")
+    def mask(self, obj: CheckIn) -> str:
+        # words, not Django's red cross for False: no mask is not a failure
+        return "masked" if obj.masked else "no mask"
 
     @admin.display(description="snapshot")
     def snapshot_image(self, obj: CheckIn) -> str:

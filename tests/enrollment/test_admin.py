@@ -155,7 +155,7 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     assert response.status_code == 200
     assert FacePhoto.objects.filter(person=person).count() == 1
     text = " ".join(str(m) for m in response.context["messages"])
-    assert "1 photo(s) added" in text and "“gradient.png”: refused — No face found in the photo." in text
+    assert "1 photo added" in text and "“gradient.png”: refused — No face found in the photo." in text
     assert len(enqueued) == 1
 
 
@@ -216,7 +216,7 @@ def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_c
         for t in threads:
             t.join()
     assert response.status_code == 200
-    assert "1 photo(s) added" in " ".join(str(m) for m in response.context["messages"])
+    assert "1 photo added" in " ".join(str(m) for m in response.context["messages"])
     assert written_meanwhile == [True] and not errors
     assert FacePhoto.objects.filter(person=person).count() == 1 and TrainingRun.objects.filter(
         reason="written during the face check").exists()
@@ -252,7 +252,7 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
                                     follow=True)
     assert response.status_code == 200
     text = " ".join(str(m) for m in response.context["messages"])
-    assert "2 photo(s) added" in text and "“empty.jpg”: refused — The file is empty (0 bytes)." in text, text
+    assert "2 photos added" in text and "“empty.jpg”: refused — The file is empty (0 bytes)." in text, text
     assert "“two.png”: refused — The photo could not be stored" in text, text
     assert FacePhoto.objects.filter(person=person).count() == 2
     person.refresh_from_db()

@@ -132,3 +132,34 @@ def test_csv_exports_refuse_unreadable_filters_with_a_400(client, superuser, exp
     for query in unreadable[2:]:
         page = client.get(changelist, query)
         assert page.status_code == 302 and "e=1" in page["Location"], query   # the list's own "cannot filter"
+
+
+def test_the_admin_reads_as_masknet_s_and_says_which_kiosks_are_online(client, superuser, person):
+    """The header names the product (it said "Django administration"); the kiosk list says which
+    kiosks were heard from lately; a check-in's mask is a word, not a red cross, and its scores are
+    rounded; the date filters read "By time", not "By at"."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recognition.models import CheckIn
+
+    client.force_login(superuser)
+    online, _ = services.kiosk_create(actor=None, name="Lobby", location="", site="main")
+    asleep, _ = services.kiosk_create(actor=None, name="Side door", location="", site="main")
+    services.kiosk_create(actor=None, name="Spare", location="", site="main")
+    services.kiosk_pair(code=services.kiosk_pairing_issue(kiosk=online, actor=None))
+    services.kiosk_pair(code=services.kiosk_pairing_issue(kiosk=asleep, actor=None))
+    Kiosk.objects.filter(pk=online.pk).update(last_seen_at=timezone.now())
+    Kiosk.objects.filter(pk=asleep.pk).update(last_seen_at=timezone.now() - timedelta(hours=3))
+    page = client.get(reverse("admin:recognition_kiosk_changelist")).content.decode()
+    assert "MaskNet administration" in page and "Django administration" not in page
+    assert page.count(">online<") == 1 and ">never<" in page
+    outcome = services.checkin_record(person_id=person.pk, kiosk=Kiosk.objects.get(pk=online.pk),
+                                      score=0.953824982047081, threshold=0.425, masked=False, frames=3,
+                                      index_version=None)
+    detail = client.get(reverse("admin:recognition_checkin_change", args=[outcome.checkin.pk])).content.decode()
+    assert "0.954" in detail and "0.953824" not in detail and "no mask" in detail
+    listing = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
+    assert "By time" in listing and "By at" not in listing
+    assert CheckIn.objects.count() == 1
