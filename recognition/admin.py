@@ -7,7 +7,10 @@ socket is closed when its kiosk is revoked, deactivated or deleted.
 from __future__ import annotations
 
 import base64
+import re
 
+import qrcode
+import qrcode.image.svg
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -18,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from enrollment.models import Person
@@ -30,6 +34,15 @@ from .models import CheckIn, Kiosk
 # a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
 KIOSK_ONLINE_S = 120
 _SESSION_NEW = "recognition.pairing_new.{pk}"   # a kiosk just added: its pairing page makes the link
+
+
+def pairing_qr(url: str) -> str:
+    """``url`` as an SVG QR code (inline, no image request): a tablet at the entrance opens the
+    link by pointing its camera at the administrator's screen instead of typing 80 characters."""
+    svg = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=4).to_string(encoding="unicode")
+    # sized in pixels, on white (a dark page would make it unreadable)
+    svg = re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="260" height="260" style="background:#fff"', svg)
+    return mark_safe(svg)  # noqa: S308 - path data alone: the link is drawn as modules, never written as text
 
 
 @admin.register(Kiosk)
@@ -147,6 +160,7 @@ class KioskAdmin(admin.ModelAdmin):
         url = request.build_absolute_uri(services.pairing_path(code)) if code else None
         ttl = settings.MASKNET_KIOSK_PAIRING_TTL_S
         context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk, "url": url,
+                   "qr": pairing_qr(url) if url else None,
                    "title": f"Pair kiosk “{kiosk.name}”",
                    "ttl": f"{ttl // 3600} hours" if ttl >= 7200 else f"{max(ttl // 60, 1)} minutes"}
         return TemplateResponse(request, "admin/recognition/kiosk/pairing.html", context)

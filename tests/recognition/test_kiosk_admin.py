@@ -163,3 +163,33 @@ def test_the_admin_reads_as_masknet_s_and_says_which_kiosks_are_online(client, s
     listing = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
     assert "By time" in listing and "By at" not in listing
     assert CheckIn.objects.count() == 1
+
+
+def test_the_pairing_page_shows_the_link_as_a_qr_code_that_reads_back(client, superuser):
+    """The QR code on the pairing page (drawn, with OpenCV's reader standing in for a tablet's
+    camera) is the one-time link itself."""
+    import re
+
+    import cv2
+    import numpy as np
+
+    client.force_login(superuser)
+    client.post(reverse("admin:recognition_kiosk_add"), {"name": "Lobby", "location": "", "site": "main",
+                                                          "active": "on"})
+    page = client.get(reverse("admin:recognition_kiosk_pairing", args=[Kiosk.objects.get().pk]), follow=True)
+    html = page.content.decode()
+    link = re.search(r'id="pairing-url"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*id="pairing-url"', html)
+    link = next(g for g in link.groups() if g)
+    svg = re.search(r'<p id="pairing-qr"[^>]*>(.*?)</p>', html, re.S).group(1)
+    assert "<script" not in svg and link not in svg   # drawn, not written
+    # the SVG's modules (``Mx,yHx2Vy2Hxz`` squares) on white, 10 px each
+    view = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
+    squares = re.findall(r"M([\d.]+),([\d.]+)H([\d.]+)V([\d.]+)", svg)
+    unit = min(float(x2) - float(x) for x, _, x2, _ in squares)
+    size = round(view[2] / unit) * 10
+    image = np.full((size, size), 255, np.uint8)
+    for x, y, x2, y2 in squares:
+        c = [round(float(v) / unit) * 10 for v in (x, y, x2, y2)]
+        image[c[1]:c[3], c[0]:c[2]] = 0
+    decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert decoded == link and "/kiosk/pair/" in link
