@@ -132,8 +132,9 @@ class CheckIn(models.Model):
     kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkins")
     site = models.CharField(max_length=100, help_text="the kiosk's site at check-in time")
     at = models.DateTimeField("time", default=timezone.now, db_index=True)
-    local_date = models.DateField(db_index=True, help_text="calendar day of `at` in TIME_ZONE")
-    window = models.CharField(max_length=160, help_text="cooldown window key, e.g. 'main|2026-11-30'")
+    local_date = models.DateField(db_index=True, help_text="the check-in's day in the site's time zone")
+    window = models.CharField(max_length=160, help_text="the site and period this check-in counts for (one per "
+                                                        "person each), e.g. 'main|2026-11-30'")
     score = models.FloatField(help_text="mean cosine similarity over the voting frames")
     threshold = models.FloatField(null=True, blank=True, help_text="match threshold that was applied")
     masked = models.BooleanField(default=False)
