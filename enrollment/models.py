@@ -351,6 +351,10 @@ class TrainingRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # a photo was removed (its request joined or made this run, which is therefore claimed after the
+    # removal committed): every version built by an earlier run holds the photo's templates
+    drops_older = models.BooleanField(default=False, db_default=False,
+                                      help_text="a photo removal asked for it: older versions are not kept")
     index_version = models.ForeignKey(IndexVersion, null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
     stats = models.JSONField(default=dict, blank=True)

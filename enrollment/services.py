@@ -636,7 +636,7 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
                      summary=f"removed photo #{pk} of person #{person_id}"
                              + ("; gallery adaptation stopped for them" if stopped else ""))
         transaction.on_commit(lambda: _delete_media([name]))
-        index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}")
+        index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
 
 
 # photos one transaction of the purge deletes: each row takes its templates and an audit record with it
@@ -687,7 +687,8 @@ def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, d
                     audit_record(actor=None, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto",
                                  object_id=pk, summary=f"removed photo #{pk} of person #{person_id}: retention, "
                                                        f"kept from a check-in more than {older_than_days} days ago")
-                index_rebuild_request(actor=None, reason="retention: photos kept from check-ins expired")
+                index_rebuild_request(actor=None, reason="retention: photos kept from check-ins expired",
+                                      photo_removed=True)
         for _, _, name in rows:
             try:
                 default_storage.delete(name)
@@ -804,22 +805,25 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
 # index rebuilds
 
 
-def index_rebuild_request(*, actor: object | None, reason: str, force: bool = False) -> TrainingRun:
+def index_rebuild_request(*, actor: object | None, reason: str, force: bool = False,
+                          photo_removed: bool = False) -> TrainingRun:
     """Ask for a rebuild once the current transaction commits.
 
     Debounced: requests join the newest queued run and push its start back by
     ``MASKNET_REBUILD_DEBOUNCE_S``, so a burst of changes leads to one rebuild. ``force``
-    (the admin action, the command) starts it without waiting.
+    (the admin action, the command) starts it without waiting. ``photo_removed``: the run is
+    marked ``drops_older`` (:func:`_index_prune`).
     """
     now = timezone.now()
+    flag = {"drops_older": True} if photo_removed else {}
     with transaction.atomic():
         run = TrainingRun.objects.queued().order_by("-id").first()
         joined = run is not None and TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.QUEUED).update(
-            requested_at=now, requests=F("requests") + 1) == 1
+            requested_at=now, requests=F("requests") + 1, **flag) == 1
         if not joined:
             run = TrainingRun.objects.create(
                 reason=reason[:200], requested_at=now,
-                requested_by=actor if getattr(actor, "is_authenticated", False) else None)
+                requested_by=actor if getattr(actor, "is_authenticated", False) else None, **flag)
         if force:
             # asked for by hand (admin, API, command): who asked is kept even when the request
             # joins a queued run (the run keeps only its first requester); changes that queue a
@@ -1369,8 +1373,16 @@ def _index_prune() -> None:
 
     Not kept either: older versions read before a photo was removed. They hold its templates (in
     its person's mean), which removing a photo promises to delete; the version this switch made
-    was read after the removal that queued it, or a later switch deletes it in turn."""
+    was read after the removal that queued it, or a later switch deletes it in turn. Told without
+    clocks by the runs a removal marked (``drops_older``: claimed only after the removal committed,
+    as its request joined or made them): every version built by an earlier run goes. The time rule
+    beside it compared a worker's clock with a web node's, which a skew of seconds defeated."""
     old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
+    marked = TrainingRun.objects.filter(drops_older=True).aggregate(last=models.Max("pk"))["last"]
+    if marked is not None:
+        read_before_marked = Q(built_by_id__lt=marked) | Q(built_by__isnull=True)
+        old += list(IndexVersion.objects.filter(read_before_marked, is_active=False)
+                    .exclude(pk__in=[v.pk for v in old]))
     removed_at = (AuditEvent.objects.filter(action=Action.PHOTO_REMOVE).order_by("-at")
                   .values_list("at", flat=True).first())
     if removed_at is not None:

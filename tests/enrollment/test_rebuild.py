@@ -1048,3 +1048,34 @@ def test_an_erasure_deletes_index_files_no_version_names_whatever_their_age(make
     files = sorted(folder.glob("index-*.npz"))
     assert [f.name for f in files] == [IndexVersion.objects.current().path]
     assert Index.load(files[0]).identities == {str(keep.pk)}
+
+
+def test_a_version_read_before_a_photo_removal_is_deleted_whatever_the_clocks(make_photo, monkeypatch, settings,
+                                                                             django_capture_on_commit_callbacks):
+    """Versions read before a photo was removed hold its templates and are not kept as rollback
+    copies. That was told by comparing the run's start (a worker's clock) with the removal's audit
+    time (a web node's): a web node 2 s behind kept the version. The run the removal asks for now
+    marks every version built before it."""
+    settings.MASKNET_INDEX_KEEP = 2
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=2)
+    victim = person.photos.order_by("id").first()
+    real_fit, state = services._thresholds_fit, {}
+
+    def remove_after_the_read(*args, **kwargs):
+        if not state:   # while the run has read both photos: removed on a web node whose clock is behind
+            state["done"] = True
+            real_now = timezone.now
+            monkeypatch.setattr(timezone, "now", lambda: real_now() - timedelta(seconds=2))
+            services.photo_remove(photo=victim, actor=None)
+            monkeypatch.setattr(timezone, "now", real_now)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_thresholds_fit", remove_after_the_read)
+    with django_capture_on_commit_callbacks(execute=True):
+        stale = rebuild_now().index_version
+    monkeypatch.setattr(services, "_thresholds_fit", real_fit)
+    assert stale.photo_count == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        after = rebuild_now()   # the removal's rebuild
+    assert after.drops_older and after.index_version.photo_count == 1
+    assert not IndexVersion.objects.filter(pk=stale.pk).exists()
