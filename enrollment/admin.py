@@ -262,8 +262,10 @@ class PersonAdmin(admin.ModelAdmin):
         return thumb_html(getattr(obj, "first_photo_id", None))
 
     @admin.display(description="photos", ordering="photo_count")
-    def photo_count(self, obj: Person) -> int:
-        return getattr(obj, "photo_count", 0)
+    def photo_count(self, obj: Person) -> str:
+        count = getattr(obj, "photo_count", 0)
+        # a bare 0 did not say that this person cannot check in
+        return str(count) if count else format_html('<span class="mn-no-photo">{}</span>', "0: cannot check in yet")
 
     @admin.display(description="Photos")
     def photo_grid(self, obj: Person) -> str:

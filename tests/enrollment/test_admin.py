@@ -44,6 +44,7 @@ def test_people_list_with_thumbnails_search_and_filters(request, who, person, ma
     assert reverse("enrollment:photo-thumb", args=[photo.pk]) in html and "Tom Hanks" in html
     # the thumbnail is the row's link: it has a name for screen readers, as has a missing photo
     assert f'alt="photo #{photo.pk}"' in html and 'alt=""' not in html and "no photo" in html
+    assert html.count("0: cannot check in yet") == 1   # Tom, not Eileen: a bare 0 did not say so
     assert "Eileen Collins" in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Tom Hanks" not in client.get(CHANGELIST, {"q": "flight"}).content.decode()
     assert "Eileen Collins" not in client.get(CHANGELIST, {"active__exact": "0"}).content.decode()
