@@ -6,6 +6,7 @@ so the audit log records it with the caller (a staff user or a token's service a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, mixins, parsers, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -105,7 +107,24 @@ class MemoryOnlyUploadHandler(MemoryFileUploadHandler):
                            detail=f"The request body is larger than {settings.FILE_UPLOAD_MAX_MEMORY_SIZE} bytes.")
 
 
-class ApiMixin:
+class ApiErrors:
+    """The API's error bodies (:class:`api.serializers.ErrorSerializer`) and its 406 for an unknown
+    format: every endpoint's, and the schema's."""
+
+    def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
+        """Every API error in the shape of :class:`api.serializers.ErrorSerializer`."""
+        return api_exception_handler
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        """DRF's negotiation; an unknown ``?format=`` is a 406 like an unknown ``Accept``, not a
+        404 (which would read as "no such endpoint")."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404 as exc:
+            raise exceptions.NotAcceptable(f"Unknown format {request.query_params.get('format', '')!r}.") from exc
+
+
+class ApiMixin(ApiErrors):
     """Authentication, scope/permission checks, rate limits, pagination and error bodies shared by
     every endpoint. ``access`` maps an action (or HTTP method) to ``(token scope, Django perm)``;
     ``memory_only_uploads``: uploaded files never touch the disk (:class:`MemoryOnlyUploadHandler`)."""
@@ -130,18 +149,6 @@ class ApiMixin:
     def caller_may(request: Request, scope: str, perm: str) -> bool:
         """Whether the caller holds ``scope`` (a token) or ``perm`` (a staff session)."""
         return request.auth.allows(scope) if isinstance(request.auth, ApiToken) else request.user.has_perm(perm)
-
-    def get_exception_handler(self) -> Callable[[Exception, dict], Response | None]:
-        """Every API error in the shape of :class:`api.serializers.ErrorSerializer`."""
-        return api_exception_handler
-
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
-        """DRF's negotiation; an unknown ``?format=`` is a 406 like an unknown ``Accept``, not a
-        404 (which would read as "no such endpoint")."""
-        try:
-            return super().perform_content_negotiation(request, force)
-        except Http404 as exc:
-            raise exceptions.NotAcceptable(f"Unknown format {request.query_params.get('format', '')!r}.") from exc
 
     def finalize_response(self, request: Request, response: HttpResponse, *args, **kwargs) -> HttpResponse:
         """Answers carry personal data (names, staff ids, check-ins, pairing links): never stored
@@ -511,3 +518,38 @@ def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
                             status=404)
     patch_cache_control(response, private=True, no_store=True)
     return response
+
+
+# --------------------------------------------------------------------------------------------
+# the schema
+
+
+class SchemaView(ApiErrors, SpectacularAPIView):
+    """``/api/schema/``: open to anyone (it holds no data), generated from the code once per
+    process (0.05-0.1 s of a core, the GIL held) and kept. ``cache_page`` before it keyed on the
+    whole URL: ``?x=1``, ``?x=2``… each built it anew and stored another 64 KB copy in the cache
+    (Redis in production, beside the login lockouts and rate limits) for 10 minutes. Errors are
+    the API's (JSON, 406 for an unknown ``?format=``, never stored)."""
+
+    _built: dict | None = None
+    _lock = threading.Lock()
+
+    def _get_schema_response(self, request: Request) -> Response:
+        with SchemaView._lock:
+            if SchemaView._built is None:
+                # no version from the query string either: one schema, whatever is asked
+                SchemaView._built = self.generator_class(urlconf=self.urlconf, api_version=None,
+                                                         patterns=self.patterns).get_schema(request=None, public=True)
+        return Response(data=SchemaView._built,
+                        headers={"Content-Disposition": f'inline; filename="{self._get_filename(request, None)}"'})
+
+    def finalize_response(self, request: Request, response: HttpResponse, *args, **kwargs) -> HttpResponse:
+        """The schema may be cached for 10 minutes (docs/api.md); an error, JSON, never."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:
+            if isinstance(response, Response):
+                response.accepted_renderer, response.accepted_media_type = renderers.JSONRenderer(), "application/json"
+            patch_cache_control(response, private=True, no_store=True)
+        else:
+            patch_cache_control(response, max_age=600)
+        return response
