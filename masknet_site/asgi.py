@@ -11,15 +11,33 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.auth import AuthMiddleware  # noqa: E402
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from channels.sessions import CookieMiddleware  # noqa: E402
+from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 from django.urls import URLPattern, path, re_path  # noqa: E402
 
 from enrollment.routing import websocket_urlpatterns as enrollment_ws  # noqa: E402
+from masknet_site.middleware import without_nul_cookies  # noqa: E402
 from recognition.routing import websocket_urlpatterns as kiosk_ws  # noqa: E402
+
+
+class NulCookiesDropped:
+    """ASGI middleware after Channels' ``CookieMiddleware``: a cookie holding a NUL character is
+    dropped before the session is looked up (PostgreSQL refuses NUL in text: the handshake failed
+    with a traceback), as the HTTP side does (``masknet_site.middleware``)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        return await self.inner({**scope, "cookies": without_nul_cookies(scope.get("cookies", {}))}, receive, send)
+
+
+def staff_socket(inner):
+    """Channels' ``AuthMiddlewareStack``, with :class:`NulCookiesDropped` before the session."""
+    return CookieMiddleware(NulCookiesDropped(SessionMiddleware(AuthMiddleware(inner))))
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):
@@ -43,7 +61,8 @@ application = ProtocolTypeRouter({
     # (a browser that also holds an admin session would load it from the database first, and a
     # database outage would break the handshake before the kiosk could be told "unavailable")
     "websocket": AllowedHostsOriginValidator(URLRouter(
-        _behind(CookieMiddleware, kiosk_ws) + _behind(AuthMiddlewareStack, enrollment_ws)
+        _behind(lambda inner: CookieMiddleware(NulCookiesDropped(inner)), kiosk_ws)
+        + _behind(staff_socket, enrollment_ws)
         + [re_path(r"", NoSuchSocket.as_asgi())])),
 })
 

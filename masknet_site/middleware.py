@@ -57,15 +57,24 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
         return response
 
 
+def without_nul_cookies(cookies: dict[str, str]) -> dict[str, str]:
+    """``cookies`` less those whose value holds a NUL character: a session key read from one
+    reached PostgreSQL, which refuses NUL in text (a 500 on every page, ``/healthz`` included,
+    since the session is read on each request). Such a cookie was never set by the site."""
+    return {name: value for name, value in cookies.items() if "\x00" not in value}
+
+
 class NulInQueryRefusedMiddleware:
     """A query string with a NUL character (``?site=%00``) is a 400: unvalidated filter values
     (the attendance pages' site, the admin's list filters) reach PostgreSQL, which refuses NUL in
-    text, and that was a 500. Form and JSON fields refuse it already (Django's and DRF's validators)."""
+    text, and that was a 500. Form and JSON fields refuse it already (Django's and DRF's validators).
+    A cookie holding one is dropped (:func:`without_nul_cookies`)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.COOKIES = without_nul_cookies(request.COOKIES)
         try:
             refused = any("\x00" in key or any("\x00" in value for value in values)
                           for key, values in request.GET.lists())

@@ -95,6 +95,24 @@ def test_others_are_refused(request, db, who):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/ws/admin/training/", "/ws/kiosk/"])
+def test_a_cookie_with_a_nul_character_is_refused_like_none(path):
+    """The session key went to PostgreSQL, which refuses NUL in text: the handshake failed with a
+    traceback instead of being refused as without a login (or a kiosk's cookie)."""
+    from masknet_site.asgi import application
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, path, headers=[
+            (b"cookie", b'sessionid="abcdefgh\\000ijklmnop"; masknet_kiosk="x\\000y"'),
+            (b"origin", b"http://testserver"), (b"host", b"testserver")])
+        connected, _ = await communicator.connect()
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
     client.force_login(enroller)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()

@@ -578,6 +578,18 @@ def test_a_nul_character_in_a_query_is_a_400(client, superuser):
     assert many.status_code == 400 and many.json()["error"] == "validation_error"
 
 
+@pytest.mark.parametrize("url", ["/healthz", "/kiosk/", "/api/v1/people", "/admin/"])
+def test_a_cookie_with_a_nul_character_is_ignored_not_a_500(client, url):
+    """A session key holding NUL reached PostgreSQL (which refuses it in text) on every request,
+    the session being read on each: a 500 with a traceback on every page, ``/healthz`` included."""
+    from masknet_site.middleware import without_nul_cookies
+
+    client.cookies["sessionid"] = "abcdefgh\x00ijklmnop"
+    client.cookies[consumers.KIOSK_COOKIE] = "x\x00y"
+    assert client.get(url).status_code < 500
+    assert without_nul_cookies({"a": "1", "sessionid": "ab\x00c"}) == {"a": "1"}
+
+
 def test_a_pairing_code_never_reaches_the_log_in_full(client, caplog):
     """Django logs the path of a refused pairing POST ("Forbidden (CSRF cookie not set.): /kiosk/pair/
     <code>/") while the code still works; the site's log handler masks it."""
