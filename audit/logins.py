@@ -12,6 +12,8 @@ and is not recorded. The address is Daphne's client address (the real one behind
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -62,10 +64,27 @@ def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
                  summary=f"failed login{reason} from {_address(request)}")
 
 
+def _locked_account(raw: object):
+    """The account a lock keyed on ``raw`` applies to: the one the login form would authenticate
+    (stripped, NFKC), else the one user whose name matches ignoring case, as the lock's key does
+    (``login_throttle.normalize_username``): "ALICE" locks alice out, and was recorded as "no such
+    username" beside alice's own failed logins."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    typed = unicodedata.normalize("NFKC", raw.strip())
+    user = _account(typed)
+    if user is None:
+        model = get_user_model()
+        matches = list(model._default_manager.filter(**{f"{model.USERNAME_FIELD}__iexact": typed})[:2])
+        user = matches[0] if len(matches) == 1 else None
+    return user
+
+
 def record_lockout(request, *, kind: str, failures: int, lockout_s: int) -> None:
     """A lock the login throttle set (``masknet_site.login_throttle``): once per lock, against the
-    account when the username names one (never the text typed), else against no account."""
-    user = _account(request.POST.get("username"))
+    account the username names (:func:`_locked_account`; never the text typed), else against no
+    account."""
+    user = _locked_account(request.POST.get("username"))
     summary = f"logins locked for {lockout_s} s after {failures} failures per {kind} from {_address(request)}"
     audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user, object_type="auth.user",
                  summary=summary if user is not None else summary + " (no such username)")

@@ -93,3 +93,15 @@ def test_a_lockout_of_an_unknown_username_names_no_one(client, staff, settings):
         login(client, "hunter2-typed-here", "x")
     [lock] = records("login_failed")
     assert lock.object_id == "" and "hunter2" not in lock.summary and "no such username" in lock.summary
+
+
+@pytest.mark.parametrize("typed", [" alice", "ALICE", "ａｌｉｃｅ"])
+def test_a_lockout_by_a_variant_of_a_username_is_recorded_against_that_account(client, staff, settings, typed):
+    """The lock's key ignores spaces, letter case and Unicode width ("ALICE" locks alice out); its
+    record said "no such username", beside alice's own failed logins."""
+    settings.MASKNET_LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        login(client, typed, "guess", ip="198.51.100.9")
+    locks = [e for e in records("login_failed") if "locked" in e.summary]
+    assert len(locks) == 1 and locks[0].object_id == str(staff.pk), [(e.object_id, e.summary) for e in locks]
+    assert "no such username" not in locks[0].summary
