@@ -109,3 +109,24 @@ def test_box_geometry_agrees_with_the_vectorised_suppression():
     scores = np.array([0.9, 0.8, 0.7], np.float32)
     assert nms(boxes, scores, iou=0.4, limit=3) == [0, 1, 2]   # 1/3 overlap is kept at 0.4 ...
     assert nms(boxes, scores, iou=0.3, limit=3) == [0, 2]      # ... and suppressed at 0.3
+
+
+@pytest.mark.parametrize("shape", [(1, 1920 * 1080), (1920 * 1080, 1), (20, 100_000), (3000, 12_000)])
+def test_a_strip_or_a_huge_photo_costs_a_bounded_number_of_model_runs(shape):
+    """A photo where nobody is found is searched again in tiles: a 2,073,600 x 1 black PNG of 6 KB,
+    within the kiosk's frame limits, took 2,025 model runs (45 s of an engine thread). No tiles for
+    a strip thinner than a face, and at most TILE_MAX_COUNT of them."""
+    from recognition.engine.detect import TILE_MAX_COUNT
+
+    runs = []
+    empty = model_with({})
+
+    def counting(x):
+        runs.append(1)
+        return empty(x)
+
+    found = BlazeFaceDetector(counting)(np.zeros((*shape, 3), np.uint8), min_confidence=0.55, iou=0.3,
+                                        max_faces=3, fallback_confidence=0.45)
+    assert found == [] and len(runs) <= 1 + TILE_MAX_COUNT, (shape, len(runs))
+    if min(shape) < 32 or shape == (3000, 12_000):
+        assert len(runs) == 1   # the whole-image pass alone

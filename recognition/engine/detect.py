@@ -22,6 +22,11 @@ REFINE_CONTEXT = 4.0   # the crop's side, in the first box's longer sides
 # takes) was "no face", and a smaller one "no face" rather than "too small"
 FOUND_FROM = 8.0
 TILE_SIDE = 4 * INPUT_SIZE
+# no tiles for a strip thinner than a face the tiles could find, nor more tiles than this (a photo
+# of 8000x8000 pixels takes 64): a 2,073,600 x 1 black PNG of 6 KB, within the kiosk's limits, took
+# 2,025 model runs (45 s of an engine thread) before these limits
+TILE_MIN_SIDE = 32
+TILE_MAX_COUNT = 64
 
 
 @dataclass(frozen=True)
@@ -146,9 +151,12 @@ class BlazeFaceDetector:
         h, w = image_bgr.shape[:2]
         # faces the whole-image pass misses are under FOUND_FROM pixels of its input
         overlap = min(TILE_SIDE // 2, max(TILE_SIDE // 4, int(np.ceil(2 * FOUND_FROM * max(h, w) / INPUT_SIZE))))
+        rows, columns = _tile_starts(h, overlap), _tile_starts(w, overlap)
+        if min(h, w) < TILE_MIN_SIDE or len(rows) * len(columns) > TILE_MAX_COUNT:
+            return []
         found: list[Detection] = []
-        for top in _tile_starts(h, overlap):
-            for left in _tile_starts(w, overlap):
+        for top in rows:
+            for left in columns:
                 tile = image_bgr[top:top + TILE_SIDE, left:left + TILE_SIDE]
                 th, tw = tile.shape[:2]
                 for d in self._detect(tile, min_confidence=min_confidence, iou=iou, max_faces=max_faces,
