@@ -187,6 +187,20 @@ def test_refuses_truncated_images(person, astronaut_jpeg, engine):
 
 
 @pytest.mark.models
+def test_an_upside_down_photo_is_refused_but_an_upright_masked_one_is_taken(person, astronaut_bgr, engine):
+    """Upside down, every check passed and the mask head called the face masked: it was enrolled as
+    a masked template that matched nobody. Turned, it shows an unmasked face: refused as such. A
+    masked face upright, turned, shows no unmasked face: taken."""
+    from tests.recognition.faces import with_mask
+
+    turned = services.photo_inspect(data=jpeg(cv2.rotate(astronaut_bgr, cv2.ROTATE_180)), engine=engine)
+    assert (turned.ok, turned.code, turned.masked) == (False, "upside_down", True), turned
+    assert "upside down" in turned.message
+    masked = services.photo_inspect(data=jpeg(with_mask(engine, astronaut_bgr)), engine=engine)
+    assert masked.ok and masked.masked, masked
+
+
+@pytest.mark.models
 def test_refuses_a_photo_without_a_face(person, gradient_png, engine):
     assert _refusal(person, gradient_png) == "no_face"
 
@@ -292,7 +306,9 @@ def test_a_phone_photo_is_stored_without_its_location(person, astronaut_bgr, eng
     from PIL import Image
 
     exif = Image.Exif()
-    exif[0x0112] = 8                                  # stored on its side: rotate to show upright
+    # stored on its side (turned a quarter anticlockwise): orientation 6 says "turn it clockwise to
+    # show it upright" (8, here before, turned it upside down: refused as such since 2026-12-05)
+    exif[0x0112] = 6
     exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0)}    # where it was taken
     sideways = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(np.rot90(astronaut_bgr[:, :, ::-1], k=1))).save(
@@ -303,7 +319,9 @@ def test_a_phone_photo_is_stored_without_its_location(person, astronaut_bgr, eng
     with Image.open(io.BytesIO(stored)) as img:
         assert img.format == "JPEG" and "exif" not in img.info and not img.getexif()
         assert img.size == (photo.width, photo.height) == (512, 512)
-    again = engine.analyze(engine.decode(stored))[0]
+    upright = engine.decode(stored)
+    assert np.abs(upright.astype(int) - astronaut_bgr).mean() < 8   # the photo as it was taken
+    again = engine.analyze(upright)[0]
     assert np.allclose(again.box, photo.box, atol=6)      # the same face, where the box says
     assert photo.sha256 == hashlib.sha256(upload).hexdigest()
     assert _refusal(person, upload) == "duplicate"
