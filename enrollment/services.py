@@ -802,6 +802,13 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
     embedded (on SQLite a write after a second-long read transaction fails with "database is
     locked" when anyone else wrote meanwhile). ``False`` when the photo was removed meanwhile."""
     vectors = np.ascontiguousarray(templates.vectors, np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        usable = vectors.ndim == 2 and len(vectors) and np.isfinite(vectors).all() \
+            and (np.linalg.norm(vectors, axis=1) > 1e-6).all()
+    if not usable:
+        # never cached: an index holding such a row is refused when written, so every later rebuild
+        # would fail on it (the engine makes none; a failed computation could)
+        raise EngineError("the face's templates are not finite, non-zero vectors")
     try:
         with transaction.atomic():
             # the photo row locked: an erasure or removal now waits, then takes the templates too

@@ -91,8 +91,9 @@ class Face:
 
 
 class Engine:
-    """Detect, landmark, align, gate, classify masks and embed. Thread-compatible, not reentrant
-    per call (TensorFlow serialises model calls internally)."""
+    """Detect, landmark, align, gate, classify masks and embed. Thread-safe: several threads (the
+    kiosks' engine pool) call it at once, each model keeping a pool of interpreters
+    (``runtime.py``), so concurrent calls run in parallel."""
 
     def __init__(self, detector: BlazeFaceDetector, mesh: FaceMesh, embedder: FaceRes,
                  mask_classifier: MaskClassifier | None, config: EngineConfig,

@@ -1079,3 +1079,25 @@ def test_a_version_read_before_a_photo_removal_is_deleted_whatever_the_clocks(ma
         after = rebuild_now()   # the removal's rebuild
     assert after.drops_older and after.index_version.photo_count == 1
     assert not IndexVersion.objects.filter(pk=stale.pk).exists()
+
+
+def test_templates_that_are_not_finite_vectors_are_never_cached(make_photo, monkeypatch):
+    """An index holding a NaN or zero row is refused when written: cached, such templates made
+    every later rebuild fail. The photo is marked failed and the rebuild goes on without it."""
+    from enrollment.models import PhotoTemplates
+    from recognition.engine.gallery import Templates
+
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    bad = make_photo(person)
+    PhotoTemplates.objects.filter(photo=bad).delete()
+    monkeypatch.setattr(services.recognizer, "get_engine",
+                        lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
+    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
+    broken = np.full((2, FAKE_DIM), np.nan, np.float32)
+    monkeypatch.setattr(services.recognizer, "face_templates",
+                        lambda engine, face, seed: Templates(broken, np.array([0, 1], np.int8)))
+    run = services.index_rebuild()
+    bad.refresh_from_db()
+    assert run.state == "succeeded" and bad.embedding_state == "failed" and "finite" in bad.embedding_error
+    assert not PhotoTemplates.objects.filter(photo=bad).exists()
+    assert IndexVersion.objects.current().load().identities == {str(person.pk)}
