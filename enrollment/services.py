@@ -1247,10 +1247,11 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
                                                      embedding_error=f"{type(exc).__name__}: {exc}"[:200],
                                                      embed_attempts=0)
         return False
-    except (Exception, KeyboardInterrupt, SystemExit):
-        # not the photo's doing (a database error, a stop asked for: Ctrl-C, a time limit): the
-        # attempt does not count (two such stops left the photo out for good); a worker killed
-        # outright (the kernel's OOM killer, a crash in native code) never gets here, and counts
+    except (DatabaseError, KeyboardInterrupt, SystemExit):
+        # not the photo's doing (the database away, a stop asked for: Ctrl-C, a shutdown): the
+        # attempt does not count (two such stops left the photo out for good). Anything else the
+        # photo raises every time (a time limit on it, an error in native code) counts, as does a
+        # worker killed outright, which never gets here: else every later rebuild stopped on it
         try:
             FacePhoto.objects.filter(pk=photo.pk, embed_attempts__gt=0).update(embed_attempts=F("embed_attempts") - 1)
         except DatabaseError:

@@ -247,7 +247,7 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
 
     @admin.display(description="threshold")
     def threshold_display(self, obj: CheckIn) -> str:
-        return f"{obj.threshold:.3f}"
+        return "—" if obj.threshold is None else f"{obj.threshold:.3f}"   # none recorded (demo data)
 
     @admin.display(description="mask", ordering="masked")
     def mask(self, obj: CheckIn) -> str:

@@ -1101,3 +1101,33 @@ def test_templates_that_are_not_finite_vectors_are_never_cached(make_photo, monk
     assert run.state == "succeeded" and bad.embedding_state == "failed" and "finite" in bad.embedding_error
     assert not PhotoTemplates.objects.filter(photo=bad).exists()
     assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+
+
+def test_a_photo_that_raises_every_time_is_still_left_out(make_photo, monkeypatch):
+    """Only the database's errors and a stop asked for leave the attempt uncounted: a photo whose
+    embedding raises anything else every time (an error in native code, a time limit) is left out
+    after PHOTO_MAX_ATTEMPTS runs, not a stop for every later rebuild."""
+    from enrollment.models import PhotoTemplates
+
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
+    poison = make_photo(person)
+    PhotoTemplates.objects.filter(photo=poison).delete()
+    monkeypatch.setattr(services.recognizer, "get_engine",
+                        lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
+    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
+
+    def raises(engine, face, seed):
+        raise IndexError("out of range in the renderer")
+
+    monkeypatch.setattr(services.recognizer, "face_templates", raises)
+    stale = timedelta(seconds=services.settings.MASKNET_REBUILD_STALE_S + 1)
+    outcomes = []
+    for _ in range(services.PHOTO_MAX_ATTEMPTS + 1):
+        try:
+            outcomes.append(services.index_rebuild().state)
+        except IndexError:
+            outcomes.append("raised")
+            TrainingRun.objects.filter(state="running").update(heartbeat_at=timezone.now() - stale)
+    poison.refresh_from_db()
+    assert outcomes == ["raised"] * services.PHOTO_MAX_ATTEMPTS + ["succeeded"], outcomes
+    assert poison.embedding_state == "failed"

@@ -160,6 +160,8 @@ def test_the_admin_reads_as_masknet_s_and_says_which_kiosks_are_online(client, s
                                       index_version=None)
     detail = client.get(reverse("admin:recognition_checkin_change", args=[outcome.checkin.pk])).content.decode()
     assert "0.954" in detail and "0.953824" not in detail and "no mask" in detail
+    CheckIn.objects.update(threshold=None)   # as the demo's check-ins: none recorded
+    assert client.get(reverse("admin:recognition_checkin_change", args=[outcome.checkin.pk])).status_code == 200
     listing = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
     assert "By time" in listing and "By at" not in listing
     assert CheckIn.objects.count() == 1
