@@ -106,6 +106,9 @@ CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socke
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
+# with no active index, whether one is active now or people have been enrolled is read again this
+# often: a first photo added sends no index.updated, and the first rebuild takes seconds
+NO_INDEX_RECHECK_S = 1.0
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # two clear faces this close in size are two people side by side, not one with a queue behind (a
 # step further back is about half the width): the largest one flipped between them from frame to
@@ -382,6 +385,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_stale = True
         self._index_retry_at = 0.0   # after a failed load: not again before this (monotonic)
         self._index_missing = False  # no active version, though people are enrolled (INDEX_MISSING)
+        self._no_index_seen_at = 0.0  # when a load last found no active version (monotonic)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -505,6 +509,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if time.monotonic() - self._checked_at > self._recheck_s and not await self._still_valid():
             await self._revoke()
             return
+        if (self._index is None and not self._index_stale
+                and time.monotonic() - self._no_index_seen_at > NO_INDEX_RECHECK_S):
+            self._index_stale = True   # no index yet: maybe one now, or the first people enrolled
         if self._index_stale and not await self._load_index():
             # never vote people "unknown" against a gallery that could not be read
             await self._error(seq, "unavailable", INDEX_UNREADABLE)
@@ -726,6 +733,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                     self._voter.forget_votes()   # cast against the withdrawn gallery
                 self._index, self._index_version, self._thresholds = None, None, {}
                 self._index_missing = missing
+                self._no_index_seen_at = time.monotonic()
             return True
         if version.outdated:
             try:   # after an upgrade: the first kiosk to load the old index asks for a new one

@@ -869,6 +869,27 @@ def test_enrolled_people_are_not_voted_unknown_while_no_index_is_active(engine_s
     assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
 
 
+def test_the_first_people_enrolled_are_not_voted_unknown_before_the_first_index(engine_script, paired, person,
+                                                                                monkeypatch):
+    """A kiosk opened on a site nobody is enrolled at yet: the first photo added sends no
+    ``index.updated``, and the first rebuild takes seconds; meanwhile the enrolled person was voted
+    "Not recognised" (audited unknown). Without an index the kiosk looks again every second."""
+    monkeypatch.setattr(consumers, "NO_INDEX_RECHECK_S", 0.0)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        assert (await ask(comm, "none"))["state"] == "searching"   # nobody enrolled: nothing to wait for
+        await database_sync_to_async(FacePhoto.objects.create)(person=person, image="faces/x.jpg", sha256="0" * 64,
+                                                               width=64, height=64)
+        answers = [await ask(comm, f"face:{person.pk}:0.2:u") for _ in range(7)]
+        await comm.disconnect()
+        return answers
+
+    answers = run(scenario)
+    assert {(a["type"], a.get("code")) for a in answers} == {("error", "unavailable")}, answers
+    assert not AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).exists()
+
+
 def test_a_frame_matched_against_a_replaced_index_is_not_counted(engine_script, paired, person, settings, tmp_path):
     """A frame in the engine when ``index.updated`` arrives was matched against the old gallery (a
     wrong photo since removed): it does not complete the vote begun on that gallery."""
