@@ -6,6 +6,7 @@ Writes go through :mod:`enrollment.services`; simple reads are QuerySet methods 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import uuid
 from datetime import timedelta
@@ -270,9 +271,11 @@ class IndexVersion(models.Model):
 # next loads a version, hears index.updated (kiosk sockets) or erases (docs/security.md)
 _index_lock = threading.Lock()
 _index_cached: tuple[tuple[int, str, str], Index] | None = None
-# counts index_cache_clear calls: a load that was reading meanwhile (maybe the replaced version)
-# returns what it read but does not cache it
-_index_generation = 0
+# loads in flight (token -> version id); a clear marks those of other versions than the one it
+# keeps: such a load (maybe the replaced version) returns what it read but does not cache it
+_index_loading: dict[int, int] = {}
+_index_cancelled: set[int] = set()
+_index_tokens = itertools.count()
 
 
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
@@ -284,27 +287,33 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         # another version (replaced, maybe with an erased person's templates) goes now: not only
         # once this one is read, and also when this one cannot be
         _index_cached = None
-        generation = _index_generation
+        token = next(_index_tokens)
+        _index_loading[token] = version_id
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise EngineError(f"cannot read index {path}: {exc}") from exc
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
-    index = Index.load(Path(path), data)   # the bytes checked, not the file read again
-    with _index_lock:
-        if generation == _index_generation:
-            _index_cached = (key, index)
-    return index
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise EngineError(f"cannot read index {path}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise EngineError(f"index {path} does not match the digest recorded for version {version_id}")
+        index = Index.load(Path(path), data)   # the bytes checked, not the file read again
+        with _index_lock:
+            if token not in _index_cancelled:
+                _index_cached = (key, index)
+        return index
+    finally:
+        with _index_lock:
+            _index_loading.pop(token, None)
+            _index_cancelled.discard(token)
 
 
 def index_cache_clear(keep: int | None = None) -> None:
     """Forget the loaded index (after an erasure, so no old templates stay in memory); ``keep``:
     unless it is that version (every kiosk socket hears of a new version, and those that hear it
     after another socket loaded it must not make the process read it again)."""
-    global _index_cached, _index_generation
+    global _index_cached
     with _index_lock:
-        _index_generation += 1
+        _index_cancelled.update(token for token, loading in _index_loading.items() if keep is None or loading != keep)
         if _index_cached is not None and (keep is None or _index_cached[0][0] != keep):
             _index_cached = None
 
