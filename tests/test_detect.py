@@ -130,3 +130,19 @@ def test_a_strip_or_a_huge_photo_costs_a_bounded_number_of_model_runs(shape):
     assert found == [] and len(runs) <= 1 + TILE_MAX_COUNT, (shape, len(runs))
     if min(shape) < 32 or shape == (3000, 12_000):
         assert len(runs) == 1   # the whole-image pass alone
+
+
+def test_a_kiosk_frame_is_not_searched_in_tiles():
+    """The page sends 640 px frames, but the socket takes up to 1920x1080: an empty one cost 7 model
+    runs instead of 1 (``tiles=False``: ``consumers.analyze_frame``)."""
+    runs = []
+    empty = model_with({})
+
+    def counting(x):
+        runs.append(1)
+        return empty(x)
+
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+    detector = BlazeFaceDetector(counting)
+    assert detector(frame, min_confidence=0.55, iou=0.3, max_faces=3, tiles=False) == [] and len(runs) == 1
+    assert detector(frame, min_confidence=0.55, iou=0.3, max_faces=3) == [] and len(runs) > 2

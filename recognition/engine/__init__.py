@@ -122,11 +122,13 @@ class Engine:
         return decode_image(data, max_bytes=self.config.max_image_bytes, max_pixels=self.config.max_pixels)
 
     def analyze(self, image: np.ndarray | bytes, *, max_faces: int | None = None,
-                embed: bool = True) -> list[Face]:
+                embed: bool = True, search_tiles: bool = True) -> list[Face]:
         """Find, align, gate and embed the faces of an image, largest first.
 
         ``image``: encoded bytes or an ``HxWx3`` uint8 BGR array. Raises
         :class:`NoFaceFound` when there is no face, and the decoding errors for bad bytes.
+        ``search_tiles``: a large image where nobody is found is searched again in tiles
+        (:meth:`BlazeFaceDetector.__call__`); a kiosk's frames are not.
         """
         cfg = self.config
         img = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image
@@ -137,7 +139,7 @@ class Engine:
             raise FrameTooLarge(f"image is {img.shape[1]}x{img.shape[0]} pixels")
         dets = self.detector(img, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
                              max_faces=max_faces or cfg.detect_max_faces,
-                             fallback_confidence=cfg.detect_fallback_confidence)
+                             fallback_confidence=cfg.detect_fallback_confidence, tiles=search_tiles)
         if not dets:
             raise NoFaceFound("no face found in the image")
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]))

@@ -119,7 +119,7 @@ class BlazeFaceDetector:
         return scores, raw
 
     def __call__(self, image_bgr: np.ndarray, *, min_confidence: float, iou: float,
-                 max_faces: int, fallback_confidence: float | None = None) -> list[Detection]:
+                 max_faces: int, fallback_confidence: float | None = None, tiles: bool = True) -> list[Detection]:
         """Detect faces in a BGR image; best first.
 
         ``fallback_confidence`` (at most ``min_confidence``): when no face reaches
@@ -128,11 +128,12 @@ class BlazeFaceDetector:
         face it is unsure of, so images with a confident face are unaffected. A face smaller than
         :data:`REFINE_BELOW` pixels of the model's input is located again in a crop around it
         (:meth:`_refine`); a photo larger than :data:`TILE_SIDE` where nobody is found is searched
-        again in tiles (:meth:`_tiled`).
+        again in tiles (:meth:`_tiled`) unless ``tiles`` is false (a kiosk's frames: someone that far
+        away is asked to come closer by nothing).
         """
         found = self._detect(image_bgr, min_confidence=min_confidence, iou=iou, max_faces=max_faces,
                              fallback_confidence=fallback_confidence)
-        if not found and max(image_bgr.shape[:2]) > TILE_SIDE:
+        if tiles and not found and max(image_bgr.shape[:2]) > TILE_SIDE:
             return self._tiled(image_bgr, min_confidence=min_confidence, iou=iou, max_faces=max_faces,
                                fallback_confidence=fallback_confidence)
         scale = max(image_bgr.shape[:2]) / INPUT_SIZE
@@ -165,8 +166,12 @@ class BlazeFaceDetector:
                     if ((left and x1 <= 1) or (top and y1 <= 1) or (left + tw < w and x2 >= tw - 1)
                             or (top + th < h and y2 >= th - 1)):
                         continue
-                    found.append(Detection((x1 + left, y1 + top, x2 + left, y2 + top),
-                                           d.keypoints + np.array([left, top], np.float32), d.score))
+                    shifted = Detection((x1 + left, y1 + top, x2 + left, y2 + top),
+                                        d.keypoints + np.array([left, top], np.float32), d.score)
+                    # small for the tile too (under 128 px): located again, as in the whole pass
+                    small = x2 - x1 < REFINE_BELOW * max(th, tw) / INPUT_SIZE
+                    found.append(self._refine(image_bgr, shifted, min_confidence, iou, fallback_confidence)
+                                 if small else shifted)
         found = [d for d in found if d.score >= min_confidence] or found
         keep = nms(np.array([d.box for d in found], np.float32).reshape(-1, 4),
                    np.array([d.score for d in found], np.float32), iou, max_faces)

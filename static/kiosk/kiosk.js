@@ -151,8 +151,8 @@
   }
 
   // The part of the camera's picture the screen shows: the video fills the stage (object-fit:
-  // cover), so a camera of another shape is cut at its sides (a landscape camera on a portrait
-  // screen shows its middle 40%). Frames are that part alone: nobody is analysed, checked in or
+  // cover), so a camera of another shape is cut at its sides (a 16:9 camera on a 9:16 screen shows
+  // its middle third). Frames are that part alone: nobody is analysed, checked in or
   // taken for a second person where the screen does not show them.
   function shownPart() {
     const vw = video.videoWidth, vh = video.videoHeight;
@@ -575,7 +575,10 @@
     } catch (e) { /* not allowed here: the screen saver settings decide */ }
   }
 
-  window.addEventListener("resize", () => { if (lastResult && cameraReady) drawBox(lastResult.box); });   // no box over a camera error
+  // a box is in fractions of the part of the picture the screen showed when its frame was sent: a
+  // resize or a turn of the screen changes that part, so the box waits for the next answer (redrawn,
+  // it stood tall and narrow where no face was, after a turn from landscape to portrait)
+  window.addEventListener("resize", () => { facebox.hidden = true; });
   document.addEventListener("visibilitychange", () => {
     // no pictures are presented while hidden: the camera is judged again from now
     if (!document.hidden) lastPictureAt = performance.now();

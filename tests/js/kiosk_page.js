@@ -437,6 +437,9 @@ async function main() {
   check("and its box is drawn where the screen shows that face (mirrored)",
         Math.abs(parseFloat(fb.left) - (270 - 54)) < 1 && Math.abs(parseFloat(fb.width) - (540 + 108)) < 1,
         `left ${fb.left}, width ${fb.width}`);
+  p.fire("resize");
+  check("a turn of the screen takes the box away until the next answer (the part shown changed)",
+        p.element("facebox").hidden === true, p.element("facebox").hidden);
 
   // ---- a hidden page (minimised, another tab) sends nothing, and shown again starts afresh
   p = page();
