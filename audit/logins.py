@@ -69,7 +69,7 @@ def _locked_account(raw: object):
     (stripped, NFKC), else the one user whose name matches ignoring case, as the lock's key does
     (``login_throttle.normalize_username``): "ALICE" locks alice out, and was recorded as "no such
     username" beside alice's own failed logins."""
-    if not isinstance(raw, str) or not raw.strip():
+    if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:   # NUL: refused by PostgreSQL in text
         return None
     typed = unicodedata.normalize("NFKC", raw.strip())
     user = _account(typed)

@@ -5,6 +5,7 @@ import models safely.
 """
 
 import os
+from collections.abc import Callable
 
 from django.core.asgi import get_asgi_application
 
@@ -28,14 +29,14 @@ class NulCookiesDropped:
     dropped before the session is looked up (PostgreSQL refuses NUL in text: the handshake failed
     with a traceback), as the HTTP side does (``masknet_site.middleware``)."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: Callable) -> None:
         self.inner = inner
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         return await self.inner({**scope, "cookies": without_nul_cookies(scope.get("cookies", {}))}, receive, send)
 
 
-def staff_socket(inner):
+def staff_socket(inner: Callable) -> Callable:
     """Channels' ``AuthMiddlewareStack``, with :class:`NulCookiesDropped` before the session."""
     return CookieMiddleware(NulCookiesDropped(SessionMiddleware(AuthMiddleware(inner))))
 

@@ -96,10 +96,16 @@ def test_others_are_refused(request, db, who):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("path", ["/ws/admin/training/", "/ws/kiosk/"])
-def test_a_cookie_with_a_nul_character_is_refused_like_none(path):
+def test_a_cookie_with_a_nul_character_is_refused_like_none(path, monkeypatch):
     """The session key went to PostgreSQL, which refuses NUL in text: the handshake failed with a
-    traceback instead of being refused as without a login (or a kiosk's cookie)."""
+    traceback instead of being refused as without a login (or a kiosk's cookie). (SQLite takes it:
+    the keys the session store is asked for are checked here.)"""
+    from django.contrib.sessions.backends.db import SessionStore
+
     from masknet_site.asgi import application
+
+    asked, real_load = [], SessionStore.load
+    monkeypatch.setattr(SessionStore, "load", lambda self: asked.append(self.session_key) or real_load(self))
 
     async def scenario():
         communicator = WebsocketCommunicator(application, path, headers=[
@@ -110,6 +116,7 @@ def test_a_cookie_with_a_nul_character_is_refused_like_none(path):
         return connected
 
     assert async_to_sync(scenario)() is False
+    assert not any("\x00" in (key or "") for key in asked), asked
 
 
 @pytest.mark.django_db(transaction=True)

@@ -31,7 +31,8 @@ class Command(BaseCommand):
                **options) -> None:
         # behind a proxy, the public origin the deployment already names (a link to 127.0.0.1:8000,
         # the development server's address, opened nothing on the kiosk device)
-        base_url = base_url or next(iter(settings.CSRF_TRUSTED_ORIGINS), LOCAL_URL)
+        # (not a wildcard entry, "https://*.example.org": no device opens that)
+        base_url = base_url or next((o for o in settings.CSRF_TRUSTED_ORIGINS if "*" not in o), LOCAL_URL)
         if not base_url.startswith(("http://", "https://")):   # a link without one opens nothing
             raise CommandError(f"--base-url must start with https:// (or http://), not {base_url!r}")
         existing = Kiosk.objects.filter(name=name.strip()).first()
