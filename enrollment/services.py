@@ -1361,7 +1361,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
                 template_count=len(index), dim=index.dim, model_version=version_key, metrics=metrics,
                 built_by=run)
             _activate(version)
-            _index_prune()
+            _index_prune(run)
             record(version)
         return version
     except BaseException:
@@ -1391,7 +1391,7 @@ def _activate(version: IndexVersion) -> None:
     version.is_active = True
 
 
-def _index_prune() -> None:
+def _index_prune(run: TrainingRun | None = None) -> None:
     """Keep the active version and ``MASKNET_INDEX_KEEP`` older ones; delete the rest (files after
     commit), and index files no row refers to (left by killed runs) once they are an hour old,
     temporary files of :meth:`Index.save` included (a process killed while writing one).
@@ -1400,9 +1400,15 @@ def _index_prune() -> None:
     its person's mean), which removing a photo promises to delete; the version this switch made
     was read after the removal that queued it, or a later switch deletes it in turn. Told without
     clocks by the runs a removal marked (``drops_older``: claimed only after the removal committed,
-    as its request joined or made them): every version built by an earlier run goes. The time rule
-    beside it compared a worker's clock with a web node's, which a skew of seconds defeated."""
-    old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
+    as its request joined or made them): every version built by an earlier run goes; and at the
+    switch of ``run`` itself, if so marked, every other version (a forced run made while the
+    removal was not yet committed, so that it did not join it, read the photo and can have
+    switched before). The time rule beside it compared a worker's clock with a web node's, which a
+    skew of seconds defeated."""
+    if run is not None and TrainingRun.objects.filter(pk=run.pk, drops_older=True).exists():   # as it is now
+        old = list(IndexVersion.objects.filter(is_active=False))
+    else:
+        old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
     marked = TrainingRun.objects.filter(drops_older=True).aggregate(last=models.Max("pk"))["last"]
     if marked is not None:
         read_before_marked = Q(built_by_id__lt=marked) | Q(built_by__isnull=True)

@@ -1142,3 +1142,28 @@ def test_a_photo_that_raises_every_time_is_still_left_out(make_photo, monkeypatc
     poison.refresh_from_db()
     assert outcomes == ["raised"] * services.PHOTO_MAX_ATTEMPTS + ["succeeded"], outcomes
     assert poison.embedding_state == "failed"
+
+
+def test_a_forced_run_that_read_a_photo_before_its_removal_committed_keeps_no_copy(make_photo, settings,
+                                                                                   django_capture_on_commit_callbacks):
+    """A forced rebuild made while a removal was not yet committed did not join the removal's run:
+    it read the photo and switched first, its run newer than the removal's. The removal's own run,
+    at its switch, keeps no other version."""
+    settings.MASKNET_INDEX_KEEP = 2
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=2)
+    victim = person.photos.order_by("id").first()
+    with django_capture_on_commit_callbacks(execute=True):
+        rebuild_now()
+    # the removal's run, made in its transaction; the forced run, made beside it, reads both photos
+    removal_run = TrainingRun.objects.create(reason="photo removed", drops_older=True)
+    forced = services.index_rebuild(run_id=TrainingRun.objects.create(reason="forced").pk, force=True)
+    assert forced.pk > removal_run.pk and forced.index_version.photo_count == 2
+    # it was claimed between the removal's audit record and its commit (or on a clock ahead): the
+    # time rule sees it started after the removal
+    TrainingRun.objects.filter(pk=forced.pk).update(started_at=timezone.now() + timedelta(seconds=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.photo_remove(photo=victim, actor=None)   # commits now, joins its queued run
+        done = services.index_rebuild(run_id=removal_run.pk, force=True)
+    assert done.pk == removal_run.pk and done.index_version.photo_count == 1
+    assert not IndexVersion.objects.filter(pk=forced.index_version.pk).exists()
+    assert list(IndexVersion.objects.values_list("pk", flat=True)) == [done.index_version.pk]
