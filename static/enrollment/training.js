@@ -97,7 +97,9 @@
     }
     if (info.version < indexShown) return;
     indexShown = info.version;
-    indexEl.textContent = "Index v" + info.version + " active: " + info.people + " people, " + info.templates + " templates";
+    const count = (n, one, many) => n + " " + (n === 1 ? one : many);
+    indexEl.textContent = "Index v" + info.version + " active: " + count(info.people, "person", "people") + ", "
+      + count(info.templates, "template", "templates");
     // the server says whether the active version is this recognizer's ("outdated": false once rebuilt)
     if (info.outdated === false) root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
   }
