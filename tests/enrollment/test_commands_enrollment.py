@@ -57,7 +57,8 @@ def test_import_people_then_rebuild(db, engine, people_tree):
 
 def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch):
     """Ctrl-C (or any failure) half-way: the people and photos added stay, the audit log records
-    the interrupted import, and the operator is told how to go on."""
+    the interrupted import (a photo stored while it was being embedded counted too: it was not),
+    and the operator is told how to go on, in a line, not a traceback."""
     from audit.models import AuditEvent
     from enrollment import services
     from enrollment.management.commands import import_people
@@ -67,18 +68,19 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
 
     def photo_add(**kwargs):
         calls.append(kwargs["filename"])
-        if len(calls) == 2:
+        photo = FacePhoto.objects.create(person=kwargs["person"], image=f"faces/x{len(calls)}.jpg",
+                                         sha256=str(len(calls)), width=8, height=8, source=FacePhoto.Source.IMPORT)
+        if len(calls) == 2:   # stored, and stopped while its templates were made
             raise KeyboardInterrupt
-        return FacePhoto.objects.create(person=kwargs["person"], image=f"faces/x{len(calls)}.jpg",
-                                        sha256=str(len(calls)), width=8, height=8)
+        return photo
 
     monkeypatch.setattr(services, "photo_add", photo_add)
     err = io.StringIO()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(CommandError, match="import interrupted"):
         call_command("import_people", str(people_tree), stdout=io.StringIO(), stderr=err)
-    assert FacePhoto.objects.count() == 1 and Person.objects.exists()
+    assert FacePhoto.objects.count() == 2 and Person.objects.exists()
     event = AuditEvent.objects.get(action="import")
-    assert "interrupted" in event.summary and "1 photos added" in event.summary
+    assert "interrupted" in event.summary and "2 photos added" in event.summary
     assert "run it again" in err.getvalue()
 
 
@@ -268,3 +270,15 @@ def test_import_people_without_the_models_stops_before_creating_anyone(db, peopl
     with pytest.raises(CommandError, match="install_models"):
         run("import_people", str(people_tree))
     assert not Person.objects.exists()
+
+
+def test_an_import_of_a_folder_without_person_folders_says_so(db, tmp_path, people_tree):
+    """A person's own folder given (its photos directly inside), or an empty one: "importing 0
+    people" and exit 0, with an audit record of nothing."""
+    from audit.models import AuditEvent
+
+    (tmp_path / "empty").mkdir()
+    for folder in (people_tree / "Eileen_Collins", tmp_path / "empty"):
+        with pytest.raises(CommandError, match="no person folders"):
+            call_command("import_people", str(folder), stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Person.objects.exists() and not AuditEvent.objects.filter(action="import").exists()

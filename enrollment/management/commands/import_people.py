@@ -9,6 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -103,6 +104,9 @@ class Command(BaseCommand):
         if len(opts["department"]) > department_max:
             raise CommandError(f"--department is longer than {department_max} characters")
         folders = person_folders(root, opts["limit"], opts["people_list"])
+        if not folders:   # a person's own folder given, or an empty one: nothing imported, said as such
+            raise CommandError(f"no person folders in {root}: it should hold one folder per person, "
+                               "DIR/<Person_Name>/*.jpg")
         # the folder name is the staff id: one too long would be cut, and two such folders merged
         # into one person (the wrong identity); a name with nothing in it (or underscores alone: no
         # full name) has no staff id, and one that is not text (bytes of another encoding) cannot be stored
@@ -133,7 +137,8 @@ class Command(BaseCommand):
         without: list[str] = []   # people with no accepted photo (not in the index)
         refused: dict[str, list[str]] = defaultdict(list)
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
-        finished = False
+        began = timezone.now()
+        finished = interrupted = False
         try:
             for folder, photos in plan:
                 staff_id = folder.name.strip()   # as person_create stores it
@@ -168,6 +173,8 @@ class Command(BaseCommand):
                 if not person.photos.exists():
                     without.append(staff_id)
             finished = True
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             # what was added stays (photos already there are skipped as duplicates when the import
             # is run again), and the audit log says so even when the import stopped half-way
@@ -175,8 +182,14 @@ class Command(BaseCommand):
             known = len(refused.pop("duplicate", []))
             n_refused = sum(len(v) for v in refused.values())
             if not finished:   # first: the audit record below may fail on what stopped the import
+                self.stderr.write("")   # off the progress bar's line
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
+                try:   # a photo stored while it was being embedded when it stopped counts too
+                    added = max(added, FacePhoto.objects.filter(source=FacePhoto.Source.IMPORT,
+                                                                created_at__gte=began).count())
+                except Exception:  # noqa: BLE001 - the database that stopped the import: the count as it stands
+                    pass
             try:
                 audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
@@ -185,6 +198,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"the import could not be recorded in the audit log: {exc}")
                 if finished:
                     raise
+        if interrupted:   # said above; no traceback (Ctrl-C)
+            raise CommandError("import interrupted (Ctrl-C)")
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
                           + (f"{known} already enrolled, " if known else "")
