@@ -117,3 +117,13 @@ def test_an_engine_refuses_models_another_release_converted(tmp_path, monkeypatc
     # without the masked faces' gain (train_adapter --feature-gain after writing a new gain), which
     # gain the conversion carries does not matter: it loads
     assert load_engine(elsewhere, EngineConfig.for_descriptor("sface").with_(masked_gain=False)).chipnet is not None
+
+
+def test_install_models_into_a_place_that_cannot_hold_them_says_so(tmp_path):
+    """A --models-dir that is a file gave a traceback ending in FileExistsError."""
+    from django.core.management import CommandError, call_command
+
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    with pytest.raises(CommandError, match="cannot install the models in"):
+        call_command("install_models", "--models-dir", str(taken))

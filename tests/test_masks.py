@@ -329,6 +329,22 @@ def test_mask_faces_fails_when_it_finds_no_image(tmp_path):
                      stdout=io.StringIO(), stderr=io.StringIO())
 
 
+def test_mask_faces_refuses_an_output_it_cannot_write_before_any_work(tmp_path, monkeypatch):
+    """A file as --out: every image was analysed, then each failed with "File exists"."""
+    from django.core.management import CommandError, call_command
+
+    from recognition.management.commands import mask_faces
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "taken").write_text("a file")
+    looked = []
+    monkeypatch.setattr(mask_faces.Command, "_face_finder", lambda self, models: looked.append(models))
+    with pytest.raises(CommandError, match="cannot write to --out"):
+        call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "taken"),
+                     stdout=io.StringIO(), stderr=io.StringIO())
+    assert looked == []
+
+
 def test_mask_faces_refuses_a_templates_file_without_sections(tmp_path):
     from django.core.management import CommandError, call_command
 

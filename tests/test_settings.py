@@ -343,3 +343,12 @@ def test_thread_counts_that_are_not_numbers_are_refused_by_name():
                           env={**os.environ, "MASKNET_MODEL_THREADS": "four"}, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode != 0 and "MASKNET_MODEL_THREADS='four'" in proc.stderr, proc.stderr[-500:]
+
+
+def test_a_refused_setting_stops_any_command_in_one_line():
+    """A bad value from the environment (MASKNET_RETENTION_DECISION_DAYS=-1) printed a 20-line
+    traceback whose last line said what was wrong; now that line alone, and a failing status."""
+    proc = manage("check", MASKNET_RETENTION_DECISION_DAYS="-1")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("MaskNet is not configured correctly:") and "MASKNET_RETENTION_DECISION_DAYS" in \
+        proc.stderr

@@ -515,8 +515,9 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
     assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
-    with pytest.raises(CommandError, match="must start with https://"):   # the link would open nothing
-        call_command("create_kiosk", "Side door", "--base-url", "checkin.example.org", stdout=io.StringIO())
+    for bad in ("checkin.example.org", "https://", "http://a b/"):   # the link would open nothing
+        with pytest.raises(CommandError, match="must start with https://"):
+            call_command("create_kiosk", "Side door", "--base-url", bad, stdout=io.StringIO())
     assert not Kiosk.objects.filter(name="Side door").exists()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -33,8 +35,10 @@ class Command(BaseCommand):
         # the development server's address, opened nothing on the kiosk device)
         # (not a wildcard entry, "https://*.example.org": no device opens that)
         base_url = base_url or next((o for o in settings.CSRF_TRUSTED_ORIGINS if "*" not in o), LOCAL_URL)
-        if not base_url.startswith(("http://", "https://")):   # a link without one opens nothing
-            raise CommandError(f"--base-url must start with https:// (or http://), not {base_url!r}")
+        parsed = urlsplit(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in base_url):
+            # a link without them opens nothing ("https://" alone printed "https:/kiosk/pair/...")
+            raise CommandError(f"--base-url must start with https:// (or http://) and name a host, not {base_url!r}")
         existing = Kiosk.objects.filter(name=name.strip()).first()
         if existing is not None and not new_link:
             raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")

@@ -31,3 +31,5 @@ class Command(BaseCommand):
             prepare_runtime(target, engine_config(), log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:   # a --models-dir that is a file, or where nothing can be written
+            raise CommandError(f"cannot install the models in {target}: {exc.strerror or exc}") from exc

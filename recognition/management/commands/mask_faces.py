@@ -39,6 +39,10 @@ class Command(BaseCommand):
             raise CommandError(f"input directory does not exist: {src}")
         if Path(out_dir).resolve() == src.resolve():
             raise CommandError("--out must differ from --in (the originals would be overwritten)")
+        try:   # before any face is looked for: a file there failed every image after a whole run
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"cannot write to --out {out_dir}: {exc.strerror or exc}") from exc
         chosen = self._templates(templates) if templates else None
         find_face = self._face_finder(Path(models_dir or settings.MASKNET_MODELS_DIR))
 
