@@ -60,12 +60,13 @@ def parse_pairs(images: Path, pairs_file: Path, n_folds: int = 10) -> list[Pair]
             n_folds, per_fold = header[0], 2 * header[1]
     rows = []
     for t in lines:
+        numbers = t[1:] if len(t) == 3 else t[1::2] if len(t) == 4 else []
+        if not numbers or not all(n.isdigit() for n in numbers):   # an image number that is not one too
+            raise ValueError(f"bad pairs line: {' '.join(t)}")
         if len(t) == 3:
             rows.append((find_image(images, t[0], int(t[1])), find_image(images, t[0], int(t[2])), True))
-        elif len(t) == 4:
-            rows.append((find_image(images, t[0], int(t[1])), find_image(images, t[2], int(t[3])), False))
         else:
-            raise ValueError(f"bad pairs line: {' '.join(t)}")
+            rows.append((find_image(images, t[0], int(t[1])), find_image(images, t[2], int(t[3])), False))
     if per_fold is not None and per_fold * n_folds == len(rows):
         return [Pair(a, b, s, i // per_fold) for i, (a, b, s) in enumerate(rows)]
     folds = stratified_folds([r[2] for r in rows], n_folds)
