@@ -521,6 +521,13 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     assert not Kiosk.objects.filter(name="Side door").exists()
 
 
+def test_demo_refuses_a_base_url_no_link_would_open(db):
+    """create_kiosk refused such a URL; the demo printed ftp://x/admin/ links."""
+    with pytest.raises(CommandError, match="must start with https://"):
+        call_command("demo", "--base-url", "ftp://x", stdout=io.StringIO())
+    assert not Kiosk.objects.exists()
+
+
 @pytest.mark.parametrize("days", ["-1", "1000000000"])
 def test_demo_refuses_a_history_it_cannot_make(db, days):
     """A huge --history-days overflowed the date with a traceback; refused before anything is made."""

@@ -75,6 +75,20 @@ class ProgressBar:
         self.stream.flush()
 
 
+def checked_base_url(url: str) -> str:
+    """``url`` without its trailing slash, if it is an http(s) address naming a host (a pairing or
+    admin link made from it opens something); else ``CommandError``."""
+    from urllib.parse import urlsplit
+
+    from django.core.management.base import CommandError
+
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in url):
+        # a link without them opens nothing ("https://" alone printed "https:/kiosk/pair/...")
+        raise CommandError(f"--base-url must start with https:// (or http://) and name a host, not {url!r}")
+    return url.rstrip("/")
+
+
 def check_json_target(path: str | None) -> None:
     """Refuse a ``--json`` path that cannot be written before a long evaluation, not after it."""
     from django.core.management.base import CommandError

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +9,8 @@ from django.utils import timezone
 
 from recognition import services
 from recognition.models import Kiosk
+
+from ._common import checked_base_url
 
 LOCAL_URL = "http://127.0.0.1:8000"   # make run's address
 
@@ -35,10 +35,7 @@ class Command(BaseCommand):
         # the development server's address, opened nothing on the kiosk device)
         # (not a wildcard entry, "https://*.example.org": no device opens that)
         base_url = base_url or next((o for o in settings.CSRF_TRUSTED_ORIGINS if "*" not in o), LOCAL_URL)
-        parsed = urlsplit(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname or any(c.isspace() for c in base_url):
-            # a link without them opens nothing ("https://" alone printed "https:/kiosk/pair/...")
-            raise CommandError(f"--base-url must start with https:// (or http://) and name a host, not {base_url!r}")
+        base_url = checked_base_url(base_url)
         existing = Kiosk.objects.filter(name=name.strip()).first()
         if existing is not None and not new_link:
             raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")

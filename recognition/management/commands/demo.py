@@ -22,6 +22,8 @@ from enrollment.models import Person
 from recognition import services
 from recognition.models import CheckIn, Kiosk
 
+from ._common import checked_base_url
+
 DEMO_USER = "demo"
 DEMO_KIOSK = "Demo kiosk"
 MAX_HISTORY_DAYS = 366   # a year of sample days at most (a huge number overflowed the date)
@@ -56,7 +58,7 @@ class Command(BaseCommand):
                                "superuser 'demo' with a printed password) is refused; --force for a staging site")
         if not 0 <= history_days <= MAX_HISTORY_DAYS:
             raise CommandError(f"--history-days must be between 0 and {MAX_HISTORY_DAYS}")
-        base = base_url.rstrip("/")
+        base = checked_base_url(base_url)
         people = self._people()
         enrolled = False if no_enroll else self._enroll(people[0])
         code = self._kiosk_link()   # first: the history's check-ins need the kiosk active
