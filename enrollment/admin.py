@@ -138,9 +138,10 @@ class PhotoGridWidget(forms.CheckboxSelectMultiple):
                                  ' remove</label>', name, photo.pk, " checked" if checked else "", photo.pk)
         return format_html(
             '<figure class="mn-photo"><a href="{}" target="_blank" class="mn-frame">'
-            '<img src="{}" alt="photo {}">{}</a><figcaption>#{} · {}<br>{}<br>{}</figcaption></figure>',
+            '<img src="{}" alt="photo {}">{}</a><figcaption>#{} · {}<br>'
+            '<span class="mn-verdict-line" data-photo="{}">{}</span><br>{}</figcaption></figure>',
             reverse("enrollment:photo-image", args=[photo.pk]), reverse("enrollment:photo-thumb", args=[photo.pk]),
-            photo.pk, box, photo.pk, _source(photo), verdict_html(photo), remove)
+            photo.pk, box, photo.pk, _source(photo), photo.pk, verdict_html(photo), remove)
 
 
 # people one erasure action takes at most (each is its own erasure: one rewrite of the active index)

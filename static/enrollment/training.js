@@ -33,7 +33,29 @@
     if (!run || (known[run.id] && !newer(run, known[run.id]))) return false;
     known[run.id] = run;
     showRow(run);
+    refreshPhotos(run);
     return true;
+  }
+
+  // a person's page: each photo's line (verdict, mask, embedding state) as the page was rendered; a
+  // photo just added said "pending" until the page was reloaded, the bar saying "succeeded" beside
+  // it. Read again from the server once a run ends while a line says so.
+  let photosReadFor = 0;     // the run whose end they were read again for
+  function refreshPhotos(run) {
+    const lines = [...document.querySelectorAll(".mn-verdict-line")];
+    if (!ended(run) || run.id <= photosReadFor || !lines.some((el) => /pending/.test(el.textContent))) return;
+    photosReadFor = run.id;
+    fetch(location.href, { credentials: "same-origin", redirect: "manual" })
+      .then((r) => (r.ok ? r.text() : null))
+      .then((html) => {
+        if (!html) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html");
+        lines.forEach((el) => {
+          const now = fresh.querySelector('.mn-verdict-line[data-photo="' + el.dataset.photo + '"]');
+          if (now) el.innerHTML = now.innerHTML;   // the site's own markup, escaped by it
+        });
+      })
+      .catch(() => {});
   }
 
   function showRun(run) {

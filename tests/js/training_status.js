@@ -27,6 +27,14 @@ function row(r) {
   return tr;
 }
 
+/** A photo's line on a person's page: its text follows its markup, as in a browser. */
+function photoLine(id, html) {
+  const el = element({ dataset: { photo: id } });
+  Object.defineProperty(el, "innerHTML", { get: () => html, set: (v) => { html = v; } });
+  Object.defineProperty(el, "textContent", { get: () => html.replace(/<[^>]*>/g, "") });
+  return el;
+}
+
 /** The table's body: ``replaceWith`` puts the page's new body in its place. */
 function tbody(rows, page) {
   const body = {
@@ -55,7 +63,10 @@ function page(answers, options = {}) {
     querySelectorAll: (sel) => (sel === ".mn-outdated" ? [outdated] : []),
   });
   const json = { get: () => "application/json" };
-  const world = { table: null, reloads: 0, pages: 0, server: options.server || [] };
+  const world = { table: null, reloads: 0, pages: 0, server: options.server || [],
+                  // a person's page: its photos' lines, and those of the page as the server has it now
+                  photos: (options.photos || []).map(([id, text]) => photoLine(id, text)),
+                  serverPhotos: options.serverPhotos || {} };
   if (options.rows) world.table = tbody(options.rows, world);
   const latest = options.latest ? element({ textContent: JSON.stringify(options.latest) }) : null;
   const HERE = "https://admin.test/admin/enrollment/trainingrun/";
@@ -80,14 +91,19 @@ function page(answers, options = {}) {
     },
     DOMParser: class {
       parseFromString(text) {
-        return { querySelector: (sel) => (sel === "#result_list tbody" ? tbody(JSON.parse(text), world) : null) };
+        return { querySelector: (sel) => {
+          if (sel === "#result_list tbody") return world.table ? tbody(JSON.parse(text), world) : null;
+          const id = (/data-photo="(\d+)"/.exec(sel) || [])[1];
+          return id && world.serverPhotos[id] ? { innerHTML: world.serverPhotos[id] } : null;
+        } };
       }
     },
     document: {
       getElementById: (id) => (id === "mn-status" ? root : id === "mn-latest-run" ? latest : null),
       querySelector: (sel) => (sel === "#result_list tbody" ? world.table : null),
       querySelectorAll: (sel) => (sel.startsWith("progress.mn-progress") ? byRun(sel, "bar")
-                                  : sel.startsWith(".mn-pct") ? byRun(sel, "pct") : []),
+                                  : sel.startsWith(".mn-pct") ? byRun(sel, "pct")
+                                  : sel === ".mn-verdict-line" ? world.photos : []),
     },
   };
   vm.createContext(context);
@@ -210,6 +226,26 @@ async function main() {
   live({ ...run6, state: "succeeded", progress: 100, message: "index v6 active" });
   await settle();
   check("and no more reloads for what the table already shows", p.world.pages === 3, `${p.world.pages} reloads`);
+
+  // ---- a person's page: a photo just added says "pending" until the run that embeds it ends
+  p = page([], { photos: [["7", "good · q 0.90 · no mask · embedded"], ["8", "good · q 0.88 · no mask · pending"]],
+                 serverPhotos: { 7: "good · q 0.90 · no mask · embedded", 8: "good · q 0.88 · no mask · embedded" } });
+  opened(p);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 9, state: "running", progress: 50,
+                                                                          message: "embedding" } }) });
+  await settle();
+  check("a photo's line is not read again while its run is running", p.world.pages === 0 &&
+        p.world.photos[1].innerHTML.endsWith("pending"), `${p.world.pages} reads, "${p.world.photos[1].innerHTML}"`);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 9, state: "succeeded", progress: 100,
+                                                                          message: "index v3 active" } }) });
+  for (let i = 0; i < 3; i++) await settle();
+  check("once it ends, the photos' lines are read again (the pending one now embedded)",
+        p.world.pages === 1 && p.world.photos[1].innerHTML.endsWith("embedded"),
+        `${p.world.pages} reads, "${p.world.photos[1].innerHTML}"`);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 10, state: "succeeded", progress: 100,
+                                                                           message: "index v4 active" } }) });
+  for (let i = 0; i < 3; i++) await settle();
+  check("and not again when none is pending", p.world.pages === 1, `${p.world.pages} reads`);
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
