@@ -109,7 +109,8 @@ class Command(BaseCommand):
         parser.add_argument("--limit-people", type=int, default=0, help="0 = all")
         parser.add_argument("--steps", type=int, default=None, help="training steps (adapter 800, gain 400)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--out", default=str(DEFAULT_PATH))
+        parser.add_argument("--out", default=str(DEFAULT_PATH),
+                            help="where the adapter is written (default: %(default)s; its metrics beside it)")
         parser.add_argument("--cache", default=str(Path(settings.BASE_DIR) / "var" / "adapter-cache"))
         parser.add_argument("--feature-gain", action="store_true",
                             help="train SFace's feature-map gain for masked faces instead (writes "

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         parser.add_argument("--synthetic", type=int, default=800,
                             help="unmasked photos also used with a synthetic mask (product renderer)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--out", default=str(DEFAULT_PATH))
+        parser.add_argument("--out", default=str(DEFAULT_PATH),
+                            help="where the head is written (default: the shipped file the engine loads, "
+                                 "%(default)s; its metrics beside it)")
 
     def handle(self, *args, **o):
         masked_dir, unmasked_dir = Path(o["masked"]), Path(o["unmasked"])
