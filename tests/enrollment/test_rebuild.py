@@ -847,23 +847,23 @@ def test_a_version_being_read_when_the_cache_is_cleared_is_not_cached(make_photo
 
     monkeypatch.setattr(Index, "load", classmethod(slow_load))
     loads = []
-    reader = threading.Thread(target=lambda: loads.append(old.load()))
-    reader.start()
-    assert reading.wait(5)
-    em.index_cache_clear(keep=new.pk)
-    go.set()
-    reader.join(5)
+
+    def load_while_cleared(version: IndexVersion) -> None:
+        """``version`` read in a thread while ``index.updated`` announces ``new``."""
+        reading.clear()
+        go.clear()
+        reader = threading.Thread(target=lambda: loads.append(version.load()))
+        reader.start()
+        assert reading.wait(5)
+        em.index_cache_clear(keep=new.pk)
+        go.set()
+        reader.join(5)
+
+    load_while_cleared(old)
     assert len(loads) == 1 and em._index_cached is None
     # the version announced, being read when its announcement comes (every socket of the process
     # hears it): cached all the same, or each socket would read the file again
-    go.clear()
-    reading.clear()
-    reader = threading.Thread(target=lambda: loads.append(new.load()))
-    reader.start()
-    assert reading.wait(5)
-    em.index_cache_clear(keep=new.pk)
-    go.set()
-    reader.join(5)
+    load_while_cleared(new)
     assert em._index_cached is not None and em._index_cached[0][0] == new.pk and em._index_cached[1] is loads[-1]
     monkeypatch.setattr(Index, "load", classmethod(real_load))
     assert new.load() is loads[-1]   # later loads take the cached copy
@@ -997,14 +997,10 @@ def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, cli
             assert event.summary.startswith(f"admin photo upload: looks like person #{eileen.pk} ")
 
 
-def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_photo, monkeypatch):
-    """A photo is left out after its worker died twice while embedding it: a database error (or a
-    stop asked for) while its templates were stored is not a death, and two of them left it out for
-    good, its person no longer recognised."""
-    from django.db import OperationalError
-
+def photo_to_embed(make_photo, monkeypatch, face_templates) -> tuple[Person, FacePhoto]:
+    """A person with one embedded photo and a new one to embed, through an engine stand-in whose
+    templates are ``face_templates(engine, face, seed)`` (what the test has the embedding give)."""
     from enrollment.models import PhotoTemplates
-    from recognition.engine.gallery import Templates
 
     (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
     new = make_photo(person)
@@ -1012,7 +1008,19 @@ def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_
     monkeypatch.setattr(services.recognizer, "get_engine",
                         lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
     monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
-    monkeypatch.setattr(services.recognizer, "face_templates", lambda engine, face, seed: Templates(
+    monkeypatch.setattr(services.recognizer, "face_templates", face_templates)
+    return person, new
+
+
+def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_photo, monkeypatch):
+    """A photo is left out after its worker died twice while embedding it: a database error (or a
+    stop asked for) while its templates were stored is not a death, and two of them left it out for
+    good, its person no longer recognised."""
+    from django.db import OperationalError
+
+    from recognition.engine.gallery import Templates
+
+    _, new = photo_to_embed(make_photo, monkeypatch, lambda engine, face, seed: Templates(
         np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8)))
     real_store, blips = services._templates_store, {"left": 2}
 
@@ -1098,15 +1106,9 @@ def test_templates_that_are_not_finite_vectors_are_never_cached(make_photo, monk
     from enrollment.models import PhotoTemplates
     from recognition.engine.gallery import Templates
 
-    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
-    bad = make_photo(person)
-    PhotoTemplates.objects.filter(photo=bad).delete()
-    monkeypatch.setattr(services.recognizer, "get_engine",
-                        lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
-    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
     broken = np.full((2, FAKE_DIM), np.nan, np.float32)
-    monkeypatch.setattr(services.recognizer, "face_templates",
-                        lambda engine, face, seed: Templates(broken, np.array([0, 1], np.int8)))
+    person, bad = photo_to_embed(make_photo, monkeypatch,
+                                 lambda engine, face, seed: Templates(broken, np.array([0, 1], np.int8)))
     run = services.index_rebuild()
     bad.refresh_from_db()
     assert run.state == "succeeded" and bad.embedding_state == "failed" and "finite" in bad.embedding_error
@@ -1118,19 +1120,10 @@ def test_a_photo_that_raises_every_time_is_still_left_out(make_photo, monkeypatc
     """Only the database's errors and a stop asked for leave the attempt uncounted: a photo whose
     embedding raises anything else every time (an error in native code, a time limit) is left out
     after PHOTO_MAX_ATTEMPTS runs, not a stop for every later rebuild."""
-    from enrollment.models import PhotoTemplates
-
-    (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
-    poison = make_photo(person)
-    PhotoTemplates.objects.filter(photo=poison).delete()
-    monkeypatch.setattr(services.recognizer, "get_engine",
-                        lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
-    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
-
     def raises(engine, face, seed):
         raise IndexError("out of range in the renderer")
 
-    monkeypatch.setattr(services.recognizer, "face_templates", raises)
+    _, poison = photo_to_embed(make_photo, monkeypatch, raises)
     stale = timedelta(seconds=services.settings.MASKNET_REBUILD_STALE_S + 1)
     outcomes = []
     for _ in range(services.PHOTO_MAX_ATTEMPTS + 1):
