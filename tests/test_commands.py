@@ -153,12 +153,12 @@ def test_bad_pairs_files_and_empty_folders_are_refused_before_the_models_load(tm
         monkeypatch.setattr(command, "engine_from_settings", lambda: pytest.fail("the models must not be needed"))
     (tmp_path / "imgs").mkdir()
     for body, message in (("Name abc 2\n", "bad pairs line: Name abc 2"), ("A 1 B x\n", "bad pairs line: A 1 B x"),
-                          ("", "no pairs")):
+                          ("", "no pairs"), ("A 1 2\nB 1 2\n", "only same-person pairs")):
         (tmp_path / "p.txt").write_text(body)
         with pytest.raises(CommandError, match=message):
             call_command("evaluate_pairs", images=str(tmp_path / "imgs"), pairs=str(tmp_path / "p.txt"))
-    (tmp_path / "p.txt").write_text("Jane_Doe 1 2\n")   # a pair whose images are not there
-    with pytest.raises(CommandError, match="2 images of .* are not under"):
+    (tmp_path / "p.txt").write_text("Jane_Doe 1 2\nJane_Doe 1 Joe_Roe 1\n")   # pairs whose images are not there
+    with pytest.raises(CommandError, match="3 images of .* are not under"):
         call_command("evaluate_pairs", images=str(tmp_path / "imgs"), pairs=str(tmp_path / "p.txt"))
     (tmp_path / "probes" / "Nobody").mkdir(parents=True)
     with pytest.raises(CommandError, match="no images"):

@@ -448,3 +448,21 @@ def test_a_kept_photo_file_the_sweep_deletes_after_all_does_not_fail_the_purge(w
     outcome = services.retention_purge(now=NOW)
     assert outcome.adapted_photos == 1 and outcome.failed_files == 0 and tried == [name]
     assert not default_storage.exists(name) and services.retention_purge_status()[0] is not None
+
+
+def test_a_purge_that_cannot_reach_its_tables_says_so_in_a_line(db, monkeypatch):
+    """On a database not migrated yet (or away) the purge, run by cron, printed a traceback ending
+    "no such table: recognition_checkin"; one line now, and a failing status."""
+    import io
+
+    from django.core.management import CommandError, call_command
+    from django.db import OperationalError
+
+    from recognition import services
+
+    def missing(**kwargs):
+        raise OperationalError("no such table: recognition_checkin")
+
+    monkeypatch.setattr(services, "retention_purge", missing)
+    with pytest.raises(CommandError, match="the purge stopped: no such table.*manage.py migrate"):
+        call_command("purge_expired", stdout=io.StringIO())

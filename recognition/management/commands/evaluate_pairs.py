@@ -34,6 +34,9 @@ class Command(BaseCommand):
             parsed = parse_pairs(Path(images), Path(pairs))
             if not parsed:
                 raise CommandError(f"{pairs} holds no pairs")
+            if len({pair.same for pair in parsed}) < 2:   # no threshold, AUC or TAR at a FAR without both
+                raise CommandError(f"{pairs} holds only {'same' if parsed[0].same else 'different'}-person "
+                                   "pairs: the figures need both kinds")
             masked = masked_entries(Path(masked_list), Path(images)) if masked_list else set()
         except (ValueError, UnicodeDecodeError) as exc:
             raise CommandError(f"{exc}") from exc

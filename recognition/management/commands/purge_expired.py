@@ -4,6 +4,7 @@ embedded mode without Celery beat)."""
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from recognition import services
 
@@ -17,7 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
 
     def handle(self, *args, **opts) -> None:
-        outcome = services.retention_purge(dry_run=opts["dry_run"])
+        try:
+            outcome = services.retention_purge(dry_run=opts["dry_run"])
+        except DatabaseError as exc:   # not migrated, or away: said in a line (cron mails it), not a traceback
+            raise CommandError(f"the purge stopped: {exc} (is the database reachable and migrated? "
+                               "`manage.py migrate`); run it again") from exc
         verb = "would delete" if outcome.dry_run else "deleted"
 
         def period(days: int) -> str:
