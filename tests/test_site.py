@@ -127,3 +127,22 @@ def test_a_login_lasts_the_session_hours_from_the_login_whatever_its_session_say
     del store[LOGIN_AT]    # as a session saved by an earlier release
     store.save()
     assert client.get("/admin/")["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/static/kiosk/kiosk.js", 200),
+    ("/static/admin/css/base.css", 200),
+    ("/static/../manage.py", 404),
+    ("/static/..%2f..%2fetc/passwd", 404),
+    ("/static/admin/../../../etc/passwd", 404),
+])
+def test_the_development_servers_static_files_answer_a_path_leaving_them_with_a_404(path, status):
+    """``make run``'s static handler (the one Daphne's runserver wraps the site in) answered 500
+    with a traceback for a path leaving the static folders: Django's finders raise
+    SuspiciousFileOperation, which the handler does not catch."""
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test import RequestFactory
+
+    response = StaticFilesHandler(WSGIHandler()).get_response(RequestFactory().get(path))
+    assert response.status_code == status

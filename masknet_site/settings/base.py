@@ -206,6 +206,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Django's two finders, answering a path that leaves the static folders with a 404 (not a 500)
+STATICFILES_FINDERS = ["masknet_site.staticfinders.FileSystemFinder", "masknet_site.staticfinders.AppDirectoriesFinder"]
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
 # Uploaded face photos are biometric data: kept outside the static root, never served publicly.
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
