@@ -224,3 +224,18 @@ def test_the_cached_flatbuffer_is_readable_as_the_saved_model_is(tmp_path, monke
                         lambda self: (_ for _ in ()).throw(PermissionError(13, "denied")) if self == cached
                         else real(self))
     assert runtime.tflite_model(tmp_path) == b"flatbuffer"    # converted here instead of failing
+
+
+def test_make_n_prints_the_workers_steps_without_running_them():
+    """``make -n worker`` ran install_models (a recipe line naming $(MAKE) runs under -n)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-n", "worker"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "manage.py install_models" in done.stdout           # printed...
+    assert "up to date" not in done.stdout + done.stderr       # ...not run (it says what it found)
+    assert "celery -A masknet_site worker" in done.stdout
