@@ -226,6 +226,33 @@ def test_the_cached_flatbuffer_is_readable_as_the_saved_model_is(tmp_path, monke
     assert runtime.tflite_model(tmp_path) == b"flatbuffer"    # converted here instead of failing
 
 
+def test_tensorflows_start_up_notices_are_left_out_and_everything_else_is_kept():
+    """TensorFlow 2.21 prints absl's 'before InitializeLog' warning and the oneDNN notice on stderr
+    while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says: every command started with them. A
+    fresh process, so that the import is a first one; ``TF_CPP_MIN_LOG_LEVEL=0`` shows them."""
+    import subprocess
+    import sys
+
+    script = ("import os, sys\n"
+              "from recognition.engine.runtime import _stderr_without_startup_noise, import_tensorflow\n"
+              "with _stderr_without_startup_noise():\n"
+              "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written '\n"
+              "             b'to STDERR\\n')\n"
+              "    os.write(2, b'I0000 00:00:1796487996.323621    7427 port.cc:153] oneDNN custom operations are on. "
+              "You may see slightly different numerical results.\\n')\n"
+              "    os.write(2, b'E0000 a real native error\\n')\n"
+              "    print('a Python warning', file=sys.stderr)\n"
+              "import_tensorflow()\n"
+              "print(sys.modules['tensorflow'].__version__)\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()   # imported
+    assert done.stderr.splitlines() == ["E0000 a real native error", "a Python warning"]
+
+
 def test_make_n_prints_the_workers_steps_without_running_them():
     """``make -n worker`` ran install_models (a recipe line naming $(MAKE) runs under -n)."""
     import shutil

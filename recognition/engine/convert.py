@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelConversionError
+from .runtime import import_tensorflow
 
 _NP_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 _TF_ENUM_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool"}
@@ -232,7 +233,7 @@ def build_function(graph: TfjsGraph, outputs: dict[str, str]):
     ``outputs`` maps the exported output names to graph tensor names (``node`` or
     ``node:0``). Only the nodes those outputs depend on are evaluated.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     table = _op_table(tf)
     by_name = {n["name"]: n for n in graph.nodes}
@@ -287,7 +288,7 @@ def convert_model(model_json: Path, out_dir: Path, outputs: dict[str, str],
     The SavedModel's ``serving_default`` signature takes ``input`` (float32, NHWC,
     ``input_shape`` or the shape the model declares) and returns ``outputs``.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     graph = load_tfjs_graph(model_json)
     shape = tuple(input_shape) if input_shape is not None else graph.input_shape
@@ -304,7 +305,7 @@ def _save(module, out_dir: Path) -> Path:
     the new SavedModel is complete."""
     import shutil
 
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
@@ -333,7 +334,7 @@ def build_face_api_resnet(weights: dict[str, np.ndarray]):
     op for op from its ``FaceRecognitionNet``: each conv is followed by a bias and a per-channel
     scale and shift; the descriptor is the global mean of the last block through one dense layer.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     needed = {f"{b}/{c}/conv/filters" for b in _RESNET_BLOCKS for c in ("conv1", "conv2")}
     missing = (needed | {"conv32_down/conv/filters", "fc"}) - set(weights)
@@ -372,7 +373,7 @@ def convert_face_api_resnet(weights_manifest: Path, out_dir: Path,
                             input_shape: Sequence[int | None] = (None, 150, 150, 3)) -> Path:
     """Convert face-api's ``face_recognition_model`` (its ``-weights_manifest.json`` and shard)
     into a SavedModel at ``out_dir`` (signature as :func:`convert_model`'s, output ``embedding``)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     manifest = json.loads(Path(weights_manifest).read_text())
     fn = build_face_api_resnet(read_weights(manifest, Path(weights_manifest).parent))
@@ -405,7 +406,7 @@ def build_onnx_function(model_bytes: bytes, gain: tuple[np.ndarray, np.ndarray] 
         from onnx import numpy_helper
     except ImportError as exc:
         raise ModelConversionError("the onnx package is needed to convert this model: pip install onnx") from exc
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         graph = onnx.load_from_string(model_bytes).graph
@@ -531,7 +532,7 @@ def convert_onnx(model_bytes: bytes, out_dir: Path, input_shape: Sequence[int | 
     """Convert an ONNX face descriptor (:func:`build_onnx_function`) into a SavedModel at ``out_dir``
     (signature as :func:`convert_model`'s: NHWC ``input``, output ``embedding``; with ``gain`` also
     ``embedding_masked``, :func:`build_onnx_function`)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     fn = build_onnx_function(model_bytes, gain)
     module = tf.Module()

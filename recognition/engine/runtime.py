@@ -3,15 +3,20 @@ the model wrappers)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import hashlib
 import logging
 import os
+import re
+import sys
+import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -63,6 +68,50 @@ def limit_blas_threads(threads: int = BLAS_THREADS) -> bool:
     return False
 
 
+# TensorFlow 2.21's native start-up notices, printed on stderr while it is imported whatever
+# TF_CPP_MIN_LOG_LEVEL says (absl logs them before TensorFlow reads it): one per native library
+_STARTUP_NOISE = re.compile(
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|I\d{4} [\d:. ]+\d+ port\.cc:\d+\] oneDNN custom operations are on\. .*")
+_import_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _stderr_without_startup_noise() -> Iterator[None]:
+    """Hold what is written to file descriptor 2 (native code and Python alike) and write it back
+    once the block ends, less :data:`_STARTUP_NOISE`'s lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held if not _STARTUP_NOISE.fullmatch(line.rstrip(b"\r\n"))]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def import_tensorflow() -> ModuleType:
+    """The ``tensorflow`` module. Its first import leaves out the native start-up notices that
+    TensorFlow 2.21 prints on stderr at every command's start (the oneDNN notice, absl's warning);
+    anything else written meanwhile still shows, and ``TF_CPP_MIN_LOG_LEVEL=0`` shows those too."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _import_lock:
+        if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
+            import tensorflow
+        else:
+            with _stderr_without_startup_noise():
+                import tensorflow
+    return tensorflow
+
+
 def configure_tensorflow(threads: int | None = None) -> None:
     """Process-wide TensorFlow settings; call before the first model runs.
 
@@ -77,9 +126,8 @@ def configure_tensorflow(threads: int | None = None) -> None:
     global _configured
     if _configured:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     limit_blas_threads()
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tf.config.optimizer.set_experimental_options({"remapping": False})
     if threads:
@@ -142,7 +190,7 @@ def load_model(models_dir: Path, name: str,
             run = TFLiteModel(tflite_model(path, rebuild=True), MODEL_THREADS)
         run(np.zeros(run.input_shape, np.float32))  # warm-up: XNNPACK packs the weights on the first call
         return run
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     module = tf.saved_model.load(str(path))
     fn = module.signatures["serving_default"]
@@ -159,7 +207,7 @@ def load_model(models_dir: Path, name: str,
 def _source_key(path: Path) -> str:
     """What a cached flatbuffer was built from: the SavedModel's graph and variable index, and the
     TensorFlow that converted it."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     digest = hashlib.sha256(f"{tf.__version__} {TFLITE_CONVERTER_VERSION}".encode())
     for part in ("saved_model.pb", "variables/variables.index"):
@@ -185,7 +233,7 @@ def tflite_model(path: Path, rebuild: bool = False) -> bytes:
             return cached.read_bytes()
         except OSError:   # not there, or not readable by this user (made by another): converted here
             pass
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     blob = tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
     try:
@@ -219,7 +267,7 @@ class TFLiteModel:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        import tensorflow as tf
+        tf = import_tensorflow()
 
         interpreter = tf.lite.Interpreter(model_content=self._blob, num_threads=self._threads)
         return interpreter.get_signature_runner("serving_default")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .runtime import import_tensorflow
+
 
 @dataclass(frozen=True)
 class HeadFit:
@@ -25,7 +27,7 @@ def fit_logistic_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0, epochs: in
     A seeded random ``val_fraction`` is held out for the reported accuracy; classes are
     re-weighted to balance them. Deterministic for a seed.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
@@ -108,7 +110,7 @@ def fit_adapter(masked: np.ndarray, unmasked: np.ndarray, person: np.ndarray, *,
     into train/validation by a seeded permutation; the validation metrics compare the
     masked->unmasked verification before and after the adapter.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tf.keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -190,7 +192,7 @@ def fit_feature_gain(masked_maps: np.ndarray, photo_vectors: np.ndarray, person:
     people is held out: the metrics compare masked-against-photo matching on them before and after.
     Deterministic for a seed.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     tf.keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

@@ -17,6 +17,7 @@ from recognition.engine import EngineConfig, EngineError, NoFaceFound, load_engi
 from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.files import UNREADABLE, savez_atomic, write_text_atomic
 from recognition.engine.gallery import masked_variants
+from recognition.engine.runtime import import_tensorflow
 from recognition.engine.train import fit_adapter
 
 from ._common import ProgressBar, people_file_rows, shared_data
@@ -59,7 +60,7 @@ def training_maps(engine, photos: list[tuple[str, Path]], model: bytes, seed: in
     feature maps (``renderings`` per photo, the masks drawn on its aligned crop as enrolment draws
     them, cut with the photo's five-point chip), the photo's own plain descriptor (no mirror) and the
     mean map of the photos. ``{masked, photo, person, mean}``."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     from recognition.engine.convert import build_onnx_function
 
