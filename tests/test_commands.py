@@ -110,9 +110,12 @@ def test_evaluate_identification_enrols_and_decides_as_the_product(people_dir, t
     cv2.imwrite(str(gallery / "Group" / "t1.jpg"), registry_photos["t1.jpg"])
     cv2.imwrite(str(probes / "Astronaut" / "far.png"), cv2.resize(astronaut_bgr, (200, 200)))  # face ~60 px
     out = tmp_path / "id.json"
-    call_command("evaluate_identification", gallery=str(gallery), probes=str(probes), json=str(out))
+    stdout = io.StringIO()
+    call_command("evaluate_identification", gallery=str(gallery), probes=str(probes), json=str(out), stdout=stdout)
     r = json.loads(out.read_text())
     assert r["failed_gallery_images"] == 1 and r["n_gallery_people"] == 1
+    # the refused gallery photo is in the printed table too (it was in the JSON only)
+    assert "failed_gallery_images  1" in stdout.getvalue()
     assert r["probes_refused_by_quality"] == 1 and r["n_known_probes"] == 1 and r["rank1"] == 0.0
 
 

@@ -33,7 +33,7 @@ class Command(BaseCommand):
                                          ProgressBar("photos"), seed=seed,
                                          min_face_px=settings.MASKNET_KIOSK_MIN_FACE_PX)
         for key in ("rank1", "fnir_at_fpir_1e-2", "fpir_at_threshold", "fnir_at_threshold",
-                    "n_gallery_people", "n_known_probes", "n_unknown_probes", "failed_probes",
+                    "n_gallery_people", "failed_gallery_images", "n_known_probes", "n_unknown_probes", "failed_probes",
                     "probes_refused_by_quality"):
             self.stdout.write(f"{key:<22} {fmt(result[key])}")
         write_json(result, json)   # after the figures: a file that cannot be written loses none
