@@ -449,6 +449,9 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                    .values_list("active", "gallery_adaptation").first())
             if row is None:
                 raise Person.DoesNotExist(f"person #{person.pk} was erased while their photo was being added")
+            # and adds of this file take turns whoever they are for, until the photo is stored:
+            # the person's lock alone let one file sent to two people at once pass both checks
+            _photo_digest_take_turns(sha)
             _refuse_known(person, sha)
             if max_photos is not None and FacePhoto.objects.filter(person_id=person.pk).count() >= max_photos:
                 raise PhotoRefused("enough_photos")
@@ -625,6 +628,28 @@ def _own_unmasked_score(person: Person, embedding: np.ndarray) -> float | None:
     if not unmasked.any() or combined.vectors.shape[1] != len(embedding):
         return None
     return float((combined.vectors[unmasked] @ embedding - combined.margins[unmasked]).max())
+
+
+# PostgreSQL advisory lock class of photo files (below): "face" in ASCII. The two-key form: a key
+# space apart from INDEX_WRITERS_LOCK's single 64-bit key
+PHOTO_FILE_LOCK = 0x66616365
+
+
+def _photo_digest_take_turns(sha: str) -> None:
+    """Make this transaction's add of the file whose SHA-256 is ``sha`` wait for any other add of it
+    to commit, whoever it is for, so that :func:`_refuse_known` then sees its row: two uploads of one
+    file to two people at once each checked ``enrolled_elsewhere`` before the other had stored its
+    photo, and both were stored. PostgreSQL: an advisory lock on the digest's first 32 bits, held to
+    the end of the transaction (the rest of a short one: the face was inspected and the file
+    written before it began; files that share those bits take turns for nothing, a moment); taken by
+    photo adds alone, after the person's row and before anything else, so it waits on none of the
+    rebuild's locks. SQLite runs one writer at a time anyway (its transactions take the write lock
+    when they begin: ``transaction_mode`` ``IMMEDIATE``, settings)."""
+    if connection.vendor == "postgresql":
+        key = int(sha[:8], 16)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [PHOTO_FILE_LOCK, key - 2**32 if key >= 2**31 else key])
 
 
 def _refuse_known(person: Person, sha: str) -> None:

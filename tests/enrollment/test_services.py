@@ -687,6 +687,60 @@ def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
     assert FacePhoto.objects.filter(person=person).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_file_sent_to_two_people_at_once_is_stored_once(monkeypatch):
+    """``enrolled_elsewhere`` checked and the photo stored take turns for one file whoever it is for:
+    each person's row lock serialised adds to that person only, and two uploads of one file to two
+    people at the same instant both passed the check, each before the other had stored its row. The
+    first add to store its row waits here (up to 3 s) for the other to store its own too: without
+    the turns both do, and both commit (PostgreSQL; SQLite's transactions take its write lock when
+    they begin, so there the second waits for the first's commit anyway)."""
+    import threading
+
+    from audit.services import audit_record
+
+    from .conftest import in_thread
+
+    people = [services.person_create(actor=None, full_name=f"Racer {i}", staff_id=f"R{i}") for i in range(2)]
+    both_inspecting, both_stored = threading.Barrier(2, timeout=10), threading.Barrier(2, timeout=3)
+
+    def inspect(*, data, engine=None):
+        both_inspecting.wait()   # both past the early check, neither stored yet
+        return services.PhotoInspection(ok=True, code=None, message="", width=8, height=8, box=[1.0, 1.0, 7.0, 7.0],
+                                        quality_score=0.9, quality_verdict="ok")
+
+    def audit_after_storing(**kwargs):
+        if kwargs.get("action") == AuditEvent.Action.PHOTO_ADD:
+            try:
+                both_stored.wait()   # the row inserted, not committed
+            except threading.BrokenBarrierError:
+                pass   # the other add waits for this one's turn to end
+        return audit_record(**kwargs)
+
+    monkeypatch.setattr(services, "photo_inspect", inspect)
+    monkeypatch.setattr(services, "audit_record", audit_after_storing)
+    monkeypatch.setattr(recognizer, "get_engine", lambda: None)
+    same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def submit(person: Person):
+        try:
+            services.photo_add(person=person, data=same, actor=None, schedule_rebuild=False)
+            outcomes.append("stored")
+        except services.PhotoRefused as exc:
+            outcomes.append(exc.code)
+
+    threads = [in_thread(errors, lambda p=p: submit(p)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(outcomes) == ["enrolled_elsewhere", "stored"]
+    assert FacePhoto.objects.filter(sha256=hashlib.sha256(same).hexdigest()).count() == 1
+
+
 def test_notes_written_before_their_limit_do_not_block_other_changes(db):
     from enrollment.models import NOTES_MAX
 
