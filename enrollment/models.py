@@ -125,6 +125,17 @@ class FacePhotoQuerySet(models.QuerySet):
         """Photos without cached templates for ``template_version``."""
         return self.exclude(templates__template_version=template_version)
 
+    def to_embed(self, template_version: str) -> FacePhotoQuerySet:
+        """Photos a rebuild of ``template_version`` embeds: those without its templates, less those
+        it failed to embed for a cause of the photo's own (``embed_failed_version``), which would
+        fail the same way at every rebuild of that version."""
+        return self.missing_templates(template_version).exclude(embed_failed_version=template_version)
+
+    def failed_for(self, template_version: str) -> FacePhotoQuerySet:
+        """Photos left out of rebuilds of ``template_version``: it failed to embed them for a cause
+        of the photo's own (no face found, an unreadable image, a computation failing on it)."""
+        return self.missing_templates(template_version).filter(embed_failed_version=template_version)
+
 
 class FacePhoto(models.Model):
     """One enrollment photo and what the engine found in it."""
@@ -155,6 +166,11 @@ class FacePhoto(models.Model):
     embedding_error = models.CharField(max_length=200, blank=True)
     embed_attempts = models.PositiveSmallIntegerField(
         default=0, help_text="embeddings of this photo begun and never finished (the worker stopped during them)")
+    # db_default too: a release still serving while the migration runs inserts photos without it
+    embed_failed_version = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        help_text="the recognizer (template) version that failed to embed this photo for a cause of the photo's own: "
+                  "its rebuilds leave the photo out; another version tries it again")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -844,7 +844,8 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
                 defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
                           "kinds": np.ascontiguousarray(templates.kinds, np.int8).tobytes()})
             FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED,
-                                                         embedding_error="", embed_attempts=0)
+                                                         embedding_error="", embed_attempts=0,
+                                                         embed_failed_version="")
     except IntegrityError:  # removed between the check and the insert (a database without row locks)
         return False
     return True
@@ -961,7 +962,8 @@ def index_rebuild_resume(*, now: bool = False) -> int:
 def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
                   on_progress: Callable[[int, str], None] | None = None,
                   new_if_finished: bool = False) -> TrainingRun | None:
-    """Run one rebuild: embed photos without cached templates, assemble every active person's
+    """Run one rebuild: embed photos without cached templates (but those this recognizer version
+    failed to embed for a cause of their own: :func:`_photo_embed`), assemble every active person's
     templates, fit the site thresholds, write a new immutable index file and switch the active
     version atomically.
 
@@ -1013,7 +1015,7 @@ def _engine_warm() -> None:
     Loading the models can outlast ``MASKNET_REBUILD_STALE_S`` on a busy machine, and a run whose
     heartbeat is silent that long is taken over by another worker: both would then build it. A
     failure is left to the rebuild, which meets it again inside the run and records it there."""
-    if not FacePhoto.objects.for_index().missing_templates(recognizer.template_version()).exists():
+    if not FacePhoto.objects.for_index().to_embed(recognizer.template_version()).exists():
         return
     try:
         recognizer.get_engine()
@@ -1199,8 +1201,10 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
                          summary=f"run #{run.pk}: {run.message}")
         events.training_progress(run)
         return
-    pending = list(FacePhoto.objects.for_index().missing_templates(version_key).order_by("id"))
-    progress(2, f"{counted(len(pending), 'new photo')} to embed", force=True)
+    pending = list(FacePhoto.objects.for_index().to_embed(version_key).order_by("id"))
+    again = sum(photo.embedding_state == FacePhoto.Embedding.FAILED for photo in pending)
+    left_out = FacePhoto.objects.for_index().failed_for(version_key).count()
+    progress(2, _to_embed_line(new=len(pending) - again, again=again, left_out=left_out), force=True)
     engine = recognizer.get_engine() if pending else None
     embedded, failed = 0, 0
     t0 = time.monotonic()
@@ -1209,14 +1213,17 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
             embedded += 1
         else:
             failed += 1
-        progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} new photos")
+        progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} photos")
     embed_s = time.monotonic() - t0
     progress(86, "assembling the index", force=True)
     index, photo_count, photo_templates = _index_assemble(version_key=version_key, engine=engine)
     progress(90, "fitting thresholds", force=True)
     thresholds = _thresholds_fit(index, photo_templates)
     progress(95, "writing and switching the index", force=True)
+    # embedded_new: embedded by this run; embed_retried: of those it tried, the photos an earlier run
+    # failed to embed (their file unreadable then); embed_left_out: not tried, failed for this version
     metrics = {"thresholds": thresholds, "embedded_new": embedded, "embed_failed": failed,
+               "embed_retried": again, "embed_left_out": left_out,
                "embed_seconds": round(embed_s, 2),
                "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
                "synthetic_masks": recognizer.synthetic_masks_available()}
@@ -1229,7 +1236,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.index_version = version
         run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
                        f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
-                       f"{seconds:.1f} s")
+                       + (f"{counted(failed + left_out, 'photo')} left out (not embeddable), " if failed + left_out
+                          else "")
+                       + f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                      summary=f"run #{run.pk}: {run.message}")
@@ -1238,6 +1247,16 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
                             metrics=metrics, record=succeeded)
     events.training_progress(run)
     events.index_updated(version)
+
+
+def _to_embed_line(*, new: int, again: int, left_out: int) -> str:
+    """The progress line of a rebuild's start: ``2 new photos to embed``, ``1 new photo and 1 that
+    failed before to embed; 3 left out (failed for this recognizer)``."""
+    parts = [counted(new, "new photo")] if new or not again else []
+    if again:
+        parts.append(f"{again if parts else counted(again, 'photo')} that failed before")
+    line = " and ".join(parts) + " to embed"
+    return line + (f"; {left_out} left out (failed for this recognizer)" if left_out else "")
 
 
 # what one photo's embedding may raise without stopping a rebuild: the engine's errors, an unreadable
@@ -1252,10 +1271,19 @@ PHOTO_MAX_ATTEMPTS = 2
 def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     """Compute and cache one photo's templates; a bad photo is marked failed, never fatal. The
     attempt is counted before it begins and cleared when it ends either way, so a photo that takes
-    its worker down is marked failed instead of being tried again by every run."""
+    its worker down is marked failed instead of being tried again by every run.
+
+    A failure of the photo's own (no face found, an unreadable image, a computation that fails on
+    it, the worker taken down twice) is the same at every rebuild of this recognizer ``version``:
+    the photo is marked failed for it (``embed_failed_version``), and those rebuilds leave it out
+    (:meth:`~enrollment.models.FacePhotoQuerySet.to_embed`) rather than analyse it again and
+    count it to embed; another version (other models, another template scheme) tries it again. A
+    file that cannot be read from storage (``OSError``: a share that hiccupped, a restore under way)
+    is marked failed alone, and the next rebuild tries it again."""
     if photo.embed_attempts >= PHOTO_MAX_ATTEMPTS:
+        # attempts cleared: another version may try it (and count its own)
         FacePhoto.objects.filter(pk=photo.pk).update(
-            embedding_state=FacePhoto.Embedding.FAILED,
+            embedding_state=FacePhoto.Embedding.FAILED, embed_failed_version=version, embed_attempts=0,
             embedding_error=f"the worker stopped {photo.embed_attempts} times while embedding this photo; "
                             "left out (remove it, or add another photo)")
         return False
@@ -1268,9 +1296,9 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
         return _templates_store(photo=photo, templates=recognizer.face_templates(engine, face, seed=photo.pk),
                                 version=version)
     except EMBED_ERRORS as exc:
-        FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
-                                                     embedding_error=f"{type(exc).__name__}: {exc}"[:200],
-                                                     embed_attempts=0)
+        FacePhoto.objects.filter(pk=photo.pk).update(
+            embedding_state=FacePhoto.Embedding.FAILED, embedding_error=f"{type(exc).__name__}: {exc}"[:200],
+            embed_attempts=0, embed_failed_version="" if isinstance(exc, OSError) else version)
         return False
     except (DatabaseError, KeyboardInterrupt, SystemExit):
         # not the photo's doing (the database away, a stop asked for: Ctrl-C, a shutdown): the

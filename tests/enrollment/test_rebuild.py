@@ -634,6 +634,9 @@ def test_a_photo_that_takes_its_worker_down_twice_is_left_out(make_photo, monkey
     assert run.state == "succeeded" and run.stats["embed_failed"] == 1
     assert poison.embedding_state == "failed" and "stopped 2 times" in poison.embedding_error
     assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+    # left out by this recognizer's later runs, not marked failed again by each
+    again = services.index_rebuild()
+    assert (again.stats["embed_failed"], again.stats["embed_left_out"]) == (0, 1)
 
 
 def test_a_finished_embedding_clears_its_attempts(make_photo, monkeypatch):
@@ -1037,6 +1040,79 @@ def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_
     assert services.index_rebuild().state == "succeeded"
     new.refresh_from_db()
     assert (new.embedding_state, new.embed_attempts) == (FacePhoto.Embedding.EMBEDDED, 0), new.embedding_error
+
+
+def _tried(monkeypatch) -> list[int]:
+    """The ids of the photos the rebuilds go on to embed, in order."""
+    tried, real = [], services._photo_embed
+
+    def spy(*, photo, engine, version):
+        tried.append(photo.pk)
+        return real(photo=photo, engine=engine, version=version)
+
+    monkeypatch.setattr(services, "_photo_embed", spy)
+    return tried
+
+
+def test_a_photo_without_a_face_is_left_out_of_this_recognizers_later_rebuilds(make_photo, monkeypatch):
+    """A failure of the photo's own fails again at every rebuild of the same recognizer: it was
+    analysed again by each, and counted among "new photos to embed". Left out until another
+    recognizer version, which may find the face, tries it again."""
+    from recognition.engine import NoFaceFound
+
+    def no_face(engine, face, seed):
+        raise NoFaceFound("no face found")
+
+    _, bad = photo_to_embed(make_photo, monkeypatch, no_face)
+    tried, lines = _tried(monkeypatch), []
+    first = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+    assert tried == [bad.pk] and first.stats["embed_failed"] == 1 and "1 new photo to embed" in lines
+    assert "1 photo left out (not embeddable)" in first.message
+    lines.clear()
+    second = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+    assert tried == [bad.pk], "analysed again"
+    assert "0 new photos to embed; 1 left out (failed for this recognizer)" in lines, lines
+    assert (second.stats["embed_failed"], second.stats["embed_left_out"]) == (0, 1)
+    assert "1 photo left out (not embeddable)" in second.message
+    bad.refresh_from_db()
+    assert bad.embedding_state == "failed" and "no face found" in bad.embedding_error
+    monkeypatch.setattr(services.recognizer, "template_version", lambda **kwargs: "another recognizer")
+    services.index_rebuild()
+    assert tried.count(bad.pk) == 2
+
+
+def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_new(make_photo, monkeypatch):
+    """A file that storage could not give (a share that hiccupped, a restore under way) may be there
+    at the next rebuild, which tries it again; it is not a new photo for that run's progress."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from recognition.engine.gallery import Templates
+
+    _, photo = photo_to_embed(make_photo, monkeypatch, lambda engine, face, seed: Templates(
+        np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8)))
+    name = photo.image.name
+    with default_storage.open(name, "rb") as fh:
+        data = fh.read()
+    default_storage.delete(name)
+    assert services.index_rebuild().stats["embed_failed"] == 1
+    photo.refresh_from_db()
+    assert photo.embedding_state == "failed" and "No such file" in photo.embedding_error
+    assert default_storage.save(name, ContentFile(data)) == name   # back
+    lines = []
+    run = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+    assert "1 photo that failed before to embed" in lines, lines
+    assert (run.stats["embedded_new"], run.stats["embed_retried"], run.stats["embed_left_out"]) == (1, 1, 0)
+    photo.refresh_from_db()
+    assert (photo.embedding_state, photo.embed_failed_version) == (FacePhoto.Embedding.EMBEDDED, "")
+
+
+def test_the_start_line_says_which_photos_are_new():
+    line = services._to_embed_line
+    assert line(new=0, again=0, left_out=0) == "0 new photos to embed"
+    assert line(new=2, again=1, left_out=0) == "2 new photos and 1 that failed before to embed"
+    assert line(new=0, again=2, left_out=3) == ("2 photos that failed before to embed; "
+                                                "3 left out (failed for this recognizer)")
 
 
 def test_a_run_that_never_started_is_announced_to_the_admin_pages(db, layer, django_capture_on_commit_callbacks):

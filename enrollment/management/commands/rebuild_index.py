@@ -28,7 +28,10 @@ def rebuild_foreground(stdout: OutputWrapper) -> None:
     bar(100, 100)
     s = run.stats
     stdout.write(f"people: {s['people']}, templates: {s['templates']}, photos: {s['photos']} "
-                 f"({s['embedded_new']} embedded now, {s['embed_failed']} failed), seconds: {s['seconds']:.1f}")
+                 f"({s['embedded_new']} embedded now, {s['embed_failed']} failed"
+                 + (f"; {s['embed_left_out']} left out, failed before for this recognizer" if s["embed_left_out"]
+                    else "")
+                 + f"), seconds: {s['seconds']:.1f}")
     stdout.write(run.message)
 
 
