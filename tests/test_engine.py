@@ -321,6 +321,36 @@ def test_quality_gate_reasons(engine, astronaut_bgr):
     assert partial.quality.reason == "partial" and partial.quality.outside > engine.config.max_outside
 
 
+def test_a_face_half_out_of_a_kiosk_frame_is_found_across_its_edge_and_refused(engine, astronaut_bgr):
+    """A kiosk sends the part of its camera's picture the screen shows: a face half out of that part
+    was not found at all (the kiosk said "Looking for a face"). Searched across the edge, it is
+    found there and refused as partial, with its box in the frame, never embedded."""
+    from tests.recognition import faces
+
+    masked = faces.with_mask(engine, astronaut_bgr, seed=3, style="surgical")
+    for image in (astronaut_bgr, masked):
+        frame = faces.cut_by_the_screen(engine, image, 0.55, "right")
+        h, w = frame.shape[:2]
+        with pytest.raises(NoFaceFound):
+            engine.analyze(frame, max_faces=3, embed=False, search_tiles=False)
+        found = engine.analyze(frame, max_faces=3, search_tiles=False, search_edges=True)
+        assert len(found) == 1
+        face = found[0]
+        assert face.quality.reason == "partial" and 0.35 < face.quality.outside < 0.65, face.quality
+        assert face.embedding is None and not face.masked
+        # the frame's face is 290 * 0.889 = 258 px wide, 45% of it inside, at the right edge
+        x1, y1, x2, y2 = face.box
+        assert x2 == w and 0.3 * 258 < w - x1 < 0.65 * 258 and 0 < y1 < y2 < h, face.box
+        assert 0 < face.landmarks[:, 0].min() < w < face.landmarks[:, 0].max()
+    # nothing across an edge: the same answer as without the search
+    with pytest.raises(NoFaceFound):
+        engine.analyze(faces.empty_room()[0], search_edges=True)
+    whole = faces.cut_by_the_screen(engine, astronaut_bgr, 0.0, "right")
+    plain, searched = (engine.analyze(whole, max_faces=3, search_edges=e)[0] for e in (False, True))
+    assert searched.quality.ok and searched.box == plain.box
+    assert np.allclose(searched.embedding, plain.embedding)
+
+
 def test_the_light_is_read_on_the_skin_a_mask_leaves_bare(engine, astronaut_bgr):
     """The light was read over a band that holds a mask's top and the background at the temples:
     a black mask read the same face 18% darker (told "too dark" where it bare was not), a white

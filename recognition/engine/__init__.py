@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 # TensorFlow's C++ INFO and WARNING lines (oneDNN, CPU features) drowned the commands' own output;
@@ -35,7 +36,7 @@ from .index import Index, Match
 from .landmarks import NOSE_TIP, FaceMesh, Landmarks
 from .maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
 from .maskclf import MaskClassifier
-from .quality import Quality, assess, outside_fraction, pose_ratios
+from .quality import PARTIAL, TOO_SMALL, Quality, assess, outside_fraction, pose_ratios
 from .registry import CHIP_NETS, RESNET_MODEL
 from .runtime import check_runtime
 from .runtime import load_model as _load_model
@@ -122,13 +123,15 @@ class Engine:
         return decode_image(data, max_bytes=self.config.max_image_bytes, max_pixels=self.config.max_pixels)
 
     def analyze(self, image: np.ndarray | bytes, *, max_faces: int | None = None,
-                embed: bool = True, search_tiles: bool = True) -> list[Face]:
+                embed: bool = True, search_tiles: bool = True, search_edges: bool = False) -> list[Face]:
         """Find, align, gate and embed the faces of an image, largest first.
 
         ``image``: encoded bytes or an ``HxWx3`` uint8 BGR array. Raises
         :class:`NoFaceFound` when there is no face, and the decoding errors for bad bytes.
         ``search_tiles``: a large image where nobody is found is searched again in tiles
-        (:meth:`BlazeFaceDetector.__call__`); a kiosk's frames are not.
+        (:meth:`BlazeFaceDetector.__call__`); a kiosk's frames are not. ``search_edges``: an image
+        where nobody is found is searched again for faces cut off by its edge (:meth:`_cut_faces`),
+        which come back refused (``partial``, or ``too_small``) and never embedded: a kiosk's frames.
         """
         cfg = self.config
         img = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image
@@ -141,6 +144,9 @@ class Engine:
                              max_faces=max_faces or cfg.detect_max_faces,
                              fallback_confidence=cfg.detect_fallback_confidence, tiles=search_tiles)
         if not dets:
+            cut = self._cut_faces(img, max_faces or cfg.detect_max_faces) if search_edges else []
+            if cut:
+                return cut
             raise NoFaceFound("no face found in the image")
         dets.sort(key=lambda d: -(d.box[2] - d.box[0]))
         meshes = self.mesh(img, dets)
@@ -148,6 +154,45 @@ class Engine:
         if not embed:
             return [Face(**f, embedding=None, masked_prob=float("nan"), masked=False) for f in faces]
         return self._finish(faces)
+
+    def _cut_faces(self, img: np.ndarray, max_faces: int) -> list[Face]:
+        """Faces cut off by the image's edge that the detector did not find in it, largest first: a
+        face cut through its middle is found in the image extended on each side by its own
+        reflection (``EngineConfig.edge_reflection``), where it shows whole, across the edge. Kept
+        when its box reaches past the edge and FaceMesh is sure enough that it read a face
+        (``edge_min_face_flag``); returned in the image's coordinates (the box clipped to it, as the
+        detector's are) and refused: ``too_small``, else ``partial`` (``quality.outside``: the share
+        of it outside the image). Their crops hold reflected pixels: never embedded."""
+        cfg = self.config
+        h, w = img.shape[:2]
+        py, px = round(cfg.edge_reflection * h), round(cfg.edge_reflection * w)
+        wide = cv2.copyMakeBorder(img, py, py, px, px, cv2.BORDER_REFLECT_101)
+        dets = self.detector(wide, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
+                             max_faces=max_faces, fallback_confidence=cfg.detect_fallback_confidence, tiles=False)
+        # across the edge: partly outside the image, and partly inside it
+        dets = [d for d in dets if (d.box[0] < px or d.box[1] < py or d.box[2] > px + w or d.box[3] > py + h)
+                and min(d.box[2], px + w) - max(d.box[0], px) >= 2 and min(d.box[3], py + h) - max(d.box[1], py) >= 2]
+        if not dets:
+            return []
+        dets.sort(key=lambda d: -(d.box[2] - d.box[0]))
+        shift = np.array([px, py], np.float32)
+        faces = []
+        for det, lm in zip(dets, self.mesh(wide, dets), strict=True):
+            if lm.score < cfg.edge_min_face_flag:
+                continue
+            found = self._align_and_gate(wide, det, lm)
+            matrix = np.array(found["align_matrix"], np.float32)
+            matrix[:, 2] += matrix[:, :2] @ shift          # from the image's pixels, not the extended one's
+            quality = found["quality"]
+            quality = dataclasses.replace(quality, reason=TOO_SMALL if quality.reason == TOO_SMALL else PARTIAL,
+                                          outside=outside_fraction(matrix, cfg.aligned_size, img.shape))
+            x1, y1, x2, y2 = det.box
+            box = (max(x1 - px, 0.0), max(y1 - py, 0.0), min(x2 - px, float(w)), min(y2 - py, float(h)))
+            landmarks = None if found["landmarks"] is None else found["landmarks"] - np.array([px, py, 0], np.float32)
+            faces.append(Face(box=box, score=det.score, keypoints=det.keypoints - shift, landmarks=landmarks,
+                              aligned=found["aligned"], align_matrix=matrix, quality=quality,
+                              masked_prob=float("nan"), embedding=None, masked=False, face_flag=found["face_flag"]))
+        return faces
 
     def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
         if lm.score >= self.config.mesh_min_confidence:

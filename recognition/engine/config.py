@@ -65,6 +65,16 @@ class EngineConfig:
     # faces that lose their match (a cut through the brows costs far more than one through a cheek
     # or the chin) and few of those that keep it; no uncut LFW photo comes near it.
     max_outside: float = 0.2
+    # a face cut through its middle by the picture's edge (a kiosk sends only the part of the camera's
+    # picture its screen shows, so a face half out of that part is cut) is mostly not found at all: the
+    # kiosk said "Looking for a face" to someone standing half in the picture. Where a frame has no face,
+    # Engine.analyze(search_edges=True) looks again in the frame extended on each side by its own
+    # reflection (edge_reflection of its width and height), where such a face shows whole, and refuses
+    # one found across the edge as "partial" (never embedded, never decided on). Only where FaceMesh is
+    # at least edge_min_face_flag sure that it read a face: a reflection makes faces of symmetric
+    # things too (bench/cut_faces.py; docs/accuracy.md "Faces cut off by the picture's edge").
+    edge_reflection: float = 0.5
+    edge_min_face_flag: float = 0.3
     # alignment / embedding
     aligned_size: int = 224
     eye_distance: float = 0.26      # fraction of the aligned crop between the eye centres
