@@ -41,6 +41,21 @@ def test_face_too_small_for_the_kiosk_is_not_embedded(engine, installed_models, 
 
 
 
+def test_a_face_half_out_of_the_frame_is_asked_to_move_not_decided_on(engine, installed_models, astronaut_bgr,
+                                                                     settings):
+    """The kiosk's frame is the part of the picture its screen shows: Eileen half out of it is a
+    face cut off by its edge ("partial": the page asks her to move to the middle), never embedded
+    nor matched, even with her in the index."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    reference = engine.analyze(astronaut_bgr, max_faces=3)[0]
+    index = Index(engine.dim)
+    index.add("7", reference.embedding[None])
+    a = consumers.analyze_frame(faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, 0.5, "right")), index, {})
+    assert a.error is None and a.face is not None and a.face.quality.reason == "partial"
+    assert a.face.embedding is None and a.decision is None and not a.several
+    assert a.face.box[2] == a.size[0]
+
+
 def test_threshold_offset_moves_the_kiosk_threshold(engine, installed_models, frame, settings):
     """``MASKNET_THRESHOLD_OFFSET`` reaches the kiosk's decisions: a template just above the
     calibrated threshold is accepted without it and refused with +0.05."""

@@ -67,6 +67,29 @@ def test_masked_face_checked_in_and_masked_stranger_not(engine, enrolled, paired
     print(f"\nengine time per 640x480 kiosk frame: median {statistics.median(ms):.0f} ms, max {max(ms)} ms")
 
 
+def test_a_face_half_out_of_the_shown_part_is_asked_to_move_to_the_middle(engine, enrolled, paired, astronaut_bgr):
+    """A landscape camera on a portrait screen: the page sends the middle of the picture, and Eileen
+    stands half out of it. She was told "Looking for a face" (her cut face was not found); she is
+    asked to move to the middle, with her box at the edge, and is not checked in from the half."""
+    clip = [faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, out, "right")) for out in (0.5, 0.55, 0.6, 0.5)]
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = []
+        for data in clip:
+            await comm.send_to(bytes_data=data)
+            answers.append(await comm.receive_json_from(timeout=60))
+        await comm.disconnect()
+        return answers
+
+    answers = async_to_sync(scenario)()
+    assert [(a["state"], a["reason"]) for a in answers] == [("adjust", "partial")] * len(clip), answers
+    for a in answers:
+        x1, y1, x2, y2 = a["box"]
+        assert x2 == 1.0 and 0.2 < x1 < 0.8 and 0 < y1 < y2 < 1
+    assert not CheckIn.objects.exists()
+
+
 def test_two_kiosks_at_once_share_the_pool_and_record_one_check_in(engine, enrolled, paired, astronaut_bgr):
     import asyncio
 
