@@ -27,6 +27,10 @@
   const STATUS_TIMEOUT_MS = 5000; // a /kiosk/status call unanswered this long counts as "offline"
   const CAMERA_FROZEN_MS = 5000;  // a camera with no new picture this long has frozen: started again
   const CAMERA_STEADY_MS = 30000; // ... and one that has given pictures this long since is well again
+  // a title that names someone is set smaller the longer it is (at most two lines, kiosk.css): a long
+  // name's welcome took four lines and covered the lower face in the video, on a landscape screen too
+  const TITLE_FULL_CHARS = 32;    // "Hello again, " and a name of up to 19 characters: full size
+  const TITLE_MIN_SCALE = 0.6;    // ... and no smaller than this (a longer one ends in "…")
 
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
@@ -84,9 +88,9 @@
         return { tone: "warn", icon: a[2], title: a[0], detail: a[1] };
       }
       case "recognising": return { tone: "work", icon: "scan", title: "Recognising…", detail: "Hold still for a moment.", progress: true };
-      case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked };
+      case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked, named: true };
       // the name in the title, as a welcome's: someone taken for another person notices
-      case "already": return { tone: "info", icon: "again", title: `Hello again, ${name}`, detail: `Already checked in today at ${msg.time}.`, mask: msg.masked };
+      case "already": return { tone: "info", icon: "again", title: `Hello again, ${name}`, detail: `Already checked in today at ${msg.time}.`, mask: msg.masked, named: true };
       case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
       case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Please see reception. Staff: allow the camera for this site in the browser’s site settings; this page starts it by itself once allowed (or reload it).", noCamera: true };
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Please see reception. Staff: connect a camera, or close any other app that is using it; this page keeps trying by itself.", noCamera: true };
@@ -119,9 +123,10 @@
     stage.dataset.state = state;
     stage.dataset.reason = (msg && msg.reason) || "";
     stage.className = "stage tone-" + v.tone + (v.noCamera ? " no-camera" : "");
-    banner.className = "banner tone-" + v.tone;
+    banner.className = "banner tone-" + v.tone + (v.named ? " named" : "");
     if (!shown || shown.key !== key) {
       title.textContent = v.title;
+      title.style.fontSize = v.named ? titleSize(v.title) : "";
       detail.textContent = v.detail;
       icon.innerHTML = '<svg viewBox="0 0 24 24" fill="currentColor">' + (ICONS[v.icon] || "") + "</svg>";
       shown = { state: state, key: key, until: isOutcome(state) ? now + OUTCOME_HOLD_MS : 0 };
@@ -135,6 +140,14 @@
     // last face was), nor "stand an arm's length away" help: nothing the person in front can do
     if (v.noCamera || v.noHelp) facebox.hidden = true;
     if (help) help.hidden = !!(v.noCamera || v.noHelp);
+  }
+
+  // the font size of a title that names someone: the title's own (var(--title)) up to
+  // TITLE_FULL_CHARS characters, smaller in proportion beyond (two lines hold about as many
+  // characters on any screen: the size and the banner's width both follow the screen)
+  function titleSize(text) {
+    const scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
+    return scale < 1 ? "calc(var(--title) * " + scale.toFixed(2) + ")" : "";
   }
 
   // what the banner says while nothing is in front of the camera (or nothing answered yet)

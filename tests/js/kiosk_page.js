@@ -485,6 +485,25 @@ async function main() {
   check("'already checked in' greets by name in its title (someone taken for another notices)",
         p.text("banner-title") === "Hello again, Ana Silva" && p.element("help").hidden === false,
         `${p.text("banner-title")}, help hidden ${p.element("help").hidden}`);
+  check("a short name's title keeps the title's size", p.element("banner-title").style.fontSize === ""
+        && / named/.test(p.element("banner").className),
+        `${p.element("banner-title").style.fontSize}, ${p.element("banner").className}`);
+
+  // ---- a long name's title is set smaller (two lines at most, three upright: kiosk.css), so that the banner
+  // stays below the face in the video (it took four lines and covered the lower face)
+  const long = "Alexandra Konstantinopoulou-Smith";        // "Welcome, " and it: 42 characters
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "checked_in", name: long, time: "09:01" });
+  check("a long name's welcome is set smaller, in proportion to its length (32 of 42 characters)",
+        p.text("banner-title") === `Welcome, ${long}`
+        && p.element("banner-title").style.fontSize === "calc(var(--title) * 0.76)",
+        p.element("banner-title").style.fontSize);
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "already", name: `${long} ${long}`, time: "09:01" });
+  check("and no smaller than 0.6 of it, however long",
+        p.element("banner-title").style.fontSize === "calc(var(--title) * 0.60)", p.element("banner-title").style.fontSize);
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "unknown" });
+  check("a title without a name gets the title's size back", p.element("banner-title").style.fontSize === ""
+        && !/ named/.test(p.element("banner").className),
+        `${p.element("banner-title").style.fontSize}, ${p.element("banner").className}`);
 
   // ---- the clock: the page's 00-23 hours, as the check-in times, also just after midnight
   p = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5) });

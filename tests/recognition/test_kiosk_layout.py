@@ -1,0 +1,123 @@
+"""The kiosk page's layout in a real headless Chromium, at the sizes it is used at (a wall screen either
+way up, a tablet on a stand, a phone): a welcome, however long the name, leaves the face in the video
+visible. A long name's welcome took four lines and covered the lower face, on a landscape screen too.
+
+The page, its style sheet and script are the real ones, served by a live server and paired as a
+kiosk is; the socket's answers are scripted in the browser (what a server says when it greets
+someone, with the face's box), so that any name can be shown without the models or a face video.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from recognition import services
+
+from .test_kiosk_e2e import CHROMEDRIVER, CHROMIUM, LiveServer, browser_available  # noqa: F401
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SIZES = ((1920, 1080), (1080, 1920), (768, 1024), (390, 844))
+# a face at arm's length as the kiosk's frames show it (tests/recognition/faces.py, kiosk_view: eyes at
+# 0.42 of the frame's height, 170 px of 640 wide): the detector's box, in fractions of the frame
+FACE_BOX = [0.37, 0.24, 0.63, 0.6]
+NAMES = ("Eileen Collins", "Maria Guadalupe Fernández-Castellanos de la Vega",
+         "Bartholomew-Maximilian Oluwaseun Wolfeschlegelsteinhausenbergerdorff Juan Carlos de la Santísima "
+         "Trinidad Fernández-Castellanos y Montenegro del Río Grande de Quintanilla Alessandra Beatriz")
+
+# the page's WebSocket, answering as the server does: "hello", then each frame with window.answer
+SOCKET = """
+window.answer = null;
+class ScriptedSocket {
+  constructor(url) {
+    this.readyState = 0; this.bufferedAmount = 0; this.frames = 0;
+    setTimeout(() => { this.readyState = 1; this.onmessage({ data: JSON.stringify(
+      { type: "hello", kiosk: "Front door", location: "Main entrance", ready: true }) }); }, 20);
+  }
+  send() {
+    const frame = ++this.frames;
+    setTimeout(() => { if (window.answer) this.onmessage({ data: JSON.stringify(
+      Object.assign({ type: "result", frame: frame, ms: 40 }, window.answer)) }); }, 20);
+  }
+  close() {}
+}
+ScriptedSocket.CONNECTING = 0; ScriptedSocket.OPEN = 1; ScriptedSocket.CLOSING = 2; ScriptedSocket.CLOSED = 3;
+window.WebSocket = ScriptedSocket;
+"""
+
+LAYOUT = """
+const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+const title = document.getElementById('banner-title'), face = document.getElementById('facebox');
+const font = parseFloat(getComputedStyle(title).fontSize);
+// the title's text goes on below its box where the style sheet cuts it short (with an ellipsis)
+const text = document.createRange();
+text.selectNodeContents(title);
+const lines = [...text.getClientRects()];
+return {state: document.getElementById('stage').dataset.state, title: title.textContent, font: font,
+        banner: box(document.getElementById('banner')), face: box(face), faceShown: !face.hidden,
+        clipped: lines[lines.length - 1].bottom > title.getBoundingClientRect().bottom + font / 2,
+        viewport: [innerWidth, innerHeight]};
+"""
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--window-size=1280,900",
+                 "--hide-scrollbars", "--force-device-scale-factor=1", "--lang=en-GB",
+                 "--force-prefers-reduced-motion"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def show(driver, answer: dict, timeout: float = 15) -> dict:
+    """Answer the page's frames with ``answer`` until it shows it; the layout then."""
+    driver.execute_script("window.answer = arguments[0]", answer)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        layout = driver.execute_script(LAYOUT)
+        if layout["state"] == answer["state"] and answer["name"] in layout["title"]:
+            time.sleep(0.3)   # the face box's move (reduced motion: none) and the fonts settled
+            return driver.execute_script(LAYOUT)
+        time.sleep(0.05)
+    raise AssertionError(f"the page never showed {answer} (last: {driver.execute_script(LAYOUT)})")
+
+
+def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_path):  # noqa: F811
+    _kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
+    server = LiveServer(tmp_path / "server.log")
+    driver = chromium()
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SOCKET})
+        driver.get(server.url + services.pairing_path(code))
+        driver.find_element("id", "pair-button").click()
+        for width, height in SIZES:
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+            driver.get(server.url + "/kiosk/")
+            for state, name in [("checked_in", n) for n in NAMES] + [("already", NAMES[1])]:
+                layout = show(driver, {"state": state, "reason": None, "box": FACE_BOX, "masked": True,
+                                       "name": name, "time": "08:59", "progress": 1.0})
+                driver.save_screenshot(str(tmp_path / f"{state}-{len(name)}-{width}x{height}.png"))
+                where = (width, height, state, name, layout)
+                assert layout["viewport"] == [width, height] and layout["faceShown"], where
+                # the banner starts below the face's box (the page pads the detector's box a little)
+                assert layout["banner"][1] >= layout["face"][3], where
+                # names are shown whole up to a length; a longer one ends in "…" (two or three lines)
+                assert layout["clipped"] == (len(name) > 100), where
+                assert layout["font"] >= 18, where    # still read from a step away
+    except BaseException:
+        print(f"--- server log\n{server.tail()}")
+        raise
+    finally:
+        driver.quit()
+        server.stop()
