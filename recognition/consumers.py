@@ -109,6 +109,10 @@ INDEX_RETRY_S = 2.0         # an index file that could not be read is tried agai
 # with no active index, whether one is active now or people have been enrolled is read again this
 # often: a first photo added sends no index.updated, and the first rebuild takes seconds
 NO_INDEX_RECHECK_S = 1.0
+# an empty scene's frames are searched for a face cut off by the frame's edge (one more detector
+# run: an empty 640x480 frame 10 -> 22 ms) at most this often; every frame while one is being found.
+# An idle kiosk sends up to 8 frames a second, so every frame would halve the idle kiosks a core serves
+EDGE_SEARCH_EVERY_S = 0.5
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # two clear faces this close in size are two people side by side, not one with a queue behind (a
 # step further back is about half the width): the largest one flipped between them from frame to
@@ -240,13 +244,14 @@ def _several_people(faces: Sequence[Face], sure: float) -> bool:
 
 
 def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False,
-                  adapt_margin: float | None = None) -> FrameAnalysis:
+                  adapt_margin: float | None = None, search_edges: bool = True) -> FrameAnalysis:
     """Decode (with the kiosk's limits), find the main face, gate its quality and identify it.
 
     ``thresholds``: the index version's site thresholds (``{"masked": .., "unmasked": ..}``);
     a probe is accepted only above both the engine's and the site's threshold. ``adapt_margin``
     (gallery adaptation on): an unmasked face accepted at least this far above its threshold also
-    gets ``adapt_photo``.
+    gets ``adapt_photo``. ``search_edges``: a frame without a face is searched again for one cut off
+    by its edge (``Engine.analyze``), answered ``partial``.
     """
     started = time.perf_counter()
     try:
@@ -262,7 +267,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         # frame is the part of the camera's picture the kiosk's screen shows: someone standing half
         # out of it is searched for across its edge and asked to move to the middle ("partial"),
         # where they were told "Looking for a face" (their face was cut through and not found)
-        faces = engine.analyze(image, max_faces=3, embed=False, search_tiles=False, search_edges=True)
+        faces = engine.analyze(image, max_faces=3, embed=False, search_tiles=False, search_edges=search_edges)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]
@@ -391,6 +396,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_retry_at = 0.0   # after a failed load: not again before this (monotonic)
         self._index_missing = False  # no active version, though people are enrolled (INDEX_MISSING)
         self._no_index_seen_at = 0.0  # when a load last found no active version (monotonic)
+        self._edge_search_at = 0.0   # an empty frame is searched across its edge from then on (monotonic)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -526,9 +532,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             return
         loop = asyncio.get_running_loop()
         adapt_margin = settings.MASKNET_GALLERY_ADAPT_MARGIN if settings.MASKNET_GALLERY_ADAPT else None
+        search_edges = time.monotonic() >= self._edge_search_at
         analysis = await loop.run_in_executor(engine_pool(), partial(
             analyze_frame, data, self._index, self._thresholds, settings.MASKNET_CHECKIN_SNAPSHOTS,
-            adapt_margin=adapt_margin))
+            adapt_margin=adapt_margin, search_edges=search_edges))
         if self._closed:
             return
         if analysis.error:
@@ -543,6 +550,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         # a new version announced while this frame was in the engine: it was matched against the
         # replaced gallery (a wrong photo removed, thresholds refitted) and is not counted
         reply = await self._interpret(analysis, now, vote=not self._index_stale)
+        if search_edges and analysis.face is None and now - self._last_face_at > self._lost_after_s:
+            # nobody, not even cut off by the edge, and nobody lately: the next such search in
+            # EDGE_SEARCH_EVERY_S. While someone was seen in the last moment (half out of the
+            # picture, found at one frame and missed at the next) every frame is searched: their
+            # "move to the middle" does not flicker with "Looking for a face"
+            self._edge_search_at = now + EDGE_SEARCH_EVERY_S
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
         await self._send(reply)
         if self._adapt_pending is not None:

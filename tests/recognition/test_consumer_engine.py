@@ -90,6 +90,45 @@ def test_a_face_half_out_of_the_shown_part_is_asked_to_move_to_the_middle(engine
     assert not CheckIn.objects.exists()
 
 
+def test_an_empty_scene_is_searched_across_the_edge_now_and_then_and_someone_half_out_at_every_frame(
+        engine, enrolled, paired, astronaut_bgr, monkeypatch):
+    """The search across the frame's edge is one more detector run per empty frame (an idle kiosk
+    sends up to 8 a second): an empty scene's frames are searched at most every
+    EDGE_SEARCH_EVERY_S, but once someone was seen lately each frame is, so that one missed frame of
+    a cut face does not turn "move to the middle" into "Looking for a face"."""
+    import asyncio
+
+    import cv2
+    import numpy as np
+
+    monkeypatch.setattr(consumers, "EDGE_SEARCH_EVERY_S", 2.0)
+    cut = faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, 0.5, "right"))
+    shape = cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR).shape
+    empty = faces.jpeg(np.full(shape, 128, np.uint8))
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = []
+
+        async def send(data):
+            await comm.send_to(bytes_data=data)
+            a = await comm.receive_json_from(timeout=60)
+            answers.append((a["state"], a["reason"]))
+
+        await send(empty)      # searched across the edge: nobody
+        await send(cut)        # within the 2 s: not searched across the edge yet
+        await asyncio.sleep(2.1)
+        await send(cut)        # due again: found half out
+        await send(empty)      # a frame without her...
+        await send(cut)        # ...and the next is searched at once
+        await comm.disconnect()
+        return answers
+
+    answers = async_to_sync(scenario)()
+    assert answers == [("searching", None), ("searching", None), ("adjust", "partial"), ("searching", None),
+                       ("adjust", "partial")], answers
+
+
 def test_two_kiosks_at_once_share_the_pool_and_record_one_check_in(engine, enrolled, paired, astronaut_bgr):
     import asyncio
 
