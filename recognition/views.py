@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time as time_module
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
@@ -21,7 +22,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -275,19 +276,39 @@ def daily_attendance(day: date, site: str = "") -> dict:
     return {"present": list(first.values()), "elsewhere": elsewhere, "missing": missing}
 
 
+def _missing_per_day(first: date, last: date) -> dict[date, int]:
+    """How many people :func:`daily_attendance` calls missing on each day from ``first`` to ``last``:
+    active people enrolled by the end of the day, less those of them checked in anywhere that day
+    (two queries, whatever the number of days)."""
+    enrolled = sorted(Person.objects.active().values_list("created_at", flat=True))
+    checked: dict[date, int] = {}
+    ends = {first + timedelta(days=i): timezone.make_aware(datetime.combine(first + timedelta(days=i + 1), time.min))
+            for i in range((last - first).days + 1)}
+    # people checked in per day and enrollment time: only those enrolled by the day's end count
+    rows = (CheckIn.objects.between(first, last).filter(person__active=True).values("local_date", "person__created_at")
+            .annotate(n=Count("person", distinct=True)).values_list("local_date", "person__created_at", "n").order_by())
+    for day, created, n in rows.iterator():
+        if created < ends[day]:
+            checked[day] = checked.get(day, 0) + n
+    return {day: bisect_left(enrolled, end) - checked.get(day, 0) for day, end in ends.items()}
+
+
 def _chart(last: date, site: str, active: int) -> dict:
-    """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template)."""
+    """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template),
+    each with the day's number of people checked in (at ``site`` when given) and missing."""
     first = last - timedelta(days=CHART_DAYS - 1)
     qs = CheckIn.objects.filter(site=site) if site else CheckIn.objects.all()
     counts = qs.daily_counts(first, last)
+    missing = _missing_per_day(first, last)
     top = max([active, *counts.values(), 1])
     width, height, gap = 22, 160, 4
     bars = []
     for i, (day, n) in enumerate(counts.items()):
         h = round(height * n / top)
-        bars.append({"day": day, "n": n, "x": i * (width + gap), "y": height - h, "h": h, "w": width,
-                     "weekend": day.weekday() >= 5, "label": day.day if (i % 5 == 0 or day == last) else ""})
-    return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top,
+        bars.append({"day": day, "n": n, "missing": missing[day], "x": i * (width + gap), "y": height - h, "h": h,
+                     "w": width, "weekend": day.weekday() >= 5,
+                     "label": day.day if (i % 5 == 0 or day == last) else ""})
+    return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top, "active": active,
             "active_y": height - round(height * active / top) if active else None}
 
 

@@ -1,0 +1,74 @@
+"""The attendance page's 30-day chart in a real headless Chromium (as tests/enrollment/test_admin_browser.py,
+whose logged-in browser it uses) against a live server, at a desktop's 1920 px and a phone's 390 px:
+on the phone the bars scroll in a box that is a tab stop, opens on the day shown and scrolls with the
+arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
+fit, the box is no tab stop and the first Tab into the chart lands on a day's bar.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from enrollment import services as enrollment
+from recognition import services
+from tests.enrollment.test_admin_browser import admin_browser  # noqa: F401
+from tests.recognition.test_kiosk_e2e import browser_available  # noqa: F401
+from tests.test_csp import until
+
+# the chart's box, how far it scrolls, where the day shown is in it; what is wider than the page
+STATE = """
+const box = document.querySelector('.att-chart-scroll'), shown = box.querySelector('[aria-current]');
+const b = box.getBoundingClientRect(), s = shown.getBoundingClientRect();
+const page = document.documentElement.clientWidth;
+const wider = [...document.querySelectorAll('#content-main *')].filter((e) => !box.contains(e))
+  .filter((e) => e.getBoundingClientRect().right > page + 0.5)
+  .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`);
+return {tabindex: box.getAttribute('tabindex'), scrollLeft: box.scrollLeft, pageWidth: page, wider,
+        overflows: box.scrollWidth > box.clientWidth, shownInView: s.left >= b.left - 1 && s.right <= b.right + 1};
+"""
+
+
+def tab_into_the_chart(driver) -> None:
+    """Tab from the line above the chart (focused by script, as a reader's cursor would be there)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("const note = document.querySelector('.att-chart-note');"
+                          "note.setAttribute('tabindex', '-1'); note.focus()")
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_chart_scrolls_with_the_keyboard_on_a_phone(admin_browser):  # noqa: F811
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver, server = admin_browser
+    kiosk, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
+    for i, name in enumerate(["Eileen Collins", "Tom Hanks", "Maria Konstantinopoulou-Papadopoulou"]):
+        person = enrollment.person_create(actor=None, full_name=name, staff_id=f"P-{i}", department="Engineering")
+        services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i == 0, frames=4,
+                                index_version=1, at=timezone.now() - timedelta(minutes=i))
+
+    driver.set_window_size(390, 844)
+    driver.get(server.url + "/attendance/")
+    assert driver.execute_script("return innerWidth") <= 400
+    state = until(lambda: (s := driver.execute_script(STATE))["scrollLeft"] > 0 and s, 5, "the chart scrolled")
+    assert state["overflows"] and state["tabindex"] == "0" and state["shownInView"], state
+    assert state["wider"] == [], state
+    tab_into_the_chart(driver)
+    assert driver.execute_script("return document.activeElement.className") == "att-chart-scroll"
+    ActionChains(driver).send_keys(Keys.ARROW_LEFT * 4).perform()
+    until(lambda: driver.execute_script(STATE)["scrollLeft"] < state["scrollLeft"], 5, "the arrow keys to scroll")
+
+    driver.set_window_size(1920, 1080)
+    driver.get(server.url + "/attendance/")
+    state = until(lambda: (s := driver.execute_script(STATE))["tabindex"] is None and s, 5, "the box's tab stop gone")
+    assert not state["overflows"] and state["shownInView"] and state["wider"] == [], state
+    tab_into_the_chart(driver)
+    first = driver.execute_script("return document.activeElement.querySelector('title').textContent")
+    assert first.endswith(": 0 checked in, 0 missing"), first   # 29 days ago: nobody enrolled yet
