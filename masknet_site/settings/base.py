@@ -200,6 +200,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# dates and times as 2026-12-03 08:59 (00-23 hours, as the kiosk shows them); a format module,
+# since the language's formats win over DATE_FORMAT, TIME_FORMAT... in settings (masknet_site/formats/en)
+FORMAT_MODULE_PATH = ["masknet_site.formats"]
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

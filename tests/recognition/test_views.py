@@ -520,6 +520,40 @@ def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, set
     assert "2026-03-03 13:30" in page.content.decode() and "2026-03-02 23:30" not in page.content.decode()
 
 
+def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, paired, person, settings):
+    """2026-03-02 20:05 wherever a page shows a time, as the kiosk (20:05) and the attendance pages
+    do: the admin's own date and time fields showed Django's English "March 2, 2026, 8:05 p.m."
+    beside its hand-written columns' "2026-03-02 20:05:00". The CSV exports stay ISO 8601."""
+    settings.TIME_ZONE = "UTC"
+    at = datetime(2026, 3, 2, 20, 5, tzinfo=UTC)
+    kiosk = paired[0]
+    checkin = services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.38, masked=False,
+                                      frames=4, index_version=3, at=at).checkin
+    Person.objects.filter(pk=person.pk).update(created_at=at, updated_at=at)
+    Kiosk.objects.filter(pk=kiosk.pk).update(last_seen_at=at)
+    client.force_login(superuser)
+    pages = {url: client.get(url).content.decode() for url in (
+        reverse("admin:recognition_checkin_change", args=[checkin.pk]),
+        reverse("admin:enrollment_person_change", args=[person.pk]), reverse("admin:enrollment_person_changelist"),
+        reverse("admin:recognition_kiosk_change", args=[kiosk.pk]), reverse("admin:audit_auditevent_changelist"),
+        reverse("attendance-day") + "?date=2026-03-02", reverse("attendance-person", args=[person.pk]))}
+    twelve_hour = re.compile(r"\d(:\d\d)? ?[ap]\.m\.|\b(noon|midnight)\b|\d [AP]M\b")
+    for url, html in pages.items():
+        assert not twelve_hour.search(html), (url, twelve_hour.search(html).group(0))
+    for url in list(pages)[:4]:
+        assert "2026-03-02 20:05" in pages[url], url
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", pages[reverse("admin:audit_auditevent_changelist")])
+    assert ">20:05<" in pages[reverse("attendance-person", args=[person.pk])]
+    assert ">20:05<" in pages[reverse("attendance-day") + "?date=2026-03-02"]
+    # date-only fields as the admin's own columns write them, not "March 2, 2026"
+    assert "2026-03-02" in pages[reverse("admin:recognition_checkin_change", args=[checkin.pk])].split("local_date")[-1]
+    assert "March 2, 2026" not in "".join(pages.values())
+    # machine-readable exports unchanged
+    assert rows(client.get(reverse("attendance-export")))[1][:2] == ["2026-03-02T20:05:00+00:00", "2026-03-02"]
+    day = rows(client.get(reverse("attendance-day"), {"date": "2026-03-02", "format": "csv"}))
+    assert day[1][:2] == ["present", "20:05:00+00:00"]
+
+
 def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, attendance, person):
     client.force_login(superuser)
     changelist = reverse("admin:recognition_checkin_changelist")
