@@ -23,6 +23,12 @@
     several_faces: "Only one person in the picture, please",
     unclear_face: "No clear face: look at the camera, eyes and brows uncovered",
   };
+  // 00-23 hours in the page's language, as every other staff page and the kiosk write times (the
+  // browser's own default wrote "8:59:03 PM" in an English browser)
+  const PAGE_LANG = (document.documentElement && document.documentElement.lang) || "en";
+  function burstTime(date) {
+    return date.toLocaleTimeString(PAGE_LANG, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  }
   let checking = false;
   let busy = false;
   let stream = null;
@@ -148,7 +154,7 @@
         : "No photo was good enough — try again.";
       tell([head].concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0 || enrolled);
       const li = document.createElement("li");
-      li.textContent = [new Date().toLocaleTimeString()].concat(lines).join(" · ");   // a log of the bursts
+      li.textContent = [burstTime(new Date())].concat(lines).join(" · ");   // a log of the bursts
       results.prepend(li);
     } catch (e) {
       if (e instanceof Stopped) say(e.message, false);   // the live line too: it stays, the camera is off

@@ -42,7 +42,11 @@ function page() {
     "mn-results": element({ lines: [], prepend(li) { this.lines.unshift(li.textContent); } }),
   };
   const context = {
-    console, JSON, Math, Promise, Object, Array, String, Number, Error, Date,
+    console, JSON, Math, Promise, Object, Array, String, Number, Error,
+    // a browser whose language is American English: its default time style has 12 hours ("8:59:03 PM")
+    Date: class extends Date {
+      toLocaleTimeString(locale, options) { return super.toLocaleTimeString(locale || "en-US", options); }
+    },
     setTimeout: time.setTimeout, setInterval: time.setInterval, clearInterval: time.clearInterval,
     FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
     fetch: async (url) => {
@@ -147,6 +151,8 @@ async function main() {
         p.outcome.textContent === "Saved. The index is being rebuilt.\n3 photos saved\n1 photo refused: no face found in the photo." +
         "\n1 photo refused: blurry: hold still.\n2 photos: this face also matches Mei Lin (#5, score 0.71)." &&
         /ok warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
+  check("each line starts with the burst's time in 00-23 hours, as the other staff pages write times",
+        p.results.lines.every((line) => /^\d\d:\d\d:\d\d · /.test(line)), JSON.stringify(p.results.lines));
   check("each burst leaves a line under the button, newest first",
         p.results.lines.length === 2 && / · 3 photos saved · 1 photo refused: no face/.test(p.results.lines[0]) &&
         p.results.lines[1].endsWith(" · 5 photos refused: no face found in the photo."), JSON.stringify(p.results.lines));
