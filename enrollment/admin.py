@@ -373,32 +373,15 @@ class PersonAdmin(admin.ModelAdmin):
         except Person.DoesNotExist:   # erased by someone else while the photos were inspected
             messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
-    def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> dict:
+    def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> None:
+        """The change form's uploads: each one stored if it passes, the outcome said in messages."""
         saved, refused, warnings = [], [], []
         for upload in files:
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
-            try:
-                photo = services.photo_add(person=person, data=data, filename=upload.name or "photo.jpg",
-                                           source=source, actor=request.user)
-            except services.PhotoRefused as exc:
-                refused.append({"name": upload.name, "code": exc.code, "message": exc.message})
-            except (ModelsMissing, Person.DoesNotExist):
-                raise
-            except Exception:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
-                # (photo_add removes its own file when it fails): the photos saved so far are said
-                # as saved, the rest still tried, instead of a bare 500
-                log.exception("could not store the photo %r of person #%s", upload.name, person.pk)
-                refused.append({"name": upload.name, "code": "not_stored", "message": services.REFUSALS["not_stored"]})
-            else:
-                saved.append(photo.pk)
-                # who, only for staff who may search faces (as the API does), and on record
-                shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via="admin photo upload",
-                                                       may_search=request.user.has_perm("enrollment.recognise_face"))
-                if photo.lookalike is not None:
-                    who = (f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown
-                           else "another enrolled person")
-                    warnings.append(f"{upload.name}: this face also matches {who}: check-ins could go to either. "
-                                    f"Check that the photo is of {person.full_name}; if not, remove it.")
+            pk, refusal, warning = self._add_photo(request, person, upload.name, data, source)
+            saved += [pk] if pk else []
+            refused += [refusal] if refusal else []
+            warnings += [warning] if warning else []
         if saved:
             messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt.")
         for r in refused:
@@ -406,7 +389,56 @@ class PersonAdmin(admin.ModelAdmin):
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
         for w in dict.fromkeys(warnings):
             messages.warning(request, w)
-        return {"saved": saved, "refused": refused, "warnings": list(dict.fromkeys(warnings))}
+
+    def _add_photo(self, request: HttpRequest, person: Person, name: str, data: bytes, source: str,
+                   inspection: services.PhotoInspection | None = None) -> tuple[int | None, dict | None, str | None]:
+        """One photo through ``photo_add``: ``(its id, None, a look-alike warning or None)`` when
+        stored, else ``(None, {"name", "code", "message"}, None)``."""
+        try:
+            photo = services.photo_add(person=person, data=data, filename=name or "photo.jpg", source=source,
+                                       actor=request.user, inspection=inspection)
+        except services.PhotoRefused as exc:
+            return None, {"name": name, "code": exc.code, "message": exc.message}, None
+        except (ModelsMissing, Person.DoesNotExist):
+            raise
+        except Exception:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
+            # (photo_add removes its own file when it fails): the photos saved so far are said
+            # as saved, the rest still tried, instead of a bare 500
+            log.exception("could not store the photo %r of person #%s", name, person.pk)
+            return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, None
+        # who, only for staff who may search faces (as the API does), and on record
+        shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via="admin photo upload",
+                                               may_search=request.user.has_perm("enrollment.recognise_face"))
+        if photo.lookalike is None:
+            return photo.pk, None, None
+        who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
+        return photo.pk, None, (f"{name}: this face also matches {who}: check-ins could go to either. "
+                                f"Check that the photo is of {person.full_name}; if not, remove it.")
+
+    def _add_best(self, request: HttpRequest, person: Person, files) -> dict:
+        """A webcam burst: its best good frame alone is stored (:func:`services.photo_choose`); the
+        page's JSON says how many frames came (``frames``) and passed the checks (``good``).
+        ``refused``: every frame's reason when none passed, else the chosen frame's when
+        ``photo_add`` refused it. No other frame is stored in its place: they are the same moment,
+        so the reasons of the file's own (``duplicate``: the person has this picture already, a
+        frozen camera; ``enrolled_elsewhere``: it is another person's) hold for them as well, and a
+        failed write or an erasure meanwhile would fail them too."""
+        limit = settings.MASKNET_MAX_PHOTO_BYTES + 1
+        # read one at a time (a frame's bytes are not kept once inspected), the chosen one again
+        best, inspections = services.photo_choose(photos=(upload.read(limit) for upload in files))
+        names = [upload.name or "photo.jpg" for upload in files]
+        answer = {"saved": [], "refused": [], "warnings": [], "frames": len(files),
+                  "good": sum(inspection.ok for inspection in inspections)}
+        if best is None:
+            answer["refused"] = [{"name": name, "code": inspection.code, "message": inspection.message}
+                                 for name, inspection in zip(names, inspections, strict=True)]
+            return answer
+        files[best].seek(0)
+        pk, refusal, warning = self._add_photo(request, person, names[best], files[best].read(limit),
+                                               FacePhoto.Source.WEBCAM, inspection=inspections[best])
+        answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
+                      warnings=[warning] if warning else [])
+        return answer
 
     # ---------------------------------------------------------------- actions
     @admin.action(description="Rebuild the recognition index now", permissions=["rebuild"])
@@ -571,19 +603,18 @@ class PersonAdmin(admin.ModelAdmin):
             return _models_missing()
 
     def capture_save_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
-        """POST a burst (fields ``photos``): saves the good ones, says why the others were refused."""
+        """POST a burst (fields ``photos``): saves the best good one, or says why none was saved."""
         person = self._capture_target(request, object_id)
         if person is None:
             return _person_gone()
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         try:
-            result = self._add_photos(request, person, request.FILES.getlist("photos"), FacePhoto.Source.WEBCAM)
+            result = self._add_best(request, person, request.FILES.getlist("photos"))
         except ModelsMissing:
             return _models_missing()
         except Person.DoesNotExist:   # erased while the burst was being inspected
             return _person_gone()
-        list(messages.get_messages(request))  # the page shows the JSON; do not repeat it on the next page
         return JsonResponse(result)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):

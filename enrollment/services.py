@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -384,6 +384,19 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     if face.masked and _upright_when_turned(engine, image):
         return _refusal("upside_down", **facts)
     return PhotoInspection(ok=True, code=None, message="Good photo.", face=face, **facts)
+
+
+def photo_choose(*, photos: Iterable[bytes], engine: Engine | None = None) -> tuple[int | None, list[PhotoInspection]]:
+    """The best of a burst (the capture page's frames of one moment): each photo inspected
+    (:func:`photo_inspect`), and the position of the one with the highest quality score among those
+    that pass every check (the first of equals), or ``None`` when none passes. A burst's frames are
+    nearly identical and count about as one photo (docs/enrollment.md): one is all that is worth
+    storing. Saves nothing; pass the chosen inspection to :func:`photo_add`, which then does not
+    analyse the face again."""
+    inspections = [photo_inspect(data=data, engine=engine) for data in photos]
+    good = [i for i, inspection in enumerate(inspections) if inspection.ok]
+    best = max(good, key=lambda i: inspections[i].quality_score or 0.0, default=None)
+    return best, inspections
 
 
 def _upright_when_turned(engine: Engine, image: np.ndarray) -> bool:

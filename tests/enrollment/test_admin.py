@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import numpy as np
@@ -592,14 +593,60 @@ def test_capture_without_models_answers_a_503_the_page_can_show(enroller_client,
     assert not FacePhoto.objects.exists()
 
 
+def burst(*frames: bytes) -> list[SimpleUploadedFile]:
+    """A webcam burst's files, as the capture page names them."""
+    return [SimpleUploadedFile(f"webcam-1-{i}.jpg", data, "image/jpeg") for i, data in enumerate(frames)]
+
+
 @pytest.mark.models
-def test_capture_save_keeps_the_good_photos(enroller_client, person, engine, astronaut_jpeg, gradient_png):
+def test_capture_save_keeps_the_best_good_photo_alone(enroller_client, person, engine, astronaut_jpeg,
+                                                      astronaut_bgr, gradient_png, monkeypatch):
+    """A burst's frames are one moment, about one photo's worth: five near-copies of a face made the
+    list say "5 photos" and left the person out of "fewer than 3" photos. Its best good frame is
+    stored, its face analysed once."""
+    import cv2
+
+    softer = jpeg(cv2.GaussianBlur(astronaut_bgr, (0, 0), 1.0))   # passes the checks, scores lower
+    inspected = []
+    real_inspect = services.photo_inspect
+    monkeypatch.setattr(services, "photo_inspect", lambda **kw: inspected.append(1) or real_inspect(**kw))
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
-    shots = [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg"),
-             SimpleUploadedFile("b.png", gradient_png, "image/png")]
-    result = enroller_client.post(url, {"photos": shots}).json()
-    assert len(result["saved"]) == 1 and result["refused"][0]["code"] == "no_face"
-    assert FacePhoto.objects.get().source == "webcam"
+    result = enroller_client.post(url, {"photos": burst(softer, gradient_png, astronaut_jpeg, softer)}).json()
+    photo = FacePhoto.objects.get()
+    assert result == {"saved": [photo.pk], "refused": [], "warnings": [], "frames": 4, "good": 3}
+    assert photo.source == "webcam" and photo.quality_score == real_inspect(data=astronaut_jpeg).quality_score
+    assert photo.sha256 == hashlib.sha256(astronaut_jpeg).hexdigest()
+    assert len(inspected) == 4          # once a frame: the chosen one is not inspected again
+    few = enroller_client.get(CHANGELIST, {"photos": "lt3"}).content.decode()
+    assert person.full_name in few      # still listed among the people who need more photos
+
+
+@pytest.mark.models
+def test_capture_save_of_a_burst_without_a_good_photo_says_why_for_each(enroller_client, person, engine,
+                                                                        gradient_png):
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    result = enroller_client.post(url, {"photos": burst(gradient_png, gradient_png)}).json()
+    assert result["saved"] == [] and result["good"] == 0 and result["frames"] == 2
+    assert [r["code"] for r in result["refused"]] == ["no_face", "no_face"]
+    assert not FacePhoto.objects.exists()
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("code", ["duplicate", "enrolled_elsewhere"])
+def test_capture_save_stores_no_other_frame_when_the_best_is_refused(enroller_client, person, engine, code,
+                                                                     astronaut_jpeg, astronaut_bgr):
+    """The best frame already this person's (a frozen camera) or someone else's: the other frames
+    are the same moment, so none is stored in its place; the page is told why the best was not."""
+    import cv2
+
+    owner = person if code == "duplicate" else services.person_create(actor=None, full_name="Other", staff_id="O-1")
+    services.photo_add(person=owner, data=astronaut_jpeg, actor=None)
+    softer = jpeg(cv2.GaussianBlur(astronaut_bgr, (0, 0), 1.0))
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    result = enroller_client.post(url, {"photos": burst(softer, astronaut_jpeg)}).json()
+    assert result["saved"] == [] and result["good"] == 2
+    assert [(r["name"], r["code"]) for r in result["refused"]] == [("webcam-1-1.jpg", code)]
+    assert FacePhoto.objects.count() == 1
 
 
 
