@@ -1,6 +1,8 @@
 // Webcam capture for enrollment: live server-side checks of small frames, then a burst of
-// full-resolution photos sent to photo_add (good ones saved, refusals summed up by reason). The
-// burst's outcome has its own place under the button, which the live checks leave alone.
+// full-resolution photos of which the server keeps the best that passes its checks (a burst counts
+// about as one photo; when none passes, the refusals are summed up by reason). The page picks
+// nothing itself: the server's checks decide. The burst's outcome has its own place under the
+// button, which the live checks leave alone.
 (function () {
   "use strict";
   const root = document.getElementById("mn-capture");
@@ -84,15 +86,16 @@
     if (outcome.scrollIntoView) outcome.scrollIntoView({ block: "nearest" });
   }
   const photos = (n) => n + " photo" + (n === 1 ? "" : "s");
+  const cap = (t) => t.charAt(0).toUpperCase() + t.slice(1);
+  const low = (t) => t.charAt(0).toLowerCase() + t.slice(1);
   // one line per reason, not one per photo: "5 photos refused: no face found in the photo"
-  function summary(texts, label) {
+  function refusals(refused) {
     const counts = new Map();
-    texts.forEach((t) => counts.set(t, (counts.get(t) || 0) + 1));
-    return [...counts].map(([t, n]) => photos(n) + label + ": " + t.charAt(0).toLowerCase() + t.slice(1));
+    refused.map((x) => x.message || x.code || "").forEach((t) => counts.set(t, (counts.get(t) || 0) + 1));
+    return [...counts].map(([t, n]) => photos(n) + " refused: " + low(t));
   }
-  const refusals = (refused) => summary(refused.map((x) => x.message || x.code || ""), " refused");
   // "webcam-…-1.jpg: this face also matches …": the burst's own file names tell the user nothing
-  const warned = (warnings) => summary(warnings.map((w) => w.replace(/^webcam-[^:]*: /, "")), "");
+  const warned = (warnings) => [...new Set(warnings.map((w) => cap(w.replace(/^webcam-[^:]*: /, ""))))];
   function drawBox(r) {
     if (!r.box || !r.width) { liveBox.hidden = true; return; }
     const [x1, y1, x2, y2] = r.box;
@@ -141,18 +144,27 @@
       }
       if (stopped) { tell("The camera was turned off: nothing was saved.", false); return; }
       if (!shots) { tell("The camera gave no picture: try again.", false); return; }
-      tell("Checking and saving " + photos(shots) + "…", true);
+      tell("Checking " + photos(shots) + " and saving the best…", true);
       const r = await post(root.dataset.save, form);
       if (!Array.isArray(r.saved)) { tell(r.message || "Saving failed.", false); return; }  // e.g. models missing (503)
-      const lines = (r.saved.length ? [photos(r.saved.length) + " saved"] : []).concat(refusals(r.refused || []));
+      const refused = r.refused || [];
+      const frames = typeof r.frames === "number" ? r.frames : shots;
+      const best = frames > 1 ? "the best of " + photos(frames) : "the photo";
+      // a frame passed every check but storing it was refused (already this person's or someone
+      // else's, storage failed): said of that frame, not summed up as a bad burst
+      const chosenRefused = !r.saved.length && r.good > 0 && refused.length > 0;
+      const lines = r.saved.length ? ["Saved " + best]
+        : chosenRefused ? refused.map((x) => cap(best) + " was not saved: " + low(x.message || x.code || ""))
+        : refusals(refused);
       const warnings = warned(r.warnings || []);   // e.g. the face also matches someone else
-      // every photo refused only as one this person has already (a still or frozen camera): not a
-      // bad photo, and trying again gives the same answer
-      const enrolled = !r.saved.length && (r.refused || []).length > 0 && r.refused.every((x) => x.code === "duplicate");
-      const head = r.saved.length ? "Saved. The index is being rebuilt."
-        : enrolled ? "Nothing new to save: this person already has these photos. If the picture above does not move, the camera has frozen: reconnect it."
-        : "No photo was good enough — try again.";
-      tell([head].concat(lines, warnings).join("\n"), r.saved.length > 0, warnings.length > 0 || enrolled);
+      // refused only as a photo this person has already (a still or frozen camera): not a bad
+      // photo, and trying again gives the same answer
+      const enrolled = !r.saved.length && refused.length > 0 && refused.every((x) => x.code === "duplicate");
+      const text = r.saved.length ? [lines[0] + ". The index is being rebuilt."]
+        : enrolled ? ["Nothing new to save: this person already has this photo. If the picture above does not move, the camera has frozen: reconnect it."].concat(lines)
+        : chosenRefused ? lines
+        : ["No photo was good enough — try again."].concat(lines);
+      tell(text.concat(warnings).join("\n"), r.saved.length > 0, warnings.length > 0 || enrolled);
       const li = document.createElement("li");
       li.textContent = [burstTime(new Date())].concat(lines).join(" · ");   // a log of the bursts
       results.prepend(li);

@@ -546,6 +546,7 @@ def test_capture_page(enroller_client, person):
     html = enroller_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
     assert "getUserMedia" not in html  # the script is a static file
     assert "enrollment/capture.js" in html and reverse("admin:enrollment_person_capture_save", args=[person.pk]) in html
+    assert ">Take a photo</button>" in html   # one is kept: the burst's best ("Take 5 photos" promised five)
 
 
 def test_capture_needs_the_right_to_see_people_too(client, plain_staff, person):

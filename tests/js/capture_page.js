@@ -2,7 +2,8 @@
  * camera and server: checks pause while the page is hidden, a refused session stops the page and
  * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off, the
  * person erased meanwhile ("person_gone") stops the page and its camera, the burst's outcome has its own
- * place (shown at once, kept while the live checks go on, refusals summed up by reason).
+ * place (shown at once, kept while the live checks go on, refusals summed up by reason when no photo was
+ * good; "the best of 5 photos" saved, or why it was not).
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -128,7 +129,7 @@ async function main() {
   await p.run(600);
   p.server.replies["/check"] = { ok: false, code: "no_face", message: "No face found in the photo.", box: null };
   const noFace = { name: "webcam.jpg", code: "no_face", message: "No face found in the photo." };
-  p.server.replies["/save"] = { saved: [], refused: [noFace, noFace, noFace, noFace, noFace], warnings: [] };
+  p.server.replies["/save"] = { saved: [], refused: [noFace, noFace, noFace, noFace, noFace], warnings: [], frames: 5, good: 0 };
   p.button.dispatch("click");
   await p.run(100);
   check("during the burst the page says it is taking photos, where the outcome will be",
@@ -142,27 +143,40 @@ async function main() {
   await p.run(3000);
   check("and stays while the live checks go on", /^No photo was good enough/.test(p.outcome.textContent) &&
         /No face found: look at the camera/.test(p.feedback.textContent), `"${p.outcome.textContent}", "${p.feedback.textContent}"`);
-  p.server.replies["/save"] = { saved: [7, 8, 9], refused: [noFace, { ...noFace, code: "blurry", message: "Blurry: hold still." }],
-                                warnings: ["webcam-1-0.jpg: this face also matches Mei Lin (#5, score 0.71).",
-                                           "webcam-1-3.jpg: this face also matches Mei Lin (#5, score 0.71)."] };
+  // the server keeps the best good frame alone (three passed here): the other frames' refusals do not matter
+  p.server.replies["/save"] = { saved: [7], refused: [], frames: 5, good: 3,
+                                warnings: ["webcam-1-3.jpg: this face also matches Mei Lin (#5, score 0.71)."] };
   p.button.dispatch("click");
   await p.run(3000);
-  check("a burst with photos saved says so, with the refusals and warnings under it",
-        p.outcome.textContent === "Saved. The index is being rebuilt.\n3 photos saved\n1 photo refused: no face found in the photo." +
-        "\n1 photo refused: blurry: hold still.\n2 photos: this face also matches Mei Lin (#5, score 0.71)." &&
+  check("a burst with a photo saved says that the best of its photos was, with the look-alike warning under it",
+        p.outcome.textContent === "Saved the best of 5 photos. The index is being rebuilt." +
+        "\nThis face also matches Mei Lin (#5, score 0.71)." &&
         /ok warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
   check("each line starts with the burst's time in 00-23 hours, as the other staff pages write times",
         p.results.lines.every((line) => /^\d\d:\d\d:\d\d · /.test(line)), JSON.stringify(p.results.lines));
   check("each burst leaves a line under the button, newest first",
-        p.results.lines.length === 2 && / · 3 photos saved · 1 photo refused: no face/.test(p.results.lines[0]) &&
+        p.results.lines.length === 2 && p.results.lines[0].endsWith(" · Saved the best of 5 photos") &&
         p.results.lines[1].endsWith(" · 5 photos refused: no face found in the photo."), JSON.stringify(p.results.lines));
   const again = { name: "webcam.jpg", code: "duplicate", message: "This photo is already enrolled for this person." };
-  p.server.replies["/save"] = { saved: [], refused: [again, again, again], warnings: [] };
+  p.server.replies["/save"] = { saved: [], refused: [again], warnings: [], frames: 5, good: 5 };
   p.button.dispatch("click");
   await p.run(3000);
-  check("a burst refused only as photos the person has already says so, not 'not good enough'",
-        /^Nothing new to save: this person already has these photos/.test(p.outcome.textContent) &&
-        /warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
+  check("a burst whose best photo the person has already says so, not 'not good enough'",
+        p.outcome.textContent === "Nothing new to save: this person already has this photo. If the picture above does " +
+        "not move, the camera has frozen: reconnect it.\nThe best of 5 photos was not saved: this photo is already " +
+        "enrolled for this person." && /warn/.test(p.outcome.className),
+        `"${p.outcome.textContent}" (${p.outcome.className})`);
+  const elsewhere = { name: "webcam.jpg", code: "enrolled_elsewhere", message: "This photo is already enrolled for another person." };
+  p.server.replies["/save"] = { saved: [], refused: [elsewhere], warnings: [], frames: 5, good: 2 };
+  p.button.dispatch("click");
+  await p.run(3000);
+  check("a burst whose best photo passed the checks but was refused says why that photo was, not 'not good enough'",
+        p.outcome.textContent === "The best of 5 photos was not saved: this photo is already enrolled for another person." &&
+        /bad/.test(p.outcome.className) && !/warn/.test(p.outcome.className),
+        `"${p.outcome.textContent}" (${p.outcome.className})`);
+  check("and its line under the button says the same",
+        p.results.lines[0].endsWith(" · The best of 5 photos was not saved: this photo is already enrolled for another person."),
+        JSON.stringify(p.results.lines));
 
   // ---- hidden: no checks
   p.context.document.hidden = true;
