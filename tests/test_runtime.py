@@ -266,3 +266,27 @@ def test_make_n_prints_the_workers_steps_without_running_them():
     assert "manage.py install_models" in done.stdout           # printed...
     assert "up to date" not in done.stdout + done.stderr       # ...not run (it says what it found)
     assert "celery -A masknet_site worker" in done.stdout
+
+
+def test_a_second_thread_waits_for_the_first_threads_import_of_tensorflow(tmp_path):
+    """sys.modules holds a module from the start of its import: a second thread asking meanwhile
+    was handed the half-imported module (no ``lite``, no ``__version__``)."""
+    import subprocess
+    import sys
+
+    package = tmp_path / "tensorflow"
+    package.mkdir()
+    (package / "__init__.py").write_text("import time\ntime.sleep(1.0)\n__version__ = 'fake'\n")
+    script = ("import threading, time\n"
+              "from recognition.engine.runtime import import_tensorflow\n"
+              "first = threading.Thread(target=import_tensorflow)\n"
+              "first.start()\n"
+              "time.sleep(0.3)\n"
+              "print(getattr(import_tensorflow(), '__version__', None))\n"
+              "first.join()\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{root}"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fake"

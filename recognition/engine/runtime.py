@@ -101,7 +101,10 @@ def import_tensorflow() -> ModuleType:
     TensorFlow 2.21 prints on stderr at every command's start (the oneDNN notice, absl's warning);
     anything else written meanwhile still shows, and ``TF_CPP_MIN_LOG_LEVEL=0`` shows those too."""
     if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+        # the import statement, not sys.modules' entry: that is there from the start of an import
+        # another thread has under way, and the statement waits for it to finish
+        import tensorflow
+        return tensorflow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _import_lock:
         if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0":
