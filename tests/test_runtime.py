@@ -290,3 +290,29 @@ def test_a_second_thread_waits_for_the_first_threads_import_of_tensorflow(tmp_pa
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fake"
+
+
+def test_what_tensorflow_writes_before_it_aborts_its_import_still_shows(tmp_path):
+    """On a CPU without the instructions it was built for, TensorFlow writes why and aborts while
+    it is imported: that line must reach the terminal (held back until the import ended, it was
+    lost with the process, which exited 134 without a word). A stand-in ``tensorflow`` package that
+    does the same, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'The TensorFlow library was compiled to use AVX instructions, but these are not available\\n')\n"
+        "os.abort()\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    done = subprocess.run([sys.executable, "-c", "from recognition.engine.runtime import import_tensorflow\n"
+                           "import_tensorflow()\n"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.splitlines() == [
+        "The TensorFlow library was compiled to use AVX instructions, but these are not available"], done.stderr

@@ -10,8 +10,8 @@ import hashlib
 import logging
 import os
 import re
+import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -76,24 +76,43 @@ _STARTUP_NOISE = re.compile(
 _import_lock = threading.Lock()
 
 
+# the filter the import's stderr goes through (a child process: what TensorFlow writes before it
+# aborts, "compiled to use AVX instructions" on an older CPU, still reaches the terminal)
+_FILTER = ("import re, sys\n"
+           "noise = re.compile(sys.argv[1].encode())\n"
+           "for line in sys.stdin.buffer:\n"
+           "    if not noise.fullmatch(line.rstrip(b'\\r\\n')):\n"
+           "        sys.stderr.buffer.write(line)\n"
+           "        sys.stderr.buffer.flush()\n")
+
+
 @contextlib.contextmanager
 def _stderr_without_startup_noise() -> Iterator[None]:
-    """Hold what is written to file descriptor 2 (native code and Python alike) and write it back
-    once the block ends, less :data:`_STARTUP_NOISE`'s lines."""
+    """Pass what is written to file descriptor 2 (native code and Python alike) through a filter
+    process that leaves out :data:`_STARTUP_NOISE`'s lines, until the block ends. Should the
+    process die meanwhile, the filter still writes out what it was sent. Where no filter process
+    can be started, stderr is left alone."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+    try:
+        child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, _STARTUP_NOISE.pattern.decode()],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=saved)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    os.dup2(child.stdin.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        child.stdin.close()   # the filter's end of input: it writes out the rest and exits
         try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = [line for line in held if not _STARTUP_NOISE.fullmatch(line.rstrip(b"\r\n"))]
-            if kept:
-                os.write(2, b"".join(kept))
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def import_tensorflow() -> ModuleType:
