@@ -41,14 +41,19 @@ run: setup
 # a node set up with either requirements file (a production one: REQUIREMENTS=requirements.txt) as it
 # is: the worker and beat targets install no packages when that install is current (the models
 # only when they changed), and after a release the same requirements file again
-# (the sub-make through SUBMAKE: a line naming $$(MAKE) itself runs even under `make -n`, which then
-# installed models and packages)
-SUBMAKE = $(MAKE)
+# (decided by make itself, not a shell `if`: a recipe line naming $$(MAKE) runs even under
+# `make -n`, which then installed the models, and a sub-make hidden behind a variable lost the
+# jobserver of `make -j`)
+INSTALLED_HERE := $(wildcard $(VENV)/.installed-*-$(REQ_HASH))
+RUNTIME_ONLY := $(wildcard $(VENV)/.installed-requirements-????????????)
 installed:
-	@if ls $(VENV)/.installed-*-$(REQ_HASH) >/dev/null 2>&1; then $(PY) manage.py install_models; \
-	elif ls $(VENV)/.installed-requirements-???????????? >/dev/null 2>&1; then \
-	  $(SUBMAKE) --no-print-directory setup REQUIREMENTS=requirements.txt; \
-	else $(SUBMAKE) --no-print-directory setup; fi
+ifneq ($(INSTALLED_HERE),)
+	@$(PY) manage.py install_models
+else ifneq ($(RUNTIME_ONLY),)
+	@$(MAKE) --no-print-directory setup REQUIREMENTS=requirements.txt
+else
+	@$(MAKE) --no-print-directory setup
+endif
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: installed
