@@ -1228,6 +1228,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
             failed += 1
         progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} photos")
     embed_s = time.monotonic() - t0
+    # left out of this version's index: marked failed for it, before this run or by it (a file storage
+    # could not give is not: the next rebuild tries it again)
+    not_embeddable = FacePhoto.objects.for_index().failed_for(version_key).count() if failed else left_out
     progress(86, "assembling the index", force=True)
     index, photo_count, photo_templates = _index_assemble(version_key=version_key, engine=engine)
     progress(90, "fitting thresholds", force=True)
@@ -1249,8 +1252,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.index_version = version
         run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
                        f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
-                       + (f"{counted(failed + left_out, 'photo')} left out (not embeddable), " if failed + left_out
-                          else "")
+                       + (f"{counted(not_embeddable, 'photo')} left out (not embeddable), " if not_embeddable else "")
+                       + (f"{counted(failed - (not_embeddable - left_out), 'photo')} to try again (unreadable), "
+                          if failed > not_embeddable - left_out else "")
                        + f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,

@@ -1095,7 +1095,10 @@ def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_new(make
     with default_storage.open(name, "rb") as fh:
         data = fh.read()
     default_storage.delete(name)
-    assert services.index_rebuild().stats["embed_failed"] == 1
+    first = services.index_rebuild()
+    assert first.stats["embed_failed"] == 1
+    # not called "not embeddable": it is tried again (the message said "1 photo left out")
+    assert "left out" not in first.message and "1 photo to try again (unreadable)" in first.message, first.message
     photo.refresh_from_db()
     assert photo.embedding_state == "failed" and "No such file" in photo.embedding_error
     assert default_storage.save(name, ContentFile(data)) == name   # back
