@@ -51,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from time import time as wall_clock  # comparable across nodes (monotonic clocks are not)
 
@@ -74,7 +74,7 @@ from enrollment.services import (
 )
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.detect import box_area, box_overlap
+from recognition.engine.detect import box_area, box_iou, box_overlap
 from recognition.engine.gallery import Decision, identify
 from recognition.engine.quality import TOO_SMALL
 
@@ -113,6 +113,13 @@ NO_INDEX_RECHECK_S = 1.0
 # run: an empty 640x480 frame 10 -> 22 ms) at most this often; every frame while one is being found.
 # An idle kiosk sends up to 8 frames a second, so every frame would halve the idle kiosks a core serves
 EDGE_SEARCH_EVERY_S = 0.5
+# a face found across the frame's edge that stays where it is this long (boxes overlapping at least
+# EDGE_STILL_IOU) is the reflection's making, not someone half out of the picture, who moves once
+# asked to: the mirrored frame makes faces of symmetric things in the background (3 of 760 empty
+# crops, bench/cut_faces.py), and an empty kiosk said "Please move to the middle" for good, searching
+# every frame. From then on it is not answered (nor is anything else found there)
+EDGE_STILL_S = 4.0
+EDGE_STILL_IOU = 0.7
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # two clear faces this close in size are two people side by side, not one with a queue behind (a
 # step further back is about half the width): the largest one flipped between them from frame to
@@ -397,6 +404,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_missing = False  # no active version, though people are enrolled (INDEX_MISSING)
         self._no_index_seen_at = 0.0  # when a load last found no active version (monotonic)
         self._edge_search_at = 0.0   # an empty frame is searched across its edge from then on (monotonic)
+        self._edge_box: tuple[float, ...] | None = None   # where a face across the edge was found (0-1)...
+        self._edge_since = 0.0                           # ...and since when (monotonic)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -538,6 +547,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
             adapt_margin=adapt_margin, search_edges=search_edges))
         if self._closed:
             return
+        if analysis.face is not None and analysis.face.across_edge:
+            if self._edge_face_still(analysis, time.monotonic()):
+                analysis = replace(analysis, face=None)
+        elif analysis.face is not None:
+            self._edge_box = None
         if analysis.error:
             await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
             return
@@ -567,6 +581,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 loop.run_in_executor(engine_pool(), offer_to_gallery, self.kiosk.pk, person_id, checkin_id, photo)
             except RuntimeError:   # the pool is closed: the server is stopping; the check-in stands
                 pass
+
+    def _edge_face_still(self, a: FrameAnalysis, now: float) -> bool:
+        """Whether the face ``a`` found across the frame's edge has stayed where it is for
+        :data:`EDGE_STILL_S`: a face the reflection made of the background, not someone half out of
+        the picture."""
+        w, h = a.size
+        box = tuple(v / s for v, s in zip(a.face.box, (w, h, w, h), strict=True))
+        if self._edge_box is None or box_iou(box, self._edge_box) < EDGE_STILL_IOU:
+            self._edge_box, self._edge_since = box, now
+            return False
+        return now - self._edge_since >= EDGE_STILL_S
 
     # -------------------------------------------------------------------------- deciding
 
@@ -616,7 +641,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         if reason is not None:
-            self._quality_reasons[reason] += 1
+            # a face found across the frame's edge alone is not audited: maybe nobody (the
+            # reflection's making), and never looked at beyond being found
+            if not face.across_edge:
+                self._quality_reasons[reason] += 1
             if sum(self._quality_reasons.values()) >= QUALITY_AUDIT_FRAMES and not self._quality_audited \
                     and self._outcome is None:
                 detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())

@@ -67,6 +67,8 @@ class Face:
     detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
     ``chip_matrix``: the 2x3 transform from ``aligned`` to the chip descriptor's five-point chip
     (``EngineConfig.chip_alignment``), or ``None`` (no chip descriptor, no landmarks, or eye-only chips).
+    ``across_edge``: found only in the image extended by its own reflection, cut through by the
+    image's edge (``analyze(search_edges=True)``): refused, never embedded.
 
     Its ``repr`` leaves out the arrays (pixels, points, the embedding): a face in a log line or
     an error message must not carry biometric data.
@@ -84,6 +86,7 @@ class Face:
     masked: bool
     face_flag: float = 1.0
     chip_matrix: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    across_edge: bool = False
 
     @property
     def width(self) -> float:
@@ -191,7 +194,8 @@ class Engine:
             landmarks = None if found["landmarks"] is None else found["landmarks"] - np.array([px, py, 0], np.float32)
             faces.append(Face(box=box, score=det.score, keypoints=det.keypoints - shift, landmarks=landmarks,
                               aligned=found["aligned"], align_matrix=matrix, quality=quality,
-                              masked_prob=float("nan"), embedding=None, masked=False, face_flag=found["face_flag"]))
+                              masked_prob=float("nan"), embedding=None, masked=False, face_flag=found["face_flag"],
+                              across_edge=True))
         return faces
 
     def _align_and_gate(self, img: np.ndarray, det: Detection, lm: Landmarks) -> dict:
