@@ -79,7 +79,7 @@ class ScriptedEngine:
         self.gate.set()
 
     def __call__(self, data: bytes, index, thresholds: dict, snapshot: bool = False,
-                 adapt_margin: float | None = None) -> FrameAnalysis:
+                 adapt_margin: float | None = None, search_edges: bool = True) -> FrameAnalysis:
         script = data[len(JPEG_MAGIC):].decode()
         if script.startswith("hold|"):
             script = script[5:]
@@ -95,17 +95,17 @@ class ScriptedEngine:
         aligned = np.zeros((8, 8, 3), np.uint8)
         if script == "several":   # two people side by side: nobody embedded
             face = SimpleNamespace(box=(100.0, 120.0, 220.0, 260.0), masked=False, aligned=aligned, embedding=None,
-                                   quality=SimpleNamespace(ok=True, reason=None))
+                                   across_edge=False, quality=SimpleNamespace(ok=True, reason=None))
             return FrameAnalysis(size=size, face=face, several=True, ms=5)
         if script.startswith("quality:"):
             # as analyze_frame leaves it: not embedded, so not classified masked either
             face = SimpleNamespace(box=(200.0, 120.0, 260.0, 190.0), masked=False, aligned=aligned, embedding=None,
-                                   quality=SimpleNamespace(ok=False, reason=script.split(":", 1)[1]))
+                                   across_edge=False, quality=SimpleNamespace(ok=False, reason=script.split(":", 1)[1]))
             return FrameAnalysis(size=size, face=face, ms=5)
         _, label, score, m = script.split(":")
         masked = m == "m"
         threshold = 0.38 if masked else 0.42
-        face = SimpleNamespace(box=(256.0, 144.0, 384.0, 300.0), masked=masked, aligned=aligned,
+        face = SimpleNamespace(box=(256.0, 144.0, 384.0, 300.0), masked=masked, aligned=aligned, across_edge=False,
                                embedding=np.ones(8, np.float32), quality=SimpleNamespace(ok=True, reason=None))
         decision = Decision(label, float(score), threshold, float(score) >= threshold, masked)
         return FrameAnalysis(size=size, face=face, decision=decision, ms=5,
