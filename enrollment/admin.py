@@ -609,8 +609,13 @@ class PersonAdmin(admin.ModelAdmin):
             return _person_gone()
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        files = request.FILES.getlist("photos")
+        if not files or len(files) > CAPTURE_MAX_FRAMES:
+            # the page sends 5; each frame is a face analysis (100 in one request took half a minute)
+            return JsonResponse({"ok": False, "code": "too_many" if files else "missing",
+                                 "message": f"Send 1 to {CAPTURE_MAX_FRAMES} photos at once."}, status=400)
         try:
-            result = self._add_best(request, person, request.FILES.getlist("photos"))
+            result = self._add_best(request, person, files)
         except ModelsMissing:
             return _models_missing()
         except Person.DoesNotExist:   # erased while the burst was being inspected
@@ -643,6 +648,10 @@ class PersonAdmin(admin.ModelAdmin):
             delattr(request, _PENDING_UPLOADS)
             self._add_uploads(request, *pending)
         return response
+
+
+# the most frames one capture burst may send (the page sends 5)
+CAPTURE_MAX_FRAMES = 10
 
 
 def _models_missing() -> JsonResponse:

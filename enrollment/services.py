@@ -392,8 +392,15 @@ def photo_choose(*, photos: Iterable[bytes], engine: Engine | None = None) -> tu
     that pass every check (the first of equals), or ``None`` when none passes. A burst's frames are
     nearly identical and count about as one photo (docs/enrollment.md): one is all that is worth
     storing. Saves nothing; pass the chosen inspection to :func:`photo_add`, which then does not
-    analyse the face again."""
-    inspections = [photo_inspect(data=data, engine=engine) for data in photos]
+    analyse the face again. A frame identical to an earlier one (a frozen camera sends the same
+    picture again) gets that one's inspection, not another analysis."""
+    seen: dict[bytes, PhotoInspection] = {}
+    inspections = []
+    for data in photos:
+        digest = hashlib.sha256(data).digest()
+        if digest not in seen:
+            seen[digest] = photo_inspect(data=data, engine=engine)
+        inspections.append(seen[digest])
     good = [i for i, inspection in enumerate(inspections) if inspection.ok]
     best = max(good, key=lambda i: inspections[i].quality_score or 0.0, default=None)
     return best, inspections

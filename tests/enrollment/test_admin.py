@@ -617,9 +617,26 @@ def test_capture_save_keeps_the_best_good_photo_alone(enroller_client, person, e
     assert result == {"saved": [photo.pk], "refused": [], "warnings": [], "frames": 4, "good": 3}
     assert photo.source == "webcam" and photo.quality_score == real_inspect(data=astronaut_jpeg).quality_score
     assert photo.sha256 == hashlib.sha256(astronaut_jpeg).hexdigest()
-    assert len(inspected) == 4          # once a frame: the chosen one is not inspected again
+    # once a distinct frame: neither the chosen one again, nor a frame identical to an earlier one
+    # (a frozen camera sends the same picture five times)
+    assert len(inspected) == 3
     few = enroller_client.get(CHANGELIST, {"photos": "lt3"}).content.decode()
     assert person.full_name in few      # still listed among the people who need more photos
+
+
+def test_capture_save_takes_1_to_10_frames(enroller_client, person, monkeypatch):
+    """Each frame is a face analysis: a request of 100 frames (Django's own cap) kept a worker
+    busy for half a minute. More than CAPTURE_MAX_FRAMES, or none, is refused before any is looked at."""
+    from enrollment import admin as enrollment_admin
+
+    monkeypatch.setattr(services, "photo_inspect", lambda **kw: pytest.fail("a frame was inspected"))
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    frames = [b"\xff\xd8\xff" + bytes([i]) for i in range(enrollment_admin.CAPTURE_MAX_FRAMES + 1)]
+    for sent, code in ((frames, "too_many"), ([], "missing")):
+        r = enroller_client.post(url, {"photos": burst(*sent)})
+        assert r.status_code == 400 and r.json()["code"] == code, r.content
+        assert "1 to 10 photos" in r.json()["message"]
+    assert not FacePhoto.objects.exists()
 
 
 @pytest.mark.models
