@@ -1226,18 +1226,24 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     left_out = FacePhoto.objects.for_index().failed_for(version_key).count()
     progress(2, _to_embed_line(new=len(pending) - again, again=again, left_out=left_out), force=True)
     engine = recognizer.get_engine() if pending else None
-    embedded, failed = 0, 0
+    embedded, failed, failed_ids = 0, 0, []
     t0 = time.monotonic()
     for i, photo in enumerate(pending):
         if _photo_embed(photo=photo, engine=engine, version=version_key):
             embedded += 1
         else:
             failed += 1
+            failed_ids.append(photo.pk)
         progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} photos")
     embed_s = time.monotonic() - t0
     # left out of this version's index: marked failed for it, before this run or by it (a file storage
     # could not give is not: the next rebuild tries it again)
     not_embeddable = FacePhoto.objects.for_index().failed_for(version_key).count() if failed else left_out
+    # of this run's failures, those not marked failed for this version (their file unreadable), read
+    # by their ids: a difference of counts also moved with the photos removed, or people deactivated
+    # or reactivated, while the run embedded
+    to_retry = (FacePhoto.objects.filter(pk__in=failed_ids).exclude(embed_failed_version=version_key).count()
+                if failed else 0)
     progress(86, "assembling the index", force=True)
     index, photo_count, photo_templates = _index_assemble(version_key=version_key, engine=engine)
     progress(90, "fitting thresholds", force=True)
@@ -1260,8 +1266,7 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
                        f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
                        + (f"{counted(not_embeddable, 'photo')} left out (not embeddable), " if not_embeddable else "")
-                       + (f"{counted(failed - (not_embeddable - left_out), 'photo')} to try again (unreadable), "
-                          if failed > not_embeddable - left_out else "")
+                       + (f"{counted(to_retry, 'photo')} to try again (unreadable), " if to_retry else "")
                        + f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
