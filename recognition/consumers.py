@@ -406,6 +406,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._edge_search_at = 0.0   # an empty frame is searched across its edge from then on (monotonic)
         self._edge_box: tuple[float, ...] | None = None   # where a face across the edge was found (0-1)...
         self._edge_since = 0.0                           # ...and since when (monotonic)
+        self._edge_seen_at = 0.0                         # ...and when last (monotonic)
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -552,6 +553,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 analysis = replace(analysis, face=None)
         elif analysis.face is not None:
             self._edge_box = None
+        elif search_edges and not analysis.error and time.monotonic() - self._edge_seen_at > EDGE_STILL_S:
+            # searched across the edge and nothing there for EDGE_STILL_S: whoever is found there
+            # next is timed afresh (the place alone let go at once someone else half out at the
+            # same spot minutes or hours later)
+            self._edge_box = None
         if analysis.error:
             await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
             return
@@ -588,6 +594,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         the picture."""
         w, h = a.size
         box = tuple(v / s for v, s in zip(a.face.box, (w, h, w, h), strict=True))
+        self._edge_seen_at = now
         if self._edge_box is None or box_iou(box, self._edge_box) < EDGE_STILL_IOU:
             self._edge_box, self._edge_since = box, now
             return False

@@ -23,7 +23,7 @@ from recognition.engine.index import Index
 from recognition.kiosk_page import page_build
 from recognition.models import CheckIn
 
-from .conftest import ask, communicator, frame, make_paired_kiosk, open_kiosk
+from .conftest import JPEG_MAGIC, ask, communicator, frame, make_paired_kiosk, open_kiosk
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -1244,3 +1244,67 @@ def test_after_unknown_more_agreement_is_needed_even_after_the_gallery_changes(e
     # and the new count still needs 5
     assert fresh == ["unknown"] * 4 + ["checked_in"]
     assert CheckIn.objects.get().person_id == p
+
+
+# --------------------------------------------------------------- faces across the frame's edge
+
+
+@pytest.fixture
+def edge_engine(engine_script, monkeypatch):
+    """The scripted engine, and EDGE_STILL_S of 0.6 s, every frame searched across the edge."""
+    from types import SimpleNamespace
+
+    scripted = consumers.analyze_frame
+
+    def analyze(data, index, thresholds, snapshot=False, adapt_margin=None, search_edges=True):
+        """``edge:<x1>``: a face found across the right edge (when searched there)."""
+        script = data[len(JPEG_MAGIC):].decode()
+        if script.startswith("edge:"):
+            if not search_edges:
+                return consumers.FrameAnalysis(size=(640, 480), ms=5)
+            x1 = float(script.split(":")[1])
+            face = SimpleNamespace(box=(x1, 100.0, 640.0, 260.0), masked=False, aligned=np.zeros((8, 8, 3), np.uint8),
+                                   embedding=None, across_edge=True,
+                                   quality=SimpleNamespace(ok=False, reason="partial"))
+            return consumers.FrameAnalysis(size=(640, 480), face=face, ms=5)
+        return scripted(data, index, thresholds, snapshot, adapt_margin, search_edges)
+
+    monkeypatch.setattr(consumers, "analyze_frame", analyze)
+    monkeypatch.setattr(consumers, "EDGE_STILL_S", 0.6)
+    monkeypatch.setattr(consumers, "EDGE_SEARCH_EVERY_S", 0.0)
+    return engine_script
+
+
+def test_someone_half_out_at_the_spot_of_a_face_let_go_long_ago_is_asked_to_move(edge_engine, paired):
+    """The edge face's place was kept until a face was found elsewhere: someone else half out at
+    the same spot, any time later, was let go at once (never asked to move to the middle)."""
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        out = [(await ask(comm, "edge:500"))["reason"]]     # someone half out, once; they leave
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            out.append((await ask(comm, "none"))["reason"])  # nobody for a second
+        out.append((await ask(comm, "edge:500"))["reason"])  # someone else, half out at that spot
+        await comm.disconnect()
+        return out
+
+    out = async_to_sync(scenario)()
+    assert out[-1] == "partial", out
+
+
+def test_a_face_across_the_edge_that_stays_is_let_go_for_good(edge_engine, paired, monkeypatch):
+    """Once let go, it stays so while the empty scene is searched now and then (EDGE_SEARCH_EVERY_S)."""
+    monkeypatch.setattr(consumers, "EDGE_SEARCH_EVERY_S", 0.5)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        out = []
+        for _ in range(20):
+            out.append((await ask(comm, "edge:500"))["reason"])
+            await asyncio.sleep(0.125)
+        await comm.disconnect()
+        return out
+
+    out = async_to_sync(scenario)()
+    first_none = out.index(None)
+    assert first_none >= 1 and all(r is None for r in out[first_none:]), out
