@@ -91,10 +91,18 @@ def _stderr_without_startup_noise() -> Iterator[None]:
     """Pass what is written to file descriptor 2 (native code and Python alike) through a filter
     process that leaves out :data:`_STARTUP_NOISE`'s lines, until the block ends. Should the
     process die meanwhile, the filter still writes out what it was sent. Where no filter process
-    can be started, stderr is left alone."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+    can be started, stderr is left alone: no file descriptor 2 (a daemon started with it closed,
+    where ``sys.stderr`` is ``None``), or no interpreter to run (``sys.executable`` empty or
+    ``None``, as embedded Pythons may leave it)."""
+    _flush_stderr()
     try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        if not sys.executable:
+            raise FileNotFoundError("no sys.executable to run the filter with")
         child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, _STARTUP_NOISE.pattern.decode()],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=saved)
     except OSError:
@@ -105,7 +113,7 @@ def _stderr_without_startup_noise() -> Iterator[None]:
     try:
         yield
     finally:
-        sys.stderr.flush()
+        _flush_stderr()
         os.dup2(saved, 2)
         os.close(saved)
         child.stdin.close()   # the filter's end of input: it writes out the rest and exits
@@ -113,6 +121,12 @@ def _stderr_without_startup_noise() -> Iterator[None]:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+def _flush_stderr() -> None:
+    """Flush ``sys.stderr`` when there is one (``None`` where the process started without fd 2)."""
+    if sys.stderr is not None:
+        sys.stderr.flush()
 
 
 def import_tensorflow() -> ModuleType:
