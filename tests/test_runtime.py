@@ -342,3 +342,28 @@ def test_tensorflow_is_imported_without_a_stderr_or_an_interpreter_to_filter_it_
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                           text=True, timeout=60, **closed)
     assert done.returncode == 0 and done.stdout.strip() == "fake", done.stdout
+
+
+def test_a_process_started_during_the_import_neither_holds_it_up_nor_loses_its_stderr(tmp_path):
+    """A process started while the import ran (by it, or by another thread) has the filter's pipe
+    as its stderr: the import waited 10 s for the filter's end of input, then killed the filter,
+    and what that process wrote later went nowhere."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import subprocess\nsubprocess.Popen(['sh', '-c', 'sleep 4; echo a helper line >&2'])\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    script = ("import time\nstarted = time.monotonic()\n"
+              "from recognition.engine.runtime import import_tensorflow\n"
+              "import_tensorflow()\nprint(round(time.monotonic() - started, 1))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 3.5, done.stdout
+    assert done.stderr.splitlines() == ["a helper line"], done.stderr

@@ -86,6 +86,10 @@ _FILTER = ("import re, sys\n"
            "        sys.stderr.buffer.flush()\n")
 
 
+# how long the end of the import waits for the filter to write out what it was sent
+FILTER_DRAIN_S = 2.0
+
+
 @contextlib.contextmanager
 def _stderr_without_startup_noise() -> Iterator[None]:
     """Pass what is written to file descriptor 2 (native code and Python alike) through a filter
@@ -118,9 +122,13 @@ def _stderr_without_startup_noise() -> Iterator[None]:
         os.close(saved)
         child.stdin.close()   # the filter's end of input: it writes out the rest and exits
         try:
-            child.wait(timeout=10)
+            # what it was sent comes out before what follows; a process started meanwhile (by
+            # this import or by another thread) keeps the pipe as its stderr, and the filter's
+            # input open: it is left to go on for that process, not killed (whose stderr would
+            # then go nowhere), and the import does not wait for it
+            child.wait(timeout=FILTER_DRAIN_S)
         except subprocess.TimeoutExpired:
-            child.kill()
+            pass
 
 
 def _flush_stderr() -> None:
