@@ -367,3 +367,27 @@ def test_a_process_started_during_the_import_neither_holds_it_up_nor_loses_its_s
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) < 3.5, done.stdout
     assert done.stderr.splitlines() == ["a helper line"], done.stderr
+
+
+def test_ctrl_c_during_the_import_shows_one_traceback(tmp_path):
+    """Ctrl-C reaches the whole foreground process group, the filter too: it printed a
+    KeyboardInterrupt traceback of its own (``File "<string>"``) beside the import's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import time\ntime.sleep(5)\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    proc = subprocess.Popen([sys.executable, "-c", "from recognition.engine.runtime import import_tensorflow\n"
+                             "import_tensorflow()\n"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(2)   # the filter is up
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    assert err.count("Traceback") == 1 and err.count("KeyboardInterrupt") == 1, err

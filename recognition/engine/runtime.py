@@ -78,7 +78,10 @@ _import_lock = threading.Lock()
 
 # the filter the import's stderr goes through (a child process: what TensorFlow writes before it
 # aborts, "compiled to use AVX instructions" on an older CPU, still reaches the terminal)
-_FILTER = ("import re, sys\n"
+# Ctrl-C at a terminal reaches it too (one process group): ignored, it ends with its input, after
+# the interrupted import's last words, instead of adding a KeyboardInterrupt traceback of its own
+_FILTER = ("import re, signal, sys\n"
+           "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
            "noise = re.compile(sys.argv[1].encode())\n"
            "for line in sys.stdin.buffer:\n"
            "    if not noise.fullmatch(line.rstrip(b'\\r\\n')):\n"
