@@ -548,6 +548,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
             adapt_margin=adapt_margin, search_edges=search_edges))
         if self._closed:
             return
+        if self._analysed_at is not None and time.monotonic() - self._analysed_at > VOTE_MAX_GAP_CAP_S:
+            self._edge_box = None   # no frame for that long (below): whoever is at the edge now is timed afresh
         if analysis.face is not None and analysis.face.across_edge:
             if self._edge_face_still(analysis, time.monotonic()):
                 analysis = replace(analysis, face=None)

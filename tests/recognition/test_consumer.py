@@ -1308,3 +1308,20 @@ def test_a_face_across_the_edge_that_stays_is_let_go_for_good(edge_engine, paire
     out = async_to_sync(scenario)()
     first_none = out.index(None)
     assert first_none >= 1 and all(r is None for r in out[first_none:]), out
+
+
+def test_someone_half_out_after_the_kiosk_sent_no_frames_for_a_while_is_asked_to_move(edge_engine, paired,
+                                                                                       monkeypatch):
+    """No frame for VOTE_MAX_GAP_CAP_S (a camera replugged, the page stalled) ends a presence; the
+    place of a face across the edge seen before it was kept, and whoever stood there next let go."""
+    monkeypatch.setattr(consumers, "VOTE_MAX_GAP_CAP_S", 1.0)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        first = (await ask(comm, "edge:500"))["reason"]
+        await asyncio.sleep(1.2)
+        later = (await ask(comm, "edge:500"))["reason"]
+        await comm.disconnect()
+        return first, later
+
+    assert async_to_sync(scenario)() == ("partial", "partial")
