@@ -318,30 +318,35 @@ def test_what_tensorflow_writes_before_it_aborts_its_import_still_shows(tmp_path
         "The TensorFlow library was compiled to use AVX instructions, but these are not available"], done.stderr
 
 
-@pytest.mark.parametrize("case", ["no fd 2", "sys.executable None"])
+@pytest.mark.parametrize("case", ["no fd 2", "sys.executable None", "sys.executable not Python"])
 def test_tensorflow_is_imported_without_a_stderr_or_an_interpreter_to_filter_it_with(tmp_path, case):
     """A daemon started with file descriptor 2 closed (``sys.stderr`` is ``None``) failed the import
     with AttributeError, and an embedded Python's ``sys.executable`` of ``None`` with TypeError:
-    stderr is left alone there instead."""
+    stderr is left alone there instead, as where ``sys.executable`` is no Python (uWSGI's, a frozen
+    application's), which would have run with the filter's arguments and lost what was written."""
     import os
     import subprocess
     import sys
 
     fake = tmp_path / "tensorflow"
     fake.mkdir()
-    (fake / "__init__.py").write_text("__version__ = 'fake'\n")
+    (fake / "__init__.py").write_text("import os\n__version__ = 'fake'\n"
+                                      "try:\n    os.write(2, b'kept\\n')\nexcept OSError:\n    pass\n")
     root = Path(__file__).resolve().parents[1]
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
     script = ("import sys\n"
               + ("sys.executable = None\n" if case == "sys.executable None" else "")
+              + ("sys.executable = '/bin/false'\n" if case == "sys.executable not Python" else "")
               + "from recognition.engine.runtime import import_tensorflow\n"
                 "print(import_tensorflow().__version__)\n")
     # "no fd 2": the interpreter starts with it closed (a daemon's `2>&-`)
     closed = {"preexec_fn": lambda: os.close(2)} if case == "no fd 2" else {}
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=60, **closed)
     assert done.returncode == 0 and done.stdout.strip() == "fake", done.stdout
+    if case != "no fd 2":
+        assert done.stderr.splitlines() == ["kept"], done.stderr
 
 
 def test_a_process_started_during_the_import_neither_holds_it_up_nor_loses_its_stderr(tmp_path):

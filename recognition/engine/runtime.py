@@ -100,7 +100,7 @@ def _stderr_without_startup_noise() -> Iterator[None]:
     process die meanwhile, the filter still writes out what it was sent. Where no filter process
     can be started, stderr is left alone: no file descriptor 2 (a daemon started with it closed,
     where ``sys.stderr`` is ``None``), or no interpreter to run (``sys.executable`` empty or
-    ``None``, as embedded Pythons may leave it)."""
+    ``None``, as embedded Pythons may leave it, or not a Python: uWSGI's binary)."""
     _flush_stderr()
     try:
         saved = os.dup(2)
@@ -108,8 +108,9 @@ def _stderr_without_startup_noise() -> Iterator[None]:
         yield
         return
     try:
-        if not sys.executable:
-            raise FileNotFoundError("no sys.executable to run the filter with")
+        if not sys.executable or not os.path.basename(sys.executable).lower().startswith("python"):
+            # none, or no Python (uWSGI's binary, a frozen application): it would not run the filter
+            raise FileNotFoundError(f"no Python interpreter to run the filter with ({sys.executable!r})")
         child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _FILTER, _STARTUP_NOISE.pattern.decode()],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=saved)
     except OSError:
