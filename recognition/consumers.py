@@ -554,7 +554,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
             if self._edge_face_still(analysis, time.monotonic()):
                 analysis = replace(analysis, face=None)
         elif analysis.face is not None:
-            self._edge_box = None
+            # a face away from the edge: one across it not let go yet is timed afresh next time; one
+            # let go (the background's) stays so (the empty kiosk said "move to the middle" for
+            # EDGE_STILL_S after every visitor)
+            if time.monotonic() - self._edge_since < EDGE_STILL_S:
+                self._edge_box = None
         elif search_edges and not analysis.error and time.monotonic() - self._edge_seen_at > EDGE_STILL_S:
             # searched across the edge and nothing there for EDGE_STILL_S: whoever is found there
             # next is timed afresh (the place alone let go at once someone else half out at the

@@ -1325,3 +1325,23 @@ def test_someone_half_out_after_the_kiosk_sent_no_frames_for_a_while_is_asked_to
         return first, later
 
     assert async_to_sync(scenario)() == ("partial", "partial")
+
+
+def test_a_face_across_the_edge_let_go_stays_let_go_after_a_visitor(edge_engine, paired):
+    """A visitor's face (found away from the edge) timed the background's edge "face" afresh: the
+    empty kiosk said "move to the middle" for EDGE_STILL_S after every visitor. Only one not let go
+    yet is forgotten so."""
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        out = []
+        for _ in range(5):                                      # the background's, still: let go
+            out.append((await ask(comm, "edge:500"))["reason"])
+            await asyncio.sleep(0.2)
+        out.append((await ask(comm, "quality:blurry"))["reason"])   # a visitor
+        out.append((await ask(comm, "edge:500"))["reason"])          # gone: the background's again
+        await comm.disconnect()
+        return out
+
+    out = async_to_sync(scenario)()
+    assert out[0] == "partial" and out[4] is None and out[5] == "blurry", out
+    assert out[6] is None, out
