@@ -1297,6 +1297,13 @@ EMBED_ERRORS = (EngineError, OSError, ValueError, ArithmeticError, cv2.error)
 PHOTO_MAX_ATTEMPTS = 2
 
 
+def _embed_failure_passes(exc: BaseException) -> bool:
+    """Whether a photo's failed embedding may well succeed at the next rebuild: a file storage could
+    not give (``OSError``), or OpenCV out of memory (the machine's state, not the photo's). Any
+    other failure is the photo's own and recurs at every rebuild of the recognizer version."""
+    return isinstance(exc, OSError) or (isinstance(exc, cv2.error) and getattr(exc, "code", None) == cv2.Error.StsNoMem)
+
+
 def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     """Compute and cache one photo's templates; a bad photo is marked failed, never fatal. The
     attempt is counted before it begins and cleared when it ends either way, so a photo that takes
@@ -1327,7 +1334,7 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     except EMBED_ERRORS as exc:
         FacePhoto.objects.filter(pk=photo.pk).update(
             embedding_state=FacePhoto.Embedding.FAILED, embedding_error=f"{type(exc).__name__}: {exc}"[:200],
-            embed_attempts=0, embed_failed_version="" if isinstance(exc, OSError) else version)
+            embed_attempts=0, embed_failed_version="" if _embed_failure_passes(exc) else version)
         return False
     except (DatabaseError, KeyboardInterrupt, SystemExit):
         # not the photo's doing (the database away, a stop asked for: Ctrl-C, a shutdown): the

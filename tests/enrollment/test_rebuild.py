@@ -1015,6 +1015,24 @@ def photo_to_embed(make_photo, monkeypatch, face_templates) -> tuple[Person, Fac
     return person, new
 
 
+@pytest.mark.parametrize("cause", ["no memory", "the photo's own"])
+def test_opencv_out_of_memory_is_tried_again_other_opencv_errors_are_the_photos(make_photo, monkeypatch, cause):
+    """OpenCV out of memory (the machine's state at the time) marked the photo failed for the
+    recognizer version for good, as a failure of the photo's own is."""
+    import cv2
+
+    def fail(engine, face, seed):
+        exc = cv2.error("Failed to allocate 1024 bytes" if cause == "no memory" else "inv_scale_x > 0")
+        exc.code = cv2.Error.StsNoMem if cause == "no memory" else cv2.Error.StsAssert
+        raise exc
+
+    _, new = photo_to_embed(make_photo, monkeypatch, fail)
+    services.index_rebuild()
+    new.refresh_from_db()
+    assert new.embedding_state == FacePhoto.Embedding.FAILED
+    assert new.embed_failed_version == ("" if cause == "no memory" else services.recognizer.template_version())
+
+
 def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_photo, monkeypatch):
     """A photo is left out after its worker died twice while embedding it: a database error (or a
     stop asked for) while its templates were stored is not a death, and two of them left it out for
