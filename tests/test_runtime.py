@@ -385,14 +385,31 @@ def test_ctrl_c_during_the_import_shows_one_traceback(tmp_path):
 
     fake = tmp_path / "tensorflow"
     fake.mkdir()
-    (fake / "__init__.py").write_text("import time\ntime.sleep(5)\n")
+    started = tmp_path / "started"
+    (fake / "__init__.py").write_text(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\ntime.sleep(30)\n")
     root = Path(__file__).resolve().parents[1]
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
     proc = subprocess.Popen([sys.executable, "-c", "from recognition.engine.runtime import import_tensorflow\n"
                              "import_tensorflow()\n"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    time.sleep(2)   # the filter is up
+
+    def filter_ignores_ctrl_c() -> bool:
+        """The import is under way and its filter (the child) ignores SIGINT (Linux's /proc)."""
+        if not started.exists():
+            return False
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        for pid in children:
+            status = Path(f"/proc/{pid}/status").read_text()
+            ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+            if ignored & (1 << (signal.SIGINT - 1)):
+                return True
+        return False
+
+    deadline = time.monotonic() + 60   # a loaded machine (CI) starts processes slowly: a fixed wait was flaky
+    while not filter_ignores_ctrl_c():
+        assert time.monotonic() < deadline and proc.poll() is None, "the import never got under way"
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=30)[1]
     assert err.count("Traceback") == 1 and err.count("KeyboardInterrupt") == 1, err
