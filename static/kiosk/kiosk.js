@@ -30,7 +30,11 @@
   // a title that names someone is set smaller the longer it is (at most two lines, kiosk.css): a long
   // name's welcome took four lines and covered the lower face in the video, on a landscape screen too
   const TITLE_FULL_CHARS = 32;    // "Hello again, " and a name of up to 19 characters: full size
-  const TITLE_MIN_SCALE = 0.6;    // ... and no smaller than this (a longer one ends in "…")
+  const TITLE_MIN_SCALE = 0.6;    // ... and no smaller than this by length alone
+  // where the screen's shape leaves fewer characters a line than that assumes (a 60-character name
+  // on a 1920x1080 wall screen ended in "…"), smaller still until it fits, down to this (and 18 px);
+  // a longer one ends in "…"
+  const TITLE_FLOOR_SCALE = 0.4;
 
   const $ = (id) => document.getElementById(id);
   const stage = $("stage");
@@ -91,7 +95,8 @@
       case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked, named: true };
       // the name in the title, as a welcome's: someone taken for another person notices
       case "already": return { tone: "info", icon: "again", title: `Hello again, ${name}`, detail: `Already checked in today at ${msg.time}.`, mask: msg.masked, named: true };
-      case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised — please see reception", detail: "If you are staff, reception can check you in or update your photo." };
+      // one line of title: two (with the detail's) reached over the chin of a face at arm's length on a wall screen
+      case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised", detail: "Please see reception: if you are staff, they can check you in or update your photo." };
       case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Please see reception. Staff: allow the camera for this site in the browser’s site settings; this page starts it by itself once allowed (or reload it).", noCamera: true };
       case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Please see reception. Staff: connect a camera, or close any other app that is using it; this page keeps trying by itself.", noCamera: true };
       // the video stays shown: a browser presents (and says it has) a new picture only of a shown video
@@ -127,6 +132,7 @@
     if (!shown || shown.key !== key) {
       title.textContent = v.title;
       title.style.fontSize = v.named ? titleSize(v.title) : "";
+      if (v.named) fitTitle(v.title);
       detail.textContent = v.detail;
       icon.innerHTML = '<svg viewBox="0 0 24 24" fill="currentColor">' + (ICONS[v.icon] || "") + "</svg>";
       shown = { state: state, key: key, until: isOutcome(state) ? now + OUTCOME_HOLD_MS : 0 };
@@ -148,6 +154,17 @@
   function titleSize(text) {
     const scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
     return scale < 1 ? "calc(var(--title) * " + scale.toFixed(2) + ")" : "";
+  }
+
+  // a named title that the style sheet cuts short (more lines than it keeps) is set smaller, a step
+  // at a time, until it fits or reaches TITLE_FLOOR_SCALE (never under 18 px: read from a step away)
+  function fitTitle(text) {
+    if (typeof title.scrollHeight !== "number" || !title.clientHeight) return;   // not laid out
+    let scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
+    while (title.scrollHeight > title.clientHeight + 1 && scale > TITLE_FLOOR_SCALE + 1e-9) {
+      scale = Math.max(TITLE_FLOOR_SCALE, scale - 0.05);
+      title.style.fontSize = "max(18px, calc(var(--title) * " + scale.toFixed(2) + "))";
+    }
   }
 
   // what the banner says while nothing is in front of the camera (or nothing answered yet)
