@@ -584,7 +584,8 @@ class PersonAdmin(admin.ModelAdmin):
                    "title": f"Capture photos of {person.full_name}",
                    "check_url": reverse("admin:enrollment_person_capture_check", args=[person.pk]),
                    "save_url": reverse("admin:enrollment_person_capture_save", args=[person.pk]),
-                   "change_url": reverse("admin:enrollment_person_change", args=[person.pk])}
+                   "change_url": reverse("admin:enrollment_person_change", args=[person.pk]),
+                   "time_zone": settings.TIME_ZONE}   # the bursts' times, as the staff pages write times
         return TemplateResponse(request, "admin/enrollment/person/capture.html", context)
 
     def capture_check_view(self, request: HttpRequest, object_id: int) -> JsonResponse:

@@ -28,8 +28,14 @@
   // 00-23 hours in the page's language, as every other staff page and the kiosk write times (the
   // browser's own default wrote "8:59:03 PM" in an English browser)
   const PAGE_LANG = (document.documentElement && document.documentElement.lang) || "en";
+  // in the site's time zone (TIME_ZONE), as the admin's lists write the photos' times, not the browser's
   function burstTime(date) {
-    return date.toLocaleTimeString(PAGE_LANG, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+    const options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+    try {
+      return date.toLocaleTimeString(PAGE_LANG, Object.assign({ timeZone: root.dataset.timeZone || undefined }, options));
+    } catch (e) {   // a zone this browser does not know: its own
+      return date.toLocaleTimeString(PAGE_LANG, options);
+    }
   }
   let checking = false;
   let busy = false;

@@ -542,8 +542,10 @@ def test_photo_admin_delete_goes_through_the_service(enroller_client, person, ma
 
 # ------------------------------------------------------------------------------------------ capture
 
-def test_capture_page(enroller_client, person):
+def test_capture_page(enroller_client, person, settings):
+    settings.TIME_ZONE = "America/Sao_Paulo"
     html = enroller_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
+    assert 'data-time-zone="America/Sao_Paulo"' in html   # the bursts' times in the site's zone
     assert "getUserMedia" not in html  # the script is a static file
     assert "enrollment/capture.js" in html and reverse("admin:enrollment_person_capture_save", args=[person.pk]) in html
     assert ">Take a photo</button>" in html   # one is kept: the burst's best ("Take 5 photos" promised five)

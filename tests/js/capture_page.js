@@ -34,7 +34,7 @@ function page() {
   const video = element({ videoWidth: 0, videoHeight: 0 });
   const elements = {
     "mn-capture": element({
-      dataset: { check: "/check", save: "/save" },
+      dataset: { check: "/check", save: "/save", timeZone: "Asia/Kathmandu" },   // UTC+05:45: no browser's here
       querySelector: () => ({ value: "csrf-token" }),
     }),
     "mn-video": video,
@@ -154,6 +154,10 @@ async function main() {
         /ok warn/.test(p.outcome.className), `"${p.outcome.textContent}" (${p.outcome.className})`);
   check("each line starts with the burst's time in 00-23 hours, as the other staff pages write times",
         p.results.lines.every((line) => /^\d\d:\d\d:\d\d · /.test(line)), JSON.stringify(p.results.lines));
+  const siteTime = (ms) => new Date(ms).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "Asia/Kathmandu" });
+  check("each line's time is the site's (TIME_ZONE), not the browser's",
+        p.results.lines.every((line) => [siteTime(Date.now()), siteTime(Date.now() - 60000)].includes(line.slice(0, 5))),
+        JSON.stringify(p.results.lines));
   check("each burst leaves a line under the button, newest first",
         p.results.lines.length === 2 && p.results.lines[0].endsWith(" · Saved the best of 5 photos") &&
         p.results.lines[1].endsWith(" · 5 photos refused: no face found in the photo."), JSON.stringify(p.results.lines));
