@@ -57,8 +57,10 @@ class AuditEvent(models.Model):
         CHECKIN_ACCEPTED = "checkin_accepted", "check-in accepted"
         CHECKIN_UNKNOWN = "checkin_unknown", "check-in rejected: unknown"
         CHECKIN_QUALITY = "checkin_quality", "check-in rejected: quality"
-        API_IDENTIFY = "api_identify", "API identify"
-        API_VERIFY = "api_verify", "API verify"
+        # face searches: the API's, and the admin's look-alike check of a new photo (which named
+        # the other person to staff who may search faces), hence not "API identify"
+        API_IDENTIFY = "api_identify", "face search: identify"
+        API_VERIFY = "api_verify", "face search: verify"
         PURGE = "purge", "retention purge"
         LOGIN = "login", "login"
         LOGOUT = "logout", "logout"

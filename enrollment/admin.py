@@ -407,7 +407,8 @@ class PersonAdmin(admin.ModelAdmin):
             log.exception("could not store the photo %r of person #%s", name, person.pk)
             return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, None
         # who, only for staff who may search faces (as the API does), and on record
-        shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via="admin photo upload",
+        via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"
+        shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via=via,
                                                may_search=request.user.has_perm("enrollment.recognise_face"))
         if photo.lookalike is None:
             return photo.pk, None, None

@@ -997,7 +997,7 @@ def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, cli
         else:
             assert f"matches Eileen (#{eileen.pk}, score" in warning, warning
             (event,) = searches
-            assert event.summary.startswith(f"admin photo upload: looks like person #{eileen.pk} ")
+            assert event.summary.startswith(f"admin webcam capture: looks like person #{eileen.pk} ")
 
 
 def photo_to_embed(make_photo, monkeypatch, face_templates) -> tuple[Person, FacePhoto]:
