@@ -224,10 +224,17 @@
   const PAGE_LANG = (document.documentElement && document.documentElement.lang) || "en";
   const timeFmt = dateFormat({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const dateFmt = dateFormat({ weekday: "long", day: "numeric", month: "long" });
+  // "Friday 4 December", as the attendance pages write a day (en-US's own order, "Friday, December 4",
+  // stood beside staff pages writing "Friday 4 December 2026")
+  function dateText(now) {
+    const parts = {};
+    for (const part of dateFmt.formatToParts(now)) parts[part.type] = part.value;
+    return parts.weekday && parts.day && parts.month ? parts.weekday + " " + parts.day + " " + parts.month : dateFmt.format(now);
+  }
   function tickClock() {
     const now = new Date();
     $("clock").textContent = timeFmt.format(now);
-    $("date").textContent = dateFmt.format(now);
+    $("date").textContent = dateText(now);
   }
   tickClock();
   setInterval(tickClock, 1000);

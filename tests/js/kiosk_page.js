@@ -509,6 +509,7 @@ async function main() {
   p = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5) });
   await settle();
   check("the clock reads 00:05 after midnight (not 24:05)", p.text("clock") === "00:05", p.text("clock"));
+  check("the date reads as the attendance pages write a day", p.text("date") === "Friday 4 December", p.text("date"));
 
   // ---- camera access denied, then allowed in the browser's settings: no reload needed
   const permission = { state: "denied", onchange: null };
