@@ -390,7 +390,11 @@ def test_ctrl_c_during_the_import_shows_one_traceback(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
-    proc = subprocess.Popen([sys.executable, "-c", "from recognition.engine.runtime import import_tensorflow\n"
+    # Ctrl-C as at a terminal: a run started in the background of a script (CI's) inherits SIGINT
+    # ignored, and Python then keeps it so
+    proc = subprocess.Popen([sys.executable, "-c", "import signal\n"
+                             "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                             "from recognition.engine.runtime import import_tensorflow\n"
                              "import_tensorflow()\n"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
