@@ -116,6 +116,7 @@
 
   // ---------------------------------------------------------------- rendering
   let shown = null;          // {state, key, until}
+  let namedTitle = null;     // the title on screen where it names someone: sized again on a resize
   let lastResult = null;
 
   function render(state, msg, force) {
@@ -131,8 +132,8 @@
     banner.className = "banner tone-" + v.tone + (v.named ? " named" : "");
     if (!shown || shown.key !== key) {
       title.textContent = v.title;
-      title.style.fontSize = v.named ? titleSize(v.title) : "";
-      if (v.named) fitTitle(v.title);
+      namedTitle = v.named ? v.title : null;
+      sizeTitle();
       detail.textContent = v.detail;
       icon.innerHTML = '<svg viewBox="0 0 24 24" fill="currentColor">' + (ICONS[v.icon] || "") + "</svg>";
       shown = { state: state, key: key, until: isOutcome(state) ? now + OUTCOME_HOLD_MS : 0 };
@@ -154,6 +155,12 @@
   function titleSize(text) {
     const scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
     return scale < 1 ? "calc(var(--title) * " + scale.toFixed(2) + ")" : "";
+  }
+
+  // the title's size: a named one's by its length, then smaller where the lines cut it short
+  function sizeTitle() {
+    title.style.fontSize = namedTitle ? titleSize(namedTitle) : "";
+    if (namedTitle) fitTitle(namedTitle);
   }
 
   // a named title that the style sheet cuts short (more lines than it keeps) is set smaller, a step
@@ -227,6 +234,9 @@
   // "Friday 4 December", as the attendance pages write a day (en-US's own order, "Friday, December 4",
   // stood beside staff pages writing "Friday 4 December 2026")
   function dateText(now) {
+    // English alone: other languages keep their own order and words ("Freitag, 4. Dezember", not
+    // "Freitag 4 Dezember"; Japanese "12月4日金曜日", not "金曜日 4 12")
+    if (!/^en(-|$)/i.test(PAGE_LANG)) return dateFmt.format(now);
     const parts = {};
     for (const part of dateFmt.formatToParts(now)) parts[part.type] = part.value;
     return parts.weekday && parts.day && parts.month ? parts.weekday + " " + parts.day + " " + parts.month : dateFmt.format(now);
@@ -615,7 +625,9 @@
   // a box is in fractions of the part of the picture the screen showed when its frame was sent: a
   // resize or a turn of the screen changes that part, so the box waits for the next answer (redrawn,
   // it stood tall and narrow where no face was, after a turn from landscape to portrait)
-  window.addEventListener("resize", () => { facebox.hidden = true; });
+  // it: a welcome's title fitted to the screen before a turn (or the window's going full screen) is
+  // fitted again, or one that fitted upright (three lines) ended in "…" once landscape (two)
+  window.addEventListener("resize", () => { facebox.hidden = true; if (namedTitle) sizeTitle(); });
   document.addEventListener("visibilitychange", () => {
     // no pictures are presented while hidden: the camera is judged again from now
     if (!document.hidden) lastPictureAt = performance.now();

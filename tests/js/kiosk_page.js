@@ -85,6 +85,7 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
         toBlob: (cb) => { time.setTimeout(() => cb({ size: 1000 }), encodeMs); },
       })),
       addEventListener: listen("document"),
+      documentElement: { lang: options.lang },
     },
   };
   context.window = { isSecureContext: true, addEventListener: listen("window") };
@@ -500,6 +501,23 @@ async function main() {
   p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "already", name: `${long} ${long}`, time: "09:01" });
   check("and no smaller than 0.6 of it, however long",
         p.element("banner-title").style.fontSize === "calc(var(--title) * 0.60)", p.element("banner-title").style.fontSize);
+  // where the lines cut a named title short it is set smaller, also again after a resize (a
+  // welcome fitted upright, three lines, ended in "…" once the screen turned: two)
+  const fitted = p.element("banner-title");
+  let lines = 2;   // the style sheet's; the title's height is its lines of 40 px
+  Object.defineProperty(fitted, "clientHeight", { get: () => 40 * lines, configurable: true });
+  Object.defineProperty(fitted, "scrollHeight", { get: () => {
+    const m = /\* (\d\.\d\d)/.exec(fitted.style.fontSize || "");
+    return 40 * (m && Number(m[1]) < 0.5 ? 2 : 3);   // three lines down to 0.5 of the title's size, two below
+  }, configurable: true });
+  p.fire("resize");
+  check("a resize fits a shown named title again",
+        fitted.style.fontSize === "max(18px, calc(var(--title) * 0.45))", fitted.style.fontSize);
+  lines = 3;
+  p.fire("resize");
+  check("and a resize that makes room sets it back to its size by length",
+        fitted.style.fontSize === "calc(var(--title) * 0.60)", fitted.style.fontSize);
+  delete fitted.scrollHeight; delete fitted.clientHeight; fitted.clientHeight = 800;
   p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "unknown" });
   check("a title without a name gets the title's size back", p.element("banner-title").style.fontSize === ""
         && !/ named/.test(p.element("banner").className),
@@ -510,6 +528,14 @@ async function main() {
   await settle();
   check("the clock reads 00:05 after midnight (not 24:05)", p.text("clock") === "00:05", p.text("clock"));
   check("the date reads as the attendance pages write a day", p.text("date") === "Friday 4 December", p.text("date"));
+  // the page's other languages keep their own order and words (the parts put in English's order
+  // read "Freitag 4 Dezember" and "金曜日 4 12")
+  const otherDates = ["de", "ja"].map((lang) => {
+    const q = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5), lang: lang });
+    return q.text("date");
+  });
+  check("in another language, the date as that language writes it",
+        otherDates[0] === "Freitag, 4. Dezember" && otherDates[1] === "12月4日金曜日", JSON.stringify(otherDates));
 
   // ---- camera access denied, then allowed in the browser's settings: no reload needed
   const permission = { state: "denied", onchange: null };

@@ -121,6 +121,19 @@ def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_p
             layout = show(driver, {"state": "unknown", "reason": None, "box": FACE_BOX, "masked": True,
                                    "name": None, "time": None, "progress": 1.0})
             assert layout["banner"][1] >= layout["face"][3], (width, height, "unknown", layout)
+        # a welcome fitted upright (three lines) is fitted again when the screen turns (two lines):
+        # it ended in "…" until the next title
+        name = "Eileen Marie Collins-Youngblood van der Berg-Alexandrovna Smith Okonkwo Fi"   # 75
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1080, "height": 1920, "deviceScaleFactor": 1, "mobile": False})
+        show(driver, {"state": "checked_in", "reason": None, "box": FACE_BOX, "masked": True,
+                      "name": name, "time": "09:00", "progress": 1.0})
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False})
+        time.sleep(0.3)
+        layout = driver.execute_script(LAYOUT)
+        assert layout["viewport"] == [1920, 1080] and name in layout["title"], layout
+        assert not layout["clipped"] and layout["font"] >= 18, ("turned", layout)
     except BaseException:
         print(f"--- server log\n{server.tail()}")
         raise
