@@ -168,9 +168,12 @@
   function fitTitle(text) {
     if (typeof title.scrollHeight !== "number" || !title.clientHeight) return;   // not laid out
     let scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
+    // the 18 px floor never makes a title larger than its size by length (a small base font)
+    const style = typeof getComputedStyle === "function" ? getComputedStyle(title) : null;
+    const floor = Math.min(18, (style && parseFloat(style.fontSize)) || 18);
     while (title.scrollHeight > title.clientHeight + 1 && scale > TITLE_FLOOR_SCALE + 1e-9) {
       scale = Math.max(TITLE_FLOOR_SCALE, scale - 0.05);
-      title.style.fontSize = "max(18px, calc(var(--title) * " + scale.toFixed(2) + "))";
+      title.style.fontSize = "max(" + floor + "px, calc(var(--title) * " + scale.toFixed(2) + "))";
     }
   }
 

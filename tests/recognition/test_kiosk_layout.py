@@ -134,6 +134,16 @@ def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_p
         layout = driver.execute_script(LAYOUT)
         assert layout["viewport"] == [1920, 1080] and name in layout["title"], layout
         assert not layout["clipped"] and layout["font"] >= 18, ("turned", layout)
+        # a browser with a small base font (10 px) on a phone: a long name's size by its length is
+        # under 18 px, and fitting it must not make it larger (the floor set it to 18 px, cut short)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False})
+        driver.get(server.url + "/kiosk/")
+        driver.execute_script("document.documentElement.style.fontSize = '10px'")
+        layout = show(driver, {"state": "checked_in", "reason": None, "box": FACE_BOX, "masked": True,
+                               "name": NAMES[-1], "time": "09:01", "progress": 1.0})
+        by_length = 0.6 * 0.064 * 390    # var(--title), 6.4vmin, at the name's length's scale (0.6)
+        assert layout["font"] <= by_length + 0.5, ("small base font", by_length, layout)
     except BaseException:
         print(f"--- server log\n{server.tail()}")
         raise
