@@ -27,7 +27,7 @@ from django.utils.safestring import mark_safe
 
 from recognition.engine.errors import ModelsMissing
 
-from . import services
+from . import recognizer, services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
 
@@ -698,14 +698,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class FacePhotoAdmin(admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild)."""
 
-    list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding_state", "created_at")
+    list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding", "created_at")
     list_filter = ("quality_verdict", "masked", "source", "embedding_state")
     search_fields = ("person__full_name", "person__staff_id")
     list_select_related = ("person",)
     readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",
-                       "quality_verdict", "masked", "masked_prob", "embedding_state", "embedding_error", "added_by",
+                       "quality_verdict", "masked", "masked_prob", "embedding", "embedding_error", "added_by",
                        "created_at")
     fields = readonly_fields
+
+    @admin.display(description="embedding state", ordering="embedding_state")
+    def embedding(self, photo: FacePhoto) -> str:
+        """The embedding state; a failed photo says whether rebuilds of this recognizer leave it out
+        (a cause of its own: ``embed_failed_version``) or the next one tries it again (an unreadable
+        file, or a failure under other models): "failed" alone did not tell."""
+        if photo.embedding_state != FacePhoto.Embedding.FAILED:
+            return photo.get_embedding_state_display()
+        if photo.embed_failed_version and photo.embed_failed_version == recognizer.template_version():
+            return "failed: left out of the index (remove it, or add another photo)"
+        return "failed: tried again at the next rebuild"
 
     class Media:
         css = {"all": ("enrollment/admin.css",)}

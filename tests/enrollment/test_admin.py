@@ -929,3 +929,19 @@ def test_reactivating_someone_erased_or_unsaveable_meanwhile_is_said_not_a_500(e
                                       follow=True)
         assert answer.status_code == 200 and said in answer.content.decode(), said
         assert "active already" not in answer.content.decode()
+
+
+def test_a_failed_photo_says_whether_rebuilds_leave_it_out_or_try_it_again(admin_client, person, make_photo):
+    """"failed" alone did not tell a photo rebuilds of this recognizer leave out (no face in it) from
+    one the next rebuild tries again (its file unreadable then, or failed under other models)."""
+    from enrollment import recognizer
+
+    left_out, again, other = make_photo(person), make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk__in=[left_out.pk, again.pk, other.pk]).update(embedding_state="failed")
+    FacePhoto.objects.filter(pk=left_out.pk).update(embed_failed_version=recognizer.template_version())
+    FacePhoto.objects.filter(pk=other.pk).update(embed_failed_version="other-models")
+    listing = admin_client.get(reverse("admin:enrollment_facephoto_changelist")).content.decode()
+    assert listing.count("failed: left out of the index") == 1
+    assert listing.count("failed: tried again at the next rebuild") == 2
+    page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[left_out.pk])).content.decode()
+    assert "failed: left out of the index (remove it, or add another photo)" in page
