@@ -998,6 +998,14 @@ def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, cli
             assert f"matches Eileen (#{eileen.pk}, score" in warning, warning
             (event,) = searches
             assert event.summary.startswith(f"admin webcam capture: looks like person #{eileen.pk} ")
+    # the person page's upload is on record as one
+    from .test_admin import change_url, person_form
+
+    upload = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=88)
+    client.post(change_url(twin), {**person_form(twin), "photos": [SimpleUploadedFile("u.jpg", upload, "image/jpeg")]})
+    uploads = AuditEvent.objects.filter(action=AuditEvent.Action.API_IDENTIFY, actor=enroller,
+                                        summary__startswith=f"admin photo upload: looks like person #{eileen.pk} ")
+    assert uploads.count() == 1
 
 
 def photo_to_embed(make_photo, monkeypatch, face_templates) -> tuple[Person, FacePhoto]:
