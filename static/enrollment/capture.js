@@ -85,8 +85,18 @@
   }
   // the burst's outcome (one line each: what happened, what was saved, why the others were refused),
   // kept until the next burst, and scrolled into view
+  // the first line, what happened, in bold as a whole (the style sheet's ::first-line bolded only
+  // the first line on screen: a headline that wrapped was half bold)
   function tell(text, ok, warn) {
-    outcome.textContent = text;
+    const lines = text.split("\n");
+    if (typeof outcome.append === "function" && typeof document.createElement === "function") {
+      const head = document.createElement("strong");
+      head.textContent = lines[0];
+      outcome.textContent = "";
+      outcome.append(head, lines.length > 1 ? "\n" + lines.slice(1).join("\n") : "");
+    } else {
+      outcome.textContent = text;
+    }
     outcome.className = "mn-outcome " + (ok ? "ok" : "bad") + (warn ? " warn" : "");
     outcome.hidden = false;
     if (outcome.scrollIntoView) outcome.scrollIntoView({ block: "nearest" });

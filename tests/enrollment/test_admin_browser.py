@@ -191,6 +191,9 @@ def test_the_capture_page_keeps_the_bursts_outcome_in_view(installed_models, adm
     until(lambda: outcome.is_displayed() and outcome.text.strip() != "", 10, "the burst's progress")
     until(lambda: outcome.text.startswith("No photo was good enough"), 60, "the burst's outcome")
     assert outcome.text.splitlines()[1:] == ["5 photos refused: no face found in the photo."], outcome.text
+    # the headline in bold as a whole, the reasons not (::first-line bolded the first line on screen)
+    head = outcome.find_element(By.TAG_NAME, "strong")
+    assert head.text == "No photo was good enough — try again.", head.text
     time.sleep(2)                                  # four live checks later: still there, still in view
     in_view = driver.execute_script(
         "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight;", outcome)
