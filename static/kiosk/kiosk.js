@@ -164,7 +164,8 @@
   }
 
   // a named title that the style sheet cuts short (more lines than it keeps) is set smaller, a step
-  // at a time, until it fits or reaches TITLE_FLOOR_SCALE (never under 18 px: read from a step away)
+  // at a time, until it fits or reaches TITLE_FLOOR_SCALE (never under 18 px, read from a step away,
+  // unless its size by length already was)
   function fitTitle(text) {
     if (typeof title.scrollHeight !== "number" || !title.clientHeight) return;   // not laid out
     let scale = Math.max(TITLE_MIN_SCALE, Math.min(1, TITLE_FULL_CHARS / text.length));
