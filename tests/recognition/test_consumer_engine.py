@@ -19,6 +19,27 @@ from .conftest import open_kiosk
 pytestmark = [pytest.mark.models, pytest.mark.django_db(transaction=True)]
 
 
+def answered(token: str, steps: list[bytes | float]) -> list[tuple[str, str | None]]:
+    """Each frame of ``steps`` sent to the kiosk's socket, its answer's ``(state, reason)``; a number
+    in ``steps`` waits that many seconds."""
+    import asyncio
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        answers = []
+        for step in steps:
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+                continue
+            await comm.send_to(bytes_data=step)
+            a = await comm.receive_json_from(timeout=60)
+            answers.append((a["state"], a["reason"]))
+        await comm.disconnect()
+        return answers
+
+    return async_to_sync(scenario)()
+
+
 @pytest.fixture
 def enrolled(engine, astronaut_bgr, person, settings, tmp_path):
     """Eileen enrolled from the astronaut photo, the index built (synchronously)."""
@@ -96,7 +117,6 @@ def test_an_empty_scene_is_searched_across_the_edge_now_and_then_and_someone_hal
     sends up to 8 a second): an empty scene's frames are searched at most every
     EDGE_SEARCH_EVERY_S, but once someone was seen lately each frame is, so that one missed frame of
     a cut face does not turn "move to the middle" into "Looking for a face"."""
-    import asyncio
 
     import cv2
     import numpy as np
@@ -106,25 +126,14 @@ def test_an_empty_scene_is_searched_across_the_edge_now_and_then_and_someone_hal
     shape = cv2.imdecode(np.frombuffer(cut, np.uint8), cv2.IMREAD_COLOR).shape
     empty = faces.jpeg(np.full(shape, 128, np.uint8))
 
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        answers = []
-
-        async def send(data):
-            await comm.send_to(bytes_data=data)
-            a = await comm.receive_json_from(timeout=60)
-            answers.append((a["state"], a["reason"]))
-
-        await send(empty)      # searched across the edge: nobody
-        await send(cut)        # within the 2 s: not searched across the edge yet
-        await asyncio.sleep(2.1)
-        await send(cut)        # due again: found half out
-        await send(empty)      # a frame without her...
-        await send(cut)        # ...and the next is searched at once
-        await comm.disconnect()
-        return answers
-
-    answers = async_to_sync(scenario)()
+    answers = answered(paired[1], [
+        empty,   # searched across the edge: nobody
+        cut,     # within the 2 s: not searched across the edge yet
+        2.1,
+        cut,     # due again: found half out
+        empty,   # a frame without her...
+        cut,     # ...and the next is searched at once
+    ])
     assert answers == [("searching", None), ("searching", None), ("adjust", "partial"), ("searching", None),
                        ("adjust", "partial")], answers
 
@@ -136,7 +145,6 @@ def test_a_face_across_the_edge_that_stays_where_it_is_is_let_go_and_never_audit
     every frame and audited a quality refusal of nobody. A face across the edge that stays where it
     is EDGE_STILL_S is let go (someone half out of the picture moves once asked to); found somewhere
     else, it is answered again. No quality audit for faces found across the edge alone."""
-    import asyncio
 
     from audit.models import AuditEvent
 
@@ -144,25 +152,12 @@ def test_a_face_across_the_edge_that_stays_where_it_is_is_let_go_and_never_audit
     right = faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, 0.5, "right"))
     left = faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, 0.5, "left"))
 
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        answers = []
-
-        async def send(data):
-            await comm.send_to(bytes_data=data)
-            a = await comm.receive_json_from(timeout=60)
-            answers.append((a["state"], a["reason"]))
-
-        for _ in range(consumers.QUALITY_AUDIT_FRAMES + 1):
-            await send(right)
-        await asyncio.sleep(3.1)
-        await send(right)     # still where it was: let go
-        await send(right)
-        await send(left)      # somewhere else: answered
-        await comm.disconnect()
-        return answers
-
-    answers = async_to_sync(scenario)()
+    answers = answered(paired[1], [right] * (consumers.QUALITY_AUDIT_FRAMES + 1) + [
+        3.1,
+        right,   # still where it was: let go
+        right,
+        left,    # somewhere else: answered
+    ])
     n = consumers.QUALITY_AUDIT_FRAMES + 1
     assert answers == [("adjust", "partial")] * n + [("searching", None)] * 2 + [("adjust", "partial")], answers
     assert not AuditEvent.objects.filter(action="checkin_quality").exists()
