@@ -19,9 +19,9 @@ from .conftest import open_kiosk
 pytestmark = [pytest.mark.models, pytest.mark.django_db(transaction=True)]
 
 
-def answered(token: str, steps: list[bytes | float]) -> list[tuple[str, str | None]]:
-    """Each frame of ``steps`` sent to the kiosk's socket, its answer's ``(state, reason)``; a number
-    in ``steps`` waits that many seconds."""
+def kiosk_answers(token: str, steps: list[bytes | float]) -> list[dict]:
+    """Each frame of ``steps`` sent to the kiosk's socket in turn, and its answer; a number in
+    ``steps`` waits that many seconds."""
     import asyncio
 
     async def scenario():
@@ -32,12 +32,16 @@ def answered(token: str, steps: list[bytes | float]) -> list[tuple[str, str | No
                 await asyncio.sleep(step)
                 continue
             await comm.send_to(bytes_data=step)
-            a = await comm.receive_json_from(timeout=60)
-            answers.append((a["state"], a["reason"]))
+            answers.append(await comm.receive_json_from(timeout=60))
         await comm.disconnect()
         return answers
 
     return async_to_sync(scenario)()
+
+
+def answered(token: str, steps: list[bytes | float]) -> list[tuple[str, str | None]]:
+    """:func:`kiosk_answers`' ``(state, reason)``."""
+    return [(a["state"], a["reason"]) for a in kiosk_answers(token, steps)]
 
 
 @pytest.fixture
@@ -63,16 +67,7 @@ def test_masked_face_checked_in_and_masked_stranger_not(engine, enrolled, paired
     tom_frames = [faces.jpeg(f) for f in faces.frames(tom, m, 8, seed=2)]
     nobody = faces.jpeg(faces.empty_room()[0])
 
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        answers = []
-        for data in [*eileen_frames, nobody, *tom_frames]:
-            await comm.send_to(bytes_data=data)
-            answers.append(await comm.receive_json_from(timeout=60))
-        await comm.disconnect()
-        return answers
-
-    answers = async_to_sync(scenario)()
+    answers = kiosk_answers(paired[1], [*eileen_frames, nobody, *tom_frames])
     states = [a["state"] for a in answers]
     assert all(a["type"] == "result" for a in answers)
     assert states[:3] == ["recognising"] * 3 and states[3] == "checked_in", states
@@ -94,16 +89,7 @@ def test_a_face_half_out_of_the_shown_part_is_asked_to_move_to_the_middle(engine
     asked to move to the middle, with her box at the edge, and is not checked in from the half."""
     clip = [faces.jpeg(faces.cut_by_the_screen(engine, astronaut_bgr, out, "right")) for out in (0.5, 0.55, 0.6, 0.5)]
 
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        answers = []
-        for data in clip:
-            await comm.send_to(bytes_data=data)
-            answers.append(await comm.receive_json_from(timeout=60))
-        await comm.disconnect()
-        return answers
-
-    answers = async_to_sync(scenario)()
+    answers = kiosk_answers(paired[1], clip)
     assert [(a["state"], a["reason"]) for a in answers] == [("adjust", "partial")] * len(clip), answers
     for a in answers:
         x1, y1, x2, y2 = a["box"]
@@ -223,16 +209,10 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     m, _ = faces.kiosk_view(engine, astronaut_bgr)
     plain = [faces.jpeg(f) for f in faces.frames(astronaut_bgr, m, 4, seed=8)]
 
-    async def visit(clip):
-        comm = await open_kiosk(paired[1])
-        answers = []
-        for data in clip:
-            await comm.send_to(bytes_data=data)
-            answers.append(await comm.receive_json_from(timeout=60))
-        await comm.disconnect()
-        return [a["state"] for a in answers]
+    def visit(clip):
+        return [a["state"] for a in kiosk_answers(paired[1], clip)]
 
-    states = async_to_sync(visit)(plain)
+    states = visit(plain)
     assert states[-1] == "checked_in", states
     found = adapted(60)
     assert len(found) == 1
@@ -243,7 +223,7 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     added.delete()
     eileen = faces.with_mask(engine, astronaut_bgr, seed=9)
     m, _ = faces.kiosk_view(engine, eileen)
-    states = async_to_sync(visit)([faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=10)])
+    states = visit([faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=10)])
     assert states[-1] == "checked_in", states
     assert len(offers) == 1       # the unmasked visit's offer only (made in the step that answered its frame)
     assert adapted(3) == []
