@@ -28,8 +28,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-# DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start
-run: setup
+# DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start.
+# The same install step as the worker's (`installed`, below): `make -j2 run worker` then installs
+# once, where `run: setup` beside it ran two pip installs into one virtualenv at the same time
+run: installed
 	$(PY) manage.py migrate --noinput
 	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(SHOWN):$(PORT); else \
 	  echo "Admin: http://$(SHOWN):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \

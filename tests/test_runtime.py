@@ -268,6 +268,21 @@ def test_make_n_prints_the_workers_steps_without_running_them():
     assert "celery -A masknet_site worker" in done.stdout
 
 
+def test_make_run_and_worker_together_install_once():
+    """``make -j2 run worker`` ran ``setup`` for the site and ``installed`` for the worker: two
+    installs (pip, then install_models) into one virtualenv at once. Both now share one step."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-n", "run", "worker"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("manage.py install_models") == 1, done.stdout
+    assert "manage.py runserver" in done.stdout and "celery -A masknet_site worker" in done.stdout
+
+
 def test_a_second_thread_waits_for_the_first_threads_import_of_tensorflow(tmp_path):
     """sys.modules holds a module from the start of its import: a second thread asking meanwhile
     was handed the half-imported module (no ``lite``, no ``__version__``)."""
