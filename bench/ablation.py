@@ -42,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance, settings_digest  # noqa: E402  (bench/ is on sys.path)
+from provenance import provenance, results_path, settings_digest, write_json, write_results  # noqa: E402  (bench/ is on sys.path)
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.adapter import DEFAULT_PATH as ADAPTER_PATH  # noqa: E402
@@ -406,9 +406,7 @@ def calibrate_split(split: str) -> None:
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     cal = calibrate(embed_variants(engine, prepare_crops(engine, keys)))
     cal.update(split=split, images=len(keys), seconds=round(time.time() - t0, 1), provenance=provenance())
-    out = REPO / "bench" / "results" / f"calibration-{split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cal, indent=2, default=float))
+    write_json(results_path(f"calibration-{split}", REPO), cal)
     print(json.dumps(cal, indent=2, default=float))
 
 
@@ -452,9 +450,7 @@ def main() -> None:
             "classifier_unmasked_correct": float((orig_flags < 0.5).mean()),
             "classifier_mtf_masked_detected": float((mtf_flags >= 0.5).mean()),
             "adapter": adapter.version if adapter else None, "calibration": calib, "provenance": provenance()}
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "ablation.json").write_text(
-        json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_results("ablation", meta, results, REPO)
     print(table(results))
     print(json.dumps(meta, indent=2, default=float))
 
@@ -467,7 +463,7 @@ def identification_only() -> None:
     pairs = devtest_pairs()
     keys = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     score = Scorer(embed_variants(engine, prepare_crops(engine, keys)), engine, None)
-    path = REPO / "bench" / "results" / "ablation.json"
+    path = results_path("ablation", REPO)
     recorded = json.loads(path.read_text())
     for name, kw in LEVERS:
         if name in recorded["results"]:
@@ -475,7 +471,7 @@ def identification_only() -> None:
             print(f"  {name}: {recorded['results'][name]['identification']}", file=sys.stderr, flush=True)
     recorded["meta"]["identification_seconds"] = round(time.time() - t0, 1)
     recorded["meta"]["identification_provenance"] = provenance()
-    path.write_text(json.dumps(recorded, indent=2, default=float))
+    write_json(path, recorded)
     print(table(recorded["results"]))
 
 

@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import descriptor_suffix, provenance  # noqa: E402  (bench/ is on sys.path)
+from provenance import descriptor_suffix, provenance, results_path, write_json  # noqa: E402  (bench/ is on sys.path)
 
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_pairs  # noqa: E402
@@ -204,7 +204,7 @@ def main() -> None:
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the doc's headline block from the last --json results")
     args = ap.parse_args()
-    args.json = args.json or str(REPO / "bench" / "results" / f"accuracy{descriptor_suffix(args.descriptor)}.json")
+    args.json = args.json or str(results_path(f"accuracy{descriptor_suffix(args.descriptor)}", REPO))
     if args.render_only:
         data = json.loads(Path(args.json).read_text())
         write_doc(Path(args.doc), render_table(data["results"]), data["meta"], data["results"])
@@ -238,8 +238,7 @@ def main() -> None:
     meta = {"pairs_per_fold": args.pairs_per_fold, "seed": args.seed, "masks": "MaskTheFace templates",
             "images_without_face_left_unmasked": no_face, "seconds": round(time.time() - t0, 1),
             "config": engine.config.__dict__, "provenance": provenance(engine.config)}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_json(Path(args.json), {"meta": meta, "results": results})
     table = render_table(results)
     print(table)
     write_doc(Path(args.doc), table, meta, results)

@@ -38,7 +38,6 @@ faces, to measure it; ``--descriptor arcface``: the opt-in descriptor with its o
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -52,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED  # noqa: E402
-from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
+from provenance import descriptor_suffix, provenance, results_path, settings_digest, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
@@ -327,14 +326,11 @@ def main() -> None:
     name = "aggregation" + ("" if args.split == "DevTest" else f"-{args.split}")
     name += "-no-upper" if args.no_upper_face else ""
     name += descriptor_suffix(args.descriptor)
-    out = REPO / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS,
-                               "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
-                               "seconds": round(time.time() - t0, 1), "spread": spread,
-                               "provenance": provenance(config),
-                               "results": results, "masked_enrolment": masked_enrolment},
-                              indent=2, default=float))
+    out = write_json(results_path(name, REPO), {
+        "args": vars(args), "mask_variants": MASK_VARIANTS,
+        "n_known_probes": any_r["n_known_probes"], "n_unknown_probes": any_r["n_unknown_probes"],
+        "seconds": round(time.time() - t0, 1), "spread": spread, "provenance": provenance(config),
+        "results": results, "masked_enrolment": masked_enrolment})
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 

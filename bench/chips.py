@@ -18,7 +18,6 @@ Usage: ``python bench/chips.py [--lfw 300]`` (about 3 minutes on 2 cores). Print
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
@@ -89,10 +88,8 @@ def main() -> None:
     sets = {"LFW unmasked": unmasked, "LFW, unseen MaskTheFace masks": masked,
             "RWMFD part 1, real masks (classified masked, past the gate)": real}
     results = {name: geometry(faces, engine.chipnet.chip_matrix, cfg) for name, faces in sets.items()}
-    out = REPO / "bench" / "results" / "chips.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seconds": round(time.time() - t0, 1), "results": results,
-                               "provenance": provenance(cfg)}, indent=2))
+    write_json(results_path("chips", REPO), {"seconds": round(time.time() - t0, 1), "results": results,
+                                             "provenance": provenance(cfg)})
     print("| faces | n | five-point / eye-only scale: p5 / p25 / median / p75 / p95 "
           "| eye line moved down (chip px): p5 / p25 / median / p75 / p95 |")
     print("|---|---|---|---|")

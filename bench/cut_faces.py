@@ -25,7 +25,6 @@ Usage: ``python bench/cut_faces.py [--people 60]``; prints two tables and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,7 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from detection import NON_FACE  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
@@ -154,8 +153,7 @@ def main() -> None:
                "edge_reflection": cfg.edge_reflection, "rows": rows, "nobody": nobody,
                "seconds": round(time.time() - t0, 1), "provenance": provenance()}
     print(table(results))
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "cut_faces.json").write_text(json.dumps(results, indent=2))
+    write_json(results_path("cut_faces", REPO), results)
 
 
 def table(results: dict) -> str:

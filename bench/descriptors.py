@@ -53,7 +53,6 @@ are cached beside its crops (:func:`embedding_cache`), so a second run, or ``--c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -67,7 +66,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import ablation  # noqa: E402  (bench/ is on sys.path)
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json, write_results  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.embed import (  # noqa: E402
@@ -409,10 +408,8 @@ def calibrate_split(split: str, descriptor: str = "arcface") -> None:
              f"{label}, masked: whole face": calibrate(emb, 0.0)}
     name = f"descriptors-calibration-{split}" + ("" if descriptor == "arcface" else f"-{descriptor}")
     name += result_suffix(descriptor)
-    out = REPO / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
-                               "provenance": provenance()}, indent=2, default=float))
+    write_json(results_path(name, REPO), {"split": split, "seconds": round(time.time() - t0, 1), "calibration": calib,
+                                          "provenance": provenance()})
     print(calibration_table(calib))
     print(f"\n{split}: {next(iter(calib.values()))['images']} photos, {time.time() - t0:.0f} s")
 
@@ -486,9 +483,7 @@ def main() -> None:
     name = "descriptors-join-resnet" if args.join_resnet else f"descriptors-{only}" if only else "descriptors"
     name += "" if args.split == "DevTest" else f"-{args.split}"
     name += result_suffix(only or "arcface")
-    out = REPO / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_results(name, meta, results, REPO)
     print(table(results))
     print()
     print(calibration_table(calib))

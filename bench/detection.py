@@ -24,7 +24,6 @@ Usage: ``python bench/detection.py [--crops 40]``; prints a table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.gallery import ENROL_MIN_FACE_FLAG  # noqa: E402
@@ -185,8 +184,7 @@ def main() -> None:
     results["seconds"] = round(time.time() - t0, 1)
     results["provenance"] = provenance()
     print(table(results))
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "detection.json").write_text(json.dumps(results, indent=2))
+    write_json(results_path("detection", REPO), results)
 
 
 if __name__ == "__main__":

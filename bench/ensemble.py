@@ -31,7 +31,6 @@ cached beside them. First run about 30 minutes (DevTrain) or 15 (DevTest) on 2 i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -44,7 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.evaluation import stratified_folds, verification_metrics  # noqa: E402
@@ -175,13 +174,10 @@ def main() -> None:
     print(calibration_table(upper).replace("| ResNet weight |", "| ResNet upper-face weight |", 1))
     print(f"\nchosen on {args.split} at w {w0}: ResNet upper-face weight {chosen['resnet upper weight']}; "
           f"best pair: {chosen['joint']}\n")
-    out = REPO / "bench" / "results" / f"ensemble-{args.split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"split": args.split, "pairs": len(pairs), "images": len(keys),
-                               "seconds": round(time.time() - t0, 1), "chosen": chosen,
-                               "calibration": calibration, "upper": upper, "joint": joint, "provenance": provenance(),
-                               "results": results},
-                              indent=2, default=float))
+    write_json(results_path(f"ensemble-{args.split}", REPO), {
+        "split": args.split, "pairs": len(pairs), "images": len(keys), "seconds": round(time.time() - t0, 1),
+        "chosen": chosen, "calibration": calibration, "upper": upper, "joint": joint, "provenance": provenance(),
+        "results": results})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ upper face, the look enlarged about the eye line, or both averaged (``fusion-zoo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -47,7 +46,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
-from provenance import descriptor_suffix, provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
@@ -246,14 +245,11 @@ def main() -> None:
         print(table(rows, f"{args.split}, {name}"))
         print()
     suffix = descriptor_suffix(args.descriptor)
-    out = REPO / "bench" / "results" / f"fusion-{'zoom-' if args.zoom else ''}{args.split}{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     cfg = engine.config
-    out.write_text(json.dumps({"split": args.split, "descriptor": args.descriptor,
-                               "seconds": round(time.time() - t0, 1),
-                               "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut},
-                               "provenance": provenance(cfg),
-                               "results": results}, indent=2, default=float))
+    write_json(results_path(f"fusion-{'zoom-' if args.zoom else ''}{args.split}{suffix}", REPO), {
+        "split": args.split, "descriptor": args.descriptor, "seconds": round(time.time() - t0, 1),
+        "product": {"weight": cfg.upper_face_weight, "cut": cfg.upper_face_cut}, "provenance": provenance(cfg),
+        "results": results})
 
 
 if __name__ == "__main__":

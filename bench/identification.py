@@ -15,7 +15,6 @@ Usage: ``python bench/identification.py [--known 250] [--unknown 1000] [--descri
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -28,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import descriptor_suffix, provenance  # noqa: E402
+from provenance import descriptor_suffix, provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.benchmark import evaluate_identification  # noqa: E402
@@ -108,11 +107,9 @@ def main() -> None:
         t = r["thresholds"]
         print(f"{name}: thresholds unmasked {t['unmasked']:.4f}, masked {t['masked']:.4f} ({t['source']}, "
               f"{t['impostor_pairs']} impostor pairs)")
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    name = f"identification{descriptor_suffix(args.descriptor)}.json"
-    (REPO / "bench" / "results" / name).write_text(json.dumps(
-        {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
-         "results": results}, indent=2, default=float))
+    write_json(results_path(f"identification{descriptor_suffix(args.descriptor)}", REPO),
+               {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
+                "results": results})
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
 from live import free_port, rss_mb, warm_server  # noqa: E402
 from live import start_daphne as start_daphne_env  # noqa: E402
+from provenance import results_path, write_json  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 TICK_S = 0.1  # 10 frames/s
 
 
@@ -285,11 +285,10 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="extra run with the most kiosks (e.g. 120)")
     parser.add_argument("--greedy", type=float, default=10.0,
                         help="seconds of kiosks that send every tick without waiting (stale-frame check; 0: skip)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "kiosk.json")
+    parser.add_argument("--out", type=Path, default=results_path("kiosk", REPO))
     args = parser.parse_args()
     doc = run(args.seconds, [int(x) for x in args.kiosks.split(",")], args.soak, args.greedy)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(args.out, doc, newline=True)
     print_table(doc)
     print(f"wrote {args.out}")
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import kiosk  # noqa: E402
 import speed  # noqa: E402
+from provenance import write_json  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 CONTRACT = ("engine_p50_ms", "engine_p95_ms", "face_recognition_p50_ms", "speedup_vs_face_recognition",
@@ -57,8 +58,7 @@ def collect(results: Path = RESULTS) -> dict:
 
 def main() -> None:
     doc = collect()
-    out = RESULTS / "latest.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_json(RESULTS / "latest.json", doc, newline=True)
     for k in CONTRACT:
         print(f"{k:<30}{doc[k]}")
     print(f"wrote {out}")

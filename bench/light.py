@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from identification import SHARED, build  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
@@ -251,12 +251,10 @@ def main() -> None:
         print(f"| {r['set']} | {r['band']} | {r['known_frames']} | {pct(r['self'], r['known_frames'])} | "
               f"{pct(r['other'], r['known_frames'])} | {r['stranger_frames']} | "
               f"{pct(r['stranger_accepted'], r['stranger_frames'])} |")
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "light.json").write_text(json.dumps(
-        {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
-         "thresholds": site, "limits": limits, "focus_matched": matched, "by_condition": by_condition,
-         "by_band": by_band},
-        indent=2, default=float))
+    write_json(results_path("light", REPO),
+               {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
+                "thresholds": site, "limits": limits, "focus_matched": matched, "by_condition": by_condition,
+                "by_band": by_band})
     print(f"\n{time.time() - t0:.0f} s")
 
 

@@ -16,7 +16,6 @@ people also gave the head's unmasked training photos). Prints a table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import ablation  # noqa: E402  (bench/ is on sys.path)
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 
@@ -63,10 +62,9 @@ def main() -> None:
                               "differ": int((a != b).sum()), "max_prob_change": float(np.abs(mirrored - once).max())}
         print(f"| {label} | {r['n']} | {r['masked_with_mirror'] * 100:.2f}% | {r['masked_without'] * 100:.2f}% | "
               f"{r['differ']} | {r['max_prob_change']:.3f} |", flush=True)
-    out = REPO / "bench" / "results" / f"maskhead-{args.split}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "seconds": round(time.time() - t0, 1), "results": results,
-                               "provenance": provenance(config)}, indent=2))
+    out = write_json(results_path(f"maskhead-{args.split}", REPO), {
+        "args": vars(args), "seconds": round(time.time() - t0, 1), "results": results,
+        "provenance": provenance(config)})
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 

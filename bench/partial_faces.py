@@ -23,7 +23,6 @@ Usage: ``python bench/partial_faces.py [--people 200]``; prints a table and writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.quality import PARTIAL  # noqa: E402
@@ -129,8 +128,7 @@ def main() -> None:
                "rows": rows, "candidates": candidates, "seconds": round(time.time() - t0, 1),
                "provenance": provenance()}
     print(table(results))
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "partial_faces.json").write_text(json.dumps(results, indent=2))
+    write_json(results_path("partial_faces", REPO), results)
 
 
 def table(results: dict) -> str:

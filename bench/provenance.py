@@ -1,13 +1,16 @@
-"""What produced a benchmark's results file: the commit, uncommitted changes, the engine settings.
+"""What produced a benchmark's results file (the commit, uncommitted changes, the engine settings),
+and the writing of that file.
 
 Benchmarks cache crops and embeddings in ``var/bench`` and their figures are rendered into
 ``docs/`` later; a results file that says which code and settings made it can be told apart from
-one that a later change made stale.
+one that a later change made stale. Every benchmark writes its ``bench/results/<name>.json`` through
+:func:`write_json` (:func:`results_path` names it), so that all of them are written alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 from pathlib import Path
 
@@ -57,7 +60,6 @@ def settings_digest(config, *extra) -> str:
     the key of a benchmark's cache, so that answers recorded under other settings or models are
     never replayed as this code's."""
     import hashlib
-    import json
 
     from recognition.engine.install import installed_manifest
     from recognition.engine.runtime import RUNTIME
@@ -68,11 +70,19 @@ def settings_digest(config, *extra) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+def results_path(name: str, repo: Path = REPO) -> Path:
+    """``<repo>/bench/results/<name>.json``: where the benchmark ``name`` writes its results."""
+    return repo / "bench" / "results" / f"{name}.json"
+
+
+def write_json(path: Path, doc: dict, *, newline: bool = False) -> Path:
+    """Write ``doc`` to ``path`` as JSON indented by 2 (numpy scalars as plain numbers; ``newline``: end
+    the file with one, as the speed benchmarks' files do), making its folder; return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=float) + ("\n" if newline else ""))
+    return path
+
+
 def write_results(name: str, meta: dict, results: dict, repo: Path = REPO) -> Path:
     """Write ``<repo>/bench/results/<name>.json`` (``{"meta": ..., "results": ...}``) and return its path."""
-    import json
-
-    out = repo / "bench" / "results" / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
-    return out
+    return write_json(results_path(name, repo), {"meta": meta, "results": results})

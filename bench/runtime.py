@@ -15,7 +15,6 @@ Prints a table and writes ``bench/results/runtime.json``. Needs ``../shared/data
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -30,13 +29,12 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import ablation  # noqa: E402
 from frames import machine, stats  # noqa: E402
-from provenance import provenance  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.masks import render_mask  # noqa: E402
 from recognition.engine.runtime import RUNTIMES, load_model  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 MODELS = REPO / "models"
 
 
@@ -142,8 +140,7 @@ def main() -> None:
     out = {"machine": machine(), "load": [load0, os.getloadavg()], "seconds": round(time.time() - t0, 1),
            "descriptor": args.descriptor, "agreement": results, "analyze_ms": timings, "models_ms": per_model,
            "provenance": provenance(config)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "runtime.json").write_text(json.dumps(out, indent=2, default=float))
+    path = write_json(results_path("runtime", REPO), out)
 
     cpu = out["machine"]
     print(f"\n{cpu['cpu']} · {cpu['cores']} cores · load {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}"
@@ -161,7 +158,7 @@ def main() -> None:
         lite, full = v["tflite"], v["tensorflow"]
         print(f"{label:<22} {lite['p50_ms']:>7.1f} / {lite['p95_ms']:<5.1f} {full['p50_ms']:>7.1f} / "
               f"{full['p95_ms']:<5.1f} {full['p50_ms'] / lite['p50_ms']:>8.2f}x")
-    print(f"wrote {RESULTS / 'runtime.json'}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

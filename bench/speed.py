@@ -23,7 +23,6 @@ classifier; the SFace or ArcFace pass is the ``embed_chipnet`` stage. Prints a t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
-from provenance import descriptor_suffix  # noqa: E402
+from provenance import descriptor_suffix, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine import index as index_mod  # noqa: E402
@@ -44,8 +43,6 @@ from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.embed import upper_face  # noqa: E402
 from recognition.engine.gallery import UNMASKED, identify  # noqa: E402
 from recognition.engine.index import Index  # noqa: E402
-
-RESULTS = REPO / "bench" / "results"
 
 
 def _ms(t0: float) -> float:
@@ -357,10 +354,9 @@ def main() -> None:
                         help="default faceres+resnet (EngineConfig()'s); sface (the site's) or arcface")
     args = parser.parse_args()
     if args.out is None:
-        args.out = RESULTS / f"speed{descriptor_suffix(args.descriptor)}.json"
+        args.out = results_path(f"speed{descriptor_suffix(args.descriptor)}", REPO)
     doc = run(args.rounds, not args.no_dlib, args.descriptor)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json(args.out, doc, newline=True)
     print_table(doc)
     print(f"wrote {args.out}")
 

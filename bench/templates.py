@@ -23,7 +23,6 @@ its own thresholds, ``templates-arcface.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import zlib
@@ -37,7 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
+from provenance import descriptor_suffix, provenance, results_path, settings_digest, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import main_face, person_images  # noqa: E402
@@ -143,11 +142,10 @@ def main() -> None:
         print(f"| {name} | {r['rank1'] * 100:.1f}% | {r['fnir_at_fpir_1e-2'] * 100:.1f}% | "
               f"{r['fpir_at_threshold'] * 100:.1f}% | {r['fnir_at_threshold'] * 100:.1f}% |")
     suffix = descriptor_suffix(args.descriptor)
-    out = REPO / "bench" / "results" / f"templates{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"descriptor": args.descriptor, "n_gallery": len(gallery), "n_known_probes": n_known,
-                               "n_unknown_probes": len(probes) - n_known, "seconds": round(time.time() - t0, 1),
-                               "provenance": provenance(engine.config), "results": results}, indent=2, default=float))
+    out = write_json(results_path(f"templates{suffix}", REPO), {
+        "descriptor": args.descriptor, "n_gallery": len(gallery), "n_known_probes": n_known,
+        "n_unknown_probes": len(probes) - n_known, "seconds": round(time.time() - t0, 1),
+        "provenance": provenance(engine.config), "results": results})
     print(f"wrote {out}")
 
 

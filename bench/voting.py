@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import identification  # noqa: E402
-from provenance import descriptor_suffix, provenance, settings_digest  # noqa: E402
+from provenance import descriptor_suffix, provenance, results_path, settings_digest, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E402
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
@@ -237,11 +237,9 @@ def main() -> None:
         print(f"| {margin} | {r['told_not_recognised'] / max(r['known'], 1):.1%} ({r['told_not_recognised']}/"
               f"{r['known']}) | {r['left_reading_welcome'] / max(r['strangers'], 1):.1%} "
               f"({r['left_reading_welcome']}/{r['strangers']}) |")
-    out = REPO / "bench" / "results" / f"voting{descriptor_suffix(args.descriptor)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
-                               "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
-                               "results": rows, "welcome": welcome}, indent=2))
+    out = write_json(results_path(f"voting{descriptor_suffix(args.descriptor)}", REPO), {
+        "args": vars(args), "mask_variants": MASK_VARIANTS, "n_presences": len(doc["presences"]),
+        "seconds": round(time.time() - t0, 1), "provenance": provenance(config), "results": rows, "welcome": welcome})
     print(f"wrote {out} in {time.time() - t0:.0f} s")
 
 

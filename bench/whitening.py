@@ -22,7 +22,6 @@ DevTrain crops and embeddings of ``bench/ablation.py --calibrate-split DevTrain`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -34,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import ablation  # noqa: E402  (bench/ is on sys.path)
-from provenance import provenance  # noqa: E402
+from provenance import provenance, write_results  # noqa: E402
 
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.embed import fuse_upper, join, l2_normalise  # noqa: E402
@@ -164,9 +163,7 @@ def main() -> None:
         print(f"  {name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     meta = {"seconds": round(time.time() - t0, 1), "training_rows": len(x), "training_people": len(set(labels)),
             "provenance": provenance()}
-    out = REPO / "bench" / "results" / "whitening.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=float))
+    write_results("whitening", meta, results, REPO)
     print(table(results))
 
 

@@ -1,0 +1,47 @@
+"""The benchmarks' one writer of ``bench/results/<name>.json`` writes what each of them wrote itself."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def provenance(monkeypatch):
+    """``bench/provenance.py``, imported as the benchmarks import it (bench/ on sys.path)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    return importlib.import_module("provenance")
+
+
+# a result as the benchmarks hold one: numpy scalars beside plain numbers, nested rows, text
+SAMPLE_META = {"seconds": 12.3, "split": "DevTest", "provenance": {"commit": "abc", "uncommitted_files": 0}}
+SAMPLE_RESULTS = {"SFace + mirror": {"unmasked": {"accuracy": np.float64(0.975), "tar_at_far_1e-2": np.float32(0.5),
+                                                  "n_pairs": 600, "failed_images": 0},
+                                     "identification": None, "rows": [1, 2.5, "± 3"]}}
+
+
+def test_results_are_written_byte_for_byte_as_the_benchmarks_wrote_them(provenance, tmp_path):
+    out = provenance.write_results("example", SAMPLE_META, SAMPLE_RESULTS, tmp_path)
+    assert out == tmp_path / "bench" / "results" / "example.json" == provenance.results_path("example", tmp_path)
+    # the lines each benchmark wrote before (bench/ablation.py, bench/descriptors.py, bench/whitening.py...)
+    before = json.dumps({"meta": SAMPLE_META, "results": SAMPLE_RESULTS}, indent=2, default=float)
+    assert out.read_bytes() == before.encode()
+    assert json.loads(out.read_text())["results"]["SFace + mirror"]["unmasked"]["tar_at_far_1e-2"] == 0.5
+
+
+def test_plain_documents_and_the_speed_benchmarks_trailing_newline(provenance, tmp_path):
+    plain = {"args": {"people": 60}, "rows": [{"share": 0.5, "found": 3}], "seconds": 1.0}
+    # bench/cut_faces.py, detection.py, partial_faces.py, chips.py, maskhead.py and voting.py wrote no default
+    cut = provenance.write_json(provenance.results_path("cut_faces", tmp_path), plain)
+    assert cut.read_text() == json.dumps(plain, indent=2)
+    # bench/speed.py, kiosk.py and latest.py end their files with a newline, into a folder made for them
+    speed = provenance.write_json(tmp_path / "elsewhere" / "speed.json", plain, newline=True)
+    assert speed.read_text() == json.dumps(plain, indent=2) + "\n"
+    assert speed.read_text() == ('{\n  "args": {\n    "people": 60\n  },\n  "rows": [\n    {\n      "share": 0.5,\n'
+                                 '      "found": 3\n    }\n  ],\n  "seconds": 1.0\n}\n')
