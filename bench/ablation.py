@@ -530,9 +530,10 @@ def thresholds(names: np.ndarray, o: np.ndarray, p0: np.ndarray, p1: np.ndarray,
     return out
 
 
-def table(results: dict) -> str:
-    """The markdown table of docs/accuracy.md: verification per set, then identification."""
-    lines = ["| levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in SETS)
+def table(results: dict, first: str = "levers", missing: str = "–") -> str:
+    """The markdown table of docs/accuracy.md: verification per set, then identification (``missing`` for a
+    row without it); ``first`` heads the rows' names (bench/descriptors.py's table is this one)."""
+    lines = [f"| {first} | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in SETS)
              + " | identification, masked probes: rank-1 ± std / FNIR@FPIR1e-2 ± std |",
              "|---|" + "---|" * (len(SETS) + 1)]
     for name, r in results.items():
@@ -540,7 +541,7 @@ def table(results: dict) -> str:
                  f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in SETS]
         i = r.get("identification")
         cells.append(f"{i['rank1'] * 100:.1f}% ± {i['rank1_std'] * 100:.1f} / {i['fnir_at_fpir_1e-2'] * 100:.1f}% ± "
-                     f"{i['fnir_at_fpir_1e-2_std'] * 100:.1f}" if i else "–")
+                     f"{i['fnir_at_fpir_1e-2_std'] * 100:.1f}" if i else missing)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

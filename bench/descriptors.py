@@ -366,18 +366,8 @@ def join_resnet(engine, crops: dict, arc: dict, pairs, same, folds) -> tuple[dic
 
 
 def table(results: dict) -> str:
-    """Markdown table in the ablation's layout."""
-    lines = ["| descriptor and levers | " + " | ".join(f"{s}: accuracy ± std / TAR@FAR1e-2" for s in ablation.SETS)
-             + " | identification, masked probes: rank-1 ± std / FNIR@FPIR1e-2 ± std |",
-             "|---|" + "---|" * (len(ablation.SETS) + 1)]
-    for name, r in results.items():
-        cells = [f"{r[s]['accuracy'] * 100:.1f}% ± {r[s]['accuracy_std'] * 100:.1f} / "
-                 f"{r[s]['tar_at_far_1e-2'] * 100:.1f}%" for s in ablation.SETS]
-        i = r.get("identification")
-        cells.append(f"{i['rank1'] * 100:.1f}% ± {i['rank1_std'] * 100:.1f} / {i['fnir_at_fpir_1e-2'] * 100:.1f}% "
-                     f"± {i['fnir_at_fpir_1e-2_std'] * 100:.1f}" if i else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Markdown table in the ablation's layout (an empty cell where a row has no identification figures)."""
+    return ablation.table(results, first="descriptor and levers", missing="")
 
 
 def calibration_table(calib: dict) -> str:

@@ -45,3 +45,21 @@ def test_plain_documents_and_the_speed_benchmarks_trailing_newline(provenance, t
     assert speed.read_text() == json.dumps(plain, indent=2) + "\n"
     assert speed.read_text() == ('{\n  "args": {\n    "people": 60\n  },\n  "rows": [\n    {\n      "share": 0.5,\n'
                                  '      "found": 3\n    }\n  ],\n  "seconds": 1.0\n}\n')
+
+
+def test_the_ablation_and_descriptor_tables_keep_their_layout(monkeypatch):
+    """``descriptors.table`` is the ablation's table with its own first header and an empty cell for a row
+    without identification figures (the ablation writes "–")."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    ablation, descriptors = importlib.import_module("ablation"), importlib.import_module("descriptors")
+    v = {"accuracy": 0.9712, "accuracy_std": 0.0123, "tar_at_far_1e-2": 0.95}
+    i = {"rank1": 0.9, "rank1_std": 0.031, "fnir_at_fpir_1e-2": 0.15, "fnir_at_fpir_1e-2_std": 0.07}
+    results = {"the product": {**dict.fromkeys(ablation.SETS, v), "identification": i},
+               "no identification": dict.fromkeys(ablation.SETS, v)}
+    cells = " | ".join(["97.1% ± 1.2 / 95.0%"] * 3)
+    head = (" | unmasked: accuracy ± std / TAR@FAR1e-2 | one side masked: accuracy ± std / TAR@FAR1e-2 "
+            "| both masked: accuracy ± std / TAR@FAR1e-2 "
+            "| identification, masked probes: rank-1 ± std / FNIR@FPIR1e-2 ± std |\n|---|---|---|---|---|\n")
+    rows = f"| the product | {cells} | 90.0% ± 3.1 / 15.0% ± 7.0 |\n| no identification | {cells} | "
+    assert ablation.table(results) == "| levers" + head + rows + "– |"
+    assert descriptors.table(results) == "| descriptor and levers" + head + rows + " |"
