@@ -8,7 +8,7 @@ extended by its own reflection (``EngineConfig.edge_reflection``), where a face 
 middle shows whole, and refuses a face found across the edge as ``partial`` ("Please move to the
 middle") when FaceMesh's face flag reaches ``EngineConfig.edge_min_face_flag``.
 
-Measured here, on kiosk frames made as the page makes them (tests/recognition/faces.py,
+Measured here, on kiosk frames made as the page makes them (bench/frames.py,
 ``cut_by_the_screen``) from the first photo of LFW DevTest people, unmasked and wearing an unseen
 MaskTheFace template, whose face passes the gate whole: a 1280x720 camera on a 1080x1920 screen (the
 frame's left and right edges cut; 360x640 frames) and a 1280x960 camera on a 1920x1080 screen (top
@@ -38,12 +38,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from detection import NON_FACE  # noqa: E402
+from frames import cut_by_the_screen  # noqa: E402
 from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 from recognition.engine.quality import PARTIAL  # noqa: E402
-from tests.recognition.faces import cut_by_the_screen  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
 FLAGS = (0.0, 0.1, 0.2, 0.3, 0.5)

@@ -1,4 +1,6 @@
-"""Test frames for the speed benchmarks: 640x480 BGR frames with one face each.
+"""Test frames for the speed benchmarks: 640x480 BGR frames with one face each; and the frame a
+kiosk page sends of a face cut by its screen's edge (:func:`cut_by_the_screen`: bench/cut_faces.py
+and the tests make theirs here).
 
 Sources: scikit-image's astronaut photo (installed) and the face photos inside the
 ``insightface`` wheel, fetched with pip into ``var/test-assets`` like ``tests/conftest.py``
@@ -80,6 +82,36 @@ def make_frames(crops: list[tuple[str, np.ndarray]], per_crop: int = 2, seed: in
             frame[y:y + h, x:x + side] = face[:h]
             frames.append((f"{name}/{j}", frame))
     return frames
+
+
+def shown_part(camera: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)``: the part of a ``camera`` (width, height) picture that a ``screen`` (width,
+    height) shows, as the kiosk page's ``shownPart()`` computes it (the video covers the screen)."""
+    (cw, ch), (sw, sh) = camera, screen
+    cover = max(sw / cw, sh / ch)
+    w, h = min(cw, round(sw / cover)), min(ch, round(sh / cover))
+    return round((cw - w) / 2), round((ch - h) / 2), w, h
+
+
+def cut_by_the_screen(engine, image_bgr: np.ndarray, outside: float, side: str = "left",
+                      camera: tuple[int, int] = (1280, 720), screen: tuple[int, int] = (1080, 1920),
+                      face_width: float = 290.0) -> np.ndarray:
+    """The frame a kiosk page sends (the part of the camera's picture its screen shows, scaled to fit
+    480x640 or 640x480) while the photo's largest face, ``face_width`` camera pixels wide, stands
+    ``outside`` of its box's width (height) past that part's ``side`` edge ("left", "right", "top" or
+    "bottom" of the picture); elsewhere in the middle of its width, eyes at 0.42 of its height."""
+    x1, y1, x2, y2 = engine.analyze(image_bgr)[0].box
+    s = face_width / (x2 - x1)
+    px, py, pw, ph = shown_part(camera, screen)
+    across, down = (0.5 - outside) * face_width, (0.5 - outside) * (y2 - y1) * s   # edge to the face's centre
+    cx = {"left": px + across, "right": px + pw - across}.get(side, px + pw / 2)
+    cy = {"top": py + down, "bottom": py + ph - down}.get(side, py + ph * 0.42)
+    m = np.float32([[s, 0, cx - (x1 + x2) / 2 * s], [0, s, cy - (y1 + y2) / 2 * s]])
+    picture = cv2.warpAffine(image_bgr, m, camera, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    box_w, box_h = (FRAME_H, FRAME_W) if ph > pw else (FRAME_W, FRAME_H)
+    scale = min(1.0, box_w / pw, box_h / ph)
+    return cv2.resize(picture[py:py + ph, px:px + pw], (round(pw * scale), round(ph * scale)),
+                      interpolation=cv2.INTER_AREA)
 
 
 def jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

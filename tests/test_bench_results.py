@@ -1,7 +1,9 @@
-"""The benchmarks' one writer of ``bench/results/<name>.json`` writes what each of them wrote itself."""
+"""The benchmarks' shared pieces: the one writer of ``bench/results/<name>.json`` writes what each of
+them wrote itself, their tables keep their text, and no benchmark leans on the test package."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 from pathlib import Path
@@ -63,3 +65,15 @@ def test_the_ablation_and_descriptor_tables_keep_their_layout(monkeypatch):
     rows = f"| the product | {cells} | 90.0% ± 3.1 / 15.0% ± 7.0 |\n| no identification | {cells} | "
     assert ablation.table(results) == "| levers" + head + rows + "– |"
     assert descriptors.table(results) == "| descriptor and levers" + head + rows + " |"
+
+
+def test_no_benchmark_imports_the_test_package():
+    """What a benchmark and the tests both need lives in bench/ (or the product), which the tests may
+    import: bench/cut_faces.py took its kiosk frames from tests/recognition/faces.py."""
+    leaning = []
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            leaning += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert not leaning

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from bench.frames import cut_by_the_screen as cut_by_the_screen  # made there for bench/cut_faces.py too
 from recognition.engine.masks import render_mask
 
 W, H = 640, 480
@@ -52,36 +53,6 @@ def frames(image_bgr: np.ndarray, m: np.ndarray, n: int, *, seed: int = 0, jitte
             img = np.clip(img.astype(np.float32) * brightness, 0, 255).astype(np.uint8)
         out.append(img)
     return out
-
-
-def shown_part(camera: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(x, y, w, h)``: the part of a ``camera`` (width, height) picture that a ``screen`` (width,
-    height) shows, as the kiosk page's ``shownPart()`` computes it (the video covers the screen)."""
-    (cw, ch), (sw, sh) = camera, screen
-    cover = max(sw / cw, sh / ch)
-    w, h = min(cw, round(sw / cover)), min(ch, round(sh / cover))
-    return round((cw - w) / 2), round((ch - h) / 2), w, h
-
-
-def cut_by_the_screen(engine, image_bgr: np.ndarray, outside: float, side: str = "left",
-                      camera: tuple[int, int] = (1280, 720), screen: tuple[int, int] = (1080, 1920),
-                      face_width: float = 290.0) -> np.ndarray:
-    """The frame a kiosk page sends (the part of the camera's picture its screen shows, scaled to fit
-    480x640 or 640x480) while the photo's largest face, ``face_width`` camera pixels wide, stands
-    ``outside`` of its box's width (height) past that part's ``side`` edge ("left", "right", "top" or
-    "bottom" of the picture); elsewhere in the middle of its width, eyes at 0.42 of its height."""
-    x1, y1, x2, y2 = engine.analyze(image_bgr)[0].box
-    s = face_width / (x2 - x1)
-    px, py, pw, ph = shown_part(camera, screen)
-    across, down = (0.5 - outside) * face_width, (0.5 - outside) * (y2 - y1) * s   # edge to the face's centre
-    cx = {"left": px + across, "right": px + pw - across}.get(side, px + pw / 2)
-    cy = {"top": py + down, "bottom": py + ph - down}.get(side, py + ph * 0.42)
-    m = np.float32([[s, 0, cx - (x1 + x2) / 2 * s], [0, s, cy - (y1 + y2) / 2 * s]])
-    picture = cv2.warpAffine(image_bgr, m, camera, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    box_w, box_h = (H, W) if ph > pw else (W, H)
-    scale = min(1.0, box_w / pw, box_h / ph)
-    return cv2.resize(picture[py:py + ph, px:px + pw], (round(pw * scale), round(ph * scale)),
-                      interpolation=cv2.INTER_AREA)
 
 
 def empty_room(n: int = 1) -> list[np.ndarray]:
