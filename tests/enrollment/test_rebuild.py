@@ -1107,6 +1107,29 @@ def test_a_photo_without_a_face_is_left_out_of_this_recognizers_later_rebuilds(m
     assert tried.count(bad.pk) == 2
 
 
+def test_a_photo_failed_before_the_version_was_recorded_is_tried_once_more_and_then_left_out(make_photo,
+                                                                                              monkeypatch):
+    """Photos failed before migration 0011 have no ``embed_failed_version``: the next rebuild tries
+    each once more (as one that failed before, not a new one) and records the outcome, so the
+    rebuilds after it leave out a photo that fails again for a cause of its own."""
+    from recognition.engine import NoFaceFound
+
+    def no_face(engine, face, seed):
+        raise NoFaceFound("no face found")
+
+    _, old = photo_to_embed(make_photo, monkeypatch, no_face)
+    FacePhoto.objects.filter(pk=old.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
+                                               embedding_error="NoFaceFound: no face found", embed_failed_version="")
+    tried, lines = _tried(monkeypatch), []
+    first = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+    assert tried == [old.pk] and "1 photo that failed before to embed" in lines, lines
+    assert (first.stats["embed_retried"], first.stats["embed_failed"]) == (1, 1)
+    old.refresh_from_db()
+    assert (old.embedding_state, old.embed_failed_version) == ("failed", services.recognizer.template_version())
+    second = services.index_rebuild()
+    assert tried == [old.pk] and second.stats["embed_left_out"] == 1, "tried again"
+
+
 def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_new(make_photo, monkeypatch):
     """A file that storage could not give (a share that hiccupped, a restore under way) may be there
     at the next rebuild, which tries it again; it is not a new photo for that run's progress."""
