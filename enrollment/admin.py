@@ -694,12 +694,48 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# a failed photo's state, by what rebuilds do with it (FacePhotoAdmin.embedding, EmbeddingFailureFilter)
+EMBEDDING_FAILURES = {
+    "left_out": "failed: left out of the index (remove it, or add another photo)",
+    "file_missing": "failed: file missing from storage (restore the file, or remove the photo)",
+    "again": "failed: tried again at the next rebuild",
+}
+
+
+def _embedding_failure(photo: FacePhoto) -> str:
+    """Which of :data:`EMBEDDING_FAILURES` a failed photo is in."""
+    if photo.embed_failed_version and photo.embed_failed_version == recognizer.template_version():
+        return "left_out"
+    return "file_missing" if photo.file_missing else "again"
+
+
+class EmbeddingFailureFilter(admin.SimpleListFilter):
+    """Failed photos by what rebuilds do with them: left out, file missing from storage, tried again."""
+
+    title = "embedding failure"
+    parameter_name = "failure"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(key, label.removeprefix("failed: ")) for key, label in EMBEDDING_FAILURES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        version = recognizer.template_version()
+        failed = queryset.filter(embedding_state=FacePhoto.Embedding.FAILED)
+        if self.value() == "left_out":
+            return failed.filter(embed_failed_version=version)
+        if self.value() == "file_missing":
+            return failed.exclude(embed_failed_version=version).filter(file_missing=True)
+        if self.value() == "again":
+            return failed.exclude(embed_failed_version=version).filter(file_missing=False)
+        return None
+
+
 @admin.register(FacePhoto)
 class FacePhotoAdmin(admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild)."""
 
     list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding", "created_at")
-    list_filter = ("quality_verdict", "masked", "source", "embedding_state")
+    list_filter = ("quality_verdict", "masked", "source", "embedding_state", EmbeddingFailureFilter)
     search_fields = ("person__full_name", "person__staff_id")
     list_select_related = ("person",)
     readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",
@@ -710,13 +746,12 @@ class FacePhotoAdmin(admin.ModelAdmin):
     @admin.display(description="embedding state", ordering="embedding_state")
     def embedding(self, photo: FacePhoto) -> str:
         """The embedding state; a failed photo says whether rebuilds of this recognizer leave it out
-        (a cause of its own: ``embed_failed_version``) or the next one tries it again (an unreadable
-        file, or a failure under other models): "failed" alone did not tell."""
+        (a cause of its own: ``embed_failed_version``), its file is gone from storage (tried by every
+        rebuild: ``file_missing``) or the next rebuild tries it again (a file storage could not read,
+        or a failure under other models): "failed" alone did not tell."""
         if photo.embedding_state != FacePhoto.Embedding.FAILED:
             return photo.get_embedding_state_display()
-        if photo.embed_failed_version and photo.embed_failed_version == recognizer.template_version():
-            return "failed: left out of the index (remove it, or add another photo)"
-        return "failed: tried again at the next rebuild"
+        return EMBEDDING_FAILURES[_embedding_failure(photo)]
 
     class Media:
         css = {"all": ("enrollment/admin.css",)}

@@ -171,6 +171,10 @@ class FacePhoto(models.Model):
         max_length=64, blank=True, default="", db_default="",
         help_text="the recognizer (template) version that failed to embed this photo for a cause of the photo's own: "
                   "its rebuilds leave the photo out; another version tries it again")
+    file_missing = models.BooleanField(
+        default=False, db_default=False,
+        help_text="the last rebuild that tried to embed this photo found no file in storage (deleted from the disk "
+                  "or volume, or the volume not mounted); every rebuild tries it again until it is restored or removed")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -865,7 +865,7 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
                           "kinds": np.ascontiguousarray(templates.kinds, np.int8).tobytes()})
             FacePhoto.objects.filter(pk=photo.pk).update(embedding_state=FacePhoto.Embedding.EMBEDDED,
                                                          embedding_error="", embed_attempts=0,
-                                                         embed_failed_version="")
+                                                         embed_failed_version="", file_missing=False)
     except IntegrityError:  # removed between the check and the insert (a database without row locks)
         return False
     return True
@@ -1239,11 +1239,12 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     # left out of this version's index: marked failed for it, before this run or by it (a file storage
     # could not give is not: the next rebuild tries it again)
     not_embeddable = FacePhoto.objects.for_index().failed_for(version_key).count() if failed else left_out
-    # of this run's failures, those not marked failed for this version (their file unreadable), read
-    # by their ids: a difference of counts also moved with the photos removed, or people deactivated
-    # or reactivated, while the run embedded
-    to_retry = (FacePhoto.objects.filter(pk__in=failed_ids).exclude(embed_failed_version=version_key).count()
-                if failed else 0)
+    # of this run's failures, those not marked failed for this version (their file missing, or
+    # unreadable), read by their ids: a difference of counts also moved with the photos removed, or
+    # people deactivated or reactivated, while the run embedded
+    retried = FacePhoto.objects.filter(pk__in=failed_ids).exclude(embed_failed_version=version_key)
+    missing = retried.filter(file_missing=True).count() if failed else 0
+    to_retry = retried.filter(file_missing=False).count() if failed else 0
     progress(86, "assembling the index", force=True)
     index, photo_count, photo_templates = _index_assemble(version_key=version_key, engine=engine)
     progress(90, "fitting thresholds", force=True)
@@ -1251,8 +1252,9 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     progress(95, "writing and switching the index", force=True)
     # embedded_new: embedded by this run; embed_retried: of those it tried, the photos an earlier run
     # failed to embed (their file unreadable then); embed_left_out: not tried, failed for this version
+    # embed_file_missing: of its failures, the photos whose file is gone from storage (tried again)
     metrics = {"thresholds": thresholds, "embedded_new": embedded, "embed_failed": failed,
-               "embed_retried": again, "embed_left_out": left_out,
+               "embed_retried": again, "embed_left_out": left_out, "embed_file_missing": missing,
                "embed_seconds": round(embed_s, 2),
                "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
                "synthetic_masks": recognizer.synthetic_masks_available()}
@@ -1266,6 +1268,8 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
                        f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
                        + (f"{counted(not_embeddable, 'photo')} left out (not embeddable), " if not_embeddable else "")
+                       + (f"{counted(missing, 'photo file')} missing from storage (restore or remove), "
+                          if missing else "")
                        + (f"{counted(to_retry, 'photo')} to try again (unreadable), " if to_retry else "")
                        + f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
@@ -1304,6 +1308,20 @@ def _embed_failure_passes(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (isinstance(exc, cv2.error) and getattr(exc, "code", None) == cv2.Error.StsNoMem)
 
 
+class _FileMissing(OSError):
+    """Storage has no file of that name (a ``FileNotFoundError`` on opening it: not one raised later,
+    by a model or mask file the engine loads)."""
+
+
+def _photo_read(photo: FacePhoto) -> bytes:
+    """A photo's file; :class:`_FileMissing` when storage has none."""
+    try:
+        with photo.image.open("rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise _FileMissing(str(exc)) from exc
+
+
 def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     """Compute and cache one photo's templates; a bad photo is marked failed, never fatal. The
     attempt is counted before it begins and cleared when it ends either way, so a photo that takes
@@ -1315,26 +1333,40 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     (:meth:`~enrollment.models.FacePhotoQuerySet.to_embed`) rather than analyse it again and
     count it to embed; another version (other models, another template scheme) tries it again. A
     file that cannot be read from storage (``OSError``: a share that hiccupped, a restore under way)
-    is marked failed alone, and the next rebuild tries it again."""
+    is marked failed alone, and the next rebuild tries it again.
+
+    So is a file missing from storage (``FileNotFoundError``), marked ``file_missing`` so that the
+    admin and the run's message tell it apart from a file that could not be read this time (it
+    says "restore or remove", not "to try again"). Every rebuild still tries it, on purpose: a try
+    costs one failed open (the photo is never analysed), and from here a file deleted for good
+    looks the same as a volume not mounted on this worker or a restore under way, after which the
+    photos would come back by themselves; left out instead, every photo added meanwhile would stay
+    out of the index until an administrator asked for each again. It leaves that state when a
+    rebuild embeds it (the file restored) or fails on it for another cause, or when it is removed."""
     if photo.embed_attempts >= PHOTO_MAX_ATTEMPTS:
         # attempts cleared: another version may try it (and count its own)
         FacePhoto.objects.filter(pk=photo.pk).update(
             embedding_state=FacePhoto.Embedding.FAILED, embed_failed_version=version, embed_attempts=0,
+            file_missing=False,
             embedding_error=f"the worker stopped {photo.embed_attempts} times while embedding this photo; "
                             "left out (remove it, or add another photo)")
         return False
     FacePhoto.objects.filter(pk=photo.pk).update(embed_attempts=F("embed_attempts") + 1)
     try:
-        with photo.image.open("rb") as fh:
-            data = fh.read()
+        data = _photo_read(photo)
         faces = engine.analyze(engine.decode(data))
         face = recognizer.face_near(faces, photo.box)
         return _templates_store(photo=photo, templates=recognizer.face_templates(engine, face, seed=photo.pk),
                                 version=version)
+    except _FileMissing:
+        FacePhoto.objects.filter(pk=photo.pk).update(
+            embedding_state=FacePhoto.Embedding.FAILED, embed_attempts=0, embed_failed_version="", file_missing=True,
+            embedding_error=f"file missing from storage: {photo.image.name}"[:200])
+        return False
     except EMBED_ERRORS as exc:
         FacePhoto.objects.filter(pk=photo.pk).update(
             embedding_state=FacePhoto.Embedding.FAILED, embedding_error=f"{type(exc).__name__}: {exc}"[:200],
-            embed_attempts=0, embed_failed_version="" if _embed_failure_passes(exc) else version)
+            embed_attempts=0, embed_failed_version="" if _embed_failure_passes(exc) else version, file_missing=False)
         return False
     except (DatabaseError, KeyboardInterrupt, SystemExit):
         # not the photo's doing (the database away, a stop asked for: Ctrl-C, a shutdown): the

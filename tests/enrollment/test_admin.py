@@ -936,12 +936,24 @@ def test_a_failed_photo_says_whether_rebuilds_leave_it_out_or_try_it_again(admin
     one the next rebuild tries again (its file unreadable then, or failed under other models)."""
     from enrollment import recognizer
 
-    left_out, again, other = make_photo(person), make_photo(person), make_photo(person)
-    FacePhoto.objects.filter(pk__in=[left_out.pk, again.pk, other.pk]).update(embedding_state="failed")
+    left_out, again, other, missing = (make_photo(person) for _ in range(4))
+    FacePhoto.objects.filter(pk__in=[left_out.pk, again.pk, other.pk, missing.pk]).update(embedding_state="failed")
     FacePhoto.objects.filter(pk=left_out.pk).update(embed_failed_version=recognizer.template_version())
     FacePhoto.objects.filter(pk=other.pk).update(embed_failed_version="other-models")
-    listing = admin_client.get(reverse("admin:enrollment_facephoto_changelist")).content.decode()
+    FacePhoto.objects.filter(pk=missing.pk).update(file_missing=True)
+    changelist = reverse("admin:enrollment_facephoto_changelist")
+    listing = admin_client.get(changelist).content.decode()
     assert listing.count("failed: left out of the index") == 1
     assert listing.count("failed: tried again at the next rebuild") == 2
+    assert listing.count("failed: file missing from storage") == 1
     page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[left_out.pk])).content.decode()
     assert "failed: left out of the index (remove it, or add another photo)" in page
+    page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[missing.pk])).content.decode()
+    assert "failed: file missing from storage (restore the file, or remove the photo)" in page
+    # the list filter finds each kind (a photo that was missing and is embedded since is not missing)
+    embedded = make_photo(person)
+    FacePhoto.objects.filter(pk=embedded.pk).update(embedding_state="embedded", file_missing=True)
+    for value, photos in (("left_out", [left_out]), ("file_missing", [missing]), ("again", [again, other])):
+        answer = admin_client.get(changelist, {"failure": value})
+        assert answer.status_code == 200 and "file missing from storage" in answer.content.decode()  # the choice
+        assert sorted(p.pk for p in answer.context["cl"].result_list) == sorted(p.pk for p in photos), value

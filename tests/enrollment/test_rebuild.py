@@ -596,7 +596,8 @@ def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monke
     run = rebuild_now()
     broken.refresh_from_db()
     assert run.state == "succeeded" and run.stats["embed_failed"] == 1
-    assert broken.embedding_state == "failed" and "No such file" in broken.embedding_error
+    assert broken.embedding_state == "failed" and broken.file_missing
+    assert broken.embedding_error == "file missing from storage: faces/missing.jpg"
 
 
 class WorkerKilled(BaseException):
@@ -647,7 +648,7 @@ def test_a_finished_embedding_clears_its_attempts(make_photo, monkeypatch):
     rebuild_now()
     broken.refresh_from_db()
     assert broken.embedding_state == "failed" and broken.embed_attempts == 0
-    assert "No such file" in broken.embedding_error
+    assert broken.embedding_error == "file missing from storage: faces/missing.jpg" and broken.file_missing
 
 
 def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
@@ -1130,9 +1131,10 @@ def test_a_photo_failed_before_the_version_was_recorded_is_tried_once_more_and_t
     assert tried == [old.pk] and second.stats["embed_left_out"] == 1, "tried again"
 
 
-def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_new(make_photo, monkeypatch):
-    """A file that storage could not give (a share that hiccupped, a restore under way) may be there
-    at the next rebuild, which tries it again; it is not a new photo for that run's progress."""
+def test_a_photo_whose_file_is_missing_is_said_so_and_tried_again_until_it_is_back(make_photo, monkeypatch):
+    """A file gone from storage was counted "to try again (unreadable)" by every rebuild, as a file
+    that could not be read this time was: the run and the photo say it is missing. Rebuilds still
+    try it (a volume not mounted, a restore under way), as one that failed before, not a new one."""
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
@@ -1144,19 +1146,45 @@ def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_new(make
     with default_storage.open(name, "rb") as fh:
         data = fh.read()
     default_storage.delete(name)
-    first = services.index_rebuild()
-    assert first.stats["embed_failed"] == 1
-    # not called "not embeddable": it is tried again (the message said "1 photo left out")
-    assert "left out" not in first.message and "1 photo to try again (unreadable)" in first.message, first.message
-    photo.refresh_from_db()
-    assert photo.embedding_state == "failed" and "No such file" in photo.embedding_error
+    for _ in range(2):   # every rebuild: the same words, never "left out"
+        run = services.index_rebuild()
+        assert (run.stats["embed_failed"], run.stats["embed_file_missing"]) == (1, 1)
+        assert "1 photo file missing from storage (restore or remove)" in run.message, run.message
+        assert "left out" not in run.message and "to try again" not in run.message, run.message
+        photo.refresh_from_db()
+        assert (photo.embedding_state, photo.file_missing, photo.embed_failed_version) == ("failed", True, "")
+        assert photo.embedding_error == f"file missing from storage: {name}"
     assert default_storage.save(name, ContentFile(data)) == name   # back
     lines = []
     run = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
     assert "1 photo that failed before to embed" in lines, lines
     assert (run.stats["embedded_new"], run.stats["embed_retried"], run.stats["embed_left_out"]) == (1, 1, 0)
     photo.refresh_from_db()
-    assert (photo.embedding_state, photo.embed_failed_version) == (FacePhoto.Embedding.EMBEDDED, "")
+    assert (photo.embedding_state, photo.embed_failed_version, photo.file_missing) == ("embedded", "", False)
+
+
+def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_missing(make_photo, monkeypatch):
+    """A file storage has but could not read this time (here a folder in its place: IsADirectoryError)
+    is to be tried again, not "missing"; nor is a photo whose embedding met a FileNotFoundError of
+    another file (the engine's own, e.g. a mask template) after its own was read."""
+    from django.core.files.storage import default_storage
+
+    def no_masks(engine, face, seed):
+        raise FileNotFoundError("no masks.cfg in /srv/masks")
+
+    person, photo = photo_to_embed(make_photo, monkeypatch, no_masks)
+    other = make_photo(person)
+    FacePhoto.objects.filter(pk=other.pk).update(embedding_state="pending")
+    other.templates.all().delete()
+    default_storage.delete(other.image.name)
+    os.mkdir(default_storage.path(other.image.name))
+    run = services.index_rebuild()
+    assert (run.stats["embed_failed"], run.stats["embed_file_missing"]) == (2, 0)
+    assert "2 photos to try again (unreadable)" in run.message and "missing" not in run.message, run.message
+    for p, error in ((photo, "FileNotFoundError: no masks.cfg"), (other, "IsADirectoryError")):
+        p.refresh_from_db()
+        assert (p.embedding_state, p.file_missing, p.embed_failed_version) == ("failed", False, ""), error
+        assert p.embedding_error.startswith(error), p.embedding_error
 
 
 def test_the_start_line_says_which_photos_are_new():
