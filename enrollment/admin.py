@@ -237,8 +237,20 @@ class PhotoCountFilter(admin.SimpleListFilter):
         return None
 
 
+class RebuildMixin:
+    """What the admins whose actions queue an index rebuild share: the permission and the message."""
+
+    def has_rebuild_permission(self, request: HttpRequest) -> bool:
+        """May queue an index rebuild."""
+        return request.user.has_perm("enrollment.rebuild_index")
+
+    def _rebuild_message(self, request: HttpRequest, run: TrainingRun, done: str = "Index rebuild queued") -> None:
+        url = reverse("admin:enrollment_trainingrun_changelist")
+        messages.info(request, format_html('{} (<a href="{}">training run #{}</a>).', done, url, run.pk))
+
+
 @admin.register(Person)
-class PersonAdmin(admin.ModelAdmin):
+class PersonAdmin(RebuildMixin, admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
     capture; actions rebuild / deactivate / reactivate / erase."""
 
@@ -282,10 +294,6 @@ class PersonAdmin(admin.ModelAdmin):
     def has_erase_permission(self, request: HttpRequest) -> bool:
         """Erasure is for superusers (``enrollment.erase_person``), not for Enrollers."""
         return request.user.has_perm("enrollment.erase_person")
-
-    def has_rebuild_permission(self, request: HttpRequest) -> bool:
-        """May queue an index rebuild."""
-        return request.user.has_perm("enrollment.rebuild_index")
 
     # ---------------------------------------------------------------- form
     def get_fieldsets(self, request: HttpRequest, obj: Person | None = None):
@@ -446,10 +454,6 @@ class PersonAdmin(admin.ModelAdmin):
     def rebuild_index(self, request: HttpRequest, queryset: QuerySet) -> None:
         run = services.index_rebuild_request(actor=request.user, reason="admin: rebuild action", force=True)
         self._rebuild_message(request, run)
-
-    def _rebuild_message(self, request: HttpRequest, run: TrainingRun) -> None:
-        url = reverse("admin:enrollment_trainingrun_changelist")
-        messages.info(request, format_html('Index rebuild queued (<a href="{}">training run #{}</a>).', url, run.pk))
 
     @admin.action(description="Deactivate selected people", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -731,8 +735,9 @@ class EmbeddingFailureFilter(admin.SimpleListFilter):
 
 
 @admin.register(FacePhoto)
-class FacePhotoAdmin(admin.ModelAdmin):
-    """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild)."""
+class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
+    """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild);
+    "Try again at the next rebuild" through ``photos_embed_again``."""
 
     list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding", "created_at")
     list_filter = ("quality_verdict", "masked", "source", "embedding_state", EmbeddingFailureFilter)
@@ -742,6 +747,7 @@ class FacePhotoAdmin(admin.ModelAdmin):
                        "quality_verdict", "masked", "masked_prob", "embedding", "embedding_error", "added_by",
                        "created_at")
     fields = readonly_fields
+    actions = ("embed_again",)
 
     @admin.display(description="embedding state", ordering="embedding_state")
     def embedding(self, photo: FacePhoto) -> str:
@@ -811,6 +817,20 @@ class FacePhotoAdmin(admin.ModelAdmin):
     @admin.display(description="verdict")
     def verdict(self, obj: FacePhoto) -> str:
         return verdict_html(obj)
+
+    @admin.action(description="Try again at the next rebuild", permissions=["rebuild"])
+    def embed_again(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Photos left out of this recognizer's rebuilds (failed for a cause of their own) are tried
+        again by the next one; the others selected are tried by every rebuild already."""
+        selected = queryset.count()
+        done, run = services.photos_embed_again(photos=queryset, actor=request.user)
+        if run is None:
+            messages.info(request, "No photo selected was left out of the index: every rebuild tries the others "
+                                   "already (or they are embedded).")
+            return
+        rest = f"; {selected - done} of those selected were not left out" if done < selected else ""
+        self._rebuild_message(request, run, done=f"{services.counted(done, 'photo')} to try again at the next "
+                                                 f"rebuild{rest}: index rebuild queued")
 
     def delete_model(self, request: HttpRequest, obj: FacePhoto) -> None:
         services.photo_remove(photo=obj, actor=request.user)

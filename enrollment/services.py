@@ -701,6 +701,31 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
 
 
+def photos_embed_again(*, photos: Iterable[FacePhoto], actor: object | None) -> tuple[int, TrainingRun | None]:
+    """Have the next rebuild try again the ``photos`` that rebuilds of this recognizer version leave
+    out (failed for a cause of their own: ``embed_failed_version``), e.g. once the cause is known to
+    be gone; audited one by one, and a rebuild is queued as for other enrolment changes. Photos
+    not left out (not failed, failed under other models, a file missing or unreadable: every
+    rebuild tries those) are left as they are. Returns how many were marked, and the run queued
+    (``None`` when none was)."""
+    version = recognizer.template_version()
+    done = 0
+    with transaction.atomic():
+        for photo in photos:
+            # conditional: one embedded, removed or already asked for meanwhile is not counted twice
+            if not FacePhoto.objects.filter(pk=photo.pk, embedding_state=FacePhoto.Embedding.FAILED,
+                                            embed_failed_version=version).update(embed_failed_version="",
+                                                                                 embed_attempts=0):
+                continue
+            done += 1
+            # it stays "failed" (its error kept) until the rebuild's outcome: counted "failed before"
+            audit_record(actor=actor, action=Action.UPDATE, obj=photo,
+                         summary=f"photo #{photo.pk} of person #{photo.person_id} to be tried again at the next "
+                                 f"rebuild (left out after: {photo.embedding_error})")
+        run = index_rebuild_request(actor=actor, reason=f"{counted(done, 'photo')} to try again") if done else None
+    return done, run
+
+
 # photos one transaction of the purge deletes: each row takes its templates and an audit record with it
 # (the decision records' PURGE_BATCH, 10,000, would hold SQLite's write lock past a kiosk's timeout)
 ADAPTED_PURGE_BATCH = 200

@@ -957,3 +957,47 @@ def test_a_failed_photo_says_whether_rebuilds_leave_it_out_or_try_it_again(admin
         answer = admin_client.get(changelist, {"failure": value})
         assert answer.status_code == 200 and "file missing from storage" in answer.content.decode()  # the choice
         assert sorted(p.pk for p in answer.context["cl"].result_list) == sorted(p.pk for p in photos), value
+
+
+def test_try_again_at_the_next_rebuild_clears_the_mark_of_photos_left_out(client, enroller, plain_staff, person,
+                                                                          make_photo, enqueued,
+                                                                          django_capture_on_commit_callbacks):
+    """A photo left out of this recognizer's rebuilds (failed for a cause of its own) stayed out
+    until it was removed and added again: the action has the next rebuild try it, is audited, and
+    queues a rebuild; photos not left out are untouched; only those who may rebuild may use it."""
+    from django.contrib.auth.models import Permission
+
+    from enrollment import recognizer
+
+    left_out, missing, embedded = make_photo(person), make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk__in=[left_out.pk, missing.pk]).update(embedding_state="failed")
+    FacePhoto.objects.filter(pk=left_out.pk).update(embed_failed_version=recognizer.template_version(),
+                                                    embed_attempts=1, embedding_error="NoFaceFound: no face found")
+    FacePhoto.objects.filter(pk=missing.pk).update(file_missing=True)
+    photos = reverse("admin:enrollment_facephoto_changelist")
+    form = {"action": "embed_again", "_selected_action": [left_out.pk, missing.pk, embedded.pk]}
+    # plain staff who may see photos, not rebuild: no such action
+    plain_staff.user_permissions.add(Permission.objects.get(codename="view_facephoto"))
+    client.force_login(plain_staff)
+    assert "Try again at the next rebuild" not in client.get(photos).content.decode()
+    assert client.post(photos, form, follow=True).status_code == 200
+    assert FacePhoto.objects.get(pk=left_out.pk).embed_failed_version == recognizer.template_version()
+    # an Enroller may (rebuild_index)
+    client.force_login(enroller)
+    assert "Try again at the next rebuild" in client.get(photos).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        page = client.post(photos, form, follow=True).content.decode()
+    assert "1 photo to try again at the next rebuild; 2 of those selected were not left out" in page, page
+    run = TrainingRun.objects.queued().get()
+    assert f"training run #{run.pk}" in page and enqueued == [{"run_id": run.pk, "countdown": 0.0, "force": False}]
+    left_out.refresh_from_db()
+    assert (left_out.embedding_state, left_out.embed_failed_version, left_out.embed_attempts) == ("failed", "", 0)
+    assert FacePhoto.objects.get(pk=missing.pk).file_missing   # untouched
+    (event,) = AuditEvent.objects.filter(action="update", object_type="enrollment.facephoto")
+    assert (event.object_id, event.actor) == (str(left_out.pk), "enroller")
+    assert event.summary == (f"photo #{left_out.pk} of person #{person.pk} to be tried again at the next rebuild "
+                             f"(left out after: NoFaceFound: no face found)")
+    # again: nothing left out now, nothing queued or recorded
+    page = client.post(photos, form, follow=True).content.decode()
+    assert "No photo selected was left out of the index" in page
+    assert TrainingRun.objects.count() == 1 and AuditEvent.objects.filter(action="update").count() == 1

@@ -1108,6 +1108,36 @@ def test_a_photo_without_a_face_is_left_out_of_this_recognizers_later_rebuilds(m
     assert tried.count(bad.pk) == 2
 
 
+def test_a_photo_left_out_is_tried_again_by_the_next_rebuild_when_asked(make_photo, monkeypatch):
+    """"Try again at the next rebuild" (photos_embed_again): a photo this recognizer's rebuilds
+    left out is tried by the next one, as one that failed before, and embedded once its cause is
+    gone (here the face found this time); a rebuild was queued for it."""
+    from recognition.engine import NoFaceFound
+    from recognition.engine.gallery import Templates
+
+    found = {"face": False}
+
+    def templates(engine, face, seed):
+        if not found["face"]:
+            raise NoFaceFound("no face found")
+        return Templates(np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8))
+
+    _, photo = photo_to_embed(make_photo, monkeypatch, templates)
+    tried = _tried(monkeypatch)
+    services.index_rebuild()
+    services.index_rebuild()
+    assert tried == [photo.pk], "left out by the second"
+    found["face"] = True
+    done, queued = services.photos_embed_again(photos=FacePhoto.objects.filter(pk=photo.pk), actor=None)
+    assert done == 1 and queued.state == TrainingRun.State.QUEUED
+    lines = []
+    run = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+    assert tried == [photo.pk, photo.pk] and "1 photo that failed before to embed" in lines, lines
+    assert (run.stats["embedded_new"], run.stats["embed_retried"], run.stats["embed_left_out"]) == (1, 1, 0)
+    photo.refresh_from_db()
+    assert (photo.embedding_state, photo.embed_failed_version) == ("embedded", "")
+
+
 def test_a_photo_failed_before_the_version_was_recorded_is_tried_once_more_and_then_left_out(make_photo,
                                                                                               monkeypatch):
     """Photos failed before migration 0011 have no ``embed_failed_version``: the next rebuild tries
