@@ -244,9 +244,9 @@ class RebuildMixin:
         """May queue an index rebuild."""
         return request.user.has_perm("enrollment.rebuild_index")
 
-    def _rebuild_message(self, request: HttpRequest, run: TrainingRun, done: str = "Index rebuild queued") -> None:
+    def _rebuild_message(self, request: HttpRequest, run: TrainingRun, said: str = "Index rebuild queued") -> None:
         url = reverse("admin:enrollment_trainingrun_changelist")
-        messages.info(request, format_html('{} (<a href="{}">training run #{}</a>).', done, url, run.pk))
+        messages.info(request, format_html('{} (<a href="{}">training run #{}</a>).', said, url, run.pk))
 
 
 @admin.register(Person)
@@ -825,11 +825,11 @@ class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
         selected = queryset.count()
         done, run = services.photos_embed_again(photos=queryset, actor=request.user)
         if run is None:
-            messages.info(request, "No photo selected was left out of the index: every rebuild tries the others "
-                                   "already (or they are embedded).")
+            messages.info(request, "No photo selected was left out of the index: nothing to do (every rebuild "
+                                   "tries the other failed photos already).")
             return
         rest = f"; {selected - done} of those selected were not left out" if done < selected else ""
-        self._rebuild_message(request, run, done=f"{services.counted(done, 'photo')} to try again at the next "
+        self._rebuild_message(request, run, said=f"{services.counted(done, 'photo')} to try again at the next "
                                                  f"rebuild{rest}: index rebuild queued")
 
     def delete_model(self, request: HttpRequest, obj: FacePhoto) -> None:

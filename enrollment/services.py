@@ -1357,8 +1357,8 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
     the photo is marked failed for it (``embed_failed_version``), and those rebuilds leave it out
     (:meth:`~enrollment.models.FacePhotoQuerySet.to_embed`) rather than analyse it again and
     count it to embed; another version (other models, another template scheme) tries it again. A
-    file that cannot be read from storage (``OSError``: a share that hiccupped, a restore under way)
-    is marked failed alone, and the next rebuild tries it again.
+    file that cannot be read from storage (``OSError``: a share that hiccupped) is marked failed
+    alone, and the next rebuild tries it again.
 
     So is a file missing from storage (``FileNotFoundError``), marked ``file_missing`` so that the
     admin and the run's message tell it apart from a file that could not be read this time (it
