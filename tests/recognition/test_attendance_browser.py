@@ -2,7 +2,8 @@
 whose logged-in browser it uses) against a live server, at a desktop's 1920 px and a phone's 390 px:
 on the phone the bars scroll in a box that is a tab stop, opens on the day shown and scrolls with the
 arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
-fit, the box is no tab stop and the first Tab into the chart lands on a day's bar.
+fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The day's lists
+(in, missing, at another site) read on both: no word broken across lines, nothing wider than the page.
 """
 
 from __future__ import annotations
@@ -72,3 +73,52 @@ def test_the_chart_scrolls_with_the_keyboard_on_a_phone(admin_browser):  # noqa:
     tab_into_the_chart(driver)
     first = driver.execute_script("return document.activeElement.querySelector('title').textContent")
     assert first.endswith(": 0 checked in, 0 missing"), first   # 29 days ago: nobody enrolled yet
+
+
+# the words in the day's lists (split at spaces, and after hyphens, where a line may end) that run onto
+# two lines; the cells that reach past the page; whether each mask badge is beside its name (not on a
+# line of its own under the row); whether the column headings show
+LISTS = """
+const split = [], page = document.documentElement.clientWidth;
+for (const cell of document.querySelectorAll('.att-cols td, .att-cols th')) {
+  const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node; (node = walk.nextNode());) {
+    for (const m of node.data.matchAll(/[^\\s-]+-?/g)) {
+      const r = document.createRange();
+      r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+      if (new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1) split.push(m[0]);
+    }
+  }
+}
+const cells = [...document.querySelectorAll('.att-cols td')];
+const beside = [...document.querySelectorAll('.att-masked')].map((badge) =>
+  badge.getBoundingClientRect().top < badge.closest('tr').querySelector('.name').getBoundingClientRect().bottom);
+return {split, cells: cells.length, beside,
+        past: cells.filter((c) => c.getBoundingClientRect().right > page + 0.5).map((c) => c.textContent.trim()),
+        headers: document.querySelector('#present thead').getBoundingClientRect().height > 2};
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_day_lists_break_no_words_on_a_phone(admin_browser):  # noqa: F811
+    driver, server = admin_browser
+    front, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
+    other, _code = services.kiosk_create(actor=None, name="Warehouse loading bay", site="Distribution centre")
+    people = [("Eileen Collins", "Engineering", front), ("Maria Konstantinopoulou-Papadopoulou", "Administration",
+              front), ("Tom Hanks", "Communications", other), ("Priya Natarajan", "Infrastructure", None)]
+    for i, (name, department, kiosk) in enumerate(people):
+        person = enrollment.person_create(actor=None, full_name=name, staff_id=f"STAFF-{i}", department=department)
+        if kiosk:
+            services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i < 2,
+                                    frames=4, index_version=1, at=timezone.now() - timedelta(minutes=i))
+
+    for width, height in ((390, 844), (1920, 1080)):
+        driver.set_window_size(width, height)
+        driver.get(server.url + "/attendance/?site=main")   # in, missing and at another site
+        state = driver.execute_script(LISTS)
+        assert state["cells"] >= 3 * 5 + 3 and state["split"] == [] and state["past"] == [], (width, state)
+        assert state["beside"] == [True, True], (width, state)
+        assert driver.execute_script(STATE)["wider"] == [], width
+        # the desktop keeps the lists' column headings
+        assert state["headers"] == (width > 400), (width, state)
