@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -208,6 +209,12 @@ class PersonShownFilter(admin.SimpleListFilter):
         return queryset.filter(person_id=int(value))
 
 
+def checkin_page_name(checkin: CheckIn) -> str:
+    """What a check-in's admin page is called: "Eileen Collins at 2026-12-03 08:59" (local time, in
+    the staff pages' format)."""
+    return f"{checkin.person.full_name} at {date_format(timezone.localtime(checkin.at), 'DATETIME_FORMAT')}"
+
+
 @admin.register(CheckIn)
 class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
@@ -231,6 +238,14 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest):
         """Without the snapshot images (:meth:`CheckInQuerySet.listed`)."""
         return super().get_queryset(request).listed()
+
+    def render_change_form(self, request: HttpRequest, context: dict, add: bool = False, change: bool = False,
+                           form_url: str = "", obj: CheckIn | None = None) -> HttpResponse:
+        """A check-in's page (its title, heading and breadcrumbs) names the person and the local
+        time; ``str(checkin)``, ids only, stays what the audit log keeps (it outlives an erasure)."""
+        if obj is not None:
+            context["subtitle"] = checkin_page_name(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     @admin.display(description="time", ordering="at")
     def local_time(self, obj: CheckIn) -> str:

@@ -156,5 +156,7 @@ class CheckIn(models.Model):
         indexes = [models.Index(fields=["local_date", "person"]), models.Index(fields=["site"], name="checkin_site")]
 
     def __str__(self) -> str:
-        # local time (TIME_ZONE), as the admin shows every other time: this is a page title too
+        # ids, never the name: audit summaries keep this past an erasure of the person (the admin's
+        # page names the person: recognition.admin.checkin_page_name); local time (TIME_ZONE), as
+        # the admin shows every other time
         return f"check-in #{self.pk} of person #{self.person_id} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"

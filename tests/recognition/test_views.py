@@ -507,8 +507,9 @@ def test_admin_deactivating_or_deleting_a_kiosk_goes_through_services(client, su
 
 
 def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, settings):
-    """Its name (admin titles, breadcrumbs, history) shows ``TIME_ZONE``'s time, as every other
-    time in the admin does, not UTC's."""
+    """Its name shows ``TIME_ZONE``'s time, as every other time in the admin does, not UTC's. Its
+    page (title, heading, breadcrumbs) names the person; ``str()``, which audit summaries keep past
+    an erasure, names ids only."""
     settings.TIME_ZONE = "Pacific/Kiritimati"      # UTC+14 all year: another day and hour than UTC
     at = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)
     checkin = services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.38,
@@ -518,6 +519,13 @@ def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, set
     client.force_login(superuser)
     page = client.get(reverse("admin:recognition_checkin_change", args=[checkin.pk]))
     assert "2026-03-03 13:30" in page.content.decode() and "2026-03-02 23:30" not in page.content.decode()
+    html = page.content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+    crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.S).group(1)
+    heading = re.search(r"<h2>(.*?)</h2>", html, re.S).group(1)
+    for shown in (title, crumbs.rsplit("&rsaquo;", 1)[-1].strip(), heading):
+        assert shown.startswith("Eileen Collins at 2026-03-03 13:30"), (shown, title, crumbs, heading)
+    assert "check-in #" not in html and "Eileen" not in str(checkin)
 
 
 def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, paired, person, settings):
