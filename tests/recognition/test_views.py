@@ -531,7 +531,8 @@ def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, set
 def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, paired, person, settings):
     """2026-03-02 20:05 wherever a page shows a time, as the kiosk (20:05) and the attendance pages
     do: the admin's own date and time fields showed Django's English "March 2, 2026, 8:05 p.m."
-    beside its hand-written columns' "2026-03-02 20:05:00". The CSV exports stay ISO 8601."""
+    beside its hand-written columns' "2026-03-02 20:05:00"; the check-in list, too, is to the minute
+    (one check-in per person and day). The CSV exports stay ISO 8601."""
     settings.TIME_ZONE = "UTC"
     at = datetime(2026, 3, 2, 20, 5, tzinfo=UTC)
     kiosk = paired[0]
@@ -544,7 +545,8 @@ def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, pa
         reverse("admin:recognition_checkin_change", args=[checkin.pk]),
         reverse("admin:enrollment_person_change", args=[person.pk]), reverse("admin:enrollment_person_changelist"),
         reverse("admin:recognition_kiosk_change", args=[kiosk.pk]), reverse("admin:audit_auditevent_changelist"),
-        reverse("attendance-day") + "?date=2026-03-02", reverse("attendance-person", args=[person.pk]))}
+        reverse("attendance-day") + "?date=2026-03-02", reverse("attendance-person", args=[person.pk]),
+        reverse("admin:recognition_checkin_changelist"))}
     twelve_hour = re.compile(r"\d(:\d\d)? ?[ap]\.m\.|\b(noon|midnight)\b|\d [AP]M\b")
     for url, html in pages.items():
         assert not twelve_hour.search(html), (url, twelve_hour.search(html).group(0))
@@ -553,6 +555,8 @@ def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, pa
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", pages[reverse("admin:audit_auditevent_changelist")])
     assert ">20:05<" in pages[reverse("attendance-person", args=[person.pk])]
     assert ">20:05<" in pages[reverse("attendance-day") + "?date=2026-03-02"]
+    listed = pages[reverse("admin:recognition_checkin_changelist")]
+    assert ">2026-03-02 20:05</a>" in listed and "20:05:00" not in listed
     # date-only fields as the admin's own columns write them, not "March 2, 2026"
     assert "2026-03-02" in pages[reverse("admin:recognition_checkin_change", args=[checkin.pk])].split("local_date")[-1]
     assert "March 2, 2026" not in "".join(pages.values())
