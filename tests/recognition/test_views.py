@@ -644,6 +644,17 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     assert not AuditEvent.objects.filter(action="checkin_accepted").exists()
     imported = AuditEvent.objects.get(action="import", object_type="recognition.kiosk")
     assert imported.summary.startswith(f"demo: {count} sample check-ins")
+    # the past days count the demo's people as the attendance page does: added before those days
+    # (added just now, every past day showed 0 missing), so someone away that day is missing
+    today, people = timezone.localdate(), Person.objects.count()
+    days = [today - timedelta(days=back) for back in range(1, 11)]
+    for day in days:
+        shown = views.daily_attendance(day)
+        assert len(shown["present"]) + len(shown["missing"]) == people, day
+    missing = views._missing_per_day(days[-1], days[0])
+    assert [missing[d] for d in days] == [len(views.daily_attendance(d)["missing"]) for d in days]
+    assert 0 < sum(missing[d] for d in days if d.weekday() < 5) < people * 10
+    assert views._missing_per_day(days[-1] - timedelta(days=1), days[-1])[days[-1] - timedelta(days=1)] == 0
     call_command("demo", "--no-enroll", stdout=io.StringIO())      # idempotent
     assert CheckIn.objects.count() == count and Kiosk.objects.count() == 1
     demo_user = User.objects.get(username="demo")   # the admin login it made, then re-made, is audited

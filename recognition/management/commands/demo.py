@@ -126,7 +126,9 @@ class Command(BaseCommand):
     def _history(self, people: list[Person], days: int) -> None:
         """Sample check-ins on past weekdays (not today, so that the kiosk can check people in),
         recorded as one audited import: no kiosk decided them, so none is audited as its decision
-        (the audit log's check-in decisions stay the kiosks' own)."""
+        (the audit log's check-in decisions stay the kiosks' own). The people are dated as created
+        at the start of the first of those days: the attendance pages count a person missing only
+        from the day they were added, so people created just now made every past day "0 missing"."""
         if days <= 0 or CheckIn.objects.filter(person__in=people).exists():
             return
         kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first() or services.kiosk_create(
@@ -149,11 +151,14 @@ class Command(BaseCommand):
                                     masked=rng.random() < 0.4, frames=4, index_version=None))
         if not rows:   # a day or two back, all of it a weekend
             return
+        first = timezone.make_aware(datetime.combine(today - timedelta(days=days), time(0)))
         with transaction.atomic():
             CheckIn.objects.bulk_create(rows)
+            Person.objects.filter(pk__in=[p.pk for p in people], created_at__gt=first).update(created_at=first)
             audit_record(actor=None, action=AuditEvent.Action.IMPORT, obj=kiosk,
                          summary=f"demo: {len(rows)} sample check-ins over the last {days} days recorded "
-                                 "(made up by manage.py demo, not decisions of the kiosk)")
+                                 "(made up by manage.py demo, not decisions of the kiosk); the demo people "
+                                 f"dated as added on {first:%Y-%m-%d}")
 
     def _kiosk_link(self) -> str:
         kiosk = Kiosk.objects.filter(name=DEMO_KIOSK).first()
