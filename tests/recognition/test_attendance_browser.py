@@ -2,8 +2,9 @@
 whose logged-in browser it uses) against a live server, at a desktop's 1920 px and a phone's 390 px:
 on the phone the bars scroll in a box that is a tab stop, opens on the day shown and scrolls with the
 arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
-fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The day's lists
-(in, missing, at another site) read on both: no word broken across lines, nothing wider than the page.
+fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The staff pages with
+tables of their own read on both (the day's lists: in, missing, at another site; a person's history): no
+word broken across lines, nothing wider than the page.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 from django.utils import timezone
 
 from enrollment import services as enrollment
+from enrollment.models import Person
 from recognition import services
 from tests.enrollment.test_admin_browser import admin_browser  # noqa: F401
 from tests.recognition.test_kiosk_e2e import browser_available  # noqa: F401
@@ -75,33 +77,51 @@ def test_the_chart_scrolls_with_the_keyboard_on_a_phone(admin_browser):  # noqa:
     assert first.endswith(": 0 checked in, 0 missing"), first   # 29 days ago: nobody enrolled yet
 
 
-# the words in the day's lists (split at spaces, and after hyphens, where a line may end) that run onto
-# two lines; the cells that reach past the page; whether each mask badge is beside its name (not on a
-# line of its own under the row); whether the column headings show
-LISTS = """
-const split = [], page = document.documentElement.clientWidth;
-for (const cell of document.querySelectorAll('.att-cols td, .att-cols th')) {
-  const walk = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
-  for (let node; (node = walk.nextNode());) {
-    for (const m of node.data.matchAll(/[^\\s-]+-?/g)) {
-      const r = document.createRange();
-      r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
-      if (new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1) split.push(m[0]);
-    }
+# on a staff page's content (#content-main): the words that run onto two lines (split at spaces, and
+# after hyphens, where a line may end; not in the chart, a closed <details> or visually hidden headings);
+# what reaches past the page outside a box that scrolls; whether the page scrolls sideways; whether each
+# mask badge is beside its row's link (not on a line of its own under the row); whether the lists'
+# column headings show
+FITS = """
+const split = [], page = document.documentElement.clientWidth, main = document.querySelector('#content-main');
+const hidden = (el) => {
+  for (let e = el; e; e = e.parentElement) if (getComputedStyle(e).clipPath !== 'none') return true;
+  return el.closest('svg, details:not([open]) > :not(summary)') !== null;
+};
+const scrolls = (el) => { for (let e = el.parentElement; e && e !== main; e = e.parentElement) {
+  if (['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) return true; } return false; };
+const walk = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+for (let node; (node = walk.nextNode());) {
+  if (hidden(node.parentElement)) continue;
+  for (const m of node.data.matchAll(/[^\\s-]+-?/g)) {
+    const r = document.createRange();
+    r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+    if (new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1) split.push(m[0]);
   }
 }
-const cells = [...document.querySelectorAll('.att-cols td')];
-const beside = [...document.querySelectorAll('.att-masked')].map((badge) =>
-  badge.getBoundingClientRect().top < badge.closest('tr').querySelector('.name').getBoundingClientRect().bottom);
-return {split, cells: cells.length, beside,
-        past: cells.filter((c) => c.getBoundingClientRect().right > page + 0.5).map((c) => c.textContent.trim()),
-        headers: document.querySelector('#present thead').getBoundingClientRect().height > 2};
+const past = [...main.querySelectorAll('*')].filter((e) => !scrolls(e) && e.getBoundingClientRect().right > page + 0.5)
+  .map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`);
+const beside = [...main.querySelectorAll('.att-list .att-masked')].map((badge) =>
+  badge.getBoundingClientRect().top < badge.closest('tr').querySelector('a').getBoundingClientRect().bottom);
+const head = main.querySelector('.att-list thead');
+return {split, past, beside, cells: main.querySelectorAll('.att-list td').length,
+        sideways: document.documentElement.scrollWidth > page,
+        headers: head !== null && head.getBoundingClientRect().height > 2};
 """
+
+
+def staff_page(driver, server, page: str) -> dict:
+    """Open ``page`` of the staff pages: the day (in, missing, at another site) or a person's history
+    (six columns)."""
+    person = Person.objects.get(staff_id="STAFF-1")
+    driver.get(server.url + ("/attendance/?site=main" if page == "day" else f"/attendance/people/{person.pk}/"))
+    return driver.execute_script(FITS)
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_the_day_lists_break_no_words_on_a_phone(admin_browser):  # noqa: F811
+@pytest.mark.parametrize("page", ["day", "person"])
+def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F811
     driver, server = admin_browser
     front, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
     other, _code = services.kiosk_create(actor=None, name="Warehouse loading bay", site="Distribution centre")
@@ -109,16 +129,16 @@ def test_the_day_lists_break_no_words_on_a_phone(admin_browser):  # noqa: F811
               front), ("Tom Hanks", "Communications", other), ("Priya Natarajan", "Infrastructure", None)]
     for i, (name, department, kiosk) in enumerate(people):
         person = enrollment.person_create(actor=None, full_name=name, staff_id=f"STAFF-{i}", department=department)
-        if kiosk:
-            services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i < 2,
-                                    frames=4, index_version=1, at=timezone.now() - timedelta(minutes=i))
+        for day in range(3 if kiosk else 0):   # Maria's history: both kiosks, with and without a mask
+            services.checkin_record(person_id=person.pk, kiosk=other if i == 1 and day == 1 else kiosk, score=0.8,
+                                    threshold=0.4, masked=i < 2 and day != 1, frames=4, index_version=1,
+                                    at=timezone.now() - timedelta(days=day, minutes=i))
 
     for width, height in ((390, 844), (1920, 1080)):
         driver.set_window_size(width, height)
-        driver.get(server.url + "/attendance/?site=main")   # in, missing and at another site
-        state = driver.execute_script(LISTS)
-        assert state["cells"] >= 3 * 5 + 3 and state["split"] == [] and state["past"] == [], (width, state)
+        state = staff_page(driver, server, page)
+        assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
+        # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
+        assert state["cells"] >= {"day": 3 * 5 + 3, "person": 3 * 6}[page], (width, state)
         assert state["beside"] == [True, True], (width, state)
-        assert driver.execute_script(STATE)["wider"] == [], width
-        # the desktop keeps the lists' column headings
         assert state["headers"] == (width > 400), (width, state)
