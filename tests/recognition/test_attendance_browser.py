@@ -3,8 +3,8 @@ whose logged-in browser it uses) against a live server, at a desktop's 1920 px a
 on the phone the bars scroll in a box that is a tab stop, opens on the day shown and scrolls with the
 arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
 fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The staff pages with
-tables of their own read on both (the day's lists: in, missing, at another site; a person's history): no
-word broken across lines, nothing wider than the page.
+tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
+history; a new API token's page): no word broken across lines, nothing wider than the page.
 """
 
 from __future__ import annotations
@@ -111,16 +111,25 @@ return {split, past, beside, cells: main.querySelectorAll('.att-list td').length
 
 
 def staff_page(driver, server, page: str) -> dict:
-    """Open ``page`` of the staff pages: the day (in, missing, at another site) or a person's history
-    (six columns)."""
-    person = Person.objects.get(staff_id="STAFF-1")
-    driver.get(server.url + ("/attendance/?site=main" if page == "day" else f"/attendance/people/{person.pk}/"))
+    """Open ``page`` of the staff pages: the day (in, missing, at another site), a person's history
+    (six columns), or the page that shows a new API token once (made through the admin's form)."""
+    from selenium.webdriver.common.by import By
+
+    if page == "api-token":
+        driver.get(server.url + "/admin/api/apitoken/add/")
+        driver.find_element(By.NAME, "name").send_keys(f"Reporting dashboard {driver.get_window_size()['width']}")
+        driver.find_element(By.CSS_SELECTOR, "input[name=scopes]").click()
+        driver.find_element(By.NAME, "_save").click()
+        until(lambda: driver.find_elements(By.ID, "api-token-secret"), 10, "the new token's page")
+    else:
+        person = Person.objects.get(staff_id="STAFF-1")
+        driver.get(server.url + ("/attendance/?site=main" if page == "day" else f"/attendance/people/{person.pk}/"))
     return driver.execute_script(FITS)
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("page", ["day", "person"])
+@pytest.mark.parametrize("page", ["day", "person", "api-token"])
 def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F811
     driver, server = admin_browser
     front, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
@@ -138,7 +147,8 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
-        # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
-        assert state["cells"] >= {"day": 3 * 5 + 3, "person": 3 * 6}[page], (width, state)
-        assert state["beside"] == [True, True], (width, state)
-        assert state["headers"] == (width > 400), (width, state)
+        if page != "api-token":
+            # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
+            assert state["cells"] >= {"day": 3 * 5 + 3, "person": 3 * 6}[page], (width, state)
+            assert state["beside"] == [True, True], (width, state)
+            assert state["headers"] == (width > 400), (width, state)
