@@ -31,6 +31,11 @@ a password (about a second of a core: unknown usernames are hashed too, to hide 
 every request. It does not apply to an address anyone logged in from within the last 30 days (an
 office behind one NAT keeps working); a success there gives back its own reservation only.
 
+An IPv6 client is counted by its /64 network, not its address: a host is usually given a whole
+/64 and can pick any address in it, so a count per address let one client make a fresh start with
+each attempt on the per-pair and per-address caps (:func:`client_key`). The audit log and the
+lockout's log line keep the address itself.
+
 The cache is Django's default cache: Redis when ``REDIS_URL`` is set (the production layout), so
 the counts and locks are shared by every web node; without it (one embedded process) they live in
 that process's memory (see docs/deployment.md). Behind a reverse proxy, start Daphne with
@@ -40,6 +45,7 @@ that process's memory (see docs/deployment.md). Behind a reverse proxy, start Da
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import unicodedata
 
@@ -59,6 +65,22 @@ def normalize_username(raw: str) -> str:
     return unicodedata.normalize("NFKC", raw.strip()).strip().casefold()
 
 
+def client_key(request) -> str:
+    """The client as the caps count it: its IPv4 address (an IPv4-mapped IPv6 one as IPv4), or the
+    /64 network of its IPv6 address, which one host usually holds whole; ``REMOTE_ADDR`` as it is
+    when it is no address (a Unix socket), ``"?"`` without one."""
+    raw = request.META.get("REMOTE_ADDR") or "?"
+    try:
+        address = ipaddress.ip_address(raw.split("%")[0])   # "%": an IPv6 zone index
+    except ValueError:
+        return raw
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
@@ -68,7 +90,7 @@ def _counters(request) -> list[tuple[str, str, int]]:
     logged in as this username before (:data:`KNOWN_S`), the username alone, then, unless anyone
     logged in from this address before, the address alone."""
     username = normalize_username(request.POST.get("username") or "")
-    ip = request.META.get("REMOTE_ADDR") or "?"
+    ip = client_key(request)
     per_pair = int(settings.MASKNET_LOGIN_MAX_FAILURES)
     per_username = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME)
     per_address = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS)
@@ -82,12 +104,12 @@ def _counters(request) -> list[tuple[str, str, int]]:
 
 
 def _known_address_key(request) -> str:
-    return f"{PREFIX}-known-address:{_digest('address', request.META.get('REMOTE_ADDR') or '?')}"
+    return f"{PREFIX}-known-address:{_digest('address', client_key(request))}"
 
 
 def _known_key(request) -> str:
     username = normalize_username(request.POST.get("username") or "")
-    return f"{PREFIX}-known:{_digest(username, request.META.get('REMOTE_ADDR') or '?')}"
+    return f"{PREFIX}-known:{_digest(username, client_key(request))}"
 
 
 def _reserve(key: str, window_s: int) -> int:

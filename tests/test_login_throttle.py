@@ -136,6 +136,24 @@ def test_one_address_trying_a_new_username_each_time_hits_the_per_address_cap(cl
     assert [login(client, f"other{n}", "x", ip="10.9.0.3").status_code for n in range(10)] == [200] * 10
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network_not_by_each_address(client, staff, settings):
+    """A host holds a whole /64 and may use any address in it: counted per address, each attempt
+    from a new one started fresh on the per-pair and per-address caps."""
+    settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS = 8
+    net = "2001:db8:1:2"
+    statuses = [login(client, f"user{n}", "Spring2026!", ip=f"{net}::{n + 1:x}").status_code for n in range(10)]
+    assert statuses == [200] * 8 + [429] * 2
+    cache.clear()
+    statuses = [login(client, "alice", "wrong", ip=f"{net}:{n:x}::1").status_code for n in range(4)]
+    assert statuses == [200, 200, 200, 429]   # MASKNET_LOGIN_MAX_FAILURES for the pair
+    # another /64, and an IPv4 client written as IPv6, are other clients
+    assert login(client, "alice", "right-password-123", ip="2001:db8:1:3::1").status_code == 302
+    client.logout()
+    for _ in range(3):
+        login(client, "bob", "wrong", ip="::ffff:10.0.0.7")
+    assert login(client, "bob", "wrong", ip="10.0.0.7").status_code == 429
+
+
 def test_the_real_users_success_does_not_reset_the_per_username_count(client, staff, settings):
     settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME = 6
     assert [login(client, "alice", "wrong", ip=f"10.1.0.{n}").status_code for n in range(5)] == [200] * 5
