@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +15,12 @@ from .errors import FrameTooLarge, UnreadableImage
 # what the product accepts: cameras and photo uploads; nothing that runs an interpreter (EPS) or
 # brings another parser into play (TIFF, BMP, GIF and the rest of Pillow's formats)
 FORMATS = ("JPEG", "PNG", "WEBP")
+# A progressive JPEG's decoder passes over the whole picture once per scan, and nothing in the
+# format bounds the number of scans: 5,000 copies of one 12-byte refinement scan (a 72 KB file)
+# took 5.6 s to decode at 1920x1080, and a kiosk frame's 512 KiB or an upload's 8 MiB hold tens or
+# hundreds of thousands. Encoders write about ten (libjpeg's progressive default: 10, Photoshop's
+# 3 to 5); more than this is refused before decoding
+MAX_JPEG_SCANS = 100
 # Pillow warns about images over Image.MAX_IMAGE_PIXELS (89 Mpx) and raises DecompressionBombError
 # over twice that, while reading the header. Every caller checks the size against its own, lower
 # limit before decoding, so the warning says nothing new: ignored once for the process. (Setting it
@@ -47,6 +54,8 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
             raise FrameTooLarge(f"image is {w}x{h} pixels; the limit is {max_pixels} pixels")
         if w < 1 or h < 1:
             raise UnreadableImage("image has no pixels")
+        if img.format in ("JPEG", "MPO") and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+            raise UnreadableImage(f"cannot decode image: a JPEG of more than {MAX_JPEG_SCANS} scans")
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
@@ -89,42 +98,70 @@ _PLAIN_APP_SEGMENTS = {0xE0: (b"JFIF\x00", 16), 0xE2: (b"ICC_PROFILE\x00", None)
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
+def _jpeg_markers(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """The markers of a JPEG after its start of image, in order: ``(marker, position, end)``, where
+    ``end`` is where its segment ends (for a start of scan, where the scan's entropy-coded data
+    ends: at the next marker). Ends after the end-of-image marker, or with ``(-1, position,
+    position)`` where a marker must be and none is (truncated, junk, a scan without an end)."""
+    n, pos = len(data), 2
+    while True:
+        if pos + 2 > n or data[pos] != 0xFF:
+            yield -1, pos, pos   # truncated, or not a marker where one must be
+            return
+        marker = data[pos + 1]
+        if marker == 0xFF:   # a fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9 or 0xD0 <= marker <= 0xD7 or marker == 0x01:   # markers without a length
+            yield marker, pos, pos + 2
+            if marker == 0xD9:
+                return
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if pos + 4 > n or length < 2:
+            yield -1, pos, pos
+            return
+        end = pos + 2 + length
+        if marker == 0xDA:   # start of scan: its data runs to the next marker
+            found = _NEXT_MARKER.search(data, end)
+            if found is None:
+                yield -1, pos, pos   # no end-of-image marker
+                return
+            end = found.start()
+        yield marker, pos, end
+        pos = end
+
+
 def _jpeg_hides_more(data: bytes) -> bool:
     """Whether a JPEG holds what Pillow's ``info`` does not show: an APPn segment other than
     :data:`_PLAIN_APP_SEGMENTS` or a comment anywhere (between a progressive JPEG's scans too), a
     byte where a marker must be (Pillow skips such junk and decodes the picture all the same), or
     anything but zero padding after its end-of-image marker (a phone's appended clip, a second
     JPEG with its own EXIF). The whole file is walked: its segments and, after each start of scan,
-    the entropy-coded data up to the next marker."""
-    n, pos = len(data), 2
-    while True:
-        if pos + 2 > n or data[pos] != 0xFF:
-            return True   # truncated, or not a marker where one must be
-        marker = data[pos + 1]
-        if marker == 0xFF:   # a fill byte before a marker
-            pos += 1
-            continue
-        if marker == 0xD9:   # end of image: only zero padding may follow
-            return bool(data[pos + 2:].strip(b"\x00"))
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:   # markers without a length
-            pos += 2
-            continue
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if pos + 4 > n or length < 2:
+    the entropy-coded data up to the next marker (:func:`_jpeg_markers`)."""
+    for marker, pos, end in _jpeg_markers(data):
+        if marker < 0 or marker == 0xFE:   # no marker where one must be; a comment
             return True
-        if marker == 0xFE:
-            return True   # a comment
+        if marker == 0xD9:   # end of image: only zero padding may follow
+            return bool(data[end:].strip(b"\x00"))
         if 0xE0 <= marker <= 0xEF:
             identifier, size = _PLAIN_APP_SEGMENTS.get(marker, (None, None))
-            if identifier is None or not data[pos + 4:pos + 2 + length].startswith(identifier) or (
-                    size is not None and length != size):
+            if identifier is None or not data[pos + 4:end].startswith(identifier) or (
+                    size is not None and end - pos - 2 != size):
                 return True
-        pos += 2 + length
-        if marker == 0xDA:   # start of scan: its data runs to the next marker
-            found = _NEXT_MARKER.search(data, pos)
-            if found is None:
-                return True   # no end-of-image marker
-            pos = found.start()
+    return True
+
+
+def _jpeg_scans(data: bytes, limit: int) -> int:
+    """How many scans (start-of-scan markers) a JPEG's picture has, up to its end-of-image marker,
+    counted no further than ``limit`` + 1."""
+    scans = 0
+    for marker, _pos, _end in _jpeg_markers(data):
+        scans += marker == 0xDA
+        if scans > limit or marker < 0:
+            break
+    return scans
 
 
 # PNG chunks that only say how the pixels are encoded or shown (not text, EXIF, times, private or
