@@ -36,7 +36,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.unique import save_unique
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.decode import without_metadata
+from recognition.engine.decode import refuse_costly, without_metadata
 from recognition.engine.gallery import (
     UNMASKED,
     Decision,
@@ -334,6 +334,10 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         return _refusal("empty")
     if _sniff(data) is None:
         return _refusal("file_type")
+    try:
+        refuse_costly(data)   # before Pillow reads the header: see recognition.engine.decode
+    except UnreadableImage:
+        return _refusal("unreadable")
     try:
         # Pillow raises DecompressionBombError (not an OSError) above 179 Mpx while reading the
         # header (its warning above 89 Mpx is ignored: recognition.engine.decode); both are

@@ -301,6 +301,42 @@ def test_a_jpeg_of_more_scans_than_encoders_write_is_refused_before_it_is_decode
         assert time.perf_counter() - started < 0.5, total
 
 
+def _png_with_empty_chunks(plain: bytes, count: int, before_pixels: bool) -> bytes:
+    """``plain`` (a PNG) with ``count`` empty private chunks after its header or before its end."""
+    at = 33 if before_pixels else plain.rfind(b"IEND") - 4
+    return plain[:at] + _png_chunk(b"prVt", b"") * count + plain[at:]
+
+
+def test_files_of_more_markers_or_chunks_than_encoders_write_are_refused_before_pillow_reads_them():
+    """Pillow reads a JPEG's markers, the fill bytes before them and a PNG's chunks one at a time in
+    Python, holding the GIL: 8 MiB of empty ones took 3 to 4.5 s to open and as long to decode,
+    while the process's kiosk sockets and requests waited. Refused in a moment, as a damaged file."""
+    import time
+
+    from recognition.engine.decode import MAX_JPEG_MARKERS, MAX_PNG_CHUNKS, without_metadata
+
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    jpeg, png = encode(rgb, "JPEG"), encode(rgb, "PNG")
+    limits = {"max_bytes": 9 * 2**20, "max_pixels": LIMITS["max_pixels"]}
+    # up to the limits, a file is read as before
+    fine = [jpeg[:2] + b"\xff\xfe\x00\x02" * (MAX_JPEG_MARKERS - 20) + jpeg[2:],
+            jpeg[:2] + b"\xff" * (MAX_JPEG_MARKERS - 20) + jpeg[2:],
+            _png_with_empty_chunks(png, MAX_PNG_CHUNKS - 10, before_pixels=True)]
+    for data in fine:
+        assert decode_image(data, **limits).shape == (64, 64, 3)
+        assert decode_image(without_metadata(data, **limits), **limits).shape == (64, 64, 3)
+    costly = {"markers": jpeg[:2] + b"\xff\xfe\x00\x02" * (8 * 2**20 // 4) + jpeg[2:],
+              "fill": jpeg[:2] + b"\xff" * (8 * 2**20) + jpeg[2:],
+              "chunks before the pixels": _png_with_empty_chunks(png, 8 * 2**20 // 12, before_pixels=True),
+              "chunks after the pixels": _png_with_empty_chunks(png, 8 * 2**20 // 12, before_pixels=False)}
+    for what, data in costly.items():
+        for read in (lambda d: decode_image(d, **limits), lambda d: without_metadata(d, **limits)):
+            started = time.perf_counter()
+            with pytest.raises(UnreadableImage, match="more than"):
+                read(data)
+            assert time.perf_counter() - started < 0.5, what
+
+
 def test_a_photo_re_encoded_without_its_metadata_stays_under_the_size_limit():
     """A noisy photo saved at a low quality grows when saved again at 75: it is scaled down until it
     fits, never kept over the limit (a rebuild would refuse to read it)."""

@@ -165,6 +165,23 @@ def test_refuses_animated_images_but_takes_a_phones_multi_picture_jpeg(person, a
     assert services.photo_inspect(data=mpo.getvalue(), engine=engine).ok
 
 
+def test_refuses_a_file_costly_to_read_before_pillow_reads_its_header(astronaut_jpeg, monkeypatch):
+    """8 MiB of empty JPEG comments took Pillow 3 s to open, holding the GIL (the process's kiosk
+    sockets waited), before the decoder's own check could refuse it: refused first, as unreadable."""
+    import time
+
+    from PIL import Image
+
+    def pillow_reads(*args, **kwargs):
+        raise AssertionError("Pillow read the file")
+
+    monkeypatch.setattr(Image, "open", pillow_reads)
+    data = astronaut_jpeg[:2] + b"\xff\xfe\x00\x02" * ((8 * 2**20 - len(astronaut_jpeg)) // 4) + astronaut_jpeg[2:]
+    started = time.perf_counter()
+    inspection = services.photo_inspect(data=data)
+    assert inspection.code == "unreadable" and time.perf_counter() - started < 0.5
+
+
 def test_refuses_files_over_the_size_limit(person, astronaut_jpeg, settings):
     settings.MASKNET_MAX_PHOTO_BYTES = 1000
     assert _refusal(person, astronaut_jpeg) == "too_large"
