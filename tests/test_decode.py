@@ -308,8 +308,8 @@ def _png_with_empty_chunks(plain: bytes, count: int, before_pixels: bool) -> byt
 
 
 def test_files_of_more_markers_or_chunks_than_encoders_write_are_refused_before_pillow_reads_them():
-    """Pillow reads a JPEG's markers, the fill bytes before them and a PNG's chunks one at a time in
-    Python, holding the GIL: 8 MiB of empty ones took 3 to 4.5 s to open and as long to decode,
+    """Pillow reads a JPEG's markers, the fill or junk bytes before them and a PNG's chunks one at a
+    time in Python, holding the GIL: 8 MiB of empty ones took 3 to 4.5 s to open and as long to decode,
     while the process's kiosk sockets and requests waited. Refused in a moment, as a damaged file."""
     import time
 
@@ -321,12 +321,14 @@ def test_files_of_more_markers_or_chunks_than_encoders_write_are_refused_before_
     # up to the limits, a file is read as before
     fine = [jpeg[:2] + b"\xff\xfe\x00\x02" * (MAX_JPEG_MARKERS - 20) + jpeg[2:],
             jpeg[:2] + b"\xff" * (MAX_JPEG_MARKERS - 20) + jpeg[2:],
+            jpeg[:20] + b"\x00" * (MAX_JPEG_MARKERS - 20) + jpeg[20:],   # junk after the JFIF segment
             _png_with_empty_chunks(png, MAX_PNG_CHUNKS - 10, before_pixels=True)]
     for data in fine:
         assert decode_image(data, **limits).shape == (64, 64, 3)
         assert decode_image(without_metadata(data, **limits), **limits).shape == (64, 64, 3)
     costly = {"markers": jpeg[:2] + b"\xff\xfe\x00\x02" * (8 * 2**20 // 4) + jpeg[2:],
               "fill": jpeg[:2] + b"\xff" * (8 * 2**20) + jpeg[2:],
+              "junk": jpeg[:20] + b"\x00" * (8 * 2**20) + jpeg[20:],
               "chunks before the pixels": _png_with_empty_chunks(png, 8 * 2**20 // 12, before_pixels=True),
               "chunks after the pixels": _png_with_empty_chunks(png, 8 * 2**20 // 12, before_pixels=False)}
     for what, data in costly.items():

@@ -21,11 +21,12 @@ FORMATS = ("JPEG", "PNG", "WEBP")
 # hundreds of thousands. Encoders write about ten (libjpeg's progressive default: 10, Photoshop's
 # 3 to 5); more than this is refused before decoding
 MAX_JPEG_SCANS = 100
-# Pillow reads a JPEG's markers (and fill bytes before them) and a PNG's chunks one at a time in
-# Python, holding the GIL: 8 MiB of empty ones (2 million comments, 8 million fill bytes, 700,000
-# PNG chunks) took 3 to 4.5 s to open and as long again to decode, while every kiosk socket and
-# request of the process waited. Encoders write a few dozen JPEG markers, and a PNG's pixels in
-# chunks of 8 KiB (libpng) or more; a file past these is refused before Pillow reads it
+# Pillow reads a JPEG's markers (and the fill or junk bytes before them) and a PNG's chunks one at a
+# time in Python, holding the GIL: 8 MiB of empty ones (2 million comments, 8 million fill bytes,
+# 700,000 PNG chunks) took 3 to 4.5 s to open and as long again to decode (8 MiB of junk: 0.8 s),
+# while every kiosk socket and request of the process waited. Encoders write a few dozen JPEG
+# markers, and a PNG's pixels in chunks of 8 KiB (libpng) or more; a file past these is refused
+# before Pillow reads it
 MAX_JPEG_MARKERS = 1000
 MAX_PNG_CHUNKS = 20_000
 # Pillow warns about images over Image.MAX_IMAGE_PIXELS (89 Mpx) and raises DecompressionBombError
@@ -109,14 +110,22 @@ _FILL = re.compile(rb"\xff+")
 def _jpeg_markers(data: bytes) -> Iterator[tuple[int, int, int]]:
     """The markers of a JPEG after its start of image, in order: ``(marker, position, end)``, where
     ``end`` is where its segment ends (for a start of scan, where the scan's entropy-coded data
-    ends: at the next marker); a run of fill bytes before a marker as ``(0xFF, start, end)``. Ends
-    after the end-of-image marker, or with ``(-1, position, position)`` where a marker must be and
-    none is (truncated, junk, a scan without an end)."""
+    ends: at the next marker); a run of fill bytes before a marker as ``(0xFF, start, end)``, and
+    junk where a marker must be (bytes a decoder skips, up to the next 0xFF) as ``(-1, start,
+    end)``. Ends after the end-of-image marker, or with ``(-1, position, position)`` where no marker
+    follows (truncated, a scan without an end)."""
     n, pos = len(data), 2
     while True:
-        if pos + 2 > n or data[pos] != 0xFF:
-            yield -1, pos, pos   # truncated, or not a marker where one must be
+        if pos + 2 > n:
+            yield -1, pos, pos   # truncated
             return
+        if data[pos] != 0xFF:   # junk where a marker must be, which decoders skip up to the next 0xFF
+            end = data.find(b"\xff", pos)
+            yield -1, pos, max(end, pos)
+            if end < 0:
+                return
+            pos = end
+            continue
         if data[pos + 1] == 0xFF:   # fill bytes before a marker: (0xFF, their start, their end)
             end = _FILL.match(data, pos).end() - 1   # the last 0xFF is the marker's
             yield 0xFF, pos, end
@@ -199,13 +208,13 @@ def _png_hides_more(data: bytes) -> bool:
 
 def refuse_costly(data: bytes) -> None:
     """Raise :class:`UnreadableImage` for a JPEG of more than :data:`MAX_JPEG_SCANS` scans or
-    :data:`MAX_JPEG_MARKERS` markers and fill bytes, or a PNG of more than :data:`MAX_PNG_CHUNKS`
+    :data:`MAX_JPEG_MARKERS` markers, fill bytes and junk bytes, or a PNG of more than :data:`MAX_PNG_CHUNKS`
     chunks: no encoder writes such a file, and reading it costs seconds (see the limits). Call it
     before Pillow reads untrusted bytes; it stops at the first limit passed, and other data passes."""
     if data.startswith(b"\xff\xd8\xff"):   # as Pillow tells a JPEG
         scans = steps = 0
         for marker, pos, end in _jpeg_markers(data):
-            steps += end - pos if marker == 0xFF else 1
+            steps += end - pos if marker in (0xFF, -1) else 1   # fill and junk: Pillow reads them byte by byte
             scans += marker == 0xDA
             if scans > MAX_JPEG_SCANS:
                 raise UnreadableImage(f"cannot decode image: a JPEG of more than {MAX_JPEG_SCANS} scans")
