@@ -146,7 +146,7 @@ def test_an_ipv6_client_is_counted_by_its_64_network_not_by_each_address(client,
     cache.clear()
     statuses = [login(client, "alice", "wrong", ip=f"{net}:{n:x}::1").status_code for n in range(4)]
     assert statuses == [200, 200, 200, 429]   # MASKNET_LOGIN_MAX_FAILURES for the pair
-    # another /64, and an IPv4 client written as IPv6, are other clients
+    # another /64 is another client; an IPv4 client written as IPv6 is the same client as written as IPv4
     assert login(client, "alice", "right-password-123", ip="2001:db8:1:3::1").status_code == 302
     client.logout()
     for _ in range(3):
