@@ -200,14 +200,14 @@ def person_deactivate(*, person: Person, actor: object | None) -> Person:
     return person
 
 
-def person_erase(*, person: Person, actor: object | None) -> bool:
+def person_erase(*, person: Person, actor: object | None, note: str = "") -> bool:
     """Delete a person with every photo (files included), cached template and index entry.
 
     Index versions that contain the person are rewritten (the active one: a new version without
     them, switched atomically) or deleted (inactive ones), and Django's admin history of the person,
-    their photos and their check-ins goes too. Only an audit record with the person's id remains.
-    Photo and index files are deleted once the transaction commits. Returns ``False`` when the
-    person had been erased meanwhile by someone else (nothing to do).
+    their photos and their check-ins goes too. Only an audit record with the person's id remains
+    (``note``, if given, ends its summary). Photo and index files are deleted once the transaction
+    commits. Returns ``False`` when the person had been erased meanwhile by someone else (nothing to do).
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():
@@ -233,11 +233,44 @@ def person_erase(*, person: Person, actor: object | None) -> bool:
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {len(names)} photos, their templates, {checkins} check-ins "
                              f"(their snapshots), {history} admin history entries, {scrubbed} index versions "
-                             "rewritten or deleted")
+                             "rewritten or deleted" + (f"; {note}" if note else ""))
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
     return True
+
+
+class Reapplied(models.TextChoices):
+    """What :func:`person_erasure_reapply` found (and did) for one erased person's id."""
+
+    ERASED = "erased", "erased again"
+    ABSENT = "absent", "already absent"
+    REUSED = "reused", "left alone: the id now names someone enrolled after the erasure"
+
+
+def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: str, actor: object | None,
+                           dry_run: bool = False) -> Reapplied:
+    """Apply again an erasure that a restored backup undid (``manage.py reapply_erasures``).
+
+    ``erased_at``/``erased_by``: the time and actor of the erasure's audit record (the latest one of
+    this id). A person of that id created before then is the one erased, brought back by the
+    restore: erased again by :func:`person_erase`, whose audit record notes the first erasure. A
+    person created after it holds an id handed out again (a sequence the restore set back) and is
+    left alone. When nobody has the id, the erasure's record is written again if the restored log
+    has none (the restore lost it), so that the log still says who erased person #N, when.
+    ``dry_run``: nothing is written; the answer says what would be done.
+    """
+    first = f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
+    person = Person.objects.filter(pk=person_id).first()
+    if person is not None and person.created_at > erased_at:
+        return Reapplied.REUSED
+    if person is not None and (dry_run or person_erase(person=person, actor=actor, note=first)):
+        return Reapplied.ERASED
+    if not dry_run and not AuditEvent.objects.for_object("enrollment.person", person_id).filter(
+            action=Action.ERASE).exists():
+        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=person_id,
+                     summary=f"erasure of person #{person_id} recorded {first}: nothing of them was restored")
+    return Reapplied.ABSENT
 
 
 def _admin_history_delete(*, person_id: int) -> int:
