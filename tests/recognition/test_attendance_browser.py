@@ -4,11 +4,13 @@ on the phone the bars scroll in a box that is a tab stop, opens on the day shown
 arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
 fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The staff pages with
 tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
-history; a new API token's page): no word broken across lines, nothing wider than the page.
+history; a new API token's page; a kiosk's new pairing link): no word broken across lines, nothing wider
+than the page; the token and the link show whole, and their Copy buttons put them on the clipboard.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -78,13 +80,15 @@ def test_the_chart_scrolls_with_the_keyboard_on_a_phone(admin_browser):  # noqa:
 
 
 # on a staff page's content (#content-main): the words that run onto two lines (split at spaces, and
-# after hyphens, where a line may end; not in the chart, a closed <details> or visually hidden headings);
+# after hyphens, where a line may end; not in the chart, a closed <details>, visually hidden headings
+# or a token that wraps anywhere: a pairing link, an API token);
 # what reaches past the page outside a box that scrolls; whether the page scrolls sideways; whether each
 # mask badge is beside its row's link (not on a line of its own under the row); whether the lists'
 # column headings show
 FITS = """
 const split = [], page = document.documentElement.clientWidth, main = document.querySelector('#content-main');
 const hidden = (el) => {
+  if (getComputedStyle(el).overflowWrap === 'anywhere') return true;   // a token shown whole: wraps anywhere
   for (let e = el; e; e = e.parentElement) if (getComputedStyle(e).clipPath !== 'none') return true;
   return el.closest('svg, details:not([open]) > :not(summary)') !== null;
 };
@@ -110,12 +114,41 @@ return {split, past, beside, cells: main.querySelectorAll('.att-list td').length
 """
 
 
+# a long value shown whole (templates/admin/_copy_value.html): its text, whether it runs out of its
+# box or the page, whether its Copy button shows
+VALUE = """
+const value = document.querySelector('.copy-value-text'), page = document.documentElement.clientWidth;
+return {text: value.textContent, scrollWidth: value.scrollWidth, clientWidth: value.clientWidth,
+        right: value.getBoundingClientRect().right, page, fontSize: getComputedStyle(value).fontSize,
+        button: !document.querySelector('.copy-value-button').hidden};
+"""
+
+# what the clipboard holds, and put something there (the permission is granted to the page; through
+# Navigator's own getter, as the test hides navigator.clipboard from the page's script)
+API = "Object.getOwnPropertyDescriptor(Navigator.prototype, 'clipboard').get.call(navigator)"
+CLIPBOARD = f"""
+const done = arguments[arguments.length - 1];
+{API}.readText().then(done, (e) => done('refused: ' + e));
+"""
+WRITE = f"""
+const done = arguments[arguments.length - 1];
+{API}.writeText(arguments[0]).then(() => done(), (e) => done('refused: ' + e));
+"""
+
+
 def staff_page(driver, server, page: str) -> dict:
     """Open ``page`` of the staff pages: the day (in, missing, at another site), a person's history
-    (six columns), or the page that shows a new API token once (made through the admin's form)."""
+    (six columns), the page that shows a new API token once (made through the admin's form), or
+    the page that shows a kiosk's new pairing link once (made by its button)."""
     from selenium.webdriver.common.by import By
 
-    if page == "api-token":
+    if page == "pairing":
+        kiosk = services.kiosk_create(actor=None, name=f"Side door {driver.get_window_size()['width']}",
+                                      with_link=False)[0]
+        driver.get(server.url + f"/admin/recognition/kiosk/{kiosk.pk}/pairing/")
+        driver.find_element(By.CSS_SELECTOR, "#content-main input[type=submit]").click()
+        until(lambda: driver.find_elements(By.ID, "pairing-url"), 10, "the new pairing link's page")
+    elif page == "api-token":
         driver.get(server.url + "/admin/api/apitoken/add/")
         driver.find_element(By.NAME, "name").send_keys(f"Reporting dashboard {driver.get_window_size()['width']}")
         driver.find_element(By.CSS_SELECTOR, "input[name=scopes]").click()
@@ -129,9 +162,13 @@ def staff_page(driver, server, page: str) -> dict:
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("page", ["day", "person", "api-token"])
+@pytest.mark.parametrize("page", ["day", "person", "api-token", "pairing"])
 def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F811
+    """…and a long value (the API token, the pairing link) shows whole on both, its Copy button
+    putting it on the clipboard."""
     driver, server = admin_browser
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": server.url, "permissions": [
+        "clipboardReadWrite", "clipboardSanitizedWrite"]})
     front, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
     other, _code = services.kiosk_create(actor=None, name="Warehouse loading bay", site="Distribution centre")
     people = [("Eileen Collins", "Engineering", front), ("Maria Konstantinopoulou-Papadopoulou", "Administration",
@@ -147,8 +184,35 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
-        if page != "api-token":
+        if page in ("api-token", "pairing"):
+            copy_the_value(driver, server, page, width)
+        else:
             # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
             assert state["cells"] >= {"day": 3 * 5 + 3, "person": 3 * 6}[page], (width, state)
             assert state["beside"] == [True, True], (width, state)
             assert state["headers"] == (width > 400), (width, state)
+
+
+def copy_the_value(driver, server, page: str, width: int) -> None:
+    """The page's long value shows whole, in its box and on the page (it was a one-line input that
+    cut the link to half its length on a phone), and its Copy button puts it on the clipboard."""
+    from selenium.webdriver.common.by import By
+
+    value = driver.execute_script(VALUE)
+    pattern = (re.escape(server.url) + r"/kiosk/pair/[\w-]{20,}/" if page == "pairing" else r"mkn_[\w-]{30,}")
+    assert re.fullmatch(pattern, value["text"]), (width, value)
+    assert value["scrollWidth"] <= value["clientWidth"] and value["right"] <= value["page"] + 0.5, (width, value)
+    assert value["fontSize"] == "16px" and value["button"], (width, value)
+    if page == "pairing":   # the QR code is still there
+        assert driver.find_element(By.CSS_SELECTOR, "#pairing-qr svg").is_displayed()
+    status = driver.find_element(By.CSS_SELECTOR, ".copy-value-status")
+    # the Clipboard API; then, as on a site served over plain HTTP (no navigator.clipboard), execCommand
+    for without_the_api in (False, True):
+        if without_the_api:
+            driver.execute_script("Object.defineProperty(navigator, 'clipboard', {value: undefined});"
+                                  "arguments[0].textContent = ''; getSelection().removeAllRanges()", status)
+        driver.execute_async_script(WRITE, "something else")
+        driver.find_element(By.CSS_SELECTOR, ".copy-value-button").click()
+        until(lambda: status.text == "Copied.", 5, "Copied.")
+        assert driver.execute_async_script(CLIPBOARD) == value["text"], (width, without_the_api)
+        assert driver.execute_script("return getSelection().toString()").strip() == value["text"], width
