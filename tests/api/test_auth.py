@@ -113,6 +113,7 @@ def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
     assert "messages" not in response.cookies and "mkn_" not in str(client.session.items())
     text = response.content.decode()
     secret = re.search(r"mkn_[A-Za-z0-9_-]+", text).group(0)
+    assert not re.search(r"\{[#%]", text)   # no template comment or tag left as text (a multi-line {# #})
     token = ApiToken.objects.get(name="hr")
     assert token.scopes == ["enrol", "read"] and token.digest == token_digest(secret) and token.created_by == superuser
     assert bearer(secret).get("/api/v1/people").status_code == 200

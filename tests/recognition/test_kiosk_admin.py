@@ -181,6 +181,7 @@ def test_the_pairing_page_shows_the_link_as_a_qr_code_that_reads_back(client, su
     page = client.get(reverse("admin:recognition_kiosk_pairing", args=[Kiosk.objects.get().pk]), follow=True)
     html = page.content.decode()
     link = re.search(r'<code id="pairing-url"[^>]*>([^<]+)</code>', html).group(1)
+    assert not re.search(r"\{[#%]", html)   # no template comment or tag left as text (a multi-line {# #})
     svg = re.search(r'<p id="pairing-qr"[^>]*>(.*?)</p>', html, re.S).group(1)
     assert "<script" not in svg and link not in svg   # drawn, not written
     # the SVG's modules (``Mx,yHx2Vy2Hxz`` squares) on white, 10 px each
