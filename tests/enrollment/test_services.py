@@ -218,6 +218,28 @@ def test_an_upside_down_photo_is_refused_but_an_upright_masked_one_is_taken(pers
 
 
 @pytest.mark.models
+def test_a_photo_on_its_side_called_masked_is_refused_but_a_masked_one_on_its_side_is_taken(
+        person, astronaut_bgr, engine, shared_data):
+    """An LFW photo turned a quarter without EXIF, its face misread and called masked: it was
+    enrolled as a masked template. Turned back it is an unmasked face: refused as on its side. A
+    masked face on its side is still masked turned back: taken."""
+    from tests.recognition.faces import with_mask
+
+    name = "Sean_Patrick_OMalley"
+    photo = cv2.imread(str(shared_data / "lfw" / "images_deepfunneled" / name / f"{name}_0001.jpg"))
+    # lossless: this face is called masked on its side at every JPEG quality from 75 to 95 too
+    on_its_side = cv2.imencode(".png", cv2.rotate(photo, cv2.ROTATE_90_COUNTERCLOCKWISE))[1].tobytes()
+    sideways = services.photo_inspect(data=on_its_side, engine=engine)
+    assert (sideways.ok, sideways.code, sideways.masked) == (False, "sideways", True), sideways
+    assert "on its side" in sideways.message
+    upright = services.photo_inspect(data=jpeg(photo), engine=engine)
+    assert upright.ok and not upright.masked, upright
+    for turn in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+        masked = services.photo_inspect(data=jpeg(cv2.rotate(with_mask(engine, astronaut_bgr), turn)), engine=engine)
+        assert masked.ok and masked.masked, masked
+
+
+@pytest.mark.models
 def test_refuses_a_photo_without_a_face(person, gradient_png, engine):
     assert _refusal(person, gradient_png) == "no_face"
 
