@@ -1,4 +1,5 @@
-"""CSV downloads shared by the attendance pages, the admin exports and the API."""
+"""CSV downloads shared by the attendance pages, the admin exports, the API and the subject-access
+archive (``enrollment.services.person_export``)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,9 @@ class _Echo:
         return value
 
 
-def _csv_chunks(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
+def csv_chunks(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    """``header`` and ``rows`` as CSV text, every cell passed through :func:`csv_safe`, in pieces of
+    about :data:`CHUNK_BYTES` (a download's, or a file written into an archive)."""
     writer = csv.writer(_Echo())
     chunk, size = [writer.writerow(header)], 0
     for row in rows:
@@ -82,6 +85,6 @@ def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[objec
 
     ``filename`` may hold user input (a site name, a staff id): quotes, newlines and non-ASCII
     are encoded as RFC 6266 says, never a broken or refused header."""
-    response = CSVStreamingResponse(_csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
+    response = CSVStreamingResponse(csv_chunks(header, rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
