@@ -51,6 +51,7 @@ class AuditEvent(models.Model):
         PHOTO_ADD = "photo_add", "photo add"
         PHOTO_REMOVE = "photo_remove", "photo remove"
         ERASE = "erase", "erase"
+        EXPORT = "export", "export"   # a person's data handed out on request (subject access)
         REBUILD = "rebuild", "rebuild"
         ROLE_CHANGE = "role_change", "role change"
         IMPORT = "import", "import"

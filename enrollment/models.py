@@ -80,6 +80,7 @@ class Person(models.Model):
         constraints = [models.UniqueConstraint(Lower("staff_id"), name="enrollment_person_staff_id_lower_uniq")]
         permissions = [
             ("erase_person", "Can erase a person's biometric data"),
+            ("export_person", "Can export a person's data (subject access)"),
             ("rebuild_index", "Can rebuild the recognition index"),
             ("recognise_face", "Can identify and verify faces (API)"),
         ]

@@ -236,6 +236,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024, minimum=1)
 MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096, minimum=1)
 MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024, minimum=1)
+# the largest archive "Export personal data" builds (in memory): a larger one is refused, not built
+MASKNET_EXPORT_MAX_BYTES = env_int("MASKNET_EXPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1)
 # A request up to this size is held in memory (the ASGI handler's copy of the body and its uploaded
 # files): a photo of MASKNET_MAX_PHOTO_BYTES with its multipart envelope. The API's identify and
 # verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger

@@ -1,0 +1,147 @@
+"""Subject access: ``person_export``'s archive holds the person's data and nobody else's, is
+audited and bounded in size."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from enrollment import services
+from enrollment.models import PhotoTemplates
+from recognition import services as recognition
+
+pytestmark = pytest.mark.django_db
+
+
+def unzip(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rows(text: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text.decode())))
+
+
+@pytest.fixture
+def two_people(make_photo, settings, superuser):
+    """Ann (two photos, two check-ins, one with a snapshot) and Bob (a photo, a check-in) at one kiosk;
+    the audit log holds records of both, also records that name Ann's id beside Bob's."""
+    settings.MASKNET_CHECKIN_SNAPSHOTS = True
+    ann = services.person_create(actor=superuser, full_name="=HYPERLINK(\"x\")", staff_id="A-1", department="Ops")
+    bob = services.person_create(actor=superuser, full_name="Bob Other", staff_id="B-2", department="Secret dept")
+    ann_photos = [make_photo(ann), make_photo(ann)]
+    bob_photo = make_photo(bob)
+    kiosk, _ = recognition.kiosk_create(actor=None, name="Front door", location="Lobby")
+    now = timezone.now()
+    for person, at, snapshot in ((ann, now - timedelta(days=1), b"\xff\xd8\xff ann's face"), (ann, now, None),
+                                 (bob, now, b"\xff\xd8\xff bob's face")):
+        recognition.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.81, threshold=0.5, masked=True,
+                                   frames=4, index_version=None, snapshot=snapshot, at=at)
+    # a look-alike check of Ann's new photo that named Bob, and one of Bob's that named Ann
+    audit_record(actor=None, action=AuditEvent.Action.API_IDENTIFY, object_type="enrollment.facephoto",
+                 object_id=ann_photos[1].pk, summary=f"admin photo upload: looks like person #{bob.pk} 0.612")
+    audit_record(actor=None, action=AuditEvent.Action.API_IDENTIFY, object_type="enrollment.facephoto",
+                 object_id=bob_photo.pk, summary=f"photo upload: looks like person #{ann.pk} 0.598")
+    # a face search that matched both; and a record of another id that begins with Ann's ("#12" in "#120")
+    audit_record(actor=superuser, action=AuditEvent.Action.API_IDENTIFY, object_type="enrollment.indexversion",
+                 object_id=1, summary=f"identify: 2 faces, 2 matched (person #{bob.pk} 0.801, #{ann.pk} 0.700), "
+                                      "index v1")
+    audit_record(actor=None, action=AuditEvent.Action.UPDATE, object_type="enrollment.person",
+                 object_id=f"{ann.pk}0", summary=f"updated person #{ann.pk}0: department")
+    return ann, bob, ann_photos, bob_photo
+
+
+def test_the_archive_holds_the_persons_data_and_nobody_elses(two_people, superuser):
+    ann, bob, ann_photos, bob_photo = two_people
+    kept, removed = ann_photos[0], ann_photos[1].pk
+    services.photo_remove(photo=ann_photos[1], actor=superuser)
+    services.person_export(person=ann, actor=superuser)   # an earlier export: in the next one's audit.csv
+    files = unzip(services.person_export(person=ann, actor=superuser))
+
+    assert {"README.txt", "person.json", "photos.json", "templates.json", "checkins.csv", "audit.csv"} <= set(files)
+    assert "person.json" in files["README.txt"].decode()
+    person = json.loads(files["person.json"])
+    assert (person["id"], person["full_name"], person["staff_id"]) == (ann.pk, ann.full_name, "A-1")
+    # the photo as stored, byte for byte; its facts; its templates as numbers
+    stored = Path(kept.image.name).suffix
+    assert files[f"photos/{kept.pk}{stored}"] == default_storage.open(kept.image.name).read()
+    assert [n for n in files if n.startswith("photos/")] == [f"photos/{kept.pk}{stored}"]
+    (facts,) = json.loads(files["photos.json"])
+    assert (facts["id"], facts["how"], facts["embedding_state"], facts["templates"]) == (kept.pk, "upload",
+                                                                                         "embedded", 1)
+    templates = json.loads(files["templates.json"])
+    (tset,) = templates["sets"]
+    vectors, kinds = PhotoTemplates.objects.get(photo=kept).arrays()
+    assert tset["photo"] == kept.pk and len(tset["templates"]) == len(vectors)
+    assert np.array_equal(np.array([t["vector"] for t in tset["templates"]], np.float32), vectors)
+    assert tset["templates"][0]["kind"] == "photo" and templates["recognizer"]
+    # check-ins: Ann's two, oldest first, formulas neutralised; her snapshot, not Bob's
+    checkins = rows(files["checkins.csv"])
+    assert [c["checkin_id"] for c in checkins] == [str(c) for c in ann.checkins.order_by("at").values_list("pk",
+                                                                                                        flat=True)]
+    assert {c["staff_id"] for c in checkins} == {"A-1"} and checkins[0]["name"] == "'" + ann.full_name
+    assert checkins[0]["kiosk"] == "Front door" and checkins[0]["masked"] == "yes" and checkins[0]["score"] == "0.810"
+    snapshot = [n for n in files if n.startswith("snapshots/")]
+    assert snapshot == [f"snapshots/checkin-{checkins[0]['checkin_id']}.jpg"]
+    assert files[snapshot[0]] == b"\xff\xd8\xff ann's face"
+    # audit: Ann's records (created, photos, check-ins, searches naming her, the earlier export),
+    # other ids as "#other", never Bob's own records; this export's record is not in it
+    audit = rows(files["audit.csv"])
+    actions = [r["action"] for r in audit]
+    assert actions.count("create") == 1 and actions.count("photo_remove") == 1
+    assert actions.count("checkin_accepted") == 2
+    assert actions.count("export") == 1 and actions.count("api_identify") == 3
+    summaries = " | ".join(r["summary"] for r in audit)
+    assert set(re.findall(r"person #(\w+)", summaries)) == {str(ann.pk), "other"}
+    assert f"#{ann.pk}0" not in summaries   # the other id that begins with Ann's
+    assert "looks like person #other 0.612" in summaries and f"(person #other 0.801, #{ann.pk} 0.700)" in summaries
+    assert f"looks like person #{ann.pk} 0.598" in summaries
+    assert {r["object_id"] for r in audit if r["object_type"] == "enrollment.facephoto"} == {
+        str(removed), ""}   # the removed photo's records (the look-alike check of it too); Bob's photo is not named
+    assert {r["actor"] for r in audit} == {"system", f"user #{superuser.pk}"}
+    everything = b" ".join(files.values())
+    assert b"Bob Other" not in everything and b"B-2" not in everything and b"Secret dept" not in everything
+    assert b"bob's face" not in everything
+
+
+def test_the_export_is_audited_by_id_alone(two_people, superuser):
+    ann, *_ = two_people
+    before = AuditEvent.objects.count()
+    data = services.person_export(person=ann, actor=superuser)
+    assert AuditEvent.objects.count() == before + 1
+    event = AuditEvent.objects.get(action="export")
+    assert (event.object_type, event.object_id, event.actor) == ("enrollment.person", str(ann.pk), "root")
+    assert event.summary.startswith(f"exported person #{ann.pk}'s data: 2 photos, 2 check-ins, ")
+    assert f"{len(data)} bytes" in event.summary and "A-1" not in event.summary and "HYPERLINK" not in event.summary
+
+
+def test_an_archive_over_the_limit_is_refused_and_not_audited(two_people, superuser, settings):
+    ann, *_ = two_people
+    size = len(services.person_export(person=ann, actor=superuser))
+    settings.MASKNET_EXPORT_MAX_BYTES = size // 2
+    with pytest.raises(services.ExportTooLarge, match="MASKNET_EXPORT_MAX_BYTES"):
+        services.person_export(person=ann, actor=superuser)
+    assert AuditEvent.objects.filter(action="export").count() == 1   # the first one only
+    settings.MASKNET_EXPORT_MAX_BYTES = size + 4096   # the audit.csv grew by the first export's record
+    assert unzip(services.person_export(person=ann, actor=superuser))
+
+
+def test_a_photo_file_gone_from_the_disk_is_said_not_fatal(person, make_photo, superuser):
+    photo = make_photo(person)
+    default_storage.delete(photo.image.name)
+    files = unzip(services.person_export(person=person, actor=superuser))
+    assert json.loads(files["photos.json"])[0]["file"] is None
+    assert not [n for n in files if n.startswith("photos/")]
