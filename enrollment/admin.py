@@ -30,6 +30,7 @@ from recognition.engine.errors import ModelsMissing
 from . import recognizer, services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
+from .views import export_download
 
 log = logging.getLogger(__name__)
 
@@ -532,6 +533,7 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         return [
             path("rebuild/", wrap(self.rebuild_view), name="enrollment_person_rebuild"),
             path("<int:object_id>/erase/", wrap(self.erase_view), name="enrollment_person_erase"),
+            path("<int:object_id>/export/", wrap(self.export_view), name="enrollment_person_export"),
             path("<int:object_id>/capture/", wrap(self.capture_view), name="enrollment_person_capture"),
             path("<int:object_id>/capture/check/", wrap(self.capture_check_view),
                  name="enrollment_person_capture_check"),
@@ -566,6 +568,32 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         else:   # erased in another tab, or by someone else, since this page was opened
             messages.info(request, f"Person #{object_id} had been erased already.")
         return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """Subject access is for superusers (``enrollment.export_person``), not for Enrollers."""
+        return request.user.has_perm("enrollment.export_person")
+
+    def export_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: what the archive holds, and a button; POST (CSRF-checked): the ZIP. Not a plain GET
+        link: the export writes an audit record and puts biometric data in a download folder, which
+        a link followed from another site (a top-level GET carries the session cookie) or a
+        browser's prefetch must not do."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        person = get_object_or_404(Person, pk=object_id)
+        if request.method != "POST":
+            context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": person,
+                       "title": "Export personal data", "limit_mib": settings.MASKNET_EXPORT_MAX_BYTES // 2**20}
+            return TemplateResponse(request, "admin/enrollment/person/export.html", context)
+        try:
+            data = services.person_export(person=person, actor=request.user)
+        except services.ExportTooLarge as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("admin:enrollment_person_change", args=[person.pk]))
+        except Person.DoesNotExist:   # erased while the archive was being made
+            messages.info(request, f"Person #{person.pk} was erased meanwhile: nothing was exported.")
+            return HttpResponseRedirect(reverse("admin:enrollment_person_changelist"))
+        return export_download(person.pk, data)
 
     def _capture_allowed(self, request: HttpRequest) -> None:
         """Capturing adds photos to a person the page names: both rights are needed (adding photos
@@ -645,7 +673,8 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         extra = {**(extra_context or {}), **_index_status_context(request),
                  "can_capture": request.user.has_perm("enrollment.add_facephoto"),
-                 "can_erase": self.has_erase_permission(request)}
+                 "can_erase": self.has_erase_permission(request),
+                 "can_export": self.has_export_permission(request)}
         response = super().changeform_view(request, object_id, form_url, extra)
         # the form saved and its transaction committed: now the uploads (their messages still go
         # with this response's redirect)

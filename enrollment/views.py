@@ -1,4 +1,5 @@
-"""Face photos for staff who may view them: the file, or a small JPEG thumbnail.
+"""Face photos for staff who may view them: the file, or a small JPEG thumbnail; and the download
+of a person's subject-access archive (the admin's and the API's).
 
 Photos are biometric data: no public URL, a permission check on every request, never cached
 (a browser's disk cache would keep them after logout, and after an erasure).
@@ -13,6 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 from PIL import Image
 
 from recognition.engine.decode import decode_image
@@ -73,3 +75,11 @@ def photo_thumb(request: HttpRequest, pk: int) -> HttpResponse:
     except (OSError, EngineError) as exc:   # FileNotFoundError included; UnreadableImage, FrameTooLarge
         raise Http404("photo file missing or unreadable") from exc
     return _private(HttpResponse(out.getvalue(), content_type="image/jpeg"))
+
+
+def export_download(person_id: int, data: bytes) -> HttpResponse:
+    """``person_export``'s archive as an attachment named by the id alone (``person-12-data.zip``:
+    a name would be personal data in every download folder and proxy log), never cached."""
+    response = _private(HttpResponse(data, content_type="application/zip"))
+    response["Content-Disposition"] = content_disposition_header(True, f"person-{int(person_id)}-data.zip")
+    return response

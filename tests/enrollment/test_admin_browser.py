@@ -124,7 +124,7 @@ def test_the_status_bar_is_not_covered_by_the_object_tools(admin_browser, person
             covered = [t for t in layout["tools"] if overlaps(t, layout["status"])]
             assert not covered and layout["reached"], (width, path, layout)
             if path == pages[1]:
-                assert len(layout["tools"]) == 3, layout   # capture, erase, history
+                assert len(layout["tools"]) == 4, layout   # capture, export, erase, history
     # the click lands on the button (it reached "Add person" before)
     driver.set_window_size(1366, 900)
     driver.get(server.url + "/admin/enrollment/person/")

@@ -1,5 +1,5 @@
 """Subject access: ``person_export``'s archive holds the person's data and nobody else's, is
-audited and bounded in size."""
+audited, bounded in size, and only superusers (``export_person``) get it, in the admin and the API."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
-from enrollment.models import PhotoTemplates
+from enrollment.models import Person, PhotoTemplates
 from recognition import services as recognition
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +146,57 @@ def test_a_photo_file_gone_from_the_disk_is_said_not_fatal(person, make_photo, s
     files = unzip(services.person_export(person=person, actor=superuser))
     assert json.loads(files["photos.json"])[0]["file"] is None
     assert not [n for n in files if n.startswith("photos/")]
+
+
+# --------------------------------------------------------------------------------------------
+# admin
+
+
+def export_url(person: Person) -> str:
+    return reverse("admin:enrollment_person_export", args=[person.pk])
+
+
+def test_admin_export_asks_then_downloads_on_post(su_client, two_people):
+    ann, *_ = two_people
+    change = su_client.get(reverse("admin:enrollment_person_change", args=[ann.pk])).content.decode()
+    assert export_url(ann) in change and "Export personal data" in change
+    page = su_client.get(export_url(ann))
+    assert page.status_code == 200 and b'method="post"' in page.content and b"csrfmiddlewaretoken" in page.content
+    assert not AuditEvent.objects.filter(action="export").exists()   # a GET changes nothing
+    response = su_client.post(export_url(ann))
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == f'attachment; filename="person-{ann.pk}-data.zip"'
+    assert "no-store" in response["Cache-Control"]
+    assert json.loads(unzip(response.content)["person.json"])["id"] == ann.pk
+    assert AuditEvent.objects.filter(action="export", object_id=str(ann.pk)).count() == 1
+
+
+def test_admin_export_needs_csrf(superuser, two_people):
+    from django.test import Client
+
+    ann, *_ = two_people
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(superuser)
+    assert client.post(export_url(ann)).status_code == 403
+    assert not AuditEvent.objects.filter(action="export").exists()
+
+
+def test_admin_export_too_large_says_so(su_client, two_people, settings):
+    ann, *_ = two_people
+    settings.MASKNET_EXPORT_MAX_BYTES = 1000
+    response = su_client.post(export_url(ann), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:enrollment_person_change", args=[ann.pk])
+    assert "MASKNET_EXPORT_MAX_BYTES" in response.content.decode()
+
+
+def test_enrollers_cannot_export(enroller_client, two_people):
+    ann, *_ = two_people
+    change = enroller_client.get(reverse("admin:enrollment_person_change", args=[ann.pk])).content.decode()
+    assert "Export personal data" not in change
+    assert enroller_client.get(export_url(ann)).status_code == 403
+    assert enroller_client.post(export_url(ann)).status_code == 403
+    assert not AuditEvent.objects.filter(action="export").exists()
+
+
+def test_only_superusers_hold_the_permission(enroller, superuser):
+    assert superuser.has_perm("enrollment.export_person") and not enroller.has_perm("enrollment.export_person")
