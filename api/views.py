@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.views import export_download
 from masknet_site.csv_export import csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError
@@ -79,6 +80,15 @@ class CSVRenderer(renderers.BaseRenderer):
                renderer_context: dict | None = None) -> bytes:
         """Never called for an error (those are JSON); a body the view did not write as CSV."""
         return renderers.JSONRenderer().render(data)
+
+
+class ZipRenderer(CSVRenderer):
+    """``application/zip``, so that a request that accepts only ZIP is served: the archive is made by
+    the view, errors are JSON (as for :class:`CSVRenderer`)."""
+
+    media_type = "application/zip"
+    format = "zip"
+    charset = None
 
 
 class JSONParser(parsers.JSONParser):
@@ -202,7 +212,7 @@ def _person_etag(person: Person) -> str:
 )
 class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
-    """People: list, create, retrieve, update, deactivate, erase."""
+    """People: list, create, retrieve, update, deactivate, erase, export."""
 
     serializer_class = s.PersonSerializer
     lookup_value_regex = r"[0-9]{1,18}"
@@ -211,6 +221,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         "create": (SCOPE_ENROL, "enrollment.add_person"), "update": (SCOPE_ENROL, "enrollment.change_person"),
         "partial_update": (SCOPE_ENROL, "enrollment.change_person"),
         "deactivate": (SCOPE_ENROL, "enrollment.change_person"), "erase": (SCOPE_ADMIN, "enrollment.erase_person"),
+        "export": (SCOPE_ADMIN, "enrollment.export_person"),
     }
 
     def get_queryset(self) -> QuerySet[Person]:
@@ -280,6 +291,26 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         """``enrollment.services.person_erase``: the person, photos, templates and index entries."""
         enrollment.person_erase(person=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="A ZIP of what the site holds about a person: subject access (scope admin; superusers)",
+                   responses={(200, "application/zip"): OpenApiTypes.BINARY, 406: s.ErrorSerializer,
+                              409: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, ZipRenderer])
+    def export(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """``enrollment.services.person_export`` (audited); over ``MASKNET_EXPORT_MAX_BYTES``, 409."""
+        person = self.get_object()
+        if not isinstance(request.auth, ApiToken) and request.headers.get("Sec-Fetch-Site", "same-origin") not in (
+                "same-origin", "none"):
+            # a staff session's GET from another site's link or page (the cookie goes with a top-level
+            # GET): it would write an audit record and drop biometric data in a download folder
+            raise exceptions.PermissionDenied("A staff session exports from this site's pages only (the admin).")
+        try:
+            data = enrollment.person_export(person=person, actor=request.user)
+        except enrollment.ExportTooLarge as exc:
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code="export_too_large", detail=str(exc)) from exc
+        except Person.DoesNotExist as exc:   # erased while the archive was being made
+            raise Http404 from exc
+        return export_download(person.pk, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,6 +135,46 @@ def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_
     assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 404
 
 
+def test_export_needs_the_admin_scope_answers_a_zip_and_is_audited(hr, client_for, person, settings):
+    """Subject access: a ZIP named by the id (``enrollment.services.person_export``, tested there
+    for its contents); a token without ``admin``, or an Enroller, is refused; too large is a 409."""
+    import io
+    import json
+    import zipfile
+
+    photo = fake_photo(person)
+    url = f"/api/v1/people/{person.pk}/export"
+    refused = hr.get(url)
+    assert refused.status_code == 403 and "'admin' scope" in refused.json()["detail"]
+    assert client_for("enroller").get(url).status_code == 403
+    assert not AuditEvent.objects.filter(action="export").exists()
+    admin = client_for("token:admin")
+    response = admin.get(url, HTTP_ACCEPT="application/zip")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == f'attachment; filename="person-{person.pk}-data.zip"'
+    assert "no-store" in response["Cache-Control"]
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert json.loads(archive.read("person.json"))["staff_id"] == person.staff_id
+        assert archive.read(f"photos/{photo.pk}.png") == photo.image.open("rb").read()
+    assert AuditEvent.objects.filter(action="export", object_id=str(person.pk)).count() == 1
+    settings.MASKNET_EXPORT_MAX_BYTES = 1000
+    too_large = admin.get(url)
+    assert too_large.status_code == 409 and too_large.json()["error"] == "export_too_large"
+    assert admin.get("/api/v1/people/999999/export").status_code == 404
+
+
+def test_a_staff_session_exports_only_from_this_sites_pages(client_for, person):
+    """A superuser's session cookie goes with a top-level GET from another site's link: that GET
+    would write the audit record and put the archive in their download folder; refused."""
+    superuser = client_for("superuser")
+    url = f"/api/v1/people/{person.pk}/export"
+    assert superuser.get(url, HTTP_SEC_FETCH_SITE="cross-site").status_code == 403
+    assert superuser.get(url, HTTP_SEC_FETCH_SITE="same-site").status_code == 403
+    assert not AuditEvent.objects.filter(action="export").exists()
+    assert superuser.get(url, HTTP_SEC_FETCH_SITE="same-origin").status_code == 200
+    assert client_for("token:admin").get(url, HTTP_SEC_FETCH_SITE="cross-site").status_code == 200   # no cookie
+
+
 def test_photos_list_delete_and_refusals(hr, person, monkeypatch, client_for):
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)  # refused before the engine looks
     photos = [fake_photo(person) for _ in range(3)]

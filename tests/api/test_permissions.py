@@ -32,6 +32,7 @@ ENDPOINTS = [
      {"superuser", "enroller"}),
     ("person deactivate", "post", "/api/v1/people/{person}/deactivate", None, "enrol", {"superuser", "enroller"}),
     ("person erase", "post", "/api/v1/people/{person}/erase", None, "admin", {"superuser"}),
+    ("person export", "get", "/api/v1/people/{person}/export", None, "admin", {"superuser"}),
     ("photos list", "get", "/api/v1/people/{person}/photos", None, "read", {"superuser", "enroller"}),
     ("photo retrieve", "get", "/api/v1/people/{person}/photos/{photo}", None, "read", {"superuser", "enroller"}),
     ("photo upload", "post", "/api/v1/people/{person}/photos", lambda w: {"image": upload()}, "enrol",

@@ -34,7 +34,8 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     assert schema["openapi"].startswith("3.")
     paths = set(schema["paths"])
     for path in ["/api/v1/people", "/api/v1/people/{id}", "/api/v1/people/{id}/deactivate", "/api/v1/people/{id}/erase",
-                 "/api/v1/people/{person_pk}/photos", "/api/v1/people/{person_pk}/photos/{id}", "/api/v1/checkins",
+                 "/api/v1/people/{id}/export", "/api/v1/people/{person_pk}/photos",
+                 "/api/v1/people/{person_pk}/photos/{id}", "/api/v1/checkins",
                  "/api/v1/checkins/csv", "/api/v1/identify", "/api/v1/verify", "/api/v1/index",
                  "/api/v1/index/rebuilds", "/api/v1/index/rebuilds/{id}", "/api/v1/kiosks", "/api/v1/kiosks/{id}",
                  "/api/v1/kiosks/{id}/revoke"]:
