@@ -331,7 +331,8 @@ audit.csv       The records of the site's audit log that concern this person: wh
                 and when (staff and integrations are named by their user id, not by name): the
                 record created or changed, photos added or removed, check-ins accepted, face
                 searches that named this person, earlier exports. Other people's ids read
-                "#other". This export's own record is not in it.
+                "#other". This export's own record is not in it, nor records from before the
+                person's record was created (they are of someone who had the same id before).
 """
 
 # kinds of template (recognition.engine.gallery), as templates.json names them
@@ -434,22 +435,25 @@ def _export_templates(photos: list[FacePhoto]) -> dict:
     return {"recognizer": settings.MASKNET_DESCRIPTOR, "sets": sets}
 
 
-def _audit_export_rows(pk: int, photo_ids: set[str]) -> Iterator[list[object]]:
+def _audit_export_rows(pk: int, photo_ids: set[str], since: datetime) -> Iterator[list[object]]:
     """audit.csv rows, oldest first: records about the person, about their photos (``photo_ids``,
     and those removed earlier, which records name as theirs), and records whose summary names the
     person's id. Other people's ids in them read ``#other``, and an object that is another person's
-    (their photo, named by a look-alike check) is left out."""
+    (their photo, named by a look-alike check) is left out. Only records from ``since`` (the
+    person's creation) on: earlier ones of the id are of someone else who held it (a restore sets
+    the id sequence back: ``manage.py reapply_erasures``), their photos and erasure included."""
     own = str(pk)
     # "person #12" as a whole number, in the database: "#12" alone is in every "kiosk #12",
     # "check-in #1234"... (200,000 records read and dropped here took 20 s); LIKE first, then the regex
     # (on SQLite a Python function), on what LIKE let through; the exact test is below
-    mentioned = AuditEvent.objects.filter(summary__contains=f"#{pk}", summary__regex=rf"(person #|, #){pk}([^0-9]|$)")
+    mentioned = AuditEvent.objects.filter(summary__contains=f"#{pk}", summary__regex=rf"(person #|, #){pk}([^0-9]|$)",
+                                          at__gte=since)
     theirs = re.compile(rf"photo #(\d+)[^#]*person #{own}(?!\d)")   # "removed photo #3 of person #12"
     named = mentioned.filter(summary__contains="photo #").values_list("summary", flat=True)
     photo_ids = photo_ids | {m for text in named.iterator() for m in theirs.findall(text)}
     found = AuditEvent.objects.filter(Q(object_type="enrollment.person", object_id=own)
                                       | Q(object_type="enrollment.facephoto", object_id__in=sorted(photo_ids))
-                                      | Q(pk__in=mentioned.values("pk")))
+                                      | Q(pk__in=mentioned.values("pk")), at__gte=since)
     for event in found.order_by("at", "id").iterator(chunk_size=1000):
         about = (event.object_type == "enrollment.person" and event.object_id == own) or (
             event.object_type == "enrollment.facephoto" and event.object_id in photo_ids)
@@ -501,7 +505,7 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
         if data:
             archive.add(f"snapshots/checkin-{checkin_id}.jpg", bytes(data), compress=False)
     archive.add_text("audit.csv", csv_chunks(AUDIT_EXPORT_HEADER, _tallied(
-        _audit_export_rows(pk, {str(photo.pk) for photo in photos}), audited)))
+        _audit_export_rows(pk, {str(photo.pk) for photo in photos}, person.created_at), audited)))
     data = archive.close()
     with transaction.atomic():
         # erased while the archive was being made: nothing is handed out about someone erased

@@ -200,3 +200,18 @@ def test_enrollers_cannot_export(enroller_client, two_people):
 
 def test_only_superusers_hold_the_permission(enroller, superuser):
     assert superuser.has_perm("enrollment.export_person") and not enroller.has_perm("enrollment.export_person")
+
+
+def test_records_of_an_earlier_holder_of_the_id_are_not_in_it(make_photo, superuser):
+    """A restore sets the id sequence back, and ``manage.py reapply_erasures`` expects ids handed out
+    again: the records of whoever held the id before this person was created (their photos, their
+    erasure) are someone else's data, not this person's."""
+    gone = services.person_create(actor=superuser, full_name="Gone Before", staff_id="G-1")
+    services.photo_remove(photo=make_photo(gone), actor=superuser)
+    services.person_erase(person=gone, actor=superuser)
+    # the id handed out again, as after a restore that set the sequence back
+    reused = Person.objects.create(pk=gone.pk, full_name="Comes After", staff_id="C-1")
+    audit_record(actor=superuser, action=AuditEvent.Action.UPDATE, obj=reused,
+                 summary=f"updated person #{reused.pk}: notes")
+    audit = rows(unzip(services.person_export(person=reused, actor=superuser))["audit.csv"])
+    assert [(r["action"], r["summary"]) for r in audit] == [("update", f"updated person #{reused.pk}: notes")]
