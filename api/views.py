@@ -297,7 +297,12 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
                               409: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, ZipRenderer])
     def export(self, request: Request, pk: str | None = None) -> HttpResponse:
-        """``enrollment.services.person_export`` (audited); over ``MASKNET_EXPORT_MAX_BYTES``, 409."""
+        """``enrollment.services.person_export`` (audited); over ``MASKNET_EXPORT_MAX_BYTES``, 409. HEAD
+        (which the router gives every GET) is 405: it would build the archive and record an export
+        of data it never hands out (a link checker's or a monitor's request)."""
+        if request.method == "HEAD":
+            raise exceptions.MethodNotAllowed("HEAD", detail="Use GET: a HEAD request would record an export "
+                                                             "that hands nothing out.")
         person = self.get_object()
         if not isinstance(request.auth, ApiToken) and request.headers.get("Sec-Fetch-Site", "same-origin") not in (
                 "same-origin", "none"):

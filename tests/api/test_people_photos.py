@@ -163,6 +163,16 @@ def test_export_needs_the_admin_scope_answers_a_zip_and_is_audited(hr, client_fo
     assert admin.get("/api/v1/people/999999/export").status_code == 404
 
 
+def test_a_head_request_exports_nothing(client_for, person):
+    """The router answers HEAD with the GET's view: it built the archive and recorded an export that
+    handed nothing out (a link checker's, a monitor's request)."""
+    admin = client_for("token:admin")
+    response = admin.head(f"/api/v1/people/{person.pk}/export")
+    assert response.status_code == 405 and "GET" in response["Allow"]
+    assert not AuditEvent.objects.filter(action="export").exists()
+    assert admin.get(f"/api/v1/people/{person.pk}/export").status_code == 200
+
+
 def test_a_staff_session_exports_only_from_this_sites_pages(client_for, person):
     """A superuser's session cookie goes with a top-level GET from another site's link: that GET
     would write the audit record and put the archive in their download folder; refused."""
