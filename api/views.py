@@ -35,8 +35,8 @@ from enrollment.views import export_download
 from masknet_site.csv_export import csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError
+from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from recognition.models import CheckIn, Kiosk
-from recognition.views import CHECKIN_CSV_HEADER, checkin_csv_rows
 
 from . import serializers as s
 from . import services
@@ -408,7 +408,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer],
             pagination_class=None)
     def csv(self, request: Request) -> HttpResponse:
-        """The attendance export's columns (``recognition.views.CHECKIN_CSV_HEADER``)."""
+        """The attendance export's columns (``recognition.exports.CHECKIN_CSV_HEADER``)."""
         return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
                             checkin_csv_rows(self.get_queryset()))
 

@@ -52,6 +52,7 @@ from recognition.engine.gallery import (
 )
 from recognition.engine.index import Index
 from recognition.engine.quality import BLURRY, TOO_DARK
+from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 
 from . import dispatch, events, recognizer
 from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet, index_cache_clear
@@ -483,7 +484,6 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
     audited then). ``Person.DoesNotExist`` when the person is erased before it is done.
     """
     from recognition.models import CheckIn  # here: recognition's models import enrollment's
-    from recognition.views import CHECKIN_CSV_HEADER, checkin_csv_rows
 
     pk = person.pk
     person = Person.objects.get(pk=pk)   # as stored now

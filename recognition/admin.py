@@ -29,7 +29,8 @@ from enrollment.models import Person
 from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
 from masknet_site.csv_export import csv_response
 
-from . import services, views
+from . import services
+from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from .models import CheckIn, Kiosk
 
 # a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
@@ -299,5 +300,5 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         queryset = changelist_queryset(self, request)
-        return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", views.CHECKIN_CSV_HEADER,
-                                   views.checkin_csv_rows(queryset))
+        return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
+                            checkin_csv_rows(queryset))

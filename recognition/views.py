@@ -36,6 +36,7 @@ from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
 from .consumers import KIOSK_COOKIE
+from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from .kiosk_page import page_build
 from .models import CheckIn, Kiosk
 
@@ -246,18 +247,6 @@ def _parse_day(value: str | None) -> date | None:
     except ValueError:
         return None
     return day if FIRST_DAY <= day <= LAST_DAY else None
-
-
-CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked", "score",
-                      "frames", "index_version", "checkin_id"]
-
-
-def checkin_csv_rows(queryset: QuerySet[CheckIn]):
-    """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first."""
-    for c in queryset.listed().select_related("person", "kiosk").order_by("at", "id").iterator(chunk_size=500):
-        yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
-               c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
-               "yes" if c.masked else "no", f"{c.score:.3f}", c.frames, c.index_version or "", c.pk]
 
 
 def daily_attendance(day: date, site: str = "") -> dict:

@@ -146,3 +146,26 @@ def test_the_development_servers_static_files_answer_a_path_leaving_them_with_a_
 
     response = StaticFilesHandler(WSGIHandler()).get_response(RequestFactory().get(path))
     assert response.status_code == status
+
+
+def test_services_import_no_views_and_share_the_checkin_csv_writer():
+    """A service reaching into a views module (even lazily, inside a function) inverts the layers:
+    the attendance CSV's columns and rows live in ``recognition.exports``, which the services,
+    the views, the admin and the API all import."""
+    import ast
+    from pathlib import Path
+
+    from api import views as api_views
+    from enrollment import services as enrollment
+    from recognition import admin, exports
+    from recognition import views as recognition_views
+
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.glob("*/services.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module or ''}.{a.name}" for a in node.names]
+                assert not any(n.split(".")[-1] == "views" for n in names), (path, ast.unparse(node))
+    for module in (enrollment, recognition_views, admin, api_views):
+        assert module.checkin_csv_rows is exports.checkin_csv_rows, module
+        assert module.CHECKIN_CSV_HEADER is exports.CHECKIN_CSV_HEADER, module
