@@ -264,7 +264,10 @@ def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: st
     restore: erased again by :func:`person_erase`, whose audit record notes the first erasure. A
     person created after it holds an id handed out again (a sequence the restore set back) and is
     left alone. When nobody has the id, the erasure's record is written again if the restored log
-    has none (the restore lost it), so that the log still says who erased person #N, when.
+    lacks it (the restore lost it), so that the log still says who erased person #N, when. The
+    log holds it when it has an erase record of the id from ``erased_at`` on: the record itself
+    (the same time), or one written since the restore (by an earlier run). An older erase record
+    of the id is of an earlier holder (an id the first restore handed out again), not this one.
     ``dry_run``: nothing is written; the answer says what would be done.
     """
     first = f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
@@ -274,7 +277,7 @@ def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: st
     if person is not None and (dry_run or person_erase(person=person, actor=actor, note=first)):
         return Reapplied.ERASED
     if not dry_run and not AuditEvent.objects.for_object("enrollment.person", person_id).filter(
-            action=Action.ERASE).exists():
+            action=Action.ERASE, at__gte=erased_at).exists():
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=person_id,
                      summary=f"erasure of person #{person_id} recorded {first}: nothing of them was restored")
     return Reapplied.ABSENT

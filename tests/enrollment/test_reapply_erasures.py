@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import services
@@ -145,3 +146,30 @@ def test_a_file_that_is_not_the_audit_export_is_refused_before_anything_is_erase
 def test_a_missing_file_is_a_clear_error(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         run(tmp_path / "nowhere.csv")
+
+
+def test_the_erasure_of_a_later_holder_of_the_id_is_recorded_though_an_earlier_holders_is_there(
+        su_client, superuser, tmp_path):
+    """Two restores: the first set the id sequence back and the id went to someone else, who was
+    erased too; the second restore brought back a log that holds the first holder's erasure and
+    not the second's. The first holder's record is not the second's: the second is written back."""
+    first = services.person_create(actor=None, full_name="First Holder", staff_id="F1")
+    services.person_erase(person=first, actor=superuser)
+    second = Person.objects.create(pk=first.pk, full_name="Second Holder", staff_id="S1")   # the id again
+    services.person_erase(person=second, actor=superuser)
+    earlier, later = AuditEvent.objects.for_object("enrollment.person", first.pk).filter(
+        action="erase").order_by("at")
+    csv_file = export(su_client, tmp_path)
+    with connection.cursor() as cursor:   # the second restore: a log from before the second holder
+        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [later.pk])
+
+    out = run(csv_file)
+
+    assert f"person #{first.pk} (erased " in out and "already absent" in out, out
+    records = AuditEvent.objects.for_object("enrollment.person", first.pk).filter(action="erase").order_by("at")
+    assert [r.pk for r in records][0] == earlier.pk and len(records) == 2
+    assert (f"recorded again after a restore (first erased {timezone.localtime(later.at).isoformat()} by root)"
+            in records[1].summary), records[1].summary
+    # run twice: the record written back is this erasure's, not written again
+    run(csv_file)
+    assert AuditEvent.objects.for_object("enrollment.person", first.pk).filter(action="erase").count() == 2
