@@ -583,7 +583,8 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         person = get_object_or_404(Person, pk=object_id)
         if request.method != "POST":
             context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": person,
-                       "title": "Export personal data", "limit_mib": settings.MASKNET_EXPORT_MAX_BYTES // 2**20}
+                       "title": "Export personal data",
+                       "limit": services.amount(settings.MASKNET_EXPORT_MAX_BYTES, "bytes")}
             return TemplateResponse(request, "admin/enrollment/person/export.html", context)
         try:
             data = services.person_export(person=person, actor=request.user)

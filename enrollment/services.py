@@ -352,7 +352,7 @@ class ExportTooLarge(EnrollmentError):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"The export is larger than the limit of {limit / 2**20:.0f} MiB (MASKNET_EXPORT_MAX_BYTES): "
+        super().__init__(f"The export is larger than the limit of {amount(limit, 'bytes')} (MASKNET_EXPORT_MAX_BYTES): "
                          f"raise it for this export, or answer the request by hand.")
 
 
@@ -557,7 +557,9 @@ def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection
     return PhotoInspection(ok=False, code=code, message=message or REFUSALS[code], **kwargs)
 
 
-def _amount(n: float, unit: str) -> str:
+def amount(n: float, unit: str) -> str:
+    """``n`` of ``unit`` as people read it: bytes from 1 MiB on in MiB to a tenth ("1.5 MiB"), else
+    the whole number with thousands separators ("524,288 bytes", "40,000,000 pixels")."""
     return f"{n / 2**20:.1f} MiB" if unit == "bytes" and n >= 2**20 else f"{n:,.0f} {unit}"
 
 
@@ -568,7 +570,7 @@ def _too_many_pixels(width: int | None = None, height: int | None = None) -> Pho
     size = f"It is {width}×{height} pixels; at most" if width and height else "At most"
     side = math.isqrt(limit)
     square = f" (e.g. {side}×{side})" if side * side == limit else ""   # a size an editor's resize box takes
-    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {_amount(limit, 'pixels')}{square}: "
+    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {amount(limit, 'pixels')}{square}: "
                                  f"scale it down (compressing the file would not help).",
                     width=width, height=height)
 
@@ -589,8 +591,8 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     limit = settings.MASKNET_MAX_PHOTO_BYTES
     if len(data) > limit:
         # the callers read at most the limit and one byte: that much says "more than", not the size
-        size = f"more than {_amount(limit, 'bytes')}" if len(data) == limit + 1 else _amount(len(data), "bytes")
-        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {_amount(limit, 'bytes')}.")
+        size = f"more than {amount(limit, 'bytes')}" if len(data) == limit + 1 else amount(len(data), "bytes")
+        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {amount(limit, 'bytes')}.")
     if not data:
         return _refusal("empty")
     if _sniff(data) is None:

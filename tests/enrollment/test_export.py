@@ -215,3 +215,14 @@ def test_records_of_an_earlier_holder_of_the_id_are_not_in_it(make_photo, superu
                  summary=f"updated person #{reused.pk}: notes")
     audit = rows(unzip(services.person_export(person=reused, actor=superuser))["audit.csv"])
     assert [(r["action"], r["summary"]) for r in audit] == [("update", f"updated person #{reused.pk}: notes")]
+
+
+@pytest.mark.parametrize(("limit", "said"), [(500_000, "500,000 bytes"), (3 * 2**19, "1.5 MiB")])
+def test_the_limit_reads_right_at_any_size(su_client, two_people, settings, limit, said):
+    """Rounded to whole MiB, a limit below 1 MiB read "0 MiB" and 1.5 MiB "2 MiB": the project's byte
+    amounts (``services.amount``) read right at any size."""
+    ann, *_ = two_people
+    settings.MASKNET_EXPORT_MAX_BYTES = limit
+    assert f"of {said} (MASKNET_EXPORT_MAX_BYTES)" in str(services.ExportTooLarge(limit))
+    page = su_client.get(export_url(ann)).content.decode()
+    assert f"Exports larger than {said} are refused" in page
