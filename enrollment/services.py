@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import textwrap
 import time
 import uuid
 import zipfile
@@ -358,7 +359,8 @@ class ExportTooLarge(EnrollmentError):
 
 class _BoundedZip:
     """A ZIP written in memory that raises :class:`ExportTooLarge` once it outgrows ``limit``
-    bytes: memory stays within the limit and one piece (a photo, 64 KiB of CSV)."""
+    bytes, checked after each piece (a photo, 64 KiB of CSV, one template set): memory stays near
+    the limit (the buffer is copied as it grows) and one piece."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.buffer = limit, io.BytesIO()
@@ -426,17 +428,22 @@ def _export_photos(archive: _BoundedZip, photos: list[FacePhoto]) -> list[dict]:
     return facts
 
 
-def _export_templates(photos: list[FacePhoto]) -> dict:
-    """templates.json: every cached template of the photos, as numbers (float32, shortest form)."""
+def _export_templates(photos: list[FacePhoto]) -> Iterator[str]:
+    """templates.json, one template set (a photo's templates of one version) at a time: every cached
+    template of the photos, as numbers (float32, shortest form). A person with many templates is
+    never whole in memory: :meth:`_BoundedZip.add_text` checks the size after each piece."""
     rows = (PhotoTemplates.objects.filter(photo__in=photos).order_by("photo_id", "template_version")
             .values_list("photo_id", "template_version", "dim", "count", "vectors", "kinds"))
-    sets = []
+    yield f'{{\n  "recognizer": {json.dumps(settings.MASKNET_DESCRIPTOR, ensure_ascii=False)},\n  "sets": ['
+    separator = "\n"
     for photo_id, version, dim, count, vectors, kinds in rows.iterator(chunk_size=100):
         vecs, kind = PhotoTemplates.unpack(dim, count, vectors, kinds)
         templates = [{"kind": _TEMPLATE_KINDS.get(int(k), str(int(k))), "vector": [float(str(v)) for v in vec]}
                      for vec, k in zip(vecs, kind, strict=True)]
-        sets.append({"photo": photo_id, "template_version": version, "dimensions": dim, "templates": templates})
-    return {"recognizer": settings.MASKNET_DESCRIPTOR, "sets": sets}
+        one = {"photo": photo_id, "template_version": version, "dimensions": dim, "templates": templates}
+        yield separator + textwrap.indent(json.dumps(one, indent=2, ensure_ascii=False), "    ")
+        separator = ",\n"
+    yield ("]" if separator == "\n" else "\n  ]") + "\n}\n"   # as json.dumps(indent=2) writes the whole
 
 
 def _audit_export_rows(pk: int, photo_ids: set[str], since: datetime) -> Iterator[list[object]]:
@@ -498,7 +505,7 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
         "active": person.active, "notes": person.notes, "gallery_adaptation": person.gallery_adaptation,
         "created_at": person.created_at.isoformat(), "updated_at": person.updated_at.isoformat()}))
     archive.add("photos.json", _json(_export_photos(archive, photos)))
-    archive.add("templates.json", _json(_export_templates(photos)))
+    archive.add_text("templates.json", _export_templates(photos))
     checkins, audited = [0], [0]
     archive.add_text("checkins.csv", csv_chunks(CHECKIN_CSV_HEADER, _tallied(
         checkin_csv_rows(CheckIn.objects.filter(person_id=pk)), checkins)))
