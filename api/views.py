@@ -292,23 +292,29 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         enrollment.person_erase(person=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(summary="A ZIP of what the site holds about a person: subject access (scope admin; superusers)",
+    @extend_schema(summary="A ZIP of what the site holds about a person: subject access (token of scope admin)",
+                   auth=[{"ApiToken": []}],
                    responses={(200, "application/zip"): OpenApiTypes.BINARY, 406: s.ErrorSerializer,
                               409: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, ZipRenderer])
     def export(self, request: Request, pk: str | None = None) -> HttpResponse:
         """``enrollment.services.person_export`` (audited); over ``MASKNET_EXPORT_MAX_BYTES``, 409. HEAD
         (which the router gives every GET) is 405: it would build the archive and record an export
-        of data it never hands out (a link checker's or a monitor's request)."""
+        of data it never hands out (a link checker's or a monitor's request).
+
+        An API token only: a staff session (cookie) is refused, 403. The cookie goes with a top-level
+        GET from another site's link, which would write the audit record and put biometric data in
+        a download folder, and no header tells such a GET from this site's own: ``Sec-Fetch-Site``
+        is not sent by older browsers nor to a site served over plain HTTP, ``Origin`` not with a
+        GET navigation, and the linking page can withhold ``Referer``. In a browser, the admin's
+        *Export personal data* downloads it by a CSRF-checked POST."""
         if request.method == "HEAD":
             raise exceptions.MethodNotAllowed("HEAD", detail="Use GET: a HEAD request would record an export "
                                                              "that hands nothing out.")
+        if not isinstance(request.auth, ApiToken):
+            raise exceptions.PermissionDenied("The API's export takes an API token of scope admin; in the browser, "
+                                              "use Export personal data on the person's admin page.")
         person = self.get_object()
-        if not isinstance(request.auth, ApiToken) and request.headers.get("Sec-Fetch-Site", "same-origin") not in (
-                "same-origin", "none"):
-            # a staff session's GET from another site's link or page (the cookie goes with a top-level
-            # GET): it would write an audit record and drop biometric data in a download folder
-            raise exceptions.PermissionDenied("A staff session exports from this site's pages only (the admin).")
         try:
             data = enrollment.person_export(person=person, actor=request.user)
         except enrollment.ExportTooLarge as exc:
