@@ -238,6 +238,23 @@ def test_the_chart_works_with_a_keyboard_and_a_screen_reader(client, superuser, 
     assert name(today, 0, 1) in elsewhere and name(yesterday, 0, 2) in elsewhere
 
 
+def test_the_stacked_lists_keep_their_table_roles(client, superuser, attendance, person):
+    """On a phone the day's lists and a person's history are rows of display: grid, which Safari
+    takes as no longer a table for screen readers: each carries its roles in the markup, and every
+    column has a heading (the mask badge's is for screen readers only)."""
+    client.force_login(superuser)
+    pages = (client.get(reverse("attendance-day")).content.decode(),
+             client.get(reverse("attendance-person", args=[person.pk])).content.decode())
+    tables = [t for html in pages for t in re.findall(r'<table id="\w+" class="att-list".*?</table>', html, re.S)]
+    assert len(tables) == 3   # in, missing; the history
+    for table in tables:
+        assert 'role="table"' in table.split(">", 1)[0]
+        assert re.findall(r"<tr\b[^>]*>", table) == ['<tr role="row">'] * len(re.findall(r"<tr\b", table))
+        for tag, role in (("td", "cell"), ("th", "columnheader"), ("thead", "rowgroup"), ("tbody", "rowgroup")):
+            assert len(re.findall(rf"<{tag}\b", table)) == len(re.findall(rf'<{tag} role="{role}"', table)) > 0
+        assert "<th role=\"columnheader\"></th>" not in table
+
+
 def test_person_history_and_its_csv(client, superuser, attendance, person):
     client.force_login(superuser)
     page = client.get(reverse("attendance-person", args=[person.pk]))
