@@ -1,10 +1,14 @@
-"""System checks of the recognition app's data (``manage.py migrate``, ``check --database default``)."""
+"""System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``)
+and, for a production site, its privacy contact (``check --deploy``)."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError
 from django.utils import timezone
+
+from .privacy import NO_CONTACT
 
 SAMPLE = 500   # the latest check-ins compared
 
@@ -32,3 +36,17 @@ def time_zone_unchanged(app_configs=None, databases=None, **kwargs) -> list[chec
         f"TIME_ZONE {timezone.get_current_timezone_name()}: TIME_ZONE changed after they were recorded",
         hint="set TIME_ZONE back to the one they were recorded in (each check-in stores its day; see README)",
         id="masknet.W002")]
+
+
+@checks.register("masknet", deploy=True)
+def privacy_contact(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W003`` (``check --deploy``) when ``MASKNET_PRIVACY_CONTACT`` is unset: the public privacy
+    page the kiosks point to (``/privacy/``) then tells people to ask reception or the administrator
+    for access to or erasure of their data, where the law (GDPR art. 13, BIPA) expects a named contact."""
+    if settings.MASKNET_PRIVACY_CONTACT.strip():
+        return []
+    return [checks.Warning(
+        "MASKNET_PRIVACY_CONTACT is not set: the privacy page (/privacy/) names no one to ask for access to "
+        f"or erasure of face data, only {NO_CONTACT!r}",
+        hint="set MASKNET_PRIVACY_CONTACT to a name, an email address or a desk (README, Configuration)",
+        id="masknet.W003")]

@@ -39,6 +39,7 @@ from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from .kiosk_page import page_build
 from .models import CheckIn, Kiosk
+from .privacy import privacy_facts
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
 log = logging.getLogger(__name__)
@@ -210,6 +211,14 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
     response = redirect("kiosk")
     _set_device_cookie(request, response, token)
     return _kiosk_headers(response)
+
+
+@require_GET
+def privacy_notice(request: HttpRequest) -> HttpResponse:
+    """The public privacy page (no login, no personal data, the site's
+    default policy): what a kiosk does with a face and what the site keeps, for how long, and whom
+    to ask for access or erasure, from this site's settings (:mod:`.privacy`)."""
+    return render(request, "privacy/notice.html", {"facts": privacy_facts()})
 
 
 # ----------------------------------------------------------------------------------------------

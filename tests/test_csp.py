@@ -1,6 +1,6 @@
 """The site-wide Content-Security-Policy (masknet_site/middleware.py).
 
-* Fast: every kind of page (admin, login, attendance, webcam capture, Swagger UI, its init script,
+* Fast: every kind of page (admin, login, attendance, webcam capture, the privacy page, Swagger UI, its init script,
   JSON, CSV, images, errors) carries the default policy, with this host's sockets; the kiosk pages
   keep their own, stricter one; no page of ours needs an inline script or event handler.
 * In a real headless Chromium (as tests/recognition/test_kiosk_e2e.py, whose helpers it uses) against
@@ -76,7 +76,7 @@ def staff_client(db) -> Client:
 def test_every_kind_of_page_carries_the_default_policy(world, staff_client):
     anonymous = Client()
     for path in ["/admin/login/", "/admin/logout/", "/api/schema/", "/healthz", "/no-such-page",
-                 "/api/docs/", "/api/docs/?script="]:
+                 "/api/docs/", "/api/docs/?script=", "/privacy/"]:
         response = anonymous.get(path)
         assert response["Content-Security-Policy"] == policy(), path
     for path in staff_pages(world):
@@ -242,7 +242,7 @@ def test_no_page_breaks_under_the_policy_in_a_real_browser(browser_available, se
         until(lambda: driver.current_url.endswith("/admin/"), 10, "the login")
         collect("/admin/ (after the login form)")
 
-        for path in staff_pages(world) + ["/kiosk/"]:
+        for path in staff_pages(world) + ["/kiosk/", "/privacy/"]:
             try:
                 check_page(path)
             except AssertionError as e:   # with what the console said (a violation is the likely cause)

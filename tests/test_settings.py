@@ -17,12 +17,15 @@ PROD_ENV = {
     "DJANGO_ALLOWED_HOSTS": "masknet.example.org",
     "DATABASE_URL": "postgres://masknet:secret@db.example.org:5432/masknet",
     "REDIS_URL": "redis://redis.example.org:6379/0",
+    # whom the public privacy page names for access and erasure (else check --deploy warns: masknet.W003)
+    "MASKNET_PRIVACY_CONTACT": "Data protection officer, dpo@example.org",
 }
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_SINGLE_NODE"))}
+            if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_SINGLE_NODE",
+                                 "MASKNET_PRIVACY_CONTACT"))}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**base, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -32,6 +35,16 @@ def test_check_deploy_is_clean_with_the_documented_environment():
     proc = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no issues" in proc.stdout
+
+
+@pytest.mark.reliability
+def test_check_deploy_warns_when_no_privacy_contact_is_named():
+    """A production site starts without one, but ``check --deploy`` says that its privacy page names
+    no one to ask for access to or erasure of face data."""
+    env = {k: v for k, v in PROD_ENV.items() if k != "MASKNET_PRIVACY_CONTACT"}
+    proc = manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert proc.returncode != 0 and "masknet.W003" in proc.stderr and "MASKNET_PRIVACY_CONTACT" in proc.stderr
+    assert manage("check", **env).returncode == 0
 
 
 @pytest.mark.reliability

@@ -326,6 +326,11 @@ MASKNET_KIOSK_GREETING = env("MASKNET_KIOSK_GREETING", "full")
 if MASKNET_KIOSK_GREETING not in ("full", "first"):
     raise ImproperlyConfigured(f"MASKNET_KIOSK_GREETING={MASKNET_KIOSK_GREETING!r}: use full or first")
 
+# Who people ask for access to or erasure of their data, shown on the public privacy page (/privacy/,
+# recognition/privacy.py): free text, a name, an email or a desk; unset, the page says to ask
+# reception or the site's administrator and `check --deploy` warns (masknet.W003)
+MASKNET_PRIVACY_CONTACT = (env("MASKNET_PRIVACY_CONTACT") or "").strip()
+
 # Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
 # > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse
 # (bench/voting.py measures both directions). Raising and lowering it both act at once (a rebuild

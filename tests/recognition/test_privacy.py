@@ -1,0 +1,126 @@
+"""The public privacy page (/privacy/) and the ``check --deploy`` warning for a site that names no
+privacy contact (masknet.W003)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.test import Client, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from masknet_site.middleware import DEFAULT_CSP
+from recognition import services
+from recognition.checks import privacy_contact
+from recognition.views import KIOSK_CSP
+
+pytestmark = pytest.mark.django_db
+
+
+def page(**settings) -> str:
+    """The privacy page's text (tags dropped, white space collapsed), as an anonymous visitor gets it."""
+    with override_settings(**settings):
+        response = Client().get("/privacy/")
+    assert response.status_code == 200
+    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+
+
+def item(text: str, start: str) -> str:
+    """The sentence of ``text`` from ``start`` to its next full stop."""
+    return text[text.index(start):].split(".")[0]
+
+
+def test_the_page_is_public_under_the_sites_policy_and_names_nobody(person, paired):
+    services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=True, frames=3,
+                            index_version=1, at=timezone.now() - timedelta(minutes=5))
+    response = Client().get(reverse("privacy"))
+    assert response.status_code == 200 and reverse("privacy") == "/privacy/"
+    # the site's default policy with this host's sockets, not the kiosk's own
+    assert response["Content-Security-Policy"] == DEFAULT_CSP.replace(
+        "connect-src 'self'", "connect-src 'self' wss://testserver ws://testserver")
+    assert response["Content-Security-Policy"] != KIOSK_CSP
+    html = response.content.decode()
+    assert "Face recognition at this site" in html
+    # no personal data: nobody enrolled, checked in or at a kiosk is named
+    for personal in (person.full_name, person.staff_id, paired[0].name):
+        assert personal not in html, personal
+    assert Client().post("/privacy/").status_code == 405
+
+
+@override_settings(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_GALLERY_ADAPT=False,
+                   MASKNET_RETENTION_DECISION_DAYS=365)
+def test_the_defaults_keep_no_picture():
+    text = page()
+    assert "the pictures themselves are not stored." in text
+    assert "No picture of the face is kept with a check-in" in text
+    assert "one more enrolment photo" not in text          # gallery adaptation is off: not mentioned
+    assert "keeps that note for 365 days" in text
+    assert item(text, "A record of each recognition decision").endswith("kept for 365 days")
+    assert "kept for good as the site’s audit trail" in text
+
+
+def test_snapshots_and_their_retention_are_read_from_the_settings():
+    on = page(MASKNET_CHECKIN_SNAPSHOTS=True, MASKNET_RETENTION_SNAPSHOT_DAYS=14)
+    assert item(on, "With each check-in, a small picture of the face").endswith("kept for 14 days")
+    assert "No picture of the face is kept" not in on
+    assert "except the parts of a recognised person’s picture listed below" in on
+    forever = page(MASKNET_CHECKIN_SNAPSHOTS=True, MASKNET_RETENTION_SNAPSHOT_DAYS=0)
+    assert item(forever, "With each check-in").endswith("kept as long as the check-in")
+    one = page(MASKNET_CHECKIN_SNAPSHOTS=True, MASKNET_RETENTION_SNAPSHOT_DAYS=1)
+    assert item(one, "With each check-in").endswith("kept for 1 day")
+    off = page(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_RETENTION_SNAPSHOT_DAYS=14)
+    assert "No picture of the face is kept with a check-in" in off and "14 days" not in off
+
+
+def test_gallery_adaptation_is_told_only_when_it_is_on():
+    on = page(MASKNET_GALLERY_ADAPT=True, MASKNET_GALLERY_ADAPT_MAX_PHOTOS=4, MASKNET_RETENTION_ADAPTED_DAYS=90)
+    assert item(on, "For a person with fewer than 4 enrolment photos").endswith("kept for 90 days")
+    assert "except the parts of a recognised person’s picture" in on
+    kept = page(MASKNET_GALLERY_ADAPT=True, MASKNET_RETENTION_ADAPTED_DAYS=0)
+    assert item(kept, "For a person with fewer than").endswith("kept as long as the other enrolment photos")
+    assert "one more enrolment photo" not in page(MASKNET_GALLERY_ADAPT=False)
+
+
+def test_the_audit_records_retention_is_read_from_the_settings():
+    text = page(MASKNET_RETENTION_DECISION_DAYS=30)
+    assert "keeps that note for 30 days" in text
+    assert item(text, "A record of each recognition decision").endswith("kept for 30 days")
+    forever = page(MASKNET_RETENTION_DECISION_DAYS=0)
+    assert item(forever, "A record of each recognition decision").endswith("kept without a time limit")
+    assert "keeps that note without a time limit" in forever
+
+
+def test_the_greeting_setting_says_which_name_the_screen_shows():
+    assert "the screen shows their first name and the time" in page(MASKNET_KIOSK_GREETING="first")
+    assert "the screen shows their name and the time" in page(MASKNET_KIOSK_GREETING="full")
+
+
+def test_the_contact_is_the_setting_or_reception():
+    text = page(MASKNET_PRIVACY_CONTACT="Data Protection Officer, dpo@example.org")
+    assert item(text, "You may ask for a copy").endswith("or for it to be erased")
+    assert "Ask Data Protection Officer, dpo@example.org" in text and "reception" not in text
+    assert "Ask the reception or the administrator of this site" in page(MASKNET_PRIVACY_CONTACT="")
+    # free text, escaped like any other
+    with override_settings(MASKNET_PRIVACY_CONTACT="<b>HR desk</b>"):
+        html = Client().get("/privacy/").content.decode()
+    assert "&lt;b&gt;HR desk&lt;/b&gt;" in html and "<b>HR desk" not in html
+
+
+# ------------------------------------------------------------------------------------------- check
+
+
+def test_check_deploy_warns_without_a_contact(capsys):
+    with override_settings(MASKNET_PRIVACY_CONTACT=""):
+        [warning] = privacy_contact()
+        assert warning.id == "masknet.W003" and "MASKNET_PRIVACY_CONTACT" in warning.msg
+        call_command("check")                       # not a deploy check: a development site is not told
+        assert "masknet.W003" not in capsys.readouterr().err
+        call_command("check", "--deploy")
+        assert "masknet.W003" in capsys.readouterr().err
+    with override_settings(MASKNET_PRIVACY_CONTACT="hr@example.org"):
+        assert privacy_contact() == []
+    with override_settings(MASKNET_PRIVACY_CONTACT="   "):
+        assert [w.id for w in privacy_contact()] == ["masknet.W003"]
