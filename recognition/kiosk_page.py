@@ -1,6 +1,6 @@
-"""What version of the kiosk page a server serves (``page_build``): sent in the page's config and in
-each socket's ``hello``, so that an open page learns that the server was upgraded under it and
-reloads itself (a kiosk runs for weeks with the script it loaded; docs/kiosk.md)."""
+"""What version of the kiosk page a server serves (``page_build``: its files and its notice line): sent
+in the page's config and in each socket's ``hello``, so that an open page learns that the server was
+upgraded under it and reloads itself (a kiosk runs for weeks with the script it loaded; docs/kiosk.md)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kios
 @lru_cache(maxsize=1)
 def page_build() -> str:
     """A short digest of :data:`PAGE_FILES` as this process read them at its first call (a server
-    serves one release); a missing file counts as empty."""
+    serves one release), and of ``MASKNET_KIOSK_NOTICE``: an open page shows the privacy notice line
+    of the server that loaded it, which a restart with another one replaces. A missing file counts
+    as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:
         try:
@@ -26,4 +28,5 @@ def page_build() -> str:
         except OSError:
             pass
         digest.update(b"\0")
+    digest.update(settings.MASKNET_KIOSK_NOTICE.encode())
     return digest.hexdigest()[:12]

@@ -1,14 +1,17 @@
-"""What the public privacy page (``/privacy/``) tells the people whose faces a kiosk analyses (GDPR
-art. 13, biometric-privacy laws such as Illinois BIPA): read from this site's settings at each
-request, so that it says what the site does, not what a default did (the data inventory it
-summarises: docs/security.md, "What is stored, and for how long")."""
+"""What the public privacy page (``/privacy/``) and the kiosk screen's notice line tell the people
+whose faces a kiosk analyses (GDPR art. 13, biometric-privacy laws such as Illinois BIPA): read from
+this site's settings at each request, so that they say what the site does, not what a default did
+(the data inventory they summarise: docs/security.md, "What is stored, and for how long")."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
 
+DEFAULT_NOTICE = "Face recognition records attendance here · Privacy: {url}"
 NO_CONTACT = "the reception or the administrator of this site"
 
 
@@ -64,3 +67,16 @@ def privacy_facts() -> PrivacyFacts:
         adapted_max_photos=int(settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS),
         adapted_days=int(settings.MASKNET_RETENTION_ADAPTED_DAYS),
         decision_days=int(settings.MASKNET_RETENTION_DECISION_DAYS))
+
+
+def privacy_address(request: HttpRequest) -> str:
+    """The privacy page's address as a person at the kiosk would type it: the host the kiosk
+    reached the site by (validated against ``ALLOWED_HOSTS``) and the path, no scheme."""
+    return request.get_host() + reverse("privacy")
+
+
+def kiosk_notice(request: HttpRequest) -> str:
+    """The kiosk screen's notice line: ``MASKNET_KIOSK_NOTICE`` when set, else :data:`DEFAULT_NOTICE`;
+    ``{url}`` in it is replaced by :func:`privacy_address` (the only placeholder: other braces stay)."""
+    text = settings.MASKNET_KIOSK_NOTICE.strip() or DEFAULT_NOTICE
+    return text.replace("{url}", privacy_address(request))

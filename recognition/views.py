@@ -39,7 +39,7 @@ from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from .kiosk_page import page_build
 from .models import CheckIn, Kiosk
-from .privacy import privacy_facts
+from .privacy import kiosk_notice, privacy_facts
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
 log = logging.getLogger(__name__)
@@ -162,7 +162,8 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
     config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status",
               "max_fps": min(8, socket_fps) if socket_fps > 0 else 8, "max_width": 640,
               "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE, "build": page_build()}
-    response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config})
+    response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config,
+                                                    "notice": kiosk_notice(request)})
     # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")
     _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])
     return _kiosk_headers(response, request)
@@ -215,7 +216,7 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
 
 @require_GET
 def privacy_notice(request: HttpRequest) -> HttpResponse:
-    """The public privacy page (no login, no personal data, the site's
+    """The public privacy page the kiosk screen points to (no login, no personal data, the site's
     default policy): what a kiosk does with a face and what the site keeps, for how long, and whom
     to ask for access or erasure, from this site's settings (:mod:`.privacy`)."""
     return render(request, "privacy/notice.html", {"facts": privacy_facts()})

@@ -330,6 +330,9 @@ if MASKNET_KIOSK_GREETING not in ("full", "first"):
 # recognition/privacy.py): free text, a name, an email or a desk; unset, the page says to ask
 # reception or the site's administrator and `check --deploy` warns (masknet.W003)
 MASKNET_PRIVACY_CONTACT = (env("MASKNET_PRIVACY_CONTACT") or "").strip()
+# the kiosk screen's line about face recognition; empty: "Face recognition records attendance here ·
+# Privacy: <host>/privacy/". "{url}" in it becomes the privacy page's address
+MASKNET_KIOSK_NOTICE = (env("MASKNET_KIOSK_NOTICE") or "").strip()
 
 # Added to both calibrated match thresholds (masked and unmasked; docs/kiosk.md, Settings):
 # > 0 lets fewer strangers in and makes enrolled people wait for more frames, < 0 the reverse

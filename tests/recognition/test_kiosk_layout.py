@@ -1,6 +1,7 @@
 """The kiosk page's layout in a real headless Chromium, at the sizes it is used at (a wall screen either
 way up, a tablet on a stand, a phone): a welcome, however long the name, leaves the face in the video
 visible. A long name's welcome took four lines and covered the lower face, on a landscape screen too.
+The privacy notice line is shown whole, readable, and over neither the face nor the banner.
 
 The page, its style sheet and script are the real ones, served by a live server and paired as a
 kiosk is; the socket's answers are scripted in the browser (what a server says when it greets
@@ -23,6 +24,9 @@ SIZES = ((1920, 1080), (1080, 1920), (768, 1024), (390, 844))
 # a face at arm's length as the kiosk's frames show it (tests/recognition/faces.py, kiosk_view: eyes at
 # 0.42 of the frame's height, 170 px of 640 wide): the detector's box, in fractions of the frame
 FACE_BOX = [0.37, 0.24, 0.63, 0.6]
+# a longer notice than the default (MASKNET_KIOSK_NOTICE, with the page's address for "{url}"): two lines on a phone
+NOTICE = ("Face recognition records attendance at this entrance · Privacy notice: {url} "
+          "(reception has a printed copy)")
 NAMES = ("Eileen Collins", "Maria Guadalupe Fernández-Castellanos de la Vega",
          # 60: two lines by length alone were too few on a wide screen (it ended in "…" at 1920x1080)
          "Eileen Marie Collins-Youngblood van der Berg-Alexandrovna Sm",
@@ -52,6 +56,7 @@ window.WebSocket = ScriptedSocket;
 LAYOUT = """
 const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
 const title = document.getElementById('banner-title'), face = document.getElementById('facebox');
+const notice = document.getElementById('privacy-notice');
 const font = parseFloat(getComputedStyle(title).fontSize);
 // the title's text goes on below its box where the style sheet cuts it short (with an ellipsis)
 const text = document.createRange();
@@ -60,7 +65,10 @@ const lines = [...text.getClientRects()];
 return {state: document.getElementById('stage').dataset.state, title: title.textContent, font: font,
         banner: box(document.getElementById('banner')), face: box(face), faceShown: !face.hidden,
         clipped: lines[lines.length - 1].bottom > title.getBoundingClientRect().bottom + font / 2,
-        viewport: [innerWidth, innerHeight]};
+        viewport: [innerWidth, innerHeight], notice: box(notice), noticeText: notice.textContent,
+        noticeFont: parseFloat(getComputedStyle(notice).fontSize),
+        noticeShown: getComputedStyle(notice).visibility === 'visible' && notice.offsetHeight > 0,
+        noticeCut: notice.scrollHeight > notice.clientHeight + 1 || notice.scrollWidth > notice.clientWidth + 1};
 """
 
 
@@ -81,6 +89,11 @@ def chromium():
     return driver
 
 
+def apart(a: list[float], b: list[float]) -> bool:
+    """Whether boxes ``a`` and ``b`` (left, top, right, bottom) do not overlap."""
+    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
 def show(driver, answer: dict, timeout: float = 15) -> dict:
     """Answer the page's frames with ``answer`` until it shows it; the layout then."""
     driver.execute_script("window.answer = arguments[0]", answer)
@@ -94,9 +107,11 @@ def show(driver, answer: dict, timeout: float = 15) -> dict:
     raise AssertionError(f"the page never showed {answer} (last: {driver.execute_script(LAYOUT)})")
 
 
-def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_path):  # noqa: F811
+def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_path, monkeypatch):  # noqa: F811
     _kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
+    monkeypatch.setenv("MASKNET_KIOSK_NOTICE", NOTICE)   # the live server's setting
     server = LiveServer(tmp_path / "server.log")
+    notice = NOTICE.replace("{url}", server.url.removeprefix("http://") + "/privacy/")
     driver = chromium()
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": SOCKET})
@@ -117,10 +132,16 @@ def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_p
                 # names are shown whole up to a length; a longer one ends in "…" (two or three lines)
                 assert layout["clipped"] == (len(name) > 100), where
                 assert layout["font"] >= 18, where    # still read from a step away
+                # the privacy notice: whole, small but readable, over neither the face nor the banner
+                assert layout["noticeText"] == notice and layout["noticeShown"] and not layout["noticeCut"], where
+                assert layout["noticeFont"] >= 12, where
+                assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
+                assert 0 <= layout["notice"][1] and layout["notice"][3] <= height, where
             # nor does "Not recognised" (its title took two lines on a wall screen, over the chin)
             layout = show(driver, {"state": "unknown", "reason": None, "box": FACE_BOX, "masked": True,
                                    "name": None, "time": None, "progress": 1.0})
             assert layout["banner"][1] >= layout["face"][3], (width, height, "unknown", layout)
+            assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), layout
         # a welcome fitted upright (three lines) is fitted again when the screen turns (two lines):
         # it ended in "…" until the next title
         name = "Eileen Marie Collins-Youngblood van der Berg-Alexandrovna Smith Okonkwo Fi"   # 75

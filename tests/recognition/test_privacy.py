@@ -1,5 +1,5 @@
-"""The public privacy page (/privacy/) and the ``check --deploy`` warning for a site that names no
-privacy contact (masknet.W003)."""
+"""The public privacy page (/privacy/), the kiosk screen's notice line pointing to it, and the
+``check --deploy`` warning for a site that names no privacy contact (masknet.W003)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from masknet_site.middleware import DEFAULT_CSP
-from recognition import services
+from recognition import consumers, services
 from recognition.checks import privacy_contact
+from recognition.kiosk_page import page_build
 from recognition.views import KIOSK_CSP
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,47 @@ def test_the_contact_is_the_setting_or_reception():
     with override_settings(MASKNET_PRIVACY_CONTACT="<b>HR desk</b>"):
         html = Client().get("/privacy/").content.decode()
     assert "&lt;b&gt;HR desk&lt;/b&gt;" in html and "<b>HR desk" not in html
+
+
+# ------------------------------------------------------------------------------------------- kiosk
+
+
+def kiosk_screen(client: Client, token: str, **settings) -> str:
+    client.cookies[consumers.KIOSK_COOKIE] = token
+    with override_settings(**settings):
+        response = client.get(reverse("kiosk"))
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"].startswith(KIOSK_CSP.split("connect-src")[0])
+    return response.content.decode()
+
+
+def notice_line(html: str) -> str:
+    return re.search(r'<p class="notice" id="privacy-notice">([^<]*)</p>', html).group(1)
+
+
+def test_the_kiosk_screen_points_to_the_privacy_page(client, paired):
+    html = kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="")
+    assert notice_line(html) == "Face recognition records attendance here · Privacy: testserver/privacy/"
+    # the host the kiosk reached the site by
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    with override_settings(ALLOWED_HOSTS=["checkin.example.org"], MASKNET_KIOSK_NOTICE=""):
+        other = client.get(reverse("kiosk"), HTTP_HOST="checkin.example.org").content.decode()
+    assert notice_line(other).endswith("Privacy: checkin.example.org/privacy/")
+
+
+def test_the_notice_can_be_worded_by_the_site(client, paired):
+    html = kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="Gesichtserkennung · Datenschutz: {url} {braces}")
+    assert notice_line(html) == "Gesichtserkennung · Datenschutz: testserver/privacy/ {braces}"
+    plain = kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="See the sign by the door <b>")
+    assert notice_line(plain) == "See the sign by the door &lt;b&gt;"
+
+
+def test_another_notice_is_another_page_build(settings):
+    """An open kiosk reloads when the server restarts with another notice (the page's build changes)."""
+    settings.MASKNET_KIOSK_NOTICE = ""
+    first = page_build.__wrapped__()
+    settings.MASKNET_KIOSK_NOTICE = "Face check-in here · {url}"
+    assert page_build.__wrapped__() != first
 
 
 # ------------------------------------------------------------------------------------------- check
