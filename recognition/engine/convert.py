@@ -27,7 +27,6 @@ from .errors import ModelConversionError
 from .runtime import import_tensorflow
 
 _NP_DTYPES = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
-_TF_ENUM_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool"}
 
 
 @dataclass(frozen=True)
