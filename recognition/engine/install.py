@@ -83,11 +83,6 @@ def installed_manifest(models_dir: Path) -> dict | None:
     return manifest
 
 
-def package_dir(models_dir: Path) -> Path:
-    """Where the extracted npm package (TF.js originals and licence) is kept."""
-    return Path(models_dir) / PACKAGE_SUBDIR / "package"
-
-
 def fetch_package(dest: Path, log: Callable[[str], None] = print, package: Package = HUMAN) -> Path:
     """``npm pack`` a pinned package into ``dest`` and verify its integrity; returns the tarball."""
     tarball = dest / package.tarball
