@@ -396,10 +396,3 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"training run #{self.pk} ({self.state})"
-
-    @property
-    def duration_s(self) -> float | None:
-        """Seconds from start to finish (or to now while running)."""
-        if not self.started_at:
-            return None
-        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
