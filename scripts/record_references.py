@@ -57,12 +57,6 @@ def default_package_dir() -> Path:
     return Path(env) if env else ROOT / "models" / "_package" / "package"
 
 
-def pinned_tfjs_version() -> str:
-    """Return the exact ``@tensorflow/tfjs`` version pinned in ``scripts/reference``."""
-    spec = json.loads((REFERENCE_DIR / "package.json").read_text())
-    return spec["dependencies"]["@tensorflow/tfjs"]
-
-
 def ensure_node_modules() -> None:
     """Run ``npm ci`` in ``scripts/reference`` unless every pinned dependency is installed."""
     def installed(name: str) -> str | None:
