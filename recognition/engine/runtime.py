@@ -160,10 +160,11 @@ def import_tensorflow() -> ModuleType:
     return tensorflow
 
 
-def configure_tensorflow(threads: int | None = None) -> None:
+def configure_tensorflow() -> None:
     """Process-wide TensorFlow settings; call before the first model runs.
 
-    Also caps numpy's OpenBLAS threads (:func:`limit_blas_threads`).
+    Also caps numpy's OpenBLAS threads (:func:`limit_blas_threads`). TensorFlow's own thread pools
+    keep their defaults (setting them measured within noise: docs/performance.md).
 
     Grappler's "remapping" pass is switched off: with oneDNN on, TensorFlow 2.21
     crashed (segmentation fault) rewriting BlazeFace's conv + bias + add-of-a-Pad
@@ -178,12 +179,6 @@ def configure_tensorflow(threads: int | None = None) -> None:
     tf = import_tensorflow()
 
     tf.config.optimizer.set_experimental_options({"remapping": False})
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised by an earlier TensorFlow call
-            pass
     _configured = True
 
 
