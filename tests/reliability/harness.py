@@ -535,9 +535,6 @@ class KioskClient(threading.Thread):
         self.other: dict[str, int] = {}
         self.connect_failures = 0
         self.connections = 0
-        self.hellos = 0
-        self.sent = 0
-        self.stalls = 0
         self.backoffs: list[float] = []
         self.stopped: str | None = None          # why it gave up for good ("revoked", "unpaired")
         self.failure: str | None = None          # an unexpected exception in the client itself
@@ -607,7 +604,6 @@ class KioskClient(threading.Thread):
             now = time.monotonic()
             if self._in_flight and now - sent_at > STALL_S:
                 self._in_flight = False   # lost answer: try again
-                self.stalls += 1
             if not self._in_flight and self._hello and now - last_send >= 1.0 / MAX_FPS:
                 shown, frame = self.scene(now)
                 self._in_flight, sent_at, last_send = True, now, now
@@ -615,7 +611,6 @@ class KioskClient(threading.Thread):
                 self._shown[self._seq] = shown
                 try:
                     ws.send_binary(frame)
-                    self.sent += 1
                 except Exception:  # noqa: BLE001 - the reader sees the close
                     self._in_flight = False
             time.sleep(0.03)
@@ -673,7 +668,6 @@ class KioskClient(threading.Thread):
         now = time.monotonic()
         if kind == "hello":
             self._hello = True
-            self.hellos += 1
         elif kind in ("result", "error"):
             self._in_flight = False
             # the greeting's first word: the cluster's people are "<key> Reliability"
