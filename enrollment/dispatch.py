@@ -21,7 +21,7 @@ def enqueue_rebuild(run_id: int, *, countdown: float, force: bool = False) -> No
     if settings.MASKNET_TASK_RUNNER == "celery":
         transaction.on_commit(lambda: _publish(run_id, countdown=countdown, force=force))
     else:
-        transaction.on_commit(lambda: _runner().submit(run_id, countdown=countdown, force=force))
+        transaction.on_commit(lambda: background_runner().submit(run_id, countdown=countdown, force=force))
 
 
 def _publish(run_id: int, *, countdown: float, force: bool) -> None:
@@ -102,14 +102,10 @@ _RUNNER: BackgroundRunner | None = None
 _RUNNER_LOCK = threading.Lock()
 
 
-def _runner() -> BackgroundRunner:
+def background_runner() -> BackgroundRunner:
+    """The process's background runner (created on first use)."""
     global _RUNNER
     with _RUNNER_LOCK:
         if _RUNNER is None:
             _RUNNER = BackgroundRunner()
         return _RUNNER
-
-
-def background_runner() -> BackgroundRunner:
-    """The process's background runner (created on first use)."""
-    return _runner()
