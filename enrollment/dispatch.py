@@ -62,7 +62,7 @@ class BackgroundRunner:
             self._cond.notify()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
-        """Block until nothing is queued or running (tests, commands); False on timeout."""
+        """Block until nothing is queued or running (for tests); False on timeout."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._cond:
