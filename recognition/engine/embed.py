@@ -8,7 +8,6 @@ import numpy as np
 
 from .align import five_point_similarity
 
-INPUT_SIZE = 224
 # VGGFace2 mean colour in BGR order. FaceRes scores 5-8 points higher on masked pairs
 # with BGR-minus-mean input than with the RGB 0-255 input its JavaScript wrapper uses;
 # on 600 LFW pairs: 98.3% vs 96.7% (see docs/accuracy.md).
