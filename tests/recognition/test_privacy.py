@@ -58,7 +58,7 @@ def test_the_defaults_keep_no_picture():
     assert "the pictures themselves are not stored." in text
     assert "No picture of the face is kept with a check-in" in text
     assert "one more enrolment photo" not in text          # gallery adaptation is off: not mentioned
-    assert "keeps that note for 365 days" in text
+    assert "These notes are kept for 365 days" in text
     assert item(text, "A record of each recognition decision").endswith("kept for 365 days")
     assert "kept for good as the site’s audit trail" in text
 
@@ -87,11 +87,38 @@ def test_gallery_adaptation_is_told_only_when_it_is_on():
 
 def test_the_audit_records_retention_is_read_from_the_settings():
     text = page(MASKNET_RETENTION_DECISION_DAYS=30)
-    assert "keeps that note for 30 days" in text
+    assert "These notes are kept for 30 days" in text
     assert item(text, "A record of each recognition decision").endswith("kept for 30 days")
     forever = page(MASKNET_RETENTION_DECISION_DAYS=0)
     assert item(forever, "A record of each recognition decision").endswith("kept without a time limit")
-    assert "keeps that note without a time limit" in forever
+    assert "These notes are kept without a time limit" in forever
+
+
+def test_the_page_tells_every_fact_a_decision_record_keeps_of_someone_not_recognised(paired, person):
+    """What the audit log writes for a face that is not checked in (the services the kiosk's consumer
+    calls, with its "welcome stayed" detail) is what the page says it writes: the page said "only that
+    a face was not recognised (which kiosk, when, and how close the nearest match was)", while the records
+    also say whether a mask was worn, over how many frames, and, for a stranger close to the person
+    whose welcome stands, that person's number; and faces turned away for their quality are recorded too."""
+    from audit.models import AuditEvent
+
+    kiosk = paired[0]
+    services.checkin_reject_record(kiosk=kiosk, reason="unknown", frames=6, score=0.31, threshold=0.4, masked=True,
+                                   detail=f"not shown: the welcome of person #{person.pk}, their nearest match, stayed")
+    services.checkin_reject_record(kiosk=kiosk, reason="quality", frames=8, masked=False, detail="too_dark x8")
+    unknown, quality = (AuditEvent.objects.get(action=a).summary
+                        for a in (services.CHECKIN_UNKNOWN, services.CHECKIN_QUALITY))
+    assert "masked" in unknown and "6 frames" in unknown and f"person #{person.pk}" in unknown
+    assert "unmasked" in quality and "too_dark" in quality
+    text = page(MASKNET_RETENTION_DECISION_DAYS=30)
+    told = text[text.index("If you are not enrolled"):text.index("What is kept about enrolled people")]
+    assert "notes only" not in told
+    for fact in ("over how many pictures", "whether a mask was worn", "how close the nearest match was",
+                 "that person’s number in the system", "A face the kiosk could not check (too dark",
+                 "These notes are kept for 30 days"):
+        assert fact in told, fact
+    decisions = item(text, "A record of each recognition decision")
+    assert "whether a mask was worn" in decisions and "over how many pictures" in decisions
 
 
 def test_the_greeting_setting_says_which_name_the_screen_shows():
