@@ -16,6 +16,7 @@ from masknet_site.middleware import DEFAULT_CSP
 from recognition import consumers, services
 from recognition.checks import privacy_contact
 from recognition.kiosk_page import page_build
+from recognition.models import CheckIn
 from recognition.views import KIOSK_CSP
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def test_the_page_is_public_under_the_sites_policy_and_names_nobody(person, pair
 def test_the_defaults_keep_no_picture():
     text = page()
     assert "the pictures themselves are not stored." in text
-    assert "No picture of the face is kept with a check-in" in text
+    assert "No picture of the face is kept with a check-in now" in text
     assert "one more enrolment photo" not in text          # gallery adaptation is off: not mentioned
     assert "These notes are kept for 365 days" in text
     assert item(text, "A record of each recognition decision").endswith("kept for 365 days")
@@ -73,7 +74,26 @@ def test_snapshots_and_their_retention_are_read_from_the_settings():
     one = page(MASKNET_CHECKIN_SNAPSHOTS=True, MASKNET_RETENTION_SNAPSHOT_DAYS=1)
     assert item(one, "With each check-in").endswith("kept for 1 day")
     off = page(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_RETENTION_SNAPSHOT_DAYS=14)
-    assert "No picture of the face is kept with a check-in" in off and "14 days" not in off
+    assert "No picture of the face is kept with a check-in now" in off
+    assert "With each check-in, a small picture" not in off
+
+
+def test_snapshots_kept_before_they_were_switched_off_are_not_denied(person, paired):
+    """Switching MASKNET_CHECKIN_SNAPSHOTS off stops new snapshots; those taken before stay until the
+    retention purge (which applies MASKNET_RETENTION_SNAPSHOT_DAYS whatever the switch says), or for
+    good with 0 days: the page said flatly that no picture is kept with a check-in."""
+    with override_settings(MASKNET_CHECKIN_SNAPSHOTS=True):
+        services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=False,
+                                frames=3, index_version=1, snapshot=b"\xff\xd8jpeg",
+                                at=timezone.now() - timedelta(days=3))
+    with override_settings(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_RETENTION_SNAPSHOT_DAYS=14):
+        assert services.retention_purge().snapshots == 0          # switched off: the old one stays its 14 days
+    assert CheckIn.objects.filter(snapshot__isnull=False).count() == 1
+    off = page(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_RETENTION_SNAPSHOT_DAYS=14)
+    assert item(off, "No picture of the face is kept with a check-in").endswith(
+        "any kept with earlier check-ins, while this site kept them, are kept for 14 days")
+    forever = page(MASKNET_CHECKIN_SNAPSHOTS=False, MASKNET_RETENTION_SNAPSHOT_DAYS=0)
+    assert item(forever, "No picture of the face").endswith("are kept as long as the check-in")
 
 
 def test_gallery_adaptation_is_told_only_when_it_is_on():
