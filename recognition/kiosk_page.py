@@ -10,6 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from .privacy import notice_wording
+
 # the files the kiosk page is made of
 PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kiosk/kiosk.html",
               "templates/kiosk/base.html")
@@ -18,9 +20,9 @@ PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kios
 @lru_cache(maxsize=1)
 def page_build() -> str:
     """A short digest of :data:`PAGE_FILES` as this process read them at its first call (a server
-    serves one release), and of ``MASKNET_KIOSK_NOTICE``: an open page shows the privacy notice line
-    of the server that loaded it, which a restart with another one replaces. A missing file counts
-    as empty."""
+    serves one release), and of the privacy notice line's wording (``MASKNET_KIOSK_NOTICE``, or the
+    release's default when unset): an open page shows the line of the server that loaded it, which a
+    restart with another wording replaces. A missing file counts as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:
         try:
@@ -28,5 +30,5 @@ def page_build() -> str:
         except OSError:
             pass
         digest.update(b"\0")
-    digest.update(settings.MASKNET_KIOSK_NOTICE.encode())
+    digest.update(notice_wording().encode())
     return digest.hexdigest()[:12]

@@ -75,8 +75,13 @@ def privacy_address(request: HttpRequest) -> str:
     return request.get_host() + reverse("privacy")
 
 
+def notice_wording() -> str:
+    """The kiosk notice line as worded, ``{url}`` still in it: ``MASKNET_KIOSK_NOTICE`` when set, else
+    :data:`DEFAULT_NOTICE` (part of the kiosk page's build: ``recognition.kiosk_page.page_build``)."""
+    return settings.MASKNET_KIOSK_NOTICE.strip() or DEFAULT_NOTICE
+
+
 def kiosk_notice(request: HttpRequest) -> str:
-    """The kiosk screen's notice line: ``MASKNET_KIOSK_NOTICE`` when set, else :data:`DEFAULT_NOTICE`;
-    ``{url}`` in it is replaced by :func:`privacy_address` (the only placeholder: other braces stay)."""
-    text = settings.MASKNET_KIOSK_NOTICE.strip() or DEFAULT_NOTICE
-    return text.replace("{url}", privacy_address(request))
+    """The kiosk screen's notice line: :func:`notice_wording` with ``{url}`` replaced by
+    :func:`privacy_address` (the only placeholder: other braces stay)."""
+    return notice_wording().replace("{url}", privacy_address(request))

@@ -198,6 +198,22 @@ def test_another_notice_is_another_page_build(settings):
     assert page_build.__wrapped__() != first
 
 
+def test_a_release_rewording_the_default_notice_is_another_page_build(settings, monkeypatch):
+    """Where MASKNET_KIOSK_NOTICE is unset, the line is the release's own wording (privacy.DEFAULT_NOTICE,
+    in no file of the page): a release that rewords it alone must still reload open kiosks, which kept
+    the old line for weeks while only the setting's value went into the build."""
+    from recognition import privacy
+
+    settings.MASKNET_KIOSK_NOTICE = ""
+    first = page_build.__wrapped__()
+    monkeypatch.setattr(privacy, "DEFAULT_NOTICE", "Face recognition is used here · Privacy: {url}")
+    reworded = page_build.__wrapped__()
+    assert reworded != first
+    # the same line set by the site is the same page: no reload when a site writes out the default
+    settings.MASKNET_KIOSK_NOTICE = "Face recognition is used here · Privacy: {url}"
+    assert page_build.__wrapped__() == reworded
+
+
 # ------------------------------------------------------------------------------------------- check
 
 
