@@ -412,6 +412,29 @@ async function main() {
   check("an outcome is shown at once, even right after a prompt", p.stage.dataset.state === "unknown",
         p.stage.dataset.state);
 
+  // ---- "not recognised": a masked face is told it may show itself bare for a moment (masked faces are
+  // missed several times as often, and the vote goes on), a bare one to see reception
+  const RECEPTION = "Please see reception: if you are staff, they can check you in or update your photo.";
+  const UNMASK = "If you are staff, lower your mask for a moment and look at the camera, or see reception.";
+  check("a bare face not recognised is sent to reception",
+        p.text("banner-title") === "Not recognised" && p.text("banner-detail") === RECEPTION, p.text("banner-detail"));
+  p = page();
+  await settle();
+  const masked = p.sockets[0];
+  p.say(masked, { type: "hello" });
+  p.advance(200);
+  p.say(masked, { type: "result", frame: masked.sent, state: "unknown", masked: true });
+  check("a masked face not recognised may lower the mask for a moment, or see reception",
+        p.text("banner-title") === "Not recognised" && p.text("banner-detail") === UNMASK, p.text("banner-detail"));
+  // they leave while it is held (no "looking for a face" then), and someone bare steps in and is not
+  // recognised either: the hint was the masked face's
+  p.advance(1000);
+  p.say(masked, { type: "result", frame: masked.sent, state: "searching" });
+  p.advance(1000);
+  p.say(masked, { type: "result", frame: masked.sent, state: "unknown", masked: false });
+  check("a bare face's 'not recognised' after a masked one's does not keep the mask hint",
+        p.text("banner-detail") === RECEPTION, p.text("banner-detail"));
+
   // ---- a camera held upright: the frame box turns with it (its faces as large as a landscape camera's)
   p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 }, stage: { clientWidth: 720, clientHeight: 1280 } });
   await settle();
