@@ -717,7 +717,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             detail = "matched a person who is no longer active"
         else:
             if current is not None and current.state == "unknown":
-                return   # "unknown" again
+                # "unknown" again, not recorded again; but masked or bare as the face is now: the page
+                # tells a masked face to lower the mask for a moment, and a bare one to see reception
+                current.masked = verdict.masked
+                return
             if (current is not None and verdict.nearest == current.label
                     and verdict.nearest_margin >= -WELCOME_DOUBT_MARGIN):
                 # the person just greeted whose frames turned borderline (a mask, a turned head), or

@@ -1246,6 +1246,27 @@ def test_after_unknown_more_agreement_is_needed_even_after_the_gallery_changes(e
     assert CheckIn.objects.get().person_id == p
 
 
+def test_an_unknown_face_that_lowers_its_mask_is_answered_bare(engine_script, paired, person, settings, tmp_path):
+    """A masked "not recognised" tells staff to lower the mask for a moment (the page's advice follows
+    the answer's ``masked``); when the bare face is still not recognised, the answer says bare, so the
+    page turns to the reception text instead of repeating "lower your mask". Recorded once."""
+    settings.MASKNET_INDEX_DIR = tmp_path
+    _index_version(settings, ["1"], {"masked": 0.38, "unmasked": 0.42})
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        masked = [await ask(comm, f"face:{p}:0.2:m") for _ in range(6)]
+        bare = [await ask(comm, f"face:{p}:0.2:u") for _ in range(16)]
+        await comm.disconnect()
+        return masked, bare
+
+    masked, bare = run(scenario)
+    assert (masked[-1]["state"], masked[-1]["masked"]) == ("unknown", True)
+    assert {r["state"] for r in bare} == {"unknown"} and bare[-1]["masked"] is False
+    assert AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).count() == 1
+
+
 # --------------------------------------------------------------- faces across the frame's edge
 
 
