@@ -88,7 +88,8 @@ class _DateTimeOrDate(serializers.DateTimeField):
 
 
 class PhotoSerializer(serializers.ModelSerializer):
-    """What the engine found in an enrollment photo (not the pixels). A photo gallery adaptation kept
+    """What the engine found in an enrollment photo (not the pixels), and ``file_missing``: the last
+    rebuild found no file in storage for it (restore the file or remove the photo). A photo gallery adaptation kept
     from a check-in is added seconds after it: its ``created_at`` is the check-in's time, so a
     caller who may not read check-ins (a session without ``recognition.view_checkin``, a token
     without ``read``) gets its date alone (``YYYY-MM-DD``)."""
@@ -98,7 +99,7 @@ class PhotoSerializer(serializers.ModelSerializer):
     class Meta:
         model = FacePhoto
         fields = ["id", "person", "source", "width", "height", "box", "quality_score", "quality_verdict", "masked",
-                  "masked_prob", "embedding_state", "created_at"]
+                  "masked_prob", "embedding_state", "file_missing", "created_at"]
         read_only_fields = fields
 
     def to_representation(self, instance: FacePhoto) -> dict:

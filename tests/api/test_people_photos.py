@@ -197,6 +197,9 @@ def test_photos_list_delete_and_refusals(hr, person, monkeypatch, client_for):
     assert listing["count"] == 3 and [p["id"] for p in listing["results"]] == [photos[0].pk, photos[1].pk]
     assert set(listing["results"][0]) >= {"box", "quality_score", "masked", "width"}
     assert "image" not in listing["results"][0]
+    # a photo whose file a rebuild found gone says so, as the admin's photo list does
+    FacePhoto.objects.filter(pk=photos[1].pk).update(file_missing=True)
+    assert [p["file_missing"] for p in hr.get(url).json()["results"]] == [False, True, False]
     assert hr.get("/api/v1/people/999999/photos").status_code == 404
 
     refused = hr.post(url, {"image": SimpleUploadedFile("a.txt", b"hello", content_type="text/plain")},
