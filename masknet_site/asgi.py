@@ -15,12 +15,12 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddleware  # noqa: E402
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import CookieMiddleware, SessionMiddleware  # noqa: E402
 from django.urls import URLPattern, path, re_path  # noqa: E402
 
 from enrollment.routing import websocket_urlpatterns as enrollment_ws  # noqa: E402
 from masknet_site.middleware import without_nul_cookies  # noqa: E402
+from masknet_site.socket_origin import SiteOriginValidator  # noqa: E402
 from recognition.routing import websocket_urlpatterns as kiosk_ws  # noqa: E402
 
 
@@ -60,8 +60,9 @@ application = ProtocolTypeRouter({
     "http": django_asgi_app,
     # the kiosk's socket is authenticated by its own cookie alone: no staff session is read for it
     # (a browser that also holds an admin session would load it from the database first, and a
-    # database outage would break the handshake before the kiosk could be told "unavailable")
-    "websocket": AllowedHostsOriginValidator(URLRouter(
+    # database outage would break the handshake before the kiosk could be told "unavailable");
+    # every socket's Origin must be the site's own, scheme and port included (socket_origin)
+    "websocket": SiteOriginValidator(URLRouter(
         _behind(lambda inner: CookieMiddleware(NulCookiesDropped(inner)), kiosk_ws)
         + _behind(staff_socket, enrollment_ws)
         + [re_path(r"", NoSuchSocket.as_asgi())])),

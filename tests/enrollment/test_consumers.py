@@ -19,13 +19,12 @@ def communicator_for(user) -> WebsocketCommunicator:
     return communicator
 
 
-def site_communicator(cookie: bytes) -> WebsocketCommunicator:
+def site_communicator(cookie: bytes, origin: bytes = b"http://testserver") -> WebsocketCommunicator:
     """A client of the whole site's ASGI application (session and origin middleware included)."""
     from masknet_site.asgi import application
 
     return WebsocketCommunicator(application, "/ws/admin/training/",
-                                 headers=[(b"cookie", cookie), (b"origin", b"http://testserver"),
-                                          (b"host", b"testserver")])
+                                 headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"testserver")])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -140,6 +139,23 @@ def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
     del store[LOGIN_AT]
     store.save()
     assert not async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("origin", [b"http://testserver:8080", b"https://testserver", b"http://evil.example"])
+def test_a_staff_login_opens_the_socket_from_the_sites_own_origin_only(client, enroller, origin):
+    """The progress socket is behind the same origin check as the kiosk's: a page from another port
+    or scheme of the site's host name is refused (Channels' validator compared the host name only)."""
+    client.force_login(enroller)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    async def scenario():
+        communicator = site_communicator(cookie, origin)
+        connected, code = await communicator.connect()
+        await communicator.disconnect()
+        return connected, code
+
+    assert async_to_sync(scenario)() == (False, 1000)   # the origin check's close, not the consumer's 4403
 
 
 @pytest.mark.django_db(transaction=True)

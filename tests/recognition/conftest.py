@@ -125,17 +125,21 @@ def engine_script(monkeypatch) -> ScriptedEngine:
     scripted.release()
 
 
-def communicator(token: str | None, origin: bytes = b"http://testserver",
-                 more_cookies: str = "") -> WebsocketCommunicator:
+def communicator(token: str | None, origin: bytes | None = b"http://testserver",
+                 more_cookies: str = "", host: bytes = b"testserver", scheme: str = "ws",
+                 more_headers: tuple[tuple[bytes, bytes], ...] = ()) -> WebsocketCommunicator:
     """A client of the real ASGI application (origin check, cookies, router) at the kiosk socket;
-    ``more_cookies``: others the browser sends along (``"sessionid=..."``)."""
+    ``more_cookies``: others the browser sends along (``"sessionid=..."``); ``origin`` None: no
+    Origin header; ``scheme``: the scope's, ``"wss"`` for a socket that arrived over TLS."""
     from masknet_site.asgi import application
 
-    headers = [(b"origin", origin), (b"host", b"testserver")]
+    headers = [(b"host", host), *more_headers] + ([(b"origin", origin)] if origin is not None else [])
     cookies = "; ".join(c for c in (f"{consumers.KIOSK_COOKIE}={token}" if token else "", more_cookies) if c)
     if cookies:
         headers.append((b"cookie", cookies.encode()))
-    return WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
+    comm = WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
+    comm.scope["scheme"] = scheme   # read when the application starts, at the first message
+    return comm
 
 
 async def open_kiosk(token: str) -> WebsocketCommunicator:

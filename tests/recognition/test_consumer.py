@@ -72,14 +72,115 @@ def test_refused_for_an_inactive_or_revoked_kiosk(engine_script, paired):
     assert run(refused) == (False, 4401)
 
 
-def test_refused_from_a_foreign_origin(engine_script, paired):
+def test_refused_from_a_foreign_origin(engine_script, paired, caplog):
     async def scenario():
         comm = communicator(paired[1], origin=b"http://evil.example")
         connected, _ = await comm.connect(timeout=5)
         assert not connected
         await comm.disconnect()
 
-    run(scenario)
+    with caplog.at_level("WARNING", logger="masknet_site.socket_origin"):
+        run(scenario)
+    # the log says what was refused and what was expected (a proxy that drops the port or the scheme)
+    assert "'http://evil.example'" in caplog.text and "'http://testserver'" in caplog.text, caplog.text
+
+
+def handshake(token: str, **how) -> tuple[bool, int | None]:
+    """``(connected, close code)`` of one kiosk handshake (:func:`communicator`'s arguments)."""
+    async def scenario():
+        comm = communicator(token, **how)
+        connected, code = await comm.connect(timeout=5)
+        await comm.disconnect()
+        return connected, None if connected else code
+
+    return run(scenario)
+
+
+ORIGIN_REFUSED = (False, 1000)   # closed before the handshake by the origin check (a 403 to a browser)
+ACCEPTED = (True, None)
+TLS_PROXY = ("HTTP_X_FORWARDED_PROTO", "https")   # the production settings' SECURE_PROXY_SSL_HEADER
+
+
+def origin_case(value) -> str | None:
+    """A readable test id for a handshake's ``how``: ``scheme host <- origin``."""
+    if not isinstance(value, dict):
+        return None
+    origin = value.get("origin")
+    return (f"{value.get('scheme', 'ws')} {value.get('host', b'testserver').decode()} <- "
+            f"{origin.decode() if origin is not None else 'no origin'}{' +origin' if 'more_headers' in value else ''}")
+
+
+@pytest.mark.parametrize("how, expected", ids=origin_case, argvalues=[
+    # the page's own origin: scheme, host and port as the browser sees them
+    ({"origin": b"http://testserver"}, ACCEPTED),
+    ({"origin": b"http://testserver:8000", "host": b"testserver:8000"}, ACCEPTED),
+    ({"origin": b"http://127.0.0.1:8000", "host": b"127.0.0.1:8000"}, ACCEPTED),   # make run, the e2e server
+    ({"origin": b"https://testserver", "scheme": "wss"}, ACCEPTED),
+    # another port or scheme of the same host name (Channels' validator compared the host name only)
+    ({"origin": b"http://testserver:8080"}, ORIGIN_REFUSED),
+    ({"origin": b"http://testserver", "host": b"testserver:8000"}, ORIGIN_REFUSED),
+    ({"origin": b"https://testserver:8443", "scheme": "wss"}, ORIGIN_REFUSED),
+    ({"origin": b"http://testserver", "scheme": "wss"}, ORIGIN_REFUSED),    # an HTTP page, a TLS socket
+    ({"origin": b"https://testserver"}, ORIGIN_REFUSED),                    # no TLS, no proxy saying so
+    ({"origin": b"ws://testserver"}, ORIGIN_REFUSED),
+    # a host that is not the site's: in the Origin, the Host header or both
+    ({"origin": b"http://evil.example"}, ORIGIN_REFUSED),
+    ({"origin": b"http://testserver", "host": b"evil.example"}, ORIGIN_REFUSED),
+    ({"origin": b"http://evil.example", "host": b"evil.example"}, ORIGIN_REFUSED),   # DNS rebinding
+    # none, or an opaque one (a sandboxed frame, a file: page)
+    ({"origin": None}, ORIGIN_REFUSED),
+    ({"origin": b"null"}, ORIGIN_REFUSED),
+    ({"origin": b"http://testserver", "more_headers": ((b"origin", b"http://evil.example"),)}, ORIGIN_REFUSED),
+])
+def test_only_the_sites_own_origin_opens_the_socket(engine_script, paired, how, expected):
+    """The handshake's Origin must be the page's own: ``scheme://Host`` (https for a TLS socket), the
+    Host allowed. Channels' AllowedHostsOriginValidator compared only the origin's host name with
+    ALLOWED_HOSTS, so a page from another port or scheme of the site's host name opened the socket
+    with a paired device's cookie (``SameSite=Strict`` does not tell ports apart)."""
+    assert handshake(paired[1], **how) == expected
+
+
+@pytest.mark.parametrize("forwarded, origin, expected", [
+    (b"https", b"https://testserver", ACCEPTED),
+    (b"https", b"http://testserver", ORIGIN_REFUSED),   # the page was served over HTTPS by the proxy
+    (b"http", b"https://testserver", ORIGIN_REFUSED),
+    (None, b"https://testserver", ORIGIN_REFUSED),     # a proxy that does not say so: a plain socket
+])
+def test_behind_a_tls_proxy_its_header_gives_the_scheme(engine_script, paired, settings, forwarded, origin,
+                                                       expected):
+    """With SECURE_PROXY_SSL_HEADER (production), the proxy's X-Forwarded-Proto says whether the page
+    was HTTPS, as for Django's ``request.is_secure()``; a header spelled with ``_`` is not it."""
+    settings.SECURE_PROXY_SSL_HEADER = TLS_PROXY
+    more = ((b"x-forwarded-proto", forwarded),) if forwarded else ((b"x_forwarded_proto", b"https"),)
+    assert handshake(paired[1], origin=origin, more_headers=more) == expected
+
+
+@pytest.mark.parametrize("origin, expected", [
+    (b"https://checkin.example.org", ACCEPTED),
+    (b"https://kiosk.branch.example.org", ACCEPTED),
+    (b"https://branch.example.org", ACCEPTED),
+    (b"http://checkin.example.org", ORIGIN_REFUSED),
+    (b"https://checkin.example.org:8443", ORIGIN_REFUSED),
+    (b"https://example.org", ORIGIN_REFUSED),
+    (b"https://evilexample.org", ORIGIN_REFUSED),
+])
+def test_csrf_trusted_origins_open_the_socket_as_they_send_forms(engine_script, paired, settings, origin,
+                                                                 expected):
+    """``CSRF_TRUSTED_ORIGINS`` with Django's semantics: an exact entry, or a ``*.`` entry's subdomains
+    (same scheme and port). Their host names need not be in ALLOWED_HOSTS (Channels' validator
+    refused them), the Host header still must."""
+    settings.CSRF_TRUSTED_ORIGINS = ["https://checkin.example.org", "https://*.branch.example.org"]
+    assert handshake(paired[1], origin=origin) == expected
+    assert handshake(paired[1], origin=origin, host=b"checkin.example.org") == ORIGIN_REFUSED
+
+
+def test_every_host_allowed_still_wants_the_sites_own_origin(engine_script, paired, settings):
+    """``ALLOWED_HOSTS = ["*"]`` let Channels' validator accept any origin (and none); the origin
+    must still be the page's own."""
+    settings.ALLOWED_HOSTS = ["*"]
+    assert handshake(paired[1], origin=b"http://anything.example", host=b"anything.example") == ACCEPTED
+    assert handshake(paired[1], origin=b"http://evil.example") == ORIGIN_REFUSED
+    assert handshake(paired[1], origin=None) == ORIGIN_REFUSED
 
 
 def test_a_paired_kiosk_connects_and_is_seen(engine_script, paired):

@@ -1,0 +1,95 @@
+"""The WebSocket handshake's ``Origin`` check: the site's own origin (scheme, host and port), as
+Django's CSRF middleware judges an unsafe request's ``Origin`` header.
+
+Channels' ``AllowedHostsOriginValidator`` compared only the origin's host name with ALLOWED_HOSTS:
+a page served from another port or scheme of the same host name (``http://site:8080``) could open
+the kiosk socket with a paired device's cookie, which ``SameSite=Strict`` does not tell apart by
+port. Here the handshake is read as the request Django would build from it (:func:`handshake_request`),
+so the expected origin is ``request.scheme://request.get_host()`` with Django's own rules:
+
+* the scheme is ``https`` for a socket that arrived over TLS (scope scheme ``wss``) or whose proxy
+  says so in ``SECURE_PROXY_SSL_HEADER`` (which, when present, decides, as ``is_secure`` does);
+  ``http`` otherwise;
+* the host is the ``Host`` header (``X-Forwarded-Host`` with ``USE_X_FORWARDED_HOST``), which must
+  be allowed (ALLOWED_HOSTS, ``validate_host``): a handshake for another host is refused whatever
+  its origin, as an HTTP request for it is answered 400;
+* ``CSRF_TRUSTED_ORIGINS`` are accepted too: exact entries, and ``https://*.example.org`` for
+  that domain's subdomains (``is_same_domain`` on the origin's host and port), as Django does.
+
+A handshake without an ``Origin`` header is refused (browsers always send one on a WebSocket
+handshake); so is ``Origin: null`` (a sandboxed frame, a ``file:`` page). A refused handshake is
+denied as Channels' ``OriginValidator`` denies it: closed before it is accepted, which a browser
+sees as HTTP 403.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.http.request import is_same_domain
+
+log = logging.getLogger(__name__)
+
+
+def handshake_request(scope: dict) -> ASGIRequest:
+    """The WebSocket handshake ``scope`` as the Django request of the page that opens it: its
+    headers in ``META`` (Django's rules: ``Host`` as ``HTTP_HOST``, a header spelled with ``_``
+    dropped), and the scheme ``https`` for ``wss``, ``http`` for ``ws`` (the default), so that
+    ``is_secure()`` and ``get_host()`` answer as they would for that page."""
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return ASGIRequest({**scope, "method": "GET", "scheme": scheme}, io.BytesIO())
+
+
+def trusted_origin(origin: str) -> bool:
+    """Whether ``origin`` is one of ``CSRF_TRUSTED_ORIGINS``: an exact entry, or a subdomain of a
+    ``scheme://*.domain[:port]`` entry (Django's ``CsrfViewMiddleware._origin_verified``)."""
+    trusted = settings.CSRF_TRUSTED_ORIGINS
+    if origin in {entry for entry in trusted if "*" not in entry}:
+        return True
+    try:
+        parsed = urlsplit(origin)
+    except ValueError:
+        return False
+    return any(is_same_domain(parsed.netloc, urlsplit(entry).netloc.lstrip("*"))
+               for entry in trusted if "*" in entry and urlsplit(entry).scheme == parsed.scheme)
+
+
+def refusal(scope: dict) -> str | None:
+    """Why the handshake ``scope`` is refused (for the log), or ``None`` when its ``Origin`` is
+    the site's own origin or a trusted one (see the module's docstring)."""
+    request = handshake_request(scope)
+    origin = request.META.get("HTTP_ORIGIN")
+    try:
+        own = f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost as exc:
+        return str(exc)
+    if origin is None:
+        return "no Origin header"
+    if origin == own or trusted_origin(origin):
+        return None
+    return f"Origin {origin[:200]!r} is neither this site's ({own!r}) nor in CSRF_TRUSTED_ORIGINS"
+
+
+class SiteOriginValidator:
+    """ASGI middleware before the WebSocket router: a handshake whose ``Origin`` is not the site's
+    own origin nor a trusted one (:func:`refusal`) is denied (a browser sees 403) and logged as a
+    warning; any other goes to ``inner``."""
+
+    def __init__(self, inner: Callable) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError("SiteOriginValidator guards WebSocket connections only")
+        reason = refusal(scope)
+        if reason is None:
+            return await self.inner(scope, receive, send)
+        log.warning("WebSocket handshake refused at %s: %s", scope.get("path", "")[:200], reason)
+        return await WebsocketDenier()(scope, receive, send)
