@@ -1,5 +1,5 @@
-"""System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``)
-and, for a production site, its privacy contact (``check --deploy``)."""
+"""System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``),
+the kiosk's notice line, and, for a production site, its privacy contact (``check --deploy``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ from django.core import checks
 from django.db import DatabaseError
 from django.utils import timezone
 
-from .privacy import NO_CONTACT
+from .privacy import NO_CONTACT, notice_wording
 
 SAMPLE = 500   # the latest check-ins compared
+# the longest notice line the kiosk's layout is checked with (tests/recognition/test_kiosk_layout.py's
+# NOTICE with its address: three lines of the line's 44 characters), and the characters counted for
+# "{url}" (a host name and "/privacy/"; the check runs without a request)
+NOTICE_MAX_CHARS = 3 * 44
+NOTICE_URL_CHARS = 30
 
 
 @checks.register(checks.Tags.database)
@@ -50,3 +55,20 @@ def privacy_contact(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         f"or erasure of face data, only {NO_CONTACT!r}",
         hint="set MASKNET_PRIVACY_CONTACT to a name, an email address or a desk (README, Configuration)",
         id="masknet.W003")]
+
+
+@checks.register("masknet")
+def kiosk_notice_length(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W004`` when ``MASKNET_KIOSK_NOTICE`` is longer than the kiosk's layout is checked with
+    (:data:`NOTICE_MAX_CHARS`, ``{url}`` counted as :data:`NOTICE_URL_CHARS`): the line is never cut
+    (a notice cut short could drop the privacy page's address), so a longer one runs down the screen
+    towards the face box, over the camera's picture, on a phone or a portrait screen."""
+    wording = notice_wording()
+    length = len(wording.replace("{url}", "")) + NOTICE_URL_CHARS * wording.count("{url}")
+    if length <= NOTICE_MAX_CHARS:
+        return []
+    return [checks.Warning(
+        f"MASKNET_KIOSK_NOTICE is about {length} characters: the kiosk screen is checked with notices of up to "
+        f"{NOTICE_MAX_CHARS} (three lines on a phone); a longer one runs down over the camera's picture",
+        hint="shorten it and put the rest on the privacy page ({url} is its address)",
+        id="masknet.W004")]

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from masknet_site.middleware import DEFAULT_CSP
 from recognition import consumers, services
-from recognition.checks import privacy_contact
+from recognition.checks import NOTICE_MAX_CHARS, kiosk_notice_length, privacy_contact
 from recognition.kiosk_page import page_build
 from recognition.models import CheckIn
 from recognition.views import KIOSK_CSP
@@ -229,3 +229,19 @@ def test_check_deploy_warns_without_a_contact(capsys):
         assert privacy_contact() == []
     with override_settings(MASKNET_PRIVACY_CONTACT="   "):
         assert [w.id for w in privacy_contact()] == ["masknet.W003"]
+
+
+def test_check_warns_of_a_notice_longer_than_the_kiosk_is_laid_out_for(capsys):
+    """A notice line is never cut (it could lose the privacy page's address): one longer than the
+    layout test's runs down over the camera's picture, so ``check`` (every start) says so."""
+    from tests.recognition import test_kiosk_layout
+
+    assert kiosk_notice_length() == []                                   # the default wording
+    with override_settings(MASKNET_KIOSK_NOTICE=test_kiosk_layout.NOTICE):   # the longest one laid out
+        assert kiosk_notice_length() == []
+    long = "Face recognition records attendance at this entrance and at the loading bay · " * 2 + "{url}"
+    with override_settings(MASKNET_KIOSK_NOTICE=long):
+        [warning] = kiosk_notice_length()
+        assert warning.id == "masknet.W004" and str(NOTICE_MAX_CHARS) in warning.msg
+        call_command("check")
+        assert "masknet.W004" in capsys.readouterr().err
