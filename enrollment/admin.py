@@ -258,6 +258,7 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
     form = PersonForm
     list_display = ("thumbnail", "full_name", "staff_id", "department", "active", "photo_count", "updated_at")
     list_display_links = ("thumbnail", "full_name")
+    list_display_phone = ("thumbnail", "full_name", "active")   # audit/templatetags/admin_phone.py
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
     readonly_fields = ("created_at", "updated_at", "photo_grid", "gallery_adaptation")
@@ -770,6 +771,8 @@ class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
     "Try again at the next rebuild" through ``photos_embed_again``."""
 
     list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding", "created_at")
+    # on a phone (audit/templatetags/admin_phone.py): the verdict too took 356 px of 330 beside a long name
+    list_display_phone = ("thumbnail", "person")
     list_filter = ("quality_verdict", "masked", "source", "embedding_state", EmbeddingFailureFilter)
     search_fields = ("person__full_name", "person__staff_id")
     list_select_related = ("person",)
@@ -895,6 +898,8 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     list_display = ("id", "state", "progress_bar", "message", "reason", "requests", "created_at", "started_at",
                     "finished_at", "index_version")
+    # on a phone (audit/templatetags/admin_phone.py); the running one's bar shows in the status bar above
+    list_display_phone = ("id", "state", "message")
     list_filter = ("state",)
     readonly_fields = ("state", "progress", "message", "error", "reason", "requests", "requested_by", "created_at",
                        "requested_at", "started_at", "heartbeat_at", "finished_at", "attempts", "index_version",

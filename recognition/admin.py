@@ -53,6 +53,7 @@ class KioskAdmin(admin.ModelAdmin):
     link and to revocation."""
 
     list_display = ("name", "location", "site", "active", "is_paired", "connection")
+    list_display_phone = ("name", "connection")   # audit/templatetags/admin_phone.py
     list_filter = ("active", "site")
     search_fields = ("name", "location", "site")
     fields = ("name", "location", "site", "active", "paired_at", "last_seen_at", "created_at")
@@ -224,6 +225,8 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
     # the CSV export keeps the seconds
     list_display = ("at", "person_link", "kiosk", "site", "mask", "score_display", "frames",
                     "index_version")
+    # on a phone: when and who, each row's link to its page (audit/templatetags/admin_phone.py)
+    list_display_phone = ("at", "person_link")
     # the sites by index probes, not a DISTINCT over every check-in (audit/admin_filters.py)
     list_filter = (("at", TimeListFilter), "masked", "kiosk", ("site", IndexedValuesFieldListFilter),
                    PersonShownFilter)

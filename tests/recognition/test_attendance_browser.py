@@ -6,6 +6,8 @@ fit, the box is no tab stop and the first Tab into the chart lands on a day's ba
 tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
 history; a new API token's page; a kiosk's new pairing link): no word broken across lines, nothing wider
 than the page; the token and the link show whole, and their Copy buttons put them on the clipboard.
+The admin's lists (check-ins, kiosks, people, photos, training runs, audit log) fit a 375 px phone
+with the columns that name their rows, and show every column on a desktop.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.utils import timezone
 from enrollment import services as enrollment
 from enrollment.models import Person
 from recognition import services
+from tests.enrollment.conftest import make_photo  # noqa: F401
 from tests.enrollment.test_admin_browser import admin_browser  # noqa: F401
 from tests.recognition.test_kiosk_e2e import browser_available  # noqa: F401
 from tests.test_csp import until
@@ -216,3 +219,74 @@ def copy_the_value(driver, server, page: str, width: int) -> None:
         until(lambda: status.text == "Copied.", 5, "Copied.")
         assert driver.execute_async_script(CLIPBOARD) == value["text"], (width, without_the_api)
         assert driver.execute_script("return getSelection().toString()").strip() == value["text"], width
+
+
+# an admin list's results: the table's width against its box (Django lets it scroll there); the
+# headings shown; each row's cells shown (their text, whether they lie inside the box and the
+# page) and whether a tap at the middle of its first link (of its first line, or of its picture)
+# reaches it; whether the page scrolls sideways
+RESULTS = """
+const box = document.querySelector('#changelist-form .results'), page = document.documentElement.clientWidth;
+const b = box.getBoundingClientRect(), shown = (e) => e.getClientRects().length > 0;
+const inside = (e) => { const r = e.getBoundingClientRect();
+  return r.left >= b.left - 0.5 && r.right <= Math.min(b.right, page) + 0.5; };
+const rows = [...box.querySelectorAll('tbody tr')].map((tr) => {
+  const link = tr.querySelector('a'); link.scrollIntoView({block: 'center'});
+  const r = [link, ...link.querySelectorAll('*')].flatMap((e) => [...e.getClientRects()]).find((q) => q.width > 0);
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  const cells = [...tr.children].filter((c) => shown(c) && !c.classList.contains('action-checkbox'));
+  return {cells: cells.map((c) => c.textContent.trim()), inside: cells.every(inside),
+          reached: link === hit || link.contains(hit)};
+});
+return {scrollWidth: box.scrollWidth, clientWidth: box.clientWidth, rows,
+        headings: [...box.querySelectorAll('thead th')].filter(shown)
+          .map((th) => (th.querySelector('.text') || th).textContent.trim()),
+        sideways: document.documentElement.scrollWidth > page};
+"""
+
+# the list's thumbnails drawn (the table's columns are as wide as they will be)
+IMAGES = "return [...document.querySelectorAll('#result_list img')].every((i) => i.complete && i.naturalWidth > 0)"
+
+# what each list shows on a phone, of the columns a desktop shows (list_display_phone)
+PHONE_HEADINGS = {
+    "recognition/checkin": ["Time", "Person"], "recognition/kiosk": ["", "Name", "Last seen"],
+    "enrollment/person": ["", "", "Full name", "Active"], "enrollment/facephoto": ["", "", "Person"],
+    "enrollment/trainingrun": ["ID", "State", "Message"], "audit/auditevent": ["At", "Summary"],
+}
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_lists_fit_a_phone(admin_browser, make_photo):  # noqa: F811
+    """On a 375 px phone each of the admin's lists shows the columns that name its rows (a check-in's
+    time and person) whole, inside the screen, each row's link a tap away: Django let the tables run
+    past the screen in a box that scrolls sideways (check-ins 988 px in 330, photos 1048, training
+    runs 1013), so that a row scrolled to its score left its time and name behind. On a desktop every
+    column shows, as before."""
+    from enrollment.models import TrainingRun
+
+    driver, server = admin_browser
+    kiosk, _code = services.kiosk_create(actor=None, name="A kiosk with a long name, at the front door")
+    for i, name in enumerate(["Eileen Collins", "Maria Konstantinopoulou-Papadopoulou", "Tom Hanks"]):
+        person = enrollment.person_create(actor=None, full_name=name, staff_id=f"STAFF-{i}", department="Engineering")
+        make_photo(person)
+        services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i == 0, frames=4,
+                                index_version=1, at=timezone.now() - timedelta(minutes=i))
+    TrainingRun.objects.create(state="failed", message="the face models are not installed on the server")
+
+    for width in (375, 1366):
+        driver.set_window_size(width, 844)
+        for page, phone in PHONE_HEADINGS.items():
+            driver.get(server.url + f"/admin/{page}/")
+            until(lambda: driver.execute_script(IMAGES), 10, "the thumbnails")
+            state = driver.execute_script(RESULTS)
+            assert not state["sideways"] and state["rows"], (width, page, state)
+            assert all(row["reached"] for row in state["rows"]), (width, page, state)
+            if width > 767:
+                assert len(state["headings"]) > len(phone), (width, page, state)   # every column
+                continue
+            assert state["scrollWidth"] <= state["clientWidth"], (width, page, state)
+            assert state["headings"] == phone and all(row["inside"] for row in state["rows"]), (width, page, state)
+            if page == "recognition/checkin":
+                first = state["rows"][0]["cells"]
+                assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", first[0]) and first[1] == "Eileen Collins", state
