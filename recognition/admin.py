@@ -14,6 +14,7 @@ import qrcode.image.svg
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -21,8 +22,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeData, mark_safe
 
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from enrollment.models import Person
@@ -36,6 +37,8 @@ from .models import CheckIn, Kiosk
 # a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
 KIOSK_ONLINE_S = 120
 _SESSION_NEW = "recognition.pairing_new.{pk}"   # a kiosk just added: its pairing page makes the link
+# a check-in's page name, kept on the request by delete_view for the message once it is deleted
+_DELETED_NAME = "_recognition_deleted_checkin_name"
 
 
 def pairing_qr(url: str) -> str:
@@ -211,6 +214,17 @@ class PersonShownFilter(admin.SimpleListFilter):
         return queryset.filter(person_id=int(value))
 
 
+def _renamed(entry: str | list, names: dict[str, str]) -> str | list:
+    """An entry of Django's list of deleted objects (an HTML line, or a list of them), each check-in's
+    ``str()`` in it replaced by its page name."""
+    if isinstance(entry, list):
+        return [_renamed(e, names) for e in entry]
+    for old, new in names.items():   # a line with a link is HTML; one without, text (escaped when shown)
+        entry = (mark_safe(entry.replace(escape(old), escape(new))) if isinstance(entry, SafeData)  # noqa: S308
+                 else entry.replace(old, new))
+    return entry
+
+
 def checkin_page_name(checkin: CheckIn) -> str:
     """What a check-in's admin page is called: "Eileen Collins at 2026-12-03 08:59" (local time, in
     the staff pages' format)."""
@@ -252,6 +266,37 @@ class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
         if obj is not None:
             context["subtitle"] = checkin_page_name(obj)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _named(self, request: HttpRequest, object_id: str, extra_context: dict | None) -> dict:
+        """``extra_context`` with the check-in's page name as the page's subtitle (title, heading,
+        breadcrumbs), as its change page has it; Django's delete and history pages show ``str()``."""
+        obj = self.get_object(request, unquote(object_id))
+        return {**(extra_context or {}), **({"subtitle": checkin_page_name(obj)} if obj is not None else {})}
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        """Django's, the check-in named as on its page: in the title and heading, the breadcrumbs,
+        the question, the list of what goes and the message once it is gone."""
+        extra = self._named(request, object_id, extra_context)
+        if "subtitle" in extra:
+            setattr(request, _DELETED_NAME, extra["subtitle"])
+        return super().delete_view(request, object_id, extra)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """Django's list of what a deletion takes, each check-in named as on its page (no other row
+        refers to a check-in: the list is the check-ins themselves)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        names = {str(checkin): checkin_page_name(checkin) for checkin in objs}
+        return [_renamed(entry, names) for entry in deleted], counts, perms_needed, protected
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id) -> HttpResponse:
+        return super().response_delete(request, getattr(request, _DELETED_NAME, obj_display), obj_id)
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        """Django's, titled "Change history" and named as the check-in's page is."""
+        extra = self._named(request, object_id, extra_context)
+        if "subtitle" in extra:
+            extra.setdefault("title", "Change history")
+        return super().history_view(request, object_id, extra)
 
     @admin.display(description="person", ordering="person__full_name")
     def person_link(self, obj: CheckIn) -> str:

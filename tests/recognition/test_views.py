@@ -545,6 +545,36 @@ def test_a_checkin_is_named_in_local_time(client, superuser, paired, person, set
     assert "check-in #" not in html and "Eileen" not in str(checkin)
 
 
+def test_a_checkins_delete_and_history_pages_name_it_as_its_page(client, superuser, paired, person):
+    """Its delete page (title, heading, breadcrumbs, question, what goes), its history page and the
+    message once it is deleted name the person and the time, as its page does: they showed
+    ``str()``'s ids ("check-in #81 of person #5 at …"), which the audit log and the admin's own log
+    of deletions keep."""
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    checkin = services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.38,
+                                      masked=True, frames=4, index_version=3).checkin
+    ids, name = str(checkin), f"Eileen Collins at {timezone.localtime(checkin.at):%Y-%m-%d %H:%M}"
+    client.force_login(superuser)
+    for view, step in (("delete", "Delete"), ("history", "Change history")):
+        html = client.get(reverse(f"admin:recognition_checkin_{view}", args=[checkin.pk])).content.decode()
+        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+        crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.S).group(1)
+        assert title == f"{name} | {step} | MaskNet admin", (view, title)
+        assert f"<h2>{name}</h2>" in html, (view, html)
+        assert f'<a href="{reverse("admin:recognition_checkin_change", args=[checkin.pk])}">{name}</a>' in crumbs
+        assert "check-in #" not in html, (view, html)
+        if view == "delete":
+            assert f'delete the check-in "{name}"?' in html
+            assert re.search(rf'<ul id="deleted-objects">\s*<li>Check-in: <a href="[^"]+">{name}</a></li></ul>', html)
+    done = client.post(reverse("admin:recognition_checkin_delete", args=[checkin.pk]), {"post": "yes"}, follow=True)
+    assert f"The check-in “{name}” was deleted successfully." in done.content.decode()
+    assert not CheckIn.objects.exists()
+    assert LogEntry.objects.get(action_flag=DELETION).object_repr == ids
+    assert AuditEvent.objects.get(action="delete", object_type="recognition.checkin").summary == \
+        f"deleted check-in #{checkin.pk}"
+
+
 def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, paired, person, settings):
     """2026-03-02 20:05 wherever a page shows a time, as the kiosk (20:05) and the attendance pages
     do: the admin's own date and time fields showed Django's English "March 2, 2026, 8:05 p.m."
