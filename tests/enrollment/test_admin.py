@@ -14,6 +14,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.services import index as index_services
 from enrollment.tasks import rebuild_index_task
 from tests.enrollment.conftest import jpeg
 
@@ -164,13 +165,13 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
 @pytest.mark.models
 def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enroller_client, person, engine,
                                                                          astronaut_jpeg, monkeypatch):
-    real_inspect = services.photo_inspect
+    real_inspect = index_services.photo_inspect
 
     def erased_meanwhile(**kwargs):
         Person.objects.filter(pk=person.pk).delete()
         return real_inspect(**kwargs)
 
-    monkeypatch.setattr(services, "photo_inspect", erased_meanwhile)
+    monkeypatch.setattr(index_services, "photo_inspect", erased_meanwhile)
     files = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg")]
     response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
     assert response.status_code == 200
@@ -209,7 +210,7 @@ def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_c
         return good_inspection()
 
     monkeypatch.setattr(recognizer, "get_engine", object)
-    monkeypatch.setattr(services, "photo_inspect", slow_inspect)
+    monkeypatch.setattr(index_services, "photo_inspect", slow_inspect)
     files = [SimpleUploadedFile("eileen.png", gradient_png, "image/png")]
     try:
         response = enroller_client.post(change_url(person), {**person_form(person, **edit), "photos": files},
@@ -235,9 +236,9 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
     from enrollment import recognizer
     from tests.enrollment.conftest import png
 
-    real_inspect, real_save, saves = services.photo_inspect, default_storage.save, []
+    real_inspect, real_save, saves = index_services.photo_inspect, default_storage.save, []
     monkeypatch.setattr(recognizer, "get_engine", object)
-    monkeypatch.setattr(services, "photo_inspect",
+    monkeypatch.setattr(index_services, "photo_inspect",
                         lambda *, data, engine=None: good_inspection() if data else real_inspect(data=data))
 
     def save(name, content, *args, **kwargs):
@@ -611,8 +612,8 @@ def test_capture_save_keeps_the_best_good_photo_alone(enroller_client, person, e
 
     softer = jpeg(cv2.GaussianBlur(astronaut_bgr, (0, 0), 1.0))   # passes the checks, scores lower
     inspected = []
-    real_inspect = services.photo_inspect
-    monkeypatch.setattr(services, "photo_inspect", lambda **kw: inspected.append(1) or real_inspect(**kw))
+    real_inspect = index_services.photo_inspect
+    monkeypatch.setattr(index_services, "photo_inspect", lambda **kw: inspected.append(1) or real_inspect(**kw))
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
     result = enroller_client.post(url, {"photos": burst(softer, gradient_png, astronaut_jpeg, softer)}).json()
     photo = FacePhoto.objects.get()
@@ -631,7 +632,7 @@ def test_capture_save_takes_1_to_10_frames(enroller_client, person, monkeypatch)
     busy for half a minute. More than CAPTURE_MAX_FRAMES, or none, is refused before any is looked at."""
     from enrollment import admin as enrollment_admin
 
-    monkeypatch.setattr(services, "photo_inspect", lambda **kw: pytest.fail("a frame was inspected"))
+    monkeypatch.setattr(index_services, "photo_inspect", lambda **kw: pytest.fail("a frame was inspected"))
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
     frames = [b"\xff\xd8\xff" + bytes([i]) for i in range(enrollment_admin.CAPTURE_MAX_FRAMES + 1)]
     for sent, code in ((frames, "too_many"), ([], "missing")):
@@ -687,13 +688,13 @@ def test_a_photo_of_someone_already_enrolled_is_pointed_out(enroller_client, per
 def test_capture_save_for_a_person_erased_meanwhile_answers_404(enroller_client, person, engine, astronaut_jpeg,
                                                                  monkeypatch):
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
-    real_inspect = services.photo_inspect
+    real_inspect = index_services.photo_inspect
 
     def erased_meanwhile(**kwargs):
         Person.objects.filter(pk=person.pk).delete()
         return real_inspect(**kwargs)
 
-    monkeypatch.setattr(services, "photo_inspect", erased_meanwhile)
+    monkeypatch.setattr(index_services, "photo_inspect", erased_meanwhile)
     answer = enroller_client.post(url, {"photos": [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg")]})
     assert answer.status_code == 404 and answer.json()["code"] == "person_gone"
     assert not FacePhoto.objects.exists()
@@ -891,7 +892,7 @@ def test_polling_the_status_takes_up_a_run_whose_worker_died(enroller_client, en
     long_ago = timezone.now() - timedelta(minutes=10)
     dead = TrainingRun.objects.create(reason="photo added", state=TrainingRun.State.RUNNING, progress=45,
                                       started_at=long_ago, heartbeat_at=long_ago, attempts=1)
-    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    monkeypatch.setattr(index_services, "_resume_checked", 0.0)
     with django_capture_on_commit_callbacks(execute=True):
         assert enroller_client.get(reverse("admin:enrollment_trainingrun_status")).status_code == 200
     assert [c["run_id"] for c in enqueued] == [dead.pk]

@@ -228,20 +228,20 @@ def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
 def test_a_rebuild_interrupted_by_ctrl_c_is_recorded_at_once(person, make_photo, monkeypatch):
     """Left running, the interrupted run blocked every rebuild ("another index rebuild is running")
     until its heartbeat went stale, two minutes later, and the command printed a traceback."""
-    from enrollment import services
+    from enrollment.services import index as index_services
 
     make_photo(person)
-    real = services._thresholds_fit
+    real = index_services._thresholds_fit
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(services, "_thresholds_fit", interrupted)
+    monkeypatch.setattr(index_services, "_thresholds_fit", interrupted)
     with pytest.raises(CommandError, match="rebuild interrupted: the previous index stays active"):
         run("rebuild_index", "--wait")
     stopped = TrainingRun.objects.latest("id")
     assert stopped.state == TrainingRun.State.FAILED and "KeyboardInterrupt" in stopped.error
-    monkeypatch.setattr(services, "_thresholds_fit", real)
+    monkeypatch.setattr(index_services, "_thresholds_fit", real)
     assert "people: 1" in run("rebuild_index", "--wait")     # at once, not two minutes later
 
 

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 
 from audit.models import AuditEvent
 from enrollment import services
-from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates
+from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
+from enrollment.services import index as index_services
 from enrollment.tasks import rebuild_index_task
+from recognition.engine import EngineError
 from recognition.engine.gallery import Templates
 from recognition.engine.index import Index
 from tests.enrollment.conftest import FAKE_DIM, in_thread
@@ -121,12 +124,12 @@ def test_a_person_erased_meanwhile_is_neither_erased_again_nor_deactivated(make_
     make_photo(person)
     stale_for_erase, stale_for_deactivate = Person.objects.get(pk=person.pk), Person.objects.get(pk=person.pk)
     services.person_erase(person=person, actor=superuser)
-    requests_before = sum(services.TrainingRun.objects.values_list("requests", flat=True))
+    requests_before = sum(TrainingRun.objects.values_list("requests", flat=True))
     services.person_erase(person=stale_for_erase, actor=None)
     services.person_deactivate(person=stale_for_deactivate, actor=None)
     assert AuditEvent.objects.filter(action="erase", object_id=str(person.pk)).count() == 1
     assert not AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
-    assert sum(services.TrainingRun.objects.values_list("requests", flat=True)) == requests_before
+    assert sum(TrainingRun.objects.values_list("requests", flat=True)) == requests_before
 
 
 def test_a_person_deactivated_meanwhile_is_deactivated_once(make_photo):
@@ -167,7 +170,7 @@ def test_erasure_deletes_an_index_file_it_cannot_read(make_photo, monkeypatch, s
 
     def flaky(cls, path, content=None):
         if Path(path).name == active.path:
-            raise services.EngineError("input/output error")
+            raise EngineError("input/output error")
         return real_load(cls, path, content)
 
     layer = get_channel_layer()
@@ -206,22 +209,23 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     assert label in IndexVersion.objects.current().load().identities
 
     writing, release = threading.Event(), threading.Event()
-    real_save = services._index_save
+    real_save = index_services._index_save
 
     def slow_save(index, run_id):
         writing.set()              # the switch holds the active version's lock and has read who is active
         assert release.wait(10)
         return real_save(index, run_id)
 
-    monkeypatch.setattr(services, "_index_save", slow_save)
+    monkeypatch.setattr(index_services, "_index_save", slow_save)
     current = IndexVersion.objects.current()
     index, key = current.load(), current.model_version
-    run = services._run_claim(run_id=services.index_rebuild_request(actor=None, reason="racing", force=True).pk,
-                              force=True)   # the switch belongs to a claimed run
+    run = index_services._run_claim(   # the switch belongs to a claimed run
+        run_id=services.index_rebuild_request(actor=None, reason="racing", force=True).pk, force=True)
     errors: list[BaseException] = []
 
-    switch = in_thread(errors, lambda: services._index_switch(run=run, index=index, version_key=key, photo_count=2,
-                                                      metrics={}, record=lambda version: None))
+    switch = in_thread(errors, lambda: index_services._index_switch(run=run, index=index, version_key=key,
+                                                                    photo_count=2, metrics={},
+                                                                    record=lambda version: None))
     erase = in_thread(errors, lambda: services.person_erase(person=gone, actor=None))
     switch.start()
     assert writing.wait(10)
@@ -252,7 +256,7 @@ def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, 
         make_photo(person)
     rebuild_index_task(services.index_rebuild_request(actor=None, reason="test", force=True).pk, force=True)
     a_saving, a_release, b_between, c_saving = (threading.Event() for _ in range(4))
-    real_save, real_history = services._index_save, services._admin_history_delete
+    real_save, real_history = index_services._index_save, index_services._admin_history_delete
 
     def save(index, run_id):
         who = threading.current_thread().name
@@ -270,8 +274,8 @@ def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, 
             c_saving.wait(2.0)      # C gets in here only where B holds no lock that keeps it out
         return real_history(person_id=person_id)
 
-    monkeypatch.setattr(services, "_index_save", save)
-    monkeypatch.setattr(services, "_admin_history_delete", history)
+    monkeypatch.setattr(index_services, "_index_save", save)
+    monkeypatch.setattr(index_services, "_admin_history_delete", history)
     errors: list[BaseException] = []
     threads = {name: in_thread(errors, lambda p=p: services.person_erase(person=p, actor=None))
                for name, p in (("A", a), ("B", b), ("C", c))}
@@ -291,7 +295,7 @@ def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, 
     assert IndexVersion.objects.current().load().identities == {str(keep.pk)}
     assert not any(erased & v.load().identities for v in IndexVersion.objects.all())
     for label in erased:
-        assert index_files_with(label, Path(services.settings.MASKNET_INDEX_DIR)) == []
+        assert index_files_with(label, Path(django_settings.MASKNET_INDEX_DIR)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -319,7 +323,7 @@ def test_erasure_while_a_template_is_being_stored_erases_the_person(make_photo, 
     templates = Templates(np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8))
     errors: list[BaseException] = []
 
-    store = in_thread(errors, lambda: services._templates_store(photo=photo, templates=templates, version="v"))
+    store = in_thread(errors, lambda: index_services._templates_store(photo=photo, templates=templates, version="v"))
     erase = in_thread(errors, lambda: services.person_erase(person=person, actor=None))
     store.start()
     assert storing.wait(10)

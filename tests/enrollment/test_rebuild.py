@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from enrollment import services
+from enrollment import recognizer, services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.recognizer import N_MASKED_TEMPLATES
+from enrollment.services import index as index_services
 from enrollment.tasks import rebuild_index_task
 from recognition.engine import EngineConfig, EngineError
 from recognition.engine.gallery import AGGREGATE_MARGIN, MIN_FIT_PEOPLE
@@ -128,7 +130,7 @@ def test_a_template_that_is_not_a_unit_vector_is_left_out_not_activated(make_pho
     with pytest.raises(EngineError, match="not finite unit vectors"):
         broken = Index(FAKE_DIM)
         broken.add("x", np.full((1, FAKE_DIM), np.nan, np.float32))
-        broken.save(Path(services.settings.MASKNET_INDEX_DIR) / "broken.npz")
+        broken.save(Path(django_settings.MASKNET_INDEX_DIR) / "broken.npz")
 
 
 def test_cached_templates_are_reused_and_versions_switch(make_photo):
@@ -190,7 +192,7 @@ def test_an_old_file_that_cannot_be_deleted_does_not_take_the_new_version_down(m
     """Old files are deleted when the switch commits; one that cannot be (here a folder named like a
     temporary file) is left and logged, and the version just activated keeps its file."""
     people_with_photos(make_photo, n_people=2, n_photos=1)
-    stuck = Path(services.settings.MASKNET_INDEX_DIR) / "stuck.tmp"
+    stuck = Path(django_settings.MASKNET_INDEX_DIR) / "stuck.tmp"
     stuck.mkdir(parents=True)
     os.utime(stuck, (time.time() - 7200, time.time() - 7200))
     run = rebuild_now()
@@ -213,12 +215,12 @@ def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkey
         raise RuntimeError("disk on fire")
 
     if where == "assemble":
-        monkeypatch.setattr(services, "_index_assemble", boom)
+        monkeypatch.setattr(index_services, "_index_assemble", boom)
     elif where == "save":
         monkeypatch.setattr(Index, "save", boom)
     else:
-        audit = services.audit_record
-        monkeypatch.setattr(services, "audit_record",
+        audit = index_services.audit_record
+        monkeypatch.setattr(index_services, "audit_record",
                             lambda **kw: boom() if " active: " in kw.get("summary", "") else audit(**kw))
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
     with pytest.raises(RuntimeError):
@@ -269,13 +271,13 @@ def test_a_run_taken_over_while_it_stalled_stops_without_switching(make_photo, m
     stops at its next heartbeat: it neither switches an index nor records the run failed."""
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
-    real = services._index_assemble
+    real = index_services._index_assemble
 
     def taken_over_meanwhile(**kwargs):
         TrainingRun.objects.filter(pk=run.pk).update(attempts=2, heartbeat_at=timezone.now())
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "_index_assemble", taken_over_meanwhile)
+    monkeypatch.setattr(index_services, "_index_assemble", taken_over_meanwhile)
     assert services.index_rebuild(run_id=run.pk, force=True) is None
     run.refresh_from_db()
     assert run.state == "running" and run.attempts == 2 and not IndexVersion.objects.exists()
@@ -288,12 +290,12 @@ def test_a_taken_over_run_is_neither_failed_nor_reported_by_the_stalled_copy(mak
 
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
-    claimed = services._run_claim(run_id=run.pk, force=True)
+    claimed = index_services._run_claim(run_id=run.pk, force=True)
     TrainingRun.objects.filter(pk=run.pk).update(attempts=claimed.attempts + 1)     # taken over
-    services._run_fail(claimed, RuntimeError("the stalled copy's error"))
+    index_services._run_fail(claimed, RuntimeError("the stalled copy's error"))
     run.refresh_from_db()
     assert run.state == "running" and not run.error
-    monkeypatch.setattr(services, "index_rebuild", lambda **kwargs: None)
+    monkeypatch.setattr(index_services, "index_rebuild", lambda **kwargs: None)
     with pytest.raises(CommandError, match="taken over"):
         call_command("rebuild_index", "--wait")
 
@@ -330,7 +332,7 @@ def test_a_claim_does_not_wait_on_a_run_held_elsewhere(make_photo):
         assert locked.wait(10)
         started = time.monotonic()
         with pytest.raises(services.RebuildBusy) as busy:
-            services._run_claim(run_id=mine.pk, force=True)
+            index_services._run_claim(run_id=mine.pk, force=True)
         assert time.monotonic() - started < 2 and busy.value.locked
         # a rebuild started by hand (rebuild_index --wait, demo) waits the moment out instead of failing
         threading.Timer(1.5, release.set).start()
@@ -429,7 +431,7 @@ def test_a_database_blip_before_the_claim_retries_the_same_run(make_photo, monke
 
     people_with_photos(make_photo, n_people=1, n_photos=1)
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
-    real, calls = services._engine_warm, []
+    real, calls = index_services._engine_warm, []
 
     def blip():
         calls.append(1)
@@ -437,7 +439,7 @@ def test_a_database_blip_before_the_claim_retries_the_same_run(make_photo, monke
             raise OperationalError("connection refused")
         return real()
 
-    monkeypatch.setattr(services, "_engine_warm", blip)
+    monkeypatch.setattr(index_services, "_engine_warm", blip)
     assert rebuild_index_task.apply(args=(run.pk,), kwargs={"force": True}).state == "SUCCESS"
     run.refresh_from_db()
     assert run.state == "succeeded" and TrainingRun.objects.count() == 1
@@ -464,7 +466,7 @@ def test_two_claims_at_once_start_one_rebuild(make_photo, monkeypatch):
 
     def claim(run):
         try:
-            outcomes.append(services._run_claim(run_id=run.pk, force=True))
+            outcomes.append(index_services._run_claim(run_id=run.pk, force=True))
         except services.RebuildBusy as exc:
             outcomes.append(exc)
 
@@ -549,7 +551,7 @@ def test_changes_that_join_a_queued_run_while_a_command_rebuilds_reach_the_index
     alice, carol = people_with_photos(make_photo, n_people=2, n_photos=1)
     carols_photo = make_photo(carol)
     queued = services.index_rebuild_request(actor=None, reason="a change")
-    real_fit, meanwhile = services._thresholds_fit, {}
+    real_fit, meanwhile = index_services._thresholds_fit, {}
 
     def change_meanwhile(index, *args):
         if not meanwhile:
@@ -560,7 +562,7 @@ def test_changes_that_join_a_queued_run_while_a_command_rebuilds_reach_the_index
             meanwhile["joined"] = services.index_rebuild_request(actor=None, reason="Bob enrolled")
         return real_fit(index, *args)
 
-    monkeypatch.setattr(services, "_thresholds_fit", change_meanwhile)
+    monkeypatch.setattr(index_services, "_thresholds_fit", change_meanwhile)
     command = services.index_rebuild_now()
     assert command.pk > queued.pk and meanwhile["joined"] == queued
     assert str(meanwhile["bob"].pk) not in IndexVersion.objects.current().load().identities
@@ -573,13 +575,13 @@ def test_changes_that_join_a_queued_run_while_a_command_rebuilds_reach_the_index
 
 def test_people_erased_during_a_rebuild_do_not_come_back(make_photo, monkeypatch):
     keep, gone = people_with_photos(make_photo, n_people=2, n_photos=1)
-    real = services._thresholds_fit
+    real = index_services._thresholds_fit
 
     def erase_meanwhile(index, *args):
         Person.objects.filter(pk=gone.pk).delete()  # as a concurrent erasure would
         return real(index, *args)
 
-    monkeypatch.setattr(services, "_thresholds_fit", erase_meanwhile)
+    monkeypatch.setattr(index_services, "_thresholds_fit", erase_meanwhile)
     rebuild_now()
     assert IndexVersion.objects.current().load().identities == {str(keep.pk)}
 
@@ -592,7 +594,7 @@ def test_a_photo_that_cannot_be_embedded_does_not_fail_the_run(make_photo, monke
         def decode(self, data):
             raise AssertionError("the file is missing: never decoded")
 
-    monkeypatch.setattr(services.recognizer, "get_engine", lambda: NoEngine())
+    monkeypatch.setattr(recognizer, "get_engine", lambda: NoEngine())
     run = rebuild_now()
     broken.refresh_from_db()
     assert run.state == "succeeded" and run.stats["embed_failed"] == 1
@@ -621,7 +623,7 @@ def test_a_photo_that_takes_its_worker_down_twice_is_left_out(make_photo, monkey
 
         analyze = decode
 
-    monkeypatch.setattr(services.recognizer, "get_engine", lambda: Dies())
+    monkeypatch.setattr(recognizer, "get_engine", lambda: Dies())
     stale = timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 1)
     for attempt in range(1, services.PHOTO_MAX_ATTEMPTS + 1):
         with pytest.raises(WorkerKilled):
@@ -667,7 +669,7 @@ def test_the_models_load_before_the_run_is_claimed(make_photo, monkeypatch):
         states.append(TrainingRun.objects.order_by("-id").values_list("state", flat=True).first())
         return NoEngine()
 
-    monkeypatch.setattr(services.recognizer, "get_engine", load)
+    monkeypatch.setattr(recognizer, "get_engine", load)
     run = rebuild_now()
     assert run.state == "succeeded"
     assert states and states[0] == TrainingRun.State.QUEUED, states
@@ -759,14 +761,14 @@ def test_site_thresholds_are_fitted_on_single_photos_against_the_index():
     for i in range(n):                                               # photos of i that look like i+1
         lookalike = 0.9 * basis[(i + 1) % n] + np.sqrt(1 - 0.81) * basis[i]
         probes.add(str(i), np.repeat(lookalike[None], 4, axis=0), kinds=[0] * 4)
-    fitted = services._thresholds_fit(index, probes)
+    fitted = index_services._thresholds_fit(index, probes)
     assert fitted["source"] == "site" and fitted["unmasked"] == pytest.approx(0.9 - 0.02, abs=1e-3)
-    alone = services._thresholds_fit(index)       # the means alone are far apart: the engine's threshold holds
-    assert alone["source"] == "site" and alone["unmasked"] == services.recognizer.engine_config().threshold_unmasked
+    alone = index_services._thresholds_fit(index)       # the means alone are far apart: the engine's threshold holds
+    assert alone["source"] == "site" and alone["unmasked"] == recognizer.engine_config().threshold_unmasked
     small = Index(128)
     for i in range(3):
         small.add(str(i), basis[i][None], kinds=[0], margins=[0.02])
-    assert services._thresholds_fit(small, probes)["source"] == "engine"     # 3 people: too few to fit
+    assert index_services._thresholds_fit(small, probes)["source"] == "engine"     # 3 people: too few to fit
 
 
 def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
@@ -774,7 +776,7 @@ def test_site_thresholds_never_go_below_the_offset_engine_thresholds(settings):
     settings.MASKNET_THRESHOLD_OFFSET = -0.02
     index = Index(8)
     index.add("1", np.eye(8)[:1], kinds=[0])
-    fitted = services._thresholds_fit(index)
+    fitted = index_services._thresholds_fit(index)
     cfg = EngineConfig.for_descriptor(settings.MASKNET_DESCRIPTOR)
     assert fitted["source"] == "engine" and fitted["offset"] == -0.02
     assert fitted["unmasked"] == pytest.approx(cfg.threshold_unmasked - 0.02)
@@ -1017,10 +1019,10 @@ def photo_to_embed(make_photo, monkeypatch, face_templates) -> tuple[Person, Fac
     (person,) = people_with_photos(make_photo, n_people=1, n_photos=1)
     new = make_photo(person)
     PhotoTemplates.objects.filter(photo=new).delete()   # to be embedded by the next run
-    monkeypatch.setattr(services.recognizer, "get_engine",
+    monkeypatch.setattr(recognizer, "get_engine",
                         lambda: type("E", (), {"decode": lambda self, d: d, "analyze": lambda self, i: [object()]})())
-    monkeypatch.setattr(services.recognizer, "face_near", lambda faces, box: faces[0])
-    monkeypatch.setattr(services.recognizer, "face_templates", face_templates)
+    monkeypatch.setattr(recognizer, "face_near", lambda faces, box: faces[0])
+    monkeypatch.setattr(recognizer, "face_templates", face_templates)
     return person, new
 
 
@@ -1039,7 +1041,7 @@ def test_opencv_out_of_memory_is_tried_again_other_opencv_errors_are_the_photos(
     services.index_rebuild()
     new.refresh_from_db()
     assert new.embedding_state == FacePhoto.Embedding.FAILED
-    assert new.embed_failed_version == ("" if cause == "no memory" else services.recognizer.template_version())
+    assert new.embed_failed_version == ("" if cause == "no memory" else recognizer.template_version())
 
 
 def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_photo, monkeypatch):
@@ -1052,7 +1054,7 @@ def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_
 
     _, new = photo_to_embed(make_photo, monkeypatch, lambda engine, face, seed: Templates(
         np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8)))
-    real_store, blips = services._templates_store, {"left": 2}
+    real_store, blips = index_services._templates_store, {"left": 2}
 
     def flaky_store(**kwargs):
         if blips["left"]:
@@ -1060,7 +1062,7 @@ def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_
             raise OperationalError("database is locked")
         return real_store(**kwargs)
 
-    monkeypatch.setattr(services, "_templates_store", flaky_store)
+    monkeypatch.setattr(index_services, "_templates_store", flaky_store)
     for _ in range(2):
         with pytest.raises(OperationalError):
             services.index_rebuild()
@@ -1071,13 +1073,13 @@ def test_a_photo_is_not_left_out_for_database_errors_while_it_was_embedded(make_
 
 def _tried(monkeypatch) -> list[int]:
     """The ids of the photos the rebuilds go on to embed, in order."""
-    tried, real = [], services._photo_embed
+    tried, real = [], index_services._photo_embed
 
     def spy(*, photo, engine, version):
         tried.append(photo.pk)
         return real(photo=photo, engine=engine, version=version)
 
-    monkeypatch.setattr(services, "_photo_embed", spy)
+    monkeypatch.setattr(index_services, "_photo_embed", spy)
     return tried
 
 
@@ -1103,7 +1105,7 @@ def test_a_photo_without_a_face_is_left_out_of_this_recognizers_later_rebuilds(m
     assert "1 photo left out (not embeddable)" in second.message
     bad.refresh_from_db()
     assert bad.embedding_state == "failed" and "no face found" in bad.embedding_error
-    monkeypatch.setattr(services.recognizer, "template_version", lambda **kwargs: "another recognizer")
+    monkeypatch.setattr(recognizer, "template_version", lambda **kwargs: "another recognizer")
     services.index_rebuild()
     assert tried.count(bad.pk) == 2
 
@@ -1156,7 +1158,7 @@ def test_a_photo_failed_before_the_version_was_recorded_is_tried_once_more_and_t
     assert tried == [old.pk] and "1 photo that failed before to embed" in lines, lines
     assert (first.stats["embed_retried"], first.stats["embed_failed"]) == (1, 1)
     old.refresh_from_db()
-    assert (old.embedding_state, old.embed_failed_version) == ("failed", services.recognizer.template_version())
+    assert (old.embedding_state, old.embed_failed_version) == ("failed", recognizer.template_version())
     second = services.index_rebuild()
     assert tried == [old.pk] and second.stats["embed_left_out"] == 1, "tried again"
 
@@ -1218,7 +1220,7 @@ def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_missing(
 
 
 def test_the_start_line_says_which_photos_are_new():
-    line = services._to_embed_line
+    line = index_services._to_embed_line
     assert line(new=0, again=0, left_out=0) == "0 new photos to embed"
     assert line(new=2, again=1, left_out=0) == "2 new photos and 1 that failed before to embed"
     assert line(new=0, again=2, left_out=3) == ("2 photos that failed before to embed; "
@@ -1264,7 +1266,7 @@ def test_a_version_read_before_a_photo_removal_is_deleted_whatever_the_clocks(ma
     settings.MASKNET_INDEX_KEEP = 2
     (person,) = people_with_photos(make_photo, n_people=1, n_photos=2)
     victim = person.photos.order_by("id").first()
-    real_fit, state = services._thresholds_fit, {}
+    real_fit, state = index_services._thresholds_fit, {}
 
     def remove_after_the_read(*args, **kwargs):
         if not state:   # while the run has read both photos: removed on a web node whose clock is behind
@@ -1275,10 +1277,10 @@ def test_a_version_read_before_a_photo_removal_is_deleted_whatever_the_clocks(ma
             monkeypatch.setattr(timezone, "now", real_now)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_thresholds_fit", remove_after_the_read)
+    monkeypatch.setattr(index_services, "_thresholds_fit", remove_after_the_read)
     with django_capture_on_commit_callbacks(execute=True):
         stale = rebuild_now().index_version
-    monkeypatch.setattr(services, "_thresholds_fit", real_fit)
+    monkeypatch.setattr(index_services, "_thresholds_fit", real_fit)
     assert stale.photo_count == 2
     with django_capture_on_commit_callbacks(execute=True):
         after = rebuild_now()   # the removal's rebuild
@@ -1310,7 +1312,7 @@ def test_a_photo_that_raises_every_time_is_still_left_out(make_photo, monkeypatc
         raise IndexError("out of range in the renderer")
 
     _, poison = photo_to_embed(make_photo, monkeypatch, raises)
-    stale = timedelta(seconds=services.settings.MASKNET_REBUILD_STALE_S + 1)
+    stale = timedelta(seconds=django_settings.MASKNET_REBUILD_STALE_S + 1)
     outcomes = []
     for _ in range(services.PHOTO_MAX_ATTEMPTS + 1):
         try:
@@ -1362,13 +1364,13 @@ def test_a_photo_removed_while_a_rebuild_embeds_does_not_make_a_failure_unreadab
     services.index_rebuild()
     new = make_photo(person)
     PhotoTemplates.objects.filter(photo=new).delete()
-    real = services._photo_embed
+    real = index_services._photo_embed
 
     def embed_while_the_old_one_is_removed(*, photo, engine, version):
         FacePhoto.objects.filter(pk=bad.pk).delete()
         return real(photo=photo, engine=engine, version=version)
 
-    monkeypatch.setattr(services, "_photo_embed", embed_while_the_old_one_is_removed)
+    monkeypatch.setattr(index_services, "_photo_embed", embed_while_the_old_one_is_removed)
     run = services.index_rebuild()
     assert run.stats["embed_failed"] == 1
     assert "1 photo left out (not embeddable)" in run.message and "to try again" not in run.message, run.message

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from audit.models import AuditEvent
 from enrollment import recognizer, services
 from enrollment.models import FacePhoto, Person, PhotoTemplates, TrainingRun
+from enrollment.services import index as index_services
 
 from .conftest import jpeg
 
@@ -604,7 +605,7 @@ def test_a_queued_run_whose_message_was_lost_is_started_again(db, enqueued, monk
     old = TrainingRun.objects.create(reason="before the restart")
     TrainingRun.objects.filter(pk=old.pk).update(requested_at=timezone.now() - timedelta(minutes=10))
     TrainingRun.objects.create(reason="just now")
-    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    monkeypatch.setattr(index_services, "_resume_checked", 0.0)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.index_rebuild_resume() == 1
         assert services.index_rebuild_resume() == 0            # checked a moment ago
@@ -615,7 +616,7 @@ def test_a_queued_run_whose_message_was_lost_is_started_again(db, enqueued, monk
     with django_capture_on_commit_callbacks(execute=True):
         assert resume_rebuilds_task() == 1
     assert [c["run_id"] for c in enqueued] == [old.pk, old.pk]
-    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    monkeypatch.setattr(index_services, "_resume_checked", 0.0)
     TrainingRun.objects.create(reason="alive", state="running", heartbeat_at=timezone.now())
     assert services.index_rebuild_resume() == 0
 
@@ -633,7 +634,7 @@ def test_a_run_whose_worker_died_with_its_process_is_started_again(db, enqueued,
     dead = TrainingRun.objects.create(reason="killed", state="running", heartbeat_at=stale, attempts=1)
     exhausted = TrainingRun.objects.create(reason="killed 3 times", state="running", heartbeat_at=stale,
                                            attempts=services.MAX_ATTEMPTS)
-    monkeypatch.setattr(services, "_resume_checked", 0.0)
+    monkeypatch.setattr(index_services, "_resume_checked", 0.0)
     with django_capture_on_commit_callbacks(execute=True):
         assert services.index_rebuild_resume() == 1
     assert [c["run_id"] for c in enqueued] == [dead.pk]
@@ -702,7 +703,7 @@ def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
         return services.PhotoInspection(ok=True, code=None, message="", width=8, height=8, box=[1.0, 1.0, 7.0, 7.0],
                                         quality_score=0.9, quality_verdict="ok")
 
-    monkeypatch.setattr(services, "photo_inspect", inspect)
+    monkeypatch.setattr(index_services, "photo_inspect", inspect)
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)
     same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
     outcomes: list[str] = []
@@ -756,8 +757,8 @@ def test_one_file_sent_to_two_people_at_once_is_stored_once(monkeypatch):
                 pass   # the other add waits for this one's turn to end
         return audit_record(**kwargs)
 
-    monkeypatch.setattr(services, "photo_inspect", inspect)
-    monkeypatch.setattr(services, "audit_record", audit_after_storing)
+    monkeypatch.setattr(index_services, "photo_inspect", inspect)
+    monkeypatch.setattr(index_services, "audit_record", audit_after_storing)
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)
     same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
     outcomes: list[str] = []
@@ -857,7 +858,7 @@ def test_a_photo_scaled_down_to_fit_keeps_its_face_box_on_the_face():
     stored = io.BytesIO()
     Image.new("RGB", (200, 150)).save(stored, "JPEG")
     photo = FacePhoto(width=400, height=300, box=[40.0, 30.0, 200.0, 150.0])
-    services._scale_to_stored(photo, stored.getvalue())
+    index_services._scale_to_stored(photo, stored.getvalue())
     assert (photo.width, photo.height, photo.box) == (200, 150, [20.0, 15.0, 100.0, 75.0])
 
 

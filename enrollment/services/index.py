@@ -55,8 +55,16 @@ from recognition.engine.index import Index
 from recognition.engine.quality import BLURRY, TOO_DARK
 from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 
-from . import dispatch, events, recognizer
-from .models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet, index_cache_clear
+from .. import dispatch, events, recognizer
+from ..models import (
+    FacePhoto,
+    IndexVersion,
+    Person,
+    PhotoTemplates,
+    TrainingRun,
+    TrainingRunQuerySet,
+    index_cache_clear,
+)
 
 log = logging.getLogger(__name__)
 
