@@ -156,7 +156,7 @@ def test_services_import_no_views_and_share_the_checkin_csv_writer():
     from pathlib import Path
 
     from api import views as api_views
-    from enrollment.services import index as enrollment  # the subject-access export's module
+    from enrollment.services import export as enrollment  # the subject-access export
     from recognition import admin, exports
     from recognition import views as recognition_views
 

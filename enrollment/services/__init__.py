@@ -1,38 +1,39 @@
 """Every write of the enrollment app: people, photos, erasure and index rebuilds.
 
+Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Each runs in one
+transaction; file deletions and queued rebuilds happen only after that transaction commits.
+
 Callers import the names from here (``from enrollment import services``; ``services.photo_add``).
-For now they all live in :mod:`.index` (the former ``enrollment/services.py``, moved as it was so
-that its history follows); the next change splits it into one module per part.
+They live in one module per part:
+
+- :mod:`.people`: people, their erasure, and erasures applied again after a restore;
+- :mod:`.export`: subject access, a ZIP of what the site holds about one person;
+- :mod:`.photos`: photo checks, adds, removals, gallery adaptation, photo retention and sweeps;
+- :mod:`.index`: index rebuilds (runs, embedding, switching, pruning, scrubbing);
+- :mod:`.common`: the base error and the wording of counts and sizes.
+
+A name replaced in a test must be replaced where it is looked up when it is called: a service's
+call of another service or helper goes through its own module's name (``photo_add`` calls
+``photos.photo_inspect``, ``index_rebuild_now`` calls ``index.index_rebuild``), not through this
+package, whose names are copies bound on import. The admin, API, tasks and commands call
+``services.<name>`` here. Private helpers and module state (``index._resume_checked``) are not
+re-exported.
 """
 
+from .common import EnrollmentError, amount, counted
+from .export import AUDIT_EXPORT_HEADER, EXPORT_README, ExportTooLarge, person_export
 from .index import (
-    ADAPTED_PURGE_BATCH,
-    AUDIT_EXPORT_HEADER,
     BUSY_RETRY_S,
     EMBED_ERRORS,
-    EXPORT_README,
     INDEX_WRITERS_LOCK,
     MAX_ATTEMPTS,
-    ORPHAN_AGE_S,
-    ORPHAN_SWEEP_FLOOR,
     OUTDATED_ASK_AGAIN_S,
     OUTDATED_ASKS,
     OUTDATED_REASON,
-    PHOTO_FILE_LOCK,
     PHOTO_MAX_ATTEMPTS,
-    REFUSALS,
     RESUME_AFTER_S,
-    EnrollmentError,
-    ExportTooLarge,
-    PhotoInspection,
-    PhotoRefused,
-    Reapplied,
     RebuildBusy,
     RunTakenOver,
-    adapted_photo_expiry,
-    adapted_photos_purge,
-    amount,
-    counted,
     index_files_sweep,
     index_rebuild,
     index_rebuild_abandon,
@@ -41,14 +42,28 @@ from .index import (
     index_rebuild_resume,
     index_rebuild_resume_due,
     index_refresh_if_outdated,
+    stale_after,
+)
+from .people import (
+    Reapplied,
     person_create,
     person_deactivate,
     person_erase,
     person_erasure_reapply,
-    person_export,
-    person_gallery_adaptation_stop,
     person_lock,
     person_update,
+)
+from .photos import (
+    ADAPTED_PURGE_BATCH,
+    ORPHAN_AGE_S,
+    ORPHAN_SWEEP_FLOOR,
+    PHOTO_FILE_LOCK,
+    REFUSALS,
+    PhotoInspection,
+    PhotoRefused,
+    adapted_photo_expiry,
+    adapted_photos_purge,
+    person_gallery_adaptation_stop,
     photo_add,
     photo_add_from_checkin,
     photo_choose,
@@ -58,7 +73,6 @@ from .index import (
     photo_lookalike_shown,
     photo_remove,
     photos_embed_again,
-    stale_after,
 )
 
 __all__ = [

@@ -397,7 +397,7 @@ else:
 # a lost pool process puts it back at once (reject_on_worker_lost); a whole worker killed (SIGKILL,
 # machine lost) leaves it unacknowledged, and Redis delivers it again after MASKNET_TASK_REDELIVERY_S.
 # Copies are harmless: a rebuild's copy that finds the run still beating waits for it, and takes the
-# run over once its heartbeat is older than MASKNET_REBUILD_STALE_S (enrollment.services._run_claim).
+# run over once its heartbeat is older than MASKNET_REBUILD_STALE_S (enrollment.services.index._run_claim).
 # Task countdowns (debounce, retries) stay below this delay.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -12,7 +12,7 @@ from audit.models import AuditEvent
 from enrollment import recognizer
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, Person, TrainingRun
-from enrollment.services import index as index_services
+from enrollment.services import photos as photo_services
 
 from .conftest import jpeg, png
 from .helpers import fake_photo
@@ -257,7 +257,7 @@ def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, eng
     """The person erased (or deleted) while their photo is being inspected: a JSON 404, no photo
     row, no file or folder left in the media folder (the photo's insert broke the missing person's
     foreign key at commit: a 500 HTML page)."""
-    real_inspect = index_services.photo_inspect
+    real_inspect = photo_services.photo_inspect
 
     def erased_meanwhile(**kwargs):
         if how == "erased":
@@ -266,7 +266,7 @@ def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, eng
             Person.objects.filter(pk=person.pk).delete()
         return real_inspect(**kwargs)
 
-    monkeypatch.setattr(index_services, "photo_inspect", erased_meanwhile)
+    monkeypatch.setattr(photo_services, "photo_inspect", erased_meanwhile)
     response = hr.post(f"/api/v1/people/{person.pk}/photos",
                        {"image": SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr))}, format="multipart")
     assert response.status_code == 404, response.content[:300]

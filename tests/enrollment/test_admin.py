@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.services import index as index_services
+from enrollment.services import photos as photo_services
 from enrollment.tasks import rebuild_index_task
 from tests.enrollment.conftest import jpeg
 
@@ -165,13 +166,13 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
 @pytest.mark.models
 def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enroller_client, person, engine,
                                                                          astronaut_jpeg, monkeypatch):
-    real_inspect = index_services.photo_inspect
+    real_inspect = photo_services.photo_inspect
 
     def erased_meanwhile(**kwargs):
         Person.objects.filter(pk=person.pk).delete()
         return real_inspect(**kwargs)
 
-    monkeypatch.setattr(index_services, "photo_inspect", erased_meanwhile)
+    monkeypatch.setattr(photo_services, "photo_inspect", erased_meanwhile)
     files = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg")]
     response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
     assert response.status_code == 200
@@ -210,7 +211,7 @@ def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_c
         return good_inspection()
 
     monkeypatch.setattr(recognizer, "get_engine", object)
-    monkeypatch.setattr(index_services, "photo_inspect", slow_inspect)
+    monkeypatch.setattr(photo_services, "photo_inspect", slow_inspect)
     files = [SimpleUploadedFile("eileen.png", gradient_png, "image/png")]
     try:
         response = enroller_client.post(change_url(person), {**person_form(person, **edit), "photos": files},
@@ -236,9 +237,9 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
     from enrollment import recognizer
     from tests.enrollment.conftest import png
 
-    real_inspect, real_save, saves = index_services.photo_inspect, default_storage.save, []
+    real_inspect, real_save, saves = photo_services.photo_inspect, default_storage.save, []
     monkeypatch.setattr(recognizer, "get_engine", object)
-    monkeypatch.setattr(index_services, "photo_inspect",
+    monkeypatch.setattr(photo_services, "photo_inspect",
                         lambda *, data, engine=None: good_inspection() if data else real_inspect(data=data))
 
     def save(name, content, *args, **kwargs):
@@ -612,8 +613,8 @@ def test_capture_save_keeps_the_best_good_photo_alone(enroller_client, person, e
 
     softer = jpeg(cv2.GaussianBlur(astronaut_bgr, (0, 0), 1.0))   # passes the checks, scores lower
     inspected = []
-    real_inspect = index_services.photo_inspect
-    monkeypatch.setattr(index_services, "photo_inspect", lambda **kw: inspected.append(1) or real_inspect(**kw))
+    real_inspect = photo_services.photo_inspect
+    monkeypatch.setattr(photo_services, "photo_inspect", lambda **kw: inspected.append(1) or real_inspect(**kw))
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
     result = enroller_client.post(url, {"photos": burst(softer, gradient_png, astronaut_jpeg, softer)}).json()
     photo = FacePhoto.objects.get()
@@ -632,7 +633,7 @@ def test_capture_save_takes_1_to_10_frames(enroller_client, person, monkeypatch)
     busy for half a minute. More than CAPTURE_MAX_FRAMES, or none, is refused before any is looked at."""
     from enrollment import admin as enrollment_admin
 
-    monkeypatch.setattr(index_services, "photo_inspect", lambda **kw: pytest.fail("a frame was inspected"))
+    monkeypatch.setattr(photo_services, "photo_inspect", lambda **kw: pytest.fail("a frame was inspected"))
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
     frames = [b"\xff\xd8\xff" + bytes([i]) for i in range(enrollment_admin.CAPTURE_MAX_FRAMES + 1)]
     for sent, code in ((frames, "too_many"), ([], "missing")):
@@ -688,13 +689,13 @@ def test_a_photo_of_someone_already_enrolled_is_pointed_out(enroller_client, per
 def test_capture_save_for_a_person_erased_meanwhile_answers_404(enroller_client, person, engine, astronaut_jpeg,
                                                                  monkeypatch):
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
-    real_inspect = index_services.photo_inspect
+    real_inspect = photo_services.photo_inspect
 
     def erased_meanwhile(**kwargs):
         Person.objects.filter(pk=person.pk).delete()
         return real_inspect(**kwargs)
 
-    monkeypatch.setattr(index_services, "photo_inspect", erased_meanwhile)
+    monkeypatch.setattr(photo_services, "photo_inspect", erased_meanwhile)
     answer = enroller_client.post(url, {"photos": [SimpleUploadedFile("a.jpg", astronaut_jpeg, "image/jpeg")]})
     assert answer.status_code == 404 and answer.json()["code"] == "person_gone"
     assert not FacePhoto.objects.exists()

@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
 from enrollment.services import index as index_services
+from enrollment.services import people as people_services
 from enrollment.tasks import rebuild_index_task
 from recognition.engine import EngineError
 from recognition.engine.gallery import Templates
@@ -256,7 +257,7 @@ def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, 
         make_photo(person)
     rebuild_index_task(services.index_rebuild_request(actor=None, reason="test", force=True).pk, force=True)
     a_saving, a_release, b_between, c_saving = (threading.Event() for _ in range(4))
-    real_save, real_history = index_services._index_save, index_services._admin_history_delete
+    real_save, real_history = index_services._index_save, people_services._admin_history_delete
 
     def save(index, run_id):
         who = threading.current_thread().name
@@ -275,7 +276,7 @@ def test_erasures_at_once_leave_none_of_their_people_in_any_version(make_photo, 
         return real_history(person_id=person_id)
 
     monkeypatch.setattr(index_services, "_index_save", save)
-    monkeypatch.setattr(index_services, "_admin_history_delete", history)
+    monkeypatch.setattr(people_services, "_admin_history_delete", history)
     errors: list[BaseException] = []
     threads = {name: in_thread(errors, lambda p=p: services.person_erase(person=p, actor=None))
                for name, p in (("A", a), ("B", b), ("C", c))}

@@ -8,7 +8,7 @@ import pytest
 from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, Person
-from enrollment.services import index as index_services
+from enrollment.services import photos as photo_services
 from recognition.consumers import face_photo
 from tests.recognition import faces
 
@@ -134,16 +134,16 @@ def test_the_photo_limit_holds_when_another_site_keeps_one_meanwhile(gallery, en
     eileen, _ = gallery
     settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS = 2
     first, second = kiosk_crop(engine, astronaut_bgr, seed=1), kiosk_crop(engine, astronaut_bgr, seed=7)
-    confirm = index_services._own_unmasked_score
+    confirm = photo_services._own_unmasked_score
 
     def confirmed_while_another_site_adds(person, embedding):
         score = confirm(person, embedding)
-        monkeypatch.setattr(index_services, "_own_unmasked_score", confirm)
+        monkeypatch.setattr(photo_services, "_own_unmasked_score", confirm)
         # the other site's add lands between this one's early count and its insert
         assert services.photo_add_from_checkin(person_id=eileen.pk, data=first, checkin_id=50) is not None
         return score
 
-    monkeypatch.setattr(index_services, "_own_unmasked_score", confirmed_while_another_site_adds)
+    monkeypatch.setattr(photo_services, "_own_unmasked_score", confirmed_while_another_site_adds)
     with caplog.at_level("INFO", logger="enrollment.services"):
         assert services.photo_add_from_checkin(person_id=eileen.pk, data=second, checkin_id=51) is None
     assert eileen.photos.count() == 2
@@ -161,7 +161,7 @@ def test_nothing_is_kept_when_adaptation_stops_while_a_face_is_checked(gallery, 
     again where adds take turns, and keeps nothing."""
     eileen, _ = gallery
     before = eileen.photos.count()
-    confirm = index_services._own_unmasked_score
+    confirm = photo_services._own_unmasked_score
 
     def confirmed_while_the_admin_acts(person, embedding):
         if meanwhile == "deactivated":
@@ -170,7 +170,7 @@ def test_nothing_is_kept_when_adaptation_stops_while_a_face_is_checked(gallery, 
             Person.objects.filter(pk=person.pk).update(gallery_adaptation=False)
         return confirm(person, embedding)
 
-    monkeypatch.setattr(index_services, "_own_unmasked_score", confirmed_while_the_admin_acts)
+    monkeypatch.setattr(photo_services, "_own_unmasked_score", confirmed_while_the_admin_acts)
     with caplog.at_level("INFO", logger="enrollment.services"):
         assert services.photo_add_from_checkin(person_id=eileen.pk, data=kiosk_crop(engine, astronaut_bgr, seed=3),
                                                checkin_id=60) is None

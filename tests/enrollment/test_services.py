@@ -18,6 +18,7 @@ from audit.models import AuditEvent
 from enrollment import recognizer, services
 from enrollment.models import FacePhoto, Person, PhotoTemplates, TrainingRun
 from enrollment.services import index as index_services
+from enrollment.services import photos as photo_services
 
 from .conftest import jpeg
 
@@ -703,7 +704,7 @@ def test_the_same_photo_sent_twice_at_once_is_stored_once(monkeypatch):
         return services.PhotoInspection(ok=True, code=None, message="", width=8, height=8, box=[1.0, 1.0, 7.0, 7.0],
                                         quality_score=0.9, quality_verdict="ok")
 
-    monkeypatch.setattr(index_services, "photo_inspect", inspect)
+    monkeypatch.setattr(photo_services, "photo_inspect", inspect)
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)
     same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
     outcomes: list[str] = []
@@ -757,8 +758,8 @@ def test_one_file_sent_to_two_people_at_once_is_stored_once(monkeypatch):
                 pass   # the other add waits for this one's turn to end
         return audit_record(**kwargs)
 
-    monkeypatch.setattr(index_services, "photo_inspect", inspect)
-    monkeypatch.setattr(index_services, "audit_record", audit_after_storing)
+    monkeypatch.setattr(photo_services, "photo_inspect", inspect)
+    monkeypatch.setattr(photo_services, "audit_record", audit_after_storing)
     monkeypatch.setattr(recognizer, "get_engine", lambda: None)
     same = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()   # a real (tiny) JPEG
     outcomes: list[str] = []
@@ -858,7 +859,7 @@ def test_a_photo_scaled_down_to_fit_keeps_its_face_box_on_the_face():
     stored = io.BytesIO()
     Image.new("RGB", (200, 150)).save(stored, "JPEG")
     photo = FacePhoto(width=400, height=300, box=[40.0, 30.0, 200.0, 150.0])
-    index_services._scale_to_stored(photo, stored.getvalue())
+    photo_services._scale_to_stored(photo, stored.getvalue())
     assert (photo.width, photo.height, photo.box) == (200, 150, [20.0, 15.0, 100.0, 75.0])
 
 

@@ -1,0 +1,198 @@
+"""People: create, lock, update, deactivate, erase (GDPR art. 17: the person, their photos,
+templates, check-ins, admin history and every index entry), and erasures applied again after a
+restored backup undid them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Q
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from masknet_site.unique import save_unique
+
+from ..models import FacePhoto, Person, index_cache_clear
+from .common import Action
+from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
+from .photos import _delete_media
+
+
+def person_create(*, actor: object | None, full_name: str, staff_id: str, department: str = "",
+                  notes: str = "", active: bool = True) -> Person:
+    """Create a person (validated like the admin form: unique staff id, lengths)."""
+    person = Person(full_name=full_name.strip(), staff_id=staff_id.strip(), department=department.strip(),
+                    notes=notes, active=active)
+    person.full_clean()
+    with transaction.atomic():
+        save_unique(person, "staff_id", ignoring_case=True)
+        audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}")
+    return person
+
+
+def person_lock(pk: object, *, photos: bool = False) -> None:
+    """Lock a person's row until the caller's transaction ends (nothing for an id that is no
+    person's). A request that checks the row it reads next against the copy its client edited (an
+    admin form's, an API ``If-Match``) and then writes keeps the check true until the write: a
+    change committed in between would otherwise be undone without anyone being told.
+
+    ``photos``: their photos' rows first, for a caller that may go on to remove some (the admin's
+    form): the order an erasure and a photo removal take them in (photos, then the person), else
+    one of two such transactions is aborted as a deadlock (PostgreSQL)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("person_lock outside a transaction locks nothing")
+    try:
+        if photos:
+            list(FacePhoto.objects.select_for_update().filter(person_id=pk).order_by("pk").values_list("pk", flat=True))
+        list(Person.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True))
+    except (ValueError, TypeError, ValidationError):   # not an id: the caller's lookup answers 404
+        pass
+
+
+def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
+                  staff_id: str | None = None, department: str | None = None, notes: str | None = None,
+                  active: bool | None = None) -> Person:
+    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild."""
+    new = {"full_name": full_name, "staff_id": staff_id, "department": department, "notes": notes,
+           "active": active}
+    with transaction.atomic():
+        # compared with the row as it is, locked: a change committed since it was read stays
+        stored = Person.objects.select_for_update().get(pk=person.pk)
+        changed = [name for name, value in new.items() if value is not None and getattr(stored, name) != value]
+        for name in changed:
+            setattr(person, name, new[name])
+        if not changed:
+            return person
+        # notes written before their limit existed do not block changes to the other fields
+        person.full_clean(exclude=[] if "notes" in changed else ["notes"])
+        save_unique(person, "staff_id", ignoring_case=True, update_fields=[*changed, "updated_at"])
+        summary = f"updated person #{person.pk}: {', '.join(changed)}"
+        if "active" in changed and not active:
+            # unticked on the form or PATCHed: a deactivation as the admin action's is
+            audit_record(actor=actor, action=Action.DEACTIVATE, obj=person,
+                         summary=f"deactivated person #{person.pk}; {summary}"[:300])
+        else:
+            audit_record(actor=actor, action=Action.UPDATE, obj=person,
+                         summary=summary + ("; reactivated" if "active" in changed else ""))
+        if "active" in changed:
+            index_rebuild_request(actor=actor, reason=f"person #{person.pk} {'activated' if active else 'deactivated'}")
+    return person
+
+
+def person_deactivate(*, person: Person, actor: object | None) -> Person:
+    """Leave a person enrolled but out of the index (queues a rebuild)."""
+    if not person.active:
+        return person
+    with transaction.atomic():
+        # by the row as it is now: someone else may have deactivated or erased the person since it
+        # was read (an admin action's list); that is no error, and nothing more to record
+        now = timezone.now()
+        changed = Person.objects.filter(pk=person.pk, active=True).update(active=False, updated_at=now)
+        person.active = False
+        if not changed:
+            return person
+        person.updated_at = now
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=person, summary=f"deactivated person #{person.pk}")
+        index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
+    return person
+
+
+def person_erase(*, person: Person, actor: object | None, note: str = "") -> bool:
+    """Delete a person with every photo (files included), cached template and index entry.
+
+    Index versions that contain the person are rewritten (the active one: a new version without
+    them, switched atomically) or deleted (inactive ones), and Django's admin history of the person,
+    their photos and their check-ins goes too. Only an audit record with the person's id remains
+    (``note``, if given, ends its summary). Photo and index files are deleted once the transaction
+    commits. Returns ``False`` when the person had been erased meanwhile by someone else (nothing to do).
+    """
+    pk, label = person.pk, str(person.pk)
+    with transaction.atomic():
+        # first the lock a rebuild's switch takes too: a switch that read the person as active commits
+        # before this goes on, and the scrub below, a later statement, sees the version it made
+        # (locking only in the scrub, PostgreSQL's snapshot of that one statement could miss it; a
+        # lock on the active version's row could be on a row another erasure deleted meanwhile)
+        _index_writers_take_turns()
+        # then the photos: a template store in flight (it locks its photo) commits first, and the
+        # delete below takes its templates too (else its insert breaks this commit's foreign keys)
+        names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
+        # then the person (after the photos, in the order a photo removal takes them): a check-in
+        # being recorded (it locks the person) commits first and its row goes with the others,
+        # rather than being inserted after the cascade read them and failing this commit
+        list(Person.objects.select_for_update().filter(pk=pk).values_list("pk"))
+        embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
+        history = _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
+        _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
+        if not deleted.get(Person._meta.label):
+            return False   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
+        scrubbed = _index_scrub(label=label, photos=embedded)
+        checkins = deleted.get("recognition.CheckIn", 0)
+        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
+                     summary=f"erased person #{pk}: {len(names)} photos, their templates, {checkins} check-ins "
+                             f"(their snapshots), {history} admin history entries, {scrubbed} index versions "
+                             "rewritten or deleted" + (f"; {note}" if note else ""))
+        transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
+        transaction.on_commit(index_cache_clear)
+        index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
+    return True
+
+
+class Reapplied(models.TextChoices):
+    """What :func:`person_erasure_reapply` found (and did) for one erased person's id."""
+
+    ERASED = "erased", "erased again"
+    ABSENT = "absent", "already absent"
+    REUSED = "reused", "left alone: the id now names someone enrolled after the erasure"
+
+
+def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: str, actor: object | None,
+                           dry_run: bool = False) -> Reapplied:
+    """Apply again an erasure that a restored backup undid (``manage.py reapply_erasures``).
+
+    ``erased_at``/``erased_by``: the time and actor of the erasure's audit record (the latest one of
+    this id). A person of that id created before then is the one erased, brought back by the
+    restore: erased again by :func:`person_erase`, whose audit record notes the first erasure. A
+    person created after it holds an id handed out again (a sequence the restore set back) and is
+    left alone. When nobody has the id, the erasure's record is written again if the restored log
+    lacks it (the restore lost it), so that the log still says who erased person #N, when. The
+    log holds it when it has an erase record of the id from ``erased_at`` on: the record itself
+    (the same time), or one written since the restore (by an earlier run). An older erase record
+    of the id is of an earlier holder (an id the first restore handed out again), not this one.
+    ``dry_run``: nothing is written; the answer says what would be done.
+    """
+    first = f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
+    person = Person.objects.filter(pk=person_id).first()
+    if person is not None and person.created_at > erased_at:
+        return Reapplied.REUSED
+    if person is not None and (dry_run or person_erase(person=person, actor=actor, note=first)):
+        return Reapplied.ERASED
+    if not dry_run and not AuditEvent.objects.for_object("enrollment.person", person_id).filter(
+            action=Action.ERASE, at__gte=erased_at).exists():
+        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=person_id,
+                     summary=f"erasure of person #{person_id} recorded {first}: nothing of them was restored")
+    return Reapplied.ABSENT
+
+
+def _admin_history_delete(*, person_id: int) -> int:
+    """Delete Django's admin history (``django_admin_log``) of a person, of their photos and of their
+    check-ins; call it before they are deleted. Rows of the person held their name before the
+    admin kept only ids; rows of photos and check-ins name the person's id ("photo #3 of person
+    #12", "check-in #7 of person #12 at …"), with attendance times: those of photos and check-ins
+    removed earlier are found by that text, exactly (not "person #123"). Returns the rows deleted."""
+    from recognition.models import CheckIn  # here: recognition's models import enrollment's
+
+    def about(model: type[models.Model]) -> Q:
+        ids = (model.objects.filter(person_id=person_id)
+               .annotate(object_id=Cast("pk", models.CharField())).values("object_id"))   # object_id is text
+        named = (Q(object_repr__endswith=f" of person #{person_id}")
+                 | Q(object_repr__contains=f" of person #{person_id} at "))
+        return Q(content_type=ContentType.objects.get_for_model(model)) & (Q(object_id__in=ids) | named)
+
+    person = Q(content_type=ContentType.objects.get_for_model(Person), object_id=str(person_id))
+    return LogEntry.objects.filter(person | about(FacePhoto) | about(CheckIn)).delete()[0]

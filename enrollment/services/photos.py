@@ -1,0 +1,701 @@
+"""Enrollment photos: the checks a candidate photo must pass (:func:`photo_inspect`, with the
+refusal codes of :data:`REFUSALS`), adding one (:func:`photo_add`, from uploads, the webcam, imports
+or gallery adaptation's confident check-ins), the look-alike check, removing photos, the retention
+purge of photos kept from check-ins and the sweep of photo files no row names."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
+
+from audit.services import audit_record
+from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
+from recognition.engine.decode import refuse_costly, without_metadata
+from recognition.engine.gallery import UNMASKED, Decision, Templates, identify, person_templates
+from recognition.engine.quality import BLURRY, TOO_DARK
+
+from .. import recognizer
+from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
+from .common import Action, EnrollmentError, amount, counted
+from .index import EMBED_ERRORS, _templates_store, index_rebuild_request
+
+log = logging.getLogger(__name__)
+
+# Refusal codes of photo_add, with the sentence shown to the administrator.
+REFUSALS = {
+    "empty": "The file is empty (0 bytes).",
+    "file_type": "Not a JPEG, PNG or WebP image.",
+    "too_large": "The file is too large.",
+    "unreadable": "The image cannot be decoded (damaged or truncated file).",
+    "no_face": "No face found in the photo.",
+    "several_faces": "More than one usable face: use a photo of this person alone.",
+    # a masked face is often accepted, but not always (a mask up to the eyes lowers FaceMesh's
+    # confidence): the advice that always works is a photo without one
+    "unclear_face": "No clear face: this may not be a face, or too much of it is covered or turned away. Use a "
+                    "photo without a mask if you can (masked check-ins are matched against masks drawn on it).",
+    "too_small": "The face is too small: come closer or use a larger photo.",
+    "partial": "Part of the face is outside the photo: use one that shows the whole face.",
+    "upside_down": "The photo is upside down: turn it upright and add it again.",
+    "sideways": "The photo is on its side: turn it upright and add it again.",
+    "too_dark": "Too dark: add light in front of the face.",
+    "too_bright": "Too bright: the face is overexposed.",
+    "blurry": "Blurry: hold still or use a sharper photo.",
+    "pose": "The face is turned away: look straight at the camera.",
+    "quality": "The face is not good enough to recognise.",
+    "duplicate": "This photo is already enrolled for this person.",
+    "enrolled_elsewhere": "This photo is already enrolled for another person.",
+    "enough_photos": "This person already has as many photos as allowed here.",
+    "adaptation_stopped": "Gallery adaptation was stopped for this person, or they were deactivated.",
+    "not_stored": "The photo could not be stored (the server's storage or database failed): try it again.",
+}
+_MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
+
+
+class PhotoRefused(EnrollmentError):
+    """A photo that cannot be enrolled; ``code`` is a key of :data:`REFUSALS`."""
+
+    def __init__(self, code: str, detail: str = "", message: str | None = None) -> None:
+        self.code = code
+        self.message = (message or REFUSALS.get(code, code)) + (f" ({detail})" if detail else "")
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class PhotoInspection:
+    """What the engine says of a candidate photo.
+
+    ``ok``: usable for enrollment; else ``code``/``message`` say why (see :data:`REFUSALS`).
+    ``box``: chosen face ``[x1, y1, x2, y2]`` (pixels; for a refusal, the largest face, if any).
+    ``width``/``height``: image size in pixels. ``faces``: faces detected.
+    """
+
+    ok: bool
+    code: str | None
+    message: str
+    width: int = 0
+    height: int = 0
+    faces: int = 0
+    box: list[float] | None = None
+    quality_score: float | None = None
+    quality_verdict: str = ""
+    masked: bool = False
+    masked_prob: float | None = None
+    face: Face | None = field(default=None, repr=False, compare=False)
+
+    def as_json(self) -> dict:
+        """JSON-safe view (no embedding, no pixels)."""
+        return {"ok": self.ok, "code": self.code, "message": self.message, "width": self.width,
+                "height": self.height, "faces": self.faces, "box": self.box, "quality_score": self.quality_score,
+                "quality_verdict": self.quality_verdict, "masked": self.masked, "masked_prob": self.masked_prob}
+
+
+def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection:
+    return PhotoInspection(ok=False, code=code, message=message or REFUSALS[code], **kwargs)
+
+
+def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoInspection:
+    """``too_large`` for the pixel limit, saying so: compressing the file (the size limit's cure)
+    would not help."""
+    limit = settings.MASKNET_MAX_PIXELS
+    size = f"It is {width}×{height} pixels; at most" if width and height else "At most"
+    side = math.isqrt(limit)
+    square = f" (e.g. {side}×{side})" if side * side == limit else ""   # a size an editor's resize box takes
+    return _refusal("too_large", f"{REFUSALS['too_large']} {size} {amount(limit, 'pixels')}{square}: "
+                                 f"scale it down (compressing the file would not help).",
+                    width=width, height=height)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The extension of a JPEG, PNG or WebP file, from its magic bytes."""
+    for magic, _fmt, ext in _MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return None
+
+
+def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
+    """Check a candidate photo without saving anything: type, size, exactly one usable face,
+    quality. Used by :func:`photo_add` and the capture page's live feedback."""
+    limit = settings.MASKNET_MAX_PHOTO_BYTES
+    if len(data) > limit:
+        # the callers read at most the limit and one byte: that much says "more than", not the size
+        size = f"more than {amount(limit, 'bytes')}" if len(data) == limit + 1 else amount(len(data), "bytes")
+        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {amount(limit, 'bytes')}.")
+    if not data:
+        return _refusal("empty")
+    if _sniff(data) is None:
+        return _refusal("file_type")
+    try:
+        refuse_costly(data)   # before Pillow reads the header: see recognition.engine.decode
+    except UnreadableImage:
+        return _refusal("unreadable")
+    try:
+        # Pillow raises DecompressionBombError (not an OSError) above 179 Mpx while reading the
+        # header (its warning above 89 Mpx is ignored: recognition.engine.decode); both are
+        # answered by the pixel limit below
+        header = Image.open(io.BytesIO(data))
+        width, height = header.size
+        # an animated WebP (or APNG) is several pictures, maybe of several people: the first alone
+        # was kept, the others dropped without a word. Not a JPEG's: a phone's MPO file holds its
+        # photo and a preview or depth map as "frames", and is a still photo
+        animated = header.format in ("WEBP", "PNG") and getattr(header, "n_frames", 1) > 1
+    except Image.DecompressionBombError:
+        return _too_many_pixels()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return _refusal("unreadable")
+    if width * height > settings.MASKNET_MAX_PIXELS:
+        return _too_many_pixels(width, height)
+    if animated:
+        return _refusal("file_type", message="An animated image: use a still photo (JPEG, PNG or WebP).",
+                        width=width, height=height)
+    engine = engine or recognizer.get_engine()
+    try:
+        image = engine.decode(data)
+        height, width = image.shape[:2]  # after EXIF rotation, like the boxes
+        faces = engine.analyze(image)
+    except FrameTooLarge:
+        return _too_many_pixels(width, height)
+    except UnreadableImage:
+        return _refusal("unreadable", width=width, height=height)
+    except NoFaceFound:
+        if min(width, height) < engine.config.min_face_px:
+            # no room for a face the gate would take: "no face found" sent people looking for a
+            # better face rather than a larger photo
+            return _refusal("too_small", message=f"{REFUSALS['too_small']} This photo is {width}x{height} "
+                                                 f"pixels; a face needs {engine.config.min_face_px} at least.",
+                            width=width, height=height)
+        return _refusal("no_face", width=width, height=height)
+    chosen = recognizer.choose_face(faces)
+    face = chosen.face or faces[0]
+    # the gate's verdict, or enrolment's own (too dark or blurred for a reference photo, though a
+    # kiosk frame would pass: gallery.ENROL_MIN_BRIGHTNESS / ENROL_MIN_SHARPNESS)
+    verdict = face.quality.reason or (chosen.reason if chosen.reason in (TOO_DARK, BLURRY) else "ok")
+    facts = {"width": width, "height": height, "faces": chosen.faces, "box": [round(float(v), 1) for v in face.box],
+             "quality_score": round(face.quality.score, 3), "quality_verdict": verdict,
+             "masked": face.masked, "masked_prob": round(face.masked_prob, 3)}
+    if chosen.reason:
+        return PhotoInspection(ok=False, code=chosen.reason, message=REFUSALS.get(chosen.reason, chosen.reason),
+                               **facts)
+    turned = _turned_upright(engine, image, face) if face.masked else None
+    if turned:
+        return _refusal(turned, **facts)
+    return PhotoInspection(ok=True, code=None, message="Good photo.", face=face, **facts)
+
+
+def photo_choose(*, photos: Iterable[bytes], engine: Engine | None = None) -> tuple[int | None, list[PhotoInspection]]:
+    """The best of a burst (the capture page's frames of one moment): each photo inspected
+    (:func:`photo_inspect`), and the position of the one with the highest quality score among those
+    that pass every check (the first of equals), or ``None`` when none passes. A burst's frames are
+    nearly identical and count about as one photo (docs/enrollment.md): one is all that is worth
+    storing. Saves nothing; pass the chosen inspection to :func:`photo_add`, which then does not
+    analyse the face again. A frame identical to an earlier one (a frozen camera sends the same
+    picture again) gets that one's inspection, not another analysis."""
+    seen: dict[bytes, PhotoInspection] = {}
+    inspections = []
+    for data in photos:
+        digest = hashlib.sha256(data).digest()
+        if digest not in seen:
+            seen[digest] = photo_inspect(data=data, engine=engine)
+        inspections.append(seen[digest])
+    good = [i for i, inspection in enumerate(inspections) if inspection.ok]
+    best = max(good, key=lambda i: inspections[i].quality_score or 0.0, default=None)
+    return best, inspections
+
+
+def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> str | None:
+    """``"upside_down"`` or ``"sideways"`` when ``image`` turned half a circle or, for a face not level,
+    a quarter either way shows a usable face without a mask; else ``None``. Asked of faces the mask
+    head called masked alone (one more analysis each, three for a face not level).
+
+    An upside-down photo (its EXIF orientation lost by an editor, a scan fed the wrong way) passes
+    every check, and the mask head calls its face masked (192 of 193 LFW photos turned so; 6 of 199
+    upright): it was enrolled as a masked template that matches nobody. An engine review's rule: 61
+    of 62 such photos refused, none of 47 real masked photos nor 92 upright ones. The alignment
+    reads an upside-down face as upright (its roll within 16 degrees of level), so that turn is
+    tried whatever the roll.
+
+    A photo on its side is mostly analysed as if upright (FaceMesh stands the face up), but a few
+    are called masked and were enrolled as such a template (LFW DevTest, 150 people's first photos
+    turned a quarter each way, JPEG 90: 4 of 300 taken as masked; this rule refuses 2 of them and
+    none of the upright photos). Those the alignment misread, so the roll says neither that they
+    lie on their side nor which way (-24 degrees for one turned clockwise): both quarter turns are
+    tried once the roll passes 20 degrees (upright and upside-down LFW photos: within 16). None of
+    94 real masked photos (RWMFD) the engine takes is refused by any of the three turns (2026-12-05)."""
+    roll = math.degrees(math.atan2(face.align_matrix[1][0], face.align_matrix[0][0]))
+    turns = [("upside_down", cv2.ROTATE_180)]
+    if abs(roll) > 20:
+        turns += [("sideways", cv2.ROTATE_90_CLOCKWISE), ("sideways", cv2.ROTATE_90_COUNTERCLOCKWISE)]
+    for code, turn in turns:
+        try:
+            turned = recognizer.choose_face(engine.analyze(cv2.rotate(image, turn)))
+        except NoFaceFound:
+            continue
+        if turned.face is not None and not turned.reason and not turned.face.masked:
+            return code
+    return None
+
+
+def photo_add(*, person: Person, data: bytes, actor: object | None, filename: str = "photo.jpg",
+              source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
+              schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
+              check_lookalike: bool = True, max_photos: int | None = None,
+              while_adapting: bool = False) -> FacePhoto:
+    """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
+    ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
+
+    ``embed``: also compute and cache its templates now (bulk imports; otherwise the rebuild
+    does it). ``schedule_rebuild``: queue a (debounced) index rebuild after commit. ``why``: added
+    to the audit record's summary. ``inspection``: :func:`photo_inspect`'s of these very bytes, when
+    the caller has it. ``check_lookalike``: look for another person with this face (below).
+    ``max_photos``: refuse (``enough_photos``) when the person already has that many photos, checked
+    where adds to one person take turns, so that two adds at once cannot both pass it.
+    ``while_adapting`` (gallery adaptation): refuse (``adaptation_stopped``) unless the person is
+    still active with adaptation on, read there too (an administrator may have stopped it, removed
+    a kept photo or deactivated them while the face was checked).
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    _refuse_known(person, sha)
+    engine = recognizer.get_engine()
+    inspection = inspection or photo_inspect(data=data, engine=engine)
+    if not inspection.ok:
+        raise PhotoRefused(inspection.code, message=inspection.message)
+    photo = FacePhoto(person=person, source=source, sha256=sha, width=inspection.width, height=inspection.height,
+                      box=inspection.box, quality_score=inspection.quality_score,
+                      quality_verdict=inspection.quality_verdict, masked=inspection.masked,
+                      masked_prob=inspection.masked_prob,
+                      added_by=actor if getattr(actor, "is_authenticated", False) else None)
+    # kept without its metadata (a phone photo's EXIF holds where and when it was taken); the
+    # duplicate checks go by the upload's digest
+    stored = without_metadata(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+    if stored is not data:
+        _scale_to_stored(photo, stored)
+    try:
+        # inside the try: a write that fails (a full disk) is the caller's error like any other; a
+        # partial file it leaves has no row and goes with photo_files_sweep
+        photo.image.save(Path(filename).stem[:40] + _sniff(stored), ContentFile(stored), save=False)
+        with transaction.atomic():
+            # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
+            # once (a double submit) is refused as a duplicate instead of stored twice
+            # (FOR NO KEY UPDATE: a check-in of the person, which locks the row the same way,
+            # waits a moment, and neither waits for the other's foreign keys); an erasure
+            # that committed while the photo was inspected left no row to add it to (its insert
+            # would break the foreign key at commit)
+            row = (Person.objects.select_for_update(no_key=True).filter(pk=person.pk)
+                   .values_list("active", "gallery_adaptation").first())
+            if row is None:
+                raise Person.DoesNotExist(f"person #{person.pk} was erased while their photo was being added")
+            # and adds of this file take turns whoever they are for, until the photo is stored:
+            # the person's lock alone let one file sent to two people at once pass both checks
+            _photo_digest_take_turns(sha)
+            _refuse_known(person, sha)
+            if max_photos is not None and FacePhoto.objects.filter(person_id=person.pk).count() >= max_photos:
+                raise PhotoRefused("enough_photos")
+            if while_adapting and not all(row):
+                raise PhotoRefused("adaptation_stopped")
+            photo.save()
+            audit_record(actor=actor, action=Action.PHOTO_ADD, obj=photo,
+                         summary=f"added photo #{photo.pk} ({source}) to person #{person.pk}"
+                                 + (f": {why}" if why else ""))
+            if schedule_rebuild:
+                # a kept check-in photo's run does not name the person: the runs' times, which
+                # Enrollers see, would tell them when that person checked in
+                index_rebuild_request(actor=actor, reason="a photo kept from a check-in (gallery adaptation)"
+                                      if source == FacePhoto.Source.CHECKIN else f"photo added to person #{person.pk}")
+    except BaseException as exc:
+        if photo.image.name:
+            # the person gone: their folder too, which this file made again after the erasure emptied it
+            gone = isinstance(exc, Person.DoesNotExist)
+            _delete_media([photo.image.name], folder=str(Path(photo.image.name).parent) if gone else None)
+        raise
+    if embed:  # after the photo's transaction (embedding takes a second): a failure leaves it to the rebuild
+        try:
+            _templates_store(photo=photo, templates=recognizer.face_templates(engine, inspection.face, seed=photo.pk),
+                             version=recognizer.template_version())
+        except (*EMBED_ERRORS, DatabaseError) as exc:
+            log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
+    photo.lookalike = None
+    try:   # advice only: the photo is stored, whatever happens here
+        if check_lookalike:
+            photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
+    except Exception:  # noqa: BLE001 - photo.lookalike stays None
+        log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
+    return photo
+
+
+def _scale_to_stored(photo: FacePhoto, stored: bytes) -> None:
+    """Fit ``photo``'s size and face box (the upload's) to ``stored``, which :func:`without_metadata`
+    scaled down to keep under the size limit (the box picks the face again at each rebuild)."""
+    with Image.open(io.BytesIO(stored)) as img:
+        width, height = img.size
+    if (width, height) == (photo.width, photo.height):
+        return
+    sx, sy = width / photo.width, height / photo.height
+    photo.box = [round(v * s, 1) for v, s in zip(photo.box, (sx, sy, sx, sy), strict=True)]
+    photo.width, photo.height = width, height
+
+
+def photo_lookalike(*, person: Person, face: Face, engine: Engine) -> tuple[Person, float] | None:
+    """Another active person whom this enrolment face matches in the active index, as a kiosk would
+    decide it (the site's thresholds), with the score; ``None`` when nobody else or no usable index.
+    The same face under two people (a photo filed under the wrong person, someone enrolled twice)
+    would send check-ins to either: the admin says so when the photo is added."""
+    decision = _index_decision(face, engine)
+    if (decision is None or not decision.accepted or not decision.label or not decision.label.isdigit()
+            or decision.label == str(person.pk)):
+        return None
+    other = Person.objects.active().filter(pk=int(decision.label)).first()
+    return (other, float(decision.score)) if other is not None else None
+
+
+def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
+                          via: str) -> tuple[Person, float] | None:
+    """The other person a just-added photo's face matches (:func:`photo_lookalike`), for a caller
+    who may search faces (``may_search``: ``enrollment.recognise_face``, or the API's scope
+    ``recognise``); the answer is a face search's, so it is on record as identify's are (``via``
+    says where: "photo upload", "admin photo upload"). ``None`` when nobody else, or for a caller
+    who may not search faces: they are told only that the face matches someone."""
+    found = getattr(photo, "lookalike", None)
+    if found is None or not may_search:
+        return None
+    other, score = found
+    audit_record(actor=actor, action=Action.API_IDENTIFY, object_type="enrollment.facephoto", object_id=photo.pk,
+                 summary=f"{via}: looks like person #{other.pk} {score:.3f}")
+    return other, score
+
+
+def _index_decision(face: Face, engine: Engine) -> Decision | None:
+    """``face`` identified in the active index as a kiosk would decide it (the site's thresholds);
+    ``None`` without a usable index (none, made by another recognizer, whose scores mean nothing
+    here, unreadable, empty or of another size) or without an embedding."""
+    version = IndexVersion.objects.current()
+    if version is None or version.outdated or face.embedding is None:
+        return None
+    try:
+        index = version.load()
+    except EngineError:    # a damaged index file: the kiosks answer "unavailable" meanwhile
+        return None
+    if index is None or not len(index) or index.dim != engine.dim:
+        return None
+    return identify(engine, face, index, version.site_thresholds())
+
+
+def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> Person:
+    """Gallery adaptation adds no more photos of this person (their photos stay); audited."""
+    with transaction.atomic():
+        if Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False):
+            audit_record(actor=actor, action=Action.UPDATE, obj=person,
+                         summary=f"stopped gallery adaptation for person #{person.pk}")
+    person.gallery_adaptation = False
+    return person
+
+
+def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:
+    """Gallery adaptation (``MASKNET_GALLERY_ADAPT``): keep the face of a confident check-in as one
+    more photo of the person checked in (source ``checkin``), so that someone enrolled from one
+    photo soon has two, which masked recognition needs most (docs/accuracy.md, "Gallery adaptation").
+
+    ``data``: the JPEG the kiosk cut around the face (:func:`recognition.consumers.face_photo`).
+    The photo is checked again as it will be stored, and kept only if every condition holds: the
+    setting is on; the person is active, has fewer than ``MASKNET_GALLERY_ADAPT_MAX_PHOTOS`` photos
+    (counted again as the photo is stored, so that two kiosks at once cannot both pass it)
+    and adaptation was not stopped for them (``Person.gallery_adaptation``); the photo passes
+    enrolment's checks (:func:`photo_inspect`, not a duplicate) unmasked; the active index (current,
+    made by this recognizer) names this person for it, accepted; and it scores at least
+    ``MASKNET_GALLERY_ADAPT_MARGIN`` above that threshold against the person's own photos that were
+    *not* kept this way (so that a wrong photo kept once cannot make the next one easier). Anything
+    else returns ``None`` and keeps nothing (an INFO log line says why, without names or pixels,
+    except when the first look finds the setting off, adaptation stopped or enough photos: the
+    usual cases). The photo's audit record names the check-in; the admin lists it among the
+    person's photos, where removing it stops adaptation for that person (:func:`photo_remove`).
+    """
+    def skip(why: str) -> None:
+        log.info("check-in #%s: its face was not added to person #%s's photos: %s", checkin_id, person_id, why)
+
+    if not settings.MASKNET_GALLERY_ADAPT:
+        return None
+    person = Person.objects.active().filter(pk=person_id).first()
+    if person is None:
+        return skip("not an active person")
+    if not person.gallery_adaptation or person.photos.count() >= settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS:
+        return None
+    engine = recognizer.get_engine()
+    inspection = photo_inspect(data=data, engine=engine)
+    if not inspection.ok:
+        return skip(f"refused as an enrolment photo ({inspection.code})")
+    face = inspection.face
+    if inspection.masked or face is None or face.embedding is None:
+        return skip("masked" if inspection.masked else "no embedding")
+    decision = _index_decision(face, engine)
+    if decision is None:
+        return skip("no current index to confirm the identity with")
+    if decision.label != str(person.pk) or not decision.accepted:
+        return skip(f"the index names another identity or nobody (score {decision.score:.3f})")
+    needed = decision.threshold + settings.MASKNET_GALLERY_ADAPT_MARGIN
+    own = _own_unmasked_score(person, face.embedding)
+    if own is None or own < needed:
+        return skip("not confirmed by their own enrolment photos (score "
+                    + ("none" if own is None else f"{own:.3f}") + f", {needed:.3f} needed)")
+    try:
+        return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
+                         source=FacePhoto.Source.CHECKIN, inspection=inspection, check_lookalike=False,
+                         max_photos=settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS, while_adapting=True,
+                         why=f"gallery adaptation from check-in #{checkin_id} (score {own:.3f})")
+    except PhotoRefused as exc:    # the same crop twice (a duplicate), or another site's kept first
+        return skip(f"refused ({exc.code})")
+    except Person.DoesNotExist:
+        return skip("erased meanwhile")
+
+
+def _own_unmasked_score(person: Person, embedding: np.ndarray) -> float | None:
+    """``embedding``'s score against the person's unmasked template made from their photos that
+    gallery adaptation did not add (their cached templates for this recognizer, combined as the
+    index combines a person's photos: :func:`gallery.person_templates`, its margin taken off);
+    ``None`` when none of those photos has an unmasked template yet."""
+    rows = (PhotoTemplates.objects.filter(photo__person=person, template_version=recognizer.template_version())
+            .exclude(photo__source=FacePhoto.Source.CHECKIN)
+            .values_list("dim", "count", "vectors", "kinds", "photo__quality_score"))
+    photos, qualities = [], []
+    for d, count, blob, kind_blob, quality in rows:
+        photos.append(Templates(*PhotoTemplates.unpack(d, count, blob, kind_blob)))
+        qualities.append(quality)
+    combined = person_templates(photos, qualities)
+    unmasked = combined.kinds == UNMASKED
+    if not unmasked.any() or combined.vectors.shape[1] != len(embedding):
+        return None
+    return float((combined.vectors[unmasked] @ embedding - combined.margins[unmasked]).max())
+
+
+# PostgreSQL advisory lock class of photo files (below): "face" in ASCII. The two-key form: a key
+# space apart from the single 64-bit key of INDEX_WRITERS_LOCK (index.py)
+PHOTO_FILE_LOCK = 0x66616365
+
+
+def _photo_digest_take_turns(sha: str) -> None:
+    """Make this transaction's add of the file whose SHA-256 is ``sha`` wait for any other add of it
+    to commit, whoever it is for, so that :func:`_refuse_known` then sees its row: two uploads of one
+    file to two people at once each checked ``enrolled_elsewhere`` before the other had stored its
+    photo, and both were stored. PostgreSQL: an advisory lock on the digest's first 32 bits, held to
+    the end of the transaction (the rest of a short one: the face was inspected and the file
+    written before it began; files that share those bits take turns for nothing, a moment); taken by
+    photo adds alone, after the person's row and before anything else, so it waits on none of the
+    rebuild's locks. SQLite runs one writer at a time anyway (its transactions take the write lock
+    when they begin: ``transaction_mode`` ``IMMEDIATE``, settings)."""
+    if connection.vendor == "postgresql":
+        key = int(sha[:8], 16)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                           [PHOTO_FILE_LOCK, key - 2**32 if key >= 2**31 else key])
+
+
+def _refuse_known(person: Person, sha: str) -> None:
+    """The same file again for this person (``duplicate``), or one enrolled for someone else
+    (``enrolled_elsewhere``: one photo under two identities would make the index confuse them)."""
+    owners = set(FacePhoto.objects.filter(sha256=sha).values_list("person_id", flat=True))
+    if person.pk in owners:
+        raise PhotoRefused("duplicate")
+    if owners:
+        raise PhotoRefused("enrolled_elsewhere")
+
+
+def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
+    """Delete a photo, its file (after commit) and its cached templates; queues a rebuild."""
+    pk, person_id, name = photo.pk, photo.person_id, photo.image.name
+    adapted = photo.source == FacePhoto.Source.CHECKIN
+    with transaction.atomic():
+        if not FacePhoto.objects.select_for_update().filter(pk=pk).exists():   # locked: see person_erase
+            return   # removed meanwhile (another administrator, an erasure): nothing to record
+        photo.delete()
+        # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
+        # they did not want: adaptation stops for this person rather than keep another the next day
+        stopped = adapted and Person.objects.filter(pk=person_id, gallery_adaptation=True).update(
+            gallery_adaptation=False)
+        audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
+                     summary=f"removed photo #{pk} of person #{person_id}"
+                             + ("; gallery adaptation stopped for them" if stopped else ""))
+        transaction.on_commit(lambda: _delete_media([name]))
+        index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
+
+
+def photos_embed_again(*, photos: Iterable[FacePhoto], actor: object | None) -> tuple[int, TrainingRun | None]:
+    """Have the next rebuild try again the ``photos`` that rebuilds of this recognizer version leave
+    out (failed for a cause of their own: ``embed_failed_version``), e.g. once the cause is known to
+    be gone; audited one by one, and a rebuild is queued as for other enrolment changes. Photos
+    not left out (not failed, failed under other models, a file missing or unreadable: every
+    rebuild tries those) are left as they are. Returns how many were marked, and the run queued
+    (``None`` when none was)."""
+    version = recognizer.template_version()
+    done = 0
+    with transaction.atomic():
+        for photo in photos:
+            # conditional: one embedded, removed or already asked for meanwhile is not counted twice
+            if not FacePhoto.objects.filter(pk=photo.pk, embedding_state=FacePhoto.Embedding.FAILED,
+                                            embed_failed_version=version).update(embed_failed_version="",
+                                                                                 embed_attempts=0):
+                continue
+            done += 1
+            # it stays "failed" (its error kept) until the rebuild's outcome: counted "failed before"
+            audit_record(actor=actor, action=Action.UPDATE, obj=photo,
+                         summary=f"photo #{photo.pk} of person #{photo.person_id} to be tried again at the next "
+                                 f"rebuild (left out after: {photo.embedding_error})")
+        run = index_rebuild_request(actor=actor, reason=f"{counted(done, 'photo')} to try again") if done else None
+    return done, run
+
+
+# photos one transaction of the purge deletes: each row takes its templates and an audit record with it
+# (the decision records' PURGE_BATCH, 10,000, would hold SQLite's write lock past a kiosk's timeout)
+ADAPTED_PURGE_BATCH = 200
+
+
+def adapted_photo_expiry(photo: FacePhoto) -> date | None:
+    """The day the retention purge deletes ``photo`` (:func:`adapted_photos_purge`; local time), for
+    a photo kept by gallery adaptation while ``MASKNET_RETENTION_ADAPTED_DAYS`` is set; else ``None``."""
+    days = int(settings.MASKNET_RETENTION_ADAPTED_DAYS)
+    if photo.source != FacePhoto.Source.CHECKIN or days <= 0 or photo.created_at is None:
+        return None
+    # the purge runs daily: it deletes the photo on the first run after this day's moment
+    return timezone.localdate(photo.created_at + timedelta(days=days))
+
+
+def adapted_photos_purge(*, older_than_days: int, now: datetime | None = None, dry_run: bool = False,
+                         failed: list[str] | None = None) -> int:
+    """Retention of the photos gallery adaptation kept (source ``checkin``;
+    ``MASKNET_RETENTION_ADAPTED_DAYS``): delete those kept more than ``older_than_days`` days before
+    ``now``, with their templates and files; returns how many (would be) deleted; ``0`` keeps them as
+    long as the person's other photos. Run by the daily retention purge.
+
+    In batches of :data:`ADAPTED_PURGE_BATCH`. Unlike an administrator's removal (:func:`photo_remove`),
+    adaptation goes on for the person: the next confident check-in may keep a newer face, so that a
+    kept photo stays a recent one. Each photo's removal is audited as a removal (which makes the next
+    rebuild delete the older index versions that hold its templates, :func:`.index._index_prune`) and one
+    rebuild is queued per batch. Files are deleted once their rows are; those that could not be go to
+    ``failed`` (and the photo sweep tries them again)."""
+    if older_than_days < 0:
+        raise ValueError("older_than_days must be 0 (keep forever) or more")
+    if older_than_days == 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    expired = FacePhoto.objects.filter(source=FacePhoto.Source.CHECKIN, created_at__lt=cutoff)
+    if dry_run:
+        return expired.count()
+    removed = 0
+    while True:   # in short batches (SQLite's write lock), each its own transaction
+        with transaction.atomic():
+            # locked as photo_remove locks one: an erasure or removal meanwhile waits, or went first
+            rows = list(expired.select_for_update().order_by("id").values_list("id", "person_id", "image")
+                        [:ADAPTED_PURGE_BATCH])
+            if rows:
+                FacePhoto.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+                for pk, person_id, _ in rows:
+                    audit_record(actor=None, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto",
+                                 object_id=pk, summary=f"removed photo #{pk} of person #{person_id}: retention, "
+                                                       f"kept from a check-in more than {older_than_days} days ago")
+                index_rebuild_request(actor=None, reason="retention: photos kept from check-ins expired",
+                                      photo_removed=True)
+        for _, _, name in rows:
+            try:
+                default_storage.delete(name)
+            except OSError as exc:
+                log.warning("could not delete expired photo file %s: %s", name, exc)
+                if failed is not None:
+                    failed.append(name)
+        for folder in {str(Path(name).parent) for _, _, name in rows}:
+            _delete_media([], folder=folder)   # the person's folder, once empty
+        removed += len(rows)
+        if len(rows) < ADAPTED_PURGE_BATCH:
+            return removed
+
+
+def _delete_media(names: list[str], folder: str | None = None, everything: bool = False) -> None:
+    """Delete the files ``names``, then ``folder`` if empty. ``everything`` (erasure): every file in
+    ``folder`` too, also files no row names (an upload whose transaction rolled back after its file
+    was written)."""
+    # runs after commit, best effort: an error here must not skip the other after-commit work (the
+    # rebuild hand-off, the index cache); a file left behind is found by photo_files_sweep
+    try:
+        for name in names:
+            if name:
+                default_storage.delete(name)
+        if folder and everything and default_storage.exists(folder):
+            for name in default_storage.listdir(folder)[1]:
+                default_storage.delete(f"{folder}/{name}")
+        if folder:
+            path = Path(settings.MEDIA_ROOT) / folder
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    except OSError as exc:
+        log.error("could not delete photo files (%s): %s; the daily purge deletes them", folder or names, exc)
+
+
+ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it may be mid-upload)
+
+
+# the sweep deletes at most this many files, or a tenth of the photos if more: beyond, it refuses
+ORPHAN_SWEEP_FLOOR = 50
+
+
+def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None) -> int:
+    """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
+    files of an upload whose transaction rolled back (a photo's file is stored before its row
+    commits), or that a failed delete left behind (erasure included). Returns how many
+    (would be) deleted; the paths it could not delete are appended to ``failed``. Run by the
+    daily retention purge."""
+    if not default_storage.exists("faces"):
+        return 0
+    known = set(FacePhoto.objects.values_list("image", flat=True))
+    cutoff = (now if now is not None else time.time()) - ORPHAN_AGE_S
+    folders, orphans = default_storage.listdir("faces")[0], []
+    for folder in folders:
+        for name in default_storage.listdir(f"faces/{folder}")[1]:
+            path = f"faces/{folder}/{name}"
+            try:
+                if path not in known and default_storage.get_modified_time(path).timestamp() < cutoff:
+                    orphans.append(path)
+            except OSError as exc:
+                log.warning("could not sweep photo file %s: %s", path, exc)
+                if failed is not None:
+                    failed.append(path)
+    if len(orphans) > max(ORPHAN_SWEEP_FLOOR, len(known) // 10):
+        # far more than rolled-back uploads leave: this media folder is not this database's (a
+        # restore that put the files back before the rows, a node pointed at another database):
+        # deleting would lose enrolment photos for good. Nothing is deleted; the purge fails
+        log.error("photo sweep refused: %d photo files that no photo row names against %d rows; is "
+                  "DATABASE_URL this media folder's database? (docs/deployment.md, Backup and restore)",
+                  len(orphans), len(known))
+        if failed is not None:
+            failed.extend(orphans)
+        return 0
+    swept = 0
+    for path in orphans:
+        try:
+            if not dry_run:
+                default_storage.delete(path)
+            swept += 1
+        except OSError as exc:
+            log.warning("could not sweep photo file %s: %s", path, exc)
+            if failed is not None:
+                failed.append(path)
+    if not dry_run:
+        for folder in folders:
+            _delete_media([], folder=f"faces/{folder}")  # the folder, once empty
+    if swept and not dry_run:
+        log.warning("deleted %d photo files that no photo row named", swept)
+    return swept
+
