@@ -96,6 +96,12 @@ class Control:
             tokens.append(services.kiosk_pair(code=code)[1])
         return tokens
 
+    def op_kiosk_ids(self, *, tokens: list[str]) -> list[int]:
+        """The ids of the kiosks paired with ``tokens`` (check-ins name their kiosk by id)."""
+        from recognition.models import Kiosk
+
+        return [Kiosk.objects.for_device_token(token).pk for token in tokens]
+
     # ------------------------------------------------------------------ enrollment
 
     def _enroll(self, key: str, schedule_rebuild: bool) -> int:

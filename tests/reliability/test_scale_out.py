@@ -46,10 +46,12 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
     marks = {n.name: n.mark() for n in [*c.web, *c.workers]}
     runs_before = {r["id"] for r in c.control.call("runs")}
     start = time.monotonic() + 0.5
+    tokens = {node.name: c.take_tokens(PER_NODE) for node in c.web}
+    ours = set(c.control.call("kiosk_ids", tokens=[t for node_tokens in tokens.values() for t in node_tokens]))
     kiosks = [KioskClient(node.base_url, token, rotation(frames, empty, [NEWCOMER], start, 0, SHOW_S * slow,
                                                          GAP_S * slow),
                           name=f"{node.name}/{i}", seed=i)
-              for node in c.web for i, token in enumerate(c.take_tokens(PER_NODE))]
+              for node in c.web for i, token in enumerate(tokens[node.name])]
     for k in kiosks:
         k.start()
     try:
@@ -72,6 +74,12 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
         for k in kiosks:
             k.stop()
     second_checkins = c.control.call("checkins")
+    # check-ins by other tests' kiosks are not this scene's: one CI run under load found Bruno, shown
+    # only by the load test before it, checked in after this test had cleared the day's check-ins (a
+    # decision of that test's last moments, recorded late); reported, and left out of the assertions
+    strays = [ci for ci in first_checkins + second_checkins if ci["kiosk"] not in ours]
+    first_checkins = [ci for ci in first_checkins if ci["kiosk"] in ours]
+    second_checkins = [ci for ci in second_checkins if ci["kiosk"] in ours]
     runs = [r for r in c.control.call("runs") if r["id"] not in runs_before]
     versions = c.control.call("versions")
     active = next(v for v in versions["versions"] if v["active"])
@@ -89,7 +97,9 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
         "checked_in greetings 2nd": second_greetings.count("checked_in"),
         "already 2nd": second_greetings.count("already"),
         "errors": len(errors) + sum(map(len, server_errors.values())),
-        "reconnects": sum(k.connections - 1 for k in kiosks)}])
+        "reconnects": sum(k.connections - 1 for k in kiosks),
+        "other tests' check-ins": ", ".join(f"{ci['person']} at kiosk #{ci['kiosk']} {ci['at']}" for ci in strays)
+        or "none"}])
 
     assert not [k.failure for k in kiosks if k.failure]
     assert all(n.alive() for n in [*c.web, *c.workers])
@@ -101,7 +111,8 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
     assert NEWCOMER in active["identities"] and all(v["loads"] and v["sha_ok"] for v in versions["versions"])
     # kiosks on both nodes greeted them, with the new version; one check-in each time
     assert {k.name.split("/")[0] for k in kiosks} == {n.name for n in c.web}
-    assert [ci["person"] for ci in first_checkins] == [NEWCOMER] and first_checkins[0]["index_version"] == active["id"]
+    assert [ci["person"] for ci in first_checkins] == [NEWCOMER], first_checkins
+    assert first_checkins[0]["index_version"] == active["id"], first_checkins
     assert first_greetings.count("checked_in") == 1, first_greetings
     assert [ci["person"] for ci in second_checkins] == [NEWCOMER], second_checkins
     assert second_greetings.count("checked_in") == 1 and second_greetings.count("already") >= len(kiosks) - 1, \
