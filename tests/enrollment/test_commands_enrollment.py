@@ -114,6 +114,12 @@ def test_an_empty_or_oversized_photo_is_refused_as_what_it_is(settings):
     settings.MASKNET_MAX_PHOTO_BYTES = 1024
     cut = services.photo_inspect(data=b"\xff\xd8\xff" + b"0" * 1022)
     assert cut.code == "too_large" and "It is more than 1,024 bytes; at most 1,024 bytes." in cut.message, cut.message
+    # in MiB: a whole number without a tenth ("at most 8.0 MiB" read as a rounded figure); a size a
+    # few bytes over it keeps its tenth, so that it never reads as the limit itself
+    settings.MASKNET_MAX_PHOTO_BYTES = 8 * 2**20
+    over = services.photo_inspect(data=b"\xff\xd8\xff" + b"0" * (8 * 2**20 + 4000))
+    assert "It is 8.0 MiB; at most 8 MiB." in over.message, over.message
+    assert services.amount(int(1.5 * 2**20), "bytes") == "1.5 MiB" and services.amount(2**20, "bytes") == "1 MiB"
 
 
 def test_import_people_refuses_a_missing_folder(db, tmp_path):

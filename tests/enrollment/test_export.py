@@ -217,10 +217,11 @@ def test_records_of_an_earlier_holder_of_the_id_are_not_in_it(make_photo, superu
     assert [(r["action"], r["summary"]) for r in audit] == [("update", f"updated person #{reused.pk}: notes")]
 
 
-@pytest.mark.parametrize(("limit", "said"), [(500_000, "500,000 bytes"), (3 * 2**19, "1.5 MiB")])
+@pytest.mark.parametrize(("limit", "said"), [(500_000, "500,000 bytes"), (3 * 2**19, "1.5 MiB"),
+                                            (64 * 2**20, "64 MiB")])
 def test_the_limit_reads_right_at_any_size(su_client, two_people, settings, limit, said):
     """Rounded to whole MiB, a limit below 1 MiB read "0 MiB" and 1.5 MiB "2 MiB": the project's byte
-    amounts (``services.amount``) read right at any size."""
+    amounts (``services.amount``) read right at any size; the default 64 MiB read "64.0 MiB"."""
     ann, *_ = two_people
     settings.MASKNET_EXPORT_MAX_BYTES = limit
     assert f"of {said} (MASKNET_EXPORT_MAX_BYTES)" in str(services.ExportTooLarge(limit))
