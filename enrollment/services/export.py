@@ -55,10 +55,11 @@ snapshots/      The face snapshot a kiosk kept of a check-in, where one was kept
                 site keeps them, and for a limited time), named by the check-in's id.
 audit.csv       The records of the site's audit log that concern this person: who did what,
                 and when (staff and integrations are named by their user id, not by name): the
-                record created or changed, photos added or removed, check-ins accepted, face
-                searches that named this person, earlier exports. Other people's ids read
-                "#other". This export's own record is not in it, nor records from before the
-                person's record was created (they are of someone who had the same id before).
+                record created or changed, photos added or removed, check-ins accepted or
+                deleted, face searches that named this person, earlier exports. Other people's
+                ids read "#other". This export's own record is not in it, nor records from
+                before the person's record was created (they are of someone who had the same id
+                before).
 """
 
 # kinds of template (recognition.engine.gallery), as templates.json names them

@@ -118,6 +118,21 @@ def test_the_archive_holds_the_persons_data_and_nobody_elses(two_people, superus
     assert b"bob's face" not in everything
 
 
+def test_a_deleted_check_in_is_in_its_persons_audit_records(two_people, superuser):
+    """An administrator's deletion of a check-in was recorded as "deleted check-in #id" alone, so the
+    person's export held the check-in's acceptance and never its deletion; by ids, no name."""
+    ann, bob, *_ = two_people
+    for person in (ann, bob):
+        recognition.checkin_delete(checkin=person.checkins.order_by("at").first(), actor=superuser)
+    audit = rows(unzip(services.person_export(person=ann, actor=superuser))["audit.csv"])
+    (deleted,) = [r for r in audit if r["action"] == "delete"]
+    assert deleted["object_type"] == "recognition.checkin" and deleted["actor"] == f"user #{superuser.pk}"
+    assert deleted["summary"] == f"deleted check-in #{deleted['object_id']} of person #{ann.pk}"
+    assert not ann.checkins.filter(pk=deleted["object_id"]).exists() and ann.checkins.count() == 1
+    (record,) = AuditEvent.objects.filter(action="delete", object_id=deleted["object_id"])
+    assert ann.full_name not in record.summary and "A-1" not in record.summary
+
+
 def test_the_export_is_audited_by_id_alone(two_people, superuser):
     ann, *_ = two_people
     before = AuditEvent.objects.count()

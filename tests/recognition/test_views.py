@@ -572,7 +572,7 @@ def test_a_checkins_delete_and_history_pages_name_it_as_its_page(client, superus
     assert not CheckIn.objects.exists()
     assert LogEntry.objects.get(action_flag=DELETION).object_repr == ids
     assert AuditEvent.objects.get(action="delete", object_type="recognition.checkin").summary == \
-        f"deleted check-in #{checkin.pk}"
+        f"deleted check-in #{checkin.pk} of person #{person.pk}"
 
 
 def test_staff_pages_show_times_in_one_style_with_24_hours(client, superuser, paired, person, settings):
