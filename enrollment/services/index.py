@@ -403,7 +403,11 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     pending = list(FacePhoto.objects.for_index().to_embed(version_key).order_by("id"))
     again = sum(photo.embedding_state == FacePhoto.Embedding.FAILED for photo in pending)
     left_out = FacePhoto.objects.for_index().failed_for(version_key).count()
-    progress(2, _to_embed_line(new=len(pending) - again, again=again, left_out=left_out), force=True)
+    missing_before = sum(photo.file_missing for photo in pending)
+    again_present = sum(photo.embedding_state == FacePhoto.Embedding.FAILED and not photo.file_missing
+                        for photo in pending)
+    progress(2, _to_embed_line(new=len(pending) - again_present - missing_before, again=again_present,
+                               missing=missing_before, left_out=left_out), force=True)
     engine = recognizer.get_engine() if pending else None
     embedded, failed, failed_ids = 0, 0, []
     t0 = time.monotonic()
@@ -461,13 +465,19 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     events.index_updated(version)
 
 
-def _to_embed_line(*, new: int, again: int, left_out: int) -> str:
+def _to_embed_line(*, new: int, again: int, missing: int, left_out: int) -> str:
     """The progress line of a rebuild's start: ``2 new photos to embed``, ``1 new photo and 1 that
-    failed before to embed; 3 left out (failed for this recognizer)``."""
+    failed before to embed; 2 photos whose file was missing from storage (tried again); 3 left out
+    (failed for this recognizer)``. ``again``: photos that failed before for another cause than
+    their file missing (``missing``: marked ``file_missing`` by an earlier rebuild or the photo
+    sweep), which were counted among them: a rebuild after files went missing announced them as
+    photos to embed, as if it would analyse them, and said nothing of the files."""
     parts = [counted(new, "new photo")] if new or not again else []
     if again:
         parts.append(f"{again if parts else counted(again, 'photo')} that failed before")
     line = " and ".join(parts) + " to embed"
+    if missing:
+        line += f"; {counted(missing, 'photo')} whose file was missing from storage (tried again)"
     return line + (f"; {left_out} left out (failed for this recognizer)" if left_out else "")
 
 

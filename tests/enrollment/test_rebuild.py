@@ -1178,8 +1178,13 @@ def test_a_photo_whose_file_is_missing_is_said_so_and_tried_again_until_it_is_ba
     with default_storage.open(name, "rb") as fh:
         data = fh.read()
     default_storage.delete(name)
-    for _ in range(2):   # every rebuild: the same words, never "left out"
-        run = services.index_rebuild()
+    missing_line = "0 new photos to embed; 1 photo whose file was missing from storage (tried again)"
+    lines: list[str] = []
+    for first in (True, False):   # every rebuild: the same words, never "left out"
+        lines.clear()
+        run = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
+        # its start line: not "1 photo that failed before to embed", as if it would be analysed
+        assert lines[0] == ("1 new photo to embed" if first else missing_line), lines
         assert (run.stats["embed_failed"], run.stats["embed_file_missing"]) == (1, 1)
         assert "1 photo file missing from storage (restore or remove)" in run.message, run.message
         assert "left out" not in run.message and "to try again" not in run.message, run.message
@@ -1187,9 +1192,9 @@ def test_a_photo_whose_file_is_missing_is_said_so_and_tried_again_until_it_is_ba
         assert (photo.embedding_state, photo.file_missing, photo.embed_failed_version) == ("failed", True, "")
         assert photo.embedding_error == f"file missing from storage: {name}"
     assert default_storage.save(name, ContentFile(data)) == name   # back
-    lines = []
+    lines.clear()
     run = services.index_rebuild(on_progress=lambda pct, line: lines.append(line))
-    assert "1 photo that failed before to embed" in lines, lines
+    assert lines[0] == missing_line, lines   # as last seen: this run finds it back
     assert (run.stats["embedded_new"], run.stats["embed_retried"], run.stats["embed_left_out"]) == (1, 1, 0)
     photo.refresh_from_db()
     assert (photo.embedding_state, photo.embed_failed_version, photo.file_missing) == ("embedded", "", False)
@@ -1221,10 +1226,14 @@ def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_missing(
 
 def test_the_start_line_says_which_photos_are_new():
     line = index_services._to_embed_line
-    assert line(new=0, again=0, left_out=0) == "0 new photos to embed"
-    assert line(new=2, again=1, left_out=0) == "2 new photos and 1 that failed before to embed"
-    assert line(new=0, again=2, left_out=3) == ("2 photos that failed before to embed; "
-                                                "3 left out (failed for this recognizer)")
+    assert line(new=0, again=0, missing=0, left_out=0) == "0 new photos to embed"
+    assert line(new=2, again=1, missing=0, left_out=0) == "2 new photos and 1 that failed before to embed"
+    assert line(new=0, again=2, missing=0, left_out=3) == ("2 photos that failed before to embed; "
+                                                           "3 left out (failed for this recognizer)")
+    # files missing from storage apart from the photos that failed before for another cause
+    assert line(new=1, again=1, missing=2, left_out=3) == (
+        "1 new photo and 1 that failed before to embed; 2 photos whose file was missing from storage "
+        "(tried again); 3 left out (failed for this recognizer)")
 
 
 def test_a_run_that_never_started_is_announced_to_the_admin_pages(db, layer, django_capture_on_commit_callbacks):
