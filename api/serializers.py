@@ -89,7 +89,8 @@ class _DateTimeOrDate(serializers.DateTimeField):
 
 class PhotoSerializer(serializers.ModelSerializer):
     """What the engine found in an enrollment photo (not the pixels), and ``file_missing``: the last
-    rebuild found no file in storage for it (restore the file or remove the photo). A photo gallery adaptation kept
+    rebuild that tried to embed it, or the daily photo sweep, found no file in storage for it
+    (restore the file or remove the photo; cleared when it is back). A photo gallery adaptation kept
     from a check-in is added seconds after it: its ``created_at`` is the check-in's time, so a
     caller who may not read check-ins (a session without ``recognition.view_checkin``, a token
     without ``read``) gets its date alone (``YYYY-MM-DD``)."""

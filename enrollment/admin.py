@@ -745,7 +745,9 @@ def _embedding_failure(photo: FacePhoto) -> str:
 
 
 class EmbeddingFailureFilter(admin.SimpleListFilter):
-    """Failed photos by what rebuilds do with them: left out, file missing from storage, tried again."""
+    """Failed photos by what rebuilds do with them: left out, file missing from storage, tried again;
+    "file missing from storage" also lists photos embedded before their file went (marked by the
+    daily photo sweep: ``services.photo_files_sweep``)."""
 
     title = "embedding failure"
     parameter_name = "failure"
@@ -758,8 +760,9 @@ class EmbeddingFailureFilter(admin.SimpleListFilter):
         failed = queryset.filter(embedding_state=FacePhoto.Embedding.FAILED)
         if self.value() == "left_out":
             return failed.filter(embed_failed_version=version)
-        if self.value() == "file_missing":
-            return failed.exclude(embed_failed_version=version).filter(file_missing=True)
+        if self.value() == "file_missing":   # embedded ones too: the photo sweep found their file gone
+            return queryset.filter(file_missing=True).exclude(embedding_state=FacePhoto.Embedding.FAILED,
+                                                              embed_failed_version=version)
         if self.value() == "again":
             return failed.exclude(embed_failed_version=version).filter(file_missing=False)
         return None
@@ -787,9 +790,12 @@ class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
         """The embedding state; a failed photo says whether rebuilds of this recognizer leave it out
         (a cause of its own: ``embed_failed_version``), its file is gone from storage (tried by every
         rebuild: ``file_missing``) or the next rebuild tries it again (a file storage could not read,
-        or a failure under other models): "failed" alone did not tell."""
+        or a failure under other models): "failed" alone did not tell. A photo embedded (or pending)
+        whose file the photo sweep found gone says so as well: "embedded; file missing from storage
+        (…)"."""
         if photo.embedding_state != FacePhoto.Embedding.FAILED:
-            return photo.get_embedding_state_display()
+            missing = EMBEDDING_FAILURES["file_missing"].removeprefix("failed: ")
+            return photo.get_embedding_state_display() + (f"; {missing}" if photo.file_missing else "")
         return EMBEDDING_FAILURES[_embedding_failure(photo)]
 
     class Media:

@@ -174,8 +174,9 @@ class FacePhoto(models.Model):
                   "its rebuilds leave the photo out; another version tries it again")
     file_missing = models.BooleanField(
         default=False, db_default=False,
-        help_text="the last rebuild that tried to embed this photo found no file in storage (deleted from the disk "
-                  "or volume, or the volume not mounted); every rebuild tries it again until it is restored or removed")
+        help_text="no file in storage for this photo when a rebuild last tried to embed it or the daily photo sweep "
+                  "last listed the files (deleted from the disk or volume, or the volume not mounted); every rebuild "
+                  "tries it again until it is restored or removed; cleared when its file is back")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

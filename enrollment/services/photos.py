@@ -656,15 +656,27 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
     files of an upload whose transaction rolled back (a photo's file is stored before its row
     commits), or that a failed delete left behind (erasure included). Returns how many
     (would be) deleted; the paths it could not delete are appended to ``failed``. Run by the
-    daily retention purge."""
+    daily retention purge.
+
+    From the same listing, marks the photos whose file is not there ``file_missing``, and clears
+    the mark of those whose file is back (:func:`_file_missing_mark`; not in a dry run)."""
     if not default_storage.exists("faces"):
+        photos = FacePhoto.objects.count()
+        if photos:   # every file gone at once: more likely a volume not mounted here than deleted
+            log.error("photo sweep: no faces folder in the media storage, for %s: is the media volume mounted "
+                      "on this node? (photos not marked file_missing)", counted(photos, "photo"))
         return 0
-    known = set(FacePhoto.objects.values_list("image", flat=True))
+    # the rows before the listing: a row's file is stored before the row commits, so each file of
+    # the rows read is in the listing unless deleted (its row then removed, or a photo to mark)
+    rows = list(FacePhoto.objects.order_by("pk").values_list("pk", "image", "file_missing"))
+    known = {image for _, image, _ in rows}
     cutoff = (now if now is not None else time.time()) - ORPHAN_AGE_S
-    folders, orphans = default_storage.listdir("faces")[0], []
+    folders, files = default_storage.listdir("faces")
+    listed, orphans = {f"faces/{name}" for name in files}, []
     for folder in folders:
         for name in default_storage.listdir(f"faces/{folder}")[1]:
             path = f"faces/{folder}/{name}"
+            listed.add(path)
             try:
                 if path not in known and default_storage.get_modified_time(path).timestamp() < cutoff:
                     orphans.append(path)
@@ -672,6 +684,8 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
                 log.warning("could not sweep photo file %s: %s", path, exc)
                 if failed is not None:
                     failed.append(path)
+    if not dry_run:
+        _file_missing_mark(rows, listed)
     if len(orphans) > max(ORPHAN_SWEEP_FLOOR, len(known) // 10):
         # far more than rolled-back uploads leave: this media folder is not this database's (a
         # restore that put the files back before the rows, a node pointed at another database):
@@ -698,4 +712,35 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
     if swept and not dry_run:
         log.warning("deleted %d photo files that no photo row named", swept)
     return swept
+
+
+# photo ids one UPDATE names (SQLite's bound parameters), and how many a log line names
+_MARK_BATCH, _MARK_NAMED = 500, 20
+
+
+def _file_missing_mark(rows: list[tuple[int, str, bool]], listed: set[str]) -> None:
+    """Mark ``file_missing`` the photos of ``rows`` (id, file name, mark) whose file is not among
+    the ``listed`` paths (``faces/…`` as far as the sweep lists it, two levels), and clear the mark
+    of those whose file is there; each change logged with the photo ids (a warning for files gone).
+
+    A rebuild marks a photo only when it tries to embed it: one already embedded for the current
+    recognizer whose file was then deleted (a disk restore, someone cleaning the media folder) went
+    unseen until a new recognizer version needed it, while its thumbnail answered 404 and an export
+    of the person's data lacked its file. The sweep lists the folder daily anyway: set differences,
+    no stat per photo. The rebuild clears the mark too, when it embeds the photo."""
+    walked = [(pk, name, marked) for pk, name, marked in rows if name.startswith("faces/") and name.count("/") <= 2]
+    gone = [pk for pk, name, marked in walked if not marked and name not in listed]
+    back = [pk for pk, name, marked in walked if marked and name in listed]
+    for ids, mark in ((gone, True), (back, False)):
+        # conditional: a photo removed, or marked or cleared by a rebuild, meanwhile is not counted
+        changed = sum(FacePhoto.objects.filter(pk__in=ids[i:i + _MARK_BATCH], file_missing=not mark)
+                      .update(file_missing=mark) for i in range(0, len(ids), _MARK_BATCH))
+        if not changed:
+            continue
+        named = ", ".join(f"#{pk}" for pk in ids[:_MARK_NAMED]) + (", …" if len(ids) > _MARK_NAMED else "")
+        if mark:
+            log.warning("photo sweep: %s missing from storage (photos %s): restore the files, or remove the photos",
+                        counted(changed, "photo file"), named)
+        else:
+            log.info("photo sweep: %s back in storage (photos %s)", counted(changed, "photo file"), named)
 

@@ -952,10 +952,16 @@ def test_a_failed_photo_says_whether_rebuilds_leave_it_out_or_try_it_again(admin
     assert "failed: left out of the index (remove it, or add another photo)" in page
     page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[missing.pk])).content.decode()
     assert "failed: file missing from storage (restore the file, or remove the photo)" in page
-    # the list filter finds each kind (a photo that was missing and is embedded since is not missing)
-    embedded = make_photo(person)
+    # the list filter finds each kind; "file missing" also a photo embedded before its file went
+    # (the photo sweep's mark: the index holds it, its thumbnail is gone), which says so
+    embedded, fine = make_photo(person), make_photo(person)
     FacePhoto.objects.filter(pk=embedded.pk).update(embedding_state="embedded", file_missing=True)
-    for value, photos in (("left_out", [left_out]), ("file_missing", [missing]), ("again", [again, other])):
+    page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[embedded.pk])).content.decode()
+    assert "embedded; file missing from storage (restore the file, or remove the photo)" in page
+    page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[fine.pk])).content.decode()
+    assert "file missing" not in page
+    for value, photos in (("left_out", [left_out]), ("file_missing", [missing, embedded]),
+                          ("again", [again, other])):
         answer = admin_client.get(changelist, {"failure": value})
         assert answer.status_code == 200 and "file missing from storage" in answer.content.decode()  # the choice
         assert sorted(p.pk for p in answer.context["cl"].result_list) == sorted(p.pk for p in photos), value

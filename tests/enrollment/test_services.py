@@ -500,6 +500,68 @@ def test_the_sweep_refuses_a_media_folder_that_is_not_this_databases(person, mak
     assert services.photo_files_sweep() == 3 and kept.exists()
 
 
+def test_the_daily_purge_marks_photos_whose_file_is_gone_and_clears_the_mark_when_it_is_back(
+        person, make_photo, caplog):
+    """A photo embedded for the current recognizer whose file was then deleted (a disk restore,
+    someone cleaning the media folder) was marked ``file_missing`` only when a new recognizer needed
+    it again; meanwhile its thumbnail answered 404 and the person's export lacked its file. The
+    daily purge's photo sweep marks it from the listing it makes anyway (no stat per photo), a
+    whole person folder gone included, and clears the mark once the file is back."""
+    import logging
+    import shutil
+
+    from django.core.files.storage import default_storage
+
+    from recognition.services import retention_purge
+
+    other = services.person_create(actor=None, full_name="Other Person", staff_id="O-1")
+    kept, gone, cleaned = make_photo(person), make_photo(person), make_photo(other)
+    data = Path(gone.image.path).read_bytes()
+    Path(gone.image.path).unlink()
+    shutil.rmtree(Path(cleaned.image.path).parent)   # the person's whole folder
+    uploading = Path(kept.image.path).parent / "uploading.jpg"   # no row yet: its age is asked for
+    uploading.write_bytes(b"biometric")
+    stats = []
+    real_stat = default_storage.get_modified_time
+    default = type(default_storage._wrapped)
+
+    def counted_stat(self, name):
+        stats.append(name)
+        return real_stat(name)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(default, "get_modified_time", counted_stat)
+        assert services.photo_files_sweep(dry_run=True) == 0   # a dry run marks nothing
+        assert not FacePhoto.objects.filter(file_missing=True).exists()
+        with caplog.at_level(logging.INFO, logger="enrollment.services.photos"):
+            assert retention_purge().orphan_files == 0
+    # the rows' files are found in the listing, not asked for one by one (a file no row names is)
+    assert stats == [f"faces/{person.pk}/uploading.jpg"] * 2 and uploading.exists()
+    marked = dict(FacePhoto.objects.values_list("pk", "file_missing"))
+    assert marked == {kept.pk: False, gone.pk: True, cleaned.pk: True}
+    assert set(FacePhoto.objects.values_list("embedding_state", flat=True)) == {"embedded"}   # still in the index
+    assert f"2 photo files missing from storage (photos #{gone.pk}, #{cleaned.pk})" in caplog.text, caplog.text
+    caplog.clear()
+    Path(gone.image.path).write_bytes(data)   # restored
+    with caplog.at_level(logging.INFO, logger="enrollment.services.photos"):
+        services.photo_files_sweep()
+    assert dict(FacePhoto.objects.values_list("pk", "file_missing")) == {kept.pk: False, gone.pk: False,
+                                                                           cleaned.pk: True}
+    assert f"1 photo file back in storage (photos #{gone.pk})" in caplog.text, caplog.text
+
+
+def test_the_sweep_marks_nothing_when_the_whole_faces_folder_is_gone(person, make_photo, caplog):
+    """No faces folder at all while photos exist is more likely a media volume not mounted on this
+    node than every file deleted: said in the log, and no photo marked."""
+    import shutil
+
+    photo = make_photo(person)
+    shutil.rmtree(Path(photo.image.path).parent.parent)
+    assert services.photo_files_sweep() == 0
+    assert not FacePhoto.objects.get(pk=photo.pk).file_missing
+    assert "no faces folder in the media storage, for 1 photo:" in caplog.text, caplog.text
+
+
 def test_the_daily_purge_audits_the_photo_files_it_sweeps(person, make_photo):
     """Deleting face photos is on record, like every other purge."""
     import os
