@@ -674,7 +674,13 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
     folders, files = default_storage.listdir("faces")
     listed, orphans = {f"faces/{name}" for name in files}, []
     for folder in folders:
-        for name in default_storage.listdir(f"faces/{folder}")[1]:
+        try:
+            names = default_storage.listdir(f"faces/{folder}")[1]
+        except FileNotFoundError:
+            # deleted since "faces" was listed: its person erased meanwhile (their rows went first),
+            # or a first upload that failed; a row still naming a file there is marked below
+            continue
+        for name in names:
             path = f"faces/{folder}/{name}"
             listed.add(path)
             try:

@@ -550,6 +550,38 @@ def test_the_daily_purge_marks_photos_whose_file_is_gone_and_clears_the_mark_whe
     assert f"1 photo file back in storage (photos #{gone.pk})" in caplog.text, caplog.text
 
 
+def test_a_person_erased_while_the_sweep_lists_the_folders_does_not_stop_it(
+        person, make_photo, monkeypatch, django_capture_on_commit_callbacks):
+    """An erasure deletes the person's folder after it commits: one committed between the sweep's
+    listing of ``faces`` and of that folder made ``listdir`` raise ``FileNotFoundError``, which
+    stopped the sweep (and the daily purge) before it deleted or marked anything."""
+    import os
+    import time
+
+    from django.core.files.storage import default_storage
+
+    erased = services.person_create(actor=None, full_name="Erased Person", staff_id="X-1")
+    make_photo(erased)
+    kept, gone = make_photo(person), make_photo(person)
+    Path(gone.image.path).unlink()
+    orphan = Path(kept.image.path).parent / "rolled-back.jpg"
+    orphan.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    real_listdir = default_storage.listdir
+
+    def erased_meanwhile(path: str):
+        listing = real_listdir(path)
+        if path == "faces" and Person.objects.filter(pk=erased.pk).exists():
+            with django_capture_on_commit_callbacks(execute=True):   # its files go after commit
+                services.person_erase(person=erased, actor=None)
+        return listing
+
+    monkeypatch.setattr(default_storage, "listdir", erased_meanwhile)
+    assert services.photo_files_sweep() == 1 and not orphan.exists()
+    assert not Path(kept.image.path).parent.parent.joinpath(str(erased.pk)).exists()
+    assert dict(FacePhoto.objects.values_list("pk", "file_missing")) == {kept.pk: False, gone.pk: True}
+
+
 def test_the_sweep_marks_nothing_when_the_whole_faces_folder_is_gone(person, make_photo, caplog):
     """No faces folder at all while photos exist is more likely a media volume not mounted on this
     node than every file deleted: said in the log, and no photo marked."""
