@@ -690,18 +690,19 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
                 log.warning("could not sweep photo file %s: %s", path, exc)
                 if failed is not None:
                     failed.append(path)
-    if not dry_run:
-        _file_missing_mark(rows, listed)
     if len(orphans) > max(ORPHAN_SWEEP_FLOOR, len(known) // 10):
         # far more than rolled-back uploads leave: this media folder is not this database's (a
         # restore that put the files back before the rows, a node pointed at another database):
-        # deleting would lose enrolment photos for good. Nothing is deleted; the purge fails
+        # deleting would lose enrolment photos for good. Nothing is deleted, nor any photo marked
+        # file_missing from this listing (the rows' files are in another folder); the purge fails
         log.error("photo sweep refused: %d photo files that no photo row names against %d rows; is "
                   "DATABASE_URL this media folder's database? (docs/deployment.md, Backup and restore)",
                   len(orphans), len(known))
         if failed is not None:
             failed.extend(orphans)
         return 0
+    if not dry_run:
+        _file_missing_mark(rows, listed)
     swept = 0
     for path in orphans:
         try:

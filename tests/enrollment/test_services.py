@@ -582,6 +582,26 @@ def test_a_person_erased_while_the_sweep_lists_the_folders_does_not_stop_it(
     assert dict(FacePhoto.objects.values_list("pk", "file_missing")) == {kept.pk: False, gone.pk: True}
 
 
+def test_the_sweep_marks_no_photo_from_a_media_folder_that_is_not_this_databases(person, make_photo):
+    """When the sweep judges the listing another database's (far more files than rows name), it
+    deletes nothing, and marks nothing either: it had marked every photo of the rows file_missing
+    from that listing, telling staff to restore or remove photos whose files are elsewhere."""
+    import os
+    import time
+
+    photos = [make_photo(person) for _ in range(3)]
+    elsewhere = Path(photos[0].image.path).parent.parent
+    for photo in photos:
+        Path(photo.image.path).unlink()
+    for i in range(services.ORPHAN_SWEEP_FLOOR + 1):   # this media folder's own photos
+        f = elsewhere / str(1000 + i) / "photo.jpg"
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"an enrolment photo")
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    assert services.photo_files_sweep() == 0
+    assert not FacePhoto.objects.filter(file_missing=True).exists()
+
+
 def test_the_sweep_marks_nothing_when_the_whole_faces_folder_is_gone(person, make_photo, caplog):
     """No faces folder at all while photos exist is more likely a media volume not mounted on this
     node than every file deleted: said in the log, and no photo marked."""
