@@ -1,5 +1,6 @@
 """System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``),
-the kiosk's notice line, and, for a production site, its privacy contact (``check --deploy``)."""
+the kiosk's notice line, and, for a production site, its privacy contact, data controller and legal
+basis (``check --deploy``)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,25 @@ def privacy_contact(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         f"or erasure of face data, only {NO_CONTACT!r}",
         hint="set MASKNET_PRIVACY_CONTACT to a name, an email address or a desk (README, Configuration)",
         id="masknet.W003")]
+
+
+@checks.register("masknet", deploy=True)
+def privacy_controller(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W005`` (``check --deploy``) when ``MASKNET_PRIVACY_CONTROLLER`` or
+    ``MASKNET_PRIVACY_LEGAL_BASIS`` is unset (one warning naming those missing): the privacy page then
+    says the operator has not stated who is responsible for the face data (the data controller) or on
+    what legal basis, which GDPR art. 13 asks a notice to give and only the operator can know."""
+    unstated = {"MASKNET_PRIVACY_CONTROLLER": "who is responsible for the face data (the data controller)",
+                "MASKNET_PRIVACY_LEGAL_BASIS": "on what legal basis they are processed"}
+    missing = [name for name in unstated if not getattr(settings, name).strip()]
+    if not missing:
+        return []
+    return [checks.Warning(
+        f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: the privacy page (/privacy/) "
+        f"says the operator has not stated {' nor '.join(unstated[name] for name in missing)}",
+        hint="set MASKNET_PRIVACY_CONTROLLER to the operating organisation's name and address and "
+             "MASKNET_PRIVACY_LEGAL_BASIS to the basis relied on (README, Configuration)",
+        id="masknet.W005")]
 
 
 @checks.register("masknet")

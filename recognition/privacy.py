@@ -24,9 +24,12 @@ def kept_for(days: int, without_limit: str) -> str:
 
 @dataclass(frozen=True)
 class PrivacyFacts:
-    """What this site stores of a face at a kiosk, and for how long (days; 0: no time limit)."""
+    """Who operates this site and on what legal basis (as its operator states them), and what it
+    stores of a face at a kiosk, and for how long (days; 0: no time limit)."""
 
     contact: str                 # MASKNET_PRIVACY_CONTACT, "" when unset
+    controller: str              # MASKNET_PRIVACY_CONTROLLER (the data controller), "" when unset
+    legal_basis: str             # MASKNET_PRIVACY_LEGAL_BASIS, "" when unset
     first_name_only: bool        # MASKNET_KIOSK_GREETING=first: a welcome shows the first name
     snapshots: bool              # MASKNET_CHECKIN_SNAPSHOTS
     snapshot_days: int           # MASKNET_RETENTION_SNAPSHOT_DAYS (0: as long as the check-in)
@@ -60,6 +63,8 @@ def privacy_facts() -> PrivacyFacts:
     """This site's :class:`PrivacyFacts`, from its settings as they are now."""
     return PrivacyFacts(
         contact=settings.MASKNET_PRIVACY_CONTACT.strip(),
+        controller=settings.MASKNET_PRIVACY_CONTROLLER.strip(),
+        legal_basis=settings.MASKNET_PRIVACY_LEGAL_BASIS.strip(),
         first_name_only=settings.MASKNET_KIOSK_GREETING == "first",
         snapshots=bool(settings.MASKNET_CHECKIN_SNAPSHOTS),
         snapshot_days=int(settings.MASKNET_RETENTION_SNAPSHOT_DAYS),

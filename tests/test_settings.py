@@ -19,13 +19,16 @@ PROD_ENV = {
     "REDIS_URL": "redis://redis.example.org:6379/0",
     # whom the public privacy page names for access and erasure (else check --deploy warns: masknet.W003)
     "MASKNET_PRIVACY_CONTACT": "Data protection officer, dpo@example.org",
+    # who operates the site and on what legal basis (else check --deploy warns: masknet.W005)
+    "MASKNET_PRIVACY_CONTROLLER": "Example Ltd, 1 Example Street, Exampletown",
+    "MASKNET_PRIVACY_LEGAL_BASIS": "your explicit consent, given when you enrolled (GDPR art. 9(2)(a))",
 }
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_SINGLE_NODE",
-                                 "MASKNET_PRIVACY_CONTACT"))}
+                                 "MASKNET_PRIVACY_"))}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**base, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -44,6 +47,17 @@ def test_check_deploy_warns_when_no_privacy_contact_is_named():
     env = {k: v for k, v in PROD_ENV.items() if k != "MASKNET_PRIVACY_CONTACT"}
     proc = manage("check", "--deploy", "--fail-level", "WARNING", **env)
     assert proc.returncode != 0 and "masknet.W003" in proc.stderr and "MASKNET_PRIVACY_CONTACT" in proc.stderr
+    assert manage("check", **env).returncode == 0
+
+
+@pytest.mark.reliability
+def test_check_deploy_warns_when_no_controller_or_legal_basis_is_stated():
+    """A production site starts without them, but ``check --deploy`` says, in one warning, which of
+    the data controller and the legal basis its privacy page says the operator has not stated."""
+    env = {k: v for k, v in PROD_ENV.items() if k != "MASKNET_PRIVACY_LEGAL_BASIS"}
+    proc = manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert proc.returncode != 0 and proc.stderr.count("masknet.W005") == 1 and "masknet.W003" not in proc.stderr
+    assert "MASKNET_PRIVACY_LEGAL_BASIS is not set" in proc.stderr
     assert manage("check", **env).returncode == 0
 
 

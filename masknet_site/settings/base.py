@@ -330,6 +330,12 @@ if MASKNET_KIOSK_GREETING not in ("full", "first"):
 # recognition/privacy.py): free text, a name, an email or a desk; unset, the page says to ask
 # reception or the site's administrator and `check --deploy` warns (masknet.W003)
 MASKNET_PRIVACY_CONTACT = (env("MASKNET_PRIVACY_CONTACT") or "").strip()
+# The organisation operating the site (the data controller: name and address), and the legal basis it
+# relies on for the biometric data (e.g. "your explicit consent, given when you enrolled (GDPR art.
+# 9(2)(a))"), shown on the privacy page: free text only the operator can know; unset, the page says
+# the operator has not stated it and whom to ask, and `check --deploy` warns (masknet.W005)
+MASKNET_PRIVACY_CONTROLLER = (env("MASKNET_PRIVACY_CONTROLLER") or "").strip()
+MASKNET_PRIVACY_LEGAL_BASIS = (env("MASKNET_PRIVACY_LEGAL_BASIS") or "").strip()
 # the kiosk screen's line about face recognition; empty: "Face recognition records attendance here ·
 # Privacy: <host>/privacy/". "{url}" in it becomes the privacy page's address
 MASKNET_KIOSK_NOTICE = (env("MASKNET_KIOSK_NOTICE") or "").strip()

@@ -1,5 +1,6 @@
 """The public privacy page (/privacy/), the kiosk screen's notice line pointing to it, and the
-``check --deploy`` warning for a site that names no privacy contact (masknet.W003)."""
+``check --deploy`` warnings for a site that names no privacy contact (masknet.W003), or no data
+controller or legal basis (masknet.W005)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from masknet_site.middleware import DEFAULT_CSP
 from recognition import consumers, services
-from recognition.checks import NOTICE_MAX_CHARS, kiosk_notice_length, privacy_contact
+from recognition.checks import NOTICE_MAX_CHARS, kiosk_notice_length, privacy_contact, privacy_controller
 from recognition.kiosk_page import page_build
 from recognition.models import CheckIn
 from recognition.views import KIOSK_CSP
@@ -157,6 +158,57 @@ def test_the_contact_is_the_setting_or_reception():
     assert "&lt;b&gt;HR desk&lt;/b&gt;" in html and "<b>HR desk" not in html
 
 
+CONTROLLER = "Example Logistics GmbH, Hafenstraße 1, 20457 Hamburg"
+LEGAL_BASIS = "your explicit consent, given when you enrolled (GDPR art. 9(2)(a))"
+
+
+def test_the_controller_and_legal_basis_are_the_operators_words():
+    text = page(MASKNET_PRIVACY_CONTROLLER=CONTROLLER, MASKNET_PRIVACY_LEGAL_BASIS=LEGAL_BASIS,
+                MASKNET_PRIVACY_CONTACT="dpo@example.org")
+    assert f"This site is operated by {CONTROLLER} , which is responsible for what it does with faces" in text
+    assert ("Faces are analysed here to record the attendance of enrolled people. The legal basis for it, "
+            f"as the operator of this site states it: {LEGAL_BASIS}") in text
+    assert "has not stated" not in text
+
+
+def test_unset_the_page_says_the_operator_has_not_stated_them_and_whom_to_ask():
+    """Only the operator knows who it is and on what basis it processes faces: the page invents neither."""
+    text = page(MASKNET_PRIVACY_CONTROLLER="", MASKNET_PRIVACY_LEGAL_BASIS="", MASKNET_PRIVACY_CONTACT="the HR desk")
+    assert item(text, "The operator of this site has not stated here which organisation").rstrip().endswith(
+        "(the data controller): ask the HR desk")
+    assert item(text, "The operator of this site has not stated here on what legal basis").rstrip().endswith(
+        "or an obligation of employment law): ask the HR desk")
+    assert "This site is operated by" not in text and "as the operator of this site states it" not in text
+    nobody = page(MASKNET_PRIVACY_CONTROLLER="", MASKNET_PRIVACY_LEGAL_BASIS="", MASKNET_PRIVACY_CONTACT="")
+    assert "(the data controller): ask the reception or the administrator of this site" in nobody
+    # one set, the other not
+    half = page(MASKNET_PRIVACY_CONTROLLER=CONTROLLER, MASKNET_PRIVACY_LEGAL_BASIS="  ")
+    assert f"This site is operated by {CONTROLLER}" in half
+    assert "has not stated here on what legal basis" in half and "has not stated here which organisation" not in half
+
+
+def test_the_controller_and_legal_basis_are_escaped():
+    with override_settings(MASKNET_PRIVACY_CONTROLLER="<script>x()</script> Acme & Co",
+                           MASKNET_PRIVACY_LEGAL_BASIS='<a href="//evil">consent</a>'):
+        html = Client().get("/privacy/").content.decode()
+    assert "&lt;script&gt;x()&lt;/script&gt; Acme &amp; Co" in html and "<script>x()" not in html
+    assert "&lt;a href=&quot;//evil&quot;&gt;consent&lt;/a&gt;" in html and '<a href="//evil"' not in html
+
+
+def test_the_rights_section_names_every_right_and_how_it_is_exercised_here():
+    text = page(MASKNET_PRIVACY_CONTACT="dpo@example.org")
+    rights = text[text.index("Your rights"):]
+    for right in ("You may ask for a copy of your data", "or for it to be erased", "Ask dpo@example.org",
+                  "to have wrong data about you corrected", "to have its use restricted",
+                  "the kiosks then stop recognising you", "to object to its use",
+                  "where the legal basis is your consent, to withdraw it at any time",
+                  "to complain to a data-protection supervisory authority"):
+        assert right in rights, right
+    assert "Ask dpo@example.org for these too" in " ".join(rights.split())
+    assert item(rights, "This site’s staff can export your data as a file").endswith(
+        "which no longer leads to you")
+
+
 # ------------------------------------------------------------------------------------------- kiosk
 
 
@@ -229,6 +281,28 @@ def test_check_deploy_warns_without_a_contact(capsys):
         assert privacy_contact() == []
     with override_settings(MASKNET_PRIVACY_CONTACT="   "):
         assert [w.id for w in privacy_contact()] == ["masknet.W003"]
+
+
+def test_check_deploy_warns_without_a_controller_or_legal_basis(capsys):
+    both = {"MASKNET_PRIVACY_CONTROLLER": CONTROLLER, "MASKNET_PRIVACY_LEGAL_BASIS": LEGAL_BASIS}
+    with override_settings(**both):
+        assert privacy_controller() == []
+    with override_settings(MASKNET_PRIVACY_CONTROLLER="", MASKNET_PRIVACY_LEGAL_BASIS=""):
+        [warning] = privacy_controller()             # one warning naming both
+        assert warning.id == "masknet.W005"
+        assert "MASKNET_PRIVACY_CONTROLLER and MASKNET_PRIVACY_LEGAL_BASIS are not set" in warning.msg
+        call_command("check")                       # not a deploy check: a development site is not told
+        assert "masknet.W005" not in capsys.readouterr().err
+        call_command("check", "--deploy")
+        assert "masknet.W005" in capsys.readouterr().err
+    for name in both:
+        with override_settings(**{**both, name: "  "}):
+            [warning] = privacy_controller()
+            assert warning.id == "masknet.W005" and f"{name} is not set" in warning.msg
+            assert all(other not in warning.msg for other in set(both) - {name})    # only what is missing
+    # the contact stays W003's alone
+    with override_settings(MASKNET_PRIVACY_CONTACT="", **both):
+        assert privacy_controller() == [] and [w.id for w in privacy_contact()] == ["masknet.W003"]
 
 
 def test_check_warns_of_a_notice_longer_than_the_kiosk_is_laid_out_for(capsys):
