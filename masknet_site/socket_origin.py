@@ -9,7 +9,10 @@ so the expected origin is ``request.scheme://request.get_host()`` with Django's 
 
 * the scheme is ``https`` for a socket that arrived over TLS (scope scheme ``wss``) or whose proxy
   says so in ``SECURE_PROXY_SSL_HEADER`` (which, when present, decides, as ``is_secure`` does);
-  ``http`` otherwise;
+  ``http`` otherwise. Daphne puts no ``scheme`` in a WebSocket scope at all (4.2, even on a TLS
+  endpoint, where its HTTP scopes say ``https``): for such a scope, unless the proxy's header
+  decides, the origin may be either scheme of the same host and port (an ``https`` page of the
+  site's own host is the site; a browser never opens ``ws:`` from an ``https`` page);
 * the host is the ``Host`` header (``X-Forwarded-Host`` with ``USE_X_FORWARDED_HOST``), which must
   be allowed (ALLOWED_HOSTS, ``validate_host``): a handshake for another host is refused whatever
   its origin, as an HTTP request for it is answered 400;
@@ -29,6 +32,7 @@ import logging
 from collections.abc import Callable
 
 from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.middleware.csrf import CsrfViewMiddleware
@@ -65,7 +69,15 @@ def refusal(scope: dict) -> str | None:
     # made per handshake, so that the settings are read as they are now
     if CsrfViewMiddleware(_no_response)._origin_verified(request):
         return None
+    if "scheme" not in scope and not _proxy_says_scheme(request) and refusal({**scope, "scheme": "wss"}) is None:
+        return None   # a server that does not say (Daphne): the site's https origin as well
     return f"Origin {origin[:200]!r} is neither this site's ({own!r}) nor in CSRF_TRUSTED_ORIGINS"
+
+
+def _proxy_says_scheme(request: ASGIRequest) -> bool:
+    """Whether the request carries ``SECURE_PROXY_SSL_HEADER``'s header, which then decides its scheme."""
+    header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    return bool(header) and header[0] in request.META
 
 
 class SiteOriginValidator:

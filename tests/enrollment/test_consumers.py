@@ -20,11 +20,14 @@ def communicator_for(user) -> WebsocketCommunicator:
 
 
 def site_communicator(cookie: bytes, origin: bytes = b"http://testserver") -> WebsocketCommunicator:
-    """A client of the whole site's ASGI application (session and origin middleware included)."""
+    """A client of the whole site's ASGI application (session and origin middleware included), on
+    a plain ``ws`` socket."""
     from masknet_site.asgi import application
 
-    return WebsocketCommunicator(application, "/ws/admin/training/",
-                                 headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"testserver")])
+    communicator = WebsocketCommunicator(application, "/ws/admin/training/",
+                                         headers=[(b"cookie", cookie), (b"origin", origin), (b"host", b"testserver")])
+    communicator.scope["scheme"] = "ws"   # a server that says so (Daphne says nothing: either is taken)
+    return communicator
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,6 +11,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
+import masknet_site.asgi  # noqa: F401  (its django.setup() reconfigures logging: here, not in a test, where it dropped caplog's handler)
 from enrollment import dispatch
 from enrollment import services as enrollment
 from recognition import consumers, services
@@ -126,11 +127,12 @@ def engine_script(monkeypatch) -> ScriptedEngine:
 
 
 def communicator(token: str | None, origin: bytes | None = b"http://testserver",
-                 more_cookies: str = "", host: bytes = b"testserver", scheme: str = "ws",
+                 more_cookies: str = "", host: bytes = b"testserver", scheme: str | None = "ws",
                  more_headers: tuple[tuple[bytes, bytes], ...] = ()) -> WebsocketCommunicator:
     """A client of the real ASGI application (origin check, cookies, router) at the kiosk socket;
     ``more_cookies``: others the browser sends along (``"sessionid=..."``); ``origin`` None: no
-    Origin header; ``scheme``: the scope's, ``"wss"`` for a socket that arrived over TLS."""
+    Origin header; ``scheme``: the scope's, ``"wss"`` for a socket that arrived over TLS, None for
+    none at all (Daphne's WebSocket scopes)."""
     from masknet_site.asgi import application
 
     headers = [(b"host", host), *more_headers] + ([(b"origin", origin)] if origin is not None else [])
@@ -138,7 +140,8 @@ def communicator(token: str | None, origin: bytes | None = b"http://testserver",
     if cookies:
         headers.append((b"cookie", cookies.encode()))
     comm = WebsocketCommunicator(application, "/ws/kiosk/", headers=headers)
-    comm.scope["scheme"] = scheme   # read when the application starts, at the first message
+    if scheme is not None:
+        comm.scope["scheme"] = scheme   # read when the application starts, at the first message
     return comm
 
 

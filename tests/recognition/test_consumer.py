@@ -155,6 +155,27 @@ def test_behind_a_tls_proxy_its_header_gives_the_scheme(engine_script, paired, s
     assert handshake(paired[1], origin=origin, more_headers=more) == expected
 
 
+@pytest.mark.parametrize("origin, forwarded, expected", [
+    (b"https://testserver", None, ACCEPTED),     # Daphne's own TLS endpoint: its scope does not say
+    (b"http://testserver", None, ACCEPTED),      # ... nor on a plain one
+    (b"https://testserver:8443", None, ORIGIN_REFUSED),
+    (b"wss://testserver", None, ORIGIN_REFUSED),
+    (b"https://evil.example", None, ORIGIN_REFUSED),
+    (b"https://testserver", b"https", ACCEPTED),
+    (b"https://testserver", b"http", ORIGIN_REFUSED),   # the proxy's header decides, as for is_secure()
+    (b"http://testserver", b"https", ORIGIN_REFUSED),
+])
+def test_a_scope_without_a_scheme_takes_either_of_the_hosts_origins(engine_script, paired, settings, origin,
+                                                                      forwarded, expected):
+    """Daphne (4.2) puts no ``scheme`` in a WebSocket scope, even on its TLS endpoint, whose HTTP
+    scopes say ``https``: the site's ``https`` pages' sockets were refused there, as ``http`` was
+    assumed. Without a scheme, the origin may be either scheme of the Host (same port), unless
+    SECURE_PROXY_SSL_HEADER's header is there and decides."""
+    settings.SECURE_PROXY_SSL_HEADER = TLS_PROXY
+    more = ((b"x-forwarded-proto", forwarded),) if forwarded else ()
+    assert handshake(paired[1], origin=origin, scheme=None, more_headers=more) == expected
+
+
 @pytest.mark.parametrize("origin, expected", [
     (b"https://checkin.example.org", ACCEPTED),
     (b"https://kiosk.branch.example.org", ACCEPTED),
