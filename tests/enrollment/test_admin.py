@@ -263,6 +263,32 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
     assert person.department == "Ground"
 
 
+def test_a_photo_the_storage_failed_to_write_is_logged_without_its_file_name(enroller_client, person, monkeypatch,
+                                                                            caplog):
+    """The upload's file name is often the person's name ("Ann Bee passport.png"): the page that
+    uploaded it names it to the uploader, the server log (kept, shipped, read by others) does not."""
+    from django.core.files.storage import default_storage
+
+    from enrollment import recognizer
+    from tests.enrollment.conftest import png
+
+    monkeypatch.setattr(recognizer, "get_engine", object)
+    monkeypatch.setattr(photo_services, "photo_inspect", lambda *, data, engine=None: good_inspection())
+
+    def full(name, content, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(default_storage, "save", full)
+    files = [SimpleUploadedFile("Ann Bee passport.png", png(np.full((8, 8, 3), 10, np.uint8)), "image/png")]
+    with caplog.at_level("ERROR", logger="enrollment.admin"):
+        response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "“Ann Bee passport.png”: refused — The photo could not be stored" in text, text
+    logged = [r for r in caplog.records if r.name == "enrollment.admin"]
+    assert logged and f"person #{person.pk}" in logged[0].getMessage() and logged[0].exc_info
+    assert "Ann Bee" not in caplog.text, caplog.text
+
+
 def test_a_new_person_is_kept_when_the_face_models_are_missing(enroller_client, gradient_png, monkeypatch):
     from enrollment import recognizer
     from recognition.engine.errors import ModelsMissing
