@@ -33,8 +33,14 @@ TEMPLATE_SCHEME = 4
 def engine_config() -> EngineConfig:
     """The recognizer settings the site uses: the engine's defaults, both match thresholds moved by
     ``MASKNET_THRESHOLD_OFFSET`` (the operator's choice between fewer strangers and fewer waits), for
-    the descriptor ``MASKNET_DESCRIPTOR`` names."""
+    the descriptor ``MASKNET_DESCRIPTOR`` names. Its decoder (enrolment photos: the checks, the
+    rebuilds) takes at least what ``MASKNET_MAX_PHOTO_BYTES`` and ``MASKNET_MAX_PIXELS`` take: raised
+    above its own limits, they let a photo through their checks that the engine then refused."""
     cfg = EngineConfig.for_descriptor(getattr(settings, "MASKNET_DESCRIPTOR", "sface"))
+    # never lower than the engine's own (with the defaults, an equal config: the same cached engine):
+    # a photo stored before a limit was lowered is still embedded by the rebuilds
+    cfg = cfg.with_(max_image_bytes=max(cfg.max_image_bytes, settings.MASKNET_MAX_PHOTO_BYTES),
+                    max_pixels=max(cfg.max_pixels, settings.MASKNET_MAX_PIXELS))
     offset = float(getattr(settings, "MASKNET_THRESHOLD_OFFSET", 0.0))
     if not offset:
         return cfg

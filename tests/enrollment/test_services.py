@@ -200,6 +200,30 @@ def test_refuses_images_over_the_pixel_limit_and_says_so(person, astronaut_jpeg,
                                   "100×100): scale it down (compressing the file would not help).")
 
 
+def test_a_photo_within_raised_limits_is_not_refused_by_the_engines_own(settings):
+    """``MASKNET_MAX_PHOTO_BYTES`` (or ``MASKNET_MAX_PIXELS``) raised above the engine's defaults
+    (8 MiB, 40 Mpx): a photo within the site's limits passed their checks, then the engine's decode
+    refused it by its own, as "too_large" with "it is 2000×1500 pixels; at most 64,000,000 pixels".
+    The engine the site loads (``engine_config``) takes what the site's limits take."""
+    from recognition.engine import EngineConfig
+    from tests.upload_fuzz import NoFaceEngine
+
+    settings.MASKNET_MAX_PHOTO_BYTES, settings.MASKNET_MAX_PIXELS = 32 * 2**20, 64_000_000
+
+    class SiteEngine(NoFaceEngine):   # the product's decoder with the limits get_engine loads it with
+        config = recognizer.engine_config()
+
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    data = cv2.imencode(".png", noise, [cv2.IMWRITE_PNG_COMPRESSION, 0])[1].tobytes()
+    assert 8 * 2**20 < len(data) < settings.MASKNET_MAX_PHOTO_BYTES
+    inspection = services.photo_inspect(data=data, engine=SiteEngine())
+    assert (inspection.code, inspection.width, inspection.height) == ("no_face", 2000, 1500), inspection
+    assert SiteEngine.config.max_pixels >= settings.MASKNET_MAX_PIXELS
+    # the defaults are the engine's own: the same engine (and cached models) as before
+    settings.MASKNET_MAX_PHOTO_BYTES, settings.MASKNET_MAX_PIXELS = 8 * 2**20, 4096 * 4096
+    assert recognizer.engine_config() == EngineConfig.for_descriptor(settings.MASKNET_DESCRIPTOR)
+
+
 @pytest.mark.models
 def test_refuses_truncated_images(person, astronaut_jpeg, engine):
     assert _refusal(person, astronaut_jpeg[:400]) == "unreadable"
