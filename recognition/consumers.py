@@ -348,6 +348,7 @@ class _Outcome:
     time: str | None = None
     masked: bool | None = None
     doubt_audited: bool = False  # an "unknown" near this welcome's person was audited, not shown
+    window: str | None = None    # the cooldown window of the check-in shown (checked_in, already)
 
 
 def _is_image(data: bytes) -> bool:
@@ -695,7 +696,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         and so is "unknown" for the person whose welcome stands (their frames turned borderline)."""
         current = self._outcome
         if verdict.kind == ACCEPTED:
-            if current is not None and current.label == verdict.label:
+            # the same person again is not recorded again while their check-in's window lasts; past
+            # it (midnight with the "day" cooldown) they are: someone greeted at 23:59 and still in
+            # front at 00:00 read "already checked in today" of yesterday, and today had no check-in
+            if current is not None and current.label == verdict.label and (
+                    current.window is None
+                    or current.window == services.cooldown_window(site=self.kiosk.site, at=timezone.now())[0]):
                 return
             try:
                 outcome = await database_sync_to_async(services.checkin_record)(
@@ -712,7 +718,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
                     self._adapt_pending = (int(verdict.label), outcome.checkin.pk, a.adapt_photo)
                 local = timezone.localtime(outcome.checkin.at)
                 self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,
-                                         outcome.greeting_name, f"{local:%H:%M}", verdict.masked)
+                                         outcome.greeting_name, f"{local:%H:%M}", verdict.masked,
+                                         window=outcome.checkin.window)
                 return
             detail = "matched a person who is no longer active"
         else:

@@ -776,6 +776,35 @@ def test_cooldown_one_check_in_per_day_per_site_across_kiosks(engine_script, pai
     assert sorted(CheckIn.objects.values_list("site", flat=True)) == ["main", "warehouse"]
 
 
+def test_a_face_still_in_front_at_midnight_is_checked_in_for_the_new_day(engine_script, paired, person, settings,
+                                                                          monkeypatch):
+    """The welcome stands while the face stays, but not past its day: someone recognised at 23:59:58
+    who is still there at 00:00:01 (a night shift's arrival) is checked in for the new day, not told
+    "already checked in today" of yesterday's check-in, and the new day is not left without one."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    p = person.pk
+    tz = timezone.get_default_timezone()
+    clock = {"now": timezone.make_aware(timezone.datetime(2026, 12, 3, 23, 59, 58), tz)}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await welcomed(comm, p)
+        clock["now"] += timezone.timedelta(seconds=3)           # 00:00:01, the same face in front
+        after = [await ask(comm, f"face:{p}:0.8:u") for _ in range(3)]
+        clock["now"] += timezone.timedelta(seconds=5)           # and a few seconds more
+        later = [await ask(comm, f"face:{p}:0.8:u") for _ in range(3)]
+        await comm.disconnect()
+        return after, later
+
+    after, later = run(scenario)
+    assert after[-1]["state"] == "checked_in" and after[-1]["time"] == "00:00", after[-1]
+    assert {a["state"] for a in later} == {"checked_in"} and later[-1]["time"] == "00:00"
+    days = sorted(str(d) for d in CheckIn.objects.values_list("local_date", flat=True))
+    assert days == ["2026-12-03", "2026-12-04"]   # one each: the new day's is not recorded again
+    assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 2
+
+
 # -------------------------------------------------------------------------------------------- audit
 
 
