@@ -1,7 +1,13 @@
-"""What the enrollment services share: their base error, the audit actions they record, and
-the wording of counts and sizes in their messages and audit summaries."""
+"""What the enrollment services share: their base error, the audit actions they record, the
+wording of counts and sizes in their messages and audit summaries, and errors as staff may read them."""
 
 from __future__ import annotations
+
+import os
+import re
+
+from django.conf import settings
+from django.db import DatabaseError
 
 from audit.models import AuditEvent
 
@@ -11,6 +17,39 @@ Action = AuditEvent.Action
 class EnrollmentError(Exception):
     """Base class of the enrollment app's refusals."""
 
+
+# an absolute file path on the server: POSIX or home-relative, Windows or UNC; quoted as Python's
+# OSError writes it (spaces allowed inside), or bare (up to the next space or quote: a bare path with a
+# space is cut there, so the site's own folders are looked for by name first). A relative one
+# ("recognition/engine/assets/...", a photo's storage name "faces/12/....jpg") is the product's, kept.
+_ROOT = r"(?:~?/|[A-Za-z]:[\\/]|\\\\)"
+_QUOTED_PATH = re.compile(rf"'{_ROOT}[^'\n]*'|\"{_ROOT}[^\"\n]*\"")
+_BARE_PATH = re.compile(rf"(?<![\w.:/\\~\]-]){_ROOT}[^\s'\"]+")
+SERVER_PATH_SHOWN = "[server path]"
+# the settings naming the site's folders (and its checkout's), whose names may hold spaces
+_FOLDER_SETTINGS = ("MASKNET_MODELS_DIR", "MASKNET_INDEX_DIR", "MEDIA_ROOT", "STATIC_ROOT", "BASE_DIR")
+
+
+def _paths_hidden(text: str) -> str:
+    text = _QUOTED_PATH.sub(SERVER_PATH_SHOWN, text)
+    folders = {str(getattr(settings, name, "") or "").rstrip("/\\") for name in _FOLDER_SETTINGS}
+    for folder in sorted((f for f in folders if os.path.isabs(f) and len(f) > 1), key=len, reverse=True):
+        text = re.sub(re.escape(folder) + r"(?:[/\\][^\s'\"]*)?", SERVER_PATH_SHOWN, text)
+    return _BARE_PATH.sub(SERVER_PATH_SHOWN, text)
+
+
+def error_shown(exc: BaseException) -> str:
+    """``"<type>: <message>"`` of ``exc`` as it is stored for staff and API tokens to read (a
+    rebuild's ``error``, a photo's ``embedding_error``): absolute file paths of the server replaced by
+    ``[server path]`` ("the models in /srv/... are missing", "Permission denied: '/var/...'"), and a
+    database error's text (hosts, user names, SQL and the values it quotes) left out. The server's
+    log keeps the whole error: callers log it where they record this."""
+    name = type(exc).__name__
+    if isinstance(exc, DatabaseError):
+        return f"{name}: the database refused or lost the request (details in the server's log)"
+    text = str(exc)
+    shown = _paths_hidden(text)
+    return f"{name}: {shown}" + (" (details in the server's log)" if shown != text else "")
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

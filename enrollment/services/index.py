@@ -33,7 +33,7 @@ from recognition.engine.index import Index
 
 from .. import dispatch, events, recognizer
 from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet
-from .common import Action, EnrollmentError, counted
+from .common import Action, EnrollmentError, counted, error_shown
 
 log = logging.getLogger(__name__)
 
@@ -345,12 +345,14 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
     try:
         run.state, run.finished_at = TrainingRun.State.FAILED, timezone.now()
         run.message = "failed: the previous index stays active"
-        run.error = f"{type(exc).__name__}: {exc}"[:2000]
+        # as Enrollers and read-scope tokens may read it: no server paths (the models' or index
+        # folder's) nor a database's text; the caller logged the whole error with its traceback
+        run.error = error_shown(exc)[:2000]
         # only while the run is still this worker's: a stalled copy must not fail the new owner's run
         if not _still_ours(run).update(
                 state=run.state, finished_at=run.finished_at, message=run.message, error=run.error):
-            log.warning("run #%s: not recorded failed (%s): it is no longer this worker's running claim", run.pk,
-                        run.error)
+            log.warning("run #%s: not recorded failed (%s: %s): it is no longer this worker's running claim", run.pk,
+                        type(exc).__name__, exc)
             return
         # as stored: a success record that failed in the switch's transaction (rolled back with it)
         # had filled these in, and the pages would hear of a failed run naming an index at 100 %
@@ -582,8 +584,13 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
             embedding_error=f"file missing from storage: {photo.image.name}"[:200])
         return False
     except EMBED_ERRORS as exc:
+        shown = error_shown(exc)
+        if shown != f"{type(exc).__name__}: {exc}":
+            # what the photo's page and the person's export leave out (a server path) goes to the log
+            log.warning("photo #%s of person #%s not embedded: %s: %s", photo.pk, photo.person_id,
+                        type(exc).__name__, exc)
         FacePhoto.objects.filter(pk=photo.pk).update(
-            embedding_state=FacePhoto.Embedding.FAILED, embedding_error=f"{type(exc).__name__}: {exc}"[:200],
+            embedding_state=FacePhoto.Embedding.FAILED, embedding_error=shown[:200],
             embed_attempts=0, embed_failed_version="" if _embed_failure_passes(exc) else version, file_missing=False)
         return False
     except (DatabaseError, KeyboardInterrupt, SystemExit):

@@ -237,6 +237,50 @@ def test_a_failed_rebuild_leaves_the_previous_version_serving(make_photo, monkey
     assert again.state == "succeeded" and IndexVersion.objects.current() == again.index_version
 
 
+@pytest.mark.parametrize("cause", ["index folder", "models"])
+def test_a_failed_rebuild_tells_staff_no_server_paths_the_log_keeps_them(make_photo, monkeypatch, caplog, settings,
+                                                                          cause):
+    """The run's ``error`` is read by Enrollers (the admin's status bar and runs list, the progress
+    socket) and by read-scope API tokens: it said "PermissionError: [Errno 13] Permission denied:
+    '/srv/masknet/var/index/index-...npz'" or "ModelsMissing: the models in /opt/... are missing".
+    It says what failed without the server's paths; the worker's log keeps the whole error."""
+    from api.serializers import TrainingRunSerializer
+    from enrollment.events import run_payload
+    from recognition.engine.errors import ModelsMissing
+
+    people_with_photos(make_photo, n_people=2)
+    if cause == "index folder":
+        secret = str(Path(django_settings.MASKNET_INDEX_DIR) / "index-000001-abcdef.npz")
+
+        def fail(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", secret)
+
+        monkeypatch.setattr(Index, "save", fail)
+    else:
+        secret = str(Path(django_settings.MASKNET_MODELS_DIR) / "masknet releases" / "7")
+        settings.MASKNET_MODELS_DIR = secret   # a folder with a space in its name: not cut at the space
+        FacePhoto.objects.update(embedding_state="pending")
+        from enrollment.models import PhotoTemplates
+        PhotoTemplates.objects.all().delete()
+
+        def fail():
+            raise ModelsMissing(f"the models in {secret} are missing or were installed by another release; "
+                                "run `python manage.py install_models`")
+
+        monkeypatch.setattr(recognizer, "get_engine", fail)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    with caplog.at_level("WARNING", logger="enrollment"), pytest.raises((PermissionError, ModelsMissing)):
+        rebuild_index_task(run.pk, force=True)
+    run.refresh_from_db()
+    assert run.state == "failed"
+    expected = {"index folder": "PermissionError: [Errno 13] Permission denied: [server path]",
+                "models": "ModelsMissing: the models in [server path] are missing"}[cause]
+    assert run.error.startswith(expected) and "server's log" in run.error, run.error
+    for shown in (run.error, run_payload(run)["error"], TrainingRunSerializer(run).data["error"]):
+        assert secret not in shown and "releases" not in shown and str(django_settings.MASKNET_INDEX_DIR) not in shown
+    assert secret in caplog.text   # the operator still finds which file
+
+
 def test_a_killed_run_is_taken_over(make_photo):
     people_with_photos(make_photo, n_people=1, n_photos=1)
     killed = TrainingRun.objects.create(state="running", started_at=timezone.now() - timedelta(minutes=10),
@@ -1222,6 +1266,42 @@ def test_a_photo_whose_file_could_not_be_read_is_tried_again_not_called_missing(
         p.refresh_from_db()
         assert (p.embedding_state, p.file_missing, p.embed_failed_version) == ("failed", False, ""), error
         assert p.embedding_error.startswith(error), p.embedding_error
+
+
+def test_a_photos_embedding_error_names_no_server_path(make_photo, monkeypatch, caplog):
+    """A photo's ``embedding_error`` is shown on its admin page and put in the person's export (given
+    to the person): an unreadable file's absolute path on the server (the media folder's) is left
+    out there and logged, by photo and person id, for the operator."""
+    from django.core.files.storage import default_storage
+
+    person, photo = photo_to_embed(make_photo, monkeypatch, None)
+    secret = default_storage.path(photo.image.name)
+
+    def unreadable(engine, face, seed):
+        raise PermissionError(13, "Permission denied", secret)
+
+    monkeypatch.setattr(recognizer, "face_templates", unreadable)
+    with caplog.at_level("WARNING", logger="enrollment"):
+        services.index_rebuild()
+    photo.refresh_from_db()
+    assert photo.embedding_state == "failed" and photo.embed_failed_version == ""   # tried again, as before
+    assert photo.embedding_error.startswith("PermissionError: [Errno 13] Permission denied: [server path]"), \
+        photo.embedding_error
+    assert secret not in photo.embedding_error and str(django_settings.MEDIA_ROOT) not in photo.embedding_error
+    assert f"photo #{photo.pk} of person #{person.pk}" in caplog.text and secret in caplog.text
+
+
+def test_errors_shown_keep_relative_names_and_leave_out_database_text():
+    from django.db import OperationalError
+
+    from enrollment.services.common import error_shown
+
+    assert error_shown(RuntimeError("disk on fire")) == "RuntimeError: disk on fire"
+    kept = "3/4 photos, unmasked / masked, (recognition/engine/assets/sface_gain-v1.npz), faces/12/a.jpg"
+    assert error_shown(ValueError(kept)) == f"ValueError: {kept}"
+    assert error_shown(OSError("no masks.cfg in /srv/masks")).startswith("OSError: no masks.cfg in [server path]")
+    shown = error_shown(OperationalError('connection to server at "10.0.0.5" failed for user "masknet"'))
+    assert "10.0.0.5" not in shown and "masknet" not in shown and shown.startswith("OperationalError: ")
 
 
 def test_the_start_line_says_which_photos_are_new():
