@@ -343,6 +343,17 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         "create": (SCOPE_ENROL, "enrollment.add_facephoto"), "destroy": (SCOPE_ENROL, "enrollment.delete_facephoto"),
     }
 
+    def check_permissions(self, request: Request) -> None:
+        """``access``; and to upload from a staff session, the right to see people too
+        (``view_person``, or ``change_person``, which implies it), as the admin's capture page asks:
+        an upload names a person by id, and its answer (404 or not) tells whether that id exists.
+        Checked before the person is looked up, so that every id answers the same 403. (A token's
+        ``enrol`` scope may change people by id, so knows them already.)"""
+        super().check_permissions(request)
+        if self.action == "create" and not isinstance(request.auth, ApiToken) and not any(
+                request.user.has_perm(f"enrollment.{p}_person") for p in ("view", "change")):
+            self.permission_denied(request, message="Your account lacks the permission 'enrollment.view_person'.")
+
     def person(self) -> Person:
         """The person of the URL (404 if none)."""
         return get_object_or_404(Person, pk=self.kwargs["person_pk"])

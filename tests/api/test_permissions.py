@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from enrollment import recognizer
+from enrollment.models import FacePhoto
 
 from .helpers import make_world
 
@@ -114,3 +115,36 @@ def test_face_search_needs_its_own_permission_not_the_people_list(django_user_mo
     reader.user_permissions.add(Permission.objects.get(codename="recognise_face"))
     client.force_login(django_user_model.objects.get(pk=reader.pk))   # permissions are cached per user object
     assert client.post("/api/v1/identify", {"image": upload()}, format="multipart").status_code != 403
+
+
+def test_uploading_a_photo_from_a_session_also_needs_to_see_people(django_user_model, monkeypatch):
+    """Staff with ``add_facephoto`` alone could upload to any person id and tell from the answer
+    (404, or the photo's own 400/422) which ids exist; the admin's capture page also asks for
+    ``view_person``. Now every id answers the same 403 until they may see people."""
+    from django.contrib.auth.models import Permission
+    from rest_framework.test import APIClient
+
+    monkeypatch.setattr(recognizer, "get_engine", lambda: None)
+    world = make_world()
+    adder = django_user_model.objects.create_user("adder", password="pw", is_staff=True)
+    adder.user_permissions.add(Permission.objects.get(codename="add_facephoto"))
+    client = APIClient()
+    client.force_login(adder)
+    missing = world.person.pk + 1000
+
+    def answers() -> dict[int, tuple[int, str]]:
+        out = {}
+        for pk in (world.person.pk, missing):
+            r = client.post(f"/api/v1/people/{pk}/photos", {"image": upload()}, format="multipart")
+            out[pk] = (r.status_code, r.json()["error"])
+        return out
+
+    denied = answers()
+    assert set(denied.values()) == {(403, "permission_denied")}, denied
+    assert FacePhoto.objects.filter(person=world.person).count() == 1
+    for codename in ("view_person", "change_person"):
+        adder.user_permissions.set(Permission.objects.filter(codename__in=["add_facephoto", codename]))
+        client.force_login(django_user_model.objects.get(pk=adder.pk))   # permissions are cached per user
+        allowed_now = answers()
+        assert allowed_now[missing] == (404, "not_found"), (codename, allowed_now)
+        assert allowed_now[world.person.pk][0] in (400, 422), (codename, allowed_now)   # the file's own refusal
