@@ -6,6 +6,7 @@ so the audit log records it with the caller (a staff user or a token's service a
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -34,7 +35,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.views import export_download
 from masknet_site.csv_export import csv_response
 from recognition import services as recognition
-from recognition.engine import EngineError
+from recognition.engine import EngineError, ModelsMissing
 from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 from recognition.models import CheckIn, Kiosk
 
@@ -182,7 +183,17 @@ def _upload_bytes(upload: UploadedFile) -> bytes:
     return upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
 
 
+# what a caller is told when the face models are missing: the engine's message names the server's
+# models folder, which the log keeps (the admin says the same sentence: enrollment.admin.MODELS_MISSING)
+MODELS_MISSING_DETAIL = ("The face models are not installed on the server (its administrator runs "
+                         "`manage.py install_models`).")
+log = logging.getLogger(__name__)
+
+
 def _engine_error(exc: EngineError) -> ApiError:
+    if isinstance(exc, ModelsMissing):
+        log.error("API: %s", exc)
+        return ApiError(status_code=ENGINE_STATUS["models_missing"], code=exc.code, detail=MODELS_MISSING_DETAIL)
     return ApiError(status_code=ENGINE_STATUS.get(exc.code, 422), code=exc.code, detail=str(exc) or exc.code)
 
 

@@ -458,3 +458,28 @@ def test_a_token_rate_is_read_as_the_settings_rates_are(db):
             api_services.api_token_rate_validate(bad)
     for good in ("3/min", "10/hour", "1/s", "5/day"):
         api_services.api_token_rate_validate(good)
+
+
+def test_missing_models_are_answered_without_the_servers_models_folder(client_for, person, monkeypatch, caplog):
+    """The engine's ModelsMissing names the models folder ("the models in /srv/... are missing"): the
+    API answered it as the 503's detail to any enrol or recognise token; it now says what the admin
+    says, and the server's log keeps the folder."""
+    from recognition.engine.errors import ModelsMissing
+
+    folder = "/srv/masknet/releases/7/models"
+
+    def missing():
+        raise ModelsMissing(f"the models in {folder} are missing or were installed by another release; "
+                            "run `python manage.py install_models`")
+
+    monkeypatch.setattr(recognizer, "get_engine", missing)
+    image = png(np.full((64, 64, 3), 120, np.uint8))
+    with caplog.at_level("ERROR", logger="api.views"):
+        answer = client_for("token:enrol").post(f"/api/v1/people/{person.pk}/photos",
+                                                {"image": SimpleUploadedFile("a.png", image, "image/png")},
+                                                format="multipart")
+    assert answer.status_code == 503, answer.content
+    body = answer.json()
+    assert body["error"] == "models_missing" and "install_models" in body["detail"], body
+    assert folder not in answer.content.decode() and "/srv" not in answer.content.decode()
+    assert folder in caplog.text
