@@ -4,6 +4,7 @@ restored backup undid them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.contrib.admin.models import LogEntry
@@ -152,31 +153,58 @@ class Reapplied(models.TextChoices):
 
 
 def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: str, actor: object | None,
-                           dry_run: bool = False) -> Reapplied:
+                           dry_run: bool = False, earlier: Sequence[tuple[datetime, str]] = ()) -> Reapplied:
     """Apply again an erasure that a restored backup undid (``manage.py reapply_erasures``).
 
-    ``erased_at``/``erased_by``: the time and actor of the erasure's audit record (the latest one of
-    this id). A person of that id created before then is the one erased, brought back by the
-    restore: erased again by :func:`person_erase`, whose audit record notes the first erasure. A
-    person created after it holds an id handed out again (a sequence the restore set back) and is
-    left alone. When nobody has the id, the erasure's record is written again if the restored log
-    lacks it (the restore lost it), so that the log still says who erased person #N, when. The
-    log holds it when it has an erase record of the id from ``erased_at`` on: the record itself
-    (the same time), or one written since the restore (by an earlier run). An older erase record
-    of the id is of an earlier holder (an id the first restore handed out again), not this one.
+    ``erased_at``/``erased_by``: the time and actor of the latest erase record of this id in the
+    export; ``earlier``: ``(time, actor)`` of its older ones (the id handed out again after an earlier
+    restore, and that holder erased too). A person of that id created after the latest erasure holds
+    an id handed out again (a sequence the restore set back) and is left alone, nothing written. One
+    created before it is a holder erased then, brought back by the restore: erased again by
+    :func:`person_erase`, whose audit record notes that holder's first erasure (the first one after
+    their creation). Every other erasure of the id is written again if the restored log lacks it
+    (the restore lost it), so that the log still says who erased person #N, when. The log holds the
+    latest one when it has an erase record of the id from its time on (the record itself, or one
+    written since the restore by an earlier run); an older one, when it has an erase record from its
+    time until the next erasure's, or one written again naming it ("first erased <its time> by").
     ``dry_run``: nothing is written; the answer says what would be done.
     """
-    first = f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
+    records = sorted({*earlier, (erased_at, erased_by)})
     person = Person.objects.filter(pk=person_id).first()
-    if person is not None and person.created_at > erased_at:
+    if person is not None and person.created_at > records[-1][0]:
         return Reapplied.REUSED
-    if person is not None and (dry_run or person_erase(person=person, actor=actor, note=first)):
-        return Reapplied.ERASED
-    if not dry_run and not AuditEvent.objects.for_object("enrollment.person", person_id).filter(
-            action=Action.ERASE, at__gte=erased_at).exists():
-        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=person_id,
-                     summary=f"erasure of person #{person_id} recorded {first}: nothing of them was restored")
-    return Reapplied.ABSENT
+    if dry_run:
+        return Reapplied.ERASED if person is not None else Reapplied.ABSENT
+    # the holder brought back was erased by the first erasure after their creation
+    held = next((i for i, (at, _) in enumerate(records) if at >= person.created_at), None) if person else None
+    with transaction.atomic():
+        # read before anything is written: the erasure below and the records written back are from now,
+        # which is after the latest erasure
+        missing = [i for i in range(len(records)) if i != held and not _erasure_on_record(person_id, records, i)]
+        outcome = Reapplied.ABSENT
+        if held is not None and person_erase(person=person, actor=actor, note=_again(*records[held])):
+            outcome = Reapplied.ERASED
+        for i in missing:
+            audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=person_id,
+                         summary=f"erasure of person #{person_id} recorded {_again(*records[i])}: nothing of them "
+                                 "was restored")
+    return outcome
+
+
+def _again(erased_at: datetime, erased_by: str) -> str:
+    """How an erasure applied or recorded again names the first one (:func:`_erasure_on_record` finds it)."""
+    return f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
+
+
+def _erasure_on_record(person_id: int, records: list[tuple[datetime, str]], i: int) -> bool:
+    """Whether the audit log holds the erasure ``records[i]`` of ``person_id`` (``records``: the export's
+    erasures of the id, oldest first): see :func:`person_erasure_reapply`."""
+    at = records[i][0]
+    found = AuditEvent.objects.for_object("enrollment.person", person_id).filter(action=Action.ERASE)
+    if i == len(records) - 1:
+        return found.filter(at__gte=at).exists()
+    return found.filter(Q(at__gte=at, at__lt=records[i + 1][0])
+                        | Q(summary__contains=f"(first erased {at.isoformat()} by ")).exists()
 
 
 def _admin_history_delete(*, person_id: int) -> int:

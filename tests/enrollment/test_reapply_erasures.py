@@ -173,3 +173,57 @@ def test_the_erasure_of_a_later_holder_of_the_id_is_recorded_though_an_earlier_h
     # run twice: the record written back is this erasure's, not written again
     run(csv_file)
     assert AuditEvent.objects.for_object("enrollment.person", first.pk).filter(action="erase").count() == 2
+
+
+@pytest.fixture
+def two_holders(su_client, superuser, tmp_path):
+    """One id erased twice: its first holder, then (the id handed out again after a restore) its
+    second; the export holds both erase records; then a restore from before both lost them."""
+    first = services.person_create(actor=None, full_name="First Holder", staff_id="F1")
+    saved = {f: getattr(first, f) for f in ("id", "full_name", "staff_id", "department", "active", "created_at")}
+    services.person_erase(person=first, actor=superuser)
+    second = Person.objects.create(pk=first.pk, full_name="Second Holder", staff_id="S1")   # the id again
+    services.person_erase(person=second, actor=superuser)
+    erasures = list(AuditEvent.objects.for_object("enrollment.person", first.pk).filter(action="erase").order_by("at"))
+    csv_file = export(su_client, tmp_path)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE action = 'erase'")
+    return {"pk": first.pk, "saved": saved, "erasures": erasures, "csv": csv_file}
+
+
+def _firsts(pk: int) -> list[str]:
+    """The first erasures the id's erase records name (``first erased <time> by``), oldest record first."""
+    records = AuditEvent.objects.for_object("enrollment.person", pk).filter(action="erase").order_by("at", "id")
+    return [r.summary.split("(first erased ")[1].split(" by ")[0] for r in records]
+
+
+def test_every_erasure_of_an_id_erased_twice_is_written_back(two_holders):
+    """Both erasures are lost by the restore: both are recorded again, not only the latest one."""
+    pk, (earlier, later) = two_holders["pk"], two_holders["erasures"]
+    out = run(two_holders["csv"])
+    times = [timezone.localtime(e.at).isoformat() for e in (earlier, later)]
+    assert sorted(_firsts(pk)) == sorted(times)
+    assert "already absent; also erased " in out and "by root (an earlier holder of the id)" in out, out
+    assert "1 people erased in" in out and "already absent 1" in out, out
+    # run twice: nothing more is written
+    run(two_holders["csv"])
+    assert sorted(_firsts(pk)) == sorted(times)
+
+
+def test_the_first_holder_of_an_id_erased_twice_brought_back_is_erased_again(two_holders, make_photo,
+                                                                              django_capture_on_commit_callbacks):
+    """The restore brought the first holder back: they are erased again, noting their own erasure
+    (not the second holder's), and the second holder's erasure is written back."""
+    pk, (earlier, later) = two_holders["pk"], two_holders["erasures"]
+    restore(two_holders["saved"], make_photo)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(two_holders["csv"])
+    assert f"person #{pk} (erased " in out and "erased again 1" in out, out
+    assert not Person.objects.filter(pk=pk).exists() and not FacePhoto.objects.filter(person_id=pk).exists()
+    records = AuditEvent.objects.for_object("enrollment.person", pk).filter(action="erase").order_by("at", "id")
+    erased_again = [r for r in records if r.summary.startswith(f"erased person #{pk}: 1 photos")]
+    assert len(erased_again) == 1 and f"(first erased {timezone.localtime(earlier.at).isoformat()} by root)" \
+        in erased_again[0].summary
+    assert sorted(_firsts(pk)) == sorted(timezone.localtime(e.at).isoformat() for e in (earlier, later))
+    run(two_holders["csv"])
+    assert len(_firsts(pk)) == 2

@@ -17,11 +17,12 @@ from enrollment.services import Reapplied, person_erasure_reapply
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
-def erase_records(path: Path) -> tuple[dict[int, tuple[datetime, str]], int]:
-    """The erase records of an audit export: ``{person id: (latest erasure's time, its actor)}``, and
-    how many other rows there were. Raises ``CommandError`` for a file that is not the export (its
+def erase_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], int]:
+    """The erase records of an audit export: ``{person id: [(erasure's time, its actor), ...]}``, oldest
+    first (an id erased more than once was handed out again after an earlier restore), and how many
+    other rows there were. Raises ``CommandError`` for a file that is not the export (its
     header) or an erase record it cannot read, before anything is erased."""
-    erased: dict[int, tuple[datetime, str]] = {}
+    erased: dict[int, list[tuple[datetime, str]]] = {}
     ignored = 0
     column = {name: i for i, name in enumerate(CSV_COLUMNS)}
     try:
@@ -49,11 +50,10 @@ def erase_records(path: Path) -> tuple[dict[int, tuple[datetime, str]], int]:
                                        f"time ({erased_id!r}, {at!r}); nothing was erased")
                 if timezone.is_naive(when):
                     when = timezone.make_aware(when)
-                if int(erased_id) not in erased or erased[int(erased_id)][0] < when:
-                    erased[int(erased_id)] = (when, actor)
+                erased.setdefault(int(erased_id), []).append((when, actor))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CommandError(f"cannot read {path} as the audit log's CSV export: {exc}") from exc
-    return erased, ignored
+    return {pk: sorted(set(records)) for pk, records in erased.items()}, ignored
 
 
 class Command(BaseCommand):
@@ -69,13 +69,16 @@ class Command(BaseCommand):
         erased, ignored = erase_records(opts["file"])
         dry_run = opts["dry_run"]
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
-        for person_id, (at, actor) in sorted(erased.items()):
+        for person_id, records in sorted(erased.items()):
+            (at, actor), earlier = records[-1], records[:-1]
             outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=actor, actor=None,
-                                             dry_run=dry_run)
+                                             dry_run=dry_run, earlier=earlier)
             outcomes[outcome].append(person_id)
             said = "would be erased again" if dry_run and outcome == Reapplied.ERASED else outcome.label
             self.stdout.write(f"person #{person_id} (erased {timezone.localtime(at):%Y-%m-%d %H:%M} by "
-                              f"{actor or 'system'}): {said}")
+                              f"{actor or 'system'}): {said}"
+                              + "".join(f"; also erased {timezone.localtime(when):%Y-%m-%d %H:%M} by {by or 'system'} "
+                                        "(an earlier holder of the id)" for when, by in earlier))
         verb = "would erase again" if dry_run else "erased again"
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
