@@ -664,6 +664,24 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     assert not Kiosk.objects.filter(name="Side door").exists()
 
 
+
+def test_create_kiosk_on_a_production_site_without_its_address_refuses(transactional_db, settings):
+    """The production settings (SECURE_SSL_REDIRECT) without DJANGO_CSRF_TRUSTED_ORIGINS, which they
+    do not require: the link went to http://127.0.0.1:8000 (make run's address), a live one-time
+    code that opened nothing on the kiosk device. Refused before any kiosk is made; --base-url or a
+    trusted origin still gives the link."""
+    settings.SECURE_SSL_REDIRECT, settings.CSRF_TRUSTED_ORIGINS = True, []
+    with pytest.raises(CommandError, match="pass --base-url https://"):
+        call_command("create_kiosk", "Front door", stdout=io.StringIO())
+    assert not Kiosk.objects.exists()
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--base-url", "https://checkin.example.org", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
+    settings.CSRF_TRUSTED_ORIGINS = ["https://checkin.example.org"]
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--new-link", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
+
 def test_demo_refuses_a_base_url_no_link_would_open(db):
     """create_kiosk refused such a URL; the demo printed ftp://x/admin/ links."""
     with pytest.raises(CommandError, match="must start with https://"):

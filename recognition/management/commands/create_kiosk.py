@@ -25,7 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--site", default="main", help="site (kiosks of a site share the check-in cooldown)")
         parser.add_argument("--base-url", default=None,
                             help="how the kiosk device reaches this site (default: the first of "
-                                 f"DJANGO_CSRF_TRUSTED_ORIGINS, the site's public address, else {LOCAL_URL})")
+                                 f"DJANGO_CSRF_TRUSTED_ORIGINS, the site's public address, else {LOCAL_URL}; "
+                                 "the production settings refuse to guess)")
         parser.add_argument("--new-link", action="store_true",
                             help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
 
@@ -34,8 +35,13 @@ class Command(BaseCommand):
         # behind a proxy, the public origin the deployment already names (a link to 127.0.0.1:8000,
         # the development server's address, opened nothing on the kiosk device)
         # (not a wildcard entry, "https://*.example.org": no device opens that)
-        base_url = base_url or next((o for o in settings.CSRF_TRUSTED_ORIGINS if "*" not in o), LOCAL_URL)
-        base_url = checked_base_url(base_url)
+        base_url = base_url or next((o for o in settings.CSRF_TRUSTED_ORIGINS if "*" not in o), None)
+        if base_url is None and settings.SECURE_SSL_REDIRECT:
+            # the production settings (every page on HTTPS): make run's address is no page of this
+            # site, and the link printed to it carried a live code that opened nothing on the device
+            raise CommandError("this site's public address is not known: pass --base-url https://<the "
+                               "site's host> or set DJANGO_CSRF_TRUSTED_ORIGINS (docs/deployment.md)")
+        base_url = checked_base_url(base_url or LOCAL_URL)
         existing = Kiosk.objects.filter(name=name.strip()).first()
         if existing is not None and not new_link:
             raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")
