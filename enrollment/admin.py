@@ -425,7 +425,8 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         if photo.lookalike is None:
             return photo.pk, None, None
         who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
-        return photo.pk, None, (f"{name}: this face also matches {who}: check-ins could go to either. "
+        # the name quoted, as in the refusals: the admin capitalises a message's first letter
+        return photo.pk, None, (f"“{name}”: this face also matches {who}: check-ins could go to either. "
                                 f"Check that the photo is of {person.full_name}; if not, remove it.")
 
     def _add_best(self, request: HttpRequest, person: Person, files) -> dict:

@@ -163,6 +163,23 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     assert len(enqueued) == 1
 
 
+def test_a_look_alike_warning_names_the_file_as_uploaded(su_client, person, monkeypatch):
+    """The page capitalises each message's first letter: the warning about a face that also matches
+    someone else began with the bare file name, so "eileen-2.jpg" read "Eileen-2.jpg", a file nobody
+    uploaded (the refusals quote the name for that reason; this warning now does too)."""
+    other = services.person_create(actor=None, full_name="Mei Lin", staff_id="ML-1")
+
+    def stored(*, person, filename, **kwargs):
+        photo = FacePhoto(pk=99, person=person)
+        photo.lookalike = (other, 0.71)
+        return photo
+
+    monkeypatch.setattr(services, "photo_add", stored)
+    files = [SimpleUploadedFile("eileen-2.jpg", b"a photo", "image/jpeg")]
+    page = su_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True).content.decode()
+    assert f"“eileen-2.jpg”: this face also matches Mei Lin (#{other.pk}, score 0.71)" in page, page
+
+
 @pytest.mark.models
 def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enroller_client, person, engine,
                                                                          astronaut_jpeg, monkeypatch):
