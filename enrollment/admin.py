@@ -214,8 +214,8 @@ class PersonForm(forms.ModelForm):
         chosen = (getattr(self, "cleaned_data", None) or {}).get("photos")
         if self.errors and "photos" not in self.errors and chosen:
             them = "them" if len(chosen) != 1 else "it"
-            self.add_error("photos", f"{len(chosen)} photo(s) chosen: choose {them} again once the errors above "
-                                     f"are corrected (nothing was saved).")
+            self.add_error("photos", f"{services.counted(len(chosen), 'photo')} chosen: choose {them} again once "
+                                     f"the errors above are corrected (nothing was saved).")
 
 
 class PhotoCountFilter(admin.SimpleListFilter):
@@ -363,8 +363,8 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
             for photo in removed:
                 services.photo_remove(photo=photo, actor=request.user)
             if removed:
-                messages.info(request, f"{len(removed)} photo(s) removed (files and templates deleted); "
-                                       f"the index is being rebuilt.")
+                messages.info(request, f"{services.counted(len(removed), 'photo')} removed (files and templates "
+                                       f"deleted); the index is being rebuilt.")
         uploads = form.cleaned_data.get("photos") or []
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
             # checked by changeform_view once this form's transaction has committed

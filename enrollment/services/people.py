@@ -20,7 +20,7 @@ from audit.services import audit_record
 from masknet_site.unique import save_unique
 
 from ..models import FacePhoto, Person, index_cache_clear
-from .common import Action
+from .common import Action, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
 
@@ -135,9 +135,11 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
         scrubbed = _index_scrub(label=label, photos=embedded)
         checkins = deleted.get("recognition.CheckIn", 0)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
-                     summary=f"erased person #{pk}: {len(names)} photos, their templates, {checkins} check-ins "
-                             f"(their snapshots), {history} admin history entries, {scrubbed} index versions "
-                             "rewritten or deleted" + (f"; {note}" if note else ""))
+                     summary=f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
+                             f"{counted(checkins, 'check-in')} (their snapshots), "
+                             f"{counted(history, 'admin history entry', 'admin history entries')}, "
+                             f"{counted(scrubbed, 'index version')} rewritten or deleted"
+                             + (f"; {note}" if note else ""))
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=f"person #{pk} erased")

@@ -146,7 +146,7 @@ def test_photos_chosen_on_a_form_with_an_error_are_asked_for_again(enroller_clie
     response = enroller_client.post(change_url(person), {**person_form(person, staff_id="TAKEN"), "photos": files})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "staff_id" in errors and "choose it again" in " ".join(errors["photos"])
+    assert "staff_id" in errors and "1 photo chosen: choose it again" in " ".join(errors["photos"])
     assert not FacePhoto.objects.exists()
 
 @pytest.mark.models
@@ -341,7 +341,7 @@ def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, 
     assert response.status_code == 302
     # said, beside Django's "changed successfully" (which a removal alone did not even make true)
     said = [str(m) for m in enroller_client.get(response["Location"]).context["messages"]]
-    assert "1 photo(s) removed (files and templates deleted); the index is being rebuilt." in said, said
+    assert "1 photo removed (files and templates deleted); the index is being rebuilt." in said, said
     assert list(FacePhoto.objects.values_list("pk", flat=True)) == [keep.pk]
     assert AuditEvent.objects.filter(action="photo_remove", object_id=str(drop.pk)).exists()
     # the same box ticked on a page opened before (removed meanwhile): the rest of the form is saved
