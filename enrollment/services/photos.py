@@ -138,7 +138,9 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     if len(data) > limit:
         # the callers read at most the limit and one byte: that much says "more than", not the size
         size = f"more than {amount(limit, 'bytes')}" if len(data) == limit + 1 else amount(len(data), "bytes")
-        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {amount(limit, 'bytes')}.")
+        # and what to do: the refusal alone left the uploader with the same file and no way in
+        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {amount(limit, 'bytes')}. "
+                                     f"Scale it down or save it as a smaller JPEG.")
     if not data:
         return _refusal("empty")
     if _sniff(data) is None:

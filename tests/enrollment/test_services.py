@@ -189,6 +189,16 @@ def test_refuses_files_over_the_size_limit(person, astronaut_jpeg, settings):
     assert _refusal(person, astronaut_jpeg) == "too_large"
 
 
+def test_a_file_over_the_size_limit_is_told_what_to_do(person, astronaut_jpeg, settings):
+    """As the pixel limit's refusal says to scale the photo down, the size limit's says how to get the
+    photo in (it named the limit alone, beside an 8.8 MB PNG that a JPEG of it would pass)."""
+    settings.MASKNET_MAX_PHOTO_BYTES = 1000
+    with pytest.raises(services.PhotoRefused) as info:
+        services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    assert info.value.message == (f"The file is too large. It is {len(astronaut_jpeg):,} bytes; at most 1,000 "
+                                  f"bytes. Scale it down or save it as a smaller JPEG."), info.value.message
+
+
 def test_refuses_images_over_the_pixel_limit_and_says_so(person, astronaut_jpeg, settings):
     """A 5000x5000 JPEG can be a small file: the reason names pixels, not the file's size (an
     administrator compressing the file would not get it in)."""
