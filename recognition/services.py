@@ -25,6 +25,7 @@ from audit.services import PURGE_BATCH, audit_decisions_purge, audit_record
 from enrollment import events
 from enrollment.models import Person
 from enrollment.services import adapted_photos_purge, index_files_sweep, photo_files_sweep
+from enrollment.services.common import counted
 from masknet_site.settings.base import RETENTION_DAYS_MAX, checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
@@ -374,7 +375,7 @@ def checkin_snapshots_purge(*, older_than_days: int, now: datetime | None = None
             break
     if cleared:
         audit_record(actor=None, action=Action.PURGE, object_type="recognition.checkin",
-                     summary=f"retention: removed the snapshot images of {cleared} check-ins older than "
+                     summary=f"retention: removed the snapshot images of {counted(cleared, 'check-in')} older than "
                              f"{older_than_days} days (the check-ins stay)")
     return cleared
 
@@ -477,9 +478,10 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                  adapted, orphans, stray)
     if not dry_run and not failed:   # a whole run, on record for /healthz's retention_purge_overdue
         audit_record(actor=None, action=Action.PURGE, object_type=PURGE_RUN,
-                     summary=f"retention purge completed: {snapshots} snapshot images, {outcome.decisions_total} "
-                             f"decision and login records, {adapted} photos kept from check-ins, {orphans} "
-                             f"orphan photo files, {stray} stray index files deleted")
+                     summary=f"retention purge completed: {counted(snapshots, 'snapshot image')}, "
+                             f"{counted(outcome.decisions_total, 'decision and login record')}, "
+                             f"{counted(adapted, 'photo')} kept from check-ins, "
+                             f"{counted(orphans, 'orphan photo file')}, {counted(stray, 'stray index file')} deleted")
     return outcome
 
 

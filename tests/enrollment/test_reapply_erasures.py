@@ -93,7 +93,7 @@ def test_a_person_brought_back_by_a_restore_is_erased_again_and_recorded(erased,
     assert Person.objects.filter(pk=erased["keep"].pk).exists()
     # the restored log says again who erased them, when: one record each
     again = AuditEvent.objects.for_object("enrollment.person", back.pk).get(action="erase")
-    assert again.summary.startswith(f"erased person #{back.pk}: 1 photos")
+    assert again.summary.startswith(f"erased person #{back.pk}: 1 photo,")
     assert "again after a restore (first erased " in again.summary and "by root)" in again.summary
     recorded = AuditEvent.objects.for_object("enrollment.person", gone).get(action="erase")
     assert "recorded again after a restore" in recorded.summary and "nothing of them was restored" in recorded.summary
@@ -221,7 +221,7 @@ def test_the_first_holder_of_an_id_erased_twice_brought_back_is_erased_again(two
     assert f"person #{pk} (erased " in out and "erased again 1" in out, out
     assert not Person.objects.filter(pk=pk).exists() and not FacePhoto.objects.filter(person_id=pk).exists()
     records = AuditEvent.objects.for_object("enrollment.person", pk).filter(action="erase").order_by("at", "id")
-    erased_again = [r for r in records if r.summary.startswith(f"erased person #{pk}: 1 photos")]
+    erased_again = [r for r in records if r.summary.startswith(f"erased person #{pk}: 1 photo,")]
     assert len(erased_again) == 1 and f"(first erased {timezone.localtime(earlier.at).isoformat()} by root)" \
         in erased_again[0].summary
     assert sorted(_firsts(pk)) == sorted(timezone.localtime(e.at).isoformat() for e in (earlier, later))

@@ -101,7 +101,7 @@ def test_expired_snapshots_are_removed_and_the_checkins_stay(world, monkeypatch)
     assert kept.person_id == person.pk and kept.score == pytest.approx(0.8) and kept.masked
     [record] = purge_records()
     assert record.actor == "system" and record.object_type == "recognition.checkin"
-    assert "snapshot images of 1 check-ins older than 30 days" in record.summary
+    assert "snapshot images of 1 check-in older than 30 days" in record.summary
     assert "Eileen" not in record.summary and "E-1" not in record.summary
 
 
@@ -374,7 +374,7 @@ def test_photos_kept_by_gallery_adaptation_expire_and_adaptation_goes_on(world, 
     [run] = TrainingRun.objects.queued()
     assert "retention" in run.reason and f"#{person.pk}" not in run.reason
     completed = AuditEvent.objects.get(object_type=services.PURGE_RUN)
-    assert "1 photos kept from check-ins" in completed.summary
+    assert "1 photo kept from check-ins" in completed.summary
     # nothing more is due
     assert services.retention_purge(now=NOW).adapted_photos == 0
 
