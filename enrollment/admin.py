@@ -42,6 +42,9 @@ DEACTIVATED = "no longer recognised; the index is being rebuilt"
 MODELS_MISSING = "The face models are not installed on the server (manage.py install_models)."
 # the change form's uploads, kept on the request by save_related for changeform_view
 _PENDING_UPLOADS = "_enrollment_pending_uploads"
+# Django's "was changed successfully", held back by message_user on a save that changed nothing but
+# the photos: said once a photo is stored, not above refusals of every one (nothing changed then)
+_HELD_SUCCESS = "_enrollment_held_success"
 
 
 def thumb_html(photo_id: int | None, size: int = 48) -> str:
@@ -358,6 +361,7 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         person = form.instance
+        removed = []
         if request.user.has_perm("enrollment.delete_facephoto"):
             removed = form.cleaned_data.get("remove_photos") or []
             for photo in removed:
@@ -369,22 +373,39 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
             # checked by changeform_view once this form's transaction has committed
             setattr(request, _PENDING_UPLOADS, (person, uploads))
+            if change and not removed and not set(form.changed_data) - {"photos", "remove_photos"}:
+                setattr(request, _HELD_SUCCESS, [])   # the photos alone: whether anything changed is theirs to say
 
-    def _add_uploads(self, request: HttpRequest, person: Person, uploads: list) -> None:
+    def message_user(self, request: HttpRequest, message, level=messages.INFO, extra_tags: str = "",
+                     fail_silently: bool = False) -> None:
+        """Django's messages; its success message held back while the uploads decide whether the
+        save changed anything (:data:`_HELD_SUCCESS`)."""
+        held = getattr(request, _HELD_SUCCESS, None)
+        if held is not None and level == messages.SUCCESS:
+            held.append((message, extra_tags))
+            return
+        super().message_user(request, message, level, extra_tags=extra_tags, fail_silently=fail_silently)
+
+    def _add_uploads(self, request: HttpRequest, person: Person, uploads: list,
+                     held: list[tuple[str, str]] | None = None) -> None:
         """The change form's new photos, checked and saved outside any transaction, as on the capture
         page: a face check takes up to a second, and inside the form's transaction on SQLite anyone
         else's write meanwhile (a check-in, a rebuild's heartbeat) failed the admin's own write
         ("database is locked": a 500, the edits lost) or, once the admin had written, waited for
-        the checks."""
+        the checks. ``held``: Django's success messages of a save that changed nothing else, said
+        only if a photo is stored."""
         try:
-            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD)
+            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD, held)
         except ModelsMissing:
             messages.error(request, f"The photos were not added: {MODELS_MISSING}")
         except Person.DoesNotExist:   # erased by someone else while the photos were inspected
             messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
-    def _add_photos(self, request: HttpRequest, person: Person, files, source: str) -> None:
-        """The change form's uploads: each one stored if it passes, the outcome said in messages."""
+    def _add_photos(self, request: HttpRequest, person: Person, files, source: str,
+                    held: list[tuple[str, str]] | None = None) -> None:
+        """The change form's uploads: each one stored if it passes, the outcome said in messages
+        (after ``held``, Django's success messages, when a photo was stored; else, with ``held``
+        given, that the save changed nothing)."""
         saved, refused, warnings = [], [], []
         for upload in files:
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
@@ -393,7 +414,13 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
             refused += [refusal] if refusal else []
             warnings += [warning] if warning else []
         if saved:
+            for message, extra_tags in held or []:
+                messages.success(request, message, extra_tags=extra_tags)
             messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt.")
+        elif held is not None:
+            # Django's "was changed successfully" above the refusals claimed a change that never was
+            chosen = "the photo chosen was" if len(files) == 1 else f"the {len(files)} photos chosen were all"
+            messages.warning(request, f"Nothing was changed: no photo was added ({chosen} refused, as said below).")
         for r in refused:
             # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
@@ -684,9 +711,12 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         # the form saved and its transaction committed: now the uploads (their messages still go
         # with this response's redirect)
         pending = getattr(request, _PENDING_UPLOADS, None)
+        held = getattr(request, _HELD_SUCCESS, None)
+        if held is not None:
+            delattr(request, _HELD_SUCCESS)
         if pending:
             delattr(request, _PENDING_UPLOADS)
-            self._add_uploads(request, *pending)
+            self._add_uploads(request, *pending, held=held)
         return response
 
 

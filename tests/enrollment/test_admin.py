@@ -180,6 +180,39 @@ def test_a_look_alike_warning_names_the_file_as_uploaded(su_client, person, monk
     assert f"“eileen-2.jpg”: this face also matches Mei Lin (#{other.pk}, score 0.71)" in page, page
 
 
+@pytest.mark.parametrize(("edit", "stored", "changed"), [({}, 0, False), ({"department": "Ground"}, 0, True),
+                                                      ({}, 1, True)],
+                         ids=["photos alone, all refused", "an edit, all refused", "photos alone, one stored"])
+def test_a_save_whose_photos_were_all_refused_claims_no_change(enroller_client, person, monkeypatch, edit, stored,
+                                                               changed):
+    """Django's green "The person … was changed successfully" showed above the refusals of every
+    photo chosen, on a save that changed nothing: it is said only when a field changed or a photo
+    was stored, and otherwise the page says that nothing was, no photo added."""
+    calls = []
+
+    def add(*, person, filename, **kwargs):
+        calls.append(filename)
+        if len(calls) > stored:
+            raise services.PhotoRefused("no_face")
+        photo = FacePhoto(pk=98 + len(calls), person=person)
+        photo.lookalike = None
+        return photo
+
+    monkeypatch.setattr(services, "photo_add", add)
+    monkeypatch.setattr(services, "photo_lookalike_shown", lambda **kwargs: None)
+    files = [SimpleUploadedFile(name, b"a photo", "image/jpeg") for name in ("one.jpg", "two.jpg")]
+    response = enroller_client.post(change_url(person), {**person_form(person, **edit), "photos": files}, follow=True)
+    said = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    texts = [text for _level, text in said]
+    assert any("was changed successfully" in text for text in texts) == changed, said
+    assert ("Nothing was changed: no photo was added (the 2 photos chosen were all refused, as said below)."
+            in texts) == (not changed), said
+    refused = ["“one.jpg”: refused — No face found in the photo.", "“two.jpg”: refused — No face found in the photo."]
+    assert texts[-(2 - stored):] == refused[stored:], said   # the refusals last, each named
+    if changed:   # the success message first, then the photos' outcome
+        assert "was changed successfully" in texts[0], said
+
+
 @pytest.mark.models
 def test_photos_for_a_person_erased_meanwhile_are_refused_with_a_message(enroller_client, person, engine,
                                                                          astronaut_jpeg, monkeypatch):
