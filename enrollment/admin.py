@@ -801,6 +801,18 @@ class EmbeddingFailureFilter(admin.SimpleListFilter):
         return None
 
 
+class VerdictFilter(admin.AllValuesFieldListFilter):
+    """Photos by quality verdict, worded as the rows word it (:func:`verdict_html`): "good", not the
+    stored ``ok``, which stays the query string's value (``?quality_verdict=ok``)."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            display = str(choice["display"])   # "ok", or "ok (3)" with the counts shown
+            if display == "ok" or display.startswith("ok ("):
+                choice = {**choice, "display": "good" + display.removeprefix("ok")}
+            yield choice
+
+
 @admin.register(FacePhoto)
 class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild);
@@ -809,7 +821,7 @@ class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
     list_display = ("thumbnail", "id", "person", "source", "verdict", "masked", "embedding", "created_at")
     # on a phone (audit/templatetags/admin_phone.py): the verdict too took 356 px of 330 beside a long name
     list_display_phone = ("thumbnail", "person")
-    list_filter = ("quality_verdict", "masked", "source", "embedding_state", EmbeddingFailureFilter)
+    list_filter = (("quality_verdict", VerdictFilter), "masked", "source", "embedding_state", EmbeddingFailureFilter)
     search_fields = ("person__full_name", "person__staff_id")
     list_select_related = ("person",)
     readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",

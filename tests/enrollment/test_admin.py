@@ -74,6 +74,21 @@ def test_change_page_shows_photos_with_box_and_verdict(su_client, person, make_p
     assert 'id="mn-status"' in html  # live rebuild status
 
 
+def test_the_photos_verdict_filter_words_it_as_the_rows_do(su_client, person, make_photo):
+    """The photos list's rows say "good" where the filter beside them said "ok" (the stored value,
+    which stays the filter's query string); other verdicts read alike in both."""
+    good, dark = make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=dark.pk).update(quality_verdict="too_dark")
+    photos = reverse("admin:enrollment_facephoto_changelist")
+    listing = su_client.get(photos).content.decode()
+    assert '<a href="?quality_verdict=ok">good</a>' in listing, listing
+    assert '<a href="?quality_verdict=too_dark">too_dark</a>' in listing and ">ok<" not in listing
+    assert '<a href="?_facets=True&amp;quality_verdict=ok">good (1)</a>' in su_client.get(
+        photos, {"_facets": "True"}).content.decode()
+    shown = su_client.get(photos, {"quality_verdict": "ok"}).context["cl"].result_list
+    assert [p.pk for p in shown] == [good.pk]
+
+
 def test_status_bar_says_when_the_active_index_is_outdated(su_client):
     from enrollment.recognizer import template_version
 
