@@ -4,8 +4,9 @@ on the phone the bars scroll in a box that is a tab stop, opens on the day shown
 arrow keys, and nothing else on the page is wider than the screen; on the desktop, where the 30 days
 fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The staff pages with
 tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
-history; a new API token's page; a kiosk's new pairing link): no word broken across lines, nothing wider
-than the page; the token and the link show whole, and their Copy buttons put them on the clipboard.
+history; a new API token's page; a kiosk's new pairing link): no word broken across lines (nor a staff id
+after its hyphen), nothing wider than the page; the token and the link show whole, and their Copy buttons
+put them on the clipboard.
 The admin's lists (check-ins, kiosks, people, photos, training runs, audit log) fit a 375 px phone
 with the columns that name their rows, and show every column on a desktop.
 """
@@ -111,7 +112,11 @@ const past = [...main.querySelectorAll('*')].filter((e) => !scrolls(e) && e.getB
 const beside = [...main.querySelectorAll('.att-list .att-masked')].map((badge) =>
   badge.getBoundingClientRect().top < badge.closest('tr').querySelector('a').getBoundingClientRect().bottom);
 const head = main.querySelector('.att-list thead');
-return {split, past, beside, cells: main.querySelectorAll('.att-list td').length,
+// the staff ids on more than one line ("STAFF-" and "1": broken after a hyphen, which split allows)
+const wrapped = [...main.querySelectorAll('.att-list td.staff')].filter((td) => { const r = document.createRange();
+  r.selectNodeContents(td); return new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1; })
+  .map((td) => td.textContent);
+return {split, past, beside, wrapped, cells: main.querySelectorAll('.att-list td').length,
         sideways: document.documentElement.scrollWidth > page,
         headers: head !== null && head.getBoundingClientRect().height > 2};
 """
@@ -187,11 +192,12 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
+        assert state["wrapped"] == [], (width, state)
         if page in ("api-token", "pairing"):
             copy_the_value(driver, server, page, width)
         else:
             # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
-            assert state["cells"] >= {"day": 3 * 5 + 3, "person": 3 * 6}[page], (width, state)
+            assert state["cells"] >= {"day": 3 * 6 + 3, "person": 3 * 6}[page], (width, state)
             assert state["beside"] == [True, True], (width, state)
             assert state["headers"] == (width > 400), (width, state)
 

@@ -257,6 +257,32 @@ def test_the_stacked_lists_keep_their_table_roles(client, superuser, attendance,
         assert "<th role=\"columnheader\"></th>" not in table
 
 
+def test_every_list_of_the_day_shows_the_staff_id_as_the_missing_list_does(client, superuser, attendance, person,
+                                                                         other_person):
+    """The "In" list had no staff id where the "Missing" list beside it had one (and the day's CSV
+    gives it for each status): two people of one name told apart on one list, not on the other."""
+    east, _token = make_paired_kiosk("East door", site="east")
+    services.checkin_record(person_id=other_person.pk, kiosk=east, score=0.8, threshold=0.38, masked=False,
+                            frames=4, index_version=3, at=timezone.now())
+    client.force_login(superuser)
+
+    def lists(**params) -> dict[str, tuple[list[str], list[str]]]:
+        """Each list's column headings and staff id cells, by the table's id."""
+        html = client.get(reverse("attendance-day"), params).content.decode()
+        return {name: (re.findall(r'<th role="columnheader">([^<]*)</th>', table),
+                       re.findall(r'<td role="cell" class="staff">([^<]*)</td>', table))
+                for name, table in re.findall(r'<table id="(\w+)" class="att-list"(.*?)</table>', html, re.S)}
+
+    today = lists()   # Eileen and Tom in
+    assert today["present"] == (["Time", "Name", "Staff id", "Department", "Kiosk"], ["E-1", "T-1"]), today
+    yesterday = lists(date=(timezone.localdate() - timedelta(days=1)).isoformat())   # both missing
+    assert yesterday["missing"] == (["Name", "Staff id", "Department"], ["E-1", "T-1"]), yesterday
+    main = lists(site="main")   # Tom in at another site
+    assert main["present"][1] == ["E-1"] and main["elsewhere"] == today["present"][:1] + (["T-1"],), main
+    data = rows(client.get(reverse("attendance-day"), {"site": "main", "format": "csv"}))
+    assert data[0][2] == "staff_id" and sorted(r[2] for r in data[1:]) == ["E-1", "T-1"]
+
+
 def test_person_history_and_its_csv(client, superuser, attendance, person):
     client.force_login(superuser)
     page = client.get(reverse("attendance-person", args=[person.pk]))
