@@ -325,6 +325,10 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
             field.widget.choices = field.choices
         if not request.user.has_perm("enrollment.add_facephoto") and "photos" in form.base_fields:
             form.base_fields["photos"].disabled = True
+        elif "photos" in form.base_fields and not recognizer.engine_loaded():
+            # loading since the page was asked for (changeform_view); the save waits for it otherwise
+            form.base_fields["photos"].help_text += (" The server is still loading its face checks (a few seconds "
+                                                     "after a start): a save with photos may wait for them.")
         return form
 
     # ---------------------------------------------------------------- Django's own history
@@ -645,8 +649,9 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
     def capture_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The webcam page: live feedback, then a burst of photos saved through ``photo_add``."""
         person = self._capture_person(request, object_id)
+        recognizer.warm_soon()   # while the camera starts; until then the page says the checks are loading
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": person,
-                   "title": f"Capture photos of {person.full_name}",
+                   "title": f"Capture photos of {person.full_name}", "engine_ready": recognizer.engine_loaded(),
                    "check_url": reverse("admin:enrollment_person_capture_check", args=[person.pk]),
                    "save_url": reverse("admin:enrollment_person_capture_save", args=[person.pk]),
                    "change_url": reverse("admin:enrollment_person_change", args=[person.pk]),
@@ -703,6 +708,8 @@ class PersonAdmin(RebuildMixin, admin.ModelAdmin):
         return super().get_object(request, object_id, from_field)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "GET" and request.user.has_perm("enrollment.add_facephoto"):
+            recognizer.warm_soon()   # the models load while photos are chosen, not when the form is saved
         extra = {**(extra_context or {}), **_index_status_context(request),
                  "can_capture": request.user.has_perm("enrollment.add_facephoto"),
                  "can_erase": self.has_erase_permission(request),

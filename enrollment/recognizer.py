@@ -18,6 +18,7 @@ from django.conf import settings
 from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
 from recognition.engine.convert import ONNX_CONVERTER_VERSION
 from recognition.engine.detect import box_iou
+from recognition.engine.errors import ModelsMissing
 from recognition.engine.gallery import MASK_VARIANTS, Templates, photo_templates, usable_face
 from recognition.engine.install import gain_digest, installed_manifest
 from recognition.engine.maskclf import DEFAULT_PATH as DEFAULT_MASK_CLASSIFIER
@@ -49,6 +50,7 @@ def engine_config() -> EngineConfig:
 
 
 _load_lock = threading.Lock()
+_warm_lock = threading.Lock()
 _loaded = False   # get_engine has returned an engine in this process
 
 
@@ -67,6 +69,35 @@ def engine_loaded() -> bool:
     """Whether this process has its engine already (a frame is answered at once), or the first
     frame waits for the models to load (a few seconds after a start)."""
     return _loaded
+
+
+_warming = False   # a warm_soon thread is loading the engine in this process
+
+
+def warm_soon() -> None:
+    """Start loading this process's engine in a thread of its own, unless it is loaded or being
+    loaded: a page about to check photos (the person's form, the capture page) asks when it is
+    opened, as a kiosk's socket does (``recognition.consumers``), so that its first check does not
+    wait out the models' load (about 4 s on 2 idle cores, more on a busy one). Returns at once."""
+    global _warming
+    with _warm_lock:
+        if _loaded or _warming:
+            return
+        _warming = True
+    threading.Thread(target=_warm, name="engine-warm", daemon=True).start()
+
+
+def _warm() -> None:
+    global _warming
+    try:
+        get_engine()
+    except ModelsMissing:
+        pass   # the page's checks say so
+    except Exception:  # noqa: BLE001 - the page's first check meets it again and says so
+        log.exception("could not load the recognition engine")
+    finally:
+        with _warm_lock:
+            _warming = False
 
 
 def synthetic_masks_available() -> bool:

@@ -15,6 +15,18 @@ SHARED_DATA = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" 
 TEST_REDIS_URL = os.environ.get("MASKNET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+@pytest.fixture(autouse=True)
+def no_engine_warm_up(monkeypatch) -> list[bool]:
+    """The admin's pages start no background load of the face models (``recognizer.warm_soon``,
+    called as they open): a load in a thread of its own would outlive the test that opened the page
+    and race later tests that set the engine's state. Each call is recorded in the list returned."""
+    from enrollment import recognizer
+
+    calls: list[bool] = []
+    monkeypatch.setattr(recognizer, "warm_soon", lambda: calls.append(True))
+    return calls
+
+
 @pytest.fixture
 def redis_url():
     """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the

@@ -209,7 +209,10 @@
       video.srcObject = s;
       // the burst waits for the first frame (a 0x0 canvas gives no picture)
       video.addEventListener("loadeddata", () => { if (!stopped) burstBtn.disabled = false; }, { once: true });
-      say("Camera on: look at it", true);
+      // the server's face models still loading (a few seconds after it starts, as the kiosk's
+      // "Getting ready…"): the first check waits for them, and says the outcome when it comes back
+      say(root.dataset.engineReady === "0"
+        ? "Camera on. Getting ready: the server is loading its face checks (a few seconds)…" : "Camera on: look at it", true);
       timer = setInterval(check, 500);   // paused while the page is hidden (check() returns)
     })
     .catch((e) => say("Camera unavailable: " + e.message, false));

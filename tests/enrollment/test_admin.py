@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from enrollment import services
+from enrollment import recognizer, services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.services import index as index_services
 from enrollment.services import photos as photo_services
@@ -20,6 +20,7 @@ from enrollment.tasks import rebuild_index_task
 from tests.enrollment.conftest import jpeg
 
 CHANGELIST = reverse("admin:enrollment_person_changelist")
+WARM_SOON = recognizer.warm_soon   # before tests/conftest.py's no_engine_warm_up replaces it for each test
 
 
 def change_url(person: Person) -> str:
@@ -642,6 +643,80 @@ def test_capture_page(enroller_client, person, settings):
     assert "getUserMedia" not in html  # the script is a static file
     assert "enrollment/capture.js" in html and reverse("admin:enrollment_person_capture_save", args=[person.pk]) in html
     assert ">Take a photo</button>" in html   # one is kept: the burst's best ("Take 5 photos" promised five)
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["after a start", "models loaded"])
+def test_the_pages_that_check_photos_load_the_face_models_as_they_open(client, enroller, person, monkeypatch,
+                                                                       no_engine_warm_up, loaded):
+    """The first photo check after a server start waited for the models to load (5-8 s) with no word
+    of it, where the kiosk says "Getting ready…": the person's form and the capture page start the
+    load as they open (as a kiosk's socket does), and say that it is under way while it is."""
+    import re
+
+    from django.contrib.auth.models import Permission
+
+    monkeypatch.setattr(recognizer, "_loaded", loaded)
+    client.force_login(enroller)
+    form = client.get(change_url(person)).content.decode()
+    capture = client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
+    added = client.get(reverse("admin:enrollment_person_add")).content.decode()
+    assert len(no_engine_warm_up) == 3   # the change form, the capture page, the add form
+    assert ("The server is still loading its face checks" in form) is not loaded
+    assert ("The server is still loading its face checks" in added) is not loaded
+    assert re.search(r'<div id="mn-capture"[^>]*data-engine-ready="{}"'.format("1" if loaded else "0"), capture)
+    # a form saved loads them itself; a visitor who may not add photos starts no load
+    client.post(change_url(person), person_form(person, notes="seen"))
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=("view_person", "view_facephoto")))
+    client.force_login(viewer)
+    assert client.get(change_url(person)).status_code == 200 and len(no_engine_warm_up) == 3
+
+
+def test_warm_soon_loads_the_engine_once_in_a_thread_of_its_own(monkeypatch):
+    """Pages opened while the models load start no second load; a load that failed (the models
+    missing) is tried again by the next page."""
+    import threading
+
+    from recognition.engine.errors import ModelsMissing
+
+    started, release, loads = threading.Event(), threading.Event(), []
+
+    def slow_load(models_dir, config):
+        loads.append(threading.current_thread().name)
+        started.set()
+        assert release.wait(5)
+        return object()
+
+    monkeypatch.setattr(recognizer, "load_engine", slow_load)
+    monkeypatch.setattr(recognizer, "_loaded", False)
+    monkeypatch.setattr(recognizer, "_warming", False)
+    warm_soon = WARM_SOON   # the real one: the suite's pages start no load (tests/conftest.py)
+    warm_soon()
+    assert started.wait(5) and not recognizer.engine_loaded()   # returned at once, the load under way
+    warm_soon()
+    warm_soon()
+    release.set()
+    for _ in range(100):
+        if recognizer.engine_loaded() and not recognizer._warming:
+            break
+        threading.Event().wait(0.05)
+    assert loads == ["engine-warm"] and recognizer.engine_loaded()
+    warm_soon()   # loaded: nothing more
+    assert loads == ["engine-warm"]
+
+    def missing(models_dir, config):
+        loads.append("missing")
+        raise ModelsMissing("no models")
+
+    monkeypatch.setattr(recognizer, "load_engine", missing)
+    monkeypatch.setattr(recognizer, "_loaded", False)
+    for _ in range(2):
+        warm_soon()
+        for _ in range(100):
+            if not recognizer._warming:
+                break
+            threading.Event().wait(0.05)
+    assert loads == ["engine-warm", "missing", "missing"] and not recognizer.engine_loaded()
 
 
 def test_capture_needs_the_right_to_see_people_too(client, plain_staff, person):

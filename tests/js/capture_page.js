@@ -3,7 +3,7 @@
  * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off, the
  * person erased meanwhile ("person_gone") stops the page and its camera, the burst's outcome has its own
  * place (shown at once, kept while the live checks go on, refusals summed up by reason when no photo was
- * good; "the best of 5 photos" saved, or why it was not).
+ * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -26,7 +26,7 @@ function button(extra) {
 
 /** A fresh capture page; ``server.status`` is what the check endpoint answers; ``server.replies``: the
  * JSON answered to a URL ("/check", "/save"), instead of ``server.json`` or the default. */
-function page() {
+function page(dataset) {
   const time = clock();
   const server = { status: 200, posts: [], replies: {} };
   const track = { stopped: false, stop() { this.stopped = true; } };
@@ -34,7 +34,8 @@ function page() {
   const video = element({ videoWidth: 0, videoHeight: 0 });
   const elements = {
     "mn-capture": element({
-      dataset: { check: "/check", save: "/save", timeZone: "Asia/Kathmandu" },   // UTC+05:45: no browser's here
+      // UTC+05:45: no browser's here
+      dataset: Object.assign({ check: "/check", save: "/save", timeZone: "Asia/Kathmandu" }, dataset),
       querySelector: () => ({ value: "csrf-token" }),
     }),
     "mn-video": video,
@@ -245,6 +246,26 @@ async function main() {
   check("so does a person_gone answer to a burst",
         p.track.stopped === true && p.button.disabled === true && /no longer exists/.test(p.feedback.textContent),
         `stopped ${p.track.stopped}, disabled ${p.button.disabled}, "${p.feedback.textContent}"`);
+
+  // ---- the server still loading its face models: the page says so until the first check's answer
+  p = page({ engineReady: "0" });
+  let loaded;
+  p.server.hold = { "/check": new Promise((res) => { loaded = res; }) };
+  p.server.replies["/check"] = { ok: true, box: null, masked: false };
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  await p.run(3000);                                 // the first check waits for the models
+  check("while the server loads its face checks the page says it is getting ready, not 'look at it'",
+        /Getting ready: the server is loading its face checks/.test(p.feedback.textContent), p.feedback.textContent);
+  loaded();
+  await p.run(600);
+  check("and the first check's answer replaces it", p.feedback.textContent === "Face found — good photo (mask off)",
+        p.feedback.textContent);
+  p = page({ engineReady: "1" });
+  await settle();
+  check("with the models loaded the page asks to look at the camera", p.feedback.textContent === "Camera on: look at it",
+        p.feedback.textContent);
 
   // ---- a check on its way when the burst starts comes back refused: the burst stops there too
   p = page();
