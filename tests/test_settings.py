@@ -167,6 +167,7 @@ def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
         "from django.conf import settings as s\n"
         "host = s.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]\n"
         "print(json.dumps({'socket_timeout': host['socket_timeout'], 'brpop': RedisChannelLayer.brpop_timeout,\n"
+        "  'backend': s.CHANNEL_LAYERS['default']['BACKEND'],\n"
         "  'reject': s.CELERY_TASK_REJECT_ON_WORKER_LOST, 'acks_late': s.CELERY_TASK_ACKS_LATE,\n"
         "  'visibility': s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'],\n"
         "  'stale': s.MASKNET_REBUILD_STALE_S, 'debounce': s.MASKNET_REBUILD_DEBOUNCE_S}))\n")
@@ -178,6 +179,8 @@ def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     assert proc.returncode == 0, proc.stderr
     facts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert facts["socket_timeout"] > facts["brpop"]
+    # whose receive waits out a Redis outage (masknet_site/channel_layer.py): the kiosk sockets stay open
+    assert facts["backend"] == "masknet_site.channel_layer.RedisChannelLayer"
     assert facts["reject"] and facts["acks_late"]
     assert facts["visibility"] > max(facts["stale"], facts["debounce"], 30)   # 30: the tasks' longest retry
 

@@ -388,7 +388,8 @@ REDIS_URL = env("REDIS_URL")
 # "celery": tasks go to the broker; "thread": a background thread of this process runs them.
 MASKNET_TASK_RUNNER = "celery" if REDIS_URL else "thread"
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    # channels_redis's layer, except that a receive waits a Redis outage out: the kiosk sockets stay open
+    CHANNEL_LAYERS = {"default": {"BACKEND": "masknet_site.channel_layer.RedisChannelLayer",
                                   "CONFIG": {"hosts": redis_channel_hosts(REDIS_URL)}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL

@@ -1,6 +1,7 @@
 """The site's Redis channel layer across a Redis restart, without the rest of the cluster: a
 connection the restarted server closed is retried on a fresh one (settings ``CHANNEL_LAYERS``),
-so kiosk sockets are not failed by it."""
+and a receive waiting while Redis is down waits for it to come back rather than raising
+(``masknet_site.channel_layer``), so kiosk sockets are not failed by either."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import shutil
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels_redis.core import RedisChannelLayer
 
 from bench.live import free_port
+from masknet_site.channel_layer import RedisChannelLayer
 
 from .harness import REDIS_SERVER, RedisServer
 
@@ -34,14 +35,27 @@ def test_the_channel_layer_survives_a_redis_restart(tmp_path, settings):
             await layer.group_send("kiosks", {"type": "index.updated", "text": text})
             return await asyncio.wait_for(layer.receive(channel), 10)   # a lost message fails, not hangs
 
+        async def across_an_outage() -> dict:
+            """A receive that began before Redis went away gets what is sent after it came back."""
+            channel = await layer.new_channel()
+            waiting = asyncio.ensure_future(layer.receive(channel))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(server.stop)
+            await asyncio.sleep(3.0)         # channels_redis's own receive raised within a second
+            assert not waiting.done(), waiting
+            await asyncio.to_thread(server.start)
+            await layer.send(channel, {"type": "index.updated", "text": "back"})
+            return await asyncio.wait_for(waiting, 15)
+
         async def scenario() -> list[dict]:
             first = await round_trip("before")
             server.restart()                 # every pooled connection is now closed by the server
             second = await round_trip("after")
+            third = await across_an_outage()
             await layer.close_pools()
-            return [first, second]
+            return [first, second, third]
 
-        first, second = async_to_sync(scenario)()
-        assert first["text"] == "before" and second["text"] == "after"
+        first, second, third = async_to_sync(scenario)()
+        assert first["text"] == "before" and second["text"] == "after" and third["text"] == "back"
     finally:
         server.stop()
