@@ -106,6 +106,7 @@ CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socke
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
+GROUP_RETRY_S = 5.0         # a socket not in its channel groups (Redis away) rechecks and tries again this often
 # with no active index, whether one is active now or people have been enrolled is read again this
 # often: a first photo added sends no index.updated, and the first rebuild takes seconds
 NO_INDEX_RECHECK_S = 1.0
@@ -416,11 +417,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._burst = max(2 * self._fps, 2.0)
         self._tokens, self._tokens_at = self._burst, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
-        await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
-        await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
+        self._in_groups = True   # until a join fails: then its warning is said once, not every try
+        self._announce_pending = False
+        joined = await self._join_groups()
         if not await self._still_paired(token):
-            await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
-            await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
+            await self._leave_groups()
             self.kiosk = None
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -435,17 +436,61 @@ class KioskConsumer(AsyncWebsocketConsumer):
         except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
             _log_unavailable(exc)
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
-        # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work
+        # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work.
+        # Not in its groups (the channel layer away): announced once it joins them
+        if joined:
+            await self._announce()
+        else:
+            self._announce_pending = True
+        _warm_engine_soon()
+
+    async def _join_groups(self) -> bool:
+        """Join the ``kiosks`` group (``index.updated``) and this kiosk's own (``kiosk.revoked``,
+        ``kiosk.connected``); ``False`` when the channel layer cannot be reached (Redis down).
+
+        Frames and check-ins need only the database: the socket goes on without its groups, and its
+        recheck (revocation, the active index version) comes every ``GROUP_RETRY_S`` instead of
+        every ``MASKNET_KIOSK_RECHECK_S`` and tries to join again, until it has joined them. A socket
+        in its groups joins them again at every recheck: a restarted Redis forgot its members."""
+        try:
+            await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
+            await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
+        except Exception as exc:  # noqa: BLE001 - the channel layer's errors are its backend's (redis-py's)
+            self._checked_at = min(self._checked_at, time.monotonic() - self._recheck_s + GROUP_RETRY_S)
+            if self._in_groups:
+                self._in_groups = False
+                reason = (str(exc).strip().splitlines() or [""])[0][:200]
+                log.warning("kiosk #%s: cannot join its channel groups (%s: %s); the socket goes on without "
+                            "them and tries again every %.0f s", self.kiosk.pk, type(exc).__name__, reason,
+                            GROUP_RETRY_S)
+            return False
+        if not self._in_groups:
+            self._in_groups = True
+            log.info("kiosk #%s: joined its channel groups again", self.kiosk.pk)
+        if self._announce_pending:
+            self._announce_pending = False
+            await self._announce()
+        return True
+
+    async def _leave_groups(self) -> None:
+        """Leave both groups; with the channel layer away, the layer's group expiry drops the channel."""
+        try:
+            await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
+        except Exception:  # noqa: BLE001 - best effort (Redis away)
+            log.debug("kiosk #%s: could not leave its channel groups", self.kiosk.pk)
+
+    async def _announce(self) -> None:
+        """Tell this kiosk's other sockets that this one opened (``kiosk.connected``)."""
         try:
             await self.channel_layer.group_send(self.kiosk.group_name,
                                                 {"type": "kiosk.connected", "opened": list(self._opened)})
         except Exception:  # noqa: BLE001 - best effort, as the other publications
             log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
-        _warm_engine_soon()
 
     async def _still_paired(self, token: str) -> bool:
-        """Read the kiosk row again once the socket is in its groups: a revocation published
-        between the first read and joining them reached no group. With the database gone in that
+        """Read the kiosk row again once the socket is in its groups (or failed to join them): a
+        revocation published between the first read and joining them reached no group. With the database gone in that
         instant the socket goes on (its periodic recheck reads the row again)."""
         try:
             kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
@@ -465,8 +510,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         worker = self._worker
         if worker is not None and not worker.done() and worker is not asyncio.current_task():
             worker.cancel()   # cancels the pool's job too while it has not started
-        await self.channel_layer.group_discard(events.KIOSKS_GROUP, self.channel_name)
-        await self.channel_layer.group_discard(self.kiosk.group_name, self.channel_name)
+        await self._leave_groups()
 
     # -------------------------------------------------------------------------- incoming frames
 
@@ -860,11 +904,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._index, self._index_stale = None, True
         if self._closed:
             return True   # closed meanwhile: re-joining would put a dead channel back in the groups
-        try:
-            await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
-            await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
-        except Exception:  # noqa: BLE001 - best effort; the next recheck tries again
-            log.warning("kiosk #%s: could not re-join the channel groups", self.kiosk.pk)
+        await self._join_groups()
         return True
 
     def _facts(self) -> dict:

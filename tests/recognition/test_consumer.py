@@ -1236,6 +1236,68 @@ def test_a_socket_opened_while_the_database_is_down_is_told_and_closed(engine_sc
 
 
 @pytest.mark.reliability
+def test_a_socket_opened_while_the_channel_layer_is_away_works_and_joins_its_groups_later(
+        engine_script, paired, monkeypatch, caplog):
+    """Redis down at the handshake (joining the groups raises): the socket opens all the same, frames
+    are answered (they need only the database), and the log says so; once the layer answers again the
+    socket's next recheck joins its groups: the older socket of its kiosk is told it was replaced
+    (the announcement waited for the join), and a revocation reaches it at once. Leaving the groups
+    while the layer is away is no error either. Failed the handshake before (the socket never opened)."""
+    from enrollment import events
+
+    kiosk, token = paired
+    layer = get_channel_layer()
+    real_add, real_discard = layer.group_add, layer.group_discard
+    down = [False]
+
+    async def group_add(group, channel):
+        if down[0]:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await real_add(group, channel)
+
+    async def group_discard(group, channel):
+        if down[0]:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await real_discard(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+    monkeypatch.setattr(layer, "group_discard", group_discard)
+    monkeypatch.setattr(consumers, "GROUP_RETRY_S", 0.0, raising=False)   # the join is tried again at the next frame
+
+    def members(group: str) -> int:
+        return len(layer.groups.get(group, {}))
+
+    async def scenario():
+        older = await open_kiosk(token)                 # opened before the outage, in its groups
+        down[0] = True
+        closing = await open_kiosk(token)               # opened and closed during the outage
+        await closing.disconnect()
+        comm = await open_kiosk(token)
+        answers = [(await ask(comm, "none"))["state"] for _ in range(2)]
+        assert members(kiosk.group_name) == 1 and members(events.KIOSKS_GROUP) == 1   # only the older one
+        down[0] = False
+        answers.append((await ask(comm, "none"))["state"])   # its recheck joins the groups
+        replaced = await older.receive_json_from(timeout=5)
+        older_closed = await older.receive_output(timeout=5)
+        await older.disconnect()
+        assert members(kiosk.group_name) == 1 and members(events.KIOSKS_GROUP) == 1   # now this one
+        await database_sync_to_async(services.kiosk_revoke)(kiosk=kiosk, actor=None)
+        revoked = await comm.receive_json_from(timeout=5)
+        closed = await comm.receive_output(timeout=5)
+        return answers, replaced, older_closed, revoked, closed
+
+    with caplog.at_level("INFO", logger="recognition.consumers"):
+        answers, replaced, older_closed, revoked, closed = run(scenario)
+    assert answers == ["searching"] * 3
+    assert replaced == {"type": "replaced"} and older_closed == {"type": "websocket.close", "code": 4409}
+    assert revoked == {"type": "revoked"} and closed == {"type": "websocket.close", "code": 4403}
+    joins = [r.getMessage() for r in caplog.records if "channel groups" in r.getMessage()]
+    # said once per socket (the two opened during the outage), not at every try; then the rejoin
+    assert [m.split(": ", 1)[1][:31] for m in joins] == ["cannot join its channel groups "] * 2 + [
+        "joined its channel groups again"], joins
+
+
+@pytest.mark.reliability
 @pytest.mark.parametrize("gaps, checked_in", [
     ([2.0] * 6, True),                      # a slow server (many kiosks): every answer 2 s apart
     ([0.15, 2.0, 0.15], False),             # a fast stream with one 2 s pause: the vote restarts
