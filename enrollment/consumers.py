@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from importlib import import_module
 
@@ -18,6 +19,9 @@ from . import events
 
 RECHECK_S = 30.0   # an open socket re-reads its user (and session) at most this often, when it has news
 REJOIN_S = 3600.0  # ... and joins its group again this often: channel layers forget members after a day
+JOIN_RETRY_S = 5.0  # ... or this soon while the layer (Redis) could not be reached when it last tried
+
+log = logging.getLogger(__name__)
 
 
 def _may_watch(user) -> bool:
@@ -39,20 +43,31 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         events.register_loop(asyncio.get_running_loop())
         self._checked_at, self._refused = time.monotonic(), False
-        await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
+        # Redis away: the socket opens all the same (a 500 before) and its keeper joins it later
+        joined = await self._join()
+        if not joined:
+            log.warning("training progress socket: cannot join its channel group (the channel layer cannot be "
+                        "reached); opened all the same, joining again every %.0f s", JOIN_RETRY_S)
         await self.accept()
-        self._keeper = asyncio.create_task(self._stay_in_group())
+        self._keeper = asyncio.create_task(self._stay_in_group(joined))
 
-    async def _stay_in_group(self) -> None:
+    async def _join(self) -> bool:
+        """Join the progress group; False when the channel layer could not be reached."""
+        try:
+            await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
+        except Exception:  # noqa: BLE001 - Redis away for a moment: the keeper tries again
+            return False
+        return True
+
+    async def _stay_in_group(self, joined: bool) -> None:
         """Join the group again now and then: a channel layer drops members after its
         ``group_expiry`` (a day by default), and a page left open longer would hear nothing (it does
-        not poll while its socket is open)."""
+        not poll while its socket is open); every ``JOIN_RETRY_S`` while the last try failed."""
         while True:
-            await asyncio.sleep(REJOIN_S)
-            try:
-                await self.channel_layer.group_add(events.TRAINING_GROUP, self.channel_name)
-            except Exception:  # noqa: BLE001 - Redis away for a moment: the next turn tries again
-                pass
+            await asyncio.sleep(REJOIN_S if joined else JOIN_RETRY_S)
+            was_joined, joined = joined, await self._join()
+            if joined and not was_joined:
+                log.info("training progress socket: joined its channel group again")
 
     @database_sync_to_async
     def _allowed(self, user) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.routing import URLRouter
@@ -275,3 +277,48 @@ def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
         connected, _ = async_to_sync(scenario)()
     assert not connected
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info], caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(enroller, monkeypatch, caplog):
+    """Redis down at the handshake (joining the group raises): the socket opens all the same, and
+    once the layer answers its keeper joins it, so the page hears the next run's progress. The
+    handshake failed before (a 500, and the page fell back to polling for as long as it was open)."""
+    from channels.layers import get_channel_layer
+
+    from enrollment import consumers
+
+    layer = get_channel_layer()
+    real_add = layer.group_add
+    down = [True]
+
+    async def group_add(group, channel):
+        if down[0]:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        await real_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+    monkeypatch.setattr(consumers, "JOIN_RETRY_S", 0.05)
+    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected
+        assert len(layer.groups.get(events.TRAINING_GROUP, {})) == 0
+        down[0] = False
+        for _ in range(100):                      # the keeper's next try joins it
+            if layer.groups.get(events.TRAINING_GROUP):
+                break
+            await asyncio.sleep(0.02)
+        await sync_to_async(events.training_progress)(run)
+        progress = await communicator.receive_json_from(timeout=2)
+        await communicator.disconnect()
+        return progress
+
+    with caplog.at_level("INFO", logger="enrollment.consumers"):
+        progress = async_to_sync(scenario)()
+    assert progress["type"] == "progress" and progress["run"]["id"] == run.pk
+    said = [r.getMessage() for r in caplog.records if r.name == "enrollment.consumers"]
+    assert [m.split(": ", 1)[1][:30] for m in said] == ["cannot join its channel group ",
+                                                        "joined its channel group again"]
