@@ -435,6 +435,28 @@ async function main() {
   check("a bare face's 'not recognised' after a masked one's does not keep the mask hint",
         p.text("banner-detail") === RECEPTION, p.text("banner-detail"));
 
+  // ---- the banner is a polite live region (role="status", aria-atomic): a screen reader says it
+  // again at each write of its words, so answers that say the same thing (every frame while
+  // recognising, a welcome held) write nothing into it; a new state writes its words once
+  p = page();
+  await settle();
+  const spoken = p.sockets[0];
+  p.say(spoken, { type: "hello" });
+  const writes = { "banner-title": 0, "banner-detail": 0, "banner-icon": 0 };
+  for (const id of Object.keys(writes)) {
+    const el = p.element(id), prop = id === "banner-icon" ? "innerHTML" : "textContent";
+    let value = el[prop];
+    Object.defineProperty(el, prop, { get: () => value, set: (v) => { writes[id] += 1; value = v; } });
+  }
+  const answerTimes = (n, answer) => {
+    for (let i = 0; i < n; i += 1) { p.advance(200); p.say(spoken, Object.assign({ type: "result", frame: spoken.sent }, answer)); }
+  };
+  answerTimes(10, { state: "recognising", progress: 0.1 });
+  answerTimes(10, { state: "checked_in", name: "Ana Silva", time: "08:59", masked: true });
+  check("a live banner's words are written once per state, not at every frame",
+        Object.values(writes).every((n) => n === 2) && p.text("banner-title") === "Welcome, Ana Silva",
+        `${JSON.stringify(writes)}, ${p.text("banner-title")}`);
+
   // ---- a camera held upright: the frame box turns with it (its faces as large as a landscape camera's)
   p = page(0, null, { video: { videoWidth: 720, videoHeight: 1280 }, stage: { clientWidth: 720, clientHeight: 1280 } });
   await settle();
