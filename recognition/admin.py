@@ -154,9 +154,10 @@ class KioskAdmin(admin.ModelAdmin):
 
     def pairing_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Shows a fresh pairing link once (after creation, or after POST: a new link)."""
-        kiosk = get_object_or_404(Kiosk, pk=pk)
+        # the permission first, as revoke_view does: a 404 before it told anyone which kiosk ids exist
         if not self.has_pair_permission(request):
             raise PermissionDenied
+        kiosk = get_object_or_404(Kiosk, pk=pk)
         code = None
         if request.method == "POST" or request.session.pop(_SESSION_NEW.format(pk=pk), False):
             try:

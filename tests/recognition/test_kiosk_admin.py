@@ -31,6 +31,21 @@ def test_adding_a_kiosk_without_the_pair_permission_shows_no_link(client):
     assert client.get(reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk])).status_code == 403
 
 
+def test_the_pairing_and_revoke_pages_tell_no_one_without_the_permission_which_kiosks_exist(client, superuser):
+    """Staff without ``pair_kiosk`` got a 404 from the pairing page for an unknown kiosk id and a 403
+    for a known one, so they could tell which ids exist: a 403 for either now, as the revoke page
+    does; those with the permission still get the 404."""
+    kiosk, _ = services.kiosk_create(actor=None, name="K", with_link=False)
+    unknown = kiosk.pk + 1000
+    client.force_login(staff_with("view_kiosk", "change_kiosk"))
+    for name in ("admin:recognition_kiosk_pairing", "admin:recognition_kiosk_revoke"):
+        for method in (client.get, client.post):
+            assert [method(reverse(name, args=[pk])).status_code for pk in (kiosk.pk, unknown)] == [403, 403], name
+    client.force_login(superuser)
+    assert client.get(reverse("admin:recognition_kiosk_pairing", args=[unknown])).status_code == 404
+    assert not Kiosk.objects.get().pairing_hash   # no link was issued to them
+
+
 def test_an_inactive_kiosk_gets_no_pairing_link(client, superuser):
     client.force_login(superuser)
     response = client.post(reverse("admin:recognition_kiosk_add"), {"name": "Spare", "location": "", "site": "main"})
