@@ -15,7 +15,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -936,10 +936,23 @@ class IndexVersionAdmin(ReadOnlyAdmin):
     """Index versions (immutable files; the active one serves the kiosks)."""
 
     list_display = ("id", "is_active", "created_at", "people_count", "photo_count", "template_count",
-                    "thresholds", "model_version", "built_by")
+                    "thresholds", "model_version", "made_by")
     list_filter = ("is_active",)
+    list_select_related = ("built_by",)
     readonly_fields = ("path", "sha256", "created_at", "people_count", "photo_count", "template_count", "dim",
-                       "model_version", "adapter_version", "metrics", "is_active", "built_by")
+                       "model_version", "adapter_version", "metrics", "is_active", "made_by")
+
+    @admin.display(description="built by")
+    def made_by(self, obj: IndexVersion) -> str:
+        """The run that built it; for a version an erasure rewrote (without the person, whom it does not
+        name), that it did and from which version: it keeps the run of the version it was read from,
+        whose own page shows this version as its result rewritten (TrainingRunAdmin.index_shown)."""
+        run = format_html('<a href="{}">{}</a>', reverse("admin:enrollment_trainingrun_change", args=[obj.built_by_id]),
+                          obj.built_by) if obj.built_by_id else "–"
+        source = (obj.metrics or {}).get("rewritten_from")
+        if source is None:
+            return run
+        return format_html("{}: its version v{}, rewritten by an erasure", run, source)
 
     @admin.display(description="thresholds as built (unmasked / masked)")
     def thresholds(self, obj: IndexVersion) -> str:
@@ -955,16 +968,38 @@ class TrainingRunAdmin(ReadOnlyAdmin):
     """Rebuilds with live progress (Channels; polling when the socket is unavailable)."""
 
     list_display = ("id", "state", "progress_bar", "message", "reason", "requests", "created_at", "started_at",
-                    "finished_at", "index_version")
+                    "finished_at", "index_shown")
     # on a phone (audit/templatetags/admin_phone.py); the running one's bar shows in the status bar above
     list_display_phone = ("id", "state", "message")
     list_filter = ("state",)
+    list_select_related = ("index_version",)
     readonly_fields = ("state", "progress", "message", "error", "reason", "requests", "requested_by", "created_at",
-                       "requested_at", "started_at", "heartbeat_at", "finished_at", "attempts", "index_version",
+                       "requested_at", "started_at", "heartbeat_at", "finished_at", "attempts", "index_shown",
                        "stats")
 
     class Media:
         css = {"all": ("enrollment/admin.css",)}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # an erasure replaces the active version with a rewrite (built_by kept) and deletes the one
+        # the run built, which empties index_version: the rewrite is found by this instead
+        rewrites = (IndexVersion.objects.filter(built_by=OuterRef("pk"), metrics__has_key="rewritten_from")
+                    .order_by("-id").values("pk")[:1])
+        return super().get_queryset(request).annotate(rewritten_version=Subquery(rewrites))
+
+    @admin.display(description="index version")
+    def index_shown(self, obj: TrainingRun) -> str:
+        """The version this run built; once an erasure rewrote it (IndexVersionAdmin.made_by), the
+        rewrite, saying so (the version itself is gone)."""
+        if obj.index_version_id:
+            return format_html('<a href="{}">{}</a>', reverse("admin:enrollment_indexversion_change",
+                                                              args=[obj.index_version_id]), obj.index_version)
+        pk = getattr(obj, "rewritten_version", None)
+        version = IndexVersion.objects.filter(pk=pk).first() if pk else None   # rare: the latest few only
+        if version is None:
+            return "–"
+        return format_html("<a href=\"{}\">{}</a>: this run's version, rewritten by an erasure",
+                           reverse("admin:enrollment_indexversion_change", args=[version.pk]), version)
 
     @admin.display(description="progress")
     def progress_bar(self, obj: TrainingRun) -> str:

@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from enrollment import services
@@ -74,7 +75,6 @@ def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
     from django.contrib.admin.models import CHANGE, LogEntry
     from django.contrib.auth.models import User
     from django.contrib.contenttypes.models import ContentType
-    from django.urls import reverse
     from django.utils import timezone
 
     from recognition.models import CheckIn
@@ -154,6 +154,45 @@ def test_erase_then_rebuild_still_excludes_the_person(make_photo, django_capture
     rebuild_index_task(run.pk, force=True)
     assert IndexVersion.objects.current().load().identities == {str(a.pk)}
 
+
+
+def test_the_version_an_erasure_rewrote_and_its_run_say_the_same_in_the_admin(make_photo, superuser, client,
+                                                                               django_capture_on_commit_callbacks):
+    """An erasure rewrites the active version into a new one that keeps its run (``built_by``) and
+    deletes the run's own, so the version's page said "built by training run #N" while that run's
+    page showed no index version: both now say the run's version was rewritten by an erasure (the
+    person unnamed), each linking to the other."""
+    keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    make_photo(keep)
+    make_photo(gone, centre=np.ones(1024))
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    rebuild_index_task(run.pk, force=True)
+    built = IndexVersion.objects.current()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_erase(person=gone, actor=None)
+    rewrite = IndexVersion.objects.current()
+    assert rewrite.pk != built.pk and rewrite.built_by_id == run.pk
+    assert not IndexVersion.objects.filter(pk=built.pk).exists()
+    client.force_login(superuser)
+    run_url = reverse("admin:enrollment_trainingrun_change", args=[run.pk])
+    version_url = reverse("admin:enrollment_indexversion_change", args=[rewrite.pk])
+    said = f"<a href=\"{version_url}\">index v{rewrite.pk} (active)</a>: this run's version, rewritten by an erasure"
+    for page in (client.get(run_url), client.get(reverse("admin:enrollment_trainingrun_changelist"))):
+        assert said in page.content.decode()
+    said = (f'<a href="{run_url}">training run #{run.pk} (succeeded)</a>: '
+            f"its version v{built.pk}, rewritten by an erasure")
+    for page in (client.get(version_url), client.get(reverse("admin:enrollment_indexversion_changelist"))):
+        html = page.content.decode()
+        assert said in html and "Erase Me" not in html and "G1" not in html
+    # a run whose version is its own still shows it, unchanged
+    again = services.index_rebuild_request(actor=None, reason="test", force=True)
+    rebuild_index_task(again.pk, force=True)
+    latest = IndexVersion.objects.current()
+    latest_url = reverse("admin:enrollment_indexversion_change", args=[latest.pk])
+    html = client.get(reverse("admin:enrollment_trainingrun_change", args=[again.pk])).content.decode()
+    assert f'<a href="{latest_url}">index v{latest.pk} (active)</a></div>' in html
+    assert "rewritten" not in client.get(latest_url).content.decode()
 
 
 def test_erasure_deletes_an_index_file_it_cannot_read(make_photo, monkeypatch, settings,
