@@ -38,6 +38,9 @@ def _paths_hidden(text: str) -> str:
     return _BARE_PATH.sub(SERVER_PATH_SHOWN, text)
 
 
+_LOGGED = " (details in the server's log)"
+
+
 def error_shown(exc: BaseException) -> str:
     """``"<type>: <message>"`` of ``exc`` as it is stored for staff and API tokens to read (a
     rebuild's ``error``, a photo's ``embedding_error``): absolute file paths of the server replaced by
@@ -49,7 +52,25 @@ def error_shown(exc: BaseException) -> str:
         return f"{name}: the database refused or lost the request (details in the server's log)"
     text = str(exc)
     shown = _paths_hidden(text)
-    return f"{name}: {shown}" + (" (details in the server's log)" if shown != text else "")
+    return f"{name}: {shown}" + (_LOGGED if shown != text else "")
+
+
+# the names Django gives the database's errors (django.db.utils), as a stored error starts with them
+_DATABASE_ERRORS = frozenset({"DatabaseError", "DataError", "OperationalError", "IntegrityError", "InternalError",
+                              "ProgrammingError", "NotSupportedError", "InterfaceError"})
+
+
+def stored_error_shown(text: str) -> str:
+    """An error stored before :func:`error_shown` existed (``"<type>: <message>"`` as it was written
+    then) as :func:`error_shown` would have written it: for the data migration that rewrites them.
+    Idempotent: what it returns comes back unchanged."""
+    name, sep, message = text.partition(": ")
+    if sep and name in _DATABASE_ERRORS:
+        return f"{name}: the database refused or lost the request (details in the server's log)"
+    shown = _paths_hidden(text)
+    if shown == text:
+        return text
+    return shown if shown.endswith(_LOGGED) else shown + _LOGGED
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

@@ -69,3 +69,41 @@ def test_the_previous_releases_insert_of_a_person_still_works_after_migrate():
                        " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                        ["Old Release", "OLD-1", "", True, "", now, now])
     assert Person.objects.get(staff_id="OLD-1").gallery_adaptation is True
+
+
+@pytest.mark.django_db
+def test_errors_stored_before_paths_were_hidden_are_rewritten_by_the_migration(person, settings):
+    """0015 rewrites what earlier releases stored in full (a server path, a database's host and
+    user) as the site writes errors now; an error with nothing to hide, and one already rewritten,
+    are left as they are, and a second run changes nothing."""
+    import importlib
+
+    from django.apps import apps
+
+    from enrollment.models import FacePhoto, TrainingRun
+
+    migration = importlib.import_module("enrollment.migrations.0015_stored_errors_without_server_paths")
+    settings.MASKNET_MODELS_DIR = "/srv/masknet models"
+    pathy = TrainingRun.objects.create(reason="t", error="ModelsMissing: the models in /srv/masknet models are missing")
+    database = TrainingRun.objects.create(
+        reason="t", error='OperationalError: connection to server at "10.0.0.5" failed for user "masknet"')
+    plain = TrainingRun.objects.create(reason="t", error="RuntimeError: disk on fire")
+    photo = FacePhoto.objects.create(person=person, image="faces/1/a.jpg", sha256="a",
+                                     embedding_error="PermissionError: [Errno 13] Permission denied: '/var/lib/x.npz'")
+    missing = FacePhoto.objects.create(person=person, image="faces/1/b.jpg", sha256="b",
+                                       embedding_error="file missing from storage: faces/1/b.jpg")
+
+    migration.rewrite(apps, None)
+    for row in (pathy, database, plain, photo, missing):
+        row.refresh_from_db()
+    assert pathy.error == "ModelsMissing: the models in [server path] are missing (details in the server's log)"
+    assert database.error == "OperationalError: the database refused or lost the request (details in the server's log)"
+    assert plain.error == "RuntimeError: disk on fire"
+    assert photo.embedding_error == ("PermissionError: [Errno 13] Permission denied: [server path]"
+                                     " (details in the server's log)")
+    assert missing.embedding_error == "file missing from storage: faces/1/b.jpg"
+
+    before = list(TrainingRun.objects.values_list("error", flat=True)) + [photo.embedding_error]
+    migration.rewrite(apps, None)
+    assert list(TrainingRun.objects.values_list("error", flat=True)) + [
+        FacePhoto.objects.get(pk=photo.pk).embedding_error] == before
