@@ -63,7 +63,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 
-from enrollment import events
+from enrollment import events, recognizer
 from enrollment.models import FacePhoto, IndexVersion, index_cache_clear
 from enrollment.recognizer import engine_loaded, get_engine
 from enrollment.services import (
@@ -182,31 +182,6 @@ def engine_pool() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=max(1, settings.MASKNET_KIOSK_WORKERS),
                                        thread_name_prefix="kiosk-engine")
         return _pool
-
-
-_warm_asked = False   # a warm-up is queued or done in this process (one, not one per connection)
-
-
-def warm_engine() -> None:
-    """Load the models now (first connection) rather than on the first frame."""
-    global _warm_asked
-    try:
-        get_engine()   # one load per process, however many threads ask (enrollment.recognizer)
-    except Exception:  # noqa: BLE001 - the first frame reports it to the page
-        _warm_asked = False   # the next connection tries again
-        log.exception("could not load the recognition engine")
-
-
-def _warm_engine_soon() -> None:
-    """Queue :func:`warm_engine` in the engine pool once per process: a queued warm-up per
-    connection would let a stream of handshakes fill the pool's queue."""
-    global _warm_asked
-    if not _warm_asked:
-        _warm_asked = True
-        try:
-            asyncio.get_running_loop().run_in_executor(engine_pool(), warm_engine)
-        except RuntimeError:   # the pool is closed: the server is stopping
-            _warm_asked = False
 
 
 @dataclass(frozen=True)
@@ -442,7 +417,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self._announce()
         else:
             self._announce_pending = True
-        _warm_engine_soon()
+        # the models load now, in a thread of their own (once per process), not on the first frame
+        recognizer.warm_soon()
 
     async def _join_groups(self) -> bool:
         """Join the ``kiosks`` group (``index.updated``) and this kiosk's own (``kiosk.revoked``,

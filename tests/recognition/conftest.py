@@ -119,7 +119,6 @@ def engine_script(monkeypatch) -> ScriptedEngine:
     first frame without a face (no waiting for real seconds)."""
     scripted = ScriptedEngine()
     monkeypatch.setattr(consumers, "analyze_frame", scripted)
-    monkeypatch.setattr(consumers, "warm_engine", lambda: None)
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 0.0)
     monkeypatch.setattr(consumers, "LOST_AFTER_INTERVALS", 0.0)
     yield scripted

@@ -330,6 +330,18 @@ def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, 
     assert calls[0] is not None and calls[1] is None
 
 
+def test_a_kiosk_socket_starts_loading_the_models_at_its_handshake(engine_script, paired, no_engine_warm_up):
+    """The first frame after a server start should not wait out the models' load: the socket asks
+    for it as it opens, through the one warm-up the admin's pages use (``recognizer.warm_soon``:
+    one load per process, in a thread of its own)."""
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.disconnect()
+
+    run(scenario)
+    assert no_engine_warm_up == [True]
+
+
 @pytest.mark.parametrize("loaded", [False, True])
 def test_hello_says_whether_the_models_are_still_loading(engine_script, paired, monkeypatch, loaded):
     """After a server start the first frame waits a few seconds for the models: the page was told
@@ -425,7 +437,6 @@ def test_the_real_decoder_refuses_a_truncated_jpeg_without_loading_models(paired
 
     from recognition import consumers
 
-    monkeypatch.setattr(consumers, "warm_engine", lambda: None)
     monkeypatch.setattr(consumers, "get_engine", lambda: pytest.fail("the engine must not be needed"))
     ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))
     truncated = buf.tobytes()[:40]

@@ -116,7 +116,6 @@ def valid_jpeg() -> bytes:
 def test_hostile_messages_get_typed_answers_and_the_socket_survives(paired, monkeypatch, settings):
     settings.MASKNET_MAX_FRAME_BYTES = MAX_FRAME_BYTES
     settings.MASKNET_KIOSK_MAX_FPS = 0          # a fuzzer is faster than any camera: no rate limit here
-    monkeypatch.setattr(consumers, "warm_engine", lambda: None)
     monkeypatch.setattr(consumers, "get_engine", NoFaceEngine)
     runner = LoopThread()
     comm = runner.run(open_kiosk(paired[1]))
