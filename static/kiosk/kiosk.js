@@ -252,9 +252,19 @@
     for (const part of dateFmt.formatToParts(now)) parts[part.type] = part.value;
     return parts.weekday && parts.day && parts.month ? parts.weekday + " " + parts.day + " " + parts.month : dateFmt.format(now);
   }
+  // the clock's datetime attribute, the same minute in machine-readable form ("2026-12-04T00:05", the
+  // kiosk's zone): whatever the page's language writes, Latin digits and the 00-23 hours
+  const stampFmt = dateFormat({ year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+                                hourCycle: "h23", numberingSystem: "latn" });
+  function stamp(now) {
+    const parts = {};
+    for (const part of stampFmt.formatToParts(now)) parts[part.type] = part.value;
+    return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+  }
   function tickClock() {
     const now = new Date();
     $("clock").textContent = timeFmt.format(now);
+    $("clock").dateTime = stamp(now);
     $("date").textContent = dateText(now);
   }
   tickClock();

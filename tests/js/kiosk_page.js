@@ -575,12 +575,20 @@ async function main() {
   check("the date reads as the attendance pages write a day", p.text("date") === "Friday 4 December", p.text("date"));
   // the page's other languages keep their own order and words (the parts put in English's order
   // read "Freitag 4 Dezember" and "金曜日 4 12")
-  const otherDates = ["de", "ja"].map((lang) => {
-    const q = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5), lang: lang });
-    return q.text("date");
-  });
+  const otherPages = ["de", "ja", "ar-EG"].map((lang) =>
+    page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5), lang: lang }));
+  const otherDates = otherPages.map((q) => q.text("date"));
   check("in another language, the date as that language writes it",
         otherDates[0] === "Freitag, 4. Dezember" && otherDates[1] === "12月4日金曜日", JSON.stringify(otherDates));
+  // the clock is a <time> (in a group named "Current time": a name on a plain div is not read out)
+  // whose datetime says the minute in the kiosk's zone, in any page language (Arabic's own digits too)
+  const stamps = [p, ...otherPages].map((q) => q.element("clock").dateTime);
+  check("the clock's datetime is the kiosk's local minute, machine-readable",
+        stamps.every((s) => s === "2026-12-04T00:05"), JSON.stringify(stamps));
+  p = page(0, null, { config: { time_zone: "America/New_York" }, date: Date.UTC(2026, 11, 4, 0, 5) });
+  check("in the kiosk's zone, the day before in New York",
+        p.element("clock").dateTime === "2026-12-03T19:05" && p.text("clock") === "19:05",
+        `${p.element("clock").dateTime}, ${p.text("clock")}`);
 
   // ---- camera access denied, then allowed in the browser's settings: no reload needed
   const permission = { state: "denied", onchange: null };

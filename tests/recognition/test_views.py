@@ -113,6 +113,28 @@ def test_kiosk_page_retries_by_itself_while_the_database_is_down(client, paired,
     assert client.get(reverse("kiosk")).status_code == 200
 
 
+def test_the_kiosk_page_names_only_elements_a_screen_reader_reads_the_name_of(client, paired):
+    """An ``aria-label`` on a plain ``div`` or ``span`` (role generic) is not read out (ARIA forbids it
+    there): the clock's "current time" was such a name. It is a named group now, holding a ``<time>``
+    (whose ``datetime`` the page sets, tests/js), and no live region: each minute would be read out."""
+    from html.parser import HTMLParser
+
+    named: list[tuple[str, dict]] = []
+
+    class Names(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if "aria-label" in dict(attrs):
+                named.append((tag, dict(attrs)))
+
+    client.cookies[consumers.KIOSK_COOKIE] = paired[1]
+    Names().feed(client.get(reverse("kiosk")).content.decode())
+    generic = [(tag, attrs) for tag, attrs in named if tag in {"div", "span", "p", "b", "i", "strong"}
+               and not attrs.get("role")]
+    assert not generic, generic
+    clock = [attrs for tag, attrs in named if attrs.get("class") == "clock"]
+    assert clock == [{"class": "clock", "role": "group", "aria-label": "Current time"}], named
+
+
 @pytest.mark.parametrize(("socket_fps", "page_fps"), [(15.0, 8), (8.0, 8), (5.0, 5), (2.5, 2.5), (0.0, 8)])
 def test_the_kiosk_page_sends_no_faster_than_its_socket_takes(client, paired, settings, socket_fps, page_fps):
     """The page's frame rate is 8 a second, or the socket's limit when lower (more would be answered
