@@ -12,7 +12,8 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 * runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
   each socket has at most one frame there), never on the event loop;
 * votes over recent frames (:mod:`recognition.voting`) before a check-in, and keeps the
-  outcome on screen while the same face stays in front of the camera;
+  outcome on screen while the same face stays in front of the camera (a welcome goes once two
+  frames in a row are matched to someone else: the next person in a queue);
 * reloads the gallery index when the ``kiosks`` group hears ``index.updated``.
 
 Answers (JSON text messages)::
@@ -101,6 +102,12 @@ QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before 
 # enrolled): the nearest match alone left 88% of strangers reading it, 0.1 55%, 0.05 16%, 0 2%, while
 # enrolled people told "not recognised" after their own welcome went 1.9%, 2.3%, 2.3%, 6.6%
 WELCOME_DOUBT_MARGIN = 0.05
+# a welcome ends (the page shows what the frames say again) at this many frames in a row matched, and
+# accepted, to one person other than the one greeted: the next person in a queue who steps in without
+# the face being lost between them read the last person's welcome until their own vote decided (5
+# frames, tests/recognition/test_consumer_engine.py). Two, so that a single frame matched to someone
+# else (a look-alike, a bad frame) does not end a genuine welcome; the votes are not touched
+WELCOME_OTHER_FRAMES = 2
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
@@ -372,6 +379,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._last_face_at = 0.0
         self._quality_reasons: Counter[str] = Counter()
         self._several_left = 0   # frames of one face still to see after a pair (SEVERAL_HOLD_FRAMES)
+        # (person, frames in a row, when last) accepted as someone other than the person welcomed
+        self._other: tuple[str, int, float] | None = None
         self._quality_audited = False
         self._index: Index | None = None
         self._index_version: int | None = None
@@ -695,11 +704,31 @@ class KioskConsumer(AsyncWebsocketConsumer):
         obs = Observation(at=now, label=d.label if d else None, score=d.score if d else float("-inf"),
                           accepted=bool(d and d.accepted), masked=bool(face.masked),
                           threshold=d.threshold if d else 0.0)
+        if self._someone_else(obs):
+            self._outcome = None   # someone else in front: their frames are shown, not the welcome
         verdict = self._voter.add(obs)
         if verdict is not None:
             await self._act_on(verdict, a)
         reply.update(state="recognising", progress=round(self._voter.progress(), 2))
         return self._with_outcome(reply)
+
+    def _someone_else(self, obs: Observation) -> bool:
+        """Whether the welcome standing ends with this frame: it makes :data:`WELCOME_OTHER_FRAMES`
+        usable frames in a row (no further apart than the vote's gap) accepted as one person other
+        than the one welcomed. A frame not accepted, or accepted as the person welcomed, starts the
+        count again; one the quality gate refused is no evidence either way (it never gets here).
+        Only the outcome goes: the votes, and an *unknown* called in this presence, stay as they are."""
+        o = self._outcome
+        if o is None or o.state not in ("checked_in", "already") or not obs.accepted or obs.label == o.label:
+            self._other = None
+            return False
+        label, n, at = self._other or (obs.label, 0, obs.at)
+        n = n + 1 if label == obs.label and obs.at - at <= self._voter.max_gap_s else 1
+        self._other = (obs.label, n, obs.at)
+        if n < WELCOME_OTHER_FRAMES:
+            return False
+        self._other = None
+        return True
 
     def _with_outcome(self, reply: dict) -> dict:
         """While an outcome stands, the page keeps showing it (with the live box)."""
@@ -775,6 +804,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         """Nobody in front of the camera any more: forget the votes and the standing outcome."""
         self._voter.reset()
         self._outcome = None
+        self._other = None
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -725,6 +725,63 @@ def test_a_stranger_stepping_in_after_a_welcome_is_told_not_recognised(engine_sc
     assert AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).count() == 1
 
 
+def test_the_next_person_stepping_in_ends_the_welcome_at_their_second_frame(engine_script, paired, person,
+                                                                            other_person):
+    """No second without a face between them: the next person (enrolled) read the last one's welcome
+    until their own vote decided. Two frames in a row accepted as them end it; their vote is as before
+    (the welcomed person's last frames in the window hold it back: checked in at their 6th frame)."""
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await welcomed(comm, p)
+        stayed = [await ask(comm, f"face:{p}:0.8:u") for _ in range(2)]   # two of hers left in the window
+        tom = [await ask(comm, f"face:{o}:0.8:u") for _ in range(6)]
+        await comm.disconnect()
+        return stayed, tom
+
+    stayed, tom = run(scenario)
+    assert [a["name"] for a in stayed] == ["Eileen Collins"] * 2
+    seen = [(a["state"], a["name"]) for a in tom]
+    assert seen[0] == ("checked_in", "Eileen Collins"), seen    # one frame of someone else is not enough
+    assert seen[1:5] == [("recognising", None)] * 4, seen
+    assert seen[5] == ("checked_in", "Tom Hanks"), seen
+    assert tom[1]["box"] is not None and tom[1]["masked"] is False
+    assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 2
+
+
+def test_single_frames_matched_to_someone_else_do_not_end_a_welcome(engine_script, paired, person, other_person):
+    """A look-alike's match now and then among the welcomed person's own frames (one frame at a time,
+    or two apart) leaves the welcome standing, and nothing is recorded again; an "already checked in"
+    is ended as a welcome is, and blurred frames between two of the other person's count as no
+    evidence either way."""
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await welcomed(comm, p)
+        mixed = [await ask(comm, f"face:{s}:0.8:u") for s in (o, p, p, o, p, o, p, p)]
+        mixed += [await ask(comm, s) for s in (f"face:{o}:0.8:u", f"face:{p}:0.3:u", f"face:{o}:0.8:u")]
+        await comm.disconnect()
+        return mixed
+
+    mixed = run(scenario)
+    assert {(a["state"], a["name"]) for a in mixed} == {("checked_in", "Eileen Collins")}, mixed
+    assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 1
+
+    async def again():
+        comm = await open_kiosk(paired[1])
+        await ask(comm, "none")
+        greeted = [await ask(comm, f"face:{p}:0.8:u") for _ in range(3)]
+        other = [await ask(comm, s) for s in (f"face:{o}:0.8:u", "quality:blurry", f"face:{o}:0.8:u")]
+        await comm.disconnect()
+        return greeted, other
+
+    greeted, other = run(again)
+    assert (greeted[-1]["state"], greeted[-1]["name"]) == ("already", "Eileen Collins")
+    assert [(a["state"], a["name"]) for a in other] == [("already", "Eileen Collins")] * 2 + [("recognising", None)]
+
+
 def test_a_stranger_whose_nearest_match_is_the_person_greeted_is_not_shown_their_welcome(engine_script, paired,
                                                                                          person):
     """In a small gallery a stranger's nearest match is often the person just welcomed: their

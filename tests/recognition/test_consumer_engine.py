@@ -227,3 +227,34 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     assert states[-1] == "checked_in", states
     assert len(offers) == 1       # the unmasked visit's offer only (made in the step that answered its frame)
     assert adapted(3) == []
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["bare", "masked"])
+def test_the_next_person_stepping_in_without_a_gap_is_not_shown_the_last_welcome(
+        engine, enrolled, other_person, paired, astronaut_bgr, registry_photos, masked):
+    """Eileen is welcomed, steps away, and Tom (enrolled too) steps in at once: the face is never lost
+    between them, so no presence ended, and Tom read "Welcome, Eileen Collins" until his own vote
+    decided, six frames later (Eileen's last frames still in the vote's window held it back). Two of
+    his frames in a row matched to him end her welcome; he is then checked in as anyone is."""
+    tom_photo = registry_photos["Tom_Hanks_54745.png"]
+    enrollment.photo_add(person=other_person, data=faces.jpeg(tom_photo, 92), actor=None, schedule_rebuild=False)
+    assert enrollment.index_rebuild(run_id=None).state == "succeeded"
+    eileen = faces.with_mask(engine, astronaut_bgr, seed=3) if masked else astronaut_bgr
+    tom = faces.with_mask(engine, tom_photo, seed=4) if masked else tom_photo
+    m, _ = faces.kiosk_view(engine, eileen)
+    eileen_frames = [faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=1)]
+    m, _ = faces.kiosk_view(engine, tom)
+    # over a wall: the photo's reflection at the frame's edge is a second face beside his
+    tom_frames = [faces.jpeg(f) for f in faces.frames(tom, m, 8, seed=2, background=faces.empty_room()[0])]
+
+    answers = kiosk_answers(paired[1], [*eileen_frames, *tom_frames])
+    seen = [(a["state"], a["name"]) for a in answers]
+    assert seen[4] == ("checked_in", "Eileen Collins"), seen
+    after = seen[5:]
+    # measured: 5 of his 8 frames read her welcome, both bare and masked; now his first frame alone
+    # (one frame matched to someone else does not end a welcome)
+    assert [name for _, name in after[:2]] == ["Eileen Collins", None], seen
+    assert "Eileen Collins" not in [name for _, name in after[1:]], seen
+    # his own vote is not hurried: her last frames still in the window hold it back as before
+    assert after[-1] == ("checked_in", "Tom Hanks") and after[4] == ("recognising", None), seen
+    assert sorted(CheckIn.objects.values_list("person__full_name", flat=True)) == ["Eileen Collins", "Tom Hanks"]
