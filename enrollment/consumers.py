@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.utils.crypto import constant_time_compare
 
+from masknet_site.channel_layer import outage_epoch
 from masknet_site.session_lifetime import login_current
 
 from . import events
@@ -20,6 +21,7 @@ from . import events
 RECHECK_S = 30.0   # an open socket re-reads its user (and session) at most this often, when it has news
 REJOIN_S = 3600.0  # ... and joins its group again this often: channel layers forget members after a day
 JOIN_RETRY_S = 5.0  # ... or this soon while the layer (Redis) could not be reached when it last tried
+KEEPER_TICK_S = 1.0  # ... or at once (within this) when the layer saw Redis come back or restart
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,14 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             return
         events.register_loop(asyncio.get_running_loop())
         self._checked_at, self._refused = time.monotonic(), False
+        epoch = outage_epoch(self.channel_layer)   # before the join: an outage ending meanwhile counts
         # Redis away: the socket opens all the same (a 500 before) and its keeper joins it later
         joined = await self._join()
         if not joined:
             log.warning("training progress socket: cannot join its channel group (the channel layer cannot be "
                         "reached); opened all the same, joining again every %.0f s", JOIN_RETRY_S)
         await self.accept()
-        self._keeper = asyncio.create_task(self._stay_in_group(joined))
+        self._keeper = asyncio.create_task(self._stay_in_group(joined, epoch))
 
     async def _join(self) -> bool:
         """Join the progress group; False when the channel layer could not be reached."""
@@ -59,12 +62,21 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
             return False
         return True
 
-    async def _stay_in_group(self, joined: bool) -> None:
+    async def _stay_in_group(self, joined: bool, epoch: int) -> None:
         """Join the group again now and then: a channel layer drops members after its
         ``group_expiry`` (a day by default), and a page left open longer would hear nothing (it does
-        not poll while its socket is open); every ``JOIN_RETRY_S`` while the last try failed."""
+        not poll while its socket is open); every ``JOIN_RETRY_S`` while the last try failed; and
+        within ``KEEPER_TICK_S`` of the channel layer seeing a Redis outage end or a restart
+        (``epoch``: its count of those when the socket last joined): Redis restarted without
+        persistence forgot the group's members, and a socket open through it heard nothing for up to
+        ``REJOIN_S`` (an hour)."""
+        tried_at = time.monotonic()
         while True:
-            await asyncio.sleep(REJOIN_S if joined else JOIN_RETRY_S)
+            wait = REJOIN_S if joined else JOIN_RETRY_S
+            await asyncio.sleep(min(KEEPER_TICK_S, wait))
+            if outage_epoch(self.channel_layer) == epoch and time.monotonic() - tried_at < wait:
+                continue
+            epoch, tried_at = outage_epoch(self.channel_layer), time.monotonic()
             was_joined, joined = joined, await self._join()
             if joined and not was_joined:
                 log.info("training progress socket: joined its channel group again")

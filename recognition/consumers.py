@@ -73,6 +73,7 @@ from enrollment.services import (
     index_refresh_if_outdated,
     photo_add_from_checkin,
 )
+from masknet_site.channel_layer import outage_epoch
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.detect import box_area, box_iou, box_overlap
@@ -402,6 +403,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._tokens, self._tokens_at = self._burst, time.monotonic()
         events.register_loop(asyncio.get_running_loop())
         self._in_groups = True   # until a join fails: then its warning is said once, not every try
+        # the channel layer's count of ended Redis outages when this socket last (re)joined its groups
+        self._layer_epoch = outage_epoch(self.channel_layer)
         self._announce_pending = False
         joined = await self._join_groups()
         if not await self._still_paired(token):
@@ -436,7 +439,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         Frames and check-ins need only the database: the socket goes on without its groups, and its
         recheck (revocation, the active index version) comes every ``GROUP_RETRY_S`` instead of
         every ``MASKNET_KIOSK_RECHECK_S`` and tries to join again, until it has joined them. A socket
-        in its groups joins them again at every recheck: a restarted Redis forgot its members."""
+        in its groups joins them again at every recheck (a restarted Redis forgot its members), which
+        comes at once when the channel layer has seen Redis come back from an outage (:meth:`_recheck_due`)."""
         try:
             await self.channel_layer.group_add(events.KIOSKS_GROUP, self.channel_name)
             await self.channel_layer.group_add(self.kiosk.group_name, self.channel_name)
@@ -556,8 +560,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 log.exception("kiosk #%s: frame %s failed", self.kiosk.pk, seq)
                 await self._error(seq, "internal", "The frame could not be analysed.")
 
+    def _recheck_due(self) -> bool:
+        """Time for :meth:`_still_valid`: every ``MASKNET_KIOSK_RECHECK_S``, and at once when the
+        channel layer has seen a Redis outage end since the last one. Redis (restarted without
+        persistence) then forgot this socket's groups, and a revocation or index update published
+        meanwhile was lost: without this, both waited for the next periodic recheck (up to 30 s)."""
+        return (time.monotonic() - self._checked_at > self._recheck_s
+                or outage_epoch(self.channel_layer) != self._layer_epoch)
+
     async def _process(self, seq: int, data: bytes) -> None:
-        if time.monotonic() - self._checked_at > self._recheck_s and not await self._still_valid():
+        if self._recheck_due() and not await self._still_valid():
             await self._revoke()
             return
         if (self._index is None and not self._index_stale
@@ -895,9 +907,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
 
         Run every ``MASKNET_KIOSK_RECHECK_S`` seconds while frames arrive. The index check is the
         fallback for a lost ``index.updated`` message (say Redis restarted between the rebuild and
-        the broadcast), and re-joining the groups repairs memberships a restarted Redis forgot.
+        the broadcast), and re-joining the groups repairs memberships a restarted Redis forgot (run
+        at once, not after ``MASKNET_KIOSK_RECHECK_S``, when the channel layer saw Redis come back).
         """
         self._checked_at = time.monotonic()
+        self._layer_epoch = outage_epoch(self.channel_layer)   # taken before the join below
         kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(self._token)
         if kiosk is None or kiosk.pk != self.kiosk.pk:
             return False

@@ -280,6 +280,19 @@ def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
 
 
 @pytest.mark.django_db(transaction=True)
+async def _progress_once_joined(layer, communicator: WebsocketCommunicator, run: TrainingRun) -> dict:
+    """Wait (2 s at most) for a socket to be in the progress group, publish ``run``'s progress and
+    return what the socket got; then close it."""
+    for _ in range(100):
+        if layer.groups.get(events.TRAINING_GROUP):
+            break
+        await asyncio.sleep(0.02)
+    await sync_to_async(events.training_progress)(run)
+    progress = await communicator.receive_json_from(timeout=2)
+    await communicator.disconnect()
+    return progress
+
+
 def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(enroller, monkeypatch, caplog):
     """Redis down at the handshake (joining the group raises): the socket opens all the same, and
     once the layer answers its keeper joins it, so the page hears the next run's progress. The
@@ -307,14 +320,7 @@ def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(e
         assert connected
         assert len(layer.groups.get(events.TRAINING_GROUP, {})) == 0
         down[0] = False
-        for _ in range(100):                      # the keeper's next try joins it
-            if layer.groups.get(events.TRAINING_GROUP):
-                break
-            await asyncio.sleep(0.02)
-        await sync_to_async(events.training_progress)(run)
-        progress = await communicator.receive_json_from(timeout=2)
-        await communicator.disconnect()
-        return progress
+        return await _progress_once_joined(layer, communicator, run)   # the keeper's next try joins it
 
     with caplog.at_level("INFO", logger="enrollment.consumers"):
         progress = async_to_sync(scenario)()
@@ -322,3 +328,31 @@ def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(e
     said = [r.getMessage() for r in caplog.records if r.name == "enrollment.consumers"]
     assert [m.split(": ", 1)[1][:30] for m in said] == ["cannot join its channel group ",
                                                         "joined its channel group again"]
+
+
+def test_a_socket_open_through_a_redis_outage_rejoins_as_soon_as_redis_is_back(enroller, monkeypatch):
+    """A socket in its group before Redis restarted empty (it forgot the group's members): once the
+    channel layer has seen Redis answer again (its ``outage_epoch``), the keeper joins the group
+    again within ``KEEPER_TICK_S``, so the next run's progress reaches the page. Before, it joined
+    again only after ``REJOIN_S`` (an hour), and the page, which does not poll while its socket is
+    open, showed nothing meanwhile."""
+    from channels.layers import get_channel_layer
+
+    from enrollment import consumers
+
+    layer = get_channel_layer()
+    monkeypatch.setattr(consumers, "KEEPER_TICK_S", 0.02)
+    run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected and layer.groups.get(events.TRAINING_GROUP)
+        layer.groups.clear()                                   # Redis restarted empty
+        await asyncio.sleep(0.1)
+        assert not layer.groups.get(events.TRAINING_GROUP)     # no outage seen: nothing to do yet
+        monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # the layer saw Redis come back
+        return await _progress_once_joined(layer, communicator, run)
+
+    progress = async_to_sync(scenario)()
+    assert progress["type"] == "progress" and progress["run"]["id"] == run.pk

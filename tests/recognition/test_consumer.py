@@ -1366,6 +1366,46 @@ def test_a_socket_opened_while_the_channel_layer_is_away_works_and_joins_its_gro
 
 
 @pytest.mark.reliability
+def test_a_socket_open_through_a_redis_outage_rejoins_its_groups_as_soon_as_redis_is_back(
+        engine_script, paired, monkeypatch):
+    """A socket in its groups before Redis restarted empty (no persistence: it forgot every group
+    member): once the channel layer has seen Redis answer again (its ``outage_epoch``), the socket's
+    next frame re-joins the groups and re-reads its kiosk row, so a revocation published after Redis
+    came back reaches it at once, and one published while it was away (lost) closes it at that
+    frame. Both waited for the next ``MASKNET_KIOSK_RECHECK_S`` recheck (30 s) before: meanwhile a
+    revoked kiosk went on checking people in and a new index was not loaded."""
+    from enrollment import events
+
+    kiosk, token = paired
+    other_kiosk, other_token = make_paired_kiosk("Back door")
+    layer = get_channel_layer()
+
+    def members(group: str) -> int:
+        return len(layer.groups.get(group, {}))
+
+    async def scenario():
+        comm, other = await open_kiosk(token), await open_kiosk(other_token)
+        answers = [(await ask(c, "none"))["state"] for c in (comm, other)]
+        layer.groups.clear()                                   # Redis restarted empty...
+        await database_sync_to_async(services.kiosk_revoke)(kiosk=other_kiosk, actor=None)   # (lost)
+        answers.append((await ask(other, "none"))["state"])    # ...and the layer has not seen it back yet
+        monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # now it has
+        answers.append((await ask(comm, "none"))["state"])     # this frame's recheck re-joins the groups
+        joined = members(kiosk.group_name), members(events.KIOSKS_GROUP)
+        await other.send_to(bytes_data=frame("none"))          # the other's first frame since: closed
+        other_closed = [await other.receive_json_from(timeout=5), await other.receive_output(timeout=5)]
+        await database_sync_to_async(services.kiosk_revoke)(kiosk=kiosk, actor=None)
+        revoked = [await comm.receive_json_from(timeout=5), await comm.receive_output(timeout=5)]
+        return answers, joined, other_closed, revoked
+
+    answers, joined, other_closed, revoked = run(scenario)
+    assert answers == ["searching"] * 4
+    assert joined == (1, 1)
+    assert other_closed == [{"type": "revoked"}, {"type": "websocket.close", "code": 4403}]
+    assert revoked == [{"type": "revoked"}, {"type": "websocket.close", "code": 4403}]
+
+
+@pytest.mark.reliability
 @pytest.mark.parametrize("gaps, checked_in", [
     ([2.0] * 6, True),                      # a slow server (many kiosks): every answer 2 s apart
     ([0.15, 2.0, 0.15], False),             # a fast stream with one 2 s pause: the vote restarts
