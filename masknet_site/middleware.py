@@ -68,7 +68,8 @@ class NulInQueryRefusedMiddleware:
     """A query string with a NUL character (``?site=%00``) is a 400: unvalidated filter values
     (the attendance pages' site, the admin's list filters) reach PostgreSQL, which refuses NUL in
     text, and that was a 500. Form and JSON fields refuse it already (Django's and DRF's validators).
-    A cookie holding one is dropped (:func:`without_nul_cookies`)."""
+    A cookie holding one is dropped (:func:`without_nul_cookies`). Under ``/api/`` the answer is the
+    API's ``validation_error`` with its ``fields``, naming each parameter refused (docs/api.md)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -76,15 +77,17 @@ class NulInQueryRefusedMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.COOKIES = without_nul_cookies(request.COOKIES)
         try:
-            refused = any("\x00" in key or any("\x00" in value for value in values)
-                          for key, values in request.GET.lists())
+            # a name that itself holds NUL is not repeated back: the message goes to non_field_errors
+            fields = {(key if "\x00" not in key else "non_field_errors"): ["Null characters are not allowed."]
+                      for key, values in request.GET.lists()
+                      if "\x00" in key or any("\x00" in value for value in values)}
             detail = "A query parameter holds a NUL character."
         except TooManyFieldsSent:   # read here first, before the API could answer it in its own form
-            refused, detail = True, "Too many query parameters."
-        if not refused:
+            fields, detail = {"non_field_errors": ["Too many query parameters."]}, "Too many query parameters."
+        if not fields:
             return self.get_response(request)
         if request.path.startswith("/api/"):   # the API's own error form (docs/api.md)
-            response = JsonResponse({"error": "validation_error", "detail": detail}, status=400)
+            response = JsonResponse({"error": "validation_error", "detail": detail, "fields": fields}, status=400)
             patch_cache_control(response, private=True, no_store=True)
             return response
         return HttpResponseBadRequest(detail, content_type="text/plain")

@@ -50,6 +50,20 @@ def test_a_too_deeply_nested_body_is_a_400_not_a_crash(client_for):
     assert response.status_code == 400 and response.json()["error"] == "bad_request"
 
 
+def test_a_query_refused_before_the_api_is_a_validation_error_with_its_fields(client_for):
+    """A NUL in a query parameter (or too many parameters) is refused by the site's middleware,
+    before the API's views: its ``validation_error`` had no ``fields``, which every other one has
+    (docs/api.md), so a client reading ``fields`` found nothing to show."""
+    api = client_for("token:read")
+    nul = api.get("/api/v1/checkins?site=a%00b&person=1&masked=%00")
+    assert nul.status_code == 400 and nul.json()["error"] == "validation_error"
+    assert set(nul.json()["fields"]) == {"site", "masked"}
+    assert nul.json()["fields"]["site"] == ["Null characters are not allowed."]
+    assert api.get("/api/v1/people?a%00=1").json()["fields"] == {"non_field_errors": ["Null characters are not "
+                                                                                      "allowed."]}
+    many = api.get("/api/v1/people?" + "&".join(f"p{i}=1" for i in range(1100)))
+    assert many.status_code == 400 and many.json()["fields"] == {"non_field_errors": ["Too many query parameters."]}
+
 def test_identify_and_verify_have_their_own_smaller_bucket(client_for, person, settings):
     settings.MASKNET_API_RECOGNISE_RATE = "2/min"
     api = client_for("token:recognise+read")
