@@ -132,3 +132,15 @@ def test_the_public_schema_is_built_once_whatever_the_query_string(client, monke
     assert xml.status_code == 406 and xml.json()["error"] == "not_acceptable" and "no-store" in xml["Cache-Control"]
     post = client.post("/api/schema/")
     assert post.status_code == 405 and post.json()["error"] == "method_not_allowed"
+
+
+def test_every_error_is_declared_as_json_alone():
+    """Errors are JSON whatever the endpoint serves (docs/api.md): the CSV export's and the person
+    export's errors were declared as ``text/csv`` and ``application/zip`` too, so a client generated
+    from the schema could expect an error body in CSV or ZIP."""
+    declared = {(path, method, code): sorted(answer.get("content", {}))
+                for path, operations in _generated_schema()["paths"].items()
+                for method, operation in operations.items()
+                for code, answer in operation["responses"].items() if int(code) >= 400}
+    assert {("/api/v1/checkins/csv", "get", "406"), ("/api/v1/people/{id}/export", "get", "409")} <= set(declared)
+    assert {key: types for key, types in declared.items() if types != ["application/json"]} == {}
