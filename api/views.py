@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import exceptions, mixins, parsers, renderers, status, viewsets
 from rest_framework.decorators import action
@@ -220,14 +220,26 @@ def _person_etag(person: Person) -> str:
     return f'"{person.updated_at.isoformat()}"'
 
 
+# the version a person's answers carry and a PUT or PATCH may send back (PersonViewSet.update)
+ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201],
+                        description="the person's version: send it back as If-Match with a later PUT or PATCH")
+IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+                            description="the ETag of the copy this change was made from: 412 precondition_failed "
+                                        "if the person changed since (without it, the change is applied as sent)")
+
+
 @extend_schema_view(
     list=extend_schema(summary="List people", parameters=[s.PersonFilterSerializer],
                        responses={200: s.PersonSerializer(many=True), **ERRORS}),
-    retrieve=extend_schema(summary="A person", responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
-    create=extend_schema(summary="Create a person (scope enrol)", responses={201: PERSON_OR_VERSION, **ERRORS}),
+    retrieve=extend_schema(summary="A person", parameters=[ETAG],
+                           responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
+    create=extend_schema(summary="Create a person (scope enrol)", parameters=[ETAG],
+                         responses={201: PERSON_OR_VERSION, **ERRORS}),
     update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412)",
+                         parameters=[IF_MATCH, ETAG],
                          responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
     partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match as for PUT)",
+                                 parameters=[IF_MATCH, ETAG],
                                  responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
 )
 class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
@@ -297,7 +309,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return self._answer(person)
 
     @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,
-                   responses={200: PERSON_OR_VERSION, **ERRORS, **NOT_FOUND})
+                   parameters=[ETAG], responses={200: PERSON_OR_VERSION, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: str | None = None) -> Response:
         """``enrollment.services.person_deactivate``."""

@@ -56,6 +56,16 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     answered = schema["paths"]["/api/v1/people/{id}"]["patch"]["responses"]["200"]["content"]["application/json"]
     assert answered["schema"]["$ref"].endswith("/PersonOrVersion")
     assert len(components["PersonOrVersion"]["oneOf"]) == 2
+    # the optimistic lock docs/api.md describes is in the schema, not only in prose: the ETag a
+    # person's answers carry and the If-Match header a change may send back
+    person = schema["paths"]["/api/v1/people/{id}"]
+    for method in ("put", "patch"):
+        assert {"name": "If-Match", "in": "header"}.items() <= next(
+            p for p in person[method]["parameters"] if p["name"] == "If-Match").items()
+        assert "ETag" in person[method]["responses"]["200"]["headers"]
+    assert "ETag" in person["get"]["responses"]["200"]["headers"]
+    assert "ETag" in schema["paths"]["/api/v1/people"]["post"]["responses"]["201"]["headers"]
+    assert "ETag" in schema["paths"]["/api/v1/people/{id}/deactivate"]["post"]["responses"]["200"]["headers"]
 
 
 def test_docs_page_is_for_staff_and_uses_no_cdn(client, db, django_user_model):
