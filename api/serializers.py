@@ -290,7 +290,8 @@ class FaceAnswerSerializer(serializers.Serializer):
 
 
 class IdentifyAnswerSerializer(serializers.Serializer):
-    """The faces found in an image, largest first."""
+    """The faces found in an image, largest first: 10 at most (``api.services.MAX_FACES``; of an image
+    with more faces, the 10 the detector is most sure of)."""
 
     width = serializers.IntegerField()
     height = serializers.IntegerField()
