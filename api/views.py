@@ -493,7 +493,7 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code)) if code else None
         return Response(s.KioskCreatedSerializer(kiosk).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Revoke the kiosk's paired device (scope admin)", request=None,
+    @extend_schema(summary="Revoke the kiosk's paired device and unused pairing link (scope admin)", request=None,
                    responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str | None = None) -> Response:
