@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
@@ -31,6 +32,17 @@ class PersonVersionSerializer(serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+
+class PersonVersionSchema(OpenApiSerializerExtension):
+    """:class:`PersonVersionSerializer` in the schema with ``additionalProperties: false``: a change's
+    answer is declared ``oneOf`` a person or their version, and a whole person (which has an ``id``
+    and an ``updated_at`` too) matched both, so every full answer broke the schema's ``oneOf``."""
+
+    target_class = PersonVersionSerializer
+
+    def map_serializer(self, auto_schema, direction) -> dict:  # noqa: D102
+        return {**auto_schema._map_basic_serializer(self.target, direction), "additionalProperties": False}
 
 
 class _OmittableBoolean(serializers.BooleanField):
