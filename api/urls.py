@@ -34,5 +34,6 @@ urlpatterns = [
     # open to anyone (no data): built once per process (views.SchemaView)
     path("schema/", views.SchemaView.as_view(), name="api-schema"),
     path("docs/", staff_member_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
-    re_path(r"^(?P<path>.*)$", views.not_found),
+    # any character, a newline (%0A) too: ``.`` stops at one, and such a path got Django's HTML 404
+    re_path(r"^(?P<path>[\s\S]*)$", views.not_found),
 ]

@@ -193,10 +193,12 @@ def test_no_api_url_checks_a_password(superuser):
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-@pytest.mark.parametrize("url", ["/api/v1/people/", "/api/v1/nothing", "/api/"])
+@pytest.mark.parametrize("url", ["/api/v1/people/", "/api/v1/nothing", "/api/", "/api/v1/people/a%0Ab",
+                                 "/api/v1/people/3%0A", "/api/v1/%0A"])
 def test_unknown_api_urls_answer_the_json_404_whatever_the_method(make_token, method, url):
     """Every method on a URL no endpoint serves gets the documented JSON 404 (an unsafe one was
-    refused with Django's HTML "CSRF verification failed" page), with a token or without."""
+    refused with Django's HTML "CSRF verification failed" page), with a token or without; a path
+    with a newline (``%0A``) too, which the catch-all's ``.`` did not match: Django's HTML 404."""
     token_client = APIClient(enforce_csrf_checks=True)
     token_client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(['admin'])}")
     for client in (APIClient(enforce_csrf_checks=True), token_client):
