@@ -1,7 +1,8 @@
 // Live index-rebuild status on the enrollment admin pages: a WebSocket on the "training" group,
 // falling back to polling status.json when the socket cannot be opened. What the page shows only
 // moves forward: an answer or message older than what it already knows of a run is ignored, whatever
-// order they arrive in, and the page asks again when a message shows that it missed something.
+// order they arrive in, and the page asks again when a message shows that it missed something or the
+// server says that messages were lost ("resync").
 (function () {
   "use strict";
   const root = document.getElementById("mn-status");
@@ -159,6 +160,9 @@
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
       if (msg.type === "progress" && learn(msg.run)) showRun(msg.run);
+      // the socket joined its group again after a Redis outage (or after failing to join): what was
+      // sent meanwhile is lost, a run that ended then would stay "running" here
+      if (msg.type === "resync") poll();
       if (msg.type === "index") {
         showIndex(msg);
         // a new version comes from a run that has ended: one the bar does not show ended (its

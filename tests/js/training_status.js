@@ -3,7 +3,8 @@
  * group is lost), falls back to polling when its socket closes, stops polling once the server
  * refuses (logged out, right withdrawn), drops the "earlier version" note when a new index is
  * announced, never goes back to an older state of a run, asks again when a new index shows that it
- * missed a run's end, and keeps the training runs table's rows up to date.
+ * missed a run's end or when the server says messages were lost (a Redis outage: "resync"), and keeps
+ * the training runs table's rows up to date.
  * Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
  */
 "use strict";
@@ -193,6 +194,37 @@ async function main() {
   await settle();
   check("a run taken over by another worker (started again) is followed from its new start",
         p.state() === "#4 running" && p.progress() === 5, `"${p.state()}" at ${p.progress()}%`);
+
+  // ---- a socket open through a Redis outage: what was sent meanwhile is lost; once it has joined its
+  // group again the server says "resync" and the page reads the state again
+  p = page([{ status: 200, body: { runs: [starting], index: null } },
+            { status: 200, body: { runs: [{ ...ended, id: 5, state: "running", progress: 30, message: "embedding",
+                                            finished_at: null, index_version: null }, ended],
+                                   index: { ...v4, type: undefined } } }], { latest: starting });
+  opened(p);
+  await settle();
+  p.time.advance(60000);                 // Redis away: run 4 ends, run 5 starts, no message arrives
+  await settle();
+  check("an open socket that hears nothing: the bar stays on what it was told",
+        p.counts.polls === 1 && p.state() === "#4 running", `${p.counts.polls} polls, "${p.state()}"`);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "resync" }) });
+  await settle();
+  check("a resync message: the page asks status.json and shows the run that started meanwhile",
+        p.counts.polls === 2 && p.state() === "#5 running" && p.progress() === 30 &&
+        p.index.textContent.startsWith("Index v4 active"),
+        `${p.counts.polls} polls, "${p.state()}" at ${p.progress()}%, "${p.index.textContent}"`);
+  p = page([{ status: 200, body: { runs: [starting], index: null } },
+            { status: 200, body: { runs: [ended], index: { ...v4, type: undefined } } }], { latest: starting });
+  opened(p);
+  await settle();
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "resync" }) });
+  await settle();
+  check("and the run that ended meanwhile as ended, with the index it made",
+        p.state() === "#4 succeeded" && p.index.textContent.startsWith("Index v4 active"),
+        `"${p.state()}", "${p.index.textContent}"`);
+  p.time.advance(30000);
+  await settle();
+  check("asked once: no polling while the socket is open", p.counts.polls === 2, `${p.counts.polls} polls`);
 
   // ---- the training runs table: a row's state, message and finished time follow the run
   const finished4 = { id: 4, state: "succeeded", progress: 100, message: "index v4 active", finished: "Dec. 1, 2026, 8:36 p.m." };
