@@ -36,7 +36,9 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
     """Sends ``{"type": "progress", "run": {...}}`` and ``{"type": "index", ...}`` to staff who may
     view training runs; anyone else is refused (close code 4403). A socket whose user loses that
     right, is deactivated, logs out, changes password or whose session or login expires is closed (4403) at
-    its next message after ``RECHECK_S``."""
+    its next message after ``RECHECK_S``. ``{"type": "resync"}`` tells the page that messages may
+    have been lost (the socket joined its group again after a Redis outage, or after failing to
+    join): it reads the state again (``status.json``)."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -69,17 +71,35 @@ class TrainingProgressConsumer(AsyncJsonWebsocketConsumer):
         within ``KEEPER_TICK_S`` of the channel layer seeing a Redis outage end or a restart
         (``epoch``: its count of those when the socket last joined): Redis restarted without
         persistence forgot the group's members, and a socket open through it heard nothing for up to
-        ``REJOIN_S`` (an hour)."""
+        ``REJOIN_S`` (an hour). A join after either (an outage, or a failed join) is followed by
+        :meth:`_resync`: what was published meanwhile never reached the socket."""
         tried_at = time.monotonic()
         while True:
             wait = REJOIN_S if joined else JOIN_RETRY_S
             await asyncio.sleep(min(KEEPER_TICK_S, wait))
-            if outage_epoch(self.channel_layer) == epoch and time.monotonic() - tried_at < wait:
+            now_epoch = outage_epoch(self.channel_layer)
+            if now_epoch == epoch and time.monotonic() - tried_at < wait:
                 continue
-            epoch, tried_at = outage_epoch(self.channel_layer), time.monotonic()
+            outage_ended, epoch, tried_at = now_epoch != epoch, now_epoch, time.monotonic()
             was_joined, joined = joined, await self._join()
             if joined and not was_joined:
                 log.info("training progress socket: joined its channel group again")
+            if joined and (outage_ended or not was_joined) and not await self._resync():
+                return
+
+    async def _resync(self) -> bool:
+        """Have the page read the state again (``{"type": "resync"}``): progress and index messages
+        published while Redis was away, or before the socket could join its group, were lost, and a
+        page open through an outage showed a run that ended meanwhile as still running until the
+        next message or a reload. False once the socket is closed (its user may no longer watch)."""
+        try:
+            if not await self._still_allowed():
+                await self.close(code=4403)
+                return False
+            await self.send_json({"type": "resync"})
+        except Exception:  # noqa: BLE001 - the database away a moment: the keeper must go on joining
+            log.warning("training progress socket: could not ask the page to read the state again", exc_info=True)
+        return True
 
     @database_sync_to_async
     def _allowed(self, user) -> bool:

@@ -280,17 +280,20 @@ def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
 
 
 @pytest.mark.django_db(transaction=True)
-async def _progress_once_joined(layer, communicator: WebsocketCommunicator, run: TrainingRun) -> dict:
+async def _progress_once_joined(layer, communicator: WebsocketCommunicator, run: TrainingRun) -> list[dict]:
     """Wait (2 s at most) for a socket to be in the progress group, publish ``run``'s progress and
-    return what the socket got; then close it."""
+    return what the socket got up to that progress (whatever came first, then the progress); then
+    close it."""
     for _ in range(100):
         if layer.groups.get(events.TRAINING_GROUP):
             break
         await asyncio.sleep(0.02)
     await sync_to_async(events.training_progress)(run)
-    progress = await communicator.receive_json_from(timeout=2)
+    got = [await communicator.receive_json_from(timeout=2)]
+    while got[-1]["type"] != "progress" and len(got) < 5:
+        got.append(await communicator.receive_json_from(timeout=2))
     await communicator.disconnect()
-    return progress
+    return got
 
 
 def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(enroller, monkeypatch, caplog):
@@ -323,8 +326,10 @@ def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(e
         return await _progress_once_joined(layer, communicator, run)   # the keeper's next try joins it
 
     with caplog.at_level("INFO", logger="enrollment.consumers"):
-        progress = async_to_sync(scenario)()
+        *before, progress = async_to_sync(scenario)()
     assert progress["type"] == "progress" and progress["run"]["id"] == run.pk
+    # what was published before it joined never reached it: the page is told to read the state again
+    assert before == [{"type": "resync"}]
     said = [r.getMessage() for r in caplog.records if r.name == "enrollment.consumers"]
     assert [m.split(": ", 1)[1][:30] for m in said] == ["cannot join its channel group ",
                                                         "joined its channel group again"]
@@ -354,5 +359,69 @@ def test_a_socket_open_through_a_redis_outage_rejoins_as_soon_as_redis_is_back(e
         monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # the layer saw Redis come back
         return await _progress_once_joined(layer, communicator, run)
 
-    progress = async_to_sync(scenario)()
+    *before, progress = async_to_sync(scenario)()
     assert progress["type"] == "progress" and progress["run"]["id"] == run.pk
+    assert before == [{"type": "resync"}]   # the catch-up (next test)
+
+
+def test_a_page_open_through_a_redis_outage_is_told_to_read_the_state_again(enroller, monkeypatch):
+    """Messages published while Redis was away are lost: a page whose socket stayed open through
+    the outage showed a run that ended meanwhile as still running (it asks ``status.json`` only when
+    its socket opens or fails). Once the socket has joined its group again it sends the page
+    ``{"type": "resync"}`` (tests/js/training_status.js: the page reads the state again); the hourly
+    re-join of a socket that saw no outage sends nothing."""
+    from channels.layers import get_channel_layer
+
+    from enrollment import consumers
+
+    layer = get_channel_layer()
+    monkeypatch.setattr(consumers, "KEEPER_TICK_S", 0.02)
+    monkeypatch.setattr(consumers, "REJOIN_S", 0.05)
+    joins = []
+    real_add = layer.group_add
+
+    async def group_add(group, channel):
+        joins.append(group)
+        await real_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", group_add)
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        connected, _ = await communicator.connect()
+        assert connected
+        quiet = await communicator.receive_nothing(timeout=0.3)   # re-joined every 0.05 s meanwhile
+        rejoined = len(joins)
+        monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # the layer saw Redis come back
+        told = await communicator.receive_json_from(timeout=2)
+        once = await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+        return quiet, rejoined, told, once
+
+    quiet, rejoined, told, once = async_to_sync(scenario)()
+    assert quiet and rejoined > 2
+    assert told == {"type": "resync"} and once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_who_lost_the_right_during_an_outage_is_closed_not_told(enroller, monkeypatch):
+    """The catch-up goes only to those who may still watch runs, as progress does: a user whose
+    right went while Redis was away gets the close (4403), not ``resync``."""
+    from channels.layers import get_channel_layer
+
+    from enrollment import consumers
+
+    layer = get_channel_layer()
+    monkeypatch.setattr(consumers, "KEEPER_TICK_S", 0.02)
+    monkeypatch.setattr(consumers, "RECHECK_S", 0.0)
+
+    async def scenario():
+        communicator = communicator_for(enroller)
+        assert (await communicator.connect())[0]
+        await sync_to_async(enroller.groups.clear)()
+        monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)
+        closed = await communicator.receive_output(timeout=2)
+        await communicator.disconnect()
+        return closed
+
+    assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}

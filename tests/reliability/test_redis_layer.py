@@ -3,7 +3,8 @@ connection the restarted server closed is retried on a fresh one (settings ``CHA
 and a receive waiting while Redis is down waits for it to come back rather than raising
 (``masknet_site.channel_layer``), so kiosk sockets are not failed by either; and it counts the
 outage's end as soon as Redis answers, and a restart too quick to raise any error at its next look at
-the server (``outage_epoch``): the sockets' cue to re-join the groups Redis forgot."""
+the server (``outage_epoch``): the sockets' cue to re-join the groups Redis forgot (and the admin's
+progress socket's to have its page read the state again)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,51 @@ def test_the_channel_layer_survives_a_redis_restart(tmp_path, settings, monkeypa
 
         first, second, third = async_to_sync(scenario)()
         assert first["text"] == "before" and second["text"] == "after" and third["text"] == "back"
+    finally:
+        server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_page_open_through_a_redis_outage_is_told_to_read_the_state_again(tmp_path, settings):
+    """The admin's progress socket on the real layer: Redis stopped and started again empty under
+    it. What was published meanwhile is lost (a run that ended then stayed "running" on the page), so
+    once the layer sees Redis answer again the socket re-joins its group and sends the page
+    ``{"type": "resync"}`` (the page then reads ``status.json``), and the next progress reaches it."""
+    if not shutil.which(REDIS_SERVER):
+        pytest.skip(f"{REDIS_SERVER} is not installed (Debian package redis-server)")
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.auth import get_user_model
+
+    from enrollment import events
+    from enrollment.models import TrainingRun
+    from enrollment.routing import websocket_urlpatterns
+    from masknet_site.settings.base import redis_channel_hosts
+
+    server = RedisServer(free_port(), tmp_path).start()
+    try:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "masknet_site.channel_layer.RedisChannelLayer",
+                                               "CONFIG": {"hosts": redis_channel_hosts(server.url)}}}
+        admin = get_user_model().objects.create_superuser("root", password="pw")
+        run = TrainingRun.objects.create(state="running", progress=40, message="embedding")
+
+        async def scenario() -> tuple[dict, dict]:
+            layer = get_channel_layer()
+            communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/admin/training/")
+            communicator.scope["user"] = admin
+            assert (await communicator.connect())[0]
+            await asyncio.to_thread(server.restart, 2.0)     # down 2 s, back empty: the group forgotten
+            told = await communicator.receive_json_from(timeout=15)   # the receive's retries: 0.5 s to 5 s
+            await sync_to_async(events.training_progress)(run)
+            progress = await communicator.receive_json_from(timeout=5)
+            await communicator.disconnect()
+            await layer.close_pools()
+            return told, progress
+
+        told, progress = async_to_sync(scenario)()
+        assert told == {"type": "resync"}
+        assert progress["type"] == "progress" and progress["run"]["id"] == run.pk
     finally:
         server.stop()
