@@ -55,21 +55,32 @@ class _OmittableBoolean(serializers.BooleanField):
     default_empty_html = empty
 
 
-class _OneFile(serializers.FileField):
-    """A file field that takes one file: a multipart body with several parts of that name was
-    answered for the first alone, the others dropped without a word (a caller expecting the
-    admin's multi-upload lost photos)."""
+class _OneValue:
+    """A field that takes one value: a multipart body with several parts of that name is refused
+    (``several``), not answered for one of them with the others dropped without a word."""
 
-    default_error_messages = {"several": "Send one file in this field per request ({count} were sent)."}
+    default_error_messages = {"several": "Send one value in this field per request ({count} were sent)."}
 
     def get_value(self, dictionary):
-        files = dictionary.getlist(self.field_name) if hasattr(dictionary, "getlist") else []
-        return files if len(files) > 1 else super().get_value(dictionary)
+        values = dictionary.getlist(self.field_name) if hasattr(dictionary, "getlist") else []
+        return values if len(values) > 1 else super().get_value(dictionary)
 
     def to_internal_value(self, data):
         if isinstance(data, list):
             self.fail("several", count=len(data))
         return super().to_internal_value(data)
+
+
+class _OneFile(_OneValue, serializers.FileField):
+    """A file field that takes one file (a caller expecting the admin's multi-upload lost photos,
+    answered for the first alone)."""
+
+    default_error_messages = {"several": "Send one file in this field per request ({count} were sent)."}
+
+
+class _OneInteger(_OneValue, serializers.IntegerField):
+    """An integer field that takes one value (verify compared the image with the last ``person``
+    sent, whatever the others were)."""
 
 
 class PersonSerializer(serializers.ModelSerializer):
@@ -317,7 +328,7 @@ class VerifyRequestSerializer(serializers.Serializer):
     image = _OneFile(help_text="JPEG, PNG or WebP")
     # an id, looked up by the service after the image: an unknown id answers as a person without
     # templates does (409 not_in_index), so a recognise-only token cannot list who exists
-    person = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    person = _OneInteger(min_value=1, max_value=2**63 - 1)
 
 
 class VerifyAnswerSerializer(serializers.Serializer):

@@ -222,6 +222,12 @@ def test_photos_list_delete_and_refusals(hr, person, monkeypatch, client_for):
                                           SimpleUploadedFile("b.jpg", b"\xff\xd8\xff\xe0y")], **extra},
                          format="multipart")
         assert answer.status_code == 400 and "2 were sent" in str(answer.json()["fields"]["image"]), path
+    # nor is the image compared with the last of several people sent (the others dropped)
+    other_id = Person.objects.create(full_name="Second", staff_id="S-2").pk
+    answer = recognise.post("/api/v1/verify", {"image": SimpleUploadedFile("a.jpg", b"\xff\xd8\xff\xe0x"),
+                                               "person": [person.pk, other_id]}, format="multipart")
+    assert answer.status_code == 400, answer.content[:300]
+    assert answer.json()["fields"] == {"person": ["Send one value in this field per request (2 were sent)."]}
 
     assert hr.delete(f"{url}/{photos[0].pk}").status_code == 204
     assert not FacePhoto.objects.filter(pk=photos[0].pk).exists() and TrainingRun.objects.queued().exists()
