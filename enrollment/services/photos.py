@@ -131,16 +131,26 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
+def photo_too_large(*, size: int) -> PhotoInspection | None:
+    """:func:`photo_inspect`'s refusal of a file of ``size`` bytes over ``MASKNET_MAX_PHOTO_BYTES``
+    (saying its size, the limit and what to do), else ``None``; for a caller that knows the size
+    before reading the file (the import: a huge file is refused without being read)."""
+    limit = settings.MASKNET_MAX_PHOTO_BYTES
+    if size <= limit:
+        return None
+    # the callers read at most the limit and one byte: that much says "more than", not the size
+    shown = f"more than {amount(limit, 'bytes')}" if size == limit + 1 else amount(size, "bytes")
+    # and what to do: the refusal alone left the uploader with the same file and no way in
+    return _refusal("too_large", f"{REFUSALS['too_large']} It is {shown}; at most {amount(limit, 'bytes')}. "
+                                 f"Scale it down or save it as a smaller JPEG.")
+
+
 def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
     quality. Used by :func:`photo_add` and the capture page's live feedback."""
-    limit = settings.MASKNET_MAX_PHOTO_BYTES
-    if len(data) > limit:
-        # the callers read at most the limit and one byte: that much says "more than", not the size
-        size = f"more than {amount(limit, 'bytes')}" if len(data) == limit + 1 else amount(len(data), "bytes")
-        # and what to do: the refusal alone left the uploader with the same file and no way in
-        return _refusal("too_large", f"{REFUSALS['too_large']} It is {size}; at most {amount(limit, 'bytes')}. "
-                                     f"Scale it down or save it as a smaller JPEG.")
+    too_large = photo_too_large(size=len(data))
+    if too_large:
+        return too_large
     if not data:
         return _refusal("empty")
     if _sniff(data) is None:

@@ -288,3 +288,26 @@ def test_an_import_of_a_folder_without_person_folders_says_so(db, tmp_path, peop
         with pytest.raises(CommandError, match="no person folders"):
             call_command("import_people", str(folder), stdout=io.StringIO(), stderr=io.StringIO())
     assert not Person.objects.exists() and not AuditEvent.objects.filter(action="import").exists()
+
+
+def test_a_refusal_says_what_is_wrong_with_that_photo(db, tmp_path, monkeypatch, settings):
+    """``too_large`` said "The file is too large." alone, for a 700 KB photo refused for its
+    pixels too, without the limit or what to do: each photo's own reason now follows its name."""
+    from enrollment import services
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
+    settings.MASKNET_MAX_PHOTO_BYTES = 2**20
+    (tmp_path / "Jane_Doe").mkdir()
+    (tmp_path / "Jane_Doe" / "big.jpg").write_bytes(b"\xff\xd8\xff" + b"0" * (3 * 2**20))
+    (tmp_path / "Jane_Doe" / "wide.jpg").write_bytes(b"\xff\xd8\xff")
+
+    def photo_add(**kwargs):
+        raise services.PhotoRefused("too_large", message=services.photo_inspect(data=b"x" * (2**20 + 1)).message
+                                    .replace("more than 1 MiB", "5000×4000 pixels"))
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    out = run("import_people", str(tmp_path), "--no-rebuild")
+    assert "too_large (2): The file is too large." in out
+    assert "Jane_Doe/big.jpg: It is 3.0 MiB; at most 1 MiB." in out, out
+    assert "Jane_Doe/wide.jpg: It is 5000×4000 pixels; at most 1 MiB." in out, out

@@ -38,6 +38,14 @@ def _shown(path: object) -> str:
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
 
 
+def _with_reason(path: str, code: str, message: str) -> str:
+    """``path``, then what its refusal says beyond its code's general wording (which limit a
+    ``too_large`` photo is over and by how much, a photo's size for ``too_small``): the summary
+    said "The file is too large." alone, also of a 700 KB photo refused for its pixels."""
+    reason = message.removeprefix(services.REFUSALS.get(code, code)).strip()
+    return f"{path}: {reason}" if reason else path
+
+
 def _inside(path: Path, root: Path) -> bool:
     """``path`` is a real entry of ``root`` itself: not a link, not reached through ``..``."""
     return not path.is_symlink() and path.resolve().parent == root.resolve()
@@ -150,22 +158,23 @@ class Command(BaseCommand):
                 else:
                     existing += 1
                 for photo in photos:
+                    shown = str(photo.relative_to(root))
                     try:
                         # the size first: a huge file is refused without being read into memory
-                        too_large = photo.stat().st_size > settings.MASKNET_MAX_PHOTO_BYTES
+                        too_large = services.photo_too_large(size=photo.stat().st_size)
                         data = None if too_large else photo.read_bytes()
                     except OSError:   # a file that cannot be read (permissions, a vanished network share)
-                        data, too_large = None, False
-                        refused["unreadable"].append(str(photo.relative_to(root)))
+                        data, too_large = None, None
+                        refused["unreadable"].append(shown)
                     if too_large:
-                        refused["too_large"].append(str(photo.relative_to(root)))
+                        refused["too_large"].append(_with_reason(shown, "too_large", too_large.message))
                     try:
                         if data is not None:   # (a full or read-only media folder still stops the import)
                             services.photo_add(person=person, data=data, filename=photo.name, actor=None,
                                                source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
                             added += 1
                     except services.PhotoRefused as exc:
-                        refused[exc.code].append(str(photo.relative_to(root)))
+                        refused[exc.code].append(_with_reason(shown, exc.code, exc.message))
                     except Person.DoesNotExist as exc:   # erased by an administrator during the import
                         raise CommandError(f"{staff_id} was erased during the import") from exc
                     done += 1
