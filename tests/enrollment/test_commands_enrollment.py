@@ -200,13 +200,10 @@ def test_people_list_order_and_limit(tmp_path):
         person_folders(tmp_path, None, listing)
 
 
-def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
-    """A people list naming ../elsewhere or an absolute path, a linked folder and a linked photo
-    (another person's file, or anything the importing user can read) are not imported; a file
-    over the size limit is refused without being read."""
+def linked_tree(tmp_path):
+    """``people/Jane_Doe/`` holding ``link.jpg``, and ``people/Linked``: links to a photo and a
+    folder outside ``people``. Returns the ``people`` and ``outside`` folders."""
     import os
-
-    from enrollment.management.commands.import_people import person_folders, person_photos
 
     root, outside = tmp_path / "people", tmp_path / "outside"
     (root / "Jane_Doe").mkdir(parents=True)
@@ -214,6 +211,16 @@ def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
     (outside / "Secret" / "s.jpg").write_bytes(b"\xff\xd8\xff")
     os.symlink(outside / "Secret", root / "Linked")
     os.symlink(outside / "Secret" / "s.jpg", root / "Jane_Doe" / "link.jpg")
+    return root, outside
+
+
+def test_import_people_stays_inside_its_folder(db, tmp_path, monkeypatch):
+    """A people list naming ../elsewhere or an absolute path, a linked folder and a linked photo
+    (another person's file, or anything the importing user can read) are not imported; a file
+    over the size limit is refused without being read."""
+    from enrollment.management.commands.import_people import person_folders, person_photos
+
+    root, outside = linked_tree(tmp_path)
     (root / "Jane_Doe" / "sub.jpg").mkdir()
     for line in ("../outside/Secret", str(outside / "Secret"), "Linked"):
         (tmp_path / "list.txt").write_text(line + "\n")
@@ -311,3 +318,19 @@ def test_a_refusal_says_what_is_wrong_with_that_photo(db, tmp_path, monkeypatch,
     assert "too_large (2): The file is too large." in out
     assert "Jane_Doe/big.jpg: It is 3.0 MiB; at most 1 MiB." in out, out
     assert "Jane_Doe/wide.jpg: It is 5000×4000 pixels; at most 1 MiB." in out, out
+
+
+def test_links_and_loose_files_are_said_not_skipped_silently(db, tmp_path):
+    """A linked photo or person folder (the import reads neither) and a photo left directly in DIR
+    (an export of one file per person) were skipped without a word: "importing 1 people, 0
+    photos", and the operator could not tell why the others were missing."""
+    root, outside = linked_tree(tmp_path)
+    (root / "A-100.jpg").write_bytes(b"\xff\xd8\xff")
+    (root / ".DS_Store").write_bytes(b"")
+    out = run("import_people", str(root), "--no-rebuild")
+    assert "2 symbolic links not imported" in out and "Linked" in out and "Jane_Doe/link.jpg" in out, out
+    assert "1 files directly in" in out and "A-100.jpg" in out and ".DS_Store" not in out, out
+    # a people list names its folders: what else lies in DIR (the list itself, often) is not said
+    (root / "list.txt").write_text("Jane_Doe\n")
+    listed = run("import_people", str(root), "--no-rebuild", "--people-list", str(root / "list.txt"))
+    assert "directly in" not in listed and "Jane_Doe/link.jpg" in listed and "Linked" not in listed, listed

@@ -72,9 +72,23 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
 
 def other_files(folder: Path) -> list[Path]:
     """The files of a person's folder that are not taken as photos by their name (HEIC, GIF, BMP…;
-    hidden files left out): said, not skipped silently."""
-    return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() not in PHOTO_SUFFIXES and not p.name.startswith(".") and p.is_file())
+    hidden files and links left out): said, not skipped silently."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() not in PHOTO_SUFFIXES
+                  and not p.name.startswith(".") and p.is_file() and not p.is_symlink())
+
+
+def links(root: Path, folders: list[Path], whole_root: bool) -> list[Path]:
+    """The symbolic links the import does not follow (hidden ones left out): in each person's
+    folder, and in ``root`` itself when it is read whole (no people list). Said, not skipped
+    silently: a folder of links made by a script imported nobody without a word."""
+    places = ([root] if whole_root else []) + folders
+    return sorted(p for place in places for p in place.iterdir() if p.is_symlink() and not p.name.startswith("."))
+
+
+def loose_files(root: Path) -> list[Path]:
+    """The files directly in ``root`` (hidden ones and links left out), which are nobody's photos:
+    a person's go in their own folder (an export of one photo per person, ``A-100.jpg``)."""
+    return sorted(p for p in root.iterdir() if p.is_file() and not p.is_symlink() and not p.name.startswith("."))
 
 
 def person_photos(folder: Path, limit: int | None) -> list[Path]:
@@ -216,6 +230,16 @@ class Command(BaseCommand):
         if without:
             self.stdout.write(f"{len(without)} people have no accepted photo yet (they are not in the index): "
                               + self._some([_shown(n) for n in without], opts["verbosity"]))
+        linked = [str(p.relative_to(root)) for p in links(root, folders, not opts["people_list"])]
+        if linked:
+            self.stdout.write(f"{len(linked)} symbolic links not imported (only the folders and files of {root} "
+                              "itself are read; copy the photos in): "
+                              + self._some([_shown(p) for p in linked], opts["verbosity"]))
+        loose = [] if opts["people_list"] else [p.name for p in loose_files(root)]
+        if loose:
+            self.stdout.write(f"{len(loose)} files directly in {root} not imported (each person's photos go in "
+                              "a folder of their own, DIR/<Person_Name>/): "
+                              + self._some([_shown(n) for n in loose], opts["verbosity"]))
         others = [str(f.relative_to(root)) for f, _ in plan for f in other_files(f)]
         if others:
             self.stdout.write(f"{len(others)} files not imported, not named as JPEG, PNG or WebP (.jpg, .jpeg, "
