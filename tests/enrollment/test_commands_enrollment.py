@@ -334,3 +334,23 @@ def test_links_and_loose_files_are_said_not_skipped_silently(db, tmp_path):
     (root / "list.txt").write_text("Jane_Doe\n")
     listed = run("import_people", str(root), "--no-rebuild", "--people-list", str(root / "list.txt"))
     assert "directly in" not in listed and "Jane_Doe/link.jpg" in listed and "Linked" not in listed, listed
+
+
+def test_photos_added_to_a_deactivated_person_are_said_to_stay_out_of_the_index(db, tmp_path, monkeypatch):
+    """An existing staff id is reused, deactivated or not: the photos were added to someone left
+    out of the index, and the summary did not say so."""
+    from enrollment import services
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="jane_doe", active=False)
+    (tmp_path / "Jane_Doe").mkdir()
+    (tmp_path / "Jane_Doe" / "a.jpg").write_bytes(b"\xff\xd8\xff")
+
+    def photo_add(**kwargs):
+        return FacePhoto.objects.create(person=kwargs["person"], image="faces/x.jpg", sha256="1", width=8, height=8,
+                                        source=FacePhoto.Source.IMPORT)
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    out = run("import_people", str(tmp_path), "--no-rebuild")
+    assert "1 people already there are deactivated" in out and "jane_doe" in out, out

@@ -157,6 +157,7 @@ class Command(BaseCommand):
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
         created = existing = added = 0
         without: list[str] = []   # people with no accepted photo (not in the index)
+        inactive: list[str] = []  # people already there, deactivated, with photos (not in the index either)
         refused: dict[str, list[str]] = defaultdict(list)
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
@@ -195,6 +196,8 @@ class Command(BaseCommand):
                     bar(done, total)
                 if not person.photos.exists():
                     without.append(staff_id)
+                elif not person.active:   # an existing staff id is reused as it is: photos added, not indexed
+                    inactive.append(person.staff_id)
             finished = True
         except KeyboardInterrupt:
             interrupted = True
@@ -230,6 +233,10 @@ class Command(BaseCommand):
         if without:
             self.stdout.write(f"{len(without)} people have no accepted photo yet (they are not in the index): "
                               + self._some([_shown(n) for n in without], opts["verbosity"]))
+        if inactive:
+            self.stdout.write(f"{len(inactive)} people already there are deactivated: their photos are not in the "
+                              "index until they are made active again: "
+                              + self._some([_shown(n) for n in inactive], opts["verbosity"]))
         linked = [str(p.relative_to(root)) for p in links(root, folders, not opts["people_list"])]
         if linked:
             self.stdout.write(f"{len(linked)} symbolic links not imported (only the folders and files of {root} "
