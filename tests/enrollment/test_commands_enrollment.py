@@ -354,3 +354,20 @@ def test_photos_added_to_a_deactivated_person_are_said_to_stay_out_of_the_index(
     monkeypatch.setattr(services, "photo_add", photo_add)
     out = run("import_people", str(tmp_path), "--no-rebuild")
     assert "1 people already there are deactivated" in out and "jane_doe" in out, out
+
+
+def test_a_people_list_may_name_folders_with_spaces(tmp_path):
+    """A folder named "Jane Doe" is imported without a list, but a list naming it was refused
+    ("'Jane' is not a folder"): a line is a name, then perhaps a count. Names that are not folders
+    are all said, up to five, with their line numbers."""
+    from enrollment.management.commands.import_people import person_folders
+
+    for name in ("Jane Doe", "Bo Li 2", "A", "1001"):
+        (tmp_path / name).mkdir()
+    listing = tmp_path / "people.txt"
+    listing.write_text("4\nJane Doe\t3\nBo Li 2\nA 2\r\n1001\n", encoding="utf-8")
+    assert [p.name for p in person_folders(tmp_path, None, listing)] == ["Jane Doe", "Bo Li 2", "A", "1001"]
+    listing.write_text("Jane Doe\nA-100;Jane Doe;Sales\n\nZed 1\n")
+    with pytest.raises(CommandError, match="2 names of the people list are not folders") as refused:
+        person_folders(tmp_path, None, listing)
+    assert "line 2: 'A-100;Jane Doe;Sales'" in str(refused.value) and "line 4: 'Zed'" in str(refused.value)

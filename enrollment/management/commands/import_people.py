@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
 from recognition.engine.install import models_ready
-from recognition.management.commands._common import ProgressBar, people_file_rows
+from recognition.management.commands._common import ProgressBar, people_file_lines
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -51,20 +52,41 @@ def _inside(path: Path, root: Path) -> bool:
     return not path.is_symlink() and path.resolve().parent == root.resolve()
 
 
+def listed_names(people_list: Path, is_folder: Callable[[str], bool]) -> list[tuple[int, str]]:
+    """The line number and name of each person of a people list: a line is a name, then perhaps a
+    tab or spaces and a count (LFW's ``Name<TAB>count``); a name may hold spaces ("Jane Doe", the
+    folder's name), so the whole line, its part before a tab, the line less its count and its first
+    word are tried in that order, the first that ``is_folder`` taken (none: the line less its count,
+    for the error). Blank lines are skipped, and so is a lone number (LFW's count line) unless a
+    folder has that name (people filed by a numeric staff id)."""
+    named = []
+    for number, line in enumerate(people_file_lines(people_list), 1):
+        text = line.strip()
+        if not text or (text.isdigit() and not is_folder(text)):
+            continue
+        words = text.split()
+        counted = text.rsplit(None, 1)[0] if len(words) > 1 and words[-1].isdigit() else text
+        named.append((number, next((c for c in (text, text.split("\t")[0].strip(), counted, words[0])
+                                    if is_folder(c)), counted)))
+    return named
+
+
 def person_folders(root: Path, limit: int | None, people_list: Path | None) -> list[Path]:
-    """Folders to import: alphabetical, or in the order of a people list (``Name<TAB>count`` lines
-    as in LFW's ``peopleDevTrain.txt``, or names separated by spaces; a lone number, LFW's count
-    line, is skipped unless a folder has that name). Only folders of ``root`` itself: a list line
-    naming ``../elsewhere`` or an absolute path, or a symbolic link, is refused. Raises
-    ``CommandError`` for listed names that are not such folders."""
+    """Folders to import: alphabetical, or in the order of a people list (:func:`listed_names`).
+    Only folders of ``root`` itself: a list line naming ``../elsewhere`` or an absolute path, or a
+    symbolic link, is refused. Raises ``CommandError`` naming (up to five, with their line numbers)
+    the listed names that are not such folders."""
     if people_list:
-        # a lone number is LFW's count line, unless it names a folder (people filed by a numeric staff id)
-        names = [row[0] for row in people_file_rows(people_list, keep_number=lambda n: (root / n).is_dir())]
-        missing = [n for n in names if not (root / n).is_dir() or not _inside(root / n, root)]
-        if missing:
-            raise CommandError(f"{len(missing)} names of the people list are not folders of {root}, "
-                               f"e.g. {missing[0]!r}")
-        folders = [root / n for n in names]
+        def is_folder(name: str) -> bool:
+            return (root / name).is_dir() and _inside(root / name, root)
+
+        named = listed_names(people_list, is_folder)
+        missing = [f"line {number}: {name!r}" for number, name in named if not is_folder(name)]
+        if missing:   # all of them (up to five): a list of several hundred was fixed one typo a run
+            more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise CommandError(f"{len(missing)} names of the people list are not folders of {root}: "
+                               f"{', '.join(missing[:5])}{more}")
+        folders = [root / name for _, name in named]
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _inside(p, root))
     return folders[:limit] if limit else folders

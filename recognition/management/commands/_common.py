@@ -36,19 +36,24 @@ def shared_data() -> Path:
     return Path(os.environ.get("MASKNET_SHARED_DATA", Path(settings.BASE_DIR).parent / "shared" / "data"))
 
 
+def people_file_lines(path: Path) -> list[str]:
+    """The lines of a people list, read as UTF-8 (a byte-order mark, as Excel writes one, skipped;
+    any line ending). Raises :class:`CommandError` when the file is not UTF-8 text."""
+    from django.core.management.base import CommandError
+
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path} is not UTF-8 text") from exc
+
+
 def people_file_rows(path: Path, keep_number: Callable[[str], bool] | None = None) -> list[list[str]]:
     """The rows of a people list (LFW's ``people*.txt``: ``Name<TAB>count`` lines), each split on
     white space, without the blank lines and the lone-number lines LFW puts before the rows (its
     count, or each fold's in ``people.txt``) unless ``keep_number`` says the number is a name (a
     folder named by a numeric staff id); a name of digits followed by a count always stays.
     Raises :class:`CommandError` when the file is not UTF-8 text."""
-    from django.core.management.base import CommandError
-
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{path} is not UTF-8 text") from exc
-    rows = [line.split() for line in lines if line.split()]
+    rows = [line.split() for line in people_file_lines(path) if line.split()]
     return [row for row in rows
             if not (len(row) == 1 and row[0].isdigit() and not (keep_number and keep_number(row[0])))]
 
