@@ -28,11 +28,16 @@ class KioskQuerySet(models.QuerySet):
         """Kiosks allowed to check people in."""
         return self.filter(active=True)
 
+    def with_device_token(self, token: str | None) -> KioskQuerySet:
+        """The active, paired kiosks whose device token is ``token`` (one at most; none for a
+        missing or oversized token, without a query)."""
+        if not token or len(token) > 200:
+            return self.none()
+        return self.active().filter(token_hash=token_digest(token))
+
     def for_device_token(self, token: str | None) -> Kiosk | None:
         """The active, paired kiosk whose device token is ``token`` (``None`` if none)."""
-        if not token or len(token) > 200:
-            return None
-        return self.active().filter(token_hash=token_digest(token)).first()
+        return self.with_device_token(token).first()
 
     def for_pairing_code(self, code: str | None) -> Kiosk | None:
         """The active kiosk whose unexpired one-time pairing code is ``code``."""
@@ -58,6 +63,11 @@ class Kiosk(models.Model):
     pairing_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     paired_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # which of two sockets of this kiosk is the newer: counted by the database at each handshake
+    # (services.kiosk_connect), so that no web node's clock is compared with another's
+    connection_seq = models.PositiveBigIntegerField(
+        default=0, db_default=0, editable=False,
+        help_text="handshakes of this kiosk's sockets so far: of two open sockets the one with the higher number stays")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = KioskQuerySet.as_manager()

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -191,6 +192,21 @@ def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.kiosk", object_id=pk,
                      summary=f"deleted kiosk #{pk}")
         transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
+
+
+def kiosk_connect(*, token: str | None) -> Kiosk | None:
+    """A socket's handshake: the active, paired kiosk whose device token is ``token`` (``None`` if
+    none), seen now (``last_seen_at``) and with its ``connection_seq`` one higher, as returned.
+
+    The number orders the kiosk's sockets (of two, the higher stays) by when their handshakes
+    reached the database, whichever web node took them and whatever its clock says: one
+    ``UPDATE ... SET connection_seq = connection_seq + 1`` read back in the same transaction (the
+    row stays locked until it commits, so no other handshake takes the same number). An unknown
+    token writes nothing."""
+    with transaction.atomic():
+        taken = Kiosk.objects.with_device_token(token).update(
+            connection_seq=F("connection_seq") + 1, last_seen_at=timezone.now())
+        return Kiosk.objects.for_device_token(token) if taken else None
 
 
 def kiosk_seen(*, kiosk_id: int) -> None:

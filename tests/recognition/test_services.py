@@ -69,6 +69,62 @@ def test_revoke_voids_the_device_token(paired):
     assert Kiosk.objects.for_device_token(token) is None and not Kiosk.objects.get().paired
 
 
+def test_each_handshake_takes_the_next_number_of_its_kiosk_and_marks_it_seen(paired):
+    """``kiosk_connect`` orders a kiosk's sockets by the database, not by a web node's clock: each
+    handshake of the kiosk gets a higher number than the last (other kiosks keep their own count),
+    and is its "last seen". A token that opens no kiosk counts nothing and writes nothing."""
+    kiosk, token = paired
+    other, other_token = services.kiosk_pair(code=services.kiosk_create(actor=None, name="Side door")[1])
+    assert kiosk.connection_seq == 0 and kiosk.last_seen_at is None
+    assert [services.kiosk_connect(token=token).connection_seq for _ in range(3)] == [1, 2, 3]
+    assert services.kiosk_connect(token=other_token).connection_seq == 1
+    kiosk.refresh_from_db()
+    assert kiosk.connection_seq == 3 and kiosk.last_seen_at is not None
+    for unknown in (None, "", "not-a-token", "x" * 500):
+        assert services.kiosk_connect(token=unknown) is None
+    services.kiosk_revoke(kiosk=kiosk, actor=None)
+    assert services.kiosk_connect(token=token) is None
+    assert list(Kiosk.objects.values_list("name", "connection_seq").order_by("name")) == [
+        ("Front door", 3), ("Side door", 1)]
+
+
+def test_concurrent_handshakes_of_a_kiosk_never_take_the_same_number(paired):
+    """Handshakes racing on several web nodes (threads with their own connections here) each get a
+    number of their own: the increment and its read are one transaction on the locked row."""
+    _kiosk, token = paired
+    threads_n, each = 4, 5
+    barrier = threading.Barrier(threads_n)
+    taken, errors = [], []
+
+    def handshakes():
+        try:
+            barrier.wait(5)
+            taken.extend(services.kiosk_connect(token=token).connection_seq for _ in range(each))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=handshakes) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert sorted(taken) == list(range(1, threads_n * each + 1))
+
+
+def test_the_previous_releases_insert_of_a_kiosk_still_works_after_migrate(transactional_db):
+    """The upgrade runs migrate while the previous release still serves (docs/deployment.md): its
+    INSERT of a kiosk, without ``connection_seq``, gets the database's default and counts from there."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("INSERT INTO recognition_kiosk (name, location, site, active, token_hash, pairing_hash,"
+                       " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                       ["Old release", "", "main", True, token_digest("old-token"), "", timezone.now()])
+    assert Kiosk.objects.get(name="Old release").connection_seq == 0
+    assert services.kiosk_connect(token="old-token").connection_seq == 1
+
+
 def test_revoke_says_whether_a_device_was_paired_and_audits_only_real_revocations(paired):
     """A kiosk never paired has no device to revoke: no "revoked the device" row. An unused link
     is voided all the same, and audited as that."""
