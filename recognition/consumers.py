@@ -54,7 +54,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
-from time import time as wall_clock  # comparable across nodes (monotonic clocks are not)
 
 import cv2
 import numpy as np
@@ -347,13 +346,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         """Accept only a paired, active kiosk (device cookie); anything else is refused."""
         token = (self.scope.get("cookies") or {}).get(KIOSK_COOKIE)
-        # when this socket began: of two sockets of one kiosk, the one begun later stays (see
-        # kiosk_connected); taken first, so a slow handshake still counts as the older one
-        self._opened = (wall_clock(), self.channel_name)
         try:
-            self.kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
+            # the first read of the handshake also counts it ("last seen", and the number that
+            # orders this kiosk's sockets: see kiosk_connected), so a handshake held up later still
+            # counts as the older one, and a handshake costs one write. Before the accept: a write
+            # that hangs holds the handshake, which Daphne refuses after its connect timeout (5 s)
+            # and the page retries, where after the accept it left the page at "Connecting…"
+            self.kiosk = await database_sync_to_async(services.kiosk_connect)(token=token)
         except DB_ERRORS as exc:
-            # say why rather than failing the handshake: the page shows it and reconnects later
+            # say why rather than failing the handshake: the page shows it and reconnects later (no
+            # number was taken: the socket never opens, so none is needed)
             _log_unavailable(exc)
             await self.accept()
             await self.send(text_data=json.dumps({"type": "error", "frame": 0, "code": "unavailable",
@@ -364,6 +366,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self._token = token
+        self._connection_seq = self.kiosk.connection_seq   # of two sockets of this kiosk, the higher stays
         self._closed = False
         self._seq = 0
         self._pending: tuple[int, bytes] | None = None
@@ -415,13 +418,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await self.accept()
         # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
         # ready: whether this process has its models yet (after a start they load for a few seconds,
-        # which the first frame waits out: the page says "getting ready", not "looking for a face").
-        # Before "last seen": the page watches a socket for silence only once it has said hello
+        # which the first frame waits out: the page says "getting ready", not "looking for a face")
         await self._send({"type": "hello", **self._facts(), "build": page_build(), "ready": engine_loaded()})
-        try:
-            await database_sync_to_async(services.kiosk_seen)(kiosk_id=self.kiosk.pk)
-        except DB_ERRORS as exc:   # only "last seen": the first frame will say "unavailable" if it lasts
-            _log_unavailable(exc)
         # one socket per kiosk: an older one (a stale connection of this device, or a copy of its
         # cookie on another screen) is closed, so a cookie cannot open many sockets' worth of work.
         # Not in its groups (the channel layer away): announced once it joins them
@@ -473,7 +471,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         """Tell this kiosk's other sockets that this one opened (``kiosk.connected``)."""
         try:
             await self.channel_layer.group_send(self.kiosk.group_name,
-                                                {"type": "kiosk.connected", "opened": list(self._opened)})
+                                                {"type": "kiosk.connected", "seq": self._connection_seq})
         except Exception:  # noqa: BLE001 - best effort, as the other publications
             log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
 
@@ -944,11 +942,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
         await self._revoke()
 
     async def kiosk_connected(self, event: dict) -> None:
-        """Another socket of this kiosk opened: the one begun earlier closes (``replaced``, 4409).
-        By when they began, not by who announced last: a slow handshake of a connection the page
-        already gave up must not close the page's new socket, and two overlapping ones keep one."""
-        opened = tuple(event.get("opened") or ())
-        if getattr(self, "_closed", True) or not opened or opened <= self._opened:
+        """Another socket of this kiosk opened: the one whose handshake counted earlier closes
+        (``replaced``, 4409). By the number the database gave each handshake
+        (:func:`services.kiosk_connect`), not by who announced last: a slow handshake of a connection
+        the page already gave up must not close the page's new socket, and two overlapping ones keep
+        one; nor by a clock, which on another web node may be behind or ahead of this one's. An
+        announcement without a number (a node of the release before, which sent its clock's time)
+        is ignored: until that node is upgraded, its socket and this one may both stay open."""
+        seq = event.get("seq")
+        if getattr(self, "_closed", True) or type(seq) is not int or seq <= self._connection_seq:
             return
         await self._close_with({"type": "replaced"}, CLOSE_REPLACED)
 

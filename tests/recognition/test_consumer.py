@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -392,9 +393,12 @@ def test_one_socket_per_kiosk_a_newer_one_closes_the_older(engine_script, paired
         closed = await first.receive_output(timeout=5)
         assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REPLACED}
         assert (await ask(second, "none"))["state"] == "searching"
-        # the late announcement of a socket begun earlier (a slow handshake the page gave up) does
-        # not close the page's newer socket: by when they began, not by who announced last
-        await get_channel_layer().group_send(kiosk.group_name, {"type": "kiosk.connected", "opened": [0.0, "old"]})
+        # the late announcement of a socket whose handshake counted earlier (a slow handshake the page
+        # gave up) does not close the page's newer socket: by the database's count, not by who
+        # announced last; nor does one of a node of the release before (its clock's time, far ahead)
+        await database_sync_to_async(kiosk.refresh_from_db)()
+        for late in ({"seq": kiosk.connection_seq - 1}, {"opened": [time.time() + 3600, "old-node"]}):
+            await get_channel_layer().group_send(kiosk.group_name, {"type": "kiosk.connected", **late})
         assert await second.receive_nothing(timeout=0.5)
         assert (await ask(second, "none"))["state"] == "searching"
         assert (await ask(bystander, "none"))["state"] == "searching"
@@ -402,6 +406,33 @@ def test_one_socket_per_kiosk_a_newer_one_closes_the_older(engine_script, paired
         await bystander.disconnect()
 
     run(scenario)
+
+
+@pytest.mark.parametrize("skew_s", [-60.0, 60.0])
+def test_the_later_handshake_stays_whatever_the_web_nodes_clocks_say(engine_script, paired, monkeypatch, skew_s):
+    """Two web nodes whose clocks disagree by a minute: the socket opened later closes the older one
+    either way. Each socket was stamped with its node's clock, so with the second node's clock behind
+    both sockets stayed open (the new one's announcement looked older), and a page's reconnect could
+    have been closed in favour of its stale socket. The database's count of handshakes decides now."""
+    clock = {"now": 1_800_000_000.0}
+    # the clock the consumer stamped its sockets with (nothing reads it any more), and time.time
+    monkeypatch.setattr(consumers, "wall_clock", lambda: clock["now"], raising=False)
+    monkeypatch.setattr(time, "time", lambda: clock["now"])
+
+    async def scenario():
+        first = await open_kiosk(paired[1])          # on a node whose clock is right
+        clock["now"] += skew_s                        # the page reconnects through the other node
+        second = await open_kiosk(paired[1])
+        replaced = await first.receive_json_from(timeout=5)
+        closed = await first.receive_output(timeout=5)
+        answer = await ask(second, "none")
+        await second.disconnect()
+        return replaced, closed, answer
+
+    replaced, closed, answer = run(scenario)
+    assert replaced == {"type": "replaced"}
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REPLACED}
+    assert answer["state"] == "searching"
 
 
 # ----------------------------------------------------------------------------- bounded, typed input
