@@ -410,12 +410,16 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._layer_epoch = outage_epoch(self.channel_layer)
         self._announce_pending = False
         joined = await self._join_groups()
-        if not await self._still_paired(token):
+        refused = await self._recheck_handshake(token)
+        if refused == CLOSE_UNAUTHORIZED:
             await self._leave_groups()
             self.kiosk = None
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         await self.accept()
+        if refused == CLOSE_REPLACED:
+            await self._close_with({"type": "replaced"}, CLOSE_REPLACED)
+            return
         # build: the page served now; an open page of an earlier release reloads (recognition.kiosk_page)
         # ready: whether this process has its models yet (after a start they load for a few seconds,
         # which the first frame waits out: the page says "getting ready", not "looking for a face")
@@ -475,16 +479,21 @@ class KioskConsumer(AsyncWebsocketConsumer):
         except Exception:  # noqa: BLE001 - best effort, as the other publications
             log.warning("kiosk #%s: could not announce its new socket", self.kiosk.pk)
 
-    async def _still_paired(self, token: str) -> bool:
+    async def _recheck_handshake(self, token: str) -> int | None:
         """Read the kiosk row again once the socket is in its groups (or failed to join them): a
-        revocation published between the first read and joining them reached no group. With the database gone in that
-        instant the socket goes on (its periodic recheck reads the row again)."""
+        revocation published between the first read and joining them reached no group, and neither
+        did the announcement of a socket of this kiosk whose handshake counted after this one's.
+        Returns the close code that follows (``CLOSE_UNAUTHORIZED``: the token no longer opens this
+        kiosk; ``CLOSE_REPLACED``: a newer socket took a higher number), else ``None``. With the
+        database gone in that instant the socket goes on (its periodic recheck reads the row again)."""
         try:
             kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(token)
         except DB_ERRORS as exc:
             _log_unavailable(exc)
-            return True
-        return kiosk is not None and kiosk.pk == self.kiosk.pk
+            return None
+        if kiosk is None or kiosk.pk != self.kiosk.pk:
+            return CLOSE_UNAUTHORIZED
+        return CLOSE_REPLACED if kiosk.connection_seq > self._connection_seq else None
 
     async def disconnect(self, code: int) -> None:
         """Leave the groups and stop this socket's work: a frame still queued for the engine pool

@@ -435,6 +435,45 @@ def test_the_later_handshake_stays_whatever_the_web_nodes_clocks_say(engine_scri
     assert answer["state"] == "searching"
 
 
+def test_a_handshake_counted_before_a_newer_one_that_it_did_not_hear_closes_itself(engine_script, paired,
+                                                                                    monkeypatch):
+    """Two overlapping handshakes of one kiosk: the newer one announced itself before the older one had
+    joined its groups, so the older never heard it (and the newer ignores the older's announcement):
+    both stayed open. The older one's second read of its kiosk row, made once in its groups, sees the
+    higher number and closes as replaced."""
+    from recognition.models import Kiosk
+
+    kiosk, token = paired
+    real = Kiosk.objects.for_device_token
+    reads = []
+
+    def overtaken(value):
+        reads.append(value)
+        if len(reads) == 2:   # the older socket's second read: a newer handshake counted meanwhile
+            services.kiosk_connect(token=value)
+        return real(value)
+
+    monkeypatch.setattr(Kiosk.objects, "for_device_token", overtaken)
+
+    async def scenario():
+        comm = communicator(token)
+        connected, _ = await comm.connect(timeout=5)
+        replaced = await comm.receive_json_from(timeout=5)
+        closed = await comm.receive_output(timeout=5)
+        monkeypatch.setattr(Kiosk.objects, "for_device_token", real)
+        newest = await open_kiosk(token)              # a third socket, counted after both, stays
+        answer = await ask(newest, "none")
+        await newest.disconnect()
+        return connected, replaced, closed, answer
+
+    connected, replaced, closed, answer = run(scenario)
+    assert connected and replaced == {"type": "replaced"}
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_REPLACED}
+    assert answer["state"] == "searching"
+    kiosk.refresh_from_db()
+    assert kiosk.connection_seq == 3
+
+
 # ----------------------------------------------------------------------------- bounded, typed input
 
 
