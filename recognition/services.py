@@ -202,7 +202,10 @@ def kiosk_connect(*, token: str | None) -> Kiosk | None:
     reached the database, whichever web node took them and whatever its clock says: one
     ``UPDATE ... SET connection_seq = connection_seq + 1`` read back in the same transaction (the
     row stays locked until it commits, so no other handshake takes the same number). An unknown
-    token writes nothing."""
+    token writes nothing and opens no transaction: it is looked up first, so a flood of handshakes
+    with made-up cookies does not take SQLite's write lock (transactions begin ``IMMEDIATE``)."""
+    if not Kiosk.objects.with_device_token(token).exists():
+        return None
     with transaction.atomic():
         taken = Kiosk.objects.with_device_token(token).update(
             connection_seq=F("connection_seq") + 1, last_seen_at=timezone.now())

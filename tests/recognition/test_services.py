@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -81,7 +82,10 @@ def test_each_handshake_takes_the_next_number_of_its_kiosk_and_marks_it_seen(pai
     kiosk.refresh_from_db()
     assert kiosk.connection_seq == 3 and kiosk.last_seen_at is not None
     for unknown in (None, "", "not-a-token", "x" * 500):
-        assert services.kiosk_connect(token=unknown) is None
+        with CaptureQueriesContext(connection) as queries:
+            assert services.kiosk_connect(token=unknown) is None
+        # no UPDATE, no transaction: made-up cookies must not take SQLite's write lock
+        assert not [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")], queries
     services.kiosk_revoke(kiosk=kiosk, actor=None)
     assert services.kiosk_connect(token=token) is None
     assert list(Kiosk.objects.values_list("name", "connection_seq").order_by("name")) == [
