@@ -70,7 +70,12 @@ application = ProtocolTypeRouter({
 
 from django.conf import settings  # noqa: E402
 
+from masknet_site import daphne_body  # noqa: E402
 from masknet_site.loopback import LoopbackOnly  # noqa: E402
+
+# before Daphne serves anything (it imports this module first): bodies over the limit refused
+# before they are read, no multipart parse by Twisted (masknet_site/daphne_body.py)
+daphne_body.install(settings.MASKNET_MAX_REQUEST_BYTES)
 
 if settings.MASKNET_LOOPBACK_ONLY:   # the development settings with DEBUG on or their public key
     application = LoopbackOnly(application)

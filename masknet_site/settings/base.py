@@ -243,6 +243,9 @@ MASKNET_EXPORT_MAX_BYTES = env_int("MASKNET_EXPORT_MAX_BYTES", 64 * 1024 * 1024,
 # verify refuse larger ones (413) rather than write their images to disk (docs/security.md); larger
 # uploads elsewhere (the admin's batches of enrollment photos) are spooled to a temporary file.
 FILE_UPLOAD_MAX_MEMORY_SIZE = MASKNET_MAX_PHOTO_BYTES + 64 * 1024
+# Under Daphne, a request body over this is refused (413) before it is read (masknet_site.daphne_body):
+# the nginx sample's client_max_body_size 100m, for a Daphne that nothing is in front of
+MASKNET_MAX_REQUEST_BYTES = env_int("MASKNET_MAX_REQUEST_BYTES", 100 * 1024 * 1024, minimum=1)
 
 # Retraining: changes within this many seconds of each other lead to one rebuild; inactive
 # index versions kept for rollback (older ones and their files are deleted).
