@@ -9,6 +9,7 @@
   if (!root) return;
   const video = document.getElementById("mn-video");
   const feedback = document.getElementById("mn-feedback");
+  const feedbackSaid = document.getElementById("mn-feedback-said");   // what screen readers hear of it
   const liveBox = document.getElementById("mn-live-box");
   const burstBtn = document.getElementById("mn-burst");
   const outcome = document.getElementById("mn-outcome");   // the latest burst: under way, saved, refused
@@ -79,9 +80,38 @@
     stream = null;
     burstBtn.disabled = true;
   }
-  function say(text, ok) {
+  // The live line changes with each check, twice a second, and may flip between two answers ("too far",
+  // "good photo") as someone moves: written into a polite live region it was read out at every change.
+  // Screen readers hear a check's line once it has come twice in a row, and at most every 2 s; what
+  // does not come from a check (the camera on or unavailable, the page stopped) at once.
+  const SETTLED = 2;            // checks in a row with the same line before it is read out
+  const SAY_EVERY = 4;          // checks between two lines read out
+  let said = null;              // the line last read out
+  let heard = null;             // the checks' latest line, and how many checks in a row gave it
+  let heardTimes = 0;
+  let sinceSaid = SAY_EVERY;    // checks since a line was read out
+  function announce(text) {
+    said = text;
+    sinceSaid = 0;
+    if (feedbackSaid) feedbackSaid.textContent = text;
+  }
+  function show(text, ok) {
     feedback.textContent = text;
     feedback.className = "mn-feedback " + (ok ? "ok" : "bad");
+  }
+  function say(text, ok) {
+    show(text, ok);
+    heard = text;
+    heardTimes = SETTLED;
+    announce(text);
+  }
+  /** A check's line: shown at once, read out once it has settled. */
+  function sayChecked(text, ok) {
+    show(text, ok);
+    sinceSaid += 1;
+    heardTimes = text === heard ? heardTimes + 1 : 1;
+    heard = text;
+    if (heardTimes >= SETTLED && text !== said && sinceSaid >= SAY_EVERY) announce(text);
   }
   // the burst's outcome (one line each: what happened, what was saved, why the others were refused),
   // kept until the next burst, and scrolled into view
@@ -132,10 +162,11 @@
       form.append("frame", frame.blob, "frame.jpg");
       const r = await post(root.dataset.check, form);
       drawBox(r);
-      if (r.ok) say("Face found — good photo" + (r.masked ? " (mask on)" : " (mask off)"), true);
-      else say((MESSAGES[r.code] || r.message) + (r.box ? (r.masked ? " · mask on" : " · mask off") : ""), false);
+      if (r.ok) sayChecked("Face found — good photo" + (r.masked ? " (mask on)" : " (mask off)"), true);
+      else sayChecked((MESSAGES[r.code] || r.message) + (r.box ? (r.masked ? " · mask on" : " · mask off") : ""), false);
     } catch (e) {
-      say(e instanceof Stopped ? e.message : "Could not check the frame: " + e.message, false);
+      if (e instanceof Stopped) say(e.message, false);
+      else sayChecked("Could not check the frame: " + e.message, false);
     } finally {
       checking = false;
     }

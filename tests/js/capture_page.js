@@ -3,7 +3,8 @@
  * its camera, a burst before the first frame does not wedge the page, leaving turns the camera off, the
  * person erased meanwhile ("person_gone") stops the page and its camera, the burst's outcome has its own
  * place (shown at once, kept while the live checks go on, refusals summed up by reason when no photo was
- * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models.
+ * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models,
+ * and screen readers hear the live checks' line once it has settled, not at every check.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -43,6 +44,11 @@ function page(dataset) {
     "mn-outcome": element({ hidden: true, scrolled: 0, scrollIntoView() { this.scrolled += 1; } }),
     "mn-results": element({ lines: [], prepend(li) { this.lines.unshift(li.textContent); } }),
   };
+  // the live region under the live line: each text written to it is read out
+  const said = element({ heard: [] });
+  Object.defineProperty(said, "textContent", { get() { return this.heard[this.heard.length - 1] || ""; },
+                                               set(v) { this.heard.push(v); } });
+  elements["mn-feedback-said"] = said;
   const context = {
     console, JSON, Math, Promise, Object, Array, String, Number, Error,
     // a browser whose language is American English: its default time style has 12 hours ("8:59:03 PM")
@@ -82,6 +88,7 @@ function page(dataset) {
     feedback: elements["mn-feedback"],
     outcome: elements["mn-outcome"],
     results: elements["mn-results"],
+    said,
     /** Advance the clock in small steps, letting promises settle between them. */
     async run(ms) {
       for (let t = 0; t < ms; t += 50) { time.advance(50); await settle(); }
@@ -266,6 +273,40 @@ async function main() {
   await settle();
   check("with the models loaded the page asks to look at the camera", p.feedback.textContent === "Camera on: look at it",
         p.feedback.textContent);
+
+  // ---- screen readers: the live line changes twice a second; it is read out once it has settled
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  check("the camera coming on is read out at once", p.said.heard.join(" | ") === "Camera on: look at it",
+        JSON.stringify(p.said.heard));
+  const tooFar = { ok: false, code: "too_small", message: "Too far", box: null };
+  p.server.replies["/check"] = tooFar;
+  await p.run(10000);                                // 20 checks, the same answer
+  check("twenty checks with the same answer: read out once (the live line shows each)",
+        p.said.heard.join(" | ") === "Camera on: look at it | Too far: come closer" &&
+        p.feedback.textContent === "Too far: come closer", JSON.stringify(p.said.heard));
+  const good = { ok: true, box: null, masked: false };
+  for (let i = 0; i < 10; i++) {                     // flipping at every check as the person moves
+    p.server.replies["/check"] = i % 2 ? tooFar : good;
+    await p.run(500);
+  }
+  check("an answer that flips at every check is not read out at every check", p.said.heard.length === 2,
+        JSON.stringify(p.said.heard));
+  p.server.replies["/check"] = good;
+  await p.run(3000);
+  check("and once it settles it is", p.said.textContent === "Face found — good photo (mask off)" &&
+        p.said.heard.length === 3, JSON.stringify(p.said.heard));
+  for (let i = 0; i < 6; i++) {                      // two checks each: settled, but a change each second
+    p.server.replies["/check"] = i % 2 ? good : tooFar;
+    await p.run(1000);
+  }
+  check("a line read out at most every 2 seconds however often the answer settles anew", p.said.heard.length <= 6,
+        JSON.stringify(p.said.heard));
+  p.server.status = 403;
+  await p.run(1000);
+  check("a stopped page is read out at once", /reload the page/.test(p.said.textContent), JSON.stringify(p.said.heard));
 
   // ---- a check on its way when the burst starts comes back refused: the burst stops there too
   p = page();

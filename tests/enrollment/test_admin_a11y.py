@@ -1,0 +1,33 @@
+"""The enrollment admin's own pages for screen readers and keyboards (WCAG 2.1 AA), from their markup:
+the webcam page's camera preview is named, its live checks' line (rewritten twice a second) is no live
+region itself (static/enrollment/capture.js reads it out once settled, through a region of its own),
+and the burst's outcome lies in a live region that is always there. The scripts' side: tests/js/*.js.
+Colours: tests/test_staff_contrast.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.urls import reverse
+
+
+def tag(html: str, element_id: str) -> str:
+    """The start tag of the element with ``id="element_id"``."""
+    found = re.search(r'<[a-z]+[^>]*\bid="' + re.escape(element_id) + r'"[^>]*>', html)
+    assert found, element_id
+    return found.group(0)
+
+
+def test_the_capture_page_names_its_preview_and_announces_politely(su_client, person):
+    html = su_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
+    assert 'aria-label="Camera preview"' in tag(html, "mn-video")
+    # the visible line changes with every check: read out from the hidden region, once settled
+    assert "aria-live" not in tag(html, "mn-feedback")
+    said = tag(html, "mn-feedback-said")
+    assert 'aria-live="polite"' in said and 'class="visually-hidden"' in said and " hidden" not in said
+    # the outcome appears (hidden at first) inside a live region that is rendered from the start
+    outcome = tag(html, "mn-outcome")
+    assert " hidden" in outcome and "aria-live" not in outcome
+    region = re.search(r'<div role="status" aria-live="polite">\s*' + re.escape(outcome), html)
+    assert region, "the outcome is not inside a live region rendered from the start"
