@@ -1003,8 +1003,10 @@ class TrainingRunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, obj: TrainingRun) -> str:
-        return format_html('<progress class="mn-progress" data-run="{}" max="100" value="{}"></progress> '
-                           '<span class="mn-pct" data-run="{}">{}%</span>', obj.pk, obj.progress, obj.pk, obj.progress)
+        # named: a row's bar is a progressbar of its own to screen readers, unnamed beside the others
+        return format_html('<progress class="mn-progress" data-run="{}" max="100" value="{}" '
+                           'aria-label="run #{} progress"></progress> <span class="mn-pct" data-run="{}">{}%</span>',
+                           obj.pk, obj.progress, obj.pk, obj.pk, obj.progress)
 
     def get_urls(self):
         return [path("status.json", self.admin_site.admin_view(self.status_view),

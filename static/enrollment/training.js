@@ -2,7 +2,8 @@
 // falling back to polling status.json when the socket cannot be opened. What the page shows only
 // moves forward: an answer or message older than what it already knows of a run is ignored, whatever
 // order they arrive in, and the page asks again when a message shows that it missed something or the
-// server says that messages were lost ("resync").
+// server says that messages were lost ("resync"). Screen readers hear a run's changes of state
+// (queued, running, succeeded, failed) from a live region of their own, not each progress message.
 (function () {
   "use strict";
   const root = document.getElementById("mn-status");
@@ -12,9 +13,11 @@
   const stateEl = runBox.querySelector(".mn-run-state");
   const msgEl = runBox.querySelector(".mn-run-msg");
   const indexEl = root.querySelector(".mn-index");
+  const saidEl = root.querySelector(".mn-run-said");   // a polite live region, visually hidden
   const STAGE = { queued: 0, running: 1, succeeded: 2, failed: 2 };
   const known = {};          // run id -> the latest state seen of that run
   let shown = null;          // the run in the bar
+  let said = "";             // "id state" of the run last read out (or shown when the page opened)
   let indexShown = 0;        // the index version shown (0: none seen yet)
   let pollTimer = null;
   const asked = new Set();   // "id state" pairs the runs table was reloaded for (once each)
@@ -66,6 +69,12 @@
     stateEl.textContent = "#" + run.id + " " + run.state;
     stateEl.className = "mn-run-state " + run.state;
     msgEl.textContent = run.state === "failed" ? (run.error || run.message) : run.message;
+    // the bar's message changed twice a second as a run embedded, once a live region itself: read out
+    // now only when the run's state changes, with the outcome once it has ended
+    const key = run.id + " " + run.state;
+    if (key === said) return;
+    said = key;
+    if (saidEl) saidEl.textContent = "Index rebuild #" + run.id + " " + run.state + (ended(run) ? ": " + msgEl.textContent : "");
   }
   // the training runs table: progress, state and message live; the rest (started, finished, index
   // version) as the server renders it, reloaded once when a run changes state or a newer one appears
@@ -149,7 +158,7 @@
 
   const latest = document.getElementById("mn-latest-run");
   const first = latest && JSON.parse(latest.textContent);
-  if (first) { known[first.id] = first; showRun(first); }
+  if (first) { known[first.id] = first; said = first.id + " " + first.state; showRun(first); }   // not read out
 
   try {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";

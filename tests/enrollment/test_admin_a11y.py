@@ -31,3 +31,22 @@ def test_the_capture_page_names_its_preview_and_announces_politely(su_client, pe
     assert " hidden" in outcome and "aria-live" not in outcome
     region = re.search(r'<div role="status" aria-live="polite">\s*' + re.escape(outcome), html)
     assert region, "the outcome is not inside a live region rendered from the start"
+
+
+def test_the_rebuild_status_reads_out_changes_of_state_not_progress(su_client, person):
+    from enrollment.models import TrainingRun
+
+    run = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, progress=40, message="embedded 4/10 photos")
+    for url in (reverse("admin:enrollment_person_changelist"),
+                reverse("admin:enrollment_person_change", args=[person.pk]),
+                reverse("admin:enrollment_trainingrun_changelist")):
+        html = su_client.get(url).content.decode()
+        # the bar's message follows every progress message: no live region (training.js reads out the
+        # run's changes of state through the hidden one beside it)
+        bar = re.search(r'<span class="mn-run"[^>]*>', html).group(0)
+        assert "aria-live" not in bar and "role=" not in bar, url
+        said = re.search(r'<span class="mn-run-said[^"]*"[^>]*>', html).group(0)
+        assert 'role="status"' in said and 'aria-live="polite"' in said and "visually-hidden" in said, url
+        assert " hidden" not in said, url
+    # each row's progress bar is named, not one of several unnamed progressbars
+    assert f'aria-label="run #{run.pk} progress"' in html

@@ -4,7 +4,8 @@
  * refuses (logged out, right withdrawn), drops the "earlier version" note when a new index is
  * announced, never goes back to an older state of a run, asks again when a new index shows that it
  * missed a run's end or when the server says messages were lost (a Redis outage: "resync"), and keeps
- * the training runs table's rows up to date.
+ * the training runs table's rows up to date; screen readers hear a run's changes of state, not each of
+ * its progress messages.
  * Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
  */
 "use strict";
@@ -58,9 +59,13 @@ function page(answers, options = {}) {
   const index = element();
   const parts = {};          // the run box's progress, state and message
   const run = element({ querySelector: (sel) => parts[sel] || (parts[sel] = element()) });
+  // the live region: each text written to it is read out
+  const said = element({ heard: [] });
+  Object.defineProperty(said, "textContent", { get() { return this.heard[this.heard.length - 1] || ""; },
+                                               set(v) { this.heard.push(v); } });
   const root = element({
     dataset: { ws: "/ws/admin/training/", poll: "/admin/enrollment/trainingrun/status.json", },
-    querySelector: (sel) => (sel === ".mn-run" ? run : index),
+    querySelector: (sel) => (sel === ".mn-run" ? run : sel === ".mn-run-said" ? said : index),
     querySelectorAll: (sel) => (sel === ".mn-outdated" ? [outdated] : []),
   });
   const json = { get: () => "application/json" };
@@ -110,7 +115,7 @@ function page(answers, options = {}) {
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return {
-    time, sockets, counts, outdated, index, world,
+    time, sockets, counts, outdated, index, world, said,
     state: () => (parts[".mn-run-state"] || {}).textContent,
     progress: () => (parts.progress || {}).value,
     /** The table's row of run ``id``: its state, message and finished columns. */
@@ -278,6 +283,29 @@ async function main() {
                                                                            message: "index v4 active" } }) });
   for (let i = 0; i < 3; i++) await settle();
   check("and not again when none is pending", p.world.pages === 1, `${p.world.pages} reads`);
+
+  // ---- screen readers: a run's changes of state are read out, its progress messages are not
+  p = page([{ status: 200, body: { runs: [starting], index: null } }], { latest: starting });
+  opened(p);
+  await settle();
+  check("the run the page opened with is not read out (nor the same state polled again)", p.said.heard.length === 0,
+        JSON.stringify(p.said.heard));
+  for (let i = 1; i <= 20; i++) {
+    p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { ...starting, progress: 4 * i,
+                                                                             message: `embedded ${i}/20 photos` } }) });
+  }
+  check("twenty progress messages: nothing read out (the bar and its message follow them)",
+        p.said.heard.length === 0 && p.progress() === 80, `${JSON.stringify(p.said.heard)}, bar at ${p.progress()}`);
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: ended }) });
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 5, state: "queued", progress: 0,
+                                                                           message: "queued" } }) });
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 5, state: "running", progress: 2,
+                                                                           message: "starting" } }) });
+  p.sockets[0].onmessage({ data: JSON.stringify({ type: "progress", run: { id: 5, state: "failed", progress: 40,
+                                                                           message: "failed", error: "disk full" } }) });
+  check("each change of state is read out once, an ended run with its outcome",
+        p.said.heard.join(" | ") === "Index rebuild #4 succeeded: index v4 active | Index rebuild #5 queued | " +
+        "Index rebuild #5 running | Index rebuild #5 failed: disk full", JSON.stringify(p.said.heard));
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
