@@ -195,6 +195,38 @@ def test_attendance_pages_need_a_staff_login_with_permission(client, attendance)
     assert client.get(reverse("attendance-day")).status_code == 200
 
 
+def _words(html: str) -> str:
+    """The text of ``html``: no tags, entities or the arrows ‹ ›, spaces collapsed."""
+    return " ".join(re.sub(r"<[^>]+>|&[a-z]+;|[‹›]", " ", html).split())
+
+
+def link_names(html: str) -> list[tuple[str, str]]:
+    """``(visible text, accessible name)`` of each link in ``html`` (its ``aria-label``, else its text
+    without what is hidden from screen readers; visible: without what is hidden from the eye or a symbol)."""
+    found = []
+    for attrs, inner in re.findall(r"<a\b([^>]*)>(.*?)</a>", html, re.S):
+        hidden_eye = re.sub(r'<span class="visually-hidden">.*?</span>', "", inner)
+        hidden_ear = re.sub(r'<span aria-hidden="true">.*?</span>', "", inner)
+        label = re.search(r'aria-label="([^"]*)"', attrs)
+        found.append((_words(hidden_eye), label.group(1) if label else _words(hidden_ear)))
+    return found
+
+
+def test_the_day_pages_links_are_named_by_what_they_show(client, superuser, attendance):
+    """WCAG 2.5.3 (label in name): a speech user says what a link shows. The previous and next day's
+    buttons showed "‹ Sat 5" and were named "previous day", which "click Sat 5" did not reach."""
+    client.force_login(superuser)
+    day = timezone.localdate() - timedelta(days=1)
+    html = client.get(reverse("attendance-day"), {"date": day.isoformat()}).content.decode()
+    toolbar = re.search(r'<div class="att-toolbar">(.*?)</div>', html, re.S).group(1)
+    names = link_names(toolbar)
+    shown = {visible: name for visible, name in names}
+    for other, said in ((day - timedelta(days=1), "previous day"), (day + timedelta(days=1), "next day")):
+        visible = f"{other:%a} {other.day}"
+        assert visible in shown and said in shown[visible], names
+    assert all(visible.lower() in name.lower() for visible, name in names), names
+
+
 def test_daily_page_shows_who_is_in_and_who_is_missing(client, superuser, attendance, person, other_person):
     client.force_login(superuser)
     page = client.get(reverse("attendance-day"))
