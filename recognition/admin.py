@@ -45,8 +45,11 @@ def pairing_qr(url: str) -> str:
     """``url`` as an SVG QR code (inline, no image request): a tablet at the entrance opens the
     link by pointing its camera at the administrator's screen instead of typing 80 characters."""
     svg = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, border=4).to_string(encoding="unicode")
-    # sized in pixels, on white (a dark page would make it unreadable)
-    svg = re.sub(r'^<svg width="[^"]*" height="[^"]*"', '<svg width="260" height="260" style="background:#fff"', svg)
+    # sized in pixels, on white (a dark page would make it unreadable); hidden from screen readers, which
+    # hear the image the page wraps it in (templates/admin/recognition/kiosk/pairing.html: role="img",
+    # named), not a second, unnamed image inside it
+    svg = re.sub(r'^<svg width="[^"]*" height="[^"]*"',
+                 '<svg width="260" height="260" style="background:#fff" aria-hidden="true" focusable="false"', svg)
     return mark_safe(svg)  # noqa: S308 - path data alone: the link is drawn as modules, never written as text
 
 

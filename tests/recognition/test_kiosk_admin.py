@@ -197,8 +197,12 @@ def test_the_pairing_page_shows_the_link_as_a_qr_code_that_reads_back(client, su
     html = page.content.decode()
     link = re.search(r'<code id="pairing-url"[^>]*>([^<]+)</code>', html).group(1)
     assert not re.search(r"\{[#%]", html)   # no template comment or tag left as text (a multi-line {# #})
-    svg = re.search(r'<p id="pairing-qr"[^>]*>(.*?)</p>', html, re.S).group(1)
+    figure = re.search(r'<p id="pairing-qr"([^>]*)>(.*?)</p>', html, re.S)
+    svg = figure.group(2)
     assert "<script" not in svg and link not in svg   # drawn, not written
+    # one named image for screen readers: the paragraph; the SVG inside it was a second, unnamed one
+    assert 'role="img"' in figure.group(1) and 'aria-label="QR code of the pairing link"' in figure.group(1)
+    assert re.match(r'<svg [^>]*aria-hidden="true"', svg)
     # the SVG's modules (``Mx,yHx2Vy2Hxz`` squares) on white, 10 px each
     view = [float(v) for v in re.search(r'viewBox="([^"]+)"', svg).group(1).split()]
     squares = re.findall(r"M([\d.]+),([\d.]+)H([\d.]+)V([\d.]+)", svg)
