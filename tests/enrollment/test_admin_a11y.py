@@ -21,6 +21,7 @@ def tag(html: str, element_id: str) -> str:
 
 def test_the_capture_page_names_its_preview_and_announces_politely(su_client, person):
     html = su_client.get(reverse("admin:enrollment_person_capture", args=[person.pk])).content.decode()
+    assert not re.search(r"\{[#%]", html)   # no template comment shown as text (a multi-line {# #})
     assert 'aria-label="Camera preview"' in tag(html, "mn-video")
     # the visible line changes with every check: read out from the hidden region, once settled
     assert "aria-live" not in tag(html, "mn-feedback")

@@ -218,6 +218,7 @@ def test_the_day_pages_links_are_named_by_what_they_show(client, superuser, atte
     client.force_login(superuser)
     day = timezone.localdate() - timedelta(days=1)
     html = client.get(reverse("attendance-day"), {"date": day.isoformat()}).content.decode()
+    assert not re.search(r"\{[#%]", html)   # no template comment shown as text (a multi-line {# #})
     toolbar = re.search(r'<div class="att-toolbar">(.*?)</div>', html, re.S).group(1)
     names = link_names(toolbar)
     shown = {visible: name for visible, name in names}
