@@ -22,7 +22,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def frame(script: str) -> bytes:
-    """A "JPEG" whose body tells the scripted engine what it sees (see :func:`scripted_engine`)."""
+    """A "JPEG" whose body tells the scripted engine what it sees (see :class:`ScriptedEngine`)."""
     return JPEG_MAGIC + script.encode()
 
 
