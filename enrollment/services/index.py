@@ -751,10 +751,13 @@ def _index_prune(run: TrainingRun | None = None) -> None:
     removal was not yet committed, so that it did not join it, read the photo and can have
     switched before). The time rule beside it compared a worker's clock with a web node's, which a
     skew of seconds defeated."""
+    removal = "read before a photo was removed (it holds the photo's templates)"
     if run is not None and TrainingRun.objects.filter(pk=run.pk, drops_older=True).exists():   # as it is now
-        old = list(IndexVersion.objects.filter(is_active=False))
+        old, why = list(IndexVersion.objects.filter(is_active=False)), removal
     else:
         old = list(IndexVersion.objects.filter(is_active=False).order_by("-id")[settings.MASKNET_INDEX_KEEP:])
+        why = f"older than the {counted(settings.MASKNET_INDEX_KEEP, 'inactive version')} kept (MASKNET_INDEX_KEEP)"
+    reasons = {v.pk: why for v in old}
     marked = TrainingRun.objects.filter(drops_older=True).aggregate(last=models.Max("pk"))["last"]
     if marked is not None:
         read_before_marked = Q(built_by_id__lt=marked) | Q(built_by__isnull=True)
@@ -768,6 +771,14 @@ def _index_prune(run: TrainingRun | None = None) -> None:
         old += list(IndexVersion.objects.filter(read_before, is_active=False).exclude(pk__in=[v.pk for v in old]))
     names = [v.path for v in old]
     IndexVersion.objects.filter(pk__in=[v.pk for v in old]).delete()
+    # each deletion on record, by the system: a version (templates of everyone enrolled then, a
+    # fallback an operator may have counted on) went without a trace while the audit log promises
+    # every change; the run's own record names only the version it made
+    for version in old:
+        audit_record(actor=None, action=Action.DELETE, object_type="enrollment.indexversion", object_id=version.pk,
+                     summary=f"deleted index version #{version.pk}"
+                             + (f" at the switch of run #{run.pk}" if run is not None else "")
+                             + f": {reasons.get(version.pk, removal)}")
     names += _unreferenced_index_files(time.time())
     transaction.on_commit(lambda: _delete_index_files(names))
 

@@ -169,6 +169,26 @@ def test_old_versions_are_pruned(make_photo, settings):
     assert IndexVersion.objects.current() == runs[-1].index_version
 
 
+def test_each_pruned_version_is_on_record(make_photo, settings):
+    """The audit log promises every change: index versions (everyone's templates, a fallback for
+    an operator) were deleted by the switch without a record, beyond MASKNET_INDEX_KEEP or for
+    holding a removed photo's templates."""
+    settings.MASKNET_INDEX_KEEP = 1
+    (person,) = people_with_photos(make_photo, n_people=1, n_photos=2)
+    runs = [rebuild_now() for _ in range(3)]
+    deleted = AuditEvent.objects.filter(action="delete", object_type="enrollment.indexversion")
+    (first,) = deleted
+    assert (first.actor, first.object_id) == ("system", str(runs[0].index_version_id))
+    assert first.summary == (f"deleted index version #{runs[0].index_version_id} at the switch of run "
+                             f"#{runs[2].pk}: older than the 1 inactive version kept (MASKNET_INDEX_KEEP)")
+    services.photo_remove(photo=person.photos.first(), actor=None)
+    last = rebuild_now()
+    assert list(IndexVersion.objects.all()) == [last.index_version]
+    removed = deleted.get(object_id=str(runs[2].index_version_id))
+    assert removed.summary.endswith(": read before a photo was removed (it holds the photo's templates)")
+    assert deleted.all().count() == 3   # every version but the last one, each once
+
+
 def test_files_left_by_killed_rebuilds_are_deleted_once_an_hour_old(make_photo, settings,
                                                                     django_capture_on_commit_callbacks):
     people_with_photos(make_photo, n_people=1, n_photos=1)
