@@ -3,6 +3,9 @@ so that role changes land in the log."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
@@ -179,8 +182,9 @@ class AuditedGroupAdmin(GroupAdmin):
                          summary="; ".join(parts))
 
     def delete_model(self, request, obj) -> None:
-        _audited_delete(request, obj, lambda: super(AuditedGroupAdmin, self).delete_model(request, obj),
-                        AuditEvent.Action.ROLE_CHANGE, "group")
+        with _members_losing(request, [obj.pk]):
+            _audited_delete(request, obj, lambda: super(AuditedGroupAdmin, self).delete_model(request, obj),
+                            AuditEvent.Action.ROLE_CHANGE, "group")
 
     def response_action(self, request, queryset):
         """As the user admin's: Django's history of a bulk delete and the delete in one transaction."""
@@ -188,8 +192,28 @@ class AuditedGroupAdmin(GroupAdmin):
             return super().response_action(request, queryset)
 
     def delete_queryset(self, request, queryset) -> None:
-        _audited_bulk_delete(request, queryset, AuditEvent.Action.ROLE_CHANGE, "group",
-                             lambda qs: super(AuditedGroupAdmin, self).delete_queryset(request, qs))
+        with _members_losing(request, list(queryset.values_list("pk", flat=True))):
+            _audited_bulk_delete(request, queryset, AuditEvent.Action.ROLE_CHANGE, "group",
+                                 lambda qs: super(AuditedGroupAdmin, self).delete_queryset(request, qs))
+
+
+@contextmanager
+def _members_losing(request, group_pks: list[int]) -> Iterator[None]:
+    """Around the deletion of groups: each member's loss of the group is a role change of theirs,
+    recorded on the user as the user admin records one (a group deleted with members left only
+    "deleted group #N": a user's record showed no change of their groups). In the deletion's
+    transaction, the groups' rows locked first so that no member joins unseen."""
+    with transaction.atomic():
+        list(Group.objects.select_for_update().filter(pk__in=group_pks).order_by("pk").values_list("pk"))
+        members = list(User.objects.filter(groups__pk__in=group_pks).distinct().order_by("pk"))
+        before = {user.pk: user_roles(user) for user in members}
+        yield
+        gone = ", ".join(f"#{pk}" for pk in sorted(group_pks))
+        for user in members:
+            changes = roles_diff(before[user.pk], user_roles(user))
+            if changes:
+                audit_record(actor=request.user, action=AuditEvent.Action.ROLE_CHANGE, obj=user,
+                             summary=f"{changes} (group {gone} deleted)"[:300])
 
 
 def _audited_bulk_delete(request, queryset, action: str, noun: str, delete) -> None:

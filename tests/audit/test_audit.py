@@ -317,3 +317,30 @@ def test_a_user_or_group_deleted_twice_is_recorded_once(rf, events):
         kind = model._meta.label_lower
         assert AuditEvent.objects.filter(object_type=kind, object_id=str(row.pk),
                                          summary__startswith="deleted").count() == 1, kind
+
+
+@pytest.mark.parametrize("how", ["delete page", "delete selected"])
+def test_members_of_a_deleted_group_have_their_role_change_recorded(client, events, how):
+    """Deleting a group takes it from its members: recorded on the group alone ("deleted group
+    #N"), a member's own record showed no change of their groups."""
+    from django.contrib.auth.models import Group
+
+    group, other = Group.objects.create(name="Door staff"), Group.objects.create(name="Reception")
+    member, both, outsider = (User.objects.create_user(name) for name in ("member", "both", "outsider"))
+    member.groups.add(group)
+    both.groups.add(group, other)
+    outsider.groups.add(other)
+    client.force_login(events)
+    if how == "delete page":
+        response = client.post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"})
+    else:
+        response = client.post(reverse("admin:auth_group_changelist"),
+                               {"action": "delete_selected", "_selected_action": [group.pk], "post": "yes"})
+    assert response.status_code == 302 and not Group.objects.filter(pk=group.pk).exists()
+    changes = {e.object_id: e for e in AuditEvent.objects.filter(action="role_change", object_type="auth.user")}
+    assert set(changes) == {str(member.pk), str(both.pk)}
+    assert changes[str(member.pk)].summary == f"groups: ['Door staff'] -> [] (group #{group.pk} deleted)"
+    assert changes[str(both.pk)].summary == (f"groups: ['Door staff', 'Reception'] -> ['Reception'] "
+                                             f"(group #{group.pk} deleted)")
+    assert {e.actor for e in changes.values()} == {"boss"}
+    assert AuditEvent.objects.filter(object_type="auth.group", summary=f"deleted group #{group.pk}").count() == 1
