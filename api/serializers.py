@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
+from enrollment.text import PERSON_TEXT, name_normal, staff_id_normal
 from recognition.models import CheckIn, Kiosk
 
 
@@ -83,11 +84,35 @@ class _OneInteger(_OneValue, serializers.IntegerField):
     sent, whatever the others were)."""
 
 
+class _PersonText(serializers.CharField):
+    """A name, staff id or search text, read as the services store names and staff ids
+    (``normal``: :mod:`enrollment.text`; "Zoë" decomposed is "Zoë" composed, a zero-width space is
+    nothing) before its validators run: a staff id taken in another Unicode form is "already
+    exists", and one made of invisible characters alone is blank."""
+
+    def __init__(self, *, normal, **kwargs) -> None:
+        self.normal = normal
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> str:
+        value = self.normal(super().to_internal_value(data))
+        if not value and not self.allow_blank:
+            self.fail("blank")
+        return value
+
+
 class PersonSerializer(serializers.ModelSerializer):
     """A person (no biometric data)."""
 
     photo_count = serializers.IntegerField(read_only=True, default=0)
     active = _OmittableBoolean(required=False, help_text="recognised at kiosks; new people are active")
+
+    def build_standard_field(self, field_name: str, model_field):
+        """The model's fields, names and staff id as :class:`_PersonText`."""
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if field_name in PERSON_TEXT:
+            return _PersonText, {**kwargs, "normal": PERSON_TEXT[field_name]}
+        return field_class, kwargs
 
     class Meta:
         model = Person
@@ -99,10 +124,12 @@ class PersonSerializer(serializers.ModelSerializer):
 class PersonFilterSerializer(serializers.Serializer):
     """Query parameters of the people list."""
 
-    search = serializers.CharField(required=False, max_length=200, help_text="in name, staff id or department")
+    search = _PersonText(normal=name_normal, required=False, max_length=200,
+                         help_text="in name, staff id or department")
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
-    department = serializers.CharField(required=False, max_length=120)
-    staff_id = serializers.CharField(required=False, max_length=64, help_text="exactly, ignoring letter case")
+    department = _PersonText(normal=name_normal, required=False, max_length=120)
+    staff_id = _PersonText(normal=staff_id_normal, required=False, max_length=64,
+                           help_text="exactly, ignoring letter case")
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
+from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from .admin_filters import IndexedValuesFieldListFilter, TimeListFilter
@@ -27,7 +27,7 @@ CSV_COLUMNS = ("at", "actor", "actor_id", "action", "object_type", "object_id", 
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(DateDrillDownChecked, admin.ModelAdmin):
+class AuditEventAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
     """Viewable by whoever holds ``audit.view_auditevent`` (superusers); never editable."""
 
     list_display = ("at", "actor", "action", "object_type", "object_id", "summary")
@@ -88,7 +88,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(User)
-class AuditedUserAdmin(UserAdmin):
+class AuditedUserAdmin(SearchNormalised, UserAdmin):
     """Django's user admin; creations, role changes (staff, superuser, groups, permissions), other
     changes (which fields), passwords set by an administrator and deletions are written to the
     audit log."""

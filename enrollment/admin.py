@@ -25,11 +25,13 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
+from masknet_site.admin_csv import SearchNormalised
 from recognition.engine.errors import ModelsMissing
 
 from . import recognizer, services
 from .events import run_payload
 from .models import FacePhoto, IndexVersion, Person, TrainingRun
+from .text import PERSON_TEXT, person_text_normal
 from .views import export_download
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,9 @@ class PersonForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
+        # names and staff id as the services store them, before the model's checks (a staff id
+        # taken in another Unicode form is then "already exists", on the field)
+        data.update(person_text_normal({name: data[name] for name in PERSON_TEXT if name in data}))
         seen = data.get("seen")
         # on a POST the admin has just read the person again: instance is the row as it is now
         if self.instance.pk and seen and seen != self.instance.updated_at.isoformat():
@@ -254,7 +259,7 @@ class RebuildMixin:
 
 
 @admin.register(Person)
-class PersonAdmin(RebuildMixin, admin.ModelAdmin):
+class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
     capture; actions rebuild / deactivate / reactivate / erase."""
 
@@ -821,7 +826,7 @@ class VerdictFilter(admin.AllValuesFieldListFilter):
 
 
 @admin.register(FacePhoto)
-class FacePhotoAdmin(RebuildMixin, admin.ModelAdmin):
+class FacePhotoAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild);
     "Try again at the next rebuild" through ``photos_embed_again``."""
 

@@ -24,6 +24,8 @@ from django.utils import timezone
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
+from .text import name_normal, staff_id_normal
+
 NOTES_MAX = 2000   # characters of free-text notes about a person
 
 
@@ -36,11 +38,15 @@ class PersonQuerySet(models.QuerySet):
 
     def with_staff_id(self, staff_id: str) -> PersonQuerySet:
         """The person whose staff id is ``staff_id`` ignoring letter case, compared as the database's
-        unique constraint compares them (``LOWER``: on SQLite, ASCII letters only)."""
+        unique constraint compares them (``LOWER``: on SQLite, ASCII letters only); ``staff_id`` read
+        as staff ids are stored (:func:`enrollment.text.staff_id_normal`: "Zoë" composed or not)."""
+        staff_id = staff_id_normal(staff_id)
         return self.alias(staff_id_lower=Lower("staff_id")).filter(staff_id_lower=Lower(Value(staff_id)))
 
     def search(self, text: str) -> PersonQuerySet:
-        """Name, staff id or department containing ``text`` (case-insensitive)."""
+        """Name, staff id or department containing ``text`` (case-insensitive), ``text`` read as
+        names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces)."""
+        text = name_normal(text)
         return self.filter(Q(full_name__icontains=text) | Q(staff_id__icontains=text)
                            | Q(department__icontains=text))
 

@@ -27,7 +27,7 @@ from django.utils.safestring import SafeData, mark_safe
 
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from enrollment.models import Person
-from masknet_site.admin_csv import DateDrillDownChecked, changelist_queryset
+from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_queryset
 from masknet_site.csv_export import csv_response
 
 from . import services
@@ -236,7 +236,7 @@ def checkin_page_name(checkin: CheckIn) -> str:
 
 
 @admin.register(CheckIn)
-class CheckInAdmin(DateDrillDownChecked, admin.ModelAdmin):
+class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
     """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
 
     # "at": the local time as every staff page writes it (masknet_site/formats/en), to the minute;

@@ -20,6 +20,7 @@ from audit.services import audit_record
 from masknet_site.unique import save_unique
 
 from ..models import FacePhoto, Person, index_cache_clear
+from ..text import person_text_normal
 from .common import Action, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
@@ -27,9 +28,11 @@ from .photos import _delete_media
 
 def person_create(*, actor: object | None, full_name: str, staff_id: str, department: str = "",
                   notes: str = "", active: bool = True) -> Person:
-    """Create a person (validated like the admin form: unique staff id, lengths)."""
-    person = Person(full_name=full_name.strip(), staff_id=staff_id.strip(), department=department.strip(),
-                    notes=notes, active=active)
+    """Create a person (validated like the admin form: unique staff id, lengths). Names and staff id
+    are stored in one Unicode form, without invisible characters or spaces at their ends
+    (:mod:`enrollment.text`): the same id written otherwise is the same person's."""
+    text = person_text_normal({"full_name": full_name, "staff_id": staff_id, "department": department})
+    person = Person(**text, notes=notes, active=active)
     person.full_clean()
     with transaction.atomic():
         save_unique(person, "staff_id", ignoring_case=True)
@@ -59,9 +62,11 @@ def person_lock(pk: object, *, photos: bool = False) -> None:
 def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
                   staff_id: str | None = None, department: str | None = None, notes: str | None = None,
                   active: bool | None = None) -> Person:
-    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild."""
-    new = {"full_name": full_name, "staff_id": staff_id, "department": department, "notes": notes,
-           "active": active}
+    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild. Names
+    and staff id are stored as :func:`person_create` stores them (the same text in another Unicode
+    form is no change)."""
+    new = person_text_normal({"full_name": full_name, "staff_id": staff_id, "department": department,
+                              "notes": notes, "active": active})
     with transaction.atomic():
         # compared with the row as it is, locked: a change committed since it was read stays
         stored = Person.objects.select_for_update().get(pk=person.pk)

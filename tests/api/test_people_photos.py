@@ -3,6 +3,8 @@ audit records, deactivation, erasure, photo refusals with the admin's reasons.""
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -44,6 +46,28 @@ def test_people_list_is_paginated_and_filtered(hr):
     assert hr.get("/api/v1/people", {"active": "false"}).json()["count"] == 0
     bad = hr.get("/api/v1/people", {"active": "perhaps"})
     assert bad.status_code == 400 and bad.json()["error"] == "validation_error" and "active" in bad.json()["fields"]
+
+
+def test_names_and_staff_ids_in_another_unicode_form_are_one(hr):
+    """A staff id sent decomposed (NFD: "e" + U+0308, a Mac's) where it is stored composed (NFC) was
+    a second person whose id looked the same, and a filter in one form missed the other."""
+    nfc, nfd = unicodedata.normalize("NFC", "Zo\u00eb"), unicodedata.normalize("NFD", "Zo\u00eb")
+    made = hr.post("/api/v1/people", {"full_name": f"{nfc} Adams", "staff_id": f"{nfc.upper()}-1",
+                                      "department": f"{nfc} Lab"}, format="json")
+    assert made.status_code == 201
+    again = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": f"\u200b{nfd.upper()}-1"}, format="json")
+    assert again.status_code == 400 and "already exists" in again.json()["fields"]["staff_id"][0], again.content
+    assert Person.objects.count() == 1
+    for query in (nfc, nfd):
+        assert [p["id"] for p in hr.get("/api/v1/people", {"search": query}).json()["results"]] == [made.json()["id"]]
+        assert hr.get("/api/v1/people", {"staff_id": f"{query.upper()}-1"}).json()["count"] == 1
+        assert hr.get("/api/v1/people", {"department": f"{query} Lab"}).json()["count"] == 1
+    # stored composed, without the invisible characters, whichever way it came
+    pk = made.json()["id"]
+    changed = hr.patch(f"/api/v1/people/{pk}", {"full_name": f"{nfd}\u00a0B\u200b"}, format="json")
+    assert changed.status_code == 200 and changed.json()["full_name"] == f"{nfc} B"
+    blank = hr.patch(f"/api/v1/people/{pk}", {"staff_id": "\u200b\ufeff"}, format="json")
+    assert blank.status_code == 400 and "staff_id" in blank.json()["fields"]
 
 
 def test_create_update_are_validated_and_audited(hr):

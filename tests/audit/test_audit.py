@@ -100,6 +100,19 @@ def test_the_audit_export_writes_the_sites_time_as_the_list_shows_it(client, eve
     assert f"audit-{local:%Y%m%d}" in response["Content-Disposition"]
 
 
+def test_the_log_and_the_users_are_found_by_a_username_typed_in_either_unicode_form(client, events):
+    """Django stores usernames NFKC (composed): "zoë" typed decomposed (a Mac's paste) in the audit
+    log's or the users list's search found none of that user's rows."""
+    zoe = User.objects.create_user("zo\u00eb", password="pw", is_staff=True)
+    audit_record(actor=zoe, action="update", object_type="enrollment.person", object_id=1, summary="updated person #1")
+    client.force_login(events)
+    for query in ("zo\u00eb", "zoe\u0308"):
+        shown = client.get(CHANGELIST, {"q": query}).context["cl"].result_list
+        assert {e.actor for e in shown} == {"zo\u00eb"}, ascii(query)
+        users = client.get(reverse("admin:auth_user_changelist"), {"q": query}).context["cl"].result_list
+        assert list(users) == [zoe], ascii(query)
+
+
 def test_enrollers_cannot_see_the_log(client, db):
     from enrollment.roles import enrollers_group_ensure
 

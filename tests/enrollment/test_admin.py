@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import unicodedata
 
 import numpy as np
 import pytest
@@ -120,6 +121,37 @@ def test_a_staff_id_in_other_letter_case_is_refused_on_the_field(enroller_client
                                     {"full_name": "New Person", "staff_id": "e-1", "active": "on"})
     assert response.status_code == 200 and "letter case" in str(response.context["adminform"].form.errors["staff_id"])
     assert not Person.objects.filter(staff_id="e-1").exists()
+
+
+def test_a_staff_id_in_another_unicode_form_is_refused_on_the_field(enroller_client):
+    """"Zoë" decomposed (NFD, a Mac's) where it is stored composed (NFC) made a second person whose
+    staff id looked the same; the name and id are stored NFC, without invisible characters."""
+    nfc, nfd = unicodedata.normalize("NFC", "ZO\u00cb-1"), unicodedata.normalize("NFD", "ZO\u00cb-1")
+    add = reverse("admin:enrollment_person_add")
+    made = enroller_client.post(add, {"full_name": "Zoe\u0308 Adams\u200b", "staff_id": f"\u00a0{nfd}", "active": "on"})
+    assert made.status_code == 302, made.content.decode()[:2000]
+    zoe = Person.objects.get()
+    assert (zoe.full_name, zoe.staff_id) == ("Zo\u00eb Adams", nfc)
+    again = enroller_client.post(add, {"full_name": "Other", "staff_id": f"{nfd}\u200b", "active": "on"})
+    assert again.status_code == 200 and "already exists" in str(again.context["adminform"].form.errors["staff_id"])
+    assert Person.objects.count() == 1
+
+
+def test_admin_searches_find_a_name_typed_in_either_unicode_form(su_client, person, make_photo):
+    """The people, photos and check-ins lists' search (and so their CSV exports) in "Zoë" typed
+    decomposed found nobody stored composed, and the reverse."""
+    from django.utils import timezone
+
+    from recognition.models import CheckIn
+
+    zoe = services.person_create(actor=None, full_name="Zo\u00eb Adams", staff_id="Z-1")
+    make_photo(zoe)
+    CheckIn.objects.create(person=zoe, site="main", local_date=timezone.localdate(), window="main|1", score=0.9)
+    for query in ("Zo\u00eb", "Zoe\u0308", "Zo\u00eb\u200b Adams"):
+        for listing in ("admin:enrollment_person_changelist", "admin:enrollment_facephoto_changelist",
+                        "admin:recognition_checkin_changelist"):
+            shown = su_client.get(reverse(listing), {"q": query}).context["cl"].result_list
+            assert [getattr(row, "person", row) for row in shown] == [zoe], (listing, ascii(query))
 
 
 def test_view_site_leads_each_role_to_a_page_of_theirs(client, enroller, superuser):

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 
 from .conftest import jpeg
@@ -184,6 +185,24 @@ def test_a_folder_name_with_trailing_space_is_found_again(db, tmp_path):
     run("import_people", str(tmp_path), "--no-rebuild")
     run("import_people", str(tmp_path), "--no-rebuild")       # was a ValidationError: duplicate staff id
     assert list(Person.objects.values_list("staff_id", flat=True)) == ["Jane_Doe"]
+
+
+def test_a_folder_named_on_a_mac_is_the_person_of_that_staff_id(db, tmp_path):
+    """A Mac names folders decomposed (NFD: "e" + U+0308): "Zoë_Adams" from there was a second
+    person beside the "Zoë_Adams" (composed, NFC) enrolled elsewhere, their staff ids looking the
+    same. Folder names are read as staff ids are stored; a zero-width space in one is nothing."""
+    zoe = services.person_create(actor=None, full_name="Zo\u00eb Adams", staff_id="Zo\u00eb_Adams")
+    (tmp_path / "Zoe\u0308_Adams").mkdir()
+    (tmp_path / "Bo\u200b_Lee").mkdir()
+    run("import_people", str(tmp_path), "--no-rebuild")
+    assert sorted(Person.objects.values_list("staff_id", "full_name")) == [("Bo_Lee", "Bo Lee"),
+                                                                          ("Zo\u00eb_Adams", "Zo\u00eb Adams")]
+    assert Person.objects.get(staff_id="Zo\u00eb_Adams") == zoe
+    # the two forms side by side in one folder would be one person: refused before anything
+    (tmp_path / "Zo\u00eb_Adams").mkdir()
+    with pytest.raises(CommandError, match="would be one person") as refused:
+        run("import_people", str(tmp_path), "--no-rebuild")
+    assert "'Zoe\\u0308_Adams'" in str(refused.value) and "'Zo\\xeb_Adams'" in str(refused.value)
 
 
 def test_people_list_order_and_limit(tmp_path):

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import stat
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -54,17 +55,21 @@ def test_staff_ids_are_unique_ignoring_letter_case(person):
     with pytest.raises(IntegrityError), transaction.atomic():
         Person.objects.create(full_name="Raw", staff_id="E-1")
     assert "enrollment_person_staff_id_lower_uniq" in {c.name for c in Person._meta.constraints}
-    # compared as the database compares them, never a 500: the Kelvin sign is "K" to PostgreSQL's
-    # LOWER (refused), not to SQLite's (ASCII only: a person of their own)
-    kelvin = services.person_create(actor=None, full_name="Kelvin", staff_id="\u212a-7")
+    # compared as the database compares them, never a 500: "\xc4" is "\xe4" to PostgreSQL's LOWER
+    # (refused), not to SQLite's (ASCII only: a person of their own)
+    upper = services.person_create(actor=None, full_name="Upper", staff_id="\xc4-7")
     try:
-        services.person_create(actor=None, full_name="Kay", staff_id="k-7")
+        services.person_create(actor=None, full_name="Lower", staff_id="\xe4-7")
     except ValidationError as taken:
         assert connection.vendor == "postgresql" and "staff_id" in taken.message_dict
     else:
         assert connection.vendor == "sqlite"
-    assert Person.objects.with_staff_id("K-7").count() == 1   # Kelvin (PostgreSQL) or Kay (SQLite)
-    assert Person.objects.with_staff_id("\u212a-7").get() == kelvin
+    assert Person.objects.with_staff_id("\xe4-7").count() == 1   # Upper (PostgreSQL) or Lower (SQLite)
+    assert Person.objects.with_staff_id("\xc4-7").get() == upper
+    # the Kelvin sign is "K" itself once stored in one Unicode form (NFC), on either database
+    assert services.person_create(actor=None, full_name="Kelvin", staff_id="\u212a-7").staff_id == "K-7"
+    with pytest.raises(ValidationError):
+        services.person_create(actor=None, full_name="Kay", staff_id="k-7")
     # and a migration over a table that already has such a pair says which (0008)
     from importlib import import_module
 
@@ -107,6 +112,58 @@ def test_person_update_lists_changed_fields_and_rebuilds_on_active_change(person
 def test_person_update_without_changes_writes_nothing(person):
     services.person_update(person=person, actor=None, full_name=person.full_name)
     assert not AuditEvent.objects.filter(action="update").exists()
+
+
+NFC, NFD = unicodedata.normalize("NFC", "Zo\u00eb"), unicodedata.normalize("NFD", "Zo\u00eb")
+
+
+def test_a_staff_id_in_another_unicode_form_is_the_same_persons(db):
+    """"Zoë" composed (NFC, U+00EB) and decomposed (NFD, "e" + U+0308, a Mac's folder name) were two
+    staff ids: a second person whose id looked the same. Names and staff ids are stored NFC."""
+    zoe = services.person_create(actor=None, full_name=f"{NFD} Adams", staff_id=f"{NFD.upper()}-1",
+                                 department=f"{NFD} Lab")
+    assert (zoe.full_name, zoe.staff_id, zoe.department) == (f"{NFC} Adams", f"{NFC.upper()}-1", f"{NFC} Lab")
+    assert Person.objects.get(pk=zoe.pk).staff_id == "ZO\u00cb-1"
+    with pytest.raises(ValidationError) as taken:
+        services.person_create(actor=None, full_name="Other", staff_id=f"{NFD.upper()}-1")
+    assert "staff_id" in taken.value.message_dict and Person.objects.count() == 1
+    other = services.person_create(actor=None, full_name="Other", staff_id="O-1")
+    with pytest.raises(ValidationError):
+        services.person_update(person=other, actor=None, staff_id=f"{NFD.upper()}-1")
+    # the same text in the other form is no change: nothing written, nothing audited
+    services.person_update(person=zoe, actor=None, full_name=f"{NFD} Adams", staff_id=f"{NFD.upper()}-1")
+    assert not AuditEvent.objects.filter(action="update").exists()
+    # found whichever form the query uses
+    assert Person.objects.with_staff_id(f"{NFD.upper()}-1").get() == zoe
+    assert list(Person.objects.search(NFD)) == list(Person.objects.search(NFC)) == [zoe]
+
+
+@pytest.mark.parametrize("typed", ["\u200bA-100", "A-100\u00a0", "A-\u200b100", "\ufeffA-100\u2060", "A-1\u00ad00",
+                                   "\tA-100\n", "A-100\u200e"])
+def test_invisible_characters_and_spaces_around_a_staff_id_are_dropped(db, typed):
+    """A zero-width space, a no-break space or a byte-order mark pasted with a staff id made another
+    id that looks the same (and one with it inside, too)."""
+    first = services.person_create(actor=None, full_name="Ann Bee", staff_id=typed)
+    assert first.staff_id == "A-100"
+    with pytest.raises(ValidationError):
+        services.person_create(actor=None, full_name="Other", staff_id="A-100")
+    assert Person.objects.with_staff_id(typed).get() == first
+
+
+def test_names_keep_the_invisible_characters_that_write_them(db):
+    """Inside a name, a zero-width non-joiner (Persian) or joiner (Indic scripts) is part of the
+    writing and stays; a zero-width space, a no-break space (a plain space then) and whatever is at
+    either end do not. A name or staff id of invisible characters alone is blank, refused."""
+    from enrollment.text import name_normal, staff_id_normal
+
+    assert name_normal("\u200b Mi\u200cnoo\u00a0Ka\u200bri\u200d ") == "Mi\u200cnoo Kari"
+    assert staff_id_normal("Mi\u200cnoo\u00a0K") == "Minoo K"
+    for text in ("Zo\u00eb A", "\u200b Zoe\u0308\u00a0A\ufeff"):
+        assert name_normal(name_normal(text)) == name_normal(text) == "Zo\u00eb A"
+        assert staff_id_normal(staff_id_normal(text)) == staff_id_normal(text) == "Zo\u00eb A"
+    with pytest.raises(ValidationError) as blank:
+        services.person_create(actor=None, full_name="\u200b\u00a0", staff_id="\ufeff")
+    assert {"full_name", "staff_id"} <= set(blank.value.message_dict)
 
 
 def test_person_deactivate_queues_a_rebuild_on_commit(person, enqueued, django_capture_on_commit_callbacks):

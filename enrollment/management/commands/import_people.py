@@ -16,6 +16,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
+from enrollment.text import name_normal, staff_id_normal
 from recognition.engine.install import models_ready
 from recognition.management.commands._common import ProgressBar, people_file_lines
 
@@ -151,25 +152,27 @@ class Command(BaseCommand):
         if not folders:   # a person's own folder given, or an empty one: nothing imported, said as such
             raise CommandError(f"no person folders in {root}: it should hold one folder per person, "
                                "DIR/<Person_Name>/*.jpg")
-        # the folder name is the staff id: one too long would be cut, and two such folders merged
-        # into one person (the wrong identity); a name with nothing in it (or underscores alone: no
-        # full name) has no staff id, and one that is not text (bytes of another encoding) cannot be stored
-        unusable = [f for f in folders if not f.name.replace("_", " ").strip() or len(f.name.strip()) > STAFF_ID_MAX
-                    or not f.name.isprintable() or not _encodable(f.name)]
+        # the folder name is the staff id, as person_create stores it (enrollment.text: NFC, where a
+        # Mac names folders NFD; no zero-width spaces): one too long would be cut, and two such folders
+        # merged into one person (the wrong identity); a name with nothing in it (or underscores
+        # alone: no full name) has no staff id, and one that is not text (bytes of another encoding)
+        # cannot be stored
+        unusable = [f for f in folders if not _encodable(f.name) or not name_normal(f.name.replace("_", " "))
+                    or len(staff_id_normal(f.name)) > STAFF_ID_MAX or not staff_id_normal(f.name).isprintable()]
         if unusable:
             raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
                                f"longer than {STAFF_ID_MAX} characters, or not UTF-8 text), "
                                f"e.g. {unusable[0].name!r}: rename them")
-        # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B "): their photos
-        # would go to one person, two people's faces under one identity
+        # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B ", "Zoë" typed
+        # on a Mac and elsewhere): their photos would go to one person, two people's faces under one identity
         same: dict[str, list[str]] = defaultdict(list)
         for f in folders:
-            same[f.name.strip().lower()].append(f.name)
+            same[staff_id_normal(f.name).lower()].append(f.name)
         clashes = [names for names in same.values() if len(names) > 1]
         if clashes:
             raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
-                               f"ignoring letter case and spaces around them), e.g. "
-                               f"{', '.join(repr(n) for n in clashes[0])}: rename or merge them")
+                               f"ignoring letter case, spaces around them, invisible characters and "
+                               f"Unicode form), e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
         # before anyone is created: the npm models and the descriptor's
@@ -186,7 +189,7 @@ class Command(BaseCommand):
         finished = interrupted = False
         try:
             for folder, photos in plan:
-                staff_id = folder.name.strip()   # as person_create stores it
+                staff_id = staff_id_normal(folder.name)   # as person_create stores it
                 person = Person.objects.with_staff_id(staff_id).first()   # unique ignoring letter case
                 if person is None:
                     person = services.person_create(actor=None, full_name=staff_id.replace("_", " "),

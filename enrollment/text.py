@@ -1,0 +1,83 @@
+"""How people's names and staff ids are stored, and how what is typed to find them is read.
+
+One text can be written with different code points that look the same: "Zoë" composed (``ë``,
+U+00EB, what most keyboards give: NFC) or decomposed (``e`` + U+0308, what macOS gives a folder's
+name: NFD); ``A-100`` with a zero-width space, a byte-order mark or a no-break space pasted from a
+web page or a spreadsheet. Stored as they came, such twins were two staff ids (an import created a
+second person whose id looked the same) and a search in one form missed the other. Everything that
+writes a person (the services, hence the admin, the API, ``import_people``, ``demo``) stores the
+forms below, and every lookup reads its query the same way, so that what looks the same is the same.
+
+- **Staff ids** (:func:`staff_id_normal`): every invisible character is removed (Unicode's default
+  ignorable code points, e.g. U+200B zero-width space, U+200C/U+200D zero-width (non-)joiners, U+00AD
+  soft hyphen, U+200E/U+200F direction marks, U+2060 word joiner, U+FEFF byte-order mark, variation
+  selectors) and so are control characters; every kind of space (U+00A0 no-break space, a tab,
+  U+3000 ideographic space...) becomes a plain space; spaces at either end are dropped; then NFC.
+- **Names and departments** (:func:`name_normal`): the same, except that the joiners U+200C and
+  U+200D, variation selectors and the other invisible characters that change how a script is
+  written (Persian, Indic scripts, a kanji's variant) are kept inside the name (at its ends they go).
+
+Nothing is refused for these characters: what is removed is what nobody sees.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing
+_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+              (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+              (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+              (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+# of those, the ones that change how a name is written, kept inside names: the combining grapheme
+# joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors and vowel separator,
+# ZWNJ and ZWJ, variation selectors (a kanji's registered variant), tags (emoji flags)
+_WRITING = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+            (0x200C, 0x200D), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0020, 0xE007F),
+            (0xE0100, 0xE01EF))
+
+
+def _within(ch: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(low <= ord(ch) <= high for low, high in ranges)
+
+
+def invisible(ch: str) -> bool:
+    """``ch`` is drawn as nothing: a default ignorable code point or a control character that is
+    not a space (a tab or a line break is one: :func:`staff_id_normal` makes it a plain space)."""
+    return _within(ch, _IGNORABLE) or (unicodedata.category(ch) == "Cc" and not ch.isspace())
+
+
+def _spaces_plain(text: str) -> str:
+    return "".join(" " if ch.isspace() else ch for ch in text)
+
+
+def staff_id_normal(value: str) -> str:
+    """``value`` as a staff id is stored and compared: invisible characters removed, every space a
+    plain one, none at either end, NFC. Idempotent."""
+    kept = "".join(ch for ch in value if not invisible(ch))
+    return unicodedata.normalize("NFC", _spaces_plain(kept).strip())
+
+
+def name_normal(value: str) -> str:
+    """``value`` as a full name or department is stored (and a search's text is read): as
+    :func:`staff_id_normal`, but the invisible characters that change how a script is written are
+    kept inside it. Idempotent."""
+    kept = "".join(ch for ch in value if not invisible(ch) or _within(ch, _WRITING))
+    text = _spaces_plain(kept)
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or invisible(text[start])):
+        start += 1
+    while end > start and (text[end - 1].isspace() or invisible(text[end - 1])):
+        end -= 1
+    return unicodedata.normalize("NFC", text[start:end])
+
+
+PERSON_TEXT = {"full_name": name_normal, "staff_id": staff_id_normal, "department": name_normal}
+
+
+def person_text_normal(fields: dict) -> dict:
+    """``fields`` (a person's, by name) with their names and staff id stored as :data:`PERSON_TEXT`
+    says; other fields, ``None`` and values that are not text unchanged (a form or a serializer then
+    refuses what is not text)."""
+    return {name: PERSON_TEXT[name](value) if name in PERSON_TEXT and isinstance(value, str) else value
+            for name, value in fields.items()}
