@@ -1,10 +1,11 @@
 """Checks an upgrade runs before ``migrate`` changes anything.
 
 A migration that refuses the data it finds (``enrollment`` 0008: staff ids that differ only in
-letter case) would otherwise stop after the migrations planned before it had run: the database
-half-upgraded, and the previous release, put back while the data is fixed, failing on columns it
-does not know. :func:`refuse_before_migrating` runs on Django's ``pre_migrate`` signal, before the
-first migration of the run.
+letter case; 0016: staff ids that become one once stored in one Unicode form) would otherwise stop
+after the migrations planned before it had run: the database half-upgraded, and the previous
+release, put back while the data is fixed, failing on columns it does not know.
+:func:`refuse_before_migrating` runs on Django's ``pre_migrate`` signal, before the first migration
+of the run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db import connections
 
+from .text import staff_id_normal
+
 CASE_UNIQUE_MIGRATION = ("enrollment", "0008_person_staff_id_unique_ignoring_case")
+TEXT_NORMAL_MIGRATION = ("enrollment", "0016_person_text_normalised")
 SHOWN = 20
 
 
@@ -46,14 +50,62 @@ def case_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandE
         "id in the admin (or erase a duplicate person), then run migrate again.")
 
 
+def staff_id_normal_clashes(connection) -> list[str]:
+    """The staff ids that storing them as the site now does (:func:`enrollment.text.staff_id_normal`:
+    NFC, no invisible characters, no spaces around) would make one person's (compared as the unique
+    index of 0008 compares them, with the database's ``LOWER``), or empty, or longer than a staff
+    id; each as ``"'ZO\\xcb-1' (person #3) and 'ZOE\\u0308-1' (person #9) would be one staff id, 'ZOË-1'"``,
+    the stored ids in Python's escapes (else both read the same). Groups whose ids differ in
+    letter case alone are :func:`staff_id_case_clashes`'. Empty when there are none."""
+    from .models import Person
+
+    longest = Person._meta.get_field("staff_id").max_length
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, staff_id, LOWER(staff_id) FROM enrollment_person ORDER BY id")
+        rows = cursor.fetchall()
+        groups: dict[str, list[tuple[int, str, str]]] = {}
+        problems = []
+        for pk, staff_id, lowered in rows:
+            normal = staff_id_normal(staff_id)
+            if normal != staff_id:   # few rows, if any: compared as the index will compare them
+                cursor.execute("SELECT LOWER(%s)", [normal])
+                lowered = cursor.fetchone()[0]
+                if not normal or len(normal) > longest:
+                    problems.append(f"{ascii(staff_id)} (person #{pk}) would be "
+                                    + ("empty" if not normal else f"longer than {longest} characters"))
+            groups.setdefault(lowered, []).append((pk, staff_id, normal))
+    for group in groups.values():
+        if len(group) > 1 and any(normal != staff_id for _, staff_id, normal in group):
+            them = [f"{ascii(staff_id)} (person #{pk})" for pk, staff_id, _ in group]
+            problems.append(f"{', '.join(them[:-1])} and {them[-1]} would be one staff id, {group[0][2]!r}")
+    return problems
+
+
+def normal_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
+    """The refusal ``migrate`` prints for :func:`staff_id_normal_clashes` (one paragraph, no
+    traceback); ``before_any``: said before the run's first migration (else by 0016 itself)."""
+    more = f"; and {len(clashes) - SHOWN} more" if len(clashes) > SHOWN else ""
+    done = "Nothing was migrated." if before_any else "Migration enrollment 0016 changed nothing."
+    return CommandError(
+        "staff ids are now stored in one Unicode form (NFC: a letter followed by a combining accent, such as "
+        "'E\\u0308', becomes the one accented letter, '\\xcb'), without invisible characters (such as \\u200b, "
+        "a zero-width space) or spaces around them, and these would then be one staff id (written with "
+        "Python's escapes): "
+        + "; ".join(clashes[:SHOWN]) + more + f". {done} Give one of each group another staff id in the "
+        "admin (or erase a duplicate person), then run migrate again.")
+
+
 def refuse_before_migrating(sender, *, plan=None, using: str = "default", **kwargs) -> None:
     """``pre_migrate`` receiver: stop a ``migrate`` that would apply 0008 over case-duplicate staff
-    ids before it applies anything (``CommandError``: the message, no traceback)."""
-    if not plan or (CASE_UNIQUE_MIGRATION, False) not in {((m.app_label, m.name), backwards) for m, backwards in plan}:
+    ids, or 0016 over staff ids that would become one, before it applies anything (``CommandError``:
+    the message, no traceback)."""
+    planned = {(m.app_label, m.name) for m, backwards in plan or () if not backwards}
+    if not planned & {CASE_UNIQUE_MIGRATION, TEXT_NORMAL_MIGRATION}:
         return
     connection = connections[using]
     if "enrollment_person" not in connection.introspection.table_names():
         return   # a new database: nobody to compare
-    clashes = staff_id_case_clashes(connection)
-    if clashes:
+    if CASE_UNIQUE_MIGRATION in planned and (clashes := staff_id_case_clashes(connection)):
         raise case_clash_error(clashes)
+    if TEXT_NORMAL_MIGRATION in planned and (clashes := staff_id_normal_clashes(connection)):
+        raise normal_clash_error(clashes)

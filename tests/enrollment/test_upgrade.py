@@ -30,21 +30,27 @@ def manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+def migrate_refused(tmp_path: Path, create: str) -> str:
+    """A database of the release before :data:`BEFORE`'s successors, with the rows ``create`` makes;
+    then ``migrate``, which must refuse in one paragraph and apply nothing: its message."""
+    assert manage(tmp_path, "migrate", *BEFORE).returncode == 0
+    assert manage(tmp_path, "migrate", "audit", "0005").returncode == 0
+    made = manage(tmp_path, "shell", "-c", create)
+    assert made.returncode == 0, made.stderr[-2000:]
+    before = manage(tmp_path, "showmigrations", "--plan").stdout
+    refused = manage(tmp_path, "migrate")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "Nothing was migrated" in refused.stderr, refused.stderr[-2000:]
+    assert manage(tmp_path, "showmigrations", "--plan").stdout == before   # not one migration applied
+    return refused.stderr
+
+
 def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_path):
     """0008 refused the pair only after audit 0006-0007 and enrollment 0006-0007 had run: the
     previous release, put back while the pair was fixed, failed on the new NOT NULL column of
     every person it created. The refusal came under a 40-line traceback."""
-    assert manage(tmp_path, "migrate", *BEFORE).returncode == 0
-    assert manage(tmp_path, "migrate", "audit", "0005").returncode == 0
-    made = manage(tmp_path, "shell", "-c", CREATE_PAIR)
-    assert made.returncode == 0, made.stderr[-2000:]
-    before = manage(tmp_path, "showmigrations", "--plan").stdout
-
-    refused = manage(tmp_path, "migrate")
-    assert refused.returncode != 0
-    assert "'QA-100' (person #1) and 'qa-100' (person #2)" in refused.stderr, refused.stderr[-2000:]
-    assert "Nothing was migrated" in refused.stderr and "Traceback" not in refused.stderr
-    assert manage(tmp_path, "showmigrations", "--plan").stdout == before   # not one migration applied
+    refused = migrate_refused(tmp_path, CREATE_PAIR)
+    assert "'QA-100' (person #1) and 'qa-100' (person #2)" in refused, refused[-2000:]
 
     renamed = manage(tmp_path, "shell", "-c", CREATE_PAIR.split("Person.objects.create")[0]
                      + 'Person.objects.filter(full_name="Bo").update(staff_id="qa-100-b")')
@@ -107,3 +113,73 @@ def test_errors_stored_before_paths_were_hidden_are_rewritten_by_the_migration(p
     migration.rewrite(apps, None)
     assert list(TrainingRun.objects.values_list("error", flat=True)) + [
         FacePhoto.objects.get(pk=photo.pk).embedding_error] == before
+
+
+CREATE_FORMS = f"""
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+apps = MigrationExecutor(connection).loader.project_state({BEFORE!r}).apps
+Person = apps.get_model("enrollment", "Person")
+Person.objects.create(full_name="Zo\\u00eb", staff_id="ZO\\u00cb-1")
+Person.objects.create(full_name="Zoe\\u0308 B", staff_id="ZOE\\u0308-1", department="Lab\\u200b")
+Person.objects.create(full_name="Bo", staff_id="B-1")
+Person.objects.create(full_name="\\u00a0Bo", staff_id="\\u200bB-1 ")
+"""
+
+
+def test_staff_ids_that_one_unicode_form_would_make_one_stop_migrate_before_its_first_migration(tmp_path):
+    """0016 stores names and staff ids NFC without invisible characters; where two people's staff
+    ids would then be one ("Zoë" composed and decomposed, an id and the same with a zero-width
+    space), it names them and migrates nothing, rather than merging two people."""
+    refused = migrate_refused(tmp_path, CREATE_FORMS)
+    assert "'ZO\\xcb-1' (person #1) and 'ZOE\\u0308-1' (person #2) would be one staff id, 'ZO\u00cb-1'" in refused
+    assert "'B-1' (person #3) and '\\u200bB-1 ' (person #4) would be one staff id, 'B-1'" in refused
+
+    renamed = manage(tmp_path, "shell", "-c", CREATE_FORMS.split("Person.objects.create")[0]
+                     + 'Person.objects.filter(pk=2).update(staff_id="ZOE\\u0308-2")\n'
+                     + 'Person.objects.filter(pk=4).update(staff_id="\\u200bB-2 ")')
+    assert renamed.returncode == 0, renamed.stderr[-2000:]
+    done = manage(tmp_path, "migrate")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = manage(tmp_path, "shell", "-c", "from enrollment.models import Person\nprint(ascii(list("
+                  "Person.objects.order_by('pk').values_list('full_name', 'staff_id', 'department'))))")
+    stored = [("Zo\u00eb", "ZO\u00cb-1", ""), ("Zo\u00eb B", "ZO\u00cb-2", "Lab"), ("Bo", "B-1", ""), ("Bo", "B-2", "")]
+    assert rows.stdout.strip().splitlines()[-1] == ascii(stored), rows.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_the_migration_stores_names_and_staff_ids_in_one_unicode_form(person):
+    """0016 rewrites the rows written before names and staff ids were normalised, leaves a name it
+    would empty as it is, and compares staff ids with the database's LOWER, as the unique index
+    does: "ZOË-1" and "zoë-1" decomposed are one person's on PostgreSQL, two on SQLite (ASCII only)."""
+    import importlib
+
+    from django.apps import apps
+    from django.core.management.base import CommandError
+    from django.db import connection, transaction
+
+    from enrollment.models import Person
+
+    migration = importlib.import_module("enrollment.migrations.0016_person_text_normalised")
+    mac = Person.objects.create(full_name="Zoe\u0308 Adams\u200b", staff_id="\ufeffZOE\u0308-1\u00a0",
+                                department="\u00a0Lab")
+    invisible = Person.objects.create(full_name="\u200b", staff_id="I-1")
+    migration.normalise(apps, None)
+    mac.refresh_from_db()
+    invisible.refresh_from_db()
+    person.refresh_from_db()
+    assert (mac.full_name, mac.staff_id, mac.department) == ("Zo\u00eb Adams", "ZO\u00cb-1", "Lab")
+    assert invisible.full_name == "\u200b" and person.full_name == "Eileen Collins"
+
+    with transaction.atomic():
+        lower = Person.objects.create(full_name="Zoe", staff_id="zoe\u0308-1")
+        if connection.vendor == "postgresql":
+            with pytest.raises(CommandError) as refused:
+                migration.normalise(apps, None)
+            assert (f"'ZO\\xcb-1' (person #{mac.pk}) and 'zoe\\u0308-1' (person #{lower.pk}) would be one staff id"
+                    in str(refused.value))
+            assert "Migration enrollment 0016 changed nothing" in str(refused.value)
+        else:
+            migration.normalise(apps, None)
+            assert Person.objects.get(pk=lower.pk).staff_id == "zo\u00eb-1"
+        transaction.set_rollback(True)
