@@ -30,13 +30,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.services import audit_list_export
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.views import export_download
 from masknet_site.csv_export import csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError, ModelsMissing
-from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
+from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from recognition.models import CheckIn, Kiosk
 
 from . import serializers as s
@@ -457,9 +458,14 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=False, methods=["get"], renderer_classes=[renderers.JSONRenderer, CSVRenderer],
             pagination_class=None)
     def csv(self, request: Request) -> HttpResponse:
-        """The attendance export's columns (``recognition.exports.CHECKIN_CSV_HEADER``)."""
+        """The attendance export's columns (``recognition.exports.CHECKIN_CSV_HEADER``); each download
+        audited as the token's service account (``list_export``: the filters and the row count)."""
+        queryset = self.get_queryset()   # 400 for invalid filters, before anything is recorded
+        filters = _validated(s.CheckInFilterSerializer, request.query_params)
+        audit_list_export(request, object_type="recognition.checkin", what="check-ins (API)",
+                          rows=queryset.count(), filters=checkin_filters_described(filters))
         return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
-                            checkin_csv_rows(self.get_queryset()))
+                            checkin_csv_rows(queryset))
 
 
 # --------------------------------------------------------------------------------------------

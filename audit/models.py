@@ -1,4 +1,5 @@
-"""The audit log: one immutable row per administrative change, recognition decision and staff login.
+"""The audit log: one immutable row per administrative change, recognition decision, staff login
+and download of a list of people's data.
 
 Rows never hold biometric data or names: objects are referred to by type and id, so an
 erased person leaves only "who erased person #12, when".
@@ -52,6 +53,9 @@ class AuditEvent(models.Model):
         PHOTO_REMOVE = "photo_remove", "photo remove"
         ERASE = "erase", "erase"
         EXPORT = "export", "export"   # a person's data handed out on request (subject access)
+        # a list of people's data downloaded by staff or an integration (a check-in or audit CSV):
+        # who took which list, when (audit.services.audit_list_export)
+        LIST_EXPORT = "list_export", "list export"
         REBUILD = "rebuild", "rebuild"
         ROLE_CHANGE = "role_change", "role change"
         IMPORT = "import", "import"
@@ -106,7 +110,9 @@ class AuditEvent(models.Model):
 
 
 # Recognition decisions (one row per kiosk decision or API identify/verify): the only rows that
-# retention deletes (MASKNET_RETENTION_DECISION_DAYS). Administrative changes are kept forever.
+# retention deletes (MASKNET_RETENTION_DECISION_DAYS), with the staff logins below. Administrative
+# changes, subject-access exports and list exports (who downloaded which list of people) are
+# accountability records, kept forever.
 DECISION_ACTIONS: tuple[str, ...] = (
     AuditEvent.Action.CHECKIN_ACCEPTED, AuditEvent.Action.CHECKIN_UNKNOWN, AuditEvent.Action.CHECKIN_QUALITY,
     AuditEvent.Action.API_IDENTIFY, AuditEvent.Action.API_VERIFY)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.db.models import Count
 from django.db.models.signals import post_save, pre_save
+from django.http import HttpRequest
 from django.utils import timezone
 
 from .models import EXPIRING_ACTIONS, AuditEvent
@@ -40,6 +41,25 @@ def audit_record(*, actor: object | None, action: str, summary: str,
     return AuditEvent.objects.create(actor_id=actor_id, actor=actor_name, action=action,
                                      object_type=object_type, object_id=str(object_id if object_id is not None else ""),
                                      summary=summary[:300])
+
+
+def audit_list_export(request: HttpRequest, *, object_type: str, what: str, rows: int,
+                      filters: Iterable[str] = ()) -> AuditEvent | None:
+    """Record one download of a list of people's data (a check-in or audit CSV): who (the staff
+    user, or an API token's service account), which list (``what``, the ``filters`` as words) and
+    how many rows, counted when it began. Call it once the request is accepted and just before the
+    streamed answer is returned: one record per download, never per row, and none for a download
+    refused before it (a 400, 403 or 406 never gets here). A HEAD request gets the download's
+    headers only (servers send no body for it): nothing is recorded, ``None``.
+
+    ``filters`` and ``what`` name people by id only ("person #12", which a subject-access export
+    finds), never by name or staff id; a free-text search is said to be there, not what it was.
+    ``request`` is Django's or DRF's (its ``user`` is then the API token's service account)."""
+    if request.method == "HEAD":
+        return None
+    described = "; ".join(filters) or "no filters"
+    return audit_record(actor=request.user, action=AuditEvent.Action.LIST_EXPORT, object_type=object_type,
+                        summary=f"downloaded {what} as CSV, {rows} row{'' if rows == 1 else 's'}: {described}")
 
 
 def user_roles(user: models.Model) -> dict:

@@ -1,6 +1,10 @@
-"""The rows an admin change list shows, for its CSV export; its search as names are stored."""
+"""The rows an admin change list shows, for its CSV export (and the export's audit record); its
+search as names are stored."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -11,12 +15,35 @@ from django.http import HttpRequest
 from enrollment.text import name_normal
 
 
-def changelist_queryset(model_admin: admin.ModelAdmin, request: HttpRequest) -> QuerySet:
+@dataclass(frozen=True)
+class ChangelistRows:
+    """What a change list's CSV export hands out: its rows, how many, and by which filters."""
+
+    queryset: QuerySet
+    count: int                      # the change list's own count of the filtered rows, when it was read
+    filters: dict[str, list[str]]   # the query string's filter parameters (no page, order or search)
+    searched: bool                  # whether a search narrowed the list
+
+    def described(self, **named: Callable[[str], str]) -> list[str]:
+        """The filters as an audit summary words them, ``name=value`` each (a value ``named``
+        gives a function for, that function's words: ``person__id__exact=lambda v: f"person #{v}"``),
+        and "a search" when there was one: never its text, which may be a person's name."""
+        words = []
+        for name, values in sorted(self.filters.items()):
+            words += [named[name](v) if name in named else f"{name}={v[:60]}" for v in values]
+        if self.searched:
+            words.append("a search (its text not recorded)")
+        return words
+
+
+def changelist_rows(model_admin: admin.ModelAdmin, request: HttpRequest) -> ChangelistRows:
     """The change list's rows under the request's filters, search and date drill-down. A filter
     value the change list cannot read (``?at__gte=notadate``) is a 400, as the change list itself
     refuses it (it redirects to ``?e=1``), never a 500."""
     try:
-        return model_admin.get_changelist_instance(request).get_queryset(request)
+        changelist = model_admin.get_changelist_instance(request)
+        return ChangelistRows(queryset=changelist.get_queryset(request), count=changelist.result_count,
+                              filters=changelist.get_filters_params(), searched=bool(changelist.query))
     except IncorrectLookupParameters as exc:
         raise BadRequest(f"cannot filter by these parameters: {exc}") from exc
 

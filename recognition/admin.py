@@ -26,8 +26,9 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeData, mark_safe
 
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
+from audit.services import audit_list_export
 from enrollment.models import Person
-from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_queryset
+from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
 from masknet_site.csv_export import csv_response
 
 from . import services
@@ -348,9 +349,12 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         return extra + super().get_urls()
 
     def export_csv(self, request: HttpRequest) -> HttpResponse:
-        """The change list's rows (same filters, search and date drill-down) as CSV."""
+        """The change list's rows (same filters, search and date drill-down) as CSV; the download
+        is audited (a ``list_export`` record: the filters, the person by id, and the row count)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        queryset = changelist_queryset(self, request)
+        rows = changelist_rows(self, request)
+        audit_list_export(request, object_type="recognition.checkin", what="check-ins (admin)", rows=rows.count,
+                          filters=rows.described(person__id__exact=lambda v: f"person #{v}"))
         return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
-                            checkin_csv_rows(queryset))
+                            checkin_csv_rows(rows.queryset))

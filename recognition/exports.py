@@ -1,5 +1,6 @@
 """The attendance CSV's columns and rows: one writer for the attendance pages, the check-in
-admin, the API's CSV and the subject-access archive (``enrollment.services.person_export``).
+admin, the API's CSV and the subject-access archive (``enrollment.services.person_export``); and
+the words an export's audit record gives its filters.
 
 Neutral ground: it imports no views or services (nor, when the code runs, the models), so a
 service may import it at module level without an import cycle (``recognition.services``
@@ -8,7 +9,7 @@ imports ``enrollment.services``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
@@ -28,3 +29,21 @@ def checkin_csv_rows(queryset: QuerySet[CheckIn]) -> Iterator[list[object]]:
         yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
                c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
                "yes" if c.masked else "no", f"{c.score:.3f}", c.frames, c.index_version or "", c.pk]
+
+
+def checkin_filters_described(filters: Mapping[str, object]) -> list[str]:
+    """The attendance export's and the API's check-in filters (``CheckInQuerySet.filtered``'s
+    arguments) as an audit record words them: ``date_from=2026-03-01``, ``person #12`` (by id, as
+    a subject-access export finds it), ``kiosk #3``, ``site=main``, ``masked=yes``; unset ones left out."""
+    words = []
+    for name in ("date_from", "date_to", "person", "kiosk", "site", "masked"):
+        value = filters.get(name)
+        if value is None or value == "":
+            continue
+        if name in ("person", "kiosk"):
+            words.append(f"{name} #{value}")
+        elif name == "masked":
+            words.append(f"masked={'yes' if value else 'no'}")
+        else:
+            words.append(f"{name}={str(value)[:60]}")
+    return words

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from audit.services import audit_list_export
 from enrollment.models import Person
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import with_sockets
@@ -36,7 +37,7 @@ from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
 from .consumers import KIOSK_COOKIE
-from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
+from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from .kiosk_page import page_build
 from .models import CheckIn, Kiosk
 from .privacy import kiosk_notice, privacy_facts
@@ -338,6 +339,8 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                  "yes" if c.masked else "no"]
                 for status in ("present", "elsewhere") for c in data[status]]
         rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
+        audit_list_export(request, object_type="recognition.checkin", what=f"the attendance of {day.isoformat()}",
+                          rows=len(rows), filters=[f"site={site[:60]}"] if site else [])
         return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
                             ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
                             rows)
@@ -362,6 +365,9 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     person = get_object_or_404(Person, pk=pk)
     checkins = CheckIn.objects.listed().filter(person=person).select_related("kiosk")
     if request.GET.get("format") == "csv":
+        # by id, as a subject-access export of this person finds the record
+        audit_list_export(request, object_type="recognition.checkin", what="a person's check-ins (attendance page)",
+                          rows=checkins.count(), filters=[f"person #{person.pk}"])
         return csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
                              checkin_csv_rows(checkins.select_related("person")))
     page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
@@ -420,10 +426,14 @@ class CheckInFilter(forms.Form):
 @staff_member_required
 @require_GET
 def attendance_export(request: HttpRequest) -> HttpResponse:
-    """Check-ins as CSV, filtered by ``date_from``, ``date_to``, ``person``, ``kiosk``, ``site``, ``masked``."""
+    """Check-ins as CSV, filtered by ``date_from``, ``date_to``, ``person``, ``kiosk``, ``site``, ``masked``;
+    each download audited (``list_export``: the filters and the row count)."""
     _staff_context(request, "export")
     form = CheckInFilter(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
+    queryset = form.apply(CheckIn.objects.all())
+    audit_list_export(request, object_type="recognition.checkin", what="check-ins (attendance export)",
+                      rows=queryset.count(), filters=checkin_filters_described(form.cleaned_data))
     return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
-                         checkin_csv_rows(form.apply(CheckIn.objects.all())))
+                         checkin_csv_rows(queryset))

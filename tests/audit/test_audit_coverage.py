@@ -9,7 +9,8 @@ either a recipe that exercises it and expects an audit record (who, what, which 
 without names or biometric data), or an explicit exemption saying why it writes nothing worth a
 record. A new admin, action, view, endpoint, command or task fails :func:`test_every_*` until it is
 given one. The kiosk consumer's decisions and gallery adaptation are covered where their machinery
-is (named in :data:`ELSEWHERE`).
+is (named in :data:`ELSEWHERE`). Reads that hand out a list of people's data (the check-in and audit
+CSVs: ``list_export``) or one person's (``export``) are recorded too, and are listed with the writes.
 """
 
 from __future__ import annotations
@@ -215,6 +216,12 @@ ADMIN: dict[tuple[str, str], Recipe] = {
         ("erase", "enrollment.person"))[1],
     ("enrollment.person", "url:enrollment_person_export"): lambda w: (ok(w.client.post(
         reverse("admin:enrollment_person_export", args=[w.person.pk]))), ("export", "enrollment.person"))[1],
+    # reads that hand out a list of people's data: who downloaded which list, when
+    ("recognition.checkin", "url:recognition_checkin_export"): lambda w: (ok(w.client.get(
+        reverse("admin:recognition_checkin_export"), {"q": NAME, "person__id__exact": w.person.pk})),
+        ("list_export", "recognition.checkin"))[1],
+    ("audit.auditevent", "url:audit_auditevent_export"): lambda w: (ok(w.client.get(
+        reverse("admin:audit_auditevent_export"), {"q": STAFF_ID})), ("list_export", "audit.auditevent"))[1],
     ("enrollment.person", "url:enrollment_person_capture_save"): lambda w: (ok(w.client.post(
         reverse("admin:enrollment_person_capture_save", args=[w.person.pk]), {"photos": [upload(seed=2)]})),
         ("photo_add", "enrollment.facephoto"))[1],
@@ -239,8 +246,6 @@ ADMIN: dict[tuple[str, str], Recipe] = {
 # (model label, operation) -> why it needs no record
 ADMIN_EXEMPT: dict[tuple[str, str], str] = {
     # the audit log itself: no add, change or delete permission (the ORM refuses too)
-    ("audit.auditevent", "url:audit_auditevent_export"): "a read: the log as CSV",
-    ("recognition.checkin", "url:recognition_checkin_export"): "a read: the check-ins as CSV",
     ("enrollment.person", "url:enrollment_person_capture"): "a read: the webcam page",
     ("enrollment.person", "url:enrollment_person_capture_check"):
         "a read: one frame's quality check, nothing stored, no face searched",
@@ -343,6 +348,9 @@ API: dict[tuple[str, str], Recipe] = {
     # a read, but one that hands a person's data out: audited as the admin's export is
     ("person-export", "GET"): lambda w: (ok(w.api.get(f"/api/v1/people/{w.person.pk}/export")),
                                          ("export", "enrollment.person"))[1],
+    # a read that hands out a list of people's check-ins: audited as the admin's CSV is
+    ("checkin-csv", "GET"): lambda w: (ok(w.api.get("/api/v1/checkins/csv", {"person": w.person.pk})),
+                                       ("list_export", "recognition.checkin"))[1],
     ("photo-list", "POST"): lambda w: (ok(w.api.post(f"/api/v1/people/{w.person.pk}/photos", {"image": upload()},
                                                      format="multipart")), ("photo_add", "enrollment.facephoto"))[1],
     ("photo-detail", "DELETE"): lambda w: (ok(w.api.delete(f"/api/v1/people/{w.person.pk}/photos/{w.photo.pk}")),
@@ -403,11 +411,14 @@ def test_each_api_write_is_audited(world, key, django_capture_on_commit_callback
         expect_audited(world, API[key], actor=api_services.api_token_username(world.token.name))
 
 
-# ------------------------------------------------------- the site's other pages that take a POST
+# ------------------------------------------------------------- the site's other pages that write
 
 SITE_WRITES: dict[str, str] = {
     # the one-time pairing link, POSTed by the kiosk device: "paired a device with kiosk #N"
     "kiosk-pair": "tests/audit/test_audit_coverage.py::test_pairing_a_device_is_audited",
+    # a list of check-ins as CSV: who downloaded it (the day's and a person's CSV, ?format=csv of
+    # pages that write nothing without it, are tested beside it)
+    "attendance-export": "tests/audit/test_audit_coverage.py::test_attendance_csvs_are_audited",
 }
 
 
@@ -448,6 +459,16 @@ def test_pairing_a_device_is_audited(world):
     _kiosk, code = recognition.kiosk_create(actor=None, name="Side door")
     expect_audited(world, lambda w: (ok(Client().post(recognition.pairing_path(code))),
                                      ("update", "recognition.kiosk"))[1], actor="system")
+
+
+@pytest.mark.parametrize("url", ["attendance-export", "attendance-day", "attendance-person"])
+def test_attendance_csvs_are_audited(world, url):
+    """The attendance pages' CSVs, the filtered export and the ``?format=csv`` of a day's and a
+    person's page, each a ``list_export`` by the staff user."""
+    path = reverse(url, args=[world.person.pk]) if url == "attendance-person" else reverse(url)
+    query = {"person": world.person.pk} if url == "attendance-export" else {"format": "csv"}
+    expect_audited(world, lambda w: (ok(w.client.get(path, query)), ("list_export", "recognition.checkin"))[1],
+                   actor="root")
 
 
 # ------------------------------------------------------------------------ management commands
