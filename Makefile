@@ -31,7 +31,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 # DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start.
 # The same install step as the worker's (`installed`, below): `make -j2 run worker` then installs
 # once, where `run: setup` beside it ran two pip installs into one virtualenv at the same time
+# First, whether the server can listen on HOST:PORT (scripts/check_port.py): Daphne's runserver,
+# when it cannot, logs a "Listen failure" and stays running without serving; and DEMO=1 would
+# have set a new demo password under the site already running there.
 run: installed
+	@$(PY) scripts/check_port.py "$(HOST)" "$(PORT)"
 	$(PY) manage.py migrate --noinput
 	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(SHOWN):$(PORT); else \
 	  echo "Admin: http://$(SHOWN):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
