@@ -432,3 +432,29 @@ def test_ctrl_c_during_the_import_shows_one_traceback(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=30)[1]
     assert err.count("Traceback") == 1 and err.count("KeyboardInterrupt") == 1, err
+
+
+def test_whether_a_flatbuffer_is_current_is_known_without_importing_tensorflow(tmp_path):
+    """``install_models`` with every model up to date (each ``make run``) spent 4-5 of its 7 s
+    importing TensorFlow for the version in the flatbuffer cache's key: that version now comes from
+    the installed distribution's metadata. A fresh process, so that nothing imported it before."""
+    import subprocess
+    import sys
+
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "saved_model.pb").write_bytes(b"graph")
+    script = ("import sys\n"
+              "from recognition.engine import runtime\n"
+              f"print(runtime.tflite_cached({str(tmp_path / 'tiny')!r}), 'tensorflow' in sys.modules)\n")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_cache_keys_tensorflow_version_is_the_modules_own():
+    """The same version the key held when it came from ``tf.__version__``: the flatbuffers cached
+    before are still current (not converted again at the next start)."""
+    import tensorflow as tf
+
+    assert runtime.tensorflow_version() == tf.__version__

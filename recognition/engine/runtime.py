@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import glob
 import hashlib
+import importlib.metadata
 import logging
 import os
 import re
@@ -247,12 +249,26 @@ def load_model(models_dir: Path, name: str,
     return run
 
 
+@functools.cache
+def tensorflow_version() -> str:
+    """The installed TensorFlow's version, read from the metadata of the one distribution that
+    provides the ``tensorflow`` package (``tensorflow-cpu`` here) without importing it: the import
+    (4-5 s on 2 cores) was most of what ``install_models`` took with every model up to date, at each
+    ``make run``. The module's ``__version__`` where that is not one distribution (none: a source
+    tree on the path; several: which one's files were imported is not known)."""
+    try:
+        dists = set(importlib.metadata.packages_distributions().get("tensorflow", ()))
+        if len(dists) == 1:
+            return importlib.metadata.version(dists.pop())
+    except (importlib.metadata.PackageNotFoundError, OSError, ValueError):
+        pass
+    return import_tensorflow().__version__
+
+
 def _source_key(path: Path) -> str:
     """What a cached flatbuffer was built from: the SavedModel's graph and variable index, and the
     TensorFlow that converted it."""
-    tf = import_tensorflow()
-
-    digest = hashlib.sha256(f"{tf.__version__} {TFLITE_CONVERTER_VERSION}".encode())
+    digest = hashlib.sha256(f"{tensorflow_version()} {TFLITE_CONVERTER_VERSION}".encode())
     for part in ("saved_model.pb", "variables/variables.index"):
         f = path / part
         if f.exists():
