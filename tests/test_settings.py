@@ -188,11 +188,15 @@ def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
 def test_database_urls_and_debug_read_as_documented():
     """``sqlite:///db.sqlite3`` (the README's form) is the checkout's file, not one at the root;
     ``DJANGO_DEBUG=True`` means on, as every other boolean setting reads it."""
-    from masknet_site.settings.base import BASE_DIR, database_from_url
+    from masknet_site.settings.base import BASE_DIR, database_from_url, sqlite_url
 
     assert database_from_url("sqlite:///db.sqlite3")["NAME"] == str(BASE_DIR / "db.sqlite3")
     assert database_from_url("sqlite:////srv/masknet/db.sqlite3")["NAME"] == "/srv/masknet/db.sqlite3"
     assert database_from_url("sqlite://")["NAME"] == ":memory:"
+    # the default (the checkout's own file) wherever the checkout is: a space, a '#', a '?', a '%20'
+    for folder in ("/work/first run", "/home/ana/C# projects/mask?net", "/srv/100%20"):
+        path = Path(folder) / "db.sqlite3"
+        assert database_from_url(sqlite_url(path))["NAME"] == str(path)
     code = "from django.conf import settings; print(settings.DEBUG)"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     for value, expected in (("True", "True"), ("off", "False")):

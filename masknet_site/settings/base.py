@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -189,7 +189,14 @@ TEMPLATES = [
 WSGI_APPLICATION = None
 ASGI_APPLICATION = "masknet_site.asgi.application"
 
-DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+def sqlite_url(path: Path) -> str:
+    """The ``sqlite:///`` URL of an absolute ``path``, read back by :func:`database_from_url` as
+    that path: quoted, since a checkout in a folder named with ``#`` or ``?`` otherwise lost the
+    rest of its path to the URL's fragment or query (an SQLite file made in a parent folder)."""
+    return f"sqlite:///{quote(str(path))}"
+
+
+DATABASES = {"default": database_from_url(env("DATABASE_URL", sqlite_url(BASE_DIR / "db.sqlite3")))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
