@@ -803,6 +803,22 @@ def test_demo_refuses_a_history_it_cannot_make(db, days):
     assert not User.objects.exists()
 
 
+def test_demo_names_the_photo_file_to_show_the_kiosk(db, monkeypatch):
+    """The demo said to show the camera "the astronaut photo (skimage.data.astronaut, Eileen
+    Collins)": a Python name, no file an operator could open on a phone. It prints the file now."""
+    import cv2
+    from skimage import data
+
+    from recognition.management.commands import demo
+
+    monkeypatch.setattr(demo.Command, "_enroll", lambda self, person: True)   # no models needed
+    out = io.StringIO()
+    call_command("demo", "--history-days", "0", stdout=out)
+    shown = out.getvalue().split("with or without a mask drawn on it: ")[1].splitlines()[0]
+    assert shown == str(demo.demo_photo())
+    assert (cv2.imread(shown)[:, :, ::-1] == data.astronaut()).all()    # the photo enrolled
+
+
 def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_rebuilds):
     assert not User.objects.exists() and not Kiosk.objects.exists()
     out = io.StringIO()

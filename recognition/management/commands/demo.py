@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import secrets
 from datetime import datetime, time, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,6 +37,18 @@ DEMO_PEOPLE = [
     ("DEMO-5", "Mei Lin", "Reception"),
     ("DEMO-6", "Jonas Berg", "Finance"),
 ]
+
+
+def demo_photo() -> Path | None:
+    """The enrolled demo person's photo as a file an operator can open and show a kiosk's camera:
+    scikit-image's own copy of its astronaut photo (the demo said "skimage.data.astronaut", which
+    names no file), or ``None`` where there is none."""
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    path = Path(data.__file__).resolve().parent / "astronaut.png"
+    return path if path.is_file() else None
 
 
 class Command(BaseCommand):
@@ -76,8 +89,10 @@ class Command(BaseCommand):
         out(f"  Kiosk:       open {base}{services.pairing_path(code)} once on the kiosk device (one-time link),")
         out(f"               then it shows {base}/kiosk/")
         if enrolled:
-            out("  Try it:      show the camera the astronaut photo (skimage.data.astronaut, Eileen Collins),")
-            out("               with or without a mask drawn on it.")
+            photo = demo_photo()
+            out("  Try it:      show the kiosk's camera Eileen Collins's photo (on a phone, another screen or paper),")
+            out("               with or without a mask drawn on it: "
+                + (str(photo) if photo else "scikit-image's astronaut photo (skimage.data.astronaut)"))
         out("")
 
     def _admin(self, password: str) -> None:
