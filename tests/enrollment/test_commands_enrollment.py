@@ -390,3 +390,28 @@ def test_a_people_list_may_name_folders_with_spaces(tmp_path):
     with pytest.raises(CommandError, match="2 names of the people list are not folders") as refused:
         person_folders(tmp_path, None, listing)
     assert "line 2: 'A-100;Jane Doe;Sales'" in str(refused.value) and "line 4: 'Zed'" in str(refused.value)
+
+
+def test_a_photo_enrolled_for_someone_else_says_whose(db, tmp_path, monkeypatch):
+    """``enrolled_elsewhere`` said only "already enrolled for another person": with hundreds of
+    folders, the operator could not tell which one held the same file. The summary names the other
+    person's staff id."""
+    import hashlib
+
+    from enrollment import services
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
+    other = services.person_create(actor=None, full_name="Bo Berg", staff_id="B-200")
+    data = b"\xff\xd8\xff same file"
+    FacePhoto.objects.create(person=other, image="faces/b.jpg", sha256=hashlib.sha256(data).hexdigest(),
+                             width=8, height=8)
+    (tmp_path / "Jane_Doe").mkdir()
+    (tmp_path / "Jane_Doe" / "a.jpg").write_bytes(data)
+
+    def photo_add(**kwargs):
+        raise services.PhotoRefused("enrolled_elsewhere")
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    out = run("import_people", str(tmp_path), "--no-rebuild")
+    assert "Jane_Doe/a.jpg: already a photo of B-200" in out, out
