@@ -1,4 +1,5 @@
-"""A site-wide default Content-Security-Policy.
+"""Site-wide default headers: a Content-Security-Policy, and no caching of answers that depend on
+who is logged in.
 
 Every response that does not set its own policy gets :data:`DEFAULT_CSP`: the admin, its login
 page, the attendance pages, the webcam capture page, the Swagger UI at ``/api/docs/`` and error
@@ -13,11 +14,15 @@ progress), see :func:`socket_sources`.
 One exception, in development only: with ``DEBUG`` on, a 500 response (Django's technical error
 page, whose inline script and ``onclick`` handlers fold the traceback) is left without a policy.
 Production settings force ``DEBUG`` off.
+
+An answer to a request from a logged-in session that says nothing about caching is sent
+``private, no-store`` (:class:`PrivateByDefaultMiddleware`).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.cache import patch_cache_control
@@ -54,6 +59,23 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
         if CSP_HEADER in response or (settings.DEBUG and response.status_code == 500):
             return response
         response[CSP_HEADER] = with_sockets(DEFAULT_CSP, request)
+        return response
+
+
+class PrivateByDefaultMiddleware(MiddlewareMixin):
+    """``Cache-Control: private, no-store`` on a response to a logged-in session that says nothing
+    about caching: what it shows may depend on who is logged in (names, photos, a CSRF token), and a
+    shared staff computer's browser must not keep it after the logout. Django's admin pages are
+    ``never_cache`` already, but not its password change pages, and no view outside the admin is
+    unless it says so. Answers to anyone else (the privacy page, ``/healthz``) are left as they are,
+    as is any view's own choice (the API schema's ``max-age``). Whether there is a login is read
+    from the session alone (no query: the session is loaded for every request,
+    :mod:`masknet_site.session_lifetime`)."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        session = getattr(request, "session", None)
+        if session is not None and SESSION_KEY in session and not response.has_header("Cache-Control"):
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 

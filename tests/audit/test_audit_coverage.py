@@ -28,7 +28,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command, get_commands
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, reverse
 from rest_framework.test import APIClient
 
 from api import services as api_services
@@ -41,6 +41,7 @@ from enrollment.services import photos as photo_services
 from recognition import services as recognition
 from recognition.models import CheckIn, Kiosk
 from tests.enrollment.conftest import enqueued, isolated_storage, make_photo, png  # noqa: F401 - fixtures
+from tests.routes import url_patterns
 
 pytestmark = pytest.mark.django_db
 
@@ -372,18 +373,10 @@ API_ELSEWHERE: dict[tuple[str, str], str] = {
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def _walk(patterns, prefix: str = ""):
-    for p in patterns:
-        if isinstance(p, URLResolver):
-            yield from _walk(p.url_patterns, prefix + str(p.pattern))
-        else:
-            yield prefix + str(p.pattern), p
-
-
 def api_writes() -> set[tuple[str, str]]:
     """The API routes' unsafe methods (a viewset's as routed; an APIView's handlers)."""
     found = set()
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in url_patterns():
         if not route.startswith("api/"):
             continue
         actions = getattr(pattern.callback, "actions", None)
@@ -440,7 +433,7 @@ def test_no_other_page_of_the_site_writes(world):
     device.post(recognition.pairing_path(code))
     assert device.cookies.get(KIOSK_COOKIE)
     writes = []
-    for route, pattern in _walk(get_resolver().url_patterns):
+    for route, pattern in url_patterns():
         if route.startswith(("admin/", "api/")) or pattern.name in SITE_WRITES:
             continue
         # a text parameter (a one-time code, a token) gets no value that names a row here, so the
