@@ -26,6 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from masknet_site.admin_csv import SearchNormalised
+from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy
 from recognition.engine.errors import ModelsMissing
 
 from . import recognizer, services
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PERSON_FIELDS = ("full_name", "staff_id", "department", "active", "notes")
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+# the webcam capture page films (this origin only); every other admin page is denied the camera
+CAPTURE_PERMISSIONS_POLICY = permissions_policy("camera")
 # what follows an "active" change, said by the change form and by the list's actions alike
 REACTIVATED = "recognised again once the index is rebuilt (a few seconds)"
 DEACTIVATED = "no longer recognised; the index is being rebuilt"
@@ -661,7 +664,10 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
                    "save_url": reverse("admin:enrollment_person_capture_save", args=[person.pk]),
                    "change_url": reverse("admin:enrollment_person_change", args=[person.pk]),
                    "time_zone": settings.TIME_ZONE}   # the bursts' times, as the staff pages write times
-        return TemplateResponse(request, "admin/enrollment/person/capture.html", context)
+        response = TemplateResponse(request, "admin/enrollment/person/capture.html", context)
+        # the one admin page that films: the camera for this origin (the site's default denies it)
+        response[PERMISSIONS_POLICY_HEADER] = CAPTURE_PERMISSIONS_POLICY
+        return response
 
     def capture_check_view(self, request: HttpRequest, object_id: int) -> JsonResponse:
         """POST one JPEG frame (field ``frame``): is it a good enrollment photo, and if not, why."""

@@ -1,5 +1,5 @@
-"""Site-wide default headers: a Content-Security-Policy, and no caching of answers that depend on
-who is logged in.
+"""Site-wide default headers: a Content-Security-Policy, a Permissions-Policy, and no caching of
+answers that depend on who is logged in.
 
 Every response that does not set its own policy gets :data:`DEFAULT_CSP`: the admin, its login
 page, the attendance pages, the webcam capture page, the Swagger UI at ``/api/docs/`` and error
@@ -14,6 +14,10 @@ progress), see :func:`socket_sources`.
 One exception, in development only: with ``DEBUG`` on, a 500 response (Django's technical error
 page, whose inline script and ``onclick`` handlers fold the traceback) is left without a policy.
 Production settings force ``DEBUG`` off.
+
+The Permissions-Policy (:data:`DEFAULT_PERMISSIONS_POLICY`) denies every page the camera, the
+microphone and the other powerful features none of them uses; the two pages that film set their own
+with :func:`permissions_policy` (the kiosk, the admin's webcam capture page).
 
 An answer to a request from a logged-in session that says nothing about caching is sent
 ``private, no-store`` (:class:`PrivateByDefaultMiddleware`).
@@ -59,6 +63,38 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
         if CSP_HEADER in response or (settings.DEBUG and response.status_code == 500):
             return response
         response[CSP_HEADER] = with_sockets(DEFAULT_CSP, request)
+        return response
+
+
+PERMISSIONS_POLICY_HEADER = "Permissions-Policy"
+# Powerful features no page of the site needs, unless it names them (:func:`permissions_policy`):
+# each a name Chromium knows (tests/test_csp.py asks it). Not listed, as pages use them: autoplay
+# (the muted camera previews), fullscreen, clipboard-write (the admin's copy buttons).
+POLICY_FEATURES = ("accelerometer", "browsing-topics", "camera", "clipboard-read", "display-capture", "geolocation",
+                   "gyroscope", "hid", "idle-detection", "local-fonts", "magnetometer", "microphone", "midi",
+                   "payment", "screen-wake-lock", "serial", "usb", "window-management", "xr-spatial-tracking")
+
+
+def permissions_policy(*allowed: str) -> str:
+    """A ``Permissions-Policy`` value allowing the features ``allowed`` to this origin alone and
+    denying the rest of :data:`POLICY_FEATURES` to everyone: ``permissions_policy("camera")``."""
+    unknown = set(allowed) - set(POLICY_FEATURES)
+    if unknown:
+        raise ValueError(f"not in POLICY_FEATURES: {sorted(unknown)}")
+    return ", ".join(f"{name}=(self)" if name in allowed else f"{name}=()" for name in POLICY_FEATURES)
+
+
+DEFAULT_PERMISSIONS_POLICY = permissions_policy()
+
+
+class PermissionsPolicyMiddleware(MiddlewareMixin):
+    """Sets :data:`DEFAULT_PERMISSIONS_POLICY` on every response without a policy of its own: a
+    script injected into any other page (or a page it frames) cannot turn on the camera or the
+    microphone, even where the browser remembers that the site was allowed them."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if PERMISSIONS_POLICY_HEADER not in response:
+            response[PERMISSIONS_POLICY_HEADER] = DEFAULT_PERMISSIONS_POLICY
         return response
 
 

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit.services import audit_list_export
 from enrollment.models import Person
 from masknet_site.csv_export import csv_response
-from masknet_site.middleware import with_sockets
+from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
 from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
@@ -55,6 +55,8 @@ MAX_ID = 2**63 - 1
 KIOSK_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
              "media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; "
              "base-uri 'none'; form-action 'self'")
+# The kiosk screen films (its own origin only, never a frame) and keeps the screen awake; nothing else.
+KIOSK_PERMISSIONS_POLICY = permissions_policy("camera", "screen-wake-lock")
 
 
 HEALTH_TTL_S = 2.0    # a probe's answer is reused this long: anyone can call it, and each one opens a connection
@@ -126,15 +128,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
 # kiosk
 
 
-def _kiosk_headers(response: HttpResponse, request: HttpRequest | None = None) -> HttpResponse:
+def _kiosk_headers(response: HttpResponse, request: HttpRequest | None = None, *, camera: bool = True) -> HttpResponse:
     """The kiosk pages' headers; with ``request``, its own socket's origin is allowed (this host only:
-    :func:`masknet_site.middleware.socket_sources`). The site's default policy leaves this one as it is."""
+    :func:`masknet_site.middleware.socket_sources`). The site's default policy leaves this one as it is.
+    ``camera``: the page at ``/kiosk/`` may film (:data:`KIOSK_PERMISSIONS_POLICY`); the pairing pages,
+    which never do, keep the site's default Permissions-Policy, which denies it."""
     response["Content-Security-Policy"] = KIOSK_CSP if request is None else with_sockets(KIOSK_CSP, request)
     # the origin alone, even to this site: the pairing page's own URL (its one-time code) went as the
     # Referer of its stylesheet and icon into the proxy's access log (which the pairing path's own
     # "access_log off" does not cover); not no-referrer: browsers then send "Origin: null" and CSRF fails
     response["Referrer-Policy"] = "strict-origin"
-    response["Permissions-Policy"] = "camera=(self), microphone=()"
+    if camera:
+        response[PERMISSIONS_POLICY_HEADER] = KIOSK_PERMISSIONS_POLICY
     return response
 
 
@@ -204,15 +209,15 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
     if request.method == "GET":
         kiosk = Kiosk.objects.for_pairing_code(code)
         if kiosk is None:
-            return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404))
-        return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk}))
+            return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404), camera=False)
+        return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk}), camera=False)
     result = services.kiosk_pair(code=code)
     if result is None:
-        return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404))
+        return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404), camera=False)
     _kiosk, token = result
     response = redirect("kiosk")
     _set_device_cookie(request, response, token)
-    return _kiosk_headers(response)
+    return _kiosk_headers(response, camera=False)
 
 
 @require_GET

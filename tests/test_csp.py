@@ -5,7 +5,9 @@
   keep their own, stricter one; no page of ours needs an inline script or event handler.
 * In a real headless Chromium (as tests/recognition/test_kiosk_e2e.py, whose helpers it uses) against
   a live server: a staff member logs in and opens each page; the browser's console must show no
-  Content Security Policy violation, and the pages' scripts must still work (the camera starts on
+  Content Security Policy violation and no Permissions-Policy refusal, every feature the
+  Permissions-Policy names must be one the browser knows and a page other than the two that film
+  must be refused the camera, and the pages' scripts must still work (the camera starts on
   the capture page, Swagger UI renders and runs an operation, the add form saves).
 """
 
@@ -19,7 +21,7 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseServerError
 from django.test import Client, RequestFactory
 
-from masknet_site.middleware import ContentSecurityPolicyMiddleware
+from masknet_site.middleware import POLICY_FEATURES, ContentSecurityPolicyMiddleware
 from recognition import services
 from recognition.consumers import KIOSK_COOKIE
 from recognition.views import KIOSK_CSP
@@ -216,6 +218,7 @@ def test_no_page_breaks_under_the_policy_in_a_real_browser(browser_available, se
         """Open ``path``; where the page has scripts, wait until they have done their part."""
         visit(path)
         if "/capture/" in path:   # the fake camera plays in the page's <video>
+            assert driver.execute_script("return document.featurePolicy.allowsFeature('camera')")
             until(lambda: driver.execute_script(
                 "const v = document.getElementById('mn-video'); return v.readyState >= 2 && v.videoWidth > 0"),
                 15, "the camera on the capture page")
@@ -267,13 +270,29 @@ def test_no_page_breaks_under_the_policy_in_a_real_browser(browser_available, se
         control = [e["message"] for e in driver.get_log("browser")]
         assert blocked and any("Content Security Policy" in m for m in control), (
             f"an inline script ran or its violation was not logged: is the policy sent? {control}")
+        # the Permissions-Policy: names Chromium knows, none allowed here (the logged-out page)
+        known, allowed = driver.execute_script(
+            "return [document.featurePolicy.features(), document.featurePolicy.allowedFeatures()]")
+        assert set(POLICY_FEATURES) <= set(known), set(POLICY_FEATURES) - set(known)
+        assert not set(POLICY_FEATURES) & set(allowed), set(POLICY_FEATURES) & set(allowed)
+        # a page other than the kiosk and the capture page may not film, even
+        # with the camera granted (the fake UI grants every request); its refusal reaches the log too
+        camera = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "navigator.mediaDevices.getUserMedia({video: true}).then("
+            "  s => { s.getTracks().forEach(t => t.stop()); done('granted'); }, e => done(e.name));")
+        denied = [e["message"] for e in driver.get_log("browser")]
+        assert camera == "NotAllowedError" and any("ermissions policy" in m for m in denied), (camera, denied)
     finally:
         driver.quit()
         server.stop()
 
     for page, lines in console.items():   # shown with -s, or when the test fails
         print(page, *(f"\n    {line[:300]}" for line in lines))
-    violations = {page: [m for m in lines if "Content Security Policy" in m] for page, lines in console.items()}
+    # a CSP violation, or anything the browser says of a Permissions-Policy (a feature it does not
+    # know, a page of ours refused a feature it uses: the capture page's camera, the kiosk's wake lock)
+    violations = {page: [m for m in lines if "Content Security Policy" in m or "ermissions" in m and "olicy" in m]
+                  for page, lines in console.items()}
     violations = {page: lines for page, lines in violations.items() if lines}
     assert not violations, violations
     assert set(staff_pages(world)) <= set(console), sorted(console)

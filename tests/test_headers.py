@@ -9,6 +9,8 @@ are added (:data:`EXTRA_GETS`, :func:`test_personal_data_downloads`). Each answe
 * ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and a CSP with
   ``frame-ancestors 'none'``, ``Cross-Origin-Opener-Policy: same-origin``, and the site's
   ``Referrer-Policy`` (the kiosk pages a stricter one: :data:`STRICT_REFERRER`);
+* a ``Permissions-Policy`` denying the camera, the microphone and the other powerful features,
+  but on the two pages that film (:data:`CAMERA_PAGES`), which allow the camera to this origin;
 * ``Cache-Control: no-store`` on every answer to a staff session and every successful answer to
   anyone else, but the public, data-free ones (:data:`PUBLIC`);
 * on a download, ``Content-Disposition: attachment`` with a filename (photos are shown inline), CSV
@@ -30,9 +32,12 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from api import services as api_services
+from enrollment.admin import CAPTURE_PERMISSIONS_POLICY
 from enrollment.models import IndexVersion
+from masknet_site.middleware import DEFAULT_PERMISSIONS_POLICY, POLICY_FEATURES, permissions_policy
 from recognition import services as recognition
 from recognition.consumers import KIOSK_COOKIE
+from recognition.views import KIOSK_PERMISSIONS_POLICY
 from tests.api.helpers import make_world
 
 # isolated media and index folders; rebuild requests recorded instead of run
@@ -40,6 +45,11 @@ from tests.enrollment.conftest import enqueued, isolated_storage  # noqa: F401
 from tests.routes import url_patterns
 from tests.test_settings import PROD_ENV, manage
 
+# the pages that film, and their own policy: every other page is denied the camera
+CAMERA_PAGES = {
+    "kiosk/": KIOSK_PERMISSIONS_POLICY,                                      # the kiosk screen (also unpaired, 503)
+    "admin/enrollment/person/<int:object_id>/capture/": CAPTURE_PERMISSIONS_POLICY,   # the webcam capture page
+}
 # answers that hold no personal data and that a browser or a proxy may keep (when no staff
 # session asked: a staff session's answers are never stored, whatever the page)
 PUBLIC = {
@@ -123,6 +133,10 @@ def check(route: str, who: str, response, found: dict) -> None:
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"], where
     assert response["Cross-Origin-Opener-Policy"] == "same-origin", where
     assert response["Referrer-Policy"] == ("strict-origin" if route in STRICT_REFERRER else "same-origin"), where
+    policy = response["Permissions-Policy"]
+    assert policy in {DEFAULT_PERMISSIONS_POLICY, CAMERA_PAGES.get(route)}, (where, policy)
+    if policy != DEFAULT_PERMISSIONS_POLICY:
+        found.setdefault("camera", set()).add(route)
     cache = {part.strip() for part in response.get("Cache-Control", "").split(",")}
     stored_ok = route in OWN_CACHING or (route in PUBLIC and who != "staff") \
         or (who != "staff" and response.status_code >= 300)   # a redirect to the login, a refusal: no data
@@ -151,11 +165,37 @@ def test_every_page_of_the_site_sends_its_headers(world):
             check(route, who, client.get(path), found)
             if route in EXTRA_GETS:
                 check(route, who, client.get(path + EXTRA_GETS[route]), found)
-    # the tables name routes that exist
-    assert (PUBLIC | STRICT_REFERRER | set(EXTRA_GETS)) <= set(walked)
+    # the tables name routes that exist, and each camera page did allow the camera
+    assert (set(CAMERA_PAGES) | PUBLIC | STRICT_REFERRER | set(EXTRA_GETS)) <= set(walked)
+    assert found["camera"] == set(CAMERA_PAGES)
     # the walk reached the downloads (a page that became one unnoticed is checked all the same)
     assert {"attendance/export.csv", "attendance/", "admin/recognition/checkin/export.csv",
             "admin/audit/auditevent/export.csv", "api/v1/^checkins/csv$"} <= found["downloads"]
+
+
+@pytest.mark.django_db
+def test_the_camera_pages_answer_with_their_own_policy(world):
+    """The walk accepts either policy on these routes (a redirect to the login gets the default):
+    here, each page itself, and the pairing page that leads to the kiosk keeps the camera denied."""
+    person = world["world"].person.pk
+    capture = world["staff"].get(f"/admin/enrollment/person/{person}/capture/")
+    assert capture.status_code == 200 and capture["Permissions-Policy"] == CAPTURE_PERMISSIONS_POLICY
+    kiosk = world["device"].get("/kiosk/")
+    assert kiosk.status_code == 200 and kiosk["Permissions-Policy"] == KIOSK_PERMISSIONS_POLICY
+    assert "camera=(self)" in kiosk["Permissions-Policy"] and "microphone=()" in kiosk["Permissions-Policy"]
+    assert "screen-wake-lock=(self)" in kiosk["Permissions-Policy"]   # kiosk.js keeps the screen on
+    pairing = Client().get(recognition.pairing_path(world["code"]))
+    assert pairing.status_code == 200 and pairing["Permissions-Policy"] == DEFAULT_PERMISSIONS_POLICY
+    assert world["staff"].get("/admin/")["Permissions-Policy"] == DEFAULT_PERMISSIONS_POLICY
+
+
+def test_the_default_policy_denies_every_powerful_feature():
+    assert "camera=()" in DEFAULT_PERMISSIONS_POLICY and "microphone=()" in DEFAULT_PERMISSIONS_POLICY
+    assert "geolocation=()" in DEFAULT_PERMISSIONS_POLICY and "(self)" not in DEFAULT_PERMISSIONS_POLICY
+    assert DEFAULT_PERMISSIONS_POLICY.count("=()") == len(POLICY_FEATURES)
+    assert permissions_policy("camera") == DEFAULT_PERMISSIONS_POLICY.replace("camera=()", "camera=(self)")
+    with pytest.raises(ValueError):
+        permissions_policy("kamera")
 
 
 @pytest.mark.django_db
@@ -226,6 +266,8 @@ def test_production_headers(tmp_path):
         assert headers["X-Frame-Options"] == "DENY", key
         assert headers["Cross-Origin-Opener-Policy"] == "same-origin", key
         assert headers["Referrer-Policy"] == ("strict-origin" if path.startswith("/kiosk/") else "same-origin"), key
+        assert headers["Permissions-Policy"] == (KIOSK_PERMISSIONS_POLICY if path == "/kiosk/"
+                                                 else DEFAULT_PERMISSIONS_POLICY), key
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], key
     assert "no-store" in answers["https /admin/login/"]["Cache-Control"]
     assert "no-store" in answers["https /kiosk/"]["Cache-Control"]

@@ -158,6 +158,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # a default Content-Security-Policy on every response without one of its own (the kiosk has its own)
     "masknet_site.middleware.ContentSecurityPolicyMiddleware",
+    # no camera, microphone or other powerful feature but on the pages that set their own policy
+    "masknet_site.middleware.PermissionsPolicyMiddleware",
     # an answer to a logged-in session, without a Cache-Control of its own: private, no-store
     "masknet_site.middleware.PrivateByDefaultMiddleware",
     # ?x=%00: a 400, not PostgreSQL's refusal as a 500
