@@ -69,10 +69,11 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
 PERMISSIONS_POLICY_HEADER = "Permissions-Policy"
 # Powerful features no page of the site needs, unless it names them (:func:`permissions_policy`):
 # each a name Chromium knows (tests/test_csp.py asks it). Not listed, as pages use them: autoplay
-# (the muted camera previews), fullscreen, clipboard-write (the admin's copy buttons).
-POLICY_FEATURES = ("accelerometer", "browsing-topics", "camera", "clipboard-read", "display-capture", "geolocation",
-                   "gyroscope", "hid", "idle-detection", "local-fonts", "magnetometer", "microphone", "midi",
-                   "payment", "screen-wake-lock", "serial", "usb", "window-management", "xr-spatial-tracking")
+# (the muted camera previews), fullscreen, the clipboard (the copy buttons write to it; their browser
+# test reads it back, and a page must ask the user before reading it anyway).
+POLICY_FEATURES = ("accelerometer", "browsing-topics", "camera", "display-capture", "geolocation", "gyroscope", "hid",
+                   "idle-detection", "local-fonts", "magnetometer", "microphone", "midi", "payment",
+                   "screen-wake-lock", "serial", "usb", "window-management", "xr-spatial-tracking")
 
 
 def permissions_policy(*allowed: str) -> str:
