@@ -579,6 +579,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if self._recheck_due() and not await self._still_valid():
             await self._revoke()
             return
+        if self._closed:   # replaced by a newer socket of this kiosk (the recheck found it)
+            return
         if (self._index is None and not self._index_stale
                 and time.monotonic() - self._no_index_seen_at > NO_INDEX_RECHECK_S):
             self._index_stale = True   # no index yet: maybe one now, or the first people enrolled
@@ -922,6 +924,11 @@ class KioskConsumer(AsyncWebsocketConsumer):
         kiosk = await database_sync_to_async(Kiosk.objects.for_device_token)(self._token)
         if kiosk is None or kiosk.pk != self.kiosk.pk:
             return False
+        if kiosk.connection_seq > self._connection_seq:
+            # a newer socket of this kiosk opened and its announcement never reached this one (Redis
+            # away, or restarted and this socket not yet back in its groups): the rule still holds
+            await self._close_with({"type": "replaced"}, CLOSE_REPLACED)
+            return True
         before, self.kiosk = self._facts(), kiosk
         if self._facts() != before:   # renamed or moved in the admin: the page shows it now
             await self._send({"type": "kiosk", **self._facts()})

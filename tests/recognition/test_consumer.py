@@ -262,6 +262,33 @@ def test_a_kiosk_revoked_whose_message_was_lost_closes_at_its_next_check_in(engi
     assert not CheckIn.objects.exists()
 
 
+def test_a_newer_socket_whose_announcement_was_lost_replaces_this_one_at_its_recheck(engine_script, paired,
+                                                                                      settings):
+    """A handshake of this kiosk counted on another web node while Redis was away: its
+    ``kiosk.connected`` never arrived, and both sockets stayed open (one per kiosk is the rule).
+    The periodic recheck, which reads the kiosk row anyway, now sees the higher number and closes
+    this socket as replaced, without analysing the frame."""
+    from django.db.models import F
+
+    kiosk, token = paired
+    settings.MASKNET_KIOSK_RECHECK_S = 0
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        seen = len(engine_script.seen)
+        await database_sync_to_async(
+            lambda: type(kiosk).objects.filter(pk=kiosk.pk).update(connection_seq=F("connection_seq") + 1))()
+        await comm.send_to(bytes_data=frame("none"))
+        answer = await comm.receive_json_from(timeout=5)
+        closed = await comm.receive_output(timeout=5)
+        return answer, closed, len(engine_script.seen) - seen
+
+    answer, closed, analysed = run(scenario)
+    assert answer == {"type": "replaced"} and closed == {"type": "websocket.close", "code": 4409}
+    assert analysed == 0
+
+
 def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, paired, person):
     kiosk, token = paired
 
