@@ -96,6 +96,11 @@ def test_create_update_are_validated_and_audited(hr):
     put = hr.put(url, {"full_name": "Ann Bee", "staff_id": "A-1", "department": "Lab", "notes": "n"}, format="json")
     assert put.status_code == 200 and put.json()["notes"] == "n"
     assert hr.put(url, {"department": "Lab"}, format="json").status_code == 400  # PUT needs every field
+    # the optional fields a PUT leaves out keep their values (docs/api.md); "" clears one
+    kept = hr.put(url, {"full_name": "Ann Bee", "staff_id": "A-1"}, format="json").json()
+    assert (kept["department"], kept["notes"]) == ("Lab", "n"), kept
+    cleared = hr.put(url, {"full_name": "Ann Bee", "staff_id": "A-1", "notes": ""}, format="json").json()
+    assert (cleared["department"], cleared["notes"]) == ("Lab", ""), cleared
     assert hr.get("/api/v1/people/999999").json() == {"error": "not_found", "detail": "Not found."}
 
 
