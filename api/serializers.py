@@ -371,3 +371,18 @@ class VerifyAnswerSerializer(serializers.Serializer):
     index_version = serializers.IntegerField()
     quality_ok = serializers.BooleanField(help_text="false: the face failed the quality gate (never a match)")
     quality_reason = serializers.CharField(allow_null=True, help_text="why, e.g. 'too_dark' (null when ok)")
+
+
+def declare_retry_after(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: every ``429`` answer declares its ``Retry-After``
+    header (seconds until the limit lets the caller in again), which the API always sends with it
+    (DRF's throttling) and docs/api.md promises; the schema said nothing of it, so a generated
+    client had no field to read it from."""
+    header = {"Retry-After": {"description": "seconds to wait before the next request",
+                              "schema": {"type": "integer", "minimum": 0}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            throttled = operation.get("responses", {}).get("429") if isinstance(operation, dict) else None
+            if throttled is not None:
+                throttled.setdefault("headers", {}).update(header)
+    return result

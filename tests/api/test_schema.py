@@ -171,3 +171,14 @@ def test_a_change_answers_exactly_one_of_the_shapes_it_declares(client_for):
     assert whole.status_code == version.status_code == 201 and set(version.json()) == {"id", "updated_at"}
     for answer in (whole.json(), version.json()):
         assert [e.message for e in validator.iter_errors(answer)] == []
+
+
+def test_every_throttled_answer_declares_its_retry_after_header(client):
+    """The API sends ``Retry-After`` with every 429 (docs/api.md); the schema now says so, so a
+    client generated from it can read when to try again."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    throttled = [(path, method, op["responses"]["429"]) for path, ops in schema["paths"].items()
+                 for method, op in ops.items() if "429" in op.get("responses", {})]
+    assert len(throttled) > 20
+    for path, method, answer in throttled:
+        assert answer["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
