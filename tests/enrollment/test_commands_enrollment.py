@@ -56,10 +56,12 @@ def test_import_people_then_rebuild(db, engine, people_tree):
     assert "duplicate" not in again and "no_face (1)" in again
 
 
-def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch):
+@pytest.mark.parametrize("stored", [True, False], ids=["stopped-after-storing", "stopped-before-storing"])
+def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch, stored):
     """Ctrl-C (or any failure) half-way: the people and photos added stay, the audit log records
     the interrupted import (a photo stored while it was being embedded counted too: it was not),
-    and the operator is told how to go on, in a line, not a traceback."""
+    and the operator is told how to go on, in a line, not a traceback. The photo stored when it
+    stopped is one of those handled: the notice said "after 1 of 4 photos" with 2 stored."""
     from audit.models import AuditEvent
     from enrollment import services
     from enrollment.management.commands import import_people
@@ -69,6 +71,8 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
 
     def photo_add(**kwargs):
         calls.append(kwargs["filename"])
+        if len(calls) == 2 and not stored:   # stopped before anything of it was stored
+            raise KeyboardInterrupt
         photo = FacePhoto.objects.create(person=kwargs["person"], image=f"faces/x{len(calls)}.jpg",
                                          sha256=str(len(calls)), width=8, height=8, source=FacePhoto.Source.IMPORT)
         if len(calls) == 2:   # stored, and stopped while its templates were made
@@ -79,9 +83,11 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
     err = io.StringIO()
     with pytest.raises(CommandError, match="import interrupted"):
         call_command("import_people", str(people_tree), stdout=io.StringIO(), stderr=err)
-    assert FacePhoto.objects.count() == 2 and Person.objects.exists()
+    n = 2 if stored else 1
+    assert FacePhoto.objects.count() == n and Person.objects.exists()
     event = AuditEvent.objects.get(action="import")
-    assert "interrupted" in event.summary and "2 photos added" in event.summary
+    assert "interrupted" in event.summary and f"{n} photos added" in event.summary
+    assert f"import interrupted after {n} of 4 photos" in err.getvalue(), err.getvalue()
     assert "run it again" in err.getvalue()
 
 

@@ -244,14 +244,16 @@ class Command(BaseCommand):
             known = len(refused.pop("duplicate", []))
             n_refused = sum(len(v) for v in refused.values())
             if not finished:   # first: the audit record below may fail on what stopped the import
+                try:   # a photo stored while it was being embedded when it stopped counts too
+                    stored = FacePhoto.objects.filter(source=FacePhoto.Source.IMPORT, created_at__gte=began).count()
+                except Exception:  # noqa: BLE001 - the database that stopped the import: the count as it stands
+                    stored = added
+                # ... also as a photo handled: the notice said one photo fewer than were (done is
+                # counted once a photo's add returns, and the stop came inside it)
+                done, added = min(total, done + max(0, stored - added)), max(added, stored)
                 self.stderr.write("")   # off the progress bar's line
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
-                try:   # a photo stored while it was being embedded when it stopped counts too
-                    added = max(added, FacePhoto.objects.filter(source=FacePhoto.Source.IMPORT,
-                                                                created_at__gte=began).count())
-                except Exception:  # noqa: BLE001 - the database that stopped the import: the count as it stands
-                    pass
             try:
                 audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
