@@ -308,15 +308,16 @@ def _run_give_up(run: TrainingRun, now: datetime) -> None:
 
 
 def index_rebuild_now(*, on_progress: Callable[[int, str], None] | None = None,
-                      patience_s: float = 30.0) -> TrainingRun | None:
-    """A rebuild started here and now (the commands): like :func:`index_rebuild` with a new run,
+                      patience_s: float = 30.0, actor: object | None = None) -> TrainingRun | None:
+    """A rebuild started here and now (the commands; ``actor``, whom the audit log names for
+    starting it, ``None`` for the system): like :func:`index_rebuild` with a new run,
     waiting up to ``patience_s`` while the runs' rows are only held for a moment (a change joining
     a queued run); raises :class:`RebuildBusy` when another rebuild runs, its own run recorded as
     not started."""
     deadline, run_id = time.monotonic() + patience_s, None
     while True:
         try:
-            return index_rebuild(run_id=run_id, force=True, on_progress=on_progress)
+            return index_rebuild(run_id=run_id, actor=actor, force=True, on_progress=on_progress)
         except RebuildBusy as exc:
             run_id = exc.run_id
             if not exc.locked or time.monotonic() + exc.retry_after > deadline:

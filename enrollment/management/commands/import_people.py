@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -131,6 +132,25 @@ def person_photos(folder: Path, limit: int | None) -> list[Path]:
                   if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file() and _inside(p, folder))[:limit]
 
 
+def actor_named(username: str, *, rebuild: bool) -> object:
+    """The user ``--actor`` names, whom the audit log then records as the one who made the import's
+    changes (without it: "system", as every other command's): an active staff user allowed to make
+    them in the admin (add people and photos; ask for a rebuild unless ``rebuild`` is false), so
+    that the log never names someone for what they could not have done. It attributes the import
+    to them; it is no login (anyone who can run manage.py can name anyone)."""
+    users = get_user_model()
+    user = users._default_manager.filter(**{users.USERNAME_FIELD: users.normalize_username(username)}).first()
+    if user is None or not user.is_active or not user.is_staff:
+        raise CommandError(f"--actor {username!r} is not an active staff user (a username, as the admin's "
+                           "Users list shows it)")
+    needed = ["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.rebuild_index"] if rebuild else [])
+    missing = [perm for perm in needed if not user.has_perm(perm)]
+    if missing:
+        raise CommandError(f"--actor {username!r} may not make the import's changes: the user lacks "
+                           f"{', '.join(missing)} (the Enrollers group has them)")
+    return user
+
+
 class Command(BaseCommand):
     help = ("Import people from DIR (one sub-folder per person, named like Jane_Doe; photos inside), "
             "then rebuild the index.")
@@ -141,6 +161,8 @@ class Command(BaseCommand):
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
         parser.add_argument("--max-photos", type=int, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
+        parser.add_argument("--actor", metavar="USERNAME",
+                            help="the staff user the audit log names for the import's changes (default: system)")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
         after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
         after.add_argument("--wait", action="store_true",
@@ -155,6 +177,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if opts["people_list"] and not opts["people_list"].is_file():
             raise CommandError(f"people list {opts['people_list']} not found")
+        actor = actor_named(opts["actor"], rebuild=not opts["no_rebuild"]) if opts["actor"] is not None else None
         department_max = Person._meta.get_field("department").max_length
         if len(opts["department"]) > department_max:
             raise CommandError(f"--department is longer than {department_max} characters")
@@ -202,7 +225,7 @@ class Command(BaseCommand):
                 staff_id = staff_id_normal(folder.name)   # as person_create stores it
                 person = Person.objects.with_staff_id(staff_id).first()   # unique ignoring letter case
                 if person is None:
-                    person = services.person_create(actor=None, full_name=staff_id.replace("_", " "),
+                    person = services.person_create(actor=actor, full_name=staff_id.replace("_", " "),
                                                     staff_id=staff_id, department=opts["department"])
                     created += 1
                 else:
@@ -220,7 +243,7 @@ class Command(BaseCommand):
                         refused["too_large"].append(_with_reason(shown, "too_large", too_large.message))
                     try:
                         if data is not None:   # (a full or read-only media folder still stops the import)
-                            services.photo_add(person=person, data=data, filename=photo.name, actor=None,
+                            services.photo_add(person=person, data=data, filename=photo.name, actor=actor,
                                                source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
                             added += 1
                     except services.PhotoRefused as exc:
@@ -255,7 +278,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
             try:
-                audit_record(actor=None, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
+                audit_record(actor=actor, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
                                      f"created, {added} photos added, {n_refused} refused")
             except Exception as exc:  # noqa: BLE001 - the database that stopped the import: not recorded
@@ -292,7 +315,7 @@ class Command(BaseCommand):
                               + self._some([_shown(o) for o in others], opts["verbosity"]))
         self._refusals(refused, opts["verbosity"])
         if not opts["no_rebuild"]:
-            self._rebuild(opts["wait"])
+            self._rebuild(opts["wait"], actor)
 
     @staticmethod
     def _some(names: list[str], verbosity: int) -> str:
@@ -314,12 +337,12 @@ class Command(BaseCommand):
             if more:
                 self.stdout.write(f"   {more}")
 
-    def _rebuild(self, wait: bool) -> None:
+    def _rebuild(self, wait: bool, actor: object | None) -> None:
         if settings.MASKNET_TASK_RUNNER == "celery" and not wait:
             with transaction.atomic():
-                run = services.index_rebuild_request(actor=None, reason="import_people", force=True)
+                run = services.index_rebuild_request(actor=actor, reason="import_people", force=True)
             self.stdout.write(f"index rebuild queued for the Celery workers (training run #{run.pk})")
             return
         from .rebuild_index import rebuild_foreground
 
-        rebuild_foreground(self.stdout)
+        rebuild_foreground(self.stdout, actor=actor)

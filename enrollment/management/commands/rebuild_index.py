@@ -10,12 +10,13 @@ from enrollment import services
 from recognition.management.commands._common import ProgressBar
 
 
-def rebuild_foreground(stdout: OutputWrapper) -> None:
-    """Run a rebuild here and now, with a progress bar, and print its summary."""
+def rebuild_foreground(stdout: OutputWrapper, actor: object | None = None) -> None:
+    """Run a rebuild here and now, with a progress bar, and print its summary; ``actor``: whom the
+    audit log names for starting it (``None``: the system)."""
     bar = ProgressBar("rebuild")
     try:
         # a run made for this command that never starts is recorded so, not left queued for good
-        run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100))
+        run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100), actor=actor)
     except services.RebuildBusy as exc:
         raise CommandError(str(exc)) from exc
     except KeyboardInterrupt:
