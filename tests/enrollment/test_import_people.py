@@ -87,3 +87,165 @@ def test_an_actor_who_may_not_rebuild_may_import_without_a_rebuild(tmp_path, db)
         run(tmp_path, "--actor", "hr")
     run(tmp_path, "--actor", "hr", "--no-rebuild")
     assert AuditEvent.objects.get(action="import").actor == "hr"
+
+
+def folders(root, *names: str):
+    """Person folders under ``root``, one photo-less file each (nothing to embed: no models needed)."""
+    for name in names:
+        (root / name).mkdir(parents=True)
+    return root
+
+
+def test_a_people_csv_gives_each_folders_person_their_details(tmp_path, db):
+    """HR's spreadsheet (staff id, full name, department) gives each folder's person: the import
+    took the staff id and name from the folder's name alone. As Excel writes it where the decimal
+    mark is a comma: a byte-order mark, ``;`` separators, CRLF, its own headings."""
+    root = folders(tmp_path / "photos", "Jane_Doe", "Bo Li", "Zoe\u0308", "Left_Out")
+    sheet = root / "staff.csv"   # kept with the folders: not a file "not imported"
+    sheet.write_bytes("\ufeffFolder;Staff ID;Full name;Department\r\n"
+                      "Jane_Doe;A-100;Jane Doe-Smith;Sales\r\n"
+                      "bo li ;B-200;Bo Li;\r\n"
+                      "Zo\u00eb;Z-300;Zoë Ångström;R&D\r\n"
+                      ";;;\r\n".encode())
+    out = run(root, "--people-csv", sheet, "--no-rebuild", "--department", "Unassigned")
+    people = {p.staff_id: (p.full_name, p.department) for p in Person.objects.all()}
+    # an empty department is --department's; a folder named otherwise (letter case, spaces, a Mac's
+    # NFD) is found when it is one folder's
+    assert people == {"A-100": ("Jane Doe-Smith", "Sales"), "B-200": ("Bo Li", "Unassigned"),
+                      "Z-300": ("Zoë Ångström", "R&D")}, people
+    assert "importing 3 people, 0 photos" in out
+    assert "1 folders of" in out and "no usable row in the people CSV, not imported: Left_Out" in out, out
+    assert "left out" not in out.replace("not imported: Left_Out", "") and "directly in" not in out, out
+    event = AuditEvent.objects.get(action="import")
+    assert event.summary.endswith("3 people created, 0 photos added, 0 refused; details from a people CSV, "
+                                  "0 of its rows left out"), event.summary
+
+
+@pytest.mark.parametrize("sheet", ["sep=,\nfolder,staff_id,full_name\nJane_Doe,A-100,Jane Doe\n",
+                                   "folder\tstaff_id\tfull_name\nJane_Doe\tA-100\tJane Doe\n",
+                                   'full_name,folder,staff_id,notes\n"Doe, Jane",Jane_Doe,A-100,x\n'],
+                         ids=["excel-sep-line", "tab", "quoted-comma-other-order"])
+def test_a_people_csv_may_be_written_as_spreadsheets_write_it(tmp_path, db, sheet):
+    root = folders(tmp_path / "photos", "Jane_Doe")
+    (tmp_path / "staff.csv").write_text(sheet, encoding="utf-8")
+    out = run(root, "--people-csv", tmp_path / "staff.csv", "--no-rebuild")
+    assert Person.objects.get().staff_id == "A-100" and "left out" not in out, out
+
+
+def test_each_bad_row_of_a_people_csv_is_said_and_the_others_imported(tmp_path, db):
+    """A bad row leaves out its own folder, with its line and what is wrong: nothing else is lost."""
+    root = folders(tmp_path / "photos", *"ABCDEFGHIJ", "Good")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_bytes(b"folder,staff_id,full_name,department\n"
+                      b"Good,G-1,Gita Good,Ops\n"             # 2
+                      b"Nowhere,N-1,No Folder,\n"            # 3: no such folder
+                      b"../photos,N-2,Outside,\n"            # 4: not a folder of DIR
+                      b"A,D-1,Ann Twin,\n"                   # 5: one staff id, two rows
+                      b"B,d-1,Ben Twin,\n"                   # 6
+                      b"C,,Cy No Id,\n"                      # 7: a value missing
+                      b"D,D-4\n"                             # 8: a short row
+                      b"E,E-5,Doe, Jane,Sales\n"             # 9: a comma inside an unquoted value
+                      b"F,F-6,Fran\xe7ois Latin,\n"          # 10: not UTF-8 (Excel's "CSV", cp1252)
+                      b"G," + b"X" * 65 + b",Long Id,\n"     # 11: staff id over 64 characters
+                      b"H,H-8,Hal,\n"                        # 12: one folder, two rows
+                      b"h,H-9,Hal Again,\n")                 # 13
+    out = run(root, "--people-csv", sheet, "--no-rebuild", verbosity=2)
+    assert Person.objects.get().staff_id == "G-1"
+    for said in (f"line 3: no folder 'Nowhere' in {root}", f"line 4: no folder '../photos' in {root}",
+                 "line 5: staff id 'D-1' is also on line 6 (none of them is imported)",
+                 "line 6: staff id 'd-1' is also on line 5",
+                 "line 7: no staff_id", "line 8: no full_name (2 values, where the first line names 4 columns)",
+                 "line 9: 5 values, where the first line names 4 columns (a value holding the separator ',' "
+                 "needs quotes around it)",
+                 "line 10: not UTF-8 text ('F,F-6,Fran\\xe7ois Latin,'): save the file as \"CSV UTF-8\"",
+                 "line 11: staff id longer than 64 characters",
+                 "line 12: folder 'H' is also on line 13", "line 13: folder 'H' is also on line 12"):
+        assert said in out, (said, out)
+    assert "11 rows of the people CSV" in out and "left out (the others are read)" in out
+    assert "10 folders of" in out, out
+    assert "11 rows of the people CSV were left out, their folders not imported" in out
+    # five of them without -v 2
+    short = run(root, "--people-csv", sheet, "--no-rebuild")
+    assert "line 7:" in short and "line 8:" not in short and "(+6 more; -v 2 lists all)" in short, short
+
+
+def test_a_people_csv_that_cannot_be_read_stops_before_anything(tmp_path, db, monkeypatch):
+    root = folders(tmp_path / "photos", "Jane_Doe")
+    sheet = tmp_path / "staff.csv"
+    cases = {
+        "folder,name\nJane_Doe,Jane Doe\n": "it has no staff_id, full_name (it is 'folder,name')",
+        "folder,staff_id,full_name,staff_id\n": "it has staff_id twice",
+        "folder,staff_id,full_name\nJane_Doe,A-1,Jane\n".encode("utf-16"): "UTF-16 text",
+        "folder,staff_id,full_name\nJane_Doe,A-1," + "J" * 200_000 + "\n": "line 2: field larger than field limit",
+    }
+    for text, said in cases.items():
+        sheet.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(CommandError, match="people CSV") as refused:
+            run(root, "--people-csv", sheet, "--no-rebuild")
+        assert said in str(refused.value), (said, str(refused.value))
+    monkeypatch.setattr(import_people, "PEOPLE_CSV_MAX_BYTES", 1000)
+    sheet.write_text("folder,staff_id,full_name\n" + "Jane_Doe,A-1,Jane\n" * 100)
+    with pytest.raises(CommandError, match="is 1,826 bytes; at most 1,000 bytes: split it"):
+        run(root, "--people-csv", sheet, "--no-rebuild")
+    with pytest.raises(CommandError, match="people CSV .*missing.csv not found"):
+        run(root, "--people-csv", tmp_path / "missing.csv", "--no-rebuild")
+    sheet.write_text("folder,staff_id,full_name\nNowhere,A-1,Jane\n")
+    with pytest.raises(CommandError, match="no folder of .* has a usable row in the people CSV"):
+        run(root, "--people-csv", sheet, "--no-rebuild")
+    assert not Person.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_a_people_csv_with_a_people_list_and_limit(tmp_path, db):
+    """The list chooses the folders and their order, the CSV their people; ``--limit`` counts the
+    folders imported, those without a row not among them."""
+    root = folders(tmp_path / "photos", "A", "B", "C", "D")
+    (tmp_path / "list.txt").write_text("D\nB\nC\nA\n")
+    (tmp_path / "staff.csv").write_text("folder,staff_id,full_name\nA,1,Ann\nC,3,Cy\nD,4,Di\n")
+    out = run(root, "--people-csv", tmp_path / "staff.csv", "--people-list", tmp_path / "list.txt",
+              "--no-rebuild", limit=2)
+    assert set(Person.objects.values_list("staff_id", flat=True)) == {"4", "3"}
+    assert "no usable row in the people CSV, not imported: B" in out
+
+
+def test_a_reimport_with_changed_details_changes_nobody_unless_asked(tmp_path, enroller, roles):
+    """Existing people were never updated, and a re-import with HR's new details said nothing of
+    them. By default they stay as they are (the admin may have corrected what the spreadsheet still
+    says) and the import names them; ``--update-existing`` changes their name and department, each
+    change audited as the import's other changes are."""
+    jane = services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100", department="Sales")
+    bo = services.person_create(actor=None, full_name="Bo Li", staff_id="B-200", department="Ops")
+    root = folders(tmp_path / "photos", "Jane_Doe", "Bo_Li")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name,department\nJane_Doe,a-100,Jane Smith,Marketing\n"
+                     "Bo_Li,B-200,Bo Li,\n")
+    out = run(root, "--people-csv", sheet, "--no-rebuild")
+    jane.refresh_from_db()
+    assert (jane.full_name, jane.department) == ("Jane Doe", "Sales")
+    assert ("1 people already there have other details in the people CSV, left as they are (--update-existing "
+            "changes them): A-100 (full_name, department)") in out, out
+    assert "people: 0 created, 2 already there" in out
+
+    out = run(root, "--people-csv", sheet, "--no-rebuild", "--update-existing", "--actor", "enroller")
+    jane.refresh_from_db()
+    bo.refresh_from_db()
+    assert (jane.full_name, jane.department) == ("Jane Smith", "Marketing")
+    assert (bo.full_name, bo.department) == ("Bo Li", "Ops")   # an empty department changes nothing
+    assert "1 people already there updated from the people CSV: A-100 (full_name, department)" in out, out
+    change = AuditEvent.objects.for_object("enrollment.person", jane.pk).get(action="update")
+    assert change.actor == "enroller" and change.summary == f"updated person #{jane.pk}: full_name, department"
+    assert "1 people updated" in AuditEvent.objects.filter(action="import").first().summary
+    assert not AuditEvent.objects.for_object("enrollment.person", bo.pk).filter(action="update").exists()
+
+
+def test_update_existing_needs_a_people_csv_and_an_actor_who_may_change_people(tmp_path, db):
+    from django.contrib.auth.models import Permission
+
+    root = folders(tmp_path / "photos", "Jane_Doe")
+    with pytest.raises(CommandError, match="--update-existing takes the new details from a --people-csv"):
+        run(root, "--update-existing", "--no-rebuild")
+    user = User.objects.create_user("hr", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["add_person", "add_facephoto"]))
+    (tmp_path / "staff.csv").write_text("folder,staff_id,full_name\nJane_Doe,A-1,Jane\n")
+    with pytest.raises(CommandError, match="lacks enrollment.change_person"):
+        run(root, "--people-csv", tmp_path / "staff.csv", "--update-existing", "--actor", "hr", "--no-rebuild")
+    assert not Person.objects.exists()

@@ -1,11 +1,15 @@
-"""``manage.py import_people DIR``: one folder per person (the name from the folder), photos inside."""
+"""``manage.py import_people DIR``: one folder per person (the name from the folder, or from a row of
+a people CSV), photos inside."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +22,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
+from enrollment.services import amount
 from enrollment.text import name_normal, staff_id_normal
 from recognition.engine.install import models_ready
 from recognition.management.commands._common import ProgressBar, people_file_lines
@@ -40,6 +45,8 @@ def _shown(path: object) -> str:
 
 
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
+FULL_NAME_MAX = Person._meta.get_field("full_name").max_length
+DEPARTMENT_MAX = Person._meta.get_field("department").max_length
 
 
 def _with_reason(path: str, code: str, message: str) -> str:
@@ -104,6 +111,162 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
     return folders[:limit] if limit else folders
 
 
+# A people CSV: HR's spreadsheet of the people whose photo folders DIR holds (docs/enrollment.md).
+PEOPLE_CSV_COLUMNS = ("folder", "staff_id", "full_name", "department")   # the last one may be left out
+PEOPLE_CSV_MAX_BYTES = 10 * 2**20   # a site's staff list is far less (100 bytes a row: 100,000 rows)
+
+
+@dataclass(frozen=True)
+class Given:
+    """A person's details as a row of the people CSV gives them, stored forms (:mod:`enrollment.text`);
+    ``department`` is "" when the row has none."""
+
+    line: int
+    staff_id: str
+    full_name: str
+    department: str
+
+    def differences(self, person: Person) -> list[str]:
+        """The fields this row gives that ``person`` has otherwise (a department left empty gives none)."""
+        return [name for name in ("full_name", "department")
+                if getattr(self, name) and getattr(person, name) != getattr(self, name)]
+
+
+@dataclass
+class _Row:
+    line: int
+    folder: str | None = None   # the folder of DIR it names, found
+    given: Given | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _column(heading: str) -> str:
+    """A heading of the people CSV as a column's name: "Staff ID", "staff-id" and "staff_id" are one."""
+    return "_".join(name_normal(heading).casefold().replace("-", " ").replace("_", " ").split())
+
+
+def _delimiter(first: str) -> str:
+    """Of a comma, a semicolon (Excel where the decimal mark is a comma writes that) and a tab, the
+    separator that splits the first line ``first`` into most of the columns named."""
+    def named(delimiter: str) -> int:
+        return len({_column(c) for c in next(csv.reader([first], delimiter=delimiter), [])} & set(PEOPLE_CSV_COLUMNS))
+    return max((",", ";", "\t"), key=named)
+
+
+def _folder_named(text: str, names: set[str], keys: dict[str, list[str]]) -> str | None:
+    """The folder of DIR that a row's ``folder`` names: by its name, else by its name as a staff id
+    is compared (a Mac's NFD folder name typed in NFC, spaces at the ends, letter case), when that
+    is one folder's."""
+    if text in names:
+        return text
+    found = keys.get(staff_id_normal(text).casefold(), [])
+    return found[0] if len(found) == 1 else None
+
+
+def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
+    """The people CSV ``path``: each folder of ``root`` it names with the details its row gives, and
+    what is wrong with each row left out ("line 4: no staff_id"). A row is left out, the others
+    kept, when it lacks a value, names no folder of ``root`` (``..``, a link or a typo), has more
+    values than columns (a comma inside an unquoted name), a staff id, name or department that
+    cannot be stored, text that is not UTF-8, or shares its staff id or folder with another row
+    (which of them is right is not known: none). Read as UTF-8, a byte-order mark (Excel's "CSV
+    UTF-8") skipped, comma-, semicolon- or tab-separated (Excel's ``sep=;`` first line taken).
+    Raises ``CommandError`` for a file that cannot be read as one: too large, UTF-16, a first line
+    without the columns."""
+    try:
+        if path.stat().st_size > PEOPLE_CSV_MAX_BYTES:
+            raise CommandError(f"people CSV {path} is {amount(path.stat().st_size, 'bytes')}; at most "
+                               f"{amount(PEOPLE_CSV_MAX_BYTES, 'bytes')}: split it, one import per part")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read the people CSV {path}: {exc.strerror or exc}") from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CommandError(f"people CSV {path} is UTF-16 text (Excel's \"Unicode Text\"): save it as \"CSV UTF-8\"")
+    # undecodable bytes kept as lone surrogates: the rows holding them are refused, not the file
+    text = raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    first = text.split("\n", 1)[0].rstrip("\r")
+    skipped = 0
+    if len(first) == 5 and first.lower().startswith("sep="):   # Excel's way of naming the separator
+        delimiter, text, skipped = first[4], text.split("\n", 1)[1] if "\n" in text else "", 1
+        first = text.split("\n", 1)[0].rstrip("\r")
+    else:
+        delimiter = _delimiter(first)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [_column(c) for c in next(reader, [])]
+    missing = [c for c in PEOPLE_CSV_COLUMNS[:3] if c not in header]
+    twice = sorted({c for c in header if c in PEOPLE_CSV_COLUMNS and header.count(c) > 1})
+    if missing or twice:
+        raise CommandError(f"people CSV {path}: its first line should name the columns folder, staff_id and "
+                           "full_name, and perhaps department, separated by commas or semicolons; "
+                           + (f"it has no {', '.join(missing)}" if missing else f"it has {', '.join(twice)} twice")
+                           + f" (it is {_shown(first[:200])!r})")
+    at = {c: header.index(c) for c in PEOPLE_CSV_COLUMNS if c in header}
+    names = {p.name for p in root.iterdir() if p.is_dir() and _inside(p, root)}
+    keys: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        keys[staff_id_normal(name).casefold()].append(name)
+    rows: list[_Row] = []
+    try:
+        while True:
+            line = reader.line_num + 1 + skipped   # where the row begins (a quoted value may hold line breaks)
+            if (row := next(reader, None)) is None:
+                break
+            if not any(c.strip() for c in row):   # blank, or a spreadsheet's empty row (";;;")
+                continue
+            read = _row(line, row, header, at, delimiter, (names, keys), root)
+            if reader.line_num + skipped > line:
+                read.problems.insert(0, f"a value runs on to line {reader.line_num + skipped} (a quote left open? "
+                                        "the lines up to there are read as this row)")
+            rows.append(read)
+    except csv.Error as exc:   # a value over the csv module's limit (128 KiB): no people CSV
+        raise CommandError(f"people CSV {path}, line {reader.line_num + skipped}: {exc}; nothing was imported") from exc
+    for what, key in (("staff id", lambda r: r.given.staff_id.lower()), ("folder", lambda r: r.folder)):
+        lines: dict[str, list[int]] = defaultdict(list)
+        for r in rows:
+            if r.given and r.folder:
+                lines[key(r)].append(r.line)
+        for r in rows:
+            others = [str(n) for n in lines.get(key(r), []) if n != r.line] if r.given and r.folder else []
+            if others:
+                shown = r.given.staff_id if what == "staff id" else r.folder
+                r.problems.append(f"{what} {shown!r} is also on line{'s' if len(others) > 1 else ''} "
+                                  f"{', '.join(others)} (none of them is imported)")
+    given = {r.folder: r.given for r in rows if not r.problems}
+    return given, [f"line {r.line}: {'; '.join(r.problems)}" for r in rows if r.problems]
+
+
+def _row(line: int, row: list[str], header: list[str], at: dict[str, int], delimiter: str,
+         folders: tuple[set[str], dict[str, list[str]]], root: Path) -> _Row:
+    """One row of the people CSV, read (:func:`people_csv`)."""
+    read = _Row(line)
+    if not all(_encodable(c) for c in row):
+        read.problems.append(f"not UTF-8 text ('{_shown(delimiter.join(row))}'): save the file as \"CSV UTF-8\"")
+        return read
+    if any(c.strip() for c in row[len(header):]):
+        read.problems.append(f"{len(row)} values, where the first line names {len(header)} columns (a value "
+                             f"holding the separator {delimiter!r} needs quotes around it)")
+    value = {c: row[i] if i < len(row) else "" for c, i in at.items()}
+    folder, staff_id = value["folder"].strip(), staff_id_normal(value["staff_id"])
+    full_name, department = name_normal(value["full_name"]), name_normal(value.get("department", ""))
+    empty = [c for c, v in (("folder", folder), ("staff_id", staff_id), ("full_name", full_name)) if not v]
+    if empty:
+        read.problems.append(f"no {', '.join(empty)}" + (f" ({len(row)} values, where the first line names "
+                                                         f"{len(header)} columns)" if len(row) < len(header) else ""))
+    if folder:
+        read.folder = _folder_named(folder, *folders)
+        if read.folder is None:
+            read.problems.append(f"no folder {folder!r} in {_shown(root)}")
+    for what, text, most in (("staff id", staff_id, STAFF_ID_MAX), ("full name", full_name, FULL_NAME_MAX),
+                             ("department", department, DEPARTMENT_MAX)):
+        if len(text) > most:
+            read.problems.append(f"{what} longer than {most} characters")
+    if staff_id and not staff_id.isprintable():
+        read.problems.append(f"staff id {staff_id!r} has characters that are not printable")
+    if staff_id and full_name:
+        read.given = Given(line, staff_id, full_name, department)
+    return read
+
+
 def other_files(folder: Path) -> list[Path]:
     """The files of a person's folder that are not taken as photos by their name (HEIC, GIF, BMP…;
     hidden files and links left out): said, not skipped silently."""
@@ -132,10 +295,11 @@ def person_photos(folder: Path, limit: int | None) -> list[Path]:
                   if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file() and _inside(p, folder))[:limit]
 
 
-def actor_named(username: str, *, rebuild: bool) -> object:
+def actor_named(username: str, *, rebuild: bool, update: bool = False) -> object:
     """The user ``--actor`` names, whom the audit log then records as the one who made the import's
     changes (without it: "system", as every other command's): an active staff user allowed to make
-    them in the admin (add people and photos; ask for a rebuild unless ``rebuild`` is false), so
+    them in the admin (add people and photos; change people with ``update``; ask for a rebuild unless
+    ``rebuild`` is false), so
     that the log never names someone for what they could not have done. It attributes the import
     to them; it is no login (anyone who can run manage.py can name anyone)."""
     users = get_user_model()
@@ -143,7 +307,8 @@ def actor_named(username: str, *, rebuild: bool) -> object:
     if user is None or not user.is_active or not user.is_staff:
         raise CommandError(f"--actor {username!r} is not an active staff user (a username, as the admin's "
                            "Users list shows it)")
-    needed = ["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.rebuild_index"] if rebuild else [])
+    needed = (["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.change_person"] if update else [])
+              + (["enrollment.rebuild_index"] if rebuild else []))
     missing = [perm for perm in needed if not user.has_perm(perm)]
     if missing:
         raise CommandError(f"--actor {username!r} may not make the import's changes: the user lacks "
@@ -161,6 +326,12 @@ class Command(BaseCommand):
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
         parser.add_argument("--max-photos", type=int, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
+        parser.add_argument("--people-csv", type=Path, metavar="FILE",
+                            help="each folder's person from a CSV (UTF-8, a first line naming its columns folder, "
+                                 "staff_id, full_name and perhaps department) instead of the folder's name")
+        parser.add_argument("--update-existing", action="store_true",
+                            help="with --people-csv: change the full name and department of people already there "
+                                 "to the CSV's (by default they are left as they are, and said)")
         parser.add_argument("--actor", metavar="USERNAME",
                             help="the staff user the audit log names for the import's changes (default: system)")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
@@ -177,11 +348,27 @@ class Command(BaseCommand):
                 raise CommandError(f"--{key.replace('_', '-')} must be at least 1")
         if opts["people_list"] and not opts["people_list"].is_file():
             raise CommandError(f"people list {opts['people_list']} not found")
-        actor = actor_named(opts["actor"], rebuild=not opts["no_rebuild"]) if opts["actor"] is not None else None
-        department_max = Person._meta.get_field("department").max_length
-        if len(opts["department"]) > department_max:
-            raise CommandError(f"--department is longer than {department_max} characters")
-        folders = person_folders(root, opts["limit"], opts["people_list"])
+        people_csv_path: Path | None = opts["people_csv"]
+        if people_csv_path is not None and not people_csv_path.is_file():
+            raise CommandError(f"people CSV {people_csv_path} not found")
+        if opts["update_existing"] and people_csv_path is None:
+            raise CommandError("--update-existing takes the new details from a --people-csv: give one")
+        actor = (actor_named(opts["actor"], rebuild=not opts["no_rebuild"], update=opts["update_existing"])
+                 if opts["actor"] is not None else None)
+        if len(opts["department"]) > DEPARTMENT_MAX:
+            raise CommandError(f"--department is longer than {DEPARTMENT_MAX} characters")
+        given: dict[str, Given] | None = None   # each folder's row of the people CSV
+        bad_rows: list[str] = []
+        if people_csv_path is None:
+            folders = person_folders(root, opts["limit"], opts["people_list"])
+        else:   # read whole before anything is imported; a bad row leaves out its folder alone
+            given, bad_rows = people_csv(people_csv_path, root)
+            chosen = person_folders(root, None, opts["people_list"])
+            folders = [f for f in chosen if f.name in given][:opts["limit"]]
+            self._people_csv_said(people_csv_path, root, bad_rows, [f.name for f in chosen if f.name not in given],
+                                  opts["verbosity"])
+        if not folders and given is not None:
+            raise CommandError(f"no folder of {root} has a usable row in the people CSV {people_csv_path}")
         if not folders:   # a person's own folder given, or an empty one: nothing imported, said as such
             raise CommandError(f"no person folders in {root}: it should hold one folder per person, "
                                "DIR/<Person_Name>/*.jpg")
@@ -189,8 +376,9 @@ class Command(BaseCommand):
         # Mac names folders NFD; no zero-width spaces): one too long would be cut, and two such folders
         # merged into one person (the wrong identity); a name with nothing in it (or underscores
         # alone: no full name) has no staff id, and one that is not text (bytes of another encoding)
-        # cannot be stored
-        unusable = [f for f in folders if not _encodable(f.name) or not name_normal(f.name.replace("_", " "))
+        # cannot be stored (with a people CSV, the staff ids are its rows', checked as it was read)
+        named = folders if given is None else []
+        unusable = [f for f in named if not _encodable(f.name) or not name_normal(f.name.replace("_", " "))
                     or len(staff_id_normal(f.name)) > STAFF_ID_MAX or not staff_id_normal(f.name).isprintable()]
         if unusable:
             raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
@@ -199,7 +387,7 @@ class Command(BaseCommand):
         # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B ", "Zoë" typed
         # on a Mac and elsewhere): their photos would go to one person, two people's faces under one identity
         same: dict[str, list[str]] = defaultdict(list)
-        for f in folders:
+        for f in named:
             same[staff_id_normal(f.name).lower()].append(f.name)
         clashes = [names for names in same.values() if len(names) > 1]
         if clashes:
@@ -214,6 +402,8 @@ class Command(BaseCommand):
                                "run `python manage.py install_models` first")
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
         created = existing = added = 0
+        updated: list[str] = []   # people already there given the CSV's details (--update-existing)
+        differing: list[str] = []   # ... whose CSV details differ, left as they are (without it)
         without: list[str] = []   # people with no accepted photo (not in the index)
         inactive: list[str] = []  # people already there, deactivated, with photos (not in the index either)
         refused: dict[str, list[str]] = defaultdict(list)
@@ -222,14 +412,28 @@ class Command(BaseCommand):
         finished = interrupted = False
         try:
             for folder, photos in plan:
-                staff_id = staff_id_normal(folder.name)   # as person_create stores it
+                row = given[folder.name] if given is not None else None
+                staff_id = row.staff_id if row else staff_id_normal(folder.name)   # as person_create stores it
                 person = Person.objects.with_staff_id(staff_id).first()   # unique ignoring letter case
                 if person is None:
-                    person = services.person_create(actor=actor, full_name=staff_id.replace("_", " "),
-                                                    staff_id=staff_id, department=opts["department"])
+                    person = services.person_create(
+                        actor=actor, full_name=row.full_name if row else staff_id.replace("_", " "),
+                        staff_id=staff_id, department=(row.department if row else "") or opts["department"])
                     created += 1
                 else:
                     existing += 1
+                    # a re-import of changed details: said, and made only when asked for (the admin
+                    # or the API may have corrected what HR's old spreadsheet still says)
+                    changes = row.differences(person) if row else []
+                    if changes and opts["update_existing"]:
+                        try:
+                            services.person_update(person=person, actor=actor,
+                                                   **{name: getattr(row, name) for name in changes})
+                        except Person.DoesNotExist as exc:   # erased by an administrator during the import
+                            raise CommandError(f"{staff_id} was erased during the import") from exc
+                        updated.append(f"{person.staff_id} ({', '.join(changes)})")
+                    elif changes:
+                        differing.append(f"{person.staff_id} ({', '.join(changes)})")
                 for photo in photos:
                     shown = str(photo.relative_to(root))
                     try:
@@ -280,7 +484,10 @@ class Command(BaseCommand):
             try:
                 audit_record(actor=actor, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
-                                     f"created, {added} photos added, {n_refused} refused")
+                                     f"created, {added} photos added, {n_refused} refused"
+                                     + (f", {len(updated)} people updated" if updated else "")
+                                     + (f"; details from a people CSV, {len(bad_rows)} of its rows left out"
+                                        if given is not None else ""))
             except Exception as exc:  # noqa: BLE001 - the database that stopped the import: not recorded
                 self.stderr.write(f"the import could not be recorded in the audit log: {exc}")
                 if finished:
@@ -291,31 +498,46 @@ class Command(BaseCommand):
         self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
                           + (f"{known} already enrolled, " if known else "")
                           + f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
-        if without:
-            self.stdout.write(f"{len(without)} people have no accepted photo yet (they are not in the index): "
-                              + self._some([_shown(n) for n in without], opts["verbosity"]))
-        if inactive:
-            self.stdout.write(f"{len(inactive)} people already there are deactivated: their photos are not in the "
-                              "index until they are made active again: "
-                              + self._some([_shown(n) for n in inactive], opts["verbosity"]))
-        linked = [str(p.relative_to(root)) for p in links(root, folders, not opts["people_list"])]
-        if linked:
-            self.stdout.write(f"{len(linked)} symbolic links not imported (only the folders and files of {root} "
-                              "itself are read; copy the photos in): "
-                              + self._some([_shown(p) for p in linked], opts["verbosity"]))
-        loose = [] if opts["people_list"] else [p.name for p in loose_files(root)]
-        if loose:
-            self.stdout.write(f"{len(loose)} files directly in {root} not imported (each person's photos go in "
-                              "a folder of their own, DIR/<Person_Name>/): "
-                              + self._some([_shown(n) for n in loose], opts["verbosity"]))
-        others = [str(f.relative_to(root)) for f, _ in plan for f in other_files(f)]
-        if others:
-            self.stdout.write(f"{len(others)} files not imported, not named as JPEG, PNG or WebP (.jpg, .jpeg, "
-                              ".png, .webp; convert HEIC, GIF or BMP photos first): "
-                              + self._some([_shown(o) for o in others], opts["verbosity"]))
+        verbosity = opts["verbosity"]
+        self._listed(updated, "people already there updated from the people CSV", verbosity)
+        self._listed(differing, "people already there have other details in the people CSV, left as they are "
+                                "(--update-existing changes them)", verbosity)
+        if bad_rows:
+            self.stdout.write(f"{len(bad_rows)} rows of the people CSV were left out, their folders not imported "
+                              "(listed before the import)")
+        self._listed(without, "people have no accepted photo yet (they are not in the index)", verbosity)
+        self._listed(inactive, "people already there are deactivated: their photos are not in the index until "
+                               "they are made active again", verbosity)
+        self._listed([str(p.relative_to(root)) for p in links(root, folders, not opts["people_list"])],
+                     f"symbolic links not imported (only the folders and files of {root} itself are read; "
+                     "copy the photos in)", verbosity)
+        loose = [] if opts["people_list"] else [p.name for p in loose_files(root)   # the people CSV kept in DIR: no
+                                                if not (people_csv_path and p.resolve() == people_csv_path.resolve())]
+        self._listed(loose, f"files directly in {root} not imported (each person's photos go in a folder of "
+                            "their own, DIR/<Person_Name>/)", verbosity)
+        self._listed([str(f.relative_to(root)) for f, _ in plan for f in other_files(f)],
+                     "files not imported, not named as JPEG, PNG or WebP (.jpg, .jpeg, .png, .webp; convert HEIC, "
+                     "GIF or BMP photos first)", verbosity)
         self._refusals(refused, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
+
+    def _people_csv_said(self, path: Path, root: Path, bad_rows: list[str], no_row: list[str],
+                         verbosity: int) -> None:
+        """The rows of the people CSV left out, each with its reason (five, all with ``-v 2``), and
+        the folders without a usable row: said before the import, which may take an hour."""
+        if bad_rows:
+            self.stdout.write(f"{len(bad_rows)} rows of the people CSV {path} left out (the others are read):")
+            for line in bad_rows if verbosity > 1 else bad_rows[:5]:
+                self.stdout.write(f"  {line}")
+            if verbosity < 2 and len(bad_rows) > 5:
+                self.stdout.write(f"  (+{len(bad_rows) - 5} more; -v 2 lists all)")
+        self._listed(no_row, f"folders of {root} have no usable row in the people CSV, not imported", verbosity)
+
+    def _listed(self, names: list[str], said: str, verbosity: int) -> None:
+        """``"3 {said}: a, b, c"`` (:meth:`_some`), printable; nothing for none."""
+        if names:
+            self.stdout.write(f"{len(names)} {said}: " + self._some([_shown(n) for n in names], verbosity))
 
     @staticmethod
     def _some(names: list[str], verbosity: int) -> str:
