@@ -873,6 +873,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                     self._voter.forget_votes()   # cast against the withdrawn gallery
                 self._index, self._index_version, self._thresholds = None, None, {}
                 self._index_missing = missing
+                self._welcome_end_unless_in(set())
                 self._no_index_seen_at = time.monotonic()
             return True
         if version.outdated:
@@ -900,7 +901,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index, self._index_version = index, version.pk
         self._thresholds = version.site_thresholds()
         self._index_missing = False
+        self._welcome_end_unless_in(index.identities)
         return True
+
+    def _welcome_end_unless_in(self, labels: set[str]) -> None:
+        """End a standing welcome whose person the gallery now in use no longer holds (erased or
+        deactivated while they stood in front): it went on showing their name, from this socket's
+        memory, until a vote against the new gallery called them unknown, several frames later."""
+        o = self._outcome
+        if o is not None and o.state in ("checked_in", "already") and o.label not in labels:
+            self._outcome = None
+            self._other = None
 
     async def index_updated(self, event: dict) -> None:
         """A new index version is active: drop the old one now, load the new one with the next frame.
