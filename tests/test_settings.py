@@ -386,3 +386,31 @@ def test_a_refused_setting_stops_any_command_in_one_line():
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("MaskNet is not configured correctly:") and "MASKNET_RETENTION_DECISION_DAYS" in \
         proc.stderr
+
+
+def test_sqlite_overwrites_deleted_rows_whatever_the_builds_default(tmp_path, monkeypatch, django_db_blocker):
+    """An erasure's deleted rows (names, templates, snapshots) must not stay readable in the SQLite
+    file's free space: every connection the settings make turns ``secure_delete`` on, also under a
+    SQLite built with it off (upstream's default; Debian's build turns it on, which hid this: the end
+    to end erasure test reads the file, tests/recognition/test_erasure_end_to_end.py)."""
+    import sqlite3
+
+    from django.db.backends.sqlite3 import base as sqlite_backend
+
+    from masknet_site.settings.base import database_from_url, sqlite_url
+
+    def upstream_build(*args, **kwargs):   # a SQLite whose default is off
+        conn = sqlite3.connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete = OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite_backend.Database, "connect", upstream_build)
+    settings_dict = {**database_from_url(sqlite_url(tmp_path / "db.sqlite3")), "TIME_ZONE": None,
+                     "CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "AUTOCOMMIT": True, "ATOMIC_REQUESTS": False}
+    wrapper = sqlite_backend.DatabaseWrapper(settings_dict, alias="secure-delete-check")
+    try:
+        with django_db_blocker.unblock(), wrapper.cursor() as cursor:   # a database of its own, not the tests'
+            cursor.execute("PRAGMA secure_delete")
+            assert cursor.fetchone()[0] == 1
+    finally:
+        wrapper.close()

@@ -104,9 +104,13 @@ def database_from_url(url: str) -> dict:
         # a generous lock timeout: the embedded runner writes progress from a background thread;
         # transactions take the write lock when they begin: one that read first (a check-in reads
         # its kiosk, then inserts) and then wrote beside another failed "database is locked" at
-        # once, since SQLite cannot wait to upgrade a reader
+        # once, since SQLite cannot wait to upgrade a reader. secure_delete: a deleted row's bytes
+        # are overwritten with zeros, not left in the file's free space (an erased person's name,
+        # templates and snapshots stayed readable in db.sqlite3 under SQLite builds that leave it
+        # off, the upstream default; Debian's turns it on)
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:",
-                "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"}}
+                "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                            "init_command": "PRAGMA secure_delete = ON"}}
     if parsed.scheme in ("postgres", "postgresql"):
         # query parameters are libpq's connection options: ?sslmode=verify-full&sslrootcert=...
         options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
