@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -296,9 +297,15 @@ class IndexVersion(models.Model):
 
 
 # only the version in use is kept: a replaced one (an erasure's) leaves memory when the process
-# next loads a version, hears index.updated (kiosk sockets) or erases (docs/security.md)
+# next loads a version, hears index.updated (kiosk sockets) or erases (docs/security.md), and once
+# no load asked for it for INDEX_IDLE_S (a process without kiosk sockets, which hears no event: a
+# web node that answered an API identify, where an erased person's templates stayed until the
+# next identify, for good if none came)
+INDEX_IDLE_S = 300.0
 _index_lock = threading.Lock()
 _index_cached: tuple[tuple[int, str, str], Index] | None = None
+_index_used_at = 0.0                           # time.monotonic() of the cached copy's last load
+_index_reaper: threading.Thread | None = None
 # loads in flight (token -> version id); a clear marks those of other versions than the one it
 # keeps: such a load (maybe the replaced version) returns what it read but does not cache it
 _index_loading: dict[int, int] = {}
@@ -307,10 +314,11 @@ _index_tokens = itertools.count()
 
 
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
-    global _index_cached
+    global _index_cached, _index_used_at
     key = (version_id, path, sha256)
     with _index_lock:
         if _index_cached is not None and _index_cached[0] == key:
+            _index_used_at = time.monotonic()
             return _index_cached[1]
         # another version (replaced, maybe with an erased person's templates) goes now: not only
         # once this one is read, and also when this one cannot be
@@ -327,12 +335,42 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         index = Index.load(Path(path), data)   # the bytes checked, not the file read again
         with _index_lock:
             if token not in _index_cancelled:
-                _index_cached = (key, index)
+                _index_cached, _index_used_at = (key, index), time.monotonic()
+                _index_reaper_start()
         return index
     finally:
         with _index_lock:
             _index_loading.pop(token, None)
             _index_cancelled.discard(token)
+
+
+def index_cache_expire(now: float | None = None) -> bool:
+    """Forget the loaded index when no load asked for it for :data:`INDEX_IDLE_S` (``now``:
+    ``time.monotonic()``'s); whether it was forgotten. A kiosk socket keeps its own reference (it
+    drops it on hearing ``index.updated``); a later load reads the file again."""
+    global _index_cached
+    now = time.monotonic() if now is None else now
+    with _index_lock:
+        if _index_cached is None or now - _index_used_at < INDEX_IDLE_S:
+            return False
+        _index_cached = None
+        return True
+
+
+def _index_reaper_start() -> None:
+    """Start, once per process (under ``_index_lock``), the thread that calls
+    :func:`index_cache_expire` every tenth of :data:`INDEX_IDLE_S`."""
+    global _index_reaper
+    if _index_reaper is not None and _index_reaper.is_alive():
+        return
+
+    def reap() -> None:
+        while True:
+            time.sleep(INDEX_IDLE_S / 10)
+            index_cache_expire()
+
+    _index_reaper = threading.Thread(target=reap, name="masknet-index-expiry", daemon=True)
+    _index_reaper.start()
 
 
 def index_cache_clear(keep: int | None = None) -> None:

@@ -897,6 +897,29 @@ def test_the_loaded_index_stays_cached_for_the_version_announced(make_photo):
     assert version.load() is not loaded
 
 
+def test_a_loaded_index_no_load_asks_for_leaves_memory(make_photo):
+    """A process without kiosk sockets (a web node that answered an API identify) hears no
+    ``index.updated``: the version it loaded, maybe with a person erased since, stayed cached until
+    its next identify, for good if none came. Unused for ``INDEX_IDLE_S`` it goes (a thread of the
+    process looks); a copy loads keep asking for stays."""
+    import time
+
+    import enrollment.models as em
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    em.index_cache_clear()
+    old = rebuild_now().index_version
+    loaded = old.load()
+    assert em._index_reaper is not None and em._index_reaper.is_alive()
+    assert rebuild_now().index_version.pk != old.pk    # replaced: nothing tells this process's cache
+    assert em._index_cached[1] is loaded
+    assert not em.index_cache_expire(now=time.monotonic() + em.INDEX_IDLE_S / 2)
+    assert old.load() is loaded
+    assert em.index_cache_expire(now=time.monotonic() + em.INDEX_IDLE_S + 1)
+    assert em._index_cached is None
+    assert not em.index_cache_expire(now=time.monotonic() + 10 * em.INDEX_IDLE_S)   # nothing left
+
+
 def test_a_version_being_read_when_the_cache_is_cleared_is_not_cached(make_photo, monkeypatch):
     """``index.updated`` heard while a socket (or the API) was reading the replaced version, maybe
     with an erased person's templates: that read's copy answers its caller but stays out of the
