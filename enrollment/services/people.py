@@ -4,6 +4,7 @@ restored backup undid them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.unique import save_unique
 
-from ..models import FacePhoto, Person, index_cache_clear
+from ..models import FacePhoto, Person, TrainingRun, index_cache_clear
 from ..text import person_text_normal
 from .common import Action, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
@@ -138,17 +139,41 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
         if not deleted.get(Person._meta.label):
             return False   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
         scrubbed = _index_scrub(label=label, photos=embedded)
+        reasons = _rebuild_reasons_scrub(person_id=pk)
         checkins = deleted.get("recognition.CheckIn", 0)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
                              f"{counted(checkins, 'check-in')} (their snapshots), "
                              f"{counted(history, 'admin history entry', 'admin history entries')}, "
-                             f"{counted(scrubbed, 'index version')} rewritten or deleted"
+                             f"{counted(scrubbed, 'index version')} rewritten or deleted, "
+                             f"{counted(reasons, 'rebuild reason')} no longer naming them"
                              + (f"; {note}" if note else ""))
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
-        index_rebuild_request(actor=actor, reason=f"person #{pk} erased")
+        index_rebuild_request(actor=actor, reason=ERASED_REASON)
     return True
+
+
+# what a rebuild's reason says of an erased person (the audit log keeps their id: it is the record
+# of the erasure; the runs, which Enrollers read, are not)
+ERASED_REASON = "a person erased"
+
+
+def _rebuild_reasons_scrub(*, person_id: int) -> int:
+    """Reword the index rebuilds' reasons that name ``person_id`` ("photo added to person #12",
+    "person #12 deactivated") to name nobody ("photo added to an erased person"): with the id they
+    told Enrollers, who read the runs, when each of an erased person's photos was added or removed
+    and when they were deactivated, for as long as the runs are kept (for good). Whole numbers only
+    ("person #12" is not "person #120"). Returns how many were reworded."""
+    named = re.compile(rf"person #{person_id}(?!\d)")
+    runs = TrainingRun.objects.filter(Q(reason__endswith=f"person #{person_id}")
+                                      | Q(reason__contains=f"person #{person_id} "))
+    changed = 0
+    for run_id, reason in runs.values_list("pk", "reason"):
+        if named.search(reason):
+            changed += TrainingRun.objects.filter(pk=run_id).update(
+                reason=named.sub("an erased person", reason)[:200])
+    return changed
 
 
 class Reapplied(models.TextChoices):

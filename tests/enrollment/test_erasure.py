@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from pathlib import Path
@@ -115,6 +116,36 @@ def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
     # counted as people read it ("1 check-ins" read as a typo in the one record an erasure leaves)
     assert f"erased person #{gone.pk}: 1 photo," in summary and "1 check-in (" in summary, summary
     assert "6 admin history entries" in summary, summary   # the 2 written by the admin and 4 above
+
+
+def test_erase_rewords_the_rebuild_reasons_that_named_the_person(make_photo, superuser):
+    """Index rebuilds' reasons ("photo added to person #12", "person #12 deactivated"), which
+    Enrollers read and which are kept for good, told them when an erased person's photos were
+    added and when they were deactivated: they now name nobody. Other people's stay, "person #12"
+    is not "person #120", and the erasure's own run names nobody either; the audit log keeps the id."""
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
+    photo = make_photo(gone)
+    make_photo(keep)
+    for change in (lambda: services.photo_remove(photo=photo, actor=None),
+                   lambda: services.person_deactivate(person=gone, actor=None)):
+        change()
+        TrainingRun.objects.update(state="succeeded")   # each change its own run, not one joined run
+    decoy = TrainingRun.objects.create(reason=f"photo added to person #{gone.pk}0", state="succeeded")
+    other = TrainingRun.objects.create(reason=f"photo added to person #{keep.pk}", state="succeeded")
+    mine = sorted(TrainingRun.objects.filter(reason__contains=f"person #{gone.pk}")
+                  .exclude(pk=decoy.pk).values_list("pk", flat=True))
+
+    services.person_erase(person=gone, actor=superuser)
+
+    reasons = dict(TrainingRun.objects.values_list("pk", "reason"))
+    assert [reasons[pk] for pk in mine] == ["photo removed from an erased person", "an erased person deactivated"]
+    assert reasons[decoy.pk] == f"photo added to person #{gone.pk}0"
+    assert reasons[other.pk] == f"photo added to person #{keep.pk}"
+    assert not [r for r in reasons.values() if re.search(rf"#{gone.pk}(?!\d)", r)], reasons
+    assert TrainingRun.objects.filter(state="queued").get().reason == "a person erased"
+    summary = AuditEvent.objects.get(action="erase").summary
+    assert f"erased person #{gone.pk}:" in summary and "2 rebuild reasons no longer naming them" in summary
 
 
 def test_a_person_erased_meanwhile_is_neither_erased_again_nor_deactivated(make_photo, superuser):

@@ -162,8 +162,8 @@ def folder_traces(traces: Traces, folder: Path) -> list[tuple[str, str]]:
 
 # what docs/security.md ("Erasure on request") says erasure keeps, naming only the id: audit
 # records (the erase record, the person's earlier administrative records, decision records until
-# their retention) and index rebuilds' reasons. Nothing else may name or hold anything of them.
-DECLARED_KEPT = {("audit_auditevent", "summary"), ("enrollment_trainingrun", "reason")}
+# their retention). Nothing else may name or hold anything of them.
+DECLARED_KEPT = {("audit_auditevent", "summary")}
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
