@@ -320,6 +320,28 @@ def test_the_chart_works_with_a_keyboard_and_a_screen_reader(client, superuser, 
     assert name(today, 0, 1) in elsewhere and name(yesterday, 0, 2) in elsewhere
 
 
+def test_weekend_bars_differ_by_more_than_their_shade(client, superuser, attendance):
+    """The chart's weekend bars were a lighter blue than the others and nothing else (WCAG 1.4.1: not
+    told apart by colour alone): they are striped, by a pattern of two colours, and the note under
+    the title says so."""
+    from tests.test_staff_contrast import ATTENDANCE_CSS, block
+
+    client.force_login(superuser)
+    html = client.get(reverse("attendance-day")).content.decode()
+    chart = html[html.index('<div class="att-chart">'):html.index('<div class="att-cols">')]
+    svg = chart[chart.index("<svg"):chart.index("</svg>")]
+    days = re.findall(r'<a href="\?date=([0-9-]+)"[^>]*>.*?<rect class="(bar[^"]*)"', svg, re.S)
+    assert len(days) == 30
+    for day, classes in days:
+        assert ("weekend" in classes.split()) == (date.fromisoformat(day).weekday() >= 5), (day, classes)
+    assert block(ATTENDANCE_CSS, ".att-chart .bar.weekend")["fill"] == "url(#att-weekend)"
+    pattern = re.search(r'<pattern id="att-weekend"[^>]*>(.*?)</pattern>', svg, re.S).group(1)
+    parts = re.findall(r'<rect class="([\w-]+)"', pattern)
+    fills = {block(ATTENDANCE_CSS, f".att-chart .{part}")["fill"] for part in parts}
+    assert len(parts) == 2 and len(fills) == 2, (parts, fills)
+    assert "Weekend days are striped." in chart
+
+
 def test_the_stacked_lists_keep_their_table_roles(client, superuser, attendance, person):
     """On a phone the day's lists and a person's history are rows of display: grid, which Safari
     takes as no longer a table for screen readers: each carries its roles in the markup, and every
