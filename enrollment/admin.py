@@ -52,14 +52,16 @@ _PENDING_UPLOADS = "_enrollment_pending_uploads"
 _HELD_SUCCESS = "_enrollment_held_success"
 
 
-def thumb_html(photo_id: int | None, size: int = 48) -> str:
-    """An ``<img>`` of a photo's thumbnail (served by the permission-checked view)."""
+def thumb_html(photo_id: int | None, size: int = 48, alt: str = "") -> str:
+    """An ``<img>`` of a photo's thumbnail (served by the permission-checked view). ``alt``: its
+    text (default "photo #id", where the page shows photo ids)."""
     if not photo_id:
         return format_html('<span class="mn-nophoto" style="width:{0}px;height:{0}px" title="no photo">–'
                            '<span class="visually-hidden"> no photo</span></span>', size)
     # named: in the people list the thumbnail is also the row's link
-    return format_html('<img src="{}" alt="photo #{}" class="mn-thumb" style="max-width:{}px;max-height:{}px" '
-                       'loading="lazy">', reverse("enrollment:photo-thumb", args=[photo_id]), photo_id, size, size)
+    return format_html('<img src="{}" alt="{}" class="mn-thumb" style="max-width:{}px;max-height:{}px" '
+                       'loading="lazy">', reverse("enrollment:photo-thumb", args=[photo_id]),
+                       alt or f"photo #{photo_id}", size, size)
 
 
 def verdict_html(photo: FacePhoto) -> str:
@@ -285,7 +287,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, obj: Person) -> str:
-        return thumb_html(getattr(obj, "first_photo_id", None))
+        # the people list shows no photo ids: its screen reader heard "photo #41, link" for a row
+        return thumb_html(getattr(obj, "first_photo_id", None), alt=f"photo of {obj.full_name}")
 
     @admin.display(description="photos", ordering="photo_count")
     def photo_count(self, obj: Person) -> str:
