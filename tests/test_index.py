@@ -39,6 +39,24 @@ def test_remove_and_kinds():
     assert index.identities == {"b"} and index.search(q)[0].label == "b"
 
 
+def test_label_score_is_what_search_gives_that_label_found_or_not():
+    """The kiosk scores each frame against the person whose welcome stands, their best match or
+    not: the same score a search that found them gives (kinds, margins), after a removal too."""
+    rng = np.random.default_rng(2)
+    index = Index(16)
+    for i in range(30):
+        index.add(f"p{i}", unit(rng, 3, 16), kinds=[0, 1, 1], margins=[0.0, 0.01, 0.02])
+    probe = unit(rng, 1, 16)[0]
+    for kinds in (None, (0,), (1,)):
+        found = {m.label: m.score for m in index.search(probe, k=30, kinds=kinds)}
+        assert all(abs(index.label_score(probe, label, kinds) - score) < 1e-6 for label, score in found.items())
+    assert index.label_score(probe, "p3") > index.search(probe, k=30)[-1].score - 1e-6
+    assert index.label_score(probe, "nobody") is None and index.label_score(probe, "p3", kinds=(2,)) is None
+    index.remove("p3")
+    assert index.label_score(probe, "p3") is None    # asked before: not answered from the old rows
+    assert abs(index.label_score(probe, "p4") - {m.label: m.score for m in index.search(probe, k=29)}["p4"]) < 1e-6
+
+
 def test_persist_roundtrip(tmp_path):
     rng = np.random.default_rng(2)
     index = Index(16)

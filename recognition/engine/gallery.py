@@ -297,12 +297,22 @@ def identify(engine: Engine, face: Face, index: Index, site: dict | None = None)
     """Best identity for a probe: masked probes search every template, unmasked ones only
     the photographed templates (so synthetic masks never hurt unmasked matching). Accepted only
     above both the engine's and the site's threshold (:func:`probe_threshold`)."""
-    kinds = None if face.masked else (UNMASKED,)
     threshold = probe_threshold(engine, face.masked, site)
-    best = index.search(face.embedding, k=1, kinds=kinds)
+    best = index.search(face.embedding, k=1, kinds=_searched_kinds(face))
     if not best:
         return Decision(None, float("-inf"), threshold, False, face.masked)
     return Decision(best[0].label, best[0].score, threshold, best[0].score >= threshold, face.masked)
+
+
+def score_for(face: Face, index: Index, label: str) -> float | None:
+    """The score :func:`identify` gives ``label`` for this probe, its best match or not (the same
+    templates searched); ``None`` when ``label`` has none in the index."""
+    return index.label_score(face.embedding, label, kinds=_searched_kinds(face))
+
+
+def _searched_kinds(face: Face) -> tuple[int, ...] | None:
+    """The templates a probe is matched against: masked probes every one, unmasked ones the photographed."""
+    return None if face.masked else (UNMASKED,)
 
 
 def compare(engine: Engine, a: Face, b: Face) -> float:

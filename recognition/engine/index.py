@@ -57,6 +57,7 @@ class Index:
         self._coarse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (source, basis, projected)
         self._coarse_lock = threading.Lock()
         self._kind_masks: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._label_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -132,6 +133,31 @@ class Index:
                 return found
         s = self.scores(q, kinds)
         return self._best(s, np.arange(len(s)), k) or []
+
+    def label_score(self, query: np.ndarray, label: str, kinds: tuple[int, ...] | None = None) -> float | None:
+        """The score :meth:`search` gives ``label`` for ``query``, found or not: the cosine similarity
+        of its best template of ``kinds``, less that template's margin (``None``: it has none)."""
+        rows = self._rows_of(str(label))
+        if kinds is not None:
+            rows = rows[np.isin(self.kinds[rows], kinds)]
+        if len(rows) == 0:
+            return None
+        s = self.vectors[rows] @ self._query(query)
+        if self.margins is not None:
+            s = s - self.margins[rows]
+        return float(s.max())
+
+    def _rows_of(self, label: str) -> np.ndarray:
+        """The rows of ``label``'s templates, cached while ``self.labels`` is the same array (a kiosk
+        asks for the same person's at every frame while their welcome stands)."""
+        cached = self._label_rows.get(label)
+        if cached is not None and cached[0] is self.labels:
+            return cached[1]
+        rows = np.flatnonzero(self.labels == label)
+        if len(self._label_rows) >= 64:
+            self._label_rows.clear()
+        self._label_rows[label] = (self.labels, rows)
+        return rows
 
     def _best(self, s: np.ndarray, rows: np.ndarray, k: int, complete: bool = True) -> list[Match] | None:
         """Walk ``rows`` by descending score ``s`` keeping each identity's best template. With
