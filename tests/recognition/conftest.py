@@ -65,8 +65,9 @@ class ScriptedEngine:
     """Stands in for :func:`recognition.consumers.analyze_frame`. A frame's body is a script:
 
     ``none`` (no face), ``several`` (two people side by side), ``quality:<reason>``,
-    ``face:<label>:<score>:<m|u>`` (a usable face;
-    accepted at 0.38 masked / 0.42 unmasked), ``corrupt`` (undecodable). A ``hold|`` prefix
+    ``face:<label>:<score>:<m|u>[:<score against the person welcomed>]`` (a usable face;
+    accepted at 0.38 masked / 0.42 unmasked; against the person welcomed, when they are not
+    ``label``, no score unless given), ``corrupt`` (undecodable). A ``hold|`` prefix
     makes the analysis wait until :meth:`release` (to test bursts).
     """
 
@@ -80,7 +81,8 @@ class ScriptedEngine:
         self.gate.set()
 
     def __call__(self, data: bytes, index, thresholds: dict, snapshot: bool = False,
-                 adapt_margin: float | None = None, search_edges: bool = True) -> FrameAnalysis:
+                 adapt_margin: float | None = None, search_edges: bool = True,
+                 welcome: str | None = None) -> FrameAnalysis:
         script = data[len(JPEG_MAGIC):].decode()
         if script.startswith("hold|"):
             script = script[5:]
@@ -103,14 +105,17 @@ class ScriptedEngine:
             face = SimpleNamespace(box=(200.0, 120.0, 260.0, 190.0), masked=False, aligned=aligned, embedding=None,
                                    across_edge=False, quality=SimpleNamespace(ok=False, reason=script.split(":", 1)[1]))
             return FrameAnalysis(size=size, face=face, ms=5)
-        _, label, score, m = script.split(":")
+        _, label, score, m, *against = script.split(":")
         masked = m == "m"
         threshold = 0.38 if masked else 0.42
         face = SimpleNamespace(box=(256.0, 144.0, 384.0, 300.0), masked=masked, aligned=aligned, across_edge=False,
                                embedding=np.ones(8, np.float32), quality=SimpleNamespace(ok=True, reason=None))
         decision = Decision(label, float(score), threshold, float(score) >= threshold, masked)
+        welcomed = None
+        if welcome is not None:
+            welcomed = (welcome, float(score) if label == welcome else float(against[0]) if against else None)
         return FrameAnalysis(size=size, face=face, decision=decision, ms=5,
-                             snapshot=b"\xff\xd8\xffsnapshot" if snapshot else None)
+                             snapshot=b"\xff\xd8\xffsnapshot" if snapshot else None, welcomed=welcomed)
 
 
 @pytest.fixture

@@ -31,6 +31,24 @@ def test_main_face_embedded_like_engine_analyze(engine, installed_models, frame,
     assert a.decision is not None and a.decision.label == "7" and a.decision.accepted
 
 
+def test_the_face_is_scored_against_the_person_whose_welcome_stands(engine, installed_models, frame, settings):
+    """``welcome``: the score the face gives that person, as identify would give it, their best
+    match or not; ``None`` for someone no longer in the index."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    reference = engine.analyze(frame, max_faces=3)[0]
+    other = np.roll(reference.embedding, 7)
+    index = Index(engine.dim)
+    index.add("7", reference.embedding[None])
+    index.add("8", other[None])
+    assert consumers.analyze_frame(frame, index, {}).welcomed is None
+    a = consumers.analyze_frame(frame, index, {}, welcome="7")
+    assert a.welcomed == ("7", a.decision.score) and a.decision.label == "7"
+    b = consumers.analyze_frame(frame, index, {}, welcome="8")
+    expected = float(a.face.embedding @ (other / np.linalg.norm(other)))
+    assert b.welcomed[0] == "8" and abs(b.welcomed[1] - expected) < 1e-4 and b.welcomed[1] < a.decision.score - 0.3
+    assert consumers.analyze_frame(frame, index, {}, welcome="9").welcomed == ("9", None)
+
+
 def test_face_too_small_for_the_kiosk_is_not_embedded(engine, installed_models, frame, settings):
     settings.MASKNET_MODELS_DIR = installed_models
     settings.MASKNET_KIOSK_MIN_FACE_PX = 10_000

@@ -822,6 +822,58 @@ def test_a_stranger_stepping_in_after_a_welcome_is_told_not_recognised(engine_sc
     assert AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN).count() == 1
 
 
+@pytest.mark.parametrize("script", ["face:{o}:0.3{i}:u:0.1{i}", "face:{p}:0.2{i}:m"],
+                         ids=["nearest-someone-else", "nearest-the-person-greeted"])
+def test_a_stranger_stepping_in_after_a_welcome_ends_it_at_their_second_frame(engine_script, paired, person,
+                                                                               other_person, script):
+    """A stranger matches nobody, so no frame of theirs is accepted as someone else: they read "Welcome,
+    Eileen Collins" until their own vote said "not recognised" (5 frames). Two frames in a row scoring
+    more than WELCOME_FAR_MARGIN below the threshold against her end it, whoever their best match
+    (another person, or she herself far below); the vote and its audit record are as before."""
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await welcomed(comm, p)
+        stranger = [await ask(comm, script.format(o=o, p=p, i=i)) for i in range(8)]
+        await comm.disconnect()
+        return stranger
+
+    seen = [(a["state"], a["name"]) for a in run(scenario)]
+    assert seen[0] == ("checked_in", "Eileen Collins"), seen   # one such frame is not enough
+    assert seen[1:5] == [("recognising", None)] * 4, seen
+    assert seen[5:] == [("unknown", None)] * 3, seen
+    (decided,) = AuditEvent.objects.filter(action=services.CHECKIN_UNKNOWN)
+    assert "not shown" not in decided.summary, decided.summary
+    assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 1
+
+
+def test_the_persons_own_frames_below_their_threshold_end_their_welcome_only_far_below_and_in_a_row(
+        engine_script, paired, person, other_person):
+    """Eileen's own frames turning borderline (a mask, a turned head: within WELCOME_FAR_MARGIN of
+    the threshold), one frame far below now and then, or frames of someone else with no score against
+    her keep her welcome. Two far below in a row end it; her next vote then finds her check-in:
+    "Hello again, Eileen Collins — already checked in", nothing recorded twice."""
+    p, o = person.pk, other_person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await welcomed(comm, p)
+        kept = [await ask(comm, f"face:{p}:{s}:u") for s in ("0.38", "0.31", "0.39", "0.30")]
+        kept.append(await ask(comm, f"face:{o}:0.30:u"))   # no score against her: no evidence either way
+        # the first of these fills the vote's window: "unknown", nearest her within WELCOME_DOUBT_MARGIN
+        ended = [await ask(comm, f"face:{p}:{s}:u") for s in ("0.30", "0.25")]
+        again = [await ask(comm, f"face:{p}:0.8:u") for _ in range(5)]   # 5 of 6 after an "unknown"
+        await comm.disconnect()
+        return kept, ended, again
+
+    kept, ended, again = run(scenario)
+    assert {(a["state"], a["name"]) for a in kept} == {("checked_in", "Eileen Collins")}, kept
+    assert [(a["state"], a["name"]) for a in ended] == [("checked_in", "Eileen Collins"), ("recognising", None)]
+    assert [(a["state"], a["name"]) for a in again][-1] == ("already", "Eileen Collins"), again
+    assert CheckIn.objects.count() == 1
+
+
 def test_the_next_person_stepping_in_ends_the_welcome_at_their_second_frame(engine_script, paired, person,
                                                                             other_person):
     """No second without a face between them: the next person (enrolled) read the last one's welcome
@@ -1695,7 +1747,7 @@ def edge_engine(engine_script, monkeypatch):
 
     scripted = consumers.analyze_frame
 
-    def analyze(data, index, thresholds, snapshot=False, adapt_margin=None, search_edges=True):
+    def analyze(data, index, thresholds, snapshot=False, adapt_margin=None, search_edges=True, welcome=None):
         """``edge:<x1>``: a face found across the right edge (when searched there)."""
         script = data[len(JPEG_MAGIC):].decode()
         if script.startswith("edge:"):
@@ -1706,7 +1758,7 @@ def edge_engine(engine_script, monkeypatch):
                                    embedding=None, across_edge=True,
                                    quality=SimpleNamespace(ok=False, reason="partial"))
             return consumers.FrameAnalysis(size=(640, 480), face=face, ms=5)
-        return scripted(data, index, thresholds, snapshot, adapt_margin, search_edges)
+        return scripted(data, index, thresholds, snapshot, adapt_margin, search_edges, welcome)
 
     monkeypatch.setattr(consumers, "analyze_frame", analyze)
     monkeypatch.setattr(consumers, "EDGE_STILL_S", 0.6)

@@ -229,6 +229,19 @@ def test_gallery_adaptation_keeps_an_unmasked_check_in_as_a_photo(engine, enroll
     assert adapted(3) == []
 
 
+def queue_answers(engine, token: str, eileen_photo, tom_photo, masked: bool) -> list[tuple[str, str | None]]:
+    """``(state, name)`` of 5 frames of Eileen then, with no frame without a face between them, 8 of
+    Tom (both masked, or both bare)."""
+    eileen = faces.with_mask(engine, eileen_photo, seed=3) if masked else eileen_photo
+    tom = faces.with_mask(engine, tom_photo, seed=4) if masked else tom_photo
+    m, _ = faces.kiosk_view(engine, eileen)
+    eileen_frames = [faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=1)]
+    m, _ = faces.kiosk_view(engine, tom)
+    # over a wall: the photo's reflection at the frame's edge is a second face beside his
+    tom_frames = [faces.jpeg(f) for f in faces.frames(tom, m, 8, seed=2, background=faces.empty_room()[0])]
+    return [(a["state"], a["name"]) for a in kiosk_answers(token, [*eileen_frames, *tom_frames])]
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["bare", "masked"])
 def test_the_next_person_stepping_in_without_a_gap_is_not_shown_the_last_welcome(
         engine, enrolled, other_person, paired, astronaut_bgr, registry_photos, masked):
@@ -239,16 +252,7 @@ def test_the_next_person_stepping_in_without_a_gap_is_not_shown_the_last_welcome
     tom_photo = registry_photos["Tom_Hanks_54745.png"]
     enrollment.photo_add(person=other_person, data=faces.jpeg(tom_photo, 92), actor=None, schedule_rebuild=False)
     assert enrollment.index_rebuild(run_id=None).state == "succeeded"
-    eileen = faces.with_mask(engine, astronaut_bgr, seed=3) if masked else astronaut_bgr
-    tom = faces.with_mask(engine, tom_photo, seed=4) if masked else tom_photo
-    m, _ = faces.kiosk_view(engine, eileen)
-    eileen_frames = [faces.jpeg(f) for f in faces.frames(eileen, m, 5, seed=1)]
-    m, _ = faces.kiosk_view(engine, tom)
-    # over a wall: the photo's reflection at the frame's edge is a second face beside his
-    tom_frames = [faces.jpeg(f) for f in faces.frames(tom, m, 8, seed=2, background=faces.empty_room()[0])]
-
-    answers = kiosk_answers(paired[1], [*eileen_frames, *tom_frames])
-    seen = [(a["state"], a["name"]) for a in answers]
+    seen = queue_answers(engine, paired[1], astronaut_bgr, tom_photo, masked)
     assert seen[4] == ("checked_in", "Eileen Collins"), seen
     after = seen[5:]
     # measured: 5 of his 8 frames read her welcome, both bare and masked; now his first frame alone
@@ -258,3 +262,20 @@ def test_the_next_person_stepping_in_without_a_gap_is_not_shown_the_last_welcome
     # his own vote is not hurried: her last frames still in the window hold it back as before
     assert after[-1] == ("checked_in", "Tom Hanks") and after[4] == ("recognising", None), seen
     assert sorted(CheckIn.objects.values_list("person__full_name", flat=True)) == ["Eileen Collins", "Tom Hanks"]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["bare", "masked"])
+def test_a_stranger_stepping_in_without_a_gap_is_not_shown_the_last_welcome(
+        engine, enrolled, paired, astronaut_bgr, registry_photos, masked):
+    """Eileen is welcomed, steps away, and Tom, who is not enrolled, steps in at once (the face never
+    lost between them). He matches nobody, so no frame of his is accepted as someone else: he read
+    "Welcome, Eileen Collins" until his own vote said "not recognised". His frames score far below
+    her threshold against her, and two in a row end her welcome; his vote is as before."""
+    seen = queue_answers(engine, paired[1], astronaut_bgr, registry_photos["Tom_Hanks_54745.png"], masked)
+    assert ("checked_in", "Eileen Collins") in seen[:5], seen
+    after = seen[5:]
+    # measured: 5 of his 8 frames read her welcome, bare and masked; now his first frame alone
+    assert after[0] == ("checked_in", "Eileen Collins") and after[1] == ("recognising", None), seen
+    assert "Eileen Collins" not in [name for _, name in after[1:]], seen
+    assert after[-1] == ("unknown", None), seen
+    assert list(CheckIn.objects.values_list("person__full_name", flat=True)) == ["Eileen Collins"]
