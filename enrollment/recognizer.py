@@ -8,12 +8,15 @@ import hashlib
 import importlib.util
 import json
 import logging
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.signals import request_finished
 
 from recognition.engine import Engine, EngineConfig, Face, NoFaceFound, load_engine
 from recognition.engine.convert import ONNX_CONVERTER_VERSION
@@ -60,7 +63,10 @@ def get_engine() -> Engine:
     loading the models a second time beside it (about 900 MB each)."""
     global _loaded
     with _load_lock:
+        started = time.perf_counter()
         engine = load_engine(settings.MASKNET_MODELS_DIR, engine_config())
+        if not _loaded:   # when this process is ready for its first frame (an operator's sign after a start)
+            log.info("face models loaded in %.1f s", time.perf_counter() - started)
         _loaded = True
         return engine
 
@@ -85,6 +91,43 @@ def warm_soon() -> None:
             return
         _warming = True
     threading.Thread(target=_warm, name="engine-warm", daemon=True).start()
+
+
+# how long after Daphne starts serving its models start loading when no request came before (one
+# that does: once it is answered)
+PRELOAD_AFTER_S = 1.0
+
+
+def warm_when_serving() -> None:
+    """Have this process's engine loaded (:func:`warm_soon`) once Daphne serves, so that the first
+    kiosk after a restart or a deploy is answered at once instead of after the load (a few seconds).
+    ``masknet_site.asgi`` asks (``MASKNET_PRELOAD_MODELS``).
+
+    Daphne (``daphne``, ``manage.py runserver``) imports that module, then listens and runs its
+    Twisted reactor in the same process; it sends no ASGI lifespan events. When the reactor runs,
+    the load starts as soon as the first HTTP answer has gone (``request_finished``), or
+    :data:`PRELOAD_AFTER_S` later if no request came: TensorFlow's native libraries hold the GIL for
+    about a second while they load, which a request served meanwhile waits out (the first one after
+    a start, answered in 0.2-0.3 s, took 1.4-1.5 s when the load started with the reactor). A process
+    that imports the module without serving (a test, a management command) never runs the reactor,
+    and runserver's autoreloader parent, which only restarts its child, never imports it: neither
+    loads anything. Without Daphne's reactor (another ASGI server), the models load on first use."""
+    reactor = sys.modules.get("twisted.internet.reactor")   # installed by Daphne before it imports the site
+    if reactor is None:
+        return
+
+    def start(**_) -> None:
+        request_finished.disconnect(dispatch_uid=_PRELOAD_UID)
+        warm_soon()
+
+    def serving() -> None:
+        request_finished.connect(start, weak=False, dispatch_uid=_PRELOAD_UID)
+        reactor.callLater(PRELOAD_AFTER_S, start)
+
+    reactor.callWhenRunning(serving)
+
+
+_PRELOAD_UID = "masknet-preload-models"
 
 
 def _warm() -> None:

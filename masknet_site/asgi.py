@@ -70,12 +70,18 @@ application = ProtocolTypeRouter({
 
 from django.conf import settings  # noqa: E402
 
+from enrollment import recognizer  # noqa: E402
 from masknet_site import daphne_body  # noqa: E402
 from masknet_site.loopback import LoopbackOnly  # noqa: E402
 
 # before Daphne serves anything (it imports this module first): bodies over the limit refused
 # before they are read, no multipart parse by Twisted (masknet_site/daphne_body.py)
 daphne_body.install(settings.MASKNET_MAX_REQUEST_BYTES)
+
+# the face models load once Daphne serves, in a thread of their own, not when the first kiosk connects
+# (a few seconds its first frame waited after every restart)
+if settings.MASKNET_PRELOAD_MODELS:
+    recognizer.warm_when_serving()
 
 if settings.MASKNET_LOOPBACK_ONLY:   # the development settings with DEBUG on or their public key
     application = LoopbackOnly(application)

@@ -304,6 +304,11 @@ for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPS
                      ("MASKNET_RETENTION_ADAPTED_DAYS", MASKNET_RETENTION_ADAPTED_DAYS)):
     if not 0 <= _days <= RETENTION_DAYS_MAX:
         raise ImproperlyConfigured(f"{_name}={_days}: use 0 (keep forever) or 1 to {RETENTION_DAYS_MAX} days")
+# A web process (Daphne, `manage.py runserver`) loads the face models in a thread of its own as soon as
+# it serves (enrollment.recognizer.warm_when_serving, asked by masknet_site/asgi.py), so that the first
+# kiosk after a restart or a deploy is answered at once, not after the load; off: on first use (a kiosk's
+# socket, the admin's photo pages). Commands, Celery workers and the tests never load them for this.
+MASKNET_PRELOAD_MODELS = env_switch("MASKNET_PRELOAD_MODELS", True)
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
 MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2)
 # (below 1 every frame was refused: each kiosk "out of order", nothing said at start)

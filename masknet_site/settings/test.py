@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, LOGGING, env
+from .base import DATABASES, LOGGING, env, env_switch
 
 SECRET_KEY = "test-only-masknet-key"
 DEBUG = False
@@ -26,6 +26,9 @@ def _own_temporary(prefix: str) -> str:
 MEDIA_ROOT = Path(env("MASKNET_TEST_MEDIA_ROOT") or _own_temporary("masknet-test-media-"))
 MASKNET_INDEX_DIR = Path(env("MASKNET_TEST_INDEX_DIR") or _own_temporary("masknet-test-index-"))
 MASKNET_REBUILD_DEBOUNCE_S = 0.0
+# a Daphne a test starts (and this process) loads no face models at its start unless the test asks:
+# most never analyse a face, and each load is ~820 MB and seconds of both cores
+MASKNET_PRELOAD_MODELS = env_switch("MASKNET_PRELOAD_MODELS", False)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # a file, not :memory:, so that a Celery worker process can share the test database
     DATABASES["default"]["TEST"] = {
