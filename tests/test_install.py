@@ -127,3 +127,36 @@ def test_install_models_into_a_place_that_cannot_hold_them_says_so(tmp_path):
     taken.write_text("not a folder")
     with pytest.raises(CommandError, match="cannot install the models in"):
         call_command("install_models", "--models-dir", str(taken))
+
+
+def _package_tarball(path, files: dict[str, bytes], mode: int = 0o644):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extract_works_on_a_python_without_tar_filters(tmp_path, monkeypatch):
+    """Debian 12's python3.11 (3.11.2, the one deployment.md names) has no ``filter`` argument to
+    ``TarFile.extractall`` (3.11.4 added it): ``make setup`` stopped with a TypeError. Its
+    signature is put back here; extraction writes only the allow-listed regular files, without the
+    archive's modes (a setuid, world-writable file comes out as an ordinary one)."""
+    import stat
+    import tarfile
+
+    def extractall_3_11_2(self, path=".", members=None, *, numeric_owner=False):
+        raise AssertionError("extract must not hand the archive's own metadata to extractall")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", extractall_3_11_2)
+    tarball = _package_tarball(tmp_path / "pkg.tgz", {"package/LICENSE": b"MIT", "package/models/a.bin": b"\0\1",
+                                                      "package/evil.sh": b"#!/bin/sh"}, mode=0o4777)
+    out = install.extract(tarball, tmp_path / "out", keep={"package/LICENSE", "package/models/a.bin"})
+    assert (out / "LICENSE").read_bytes() == b"MIT" and (out / "models" / "a.bin").read_bytes() == b"\0\1"
+    assert not (out / "evil.sh").exists()
+    mode = stat.S_IMODE((out / "LICENSE").stat().st_mode)
+    assert not mode & (stat.S_ISUID | stat.S_IWOTH | stat.S_IXUSR), oct(mode)
