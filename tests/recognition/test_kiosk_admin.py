@@ -214,3 +214,18 @@ def test_the_pairing_page_shows_the_link_as_a_qr_code_that_reads_back(client, su
         image[c[1]:c[3], c[0]:c[2]] = 0
     decoded, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
     assert decoded == link and "/kiosk/pair/" in link
+
+
+def test_a_pairing_link_on_a_port_other_than_443_carries_the_port_the_proxy_forwards(client, superuser):
+    """docs/deployment.md's nginx sample forwards ``Host $host``, which drops a port other than 443:
+    the admin's link (and QR code), made from the Host asked for, opened port 443 on the kiosk. The
+    deployment guide says to forward ``$host:$server_port`` on such a port; with it the link is right."""
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    assert "proxy_set_header Host $host:$server_port;" in guide
+    client.force_login(superuser)
+    kiosk, _ = services.kiosk_create(actor=None, name="K", with_link=False)
+    page = client.post(reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk]),
+                       HTTP_HOST="testserver:8443", HTTP_X_FORWARDED_PROTO="https", secure=True)
+    assert page.context["url"].startswith("https://testserver:8443/kiosk/pair/")
