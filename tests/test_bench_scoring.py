@@ -578,3 +578,55 @@ def test_voting_bench_keeps_a_welcome_only_through_frames_close_to_the_threshold
     assert rows["nearest alone"] == {"known": 1, "told_not_recognised": 0, "strangers": 1, "left_reading_welcome": 1}
     assert rows["0.10"] == {"known": 1, "told_not_recognised": 0, "strangers": 1, "left_reading_welcome": 0}
     assert rows["0.05"]["told_not_recognised"] == 1 and rows["0.20"]["left_reading_welcome"] == 1
+
+
+def test_voting_bench_leaves_out_what_the_kiosk_does_not_vote_on(voting_bench):
+    """``kiosk_frames``: a frame of two people side by side is not voted on, nor are the next two frames
+    with a face (refused ones count, frames without a face do not), and the votes go (``FORGET``)."""
+    def frame(n: int, usable: bool = True, several: bool = False) -> dict:
+        return {"n": n, "usable": usable, "several": several}
+
+    frames = [frame(0), frame(1, several=True), None, frame(2, usable=False), frame(3), frame(4),
+              frame(5, usable=False), frame(6), frame(7, several=True), frame(8, several=True)]
+    out = voting_bench.kiosk_frames(frames, 2)
+    assert [f if f == voting_bench.FORGET else f["n"] for f in out] == [0, voting_bench.FORGET, 4, 6]
+    assert voting_bench.kiosk_frames(frames, 0)[1:] == [voting_bench.FORGET, frame(3), frame(4), frame(6)]
+
+
+def test_voting_bench_ends_a_welcome_at_frames_far_below_the_person_welcomed(voting_bench):
+    """``welcome_end``: a stranger far below the person welcomed ends their welcome at the second frame,
+    where the vote alone kept it until its "unknown"; their best match's score alone, close to its own
+    threshold, does not; an enrolled person's borderline masked frames end theirs only at a narrow
+    margin, and a welcome their vote gave is ended by their frames after it only when those fall far."""
+    def frames(label: str, score: float, welcomed: dict, n: int = 8) -> list[dict]:
+        return [{"label": label, "score": score, "threshold": 0.4, "masked": True, "usable": True,
+                 "several": False, "welcomed": welcomed} for _ in range(n)]
+
+    stranger = {"person": "S", "known": False, "random": "A", "nearest": "B",
+                "frames": frames("B", 0.36, {"A": 0.1, "B": 0.36})}
+    borderline = {"person": "K", "known": True, "frames": frames("K", 0.33, {"K": 0.33})}
+    falls = {"person": "F", "known": True, "frames": frames("F", 0.5, {"F": 0.5}, 4) + frames("F", 0.2, {"F": 0.2}, 4)}
+    kiosk = {"doubt_margin": 0.05, "other_frames": 2, "hold_frames": 2}
+    rows = voting_bench.welcome_end([stranger, borderline, falls], 3, 4, 5, kiosk,
+                                    ((None, None), (0.05, 2), (0.1, 2), (0.1, 2, "score")))
+    never, narrow, kiosk_row, best = rows["never"], rows["X 0.05, N 2"], rows["X 0.1, N 2"], rows[
+        "X 0.1, N 2, best match alone"]
+    # the vote's "unknown" at the 6th frame ends it (nearest B, 0.04 below: not the person welcomed, A)
+    assert never["random"]["mean"] == 5 and never["random"]["kept"] == 0
+    # B's own welcome is kept through it (within WELCOME_DOUBT_MARGIN): read through all 8 frames
+    assert never["nearest"] == {"mean": 8, "median": 8, "p90": 8, "max": 8, "kept": 1, "strangers": 1}
+    assert kiosk_row["random"]["mean"] == 1 and kiosk_row["nearest"]["mean"] == 8
+    assert best["random"]["mean"] == 5   # 0.36 is not 0.1 below 0.4
+    # K's frames (0.07 below) end K's welcome at 0.05, are told "not recognised" at 0.1; F's vote
+    # welcomed F at the 4th frame, and the frames after it (0.2) end it at 0.05 and 0.1 alike
+    assert narrow["own_from_start"] == {"ended": 2, "known": 2, "told_unknown": 0}
+    assert kiosk_row["own_from_start"] == {"ended": 1, "known": 2, "told_unknown": 1}
+    assert never["own_after_vote"] == {"ended": 0, "welcomed": 1}
+    assert kiosk_row["own_after_vote"] == narrow["own_after_vote"] == {"ended": 1, "welcomed": 1}
+    table = voting_bench.welcome_end_table(rows, (0.1, 2))
+    assert table[4] == ("| **X 0.1, N 2 (the kiosk's)** | **1.0 / 1 / 1** | **8.0 / 8 / 8 (1 of 1)** | **1 of 1** "
+                        "| **1 of 2 (1)** |")
+    assert table[5].startswith("| X 0.1, N 2, best match alone | 5.0 / 5 / 5 |")
+    # K's 8 frames 0.07 below, F's 4 frames 0.1 above and 4 frames 0.2 below; the stranger's are not theirs
+    own = voting_bench.own_margins([stranger, borderline, falls], 2)
+    assert own["frames"] == 16 and own["median"] == pytest.approx(-0.07) and own["p5"] == pytest.approx(-0.2)
