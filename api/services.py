@@ -85,8 +85,9 @@ def api_token_rate_validate(rate: str) -> None:
         raise ValidationError({"rate": "use N/s, N/min, N/hour or N/day (N >= 1)"})
 
 
-def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
-    """Revoke a token at once (its next request is refused); the row stays for the record."""
+def api_token_revoke(*, token: ApiToken, actor: object | None, note: str = "") -> ApiToken:
+    """Revoke a token at once (its next request is refused); the row stays for the record (``note``,
+    if given, ends the audit record's summary)."""
     if token.revoked_at is not None:
         return token
     with transaction.atomic():
@@ -96,7 +97,8 @@ def api_token_revoke(*, token: ApiToken, actor: object | None) -> ApiToken:
             token.refresh_from_db(fields=["revoked_at"])
             return token
         token.revoked_at = now
-        audit_record(actor=actor, action=Action.DEACTIVATE, obj=token, summary=f"revoked API token #{token.pk}")
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=token,
+                     summary=f"revoked API token #{token.pk}" + (f"; {note}" if note else ""))
     return token
 
 

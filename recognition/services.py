@@ -116,9 +116,10 @@ def kiosk_pair(*, code: str) -> tuple[Kiosk, str] | None:
     return kiosk, token
 
 
-def kiosk_unpair(*, kiosk: Kiosk, actor: object | None) -> bool:
+def kiosk_unpair(*, kiosk: Kiosk, actor: object | None, note: str = "") -> bool:
     """Unpair the kiosk's device: its token and any unused pairing link stop working and its open
     socket is closed at once. The kiosk stays, ready for a new pairing link; ``kiosk`` is refreshed.
+    ``note``, if given, ends the audit record's summary.
 
     Returns whether a device was paired. Only then is "revoked the device" audited; a kiosk with
     just an unused link has the link's voiding audited, and one with neither is left untouched
@@ -130,9 +131,9 @@ def kiosk_unpair(*, kiosk: Kiosk, actor: object | None) -> bool:
         had_device, had_link = bool(row and row["token_hash"]), bool(row and row["pairing_hash"])
         if had_device or had_link:
             _unpair(kiosk)
-            audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk,
-                         summary=f"revoked the device of kiosk #{kiosk.pk}" if had_device
-                         else f"voided the unused pairing link of kiosk #{kiosk.pk} (no device was paired)")
+            done = (f"revoked the device of kiosk #{kiosk.pk}" if had_device
+                    else f"voided the unused pairing link of kiosk #{kiosk.pk} (no device was paired)")
+            audit_record(actor=actor, action=Action.DEACTIVATE, obj=kiosk, summary=done + (f"; {note}" if note else ""))
             _recheck_on_commit(kiosk)
     kiosk.refresh_from_db()
     return had_device
@@ -146,11 +147,12 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
 
 
 def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
-                 site: str | None = None, active: bool | None = None) -> Kiosk:
+                 site: str | None = None, active: bool | None = None, note: str = "") -> Kiosk:
     """Change the given fields (``None``: unchanged); an open socket of the kiosk takes a new site
     at once (its next check-in), the page a new name or location when next loaded. Deactivating
     disconnects the kiosk at once and unpairs it as :func:`kiosk_revoke` does (its device token and
-    any unused link are void, so activating it again needs a new pairing)."""
+    any unused link are void, so activating it again needs a new pairing). ``note``, if given, ends
+    the audit record's summary."""
     new = {"name": name, "location": location, "site": site, "active": active}
     with transaction.atomic():
         # compared with the row as it is, locked: a change committed since it was read stays
@@ -162,7 +164,7 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
             setattr(kiosk, k, new[k])
         kiosk.full_clean()
         save_unique(kiosk, "name", update_fields=changed)
-        summary = f"updated kiosk #{kiosk.pk}: {', '.join(changed)}"
+        summary = f"updated kiosk #{kiosk.pk}: {', '.join(changed)}" + (f"; {note}" if note else "")
         if "active" in changed and not kiosk.active:
             # a deactivation (and the revocation it is), not a mere edit: recorded as the revoke
             # action's is, so that the log's "deactivate" entries list every one
@@ -180,8 +182,9 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
     return kiosk
 
 
-def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
-    """Delete a kiosk (its check-ins stay, without the kiosk) and close its socket now."""
+def kiosk_delete(*, kiosk: Kiosk, actor: object | None, note: str = "") -> None:
+    """Delete a kiosk (its check-ins stay, without the kiosk) and close its socket now (``note``, if
+    given, ends the audit record's summary)."""
     pk, group = kiosk.pk, kiosk.group_name
     with transaction.atomic():
         # locked first: a check-in being recorded at it commits before (and its row is then set
@@ -190,7 +193,7 @@ def kiosk_delete(*, kiosk: Kiosk, actor: object | None) -> None:
             return
         kiosk.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.kiosk", object_id=pk,
-                     summary=f"deleted kiosk #{pk}")
+                     summary=f"deleted kiosk #{pk}" + (f"; {note}" if note else ""))
         transaction.on_commit(lambda: events.publish(group, {"type": KIOSK_REVOKED}))
 
 

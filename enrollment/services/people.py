@@ -92,8 +92,9 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
     return person
 
 
-def person_deactivate(*, person: Person, actor: object | None) -> Person:
-    """Leave a person enrolled but out of the index (queues a rebuild)."""
+def person_deactivate(*, person: Person, actor: object | None, note: str = "") -> Person:
+    """Leave a person enrolled but out of the index (queues a rebuild; ``note``, if given, ends the
+    audit record's summary)."""
     if not person.active:
         return person
     with transaction.atomic():
@@ -105,7 +106,8 @@ def person_deactivate(*, person: Person, actor: object | None) -> Person:
         if not changed:
             return person
         person.updated_at = now
-        audit_record(actor=actor, action=Action.DEACTIVATE, obj=person, summary=f"deactivated person #{person.pk}")
+        audit_record(actor=actor, action=Action.DEACTIVATE, obj=person,
+                     summary=f"deactivated person #{person.pk}" + (f"; {note}" if note else ""))
         index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
     return person
 

@@ -1,5 +1,6 @@
 """``manage.py reapply_erasures FILE.csv [--dry-run]``: after restoring a backup, erase again the
-people whose erasure the backup predates, from the audit log's CSV export (admin, *Audit events*)."""
+people whose erasure the backup predates, from the audit log's CSV export (admin, *Audit events*),
+and revoke again what was revoked since (kiosk devices, API tokens, staff rights: :mod:`audit.restore`)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ from django.utils import timezone
 
 from audit.admin import CSV_COLUMNS
 from audit.models import AuditEvent
+from audit.restore import KINDS, Record, Revoked, local, revocation_reapply, revocation_records
 from enrollment.services import Reapplied, person_erasure_reapply
 
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
-def erase_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], int]:
+def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], int, list[Record]]:
     """The erase records of an audit export: ``{person id: [(erasure's time, its actor), ...]}``, oldest
-    first (an id erased more than once was handed out again after an earlier restore), and how many
-    other rows there were. Raises ``CommandError`` for a file that is not the export (its
-    header) or an erase record it cannot read, before anything is erased."""
+    first (an id erased more than once was handed out again after an earlier restore), how many other
+    rows there were, and the records of the objects whose revocations are applied again
+    (:data:`audit.restore.KINDS`). Raises ``CommandError`` for a file that is not the export (its
+    header) or an erase or revocation record it cannot read, before anything is erased."""
     erased: dict[int, list[tuple[datetime, str]]] = {}
     ignored = 0
+    records: list[Record] = []
+    kinds = {kind.object_type: set() for kind in KINDS}
+    for kind in KINDS:
+        kinds[kind.object_type].update(kind.actions)
     column = {name: i for i, name in enumerate(CSV_COLUMNS)}
     try:
         # utf-8-sig: a spreadsheet that saved the file again may have put a byte-order mark in front
@@ -37,36 +44,49 @@ def erase_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], in
                 if len(row) != len(CSV_COLUMNS):
                     raise CommandError(f"{path}, line {rows.line_num}: {len(row)} fields, not the export's "
                                        f"{len(CSV_COLUMNS)}; nothing was erased")
-                if row[column["action"]] != AuditEvent.Action.ERASE or row[column["object_type"]] != ERASED_TYPE:
+                action, object_type = row[column["action"]], row[column["object_type"]]
+                object_id, when, actor = row[column["object_id"]], _time(row[column["at"]]), row[column["actor"]]
+                readable = object_id.isascii() and object_id.isdigit() and when is not None
+                if object_type in kinds and readable:
+                    records.append(Record(when, actor, action, object_type, int(object_id), row[column["summary"]]))
+                elif action in kinds.get(object_type, ()):
+                    raise CommandError(f"{path}, line {rows.line_num}: a {action} record without an object's id or "
+                                       f"time ({object_id!r}, {row[column['at']]!r}); nothing was erased or revoked")
+                if action != AuditEvent.Action.ERASE or object_type != ERASED_TYPE:
                     ignored += 1
                     continue
-                erased_id, at, actor = row[column["object_id"]], row[column["at"]], row[column["actor"]]
-                try:
-                    when = datetime.fromisoformat(at)
-                except ValueError:
-                    when = None
-                if not erased_id.isascii() or not erased_id.isdigit() or when is None:
+                if not readable:
                     raise CommandError(f"{path}, line {rows.line_num}: an erase record without a person's id or "
-                                       f"time ({erased_id!r}, {at!r}); nothing was erased")
-                if timezone.is_naive(when):
-                    when = timezone.make_aware(when)
-                erased.setdefault(int(erased_id), []).append((when, actor))
+                                       f"time ({object_id!r}, {row[column['at']]!r}); nothing was erased")
+                erased.setdefault(int(object_id), []).append((when, actor))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CommandError(f"cannot read {path} as the audit log's CSV export: {exc}") from exc
-    return {pk: sorted(set(records)) for pk, records in erased.items()}, ignored
+    return {pk: sorted(set(times)) for pk, times in erased.items()}, ignored, records
+
+
+def _time(text: str) -> datetime | None:
+    """An export's time (TIME_ZONE's, with its offset), aware; ``None`` if it is none."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return timezone.make_aware(when) if timezone.is_naive(when) else when
 
 
 class Command(BaseCommand):
     help = ("After restoring a backup: erase again each person that the audit log's CSV export FILE (admin, "
-            "Audit events, action \"erase\", CSV, exported before the restore) says was erased, if the restore "
-            "brought them back; the erasure is recorded again in the audit log. Other rows are ignored.")
+            "Audit events, CSV, exported before the restore) says was erased, if the restore brought them back; "
+            "then revoke again what its records say was revoked since the backup (kiosk devices and pairing links, "
+            "kiosks, API tokens, people deactivated, staff accounts and rights, groups' permissions, passwords "
+            "changed). Each is recorded again in the audit log. Other rows are ignored.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase records)")
-        parser.add_argument("--dry-run", action="store_true", help="list what would be erased; change nothing")
+        parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
+        parser.add_argument("--dry-run", action="store_true", help="list what would be erased or revoked; change "
+                                                                   "nothing")
 
     def handle(self, *args, **opts) -> None:
-        erased, ignored = erase_records(opts["file"])
+        erased, ignored, rows = export_records(opts["file"])
         dry_run = opts["dry_run"]
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         for person_id, records in sorted(erased.items()):
@@ -83,7 +103,34 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
+        reused = self.revocations(rows, opts["file"], dry_run)
+        problems = []
         if outcomes[Reapplied.REUSED]:
             ids = ", ".join(f"#{i}" for i in outcomes[Reapplied.REUSED])
-            raise CommandError(f"people {ids} were enrolled after their id's erasure (the restore set the ids back): "
-                               "not erased; check by hand whether they are the people erased")
+            problems.append(f"people {ids} were enrolled after their id's erasure (the restore set the ids back): "
+                            "not erased; check by hand whether they are the people erased")
+        if reused:
+            problems.append(f"{', '.join(reused)} were created after their id's revocation (the restore set the ids "
+                            "back): left alone; check by hand whether they are the ones revoked")
+        if problems:
+            raise CommandError("; ".join(problems))
+
+    def revocations(self, records: list[Record], path: Path, dry_run: bool) -> list[str]:
+        """Revoke again, one line each, what the export's records say was revoked (:mod:`audit.restore`);
+        returns the objects left alone (their ids handed out again), as ``"kiosk #3"``."""
+        outcomes: dict[Revoked, list[str]] = {outcome: [] for outcome in Revoked}
+        for kind, pk, revocations, history in revocation_records(records):
+            latest = max(revocations)
+            outcome = revocation_reapply(kind=kind, object_id=pk, records=revocations, history=history,
+                                         dry_run=dry_run)
+            outcomes[outcome].append(f"{kind.noun} #{pk}")
+            said = "would be revoked again" if dry_run and outcome == Revoked.REVOKED else outcome.label
+            earlier = "".join(f"; also {r.summary!r} {local(r.at)} by {r.actor or 'system'}"
+                              for r in sorted(set(revocations))[:-1])
+            self.stdout.write(f"{kind.noun} #{pk} ({latest.summary!r} {local(latest.at)} by {latest.actor or 'system'}"
+                              f"): {said}{earlier}")
+        verb = "would revoke again" if dry_run else "revoked again"
+        self.stdout.write(f"{sum(map(len, outcomes.values()))} revoked in {path}: {verb} "
+                          f"{len(outcomes[Revoked.REVOKED])}, already revoked {len(outcomes[Revoked.ALREADY])}, left "
+                          f"alone {len(outcomes[Revoked.REUSED])}")
+        return outcomes[Revoked.REUSED]

@@ -1,0 +1,364 @@
+"""Revocations applied again after a restored backup undid them (``manage.py reapply_erasures``, which
+applies the erasures again too; docs/deployment.md, *Backup and restore*).
+
+A restore brings back every row as it was at the backup: a kiosk device, an API token, a staff
+account or a right revoked since works again. The audit log's CSV export, taken before the restore,
+says what was taken away since. Each object's latest revocation in it is applied again unless the
+restored log holds it (a record of the object's revocation from its time on: the backup was taken
+after it, or an earlier run applied it), through the services that revoke it in the first place (the
+audit record notes "again after a restore (first revoked <time> by <actor>)"); the other revocations
+the restored log lacks are written back, as erasures are, so that the log still says who took which
+access away, when. Only what was taken away is applied: what was granted since the backup is lost
+with it, and stays lost.
+
+What counts as a revocation (:data:`KINDS`), all of it access: a kiosk's device revoked, its unused
+pairing link voided, the kiosk deactivated or deleted (a device paired before could check people in
+again); an API token revoked; a person deactivated (the kiosks and the API's identify, which an
+access-control gateway may act on, would know them again); a staff account deleted, deactivated or
+given fewer rights (staff, superuser, groups, permissions); a group given fewer permissions or
+deleted; a password changed or disabled since the backup (the restore brings back the one it replaced,
+which may be the reason for the change: its new hash is not in the log, so password login is disabled
+again, until ``manage.py changepassword`` sets one).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import models, transaction
+from django.db.models import ProtectedError, Q
+from django.utils import timezone
+
+from api.models import ApiToken
+from api.services import api_token_revoke
+from enrollment.models import Person
+from enrollment.services import person_deactivate
+from recognition.models import Kiosk
+from recognition.services import kiosk_delete, kiosk_unpair, kiosk_update
+
+from .models import AuditEvent
+from .services import audit_record, roles_diff, user_roles
+
+Action = AuditEvent.Action
+
+
+@dataclass(frozen=True, order=True)
+class Record:
+    """One row of the audit log's CSV export, about an object with a numeric id."""
+
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: int
+    summary: str
+
+    def again(self) -> str:
+        """How a revocation applied or recorded again names this one (:func:`_on_record` finds it)."""
+        return f"again after a restore (first revoked {self.at.isoformat()} by {self.actor or 'system'})"
+
+
+class Revoked(models.TextChoices):
+    """What :func:`revocation_reapply` found (and did) for one object's revocations."""
+
+    REVOKED = "revoked", "revoked again"
+    ALREADY = "already", "already revoked"
+    REUSED = "reused", "left alone: the id now names one created after the revocation"
+
+
+# ---------------------------------------------------------------------------------------------
+# What each kind of revocation takes away, applied again to the restored row: True when something
+# was (or, ``dry_run``, would be) taken away, the service writing its audit record ending with
+# ``note``. ``record``: the object's latest revocation; ``history``: every record of the object in
+# the export, oldest first.
+
+Revoke = Callable[[int, Record, list[Record], str, bool], bool]
+
+
+def _noted(summary: str, note: str) -> str:
+    """``summary; note``, cut to the log's 300 characters at the summary's end (the note is what
+    finds the record again)."""
+    return f"{summary[:300 - len(note) - 2]}; {note}"
+
+
+def _reactivated_since(record: Record, history: list[Record]) -> bool:
+    """Whether the export says the object was activated again after ``record`` (the services write
+    an update record ending "; reactivated")."""
+    return any(h.at > record.at and h.action == Action.UPDATE and h.summary.endswith("; reactivated") for h in history)
+
+
+def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    """A device paired, or a pairing link issued, before the revocation is void again (a device
+    paired since is another one); a kiosk deactivated (and not activated again since) is deactivated
+    again, a deleted one deleted."""
+    kiosk = Kiosk.objects.filter(pk=pk).first()
+    if kiosk is None:
+        return False
+    if record.action == Action.DELETE:
+        if not dry_run:
+            kiosk_delete(kiosk=kiosk, actor=None, note=note)
+        return True
+    if record.summary.startswith("deactivated kiosk") and kiosk.active and not _reactivated_since(record, history):
+        if not dry_run:
+            kiosk_update(kiosk=kiosk, actor=None, active=False, note=note)   # which unpairs it too
+        return True
+    ttl = timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)   # a link's expiry less the TTL: when it was issued
+    device = bool(kiosk.token_hash) and (kiosk.paired_at is None or kiosk.paired_at <= record.at)
+    link = (bool(kiosk.pairing_hash) and kiosk.pairing_expires_at is not None
+            and kiosk.pairing_expires_at - ttl <= record.at)
+    if not (device or link):
+        return False
+    if not dry_run:
+        kiosk_unpair(kiosk=kiosk, actor=None, note=note)
+    return True
+
+
+def _token_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    token = ApiToken.objects.filter(pk=pk, revoked_at__isnull=True).first()
+    if token is None:
+        return False
+    if not dry_run:
+        api_token_revoke(token=token, actor=None, note=note)
+    return True
+
+
+def _person_deactivate(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    person = Person.objects.filter(pk=pk, active=True).first()
+    if person is None or _reactivated_since(record, history):
+        return False
+    if not dry_run:
+        person_deactivate(person=person, actor=None, note=note)
+    return True
+
+
+_FLAGS = {"staff": "is_staff", "superuser": "is_superuser", "active": "is_active"}
+_FLAG = re.compile(r"(?:^|; )(staff|superuser|active): (?:True|False|None) -> (True|False)")
+_LIST = re.compile(r"(?:^|; )(groups|permissions): (\[[^\]]*\]) -> (\[[^\]]*\])")
+
+
+def _lists_changed(summary: str) -> list[tuple[str, set[str], set[str]]]:
+    """``(name, before, after)`` of the groups and permissions a user's role-change record gives; a
+    list cut short by the summary's length limit (or a name with a bracket) is left out: unknown."""
+    changed = []
+    for name, before, after in _LIST.findall(summary):
+        try:
+            values = ast.literal_eval(before), ast.literal_eval(after)
+        except (ValueError, SyntaxError):
+            continue
+        if all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in values):
+            changed.append((name, set(values[0]), set(values[1])))
+    return changed
+
+
+def _user_reduced(record: Record) -> bool:
+    """Whether a user's role-change record (:func:`audit.services.roles_diff`'s text, ``"staff: True ->
+    False; groups: ['a', 'b'] -> ['a']"``) took a right away."""
+    return (any(after == "False" for _, after in _FLAG.findall(record.summary))
+            or any(before - after for _, before, after in _lists_changed(record.summary)))
+
+
+def _user_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    """A deleted account is deleted again (deactivated, if rows refer to it now). Otherwise each
+    role the export's role-change records leave off (the latest record naming it) and the restored
+    account has is taken away; what they grant is not given."""
+    user = User.objects.filter(pk=pk).first()
+    if user is None:
+        return False
+    if record.action == Action.DELETE:
+        if not dry_run:
+            _user_delete(user, note)
+        return True
+    flags: dict[str, bool] = {}
+    lists: dict[str, set[str]] = {}
+    for h in history:
+        if h.action == Action.ROLE_CHANGE:
+            flags.update((name, after == "True") for name, after in _FLAG.findall(h.summary))
+            lists.update((name, after) for name, _, after in _lists_changed(h.summary))
+    before = user_roles(user)
+    off = [name for name, on in flags.items() if not on and before[name]]
+    groups = set(before["groups"]) - lists.get("groups", set(before["groups"]))
+    permissions = set(before["permissions"]) - lists.get("permissions", set(before["permissions"]))
+    if not (off or groups or permissions):
+        return False
+    if not dry_run:
+        for name in off:
+            setattr(user, _FLAGS[name], False)
+        user.save(update_fields=[_FLAGS[name] for name in off])
+        user.groups.remove(*Group.objects.filter(name__in=groups))
+        user.user_permissions.remove(*user.user_permissions.filter(codename__in=permissions))
+        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=user,
+                     summary=_noted(roles_diff(before, user_roles(user)), note))
+    return True
+
+
+def _user_delete(user: User, note: str) -> None:
+    pk = user.pk
+    try:
+        with transaction.atomic():
+            user.delete()
+            audit_record(actor=None, action=Action.DELETE, object_type="auth.user", object_id=pk,
+                         summary=f"deleted user #{pk}; {note}")
+    except ProtectedError:   # rows the admin's deletion did not meet refer to it now: it cannot log in, at least
+        before = user_roles(user)
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=user,
+                     summary=_noted(f"{roles_diff(before, user_roles(user))} (not deleted: rows refer to the account)",
+                                    note))
+
+
+def _group_reduced(record: Record) -> bool:
+    return record.summary.startswith("deleted group") or "; removed " in record.summary
+
+
+def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    """A deleted group is deleted again; otherwise the permissions the export's records removed
+    last (not added back since) are removed."""
+    group = Group.objects.filter(pk=pk).first()
+    if group is None:
+        return False
+    if record.summary.startswith("deleted group"):
+        if not dry_run:
+            group.delete()
+            audit_record(actor=None, action=Action.ROLE_CHANGE, object_type="auth.group", object_id=pk,
+                         summary=f"deleted group #{pk}; {note}")
+        return True
+    kept: dict[str, bool] = {}   # codename: whether the latest record naming it added it
+    for h in history:
+        for part in h.summary.split("; ") if h.action == Action.ROLE_CHANGE else ():
+            verb, _, names = part.partition(" ")
+            if verb in ("added", "removed"):
+                kept.update((name, verb == "added") for name in names.split(", "))
+    removed = sorted(set(group.permissions.filter(codename__in=[c for c, on in kept.items() if not on])
+                         .values_list("codename", flat=True)))
+    if not removed:
+        return False
+    if not dry_run:
+        group.permissions.remove(*group.permissions.filter(codename__in=removed))
+        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=group,
+                     summary=_noted(f"changed group #{pk}; removed {', '.join(removed)}", note))
+    return True
+
+
+PASSWORD_CHANGES = ("set the password of user #", "changed their own password (user #",
+                    "disabled password login for user #")
+
+
+def _password_changed(record: Record) -> bool:
+    return record.summary.startswith(PASSWORD_CHANGES)
+
+
+def _password_disable(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+    """The restored password is the one the change replaced: password login is disabled (sessions
+    that the old password opened end with it) until ``manage.py changepassword`` sets a new one."""
+    user = User.objects.filter(pk=pk).first()
+    if user is None or not user.has_usable_password():
+        return False
+    if not dry_run:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        audit_record(actor=None, action=Action.UPDATE, obj=user,
+                     summary=f"disabled password login for user #{pk} (the password changed since the backup); {note}")
+    return True
+
+
+def _created(model: type[models.Model], field: str) -> Callable[[int], datetime | None]:
+    return lambda pk: model.objects.filter(pk=pk).values_list(field, flat=True).first()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of revocation: the export's records of it (``object_type``, ``actions``, and
+    ``matches``), what applying it again does (``revoke``), and when the restored object of an id
+    was created (``created``; ``None``: unknown, or no such object)."""
+
+    noun: str
+    object_type: str
+    actions: tuple[str, ...]
+    revoke: Revoke
+    created: Callable[[int], datetime | None]
+    matches: Callable[[Record], bool] = lambda record: True
+    mentions: str = ""   # the restored log's records of this kind contain this (a user's updates: not all passwords)
+
+    def of(self, record: Record) -> bool:
+        return record.object_type == self.object_type and record.action in self.actions and self.matches(record)
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("kiosk", "recognition.kiosk", (Action.DEACTIVATE, Action.DELETE), _kiosk_revoke,
+         _created(Kiosk, "created_at")),
+    Kind("API token", "api.apitoken", (Action.DEACTIVATE,), _token_revoke, _created(ApiToken, "created_at")),
+    Kind("person", "enrollment.person", (Action.DEACTIVATE,), _person_deactivate, _created(Person, "created_at")),
+    # groups before users: a group deleted again is gone from its members' roles
+    Kind("group", "auth.group", (Action.ROLE_CHANGE,), _group_revoke, lambda pk: None, _group_reduced),
+    Kind("user", "auth.user", (Action.DELETE, Action.ROLE_CHANGE), _user_revoke, _created(User, "date_joined"),
+         lambda record: record.action == Action.DELETE or _user_reduced(record)),
+    Kind("password of user", "auth.user", (Action.UPDATE,), _password_disable, _created(User, "date_joined"),
+         _password_changed, mentions="password"),
+)
+
+
+def revocation_reapply(*, kind: Kind, object_id: int, records: list[Record], history: list[Record],
+                       dry_run: bool = False) -> Revoked:
+    """Apply again the latest of ``records`` (the export's revocations of one object of ``kind``, any
+    order) unless the restored log holds it; write back the others it lacks (``history``: every
+    record of the object in the export, oldest first). An object of the id created after the latest
+    revocation is another one, the id handed out again (a sequence the restore set back): left alone,
+    nothing written. ``dry_run``: nothing is written; the answer says what would be done."""
+    records = sorted(set(records))
+    latest, last = records[-1], len(records) - 1
+    created = kind.created(object_id)
+    if created is not None and created > latest.at:
+        return Revoked.REUSED
+    with transaction.atomic():
+        # read before anything is written: what is written below is from now, after every revocation
+        missing = [i for i in range(len(records)) if not _on_record(kind, object_id, records, i)]
+        if dry_run:
+            return Revoked.REVOKED if last in missing and kind.revoke(object_id, latest, history, "", True) \
+                else Revoked.ALREADY
+        done = last in missing and kind.revoke(object_id, latest, history, latest.again(), False)
+        for i in missing:
+            if i != last or not done:
+                audit_record(actor=None, action=records[i].action, object_type=kind.object_type, object_id=object_id,
+                             summary=f"recorded {records[i].again()}, nothing left to take away: "
+                                     f"{records[i].summary}")
+    return Revoked.REVOKED if done else Revoked.ALREADY
+
+
+def _on_record(kind: Kind, object_id: int, records: list[Record], i: int) -> bool:
+    """Whether the restored log holds the revocation ``records[i]``: the latest one, when it has a
+    record of the object's revocation of this kind from its time on; an older one, when it has one
+    from its time until the next one's, or one written again naming it ("first revoked <its time> by")."""
+    at = records[i].at
+    found = AuditEvent.objects.for_object(kind.object_type, object_id).filter(action__in=kind.actions)
+    if kind.mentions:
+        found = found.filter(summary__contains=kind.mentions)
+    if i == len(records) - 1:
+        return found.filter(at__gte=at).exists()
+    return found.filter(Q(at__gte=at, at__lt=records[i + 1].at)
+                        | Q(summary__contains=f"(first revoked {at.isoformat()} by ")).exists()
+
+
+def revocation_records(rows: list[Record]) -> list[tuple[Kind, int, list[Record], list[Record]]]:
+    """The revocations in an export's records, per object: ``(kind, id, its revocations, every record
+    of the object)``, in :data:`KINDS`' order, then by id."""
+    history: dict[tuple[str, int], list[Record]] = {}
+    for row in rows:
+        history.setdefault((row.object_type, row.object_id), []).append(row)
+    found = []
+    for kind in KINDS:
+        for (object_type, pk), records in sorted(history.items()):
+            revocations = [r for r in records if kind.of(r)] if object_type == kind.object_type else []
+            if revocations:
+                found.append((kind, pk, revocations, sorted(records)))
+    return found
+
+
+def local(at: datetime) -> str:
+    return f"{timezone.localtime(at):%Y-%m-%d %H:%M}"

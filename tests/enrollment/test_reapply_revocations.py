@@ -1,0 +1,217 @@
+"""``manage.py reapply_erasures``, revocations: a restore from a backup that predates a revocation
+brings back the access it took away (a kiosk device, a pairing link, an API token, a staff account's
+rights, a password); the command takes it away again from the audit log's CSV export
+(docs/deployment.md, Backup and restore)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from api import services as api_services
+from api.models import ApiToken
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import Person
+from recognition import services as kiosks
+from recognition.consumers import KIOSK_COOKIE
+from recognition.models import Kiosk
+
+# what a backup holds of the rows these tests revoke (a restore replaces these tables as they were)
+TABLES = ("auth_group", "auth_group_permissions", "auth_user", "auth_user_groups", "auth_user_user_permissions",
+          "recognition_kiosk", "api_apitoken", "enrollment_person", "audit_auditevent")
+
+
+def backup() -> dict[str, tuple[list[str], list[tuple]]]:
+    saved = {}
+    with connection.cursor() as cursor:
+        for table in TABLES:
+            cursor.execute(f"SELECT * FROM {table}")
+            saved[table] = ([col[0] for col in cursor.description], cursor.fetchall())
+    return saved
+
+
+def restore(saved: dict[str, tuple[list[str], list[tuple]]]) -> None:
+    """The tables emptied and filled again from the copy (under the ORM, which refuses to delete
+    audit rows: a restore replaces the table)."""
+    with connection.cursor() as cursor:
+        for table in reversed(TABLES):
+            cursor.execute(f"DELETE FROM {table}")
+        for table in TABLES:
+            columns, rows = saved[table]
+            if rows:
+                marks = ", ".join(["%s"] * len(columns))
+                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("reapply_erasures", *[str(a) for a in args], stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def export(client, tmp_path: Path) -> Path:
+    """The admin's audit CSV export of every record, as the operator downloads it before restoring."""
+    response = client.get(reverse("admin:audit_auditevent_export"))
+    assert response.status_code == 200
+    path = tmp_path / "audit.csv"
+    path.write_bytes(response.content)
+    return path
+
+
+def kiosk_page(device: str):
+    client = APIClient()
+    client.cookies[KIOSK_COOKIE] = device
+    return client.get(reverse("kiosk"))
+
+
+def api(secret: str) -> int:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client.get("/api/v1/people").status_code
+
+
+@pytest.fixture
+def revoked(su_client, superuser, tmp_path, django_capture_on_commit_callbacks):
+    """A paired kiosk, a kiosk with an unused pairing link, an API token and an active person; the
+    backup; then all four revoked in the admin's way, the audit export taken, and the backup restored."""
+    door, code = kiosks.kiosk_create(actor=superuser, name="Door")
+    door, device = kiosks.kiosk_pair(code=code)
+    side, link = kiosks.kiosk_create(actor=superuser, name="Side door")
+    token, secret = api_services.api_token_create(actor=superuser, name="hr", scopes=["read"])
+    person = services.person_create(actor=None, full_name="Left The Company", staff_id="L1")
+    saved = backup()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert kiosks.kiosk_unpair(kiosk=door, actor=superuser)
+        kiosks.kiosk_unpair(kiosk=side, actor=superuser)
+        api_services.api_token_revoke(token=token, actor=superuser)
+        services.person_deactivate(person=person, actor=superuser)
+    assert kiosk_page(device).status_code == 403 and api(secret) == 401
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    # what the restore brought back: the revoked device opens the kiosk page, the token answers
+    assert kiosk_page(device).status_code == 200 and api(secret) == 200
+    assert Kiosk.objects.for_pairing_code(link) is not None and Person.objects.get(pk=person.pk).active
+    return {"door": door, "device": device, "side": side, "link": link, "token": token, "secret": secret,
+            "person": person, "csv": csv_file}
+
+
+def test_a_kiosk_and_a_token_revoked_since_the_backup_are_revoked_again(revoked, django_capture_on_commit_callbacks):
+    door, side, token, person = revoked["door"], revoked["side"], revoked["token"], revoked["person"]
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(revoked["csv"])
+
+    assert f"kiosk #{door.pk} ('revoked the device of kiosk #{door.pk}' " in out and "by root): revoked again" in out
+    assert f"kiosk #{side.pk} ('voided the unused pairing link of kiosk #{side.pk}" in out, out
+    assert f"API token #{token.pk} ('revoked API token #{token.pk}' " in out, out
+    assert f"person #{person.pk} ('deactivated person #{person.pk}' " in out, out
+    assert "4 revoked in" in out and ": revoked again 4, already revoked 0, left alone 0" in out, out
+    assert "0 people erased in" in out, out   # the erasures' report as it was
+    # the device cannot open the kiosk page nor its socket, the link pairs nothing, the token is refused
+    assert kiosk_page(revoked["device"]).status_code == 403
+    assert kiosks.kiosk_connect(token=revoked["device"]) is None
+    assert Kiosk.objects.for_pairing_code(revoked["link"]) is None and kiosks.kiosk_pair(code=revoked["link"]) is None
+    assert api(revoked["secret"]) == 401 and ApiToken.objects.get(pk=token.pk).revoked_at is not None
+    assert not Person.objects.get(pk=person.pk).active
+    # each recorded again, naming the first revocation's time and actor
+    again = AuditEvent.objects.for_object("recognition.kiosk", door.pk).get(action="deactivate")
+    assert again.summary.startswith(f"revoked the device of kiosk #{door.pk}; again after a restore (first revoked ")
+    assert again.summary.endswith(" by root)") and again.actor == "system"
+    assert AuditEvent.objects.for_object("api.apitoken", token.pk).get(action="deactivate").summary.startswith(
+        f"revoked API token #{token.pk}; again after a restore (first revoked ")
+
+    # run twice: nothing more to revoke or to record
+    before = AuditEvent.objects.count()
+    again_out = run(revoked["csv"])
+    assert "revoked again 0, already revoked 4, left alone 0" in again_out, again_out
+    assert AuditEvent.objects.count() == before
+
+
+def test_a_dry_run_lists_the_revocations_and_changes_nothing(revoked):
+    before = AuditEvent.objects.count()
+    out = run(revoked["csv"], "--dry-run")
+    assert f"kiosk #{revoked['door'].pk} (" in out and "by root): would be revoked again" in out, out
+    assert "4 revoked in" in out and "would revoke again 4, already revoked 0" in out, out
+    assert kiosk_page(revoked["device"]).status_code == 200 and api(revoked["secret"]) == 200
+    assert AuditEvent.objects.count() == before
+
+
+def test_a_device_paired_after_the_revocation_stays_paired(revoked, django_capture_on_commit_callbacks):
+    """Paired again after the restore, before the command ran: the device paired since is not the
+    one revoked; the revocation is only written back."""
+    door = revoked["door"]
+    code = kiosks.kiosk_pairing_issue(kiosk=door, actor=None)
+    _, new_device = kiosks.kiosk_pair(code=code)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(revoked["csv"])
+    assert f"kiosk #{door.pk} (" in out and "already revoked" in out, out
+    assert kiosk_page(new_device).status_code == 200 and kiosk_page(revoked["device"]).status_code == 403
+    written = AuditEvent.objects.for_object("recognition.kiosk", door.pk).get(action="deactivate")
+    assert written.summary.startswith("recorded again after a restore (first revoked ")
+    assert written.summary.endswith(f"nothing left to take away: revoked the device of kiosk #{door.pk}")
+
+
+def test_a_kiosk_created_after_the_revocation_under_its_id_is_left_alone(revoked):
+    """A restore sets the id sequences back: a kiosk made since may hold a revoked kiosk's id."""
+    door = revoked["door"]
+    Kiosk.objects.filter(pk=door.pk).update(created_at=timezone.now())
+    with pytest.raises(CommandError, match=rf"kiosk #{door.pk} were created after their id's revocation"):
+        run(revoked["csv"])
+    assert kiosk_page(revoked["device"]).status_code == 200
+
+
+def test_staff_rights_taken_away_since_the_backup_are_taken_away_again(su_client, superuser, tmp_path):
+    """In the admin: an account deactivated, another removed from a group, a group's permission
+    removed, an account deleted, a password changed; all back after the restore, all taken away again."""
+    group = Group.objects.create(name="Door staff")
+    perms = list(Permission.objects.filter(codename__in=["view_person", "change_person"]))
+    group.permissions.set(perms)
+    quitter = User.objects.create_user("quitter", password="Old-passw0rd!", is_staff=True)
+    mover = User.objects.create_user("mover", password="Old-passw0rd!", is_staff=True)
+    mover.groups.add(group)
+    doomed = User.objects.create_user("doomed", password="Old-passw0rd!", is_staff=True)
+    leaked = User.objects.create_user("leaked", password="Old-passw0rd!", is_staff=True)
+    saved = backup()
+
+    def change(user: User, **fields) -> None:
+        joined = {"date_joined_0": f"{user.date_joined:%Y-%m-%d}", "date_joined_1": f"{user.date_joined:%H:%M:%S}"}
+        data = {"username": user.username, "is_staff": "on", **joined, **{f"initial-{k}": v for k, v in joined.items()},
+                **fields}
+        assert su_client.post(reverse("admin:auth_user_change", args=[user.pk]), data).status_code == 302
+
+    change(quitter)                                   # "active" unticked
+    change(mover, is_active="on")                     # no group left
+    assert su_client.post(reverse("admin:auth_group_change", args=[group.pk]),
+                          {"name": group.name, "permissions": [perms[0].pk]}).status_code == 302
+    assert su_client.post(reverse("admin:auth_user_delete", args=[doomed.pk]), {"post": "yes"}).status_code == 302
+    assert su_client.post(reverse("admin:auth_user_password_change", args=[leaked.pk]),
+                          {"password1": "New-passw0rd!", "password2": "New-passw0rd!",
+                           "usable_password": "true"}).status_code == 302
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    assert User.objects.get(pk=quitter.pk).is_active and User.objects.filter(pk=doomed.pk).exists()
+    assert APIClient().login(username="leaked", password="Old-passw0rd!")
+
+    out = run(csv_file)
+
+    assert "5 revoked in" in out and "revoked again 5, already revoked 0, left alone 0" in out, out
+    assert not APIClient().login(username="quitter", password="Old-passw0rd!")
+    assert not User.objects.get(pk=mover.pk).groups.exists()
+    assert set(group.permissions.values_list("codename", flat=True)) == {perms[0].codename}
+    assert not User.objects.filter(pk=doomed.pk).exists()
+    assert not APIClient().login(username="leaked", password="Old-passw0rd!")
+    assert not User.objects.get(pk=leaked.pk).has_usable_password()
+    assert AuditEvent.objects.for_object("auth.user", leaked.pk).filter(
+        action="update", summary__contains="again after a restore (first revoked ").count() == 1
+    roles = AuditEvent.objects.for_object("auth.user", quitter.pk).get(action="role_change", actor="system")
+    assert roles.summary.startswith("active: True -> False; again after a restore"), roles.summary
+    assert "revoked again 0, already revoked 5" in run(csv_file)
