@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -296,6 +297,25 @@ def test_the_proxys_offline_page_reloads_itself_and_is_the_one_documented():
     assert '<meta http-equiv="refresh" content="15">' in page and "/static/kiosk/kiosk.css" in page
     assert (REPO / "static" / "kiosk" / "kiosk.css").is_file()
     assert "error_page 502 504 /static/offline.html;" in (REPO / "docs" / "deployment.md").read_text()
+
+
+def test_the_proxy_sample_sends_hsts_on_what_nginx_answers_itself():
+    """The guide's diagram says the proxy sets HSTS; its nginx sample sent none on its own answers
+    (static files, the offline 502 page, the 404 of /media/). nginx drops a server's add_header in
+    a location with an add_header of its own, and without "always" adds none to a 502 or 404: each
+    such place carries it. The value is the production settings' default (one year, subdomains, preload)."""
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    sample = guide.split("```nginx\n", 1)[1].split("```", 1)[0]
+    hsts = "add_header Strict-Transport-Security $masknet_hsts always;"
+    https = sample[sample.index("listen 443"):]
+    server_level = re.sub(r"location [^{]*\{[^}]*\}", "", https)
+    assert hsts in server_level
+    for location in re.findall(r"location [^{]*\{[^}]*\}", https):
+        assert "add_header" not in location or hsts in location, location
+    value = re.search(r'map \$upstream_http_strict_transport_security \$masknet_hsts \{\s*""\s+"([^"]+)";', sample)
+    assert value and value.group(1) == "max-age=31536000; includeSubDomains; preload"
+    prod = (REPO / "masknet_site" / "settings" / "prod.py").read_text()
+    assert 'env_int("DJANGO_HSTS_SECONDS", 31536000)' in prod
 
 
 @pytest.mark.reliability
