@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
@@ -295,25 +295,12 @@ def person_photos(folder: Path, limit: int | None) -> list[Path]:
                   if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file() and _inside(p, folder))[:limit]
 
 
-def actor_named(username: str, *, rebuild: bool, update: bool = False) -> object:
-    """The user ``--actor`` names, whom the audit log then records as the one who made the import's
-    changes (without it: "system", as every other command's): an active staff user allowed to make
-    them in the admin (add people and photos; change people with ``update``; ask for a rebuild unless
-    ``rebuild`` is false), so
-    that the log never names someone for what they could not have done. It attributes the import
-    to them; it is no login (anyone who can run manage.py can name anyone)."""
-    users = get_user_model()
-    user = users._default_manager.filter(**{users.USERNAME_FIELD: users.normalize_username(username)}).first()
-    if user is None or not user.is_active or not user.is_staff:
-        raise CommandError(f"--actor {username!r} is not an active staff user (a username, as the admin's "
-                           "Users list shows it)")
-    needed = (["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.change_person"] if update else [])
-              + (["enrollment.rebuild_index"] if rebuild else []))
-    missing = [perm for perm in needed if not user.has_perm(perm)]
-    if missing:
-        raise CommandError(f"--actor {username!r} may not make the import's changes: the user lacks "
-                           f"{', '.join(missing)} (the Enrollers group has them)")
-    return user
+def actor_permissions(*, rebuild: bool, update: bool = False) -> list[str]:
+    """What ``--actor``'s user must be allowed in the admin for the import's changes
+    (:func:`audit.management.actor.command_actor`): add people and photos; change people with
+    ``update`` (``--update-existing``); ask for a rebuild unless ``rebuild`` is false."""
+    return (["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.change_person"] if update else [])
+            + (["enrollment.rebuild_index"] if rebuild else []))
 
 
 class Command(BaseCommand):
@@ -332,8 +319,7 @@ class Command(BaseCommand):
         parser.add_argument("--update-existing", action="store_true",
                             help="with --people-csv: change the full name and department of people already there "
                                  "to the CSV's (by default they are left as they are, and said)")
-        parser.add_argument("--actor", metavar="USERNAME",
-                            help="the staff user the audit log names for the import's changes (default: system)")
+        add_actor_argument(parser, "the import's changes")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
         after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
         after.add_argument("--wait", action="store_true",
@@ -353,8 +339,9 @@ class Command(BaseCommand):
             raise CommandError(f"people CSV {people_csv_path} not found")
         if opts["update_existing"] and people_csv_path is None:
             raise CommandError("--update-existing takes the new details from a --people-csv: give one")
-        actor = (actor_named(opts["actor"], rebuild=not opts["no_rebuild"], update=opts["update_existing"])
-                 if opts["actor"] is not None else None)
+        actor = command_actor(opts["actor"], actor_permissions(rebuild=not opts["no_rebuild"],
+                                                              update=opts["update_existing"]),
+                              changes="the import's changes", holders="the Enrollers group has them")
         if len(opts["department"]) > DEPARTMENT_MAX:
             raise CommandError(f"--department is longer than {DEPARTMENT_MAX} characters")
         given: dict[str, Given] | None = None   # each folder's row of the people CSV
