@@ -42,6 +42,7 @@ from enrollment.services import person_deactivate
 from recognition.models import Kiosk
 from recognition.services import kiosk_delete, kiosk_unpair, kiosk_update
 
+from .management.actor import SUPERUSER
 from .models import AuditEvent
 from .services import audit_record, roles_diff, user_roles
 
@@ -76,9 +77,9 @@ class Revoked(models.TextChoices):
 # What each kind of revocation takes away, applied again to the restored row: True when something
 # was (or, ``dry_run``, would be) taken away, the service writing its audit record ending with
 # ``note``. ``record``: the object's latest revocation; ``history``: every record of the object in
-# the export, oldest first.
+# the export, oldest first; ``actor``: whom the records name (``None``: the system).
 
-Revoke = Callable[[int, Record, list[Record], str, bool], bool]
+Revoke = Callable[[int, Record, list[Record], str, bool, object | None], bool]
 
 
 def _noted(summary: str, note: str) -> str:
@@ -93,7 +94,8 @@ def _reactivated_since(record: Record, history: list[Record]) -> bool:
     return any(h.at > record.at and h.action == Action.UPDATE and h.summary.endswith("; reactivated") for h in history)
 
 
-def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                  actor: object | None) -> bool:
     """A device paired, or a pairing link issued, before the revocation is void again (a device
     paired since is another one); a kiosk deactivated (and not activated again since) is deactivated
     again, a deleted one deleted."""
@@ -102,11 +104,11 @@ def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry
         return False
     if record.action == Action.DELETE:
         if not dry_run:
-            kiosk_delete(kiosk=kiosk, actor=None, note=note)
+            kiosk_delete(kiosk=kiosk, actor=actor, note=note)
         return True
     if record.summary.startswith("deactivated kiosk") and kiosk.active and not _reactivated_since(record, history):
         if not dry_run:
-            kiosk_update(kiosk=kiosk, actor=None, active=False, note=note)   # which unpairs it too
+            kiosk_update(kiosk=kiosk, actor=actor, active=False, note=note)   # which unpairs it too
         return True
     ttl = timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)   # a link's expiry less the TTL: when it was issued
     device = bool(kiosk.token_hash) and (kiosk.paired_at is None or kiosk.paired_at <= record.at)
@@ -115,25 +117,27 @@ def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry
     if not (device or link):
         return False
     if not dry_run:
-        kiosk_unpair(kiosk=kiosk, actor=None, note=note)
+        kiosk_unpair(kiosk=kiosk, actor=actor, note=note)
     return True
 
 
-def _token_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _token_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                  actor: object | None) -> bool:
     token = ApiToken.objects.filter(pk=pk, revoked_at__isnull=True).first()
     if token is None:
         return False
     if not dry_run:
-        api_token_revoke(token=token, actor=None, note=note)
+        api_token_revoke(token=token, actor=actor, note=note)
     return True
 
 
-def _person_deactivate(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _person_deactivate(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                       actor: object | None) -> bool:
     person = Person.objects.filter(pk=pk, active=True).first()
     if person is None or _reactivated_since(record, history):
         return False
     if not dry_run:
-        person_deactivate(person=person, actor=None, note=note)
+        person_deactivate(person=person, actor=actor, note=note)
     return True
 
 
@@ -163,7 +167,8 @@ def _user_reduced(record: Record) -> bool:
             or any(before - after for _, before, after in _lists_changed(record.summary)))
 
 
-def _user_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _user_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                 actor: object | None) -> bool:
     """A deleted account is deleted again (deactivated, if rows refer to it now). Otherwise each
     role the export's role-change records leave off (the latest record naming it) and the restored
     account has is taken away; what they grant is not given."""
@@ -172,7 +177,7 @@ def _user_revoke(pk: int, record: Record, history: list[Record], note: str, dry_
         return False
     if record.action == Action.DELETE:
         if not dry_run:
-            _user_delete(user, note)
+            _user_delete(user, note, actor)
         return True
     flags: dict[str, bool] = {}
     lists: dict[str, set[str]] = {}
@@ -192,23 +197,23 @@ def _user_revoke(pk: int, record: Record, history: list[Record], note: str, dry_
         user.save(update_fields=[_FLAGS[name] for name in off])
         user.groups.remove(*Group.objects.filter(name__in=groups))
         user.user_permissions.remove(*user.user_permissions.filter(codename__in=permissions))
-        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=user,
+        audit_record(actor=actor, action=Action.ROLE_CHANGE, obj=user,
                      summary=_noted(roles_diff(before, user_roles(user)), note))
     return True
 
 
-def _user_delete(user: User, note: str) -> None:
+def _user_delete(user: User, note: str, actor: object | None) -> None:
     pk = user.pk
     try:
         with transaction.atomic():
             user.delete()
-            audit_record(actor=None, action=Action.DELETE, object_type="auth.user", object_id=pk,
+            audit_record(actor=actor, action=Action.DELETE, object_type="auth.user", object_id=pk,
                          summary=f"deleted user #{pk}; {note}")
     except ProtectedError:   # rows the admin's deletion did not meet refer to it now: it cannot log in, at least
         before = user_roles(user)
         user.is_active = False
         user.save(update_fields=["is_active"])
-        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=user,
+        audit_record(actor=actor, action=Action.ROLE_CHANGE, obj=user,
                      summary=_noted(f"{roles_diff(before, user_roles(user))} (not deleted: rows refer to the account)",
                                     note))
 
@@ -217,7 +222,8 @@ def _group_reduced(record: Record) -> bool:
     return record.summary.startswith("deleted group") or "; removed " in record.summary
 
 
-def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                  actor: object | None) -> bool:
     """A deleted group is deleted again; otherwise the permissions the export's records removed
     last (not added back since) are removed."""
     group = Group.objects.filter(pk=pk).first()
@@ -226,7 +232,7 @@ def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry
     if record.summary.startswith("deleted group"):
         if not dry_run:
             group.delete()
-            audit_record(actor=None, action=Action.ROLE_CHANGE, object_type="auth.group", object_id=pk,
+            audit_record(actor=actor, action=Action.ROLE_CHANGE, object_type="auth.group", object_id=pk,
                          summary=f"deleted group #{pk}; {note}")
         return True
     kept: dict[str, bool] = {}   # codename: whether the latest record naming it added it
@@ -241,7 +247,7 @@ def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry
         return False
     if not dry_run:
         group.permissions.remove(*group.permissions.filter(codename__in=removed))
-        audit_record(actor=None, action=Action.ROLE_CHANGE, obj=group,
+        audit_record(actor=actor, action=Action.ROLE_CHANGE, obj=group,
                      summary=_noted(f"changed group #{pk}; removed {', '.join(removed)}", note))
     return True
 
@@ -254,7 +260,8 @@ def _password_changed(record: Record) -> bool:
     return record.summary.startswith(PASSWORD_CHANGES)
 
 
-def _password_disable(pk: int, record: Record, history: list[Record], note: str, dry_run: bool) -> bool:
+def _password_disable(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                      actor: object | None) -> bool:
     """The restored password is the one the change replaced: password login is disabled (sessions
     that the old password opened end with it) until ``manage.py changepassword`` sets a new one."""
     user = User.objects.filter(pk=pk).first()
@@ -263,7 +270,7 @@ def _password_disable(pk: int, record: Record, history: list[Record], note: str,
     if not dry_run:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-        audit_record(actor=None, action=Action.UPDATE, obj=user,
+        audit_record(actor=actor, action=Action.UPDATE, obj=user,
                      summary=f"disabled password login for user #{pk} (the password changed since the backup); {note}")
     return True
 
@@ -285,32 +292,40 @@ class Kind:
     created: Callable[[int], datetime | None]
     matches: Callable[[Record], bool] = lambda record: True
     mentions: str = ""   # the restored log's records of this kind contain this (a user's updates: not all passwords)
+    permissions: tuple[str, ...] = ()   # what the admin asks of whoever takes this away (``--actor``'s user)
 
     def of(self, record: Record) -> bool:
         return record.object_type == self.object_type and record.action in self.actions and self.matches(record)
 
 
 KINDS: tuple[Kind, ...] = (
+    # (unpairing and unticking "active" need pair_kiosk in the admin, besides changing or deleting it)
     Kind("kiosk", "recognition.kiosk", (Action.DEACTIVATE, Action.DELETE), _kiosk_revoke,
-         _created(Kiosk, "created_at")),
-    Kind("API token", "api.apitoken", (Action.DEACTIVATE,), _token_revoke, _created(ApiToken, "created_at")),
-    Kind("person", "enrollment.person", (Action.DEACTIVATE,), _person_deactivate, _created(Person, "created_at")),
+         _created(Kiosk, "created_at"),
+         permissions=("recognition.change_kiosk", "recognition.delete_kiosk", "recognition.pair_kiosk")),
+    Kind("API token", "api.apitoken", (Action.DEACTIVATE,), _token_revoke, _created(ApiToken, "created_at"),
+         permissions=(SUPERUSER,)),   # the tokens' admin is for superusers alone
+    Kind("person", "enrollment.person", (Action.DEACTIVATE,), _person_deactivate, _created(Person, "created_at"),
+         permissions=("enrollment.change_person",)),
     # groups before users: a group deleted again is gone from its members' roles
-    Kind("group", "auth.group", (Action.ROLE_CHANGE,), _group_revoke, lambda pk: None, _group_reduced),
+    Kind("group", "auth.group", (Action.ROLE_CHANGE,), _group_revoke, lambda pk: None, _group_reduced,
+         permissions=("auth.change_group", "auth.delete_group")),
     Kind("user", "auth.user", (Action.DELETE, Action.ROLE_CHANGE), _user_revoke, _created(User, "date_joined"),
-         lambda record: record.action == Action.DELETE or _user_reduced(record)),
+         lambda record: record.action == Action.DELETE or _user_reduced(record),
+         permissions=("auth.change_user", "auth.delete_user")),
     Kind("password of user", "auth.user", (Action.UPDATE,), _password_disable, _created(User, "date_joined"),
-         _password_changed, mentions="password"),
+         _password_changed, mentions="password", permissions=("auth.change_user",)),
 )
 
 
 def revocation_reapply(*, kind: Kind, object_id: int, records: list[Record], history: list[Record],
-                       dry_run: bool = False) -> Revoked:
+                       dry_run: bool = False, actor: object | None = None) -> Revoked:
     """Apply again the latest of ``records`` (the export's revocations of one object of ``kind``, any
     order) unless the restored log holds it; write back the others it lacks (``history``: every
     record of the object in the export, oldest first). An object of the id created after the latest
     revocation is another one, the id handed out again (a sequence the restore set back): left alone,
-    nothing written. ``dry_run``: nothing is written; the answer says what would be done."""
+    nothing written. ``dry_run``: nothing is written; the answer says what would be done. ``actor``:
+    whom the audit records name (``None``: the system)."""
     records = sorted(set(records))
     latest, last = records[-1], len(records) - 1
     created = kind.created(object_id)
@@ -320,12 +335,12 @@ def revocation_reapply(*, kind: Kind, object_id: int, records: list[Record], his
         # read before anything is written: what is written below is from now, after every revocation
         missing = [i for i in range(len(records)) if not _on_record(kind, object_id, records, i)]
         if dry_run:
-            return Revoked.REVOKED if last in missing and kind.revoke(object_id, latest, history, "", True) \
+            return Revoked.REVOKED if last in missing and kind.revoke(object_id, latest, history, "", True, actor) \
                 else Revoked.ALREADY
-        done = last in missing and kind.revoke(object_id, latest, history, latest.again(), False)
+        done = last in missing and kind.revoke(object_id, latest, history, latest.again(), False, actor)
         for i in missing:
             if i != last or not done:
-                audit_record(actor=None, action=records[i].action, object_type=kind.object_type, object_id=object_id,
+                audit_record(actor=actor, action=records[i].action, object_type=kind.object_type, object_id=object_id,
                              summary=f"recorded {records[i].again()}, nothing left to take away: "
                                      f"{records[i].summary}")
     return Revoked.REVOKED if done else Revoked.ALREADY
@@ -358,6 +373,17 @@ def revocation_records(rows: list[Record]) -> list[tuple[Kind, int, list[Record]
             if revocations:
                 found.append((kind, pk, revocations, sorted(records)))
     return found
+
+
+def rights_taken_from(user: User, found: list[tuple[Kind, int, list[Record], list[Record]]]) -> list[str]:
+    """The objects of ``found`` (:func:`revocation_records`) whose revocation, applied again, would
+    take rights away from ``user``: their account, or a group of theirs (``"user #4"``). The restored
+    row still holds them, so it cannot tell what ``user`` may do (a password disabled takes none)."""
+    groups = set(user.groups.values_list("pk", flat=True))
+    return [f"{kind.noun} #{pk}" for kind, pk, revocations, history in found
+            if (kind.noun == "user" and pk == user.pk or kind.noun == "group" and pk in groups)
+            and revocation_reapply(kind=kind, object_id=pk, records=revocations, history=history,
+                                   dry_run=True) == Revoked.REVOKED]
 
 
 def local(at: datetime) -> str:

@@ -75,11 +75,12 @@ def roles_diff(before: dict, after: dict) -> str:
 
 
 @contextmanager
-def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
+def audit_user_saves(*, command: str, change: str, actor: object | None = None) -> Iterator[None]:
     """Audit the users that a management command creates or saves while the block runs (the
     admin's pages audit their own): a creation with the roles it grants, or ``change`` (say
     ``"set the password"``) for an existing user, with a role change of its own when the save
-    changed their roles. The actor is the system; never the password."""
+    changed their roles. The actor is ``actor`` (the command's ``--actor``), else the system;
+    never the password."""
     saved: dict[int, tuple[models.Model, bool]] = {}
     roles_before: dict[int, dict] = {}
 
@@ -103,14 +104,14 @@ def audit_user_saves(*, command: str, change: str) -> Iterator[None]:
         post_save.disconnect(sender=users, dispatch_uid=uid)
         for pk, (user, created) in saved.items():
             if created:
-                audit_record(actor=None, action=AuditEvent.Action.CREATE, obj=user,
+                audit_record(actor=actor, action=AuditEvent.Action.CREATE, obj=user,
                              summary=f"created user #{pk} with manage.py {command}")
             else:
-                audit_record(actor=None, action=AuditEvent.Action.UPDATE, obj=user,
+                audit_record(actor=actor, action=AuditEvent.Action.UPDATE, obj=user,
                              summary=f"{change} of user #{pk} with manage.py {command}")
             roles = roles_diff({} if created else roles_before.get(pk, {}), user_roles(user))
             if roles:
-                audit_record(actor=None, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=roles)
+                audit_record(actor=actor, action=AuditEvent.Action.ROLE_CHANGE, obj=user, summary=roles)
 
 
 def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,

@@ -27,6 +27,25 @@ def no_engine_warm_up(monkeypatch) -> list[bool]:
     return calls
 
 
+@pytest.fixture(params=["unknown", "inactive", "not-staff", "unpermitted"])
+def refused_actor(request, db) -> str:
+    """A username that ``--actor`` refuses (:mod:`audit.management.actor`), one way each: nobody's,
+    an inactive superuser's, a superuser's who is not staff (each with every permission), a staff
+    user's without any permission."""
+    from django.contrib.auth.models import User
+
+    if request.param == "inactive":
+        User.objects.create_superuser("former", "f@example.com", "pw", is_active=False)
+        return "former"
+    if request.param == "not-staff":
+        User.objects.create_user("outsider", password="pw", is_superuser=True)
+        return "outsider"
+    if request.param == "unpermitted":
+        User.objects.create_user("clerk", password="pw", is_staff=True)
+        return "clerk"
+    return "ghost"
+
+
 @pytest.fixture
 def redis_url():
     """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the

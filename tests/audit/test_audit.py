@@ -264,6 +264,54 @@ def test_createsuperuser_and_changepassword_are_audited(db, monkeypatch):
     assert "Another" not in "".join(AuditEvent.objects.values_list("summary", flat=True))
 
 
+def test_createsuperuser_and_changepassword_actor_names_the_user(db, monkeypatch):
+    """Their records said "system"; ``--actor`` names a staff user allowed to make the change in the
+    admin: add users and give them roles (``add_user``, ``change_user``), set a password
+    (``change_user``). A user allowed to change users but not add them may set a password only."""
+    from django.contrib.auth.models import Permission
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    admin = User.objects.create_user("useradmin", password="pw", is_staff=True)
+    admin.user_permissions.set(Permission.objects.filter(codename="change_user"))
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Rather-long-pass-42")
+    with pytest.raises(CommandError, match="--actor 'useradmin' may not make the user created: the user lacks "
+                                           "auth.add_user"):
+        call_command("createsuperuser", "--actor", "useradmin", username="root", email="r@example.com",
+                     interactive=False, verbosity=0)
+    assert not User.objects.filter(username="root").exists() and not AuditEvent.objects.exists()
+    admin.user_permissions.add(Permission.objects.get(codename="add_user"))
+    call_command("createsuperuser", "--actor", "useradmin", username="root", email="r@example.com",
+                 interactive=False, verbosity=0)
+    root = User.objects.get(username="root")
+    assert [(e.action, e.actor, e.actor_id) for e in AuditEvent.objects.for_object("auth.user", root.pk)
+            .order_by("id")] == [("create", "useradmin", admin.pk), ("role_change", "useradmin", admin.pk)]
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "Another-long-pass-43")
+    admin.user_permissions.set(Permission.objects.filter(codename="change_user"))
+    call_command("changepassword", "root", "--actor", "useradmin", stdout=io.StringIO())
+    last = AuditEvent.objects.for_object("auth.user", root.pk).latest("id")
+    assert (last.summary, last.actor) == (f"set the password of user #{root.pk} with manage.py changepassword",
+                                         "useradmin")
+    assert User.objects.get(pk=root.pk).check_password("Another-long-pass-43")
+
+
+def test_createsuperuser_and_changepassword_actor_refused_changes_nothing(refused_actor, monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    root = User.objects.create_user("root", password="Old-long-pass-41", is_staff=True)
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Rather-long-pass-42")
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "Another-long-pass-43")
+    with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+        call_command("createsuperuser", "--actor", refused_actor, username="boss", email="b@example.com",
+                     interactive=False, verbosity=0)
+    with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+        call_command("changepassword", "root", "--actor", refused_actor, stdout=io.StringIO())
+    assert not User.objects.filter(username="boss").exists() and not AuditEvent.objects.exists()
+    assert User.objects.get(pk=root.pk).check_password("Old-long-pass-41")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_stale_user_form_that_undoes_a_role_change_is_logged_as_one(client):
     """Administrator A takes superuser away from U; B's form, read before, saves a name change and

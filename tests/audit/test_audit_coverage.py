@@ -512,6 +512,30 @@ def test_every_command_of_the_project_is_audited_or_exempt():
     assert covered - ours == set()
 
 
+# audited commands whose records name the system, with no --actor: no person decides what they do
+COMMANDS_SYSTEM_ACTOR: dict[str, str] = {
+    "purge_expired": "applies the retention settings, as the daily Celery beat task does (the same records, "
+                     "'system'); cron runs it, and who set the settings decided",
+    "demo": "made-up data for a demonstration (make run DEMO=1), not a change to the site's people or kiosks",
+}
+
+
+def test_every_audited_command_names_its_actor_or_is_the_systems():
+    """A command a person runs to make a change (import, rebuild, kiosk, restore's re-applied
+    erasures and revocations, Django's user commands) takes ``--actor USERNAME``
+    (:mod:`audit.management.actor`): without it the log said "system" for every such change."""
+    from django.core.management import load_command_class
+
+    audited = set(COMMANDS) | set(COMMANDS_ELSEWHERE)
+    assert set(COMMANDS_SYSTEM_ACTOR) <= audited
+    for name in sorted(audited - set(COMMANDS_SYSTEM_ACTOR)):
+        parser = load_command_class(get_commands()[name], name).create_parser("manage.py", name)
+        assert "--actor" in parser._option_string_actions, f"{name} has no --actor"
+    for name in COMMANDS_SYSTEM_ACTOR:
+        parser = load_command_class(get_commands()[name], name).create_parser("manage.py", name)
+        assert "--actor" not in parser._option_string_actions, name
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_each_command_is_audited(world, name, settings, django_capture_on_commit_callbacks):
     settings.SETTINGS_MODULE = "masknet_site.settings.test"   # None under the settings fixture (demo reads it)

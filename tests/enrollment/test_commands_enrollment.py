@@ -301,6 +301,38 @@ def test_rebuild_index_queues_for_celery_workers(person, make_photo, settings, e
     assert not IndexVersion.objects.exists()
 
 
+@pytest.mark.parametrize("wait", [True, False])
+def test_rebuild_index_actor_names_the_user_in_the_rebuilds_records(person, make_photo, enroller, settings, wait,
+                                                                     enqueued, django_capture_on_commit_callbacks):
+    """Every record of a rebuild started by the command said "system"; ``--actor`` names the staff
+    user who asked for it (``rebuild_index`` permission, an Enroller's), here and now or queued."""
+    from audit.models import AuditEvent
+
+    settings.MASKNET_TASK_RUNNER = "celery"
+    make_photo(person)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("rebuild_index", "--actor", "enroller", *(["--wait"] if wait else []))
+    assert ("people: 1, templates: 2" in out) if wait else ("index rebuild queued" in out and enqueued)
+    records = AuditEvent.objects.filter(action="rebuild")
+    assert records.exists() and {(e.actor, e.actor_id) for e in records} == {("enroller", enroller.pk)}
+    assert TrainingRun.objects.get().requested_by == enroller
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run("rebuild_index", "--wait")
+    assert AuditEvent.objects.filter(action="rebuild", actor="system").exists()   # without it, as before
+
+
+def test_rebuild_index_actor_refused_starts_no_rebuild(person, refused_actor, settings):
+    """An unknown, inactive or non-staff user, or one without ``rebuild_index``, stops the command
+    before any run is made or queued."""
+    from audit.models import AuditEvent
+
+    settings.MASKNET_TASK_RUNNER = "celery"
+    with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+        run("rebuild_index", "--actor", refused_actor)
+    assert not TrainingRun.objects.exists() and not AuditEvent.objects.filter(action="rebuild").exists()
+
+
 def test_import_people_without_the_models_stops_before_creating_anyone(db, people_tree, monkeypatch):
     from enrollment.management.commands import import_people
 

@@ -227,3 +227,29 @@ def test_the_first_holder_of_an_id_erased_twice_brought_back_is_erased_again(two
     assert sorted(_firsts(pk)) == sorted(timezone.localtime(e.at).isoformat() for e in (earlier, later))
     run(two_holders["csv"])
     assert len(_firsts(pk)) == 2
+
+
+def test_actor_names_the_user_in_the_erasures_applied_again(erased, enroller, django_capture_on_commit_callbacks):
+    """The erase records written again said "system"; ``--actor`` names a staff user allowed to erase
+    in the admin (``erase_person``, superusers'): an Enroller may not, and is refused before anything."""
+    from django.contrib.auth.models import User
+
+    back = erased["back"]
+    with pytest.raises(CommandError, match="--actor 'enroller' may not make .*lacks enrollment.erase_person"):
+        run(erased["csv"], "--actor", "enroller")
+    assert Person.objects.filter(pk=back.pk).exists() and not AuditEvent.objects.filter(action="erase").exists()
+
+    officer = User.objects.create_superuser("officer", "o@example.com", "pw")
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(erased["csv"], "--actor", "officer")
+    assert "by root): erased again" in out, out   # the first erasure's actor, as before
+    again = AuditEvent.objects.filter(action="erase", object_id__in=[str(back.pk), str(erased["gone"])])
+    assert again.count() == 2 and {(e.actor, e.actor_id) for e in again} == {("officer", officer.pk)}
+
+
+def test_actor_refused_erases_nothing(erased, refused_actor):
+    for dry_run in ([], ["--dry-run"]):   # the dry run says what the same command would do: refused too
+        with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+            run(erased["csv"], "--actor", refused_actor, *dry_run)
+    assert Person.objects.filter(pk=erased["back"].pk).exists()
+    assert not AuditEvent.objects.filter(action="erase").exists()

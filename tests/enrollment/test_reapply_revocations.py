@@ -215,3 +215,62 @@ def test_staff_rights_taken_away_since_the_backup_are_taken_away_again(su_client
     roles = AuditEvent.objects.for_object("auth.user", quitter.pk).get(action="role_change", actor="system")
     assert roles.summary.startswith("active: True -> False; again after a restore"), roles.summary
     assert "revoked again 0, already revoked 5" in run(csv_file)
+
+
+def test_actor_names_the_user_in_the_revocations_applied_again(revoked, django_capture_on_commit_callbacks):
+    """Each revocation applied again said "system"; ``--actor`` names a user allowed to make them all
+    in the admin: revoking an API token is for superusers alone, so a staff user with the kiosk and
+    person permissions is refused before anything is revoked."""
+    clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(
+        codename__in=["change_kiosk", "delete_kiosk", "pair_kiosk", "change_person"]))
+    before, last = AuditEvent.objects.count(), AuditEvent.objects.latest("pk").pk
+    with pytest.raises(CommandError, match="--actor 'clerk' may not make .*: the user lacks superuser status"):
+        run(revoked["csv"], "--actor", "clerk")
+    assert AuditEvent.objects.count() == before and kiosk_page(revoked["device"]).status_code == 200
+
+    officer = User.objects.create_superuser("officer", "o@example.com", "pw")
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(revoked["csv"], "--actor", "officer")
+    assert "revoked again 4, already revoked 0" in out and "by root): revoked again" in out, out
+    again = AuditEvent.objects.filter(pk__gt=last, action="deactivate")
+    assert again.count() == 4 and {(e.actor, e.actor_id) for e in again} == {("officer", officer.pk)}
+    assert kiosk_page(revoked["device"]).status_code == 403 and api(revoked["secret"]) == 401
+
+
+def test_actor_refused_revokes_nothing(revoked, refused_actor):
+    before = AuditEvent.objects.count()
+    with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+        run(revoked["csv"], "--actor", refused_actor)
+    assert AuditEvent.objects.count() == before
+    assert kiosk_page(revoked["device"]).status_code == 200 and api(revoked["secret"]) == 200
+
+
+def test_an_actor_whose_own_rights_the_export_takes_away_is_refused(su_client, superuser, tmp_path):
+    """The restored account still holds what the export says was taken from it since the backup, so
+    its rights there do not say what the user may do: an actor the export takes rights from (their
+    account, or a group of theirs) is refused before anything changes; another user may run it."""
+    from audit.services import audit_record, roles_diff, user_roles
+
+    group = Group.objects.create(name="Restorers")
+    officer = User.objects.create_superuser("officer", "o@example.com", "pw")
+    officer.groups.add(group)
+    saved = backup()
+    roles = user_roles(officer)
+    officer.groups.remove(group)   # as the admin's user page does and records it
+    audit_record(actor=superuser, action=AuditEvent.Action.ROLE_CHANGE, obj=officer,
+                 summary=roles_diff(roles, user_roles(officer)))
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    assert User.objects.get(pk=officer.pk).groups.exists()
+
+    before = AuditEvent.objects.count()
+    with pytest.raises(CommandError, match=rf"--actor 'officer': the export takes rights away from user #{officer.pk}"):
+        run(csv_file, "--actor", "officer")
+    assert AuditEvent.objects.count() == before and User.objects.get(pk=officer.pk).groups.exists()
+    out = run(csv_file, "--actor", "root")
+    assert "revoked again 1" in out, out
+    assert not User.objects.get(pk=officer.pk).groups.exists()
+    taken = AuditEvent.objects.for_object("auth.user", officer.pk).filter(action="role_change").latest("pk")
+    assert taken.actor == "root"
+    assert "revoked again 0, already revoked 1" in run(csv_file, "--actor", "officer")   # taken away: theirs to name

@@ -793,6 +793,40 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
 
 
 
+def test_create_kiosk_actor_names_the_user_in_the_kiosks_records(transactional_db):
+    """The kiosk's creation and its pairing links said "system"; ``--actor`` names a staff user who
+    may add a kiosk and pair one in the admin (``add_kiosk``, ``pair_kiosk``; ``pair_kiosk`` alone
+    for ``--new-link``), who is then the one the log names for them."""
+    keeper = User.objects.create_user("keeper", password="pw", is_staff=True)
+    keeper.user_permissions.set(Permission.objects.filter(codename="pair_kiosk"))
+    with pytest.raises(CommandError, match="lacks recognition.add_kiosk"):
+        call_command("create_kiosk", "Front door", "--actor", "keeper", stdout=io.StringIO())
+    assert not Kiosk.objects.exists() and not AuditEvent.objects.exists()
+    keeper.user_permissions.add(Permission.objects.get(codename="add_kiosk"))
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--actor", "keeper", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1].startswith("http://127.0.0.1:8000/kiosk/pair/")
+    kiosk = Kiosk.objects.get()
+    created = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk)
+    assert created.exists() and {(e.actor, e.actor_id) for e in created} == {("keeper", keeper.pk)}
+
+    keeper.user_permissions.set(Permission.objects.filter(codename="pair_kiosk"))
+    call_command("create_kiosk", "Front door", "--new-link", "--actor", "keeper", stdout=io.StringIO())
+    call_command("create_kiosk", "Front door", "--new-link", stdout=io.StringIO())
+    issued = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).order_by("pk")[created.count():]
+    assert [e.actor for e in issued] == ["keeper", "system"]
+
+
+def test_create_kiosk_actor_refused_creates_nothing(transactional_db, refused_actor):
+    call_command("create_kiosk", "Front door", stdout=io.StringIO())
+    before, link = AuditEvent.objects.count(), Kiosk.objects.get().pairing_hash
+    for args in (["Side door"], ["Front door", "--new-link"]):
+        with pytest.raises(CommandError, match=f"--actor '{refused_actor}' "):
+            call_command("create_kiosk", *args, "--actor", refused_actor, stdout=io.StringIO())
+    assert list(Kiosk.objects.values_list("name", flat=True)) == ["Front door"]
+    assert AuditEvent.objects.count() == before and Kiosk.objects.get().pairing_hash == link   # no new link
+
+
 def test_create_kiosk_on_a_production_site_without_its_address_refuses(transactional_db, settings):
     """The production settings (SECURE_SSL_REDIRECT) without DJANGO_CSRF_TRUSTED_ORIGINS, which they
     do not require: the link went to http://127.0.0.1:8000 (make run's address), a live one-time

@@ -12,8 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from audit.admin import CSV_COLUMNS
+from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
-from audit.restore import KINDS, Record, Revoked, local, revocation_reapply, revocation_records
+from audit.restore import KINDS, Record, Revoked, local, revocation_reapply, revocation_records, rights_taken_from
 from enrollment.services import Reapplied, person_erasure_reapply
 
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
@@ -84,26 +85,29 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be erased or revoked; change "
                                                                    "nothing")
+        add_actor_argument(parser, "the erasures and revocations applied again")
 
     def handle(self, *args, **opts) -> None:
         erased, ignored, rows = export_records(opts["file"])
+        found = revocation_records(rows)
         dry_run = opts["dry_run"]
+        actor = self.actor(opts["actor"], erased, found)
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         for person_id, records in sorted(erased.items()):
-            (at, actor), earlier = records[-1], records[:-1]
-            outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=actor, actor=None,
+            (at, by), earlier = records[-1], records[:-1]
+            outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=by, actor=actor,
                                              dry_run=dry_run, earlier=earlier)
             outcomes[outcome].append(person_id)
             said = "would be erased again" if dry_run and outcome == Reapplied.ERASED else outcome.label
             self.stdout.write(f"person #{person_id} (erased {timezone.localtime(at):%Y-%m-%d %H:%M} by "
-                              f"{actor or 'system'}): {said}"
+                              f"{by or 'system'}): {said}"
                               + "".join(f"; also erased {timezone.localtime(when):%Y-%m-%d %H:%M} by {by or 'system'} "
                                         "(an earlier holder of the id)" for when, by in earlier))
         verb = "would erase again" if dry_run else "erased again"
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
-        reused = self.revocations(rows, opts["file"], dry_run)
+        reused = self.revocations(found, opts["file"], dry_run, actor)
         problems = []
         if outcomes[Reapplied.REUSED]:
             ids = ", ".join(f"#{i}" for i in outcomes[Reapplied.REUSED])
@@ -115,14 +119,33 @@ class Command(BaseCommand):
         if problems:
             raise CommandError("; ".join(problems))
 
-    def revocations(self, records: list[Record], path: Path, dry_run: bool) -> list[str]:
-        """Revoke again, one line each, what the export's records say was revoked (:mod:`audit.restore`);
+    @staticmethod
+    def actor(username: str | None, erased: dict, found: list[tuple]) -> object | None:
+        """``--actor``'s user (:func:`audit.management.actor.command_actor`), allowed in the admin to
+        make what this export asks for: erase people (``erase_person``, superusers') and take away
+        each kind of thing it revokes (:data:`audit.restore.KINDS`' permissions). Refused too when a
+        revocation to apply would take rights away from the user's own account or group: the
+        restored rights, which it would take away, are not theirs to act on. Checked before anything
+        is erased or revoked, with ``--dry-run`` too (it shows what the same command would do)."""
+        needed = (["enrollment.erase_person"] if erased else []) + [p for kind, *_ in found for p in kind.permissions]
+        user = command_actor(username, needed, changes="the erasures and revocations the export asks for",
+                             holders="a superuser has them")
+        own = rights_taken_from(user, found) if user is not None else []
+        if own:
+            raise CommandError(f"--actor {username!r}: the export takes rights away from {', '.join(own)}, the user's "
+                               "own account or group, which the restore gave back; run it without --actor, or "
+                               "name another user")
+        return user
+
+    def revocations(self, found: list[tuple], path: Path, dry_run: bool, actor: object | None) -> list[str]:
+        """Revoke again, one line each, what the export's records say was revoked (``found``:
+        :func:`audit.restore.revocation_records`), recorded as ``actor``'s (``None``: the system);
         returns the objects left alone (their ids handed out again), as ``"kiosk #3"``."""
         outcomes: dict[Revoked, list[str]] = {outcome: [] for outcome in Revoked}
-        for kind, pk, revocations, history in revocation_records(records):
+        for kind, pk, revocations, history in found:
             latest = max(revocations)
             outcome = revocation_reapply(kind=kind, object_id=pk, records=revocations, history=history,
-                                         dry_run=dry_run)
+                                         dry_run=dry_run, actor=actor)
             outcomes[outcome].append(f"{kind.noun} #{pk}")
             said = "would be revoked again" if dry_run and outcome == Revoked.REVOKED else outcome.label
             earlier = "".join(f"; also {r.summary!r} {local(r.at)} by {r.actor or 'system'}"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import transaction
 
+from audit.management.actor import add_actor_argument, command_actor
 from enrollment import services
 from recognition.management.commands._common import ProgressBar
 
@@ -41,13 +42,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--wait", action="store_true", help="run in the foreground and print the summary")
+        add_actor_argument(parser, "the rebuild")
 
     def handle(self, *args, **opts) -> None:
+        actor = command_actor(opts["actor"], ["enrollment.rebuild_index"], changes="the rebuild",
+                              holders="the Enrollers group has it")
         if opts["wait"] or settings.MASKNET_TASK_RUNNER != "celery":
             if not opts["wait"]:
                 self.stdout.write("no Celery workers configured (REDIS_URL unset): rebuilding in the foreground")
-            rebuild_foreground(self.stdout)
+            rebuild_foreground(self.stdout, actor=actor)
             return
         with transaction.atomic():
-            run = services.index_rebuild_request(actor=None, reason="rebuild_index command", force=True)
+            run = services.index_rebuild_request(actor=actor, reason="rebuild_index command", force=True)
         self.stdout.write(f"index rebuild queued (training run #{run.pk}); --wait runs it here instead")

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from audit.management.actor import add_actor_argument, command_actor
 from recognition import services
 from recognition.models import Kiosk
 
@@ -29,9 +30,13 @@ class Command(BaseCommand):
                                  "the production settings refuse to guess)")
         parser.add_argument("--new-link", action="store_true",
                             help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
+        add_actor_argument(parser, "the kiosk and its pairing link")
 
     def handle(self, *args, name: str, location: str, site: str, base_url: str | None, new_link: bool,
-               **options) -> None:
+               actor: str | None = None, **options) -> None:
+        # the admin's: adding a kiosk, and being shown (issuing) its pairing link
+        user = command_actor(actor, ([] if new_link else ["recognition.add_kiosk"]) + ["recognition.pair_kiosk"],
+                             changes="the kiosk and its pairing link", holders="a superuser has them")
         # behind a proxy, the public origin the deployment already names (a link to 127.0.0.1:8000,
         # the development server's address, opened nothing on the kiosk device)
         # (not a wildcard entry, "https://*.example.org": no device opens that)
@@ -49,12 +54,12 @@ class Command(BaseCommand):
             raise CommandError(f"no kiosk named {name!r}")
         if existing is not None:
             try:
-                kiosk, code = existing, services.kiosk_pairing_issue(kiosk=existing, actor=None)
+                kiosk, code = existing, services.kiosk_pairing_issue(kiosk=existing, actor=user)
             except services.KioskInactive as exc:
                 raise CommandError(str(exc)) from exc
         else:
             try:
-                kiosk, code = services.kiosk_create(actor=None, name=name, location=location, site=site)
+                kiosk, code = services.kiosk_create(actor=user, name=name, location=location, site=site)
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from exc
         url = base_url.rstrip("/") + services.pairing_path(code)
