@@ -270,7 +270,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         if f.get("department"):
             qs = qs.filter(department=f["department"])
         if f.get("staff_id"):
-            qs = qs.with_staff_id(f["staff_id"])   # unique ignoring letter case: one person at most
+            qs = qs.with_staff_id(f["staff_id"])   # unique by its key: one person at most
         return qs
 
     def _answer(self, person: Person, code: int = status.HTTP_200_OK) -> Response:

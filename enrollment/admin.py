@@ -274,6 +274,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     list_display_phone = ("thumbnail", "full_name", "active")   # audit/templatetags/admin_phone.py
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
+    staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
     readonly_fields = ("created_at", "updated_at", "photo_grid", "gallery_adaptation")
     actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "erase_biometric_data")
     list_per_page = 50
@@ -844,6 +845,7 @@ class FacePhotoAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     list_display_phone = ("thumbnail", "person")
     list_filter = (("quality_verdict", VerdictFilter), "masked", "source", "embedding_state", EmbeddingFailureFilter)
     search_fields = ("person__full_name", "person__staff_id")
+    staff_key = "person__staff_key"
     list_select_related = ("person",)
     readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",
                        "quality_verdict", "masked", "masked_prob", "embedding", "embedding_error", "added_by",

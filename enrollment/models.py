@@ -18,14 +18,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
-from django.db.models import Count, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Lower
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
-from .text import name_normal, staff_id_normal
+from .text import name_normal, staff_id_key
 
 NOTES_MAX = 2000   # characters of free-text notes about a person
 
@@ -38,18 +37,22 @@ class PersonQuerySet(models.QuerySet):
         return self.filter(active=True)
 
     def with_staff_id(self, staff_id: str) -> PersonQuerySet:
-        """The person whose staff id is ``staff_id`` ignoring letter case, compared as the database's
-        unique constraint compares them (``LOWER``: on SQLite, ASCII letters only); ``staff_id`` read
-        as staff ids are stored (:func:`enrollment.text.staff_id_normal`: "Zoë" composed or not)."""
-        staff_id = staff_id_normal(staff_id)
-        return self.alias(staff_id_lower=Lower("staff_id")).filter(staff_id_lower=Lower(Value(staff_id)))
+        """The person whose staff id is ``staff_id`` as staff ids are compared, by their key
+        (:func:`enrollment.text.staff_id_key`: letter case, Unicode and full-width forms, invisible
+        characters and runs of spaces aside), the same on SQLite and PostgreSQL. A person that the
+        release before added while ``migrate`` ran has no key yet (NULL): compared by their staff id."""
+        key = staff_id_key(staff_id)
+        unkeyed = [pk for pk, other in self.model.objects.filter(staff_key__isnull=True).values_list("pk", "staff_id")
+                   if staff_id_key(other) == key]
+        return self.filter(Q(staff_key=key) | Q(pk__in=unkeyed)) if unkeyed else self.filter(staff_key=key)
 
     def search(self, text: str) -> PersonQuerySet:
         """Name, staff id or department containing ``text`` (case-insensitive), ``text`` read as
-        names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces)."""
-        text = name_normal(text)
+        names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces), and
+        staff ids whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``)."""
+        text, key = name_normal(text), staff_id_key(text)
         return self.filter(Q(full_name__icontains=text) | Q(staff_id__icontains=text)
-                           | Q(department__icontains=text))
+                           | Q(department__icontains=text) | Q(staff_key__contains=key))
 
     def with_photo_stats(self) -> PersonQuerySet:
         """Annotates ``photo_count`` and ``first_photo_id`` (for list thumbnails)."""
@@ -57,7 +60,8 @@ class PersonQuerySet(models.QuerySet):
         return self.annotate(photo_count=Count("photos", distinct=True), first_photo_id=Subquery(first))
 
 
-STAFF_ID_TAKEN = "Another person has this staff id in other letter case (staff ids are compared ignoring case)."
+STAFF_ID_TAKEN = ("Another person has this staff id written otherwise (staff ids are compared ignoring letter case, "
+                  "full-width forms and repeated spaces).")
 
 
 class Person(models.Model):
@@ -65,6 +69,9 @@ class Person(models.Model):
 
     full_name = models.CharField(max_length=200)
     staff_id = models.CharField("employee / staff id", max_length=64, unique=True)
+    # what decides whether two staff ids are one (enrollment.text.staff_id_key), set by save();
+    # NULL only for a person the release before added while migrate ran (its inserts lack it)
+    staff_key = models.CharField(max_length=None, unique=True, null=True, editable=False)
     department = models.CharField(max_length=120, blank=True, db_index=True)
     active = models.BooleanField(default=True, db_index=True,
                                  help_text="Inactive people stay enrolled but are left out of the index.")
@@ -84,7 +91,6 @@ class Person(models.Model):
     class Meta:
         ordering = ["full_name", "id"]
         verbose_name_plural = "people"
-        constraints = [models.UniqueConstraint(Lower("staff_id"), name="enrollment_person_staff_id_lower_uniq")]
         permissions = [
             ("erase_person", "Can erase a person's biometric data"),
             ("export_person", "Can export a person's data (subject access)"),
@@ -95,14 +101,21 @@ class Person(models.Model):
     def __str__(self) -> str:
         return f"{self.full_name} ({self.staff_id})"
 
+    def save(self, *args, **kwargs) -> None:
+        """Saved with the staff id's key (:attr:`staff_key`), kept with every save of named fields too
+        (a key the release before left stale while ``migrate`` ran is then put right)."""
+        self.staff_key = staff_id_key(self.staff_id) or None
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "staff_key"}
+        super().save(*args, **kwargs)
+
     def validate_unique(self, exclude: object = None) -> None:
-        """Django's checks, and the staff id's ignoring letter case (``QA-1`` is ``qa-1``: one person,
-        whom attendance would list twice; the unique constraint on ``LOWER(staff_id)`` holds it in
-        the database, migration 0008), on the field: Django's own check of that constraint would
-        say it about the whole form (:meth:`validate_constraints`)."""
+        """Django's checks, and the staff id's by its key (``QA-1`` is ``qa-1`` and ``ＱＡ-1``: one
+        person, whom attendance would list twice; the unique :attr:`staff_key` holds it in the
+        database, migration 0017), said on the staff id (the key is no field of a form)."""
         errors: dict[str, list] = {}
         try:
-            super().validate_unique(exclude=exclude)
+            super().validate_unique(exclude={*(exclude or ()), "staff_key"})   # by the staff id, below
         except ValidationError as exc:
             errors = exc.update_error_dict(errors)
         if "staff_id" not in (exclude or ()) and "staff_id" not in errors and self.staff_id:
@@ -110,10 +123,6 @@ class Person(models.Model):
                 errors["staff_id"] = [ValidationError(STAFF_ID_TAKEN, code="unique")]
         if errors:
             raise ValidationError(errors)
-
-    def validate_constraints(self, exclude: object = None) -> None:
-        """Django's, but the staff id's: :meth:`validate_unique` says that one on the field."""
-        super().validate_constraints(exclude={*(exclude or ()), "staff_id"})
 
 
 def photo_upload_to(photo: FacePhoto, filename: str) -> str:

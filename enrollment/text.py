@@ -13,6 +13,11 @@ forms below, and every lookup reads its query the same way, so that what looks t
   soft hyphen, U+200E/U+200F direction marks, U+2060 word joiner, U+FEFF byte-order mark, variation
   selectors) and so are control characters; every kind of space (U+00A0 no-break space, a tab,
   U+3000 ideographic space...) becomes a plain space; spaces at either end are dropped; then NFC.
+- **Staff ids compared** (:func:`staff_id_key`, stored beside the staff id as ``Person.staff_key``,
+  which is unique): the stored form, then NFKC (full-width ``ＺＯＥ-1`` typed on a Japanese keyboard
+  is ``ZOE-1``, a ligature its letters), Python's ``casefold`` (every script's letter case, ``ß``
+  as ``ss``: the same on SQLite and PostgreSQL, whose ``LOWER`` differ), every run of spaces one.
+  A staff id is shown as it was typed (its stored form); this key alone decides whether two are one.
 - **Names and departments** (:func:`name_normal`): the same, except that the joiners U+200C and
   U+200D, variation selectors and the other invisible characters that change how a script is
   written (Persian, Indic scripts, a kanji's variant) are kept inside the name (at its ends they go).
@@ -56,6 +61,15 @@ def staff_id_normal(value: str) -> str:
     plain one, none at either end, NFC. Idempotent."""
     kept = "".join(ch for ch in value if not invisible(ch))
     return unicodedata.normalize("NFC", _spaces_plain(kept).strip())
+
+
+def staff_id_key(value: str) -> str:
+    """What decides whether two staff ids are one person's: ``value`` as stored
+    (:func:`staff_id_normal`), in NFKC, casefolded (then NFKC again: a folded letter may decompose),
+    each run of spaces one space. Computed here, in Python, so that SQLite and PostgreSQL compare
+    staff ids alike. Idempotent; empty for a blank id."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", staff_id_normal(value)).casefold())
+    return " ".join(folded.split())
 
 
 def name_normal(value: str) -> str:

@@ -1,7 +1,8 @@
 """Checks an upgrade runs before ``migrate`` changes anything.
 
 A migration that refuses the data it finds (``enrollment`` 0008: staff ids that differ only in
-letter case; 0016: staff ids that become one once stored in one Unicode form) would otherwise stop
+letter case; 0016: staff ids that become one once stored in one Unicode form; 0017: staff ids
+whose keys are one, compared ignoring letter case and full-width forms) would otherwise stop
 after the migrations planned before it had run: the database half-upgraded, and the previous
 release, put back while the data is fixed, failing on columns it does not know.
 :func:`refuse_before_migrating` runs on Django's ``pre_migrate`` signal, before the first migration
@@ -13,10 +14,11 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django.db import connections
 
-from .text import staff_id_normal
+from .text import staff_id_key, staff_id_normal
 
 CASE_UNIQUE_MIGRATION = ("enrollment", "0008_person_staff_id_unique_ignoring_case")
 TEXT_NORMAL_MIGRATION = ("enrollment", "0016_person_text_normalised")
+STAFF_KEY_MIGRATION = ("enrollment", "0017_person_staff_key")
 SHOWN = 20
 
 
@@ -39,15 +41,21 @@ def staff_id_case_clashes(connection) -> list[str]:
     return clashes
 
 
+def _refusal(rule: str, clashes: list[str], migration: str, before_any: bool, each: str = "group") -> CommandError:
+    """``migrate``'s refusal of ``clashes`` under ``rule`` (one paragraph, no traceback): the first
+    :data:`SHOWN` of them, what was migrated (``before_any``: nothing; else ``migration`` itself,
+    after the run's earlier ones, changed nothing) and what to do."""
+    more = f"; and {len(clashes) - SHOWN} more" if len(clashes) > SHOWN else ""
+    done = "Nothing was migrated." if before_any else f"Migration enrollment {migration} changed nothing."
+    return CommandError(rule + "; ".join(clashes[:SHOWN]) + more + f". {done} Give one of each {each} another "
+                        "staff id in the admin (or erase a duplicate person), then run migrate again.")
+
+
 def case_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
     """The refusal ``migrate`` prints (one paragraph, no traceback); ``before_any``: said before the
     run's first migration (else by 0008 itself, after the run's earlier ones)."""
-    more = f"; and {len(clashes) - SHOWN} more" if len(clashes) > SHOWN else ""
-    done = "Nothing was migrated." if before_any else "Migration enrollment 0008 changed nothing."
-    return CommandError(
-        "staff ids must now be unique ignoring letter case, and these differ only in case: "
-        + "; ".join(clashes[:SHOWN]) + more + f". {done} Give one of each pair another staff "
-        "id in the admin (or erase a duplicate person), then run migrate again.")
+    return _refusal("staff ids must now be unique ignoring letter case, and these differ only in case: ",
+                    clashes, "0008", before_any, each="pair")
 
 
 def staff_id_normal_clashes(connection) -> list[str]:
@@ -84,23 +92,48 @@ def staff_id_normal_clashes(connection) -> list[str]:
 def normal_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
     """The refusal ``migrate`` prints for :func:`staff_id_normal_clashes` (one paragraph, no
     traceback); ``before_any``: said before the run's first migration (else by 0016 itself)."""
-    more = f"; and {len(clashes) - SHOWN} more" if len(clashes) > SHOWN else ""
-    done = "Nothing was migrated." if before_any else "Migration enrollment 0016 changed nothing."
-    return CommandError(
+    return _refusal(
         "staff ids are now stored in one Unicode form (NFC: a letter followed by a combining accent, such as "
         "'E\\u0308', becomes the one accented letter, '\\xcb'), without invisible characters (such as \\u200b, "
         "a zero-width space) or spaces around them, and these would then be one staff id (written with "
-        "Python's escapes): "
-        + "; ".join(clashes[:SHOWN]) + more + f". {done} Give one of each group another staff id in the "
-        "admin (or erase a duplicate person), then run migrate again.")
+        "Python's escapes): ", clashes, "0016", before_any)
+
+
+def staff_key_clashes(connection) -> list[str]:
+    """Groups of people whose staff ids have one key (:func:`enrollment.text.staff_id_key`: letter
+    case in any script, full-width forms, runs of spaces, and the stored form's NFC and invisible
+    characters), the unique key of 0017, each as ``"'ZO\xcb-1' (person #3) and 'zo\xeb-1'
+    (person #9) would be one staff id, key 'zoë-1'"`` (the stored ids in Python's escapes: else
+    ``\uff3a`` and ``Z`` read the same). Empty when there are none."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, staff_id FROM enrollment_person ORDER BY id")
+        rows = cursor.fetchall()
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for pk, staff_id in rows:
+        groups.setdefault(staff_id_key(staff_id), []).append((pk, staff_id))
+    clashes = []
+    for key, group in groups.items():
+        if len(group) > 1:
+            them = [f"{ascii(staff_id)} (person #{pk})" for pk, staff_id in group]
+            clashes.append(f"{', '.join(them[:-1])} and {them[-1]} would be one staff id, key {key!r}")
+    return clashes
+
+
+def key_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
+    """The refusal ``migrate`` prints for :func:`staff_key_clashes` (one paragraph, no traceback);
+    ``before_any``: said before the run's first migration (else by 0017 itself)."""
+    return _refusal(
+        "staff ids are now compared ignoring letter case in every script (on SQLite too), full-width forms "
+        "(such as '\\uff3a', a full-width 'Z') and repeated spaces, and these would then be one staff id "
+        "(written with Python's escapes): ", clashes, "0017", before_any)
 
 
 def refuse_before_migrating(sender, *, plan=None, using: str = "default", **kwargs) -> None:
     """``pre_migrate`` receiver: stop a ``migrate`` that would apply 0008 over case-duplicate staff
-    ids, or 0016 over staff ids that would become one, before it applies anything (``CommandError``:
-    the message, no traceback)."""
+    ids, or 0016 or 0017 over staff ids that would become one, before it applies anything
+    (``CommandError``: the message, no traceback)."""
     planned = {(m.app_label, m.name) for m, backwards in plan or () if not backwards}
-    if not planned & {CASE_UNIQUE_MIGRATION, TEXT_NORMAL_MIGRATION}:
+    if not planned & {CASE_UNIQUE_MIGRATION, TEXT_NORMAL_MIGRATION, STAFF_KEY_MIGRATION}:
         return
     connection = connections[using]
     if "enrollment_person" not in connection.introspection.table_names():
@@ -109,3 +142,5 @@ def refuse_before_migrating(sender, *, plan=None, using: str = "default", **kwar
         raise case_clash_error(clashes)
     if TEXT_NORMAL_MIGRATION in planned and (clashes := staff_id_normal_clashes(connection)):
         raise normal_clash_error(clashes)
+    if STAFF_KEY_MIGRATION in planned and (clashes := staff_key_clashes(connection)):
+        raise key_clash_error(clashes)

@@ -12,7 +12,7 @@ from django.core.exceptions import BadRequest
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from enrollment.text import name_normal
+from enrollment.text import name_normal, staff_id_key
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,16 @@ class SearchNormalised:
     """A mixin for a ``ModelAdmin`` whose search looks in people's names and staff ids (or in
     usernames, which Django stores NFKC): the search box's text read as names are stored
     (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces, a no-break space a plain one),
-    so that "Zoë" typed decomposed (a Mac's paste) finds "Zoë" stored composed. Its CSV export,
-    which runs the same search, follows."""
+    so that "Zoë" typed decomposed (a Mac's paste) finds "Zoë" stored composed. ``staff_key``:
+    the lookup of the person's staff id key (``"staff_key"``, ``"person__staff_key"``), whose lists
+    also show the people whose key contains the search's (:func:`enrollment.text.staff_id_key`:
+    ``ＺＯＥ-1`` finds ``ZOE-1``, ``zoë-1`` finds ``ZOË-1`` on SQLite too). Its CSV export, which runs
+    the same search, follows."""
+
+    staff_key: str | None = None
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        return super().get_search_results(request, queryset, name_normal(search_term))
+        found, duplicates = super().get_search_results(request, queryset, name_normal(search_term))
+        if self.staff_key and (key := staff_id_key(search_term)):
+            found |= queryset.filter(**{f"{self.staff_key}__contains": key})
+        return found, duplicates

@@ -251,6 +251,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                    PersonShownFilter)
     date_hierarchy = "at"
     search_fields = ("person__full_name", "person__staff_id", "person__department")
+    staff_key = "person__staff_key"
     list_select_related = ("person", "kiosk")
     list_per_page = 100
     readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "score_display", "threshold_display",

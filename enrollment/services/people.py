@@ -36,7 +36,7 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
     person = Person(**text, notes=notes, active=active)
     person.full_clean()
     with transaction.atomic():
-        save_unique(person, "staff_id", ignoring_case=True)
+        save_unique(person, "staff_id", key="staff_key")
         audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}")
     return person
 
@@ -78,7 +78,7 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
             return person
         # notes written before their limit existed do not block changes to the other fields
         person.full_clean(exclude=[] if "notes" in changed else ["notes"])
-        save_unique(person, "staff_id", ignoring_case=True, update_fields=[*changed, "updated_at"])
+        save_unique(person, "staff_id", key="staff_key", update_fields=[*changed, "updated_at"])
         summary = f"updated person #{person.pk}: {', '.join(changed)}"
         if "active" in changed and not active:
             # unticked on the form or PATCHed: a deactivation as the admin action's is

@@ -70,6 +70,30 @@ def test_names_and_staff_ids_in_another_unicode_form_are_one(hr):
     assert blank.status_code == 400 and "staff_id" in blank.json()["fields"]
 
 
+def test_a_staff_id_in_another_case_width_or_spacing_is_taken_and_found(hr):
+    """"zo\xeb-1" where "ZO\xcb-1" is stored was a second person on SQLite (its LOWER folds ASCII
+    alone), a full-width "\uff3a\uff2f\uff25-2" (a Japanese keyboard) or "A  3" with two spaces one on
+    both databases; and a filter or search in such a form missed the person."""
+    ids = {}
+    for staff_id in ("ZO\u00cb-1", "ZOE-2", "A 3"):
+        made = hr.post("/api/v1/people", {"full_name": "Someone", "staff_id": staff_id}, format="json")
+        assert made.status_code == 201, made.content
+        ids[staff_id] = made.json()["id"]
+    for stored, typed in (("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-2", "\uff3a\uff2f\uff25-2"), ("A 3", "a  3")):
+        again = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": typed}, format="json")
+        assert again.status_code == 400 and again.json()["error"] == "validation_error", again.content
+        assert "letter case" in again.json()["fields"]["staff_id"][0], again.content
+        moved = hr.patch(f"/api/v1/people/{ids['A 3']}" if stored != "A 3" else f"/api/v1/people/{ids['ZOE-2']}",
+                         {"staff_id": typed}, format="json")
+        assert moved.status_code == 400 and "staff_id" in moved.json()["fields"], moved.content
+        assert [p["id"] for p in hr.get("/api/v1/people", {"staff_id": typed}).json()["results"]] == [ids[stored]]
+        assert [p["id"] for p in hr.get("/api/v1/people", {"search": typed}).json()["results"]] == [ids[stored]]
+    assert Person.objects.count() == 3
+    # the id is shown as it was typed; its own person may write it otherwise
+    kept = hr.patch(f"/api/v1/people/{ids['ZOE-2']}", {"staff_id": "\uff3a\uff2f\uff25-2"}, format="json")
+    assert kept.status_code == 200 and kept.json()["staff_id"] == "\uff3a\uff2f\uff25-2"
+
+
 def test_create_update_are_validated_and_audited(hr):
     response = hr.post("/api/v1/people", {"full_name": "  Ann Bee ", "staff_id": "A-1"}, format="json")
     assert response.status_code == 201
@@ -123,6 +147,13 @@ def test_a_staff_id_taken_by_a_concurrent_request_is_a_400_not_a_500(hr, monkeyp
     later = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": "r-1"}, format="json")
     assert later.status_code == 400 and "staff_id" in later.json()["fields"], later.content[:300]
     assert Person.objects.filter(staff_id__iexact="R-1").count() == 1
+    # and written otherwise (full-width; a letter case SQLite's LOWER did not fold): the unique key
+    eve = hr.post("/api/v1/people", {"full_name": "Eve", "staff_id": "\u00e9-1"}, format="json")
+    assert eve.status_code == 201, eve.content
+    for typed in ("\uff32-1", "\u00c9-1"):
+        late = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": typed}, format="json")
+        assert late.status_code == 400 and "staff_id" in late.json()["fields"], late.content[:300]
+    assert Person.objects.count() == 2   # R-1 and é-1
     # the same for a kiosk's name, through the service the admin and the API use
     monkeypatch.setattr(Kiosk, "validate_unique", lambda self, exclude=None: None)
     kiosks.kiosk_create(actor=None, name="Front door")

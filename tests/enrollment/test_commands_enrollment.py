@@ -162,15 +162,17 @@ def test_a_folder_of_underscores_alone_is_refused_before_anyone_is_imported(db, 
     assert not Person.objects.exists()
 
 
-@pytest.mark.parametrize("names", [("Bo_C", "bo_c"), ("Ann_B", "Ann_B ")])
+@pytest.mark.parametrize("names", [("Bo_C", "bo_c"), ("Ann_B", "Ann_B "), ("ZOE_C", "\uff3a\uff2f\uff25_C"),
+                                   ("Ann  B", "Ann B")])
 def test_two_folders_that_would_be_one_person_are_refused_before_anyone_is_imported(db, tmp_path, names):
-    """Staff ids are unique ignoring letter case and spaces around them: two people's folders were
-    merged into one person, two faces under one identity."""
+    """Staff ids are unique ignoring letter case, spaces around them and repeated inside, and
+    full-width forms: two people's folders were merged into one person, two faces under one
+    identity (a full-width name and one with two spaces were taken for two people's)."""
     for name in (*names, "Jane_Doe"):
         (tmp_path / name).mkdir()
     with pytest.raises(CommandError, match="would be one person") as refused:
         run("import_people", str(tmp_path), "--no-rebuild")
-    assert all(repr(n) in str(refused.value) for n in names)
+    assert all(ascii(n) in str(refused.value) for n in names)
     assert not Person.objects.exists()
 
 
@@ -209,6 +211,27 @@ def test_a_folder_named_on_a_mac_is_the_person_of_that_staff_id(db, tmp_path):
     with pytest.raises(CommandError, match="would be one person") as refused:
         run("import_people", str(tmp_path), "--no-rebuild")
     assert "'Zoe\\u0308_Adams'" in str(refused.value) and "'Zo\\xeb_Adams'" in str(refused.value)
+
+
+def test_a_folder_whose_name_is_an_enrolled_staff_id_written_otherwise_is_that_person(db, tmp_path):
+    """"\uff3a\uff2f\uff25-1" (full-width, a Japanese keyboard's) or "zo\xeb-2" where "ZOE-1" and
+    "ZO\xcb-2" are enrolled made a second person whose staff id looked the same (the second on
+    SQLite only, whose LOWER folds ASCII letters alone); a people CSV's two rows of such ids are
+    one staff id twice."""
+    wide = services.person_create(actor=None, full_name="Zoe One", staff_id="ZOE-1")
+    accented = services.person_create(actor=None, full_name="Zoe Two", staff_id="ZO\u00cb-2")
+    root = tmp_path / "photos"
+    for name in ("\uff3a\uff2f\uff25-1", "zo\u00eb-2", "A", "B"):
+        (root / name).mkdir(parents=True)
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name\nA,X  1,Ann\nB,x 1,Ben\nzo\u00eb-2,zo\u00eb-2,Zoe Two\n",
+                     encoding="utf-8")
+    out = run("import_people", str(root), "--people-csv", str(sheet), "--no-rebuild", verbosity=2)
+    assert "line 2: staff id 'X  1' is also on line 3" in out, out
+    assert Person.objects.count() == 2
+    run("import_people", str(root), "--no-rebuild")
+    assert sorted(Person.objects.values_list("staff_id", flat=True)) == ["A", "B", "ZOE-1", "ZO\u00cb-2"]
+    assert Person.objects.get(staff_id="ZOE-1") == wide and Person.objects.get(staff_id="ZO\u00cb-2") == accented
 
 
 def test_people_list_order_and_limit(tmp_path):

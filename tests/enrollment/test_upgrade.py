@@ -63,7 +63,7 @@ def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_pa
 def test_the_previous_releases_insert_of_a_person_still_works_after_migrate():
     """The upgrade runs migrate while the previous release still serves (docs/deployment.md): its
     INSERT of a person, without the column 0007 added, failed on NOT NULL (every new person a 500
-    until the restart)."""
+    until the restart). 0017's key is NULL for such a person."""
     from django.db import connection
     from django.utils import timezone
 
@@ -74,7 +74,22 @@ def test_the_previous_releases_insert_of_a_person_still_works_after_migrate():
         cursor.execute("INSERT INTO enrollment_person (full_name, staff_id, department, active, notes, created_at,"
                        " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                        ["Old Release", "OLD-1", "", True, "", now, now])
-    assert Person.objects.get(staff_id="OLD-1").gallery_adaptation is True
+    old = Person.objects.get(staff_id="OLD-1")
+    assert old.gallery_adaptation is True
+    # without 0017's key (its INSERT lacks the column): still found by its staff id in any form,
+    # and still its own, until a save of this release gives it its key
+    assert old.staff_key is None
+    assert Person.objects.with_staff_id("\uff4f\uff4c\uff44-1").get() == old
+    assert list(Person.objects.search("old-1")) == [old]
+    from django.core.exceptions import ValidationError
+
+    from enrollment import services
+
+    with pytest.raises(ValidationError) as taken:
+        services.person_create(actor=None, full_name="Twin", staff_id="old-1")
+    assert "staff_id" in taken.value.message_dict
+    services.person_update(person=old, actor=None, department="Ops")
+    assert Person.objects.get(pk=old.pk).staff_key == "old-1"
 
 
 @pytest.mark.django_db
@@ -172,7 +187,9 @@ def test_the_migration_stores_names_and_staff_ids_in_one_unicode_form(person):
     assert invisible.full_name == "\u200b" and person.full_name == "Eileen Collins"
 
     with transaction.atomic():
-        lower = Person.objects.create(full_name="Zoe", staff_id="zoe\u0308-1")
+        # a row as before 0017's key (Person.save() gives it one: "zo\xeb-1", taken)
+        lower = Person.objects.create(full_name="Zoe", staff_id="L-1")
+        Person.objects.filter(pk=lower.pk).update(staff_id="zoe\u0308-1", staff_key=None)
         if connection.vendor == "postgresql":
             with pytest.raises(CommandError) as refused:
                 migration.normalise(apps, None)
@@ -182,4 +199,78 @@ def test_the_migration_stores_names_and_staff_ids_in_one_unicode_form(person):
         else:
             migration.normalise(apps, None)
             assert Person.objects.get(pk=lower.pk).staff_id == "zo\u00eb-1"
+        transaction.set_rollback(True)
+
+
+CREATE_KEYS = f"""
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+apps = MigrationExecutor(connection).loader.project_state({BEFORE!r}).apps
+Person = apps.get_model("enrollment", "Person")
+Person.objects.create(full_name="Zo\\u00eb", staff_id="ZO\\u00cb-1")
+Person.objects.create(full_name="Zo\\u00eb B", staff_id="zo\\u00eb-1")
+Person.objects.create(full_name="Jun", staff_id="JUN-1")
+Person.objects.create(full_name="Jun B", staff_id="\\uff2a\\uff35\\uff2e-1")
+Person.objects.create(full_name="Ann", staff_id="A 100")
+Person.objects.create(full_name="Ann B", staff_id="A  100")
+Person.objects.create(full_name="Bo", staff_id="B-1")
+"""
+
+
+def test_staff_ids_one_key_would_make_one_stop_migrate_before_its_first_migration(tmp_path):
+    """0017 compares staff ids by a key (letter case in every script, on SQLite too, full-width
+    forms, runs of spaces); where two people's ids would then be one, it names them and migrates
+    nothing, never merging two people; renamed, it migrates and gives every person their key."""
+    refused = migrate_refused(tmp_path, CREATE_KEYS)
+    assert "'ZO\\xcb-1' (person #1) and 'zo\\xeb-1' (person #2) would be one staff id, key 'zo\u00eb-1'" in refused
+    assert "'JUN-1' (person #3) and '\\uff2a\\uff35\\uff2e-1' (person #4) would be one staff id" in refused
+    assert "'A 100' (person #5) and 'A  100' (person #6) would be one staff id, key 'a 100'" in refused
+    assert "B-1" not in refused
+
+    renamed = manage(tmp_path, "shell", "-c", CREATE_KEYS.split("Person.objects.create")[0]
+                     + 'Person.objects.filter(pk=2).update(staff_id="zo\\u00eb-2")\n'
+                     + 'Person.objects.filter(pk=4).update(staff_id="\\uff2a\\uff35\\uff2e-2")\n'
+                     + 'Person.objects.filter(pk=6).update(staff_id="A  101")')
+    assert renamed.returncode == 0, renamed.stderr[-2000:]
+    done = manage(tmp_path, "migrate")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = manage(tmp_path, "shell", "-c", "from enrollment.models import Person\nprint(ascii(list("
+                  "Person.objects.order_by('pk').values_list('staff_id', 'staff_key'))))")
+    stored = [("ZO\u00cb-1", "zo\u00eb-1"), ("zo\u00eb-2", "zo\u00eb-2"), ("JUN-1", "jun-1"),
+              ("\uff2a\uff35\uff2e-2", "jun-2"), ("A 100", "a 100"), ("A  101", "a 101"), ("B-1", "b-1")]
+    assert rows.stdout.strip().splitlines()[-1] == ascii(stored), rows.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_the_key_migration_fills_every_key_or_refuses_naming_the_people(person):
+    """0017 on this database (SQLite or PostgreSQL): the keys of rows without one filled, the
+    staff ids as they were; with two ids of one key (letter case SQLite's LOWER left apart), it
+    names them and changes nothing."""
+    import importlib
+
+    from django.apps import apps
+    from django.core.management.base import CommandError
+    from django.db import transaction
+
+    from enrollment.models import Person
+
+    migration = importlib.import_module("enrollment.migrations.0017_person_staff_key")
+    zoe = Person.objects.create(full_name="Zoe", staff_id="ZO\u00cb-1")
+    wide = Person.objects.create(full_name="Jun", staff_id="\uff2a\uff35\uff2e 1")
+    Person.objects.update(staff_key=None)   # as before 0017
+    migration.refuse_key_clashes(apps, None)
+    migration.fill_keys(apps, None)
+    assert dict(Person.objects.values_list("pk", "staff_key")) == {person.pk: "e-1", zoe.pk: "zo\u00eb-1",
+                                                                 wide.pk: "jun 1"}
+    assert Person.objects.get(pk=wide.pk).staff_id == "\uff2a\uff35\uff2e 1"
+
+    with transaction.atomic():
+        Person.objects.update(staff_key=None)
+        lower = Person.objects.create(full_name="Zoe B", staff_id="L-1")
+        Person.objects.filter(pk=lower.pk).update(staff_id="zo\u00eb-1")
+        with pytest.raises(CommandError) as refused:
+            migration.refuse_key_clashes(apps, None)
+        assert (f"'ZO\\xcb-1' (person #{zoe.pk}) and 'zo\\xeb-1' (person #{lower.pk}) would be one staff id"
+                in str(refused.value))
+        assert "Migration enrollment 0017 changed nothing" in str(refused.value)
         transaction.set_rollback(True)

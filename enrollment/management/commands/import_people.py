@@ -23,7 +23,7 @@ from audit.services import audit_record
 from enrollment import services
 from enrollment.models import FacePhoto, Person
 from enrollment.services import amount
-from enrollment.text import name_normal, staff_id_normal
+from enrollment.text import name_normal, staff_id_key, staff_id_normal
 from recognition.engine.install import models_ready
 from recognition.management.commands._common import ProgressBar, people_file_lines
 
@@ -155,11 +155,11 @@ def _delimiter(first: str) -> str:
 
 def _folder_named(text: str, names: set[str], keys: dict[str, list[str]]) -> str | None:
     """The folder of DIR that a row's ``folder`` names: by its name, else by its name as a staff id
-    is compared (a Mac's NFD folder name typed in NFC, spaces at the ends, letter case), when that
-    is one folder's."""
+    is compared (a Mac's NFD folder name typed in NFC, spaces at the ends, letter case, full-width
+    forms), when that is one folder's."""
     if text in names:
         return text
-    found = keys.get(staff_id_normal(text).casefold(), [])
+    found = keys.get(staff_id_key(text), [])
     return found[0] if len(found) == 1 else None
 
 
@@ -204,7 +204,7 @@ def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
     names = {p.name for p in root.iterdir() if p.is_dir() and _inside(p, root)}
     keys: dict[str, list[str]] = defaultdict(list)
     for name in names:
-        keys[staff_id_normal(name).casefold()].append(name)
+        keys[staff_id_key(name)].append(name)
     rows: list[_Row] = []
     try:
         while True:
@@ -220,7 +220,7 @@ def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
             rows.append(read)
     except csv.Error as exc:   # a value over the csv module's limit (128 KiB): no people CSV
         raise CommandError(f"people CSV {path}, line {reader.line_num + skipped}: {exc}; nothing was imported") from exc
-    for what, key in (("staff id", lambda r: r.given.staff_id.lower()), ("folder", lambda r: r.folder)):
+    for what, key in (("staff id", lambda r: staff_id_key(r.given.staff_id)), ("folder", lambda r: r.folder)):
         lines: dict[str, list[int]] = defaultdict(list)
         for r in rows:
             if r.given and r.folder:
@@ -375,12 +375,13 @@ class Command(BaseCommand):
         # on a Mac and elsewhere): their photos would go to one person, two people's faces under one identity
         same: dict[str, list[str]] = defaultdict(list)
         for f in named:
-            same[staff_id_normal(f.name).lower()].append(f.name)
+            same[staff_id_key(f.name)].append(f.name)
         clashes = [names for names in same.values() if len(names) > 1]
         if clashes:
             raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
-                               f"ignoring letter case, spaces around them, invisible characters and "
-                               f"Unicode form), e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
+                               f"ignoring letter case, spaces around them and repeated inside, invisible "
+                               f"characters, Unicode and full-width forms), "
+                               f"e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
         # before anyone is created: the npm models and the descriptor's
@@ -401,7 +402,7 @@ class Command(BaseCommand):
             for folder, photos in plan:
                 row = given[folder.name] if given is not None else None
                 staff_id = row.staff_id if row else staff_id_normal(folder.name)   # as person_create stores it
-                person = Person.objects.with_staff_id(staff_id).first()   # unique ignoring letter case
+                person = Person.objects.with_staff_id(staff_id).first()   # unique by its key (letter case, width...)
                 if person is None:
                     person = services.person_create(
                         actor=actor, full_name=row.full_name if row else staff_id.replace("_", " "),
