@@ -34,7 +34,7 @@ def index_files_with(label: str, folder: Path) -> list[Path]:
 def test_erase_leaves_nothing_but_an_audit_record(make_photo, superuser, settings,
                                                   django_capture_on_commit_callbacks):
     keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
-    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     make_photo(keep)
     photos = [make_photo(gone) for _ in range(3)]
     files = [Path(p.image.path) for p in photos]
@@ -64,7 +64,7 @@ def test_erase_leaves_nothing_but_an_audit_record(make_photo, superuser, setting
     event = AuditEvent.objects.get(action="erase")
     assert (event.object_type, event.object_id, event.actor) == ("enrollment.person", str(pk), "root")
     everything = " ".join(AuditEvent.objects.values_list("summary", flat=True))
-    assert "Erase Me" not in everything and "G1" not in everything
+    assert "Erase Me" not in everything and "ERASED-G1" not in everything
 
 
 def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
@@ -88,7 +88,7 @@ def test_erase_deletes_the_admin_history_of_the_persons_photos_and_check_ins(
         return LogEntry.objects.create(user=superuser, content_type=ContentType.objects.get_for_model(model or obj),
                                        object_id=str(obj.pk), object_repr=object_repr or str(obj), action_flag=CHANGE)
 
-    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
     client.force_login(superuser)
     for obj, admin_name in ((make_photo(gone), "enrollment_facephoto"), (checkin(gone, 1), "recognition_checkin")):
@@ -123,7 +123,7 @@ def test_erase_rewords_the_rebuild_reasons_that_named_the_person(make_photo, sup
     Enrollers read and which are kept for good, told them when an erased person's photos were
     added and when they were deactivated: they now name nobody. Other people's stay, "person #12"
     is not "person #120", and the erasure's own run names nobody either; the audit log keeps the id."""
-    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
     photo = make_photo(gone)
     make_photo(keep)
@@ -194,7 +194,7 @@ def test_the_version_an_erasure_rewrote_and_its_run_say_the_same_in_the_admin(ma
     page showed no index version: both now say the run's version was rewritten by an erasure (the
     person unnamed), each linking to the other."""
     keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
-    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     make_photo(keep)
     make_photo(gone, centre=np.ones(1024))
     run = services.index_rebuild_request(actor=None, reason="test", force=True)
@@ -215,7 +215,7 @@ def test_the_version_an_erasure_rewrote_and_its_run_say_the_same_in_the_admin(ma
             f"its version v{built.pk}, rewritten by an erasure")
     for page in (client.get(version_url), client.get(reverse("admin:enrollment_indexversion_changelist"))):
         html = page.content.decode()
-        assert said in html and "Erase Me" not in html and "G1" not in html
+        assert said in html and "Erase Me" not in html and "ERASED-G1" not in html
     # a run whose version is its own still shows it, unchanged
     again = services.index_rebuild_request(actor=None, reason="test", force=True)
     rebuild_index_task(again.pk, force=True)
@@ -272,7 +272,7 @@ def test_erasure_racing_a_rebuilds_switch_still_removes_the_person(make_photo, m
     if connection.vendor != "postgresql":
         pytest.skip("row locks and per-statement snapshots: PostgreSQL only (SQLite serialises writers)")
     keep = services.person_create(actor=None, full_name="Keep Me", staff_id="K1")
-    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    gone = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     for person in (keep, gone):
         make_photo(person)
     first = services.index_rebuild_request(actor=None, reason="test", force=True)
@@ -379,7 +379,7 @@ def test_erasure_while_a_template_is_being_stored_erases_the_person(make_photo, 
 
     if connection.vendor != "postgresql":
         pytest.skip("row locks: PostgreSQL only (SQLite serialises writers)")
-    person = services.person_create(actor=None, full_name="Erase Me", staff_id="G1")
+    person = services.person_create(actor=None, full_name="Erase Me", staff_id="ERASED-G1")
     photo = make_photo(person)
     PhotoTemplates.objects.filter(photo=photo).delete()
     storing, release = threading.Event(), threading.Event()
