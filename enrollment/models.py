@@ -10,6 +10,7 @@ import itertools
 import threading
 import time
 import uuid
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -314,6 +315,9 @@ INDEX_IDLE_S = 300.0
 _index_lock = threading.Lock()
 _index_cached: tuple[tuple[int, str, str], Index] | None = None
 _index_used_at = 0.0                           # time.monotonic() of the cached copy's last load
+# the copy the idle expiry forgot, while something still holds it (a kiosk socket, which loads only on
+# index.updated): answered again rather than read into a second copy beside it; no memory of its own
+_index_idle: tuple[tuple[int, str, str], weakref.ref] | None = None
 _index_reaper: threading.Thread | None = None
 # loads in flight (token -> version id); a clear marks those of other versions than the one it
 # keeps: such a load (maybe the replaced version) returns what it read but does not cache it
@@ -323,15 +327,18 @@ _index_tokens = itertools.count()
 
 
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
-    global _index_cached, _index_used_at
+    global _index_cached, _index_used_at, _index_idle
     key = (version_id, path, sha256)
     with _index_lock:
+        held = _index_idle[1]() if _index_idle is not None and _index_idle[0] == key else None
+        if held is not None:
+            _index_cached, _index_idle = (key, held), None
         if _index_cached is not None and _index_cached[0] == key:
             _index_used_at = time.monotonic()
             return _index_cached[1]
         # another version (replaced, maybe with an erased person's templates) goes now: not only
         # once this one is read, and also when this one cannot be
-        _index_cached = None
+        _index_cached = _index_idle = None
         token = next(_index_tokens)
         _index_loading[token] = version_id
     try:
@@ -356,12 +363,14 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
 def index_cache_expire(now: float | None = None) -> bool:
     """Forget the loaded index when no load asked for it for :data:`INDEX_IDLE_S` (``now``:
     ``time.monotonic()``'s); whether it was forgotten. A kiosk socket keeps its own reference (it
-    drops it on hearing ``index.updated``); a later load reads the file again."""
-    global _index_cached
+    drops it on hearing ``index.updated``, and a later load of the version answers that copy while
+    one holds it); a later load once none does reads the file again."""
+    global _index_cached, _index_idle
     now = time.monotonic() if now is None else now
     with _index_lock:
         if _index_cached is None or now - _index_used_at < INDEX_IDLE_S:
             return False
+        _index_idle = (_index_cached[0], weakref.ref(_index_cached[1]))
         _index_cached = None
         return True
 
@@ -386,11 +395,13 @@ def index_cache_clear(keep: int | None = None) -> None:
     """Forget the loaded index (after an erasure, so no old templates stay in memory); ``keep``:
     unless it is that version (every kiosk socket hears of a new version, and those that hear it
     after another socket loaded it must not make the process read it again)."""
-    global _index_cached
+    global _index_cached, _index_idle
     with _index_lock:
         _index_cancelled.update(token for token, loading in _index_loading.items() if keep is None or loading != keep)
         if _index_cached is not None and (keep is None or _index_cached[0][0] != keep):
             _index_cached = None
+        if _index_idle is not None and (keep is None or _index_idle[0][0] != keep):
+            _index_idle = None
 
 
 class TrainingRunQuerySet(models.QuerySet):

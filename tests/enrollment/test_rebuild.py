@@ -920,6 +920,35 @@ def test_a_loaded_index_no_load_asks_for_leaves_memory(make_photo):
     assert not em.index_cache_expire(now=time.monotonic() + 10 * em.INDEX_IDLE_S)   # nothing left
 
 
+def test_an_idle_index_a_kiosk_socket_still_holds_is_not_read_again(make_photo):
+    """The idle expiry forgets the process's reference, not the copy kiosk sockets hold (they load
+    only on ``index.updated``, so a process serving kiosks all day asks for it no more): a socket
+    connecting after it (a new kiosk, a reconnect) read the file into a second copy beside theirs,
+    one more per idle spell, each the whole gallery. The copy still held is the one answered; one
+    no longer held leaves memory, and a clear (an erasure) forgets it too."""
+    import gc
+    import time
+    import weakref
+
+    import enrollment.models as em
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    em.index_cache_clear()
+    version = rebuild_now().index_version
+    held = version.load()   # a kiosk socket's
+    assert em.index_cache_expire(now=time.monotonic() + em.INDEX_IDLE_S + 1)
+    assert em._index_cached is None
+    assert version.load() is held   # the socket connecting now shares it
+    assert em.index_cache_expire(now=time.monotonic() + em.INDEX_IDLE_S + 1)
+    em.index_cache_clear()
+    assert version.load() is not held   # a clear drops it for good
+    assert em.index_cache_expire(now=time.monotonic() + em.INDEX_IDLE_S + 1)
+    gone = weakref.ref(held)
+    del held
+    gc.collect()
+    assert gone() is None   # nobody holds it: freed, as before
+
+
 def test_a_version_being_read_when_the_cache_is_cleared_is_not_cached(make_photo, monkeypatch):
     """``index.updated`` heard while a socket (or the API) was reading the replaced version, maybe
     with an erased person's templates: that read's copy answers its caller but stays out of the
