@@ -4,12 +4,12 @@ applies the erasures again too; docs/deployment.md, *Backup and restore*).
 A restore brings back every row as it was at the backup: a kiosk device, an API token, a staff
 account or a right revoked since works again. The audit log's CSV export, taken before the restore,
 says what was taken away since. Each object's latest revocation in it is applied again unless the
-restored log holds it (a record of the object's revocation from its time on: the backup was taken
-after it, or an earlier run applied it), through the services that revoke it in the first place (the
-audit record notes "again after a restore (first revoked <time> by <actor>)"); the other revocations
-the restored log lacks are written back, as erasures are, so that the log still says who took which
-access away, when. Only what was taken away is applied: what was granted since the backup is lost
-with it, and stays lost.
+restored log holds it (a record of the object's revocation from its time on that the export holds
+too: the backup was taken after it; or one naming it: an earlier run applied it), through the
+services that revoke it in the first place (the audit record notes "again after a restore (first
+revoked <time> by <actor>)"); the other revocations the restored log lacks are written back, as
+erasures are, so that the log still says who took which access away, when. Only what was taken away
+is applied: what was granted since the backup is lost with it, and stays lost.
 
 What counts as a revocation (:data:`KINDS`), all of it access: a kiosk's device revoked, its unused
 pairing link voided, the kiosk deactivated or deleted (a device paired before could check people in
@@ -333,7 +333,7 @@ def revocation_reapply(*, kind: Kind, object_id: int, records: list[Record], his
         return Revoked.REUSED
     with transaction.atomic():
         # read before anything is written: what is written below is from now, after every revocation
-        missing = [i for i in range(len(records)) if not _on_record(kind, object_id, records, i)]
+        missing = [i for i in range(len(records)) if not _on_record(kind, object_id, records, i, history[-1].at)]
         if dry_run:
             return Revoked.REVOKED if last in missing and kind.revoke(object_id, latest, history, "", True, actor) \
                 else Revoked.ALREADY
@@ -346,18 +346,21 @@ def revocation_reapply(*, kind: Kind, object_id: int, records: list[Record], his
     return Revoked.REVOKED if done else Revoked.ALREADY
 
 
-def _on_record(kind: Kind, object_id: int, records: list[Record], i: int) -> bool:
+def _on_record(kind: Kind, object_id: int, records: list[Record], i: int, exported: datetime) -> bool:
     """Whether the restored log holds the revocation ``records[i]``: the latest one, when it has a
-    record of the object's revocation of this kind from its time on; an older one, when it has one
-    from its time until the next one's, or one written again naming it ("first revoked <its time> by")."""
+    record of the object's revocation of this kind from its time until ``exported`` (the export's
+    last record of the object: the backup's records are all in the export, so a later one was made
+    since the restore, by whoever the restore gave access back to, a leaked password's holder
+    changing it, a demoted administrator editing their own account); an older one, when it has one
+    from its time until the next one's; either, when it has one written again naming it ("first
+    revoked <its time> by")."""
     at = records[i].at
     found = AuditEvent.objects.for_object(kind.object_type, object_id).filter(action__in=kind.actions)
     if kind.mentions:
         found = found.filter(summary__contains=kind.mentions)
-    if i == len(records) - 1:
-        return found.filter(at__gte=at).exists()
-    return found.filter(Q(at__gte=at, at__lt=records[i + 1].at)
-                        | Q(summary__contains=f"(first revoked {at.isoformat()} by ")).exists()
+    until = records[i + 1].at if i < len(records) - 1 else None
+    held = Q(at__gte=at, at__lt=until) if until is not None else Q(at__gte=at, at__lte=exported)
+    return found.filter(held | Q(summary__contains=f"(first revoked {at.isoformat()} by ")).exists()
 
 
 def revocation_records(rows: list[Record]) -> list[tuple[Kind, int, list[Record], list[Record]]]:

@@ -274,3 +274,41 @@ def test_an_actor_whose_own_rights_the_export_takes_away_is_refused(su_client, s
     taken = AuditEvent.objects.for_object("auth.user", officer.pk).filter(action="role_change").latest("pk")
     assert taken.actor == "root"
     assert "revoked again 0, already revoked 1" in run(csv_file, "--actor", "officer")   # taken away: theirs to name
+
+
+def test_a_change_made_since_the_restore_does_not_hide_a_revocation(su_client, superuser, tmp_path):
+    """A record of the object from the revocation's time on counted as the backup holding it; one
+    written after the restore counted too: the user whose leaked password was changed logged in with
+    it again and changed it themselves, a demoted superuser (a superuser again) edited their own
+    account, and the command took neither away ("already revoked"). Only the records the export
+    holds (the backup's), or an earlier run's, say a revocation is on record."""
+    from audit.services import audit_record, roles_diff, user_roles
+
+    leaked = User.objects.create_user("leaked", password="Old-passw0rd!", is_staff=True)
+    demoted = User.objects.create_superuser("demoted", "d@example.com", "Old-passw0rd!")
+    saved = backup()
+    assert su_client.post(reverse("admin:auth_user_password_change", args=[leaked.pk]),
+                          {"password1": "New-passw0rd!", "password2": "New-passw0rd!",
+                           "usable_password": "true"}).status_code == 302
+    roles = user_roles(demoted)
+    User.objects.filter(pk=demoted.pk).update(is_superuser=False)
+    audit_record(actor=superuser, action=AuditEvent.Action.ROLE_CHANGE, obj=demoted,
+                 summary=roles_diff(roles, user_roles(User.objects.get(pk=demoted.pk))))
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+
+    thief = APIClient()
+    assert thief.login(username="leaked", password="Old-passw0rd!")
+    assert thief.post(reverse("admin:password_change"), {"old_password": "Old-passw0rd!", "new_password1":
+                      "Thief-passw0rd!", "new_password2": "Thief-passw0rd!"}).status_code == 302
+    group = Group.objects.create(name="Anything")
+    roles = user_roles(demoted)
+    demoted.groups.add(group)   # as the admin's user page does, by the user themselves
+    audit_record(actor=demoted, action=AuditEvent.Action.ROLE_CHANGE, obj=demoted,
+                 summary=roles_diff(roles, user_roles(demoted)))
+
+    out = run(csv_file)
+    assert "revoked again 2, already revoked 0" in out, out
+    assert not APIClient().login(username="leaked", password="Thief-passw0rd!")
+    assert not User.objects.get(pk=demoted.pk).is_superuser
+    assert "revoked again 0, already revoked 2" in run(csv_file)
