@@ -404,6 +404,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._other: tuple[str, int, float] | None = None
         # (frames in a row, when last) far below the threshold against the person welcomed
         self._far: tuple[int, float] | None = None
+        self._counted_for: _Outcome | None = None   # the welcome those two counts are about
         self._quality_audited = False
         self._index: Index | None = None
         self._index_version: int | None = None
@@ -764,8 +765,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         way (it never gets here). Only the outcome goes: the votes, and an *unknown* called in this
         presence, stay as they are."""
         o = self._outcome
-        if o is None or o.state not in WELCOMES:
+        if o is None or o.state not in WELCOMES or o is not self._counted_for:
+            # counts are about one welcome: one that replaced another directly (the next person's
+            # vote done while it stood) starts from none
             self._other = self._far = None
+            self._counted_for = o
+        if o is None or o.state not in WELCOMES:
             return False
         gap = self._voter.max_gap_s
         far = (welcomed is not None and welcomed[0] == o.label and welcomed[1] is not None
@@ -942,9 +947,8 @@ class KioskConsumer(AsyncWebsocketConsumer):
         deactivated while they stood in front): it went on showing their name, from this socket's
         memory, until a vote against the new gallery called them unknown, several frames later."""
         o = self._outcome
-        if o is not None and o.state in ("checked_in", "already") and o.label not in labels:
+        if o is not None and o.state in WELCOMES and o.label not in labels:
             self._outcome = None
-            self._other = None
 
     async def index_updated(self, event: dict) -> None:
         """A new index version is active: drop the old one now, load the new one with the next frame.
