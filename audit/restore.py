@@ -252,6 +252,7 @@ def _group_revoke(pk: int, record: Record, history: list[Record], note: str, dry
     return True
 
 
+PASSWORD_NOUN = "password of user"   # the kind whose revocation leaves a user without a password
 PASSWORD_CHANGES = ("set the password of user #", "changed their own password (user #",
                     "disabled password login for user #")
 
@@ -313,7 +314,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("user", "auth.user", (Action.DELETE, Action.ROLE_CHANGE), _user_revoke, _created(User, "date_joined"),
          lambda record: record.action == Action.DELETE or _user_reduced(record),
          permissions=("auth.change_user", "auth.delete_user")),
-    Kind("password of user", "auth.user", (Action.UPDATE,), _password_disable, _created(User, "date_joined"),
+    Kind(PASSWORD_NOUN, "auth.user", (Action.UPDATE,), _password_disable, _created(User, "date_joined"),
          _password_changed, mentions="password", permissions=("auth.change_user",)),
 )
 

@@ -204,6 +204,7 @@ def test_staff_rights_taken_away_since_the_backup_are_taken_away_again(su_client
     out = run(csv_file)
 
     assert "5 revoked in" in out and "revoked again 5, already revoked 0, left alone 0" in out, out
+    assert "password login disabled: `manage.py changepassword leaked` sets a new one" in out, out
     assert not APIClient().login(username="quitter", password="Old-passw0rd!")
     assert not User.objects.get(pk=mover.pk).groups.exists()
     assert set(group.permissions.values_list("codename", flat=True)) == {perms[0].codename}

@@ -8,13 +8,23 @@ import csv
 from datetime import datetime
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from audit.admin import CSV_COLUMNS
 from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
-from audit.restore import KINDS, Record, Revoked, local, revocation_reapply, revocation_records, rights_taken_from
+from audit.restore import (
+    KINDS,
+    PASSWORD_NOUN,
+    Record,
+    Revoked,
+    local,
+    revocation_reapply,
+    revocation_records,
+    rights_taken_from,
+)
 from enrollment.services import Reapplied, person_erasure_reapply
 
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
@@ -148,6 +158,10 @@ class Command(BaseCommand):
                                          dry_run=dry_run, actor=actor)
             outcomes[outcome].append(f"{kind.noun} #{pk}")
             said = "would be revoked again" if dry_run and outcome == Revoked.REVOKED else outcome.label
+            if outcome == Revoked.REVOKED and kind.noun == PASSWORD_NOUN:
+                # whoever ran this may be that user: the way back, where they read the outcome
+                name = get_user_model().objects.filter(pk=pk).values_list("username", flat=True).first()
+                said += f" (password login disabled: `manage.py changepassword {name}` sets a new one)"
             earlier = "".join(f"; also {r.summary!r} {local(r.at)} by {r.actor or 'system'}"
                               for r in sorted(set(revocations))[:-1])
             self.stdout.write(f"{kind.noun} #{pk} ({latest.summary!r} {local(latest.at)} by {latest.actor or 'system'}"
