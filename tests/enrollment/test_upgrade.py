@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,33 +31,59 @@ def manage(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def migrate_refused(tmp_path: Path, create: str) -> str:
-    """A database of the release before :data:`BEFORE`'s successors, with the rows ``create`` makes;
-    then ``migrate``, which must refuse in one paragraph and apply nothing: its message."""
-    assert manage(tmp_path, "migrate", *BEFORE).returncode == 0
-    assert manage(tmp_path, "migrate", "audit", "0005").returncode == 0
+# the migrations applied (app, name), sorted, printed on the last line: what ``showmigrations`` marks [X]
+APPLIED = """
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
+print(ascii(sorted(MigrationRecorder(connection).applied_migrations())))
+"""
+
+
+def applied(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def previous_release(tmp_path_factory) -> tuple[Path, str]:
+    """A database of the release before :data:`BEFORE`'s successors (enrollment up to it, audit up to
+    0005), migrated once for this module's tests, and the migrations it holds (:data:`APPLIED`)."""
+    folder = tmp_path_factory.mktemp("previous-release")
+    made = manage(folder, "shell", "-c", "from django.core.management import call_command\n"
+                  f"call_command('migrate', *{BEFORE!r}, verbosity=0)\n"
+                  "call_command('migrate', 'audit', '0005', verbosity=0)\n" + APPLIED)
+    return folder / "db.sqlite3", applied(made)
+
+
+def migrate_refused(tmp_path: Path, previous_release: tuple[Path, str], create: str) -> str:
+    """A copy of the ``previous_release`` database, with the rows ``create`` makes; then ``migrate``,
+    which must refuse in one paragraph and apply nothing: its message."""
+    shutil.copyfile(previous_release[0], tmp_path / "db.sqlite3")
     made = manage(tmp_path, "shell", "-c", create)
     assert made.returncode == 0, made.stderr[-2000:]
-    before = manage(tmp_path, "showmigrations", "--plan").stdout
     refused = manage(tmp_path, "migrate")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     assert "Nothing was migrated" in refused.stderr, refused.stderr[-2000:]
-    assert manage(tmp_path, "showmigrations", "--plan").stdout == before   # not one migration applied
     return refused.stderr
 
 
-def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_path):
+def fix_after_refusal(tmp_path: Path, previous_release: tuple[Path, str], fix: str) -> None:
+    """On the refused database: not one migration applied (the ``previous_release``'s and no more);
+    ``fix`` run, then ``migrate`` must succeed."""
+    assert applied(manage(tmp_path, "shell", "-c", APPLIED + fix)) == previous_release[1]
+    done = manage(tmp_path, "migrate")
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_case_duplicate_staff_ids_stop_migrate_before_its_first_migration(tmp_path, previous_release):
     """0008 refused the pair only after audit 0006-0007 and enrollment 0006-0007 had run: the
     previous release, put back while the pair was fixed, failed on the new NOT NULL column of
     every person it created. The refusal came under a 40-line traceback."""
-    refused = migrate_refused(tmp_path, CREATE_PAIR)
+    refused = migrate_refused(tmp_path, previous_release, CREATE_PAIR)
     assert "'QA-100' (person #1) and 'qa-100' (person #2)" in refused, refused[-2000:]
 
-    renamed = manage(tmp_path, "shell", "-c", CREATE_PAIR.split("Person.objects.create")[0]
-                     + 'Person.objects.filter(full_name="Bo").update(staff_id="qa-100-b")')
-    assert renamed.returncode == 0, renamed.stderr[-2000:]
-    done = manage(tmp_path, "migrate")
-    assert done.returncode == 0, done.stderr[-2000:]
+    fix_after_refusal(tmp_path, previous_release, CREATE_PAIR.split("Person.objects.create")[0]
+                      + 'Person.objects.filter(full_name="Bo").update(staff_id="qa-100-b")')
 
 
 @pytest.mark.django_db
@@ -142,20 +169,18 @@ Person.objects.create(full_name="\\u00a0Bo", staff_id="\\u200bB-1 ")
 """
 
 
-def test_staff_ids_that_one_unicode_form_would_make_one_stop_migrate_before_its_first_migration(tmp_path):
+def test_staff_ids_that_one_unicode_form_would_make_one_stop_migrate_before_its_first_migration(tmp_path,
+                                                                                                previous_release):
     """0016 stores names and staff ids NFC without invisible characters; where two people's staff
     ids would then be one ("Zoë" composed and decomposed, an id and the same with a zero-width
     space), it names them and migrates nothing, rather than merging two people."""
-    refused = migrate_refused(tmp_path, CREATE_FORMS)
+    refused = migrate_refused(tmp_path, previous_release, CREATE_FORMS)
     assert "'ZO\\xcb-1' (person #1) and 'ZOE\\u0308-1' (person #2) would be one staff id, 'ZO\u00cb-1'" in refused
     assert "'B-1' (person #3) and '\\u200bB-1 ' (person #4) would be one staff id, 'B-1'" in refused
 
-    renamed = manage(tmp_path, "shell", "-c", CREATE_FORMS.split("Person.objects.create")[0]
-                     + 'Person.objects.filter(pk=2).update(staff_id="ZOE\\u0308-2")\n'
-                     + 'Person.objects.filter(pk=4).update(staff_id="\\u200bB-2 ")')
-    assert renamed.returncode == 0, renamed.stderr[-2000:]
-    done = manage(tmp_path, "migrate")
-    assert done.returncode == 0, done.stderr[-2000:]
+    fix_after_refusal(tmp_path, previous_release, CREATE_FORMS.split("Person.objects.create")[0]
+                      + 'Person.objects.filter(pk=2).update(staff_id="ZOE\\u0308-2")\n'
+                      + 'Person.objects.filter(pk=4).update(staff_id="\\u200bB-2 ")')
     rows = manage(tmp_path, "shell", "-c", "from enrollment.models import Person\nprint(ascii(list("
                   "Person.objects.order_by('pk').values_list('full_name', 'staff_id', 'department'))))")
     stored = [("Zo\u00eb", "ZO\u00cb-1", ""), ("Zo\u00eb B", "ZO\u00cb-2", "Lab"), ("Bo", "B-1", ""), ("Bo", "B-2", "")]
