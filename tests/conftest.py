@@ -15,6 +15,38 @@ SHARED_DATA = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" 
 TEST_REDIS_URL = os.environ.get("MASKNET_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+# written again, the same, by the post_migrate handlers that run after each flush (they add what is missing)
+KEPT_BY_FLUSH = frozenset({"django_content_type", "auth_permission"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_by_delete_on_postgresql():
+    """The database emptied after each transactional test (``django_db(transaction=True)``: Django's
+    ``flush``) with ``DELETE FROM`` each table instead of PostgreSQL's ``TRUNCATE``, which gives every
+    table and index new files: 0.17 s a test against 0.01 s, for some 280 tests. The rows left are the
+    same: none but the content types and permissions, which ``flush``'s post_migrate handlers would
+    otherwise write again as they were (and still add where one is missing); sequences go on, as
+    after a ``TRUNCATE`` without ``RESTART IDENTITY``. One transaction (``execute_sql_flush``):
+    Django's foreign keys are checked at its commit. A flush that resets sequences or cascades is
+    Django's own. Only this test process's flush is changed: the site never flushes."""
+    try:
+        from django.db.backends.postgresql.operations import DatabaseOperations
+    except ImportError:   # no psycopg: SQLite only (whose flush deletes already)
+        yield
+        return
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return [f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))};"
+                for table in tables if table not in KEPT_BY_FLUSH]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = truncate
+
+
 @pytest.fixture(autouse=True)
 def no_engine_warm_up(monkeypatch) -> list[bool]:
     """The admin's pages start no background load of the face models (``recognizer.warm_soon``,
