@@ -62,17 +62,38 @@ def hostile(draw) -> bytes:
     return data
 
 
+# 4,000 inputs meet every way Pillow failed in the 10,000 this test used to send (nine messages of
+# its own) and one more, all by the 350th input, and each kind below 180 times or more: in 8 s where
+# 10,000 took 20
+INPUTS = 4_000
+# what the run must have seen: each decodable format decoded, and every kind of refusal
+KINDS = {"decoded JPEG", "decoded PNG", "decoded WEBP", "FrameTooLarge", "UnreadableImage: empty image",
+         "UnreadableImage: cannot decode image: not a JPEG, PNG or WebP image",
+         "UnreadableImage: cannot decode image: damaged or truncated"}
+
+
 @pytest.mark.reliability
-@settings(max_examples=10_000, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(hostile())
-def test_decoder_answers_every_input_with_an_image_or_a_typed_error(data: bytes):
-    try:
-        img = decode_image(data, **LIMITS)
-    except (UnreadableImage, FrameTooLarge):
-        return
-    assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
-    assert img.shape[0] * img.shape[1] <= LIMITS["max_pixels"]
+def test_decoder_answers_every_input_with_an_image_or_a_typed_error():
+    seen: dict[str, int] = {}
+
+    @settings(max_examples=INPUTS, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(hostile())
+    def one_input(data: bytes):
+        try:
+            img = decode_image(data, **LIMITS)
+        except FrameTooLarge:
+            kind = "FrameTooLarge"
+        except UnreadableImage as exc:
+            kind = f"UnreadableImage: {str(exc).split(' (')[0]}"   # without the error's class
+        else:
+            assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
+            assert img.shape[0] * img.shape[1] <= LIMITS["max_pixels"]
+            kind = f"decoded {Image.open(io.BytesIO(data)).format}"
+        seen[kind] = seen.get(kind, 0) + 1
+
+    one_input()
+    assert sum(seen.values()) >= INPUTS and KINDS <= set(seen), seen
 
 
 @pytest.mark.reliability
