@@ -103,17 +103,26 @@ def start_daphne(port: int, env: dict[str, str], log_path: Path, host: str = "12
 
 def stop_process(proc: subprocess.Popen, timeout: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
     """Send ``sig`` (SIGTERM), wait up to ``timeout`` seconds, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
+    return stop_processes([proc], timeout, sig)[0]
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 15.0,
+                   sig: int = signal.SIGTERM) -> list[int | None]:
+    """:func:`stop_process` for several at once: all are sent ``sig`` before any is waited for (a
+    server takes a second or two to stop); returns their exit codes."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
         try:
             os.kill(proc.pid, sig)
         except ProcessLookupError:
             pass
+    for proc in running:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    return proc.returncode
+    return [proc.returncode for proc in procs]
 
 
 def warm_server(port: int, token: str, frames: list[bytes], frames_needed: int = 5, timeout: float = 180.0) -> float:

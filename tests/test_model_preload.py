@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.live import children, free_port, rss_mb, start_daphne, stop_process, wait_for_port
+from bench.live import children, free_port, rss_mb, start_daphne, stop_processes, wait_for_port
 
 pytestmark = pytest.mark.models
 
@@ -85,8 +85,7 @@ def servers(tmp_path_factory, installed_models):
         first = {name: (get(started[name][1]), bool(lines(started[name][2]))) for name in ("runserver", "off")}
         yield started, first
     finally:
-        for proc, _, _ in started.values():
-            stop_process(proc)
+        stop_processes([proc for proc, _, _ in started.values()])
 
 
 def test_daphne_loads_the_models_as_it_serves_without_any_request(servers):
