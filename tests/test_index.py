@@ -52,8 +52,10 @@ def test_label_score_is_what_search_gives_that_label_found_or_not():
         assert all(abs(index.label_score(probe, label, kinds) - score) < 1e-6 for label, score in found.items())
     assert index.label_score(probe, "p3") > index.search(probe, k=30)[-1].score - 1e-6
     assert index.label_score(probe, "nobody") is None and index.label_score(probe, "p3", kinds=(2,)) is None
+    assert index.holds("p3") and not index.holds("nobody")
     index.remove("p3")
     assert index.label_score(probe, "p3") is None    # asked before: not answered from the old rows
+    assert not index.holds("p3") and index.holds("p4")
     assert abs(index.label_score(probe, "p4") - {m.label: m.score for m in index.search(probe, k=29)}["p4"]) < 1e-6
 
 

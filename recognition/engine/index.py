@@ -147,6 +147,11 @@ class Index:
             s = s - self.margins[rows]
         return float(s.max())
 
+    def holds(self, label: str) -> bool:
+        """Whether ``label`` has templates here (one comparison over the labels, its rows cached for
+        :meth:`label_score`; no set of every label built)."""
+        return len(self._rows_of(label)) > 0
+
     def _rows_of(self, label: str) -> np.ndarray:
         """The rows of ``label``'s templates, cached while ``self.labels`` is the same array (a kiosk
         asks for the same person's at every frame while their welcome stands)."""
