@@ -19,6 +19,11 @@ given fewer rights (staff, superuser, groups, permissions); a group given fewer 
 deleted; a password changed or disabled since the backup (the restore brings back the one it replaced,
 which may be the reason for the change: its new hash is not in the log, so password login is disabled
 again, until ``manage.py changepassword`` sets one).
+
+Staff sessions are not in the log: a session ended since the backup (a logout, above all) is a row of
+the restored ``django_session`` again, and its cookie logs in again. :func:`restored_sessions_end`
+ends every session the restored database holds (the restore runs with the web processes stopped, so
+each of them is the backup's): everyone logs in again.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ import ast
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.contrib.sessions.models import Session
 from django.db import models, transaction
 from django.db.models import ProtectedError, Q
 from django.utils import timezone
@@ -388,6 +394,45 @@ def rights_taken_from(user: User, found: list[tuple[Kind, int, list[Record], lis
             if (kind.noun == "user" and pk == user.pk or kind.noun == "group" and pk in groups)
             and revocation_reapply(kind=kind, object_id=pk, records=revocations, history=history,
                                    dry_run=True) == Revoked.REVOKED]
+
+
+SESSIONS = "sessions.session"   # the object type of the record of the sessions a restore ended
+
+
+def restored_sessions_end(*, exported: datetime | None, dry_run: bool = False,
+                          actor: object | None = None) -> tuple[int, AuditEvent | None]:
+    """End every staff session in the restored database, one audit record saying how many; returns
+    that number (``dry_run``: the number it would end) and ``None``, or ``0`` and the record of an
+    earlier run after the same restore, which ended them: nothing is done again.
+
+    Run before the web processes start again (docs/deployment.md), every session row is the
+    backup's, among them those ended since (a logout, which the log does not let one tell apart):
+    all end, everyone logs in again. ``exported``, the audit export's latest record (``None``: it
+    has none), tells the runs after this restore: their record names it and is newer (an earlier
+    restore's, in the backup, was read into that export, which is later than it), so a second run,
+    even one after the web processes started, leaves the sessions opened since alone. Without
+    ``exported`` each run ends every session there is, recording it when there was one.
+    ``actor``: whom the record names (``None``: the system)."""
+    marker = f"after the restore that the audit export up to {exported.astimezone(UTC).isoformat()} " \
+             "preceded" if exported is not None else "after a restore"
+    if exported is not None:
+        earlier = (AuditEvent.objects.filter(object_type=SESSIONS, action=Action.DELETE, at__gt=exported,
+                                             summary__contains=marker).order_by("at").first())
+        if earlier is not None:
+            return 0, earlier
+    # the database sessions the site runs on (SESSION_ENGINE's default): the rows the restore brought back
+    sessions = Session.objects.all()
+    if dry_run:
+        return sessions.count(), None
+    with transaction.atomic():
+        ended, _ = sessions.delete()
+        if ended or exported is not None:
+            once = ", once: a second run ends none" if exported is not None else ""
+            audit_record(actor=actor, action=Action.DELETE, object_type=SESSIONS,
+                         summary=f"ended {ended} staff session{'' if ended == 1 else 's'} {marker}: every session "
+                                 f"the restored database held (the backup's, logged out since or not); everyone logs "
+                                 f"in again{once}")
+    return ended, None
 
 
 def local(at: datetime) -> str:

@@ -1,7 +1,7 @@
 """``manage.py reapply_erasures``, revocations: a restore from a backup that predates a revocation
 brings back the access it took away (a kiosk device, a pairing link, an API token, a staff account's
-rights, a password); the command takes it away again from the audit log's CSV export
-(docs/deployment.md, Backup and restore)."""
+rights, a password, a staff session logged out); the command takes it away again from the audit log's
+CSV export (docs/deployment.md, Backup and restore)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import io
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -31,10 +33,10 @@ TABLES = ("auth_group", "auth_group_permissions", "auth_user", "auth_user_groups
           "recognition_kiosk", "api_apitoken", "enrollment_person", "audit_auditevent")
 
 
-def backup() -> dict[str, tuple[list[str], list[tuple]]]:
+def backup(tables: tuple[str, ...] = TABLES) -> dict[str, tuple[list[str], list[tuple]]]:
     saved = {}
     with connection.cursor() as cursor:
-        for table in TABLES:
+        for table in tables:
             cursor.execute(f"SELECT * FROM {table}")
             saved[table] = ([col[0] for col in cursor.description], cursor.fetchall())
     return saved
@@ -44,9 +46,9 @@ def restore(saved: dict[str, tuple[list[str], list[tuple]]]) -> None:
     """The tables emptied and filled again from the copy (under the ORM, which refuses to delete
     audit rows: a restore replaces the table)."""
     with connection.cursor() as cursor:
-        for table in reversed(TABLES):
+        for table in reversed(saved):
             cursor.execute(f"DELETE FROM {table}")
-        for table in TABLES:
+        for table in saved:
             columns, rows = saved[table]
             if rows:
                 marks = ", ".join(["%s"] * len(columns))
@@ -313,3 +315,66 @@ def test_a_change_made_since_the_restore_does_not_hide_a_revocation(su_client, s
     assert not APIClient().login(username="leaked", password="Thief-passw0rd!")
     assert not User.objects.get(pk=demoted.pk).is_superuser
     assert "revoked again 0, already revoked 2" in run(csv_file)
+
+
+def admin_page(session_key: str) -> int:
+    """The admin's index, asked with a session cookie as a browser (or whoever copied it) sends it."""
+    browser = Client()
+    browser.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    return browser.get(reverse("admin:index")).status_code
+
+
+def test_a_session_logged_out_since_the_backup_ends_again(su_client, tmp_path):
+    """A restore brings back the ``django_session`` rows of logouts since the backup: a copied cookie
+    of a session its user ended logged in again. The command ends every session the restored
+    database holds, once: a second run, even after a new login, ends none."""
+    User.objects.create_user("clerk", password="Clerk-passw0rd!", is_staff=True)
+    clerk = Client()
+    assert clerk.post(reverse("admin:login"), {"username": "clerk", "password": "Clerk-passw0rd!"}).status_code == 302
+    key = clerk.cookies[settings.SESSION_COOKIE_NAME].value
+    assert admin_page(key) == 200
+    saved = backup((*TABLES, "django_session"))
+    assert clerk.post(reverse("admin:logout")).status_code == 200
+    assert admin_page(key) == 302   # to the login form
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    assert admin_page(key) == 200   # what the restore brought back
+
+    before = AuditEvent.objects.count()
+    assert "staff sessions: would end 2, every session in the restored database" in run(csv_file, "--dry-run")
+    assert admin_page(key) == 200 and AuditEvent.objects.count() == before
+
+    out = run(csv_file)
+    assert "staff sessions: ended 2, every session in the restored database" in out, out
+    assert "a second run after this restore ends none" in out, out
+    assert admin_page(key) == 302
+    ended = AuditEvent.objects.get(object_type="sessions.session")
+    assert ended.action == "delete" and ended.actor == "system"
+    assert ended.summary.startswith("ended 2 staff sessions after the restore that the audit export up to "), ended
+    assert ended.summary.endswith("everyone logs in again, once: a second run ends none"), ended
+
+    # the site started again: a login since the first run is not the backup's, and stays
+    assert clerk.post(reverse("admin:login"), {"username": "clerk", "password": "Clerk-passw0rd!"}).status_code == 302
+    new_key = clerk.cookies[settings.SESSION_COOKIE_NAME].value
+    before = AuditEvent.objects.count()
+    again = run(csv_file)
+    assert "staff sessions: none ended; an earlier run after this restore ended them (" in again, again
+    assert "ended 2 staff sessions)" in again, again
+    assert admin_page(new_key) == 200 and admin_page(key) == 302
+    assert AuditEvent.objects.count() == before
+
+
+def test_without_records_in_the_export_every_session_ends_at_each_run(su_client, tmp_path):
+    """An export of no record cannot tell this restore's runs from an earlier restore's: each run
+    ends every session there is, recorded when there was one."""
+    csv_file = tmp_path / "audit.csv"
+    csv_file.write_text("at,actor,actor_id,action,object_type,object_id,summary\r\n")
+    key = su_client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert admin_page(key) == 200
+    assert "staff sessions: ended 1, every session in the restored database" in run(csv_file)
+    assert admin_page(key) == 302
+    ended = AuditEvent.objects.get(object_type="sessions.session")
+    assert ended.summary.startswith("ended 1 staff session after a restore: ") and "once" not in ended.summary
+    before = AuditEvent.objects.count()
+    assert "staff sessions: ended 0," in run(csv_file)
+    assert AuditEvent.objects.count() == before

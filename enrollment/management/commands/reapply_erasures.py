@@ -1,6 +1,7 @@
 """``manage.py reapply_erasures FILE.csv [--dry-run]``: after restoring a backup, erase again the
 people whose erasure the backup predates, from the audit log's CSV export (admin, *Audit events*),
-and revoke again what was revoked since (kiosk devices, API tokens, staff rights: :mod:`audit.restore`)."""
+and revoke again what was revoked since (kiosk devices, API tokens, staff rights: :mod:`audit.restore`);
+end every staff session the restore brought back."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from audit.restore import (
     Record,
     Revoked,
     local,
+    restored_sessions_end,
     revocation_reapply,
     revocation_records,
     rights_taken_from,
@@ -30,15 +32,17 @@ from enrollment.services import Reapplied, person_erasure_reapply
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
-def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], int, list[Record]]:
+def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], int, list[Record], datetime | None]:
     """The erase records of an audit export: ``{person id: [(erasure's time, its actor), ...]}``, oldest
     first (an id erased more than once was handed out again after an earlier restore), how many other
-    rows there were, and the records of the objects whose revocations are applied again
-    (:data:`audit.restore.KINDS`). Raises ``CommandError`` for a file that is not the export (its
-    header) or an erase or revocation record it cannot read, before anything is erased."""
+    rows there were, the records of the objects whose revocations are applied again
+    (:data:`audit.restore.KINDS`), and the time of its latest record (``None``: none). Raises
+    ``CommandError`` for a file that is not the export (its header) or an erase or revocation record it
+    cannot read, before anything is erased."""
     erased: dict[int, list[tuple[datetime, str]]] = {}
     ignored = 0
     records: list[Record] = []
+    latest: datetime | None = None
     kinds = {kind.object_type: set() for kind in KINDS}
     for kind in KINDS:
         kinds[kind.object_type].update(kind.actions)
@@ -58,6 +62,8 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
                 action, object_type = row[column["action"]], row[column["object_type"]]
                 object_id, when, actor = row[column["object_id"]], _time(row[column["at"]]), row[column["actor"]]
                 readable = object_id.isascii() and object_id.isdigit() and when is not None
+                if when is not None and (latest is None or when > latest):
+                    latest = when
                 if object_type in kinds and readable:
                     records.append(Record(when, actor, action, object_type, int(object_id), row[column["summary"]]))
                 elif action in kinds.get(object_type, ()):
@@ -72,7 +78,7 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
                 erased.setdefault(int(object_id), []).append((when, actor))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CommandError(f"cannot read {path} as the audit log's CSV export: {exc}") from exc
-    return {pk: sorted(set(times)) for pk, times in erased.items()}, ignored, records
+    return {pk: sorted(set(times)) for pk, times in erased.items()}, ignored, records, latest
 
 
 def _time(text: str) -> datetime | None:
@@ -89,7 +95,8 @@ class Command(BaseCommand):
             "Audit events, CSV, exported before the restore) says was erased, if the restore brought them back; "
             "then revoke again what its records say was revoked since the backup (kiosk devices and pairing links, "
             "kiosks, API tokens, people deactivated, staff accounts and rights, groups' permissions, passwords "
-            "changed). Each is recorded again in the audit log. Other rows are ignored.")
+            "changed). Each is recorded again in the audit log. Other rows are ignored. Every staff session the "
+            "restored database holds (the backup's) is ended, once per restore: everyone logs in again.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
@@ -98,10 +105,11 @@ class Command(BaseCommand):
         add_actor_argument(parser, "the erasures and revocations applied again")
 
     def handle(self, *args, **opts) -> None:
-        erased, ignored, rows = export_records(opts["file"])
+        erased, ignored, rows, exported = export_records(opts["file"])
         found = revocation_records(rows)
         dry_run = opts["dry_run"]
         actor = self.actor(opts["actor"], erased, found)
+        self.sessions(exported, dry_run, actor)
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         for person_id, records in sorted(erased.items()):
             (at, by), earlier = records[-1], records[:-1]
@@ -146,6 +154,20 @@ class Command(BaseCommand):
                                "own account or group, which the restore gave back; run it without --actor, or "
                                "name another user")
         return user
+
+    def sessions(self, exported: datetime | None, dry_run: bool, actor: object | None) -> None:
+        """End every staff session the restore brought back (:func:`audit.restore.restored_sessions_end`),
+        first: whatever else fails, nobody's logout is undone any longer."""
+        ended, earlier = restored_sessions_end(exported=exported, dry_run=dry_run, actor=actor)
+        if earlier is not None:
+            self.stdout.write(f"staff sessions: none ended; an earlier run after this restore ended them "
+                              f"({local(earlier.at)}: {earlier.summary.split(' after ', 1)[0]})")
+            return
+        verb = "would end" if dry_run else "ended"
+        again = ("; a second run after this restore ends none, even once the site is started again"
+                 if exported is not None else "")
+        self.stdout.write(f"staff sessions: {verb} {ended}, every session in the restored database (the backup's, "
+                          f"logged out since or not): everyone logs in again{again}")
 
     def revocations(self, found: list[tuple], path: Path, dry_run: bool, actor: object | None) -> list[str]:
         """Revoke again, one line each, what the export's records say was revoked (``found``:
