@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import audit_list_export
 from enrollment.models import Person
+from enrollment.recognizer import engine_loaded
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
 from recognition.engine.install import installed_manifest, models_ready
@@ -107,7 +108,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`. Beside them, for monitoring
     (not readiness: ``ok`` ignores it), whether the retention purge is overdue
     (:func:`.services.retention_purge_status`; ``null`` while the database is away). Not when it
-    last ran: anyone can call this, and the audit log says it to those who may read it."""
+    last ran: anyone can call this, and the audit log says it to those who may read it.
+
+    ``models`` says the models are installed, not loaded: a node answers 200 while it loads them (a
+    few seconds after its start, ``MASKNET_PRELOAD_MODELS``; with it off, until its first kiosk or
+    photo check). ``models_loaded`` says whether this process has them loaded (a kiosk's first frame
+    is answered at once), read afresh at each probe, so that a balancer can wait for a warm node;
+    ``ok`` does not depend on it (a node whose models load on first use must stay in service)."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -120,7 +127,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
                          "models_version": manifest["version"] if manifest else None,
                          "descriptor": settings.MASKNET_DESCRIPTOR,
                          "retention_purge_overdue": purge})
-    body = _health[1]
+    body = {**_health[1], "models_loaded": engine_loaded()}
     return JsonResponse(body, status=200 if body["ok"] else 503)
 
 

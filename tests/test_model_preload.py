@@ -4,12 +4,14 @@ loads them without any request, ``manage.py runserver`` (as ``make run`` starts 
 autoreloader serves from and never in that parent, and with the setting off nothing loads.
 
 The sign is the line ``get_engine`` logs when this process's models have loaded, with the
-process's resident memory (about 820 MB more once loaded). The development settings, whose log goes
+process's resident memory (about 820 MB more once loaded), and what ``/healthz`` says of it
+(``models_loaded``, which a load balancer can wait for). The development settings, whose log goes
 to stderr (the test settings' root logger has no handler), on a database of its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,11 +51,16 @@ def wait_loaded(log: Path, timeout: float = LOAD_TIMEOUT_S) -> float:
 
 
 def get(port: int, path: str = "/healthz") -> int:
+    return health(port, path)[0]
+
+
+def health(port: int, path: str = "/healthz") -> tuple[int, dict]:
+    """The status and the JSON of ``/healthz`` (a 503 too: the test database has no tables)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as answer:
-            return answer.status
-    except urllib.error.HTTPError as exc:   # 503: the test database has no tables
-        return exc.code
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +68,8 @@ def servers(tmp_path_factory, installed_models):
     """Three processes started at once: ``daphne`` with the default (on) and with
     ``MASKNET_PRELOAD_MODELS=0``, and ``manage.py runserver`` with the default. Yields a dict of
     ``(process, port, log)`` by name, and one of ``(status, loaded)`` of the first request to
-    runserver and to the one with the setting off, sent as soon as runserver listened."""
+    runserver and to the one with the setting off, sent as soon as runserver listened, and the
+    ``models_loaded`` of its answer."""
     tmp = tmp_path_factory.mktemp("preload")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_PRELOAD_MODELS"))}
@@ -82,7 +90,10 @@ def servers(tmp_path_factory, installed_models):
         started["runserver"] = (proc, port, log)
         wait_for_port(port, proc, 90, log)
         # at once, as a probe or a kiosk would: answered, and whether the models had loaded by then
-        first = {name: (get(started[name][1]), bool(lines(started[name][2]))) for name in ("runserver", "off")}
+        first = {}
+        for name in ("runserver", "off"):
+            status, body = health(started[name][1])
+            first[name] = (status, bool(lines(started[name][2])), body["models_loaded"])
         yield started, first
     finally:
         stop_processes([proc for proc, _, _ in started.values()])
@@ -94,14 +105,18 @@ def test_daphne_loads_the_models_as_it_serves_without_any_request(servers):
     wait_loaded(log)
     assert len(lines(log)) == 1
     assert rss_mb(proc.pid) > 2 * SMALL_MB
+    # what a load balancer waiting for a warm node reads; "models" meant installed all along
+    status, body = health(servers[0]["daphne"][1])
+    assert body["models_loaded"] is True and body["models"] is True, (status, body)
 
 
 def test_runserver_loads_them_once_in_the_process_that_serves_after_its_first_answer(servers):
     """``make run``: the autoreloader's parent only restarts its child, which serves; the first
     request is answered before the load starts (TensorFlow's libraries hold the GIL while they load)."""
     proc, _, log = servers[0]["runserver"]
-    status, loaded = servers[1]["runserver"]
+    status, loaded, said = servers[1]["runserver"]
     assert status in (200, 503) and not loaded, "the first answer waited for the models"
+    assert said is False   # /healthz told it: this process had not loaded them yet
     wait_loaded(log)
     time.sleep(2)   # a second load (the parent's) would come about as late
     assert len(lines(log)) == 1
@@ -113,8 +128,11 @@ def test_runserver_loads_them_once_in_the_process_that_serves_after_its_first_an
 def test_with_the_setting_off_nothing_loads_until_it_is_needed(servers):
     proc, _, log = servers[0]["off"]
     assert servers[1]["off"][0] in (200, 503)   # answered: a request does not load them either
+    assert servers[1]["off"][2] is False
     # both others, started with it, have loaded theirs (on the same cores): then some more
     took = max(wait_loaded(servers[0][name][2]) for name in ("daphne", "runserver"))
     time.sleep(max(2.0, took / 2))
     assert not lines(log)
     assert rss_mb(proc.pid) < SMALL_MB
+    status, body = health(servers[0]["off"][1])
+    assert body["models_loaded"] is False and body["models"] is True, (status, body)   # installed, not loaded

@@ -61,6 +61,29 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
     assert down.json()["retention_purge_overdue"] is None   # unknown, not "on time"
 
 
+@pytest.mark.django_db
+def test_healthz_says_whether_this_process_has_loaded_the_models(client, settings, monkeypatch):
+    """``models`` means installed: a node answers 200 while it loads them. ``models_loaded`` says
+    whether this process has them (a balancer can wait for a warm node), read afresh even while the
+    rest of the answer is reused, and ``ok`` does not depend on it."""
+    from enrollment import recognizer
+    from recognition import views
+    from tests.conftest import models_dir
+
+    settings.MASKNET_MODELS_DIR = models_dir()
+    monkeypatch.setattr(views, "_health", None)
+    monkeypatch.setattr(recognizer, "_loaded", False)   # this process as it starts
+    cold = client.get("/healthz")
+    if not cold.json()["models"]:
+        pytest.skip("models not installed (python manage.py install_models)")
+    assert cold.status_code == 200 and cold.json()["ok"] is True and cold.json()["models_loaded"] is False
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 3600.0)   # the answer above is reused from here on
+    recognizer.get_engine()   # the load the preload, a kiosk's socket or a photo check starts
+    warm = client.get("/healthz")
+    assert warm.status_code == 200 and warm.json() == {**cold.json(), "models_loaded": True}
+    assert b'"models_loaded": true' in warm.content   # as docs/deployment.md's HAProxy check matches it
+
+
 def test_the_favicon_is_served_not_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("/static/favicon.svg")
