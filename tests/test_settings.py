@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -299,13 +302,18 @@ def test_the_proxys_offline_page_reloads_itself_and_is_the_one_documented():
     assert "error_page 502 504 /static/offline.html;" in (REPO / "docs" / "deployment.md").read_text()
 
 
+def nginx_sample() -> str:
+    """docs/deployment.md's nginx sample (what goes in nginx's ``http`` block)."""
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    return guide.split("```nginx\n", 1)[1].split("```", 1)[0]
+
+
 def test_the_proxy_sample_sends_hsts_on_what_nginx_answers_itself():
     """The guide's diagram says the proxy sets HSTS; its nginx sample sent none on its own answers
     (static files, the offline 502 page, the 404 of /media/). nginx drops a server's add_header in
     a location with an add_header of its own, and without "always" adds none to a 502 or 404: each
     such place carries it. The value is the production settings' default (one year, subdomains, preload)."""
-    guide = (REPO / "docs" / "deployment.md").read_text()
-    sample = guide.split("```nginx\n", 1)[1].split("```", 1)[0]
+    sample = nginx_sample()
     hsts = "add_header Strict-Transport-Security $masknet_hsts always;"
     https = sample[sample.index("listen 443"):]
     server_level = re.sub(r"location [^{]*\{[^}]*\}", "", https)
@@ -316,6 +324,106 @@ def test_the_proxy_sample_sends_hsts_on_what_nginx_answers_itself():
     assert value and value.group(1) == "max-age=31536000; includeSubDomains; preload"
     prod = (REPO / "masknet_site" / "settings" / "prod.py").read_text()
     assert 'env_int("DJANGO_HSTS_SECONDS", 31536000)' in prod
+
+
+CLIENT_MAP = re.compile(r"^map \$binary_remote_addr \$masknet_client \{\n.*?^\}", re.MULTILINE | re.DOTALL)
+
+
+def test_the_proxy_sample_limits_an_ipv6_client_by_its_64():
+    """Keyed on ``$binary_remote_addr``, the sample's limits counted each IPv6 address apart: a host
+    holds a whole /64 and can use a new address for each handshake. Every limit zone is keyed on the
+    sample's client variable, which the map (run in nginx below) makes an IPv6 client's /64."""
+    sample = nginx_sample()
+    zones = re.findall(r"^\s*limit_(?:req|conn)_zone\s+(\S+)", sample, re.MULTILINE)
+    assert zones and set(zones) == {"$masknet_client"}, zones
+    assert CLIENT_MAP.search(sample)
+    assert "zone=masknet_sockets" in re.search(r"location /ws/ \{[^}]*\}", sample).group(0)
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
+    if found is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx)")
+    return found
+
+
+def _nginx_conf(tmp: Path, http: str) -> Path:
+    """A configuration of nginx's own around ``http`` (the inside of its ``http`` block): everything
+    it writes under ``tmp``, so that it runs as any user beside any other nginx."""
+    conf = tmp / "nginx.conf"
+    paths = "".join(f"    {name}_temp_path {tmp / name};\n" for name in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                           "scgi"))
+    conf.write_text(f"pid {tmp / 'nginx.pid'};\nerror_log {tmp / 'error.log'};\nevents {{}}\n"
+                    f"http {{\n    access_log off;\n{paths}{http}\n}}\n")
+    return conf
+
+
+def test_nginx_accepts_the_proxy_sample(tmp_path):
+    """``nginx -t`` on the whole sample (its certificate made here, its ports free ones of
+    127.0.0.1): Debian 12's nginx 1.22, which the guide names, takes every directive in it."""
+    nginx = _nginx()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the sample's server")
+    from bench.live import free_port
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=masknet.example.org", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    sample = nginx_sample()
+    for old, new in (("/etc/ssl/masknet/fullchain.pem", cert), ("/etc/ssl/masknet/privkey.pem", key),
+                     ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
+                     ("listen 443 ssl", f"listen 127.0.0.1:{free_port()} ssl")):
+        assert old in sample, old
+        sample = sample.replace(old, str(new))
+    conf = _nginx_conf(tmp_path, sample)
+    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and "test is successful" in checked.stderr, checked.stderr
+
+
+def test_the_proxy_samples_client_key_counts_an_ipv6_64_as_one_client_in_nginx(tmp_path):
+    """The sample's map and its socket zone (at 1 request a minute, no burst) in a running nginx that
+    takes the client's address from a header (``realip``): a second address of one /64 is refused
+    (429), another /64 is not, nor another IPv4 address, nor an IPv4 client seen as ``::ffff:a.b.c.d``
+    (whose /64, ``::/64``, would be every IPv4 client), and bytes like a newline in the prefix count."""
+    nginx = _nginx()
+    from bench.live import free_port, stop_process, wait_for_port
+
+    sample = nginx_sample()
+    zone = re.search(r"^limit_req_zone \$masknet_client zone=masknet_sockets:\S+ rate=\S+;", sample, re.MULTILINE)
+    assert zone, "the sample's socket zone"
+    port = free_port()
+    # stub_status: an answer of nginx's own after limit_req's phase ("return" comes before it), and no
+    # file to read (the workers of an nginx started as root run as another user)
+    server = f"""server {{
+        listen 127.0.0.1:{port};
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Real-IP;
+        location / {{ limit_req zone=masknet_sockets; limit_req_status 429; stub_status; }}
+    }}"""
+    conf = _nginx_conf(tmp_path, "\n".join((CLIENT_MAP.search(sample).group(0),
+                                            re.sub(r"rate=\S+;", "rate=1r/m;", zone.group(0)), server)))
+    log = tmp_path / "error.log"
+    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-e", str(log), "-c", str(conf), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc, 30, log)
+
+        def status(client: str) -> int:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"X-Real-IP": client})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        asked = [("2001:db8:ff80:8000::1", 200), ("2001:db8:ff80:8000:ffff:ffff:ffff:fffe", 429),
+                 ("2001:db8:ff80:8001::1", 200), ("a0a:a0a:a0a:a0a::1", 200), ("a0a:a0a:a0a:a0a::2", 429),
+                 ("198.51.100.7", 200), ("198.51.100.7", 429), ("198.51.100.8", 200),
+                 ("::ffff:198.51.100.9", 200), ("::ffff:198.51.100.10", 200)]
+        assert [(client, status(client)) for client, _ in asked] == asked
+    finally:
+        stop_process(proc)
 
 
 @pytest.mark.reliability
