@@ -100,6 +100,7 @@ def _retention_purge_overdue() -> bool | None:
     return found[0] if _reachable(retention_purge) else None
 
 
+@never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Readiness probe for a load balancer: 200 when this node can serve (its models installed,
     those of ``MASKNET_DESCRIPTOR`` included; the database and the cache reachable), else 503 and
@@ -114,7 +115,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     few seconds after its start, ``MASKNET_PRELOAD_MODELS``; with it off, until its first kiosk or
     photo check). ``models_loaded`` says whether this process has them loaded (a kiosk's first frame
     is answered at once), read afresh at each probe, so that a balancer can wait for a warm node;
-    ``ok`` does not depend on it (a node whose models load on first use must stay in service)."""
+    ``ok`` does not depend on it (a node whose models load on first use must stay in service).
+    ``?warm=1`` is for balancers that read the status alone: 503 also while ``models_loaded`` is false.
+    Never cached by a proxy (``Cache-Control: no-cache, no-store``): ``models_loaded`` is this moment's."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -128,7 +131,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
                          "descriptor": settings.MASKNET_DESCRIPTOR,
                          "retention_purge_overdue": purge})
     body = {**_health[1], "models_loaded": engine_loaded()}
-    return JsonResponse(body, status=200 if body["ok"] else 503)
+    ready = body["ok"] and (body["models_loaded"] or request.GET.get("warm") != "1")
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 # ----------------------------------------------------------------------------------------------

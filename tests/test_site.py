@@ -77,11 +77,16 @@ def test_healthz_says_whether_this_process_has_loaded_the_models(client, setting
     if not cold.json()["models"]:
         pytest.skip("models not installed (python manage.py install_models)")
     assert cold.status_code == 200 and cold.json()["ok"] is True and cold.json()["models_loaded"] is False
+    # a balancer that reads the status alone asks ?warm=1: 503 until the models are loaded
+    cold_warm = client.get("/healthz?warm=1")
+    assert cold_warm.status_code == 503 and cold_warm.json() == cold.json()
+    assert "no-store" in cold["Cache-Control"]   # a proxy must not keep this moment's answer
     monkeypatch.setattr(views, "HEALTH_TTL_S", 3600.0)   # the answer above is reused from here on
     recognizer.get_engine()   # the load the preload, a kiosk's socket or a photo check starts
     warm = client.get("/healthz")
     assert warm.status_code == 200 and warm.json() == {**cold.json(), "models_loaded": True}
     assert b'"models_loaded": true' in warm.content   # as docs/deployment.md's HAProxy check matches it
+    assert client.get("/healthz?warm=1").status_code == 200
 
 
 def test_the_favicon_is_served_not_a_404(client):
