@@ -31,7 +31,7 @@ from recognition.engine.errors import ModelsMissing
 
 from . import recognizer, services
 from .events import run_payload
-from .models import FacePhoto, IndexVersion, Person, TrainingRun
+from .models import ErasedStaffId, FacePhoto, IndexVersion, Person, TrainingRun, secret_fingerprint, site_secrets
 from .text import PERSON_TEXT, person_text_normal
 from .views import export_download
 
@@ -196,6 +196,13 @@ class PersonForm(forms.ModelForm):
     # deactivation, a corrected name) is refused instead of silently undoing it
     seen = _SeenField(widget=forms.HiddenInput, required=False)
 
+    # the add form of staff who may lift erased staff ids (PersonAdmin.get_form), shown once the staff
+    # id typed is an erased person's (PersonAdmin.get_fieldsets)
+    enrol_erased = forms.BooleanField(
+        label="Enrol again although erased", required=False,
+        help_text="This staff id's person was erased at their request. Tick it only if they asked to be enrolled "
+                  "again (or the id is someone else's now): the erased staff id is lifted, and that is audited.")
+
     class Meta:
         model = Person
         fields = PERSON_FIELDS
@@ -204,12 +211,15 @@ class PersonForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and "seen" in self.fields:
             self.fields["seen"].initial = self.instance.updated_at.isoformat()
+        self.erased: ErasedStaffId | None = None   # the entry a new person's staff id lifts (enrol_erased)
 
     def clean(self) -> dict:
         data = super().clean()
         # names and staff id as the services store them, before the model's checks (a staff id
         # taken in another Unicode form is then "already exists", on the field)
         data.update(person_text_normal({name: data[name] for name in PERSON_TEXT if name in data}))
+        if not self.instance.pk and data.get("staff_id"):
+            self._erased_check(data["staff_id"], data.get("enrol_erased", False))
         seen = data.get("seen")
         # on a POST the admin has just read the person again: instance is the row as it is now
         if self.instance.pk and seen and seen != self.instance.updated_at.isoformat():
@@ -218,6 +228,26 @@ class PersonForm(forms.ModelForm):
                 "corrected their name). Nothing was saved: open the person again to see their changes, "
                 "then make yours.", code="stale")
         return data
+
+    def _erased_check(self, staff_id: str, enrol: bool) -> None:
+        """A new person of an erased person's staff id (nobody's now): an error on the staff id unless
+        "Enrol again although erased" is ticked, which only staff who may lift erased staff ids see.
+        Adding people is a deliberate act of one person at a time, unlike an import of HR's folder,
+        so it asks rather than skips; it never enrols them again unasked."""
+        erased = ErasedStaffId.objects.matching([staff_id]).get(staff_id)
+        if erased is None or Person.objects.with_staff_id(staff_id).exists():   # taken: the model says so
+            return
+        if enrol and "enrol_erased" in self.fields:
+            self.erased = erased
+            return
+        said = f"{staff_id} was erased on {erased.erased_on} at the person's request: it is not enrolled again unasked."
+        if "enrol_erased" in self.fields:
+            said += (" If they asked to be enrolled again (or the id is someone else's now), tick “Enrol again "
+                     "although erased” below and save: the erased staff id is lifted (audited).")
+        else:
+            said += (" Only an administrator allowed to lift erased staff ids (a superuser) can enrol it again, "
+                     "if the person asks to be.")
+        self.add_error("staff_id", forms.ValidationError(said, code="erased"))
 
     def full_clean(self) -> None:
         """Photos chosen on a form that comes back with an error (a taken staff id: found by the
@@ -313,9 +343,18 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         return request.user.has_perm("enrollment.erase_person")
 
     # ---------------------------------------------------------------- form
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        """May enrol an erased person's staff id again, lifting it (``enrollment.delete_erasedstaffid``:
+        superusers, not Enrollers): the reverse of part of an erasure."""
+        return request.user.has_perm("enrollment.delete_erasedstaffid")
+
     def get_fieldsets(self, request: HttpRequest, obj: Person | None = None):
         main = (None, {"fields": PERSON_FIELDS})
         if obj is None:
+            staff_id = request.POST.get("staff_id", "") if request.method == "POST" else ""
+            if (staff_id and self.has_lift_permission(request) and ErasedStaffId.objects.matching([staff_id])
+                    and not Person.objects.with_staff_id(staff_id).exists()):
+                main = (None, {"fields": (*PERSON_FIELDS, "enrol_erased")})   # asked once the id is typed
             return [main, ("Photos", {"fields": ("photos",)})]
         if self.has_change_permission(request, obj):
             main = (None, {"fields": (*PERSON_FIELDS, "seen")})
@@ -330,6 +369,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         # the factory's class shares PersonForm's declared field objects with every request:
         # what is set below for this request and user must go on copies
         form.base_fields = copy.deepcopy(form.base_fields)
+        if obj is not None or not self.has_lift_permission(request):
+            form.base_fields.pop("enrol_erased", None)
         if "remove_photos" in form.base_fields:
             field = form.base_fields["remove_photos"]
             field.queryset = obj.photos.all() if obj else FacePhoto.objects.none()
@@ -370,8 +411,11 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             if "active" in form.changed_data:   # Django's "changed successfully" does not say what follows
                 messages.info(request, f"Reactivated: {REACTIVATED}." if obj.active else f"Deactivated: {DEACTIVATED}.")
             return
-        person = services.person_create(actor=request.user, **fields)
+        person = services.person_create(actor=request.user, **fields, enrol_erased=form.erased is not None)
         obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
+        if form.erased is not None:
+            messages.info(request, f"{person.staff_id} had been erased on {form.erased.erased_on} at the person's "
+                                   f"request: enrolled again, its erased staff id lifted.")
         obj._state.adding, obj._state.db = False, person._state.db
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:
@@ -782,6 +826,59 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(ErasedStaffId)
+class ErasedStaffIdAdmin(admin.ModelAdmin):
+    """The staff ids of people erased at their request, which imports skip: the date alone (the
+    digest is never shown), found by typing a staff id. Deleting one lifts it (audited): the person
+    asked to be enrolled again. Superusers only (Enrollers hold none of its permissions)."""
+
+    list_display = ("erased_on", "secret_key")
+    fields = readonly_fields = ("erased_on", "secret_key")
+    # the search box; get_search_results finds the entry of the staff id typed, never by the digest's text
+    search_fields = ("digest",)
+    search_help_text = ("Type a staff id to find its entry (letter case, full-width forms and spaces aside). "
+                        "Delete an entry to lift it: imports and the admin then enrol that staff id again.")
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False   # kept by erasures only
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="erased on", ordering="erased_at")
+    def erased_on(self, obj: ErasedStaffId) -> str:
+        return obj.erased_on
+
+    @admin.display(description="secret key")
+    def secret_key(self, obj: ErasedStaffId) -> str:
+        """Whether the site can still match it: made under ``DJANGO_SECRET_KEY``, a key in
+        ``DJANGO_SECRET_KEY_FALLBACKS``, or a key it no longer has (it then stops no import)."""
+        fingerprints = [secret_fingerprint(secret) for secret in site_secrets()]
+        if obj.key_id == fingerprints[0]:
+            return "current"
+        if obj.key_id in fingerprints:
+            return "a previous key (DJANGO_SECRET_KEY_FALLBACKS): matched"
+        return "a key this site no longer has: matches no staff id"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.of(search_term), False
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet):
+        """As the user admin's: Django's history of a bulk delete and the lifts in one transaction."""
+        with transaction.atomic():
+            return super().response_action(request, queryset)
+
+    def delete_model(self, request: HttpRequest, obj: ErasedStaffId) -> None:
+        services.erased_staff_id_lift(entry=obj, actor=request.user, note="in the admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for entry in list(queryset.order_by("pk")):
+            services.erased_staff_id_lift(entry=entry, actor=request.user, note="in the admin")
 
 
 # a failed photo's state, by what rebuilds do with it (FacePhotoAdmin.embedding, EmbeddingFailureFilter)

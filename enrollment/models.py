@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
@@ -124,6 +126,84 @@ class Person(models.Model):
                 errors["staff_id"] = [ValidationError(STAFF_ID_TAKEN, code="unique")]
         if errors:
             raise ValidationError(errors)
+
+
+# the salt of the keyed digests of erased staff ids (and of the site key's fingerprint beside them):
+# fixed, since a digest can never be computed again once the staff id is gone; changing it lifts them all
+ERASED_STAFF_ID_SALT = "masknet.enrollment.ErasedStaffId"
+
+
+def site_secrets() -> list[str]:
+    """The site's secret keys: ``SECRET_KEY``, then ``SECRET_KEY_FALLBACKS`` (a rotated key kept)."""
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def staff_id_digest(staff_id: str, secret: str | None = None) -> str:
+    """The keyed digest of ``staff_id`` kept once its person is erased: HMAC-SHA256 of its key
+    (:func:`enrollment.text.staff_id_key`: letter case, full-width forms and spaces aside) under a key
+    derived from ``secret`` (``SECRET_KEY``). Not reversible, and without the secret key no staff id
+    (few and guessable) can be tried against it. 64 hex digits."""
+    return salted_hmac(ERASED_STAFF_ID_SALT, staff_id_key(staff_id), secret=secret, algorithm="sha256").hexdigest()
+
+
+def secret_fingerprint(secret: str | None = None) -> str:
+    """Which secret key a digest was made under (16 hex digits; the key cannot be read from it)."""
+    return salted_hmac(f"{ERASED_STAFF_ID_SALT}.key", "", secret=secret, algorithm="sha256").hexdigest()[:16]
+
+
+class ErasedStaffIdQuerySet(models.QuerySet):
+    """Reads of erased staff ids."""
+
+    def matching(self, staff_ids: Iterable[str], batch: int = 500) -> dict[str, ErasedStaffId]:
+        """Each of ``staff_ids`` whose person was erased (compared by key, under the site's secret key
+        or one of its fallbacks), with its entry (the latest erasure's when there are several)."""
+        secrets = site_secrets()
+        digests = {staff_id_digest(sid, secret): sid for sid in dict.fromkeys(staff_ids) for secret in secrets}
+        found: dict[str, ErasedStaffId] = {}
+        listed = list(digests)
+        for start in range(0, len(listed), batch):
+            for entry in self.filter(digest__in=listed[start:start + batch]):
+                sid = digests[entry.digest]
+                if sid not in found or found[sid].erased_at < entry.erased_at:
+                    found[sid] = entry
+        return found
+
+    def of(self, staff_id: str) -> ErasedStaffIdQuerySet:
+        """The entries of ``staff_id`` (under any of the site's secret keys)."""
+        return self.filter(digest__in=[staff_id_digest(staff_id, secret) for secret in site_secrets()])
+
+    def unmatched(self) -> ErasedStaffIdQuerySet:
+        """Entries made under a secret key the site no longer holds (``SECRET_KEY`` rotated without
+        the old one in ``SECRET_KEY_FALLBACKS``): they match no staff id any more."""
+        return self.exclude(key_id__in=[secret_fingerprint(secret) for secret in site_secrets()])
+
+
+class ErasedStaffId(models.Model):
+    """The staff id of a person erased at their request, as a keyed digest alone
+    (:func:`staff_id_digest`), and when: ``import_people`` skips a folder of that staff id, and the
+    admin and the API ask before creating a person of it, so that an erasure is not undone by the
+    next import of HR's folder. Kept until an administrator lifts it (deleting the row, audited) or
+    the staff id is enrolled again on purpose. No name, no person id."""
+
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # the fingerprint of the secret key the digest was made under (secret_fingerprint): tells the
+    # entries a rotated SECRET_KEY no longer matches
+    key_id = models.CharField(max_length=16, editable=False)
+    erased_at = models.DateTimeField(editable=False)
+
+    objects = ErasedStaffIdQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+        verbose_name = "erased staff id"
+
+    def __str__(self) -> str:
+        return f"staff id erased on {self.erased_on}"
+
+    @property
+    def erased_on(self) -> str:
+        """The erasure's date (``TIME_ZONE``), ``2026-03-02``."""
+        return f"{timezone.localtime(self.erased_at):%Y-%m-%d}"
 
 
 def photo_upload_to(photo: FacePhoto, filename: str) -> str:

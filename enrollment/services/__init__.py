@@ -6,7 +6,8 @@ transaction; file deletions and queued rebuilds happen only after that transacti
 Callers import the names from here (``from enrollment import services``; ``services.photo_add``).
 They live in one module per part:
 
-- :mod:`.people`: people, their erasure, and erasures applied again after a restore;
+- :mod:`.people`: people, their erasure (and the erased staff ids it keeps, and their lifting), and
+  erasures applied again after a restore;
 - :mod:`.export`: subject access, a ZIP of what the site holds about one person;
 - :mod:`.photos`: photo checks, adds, removals, gallery adaptation, photo retention and sweeps;
 - :mod:`.index`: index rebuilds (runs, embedding, switching, pruning, scrubbing);
@@ -46,6 +47,8 @@ from .index import (
 )
 from .people import (
     Reapplied,
+    StaffIdErased,
+    erased_staff_id_lift,
     person_create,
     person_deactivate,
     person_erase,
@@ -81,9 +84,10 @@ __all__ = [
     "INDEX_WRITERS_LOCK", "MAX_ATTEMPTS", "ORPHAN_AGE_S", "ORPHAN_SWEEP_FLOOR", "OUTDATED_ASKS",
     "OUTDATED_ASK_AGAIN_S", "OUTDATED_REASON", "PHOTO_FILE_LOCK", "PHOTO_MAX_ATTEMPTS", "REFUSALS",
     "RESUME_AFTER_S", "EnrollmentError", "ExportTooLarge", "PhotoInspection", "PhotoRefused", "Reapplied",
-    "RebuildBusy", "RunTakenOver", "adapted_photo_expiry", "adapted_photos_purge", "amount", "counted",
-    "index_files_sweep", "index_rebuild", "index_rebuild_abandon", "index_rebuild_now", "index_rebuild_request",
-    "index_rebuild_resume", "index_rebuild_resume_due", "index_refresh_if_outdated", "person_create",
+    "RebuildBusy", "RunTakenOver", "StaffIdErased", "adapted_photo_expiry", "adapted_photos_purge", "amount",
+    "counted", "erased_staff_id_lift", "index_files_sweep", "index_rebuild", "index_rebuild_abandon",
+    "index_rebuild_now", "index_rebuild_request", "index_rebuild_resume", "index_rebuild_resume_due",
+    "index_refresh_if_outdated", "person_create",
     "person_deactivate", "person_erase", "person_erasure_reapply", "person_export",
     "person_gallery_adaptation_stop", "person_lock", "person_update", "photo_add", "photo_add_from_checkin",
     "photo_choose", "photo_files_sweep", "photo_inspect", "photo_lookalike", "photo_lookalike_shown",

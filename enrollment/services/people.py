@@ -1,6 +1,7 @@
 """People: create, lock, update, deactivate, erase (GDPR art. 17: the person, their photos,
-templates, check-ins, admin history and every index entry), and erasures applied again after a
-restored backup undid them."""
+templates, check-ins, admin history and every index entry; their staff id kept as a keyed digest
+alone, so that the next import does not enrol them again), erased staff ids lifted, and erasures
+applied again after a restored backup undid them."""
 
 from __future__ import annotations
 
@@ -20,25 +21,68 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.unique import save_unique
 
-from ..models import FacePhoto, Person, TrainingRun, index_cache_clear
+from ..models import (
+    ErasedStaffId,
+    FacePhoto,
+    Person,
+    TrainingRun,
+    index_cache_clear,
+    secret_fingerprint,
+    staff_id_digest,
+)
 from ..text import person_text_normal
-from .common import Action, counted
+from .common import Action, EnrollmentError, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
 
 
+class StaffIdErased(EnrollmentError):
+    """The staff id is an erased person's (:class:`~enrollment.models.ErasedStaffId`): creating a
+    person of it would undo their erasure unless they asked to be enrolled again (``enrol_erased``)."""
+
+    def __init__(self, staff_id: str, entry: ErasedStaffId) -> None:
+        self.staff_id, self.entry = staff_id, entry
+        super().__init__(f"{staff_id}: erased on {entry.erased_on} at the person's request")
+
+
 def person_create(*, actor: object | None, full_name: str, staff_id: str, department: str = "",
-                  notes: str = "", active: bool = True) -> Person:
+                  notes: str = "", active: bool = True, enrol_erased: bool = False) -> Person:
     """Create a person (validated like the admin form: unique staff id, lengths). Names and staff id
     are stored in one Unicode form, without invisible characters or spaces at their ends
-    (:mod:`enrollment.text`): the same id written otherwise is the same person's."""
+    (:mod:`enrollment.text`): the same id written otherwise is the same person's.
+
+    A staff id whose person was erased (:class:`~enrollment.models.ErasedStaffId`) raises
+    :class:`StaffIdErased`, unless ``enrol_erased`` (they asked to be enrolled again, or the id is
+    someone else's now): the entry is then lifted (:func:`erased_staff_id_lift`) and the creation's
+    audit record says so."""
     text = person_text_normal({"full_name": full_name, "staff_id": staff_id, "department": department})
     person = Person(**text, notes=notes, active=active)
     person.full_clean()
     with transaction.atomic():
+        erased = ErasedStaffId.objects.matching([person.staff_id]).get(person.staff_id)
+        if erased is not None and not enrol_erased:
+            raise StaffIdErased(person.staff_id, erased)
         save_unique(person, "staff_id", key="staff_key")
-        audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}")
+        again = ""
+        if erased is not None:
+            lifted = erased_staff_id_lift(entry=erased, actor=actor, note=f"on enrolling person #{person.pk} again")
+            again = f"; enrolled again after an erasure on {erased.erased_on} (erased staff id #{lifted} lifted)"
+        audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}{again}")
     return person
+
+
+def erased_staff_id_lift(*, entry: ErasedStaffId, actor: object | None, note: str = "") -> int:
+    """Lift an erased staff id: the person asked to be enrolled again, or the id is someone else's
+    now. Its entries (under any of the site's secret keys) are deleted and the lift audited, once:
+    an entry lifted meanwhile by someone else is nothing more to record. Returns ``entry``'s id."""
+    pk, erased_on = entry.pk, entry.erased_on
+    with transaction.atomic():
+        if not ErasedStaffId.objects.filter(pk=pk).delete()[0]:
+            return pk
+        audit_record(actor=actor, action=Action.DELETE, object_type="enrollment.erasedstaffid", object_id=pk,
+                     summary=f"lifted erased staff id #{pk} (an erasure on {erased_on}): imports and the admin "
+                             f"enrol that staff id again" + (f"; {note}" if note else ""))
+    return pk
 
 
 def person_lock(pk: object, *, photos: bool = False) -> None:
@@ -134,7 +178,7 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
         # then the person (after the photos, in the order a photo removal takes them): a check-in
         # being recorded (it locks the person) commits first and its row goes with the others,
         # rather than being inserted after the cascade read them and failing this commit
-        list(Person.objects.select_for_update().filter(pk=pk).values_list("pk"))
+        staff_id = Person.objects.select_for_update().filter(pk=pk).values_list("staff_id", flat=True).first()
         embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
         history = _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
         _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
@@ -143,17 +187,26 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
         scrubbed = _index_scrub(label=label, photos=embedded)
         reasons = _rebuild_reasons_scrub(person_id=pk)
         checkins = deleted.get("recognition.CheckIn", 0)
+        _staff_id_suppress(staff_id=staff_id)
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
                      summary=f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
                              f"{counted(checkins, 'check-in')} (their snapshots), "
                              f"{counted(history, 'admin history entry', 'admin history entries')}, "
                              f"{counted(scrubbed, 'index version')} rewritten or deleted, "
-                             f"{counted(reasons, 'rebuild reason')} no longer naming them"
-                             + (f"; {note}" if note else ""))
+                             f"{counted(reasons, 'rebuild reason')} no longer naming them; staff id kept "
+                             f"as a keyed digest" + (f"; {note}" if note else ""))
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=ERASED_REASON)
     return True
+
+
+def _staff_id_suppress(*, staff_id: str) -> ErasedStaffId:
+    """Keep an erased person's staff id as a keyed digest alone, with the time: imports skip it
+    (an earlier entry of the id, under this key or an older one, is replaced: one erasure's date)."""
+    ErasedStaffId.objects.of(staff_id).delete()
+    return ErasedStaffId.objects.create(digest=staff_id_digest(staff_id), key_id=secret_fingerprint(),
+                                        erased_at=timezone.now())
 
 
 # what a rebuild's reason says of an erased person (the audit log keeps their id: it is the record

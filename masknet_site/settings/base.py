@@ -135,6 +135,9 @@ def database_from_url(url: str) -> dict:
 
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "")
+# keys SECRET_KEY had before a rotation, still accepted (Django's signatures; the digests of erased
+# staff ids, which cannot be made again under a new key: docs/security.md, "Erasure on request")
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")

@@ -36,7 +36,7 @@ from api.models import ApiToken
 from audit.models import AuditEvent
 from enrollment import recognizer
 from enrollment import services as enrollment
-from enrollment.models import FacePhoto, Person
+from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import photos as photo_services
 from recognition import services as recognition
 from recognition.models import CheckIn, Kiosk
@@ -232,6 +232,14 @@ ADMIN: dict[tuple[str, str], Recipe] = {
     ("enrollment.facephoto", "action:delete_selected"): lambda w: (action(
         w, "enrollment_facephoto", "delete_selected", w.photo.pk, post="yes"),
         ("photo_remove", "enrollment.facephoto"))[1],
+    # lifting an erased staff id (the erasure keeps it): the world's person erased first
+    ("enrollment.erasedstaffid", "delete"): lambda w: (enrollment.person_erase(person=w.person, actor=None), ok(
+        w.client.post(reverse("admin:enrollment_erasedstaffid_delete", args=[ErasedStaffId.objects.get().pk]),
+                      {"post": "yes"})), ("delete", "enrollment.erasedstaffid"))[2],
+    ("enrollment.erasedstaffid", "action:delete_selected"): lambda w: (
+        enrollment.person_erase(person=w.person, actor=None),
+        action(w, "enrollment_erasedstaffid", "delete_selected", ErasedStaffId.objects.get().pk, post="yes"),
+        ("delete", "enrollment.erasedstaffid"))[2],
     ("enrollment.facephoto", "action:embed_again"): lambda w: (
         FacePhoto.objects.filter(pk=w.photo.pk).update(embedding_state=FacePhoto.Embedding.FAILED,
                                                        embed_failed_version=recognizer.template_version()),

@@ -21,7 +21,7 @@ from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
-from enrollment.models import FacePhoto, Person
+from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import amount
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
 from recognition.engine.install import models_ready
@@ -295,12 +295,30 @@ def person_photos(folder: Path, limit: int | None) -> list[Path]:
                   if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file() and _inside(p, folder))[:limit]
 
 
-def actor_permissions(*, rebuild: bool, update: bool = False) -> list[str]:
+def actor_permissions(*, rebuild: bool, update: bool = False, include_erased: bool = False) -> list[str]:
     """What ``--actor``'s user must be allowed in the admin for the import's changes
     (:func:`audit.management.actor.command_actor`): add people and photos; change people with
-    ``update`` (``--update-existing``); ask for a rebuild unless ``rebuild`` is false."""
+    ``update`` (``--update-existing``); lift erased staff ids with ``include_erased``
+    (``--include-erased``, as the admin's delete of one); ask for a rebuild unless ``rebuild`` is false."""
     return (["enrollment.add_person", "enrollment.add_facephoto"] + (["enrollment.change_person"] if update else [])
+            + (["enrollment.delete_erasedstaffid"] if include_erased else [])
             + (["enrollment.rebuild_index"] if rebuild else []))
+
+
+def erased_folders(staff_ids: dict[Path, str]) -> dict[Path, ErasedStaffId]:
+    """The folders (each with the staff id it would enrol) whose staff id is an erased person's
+    (:class:`~enrollment.models.ErasedStaffId`, compared by key) and nobody's now: each with its entry.
+    A staff id someone holds again is theirs: their folder adds photos to them as before."""
+    matching = ErasedStaffId.objects.matching(staff_ids.values())
+    return {folder: matching[sid] for folder, sid in staff_ids.items()
+            if sid in matching and not Person.objects.with_staff_id(sid).exists()}
+
+
+def erased_said(staff_id: str, entry: ErasedStaffId, enrolled: bool) -> str:
+    """What the import says of a folder of an erased person's staff id."""
+    return (f"{staff_id}: erased on {entry.erased_on} at the person's request; "
+            + ("enrolled again (--include-erased; its erased staff id lifted)" if enrolled
+               else "not imported (--include-erased re-enrols)"))
 
 
 class Command(BaseCommand):
@@ -319,6 +337,10 @@ class Command(BaseCommand):
         parser.add_argument("--update-existing", action="store_true",
                             help="with --people-csv: change the full name and department of people already there "
                                  "to the CSV's (by default they are left as they are, and said)")
+        parser.add_argument("--include-erased", action="store_true",
+                            help="enrol the folders of people erased at their request too (they asked to be "
+                                 "enrolled again), lifting their erased staff ids; by default those folders are "
+                                 "skipped, and said")
         add_actor_argument(parser, "the import's changes")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
         after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
@@ -339,8 +361,10 @@ class Command(BaseCommand):
             raise CommandError(f"people CSV {people_csv_path} not found")
         if opts["update_existing"] and people_csv_path is None:
             raise CommandError("--update-existing takes the new details from a --people-csv: give one")
+        include_erased = opts["include_erased"]
         actor = command_actor(opts["actor"], actor_permissions(rebuild=not opts["no_rebuild"],
-                                                              update=opts["update_existing"]),
+                                                              update=opts["update_existing"],
+                                                              include_erased=include_erased),
                               changes="the import's changes", holders="the Enrollers group has them")
         if len(opts["department"]) > DEPARTMENT_MAX:
             raise CommandError(f"--department is longer than {DEPARTMENT_MAX} characters")
@@ -382,6 +406,20 @@ class Command(BaseCommand):
                                f"ignoring letter case, spaces around them and repeated inside, invisible "
                                f"characters, Unicode and full-width forms), "
                                f"e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
+        # people erased at their request whose folders HR's share still holds: an import must not
+        # undo their erasure; said per folder before the import begins, and skipped unless asked
+        staff_ids = {f: given[f.name].staff_id if given is not None else staff_id_normal(f.name) for f in folders}
+        erased = erased_folders(staff_ids)
+        for f, entry in erased.items():
+            self.stdout.write(erased_said(staff_ids[f], entry, include_erased))
+        unmatched = ErasedStaffId.objects.unmatched().count()
+        if unmatched:
+            self.stdout.write(f"{unmatched} erased staff ids were kept under a secret key this site no longer has "
+                              "(DJANGO_SECRET_KEY changed): they no longer stop the import of those people; give the "
+                              "previous key in DJANGO_SECRET_KEY_FALLBACKS (docs/security.md, \"Erasure on request\")")
+        if not include_erased:
+            folders = [f for f in folders if f not in erased]
+        skipped = [] if include_erased else list(erased)   # erased people's folders not imported
         plan = [(f, person_photos(f, opts["max_photos"])) for f in folders]
         total = sum(len(photos) for _, photos in plan)
         # before anyone is created: the npm models and the descriptor's
@@ -389,7 +427,7 @@ class Command(BaseCommand):
             raise CommandError(f"the face models are not installed in {settings.MASKNET_MODELS_DIR}: "
                                "run `python manage.py install_models` first")
         self.stdout.write(f"importing {len(plan)} people, {total} photos from {root}")
-        created = existing = added = 0
+        created = existing = added = again = 0   # again: created although erased (--include-erased)
         updated: list[str] = []   # people already there given the CSV's details (--update-existing)
         differing: list[str] = []   # ... whose CSV details differ, left as they are (without it)
         without: list[str] = []   # people with no accepted photo (not in the index)
@@ -404,10 +442,18 @@ class Command(BaseCommand):
                 staff_id = row.staff_id if row else staff_id_normal(folder.name)   # as person_create stores it
                 person = Person.objects.with_staff_id(staff_id).first()   # unique by its key (letter case, width...)
                 if person is None:
-                    person = services.person_create(
-                        actor=actor, full_name=row.full_name if row else staff_id.replace("_", " "),
-                        staff_id=staff_id, department=(row.department if row else "") or opts["department"])
+                    try:
+                        person = services.person_create(
+                            actor=actor, full_name=row.full_name if row else staff_id.replace("_", " "),
+                            staff_id=staff_id, department=(row.department if row else "") or opts["department"],
+                            enrol_erased=include_erased)
+                    except services.StaffIdErased as exc:   # erased by an administrator during the import
+                        self.stdout.write(erased_said(staff_id, exc.entry, False))
+                        skipped.append(folder)
+                        done += len(photos)
+                        continue
                     created += 1
+                    again += folder in erased
                 else:
                     existing += 1
                     # a re-import of changed details: said, and made only when asked for (the admin
@@ -474,6 +520,10 @@ class Command(BaseCommand):
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
                                      f"created, {added} photos added, {n_refused} refused"
                                      + (f", {len(updated)} people updated" if updated else "")
+                                     + (f", {len(skipped)} folders of people erased at their request skipped"
+                                        if skipped else "")
+                                     + (f", {again} people erased at their request enrolled again "
+                                        "(--include-erased)" if again else "")
                                      + (f"; details from a people CSV, {len(bad_rows)} of its rows left out"
                                         if given is not None else ""))
             except Exception as exc:  # noqa: BLE001 - the database that stopped the import: not recorded
@@ -483,7 +533,11 @@ class Command(BaseCommand):
         if interrupted:   # said above; no traceback (Ctrl-C)
             raise CommandError("import interrupted (Ctrl-C)")
         seconds = time.monotonic() - started
-        self.stdout.write(f"people: {created} created, {existing} already there; photos: {added} added, "
+        self.stdout.write(f"people: {created} created"
+                          + (f" ({again} of them erased at their request before, enrolled again)" if again else "")
+                          + f", {existing} already there"
+                          + (f", {len(skipped)} not imported (erased at their request)" if skipped else "")
+                          + f"; photos: {added} added, "
                           + (f"{known} already enrolled, " if known else "")
                           + f"{n_refused} refused; {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} photos/s)")
         verbosity = opts["verbosity"]

@@ -1,0 +1,259 @@
+"""Erased staff ids: a person erased at their request is not enrolled again by the next
+``import_people`` of HR's folder, which still holds their photos (or their people CSV row); the
+site keeps their staff id as a keyed digest alone, until it is lifted."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.management.base import CommandError
+
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import ErasedStaffId, Person, secret_fingerprint, staff_id_digest
+from enrollment.text import staff_id_key
+
+from . import test_import_people
+from .test_import_people import folders, run
+
+photos_added = test_import_people.photos_added   # the import's fixture: photo_add recorded, no models
+
+
+def with_photo(root, *names: str):
+    """Person folders under ``root``, one photo each (``photos_added`` records what is added)."""
+    folders(root, *names)
+    for name in names:
+        (root / name / "a.jpg").write_bytes(b"\xff\xd8\xff" + name.encode())
+    return root
+
+
+def erase(staff_id: str, actor=None) -> ErasedStaffId:
+    """Erase the person of ``staff_id``; the entry their erasure kept."""
+    person = Person.objects.with_staff_id(staff_id).get()
+    assert services.person_erase(person=person, actor=actor)
+    return ErasedStaffId.objects.get()
+
+
+def test_an_erased_persons_folder_is_not_imported_again(tmp_path, superuser, photos_added):
+    """The erasure's whole point was lost at the next import of HR's folder: the person came back,
+    photos and all. Their folder is now skipped, said by its staff id with the erasure's date, and
+    counted in the summary and the import's audit record; other folders are imported as before."""
+    root = with_photo(tmp_path / "hr", "Jane_Doe", "Bo_Li")
+    run(root, "--no-rebuild")
+    assert len(photos_added) == 2
+    entry = erase("Jane_Doe", actor=superuser)
+
+    (root / "Cy_Ng").mkdir()   # someone new since
+    out = run(root, "--no-rebuild")
+
+    said = f"Jane_Doe: erased on {entry.erased_on} at the person's request; not imported (--include-erased re-enrols)"
+    assert said in out.splitlines(), out
+    assert "importing 2 people, 1 photos" in out   # Bo_Li's photo and Cy_Ng, not Jane's
+    assert "people: 1 created, 1 already there, 1 not imported (erased at their request)" in out, out
+    assert not Person.objects.with_staff_id("Jane_Doe").exists()
+    assert set(Person.objects.values_list("staff_id", flat=True)) == {"Bo_Li", "Cy_Ng"}
+    assert [c["person"].staff_id for c in photos_added[2:]] == ["Bo_Li"]   # Jane's photo never read
+    imported = AuditEvent.objects.filter(action="import").first()
+    assert "1 folders of people erased at their request skipped" in imported.summary, imported.summary
+    assert "Jane" not in imported.summary
+    assert ErasedStaffId.objects.get() == entry   # still there: the next import skips them again
+    assert "not imported (--include-erased re-enrols)" in run(root, "--no-rebuild")
+
+
+def test_a_people_csv_row_of_an_erased_person_is_not_imported_again(tmp_path, db, photos_added):
+    """With HR's spreadsheet the staff id is the row's, whatever the folder is called; compared as
+    staff ids are (letter case, full-width forms)."""
+    root = with_photo(tmp_path / "hr", "Jane_Doe", "Bo_Li")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name\nJane_Doe,A-100,Jane Doe\nBo_Li,B-200,Bo Li\n")
+    run(root, "--people-csv", sheet, "--no-rebuild")
+    entry = erase("A-100")
+    sheet.write_text("folder,staff_id,full_name\nJane_Doe,ａ-100,Jane Doe\nBo_Li,B-200,Bo Li\n", encoding="utf-8")
+    out = run(root, "--people-csv", sheet, "--no-rebuild")
+    assert f"ａ-100: erased on {entry.erased_on} at the person's request; not imported" in out, out
+    assert list(Person.objects.values_list("staff_id", flat=True)) == ["B-200"]
+
+
+@pytest.mark.parametrize("erased, folder", [("ZOE-1", "zoe-1"), ("ZOE-1", "ＺＯＥ-1"), ("Zoë_Ångström", "ZOË_ÅNGSTRÖM"),
+                                            ("A 100", "a\u00a0 100")],
+                         ids=["case", "full-width", "accents-case", "spaces"])
+def test_staff_ids_that_fold_to_one_key_match(tmp_path, db, photos_added, erased, folder):
+    """The digest is of the staff id's key (migration 0017's ``staff_key``): a folder named in
+    another letter case or width is the erased person's staff id, as it would be their folder."""
+    services.person_create(actor=None, full_name="Zoe", staff_id=erased)
+    erase(erased)
+    root = with_photo(tmp_path / "hr", folder)
+    out = run(root, "--no-rebuild")
+    assert "at the person's request; not imported" in out, out
+    assert not Person.objects.exists()
+
+
+def test_include_erased_enrols_them_again_and_lifts_their_erased_staff_id(tmp_path, superuser, enroller,
+                                                                          photos_added):
+    """The person asked to be enrolled again: ``--include-erased`` enrols them, audited as such, and
+    lifts the entry (their folder is imported by later runs without it). Lifting is the reverse of
+    part of an erasure: an ``--actor`` needs the permission to delete erased staff ids, which the
+    Enrollers do not hold."""
+    root = with_photo(tmp_path / "hr", "Jane_Doe")
+    run(root, "--no-rebuild")
+    entry = erase("Jane_Doe")
+    with pytest.raises(CommandError, match="lacks enrollment.delete_erasedstaffid"):
+        run(root, "--no-rebuild", "--include-erased", "--actor", "enroller")
+    assert not Person.objects.exists() and ErasedStaffId.objects.exists()
+
+    out = run(root, "--no-rebuild", "--include-erased", "--actor", "root")
+    assert (f"Jane_Doe: erased on {entry.erased_on} at the person's request; enrolled again (--include-erased; "
+            "its erased staff id lifted)") in out.splitlines(), out
+    assert "people: 1 created (1 of them erased at their request before, enrolled again), 0 already there" in out
+    jane = Person.objects.get(staff_id="Jane_Doe")
+    assert photos_added[-1]["person"] == jane
+    assert not ErasedStaffId.objects.exists()
+    created = AuditEvent.objects.for_object("enrollment.person", jane.pk).get(action="create")
+    assert created.summary == (f"created person #{jane.pk}; enrolled again after an erasure on {entry.erased_on} "
+                               f"(erased staff id #{entry.pk} lifted)")
+    lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get()
+    assert (lifted.action, lifted.actor) == ("delete", "root")
+    assert lifted.summary.endswith(f"on enrolling person #{jane.pk} again")
+    imported = AuditEvent.objects.filter(action="import").first()
+    assert "1 people erased at their request enrolled again (--include-erased)" in imported.summary
+    assert "request" not in run(root, "--no-rebuild")   # lifted: nothing more to say
+
+
+def test_include_erased_enrols_nobody_else(tmp_path, db, photos_added):
+    """``--include-erased`` changes only what happens to erased people's folders."""
+    root = with_photo(tmp_path / "hr", "Bo_Li")
+    out = run(root, "--no-rebuild", "--include-erased")
+    assert "request" not in out and Person.objects.get().staff_id == "Bo_Li"
+    assert not AuditEvent.objects.filter(action="delete").exists()
+
+
+def test_the_digest_keeps_nothing_of_the_staff_id_in_clear(db, settings):
+    """What erasure keeps: 64 hex digits of an HMAC-SHA256 under a key derived from ``SECRET_KEY``
+    (not a plain hash, which anyone could compute for every guessable staff id), the secret key's
+    fingerprint and the time. No name, no staff id, no person id."""
+    person = services.person_create(actor=None, full_name="Ada Lovelace", staff_id="ADA-1815", department="R&D",
+                                     notes="analytical engine")
+    erase("ADA-1815")
+    row = ErasedStaffId.objects.values().get()
+    assert set(row) == {"id", "digest", "key_id", "erased_at"}
+    assert len(row["digest"]) == 64 and int(row["digest"], 16) >= 0
+    stored = " ".join(str(v) for v in row.values()).casefold()
+    for clear in ("ADA-1815", staff_id_key("ADA-1815"), "1815", "Ada", "Lovelace", "R&D", f"#{person.pk}"):
+        assert clear.casefold() not in stored, clear
+    key = staff_id_key("ADA-1815")
+    assert row["digest"] not in {hashlib.sha256(key.encode()).hexdigest(), hashlib.sha256(b"ADA-1815").hexdigest()}
+    assert row["digest"] == staff_id_digest("ada-1815")
+    settings.SECRET_KEY = "another-site-key"
+    assert staff_id_digest("ADA-1815") != row["digest"]   # keyed: another key, another digest
+    assert row["key_id"] != secret_fingerprint()
+
+
+def test_a_rotated_secret_key_is_said_and_a_fallback_keeps_the_suppression(tmp_path, db, settings, photos_added):
+    """The digest cannot be made again under a new ``SECRET_KEY`` (the staff id is gone): a rotated
+    key no longer matches, which the import says (how many, and what to do); the old key given in
+    ``DJANGO_SECRET_KEY_FALLBACKS`` matches again."""
+    root = with_photo(tmp_path / "hr", "Jane_Doe")
+    run(root, "--no-rebuild")
+    old = settings.SECRET_KEY
+    erase("Jane_Doe")
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-key", [old]
+    out = run(root, "--no-rebuild")
+    assert "not imported" in out and "secret key" not in out and not Person.objects.exists()
+    settings.SECRET_KEY_FALLBACKS = []
+    out = run(root, "--no-rebuild")
+    assert ("1 erased staff ids were kept under a secret key this site no longer has (DJANGO_SECRET_KEY changed): "
+            "they no longer stop the import of those people") in out, out
+    assert Person.objects.get().staff_id == "Jane_Doe"
+
+
+def test_creating_an_erased_staff_id_is_refused_unless_asked(db, superuser):
+    """The service every front end creates people through refuses an erased person's staff id
+    (any form of it) until told they are to be enrolled again; then the entry is lifted."""
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    entry = erase("A-100")
+    with pytest.raises(services.StaffIdErased, match=f"a-100: erased on {entry.erased_on} at the person's request"):
+        services.person_create(actor=superuser, full_name="Jane Doe", staff_id="a-100")
+    assert not Person.objects.exists() and ErasedStaffId.objects.exists()
+    services.person_create(actor=None, full_name="Someone Else", staff_id="A-101")   # another id: as before
+    jane = services.person_create(actor=superuser, full_name="Jane Doe", staff_id="a-100", enrol_erased=True)
+    assert not ErasedStaffId.objects.exists()
+    assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
+    # erased again: one entry, of the latest erasure
+    services.person_erase(person=jane, actor=None)
+    assert ErasedStaffId.objects.count() == 1 and ErasedStaffId.objects.get().pk != entry.pk
+    erasure = AuditEvent.objects.for_object("enrollment.person", jane.pk).get(action="erase")
+    assert "; staff id kept as a keyed digest" in erasure.summary and "a-100" not in erasure.summary.casefold()
+
+
+# ------------------------------------------------------------------------------------------------
+# the admin: adding a person asks; the erased staff ids are listed (date only) and lifted by deleting
+
+
+def test_the_admin_add_form_asks_before_enrolling_an_erased_staff_id_again(client, superuser, enroller):
+    """Adding a person in the admin is one person at a time, on purpose: the form does not skip
+    them as an import does, it refuses the staff id with the erasure's date until staff who may lift
+    erased staff ids tick "Enrol again although erased"; an Enroller is told whom to ask."""
+    from django.urls import reverse
+
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    entry = erase("A-100")
+    add = reverse("admin:enrollment_person_add")
+    jane = {"full_name": "Jane Doe", "staff_id": "a-100", "active": "on"}
+
+    client.force_login(enroller)
+    form = client.post(add, jane).context["adminform"].form
+    said = " ".join(form.errors["staff_id"])
+    assert f"a-100 was erased on {entry.erased_on} at the person's request" in said and "a superuser" in said
+    assert "enrol_erased" not in form.fields
+    client.post(add, {**jane, "enrol_erased": "on"})   # not theirs to tick
+    assert not Person.objects.exists() and ErasedStaffId.objects.exists()
+    assert client.get(reverse("admin:enrollment_erasedstaffid_changelist")).status_code == 403
+
+    client.force_login(superuser)
+    assert "Enrol again although erased" not in client.get(add).content.decode()   # not on every add form
+    refused = client.post(add, jane)
+    assert "tick “Enrol again although erased”" in " ".join(refused.context["adminform"].form.errors["staff_id"])
+    assert "Enrol again although erased" in refused.content.decode()   # the box, now that it applies
+    assert not Person.objects.exists()
+    made = client.post(add, {**jane, "enrol_erased": "on"}, follow=True)
+    person = Person.objects.get()
+    assert person.staff_id == "a-100" and not ErasedStaffId.objects.exists()
+    assert "enrolled again, its erased staff id lifted" in made.content.decode()
+    assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
+    other = client.post(add, {"full_name": "Bo Li", "staff_id": "B-200", "active": "on"})
+    assert other.status_code == 302   # anyone else: as before
+
+
+def test_the_admin_lists_erased_staff_ids_by_date_and_lifts_one_when_deleted(su_client, superuser, settings):
+    """Superusers see when each erasure was (never the digest), find one by typing its staff id, and
+    delete it to lift it, audited; the next import then enrols that staff id."""
+    from django.urls import reverse
+
+    for staff_id in ("A-100", "B-200"):
+        services.person_create(actor=None, full_name="Someone", staff_id=staff_id)
+        services.person_erase(person=Person.objects.get(staff_id=staff_id), actor=None)
+    jane = ErasedStaffId.objects.of("A-100").get()
+    changelist = reverse("admin:enrollment_erasedstaffid_changelist")
+    page = su_client.get(changelist).content.decode()
+    assert jane.erased_on in page and "current" in page
+    assert not any(e.digest in page or e.digest[:12] in page for e in ErasedStaffId.objects.all())
+    found = su_client.get(changelist, {"q": "ａ-100"}).context["cl"].result_list
+    assert list(found) == [jane]
+    assert not su_client.get(changelist, {"q": jane.digest}).context["cl"].result_list   # not by the digest
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated", [old]
+    assert "a previous key (DJANGO_SECRET_KEY_FALLBACKS): matched" in su_client.get(changelist).content.decode()
+    settings.SECRET_KEY_FALLBACKS = []
+    su_client.force_login(superuser)   # the session was signed with the old key
+    assert "a key this site no longer has: matches no staff id" in su_client.get(changelist).content.decode()
+    settings.SECRET_KEY = old
+    su_client.force_login(superuser)
+
+    delete = reverse("admin:enrollment_erasedstaffid_delete", args=[jane.pk])
+    assert su_client.post(delete, {"post": "yes"}).status_code == 302
+    assert list(ErasedStaffId.objects.values_list("pk", flat=True)) != [jane.pk]
+    assert not ErasedStaffId.objects.of("A-100").exists() and ErasedStaffId.objects.of("B-200").exists()
+    lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", jane.pk).get()
+    assert (lifted.action, lifted.actor) == ("delete", "root") and lifted.summary.endswith("; in the admin")
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")   # no longer refused
