@@ -121,6 +121,18 @@ class PersonSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
+class PersonCreateSerializer(PersonSerializer):
+    """A person to create; ``enrol_erased`` asks to enrol an erased person's staff id again."""
+
+    enrol_erased = _OmittableBoolean(
+        required=False, default=False, write_only=True,
+        help_text="the staff id is of a person erased at their request (409 staff_id_erased without it): they asked to "
+                  "be enrolled again, or the id is someone else's now; lifts the erased staff id (scope admin)")
+
+    class Meta(PersonSerializer.Meta):
+        fields = [*PersonSerializer.Meta.fields, "enrol_erased"]
+
+
 class PersonFilterSerializer(serializers.Serializer):
     """Query parameters of the people list."""
 

@@ -234,8 +234,9 @@ IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADE
                        responses={200: s.PersonSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A person", parameters=[ETAG],
                            responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
-    create=extend_schema(summary="Create a person (scope enrol)", parameters=[ETAG],
-                         responses={201: PERSON_OR_VERSION, **ERRORS}),
+    create=extend_schema(summary="Create a person (scope enrol; enrol_erased: scope admin)", parameters=[ETAG],
+                         request=s.PersonCreateSerializer,
+                         responses={201: PERSON_OR_VERSION, 409: s.ErrorSerializer, **ERRORS}),
     update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412)",
                          parameters=[IF_MATCH, ETAG],
                          responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
@@ -286,9 +287,24 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return self._answer(self.get_object())
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        """``enrollment.services.person_create``."""
-        data = _validated(s.PersonSerializer, request.data)
-        person = enrollment.person_create(actor=request.user, **data)
+        """``enrollment.services.person_create``. The staff id of a person erased at their request is
+        409 ``staff_id_erased`` (with ``erased_on``): one person created on purpose, so the caller is
+        asked rather than the request skipped as an import skips a folder. ``enrol_erased`` enrols them
+        again, lifting the erased staff id: the reverse of part of an erasure, so it takes what
+        erasing takes (scope ``admin``; a staff session: ``enrollment.delete_erasedstaffid``)."""
+        data = dict(_validated(s.PersonCreateSerializer, request.data))
+        enrol_erased = data.pop("enrol_erased", False)
+        may_lift = self.caller_may(request, SCOPE_ADMIN, "enrollment.delete_erasedstaffid")
+        try:
+            person = enrollment.person_create(actor=request.user, **data, enrol_erased=enrol_erased and may_lift)
+        except enrollment.StaffIdErased as exc:
+            if enrol_erased:
+                raise exceptions.PermissionDenied(
+                    "enrol_erased lifts an erased person's staff id: it takes a token of scope admin (a staff "
+                    "session: the permission enrollment.delete_erasedstaffid).") from exc
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code="staff_id_erased", erased_on=exc.entry.erased_on,
+                           detail=f"{exc}: not enrolled again unasked. If they asked to be enrolled again (or the "
+                                  "id is someone else's now), send \"enrol_erased\": true (scope admin).") from exc
         return self._answer(person, status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args, **kwargs) -> Response:

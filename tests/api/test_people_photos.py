@@ -196,6 +196,37 @@ def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_
     assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 404
 
 
+def test_creating_an_erased_persons_staff_id_asks_and_enrol_erased_needs_the_admin_scope(hr, client_for, person,
+                                                                                        superuser):
+    """An HR sync creating people one by one would enrol an erased person again: their staff id
+    (any form of it) is 409 ``staff_id_erased`` with the erasure's date, which the sync can tell
+    from any other error; ``enrol_erased`` enrols them again, lifting it, for a token of scope admin
+    (or a superuser's session) only, as erasing them did."""
+    from enrollment.models import ErasedStaffId
+
+    admin = client_for("token:admin")
+    assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 204
+    entry = ErasedStaffId.objects.get()
+    eileen = {"full_name": "Eileen Collins", "staff_id": "e-1"}
+    asked = hr.post("/api/v1/people", eileen, format="json")
+    assert asked.status_code == 409, asked.content
+    body = asked.json()
+    assert (body["error"], body["erased_on"]) == ("staff_id_erased", entry.erased_on)
+    assert body["detail"].startswith(f"e-1: erased on {entry.erased_on} at the person's request")
+    refused = hr.post("/api/v1/people", {**eileen, "enrol_erased": True}, format="json")
+    assert refused.status_code == 403 and "scope admin" in refused.json()["detail"]
+    assert client_for("enroller").post("/api/v1/people", {**eileen, "enrol_erased": True},
+                                       format="json").status_code == 403
+    assert not Person.objects.exists() and ErasedStaffId.objects.exists()
+    assert hr.post("/api/v1/people", {"full_name": "Bo Li", "staff_id": "B-1", "enrol_erased": True},
+                   format="json").status_code == 201   # nothing erased to lift: as without it
+    made = client_for("superuser").post("/api/v1/people", {**eileen, "enrol_erased": "true"})   # form-encoded too
+    assert made.status_code == 201, made.content
+    assert "enrol_erased" not in made.json() and not ErasedStaffId.objects.exists()
+    lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get()
+    assert lifted.actor == "root" and f"person #{made.json()['id']} again" in lifted.summary
+
+
 def test_export_needs_the_admin_scope_answers_a_zip_and_is_audited(hr, client_for, person, settings):
     """Subject access: a ZIP named by the id (``enrollment.services.person_export``, tested there
     for its contents); a token without ``admin``, or an Enroller, is refused; too large is a 409."""
