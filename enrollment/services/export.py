@@ -60,6 +60,15 @@ audit.csv       The records of the site's audit log that concern this person: wh
                 ids read "#other". This export's own record is not in it, nor records from
                 before the person's record was created (they are of someone who had the same id
                 before).
+
+If this person's data is erased (at their request), all of the above is deleted from the
+site; the audit log keeps its records, which name the person by number only. The site then
+also keeps their staff id as a keyed digest alone: a code computed from the staff id with the
+site's secret key, from which the staff id cannot be read back, and the date of the erasure,
+with no name or number. It is kept so that a later import of the staff photo folder, which
+may still hold their photos, does not enrol them again, and only until they ask to be
+enrolled again (an administrator then lifts it). It is in no file of this export: there is
+none for a person still enrolled.
 """
 
 # kinds of template (recognition.engine.gallery), as templates.json names them

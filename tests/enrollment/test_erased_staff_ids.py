@@ -257,3 +257,18 @@ def test_the_admin_lists_erased_staff_ids_by_date_and_lifts_one_when_deleted(su_
     lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", jane.pk).get()
     assert (lifted.action, lifted.actor) == ("delete", "root") and lifted.summary.endswith("; in the admin")
     services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")   # no longer refused
+
+
+def test_the_subject_access_export_and_the_privacy_page_say_what_erasure_keeps(db, superuser, client):
+    """A person deciding whether to ask for erasure reads what it leaves: the export's README and the
+    public privacy page say that the staff id is kept coded, why, and until when."""
+    import io
+    import zipfile
+
+    person = services.person_create(actor=None, full_name="Ann Bee", staff_id="A-1")
+    with zipfile.ZipFile(io.BytesIO(services.person_export(person=person, actor=superuser))) as archive:
+        readme = " ".join(archive.read("README.txt").decode().split())
+    assert "keeps their staff id as a keyed digest alone" in readme
+    assert "does not enrol them again, and only until they ask to be enrolled again" in readme
+    page = " ".join(client.get("/privacy/").content.decode().split())
+    assert "keeps your staff id in a coded form" in page and "until you ask to be enrolled again" in page
