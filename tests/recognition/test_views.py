@@ -918,6 +918,12 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     CheckIn.objects.all().delete()
     call_command("demo", "--no-enroll", "--history-days", "5", stdout=io.StringIO())
     assert Kiosk.objects.get().active and CheckIn.objects.exists()
+    # a demo person erased while trying the admin: made again (their staff id's erasure lifted), not
+    # a StaffIdErased that stopped `make run DEMO=1`
+    erased = Person.objects.order_by("id").first()
+    enrollment.person_erase(person=erased, actor=None)
+    call_command("demo", "--no-enroll", stdout=io.StringIO())
+    assert Person.objects.filter(staff_id=erased.staff_id).exists() and Person.objects.count() == people
 
 
 def test_a_nul_character_in_a_query_is_a_400(client, superuser):

@@ -110,8 +110,9 @@ class Command(BaseCommand):
         for staff_id, name, department in DEMO_PEOPLE:
             person = Person.objects.filter(staff_id=staff_id).first()
             if person is None:
+                # demo people are made up: one erased while trying the admin is made again, not refused
                 person = enrollment.person_create(actor=None, full_name=name, staff_id=staff_id,
-                                                  department=department)
+                                                  department=department, enrol_erased=True)
             people.append(person)
         return people
 
