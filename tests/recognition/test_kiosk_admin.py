@@ -59,6 +59,27 @@ def test_an_inactive_kiosk_gets_no_pairing_link(client, superuser):
         call_command("create_kiosk", "Spare", "--new-link")
 
 
+def test_the_pairing_pages_promise_no_link_or_device_a_kiosk_does_not_have(client, superuser):
+    """An inactive kiosk's page offered "New pairing link", which led to a page promising "a new
+    one-time link" and that "the device paired now keeps working" (an inactive kiosk has no device)
+    with no way on but the breadcrumbs; an active kiosk without a device was told the same."""
+    client.force_login(superuser)
+    kiosk, _ = services.kiosk_create(actor=None, name="Spare", with_link=False)
+    pairing = reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk])
+    change = reverse("admin:recognition_kiosk_change", args=[kiosk.pk])
+    page = client.get(pairing).content.decode()
+    assert "A new one-time link pairs" in page and "device paired now keeps working" not in page   # none paired
+    assert f'href="{pairing}"' in client.get(change).content.decode()
+    services.kiosk_update(kiosk=kiosk, actor=None, active=False)
+    assert f'href="{pairing}"' not in client.get(change).content.decode()
+    page = client.get(pairing).content.decode()
+    assert "inactive" in page and "A new one-time link" not in page and "device paired now" not in page
+    assert f'href="{change}"' in page.split('id="content-main"', 1)[1]   # the way back, in the page itself
+    kiosk = services.kiosk_update(kiosk=kiosk, actor=None, active=True)
+    assert services.kiosk_pair(code=services.kiosk_pairing_issue(kiosk=kiosk, actor=None))
+    assert "device paired now keeps working until the new link is used" in client.get(pairing).content.decode()
+
+
 def test_the_pairing_page_says_when_a_short_link_expires(client, superuser, settings):
     settings.MASKNET_KIOSK_PAIRING_TTL_S = 1800
     client.force_login(superuser)
