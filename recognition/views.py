@@ -220,15 +220,23 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
     if request.method == "GET":
         kiosk = Kiosk.objects.for_pairing_code(code)
         if kiosk is None:
-            return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404), camera=False)
+            return _pair_invalid(request)
         return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk}), camera=False)
     result = services.kiosk_pair(code=code)
     if result is None:
-        return _kiosk_headers(render(request, "kiosk/pair_invalid.html", status=404), camera=False)
+        return _pair_invalid(request)
     _kiosk, token = result
     response = redirect("kiosk")
     _set_device_cookie(request, response, token)
     return _kiosk_headers(response, camera=False)
+
+
+def _pair_invalid(request: HttpRequest) -> HttpResponse:
+    """The answer to a link that cannot pair: 404, and, on a device that is a paired kiosk already
+    (the link opened again after it paired this very device, a tab restored), which kiosk it is and
+    the way to its screen, rather than only "ask for a new link", which it does not need."""
+    context = {"paired_kiosk": _device_kiosk(request)}
+    return _kiosk_headers(render(request, "kiosk/pair_invalid.html", context, status=404), camera=False)
 
 
 @require_GET

@@ -63,6 +63,28 @@ def test_pairing_link_sets_an_httponly_cookie_once(client):
     assert again.status_code == 404 and b"does not work" in again.content
 
 
+def test_a_spent_link_opened_again_on_the_device_it_paired_says_the_device_is_that_kiosk(client):
+    """Opening a pairing link again on the device it has just paired (the link tapped twice, a tab
+    restored) said only "does not work ... ask an administrator for a new pairing link", which that
+    device does not need: it now names the kiosk the device is and links to its screen. Another
+    device, or one paired with a kiosk since revoked, is still sent to an administrator."""
+    kiosk, code = services.kiosk_create(actor=None, name="Front door")
+    url = reverse("kiosk-pair", kwargs={"code": code})
+    assert client.post(url).status_code == 302
+    for again in (client.get(url), client.post(url)):
+        page = again.content.decode()
+        assert again.status_code == 404 and "does not work" in page
+        assert "already the kiosk “Front door”" in page and f'href="{reverse("kiosk")}"' in page
+        assert "new pairing link" not in page
+    from django.test import Client
+
+    elsewhere = Client().get(url).content.decode()
+    assert "already the kiosk" not in elsewhere and "Ask an administrator for a new pairing link" in elsewhere
+    services.kiosk_unpair(kiosk=kiosk, actor=None)
+    page = client.get(url).content.decode()
+    assert "already the kiosk" not in page and "Ask an administrator for a new pairing link" in page
+
+
 def test_pairing_needs_csrf(client):
     from django.test import Client
 
