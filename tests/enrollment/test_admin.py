@@ -243,6 +243,37 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     assert len(enqueued) == 1
 
 
+@pytest.mark.models
+def test_a_person_whose_photos_all_show_a_mask_is_told_to_need_one_without(enroller_client, person, engine,
+                                                                           astronaut_bgr, astronaut_jpeg):
+    """A person enrolled from a photo wearing a mask has only masked templates, which a face without
+    a mask is never compared with: the kiosk said "not recognised" to them bare-faced, while the admin
+    had said "1 photo added" and nothing more. Upload and webcam capture now warn while every photo
+    of the person shows a mask, and so does removing the last one without."""
+    from tests.recognition.faces import with_mask
+
+    masked = jpeg(with_mask(engine, astronaut_bgr, seed=3, style="surgical"))
+    warning = "Every photo of Eileen Collins shows a face mask: they are recognised only while wearing one"
+
+    def said(response) -> str:
+        return " ".join(str(m) for m in response.context["messages"])
+
+    files = [SimpleUploadedFile("masked.jpg", masked, "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    assert FacePhoto.objects.get().masked and "1 photo added" in said(response) and warning in said(response)
+    files = [SimpleUploadedFile("bare.jpg", astronaut_jpeg, "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    assert "1 photo added" in said(response) and warning not in said(response)
+    bare = FacePhoto.objects.get(masked=False)
+    response = enroller_client.post(change_url(person), person_form(person, remove_photos=[bare.pk]), follow=True)
+    assert "1 photo removed" in said(response) and warning in said(response)
+    # the webcam page's burst: its JSON warnings, which the page shows under the button
+    FacePhoto.objects.all().delete()
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    result = enroller_client.post(url, {"photos": [SimpleUploadedFile("webcam-1-0.jpg", masked, "image/jpeg")]})
+    assert result.json()["saved"] and any(warning in w for w in result.json()["warnings"]), result.json()
+
+
 def test_a_look_alike_warning_names_the_file_as_uploaded(su_client, person, monkeypatch):
     """The page capitalises each message's first letter: the warning about a face that also matches
     someone else began with the bare file name, so "eileen-2.jpg" read "Eileen-2.jpg", a file nobody
