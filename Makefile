@@ -12,7 +12,7 @@ PORT ?= 8000
 # the address the banner prints: this machine's first address when serving on every interface
 SHOWN := $(if $(filter 0.0.0.0,$(HOST)),$(shell hostname -I 2>/dev/null | cut -d' ' -f1),$(HOST))
 
-.PHONY: setup installed run worker beat test browser screenshots lint bench clean-models
+.PHONY: setup installed run port-free worker beat test browser screenshots lint bench clean-models
 
 # idempotent: reinstalls packages only when a requirements file changed; install_models
 # returns at once when the converted models are up to date
@@ -31,11 +31,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 # DEMO=1: demo data (admin login, paired-kiosk link, people, sample check-ins), printed before start.
 # The same install step as the worker's (`installed`, below): `make -j2 run worker` then installs
 # once, where `run: setup` beside it ran two pip installs into one virtualenv at the same time
-# First, whether the server can listen on HOST:PORT (scripts/check_port.py): Daphne's runserver,
-# when it cannot, logs a "Listen failure" and stays running without serving; and DEMO=1 would
-# have set a new demo password under the site already running there.
+# First, whether the server can listen on HOST:PORT (scripts/check_port.py, standard library only,
+# so with the system's Python, before the install): Daphne's runserver, when it cannot, logs a
+# "Listen failure" and stays running without serving; DEMO=1 would have set a new demo password
+# under the site already running there; and a fresh checkout installed everything first.
+ifneq ($(filter run,$(MAKECMDGOALS)),)
+installed: port-free
+endif
 run: installed
-	@$(PY) scripts/check_port.py "$(HOST)" "$(PORT)"
 	$(PY) manage.py migrate --noinput
 	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(SHOWN):$(PORT); else \
 	  echo "Admin: http://$(SHOWN):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
@@ -60,6 +63,10 @@ else ifneq ($(RUNTIME_ONLY),)
 else
 	@$(MAKE) --no-print-directory setup
 endif
+
+port-free:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
+	@$(PYTHON) scripts/check_port.py "$(HOST)" "$(PORT)"
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: installed
