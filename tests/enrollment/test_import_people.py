@@ -249,3 +249,89 @@ def test_update_existing_needs_a_people_csv_and_an_actor_who_may_change_people(t
     with pytest.raises(CommandError, match="lacks enrollment.change_person"):
         run(root, "--people-csv", tmp_path / "staff.csv", "--update-existing", "--actor", "hr", "--no-rebuild")
     assert not Person.objects.exists()
+
+
+def test_a_people_csv_gives_notes_and_whether_each_person_is_active(tmp_path, enroller, roles):
+    """HR's sheet says who left (``active``) and what to note: the import could set neither. New
+    people are created with the row's notes, inactive where it says no; people already there are
+    changed only with ``--update-existing``, a deactivation through the service the admin's
+    "deactivate" action uses (its audit record, the rebuild that takes them out of the index), and
+    the summary and the import's audit record name them."""
+    from enrollment.models import TrainingRun
+
+    kept = services.person_create(actor=None, full_name="Kim Kept", staff_id="K-1", notes="desk 4")
+    gone = services.person_create(actor=None, full_name="Gil Gone", staff_id="G-1")
+    back = services.person_create(actor=None, full_name="Bea Back", staff_id="R-1", active=False)
+    root = folders(tmp_path / "photos", "Ann", "Leo", "Kim", "Gil", "Bea")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name,Notes,Active\n"
+                     "Ann,A-1,Ann New,badge 12,Yes\n"
+                     "Leo,L-1,Leo Left,,FALSE\n"           # Excel's FALSE
+                     "Kim,K-1,Kim Kept,,\n"                # empty: nothing changes
+                     "Gil,G-1,Gil Gone,left in May,no\n"
+                     "Bea,R-1,Bea Back,,1\n")
+    out = run(root, "--people-csv", sheet, "--no-rebuild")
+    people = {p.staff_id: (p.notes, p.active) for p in Person.objects.all()}
+    assert people == {"A-1": ("badge 12", True), "L-1": ("", False), "K-1": ("desk 4", True),
+                      "G-1": ("", True), "R-1": ("", False)}, people
+    assert ("1 people created inactive, as the people CSV says (not in the index until they are made active): "
+            "L-1") in out, out
+    assert ("2 people already there have other details in the people CSV, left as they are (--update-existing "
+            "changes them): R-1 (active), G-1 (notes, active)") in out, out   # in the folders' order
+    assert not TrainingRun.objects.exists()
+
+    out = run(root, "--people-csv", sheet, "--no-rebuild", "--update-existing", "--actor", "enroller")
+    for person in (kept, gone, back):
+        person.refresh_from_db()
+    assert (kept.notes, kept.active) == ("desk 4", True)
+    assert (gone.notes, gone.active) == ("left in May", False)
+    assert back.active
+    assert "2 people already there updated from the people CSV: R-1 (active), G-1 (notes, active)" in out, out
+    assert ("1 people already there deactivated, as the people CSV says (out of the index once it is rebuilt): "
+            "G-1") in out
+    assert ("1 people already there reactivated, as the people CSV says (in the index once it is rebuilt): "
+            "R-1") in out
+    assert "are deactivated: their photos" not in out   # said once, as deactivated by this import
+    events = AuditEvent.objects.for_object("enrollment.person", gone.pk)
+    assert events.get(action="update").summary == f"updated person #{gone.pk}: notes"
+    deactivation = events.get(action="deactivate")
+    assert deactivation.actor == "enroller"
+    assert deactivation.summary == f"deactivated person #{gone.pk}; import_people: the people CSV says inactive"
+    assert AuditEvent.objects.for_object("enrollment.person", back.pk).get(action="update").summary == (
+        f"updated person #{back.pk}: active; reactivated")
+    assert TrainingRun.objects.exists()   # the deactivation's and reactivation's rebuild, as the admin's
+    imported = AuditEvent.objects.filter(action="import").first().summary
+    assert "2 people updated (1 deactivated, 1 reactivated)" in imported, imported
+    first = AuditEvent.objects.filter(action="import").last().summary   # the first import's
+    assert "2 people created, 0 photos added, 0 refused, 1 created inactive;" in first, first
+
+    # without the columns (or with them empty) nothing of it changes, with --update-existing too
+    sheet.write_text("folder,staff_id,full_name\nGil,G-1,Gil Gone\n")
+    out = run(root, "--people-csv", sheet, "--no-rebuild", "--update-existing")
+    gone.refresh_from_db()
+    assert (gone.notes, gone.active) == ("left in May", False) and "updated" not in out, out
+
+
+@pytest.mark.parametrize("yes, no", [("yes", "no"), ("TRUE", "FALSE"), ("1", "0"), ("Y", "N"), (" on ", "off"),
+                                     ("Active", "Inactive")])
+def test_a_people_csvs_active_column_takes_the_usual_spellings(tmp_path, db, yes, no):
+    root = folders(tmp_path / "photos", "Ann", "Bo")
+    (tmp_path / "staff.csv").write_text(f"folder;staff_id;full_name;active\nAnn;A-1;Ann;{yes}\nBo;B-1;Bo;{no}\n")
+    run(root, "--people-csv", tmp_path / "staff.csv", "--no-rebuild")
+    assert dict(Person.objects.values_list("staff_id", "active")) == {"A-1": True, "B-1": False}
+
+
+def test_a_people_csv_row_whose_active_or_notes_cannot_be_read_is_said_and_left_out(tmp_path, db):
+    """As the other bad rows: its line and what is wrong, its folder not imported, the others are."""
+    root = folders(tmp_path / "photos", "Ann", "Bo", "Cy")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name,notes,active\n"
+                     "Ann,A-1,Ann,,maybe\n"
+                     f"Bo,B-1,Bo,{'n' * 2001},yes\n"
+                     "Cy,C-1,Cy,,no\n")
+    out = run(root, "--people-csv", sheet, "--no-rebuild")
+    assert ("line 2: active 'maybe' is neither yes nor no (1/true/yes/y/on/active or 0/false/no/n/off/inactive, "
+            "or empty)") in out, out
+    assert "line 3: notes longer than 2000 characters" in out, out
+    assert "2 rows of the people CSV were left out" in out
+    assert list(Person.objects.values_list("staff_id", "active")) == [("C-1", False)]

@@ -47,6 +47,7 @@ def _shown(path: object) -> str:
 STAFF_ID_MAX = Person._meta.get_field("staff_id").max_length
 FULL_NAME_MAX = Person._meta.get_field("full_name").max_length
 DEPARTMENT_MAX = Person._meta.get_field("department").max_length
+NOTES_MAX = Person._meta.get_field("notes").max_length
 
 
 def _with_reason(path: str, code: str, message: str) -> str:
@@ -112,24 +113,33 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
 
 
 # A people CSV: HR's spreadsheet of the people whose photo folders DIR holds (docs/enrollment.md).
-PEOPLE_CSV_COLUMNS = ("folder", "staff_id", "full_name", "department")   # the last one may be left out
+# the last three may be left out: a column that is not there changes nothing
+PEOPLE_CSV_COLUMNS = ("folder", "staff_id", "full_name", "department", "notes", "active")
+# how a people CSV's ``active`` column may say yes or no (any letter case; Excel writes TRUE and FALSE)
+ACTIVE_YES = ("1", "true", "yes", "y", "on", "active")
+ACTIVE_NO = ("0", "false", "no", "n", "off", "inactive")
 PEOPLE_CSV_MAX_BYTES = 10 * 2**20   # a site's staff list is far less (100 bytes a row: 100,000 rows)
 
 
 @dataclass(frozen=True)
 class Given:
     """A person's details as a row of the people CSV gives them, stored forms (:mod:`enrollment.text`);
-    ``department`` is "" when the row has none."""
+    ``department`` and ``notes`` are "" when the row has none, ``active`` is ``None`` (active when
+    created, unchanged otherwise)."""
 
     line: int
     staff_id: str
     full_name: str
     department: str
+    notes: str = ""
+    active: bool | None = None
 
     def differences(self, person: Person) -> list[str]:
-        """The fields this row gives that ``person`` has otherwise (a department left empty gives none)."""
-        return [name for name in ("full_name", "department")
-                if getattr(self, name) and getattr(person, name) != getattr(self, name)]
+        """The fields this row gives that ``person`` has otherwise (a department or notes left empty
+        give none, nor an ``active`` left empty or without its column)."""
+        return ([name for name in ("full_name", "department", "notes")
+                 if getattr(self, name) and getattr(person, name) != getattr(self, name)]
+                + (["active"] if self.active is not None and person.active != self.active else []))
 
 
 @dataclass
@@ -197,7 +207,7 @@ def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
     twice = sorted({c for c in header if c in PEOPLE_CSV_COLUMNS and header.count(c) > 1})
     if missing or twice:
         raise CommandError(f"people CSV {path}: its first line should name the columns folder, staff_id and "
-                           "full_name, and perhaps department, separated by commas or semicolons; "
+                           "full_name, and perhaps department, notes and active, separated by commas or semicolons; "
                            + (f"it has no {', '.join(missing)}" if missing else f"it has {', '.join(twice)} twice")
                            + f" (it is {_shown(first[:200])!r})")
     at = {c: header.index(c) for c in PEOPLE_CSV_COLUMNS if c in header}
@@ -256,15 +266,33 @@ def _row(line: int, row: list[str], header: list[str], at: dict[str, int], delim
         read.folder = _folder_named(folder, *folders)
         if read.folder is None:
             read.problems.append(f"no folder {folder!r} in {_shown(root)}")
+    notes = value.get("notes", "").strip()
+    try:
+        active = _active(value.get("active", ""))
+    except ValueError:
+        active = None
+        read.problems.append(f"active {value['active'].strip()!r} is neither yes nor no ({'/'.join(ACTIVE_YES)} "
+                             f"or {'/'.join(ACTIVE_NO)}, or empty)")
     for what, text, most in (("staff id", staff_id, STAFF_ID_MAX), ("full name", full_name, FULL_NAME_MAX),
-                             ("department", department, DEPARTMENT_MAX)):
+                             ("department", department, DEPARTMENT_MAX), ("notes", notes, NOTES_MAX)):
         if len(text) > most:
             read.problems.append(f"{what} longer than {most} characters")
     if staff_id and not staff_id.isprintable():
         read.problems.append(f"staff id {staff_id!r} has characters that are not printable")
     if staff_id and full_name:
-        read.given = Given(line, staff_id, full_name, department)
+        read.given = Given(line, staff_id, full_name, department, notes, active)
     return read
+
+
+def _active(text: str) -> bool | None:
+    """A row's ``active`` value (:data:`ACTIVE_YES`, :data:`ACTIVE_NO`, any letter case); ``None``
+    when empty. Raises ``ValueError`` for any other text."""
+    word = text.strip().casefold()
+    if word in ACTIVE_YES or word in ACTIVE_NO:
+        return word in ACTIVE_YES
+    if word:
+        raise ValueError(text)
+    return None
 
 
 def other_files(folder: Path) -> list[Path]:
@@ -333,10 +361,12 @@ class Command(BaseCommand):
         parser.add_argument("--department", default="", help="department of the imported people")
         parser.add_argument("--people-csv", type=Path, metavar="FILE",
                             help="each folder's person from a CSV (UTF-8, a first line naming its columns folder, "
-                                 "staff_id, full_name and perhaps department) instead of the folder's name")
+                                 "staff_id, full_name and perhaps department, notes and active) instead of the "
+                                 "folder's name")
         parser.add_argument("--update-existing", action="store_true",
-                            help="with --people-csv: change the full name and department of people already there "
-                                 "to the CSV's (by default they are left as they are, and said)")
+                            help="with --people-csv: change the full name, department, notes and active of people "
+                                 "already there to the CSV's, deactivating those it says are inactive (by default "
+                                 "they are left as they are, and said)")
         parser.add_argument("--include-erased", action="store_true",
                             help="enrol the folders of people erased at their request too (they asked to be "
                                  "enrolled again), lifting their erased staff ids; by default those folders are "
@@ -432,6 +462,11 @@ class Command(BaseCommand):
         differing: list[str] = []   # ... whose CSV details differ, left as they are (without it)
         without: list[str] = []   # people with no accepted photo (not in the index)
         inactive: list[str] = []  # people already there, deactivated, with photos (not in the index either)
+        # the people CSV's "active" column: people created inactive, and (--update-existing) people
+        # already there it deactivated or reactivated
+        made_inactive: list[str] = []
+        deactivated: list[str] = []
+        reactivated: list[str] = []
         refused: dict[str, list[str]] = defaultdict(list)
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
@@ -441,11 +476,13 @@ class Command(BaseCommand):
                 row = given[folder.name] if given is not None else None
                 staff_id = row.staff_id if row else staff_id_normal(folder.name)   # as person_create stores it
                 person = Person.objects.with_staff_id(staff_id).first()   # unique by its key (letter case, width...)
+                said_inactive = False   # made inactive by this row: listed as such, not as "already deactivated"
                 if person is None:
                     try:
                         person = services.person_create(
                             actor=actor, full_name=row.full_name if row else staff_id.replace("_", " "),
                             staff_id=staff_id, department=(row.department if row else "") or opts["department"],
+                            notes=row.notes if row else "", active=row.active is not False if row else True,
                             enrol_erased=include_erased)
                     except services.StaffIdErased as exc:   # erased by an administrator during the import
                         self.stdout.write(erased_said(staff_id, exc.entry, False))
@@ -454,6 +491,9 @@ class Command(BaseCommand):
                         continue
                     created += 1
                     again += folder in erased
+                    if not person.active:
+                        made_inactive.append(person.staff_id)
+                        said_inactive = True
                 else:
                     existing += 1
                     # a re-import of changed details: said, and made only when asked for (the admin
@@ -461,11 +501,13 @@ class Command(BaseCommand):
                     changes = row.differences(person) if row else []
                     if changes and opts["update_existing"]:
                         try:
-                            services.person_update(person=person, actor=actor,
-                                                   **{name: getattr(row, name) for name in changes})
+                            self._update(person, row, changes, actor)
                         except Person.DoesNotExist as exc:   # erased by an administrator during the import
                             raise CommandError(f"{staff_id} was erased during the import") from exc
                         updated.append(f"{person.staff_id} ({', '.join(changes)})")
+                        if "active" in changes:
+                            (reactivated if person.active else deactivated).append(person.staff_id)
+                            said_inactive = not person.active
                     elif changes:
                         differing.append(f"{person.staff_id} ({', '.join(changes)})")
                 for photo in photos:
@@ -493,8 +535,8 @@ class Command(BaseCommand):
                     bar(done, total)
                 if not person.photos.exists():
                     without.append(staff_id)
-                elif not person.active:   # an existing staff id is reused as it is: photos added, not indexed
-                    inactive.append(person.staff_id)
+                elif not person.active and not said_inactive:   # an existing staff id is reused as it is:
+                    inactive.append(person.staff_id)                # photos added, not indexed
             finished = True
         except KeyboardInterrupt:
             interrupted = True
@@ -515,11 +557,16 @@ class Command(BaseCommand):
                 self.stderr.write("")   # off the progress bar's line
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
+            # of the people updated
+            moved = [f"{len(them)} {said}" for them, said in ((deactivated, "deactivated"),
+                                                              (reactivated, "reactivated")) if them]
             try:
                 audit_record(actor=actor, action=AuditEvent.Action.IMPORT, object_type="enrollment.person",
                              summary=f"import_people{'' if finished else ' (interrupted)'}: {created} people "
                                      f"created, {added} photos added, {n_refused} refused"
                                      + (f", {len(updated)} people updated" if updated else "")
+                                     + (f" ({', '.join(moved)})" if moved else "")
+                                     + (f", {len(made_inactive)} created inactive" if made_inactive else "")
                                      + (f", {len(skipped)} folders of people erased at their request skipped"
                                         if skipped else "")
                                      + (f", {again} people erased at their request enrolled again "
@@ -544,6 +591,12 @@ class Command(BaseCommand):
         self._listed(updated, "people already there updated from the people CSV", verbosity)
         self._listed(differing, "people already there have other details in the people CSV, left as they are "
                                 "(--update-existing changes them)", verbosity)
+        self._listed(made_inactive, "people created inactive, as the people CSV says (not in the index until "
+                                    "they are made active)", verbosity)
+        self._listed(deactivated, "people already there deactivated, as the people CSV says (out of the index "
+                                  "once it is rebuilt)", verbosity)
+        self._listed(reactivated, "people already there reactivated, as the people CSV says (in the index once "
+                                  "it is rebuilt)", verbosity)
         if bad_rows:
             self.stdout.write(f"{len(bad_rows)} rows of the people CSV were left out, their folders not imported "
                               "(listed before the import)")
@@ -563,6 +616,18 @@ class Command(BaseCommand):
         self._refusals(refused, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
+
+    @staticmethod
+    def _update(person: Person, row: Given, changes: list[str], actor: object | None) -> None:
+        """``person`` given ``row``'s ``changes`` (--update-existing), audited as the admin's are: the
+        other fields and a reactivation through ``person_update``, as the admin's form and its
+        "reactivate" action; a deactivation through ``person_deactivate``, as its "deactivate" action
+        (each queues the index rebuild that takes the person out or in)."""
+        fields = {name: getattr(row, name) for name in changes if name != "active" or row.active}
+        if fields:
+            services.person_update(person=person, actor=actor, **fields)
+        if "active" in changes and not row.active:
+            services.person_deactivate(person=person, actor=actor, note="import_people: the people CSV says inactive")
 
     def _people_csv_said(self, path: Path, root: Path, bad_rows: list[str], no_row: list[str],
                          verbosity: int) -> None:
