@@ -133,6 +133,11 @@ class PersonCreateSerializer(PersonSerializer):
         fields = [*PersonSerializer.Meta.fields, "enrol_erased"]
 
 
+class PersonChangeSerializer(PersonCreateSerializer):
+    """A person's fields to change (PUT, PATCH); ``enrol_erased`` asks to give them an erased
+    person's staff id, as it asks to create one."""
+
+
 class PersonFilterSerializer(serializers.Serializer):
     """Query parameters of the people list."""
 

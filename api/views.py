@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -237,12 +238,16 @@ IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADE
     create=extend_schema(summary="Create a person (scope enrol; enrol_erased: scope admin)", parameters=[ETAG],
                          request=s.PersonCreateSerializer,
                          responses={201: PERSON_OR_VERSION, 409: s.ErrorSerializer, **ERRORS}),
-    update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412)",
-                         parameters=[IF_MATCH, ETAG],
-                         responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
-    partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match as for PUT)",
-                                 parameters=[IF_MATCH, ETAG],
-                                 responses={200: PERSON_OR_VERSION, 412: s.ErrorSerializer, **ERRORS, **NOT_FOUND}),
+    update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412; "
+                                 "enrol_erased: scope admin)",
+                         parameters=[IF_MATCH, ETAG], request=s.PersonChangeSerializer,
+                         responses={200: PERSON_OR_VERSION, 409: s.ErrorSerializer, 412: s.ErrorSerializer, **ERRORS,
+                                    **NOT_FOUND}),
+    partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match and enrol_erased "
+                                         "as for PUT)",
+                                 parameters=[IF_MATCH, ETAG], request=s.PersonChangeSerializer,
+                                 responses={200: PERSON_OR_VERSION, 409: s.ErrorSerializer, 412: s.ErrorSerializer,
+                                            **ERRORS, **NOT_FOUND}),
 )
 class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                     mixins.UpdateModelMixin, viewsets.GenericViewSet):
@@ -293,25 +298,35 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         again, lifting the erased staff id: the reverse of part of an erasure, so it takes what
         erasing takes (scope ``admin``; a staff session: ``enrollment.delete_erasedstaffid``)."""
         data = dict(_validated(s.PersonCreateSerializer, request.data))
-        enrol_erased = data.pop("enrol_erased", False)
-        may_lift = self.caller_may(request, SCOPE_ADMIN, "enrollment.delete_erasedstaffid")
+        with self._erased_asked(data) as enrol_erased:
+            person = enrollment.person_create(actor=request.user, **data, enrol_erased=enrol_erased)
+        return self._answer(person, status.HTTP_201_CREATED)
+
+    @contextmanager
+    def _erased_asked(self, data: dict) -> Iterator[bool]:
+        """Around a create or a change of ``data`` (``enrol_erased`` taken out of it): whether the
+        service may lift an erased person's staff id (asked, by a caller who may), and its refusal
+        of one (:class:`~enrollment.services.StaffIdErased`) as the answer: 403 when ``enrol_erased``
+        was sent by a caller who may not lift, else 409 ``staff_id_erased`` with ``erased_on``."""
+        asked = data.pop("enrol_erased", False)
         try:
-            person = enrollment.person_create(actor=request.user, **data, enrol_erased=enrol_erased and may_lift)
+            yield asked and self.caller_may(self.request, SCOPE_ADMIN, "enrollment.delete_erasedstaffid")
         except enrollment.StaffIdErased as exc:
-            if enrol_erased:
+            if asked:
                 raise exceptions.PermissionDenied(
                     "enrol_erased lifts an erased person's staff id: it takes a token of scope admin (a staff "
                     "session: the permission enrollment.delete_erasedstaffid).") from exc
             raise ApiError(status_code=status.HTTP_409_CONFLICT, code="staff_id_erased", erased_on=exc.entry.erased_on,
                            detail=f"{exc}: not enrolled again unasked. If they asked to be enrolled again (or the "
                                   "id is someone else's now), send \"enrol_erased\": true (scope admin).") from exc
-        return self._answer(person, status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args, **kwargs) -> Response:
         """``enrollment.services.person_update`` (PUT: every writable field; PATCH: some). With
         ``If-Match`` (the ``ETag`` of the copy the client read), a person changed since is a 412:
         a stale copy written back would undo that change (an offboarding's deactivation). The row is
-        locked from the check to the write, so a change committed in between is not undone either."""
+        locked from the check to the write, so a change committed in between is not undone either. A
+        new staff id that is an erased person's is refused and ``enrol_erased`` lifts it, as for
+        :meth:`create`."""
         with transaction.atomic():
             enrollment.person_lock(kwargs.get(self.lookup_field))
             person = self.get_object()
@@ -320,9 +335,11 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
                 raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
                                detail="The person changed since the copy this request was made from: read them "
                                       "again (their ETag) and apply the change to that.")
-            serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
+            serializer = s.PersonChangeSerializer(person, data=request.data, partial=kwargs.get("partial", False))
             serializer.is_valid(raise_exception=True)
-            enrollment.person_update(person=person, actor=request.user, **serializer.validated_data)
+            data = dict(serializer.validated_data)
+            with self._erased_asked(data) as enrol_erased:
+                enrollment.person_update(person=person, actor=request.user, **data, enrol_erased=enrol_erased)
         return self._answer(person)
 
     @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,

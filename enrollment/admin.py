@@ -32,7 +32,7 @@ from recognition.engine.errors import ModelsMissing
 from . import recognizer, services
 from .events import run_payload
 from .models import ErasedStaffId, FacePhoto, IndexVersion, Person, TrainingRun, secret_fingerprint, site_secrets
-from .text import PERSON_TEXT, person_text_normal
+from .text import PERSON_TEXT, person_text_normal, staff_id_key
 from .views import export_download
 
 log = logging.getLogger(__name__)
@@ -194,6 +194,16 @@ class _SeenField(forms.CharField):
         return False
 
 
+def _erased_entry(staff_id: str, person: Person | None) -> ErasedStaffId | None:
+    """The entry of an erased person's staff id that saving ``staff_id`` on ``person`` (``None`` or
+    unsaved: a new person) would take: one nobody holds (taken, the model says so), and not
+    ``person``'s own staff id written otherwise (no change of identity)."""
+    if not staff_id or (person is not None and person.pk and staff_id_key(staff_id) == staff_id_key(person.staff_id)):
+        return None
+    erased = ErasedStaffId.objects.matching([staff_id]).get(staff_id)
+    return None if erased is None or Person.objects.with_staff_id(staff_id).exists() else erased
+
+
 class PersonForm(forms.ModelForm):
     """The person's fields, their photos (remove), and new photos (upload several)."""
 
@@ -207,8 +217,8 @@ class PersonForm(forms.ModelForm):
     # deactivation, a corrected name) is refused instead of silently undoing it
     seen = _SeenField(widget=forms.HiddenInput, required=False)
 
-    # the add form of staff who may lift erased staff ids (PersonAdmin.get_form), shown once the staff
-    # id typed is an erased person's (PersonAdmin.get_fieldsets)
+    # the add and change forms of staff who may lift erased staff ids (PersonAdmin.get_form), shown
+    # once the staff id typed is an erased person's (PersonAdmin.get_fieldsets)
     enrol_erased = forms.BooleanField(
         label="Enrol again although erased", required=False,
         help_text="This staff id's person was erased at their request. Tick it only if they asked to be enrolled "
@@ -222,14 +232,14 @@ class PersonForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and "seen" in self.fields:
             self.fields["seen"].initial = self.instance.updated_at.isoformat()
-        self.erased: ErasedStaffId | None = None   # the entry a new person's staff id lifts (enrol_erased)
+        self.erased: ErasedStaffId | None = None   # the entry the staff id saved lifts (enrol_erased)
 
     def clean(self) -> dict:
         data = super().clean()
         # names and staff id as the services store them, before the model's checks (a staff id
         # taken in another Unicode form is then "already exists", on the field)
         data.update(person_text_normal({name: data[name] for name in PERSON_TEXT if name in data}))
-        if not self.instance.pk and data.get("staff_id"):
+        if data.get("staff_id"):   # a new person's, or a change of a person's (instance: the row as it is)
             self._erased_check(data["staff_id"], data.get("enrol_erased", False))
         seen = data.get("seen")
         # on a POST the admin has just read the person again: instance is the row as it is now
@@ -241,12 +251,13 @@ class PersonForm(forms.ModelForm):
         return data
 
     def _erased_check(self, staff_id: str, enrol: bool) -> None:
-        """A new person of an erased person's staff id (nobody's now): an error on the staff id unless
-        "Enrol again although erased" is ticked, which only staff who may lift erased staff ids see.
-        Adding people is a deliberate act of one person at a time, unlike an import of HR's folder,
-        so it asks rather than skips; it never enrols them again unasked."""
-        erased = ErasedStaffId.objects.matching([staff_id]).get(staff_id)
-        if erased is None or Person.objects.with_staff_id(staff_id).exists():   # taken: the model says so
+        """A new person of an erased person's staff id (nobody's now), or a person whose staff id is
+        changed to one: an error on the staff id unless "Enrol again although erased" is ticked,
+        which only staff who may lift erased staff ids see. Adding or changing people is a
+        deliberate act of one person at a time, unlike an import of HR's folder, so it asks rather
+        than skips; it never enrols them again unasked."""
+        erased = _erased_entry(staff_id, self.instance)
+        if erased is None:
             return
         if enrol and "enrol_erased" in self.fields:
             self.erased = erased
@@ -360,15 +371,14 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         return request.user.has_perm("enrollment.delete_erasedstaffid")
 
     def get_fieldsets(self, request: HttpRequest, obj: Person | None = None):
-        main = (None, {"fields": PERSON_FIELDS})
+        staff_id = request.POST.get("staff_id", "") if request.method == "POST" else ""
+        # asked once the id typed is an erased person's (obj: the person as they are, before the form)
+        asked = ("enrol_erased",) if self.has_lift_permission(request) and _erased_entry(staff_id, obj) else ()
+        main = (None, {"fields": (*PERSON_FIELDS, *asked)})
         if obj is None:
-            staff_id = request.POST.get("staff_id", "") if request.method == "POST" else ""
-            if (staff_id and self.has_lift_permission(request) and ErasedStaffId.objects.matching([staff_id])
-                    and not Person.objects.with_staff_id(staff_id).exists()):
-                main = (None, {"fields": (*PERSON_FIELDS, "enrol_erased")})   # asked once the id is typed
             return [main, ("Photos", {"fields": ("photos",)})]
         if self.has_change_permission(request, obj):
-            main = (None, {"fields": (*PERSON_FIELDS, "seen")})
+            main = (None, {"fields": (*PERSON_FIELDS, "seen", *asked)})
         # view-only staff: the form's own fields (upload, remove) are not model fields and cannot
         # be shown read-only; the same grid without checkboxes instead
         photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)
@@ -380,7 +390,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         # the factory's class shares PersonForm's declared field objects with every request:
         # what is set below for this request and user must go on copies
         form.base_fields = copy.deepcopy(form.base_fields)
-        if obj is not None or not self.has_lift_permission(request):
+        if not self.has_lift_permission(request):
             form.base_fields.pop("enrol_erased", None)
         if "remove_photos" in form.base_fields:
             field = form.base_fields["remove_photos"]
@@ -417,17 +427,23 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Person, form: forms.ModelForm, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in PERSON_FIELDS if name in form.cleaned_data}
         if change:
-            services.person_update(person=obj, actor=request.user,
+            services.person_update(person=obj, actor=request.user, enrol_erased=form.erased is not None,
                                    **{k: v for k, v in fields.items() if k in form.changed_data})
+            self._erased_lifted(request, form, obj, "given to this person")
             if "active" in form.changed_data:   # Django's "changed successfully" does not say what follows
                 messages.info(request, f"Reactivated: {REACTIVATED}." if obj.active else f"Deactivated: {DEACTIVATED}.")
             return
         person = services.person_create(actor=request.user, **fields, enrol_erased=form.erased is not None)
         obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
+        self._erased_lifted(request, form, person, "enrolled again")
+        obj._state.adding, obj._state.db = False, person._state.db
+
+    @staticmethod
+    def _erased_lifted(request: HttpRequest, form: PersonForm, person: Person, done: str) -> None:
+        """Say that the staff id saved was an erased person's, its entry lifted ("Enrol again although erased")."""
         if form.erased is not None:
             messages.info(request, f"{person.staff_id} had been erased on {form.erased.erased_on} at the person's "
-                                   f"request: enrolled again, its erased staff id lifted.")
-        obj._state.adding, obj._state.db = False, person._state.db
+                                   f"request: {done}, its erased staff id lifted.")
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -181,9 +181,9 @@ class ErasedStaffIdQuerySet(models.QuerySet):
 class ErasedStaffId(models.Model):
     """The staff id of a person erased at their request, as a keyed digest alone
     (:func:`staff_id_digest`), and when: ``import_people`` skips a folder of that staff id, and the
-    admin and the API ask before creating a person of it, so that an erasure is not undone by the
-    next import of HR's folder. Kept until an administrator lifts it (deleting the row, audited) or
-    the staff id is enrolled again on purpose. No name, no person id."""
+    admin and the API ask before creating a person of it or giving it to one, so that an erasure is
+    not undone by the next import of HR's folder. Kept until an administrator lifts it (deleting the
+    row, audited) or the staff id is enrolled again on purpose. No name, no person id."""
 
     digest = models.CharField(max_length=64, unique=True, editable=False)
     # the fingerprint of the secret key the digest was made under (secret_fingerprint): tells the

@@ -30,7 +30,7 @@ from ..models import (
     secret_fingerprint,
     staff_id_digest,
 )
-from ..text import person_text_normal
+from ..text import person_text_normal, staff_id_key
 from .common import Action, EnrollmentError, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
@@ -59,9 +59,7 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
     person = Person(**text, notes=notes, active=active)
     person.full_clean()
     with transaction.atomic():
-        erased = ErasedStaffId.objects.matching([person.staff_id]).get(person.staff_id)
-        if erased is not None and not enrol_erased:
-            raise StaffIdErased(person.staff_id, erased)
+        erased = _staff_id_erased(person.staff_id, enrol_erased=enrol_erased)
         save_unique(person, "staff_id", key="staff_key")
         again = ""
         if erased is not None:
@@ -69,6 +67,16 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
             again = f"; enrolled again after an erasure on {erased.erased_on} (erased staff id #{lifted} lifted)"
         audit_record(actor=actor, action=Action.CREATE, obj=person, summary=f"created person #{person.pk}{again}")
     return person
+
+
+def _staff_id_erased(staff_id: str, *, enrol_erased: bool) -> ErasedStaffId | None:
+    """The entry of ``staff_id`` if it is an erased person's, for the caller to lift once the person
+    holding it is saved; ``None`` if it is nobody's. Raises :class:`StaffIdErased` for one unless
+    ``enrol_erased``: a person created with it, or given it, would undo that erasure unasked."""
+    erased = ErasedStaffId.objects.matching([staff_id]).get(staff_id)
+    if erased is not None and not enrol_erased:
+        raise StaffIdErased(staff_id, erased)
+    return erased
 
 
 def erased_staff_id_lift(*, entry: ErasedStaffId, actor: object | None, note: str = "") -> int:
@@ -106,10 +114,14 @@ def person_lock(pk: object, *, photos: bool = False) -> None:
 
 def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
                   staff_id: str | None = None, department: str | None = None, notes: str | None = None,
-                  active: bool | None = None) -> Person:
+                  active: bool | None = None, enrol_erased: bool = False) -> Person:
     """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild. Names
     and staff id are stored as :func:`person_create` stores them (the same text in another Unicode
-    form is no change)."""
+    form is no change).
+
+    A new staff id (other than the person's own written otherwise) that is an erased person's raises
+    :class:`StaffIdErased` unless ``enrol_erased``, as :func:`person_create` does: the entry is then
+    lifted and the change's audit record says so."""
     new = person_text_normal({"full_name": full_name, "staff_id": staff_id, "department": department,
                               "notes": notes, "active": active})
     with transaction.atomic():
@@ -122,8 +134,15 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
             return person
         # notes written before their limit existed do not block changes to the other fields
         person.full_clean(exclude=[] if "notes" in changed else ["notes"])
+        erased = None
+        if "staff_id" in changed and staff_id_key(person.staff_id) != staff_id_key(stored.staff_id):
+            erased = _staff_id_erased(person.staff_id, enrol_erased=enrol_erased)
         save_unique(person, "staff_id", key="staff_key", update_fields=[*changed, "updated_at"])
         summary = f"updated person #{person.pk}: {', '.join(changed)}"
+        if erased is not None:
+            lifted = erased_staff_id_lift(entry=erased, actor=actor,
+                                          note=f"on giving person #{person.pk} that staff id")
+            summary += f"; staff id of a person erased on {erased.erased_on} (erased staff id #{lifted} lifted)"
         if "active" in changed and not active:
             # unticked on the form or PATCHed: a deactivation as the admin action's is
             audit_record(actor=actor, action=Action.DEACTIVATE, obj=person,

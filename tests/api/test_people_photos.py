@@ -227,6 +227,36 @@ def test_creating_an_erased_persons_staff_id_asks_and_enrol_erased_needs_the_adm
     assert lifted.actor == "root" and f"person #{made.json()['id']} again" in lifted.summary
 
 
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_changing_a_staff_id_to_an_erased_persons_asks_as_creating_does(hr, client_for, person, method):
+    """A PUT or PATCH giving someone the staff id of a person erased at their request undid the
+    erasure, where a POST with it was a 409: the same 409 ``staff_id_erased``, and ``enrol_erased``
+    (scope admin) lifting it."""
+    from enrollment.models import ErasedStaffId
+
+    admin = client_for("token:admin")
+    assert admin.post(f"/api/v1/people/{person.pk}/erase").status_code == 204
+    entry = ErasedStaffId.objects.get()
+    bo = enrollment.person_create(actor=None, full_name="Bo Li", staff_id="B-1")
+    url = f"/api/v1/people/{bo.pk}"
+    body = {"staff_id": "e-1"} if method == "patch" else {"full_name": "Bo Li", "staff_id": "e-1", "active": True}
+    send = getattr(hr, method)
+    asked = send(url, body, format="json")
+    assert asked.status_code == 409, asked.content
+    assert (asked.json()["error"], asked.json()["erased_on"]) == ("staff_id_erased", entry.erased_on)
+    assert asked.json()["detail"].startswith(f"e-1: erased on {entry.erased_on} at the person's request")
+    refused = send(url, {**body, "enrol_erased": True}, format="json")
+    assert refused.status_code == 403 and "scope admin" in refused.json()["detail"]
+    bo.refresh_from_db()
+    assert bo.staff_id == "B-1" and ErasedStaffId.objects.exists()
+    assert hr.patch(url, {"staff_id": "b-1", "enrol_erased": True}, format="json").status_code == 200   # own id
+    changed = getattr(client_for("token:admin+read"), method)(url, {**body, "enrol_erased": True}, format="json")
+    assert changed.status_code == 200 and changed.json()["staff_id"] == "e-1", changed.content
+    assert "enrol_erased" not in changed.json() and not ErasedStaffId.objects.exists()
+    lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get()
+    assert lifted.summary.endswith(f"on giving person #{bo.pk} that staff id")
+
+
 def test_export_needs_the_admin_scope_answers_a_zip_and_is_audited(hr, client_for, person, settings):
     """Subject access: a ZIP named by the id (``enrollment.services.person_export``, tested there
     for its contents); a token without ``admin``, or an Enroller, is refused; too large is a 409."""

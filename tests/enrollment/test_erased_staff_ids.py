@@ -8,6 +8,7 @@ import hashlib
 
 import pytest
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import services
@@ -186,6 +187,40 @@ def test_creating_an_erased_staff_id_is_refused_unless_asked(db, superuser):
     assert "; staff id kept as a keyed digest" in erasure.summary and "a-100" not in erasure.summary.casefold()
 
 
+def test_changing_a_persons_staff_id_to_an_erased_one_is_refused_unless_asked(db, superuser):
+    """A person created under a new id and then given the erased person's (the admin's change form,
+    a PUT or PATCH) undid the erasure without a word, where creating them with it was refused. The
+    change is refused as the creation is, until told; then the entry is lifted, audited."""
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    entry = erase("A-100")
+    bo = services.person_create(actor=None, full_name="Bo Li", staff_id="B-200")
+    with pytest.raises(services.StaffIdErased, match=f"a-100: erased on {entry.erased_on} at the person's request"):
+        services.person_update(person=bo, actor=superuser, staff_id="a-100", department="Ops")
+    bo.refresh_from_db()
+    assert (bo.staff_id, bo.department) == ("B-200", "") and ErasedStaffId.objects.get() == entry
+    services.person_update(person=bo, actor=None, full_name="Bo Lee")   # other changes: as before
+
+    services.person_update(person=bo, actor=superuser, staff_id="ａ-100", enrol_erased=True)
+    bo.refresh_from_db()
+    assert bo.staff_id == "ａ-100" and not ErasedStaffId.objects.exists()
+    changed = AuditEvent.objects.for_object("enrollment.person", bo.pk).filter(action="update").first()
+    assert changed.summary == (f"updated person #{bo.pk}: staff_id; staff id of a person erased on "
+                               f"{entry.erased_on} (erased staff id #{entry.pk} lifted)"), changed.summary
+    lifted = AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get()
+    assert lifted.actor == "root" and lifted.summary.endswith(f"on giving person #{bo.pk} that staff id")
+
+
+def test_a_person_keeps_their_own_staff_id_written_otherwise_whatever_an_entry_says(db):
+    """A staff id someone holds is theirs: writing it in another letter case or width is no change
+    of identity (an entry of it, from an erasure of an earlier holder, is neither asked about nor lifted)."""
+    bo = services.person_create(actor=None, full_name="Bo Li", staff_id="B-200")
+    kept = ErasedStaffId.objects.create(digest=staff_id_digest("b-200"), key_id=secret_fingerprint(),
+                                        erased_at=timezone.now())
+    services.person_update(person=bo, actor=None, staff_id="b-200")
+    bo.refresh_from_db()
+    assert bo.staff_id == "b-200" and ErasedStaffId.objects.get() == kept
+
+
 # ------------------------------------------------------------------------------------------------
 # the admin: adding a person asks; the erased staff ids are listed (date only) and lifted by deleting
 
@@ -223,6 +258,49 @@ def test_the_admin_add_form_asks_before_enrolling_an_erased_staff_id_again(clien
     assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
     other = client.post(add, {"full_name": "Bo Li", "staff_id": "B-200", "active": "on"})
     assert other.status_code == 302   # anyone else: as before
+
+
+def test_the_admin_change_form_asks_before_giving_a_person_an_erased_staff_id(client, superuser, enroller):
+    """The change form asks as the add form does: the staff id refused with the erasure's date, the
+    box "Enrol again although erased" for staff who may lift erased staff ids once it applies, an
+    Enroller told whom to ask; the person's other fields and own staff id are saved as before."""
+    from django.urls import reverse
+
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    entry = erase("A-100")
+    bo = services.person_create(actor=None, full_name="Bo Li", staff_id="B-200")
+    change = reverse("admin:enrollment_person_change", args=[bo.pk])
+
+    def form(**fields) -> dict:
+        bo.refresh_from_db()
+        return {"full_name": bo.full_name, "staff_id": bo.staff_id, "department": "", "notes": "", "active": "on",
+                "seen": bo.updated_at.isoformat(), **fields}
+
+    client.force_login(enroller)
+    refused = client.post(change, form(staff_id="a-100")).context["adminform"].form
+    said = " ".join(refused.errors["staff_id"])
+    assert f"a-100 was erased on {entry.erased_on} at the person's request" in said and "a superuser" in said
+    assert "enrol_erased" not in refused.fields
+    client.post(change, form(staff_id="a-100", enrol_erased="on"))   # not theirs to tick
+    bo.refresh_from_db()
+    assert bo.staff_id == "B-200" and ErasedStaffId.objects.exists()
+    assert client.post(change, form(full_name="Bo Lee", staff_id="b-200")).status_code == 302   # their own id
+    bo.refresh_from_db()
+    assert (bo.full_name, bo.staff_id) == ("Bo Lee", "b-200")
+
+    client.force_login(superuser)
+    assert "Enrol again although erased" not in client.get(change).content.decode()
+    refused = client.post(change, form(staff_id="a-100"))
+    assert "tick “Enrol again although erased”" in " ".join(refused.context["adminform"].form.errors["staff_id"])
+    assert "Enrol again although erased" in refused.content.decode()   # the box, now that it applies
+    bo.refresh_from_db()
+    assert bo.staff_id == "b-200" and ErasedStaffId.objects.exists()
+    saved = client.post(change, form(staff_id="a-100", enrol_erased="on"), follow=True)
+    bo.refresh_from_db()
+    assert bo.staff_id == "a-100" and not ErasedStaffId.objects.exists()
+    assert (f"A-100 had been erased on {entry.erased_on} at the person&#x27;s request: given to this person, its "
+            "erased staff id lifted.") in saved.content.decode()   # (messages begin with a capital)
+    assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
 
 
 def test_the_admin_lists_erased_staff_ids_by_date_and_lifts_one_when_deleted(su_client, superuser, settings):
