@@ -102,10 +102,17 @@ class _PersonText(serializers.CharField):
 
 
 class PersonSerializer(serializers.ModelSerializer):
-    """A person (no biometric data)."""
+    """A person (no biometric data); ``enrol_erased`` (written, never read) asks to create a person
+    of an erased person's staff id, or to give one that staff id."""
 
     photo_count = serializers.IntegerField(read_only=True, default=0)
     active = _OmittableBoolean(required=False, help_text="recognised at kiosks; new people are active")
+    # in the request alone (create, PUT, PATCH), on this serializer so that the schema's request
+    # components keep their names (PersonRequest, PatchedPersonRequest) for generated clients
+    enrol_erased = _OmittableBoolean(
+        required=False, default=False, write_only=True,
+        help_text="the staff id is of a person erased at their request (409 staff_id_erased without it): they asked to "
+                  "be enrolled again, or the id is someone else's now; lifts the erased staff id (scope admin)")
 
     def build_standard_field(self, field_name: str, model_field):
         """The model's fields, names and staff id as :class:`_PersonText`."""
@@ -117,25 +124,8 @@ class PersonSerializer(serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = ["id", "full_name", "staff_id", "department", "active", "notes", "photo_count", "created_at",
-                  "updated_at"]
+                  "updated_at", "enrol_erased"]
         read_only_fields = ["id", "created_at", "updated_at"]
-
-
-class PersonCreateSerializer(PersonSerializer):
-    """A person to create; ``enrol_erased`` asks to enrol an erased person's staff id again."""
-
-    enrol_erased = _OmittableBoolean(
-        required=False, default=False, write_only=True,
-        help_text="the staff id is of a person erased at their request (409 staff_id_erased without it): they asked to "
-                  "be enrolled again, or the id is someone else's now; lifts the erased staff id (scope admin)")
-
-    class Meta(PersonSerializer.Meta):
-        fields = [*PersonSerializer.Meta.fields, "enrol_erased"]
-
-
-class PersonChangeSerializer(PersonCreateSerializer):
-    """A person's fields to change (PUT, PATCH); ``enrol_erased`` asks to give them an erased
-    person's staff id, as it asks to create one."""
 
 
 class PersonFilterSerializer(serializers.Serializer):

@@ -236,16 +236,15 @@ IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADE
     retrieve=extend_schema(summary="A person", parameters=[ETAG],
                            responses={200: s.PersonSerializer, **ERRORS, **NOT_FOUND}),
     create=extend_schema(summary="Create a person (scope enrol; enrol_erased: scope admin)", parameters=[ETAG],
-                         request=s.PersonCreateSerializer,
                          responses={201: PERSON_OR_VERSION, 409: s.ErrorSerializer, **ERRORS}),
     update=extend_schema(summary="Replace a person's fields (scope enrol; If-Match: the ETag read, else 412; "
                                  "enrol_erased: scope admin)",
-                         parameters=[IF_MATCH, ETAG], request=s.PersonChangeSerializer,
+                         parameters=[IF_MATCH, ETAG],
                          responses={200: PERSON_OR_VERSION, 409: s.ErrorSerializer, 412: s.ErrorSerializer, **ERRORS,
                                     **NOT_FOUND}),
     partial_update=extend_schema(summary="Change some of a person's fields (scope enrol; If-Match and enrol_erased "
                                          "as for PUT)",
-                                 parameters=[IF_MATCH, ETAG], request=s.PersonChangeSerializer,
+                                 parameters=[IF_MATCH, ETAG],
                                  responses={200: PERSON_OR_VERSION, 409: s.ErrorSerializer, 412: s.ErrorSerializer,
                                             **ERRORS, **NOT_FOUND}),
 )
@@ -297,7 +296,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         asked rather than the request skipped as an import skips a folder. ``enrol_erased`` enrols them
         again, lifting the erased staff id: the reverse of part of an erasure, so it takes what
         erasing takes (scope ``admin``; a staff session: ``enrollment.delete_erasedstaffid``)."""
-        data = dict(_validated(s.PersonCreateSerializer, request.data))
+        data = dict(_validated(s.PersonSerializer, request.data))
         with self._erased_asked(data) as enrol_erased:
             person = enrollment.person_create(actor=request.user, **data, enrol_erased=enrol_erased)
         return self._answer(person, status.HTTP_201_CREATED)
@@ -335,7 +334,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
                 raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
                                detail="The person changed since the copy this request was made from: read them "
                                       "again (their ETag) and apply the change to that.")
-            serializer = s.PersonChangeSerializer(person, data=request.data, partial=kwargs.get("partial", False))
+            serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
             serializer.is_valid(raise_exception=True)
             data = dict(serializer.validated_data)
             with self._erased_asked(data) as enrol_erased:

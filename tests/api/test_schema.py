@@ -66,6 +66,16 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     assert "ETag" in person["get"]["responses"]["200"]["headers"]
     assert "ETag" in schema["paths"]["/api/v1/people"]["post"]["responses"]["201"]["headers"]
     assert "ETag" in schema["paths"]["/api/v1/people/{id}/deactivate"]["post"]["responses"]["200"]["headers"]
+    # enrol_erased is asked in the request alone, and the request components keep the names generated
+    # clients were built with (a create and a change serializer of their own had renamed them)
+    body = {method: person[method]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            for method in ("put", "patch")}
+    body["post"] = (schema["paths"]["/api/v1/people"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                    ["$ref"].rsplit("/", 1)[1])
+    assert body == {"post": "PersonRequest", "put": "PersonRequest", "patch": "PatchedPersonRequest"}
+    assert "enrol_erased" in components["PersonRequest"]["properties"]
+    assert "enrol_erased" in components["PatchedPersonRequest"]["properties"]
+    assert "enrol_erased" not in components["Person"]["properties"]
 
 
 def test_docs_page_is_for_staff_and_uses_no_cdn(client, db, django_user_model):
