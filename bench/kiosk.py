@@ -14,14 +14,26 @@ and end. ``--greedy S`` (default 10) adds a run of kiosks that send every tick w
 (the server must drop stale frames, not queue them: latency stays bounded); ``--soak 120`` adds a
 long 8-kiosk run for the RSS-flat check.
 
-Prints a table and writes ``bench/results/kiosk.json``.
+``--rtt 0,50,150,300`` (``--network-only`` for that part alone) measures one kiosk over a slow network:
+an asyncio TCP proxy in this process (:class:`DelayProxy`) delays each direction by half the round
+trip, with jitter and an occasional segment held back as a TCP retransmission would be, between
+Daphne and a client paced as ``kiosk.js`` paces the page (:class:`PageKiosk`: one frame in flight, at
+most 8 a second, JPEG quality 0.8, 640x480). The client shows an empty room, then a person steps in
+(scikit-image's astronaut, bare or with a mask drawn by the product's renderer), at a random moment;
+reported per round trip: seconds from stepping in to the welcome (bare / masked), answered frames a
+second and the answer latency p50/p95. Each setting is repeated (``--repeat``, the spread is printed)
+and the 0 ms baseline runs in the same run.
+
+Prints a table and writes ``bench/results/kiosk.json`` (``kiosk-network.json`` with ``--network-only``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -88,7 +100,7 @@ def prepare_site(tmp: Path, n_kiosks: int) -> dict:
         kiosk, code = kiosks.kiosk_create(actor=None, name=f"Bench kiosk {i}")
         tokens.append(kiosks.kiosk_pair(code=code)[1])
     frames = [jpeg(f) for _, f in make_frames(crops, per_crop=3, seed=3)]
-    return {"tokens": tokens, "frames": frames, "per_person": 3,
+    return {"tokens": tokens, "frames": frames, "per_person": 3, "scenes": scenes(engine, crops[0][1]),
             "enrollment": {"photos": added, "photo_add_s": round(add_s, 2), "rebuild_s": round(rebuild_s, 2),
                            "photos_per_s": round(added / (add_s + rebuild_s), 2) if added else None,
                            "photo_add_per_s": round(added / add_s, 2) if added else None}}
@@ -200,16 +212,279 @@ def _merge(dicts: list[dict]) -> dict:
     return out
 
 
+def scenes(engine, crop, n: int = 8) -> dict[str, list[bytes]]:
+    """What a kiosk camera sees (JPEG quality 80, 640x480), ``n`` frames each: ``empty`` (a wall),
+    ``bare`` (the enrolled person of ``crop`` at varied places and sizes) and ``masked`` (the same
+    frames with a mask drawn by the product's renderer on the face's landmarks)."""
+    import numpy as np
+
+    from recognition.engine import NoFaceFound
+    from recognition.engine.masks import render_mask
+
+    rng = np.random.default_rng(5)
+    wall = np.full((480, 640, 3), 128, np.uint8)
+    empty = [jpeg(np.clip(wall + rng.integers(-6, 7, wall.shape), 0, 255).astype(np.uint8)) for _ in range(n)]
+    bare, masked = [], []
+    for _, frame in make_frames([("person", crop)], per_crop=3 * n, seed=7):
+        try:
+            face = engine.analyze(frame, embed=False)[0]
+        except NoFaceFound:
+            continue
+        if face.quality.ok and len(bare) < n:
+            bare.append(jpeg(frame))
+            masked.append(jpeg(render_mask(frame, face.landmarks, rng)))
+    return {"empty": empty, "bare": bare, "masked": masked}
+
+
+class DelayProxy:
+    """A TCP proxy on loopback that delays what goes through it as a slow network does: each
+    direction by half of ``rtt_ms`` (times 1 +- ``jitter``, uniformly), a ``loss`` share of the chunks
+    held back a further retransmission timeout (200 ms + the round trip), order kept (TCP), and at
+    most ``mbps`` megabits a second each way (0: no limit). Runs its own event loop in a thread."""
+
+    def __init__(self, upstream_port: int, rtt_ms: float, jitter: float = 0.2, loss: float = 0.01,
+                 mbps: float = 0.0, seed: int = 0) -> None:
+        self.upstream, self.rtt_s, self.jitter, self.loss, self.mbps = upstream_port, rtt_ms / 1000, jitter, loss, mbps
+        self.rng = random.Random(seed)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.held = 0   # chunks held back as lost
+
+    def start(self) -> int:
+        """Start listening on a free port of 127.0.0.1; returns it."""
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def close():
+            self.server.close()
+            for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+                task.cancel()
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def _listen(self) -> int:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+
+    def _one_way_s(self, size: int, link: list[float]) -> float:
+        """When a chunk of ``size`` bytes read now arrives (loop time); ``link``: when the link is free."""
+        now = self.loop.time()
+        at = now
+        if self.mbps:
+            link[0] = max(link[0], now) + size * 8 / (self.mbps * 1e6)
+            at = link[0]
+        at += self.rtt_s / 2 * (1 + self.jitter * self.rng.uniform(-1, 1))
+        if self.loss and self.rng.random() < self.loss:
+            self.held += 1
+            at += 0.2 + self.rtt_s
+        return at
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                at, data = await queue.get()
+                if data is None:
+                    break
+                if at > self.loop.time():
+                    await asyncio.sleep(at - self.loop.time())
+                writer.write(data)
+                await writer.drain()
+
+        task = asyncio.create_task(deliver())
+        last, link = 0.0, [0.0]
+        try:
+            while data := await reader.read(65536):
+                last = max(last, self._one_way_s(len(data), link))   # TCP delivers in order
+                queue.put_nowait((last, data))
+        finally:
+            queue.put_nowait((last, None))
+            try:
+                await task
+            finally:
+                writer.close()
+
+
+WELCOME_STATES = ("checked_in", "already")
+
+
+class PageKiosk(threading.Thread):
+    """One kiosk page as ``static/kiosk/kiosk.js`` paces it: a pump every 30 ms sends the next frame
+    once the frames in flight allow it (one, or more when ``ahead``: the page's rule, below) and 1/8 s
+    has passed since the last; an answer unanswered for 5 s is given up. The scene: an empty room for
+    2-2.5 s (the presence before ends), then a person steps in (``presences``: "bare" or "masked"),
+    until their welcome or 8 s; recorded: seconds from stepping in to the welcome, every answer's
+    latency, answers a second."""
+
+    PUMP_S, MIN_INTERVAL_S, STALL_S, MAX_AHEAD, SAMPLES = 0.03, 1 / 8, 5.0, 3, 8
+
+    def __init__(self, url: str, origin: str, token: str, scenes: dict[str, list[bytes]], presences: list[str],
+                 ahead: bool, seed: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.origin, self.token, self.scenes, self.presences = url, origin, token, scenes, presences
+        self.ahead, self.rng = ahead, random.Random(seed)
+        self.latencies: list[float] = []
+        self.welcome_s: dict[str, list[float | None]] = {"bare": [], "masked": []}
+        self.frames_to_welcome: list[int] = []
+        self.answered = self.dropped = self.errors = self.sent = 0
+        self.most_in_flight = 0
+        self.seconds = 0.0
+        self.failure: str | None = None
+        self._net: list[float] = []       # recent answers' latency less the server's own time (s)
+        self._engine: list[float] = []    # recent answers' engine time (s)
+
+    def in_flight_allowed(self) -> tuple[int, float]:
+        """(frames that may be in flight, seconds between sends): kiosk.js's ``inFlightAllowed``."""
+        if not self.ahead or not self._net:
+            return 1, self.MIN_INTERVAL_S
+        pace = max(self.MIN_INTERVAL_S, sorted(self._engine)[len(self._engine) // 2])
+        return min(self.MAX_AHEAD, 1 + int(min(self._net) // pace)), pace
+
+    def run(self) -> None:
+        import websocket
+
+        try:
+            ws = websocket.create_connection(self.url, origin=self.origin, cookie=f"masknet_kiosk={self.token}",
+                                             timeout=30)
+            while json.loads(ws.recv()).get("type") != "hello":
+                pass
+        except Exception as exc:  # noqa: BLE001 - reported in the results
+            self.failure = f"connect: {exc}"
+            return
+        flight: dict[int, float] = {}
+        last_send = 0.0
+        t0 = time.perf_counter()
+        plan = [("empty", 2.0 + self.rng.uniform(0, 0.5))]
+        for kind in self.presences:
+            plan += [(kind, 8.0), ("empty", 2.0 + self.rng.uniform(0, 0.5))]
+        try:
+            for kind, seconds in plan:
+                start = time.perf_counter()
+                sent_at_start = self.sent
+                welcomed = None
+                while time.perf_counter() - start < seconds and welcomed is None:
+                    now = time.perf_counter()
+                    for frame, at in list(flight.items()):
+                        if now - at > self.STALL_S:
+                            del flight[frame]
+                    allowed, pace = self.in_flight_allowed()
+                    if len(flight) < allowed and now - last_send >= (pace if flight else self.MIN_INTERVAL_S):
+                        ws.send_binary(self.rng.choice(self.scenes[kind]))
+                        self.sent += 1
+                        last_send = flight[self.sent] = time.perf_counter()
+                        self.most_in_flight = max(self.most_in_flight, len(flight))
+                    ws.settimeout(self.PUMP_S)
+                    try:
+                        msg = json.loads(ws.recv())
+                    except websocket.WebSocketTimeoutException:
+                        continue
+                    sent_at = flight.pop(msg.get("frame"), None)
+                    if msg.get("type") == "result":
+                        self.answered += 1
+                        if sent_at is not None:
+                            latency = time.perf_counter() - sent_at
+                            self.latencies.append(latency * 1000)
+                            if isinstance(msg.get("server_ms"), (int, float)):
+                                self._net = (self._net + [max(0.0, latency - msg["server_ms"] / 1000)])[-self.SAMPLES:]
+                                self._engine = (self._engine + [msg.get("ms", 0) / 1000])[-self.SAMPLES:]
+                        if kind != "empty" and msg.get("state") in WELCOME_STATES:
+                            welcomed = time.perf_counter() - start
+                            self.frames_to_welcome.append(self.sent - sent_at_start)
+                    elif msg.get("type") == "dropped":
+                        self.dropped += 1
+                    elif msg.get("type") == "error":
+                        self.errors += 1
+                if kind != "empty":
+                    self.welcome_s[kind].append(welcomed)
+        except Exception as exc:  # noqa: BLE001
+            self.failure = repr(exc)
+        finally:
+            self.seconds = time.perf_counter() - t0
+            ws.close()
+
+
+def run_network(port: int, token: str, scenes: dict[str, list[bytes]], rtts: list[float], repeat: int,
+                modes: list[bool], presences: int, jitter: float, loss: float, mbps: float) -> dict:
+    """One kiosk through a :class:`DelayProxy` at each round trip, each mode (``ahead`` off/on) and
+    repeat, interleaved (the shared machine's load falls on every setting alike)."""
+    kinds = (["bare", "masked"] * presences)[:max(1, presences)]
+    runs = []
+    for r in range(repeat):
+        for rtt in rtts:
+            for ahead in modes:
+                proxy = DelayProxy(port, rtt, jitter=jitter if rtt else 0, loss=loss if rtt else 0, mbps=mbps,
+                                   seed=r * 1000 + int(rtt))
+                via = proxy.start()
+                load = os.getloadavg()[0]
+                k = PageKiosk(f"ws://127.0.0.1:{via}/ws/kiosk/", f"http://127.0.0.1:{via}", token, scenes, kinds,
+                              ahead, seed=r * 1000 + int(rtt))
+                k.start()
+                k.join(60 + 12 * len(kinds))
+                proxy.stop()
+                runs.append({"rtt_ms": rtt, "ahead": ahead, "repeat": r, "welcome_s": k.welcome_s,
+                             "frames_to_welcome": k.frames_to_welcome, "latency": stats(k.latencies),
+                             "answered_per_s": round(k.answered / k.seconds, 2) if k.seconds else None,
+                             "dropped": k.dropped, "errors": k.errors, "most_in_flight": k.most_in_flight,
+                             "held_back": proxy.held, "failure": k.failure, "load_avg": round(load, 2)})
+                print(f"  rtt {rtt:>4.0f} ms ahead={ahead!s:<5} repeat {r}: welcome {k.welcome_s} "
+                      f"{runs[-1]['answered_per_s']} answers/s p50 {runs[-1]['latency']['p50_ms']} ms"
+                      + (f" FAILED {k.failure}" if k.failure else ""), flush=True)
+    return {"jitter": jitter, "loss": loss, "mbps": mbps, "presences": kinds, "runs": runs}
+
+
+def network_table(net: dict) -> list[str]:
+    """The slow-network table: per round trip and mode, the median over the repeats' presences and
+    the spread (the repeats' own medians, lowest-highest)."""
+    import statistics
+
+    def cell(values: list[float], digits: int = 2) -> str:
+        values = [v for v in values if v is not None]
+        if not values:
+            return "-"
+        return f"{statistics.median(values):.{digits}f}"
+
+    def spread(per_repeat: list[list[float]], digits: int = 2) -> str:
+        meds = [statistics.median(v) for v in ([x for x in vs if x is not None] for vs in per_repeat) if v]
+        return f" ({min(meds):.{digits}f}-{max(meds):.{digits}f})" if len(meds) > 1 else ""
+
+    lines = ["| RTT ms | frames ahead | welcome s, bare | welcome s, masked | not welcomed in 8 s "
+             "| frames to a welcome | answers/s | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["rtt_ms"], r["ahead"]) for r in net["runs"]})
+    for rtt, ahead in keys:
+        runs = [r for r in net["runs"] if r["rtt_ms"] == rtt and r["ahead"] == ahead]
+        row = [f"{rtt:g}", "up to 3" if ahead else "no (one in flight)"]
+        for kind in ("bare", "masked"):
+            per = [r["welcome_s"][kind] for r in runs]
+            row.append(cell([x for v in per for x in v]) + spread(per))
+        missed = sum(x is None for r in runs for v in r["welcome_s"].values() for x in v)
+        total = sum(len(v) for r in runs for v in r["welcome_s"].values())
+        row.append(f"{missed} of {total}")
+        row.append(cell([x for r in runs for x in r["frames_to_welcome"]], 0))
+        for key, digits in (("answered_per_s", 1), ("p50_ms", 0), ("p95_ms", 0)):
+            per = [[r["answered_per_s"] if key == "answered_per_s" else r["latency"][key]] for r in runs]
+            row.append(cell([v[0] for v in per], digits) + spread(per, digits))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def start_daphne(tmp: Path, port: int) -> subprocess.Popen:
     """Daphne serving the temporary site on loopback; returns once the port accepts connections."""
     return start_daphne_env(port, site_env(tmp), tmp / "daphne.log", timeout=60)
 
 
-def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0) -> dict:
-    """The whole kiosk benchmark; returns the JSON document."""
+def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0, network: dict | None = None) -> dict:
+    """The whole kiosk benchmark; returns the JSON document. ``network``: :func:`run_network`'s
+    options (``rtts`` and the rest), or ``None``; ``levels`` empty: the slow-network part alone."""
     with tempfile.TemporaryDirectory(prefix="masknet-bench-") as d:
         tmp = Path(d)
-        site = prepare_site(tmp, max(levels))
+        site = prepare_site(tmp, max(levels or [1]))
         port = free_port()
         proc = start_daphne(tmp, port)
         try:
@@ -218,6 +493,8 @@ def run(seconds: float, levels: list[int], soak: float, greedy: float = 0.0) -> 
                    "server_workers": int(os.environ.get("MASKNET_KIOSK_WORKERS", "2")), "levels": {}}
             doc["first_answer_s"] = warm_server(port, site["tokens"][0], site["frames"])
             doc["rss_mb_after_warmup"] = rss_mb(proc.pid)
+            if network:
+                doc["network"] = run_network(port, site["tokens"][0], site["scenes"], **network)
             for n in levels:
                 doc["levels"][str(n)] = run_level(port, site["tokens"][:n], site["frames"], seconds, proc.pid)
             if greedy:
@@ -240,6 +517,8 @@ def summary(doc: dict) -> dict:
     """The contract keys of ``latest.json`` that this benchmark fills."""
     lv = doc["levels"]
     out = {"enrollment_photos_per_s": doc["enrollment"]["photos_per_s"]}
+    if not lv:   # the slow-network part alone
+        return out
     for n, r in lv.items():
         out[f"kiosk_p50_ms_{n}"] = r["latency"]["p50_ms"]
         out[f"kiosk_p95_ms_{n}"] = r["latency"]["p95_ms"]
@@ -265,6 +544,14 @@ def print_table(doc: dict) -> None:
     print(f"\n{m['cpu']} · {m['cores']} cores · load {m['load_avg']} -> {m['load_avg_end']}")
     print(f"enrollment: {e['photos']} photos, photo_add {e['photo_add_s']} s + rebuild {e['rebuild_s']} s "
           f"= {e['photos_per_s']} photos/s")
+    if "network" in doc:
+        n = doc["network"]
+        print(f"\none kiosk over a slow network (jitter +-{n['jitter']:.0%} each way, {n['loss']:.1%} of chunks held "
+              f"back a retransmission, {n['mbps'] or 'unlimited'} Mbit/s; median, and in brackets the repeats' "
+              f"medians lowest-highest):")
+        print("\n".join(network_table(n)))
+    if not doc["levels"]:
+        return
     print(f"{'kiosks':>7}{'p50 ms':>9}{'p95 ms':>9}{'answered/s':>12}{'dropped':>9}{'skipped':>9}"
           f"{'engine p50':>12}{'RSS MB':>16}{'load':>12}")
     rows = list(doc["levels"].items()) + [(k, doc[k]) for k in ("greedy", "soak") if k in doc]
@@ -285,9 +572,27 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="extra run with the most kiosks (e.g. 120)")
     parser.add_argument("--greedy", type=float, default=10.0,
                         help="seconds of kiosks that send every tick without waiting (stale-frame check; 0: skip)")
-    parser.add_argument("--out", type=Path, default=results_path("kiosk", REPO))
+    parser.add_argument("--rtt", default="", help="round trips (ms) for the slow-network run, e.g. 0,50,150,300")
+    parser.add_argument("--network-only", action="store_true", help="the slow-network run alone")
+    parser.add_argument("--repeat", type=int, default=3, help="slow network: runs of each setting (default 3)")
+    parser.add_argument("--presences", type=int, default=4,
+                        help="slow network: people stepping in per run, bare and masked in turn (default 4)")
+    parser.add_argument("--jitter", type=float, default=0.2, help="slow network: +- share of each one-way delay")
+    parser.add_argument("--loss", type=float, default=0.01,
+                        help="slow network: share of chunks held back a retransmission timeout (default 0.01)")
+    parser.add_argument("--mbps", type=float, default=0.0, help="slow network: Mbit/s each way (default: no limit)")
+    parser.add_argument("--modes", default="one,ahead",
+                        help="slow network: 'one' (one frame in flight) and/or 'ahead' (the page's frames ahead)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    doc = run(args.seconds, [int(x) for x in args.kiosks.split(",")], args.soak, args.greedy)
+    network = None
+    if args.rtt:
+        network = {"rtts": [float(x) for x in args.rtt.split(",")], "repeat": args.repeat,
+                   "modes": [m == "ahead" for m in args.modes.split(",")], "presences": args.presences,
+                   "jitter": args.jitter, "loss": args.loss, "mbps": args.mbps}
+    levels = [] if args.network_only else [int(x) for x in args.kiosks.split(",")]
+    args.out = args.out or results_path("kiosk-network" if args.network_only else "kiosk", REPO)
+    doc = run(args.seconds, levels, args.soak, 0.0 if args.network_only else args.greedy, network)
     write_json(args.out, doc, newline=True)
     print_table(doc)
     print(f"wrote {args.out}")

@@ -26,7 +26,8 @@ Answers (JSON text messages)::
      "too_bright" | "blurry" | "pose" | "several" (two people side by side) | null,
      "box": [x1, y1, x2, y2] (0-1 of the frame) | null,
      "masked": bool | null, "name": the greeting's name | null, "time": "08:59" | null,
-     "progress": 0-1, "ms": engine milliseconds}
+     "progress": 0-1, "ms": engine milliseconds, "server_ms": milliseconds from the frame's arrival
+     to this answer (waiting behind the frame before it, the engine, the database)}
     {"type": "dropped", "frame": 11}
     {"type": "error", "frame": 13, "code": "frame_too_large" | "not_an_image" |
      "unreadable_image" | "binary_expected" | "rate_limited" | "unavailable" | "updating" |
@@ -386,7 +387,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._connection_seq = self.kiosk.connection_seq   # of two sockets of this kiosk, the higher stays
         self._closed = False
         self._seq = 0
-        self._pending: tuple[int, bytes] | None = None
+        self._pending: tuple[int, bytes, float] | None = None   # (number, frame, when it came: monotonic)
         self._worker: asyncio.Task | None = None
         self._voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
                             min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED,
@@ -551,7 +552,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             return
         if self._pending is not None:
             await self._send({"type": "dropped", "frame": self._pending[0]})
-        self._pending = (seq, bytes_data)
+        self._pending = (seq, bytes_data, time.monotonic())
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
 
@@ -570,10 +571,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
     async def _drain(self) -> None:
         """Analyse waiting frames one at a time, always the newest."""
         while self._pending is not None and not self._closed:
-            seq, data = self._pending
+            seq, data, came = self._pending
             self._pending = None
             try:
-                await self._process(seq, data)
+                await self._process(seq, data, came)
             except DB_ERRORS as exc:
                 _log_unavailable(exc)
                 await self._error(seq, "unavailable", ERROR_MESSAGES["unavailable"])
@@ -595,7 +596,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return (time.monotonic() - self._checked_at > self._recheck_s
                 or outage_epoch(self.channel_layer) != self._layer_epoch)
 
-    async def _process(self, seq: int, data: bytes) -> None:
+    async def _process(self, seq: int, data: bytes, came: float) -> None:
         if self._recheck_due() and not await self._still_valid():
             await self._revoke()
             return
@@ -655,7 +656,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # picture, found at one frame and missed at the next) every frame is searched: their
             # "move to the middle" does not flicker with "Looking for a face"
             self._edge_search_at = now + EDGE_SEARCH_EVERY_S
-        reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms)})
+        # server_ms: from the frame's arrival to this answer (waiting behind the frame before, the
+        # engine, the database): the page takes it from the answer's latency to see the network's part
+        reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms),
+                      "server_ms": round((time.monotonic() - came) * 1000)})
         await self._send(reply)
         if self._adapt_pending is not None:
             # after the answer, in the engine's pool (it runs the engine), not awaited: neither the

@@ -1,8 +1,10 @@
 /* MaskNet kiosk page: camera -> JPEG frames over one WebSocket -> one banner per state.
  *
- * - At most one frame in flight, at most MAX_FPS frames a second, never queued in the browser:
- *   a frame is captured only when the previous one has been answered and the socket's send
- *   buffer is empty.
+ * - One frame in flight, at most MAX_FPS frames a second, never queued in the browser: a frame is
+ *   captured only when the previous one has been answered and the socket's send buffer is empty.
+ *   On a slow network (its round trip longer than the time between frames) a frame or two more go
+ *   before the answer, so that a kiosk on Wi-Fi or a VPN gets as many answers as one on the LAN:
+ *   see inFlightAllowed().
  * - Frames are the part of the camera image the screen shows (all of it when their shapes match),
  *   scaled to fit 640x480 (480x640 when upright), JPEG quality 0.8, sent as binary.
  * - The socket reconnects by itself with exponential backoff (0.5 s doubling to 15 s, jittered).
@@ -17,6 +19,8 @@
   const MAX_FPS = config.max_fps || 8;
   const MIN_INTERVAL_MS = 1000 / MAX_FPS;
   const STALL_MS = 5000;          // an unanswered frame is given up after this long
+  const MAX_IN_FLIGHT = 3;        // frames sent and not answered yet, at most (one on a quick network)
+  const RTT_SAMPLES = 8;          // the network's round trip is judged on this many recent answers
   // a socket silent this long while its frames go unanswered is dead, closed or not (a frame sent at
   // the second stall is answered at once, "dropped", by a server that is only slow: a second for that)
   const SILENT_MS = 2 * STALL_MS + 1000;
@@ -279,8 +283,9 @@
   let helloSeen = false;
   let preparing = false;     // the server's models are still loading ("hello" said ready: false) until its first answer
   let attempt = 0;
-  let inFlight = false;
-  let sentAt = 0;
+  let flight = new Map();    // frames sent on this socket and not answered yet: number -> when sent
+  let netRtt = [];           // recent answers' latency less the time the server held the frame (ms)
+  let engineMs = [];         // ... and the engine's time on them (ms)
   let sent = 0;              // frames sent on this socket: the server numbers its answers the same way
   let encoding = false;      // a captured frame is being encoded (toBlob is asynchronous), not yet sent
   let lastSend = 0;
@@ -318,7 +323,9 @@
   function connect() {
     if (stopped) return;
     helloSeen = false;
-    inFlight = false;
+    flight = new Map();
+    netRtt = [];               // another socket may take another way: measured again
+    engineMs = [];
     sent = 0;
     waitingSince = 0;
     try {
@@ -335,11 +342,34 @@
     ws.onerror = () => { /* onclose follows */ };
   }
 
-  // Only the answer to the newest frame sent frees the next one: after a stall (an unanswered frame
-  // given up after STALL_MS) the late answer to the older frame must not let two frames queue up.
+  // An answer frees its own frame only: after a stall (an unanswered frame given up after STALL_MS)
+  // the late answer to the older frame must not let two frames queue up. A result also says how long
+  // the server held the frame (server_ms): the rest of its latency is the network's round trip.
   function answered(msg) {
-    if (encoding) return;      // this answer is to an older frame than the one about to be sent
-    if (typeof msg.frame !== "number" || msg.frame >= sent) inFlight = false;
+    if (typeof msg.frame !== "number") { flight.clear(); return; }
+    const at = flight.get(msg.frame);
+    if (at === undefined) return;   // given up, or sent on an earlier socket
+    flight.delete(msg.frame);
+    if (msg.type === "result" && typeof msg.server_ms === "number") {
+      // never below 0 (a clock's steps): no round trip would make it keep no frame in flight at all
+      netRtt = netRtt.concat([Math.max(0, performance.now() - at - msg.server_ms)]).slice(-RTT_SAMPLES);
+      engineMs = engineMs.concat([msg.ms || 0]).slice(-RTT_SAMPLES);
+    }
+  }
+
+  // How many frames may be in flight, and how far apart they go. One while the network's round trip
+  // (the shortest of the recent ones: jitter and retransmissions only lengthen it) is shorter than the
+  // time between frames; else one more per such interval that fits in it, at most MAX_IN_FLIGHT,
+  // sent no faster than the server's engine analyses them: they arrive at the server about as it
+  // is done with the one before, which keeps only the newest waiting (an older one is answered
+  // "dropped", never queued). One frame in flight at 300 ms gave 2.5 answers a second and a masked
+  // face, whose vote needs 4 frames, its welcome after 2 s (bench/kiosk.py --rtt; docs/kiosk.md).
+  // A server that does not say server_ms gets one frame in flight.
+  function inFlightAllowed() {
+    if (!netRtt.length) return { frames: 1, pace: MIN_INTERVAL_MS };
+    const engine = engineMs.slice().sort((a, b) => a - b)[engineMs.length >> 1];
+    const pace = Math.max(MIN_INTERVAL_MS, engine);
+    return { frames: Math.min(MAX_IN_FLIGHT, 1 + Math.floor(Math.min.apply(null, netRtt) / pace)), pace: pace };
   }
 
   // the kiosk's name and location as the server has them now: renamed in the admin while the page
@@ -428,7 +458,7 @@
   function onClose(ev) {
     const opened = helloSeen;
     ws = null;
-    inFlight = false;
+    flight.clear();
     helloSeen = false;         // a camera back before the next "hello" must not say "looking for a face"
     facebox.hidden = true;
     lastResult = null;         // nor may a resize draw the last face's box again
@@ -472,7 +502,7 @@
   // ---------------------------------------------------------------- frames
   function pump() {
     const now = performance.now();
-    if (inFlight && now - sentAt > STALL_MS) inFlight = false;    // lost answer: try again
+    for (const [frame, at] of flight) if (now - at > STALL_MS) flight.delete(frame);   // lost answer: try again
     // no close comes from a connection that died silently (Wi-Fi dropped, a NAT or proxy forgot it):
     // give this socket up as if it had closed, or the last banner stays and frames go nowhere
     if (ws && helloSeen && waitingSince && now - waitingSince > SILENT_MS) {
@@ -483,8 +513,10 @@
     }
     if (picturesSeen && cameraReady && !document.hidden && now - lastPictureAt > CAMERA_FROZEN_MS) cameraFrozen();
     // a hidden page (minimised, another tab) sends nothing: nobody would see whom it checks in
-    if (!inFlight && cameraReady && !document.hidden && ws && ws.readyState === WebSocket.OPEN && helloSeen
-        && ws.bufferedAmount === 0 && now - lastSend >= MIN_INTERVAL_MS && video.readyState >= 2
+    const allowed = inFlightAllowed();
+    if (!encoding && flight.size < allowed.frames && cameraReady && !document.hidden && ws
+        && ws.readyState === WebSocket.OPEN && helloSeen && ws.bufferedAmount === 0
+        && now - lastSend >= (flight.size ? allowed.pace : MIN_INTERVAL_MS) && video.readyState >= 2
         && (!picturesSeen || pictures !== sentPicture)) {
       sendFrame(now);
     }
@@ -505,15 +537,14 @@
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
     ctx.drawImage(video, part.x, part.y, vw, vh, 0, 0, w, h);
     sentPicture = pictures;
-    inFlight = true;
     encoding = true;
-    sentAt = now;
     lastSend = now;
     canvas.toBlob((blob) => {
       encoding = false;
-      if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
+      if (!blob || !ws || ws.readyState !== WebSocket.OPEN) return;
       ws.send(blob);
       sent += 1;
+      flight.set(sent, performance.now());
       if (!waitingSince) waitingSince = performance.now();
     }, "image/jpeg", config.jpeg_quality || 0.8);
   }

@@ -182,6 +182,62 @@ async function main() {
   check("the page asks /kiosk/status once a day (which renews its cookie)",
         p.counts.statusFetches >= fetchesBefore + 1, `${p.counts.statusFetches - fetchesBefore} fetches`);
 
+  // ---- a slow network: frames go before the answer, a few at most; a quick one keeps one in flight
+  p = page();
+  await settle();
+  const far = p.sockets[0];
+  p.say(far, { type: "hello" });
+  p.advance(200);
+  const farSent = far.sent;
+  p.advance(300);                                     // 300 ms later the answer comes: 40 ms at the server
+  p.say(far, { type: "result", frame: farSent, state: "searching", ms: 35, server_ms: 40 });
+  p.advance(40);
+  const afterAnswer = far.sent;
+  p.advance(140);
+  check("on a 260 ms round trip the next frame goes before the answer to the one in flight",
+        far.sent === afterAnswer + 1, `sent ${far.sent} (${afterAnswer} right after the answer)`);
+  p.advance(2000);
+  check("at most three frames are in flight", far.sent === afterAnswer + 2, `sent ${far.sent}`);
+  p.say(far, { type: "dropped", frame: afterAnswer + 1 });
+  p.advance(140);
+  check("an answer to one of them frees one more", far.sent === afterAnswer + 3, `sent ${far.sent}`);
+  p.advance(6000);
+  const stalled = far.sent;
+  check("frames unanswered for 5 s are given up, each in turn", stalled >= afterAnswer + 6, `sent ${stalled}`);
+  far.onclose({ code: 1006 });
+  p.advance(20000);
+  const next = p.sockets[1];
+  p.say(next, { type: "hello" });
+  p.advance(1000);
+  check("a new socket keeps one frame in flight until it has measured its own round trip", next.sent === 1,
+        `sent ${next.sent}`);
+
+  p = page();
+  await settle();
+  const near = p.sockets[0];
+  p.say(near, { type: "hello" });
+  for (let i = 0; i < 10; i++) {                      // answered 30 ms after each frame: 20 ms at the server
+    p.advance(130);
+    p.advance(30);
+    p.say(near, { type: "result", frame: near.sent, state: "searching", ms: 18, server_ms: 20 });
+  }
+  const nearSent = near.sent;
+  p.advance(1000);
+  check("on a quick network one frame stays in flight", near.sent === nearSent + 1,
+        `sent ${near.sent - nearSent} more unanswered`);
+
+  p = page();
+  await settle();
+  const old = p.sockets[0];
+  p.say(old, { type: "hello" });
+  p.advance(200);
+  p.advance(300);
+  p.say(old, { type: "result", frame: old.sent, state: "searching", ms: 35 });
+  const oldSent = old.sent;
+  p.advance(1000);
+  check("a server that does not say how long it held a frame gets one frame in flight", old.sent === oldSent + 1,
+        `sent ${old.sent - oldSent} more unanswered`);
+
   // ---- errors the page has no words for: a glitch is not shown, a run of them is
   p = page();
   await settle();

@@ -617,6 +617,27 @@ def test_newest_frame_wins_under_a_burst(engine_script, paired):
     assert results[1]["state"] == "adjust" and results[1]["reason"] == "burst10"
 
 
+def test_a_result_says_how_long_its_frame_was_at_the_server_waiting_included(engine_script, paired):
+    """``server_ms``: from the frame's arrival to its answer, so that the page can tell the network's
+    part of an answer's latency (kiosk.js sends frames ahead on a slow network by it): a frame that
+    waited behind the one being analysed counts its wait, which the engine's ``ms`` does not."""
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=frame("hold|none"))
+        assert await asyncio.get_running_loop().run_in_executor(None, engine_script.started.wait, 5)
+        await comm.send_to(bytes_data=frame("none"))   # waits behind the first
+        await asyncio.sleep(0.3)
+        engine_script.release()
+        answers = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+        await comm.disconnect()
+        return answers
+
+    first, second = run(scenario)
+    assert [first["frame"], second["frame"]] == [1, 2]
+    assert first["server_ms"] >= 300 and second["server_ms"] >= 300   # both came before the 0.3 s hold
+    assert second["server_ms"] >= second["ms"] + 250                    # its wait is not engine time
+
+
 def test_a_closed_socket_takes_its_waiting_frame_out_of_the_engine_queue(engine_script, paired, monkeypatch):
     """Sockets opened, sent a frame and closed while the engine is busy: their frames must not
     stay queued for the pool (a copied cookie could otherwise queue analyses without end)."""
@@ -1665,7 +1686,7 @@ def test_an_answer_to_a_page_that_went_away_is_dropped_quietly(caplog):
     """Daphne raises when a frame's answer is sent after the page closed but before the consumer
     heard of it: the consumer stops answering that socket, with no error or traceback logged."""
     consumer = consumers.KioskConsumer()
-    consumer._closed, consumer._pending = False, (7, b"\xff\xd8\xff")
+    consumer._closed, consumer._pending = False, (7, b"\xff\xd8\xff", 0.0)
 
     async def closed_protocol(**kwargs):
         raise RuntimeError("Attempt to send on a closed protocol")
