@@ -187,12 +187,15 @@ class LookalikeSerializer(serializers.Serializer):
 
 
 class PhotoUploadedSerializer(PhotoSerializer):
-    """The stored photo's facts, and whether its face also matches someone else (null: nobody)."""
+    """The stored photo's facts, whether its face also matches someone else (null: nobody), and
+    what the admin would warn of (a sentence each; empty: nothing)."""
 
     lookalike = LookalikeSerializer(read_only=True, allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                     help_text="e.g. the same picture as another photo of the person, saved again")
 
     class Meta(PhotoSerializer.Meta):
-        fields = [*PhotoSerializer.Meta.fields, "lookalike"]
+        fields = [*PhotoSerializer.Meta.fields, "lookalike", "warnings"]
         read_only_fields = fields
 
 

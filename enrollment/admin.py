@@ -498,10 +498,10 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         saved, refused, warnings = [], [], []
         for upload in files:
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
-            pk, refusal, warning = self._add_photo(request, person, upload.name, data, source)
+            pk, refusal, said = self._add_photo(request, person, upload.name, data, source)
             saved += [pk] if pk else []
             refused += [refusal] if refusal else []
-            warnings += [warning] if warning else []
+            warnings += said
         if saved:
             for message, extra_tags in held or []:
                 messages.success(request, message, extra_tags=extra_tags)
@@ -519,14 +519,14 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             messages.warning(request, w)
 
     def _add_photo(self, request: HttpRequest, person: Person, name: str, data: bytes, source: str,
-                   inspection: services.PhotoInspection | None = None) -> tuple[int | None, dict | None, str | None]:
-        """One photo through ``photo_add``: ``(its id, None, a look-alike warning or None)`` when
-        stored, else ``(None, {"name", "code", "message"}, None)``."""
+                   inspection: services.PhotoInspection | None = None) -> tuple[int | None, dict | None, list[str]]:
+        """One photo through ``photo_add``: ``(its id, None, its warnings)`` when stored (a look-alike,
+        the same picture as another photo of the person), else ``(None, {"name", "code", "message"}, [])``."""
         try:
             photo = services.photo_add(person=person, data=data, filename=name or "photo.jpg", source=source,
                                        actor=request.user, inspection=inspection)
         except services.PhotoRefused as exc:
-            return None, {"name": name, "code": exc.code, "message": exc.message}, None
+            return None, {"name": name, "code": exc.code, "message": exc.message}, []
         except (ModelsMissing, Person.DoesNotExist):
             raise
         except Exception:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
@@ -535,17 +535,20 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             # not the upload's file name: often the person's own ("Ann Bee passport.jpg"), which the
             # page names to the uploader; the log, kept and read by others, has the id
             log.exception("could not store a photo (%s) of person #%s", source, person.pk)
-            return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, None
+            return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, []
         # who, only for staff who may search faces (as the API does), and on record
         via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"
         shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via=via,
                                                may_search=request.user.has_perm("enrollment.recognise_face"))
-        if photo.lookalike is None:
-            return photo.pk, None, None
-        who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
-        # the name quoted, as in the refusals: the admin capitalises a message's first letter
-        return photo.pk, None, (f"“{name}”: this face also matches {who}: check-ins could go to either. "
-                                f"Check that the photo is of {person.full_name}; if not, remove it.")
+        said = []
+        if photo.lookalike is not None:
+            who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
+            # the name quoted, as in the refusals: the admin capitalises a message's first letter
+            said.append(f"“{name}”: this face also matches {who}: check-ins could go to either. "
+                        f"Check that the photo is of {person.full_name}; if not, remove it.")
+        if repeat := services.photo_repeat_warning(photo=photo, name=name):
+            said.append(repeat)
+        return photo.pk, None, said
 
     def _add_best(self, request: HttpRequest, person: Person, files) -> dict:
         """A webcam burst: its best good frame alone is stored (:func:`services.photo_choose`); the
@@ -566,11 +569,11 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
                                  for name, inspection in zip(names, inspections, strict=True)]
             return answer
         files[best].seek(0)
-        pk, refusal, warning = self._add_photo(request, person, names[best], files[best].read(limit),
-                                               FacePhoto.Source.WEBCAM, inspection=inspections[best])
+        pk, refusal, warnings = self._add_photo(request, person, names[best], files[best].read(limit),
+                                                FacePhoto.Source.WEBCAM, inspection=inspections[best])
         masked_only = masked_only_warning(person) if pk else None
         answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
-                      warnings=[w for w in (warning, masked_only) if w])
+                      warnings=[*warnings, *([masked_only] if masked_only else [])])
         return answer
 
     # ---------------------------------------------------------------- actions

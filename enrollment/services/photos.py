@@ -27,7 +27,14 @@ from PIL import Image, UnidentifiedImageError
 from audit.services import audit_record
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import refuse_costly, without_metadata
-from recognition.engine.gallery import UNMASKED, Decision, Templates, identify, person_templates
+from recognition.engine.gallery import (
+    SAME_PICTURE_MIN_SCORE,
+    UNMASKED,
+    Decision,
+    Templates,
+    identify,
+    person_templates,
+)
 from recognition.engine.quality import BLURRY, TOO_DARK
 
 from .. import recognizer
@@ -343,12 +350,17 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                              version=recognizer.template_version())
         except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
-    photo.lookalike = None
+    photo.lookalike = photo.repeats = None
     try:   # advice only: the photo is stored, whatever happens here
         if check_lookalike:
             photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
     except Exception:  # noqa: BLE001 - photo.lookalike stays None
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
+    try:   # nobody reads a kept check-in's warnings, and that face is never the same picture as a photo
+        if source != FacePhoto.Source.CHECKIN:
+            photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine)
+    except Exception:  # noqa: BLE001 - photo.repeats stays None
+        log.warning("photo #%s stored; the same-picture check failed", photo.pk, exc_info=True)
     return photo
 
 
@@ -391,6 +403,65 @@ def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
     audit_record(actor=actor, action=Action.API_IDENTIFY, object_type="enrollment.facephoto", object_id=photo.pk,
                  summary=f"{via}: looks like person #{other.pk} {score:.3f}")
     return other, score
+
+
+def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine) -> tuple[FacePhoto, float] | None:
+    """The person's other photo that ``photo`` (whose face is ``face``) repeats, the same picture saved
+    again (its face scores at least :data:`gallery.SAME_PICTURE_MIN_SCORE`, measured there), with the
+    score; the closest one, ``None`` when none (or for a descriptor not measured). A copy adds nothing
+    to recognition (a second *different* photo is what helps a masked face most: docs/accuracy.md)
+    and takes a place another photo would fill, while the admin counted it as one more photo. Only
+    the file's SHA-256 caught copies: the same picture as a JPEG, a PNG and a WebP was stored three
+    times, "3 photos added".
+
+    Each other photo's face is its cached templates' first vector for this recognizer (its own
+    embedding: :func:`gallery.photo_templates`) or, for a photo not embedded yet (one added moments
+    before, in the same upload), its file analysed again as a rebuild would; photos the rebuild
+    failed on are left out. Masked and unmasked faces are embedded differently: each is compared
+    with photos of its own kind."""
+    level = SAME_PICTURE_MIN_SCORE.get(engine.config.descriptor)
+    if level is None or face is None or face.embedding is None:
+        return None
+    others = {p.pk: p for p in FacePhoto.objects.filter(person_id=photo.person_id, masked=face.masked)
+              .exclude(pk=photo.pk).exclude(embedding_state=FacePhoto.Embedding.FAILED).order_by("pk")}
+    vectors = {pk: PhotoTemplates.unpack(dim, count, blob, kinds)[0][0] for pk, dim, count, blob, kinds in
+               PhotoTemplates.objects.filter(photo_id__in=list(others), template_version=recognizer.template_version())
+               .values_list("photo_id", "dim", "count", "vectors", "kinds")}
+    best = None
+    for pk, other in others.items():
+        vector = vectors.get(pk)
+        if vector is None:
+            vector = _stored_embedding(other, engine)
+        if vector is None or len(vector) != len(face.embedding):
+            continue
+        score = float(vector @ face.embedding)
+        if score >= level and (best is None or score > best[1]):
+            best = (other, score)
+    return best
+
+
+def _stored_embedding(photo: FacePhoto, engine: Engine) -> np.ndarray | None:
+    """The embedding of a stored photo's face, found again in its file as a rebuild finds it
+    (:func:`recognizer.face_near`), or ``None`` (no file, no face)."""
+    try:
+        with photo.image.open("rb") as fh:
+            data = fh.read()
+        return recognizer.face_near(engine.analyze(engine.decode(data)), photo.box).embedding
+    except (OSError, EngineError):
+        return None
+
+
+def photo_repeat_warning(*, photo: FacePhoto, name: str = "") -> str | None:
+    """What to tell whoever added ``photo`` when it repeats another photo of the person
+    (``photo.repeats``, set by :func:`photo_add`), else ``None``; ``name``: the file as uploaded,
+    quoted first (else "This photo")."""
+    found = getattr(photo, "repeats", None)
+    if found is None:
+        return None
+    other, score = found
+    return (f"{f'“{name}”' if name else 'This photo'} is the same picture as photo #{other.pk} of "
+            f"{photo.person.full_name}, saved again (face score {score:.2f}): a copy adds nothing to "
+            f"recognition. Remove one of the two and add a different photo.")
 
 
 def _index_decision(face: Face, engine: Engine) -> Decision | None:

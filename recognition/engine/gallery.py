@@ -116,6 +116,16 @@ ENROL_MIN_SHARPNESS = 12.0
 # dim (the raw figure falls with the square of the light): "too dark" says what would fix it
 ENROL_DIM_BELOW = 100.0
 
+# A new enrolment photo whose face scores at least this (by descriptor: ``EngineConfig.descriptor``)
+# against one of the person's photos is the same picture saved again (another format, size or crop),
+# which the admin is told of (enrollment.services.photo_repeats); a descriptor not named is not
+# checked (ArcFace: not measured). Measured 2026-12-06 on LFW DevTrain, each person's first photo
+# saved as PNG, WebP 80, JPEG 60, at twice and three quarters its size and cropped, against their
+# other photos: SFace (80 people) scored the copies 0.974 at least (median 0.995, 476 copies) and two
+# different photos of one person 0.913 at most (median 0.72, 228 pairs); FaceRes+ResNet (40 people)
+# 0.992 at least (median 0.999, 237) against 0.982 at most (median 0.92, 104 pairs), a thin gap.
+SAME_PICTURE_MIN_SCORE = {"sface": 0.95, "faceres+resnet": 0.99}
+
 
 def _enrol_refusal(face: Face) -> str | None:
     """Why enrolment would refuse ``face`` (the gate's reason, ``too_dark`` under

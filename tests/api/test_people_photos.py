@@ -377,6 +377,23 @@ def test_photo_upload_uses_the_admins_validation(hr, person, engine, astronaut_b
 
 
 @pytest.mark.models
+def test_the_same_picture_uploaded_again_is_warned_of(hr, person, engine, astronaut_bgr):
+    """A byte-identical file is refused (duplicate), but the same picture as a WebP was a second
+    photo without a word: the 201's warnings now name the photo it repeats."""
+    import cv2
+
+    url = f"/api/v1/people/{person.pk}/photos"
+    first = hr.post(url, {"image": SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr))}, format="multipart")
+    assert first.status_code == 201 and first.json()["warnings"] == [], first.json()
+    webp = cv2.imencode(".webp", astronaut_bgr, [cv2.IMWRITE_WEBP_QUALITY, 80])[1].tobytes()
+    again = hr.post(url, {"image": SimpleUploadedFile("eileen.webp", webp)}, format="multipart")
+    assert again.status_code == 201, again.content
+    warnings = again.json()["warnings"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"This photo is the same picture as photo #{first.json()['id']} of Eileen Collins")
+
+
+@pytest.mark.models
 @pytest.mark.django_db(transaction=True)   # the erasure really commits, as another request's would
 @pytest.mark.parametrize("how", ["erased", "deleted"])
 def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, engine, astronaut_bgr, monkeypatch,

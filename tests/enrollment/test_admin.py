@@ -19,7 +19,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.services import index as index_services
 from enrollment.services import photos as photo_services
 from enrollment.tasks import rebuild_index_task
-from tests.enrollment.conftest import jpeg
+from tests.enrollment.conftest import jpeg, png
 
 CHANGELIST = reverse("admin:enrollment_person_changelist")
 WARM_SOON = recognizer.warm_soon   # before tests/conftest.py's no_engine_warm_up replaces it for each test
@@ -272,6 +272,35 @@ def test_a_person_whose_photos_all_show_a_mask_is_told_to_need_one_without(enrol
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
     result = enroller_client.post(url, {"photos": [SimpleUploadedFile("webcam-1-0.jpg", masked, "image/jpeg")]})
     assert result.json()["saved"] and any(warning in w for w in result.json()["warnings"]), result.json()
+
+
+@pytest.mark.models
+def test_the_same_picture_saved_again_is_named_as_a_copy(enroller_client, person, engine, astronaut_bgr):
+    """The same picture saved as JPEG, PNG and WebP was "3 photos added": only a byte-identical file
+    was caught. Each copy is now stored with a warning naming the photo it repeats; the face of
+    another kind (masked) is not taken for a copy of it."""
+    import cv2
+
+    from tests.recognition.faces import with_mask
+
+    webp = cv2.imencode(".webp", astronaut_bgr, [cv2.IMWRITE_WEBP_QUALITY, 80])[1].tobytes()
+    small = cv2.resize(astronaut_bgr, (384, 384), interpolation=cv2.INTER_AREA)
+    files = [SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr), "image/jpeg"),
+             SimpleUploadedFile("eileen.png", png(small), "image/png"),
+             SimpleUploadedFile("eileen.webp", webp, "image/webp")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    first = FacePhoto.objects.order_by("pk").first()
+    assert FacePhoto.objects.count() == 3 and any("3 photos added" in m for m in said), said
+    for name in ("eileen.png", "eileen.webp"):
+        assert any(m.startswith(f"“{name}” is the same picture as photo #{first.pk} of Eileen Collins, saved again")
+                   and "Remove one of the two and add a different photo" in m for m in said), said
+    assert not any("“eileen.jpg” is" in m for m in said)
+    masked = [SimpleUploadedFile("masked.jpg", jpeg(with_mask(engine, astronaut_bgr, seed=3, style="surgical")),
+                                 "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": masked}, follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert any("1 photo added" in m for m in said) and not any("same picture" in m for m in said), said
 
 
 def test_a_look_alike_warning_names_the_file_as_uploaded(su_client, person, monkeypatch):

@@ -1108,7 +1108,8 @@ def test_the_admin_names_a_look_alike_only_to_staff_who_may_search_faces(db, cli
         client.force_login(user)
         copy = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), quality=quality)   # another file, her face
         answer = client.post(url, {"photos": [SimpleUploadedFile("c.jpg", copy, "image/jpeg")]}).json()
-        (warning,) = answer["warnings"]
+        # the second copy also repeats the first one of the twin (the same picture saved again)
+        (warning,) = [w for w in answer["warnings"] if "same picture" not in w]
         searches = AuditEvent.objects.filter(action=AuditEvent.Action.API_IDENTIFY, actor=user)
         if user is plain_staff:
             assert "matches another enrolled person" in warning and "Eileen (" not in warning, warning
