@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from audit.services import audit_record
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.decode import refuse_costly, without_metadata
+from recognition.engine.decode import refuse_costly, turn_clockwise, without_metadata
 from recognition.engine.gallery import (
     SAME_PICTURE_MIN_SCORE,
     UNMASKED,
@@ -89,7 +89,9 @@ class PhotoInspection:
 
     ``ok``: usable for enrollment; else ``code``/``message`` say why (see :data:`REFUSALS`).
     ``box``: chosen face ``[x1, y1, x2, y2]`` (pixels; for a refusal, the largest face, if any).
-    ``width``/``height``: image size in pixels. ``faces``: faces detected.
+    ``width``/``height``: image size in pixels. ``faces``: faces detected. ``turned``: degrees
+    clockwise (90, 270) the photo was turned because it lay on its side (:func:`_quarter_turn`), else
+    0; every other fact is of the photo so turned, which is how :func:`photo_add` stores it.
     """
 
     ok: bool
@@ -103,13 +105,15 @@ class PhotoInspection:
     quality_verdict: str = ""
     masked: bool = False
     masked_prob: float | None = None
+    turned: int = 0
     face: Face | None = field(default=None, repr=False, compare=False)
 
     def as_json(self) -> dict:
         """JSON-safe view (no embedding, no pixels)."""
         return {"ok": self.ok, "code": self.code, "message": self.message, "width": self.width,
                 "height": self.height, "faces": self.faces, "box": self.box, "quality_score": self.quality_score,
-                "quality_verdict": self.quality_verdict, "masked": self.masked, "masked_prob": self.masked_prob}
+                "quality_verdict": self.quality_verdict, "masked": self.masked, "masked_prob": self.masked_prob,
+                "turned": self.turned}
 
 
 def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection:
@@ -154,7 +158,8 @@ def photo_too_large(*, size: int) -> PhotoInspection | None:
 
 def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
-    quality. Used by :func:`photo_add` and the capture page's live feedback."""
+    quality. Used by :func:`photo_add` and the capture page's live feedback. A photo on its side
+    (:func:`_quarter_turn`) is judged turned upright, as :func:`photo_add` then stores it."""
     too_large = photo_too_large(size=len(data))
     if too_large:
         return too_large
@@ -204,18 +209,34 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         return _refusal("no_face", width=width, height=height)
     chosen = recognizer.choose_face(faces)
     face = chosen.face or faces[0]
+    # a usable face alone: a photo refused as it is stays refused for the same reason (a false face,
+    # a cup, turned gave another one)
+    turned = _quarter_turn(face) if not chosen.reason else 0
+    if turned:
+        # stored upright, as an EXIF orientation is applied: else kept on its side, the thumbnail too
+        # (its face found turned by the detector's eyes, the template as good); judged as stored
+        try:
+            image = turn_clockwise(image, turned)
+            faces = engine.analyze(image)
+        except NoFaceFound:
+            return _refusal("sideways", width=width, height=height, faces=chosen.faces)
+        height, width = image.shape[:2]
+        chosen = recognizer.choose_face(faces)
+        face = chosen.face or faces[0]
     # the gate's verdict, or enrolment's own (too dark or blurred for a reference photo, though a
     # kiosk frame would pass: gallery.ENROL_MIN_BRIGHTNESS / ENROL_MIN_SHARPNESS)
     verdict = face.quality.reason or (chosen.reason if chosen.reason in (TOO_DARK, BLURRY) else "ok")
     facts = {"width": width, "height": height, "faces": chosen.faces, "box": [round(float(v), 1) for v in face.box],
              "quality_score": round(face.quality.score, 3), "quality_verdict": verdict,
-             "masked": face.masked, "masked_prob": round(face.masked_prob, 3)}
+             "masked": face.masked, "masked_prob": round(face.masked_prob, 3), "turned": turned}
     if chosen.reason:
         return PhotoInspection(ok=False, code=chosen.reason, message=REFUSALS.get(chosen.reason, chosen.reason),
                                **facts)
-    turned = _turned_upright(engine, image, face) if face.masked else None
-    if turned:
-        return _refusal(turned, **facts)
+    upright = _turned_upright(engine, image, face) if face.masked else None
+    if upright:
+        # turned the wrong way round (the eyes of a face called masked misread): upside down now, but
+        # the photo as sent is on its side
+        return _refusal("sideways" if turned else upright, **facts)
     return PhotoInspection(ok=True, code=None, message="Good photo.", face=face, **facts)
 
 
@@ -239,6 +260,26 @@ def photo_choose(*, photos: Iterable[bytes], engine: Engine | None = None) -> tu
     return best, inspections
 
 
+def _roll(face: Face) -> float:
+    """How far ``face``'s eyes are turned from level, in degrees (the alignment's rotation)."""
+    return math.degrees(math.atan2(face.align_matrix[1][0], face.align_matrix[0][0]))
+
+
+def _quarter_turn(face: Face) -> int:
+    """Degrees clockwise to turn the photo for ``face`` to stand upright: 90 or 270 when its eyes
+    lie nearer upright than level (a photo on its side that has no EXIF orientation: a scan, an
+    editor's copy), else 0. The detector's eye points find a face at any roll, and FaceMesh and the
+    alignment stand it up, so such a photo passed every check and was stored on its side (its
+    template met the upright photo's at 0.99, its thumbnail lay on its side). Upright and
+    upside-down photos are read within 16 degrees of level (:func:`_turned_upright`)."""
+    roll = _roll(face)
+    if 45 <= roll <= 135:
+        return 90
+    if -135 <= roll <= -45:
+        return 270
+    return 0
+
+
 def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> str | None:
     """``"upside_down"`` or ``"sideways"`` when ``image`` turned half a circle or, for a face not level,
     a quarter either way shows a usable face without a mask; else ``None``. Asked of faces the mask
@@ -258,7 +299,7 @@ def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> str | None
     lie on their side nor which way (-24 degrees for one turned clockwise): both quarter turns are
     tried once the roll passes 20 degrees (upright and upside-down LFW photos: within 16). None of
     94 real masked photos (RWMFD) the engine takes is refused by any of the three turns (2026-12-05)."""
-    roll = math.degrees(math.atan2(face.align_matrix[1][0], face.align_matrix[0][0]))
+    roll = _roll(face)
     turns = [("upside_down", cv2.ROTATE_180)]
     if abs(roll) > 20:
         turns += [("sideways", cv2.ROTATE_90_CLOCKWISE), ("sideways", cv2.ROTATE_90_COUNTERCLOCKWISE)]
@@ -303,7 +344,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                       added_by=actor if getattr(actor, "is_authenticated", False) else None)
     # kept without its metadata (a phone photo's EXIF holds where and when it was taken); the
     # duplicate checks go by the upload's digest
-    stored = without_metadata(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+    stored = without_metadata(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS,
+                              turn=inspection.turned)
     if stored is not data:
         _scale_to_stored(photo, stored)
     try:

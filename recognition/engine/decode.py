@@ -252,7 +252,14 @@ def _hides_more(kind: str, data: bytes) -> bool:
     return True
 
 
-def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
+def turn_clockwise(image: np.ndarray, degrees: int) -> np.ndarray:
+    """``image`` (``HxW[xC]``) turned ``degrees`` clockwise, a multiple of 90 (0: itself)."""
+    if degrees % 90:
+        raise ValueError(f"a quarter turn or more: {degrees} degrees")
+    return np.ascontiguousarray(np.rot90(image, -(degrees // 90) % 4)) if degrees % 360 else image
+
+
+def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int = 0) -> bytes:
     """``data`` as a photo may be kept: unchanged when it holds nothing but its pixels and how to
     show them, else re-encoded from its upright pixels (:func:`decode_image`) without EXIF (a
     phone's GPS position, the time, the camera's serial number), XMP, IPTC, comments, text, a JPEG's
@@ -261,7 +268,9 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
     in ``max_bytes`` (lossless), else, and a JPEG or WebP, as
     a JPEG of the highest quality that fits (95 down to 75), scaled down until it fits at 75 (a noisy
     photo saved at a low quality can grow when saved at 75). The orientation is applied to the
-    pixels. Raises as :func:`decode_image` does."""
+    pixels. ``turn``: degrees clockwise to turn them besides (:func:`turn_clockwise`; a photo on its
+    side without EXIF orientation, whose face the engine found turned), re-encoded then whatever the
+    file holds. Raises as :func:`decode_image` does."""
     refuse_costly(data)
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
@@ -271,9 +280,9 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int) -> bytes:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(_unreadable(exc)) from exc
-    if not extra and not _hides_more(kind, data):
+    if not extra and not turn % 360 and not _hides_more(kind, data):
         return data
-    bgr = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    bgr = turn_clockwise(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels), turn)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     # a WebP is mostly lossy already: as a PNG it could be ten times its size
     encodings = ([{"format": "PNG"}] if kind == "PNG" else []) + [{"format": "JPEG", "quality": q}

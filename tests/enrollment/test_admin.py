@@ -303,6 +303,36 @@ def test_the_same_picture_saved_again_is_named_as_a_copy(enroller_client, person
     assert any("1 photo added" in m for m in said) and not any("same picture" in m for m in said), said
 
 
+@pytest.mark.models
+@pytest.mark.parametrize("turn", ["ROTATE_90_CLOCKWISE", "ROTATE_90_COUNTERCLOCKWISE"])
+def test_a_photo_on_its_side_is_stored_upright(enroller_client, person, engine, astronaut_bgr, turn):
+    """A sideways photo without EXIF orientation passed every check (the engine finds a face at any
+    roll) and was stored on its side, its thumbnail too. It is now stored turned upright, with its
+    size and face box, as an EXIF orientation is applied."""
+    import math
+
+    import cv2
+
+    from recognition.engine.detect import box_iou
+
+    upright = np.ascontiguousarray(astronaut_bgr[:, 56:456])        # 400 wide, 512 high: a portrait
+    sideways = cv2.rotate(upright, getattr(cv2, turn))
+    files = [SimpleUploadedFile("sideways.png", png(sideways), "image/png")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    assert any("1 photo added" in str(m) for m in response.context["messages"])
+    photo = FacePhoto.objects.get()
+    assert (photo.width, photo.height) == (400, 512)
+    with photo.image.open("rb") as fh:
+        stored = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert stored.shape == upright.shape and np.abs(stored.astype(int) - upright).mean() < 1   # a PNG stays lossless
+    face = recognizer.choose_face(engine.analyze(stored)).face
+    assert abs(math.degrees(math.atan2(face.align_matrix[1][0], face.align_matrix[0][0]))) < 20
+    assert box_iou(face.box, photo.box) > 0.8   # the box is the upright face's
+    thumb = enroller_client.get(reverse("enrollment:photo-thumb", args=[photo.pk]))
+    shown = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[0] > shown.shape[1]   # a portrait, as the photo was taken
+
+
 def test_a_look_alike_warning_names_the_file_as_uploaded(su_client, person, monkeypatch):
     """The page capitalises each message's first letter: the warning about a face that also matches
     someone else began with the bare file name, so "eileen-2.jpg" read "Eileen-2.jpg", a file nobody
