@@ -192,7 +192,8 @@ class PhotoUploadedSerializer(PhotoSerializer):
 
     lookalike = LookalikeSerializer(read_only=True, allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True,
-                                     help_text="e.g. the same picture as another photo of the person, saved again")
+                                     help_text="the same picture as another photo of the person, saved again; every "
+                                               "photo of the person shows a face mask")
 
     class Meta(PhotoSerializer.Meta):
         fields = [*PhotoSerializer.Meta.fields, "lookalike", "warnings"]

@@ -52,17 +52,6 @@ _PENDING_UPLOADS = "_enrollment_pending_uploads"
 _HELD_SUCCESS = "_enrollment_held_success"
 
 
-def masked_only_warning(person: Person) -> str | None:
-    """A warning when every photo of ``person`` shows a face mask, else ``None``: their templates
-    are masked ones, which an unmasked face is never compared with, so the kiosk told them "not
-    recognised" without a mask while the admin had said only "1 photo added"."""
-    photos = FacePhoto.objects.filter(person=person)
-    if not photos.exists() or photos.filter(masked=False).exists():
-        return None
-    return (f"Every photo of {person.full_name} shows a face mask: they are recognised only while wearing one "
-            f"(a face without a mask is compared with photos without one). Add a photo without a mask.")
-
-
 def thumb_html(photo_id: int | None, size: int = 48, alt: str = "") -> str:
     """An ``<img>`` of a photo's thumbnail (served by the permission-checked view). ``alt``: its
     text (default "photo #id", where the page shows photo ids)."""
@@ -457,7 +446,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
                 messages.info(request, f"{services.counted(len(removed), 'photo')} removed (files and templates "
                                        f"deleted); the index is being rebuilt.")
         uploads = form.cleaned_data.get("photos") or []
-        if removed and not uploads and (warning := masked_only_warning(person)):
+        if removed and not uploads and (warning := services.photos_masked_only_warning(person=person)):
             messages.warning(request, warning)   # the photo removed was the last one without a mask
         if uploads and request.user.has_perm("enrollment.add_facephoto"):
             # checked by changeform_view once this form's transaction has committed
@@ -513,7 +502,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         for r in refused:
             # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
-        if saved and (masked_only := masked_only_warning(person)):
+        if saved and (masked_only := services.photos_masked_only_warning(person=person)):
             warnings.append(masked_only)
         for w in dict.fromkeys(warnings):
             messages.warning(request, w)
@@ -571,7 +560,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         files[best].seek(0)
         pk, refusal, warnings = self._add_photo(request, person, names[best], files[best].read(limit),
                                                 FacePhoto.Source.WEBCAM, inspection=inspections[best])
-        masked_only = masked_only_warning(person) if pk else None
+        masked_only = services.photos_masked_only_warning(person=person) if pk else None
         answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
                       warnings=[*warnings, *([masked_only] if masked_only else [])])
         return answer

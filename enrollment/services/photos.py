@@ -506,6 +506,18 @@ def photo_repeat_warning(*, photo: FacePhoto, name: str = "") -> str | None:
             f"recognition. Remove one of the two and add a different photo.")
 
 
+def photos_masked_only_warning(*, person: Person) -> str | None:
+    """A warning when every photo of ``person`` shows a face mask, else ``None``: their templates
+    are masked ones, which an unmasked face is never compared with, so the kiosk told them "not
+    recognised" without a mask while the admin had said only "1 photo added". Said by the admin
+    (upload, webcam capture, a removal) and the API's upload."""
+    photos = FacePhoto.objects.filter(person=person)
+    if not photos.exists() or photos.filter(masked=False).exists():
+        return None
+    return (f"Every photo of {person.full_name} shows a face mask: they are recognised only while wearing one "
+            f"(a face without a mask is compared with photos without one). Add a photo without a mask.")
+
+
 def _index_decision(face: Face, engine: Engine) -> Decision | None:
     """``face`` identified in the active index as a kiosk would decide it (the site's thresholds);
     ``None`` without a usable index (none, made by another recognizer, whose scores mean nothing

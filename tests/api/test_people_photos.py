@@ -394,6 +394,26 @@ def test_the_same_picture_uploaded_again_is_warned_of(hr, person, engine, astron
 
 
 @pytest.mark.models
+def test_an_upload_that_leaves_only_masked_photos_says_so(hr, person, engine, astronaut_bgr):
+    """The admin warned that a person whose photos all show a mask is recognised only while wearing
+    one; the API's upload said nothing. Its warnings carry the admin's sentence until a photo
+    without a mask is added."""
+    from tests.recognition.faces import with_mask
+
+    url = f"/api/v1/people/{person.pk}/photos"
+    warning = enrollment.photos_masked_only_warning
+    masked = hr.post(url, {"image": SimpleUploadedFile("masked.jpg", jpeg(with_mask(engine, astronaut_bgr, seed=3,
+                                                                                     style="surgical")))},
+                     format="multipart")
+    assert masked.status_code == 201 and masked.json()["masked"], masked.content
+    said = masked.json()["warnings"]
+    assert said == [warning(person=person)] and said[0].startswith(
+        "Every photo of Eileen Collins shows a face mask: they are recognised only while wearing one"), said
+    bare = hr.post(url, {"image": SimpleUploadedFile("bare.jpg", jpeg(astronaut_bgr))}, format="multipart")
+    assert bare.status_code == 201 and not bare.json()["masked"] and bare.json()["warnings"] == [], bare.json()
+
+
+@pytest.mark.models
 @pytest.mark.django_db(transaction=True)   # the erasure really commits, as another request's would
 @pytest.mark.parametrize("how", ["erased", "deleted"])
 def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, engine, astronaut_bgr, monkeypatch,
