@@ -14,15 +14,16 @@ and end. ``--greedy S`` (default 10) adds a run of kiosks that send every tick w
 (the server must drop stale frames, not queue them: latency stays bounded); ``--soak 120`` adds a
 long 8-kiosk run for the RSS-flat check.
 
-``--rtt 0,50,150,300`` (``--network-only`` for that part alone) measures one kiosk over a slow network:
-an asyncio TCP proxy in this process (:class:`DelayProxy`) delays each direction by half the round
-trip, with jitter and an occasional segment held back as a TCP retransmission would be, between
-Daphne and a client paced as ``kiosk.js`` paces the page (:class:`PageKiosk`: one frame in flight, at
-most 8 a second, JPEG quality 0.8, 640x480). The client shows an empty room, then a person steps in
-(scikit-image's astronaut, bare or with a mask drawn by the product's renderer), at a random moment;
-reported per round trip: seconds from stepping in to the welcome (bare / masked), answered frames a
-second and the answer latency p50/p95. Each setting is repeated (``--repeat``, the spread is printed)
-and the 0 ms baseline runs in the same run.
+``--rtt 0,50,150,300`` (``--network-only`` for that part alone) measures one kiosk over a slow
+network: an asyncio TCP proxy in this process (``live.DelayProxy``, which the kiosk's browser test
+uses too) delays each direction by half the round trip, with jitter and an occasional segment held
+back as a TCP retransmission would be, between Daphne and a client paced as ``kiosk.js`` paces the
+page (:class:`PageKiosk`: one frame in flight, at most 8 a second, JPEG quality 0.8, 640x480). The
+client shows an empty room, then a person steps in (scikit-image's astronaut, bare or with a mask
+drawn by the product's renderer), at a random moment; reported per round trip: seconds from stepping
+in to the welcome (bare / masked), answered frames a second and the answer latency p50/p95. Each
+setting is repeated (``--repeat``, the spread is printed) and the 0 ms baseline runs in the same
+run.
 
 Prints a table and writes ``bench/results/kiosk.json`` (``kiosk-network.json`` with ``--network-only``).
 """
@@ -30,7 +31,6 @@ Prints a table and writes ``bench/results/kiosk.json`` (``kiosk-network.json`` w
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
-from live import free_port, rss_mb, warm_server  # noqa: E402
+from live import DelayProxy, free_port, rss_mb, warm_server  # noqa: E402
 from live import start_daphne as start_daphne_env  # noqa: E402
 from provenance import results_path, write_json  # noqa: E402
 
@@ -234,82 +234,6 @@ def scenes(engine, crop, n: int = 8) -> dict[str, list[bytes]]:
             bare.append(jpeg(frame))
             masked.append(jpeg(render_mask(frame, face.landmarks, rng)))
     return {"empty": empty, "bare": bare, "masked": masked}
-
-
-class DelayProxy:
-    """A TCP proxy on loopback that delays what goes through it as a slow network does: each
-    direction by half of ``rtt_ms`` (times 1 +- ``jitter``, uniformly), a ``loss`` share of the chunks
-    held back a further retransmission timeout (200 ms + the round trip), order kept (TCP), and at
-    most ``mbps`` megabits a second each way (0: no limit). Runs its own event loop in a thread."""
-
-    def __init__(self, upstream_port: int, rtt_ms: float, jitter: float = 0.2, loss: float = 0.01,
-                 mbps: float = 0.0, seed: int = 0) -> None:
-        self.upstream, self.rtt_s, self.jitter, self.loss, self.mbps = upstream_port, rtt_ms / 1000, jitter, loss, mbps
-        self.rng = random.Random(seed)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.held = 0   # chunks held back as lost
-
-    def start(self) -> int:
-        """Start listening on a free port of 127.0.0.1; returns it."""
-        self.thread.start()
-        return asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
-
-    def stop(self) -> None:
-        async def close():
-            self.server.close()
-            for task in [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
-                task.cancel()
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-    async def _listen(self) -> int:
-        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
-
-    def _one_way_s(self, size: int, link: list[float]) -> float:
-        """When a chunk of ``size`` bytes read now arrives (loop time); ``link``: when the link is free."""
-        now = self.loop.time()
-        at = now
-        if self.mbps:
-            link[0] = max(link[0], now) + size * 8 / (self.mbps * 1e6)
-            at = link[0]
-        at += self.rtt_s / 2 * (1 + self.jitter * self.rng.uniform(-1, 1))
-        if self.loss and self.rng.random() < self.loss:
-            self.held += 1
-            at += 0.2 + self.rtt_s
-        return at
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        queue: asyncio.Queue = asyncio.Queue()
-
-        async def deliver() -> None:
-            while True:
-                at, data = await queue.get()
-                if data is None:
-                    break
-                if at > self.loop.time():
-                    await asyncio.sleep(at - self.loop.time())
-                writer.write(data)
-                await writer.drain()
-
-        task = asyncio.create_task(deliver())
-        last, link = 0.0, [0.0]
-        try:
-            while data := await reader.read(65536):
-                last = max(last, self._one_way_s(len(data), link))   # TCP delivers in order
-                queue.put_nowait((last, data))
-        finally:
-            queue.put_nowait((last, None))
-            try:
-                await task
-            finally:
-                writer.close()
 
 
 WELCOME_STATES = ("checked_in", "already")

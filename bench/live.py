@@ -1,17 +1,21 @@
-"""Helpers for a live site on loopback, shared by ``bench/kiosk.py`` and ``tests/reliability``.
+"""Helpers for a live site on loopback, shared by ``bench/kiosk.py`` and the tests (``tests/reliability``,
+the kiosk's browser test).
 
-Free ports, a process's resident memory, Daphne started as a subprocess and stopped again.
+Free ports, a process's resident memory, Daphne started as a subprocess and stopped again, and a
+TCP proxy that delays what goes through it as a slow network does (:class:`DelayProxy`).
 Nothing here imports Django or TensorFlow: the callers decide the environment of the processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -147,3 +151,88 @@ def warm_server(port: int, token: str, frames: list[bytes], frames_needed: int =
     finally:
         ws.close()
     return round(first or 0.0, 2)
+
+
+class DelayProxy:
+    """A TCP proxy on loopback that delays what goes through it as a slow network does: each
+    direction by half of ``rtt_ms`` (times 1 +- ``jitter``, uniformly), a ``loss`` share of the chunks
+    held back a further retransmission timeout (200 ms + the round trip), order kept (TCP), and at
+    most ``mbps`` megabits a second each way (0: no limit). Runs its own event loop in a thread."""
+
+    def __init__(self, upstream_port: int, rtt_ms: float, jitter: float = 0.2, loss: float = 0.01,
+                 mbps: float = 0.0, seed: int = 0) -> None:
+        self.upstream, self.rtt_s, self.jitter, self.loss, self.mbps = upstream_port, rtt_ms / 1000, jitter, loss, mbps
+        self.rng = random.Random(seed)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.held = 0   # chunks held back as lost
+
+    def start(self) -> int:
+        """Start listening on a free port of 127.0.0.1; returns it."""
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def close():
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            # waited for: a task still cancelling when the loop stops is reported destroyed while pending
+            await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    async def _listen(self) -> int:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
+                                 return_exceptions=True)
+        except asyncio.CancelledError:
+            # stopped with connections open: ended quietly (asyncio before 3.12 reports a cancelled
+            # connection task as an "exception in callback")
+            writer.close()
+
+    def _one_way_s(self, size: int, link: list[float]) -> float:
+        """When a chunk of ``size`` bytes read now arrives (loop time); ``link``: when the link is free."""
+        now = self.loop.time()
+        at = now
+        if self.mbps:
+            link[0] = max(link[0], now) + size * 8 / (self.mbps * 1e6)
+            at = link[0]
+        at += self.rtt_s / 2 * (1 + self.jitter * self.rng.uniform(-1, 1))
+        if self.loss and self.rng.random() < self.loss:
+            self.held += 1
+            at += 0.2 + self.rtt_s
+        return at
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                at, data = await queue.get()
+                if data is None:
+                    break
+                if at > self.loop.time():
+                    await asyncio.sleep(at - self.loop.time())
+                writer.write(data)
+                await writer.drain()
+
+        task = asyncio.create_task(deliver())
+        last, link = 0.0, [0.0]
+        try:
+            while data := await reader.read(65536):
+                last = max(last, self._one_way_s(len(data), link))   # TCP delivers in order
+                queue.put_nowait((last, data))
+        finally:
+            queue.put_nowait((last, None))
+            try:
+                await task
+            finally:
+                writer.close()
