@@ -18,12 +18,12 @@ long 8-kiosk run for the RSS-flat check.
 network: an asyncio TCP proxy in this process (``live.DelayProxy``, which the kiosk's browser test
 uses too) delays each direction by half the round trip, with jitter and an occasional segment held
 back as a TCP retransmission would be, between Daphne and a client paced as ``kiosk.js`` paces the
-page (:class:`PageKiosk`: one frame in flight, at most 8 a second, JPEG quality 0.8, 640x480). The
-client shows an empty room, then a person steps in (scikit-image's astronaut, bare or with a mask
-drawn by the product's renderer), at a random moment; reported per round trip: seconds from stepping
-in to the welcome (bare / masked), answered frames a second and the answer latency p50/p95. Each
-setting is repeated (``--repeat``, the spread is printed) and the 0 ms baseline runs in the same
-run.
+page (:class:`PageKiosk`: one frame in flight, or up to 3 ahead by the page's rule with ``--modes``'
+``ahead``, at most 8 a second, JPEG quality 0.8, 640x480). The client shows an empty room, then a
+person steps in (scikit-image's astronaut, bare or with a mask drawn by the product's renderer), at
+a random moment; reported per round trip: seconds from stepping in to the welcome (bare / masked),
+answered frames a second and the answer latency p50/p95. Each setting is repeated (``--repeat``, the
+spread is printed) and the 0 ms baseline runs in the same run.
 
 Prints a table and writes ``bench/results/kiosk.json`` (``kiosk-network.json`` with ``--network-only``).
 """
