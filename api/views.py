@@ -450,8 +450,11 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
             may_search=self.caller_may(request, SCOPE_RECOGNISE, "enrollment.recognise_face"))
         body["lookalike"] = ({"person": shown[0].pk, "score": round(float(shown[1]), 4)} if shown
                              else None if photo.lookalike is None else {"person": None, "score": None})
-        body["warnings"] = [w for w in (enrollment.photo_repeat_warning(photo=photo),
-                                        enrollment.photos_masked_only_warning(person=person)) if w]
+        # the person by name only for a caller who may read people: an enrol-only token gets a
+        # person's id and version alone (PersonViewSet._answer), never their name
+        by_name = self.caller_may(request, SCOPE_READ, "enrollment.view_person")
+        body["warnings"] = [w for w in (enrollment.photo_repeat_warning(photo=photo, by_name=by_name),
+                                        enrollment.photos_masked_only_warning(person=person, by_name=by_name)) if w]
         return Response(body, status=status.HTTP_201_CREATED)
 
     def get_throttles(self) -> list:

@@ -493,28 +493,35 @@ def _stored_embedding(photo: FacePhoto, engine: Engine) -> np.ndarray | None:
         return None
 
 
-def photo_repeat_warning(*, photo: FacePhoto, name: str = "") -> str | None:
+def _named(person: Person, by_name: bool) -> str:
+    """How a warning names ``person``: their full name, or ``person #id`` for a caller who may not
+    read people (an enrol-only API token, which gets a person's id and version alone)."""
+    return person.full_name if by_name else f"person #{person.pk}"
+
+
+def photo_repeat_warning(*, photo: FacePhoto, name: str = "", by_name: bool = True) -> str | None:
     """What to tell whoever added ``photo`` when it repeats another photo of the person
     (``photo.repeats``, set by :func:`photo_add`), else ``None``; ``name``: the file as uploaded,
-    quoted first (else "This photo")."""
+    quoted first (else "This photo"); ``by_name`` false: the person named by id (:func:`_named`)."""
     found = getattr(photo, "repeats", None)
     if found is None:
         return None
     other, score = found
     return (f"{f'“{name}”' if name else 'This photo'} is the same picture as photo #{other.pk} of "
-            f"{photo.person.full_name}, saved again (face score {score:.2f}): a copy adds nothing to "
+            f"{_named(photo.person, by_name)}, saved again (face score {score:.2f}): a copy adds nothing to "
             f"recognition. Remove one of the two and add a different photo.")
 
 
-def photos_masked_only_warning(*, person: Person) -> str | None:
+def photos_masked_only_warning(*, person: Person, by_name: bool = True) -> str | None:
     """A warning when every photo of ``person`` shows a face mask, else ``None``: their templates
     are masked ones, which an unmasked face is never compared with, so the kiosk told them "not
     recognised" without a mask while the admin had said only "1 photo added". Said by the admin
-    (upload, webcam capture, a removal) and the API's upload."""
+    (upload, webcam capture, a removal) and the API's upload; ``by_name`` as for
+    :func:`photo_repeat_warning`."""
     photos = FacePhoto.objects.filter(person=person)
     if not photos.exists() or photos.filter(masked=False).exists():
         return None
-    return (f"Every photo of {person.full_name} shows a face mask: they are recognised only while wearing one "
+    return (f"Every photo of {_named(person, by_name)} shows a face mask: they are recognised only while wearing one "
             f"(a face without a mask is compared with photos without one). Add a photo without a mask.")
 
 

@@ -414,6 +414,33 @@ def test_an_upload_that_leaves_only_masked_photos_says_so(hr, person, engine, as
 
 
 @pytest.mark.models
+def test_an_upload_by_a_caller_who_may_not_read_people_does_not_name_them(client_for, person, engine, astronaut_bgr):
+    """An enrol-only token gets a person's id and version alone, never their name (see
+    test_a_caller_who_may_change_but_not_read_people_gets_no_record_back); the upload's warnings
+    named the person ("… of Eileen Collins", "Every photo of Eileen Collins …"), so an upload to each
+    id read everyone's name. They name the person by id for such a caller."""
+    import cv2
+
+    from tests.recognition.faces import with_mask
+
+    enrol_only = client_for("token:enrol")
+    url = f"/api/v1/people/{person.pk}/photos"
+    masked = with_mask(engine, astronaut_bgr, seed=3, style="surgical")
+    first = enrol_only.post(url, {"image": SimpleUploadedFile("m.jpg", jpeg(masked))}, format="multipart")
+    assert first.status_code == 201 and first.json()["masked"], first.content
+    webp = cv2.imencode(".webp", masked, [cv2.IMWRITE_WEBP_QUALITY, 80])[1].tobytes()
+    again = enrol_only.post(url, {"image": SimpleUploadedFile("m.webp", webp)}, format="multipart")
+    assert again.status_code == 201, again.content
+    for answer in (first, again):
+        assert "Eileen" not in answer.content.decode(), answer.json()
+    warnings = again.json()["warnings"]
+    assert warnings[0].startswith(f"This photo is the same picture as photo #{first.json()['id']} of "
+                                  f"person #{person.pk}, saved again"), warnings
+    assert warnings[-1].startswith(f"Every photo of person #{person.pk} shows a face mask"), warnings
+    assert first.json()["warnings"] == [warnings[-1]]
+
+
+@pytest.mark.models
 @pytest.mark.django_db(transaction=True)   # the erasure really commits, as another request's would
 @pytest.mark.parametrize("how", ["erased", "deleted"])
 def test_a_photo_uploaded_while_the_person_is_erased_answers_404(hr, person, engine, astronaut_bgr, monkeypatch,
