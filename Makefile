@@ -64,9 +64,12 @@ else
 	@$(MAKE) --no-print-directory setup
 endif
 
+# the virtualenv's Python once there is one (a checkout set up with another PYTHON, e.g.
+# python3.12, ran `make run` without python3.11 before the check moved here), else the system's
 port-free:
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
-	@$(PYTHON) scripts/check_port.py "$(HOST)" "$(PORT)"
+	@py="$(PY)"; [ -x "$$py" ] || py="$(PYTHON)"; \
+	  command -v "$$py" >/dev/null || { echo "$(PYTHON) is required"; exit 1; }; \
+	  "$$py" scripts/check_port.py "$(HOST)" "$(PORT)"
 
 # a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: installed

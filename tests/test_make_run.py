@@ -68,6 +68,23 @@ def test_make_run_works_in_a_checkout_whose_path_has_spaces(checkout):
                    f"runserver --insecure 127.0.0.1:{port}"]
 
 
+def test_make_run_in_a_set_up_checkout_needs_no_other_python_than_its_virtualenvs(checkout):
+    """A checkout set up with another ``PYTHON`` (``make setup PYTHON=python3.12``) ran ``make run``
+    with its virtualenv alone; the port check, moved before the install to run with the system's
+    Python, stopped it with "python3.11 is required". It uses the virtualenv's when there is one."""
+    port = free_port()
+    done, ran = make_run(checkout, f"PORT={port}", "PYTHON=no-such-python3")   # the last PYTHON= wins
+    assert done.returncode == 0, done.stderr
+    assert ran == ["install_models", "migrate --noinput", f"runserver --insecure 127.0.0.1:{port}"]
+    (checkout / "manage.log").unlink()
+    with socket.socket() as busy:   # and the check still runs, with that Python
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        done, ran = make_run(checkout, f"PORT={taken}", "PYTHON=no-such-python3")
+    assert done.returncode != 0 and ran == [] and f"port {taken} is already in use" in done.stderr
+
+
 def test_make_run_on_a_port_in_use_stops_before_anything_and_says_which_port_to_use(checkout):
     """Daphne's runserver logged "Listen failure" on a busy port and then kept running, serving
     nothing, until Ctrl-C; ``DEMO=1`` first set a new demo password under the site already there."""
