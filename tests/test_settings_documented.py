@@ -163,3 +163,14 @@ def test_the_readme_table_gives_the_defaults_the_code_uses():
     assert not wrong, "\n".join(wrong)
     # a default that cannot be compared is listed, with why, rather than skipped in silence
     assert in_words == set(DEFAULT_IN_WORDS), sorted(in_words ^ set(DEFAULT_IN_WORDS))
+
+
+def test_no_document_gives_two_sections_one_heading():
+    """docs/performance.md said "### Enrollment throughput" twice in a row (a section inserted
+    before it kept a copy of its heading): an empty section, and links to the heading went to that
+    one. Each heading of README.md and docs/*.md is its document's only one of that text."""
+    for doc in [README, *sorted((REPO / "docs").glob("*.md"))]:
+        text = re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.MULTILINE | re.DOTALL)   # not code comments
+        headings = re.findall(r"^#{1,6} .*$", text, re.MULTILINE)
+        twice = sorted({h for h in headings if headings.count(h) > 1})
+        assert not twice, f"{doc.name}: {twice}"
