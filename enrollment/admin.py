@@ -485,9 +485,10 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         (after ``held``, Django's success messages, when a photo was stored; else, with ``held``
         given, that the save changed nothing)."""
         saved, refused, warnings = [], [], []
+        seen: dict = {}   # the faces of the photos stored so far: the same-picture check's memo
         for upload in files:
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
-            pk, refusal, said = self._add_photo(request, person, upload.name, data, source)
+            pk, refusal, said = self._add_photo(request, person, upload.name, data, source, seen=seen)
             saved += [pk] if pk else []
             refused += [refusal] if refusal else []
             warnings += said
@@ -508,12 +509,13 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             messages.warning(request, w)
 
     def _add_photo(self, request: HttpRequest, person: Person, name: str, data: bytes, source: str,
-                   inspection: services.PhotoInspection | None = None) -> tuple[int | None, dict | None, list[str]]:
+                   inspection: services.PhotoInspection | None = None,
+                   seen: dict | None = None) -> tuple[int | None, dict | None, list[str]]:
         """One photo through ``photo_add``: ``(its id, None, its warnings)`` when stored (a look-alike,
         the same picture as another photo of the person), else ``(None, {"name", "code", "message"}, [])``."""
         try:
             photo = services.photo_add(person=person, data=data, filename=name or "photo.jpg", source=source,
-                                       actor=request.user, inspection=inspection)
+                                       actor=request.user, inspection=inspection, seen=seen)
         except services.PhotoRefused as exc:
             return None, {"name": name, "code": exc.code, "message": exc.message}, []
         except (ModelsMissing, Person.DoesNotExist):

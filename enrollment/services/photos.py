@@ -317,7 +317,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
               schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
               check_lookalike: bool = True, max_photos: int | None = None,
-              while_adapting: bool = False) -> FacePhoto:
+              while_adapting: bool = False, seen: dict[int, np.ndarray] | None = None) -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
@@ -329,7 +329,10 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     where adds to one person take turns, so that two adds at once cannot both pass it.
     ``while_adapting`` (gallery adaptation): refuse (``adaptation_stopped``) unless the person is
     still active with adaptation on, read there too (an administrator may have stopped it, removed
-    a kept photo or deactivated them while the face was checked).
+    a kept photo or deactivated them while the face was checked). ``seen``: a batch's own memo (one
+    request's uploads), the face embeddings of the photos it stored before, by id, which the
+    same-picture check (:func:`photo_repeats`) reads instead of analysing their files again; this
+    photo's is added to it once stored.
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
@@ -400,9 +403,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
     try:   # nobody reads a kept check-in's warnings, and that face is never the same picture as a photo
         if source != FacePhoto.Source.CHECKIN:
-            photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine)
+            photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine, seen=seen)
     except Exception:  # noqa: BLE001 - photo.repeats stays None
         log.warning("photo #%s stored; the same-picture check failed", photo.pk, exc_info=True)
+    if seen is not None and inspection.face is not None and inspection.face.embedding is not None:
+        seen[photo.pk] = inspection.face.embedding
     return photo
 
 
@@ -447,7 +452,8 @@ def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
     return other, score
 
 
-def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine) -> tuple[FacePhoto, float] | None:
+def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
+                  seen: dict[int, np.ndarray] | None = None) -> tuple[FacePhoto, float] | None:
     """The person's other photo that ``photo`` (whose face is ``face``) repeats, the same picture saved
     again (its face scores at least :data:`gallery.SAME_PICTURE_MIN_SCORE`, measured there), with the
     score; the closest one, ``None`` when none (or for a descriptor not measured). A copy adds nothing
@@ -458,9 +464,11 @@ def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine) -> tup
 
     Each other photo's face is its cached templates' first vector for this recognizer (its own
     embedding: :func:`gallery.photo_templates`) or, for a photo not embedded yet (one added moments
-    before, in the same upload), its file analysed again as a rebuild would; photos the rebuild
-    failed on are left out. Masked and unmasked faces are embedded differently: each is compared
-    with photos of its own kind."""
+    before, in the same upload), its face as ``seen`` holds it (the upload's own memo,
+    :func:`photo_add`), else its file analysed again as a rebuild would: analysing each earlier
+    photo of a batch again at each photo made an admin upload of 8 photos 4 times slower (0.7 s ->
+    2.8 s), growing with the square of its size. Photos the rebuild failed on are left out. Masked
+    and unmasked faces are embedded differently: each is compared with photos of its own kind."""
     level = SAME_PICTURE_MIN_SCORE.get(engine.config.descriptor)
     if level is None or face is None or face.embedding is None:
         return None
@@ -472,6 +480,8 @@ def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine) -> tup
     best = None
     for pk, other in others.items():
         vector = vectors.get(pk)
+        if vector is None and seen:
+            vector = seen.get(pk)
         if vector is None:
             vector = _stored_embedding(other, engine)
         if vector is None or len(vector) != len(face.embedding):
