@@ -32,6 +32,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from api import services as api_services
+from enrollment import services as enrollment
 from enrollment.admin import CAPTURE_PERMISSIONS_POLICY
 from enrollment.models import IndexVersion
 from masknet_site.middleware import DEFAULT_PERMISSIONS_POLICY, POLICY_FEATURES, permissions_policy
@@ -90,6 +91,9 @@ def world(db):
     token = APIClient()
     token.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     Group.objects.create(name="Door staff")
+    # an erased staff id (its admin's change page): a person erased at their request
+    gone = enrollment.person_create(actor=None, full_name="Gone Person", staff_id="G-9")
+    enrollment.person_erase(person=gone, actor=None)
     IndexVersion.objects.create(path="index-old.npz", sha256="0" * 64, people_count=1, template_count=2, dim=8,
                                 model_version="test")
     _kiosk, code = recognition.kiosk_create(actor=None, name="Tablet")
