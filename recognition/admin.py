@@ -63,7 +63,7 @@ class KioskAdmin(admin.ModelAdmin):
     list_display_phone = ("name", "connection")   # audit/templatetags/admin_phone.py
     list_filter = ("active", "site")
     search_fields = ("name", "location", "site")
-    fields = ("name", "location", "site", "active", "paired_at", "last_seen_at", "created_at")
+    fields = ("name", "location", "site", "language", "active", "paired_at", "last_seen_at", "created_at")
     readonly_fields = ("paired_at", "last_seen_at", "created_at")
     actions = ["revoke_selected"]
 
@@ -102,7 +102,8 @@ class KioskAdmin(admin.ModelAdmin):
             # kept in the session until then sat in its database row, usable, if that page was never
             # opened (the codes are otherwise stored only as digests)
             kiosk, _code = services.kiosk_create(actor=request.user, name=obj.name, location=obj.location,
-                                                 site=obj.site, active=obj.active, with_link=False)
+                                                 site=obj.site, active=obj.active, with_link=False,
+                                                 language=obj.language)
             obj.pk = kiosk.pk
             obj.refresh_from_db()
             if kiosk.active and self.has_pair_permission(request):
@@ -110,8 +111,8 @@ class KioskAdmin(admin.ModelAdmin):
             return
         # a read-only field (``active`` without the pair permission) is not in the form: unchanged
         was_paired = Kiosk.objects.filter(pk=obj.pk).exclude(token_hash="").exists()
-        services.kiosk_update(kiosk=obj, actor=request.user,
-                              **{k: form.cleaned_data.get(k) for k in ("name", "location", "site", "active")})
+        services.kiosk_update(kiosk=obj, actor=request.user, **{
+            k: form.cleaned_data.get(k) for k in ("name", "location", "site", "active", "language")})
         if "active" in form.changed_data and not obj.active and was_paired:
             # "changed successfully" alone: activating it again later did not bring the device back
             self.message_user(request, f"Kiosk “{obj.name}” is inactive and its device was unpaired: to use it "

@@ -8,17 +8,29 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Count
 from django.utils import timezone
 
 from enrollment.models import Person
 
+from .kiosk_text import languages
+
 
 def token_digest(token: str) -> str:
     """SHA-256 hex digest of a kiosk secret. Secrets are 256-bit random strings, so a fast hash
     is enough (no dictionary to guess from); only digests are stored."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def kiosk_language_choices() -> list[tuple[str, str]]:
+    """The languages a kiosk's screen can speak (:mod:`recognition.kiosk_text`'s catalogs), after the
+    blank choice, the site's ``MASKNET_KIOSK_LANGUAGE`` (named, so that the admin sees what blank means).
+    A callable: a catalog added to the repository needs no migration."""
+    default = languages()[settings.MASKNET_KIOSK_LANGUAGE]
+    return [("", f"the site's default: {default}"),
+            *((code, f"{name} ({code})") for code, name in languages().items())]
 
 
 class KioskQuerySet(models.QuerySet):
@@ -58,6 +70,10 @@ class Kiosk(models.Model):
                                       "per day per site by default)")
     active = models.BooleanField(default=True,
                                  help_text="an inactive kiosk is disconnected at once and cannot check anyone in")
+    language = models.CharField(
+        max_length=16, blank=True, default="", db_default="", choices=kiosk_language_choices,
+        help_text="the language of its screen; the site's default (MASKNET_KIOSK_LANGUAGE) when blank. "
+                  "An open screen takes a change within seconds")
     token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     pairing_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     pairing_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -83,6 +99,11 @@ class Kiosk(models.Model):
     def paired(self) -> bool:
         """Whether a device holds a valid token for this kiosk."""
         return bool(self.token_hash)
+
+    @property
+    def screen_language(self) -> str:
+        """The language its screen speaks: its own, else the site's ``MASKNET_KIOSK_LANGUAGE``."""
+        return self.language or settings.MASKNET_KIOSK_LANGUAGE
 
     @property
     def group_name(self) -> str:

@@ -61,11 +61,12 @@ class KioskRevoked(Exception):
 
 
 def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
-                 active: bool = True, with_link: bool = True) -> tuple[Kiosk, str | None]:
+                 active: bool = True, with_link: bool = True, language: str = "") -> tuple[Kiosk, str | None]:
     """Create a kiosk and, when it is active and ``with_link``, its first one-time pairing code;
     returns ``(kiosk, code)``. The code is shown once (see :func:`pairing_path`); only its digest
-    is stored."""
-    kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active)
+    is stored. ``language``: its screen's (blank: the site's ``MASKNET_KIOSK_LANGUAGE``)."""
+    kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active,
+                  language=(language or "").strip())
     kiosk.full_clean()
     code = _token() if active and with_link else None
     if code:
@@ -147,13 +148,14 @@ def kiosk_revoke(*, kiosk: Kiosk, actor: object | None) -> Kiosk:
 
 
 def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None, location: str | None = None,
-                 site: str | None = None, active: bool | None = None, note: str = "") -> Kiosk:
+                 site: str | None = None, active: bool | None = None, language: str | None = None,
+                 note: str = "") -> Kiosk:
     """Change the given fields (``None``: unchanged); an open socket of the kiosk takes a new site
-    at once (its next check-in), the page a new name or location when next loaded. Deactivating
+    at once (its next check-in), its page a new name, location or language at once too. Deactivating
     disconnects the kiosk at once and unpairs it as :func:`kiosk_revoke` does (its device token and
     any unused link are void, so activating it again needs a new pairing). ``note``, if given, ends
     the audit record's summary."""
-    new = {"name": name, "location": location, "site": site, "active": active}
+    new = {"name": name, "location": location, "site": site, "active": active, "language": language}
     with transaction.atomic():
         # compared with the row as it is, locked: a change committed since it was read stays
         stored = Kiosk.objects.select_for_update().get(pk=kiosk.pk)

@@ -436,6 +436,16 @@ def test_an_unreadable_api_rate_is_refused_at_start():
     assert manage("check", MASKNET_API_USER_RATE="20/s", MASKNET_API_TOKEN_RATE="5/hour").returncode == 0
 
 
+def test_a_kiosk_language_without_a_catalog_is_refused():
+    """A typo (or a language the kiosk has no words in) would show every kiosk in English without a
+    word: the site refuses to start, naming the setting and the languages there are."""
+    for value in ("english", "pt_BR", "xx"):
+        proc = manage("check", MASKNET_KIOSK_LANGUAGE=value)
+        assert proc.returncode != 0 and "MASKNET_KIOSK_LANGUAGE" in proc.stderr, (value, proc.stderr[-300:])
+        assert "use one of en" in proc.stderr, proc.stderr[-300:]
+    assert manage("check", MASKNET_KIOSK_LANGUAGE="en").returncode == 0
+
+
 def test_an_unusable_pairing_link_lifetime_is_refused():
     """0 made every link expire as it was made (the page said "expires in 1 minutes"); 10^12 was a
     500 on every kiosk creation. The documented range starts."""

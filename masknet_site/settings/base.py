@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from recognition.kiosk_text import languages as kiosk_languages
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -351,6 +353,13 @@ MASKNET_LOOPBACK_ONLY = False
 MASKNET_KIOSK_GREETING = env("MASKNET_KIOSK_GREETING", "full")
 if MASKNET_KIOSK_GREETING not in ("full", "first"):
     raise ImproperlyConfigured(f"MASKNET_KIOSK_GREETING={MASKNET_KIOSK_GREETING!r}: use full or first")
+# the language of the kiosks' screens, where a kiosk does not choose its own (Kiosk.language in the
+# admin): a catalog's code in recognition/kiosk_text/ (docs/kiosk.md, "Languages"). A typo would show
+# every kiosk in English without a word: refused at start
+MASKNET_KIOSK_LANGUAGE = env("MASKNET_KIOSK_LANGUAGE", "en").strip()
+if MASKNET_KIOSK_LANGUAGE not in kiosk_languages():
+    raise ImproperlyConfigured(f"MASKNET_KIOSK_LANGUAGE={MASKNET_KIOSK_LANGUAGE!r}: use one of "
+                               f"{', '.join(kiosk_languages())} (the kiosk's catalogs, recognition/kiosk_text/)")
 
 # Who people ask for access to or erasure of their data, shown on the public privacy page (/privacy/,
 # recognition/privacy.py): free text, a name, an email or a desk; unset, the page says to ask

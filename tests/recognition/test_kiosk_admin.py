@@ -252,3 +252,28 @@ def test_a_pairing_link_on_a_port_other_than_443_carries_the_port_the_proxy_forw
     page = client.post(reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk]),
                        HTTP_HOST="testserver:8443", HTTP_X_FORWARDED_PROTO="https", secure=True)
     assert page.context["url"].startswith("https://testserver:8443/kiosk/pair/")
+
+
+def test_a_kiosk_s_language_is_chosen_from_a_list_blank_being_the_site_s(client, superuser, settings):
+    """The admin offers the kiosk screen's languages as a choice list (the catalogs of
+    recognition/kiosk_text), blank first and named after the site's MASKNET_KIOSK_LANGUAGE; a code
+    without a catalog is refused, not stored to show English without a word; a change is audited."""
+    from recognition.kiosk_text import languages
+
+    client.force_login(superuser)
+    page = client.get(reverse("admin:recognition_kiosk_add"))
+    field = page.context["adminform"].form.fields["language"]
+    assert [code for code, _label in field.choices] == ["", *languages()]
+    assert "the site's default: English" in dict(field.choices)[""]
+    assert '<select name="language"' in page.content.decode()
+    client.post(reverse("admin:recognition_kiosk_add"), {"name": "Lobby", "site": "main", "language": "en"})
+    kiosk = Kiosk.objects.get()
+    assert kiosk.language == "en" and kiosk.screen_language == "en"
+    change = reverse("admin:recognition_kiosk_change", args=[kiosk.pk])
+    refused = client.post(change, {"name": "Lobby", "site": "main", "language": "klingon"})
+    assert refused.status_code == 200 and "language" in refused.context["adminform"].form.errors
+    assert Kiosk.objects.get().language == "en"
+    assert client.post(change, {"name": "Lobby", "site": "main", "language": ""}).status_code == 302
+    kiosk.refresh_from_db()
+    assert kiosk.language == "" and kiosk.screen_language == settings.MASKNET_KIOSK_LANGUAGE
+    assert AuditEvent.objects.filter(summary__contains="language").exists()
