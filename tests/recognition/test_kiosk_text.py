@@ -1,0 +1,81 @@
+"""The kiosk's catalogs (recognition/kiosk_text/): every language says every English string, with the
+same placeholders and markup, and none is left empty. A new English string without its translations
+fails here, not on a screen that shows a key."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from recognition.checks import NOTICE_MAX_CHARS, NOTICE_URL_CHARS
+from recognition.kiosk_text import PLACEHOLDER, SOURCE, catalog, fill, languages, page_text, screen_text
+
+TAG = re.compile(r"</?[a-z]+>")
+OTHERS = [code for code in languages() if code != SOURCE]
+
+
+def test_the_kiosk_speaks_english_portuguese_spanish_french_and_german():
+    assert list(languages()) == ["en", "de", "es", "fr", "pt"]
+    assert languages()["pt"] == "Português" and languages()["de"] == "Deutsch"
+
+
+@pytest.mark.parametrize("code", OTHERS)
+def test_a_catalog_translates_every_english_string_and_nothing_else(code):
+    english, words = catalog(SOURCE), catalog(code)
+    assert set(words) == set(english) == {"name", "screen", "page"}
+    for section in ("screen", "page"):
+        assert set(words[section]) - set(english[section]) == set(), (code, section, "not in English")
+        assert set(english[section]) - set(words[section]) == set(), (code, section, "not translated")
+
+
+@pytest.mark.parametrize("code", OTHERS)
+def test_a_translation_keeps_the_placeholders_and_markup_of_its_english(code):
+    english, words = catalog(SOURCE), catalog(code)
+    for section in ("screen", "page"):
+        for key, source in english[section].items():
+            said = words[section][key]
+            assert Counter(PLACEHOLDER.findall(said)) == Counter(PLACEHOLDER.findall(source)), (code, key, said)
+            assert sorted(TAG.findall(said)) == sorted(TAG.findall(source)), (code, key, said)
+
+
+@pytest.mark.parametrize("code", list(languages()))
+def test_no_string_is_empty_or_left_in_english(code):
+    english, words = catalog(SOURCE), catalog(code)
+    assert words["name"].strip()
+    for section in ("screen", "page"):
+        for key, said in words[section].items():
+            assert isinstance(said, str) and said.strip() == said and said, (code, key, said)
+            assert code == SOURCE or said != english[section][key], (code, key, "still English")
+
+
+@pytest.mark.parametrize("code", list(languages()))
+def test_each_language_s_default_notice_fits_the_kiosk_s_layout(code):
+    """The privacy notice line is never cut: each language's own default must be no longer than the
+    longest notice the layout test lays out (what ``check`` warns above, masknet.W004)."""
+    notice = catalog(code)["page"]["notice"]
+    assert notice.count("{url}") == 1
+    assert len(notice.replace("{url}", "")) + NOTICE_URL_CHARS <= NOTICE_MAX_CHARS, (code, notice)
+
+
+def test_the_page_gets_english_where_a_catalog_being_written_lacks_a_key(monkeypatch):
+    from recognition import kiosk_text
+
+    partial = {"name": "Test", "screen": {"unknown.title": "Unbekannt"}, "page": {}}
+    monkeypatch.setattr(kiosk_text, "catalog", lambda code: partial if code == "xx" else catalog(code))
+    assert screen_text("xx")["unknown.title"] == "Unbekannt"
+    assert screen_text("xx")["searching.title"] == catalog("en")["screen"]["searching.title"]
+    assert page_text("xx")["chip.mask"] == "Mask detected"
+
+
+def test_placeholders_are_filled_once():
+    """A name that reads like a placeholder is shown as it is, not filled in turn."""
+    assert fill("Welcome, {name}", name="{time}", time="08:59") == "Welcome, {time}"
+    assert fill("{kiosk} · {other}", kiosk="Front door") == "Front door · {other}"
+
+
+def test_an_unknown_code_has_no_catalog():
+    for code in ("xx", "../en", "", "EN"):
+        with pytest.raises(KeyError):
+            catalog(code)
