@@ -18,9 +18,11 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 
 Answers (JSON text messages)::
 
-    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main", "build": "3f2a9c01d4e5",
-     "ready": bool}   (ready false: the models are still loading, the first answer takes a few seconds)
-    {"type": "kiosk", "kiosk": "Front door", "location": "...", "site": "main"}   (renamed or moved since)
+    {"type": "hello", "kiosk": "Front door", "location": "...", "site": "main", "language": "pt",
+     "build": "3f2a9c01d4e5", "ready": bool}   (ready false: the models are still loading, the first
+     answer takes a few seconds; language: the screen's, a page loaded in another reloads)
+    {"type": "kiosk", "kiosk": "Front door", "location": "...", "site": "main", "language": "pt"}
+     (renamed, moved or given another language since)
     {"type": "result", "frame": 12, "state": "searching" | "adjust" | "recognising" |
      "checked_in" | "already" | "unknown", "reason": "too_small" | "partial" | "too_dark" |
      "too_bright" | "blurry" | "pose" | "several" (two people side by side) | null,
@@ -984,7 +986,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self._close_with({"type": "replaced"}, CLOSE_REPLACED)
             return True
         before, self.kiosk = self._facts(), kiosk
-        if self._facts() != before:   # renamed or moved in the admin: the page shows it now
+        if self._facts() != before:   # renamed, moved or another language in the admin: the page shows it now
             await self._send({"type": "kiosk", **self._facts()})
         await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
         current = await database_sync_to_async(IndexVersion.objects.current_id)()
@@ -996,8 +998,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return True
 
     def _facts(self) -> dict:
-        """What the page shows of its kiosk (``hello`` and ``kiosk`` messages)."""
-        return {"kiosk": self.kiosk.name, "location": self.kiosk.location, "site": self.kiosk.site}
+        """What the page shows of its kiosk (``hello`` and ``kiosk`` messages), and the language it speaks."""
+        return {"kiosk": self.kiosk.name, "location": self.kiosk.location, "site": self.kiosk.site,
+                "language": self.kiosk.screen_language}
 
     async def kiosk_revoked(self, event: dict) -> None:
         """The kiosk was revoked, paired again, deactivated or changed: close now if this socket's

@@ -1,27 +1,42 @@
-"""What version of the kiosk page a server serves (``page_build``: its files and its notice line): sent
-in the page's config and in each socket's ``hello``, so that an open page learns that the server was
-upgraded under it and reloads itself (a kiosk runs for weeks with the script it loaded; docs/kiosk.md)."""
+"""What version of the kiosk page a server serves (``page_build``: its files, its words and its notice
+line): sent in the page's config and in each socket's ``hello``, so that an open page learns that the
+server was upgraded under it and reloads itself (a kiosk runs for weeks with the script it loaded;
+docs/kiosk.md); and in which language a kiosk's pages speak (``page_context``)."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+if TYPE_CHECKING:
+    from .models import Kiosk
+
+from .kiosk_text import languages, page_text
 from .privacy import notice_wording
 
-# the files the kiosk page is made of
+# the files the kiosk page is made of: a release that rewords a string reloads open pages too
 PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kiosk/kiosk.html",
-              "templates/kiosk/base.html")
+              "templates/kiosk/base.html", *(f"recognition/kiosk_text/{code}.json" for code in languages()))
+
+
+def page_context(kiosk: Kiosk | None) -> dict:
+    """What a kiosk template needs to speak: ``lang`` (``<html lang>``), the kiosk's own language or,
+    for a device that is no kiosk (yet), the site's ``MASKNET_KIOSK_LANGUAGE``; ``kiosk_text``, its
+    words (``{% say %}``)."""
+    lang = kiosk.screen_language if kiosk is not None else settings.MASKNET_KIOSK_LANGUAGE
+    return {"lang": lang, "kiosk_text": page_text(lang)}
 
 
 @lru_cache(maxsize=1)
 def page_build() -> str:
     """A short digest of :data:`PAGE_FILES` as this process read them at its first call (a server
-    serves one release), and of the privacy notice line's wording (``MASKNET_KIOSK_NOTICE``, or the
-    release's default when unset): an open page shows the line of the server that loaded it, which a
+    serves one release; the catalogs of its words among them), and of the privacy notice line's
+    wording (``MASKNET_KIOSK_NOTICE``, or the release's English default when unset; each language's
+    default is in its catalog): an open page shows the line of the server that loaded it, which a
     restart with another wording replaces. A missing file counts as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:

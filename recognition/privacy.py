@@ -11,7 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-DEFAULT_NOTICE = "Face recognition records attendance here · Privacy: {url}"
+from .kiosk_text import SOURCE, catalog
+
 NO_CONTACT = "the reception or the administrator of this site"
 
 
@@ -80,13 +81,14 @@ def privacy_address(request: HttpRequest) -> str:
     return request.get_host() + reverse("privacy")
 
 
-def notice_wording() -> str:
-    """The kiosk notice line as worded, ``{url}`` still in it: ``MASKNET_KIOSK_NOTICE`` when set, else
-    :data:`DEFAULT_NOTICE` (part of the kiosk page's build: ``recognition.kiosk_page.page_build``)."""
-    return settings.MASKNET_KIOSK_NOTICE.strip() or DEFAULT_NOTICE
+def notice_wording(language: str = SOURCE) -> str:
+    """The kiosk notice line as worded, ``{url}`` still in it: ``MASKNET_KIOSK_NOTICE`` when set (as the
+    site wrote it, whatever the kiosk's language), else the release's own in ``language`` (its catalog's
+    ``notice``, recognition/kiosk_text; part of the kiosk page's build: ``recognition.kiosk_page.page_build``)."""
+    return settings.MASKNET_KIOSK_NOTICE.strip() or catalog(language)["page"]["notice"]
 
 
-def kiosk_notice(request: HttpRequest) -> str:
+def kiosk_notice(request: HttpRequest, language: str = SOURCE) -> str:
     """The kiosk screen's notice line: :func:`notice_wording` with ``{url}`` replaced by
     :func:`privacy_address` (the only placeholder: other braces stay)."""
-    return notice_wording().replace("{url}", privacy_address(request))
+    return notice_wording(language).replace("{url}", privacy_address(request))

@@ -39,7 +39,8 @@ from recognition.engine.install import installed_manifest, models_ready
 from . import services
 from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
-from .kiosk_page import page_build
+from .kiosk_page import page_build, page_context
+from .kiosk_text import screen_text
 from .models import CheckIn, Kiosk
 from .privacy import kiosk_notice, privacy_facts
 
@@ -169,18 +170,23 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
     try:
         kiosk = _device_kiosk(request)
     except (OperationalError, InterfaceError):
-        response = render(request, "kiosk/unavailable.html", {"retry_s": KIOSK_RETRY_S}, status=503)
+        response = render(request, "kiosk/unavailable.html", {"retry_s": KIOSK_RETRY_S, **page_context(None)},
+                          status=503)
         response["Retry-After"] = str(KIOSK_RETRY_S)
         return _kiosk_headers(response)
     if kiosk is None:
-        return _kiosk_headers(render(request, "kiosk/unpaired.html", status=403))
+        return _kiosk_headers(render(request, "kiosk/unpaired.html", page_context(None), status=403))
     # the page sends at most 8 frames a second, and never more than its socket takes (0: no limit)
     socket_fps = settings.MASKNET_KIOSK_MAX_FPS
+    speech = page_context(kiosk)
+    # the banners' words come with the page, in its language (the kiosk's own, else the site's): the
+    # page fetches nothing else, and its CSP stays as strict
     config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status",
               "max_fps": min(8, socket_fps) if socket_fps > 0 else 8, "max_width": 640,
-              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE, "build": page_build()}
-    response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config,
-                                                    "notice": kiosk_notice(request)})
+              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE, "build": page_build(),
+              "language": speech["lang"], "text": screen_text(speech["lang"])}
+    response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config, **speech,
+                                                    "notice": kiosk_notice(request, speech["lang"])})
     # each load renews the device cookie: a kiosk in use never finds it expired ("unpaired")
     _set_device_cookie(request, response, request.COOKIES[KIOSK_COOKIE])
     return _kiosk_headers(response, request)
@@ -221,7 +227,8 @@ def kiosk_pair(request: HttpRequest, code: str) -> HttpResponse:
         kiosk = Kiosk.objects.for_pairing_code(code)
         if kiosk is None:
             return _pair_invalid(request)
-        return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk}), camera=False)
+        return _kiosk_headers(render(request, "kiosk/pair.html", {"kiosk": kiosk, **page_context(kiosk)}),
+                              camera=False)
     result = services.kiosk_pair(code=code)
     if result is None:
         return _pair_invalid(request)
@@ -235,7 +242,8 @@ def _pair_invalid(request: HttpRequest) -> HttpResponse:
     """The answer to a link that cannot pair: 404, and, on a device that is a paired kiosk already
     (the link opened again after it paired this very device, a tab restored), which kiosk it is and
     the way to its screen, rather than only "ask for a new link", which it does not need."""
-    context = {"paired_kiosk": _device_kiosk(request)}
+    paired = _device_kiosk(request)
+    context = {"paired_kiosk": paired, **page_context(paired)}
     return _kiosk_headers(render(request, "kiosk/pair_invalid.html", context, status=404), camera=False)
 
 

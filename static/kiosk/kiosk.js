@@ -10,12 +10,23 @@
  * - The socket reconnects by itself with exponential backoff (0.5 s doubling to 15 s, jittered).
  * - The server answers each frame with {type: "result", state, reason, box, masked, name, time,
  *   progress}; see recognition/consumers.py. Outcomes stay on screen for a few seconds.
+ * - Its words come in its config (text: the kiosk's language's, recognition/kiosk_text/*.json): the page
+ *   has none of its own and fetches none. A "hello" or "kiosk" message naming another language (the
+ *   admin chose another for this kiosk, or the site's default changed) reloads it, as a new build does.
  * Plain JavaScript, no build step, no third-party code.
  */
 (function () {
   "use strict";
 
   const config = JSON.parse(document.getElementById("kiosk-config").textContent);
+  const TEXT = config.text || {};
+  // the words of ``key`` in the page's language, each {placeholder} filled from ``values`` in one pass
+  // (a name such as "{time}" stays as it is); a key the catalog lacks shows as itself, never "undefined"
+  function say(key, values) {
+    const words = Object.prototype.hasOwnProperty.call(TEXT, key) ? String(TEXT[key]) : key;
+    return words.replace(/\{(\w+)\}/g, (all, name) =>
+      values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : all);
+  }
   const MAX_FPS = config.max_fps || 8;
   const MIN_INTERVAL_MS = 1000 / MAX_FPS;
   const STALL_MS = 5000;          // an unanswered frame is given up after this long
@@ -73,53 +84,53 @@
   };
 
   // ---------------------------------------------------------------- what each state looks like
-  const ADJUST = {
-    too_small: ["Please come a little closer", "Your face is too far from the camera.", "closer"],
-    partial: ["Please move to the middle", "Part of your face is outside the picture.", "scan"],
-    too_dark: ["It’s too dark here", "Please face the light, or turn a light on in front of you.", "light"],
-    too_bright: ["Too much light", "Step out of the direct light or glare.", "light"],
-    blurry: ["Hold still for a moment", "The picture is blurred when you move.", "still"],
-    pose: ["Please look straight at the camera", "Face the screen, chin level.", "face"],
-    several: ["One person at a time, please", "Step up alone; the next person waits a step behind.", "people"],
-  };
+  // the icon of each reason to adjust (its words: "adjust.<reason>.title" and ".detail")
+  const ADJUST = { too_small: "closer", partial: "scan", too_dark: "light", too_bright: "light", blurry: "still",
+                   pose: "face", several: "people" };
 
+  // a state's banner: its tone, icon and how it behaves; its words are the catalog's "<state>.title"
+  // and "<state>.detail" (say()) unless it says its own
   function view(state, msg) {
-    msg = msg || {};
-    const name = msg.name || "";
+    const v = look(state, msg || {});
+    const key = v.key || state;
+    return Object.assign({ title: say(key + ".title", v.values), detail: say(key + ".detail", v.values) }, v);
+  }
+
+  function look(state, msg) {
+    const values = { name: msg.name || "", time: msg.time };
     switch (state) {
-      case "starting": return { tone: "idle", icon: "scan", title: "Starting the camera…", detail: "One moment, please. If the browser asks, allow the camera." };
-      case "connecting": return { tone: "idle", icon: "scan", title: "Connecting…", detail: "Getting ready to check you in." };
-      case "searching": return { tone: "idle", icon: "face", title: "Looking for a face", detail: "Step up to the screen and look at the camera." };
-      case "preparing": return { tone: "idle", icon: "scan", title: "Getting ready…", detail: "The server has just started. Check-ins begin in a few seconds.", spinner: true };
+      case "starting": return { tone: "idle", icon: "scan" };
+      case "connecting": return { tone: "idle", icon: "scan" };
+      case "searching": return { tone: "idle", icon: "face" };
+      case "preparing": return { tone: "idle", icon: "scan", spinner: true };
       case "adjust": {
-        const a = ADJUST[msg.reason] || ["Please look at the camera", "We can’t see your face clearly yet.", "face"];
-        return { tone: "warn", icon: a[2], title: a[0], detail: a[1] };
+        const known = Object.prototype.hasOwnProperty.call(ADJUST, msg.reason);
+        return { tone: "warn", icon: known ? ADJUST[msg.reason] : "face", key: known ? "adjust." + msg.reason : "adjust" };
       }
-      case "recognising": return { tone: "work", icon: "scan", title: "Recognising…", detail: "Hold still for a moment.", progress: true };
-      case "checked_in": return { tone: "ok", icon: "check", title: `Welcome, ${name}`, detail: `Checked in at ${msg.time}`, mask: msg.masked, named: true };
+      case "recognising": return { tone: "work", icon: "scan", progress: true };
+      case "checked_in": return { tone: "ok", icon: "check", values: values, mask: msg.masked, named: true };
       // the name in the title, as a welcome's: someone taken for another person notices
-      case "already": return { tone: "info", icon: "again", title: `Hello again, ${name}`, detail: `Already checked in today at ${msg.time}.`, mask: msg.masked, named: true };
+      case "already": return { tone: "info", icon: "again", values: values, mask: msg.masked, named: true };
       // one line of title: two (with the detail's) reached over the chin of a face at arm's length on a wall screen.
       // A masked face is missed several times as often as a bare one (docs/accuracy.md) and the vote
       // goes on after "unknown": a face shown bare for a moment is matched bare. A second try, not
       // a rule: the help line's "masks are fine" holds for most people
-      case "unknown": return { tone: "bad", icon: "cross", title: "Not recognised", detail: msg.masked
-        ? "If you are staff, lower your mask for a moment and look at the camera, or see reception."
-        : "Please see reception: if you are staff, they can check you in or update your photo." };
-      case "camera_denied": return { tone: "bad", icon: "lock", title: "Camera access is blocked", detail: "Please see reception. Staff: allow the camera for this site in the browser’s site settings; this page starts it by itself once allowed (or reload it).", noCamera: true };
-      case "no_camera": return { tone: "bad", icon: "camera", title: "No camera found", detail: "Please see reception. Staff: connect a camera, or close any other app that is using it; this page keeps trying by itself.", noCamera: true };
+      case "unknown": return { tone: "bad", icon: "cross",
+        detail: say(msg.masked ? "unknown.detail_masked" : "unknown.detail") };
+      case "camera_denied": return { tone: "bad", icon: "lock", noCamera: true };
+      case "no_camera": return { tone: "bad", icon: "camera", noCamera: true };
       // the video stays shown: a browser presents (and says it has) a new picture only of a shown video
-      case "camera_frozen": return { tone: "bad", icon: "camera", title: "The camera has stopped", detail: "Its picture froze. This page is starting it again by itself; if this stays, reconnect the camera.", noHelp: true };
-      case "camera_busy": return { tone: "bad", icon: "camera", title: "The camera is in use", detail: "Please see reception. Staff: close the other app that is using the camera; this page tries again by itself.", noCamera: true };
-      case "insecure": return { tone: "bad", icon: "lock", title: "The camera needs a secure connection", detail: "Open this page over HTTPS (or at http://localhost on this computer).", noCamera: true };
-      case "replaced": return { tone: "bad", icon: "plug", title: "This kiosk is open on another screen", detail: "Only one screen can be this kiosk at a time. Please see reception (staff: reload this page to use it here).", noCamera: true };
-      case "unpaired": return { tone: "bad", icon: "plug", title: "This screen is no longer a kiosk", detail: "It was revoked or paired again elsewhere. Ask an administrator for a new pairing link.", noCamera: true };
-      case "unavailable": return { tone: "warn", icon: "sync", title: "Temporarily unavailable", detail: "The server cannot check anyone in right now. This screen resumes by itself; if you cannot wait, please see reception.", spinner: true, noHelp: true };
-      case "updating": return { tone: "warn", icon: "sync", title: "Updating — back in a few minutes", detail: "The server is rebuilding its list of enrolled people after an upgrade. This screen resumes by itself, nothing to do.", spinner: true, noHelp: true };
-      case "connection_lost": return { tone: "warn", icon: "sync", title: "Connection lost — reconnecting…", detail: "Check-ins resume by themselves as soon as the server answers again; if you cannot wait, please see reception.", spinner: true, noHelp: true };
-      case "not_ready": return { tone: "bad", icon: "warn", title: "The kiosk is not ready", detail: "The face models are not installed on the server yet. Please see reception.", noHelp: true };
-      case "out_of_order": return { tone: "bad", icon: "warn", title: "The kiosk is not working — please see reception", detail: "The server could not analyse the last pictures. It keeps trying by itself.", noHelp: true };
-      default: return { tone: "idle", icon: "face", title: "Looking for a face", detail: "" };
+      case "camera_frozen": return { tone: "bad", icon: "camera", noHelp: true };
+      case "camera_busy": return { tone: "bad", icon: "camera", noCamera: true };
+      case "insecure": return { tone: "bad", icon: "lock", noCamera: true };
+      case "replaced": return { tone: "bad", icon: "plug", noCamera: true };
+      case "unpaired": return { tone: "bad", icon: "plug", noCamera: true };
+      case "unavailable": return { tone: "warn", icon: "sync", spinner: true, noHelp: true };
+      case "updating": return { tone: "warn", icon: "sync", spinner: true, noHelp: true };
+      case "connection_lost": return { tone: "warn", icon: "sync", spinner: true, noHelp: true };
+      case "not_ready": return { tone: "bad", icon: "warn", noHelp: true };
+      case "out_of_order": return { tone: "bad", icon: "warn", noHelp: true };
+      default: return { tone: "idle", icon: "face", title: say("searching.title"), detail: "" };
     }
   }
 
@@ -299,15 +310,17 @@
   let failures = 0;          // frames answered in a row with an error the page has no words for
   const FAILURES_SHOWN = 5;  // ... shown as "not working" from this many on (one is a glitch)
   let newBuild = null;       // the server serves a newer page (an upgrade): reload once nobody is greeted
+  let newLanguage = null;    // ... or this kiosk speaks another language now: the same
 
   // The page reloads itself when the server's "hello" names another build of it than it was loaded
-  // as, once nobody's outcome is on screen. Should the reload bring the same old page back (a web
+  // as, or its "hello" or "kiosk" another language, once nobody's outcome is on screen. Should the reload bring the same old page back (a web
   // node not yet upgraded in a rolling restart, a cache in between), it tries again 10 minutes
   // later, not in a loop, and not never.
   const RELOAD_AGAIN_MS = 10 * 60 * 1000;
   function reloadIfNewer() {
-    if (!newBuild || stage.dataset.state !== "searching") return;
-    const key = "masknet-kiosk-reload", step = config.build + ">" + newBuild;
+    if ((!newBuild && !newLanguage) || stage.dataset.state !== "searching") return;
+    const key = "masknet-kiosk-reload";
+    const step = config.build + ">" + (newBuild || config.build) + (newLanguage ? " " + config.language + ">" + newLanguage : "");
     let tried = null;
     try { tried = JSON.parse(sessionStorage.getItem(key) || "null"); } catch (e) { /* none: reload */ }
     if (tried && tried.step === step && Date.now() - tried.at < RELOAD_AGAIN_MS) return;
@@ -380,7 +393,16 @@
     const where = document.getElementById("kiosk-location");
     where.textContent = msg.location || "";
     where.hidden = !msg.location;
-    document.title = msg.kiosk + " · MaskNet check-in";
+    document.title = say("page_title", { kiosk: msg.kiosk });
+  }
+
+  // what the server serves this page as now, from a "hello" or "kiosk" message: a new build (an
+  // upgrade) or the kiosk's language changed (in the admin, or the site's default at a restart)
+  function servedNow(msg) {
+    if (msg.build && config.build && msg.build !== config.build) newBuild = msg.build;
+    if (typeof msg.language === "string" && config.language) {
+      newLanguage = msg.language !== config.language ? msg.language : null;
+    }
   }
 
   function onMessage(data) {
@@ -391,6 +413,8 @@
     switch (msg.type) {
       case "kiosk":
         showKiosk(msg);
+        servedNow(msg);
+        reloadIfNewer();
         break;
       case "hello":
         showKiosk(msg);
@@ -401,7 +425,7 @@
         delete stage.dataset.connection;
         preparing = msg.ready === false;
         if (cameraReady && !awaitingPicture) render(idle(), {}, true);
-        if (msg.build && config.build && msg.build !== config.build) newBuild = msg.build;
+        servedNow(msg);
         reloadIfNewer();
         break;
       case "result": {

@@ -10,6 +10,9 @@ const vm = require("vm");
 const { clock, element, settle, checker } = require("./harness");
 
 const SOURCE = fs.readFileSync(path.join(__dirname, "..", "..", "static", "kiosk", "kiosk.js"), "utf8");
+/** The words the server puts in the page's config for ``code`` (recognition/kiosk_text/<code>.json). */
+const catalog = (code) => JSON.parse(fs.readFileSync(
+  path.join(__dirname, "..", "..", "recognition", "kiosk_text", `${code}.json`), "utf8")).screen;
 
 /** A fresh page: returns the controls of its world. ``encodeMs``: how long toBlob takes;
  * ``cameraError``: the name of the error getUserMedia fails with (none: the camera works; the test
@@ -38,7 +41,8 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
   const pictureCallbacks = [];
   const elements = {
     "kiosk-config": element({ textContent: JSON.stringify(Object.assign(
-      { ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8 }, options.config)) }),
+      { ws_path: "/ws/kiosk/", status_url: "/kiosk/status", max_fps: 8, language: "en", text: catalog("en") },
+      options.config)) }),
     camera: element(Object.assign({ readyState: 4, videoWidth: 640, videoHeight: 480, play: async () => {} },
                                   options.pictures ? { requestVideoFrameCallback: (cb) => pictureCallbacks.push(cb) } : {},
                                   options.video)),
@@ -92,6 +96,7 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return {
+    context,
     sockets,
     counts,
     camera,
@@ -623,6 +628,64 @@ async function main() {
   check("a title without a name gets the title's size back", p.element("banner-title").style.fontSize === ""
         && !/ named/.test(p.element("banner").className),
         `${p.element("banner-title").style.fontSize}, ${p.element("banner").className}`);
+
+  // ---- the kiosk's language: the banners speak the words its config brings (the kiosk's own
+  // language, else the site's), names and times filled in, and the title names the kiosk in it
+  p = page(0, null, { config: { language: "pt", text: catalog("pt") }, lang: "pt" });
+  await settle();
+  p.say(p.sockets[0], { type: "hello", kiosk: "Recepção", location: "", site: "main", language: "pt" });
+  p.advance(200);
+  p.say(p.sockets[0], { type: "result", frame: 1, state: "checked_in", name: "Ana Silva", time: "08:59", masked: true });
+  check("in Portuguese a welcome greets the person by name, with the time as the server wrote it",
+        p.text("banner-title") === "Olá, Ana Silva" && p.text("banner-detail") === "Entrada confirmada às 08:59",
+        `${p.text("banner-title")} / ${p.text("banner-detail")}`);
+  check("and the page's title is Portuguese too", p.context.document.title === "Recepção · Check-in MaskNet",
+        p.context.document.title);
+  p = page(0, null, { config: { language: "de", text: catalog("de") }, lang: "de" });
+  await settle();
+  const de = p.sockets[0];
+  p.say(de, { type: "hello", language: "de" });
+  p.advance(200);
+  p.say(de, { type: "result", frame: de.sent, state: "unknown", masked: true });
+  check("in German a masked stranger is told to lower the mask for a moment",
+        p.text("banner-title") === "Nicht erkannt" && p.text("banner-detail") === catalog("de")["unknown.detail_masked"],
+        `${p.text("banner-title")} / ${p.text("banner-detail")}`);
+  for (const reason of ["too_dark", "several"]) {
+    p.advance(4500);
+    p.say(de, { type: "result", frame: de.sent, state: "adjust", reason: reason });
+    p.say(de, { type: "result", frame: de.sent, state: "adjust", reason: reason });
+  }
+  check("and a prompt is in German", p.text("banner-title") === "Bitte eine Person nach der anderen",
+        p.text("banner-title"));
+  p.say(de, { type: "result", frame: de.sent, state: "adjust", reason: "toString" });
+  p.say(de, { type: "result", frame: de.sent, state: "adjust", reason: "toString" });
+  check("a reason the page has no words for asks to look at the camera (no prototype's name taken for one)",
+        p.text("banner-title") === "Bitte schauen Sie in die Kamera", p.text("banner-title"));
+  p.say(de, { type: "result", frame: de.sent, state: "already", name: "{time}", time: "09:00" });
+  check("a name that reads like a placeholder is shown as it is", p.text("banner-title") === "Hallo erneut, {time}",
+        p.text("banner-title"));
+  // the admin gives the kiosk another language: its socket says so, and the page reloads once nobody is greeted
+  // (``languages``: what the "kiosk" messages say while someone English-speaking is welcomed)
+  const relabelled = async (...languages) => {
+    const q = page(0, null, { config: { language: "en", build: "b1" } });
+    await settle();
+    q.say(q.sockets[0], { type: "hello", build: "b1", language: "en" });
+    q.advance(200);
+    q.say(q.sockets[0], { type: "result", frame: 1, state: "checked_in", name: "Ana", time: "08:59" });
+    for (const language of languages) {
+      q.say(q.sockets[0], { type: "kiosk", kiosk: "Front door", location: "", site: "main", language: language });
+    }
+    return q;
+  };
+  p = await relabelled("fr");
+  check("another language while someone is greeted: no reload yet", p.counts.reloads === 0, p.counts.reloads);
+  p.advance(5000);
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "searching" });
+  check("once nobody is: the page reloads in the new language", p.counts.reloads === 1, p.counts.reloads);
+  p = await relabelled("fr", "en");
+  p.advance(5000);
+  p.say(p.sockets[0], { type: "result", frame: p.sockets[0].sent, state: "searching" });
+  check("a language changed back before the reload reloads nothing", p.counts.reloads === 0, p.counts.reloads);
 
   // ---- the clock: the page's 00-23 hours, as the check-in times, also just after midnight
   p = page(0, null, { config: { time_zone: "UTC" }, date: Date.UTC(2026, 11, 4, 0, 5) });

@@ -219,7 +219,7 @@ def test_a_paired_kiosk_connects_and_is_seen(engine_script, paired):
     hello = run(scenario)
     assert isinstance(hello.pop("ready"), bool)   # the engine may or may not be loaded yet (next test)
     assert hello == {"type": "hello", "kiosk": "Front door", "location": "Main entrance", "site": "main",
-                     "build": page_build()}
+                     "language": "en", "build": page_build()}
     kiosk.refresh_from_db()
     assert kiosk.last_seen_at is not None
 
@@ -297,7 +297,8 @@ def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, pa
         assert (await ask(comm, "none"))["state"] == "searching"
         await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, site="warehouse")
         moved = await comm.receive_json_from(timeout=5)
-        assert moved == {"type": "kiosk", "kiosk": kiosk.name, "location": kiosk.location, "site": "warehouse"}
+        assert moved == {"type": "kiosk", "kiosk": kiosk.name, "location": kiosk.location, "site": "warehouse",
+                         "language": "en"}
         states = [(await ask(comm, f"face:{person.pk}:0.8:u"))["state"] for _ in range(3)]
         await comm.disconnect()
         return states
@@ -317,7 +318,8 @@ def test_a_renamed_kiosk_shows_its_new_name_without_a_reload(engine_script, pair
         await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, name="Back door",
                                                             location="Loading bay")
         renamed = await comm.receive_json_from(timeout=5)
-        assert renamed == {"type": "kiosk", "kiosk": "Back door", "location": "Loading bay", "site": kiosk.site}
+        assert renamed == {"type": "kiosk", "kiosk": "Back door", "location": "Loading bay", "site": kiosk.site,
+                           "language": "en"}
         await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
         assert (await ask(comm, "none"))["state"] == "searching"     # nothing else in between
         await comm.disconnect()
@@ -328,6 +330,28 @@ def test_a_renamed_kiosk_shows_its_new_name_without_a_reload(engine_script, pair
         await again.disconnect()
 
     run(scenario)
+
+
+def test_a_kiosk_given_another_language_tells_its_open_page_at_once(engine_script, paired, settings):
+    """A language chosen in the admin reaches the open page in a ``kiosk`` message (which reloads it in
+    that language, tests/js/kiosk_page.js); ``hello`` names the kiosk's own language over the site's."""
+    kiosk, token = paired
+    settings.MASKNET_KIOSK_LANGUAGE = "es"
+
+    async def scenario():
+        comm = communicator(token)
+        assert (await comm.connect(timeout=5))[0]
+        hello = await comm.receive_json_from(timeout=5)
+        assert hello["language"] == "es"                       # blank: the site's
+        assert (await ask(comm, "none"))["state"] == "searching"
+        await database_sync_to_async(services.kiosk_update)(kiosk=kiosk, actor=None, language="pt")
+        changed = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return changed
+
+    changed = run(scenario)
+    assert changed == {"type": "kiosk", "kiosk": kiosk.name, "location": kiosk.location, "site": kiosk.site,
+                       "language": "pt"}
 
 
 def test_a_revocation_during_the_handshake_is_not_missed(engine_script, paired, monkeypatch):

@@ -15,6 +15,8 @@ import time
 import pytest
 
 from recognition import services
+from recognition.kiosk_text import catalog
+from recognition.models import Kiosk
 
 from .test_kiosk_e2e import CHROMEDRIVER, CHROMIUM, LiveServer, browser_available  # noqa: F401
 
@@ -111,8 +113,44 @@ def show(driver, answer: dict, timeout: float = 15, detail: str = "") -> dict:
     raise AssertionError(f"the page never showed {answer} (last: {driver.execute_script(LAYOUT)})")
 
 
+def check_size(driver, server, tmp_path, width: int, height: int, notice: str, language: str, names) -> None:
+    """At ``width`` x ``height``, in ``language`` (the kiosk's): each of ``names`` welcomed (and, with
+    any, one greeted again) and a bare and a masked face not recognised leave the face's box visible, and
+    the notice whole, readable and over neither."""
+    words = catalog(language)["screen"]
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    driver.get(server.url + "/kiosk/")
+    for state, name in [("checked_in", n) for n in names] + [("already", NAMES[1])] * bool(names):
+        layout = show(driver, {"state": state, "reason": None, "box": FACE_BOX, "masked": True,
+                               "name": name, "time": "08:59", "progress": 1.0})
+        driver.save_screenshot(str(tmp_path / f"{language}-{state}-{len(name)}-{width}x{height}.png"))
+        where = (language, width, height, state, name, layout)
+        assert layout["viewport"] == [width, height] and layout["faceShown"], where
+        # the banner starts below the face's box (the page pads the detector's box a little)
+        assert layout["banner"][1] >= layout["face"][3], where
+        # names are shown whole up to a length; a longer one ends in "…" (two or three lines)
+        assert layout["clipped"] == (len(name) > 100), where
+        assert layout["font"] >= 18, where    # still read from a step away
+        # the privacy notice: whole, small but readable, over neither the face nor the banner
+        assert layout["noticeText"] == notice and layout["noticeShown"] and not layout["noticeCut"], where
+        # 14 px at the least: 12.8 px on a phone or a tablet was small for a line all in front are to read
+        assert layout["noticeFont"] >= 14, where
+        assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
+        assert 0 <= layout["notice"][1] and layout["notice"][3] <= height, where
+    # nor does "Not recognised" (its title took two lines on a wall screen, over the chin), a
+    # masked face's either, whose detail (lower the mask for a moment) is the longer
+    for masked, detail in ((False, words["unknown.detail"]), (True, words["unknown.detail_masked"])):
+        layout = show(driver, {"state": "unknown", "reason": None, "box": FACE_BOX, "masked": masked,
+                               "name": None, "time": None, "progress": 1.0}, detail=detail)
+        where = (language, width, height, "unknown", masked, layout)
+        assert layout["title"] == words["unknown.title"] and layout["titleLines"] == 1, where
+        assert layout["banner"][1] >= layout["face"][3], where
+        assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
+
+
 def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_path, monkeypatch):  # noqa: F811
-    _kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
+    kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
     monkeypatch.setenv("MASKNET_KIOSK_NOTICE", NOTICE)   # the live server's setting
     server = LiveServer(tmp_path / "server.log")
     notice = NOTICE.replace("{url}", server.url.removeprefix("http://") + "/privacy/")
@@ -122,35 +160,19 @@ def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_p
         driver.get(server.url + services.pairing_path(code))
         driver.find_element("id", "pair-button").click()
         for width, height in SIZES:
-            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-            driver.get(server.url + "/kiosk/")
-            for state, name in [("checked_in", n) for n in NAMES] + [("already", NAMES[1])]:
-                layout = show(driver, {"state": state, "reason": None, "box": FACE_BOX, "masked": True,
-                                       "name": name, "time": "08:59", "progress": 1.0})
-                driver.save_screenshot(str(tmp_path / f"{state}-{len(name)}-{width}x{height}.png"))
-                where = (width, height, state, name, layout)
-                assert layout["viewport"] == [width, height] and layout["faceShown"], where
-                # the banner starts below the face's box (the page pads the detector's box a little)
-                assert layout["banner"][1] >= layout["face"][3], where
-                # names are shown whole up to a length; a longer one ends in "…" (two or three lines)
-                assert layout["clipped"] == (len(name) > 100), where
-                assert layout["font"] >= 18, where    # still read from a step away
-                # the privacy notice: whole, small but readable, over neither the face nor the banner
-                assert layout["noticeText"] == notice and layout["noticeShown"] and not layout["noticeCut"], where
-                # 14 px at the least: 12.8 px on a phone or a tablet was small for a line all in front are to read
-                assert layout["noticeFont"] >= 14, where
-                assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
-                assert 0 <= layout["notice"][1] and layout["notice"][3] <= height, where
-            # nor does "Not recognised" (its title took two lines on a wall screen, over the chin), a
-            # masked face's either, whose detail (lower the mask for a moment) is the longer
-            for masked, detail in ((False, "Please see reception"), (True, "lower your mask")):
-                layout = show(driver, {"state": "unknown", "reason": None, "box": FACE_BOX, "masked": masked,
-                                       "name": None, "time": None, "progress": 1.0}, detail=detail)
-                where = (width, height, "unknown", masked, layout)
-                assert layout["title"] == "Not recognised" and layout["titleLines"] == 1, where
-                assert layout["banner"][1] >= layout["face"][3], where
-                assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
+            check_size(driver, server, tmp_path, width, height, notice, "en", NAMES)
+        # German, the longest of the kiosk's languages ("Willkommen zurück, " is 19 characters to "Hello
+        # again, "'s 13): the same checks, its long names, "already" and "not recognised" included
+        Kiosk.objects.filter(pk=kiosk.pk).update(language="de")
+        for width, height in SIZES:
+            check_size(driver, server, tmp_path, width, height, notice, "de", NAMES[1:])
+        # the other languages' "not recognised", whose details are longer than English's (German's,
+        # 120 characters to 84, put the banner over the chin's box on a wall screen)
+        for language in ("pt", "es", "fr"):
+            Kiosk.objects.filter(pk=kiosk.pk).update(language=language)
+            for width, height in SIZES:
+                check_size(driver, server, tmp_path, width, height, notice, language, ())
+        Kiosk.objects.filter(pk=kiosk.pk).update(language="")
         # a welcome fitted upright (three lines) is fitted again when the screen turns (two lines):
         # it ended in "…" until the next title
         name = "Eileen Marie Collins-Youngblood van der Berg-Alexandrovna Smith Okonkwo Fi"   # 75

@@ -250,20 +250,26 @@ def test_another_notice_is_another_page_build(settings):
     assert page_build.__wrapped__() != first
 
 
-def test_a_release_rewording_the_default_notice_is_another_page_build(settings, monkeypatch):
-    """Where MASKNET_KIOSK_NOTICE is unset, the line is the release's own wording (privacy.DEFAULT_NOTICE,
-    in no file of the page): a release that rewords it alone must still reload open kiosks, which kept
-    the old line for weeks while only the setting's value went into the build."""
-    from recognition import privacy
+def test_a_release_rewording_the_default_notice_is_another_page_build(settings, tmp_path):
+    """Where MASKNET_KIOSK_NOTICE is unset, the line is the release's own wording (its catalog's
+    ``notice``, recognition/kiosk_text/<code>.json, in each language): a release that rewords it alone
+    must still reload open kiosks, which kept the old line for weeks while only the setting's value
+    went into the build. The catalogs are files of the page's build."""
+    import shutil
+    from pathlib import Path
 
+    from recognition.kiosk_page import PAGE_FILES
+
+    repo = Path(settings.BASE_DIR)
     settings.MASKNET_KIOSK_NOTICE = ""
+    settings.BASE_DIR = tmp_path
+    for name in PAGE_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(repo / name, tmp_path / name)
     first = page_build.__wrapped__()
-    monkeypatch.setattr(privacy, "DEFAULT_NOTICE", "Face recognition is used here · Privacy: {url}")
-    reworded = page_build.__wrapped__()
-    assert reworded != first
-    # the same line set by the site is the same page: no reload when a site writes out the default
-    settings.MASKNET_KIOSK_NOTICE = "Face recognition is used here · Privacy: {url}"
-    assert page_build.__wrapped__() == reworded
+    german = tmp_path / "recognition/kiosk_text/de.json"
+    german.write_text(german.read_text().replace("Datenschutz: {url}", "Datenschutzhinweise: {url}"))
+    assert page_build.__wrapped__() != first
 
 
 # ------------------------------------------------------------------------------------------- check

@@ -13,6 +13,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -99,6 +100,43 @@ def test_a_browser_without_the_cookie_gets_an_explanation(client):
     assert response.status_code == 403 and b"not a kiosk yet" in response.content
     assert client.get(reverse("kiosk-status")).status_code == 401
     assert client.get(reverse("kiosk-pair", kwargs={"code": "nope"})).status_code == 404
+
+
+def test_a_kiosk_speaks_its_own_language_else_the_site_s(client, paired, settings):
+    """The page's config carries its language's words (kiosk.js has none of its own) and <html lang>
+    says the language: the kiosk's own over the site's MASKNET_KIOSK_LANGUAGE; blank, the site's. The
+    pages a device sees before it is a kiosk speak the site's, the pairing page its kiosk's."""
+    from recognition.kiosk_text import catalog, screen_text
+
+    kiosk, token = paired
+    settings.MASKNET_KIOSK_LANGUAGE = "fr"
+    services.kiosk_update(kiosk=kiosk, actor=None, language="de")
+    client.cookies[consumers.KIOSK_COOKIE] = token
+    page = client.get(reverse("kiosk"))
+    html = page.content.decode()
+    config = page.context["config"]
+    assert config["language"] == "de" and config["text"] == screen_text("de")
+    assert config["text"]["checked_in.title"] == "Willkommen, {name}"
+    assert '<html lang="de">' in html and "Maske erkannt" in html
+    assert "<strong>Masken dürfen aufbleiben</strong>" in html
+    assert f"{kiosk.name} · MaskNet-Check-in</title>" in html
+    # the site's default notice in the kiosk's language (a notice the site wrote stays as written)
+    assert "Hier wird die Anwesenheit per Gesichtserkennung erfasst · Datenschutz: testserver/privacy/" in html
+    assert page["Content-Security-Policy"].startswith(views.KIOSK_CSP.split(" connect-src")[0])
+    services.kiosk_update(kiosk=kiosk, actor=None, language="")
+    page = client.get(reverse("kiosk"))
+    assert page.context["config"]["language"] == "fr" and '<html lang="fr">' in page.content.decode()
+    settings.MASKNET_KIOSK_NOTICE = "Reconnaissance faciale · {url}"
+    assert "Reconnaissance faciale · testserver/privacy/" in client.get(reverse("kiosk")).content.decode()
+
+    stranger = Client()
+    unpaired = stranger.get(reverse("kiosk")).content.decode()
+    assert '<html lang="fr">' in unpaired and "Cet écran n’est pas encore une borne" in unpaired
+    assert "<em>Recognition › Kiosks</em>" in unpaired and "<code>python manage.py create_kiosk" in unpaired
+    other, code = services.kiosk_create(actor=None, name="Portão <B>", language="pt")
+    pairing = stranger.get(reverse("kiosk-pair", kwargs={"code": code})).content.decode()
+    assert '<html lang="pt">' in pairing and "Usar este dispositivo como o quiosque “Portão &lt;B&gt;”?" in pairing
+    assert catalog("pt")["page"]["pair.button"] in pairing
 
 
 def test_kiosk_status_says_unavailable_while_the_database_is_down(client, paired, monkeypatch):
