@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field
@@ -10,6 +11,7 @@ from rest_framework.fields import empty
 
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.text import PERSON_TEXT, name_normal, staff_id_normal
+from recognition.kiosk_text import languages
 from recognition.models import CheckIn, Kiosk
 
 
@@ -246,15 +248,25 @@ class CheckInFilterSerializer(serializers.Serializer):
 
 
 class KioskSerializer(serializers.ModelSerializer):
-    """A kiosk (never its secrets)."""
+    """A kiosk (never its secrets); ``language``, its screen's, blank for the site's default
+    (``MASKNET_KIOSK_LANGUAGE``): the admin's choices, the catalogs of :mod:`recognition.kiosk_text`."""
 
     paired = serializers.BooleanField(read_only=True)
     pairing_pending = serializers.SerializerMethodField()
 
+    def build_standard_field(self, field_name: str, model_field):
+        """``language``'s refusal names the codes there are (DRF's says only that it is not one)."""
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if field_name == "language":
+            kwargs["error_messages"] = {**kwargs.get("error_messages", {}), "invalid_choice": (
+                f"“{{input}}” is no kiosk language: one of {', '.join(languages())}, or blank for the site's "
+                f"default (MASKNET_KIOSK_LANGUAGE, {settings.MASKNET_KIOSK_LANGUAGE})")}
+        return field_class, kwargs
+
     class Meta:
         model = Kiosk
         fields = ["id", "name", "location", "site", "active", "paired", "paired_at", "pairing_pending",
-                  "last_seen_at", "created_at"]
+                  "last_seen_at", "created_at", "language"]
         read_only_fields = ["id", "active", "paired", "paired_at", "last_seen_at", "created_at"]
 
     def get_pairing_pending(self, kiosk: Kiosk) -> bool:

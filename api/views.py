@@ -532,7 +532,8 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         # the link only for those who may pair, as in the admin: an admin-scope token, or pair_kiosk
         may_pair = isinstance(request.auth, ApiToken) or request.user.has_perm("recognition.pair_kiosk")
         kiosk, code = recognition.kiosk_create(actor=request.user, name=data["name"], with_link=may_pair,
-                                               location=data.get("location", ""), site=data.get("site") or "main")
+                                               location=data.get("location", ""), site=data.get("site") or "main",
+                                               language=data.get("language", ""))
         kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code)) if code else None
         return Response(s.KioskCreatedSerializer(kiosk).data, status=status.HTTP_201_CREATED)
 

@@ -72,10 +72,12 @@ def kiosk_create(*, actor: object | None, name: str, location: str = "", site: s
     if code:
         kiosk.pairing_hash = token_digest(code)
         kiosk.pairing_expires_at = timezone.now() + timedelta(seconds=settings.MASKNET_KIOSK_PAIRING_TTL_S)
+    # the language only where one was chosen (blank follows the site's default)
+    chosen = f", language {kiosk.language}" if kiosk.language else ""
     with transaction.atomic():
         save_unique(kiosk, "name")
         audit_record(actor=actor, action=Action.CREATE, obj=kiosk,
-                     summary=f"created kiosk #{kiosk.pk} (site {kiosk.site})"
+                     summary=f"created kiosk #{kiosk.pk} (site {kiosk.site}{chosen})"
                              f"{' with a pairing link' if code else '' if active else ', inactive'}")
     return kiosk, code
 

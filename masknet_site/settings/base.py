@@ -499,6 +499,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # a kiosk's language by a name of its own, not the generic "LanguageEnum" the field's name gives,
+    # which a later field named language would take (renaming this one under generated clients)
+    "ENUM_NAME_OVERRIDES": {"KioskLanguageEnum": "recognition.models.kiosk_language_choices"},
     # drf-spectacular's default hook (enums as components), and every 429's Retry-After header
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.declare_retry_after"],
 }

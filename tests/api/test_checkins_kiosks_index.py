@@ -103,6 +103,35 @@ def test_kiosk_create_shows_the_pairing_link_once_and_revoke(client_for):
     assert AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate").exists()
 
 
+def test_kiosk_create_sets_its_language(client_for, settings):
+    """The admin's choice, through the API too: a kiosk made here had the site's default, always. A
+    catalog's code, blank (or none) for the site's default; another is refused, named, and makes no kiosk."""
+    settings.MASKNET_KIOSK_LANGUAGE = "en"
+    admin = client_for("token:admin")
+    response = admin.post("/api/v1/kiosks", {"name": "Entrada", "language": "pt"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["language"] == "pt" and body["pairing_url"]
+    kiosk = Kiosk.objects.get(pk=body["id"])
+    assert kiosk.language == "pt" and kiosk.screen_language == "pt"
+    assert admin.get(f"/api/v1/kiosks/{kiosk.pk}").json()["language"] == "pt"
+    created = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).get(action="create")
+    assert "language pt" in created.summary
+    # form-encoded as JSON; blank or left out: the site's default, which the kiosk then follows
+    plain = admin.post("/api/v1/kiosks", {"name": "Lobby", "language": ""})
+    assert plain.status_code == 201 and plain.json()["language"] == ""
+    assert admin.post("/api/v1/kiosks", {"name": "Hall"}, format="json").json()["language"] == ""
+    assert Kiosk.objects.get(name="Lobby").screen_language == "en"
+
+    for bad in ("xx", "EN", "pt-BR", "en "):
+        refused = admin.post("/api/v1/kiosks", {"name": "Side door", "language": bad}, format="json")
+        assert refused.status_code == 400, bad
+        answer = refused.json()
+        assert answer["error"] == "validation_error" and set(answer["fields"]) == {"language"}
+        assert "en, de, es, fr, pt" in answer["fields"]["language"][0]
+    assert not Kiosk.objects.filter(name="Side door").exists()
+
+
 def test_a_staff_session_without_pair_kiosk_creates_a_kiosk_without_a_link(client_for, plain_staff):
     """As in the admin: the pairing link only for those who may pair."""
     from django.contrib.auth.models import Permission

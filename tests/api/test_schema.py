@@ -50,6 +50,10 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     assert "412" in schema["paths"]["/api/v1/people/{id}"]["patch"]["responses"]
     components = schema["components"]["schemas"]
     assert components["KioskCreated"]["properties"]["pairing_expires_at"]["nullable"] is True
+    # a kiosk's language, answered and asked for, a catalog's code or blank, by an enum of its own name
+    for name in ("Kiosk", "KioskCreated", "KioskRequest"):
+        assert {"$ref": "#/components/schemas/KioskLanguageEnum"} in components[name]["properties"]["language"]["oneOf"]
+    assert components["KioskLanguageEnum"]["enum"] == ["en", "de", "es", "fr", "pt"]
     assert {f["format"] for f in components["Photo"]["properties"]["created_at"]["oneOf"]} == {"date-time", "date"}
     assert components["VerifyAnswer"]["properties"]["score"]["nullable"] is True
     # a change answers an enrol-only caller the id and version alone: both shapes are declared

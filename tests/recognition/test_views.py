@@ -853,6 +853,32 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
 
 
 
+def test_create_kiosk_language(transactional_db, settings):
+    """``--language CODE``: the admin's choice of the kiosk's language (a kiosk made by the command had
+    the site's default, always); a code without a catalog is refused, naming those there are, before
+    anything is made, and so is ``--language`` with ``--new-link`` (that kiosk's is changed in the admin)."""
+    settings.MASKNET_KIOSK_LANGUAGE = "en"
+    out = io.StringIO()
+    call_command("create_kiosk", "Eingang", "--language", "de", stdout=out)
+    kiosk = Kiosk.objects.get(name="Eingang")
+    assert kiosk.language == "de" and "language de)" in out.getvalue()
+    assert services.kiosk_pair(code=out.getvalue().strip().splitlines()[-1].rstrip("/").rsplit("/", 1)[1])
+    created = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).get(action="create")
+    assert "language de" in created.summary
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", stdout=out)
+    assert Kiosk.objects.get(name="Front door").language == "" and "language en, the site default" in out.getvalue()
+
+    before = AuditEvent.objects.count()
+    for bad in ("xx", "DE", "../en"):
+        with pytest.raises(CommandError, match=r"no kiosk language .*: one of en, de, es, fr, pt"):
+            call_command("create_kiosk", "Side door", "--language", bad, stdout=io.StringIO())
+    with pytest.raises(CommandError, match="changed in the admin"):
+        call_command("create_kiosk", "Eingang", "--new-link", "--language", "fr", stdout=io.StringIO())
+    assert not Kiosk.objects.filter(name="Side door").exists() and Kiosk.objects.get(name="Eingang").language == "de"
+    assert AuditEvent.objects.count() == before
+
+
 def test_create_kiosk_actor_names_the_user_in_the_kiosks_records(transactional_db):
     """The kiosk's creation and its pairing links said "system"; ``--actor`` names a staff user who
     may add a kiosk and pair one in the admin (``add_kiosk``, ``pair_kiosk``; ``pair_kiosk`` alone

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.management.actor import add_actor_argument, command_actor
 from recognition import services
+from recognition.kiosk_text import languages
 from recognition.models import Kiosk
 
 from ._common import checked_base_url
@@ -24,6 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("name", help="kiosk name, e.g. 'Front door'")
         parser.add_argument("--location", default="", help="where it stands, e.g. 'Main entrance, building A'")
         parser.add_argument("--site", default="main", help="site (kiosks of a site share the check-in cooldown)")
+        parser.add_argument("--language", default=None, metavar="CODE",
+                            help=f"the language of its screen: one of {', '.join(languages())} (default: the "
+                                 "site's MASKNET_KIOSK_LANGUAGE, which it then follows)")
         parser.add_argument("--base-url", default=None,
                             help="how the kiosk device reaches this site (default: the first of "
                                  f"DJANGO_CSRF_TRUSTED_ORIGINS, the site's public address, else {LOCAL_URL}; "
@@ -33,7 +37,8 @@ class Command(BaseCommand):
         add_actor_argument(parser, "the kiosk and its pairing link")
 
     def handle(self, *args, name: str, location: str, site: str, base_url: str | None, new_link: bool,
-               actor: str | None = None, **options) -> None:
+               actor: str | None = None, language: str | None = None, **options) -> None:
+        language = _language(language, new_link=new_link)
         # the admin's: adding a kiosk, and being shown (issuing) its pairing link
         user = command_actor(actor, ([] if new_link else ["recognition.add_kiosk"]) + ["recognition.pair_kiosk"],
                              changes="the kiosk and its pairing link", holders="a superuser has them")
@@ -59,11 +64,30 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         else:
             try:
-                kiosk, code = services.kiosk_create(actor=user, name=name, location=location, site=site)
+                kiosk, code = services.kiosk_create(actor=user, name=name, location=location, site=site,
+                                                    language=language)
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from exc
         url = base_url.rstrip("/") + services.pairing_path(code)
-        self.stdout.write(f"Kiosk #{kiosk.pk} “{kiosk.name}” (site {kiosk.site}).")
+        self.stdout.write(f"Kiosk #{kiosk.pk} “{kiosk.name}” (site {kiosk.site}, language {kiosk.screen_language}"
+                          f"{'' if kiosk.language else ', the site default'}).")
         self.stdout.write("Open this one-time pairing link on the kiosk device (it expires at "
                           f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
         self.stdout.write(url)
+
+
+def _language(code: str | None, *, new_link: bool) -> str:
+    """``--language``, checked before anything is made: one of the catalogs' codes, blank for the
+    site's default (the service's own check says "not a valid choice" and names none). Refused with
+    ``--new-link``: that kiosk exists, and its language is changed in the admin, not here."""
+    if code is None:
+        return ""
+    if new_link:
+        raise CommandError("--language sets a new kiosk's language; an existing kiosk's is changed in the admin "
+                           "(Recognition › Kiosks)")
+    code = code.strip()
+    if code and code not in languages():
+        raise CommandError(f"no kiosk language {code!r}: one of {', '.join(languages())} (the catalogs in "
+                           f"recognition/kiosk_text/), or leave it out for the site's default, MASKNET_KIOSK_LANGUAGE "
+                           f"({settings.MASKNET_KIOSK_LANGUAGE})")
+    return code
