@@ -50,6 +50,9 @@ _PENDING_UPLOADS = "_enrollment_pending_uploads"
 # Django's "was changed successfully", held back by message_user on a save that changed nothing but
 # the photos: said once a photo is stored, not above refusals of every one (nothing changed then)
 _HELD_SUCCESS = "_enrollment_held_success"
+# the service's refusal of the staff id saved (an erasure of it committed after the form's check),
+# kept on the request by changeform_view for the form it then shows again (PersonForm.refused)
+_REFUSED_ERASED = "_enrollment_refused_erased"
 
 
 def thumb_html(photo_id: int | None, size: int = 48, alt: str = "") -> str:
@@ -213,6 +216,10 @@ class PersonForm(forms.ModelForm):
         help_text="This staff id's person was erased at their request. Tick it only if they asked to be enrolled "
                   "again (or the id is someone else's now): the erased staff id is lifted, and that is audited.")
 
+    # the services' refusal of this staff id in this request's save (PersonAdmin.changeform_view): the
+    # form shown again says it on the field, whatever the database shows by then (PersonAdmin.get_form)
+    refused: services.StaffIdErased | None = None
+
     class Meta:
         model = Person
         fields = PERSON_FIELDS
@@ -230,6 +237,9 @@ class PersonForm(forms.ModelForm):
         data.update(person_text_normal({name: data[name] for name in PERSON_TEXT if name in data}))
         if data.get("staff_id"):   # a new person's, or a change of a person's (instance: the row as it is)
             self._erased_check(data["staff_id"], data.get("enrol_erased", False))
+        if self.refused is not None and not self.has_error("staff_id"):
+            # the page again after the save was refused: never a save, whatever the box says now
+            self.add_error("staff_id", self._erased_error(self.refused.staff_id, self.refused.entry))
         seen = data.get("seen")
         # on a POST the admin has just read the person again: instance is the row as it is now
         if self.instance.pk and seen and seen != self.instance.updated_at.isoformat():
@@ -251,6 +261,10 @@ class PersonForm(forms.ModelForm):
         if enrol and "enrol_erased" in self.fields:
             self.erased = erased
             return
+        self.add_error("staff_id", self._erased_error(staff_id, erased))
+
+    def _erased_error(self, staff_id: str, erased: ErasedStaffId) -> forms.ValidationError:
+        """The staff id's refusal: whose it was, when erased, and who may enrol it again."""
         said = f"{staff_id} was erased on {erased.erased_on} at the person's request: it is not enrolled again unasked."
         if "enrol_erased" in self.fields:
             said += (" If they asked to be enrolled again (or the id is someone else's now), tick “Enrol again "
@@ -258,7 +272,7 @@ class PersonForm(forms.ModelForm):
         else:
             said += (" Only an administrator allowed to lift erased staff ids (a superuser) can enrol it again, "
                      "if the person asks to be.")
-        self.add_error("staff_id", forms.ValidationError(said, code="erased"))
+        return forms.ValidationError(said, code="erased")
 
     def full_clean(self) -> None:
         """Photos chosen on a form that comes back with an error (a taken staff id: found by the
@@ -361,8 +375,10 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Person | None = None):
         staff_id = request.POST.get("staff_id", "") if request.method == "POST" else ""
-        # asked once the id typed is an erased person's (obj: the person as they are, before the form)
-        asked = ("enrol_erased",) if self.has_lift_permission(request) and _erased_entry(staff_id, obj) else ()
+        # asked once the id typed is an erased person's (obj: the person as they are, before the form),
+        # or the save said it is (changeform_view)
+        erased = _erased_entry(staff_id, obj) or getattr(request, _REFUSED_ERASED, None)
+        asked = ("enrol_erased",) if self.has_lift_permission(request) and erased else ()
         main = (None, {"fields": (*PERSON_FIELDS, *asked)})
         if obj is None:
             return [main, ("Photos", {"fields": ("photos",)})]
@@ -379,6 +395,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         # the factory's class shares PersonForm's declared field objects with every request:
         # what is set below for this request and user must go on copies
         form.base_fields = copy.deepcopy(form.base_fields)
+        form.refused = getattr(request, _REFUSED_ERASED, None)
         if not self.has_lift_permission(request):
             form.base_fields.pop("enrol_erased", None)
         if "remove_photos" in form.base_fields:
@@ -799,7 +816,16 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
                  "can_capture": request.user.has_perm("enrollment.add_facephoto"),
                  "can_erase": self.has_erase_permission(request),
                  "can_export": self.has_export_permission(request)}
-        response = super().changeform_view(request, object_id, form_url, extra)
+        try:
+            response = super().changeform_view(request, object_id, form_url, extra)
+        except services.StaffIdErased as refused:
+            # an erasure of the staff id typed committed after the form's check (PersonForm.clean) and
+            # before the save, which the service refused: a 500 with nothing saved. Nothing is saved
+            # still (Django's transaction is rolled back); the page is drawn again as the form would
+            # have answered had the erasure come first: the field's error (a form told of the refusal
+            # is never valid, so this second pass saves nothing).
+            setattr(request, _REFUSED_ERASED, refused)
+            response = super().changeform_view(request, object_id, form_url, extra)
         # the form saved and its transaction committed: now the uploads (their messages still go
         # with this response's redirect)
         pending = getattr(request, _PENDING_UPLOADS, None)

@@ -303,6 +303,52 @@ def test_the_admin_change_form_asks_before_giving_a_person_an_erased_staff_id(cl
     assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
 
 
+@pytest.mark.parametrize("page", ["add", "change"])
+def test_an_erasure_between_the_admin_forms_check_and_its_save_is_answered_as_the_form_would(
+        client, superuser, monkeypatch, page):
+    """The form checks the staff id typed against the erased ones in its clean; an erasure of the
+    person holding it committed after that check and before the save made the service refuse the
+    save (StaffIdErased), which the admin did not catch: a 500. The race is provoked by erasing
+    Jane, who holds the staff id, from inside the form's clean, after the form's own check: the page
+    is now the form again, the staff id refused as it would have been had the erasure come first, and
+    nothing is saved. (Here the erasure runs in the request's own transaction and is undone with its
+    rollback; in production another request commits it.)"""
+    from django.urls import reverse
+
+    from enrollment.admin import PersonForm
+
+    jane = services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    bo = services.person_create(actor=None, full_name="Bo Li", staff_id="B-200")
+    if page == "add":
+        url, data = reverse("admin:enrollment_person_add"), {"full_name": "Ann Lee", "staff_id": "a-100",
+                                                             "active": "on"}
+    else:
+        url = reverse("admin:enrollment_person_change", args=[bo.pk])
+        data = {"full_name": "Bo Li", "staff_id": "a-100", "department": "", "notes": "", "active": "on",
+                "seen": bo.updated_at.isoformat()}
+    checked, erasures = PersonForm.clean, []
+
+    def clean_then_erase(form):
+        data = checked(form)   # the form's own check: Jane holds A-100, so it is nobody's erased id yet
+        if not erasures:
+            assert services.person_erase(person=Person.objects.get(pk=jane.pk), actor=None)
+            erasures.append(ErasedStaffId.objects.get())
+        return data
+
+    monkeypatch.setattr(PersonForm, "clean", clean_then_erase)
+    client.force_login(superuser)
+    events = AuditEvent.objects.count()
+    answer = client.post(url, data)   # the admin's 500 before: StaffIdErased out of save_model
+
+    assert answer.status_code == 200 and len(erasures) == 1
+    said = " ".join(answer.context["adminform"].form.errors["staff_id"])
+    assert f"a-100 was erased on {erasures[0].erased_on} at the person's request" in said
+    assert "tick “Enrol again although erased”" in said and "Enrol again although erased" in answer.content.decode()
+    bo.refresh_from_db()
+    assert bo.staff_id == "B-200" and not Person.objects.filter(full_name="Ann Lee").exists()
+    assert AuditEvent.objects.count() == events   # nothing saved, nothing recorded
+
+
 def test_the_admin_lists_erased_staff_ids_by_date_and_lifts_one_when_deleted(su_client, superuser, settings):
     """Superusers see when each erasure was (never the digest), find one by typing its staff id, and
     delete it to lift it, audited; the next import then enrols that staff id."""
