@@ -879,6 +879,27 @@ def test_create_kiosk_language(transactional_db, settings):
     assert AuditEvent.objects.count() == before
 
 
+def test_create_kiosk_new_link_refuses_location_and_site(transactional_db):
+    """``--location`` and ``--site`` with ``--new-link`` were ignored without a word (the link printed,
+    the kiosk unchanged), and the operator believed them applied; refused like ``--language``, before
+    any link is issued. Left out, a new kiosk still gets no location and the site ``main``."""
+    call_command("create_kiosk", "Front door", stdout=io.StringIO())
+    kiosk = Kiosk.objects.get()
+    assert (kiosk.location, kiosk.site) == ("", "main")
+    before, link = AuditEvent.objects.count(), kiosk.pairing_hash
+    for extra, named in ((["--location", "Hall"], "--location sets a new kiosk's location"),
+                         (["--site", "north"], "--site sets a new kiosk's site"),
+                         (["--site", "main"], "--site sets"),   # the default, given: refused all the same
+                         (["--location", "", "--site", "north"], "--location and --site set")):
+        with pytest.raises(CommandError, match=f"{named}.*changed in the admin"):
+            call_command("create_kiosk", "Front door", "--new-link", *extra, stdout=io.StringIO())
+    kiosk.refresh_from_db()
+    assert (kiosk.location, kiosk.site, kiosk.pairing_hash) == ("", "main", link)   # no new link either
+    assert AuditEvent.objects.count() == before
+    call_command("create_kiosk", "Side door", "--location", "Hall", "--site", "north", stdout=io.StringIO())
+    assert Kiosk.objects.filter(name="Side door", location="Hall", site="north").exists()
+
+
 def test_create_kiosk_actor_names_the_user_in_the_kiosks_records(transactional_db):
     """The kiosk's creation and its pairing links said "system"; ``--actor`` names a staff user who
     may add a kiosk and pair one in the admin (``add_kiosk``, ``pair_kiosk``; ``pair_kiosk`` alone

@@ -15,6 +15,7 @@ from recognition.models import Kiosk
 from ._common import checked_base_url
 
 LOCAL_URL = "http://127.0.0.1:8000"   # make run's address
+DEFAULT_SITE = "main"
 
 
 class Command(BaseCommand):
@@ -23,8 +24,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="kiosk name, e.g. 'Front door'")
-        parser.add_argument("--location", default="", help="where it stands, e.g. 'Main entrance, building A'")
-        parser.add_argument("--site", default="main", help="site (kiosks of a site share the check-in cooldown)")
+        # (None when not given: with --new-link they are refused, not silently ignored)
+        parser.add_argument("--location", default=None, help="where it stands, e.g. 'Main entrance, building A'")
+        parser.add_argument("--site", default=None,
+                            help=f"site (kiosks of a site share the check-in cooldown; default: {DEFAULT_SITE})")
         parser.add_argument("--language", default=None, metavar="CODE",
                             help=f"the language of its screen: one of {', '.join(languages())} (default: the "
                                  "site's MASKNET_KIOSK_LANGUAGE, which it then follows)")
@@ -36,8 +39,9 @@ class Command(BaseCommand):
                             help="the kiosk exists: issue a new pairing link (the old unused one stops working)")
         add_actor_argument(parser, "the kiosk and its pairing link")
 
-    def handle(self, *args, name: str, location: str, site: str, base_url: str | None, new_link: bool,
-               actor: str | None = None, language: str | None = None, **options) -> None:
+    def handle(self, *args, name: str, base_url: str | None, new_link: bool, location: str | None = None,
+               site: str | None = None, actor: str | None = None, language: str | None = None, **options) -> None:
+        _refuse_settings_with_new_link(new_link, location=location, site=site)
         language = _language(language, new_link=new_link)
         # the admin's: adding a kiosk, and being shown (issuing) its pairing link
         user = command_actor(actor, ([] if new_link else ["recognition.add_kiosk"]) + ["recognition.pair_kiosk"],
@@ -64,8 +68,8 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
         else:
             try:
-                kiosk, code = services.kiosk_create(actor=user, name=name, location=location, site=site,
-                                                    language=language)
+                kiosk, code = services.kiosk_create(actor=user, name=name, location=location or "",
+                                                    site=DEFAULT_SITE if site is None else site, language=language)
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from exc
         url = base_url.rstrip("/") + services.pairing_path(code)
@@ -74,6 +78,18 @@ class Command(BaseCommand):
         self.stdout.write("Open this one-time pairing link on the kiosk device (it expires at "
                           f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
         self.stdout.write(url)
+
+
+def _refuse_settings_with_new_link(new_link: bool, **given: str | None) -> None:
+    """``--location`` and ``--site`` with ``--new-link``: refused, as ``--language`` is. That kiosk
+    exists and they are changed in the admin; the command printed a new link and ignored them, and
+    the operator believed them applied."""
+    named = [option for option, value in given.items() if value is not None]
+    if new_link and named:
+        raise CommandError(f"{' and '.join('--' + o for o in named)} set{'' if len(named) > 1 else 's'} a new "
+                           f"kiosk's {' and '.join(named)}; with --new-link the kiosk exists, and its "
+                           f"{' and '.join(named)} {'are' if len(named) > 1 else 'is'} changed in the admin "
+                           "(Recognition › Kiosks)")
 
 
 def _language(code: str | None, *, new_link: bool) -> str:
