@@ -59,7 +59,8 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
     """Ask for a rebuild once the current transaction commits.
 
     Debounced: requests join the newest queued run and push its start back by
-    ``MASKNET_REBUILD_DEBOUNCE_S``, so a burst of changes leads to one rebuild. ``force``
+    ``MASKNET_REBUILD_DEBOUNCE_S``, so a burst of changes leads to one rebuild; a new queued run is
+    published to the admin pages (``training.progress``) after commit. ``force``
     (the admin action, the command) starts it without waiting. ``photo_removed``: the run is
     marked ``drops_older`` (:func:`_index_prune`).
     """
@@ -73,6 +74,9 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
             run = TrainingRun.objects.create(
                 reason=reason[:200], requested_at=now,
                 requested_by=actor if getattr(actor, "is_authenticated", False) else None, **flag)
+            # open admin pages say "queued" at once: they said nothing until the debounce had
+            # passed and a worker published "running" (a request joining the run changes nothing shown)
+            transaction.on_commit(partial(events.training_progress, run))
         if force:
             # asked for by hand (admin, API, command): who asked is kept even when the request
             # joins a queued run (the run keeps only its first requester); changes that queue a

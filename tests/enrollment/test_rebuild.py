@@ -15,10 +15,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from enrollment import recognizer, services
+from enrollment import events, recognizer, services
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.recognizer import N_MASKED_TEMPLATES
 from enrollment.services import index as index_services
@@ -104,6 +105,29 @@ def test_progress_is_published_to_admin_pages(make_photo, layer):
     states = [m["run"]["state"] for m in messages if m["type"] == "training.progress"]
     assert states[0] == "running" and states[-1] == "succeeded"
     assert all(m["run"]["id"] == run.pk for m in messages if m["type"] == "training.progress")
+
+
+def test_a_queued_rebuild_is_published_to_admin_pages_at_once(db, layer, django_capture_on_commit_callbacks):
+    """A rebuild queued by a change in another tab, or by another administrator, reached an open
+    page only as "running", once the debounce (MASKNET_REBUILD_DEBOUNCE_S) had passed; the new queued
+    run is published when the change commits. A request joining it publishes nothing more (nothing
+    the page shows changed), and nothing is published for a change rolled back."""
+    admin_page = listen(layer, "training")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.index_rebuild_request(actor=None, reason="photo added")
+    messages = drain(layer, admin_page)
+    assert [m["type"] for m in messages] == ["training.progress"]
+    assert messages[0]["run"] == events.run_payload(run) and messages[0]["run"]["state"] == "queued"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.index_rebuild_request(actor=None, reason="photo added").pk == run.pk
+    assert drain(layer, admin_page) == []
+
+    TrainingRun.objects.filter(pk=run.pk).update(state=TrainingRun.State.SUCCEEDED)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        with transaction.atomic():
+            services.index_rebuild_request(actor=None, reason="photo added")
+            raise RuntimeError("the change failed")
+    assert drain(layer, admin_page) == []
 
 
 def test_inactive_people_are_left_out(make_photo):
