@@ -11,16 +11,11 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from .kiosk_text import SOURCE, catalog
+from .kiosk_text import SOURCE, catalog, fill, languages, privacy_text
 
-NO_CONTACT = "the reception or the administrator of this site"
-
-
-def kept_for(days: int, without_limit: str) -> str:
-    """``"for 30 days"`` (``"for 1 day"``), or ``without_limit`` for 0 (the retention settings' "keep")."""
-    if days <= 0:
-        return without_limit
-    return f"for {days} day{'' if days == 1 else 's'}"
+# whom to ask when MASKNET_PRIVACY_CONTACT is unset (in English, as the checks say it; the page says
+# its language's, recognition/kiosk_text)
+NO_CONTACT = catalog(SOURCE)["privacy"]["responsible.no_contact"]
 
 
 @dataclass(frozen=True)
@@ -39,26 +34,6 @@ class PrivacyFacts:
     adapted_days: int            # MASKNET_RETENTION_ADAPTED_DAYS (0: as long as the other photos)
     decision_days: int           # MASKNET_RETENTION_DECISION_DAYS (0: no time limit)
 
-    @property
-    def contact_or_default(self) -> str:
-        """Whom to ask: the setting, or reception and the administrator when it is unset."""
-        return self.contact or NO_CONTACT
-
-    @property
-    def snapshot_kept(self) -> str:
-        """How long a check-in's snapshot is kept."""
-        return kept_for(self.snapshot_days, "as long as the check-in")
-
-    @property
-    def adapted_kept(self) -> str:
-        """How long a photo kept by gallery adaptation is kept."""
-        return kept_for(self.adapted_days, "as long as the other enrolment photos")
-
-    @property
-    def decision_kept(self) -> str:
-        """How long the audit log keeps a recognition decision's record."""
-        return kept_for(self.decision_days, "without a time limit")
-
 
 def privacy_facts() -> PrivacyFacts:
     """This site's :class:`PrivacyFacts`, from its settings as they are now."""
@@ -75,10 +50,47 @@ def privacy_facts() -> PrivacyFacts:
         decision_days=int(settings.MASKNET_RETENTION_DECISION_DAYS))
 
 
-def privacy_address(request: HttpRequest) -> str:
+def privacy_language(request: HttpRequest) -> str:
+    """The language the privacy page speaks: its ``?lang=`` where there is a catalog of it, else the
+    site's ``MASKNET_KIOSK_LANGUAGE`` (an unknown or malformed code is no error: the default)."""
+    asked = request.GET.get("lang", "")
+    return asked if asked in languages() else settings.MASKNET_KIOSK_LANGUAGE
+
+
+def privacy_said(facts: PrivacyFacts, words: dict[str, str]) -> dict[str, str]:
+    """What the page fills its words with, in the language of ``words`` (:func:`privacy_text`): whom to
+    ask (``contact``: the setting as written, or the language's "the reception or the administrator"),
+    and how long each thing is kept (``snapshot_kept``, ``adapted_kept``, ``decision_kept``: "for 30 days",
+    "for 1 day", or the language's words for no time limit where the setting is 0)."""
+
+    def kept(days: int, without_limit: str) -> str:
+        if days <= 0:
+            return words[without_limit]
+        return fill(words["kept.one_day" if days == 1 else "kept.days"], days=days)
+
+    return {"contact": facts.contact or words["responsible.no_contact"],
+            "snapshot_kept": kept(facts.snapshot_days, "kept.snapshots_no_limit"),
+            "adapted_kept": kept(facts.adapted_days, "kept.adapted_no_limit"),
+            "decision_kept": kept(facts.decision_days, "kept.decisions_no_limit")}
+
+
+def privacy_page_context(language: str) -> dict:
+    """The privacy page's template context in ``language``: ``lang`` (``<html lang>``), ``kiosk_text`` (its
+    words, ``{% say %}``), ``languages`` (code -> name, the links at its top), ``facts`` and ``said``."""
+    facts, words = privacy_facts(), privacy_text(language)
+    return {"lang": language, "kiosk_text": words, "languages": languages(), "facts": facts,
+            "said": privacy_said(facts, words)}
+
+
+def privacy_address(request: HttpRequest, language: str | None = None) -> str:
     """The privacy page's address as a person at the kiosk would type it: the host the kiosk
-    reached the site by (validated against ``ALLOWED_HOSTS``) and the path, no scheme."""
-    return request.get_host() + reverse("privacy")
+    reached the site by (validated against ``ALLOWED_HOSTS``) and the path, no scheme; with
+    ``?lang=<language>`` for a kiosk that speaks another language than the site's default
+    (``MASKNET_KIOSK_LANGUAGE``, which the bare address speaks), so that the page speaks its kiosk's."""
+    address = request.get_host() + reverse("privacy")
+    if language and language != settings.MASKNET_KIOSK_LANGUAGE:
+        address += f"?lang={language}"
+    return address
 
 
 def notice_wording(language: str = SOURCE) -> str:
@@ -90,5 +102,5 @@ def notice_wording(language: str = SOURCE) -> str:
 
 def kiosk_notice(request: HttpRequest, language: str = SOURCE) -> str:
     """The kiosk screen's notice line: :func:`notice_wording` with ``{url}`` replaced by
-    :func:`privacy_address` (the only placeholder: other braces stay)."""
-    return notice_wording(language).replace("{url}", privacy_address(request))
+    :func:`privacy_address` in ``language`` (the only placeholder: other braces stay)."""
+    return notice_wording(language).replace("{url}", privacy_address(request, language))

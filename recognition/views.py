@@ -42,7 +42,7 @@ from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_descr
 from .kiosk_page import page_build, page_context
 from .kiosk_text import screen_text
 from .models import CheckIn, Kiosk
-from .privacy import kiosk_notice, privacy_facts
+from .privacy import kiosk_notice, privacy_language, privacy_page_context
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
 log = logging.getLogger(__name__)
@@ -251,8 +251,10 @@ def _pair_invalid(request: HttpRequest) -> HttpResponse:
 def privacy_notice(request: HttpRequest) -> HttpResponse:
     """The public privacy page the kiosk screen points to (no login, no personal data, the site's
     default policy): what a kiosk does with a face and what the site keeps, for how long, and whom
-    to ask for access or erasure, from this site's settings (:mod:`.privacy`)."""
-    return render(request, "privacy/notice.html", {"facts": privacy_facts()})
+    to ask for access or erasure, from this site's settings (:mod:`.privacy`); in the language its
+    ``?lang=`` names (a kiosk's notice line carries its kiosk's), else the site's ``MASKNET_KIOSK_LANGUAGE``.
+    Cacheable as before: it varies by its query string alone, which caches key on."""
+    return render(request, "privacy/notice.html", privacy_page_context(privacy_language(request)))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 before it is a kiosk), one catalog per language: ``<code>.json`` beside this file, English (``en``) the
 source that every other catalog translates key for key (tests/recognition/test_kiosk_text.py).
 
-A catalog holds ``name`` (the language's own name, for the admin's choice list) and two sections:
-``screen``, the words kiosk.js shows (sent to the page in its config, never fetched), and ``page``, those
-the kiosk templates write. ``{name}``-style placeholders are filled in where the words are shown; in
-``page``, ``<strong>``, ``<em>`` and ``<code>`` are kept as markup (``{% say %}``,
+A catalog holds ``name`` (the language's own name, for the admin's choice list and the privacy page's
+links) and three sections: ``screen``, the words kiosk.js shows (sent to the page in its config, never
+fetched), ``page``, those the kiosk templates write, and ``privacy``, those of the public privacy page
+(``/privacy/``, templates/privacy/notice.html). ``{name}``-style placeholders are filled in where the words
+are shown; in ``page`` and ``privacy``, ``<strong>``, ``<em>`` and ``<code>`` are kept as markup (``{% say %}``,
 recognition/templatetags/kiosk_text.py), everything else is text.
 
 Plain Python, no Django: the settings check ``MASKNET_KIOSK_LANGUAGE`` with :func:`languages` at start.
@@ -53,6 +54,12 @@ def page_text(code: str) -> dict[str, str]:
     key the catalog lacks): what the templates write."""
     source, words = catalog(SOURCE), catalog(code)
     return {**source["screen"], **source["page"], **words["screen"], **words["page"]}
+
+
+def privacy_text(code: str) -> dict[str, str]:
+    """The words of the public privacy page (``/privacy/``) in ``code``: its catalog's ``privacy``,
+    English's for a key the catalog lacks."""
+    return {**catalog(SOURCE)["privacy"], **catalog(code)["privacy"]}
 
 
 def fill(words: str, **values: object) -> str:

@@ -1,6 +1,6 @@
-"""The kiosk's catalogs (recognition/kiosk_text/): every language says every English string, with the
-same placeholders and markup, and none is left empty. A new English string without its translations
-fails here, not on a screen that shows a key."""
+"""The kiosk's catalogs (recognition/kiosk_text/, the privacy page's words among them): every language
+says every English string, with the same placeholders and markup, and none is left empty. A new English
+string without its translations fails here, not on a screen that shows a key."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from recognition.kiosk_text import PLACEHOLDER, SOURCE, catalog, fill, languages
 
 TAG = re.compile(r"</?[a-z]+>")
 OTHERS = [code for code in languages() if code != SOURCE]
+# the kiosk.js banners, the kiosk templates' words, the public privacy page's (/privacy/)
+SECTIONS = ("screen", "page", "privacy")
 
 
 def test_the_kiosk_speaks_english_portuguese_spanish_french_and_german():
@@ -24,8 +26,8 @@ def test_the_kiosk_speaks_english_portuguese_spanish_french_and_german():
 @pytest.mark.parametrize("code", OTHERS)
 def test_a_catalog_translates_every_english_string_and_nothing_else(code):
     english, words = catalog(SOURCE), catalog(code)
-    assert set(words) == set(english) == {"name", "screen", "page"}
-    for section in ("screen", "page"):
+    assert set(words) == set(english) == {"name", *SECTIONS}
+    for section in SECTIONS:
         assert set(words[section]) - set(english[section]) == set(), (code, section, "not in English")
         assert set(english[section]) - set(words[section]) == set(), (code, section, "not translated")
 
@@ -33,7 +35,7 @@ def test_a_catalog_translates_every_english_string_and_nothing_else(code):
 @pytest.mark.parametrize("code", OTHERS)
 def test_a_translation_keeps_the_placeholders_and_markup_of_its_english(code):
     english, words = catalog(SOURCE), catalog(code)
-    for section in ("screen", "page"):
+    for section in SECTIONS:
         for key, source in english[section].items():
             said = words[section][key]
             assert Counter(PLACEHOLDER.findall(said)) == Counter(PLACEHOLDER.findall(source)), (code, key, said)
@@ -44,7 +46,7 @@ def test_a_translation_keeps_the_placeholders_and_markup_of_its_english(code):
 def test_no_string_is_empty_or_left_in_english(code):
     english, words = catalog(SOURCE), catalog(code)
     assert words["name"].strip()
-    for section in ("screen", "page"):
+    for section in SECTIONS:
         for key, said in words[section].items():
             assert isinstance(said, str) and said.strip() == said and said, (code, key, said)
             assert code == SOURCE or said != english[section][key], (code, key, "still English")

@@ -325,3 +325,91 @@ def test_check_warns_of_a_notice_longer_than_the_kiosk_is_laid_out_for(capsys):
         assert warning.id == "masknet.W004" and str(NOTICE_MAX_CHARS) in warning.msg
         call_command("check")
         assert "masknet.W004" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- languages
+
+
+def page_in(lang: str | None, **settings) -> tuple[str, str]:
+    """The privacy page asked in ``lang`` (``?lang=``; None: no query): its ``<html lang>`` and its text."""
+    with override_settings(**settings):
+        response = Client().get("/privacy/", {"lang": lang} if lang is not None else {})
+    assert response.status_code == 200
+    html = response.content.decode()
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    return re.search(r'<html lang="([^"]*)">', html).group(1), text
+
+
+def test_the_page_speaks_portuguese_with_the_sites_settings():
+    """GDPR art. 12: the information in a form the people filmed understand, the kiosk's languages."""
+    lang, text = page_in("pt", MASKNET_CHECKIN_SNAPSHOTS=True, MASKNET_RETENTION_SNAPSHOT_DAYS=14,
+                         MASKNET_GALLERY_ADAPT=True, MASKNET_GALLERY_ADAPT_MAX_PHOTOS=4,
+                         MASKNET_RETENTION_ADAPTED_DAYS=1, MASKNET_RETENTION_DECISION_DAYS=0,
+                         MASKNET_KIOSK_GREETING="first", MASKNET_PRIVACY_CONTACT="dpo@example.org",
+                         MASKNET_PRIVACY_CONTROLLER=CONTROLLER, MASKNET_PRIVACY_LEGAL_BASIS="")
+    assert lang == "pt"
+    assert "Reconhecimento facial neste local" in text and "Face recognition at this site" not in text
+    assert "as imagens em si não são guardadas (exceto as partes" in text
+    assert "a tela mostra o primeiro nome da pessoa e a hora" in text
+    assert item(text, "Com cada entrada, uma pequena imagem do rosto").endswith("guardada durante 14 dias")
+    assert item(text, "Para uma pessoa com menos de 4 fotos de cadastro").endswith("guardada durante 1 dia")
+    assert "Estas anotações são guardadas sem prazo" in text
+    assert f"Este site é operado por {CONTROLLER} , responsável" in text
+    assert "não indicou aqui com que base legal o faz" in text and "contate dpo@example.org" in text
+    # whom to ask, unset: the language's own words for reception and the administrator
+    _, nobody = page_in("pt", MASKNET_PRIVACY_CONTACT="", MASKNET_RETENTION_DECISION_DAYS=30)
+    assert "Contate a recepção ou o administrador deste site" in nobody and "reception" not in nobody
+    assert "Estas anotações são guardadas durante 30 dias" in nobody
+
+
+@pytest.mark.parametrize("code", ["de", "es", "fr"])
+def test_each_language_fills_in_the_settings(code):
+    lang, text = page_in(code, MASKNET_RETENTION_DECISION_DAYS=365, MASKNET_PRIVACY_CONTACT="hr@example.org")
+    english = page_in("en", MASKNET_RETENTION_DECISION_DAYS=365, MASKNET_PRIVACY_CONTACT="hr@example.org")[1]
+    assert lang == code and "365" in text and text.count("hr@example.org") == english.count("hr@example.org") == 4
+    assert "What is kept about enrolled people" not in text and "{" not in text
+
+
+def test_the_page_links_to_each_language_at_its_top():
+    with override_settings(MASKNET_KIOSK_LANGUAGE="en"):
+        html = Client().get("/privacy/?lang=fr").content.decode()
+    top = html[html.index('<nav class="languages"'):html.index("</nav>")]
+    assert 'aria-label="Langue"' in top
+    for code, name in (("en", "English"), ("de", "Deutsch"), ("es", "Español"), ("pt", "Português")):
+        assert f'<a href="?lang={code}" hreflang="{code}" lang="{code}">{name}</a>' in top
+    assert '<strong lang="fr" aria-current="page">Français</strong>' in top
+    assert html.index("</nav>") < html.index("<h1>")
+
+
+def test_an_unknown_language_falls_back_to_the_sites_default():
+    """A code there is no catalog of (or a malformed one) is no error: the site's MASKNET_KIOSK_LANGUAGE."""
+    for asked in ("xx", "PT", "../en", "", "pt-BR", "<script>"):
+        assert page_in(asked, MASKNET_KIOSK_LANGUAGE="de")[0] == "de", asked
+        assert page_in(asked)[0] == "en", asked
+    lang, text = page_in(None, MASKNET_KIOSK_LANGUAGE="es")
+    assert lang == "es" and "Reconocimiento facial en este centro" in text
+
+
+def test_the_page_stays_cacheable_by_its_query_string(client):
+    """Public, no data: cacheable as before (docs/security.md); the language is in the query string,
+    which caches key on, so no Vary on a header such as Accept-Language."""
+    response = Client().get("/privacy/?lang=pt")
+    assert "Cache-Control" not in response and "Accept-Language" not in response.get("Vary", "")
+
+
+def test_the_kiosks_notice_carries_its_language(client, paired):
+    """The kiosk's notice line leads to the privacy page in the kiosk's language: with ?lang= when the
+    kiosk speaks another than the site's default, which the bare address speaks."""
+    kiosk = paired[0]
+    kiosk.language = "pt"
+    kiosk.save(update_fields=["language"])
+    line = notice_line(kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="", MASKNET_KIOSK_LANGUAGE="en"))
+    assert line == ("Aqui, as presenças são marcadas por reconhecimento facial · "
+                    "Privacidade: testserver/privacy/?lang=pt")
+    assert page_in("pt")[0] == "pt"
+    # the site's wording, in every language, carries the kiosk's too
+    line = notice_line(kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="Privacy: {url}"))
+    assert line == "Privacy: testserver/privacy/?lang=pt"
+    # a kiosk in the site's language: the bare address, which speaks it
+    line = notice_line(kiosk_screen(client, paired[1], MASKNET_KIOSK_NOTICE="", MASKNET_KIOSK_LANGUAGE="pt"))
+    assert line.endswith("Privacidade: testserver/privacy/")
