@@ -102,8 +102,10 @@ class Kiosk(models.Model):
 
     @property
     def screen_language(self) -> str:
-        """The language its screen speaks: its own, else the site's ``MASKNET_KIOSK_LANGUAGE``."""
-        return self.language or settings.MASKNET_KIOSK_LANGUAGE
+        """The language its screen speaks: its own, else the site's ``MASKNET_KIOSK_LANGUAGE``; the
+        site's too for a code this release has no catalog of (set by a newer release, during a rolling
+        upgrade or after a rollback): its pages answered 500 for it, the kiosk out of use."""
+        return self.language if self.language in languages() else settings.MASKNET_KIOSK_LANGUAGE
 
     @property
     def group_name(self) -> str:

@@ -139,6 +139,20 @@ def test_a_kiosk_speaks_its_own_language_else_the_site_s(client, paired, setting
     assert catalog("pt")["page"]["pair.button"] in pairing
 
 
+def test_a_kiosk_language_this_release_has_no_catalog_of_speaks_the_site_s(client, paired, settings):
+    """A code stored by a newer release (a catalog this one lacks: a rolling upgrade's older node, a
+    rollback) is no error: the kiosk's page, and its socket's ``language``, say the site's default."""
+    kiosk, token = paired
+    settings.MASKNET_KIOSK_LANGUAGE = "fr"
+    Kiosk.objects.filter(pk=kiosk.pk).update(language="it")
+    kiosk.refresh_from_db()
+    assert kiosk.screen_language == "fr"
+    client.cookies[consumers.KIOSK_COOKIE] = token
+    page = client.get(reverse("kiosk"))
+    assert page.status_code == 200 and page.context["config"]["language"] == "fr"
+    assert '<html lang="fr">' in page.content.decode()
+
+
 def test_kiosk_status_says_unavailable_while_the_database_is_down(client, paired, monkeypatch):
     """The page asks /kiosk/status after a socket closed before its hello (e.g. the consumer's
     "unavailable" close): a database outage is a 503 (keep reconnecting), not a server error."""
