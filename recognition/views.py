@@ -30,6 +30,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import audit_list_export
+from enrollment import recognizer
 from enrollment.models import Person
 from enrollment.recognizer import engine_loaded
 from masknet_site.csv_export import csv_response
@@ -117,8 +118,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
     photo check). ``models_loaded`` says whether this process has them loaded (a kiosk's first frame
     is answered at once), read afresh at each probe, so that a balancer can wait for a warm node;
     ``ok`` does not depend on it (a node whose models load on first use must stay in service).
-    ``?warm=1`` is for balancers that read the status alone: 503 also while ``models_loaded`` is false.
-    Never cached by a proxy (``Cache-Control: no-cache, no-store``): ``models_loaded`` is this moment's."""
+    ``?warm=1`` is for balancers that read the status alone: 503 also while ``models_loaded`` is false,
+    and such a probe starts the load where none is under way (``recognizer.warm_soon``, once a process):
+    a node with ``MASKNET_PRELOAD_MODELS`` off would otherwise wait for a first frame that its balancer,
+    seeing 503, never sends it. Never cached by a proxy (``Cache-Control: no-cache, no-store``):
+    ``models_loaded`` is this moment's."""
     global _health
     now = time_module.monotonic()
     if _health is None or now - _health[0] >= HEALTH_TTL_S:
@@ -132,7 +136,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
                          "descriptor": settings.MASKNET_DESCRIPTOR,
                          "retention_purge_overdue": purge})
     body = {**_health[1], "models_loaded": engine_loaded()}
-    ready = body["ok"] and (body["models_loaded"] or request.GET.get("warm") != "1")
+    warm = request.GET.get("warm") == "1"
+    if warm and body["models"] and not body["models_loaded"]:
+        recognizer.warm_soon()   # returns at once; nothing when loaded or loading
+    ready = body["ok"] and (body["models_loaded"] or not warm)
     return JsonResponse(body, status=200 if ready else 503)
 
 

@@ -62,6 +62,27 @@ def test_healthz_is_ready_only_when_the_models_the_database_and_the_cache_are(cl
 
 
 @pytest.mark.django_db
+def test_healthz_warm_starts_the_load_on_a_node_that_does_not_preload(client, settings, monkeypatch,
+                                                                      no_engine_warm_up):
+    """With ``MASKNET_PRELOAD_MODELS`` off the models loaded on a first frame, which a balancer that
+    probes ``?warm=1`` never sends a node answering 503: the probe itself starts the load."""
+    from enrollment import recognizer
+    from recognition import views
+    from tests.conftest import models_dir
+
+    settings.MASKNET_MODELS_DIR, settings.MASKNET_PRELOAD_MODELS = models_dir(), False
+    monkeypatch.setattr(views, "_health", None)
+    monkeypatch.setattr(recognizer, "_loaded", False)
+    assert client.get("/healthz").status_code in (200, 503) and no_engine_warm_up == []   # a plain probe: no load
+    cold = client.get("/healthz?warm=1")
+    if not cold.json()["models"]:
+        pytest.skip("models not installed (python manage.py install_models)")
+    assert cold.status_code == 503 and no_engine_warm_up == [True]
+    monkeypatch.setattr(recognizer, "_loaded", True)   # what the load started above ends in
+    assert client.get("/healthz?warm=1").status_code == 200 and no_engine_warm_up == [True]
+
+
+@pytest.mark.django_db
 def test_healthz_says_whether_this_process_has_loaded_the_models(client, settings, monkeypatch):
     """``models`` means installed: a node answers 200 while it loads them. ``models_loaded`` says
     whether this process has them (a balancer can wait for a warm node), read afresh even while the
