@@ -249,9 +249,14 @@ class CheckInFilterSerializer(serializers.Serializer):
 
 class KioskSerializer(serializers.ModelSerializer):
     """A kiosk (never its secrets); ``language``, its screen's, blank for the site's default
-    (``MASKNET_KIOSK_LANGUAGE``): the admin's choices, the catalogs of :mod:`recognition.kiosk_text`."""
+    (``MASKNET_KIOSK_LANGUAGE``): the admin's choices, the catalogs of :mod:`recognition.kiosk_text`.
+    Written by a create and a change (the admin's fields); its device token, pairing state and
+    handshake count are not fields here, so no request sets them."""
 
     paired = serializers.BooleanField(read_only=True)
+    # left out, a new kiosk is active and a changed one keeps its state (form-encoded too)
+    active = _OmittableBoolean(required=False, help_text="an inactive kiosk is disconnected at once and cannot check "
+                                                         "anyone in; deactivating one unpairs its device")
     pairing_pending = serializers.SerializerMethodField()
 
     def build_standard_field(self, field_name: str, model_field):
@@ -267,11 +272,26 @@ class KioskSerializer(serializers.ModelSerializer):
         model = Kiosk
         fields = ["id", "name", "location", "site", "active", "paired", "paired_at", "pairing_pending",
                   "last_seen_at", "created_at", "language"]
-        read_only_fields = ["id", "active", "paired", "paired_at", "last_seen_at", "created_at"]
+        read_only_fields = ["id", "paired", "paired_at", "last_seen_at", "created_at"]
 
     def get_pairing_pending(self, kiosk: Kiosk) -> bool:
         """Whether an unused, unexpired pairing link exists."""
         return bool(kiosk.pairing_hash and kiosk.pairing_expires_at and kiosk.pairing_expires_at > timezone.now())
+
+
+class KioskSchema(OpenApiSerializerExtension):
+    """:class:`KioskSerializer` and :class:`KioskCreatedSerializer` in the schema with ``active``
+    required in answers, as it was while it was read-only: a request may leave it out now (a change
+    sets it), but every answer has it, and a client generated from the schema keeps it required."""
+
+    target_class = "api.serializers.KioskSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction) -> dict:  # noqa: D102
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "response":
+            schema["required"] = sorted({*schema.get("required", []), "active"})
+        return schema
 
 
 class KioskCreatedSerializer(KioskSerializer):

@@ -512,9 +512,15 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List kiosks", responses={200: s.KioskSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A kiosk", responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
+    update=extend_schema(summary="Replace a kiosk's fields (scope admin; active: as for PATCH)",
+                         responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
+    partial_update=extend_schema(summary="Change some of a kiosk's fields (scope admin; a staff session changing "
+                                         "active: pair_kiosk too); deactivating unpairs its device at once",
+                                 responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
 )
-class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Kiosks: list, create (with the one-time pairing link), revoke the paired device."""
+class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                   viewsets.GenericViewSet):
+    """Kiosks: list, create (with the one-time pairing link), change, revoke the paired device."""
 
     serializer_class = s.KioskSerializer
     queryset = Kiosk.objects.order_by("name", "id")
@@ -522,6 +528,8 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     access = {
         "list": (SCOPE_READ, "recognition.view_kiosk"), "retrieve": (SCOPE_READ, "recognition.view_kiosk"),
         "create": (SCOPE_ADMIN, "recognition.add_kiosk"), "revoke": (SCOPE_ADMIN, "recognition.pair_kiosk"),
+        "update": (SCOPE_ADMIN, "recognition.change_kiosk"),
+        "partial_update": (SCOPE_ADMIN, "recognition.change_kiosk"),
     }
 
     @extend_schema(summary="Create a kiosk (scope admin); the pairing link is shown only in this answer",
@@ -533,9 +541,30 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         may_pair = isinstance(request.auth, ApiToken) or request.user.has_perm("recognition.pair_kiosk")
         kiosk, code = recognition.kiosk_create(actor=request.user, name=data["name"], with_link=may_pair,
                                                location=data.get("location", ""), site=data.get("site") or "main",
-                                               language=data.get("language", ""))
+                                               language=data.get("language", ""), active=data.get("active", True))
         kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code)) if code else None
         return Response(s.KioskCreatedSerializer(kiosk).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args, **kwargs) -> Response:
+        """``recognition.services.kiosk_update``, as the admin's change page saves a kiosk (PUT: ``name``
+        and whichever others are sent; PATCH: those sent): audited with the fields changed, an open
+        socket told at once (a new name, location or language reaches its page; a new site its next
+        check-in). Changing ``active`` is a revocation or its undoing, which the admin leaves to those
+        who may pair: a staff session needs ``recognition.pair_kiosk`` for it too (403 otherwise).
+        Deactivating unpairs the device and closes its socket, as revoking does."""
+        kiosk = self.get_object()
+        serializer = s.KioskSerializer(kiosk, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        if "active" in data and not self.caller_may(request, SCOPE_ADMIN, "recognition.pair_kiosk"):
+            # sent as it is (a PUT of the kiosk as read): no change, and not passed on, so that a
+            # deactivation committed meanwhile is not undone by a caller who may not make it
+            if data.pop("active") != kiosk.active:
+                raise exceptions.PermissionDenied("Changing active unpairs or readmits the kiosk's device: your "
+                                                  "account lacks the permission 'recognition.pair_kiosk'.")
+        kiosk = recognition.kiosk_update(kiosk=kiosk, actor=request.user, **data)
+        kiosk.refresh_from_db()   # the row as stored (a field another request changed meanwhile too)
+        return Response(s.KioskSerializer(kiosk).data)
 
     @extend_schema(summary="Revoke the kiosk's paired device and unused pairing link (scope admin)", request=None,
                    responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND})

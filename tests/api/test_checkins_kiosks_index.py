@@ -1,4 +1,4 @@
-"""Check-ins (filters, pagination, CSV), kiosks (pairing link shown once, revoke) and the index
+"""Check-ins (filters, pagination, CSV), kiosks (pairing link shown once, change, revoke) and the index
 (current version, starting a rebuild, its progress)."""
 
 from __future__ import annotations
@@ -140,6 +140,152 @@ def test_a_staff_session_without_pair_kiosk_creates_a_kiosk_without_a_link(clien
     response = client_for("plain_staff").post("/api/v1/kiosks", {"name": "Lobby"}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["pairing_url"] is None and not Kiosk.objects.get().pairing_hash
+
+
+def _paired(name: str = "Front door") -> tuple[Kiosk, str]:
+    kiosk, code = recognition.kiosk_create(actor=None, name=name, location="Main entrance")
+    return recognition.kiosk_pair(code=code)
+
+
+def _kiosk_events(kiosk: Kiosk):
+    """The kiosk's audit records after it was made and paired."""
+    return (AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).exclude(action="create")
+            .exclude(summary__startswith="paired a device").order_by("id"))
+
+
+def test_kiosk_patch_changes_the_admins_fields_through_its_service(client_for, django_capture_on_commit_callbacks,
+                                                                   monkeypatch):
+    """An operator scripting a fleet had the admin alone to rename, move or re-language a kiosk. A
+    PATCH changes what the admin's change page does, through the same ``kiosk_update``: audited with
+    the fields changed (ids only), the open socket told, the device still paired."""
+    from enrollment import events
+
+    kiosk, token = _paired()
+    told = []
+    monkeypatch.setattr(events, "publish", lambda group, message: told.append((group, message["type"])))
+    admin = client_for("token:admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"name": "Entrada", "location": "Side entrance",
+                                                               "site": "annex", "language": "pt"}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert {k: body[k] for k in ("id", "name", "location", "site", "language", "active", "paired")} == {
+        "id": kiosk.pk, "name": "Entrada", "location": "Side entrance", "site": "annex", "language": "pt",
+        "active": True, "paired": True}
+    kiosk.refresh_from_db()
+    assert (kiosk.name, kiosk.location, kiosk.site, kiosk.language) == ("Entrada", "Side entrance", "annex", "pt")
+    assert Kiosk.objects.for_device_token(token) == kiosk       # a change, not a revocation
+    assert told == [(kiosk.group_name, recognition.KIOSK_REVOKED)]   # its open socket reads the row again
+    [event] = _kiosk_events(kiosk)
+    assert event.action == "update" and event.actor.startswith("api:integration-")
+    assert event.summary == f"updated kiosk #{kiosk.pk}: name, location, site, language"
+    # one field; the same value again is no change and no record
+    assert admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"language": ""}, format="json").json()["language"] == ""
+    assert admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"language": ""}, format="json").status_code == 200
+    assert admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {}, format="json").json()["name"] == "Entrada"
+    assert [e.summary for e in _kiosk_events(kiosk)][1:] == [f"updated kiosk #{kiosk.pk}: language"]
+    # PUT: the name, and whichever others are sent (those left out keep their values)
+    put = admin.put(f"/api/v1/kiosks/{kiosk.pk}", {"name": "Lobby"}, format="json")
+    assert put.status_code == 200 and (put.json()["name"], put.json()["site"]) == ("Lobby", "annex")
+    assert admin.put(f"/api/v1/kiosks/{kiosk.pk}", {"site": "main"}, format="json").json()["fields"]["name"]
+
+
+def test_kiosk_patch_cannot_set_its_secrets_pairing_state_or_handshake_count(client_for):
+    kiosk, token = _paired()
+    before = Kiosk.objects.filter(pk=kiosk.pk).values().get()
+    sent = {"id": kiosk.pk + 7, "token_hash": "0" * 64, "pairing_hash": "1" * 64, "pairing_expires_at": None,
+            "paired": False, "paired_at": None, "pairing_pending": True, "last_seen_at": None,
+            "connection_seq": 99, "created_at": "2020-01-01T00:00:00Z", "location": "Hall"}
+    response = client_for("token:admin").patch(f"/api/v1/kiosks/{kiosk.pk}", sent, format="json")
+    assert response.status_code == 200, response.content
+    after = Kiosk.objects.filter(pk=kiosk.pk).values().get()
+    assert after == {**before, "location": "Hall"}
+    assert Kiosk.objects.for_device_token(token).pk == kiosk.pk
+
+
+@pytest.mark.parametrize("sent, field", [
+    ({"language": "xx"}, "language"), ({"language": "EN"}, "language"), ({"name": ""}, "name"),
+    ({"name": "   "}, "name"), ({"name": "x" * 101}, "name"), ({"name": "Side door"}, "name"),
+    ({"location": "x" * 201}, "location"), ({"site": ""}, "site"), ({"site": "x" * 101}, "site"),
+    ({"active": "maybe"}, "active"), ({"name": None}, "name"),
+])
+def test_kiosk_patch_refuses_what_the_admin_refuses_and_changes_nothing(client_for, sent, field):
+    kiosk, _ = _paired()
+    recognition.kiosk_create(actor=None, name="Side door", with_link=False)
+    before = Kiosk.objects.filter(pk=kiosk.pk).values().get()
+    refused = client_for("token:admin").patch(f"/api/v1/kiosks/{kiosk.pk}", sent, format="json")
+    assert refused.status_code == 400, refused.content
+    answer = refused.json()
+    assert answer["error"] == "validation_error" and set(answer["fields"]) == {field}
+    if sent.get("language") == "xx":   # as a create's refusal: the codes there are
+        assert "en, de, es, fr, pt" in answer["fields"]["language"][0]
+    assert Kiosk.objects.filter(pk=kiosk.pk).values().get() == before
+    assert not _kiosk_events(kiosk).exists()
+
+
+def test_kiosk_patch_of_an_unknown_id_is_the_apis_404(client_for):
+    kiosk, _ = _paired()
+    admin = client_for("token:admin")
+    for pk in (kiosk.pk + 1000, "9" * 18, "9" * 19, "abc"):
+        missing = admin.patch(f"/api/v1/kiosks/{pk}", {"location": "Hall"}, format="json")
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found", pk
+    assert not _kiosk_events(kiosk).exists()
+
+
+def test_kiosk_patch_deactivates_as_the_admin_does(client_for):
+    """Unticking *active* in the admin is a revocation: the device unpaired, recorded as a
+    deactivation. The API's ``active: false`` is the same; activating again needs a new pairing."""
+    kiosk, token = _paired()
+    admin = client_for("token:admin")
+    off = admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"active": False}, format="json")
+    assert off.status_code == 200, off.content
+    assert off.json()["active"] is False and off.json()["paired"] is False and off.json()["pairing_pending"] is False
+    assert Kiosk.objects.for_device_token(token) is None
+    [event] = _kiosk_events(kiosk)
+    assert event.action == "deactivate" and "revoked its device" in event.summary and "Front door" not in event.summary
+    on = admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"active": True}, format="json")
+    assert on.json()["active"] is True and on.json()["paired"] is False
+    assert Kiosk.objects.for_device_token(token) is None
+    assert _kiosk_events(kiosk).last().summary.endswith("reactivated")
+
+
+def test_a_staff_session_changes_kiosks_with_change_kiosk_and_their_state_with_pair_kiosk_too(
+        client_for, plain_staff, django_user_model):
+    """As the admin's change page: ``change_kiosk`` for the fields, and ``pair_kiosk`` as well for
+    ``active`` (deactivating unpairs the device, a revocation); ``active`` sent unchanged is no change."""
+    from django.contrib.auth.models import Permission
+
+    kiosk, token = _paired()
+    url = f"/api/v1/kiosks/{kiosk.pk}"
+    plain_staff.user_permissions.add(Permission.objects.get(codename="view_kiosk"))
+    staff = client_for("plain_staff")
+    refused = staff.patch(url, {"location": "Hall"}, format="json")
+    assert refused.status_code == 403 and "recognition.change_kiosk" in refused.json()["detail"]
+    plain_staff.user_permissions.add(Permission.objects.get(codename="change_kiosk"))
+    staff.force_login(django_user_model.objects.get(pk=plain_staff.pk))   # permissions are cached per user object
+    assert staff.patch(url, {"location": "Hall", "active": True}, format="json").status_code == 200
+    for active in (False, "false"):
+        refused = staff.patch(url, {"active": active}, format="json")
+        assert refused.status_code == 403 and "recognition.pair_kiosk" in refused.json()["detail"]
+    assert staff.put(url, {"name": "Front door", "active": False}, format="json").status_code == 403
+    kiosk.refresh_from_db()
+    assert kiosk.active and kiosk.location == "Hall" and Kiosk.objects.for_device_token(token) == kiosk
+    assert [e.action for e in _kiosk_events(kiosk)] == ["update"]
+    plain_staff.user_permissions.add(Permission.objects.get(codename="pair_kiosk"))
+    staff.force_login(django_user_model.objects.get(pk=plain_staff.pk))
+    assert staff.patch(url, {"active": False}, format="json").json()["active"] is False
+    assert Kiosk.objects.for_device_token(token) is None
+
+
+def test_kiosk_create_may_make_an_inactive_kiosk(client_for):
+    """``active`` is in the request now (a change sets it): a create takes it as the admin's add
+    form does, an inactive kiosk without a pairing link; left out, the kiosk is active (form-encoded too)."""
+    admin = client_for("token:admin")
+    spare = admin.post("/api/v1/kiosks", {"name": "Spare", "active": False}, format="json").json()
+    assert spare["active"] is False and spare["pairing_url"] is None
+    assert not Kiosk.objects.get(name="Spare").pairing_hash
+    lobby = admin.post("/api/v1/kiosks", {"name": "Lobby"})   # form-encoded, without active
+    assert lobby.json()["active"] is True and lobby.json()["pairing_url"]
 
 
 def test_index_status_rebuild_and_progress(client_for, enqueued, django_capture_on_commit_callbacks):

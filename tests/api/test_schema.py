@@ -54,6 +54,20 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
     for name in ("Kiosk", "KioskCreated", "KioskRequest"):
         assert {"$ref": "#/components/schemas/KioskLanguageEnum"} in components[name]["properties"]["language"]["oneOf"]
     assert components["KioskLanguageEnum"]["enum"] == ["en", "de", "es", "fr", "pt"]
+    # a kiosk's change: PATCH (its own component, every field optional) and PUT (the create's); active
+    # may be sent now, and every answer still has it (required, as while it was read-only)
+    kiosk = schema["paths"]["/api/v1/kiosks/{id}"]
+    sent = {method: kiosk[method]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            for method in ("put", "patch")}
+    assert sent == {"put": "KioskRequest", "patch": "PatchedKioskRequest"}
+    assert {"$ref": "#/components/schemas/KioskLanguageEnum"} in \
+        components["PatchedKioskRequest"]["properties"]["language"]["oneOf"]
+    assert set(components["PatchedKioskRequest"]["properties"]) == {"name", "location", "site", "language", "active"}
+    assert "required" not in components["PatchedKioskRequest"]
+    assert kiosk["patch"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Kiosk")
+    assert {"400", "403", "404"} <= set(kiosk["patch"]["responses"])
+    for name in ("Kiosk", "KioskCreated"):
+        assert "active" in components[name]["required"], name
     assert {f["format"] for f in components["Photo"]["properties"]["created_at"]["oneOf"]} == {"date-time", "date"}
     assert components["VerifyAnswer"]["properties"]["score"]["nullable"] is True
     # a change answers an enrol-only caller the id and version alone: both shapes are declared

@@ -238,6 +238,38 @@ def test_revoking_closes_the_open_socket_at_once(engine_script, paired):
     run(scenario)
 
 
+def test_a_kiosk_changed_and_deactivated_through_the_api_tells_and_closes_its_open_socket(engine_script, paired):
+    """``PATCH /api/v1/kiosks/<id>`` goes through the admin's ``kiosk_update``: a new language reaches
+    the open page at once (which reloads in it), and ``active: false`` closes the socket as revoked,
+    as unticking *active* in the admin does; the device's token then opens no socket."""
+    from rest_framework.test import APIClient
+
+    from api import services as api_services
+
+    kiosk, token = paired
+    _token, secret = api_services.api_token_create(actor=None, name="fleet", scopes=["admin"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    patch = database_sync_to_async(lambda data: api.patch(f"/api/v1/kiosks/{kiosk.pk}", data, format="json"))
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"
+        assert (await patch({"language": "pt"})).status_code == 200
+        assert await comm.receive_json_from(timeout=5) == {"type": "kiosk", "kiosk": kiosk.name,
+                                                            "location": kiosk.location, "site": kiosk.site,
+                                                            "language": "pt"}
+        assert (await patch({"active": False})).status_code == 200
+        assert await comm.receive_json_from(timeout=5) == {"type": "revoked"}
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+        again = communicator(token)
+        refused = await again.connect(timeout=5)
+        await again.disconnect()
+        return refused
+
+    assert run(scenario) == (False, 4401)
+
+
 def test_a_kiosk_revoked_whose_message_was_lost_closes_at_its_next_check_in(engine_script, paired, person,
                                                                              monkeypatch):
     """The revocation's ``kiosk.revoked`` never arrives (Redis restarted) and the periodic recheck
