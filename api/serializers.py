@@ -213,7 +213,8 @@ class PhotoUploadSerializer(serializers.Serializer):
 
 
 class CheckInSerializer(serializers.ModelSerializer):
-    """One check-in."""
+    """One check-in: a kiosk's, or one recorded by hand (``source`` ``manual``: no kiosk, score,
+    threshold or index version, 0 frames, and the ``reason`` given)."""
 
     staff_id = serializers.CharField(source="person.staff_id", read_only=True)
     person_name = serializers.CharField(source="person.full_name", read_only=True)
@@ -222,7 +223,7 @@ class CheckInSerializer(serializers.ModelSerializer):
     class Meta:
         model = CheckIn
         fields = ["id", "person", "staff_id", "person_name", "kiosk", "kiosk_name", "site", "at", "local_date",
-                  "score", "threshold", "masked", "frames", "index_version"]
+                  "score", "threshold", "masked", "frames", "index_version", "source", "reason"]
         read_only_fields = fields
 
 

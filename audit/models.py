@@ -62,6 +62,8 @@ class AuditEvent(models.Model):
         CHECKIN_ACCEPTED = "checkin_accepted", "check-in accepted"
         CHECKIN_UNKNOWN = "checkin_unknown", "check-in rejected: unknown"
         CHECKIN_QUALITY = "checkin_quality", "check-in rejected: quality"
+        # a check-in a staff member recorded by hand (an administrative change, kept as one)
+        CHECKIN_MANUAL = "checkin_manual", "check-in by hand"
         # face searches: the API's, and the admin's look-alike check of a new photo (which named
         # the other person to staff who may search faces), hence not "API identify"
         API_IDENTIFY = "api_identify", "face search: identify"

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import date, timedelta
 
 import qrcode
 import qrcode.image.svg
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers, widgets
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -33,7 +36,7 @@ from masknet_site.csv_export import csv_response
 
 from . import services
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
-from .models import CheckIn, Kiosk
+from .models import CheckIn, Kiosk, known_sites
 
 # a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
 KIOSK_ONLINE_S = 120
@@ -237,28 +240,92 @@ def checkin_page_name(checkin: CheckIn) -> str:
     return f"{checkin.person.full_name} at {date_format(timezone.localtime(checkin.at), 'DATETIME_FORMAT')}"
 
 
+class ManualCheckInForm(forms.Form):
+    """A check-in recorded by hand (:func:`services.checkin_record_manual` checks the rest: an active
+    person, a time neither in the future nor too far back, one check-in per window)."""
+
+    person = forms.ModelChoiceField(
+        queryset=Person.objects.all(), help_text="the active people, by name and staff id")
+    at = forms.SplitDateTimeField(
+        label="Time", widget=widgets.AdminSplitDateTime,
+        help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}): not in the future, at most "
+                  f"{services.MANUAL_CHECKIN_MAX_DAYS} days back")
+    site = forms.ChoiceField(help_text="the site they came in at (the sites of the kiosks)")
+    reason = forms.CharField(
+        max_length=services.MANUAL_REASON_MAX, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="why by hand, e.g. “face not recognised”, “kiosk offline”, “came in by the loading bay”; kept "
+                  "with the check-in (its page and the CSV exports show it)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["site"].choices = [(site, site) for site in known_sites()]
+        # the list offers the active people; one made inactive since the page was drawn is still
+        # found, and refused by the service in words ("inactive"), not as "not one of the choices"
+        self.fields["person"].widget.choices = [("", "---------"), *(
+            (p.pk, str(p)) for p in Person.objects.active().only("full_name", "staff_id"))]
+
+    @staticmethod
+    def initial_for(query) -> dict:
+        """The form's first values from the query string (the attendance page's link): ``person``,
+        ``site`` and ``date`` (a past day within reach: its date, the time left to fill in); the
+        site's default otherwise, and now."""
+        now = timezone.localtime().replace(second=0, microsecond=0)
+        sites = known_sites()
+        site = query.get("site", "")
+        initial = {"site": site if site in sites else ("main" if "main" in sites else sites[0]), "at": now}
+        if str(query.get("person", "")).isdigit():
+            initial["person"] = int(query["person"])
+        try:
+            day = date.fromisoformat(query.get("date", ""))
+        except ValueError:
+            day = None
+        earliest = now.date() - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS)
+        if day is not None and earliest <= day < now.date():
+            initial["at"] = [day, None]   # the split widget's two parts
+        return initial
+
+    def refused(self, exc: services.CheckInRefused) -> None:
+        """The service's refusal as the form's error, the person named (the service names ids)."""
+        person = self.cleaned_data["person"]
+        if isinstance(exc, services.CheckInExists):
+            how = f"by hand ({exc.checkin.reason})" if exc.checkin.manual else (
+                f"at the kiosk {exc.checkin.kiosk.name}" if exc.checkin.kiosk else "at a kiosk")
+            exc.checkin.person = person
+            period = services.cooldown_period()
+            text = (f"{person} already has a check-in at {exc.checkin.site} for that {period}: "
+                    f"{checkin_page_name(exc.checkin)}, {how}. One check-in per person per {period} and site: "
+                    f"delete that one first to record another time.")
+        elif isinstance(exc, services.CheckInPersonInactive):
+            text = f"{person} is inactive: reactivate them (People) before checking them in."
+        else:
+            text = str(exc)[:1].upper() + str(exc)[1:] + "."
+        self.add_error(exc.field, text)
+
+
 @admin.register(CheckIn)
 class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
-    """The attendance record: read-only, filterable, exportable as CSV (with the current filters)."""
+    """The attendance record: read-only, filterable, exportable as CSV (with the current filters);
+    its "add" page records a check-in by hand (``recognition.add_checkin``)."""
 
     # "at": the local time as every staff page writes it (masknet_site/formats/en), to the minute;
     # the CSV export keeps the seconds
-    list_display = ("at", "person_link", "kiosk", "site", "mask", "score_display", "frames",
+    list_display = ("at", "person_link", "kiosk", "site", "source", "mask", "score_display", "frames",
                     "index_version")
     # on a phone: when and who, each row's link to its page (audit/templatetags/admin_phone.py)
     list_display_phone = ("at", "person_link")
     # the sites by index probes, not a DISTINCT over every check-in (audit/admin_filters.py)
-    list_filter = (("at", TimeListFilter), "masked", "kiosk", ("site", IndexedValuesFieldListFilter),
+    list_filter = (("at", TimeListFilter), "masked", "source", "kiosk", ("site", IndexedValuesFieldListFilter),
                    PersonShownFilter)
     date_hierarchy = "at"
     search_fields = ("person__full_name", "person__staff_id", "person__department")
     staff_key = "person__staff_key"
     list_select_related = ("person", "kiosk")
     list_per_page = 100
-    readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "score_display", "threshold_display",
-                       "mask", "frames", "index_version", "snapshot_image")
+    readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "source", "recorded_by", "reason",
+                       "score_display", "threshold_display", "mask", "frames", "index_version", "snapshot_image")
     fields = readonly_fields
     actions = None
+    add_form_template = "admin/recognition/checkin/record.html"
 
     show_full_result_count = False   # a second COUNT(*) over every check-in on each page
 
@@ -312,7 +379,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
 
     @admin.display(description="score", ordering="score")
     def score_display(self, obj: CheckIn) -> str:
-        return f"{obj.score:.3f}"
+        return "—" if obj.score is None else f"{obj.score:.3f}"   # none: recorded by hand
 
     @admin.display(description="threshold")
     def threshold_display(self, obj: CheckIn) -> str:
@@ -320,8 +387,8 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
 
     @admin.display(description="mask", ordering="masked")
     def mask(self, obj: CheckIn) -> str:
-        # words, not Django's red cross for False: no mask is not a failure
-        return "masked" if obj.masked else "no mask"
+        # words, not Django's red cross for False: no mask is not a failure; by hand, nobody looked
+        return "—" if obj.manual else "masked" if obj.masked else "no mask"
 
     @admin.display(description="snapshot")
     def snapshot_image(self, obj: CheckIn) -> str:
@@ -331,8 +398,45 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         return format_html('<img src="data:image/jpeg;base64,{}" width="160" height="160" alt="face at check-in">',
                            data)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """Record a check-in by hand (:class:`ManualCheckInForm`, :func:`services.checkin_record_manual`),
+        in the admin's own form page; a refusal (inactive, the time, one in that window already) is
+        the form's error. Back to the day's attendance when the link came from there
+        (``return=attendance``), else to the check-in list."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        back = (request.POST if request.method == "POST" else request.GET).get("return") == "attendance"
+        if request.method == "POST":
+            form = ManualCheckInForm(request.POST)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    checkin = services.checkin_record_manual(person=data["person"], at=data["at"], site=data["site"],
+                                                             reason=data["reason"], actor=request.user)
+                except services.CheckInRefused as exc:
+                    form.refused(exc)
+                else:
+                    return self._recorded(request, checkin, back)
+        else:
+            form = ManualCheckInForm(initial=ManualCheckInForm.initial_for(request.GET))
+        admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
+        context = {**self.admin_site.each_context(request), "title": "Record a check-in by hand",
+                   "adminform": admin_form, "object_id": None, "original": None, "is_popup": False,
+                   "to_field": None, "media": self.media + admin_form.media, "inline_admin_formsets": [],
+                   "errors": helpers.AdminErrorList(form, []), "preserved_filters": "", "back": back,
+                   "max_days": services.MANUAL_CHECKIN_MAX_DAYS, **(extra_context or {})}
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    def _recorded(self, request: HttpRequest, checkin: CheckIn, back: bool) -> HttpResponse:
+        """The answer to a check-in recorded by hand: a message, and the page to go on from."""
+        self.log_addition(request, checkin, [{"added": {}}])
+        self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)} at {checkin.site}.",
+                          messages.SUCCESS)
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:recognition_checkin_add"))
+        if back:
+            return HttpResponseRedirect(f"{reverse('attendance-day')}?date={checkin.local_date.isoformat()}")
+        return HttpResponseRedirect(reverse("admin:recognition_checkin_changelist"))
 
     def has_change_permission(self, request: HttpRequest, obj: CheckIn | None = None) -> bool:
         return False

@@ -19,16 +19,19 @@ if TYPE_CHECKING:
 
     from .models import CheckIn
 
+# new columns go at the end: scripts read these by position
 CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked", "score",
-                      "frames", "index_version", "checkin_id"]
+                      "frames", "index_version", "checkin_id", "source", "reason"]
 
 
 def checkin_csv_rows(queryset: QuerySet[CheckIn]) -> Iterator[list[object]]:
-    """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first."""
+    """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first. A check-in by hand
+    (``source`` ``manual``) has no kiosk, score or index version, 0 frames, and its ``reason``."""
     for c in queryset.listed().select_related("person", "kiosk").order_by("at", "id").iterator(chunk_size=500):
         yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
                c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
-               "yes" if c.masked else "no", f"{c.score:.3f}", c.frames, c.index_version or "", c.pk]
+               "yes" if c.masked else "no", "" if c.score is None else f"{c.score:.3f}", c.frames,
+               c.index_version or "", c.pk, c.source, c.reason]
 
 
 def checkin_filters_described(filters: Mapping[str, object]) -> list[str]:

@@ -158,8 +158,13 @@ class CheckInQuerySet(models.QuerySet):
 
 
 class CheckIn(models.Model):
-    """One person arriving, recognised by a kiosk. At most one per person per cooldown window
-    (``window``), enforced by a unique constraint so that concurrent kiosks cannot duplicate."""
+    """One person arriving, recognised by a kiosk or recorded by hand by a staff member
+    (``source``). At most one per person per cooldown window (``window``), enforced by a unique
+    constraint so that concurrent kiosks, and a kiosk and a hand, cannot duplicate."""
+
+    class Source(models.TextChoices):
+        KIOSK = "kiosk", "kiosk"
+        MANUAL = "manual", "by hand"
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="checkins")
     kiosk = models.ForeignKey(Kiosk, null=True, blank=True, on_delete=models.SET_NULL, related_name="checkins")
@@ -168,7 +173,8 @@ class CheckIn(models.Model):
     local_date = models.DateField(db_index=True, help_text="the check-in's day in the site's time zone")
     window = models.CharField(max_length=160, help_text="the site and period this check-in counts for (one per "
                                                         "person each), e.g. 'main|2026-11-30'")
-    score = models.FloatField(help_text="mean cosine similarity over the voting frames")
+    score = models.FloatField(null=True, blank=True,
+                              help_text="mean cosine similarity over the voting frames (none for a check-in by hand)")
     threshold = models.FloatField(null=True, blank=True, help_text="match threshold that was applied")
     masked = models.BooleanField(default=False)
     frames = models.PositiveSmallIntegerField(default=1, help_text="consistent frames that confirmed the identity")
@@ -176,6 +182,14 @@ class CheckIn(models.Model):
                                                 help_text="id of the gallery index version that matched")
     snapshot = models.BinaryField(null=True, blank=True, editable=False,
                                   help_text="aligned face JPEG (only when MASKNET_CHECKIN_SNAPSHOTS is on)")
+    # a database default, as Kiosk.language's: the previous release, still serving while migrate
+    # runs, inserts check-ins without these columns
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.KIOSK, db_default=Source.KIOSK,
+                              help_text="how it was recorded: by a kiosk, or by hand (a staff member, with a reason)")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+", help_text="the staff user who recorded it by hand")
+    reason = models.CharField(max_length=200, blank=True, default="", db_default="",
+                              help_text="why it was recorded by hand (e.g. 'not recognised', 'kiosk offline')")
 
     objects = CheckInQuerySet.as_manager()
 
@@ -193,3 +207,16 @@ class CheckIn(models.Model):
         # page names the person: recognition.admin.checkin_page_name); local time (TIME_ZONE), as
         # the admin shows every other time
         return f"check-in #{self.pk} of person #{self.person_id} at {timezone.localtime(self.at):%Y-%m-%d %H:%M}"
+
+    @property
+    def manual(self) -> bool:
+        """Whether it was recorded by hand (no kiosk decided it: no score, threshold or frames)."""
+        return self.source == self.Source.MANUAL
+
+
+def known_sites() -> list[str]:
+    """The sites this site knows of, sorted: those of its kiosks (active or not) and of its check-ins
+    (a kiosk deleted or moved since); ``["main"]``, the kiosks' default, before there is any."""
+    sites = set(Kiosk.objects.values_list("site", flat=True).order_by()) | set(
+        CheckIn.objects.values_list("site", flat=True).order_by().distinct())
+    return sorted(sites) or ["main"]

@@ -1,5 +1,6 @@
-"""Every write of the recognition app: kiosks (create, pair, revoke, update), check-ins and
-retention (the daily purge of expired snapshots, decision and login records).
+"""Every write of the recognition app: kiosks (create, pair, revoke, update), check-ins (a kiosk's,
+and those recorded by hand) and retention (the daily purge of expired snapshots, decision and login
+records).
 
 Functions are ``<entity>_<action>`` with keyword-only, typed arguments. Every decision a kiosk
 makes (accepted, rejected as unknown, rejected for quality) is written to the audit log with
@@ -30,7 +31,7 @@ from enrollment.services.common import counted
 from masknet_site.settings.base import RETENTION_DAYS_MAX, checkin_cooldown_minutes
 from masknet_site.unique import save_unique
 
-from .models import CheckIn, Kiosk, token_digest
+from .models import CheckIn, Kiosk, known_sites, token_digest
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,11 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}{again}", local.date()
 
 
+def cooldown_period() -> str:
+    """What one cooldown window is called to staff: ``"day"`` (``MASKNET_CHECKIN_COOLDOWN=day``), else ``"period"``."""
+    return "day" if checkin_cooldown_minutes(settings.MASKNET_CHECKIN_COOLDOWN) is None else "period"
+
+
 @dataclass(frozen=True)
 class CheckInOutcome:
     """What :func:`checkin_record` did. ``checkin``: the new row, or the person's existing one in
@@ -343,6 +349,111 @@ def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: flo
     return CheckInOutcome(checkin, created)
 
 
+# how far back a check-in may be recorded by hand, in local days (today and the 31 before it):
+# a correction of this month's attendance, not a rewrite of its history
+MANUAL_CHECKIN_MAX_DAYS = 31
+MANUAL_REASON_MAX = 200   # characters of the reason (CheckIn.reason)
+
+
+class CheckInRefused(ValueError):
+    """A check-in by hand that was not recorded. ``field``: the input at fault (``None``: the
+    whole request); ``code``: a stable word for the API. The message names ids only."""
+
+    field: str | None = None
+    code = "refused"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        if field is not None:
+            self.field = field
+
+
+class CheckInPersonInactive(CheckInRefused):
+    """The person is inactive: nobody checks them in, a kiosk or a hand, until they are reactivated."""
+
+    field, code = "person", "person_inactive"
+
+
+class CheckInTimeRefused(CheckInRefused):
+    """The time is in the future, or more than :data:`MANUAL_CHECKIN_MAX_DAYS` days back."""
+
+    field, code = "at", "time_refused"
+
+
+class CheckInExists(CheckInRefused):
+    """The person already has a check-in in that cooldown window (``checkin``: that one)."""
+
+    code = "already_checked_in"
+
+    def __init__(self, message: str, *, checkin: CheckIn) -> None:
+        super().__init__(message)
+        self.checkin = checkin
+
+
+def _manual_refusal(*, at: datetime, now: datetime, site: str, reason: str) -> CheckInRefused | None:
+    """Why a check-in by hand at ``at`` cannot be recorded, before any row is read (``None``: it can)."""
+    if at > now:
+        return CheckInTimeRefused("the time is in the future: record a check-in once the person has arrived")
+    earliest = timezone.localdate(now) - timedelta(days=MANUAL_CHECKIN_MAX_DAYS)
+    if timezone.localdate(at) < earliest:
+        return CheckInTimeRefused(f"check-ins by hand go back at most {MANUAL_CHECKIN_MAX_DAYS} days "
+                                  f"(to {earliest.isoformat()})")
+    if not reason:
+        return CheckInRefused("give the reason it is recorded by hand", field="reason")
+    if len(reason) > MANUAL_REASON_MAX:
+        return CheckInRefused(f"the reason is longer than {MANUAL_REASON_MAX} characters", field="reason")
+    sites = known_sites()
+    if site not in sites:
+        return CheckInRefused(f"no kiosk or check-in has the site {site[:100]!r}: choose one of {', '.join(sites)}",
+                              field="site")
+    return None
+
+
+def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: str, actor: object,
+                          now: datetime | None = None) -> CheckIn:
+    """Record by hand that ``person`` arrived at ``at`` at ``site`` (their face was not recognised,
+    the kiosk was offline, they came in by another door), for ``reason``, by the staff user
+    ``actor``; audited as ``checkin_manual`` (ids, the site, the time and the reason's length: the
+    reason, free text that may name someone, stays on the check-in, which an erasure deletes).
+
+    The row has no kiosk, score, threshold or frames (no vote decided it) and counts in the cooldown
+    window as a kiosk's does: a kiosk seeing them later answers "already checked in". Raises
+    :class:`CheckInPersonInactive`, :class:`CheckInTimeRefused` (in the future, or more than
+    :data:`MANUAL_CHECKIN_MAX_DAYS` local days back), :class:`CheckInExists` (one in that window
+    already) or :class:`CheckInRefused` (no reason, one too long, an unknown site)."""
+    now = now or timezone.now()
+    reason, site = reason.strip(), site.strip()
+    refused = _manual_refusal(at=at, now=now, site=site, reason=reason)
+    if refused is not None:
+        raise refused
+    window, local_date = cooldown_window(site=site, at=at)
+    with transaction.atomic():
+        # locked as a kiosk's check-in locks it: a deactivation or erasure committed meanwhile is seen
+        locked = Person.objects.select_for_update(no_key=True).filter(pk=person.pk).first()
+        if locked is None:
+            raise CheckInRefused(f"person #{person.pk} no longer exists (erased)", field="person")
+        if not locked.active:
+            raise CheckInPersonInactive(f"person #{person.pk} is inactive: reactivate them to check them in")
+        try:
+            with transaction.atomic():
+                checkin = CheckIn.objects.create(
+                    person=locked, kiosk=None, site=site, at=at, local_date=local_date, window=window, score=None,
+                    threshold=None, masked=False, frames=0, index_version=None, source=CheckIn.Source.MANUAL,
+                    recorded_by=actor if getattr(actor, "pk", None) else None, reason=reason)
+        except IntegrityError:
+            existing = CheckIn.objects.select_related("kiosk").filter(person=locked, window=window).first()
+            if existing is None:   # deleted since the insert failed: the caller may try again
+                raise
+            raise CheckInExists(f"person #{person.pk} is already checked in at site {site} for that "
+                                f"{cooldown_period()} (check-in #{existing.pk}, "
+                                f"{timezone.localtime(existing.at):%Y-%m-%d %H:%M})", checkin=existing) from None
+        audit_record(actor=actor, action=Action.CHECKIN_MANUAL, obj=checkin,
+                     summary=f"recorded check-in #{checkin.pk} of person #{locked.pk} by hand at site {site} for "
+                             f"{timezone.localtime(at):%Y-%m-%d %H:%M}; reason of {len(reason)} characters")
+    checkin.person = locked
+    return checkin
+
+
 def checkin_delete(*, checkin: CheckIn, actor: object | None) -> None:
     """Delete a check-in (a correction by an administrator), audited as "deleted check-in #id of
     person #id": by ids alone, as every record, and with the person's, so that their data export
@@ -353,7 +464,8 @@ def checkin_delete(*, checkin: CheckIn, actor: object | None) -> None:
             return   # deleted meanwhile (another administrator, the retention purge): not audited twice
         checkin.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.checkin", object_id=pk,
-                     summary=f"deleted check-in #{pk} of person #{person_id}")
+                     summary=f"deleted check-in #{pk} of person #{person_id}" + (
+                         " (recorded by hand)" if checkin.manual else ""))
 
 
 def checkin_reject_record(*, kiosk: Kiosk, reason: str, frames: int, score: float | None = None,

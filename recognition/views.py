@@ -42,7 +42,7 @@ from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from .kiosk_page import page_build, page_context
 from .kiosk_text import screen_text
-from .models import CheckIn, Kiosk
+from .models import CheckIn, Kiosk, known_sites
 from .privacy import kiosk_notice, privacy_language, privacy_page_context
 
 KIOSK_COOKIE_AGE = 365 * 24 * 3600
@@ -377,19 +377,22 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
         # in a zone with summer time)
         rows = [[status, timezone.localtime(c.at).isoformat(timespec="seconds").partition("T")[2], c.person.staff_id,
                  c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
-                 "yes" if c.masked else "no"]
+                 "yes" if c.masked else "no", c.source]
                 for status in ("present", "elsewhere") for c in data[status]]
-        rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", ""] for p in data["missing"]]
+        rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", "", ""] for p in data["missing"]]
         audit_list_export(request, object_type="recognition.checkin", what=f"the attendance of {day.isoformat()}",
                           rows=len(rows), filters=[f"site={site[:60]}"] if site else [])
         return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
-                            ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked"],
+                            ["status", "first_check_in", "staff_id", "name", "department", "site", "kiosk", "masked",
+                             "source"],
                             rows)
     # those in elsewhere are neither in nor missing here
     active = len(data["present"]) + len(data["missing"])
-    sites = sorted(set(Kiosk.objects.values_list("site", flat=True).order_by()) | set(
-        CheckIn.objects.values_list("site", flat=True).order_by().distinct()))
-    context.update(day=day, site=site, sites=sites, today=timezone.localdate(),
+    today = timezone.localdate()
+    # a button beside each missing person, for staff who may record a check-in by hand, on a day one can be
+    can_record = (request.user.has_perm("recognition.add_checkin")
+                  and today - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS) <= day <= today)
+    context.update(day=day, site=site, sites=known_sites(), today=today, can_record=can_record,
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    masked=sum(c.masked for c in data["present"]),

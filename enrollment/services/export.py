@@ -50,7 +50,8 @@ templates.json  The face templates: lists of numbers the recognizer computed fro
                 person's id only.
 checkins.csv    Every check-in: local time (ISO 8601, with the offset from UTC), local date,
                 site, kiosk, whether a mask was worn, the match score and how many camera frames
-                confirmed it.
+                confirmed it; how it was recorded (source: kiosk, or manual when a staff member
+                recorded it by hand) and the reason given for one recorded by hand.
 snapshots/      The face snapshot a kiosk kept of a check-in, where one was kept (only when the
                 site keeps them, and for a limited time), named by the check-in's id.
 audit.csv       The records of the site's audit log that concern this person: who did what,

@@ -501,7 +501,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # a kiosk's language by a name of its own, not the generic "LanguageEnum" the field's name gives,
     # which a later field named language would take (renaming this one under generated clients)
-    "ENUM_NAME_OVERRIDES": {"KioskLanguageEnum": "recognition.models.kiosk_language_choices"},
+    # a check-in's source (kiosk, manual) likewise: beside a photo's "source", two enums of one field name
+    # were each renamed with a hash; both named here, the photo's keeps the name it had
+    "ENUM_NAME_OVERRIDES": {"KioskLanguageEnum": "recognition.models.kiosk_language_choices",
+                            "SourceEnum": "enrollment.models.FacePhoto.Source",
+                            "CheckInSourceEnum": "recognition.models.CheckIn.Source"},
     # drf-spectacular's default hook (enums as components), and every 429's Retry-After header
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.declare_retry_after"],
 }

@@ -19,6 +19,7 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command, get_commands
 from django.test import Client
 from django.urls import URLPattern, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from api import services as api_services
@@ -184,6 +186,9 @@ ADMIN: dict[tuple[str, str], Recipe] = {
         reverse("admin:recognition_kiosk_pairing", args=[w.kiosk.pk]))), ("update", "recognition.kiosk"))[1],
     ("recognition.kiosk", "url:recognition_kiosk_revoke"): lambda w: (ok(w.client.post(
         reverse("admin:recognition_kiosk_revoke", args=[w.kiosk.pk]))), ("deactivate", "recognition.kiosk"))[1],
+    ("recognition.checkin", "add"): lambda w: (ok(w.client.post(reverse("admin:recognition_checkin_add"), {
+        "person": w.person.pk, "at_0": f"{timezone.localdate() - timedelta(days=1):%Y-%m-%d}", "at_1": "09:00",
+        "site": "main", "reason": "kiosk offline"})), ("checkin_manual", "recognition.checkin"))[1],
     ("recognition.checkin", "delete"): lambda w: (ok(w.client.post(
         reverse("admin:recognition_checkin_delete", args=[w.checkin.pk]), {"post": "yes"})),
         ("delete", "recognition.checkin"))[1],

@@ -1,0 +1,258 @@
+"""Check-ins recorded by hand: the service (the cooldown window shared with the kiosks, the time's
+bounds, inactive people, the audit record), the admin's "Record a check-in by hand" page
+(permission, CSRF, errors in the form), and how the attendance pages, CSVs and the API show them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent
+from enrollment import services as enrollment
+from recognition import services
+from recognition.exports import CHECKIN_CSV_HEADER
+from recognition.models import CheckIn
+
+ADD = "admin:recognition_checkin_add"
+
+
+def rows(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+
+def staff(*codenames: str) -> User:
+    user = User.objects.create_user("desk", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="recognition", codename__in=codenames))
+    return User.objects.get(pk=user.pk)   # permissions cached on the instance
+
+
+def record(person, *, at=None, site="main", reason="face not recognised", actor=None):
+    return services.checkin_record_manual(person=person, at=at or timezone.now() - timedelta(minutes=5), site=site,
+                                          reason=reason, actor=actor)
+
+
+# ------------------------------------------------------------------------------------------ service
+
+
+def test_a_check_in_by_hand_is_recorded_and_audited_by_ids_and_a_kiosk_then_finds_it(paired, person, superuser):
+    kiosk, _token = paired
+    checkin = record(person, reason="  kiosk offline, Eileen Collins at the side door  ", actor=superuser)
+    row = CheckIn.objects.get()
+    assert row.pk == checkin.pk and row.manual and row.source == "manual" and row.kiosk is None
+    assert row.score is None and row.threshold is None and row.frames == 0 and row.index_version is None
+    assert row.recorded_by == superuser and row.reason == "kiosk offline, Eileen Collins at the side door"
+    assert row.site == "main" and row.local_date == timezone.localdate(row.at)
+    event = AuditEvent.objects.get(action="checkin_manual")
+    assert (event.actor, event.object_type, event.object_id) == ("root", "recognition.checkin", str(checkin.pk))
+    assert f"check-in #{checkin.pk} of person #{person.pk} by hand at site main" in event.summary
+    # the reason's length, never the reason: it is free text, and may name someone
+    assert "reason of 46 characters" in event.summary and "Eileen" not in event.summary
+    # the kiosk that sees them later: already checked in, as after its own check-in
+    outcome = services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=True,
+                                      frames=4, index_version=1)
+    assert not outcome.created and outcome.checkin.pk == checkin.pk and CheckIn.objects.count() == 1
+
+
+def test_one_by_hand_in_a_window_a_kiosk_or_a_hand_already_took_is_refused(paired, person):
+    kiosk, _token = paired
+    first = services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=False,
+                                    frames=4, index_version=1).checkin
+    with pytest.raises(services.CheckInExists) as refused:
+        record(person)
+    assert refused.value.checkin.pk == first.pk and refused.value.field is None
+    assert f"person #{person.pk} is already checked in at site main for that day" in str(refused.value)
+    # another site is another window; a second hand at that one is refused too
+    services.kiosk_create(actor=None, name="East door", site="east")
+    record(person, site="east")
+    with pytest.raises(services.CheckInExists):
+        record(person, site="east", at=timezone.now() - timedelta(minutes=1))
+    assert CheckIn.objects.count() == 2 and AuditEvent.objects.filter(action="checkin_manual").count() == 1
+
+
+def test_the_time_is_neither_in_the_future_nor_more_than_31_days_back(person, superuser):
+    now = timezone.now()
+    with pytest.raises(services.CheckInTimeRefused, match="future") as future:
+        record(person, at=now + timedelta(minutes=2))
+    assert future.value.field == "at"
+    with pytest.raises(services.CheckInTimeRefused, match="at most 31 days"):
+        record(person, at=now - timedelta(days=32))
+    assert not CheckIn.objects.exists()
+    # the earliest day within reach, at its noon
+    day = timezone.localdate() - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS)
+    at = timezone.make_aware(timezone.datetime.combine(day, timezone.datetime.min.time())) + timedelta(hours=12)
+    assert record(person, at=at).local_date == day
+
+
+def test_inactive_people_and_missing_reasons_and_unknown_sites_are_refused(person):
+    enrollment.person_deactivate(person=person, actor=None)
+    with pytest.raises(services.CheckInPersonInactive) as inactive:
+        record(person)
+    assert inactive.value.field == "person" and "inactive" in str(inactive.value)
+    enrollment.person_update(person=person, actor=None, active=True)
+    for reason in ("", "   ", "x" * 201):
+        with pytest.raises(services.CheckInRefused) as refused:
+            record(person, reason=reason)
+        assert refused.value.field == "reason"
+    with pytest.raises(services.CheckInRefused) as refused:
+        record(person, site="nowhere")
+    assert refused.value.field == "site"
+    assert not CheckIn.objects.exists() and not AuditEvent.objects.filter(action="checkin_manual").exists()
+
+
+def test_a_check_in_by_hand_is_deleted_as_any_other(person, superuser):
+    checkin = record(person, actor=superuser)
+    pk = checkin.pk
+    services.checkin_delete(checkin=checkin, actor=superuser)
+    assert not CheckIn.objects.exists()
+    deleted = AuditEvent.objects.get(action="delete", object_type="recognition.checkin")
+    assert deleted.summary == f"deleted check-in #{pk} of person #{person.pk} (recorded by hand)"
+
+
+# -------------------------------------------------------------------------------------------- admin
+
+
+def test_the_record_page_needs_the_add_checkin_permission(client, person):
+    user = staff("view_checkin")
+    client.force_login(user)
+    assert client.get(reverse(ADD)).status_code == 403
+    assert client.post(reverse(ADD), {"person": person.pk}).status_code == 403
+    changelist = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
+    assert "Record a check-in by hand" not in changelist and reverse(ADD) not in changelist
+    user.user_permissions.add(Permission.objects.get(codename="add_checkin"))
+    client.force_login(User.objects.get(pk=user.pk))
+    changelist = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
+    assert "Record a check-in by hand" in changelist and "Add check-in" not in changelist
+    page = client.get(reverse(ADD))
+    assert page.status_code == 200 and "<title>Record a check-in by hand" in page.content.decode()
+
+
+def _form(client: Client, url: str) -> dict:
+    """The CSRF token the page's form carries (the client enforces it, as a browser's request meets it)."""
+    page = client.get(url)
+    assert page.status_code == 200
+    return {"csrfmiddlewaretoken": page.context["csrf_token"]}
+
+
+def _at(when) -> dict:
+    local = timezone.localtime(when)
+    return {"at_0": f"{local:%Y-%m-%d}", "at_1": f"{local:%H:%M}"}
+
+
+def test_the_record_page_records_with_csrf_and_shows_refusals_in_the_form(paired, person, other_person):
+    user = staff("view_checkin", "add_checkin")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    url = reverse(ADD)
+    earlier = timezone.now() - timedelta(minutes=30)
+    data = {"person": person.pk, **_at(earlier), "site": "main", "reason": "not recognised (scarf)"}
+    assert client.post(url, data).status_code == 403   # no CSRF token: Django's refusal
+    assert not CheckIn.objects.exists()
+    done = client.post(url, {**data, **_form(client, url)})
+    assert done.status_code == 302 and done["Location"] == reverse("admin:recognition_checkin_changelist")
+    checkin = CheckIn.objects.get()
+    assert checkin.manual and checkin.recorded_by == user and checkin.reason == "not recognised (scarf)"
+    assert AuditEvent.objects.get(action="checkin_manual").actor == "desk"
+    # a second one in that day: the form again, with the reason it was refused, not a 500
+    again = client.post(url, {**data, **_at(earlier + timedelta(minutes=5)), **_form(client, url)})
+    html = again.content.decode()
+    assert again.status_code == 200 and "already has a check-in at main for that day" in html
+    assert "Eileen Collins (E-1)" in html and "by hand (not recognised (scarf))" in html
+    # inactive, the future: each said in the form
+    enrollment.person_deactivate(person=other_person, actor=None)
+    inactive = client.post(url, {**data, "person": other_person.pk, **_form(client, url)})
+    assert inactive.status_code == 200 and "Tom Hanks (T-1) is inactive" in inactive.content.decode()
+    future = client.post(url, {**data, "person": other_person.pk,
+                               **_at(timezone.now() + timedelta(hours=2)), **_form(client, url)})
+    assert future.status_code == 200 and "in the future" in future.content.decode()
+    # an inactive person is not offered in the list
+    offered = client.get(url).content.decode()
+    assert "Eileen Collins (E-1)" in offered and "Tom Hanks (T-1)" not in offered
+    assert CheckIn.objects.count() == 1
+
+
+def test_the_attendance_page_links_a_missing_person_to_the_record_page_and_back(client, paired, person):
+    user = staff("view_checkin", "add_checkin")
+    client.force_login(user)
+    day = client.get(reverse("attendance-day")).content.decode()
+    link = f'{reverse(ADD)}?person={person.pk}&amp;date={timezone.localdate():%Y-%m-%d}&amp;return=attendance'
+    assert link in day and "Record check-in<span class=\"visually-hidden\"> of Eileen Collins</span>" in day
+    page = client.get(link.replace("&amp;", "&"))
+    assert page.context["adminform"].form.initial["person"] == person.pk
+    assert 'name="return" value="attendance"' in page.content.decode()
+    # a past day's link: that day, the time left to fill in
+    yesterday = timezone.localdate() - timedelta(days=1)
+    past = client.get(reverse(ADD), {"person": person.pk, "date": yesterday.isoformat()}).content.decode()
+    assert f'name="at_0" value="{yesterday:%Y-%m-%d}"' in past and 'name="at_1" class="vTimeField"' in past
+    done = client.post(reverse(ADD), {"person": person.pk, **_at(timezone.now() - timedelta(minutes=1)),
+                                      "site": "main", "reason": "kiosk offline", "return": "attendance"})
+    assert done["Location"] == f"{reverse('attendance-day')}?date={timezone.localdate():%Y-%m-%d}"
+    # nobody missing is left to record; a day out of reach (or in the future) offers no button (the
+    # admin's side bar has its own "Add" link to the page)
+    button = f"{reverse(ADD)}?person="
+    assert button not in client.get(reverse("attendance-day")).content.decode()
+    old = (timezone.localdate() - timedelta(days=40)).isoformat()
+    person.__class__.objects.update(created_at=timezone.now() - timedelta(days=60))
+    assert button not in client.get(reverse("attendance-day"), {"date": old}).content.decode()
+    # staff who may only read check-ins see no button
+    client.force_login(staff_only_viewer())
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+    assert button not in client.get(reverse("attendance-day"), {"date": yesterday}).content.decode()
+
+
+def staff_only_viewer() -> User:
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_checkin"))
+    return user
+
+
+# ----------------------------------------------------------------------------- pages, CSVs and API
+
+
+def test_a_check_in_by_hand_is_marked_as_such_on_every_page_csv_and_the_api(client, superuser, paired, person,
+                                                                          other_person):
+    kiosk, _token = paired
+    services.checkin_record(person_id=other_person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=True,
+                            frames=4, index_version=1)
+    manual = record(person, reason="came in by the loading bay", actor=superuser)
+    client.force_login(superuser)
+    day = client.get(reverse("attendance-day")).content.decode()
+    assert day.count('<span class="att-manual">by hand</span>') == 1 and day.count("att-masked\">mask") == 1
+    history = client.get(reverse("attendance-person", args=[person.pk])).content.decode()
+    assert 'title="came in by the loading bay">by hand</span>' in history
+    assert '<td role="cell" class="score">—' in history
+    listed = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
+    assert "by hand" in listed
+    detail = client.get(reverse("admin:recognition_checkin_change", args=[manual.pk])).content.decode()
+    assert "came in by the loading bay" in detail and "root" in detail
+    # the CSVs: the new columns at the end, the old ones where they were
+    assert CHECKIN_CSV_HEADER[:12] == ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked",
+                                       "score", "frames", "index_version", "checkin_id"]
+    assert CHECKIN_CSV_HEADER[12:] == ["source", "reason"]
+    for response in (client.get(reverse("attendance-export")),
+                     client.get(reverse("admin:recognition_checkin_export")),
+                     client.get(reverse("attendance-person", args=[person.pk]), {"format": "csv"})):
+        table = rows(response)
+        assert table[0] == CHECKIN_CSV_HEADER
+        by_id = {r[11]: r for r in table[1:]}
+        mine = by_id[str(manual.pk)]
+        assert mine[6] == "" and mine[8] == "" and mine[9] == "0" and mine[12:] == ["manual",
+                                                                                    "came in by the loading bay"]
+        assert all(r[12] == "kiosk" and r[13] == "" for k, r in by_id.items() if k != str(manual.pk))
+    daily = rows(client.get(reverse("attendance-day"), {"format": "csv"}))
+    assert daily[0][-1] == "source" and {r[2]: r[-1] for r in daily[1:]} == {"E-1": "manual", "T-1": "kiosk"}
+    api = APIClient()
+    api.force_login(superuser)
+    answer = {c["id"]: c for c in api.get("/api/v1/checkins").json()["results"]}
+    assert answer[manual.pk]["source"] == "manual" and answer[manual.pk]["score"] is None
+    assert answer[manual.pk]["reason"] == "came in by the loading bay"
+    assert {k for k in answer[manual.pk]} >= {"id", "person", "staff_id", "person_name", "kiosk", "kiosk_name", "site",
+                                               "at", "local_date", "score", "threshold", "masked", "frames",
+                                               "index_version"}
