@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -44,6 +43,9 @@ from .index import EMBED_ERRORS, _templates_store, index_rebuild_request
 
 log = logging.getLogger(__name__)
 
+# a photo turned (:func:`_usable_turned`): the turned pixels, their faces and the face chosen
+Turned = tuple[np.ndarray, list[Face], recognizer.PhotoFace]
+
 # Refusal codes of photo_add, with the sentence shown to the administrator.
 REFUSALS = {
     "empty": "The file is empty (0 bytes).",
@@ -58,6 +60,8 @@ REFUSALS = {
                     "photo without a mask if you can (masked check-ins are matched against masks drawn on it).",
     "too_small": "The face is too small: come closer or use a larger photo.",
     "partial": "Part of the face is outside the photo: use one that shows the whole face.",
+    # no longer given (an upside-down photo is stored turned upright: photo_inspect); kept for
+    # clients that name the code
     "upside_down": "The photo is upside down: turn it upright and add it again.",
     "sideways": "The photo is on its side: turn it upright and add it again.",
     "too_dark": "Too dark: add light in front of the face.",
@@ -90,8 +94,9 @@ class PhotoInspection:
     ``ok``: usable for enrollment; else ``code``/``message`` say why (see :data:`REFUSALS`).
     ``box``: chosen face ``[x1, y1, x2, y2]`` (pixels; for a refusal, the largest face, if any).
     ``width``/``height``: image size in pixels. ``faces``: faces detected. ``turned``: degrees
-    clockwise (90, 270) the photo was turned because it lay on its side (:func:`_quarter_turn`), else
-    0; every other fact is of the photo so turned, which is how :func:`photo_add` stores it.
+    clockwise the photo was turned because it lay on its side (90, 270: :func:`_quarter_turn`) or
+    upside down (180: :func:`_half_turn`, :func:`_turned_upright`), else 0; every other fact is of
+    the photo so turned, which is how :func:`photo_add` stores it.
     """
 
     ok: bool
@@ -159,7 +164,8 @@ def photo_too_large(*, size: int) -> PhotoInspection | None:
 def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspection:
     """Check a candidate photo without saving anything: type, size, exactly one usable face,
     quality. Used by :func:`photo_add` and the capture page's live feedback. A photo on its side
-    (:func:`_quarter_turn`) is judged turned upright, as :func:`photo_add` then stores it."""
+    (:func:`_quarter_turn`) or upside down (:func:`_half_turn`, :func:`_turned_upright`) is judged
+    turned upright, as :func:`photo_add` then stores it."""
     too_large = photo_too_large(size=len(data))
     if too_large:
         return too_large
@@ -200,6 +206,16 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     except UnreadableImage:
         return _refusal("unreadable", width=width, height=height)
     except NoFaceFound:
+        faces = []
+    chosen = recognizer.choose_face(faces) if faces else None
+    turned = 0
+    if chosen is None or chosen.reason in HALF_TURN_AFTER:
+        # upside down without EXIF orientation: no face found, or none FaceMesh sees clearly, as it
+        # is; one more analysis, for those photos alone (:func:`_half_turn`)
+        half = _half_turn(engine, image)
+        if half is not None:
+            image, faces, chosen, turned = *half, 180
+    if chosen is None:
         if min(width, height) < engine.config.min_face_px:
             # no room for a face the gate would take: "no face found" sent people looking for a
             # better face rather than a larger photo
@@ -207,22 +223,22 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
                                                  f"pixels; a face needs {engine.config.min_face_px} at least.",
                             width=width, height=height)
         return _refusal("no_face", width=width, height=height)
-    chosen = recognizer.choose_face(faces)
+    stood = _stood_up(engine, image, faces, chosen, turned)
+    if stood is None:
+        return _refusal("sideways", width=width, height=height, faces=chosen.faces)
+    image, faces, chosen, turned = stood
     face = chosen.face or faces[0]
-    # a usable face alone: a photo refused as it is stays refused for the same reason (a false face,
-    # a cup, turned gave another one)
-    turned = _quarter_turn(face) if not chosen.reason else 0
-    if turned:
-        # stored upright, as an EXIF orientation is applied: else kept on its side, the thumbnail too
-        # (its face found turned by the detector's eyes, the template as good); judged as stored
-        try:
-            image = turn_clockwise(image, turned)
-            faces = engine.analyze(image)
-        except NoFaceFound:
+    upright = _turned_upright(engine, image, face) if face.masked and not chosen.reason else None
+    if upright is not None and upright[0] == "upside_down" and not turned:
+        # upside down, its face read as masked: stored turned half a circle, as one on its side is
+        # turned a quarter, and judged so (the face of the turned photo is usable and unmasked);
+        # a quarter more where that face's eyes say it lay on its side (its roll misread as level)
+        stood = _stood_up(engine, upright[1][0], upright[1][1], upright[1][2], 180)
+        if stood is None or stood[2].reason or stood[2].face.masked:
             return _refusal("sideways", width=width, height=height, faces=chosen.faces)
-        height, width = image.shape[:2]
-        chosen = recognizer.choose_face(faces)
-        face = chosen.face or faces[0]
+        image, faces, chosen, turned = stood
+        face, upright = chosen.face, None
+    height, width = image.shape[:2]
     # the gate's verdict, or enrolment's own (too dark or blurred for a reference photo, though a
     # kiosk frame would pass: gallery.ENROL_MIN_BRIGHTNESS / ENROL_MIN_SHARPNESS)
     verdict = face.quality.reason or (chosen.reason if chosen.reason in (TOO_DARK, BLURRY) else "ok")
@@ -232,11 +248,10 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     if chosen.reason:
         return PhotoInspection(ok=False, code=chosen.reason, message=REFUSALS.get(chosen.reason, chosen.reason),
                                **facts)
-    upright = _turned_upright(engine, image, face) if face.masked else None
-    if upright:
-        # turned the wrong way round (the eyes of a face called masked misread): upside down now, but
-        # the photo as sent is on its side
-        return _refusal("sideways" if turned else upright, **facts)
+    if upright is not None:
+        # on its side, its face read as masked; or turned a quarter the wrong way round (the eyes
+        # of a face called masked misread): upside down now, but the photo as sent is on its side
+        return _refusal("sideways", **facts)
     return PhotoInspection(ok=True, code=None, message="Good photo.", face=face, **facts)
 
 
@@ -265,13 +280,34 @@ def _roll(face: Face) -> float:
     return math.degrees(math.atan2(face.align_matrix[1][0], face.align_matrix[0][0]))
 
 
+def _stood_up(engine: Engine, image: np.ndarray, faces: list[Face], chosen: recognizer.PhotoFace,
+              turned: int) -> tuple[np.ndarray, list[Face], recognizer.PhotoFace, int] | None:
+    """``image`` (the photo as sent turned ``turned`` degrees clockwise), its ``faces`` and ``chosen``
+    face, turned a quarter more when that face is usable and its eyes lie nearer upright than
+    level (:func:`_quarter_turn`), and analysed again, with the degrees the photo as sent is then
+    turned; as they are otherwise. ``None`` when the turned photo shows no face. A photo refused as
+    it is stays refused for the same reason (a false face, a cup, turned gave another one)."""
+    quarter = _quarter_turn(chosen.face) if chosen.face is not None and not chosen.reason else 0
+    if not quarter:
+        return image, faces, chosen, turned
+    # stored upright, as an EXIF orientation is applied: else kept on its side, the thumbnail too
+    # (its face found turned by the detector's eyes, the template as good); judged as stored
+    image = turn_clockwise(image, quarter)
+    try:
+        faces = engine.analyze(image)
+    except NoFaceFound:
+        return None
+    return image, faces, recognizer.choose_face(faces), (turned + quarter) % 360
+
+
 def _quarter_turn(face: Face) -> int:
     """Degrees clockwise to turn the photo for ``face`` to stand upright: 90 or 270 when its eyes
     lie nearer upright than level (a photo on its side that has no EXIF orientation: a scan, an
     editor's copy), else 0. The detector's eye points find a face at any roll, and FaceMesh and the
     alignment stand it up, so such a photo passed every check and was stored on its side (its
     template met the upright photo's at 0.99, its thumbnail lay on its side). Upright and
-    upside-down photos are read within 16 degrees of level (:func:`_turned_upright`)."""
+    upside-down photos are read within 16 degrees of level (:func:`_turned_upright`): an upside-down
+    one is found by the turns tried where the photo as it is fails."""
     roll = _roll(face)
     if 45 <= roll <= 135:
         return 90
@@ -280,17 +316,55 @@ def _quarter_turn(face: Face) -> int:
     return 0
 
 
-def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> str | None:
+# what the photo as it is refused for before it is tried upside down (:func:`_half_turn`), besides
+# no face at all: a face the detector finds upside down is mostly one FaceMesh does not read
+HALF_TURN_AFTER = ("unclear_face",)
+
+
+def _usable_turned(engine: Engine, image: np.ndarray, degrees: int, *, search_tiles: bool = True) -> Turned | None:
+    """``image`` turned ``degrees`` clockwise, its faces and the chosen one, when that one is usable
+    and shows no mask (:func:`recognizer.choose_face`); else ``None``. One more analysis
+    (``search_tiles``: as :meth:`Engine.analyze`'s)."""
+    turned = turn_clockwise(image, degrees)
+    try:
+        faces = engine.analyze(turned, search_tiles=search_tiles)
+    except NoFaceFound:
+        return None
+    chosen = recognizer.choose_face(faces)
+    if chosen.face is None or chosen.reason or chosen.face.masked:
+        return None
+    return turned, faces, chosen
+
+
+def _half_turn(engine: Engine, image: np.ndarray) -> Turned | None:
+    """``image`` turned half a circle, when that shows a usable face without a mask
+    (:func:`_usable_turned`); asked of photos that as they are show no face, or none clear
+    (:data:`HALF_TURN_AFTER`). An upside-down photo without EXIF orientation (an editor's copy, a
+    scan fed the wrong way) was refused so, when its face was not read as masked
+    (:func:`_turned_upright`): LFW DevTrain, 60 people's first photos as PNG turned upside down, 13
+    ``unclear_face`` and 2 ``no_face`` (docs/enrollment.md). Unmasked only, as for a face read as
+    masked: a masked face that FaceMesh does not read clearly upright is not taken upside down.
+
+    Its cost is a photo without a face's: one more analysis, a detection alone when no face is
+    found, and without the tiles a large photo where nobody is found is searched again in (an
+    upside-down portrait's face is large): about 8 ms more for a 640x480 photo, 50 to 110 ms for
+    12 megapixels, where the tiles made its refusal 0.4 to 0.6 s slower (docs/enrollment.md)."""
+    return _usable_turned(engine, image, 180, search_tiles=False)
+
+
+def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> tuple[str, Turned] | None:
     """``"upside_down"`` or ``"sideways"`` when ``image`` turned half a circle or, for a face not level,
-    a quarter either way shows a usable face without a mask; else ``None``. Asked of faces the mask
-    head called masked alone (one more analysis each, three for a face not level).
+    a quarter either way shows a usable face without a mask, with that turn's analysis
+    (:func:`_usable_turned`); else ``None``. Asked of faces the mask head called masked alone (one
+    more analysis each, three for a face not level). :func:`photo_inspect` stores an upside-down
+    photo turned half a circle, and refuses the others as ``sideways``.
 
     An upside-down photo (its EXIF orientation lost by an editor, a scan fed the wrong way) passes
     every check, and the mask head calls its face masked (192 of 193 LFW photos turned so; 6 of 199
     upright): it was enrolled as a masked template that matches nobody. An engine review's rule: 61
-    of 62 such photos refused, none of 47 real masked photos nor 92 upright ones. The alignment
-    reads an upside-down face as upright (its roll within 16 degrees of level), so that turn is
-    tried whatever the roll.
+    of 62 such photos refused, none of 47 real masked photos nor 92 upright ones; they are now
+    stored turned upright instead. The alignment reads an upside-down face as upright (its roll
+    within 16 degrees of level), so that turn is tried whatever the roll.
 
     A photo on its side is mostly analysed as if upright (FaceMesh stands the face up), but a few
     are called masked and were enrolled as such a template (LFW DevTest, 150 people's first photos
@@ -299,17 +373,13 @@ def _turned_upright(engine: Engine, image: np.ndarray, face: Face) -> str | None
     lie on their side nor which way (-24 degrees for one turned clockwise): both quarter turns are
     tried once the roll passes 20 degrees (upright and upside-down LFW photos: within 16). None of
     94 real masked photos (RWMFD) the engine takes is refused by any of the three turns (2026-12-05)."""
-    roll = _roll(face)
-    turns = [("upside_down", cv2.ROTATE_180)]
-    if abs(roll) > 20:
-        turns += [("sideways", cv2.ROTATE_90_CLOCKWISE), ("sideways", cv2.ROTATE_90_COUNTERCLOCKWISE)]
-    for code, turn in turns:
-        try:
-            turned = recognizer.choose_face(engine.analyze(cv2.rotate(image, turn)))
-        except NoFaceFound:
-            continue
-        if turned.face is not None and not turned.reason and not turned.face.masked:
-            return code
+    turns = [("upside_down", 180)]
+    if abs(_roll(face)) > 20:
+        turns += [("sideways", 90), ("sideways", 270)]
+    for code, degrees in turns:
+        found = _usable_turned(engine, image, degrees)
+        if found is not None:
+            return code, found
     return None
 
 

