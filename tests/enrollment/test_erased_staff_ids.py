@@ -62,6 +62,32 @@ def test_an_erased_persons_folder_is_not_imported_again(tmp_path, superuser, pho
     assert "not imported (--include-erased re-enrols)" in run(root, "--no-rebuild")
 
 
+def test_limit_counts_the_people_imported_not_the_erased_folders_skipped(tmp_path, db, photos_added):
+    """``--limit N`` ("import only the first N people") counted the erased people's folders it
+    skipped: with two of them first, ``--limit 2`` imported nobody. It reads past them; with
+    ``--include-erased`` they are imported, and count. The same with a people list and a people CSV."""
+    root = with_photo(tmp_path / "hr", "A_1", "B_2", "C_3", "D_4", "E_5")
+    for staff_id in ("A_1", "B_2"):
+        services.person_create(actor=None, full_name=staff_id, staff_id=staff_id)
+        assert services.person_erase(person=Person.objects.with_staff_id(staff_id).get(), actor=None)
+    out = run(root, "--no-rebuild", "--limit", 2)
+    assert "importing 2 people, 2 photos" in out and out.count("not imported (--include-erased re-enrols)") == 2, out
+    assert "people: 2 created, 0 already there, 2 not imported (erased at their request)" in out, out
+    assert sorted(Person.objects.values_list("staff_id", flat=True)) == ["C_3", "D_4"]
+    # a people list's order: the erased folder between two others is read past, E_5 is the second
+    listed = tmp_path / "people.txt"
+    listed.write_text("D_4\nB_2\nE_5\nC_3\n")
+    out = run(root, "--no-rebuild", "--limit", 2, "--people-list", listed)
+    assert "people: 1 created, 1 already there, 1 not imported" in out and "C_3" not in out, out
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name\nA_1,A_1,A\nB_2,B_2,B\nC_3,C_3,C\n")
+    out = run(root, "--no-rebuild", "--limit", 1, "--people-csv", sheet)
+    assert "people: 0 created, 1 already there, 2 not imported" in out, out
+    out = run(root, "--no-rebuild", "--limit", 1, "--include-erased")
+    assert "people: 1 created (1 of them erased at their request before, enrolled again)" in out, out
+    assert Person.objects.with_staff_id("A_1").exists() and not Person.objects.with_staff_id("B_2").exists()
+
+
 def test_a_people_csv_row_of_an_erased_person_is_not_imported_again(tmp_path, db, photos_added):
     """With HR's spreadsheet the staff id is the row's, whatever the folder is called; compared as
     staff ids are (letter case, full-width forms)."""

@@ -355,7 +355,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("dir", type=Path)
-        parser.add_argument("--limit", type=int, help="import only the first N people")
+        parser.add_argument("--limit", type=int,
+                            help="import only the first N people (in folder or --people-list order; folders of "
+                                 "people erased at their request, skipped, do not count)")
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
         parser.add_argument("--max-photos", type=int, help="at most N photos per person")
         parser.add_argument("--department", default="", help="department of the imported people")
@@ -401,45 +403,31 @@ class Command(BaseCommand):
         given: dict[str, Given] | None = None   # each folder's row of the people CSV
         bad_rows: list[str] = []
         if people_csv_path is None:
-            folders = person_folders(root, opts["limit"], opts["people_list"])
+            candidates = person_folders(root, None, opts["people_list"])
         else:   # read whole before anything is imported; a bad row leaves out its folder alone
             given, bad_rows = people_csv(people_csv_path, root)
             chosen = person_folders(root, None, opts["people_list"])
-            folders = [f for f in chosen if f.name in given][:opts["limit"]]
+            candidates = [f for f in chosen if f.name in given]
             self._people_csv_said(people_csv_path, root, bad_rows, [f.name for f in chosen if f.name not in given],
                                   opts["verbosity"])
-        if not folders and given is not None:
+        if not candidates and given is not None:
             raise CommandError(f"no folder of {root} has a usable row in the people CSV {people_csv_path}")
-        if not folders:   # a person's own folder given, or an empty one: nothing imported, said as such
+        if not candidates:   # a person's own folder given, or an empty one: nothing imported, said as such
             raise CommandError(f"no person folders in {root}: it should hold one folder per person, "
                                "DIR/<Person_Name>/*.jpg")
-        # the folder name is the staff id, as person_create stores it (enrollment.text: NFC, where a
-        # Mac names folders NFD; no zero-width spaces): one too long would be cut, and two such folders
-        # merged into one person (the wrong identity); a name with nothing in it (or underscores
-        # alone: no full name) has no staff id, and one that is not text (bytes of another encoding)
-        # cannot be stored (with a people CSV, the staff ids are its rows', checked as it was read)
-        named = folders if given is None else []
-        unusable = [f for f in named if not _encodable(f.name) or not name_normal(f.name.replace("_", " "))
-                    or len(staff_id_normal(f.name)) > STAFF_ID_MAX or not staff_id_normal(f.name).isprintable()]
-        if unusable:
-            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
-                               f"longer than {STAFF_ID_MAX} characters, or not UTF-8 text), "
-                               f"e.g. {unusable[0].name!r}: rename them")
-        # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B ", "Zoë" typed
-        # on a Mac and elsewhere): their photos would go to one person, two people's faces under one identity
-        same: dict[str, list[str]] = defaultdict(list)
-        for f in named:
-            same[staff_id_key(f.name)].append(f.name)
-        clashes = [names for names in same.values() if len(names) > 1]
-        if clashes:
-            raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
-                               f"ignoring letter case, spaces around them and repeated inside, invisible "
-                               f"characters, Unicode and full-width forms), "
-                               f"e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
-        # people erased at their request whose folders HR's share still holds: an import must not
-        # undo their erasure; said per folder before the import begins, and skipped unless asked
-        staff_ids = {f: given[f.name].staff_id if given is not None else staff_id_normal(f.name) for f in folders}
-        erased = erased_folders(staff_ids)
+        # --limit N imports N people: the folders of people erased at their request, skipped, take
+        # no place (a limit of 5 imported 4 people, or none, when erased people's folders came first)
+        limit = opts["limit"]
+        folders = candidates[:limit]
+        while True:
+            staff_ids = self._staff_ids(folders, given)
+            # people erased at their request whose folders HR's share still holds: an import must
+            # not undo their erasure; said per folder before the import begins, and skipped unless asked
+            erased = erased_folders(staff_ids)
+            short = 0 if include_erased or not limit else limit - (len(folders) - len(erased))
+            if short <= 0 or len(folders) == len(candidates):
+                break
+            folders = candidates[:len(folders) + short]
         for f, entry in erased.items():
             self.stdout.write(erased_said(staff_ids[f], entry, include_erased))
         unmatched = ErasedStaffId.objects.unmatched().count()
@@ -616,6 +604,36 @@ class Command(BaseCommand):
         self._refusals(refused, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
+
+    @staticmethod
+    def _staff_ids(folders: list[Path], given: dict[str, Given] | None) -> dict[Path, str]:
+        """The staff id each of ``folders`` would enrol: its people CSV row's (``given``), else its
+        name as :func:`~enrollment.services.person_create` stores it. Raises ``CommandError`` for
+        folder names that cannot be staff ids, or that would be one person."""
+        # the folder name is the staff id, as person_create stores it (enrollment.text: NFC, where a
+        # Mac names folders NFD; no zero-width spaces): one too long would be cut, and two such folders
+        # merged into one person (the wrong identity); a name with nothing in it (or underscores
+        # alone: no full name) has no staff id, and one that is not text (bytes of another encoding)
+        # cannot be stored (with a people CSV, the staff ids are its rows', checked as it was read)
+        named = folders if given is None else []
+        unusable = [f for f in named if not _encodable(f.name) or not name_normal(f.name.replace("_", " "))
+                    or len(staff_id_normal(f.name)) > STAFF_ID_MAX or not staff_id_normal(f.name).isprintable()]
+        if unusable:
+            raise CommandError(f"{len(unusable)} folder names cannot be staff ids (empty or underscores alone, "
+                               f"longer than {STAFF_ID_MAX} characters, or not UTF-8 text), "
+                               f"e.g. {unusable[0].name!r}: rename them")
+        # two folders whose staff ids are one ("Bo_C" and "bo_c", "Ann_B" and "Ann_B ", "Zoë" typed
+        # on a Mac and elsewhere): their photos would go to one person, two people's faces under one identity
+        same: dict[str, list[str]] = defaultdict(list)
+        for f in named:
+            same[staff_id_key(f.name)].append(f.name)
+        clashes = [names for names in same.values() if len(names) > 1]
+        if clashes:
+            raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
+                               f"ignoring letter case, spaces around them and repeated inside, invisible "
+                               f"characters, Unicode and full-width forms), "
+                               f"e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
+        return {f: given[f.name].staff_id if given is not None else staff_id_normal(f.name) for f in folders}
 
     @staticmethod
     def _update(person: Person, row: Given, changes: list[str], actor: object | None) -> None:
