@@ -56,6 +56,38 @@ def test_import_people_then_rebuild(db, engine, people_tree):
     assert "duplicate" not in again and "no_face (1)" in again
 
 
+@pytest.mark.models
+def test_an_import_says_the_admins_warnings_of_the_photos_it_keeps(db, engine, tmp_path, astronaut_bgr):
+    """The admin and the API warn of a photo that is the same picture as one the person has (saved
+    again in another format) and of a person whose photos all show a mask; the import kept such
+    photos without a word. Its summary now says them, per person, in the admin's words."""
+    from tests.recognition.faces import with_mask
+
+    from .conftest import png
+
+    root = tmp_path / "people"
+    for name in ("Eileen_Collins", "Masked_Eileen", "Tom_Hanks"):
+        (root / name).mkdir(parents=True)
+    (root / "Eileen_Collins" / "a.jpg").write_bytes(jpeg(astronaut_bgr))
+    (root / "Eileen_Collins" / "b.png").write_bytes(png(astronaut_bgr))   # the same picture again
+    (root / "Masked_Eileen" / "m.jpg").write_bytes(jpeg(with_mask(engine, astronaut_bgr)))
+    (root / "Tom_Hanks" / "t.jpg").write_bytes(jpeg(cv2.flip(astronaut_bgr, 1)))
+    out = run("import_people", str(root), "--no-rebuild")
+    assert "people: 3 created, 0 already there; photos: 4 added, 0 refused" in out, out
+    first = FacePhoto.objects.filter(person__staff_id="Eileen_Collins").order_by("pk").first()
+    lines = out.splitlines()
+    at = lines.index("2 warnings of photos added (kept; as the admin warns):")
+    assert lines[at + 1].startswith(f"  Eileen_Collins: “Eileen_Collins/b.png” is the same picture as photo "
+                                    f"#{first.pk} of Eileen Collins, saved again (face score ")
+    assert lines[at + 1].endswith("a copy adds nothing to recognition. Remove one of the two and add a different "
+                                  "photo.")
+    masked = services.photos_masked_only_warning(person=Person.objects.get(staff_id="Masked_Eileen"))
+    assert masked.startswith("Every photo of Masked Eileen shows a face mask")
+    assert lines[at + 2:] == [f"  Masked_Eileen: {masked}"], out
+    # a re-run adds nothing: nothing to warn of
+    assert "warnings" not in run("import_people", str(root), "--no-rebuild")
+
+
 @pytest.mark.parametrize("stored", [True, False], ids=["stopped-after-storing", "stopped-before-storing"])
 def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree, monkeypatch, stored):
     """Ctrl-C (or any failure) half-way: the people and photos added stay, the audit log records

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -456,6 +457,8 @@ class Command(BaseCommand):
         deactivated: list[str] = []
         reactivated: list[str] = []
         refused: dict[str, list[str]] = defaultdict(list)
+        # the admin's warnings of photos kept (a copy of one the person has; every photo masked), by person
+        warned: list[str] = []
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
         finished = interrupted = False
@@ -498,6 +501,8 @@ class Command(BaseCommand):
                             said_inactive = not person.active
                     elif changes:
                         differing.append(f"{person.staff_id} ({', '.join(changes)})")
+                seen: dict[int, np.ndarray] = {}   # this person's photos stored, for the same-picture check
+                stored_here = 0
                 for photo in photos:
                     shown = str(photo.relative_to(root))
                     try:
@@ -511,9 +516,14 @@ class Command(BaseCommand):
                         refused["too_large"].append(_with_reason(shown, "too_large", too_large.message))
                     try:
                         if data is not None:   # (a full or read-only media folder still stops the import)
-                            services.photo_add(person=person, data=data, filename=photo.name, actor=actor,
-                                               source=FacePhoto.Source.IMPORT, embed=True, schedule_rebuild=False)
+                            stored = services.photo_add(person=person, data=data, filename=photo.name, actor=actor,
+                                                        source=FacePhoto.Source.IMPORT, embed=True,
+                                                        schedule_rebuild=False, seen=seen)
                             added += 1
+                            stored_here += 1
+                            # what the admin says of a photo it keeps: the same picture as another
+                            if repeat := services.photo_repeat_warning(photo=stored, name=shown):
+                                warned.append(_shown(f"{person.staff_id}: {repeat}"))
                     except services.PhotoRefused as exc:
                         refused[exc.code].append(_owners_said(shown, data, person) if exc.code == "enrolled_elsewhere"
                                                  else _with_reason(shown, exc.code, exc.message))
@@ -521,6 +531,9 @@ class Command(BaseCommand):
                         raise CommandError(f"{staff_id} was erased during the import") from exc
                     done += 1
                     bar(done, total)
+                # ... and of the person once their photos are added: all of them masked
+                if stored_here and (masked_only := services.photos_masked_only_warning(person=person)):
+                    warned.append(_shown(f"{person.staff_id}: {masked_only}"))
                 if not person.photos.exists():
                     without.append(staff_id)
                 elif not person.active and not said_inactive:   # an existing staff id is reused as it is:
@@ -602,6 +615,8 @@ class Command(BaseCommand):
                      "files not imported, not named as JPEG, PNG or WebP (.jpg, .jpeg, .png, .webp; convert HEIC, "
                      "GIF or BMP photos first)", verbosity)
         self._refusals(refused, opts["verbosity"])
+        # the admin's warnings of the photos added, each after its person's staff id
+        self._lines(f"{len(warned)} warnings of photos added (kept; as the admin warns):", warned, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
 
@@ -651,12 +666,8 @@ class Command(BaseCommand):
                          verbosity: int) -> None:
         """The rows of the people CSV left out, each with its reason (five, all with ``-v 2``), and
         the folders without a usable row: said before the import, which may take an hour."""
-        if bad_rows:
-            self.stdout.write(f"{len(bad_rows)} rows of the people CSV {path} left out (the others are read):")
-            for line in bad_rows if verbosity > 1 else bad_rows[:5]:
-                self.stdout.write(f"  {line}")
-            if verbosity < 2 and len(bad_rows) > 5:
-                self.stdout.write(f"  (+{len(bad_rows) - 5} more; -v 2 lists all)")
+        self._lines(f"{len(bad_rows)} rows of the people CSV {path} left out (the others are read):", bad_rows,
+                    verbosity)
         self._listed(no_row, f"folders of {root} have no usable row in the people CSV, not imported", verbosity)
 
     def _listed(self, names: list[str], said: str, verbosity: int) -> None:
@@ -683,6 +694,16 @@ class Command(BaseCommand):
                 self.stdout.write(f"    {_shown(p)}")
             if more:
                 self.stdout.write(f"   {more}")
+
+    def _lines(self, heading: str, lines: list[str], verbosity: int) -> None:
+        """``heading``, then each of ``lines`` on its own (five, all with ``-v 2``); nothing for none."""
+        if not lines:
+            return
+        self.stdout.write(heading)
+        for line in lines if verbosity > 1 else lines[:5]:
+            self.stdout.write(f"  {line}")
+        if verbosity < 2 and len(lines) > 5:
+            self.stdout.write(f"  (+{len(lines) - 5} more; -v 2 lists all)")
 
     def _rebuild(self, wait: bool, actor: object | None) -> None:
         if settings.MASKNET_TASK_RUNNER == "celery" and not wait:
