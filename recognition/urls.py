@@ -12,5 +12,6 @@ urlpatterns = [
     path("privacy/", views.privacy_notice, name="privacy"),
     path("attendance/", views.attendance_day, name="attendance-day"),
     path("attendance/people/<int:pk>/", views.attendance_person, name="attendance-person"),
+    path("attendance/summary/", views.attendance_summary_page, name="attendance-summary"),
     path("attendance/export.csv", views.attendance_export, name="attendance-export"),
 ]

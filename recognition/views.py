@@ -7,6 +7,7 @@ must not come back from the browser's cache, nor its back button, after logout).
 
 from __future__ import annotations
 
+import calendar
 import logging
 import re
 import time as time_module
@@ -27,7 +28,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_safe
 
 from audit.services import audit_list_export
 from enrollment import recognizer
@@ -35,9 +36,11 @@ from enrollment.models import Person
 from enrollment.recognizer import engine_loaded
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
+from masknet_site.settings.base import working_weekdays
 from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
+from .attendance import SUMMARY_MAX_DAYS, SummaryRow, attendance_summary, working_days
 from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from .kiosk_page import page_build, page_context
@@ -338,8 +341,10 @@ def _missing_per_day(first: date, last: date) -> dict[date, int]:
 
 def _chart(last: date, site: str, active: int) -> dict:
     """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template),
-    each with the day's number of people checked in (at ``site`` when given) and missing."""
+    each with the day's number of people checked in (at ``site`` when given) and missing; ``weekend``:
+    a day ``MASKNET_WORKING_DAYS`` leaves out."""
     first = last - timedelta(days=CHART_DAYS - 1)
+    workdays = working_weekdays(settings.MASKNET_WORKING_DAYS)
     qs = CheckIn.objects.filter(site=site) if site else CheckIn.objects.all()
     counts = qs.daily_counts(first, last)
     missing = _missing_per_day(first, last)
@@ -349,7 +354,7 @@ def _chart(last: date, site: str, active: int) -> dict:
     for i, (day, n) in enumerate(counts.items()):
         h = round(height * n / top)
         bars.append({"day": day, "n": n, "missing": missing[day], "x": i * (width + gap), "y": height - h, "h": h,
-                     "w": width, "weekend": day.weekday() >= 5,
+                     "w": width, "weekend": day.weekday() not in workdays,
                      "label": day.day if (i % 5 == 0 or day == last) else ""})
     return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top, "active": active,
             "active_y": height - round(height * active / top) if active else None}
@@ -393,6 +398,7 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     can_record = (request.user.has_perm("recognition.add_checkin")
                   and today - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS) <= day <= today)
     context.update(day=day, site=site, sites=known_sites(), today=today, can_record=can_record,
+                   month_start=day.replace(day=1),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    masked=sum(c.masked for c in data["present"]),
@@ -444,15 +450,12 @@ class StrictNullBooleanField(forms.Field):
         raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 
-class CheckInFilter(forms.Form):
-    """Filters of :func:`attendance_export` (every field optional)."""
+class PeriodForm(forms.Form):
+    """A period, ``date_from`` to ``date_to`` (each optional) and a ``site``, as the attendance pages read them."""
 
     date_from = forms.DateField(required=False)
     date_to = forms.DateField(required=False)
-    person = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
-    kiosk = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     site = forms.CharField(required=False, max_length=100)
-    masked = StrictNullBooleanField(required=False)
 
     def clean(self) -> dict:
         """``date_from`` must not be after ``date_to``, as the API says (an empty CSV answered it)."""
@@ -460,6 +463,14 @@ class CheckInFilter(forms.Form):
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "must not be before date_from")
         return data
+
+
+class CheckInFilter(PeriodForm):
+    """Filters of :func:`attendance_export` (every field optional)."""
+
+    person = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    kiosk = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    masked = StrictNullBooleanField(required=False)
 
     def apply(self, queryset: QuerySet[CheckIn]) -> QuerySet[CheckIn]:
         """The filtered queryset (call after ``is_valid()``)."""
@@ -481,3 +492,79 @@ def attendance_export(request: HttpRequest) -> HttpResponse:
                       rows=queryset.count(), filters=checkin_filters_described(form.cleaned_data))
     return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
                          checkin_csv_rows(queryset))
+
+
+class SummaryPeriod(PeriodForm):
+    """The period of :func:`attendance_summary_page`: by default from the first of ``date_to``'s month
+    to ``date_to``, itself today by default; at most :data:`SUMMARY_MAX_DAYS` days, within the days
+    the attendance pages show."""
+
+    def clean(self) -> dict:
+        """The defaults filled in; a reversed, too long or unshowable period refused."""
+        data = super().clean()
+        if self.errors:
+            return data
+        last = data.get("date_to") or timezone.localdate()
+        first = data.get("date_from") or last.replace(day=1)
+        for name, day in (("date_from", first), ("date_to", last)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                self.add_error(name, f"must be from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+        if first > last:   # date_from alone, after today
+            self.add_error("date_to", f"must not be before date_from (date_to is today, {last.isoformat()}, "
+                                      "when not given)")
+        elif (last - first).days >= SUMMARY_MAX_DAYS:
+            self.add_error("date_to", f"a summary covers at most {SUMMARY_MAX_DAYS} days: "
+                                      f"{(last - first).days + 1} asked for")
+        data.update(date_from=first, date_to=last, site=data.get("site", "").strip())
+        return data
+
+
+SUMMARY_CSV_HEADER = ["staff_id", "name", "department", "active", "days_checked_in", "working_days_missing",
+                      "missing_days", "earliest_first_check_in", "latest_first_check_in", "days_masked"]
+
+
+def _summary_csv_row(row: SummaryRow) -> list[object]:
+    p = row.person
+    return [p.staff_id, p.full_name, p.department, "yes" if p.active else "no", row.days_in,
+            len(row.missing) if p.active else "", " ".join(d.isoformat() for d in row.missing),
+            row.earliest.strftime("%H:%M") if row.earliest else "", row.latest.strftime("%H:%M") if row.latest else "",
+            row.days_masked]
+
+
+@never_cache
+@staff_member_required
+@require_safe
+def attendance_summary_page(request: HttpRequest) -> HttpResponse:
+    """For a period (``?date_from=&date_to=``, the current month to today by default; ``?site=``), each
+    person's days checked in, working days missing, earliest and latest first check-in and days with
+    a mask (:func:`.attendance.attendance_summary`); ``?format=csv`` for the same table, audited
+    (``list_export``). A period it cannot read, reversed or too long: 400 with the reason."""
+    context = _staff_context(request, "Attendance summary")
+    csv_format = request.GET.get("format") == "csv"
+    form = SummaryPeriod(request.GET)
+    if not form.is_valid():
+        if csv_format:
+            return JsonResponse({"errors": form.errors}, status=400)
+        context.update(rows=None, errors=[f"{name}: {message}" for name, messages_ in form.errors.items()
+                                          for message in messages_], sites=known_sites(),
+                       date_from=request.GET.get("date_from", ""), date_to=request.GET.get("date_to", ""),
+                       site=request.GET.get("site", ""))
+        return render(request, "attendance/summary.html", context, status=400)
+    first, last, site = (form.cleaned_data[k] for k in ("date_from", "date_to", "site"))
+    rows = attendance_summary(first, last, site)
+    if csv_format:
+        audit_list_export(request, object_type="recognition.checkin",
+                          what=f"the attendance summary of {first.isoformat()} to {last.isoformat()}",
+                          rows=len(rows), filters=[f"site={site[:60]}"] if site else [])
+        name = f"attendance-summary-{first.isoformat()}-{last.isoformat()}{'-' + site if site else ''}.csv"
+        return csv_response(name, SUMMARY_CSV_HEADER, (_summary_csv_row(r) for r in rows))
+    today = timezone.localdate()
+    counted_to = min(last, today)
+    workdays = working_weekdays(settings.MASKNET_WORKING_DAYS)
+    context.update(rows=rows, first=first, last=last, site=site, sites=known_sites(), today=today,
+                   workdays_named=", ".join(calendar.day_abbr[d] for d in sorted(workdays)),
+                   date_from=first.isoformat(), date_to=last.isoformat(),
+                   working=len(working_days(first, counted_to)) if first <= counted_to else 0,
+                   counted_to=counted_to, future=last > today,
+                   days_in=sum(r.days_in for r in rows), missing=sum(len(r.missing) for r in rows))
+    return render(request, "attendance/summary.html", context)

@@ -67,6 +67,7 @@ STRICT_REFERRER = {"kiosk/", "kiosk/pair/<str:code>/"}
 EXTRA_GETS = {
     "attendance/": "?format=csv",
     "attendance/people/<int:pk>/": "?format=csv",
+    "attendance/summary/": "?format=csv",
     "api/docs/": "?script=",
     "api/schema/": "?format=json",
 }
@@ -173,7 +174,7 @@ def test_every_page_of_the_site_sends_its_headers(world):
     assert (set(CAMERA_PAGES) | PUBLIC | STRICT_REFERRER | set(EXTRA_GETS)) <= set(walked)
     assert found["camera"] == set(CAMERA_PAGES)
     # the walk reached the downloads (a page that became one unnoticed is checked all the same)
-    assert {"attendance/export.csv", "attendance/", "admin/recognition/checkin/export.csv",
+    assert {"attendance/export.csv", "attendance/", "attendance/summary/", "admin/recognition/checkin/export.csv",
             "admin/audit/auditevent/export.csv", "api/v1/^checkins/csv$"} <= found["downloads"]
 
 

@@ -158,6 +158,27 @@ def test_the_checkin_cooldown_is_read_by_one_rule():
             checkin_cooldown_minutes(value)
 
 
+def test_working_days_are_read_by_one_rule():
+    """``MASKNET_WORKING_DAYS``: days and ranges (a range may wrap the week's end), any case; a typo
+    stops the site at start rather than failing every attendance summary."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from masknet_site.settings.base import working_weekdays
+
+    assert working_weekdays("mon-fri") == {0, 1, 2, 3, 4} and working_weekdays(" Sun - Thu ") == {6, 0, 1, 2, 3}
+    assert working_weekdays("mon,wed,sat-sun") == {0, 2, 5, 6} and working_weekdays("fri-mon") == {4, 5, 6, 0}
+    for value in ("", "monday", "mon-", "-fri", "mon,,fri", "mon-fri-sat", "1-5"):
+        with pytest.raises(ImproperlyConfigured, match="MASKNET_WORKING_DAYS"):
+            working_weekdays(value)
+
+
+@pytest.mark.reliability
+def test_unreadable_working_days_are_refused():
+    proc = manage("check", MASKNET_WORKING_DAYS="mon-fry")
+    assert proc.returncode != 0 and "MASKNET_WORKING_DAYS" in proc.stderr
+    assert manage("check", MASKNET_WORKING_DAYS="sun-thu").returncode == 0
+
+
 @pytest.mark.reliability
 def test_the_redis_layout_survives_idle_sockets_and_lost_workers():
     """With ``REDIS_URL``: a kiosk socket's idle wait for channel messages (channels_redis's

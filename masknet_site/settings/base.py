@@ -96,6 +96,26 @@ def checkin_cooldown_minutes(value: object) -> int | None:
     return minutes
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def working_weekdays(value: object) -> frozenset[int]:
+    """``MASKNET_WORKING_DAYS`` read: the weekdays (0 = Monday, as ``date.weekday()``) on which people
+    are expected in, from days and ranges separated by commas, any case: ``mon-fri`` (the default),
+    ``sun-thu``, ``mon,tue,thu``; a range may wrap the week's end (``sat-wed``). Anything else, or no
+    day at all, raises ImproperlyConfigured. Here, free of Django models, so that the settings check
+    the value at start-up with the rule the attendance pages apply."""
+    days: set[int] = set()
+    for part in str(value).lower().split(","):
+        first, _dash, last = (p.strip() for p in part.partition("-"))
+        if first not in _WEEKDAYS or (last and last not in _WEEKDAYS) or (_dash and not last):
+            raise ImproperlyConfigured(f"MASKNET_WORKING_DAYS={value!r}: use days (mon, tue, wed, thu, fri, sat, "
+                                       "sun) and ranges of them separated by commas, e.g. mon-fri or sun-thu")
+        start, stop = _WEEKDAYS.index(first), _WEEKDAYS.index(last or first)
+        days.update((start + i) % 7 for i in range((stop - start) % 7 + 1))
+    return frozenset(days)
+
+
 def database_from_url(url: str) -> dict:
     """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry.
     ``sqlite:///db.sqlite3`` is relative (to the checkout), ``sqlite:////srv/db.sqlite3`` absolute."""
@@ -281,6 +301,11 @@ MASKNET_REBUILD_STALE_S = env_float("MASKNET_REBUILD_STALE_S", 120)
 MASKNET_CHECKIN_COOLDOWN = env("MASKNET_CHECKIN_COOLDOWN", "day")
 # checked now: a typo would otherwise start the site and fail every recognised face's check-in
 checkin_cooldown_minutes(MASKNET_CHECKIN_COOLDOWN)
+# The days people are expected in (the attendance summary counts only these as missing; the day
+# page's chart stripes the others): days and ranges, e.g. "mon-fri" or "sun-thu". Checked now, as the
+# cooldown is: a typo would otherwise fail every summary
+MASKNET_WORKING_DAYS = env("MASKNET_WORKING_DAYS", "mon-fri")
+working_weekdays(MASKNET_WORKING_DAYS)
 # Keep the aligned face crop (JPEG) of each check-in; off by default (biometric data).
 MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
 # Gallery adaptation (docs/enrollment.md): a person's first check-in of a window, unmasked and

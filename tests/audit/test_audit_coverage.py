@@ -426,7 +426,7 @@ def test_each_api_write_is_audited(world, key, django_capture_on_commit_callback
 SITE_WRITES: dict[str, str] = {
     # the one-time pairing link, POSTed by the kiosk device: "paired a device with kiosk #N"
     "kiosk-pair": "tests/audit/test_audit_coverage.py::test_pairing_a_device_is_audited",
-    # a list of check-ins as CSV: who downloaded it (the day's and a person's CSV, ?format=csv of
+    # a list of check-ins as CSV: who downloaded it (the day's, a person's and the summary's CSV, ?format=csv of
     # pages that write nothing without it, are tested beside it)
     "attendance-export": "tests/audit/test_audit_coverage.py::test_attendance_csvs_are_audited",
 }
@@ -471,10 +471,10 @@ def test_pairing_a_device_is_audited(world):
                                      ("update", "recognition.kiosk"))[1], actor="system")
 
 
-@pytest.mark.parametrize("url", ["attendance-export", "attendance-day", "attendance-person"])
+@pytest.mark.parametrize("url", ["attendance-export", "attendance-day", "attendance-person", "attendance-summary"])
 def test_attendance_csvs_are_audited(world, url):
     """The attendance pages' CSVs, the filtered export and the ``?format=csv`` of a day's and a
-    person's page, each a ``list_export`` by the staff user."""
+    person's page and of the summary, each a ``list_export`` by the staff user."""
     path = reverse(url, args=[world.person.pk]) if url == "attendance-person" else reverse(url)
     query = {"person": world.person.pk} if url == "attendance-export" else {"format": "csv"}
     expect_audited(world, lambda w: (ok(w.client.get(path, query)), ("list_export", "recognition.checkin"))[1],

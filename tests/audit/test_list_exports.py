@@ -87,6 +87,8 @@ EXPORTS = {
     "attendance day": ("client", lambda s: reverse("attendance-day"), {"format": "csv"}, "recognition.checkin"),
     "attendance person": ("client", lambda s: reverse("attendance-person", args=[s.person.pk]), {"format": "csv"},
                           "recognition.checkin"),
+    "attendance summary": ("client", lambda s: reverse("attendance-summary"), {"format": "csv"},
+                           "recognition.checkin"),
     "API check-ins": ("api", lambda s: "/api/v1/checkins/csv", {}, "recognition.checkin"),
 }
 
@@ -150,6 +152,10 @@ def test_refused_downloads_record_nothing(site):
         (clerk.get(reverse("attendance-export")), 403),
         (clerk.get(reverse("attendance-day"), {"format": "csv"}), 403),
         (clerk.get(reverse("attendance-person", args=[site.person.pk]), {"format": "csv"}), 403),
+        (clerk.get(reverse("attendance-summary"), {"format": "csv"}), 403),
+        (Client().get(reverse("attendance-summary"), {"format": "csv"}), 302),
+        (site.client.get(reverse("attendance-summary"), {"format": "csv", "date_from": "2026-03-02",
+                                                         "date_to": "2026-03-01"}), 400),
         (Client().get(reverse("attendance-export")), 302),
         (Client().get(reverse("admin:recognition_checkin_export")), 302),
         (site.client.get(reverse("admin:recognition_checkin_export"), {"at__gte": "notadate"}), 400),
@@ -172,6 +178,7 @@ def test_a_head_request_records_nothing(site):
     for response in (site.client.head(reverse("admin:recognition_checkin_export")),
                      site.client.head(reverse("admin:audit_auditevent_export")),
                      site.client.head(reverse("attendance-day"), {"format": "csv"}),
+                     site.client.head(reverse("attendance-summary"), {"format": "csv"}),
                      site.api.head("/api/v1/checkins/csv")):
         assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
     assert new_events(before) == []

@@ -146,8 +146,8 @@ const done = arguments[arguments.length - 1];
 
 def staff_page(driver, server, page: str) -> dict:
     """Open ``page`` of the staff pages: the day (in, missing, at another site), a person's history
-    (six columns), the page that shows a new API token once (made through the admin's form), or
-    the page that shows a kiosk's new pairing link once (made by its button)."""
+    (six columns), the summary of two weeks (eight), the page that shows a new API token once (made through
+    the admin's form), or the page that shows a kiosk's new pairing link once (made by its button)."""
     from selenium.webdriver.common.by import By
 
     if page == "pairing":
@@ -162,6 +162,12 @@ def staff_page(driver, server, page: str) -> dict:
         driver.find_element(By.CSS_SELECTOR, "input[name=scopes]").click()
         driver.find_element(By.NAME, "_save").click()
         until(lambda: driver.find_elements(By.ID, "api-token-secret"), 10, "the new token's page")
+    elif page == "summary":   # the last two weeks, everyone enrolled before them, the lists of missing days opened
+        Person.objects.update(created_at=timezone.now() - timedelta(days=30))
+        today = timezone.localdate()
+        driver.get(server.url + f"/attendance/summary/?date_from={today - timedelta(days=13)}&date_to={today}")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#summary details")) == 4
+        driver.execute_script("document.querySelectorAll('#summary details').forEach((d) => { d.open = true; })")
     else:
         person = Person.objects.get(staff_id="STAFF-1")
         driver.get(server.url + ("/attendance/?site=main" if page == "day" else f"/attendance/people/{person.pk}/"))
@@ -170,7 +176,7 @@ def staff_page(driver, server, page: str) -> dict:
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("page", ["day", "person", "api-token", "pairing"])
+@pytest.mark.parametrize("page", ["day", "person", "summary", "api-token", "pairing"])
 def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F811
     """…and a long value (the API token, the pairing link) shows whole on both, its Copy button
     putting it on the clipboard."""
@@ -188,7 +194,8 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
                                     threshold=0.4, masked=i < 2 and day != 1, frames=4, index_version=1,
                                     at=timezone.now() - timedelta(days=day, minutes=i))
 
-    for width, height in ((390, 844), (1920, 1080)):
+    # the summary's eight columns beside the admin's navigation on a laptop too
+    for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page == "summary" else [])):
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
@@ -197,8 +204,8 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
             copy_the_value(driver, server, page, width)
         else:
             # every cell drawn; each mask badge beside its row's first line; headings on the desktop only
-            assert state["cells"] >= {"day": 3 * 6 + 3, "person": 3 * 6}[page], (width, state)
-            assert state["beside"] == [True, True], (width, state)
+            assert state["cells"] >= {"day": 3 * 6 + 3, "person": 3 * 6, "summary": 4 * 8}[page], (width, state)
+            assert state["beside"] == ([] if page == "summary" else [True, True]), (width, state)   # no badges there
             assert state["headers"] == (width > 400), (width, state)
 
 

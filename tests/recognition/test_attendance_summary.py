@@ -1,0 +1,236 @@
+"""The attendance summary of a period (``/attendance/summary/``, recognition/attendance.py): the counts on
+a small world over two weeks and two sites, whom it lists (enrolled mid-period, inactive), its CSV and
+audit record, its permission, the periods it refuses, and its queries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from enrollment import services as enrollment
+from enrollment.models import Person
+from recognition import services, views
+from recognition.attendance import attendance_summary, working_days
+
+from .conftest import make_paired_kiosk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIRST, LAST = date(2026, 3, 2), date(2026, 3, 15)     # Monday to Sunday: ten working days, two weekends
+PERIOD = {"date_from": FIRST.isoformat(), "date_to": LAST.isoformat()}
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return timezone.make_aware(datetime(2026, 3, day, hour, minute))
+
+
+def check_in(person: Person, kiosk, when: datetime, masked: bool = False) -> None:
+    assert services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=masked,
+                                   frames=4, index_version=1, at=when) is not None
+
+
+@pytest.fixture
+def world(person, other_person):
+    """Eileen (E-1): in at main on Mon 2 (masked), Tue 3, Sat 7 (a weekend day) and Mon 9, at east on Wed 4,
+    and at both on Mon 9 (main first); Tom (T-1): never; New Comer (N-1): enrolled Thu 12 at 15:00, in on
+    Fri 13; Sam (S-0): in on Tue 3, inactive since; Gone (G-0): inactive, never in; Late (L-1): enrolled
+    after the period. All others enrolled long before."""
+    main, _token = make_paired_kiosk("Front door", site="main")
+    east, _token = make_paired_kiosk("East door", site="east")
+    sam = enrollment.person_create(actor=None, full_name="Sam Gone", staff_id="S-0")
+    gone = enrollment.person_create(actor=None, full_name="Gone Never", staff_id="G-0")
+    newcomer = enrollment.person_create(actor=None, full_name="New Comer", staff_id="N-1", department="=cmd|x")
+    enrollment.person_create(actor=None, full_name="Late Person", staff_id="L-1")
+    Person.objects.update(created_at=at(1, 0) - timedelta(days=60))
+    Person.objects.filter(pk=newcomer.pk).update(created_at=at(12, 15))
+    Person.objects.filter(staff_id="L-1").update(created_at=at(16, 9))
+    check_in(person, main, at(2, 8, 10), masked=True)
+    check_in(person, main, at(3, 9, 30))
+    check_in(person, east, at(4, 7, 55))
+    check_in(person, main, at(7, 10, 0))
+    check_in(person, main, at(9, 8, 0))
+    check_in(person, east, at(9, 12, 0), masked=True)
+    check_in(newcomer, main, at(13, 9, 0))
+    check_in(sam, main, at(3, 8, 45))
+    Person.objects.filter(pk__in=[sam.pk, gone.pk]).update(active=False)
+    return {"main": main, "east": east, "newcomer": newcomer, "sam": sam}
+
+
+def by_staff_id(rows) -> dict:
+    return {r.person.staff_id: r for r in rows}
+
+
+def csv_rows(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_the_counts_over_two_weeks_and_two_sites(world):
+    rows = by_staff_id(attendance_summary(FIRST, LAST))
+    assert set(rows) == {"E-1", "T-1", "N-1", "S-0"}     # not Gone (inactive, never in), nor Late (enrolled after)
+    eileen = rows["E-1"]
+    assert eileen.days_in == 5 and eileen.days_masked == 2   # Saturday counts as a day in; Monday 9 is one day
+    assert [d.day for d in eileen.missing] == [5, 6, 10, 11, 12, 13]   # no weekend day among them
+    assert eileen.earliest.strftime("%H:%M") == "07:55" and eileen.latest.strftime("%H:%M") == "10:00"
+    assert rows["T-1"].days_in == 0 and len(rows["T-1"].missing) == 10 and rows["T-1"].earliest is None
+    # enrolled on Thursday 12 at 15:00: missing that day (as that day's page says) and on none before
+    assert [d.day for d in rows["N-1"].missing] == [12] and rows["N-1"].days_in == 1
+    # inactive now: the days in count, never missing (the day page lists no inactive person as missing)
+    assert rows["S-0"].days_in == 1 and rows["S-0"].missing == ()
+
+    # at one site: the days in and their times are that site's; missing stays "checked in nowhere"
+    main = by_staff_id(attendance_summary(FIRST, LAST, "main"))
+    assert set(main) == {"E-1", "T-1", "N-1", "S-0"}
+    assert main["E-1"].days_in == 4 and main["E-1"].days_masked == 1 and main["E-1"].missing == eileen.missing
+    assert main["E-1"].earliest.strftime("%H:%M") == "08:00" and main["E-1"].latest.strftime("%H:%M") == "10:00"
+    east = by_staff_id(attendance_summary(FIRST, LAST, "east"))
+    assert set(east) == {"E-1", "T-1", "N-1"}        # Sam: inactive, in at main only
+    assert east["E-1"].days_in == 2 and east["E-1"].earliest.strftime("%H:%M") == "07:55"
+    assert east["E-1"].latest.strftime("%H:%M") == "12:00" and east["N-1"].days_in == 0
+
+
+@pytest.mark.parametrize("site", ["", "main", "east"])
+def test_the_summary_adds_up_to_the_days_pages(world, site):
+    """Each working day's page calls missing those the summary counts missing that day, and the days
+    in add up to each day's "in" list."""
+    rows = attendance_summary(FIRST, LAST, site)
+    for day in (FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1)):
+        page = views.daily_attendance(day, site)
+        in_summary = sorted(r.person.pk for r in rows if day in r.missing)
+        if day in working_days(FIRST, LAST):
+            assert in_summary == sorted(p.pk for p in page["missing"]), day
+        else:
+            assert in_summary == [], day
+    assert sum(r.days_in for r in rows) == sum(len(views.daily_attendance(FIRST + timedelta(days=i), site)["present"])
+                                               for i in range((LAST - FIRST).days + 1))
+
+
+def test_working_days_follow_the_setting(world, settings):
+    settings.MASKNET_WORKING_DAYS = "sun-thu"
+    eileen = by_staff_id(attendance_summary(FIRST, LAST))["E-1"]
+    assert [d.day for d in eileen.missing] == [5, 8, 10, 11, 12, 15]
+    assert [d.weekday() for d in working_days(FIRST, FIRST + timedelta(days=6))] == [0, 1, 2, 3, 6]
+
+
+def test_the_day_pages_chart_stripes_the_days_off_the_setting_names(client, superuser, world, settings):
+    client.force_login(superuser)
+    settings.MASKNET_WORKING_DAYS = "sun-thu"
+    bars = client.get(reverse("attendance-day"), {"date": "2026-03-15"}).context["chart"]["bars"]
+    assert {b["day"].weekday() for b in bars if b["weekend"]} == {4, 5}
+
+
+def test_days_after_today_are_never_missing(world):
+    today = timezone.localdate()
+    rows = by_staff_id(attendance_summary(today - timedelta(days=3), today + timedelta(days=10)))
+    assert rows["T-1"].missing and max(rows["T-1"].missing) <= today
+
+
+def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-summary"), PERIOD)
+    html = page.content.decode()
+    assert page.status_code == 200 and 'id="summary"' in html
+    assert [r.person.staff_id for r in page.context["rows"]] == ["E-1", "N-1", "S-0", "T-1"]   # by name
+    assert page.context["working"] == 10 and page.context["missing"] == 6 + 10 + 1
+    for person in Person.objects.filter(staff_id__in=["E-1", "T-1", "N-1", "S-0"]):
+        assert f'href="{reverse("attendance-person", args=[person.pk])}"' in html
+    assert "(inactive)" in html and "Sun 15" not in html and "Thu 5 Mar" in html   # a missing day, linked
+    assert f'href="{reverse("attendance-day")}?date=2026-03-05"' in html
+    assert "Working days: Mon, Tue, Wed, Thu, Fri." in html
+    # linked from the day's page, for that day's month
+    day = client.get(reverse("attendance-day"), {"date": "2026-03-10"}).content.decode()
+    assert f'href="{reverse("attendance-summary")}?date_from=2026-03-01&amp;date_to=2026-03-10"' in day
+
+
+def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
+    client.force_login(superuser)
+    today = timezone.localdate()
+    page = client.get(reverse("attendance-summary"))
+    assert page.status_code == 200
+    assert (page.context["first"], page.context["last"]) == (today.replace(day=1), today)
+    only_to = client.get(reverse("attendance-summary"), {"date_to": "2026-03-10"})
+    assert (only_to.context["first"], only_to.context["last"]) == (date(2026, 3, 1), date(2026, 3, 10))
+
+
+def test_the_csv_is_the_same_table_neutralised_and_audited(client, superuser, world):
+    client.force_login(superuser)
+    response = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main", "format": "csv"})
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attendance-summary-2026-03-02-2026-03-15-main.csv" in response["Content-Disposition"]
+    data = csv_rows(response)
+    assert data[0] == views.SUMMARY_CSV_HEADER
+    lines = {r[0]: r for r in data[1:]}
+    assert lines["E-1"] == ["E-1", "Eileen Collins", "Flight", "yes", "4", "6",
+                            "2026-03-05 2026-03-06 2026-03-10 2026-03-11 2026-03-12 2026-03-13", "08:00", "10:00", "1"]
+    assert lines["N-1"][2] == "'=cmd|x"                     # a formula, neutralised
+    assert lines["S-0"][3:6] == ["no", "1", ""]             # inactive: never missing
+    assert lines["T-1"][4:10] == ["0", "10", lines["T-1"][6], "", "", "0"]
+    event = AuditEvent.objects.filter(action="list_export").latest("id")
+    assert event.actor == "root" and event.object_type == "recognition.checkin"
+    assert event.summary == "downloaded the attendance summary of 2026-03-02 to 2026-03-15 as CSV, 4 rows: site=main"
+
+
+def test_it_needs_a_staff_login_with_permission(client, world):
+    url = reverse("attendance-summary")
+    assert client.get(url).status_code == 302
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    before = AuditEvent.objects.count()
+    assert client.get(url).status_code == 403
+    assert client.get(url, {"format": "csv"}).status_code == 403
+    assert AuditEvent.objects.count() == before
+    staff.user_permissions.add(Permission.objects.get(codename="view_checkin"))
+    assert client.get(url, PERIOD).status_code == 200
+
+
+@pytest.mark.parametrize(("query", "field", "words"), [
+    ({"date_from": "2026-03-15", "date_to": "2026-03-02"}, "date_to", "must not be before date_from"),
+    ({"date_from": "2026-13-01"}, "date_from", "Enter a valid date"),
+    ({"date_from": "yesterday"}, "date_from", "Enter a valid date"),
+    ({"date_from": "2025-03-01", "date_to": "2026-03-02"}, "date_to", "at most 366 days: 367 asked for"),
+    ({"date_from": "2099-01-01"}, "date_to", "must not be before date_from (date_to is today"),
+    ({"date_to": "9999-12-31"}, "date_to", "must be from"),
+    ({"site": "x" * 101}, "site", "at most 100 characters"),
+])
+def test_a_period_it_cannot_read_is_a_400_with_the_reason(client, superuser, world, query, field, words):
+    client.force_login(superuser)
+    before = AuditEvent.objects.filter(action="list_export").count()
+    page = client.get(reverse("attendance-summary"), query)
+    assert page.status_code == 400 and words in page.content.decode() and 'id="summary-errors"' in page.content.decode()
+    answer = client.get(reverse("attendance-summary"), {**query, "format": "csv"})
+    assert answer.status_code == 400 and words in answer.json()["errors"][field][0]
+    assert AuditEvent.objects.filter(action="list_export").count() == before   # nothing downloaded
+
+
+def test_a_year_including_a_leap_day_is_accepted(client, superuser, world):
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-summary"), {"date_from": "2024-01-01", "date_to": "2024-12-31"})
+    assert page.status_code == 200 and (page.context["last"] - page.context["first"]).days == 365
+
+
+def test_two_queries_whatever_the_number_of_people(client, superuser, world, django_assert_num_queries):
+    with django_assert_num_queries(2):
+        attendance_summary(FIRST, LAST, "main")
+    client.force_login(superuser)
+
+    def page_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("attendance-summary"), PERIOD).status_code == 200
+            assert client.get(reverse("attendance-summary"), {**PERIOD, "format": "csv"}).status_code == 200
+        return len(queries)
+
+    few = page_queries()
+    for i in range(12):
+        extra = enrollment.person_create(actor=None, full_name=f"Extra {i}", staff_id=f"X-{i}")
+        check_in(extra, world["main"], at(2 + i % 5, 8, i))
+        check_in(extra, world["east"], at(9 + i % 5, 9, i))
+    Person.objects.filter(staff_id__startswith="X-").update(created_at=at(1, 0))
+    assert page_queries() == few
