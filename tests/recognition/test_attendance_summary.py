@@ -113,6 +113,16 @@ def test_the_summary_adds_up_to_the_days_pages(world, site):
                                                for i in range((LAST - FIRST).days + 1))
 
 
+def test_a_check_in_recorded_by_hand_counts_as_any_other(world, other_person, superuser):
+    """Tom, never in at a kiosk, recorded by hand on Tuesday 10 at east: a day in there, not missing that day."""
+    services.checkin_record_manual(person=other_person, at=at(10, 9, 15), site="east", reason="kiosk offline",
+                                   actor=superuser, now=at(10, 18))
+    tom = by_staff_id(attendance_summary(FIRST, LAST))["T-1"]
+    assert tom.days_in == 1 and len(tom.missing) == 9 and date(2026, 3, 10) not in tom.missing
+    assert tom.earliest.strftime("%H:%M") == "09:15" and tom.days_masked == 0
+    assert by_staff_id(attendance_summary(FIRST, LAST, "main"))["T-1"].days_in == 0
+
+
 def test_working_days_follow_the_setting(world, settings):
     settings.MASKNET_WORKING_DAYS = "sun-thu"
     eileen = by_staff_id(attendance_summary(FIRST, LAST))["E-1"]
