@@ -36,6 +36,17 @@ _CODES = {
 }
 
 
+VALIDATION_DETAIL = "The request is not valid: see fields."
+
+
+def refused(*, field: str | None, message: str, reason: str) -> ApiError:
+    """A service's refusal of one input as a 400 ``validation_error``: ``fields`` names the input
+    (``non_field_errors``: the whole request), ``reason`` gives the refusal's code, as a refused
+    photo's does."""
+    return ApiError(status_code=status.HTTP_400_BAD_REQUEST, code="validation_error", detail=VALIDATION_DETAIL,
+                    fields={field or "non_field_errors": [message]}, reason=reason)
+
+
 def _flatten(errors: object) -> dict[str, list[str]]:
     if isinstance(errors, dict):
         out: dict[str, list[str]] = {}
@@ -83,7 +94,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         body = {"error": exc.error_code, "detail": str(exc.detail), **exc.extra}
     elif isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
-        body = {"error": "validation_error", "detail": "The request is not valid: see fields.", "fields": fields}
+        body = {"error": "validation_error", "detail": VALIDATION_DETAIL, "fields": fields}
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data
         body = {"error": _CODES.get(response.status_code, "error"), "detail": str(detail)}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerExtension
@@ -13,6 +16,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.text import PERSON_TEXT, name_normal, staff_id_normal
 from recognition.kiosk_text import languages
 from recognition.models import CheckIn, Kiosk
+from recognition.services import MANUAL_CHECKIN_MAX_DAYS, MANUAL_REASON_MAX
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -22,7 +26,10 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="what went wrong, for people")
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
                                    help_text="field name -> messages (validation errors only)")
-    reason = serializers.CharField(required=False, help_text="refusal code of a photo (see docs/api.md)")
+    reason = serializers.CharField(required=False, help_text="refusal code of a photo, or of a check-in by hand "
+                                                             "(see docs/api.md)")
+    checkin = serializers.IntegerField(required=False, help_text="the check-in already recorded in that window "
+                                                                 "(409 already_checked_in)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +232,37 @@ class CheckInSerializer(serializers.ModelSerializer):
         fields = ["id", "person", "staff_id", "person_name", "kiosk", "kiosk_name", "site", "at", "local_date",
                   "score", "threshold", "masked", "frames", "index_version", "source", "reason"]
         read_only_fields = fields
+
+
+class _DateAndTime(serializers.DateTimeField):
+    """A date-time that must have its time: DRF (Python's ``fromisoformat``) reads a date alone,
+    ``2026-11-03`` or ``2026-W45-2``, as that day's midnight, which a client that meant "that day"
+    never asked for."""
+
+    default_error_messages = {"date_only": "Give a date and a time (ISO 8601, e.g. 2026-11-03T09:00:00+01:00), "
+                                           "not a date alone."}
+
+    def to_internal_value(self, value: object) -> datetime:
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9W-]+\s*", value):
+            self.fail("date_only")
+        return super().to_internal_value(value)
+
+
+class ManualCheckInSerializer(serializers.Serializer):
+    """A check-in recorded by hand (``POST /api/v1/checkins``), as the admin's *Record a check-in by
+    hand* takes it. Only the shape is checked here: an active person, the time's bounds, a reason of
+    at most 200 characters and a known site are ``recognition.services.checkin_record_manual``'s."""
+
+    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), help_text="the person's id")
+    at = _DateAndTime(help_text="when they arrived, ISO 8601 with a UTC offset (a time without one is the site's "
+                                "local time, TIME_ZONE; a date alone is refused): not in the future, at most "
+                                f"{MANUAL_CHECKIN_MAX_DAYS} days back")
+    site = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="a site of the kiosks or check-ins; left out or blank: main, or the "
+                                           "first site there is")
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False,
+                                   help_text=f"why by hand, e.g. 'badge at the loading bay' (at most "
+                                             f"{MANUAL_REASON_MAX} characters): kept with the check-in")
 
 
 class CheckInFilterSerializer(serializers.Serializer):

@@ -39,12 +39,12 @@ from masknet_site.csv_export import csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError, ModelsMissing
 from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
-from recognition.models import CheckIn, Kiosk
+from recognition.models import CheckIn, Kiosk, default_site
 
 from . import serializers as s
 from . import services
 from .authentication import ApiTokenAuthentication, StaffSessionAuthentication
-from .errors import ApiError, api_exception_handler
+from .errors import ApiError, api_exception_handler, refused
 from .models import SCOPE_ADMIN, SCOPE_ENROL, SCOPE_READ, SCOPE_RECOGNISE, ApiToken
 from .permissions import ScopedAccess
 from .throttling import ApiRateThrottle, RecogniseRateThrottle
@@ -479,10 +479,33 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
                                        parameters=[s.CheckInFilterSerializer],
                                        responses={200: s.CheckInSerializer(many=True), **ERRORS}))
 class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Check-ins, filtered by local date range, person, kiosk, site and masked; also as CSV."""
+    """Check-ins, filtered by local date range, person, kiosk, site and masked; also as CSV; and
+    one recorded by hand."""
 
     serializer_class = s.CheckInSerializer
-    access = {"list": (SCOPE_READ, "recognition.view_checkin"), "csv": (SCOPE_READ, "recognition.view_checkin")}
+    access = {"list": (SCOPE_READ, "recognition.view_checkin"), "csv": (SCOPE_READ, "recognition.view_checkin"),
+              "create": (SCOPE_ADMIN, "recognition.add_checkin")}
+
+    @extend_schema(summary="Record a check-in by hand (scope admin; a staff session: recognition.add_checkin)",
+                   request=s.ManualCheckInSerializer,
+                   responses={201: s.CheckInSerializer, 409: s.ErrorSerializer, **ERRORS})
+    def create(self, request: Request) -> Response:
+        """``recognition.services.checkin_record_manual``, as the admin's *Record a check-in by hand*
+        (audited as ``checkin_manual``, recorded by the staff user or the token's service account).
+        Its refusals: one in that cooldown window already, 409 ``already_checked_in`` with that
+        check-in's id; the others (an inactive or erased person, the time, the reason, the site), 400
+        ``validation_error`` on the service's field, with its code as ``reason``."""
+        data = _validated(s.ManualCheckInSerializer, request.data)
+        try:
+            checkin = recognition.checkin_record_manual(person=data["person"], at=data["at"],
+                                                        site=data.get("site") or default_site(),
+                                                        reason=data["reason"], actor=request.user)
+        except recognition.CheckInExists as exc:
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code=exc.code, detail=exc.sentence,
+                           checkin=exc.checkin.pk) from exc
+        except recognition.CheckInRefused as exc:
+            raise refused(field=exc.field, message=exc.sentence, reason=exc.code) from exc
+        return Response(s.CheckInSerializer(checkin).data, status=status.HTTP_201_CREATED)
 
     def get_queryset(self) -> QuerySet[CheckIn]:
         """Filtered by the query parameters (400 when they are invalid)."""

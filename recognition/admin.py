@@ -36,7 +36,7 @@ from masknet_site.csv_export import csv_response
 
 from . import services
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
-from .models import CheckIn, Kiosk, known_sites
+from .models import CheckIn, Kiosk, default_site, known_sites
 
 # a paired kiosk heard from this recently is shown "online": four of its page's 30 s checks
 KIOSK_ONLINE_S = 120
@@ -272,7 +272,7 @@ class ManualCheckInForm(forms.Form):
         now = timezone.localtime().replace(second=0, microsecond=0)
         sites = known_sites()
         site = query.get("site", "")
-        initial = {"site": site if site in sites else ("main" if "main" in sites else sites[0]), "at": now}
+        initial = {"site": site if site in sites else default_site(sites), "at": now}
         if str(query.get("person", "")).isdigit():
             initial["person"] = int(query["person"])
         try:
@@ -298,7 +298,7 @@ class ManualCheckInForm(forms.Form):
         elif isinstance(exc, services.CheckInPersonInactive):
             text = f"{person} is inactive: reactivate them (People) before checking them in."
         else:
-            text = str(exc)[:1].upper() + str(exc)[1:] + "."
+            text = exc.sentence
         self.add_error(exc.field, text)
 
 

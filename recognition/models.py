@@ -220,3 +220,10 @@ def known_sites() -> list[str]:
     sites = set(Kiosk.objects.values_list("site", flat=True).order_by()) | set(
         CheckIn.objects.values_list("site", flat=True).order_by().distinct())
     return sorted(sites) or ["main"]
+
+
+def default_site(sites: list[str] | None = None) -> str:
+    """The site a check-in by hand is at unless another is chosen: ``main``, the kiosks' default,
+    where it is one of ``sites`` (:func:`known_sites` unless given), else the first of them."""
+    sites = known_sites() if sites is None else sites
+    return "main" if "main" in sites else sites[0]

@@ -367,6 +367,12 @@ class CheckInRefused(ValueError):
         if field is not None:
             self.field = field
 
+    @property
+    def sentence(self) -> str:
+        """The message as a sentence, for people: "The time is in the future: …"."""
+        message = str(self)
+        return message[:1].upper() + message[1:] + "."
+
 
 class CheckInPersonInactive(CheckInRefused):
     """The person is inactive: nobody checks them in, a kiosk or a hand, until they are reactivated."""

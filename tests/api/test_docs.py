@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, Person
@@ -85,7 +87,9 @@ def variables(make_token) -> dict[str, str]:
     world = make_world()
     return {"MASKNET": "http://testserver", "TOKEN": make_token(["admin"], name="docs"),
             "PERSON": str(world.person.pk), "PHOTO": str(world.photo.pk), "KIOSK": str(world.kiosk.pk),
-            "RUN": str(world.run.pk)}
+            "RUN": str(world.run.pk),
+            # a time for a check-in by hand: yesterday's (the world's person is checked in today)
+            "AT": (timezone.now() - timedelta(days=1)).isoformat()}
 
 
 def test_doc_examples_without_the_engine(variables):
