@@ -256,11 +256,18 @@ class ManualCheckInForm(forms.Form):
         help_text="why by hand, e.g. “face not recognised”, “kiosk offline”, “came in by the loading bay”; kept "
                   "with the check-in (its page and the CSV exports show it)")
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, detailed: bool = True, **kwargs) -> None:
+        """``detailed`` false: for staff who may record check-ins but not read them (no
+        ``recognition.view_checkin``), whom a refusal tells no more than the list offers (:meth:`refused`)."""
         super().__init__(*args, **kwargs)
+        self.detailed = detailed
         self.fields["site"].choices = [(site, site) for site in known_sites()]
         # the list offers the active people; one made inactive since the page was drawn is still
-        # found, and refused by the service in words ("inactive"), not as "not one of the choices"
+        # found, and refused by the service in words ("inactive"), not as "not one of the choices";
+        # except to staff who may not read check-ins: an id posted would tell them an inactive person
+        # (whom the attendance pages show to those who may read them), so it is not one of the choices
+        if not detailed:
+            self.fields["person"].queryset = Person.objects.active()
         self.fields["person"].widget.choices = [("", "---------"), *(
             (p.pk, str(p)) for p in Person.objects.active().only("full_name", "staff_id"))]
 
@@ -285,9 +292,18 @@ class ManualCheckInForm(forms.Form):
         return initial
 
     def refused(self, exc: services.CheckInRefused) -> None:
-        """The service's refusal as the form's error, the person named (the service names ids)."""
+        """The service's refusal as the form's error, the person named (the service names ids).
+        Not :attr:`detailed` (staff who may record check-ins but not read them): the check-in
+        already there is not described (its time, kiosk or reason: what the check-ins list tells),
+        nor a person made inactive since the form was checked."""
         person = self.cleaned_data["person"]
-        if isinstance(exc, services.CheckInExists):
+        if isinstance(exc, services.CheckInExists) and not self.detailed:
+            period = services.cooldown_period()
+            text = (f"{person} already has a check-in at {exc.checkin.site} for that {period}. One check-in per "
+                    f"person per {period} and site.")
+        elif isinstance(exc, services.CheckInPersonInactive) and not self.detailed:
+            text = "The person chosen is inactive: reactivate them (People) before checking them in."
+        elif isinstance(exc, services.CheckInExists):
             how = f"by hand ({exc.checkin.reason})" if exc.checkin.manual else (
                 f"at the kiosk {exc.checkin.kiosk.name}" if exc.checkin.kiosk else "at a kiosk")
             exc.checkin.person = person
@@ -407,7 +423,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
             raise PermissionDenied
         back = (request.POST if request.method == "POST" else request.GET).get("return") == "attendance"
         if request.method == "POST":
-            form = ManualCheckInForm(request.POST)
+            form = ManualCheckInForm(request.POST, detailed=self.has_view_permission(request))
             if form.is_valid():
                 data = form.cleaned_data
                 try:

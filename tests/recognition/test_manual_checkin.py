@@ -178,6 +178,36 @@ def test_the_record_page_records_with_csrf_and_shows_refusals_in_the_form(paired
     assert CheckIn.objects.count() == 1
 
 
+def test_staff_who_may_record_but_not_read_check_ins_learn_no_check_in_or_inactive_person_from_refusals(
+        client, paired, person, other_person, superuser):
+    """``recognition.add_checkin`` alone (a reception desk): a refusal must not tell them what the
+    check-ins list would (an existing check-in's time, kiosk or reason), nor name an inactive person
+    they can post the id of though the list does not offer them, nor tell that the id is one."""
+    kiosk, _token = paired
+    at = timezone.now() - timedelta(minutes=47)
+    services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=False, frames=4,
+                            index_version=1, at=at)
+    record(other_person, reason="came with the secret visitor", actor=superuser)
+    enrollment.person_deactivate(person=other_person, actor=None)
+    client.force_login(staff("add_checkin"))
+    data = {**_at(timezone.now() - timedelta(minutes=5)), "site": "main", "reason": "not recognised"}
+    html = client.post(reverse(ADD), {**data, "person": person.pk}).content.decode()
+    assert "already has a check-in at main for that day" in html
+    assert kiosk.name not in html and f"{timezone.localtime(at):%H:%M}" not in html
+    enrollment.person_update(person=other_person, actor=None, active=True)
+    html = client.post(reverse(ADD), {**data, "person": other_person.pk}).content.decode()
+    assert "already has a check-in" in html and "secret visitor" not in html
+    enrollment.person_deactivate(person=other_person, actor=None)
+    inactive = client.post(reverse(ADD), {**data, "person": other_person.pk})
+    html = inactive.content.decode()
+    assert "Tom Hanks" not in html and "T-1" not in html
+    # refused as an id that is nobody's: whether an inactive person holds it is not told either
+    nobody = client.post(reverse(ADD), {**data, "person": other_person.pk + 1000})
+    assert inactive.context["adminform"].form.errors == nobody.context["adminform"].form.errors
+    assert set(inactive.context["adminform"].form.errors) == {"person"}
+    assert CheckIn.objects.count() == 2
+
+
 def test_the_attendance_page_links_a_missing_person_to_the_record_page_and_back(client, paired, person):
     user = staff("view_checkin", "add_checkin")
     client.force_login(user)
