@@ -264,6 +264,14 @@ class ManualCheckInSerializer(serializers.Serializer):
                                    help_text=f"why by hand, e.g. 'badge at the loading bay' (at most "
                                              f"{MANUAL_REASON_MAX} characters): kept with the check-in")
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # a caller who may record check-ins but not read them (a staff session without
+        # view_checkin): an inactive person's id is refused as one that is nobody's, as the admin's
+        # form refuses it (its list offers the active people alone)
+        if self.context.get("active_only"):
+            self.fields["person"].queryset = Person.objects.active()
+
 
 class CheckInFilterSerializer(serializers.Serializer):
     """Query parameters of the check-in list and CSV: local dates inclusive."""

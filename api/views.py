@@ -495,13 +495,21 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
         Its refusals: one in that cooldown window already, 409 ``already_checked_in`` with that
         check-in's id; the others (an inactive or erased person, the time, the reason, the site), 400
         ``validation_error`` on the service's field, with its code as ``reason``."""
-        data = _validated(s.ManualCheckInSerializer, request.data)
+        # a staff session that may record check-ins but not read them is told no more than the
+        # admin's form tells it: neither an inactive person nor when the check-in already there was
+        detailed = self.caller_may(request, SCOPE_READ, "recognition.view_checkin")
+        serializer = s.ManualCheckInSerializer(data=request.data, context={"active_only": not detailed})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
             checkin = recognition.checkin_record_manual(person=data["person"], at=data["at"],
                                                         site=data.get("site") or default_site(),
                                                         reason=data["reason"], actor=request.user)
         except recognition.CheckInExists as exc:
-            raise ApiError(status_code=status.HTTP_409_CONFLICT, code=exc.code, detail=exc.sentence,
+            detail = exc.sentence if detailed else (
+                f"Person #{data['person'].pk} is already checked in at site {exc.checkin.site} for that "
+                f"{recognition.cooldown_period()}.")
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code=exc.code, detail=detail,
                            checkin=exc.checkin.pk) from exc
         except recognition.CheckInRefused as exc:
             raise refused(field=exc.field, message=exc.sentence, reason=exc.code) from exc

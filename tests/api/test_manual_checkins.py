@@ -177,3 +177,27 @@ def test_staff_sessions_need_add_checkin_and_a_csrf_token(world, newcomer):
     response = client.post(URL, body, format="json", **csrf)
     assert response.status_code == 201, response.content
     assert CheckIn.objects.get(pk=response.json()["id"]).recorded_by == desk
+
+
+def test_a_session_that_may_record_but_not_read_check_ins_learns_no_check_in_or_inactive_person(world, newcomer):
+    """``recognition.add_checkin`` without ``view_checkin`` (a desk), as the admin's form tells it:
+    a 409 does not say when the check-in already there was, and an inactive person's id is refused
+    as one that is nobody's (a token with the ``admin`` scope reads check-ins anyway)."""
+    desk = User.objects.create_user("desk", password="pw", is_staff=True)
+    desk.user_permissions.set(Permission.objects.filter(codename="add_checkin"))
+    client = APIClient()
+    client.force_login(desk)
+    taken = client.post(URL, {"person": world.person.pk, "at": world.checkin.at.isoformat(), "reason": "reader"},
+                        format="json")
+    assert taken.status_code == 409 and taken.json()["error"] == "already_checked_in"
+    assert f"{timezone.localtime(world.checkin.at):%H:%M}" not in taken.json()["detail"]
+    assert "already" in taken.json()["detail"]
+    enrollment.person_deactivate(person=newcomer, actor=None)
+    body = {"at": yesterday_at(9).isoformat(), "reason": "reader"}
+    inactive = client.post(URL, {**body, "person": newcomer.pk}, format="json")
+    nobody = client.post(URL, {**body, "person": newcomer.pk + 1000}, format="json")
+    assert inactive.status_code == nobody.status_code == 400
+    assert inactive.json()["fields"].keys() == {"person"} and "reason" not in inactive.json()
+    assert inactive.json()["fields"]["person"] == [m.replace(str(newcomer.pk + 1000), str(newcomer.pk))
+                                                   for m in nobody.json()["fields"]["person"]]
+    assert CheckIn.objects.count() == 1
