@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
@@ -421,7 +422,10 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         (``return=attendance``), else to the check-in list."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        back = (request.POST if request.method == "POST" else request.GET).get("return") == "attendance"
+        params = request.POST if request.method == "POST" else request.GET
+        back = params.get("return") == "attendance"
+        # the day page's site filter, kept for the way back (its link names the site it showed)
+        back_site = (params.get("return_site") if request.method == "POST" else params.get("site")) or ""
         if request.method == "POST":
             form = ManualCheckInForm(request.POST, detailed=self.has_view_permission(request))
             if form.is_valid():
@@ -432,7 +436,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                 except services.CheckInRefused as exc:
                     form.refused(exc)
                 else:
-                    return self._recorded(request, checkin, back)
+                    return self._recorded(request, checkin, back, back_site)
         else:
             form = ManualCheckInForm(initial=ManualCheckInForm.initial_for(request.GET))
         admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
@@ -440,18 +444,21 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                    "adminform": admin_form, "object_id": None, "original": None, "is_popup": False,
                    "to_field": None, "media": self.media + admin_form.media, "inline_admin_formsets": [],
                    "errors": helpers.AdminErrorList(form, []), "preserved_filters": "", "back": back,
+                   "back_site": back_site if back else "",
                    "max_days": services.MANUAL_CHECKIN_MAX_DAYS, **(extra_context or {})}
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
-    def _recorded(self, request: HttpRequest, checkin: CheckIn, back: bool) -> HttpResponse:
-        """The answer to a check-in recorded by hand: a message, and the page to go on from."""
+    def _recorded(self, request: HttpRequest, checkin: CheckIn, back: bool, back_site: str = "") -> HttpResponse:
+        """The answer to a check-in recorded by hand: a message, and the page to go on from (the day's
+        attendance, with the site it showed, when the link came from there)."""
         self.log_addition(request, checkin, [{"added": {}}])
         self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)} at {checkin.site}.",
                           messages.SUCCESS)
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:recognition_checkin_add"))
         if back:
-            return HttpResponseRedirect(f"{reverse('attendance-day')}?date={checkin.local_date.isoformat()}")
+            query = {"date": checkin.local_date.isoformat(), **({"site": back_site} if back_site else {})}
+            return HttpResponseRedirect(f"{reverse('attendance-day')}?{urlencode(query)}")
         return HttpResponseRedirect(reverse("admin:recognition_checkin_changelist"))
 
     def has_change_permission(self, request: HttpRequest, obj: CheckIn | None = None) -> bool:

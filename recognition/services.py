@@ -353,6 +353,9 @@ def checkin_record(*, person_id: int, kiosk: Kiosk, score: float, threshold: flo
 # a correction of this month's attendance, not a rewrite of its history
 MANUAL_CHECKIN_MAX_DAYS = 31
 MANUAL_REASON_MAX = 200   # characters of the reason (CheckIn.reason)
+# a time this little ahead of the server's clock is taken as now: a badge reader or an HR tool whose
+# clock runs a few seconds ahead of the server's sends "now" in the server's future
+MANUAL_CLOCK_SKEW = timedelta(minutes=1)
 
 
 class CheckInRefused(ValueError):
@@ -398,7 +401,7 @@ class CheckInExists(CheckInRefused):
 
 def _manual_refusal(*, at: datetime, now: datetime, site: str, reason: str) -> CheckInRefused | None:
     """Why a check-in by hand at ``at`` cannot be recorded, before any row is read (``None``: it can)."""
-    if at > now:
+    if at > now + MANUAL_CLOCK_SKEW:
         return CheckInTimeRefused("the time is in the future: record a check-in once the person has arrived")
     earliest = timezone.localdate(now) - timedelta(days=MANUAL_CHECKIN_MAX_DAYS)
     if timezone.localdate(at) < earliest:
@@ -432,6 +435,7 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
     refused = _manual_refusal(at=at, now=now, site=site, reason=reason)
     if refused is not None:
         raise refused
+    at = min(at, now)   # never recorded in the future (MANUAL_CLOCK_SKEW)
     window, local_date = cooldown_window(site=site, at=at)
     with transaction.atomic():
         # locked as a kiosk's check-in locks it: a deactivation or erasure committed meanwhile is seen

@@ -82,6 +82,10 @@ def test_the_time_is_neither_in_the_future_nor_more_than_31_days_back(person, su
     with pytest.raises(services.CheckInTimeRefused, match="future") as future:
         record(person, at=now + timedelta(minutes=2))
     assert future.value.field == "at"
+    # a clock a few seconds ahead of the server's sends "now" in its future: recorded as now
+    ahead = record(person, at=timezone.now() + timedelta(seconds=20))
+    assert ahead.at <= timezone.now()
+    ahead.delete()
     with pytest.raises(services.CheckInTimeRefused, match="at most 31 days"):
         record(person, at=now - timedelta(days=32))
     assert not CheckIn.objects.exists()
@@ -243,6 +247,14 @@ def test_the_attendance_page_links_a_missing_person_to_the_record_page_and_back(
     done = client.post(reverse(ADD), {"person": person.pk, **_at(timezone.now() - timedelta(minutes=1)),
                                       "site": "main", "reason": "kiosk offline", "return": "attendance"})
     assert done["Location"] == f"{reverse('attendance-day')}?date={timezone.localdate():%Y-%m-%d}"
+    # from a day page showing one site, back to that site's day
+    CheckIn.objects.filter(source=CheckIn.Source.MANUAL).delete()
+    page = client.get(reverse(ADD), {"person": person.pk, "site": "main", "return": "attendance"}).content.decode()
+    assert 'name="return_site" value="main"' in page
+    done = client.post(reverse(ADD), {"person": person.pk, **_at(timezone.now() - timedelta(minutes=1)),
+                                      "site": "main", "reason": "kiosk offline", "return": "attendance",
+                                      "return_site": "main"})
+    assert done["Location"] == f"{reverse('attendance-day')}?date={timezone.localdate():%Y-%m-%d}&site=main"
     # nobody missing is left to record; a day out of reach (or in the future) offers no button (the
     # admin's side bar has its own "Add" link to the page)
     button = f"{reverse(ADD)}?person="
