@@ -143,7 +143,7 @@ def _person_deactivate(pk: int, record: Record, history: list[Record], note: str
     if person is None or _reactivated_since(record, history):
         return False
     if not dry_run:
-        person_deactivate(person=person, actor=actor, note=note)
+        person_deactivate(person=person, actor=actor, note=note, at=record.at)   # when they were first
     return True
 
 

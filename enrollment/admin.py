@@ -330,7 +330,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
     staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
-    readonly_fields = ("created_at", "updated_at", "photo_grid", "gallery_adaptation")
+    readonly_fields = ("created_at", "updated_at", "deactivated_at", "photo_grid", "gallery_adaptation")
     actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "erase_biometric_data")
     list_per_page = 50
 
@@ -388,7 +388,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         # be shown read-only; the same grid without checkboxes instead
         photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)
         return [main, ("Photos", {"fields": photos}),
-                ("Record", {"fields": ("created_at", "updated_at", "gallery_adaptation"), "classes": ("collapse",)})]
+                ("Record", {"fields": ("created_at", "updated_at", "deactivated_at", "gallery_adaptation"),
+                            "classes": ("collapse",)})]
 
     def get_form(self, request: HttpRequest, obj: Person | None = None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

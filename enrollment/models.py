@@ -78,6 +78,11 @@ class Person(models.Model):
     department = models.CharField(max_length=120, blank=True, db_index=True)
     active = models.BooleanField(default=True, db_index=True,
                                  help_text="Inactive people stay enrolled but are left out of the index.")
+    # when they were deactivated: set by every deactivation (enrollment.services: person_deactivate,
+    # person_update, person_create of an inactive person), cleared by a reactivation. NULL for an
+    # inactive person means unknown (inactive since before it was recorded, migration 0019, and not
+    # found in the audit log): attendance then treats them as it did before, never expected
+    deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # bounded: every people list (500 a page in the API) carries it
     notes = models.TextField(blank=True, max_length=NOTES_MAX, validators=[MaxLengthValidator(NOTES_MAX)])
     # db_default too: during an upgrade the previous release's processes (restarted after migrate)

@@ -32,7 +32,8 @@ What this site (MaskNet, face check-in) holds about person #{pk}, exported {at}.
 
 person.json     The person's record: name, staff id, department, notes, whether they may check
                 in (active), whether check-ins may add photos (gallery_adaptation), when the
-                record was created and last changed.
+                record was created and last changed, and when they were deactivated
+                (deactivated_at; null while active, or when not known).
 photos/         Each enrollment photo, byte for byte as stored. The site strips metadata (EXIF,
                 GPS position, camera) from photos when they are added, so these hold the picture
                 only. Named by the photo's id.
@@ -235,7 +236,8 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
     archive.add("person.json", _json({
         "id": pk, "full_name": person.full_name, "staff_id": person.staff_id, "department": person.department,
         "active": person.active, "notes": person.notes, "gallery_adaptation": person.gallery_adaptation,
-        "created_at": person.created_at.isoformat(), "updated_at": person.updated_at.isoformat()}))
+        "created_at": person.created_at.isoformat(), "updated_at": person.updated_at.isoformat(),
+        "deactivated_at": person.deactivated_at.isoformat() if person.deactivated_at else None}))
     archive.add("photos.json", _json(_export_photos(archive, photos)))
     archive.add_text("templates.json", _export_templates(photos))
     checkins, audited = [0], [0]

@@ -56,7 +56,7 @@ def person_create(*, actor: object | None, full_name: str, staff_id: str, depart
     someone else's now): the entry is then lifted (:func:`erased_staff_id_lift`) and the creation's
     audit record says so."""
     text = person_text_normal({"full_name": full_name, "staff_id": staff_id, "department": department})
-    person = Person(**text, notes=notes, active=active)
+    person = Person(**text, notes=notes, **_activity(active, timezone.now()))
     person.full_clean()
     with transaction.atomic():
         erased = _staff_id_erased(person.staff_id, enrol_erased=enrol_erased)
@@ -115,7 +115,8 @@ def person_lock(pk: object, *, photos: bool = False) -> None:
 def person_update(*, person: Person, actor: object | None, full_name: str | None = None,
                   staff_id: str | None = None, department: str | None = None, notes: str | None = None,
                   active: bool | None = None, enrol_erased: bool = False) -> Person:
-    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild. Names
+    """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild and sets
+    ``deactivated_at`` (now, or ``None`` once reactivated), as :func:`person_deactivate` does. Names
     and staff id are stored as :func:`person_create` stores them (the same text in another Unicode
     form is no change).
 
@@ -132,12 +133,17 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
             setattr(person, name, new[name])
         if not changed:
             return person
+        written = [*changed, "updated_at"]
+        if "active" in changed:
+            for name, value in _activity(new["active"], timezone.now()).items():
+                setattr(person, name, value)
+            written.append("deactivated_at")
         # notes written before their limit existed do not block changes to the other fields
         person.full_clean(exclude=[] if "notes" in changed else ["notes"])
         erased = None
         if "staff_id" in changed and staff_id_key(person.staff_id) != staff_id_key(stored.staff_id):
             erased = _staff_id_erased(person.staff_id, enrol_erased=enrol_erased)
-        save_unique(person, "staff_id", key="staff_key", update_fields=[*changed, "updated_at"])
+        save_unique(person, "staff_id", key="staff_key", update_fields=written)
         summary = f"updated person #{person.pk}: {', '.join(changed)}"
         if erased is not None:
             lifted = erased_staff_id_lift(entry=erased, actor=actor,
@@ -155,20 +161,32 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
     return person
 
 
-def person_deactivate(*, person: Person, actor: object | None, note: str = "") -> Person:
+def _activity(active: bool, now: datetime) -> dict[str, object]:
+    """The fields every change of ``active`` writes (a creation's, :func:`person_update`'s,
+    :func:`person_deactivate`'s): ``deactivated_at`` is when they were deactivated (``now``), ``None``
+    while active. A reactivation clears it: attendance counts a reactivated person as it counts
+    someone active all along, the days they were inactive too (recognition.attendance)."""
+    return {"active": active, "deactivated_at": None if active else now}
+
+
+def person_deactivate(*, person: Person, actor: object | None, note: str = "",
+                      at: datetime | None = None) -> Person:
     """Leave a person enrolled but out of the index (queues a rebuild; ``note``, if given, ends the
-    audit record's summary)."""
+    audit record's summary); ``deactivated_at`` says when: ``at``, now by default (a deactivation
+    taken away by a restored backup and made again gives the first one's time: attendance's days
+    between them are not missing)."""
     if not person.active:
         return person
     with transaction.atomic():
         # by the row as it is now: someone else may have deactivated or erased the person since it
         # was read (an admin action's list); that is no error, and nothing more to record
         now = timezone.now()
-        changed = Person.objects.filter(pk=person.pk, active=True).update(active=False, updated_at=now)
+        fields = _activity(False, at or now)
+        changed = Person.objects.filter(pk=person.pk, active=True).update(**fields, updated_at=now)
         person.active = False
         if not changed:
             return person
-        person.updated_at = now
+        person.updated_at, person.deactivated_at = now, fields["deactivated_at"]
         audit_record(actor=actor, action=Action.DEACTIVATE, obj=person,
                      summary=f"deactivated person #{person.pk}" + (f"; {note}" if note else ""))
         index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")

@@ -533,9 +533,16 @@ def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
     assert hr.patch(f"/api/v1/people/{person.pk}", {"active": False}, format="json").status_code == 200
     event = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk)).latest("id")
     assert event.action == "deactivate" and event.summary.startswith(f"deactivated person #{person.pk}")
+    person.refresh_from_db()
+    assert person.deactivated_at is not None   # when, as the deactivate action's (attendance's past days)
     assert hr.patch(f"/api/v1/people/{person.pk}", {"active": True}, format="json").status_code == 200
     back = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk)).latest("id")
     assert back.action == "update" and back.summary.endswith("reactivated")
+    person.refresh_from_db()
+    assert person.deactivated_at is None
+    assert hr.post(f"/api/v1/people/{person.pk}/deactivate").status_code == 200
+    person.refresh_from_db()
+    assert not person.active and person.deactivated_at is not None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -597,7 +597,7 @@ def test_rebuild_button(enroller_client, enqueued, django_capture_on_commit_call
 def test_deactivate_action(enroller_client, person):
     done = enroller_client.post(CHANGELIST, {"action": "deactivate", "_selected_action": [person.pk]}, follow=True)
     person.refresh_from_db()
-    assert person.active is False
+    assert person.active is False and person.deactivated_at is not None   # when: attendance's past days
     assert AuditEvent.objects.filter(action="deactivate").exists()
     assert "1 person deactivated: no longer recognised; the index is being rebuilt." in done.content.decode()
     # nobody left to deactivate: said so, and no rebuild is claimed
@@ -607,6 +607,7 @@ def test_deactivate_action(enroller_client, person):
     back = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
     person.refresh_from_db()
     assert person.active is True and "1 person reactivated: recognised again once the index" in back.content.decode()
+    assert person.deactivated_at is None   # cleared: counted as active all along
     assert AuditEvent.objects.filter(action="update", summary__endswith="reactivated").exists()
     again = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
     assert "Nobody was reactivated" in again.content.decode()
@@ -614,6 +615,7 @@ def test_deactivate_action(enroller_client, person):
         saved = enroller_client.post(change_url(person), {**person_form(person), "active": active}, follow=True)
         assert said in saved.content.decode(), active
         person.refresh_from_db()
+        assert (person.deactivated_at is None) == bool(active), active
 
 
 def test_superuser_erases_after_confirmation(su_client, person, make_photo, django_capture_on_commit_callbacks):

@@ -6,6 +6,7 @@ CSV export (docs/deployment.md, Backup and restore)."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def api(secret: str) -> int:
 
 
 @pytest.fixture
-def revoked(su_client, superuser, tmp_path, django_capture_on_commit_callbacks):
+def revoked(su_client, superuser, tmp_path, django_capture_on_commit_callbacks, monkeypatch):
     """A paired kiosk, a kiosk with an unused pairing link, an API token and an active person; the
     backup; then all four revoked in the admin's way, the audit export taken, and the backup restored."""
     door, code = kiosks.kiosk_create(actor=superuser, name="Door")
@@ -91,12 +92,17 @@ def revoked(su_client, superuser, tmp_path, django_capture_on_commit_callbacks):
     side, link = kiosks.kiosk_create(actor=superuser, name="Side door")
     token, secret = api_services.api_token_create(actor=superuser, name="hr", scopes=["read"])
     person = services.person_create(actor=None, full_name="Left The Company", staff_id="L1")
+    Person.objects.filter(pk=person.pk).update(created_at=timezone.now() - timedelta(days=30))
     saved = backup()
     with django_capture_on_commit_callbacks(execute=True):
         assert kiosks.kiosk_unpair(kiosk=door, actor=superuser)
         kiosks.kiosk_unpair(kiosk=side, actor=superuser)
         api_services.api_token_revoke(token=token, actor=superuser)
-        services.person_deactivate(person=person, actor=superuser)
+        left = timezone.now() - timedelta(days=3)   # they left three days before the restore
+        with monkeypatch.context() as patched:
+            patched.setattr(timezone, "now", lambda: left)
+            services.person_deactivate(person=person, actor=superuser)
+    assert Person.objects.get(pk=person.pk).deactivated_at == left
     assert kiosk_page(device).status_code == 403 and api(secret) == 401
     csv_file = export(su_client, tmp_path)
     restore(saved)
@@ -104,7 +110,7 @@ def revoked(su_client, superuser, tmp_path, django_capture_on_commit_callbacks):
     assert kiosk_page(device).status_code == 200 and api(secret) == 200
     assert Kiosk.objects.for_pairing_code(link) is not None and Person.objects.get(pk=person.pk).active
     return {"door": door, "device": device, "side": side, "link": link, "token": token, "secret": secret,
-            "person": person, "csv": csv_file}
+            "person": person, "csv": csv_file, "left": left}
 
 
 def test_a_kiosk_and_a_token_revoked_since_the_backup_are_revoked_again(revoked, django_capture_on_commit_callbacks):
@@ -124,6 +130,10 @@ def test_a_kiosk_and_a_token_revoked_since_the_backup_are_revoked_again(revoked,
     assert Kiosk.objects.for_pairing_code(revoked["link"]) is None and kiosks.kiosk_pair(code=revoked["link"]) is None
     assert api(revoked["secret"]) == 401 and ApiToken.objects.get(pk=token.pk).revoked_at is not None
     assert not Person.objects.get(pk=person.pk).active
+    # deactivated as of the first time (attendance's days since are not missing), to the export's second
+    again = AuditEvent.objects.for_object("enrollment.person", person.pk).get(action="deactivate")
+    deactivated_at = Person.objects.get(pk=person.pk).deactivated_at
+    assert abs(deactivated_at - revoked["left"]).total_seconds() < 1 and deactivated_at <= again.at
     # each recorded again, naming the first revocation's time and actor
     again = AuditEvent.objects.for_object("recognition.kiosk", door.pk).get(action="deactivate")
     assert again.summary.startswith(f"revoked the device of kiosk #{door.pk}; again after a restore (first revoked ")

@@ -220,6 +220,26 @@ def test_person_deactivate_queues_a_rebuild_on_commit(person, enqueued, django_c
     assert AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
 
 
+def test_every_deactivation_says_when_and_a_reactivation_clears_it(person):
+    """``deactivated_at``, which attendance's past days go by: set by ``person_deactivate`` (kept by a
+    second one: the first is when they left), by ``person_update``'s ``active`` (the admin's box, the
+    API's PATCH) and by creating someone inactive; cleared by a reactivation."""
+    services.person_deactivate(person=person, actor=None)
+    person.refresh_from_db()
+    left = person.deactivated_at
+    assert left is not None and not person.active
+    services.person_deactivate(person=Person.objects.get(pk=person.pk), actor=None)
+    services.person_update(person=person, actor=None, active=False)
+    assert Person.objects.get(pk=person.pk).deactivated_at == left
+    services.person_update(person=person, actor=None, active=True)
+    assert Person.objects.get(pk=person.pk).deactivated_at is None and person.deactivated_at is None
+    services.person_update(person=person, actor=None, active=False, department="Ops")
+    assert Person.objects.get(pk=person.pk).deactivated_at > left
+    created = services.person_create(actor=None, full_name="Left Before", staff_id="L-0", active=False)
+    assert Person.objects.get(pk=created.pk).deactivated_at is not None
+    assert services.person_create(actor=None, full_name="Here", staff_id="H-0").deactivated_at is None
+
+
 def test_requests_are_debounced_into_one_run(person, enqueued, settings, django_capture_on_commit_callbacks):
     settings.MASKNET_REBUILD_DEBOUNCE_S = 5.0
     with django_capture_on_commit_callbacks(execute=True):

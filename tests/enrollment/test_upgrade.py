@@ -296,3 +296,47 @@ def test_the_key_migration_fills_every_key_or_refuses_naming_the_people(person):
                 in str(refused.value))
         assert "Migration enrollment 0017 changed nothing" in str(refused.value)
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_the_deactivation_date_migration_fills_it_from_the_audit_log(person, monkeypatch):
+    """0019 gives each person inactive before deactivation dates were recorded the time of their latest
+    deactivation the audit log holds: a ``deactivate`` record, or an older release's ``update`` naming
+    ``active``; one whose last change of ``active`` was a reactivation, or with no record, stays NULL
+    (unknown: attendance counts them as before), and an active person or one with a date is left alone."""
+    import importlib
+    from datetime import timedelta
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+    from enrollment import services
+    from enrollment.models import Person
+
+    migration = importlib.import_module("enrollment.migrations.0019_person_deactivated_at")
+    now = timezone.now()
+    left, old, back, _unknown, dated = (services.person_create(actor=None, full_name=name, staff_id=name)
+                                       for name in ("LEFT", "OLD", "BACK", "UNKNOWN", "DATED"))
+
+    def record(action: str, who: Person, summary: str, days_ago: int) -> AuditEvent:
+        with monkeypatch.context() as patched:
+            patched.setattr(timezone, "now", lambda: now - timedelta(days=days_ago))
+            return AuditEvent.objects.create(action=action, object_type="enrollment.person", object_id=str(who.pk),
+                                             summary=summary)
+
+    record("deactivate", left, f"deactivated person #{left.pk}", 30)
+    record("update", left, f"updated person #{left.pk}: active; reactivated", 20)
+    latest = record("deactivate", left, f"deactivated person #{left.pk}; updated person #{left.pk}: active", 10)
+    record("update", left, f"updated person #{left.pk}: notes", 5)
+    older = record("update", old, f"updated person #{old.pk}: department, active", 40)   # before 2026-12-05
+    record("deactivate", back, f"deactivated person #{back.pk}", 9)
+    record("update", back, f"updated person #{back.pk}: active; reactivated", 8)
+    record("deactivate", person, f"deactivated person #{person.pk}", 3)   # active now (reactivated unrecorded)
+    record("deactivate", dated, f"deactivated person #{dated.pk}", 2)
+    Person.objects.exclude(pk=person.pk).update(active=False, deactivated_at=None)   # as before 0019
+    Person.objects.filter(pk=dated.pk).update(deactivated_at=now)
+
+    migration.fill_deactivated_at(apps, None)
+    assert dict(Person.objects.values_list("staff_id", "deactivated_at")) == {
+        "LEFT": latest.at, "OLD": older.at, "BACK": None, "UNKNOWN": None, "DATED": now, "E-1": None}
