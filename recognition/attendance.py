@@ -1,13 +1,22 @@
-"""The attendance summary of a period (``/attendance/summary/``): for each person, the days checked in,
-the working days missing and when they came in.
+"""Attendance: who is expected on a day (:func:`expected_during`, :func:`is_expected`: the one rule that
+the day page, its 30-day chart and the summary apply), and the attendance summary of a period
+(``/attendance/summary/``): for each person, the days checked in, the working days missing and when they
+came in.
+
+A person is expected on day D (may be missing that day) when created by the end of D and active now or
+deactivated after D (``Person.deactivated_at`` at or after the end of D): someone deactivated today is
+still missing on the days before, and someone deactivated last week on none since. A reactivation clears
+the date, so that a person reactivated is counted as one active all along, missing on the days they were
+inactive too unless they checked in. An inactive person without a date (deactivated before it was
+recorded and not found in the audit log: migration ``enrollment.0019``) is expected on no day, as
+before.
 
 Who counts, and as what, follows the day page (:func:`recognition.views.daily_attendance`), so that a
-period's figures add up to its days' pages: a person is listed when active now and enrolled by the
-end of the period, or checked in during it (at ``site`` when given), inactive or not; a day counts as
-checked in when the person has a check-in that day (at ``site`` when given), any check-in, whoever or
-whatever recorded it; a working day (``MASKNET_WORKING_DAYS``) is missing for an active person enrolled
-by that day's end with no check-in that day at any site. Inactive people are never missing, as on the
-day page (whether someone was active is known for now only, not for each past day).
+period's figures add up to its days' pages: a person is listed when expected on a day of the period, or
+checked in during it (at ``site`` when given), inactive or not; a day counts as checked in when the
+person has a check-in that day (at ``site`` when given), any check-in, whoever or whatever recorded it;
+a working day (``MASKNET_WORKING_DAYS``) is missing for a person expected that day with no check-in that
+day at any site.
 """
 
 from __future__ import annotations
@@ -32,10 +41,11 @@ class SummaryRow:
     """One person's line of the summary.
 
     ``days_in``: days with a check-in (at the site asked for, when one was); ``missing``: the working
-    days, up to today, with no check-in at any site, oldest first (always empty for an inactive person,
-    who is never missing); ``earliest`` and ``latest``: the earliest and the latest of the days' first
-    check-in times, local time of day (``TIME_ZONE``), ``None`` without a day in; ``days_masked``: days
-    with a check-in (at that site) made with a mask."""
+    days, up to today, the person was expected (:func:`is_expected`) with no check-in at any site, oldest
+    first; ``earliest`` and ``latest``: the earliest and the latest of the days' first check-in times,
+    local time of day (``TIME_ZONE``), ``None`` without a day in; ``days_masked``: days with a check-in
+    (at that site) made with a mask; ``expected``: whether the person was expected on a day of the period
+    (``False``: listed for their days in alone, e.g. inactive since before it, and never missing)."""
 
     person: Person
     days_in: int
@@ -43,6 +53,7 @@ class SummaryRow:
     earliest: time | None
     latest: time | None
     days_masked: int
+    expected: bool = True
 
 
 def working_days(first: date, last: date) -> list[date]:
@@ -51,8 +62,30 @@ def working_days(first: date, last: date) -> list[date]:
     return [d for d in (first + timedelta(days=i) for i in range((last - first).days + 1)) if d.weekday() in weekdays]
 
 
-def _day_end(day: date) -> datetime:
+def day_end(day: date) -> datetime:
+    """The end of local ``day`` (the next day's midnight, aware)."""
     return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+def expected_during(first: date, last: date | None = None, *, prefix: str = "") -> Q:
+    """People expected on at least one day from ``first`` to ``last`` (on ``first`` alone without
+    ``last``), the module docstring's rule: created by the end of ``last``, and active now or
+    deactivated after ``first``. ``prefix``: the path to the person from the model queried
+    (``"person__"`` for check-ins). :func:`is_expected` is the same for one person, in Python."""
+    return (Q(**{f"{prefix}created_at__lt": day_end(last or first)})
+            & (Q(**{f"{prefix}active": True}) | Q(**{f"{prefix}deactivated_at__gte": day_end(first)})))
+
+
+EXPECTED_FIELDS = ("created_at", "active", "deactivated_at")   # what is_expected reads of a person
+
+
+def is_expected(first_end: datetime, last_end: datetime | None = None, *, created_at: datetime, active: bool,
+                deactivated_at: datetime | None) -> bool:
+    """Whether a person (their ``created_at``, ``active`` and ``deactivated_at``) is what
+    :func:`expected_during` selects, given the days' ends (:func:`day_end`): expected on a day from the
+    one ending at ``first_end`` to the one ending at ``last_end`` (on that first day alone without it)."""
+    return created_at < (last_end or first_end) and (active or (deactivated_at is not None
+                                                                and deactivated_at >= first_end))
 
 
 def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryRow]:
@@ -65,7 +98,7 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
     here = Q(site=site) if site else Q()
     in_period = CheckIn.objects.between(first, last)
     # a subquery, as the day page's: one query whatever the number checked in
-    people = list(Person.objects.filter(Q(active=True, created_at__lt=_day_end(last))
+    people = list(Person.objects.filter(expected_during(first, last)
                                         | Q(pk__in=in_period.filter(here).values("person_id"))))
     per_day = (in_period.values("person_id", "local_date").order_by()
                .annotate(first_at=Min("at", filter=here), n_here=Count("pk", filter=here),
@@ -79,15 +112,15 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
         if n_here:
             times.setdefault(person_id, []).append(timezone.localtime(first_at).time())
             masked[person_id] = masked.get(person_id, 0) + (n_masked > 0)
-    workdays = working_days(first, min(last, timezone.localdate()))
+    ends = {d: day_end(d) for d in working_days(first, min(last, timezone.localdate()))}
+    period = (day_end(first), day_end(last))
     rows = []
     for person in people:
         days = times.get(person.pk, [])
-        missing: tuple[date, ...] = ()
-        if person.active:
-            enrolled = timezone.localtime(person.created_at).date()   # missing from the day they were enrolled
-            checked = seen.get(person.pk, set())
-            missing = tuple(d for d in workdays if d >= enrolled and d not in checked)
+        facts = {name: getattr(person, name) for name in EXPECTED_FIELDS}
+        checked = seen.get(person.pk, set())
+        missing = tuple(d for d, end in ends.items() if d not in checked and is_expected(end, **facts))
         rows.append(SummaryRow(person=person, days_in=len(days), missing=missing, earliest=min(days, default=None),
-                               latest=max(days, default=None), days_masked=masked.get(person.pk, 0)))
+                               latest=max(days, default=None), days_masked=masked.get(person.pk, 0),
+                               expected=is_expected(*period, **facts)))
     return rows

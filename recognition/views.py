@@ -11,9 +11,8 @@ import calendar
 import logging
 import re
 import time as time_module
-from bisect import bisect_left
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django import forms
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -40,7 +39,7 @@ from masknet_site.settings.base import working_weekdays
 from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
-from .attendance import SUMMARY_MAX_DAYS, SummaryRow, attendance_summary, working_days
+from .attendance import SUMMARY_MAX_DAYS, SummaryRow, attendance_summary, expected_during, working_days
 from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from .kiosk_page import page_build, page_context
@@ -307,36 +306,32 @@ def _parse_day(value: str | None) -> date | None:
 def daily_attendance(day: date, site: str = "") -> dict:
     """Who is in (their first check-in of ``day``, at ``site`` when given), who checked in only
     at other sites (``elsewhere``: their first check-in there; empty without ``site``), and who
-    is missing: active people, enrolled by the end of ``day``, with no check-in that day at all."""
+    is missing: the people expected that day (:func:`.attendance.expected_during`: enrolled by its
+    end, and active now or deactivated after it) with no check-in that day at all."""
     checkins = CheckIn.objects.listed().on_day(day).select_related("person", "kiosk").order_by("at", "id")
     first: dict[int, CheckIn] = {}
     other: dict[int, CheckIn] = {}
     for c in checkins:
         (first if not site or c.site == site else other).setdefault(c.person_id, c)
     elsewhere = [c for pk, c in other.items() if pk not in first]
-    end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
     # a subquery, not the ids read above: one query whatever the number checked in (a list of
     # 700 ids was 700 bound parameters)
-    missing = list(Person.objects.active().filter(created_at__lt=end)
+    missing = list(Person.objects.filter(expected_during(day))
                    .exclude(pk__in=CheckIn.objects.on_day(day).values("person_id")))
     return {"present": list(first.values()), "elsewhere": elsewhere, "missing": missing}
 
 
 def _missing_per_day(first: date, last: date) -> dict[date, int]:
     """How many people :func:`daily_attendance` calls missing on each day from ``first`` to ``last``:
-    active people enrolled by the end of the day, less those of them checked in anywhere that day
-    (two queries, whatever the number of days)."""
-    enrolled = sorted(Person.objects.active().values_list("created_at", flat=True))
-    checked: dict[date, int] = {}
-    ends = {first + timedelta(days=i): timezone.make_aware(datetime.combine(first + timedelta(days=i + 1), time.min))
-            for i in range((last - first).days + 1)}
-    # people checked in per day and enrollment time: only those enrolled by the day's end count
-    rows = (CheckIn.objects.between(first, last).filter(person__active=True).values("local_date", "person__created_at")
-            .annotate(n=Count("person", distinct=True)).values_list("local_date", "person__created_at", "n").order_by())
-    for day, created, n in rows.iterator():
-        if created < ends[day]:
-            checked[day] = checked.get(day, 0) + n
-    return {day: bisect_left(enrolled, end) - checked.get(day, 0) for day, end in ends.items()}
+    those expected that day (:func:`.attendance.expected_during`), less those of them checked in anywhere
+    that day (two queries, one count per day in each, whatever the number of days or people)."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    expected = Person.objects.filter(expected_during(first, last)).aggregate(
+        **{f"d{i}": Count("pk", filter=expected_during(day)) for i, day in enumerate(days)})
+    checked = CheckIn.objects.between(first, last).aggregate(
+        **{f"d{i}": Count("person", distinct=True, filter=Q(local_date=day) & expected_during(day, prefix="person__"))
+           for i, day in enumerate(days)})
+    return {day: expected[f"d{i}"] - checked[f"d{i}"] for i, day in enumerate(days)}
 
 
 def _chart(last: date, site: str, active: int) -> dict:
@@ -526,7 +521,7 @@ SUMMARY_CSV_HEADER = ["staff_id", "name", "department", "active", "days_checked_
 def _summary_csv_row(row: SummaryRow) -> list[object]:
     p = row.person
     return [p.staff_id, p.full_name, p.department, "yes" if p.active else "no", row.days_in,
-            len(row.missing) if p.active else "", " ".join(d.isoformat() for d in row.missing),
+            len(row.missing) if row.expected else "", " ".join(d.isoformat() for d in row.missing),
             row.earliest.strftime("%H:%M") if row.earliest else "", row.latest.strftime("%H:%M") if row.latest else "",
             row.days_masked]
 

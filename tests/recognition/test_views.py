@@ -246,12 +246,13 @@ def test_the_kiosk_cookie_is_no_staff_login(client, paired):
 
 @pytest.fixture
 def attendance(paired, person, other_person):
-    """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive (all enrolled a
-    month ago)."""
+    """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive since he was
+    enrolled (all enrolled a month ago)."""
     enrollment.person_create(actor=None, full_name="Sam Gone", staff_id="S-0", active=False)
     kiosk = paired[0]
     now = timezone.now()
     Person.objects.update(created_at=now - timedelta(days=30))
+    Person.objects.filter(staff_id="S-0").update(deactivated_at=now - timedelta(days=30))
     services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.38, masked=True, frames=4,
                             index_version=3, at=now)
     services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.7, threshold=0.42, masked=False, frames=3,

@@ -1,0 +1,117 @@
+"""Past attendance and deactivations (recognition/attendance.py ``expected_during``): who counts as
+missing on a past day follows when a person was deactivated (``Person.deactivated_at``), not whether
+they are active now, on the day page, its 30-day chart and the summary alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from enrollment import services as enrollment
+from enrollment.models import Person
+from recognition import services, views
+from recognition.attendance import attendance_summary, working_days
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def people(person, other_person, paired):
+    """Eileen (E-1) active, in at a kiosk every day of the last 70; Tom (T-1) active, never in; Dan
+    (D-1) deactivated today; Wes (W-1) deactivated 7 days ago; Ray (R-1) deactivated 20 days ago and
+    reactivated 5 days ago; Una (U-1) inactive since before dates were recorded (NULL). All enrolled
+    90 days ago; nobody but Eileen ever in."""
+    dan = enrollment.person_create(actor=None, full_name="Dan Today", staff_id="D-1")
+    wes = enrollment.person_create(actor=None, full_name="Wes Week", staff_id="W-1")
+    ray = enrollment.person_create(actor=None, full_name="Ray Back", staff_id="R-1")
+    una = enrollment.person_create(actor=None, full_name="Una Known", staff_id="U-1")
+    now = timezone.now()
+    Person.objects.update(created_at=now - timedelta(days=90))
+    for who in (dan, wes, ray):
+        enrollment.person_deactivate(person=who, actor=None)
+    Person.objects.filter(pk=wes.pk).update(deactivated_at=now - timedelta(days=7))
+    enrollment.person_update(person=ray, actor=None, active=True)
+    Person.objects.filter(pk=una.pk).update(active=False)   # as a row from before deactivated_at
+    for back in range(70):
+        assert services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=False,
+                                       frames=4, index_version=1, at=now - timedelta(days=back)) is not None
+    return {p.staff_id: p.pk for p in Person.objects.all()}
+
+
+def missing_on(back: int) -> set[str]:
+    return {p.staff_id for p in views.daily_attendance(timezone.localdate() - timedelta(days=back))["missing"]}
+
+
+def test_someone_deactivated_today_is_still_missing_on_the_days_before(people):
+    """Dan left today: last week's page still calls him missing (HR's export of it does not change),
+    today's does not; Wes, deactivated a week ago, is missing before that and not after; Ray, away
+    and inactive for two weeks, then reactivated, counts as active all along; Una (no date) never."""
+    assert missing_on(0) == {"T-1", "R-1"}
+    assert missing_on(3) == {"T-1", "R-1", "D-1"}
+    assert missing_on(10) == {"T-1", "R-1", "D-1", "W-1"}
+    assert missing_on(30) == {"T-1", "R-1", "D-1", "W-1"}
+
+
+def test_the_chart_counts_each_day_as_its_page_does(people, client, superuser, django_assert_num_queries):
+    today = timezone.localdate()
+    first = today - timedelta(days=views.CHART_DAYS - 1)
+    with django_assert_num_queries(2):
+        counts = views._missing_per_day(first, today)
+    assert counts == {day: len(views.daily_attendance(day)["missing"]) for day in counts}
+    assert counts[today - timedelta(days=3)] == 3 and counts[today - timedelta(days=10)] == 4
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-day"), {"date": (today - timedelta(days=3)).isoformat()})
+    html = page.content.decode()
+    assert page.context["chart"]["bars"][-1]["missing"] == 3 and "Dan Today" in html
+    # inactive now: said so, and no button to record a check-in by hand (which refuses them)
+    assert "(inactive now)" in html and f"?person={people['D-1']}&amp;" not in html
+    assert f"?person={people['T-1']}&amp;" in html
+
+
+def test_last_months_summary_keeps_the_people_deactivated_since(people, client, superuser):
+    today = timezone.localdate()
+    last = today.replace(day=1) - timedelta(days=1)
+    first = last.replace(day=1)
+    rows = {r.person.staff_id: r for r in attendance_summary(first, last)}
+    workdays = tuple(working_days(first, last))
+    assert rows["D-1"].missing == workdays and rows["D-1"].expected   # left today: missing all of last month
+    assert rows["T-1"].missing == workdays and rows["E-1"].missing == ()
+    assert "U-1" not in rows   # unknown: as before, never expected
+    # this past fortnight: Wes missing up to the day he left, not after
+    rows = {r.person.staff_id: r for r in attendance_summary(today - timedelta(days=14), today)}
+    left = today - timedelta(days=7)
+    assert rows["W-1"].missing == tuple(d for d in working_days(today - timedelta(days=14), left - timedelta(days=1)))
+    assert rows["R-1"].missing == tuple(working_days(today - timedelta(days=14), today))
+    client.force_login(superuser)
+    response = client.get(reverse("attendance-summary"), {"date_from": first.isoformat(),
+                                                          "date_to": last.isoformat(), "format": "csv"})
+    lines = {r[0]: r for r in csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    assert lines["D-1"][3:6] == ["no", "0", str(len(workdays))]
+
+
+def test_a_summary_after_someone_left_lists_them_only_for_their_days_in(people, superuser):
+    """Wes, gone a week, is not listed in a period after he left; checked in during it, he is, never missing."""
+    today = timezone.localdate()
+    first = today - timedelta(days=3)
+    assert "W-1" not in {r.person.staff_id for r in attendance_summary(first, today)}
+    Person.objects.filter(pk=people["W-1"]).update(active=True)
+    services.checkin_record_manual(person=Person.objects.get(pk=people["W-1"]), at=timezone.now(), site="main",
+                                   reason="badge", actor=superuser)
+    Person.objects.filter(pk=people["W-1"]).update(active=False)
+    (wes,) = [r for r in attendance_summary(first, today) if r.person.staff_id == "W-1"]
+    assert wes.days_in == 1 and wes.missing == () and not wes.expected
+
+
+def test_the_summary_and_the_days_pages_agree_on_who_was_missing(people):
+    """The summary applies the rule in Python (``is_expected``), the pages in SQL (``expected_during``)."""
+    today = timezone.localdate()
+    first = today - timedelta(days=20)
+    rows = attendance_summary(first, today)
+    for day in working_days(first, today):
+        assert ({r.person.staff_id for r in rows if day in r.missing}
+                == {p.staff_id for p in views.daily_attendance(day)["missing"]}), day
