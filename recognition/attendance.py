@@ -44,8 +44,9 @@ class SummaryRow:
     days, up to today, the person was expected (:func:`is_expected`) with no check-in at any site, oldest
     first; ``earliest`` and ``latest``: the earliest and the latest of the days' first check-in times,
     local time of day (``TIME_ZONE``), ``None`` without a day in; ``days_masked``: days with a check-in
-    (at that site) made with a mask; ``expected``: whether the person was expected on a day of the period
-    (``False``: listed for their days in alone, e.g. inactive since before it, and never missing)."""
+    (at that site) made with a mask; ``days_by_hand``: days with a check-in (at that site) recorded
+    by hand and none by a kiosk (``CheckIn.source``); ``expected``: whether the person was expected on a
+    day of the period (``False``: listed for their days in alone, e.g. inactive since before it, and never missing)."""
 
     person: Person
     days_in: int
@@ -54,6 +55,7 @@ class SummaryRow:
     latest: time | None
     days_masked: int
     expected: bool = True
+    days_by_hand: int = 0
 
 
 def working_days(first: date, last: date) -> list[date]:
@@ -102,16 +104,19 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
                                         | Q(pk__in=in_period.filter(here).values("person_id"))))
     per_day = (in_period.values("person_id", "local_date").order_by()
                .annotate(first_at=Min("at", filter=here), n_here=Count("pk", filter=here),
-                         n_masked=Count("pk", filter=here & Q(masked=True)))
-               .values_list("person_id", "local_date", "first_at", "n_here", "n_masked"))
+                         n_masked=Count("pk", filter=here & Q(masked=True)),
+                         n_manual=Count("pk", filter=here & Q(source=CheckIn.Source.MANUAL)))
+               .values_list("person_id", "local_date", "first_at", "n_here", "n_masked", "n_manual"))
     seen: dict[int, set[date]] = {}          # days with a check-in anywhere: not missing
     times: dict[int, list[time]] = {}        # the first check-in's time of each day in (at the site)
     masked: dict[int, int] = {}
-    for person_id, day, first_at, n_here, n_masked in per_day.iterator():
+    by_hand: dict[int, int] = {}             # days whose check-ins (at the site) were all recorded by hand
+    for person_id, day, first_at, n_here, n_masked, n_manual in per_day.iterator():
         seen.setdefault(person_id, set()).add(day)
         if n_here:
             times.setdefault(person_id, []).append(timezone.localtime(first_at).time())
             masked[person_id] = masked.get(person_id, 0) + (n_masked > 0)
+            by_hand[person_id] = by_hand.get(person_id, 0) + (n_manual == n_here)
     ends = {d: day_end(d) for d in working_days(first, min(last, timezone.localdate()))}
     period = (day_end(first), day_end(last))
     rows = []
@@ -122,5 +127,5 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
         missing = tuple(d for d, end in ends.items() if d not in checked and is_expected(end, **facts))
         rows.append(SummaryRow(person=person, days_in=len(days), missing=missing, earliest=min(days, default=None),
                                latest=max(days, default=None), days_masked=masked.get(person.pk, 0),
-                               expected=is_expected(*period, **facts)))
+                               expected=is_expected(*period, **facts), days_by_hand=by_hand.get(person.pk, 0)))
     return rows

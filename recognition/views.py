@@ -515,7 +515,8 @@ class SummaryPeriod(PeriodForm):
 
 
 SUMMARY_CSV_HEADER = ["staff_id", "name", "department", "active", "days_checked_in", "working_days_missing",
-                      "missing_days", "earliest_first_check_in", "latest_first_check_in", "days_masked"]
+                      "missing_days", "earliest_first_check_in", "latest_first_check_in", "days_masked",
+                      "days_by_hand"]
 
 
 def _summary_csv_row(row: SummaryRow) -> list[object]:
@@ -523,7 +524,7 @@ def _summary_csv_row(row: SummaryRow) -> list[object]:
     return [p.staff_id, p.full_name, p.department, "yes" if p.active else "no", row.days_in,
             len(row.missing) if row.expected else "", " ".join(d.isoformat() for d in row.missing),
             row.earliest.strftime("%H:%M") if row.earliest else "", row.latest.strftime("%H:%M") if row.latest else "",
-            row.days_masked]
+            row.days_masked, row.days_by_hand]
 
 
 @never_cache

@@ -113,14 +113,20 @@ def test_the_summary_adds_up_to_the_days_pages(world, site):
                                                for i in range((LAST - FIRST).days + 1))
 
 
-def test_a_check_in_recorded_by_hand_counts_as_any_other(world, other_person, superuser):
+def test_a_check_in_recorded_by_hand_counts_as_any_other(world, other_person, superuser, client):
     """Tom, never in at a kiosk, recorded by hand on Tuesday 10 at east: a day in there, not missing that day."""
     services.checkin_record_manual(person=other_person, at=at(10, 9, 15), site="east", reason="kiosk offline",
                                    actor=superuser, now=at(10, 18))
     tom = by_staff_id(attendance_summary(FIRST, LAST))["T-1"]
     assert tom.days_in == 1 and len(tom.missing) == 9 and date(2026, 3, 10) not in tom.missing
-    assert tom.earliest.strftime("%H:%M") == "09:15" and tom.days_masked == 0
+    assert tom.earliest.strftime("%H:%M") == "09:15" and tom.days_masked == 0 and tom.days_by_hand == 1
     assert by_staff_id(attendance_summary(FIRST, LAST, "main"))["T-1"].days_in == 0
+    assert by_staff_id(attendance_summary(FIRST, LAST))["E-1"].days_by_hand == 0   # a kiosk's days
+    client.force_login(superuser)
+    page = client.get(reverse("attendance-summary"), PERIOD).content.decode()
+    assert "(1 by hand)" in page
+    lines = {r[0]: r for r in csv_rows(client.get(reverse("attendance-summary"), {**PERIOD, "format": "csv"}))}
+    assert lines["staff_id"][-1] == "days_by_hand" and lines["T-1"][-1] == "1" and lines["E-1"][-1] == "0"
 
 
 def test_working_days_follow_the_setting(world, settings):
@@ -179,10 +185,11 @@ def test_the_csv_is_the_same_table_neutralised_and_audited(client, superuser, wo
     assert data[0] == views.SUMMARY_CSV_HEADER
     lines = {r[0]: r for r in data[1:]}
     assert lines["E-1"] == ["E-1", "Eileen Collins", "Flight", "yes", "4", "6",
-                            "2026-03-05 2026-03-06 2026-03-10 2026-03-11 2026-03-12 2026-03-13", "08:00", "10:00", "1"]
+                            "2026-03-05 2026-03-06 2026-03-10 2026-03-11 2026-03-12 2026-03-13", "08:00", "10:00",
+                            "1", "0"]
     assert lines["N-1"][2] == "'=cmd|x"                     # a formula, neutralised
     assert lines["S-0"][3:6] == ["no", "1", ""]             # inactive: never missing
-    assert lines["T-1"][4:10] == ["0", "10", lines["T-1"][6], "", "", "0"]
+    assert lines["T-1"][4:11] == ["0", "10", lines["T-1"][6], "", "", "0", "0"]
     event = AuditEvent.objects.filter(action="list_export").latest("id")
     assert event.actor == "root" and event.object_type == "recognition.checkin"
     assert event.summary == "downloaded the attendance summary of 2026-03-02 to 2026-03-15 as CSV, 4 rows: site=main"
