@@ -115,6 +115,11 @@ class PersonSerializer(serializers.ModelSerializer):
     of an erased person's staff id, or to give one that staff id."""
 
     photo_count = serializers.IntegerField(read_only=True, default=0)
+    # declared: the model's field is not editable, which DRF reads as read-only and not nullable
+    deactivated_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="when they were last deactivated; null while active, or for a deactivation from before it was "
+                  "recorded (attendance counts past days by it)")
     active = _OmittableBoolean(required=False, help_text="recognised at kiosks; new people are active")
     # in the request alone (create, PUT, PATCH), on this serializer so that the schema's request
     # components keep their names (PersonRequest, PatchedPersonRequest) for generated clients
@@ -133,7 +138,7 @@ class PersonSerializer(serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = ["id", "full_name", "staff_id", "department", "active", "notes", "photo_count", "created_at",
-                  "updated_at", "enrol_erased"]
+                  "updated_at", "enrol_erased", "deactivated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 

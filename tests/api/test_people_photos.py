@@ -183,8 +183,14 @@ def test_notes_are_bounded(hr):
 
 
 def test_deactivate_queues_a_rebuild_and_erase_needs_the_admin_scope(hr, client_for, person):
+    assert hr.get(f"/api/v1/people/{person.pk}").json()["deactivated_at"] is None
     response = hr.post(f"/api/v1/people/{person.pk}/deactivate")
     assert response.status_code == 200 and response.json()["active"] is False
+    assert response.json()["deactivated_at"] == Person.objects.get(pk=person.pk).deactivated_at.isoformat() \
+        .replace("+00:00", "Z")
+    # read-only: a write cannot date it
+    hr.patch(f"/api/v1/people/{person.pk}", {"deactivated_at": "2020-01-01T00:00:00Z"}, format="json")
+    assert Person.objects.get(pk=person.pk).deactivated_at.year != 2020
     assert TrainingRun.objects.queued().exists()
     assert AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
     assert hr.post(f"/api/v1/people/{person.pk}/erase").status_code == 403
