@@ -288,6 +288,8 @@ def test_a_check_in_by_hand_is_marked_as_such_on_every_page_csv_and_the_api(clie
     assert day.count('<span class="att-manual">by hand</span>') == 1 and day.count("att-masked\">mask") == 1
     history = client.get(reverse("attendance-person", args=[person.pk])).content.decode()
     assert 'title="came in by the loading bay">by hand</span>' in history
+    # the reason shown in the row, not only in the badge's tooltip (no hover on a phone or a keyboard)
+    assert '<span class="att-reason">by hand: “came in by the loading bay”</span>' in history
     assert '<td role="cell" class="score">—' in history
     listed = client.get(reverse("admin:recognition_checkin_changelist")).content.decode()
     assert "by hand" in listed
