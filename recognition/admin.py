@@ -241,6 +241,20 @@ def checkin_page_name(checkin: CheckIn) -> str:
     return f"{checkin.person.full_name} at {date_format(timezone.localtime(checkin.at), 'DATETIME_FORMAT')}"
 
 
+def _iso_day(value: str) -> date | None:
+    """``value`` (YYYY-MM-DD) as a date, ``None`` when it is not one."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _attendance_url(day: date | None, site: str = "") -> str:
+    """The daily attendance page of ``day`` (today's without one), at ``site`` when one is given."""
+    query = {**({"date": day.isoformat()} if day else {}), **({"site": site} if site else {})}
+    return reverse("attendance-day") + (f"?{urlencode(query)}" if query else "")
+
+
 class ManualCheckInForm(forms.Form):
     """A check-in recorded by hand (:func:`services.checkin_record_manual` checks the rest: an active
     person, a time neither in the future nor too far back, one check-in per window)."""
@@ -283,10 +297,7 @@ class ManualCheckInForm(forms.Form):
         initial = {"site": site if site in sites else default_site(sites), "at": now}
         if str(query.get("person", "")).isdigit():
             initial["person"] = int(query["person"])
-        try:
-            day = date.fromisoformat(query.get("date", ""))
-        except ValueError:
-            day = None
+        day = _iso_day(query.get("date", ""))
         earliest = now.date() - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS)
         if day is not None and earliest <= day < now.date():
             initial["at"] = [day, None]   # the split widget's two parts
@@ -426,6 +437,10 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         back = params.get("return") == "attendance"
         # the day page's site filter, kept for the way back (its link names the site it showed)
         back_site = (params.get("return_site") if request.method == "POST" else params.get("site")) or ""
+        # and its day: the page's Cancel and breadcrumbs lead back to it, without recording (the
+        # person was in after all), as recording does
+        back_day = _iso_day((params.get("return_date") if request.method == "POST" else params.get("date")) or "")
+        back_url = _attendance_url(back_day, back_site) if back and self.has_view_permission(request) else ""
         if request.method == "POST":
             form = ManualCheckInForm(request.POST, detailed=self.has_view_permission(request))
             if form.is_valid():
@@ -444,7 +459,8 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                    "adminform": admin_form, "object_id": None, "original": None, "is_popup": False,
                    "to_field": None, "media": self.media + admin_form.media, "inline_admin_formsets": [],
                    "errors": helpers.AdminErrorList(form, []), "preserved_filters": "", "back": back,
-                   "back_site": back_site if back else "",
+                   "back_site": back_site if back else "", "back_day": back_day if back else None,
+                   "back_url": back_url,
                    "max_days": services.MANUAL_CHECKIN_MAX_DAYS, **(extra_context or {})}
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
@@ -457,8 +473,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:recognition_checkin_add"))
         if back:
-            query = {"date": checkin.local_date.isoformat(), **({"site": back_site} if back_site else {})}
-            return HttpResponseRedirect(f"{reverse('attendance-day')}?{urlencode(query)}")
+            return HttpResponseRedirect(_attendance_url(checkin.local_date, back_site))
         return HttpResponseRedirect(reverse("admin:recognition_checkin_changelist"))
 
     def has_change_permission(self, request: HttpRequest, obj: CheckIn | None = None) -> bool:

@@ -255,6 +255,19 @@ def test_the_attendance_page_links_a_missing_person_to_the_record_page_and_back(
                                       "site": "main", "reason": "kiosk offline", "return": "attendance",
                                       "return_site": "main"})
     assert done["Location"] == f"{reverse('attendance-day')}?date={timezone.localdate():%Y-%m-%d}&site=main"
+    # the way back without recording (they were in after all): Cancel and the breadcrumbs lead to the
+    # day and site the link came from, after a refused attempt too; not from the admin's own "Add"
+    day_url = f"{reverse('attendance-day')}?date={yesterday:%Y-%m-%d}&amp;site=main"
+    link = {"person": person.pk, "date": yesterday.isoformat(), "site": "main", "return": "attendance"}
+    page = client.get(reverse(ADD), link).content.decode()
+    assert f'<a href="{day_url}" class="closelink">Cancel</a>' in page
+    assert f'<a href="{day_url}">Daily attendance</a>' in page
+    refused = client.post(reverse(ADD), {"person": person.pk, "at_0": f"{yesterday:%Y-%m-%d}", "at_1": "",
+                                         "site": "main", "reason": "", "return": "attendance",
+                                         "return_site": "main", "return_date": yesterday.isoformat()})
+    cancel = f'<a href="{day_url}" class="closelink">Cancel</a>'
+    assert refused.status_code == 200 and cancel in refused.content.decode()
+    assert 'class="closelink"' not in client.get(reverse(ADD)).content.decode()
     # nobody missing is left to record; a day out of reach (or in the future) offers no button (the
     # admin's side bar has its own "Add" link to the page)
     button = f"{reverse(ADD)}?person="
