@@ -420,6 +420,8 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
 
     @admin.display(description="snapshot")
     def snapshot_image(self, obj: CheckIn) -> str:
+        if obj.manual:   # no camera saw them: there never was one to keep
+            return "— (recorded by hand)"
         if not obj.snapshot:
             return "— (snapshots are off, or this one expired: MASKNET_RETENTION_SNAPSHOT_DAYS)"
         data = base64.b64encode(bytes(obj.snapshot)).decode()

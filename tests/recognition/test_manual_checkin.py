@@ -308,6 +308,8 @@ def test_a_check_in_by_hand_is_marked_as_such_on_every_page_csv_and_the_api(clie
     assert "by hand" in listed
     detail = client.get(reverse("admin:recognition_checkin_change", args=[manual.pk])).content.decode()
     assert "came in by the loading bay" in detail and "root" in detail
+    # no camera saw them: its snapshot is not said to be off or expired
+    assert "— (recorded by hand)" in detail and "snapshots are off" not in detail
     # the CSVs: the new columns at the end, the old ones where they were
     assert CHECKIN_CSV_HEADER[:12] == ["time", "date", "staff_id", "name", "department", "site", "kiosk", "masked",
                                        "score", "frames", "index_version", "checkin_id"]
