@@ -470,7 +470,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         """The answer to a check-in recorded by hand: a message, and the page to go on from (the day's
         attendance, with the site it showed, when the link came from there)."""
         self.log_addition(request, checkin, [{"added": {}}])
-        self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)} at {checkin.site}.",
+        self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)}, site {checkin.site}.",
                           messages.SUCCESS)
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:recognition_checkin_add"))

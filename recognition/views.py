@@ -393,7 +393,9 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     can_record = (request.user.has_perm("recognition.add_checkin")
                   and today - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS) <= day <= today)
     context.update(day=day, site=site, sites=known_sites(), today=today, can_record=can_record,
+                   # the summary of the day's month: the whole month, or up to today for this one
                    month_start=day.replace(day=1),
+                   month_end=min(today, day.replace(day=calendar.monthrange(day.year, day.month)[1])),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    masked=sum(c.masked for c in data["present"]),

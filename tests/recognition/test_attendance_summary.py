@@ -161,9 +161,13 @@ def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
     assert "(inactive)" in html and "Sun 15" not in html and "Thu 5 Mar" in html   # a missing day, linked
     assert f'href="{reverse("attendance-day")}?date=2026-03-05"' in html
     assert "Working days: Mon, Tue, Wed, Thu, Fri." in html
-    # linked from the day's page, for that day's month
+    # linked from the day's page, for that day's whole month (a past one), or this month up to today
     day = client.get(reverse("attendance-day"), {"date": "2026-03-10"}).content.decode()
-    assert f'href="{reverse("attendance-summary")}?date_from=2026-03-01&amp;date_to=2026-03-10"' in day
+    assert f'href="{reverse("attendance-summary")}?date_from=2026-03-01&amp;date_to=2026-03-31"' in day
+    today = timezone.localdate()
+    day = client.get(reverse("attendance-day"), {"date": today.isoformat()}).content.decode()
+    assert (f'href="{reverse("attendance-summary")}?date_from={today.replace(day=1).isoformat()}'
+            f'&amp;date_to={today.isoformat()}"') in day
 
 
 def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
