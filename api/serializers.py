@@ -150,8 +150,8 @@ class PersonFilterSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False, allow_null=True, default=None)
     department = _PersonText(normal=name_normal, required=False, max_length=120)
     staff_id = _PersonText(normal=staff_id_normal, required=False, max_length=64,
-                           help_text="exactly, as staff ids are compared: ignoring letter case, full-width forms "
-                                     "and repeated spaces")
+                           help_text="exactly, as staff ids are compared: ignoring letter case, full-width forms, "
+                                     "repeated spaces and dashes that look like '-'")
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})

@@ -891,7 +891,7 @@ class ErasedStaffIdAdmin(admin.ModelAdmin):
     fields = readonly_fields = ("erased_on", "secret_key")
     # the search box; get_search_results finds the entry of the staff id typed, never by the digest's text
     search_fields = ("digest",)
-    search_help_text = ("Type a staff id to find its entry (letter case, full-width forms and spaces aside). "
+    search_help_text = ("Type a staff id to find its entry (letter case, full-width forms, spaces and dashes aside). "
                         "Delete an entry to lift it: imports and the admin then enrol that staff id again.")
     list_per_page = 100
 

@@ -42,8 +42,9 @@ class PersonQuerySet(models.QuerySet):
     def with_staff_id(self, staff_id: str) -> PersonQuerySet:
         """The person whose staff id is ``staff_id`` as staff ids are compared, by their key
         (:func:`enrollment.text.staff_id_key`: letter case, Unicode and full-width forms, invisible
-        characters and runs of spaces aside), the same on SQLite and PostgreSQL. A person that the
-        release before added while ``migrate`` ran has no key yet (NULL): compared by their staff id."""
+        characters, runs of spaces and dash look-alikes aside), the same on SQLite and PostgreSQL. A
+        person that the release before added while ``migrate`` ran has no key yet (NULL): compared by
+        their staff id."""
         key = staff_id_key(staff_id)
         unkeyed = [pk for pk, other in self.model.objects.filter(staff_key__isnull=True).values_list("pk", "staff_id")
                    if staff_id_key(other) == key]
@@ -64,7 +65,7 @@ class PersonQuerySet(models.QuerySet):
 
 
 STAFF_ID_TAKEN = ("Another person has this staff id written otherwise (staff ids are compared ignoring letter case, "
-                  "full-width forms and repeated spaces).")
+                  "full-width forms, repeated spaces and dashes that look like '-').")
 
 
 class Person(models.Model):
@@ -143,12 +144,16 @@ def site_secrets() -> list[str]:
     return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
 
 
+def _key_digest(key: str, secret: str | None) -> str:
+    return salted_hmac(ERASED_STAFF_ID_SALT, key, secret=secret, algorithm="sha256").hexdigest()
+
+
 def staff_id_digest(staff_id: str, secret: str | None = None) -> str:
     """The keyed digest of ``staff_id`` kept once its person is erased: HMAC-SHA256 of its key
-    (:func:`enrollment.text.staff_id_key`: letter case, full-width forms and spaces aside) under a key
-    derived from ``secret`` (``SECRET_KEY``). Not reversible, and without the secret key no staff id
-    (few and guessable) can be tried against it. 64 hex digits."""
-    return salted_hmac(ERASED_STAFF_ID_SALT, staff_id_key(staff_id), secret=secret, algorithm="sha256").hexdigest()
+    (:func:`enrollment.text.staff_id_key`: letter case, full-width forms, spaces and dash look-alikes
+    aside) under a key derived from ``secret`` (``SECRET_KEY``). Not reversible, and without the
+    secret key no staff id (few and guessable) can be tried against it. 64 hex digits."""
+    return _key_digest(staff_id_key(staff_id), secret)
 
 
 def secret_fingerprint(secret: str | None = None) -> str:

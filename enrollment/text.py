@@ -16,7 +16,10 @@ forms below, and every lookup reads its query the same way, so that what looks t
 - **Staff ids compared** (:func:`staff_id_key`, stored beside the staff id as ``Person.staff_key``,
   which is unique): the stored form, then NFKC (full-width ``ＺＯＥ-1`` typed on a Japanese keyboard
   is ``ZOE-1``, a ligature its letters), Python's ``casefold`` (every script's letter case, ``ß``
-  as ``ss``: the same on SQLite and PostgreSQL, whose ``LOWER`` differ), every run of spaces one.
+  as ``ss``: the same on SQLite and PostgreSQL, whose ``LOWER`` differ), every run of spaces one;
+  then every dash that stands for a hyphen-minus (:data:`DASHES`: hyphen, non-breaking hyphen,
+  figure dash, en dash, minus sign, as Word and spreadsheets paste them) is ``-``, and an ``i`` with
+  a dot above (``İ`` casefolded, what a Turkish keyboard types for a capital ``i``) is ``i``.
   A staff id is shown as it was typed (its stored form); this key alone decides whether two are one.
 - **Names and departments** (:func:`name_normal`): the same, except that the joiners U+200C and
   U+200D, variation selectors and the other invisible characters that change how a script is
@@ -27,6 +30,7 @@ Nothing is refused for these characters: what is removed is what nobody sees.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): drawn as nothing
@@ -63,13 +67,37 @@ def staff_id_normal(value: str) -> str:
     return unicodedata.normalize("NFC", _spaces_plain(kept).strip())
 
 
-def staff_id_key(value: str) -> str:
-    """What decides whether two staff ids are one person's: ``value`` as stored
-    (:func:`staff_id_normal`), in NFKC, casefolded (then NFKC again: a folded letter may decompose),
-    each run of spaces one space. Computed here, in Python, so that SQLite and PostgreSQL compare
-    staff ids alike. Idempotent; empty for a blank id."""
+# the dashes a staff id's key reads as "-": those drawn as a short hyphen that Word, spreadsheets and
+# web pages put where "-" was typed (Word's AutoFormat makes "A - 1" "A \u2013 1"; Excel and Word
+# paste the non-breaking hyphen). Read after NFKC, which already makes U+2011 U+2010, U+FE63 and
+# U+FF0D "-", U+FE32 U+2013, and the superscript and subscript minus U+2212. Not the em dash
+# (U+2014), the horizontal bar or the longer dashes: twice as wide, they do not look like "-", and
+# Word makes the em dash of two hyphens ("A--1"); nor a script's own hyphen (Armenian, Hebrew maqaf,
+# Mongolian, Canadian syllabics, the Japanese wave dash), drawn otherwise.
+DASHES = "\u2010\u2011\u2012\u2013\u2212"
+_DASHES_PLAIN = str.maketrans(dict.fromkeys(DASHES, "-"))
+# "i" and a dot above (U+0307): "\u0130" (Turkish capital dotted I) casefolded, or typed so; the
+# dot above an i replaces its own dot (Unicode's Soft_Dotted), so it is drawn as "i"
+_DOTTED_I = re.compile("i\u0307+")
+
+
+def staff_id_key_0017(value: str) -> str:
+    """The key of ``value`` as enrollment 0017 computed it, before dashes and the dotted ``İ`` were
+    read as :func:`staff_id_key` reads them (enrollment 0020) (``A\u2011100`` was ``a\u2010100``, ``İ-1``
+    ``i\u0307-1``): ``value`` as stored (:func:`staff_id_normal`), in NFKC, casefolded (then NFKC
+    again: a folded letter may decompose), each run of spaces one space. What the erased staff ids
+    kept before that (:class:`~enrollment.models.ErasedStaffId`) were made of, and what 0017 filled."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", staff_id_normal(value)).casefold())
     return " ".join(folded.split())
+
+
+def staff_id_key(value: str) -> str:
+    """What decides whether two staff ids are one person's: ``value``'s :func:`staff_id_key_0017`
+    (its stored form, NFKC, casefolded, each run of spaces one), with every one of :data:`DASHES`
+    a ``-`` and an ``i`` with a dot above an ``i`` (then NFKC again: ``i\u0307\u0301`` is ``\xed``).
+    Computed here, in Python, so that SQLite and PostgreSQL compare staff ids alike. Idempotent;
+    empty for a blank id."""
+    return unicodedata.normalize("NFKC", _DOTTED_I.sub("i", staff_id_key_0017(value).translate(_DASHES_PLAIN)))
 
 
 def name_normal(value: str) -> str:

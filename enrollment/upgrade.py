@@ -2,7 +2,8 @@
 
 A migration that refuses the data it finds (``enrollment`` 0008: staff ids that differ only in
 letter case; 0016: staff ids that become one once stored in one Unicode form; 0017: staff ids
-whose keys are one, compared ignoring letter case and full-width forms) would otherwise stop
+whose keys are one, compared ignoring letter case and full-width forms; 0020: staff ids whose keys
+are one once dash look-alikes are ``-`` and a dotted ``İ`` is ``i``) would otherwise stop
 after the migrations planned before it had run: the database half-upgraded, and the previous
 release, put back while the data is fixed, failing on columns it does not know.
 :func:`refuse_before_migrating` runs on Django's ``pre_migrate`` signal, before the first migration
@@ -11,14 +12,17 @@ of the run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.management.base import CommandError
 from django.db import connections
 
-from .text import staff_id_key, staff_id_normal
+from .text import DASHES, staff_id_key, staff_id_key_0017, staff_id_normal
 
 CASE_UNIQUE_MIGRATION = ("enrollment", "0008_person_staff_id_unique_ignoring_case")
 TEXT_NORMAL_MIGRATION = ("enrollment", "0016_person_text_normalised")
 STAFF_KEY_MIGRATION = ("enrollment", "0017_person_staff_key")
+DASH_KEY_MIGRATION = ("enrollment", "0020_person_staff_key_dashes")
 SHOWN = 20
 
 
@@ -99,23 +103,24 @@ def normal_clash_error(clashes: list[str], *, before_any: bool = True) -> Comman
         "Python's escapes): ", clashes, "0016", before_any)
 
 
-def staff_key_clashes(connection) -> list[str]:
+def staff_key_clashes(connection, *, key: Callable[[str], str] = staff_id_key) -> list[str]:
     """Groups of people whose staff ids have one key (:func:`enrollment.text.staff_id_key`: letter
-    case in any script, full-width forms, runs of spaces, and the stored form's NFC and invisible
-    characters), the unique key of 0017, each as ``"'ZO\xcb-1' (person #3) and 'zo\xeb-1'
-    (person #9) would be one staff id, key 'zoë-1'"`` (the stored ids in Python's escapes: else
-    ``\uff3a`` and ``Z`` read the same). Empty when there are none."""
+    case in any script, full-width forms, runs of spaces, dash look-alikes, and the stored form's NFC
+    and invisible characters; or ``key``: 0017's, :func:`enrollment.text.staff_id_key_0017`), the
+    unique key, each as ``"'ZO\xcb-1' (person #3) and 'zo\xeb-1' (person #9) would be one staff
+    id, key 'zoë-1'"`` (the stored ids in Python's escapes: else ``\uff3a`` and ``Z``, or
+    ``\u2011`` and ``-``, read the same). Empty when there are none."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, staff_id FROM enrollment_person ORDER BY id")
         rows = cursor.fetchall()
     groups: dict[str, list[tuple[int, str]]] = {}
     for pk, staff_id in rows:
-        groups.setdefault(staff_id_key(staff_id), []).append((pk, staff_id))
+        groups.setdefault(key(staff_id), []).append((pk, staff_id))
     clashes = []
-    for key, group in groups.items():
+    for shared, group in groups.items():
         if len(group) > 1:
             them = [f"{ascii(staff_id)} (person #{pk})" for pk, staff_id in group]
-            clashes.append(f"{', '.join(them[:-1])} and {them[-1]} would be one staff id, key {key!r}")
+            clashes.append(f"{', '.join(them[:-1])} and {them[-1]} would be one staff id, key {shared!r}")
     return clashes
 
 
@@ -128,12 +133,23 @@ def key_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandEr
         "(written with Python's escapes): ", clashes, "0017", before_any)
 
 
+def dash_clash_error(clashes: list[str], *, before_any: bool = True) -> CommandError:
+    """The refusal ``migrate`` prints for :func:`staff_key_clashes` under the key of 0020, which
+    reads dash look-alikes as ``-`` and a dotted ``İ`` as ``i`` (one paragraph, no traceback);
+    ``before_any``: said before the run's first migration (else by 0020 itself)."""
+    return _refusal(
+        "staff ids are now compared reading the dashes that look like '-' as '-' ("
+        + ", ".join(ascii(dash)[1:-1] for dash in DASHES) + ": hyphen, non-breaking hyphen, figure dash, "
+        "en dash, minus sign) and a dotted capital I ('\\u0130') as 'i', and these would then be one staff id "
+        "(written with Python's escapes): ", clashes, "0020", before_any)
+
+
 def refuse_before_migrating(sender, *, plan=None, using: str = "default", **kwargs) -> None:
     """``pre_migrate`` receiver: stop a ``migrate`` that would apply 0008 over case-duplicate staff
-    ids, or 0016 or 0017 over staff ids that would become one, before it applies anything
+    ids, or 0016, 0017 or 0020 over staff ids that would become one, before it applies anything
     (``CommandError``: the message, no traceback)."""
     planned = {(m.app_label, m.name) for m, backwards in plan or () if not backwards}
-    if not planned & {CASE_UNIQUE_MIGRATION, TEXT_NORMAL_MIGRATION, STAFF_KEY_MIGRATION}:
+    if not planned & {CASE_UNIQUE_MIGRATION, TEXT_NORMAL_MIGRATION, STAFF_KEY_MIGRATION, DASH_KEY_MIGRATION}:
         return
     connection = connections[using]
     if "enrollment_person" not in connection.introspection.table_names():
@@ -142,5 +158,7 @@ def refuse_before_migrating(sender, *, plan=None, using: str = "default", **kwar
         raise case_clash_error(clashes)
     if TEXT_NORMAL_MIGRATION in planned and (clashes := staff_id_normal_clashes(connection)):
         raise normal_clash_error(clashes)
-    if STAFF_KEY_MIGRATION in planned and (clashes := staff_key_clashes(connection)):
+    if STAFF_KEY_MIGRATION in planned and (clashes := staff_key_clashes(connection, key=staff_id_key_0017)):
         raise key_clash_error(clashes)
+    if DASH_KEY_MIGRATION in planned and (clashes := staff_key_clashes(connection)):
+        raise dash_clash_error(clashes)

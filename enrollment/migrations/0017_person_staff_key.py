@@ -4,11 +4,12 @@ SQLite's ``LOWER`` folds ASCII letters only (``ZOË-1`` and ``zoë-1`` were two 
 PostgreSQL), and neither folded full-width forms (``ＺＯＥ-1``, typed on a Japanese keyboard) or runs
 of spaces, ids that look the same as another's. A site where that would make two people's staff
 ids one is told which (enrollment.upgrade, before any migration runs) and migrates once one of
-each has another staff id: people are never merged. The staff ids themselves are unchanged."""
+each has another staff id: people are never merged. The staff ids themselves are unchanged.
+The key as it was then (:func:`enrollment.text.staff_id_key_0017`): 0020 reads dashes since."""
 
 from django.db import connection, migrations, models
 
-from enrollment.text import staff_id_key
+from enrollment.text import staff_id_key_0017
 
 
 def refuse_key_clashes(apps, schema_editor) -> None:
@@ -16,7 +17,7 @@ def refuse_key_clashes(apps, schema_editor) -> None:
     before its first migration: enrollment.upgrade)."""
     from enrollment.upgrade import key_clash_error, staff_key_clashes
 
-    clashes = staff_key_clashes(schema_editor.connection if schema_editor else connection)
+    clashes = staff_key_clashes(schema_editor.connection if schema_editor else connection, key=staff_id_key_0017)
     if clashes:
         raise key_clash_error(clashes, before_any=False)
 
@@ -26,7 +27,7 @@ def fill_keys(apps, schema_editor) -> None:
     Person = apps.get_model("enrollment", "Person")
     people = list(Person.objects.only("pk", "staff_id"))
     for person in people:
-        person.staff_key = staff_id_key(person.staff_id) or None
+        person.staff_key = staff_id_key_0017(person.staff_id) or None
     Person.objects.bulk_update(people, ["staff_key"], batch_size=500)
 
 

@@ -72,14 +72,16 @@ def test_names_and_staff_ids_in_another_unicode_form_are_one(hr):
 
 def test_a_staff_id_in_another_case_width_or_spacing_is_taken_and_found(hr):
     """"zo\xeb-1" where "ZO\xcb-1" is stored was a second person on SQLite (its LOWER folds ASCII
-    alone), a full-width "\uff3a\uff2f\uff25-2" (a Japanese keyboard) or "A  3" with two spaces one on
-    both databases; and a filter or search in such a form missed the person."""
+    alone), a full-width "\uff3a\uff2f\uff25-2" (a Japanese keyboard), "A  3" with two spaces or
+    "A\u20114" with a non-breaking hyphen (pasted from a spreadsheet) one on both databases; and a
+    filter or search in such a form missed the person."""
     ids = {}
-    for staff_id in ("ZO\u00cb-1", "ZOE-2", "A 3"):
+    for staff_id in ("ZO\u00cb-1", "ZOE-2", "A 3", "A-4"):
         made = hr.post("/api/v1/people", {"full_name": "Someone", "staff_id": staff_id}, format="json")
         assert made.status_code == 201, made.content
         ids[staff_id] = made.json()["id"]
-    for stored, typed in (("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-2", "\uff3a\uff2f\uff25-2"), ("A 3", "a  3")):
+    for stored, typed in (("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-2", "\uff3a\uff2f\uff25-2"), ("A 3", "a  3"),
+                          ("A-4", "a\u20114")):
         again = hr.post("/api/v1/people", {"full_name": "Other", "staff_id": typed}, format="json")
         assert again.status_code == 400 and again.json()["error"] == "validation_error", again.content
         assert "letter case" in again.json()["fields"]["staff_id"][0], again.content
@@ -88,7 +90,7 @@ def test_a_staff_id_in_another_case_width_or_spacing_is_taken_and_found(hr):
         assert moved.status_code == 400 and "staff_id" in moved.json()["fields"], moved.content
         assert [p["id"] for p in hr.get("/api/v1/people", {"staff_id": typed}).json()["results"]] == [ids[stored]]
         assert [p["id"] for p in hr.get("/api/v1/people", {"search": typed}).json()["results"]] == [ids[stored]]
-    assert Person.objects.count() == 3
+    assert Person.objects.count() == 4
     # the id is shown as it was typed; its own person may write it otherwise
     kept = hr.patch(f"/api/v1/people/{ids['ZOE-2']}", {"staff_id": "\uff3a\uff2f\uff25-2"}, format="json")
     assert kept.status_code == 200 and kept.json()["staff_id"] == "\uff3a\uff2f\uff25-2"

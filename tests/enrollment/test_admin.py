@@ -160,22 +160,23 @@ def test_admin_searches_find_a_name_typed_in_either_unicode_form(su_client, pers
 def test_a_staff_id_in_another_case_width_or_spacing_is_refused_on_the_field_and_found(enroller_client, su_client,
                                                                                        make_photo):
     """"zo\xeb-1" where "ZO\xcb-1" is stored was a second person on SQLite; a full-width
-    "\uff3a\uff2f\uff25-2" or "A  3" with two spaces on both databases; and the lists' search
-    in such a form found nobody."""
+    "\uff3a\uff2f\uff25-2", "A  3" with two spaces or "A\u20114" with a non-breaking hyphen on both
+    databases; and the lists' search in such a form found nobody."""
     from django.utils import timezone
 
     from recognition.models import CheckIn
 
     add = reverse("admin:enrollment_person_add")
     people = {}
-    for staff_id in ("ZO\u00cb-1", "ZOE-2", "A 3"):
+    for staff_id in ("ZO\u00cb-1", "ZOE-2", "A 3", "A-4"):
         made = enroller_client.post(add, {"full_name": "Someone", "staff_id": staff_id, "active": "on"})
         assert made.status_code == 302, made.content.decode()[:2000]
         people[staff_id] = Person.objects.get(staff_id=staff_id)
         make_photo(people[staff_id])
         CheckIn.objects.create(person=people[staff_id], site="main", local_date=timezone.localdate(),
                                window=f"main|{staff_id}", score=0.9)
-    for stored, typed in (("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-2", "\uff3a\uff2f\uff25-2"), ("A 3", "a  3")):
+    for stored, typed in (("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-2", "\uff3a\uff2f\uff25-2"), ("A 3", "a  3"),
+                          ("A-4", "a\u20114")):
         again = enroller_client.post(add, {"full_name": "Other", "staff_id": typed, "active": "on"})
         assert again.status_code == 200
         assert "letter case" in str(again.context["adminform"].form.errors["staff_id"]), ascii(typed)
@@ -183,7 +184,7 @@ def test_a_staff_id_in_another_case_width_or_spacing_is_refused_on_the_field_and
                         "admin:recognition_checkin_changelist"):
             shown = su_client.get(reverse(listing), {"q": typed}).context["cl"].result_list
             assert [getattr(row, "person", row) for row in shown] == [people[stored]], (listing, ascii(typed))
-    assert Person.objects.count() == 3
+    assert Person.objects.count() == 4
 
 
 def test_view_site_leads_each_role_to_a_page_of_theirs(client, enroller, superuser):

@@ -195,7 +195,7 @@ def test_a_folder_of_underscores_alone_is_refused_before_anyone_is_imported(db, 
 
 
 @pytest.mark.parametrize("names", [("Bo_C", "bo_c"), ("Ann_B", "Ann_B "), ("ZOE_C", "\uff3a\uff2f\uff25_C"),
-                                   ("Ann  B", "Ann B")])
+                                   ("Ann  B", "Ann B"), ("A-100", "A\u2011100")])
 def test_two_folders_that_would_be_one_person_are_refused_before_anyone_is_imported(db, tmp_path, names):
     """Staff ids are unique ignoring letter case, spaces around them and repeated inside, and
     full-width forms: two people's folders were merged into one person, two faces under one
@@ -243,6 +243,20 @@ def test_a_folder_named_on_a_mac_is_the_person_of_that_staff_id(db, tmp_path):
     with pytest.raises(CommandError, match="would be one person") as refused:
         run("import_people", str(tmp_path), "--no-rebuild")
     assert "'Zoe\\u0308_Adams'" in str(refused.value) and "'Zo\\xeb_Adams'" in str(refused.value)
+
+
+@pytest.mark.parametrize("folder", ["A\u2011100", "A\u2010100", "a\u2013100", "A\u2212100"])
+def test_a_folder_named_with_a_dash_look_alike_is_the_person_of_that_staff_id(db, tmp_path, folder):
+    """HR's spreadsheets and Word put a non-breaking hyphen, an en dash or a minus sign where "-" was
+    typed: a folder "A\u2011100" was a second person beside "A-100", their staff ids looking the
+    same. Staff ids' keys read those dashes as "-"; an em dash is another id."""
+    ann = services.person_create(actor=None, full_name="Ann Bee", staff_id="A-100")
+    (tmp_path / folder).mkdir()
+    run("import_people", str(tmp_path), "--no-rebuild")
+    assert list(Person.objects.all()) == [ann] and Person.objects.get().staff_id == "A-100"
+    (tmp_path / "A\u2014100").mkdir()
+    run("import_people", str(tmp_path), "--no-rebuild")
+    assert sorted(Person.objects.values_list("staff_id", flat=True)) == ["A-100", "A\u2014100"]
 
 
 def test_a_folder_whose_name_is_an_enrolled_staff_id_written_otherwise_is_that_person(db, tmp_path):

@@ -103,11 +103,12 @@ def test_a_people_csv_row_of_an_erased_person_is_not_imported_again(tmp_path, db
 
 
 @pytest.mark.parametrize("erased, folder", [("ZOE-1", "zoe-1"), ("ZOE-1", "ＺＯＥ-1"), ("Zoë_Ångström", "ZOË_ÅNGSTRÖM"),
-                                            ("A 100", "a\u00a0 100")],
-                         ids=["case", "full-width", "accents-case", "spaces"])
+                                            ("A 100", "a\u00a0 100"), ("A-100", "A\u2011100"), ("A\u2013100", "a-100"),
+                                            ("ID-5", "\u0130D-5")],
+                         ids=["case", "full-width", "accents-case", "spaces", "dash", "dash-erased", "dotted-i"])
 def test_staff_ids_that_fold_to_one_key_match(tmp_path, db, photos_added, erased, folder):
-    """The digest is of the staff id's key (migration 0017's ``staff_key``): a folder named in
-    another letter case or width is the erased person's staff id, as it would be their folder."""
+    """The digest is of the staff id's key (``Person.staff_key``): a folder named in another letter
+    case or width, or with a dash look-alike, is the erased person's staff id, as it would be their folder."""
     services.person_create(actor=None, full_name="Zoe", staff_id=erased)
     erase(erased)
     root = with_photo(tmp_path / "hr", folder)
@@ -422,3 +423,4 @@ def test_the_subject_access_export_and_the_privacy_page_say_what_erasure_keeps(d
     assert "does not enrol them again, and only until they ask to be enrolled again" in readme
     page = " ".join(client.get("/privacy/").content.decode().split())
     assert "keeps your staff id in a coded form" in page and "until you ask to be enrolled again" in page
+

@@ -131,10 +131,15 @@ def test_a_staff_id_in_another_unicode_form_is_the_same_persons(db):
 
 
 # a staff id stored, and one typed otherwise that is the same id: letter case outside ASCII (SQLite's
-# LOWER left "\xcb" as it was), full-width forms (a Japanese keyboard), runs of spaces, "\xdf"
+# LOWER left "\xcb" as it was), full-width forms (a Japanese keyboard), runs of spaces, "\xdf"; the
+# dashes HR's spreadsheets and Word paste for "-" (non-breaking hyphen, hyphen, figure dash, en dash,
+# minus sign), either way round; a Turkish keyboard's capital dotted I
 SAME_STAFF_IDS = [("ZO\u00cb-1", "zo\u00eb-1"), ("ZOE-1", "\uff3a\uff2f\uff25-1"),
                   ("ZOE-1", "\uff5a\uff4f\uff45\uff0d\uff11"), ("A 100", "A  100"),
-                  ("A 100", "a\u3000\u3000100"), ("STRASSE-1", "Stra\u00dfe-1"), ("\u0394-2", "\u03b4-2")]
+                  ("A 100", "a\u3000\u3000100"), ("STRASSE-1", "Stra\u00dfe-1"), ("\u0394-2", "\u03b4-2"),
+                  ("A-100", "A\u2011100"), ("A-100", "a\u2010100"), ("A-100", "A\u2012100"), ("A-100", "A\u2013100"),
+                  ("A-100", "A\u2212100"), ("A\u2011100", "A-100"), ("A\u2013B-1", "a\u2212b\u20111"),
+                  ("ID-5", "\u0130D-5"), ("\u0130D-5", "id-5"), ("K\u0130M-1", "Ki\u0307m-1")]
 
 
 @pytest.mark.parametrize(("stored", "typed"), SAME_STAFF_IDS)
@@ -178,6 +183,11 @@ def test_a_staff_id_key_is_idempotent_and_keeps_what_tells_ids_apart(db):
         assert staff_id_key(staff_id_key(typed)) == staff_id_key(typed)
     assert staff_id_key("\u200b ZO\u00cb\u00a0 1\t") == "zo\u00eb 1"
     assert len({staff_id_key(t) for t in ("A-1", "A1", "A-10", "A 1", "\u00c5-1", "A\u2010 1")}) == 6
+    # an em dash (twice as wide; Word's for two hyphens), two hyphens, a script's own hyphen (Armenian,
+    # the Hebrew maqaf), the dotless i: each its own id
+    apart = ("A-1", "A\u20141", "A--1", "A\u20151", "A\u058a1", "A\u05be1", "I-1", "\u0131-1", "A\u2013 1")
+    assert len({staff_id_key(t) for t in apart}) == len(apart)
+    assert staff_id_key("\u0130\u0301-1") == "\u00ed-1"   # the dot gone, the accent kept: "\xed"
     assert staff_id_key("\u200b\ufeff") == ""
 
 

@@ -340,3 +340,82 @@ def test_the_deactivation_date_migration_fills_it_from_the_audit_log(person, mon
     migration.fill_deactivated_at(apps, None)
     assert dict(Person.objects.values_list("staff_id", "deactivated_at")) == {
         "LEFT": latest.at, "OLD": older.at, "BACK": None, "UNKNOWN": None, "DATED": now, "E-1": None}
+
+
+# the release before's people (the lines before CREATE_KEYS's first person), then these
+CREATE_DASHES = CREATE_KEYS.split("Person.objects.create")[0] + """
+for name, staff_id in [("Ann", "A-100"), ("Ann B", "A\\u2011100"), ("Deniz", "ID-5"), ("Deniz B", "\\u0130D-5"),
+                       ("Em", "A\\u2014100"), ("Bo", "B\\u2212\\u20131")]:
+    Person.objects.create(full_name=name, staff_id=staff_id)
+"""
+
+
+def test_staff_ids_that_dashes_read_as_hyphens_would_make_one_stop_migrate_before_its_first_migration(
+        tmp_path, previous_release):
+    """0020 reads the dashes that look like "-" (what HR's spreadsheets and Word paste) as "-" and a
+    dotted capital I as "i"; where two people's ids would then be one, it names them (in Python's
+    escapes: else "A-100" and "A\u2011100" read the same) and migrates nothing, after 0017's check of
+    the key as it was (which these pass); renamed, it migrates, every key read the new way and every
+    staff id as it was typed. An em dash is another id."""
+    refused = migrate_refused(tmp_path, previous_release, CREATE_DASHES)
+    assert "staff ids are now compared reading the dashes that look like '-' as '-'" in refused, refused[-2000:]
+    assert "'A-100' (person #1) and 'A\\u2011100' (person #2) would be one staff id, key 'a-100'" in refused
+    assert "'ID-5' (person #3) and '\\u0130D-5' (person #4) would be one staff id, key 'id-5'" in refused
+    assert "\\u2014" not in refused and "B\\u2212" not in refused
+
+    fix_after_refusal(tmp_path, previous_release, CREATE_DASHES.split("Person.objects.create")[0]
+                      + 'Person.objects.filter(pk=2).update(staff_id="A\\u2011101")\n'
+                      + 'Person.objects.filter(pk=4).update(staff_id="\\u0130D-6")')
+    rows = manage(tmp_path, "shell", "-c", "from enrollment.models import Person\nprint(ascii(list("
+                  "Person.objects.order_by('pk').values_list('staff_id', 'staff_key'))))")
+    stored = [("A-100", "a-100"), ("A\u2011101", "a-101"), ("ID-5", "id-5"), ("\u0130D-6", "id-6"),
+              ("A\u2014100", "a\u2014100"), ("B\u2212\u20131", "b--1")]
+    assert rows.stdout.strip().splitlines()[-1] == ascii(stored), rows.stderr[-2000:]
+
+
+@pytest.mark.django_db
+def test_the_dash_migration_computes_every_key_again_or_refuses_naming_the_people(person):
+    """0020 on this database (SQLite or PostgreSQL): the keys 0017 computed (dashes and a dotted
+    capital I as typed, or none at all) computed again, the staff ids as they were; reversed, 0017's
+    keys again. With two ids of one new key it names them and changes nothing."""
+    import importlib
+
+    from django.apps import apps
+    from django.core.management.base import CommandError
+    from django.db import transaction
+
+    from enrollment.models import Person
+    from enrollment.text import staff_id_key_0017
+
+    migration = importlib.import_module("enrollment.migrations.0020_person_staff_key_dashes")
+    typed = {"A\u2011100": "a-100", "\u0130D-5": "id-5", "A\u2014100": "a\u2014100", "B-1": "b-1"}
+    people = {staff_id: services_create(staff_id) for staff_id in typed}
+    for staff_id, pk in people.items():   # as 0017 left them
+        Person.objects.filter(pk=pk).update(staff_key=staff_id_key_0017(staff_id))
+    Person.objects.filter(pk=people["B-1"]).update(staff_key=None)   # the release before's insert
+    migration.refuse_key_clashes(apps, None)
+    migration.recompute_keys(apps, None)
+    assert dict(Person.objects.values_list("staff_id", "staff_key")) == {**typed, person.staff_id: "e-1"}
+
+    migration.restore_keys(apps, None)
+    assert dict(Person.objects.values_list("staff_id", "staff_key")) == {
+        **{staff_id: staff_id_key_0017(staff_id) for staff_id in typed}, person.staff_id: "e-1"}
+    assert Person.objects.get(pk=people["A\u2011100"]).staff_key == "a\u2010100"
+
+    with transaction.atomic():
+        twin = services_create("T-1")
+        Person.objects.filter(pk=twin).update(staff_id="a\u2212100", staff_key="a\u2212100")
+        with pytest.raises(CommandError) as refused:
+            migration.refuse_key_clashes(apps, None)
+        nb = people["A\u2011100"]
+        assert (f"'A\\u2011100' (person #{nb}) and 'a\\u2212100' (person #{twin}) would be one staff id, key 'a-100'"
+                in str(refused.value))
+        assert "Migration enrollment 0020 changed nothing" in str(refused.value)
+        transaction.set_rollback(True)
+
+
+def services_create(staff_id: str) -> int:
+    """A person of ``staff_id`` created through the services: their id."""
+    from enrollment import services
+
+    return services.person_create(actor=None, full_name="Someone", staff_id=staff_id).pk

@@ -646,7 +646,7 @@ class Command(BaseCommand):
         if clashes:
             raise CommandError(f"{len(clashes)} groups of folders would be one person (staff ids are compared "
                                f"ignoring letter case, spaces around them and repeated inside, invisible "
-                               f"characters, Unicode and full-width forms), "
+                               f"characters, Unicode and full-width forms, and dashes that look like '-'), "
                                f"e.g. {', '.join(ascii(n) for n in clashes[0])}: rename or merge them")
         return {f: given[f.name].staff_id if given is not None else staff_id_normal(f.name) for f in folders}
 
