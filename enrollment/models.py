@@ -27,7 +27,7 @@ from django.utils.crypto import salted_hmac
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
-from .text import name_normal, staff_id_key
+from .text import name_normal, staff_id_key, staff_id_key_0017
 
 NOTES_MAX = 2000   # characters of free-text notes about a person
 
@@ -156,6 +156,15 @@ def staff_id_digest(staff_id: str, secret: str | None = None) -> str:
     return _key_digest(staff_id_key(staff_id), secret)
 
 
+def staff_id_digests(staff_id: str, secrets: Iterable[str]) -> list[str]:
+    """The digests an entry of ``staff_id`` may hold: :func:`staff_id_digest` under each of
+    ``secrets``, and, where it differs from its key, of its key before enrollment 0020
+    (:func:`enrollment.text.staff_id_key_0017`: dashes and a dotted ``İ`` as typed), which the
+    erasures before that kept: ``A\u2011100``'s entry then was of ``a\u2010100``, now of ``a-100``."""
+    keys = dict.fromkeys((staff_id_key(staff_id), staff_id_key_0017(staff_id)))
+    return [_key_digest(key, secret) for secret in secrets for key in keys]
+
+
 def secret_fingerprint(secret: str | None = None) -> str:
     """Which secret key a digest was made under (16 hex digits; the key cannot be read from it)."""
     return salted_hmac(f"{ERASED_STAFF_ID_SALT}.key", "", secret=secret, algorithm="sha256").hexdigest()[:16]
@@ -165,10 +174,11 @@ class ErasedStaffIdQuerySet(models.QuerySet):
     """Reads of erased staff ids."""
 
     def matching(self, staff_ids: Iterable[str], batch: int = 500) -> dict[str, ErasedStaffId]:
-        """Each of ``staff_ids`` whose person was erased (compared by key, under the site's secret key
-        or one of its fallbacks), with its entry (the latest erasure's when there are several)."""
+        """Each of ``staff_ids`` whose person was erased (compared by key, its key now or before
+        enrollment 0020: :func:`staff_id_digests`, under the site's secret key or one of its
+        fallbacks), with its entry (the latest erasure's when there are several)."""
         secrets = site_secrets()
-        digests = {staff_id_digest(sid, secret): sid for sid in dict.fromkeys(staff_ids) for secret in secrets}
+        digests = {digest: sid for sid in dict.fromkeys(staff_ids) for digest in staff_id_digests(sid, secrets)}
         found: dict[str, ErasedStaffId] = {}
         listed = list(digests)
         for start in range(0, len(listed), batch):
@@ -179,8 +189,9 @@ class ErasedStaffIdQuerySet(models.QuerySet):
         return found
 
     def of(self, staff_id: str) -> ErasedStaffIdQuerySet:
-        """The entries of ``staff_id`` (under any of the site's secret keys)."""
-        return self.filter(digest__in=[staff_id_digest(staff_id, secret) for secret in site_secrets()])
+        """The entries of ``staff_id`` (under any of the site's secret keys, of its key now or before
+        enrollment 0020: :func:`staff_id_digests`)."""
+        return self.filter(digest__in=staff_id_digests(staff_id, site_secrets()))
 
     def unmatched(self) -> ErasedStaffIdQuerySet:
         """Entries made under a secret key the site no longer holds (``SECRET_KEY`` rotated without

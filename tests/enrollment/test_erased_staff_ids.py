@@ -424,3 +424,43 @@ def test_the_subject_access_export_and_the_privacy_page_say_what_erasure_keeps(d
     page = " ".join(client.get("/privacy/").content.decode().split())
     assert "keeps your staff id in a coded form" in page and "until you ask to be enrolled again" in page
 
+
+def test_an_erasure_kept_before_dashes_were_read_as_hyphens_still_matches_its_staff_id(tmp_path, db, settings,
+                                                                                         photos_added):
+    """Entries kept before enrollment 0020 hold the digest of the key as it was then ("A\u2011100"'s
+    of "a\u2010100", not "a-100"), which cannot be made again: every check also tries that key,
+    under the site's secret key and its fallbacks, so the folder of an erased "A\u2011100" is still
+    skipped and the admin and the API still ask. Written with a plain "-", the id was another key
+    then: its entry cannot tell (docs/security.md). Erased again, the entry is of the key now."""
+    from django.utils.crypto import salted_hmac
+
+    from enrollment.models import ERASED_STAFF_ID_SALT
+    from enrollment.text import staff_id_key_0017
+
+    old_secret = settings.SECRET_KEY
+
+    def kept_before(staff_id: str) -> ErasedStaffId:
+        digest = salted_hmac(ERASED_STAFF_ID_SALT, staff_id_key_0017(staff_id), secret=old_secret,
+                             algorithm="sha256").hexdigest()
+        return ErasedStaffId.objects.create(digest=digest, key_id=secret_fingerprint(old_secret),
+                                            erased_at=timezone.now())
+
+    entry, turkish = kept_before("A\u2011100"), kept_before("\u0130D-5")
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-key", [old_secret]
+    for typed in ("A\u2011100", "a\u2010100"):   # NFKC made the one the other then: one key
+        with pytest.raises(services.StaffIdErased):
+            services.person_create(actor=None, full_name="Ann Bee", staff_id=typed)
+    assert list(ErasedStaffId.objects.of("A\u2011100")) == [entry]
+    assert ErasedStaffId.objects.matching(["\u0130D-5", "A-100"]) == {"\u0130D-5": turkish}
+
+    root = with_photo(tmp_path / "hr", "A\u2011100", "\u0130D-5")
+    out = run(root, "--no-rebuild")
+    assert out.count("at the person's request; not imported") == 2, out
+    assert not Person.objects.exists() and not photos_added
+
+    # enrolled again on purpose: the entry found by its former key is lifted; erased again, the
+    # entry is of the key now, and matches the id written with a plain "-" too
+    ann = services.person_create(actor=None, full_name="Ann Bee", staff_id="A\u2011100", enrol_erased=True)
+    assert not ErasedStaffId.objects.filter(pk=entry.pk).exists()
+    assert services.person_erase(person=ann, actor=None)
+    assert ErasedStaffId.objects.matching(["A-100"])["A-100"].digest == staff_id_digest("A-100")
