@@ -26,6 +26,7 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Min, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from enrollment.models import Person
@@ -72,10 +73,15 @@ def day_end(day: date) -> datetime:
 def expected_during(first: date, last: date | None = None, *, prefix: str = "") -> Q:
     """People expected on at least one day from ``first`` to ``last`` (on ``first`` alone without
     ``last``), the module docstring's rule: created by the end of ``last``, and active now or
-    deactivated after ``first``. ``prefix``: the path to the person from the model queried
-    (``"person__"`` for check-ins). :func:`is_expected` is the same for one person, in Python."""
-    return (Q(**{f"{prefix}created_at__lt": day_end(last or first)})
-            & (Q(**{f"{prefix}active": True}) | Q(**{f"{prefix}deactivated_at__gte": day_end(first)})))
+    deactivated after ``first`` and after the day they were created (someone created and deactivated
+    the same day, or created inactive, was expected on none). ``prefix``: the path to the person from
+    the model queried (``"person__"`` for check-ins). :func:`is_expected` is the same for one person,
+    in Python."""
+    gone = Q(**{f"{prefix}deactivated_at__gte": day_end(first)})
+    if last is not None and last != first:   # one day: created by its end and gone after it says as much
+        # local days, as the pages': deactivated_at__date is deactivated_at's in the current time zone
+        gone &= Q(**{f"{prefix}deactivated_at__date__gt": TruncDate(f"{prefix}created_at")})
+    return Q(**{f"{prefix}created_at__lt": day_end(last or first)}) & (Q(**{f"{prefix}active": True}) | gone)
 
 
 EXPECTED_FIELDS = ("created_at", "active", "deactivated_at")   # what is_expected reads of a person
@@ -86,8 +92,15 @@ def is_expected(first_end: datetime, last_end: datetime | None = None, *, create
     """Whether a person (their ``created_at``, ``active`` and ``deactivated_at``) is what
     :func:`expected_during` selects, given the days' ends (:func:`day_end`): expected on a day from the
     one ending at ``first_end`` to the one ending at ``last_end`` (on that first day alone without it)."""
-    return created_at < (last_end or first_end) and (active or (deactivated_at is not None
-                                                                and deactivated_at >= first_end))
+    if created_at >= (last_end or first_end):
+        return False
+    if active:
+        return True
+    if deactivated_at is None or deactivated_at < first_end:
+        return False
+    # over several days, gone after the day they were created too (on one day, created by its end and
+    # gone after it says as much: the summary's per-day calls skip the local date's cost)
+    return last_end is None or deactivated_at >= day_end(timezone.localdate(created_at))
 
 
 def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryRow]:

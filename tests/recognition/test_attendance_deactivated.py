@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.urls import reverse
@@ -15,7 +15,7 @@ from django.utils import timezone
 from enrollment import services as enrollment
 from enrollment.models import Person
 from recognition import services, views
-from recognition.attendance import attendance_summary, working_days
+from recognition.attendance import attendance_summary, expected_during, working_days
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +115,37 @@ def test_the_summary_and_the_days_pages_agree_on_who_was_missing(people):
     for day in working_days(first, today):
         assert ({r.person.staff_id for r in rows if day in r.missing}
                 == {p.staff_id for p in views.daily_attendance(day)["missing"]}), day
+
+
+def test_someone_created_and_deactivated_the_same_day_is_expected_on_no_day_of_a_period(people):
+    """Expected on no day (created on it, gone by its end), so neither listed in a summary nor
+    counted as expected in it ("0" missing, where "—" says they never were); the same for a person
+    created inactive (an import's ``active`` no), whose date is a moment before their creation's."""
+    today = timezone.localdate()
+    noon = timezone.make_aware(datetime.combine(today - timedelta(days=5), time(12)))
+    brief = enrollment.person_create(actor=None, full_name="Bo Brief", staff_id="B-1")
+    enrollment.person_deactivate(person=brief, actor=None)
+    Person.objects.filter(pk=brief.pk).update(created_at=noon, deactivated_at=noon + timedelta(hours=3))
+    enrollment.person_create(actor=None, full_name="Ivy Inactive", staff_id="I-1", active=False)
+    for first in (today - timedelta(days=10), today - timedelta(days=5)):
+        listed = {r.person.staff_id for r in attendance_summary(first, today)}
+        assert {"B-1", "I-1"}.isdisjoint(listed), first
+        assert "B-1" not in {p.staff_id for p in Person.objects.filter(expected_during(first, today))}
+    # one day later, the day they were created is theirs
+    Person.objects.filter(pk=brief.pk).update(deactivated_at=noon + timedelta(days=1))
+    (row,) = [r for r in attendance_summary(today - timedelta(days=10), today) if r.person.staff_id == "B-1"]
+    assert row.expected and row.missing == tuple(d for d in working_days(today - timedelta(days=5),
+                                                                         today - timedelta(days=5)))
+
+
+def test_the_same_local_day_in_a_zone_away_from_utc(people, settings):
+    """18:00 to 21:00 in New York is one local day, two days in UTC: expected on none."""
+    settings.TIME_ZONE = "America/New_York"
+    today = timezone.localdate()
+    evening = timezone.make_aware(datetime.combine(today - timedelta(days=5), time(18)))
+    brief = enrollment.person_create(actor=None, full_name="Bo Brief", staff_id="B-1")
+    Person.objects.filter(pk=brief.pk).update(created_at=evening, active=False,
+                                               deactivated_at=evening + timedelta(hours=3))
+    first = today - timedelta(days=10)
+    assert "B-1" not in {r.person.staff_id for r in attendance_summary(first, today)}
+    assert "B-1" not in {p.staff_id for p in Person.objects.filter(expected_during(first, today))}
