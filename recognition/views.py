@@ -355,6 +355,12 @@ def _chart(last: date, site: str, active: int) -> dict:
             "active_y": height - round(height * active / top) if active else None}
 
 
+def _month_end(day: date, today: date) -> date:
+    """The last day of the day page's "Summary of <month>": the month's last, or today in this month."""
+    last = day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    return today if day.replace(day=1) <= today < last else last
+
+
 @never_cache
 @staff_member_required
 def attendance_day(request: HttpRequest) -> HttpResponse:
@@ -393,9 +399,10 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     can_record = (request.user.has_perm("recognition.add_checkin")
                   and today - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS) <= day <= today)
     context.update(day=day, site=site, sites=known_sites(), today=today, can_record=can_record,
-                   # the summary of the day's month: the whole month, or up to today for this one
+                   # the summary of the day's month: the whole month, or up to today for this one (a later
+                   # month's, a day typed in, whole too: up to today would end before it began, refused)
                    month_start=day.replace(day=1),
-                   month_end=min(today, day.replace(day=calendar.monthrange(day.year, day.month)[1])),
+                   month_end=_month_end(day, today),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    masked=sum(c.masked for c in data["present"]),

@@ -168,6 +168,13 @@ def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
     day = client.get(reverse("attendance-day"), {"date": today.isoformat()}).content.decode()
     assert (f'href="{reverse("attendance-summary")}?date_from={today.replace(day=1).isoformat()}'
             f'&amp;date_to={today.isoformat()}"') in day
+    # a later month's (a day typed in): the whole month, not up to today, before its first (refused, 400)
+    later = (today.replace(day=1) + timedelta(days=62)).replace(day=1)
+    day = client.get(reverse("attendance-day"), {"date": (later + timedelta(days=4)).isoformat()}).content.decode()
+    end = (later + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+    link = f'{reverse("attendance-summary")}?date_from={later.isoformat()}&date_to={end.isoformat()}'
+    assert f'href="{link.replace("&", "&amp;")}"' in day
+    assert client.get(link).status_code == 200
 
 
 def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
