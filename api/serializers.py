@@ -260,8 +260,8 @@ class ManualCheckInSerializer(serializers.Serializer):
 
     person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), help_text="the person's id")
     at = _DateAndTime(help_text="when they arrived, ISO 8601 with a UTC offset (a time without one is the site's "
-                                "local time, TIME_ZONE; a date alone is refused): not in the future, at most "
-                                f"{MANUAL_CHECKIN_MAX_DAYS} days back")
+                                "local time, TIME_ZONE; a date alone is refused): not more than a minute ahead "
+                                f"(taken as now), at most {MANUAL_CHECKIN_MAX_DAYS} days back")
     site = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
                                  help_text="a site of the kiosks or check-ins; left out or blank: main, or the "
                                            "first site there is")

@@ -263,8 +263,8 @@ class ManualCheckInForm(forms.Form):
         queryset=Person.objects.all(), help_text="the active people, by name and staff id")
     at = forms.SplitDateTimeField(
         label="Time", widget=widgets.AdminSplitDateTime,
-        help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}): not in the future, at most "
-                  f"{services.MANUAL_CHECKIN_MAX_DAYS} days back")
+        help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}): not in the future (a minute ahead "
+                  f"is taken as now), at most {services.MANUAL_CHECKIN_MAX_DAYS} days back")
     site = forms.ChoiceField(help_text="the site they came in at (the sites of the kiosks)")
     reason = forms.CharField(
         max_length=services.MANUAL_REASON_MAX, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
@@ -438,7 +438,7 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         params = request.POST if request.method == "POST" else request.GET
         back = params.get("return") == "attendance"
         # the day page's site filter, kept for the way back (its link names the site it showed)
-        back_site = (params.get("return_site") if request.method == "POST" else params.get("site")) or ""
+        back_site = ((params.get("return_site") if request.method == "POST" else params.get("site")) or "")[:100]
         # and its day: the page's Cancel and breadcrumbs lead back to it, without recording (the
         # person was in after all), as recording does
         back_day = _iso_day((params.get("return_date") if request.method == "POST" else params.get("date")) or "")
