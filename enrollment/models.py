@@ -50,13 +50,15 @@ class PersonQuerySet(models.QuerySet):
                    if staff_id_key(other) == key]
         return self.filter(Q(staff_key=key) | Q(pk__in=unkeyed)) if unkeyed else self.filter(staff_key=key)
 
-    def search(self, text: str) -> PersonQuerySet:
+    def search(self, text: str, *, departments: bool = True) -> PersonQuerySet:
         """Name, staff id or department containing ``text`` (case-insensitive), ``text`` read as
         names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces), and
-        staff ids whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``)."""
+        staff ids whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``). ``departments`` false:
+        names and staff ids only (for staff shown nothing more of a person, the manual check-in's
+        chooser)."""
         text, key = name_normal(text), staff_id_key(text)
-        return self.filter(Q(full_name__icontains=text) | Q(staff_id__icontains=text)
-                           | Q(department__icontains=text) | Q(staff_key__contains=key))
+        found = Q(full_name__icontains=text) | Q(staff_id__icontains=text) | Q(staff_key__contains=key)
+        return self.filter(found | Q(department__icontains=text) if departments else found)
 
     def with_photo_stats(self) -> PersonQuerySet:
         """Annotates ``photo_count`` and ``first_photo_id`` (for list thumbnails)."""

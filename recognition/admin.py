@@ -32,6 +32,7 @@ from django.utils.safestring import SafeData, mark_safe
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from audit.services import audit_list_export
 from enrollment.models import Person
+from enrollment.text import name_normal
 from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
 from masknet_site.csv_export import csv_response
 
@@ -255,9 +256,21 @@ def _attendance_url(day: date | None, site: str = "") -> str:
     return reverse("attendance-day") + (f"?{urlencode(query)}" if query else "")
 
 
+# the record page's person: a list of every active person up to this many; above, a text field
+# ("Staff id or name") resolved on the server (ManualCheckInForm): 2,000 options made a page of
+# 120 KiB that nobody could search by staff id
+CHOOSER_LIST_MAX = 300
+# the people a text that found several offers to choose from (more: the first ones, and "type more")
+CHOOSER_MATCHES_MAX = 20
+
+
 class ManualCheckInForm(forms.Form):
     """A check-in recorded by hand (:func:`services.checkin_record_manual` checks the rest: an active
-    person, a time neither in the future nor too far back, one check-in per window)."""
+    person, a time neither in the future nor too far back, one check-in per window).
+
+    The person is chosen from a list of the active people, or, above :data:`CHOOSER_LIST_MAX` of them,
+    by a staff id or name typed in (:meth:`_resolved`): no more of anyone is shown either way than the
+    list shows (names and staff ids of active people)."""
 
     person = forms.ModelChoiceField(
         queryset=Person.objects.all(), help_text="the active people, by name and staff id")
@@ -277,6 +290,11 @@ class ManualCheckInForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.detailed = detailed
         self.fields["site"].choices = [(site, site) for site in known_sites()]
+        # typed: a form drawn with the text field is read as one even if the gallery shrank since
+        self.typed = "find" in self.data or Person.objects.active().count() > CHOOSER_LIST_MAX
+        if self.typed:
+            self._typed_fields()
+            return
         # the list offers the active people; one made inactive since the page was drawn is still
         # found, and refused by the service in words ("inactive"), not as "not one of the choices";
         # except to staff who may not read check-ins: an id posted would tell them an inactive person
@@ -285,6 +303,89 @@ class ManualCheckInForm(forms.Form):
             self.fields["person"].queryset = Person.objects.active()
         self.fields["person"].widget.choices = [("", "---------"), *(
             (p.pk, str(p)) for p in Person.objects.active().only("full_name", "staff_id"))]
+
+    def _typed_fields(self) -> None:
+        """The text field, and the people it found to choose from (none until a text finds several);
+        the attendance page's link (``?person=<id>``, an active person) fills in their staff id and
+        shows them chosen."""
+        self.fields["find"] = forms.CharField(
+            label="Staff id or name", required=False, max_length=200,
+            widget=forms.TextInput(attrs={"size": 40, "autocomplete": "off"}),
+            help_text="a staff id (letter case, full-width forms and dashes that look like “-” aside) or part of an "
+                      "active person's name or staff id: one person found by it is taken, several are listed "
+                      "below to choose from")
+        self.fields["person"] = forms.CharField(required=False, widget=forms.HiddenInput,
+                                                help_text="the people found: choose one")
+        self.order_fields(["find", "person"])
+        pk = self.initial.get("person")
+        found = Person.objects.active().filter(pk=pk).first() if not self.is_bound and isinstance(pk, int) else None
+        if found is not None:
+            self.initial = {**self.initial, "find": found.staff_id}
+            self._offer([found])
+
+    def _offer(self, people: list[Person], chosen: Person | None = None) -> None:
+        """``people`` as the radio buttons to choose from (none: no buttons, and no stale choice kept),
+        ``chosen`` (when the form comes back) checked."""
+        self.fields["person"].widget = (forms.RadioSelect(choices=[(p.pk, str(p)) for p in people]) if people
+                                        else forms.HiddenInput())
+        if self.is_bound:
+            self.data = self.data.copy()
+            self.data["person"] = str(chosen.pk) if chosen is not None else ""
+
+    def clean(self) -> dict:
+        """Typed: the person the text (or a choice among those it found) names, in ``person``."""
+        data = super().clean()
+        if self.typed and "find" not in self.errors:
+            person = self._resolved(data.get("find", ""), data.get("person", ""))
+            if person is not None:
+                data["person"] = person
+        return data
+
+    def _resolved(self, text: str, picked: str) -> Person | None:
+        """The person chosen by ``text`` and ``picked`` (a radio button's id), or ``None`` with the
+        text field's error: a staff id typed in full is that person's (compared by key:
+        :meth:`PersonQuerySet.with_staff_id`); else among the active people whose name or staff id
+        contains it (:meth:`PersonQuerySet.search`, departments left out: they are not what the list
+        shows), the one picked, or the only one found by their name; one found only because their staff
+        id contains the text (``E-1`` typed, ``E-10`` found) is offered checked, to confirm; several are
+        offered (at most :data:`CHOOSER_MATCHES_MAX`); none is an error. An id picked without a text is
+        taken as the list's choice is. Staff without :attr:`detailed` find active people only, so that
+        an inactive person's staff id or id is answered as one that is nobody's."""
+        active = Person.objects.active().only("full_name", "staff_id")
+        known = Person.objects.all() if self.detailed else active
+        pk = int(picked) if picked.isascii() and picked.isdigit() else None
+        if not text:
+            found = known.filter(pk=pk).first() if pk is not None else None
+            if found is None:
+                self._offer([])
+                self.add_error("find", "Type a staff id or name." if pk is None else
+                               "That person is not one of the active people: type their staff id or name.")
+            return found
+        found = known.with_staff_id(text).first()
+        matches = active.search(text, departments=False)
+        if found is None and pk is not None:
+            found = matches.filter(pk=pk).first()
+        if found is not None:
+            self._offer([found], found)
+            return found
+        people = list(matches[:CHOOSER_MATCHES_MAX + 1])
+        named = [p for p in people if name_normal(text).casefold() in p.full_name.casefold()]
+        if len(people) == 1 and named:
+            self._offer(people, people[0])
+            return people[0]
+        self._offer(people[:CHOOSER_MATCHES_MAX], people[0] if len(people) == 1 else None)
+        if not people:
+            error = f"No active person has the staff id “{text}” or a name or staff id containing it."
+        elif len(people) == 1:
+            error = (f"No active person has the staff id “{text}”, but the staff id of {people[0]} contains it: "
+                     "they are chosen below; record again to take them, or type another.")
+        elif len(people) > CHOOSER_MATCHES_MAX:
+            error = (f"More than {CHOOSER_MATCHES_MAX} active people match “{text}”: the first "
+                     f"{CHOOSER_MATCHES_MAX} are below; choose one, or type more of the name or the staff id.")
+        else:
+            error = f"{len(people)} active people match “{text}”: choose one below, or type more."
+        self.add_error("find", error)
+        return None
 
     @staticmethod
     def initial_for(query) -> dict:
@@ -455,7 +556,8 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                 else:
                     return self._recorded(request, checkin, back, back_site)
         else:
-            form = ManualCheckInForm(initial=ManualCheckInForm.initial_for(request.GET))
+            form = ManualCheckInForm(initial=ManualCheckInForm.initial_for(request.GET),
+                                     detailed=self.has_view_permission(request))
         admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
         context = {**self.admin_site.each_context(request), "title": "Record a check-in by hand",
                    "adminform": admin_form, "object_id": None, "original": None, "is_popup": False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from enrollment import services as enrollment
+from enrollment.models import Person
+from enrollment.text import staff_id_key
 from recognition import services
+from recognition.admin import CHOOSER_LIST_MAX
 from recognition.exports import CHECKIN_CSV_HEADER
 from recognition.models import CheckIn
 
@@ -285,6 +289,132 @@ def staff_only_viewer() -> User:
     user = User.objects.create_user("viewer", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_checkin"))
     return user
+
+
+# ------------------------------------------------------------------- the person: a list, or typed in
+
+
+def gallery(count: int) -> None:
+    """``count`` more active people, "Member 0000" (M-0000) on (in bulk: a few hundred made one by one
+    take seconds), each with the staff id's key a save gives."""
+    Person.objects.bulk_create([Person(full_name=f"Member {i:04d}", staff_id=f"M-{i:04d}",
+                                       staff_key=staff_id_key(f"M-{i:04d}")) for i in range(count)])
+
+
+def _errors(response) -> dict:
+    return response.context["adminform"].form.errors
+
+
+def _radios(html: str) -> dict[str, bool]:
+    """The radio buttons of ``person`` on the page: their value, and whether checked."""
+    return {m.group(1): " checked" in m.group(0)
+            for m in re.finditer(r'<input type="radio" name="person" value="(\d+)"[^>]*>', html)}
+
+
+def test_above_300_active_people_the_record_page_asks_for_a_staff_id_or_name_instead_of_listing_everyone(
+        client, person, other_person):
+    """2,000 people were a 2,000-option list, 120 KiB of page that a desk could not search by staff id;
+    a small gallery keeps its list (inactive people not counted)."""
+    client.force_login(staff("add_checkin"))
+    gallery(CHOOSER_LIST_MAX - 1)   # with Eileen: the most a list shows
+    enrollment.person_deactivate(person=other_person, actor=None)
+    small = client.get(reverse(ADD)).content.decode()
+    assert '<select name="person"' in small and 'name="find"' not in small
+    assert "Member 0298 (M-0298)" in small and "Eileen Collins (E-1)" in small
+    enrollment.person_update(person=other_person, actor=None, active=True)
+    large = client.get(reverse(ADD))
+    html = large.content.decode()
+    assert large.status_code == 200 and '<select name="person"' not in html
+    assert re.search(r'<label for="id_find"[^>]*>Staff id or name:</label>', html)
+    assert '<input type="text" name="find"' in html and "Member 0" not in html and "Eileen" not in html
+    assert len(large.content) < 30_000
+
+
+def test_a_staff_id_typed_in_another_case_or_width_is_that_person_not_one_whose_id_contains_it(client, person):
+    gallery(CHOOSER_LIST_MAX)
+    enrollment.person_create(actor=None, full_name="Edwin Ten", staff_id="E-10", department="Flight")
+    user = staff("add_checkin")
+    client.force_login(user)
+    data = {**_at(timezone.now() - timedelta(minutes=5)), "site": "main", "reason": "badge at the side door"}
+    done = client.post(reverse(ADD), {**data, "find": " ｅ－１ "})   # full-width, lower case, spaces around
+    assert done.status_code == 302, _errors(done)
+    checkin = CheckIn.objects.get()
+    assert checkin.person == person and checkin.recorded_by == user
+
+
+def test_a_text_that_finds_several_offers_them_to_choose_from_and_a_choice_among_them_is_taken(client, person):
+    gallery(CHOOSER_LIST_MAX)
+    ann = enrollment.person_create(actor=None, full_name="Ann Lee", staff_id="A-1", department="Flight")
+    leeds = enrollment.person_create(actor=None, full_name="Ann Leeds", staff_id="A-2", department="Flight")
+    client.force_login(staff("add_checkin"))
+    data = {**_at(timezone.now() - timedelta(minutes=5)), "site": "main", "reason": "kiosk offline"}
+    several = client.post(reverse(ADD), {**data, "find": "ann lee"})
+    html = several.content.decode()
+    assert several.status_code == 200 and not CheckIn.objects.exists()
+    assert _errors(several) == {"find": ["2 active people match “ann lee”: choose one below, or type more."]}
+    assert _radios(html) == {str(ann.pk): False, str(leeds.pk): False}
+    assert "Ann Lee (A-1)" in html and "Ann Leeds (A-2)" in html
+    # the list shows names and staff ids, not departments: a department typed finds nobody by it
+    assert list(_errors(client.post(reverse(ADD), {**data, "find": "Flight"}))) == ["find"]
+    # a choice left over from another text is not taken: that text's own people are offered
+    stale = client.post(reverse(ADD), {**data, "find": "ann lee", "person": person.pk})
+    assert list(_errors(stale)) == ["find"] and not CheckIn.objects.exists()
+    done = client.post(reverse(ADD), {**data, "find": "ann lee", "person": leeds.pk})
+    assert done.status_code == 302 and CheckIn.objects.get().person == leeds
+    # more than 20: the first 20, by name, and "type more"
+    many = client.post(reverse(ADD), {**data, "find": "member"})
+    assert "More than 20 active people match" in _errors(many)["find"][0]
+    assert list(_radios(many.content.decode())) == [
+        str(pk) for pk in Person.objects.filter(full_name__startswith="Member").values_list("pk", flat=True)[:20]]
+
+
+def test_a_text_that_finds_nobody_is_the_fields_error_and_tells_reception_no_inactive_person(
+        client, person, other_person):
+    gallery(CHOOSER_LIST_MAX)
+    enrollment.person_create(actor=None, full_name="Tess Tenby", staff_id="T-10", department="Film")
+    enrollment.person_deactivate(person=other_person, actor=None)
+    client.force_login(staff("add_checkin"))
+    data = {**_at(timezone.now() - timedelta(minutes=5)), "site": "main", "reason": "kiosk offline"}
+    nobody = client.post(reverse(ADD), {**data, "find": "Nobody Here"})
+    assert _errors(nobody) == {
+        "find": ["No active person has the staff id “Nobody Here” or a name or staff id containing it."]}
+    # an inactive person's name or staff id: answered as one that is nobody's
+    assert _errors(client.post(reverse(ADD), {**data, "find": "Tom Hanks"})) == {
+        "find": ["No active person has the staff id “Tom Hanks” or a name or staff id containing it."]}
+    gone = client.post(reverse(ADD), {**data, "find": "t-1"})
+    assert _errors(gone) == {"find": ["No active person has the staff id “t-1”, but the staff id of Tess Tenby "
+                                      "(T-10) contains it: they are chosen below; record again to take them, or "
+                                      "type another."]}
+    assert "Tom Hanks" not in gone.content.decode() and not CheckIn.objects.exists()
+    # an id alone (a form drawn before the gallery grew): an inactive person's is nobody's too
+    assert (_errors(client.post(reverse(ADD), {**data, "find": "", "person": other_person.pk}))
+            == _errors(client.post(reverse(ADD), {**data, "find": "", "person": other_person.pk + 1000})))
+    # one found only because their staff id contains the text is offered, checked, not yet taken
+    tess = Person.objects.get(staff_id="T-10")
+    assert _radios(gone.content.decode()) == {str(tess.pk): True}
+    done = client.post(reverse(ADD), {**data, "find": "t-1", "person": tess.pk})
+    assert done.status_code == 302 and CheckIn.objects.get().person == tess
+    # staff who read check-ins are told the staff id is an inactive person's, as the list's choice is
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    told = client.post(reverse(ADD), {**data, "find": "T-1"}).content.decode()
+    assert "Tom Hanks (T-1) is inactive: reactivate them" in told
+
+
+def test_the_attendance_pages_link_fills_in_the_person_with_a_typed_chooser_too(client, person, other_person):
+    gallery(CHOOSER_LIST_MAX)
+    client.force_login(staff("add_checkin"))
+    page = client.get(reverse(ADD), {"person": person.pk, "return": "attendance"})
+    html = page.content.decode()
+    assert page.context["adminform"].form.initial["person"] == person.pk
+    assert '<input type="text" name="find" value="E-1"' in html and _radios(html) == {str(person.pk): True}
+    assert "Eileen Collins (E-1)" in html
+    data = {"find": "E-1", "person": person.pk, **_at(timezone.now() - timedelta(minutes=1)), "site": "main",
+            "reason": "kiosk offline", "return": "attendance"}
+    assert client.post(reverse(ADD), data).status_code == 302 and CheckIn.objects.get().person == person
+    # an inactive person's id fills in nothing (as a list would offer them nothing)
+    enrollment.person_deactivate(person=other_person, actor=None)
+    html = client.get(reverse(ADD), {"person": other_person.pk}).content.decode()
+    assert "Tom" not in html and "T-1" not in html and not _radios(html)
 
 
 # ----------------------------------------------------------------------------- pages, CSVs and API
