@@ -15,12 +15,14 @@ Who counts, and as what, follows the day page (:func:`recognition.views.daily_at
 period's figures add up to its days' pages: a person is listed when expected on a day of the period, or
 checked in during it (at ``site`` when given), inactive or not; a day counts as checked in when the
 person has a check-in that day (at ``site`` when given), any check-in, whoever or whatever recorded it;
-a working day (``MASKNET_WORKING_DAYS``) is missing for a person expected that day with no check-in that
-day at any site.
+a working day (``MASKNET_WORKING_DAYS``: :func:`is_working_day`) is missing for a person expected that day with
+no check-in that day at any site. A day that is not a working day has nobody missing, on the day page and its
+chart as in the summary: the page lists those expected who did not check in as "not checked in".
 """
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -59,9 +61,24 @@ class SummaryRow:
     days_by_hand: int = 0
 
 
+def workdays() -> frozenset[int]:
+    """The weekdays (0 = Monday, as ``date.weekday()``) that ``MASKNET_WORKING_DAYS`` names."""
+    return working_weekdays(settings.MASKNET_WORKING_DAYS)
+
+
+def workdays_named() -> str:
+    """The working weekdays as the pages name them: "Mon, Tue, Wed, Thu, Fri"."""
+    return ", ".join(calendar.day_abbr[d] for d in sorted(workdays()))
+
+
+def is_working_day(day: date) -> bool:
+    """Whether ``MASKNET_WORKING_DAYS`` names ``day``'s weekday: people are missing on no other day."""
+    return day.weekday() in workdays()
+
+
 def working_days(first: date, last: date) -> list[date]:
     """The days from ``first`` to ``last`` (inclusive) that ``MASKNET_WORKING_DAYS`` names."""
-    weekdays = working_weekdays(settings.MASKNET_WORKING_DAYS)
+    weekdays = workdays()
     return [d for d in (first + timedelta(days=i) for i in range((last - first).days + 1)) if d.weekday() in weekdays]
 
 

@@ -35,11 +35,19 @@ from enrollment.models import Person
 from enrollment.recognizer import engine_loaded
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
-from masknet_site.settings.base import working_weekdays
 from recognition.engine.install import installed_manifest, models_ready
 
 from . import services
-from .attendance import SUMMARY_MAX_DAYS, SummaryRow, attendance_summary, expected_during, working_days
+from .attendance import (
+    SUMMARY_MAX_DAYS,
+    SummaryRow,
+    attendance_summary,
+    expected_during,
+    is_working_day,
+    workdays,
+    workdays_named,
+    working_days,
+)
 from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
 from .kiosk_page import page_build, page_context
@@ -305,9 +313,11 @@ def _parse_day(value: str | None) -> date | None:
 
 def daily_attendance(day: date, site: str = "") -> dict:
     """Who is in (their first check-in of ``day``, at ``site`` when given), who checked in only
-    at other sites (``elsewhere``: their first check-in there; empty without ``site``), and who
-    is missing: the people expected that day (:func:`.attendance.expected_during`: enrolled by its
-    end, and active now or deactivated after it) with no check-in that day at all."""
+    at other sites (``elsewhere``: their first check-in there; empty without ``site``), who is not in
+    (``not_in``): the people expected that day (:func:`.attendance.expected_during`: enrolled by its
+    end, and active now or deactivated after it) with no check-in that day at all, and who is missing:
+    those on a working day (``working_day``: :func:`.attendance.is_working_day`), nobody on another day,
+    as the summary counts them."""
     checkins = CheckIn.objects.listed().on_day(day).select_related("person", "kiosk").order_by("at", "id")
     first: dict[int, CheckIn] = {}
     other: dict[int, CheckIn] = {}
@@ -318,28 +328,34 @@ def daily_attendance(day: date, site: str = "") -> dict:
     # 700 ids was 700 bound parameters)
     missing = list(Person.objects.filter(expected_during(day))
                    .exclude(pk__in=CheckIn.objects.on_day(day).values("person_id")))
-    return {"present": list(first.values()), "elsewhere": elsewhere, "missing": missing}
+    working_day = is_working_day(day)
+    return {"present": list(first.values()), "elsewhere": elsewhere, "not_in": missing,
+            "missing": missing if working_day else [], "working_day": working_day}
 
 
 def _missing_per_day(first: date, last: date) -> dict[date, int]:
     """How many people :func:`daily_attendance` calls missing on each day from ``first`` to ``last``:
-    those expected that day (:func:`.attendance.expected_during`), less those of them checked in anywhere
-    that day (two queries, one count per day in each, whatever the number of days or people)."""
+    on a working day those expected that day (:func:`.attendance.expected_during`), less those of them
+    checked in anywhere that day; 0 on any other day, as the summary counts them (two queries, one count
+    per working day in each, whatever the number of days or people)."""
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    counted = dict(enumerate(working_days(first, last)))
     expected = Person.objects.filter(expected_during(first, last)).aggregate(
-        **{f"d{i}": Count("pk", filter=expected_during(day)) for i, day in enumerate(days)})
+        **{f"d{i}": Count("pk", filter=expected_during(day)) for i, day in counted.items()})
     checked = CheckIn.objects.between(first, last).aggregate(
         **{f"d{i}": Count("person", distinct=True, filter=Q(local_date=day) & expected_during(day, prefix="person__"))
-           for i, day in enumerate(days)})
-    return {day: expected[f"d{i}"] - checked[f"d{i}"] for i, day in enumerate(days)}
+           for i, day in counted.items()})
+    missing = dict.fromkeys(days, 0)
+    missing.update({day: expected[f"d{i}"] - checked[f"d{i}"] for i, day in counted.items()})
+    return missing
 
 
 def _chart(last: date, site: str, active: int) -> dict:
     """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template),
     each with the day's number of people checked in (at ``site`` when given) and missing; ``weekend``:
-    a day ``MASKNET_WORKING_DAYS`` leaves out."""
+    a day ``MASKNET_WORKING_DAYS`` leaves out (nobody missing)."""
     first = last - timedelta(days=CHART_DAYS - 1)
-    workdays = working_weekdays(settings.MASKNET_WORKING_DAYS)
+    weekdays = workdays()
     qs = CheckIn.objects.filter(site=site) if site else CheckIn.objects.all()
     counts = qs.daily_counts(first, last)
     missing = _missing_per_day(first, last)
@@ -349,7 +365,7 @@ def _chart(last: date, site: str, active: int) -> dict:
     for i, (day, n) in enumerate(counts.items()):
         h = round(height * n / top)
         bars.append({"day": day, "n": n, "missing": missing[day], "x": i * (width + gap), "y": height - h, "h": h,
-                     "w": width, "weekend": day.weekday() not in workdays,
+                     "w": width, "weekend": day.weekday() not in weekdays,
                      "label": day.day if (i % 5 == 0 or day == last) else ""})
     return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top, "active": active,
             "active_y": height - round(height * active / top) if active else None}
@@ -365,7 +381,9 @@ def _month_end(day: date, today: date) -> date:
 @staff_member_required
 def attendance_day(request: HttpRequest) -> HttpResponse:
     """Who is in and who is missing on a day (``?date=YYYY-MM-DD``, ``?site=``), a 30-day chart,
-    and the same list as CSV with ``?format=csv``."""
+    and the same list as CSV with ``?format=csv``. On a day that is not a working day nobody is missing:
+    the page lists those expected who did not check in as "not checked in", without a rate; the CSV
+    keeps its ``status`` values and calls them ``missing`` on every day (docs/kiosk.md, Attendance)."""
     context = _staff_context(request, "Daily attendance")
     csv_format = request.GET.get("format") == "csv"
     day = _parse_day(request.GET.get("date"))
@@ -385,7 +403,8 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                  c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
                  "yes" if c.masked else "no", c.source]
                 for status in ("present", "elsewhere") for c in data[status]]
-        rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", "", ""] for p in data["missing"]]
+        # "missing" on a day off too: the column's values are a contract (docs/kiosk.md), the day is in the name
+        rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", "", ""] for p in data["not_in"]]
         audit_list_export(request, object_type="recognition.checkin", what=f"the attendance of {day.isoformat()}",
                           rows=len(rows), filters=[f"site={site[:60]}"] if site else [])
         return csv_response(f"attendance-{day.isoformat()}{'-' + site if site else ''}.csv",
@@ -393,7 +412,8 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                              "source"],
                             rows)
     # those in elsewhere are neither in nor missing here
-    active = len(data["present"]) + len(data["missing"])
+    active = len(data["present"]) + len(data["not_in"])
+    working_day = data["working_day"]
     today = timezone.localdate()
     # a button beside each missing person, for staff who may record a check-in by hand, on a day one can be
     can_record = (request.user.has_perm("recognition.add_checkin")
@@ -405,8 +425,11 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    month_end=_month_end(day, today),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
+                   not_in=data["not_in"], working_day=working_day,
+                   workdays_named=workdays_named(),
                    masked=sum(c.masked for c in data["present"]),
-                   rate=round(100 * len(data["present"]) / active) if active else 0,
+                   # no rate on a day off: those in came in, nobody else was expected to
+                   rate=(round(100 * len(data["present"]) / active) if active else 0) if working_day else None,
                    chart=_chart(day, site, Person.objects.active().count()))
     return render(request, "attendance/day.html", context)
 
@@ -565,9 +588,8 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
         return csv_response(name, SUMMARY_CSV_HEADER, (_summary_csv_row(r) for r in rows))
     today = timezone.localdate()
     counted_to = min(last, today)
-    workdays = working_weekdays(settings.MASKNET_WORKING_DAYS)
     context.update(rows=rows, first=first, last=last, site=site, sites=known_sites(), today=today,
-                   workdays_named=", ".join(calendar.day_abbr[d] for d in sorted(workdays)),
+                   workdays_named=workdays_named(),
                    date_from=first.isoformat(), date_to=last.isoformat(),
                    working=len(working_days(first, counted_to)) if first <= counted_to else 0,
                    counted_to=counted_to, future=last > today,

@@ -57,6 +57,15 @@ def paired(transactional_db):
 
 
 @pytest.fixture
+def every_day_working(settings):
+    """Every day a working day (``MASKNET_WORKING_DAYS``): for tests that count today's or yesterday's
+    missing, whatever weekday the suite runs on (nobody is missing on a day off:
+    tests/recognition/test_attendance_days_off.py)."""
+    settings.MASKNET_WORKING_DAYS = "mon-sun"
+    return settings
+
+
+@pytest.fixture
 def superuser(db) -> User:
     return User.objects.create_superuser("root", "root@example.com", "pw")
 

@@ -21,11 +21,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def people(person, other_person, paired):
+def people(person, other_person, paired, every_day_working):
     """Eileen (E-1) active, in at a kiosk every day of the last 70; Tom (T-1) active, never in; Dan
     (D-1) deactivated today; Wes (W-1) deactivated 7 days ago; Ray (R-1) deactivated 20 days ago and
     reactivated 5 days ago; Una (U-1) inactive since before dates were recorded (NULL). All enrolled
-    90 days ago; nobody but Eileen ever in."""
+    90 days ago; nobody but Eileen ever in. Every day a working day, whatever day it is today."""
     dan = enrollment.person_create(actor=None, full_name="Dan Today", staff_id="D-1")
     wes = enrollment.person_create(actor=None, full_name="Wes Week", staff_id="W-1")
     ray = enrollment.person_create(actor=None, full_name="Ray Back", staff_id="R-1")

@@ -245,9 +245,9 @@ def test_the_kiosk_cookie_is_no_staff_login(client, paired):
 
 
 @pytest.fixture
-def attendance(paired, person, other_person):
+def attendance(paired, person, other_person, every_day_working):
     """Eileen in today (masked) and two days ago; Tom missing today; Sam inactive since he was
-    enrolled (all enrolled a month ago)."""
+    enrolled (all enrolled a month ago). Every day a working day, whatever day it is today."""
     enrollment.person_create(actor=None, full_name="Sam Gone", staff_id="S-0", active=False)
     kiosk = paired[0]
     now = timezone.now()
@@ -395,12 +395,13 @@ def test_the_chart_works_with_a_keyboard_and_a_screen_reader(client, superuser, 
     assert name(today, 0, 1) in elsewhere and name(yesterday, 0, 2) in elsewhere
 
 
-def test_weekend_bars_differ_by_more_than_their_shade(client, superuser, attendance):
+def test_weekend_bars_differ_by_more_than_their_shade(client, superuser, attendance, settings):
     """The chart's weekend bars were a lighter blue than the others and nothing else (WCAG 1.4.1: not
     told apart by colour alone): they are striped, by a pattern of two colours, and the note under
     the title says so."""
     from tests.test_staff_contrast import ATTENDANCE_CSS, block
 
+    settings.MASKNET_WORKING_DAYS = "mon-fri"   # the default (the fixture makes every day a working day)
     client.force_login(superuser)
     html = client.get(reverse("attendance-day")).content.decode()
     chart = html[html.index('<div class="att-chart">'):html.index('<div class="att-cols">')]
@@ -1020,7 +1021,7 @@ def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_
     days = [today - timedelta(days=back) for back in range(1, 11)]
     for day in days:
         shown = views.daily_attendance(day)
-        assert len(shown["present"]) + len(shown["missing"]) == people, day
+        assert len(shown["present"]) + len(shown["not_in"]) == people, day
     missing = views._missing_per_day(days[-1], days[0])
     assert [missing[d] for d in days] == [len(views.daily_attendance(d)["missing"]) for d in days]
     assert 0 < sum(missing[d] for d in days if d.weekday() < 5) < people * 10
