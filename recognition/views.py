@@ -478,17 +478,19 @@ class StrictNullBooleanField(forms.Field):
 
 
 class PeriodForm(forms.Form):
-    """A period, ``date_from`` to ``date_to`` (each optional) and a ``site``, as the attendance pages read them."""
+    """A period, ``date_from`` to ``date_to`` (each optional) and a ``site``, as the attendance pages read them.
+    The errors' words name the fields by their names in the URL (the JSON ``errors`` of a CSV answer, a
+    contract); a page names them by their labels (:func:`_page_errors`)."""
 
-    date_from = forms.DateField(required=False)
-    date_to = forms.DateField(required=False)
-    site = forms.CharField(required=False, max_length=100)
+    date_from = forms.DateField(required=False, label="start date")
+    date_to = forms.DateField(required=False, label="end date")
+    site = forms.CharField(required=False, max_length=100, label="site")
 
     def clean(self) -> dict:
         """``date_from`` must not be after ``date_to``, as the API says (an empty CSV answered it)."""
         data = super().clean()
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            self.add_error("date_to", "must not be before date_from")
+            self.add_error("date_to", forms.ValidationError("must not be before date_from", code="reversed"))
         return data
 
 
@@ -533,17 +535,48 @@ class SummaryPeriod(PeriodForm):
             return data
         last = data.get("date_to") or timezone.localdate()
         first = data.get("date_from") or last.replace(day=1)
+        span = {"first": FIRST_DAY.isoformat(), "last": LAST_DAY.isoformat()}
         for name, day in (("date_from", first), ("date_to", last)):
             if not FIRST_DAY <= day <= LAST_DAY:
-                self.add_error(name, f"must be from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+                self.add_error(name, forms.ValidationError("must be from %(first)s to %(last)s", code="out_of_range",
+                                                           params=span))
         if first > last:   # date_from alone, after today
-            self.add_error("date_to", f"must not be before date_from (date_to is today, {last.isoformat()}, "
-                                      "when not given)")
+            self.add_error("date_to", forms.ValidationError(
+                "must not be before date_from (date_to is today, %(today)s, when not given)", code="reversed_today",
+                params={"today": last.isoformat()}))
         elif (last - first).days >= SUMMARY_MAX_DAYS:
-            self.add_error("date_to", f"a summary covers at most {SUMMARY_MAX_DAYS} days: "
-                                      f"{(last - first).days + 1} asked for")
+            self.add_error("date_to", forms.ValidationError(
+                "a summary covers at most %(most)s days: %(asked)s asked for", code="too_long",
+                params={"most": SUMMARY_MAX_DAYS, "asked": (last - first).days + 1}))
         data.update(date_from=first, date_to=last, site=data.get("site", "").strip())
         return data
+
+
+# The summary page's words for its period's refusals, by the error's code: the fields named by what they are
+# (the form's labels: its "From" and "to" are the start and the end date), where the JSON's words name them
+# by the URL's names (a contract, kept). Any other error (a date it cannot read, a site too long) is the
+# field's label and Django's words.
+PAGE_ERRORS = {
+    "reversed": "The end date must not be before the start date.",
+    "reversed_today": "The end date must not be before the start date (without an end date, it is today, "
+                      "%(today)s).",
+    "out_of_range": "The %(label)s must be from %(first)s to %(last)s.",
+    "too_long": "A summary covers at most %(most)s days: %(asked)s asked for.",
+}
+
+
+def _page_errors(form: forms.Form) -> list[str]:
+    """``form``'s errors as a page says them: by the fields' labels, not their names in the URL."""
+    said = []
+    for name, errors in form.errors.as_data().items():
+        label = form.fields[name].label if name in form.fields else ""
+        for error in errors:
+            params = {"label": label, **(error.params or {})}
+            if error.code in PAGE_ERRORS:
+                said.append(PAGE_ERRORS[error.code] % params)
+            else:
+                said.extend(f"{label.capitalize()}: {message}" if label else message for message in error.messages)
+    return said
 
 
 SUMMARY_CSV_HEADER = ["staff_id", "name", "department", "active", "days_checked_in", "working_days_missing",
@@ -573,8 +606,7 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         if csv_format:
             return JsonResponse({"errors": form.errors}, status=400)
-        context.update(rows=None, errors=[f"{name}: {message}" for name, messages_ in form.errors.items()
-                                          for message in messages_], sites=known_sites(),
+        context.update(rows=None, errors=_page_errors(form), sites=known_sites(),
                        date_from=request.GET.get("date_from", ""), date_to=request.GET.get("date_to", ""),
                        site=request.GET.get("site", ""))
         return render(request, "attendance/summary.html", context, status=400)

@@ -219,23 +219,47 @@ def test_it_needs_a_staff_login_with_permission(client, world):
     assert client.get(url, PERIOD).status_code == 200
 
 
-@pytest.mark.parametrize(("query", "field", "words"), [
-    ({"date_from": "2026-03-15", "date_to": "2026-03-02"}, "date_to", "must not be before date_from"),
-    ({"date_from": "2026-13-01"}, "date_from", "Enter a valid date"),
-    ({"date_from": "yesterday"}, "date_from", "Enter a valid date"),
-    ({"date_from": "2025-03-01", "date_to": "2026-03-02"}, "date_to", "at most 366 days: 367 asked for"),
-    ({"date_from": "2099-01-01"}, "date_to", "must not be before date_from (date_to is today"),
-    ({"date_to": "9999-12-31"}, "date_to", "must be from"),
-    ({"site": "x" * 101}, "site", "at most 100 characters"),
+@pytest.mark.parametrize(("query", "field", "words", "shown"), [
+    ({"date_from": "2026-03-15", "date_to": "2026-03-02"}, "date_to", "must not be before date_from",
+     "The end date must not be before the start date."),
+    ({"date_from": "2026-13-01"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
+    ({"date_from": "yesterday"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
+    ({"date_from": "2025-03-01", "date_to": "2026-03-02"}, "date_to", "at most 366 days: 367 asked for",
+     "A summary covers at most 366 days: 367 asked for."),
+    ({"date_from": "2099-01-01"}, "date_to", "must not be before date_from (date_to is today",
+     "The end date must not be before the start date (without an end date, it is today, "),
+    ({"date_to": "9999-12-31"}, "date_to", "must be from", "The end date must be from 0001-01-30 to 9999-12-30."),
+    ({"site": "x" * 101}, "site", "at most 100 characters", "Site: Ensure this value has at most 100 characters"),
 ])
-def test_a_period_it_cannot_read_is_a_400_with_the_reason(client, superuser, world, query, field, words):
+def test_a_period_it_cannot_read_is_a_400_with_the_reason(client, superuser, world, query, field, words, shown):
+    """The page says the reason in the words of its form (start date, end date), not the URL's names
+    (date_from, date_to); the CSV's JSON ``errors`` keep their words (scripts may read them)."""
     client.force_login(superuser)
     before = AuditEvent.objects.filter(action="list_export").count()
     page = client.get(reverse("attendance-summary"), query)
-    assert page.status_code == 400 and words in page.content.decode() and 'id="summary-errors"' in page.content.decode()
+    html = page.content.decode()
+    assert page.status_code == 400 and 'id="summary-errors"' in html
+    errors = html[html.index('id="summary-errors"'):html.index("</ul>", html.index('id="summary-errors"'))]
+    assert shown in errors and "date_" not in errors, errors
     answer = client.get(reverse("attendance-summary"), {**query, "format": "csv"})
     assert answer.status_code == 400 and words in answer.json()["errors"][field][0]
     assert AuditEvent.objects.filter(action="list_export").count() == before   # nothing downloaded
+
+
+def test_the_json_errors_keep_their_words(client, superuser, world):
+    """The CSV answer's ``errors``, a contract, word for word as before the page said them otherwise."""
+    client.force_login(superuser)
+    today = timezone.localdate().isoformat()
+    for query, errors in (
+            ({"date_from": "2026-03-15", "date_to": "2026-03-02"}, {"date_to": ["must not be before date_from"]}),
+            ({"date_from": "2099-01-01"},
+             {"date_to": [f"must not be before date_from (date_to is today, {today}, when not given)"]}),
+            ({"date_from": "2025-03-01", "date_to": "2026-03-02"},
+             {"date_to": ["a summary covers at most 366 days: 367 asked for"]}),
+            ({"date_to": "9999-12-31"}, {"date_to": ["must be from 0001-01-30 to 9999-12-30"]}),
+            ({"date_from": "yesterday"}, {"date_from": ["Enter a valid date."]})):
+        answer = client.get(reverse("attendance-summary"), {**query, "format": "csv"})
+        assert answer.status_code == 400 and answer.json() == {"errors": errors}, query
 
 
 def test_a_year_including_a_leap_day_is_accepted(client, superuser, world):
