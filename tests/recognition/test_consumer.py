@@ -682,7 +682,7 @@ def test_a_result_says_how_long_its_frame_was_at_the_server_waiting_included(eng
         await comm.send_to(bytes_data=frame("hold|none"))
         assert await asyncio.get_running_loop().run_in_executor(None, engine_script.started.wait, 5)
         await comm.send_to(bytes_data=frame("none"))   # waits behind the first
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.8)
         engine_script.release()
         answers = [await comm.receive_json_from(timeout=5) for _ in range(2)]
         await comm.disconnect()
@@ -690,8 +690,10 @@ def test_a_result_says_how_long_its_frame_was_at_the_server_waiting_included(eng
 
     first, second = run(scenario)
     assert [first["frame"], second["frame"]] == [1, 2]
-    assert first["server_ms"] >= 300 and second["server_ms"] >= 300   # both came before the 0.3 s hold
-    assert second["server_ms"] >= second["ms"] + 250                    # its wait is not engine time
+    # both came before the 0.8 s hold; the margin is for a loaded machine, where the consumer may
+    # take the second frame in (and stamp its arrival) a few hundred ms after it was sent
+    assert first["server_ms"] >= 400 and second["server_ms"] >= 400
+    assert second["server_ms"] >= second["ms"] + 350                    # its wait is not engine time
 
 
 def test_a_closed_socket_takes_its_waiting_frame_out_of_the_engine_queue(engine_script, paired, monkeypatch):
