@@ -493,7 +493,8 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
         """``recognition.services.checkin_record_manual``, as the admin's *Record a check-in by hand*
         (audited as ``checkin_manual``, recorded by the staff user or the token's service account).
         Its refusals: one in that cooldown window already, 409 ``already_checked_in`` with that
-        check-in's id; the others (an inactive or erased person, the time, the reason, the site), 400
+        check-in's id; check-ins of the person recorded and deleted meanwhile, twice, 409 ``try_again``;
+        the others (an inactive or erased person, the time, the reason, the site), 400
         ``validation_error`` on the service's field, with its code as ``reason``."""
         # a staff session that may record check-ins but not read them is told no more than the
         # admin's form tells it: neither an inactive person nor when the check-in already there was
@@ -511,6 +512,8 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
                 f"{recognition.cooldown_period()}.")
             raise ApiError(status_code=status.HTTP_409_CONFLICT, code=exc.code, detail=detail,
                            checkin=exc.checkin.pk) from exc
+        except recognition.CheckInContended as exc:   # not the request's fault: the same request may pass
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code=exc.code, detail=exc.sentence) from exc
         except recognition.CheckInRefused as exc:
             raise refused(field=exc.field, message=exc.sentence, reason=exc.code) from exc
         return Response(s.CheckInSerializer(checkin).data, status=status.HTTP_201_CREATED)

@@ -399,6 +399,13 @@ class CheckInExists(CheckInRefused):
         self.checkin = checkin
 
 
+class CheckInContended(CheckInRefused):
+    """The window's check-in was there at each insert and gone when looked for (check-ins of the
+    person recorded and deleted meanwhile, twice): nothing recorded, and recording again may work."""
+
+    code = "try_again"
+
+
 def _manual_refusal(*, at: datetime, now: datetime, site: str, reason: str) -> CheckInRefused | None:
     """Why a check-in by hand at ``at`` cannot be recorded, before any row is read (``None``: it can)."""
     if at > now + MANUAL_CLOCK_SKEW:
@@ -429,7 +436,8 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
     window as a kiosk's does: a kiosk seeing them later answers "already checked in". Raises
     :class:`CheckInPersonInactive`, :class:`CheckInTimeRefused` (in the future, or more than
     :data:`MANUAL_CHECKIN_MAX_DAYS` local days back), :class:`CheckInExists` (one in that window
-    already) or :class:`CheckInRefused` (no reason, one too long, an unknown site)."""
+    already), :class:`CheckInContended` (one there at each of two tries, gone when looked for) or
+    :class:`CheckInRefused` (no reason, one too long, an unknown site)."""
     now = now or timezone.now()
     reason, site = reason.strip(), site.strip()
     refused = _manual_refusal(at=at, now=now, site=site, reason=reason)
@@ -444,19 +452,27 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
             raise CheckInRefused(f"person #{person.pk} no longer exists (erased)", field="person")
         if not locked.active:
             raise CheckInPersonInactive(f"person #{person.pk} is inactive: reactivate them to check them in")
-        try:
-            with transaction.atomic():
-                checkin = CheckIn.objects.create(
-                    person=locked, kiosk=None, site=site, at=at, local_date=local_date, window=window, score=None,
-                    threshold=None, masked=False, frames=0, index_version=None, source=CheckIn.Source.MANUAL,
-                    recorded_by=actor if getattr(actor, "pk", None) else None, reason=reason)
-        except IntegrityError:
-            existing = CheckIn.objects.select_related("kiosk").filter(person=locked, window=window).first()
-            if existing is None:   # deleted since the insert failed: the caller may try again
-                raise
-            raise CheckInExists(f"person #{person.pk} is already checked in at site {site} for that "
-                                f"{cooldown_period()} (check-in #{existing.pk}, "
-                                f"{timezone.localtime(existing.at):%Y-%m-%d %H:%M})", checkin=existing) from None
+        for _ in range(2):
+            try:
+                with transaction.atomic():
+                    checkin = CheckIn.objects.create(
+                        person=locked, kiosk=None, site=site, at=at, local_date=local_date, window=window,
+                        score=None, threshold=None, masked=False, frames=0, index_version=None,
+                        source=CheckIn.Source.MANUAL, recorded_by=actor if getattr(actor, "pk", None) else None,
+                        reason=reason)
+                break
+            except IntegrityError:
+                existing = CheckIn.objects.select_related("kiosk").filter(person=locked, window=window).first()
+                if existing is not None:
+                    raise CheckInExists(f"person #{person.pk} is already checked in at site {site} for that "
+                                        f"{cooldown_period()} (check-in #{existing.pk}, "
+                                        f"{timezone.localtime(existing.at):%Y-%m-%d %H:%M})",
+                                        checkin=existing) from None
+                # the check-in it met was deleted since (an administrator's correction, the retention
+                # purge): tried once more, as a kiosk's is (it was a 500)
+        else:
+            raise CheckInContended(f"the check-ins of person #{person.pk} changed twice while this one was being "
+                                   "recorded: record it again")
         audit_record(actor=actor, action=Action.CHECKIN_MANUAL, obj=checkin,
                      summary=f"recorded check-in #{checkin.pk} of person #{locked.pk} by hand at site {site} for "
                              f"{timezone.localtime(at):%Y-%m-%d %H:%M}; reason of {len(reason)} characters")

@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db.models.signals import pre_save
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -132,6 +134,56 @@ def test_the_sites_are_read_by_index_probes_not_a_distinct_over_every_check_in(p
     with CaptureQueriesContext(connection) as queries:
         assert known_sites() == ["annex", "east", "main"]
     assert not [q["sql"] for q in queries if "DISTINCT" in q["sql"].upper()]
+
+
+@contextmanager
+def clash_at_insert(times: int):
+    """The first ``times`` inserts of a check-in meet another one in the same window, gone again
+    before the service looks for it: the clashing row is inserted by a ``pre_save`` hook inside the
+    service's savepoint, so that the insert fails on the window's unique constraint and the
+    savepoint's rollback takes the clash with it (a concurrent check-in deleted meanwhile: an
+    administrator's correction, the retention purge), on the real database. Yields the inserts tried."""
+    tried: list[int] = []
+
+    def clash(sender, instance, raw=False, **kwargs):
+        if instance.reason == "clash":   # the clash's own insert
+            return
+        tried.append(int(len(tried) < times))   # 1: this insert meets a clash
+        if not tried[-1]:
+            return
+        CheckIn.objects.create(person=instance.person, site=instance.site, at=instance.at,
+                               local_date=instance.local_date, window=instance.window,
+                               source=CheckIn.Source.MANUAL, reason="clash")
+
+    pre_save.connect(clash, sender=CheckIn)
+    try:
+        yield tried
+    finally:
+        pre_save.disconnect(clash, sender=CheckIn)
+
+
+def test_a_clash_deleted_before_it_is_looked_up_is_tried_again_not_a_500(person, superuser):
+    """The insert failed on the window's constraint, and the check-in it met was gone when the
+    service looked for it: the IntegrityError went up, a 500 on the admin's page and the API."""
+    with clash_at_insert(1) as tried:
+        checkin = record(person, actor=superuser)
+    assert tried == [1, 0]   # one insert met the clash, the next one took
+    assert CheckIn.objects.get().pk == checkin.pk and checkin.reason == "face not recognised"
+    assert AuditEvent.objects.filter(action="checkin_manual").count() == 1
+    # a clash that is gone again at the second try too: refused in words (try again), nothing recorded
+    checkin.delete()
+    with clash_at_insert(2) as tried, pytest.raises(services.CheckInContended) as refused:
+        record(person, actor=superuser)
+    assert tried == [1, 1] and refused.value.code == "try_again" and refused.value.field is None
+    assert "record it again" in str(refused.value)
+    # the API: a 409 the same request may pass, not a 400 to correct it
+    api = APIClient()
+    api.force_login(superuser)
+    with clash_at_insert(2):
+        answer = api.post("/api/v1/checkins", {"person": person.pk, "at": timezone.now().isoformat(),
+                                               "reason": "badge at the side door"}, format="json")
+    assert answer.status_code == 409 and answer.json()["error"] == "try_again", answer.content
+    assert not CheckIn.objects.exists() and AuditEvent.objects.filter(action="checkin_manual").count() == 1
 
 
 def test_a_check_in_by_hand_is_deleted_as_any_other(person, superuser):
