@@ -311,9 +311,9 @@ class ManualCheckInForm(forms.Form):
         self.fields["find"] = forms.CharField(
             label="Staff id or name", required=False, max_length=200,
             widget=forms.TextInput(attrs={"size": 40, "autocomplete": "off"}),
-            help_text="a staff id (letter case, full-width forms and dashes that look like “-” aside) or part of an "
-                      "active person's name or staff id: one person found by it is taken, several are listed "
-                      "below to choose from")
+            help_text="a staff id (letter case, full-width forms and dashes that look like “-” aside), taken at "
+                      "once, or part of an active person's name or staff id: the people found by it are listed "
+                      "below to choose from (one alone, chosen: record again to confirm)")
         self.fields["person"] = forms.CharField(required=False, widget=forms.HiddenInput,
                                                 help_text="the people found: choose one")
         self.order_fields(["find", "person"])
@@ -346,9 +346,9 @@ class ManualCheckInForm(forms.Form):
         text field's error: a staff id typed in full is that person's (compared by key:
         :meth:`PersonQuerySet.with_staff_id`); else among the active people whose name or staff id
         contains it (:meth:`PersonQuerySet.search`, departments left out: they are not what the list
-        shows), the one picked, or the only one found by their name; one found only because their staff
-        id contains the text (``E-1`` typed, ``E-10`` found) is offered checked, to confirm; several are
-        offered (at most :data:`CHOOSER_MATCHES_MAX`); none is an error. An id picked without a text is
+        shows), the one picked; the only one found (by their name, or because their staff id contains
+        the text: ``E-1`` typed, ``E-10`` found) is offered checked, to confirm; several are offered
+        (at most :data:`CHOOSER_MATCHES_MAX`); none is an error. An id picked without a text is
         taken as the list's choice is. Staff without :attr:`detailed` find active people only, so that
         an inactive person's staff id or id is answered as one that is nobody's."""
         active = Person.objects.active().only("full_name", "staff_id")
@@ -369,13 +369,13 @@ class ManualCheckInForm(forms.Form):
             self._offer([found], found)
             return found
         people = list(matches[:CHOOSER_MATCHES_MAX + 1])
-        named = [p for p in people if name_normal(text).casefold() in p.full_name.casefold()]
-        if len(people) == 1 and named:
-            self._offer(people, people[0])
-            return people[0]
         self._offer(people[:CHOOSER_MATCHES_MAX], people[0] if len(people) == 1 else None)
         if not people:
             error = f"No active person has the staff id “{text}” or a name or staff id containing it."
+        elif len(people) == 1 and name_normal(text).casefold() in people[0].full_name.casefold():
+            # not taken at once: Enter on "Ann" recorded Anna Berg when Ann Lee was meant
+            error = (f"{people[0]} is the one active person whose name contains “{text}”: they are chosen below; "
+                     "record again to take them, or type another.")
         elif len(people) == 1:
             error = (f"No active person has the staff id “{text}”, but the staff id of {people[0]} contains it: "
                      "they are chosen below; record again to take them, or type another.")

@@ -420,6 +420,27 @@ def test_a_text_that_finds_several_offers_them_to_choose_from_and_a_choice_among
         str(pk) for pk in Person.objects.filter(full_name__startswith="Member").values_list("pk", flat=True)[:20]]
 
 
+def test_one_person_found_by_name_is_shown_chosen_to_confirm_a_staff_id_typed_in_full_is_taken(client, person):
+    """Enter pressed on a name with the reason filled in recorded the one person whose name contains
+    it at once: "Ann" for Anna Berg, when Ann Lee (not enrolled) was meant. Found by name alone,
+    they are shown chosen, to record again to confirm, as one found by part of a staff id is; a
+    staff id typed in full names its person, and is taken at once."""
+    gallery(CHOOSER_LIST_MAX)
+    anna = enrollment.person_create(actor=None, full_name="Anna Berg", staff_id="AB-7")
+    client.force_login(staff("add_checkin"))
+    data = {**_at(timezone.now() - timedelta(minutes=5)), "site": "main", "reason": "kiosk offline"}
+    first = client.post(reverse(ADD), {**data, "find": "ann"})
+    assert first.status_code == 200 and not CheckIn.objects.exists()
+    assert _errors(first) == {"find": ["Anna Berg (AB-7) is the one active person whose name contains “ann”: they "
+                                       "are chosen below; record again to take them, or type another."]}
+    assert _radios(first.content.decode()) == {str(anna.pk): True}
+    done = client.post(reverse(ADD), {**data, "find": "ann", "person": anna.pk})
+    assert done.status_code == 302 and CheckIn.objects.get().person == anna
+    # a staff id typed in full: one step, as the attendance page's link is
+    done = client.post(reverse(ADD), {**data, "find": "e-1"})
+    assert done.status_code == 302 and CheckIn.objects.filter(person=person).exists()
+
+
 def test_a_text_that_finds_nobody_is_the_fields_error_and_tells_reception_no_inactive_person(
         client, person, other_person):
     gallery(CHOOSER_LIST_MAX)
