@@ -549,14 +549,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"
         shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via=via,
                                                may_search=request.user.has_perm("enrollment.recognise_face"))
-        said = []
-        if photo.lookalike is not None:
-            who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
-            # the name quoted, as in the refusals: the admin capitalises a message's first letter
-            said.append(f"“{name}”: this face also matches {who}: check-ins could go to either. "
-                        f"Check that the photo is of {person.full_name}; if not, remove it.")
-        if repeat := services.photo_repeat_warning(photo=photo, name=name):
-            said.append(repeat)
+        said = [w for w in (services.photo_lookalike_warning(photo=photo, shown=shown, name=name),
+                            services.photo_repeat_warning(photo=photo, name=name)) if w]
         return photo.pk, None, said
 
     def _add_best(self, request: HttpRequest, person: Person, files) -> dict:

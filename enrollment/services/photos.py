@@ -579,6 +579,20 @@ def _named(person: Person, by_name: bool) -> str:
     return person.full_name if by_name else f"person #{person.pk}"
 
 
+def photo_lookalike_warning(*, photo: FacePhoto, shown: tuple[Person, float] | None, name: str = "") -> str | None:
+    """What to tell whoever added ``photo`` when its face also matches another active person
+    (``photo.lookalike``, set by :func:`photo_add`), else ``None``: said by the admin (upload, webcam
+    capture) and ``import_people``. ``shown``: that person and the score, as
+    :func:`photo_lookalike_shown` gives them to a caller who may search faces (``None``: "another
+    enrolled person"); ``name``: the file as uploaded, quoted first (the admin capitalises a
+    message's first letter: "eileen-2.jpg" read "Eileen-2.jpg"), else "This face"."""
+    if getattr(photo, "lookalike", None) is None:
+        return None
+    who = f"{shown[0].full_name} (#{shown[0].pk}, score {shown[1]:.2f})" if shown else "another enrolled person"
+    return (f"{f'“{name}”: this' if name else 'This'} face also matches {who}: check-ins could go to either. "
+            f"Check that the photo is of {photo.person.full_name}; if not, remove it.")
+
+
 def photo_repeat_warning(*, photo: FacePhoto, name: str = "", by_name: bool = True) -> str | None:
     """What to tell whoever added ``photo`` when it repeats another photo of the person
     (``photo.repeats``, set by :func:`photo_add`), else ``None``; ``name``: the file as uploaded,

@@ -338,3 +338,38 @@ def test_a_people_csv_row_whose_active_or_notes_cannot_be_read_is_said_and_left_
     assert "line 3: notes longer than 2000 characters" in out, out
     assert "2 rows of the people CSV were left out" in out
     assert list(Person.objects.values_list("staff_id", "active")) == [("C-1", False)]
+
+
+def test_an_import_warns_of_a_face_that_also_matches_someone_else_as_the_admin_does(tmp_path, roles, photos_added,
+                                                                                   monkeypatch):
+    """The admin warns "this face also matches …" of a photo added (a photo filed under the wrong
+    person, someone enrolled twice); the import's list of the admin's warnings left this one out, so
+    a folder of the wrong person's photos was imported without a word. It says it now, in the
+    admin's words, and who only to an actor who may search faces (on record, as the admin's is)."""
+    other = services.person_create(actor=None, full_name="Mei Lin", staff_id="ML-1")
+    recorded = services.photo_add
+
+    def photo_add(**kwargs):
+        photo = recorded(**kwargs)
+        photo.lookalike = (other, 0.71) if kwargs["filename"] == "b.jpg" else None
+        return photo
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    for i, path in enumerate(("hr/Jane_Doe/a.jpg", "hr/Jane_Doe/b.jpg", "later/Bo_Li/b.jpg")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"\xff\xd8\xff" + bytes([i]))
+    out = run(tmp_path / "hr", "--no-rebuild")
+    lines = out.splitlines()
+    at = lines.index("1 warnings of photos added (kept; as the admin warns):")
+    assert lines[at + 1] == (f"  Jane_Doe: “Jane_Doe/b.jpg”: this face also matches Mei Lin (#{other.pk}, score "
+                             "0.71): check-ins could go to either. Check that the photo is of Jane Doe; if not, "
+                             "remove it."), out
+    searched = AuditEvent.objects.get(action="api_identify")
+    assert searched.summary == f"import_people: looks like person #{other.pk} 0.710" and searched.actor == "system"
+    # an actor who may not search faces is told only that it matches someone, and no search is recorded
+    clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*roles.permissions.exclude(codename="recognise_face"))
+    out = run(tmp_path / "later", "--no-rebuild", "--actor", "clerk")
+    assert ("  Bo_Li: “Bo_Li/b.jpg”: this face also matches another enrolled person: check-ins could go to "
+            "either. Check that the photo is of Bo Li; if not, remove it.") in out.splitlines(), out
+    assert AuditEvent.objects.filter(action="api_identify").count() == 1

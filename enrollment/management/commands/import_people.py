@@ -457,8 +457,12 @@ class Command(BaseCommand):
         deactivated: list[str] = []
         reactivated: list[str] = []
         refused: dict[str, list[str]] = defaultdict(list)
-        # the admin's warnings of photos kept (a copy of one the person has; every photo masked), by person
+        # the admin's warnings of photos kept (a face that also matches another person; a copy of one
+        # the person has; every photo masked), by person
         warned: list[str] = []
+        # the other person named as the admin names them: to an actor who may search faces (without
+        # --actor, the system: whoever runs manage.py may read every person)
+        may_search = actor is None or actor.has_perm("enrollment.recognise_face")
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
         finished = interrupted = False
@@ -521,9 +525,15 @@ class Command(BaseCommand):
                                                         schedule_rebuild=False, seen=seen)
                             added += 1
                             stored_here += 1
-                            # what the admin says of a photo it keeps: the same picture as another
-                            if repeat := services.photo_repeat_warning(photo=stored, name=shown):
-                                warned.append(_shown(f"{person.staff_id}: {repeat}"))
+                            # what the admin says of a photo it keeps: its face also matches another
+                            # person (who, to an actor who may search faces, on record as the admin's
+                            # answer is), the same picture as another
+                            who = services.photo_lookalike_shown(photo=stored, actor=actor, via="import_people",
+                                                                 may_search=may_search)
+                            for warning in (services.photo_lookalike_warning(photo=stored, shown=who, name=shown),
+                                            services.photo_repeat_warning(photo=stored, name=shown)):
+                                if warning:
+                                    warned.append(_shown(f"{person.staff_id}: {warning}"))
                     except services.PhotoRefused as exc:
                         refused[exc.code].append(_owners_said(shown, data, person) if exc.code == "enrolled_elsewhere"
                                                  else _with_reason(shown, exc.code, exc.message))
