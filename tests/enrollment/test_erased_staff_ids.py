@@ -88,6 +88,34 @@ def test_limit_counts_the_people_imported_not_the_erased_folders_skipped(tmp_pat
     assert Person.objects.with_staff_id("A_1").exists() and not Person.objects.with_staff_id("B_2").exists()
 
 
+def test_limit_does_not_count_a_folder_whose_person_is_erased_during_the_import(tmp_path, db, photos_added,
+                                                                               monkeypatch):
+    """A person erased by an administrator while the import ran (their folder not yet reached) is
+    skipped when their folder comes, as one erased before; that folder used up a place of
+    ``--limit``, which the summary says it does not take: ``--limit 2`` imported one person. The next
+    folder is read in its stead, past any folder of a person erased before."""
+    root = with_photo(tmp_path / "hr", "A_1", "B_2", "C_3", "D_4", "E_5")
+    services.person_create(actor=None, full_name="C", staff_id="C_3")
+    assert services.person_erase(person=Person.objects.get(staff_id="C_3"), actor=None)
+    recorded = services.photo_add
+
+    def photo_add(**kwargs):   # while A_1's photo is added, B_2 is enrolled elsewhere and erased
+        if kwargs["person"].staff_id == "A_1":
+            b = services.person_create(actor=None, full_name="B", staff_id="B_2")
+            assert services.person_erase(person=b, actor=None)
+        return recorded(**kwargs)
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    out = run(root, "--no-rebuild", "--limit", 2)
+    assert "importing 2 people, 2 photos" in out, out   # A_1 and B_2, as it stood
+    assert out.count("not imported (--include-erased re-enrols)") == 2, out   # B_2 as it came, then C_3
+    assert "people: 2 created, 0 already there, 2 not imported (erased at their request)" in out, out
+    assert sorted(Person.objects.values_list("staff_id", flat=True)) == ["A_1", "D_4"]
+    assert [c["person"].staff_id for c in photos_added] == ["A_1", "D_4"]
+    imported = AuditEvent.objects.get(action="import")
+    assert "2 people created, 2 photos added" in imported.summary, imported.summary
+
+
 def test_a_people_csv_row_of_an_erased_person_is_not_imported_again(tmp_path, db, photos_added):
     """With HR's spreadsheet the staff id is the row's, whatever the folder is called; compared as
     staff ids are (letter case, full-width forms)."""

@@ -416,19 +416,9 @@ class Command(BaseCommand):
         if not candidates:   # a person's own folder given, or an empty one: nothing imported, said as such
             raise CommandError(f"no person folders in {root}: it should hold one folder per person, "
                                "DIR/<Person_Name>/*.jpg")
-        # --limit N imports N people: the folders of people erased at their request, skipped, take
-        # no place (a limit of 5 imported 4 people, or none, when erased people's folders came first)
         limit = opts["limit"]
-        folders = candidates[:limit]
-        while True:
-            staff_ids = self._staff_ids(folders, given)
-            # people erased at their request whose folders HR's share still holds: an import must
-            # not undo their erasure; said per folder before the import begins, and skipped unless asked
-            erased = erased_folders(staff_ids)
-            short = 0 if include_erased or not limit else limit - (len(folders) - len(erased))
-            if short <= 0 or len(folders) == len(candidates):
-                break
-            folders = candidates[:len(folders) + short]
+        folders, staff_ids, erased = self._within_limit(candidates, limit, given, include_erased)
+        read = list(folders)   # the candidates read so far, erased people's folders included
         for f, entry in erased.items():
             self.stdout.write(erased_said(staff_ids[f], entry, include_erased))
         unmatched = ErasedStaffId.objects.unmatched().count()
@@ -483,6 +473,20 @@ class Command(BaseCommand):
                         self.stdout.write(erased_said(staff_id, exc.entry, False))
                         skipped.append(folder)
                         done += len(photos)
+                        if limit and len(read) < len(candidates):
+                            # it takes no place in --limit either: the next folder in its stead (the
+                            # loop goes on over what is appended to the plan)
+                            more, more_ids, more_erased = self._within_limit(candidates[len(read):], 1, given,
+                                                                             include_erased)
+                            self._staff_ids(read + more, given)   # nor is it one person with a folder before
+                            read += more
+                            for f, entry in more_erased.items():
+                                self.stdout.write(erased_said(more_ids[f], entry, False))
+                                skipped.append(f)
+                            for f in more:
+                                if f not in more_erased:
+                                    plan.append((f, person_photos(f, opts["max_photos"])))
+                                    total += len(plan[-1][1])
                         continue
                     created += 1
                     again += folder in erased
@@ -629,6 +633,24 @@ class Command(BaseCommand):
         self._lines(f"{len(warned)} warnings of photos added (kept; as the admin warns):", warned, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
+
+    def _within_limit(self, candidates: list[Path], limit: int | None, given: dict[str, Given] | None,
+                      include_erased: bool) -> tuple[list[Path], dict[Path, str], dict[Path, ErasedStaffId]]:
+        """The first of ``candidates`` that hold ``limit`` people to import (all of them without a
+        limit), with each one's staff id (:meth:`_staff_ids`) and those of people erased at their
+        request (:func:`erased_folders`). ``--limit N`` imports N people: the folders of erased people,
+        skipped unless ``include_erased``, take no place (a limit of 5 imported 4 people, or none,
+        when erased people's folders came first)."""
+        folders = candidates[:limit]
+        while True:
+            staff_ids = self._staff_ids(folders, given)
+            # people erased at their request whose folders HR's share still holds: an import must
+            # not undo their erasure; said per folder before the import begins, and skipped unless asked
+            erased = erased_folders(staff_ids)
+            short = 0 if include_erased or not limit else limit - (len(folders) - len(erased))
+            if short <= 0 or len(folders) == len(candidates):
+                return folders, staff_ids, erased
+            folders = candidates[:len(folders) + short]
 
     @staticmethod
     def _staff_ids(folders: list[Path], given: dict[str, Given] | None) -> dict[Path, str]:
