@@ -333,12 +333,19 @@ class ManualCheckInForm(forms.Form):
             self.data["person"] = str(chosen.pk) if chosen is not None else ""
 
     def clean(self) -> dict:
-        """Typed: the person the text (or a choice among those it found) names, in ``person``."""
+        """Typed: the person the text (or a choice among those it found) names, in ``person``. The
+        service's refusals that need no row (the time, the reason, the site), each on its field
+        unless the form already refused it: all at once, where the service says its first."""
         data = super().clean()
         if self.typed and "find" not in self.errors:
             person = self._resolved(data.get("find", ""), data.get("person", ""))
             if person is not None:
                 data["person"] = person
+        if data.get("at") is not None:
+            for refusal in services.checkin_manual_refusals(at=data["at"], site=data.get("site", ""),
+                                                            reason=data.get("reason", "")):
+                if refusal.field not in self.errors:
+                    self.add_error(refusal.field, refusal.sentence)
         return data
 
     def _resolved(self, text: str, picked: str) -> Person | None:

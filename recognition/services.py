@@ -406,23 +406,31 @@ class CheckInContended(CheckInRefused):
     code = "try_again"
 
 
-def _manual_refusal(*, at: datetime, now: datetime, site: str, reason: str) -> CheckInRefused | None:
-    """Why a check-in by hand at ``at`` cannot be recorded, before any row is read (``None``: it can)."""
-    if at > now + MANUAL_CLOCK_SKEW:
-        return CheckInTimeRefused("the time is in the future: record a check-in once the person has arrived")
+def checkin_manual_refusals(*, at: datetime, site: str, reason: str,
+                            now: datetime | None = None) -> list[CheckInRefused]:
+    """Every reason a check-in by hand at ``at`` cannot be recorded that is known before any row is
+    read, at most one per input (the time, the reason, the site), in the order
+    :func:`checkin_record_manual` raises them (which raises the first); empty: these pass. For a form
+    that shows them all at once: no reason and a time in the future were one submit each."""
+    now = now or timezone.now()
+    reason, site = reason.strip(), site.strip()
+    refusals: list[CheckInRefused] = []
     earliest = timezone.localdate(now) - timedelta(days=MANUAL_CHECKIN_MAX_DAYS)
-    if timezone.localdate(at) < earliest:
-        return CheckInTimeRefused(f"check-ins by hand go back at most {MANUAL_CHECKIN_MAX_DAYS} days "
-                                  f"(to {earliest.isoformat()})")
+    if at > now + MANUAL_CLOCK_SKEW:
+        refusals.append(CheckInTimeRefused("the time is in the future: record a check-in once the person has "
+                                           "arrived"))
+    elif timezone.localdate(at) < earliest:
+        refusals.append(CheckInTimeRefused(f"check-ins by hand go back at most {MANUAL_CHECKIN_MAX_DAYS} days "
+                                           f"(to {earliest.isoformat()})"))
     if not reason:
-        return CheckInRefused("give the reason it is recorded by hand", field="reason")
-    if len(reason) > MANUAL_REASON_MAX:
-        return CheckInRefused(f"the reason is longer than {MANUAL_REASON_MAX} characters", field="reason")
+        refusals.append(CheckInRefused("give the reason it is recorded by hand", field="reason"))
+    elif len(reason) > MANUAL_REASON_MAX:
+        refusals.append(CheckInRefused(f"the reason is longer than {MANUAL_REASON_MAX} characters", field="reason"))
     sites = known_sites()
     if site not in sites:
-        return CheckInRefused(f"no kiosk or check-in has the site {site[:100]!r}: choose one of {', '.join(sites)}",
-                              field="site")
-    return None
+        refusals.append(CheckInRefused(f"no kiosk or check-in has the site {site[:100]!r}: choose one of "
+                                       f"{', '.join(sites)}", field="site"))
+    return refusals
 
 
 def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: str, actor: object,
@@ -440,9 +448,9 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
     :class:`CheckInRefused` (no reason, one too long, an unknown site)."""
     now = now or timezone.now()
     reason, site = reason.strip(), site.strip()
-    refused = _manual_refusal(at=at, now=now, site=site, reason=reason)
-    if refused is not None:
-        raise refused
+    refusals = checkin_manual_refusals(at=at, now=now, site=site, reason=reason)
+    if refusals:
+        raise refusals[0]
     at = min(at, now)   # never recorded in the future (MANUAL_CLOCK_SKEW)
     window, local_date = cooldown_window(site=site, at=at)
     with transaction.atomic():

@@ -257,6 +257,24 @@ def test_the_record_page_records_with_csrf_and_shows_refusals_in_the_form(paired
     assert CheckIn.objects.count() == 1
 
 
+def test_the_form_says_every_refusal_it_can_at_once_not_one_a_submit(client, person):
+    """No reason and a time in the future: the form said only that the reason was missing, and the
+    time's refusal came at the next submit. Both now, each on its field; nothing recorded."""
+    client.force_login(staff("view_checkin", "add_checkin"))
+    data = {"person": person.pk, **_at(timezone.now() + timedelta(hours=2)), "site": "main", "reason": ""}
+    errors = _errors(client.post(reverse(ADD), data))
+    assert set(errors) == {"reason", "at"}, errors
+    assert errors["at"] == ["The time is in the future: record a check-in once the person has arrived."]
+    old = client.post(reverse(ADD), {**data, **_at(timezone.now() - timedelta(days=40)), "site": "nowhere"})
+    assert set(_errors(old)) == {"reason", "at", "site"} and "at most 31 days" in _errors(old)["at"][0]
+    # the service itself: the same refusals, every one, in the order it raises them
+    refusals = services.checkin_manual_refusals(at=timezone.now() + timedelta(hours=2), site="nowhere", reason=" ")
+    assert [(r.field, r.code) for r in refusals] == [("at", "time_refused"), ("reason", "refused"),
+                                                     ("site", "refused")]
+    assert not services.checkin_manual_refusals(at=timezone.now(), site="main", reason="kiosk offline")
+    assert not CheckIn.objects.exists()
+
+
 def test_staff_who_may_record_but_not_read_check_ins_learn_no_check_in_or_inactive_person_from_refusals(
         client, paired, person, other_person, superuser):
     """``recognition.add_checkin`` alone (a reception desk): a refusal must not tell them what the
