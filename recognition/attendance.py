@@ -17,7 +17,8 @@ checked in during it (at ``site`` when given), inactive or not; a day counts as 
 person has a check-in that day (at ``site`` when given), any check-in, whoever or whatever recorded it;
 a working day (``MASKNET_WORKING_DAYS``: :func:`is_working_day`) is missing for a person expected that day with
 no check-in that day at any site. A day that is not a working day has nobody missing, on the day page and its
-chart as in the summary: the page lists those expected who did not check in as "not checked in".
+chart as in the summary: the page lists those expected who did not check in as "not checked in". Nor has a day
+after today (local ``TIME_ZONE``), a working day or not: it has not happened (:func:`counts_missing`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def workdays_named() -> str:
 def is_working_day(day: date) -> bool:
     """Whether ``MASKNET_WORKING_DAYS`` names ``day``'s weekday: people are missing on no other day."""
     return day.weekday() in workdays()
+
+
+def counts_missing(day: date) -> bool:
+    """Whether anyone can be missing on ``day``: a working day (:func:`is_working_day`) that has come (today
+    or before, in ``TIME_ZONE``). On any other day the day page lists those not in as "not checked in"."""
+    return day <= timezone.localdate() and is_working_day(day)
 
 
 def working_days(first: date, last: date) -> list[date]:

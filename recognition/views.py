@@ -42,6 +42,7 @@ from .attendance import (
     SUMMARY_MAX_DAYS,
     SummaryRow,
     attendance_summary,
+    counts_missing,
     expected_during,
     is_working_day,
     workdays,
@@ -316,8 +317,9 @@ def daily_attendance(day: date, site: str = "") -> dict:
     at other sites (``elsewhere``: their first check-in there; empty without ``site``), who is not in
     (``not_in``): the people expected that day (:func:`.attendance.expected_during`: enrolled by its
     end, and active now or deactivated after it) with no check-in that day at all, and who is missing:
-    those on a working day (``working_day``: :func:`.attendance.is_working_day`), nobody on another day,
-    as the summary counts them."""
+    those on a working day that has come (``counted``: :func:`.attendance.counts_missing`), nobody on
+    another day, as the summary counts them. ``working_day``: :func:`.attendance.is_working_day`;
+    ``future``: a day after today."""
     checkins = CheckIn.objects.listed().on_day(day).select_related("person", "kiosk").order_by("at", "id")
     first: dict[int, CheckIn] = {}
     other: dict[int, CheckIn] = {}
@@ -328,18 +330,19 @@ def daily_attendance(day: date, site: str = "") -> dict:
     # 700 ids was 700 bound parameters)
     missing = list(Person.objects.filter(expected_during(day))
                    .exclude(pk__in=CheckIn.objects.on_day(day).values("person_id")))
-    working_day = is_working_day(day)
+    counted = counts_missing(day)
     return {"present": list(first.values()), "elsewhere": elsewhere, "not_in": missing,
-            "missing": missing if working_day else [], "working_day": working_day}
+            "missing": missing if counted else [], "counted": counted, "working_day": is_working_day(day),
+            "future": day > timezone.localdate()}
 
 
 def _missing_per_day(first: date, last: date) -> dict[date, int]:
     """How many people :func:`daily_attendance` calls missing on each day from ``first`` to ``last``:
-    on a working day those expected that day (:func:`.attendance.expected_during`), less those of them
-    checked in anywhere that day; 0 on any other day, as the summary counts them (two queries, one count
-    per working day in each, whatever the number of days or people)."""
+    on a working day up to today those expected that day (:func:`.attendance.expected_during`), less those
+    of them checked in anywhere that day; 0 on any other day (:func:`.attendance.counts_missing`), as the
+    summary counts them (two queries, one count per such day in each, whatever the number of days or people)."""
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    counted = dict(enumerate(working_days(first, last)))
+    counted = dict(enumerate(working_days(first, min(last, timezone.localdate()))))
     expected = Person.objects.filter(expected_during(first, last)).aggregate(
         **{f"d{i}": Count("pk", filter=expected_during(day)) for i, day in counted.items()})
     checked = CheckIn.objects.between(first, last).aggregate(
@@ -353,9 +356,10 @@ def _missing_per_day(first: date, last: date) -> dict[date, int]:
 def _chart(last: date, site: str, active: int) -> dict:
     """Bars of the last :data:`CHART_DAYS` days up to ``last`` (plain SVG, drawn by the template),
     each with the day's number of people checked in (at ``site`` when given) and missing; ``weekend``:
-    a day ``MASKNET_WORKING_DAYS`` leaves out (nobody missing)."""
+    a day ``MASKNET_WORKING_DAYS`` leaves out, ``future``: a day after today (nobody missing on either)."""
     first = last - timedelta(days=CHART_DAYS - 1)
     weekdays = workdays()
+    today = timezone.localdate()
     qs = CheckIn.objects.filter(site=site) if site else CheckIn.objects.all()
     counts = qs.daily_counts(first, last)
     missing = _missing_per_day(first, last)
@@ -366,6 +370,7 @@ def _chart(last: date, site: str, active: int) -> dict:
         h = round(height * n / top)
         bars.append({"day": day, "n": n, "missing": missing[day], "x": i * (width + gap), "y": height - h, "h": h,
                      "w": width, "weekend": day.weekday() not in weekdays,
+                     "future": day > today,
                      "label": day.day if (i % 5 == 0 or day == last) else ""})
     return {"bars": bars, "width": len(bars) * (width + gap), "height": height, "top": top, "active": active,
             "active_y": height - round(height * active / top) if active else None}
@@ -381,9 +386,9 @@ def _month_end(day: date, today: date) -> date:
 @staff_member_required
 def attendance_day(request: HttpRequest) -> HttpResponse:
     """Who is in and who is missing on a day (``?date=YYYY-MM-DD``, ``?site=``), a 30-day chart,
-    and the same list as CSV with ``?format=csv``. On a day that is not a working day nobody is missing:
-    the page lists those expected who did not check in as "not checked in", without a rate; the CSV
-    keeps its ``status`` values and calls them ``missing`` on every day (docs/kiosk.md, Attendance)."""
+    and the same list as CSV with ``?format=csv``. On a day that is not a working day, or after today, nobody
+    is missing: the page lists those expected who did not check in as "not checked in", without a rate; the
+    CSV keeps its ``status`` values and calls them ``missing`` on every day (docs/kiosk.md, Attendance)."""
     context = _staff_context(request, "Daily attendance")
     csv_format = request.GET.get("format") == "csv"
     day = _parse_day(request.GET.get("date"))
@@ -403,7 +408,8 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                  c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
                  "yes" if c.masked else "no", c.source]
                 for status in ("present", "elsewhere") for c in data[status]]
-        # "missing" on a day off too: the column's values are a contract (docs/kiosk.md), the day is in the name
+        # "missing" on a day off or to come too: the column's values are a contract (docs/kiosk.md), the day is
+        # in the name
         rows += [["missing", "", p.staff_id, p.full_name, p.department, "", "", "", ""] for p in data["not_in"]]
         audit_list_export(request, object_type="recognition.checkin", what=f"the attendance of {day.isoformat()}",
                           rows=len(rows), filters=[f"site={site[:60]}"] if site else [])
@@ -413,7 +419,7 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                             rows)
     # those in elsewhere are neither in nor missing here
     active = len(data["present"]) + len(data["not_in"])
-    working_day = data["working_day"]
+    counted = data["counted"]
     today = timezone.localdate()
     # a button beside each missing person, for staff who may record a check-in by hand, on a day one can be
     can_record = (request.user.has_perm("recognition.add_checkin")
@@ -425,11 +431,11 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    month_end=_month_end(day, today),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
-                   not_in=data["not_in"], working_day=working_day,
+                   not_in=data["not_in"], counted=counted, working_day=data["working_day"], future=data["future"],
                    workdays_named=workdays_named(),
                    masked=sum(c.masked for c in data["present"]),
-                   # no rate on a day off: those in came in, nobody else was expected to
-                   rate=(round(100 * len(data["present"]) / active) if active else 0) if working_day else None,
+                   # no rate on a day off or to come: those in came in, nobody else was expected to (yet)
+                   rate=(round(100 * len(data["present"]) / active) if active else 0) if counted else None,
                    chart=_chart(day, site, Person.objects.active().count()))
     return render(request, "attendance/day.html", context)
 

@@ -161,3 +161,43 @@ def test_a_day_off_costs_no_query_more(client, superuser, week):
         return len(captured)
 
     assert queries(SAT) == queries(MON)
+
+
+def test_a_day_after_today_counts_nobody_missing_and_says_it_has_not_come(client, superuser, paired, person,
+                                                                          other_person, every_day_working):
+    """A day after today (``TIME_ZONE``) listed everyone expected as missing, and the chart of a later
+    day counted them on each day to come. Such a day is a day off's case: nobody missing, the people
+    under "Not checked in", no rate; and no button to record a check-in (the future is refused)."""
+    today = timezone.localdate()
+    Person.objects.update(created_at=timezone.now() - timedelta(days=60))
+    assert services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=False,
+                                   frames=4, index_version=1) is not None
+    client.force_login(superuser)   # who may record check-ins by hand
+    tomorrow = today + timedelta(days=1)
+    page = day_page(client, tomorrow)
+    html = page.content.decode()
+    assert page.status_code == 200 and page.context["missing"] == [] and page.context["rate"] is None
+    assert sorted(p.staff_id for p in page.context["not_in"]) == ["E-1", "T-1"]
+    note = re.search(r'<p class="att-day-off" id="day-future">(.*?)</p>', html, re.S).group(1)
+    assert note.startswith(f"{tomorrow:%A} {tomorrow.day} {tomorrow:%B %Y} has not come yet")
+    assert "nobody is counted missing" in note and 'id="day-off"' not in html
+    assert "<h2>Not checked in (2)</h2>" in html and "<h2>Missing" not in html
+    assert "Record check-in" not in html
+    cards = html[html.index('<div class="att-cards">'):html.index('<div class="att-chart">')]
+    assert "%" not in cards and "att-card bad" not in cards and ">missing<" not in cards
+    assert chart_table(html)[tomorrow.isoformat()] == ("0", "to come")
+    assert chart_titles(html)[tomorrow.isoformat()].endswith(": 0 checked in, still to come")
+    # a week ahead: the days to come count nobody, today and the days before as their pages do
+    page = day_page(client, today + timedelta(days=7))
+    table = chart_table(page.content.decode())
+    for bar in page.context["chart"]["bars"]:
+        day = bar["day"]
+        if day > today:
+            assert bar["missing"] == 0 and table[day.isoformat()][1] == "to come", day
+        else:
+            assert table[day.isoformat()][1] == str(len(views.daily_attendance(day)["missing"])), day
+    assert table[today.isoformat()] == ("1", "1")
+    # the CSV keeps its status values: those expected are "missing" rows, as on a day off (docs/kiosk.md)
+    response = day_page(client, tomorrow, format="csv")
+    data = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert sorted((r[0], r[2]) for r in data[1:]) == [("missing", "E-1"), ("missing", "T-1")]
