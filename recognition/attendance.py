@@ -72,6 +72,12 @@ def workdays_named() -> str:
     return ", ".join(calendar.day_abbr[d] for d in sorted(workdays()))
 
 
+def days_off_named() -> str:
+    """The weekdays that ``MASKNET_WORKING_DAYS`` leaves out, as :func:`workdays_named` names them: "Sat, Sun"
+    by default, "" when every day is a working day."""
+    return ", ".join(calendar.day_abbr[d] for d in range(7) if d not in workdays())
+
+
 def is_working_day(day: date) -> bool:
     """Whether ``MASKNET_WORKING_DAYS`` names ``day``'s weekday: people are missing on no other day."""
     return day.weekday() in workdays()

@@ -43,6 +43,7 @@ from .attendance import (
     SummaryRow,
     attendance_summary,
     counts_missing,
+    days_off_named,
     expected_during,
     is_working_day,
     workdays,
@@ -432,7 +433,7 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    not_in=data["not_in"], counted=counted, working_day=data["working_day"], future=data["future"],
-                   workdays_named=workdays_named(),
+                   workdays_named=workdays_named(), days_off_named=days_off_named(),
                    masked=sum(c.masked for c in data["present"]),
                    # no rate on a day off or to come: those in came in, nobody else was expected to (yet)
                    rate=(round(100 * len(data["present"]) / active) if active else 0) if counted else None,

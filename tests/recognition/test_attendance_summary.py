@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -139,8 +140,17 @@ def test_working_days_follow_the_setting(world, settings):
 def test_the_day_pages_chart_stripes_the_days_off_the_setting_names(client, superuser, world, settings):
     client.force_login(superuser)
     settings.MASKNET_WORKING_DAYS = "sun-thu"
-    bars = client.get(reverse("attendance-day"), {"date": "2026-03-15"}).context["chart"]["bars"]
+    page = client.get(reverse("attendance-day"), {"date": "2026-03-15"})
+    bars = page.context["chart"]["bars"]
     assert {b["day"].weekday() for b in bars if b["weekend"]} == {4, 5}
+    # the note under the chart names those days, not "weekend days" (it said so whatever the setting)
+    note = re.search(r'<p class="att-chart-note">(.*?)</p>', page.content.decode(), re.S).group(1)
+    assert "Days off (Fri, Sat) are striped: nobody is counted missing on them." in note and "Weekend" not in note
+    # every day a working day: nothing striped, and no sentence about stripes
+    settings.MASKNET_WORKING_DAYS = "mon-sun"
+    page = client.get(reverse("attendance-day"), {"date": "2026-03-15"})
+    note = re.search(r'<p class="att-chart-note">(.*?)</p>', page.content.decode(), re.S).group(1)
+    assert not any(b["weekend"] for b in page.context["chart"]["bars"]) and "striped" not in note
 
 
 def test_days_after_today_are_never_missing(world):

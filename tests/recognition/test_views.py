@@ -415,7 +415,7 @@ def test_weekend_bars_differ_by_more_than_their_shade(client, superuser, attenda
     parts = re.findall(r'<rect class="([\w-]+)"', pattern)
     fills = {block(ATTENDANCE_CSS, f".att-chart .{part}")["fill"] for part in parts}
     assert len(parts) == 2 and len(fills) == 2, (parts, fills)
-    assert "Weekend days are striped." in chart
+    assert "Days off (Sat, Sun) are striped: nobody is counted missing on them." in chart
 
 
 def test_the_stacked_lists_keep_their_table_roles(client, superuser, attendance, person):
