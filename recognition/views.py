@@ -559,14 +559,14 @@ class SummaryPeriod(PeriodForm):
         return data
 
 
-# The summary page's words for its period's refusals, by the error's code: the fields named by what they are
-# (the form's labels: its "From" and "to" are the start and the end date), where the JSON's words name them
-# by the URL's names (a contract, kept). Any other error (a date it cannot read, a site too long) is the
-# field's label and Django's words.
+# The summary page's words for its period's refusals, by the error's code: the fields named by their labels,
+# the words the page's form shows beside them ("Start date", "End date"; %(<name>_label)s), where the JSON's
+# words name them by the URL's names (a contract, kept). Any other error (a date it cannot read, a site too
+# long) is the field's label and Django's words.
 PAGE_ERRORS = {
-    "reversed": "The end date must not be before the start date.",
-    "reversed_today": "The end date must not be before the start date (without an end date, it is today, "
-                      "%(today)s).",
+    "reversed": "The %(date_to_label)s must not be before the %(date_from_label)s.",
+    "reversed_today": "The %(date_to_label)s must not be before the %(date_from_label)s (without an "
+                      "%(date_to_label)s, it is today, %(today)s).",
     "out_of_range": "The %(label)s must be from %(first)s to %(last)s.",
     "too_long": "A summary covers at most %(most)s days: %(asked)s asked for.",
 }
@@ -575,10 +575,11 @@ PAGE_ERRORS = {
 def _page_errors(form: forms.Form) -> list[str]:
     """``form``'s errors as a page says them: by the fields' labels, not their names in the URL."""
     said = []
+    labels = {f"{name}_label": field.label or name for name, field in form.fields.items()}
     for name, errors in form.errors.as_data().items():
         label = form.fields[name].label if name in form.fields else ""
         for error in errors:
-            params = {"label": label, **(error.params or {})}
+            params = {**labels, "label": label, **(error.params or {})}
             if error.code in PAGE_ERRORS:
                 said.append(PAGE_ERRORS[error.code] % params)
             else:
@@ -613,7 +614,7 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         if csv_format:
             return JsonResponse({"errors": form.errors}, status=400)
-        context.update(rows=None, errors=_page_errors(form), sites=known_sites(),
+        context.update(rows=None, errors=_page_errors(form), sites=known_sites(), form=form,
                        date_from=request.GET.get("date_from", ""), date_to=request.GET.get("date_to", ""),
                        site=request.GET.get("site", ""))
         return render(request, "attendance/summary.html", context, status=400)
@@ -627,7 +628,7 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
         return csv_response(name, SUMMARY_CSV_HEADER, (_summary_csv_row(r) for r in rows))
     today = timezone.localdate()
     counted_to = min(last, today)
-    context.update(rows=rows, first=first, last=last, site=site, sites=known_sites(), today=today,
+    context.update(rows=rows, first=first, last=last, site=site, sites=known_sites(), today=today, form=form,
                    workdays_named=workdays_named(),
                    date_from=first.isoformat(), date_to=last.isoformat(),
                    working=len(working_days(first, counted_to)) if first <= counted_to else 0,

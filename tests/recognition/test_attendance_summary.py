@@ -256,6 +256,23 @@ def test_a_period_it_cannot_read_is_a_400_with_the_reason(client, superuser, wor
     assert AuditEvent.objects.filter(action="list_export").count() == before   # nothing downloaded
 
 
+def test_the_forms_labels_are_the_words_its_errors_use(client, superuser, world):
+    """The fields were labelled "From" and "to" while the refusals named a "start date" and an "end date":
+    the labels are those words, on the page that shows a period and on the one that refuses it."""
+    client.force_login(superuser)
+
+    def labels(html: str) -> dict[str, str]:
+        return {name: text for text, name in re.findall(r'<label[^>]*>([^<]*?)\s*<input type="date" name="(\w+)"',
+                                                         html)}
+
+    assert labels(client.get(reverse("attendance-summary"), PERIOD).content.decode()) == {
+        "date_from": "Start date", "date_to": "End date"}
+    page = client.get(reverse("attendance-summary"), {"date_from": "2026-03-15", "date_to": "2026-03-02"})
+    html = page.content.decode()
+    assert page.status_code == 400 and labels(html) == {"date_from": "Start date", "date_to": "End date"}
+    assert "The end date must not be before the start date." in html
+
+
 def test_the_json_errors_keep_their_words(client, superuser, world):
     """The CSV answer's ``errors``, a contract, word for word as before the page said them otherwise."""
     client.force_login(superuser)
