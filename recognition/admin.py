@@ -411,6 +411,22 @@ class ManualCheckInForm(forms.Form):
             initial["at"] = [day, None]   # the split widget's two parts
         return initial
 
+    @staticmethod
+    def link_note(initial: dict, *, may_name: bool) -> str | None:
+        """What to say of the attendance page's link (``initial["person"]``: :meth:`initial_for`) when it names
+        none of the active people (someone deactivated, or deleted, since the page was drawn), else ``None``:
+        the form has no one chosen. ``may_name``: staff who may see inactive people (the attendance pages, People)
+        are told who, and that they are no longer active; others no more than the list offers them (an inactive
+        person's id is answered as one that is nobody's, as :meth:`_resolved` answers it)."""
+        pk = initial.get("person")
+        if pk is None or Person.objects.active().filter(pk=pk).exists():
+            return None
+        gone = Person.objects.filter(pk=pk).only("full_name", "staff_id").first() if may_name else None
+        if gone is None:
+            return "The person this link names is not one of the active people: choose someone else."
+        return (f"{gone} is no longer active: a check-in is recorded for active people only. Reactivate them "
+                "(People) to record one, or choose someone else.")
+
     def refused(self, exc: services.CheckInRefused) -> None:
         """The service's refusal as the form's error, the person named (the service names ids).
         Not :attr:`detailed` (staff who may record check-ins but not read them): the check-in
@@ -563,8 +579,12 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
                 else:
                     return self._recorded(request, checkin, back, back_site)
         else:
-            form = ManualCheckInForm(initial=ManualCheckInForm.initial_for(request.GET),
-                                     detailed=self.has_view_permission(request))
+            initial = ManualCheckInForm.initial_for(request.GET)
+            form = ManualCheckInForm(initial=initial, detailed=self.has_view_permission(request))
+            note = ManualCheckInForm.link_note(initial, may_name=form.detailed
+                                               or request.user.has_perm("enrollment.view_person"))
+            if note:
+                self.message_user(request, note, messages.WARNING)
         admin_form = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)
         context = {**self.admin_site.each_context(request), "title": "Record a check-in by hand",
                    "adminform": admin_form, "object_id": None, "original": None, "is_popup": False,

@@ -508,6 +508,45 @@ def test_the_attendance_pages_link_fills_in_the_person_with_a_typed_chooser_too(
     assert "Tom" not in html and "T-1" not in html and not _radios(html)
 
 
+def _warnings(html: str) -> list[str]:
+    return re.findall(r'<li class="warning">(.*?)</li>', html, re.S)
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["list", "typed"])
+def test_a_link_naming_someone_deactivated_since_says_so_to_staff_who_may_see_them_and_tells_a_desk_no_more(
+        client, person, other_person, typed):
+    """The attendance page's **Record check-in** link of someone deactivated since the page was drawn opened
+    the form with no person chosen and no word why. Staff who may see inactive people (the attendance pages,
+    ``view_checkin``; People, ``enrollment.view_person``) are told who and that they are no longer active; a
+    desk (``add_checkin`` alone, to whom an inactive person's id is nobody's) that the link names none of the
+    active people, the same words as for an id that is nobody's."""
+    if typed:
+        gallery(CHOOSER_LIST_MAX)
+    enrollment.person_deactivate(person=other_person, actor=None)
+    link = {"person": other_person.pk, "date": timezone.localdate().isoformat(), "return": "attendance"}
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    html = client.get(reverse(ADD), link).content.decode()
+    assert _warnings(html) == ["Tom Hanks (T-1) is no longer active: a check-in is recorded for active people "
+                               "only. Reactivate them (People) to record one, or choose someone else."]
+    assert not _radios(html) and 'selected>Tom Hanks' not in html
+    # a link of someone active: no word (and them chosen)
+    assert _warnings(client.get(reverse(ADD), {**link, "person": person.pk}).content.decode()) == []
+    # staff who see People, though not check-ins: named too
+    viewer = staff("add_checkin")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_person"))
+    client.force_login(User.objects.get(pk=viewer.pk))
+    assert _warnings(client.get(reverse(ADD), link).content.decode())[0].startswith("Tom Hanks (T-1) is no longer")
+    # a desk: no name, no staff id, nor whether the id is an inactive person's
+    viewer.user_permissions.set(Permission.objects.filter(codename="add_checkin"))
+    client.force_login(User.objects.get(pk=viewer.pk))
+    html = client.get(reverse(ADD), link).content.decode()
+    assert "Tom" not in html and "T-1" not in html
+    said = ["The person this link names is not one of the active people: choose someone else."]
+    assert _warnings(html) == said
+    assert _warnings(client.get(reverse(ADD), {**link, "person": other_person.pk + 1000}).content.decode()) == said
+    assert not CheckIn.objects.exists()
+
+
 # ----------------------------------------------------------------------------- pages, CSVs and API
 
 
