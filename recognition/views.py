@@ -13,6 +13,7 @@ import re
 import time as time_module
 from collections.abc import Callable
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -444,20 +445,34 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
 @never_cache
 @staff_member_required
 def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
-    """One person's check-ins, newest first (``?format=csv`` for all of them)."""
+    """One person's check-ins, newest first (``?format=csv`` for all of them). ``?date_from=&date_to=``: those
+    of that period alone, read, defaulted and refused as the summary's (:class:`SummaryPeriod`, 400 with the
+    reason), as the summary's names link to it; without either, the whole history."""
     context = _staff_context(request, "Attendance history")
     person = get_object_or_404(Person, pk=pk)
+    csv_format = request.GET.get("format") == "csv"
+    context.update(person=person, title=f"Attendance: {person.full_name}")
     checkins = CheckIn.objects.listed().filter(person=person).select_related("kiosk")
-    if request.GET.get("format") == "csv":
+    period: dict[str, date] = {}
+    if request.GET.get("date_from") or request.GET.get("date_to"):
+        form = SummaryPeriod(request.GET)
+        if not form.is_valid():
+            return _period_refused(request, form, csv_format, "attendance/person.html", context)
+        period = {k: form.cleaned_data[k] for k in ("date_from", "date_to")}
+        checkins = checkins.between(period["date_from"], period["date_to"])
+    if csv_format:
         # by id, as a subject-access export of this person finds the record
         audit_list_export(request, object_type="recognition.checkin", what="a person's check-ins (attendance page)",
-                          rows=checkins.count(), filters=[f"person #{person.pk}"])
-        return csv_response(f"attendance-{person.staff_id}.csv", CHECKIN_CSV_HEADER,
+                          rows=checkins.count(), filters=checkin_filters_described({**period, "person": person.pk}))
+        dates = "".join(f"-{d.isoformat()}" for d in period.values())
+        return csv_response(f"attendance-{person.staff_id}{dates}.csv", CHECKIN_CSV_HEADER,
                              checkin_csv_rows(checkins.select_related("person")))
     page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
-    last30 = checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
-    context.update(person=person, page=page, total=checkins.count(), last30=last30,
-                   masked=checkins.filter(masked=True).count(), title=f"Attendance: {person.full_name}")
+    # the last 30 days of the whole history (a period shown has its own count)
+    last30 = None if period else checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
+    context.update(page=page, total=checkins.count(), last30=last30, masked=checkins.filter(masked=True).count(),
+                   first=period.get("date_from"), last=period.get("date_to"),
+                   period_query=urlencode({k: d.isoformat() for k, d in period.items()}))
     return render(request, "attendance/person.html", context)
 
 
@@ -572,6 +587,16 @@ PAGE_ERRORS = {
 }
 
 
+def _period_refused(request: HttpRequest, form: forms.Form, csv_format: bool, template: str,
+                    context: dict) -> HttpResponse:
+    """A 400 for a period ``form`` refuses: its JSON ``errors`` (by the URL's names, a contract) for a CSV,
+    else ``template`` with ``errors`` in the page's words (:func:`_page_errors`)."""
+    if csv_format:
+        return JsonResponse({"errors": form.errors}, status=400)
+    context.update(errors=_page_errors(form))
+    return render(request, template, context, status=400)
+
+
 def _page_errors(form: forms.Form) -> list[str]:
     """``form``'s errors as a page says them: by the fields' labels, not their names in the URL."""
     said = []
@@ -612,12 +637,10 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
     csv_format = request.GET.get("format") == "csv"
     form = SummaryPeriod(request.GET)
     if not form.is_valid():
-        if csv_format:
-            return JsonResponse({"errors": form.errors}, status=400)
-        context.update(rows=None, errors=_page_errors(form), sites=known_sites(), form=form,
+        context.update(rows=None, sites=known_sites(), form=form,
                        date_from=request.GET.get("date_from", ""), date_to=request.GET.get("date_to", ""),
                        site=request.GET.get("site", ""))
-        return render(request, "attendance/summary.html", context, status=400)
+        return _period_refused(request, form, csv_format, "attendance/summary.html", context)
     first, last, site = (form.cleaned_data[k] for k in ("date_from", "date_to", "site"))
     rows = attendance_summary(first, last, site)
     if csv_format:

@@ -166,8 +166,9 @@ def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
     assert page.status_code == 200 and 'id="summary"' in html
     assert [r.person.staff_id for r in page.context["rows"]] == ["E-1", "N-1", "S-0", "T-1"]   # by name
     assert page.context["working"] == 10 and page.context["missing"] == 6 + 10 + 1
-    for person in Person.objects.filter(staff_id__in=["E-1", "T-1", "N-1", "S-0"]):
-        assert f'href="{reverse("attendance-person", args=[person.pk])}"' in html
+    for person in Person.objects.filter(staff_id__in=["E-1", "T-1", "N-1", "S-0"]):   # over the period shown
+        history = reverse("attendance-person", args=[person.pk])
+        assert f'href="{history}?date_from=2026-03-02&amp;date_to=2026-03-15"' in html
     assert "(inactive)" in html and "Sun 15" not in html and "Thu 5 Mar" in html   # a missing day, linked
     assert f'href="{reverse("attendance-day")}?date=2026-03-05"' in html
     assert "Working days: Mon, Tue, Wed, Thu, Fri." in html
@@ -185,6 +186,44 @@ def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
     link = f'{reverse("attendance-summary")}?date_from={later.isoformat()}&date_to={end.isoformat()}'
     assert f'href="{link.replace("&", "&amp;")}"' in day
     assert client.get(link).status_code == 200
+
+
+def test_a_name_links_to_the_persons_history_over_the_summarys_period(client, superuser, world, person):
+    """The summary's names linked to the whole history: the person's page reads the summary's period
+    (``?date_from&date_to``, read and refused as the summary reads them), and without one is as before."""
+    from recognition.models import Kiosk
+
+    main = Kiosk.objects.get(name="Front door")
+    check_in(person, main, timezone.make_aware(datetime(2026, 2, 27, 9)))   # before the period
+    check_in(person, main, at(16, 9))                                         # after it
+    client.force_login(superuser)
+    html = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main"}).content.decode()
+    url = reverse("attendance-person", args=[person.pk])
+    assert f'href="{url}?date_from=2026-03-02&amp;date_to=2026-03-15"' in html
+    page = client.get(url, PERIOD)
+    shown = page.content.decode()
+    days = [c.local_date for c in page.context["page"].object_list]
+    assert page.status_code == 200 and len(days) == page.context["total"] == 6 and page.context["masked"] == 2
+    assert min(days) == FIRST and max(days) == date(2026, 3, 9)
+    assert "2 Mar 2026 to 15 Mar 2026" in shown and f'href="{url}"' in shown   # the whole history, a link away
+    assert 'href="?date_from=2026-03-02&amp;date_to=2026-03-15&amp;format=csv"' in shown
+    # its CSV: the same check-ins, the period in its name and in its audit record
+    csv_answer = client.get(url, {**PERIOD, "format": "csv"})
+    assert len(csv_rows(csv_answer)) == 1 + 6 and "attendance-E-1-2026-03-02-2026-03-15.csv" in csv_answer[
+        "Content-Disposition"]
+    event = AuditEvent.objects.filter(action="list_export").latest("pk")
+    assert "date_from=2026-03-02" in event.summary and f"person #{person.pk}" in event.summary
+    # one end alone, as the summary: from the first of date_to's month
+    assert client.get(url, {"date_to": "2026-03-03"}).context["total"] == 2
+    # no period: the whole history, as before
+    whole = client.get(url)
+    assert whole.context["total"] == 8 and 'href="?format=csv"' in whole.content.decode()
+    # a period it cannot read: refused as the summary refuses it, in the page's words and the JSON's
+    reversed_period = {"date_from": "2026-03-15", "date_to": "2026-03-02"}
+    refused = client.get(url, reversed_period)
+    assert refused.status_code == 400 and "The end date must not be before the start date." in refused.content.decode()
+    answer = client.get(url, {**reversed_period, "format": "csv"})
+    assert answer.status_code == 400 and answer.json() == {"errors": {"date_to": ["must not be before date_from"]}}
 
 
 def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
