@@ -30,6 +30,8 @@ class ErrorSerializer(serializers.Serializer):
                                                              "(see docs/api.md)")
     checkin = serializers.IntegerField(required=False, help_text="the check-in already recorded in that window "
                                                                  "(409 already_checked_in)")
+    erased_on = serializers.DateField(required=False, help_text="the date the person of that staff id was erased at "
+                                                                "their request (409 staff_id_erased)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -223,3 +223,32 @@ def test_every_throttled_answer_declares_its_retry_after_header(client):
     assert len(throttled) > 20
     for path, method, answer in throttled:
         assert answer["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
+
+
+def test_the_staff_id_erased_answer_is_declared_as_it_is_sent(client_for):
+    """A 409 ``staff_id_erased`` carries ``erased_on`` (the erasure's date), which a sync reads to tell
+    it from any other conflict: the ``Error`` component the 409 is declared with lacked it, so a client
+    generated from the schema dropped it. Every member of the real answer is declared, with its type."""
+    from jsonschema import Draft7Validator, FormatChecker
+
+    schema = _generated_schema()
+    declared = {(path, method): operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
+                for path, method in (("/api/v1/people", "post"), ("/api/v1/people/{id}", "put"),
+                                     ("/api/v1/people/{id}", "patch"))
+                for operation in [schema["paths"][path][method]]}
+    assert set(declared.values()) == {"#/components/schemas/Error"}, declared
+    components = _json_schema(schema["components"])
+    # every member named, none left to "anything else goes"
+    strict = {**components["schemas"]["Error"], "additionalProperties": False}
+    validator = Draft7Validator({**strict, "components": components}, format_checker=FormatChecker())
+    admin = client_for("token:admin")
+    eileen = admin.post("/api/v1/people", {"full_name": "Eileen Collins", "staff_id": "e-1"}, format="json").json()
+    assert admin.post(f"/api/v1/people/{eileen['id']}/erase").status_code == 204
+    bo = admin.post("/api/v1/people", {"full_name": "Bo Li", "staff_id": "B-1"}, format="json").json()
+    answers = [admin.post("/api/v1/people", {"full_name": "Eileen Collins", "staff_id": "E-1"}, format="json"),
+               admin.patch(f"/api/v1/people/{bo['id']}", {"staff_id": "e-1"}, format="json")]
+    for answer in answers:
+        assert answer.status_code == 409 and answer.json()["error"] == "staff_id_erased", answer.content
+        assert "erased_on" in answer.json()
+        assert [e.message for e in validator.iter_errors(answer.json())] == []
+    assert components["schemas"]["Error"]["properties"]["erased_on"]["format"] == "date"
