@@ -61,13 +61,20 @@ class KioskRevoked(Exception):
     records no check-in (the socket closes as revoked)."""
 
 
+def _kiosk_text(**fields: str | None) -> dict[str, str | None]:
+    """A kiosk's text fields as stored: without spaces at their ends, as the admin's and the API's
+    forms send them, for every other caller too (``None``, unchanged, kept). A name of spaces alone
+    is then blank, which the model's validation refuses."""
+    return {name: value if value is None else value.strip() for name, value in fields.items()}
+
+
 def kiosk_create(*, actor: object | None, name: str, location: str = "", site: str = "main",
                  active: bool = True, with_link: bool = True, language: str = "") -> tuple[Kiosk, str | None]:
     """Create a kiosk and, when it is active and ``with_link``, its first one-time pairing code;
     returns ``(kiosk, code)``. The code is shown once (see :func:`pairing_path`); only its digest
     is stored. ``language``: its screen's (blank: the site's ``MASKNET_KIOSK_LANGUAGE``)."""
-    kiosk = Kiosk(name=name.strip(), location=location.strip(), site=(site or "main").strip(), active=active,
-                  language=(language or "").strip())
+    kiosk = Kiosk(**_kiosk_text(name=name, location=location, site=site or "main", language=language or ""),
+                  active=active)
     kiosk.full_clean()
     code = _token() if active and with_link else None
     if code:
@@ -157,8 +164,10 @@ def kiosk_update(*, kiosk: Kiosk, actor: object | None, name: str | None = None,
     at once (its next check-in), its page a new name, location or language at once too. Deactivating
     disconnects the kiosk at once and unpairs it as :func:`kiosk_revoke` does (its device token and
     any unused link are void, so activating it again needs a new pairing). ``note``, if given, ends
-    the audit record's summary."""
-    new = {"name": name, "location": location, "site": site, "active": active, "language": language}
+    the audit record's summary. Text is trimmed as :func:`kiosk_create` trims it (the same text with
+    spaces at its ends is no change); a blank name, or another refused value, raises Django's
+    ``ValidationError`` and changes nothing."""
+    new = {**_kiosk_text(name=name, location=location, site=site, language=language), "active": active}
     with transaction.atomic():
         # compared with the row as it is, locked: a change committed since it was read stays
         stored = Kiosk.objects.select_for_update().get(pk=kiosk.pk)

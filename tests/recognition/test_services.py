@@ -57,6 +57,29 @@ def test_deactivating_a_kiosk_voids_its_token_and_link(paired):
     assert services.kiosk_pair(code=link) is None
 
 
+def test_a_kiosk_change_is_stored_trimmed_and_a_name_of_spaces_alone_refused(paired):
+    """The admin's form and the API trim a kiosk's text before the service sees it; another caller
+    (a command, a script) stored " Lobby " beside "Lobby", or a name of spaces alone. The service
+    trims as its create does: the same text with spaces is no change, and a blank name its refusal."""
+    from django.core.exceptions import ValidationError
+
+    kiosk, _ = paired
+    services.kiosk_update(kiosk=kiosk, actor=None, name="  Lobby \n", location=" Hall ", site=" annex\t",
+                          language=" pt ")
+    fields = ("name", "location", "site", "language")
+    assert Kiosk.objects.values(*fields).get(pk=kiosk.pk) == {"name": "Lobby", "location": "Hall", "site": "annex",
+                                                              "language": "pt"}
+    changes = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).filter(summary__startswith="updated")
+    assert changes.count() == 1
+    services.kiosk_update(kiosk=kiosk, actor=None, name="Lobby ", location="Hall  ")   # no change, no record
+    assert changes.count() == 1
+    for blank in ("   ", "\u3000"):
+        with pytest.raises(ValidationError) as refused:
+            services.kiosk_update(kiosk=Kiosk.objects.get(pk=kiosk.pk), actor=None, name=blank)
+        assert set(refused.value.message_dict) == {"name"}
+    assert Kiosk.objects.get(pk=kiosk.pk).name == "Lobby" and changes.count() == 1
+
+
 def test_a_new_link_replaces_the_unused_one(transactional_db):
     kiosk, first = services.kiosk_create(actor=None, name="K")
     second = services.kiosk_pairing_issue(kiosk=kiosk, actor=None)
