@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 
@@ -301,11 +302,76 @@ class CheckInFilterSerializer(serializers.Serializer):
 # kiosks
 
 
-class KioskSerializer(serializers.ModelSerializer):
+# how a member sent back is read to compare it with the answer's (JSON's, or a form's text): by the
+# answer's type ("7" is 7, "false" is false, a time in another offset or form is the same time)
+_ANSWER_PARSERS = ((bool, serializers.BooleanField), (int, serializers.IntegerField), (str, serializers.DateTimeField))
+
+
+def _same_value(sent: object, shown: object) -> bool:
+    """Whether ``sent`` (a request's member) is ``shown`` (the answer's) as a field would read it."""
+    if sent is None or shown is None:
+        return sent is shown
+    for kind, parser in _ANSWER_PARSERS:
+        if isinstance(shown, kind):
+            try:
+                return parser().to_internal_value(sent) == parser().to_internal_value(shown)
+            except serializers.ValidationError:
+                break
+    return sent == shown
+
+
+class _ChangeTakesItsFieldsOnly:
+    """A change's body (the serializer given an ``instance``: a PUT or a PATCH) refused, 400
+    ``validation_error`` naming each member, for a member that is not one of its fields: DRF drops it
+    without a word, so ``{"paired": false}`` was answered 200 with nothing changed, and a misspelt
+    ``"loaction"`` looked saved. A read-only field of the answer sent back as read (a client's
+    GET-modify-PUT) passes when it holds the instance's value now, and those of ``echoed_any``
+    (a value that moves on its own) whatever it holds; with another value it is refused too, since
+    that change is not made (``read_only_hints``: how it is made, by field)."""
+
+    echoed_any: tuple[str, ...] = ()
+    read_only_hints: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        refused = self._members_refused(data) if self.instance is not None and hasattr(data, "keys") else {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if refused and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**refused, **exc.detail}) from exc
+            raise
+        if refused:
+            raise serializers.ValidationError(refused)
+        return value
+
+    def _members_refused(self, data) -> dict[str, list[str]]:
+        fields, shown, refused = self.fields, None, {}
+        taken = ", ".join(name for name, field in fields.items() if not field.read_only)
+        for name in data.keys():
+            field = fields.get(name)
+            if field is None:
+                refused[name] = [f"Unknown field: a change takes {taken} (and the answer's other fields as read)."]
+            elif field.read_only and name not in self.echoed_any:
+                shown = shown if shown is not None else self.to_representation(self.instance)
+                if not _same_value(data[name], shown.get(name)):
+                    hint = self.read_only_hints.get(name, "")
+                    refused[name] = [f"Read-only: it is {json.dumps(shown.get(name))} here; leave it out or send "
+                                     f"it as read{f' ({hint})' if hint else ''}."]
+        return refused
+
+
+class KioskSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
     """A kiosk (never its secrets); ``language``, its screen's, blank for the site's default
     (``MASKNET_KIOSK_LANGUAGE``): the admin's choices, the catalogs of :mod:`recognition.kiosk_text`.
     Written by a create and a change (the admin's fields); its device token, pairing state and
-    handshake count are not fields here, so no request sets them."""
+    handshake count are not fields here, so no request sets them: a change sending them, or anything
+    else but its fields, is refused (:class:`_ChangeTakesItsFieldsOnly`; ``last_seen_at``, which moves
+    while the kiosk is connected, is taken whatever it holds)."""
+
+    echoed_any = ("last_seen_at",)
+    read_only_hints = dict.fromkeys(("paired", "paired_at", "pairing_pending"),
+                                    "POST /api/v1/kiosks/<id>/revoke unpairs its device and voids an unused link; "
+                                    "the admin pairs one")
 
     paired = serializers.BooleanField(read_only=True)
     # left out, a new kiosk is active and a changed one keeps its state (form-encoded too)

@@ -542,14 +542,26 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
 # --------------------------------------------------------------------------------------------
 # kiosks
 
+# a kiosk's PUT and PATCH in the schema: what the view does, and what the request takes besides its
+# fields (api.serializers._ChangeTakesItsFieldsOnly)
+KIOSK_CHANGE_DESCRIPTION = (
+    "Saved as the admin's change page saves a kiosk (recognition.services.kiosk_update): audited with the "
+    "fields changed; an open kiosk screen takes a new name, location or language at once, a new site at its "
+    "next check-in. Any member other than the fields is refused (400 validation_error, fields naming it), "
+    "except the read-only members of a kiosk's answer sent back as read (a GET-modify-PUT): id, paired, "
+    "paired_at, pairing_pending and created_at are taken when they hold the kiosk's values (refused "
+    "otherwise: that change is not made), last_seen_at whatever it holds; they change nothing.")
+
 
 @extend_schema_view(
     list=extend_schema(summary="List kiosks", responses={200: s.KioskSerializer(many=True), **ERRORS}),
     retrieve=extend_schema(summary="A kiosk", responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
     update=extend_schema(summary="Replace a kiosk's fields (scope admin; active: as for PATCH)",
+                         description=KIOSK_CHANGE_DESCRIPTION,
                          responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
     partial_update=extend_schema(summary="Change some of a kiosk's fields (scope admin; a staff session changing "
                                          "active: pair_kiosk too); deactivating unpairs its device at once",
+                                 description=KIOSK_CHANGE_DESCRIPTION,
                                  responses={200: s.KioskSerializer, **ERRORS, **NOT_FOUND}),
 )
 class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
@@ -585,7 +597,8 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         socket told at once (a new name, location or language reaches its page; a new site its next
         check-in). Changing ``active`` is a revocation or its undoing, which the admin leaves to those
         who may pair: a staff session needs ``recognition.pair_kiosk`` for it too (403 otherwise).
-        Deactivating unpairs the device and closes its socket, as revoking does."""
+        Deactivating unpairs the device and closes its socket, as revoking does. Any other member is
+        refused, but the answer's read-only ones sent back as read (``KIOSK_CHANGE_DESCRIPTION``)."""
         kiosk = self.get_object()
         serializer = s.KioskSerializer(kiosk, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -191,16 +192,69 @@ def test_kiosk_patch_changes_the_admins_fields_through_its_service(client_for, d
 
 
 def test_kiosk_patch_cannot_set_its_secrets_pairing_state_or_handshake_count(client_for):
+    """Sent, they were dropped without a word (200, nothing of them changed): a client unpairing a
+    kiosk with ``"paired": false`` was told it had. Refused now, each named, and nothing changed (the
+    location sent with them neither); ``last_seen_at``, which moves while the kiosk is connected, is
+    taken whatever it holds."""
     kiosk, token = _paired()
     before = Kiosk.objects.filter(pk=kiosk.pk).values().get()
     sent = {"id": kiosk.pk + 7, "token_hash": "0" * 64, "pairing_hash": "1" * 64, "pairing_expires_at": None,
             "paired": False, "paired_at": None, "pairing_pending": True, "last_seen_at": None,
             "connection_seq": 99, "created_at": "2020-01-01T00:00:00Z", "location": "Hall"}
-    response = client_for("token:admin").patch(f"/api/v1/kiosks/{kiosk.pk}", sent, format="json")
-    assert response.status_code == 200, response.content
-    after = Kiosk.objects.filter(pk=kiosk.pk).values().get()
-    assert after == {**before, "location": "Hall"}
+    admin = client_for("token:admin")
+    for method in ("patch", "put"):
+        response = getattr(admin, method)(f"/api/v1/kiosks/{kiosk.pk}", {**sent, "name": "Front door"}, format="json")
+        assert response.status_code == 400, response.content
+        assert response.json()["error"] == "validation_error"
+        assert set(response.json()["fields"]) == set(sent) - {"location", "last_seen_at"}
+        fields = response.json()["fields"]
+        assert fields["token_hash"][0].startswith("Unknown field: a change takes name, location, site, active, "
+                                                  "language"), fields
+        assert fields["paired"] == ["Read-only: it is true here; leave it out or send it as read (POST "
+                                    "/api/v1/kiosks/<id>/revoke unpairs its device and voids an unused link; the "
+                                    "admin pairs one)."]
+        assert fields["id"] == [f"Read-only: it is {kiosk.pk} here; leave it out or send it as read."]
+    assert Kiosk.objects.filter(pk=kiosk.pk).values().get() == before
     assert Kiosk.objects.for_device_token(token).pk == kiosk.pk
+    assert not _kiosk_events(kiosk).exists()
+
+
+@pytest.mark.parametrize("sent", [{"paired": False}, {"colour": "red"}, {"loaction": "Hall"},
+                                  {"location": "Hall", "token": "x"}])
+def test_kiosk_patch_of_a_member_it_does_not_take_is_refused_not_dropped(client_for, sent):
+    """``{"paired": false}`` was answered 200, the kiosk as it was: the client believed its device
+    unpaired. A misspelt field looked saved the same way. Each is a 400 naming it, nothing changed."""
+    kiosk, token = _paired()
+    before = Kiosk.objects.filter(pk=kiosk.pk).values().get()
+    refused = client_for("token:admin").patch(f"/api/v1/kiosks/{kiosk.pk}", sent, format="json")
+    assert refused.status_code == 400, refused.content
+    assert set(refused.json()["fields"]) == set(sent) - {"location"}
+    assert Kiosk.objects.filter(pk=kiosk.pk).values().get() == before and not _kiosk_events(kiosk).exists()
+
+
+def test_a_kiosk_read_changed_and_sent_back_whole_is_taken(client_for):
+    """A client's GET-modify-PUT sends the answer's read-only members back as read: taken when they
+    hold the kiosk's values (JSON or form-encoded, a time written in another offset), and
+    ``last_seen_at`` whatever it holds (it moves every few seconds while the kiosk is connected)."""
+    kiosk, token = _paired()
+    admin = client_for("token:admin")
+    url = f"/api/v1/kiosks/{kiosk.pk}"
+    read = admin.get(url).json()
+    put = admin.put(url, {**read, "location": "Hall", "last_seen_at": "2020-01-01T00:00:00Z"}, format="json")
+    assert put.status_code == 200, put.content
+    assert put.json()["location"] == "Hall" and put.json()["paired"] is True
+    assert Kiosk.objects.for_device_token(token).pk == kiosk.pk
+    created = kiosk.created_at.astimezone(ZoneInfo("Asia/Kolkata")).isoformat()
+    form = {"id": str(kiosk.pk), "paired": "true", "pairing_pending": "false", "created_at": created,
+            "name": "Front door", "location": "Hall 2"}
+    patched = admin.patch(url, form)   # form-encoded: every value text
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["location"] == "Hall 2"
+    assert [e.summary for e in _kiosk_events(kiosk)] == [f"updated kiosk #{kiosk.pk}: location"] * 2
+    # the kiosk's id sent to another kiosk's URL: a body of another, refused
+    other, _ = recognition.kiosk_create(actor=None, name="Side door", with_link=False)
+    crossed = admin.put(f"/api/v1/kiosks/{other.pk}", {**read, "name": "Side door"}, format="json")
+    assert crossed.status_code == 400 and "id" in crossed.json()["fields"]
 
 
 @pytest.mark.parametrize("sent, field", [
