@@ -81,8 +81,13 @@ def _staff_id_erased(staff_id: str, *, enrol_erased: bool) -> ErasedStaffId | No
 
 def erased_staff_id_lift(*, entry: ErasedStaffId, actor: object | None, note: str = "") -> int:
     """Lift an erased staff id: the person asked to be enrolled again, or the id is someone else's
-    now. Its entries (under any of the site's secret keys) are deleted and the lift audited, once:
-    an entry lifted meanwhile by someone else is nothing more to record. Returns ``entry``'s id."""
+    now. ``entry`` alone is deleted (whichever secret key, or key before enrollment 0020, it was made
+    under) and the lift audited, once: an entry lifted meanwhile by someone else is nothing more to
+    record. An entry holds a digest, not the staff id, so another entry of the same id cannot be told
+    from it: the admin lifts the row it lists, the services and ``import_people`` the one
+    :meth:`~enrollment.models.ErasedStaffIdQuerySet.matching` found, which is the id's only entry
+    once it was erased under today's keys (:func:`_staff_id_suppress` replaces its earlier ones).
+    Returns ``entry``'s id."""
     pk, erased_on = entry.pk, entry.erased_on
     with transaction.atomic():
         if not ErasedStaffId.objects.filter(pk=pk).delete()[0]:

@@ -492,3 +492,32 @@ def test_an_erasure_kept_before_dashes_were_read_as_hyphens_still_matches_its_st
     assert not ErasedStaffId.objects.filter(pk=entry.pk).exists()
     assert services.person_erase(person=ann, actor=None)
     assert ErasedStaffId.objects.matching(["A-100"])["A-100"].digest == staff_id_digest("A-100")
+
+
+def test_lifting_an_erased_staff_id_deletes_the_entry_given_alone(db, settings, superuser):
+    """``erased_staff_id_lift`` said it deleted the staff id's entries under every secret key; it
+    deletes the one given (an entry holds a digest, not the id, so its others cannot be found from
+    it; the admin lifts the row it lists), and says so now. An erasure leaves one entry of an id:
+    the earlier ones, under a previous key too, are replaced."""
+    services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    old_secret = settings.SECRET_KEY
+    before = erase("A-100")
+    assert before.key_id == secret_fingerprint(old_secret)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "rotated-key", [old_secret]
+    # two entries of one id (a row made by hand here): the one given goes, the other stays
+    now = ErasedStaffId.objects.create(digest=staff_id_digest("A-100"), key_id=secret_fingerprint(),
+                                       erased_at=timezone.now())
+    assert services.erased_staff_id_lift(entry=now, actor=superuser, note="test") == now.pk
+    assert list(ErasedStaffId.objects.of("a-100")) == [before]
+    assert ErasedStaffId.objects.matching(["A-100"]) == {"A-100": before}
+    assert AuditEvent.objects.filter(object_type="enrollment.erasedstaffid").count() == 1
+    assert services.erased_staff_id_lift(entry=now, actor=superuser) == now.pk   # lifted already: no record
+    assert AuditEvent.objects.filter(object_type="enrollment.erasedstaffid").count() == 1
+    # erased again under the key now: the entry under the previous key is replaced, one entry left
+    jane = services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100", enrol_erased=True)
+    assert not ErasedStaffId.objects.exists()
+    ErasedStaffId.objects.create(digest=staff_id_digest("A-100", old_secret), key_id=secret_fingerprint(old_secret),
+                                 erased_at=timezone.now())
+    assert services.person_erase(person=jane, actor=None)
+    [left] = ErasedStaffId.objects.all()
+    assert left.key_id == secret_fingerprint() and left.digest == staff_id_digest("A-100")
