@@ -7,16 +7,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError
+from django.urls import reverse
 from django.utils import timezone
 
+from .kiosk_text import languages
 from .privacy import NO_CONTACT, notice_wording
 
 SAMPLE = 500   # the latest check-ins compared
 # the longest notice line the kiosk's layout is checked with (tests/recognition/test_kiosk_layout.py's
 # NOTICE with its address: three lines of the line's 44 characters), and the characters counted for
-# "{url}" (a host name and "/privacy/"; the check runs without a request)
+# "{url}" without its "?lang=" (a host name and "/privacy/"; the check runs without a request)
 NOTICE_MAX_CHARS = 3 * 44
 NOTICE_URL_CHARS = 30
+# of those, the host's and port's, which the check cannot know: at least this many
+NOTICE_HOST_CHARS = NOTICE_URL_CHARS - len("/privacy/")
 
 
 @checks.register(checks.Tags.database)
@@ -77,18 +81,31 @@ def privacy_controller(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         id="masknet.W005")]
 
 
+def notice_url_chars() -> int:
+    """The characters of the longest address ``{url}`` becomes in a kiosk's notice
+    (:func:`~recognition.privacy.privacy_address`): the host the kiosk reached the site by (the
+    longest name in ``ALLOWED_HOSTS``, and at least :data:`NOTICE_HOST_CHARS`: a port, or the name
+    a pattern matched, cannot be known without a request), the privacy page's path, and ``?lang=``
+    with the longest code of a language other than ``MASKNET_KIOSK_LANGUAGE``, which a kiosk
+    speaking it shows: 38 characters by default, where the bare address's 30 were counted."""
+    host = max([NOTICE_HOST_CHARS, *(len(name) for name in settings.ALLOWED_HOSTS if name != "*")])
+    others = [len(code) for code in languages() if code != settings.MASKNET_KIOSK_LANGUAGE]
+    return host + len(reverse("privacy")) + (len("?lang=") + max(others) if others else 0)
+
+
 @checks.register("masknet")
 def kiosk_notice_length(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """``masknet.W004`` when ``MASKNET_KIOSK_NOTICE`` is longer than the kiosk's layout is checked with
-    (:data:`NOTICE_MAX_CHARS`, ``{url}`` counted as :data:`NOTICE_URL_CHARS`): the line is never cut
-    (a notice cut short could drop the privacy page's address), so a longer one runs down the screen
-    towards the face box, over the camera's picture, on a phone or a portrait screen."""
-    wording = notice_wording()
-    length = len(wording.replace("{url}", "")) + NOTICE_URL_CHARS * wording.count("{url}")
+    (:data:`NOTICE_MAX_CHARS`, ``{url}`` counted as its longest address, :func:`notice_url_chars`): the
+    line is never cut (a notice cut short could drop the privacy page's address), so a longer one runs
+    down the screen towards the face box, over the camera's picture, on a phone or a portrait screen."""
+    wording, url = notice_wording(), notice_url_chars()
+    length = len(wording.replace("{url}", "")) + url * wording.count("{url}")
     if length <= NOTICE_MAX_CHARS:
         return []
     return [checks.Warning(
-        f"MASKNET_KIOSK_NOTICE is about {length} characters: the kiosk screen is checked with notices of up to "
+        f"MASKNET_KIOSK_NOTICE is about {length} characters ({{url}} counted as {url}, its longest address): "
+        f"the kiosk screen is checked with notices of up to "
         f"{NOTICE_MAX_CHARS} (three lines on a phone); a longer one runs down over the camera's picture",
         hint="shorten it and put the rest on the privacy page ({url} is its address)",
         id="masknet.W004")]

@@ -317,14 +317,40 @@ def test_check_warns_of_a_notice_longer_than_the_kiosk_is_laid_out_for(capsys):
     from tests.recognition import test_kiosk_layout
 
     assert kiosk_notice_length() == []                                   # the default wording
-    with override_settings(MASKNET_KIOSK_NOTICE=test_kiosk_layout.NOTICE):   # the longest one laid out
-        assert kiosk_notice_length() == []
+    # what passes is laid out: the layout test's NOTICE with its server's address (127.0.0.1, a port of
+    # 4 digits at least) and a kiosk's ?lang=de is at least the longest notice the check lets pass
+    laid_out = test_kiosk_layout.NOTICE.replace("{url}", "127.0.0.1:1024/privacy/?lang=de")
+    assert len(laid_out) >= NOTICE_MAX_CHARS
     long = "Face recognition records attendance at this entrance and at the loading bay · " * 2 + "{url}"
     with override_settings(MASKNET_KIOSK_NOTICE=long):
         [warning] = kiosk_notice_length()
         assert warning.id == "masknet.W004" and str(NOTICE_MAX_CHARS) in warning.msg
         call_command("check")
         assert "masknet.W004" in capsys.readouterr().err
+
+
+def test_the_notice_check_counts_the_longest_address_a_kiosk_shows(monkeypatch):
+    """``{url}`` was counted as 30 characters, the bare address's, where a kiosk in another language
+    than the site's shows it with ``?lang=xx`` (38): a notice 8 characters over what the kiosk's
+    layout is checked with passed. Counted now as the longest address, a long host name included."""
+    from recognition import checks
+    from recognition.checks import NOTICE_URL_CHARS, notice_url_chars
+
+    with override_settings(ALLOWED_HOSTS=["localhost", "127.0.0.1"], MASKNET_KIOSK_LANGUAGE="en"):
+        assert notice_url_chars() == NOTICE_URL_CHARS + len("?lang=de") == 38
+        at_most = "x" * (NOTICE_MAX_CHARS - 38 - 1) + " {url}"
+        with override_settings(MASKNET_KIOSK_NOTICE=at_most):
+            assert kiosk_notice_length() == []
+        over = "x" * (NOTICE_MAX_CHARS - 38) + " {url}"    # passed while {url} was counted as 30
+        with override_settings(MASKNET_KIOSK_NOTICE=over):
+            [warning] = kiosk_notice_length()
+            assert warning.id == "masknet.W004" and "{url} counted as 38" in warning.msg, warning.msg
+            # one language only: no kiosk adds ?lang=, the bare address is the longest
+            monkeypatch.setattr(checks, "languages", lambda: {"en": "English"})
+            assert notice_url_chars() == NOTICE_URL_CHARS and kiosk_notice_length() == []
+    host = "attendance.headquarters.example.org"        # 35: longer than the 21 counted for any host
+    with override_settings(ALLOWED_HOSTS=["localhost", host, "*"], MASKNET_KIOSK_LANGUAGE="en"):
+        assert notice_url_chars() == len(f"{host}/privacy/")
 
 
 # ------------------------------------------------------------------------------------------- languages
