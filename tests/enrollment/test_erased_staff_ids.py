@@ -95,6 +95,7 @@ def test_limit_does_not_count_a_folder_whose_person_is_erased_during_the_import(
     ``--limit``, which the summary says it does not take: ``--limit 2`` imported one person. The next
     folder is read in its stead, past any folder of a person erased before."""
     root = with_photo(tmp_path / "hr", "A_1", "B_2", "C_3", "D_4", "E_5")
+    (root / "D_4" / "link.jpg").symlink_to(root / "A_1" / "a.jpg")   # said as not followed, as any folder's
     services.person_create(actor=None, full_name="C", staff_id="C_3")
     assert services.person_erase(person=Person.objects.get(staff_id="C_3"), actor=None)
     recorded = services.photo_add
@@ -112,6 +113,9 @@ def test_limit_does_not_count_a_folder_whose_person_is_erased_during_the_import(
     assert "people: 2 created, 0 already there, 2 not imported (erased at their request)" in out, out
     assert sorted(Person.objects.values_list("staff_id", flat=True)) == ["A_1", "D_4"]
     assert [c["person"].staff_id for c in photos_added] == ["A_1", "D_4"]
+    # the folder read in B_2's stead is listed as the others are: its links not followed (they went
+    # unsaid, where its files not named as photos were listed)
+    assert "1 symbolic links not imported" in out and "D_4/link.jpg" in out, out
     imported = AuditEvent.objects.get(action="import")
     assert "2 people created, 2 photos added" in imported.summary, imported.summary
 

@@ -485,6 +485,7 @@ class Command(BaseCommand):
                                 skipped.append(f)
                             for f in more:
                                 if f not in more_erased:
+                                    folders.append(f)   # its links said after the import, as the others'
                                     plan.append((f, person_photos(f, opts["max_photos"])))
                                     total += len(plan[-1][1])
                         continue
