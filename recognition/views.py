@@ -583,7 +583,7 @@ PAGE_ERRORS = {
     "reversed_today": "The %(date_to_label)s must not be before the %(date_from_label)s (without an "
                       "%(date_to_label)s, it is today, %(today)s).",
     "out_of_range": "The %(label)s must be from %(first)s to %(last)s.",
-    "too_long": "A summary covers at most %(most)s days: %(asked)s asked for.",
+    "too_long": "A period covers at most %(most)s days: %(asked)s asked for.",
 }
 
 

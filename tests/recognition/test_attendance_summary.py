@@ -274,7 +274,7 @@ def test_it_needs_a_staff_login_with_permission(client, world):
     ({"date_from": "2026-13-01"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
     ({"date_from": "yesterday"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
     ({"date_from": "2025-03-01", "date_to": "2026-03-02"}, "date_to", "at most 366 days: 367 asked for",
-     "A summary covers at most 366 days: 367 asked for."),
+     "A period covers at most 366 days: 367 asked for."),
     ({"date_from": "2099-01-01"}, "date_to", "must not be before date_from (date_to is today",
      "The end date must not be before the start date (without an end date, it is today, "),
     ({"date_to": "9999-12-31"}, "date_to", "must be from", "The end date must be from 0001-01-30 to 9999-12-30."),
