@@ -44,6 +44,7 @@ from .attendance import (
     SummaryRow,
     attendance_summary,
     counts_missing,
+    day_end,
     days_off_named,
     expected_during,
     is_working_day,
@@ -447,33 +448,57 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
 def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     """One person's check-ins, newest first (``?format=csv`` for all of them). ``?date_from=&date_to=``: those
     of that period alone, read, defaulted and refused as the summary's (:class:`SummaryPeriod`, 400 with the
-    reason), as the summary's names link to it; without either, the whole history."""
+    reason), as the summary's names link to it; ``?site=``: those at that site alone (read as the summary's,
+    whose names carry it), over the period when one is given too, else over the whole history; without
+    any of them, the whole history."""
     context = _staff_context(request, "Attendance history")
     person = get_object_or_404(Person, pk=pk)
     csv_format = request.GET.get("format") == "csv"
-    context.update(person=person, title=f"Attendance: {person.full_name}")
+    # the admin's list of the person's check-ins: of what is shown, below; of them all beside a refusal
+    context.update(person=person, title=f"Attendance: {person.full_name}",
+                   admin_query=_checkin_admin_query(person, {}, ""))
     checkins = CheckIn.objects.listed().filter(person=person).select_related("kiosk")
     period: dict[str, date] = {}
-    if request.GET.get("date_from") or request.GET.get("date_to"):
+    site = ""
+    asked = {name for name in ("date_from", "date_to", "site") if request.GET.get(name)}
+    if asked:
         form = SummaryPeriod(request.GET)
         if not form.is_valid():
             return _period_refused(request, form, csv_format, "attendance/person.html", context)
-        period = {k: form.cleaned_data[k] for k in ("date_from", "date_to")}
-        checkins = checkins.between(period["date_from"], period["date_to"])
+        if asked - {"site"}:   # a site alone is its whole history there, not this month's (the form's default)
+            period = {k: form.cleaned_data[k] for k in ("date_from", "date_to")}
+        site = form.cleaned_data["site"]
+        checkins = checkins.filtered(**period, site=site)
+    shown = {**{k: d.isoformat() for k, d in period.items()}, **({"site": site} if site else {})}
     if csv_format:
         # by id, as a subject-access export of this person finds the record
         audit_list_export(request, object_type="recognition.checkin", what="a person's check-ins (attendance page)",
-                          rows=checkins.count(), filters=checkin_filters_described({**period, "person": person.pk}))
-        dates = "".join(f"-{d.isoformat()}" for d in period.values())
-        return csv_response(f"attendance-{person.staff_id}{dates}.csv", CHECKIN_CSV_HEADER,
-                             checkin_csv_rows(checkins.select_related("person")))
+                          rows=checkins.count(),
+                          filters=checkin_filters_described({**period, "site": site, "person": person.pk}))
+        return csv_response(f"attendance-{person.staff_id}{''.join(f'-{v}' for v in shown.values())}.csv",
+                            CHECKIN_CSV_HEADER, checkin_csv_rows(checkins.select_related("person")))
     page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
     # the last 30 days of the whole history (a period shown has its own count)
     last30 = None if period else checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
     context.update(page=page, total=checkins.count(), last30=last30, masked=checkins.filter(masked=True).count(),
-                   first=period.get("date_from"), last=period.get("date_to"),
-                   period_query=urlencode({k: d.isoformat() for k, d in period.items()}))
+                   first=period.get("date_from"), last=period.get("date_to"), site=site,
+                   period_query=urlencode(shown), admin_query=_checkin_admin_query(person, period, site))
     return render(request, "attendance/person.html", context)
+
+
+def _checkin_admin_query(person: Person, period: dict[str, date], site: str) -> str:
+    """The check-in admin's query string for what the history page shows: the person, the period as its time
+    filter reads one (``at__gte``, ``at__lt``: local midnights, written as its own "This month" link writes
+    them) and the site as its site filter reads one. The admin filters by the time, the page by the day each
+    check-in was recorded on: the same check-ins unless ``TIME_ZONE`` changed since some were recorded."""
+    query: dict[str, object] = {"person__id__exact": person.pk}
+    if period:
+        # the start of date_from: the end of the day before it
+        query.update(at__gte=str(day_end(period["date_from"] - timedelta(days=1))),
+                     at__lt=str(day_end(period["date_to"])))
+    if site:
+        query["site"] = site
+    return urlencode(query)
 
 
 class StrictNullBooleanField(forms.Field):

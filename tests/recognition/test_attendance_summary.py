@@ -197,7 +197,7 @@ def test_a_name_links_to_the_persons_history_over_the_summarys_period(client, su
     check_in(person, main, timezone.make_aware(datetime(2026, 2, 27, 9)))   # before the period
     check_in(person, main, at(16, 9))                                         # after it
     client.force_login(superuser)
-    html = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main"}).content.decode()
+    html = client.get(reverse("attendance-summary"), PERIOD).content.decode()   # at every site
     url = reverse("attendance-person", args=[person.pk])
     assert f'href="{url}?date_from=2026-03-02&amp;date_to=2026-03-15"' in html
     page = client.get(url, PERIOD)
@@ -224,6 +224,53 @@ def test_a_name_links_to_the_persons_history_over_the_summarys_period(client, su
     assert refused.status_code == 400 and "The end date must not be before the start date." in refused.content.decode()
     answer = client.get(url, {**reversed_period, "format": "csv"})
     assert answer.status_code == 400 and answer.json() == {"errors": {"date_to": ["must not be before date_from"]}}
+
+
+def test_a_summary_at_a_site_links_to_the_history_at_that_site(client, superuser, world, person):
+    """A summary at a site linked to the history over its period at every site, whose totals then differed from
+    its days in: the link carries the site, and the history (its CSV, its audit record and its link to the
+    admin's list) shows that site's check-ins alone; a site alone is the whole history at that site."""
+    main = world["main"]
+    check_in(person, main, timezone.make_aware(datetime(2026, 2, 27, 9)))   # before the period
+    check_in(person, world["east"], at(16, 9))                                # after it, elsewhere
+    client.force_login(superuser)
+    summary = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main"})
+    url = reverse("attendance-person", args=[person.pk])
+    assert f'href="{url}?date_from=2026-03-02&amp;date_to=2026-03-15&amp;site=main"' in summary.content.decode()
+    row = next(r for r in summary.context["rows"] if r.person == person)
+    page = client.get(url, {**PERIOD, "site": "main"})
+    shown = page.content.decode()
+    checkins = list(page.context["page"].object_list)
+    assert page.status_code == 200 and {c.site for c in checkins} == {"main"}
+    assert page.context["total"] == len({c.local_date for c in checkins}) == row.days_in == 4
+    assert "2 Mar 2026 to 15 Mar 2026 · at main" in shown
+    assert 'href="?date_from=2026-03-02&amp;date_to=2026-03-15&amp;site=main&amp;format=csv"' in shown
+    csv_answer = client.get(url, {**PERIOD, "site": "main", "format": "csv"})
+    data = csv_rows(csv_answer)
+    assert len(data) == 1 + 4 and {r[data[0].index("site")] for r in data[1:]} == {"main"}
+    assert "attendance-E-1-2026-03-02-2026-03-15-main.csv" in csv_answer["Content-Disposition"]
+    event = AuditEvent.objects.filter(action="list_export").latest("pk")
+    assert "site=main" in event.summary and "date_from=2026-03-02" in event.summary
+    # the admin's list of the same check-ins: the period as its time filter reads one, and the site
+    admin_link = re.search(r'href="([^"]*)">Check-ins in the admin', shown).group(1).replace("&amp;", "&")
+    listed = client.get(admin_link)
+    assert listed.status_code == 200 and "site=main" in admin_link and "at__gte=" in admin_link
+    assert sorted(c.pk for c in listed.context["cl"].result_list) == sorted(c.pk for c in checkins)
+    # a site alone: the whole history there (27 Feb included, east's left out)
+    alone = client.get(url, {"site": "main"})
+    assert alone.context["total"] == 5 and alone.context["first"] is None and "at main" in alone.content.decode()
+    alone_link = re.search(r'href="([^"]*)">Check-ins in the admin', alone.content.decode()).group(1)
+    assert len(client.get(alone_link.replace("&amp;", "&")).context["cl"].result_list) == 5
+    # a site it cannot read is refused, as the summary refuses it
+    refused = client.get(url, {"site": "x" * 101})
+    assert refused.status_code == 400
+    assert "Site: Ensure this value has at most 100 characters" in refused.content.decode()
+    assert client.get(url, {"site": "x" * 101, "format": "csv"}).status_code == 400
+    # without a site, every site's, as before (its admin link names the person and the period alone)
+    every = client.get(url, PERIOD)
+    assert every.context["total"] == 6 and "site=" not in re.search(
+        r'href="([^"]*)">Check-ins in the admin', every.content.decode()).group(1)
+    assert client.get(url).context["total"] == 8
 
 
 def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
