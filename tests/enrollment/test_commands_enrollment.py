@@ -6,6 +6,7 @@ import io
 
 import cv2
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -522,3 +523,8 @@ def test_a_photo_enrolled_for_someone_else_says_whose(db, tmp_path, monkeypatch)
     monkeypatch.setattr(services, "photo_add", photo_add)
     out = run("import_people", str(tmp_path), "--no-rebuild")
     assert "Jane_Doe/a.jpg: already a photo of B-200" in out, out
+    # to an --actor, whoever: the admin's refusal of the same file names nobody (not even to a superuser),
+    # where the import named the other person's staff id to any actor allowed to import
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    out = run("import_people", str(tmp_path), "--no-rebuild", "--actor", "root")
+    assert "Jane_Doe/a.jpg: already a photo of another person" in out and "B-200" not in out, out

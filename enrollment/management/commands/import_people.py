@@ -59,10 +59,14 @@ def _with_reason(path: str, code: str, message: str) -> str:
     return f"{path}: {reason}" if reason else path
 
 
-def _owners_said(path: str, data: bytes, person: Person) -> str:
+def _owners_said(path: str, data: bytes, person: Person, *, by_name: bool) -> str:
     """``path``, then whose photo it already is: "already enrolled for another person" alone left
     an operator of hundreds of folders to search for the other one (two folders holding one file,
-    or a photo filed under the wrong person). The operator may read every person; staff ids only."""
+    or a photo filed under the wrong person). Their staff ids only, and only when ``by_name``: the
+    admin's refusal of the same file names nobody ("another person"), nor does this to an ``--actor``
+    (without one, the system: whoever runs manage.py may read every person)."""
+    if not by_name:
+        return f"{path}: already a photo of another person"
     owners = sorted(set(FacePhoto.objects.filter(sha256=hashlib.sha256(data).hexdigest())
                         .exclude(person=person).values_list("person__staff_id", flat=True)))
     return f"{path}: already a photo of {', '.join(owners)}" if owners else path
@@ -453,6 +457,9 @@ class Command(BaseCommand):
         # the other person named as the admin names them: to an actor who may search faces (without
         # --actor, the system: whoever runs manage.py may read every person)
         may_search = actor is None or actor.has_perm("enrollment.recognise_face")
+        # and whose photo a file already is, as the admin's refusal of it names them: to nobody (to the
+        # system alone, as above)
+        may_name_owners = actor is None
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
         finished = interrupted = False
@@ -540,8 +547,9 @@ class Command(BaseCommand):
                                 if warning:
                                     warned.append(_shown(f"{person.staff_id}: {warning}"))
                     except services.PhotoRefused as exc:
-                        refused[exc.code].append(_owners_said(shown, data, person) if exc.code == "enrolled_elsewhere"
-                                                 else _with_reason(shown, exc.code, exc.message))
+                        refused[exc.code].append(
+                            _owners_said(shown, data, person, by_name=may_name_owners)
+                            if exc.code == "enrolled_elsewhere" else _with_reason(shown, exc.code, exc.message))
                     except Person.DoesNotExist as exc:   # erased by an administrator during the import
                         raise CommandError(f"{staff_id} was erased during the import") from exc
                     done += 1
