@@ -449,6 +449,8 @@ class ManualCheckInForm(forms.Form):
                     f"delete that one first to record another time.")
         elif isinstance(exc, services.CheckInPersonInactive):
             text = f"{person} is inactive: reactivate them (People) before checking them in."
+        elif isinstance(exc, services.CheckInContended):
+            text = exc.naming(person)
         else:
             text = exc.sentence
         self.add_error(exc.field, text)

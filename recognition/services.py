@@ -382,8 +382,11 @@ class CheckInRefused(ValueError):
     @property
     def sentence(self) -> str:
         """The message as a sentence, for people: "The time is in the future: …"."""
-        message = str(self)
-        return message[:1].upper() + message[1:] + "."
+        return self._as_sentence(str(self))
+
+    @staticmethod
+    def _as_sentence(words: str) -> str:
+        return words[:1].upper() + words[1:] + "."
 
 
 class CheckInPersonInactive(CheckInRefused):
@@ -410,9 +413,20 @@ class CheckInExists(CheckInRefused):
 
 class CheckInContended(CheckInRefused):
     """The window's check-in was there at each insert and gone when looked for (check-ins of the
-    person recorded and deleted meanwhile, twice): nothing recorded, and recording again may work."""
+    person recorded and deleted meanwhile, twice): nothing recorded, and recording again may work.
+    The message names the person by id (the API's detail, the logs); :meth:`naming` words it for a
+    page that names them."""
 
     code = "try_again"
+    WORDS = "the check-ins of {person} changed twice while this one was being recorded: record it again"
+
+    def __init__(self, person: Person) -> None:
+        super().__init__(self.WORDS.format(person=f"person #{person.pk}"))
+
+    def naming(self, person: Person) -> str:
+        """The refusal as a sentence (as :attr:`sentence`), ``person`` named as ``str()`` names them
+        (name and staff id) where the message has their id."""
+        return self._as_sentence(self.WORDS.format(person=person))
 
 
 def checkin_manual_refusals(*, at: datetime, site: str, reason: str,
@@ -488,8 +502,7 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
                 # the check-in it met was deleted since (an administrator's correction, the retention
                 # purge): tried once more, as a kiosk's is (it was a 500)
         else:
-            raise CheckInContended(f"the check-ins of person #{person.pk} changed twice while this one was being "
-                                   "recorded: record it again")
+            raise CheckInContended(person)
         audit_record(actor=actor, action=Action.CHECKIN_MANUAL, obj=checkin,
                      summary=f"recorded check-in #{checkin.pk} of person #{locked.pk} by hand at site {site} for "
                              f"{timezone.localtime(at):%Y-%m-%d %H:%M}; reason of {len(reason)} characters")

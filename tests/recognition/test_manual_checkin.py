@@ -257,6 +257,24 @@ def test_the_record_page_records_with_csrf_and_shows_refusals_in_the_form(paired
     assert CheckIn.objects.count() == 1
 
 
+@pytest.mark.parametrize("detailed", [True, False])
+def test_the_form_names_the_person_when_their_check_ins_changed_meanwhile(client, person, detailed):
+    """The form named the person in its other refusals but said "person #12" in this one (the service's
+    words, which the API's detail keeps): it names them now, to staff who read check-ins or not."""
+    client.force_login(staff("add_checkin", *(["view_checkin"] if detailed else [])))
+    data = {"person": person.pk, **_at(timezone.now() - timedelta(minutes=5)), "site": "main",
+            "reason": "kiosk offline"}
+    with clash_at_insert(2):
+        answer = client.post(reverse(ADD), data)
+    assert answer.status_code == 200 and not CheckIn.objects.exists()
+    assert _errors(answer) == {"__all__": [
+        "The check-ins of Eileen Collins (E-1) changed twice while this one was being recorded: record it again."]}
+    assert f"person #{person.pk}" not in answer.content.decode()
+    with clash_at_insert(2), pytest.raises(services.CheckInContended) as refused:   # the service's: ids
+        record(person)
+    assert str(refused.value).startswith(f"the check-ins of person #{person.pk} changed twice")
+
+
 def test_the_form_says_every_refusal_it_can_at_once_not_one_a_submit(client, person):
     """No reason and a time in the future: the form said only that the reason was missing, and the
     time's refusal came at the next submit. Both now, each on its field; nothing recorded."""
