@@ -5,8 +5,8 @@ arrow keys, and nothing else on the page is wider than the screen; on the deskto
 fit, the box is no tab stop and the first Tab into the chart lands on a day's bar. The staff pages with
 tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
 history; a new API token's page; a kiosk's new pairing link): no word broken across lines (nor a staff id
-after its hyphen), nothing wider than the page; the token and the link show whole, and their Copy buttons
-put them on the clipboard.
+after its hyphen), nothing wider than the page, none of the day's lists wider than its column (1280 px
+too); the token and the link show whole, and their Copy buttons put them on the clipboard.
 The admin's lists (check-ins, kiosks, people, photos, training runs, audit log) fit a 375 px phone
 with the columns that name their rows, and show every column on a desktop.
 """
@@ -119,7 +119,12 @@ const head = main.querySelector('.att-list thead');
 const wrapped = [...main.querySelectorAll('.att-list td.staff')].filter((td) => { const r = document.createRange();
   r.selectNodeContents(td); return new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1; })
   .map((td) => td.textContent);
-return {split, past, beside, wrapped, cells: main.querySelectorAll('.att-list td').length,
+// what runs out of its list's column (under the list beside it, which hides it)
+const outside = [...main.querySelectorAll('.att-cols > .module')].flatMap((m) => {
+  const edge = m.getBoundingClientRect().right;
+  return [...m.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > edge + 0.5)
+    .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right - edge)}`); });
+return {split, past, beside, wrapped, outside, cells: main.querySelectorAll('.att-list td').length,
         sideways: document.documentElement.scrollWidth > page,
         headers: head !== null && head.getBoundingClientRect().height > 2};
 """
@@ -201,12 +206,13 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
                                    at=timezone.now() - timedelta(days=3), actor=None,
                                    reason="came in by the loading bay: the kiosk there was offline all morning")
 
-    # the summary's eight columns beside the admin's navigation on a laptop too
-    for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page == "summary" else [])):
+    # the summary's eight columns beside the admin's navigation on a laptop too, and the day's lists, where
+    # two side by side had 390 px each
+    for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page in ("summary", "day") else [])):
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
-        assert state["wrapped"] == [], (width, state)
+        assert state["wrapped"] == [] and state["outside"] == [], (width, state)
         if page in ("api-token", "pairing"):
             copy_the_value(driver, server, page, width)
         else:
