@@ -119,12 +119,17 @@ const head = main.querySelector('.att-list thead');
 const wrapped = [...main.querySelectorAll('.att-list td.staff')].filter((td) => { const r = document.createRange();
   r.selectNodeContents(td); return new Set([...r.getClientRects()].map((q) => Math.round(q.top))).size > 1; })
   .map((td) => td.textContent);
+// how far each of the summary's figures ends from its cell's right (a list of missing days: its count)
+const numbers = [...main.querySelectorAll('#summary td.n')].map((td) => {
+  const r = document.createRange(); r.selectNodeContents(td.querySelector('summary') || td);
+  return Math.round(td.getBoundingClientRect().right - parseFloat(getComputedStyle(td).paddingRight)
+                    - Math.max(...[...r.getClientRects()].map((q) => q.right))); });
 // what runs out of its list's column (under the list beside it, which hides it)
 const outside = [...main.querySelectorAll('.att-cols > .module')].flatMap((m) => {
   const edge = m.getBoundingClientRect().right;
   return [...m.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > edge + 0.5)
     .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right - edge)}`); });
-return {split, past, beside, wrapped, outside, cells: main.querySelectorAll('.att-list td').length,
+return {split, past, beside, wrapped, outside, numbers, cells: main.querySelectorAll('.att-list td').length,
         sideways: document.documentElement.scrollWidth > page,
         headers: head !== null && head.getBoundingClientRect().height > 2};
 """
@@ -220,6 +225,8 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
             assert state["cells"] >= {"day": 3 * 6 + 3, "person": 4 * 6, "summary": 4 * 8}[page], (width, state)
             assert state["beside"] == ([] if page == "summary" else [True, True]), (width, state)   # no badges there
             assert state["headers"] == (width > 400), (width, state)
+            if width > 400:   # the figures on the right, under their headings (the days missing were on the left)
+                assert all(abs(gap) <= 1 for gap in state["numbers"]), (width, state["numbers"])
 
 
 def copy_the_value(driver, server, page: str, width: int) -> None:
