@@ -21,7 +21,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
 
-from enrollment.models import TrainingRun
+from enrollment.models import Person, TrainingRun
 from tests.recognition.test_kiosk_e2e import CHROMEDRIVER, CHROMIUM, LiveServer, browser_available  # noqa: F401
 from tests.test_csp import until
 
@@ -90,16 +90,19 @@ def admin_browser(browser_available, db, tmp_path):  # noqa: F811
         server.stop()
 
 
-# the status bar's box, the object tools' boxes, and whether a click at the middle of the rebuild
-# button reaches it
+# the status bar's box, the object tools' boxes, the boxes of the words of the object's name (a change
+# page's subtitle), and whether a click at the middle of the rebuild button reaches it
 LAYOUT = """
 const status = document.querySelector('.mn-status'), button = status.querySelector('button');
 const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+const name = [...document.querySelectorAll('#content h2')].find((h) => h.textContent.includes('(STAFF-1)'));
+const range = document.createRange(); if (name) range.selectNodeContents(name);
+const words = name ? [...range.getClientRects()].map((r) => [r.left, r.top, r.right, r.bottom]) : [];
 button.scrollIntoView({block: 'center'});
 const b = button.getBoundingClientRect();
 const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
 return {status: box(status), tools: [...document.querySelectorAll('.object-tools a')].map(box),
-        reached: button === hit || button.contains(hit)};
+        words, reached: button === hit || button.contains(hit)};
 """
 
 
@@ -113,6 +116,8 @@ def test_the_status_bar_is_not_covered_by_the_object_tools(admin_browser, person
     from selenium.webdriver.common.by import By
 
     driver, server = admin_browser
+    # a long name, which the object tools covered at 1366 px (they float up beside the title, from under it)
+    Person.objects.filter(pk=person.pk).update(full_name="Maria Konstantinopoulou-Papadopoulou", staff_id="STAFF-1")
     pages = ["/admin/enrollment/person/", f"/admin/enrollment/person/{person.pk}/change/",
              "/admin/enrollment/trainingrun/"]
     for width in (1366, 1024, 800, 600):
@@ -125,6 +130,8 @@ def test_the_status_bar_is_not_covered_by_the_object_tools(admin_browser, person
             assert not covered and layout["reached"], (width, path, layout)
             if path == pages[1]:
                 assert len(layout["tools"]) == 4, layout   # capture, export, erase, history
+                assert layout["words"] and not [w for w in layout["words"] for t in layout["tools"]
+                                                if overlaps(w, t)], (width, layout)
     # the click lands on the button (it reached "Add person" before)
     driver.set_window_size(1366, 900)
     driver.get(server.url + "/admin/enrollment/person/")
