@@ -656,6 +656,30 @@ def test_site_filter_does_not_list_people_checked_in_elsewhere_as_missing(client
     assert everywhere.context["elsewhere"] == [] and everywhere.context["rate"] == 100
 
 
+def test_the_day_at_a_site_links_to_the_admins_check_ins_of_that_day_at_that_site(client, superuser, attendance,
+                                                                                  other_person):
+    """The day page's "Check-ins in the admin" named the day alone: at a site, its list held every site's
+    check-ins of the day (the person's history carries its site to the admin since c135070). A site's name
+    with characters a query string reserves reaches the admin's site filter whole."""
+    site = "R&D #2+3"
+    east, _token = make_paired_kiosk("East door", site=site)
+    services.checkin_record(person_id=other_person.pk, kiosk=east, score=0.8, threshold=0.38, masked=False,
+                            frames=4, index_version=3, at=timezone.now())
+    client.force_login(superuser)
+
+    def admin_list(**params) -> list[int]:
+        """The check-ins the day page's admin link lists."""
+        html = client.get(reverse("attendance-day"), params).content.decode()
+        link = re.search(r'href="([^"]*)">Check-ins in the admin', html).group(1).replace("&amp;", "&")
+        return sorted(c.pk for c in client.get(link).context["cl"].result_list)
+
+    today = timezone.localdate()
+    assert admin_list(site="main") == list(CheckIn.objects.filter(site="main", local_date=today).values_list(
+        "pk", flat=True)) and len(admin_list(site="main")) == 1
+    assert admin_list(site=site) == list(CheckIn.objects.filter(site=site).values_list("pk", flat=True))
+    assert len(admin_list()) == 2   # every site's, as before
+
+
 def test_past_days_do_not_count_people_enrolled_later(client, superuser, attendance, other_person):
     newcomer = enrollment.person_create(actor=None, full_name="New Comer", staff_id="N-1")
     client.force_login(superuser)
