@@ -26,6 +26,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import date as date_filter
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_safe
@@ -650,6 +651,15 @@ def _summary_csv_row(row: SummaryRow) -> list[object]:
             row.days_masked, row.days_by_hand]
 
 
+def _summary_table(rows: list[SummaryRow]) -> list[tuple[SummaryRow, list[tuple[str, str]]]]:
+    """The summary page's rows, each with its missing days as the page's links show them (``(YYYY-MM-DD,
+    "Tue 3 Nov")``, the template's own ``date`` filter): each day's words made once, not once for each person
+    missing it (at 2,000 people over a month, the links' ``url`` and ``date`` tags were half the template's time:
+    docs/performance.md, "The attendance summary")."""
+    shown = {d: (date_filter(d, "Y-m-d"), date_filter(d, "D j M")) for d in {d for r in rows for d in r.missing}}
+    return [(r, [shown[d] for d in r.missing]) for r in rows]
+
+
 @never_cache
 @staff_member_required
 @require_safe
@@ -676,7 +686,8 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
         return csv_response(name, SUMMARY_CSV_HEADER, (_summary_csv_row(r) for r in rows))
     today = timezone.localdate()
     counted_to = min(last, today)
-    context.update(rows=rows, first=first, last=last, site=site, sites=known_sites(), today=today, form=form,
+    context.update(rows=rows, table=_summary_table(rows), first=first, last=last, site=site, sites=known_sites(),
+                   today=today, form=form,
                    workdays_named=workdays_named(),
                    date_from=first.isoformat(), date_to=last.isoformat(),
                    working=len(working_days(first, counted_to)) if first <= counted_to else 0,

@@ -188,6 +188,20 @@ def test_the_page_shows_the_table_and_links_each_name(client, superuser, world):
     assert client.get(link).status_code == 200
 
 
+def test_each_missing_day_is_linked_to_its_days_page_at_the_site(client, superuser, world):
+    """Eileen's missing days at main, the whole cell as the page writes it: the days' words and addresses are
+    made once a page (views._summary_table), each day linked with the site, in order, comma-separated."""
+    client.force_login(superuser)
+    html = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main"}).content.decode()
+    row = html[html.index(">Eileen"):]
+    cell = row[row.index('<td role="cell" class="n missing">'):row.index("</td>", row.index('class="n missing"'))]
+    day_page = reverse("attendance-day")
+    links = ", ".join(f'<a href="{day_page}?date=2026-03-{d:02d}&amp;site=main">{name} {d} Mar</a>'
+                      for d, name in [(5, "Thu"), (6, "Fri"), (10, "Tue"), (11, "Wed"), (12, "Thu"), (13, "Fri")])
+    assert cell == ('<td role="cell" class="n missing"><details><summary>6</summary>\n'
+                    f"            {links}\n          </details>")
+
+
 def test_a_name_links_to_the_persons_history_over_the_summarys_period(client, superuser, world, person):
     """The summary's names linked to the whole history: the person's page reads the summary's period
     (``?date_from&date_to``, read and refused as the summary reads them), and without one is as before."""
