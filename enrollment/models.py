@@ -82,7 +82,8 @@ class Person(models.Model):
     active = models.BooleanField(default=True, db_index=True,
                                  help_text="Inactive people stay enrolled but are left out of the index.")
     # when they were deactivated: set by every deactivation (enrollment.services: person_deactivate,
-    # person_update, person_create of an inactive person), cleared by a reactivation. NULL for an
+    # person_update, person_create of an inactive person), cleared by a reactivation, which keeps it
+    # as a PersonInactivePeriod's start (attendance's past days go by both). NULL for an
     # inactive person means unknown (inactive since before it was recorded, migration 0019, and not
     # found in the audit log): attendance then treats them as it did before, never expected
     deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -134,6 +135,26 @@ class Person(models.Model):
                 errors["staff_id"] = [ValidationError(STAFF_ID_TAKEN, code="unique")]
         if errors:
             raise ValidationError(errors)
+
+
+class PersonInactivePeriod(models.Model):
+    """A time a person was inactive and is no longer: from a deactivation to the reactivation that
+    ended it (written by ``enrollment.services.person_update``, the only way back; the current
+    deactivation is :attr:`Person.deactivated_at`, which the reactivation clears). Attendance counts
+    the person on none of its days (recognition.attendance). Deleted with the person (an erasure)."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="inactive_periods")
+    # when it began: the person's deactivated_at then; NULL: unknown (inactive since before dates
+    # were recorded, migration 0019), a period since their creation as far as attendance goes
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    reactivated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["person", "reactivated_at", "id"]
+
+    def __str__(self) -> str:
+        start = self.deactivated_at.isoformat() if self.deactivated_at else "unknown"
+        return f"person #{self.person_id} inactive {start} to {self.reactivated_at.isoformat()}"
 
 
 # the salt of the keyed digests of erased staff ids (and of the site key's fingerprint beside them):

@@ -33,7 +33,10 @@ What this site (MaskNet, face check-in) holds about person #{pk}, exported {at}.
 person.json     The person's record: name, staff id, department, notes, whether they may check
                 in (active), whether check-ins may add photos (gallery_adaptation), when the
                 record was created and last changed, and when they were deactivated
-                (deactivated_at; null while active, or when not known).
+                (deactivated_at; null while active, or when not known); inactive_periods:
+                each earlier time they were inactive, from a deactivation (null when not
+                known) to the reactivation that ended it, oldest first (attendance counts
+                them on none of its days).
 photos/         Each enrollment photo, byte for byte as stored. The site strips metadata (EXIF,
                 GPS position, camera) from photos when they are added, so these hold the picture
                 only. Named by the photo's id.
@@ -237,7 +240,10 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
         "id": pk, "full_name": person.full_name, "staff_id": person.staff_id, "department": person.department,
         "active": person.active, "notes": person.notes, "gallery_adaptation": person.gallery_adaptation,
         "created_at": person.created_at.isoformat(), "updated_at": person.updated_at.isoformat(),
-        "deactivated_at": person.deactivated_at.isoformat() if person.deactivated_at else None}))
+        "deactivated_at": person.deactivated_at.isoformat() if person.deactivated_at else None,
+        "inactive_periods": [{"deactivated_at": start.isoformat() if start else None, "reactivated_at": end.isoformat()}
+                             for start, end in person.inactive_periods.order_by("reactivated_at", "pk")
+                             .values_list("deactivated_at", "reactivated_at")]}))
     archive.add("photos.json", _json(_export_photos(archive, photos)))
     archive.add_text("templates.json", _export_templates(photos))
     checkins, audited = [0], [0]

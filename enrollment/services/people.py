@@ -25,6 +25,7 @@ from ..models import (
     ErasedStaffId,
     FacePhoto,
     Person,
+    PersonInactivePeriod,
     TrainingRun,
     index_cache_clear,
     secret_fingerprint,
@@ -121,7 +122,9 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
                   staff_id: str | None = None, department: str | None = None, notes: str | None = None,
                   active: bool | None = None, enrol_erased: bool = False) -> Person:
     """Change the given fields (``None``: unchanged). A change of ``active`` queues a rebuild and sets
-    ``deactivated_at`` (now, or ``None`` once reactivated), as :func:`person_deactivate` does. Names
+    ``deactivated_at`` (now, or ``None`` once reactivated), as :func:`person_deactivate` does; a
+    reactivation keeps the time it ends as a :class:`~enrollment.models.PersonInactivePeriod` (from
+    the ``deactivated_at`` it clears to now), which attendance goes by. Names
     and staff id are stored as :func:`person_create` stores them (the same text in another Unicode
     form is no change).
 
@@ -140,9 +143,13 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
             return person
         written = [*changed, "updated_at"]
         if "active" in changed:
-            for name, value in _activity(new["active"], timezone.now()).items():
+            now = timezone.now()
+            for name, value in _activity(new["active"], now).items():
                 setattr(person, name, value)
             written.append("deactivated_at")
+            if new["active"]:   # the date it clears is kept as a period's (unknown: NULL)
+                PersonInactivePeriod.objects.create(person_id=person.pk, deactivated_at=stored.deactivated_at,
+                                                    reactivated_at=now)
         # notes written before their limit existed do not block changes to the other fields
         person.full_clean(exclude=[] if "notes" in changed else ["notes"])
         erased = None
@@ -169,8 +176,8 @@ def person_update(*, person: Person, actor: object | None, full_name: str | None
 def _activity(active: bool, now: datetime) -> dict[str, object]:
     """The fields every change of ``active`` writes (a creation's, :func:`person_update`'s,
     :func:`person_deactivate`'s): ``deactivated_at`` is when they were deactivated (``now``), ``None``
-    while active. A reactivation clears it: attendance counts a reactivated person as it counts
-    someone active all along, the days they were inactive too (recognition.attendance)."""
+    while active. A reactivation clears it, and :func:`person_update` keeps the time as a past
+    inactive period: attendance counts the person on none of its days (recognition.attendance)."""
     return {"active": active, "deactivated_at": None if active else now}
 
 

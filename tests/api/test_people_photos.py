@@ -546,8 +546,11 @@ def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
     assert hr.patch(f"/api/v1/people/{person.pk}", {"active": True}, format="json").status_code == 200
     back = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk)).latest("id")
     assert back.action == "update" and back.summary.endswith("reactivated")
+    left = person.deactivated_at
     person.refresh_from_db()
     assert person.deactivated_at is None
+    # the time away kept (attendance counts none of its days)
+    assert list(person.inactive_periods.values_list("deactivated_at", flat=True)) == [left]
     assert hr.post(f"/api/v1/people/{person.pk}/deactivate").status_code == 200
     person.refresh_from_db()
     assert not person.active and person.deactivated_at is not None

@@ -608,7 +608,7 @@ def test_deactivate_action(enroller_client, person):
     back = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
     person.refresh_from_db()
     assert person.active is True and "1 person reactivated: recognised again once the index" in back.content.decode()
-    assert person.deactivated_at is None   # cleared: counted as active all along
+    assert person.deactivated_at is None and person.inactive_periods.count() == 1   # cleared: the time away kept
     assert AuditEvent.objects.filter(action="update", summary__endswith="reactivated").exists()
     again = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]}, follow=True)
     assert "Nobody was reactivated" in again.content.decode()
@@ -617,6 +617,7 @@ def test_deactivate_action(enroller_client, person):
         assert said in saved.content.decode(), active
         person.refresh_from_db()
         assert (person.deactivated_at is None) == bool(active), active
+    assert person.inactive_periods.count() == 2   # the box's reactivation too
 
 
 def test_superuser_erases_after_confirmation(su_client, person, make_photo, django_capture_on_commit_callbacks):

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from enrollment import services
-from enrollment.models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
+from enrollment.models import FacePhoto, IndexVersion, Person, PersonInactivePeriod, PhotoTemplates, TrainingRun
 from enrollment.services import index as index_services
 from enrollment.services import people as people_services
 from enrollment.tasks import rebuild_index_task
@@ -163,6 +163,17 @@ def test_a_person_erased_meanwhile_is_neither_erased_again_nor_deactivated(make_
     assert AuditEvent.objects.filter(action="erase", object_id=str(person.pk)).count() == 1
     assert not AuditEvent.objects.filter(action="deactivate", object_id=str(person.pk)).exists()
     assert sum(TrainingRun.objects.values_list("requests", flat=True)) == requests_before
+
+
+def test_erase_deletes_the_persons_inactive_periods(superuser):
+    """When someone was away (deactivated, then reactivated) is the person's data: gone with them."""
+    keep, gone = (services.person_create(actor=None, full_name=name, staff_id=name) for name in ("KEEP", "GONE"))
+    for who in (keep, gone, gone):
+        services.person_deactivate(person=who, actor=None)
+        services.person_update(person=who, actor=None, active=True)
+    assert PersonInactivePeriod.objects.filter(person_id=gone.pk).count() == 2
+    services.person_erase(person=gone, actor=superuser)
+    assert list(PersonInactivePeriod.objects.values_list("person_id", flat=True)) == [keep.pk]
 
 
 def test_a_person_deactivated_meanwhile_is_deactivated_once(make_photo):

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
-from enrollment.models import Person, PhotoTemplates
+from enrollment.models import Person, PersonInactivePeriod, PhotoTemplates
 from recognition import services as recognition
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +131,22 @@ def test_a_deleted_check_in_is_in_its_persons_audit_records(two_people, superuse
     assert not ann.checkins.filter(pk=deleted["object_id"]).exists() and ann.checkins.count() == 1
     (record,) = AuditEvent.objects.filter(action="delete", object_id=deleted["object_id"])
     assert ann.full_name not in record.summary and "A-1" not in record.summary
+
+
+def test_the_persons_inactive_periods_are_in_person_json(two_people, superuser):
+    """When they were away (deactivated, then reactivated) is theirs: each period, oldest first, in
+    ``person.json``; Bob's are not; none is an empty list."""
+    ann, bob, *_ = two_people
+    assert json.loads(unzip(services.person_export(person=ann, actor=superuser))["person.json"])[
+        "inactive_periods"] == []
+    for who in (ann, bob, ann):
+        services.person_deactivate(person=who, actor=superuser)
+        services.person_update(person=who, actor=superuser, active=True)
+    person = json.loads(unzip(services.person_export(person=ann, actor=superuser))["person.json"])
+    assert person["inactive_periods"] == [{"deactivated_at": p.deactivated_at.isoformat(),
+                                           "reactivated_at": p.reactivated_at.isoformat()}
+                                          for p in PersonInactivePeriod.objects.filter(person=ann)]
+    assert len(person["inactive_periods"]) == 2 and person["deactivated_at"] is None
 
 
 def test_the_export_is_audited_by_id_alone(two_people, superuser):

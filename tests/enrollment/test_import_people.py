@@ -288,6 +288,7 @@ def test_a_people_csv_gives_notes_and_whether_each_person_is_active(tmp_path, en
     assert back.active
     # when each was deactivated, as the admin's and the API's deactivations record it (attendance's past days)
     assert gone.deactivated_at is not None and back.deactivated_at is None
+    assert back.inactive_periods.count() == 1 and not gone.inactive_periods.exists()   # back's time away kept
     assert Person.objects.get(staff_id="L-1").deactivated_at is not None   # created inactive
     assert "2 people already there updated from the people CSV: R-1 (active), G-1 (notes, active)" in out, out
     assert ("1 people already there deactivated, as the people CSV says (out of the index once it is rebuilt): "

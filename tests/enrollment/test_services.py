@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import recognizer, services
-from enrollment.models import FacePhoto, Person, PhotoTemplates, TrainingRun
+from enrollment.models import FacePhoto, Person, PersonInactivePeriod, PhotoTemplates, TrainingRun
 from enrollment.services import index as index_services
 from enrollment.services import photos as photo_services
 
@@ -248,6 +249,24 @@ def test_every_deactivation_says_when_and_a_reactivation_clears_it(person):
     created = services.person_create(actor=None, full_name="Left Before", staff_id="L-0", active=False)
     assert Person.objects.get(pk=created.pk).deactivated_at is not None
     assert services.person_create(actor=None, full_name="Here", staff_id="H-0").deactivated_at is None
+
+
+def test_a_reactivation_keeps_the_period_it_ends(person):
+    """The date a reactivation clears is kept as a past inactive period, to the reactivation's time
+    (attendance counts none of its days); a deactivation, or a change of something else, keeps none;
+    a reactivation of someone whose deactivation was never dated keeps one without a start."""
+    services.person_deactivate(person=person, actor=None)
+    services.person_update(person=person, actor=None, department="Ops")
+    assert not PersonInactivePeriod.objects.exists()
+    left = Person.objects.get(pk=person.pk).deactivated_at
+    before = timezone.now()
+    services.person_update(person=person, actor=None, active=True)
+    (period,) = PersonInactivePeriod.objects.filter(person=person)
+    assert period.deactivated_at == left and before <= period.reactivated_at <= timezone.now()
+    services.person_update(person=person, actor=None, active=True)   # no change: nothing more
+    Person.objects.filter(pk=person.pk).update(active=False, deactivated_at=None)   # as before 0019
+    services.person_update(person=Person.objects.get(pk=person.pk), actor=None, active=True)
+    assert [p.deactivated_at for p in PersonInactivePeriod.objects.filter(person=person)] == [left, None]
 
 
 def test_requests_are_debounced_into_one_run(person, enqueued, settings, django_capture_on_commit_callbacks):

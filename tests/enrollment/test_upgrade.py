@@ -342,6 +342,65 @@ def test_the_deactivation_date_migration_fills_it_from_the_audit_log(person, mon
         "LEFT": latest.at, "OLD": older.at, "BACK": None, "UNKNOWN": None, "DATED": now, "E-1": None}
 
 
+@pytest.mark.django_db
+def test_the_inactive_periods_migration_pairs_the_audit_logs_deactivations_and_reactivations(person, monkeypatch):
+    """0021 keeps, as a past inactive period, each deactivation the audit log pairs with the next
+    reactivation of the person (0019's reading of the records: an older release's ``update`` naming
+    ``active`` is a deactivation too); a deactivation again while inactive keeps the first; a
+    reactivation after the person's creation record with no deactivation between pairs with their
+    creation (created inactive); an unpaired one, the open deactivation of someone inactive now and
+    records from before the person's creation (an id used again) give none."""
+    import importlib
+    from datetime import timedelta
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+    from enrollment import services
+    from enrollment.models import Person, PersonInactivePeriod
+
+    migration = importlib.import_module("enrollment.migrations.0021_personinactiveperiod")
+    now = timezone.now()
+    left, twice, old, new, lost, reused = (services.person_create(actor=None, full_name=name, staff_id=name)
+                                           for name in ("LEFT", "TWICE", "OLD", "NEW", "LOST", "REUSED"))
+    PersonInactivePeriod.objects.all().delete()
+    Person.objects.update(created_at=now - timedelta(days=90))
+    Person.objects.filter(pk=new.pk).update(created_at=now - timedelta(days=50, minutes=1))
+    Person.objects.filter(pk=reused.pk).update(created_at=now - timedelta(days=55))
+
+    def record(action: str, who: Person, summary: str, days_ago: int) -> AuditEvent:
+        with monkeypatch.context() as patched:
+            patched.setattr(timezone, "now", lambda: now - timedelta(days=days_ago))
+            return AuditEvent.objects.create(action=action, object_type="enrollment.person", object_id=str(who.pk),
+                                             summary=summary)
+
+    def back(who: Person, days_ago: int) -> AuditEvent:
+        return record("update", who, f"updated person #{who.pk}: active; reactivated", days_ago)
+
+    left_at = record("deactivate", left, f"deactivated person #{left.pk}", 30)
+    left_back = back(left, 20)
+    record("deactivate", left, f"deactivated person #{left.pk}; updated person #{left.pk}: active", 10)   # open
+    twice_at = record("deactivate", twice, f"deactivated person #{twice.pk}", 40)
+    record("deactivate", twice, f"deactivated person #{twice.pk}; again after a restore", 35)
+    twice_back = back(twice, 30)
+    old_at = record("update", old, f"updated person #{old.pk}: department, active", 40)   # before 2026-12-05
+    record("update", old, f"updated person #{old.pk}: notes", 30)
+    old_back = back(old, 25)
+    record("create", new, f"created person #{new.pk}", 50)
+    record("update", new, f"updated person #{new.pk}: notes", 45)
+    new_back = back(new, 44)
+    back(lost, 10)
+    record("deactivate", reused, f"deactivated person #{reused.pk}", 60)   # before REUSED was created
+    back(reused, 50)
+
+    migration.fill_periods(apps, None)
+    found = {(p.person.staff_id, p.deactivated_at, p.reactivated_at) for p in PersonInactivePeriod.objects.all()}
+    assert found == {("LEFT", left_at.at, left_back.at), ("TWICE", twice_at.at, twice_back.at),
+                     ("OLD", old_at.at, old_back.at),
+                     ("NEW", Person.objects.get(pk=new.pk).created_at, new_back.at)}
+
+
 # the release before's people (the lines before CREATE_KEYS's first person), then these
 CREATE_DASHES = CREATE_KEYS.split("Person.objects.create")[0] + """
 for name, staff_id in [("Ann", "A-100"), ("Ann B", "A\\u2011100"), ("Deniz", "ID-5"), ("Deniz B", "\\u0130D-5"),
