@@ -3,13 +3,15 @@ the day page, its 30-day chart and the summary apply), and the attendance summar
 (``/attendance/summary/``): for each person, the days checked in, the working days missing and when they
 came in.
 
-A person is expected on day D (may be missing that day) when created by the end of D and active now or
-deactivated after D (``Person.deactivated_at`` at or after the end of D): someone deactivated today is
-still missing on the days before, and someone deactivated last week on none since. A reactivation clears
-the date, so that a person reactivated is counted as one active all along, missing on the days they were
-inactive too unless they checked in. An inactive person without a date (deactivated before it was
-recorded and not found in the audit log: migration ``enrollment.0019``) is expected on no day, as
-before.
+A person is expected on day D (may be missing that day) when created by the end of D and active at
+that end: active now or deactivated after D (``Person.deactivated_at`` at or after the end of D), and
+in none of their past inactive periods then (``PersonInactivePeriod``, kept by each reactivation: from
+a deactivation to the reactivation, begun before the end of D and not ended before it). Someone
+deactivated today is still missing on the days before, someone deactivated last week on none since,
+and someone away for a fortnight and reactivated on none of that fortnight's days but on those before
+and since (the day of their reactivation too). An inactive person without a date (deactivated before
+it was recorded and not found in the audit log: migration ``enrollment.0019``) is expected on no day,
+as before; so is, on the days before it, one reactivated from such a state (a period without a start).
 
 Who counts, and as what, follows the day page (:func:`recognition.views.daily_attendance`), so that a
 period's figures add up to its days' pages: a person is listed when expected on a day of the period, or
@@ -24,15 +26,16 @@ after today (local ``TIME_ZONE``), a working day or not: it has not happened (:f
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, FilteredRelation, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from enrollment.models import Person
+from enrollment.models import Person, PersonInactivePeriod
 from masknet_site.settings.base import working_weekdays
 
 from .models import CheckIn
@@ -100,51 +103,92 @@ def day_end(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
 
 
+def _away(prefix: str, first: date, last: date | None = None) -> Q:
+    """Whether the person (``prefix``: the path to them) was in a past inactive period at the end of
+    ``first`` and at the end of ``last`` (of ``first`` alone without it): one period over both."""
+    covers = Q(reactivated_at__gte=day_end(last or first)) & (
+        Q(deactivated_at__isnull=True) | Q(deactivated_at__lt=day_end(first)))
+    # not correlated: the database reads the few people away once, not once a person (the chart asks 30 days)
+    return Q(**{f"{prefix}pk__in": PersonInactivePeriod.objects.filter(covers).values("person_id")})
+
+
 def expected_during(first: date, last: date | None = None, *, prefix: str = "") -> Q:
     """People expected on at least one day from ``first`` to ``last`` (on ``first`` alone without
-    ``last``), the module docstring's rule: created by the end of ``last``, and active now or
+    ``last``), the module docstring's rule: created by the end of ``last``, active now or
     deactivated after ``first`` and after the day they were created (someone created and deactivated
-    the same day, or created inactive, was expected on none). ``prefix``: the path to the person from
-    the model queried (``"person__"`` for check-ins). :func:`is_expected` is the same for one person,
-    in Python."""
+    the same day, or created inactive, was expected on none), and not in one past inactive period over
+    the whole span. ``prefix``: the path to the person from the model queried (``"person__"`` for
+    check-ins). :func:`is_expected` is the same for one person, in Python.
+
+    Exact for one day. Over several, a person whose days are covered by several periods together (or
+    by past ones and their current deactivation), or by one begun on the day they were created within
+    the span, is selected though expected on none:
+    the summary, which asks :func:`is_expected` of each person, leaves them out; the chart counts
+    each day by its own one-day rule."""
     gone = Q(**{f"{prefix}deactivated_at__gte": day_end(first)})
     if last is not None and last != first:   # one day: created by its end and gone after it says as much
         # local days, as the pages': deactivated_at__date is deactivated_at's in the current time zone
         gone &= Q(**{f"{prefix}deactivated_at__date__gt": TruncDate(f"{prefix}created_at")})
-    return Q(**{f"{prefix}created_at__lt": day_end(last or first)}) & (Q(**{f"{prefix}active": True}) | gone)
+    return (Q(**{f"{prefix}created_at__lt": day_end(last or first)}) & (Q(**{f"{prefix}active": True}) | gone)
+            & ~_away(prefix, first, last))
 
 
 EXPECTED_FIELDS = ("created_at", "active", "deactivated_at")   # what is_expected reads of a person
 
+Away = Sequence[tuple[datetime | None, datetime]]   # past inactive periods: (deactivated_at or None, reactivated_at)
+
 
 def is_expected(first_end: datetime, last_end: datetime | None = None, *, created_at: datetime, active: bool,
-                deactivated_at: datetime | None) -> bool:
-    """Whether a person (their ``created_at``, ``active`` and ``deactivated_at``) is what
-    :func:`expected_during` selects, given the days' ends (:func:`day_end`): expected on a day from the
-    one ending at ``first_end`` to the one ending at ``last_end`` (on that first day alone without it)."""
-    if created_at >= (last_end or first_end):
+                deactivated_at: datetime | None, away: Away = ()) -> bool:
+    """Whether a person (their ``created_at``, ``active`` and ``deactivated_at``, and ``away``: their
+    past inactive periods, those that may cover a day asked about at least) was expected (module
+    docstring) on a day from the one ending at ``first_end`` to the one ending at ``last_end`` (on
+    that first day alone without it), given as the days' ends (:func:`day_end`). What
+    :func:`expected_during` selects, exactly over several days too."""
+    if last_end is None:   # the summary asks this of each person and day: kept cheap
+        return (created_at < first_end and (active or (deactivated_at is not None and deactivated_at >= first_end))
+                and not (away and _away_at(first_end, away)))
+    if created_at >= last_end or not (active or (deactivated_at is not None and deactivated_at >= first_end)):
         return False
-    if active:
-        return True
-    if deactivated_at is None or deactivated_at < first_end:
-        return False
-    # over several days, gone after the day they were created too (on one day, created by its end and
-    # gone after it says as much: the summary's per-day calls skip the local date's cost)
-    return last_end is None or deactivated_at >= day_end(timezone.localdate(created_at))
+    # the days they may first be active at the end of: the first they were enrolled at the end of,
+    # and each day a past period ended on (a reactivation at midnight: the day it starts)
+    enrolled = first_end if created_at < first_end else day_end(timezone.localdate(created_at))
+    ends = [enrolled, *(day_end(timezone.localdate(ended)) for _, ended in away)]
+    return any(enrolled <= end <= last_end and (active or deactivated_at >= end) and not _away_at(end, away)
+               for end in ends)
+
+
+def _away_at(end: datetime, away: Away) -> bool:
+    """Whether one of ``away`` (past inactive periods) covers the day ending at ``end``."""
+    for began, ended in away:   # a loop, not any(): the summary asks it of each day of a year
+        if end <= ended and (began is None or began < end):
+            return True
+    return False
 
 
 def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryRow]:
     """The summary from ``first`` to ``last`` (local days, inclusive; at most :data:`SUMMARY_MAX_DAYS`),
     at ``site`` or at every site, one row per person (module docstring), in the people's order.
-    Two queries whatever the number of people or days: the people, and their check-ins grouped by
-    person and day. Days after today are never missing (they have not happened)."""
+    Two queries whatever the number of people or days: the people (with their past inactive periods
+    joined), and their check-ins grouped by person and day. Days after today are never missing (they
+    have not happened)."""
     if not first <= last or (last - first).days >= SUMMARY_MAX_DAYS:
         raise ValueError(f"a period of 1 to {SUMMARY_MAX_DAYS} days is expected, not {first} to {last}")
     here = Q(site=site) if site else Q()
     in_period = CheckIn.objects.between(first, last)
     # a subquery, as the day page's: one query whatever the number checked in
-    people = list(Person.objects.filter(expected_during(first, last)
-                                        | Q(pk__in=in_period.filter(here).values("person_id"))))
+    # with their past inactive periods that end in the period or after it joined (a person once per
+    # such period, in the people's order): the people's one query still
+    joined = (Person.objects.filter(expected_during(first, last) | Q(pk__in=in_period.filter(here).values("person_id")))
+              .annotate(spans=FilteredRelation("inactive_periods",
+                                               condition=Q(inactive_periods__reactivated_at__gte=day_end(first))))
+              .annotate(away_from=F("spans__deactivated_at"), away_to=F("spans__reactivated_at")))
+    people: dict[int, Person] = {}
+    away: dict[int, list[tuple[datetime | None, datetime]]] = {}
+    for person in joined:
+        people.setdefault(person.pk, person)
+        if person.away_to is not None:
+            away.setdefault(person.pk, []).append((person.away_from, person.away_to))
     per_day = (in_period.values("person_id", "local_date").order_by()
                .annotate(first_at=Min("at", filter=here), n_here=Count("pk", filter=here),
                          n_masked=Count("pk", filter=here & Q(masked=True)),
@@ -166,12 +210,16 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
     ends = {d: day_end(d) for d in working_days(first, min(last, timezone.localdate()))}
     period = (day_end(first), day_end(last))
     rows = []
-    for person in people:
+    for person in people.values():
         days = times.get(person.pk, [])
         facts = {name: getattr(person, name) for name in EXPECTED_FIELDS}
+        facts["away"] = away.get(person.pk, ())
+        expected = is_expected(*period, **facts)
+        if not (expected or days):   # selected by expected_during's several days, expected on none of them
+            continue
         checked = seen.get(person.pk, set())
         missing = tuple(d for d, end in ends.items() if d not in checked and is_expected(end, **facts))
         rows.append(SummaryRow(person=person, days_in=len(days), missing=missing, earliest=min(days, default=None),
                                latest=max(days, default=None), days_masked=masked.get(person.pk, 0),
-                               expected=is_expected(*period, **facts), days_by_hand=by_hand.get(person.pk, 0)))
+                               expected=expected, days_by_hand=by_hand.get(person.pk, 0)))
     return rows

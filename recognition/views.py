@@ -320,7 +320,7 @@ def daily_attendance(day: date, site: str = "") -> dict:
     """Who is in (their first check-in of ``day``, at ``site`` when given), who checked in only
     at other sites (``elsewhere``: their first check-in there; empty without ``site``), who is not in
     (``not_in``): the people expected that day (:func:`.attendance.expected_during`: enrolled by its
-    end, and active now or deactivated after it) with no check-in that day at all, and who is missing:
+    end, and active at its end) with no check-in that day at all, and who is missing:
     those on a working day that has come (``counted``: :func:`.attendance.counts_missing`), nobody on
     another day, as the summary counts them. ``working_day``: :func:`.attendance.is_working_day`;
     ``future``: a day after today."""

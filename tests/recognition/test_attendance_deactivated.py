@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from enrollment import services as enrollment
-from enrollment.models import Person
+from enrollment.models import Person, PersonInactivePeriod
 from recognition import services, views
 from recognition.attendance import attendance_summary, expected_during, working_days
 
@@ -35,7 +35,9 @@ def people(person, other_person, paired, every_day_working):
     for who in (dan, wes, ray):
         enrollment.person_deactivate(person=who, actor=None)
     Person.objects.filter(pk=wes.pk).update(deactivated_at=now - timedelta(days=7))
-    enrollment.person_update(person=ray, actor=None, active=True)
+    Person.objects.filter(pk=ray.pk).update(deactivated_at=now - timedelta(days=20))
+    enrollment.person_update(person=ray, actor=None, active=True)   # keeps the period it ends
+    assert PersonInactivePeriod.objects.filter(person=ray).update(reactivated_at=now - timedelta(days=5)) == 1
     Person.objects.filter(pk=una.pk).update(active=False)   # as a row from before deactivated_at
     for back in range(70):
         assert services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=False,
@@ -50,10 +52,11 @@ def missing_on(back: int) -> set[str]:
 def test_someone_deactivated_today_is_still_missing_on_the_days_before(people):
     """Dan left today: last week's page still calls him missing (HR's export of it does not change),
     today's does not; Wes, deactivated a week ago, is missing before that and not after; Ray, away
-    and inactive for two weeks, then reactivated, counts as active all along; Una (no date) never."""
+    and inactive for two weeks, then reactivated, is missing before and since, not in between; Una
+    (no date) never."""
     assert missing_on(0) == {"T-1", "R-1"}
     assert missing_on(3) == {"T-1", "R-1", "D-1"}
-    assert missing_on(10) == {"T-1", "R-1", "D-1", "W-1"}
+    assert missing_on(10) == {"T-1", "D-1", "W-1"}
     assert missing_on(30) == {"T-1", "R-1", "D-1", "W-1"}
 
 
@@ -63,7 +66,8 @@ def test_the_chart_counts_each_day_as_its_page_does(people, client, superuser, d
     with django_assert_num_queries(2):
         counts = views._missing_per_day(first, today)
     assert counts == {day: len(views.daily_attendance(day)["missing"]) for day in counts}
-    assert counts[today - timedelta(days=3)] == 3 and counts[today - timedelta(days=10)] == 4
+    assert counts[today - timedelta(days=3)] == 3 and counts[today - timedelta(days=10)] == 3
+    assert counts[today - timedelta(days=25)] == 4
     client.force_login(superuser)
     page = client.get(reverse("attendance-day"), {"date": (today - timedelta(days=3)).isoformat()})
     html = page.content.decode()
@@ -86,7 +90,7 @@ def test_last_months_summary_keeps_the_people_deactivated_since(people, client, 
     rows = {r.person.staff_id: r for r in attendance_summary(today - timedelta(days=14), today)}
     left = today - timedelta(days=7)
     assert rows["W-1"].missing == tuple(d for d in working_days(today - timedelta(days=14), left - timedelta(days=1)))
-    assert rows["R-1"].missing == tuple(working_days(today - timedelta(days=14), today))
+    assert rows["R-1"].missing == tuple(working_days(today - timedelta(days=5), today))   # back 5 days ago
     client.force_login(superuser)
     response = client.get(reverse("attendance-summary"), {"date_from": first.isoformat(),
                                                           "date_to": last.isoformat(), "format": "csv"})
@@ -149,3 +153,75 @@ def test_the_same_local_day_in_a_zone_away_from_utc(people, settings):
     first = today - timedelta(days=10)
     assert "B-1" not in {r.person.staff_id for r in attendance_summary(first, today)}
     assert "B-1" not in {p.staff_id for p in Person.objects.filter(expected_during(first, today))}
+
+
+def day_csv_missing(client, day) -> set[str]:
+    response = client.get(reverse("attendance-day"), {"date": day.isoformat(), "format": "csv"})
+    rows = csv.DictReader(io.StringIO(response.content.decode()))
+    return {r["staff_id"] for r in rows if r["status"] == "missing"}
+
+
+def test_someone_away_for_a_past_fortnight_is_missing_on_none_of_its_days(people, client, superuser):
+    """Ray was inactive from 20 days ago to 5 days ago (deactivated, then reactivated: the period his
+    reactivation kept). A reactivation cleared the date, so he counted missing on every day away; now
+    on none of them (the day he left neither), on the day page, its CSV, the summary and its CSV, and
+    on every day before and since (the day he came back too)."""
+    client.force_login(superuser)
+    today = timezone.localdate()
+    for back, missing in ((21, True), (20, False), (12, False), (6, False), (5, True), (1, True)):
+        day = today - timedelta(days=back)
+        page = client.get(reverse("attendance-day"), {"date": day.isoformat()})
+        assert ("Ray Back" in page.content.decode()) is missing, back
+        assert ("R-1" in {p.staff_id for p in page.context["missing"]}) is missing, back
+        assert ("R-1" in day_csv_missing(client, day)) is missing, back
+    first = today - timedelta(days=30)
+    (ray,) = [r for r in attendance_summary(first, today) if r.person.staff_id == "R-1"]
+    assert ray.missing == (*working_days(first, today - timedelta(days=21)), *working_days(today - timedelta(days=5),
+                                                                                          today))
+    response = client.get(reverse("attendance-summary"), {"date_from": first.isoformat(), "date_to": today.isoformat(),
+                                                          "format": "csv"})
+    lines = {r[0]: r for r in csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    assert lines["R-1"][5] == str(len(ray.missing)) == str(31 - 15)
+    assert lines["R-1"][6] == " ".join(d.isoformat() for d in ray.missing)
+
+
+def test_a_period_within_which_someone_was_away_throughout_does_not_list_them(people):
+    """Over days all inside his time away, Ray was expected on none: not listed (as someone deactivated
+    before a period is not), not counted by ``expected_during``; over days that reach past it, he is."""
+    today = timezone.localdate()
+    first, last = today - timedelta(days=15), today - timedelta(days=8)
+    assert "R-1" not in {r.person.staff_id for r in attendance_summary(first, last)}
+    assert "R-1" not in {p.staff_id for p in Person.objects.filter(expected_during(first, last))}
+    assert "R-1" in {p.staff_id for p in Person.objects.filter(expected_during(first, today - timedelta(days=5)))}
+
+
+def test_periods_that_cover_the_days_together_list_nobody(people):
+    """Away twice, back for an hour between (covering no day's end): expected on no day of a span that
+    the two periods cover together, though neither does alone, so not in the summary; the chart's
+    and the pages' one-day counts agree."""
+    ray = Person.objects.get(staff_id="R-1")
+    today = timezone.localdate()
+
+    def noon(back: int) -> datetime:
+        return timezone.make_aware(datetime.combine(today - timedelta(days=back), time(12)))
+
+    PersonInactivePeriod.objects.filter(person=ray).update(deactivated_at=noon(20), reactivated_at=noon(12))
+    PersonInactivePeriod.objects.create(person=ray, deactivated_at=noon(12) + timedelta(hours=1),
+                                        reactivated_at=noon(5))
+    first, last = today - timedelta(days=18), today - timedelta(days=7)
+    assert "R-1" not in {r.person.staff_id for r in attendance_summary(first, last)}
+    assert all("R-1" not in missing_on(b) for b in range(7, 19))
+    assert views._missing_per_day(first, last) == {day: len(views.daily_attendance(day)["missing"])
+                                                  for day in working_days(first, last)}
+
+
+def test_someone_reactivated_from_an_unknown_date_is_missing_only_since(people):
+    """Una, inactive since before dates were recorded, is expected on no day; reactivated, on the days
+    since (the period her reactivation keeps has no start), on none before, in the summary as on the pages."""
+    una = Person.objects.get(staff_id="U-1")
+    enrollment.person_update(person=una, actor=None, active=True)
+    PersonInactivePeriod.objects.filter(person=una).update(reactivated_at=timezone.now() - timedelta(days=3))
+    today = timezone.localdate()
+    assert ["U-1" in missing_on(back) for back in (30, 4, 3, 0)] == [False, False, True, True]
+    (row,) = [r for r in attendance_summary(today - timedelta(days=30), today) if r.person.staff_id == "U-1"]
+    assert row.missing == tuple(working_days(today - timedelta(days=3), today))
