@@ -6,7 +6,8 @@ fit, the box is no tab stop and the first Tab into the chart lands on a day's ba
 tables or long lines of their own read on both (the day's lists: in, missing, at another site; a person's
 history; a new API token's page; a kiosk's new pairing link): no word broken across lines (nor a staff id
 after its hyphen), nothing wider than the page, none of the day's lists wider than its column (1280 px
-too); the token and the link show whole, and their Copy buttons put them on the clipboard.
+too; at 800 px beside the admin's navigation a list too wide scrolls in a box of its own, a tab stop); the
+token and the link show whole, and their Copy buttons put them on the clipboard.
 The admin's lists (check-ins, kiosks, people, photos, training runs, audit log) fit a 375 px phone
 with the columns that name their rows, and show every column on a desktop.
 """
@@ -125,11 +126,15 @@ const numbers = [...main.querySelectorAll('#summary td.n')].map((td) => {
   return Math.round(td.getBoundingClientRect().right - parseFloat(getComputedStyle(td).paddingRight)
                     - Math.max(...[...r.getClientRects()].map((q) => q.right))); });
 // what runs out of its list's column (under the list beside it, which hides it)
+// (in a box of its own that scrolls it is hidden there, not under the next list)
 const outside = [...main.querySelectorAll('.att-cols > .module')].flatMap((m) => {
   const edge = m.getBoundingClientRect().right;
-  return [...m.querySelectorAll('*')].filter((e) => e.getBoundingClientRect().right > edge + 0.5)
+  return [...m.querySelectorAll('*')].filter((e) => !scrolls(e) && e.getBoundingClientRect().right > edge + 0.5)
     .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right - edge)}`); });
-return {split, past, beside, wrapped, outside, numbers, cells: main.querySelectorAll('.att-list td').length,
+// each list's scroll box: its table, whether it overflows, whether it is a tab stop
+const boxes = [...main.querySelectorAll('.att-scroll')].map((b) =>
+  [b.querySelector('table').id, b.scrollWidth > b.clientWidth + 1, b.getAttribute('tabindex') === '0']);
+return {split, past, beside, wrapped, outside, numbers, boxes, cells: main.querySelectorAll('.att-list td').length,
         sideways: document.documentElement.scrollWidth > page,
         headers: head !== null && head.getBoundingClientRect().height > 2};
 """
@@ -212,12 +217,18 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
                                    reason="came in by the loading bay: the kiosk there was offline all morning")
 
     # the summary's eight columns beside the admin's navigation on a laptop too, and the day's lists, where
-    # two side by side had 390 px each
-    for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page in ("summary", "day") else [])):
+    # two side by side had 390 px each; at 800 px the day's lists have 446 px beside the navigation (open,
+    # as it opens), where the In list's table (544 px) ran 80 px past the page, which scrolled sideways
+    for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page in ("summary", "day") else []),
+                          *([(800, 600)] if page == "day" else [])):
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
         assert state["wrapped"] == [] and state["outside"] == [], (width, state)
+        # a list's box scrolls (a tab stop, for the keyboard) only where its table is wider than the
+        # content beside the navigation; on a desktop the lists wrap, one under the other, instead
+        assert all(overflows == stop for _table, overflows, stop in state["boxes"]), (width, state["boxes"])
+        assert not any(overflows for _table, overflows, _stop in state["boxes"]) or width == 800, (width, state)
         if page in ("api-token", "pairing"):
             copy_the_value(driver, server, page, width)
         else:
