@@ -259,6 +259,9 @@ def test_a_summary_at_a_site_links_to_the_history_at_that_site(client, superuser
     assert page.context["total"] == len({c.local_date for c in checkins}) == row.days_in == 4
     assert "2 Mar 2026 to 15 Mar 2026 · at main" in shown
     assert 'href="?date_from=2026-03-02&amp;date_to=2026-03-15&amp;site=main&amp;format=csv"' in shown
+    # each row's date: its day's page at that site (it was every site's)
+    day_links = re.findall(r'<td role="cell" class="date"><a href="([^"]*)">', shown)
+    assert day_links == [f'{reverse("attendance-day")}?date={c.local_date}&amp;site=main' for c in checkins]
     csv_answer = client.get(url, {**PERIOD, "site": "main", "format": "csv"})
     data = csv_rows(csv_answer)
     assert len(data) == 1 + 4 and {r[data[0].index("site")] for r in data[1:]} == {"main"}
@@ -284,6 +287,8 @@ def test_a_summary_at_a_site_links_to_the_history_at_that_site(client, superuser
     every = client.get(url, PERIOD)
     assert every.context["total"] == 6 and "site=" not in re.search(
         r'href="([^"]*)">Check-ins in the admin', every.content.decode()).group(1)
+    assert re.findall(r'<td role="cell" class="date"><a href="[^"]*\?date=([0-9-]+)">', every.content.decode()) == [
+        str(c.local_date) for c in every.context["page"].object_list]   # every site's days, as before
     assert client.get(url).context["total"] == 8
 
 
