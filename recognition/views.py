@@ -479,9 +479,15 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
         return csv_response(f"attendance-{person.staff_id}{''.join(f'-{v}' for v in shown.values())}.csv",
                             CHECKIN_CSV_HEADER, checkin_csv_rows(checkins.select_related("person")))
     page = Paginator(checkins.order_by("-at"), 50).get_page(request.GET.get("page"))
-    # the last 30 days of the whole history (a period shown has its own count)
-    last30 = None if period else checkins.filter(local_date__gt=timezone.localdate() - timedelta(days=30)).count()
-    context.update(page=page, total=checkins.count(), last30=last30, masked=checkins.filter(masked=True).count(),
+    # the cards' figures in one query: the check-ins; the days checked in, counted as the summary counts them
+    # (days with any check-in: several a day with a numeric MASKNET_CHECKIN_COOLDOWN, one day all the same), so
+    # that a summary's name leads to its figure; those with a mask; those of the last 30 days of the whole
+    # history (a period shown has its own count)
+    figures = checkins.aggregate(
+        total=Count("pk"), days=Count("local_date", distinct=True), masked=Count("pk", filter=Q(masked=True)),
+        last30=Count("pk", filter=Q(local_date__gt=timezone.localdate() - timedelta(days=30))))
+    last30 = None if period else figures["last30"]
+    context.update(page=page, total=figures["total"], days=figures["days"], last30=last30, masked=figures["masked"],
                    first=period.get("date_from"), last=period.get("date_to"), site=site,
                    period_query=urlencode(shown), admin_query=_checkin_admin_query(person, period, site))
     return render(request, "attendance/person.html", context)

@@ -292,6 +292,28 @@ def test_a_summary_at_a_site_links_to_the_history_at_that_site(client, superuser
     assert client.get(url).context["total"] == 8
 
 
+@pytest.mark.parametrize("site", ["", "main"])
+def test_the_history_counts_the_days_checked_in_as_the_summary(client, superuser, world, person, settings, site):
+    """With a cooldown in minutes someone checks in several times a day: the history counted check-ins alone, the
+    summary days, so that a summary's name led to another figure. The history shows the days too (the summary's
+    "days in"), beside the check-ins, computed with them in one query."""
+    settings.MASKNET_CHECKIN_COOLDOWN = "60"
+    check_in(person, world["main"], at(2, 12, 0))    # a second and a third on Mon 2, at main
+    check_in(person, world["main"], at(2, 16, 0))
+    check_in(person, world["east"], at(4, 15, 0))    # a second on Wed 4, at east
+    client.force_login(superuser)
+    query = {**PERIOD, **({"site": site} if site else {})}
+    row = next(r for r in client.get(reverse("attendance-summary"), query).context["rows"] if r.person == person)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("attendance-person", args=[person.pk]), query)
+    assert row.days_in == (4 if site else 5)
+    assert page.context["days"] == row.days_in and page.context["total"] == (6 if site else 9)
+    assert re.search(rf'<div class="n" id="days-in">{row.days_in}</div><div class="label">days checked in</div>',
+                     page.content.decode())
+    figures = [q["sql"] for q in queries.captured_queries if "COUNT(DISTINCT" in q["sql"].upper()]
+    assert len(figures) == 1 and "masked" in figures[0], figures   # the days with the other figures
+
+
 def test_the_period_defaults_to_this_month_up_to_today(client, superuser, world):
     client.force_login(superuser)
     today = timezone.localdate()
