@@ -7,7 +7,9 @@ The periods that ended before are read from the audit log, in each person's reco
 order, where a deactivation and a reactivation pair up: a deactivation (0019's reading of a record:
 a ``deactivate`` record, or an older release's ``update`` naming ``active``) opens a period, a later
 one while it is open changes nothing (a deactivation applied again after a restore: the first is
-when they left), and the next reactivation ("...: active; reactivated") closes it. A reactivation
+when they left), and the next reactivation ("...: active; reactivated") closes it. An older release's
+``update`` naming ``active`` (before 2026-12-05) said so of a reactivation too (a change of the locked
+row's ``active`` either way): one while a period is open is the reactivation that closes it. A reactivation
 whose person's record of creation is their latest record before it that says anything of
 ``active`` closes a period from their creation (created inactive, as an import's ``active`` no
 does; the creation's record does not say so). Any other reactivation has no known start and gives
@@ -47,6 +49,11 @@ def fill_periods(apps, schema_editor) -> None:
                 open_[object_id] = ("created", batch[object_id])
                 continue
             said = _0019._deactivation(action, summary)
+            if said is True and action == "update" and open_.get(object_id, ("on", None))[0] == "off":
+                # an older release's "updated person #12: active" recorded ticking the box as unticking it,
+                # a change of the locked row's: of someone inactive, their reactivation (read as a
+                # deactivation again, the period stayed open across their time back)
+                said = False
             if said is True:
                 if open_.get(object_id, ("on", None))[0] != "off":   # deactivated again: the first stays
                     open_[object_id] = ("off", at)

@@ -401,6 +401,47 @@ def test_the_inactive_periods_migration_pairs_the_audit_logs_deactivations_and_r
                      ("NEW", Person.objects.get(pk=new.pk).created_at, new_back.at)}
 
 
+
+@pytest.mark.django_db
+def test_the_inactive_periods_migration_reads_an_older_releases_reactivations(monkeypatch):
+    """Releases before 2026-12-05 recorded ticking "active" again on the form or in a PATCH as they
+    recorded unticking it, "updated person #12: active" (a change of the locked row's ``active``): such a
+    record of someone the log has inactive is their reactivation. Read as a deactivation again, it kept
+    the period open across the time they were back and in (Bo: counted on none of the days between
+    his two absences), or kept none at all (Cy, back since)."""
+    import importlib
+    from datetime import timedelta
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+    from enrollment import services
+    from enrollment.models import Person, PersonInactivePeriod
+
+    migration = importlib.import_module("enrollment.migrations.0021_personinactiveperiod")
+    now = timezone.now()
+    bo, cy = (services.person_create(actor=None, full_name=name, staff_id=name) for name in ("BO", "CY"))
+    Person.objects.update(created_at=now - timedelta(days=90))
+
+    def record(action: str, who: Person, summary: str, days_ago: int) -> AuditEvent:
+        with monkeypatch.context() as patched:
+            patched.setattr(timezone, "now", lambda: now - timedelta(days=days_ago))
+            return AuditEvent.objects.create(action=action, object_type="enrollment.person", object_id=str(who.pk),
+                                             summary=summary)
+
+    bo_off = record("deactivate", bo, f"deactivated person #{bo.pk}", 60)
+    bo_on = record("update", bo, f"updated person #{bo.pk}: active", 50)   # the box ticked again, before 2026-12-05
+    bo_off_again = record("deactivate", bo, f"deactivated person #{bo.pk}", 30)
+    bo_back = record("update", bo, f"updated person #{bo.pk}: active; reactivated", 20)
+    cy_off = record("update", cy, f"updated person #{cy.pk}: department, active", 40)   # unticked, then ticked
+    cy_on = record("update", cy, f"updated person #{cy.pk}: active", 35)
+
+    migration.fill_periods(apps, None)
+    found = {(p.person.staff_id, p.deactivated_at, p.reactivated_at) for p in PersonInactivePeriod.objects.all()}
+    assert found == {("BO", bo_off.at, bo_on.at), ("BO", bo_off_again.at, bo_back.at), ("CY", cy_off.at, cy_on.at)}
+
+
 # the release before's people (the lines before CREATE_KEYS's first person), then these
 CREATE_DASHES = CREATE_KEYS.split("Person.objects.create")[0] + """
 for name, staff_id in [("Ann", "A-100"), ("Ann B", "A\\u2011100"), ("Deniz", "ID-5"), ("Deniz B", "\\u0130D-5"),
