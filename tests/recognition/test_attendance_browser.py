@@ -218,9 +218,10 @@ def test_staff_pages_fit_a_phone_and_a_desktop(admin_browser, page):  # noqa: F8
 
     # the summary's eight columns beside the admin's navigation on a laptop too, and the day's lists, where
     # two side by side had 390 px each; at 800 px the day's lists have 446 px beside the navigation (open,
-    # as it opens), where the In list's table (544 px) ran 80 px past the page, which scrolled sideways
+    # as it opens), where the In list's table (544 px) ran 80 px past the page, which scrolled sideways, as
+    # the summary's table (1011 px) did
     for width, height in ((390, 844), (1920, 1080), *([(1280, 800)] if page in ("summary", "day") else []),
-                          *([(800, 600)] if page == "day" else [])):
+                          *([(800, 600)] if page in ("day", "summary") else [])):
         driver.set_window_size(width, height)
         state = staff_page(driver, server, page)
         assert state["split"] == [] and state["past"] == [] and not state["sideways"], (width, state)
