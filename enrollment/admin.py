@@ -21,7 +21,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
@@ -31,7 +31,16 @@ from recognition.engine.errors import ModelsMissing
 
 from . import recognizer, services
 from .events import run_payload
-from .models import ErasedStaffId, FacePhoto, IndexVersion, Person, TrainingRun, secret_fingerprint, site_secrets
+from .models import (
+    ErasedStaffId,
+    FacePhoto,
+    IndexVersion,
+    Person,
+    TrainingRun,
+    inactive_periods_described,
+    secret_fingerprint,
+    site_secrets,
+)
 from .text import PERSON_TEXT, person_text_normal, staff_id_key
 from .views import export_download
 
@@ -330,7 +339,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
     list_filter = ("active", PhotoCountFilter, "department", "created_at")
     search_fields = ("full_name", "staff_id", "department")
     staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
-    readonly_fields = ("created_at", "updated_at", "deactivated_at", "photo_grid", "gallery_adaptation")
+    readonly_fields = ("created_at", "updated_at", "deactivated_at", "inactive_history", "photo_grid",
+                       "gallery_adaptation")
     actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "erase_biometric_data")
     list_per_page = 50
 
@@ -358,6 +368,13 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         widget = PhotoGridWidget(can_remove=False)
         widget.choices = forms.ModelMultipleChoiceField(queryset=obj.photos.all()).choices
         return widget.render("photo_grid", [])
+
+    @admin.display(description="Inactive periods")
+    def inactive_history(self, obj: Person) -> str:
+        """The person's past inactive periods, oldest first, and the current one (attendance counts
+        nobody missing in them), read-only: written by deactivations and reactivations alone."""
+        lines = inactive_periods_described(obj, obj.inactive_periods.all())
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines)) or self.get_empty_value_display()
 
     # ---------------------------------------------------------------- permissions
     def has_delete_permission(self, request: HttpRequest, obj: Person | None = None) -> bool:
@@ -388,7 +405,8 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         # be shown read-only; the same grid without checkboxes instead
         photos = ("remove_photos", "photos") if self.has_change_permission(request, obj) else ("photo_grid",)
         return [main, ("Photos", {"fields": photos}),
-                ("Record", {"fields": ("created_at", "updated_at", "deactivated_at", "gallery_adaptation"),
+                ("Record", {"fields": ("created_at", "updated_at", "deactivated_at", "inactive_history",
+                                       "gallery_adaptation"),
                             "classes": ("collapse",)})]
 
     def get_form(self, request: HttpRequest, obj: Person | None = None, change: bool = False, **kwargs):

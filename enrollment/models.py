@@ -12,7 +12,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
+from django.template.defaultfilters import date as date_filter
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -137,6 +138,15 @@ class Person(models.Model):
             raise ValidationError(errors)
 
 
+class PersonInactivePeriodQuerySet(models.QuerySet):
+    """Reads of past inactive periods."""
+
+    def overlapping(self, start: datetime, end: datetime) -> PersonInactivePeriodQuerySet:
+        """The periods with a moment from ``start`` to ``end`` (excluded): ended at or after ``start``,
+        begun before ``end`` (or at an unknown time)."""
+        return self.filter(Q(deactivated_at__isnull=True) | Q(deactivated_at__lt=end), reactivated_at__gte=start)
+
+
 class PersonInactivePeriod(models.Model):
     """A time a person was inactive and is no longer: from a deactivation to the reactivation that
     ended it (written by ``enrollment.services.person_update``, the only way back; the current
@@ -149,12 +159,31 @@ class PersonInactivePeriod(models.Model):
     deactivated_at = models.DateTimeField(null=True, blank=True)
     reactivated_at = models.DateTimeField()
 
+    objects = PersonInactivePeriodQuerySet.as_manager()
+
     class Meta:
         ordering = ["person", "reactivated_at", "id"]
 
     def __str__(self) -> str:
         start = self.deactivated_at.isoformat() if self.deactivated_at else "unknown"
         return f"person #{self.person_id} inactive {start} to {self.reactivated_at.isoformat()}"
+
+
+def inactive_periods_described(person: Person, periods: Iterable[PersonInactivePeriod]) -> list[str]:
+    """What the pages show of a person's times inactive, in local days (``TIME_ZONE``): each of
+    ``periods`` (theirs, in order) as "3 Mar 2026 – 17 Mar 2026", or "until 17 Mar 2026" when its start
+    is unknown; then, when inactive now, "since 20 Mar 2026" ("since an unknown date": NULL
+    ``deactivated_at``, migration 0019)."""
+    said = [f"{_day(p.deactivated_at)} – {_day(p.reactivated_at)}" if p.deactivated_at else
+            f"until {_day(p.reactivated_at)}" for p in periods]
+    if not person.active:
+        said.append(f"since {_day(person.deactivated_at)}" if person.deactivated_at else "since an unknown date")
+    return said
+
+
+def _day(at: datetime) -> str:
+    """``at``'s local day, "3 Mar 2026" (as the attendance pages write days)."""
+    return date_filter(timezone.localtime(at), "j M Y")   # the filter, called, converts no time (a template's does)
 
 
 # the salt of the keyed digests of erased staff ids (and of the site key's fingerprint beside them):

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.services import audit_list_export
 from enrollment import recognizer
-from enrollment.models import Person
+from enrollment.models import Person, inactive_periods_described
 from enrollment.recognizer import engine_loaded
 from masknet_site.csv_export import csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
@@ -487,9 +487,15 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
         total=Count("pk"), days=Count("local_date", distinct=True), masked=Count("pk", filter=Q(masked=True)),
         last30=Count("pk", filter=Q(local_date__gt=timezone.localdate() - timedelta(days=30))))
     last30 = None if period else figures["last30"]
+    # why someone is not missing on days they were expected: their past inactive periods (those over the
+    # period shown), and their deactivation when inactive now; one query whatever their number
+    away = person.inactive_periods.all()
+    if period:
+        away = away.overlapping(day_end(period["date_from"] - timedelta(days=1)), day_end(period["date_to"]))
     context.update(page=page, total=figures["total"], days=figures["days"], last30=last30, masked=figures["masked"],
                    first=period.get("date_from"), last=period.get("date_to"), site=site,
-                   period_query=urlencode(shown), admin_query=_checkin_admin_query(person, period, site))
+                   period_query=urlencode(shown), admin_query=_checkin_admin_query(person, period, site),
+                   inactive=inactive_periods_described(person, away))
     return render(request, "attendance/person.html", context)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import unicodedata
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -1344,3 +1345,29 @@ def test_try_again_at_the_next_rebuild_clears_the_mark_of_photos_left_out(client
     page = client.post(photos, form, follow=True).content.decode()
     assert "No photo selected was left out of the index" in page
     assert TrainingRun.objects.count() == 1 and AuditEvent.objects.filter(action="update").count() == 1
+
+
+def test_the_change_page_shows_the_inactive_periods_read_only(client, su_client, person, settings):
+    """The periods attendance counts nobody missing in (migration 0021) were shown nowhere: the change page's
+    "Record" lists them, oldest first, and the current deactivation, in local days, to view-only staff too, with
+    nothing to edit."""
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+
+    from enrollment.models import PersonInactivePeriod
+
+    settings.TIME_ZONE = "Europe/Berlin"
+    utc = timezone.get_fixed_timezone(0)
+    page = su_client.get(change_url(person)).content.decode()
+    assert re.search(r"Inactive periods:</label>\s*<div class=\"readonly\">-</div>", page)   # none
+    PersonInactivePeriod.objects.create(person=person, deactivated_at=datetime(2026, 3, 2, 23, 30, tzinfo=utc),
+                                        reactivated_at=datetime(2026, 3, 17, 9, tzinfo=utc))
+    PersonInactivePeriod.objects.create(person=person, reactivated_at=datetime(2026, 2, 1, 9, tzinfo=utc))
+    Person.objects.filter(pk=person.pk).update(active=False, deactivated_at=datetime(2026, 4, 1, 8, tzinfo=utc))
+    shown = '<div class="readonly">until 1 Feb 2026<br>3 Mar 2026 – 17 Mar 2026<br>since 1 Apr 2026</div>'
+    page = su_client.get(change_url(person)).content.decode()
+    assert shown in page and 'name="inactive_history"' not in page
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_person"))
+    client.force_login(viewer)
+    assert shown in client.get(change_url(person)).content.decode()

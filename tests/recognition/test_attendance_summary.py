@@ -440,3 +440,42 @@ def test_two_queries_whatever_the_number_of_people(client, superuser, world, dja
         check_in(extra, world["east"], at(9 + i % 5, 9, i))
     Person.objects.filter(staff_id__startswith="X-").update(created_at=at(1, 0))
     assert page_queries() == few
+
+
+def test_the_history_shows_the_inactive_periods_over_its_period(client, superuser, world, person, other_person):
+    """Attendance counts nobody missing in a past inactive period (migration 0021), which no page showed, so that
+    "why is Eileen not missing on 4 March?" had no answer on screen: the history lists them (over its period, when
+    it has one), and the current deactivation, in one query whatever their number."""
+    from enrollment.models import PersonInactivePeriod
+
+    def away(start: datetime | None, end: datetime) -> None:
+        PersonInactivePeriod.objects.create(person=person, deactivated_at=start, reactivated_at=end)
+
+    url = reverse("attendance-person", args=[person.pk])
+    client.force_login(superuser)
+    with CaptureQueriesContext(connection) as none_yet:
+        assert 'id="inactive-periods"' not in client.get(url, PERIOD).content.decode()   # never inactive: no line
+    away(None, timezone.make_aware(datetime(2026, 2, 1, 10)))          # from an unknown date
+    away(timezone.make_aware(datetime(2026, 2, 28, 9)), at(1, 18))     # ended the day before the period
+    away(at(3, 9), at(5, 9))
+    away(at(15, 18), at(20, 9))                                         # begun on its last day
+    away(at(21, 8), at(23, 9))                                          # begun after it
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, PERIOD)
+    assert 'Inactive: 3 Mar 2026 – 5 Mar 2026, 15 Mar 2026 – 20 Mar 2026. Not counted missing while inactive.' in (
+        page.content.decode())
+    # one query for them all: as many queries as without any
+    assert len(queries.captured_queries) == len(none_yet.captured_queries)
+    assert len([q for q in queries.captured_queries if "personinactiveperiod" in q["sql"]]) == 1
+    whole = client.get(url).content.decode()
+    assert ("Inactive: until 1 Feb 2026, 28 Feb 2026 – 1 Mar 2026, 3 Mar 2026 – 5 Mar 2026, 15 Mar 2026 – 20 Mar "
+            "2026, 21 Mar 2026 – 23 Mar 2026.") in whole
+    # inactive now: since when (unknown, for a deactivation before dates were recorded), whatever the period
+    sam = world["sam"]
+    sam_url = reverse("attendance-person", args=[sam.pk])
+    assert "Inactive: since an unknown date." in client.get(sam_url, PERIOD).content.decode()
+    Person.objects.filter(pk=sam.pk).update(deactivated_at=at(20, 12))
+    assert "Inactive: since 20 Mar 2026." in client.get(sam_url, PERIOD).content.decode()
+    # another's periods are not theirs
+    tom = client.get(reverse("attendance-person", args=[other_person.pk]))
+    assert 'id="inactive-periods"' not in tom.content.decode()
