@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.db.models import Q
@@ -26,6 +27,7 @@ from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows
 
 from ..models import FacePhoto, Person, PhotoTemplates
 from .common import Action, EnrollmentError, amount, counted
+from .people import admin_history
 
 EXPORT_README = """\
 What this site (MaskNet, face check-in) holds about person #{pk}, exported {at}.
@@ -58,6 +60,11 @@ checkins.csv    Every check-in: local time (ISO 8601, with the offset from UTC),
                 recorded it by hand) and the reason given for one recorded by hand.
 snapshots/      The face snapshot a kiosk kept of a check-in, where one was kept (only when the
                 site keeps them, and for a limited time), named by the check-in's id.
+admin_history.csv
+                The site's administration pages' own history of this person's record, photos
+                and check-ins: when a staff member (named by user id) added, changed or deleted
+                one of them there, and which fields a change touched. The audit log above
+                records the same acts, and those made other ways (imports, integrations).
 audit.csv       The records of the site's audit log that concern this person: who did what,
                 and when (staff and integrations are named by their user id, not by name): the
                 record created or changed, photos added or removed, check-ins accepted or
@@ -82,6 +89,8 @@ _TEMPLATE_KINDS = {UNMASKED: "photo", SYNTHETIC_MASK: "photo with drawn-on masks
 # "(person #12 0.812, #7 0.701)"
 _PERSON_MENTION = re.compile(r"(?<=person #)\d+|(?<=, #)\d+(?= -?\d)")
 AUDIT_EXPORT_HEADER = ["time", "action", "actor", "object_type", "object_id", "summary"]
+ADMIN_HISTORY_EXPORT_HEADER = ["time", "action", "actor", "object_type", "object_id", "object", "change"]
+_ADMIN_ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
 
 
 class ExportTooLarge(EnrollmentError):
@@ -213,13 +222,27 @@ def _audit_export_rows(pk: int, photo_ids: set[str], since: datetime) -> Iterato
                event.object_type, "" if others else event.object_id, summary]
 
 
+def _admin_history_rows(pk: int, since: datetime) -> Iterator[list[object]]:
+    """admin_history.csv rows, oldest first: Django's admin history of the person, their photos and
+    check-ins (:func:`.people.admin_history`, what an erasure deletes), from ``since`` (the person's
+    creation) on, as audit.csv; staff by user id."""
+    rows = (admin_history(person_id=pk).filter(action_time__gte=since).select_related("content_type")
+            .order_by("action_time", "id"))
+    for entry in rows.iterator(chunk_size=1000):
+        yield [timezone.localtime(entry.action_time).isoformat(timespec="seconds"),
+               _ADMIN_ACTIONS.get(entry.action_flag, str(entry.action_flag)), f"user #{entry.user_id}",
+               f"{entry.content_type.app_label}.{entry.content_type.model}" if entry.content_type else "",
+               entry.object_id or "", entry.object_repr, entry.get_change_message()]
+
+
 def person_export(*, person: Person, actor: object | None) -> bytes:
     """A ZIP of what the site holds about ``person`` (the right of access, GDPR art. 15, in the
     portable form art. 20 asks for): README.txt (what each file is), person.json, photos/ (each
     file as stored: metadata was stripped on upload), photos.json, templates.json, checkins.csv
     (the attendance export's columns and writer, formulas neutralised), snapshots/ (check-in face
-    snapshots, where kept) and audit.csv (audit records that concern them; this export's own
-    record excluded). Audited as "exported person #id's data".
+    snapshots, where kept), admin_history.csv (Django's admin history of them, their photos and
+    check-ins, which an erasure deletes too) and audit.csv (audit records that concern them; this
+    export's own record excluded). Audited as "exported person #id's data".
 
     The face templates are included, as numbers with the recognizer's name and version: they are
     biometric data the site processes about the person (art. 15 covers derived data), and the
@@ -254,6 +277,8 @@ def person_export(*, person: Person, actor: object | None) -> bytes:
         data = CheckIn.objects.filter(pk=checkin_id).values_list("snapshot", flat=True).first()
         if data:
             archive.add(f"snapshots/checkin-{checkin_id}.jpg", bytes(data), compress=False)
+    archive.add_text("admin_history.csv", csv_chunks(ADMIN_HISTORY_EXPORT_HEADER, _admin_history_rows(
+        pk, person.created_at)))
     archive.add_text("audit.csv", csv_chunks(AUDIT_EXPORT_HEADER, _tallied(
         _audit_export_rows(pk, {str(photo.pk) for photo in photos}, person.created_at), audited)))
     data = archive.close()

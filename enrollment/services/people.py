@@ -344,11 +344,18 @@ def _erasure_on_record(person_id: int, records: list[tuple[datetime, str]], i: i
 
 
 def _admin_history_delete(*, person_id: int) -> int:
-    """Delete Django's admin history (``django_admin_log``) of a person, of their photos and of their
-    check-ins; call it before they are deleted. Rows of the person held their name before the
-    admin kept only ids; rows of photos and check-ins name the person's id ("photo #3 of person
-    #12", "check-in #7 of person #12 at …"), with attendance times: those of photos and check-ins
-    removed earlier are found by that text, exactly (not "person #123"). Returns the rows deleted."""
+    """Delete Django's admin history of a person (:func:`admin_history`); call it before they are
+    deleted. Returns the rows deleted."""
+    return admin_history(person_id=person_id).delete()[0]
+
+
+def admin_history(*, person_id: int) -> models.QuerySet[LogEntry]:
+    """Django's admin history (``django_admin_log``) of a person, of their photos and of their
+    check-ins, while they exist: what an erasure deletes and a subject-access export hands out.
+    Rows of the person held their name before the admin kept only ids; rows of photos and check-ins
+    name the person's id ("photo #3 of person #12", "check-in #7 of person #12 at …"), with
+    attendance times: those of photos and check-ins removed earlier are found by that text, exactly
+    (not "person #123")."""
     from recognition.models import CheckIn  # here: recognition's models import enrollment's
 
     def about(model: type[models.Model]) -> Q:
@@ -359,4 +366,4 @@ def _admin_history_delete(*, person_id: int) -> int:
         return Q(content_type=ContentType.objects.get_for_model(model)) & (Q(object_id__in=ids) | named)
 
     person = Q(content_type=ContentType.objects.get_for_model(Person), object_id=str(person_id))
-    return LogEntry.objects.filter(person | about(FacePhoto) | about(CheckIn)).delete()[0]
+    return LogEntry.objects.filter(person | about(FacePhoto) | about(CheckIn))

@@ -18,10 +18,13 @@ any blob, the kiosk greeting them, the channel layer) is
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import logging
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,8 +125,20 @@ def person_form(person: Person, **extra) -> dict:
     return {k: v for k, v in data.items() if v not in ("", None)}
 
 
-def test_erasure_leaves_only_what_the_docs_keep_of_every_store(
-        settings, tmp_path, monkeypatch, caplog, enqueued, make_photo, django_capture_on_commit_callbacks):
+@dataclass
+class Everywhere:
+    """The person of :data:`PK` in every store, and who put them there."""
+
+    person: Person
+    other: Person
+    admin: Client
+    api: APIClient
+    temporary: Path
+
+
+@pytest.fixture
+def everywhere(settings, tmp_path, monkeypatch, caplog, make_photo) -> Everywhere:
+    """:data:`PK` made to touch every store of a person's data (the module's docstring)."""
     settings.MASKNET_CHECKIN_SNAPSHOTS = True
     settings.MASKNET_GALLERY_ADAPT = True
     temporary = tmp_path / "tmp"
@@ -203,6 +218,12 @@ def test_erasure_leaves_only_what_the_docs_keep_of_every_store(
     for page in (reverse("admin:enrollment_person_change", args=[PK]), reverse("attendance-person", args=[PK]),
                  reverse("admin:enrollment_person_changelist") + f"?q={STAFF_ID}"):
         ok(admin.get(page))
+    return Everywhere(person=person, other=other, admin=admin, api=api, temporary=temporary)
+
+
+def test_erasure_leaves_only_what_the_docs_keep_of_every_store(
+        everywhere, settings, caplog, enqueued, django_capture_on_commit_callbacks):
+    person, other, api, temporary = everywhere.person, everywhere.other, everywhere.api, everywhere.temporary
 
     traces = Traces(person, bare_id=True, texts=(*NAME.split(), NOTES, REASON))
     traces.collect()
@@ -247,3 +268,37 @@ def test_erasure_leaves_only_what_the_docs_keep_of_every_store(
     # staff id or words (their id may be there: "check-in #7 of person #12")
     logged = "\n".join(caplog.messages)
     assert not [t for t in traces.in_text(logged) if t != f"#{PK}" and t != "their media folder"], logged
+
+
+def test_the_subject_access_export_holds_every_store_erasure_removes(everywhere):
+    """Each store an erasure removes (docs/security.md, "Erasure on request") is in the person's
+    export (docs/security.md, "Access on request"), and nothing of the other person is."""
+    export = ok(everywhere.api.get(f"/api/v1/people/{PK}/export"))
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    names = archive.namelist()
+
+    def csv_rows(name: str) -> list[dict]:
+        return list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+
+    record = json.loads(archive.read("person.json"))
+    assert (record["full_name"], record["staff_id"], record["notes"], record["department"]) == (
+        NAME, STAFF_ID, NOTES, "Ground")
+    assert len(record["inactive_periods"]) == 1
+    photos = json.loads(archive.read("photos.json"))
+    assert {p["how"] for p in photos} == set(FacePhoto.Source) and len(photos) == 5
+    assert len([n for n in names if n.startswith("photos/")]) == 5
+    assert {s["photo"] for s in json.loads(archive.read("templates.json"))["sets"]} == {p["id"] for p in photos}
+    checkins = csv_rows("checkins.csv")
+    assert len(checkins) == 3 and {REASON, f"{NAME} came by the loading bay"} <= {c["reason"] for c in checkins}
+    assert len([n for n in names if n.startswith("snapshots/")]) == 1
+    audited = {r["action"] for r in csv_rows("audit.csv")}
+    assert {"create", "update", "deactivate", "photo_add", "checkin_accepted", "checkin_manual", "list_export",
+            "export"} <= audited, audited
+    # Django's admin history of them, their photos and check-ins (which erasure deletes)
+    history = csv_rows("admin_history.csv")
+    assert {(h["object_type"], h["action"]) for h in history} >= {
+        ("enrollment.person", "added"), ("enrollment.person", "changed"), ("recognition.checkin", "added")}, history
+    assert all(h["actor"].startswith("user #") for h in history)
+    assert "admin_history.csv" in archive.read("README.txt").decode()
+    everything = b"".join(archive.read(n) for n in names).decode(errors="replace")
+    assert "Tom Hanks" not in everything and f"person #{everywhere.other.pk}" not in everything
