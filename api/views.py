@@ -518,6 +518,19 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
             raise refused(field=exc.field, message=exc.sentence, reason=exc.code) from exc
         return Response(s.CheckInSerializer(checkin).data, status=status.HTTP_201_CREATED)
 
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        """A page of check-ins (newest first); each page read audited as the CSV is (``list_export``:
+        the filters, the page and its size as served, after DRF's fallback to 50 for a ``page_size``
+        that is not a number and its cap of 500, and the rows on it): a page of 500 hands out as much
+        as a CSV of 500 rows, and paging through the list, the whole of it."""
+        page = self.paginate_queryset(self.get_queryset())   # 400 for invalid filters or pages: nothing recorded
+        filters = _validated(s.CheckInFilterSerializer, request.query_params)
+        audit_list_export(request, object_type="recognition.checkin",
+                          what=f"check-ins (API), page {self.paginator.page.number} of "
+                               f"{self.paginator.get_page_size(request)} a page",
+                          rows=len(page), filters=checkin_filters_described(filters), form="JSON")
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
     def get_queryset(self) -> QuerySet[CheckIn]:
         """Filtered by the query parameters (400 when they are invalid)."""
         f = _validated(s.CheckInFilterSerializer, self.request.query_params)

@@ -44,7 +44,7 @@ def audit_record(*, actor: object | None, action: str, summary: str,
 
 
 def audit_list_export(request: HttpRequest, *, object_type: str, what: str, rows: int,
-                      filters: Iterable[str] = ()) -> AuditEvent | None:
+                      filters: Iterable[str] = (), form: str = "CSV") -> AuditEvent | None:
     """Record one download of a list of people's data (a check-in or audit CSV): who (the staff
     user, or an API token's service account), which list (``what``, the ``filters`` as words) and
     how many rows, counted when it began. Call it once the request is accepted and just before the
@@ -54,12 +54,13 @@ def audit_list_export(request: HttpRequest, *, object_type: str, what: str, rows
 
     ``filters`` and ``what`` name people by id only ("person #12", which a subject-access export
     finds), never by name or staff id; a free-text search is said to be there, not what it was.
-    ``request`` is Django's or DRF's (its ``user`` is then the API token's service account)."""
+    ``request`` is Django's or DRF's (its ``user`` is then the API token's service account).
+    ``form``: what the list was handed out as ("CSV"; "JSON" for a page of the API's list)."""
     if request.method == "HEAD":
         return None
     described = "; ".join(filters) or "no filters"
     return audit_record(actor=request.user, action=AuditEvent.Action.LIST_EXPORT, object_type=object_type,
-                        summary=f"downloaded {what} as CSV, {rows} row{'' if rows == 1 else 's'}: {described}")
+                        summary=f"downloaded {what} as {form}, {rows} row{'' if rows == 1 else 's'}: {described}")
 
 
 def user_roles(user: models.Model) -> dict:

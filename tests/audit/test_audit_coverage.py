@@ -365,6 +365,9 @@ API: dict[tuple[str, str], Recipe] = {
     # a read that hands out a list of people's check-ins: audited as the admin's CSV is
     ("checkin-csv", "GET"): lambda w: (ok(w.api.get("/api/v1/checkins/csv", {"person": w.person.pk})),
                                        ("list_export", "recognition.checkin"))[1],
+    # ... and so does each page of its JSON list
+    ("checkin-list", "GET"): lambda w: (ok(w.api.get("/api/v1/checkins", {"person": w.person.pk})),
+                                        ("list_export", "recognition.checkin"))[1],
     ("checkin-list", "POST"): lambda w: (ok(w.api.post("/api/v1/checkins", {
         "person": w.person.pk, "at": (timezone.now() - timedelta(days=1)).isoformat(), "reason": "badge reader"},
         format="json")), ("checkin_manual", "recognition.checkin"))[1],

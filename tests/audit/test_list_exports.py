@@ -225,3 +225,39 @@ def test_a_persons_access_request_shows_who_downloaded_their_check_ins(site):
     assert [(row["actor"], row["summary"]) for row in exports] == [
         (f"user #{site.su.pk}",
          f"downloaded a person's check-ins (attendance page) as CSV, 12 rows: person #{site.person.pk}")]
+
+
+def test_each_page_of_the_apis_json_check_ins_is_on_record(site):
+    """The API's JSON list hands out what its CSV does, 500 a page at most: each page read is a
+    ``list_export`` too, with the page and its size as served (DRF's fallback to 50 for a page
+    size that is not a number, its cap of 500), the filters and the rows on it; a page refused
+    (invalid filters, past the end, no scope) or a HEAD records nothing."""
+    before = last_id()
+    pk = site.person.pk
+    pages = [site.api.get("/api/v1/checkins", {"person": pk, "page_size": 5}),
+             site.api.get("/api/v1/checkins", {"person": pk, "page_size": 5, "page": 3}),
+             site.api.get("/api/v1/checkins", {"page_size": "all"}),
+             site.api.get("/api/v1/checkins", {"page_size": 100000, "masked": "true"})]
+    assert [r.status_code for r in pages] == [200] * 4
+    assert [len(r.json()["results"]) for r in pages] == [5, 2, 13, 6]
+    events = new_events(before)
+    assert [(e.actor, e.object_type) for e in events] == [(api_services.api_token_username(site.token.name),
+                                                           "recognition.checkin")] * 4
+    assert [e.summary for e in events] == [
+        f"downloaded check-ins (API), page 1 of 5 a page as JSON, 5 rows: person #{pk}",
+        f"downloaded check-ins (API), page 3 of 5 a page as JSON, 2 rows: person #{pk}",
+        "downloaded check-ins (API), page 1 of 50 a page as JSON, 13 rows: no filters",
+        "downloaded check-ins (API), page 1 of 500 a page as JSON, 6 rows: masked=yes",
+    ]
+    # its subject-access export names who read their check-ins, as for a CSV
+    archive = zipfile.ZipFile(io.BytesIO(enrollment.person_export(person=site.person, actor=site.su)))
+    audit = list(csv.DictReader(io.StringIO(archive.read("audit.csv").decode())))
+    assert len([row for row in audit if row["action"] == LIST_EXPORT]) == 2
+    before = last_id()
+    refused = [(site.api.get("/api/v1/checkins", {"date_from": "2026-03-02", "date_to": "2026-03-01"}), 400),
+               (site.api.get("/api/v1/checkins", {"page": 99}), 400),
+               (site.api.get("/api/v1/checkins", {"person": "x"}), 400),
+               (APIClient().get("/api/v1/checkins"), 401),
+               (site.api.head("/api/v1/checkins"), 200)]
+    assert [r.status_code for r, _ in refused] == [code for _, code in refused]
+    assert new_events(before) == []
