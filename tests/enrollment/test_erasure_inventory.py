@@ -87,7 +87,8 @@ def picture(seed: int) -> bytes:
 
 
 def next_person_id(pk: int) -> None:
-    """Make ``pk`` the id the next person gets (SQLite's AUTOINCREMENT, PostgreSQL's sequence)."""
+    """Make ``pk`` the id the next person gets (SQLite's AUTOINCREMENT, PostgreSQL's sequence, which
+    a test's rollback leaves where it was: call it before any other person is made)."""
     Person.objects.create(pk=pk - 1, full_name="placeholder", staff_id="placeholder")
     with connection.cursor() as cursor:
         for sql in connection.ops.sequence_reset_sql(no_style(), [Person]):
@@ -158,8 +159,6 @@ def everywhere(settings, tmp_path, monkeypatch, caplog, make_photo) -> Everywher
     token, secret = api_services.api_token_create(actor=su, name="hr-system", scopes=["admin"])
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    other = enrollment.person_create(actor=None, full_name="Tom Hanks", staff_id="T-1")
-    make_photo(other)
     kiosk, code = recognition.kiosk_create(actor=None, name="Front door", location="Main entrance")
     kiosk = recognition.kiosk_pair(code=code)[0]
     next_person_id(PK)
@@ -169,6 +168,8 @@ def everywhere(settings, tmp_path, monkeypatch, caplog, make_photo) -> Everywher
                   {"full_name": NAME, "staff_id": STAFF_ID, "department": "Flight", "notes": NOTES, "active": "on"}))
     person = Person.objects.get(staff_id=STAFF_ID)
     assert person.pk == PK
+    other = enrollment.person_create(actor=None, full_name="Tom Hanks", staff_id="T-1")   # after: the sequence
+    make_photo(other)
     etag = ok(api.get(f"/api/v1/people/{PK}"))["ETag"]
     ok(api.patch(f"/api/v1/people/{PK}", {"department": "Ground"}, format="json", HTTP_IF_MATCH=etag))
     # an inactive period: deactivated in the admin, reactivated by the API
