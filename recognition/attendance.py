@@ -25,7 +25,6 @@ after today (local ``TIME_ZONE``), a working day or not: it has not happened (:f
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db.models import Count, F, FilteredRelation, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.dates import WEEKDAYS_ABBR
 
 from enrollment.models import Person, PersonInactivePeriod
 from masknet_site.settings.base import working_weekdays
@@ -71,14 +71,16 @@ def workdays() -> frozenset[int]:
 
 
 def workdays_named() -> str:
-    """The working weekdays as the pages name them: "Mon, Tue, Wed, Thu, Fri"."""
-    return ", ".join(calendar.day_abbr[d] for d in sorted(workdays()))
+    """The working weekdays as the pages name them: "Mon, Tue, Wed, Thu, Fri", in the active language
+    ("Mo, Di, Mi, Do, Fr" in German) as the ``date`` filter names the days beside them (``"D"``), not in
+    the server process's C locale (``calendar.day_abbr``), which no page's language changes."""
+    return ", ".join(str(WEEKDAYS_ABBR[d]) for d in sorted(workdays()))
 
 
 def days_off_named() -> str:
     """The weekdays that ``MASKNET_WORKING_DAYS`` leaves out, as :func:`workdays_named` names them: "Sat, Sun"
     by default, "" when every day is a working day."""
-    return ", ".join(calendar.day_abbr[d] for d in range(7) if d not in workdays())
+    return ", ".join(str(WEEKDAYS_ABBR[d]) for d in range(7) if d not in workdays())
 
 
 def is_working_day(day: date) -> bool:

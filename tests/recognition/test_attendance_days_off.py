@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from enrollment import services as enrollment
 from enrollment.models import Person
@@ -201,3 +201,27 @@ def test_a_day_after_today_counts_nobody_missing_and_says_it_has_not_come(client
     response = day_page(client, tomorrow, format="csv")
     data = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert sorted((r[0], r[2]) for r in data[1:]) == [("missing", "E-1"), ("missing", "T-1")]
+
+
+def test_the_weekdays_named_follow_the_page_s_language_not_the_server_s_locale(client, superuser, week):
+    """The working days and days off were named by ``calendar.day_abbr``, the server process's C locale, while
+    the ``date`` filter beside them speaks Django's active language: a German page said "Samstag is not a working
+    day (working days: Mon, Tue…)" and "Sa 7" in its links. Now both come from Django's translations, on the day
+    page's note, its chart's note and the summary's; the CSVs, which hold no day names, stay as they are."""
+    client.force_login(superuser)
+    with translation.override("de"):
+        html = day_page(client, SAT).content.decode()
+        summary = client.get(reverse("attendance-summary"), {"date_from": SAT.isoformat(),
+                                                             "date_to": FRI.isoformat()}).content.decode()
+        csv_text = client.get(reverse("attendance-summary"), {"date_from": SAT.isoformat(), "date_to": FRI.isoformat(),
+                                                              "format": "csv"}).content.decode()
+    note = re.search(r'<p class="att-day-off" id="day-off">(.*?)</p>', html, re.S).group(1)
+    assert note.startswith("Samstag is not a working day (working days: Mo, Di, Mi, Do, Fr;"), note
+    assert "Days off (Sa, So) are striped" in html and "Sat" not in html
+    assert "Working days: Mo, Di, Mi, Do, Fr." in summary
+    # the summary's missing days, in the same words (the date filter's), and its CSV in ISO days as before
+    assert "Mo 9 Mär" in summary or "Mo 9 Mrz" in summary, re.findall(r"Mo 9 \w+", summary)
+    missing = [row["missing_days"] for row in csv.DictReader(io.StringIO(csv_text))]
+    assert "2026-03-09" in " ".join(missing) and all(re.fullmatch(r"([0-9-]{10}( |$))*", m) for m in missing), missing
+    # English where English is active, as before
+    assert "(working days: Mon, Tue, Wed, Thu, Fri;" in day_page(client, SAT).content.decode()
