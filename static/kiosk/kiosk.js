@@ -20,12 +20,27 @@
 
   const config = JSON.parse(document.getElementById("kiosk-config").textContent);
   const TEXT = config.text || {};
+  const PLACEHOLDER = /\{(\w+)\}/g;
+  const known = (key) => Object.prototype.hasOwnProperty.call(TEXT, key);
+  // a value that says nothing: absent, null or blank (a welcome without its time, a greeting without a name)
+  function blank(values, name) {
+    const value = values && Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined;
+    return value === undefined || value === null || String(value).trim() === "";
+  }
   // the words of ``key`` in the page's language, each {placeholder} filled from ``values`` in one pass
-  // (a name such as "{time}" stays as it is); a key the catalog lacks shows as itself, never "undefined"
+  // (a name such as "{time}" stays as it is); a key the catalog lacks shows as itself, never "undefined".
+  // A placeholder without a value takes the catalog's "<key>_no_<placeholder>", the same words without it
+  // ("Checked in" for "Checked in at {time}", "Willkommen" for "Willkommen, {name}"; every catalog has
+  // one for each: tests/recognition/test_kiosk_text.py): a screen never shows "{time}", "undefined" or
+  // "null", nor a greeting's dangling comma; with none (a catalog being written), the value left out
   function say(key, values) {
-    const words = Object.prototype.hasOwnProperty.call(TEXT, key) ? String(TEXT[key]) : key;
-    return words.replace(/\{(\w+)\}/g, (all, name) =>
-      values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : all);
+    let words = known(key) ? String(TEXT[key]) : key;
+    for (let gap; (gap = [...words.matchAll(PLACEHOLDER)].find((m) => blank(values, m[1])));) {
+      key = key + "_no_" + gap[1];
+      if (!known(key)) break;
+      words = String(TEXT[key]);
+    }
+    return words.replace(PLACEHOLDER, (all, name) => (blank(values, name) ? "" : String(values[name])));
   }
   const MAX_FPS = config.max_fps || 8;
   const MIN_INTERVAL_MS = 1000 / MAX_FPS;

@@ -664,6 +664,35 @@ async function main() {
   p.say(de, { type: "result", frame: de.sent, state: "already", name: "{time}", time: "09:00" });
   check("a name that reads like a placeholder is shown as it is", p.text("banner-title") === "Hallo erneut, {time}",
         p.text("banner-title"));
+  // ---- a welcome without its time (or its name): the catalog's words without it, in every language, never
+  // "{time}", "undefined", "null" or a greeting's dangling comma (each catalog has them: test_kiosk_text.py)
+  for (const code of ["en", "de", "es", "fr", "pt"]) {
+    const words = catalog(code);
+    const q = page(0, null, { config: { language: code, text: words }, lang: code });
+    await settle();
+    const ws = q.sockets[0];
+    q.say(ws, { type: "hello", language: code });
+    const shown = [];
+    const answers = [["checked_in", { name: "Ana Silva", time: null }, words["checked_in.title"].replace("{name}", "Ana Silva"),
+                      words["checked_in.detail_no_time"]],
+                     ["already", { name: "Ana Silva" }, words["already.title"].replace("{name}", "Ana Silva"),
+                      words["already.detail_no_time"]],
+                     ["checked_in", { name: "", time: "08:59" }, words["checked_in.title_no_name"],
+                      words["checked_in.detail"].replace("{time}", "08:59")],
+                     ["already", { name: null, time: " " }, words["already.title_no_name"], words["already.detail_no_time"]]];
+    let right = true;
+    for (const [state, fields, title, detail] of answers) {
+      q.advance(4500);   // the last outcome's hold
+      q.say(ws, Object.assign({ type: "result", frame: ws.sent, state: state, masked: false }, fields));
+      shown.push(`${q.text("banner-title")} / ${q.text("banner-detail")}`);
+      right = right && q.text("banner-title") === title && q.text("banner-detail") === detail;
+    }
+    q.say(ws, { type: "kiosk", kiosk: "", location: "", site: "main", language: code });
+    shown.push(q.context.document.title);
+    check(`in ${code} a welcome without its time or name reads as a sentence, without a placeholder`,
+          right && q.context.document.title === words["page_title_no_kiosk"]
+          && shown.every((said) => !/[{}]|undefined|null|, \/|, $/.test(said)), shown.join(" | "));
+  }
   // the admin gives the kiosk another language: its socket says so, and the page reloads once nobody is greeted
   // (``languages``: what the "kiosk" messages say while someone English-speaking is welcomed)
   const relabelled = async (...languages) => {

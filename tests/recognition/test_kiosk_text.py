@@ -61,6 +61,23 @@ def test_each_language_s_default_notice_fits_the_kiosk_s_layout(code):
     assert len(notice.replace("{url}", "")) + notice_url_chars() <= NOTICE_MAX_CHARS, (code, notice)
 
 
+@pytest.mark.parametrize("code", list(languages()))
+def test_each_screen_string_with_a_placeholder_has_words_for_a_missing_value(code):
+    """kiosk.js fills the ``screen`` words itself, from what the socket sends: a welcome without its time (or its
+    name) showed "Checked in at undefined" or "Welcome, " where its value was missing. For each placeholder the
+    catalog says the same thing without it (``<key>_no_<placeholder>``: "Checked in", "Willkommen"), which the page
+    takes instead (tests/js/kiosk_page.js), in every language."""
+    screen = catalog(code)["screen"]
+    for key, words in catalog(SOURCE)["screen"].items():
+        for name in PLACEHOLDER.findall(words):
+            variant = f"{key}_no_{name}"
+            assert variant in screen, (code, variant)
+            assert Counter(PLACEHOLDER.findall(screen[variant])) == Counter(PLACEHOLDER.findall(screen[key])) - Counter(
+                [name]), (code, variant, screen[variant])
+            # no comma, colon or separator left hanging where the value stood
+            assert not re.search(r"^[,:;·\s]|[,:;·\s]$", screen[variant]), (code, variant, screen[variant])
+
+
 def test_the_page_gets_english_where_a_catalog_being_written_lacks_a_key(monkeypatch):
     from recognition import kiosk_text
 
