@@ -32,6 +32,7 @@ from django.utils.safestring import SafeData, mark_safe
 from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from audit.services import audit_list_export
 from enrollment.models import Person
+from enrollment.services import counted
 from enrollment.text import name_normal
 from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
 from masknet_site.csv_export import csv_response
@@ -148,7 +149,7 @@ class KioskAdmin(admin.ModelAdmin):
             else:
                 unpaired.append(f"“{kiosk.name}”")
         if revoked or not unpaired:
-            self.message_user(request, f"Revoked {revoked} kiosk device(s).", messages.SUCCESS)
+            self.message_user(request, f"Revoked {counted(revoked, 'kiosk device')}.", messages.SUCCESS)
         if unpaired:
             self.message_user(request, f"Not paired, no device to revoke: {', '.join(unpaired)} "
                                        "(their unused pairing links, if any, no longer work).", messages.WARNING)

@@ -96,7 +96,7 @@ def test_the_revoke_action_counts_only_kiosks_that_had_a_device(client, superuse
     response = client.post(reverse("admin:recognition_kiosk_changelist"),
                            {"action": "revoke_selected", "_selected_action": [kiosk.pk, spare.pk]}, follow=True)
     assert [str(m) for m in response.context["messages"]] == [
-        "Revoked 1 kiosk device(s).",
+        "Revoked 1 kiosk device.",
         "Not paired, no device to revoke: “Spare” (their unused pairing links, if any, no longer work)."]
     assert Kiosk.objects.for_device_token(token) is None
     revocations = AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate")
@@ -109,6 +109,17 @@ def test_the_revoke_action_counts_only_kiosks_that_had_a_device(client, superuse
     assert [str(m) for m in page.context["messages"]] == [
         "“Spare” was not paired: no device to revoke (an unused pairing link, if any, no longer works)."]
     assert revocations.count() == 1
+
+
+def test_the_revoke_action_counts_several_devices_in_the_plural(client, superuser, paired):
+    """"Revoked 2 kiosk device(s).": the count chooses the noun (enrollment.services.counted, as the people's)."""
+    from .conftest import make_paired_kiosk
+
+    second = make_paired_kiosk("Back door")[0]
+    client.force_login(superuser)
+    response = client.post(reverse("admin:recognition_kiosk_changelist"),
+                           {"action": "revoke_selected", "_selected_action": [paired[0].pk, second.pk]}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Revoked 2 kiosk devices."]
 
 
 def test_without_the_pair_permission_active_is_read_only_on_an_existing_kiosk(client, paired):

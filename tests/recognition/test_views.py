@@ -1199,3 +1199,15 @@ def test_the_log_filter_never_raises_on_a_bad_log_call():
 
     bad = logging.LogRecord("x", logging.WARNING, __file__, 1, "%s %s", (1,), None)
     assert SecretsFilter().filter(bad) is True
+
+
+def test_the_chart_note_counts_one_person_active_in_the_singular(client, superuser, person, other_person):
+    """"The dashed line marks the 1 people active now": the number now chooses the noun."""
+    from enrollment import services as enrollment
+
+    client.force_login(superuser)
+    html = client.get(reverse("attendance-day")).content.decode()
+    assert "The dashed line marks the 2 people active now." in html
+    enrollment.person_deactivate(person=other_person, actor=None)
+    html = client.get(reverse("attendance-day")).content.decode()
+    assert "The dashed line marks the 1 person active now." in html and "1 people" not in html
