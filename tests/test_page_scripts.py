@@ -1,6 +1,6 @@
 """The pages' own scripts, run in Node with a scripted clock, camera, socket and server
 (tests/js/*.js; no browser): the kiosk page's frame rhythm and banners, the admin's webcam capture and
-index status bar.
+index status bar, the proxy's offline page's language.
 The real-browser test (tests/recognition/test_kiosk_e2e.py) covers the kiosk end to end."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ JS = Path(__file__).resolve().parent / "js"
 
 
 @pytest.mark.parametrize(("harness", "checks"),
-                         [("kiosk_page.js", 132), ("capture_page.js", 37), ("training_status.js", 33)])
+                         [("kiosk_page.js", 134), ("capture_page.js", 37), ("training_status.js", 33),
+                          ("offline_page.js", 5)])
 def test_page_script(harness: str, checks: int):
     node = shutil.which("node")
     if node is None:

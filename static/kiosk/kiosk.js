@@ -20,6 +20,9 @@
 
   const config = JSON.parse(document.getElementById("kiosk-config").textContent);
   const TEXT = config.text || {};
+  // the proxy's offline page (static/offline.html, offline.js) speaks the language this kiosk spoke last: it
+  // cannot ask the server, which is down when it shows
+  try { window.localStorage.setItem("masknet.kiosk.language", config.language || "en"); } catch (e) { /* storage off */ }
   const PLACEHOLDER = /\{(\w+)\}/g;
   const known = (key) => Object.prototype.hasOwnProperty.call(TEXT, key);
   // a value that says nothing: absent, null or blank (a welcome without its time, a greeting without a name)

@@ -19,7 +19,7 @@ const catalog = (code) => JSON.parse(fs.readFileSync(
  * may change ``camera.error`` later). ``options``: ``config`` (added to the page's), ``fetch`` (instead
  * of a network that is down), ``holdCamera`` (getUserMedia answers only once ``camera.release()``),
  * ``video`` (the camera's picture size, default 640x480), ``date`` (what ``new Date()`` says),
- * ``permissions`` (``navigator.permissions``), ``sessionStorage``, ``pictures`` (the video says when a
+ * ``permissions`` (``navigator.permissions``), ``sessionStorage``, ``localStorage``, ``pictures`` (the video says when a
  * new picture arrives, requestVideoFrameCallback: the page's ``picture()`` delivers one). */
 function page(encodeMs = 0, cameraError = null, options = {}) {
   const time = clock();
@@ -92,7 +92,7 @@ function page(encodeMs = 0, cameraError = null, options = {}) {
       documentElement: { lang: options.lang },
     },
   };
-  context.window = { isSecureContext: true, addEventListener: listen("window") };
+  context.window = { isSecureContext: true, addEventListener: listen("window"), localStorage: options.localStorage };
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return {
@@ -664,6 +664,18 @@ async function main() {
   p.say(de, { type: "result", frame: de.sent, state: "already", name: "{time}", time: "09:00" });
   check("a name that reads like a placeholder is shown as it is", p.text("banner-title") === "Hallo erneut, {time}",
         p.text("banner-title"));
+  // ---- the proxy's offline page (static/offline.html) speaks the language the kiosk last spoke: the page keeps it
+  const kept = new Map();
+  const local = { setItem: (k, v) => kept.set(k, String(v)), getItem: (k) => (kept.has(k) ? kept.get(k) : null) };
+  page(0, null, { config: { language: "pt", text: catalog("pt") }, lang: "pt", localStorage: local });
+  await settle();
+  check("the kiosk page keeps its language for the offline page", kept.get("masknet.kiosk.language") === "pt",
+        JSON.stringify([...kept]));
+  const refused = { setItem() { throw new Error("QuotaExceededError"); } };
+  const q = page(0, null, { localStorage: refused });
+  await settle();
+  check("and starts all the same where storage refuses it", q.sockets.length === 1, q.sockets.length);
+
   // ---- a welcome without its time (or its name): the catalog's words without it, in every language, never
   // "{time}", "undefined", "null" or a greeting's dangling comma (each catalog has them: test_kiosk_text.py)
   for (const code of ["en", "de", "es", "fr", "pt"]) {

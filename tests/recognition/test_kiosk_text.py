@@ -4,8 +4,10 @@ string without its translations fails here, not on a screen that shows a key."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +78,25 @@ def test_each_screen_string_with_a_placeholder_has_words_for_a_missing_value(cod
                 [name]), (code, variant, screen[variant])
             # no comma, colon or separator left hanging where the value stood
             assert not re.search(r"^[,:;·\s]|[,:;·\s]$", screen[variant]), (code, variant, screen[variant])
+
+
+def test_the_proxys_offline_page_says_each_language_s_words():
+    """static/offline.html (nginx's page while no web process answers, which cannot ask the server for a kiosk's
+    language) was English alone on every kiosk. It holds a card for each catalog, in that catalog's words
+    ("offline.*", "unavailable.lead", the reload's 15 seconds); static/kiosk/offline.js shows the one of the language
+    the kiosk page kept (tests/js/offline_page.js). A new language fails here until the page has its card."""
+    page = (Path(__file__).resolve().parents[2] / "static" / "offline.html").read_text(encoding="utf-8")
+    seconds = re.search(r'<meta http-equiv="refresh" content="(\d+)">', page).group(1)
+    cards = {lang: (title, body) for lang, title, body in re.findall(
+        r'<main class="card"[^>]* lang="([^"]+)" data-title="([^"]+)"[^>]*>(.*?)</main>', page, re.S)}
+    assert set(cards) == set(languages())
+    for code, (title, body) in cards.items():
+        words = page_text(code)
+        said = [html.unescape(w) for w in re.findall(r"<(?:h1|p)[^>]*>(.*?)</(?:h1|p)>", body, re.S)]
+        assert html.unescape(title) == words["offline.page_title"], code
+        assert said == [words["offline.heading"], words["unavailable.lead"],
+                        fill(words["offline.text"], seconds=seconds)], (code, said)
+        assert ('hidden' in re.search(rf'<main [^>]*lang="{code}"[^>]*>', page).group(0)) == (code != SOURCE)
 
 
 def test_the_page_gets_english_where_a_catalog_being_written_lacks_a_key(monkeypatch):
