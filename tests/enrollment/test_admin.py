@@ -1371,3 +1371,15 @@ def test_the_change_page_shows_the_inactive_periods_read_only(client, su_client,
     viewer.user_permissions.add(*Permission.objects.filter(codename="view_person"))
     client.force_login(viewer)
     assert shown in client.get(change_url(person)).content.decode()
+
+
+def test_the_person_pages_of_our_own_say_the_admin_s_home_in_its_language(su_client, person):
+    """The capture, erase and export pages wrote "Home" in English where every admin page says Django's own
+    translation of it ("Start" in German)."""
+    from django.utils import translation
+
+    with translation.override("de"):
+        for name in ("admin:enrollment_person_capture", "admin:enrollment_person_erase",
+                     "admin:enrollment_person_export"):
+            html = su_client.get(reverse(name, args=[person.pk])).content.decode()
+            assert '">Start</a>' in html and ">Home</a>" not in html, name

@@ -223,5 +223,7 @@ def test_the_weekdays_named_follow_the_page_s_language_not_the_server_s_locale(c
     assert "Mo 9 Mär" in summary or "Mo 9 Mrz" in summary, re.findall(r"Mo 9 \w+", summary)
     missing = [row["missing_days"] for row in csv.DictReader(io.StringIO(csv_text))]
     assert "2026-03-09" in " ".join(missing) and all(re.fullmatch(r"([0-9-]{10}( |$))*", m) for m in missing), missing
+    # the breadcrumbs' first step is the admin's own, in its language, as on the admin's pages ("Home" was English)
+    assert '">Start</a>' in html and '">Start</a>' in summary and ">Home</a>" not in html + summary
     # English where English is active, as before
     assert "(working days: Mon, Tue, Wed, Thu, Fri;" in day_page(client, SAT).content.decode()
