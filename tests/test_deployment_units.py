@@ -1,0 +1,97 @@
+"""docs/deployment.md's systemd units: what its prose asks of a unit is in them, and systemd reads them.
+
+The guide long said "run each command under a process supervisor" and listed what a unit needs
+(the environment file, the service user, ``UMask=0077``, ``%%h``, ``KillMode=mixed``) in prose only:
+a deployer wrote the units from memory, and a missing ``KillMode=mixed`` killed a rebuild at each
+restart. The units are now in the guide; this reads them from there.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+GUIDE = REPO / "docs" / "deployment.md"
+APP = "/opt/masknet/app"   # the guide's checkout
+
+
+def units() -> dict[str, str]:
+    """The guide's ``ini`` blocks by the file name their first comment gives."""
+    found = {}
+    for block in re.findall(r"```ini\n(.*?)```", GUIDE.read_text(), re.DOTALL):
+        first, _, body = block.partition("\n")
+        name = re.fullmatch(r"# /etc/systemd/system/(\S+\.service)( \(.*\))?", first)
+        assert name, first
+        found[name.group(1)] = body
+    return found
+
+
+def setting(unit: str, key: str) -> list[str]:
+    """Every value of ``key`` in ``unit`` (systemd allows some keys more than once)."""
+    return re.findall(rf"^{re.escape(key)}=(.*)$", unit, re.MULTILINE)
+
+
+def test_the_guide_has_a_unit_for_each_part():
+    assert set(units()) == {"masknet-web.service", "masknet-worker@.service", "masknet-beat.service"}
+
+
+@pytest.mark.parametrize("name", ["masknet-web.service", "masknet-worker@.service", "masknet-beat.service"])
+def test_each_unit_runs_as_the_guide_says(name):
+    """The environment file (secrets, ``DJANGO_SETTINGS_MODULE``: without it the command ran the
+    development settings), the service user, private files, restarted when it dies."""
+    unit = units()[name]
+    assert setting(unit, "EnvironmentFile") == ["/etc/masknet/env"]
+    assert setting(unit, "User") == ["masknet"] and setting(unit, "Group") == ["masknet"]
+    assert setting(unit, "UMask") == ["0077"]
+    assert setting(unit, "Restart") == ["always"]
+    assert setting(unit, "WorkingDirectory") == [APP]
+    assert setting(unit, "WantedBy") == ["multi-user.target"]
+    [command] = setting(unit, "ExecStart")
+    assert command.startswith(f"{APP}/.venv/bin/"), command
+
+
+def test_the_worker_finishes_its_task_when_stopped_and_names_itself_by_host():
+    unit = units()["masknet-worker@.service"]
+    assert setting(unit, "KillMode") == ["mixed"]
+    assert setting(unit, "TimeoutStopSec")
+    [command] = setting(unit, "ExecStart")
+    # systemd replaces a single %h with the user's home before Celery sees it
+    assert "-n worker%i@%%h" in command and "--concurrency 1" in command
+
+
+def test_the_units_start_the_guides_commands():
+    """The same command lines as "Starting each part" (Daphne with ``--proxy-headers``, the worker,
+    beat's schedule under the service user's home)."""
+    guide = GUIDE.read_text()
+    web = setting(units()["masknet-web.service"], "ExecStart")[0]
+    assert re.sub(r"-b \S+", "-b 10.0.0.11", web.replace(f"{APP}/", "")) in guide
+    beat = setting(units()["masknet-beat.service"], "ExecStart")[0]
+    assert beat.replace(f"{APP}/", "") in guide
+    worker = setting(units()["masknet-worker@.service"], "ExecStart")[0]
+    assert worker.replace(f"{APP}/", "").replace("worker%i@%%h", "worker1@%h") in guide
+
+
+def test_systemd_reads_the_units(tmp_path):
+    """``systemd-analyze verify`` (offline: no running systemd needed) reports unknown keys or
+    sections, bad values and commands that are not executable; the checkout here stands for
+    /opt/masknet/app, whose ``.venv`` it has."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian: systemd)")
+    for program in ("daphne", "celery"):
+        if not (REPO / ".venv" / "bin" / program).exists():
+            pytest.skip(f".venv/bin/{program} is missing (make setup)")
+    paths = []
+    for name, body in units().items():
+        path = tmp_path / name
+        path.write_text(body.replace(APP, str(REPO)))
+        paths.append(str(path))
+    checked = subprocess.run([analyze, "verify", "--man=no", *paths], capture_output=True, text=True, timeout=60)
+    said = [line for line in (checked.stdout + checked.stderr).splitlines() if "masknet-" in line]
+    assert not said, "\n".join(said)
+    assert checked.returncode == 0, checked.stderr
