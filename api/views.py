@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt
@@ -729,11 +730,31 @@ class VerifyView(ApiMixin, APIView):
         return Response(s.VerifyAnswerSerializer(answer).data)
 
 
+def _other_slash(path: str) -> str | None:
+    """``path`` with its trailing slash taken away or added, when that is an endpoint's URL, else ``None``.
+
+    The endpoints under ``/api/v1/`` end without a slash, the schema and its page with one (Django's
+    and DRF's usual form), and the catch-all below answers before Django's ``APPEND_SLASH`` could
+    redirect: ``/api/v1/people/`` was a bare "No API endpoint", which read as a site without the API."""
+    other = path[:-1] if path.endswith("/") else path + "/"
+    if not other.startswith("/api/"):
+        return None
+    try:
+        match = resolve(other)
+    except Resolver404:
+        return None
+    return None if match.func is not_found else other
+
+
 @csrf_exempt   # no side effects: an unsafe method gets the same JSON 404, not Django's HTML CSRF 403
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
-    """Any other URL under ``/api/``, whatever the method: a JSON 404 like every other API error."""
-    response = JsonResponse({"error": "not_found", "detail": "No API endpoint at this URL (see /api/schema/)."},
-                            status=404)
+    """Any other URL under ``/api/``, whatever the method: a JSON 404 like every other API error
+    (naming the endpoint's URL where this one differs from it by a trailing slash)."""
+    detail = "No API endpoint at this URL (see /api/schema/)."
+    other = _other_slash(request.path_info)
+    if other is not None:
+        detail = f"No API endpoint at this URL; did you mean {request.path.removesuffix(request.path_info) + other}?"
+    response = JsonResponse({"error": "not_found", "detail": detail}, status=404)
     patch_cache_control(response, private=True, no_store=True)
     return response
 

@@ -193,7 +193,7 @@ def test_no_api_url_checks_a_password(superuser):
 
 
 @pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
-@pytest.mark.parametrize("url", ["/api/v1/people/", "/api/v1/nothing", "/api/", "/api/v1/people/a%0Ab",
+@pytest.mark.parametrize("url", ["/api/v1/nothing", "/api/", "/api/v1/people/a%0Ab", "/api/v1/nothing/",
                                  "/api/v1/people/3%0A", "/api/v1/%0A"])
 def test_unknown_api_urls_answer_the_json_404_whatever_the_method(make_token, method, url):
     """Every method on a URL no endpoint serves gets the documented JSON 404 (an unsafe one was
@@ -207,3 +207,19 @@ def test_unknown_api_urls_answer_the_json_404_whatever_the_method(make_token, me
         assert response["Content-Type"].startswith("application/json")
         assert response.json() == {"error": "not_found",
                                    "detail": "No API endpoint at this URL (see /api/schema/)."}
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize(("url", "meant"), [("/api/v1/people/", "/api/v1/people"), ("/api/v1/index/", "/api/v1/index"),
+                                            ("/api/v1/people/3/photos/", "/api/v1/people/3/photos"),
+                                            ("/api/schema", "/api/schema/")])
+def test_a_url_that_differs_from_an_endpoints_by_its_slash_names_the_endpoint(make_token, method, url, meant):
+    """A deployer's first call, ``/api/v1/people/`` (Django's and DRF's usual trailing slash), was
+    answered "No API endpoint at this URL", which read as an API missing from the site: the 404
+    stays (no redirect: a POST's body would be lost), and says which URL was meant."""
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(['admin'])}")
+    response = getattr(client, method)(url, {}, format="json")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found",
+                               "detail": f"No API endpoint at this URL; did you mean {meant}?"}
