@@ -316,11 +316,21 @@ def test_the_development_settings_guard_their_asgi_application_unless_debug_is_o
 
 
 def test_the_proxys_offline_page_reloads_itself_and_is_the_one_documented():
-    """nginx's own 502 page never reloads: a kiosk that booted before the server stayed on it."""
+    """nginx's own 502 page never reloads: a kiosk that booted before the server stayed on it.
+    What the page loads (its style, and offline.js, which shows it in the kiosk's language) must be
+    files nginx serves from disk while no web process answers: under /static/ (the sample's
+    ``location /static/``, collectstatic's output), each one in static/. The page without its script
+    (or with it at an address the proxy passes on to Daphne) was English again, and no test said so."""
     page = (REPO / "static" / "offline.html").read_text()
-    assert '<meta http-equiv="refresh" content="15">' in page and "/static/kiosk/kiosk.css" in page
-    assert (REPO / "static" / "kiosk" / "kiosk.css").is_file()
-    assert "error_page 502 504 /static/offline.html;" in (REPO / "docs" / "deployment.md").read_text()
+    assert '<meta http-equiv="refresh" content="15">' in page
+    assets = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', page)
+    assert {"/static/kiosk/kiosk.css", "/static/kiosk/offline.js"} <= set(assets), assets
+    for asset in assets:
+        assert asset.startswith("/static/") and (REPO / asset.removeprefix("/")).is_file(), asset
+    assert re.search(r'<script src="/static/kiosk/offline\.js" defer></script>', page)
+    https = nginx_sample()[nginx_sample().index("listen 443"):]
+    assert re.search(r"location /static/ \{\s*alias /srv/masknet/static/;", https)
+    assert "error_page 502 504 /static/offline.html;" in https
 
 
 def nginx_sample() -> str:
