@@ -63,8 +63,9 @@ snapshots/      The face snapshot a kiosk kept of a check-in, where one was kept
 admin_history.csv
                 The site's administration pages' own history of this person's record, photos
                 and check-ins: when a staff member (named by user id) added, changed or deleted
-                one of them there, and which fields a change touched. The audit log above
-                records the same acts, and those made other ways (imports, integrations).
+                one of them there, and which fields a change touched. The audit log
+                (audit.csv, below) records the same acts, and those made other ways (imports,
+                integrations).
 audit.csv       The records of the site's audit log that concern this person: who did what,
                 and when (staff and integrations are named by their user id, not by name): the
                 record created or changed, photos added or removed, check-ins accepted or

@@ -21,6 +21,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import Person, PersonInactivePeriod, PhotoTemplates
+from enrollment.services.export import ADMIN_HISTORY_EXPORT_HEADER
 from recognition import services as recognition
 
 pytestmark = pytest.mark.django_db
@@ -283,3 +284,41 @@ def test_many_templates_take_no_memory_past_the_limit(person, superuser, setting
     finally:
         tracemalloc.stop()
     assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB"
+
+
+def test_the_admin_history_is_the_persons_alone(two_people, su_client, superuser):
+    """admin_history.csv: Django's admin history of the person, their photos and check-ins (a photo and
+    a check-in deleted in the admin, a change of their record), oldest first, staff by user id, and
+    nothing of anyone else's history, nor rows of the id from before the person was created (an earlier
+    holder's, as after a restore). Bob has the same history: the inventory test's person alone had
+    any, so no test said whose rows the file took."""
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    ann, bob, ann_photos, bob_photo = two_people
+    for person, photo in ((ann, ann_photos[1]), (bob, bob_photo)):
+        checkin = person.checkins.order_by("at").first()
+        for obj, admin_name in ((photo, "enrollment_facephoto"), (checkin, "recognition_checkin")):
+            response = su_client.post(reverse(f"admin:{admin_name}_delete", args=[obj.pk]), {"post": "yes"})
+            assert response.status_code == 302
+        LogEntry.objects.create(user=superuser, content_type=ContentType.objects.get_for_model(Person),
+                                object_id=str(person.pk), object_repr=f"person #{person.pk}", action_flag=CHANGE,
+                                change_message='[{"changed": {"fields": ["Notes"]}}]')
+    earlier = LogEntry.objects.create(user=superuser, content_type=ContentType.objects.get_for_model(Person),
+                                      object_id=str(ann.pk), object_repr="Earlier Holder (E-9)", action_flag=CHANGE)
+    LogEntry.objects.filter(pk=earlier.pk).update(action_time=ann.created_at - timedelta(days=1))
+
+    files = unzip(services.person_export(person=ann, actor=superuser))
+    history = rows(files["admin_history.csv"])
+    assert list(history[0]) == ADMIN_HISTORY_EXPORT_HEADER
+    assert [(h["action"], h["object_type"], h["object"]) for h in history] == [
+        ("deleted", "enrollment.facephoto", f"photo #{ann_photos[1].pk} of person #{ann.pk}"),
+        ("deleted", "recognition.checkin", history[1]["object"]),
+        ("changed", "enrollment.person", f"person #{ann.pk}")]
+    assert history[1]["object"].startswith(f"check-in #{history[1]['object_id']} of person #{ann.pk} at ")
+    assert history[2]["change"] == "Changed Notes." and {h["actor"] for h in history} == {f"user #{superuser.pk}"}
+    # README.txt points from it to audit.csv, described after it (it said "the audit log above")
+    readme = files["README.txt"].decode()
+    assert "(audit.csv, below)" in readme and readme.index("\nadmin_history.csv") < readme.index("\naudit.csv ")
+    text = files["admin_history.csv"].decode()
+    assert set(re.findall(r"person #(\d+)", text)) == {str(ann.pk)} and "Earlier Holder" not in text
