@@ -58,11 +58,11 @@ class Face:
     ``aligned``: ``224x224x3`` uint8 BGR crop, eyes at fixed positions; ``align_matrix``:
     the 2x3 transform from image pixels to that crop.
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
-    of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by
-    (``engine.dim``: FaceRes's embedding joined with dlib's ResNet descriptor, see :meth:`Engine.embed`;
-    for a face classified masked, each network's whole-face descriptor is first fused with its
-    descriptor of the upper face, see :meth:`Engine.embed_masked`; with ``EngineConfig.descriptor``
-    "sface" or "arcface", that network's vector instead), or ``None`` if not computed.
+    of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by (``engine.dim``),
+    or ``None`` if not computed: the descriptor ``EngineConfig.descriptor`` names, SFace by default, on
+    the face's chip (a face classified masked takes the masked output, through the learned gain: see
+    :meth:`Engine.embed_masked`); with "faceres+resnet", FaceRes's embedding joined with dlib's ResNet
+    descriptor, a masked face's each fused with its upper face's.
     ``face_flag``: FaceMesh's probability that the crop it read holds a face (near 0 for the
     detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
     ``chip_matrix``: the 2x3 transform from ``aligned`` to the chip descriptor's five-point chip
@@ -265,20 +265,24 @@ class Engine:
 
     def embed(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """Matching vectors of already aligned, unmasked ``Nx224x224x3`` BGR crops (``NxD``,
-        L2-normalised): FaceRes's embedding joined with the ResNet descriptor's
-        (``EngineConfig.resnet_weight``, :func:`.embed.join`), or the chip descriptor's, each crop's chip
-        cut with its ``matrices`` entry (``Face.chip_matrix``; ``None``: the eye-only chip)."""
+        L2-normalised): the chip descriptor's (SFace by default, ArcFace), each crop's chip cut with its
+        ``matrices`` entry (``Face.chip_matrix``; ``None``: the eye-only chip); with "faceres+resnet",
+        FaceRes's embedding joined with the ResNet descriptor's (``EngineConfig.resnet_weight``,
+        :func:`.embed.join`)."""
         crops = np.asarray(aligned_bgr)
         if self.chipnet:
             return self._chipnet(crops, np.zeros(len(crops), bool), matrices)
         return self._join(crops, self.embedder(crops, flip=self.config.flip_tta), np.zeros(len(crops), bool))
 
     def embed_masked(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
-        """Matching vectors of masked faces (``NxD``, L2-normalised): FaceRes's whole-face embedding
-        fused with the upper face's (``EngineConfig.upper_face_weight``), joined with the ResNet
-        descriptor fused the same way (``EngineConfig.resnet_upper_weight``), as :meth:`analyze` gives a
-        face classified masked. Used for synthetic-mask enrolment templates (``matrices``: as :meth:`embed`;
-        a synthetic mask drawn on a photo's crop is cut with that photo's ``Face.chip_matrix``)."""
+        """Matching vectors of masked faces (``NxD``, L2-normalised), as :meth:`analyze` gives a face
+        classified masked: the chip descriptor's masked output (SFace's through its learned gain,
+        ``EngineConfig.masked_gain``; fused with the upper face's where ``EngineConfig.upper_face_weight``
+        is above 0, as for ArcFace); with "faceres+resnet", FaceRes's whole-face embedding fused with
+        the upper face's, joined with the ResNet descriptor fused the same way
+        (``EngineConfig.resnet_upper_weight``). Used for synthetic-mask enrolment templates
+        (``matrices``: as :meth:`embed`; a synthetic mask drawn on a photo's crop is cut with that
+        photo's ``Face.chip_matrix``)."""
         crops = np.asarray(aligned_bgr)
         if self.chipnet:
             return self._chipnet(crops, np.ones(len(crops), bool), matrices)
