@@ -780,9 +780,12 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         upload = request.FILES.get("frame")
-        if upload is None or upload.size > settings.MASKNET_MAX_FRAME_BYTES:
-            return JsonResponse({"ok": False, "code": "too_large" if upload else "missing",
-                                 "message": "No frame, or the frame is too large."}, status=400)
+        if upload is None:
+            return JsonResponse({"ok": False, "code": "missing", "message": "No frame was sent."}, status=400)
+        if upload.size > settings.MASKNET_MAX_FRAME_BYTES:
+            limit = settings.MASKNET_MAX_FRAME_BYTES // 1024
+            return JsonResponse({"ok": False, "code": "too_large",
+                                 "message": f"The frame is too large (at most {limit} KiB)."}, status=400)
         try:
             return JsonResponse(services.photo_inspect(data=upload.read()).as_json())
         except ModelsMissing:

@@ -915,6 +915,20 @@ def test_capture_check_gives_live_feedback(enroller_client, person, engine, astr
     assert not FacePhoto.objects.exists()
 
 
+def test_capture_check_says_which_of_missing_or_too_large(enroller_client, person, settings):
+    """A request without a frame and one with a frame over MASKNET_MAX_FRAME_BYTES are told apart,
+    the second with the limit, before any analysis (no models needed)."""
+    settings.MASKNET_MAX_FRAME_BYTES = 2048
+    url = reverse("admin:enrollment_person_capture_check", args=[person.pk])
+    missing = enroller_client.post(url, {})
+    assert missing.status_code == 400
+    assert missing.json() == {"ok": False, "code": "missing", "message": "No frame was sent."}
+    big = enroller_client.post(url, {"frame": SimpleUploadedFile("f.jpg", b"\xff\xd8\xff" + b"0" * 4096, "image/jpeg")})
+    assert big.status_code == 400
+    assert big.json() == {"ok": False, "code": "too_large", "message": "The frame is too large (at most 2 KiB)."}
+    assert not FacePhoto.objects.exists()
+
+
 def test_capture_without_models_answers_a_503_the_page_can_show(enroller_client, person, monkeypatch):
     from enrollment import recognizer
     from recognition.engine.errors import ModelsMissing
