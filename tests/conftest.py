@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +80,48 @@ def refused_actor(request, db) -> str:
     return "ghost"
 
 
+REDIS_DB_WAIT_S = 300.0   # another test run's use of the database: the longest (the Celery test) takes ~15 s
+
+
+def redis_lock_path(url: str) -> Path:
+    """The file whose lock :func:`redis_db_held` takes for the Redis database ``url``."""
+    import hashlib
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"masknet-test-redis-{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
+
+
+@contextlib.contextmanager
+def redis_db_held(url: str, timeout: float = REDIS_DB_WAIT_S) -> Iterator[None]:
+    """This machine's test runs take turns at the Redis database ``url``: an exclusive lock on a
+    file in the temporary folder, named after it, held for the block. Two runs at once (CI beside
+    an engineer's, on one shared machine) emptied each other's database and counted each other's
+    requests (the rate-limit test saw 0 or 10 of 40 calls pass a limit of 5), and a Celery worker
+    of one took the other's tasks. Fails after ``timeout`` seconds of waiting."""
+    import fcntl
+    import time
+
+    with open(redis_lock_path(url), "a") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run held the Redis database {url} for {timeout:.0f} s ({lock.name})")
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def redis_url():
     """A Redis database of its own (``MASKNET_TEST_REDIS_URL``, default db 15), emptied around the
-    test; skips when Redis is not reachable."""
+    test and used by no other test run on this machine meanwhile (:func:`redis_db_held`); skips
+    when Redis is not reachable."""
     import redis
 
     client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
@@ -89,9 +129,10 @@ def redis_url():
         client.ping()
     except redis.RedisError as exc:
         pytest.skip(f"Redis is not reachable at {TEST_REDIS_URL} ({exc})")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
+    with redis_db_held(TEST_REDIS_URL):
+        client.flushdb()
+        yield TEST_REDIS_URL
+        client.flushdb()
 
 
 def models_dir() -> Path:
