@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -13,6 +14,11 @@ from django.contrib.auth.models import AnonymousUser
 from enrollment import events
 from enrollment.models import TrainingRun
 from enrollment.routing import websocket_urlpatterns
+
+# how long a handshake or an expected message may take: it bounds a hang only (each comes in a few ms
+# idle), where Channels' default (1 s for connect) left little for a loaded machine's database
+# round trips; the quiet checks (receive_nothing) keep their short windows
+WAIT_S = 10.0
 
 
 def communicator_for(user) -> WebsocketCommunicator:
@@ -43,14 +49,14 @@ def test_staff_receive_progress_until_they_lose_the_right(enroller, monkeypatch)
 
     async def scenario():
         communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected
         # published from synchronous code (a task or the background runner), as in production
         await sync_to_async(events.training_progress)(run)
-        progress = await communicator.receive_json_from(timeout=2)
+        progress = await communicator.receive_json_from(timeout=WAIT_S)
         await sync_to_async(enroller.groups.clear)()
         await sync_to_async(events.training_progress)(run)
-        closed = await communicator.receive_output(timeout=2)
+        closed = await communicator.receive_output(timeout=WAIT_S)
         await communicator.disconnect()
         return progress, closed
 
@@ -76,11 +82,11 @@ def test_a_page_left_open_past_the_layers_group_expiry_still_hears_progress(enro
         import asyncio
 
         communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected
         await asyncio.sleep(1.6)          # past the expiry of the first join
         await sync_to_async(events.training_progress)(run)
-        progress = await communicator.receive_json_from(timeout=2)
+        progress = await communicator.receive_json_from(timeout=WAIT_S)
         await communicator.disconnect()
         return progress
 
@@ -92,7 +98,7 @@ def test_others_are_refused(request, db, who):
     user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
 
     async def scenario():
-        return await communicator_for(user).connect()
+        return await communicator_for(user).connect(timeout=WAIT_S)
 
     connected, code = async_to_sync(scenario)()
     assert not connected and code == 4403
@@ -115,7 +121,7 @@ def test_a_cookie_with_a_nul_character_is_refused_like_none(path, monkeypatch):
         communicator = WebsocketCommunicator(application, path, headers=[
             (b"cookie", b'sessionid="abcdefgh\\000ijklmnop"; masknet_kiosk="x\\000y"'),
             (b"origin", b"http://testserver"), (b"host", b"testserver")])
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         await communicator.disconnect()
         return connected
 
@@ -130,7 +136,7 @@ def test_the_site_routes_the_socket_with_the_session_user(client, enroller):
 
     async def scenario():
         communicator = site_communicator(cookie)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         await communicator.disconnect()
         return connected
 
@@ -156,7 +162,7 @@ def test_a_staff_login_opens_the_socket_from_the_sites_own_origin_only(client, e
 
     async def scenario():
         communicator = site_communicator(cookie, origin)
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=WAIT_S)
         await communicator.disconnect()
         return connected, code
 
@@ -195,13 +201,13 @@ def test_a_session_that_ends_closes_the_socket(client, enroller, monkeypatch, ho
 
     async def scenario():
         communicator = site_communicator(cookie)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected
         await sync_to_async(events.training_progress)(run)
-        first = await communicator.receive_json_from(timeout=2)
+        first = await communicator.receive_json_from(timeout=WAIT_S)
         await sync_to_async(end_session)()
         await sync_to_async(events.training_progress)(run)
-        closed = await communicator.receive_output(timeout=2)
+        closed = await communicator.receive_output(timeout=WAIT_S)
         await communicator.disconnect()
         return first, closed
 
@@ -221,7 +227,7 @@ def test_a_socket_sent_garbage_ignores_it_and_leaves_the_group_when_it_ends(enro
 
     async def scenario():
         communicator = communicator_for(enroller)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=WAIT_S))[0]
         await communicator.send_to(text_data="{")
         await communicator.send_to(bytes_data=b"\x00\x01")
         alive = await communicator.receive_nothing(timeout=0.3)    # not closed by it
@@ -238,7 +244,7 @@ def test_a_socket_sent_garbage_ignores_it_and_leaves_the_group_when_it_ends(enro
         from enrollment import consumers
 
         communicator = communicator_for(enroller)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=WAIT_S))[0]
         consumer_tasks = [t for t in asyncio.all_tasks() if "_stay_in_group" in repr(t)]
         real = consumers.TrainingProgressConsumer.training_progress
 
@@ -249,7 +255,7 @@ def test_a_socket_sent_garbage_ignores_it_and_leaves_the_group_when_it_ends(enro
         try:
             await layer.group_send(events.TRAINING_GROUP, {"type": "training.progress", "run": {}})
             try:
-                await communicator.wait(timeout=2)
+                await communicator.wait(timeout=WAIT_S)
             except RuntimeError:
                 pass
         finally:
@@ -269,8 +275,8 @@ def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
     async def scenario():
         communicator = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://testserver"),
                                                                           (b"host", b"testserver")])
-        connected, code = await communicator.connect(timeout=2)
-        await communicator.wait()
+        connected, code = await communicator.connect(timeout=WAIT_S)
+        await communicator.wait()   # returns when the refusal has ended the application, or after 1 s
         return connected, code
 
     with caplog.at_level("DEBUG"):
@@ -281,17 +287,16 @@ def test_a_socket_at_no_such_path_is_refused_quietly(path, caplog):
 
 @pytest.mark.django_db(transaction=True)
 async def _progress_once_joined(layer, communicator: WebsocketCommunicator, run: TrainingRun) -> list[dict]:
-    """Wait (2 s at most) for a socket to be in the progress group, publish ``run``'s progress and
-    return what the socket got up to that progress (whatever came first, then the progress); then
-    close it."""
-    for _ in range(100):
-        if layer.groups.get(events.TRAINING_GROUP):
-            break
+    """Wait (``WAIT_S`` at most) for a socket to be in the progress group, publish ``run``'s progress
+    and return what the socket got up to that progress (whatever came first, then the progress);
+    then close it."""
+    deadline = time.monotonic() + WAIT_S
+    while not layer.groups.get(events.TRAINING_GROUP) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     await sync_to_async(events.training_progress)(run)
-    got = [await communicator.receive_json_from(timeout=2)]
+    got = [await communicator.receive_json_from(timeout=WAIT_S)]
     while got[-1]["type"] != "progress" and len(got) < 5:
-        got.append(await communicator.receive_json_from(timeout=2))
+        got.append(await communicator.receive_json_from(timeout=WAIT_S))
     await communicator.disconnect()
     return got
 
@@ -319,7 +324,7 @@ def test_a_socket_opened_while_the_channel_layer_is_away_opens_and_joins_later(e
 
     async def scenario():
         communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected
         assert len(layer.groups.get(events.TRAINING_GROUP, {})) == 0
         down[0] = False
@@ -351,7 +356,7 @@ def test_a_socket_open_through_a_redis_outage_rejoins_as_soon_as_redis_is_back(e
 
     async def scenario():
         communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected and layer.groups.get(events.TRAINING_GROUP)
         layer.groups.clear()                                   # Redis restarted empty
         await asyncio.sleep(0.1)
@@ -388,12 +393,17 @@ def test_a_page_open_through_a_redis_outage_is_told_to_read_the_state_again(enro
 
     async def scenario():
         communicator = communicator_for(enroller)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_S)
         assert connected
-        quiet = await communicator.receive_nothing(timeout=0.3)   # re-joined every 0.05 s meanwhile
+        # re-joined every 0.05 s meanwhile, the page told nothing: counted by the joins, not by a
+        # 0.3 s window, which a loaded machine's stall of the event loop could fill with one join
+        quiet, deadline = True, time.monotonic() + WAIT_S
+        while len(joins) < 4 and time.monotonic() < deadline:
+            quiet = quiet and await communicator.receive_nothing(timeout=0.05)
+        quiet = quiet and await communicator.receive_nothing(timeout=0.1)
         rejoined = len(joins)
         monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # the layer saw Redis come back
-        told = await communicator.receive_json_from(timeout=2)
+        told = await communicator.receive_json_from(timeout=WAIT_S)
         once = await communicator.receive_nothing(timeout=0.3)
         await communicator.disconnect()
         return quiet, rejoined, told, once
@@ -417,10 +427,10 @@ def test_a_user_who_lost_the_right_during_an_outage_is_closed_not_told(enroller,
 
     async def scenario():
         communicator = communicator_for(enroller)
-        assert (await communicator.connect())[0]
+        assert (await communicator.connect(timeout=WAIT_S))[0]
         await sync_to_async(enroller.groups.clear)()
         monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)
-        closed = await communicator.receive_output(timeout=2)
+        closed = await communicator.receive_output(timeout=WAIT_S)
         await communicator.disconnect()
         return closed
 
