@@ -236,6 +236,19 @@ class KioskSocketLog:
             sock["engine_ms"].append(msg["ms"])
 
     @staticmethod
+    def sends_ahead(sock: dict, frame_interval_ms: float = 125.0, margin: float = 1.25) -> bool | None:
+        """Whether kiosk.js's rule (``inFlightAllowed``: one more frame in flight per pace that fits in
+        the round trip, the pace being the engine's median time or the frame interval, whichever is
+        longer) has the page send frames ahead on this socket, from the wire's numbers: True where
+        the shortest round trip is clearly longer than the pace, False where clearly shorter, None
+        in between (the page judges its last few answers, the timestamps differ by a few ms)."""
+        if not sock["net_ms"]:
+            return None
+        engine = sorted(sock["engine_ms"])[len(sock["engine_ms"]) // 2]
+        pace, rtt = max(frame_interval_ms, engine), min(sock["net_ms"])
+        return True if rtt >= pace * margin else False if rtt * margin < pace else None
+
+    @staticmethod
     def summary(sockets: list[dict]) -> str:
         def median(values: list[float]) -> str:
             return f"{sorted(values)[len(values) // 2]} ms" if values else "-"
@@ -318,6 +331,18 @@ def wait_for(driver, predicate, timeout: float, what: str):
 
 
 # -------------------------------------------------------------------------------------------- test
+
+
+@pytest.mark.parametrize(("net_ms", "engine_ms", "ahead"), [
+    ([300, 373, 340], [90, 80, 85], True),        # an idle machine: two or three frames fit in the trip
+    ([300, 373, 340], [480, 520, 500], False),    # a loaded one: the engine is the slower
+    ([300, 373, 340], [372, 380, 360], None),     # too close to call from the wire (seen under load)
+    ([300, 373, 340], [260, 250, 270], None),
+    ([300, 310, 320], [20, 30, 25], True),        # a quick engine: the frame interval (125 ms) is the pace
+    ([], [], None)])
+def test_the_wire_is_judged_by_the_pages_rule_for_frames_sent_ahead(net_ms, engine_ms, ahead):
+    """What the slow-network check of the test below expects (``KioskSocketLog.sends_ahead``)."""
+    assert KioskSocketLog.sends_ahead({"net_ms": net_ms, "engine_ms": engine_ms}) is ahead
 
 
 @pytest.fixture
@@ -422,8 +447,11 @@ def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, regis
         assert title == "Welcome, Eileen Collins", title
         assert CheckIn.objects.filter(kiosk=branch, person=person).exists()
         # frames went ahead of their answers: the page took the round trip from its answers' latency
-        # less their server_ms and allowed more than one frame in flight (from its first answers on,
-        # unless the engine is slower than the round trip: then it keeps one, and the summary says so)
+        # less their server_ms and allowed more than one frame in flight (from its first answers on),
+        # unless the engine is slower than the round trip: then it keeps one. Which of the two is
+        # judged from the wire's numbers: on a loaded machine (CI beside other runs) the engine's
+        # median was 372 ms against the proxy's 300 ms, the page rightly kept one frame in flight,
+        # and the test, which wanted more whatever the engine's speed, failed
         end = time.monotonic() + 5
         while True:
             wire.read()
@@ -433,7 +461,15 @@ def test_kiosk_in_a_real_browser(browser_available, engine, astronaut_bgr, regis
             time.sleep(0.2)
         phase(f"300 ms round trip: welcome {took:.1f} s after pairing; {wire.summary(slow)}")
         assert all(s["url"].startswith(via.replace("http", "ws")) and s["unmatched"] == 0 for s in slow)
-        assert max((s["most_in_flight"] for s in slow), default=0) > 1, wire.summary(slow)
+        # (only where clearly so: the page judges its last few answers, and a fluctuating engine may
+        # have let it send one ahead now and then where the whole socket's median says otherwise)
+        assert any(s["net_ms"] for s in slow), wire.summary(slow)   # answers to judge by (the welcome may take 4)
+        for sock in slow:
+            if KioskSocketLog.sends_ahead(sock):
+                assert sock["most_in_flight"] > 1, wire.summary([sock])
+        if not any(KioskSocketLog.sends_ahead(s) for s in slow):
+            warnings.warn("frames sent ahead were not required in this run: the engine was not clearly quicker than "
+                          f"the 300 ms round trip ({wire.summary(slow)})", stacklevel=1)
         c.quit()
         drivers.remove(c)
         proxy.stop()
