@@ -4,12 +4,14 @@ helpers that drive ``KioskConsumer`` through the real ASGI application."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, time, timedelta
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 import masknet_site.asgi  # noqa: F401  (its django.setup() reconfigures logging: here, not in a test, where it dropped caplog's handler)
 from enrollment import dispatch
@@ -19,6 +21,15 @@ from recognition.consumers import FrameAnalysis
 from recognition.engine.gallery import Decision
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+def earlier_today(minutes: float) -> datetime:
+    """``minutes`` before now, but not before today's local midnight (``TIME_ZONE``): a check-in a
+    test means for today's window (the kiosk's cooldown, the day's page) that a run in the first
+    minutes after midnight put in yesterday's (tests failed at 00:00-00:47, say a nightly CI run)."""
+    now = timezone.now()
+    midnight = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+    return max(now - timedelta(minutes=minutes), midnight)
 
 
 def frame(script: str) -> bytes:

@@ -26,6 +26,7 @@ from recognition import services
 from recognition.attendance import is_working_day
 from tests.enrollment.conftest import make_photo  # noqa: F401
 from tests.enrollment.test_admin_browser import admin_browser  # noqa: F401
+from tests.recognition.conftest import earlier_today
 from tests.recognition.test_kiosk_e2e import browser_available  # noqa: F401
 from tests.test_csp import until
 
@@ -63,7 +64,7 @@ def test_the_chart_scrolls_with_the_keyboard_on_a_phone(admin_browser):  # noqa:
     for i, name in enumerate(["Eileen Collins", "Tom Hanks", "Maria Konstantinopoulou-Papadopoulou"]):
         person = enrollment.person_create(actor=None, full_name=name, staff_id=f"P-{i}", department="Engineering")
         services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i == 0, frames=4,
-                                index_version=1, at=timezone.now() - timedelta(minutes=i))
+                                index_version=1, at=earlier_today(i))
 
     driver.set_window_size(390, 844)
     driver.get(server.url + "/attendance/")
@@ -316,7 +317,7 @@ def test_the_admin_lists_fit_a_phone(admin_browser, make_photo):  # noqa: F811
         person = enrollment.person_create(actor=None, full_name=name, staff_id=f"STAFF-{i}", department="Engineering")
         make_photo(person)
         services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.4, masked=i == 0, frames=4,
-                                index_version=1, at=timezone.now() - timedelta(minutes=i))
+                                index_version=1, at=earlier_today(i))
     TrainingRun.objects.create(state="failed", message="the face models are not installed on the server")
 
     for width in (375, 1366):
