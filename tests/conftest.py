@@ -101,7 +101,10 @@ def redis_db_held(url: str, timeout: float = REDIS_DB_WAIT_S) -> Iterator[None]:
     import fcntl
     import time
 
-    with open(redis_lock_path(url), "a") as lock:
+    path = redis_lock_path(url)
+    # opened for reading: a lock file another user's run created (0644) locks all the same
+    lock = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -109,12 +112,14 @@ def redis_db_held(url: str, timeout: float = REDIS_DB_WAIT_S) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"another test run held the Redis database {url} for {timeout:.0f} s ({lock.name})")
+                    pytest.fail(f"another test run held the Redis database {url} for {timeout:.0f} s ({path})")
                 time.sleep(0.1)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
 
 
 @pytest.fixture
