@@ -91,19 +91,45 @@ def redis_lock_path(url: str) -> Path:
     return Path(tempfile.gettempdir()) / f"masknet-test-redis-{hashlib.sha256(url.encode()).hexdigest()[:16]}.lock"
 
 
+def _redis_lock_open(path: Path) -> int:
+    """A read-only descriptor of the lock file ``path``, made ``0644`` if this call creates it.
+
+    An existing file is opened without ``O_CREAT``: Linux's ``fs.protected_regular`` (on by default
+    with systemd) refuses ``O_CREAT`` on a file another user owns in a sticky world-writable folder
+    such as /tmp, even read-only. A new one is made ``0644`` whatever this run's umask (under ``077``
+    it was ``0600``, which no other user's run could open). ``O_NOFOLLOW``: never a link another user
+    left at that name."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        pass
+    try:
+        lock = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:   # another run made it meanwhile
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    os.fchmod(lock, 0o644)
+    return lock
+
+
+_redis_locks_held: set[Path] = set()   # the lock files this process holds (redis_db_held)
+
+
 @contextlib.contextmanager
 def redis_db_held(url: str, timeout: float = REDIS_DB_WAIT_S) -> Iterator[None]:
     """This machine's test runs take turns at the Redis database ``url``: an exclusive lock on a
     file in the temporary folder, named after it, held for the block. Two runs at once (CI beside
     an engineer's, on one shared machine) emptied each other's database and counted each other's
     requests (the rate-limit test saw 0 or 10 of 40 calls pass a limit of 5), and a Celery worker
-    of one took the other's tasks. Fails after ``timeout`` seconds of waiting."""
+    of one took the other's tasks. Fails after ``timeout`` seconds of waiting, and at once where
+    this process holds it already (a lock it could never get). The kernel lets go of it when the
+    process ends, however it ends."""
     import fcntl
     import time
 
     path = redis_lock_path(url)
-    # opened for reading: a lock file another user's run created (0644) locks all the same
-    lock = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    if path in _redis_locks_held:
+        pytest.fail(f"the Redis database {url} was asked for again while this process holds it already ({path})")
+    lock = _redis_lock_open(path)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -114,9 +140,11 @@ def redis_db_held(url: str, timeout: float = REDIS_DB_WAIT_S) -> Iterator[None]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"another test run held the Redis database {url} for {timeout:.0f} s ({path})")
                 time.sleep(0.1)
+        _redis_locks_held.add(path)
         try:
             yield
         finally:
+            _redis_locks_held.discard(path)
             fcntl.flock(lock, fcntl.LOCK_UN)
     finally:
         os.close(lock)

@@ -3,8 +3,12 @@ two runs at once emptied each other's database and counted each other's rate-lim
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -36,4 +40,59 @@ def test_a_second_run_waits_for_the_first_to_be_done_with_the_database():
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+        redis_lock_path(url).unlink(missing_ok=True)
+
+
+def test_the_lock_file_opens_for_every_user_whatever_the_umask_of_the_run_that_made_it():
+    """A run under a private umask (``077``, common on shared machines) made the lock file ``0600``:
+    every other user's run then failed to open it (PermissionError), where it should have waited."""
+    url = f"redis://127.0.0.1:6379/15?probe={uuid.uuid4().hex}"
+    before = os.umask(0o077)
+    try:
+        with redis_db_held(url, timeout=5):
+            mode = stat.S_IMODE(redis_lock_path(url).stat().st_mode)
+    finally:
+        os.umask(before)
+        redis_lock_path(url).unlink(missing_ok=True)
+    assert mode == 0o644, oct(mode)
+
+
+def test_a_lock_file_another_user_made_opens_without_asking_to_create_it(monkeypatch):
+    """Linux's ``fs.protected_regular`` (1 on systemd's distributions, Debian's included) refuses an
+    ``O_CREAT`` open of a file another user owns in a world-writable sticky folder such as /tmp, even
+    read-only and even for root: the second user's run got PermissionError. That rule is played here
+    (the kernel of the test machine may not have it on, and the tests run as one user)."""
+    url = f"redis://127.0.0.1:6379/15?probe={uuid.uuid4().hex}"
+    path = redis_lock_path(url)
+    path.touch(0o644)   # made by "another user's" run
+    real_open = os.open
+
+    def open_as_another_user(file, flags, *args, **kwargs):
+        if Path(file) == path and flags & os.O_CREAT and path.exists():
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_as_another_user)
+    try:
+        with redis_db_held(url, timeout=5):
+            pass
+    finally:
+        monkeypatch.undo()
+        path.unlink(missing_ok=True)
+
+
+def test_asking_again_for_the_database_this_process_holds_fails_at_once():
+    """Taken twice by one process (a test holding ``redis_url`` that takes it again), the lock can
+    never be had: that waited out the whole ``timeout`` (300 s) before failing."""
+    url = f"redis://127.0.0.1:6379/15?probe={uuid.uuid4().hex}"
+    try:
+        with redis_db_held(url, timeout=5):
+            started = time.monotonic()
+            with pytest.raises(pytest.fail.Exception, match="this process holds it already"):
+                with redis_db_held(url, timeout=5):
+                    pass
+            assert time.monotonic() - started < 1
+        with redis_db_held(url, timeout=1):   # and it was let go
+            pass
+    finally:
         redis_lock_path(url).unlink(missing_ok=True)
