@@ -311,9 +311,11 @@ def test_staff_who_may_record_but_not_read_check_ins_learn_no_check_in_or_inacti
     data = {**_at(earlier_today(5)), "site": "main", "reason": "not recognised"}
     html = client.post(reverse(ADD), {**data, "person": person.pk}).content.decode()
     assert "already has a check-in at main for that day" in html
-    # (the form's own fields, the time sent among them, left out: just after midnight both are 00:00)
-    told = re.sub(r'value="[^"]*"', "", html)
-    assert kiosk.name not in told and f"{timezone.localtime(at):%H:%M}" not in told
+    # (the form's time field, holding the time sent, left out: just after midnight both are 00:00;
+    # the rest of the page, other fields' values included, must not tell the check-in's time)
+    told, fields = re.subn(r'<input[^>]*\bname="at_1"[^>]*>', "", html)
+    assert fields == 1, html
+    assert kiosk.name not in html and f"{timezone.localtime(at):%H:%M}" not in told
     enrollment.person_update(person=other_person, actor=None, active=True)
     html = client.post(reverse(ADD), {**data, "person": other_person.pk}).content.decode()
     assert "already has a check-in" in html and "secret visitor" not in html
