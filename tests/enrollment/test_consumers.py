@@ -397,9 +397,11 @@ def test_a_page_open_through_a_redis_outage_is_told_to_read_the_state_again(enro
         assert connected
         # re-joined every 0.05 s meanwhile, the page told nothing: counted by the joins, not by a
         # 0.3 s window, which a loaded machine's stall of the event loop could fill with one join
+        # (a message ends the wait: once quiet was False the loop no longer awaited, and spun the
+        # event loop, which then ran no re-join, for the whole WAIT_S)
         quiet, deadline = True, time.monotonic() + WAIT_S
-        while len(joins) < 4 and time.monotonic() < deadline:
-            quiet = quiet and await communicator.receive_nothing(timeout=0.05)
+        while quiet and len(joins) < 4 and time.monotonic() < deadline:
+            quiet = await communicator.receive_nothing(timeout=0.05)
         quiet = quiet and await communicator.receive_nothing(timeout=0.1)
         rejoined = len(joins)
         monkeypatch.setattr(layer, "outage_epoch", 1, raising=False)   # the layer saw Redis come back
