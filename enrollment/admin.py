@@ -783,9 +783,10 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         if upload is None:
             return JsonResponse({"ok": False, "code": "missing", "message": "No frame was sent."}, status=400)
         if upload.size > settings.MASKNET_MAX_FRAME_BYTES:
-            limit = settings.MASKNET_MAX_FRAME_BYTES // 1024
+            limit = settings.MASKNET_MAX_FRAME_BYTES   # any number from 1: whole KiB only where it is so
+            said = f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
             return JsonResponse({"ok": False, "code": "too_large",
-                                 "message": f"The frame is too large (at most {limit} KiB)."}, status=400)
+                                 "message": f"The frame is too large (at most {said})."}, status=400)
         try:
             return JsonResponse(services.photo_inspect(data=upload.read()).as_json())
         except ModelsMissing:

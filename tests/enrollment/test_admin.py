@@ -929,6 +929,17 @@ def test_capture_check_says_which_of_missing_or_too_large(enroller_client, perso
     assert not FacePhoto.objects.exists()
 
 
+@pytest.mark.parametrize(("limit", "said"), [(1000, "1000 bytes"), (1536, "1536 bytes"), (3072, "3 KiB")])
+def test_capture_check_names_a_limit_that_is_not_whole_kibibytes_in_bytes(enroller_client, person, settings,
+                                                                        limit, said):
+    """``MASKNET_MAX_FRAME_BYTES`` may be any number from 1: a limit of 1000 bytes read 'at most 0
+    KiB', and 1536 bytes 'at most 1 KiB'."""
+    settings.MASKNET_MAX_FRAME_BYTES = limit
+    url = reverse("admin:enrollment_person_capture_check", args=[person.pk])
+    big = enroller_client.post(url, {"frame": SimpleUploadedFile("f.jpg", b"\xff\xd8\xff" + b"0" * 4096, "image/jpeg")})
+    assert big.json()["message"] == f"The frame is too large (at most {said})."
+
+
 def test_capture_without_models_answers_a_503_the_page_can_show(enroller_client, person, monkeypatch):
     from enrollment import recognizer
     from recognition.engine.errors import ModelsMissing
