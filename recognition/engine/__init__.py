@@ -59,10 +59,12 @@ class Face:
     the 2x3 transform from image pixels to that crop.
     ``quality``: the gate's measurements and verdict. ``masked_prob``: probability
     of a face mask. ``embedding``: the L2-normalised float32 vector it is matched by (``engine.dim``),
-    or ``None`` if not computed: the descriptor ``EngineConfig.descriptor`` names, SFace by default, on
-    the face's chip (a face classified masked takes the masked output, through the learned gain: see
-    :meth:`Engine.embed_masked`); with "faceres+resnet", FaceRes's embedding joined with dlib's ResNet
-    descriptor, a masked face's each fused with its upper face's.
+    or ``None`` if not computed: the descriptor ``EngineConfig.descriptor`` names (the site passes
+    ``MASKNET_DESCRIPTOR``, SFace by default; ``EngineConfig()``'s own default is "faceres+resnet").
+    SFace's (or ArcFace's) vector of the face's chip, a face classified masked taking the masked
+    output, through the learned gain (see :meth:`Engine.embed_masked`); with "faceres+resnet",
+    FaceRes's embedding joined with dlib's ResNet descriptor, a masked face's each fused with its
+    upper face's.
     ``face_flag``: FaceMesh's probability that the crop it read holds a face (near 0 for the
     detector's false faces: a cup, a cat; low for some heavily masked or turned faces too).
     ``chip_matrix``: the 2x3 transform from ``aligned`` to the chip descriptor's five-point chip
@@ -265,7 +267,7 @@ class Engine:
 
     def embed(self, aligned_bgr: np.ndarray, matrices: list[np.ndarray | None] | None = None) -> np.ndarray:
         """Matching vectors of already aligned, unmasked ``Nx224x224x3`` BGR crops (``NxD``,
-        L2-normalised): the chip descriptor's (SFace by default, ArcFace), each crop's chip cut with its
+        L2-normalised): the chip descriptor's (SFace, the site's default, or ArcFace), each crop's chip cut with its
         ``matrices`` entry (``Face.chip_matrix``; ``None``: the eye-only chip); with "faceres+resnet",
         FaceRes's embedding joined with the ResNet descriptor's (``EngineConfig.resnet_weight``,
         :func:`.embed.join`)."""
