@@ -11,9 +11,11 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
   the waiting one, which is answered ``{"type": "dropped"}`` and never analysed;
 * runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
   each socket has at most one frame there), never on the event loop;
-* votes over recent frames (:mod:`recognition.voting`) before a check-in, and keeps the
-  outcome on screen while the same face stays in front of the camera (a welcome goes once two
-  frames in a row are matched to someone else: the next person in a queue);
+* hands each analysis to the socket's :class:`recognition.presence.Presence`, the state machine
+  that votes over recent frames (:mod:`recognition.voting`) and keeps the outcome on screen while
+  the same face stays in front of the camera (a welcome goes once two frames in a row are matched
+  to someone else: the next person in a queue), and writes what it asks for (a check-in, an audit
+  row);
 * reloads the gallery index when the ``kiosks`` group hears ``index.updated``.
 
 Answers (JSON text messages)::
@@ -52,10 +54,8 @@ import json
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from functools import partial
 
 import cv2
@@ -78,49 +78,42 @@ from enrollment.services import (
 from masknet_site.channel_layer import outage_epoch
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
-from recognition.engine.detect import box_area, box_iou, box_overlap
-from recognition.engine.gallery import Decision, identify, score_for
-from recognition.engine.quality import TOO_SMALL
+from recognition.engine.detect import box_area, box_overlap
+from recognition.engine.gallery import identify, score_for
 
 from . import services
 from .kiosk_page import page_build
 from .models import Kiosk
-from .voting import ACCEPTED, Observation, Verdict, Voter
+from .presence import (  # the rules' constants stay importable from here (tests, bench/voting.py)
+    CHECK_IN,
+    EDGE_SEARCH_EVERY_S,
+    EDGE_STILL_IOU,  # noqa: F401
+    EDGE_STILL_S,
+    LOST_AFTER_INTERVALS,
+    LOST_AFTER_S,
+    QUALITY_AUDIT_FRAMES,  # noqa: F401
+    SEVERAL,  # noqa: F401
+    SEVERAL_HOLD_FRAMES,  # noqa: F401
+    VOTE_GAP_INTERVALS,
+    VOTE_MAX_GAP_CAP_S,
+    VOTE_MAX_GAP_S,
+    WELCOME_DOUBT_MARGIN,  # noqa: F401
+    WELCOME_FAR_FRAMES,  # noqa: F401
+    WELCOME_FAR_MARGIN,  # noqa: F401
+    WELCOME_OTHER_FRAMES,  # noqa: F401
+    WELCOMES,  # noqa: F401
+    FrameAnalysis,
+    Presence,
+    Step,
+    Timing,
+)
+from .voting import Verdict, Voter
 
 log = logging.getLogger(__name__)
 
 KIOSK_COOKIE = "masknet_kiosk"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REVOKED = 4403
-LOST_AFTER_S = 1.0          # no usable face for this long ends a presence (and its banner)...
-LOST_AFTER_INTERVALS = 3.0  # ...or, on a slow server, this many analysis intervals (capped as the vote's gap)
-VOTE_MAX_GAP_S = 1.5        # a longer gap between usable frames restarts the vote...
-VOTE_GAP_INTERVALS = 3.0    # ...unless the server itself is that slow: then 3 analysis intervals
-VOTE_MAX_GAP_CAP_S = 6.0    # (a smoothed average), never more than this
-QUALITY_AUDIT_FRAMES = 8    # frames refused for quality in one presence before it is audited
-# a welcome stays on screen through an "unknown" whose nearest match is the person greeted only when
-# those frames came this close to the threshold (their own face turning borderline as a mask goes on
-# or the head turns); a stranger who merely comes closest to them, further below it, is told "not
-# recognised" instead of reading someone else's welcome. bench/voting.py (masked presences, 219
-# enrolled): the nearest match alone left 88% of strangers reading it, 0.1 55%, 0.05 16%, 0 2%, while
-# enrolled people told "not recognised" after their own welcome went 1.9%, 2.3%, 2.3%, 6.6%
-WELCOME_DOUBT_MARGIN = 0.05
-# a welcome ends (the page shows what the frames say again) at this many frames in a row matched, and
-# accepted, to one person other than the one greeted: the next person in a queue who steps in without
-# the face being lost between them read the last person's welcome until their own vote decided (5
-# frames, tests/recognition/test_consumer_engine.py). Two, so that a single frame matched to someone
-# else (a look-alike, a bad frame) does not end a genuine welcome; the votes are not touched
-WELCOME_OTHER_FRAMES = 2
-# ...and also at this many usable frames in a row that score further than WELCOME_FAR_MARGIN below the
-# threshold against the person greeted, whoever their best match: a stranger matches nobody, and read
-# the last person's welcome until their own vote said "not recognised" (5 frames). bench/voting.py's
-# masked presences (docs/kiosk.md): a stranger after an unrelated person's welcome read it 4.9 frames
-# on average, now 1; after their nearest match's 6.0, now 3.6 (a look-alike within 0.1 still reads
-# it until the vote); no welcomed person's own frames after their welcome ended it (0 of 189), where
-# 0.05 or a single frame would end borderline people's (their frames hover 0.05-0.08 below it masked)
-WELCOME_FAR_MARGIN = 0.1
-WELCOME_FAR_FRAMES = 2
-WELCOMES = ("checked_in", "already")   # the outcomes that greet a person by name
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
@@ -130,31 +123,13 @@ GROUP_RETRY_S = 5.0         # a socket not in its channel groups (Redis away) re
 # with no active index, whether one is active now or people have been enrolled is read again this
 # often: a first photo added sends no index.updated, and the first rebuild takes seconds
 NO_INDEX_RECHECK_S = 1.0
-# an empty scene's frames are searched for a face cut off by the frame's edge (one more detector
-# run: an empty 640x480 frame 10 -> 22 ms) at most this often; every frame while one is being found.
-# An idle kiosk sends up to 8 frames a second, so every frame would halve the idle kiosks a core serves
-EDGE_SEARCH_EVERY_S = 0.5
-# a face found across the frame's edge that stays where it is this long (boxes overlapping at least
-# EDGE_STILL_IOU) is the reflection's making, not someone half out of the picture, who moves once
-# asked to: the mirrored frame makes faces of symmetric things in the background (3 of 760 empty
-# crops, bench/cut_faces.py), and an empty kiosk said "Please move to the middle" for good, searching
-# every frame. From then on it is not answered (nor is anything else found there)
-EDGE_STILL_S = 4.0
-EDGE_STILL_IOU = 0.7
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
-# two clear faces this close in size are two people side by side, not one with a queue behind (a
-# step further back is about half the width): the largest one flipped between them from frame to
-# frame, and the kiosk greeted one, told them "not recognised", then "already checked in", and
-# never checked in the other. They are asked to come one at a time (reason "several"). Near equal
-# only: one clearly larger is taken steadily, and LFW DevTest's first photos framed as kiosk frames
-# (press photos, a neighbour often at the subject's shoulder) have such a pair in 41 of 1,711 at
-# 0.85 (29 when both faces had to pass the gate; 59 of those at 0.7)
+# Two clear faces this close in size are two people side by side, not one with a queue behind (a step
+# further back is about half the width): nobody is decided on until one stands alone (reason
+# "several"), else the largest flipped between them frame to frame and the other was never checked in.
+# docs/kiosk.md, "What the kiosk shows": LFW DevTest's first photos framed as kiosk frames have such a
+# pair in 41 of 1,711 at 0.85 (29 if both must pass the quality gate; 59 at 0.7).
 SEVERAL_FACES_RATIO = 0.85
-SEVERAL = "several"
-# after a pair, this many frames of one face in a row before anyone is decided on again: a pair
-# where each moves in turn leaves the other face blurred (refused by the gate) every other frame,
-# and deciding on those frames flipped between the two people as before
-SEVERAL_HOLD_FRAMES = 2
 ERROR_MESSAGES = {
     "unreadable_image": "The frame could not be decoded.",
     "frame_too_large": "The frame has too many pixels (640x480 is plenty).",
@@ -202,32 +177,6 @@ def engine_pool() -> ThreadPoolExecutor:
             _pool = ThreadPoolExecutor(max_workers=max(1, settings.MASKNET_KIOSK_WORKERS),
                                        thread_name_prefix="kiosk-engine")
         return _pool
-
-
-@dataclass(frozen=True)
-class FrameAnalysis:
-    """The engine's view of one kiosk frame.
-
-    ``size``: ``(width, height)`` pixels. ``face``: the main (largest) face or ``None``.
-    ``decision``: identity for a face that passed the quality gate (``None`` otherwise or with
-    an empty gallery). ``error``: an engine error code for undecodable frames. ``ms``: engine
-    time in milliseconds. ``snapshot``: aligned face JPEG, only when asked for. ``adapt_photo``: the
-    frame cut around an accepted unmasked face recognised well above its threshold, a JPEG for
-    gallery adaptation (:func:`enrollment.services.photo_add_from_checkin`), only when asked for.
-    ``several``: two people side by side (:func:`_several_people`): ``face`` is the larger, not embedded.
-    ``welcomed``: ``(label, score)``, the score this face gives the person whose welcome stands (asked
-    for with ``welcome``; the score is ``None`` when that person is no longer in the index).
-    """
-
-    size: tuple[int, int] = (0, 0)
-    face: Face | None = None
-    decision: Decision | None = None
-    error: str | None = None
-    ms: float = 0.0
-    snapshot: bytes | None = field(default=None, repr=False)
-    adapt_photo: bytes | None = field(default=None, repr=False)
-    several: bool = False
-    welcomed: tuple[str, float | None] | None = None
 
 
 def _several_people(faces: Sequence[Face], sure: float) -> bool:
@@ -341,18 +290,6 @@ def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: byte
 # the consumer
 
 
-@dataclass
-class _Outcome:
-    """What the kiosk shows while the same face stays in front of it."""
-
-    state: str                  # "checked_in", "already" or "unknown"
-    label: str | None = None
-    name: str | None = None
-    time: str | None = None
-    masked: bool | None = None
-    doubt_audited: bool = False  # an "unknown" near this welcome's person was audited, not shown
-    window: str | None = None    # the cooldown window of the check-in shown (checked_in, already)
-
 
 def _is_image(data: bytes) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
@@ -385,30 +322,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if self.kiosk is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
+        # the socket and its frames
         self._token = token
         self._connection_seq = self.kiosk.connection_seq   # of two sockets of this kiosk, the higher stays
         self._closed = False
         self._seq = 0
         self._pending: tuple[int, bytes, float] | None = None   # (number, frame, when it came: monotonic)
         self._worker: asyncio.Task | None = None
-        self._voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
-                            min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED,
-                            min_frames_after_unknown=settings.MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN,
-                            max_gap_s=VOTE_MAX_GAP_S)
-        self._outcome: _Outcome | None = None
-        self._adapt_pending: tuple[int, int, bytes] | None = None   # (person, check-in, photo)
-        self._analysed_at: float | None = None
-        self._interval = 0.15      # smoothed seconds between analysed frames (see _adapt_vote_gap)
-        self._lost_after_s = LOST_AFTER_S   # seconds without a face that end a presence (ditto)
-        self._last_face_at = 0.0
-        self._quality_reasons: Counter[str] = Counter()
-        self._several_left = 0   # frames of one face still to see after a pair (SEVERAL_HOLD_FRAMES)
-        # (person, frames in a row, when last) accepted as someone other than the person welcomed
-        self._other: tuple[str, int, float] | None = None
-        # (frames in a row, when last) far below the threshold against the person welcomed
-        self._far: tuple[int, float] | None = None
-        self._counted_for: _Outcome | None = None   # the welcome those two counts are about
-        self._quality_audited = False
+        # what the page shows, and when a check-in is due (recognition.presence)
+        self._presence = self._new_presence()
+        self._adapt_pending: tuple[int, int, bytes] | None = None   # (person, check-in, photo) to offer
+        # the gallery index the frames are matched against
         self._index: Index | None = None
         self._index_version: int | None = None
         self._thresholds: dict = {}
@@ -416,10 +340,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._index_retry_at = 0.0   # after a failed load: not again before this (monotonic)
         self._index_missing = False  # no active version, though people are enrolled (INDEX_MISSING)
         self._no_index_seen_at = 0.0  # when a load last found no active version (monotonic)
-        self._edge_search_at = 0.0   # an empty frame is searched across its edge from then on (monotonic)
-        self._edge_box: tuple[float, ...] | None = None   # where a face across the edge was found (0-1)...
-        self._edge_since = 0.0                           # ...and since when (monotonic)
-        self._edge_seen_at = 0.0                         # ...and when last (monotonic)
+        # the periodic recheck of the kiosk row, and the rate limit
         self._checked_at = time.monotonic()
         self._recheck_s = float(settings.MASKNET_KIOSK_RECHECK_S)
         self._fps = float(settings.MASKNET_KIOSK_MAX_FPS)
@@ -456,6 +377,20 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._announce_pending = True
         # the models load now, in a thread of their own (once per process), not on the first frame
         recognizer.warm_soon()
+
+    @staticmethod
+    def _new_presence() -> Presence:
+        """The socket's :class:`Presence`, with the vote's settings and the timing constants as this
+        module holds them when the socket opens (tests set them here)."""
+        voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
+                      min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED,
+                      min_frames_after_unknown=settings.MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN,
+                      max_gap_s=VOTE_MAX_GAP_S)
+        timing = Timing(lost_after_s=LOST_AFTER_S, lost_after_intervals=LOST_AFTER_INTERVALS,
+                        vote_max_gap_s=VOTE_MAX_GAP_S, vote_gap_intervals=VOTE_GAP_INTERVALS,
+                        gap_cap_s=VOTE_MAX_GAP_CAP_S, edge_search_every_s=EDGE_SEARCH_EVERY_S,
+                        edge_still_s=EDGE_STILL_S)
+        return Presence(voter, min_face_px=settings.MASKNET_KIOSK_MIN_FACE_PX, timing=timing)
 
     async def _join_groups(self) -> bool:
         """Join the ``kiosks`` group (``index.updated``) and this kiosk's own (``kiosk.revoked``,
@@ -599,65 +534,32 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 or outage_epoch(self.channel_layer) != self._layer_epoch)
 
     async def _process(self, seq: int, data: bytes, came: float) -> None:
+        """Analyse one frame and answer it: the checks due first, then the engine (in the pool), then
+        the presence's step, the writes it asks for, and the answer."""
         if self._recheck_due() and not await self._still_valid():
             await self._revoke()
             return
         if self._closed:   # replaced by a newer socket of this kiosk (the recheck found it)
             return
-        if (self._index is None and not self._index_stale
-                and time.monotonic() - self._no_index_seen_at > NO_INDEX_RECHECK_S):
-            self._index_stale = True   # no index yet: maybe one now, or the first people enrolled
-        if self._index_stale and not await self._load_index():
-            # never vote people "unknown" against a gallery that could not be read
-            await self._error(seq, "unavailable", INDEX_UNREADABLE)
-            return
-        if self._index is None and self._index_missing:
-            await self._error(seq, "unavailable", INDEX_MISSING)
+        if not await self._index_ready(seq):
             return
         loop = asyncio.get_running_loop()
         adapt_margin = settings.MASKNET_GALLERY_ADAPT_MARGIN if settings.MASKNET_GALLERY_ADAPT else None
-        search_edges = time.monotonic() >= self._edge_search_at
-        o = self._outcome
-        welcome = o.label if o is not None and o.state in WELCOMES else None
+        presence = self._presence
+        searched = presence.edges.due(time.monotonic())
         analysis = await loop.run_in_executor(engine_pool(), partial(
             analyze_frame, data, self._index, self._thresholds, settings.MASKNET_CHECKIN_SNAPSHOTS,
-            adapt_margin=adapt_margin, search_edges=search_edges, welcome=welcome))
+            adapt_margin=adapt_margin, search_edges=searched, welcome=presence.welcome_label))
         if self._closed:
             return
-        if self._analysed_at is not None and time.monotonic() - self._analysed_at > VOTE_MAX_GAP_CAP_S:
-            self._edge_box = None   # no frame for that long (below): whoever is at the edge now is timed afresh
-        if analysis.face is not None and analysis.face.across_edge:
-            if self._edge_face_still(analysis, time.monotonic()):
-                analysis = replace(analysis, face=None)
-        elif analysis.face is not None:
-            # a face away from the edge: one across it not let go yet is timed afresh next time; one
-            # let go (the background's) stays so (the empty kiosk said "move to the middle" for
-            # EDGE_STILL_S after every visitor)
-            if time.monotonic() - self._edge_since < EDGE_STILL_S:
-                self._edge_box = None
-        elif search_edges and not analysis.error and time.monotonic() - self._edge_seen_at > EDGE_STILL_S:
-            # searched across the edge and nothing there for EDGE_STILL_S: whoever is found there
-            # next is timed afresh (the place alone let go at once someone else half out at the
-            # same spot minutes or hours later)
-            self._edge_box = None
-        if analysis.error:
-            await self._error(seq, analysis.error, ERROR_MESSAGES.get(analysis.error, "The frame was refused."))
-            return
-        now = time.monotonic()
-        if self._analysed_at is not None and now - self._analysed_at > VOTE_MAX_GAP_CAP_S:
-            # no frame at all for that long (camera replugged, page stalled): whoever is here now
-            # is not greeted with the last person's outcome, nor doubted for their "unknown"
-            await self._presence_end()
-        self._adapt_vote_gap(now)
         # a new version announced while this frame was in the engine: it was matched against the
         # replaced gallery (a wrong photo removed, thresholds refitted) and is not counted
-        reply = await self._interpret(analysis, now, vote=not self._index_stale)
-        if search_edges and analysis.face is None and now - self._last_face_at > self._lost_after_s:
-            # nobody, not even cut off by the edge, and nobody lately: the next such search in
-            # EDGE_SEARCH_EVERY_S. While someone was seen in the last moment (half out of the
-            # picture, found at one frame and missed at the next) every frame is searched: their
-            # "move to the middle" does not flicker with "Looking for a face"
-            self._edge_search_at = now + EDGE_SEARCH_EVERY_S
+        step = presence.frame(analysis, time.monotonic(), searched=searched, vote=not self._index_stale)
+        if step.error:
+            await self._error(seq, step.error, ERROR_MESSAGES.get(step.error, "The frame was refused."))
+            return
+        await self._record(step, analysis)
+        reply = presence.shown(step.reply)
         # server_ms: from the frame's arrival to this answer (waiting behind the frame before, the
         # engine, the database): the page takes it from the answer's latency to see the network's part
         reply.update({"type": "result", "frame": seq, "ms": round(analysis.ms),
@@ -673,150 +575,40 @@ class KioskConsumer(AsyncWebsocketConsumer):
             except RuntimeError:   # the pool is closed: the server is stopping; the check-in stands
                 pass
 
-    def _edge_face_still(self, a: FrameAnalysis, now: float) -> bool:
-        """Whether the face ``a`` found across the frame's edge has stayed where it is for
-        :data:`EDGE_STILL_S`: a face the reflection made of the background, not someone half out of
-        the picture."""
-        w, h = a.size
-        box = tuple(v / s for v, s in zip(a.face.box, (w, h, w, h), strict=True))
-        self._edge_seen_at = now
-        if self._edge_box is None or box_iou(box, self._edge_box) < EDGE_STILL_IOU:
-            self._edge_box, self._edge_since = box, now
+    async def _index_ready(self, seq: int) -> bool:
+        """Load the gallery index if due; ``False`` (the frame answered ``unavailable``) when there
+        is none to match against: never vote people "unknown" against a gallery the kiosk lacks."""
+        if (self._index is None and not self._index_stale
+                and time.monotonic() - self._no_index_seen_at > NO_INDEX_RECHECK_S):
+            self._index_stale = True   # no index yet: maybe one now, or the first people enrolled
+        if self._index_stale and not await self._load_index():
+            await self._error(seq, "unavailable", INDEX_UNREADABLE)
             return False
-        return now - self._edge_since >= EDGE_STILL_S
-
-    # -------------------------------------------------------------------------- deciding
-
-    def _adapt_vote_gap(self, now: float) -> None:
-        """Under load (many kiosks on few cores) answers come slower than VOTE_MAX_GAP_S apart; the
-        vote must then measure gaps in analysed frames, not seconds, or nobody is ever checked in."""
-        # the limit comes from the intervals *before* this frame: one long pause in a fast stream
-        # (somebody else may be standing there now) still restarts the vote
-        self._voter.max_gap_s = min(max(VOTE_MAX_GAP_S, VOTE_GAP_INTERVALS * self._interval), VOTE_MAX_GAP_CAP_S)
-        # likewise a presence: at one answer every 1.5 s, a single missed detection (masks make them
-        # likelier) must not end it, which would also forget that this face was voted "unknown"
-        self._lost_after_s = min(max(LOST_AFTER_S, LOST_AFTER_INTERVALS * self._interval), VOTE_MAX_GAP_CAP_S)
-        if self._analysed_at is not None:
-            step = min(now - self._analysed_at, VOTE_MAX_GAP_CAP_S)
-            self._interval = 0.7 * self._interval + 0.3 * step
-        self._analysed_at = now
-
-    async def _interpret(self, a: FrameAnalysis, now: float, vote: bool = True) -> dict:
-        """Turn one analysis into the page's state, voting and recording as needed (``vote``: its
-        decision may be counted)."""
-        face = a.face
-        reply: dict = {"state": "searching", "reason": None, "box": None, "masked": None, "name": None,
-                       "time": None, "progress": 0.0}
-        if face is None:
-            if now - self._last_face_at > self._lost_after_s:
-                await self._presence_end()
-            return self._with_outcome(reply)
-        self._last_face_at = now
-        w, h = a.size
-        reply["box"] = [round(min(max(v / s, 0.0), 1.0), 4) for v, s in zip(face.box, (w, h, w, h), strict=True)]
-        # decided only for an embedded face (one that can lead to a decision): unknown, not "unmasked"
-        masked = bool(face.masked) if face.embedding is not None else None
-        reply["masked"] = masked
-        if a.several or self._several_left:
-            # two people side by side, or one of them alone for fewer than SEVERAL_HOLD_FRAMES
-            # frames since: no vote (the votes so far may be either's), and no quality audit
-            if a.several:
-                self._several_left = SEVERAL_HOLD_FRAMES
-                self._voter.forget_votes()
-            else:
-                self._several_left -= 1
-            # no box: the larger of two near-equal faces changes from frame to frame, and the box
-            # hopped between them (or sat on the newcomer under the other's standing welcome)
-            reply.update(state="adjust", reason=SEVERAL, box=None)
-            return self._with_outcome(reply)
-        reason = face.quality.reason
-        if reason is None and face.box[2] - face.box[0] < settings.MASKNET_KIOSK_MIN_FACE_PX:
-            reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
-        if reason is not None:
-            # a face found across the frame's edge alone is not audited: maybe nobody (the
-            # reflection's making), and never looked at beyond being found
-            if not face.across_edge:
-                self._quality_reasons[reason] += 1
-            if sum(self._quality_reasons.values()) >= QUALITY_AUDIT_FRAMES and not self._quality_audited \
-                    and self._outcome is None:
-                detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
-                await database_sync_to_async(services.checkin_reject_record)(
-                    kiosk=self.kiosk, reason="quality", frames=sum(self._quality_reasons.values()),
-                    masked=masked, detail=detail)
-                self._quality_audited = True   # once written: a database error tries it again
-            reply.update(state="adjust", reason=reason)
-            return self._with_outcome(reply)
-        if not vote:
-            reply.update(state="recognising", progress=0.0)
-            return self._with_outcome(reply)
-        d = a.decision
-        obs = Observation(at=now, label=d.label if d else None, score=d.score if d else float("-inf"),
-                          accepted=bool(d and d.accepted), masked=bool(face.masked),
-                          threshold=d.threshold if d else 0.0)
-        if self._someone_else(obs, a.welcomed):
-            self._outcome = None   # someone else in front: their frames are shown, not the welcome
-        verdict = self._voter.add(obs)
-        if verdict is not None:
-            await self._act_on(verdict, a)
-        reply.update(state="recognising", progress=round(self._voter.progress(), 2))
-        return self._with_outcome(reply)
-
-    def _someone_else(self, obs: Observation, welcomed: tuple[str, float | None] | None = None) -> bool:
-        """Whether the welcome standing ends with this frame: it makes :data:`WELCOME_OTHER_FRAMES`
-        usable frames in a row (no further apart than the vote's gap) accepted as one person other
-        than the one welcomed, or :data:`WELCOME_FAR_FRAMES` whose score against the person welcomed
-        (``welcomed``, this frame's :attr:`FrameAnalysis.welcomed`) is more than
-        :data:`WELCOME_FAR_MARGIN` below the frame's threshold: a stranger, who matches nobody. A frame
-        that is neither starts that count again; one the quality gate refused is no evidence either
-        way (it never gets here). Only the outcome goes: the votes, and an *unknown* called in this
-        presence, stay as they are."""
-        o = self._outcome
-        if o is None or o.state not in WELCOMES or o is not self._counted_for:
-            # counts are about one welcome: one that replaced another directly (the next person's
-            # vote done while it stood) starts from none
-            self._other = self._far = None
-            self._counted_for = o
-        if o is None or o.state not in WELCOMES:
+        if self._index is None and self._index_missing:
+            await self._error(seq, "unavailable", INDEX_MISSING)
             return False
-        gap = self._voter.max_gap_s
-        far = (welcomed is not None and welcomed[0] == o.label and welcomed[1] is not None
-               and welcomed[1] < obs.threshold - WELCOME_FAR_MARGIN)
-        n_far = self._far[0] + 1 if far and self._far and obs.at - self._far[1] <= gap else 1
-        self._far = (n_far, obs.at) if far else None
-        if not obs.accepted or obs.label == o.label:
-            self._other = None
-        else:
-            label, n, at = self._other or (obs.label, 0, obs.at)
-            n = n + 1 if label == obs.label and obs.at - at <= gap else 1
-            self._other = (obs.label, n, obs.at)
-        if (self._other is None or self._other[1] < WELCOME_OTHER_FRAMES) and (
-                self._far is None or self._far[0] < WELCOME_FAR_FRAMES):
-            return False
-        self._other = self._far = None
         return True
 
-    def _with_outcome(self, reply: dict) -> dict:
-        """While an outcome stands, the page keeps showing it (with the live box)."""
-        o = self._outcome
-        if o is None:
-            return reply
-        reply.update(state=o.state, reason=None, name=o.name, time=o.time, progress=1.0)
-        if o.masked is not None:
-            reply["masked"] = o.masked
-        return reply
+    # -------------------------------------------------------------------------- writing what the presence decided
+
+    async def _record(self, step: Step, a: FrameAnalysis) -> None:
+        """Write what a frame's step asks for: the presence's quality audit, the verdict's record."""
+        if step.quality_audit is not None:
+            q = step.quality_audit
+            await database_sync_to_async(services.checkin_reject_record)(
+                kiosk=self.kiosk, reason="quality", frames=q.frames, masked=q.masked, detail=q.detail)
+            self._presence.quality_audited()   # once written: a database error tries it again
+        if step.verdict is not None:
+            await self._act_on(step.verdict, a)
 
     async def _act_on(self, verdict: Verdict, a: FrameAnalysis) -> None:
-        """A verdict that differs from what stands replaces it; the same verdict again is ignored,
-        and so is "unknown" for the person whose welcome stands (their frames turned borderline)."""
-        current = self._outcome
-        if verdict.kind == ACCEPTED:
-            # the same person again is not recorded again while their check-in's window lasts; past
-            # it (midnight with the "day" cooldown) they are: someone greeted at 23:59 and still in
-            # front at 00:00 read "already checked in today" of yesterday, and today had no check-in
-            if current is not None and current.label == verdict.label and (
-                    current.window is None
-                    or current.window == services.cooldown_window(site=self.kiosk.site, at=timezone.now())[0]):
-                return
+        """Record a verdict as the presence asks (:meth:`Presence.verdict_due`): a check-in, or an
+        "unknown" audit row; then tell the presence what was recorded."""
+        due = self._presence.verdict_due(verdict, self._cooldown_window_now)
+        if due is None:
+            return
+        detail = due.detail
+        if due.action == CHECK_IN:
             try:
                 outcome = await database_sync_to_async(services.checkin_record)(
                     person_id=int(verdict.label), kiosk=self.kiosk, score=verdict.score,
@@ -831,51 +623,20 @@ class KioskConsumer(AsyncWebsocketConsumer):
                         and a.decision is not None and a.decision.label == verdict.label):
                     self._adapt_pending = (int(verdict.label), outcome.checkin.pk, a.adapt_photo)
                 local = timezone.localtime(outcome.checkin.at)
-                self._outcome = _Outcome("checked_in" if outcome.created else "already", verdict.label,
-                                         outcome.greeting_name, f"{local:%H:%M}", verdict.masked,
-                                         window=outcome.checkin.window)
+                self._presence.checked_in(verdict, created=outcome.created, name=outcome.greeting_name,
+                                          time=f"{local:%H:%M}", window=outcome.checkin.window)
                 return
             detail = "matched a person who is no longer active"
-        else:
-            if current is not None and current.state == "unknown":
-                # "unknown" again, not recorded again; but masked or bare as the face is now: the page
-                # tells a masked face to lower the mask for a moment, and a bare one to see reception
-                current.masked = verdict.masked
-                return
-            if (current is not None and verdict.nearest == current.label
-                    and verdict.nearest_margin >= -WELCOME_DOUBT_MARGIN):
-                # the person just greeted whose frames turned borderline (a mask, a turned head), or
-                # someone else who looks much like them stepping in: the welcome stays on screen, and
-                # the decision goes in the audit log once per welcome (someone else is not told "not
-                # recognised" only when they came that close to the person greeted)
-                if current.doubt_audited:
-                    return
-                await database_sync_to_async(services.checkin_reject_record)(
-                    kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
-                    threshold=verdict.threshold, masked=verdict.masked,
-                    detail=f"not shown: the welcome of person #{current.label}, their nearest match, stayed")
-                current.doubt_audited = True   # once written: a database error tries it again
-                return
-            detail = ""
         await database_sync_to_async(services.checkin_reject_record)(
             kiosk=self.kiosk, reason="unknown", frames=verdict.frames, score=verdict.score,
             threshold=verdict.threshold, masked=verdict.masked, detail=detail)
-        # the label of an inactive match stays with the outcome: the same match again in this
-        # presence is not looked up and recorded every few frames (only its first time)
-        self._outcome = _Outcome("unknown", verdict.label if verdict.kind == ACCEPTED else None,
-                                 masked=verdict.masked)
+        self._presence.unknown_recorded(verdict, due)
 
-    async def _presence_end(self) -> None:
-        """Nobody in front of the camera any more: forget the votes and the standing outcome."""
-        self._voter.reset()
-        self._outcome = None
-        self._other = self._far = None
-        self._quality_reasons.clear()
-        self._quality_audited = False
-        self._several_left = 0
+    def _cooldown_window_now(self) -> str:
+        """The cooldown window a check-in at this kiosk now falls in (``services.cooldown_window``)."""
+        return services.cooldown_window(site=self.kiosk.site, at=timezone.now())[0]
 
     # -------------------------------------------------------------------------- index, kiosk row
-
     async def _load_index(self) -> bool:
         """Load the active index version (the next frame's gallery and site thresholds).
 
@@ -914,10 +675,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
             missing = await database_sync_to_async(FacePhoto.objects.for_index().exists)()
             if not self._index_stale:
                 if self._index_version is not None:
-                    self._voter.forget_votes()   # cast against the withdrawn gallery
+                    self._presence.forget_votes()   # cast against the withdrawn gallery
                 self._index, self._index_version, self._thresholds = None, None, {}
                 self._index_missing = missing
-                self._welcome_end_unless_in(None)
+                self._presence.welcome_end_unless_in(None)
                 self._no_index_seen_at = time.monotonic()
             return True
         if version.outdated:
@@ -941,22 +702,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
             # versions come from changes elsewhere (another site's enrolment, gallery adaptation
             # after someone else's check-in), and a stranger must not get the easier count back
             # with them; a person enrolled on the spot still checks in, on the stricter count
-            self._voter.forget_votes()
+            self._presence.forget_votes()
         self._index, self._index_version = index, version.pk
         self._thresholds = version.site_thresholds()
         self._index_missing = False
-        self._welcome_end_unless_in(index)
+        self._presence.welcome_end_unless_in(index)
         return True
-
-    def _welcome_end_unless_in(self, index: Index | None) -> None:
-        """End a standing welcome whose person the gallery now in use no longer holds (erased or
-        deactivated while they stood in front): it went on showing their name, from this socket's
-        memory, until a vote against the new gallery called them unknown, several frames later."""
-        o = self._outcome
-        # looked up only while a welcome stands (Index.holds): a set of every label, built on the
-        # event loop at each load, took 13.7 ms at 200,000 templates
-        if o is not None and o.state in WELCOMES and (index is None or not index.holds(o.label)):
-            self._outcome = None
 
     async def index_updated(self, event: dict) -> None:
         """A new index version is active: drop the old one now, load the new one with the next frame.

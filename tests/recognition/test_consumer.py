@@ -978,25 +978,6 @@ def test_the_next_person_stepping_in_ends_the_welcome_at_their_second_frame(engi
     assert AuditEvent.objects.filter(action=services.CHECKIN_ACCEPTED).count() == 2
 
 
-def test_a_welcome_that_replaces_another_directly_starts_its_counts_afresh():
-    """The counts that end a welcome belong to it: when the next person's vote completes while the
-    last welcome stands (their frames never made two in a row), a frame far below the threshold
-    against the person welcomed before does not count towards ending the new welcome."""
-    kiosk = consumers.KioskConsumer()   # the state connect() sets that this needs
-    kiosk._voter = consumers.Voter(min_frames=3, max_gap_s=10.0)
-    kiosk._other = kiosk._far = kiosk._counted_for = None
-    far = consumers.WELCOME_FAR_MARGIN + 0.05
-    ana = consumers._Outcome("checked_in", "1", "Ana")
-    kiosk._outcome = ana
-    obs = consumers.Observation(at=1.0, label="2", score=0.8, accepted=False, masked=True, threshold=0.4)
-    assert not kiosk._someone_else(obs, ("1", 0.4 - far))          # one frame far below Ana's
-    kiosk._outcome = consumers._Outcome("checked_in", "2", "Tom")    # Tom's vote done meanwhile
-    obs = consumers.Observation(at=2.0, label="3", score=0.1, accepted=False, masked=True, threshold=0.4)
-    assert not kiosk._someone_else(obs, ("2", 0.4 - far))          # Tom's first far frame: one, not two
-    obs = consumers.Observation(at=3.0, label="3", score=0.1, accepted=False, masked=True, threshold=0.4)
-    assert kiosk._someone_else(obs, ("2", 0.4 - far))              # the second ends it
-
-
 def test_single_frames_matched_to_someone_else_do_not_end_a_welcome(engine_script, paired, person, other_person):
     """A look-alike's match now and then among the welcomed person's own frames (one frame at a time,
     or two apart) leaves the welcome standing, and nothing is recorded again; an "already checked in"

@@ -1,0 +1,152 @@
+"""The kiosk's presence rules (:mod:`recognition.presence`) driven directly: no socket, no database,
+a clock the test moves. The socket's behaviour as a whole is tested through the consumer
+(test_consumer.py, test_consumer_engine.py); these pin a few transitions of the state machine."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from recognition import presence as pr
+from recognition.engine.gallery import Decision
+from recognition.presence import FrameAnalysis, Outcome, Presence, Timing
+from recognition.voting import ACCEPTED, UNKNOWN, Observation, Verdict, Voter
+
+SIZE = (640, 480)
+
+
+def _face(*, masked: bool = False, reason: str | None = None, across_edge: bool = False,
+          box: tuple[float, ...] = (256.0, 144.0, 384.0, 300.0)) -> SimpleNamespace:
+    """A face as the engine leaves it: embedded when it passed the quality gate."""
+    return SimpleNamespace(box=box, masked=masked, across_edge=across_edge, aligned=np.zeros((8, 8, 3), np.uint8),
+                           embedding=np.ones(8, np.float32) if reason is None else None,
+                           quality=SimpleNamespace(ok=reason is None, reason=reason))
+
+
+def _seen(label: str, score: float, *, masked: bool = False, welcomed: tuple | None = None) -> FrameAnalysis:
+    threshold = 0.38 if masked else 0.42
+    return FrameAnalysis(size=SIZE, face=_face(masked=masked), welcomed=welcomed,
+                         decision=Decision(label, score, threshold, score >= threshold, masked))
+
+
+def _presence(**timing) -> Presence:
+    return Presence(Voter(min_frames=3, min_frames_masked=4, min_frames_after_unknown=5),
+                    min_face_px=40, timing=Timing(**timing))
+
+
+def _frames(p: Presence, frames: list[FrameAnalysis], start: float = 0.0, every: float = 0.15) -> list[pr.Step]:
+    return [p.frame(a, start + i * every, searched=True) for i, a in enumerate(frames)]
+
+
+def test_a_vote_asks_for_a_check_in_once_and_again_only_in_a_new_cooldown_window():
+    p = _presence()
+    steps = _frames(p, [_seen("7", 0.9)] * 3)
+    assert [s.verdict for s in steps[:2]] == [None, None]
+    verdict = steps[2].verdict
+    assert verdict.kind == ACCEPTED and verdict.label == "7"
+    assert p.verdict_due(verdict, lambda: "w1") == pr.Due(pr.CHECK_IN)
+    assert p.shown(dict(steps[2].reply))["state"] == "recognising"   # nothing recorded yet: nothing shown
+    p.checked_in(verdict, created=True, name="Ana", time="08:59", window="w1")
+    shown = p.shown(dict(steps[2].reply))
+    assert (shown["state"], shown["name"], shown["time"], shown["progress"]) == ("checked_in", "Ana", "08:59", 1.0)
+    assert p.welcome_label == "7"
+    assert p.verdict_due(verdict, lambda: "w1") is None            # the same person, the same window
+    assert p.verdict_due(verdict, lambda: "w2") == pr.Due(pr.CHECK_IN)   # past midnight: recorded again
+
+
+def test_an_unknown_near_the_person_welcomed_is_audited_once_and_the_welcome_stays():
+    p = _presence()
+    p.outcome = Outcome("checked_in", "7", "Ana", "08:59", window="w1")
+    near = Verdict(UNKNOWN, None, 0.37, True, 6, 0.38, nearest="7", nearest_margin=-pr.WELCOME_DOUBT_MARGIN)
+    due = p.verdict_due(near, lambda: "w1")
+    assert due.action == pr.AUDIT_DOUBT and "person #7" in due.detail
+    p.unknown_recorded(near, due)
+    assert p.outcome.state == "checked_in" and p.verdict_due(near, lambda: "w1") is None
+    far = Verdict(UNKNOWN, None, 0.2, True, 6, 0.38, nearest="7", nearest_margin=-0.18)
+    due = p.verdict_due(far, lambda: "w1")
+    assert due == pr.Due(pr.AUDIT_UNKNOWN)
+    p.unknown_recorded(far, due)
+    assert (p.outcome.state, p.outcome.masked, p.welcome_label) == ("unknown", True, None)
+    bare = Verdict(UNKNOWN, None, 0.2, False, 6, 0.42, nearest="7", nearest_margin=-0.22)
+    assert p.verdict_due(bare, lambda: "w1") is None and p.outcome.masked is False   # not again; as it is now
+
+
+def test_quality_refusals_are_audited_once_a_presence_and_faces_across_the_edge_not_at_all():
+    p = _presence()
+    edge = FrameAnalysis(size=SIZE, face=_face(reason="partial", across_edge=True))
+    blurry = FrameAnalysis(size=SIZE, face=_face(reason="blurry"))
+    steps = _frames(p, [edge] * 3 + [blurry] * (pr.QUALITY_AUDIT_FRAMES + 1))
+    assert {(s.reply["state"], s.reply["reason"]) for s in steps} == {("adjust", "partial"), ("adjust", "blurry")}
+    audits = [s.quality_audit for s in steps]
+    due = [i for i, a in enumerate(audits) if a is not None]
+    assert due == [3 + pr.QUALITY_AUDIT_FRAMES - 1, 3 + pr.QUALITY_AUDIT_FRAMES]   # until it is written
+    assert audits[due[0]] == pr.QualityAudit(frames=pr.QUALITY_AUDIT_FRAMES, detail="blurry x8", masked=None)
+    p.quality_audited()
+    assert p.frame(blurry, 10.0, searched=False).quality_audit is None
+    small = FrameAnalysis(size=SIZE, face=_face(box=(300.0, 200.0, 330.0, 240.0)))   # under min_face_px
+    assert p.frame(small, 10.1, searched=False).reply["reason"] == "too_small"
+
+
+def test_two_people_side_by_side_forget_the_votes_and_hold_for_two_frames_of_one_face():
+    p = _presence()
+    pair = FrameAnalysis(size=SIZE, face=_face(), several=True)
+    steps = _frames(p, [_seen("7", 0.9)] * 2 + [pair] + [_seen("7", 0.9)] * (pr.SEVERAL_HOLD_FRAMES + 3))
+    assert (steps[2].reply["state"], steps[2].reply["reason"], steps[2].reply["box"]) == ("adjust", "several", None)
+    held = steps[3:3 + pr.SEVERAL_HOLD_FRAMES]
+    assert all(s.reply["reason"] == "several" and s.verdict is None for s in held)
+    counted = steps[3 + pr.SEVERAL_HOLD_FRAMES:]
+    assert [s.verdict is not None for s in counted] == [False, False, True]   # three of one face, afresh
+
+
+def test_a_presence_ends_without_a_face_and_after_a_long_pause():
+    p = _presence()
+    p.outcome = Outcome("checked_in", "7", "Ana")
+    p.frame(_seen("7", 0.9), 0.0, searched=False)
+    p.frame(FrameAnalysis(size=SIZE), 0.5, searched=True)   # a missed face, within LOST_AFTER_S
+    assert p.outcome is not None
+    p.frame(FrameAnalysis(size=SIZE), 1.2, searched=True)
+    assert p.outcome is None
+    p.outcome = Outcome("checked_in", "7", "Ana")
+    p.frame(_seen("7", 0.9), 1.3, searched=False)
+    p.frame(_seen("8", 0.1), 1.3 + pr.VOTE_MAX_GAP_CAP_S + 0.1, searched=False)   # no frame at all meanwhile
+    assert p.outcome is None
+    # an engine error is answered as such and leaves the presence alone
+    p.outcome = Outcome("unknown")
+    assert p.frame(FrameAnalysis(error="unreadable_image"), 100.0, searched=True).error == "unreadable_image"
+    assert p.outcome is not None
+
+
+def test_a_slow_server_stretches_the_vote_gap_and_the_presence():
+    p = _presence()
+    _frames(p, [_seen("7", 0.1)] * 6, every=2.0)
+    assert p.voter.max_gap_s > pr.VOTE_MAX_GAP_S
+    assert p.voter.max_gap_s <= pr.VOTE_MAX_GAP_CAP_S
+
+
+def test_an_empty_scene_is_searched_across_the_edge_now_and_then_and_a_still_edge_face_is_let_go():
+    p = _presence(edge_still_s=1.0)
+    assert p.edges.due(0.0)
+    p.frame(FrameAnalysis(size=SIZE), 5.0, searched=True)   # nobody, nobody lately
+    assert not p.edges.due(5.0 + pr.EDGE_SEARCH_EVERY_S - 0.01) and p.edges.due(5.0 + pr.EDGE_SEARCH_EVERY_S)
+    edge = FrameAnalysis(size=SIZE, face=_face(reason="partial", across_edge=True, box=(500.0, 100.0, 640.0, 260.0)))
+    steps = [p.frame(edge, 6.0 + t, searched=True) for t in (0.0, 0.5, 1.0)]
+    assert [s.reply["reason"] for s in steps] == ["partial", "partial", None]   # still for edge_still_s: let go
+
+
+def test_a_welcome_that_replaces_another_directly_starts_its_counts_afresh():
+    """The counts that end a welcome belong to it: when the next person's vote completes while the
+    last welcome stands (their frames never made two in a row), a frame far below the threshold
+    against the person welcomed before does not count towards ending the new welcome.
+    (Moved from test_consumer.py, where it drove the consumer's private state, with the same frames.)"""
+    kiosk = Presence(Voter(min_frames=3, max_gap_s=10.0), min_face_px=40)
+    far = pr.WELCOME_FAR_MARGIN + 0.05
+    ana = Outcome("checked_in", "1", "Ana")
+    kiosk.outcome = ana
+    obs = Observation(at=1.0, label="2", score=0.8, accepted=False, masked=True, threshold=0.4)
+    assert not kiosk.welcome_ends(obs, ("1", 0.4 - far))          # one frame far below Ana's
+    kiosk.outcome = Outcome("checked_in", "2", "Tom")    # Tom's vote done meanwhile
+    obs = Observation(at=2.0, label="3", score=0.1, accepted=False, masked=True, threshold=0.4)
+    assert not kiosk.welcome_ends(obs, ("2", 0.4 - far))          # Tom's first far frame: one, not two
+    obs = Observation(at=3.0, label="3", score=0.1, accepted=False, masked=True, threshold=0.4)
+    assert kiosk.welcome_ends(obs, ("2", 0.4 - far))              # the second ends it
