@@ -286,9 +286,10 @@ def _observed(frames: list[dict | str], voter: Voter):
 def _welcome_stands(frames: list[dict | str], welcomed: str, voter: Voter, rules: dict, start: int = 0,
                     key: str = "welcomed") -> tuple[int, str]:
     """One presence replayed with ``welcomed``'s welcome standing from its ``start``-th voted frame (the
-    frames before only vote), as the kiosk's ``_interpret``, ``_someone_else`` and ``_act_on`` treat
-    it: ``(frames it was shown for, how it ended)``, ``"far"`` (``far_frames`` frames in a row more
-    than ``far_margin`` below their threshold against ``welcomed``; ``far_margin`` ``None``: never),
+    frames before only vote), as the kiosk's :class:`recognition.presence.Presence` treats it
+    (``_interpret``, ``welcome_ends``, ``verdict_due``): ``(frames it was shown for, how it ended)``,
+    ``"far"`` (``far_frames`` frames in a row more than ``far_margin`` below their threshold against
+    ``welcomed``; ``far_margin`` ``None``: never),
     ``"other"`` (``other_frames`` in a row accepted as one other person, or their vote), ``"unknown"``
     (a vote the welcome is not kept through: ``doubt_margin``) or ``"kept"``. ``key="score"`` scores
     each frame by its best match alone instead of against ``welcomed``."""
