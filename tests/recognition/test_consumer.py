@@ -5,6 +5,7 @@ revocation and index reloads. The engine is scripted here; test_consumer_engine.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -774,6 +775,27 @@ def test_a_masked_face_needs_several_consistent_frames(engine_script, paired, pe
     assert checkin.person_id == p and checkin.masked and checkin.frames == 4
     assert checkin.score == pytest.approx((0.97 * 3 + 0.91) / 4)
     assert fourth["time"] == f"{timezone.localtime(checkin.at):%H:%M}"
+
+
+def test_result_messages_keep_their_keys_in_order(engine_script, paired, person):
+    """The page and other clients read ``result`` messages as sent: the same keys in the same order
+    while searching, recognising and once checked in (recognition.presence builds them, the consumer
+    adds its own at the end)."""
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        texts = []
+        for script in ["none", "quality:blurry"] + [f"face:{p}:0.9:u"] * 3:
+            await comm.send_to(bytes_data=frame(script))
+            texts.append(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return texts
+
+    keys = ["state", "reason", "box", "masked", "name", "time", "progress", "type", "frame", "ms", "server_ms"]
+    answers = [json.loads(t) for t in run(scenario)]
+    assert [list(a) for a in answers] == [keys] * 5
+    assert [a["state"] for a in answers] == ["searching", "adjust", "recognising", "recognising", "checked_in"]
 
 
 def test_an_open_face_needs_three_frames_and_disagreement_blocks(engine_script, paired, person, other_person):
