@@ -554,6 +554,9 @@ class KioskConsumer(AsyncWebsocketConsumer):
             return
         # a new version announced while this frame was in the engine: it was matched against the
         # replaced gallery (a wrong photo removed, thresholds refitted) and is not counted
+        # read at each frame, where analyze_frame reads it to decide which faces it embeds: a face it left
+        # unembedded as too small is asked to come closer, not voted on as nobody
+        presence.min_face_px = settings.MASKNET_KIOSK_MIN_FACE_PX
         step = presence.frame(analysis, time.monotonic(), searched=searched, vote=not self._index_stale)
         if step.error:
             await self._error(seq, step.error, ERROR_MESSAGES.get(step.error, "The frame was refused."))

@@ -242,14 +242,15 @@ class Presence:
     """One kiosk socket's frames turned into what its page shows (see the module docstring).
 
     ``voter``: the socket's vote (its ``max_gap_s`` is stretched here on a slow server).
-    ``min_face_px``: a face narrower than this is asked to come closer (``too_small``)."""
+    ``min_face_px``: a face narrower than this is asked to come closer (``too_small``); the attribute
+    of that name may be set again between frames (the consumer sets it from the setting at each one)."""
 
     def __init__(self, voter: Voter, *, min_face_px: int, timing: Timing | None = None) -> None:
         self.voter = voter
         self.timing = timing = timing or Timing()
         self.edges = EdgeSearch(timing)
         self.outcome: Outcome | None = None
-        self._min_face_px = min_face_px
+        self.min_face_px = min_face_px
         self._analysed_at: float | None = None
         self._interval = 0.15       # smoothed seconds between analysed frames (see _stretch_limits)
         self._lost_after_s = timing.lost_after_s   # seconds without a face that end a presence (ditto)
@@ -341,7 +342,7 @@ class Presence:
             reply.update(state="adjust", reason=SEVERAL, box=None)
             return Step(reply)
         reason = face.quality.reason
-        if reason is None and face.box[2] - face.box[0] < self._min_face_px:
+        if reason is None and face.box[2] - face.box[0] < self.min_face_px:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         if reason is not None:
             reply.update(state="adjust", reason=reason)

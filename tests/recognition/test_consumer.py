@@ -798,6 +798,27 @@ def test_result_messages_keep_their_keys_in_order(engine_script, paired, person)
     assert [a["state"] for a in answers] == ["searching", "adjust", "recognising", "recognising", "checked_in"]
 
 
+def test_the_smallest_face_is_the_setting_at_each_frame_as_the_engine_reads_it(engine_script, paired, person,
+                                                                               settings):
+    """``MASKNET_KIOSK_MIN_FACE_PX`` is read at each frame, where ``analyze_frame`` reads it to decide
+    which faces it embeds: a face it leaves unembedded as too small is asked to come closer, never
+    voted on (as nobody: "not recognised")."""
+    p = person.pk
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        before = await ask(comm, f"face:{p}:0.9:u")
+        settings.MASKNET_KIOSK_MIN_FACE_PX = 200   # wider than the scripted face (128 px)
+        after = [await ask(comm, f"face:{p}:0.9:u") for _ in range(3)]
+        await comm.disconnect()
+        return before, after
+
+    before, after = run(scenario)
+    assert before["state"] == "recognising"
+    assert [(a["state"], a["reason"]) for a in after] == [("adjust", "too_small")] * 3
+    assert not CheckIn.objects.exists()
+
+
 def test_an_open_face_needs_three_frames_and_disagreement_blocks(engine_script, paired, person, other_person):
     p, o = person.pk, other_person.pk
 
