@@ -84,7 +84,7 @@ from recognition.engine.gallery import identify, score_for
 from . import services
 from .kiosk_page import page_build
 from .models import Kiosk
-from .presence import (  # the rules' constants stay importable from here (tests, bench/voting.py)
+from .presence import (  # the rules' constants stay importable from here (tests, bench/voting.py; see _new_presence)
     CHECK_IN,
     EDGE_SEARCH_EVERY_S,
     EDGE_STILL_IOU,  # noqa: F401
@@ -290,7 +290,6 @@ def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: byte
 # the consumer
 
 
-
 def _is_image(data: bytes) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
@@ -381,7 +380,10 @@ class KioskConsumer(AsyncWebsocketConsumer):
     @staticmethod
     def _new_presence() -> Presence:
         """The socket's :class:`Presence`, with the vote's settings and the timing constants as this
-        module holds them when the socket opens (tests set them here)."""
+        module holds them when the socket opens (tests set them here, before opening one: later
+        changes reach only sockets opened after them). The rules' other constants imported here
+        (QUALITY_AUDIT_FRAMES, SEVERAL_HOLD_FRAMES, WELCOME_*, EDGE_STILL_IOU) are only for reading:
+        :mod:`recognition.presence` reads its own at each frame, so set them there."""
         voter = Voter(min_frames=settings.MASKNET_KIOSK_VOTE_FRAMES,
                       min_frames_masked=settings.MASKNET_KIOSK_VOTE_FRAMES_MASKED,
                       min_frames_after_unknown=settings.MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN,
@@ -640,6 +642,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         return services.cooldown_window(site=self.kiosk.site, at=timezone.now())[0]
 
     # -------------------------------------------------------------------------- index, kiosk row
+
     async def _load_index(self) -> bool:
         """Load the active index version (the next frame's gallery and site thresholds).
 

@@ -413,10 +413,12 @@ class Presence:
     # -------------------------------------------------------------------------- verdicts
 
     def verdict_due(self, verdict: Verdict, window_now: Callable[[], str]) -> Due | None:
-        """What to write for ``verdict``, or ``None`` when it changes nothing: the same verdict again
-        is ignored, and so is "unknown" for the person whose welcome stands (their frames turned
-        borderline), once audited. ``window_now``: the cooldown window a check-in now falls in
-        (called only when the same person's welcome stands)."""
+        """What to write for ``verdict``, or ``None`` when nothing is to be written: the same verdict
+        again is ignored, and so is "unknown" for the person whose welcome stands (their frames turned
+        borderline), once audited. "Unknown" again over a standing "unknown" is not written, but the
+        outcome takes the verdict's ``masked`` (the page's advice follows the face as it is now).
+        ``window_now``: the cooldown window a check-in now falls in (called only when the same
+        person's welcome stands)."""
         current = self.outcome
         if verdict.kind == ACCEPTED:
             # the same person again is not recorded again while their check-in's window lasts; past
