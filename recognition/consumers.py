@@ -169,6 +169,11 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+# how ThreadPoolExecutor.submit refuses once the pool (or the interpreter) is shutting down:
+# "cannot schedule new futures after shutdown" / "... after interpreter shutdown"
+POOL_CLOSED = "cannot schedule new futures after"
+
+
 def engine_pool() -> ThreadPoolExecutor:
     """The process-wide pool that runs the engine for every kiosk (created on first use)."""
     global _pool
@@ -518,7 +523,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
                 _log_unavailable(exc)
                 await self._error(seq, "unavailable", ERROR_MESSAGES["unavailable"])
             except Exception as exc:  # noqa: BLE001 - one bad frame must not kill the kiosk's socket
-                if isinstance(exc, RuntimeError) and "shutdown" in str(exc):
+                if isinstance(exc, RuntimeError) and str(exc).startswith(POOL_CLOSED):
                     # the server is stopping (Ctrl-C, a deploy) and its engine pool is closed
                     # ("cannot schedule new futures after shutdown"): not this frame's error; the
                     # page reconnects to the next server

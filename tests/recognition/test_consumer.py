@@ -753,6 +753,26 @@ def test_a_frame_arriving_while_the_server_stops_is_not_an_error(engine_script, 
     assert not [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
 
 
+def test_an_engine_error_that_mentions_a_shutdown_is_still_answered(engine_script, paired, monkeypatch):
+    """Only the closed pool's own refusal means the server is stopping: any other RuntimeError whose
+    words hold "shutdown" (a library's message) is this frame's error, answered "internal" at once,
+    not left for the page to give up on after seconds."""
+    def failing(*args, **kwargs):
+        raise RuntimeError("camera backend reported shutdown of stream")
+
+    monkeypatch.setattr(consumers, "analyze_frame", failing)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        await comm.send_to(bytes_data=frame("none"))
+        reply = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return reply
+
+    reply = run(scenario)
+    assert reply["type"] == "error" and reply["code"] == "internal", reply
+
+
 # ------------------------------------------------------------------------------------------- voting
 
 
