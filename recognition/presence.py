@@ -155,6 +155,21 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class WelcomeRules:
+    """What keeps a welcome on screen and what ends it (:meth:`Presence.verdict_due`,
+    :meth:`Presence.welcome_ends`). ``None``, the default and the kiosk's: this module's constant of
+    that name (``WELCOME_DOUBT_MARGIN``...) as it is at each frame. Other settings are for
+    ``bench/voting.py``, which replays them over recorded presences; a margin of ``float("inf")``
+    keeps a welcome through any "unknown" nearest the person welcomed (``doubt_margin``), or never
+    ends it for frames far below them (``far_margin``)."""
+
+    doubt_margin: float | None = None
+    other_frames: int | None = None
+    far_margin: float | None = None
+    far_frames: int | None = None
+
+
+@dataclass(frozen=True)
 class QualityAudit:
     """A presence's quality refusals to audit (``services.checkin_reject_record(reason="quality")``)."""
 
@@ -243,11 +258,14 @@ class Presence:
 
     ``voter``: the socket's vote (its ``max_gap_s`` is stretched here on a slow server).
     ``min_face_px``: a face narrower than this is asked to come closer (``too_small``); the attribute
-    of that name may be set again between frames (the consumer sets it from the setting at each one)."""
+    of that name may be set again between frames (the consumer sets it from the setting at each one).
+    ``welcome_rules``: what keeps and ends a welcome (the kiosk's when not given)."""
 
-    def __init__(self, voter: Voter, *, min_face_px: int, timing: Timing | None = None) -> None:
+    def __init__(self, voter: Voter, *, min_face_px: int, timing: Timing | None = None,
+                 welcome_rules: WelcomeRules | None = None) -> None:
         self.voter = voter
         self.timing = timing = timing or Timing()
+        self.welcome_rules = welcome_rules or WelcomeRules()
         self.edges = EdgeSearch(timing)
         self.outcome: Outcome | None = None
         self.min_face_px = min_face_px
@@ -376,15 +394,16 @@ class Presence:
         """The presence's quality audit was written (until then, each refused frame asks again)."""
         self._quality_audited = True
 
-    def welcome_ends(self, obs: Observation, welcomed: tuple[str, float | None] | None = None) -> bool:
-        """Whether the welcome standing ends with this frame: it makes :data:`WELCOME_OTHER_FRAMES`
-        usable frames in a row (no further apart than the vote's gap) accepted as one person other
-        than the one welcomed, or :data:`WELCOME_FAR_FRAMES` whose score against the person welcomed
-        (``welcomed``, this frame's :attr:`FrameAnalysis.welcomed`) is more than
-        :data:`WELCOME_FAR_MARGIN` below the frame's threshold: a stranger, who matches nobody. A frame
-        that is neither starts that count again; one the quality gate refused is no evidence either
-        way (it never gets here). Only the outcome goes: the votes, and an *unknown* called in this
-        presence, stay as they are."""
+    def welcome_ends(self, obs: Observation, welcomed: tuple[str, float | None] | None = None) -> str | None:
+        """Whether the welcome standing ends with this frame, and why: ``"far"``, it makes
+        :data:`WELCOME_FAR_FRAMES` usable frames in a row (no further apart than the vote's gap) whose
+        score against the person welcomed (``welcomed``, this frame's :attr:`FrameAnalysis.welcomed`)
+        is more than :data:`WELCOME_FAR_MARGIN` below the frame's threshold (a stranger, who matches
+        nobody); else ``"other"``, it makes :data:`WELCOME_OTHER_FRAMES` in a row accepted as one
+        person other than the one welcomed; ``None``: the welcome stands (or none does). A frame that
+        is neither starts that count again; one the quality gate refused is no evidence either way (it
+        never gets here). Only the outcome goes: the votes, and an *unknown* called in this presence,
+        stay as they are. The numbers: :attr:`welcome_rules`."""
         o = self.outcome
         if o is None or o.state not in WELCOMES or o is not self._counted_for:
             # counts are about one welcome: one that replaced another directly (the next person's
@@ -392,10 +411,14 @@ class Presence:
             self._other = self._far = None
             self._counted_for = o
         if o is None or o.state not in WELCOMES:
-            return False
+            return None
+        r = self.welcome_rules
+        far_margin = WELCOME_FAR_MARGIN if r.far_margin is None else r.far_margin
+        far_frames = WELCOME_FAR_FRAMES if r.far_frames is None else r.far_frames
+        other_frames = WELCOME_OTHER_FRAMES if r.other_frames is None else r.other_frames
         gap = self.voter.max_gap_s
         far = (welcomed is not None and welcomed[0] == o.label and welcomed[1] is not None
-               and welcomed[1] < obs.threshold - WELCOME_FAR_MARGIN)
+               and welcomed[1] < obs.threshold - far_margin)
         n_far = self._far[0] + 1 if far and self._far and obs.at - self._far[1] <= gap else 1
         self._far = (n_far, obs.at) if far else None
         if not obs.accepted or obs.label == o.label:
@@ -404,11 +427,11 @@ class Presence:
             label, n, at = self._other or (obs.label, 0, obs.at)
             n = n + 1 if label == obs.label and obs.at - at <= gap else 1
             self._other = (obs.label, n, obs.at)
-        if (self._other is None or self._other[1] < WELCOME_OTHER_FRAMES) and (
-                self._far is None or self._far[0] < WELCOME_FAR_FRAMES):
-            return False
-        self._other = self._far = None
-        return True
+        ended = ("far" if self._far is not None and self._far[0] >= far_frames else
+                 "other" if self._other is not None and self._other[1] >= other_frames else None)
+        if ended:
+            self._other = self._far = None
+        return ended
 
     # -------------------------------------------------------------------------- verdicts
 
@@ -433,8 +456,9 @@ class Presence:
             # tells a masked face to lower the mask for a moment, and a bare one to see reception
             current.masked = verdict.masked
             return None
+        doubt = WELCOME_DOUBT_MARGIN if self.welcome_rules.doubt_margin is None else self.welcome_rules.doubt_margin
         if (current is not None and verdict.nearest == current.label
-                and verdict.nearest_margin >= -WELCOME_DOUBT_MARGIN):
+                and verdict.nearest_margin >= -doubt):
             # the person just greeted whose frames turned borderline (a mask, a turned head), or
             # someone who looks much like them: the welcome stays, and the decision goes in the audit
             # log once per welcome

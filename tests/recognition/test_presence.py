@@ -150,3 +150,32 @@ def test_a_welcome_that_replaces_another_directly_starts_its_counts_afresh():
     assert not kiosk.welcome_ends(obs, ("2", 0.4 - far))          # Tom's first far frame: one, not two
     obs = Observation(at=3.0, label="3", score=0.1, accepted=False, masked=True, threshold=0.4)
     assert kiosk.welcome_ends(obs, ("2", 0.4 - far))              # the second ends it
+
+
+def test_welcome_ends_says_why_and_a_presence_decides_by_the_welcome_rules_it_is_given(monkeypatch):
+    """``welcome_ends`` names the count that ended a welcome (``"far"`` before ``"other"`` when one
+    frame completes both: bench/voting.py reports them apart). A presence given :class:`WelcomeRules`
+    ends and keeps welcomes by them (the bench replays other settings through it); one given none, the
+    kiosk's, by this module's constants as they are at each frame."""
+    def ends(p: Presence, n: int, *, against: float, accepted: bool = True) -> list[str | None]:
+        p.outcome = Outcome("checked_in", "1", "Ana")
+        return [p.welcome_ends(Observation(at=0.15 * i, label="2", score=0.8, accepted=accepted, masked=True,
+                                           threshold=0.4), ("1", against)) for i in range(n)]
+
+    def presence(**rules) -> Presence:
+        return Presence(Voter(min_frames=3), min_face_px=40, welcome_rules=pr.WelcomeRules(**rules))
+
+    far = 0.4 - pr.WELCOME_FAR_MARGIN - 0.05
+    assert ends(_presence(), 2, against=far) == [None, "far"]          # Tom, accepted, far below Ana: both counts
+    assert ends(_presence(), 2, against=0.39) == [None, "other"]       # Tom, accepted, close to Ana
+    assert ends(_presence(), 3, against=far, accepted=False) == [None, "far", None]   # a stranger; counts again
+    assert ends(presence(far_margin=float("inf"), other_frames=3), 3, against=far) == [None, None, "other"]
+    assert ends(presence(far_frames=1), 1, against=far, accepted=False) == ["far"]
+    monkeypatch.setattr(pr, "WELCOME_FAR_FRAMES", 3)
+    assert ends(_presence(), 3, against=far, accepted=False) == [None, None, "far"]
+    # an "unknown" whose nearest match is Ana, far below her threshold: "not recognised", unless the
+    # doubt margin covers it
+    unknown = Verdict(UNKNOWN, None, 0.1, True, 6, 0.4, nearest="1", nearest_margin=-0.3)
+    for p, action in ((_presence(), pr.AUDIT_UNKNOWN), (presence(doubt_margin=float("inf")), pr.AUDIT_DOUBT)):
+        p.outcome = Outcome("checked_in", "1", "Ana")
+        assert p.verdict_due(unknown, lambda: "w").action == action
