@@ -31,7 +31,9 @@ stood when it began, per margin of ``recognition.consumers.WELCOME_DOUBT_MARGIN`
 (:func:`welcome_end`): the kiosk's frame-by-frame rules (``WELCOME_FAR_MARGIN``, ``WELCOME_FAR_FRAMES``,
 ``WELCOME_OTHER_FRAMES``), each frame scored against the person welcomed as the kiosk scores it
 (``gallery.score_for``), over the frames the kiosk would vote on (two people side by side: none, and
-the votes forgotten, ``SEVERAL_HOLD_FRAMES``), per setting of the first two.
+the votes forgotten, ``SEVERAL_HOLD_FRAMES``), per setting of the first two. Both replay each welcome
+through the kiosk's own :class:`recognition.presence.Presence` (``welcome_ends``, ``verdict_due``), given
+each row's setting as :class:`recognition.presence.WelcomeRules`: the bench keeps no copy of those rules.
 
 Usage: ``python bench/voting.py [--frames 12] [--known 250] [--unknown 100] [--descriptor arcface]``
 Prints a table and writes ``bench/results/voting.json`` (``voting-arcface.json`` for the opt-in descriptor).
@@ -61,13 +63,15 @@ from recognition.engine import EngineConfig, EngineError, load_engine  # noqa: E
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
 from recognition.engine.config import DESCRIPTORS  # noqa: E402
 from recognition.engine.gallery import MASK_VARIANTS, identify, score_for  # noqa: E402
-from recognition.voting import ACCEPTED, UNKNOWN, Observation, Voter  # noqa: E402
+from recognition.presence import AUDIT_DOUBT, CHECK_IN, Outcome, Presence, WelcomeRules  # noqa: E402
+from recognition.voting import ACCEPTED, UNKNOWN, Observation, Verdict, Voter  # noqa: E402
 
 CACHE = REPO / "var" / "bench" / "voting"
 FRAME_GAP_S = 0.15          # one answered frame every ~150 ms (docs/performance.md, 1 kiosk)
 OFFSETS = (-0.08, -0.06, -0.04, -0.02, 0.0, 0.02)
 MIN_FACE_PX = float(os.environ.get("MASKNET_KIOSK_MIN_FACE_PX", "80"))   # the kiosk's "come closer"
 FORGET = "forget"   # in :func:`kiosk_frames`: two people side by side, the votes so far forgotten
+WINDOW = "replayed"  # the cooldown window of a replayed welcome: the same person's vote again keeps it
 
 
 def kiosk_rules():
@@ -226,6 +230,25 @@ def replay(presences: list[dict], offset: float, min_frames: int, min_frames_mas
 DOUBT_MARGINS = (None, 0.2, 0.15, 0.1, 0.05, 0.0)
 
 
+def _welcome(presence: Presence, welcomed: str | None) -> None:
+    """``welcomed``'s welcome stands from now on in ``presence`` (as if their check-in was just recorded)."""
+    presence.outcome = Outcome("checked_in", welcomed, window=WINDOW)
+
+
+def _verdict_ends_welcome(presence: Presence, verdict: Verdict) -> str | None:
+    """What ``verdict`` does to the welcome standing in ``presence``, as the kiosk's
+    :meth:`~recognition.presence.Presence.verdict_due` decides: ``"other"`` (someone else's check-in
+    replaces it), ``"unknown"`` ("not recognised" replaces it) or ``None`` (it stays; an "unknown" kept
+    through is recorded as the kiosk records it, so the next is judged as the kiosk judges it)."""
+    due = presence.verdict_due(verdict, lambda: WINDOW)
+    if due is None:
+        return None
+    if due.action == AUDIT_DOUBT:
+        presence.unknown_recorded(verdict, due)
+        return None
+    return "other" if due.action == CHECK_IN else "unknown"
+
+
 def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int, after_unknown: int) -> dict:
     """What keeps a welcome on screen (``recognition.consumers.WELCOME_DOUBT_MARGIN``), per margin.
 
@@ -235,8 +258,9 @@ def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int
     stepping in right after the person they look most like). The kiosk keeps the welcome through an
     "unknown" verdict whose nearest match is the person welcomed and whose frames came within the
     margin of the threshold (``None``: the nearest match alone, the rule until 2026-12-05), and
-    through no verdict at all. Reported: enrolled people told "not recognised" after their own
-    welcome, and strangers left reading someone else's welcome."""
+    through no verdict at all: the kiosk's :meth:`~recognition.presence.Presence.verdict_due` at that
+    margin, up to the first "unknown" verdict. Reported: enrolled people told "not recognised" after
+    their own welcome, and strangers left reading someone else's welcome."""
     rows = {}
     for margin in DOUBT_MARGINS:
         known = told = strangers = misled = 0
@@ -248,16 +272,19 @@ def welcome_doubt(presences: list[dict], min_frames: int, min_frames_masked: int
             welcomed = pres["person"] if pres["known"] else (Counter(labels).most_common(1) or [(None, 0)])[0][0]
             voter = Voter(min_frames=min_frames, min_frames_masked=min_frames_masked,
                           min_frames_after_unknown=after_unknown)
+            presence = Presence(voter, min_face_px=0, welcome_rules=WelcomeRules(
+                doubt_margin=float("inf") if margin is None else margin))
+            _welcome(presence, welcomed)
             kept = True
             for i, f in enumerate(usable):
                 v = voter.add(Observation(at=i * FRAME_GAP_S, label=f["label"], score=f["score"],
                                           accepted=f["score"] >= f["threshold"], masked=f["masked"],
                                           threshold=f["threshold"]))
-                if v is not None and v.kind == UNKNOWN:
-                    kept = v.nearest == welcomed and (margin is None or v.nearest_margin >= -margin)
-                    break
-                if v is not None and v.label != welcomed:   # accepted as someone else: a new welcome
-                    kept = False
+                if v is None:
+                    continue
+                ended = _verdict_ends_welcome(presence, v)
+                if ended or v.kind == UNKNOWN:   # the first "unknown", or someone else's welcome
+                    kept = ended is None
                     break
             if pres["known"]:
                 known += 1
@@ -283,39 +310,28 @@ def _observed(frames: list[dict | str], voter: Voter):
                                 accepted=f["score"] >= f["threshold"], masked=f["masked"], threshold=f["threshold"])
 
 
-def _welcome_stands(frames: list[dict | str], welcomed: str, voter: Voter, rules: dict, start: int = 0,
+def _welcome_stands(frames: list[dict | str], welcomed: str, voter: Voter, rules: WelcomeRules, start: int = 0,
                     key: str = "welcomed") -> tuple[int, str]:
     """One presence replayed with ``welcomed``'s welcome standing from its ``start``-th voted frame (the
-    frames before only vote), as the kiosk's :class:`recognition.presence.Presence` treats it
-    (``_interpret``, ``welcome_ends``, ``verdict_due``): ``(frames it was shown for, how it ended)``,
-    ``"far"`` (``far_frames`` frames in a row more than ``far_margin`` below their threshold against
-    ``welcomed``; ``far_margin`` ``None``: never),
-    ``"other"`` (``other_frames`` in a row accepted as one other person, or their vote), ``"unknown"``
-    (a vote the welcome is not kept through: ``doubt_margin``) or ``"kept"``. ``key="score"`` scores
-    each frame by its best match alone instead of against ``welcomed``."""
-    far = other = shown = 0
-    other_label = None
-    margin = rules["far_margin"]
+    frames before only vote), through the kiosk's own :class:`recognition.presence.Presence` with
+    ``rules`` (each voted frame to ``welcome_ends`` before the vote, as ``_interpret`` does, and each
+    verdict to ``verdict_due``): ``(frames it was shown for, how it ended)``, ``"far"`` (frames in a
+    row far below their threshold against ``welcomed``), ``"other"`` (frames in a row accepted as one
+    other person, or their vote), ``"unknown"`` (a vote the welcome is not kept through) or ``"kept"``.
+    ``key="score"`` scores each frame by its best match alone instead of against ``welcomed``."""
+    presence = Presence(voter, min_face_px=0, welcome_rules=rules)
+    shown = 0
     for i, f, obs in _observed(frames, voter):
         shown = i + 1
+        if i == start:
+            _welcome(presence, welcomed)
         if i >= start:
-            score = f["score"] if key == "score" else f[key].get(welcomed)
-            far = far + 1 if margin is not None and score is not None and score < f["threshold"] - margin else 0
-            if not obs.accepted or f["label"] == welcomed:
-                other, other_label = 0, None
-            else:
-                other = other + 1 if f["label"] == other_label else 1
-                other_label = f["label"]
-            if margin is not None and far >= rules["far_frames"]:
-                return i, "far"
-            if other >= rules["other_frames"]:
-                return i, "other"
+            ended = presence.welcome_ends(obs, (welcomed, f["score"] if key == "score" else f[key].get(welcomed)))
+            if ended:
+                return i, ended
         v = voter.add(obs)
-        if i >= start and v is not None:
-            if v.kind == UNKNOWN and not (v.nearest == welcomed and v.nearest_margin >= -rules["doubt_margin"]):
-                return i, "unknown"
-            if v.kind == ACCEPTED and v.label != welcomed:
-                return i, "other"
+        if i >= start and v is not None and (ended := _verdict_ends_welcome(presence, v)):
+            return i, ended
     return shown, "kept"
 
 
@@ -350,6 +366,10 @@ def welcome_end(presences: list[dict], min_frames: int, min_frames_masked: int, 
     def voter() -> Voter:
         return Voter(min_frames=min_frames, min_frames_masked=min_frames_masked, min_frames_after_unknown=after_unknown)
 
+    def rules(margin: float | None, frames: int | None) -> WelcomeRules:
+        return WelcomeRules(doubt_margin=kiosk["doubt_margin"], other_frames=kiosk["other_frames"],
+                            far_margin=float("inf") if margin is None else margin, far_frames=frames)
+
     cases = []
     for pres in presences:
         frames = kiosk_frames(pres["frames"], kiosk["hold_frames"])
@@ -359,18 +379,18 @@ def welcome_end(presences: list[dict], min_frames: int, min_frames_masked: int, 
     known = [(p, f, at) for p, f, at in cases if p["known"]]
     rows = {}
     for margin, n, *key in settings:
-        rules = {**kiosk, "far_margin": margin, "far_frames": n}
+        ruled = rules(margin, n)
         key = key[0] if key else "welcomed"
         row: dict = {"margin": margin, "frames": n, "key": key}
         for who in ("random", "nearest"):
-            ends = [_welcome_stands(f, p[who], voter(), rules, key=key) for p, f in strangers]
+            ends = [_welcome_stands(f, p[who], voter(), ruled, key=key) for p, f in strangers]
             shown = np.array([e[0] for e in ends]) if ends else np.zeros(1)
             row[who] = {"mean": float(shown.mean()), "median": float(np.median(shown)),
                         "p90": float(np.percentile(shown, 90)), "max": int(shown.max()),
                         "kept": sum(e[1] == "kept" for e in ends), "strangers": len(ends)}
-        after = [_welcome_stands(f, p["person"], voter(), rules, start=at + 1, key=key)
+        after = [_welcome_stands(f, p["person"], voter(), ruled, start=at + 1, key=key)
                  for p, f, at in known if at is not None]
-        start = [_welcome_stands(f, p["person"], voter(), rules, key=key) for p, f, _ in known]
+        start = [_welcome_stands(f, p["person"], voter(), ruled, key=key) for p, f, _ in known]
         row["own_after_vote"] = {"ended": sum(e[1] == "far" for e in after), "welcomed": len(after)}
         row["own_from_start"] = {"ended": sum(e[1] == "far" for e in start), "known": len(start),
                                  "told_unknown": sum(e[1] == "unknown" for e in start)}

@@ -630,3 +630,112 @@ def test_voting_bench_ends_a_welcome_at_frames_far_below_the_person_welcomed(vot
     # K's 8 frames 0.07 below, F's 4 frames 0.1 above and 4 frames 0.2 below; the stranger's are not theirs
     own = voting_bench.own_margins([stranger, borderline, falls], 2)
     assert own["frames"] == 16 and own["median"] == pytest.approx(-0.07) and own["p5"] == pytest.approx(-0.2)
+
+
+def _kiosk_welcome(frames: list[dict | None], welcomed: str, *, from_start: bool) -> tuple[int, str]:
+    """``frames`` (as ``bench/voting.record`` keeps them) fed to the kiosk's own
+    :class:`recognition.presence.Presence` the way the consumer feeds it (``frame`` every 150 ms, then
+    ``verdict_due`` and what it asks written): ``(voted frames the welcome of ``welcomed`` was shown for,
+    how it ended)``, as the bench's ``_welcome_stands`` reports it. ``from_start``: the welcome stands
+    when the presence begins; else it is the one ``welcomed``'s own vote gives."""
+    from types import SimpleNamespace
+
+    from recognition.engine.gallery import Decision
+    from recognition.presence import AUDIT_UNKNOWN, CHECK_IN, FrameAnalysis, Outcome, Presence
+    from recognition.voting import Voter
+
+    class Watched(Presence):
+        """The kiosk's presence, keeping why ``welcome_ends`` last ended a welcome."""
+
+        ended_by = None
+
+        def welcome_ends(self, obs, welcomed=None):
+            self.ended_by = super().welcome_ends(obs, welcomed)
+            return self.ended_by
+
+    def analysis(f: dict | None) -> FrameAnalysis:
+        if f is None:
+            return FrameAnalysis(size=(640, 480))
+        face = SimpleNamespace(box=(256.0, 144.0, 384.0, 300.0), masked=f.get("masked", False), across_edge=False,
+                               embedding=np.ones(8, np.float32) if f["usable"] else None,
+                               quality=SimpleNamespace(ok=f["usable"], reason=None if f["usable"] else "blurry"))
+        if not f["usable"]:
+            return FrameAnalysis(size=(640, 480), face=face, several=f["several"])
+        decision = Decision(f["label"], f["score"], f["threshold"], f["score"] >= f["threshold"], f["masked"])
+        return FrameAnalysis(size=(640, 480), face=face, several=f["several"], decision=decision,
+                             welcomed=(welcomed, f["welcomed"][welcomed]))
+
+    p = Watched(Voter(min_frames=3, min_frames_masked=4, min_frames_after_unknown=5), min_face_px=0)
+    if from_start:
+        p.outcome = Outcome("checked_in", welcomed, window="w")
+    voted = 0
+    for k, f in enumerate(frames):
+        standing = p.welcome_label == welcomed
+        step = p.frame(analysis(f), k * 0.15, searched=False)
+        if step.reply["state"] != "recognising":
+            continue
+        voted += 1
+        if standing and p.outcome is None:
+            return voted - 1, p.ended_by
+        if step.verdict is None:
+            continue
+        due = p.verdict_due(step.verdict, lambda: "w")
+        if due is None:
+            continue
+        if standing and due.action in (CHECK_IN, AUDIT_UNKNOWN):
+            return voted - 1, "other" if due.action == CHECK_IN else "unknown"
+        if due.action == CHECK_IN:
+            p.checked_in(step.verdict, created=True, name="", time="", window="w")
+        else:
+            p.unknown_recorded(step.verdict, due)
+    return voted, "kept"
+
+
+def test_voting_bench_ends_and_keeps_welcomes_as_the_kiosks_presence_does(voting_bench):
+    """The bench's welcome replay (``kiosk_frames``, then ``_welcome_stands``: what ``welcome_end``
+    reports) against the kiosk's :class:`recognition.presence.Presence` fed the same frames as the
+    consumer feeds it: the same frame and the same ending for every synthetic presence, a welcome
+    standing from its first frame or given by the person's own vote. Fails if the bench replays
+    rules of its own (which frames are voted on, what ends a welcome, what keeps it)."""
+    from recognition import presence as pr
+    from recognition.voting import Voter
+
+    rng = np.random.default_rng(3)
+    labels = ["A", "B", "C", "D"]
+    rules = pr.WelcomeRules(doubt_margin=pr.WELCOME_DOUBT_MARGIN, other_frames=pr.WELCOME_OTHER_FRAMES,
+                            far_margin=pr.WELCOME_FAR_MARGIN, far_frames=pr.WELCOME_FAR_FRAMES)
+    hows, compared = [], 0
+    for _ in range(300):
+        person, level = str(rng.choice(labels)), rng.normal(0.0, 0.12)   # how far above their threshold
+        frames: list[dict | None] = []
+        for _ in range(10):   # 150 ms apart: no gap long enough to restart the vote or end the presence
+            r = rng.random()
+            if r < 0.06:
+                frames.append(None)
+                continue
+            several, masked = bool(rng.random() < 0.06), bool(rng.random() < 0.7)
+            if r < 0.14:
+                frames.append({"usable": False, "several": several})
+                continue
+            thr = 0.38 if masked else 0.42
+            label = person if rng.random() < 0.75 else str(rng.choice(labels))
+            score = round(float(thr + level + rng.normal(0, 0.06)), 5)
+            frames.append({"label": label, "score": score, "threshold": thr, "masked": masked, "usable": True,
+                           "several": several, "welcomed": {w: score if w == label else round(float(
+                               thr + rng.normal(-0.1, 0.12)), 5) for w in labels}})
+        voted = voting_bench.kiosk_frames(frames, pr.SEVERAL_HOLD_FRAMES)
+
+        def voter() -> Voter:
+            return Voter(min_frames=3, min_frames_masked=4, min_frames_after_unknown=5)
+
+        welcomed = str(rng.choice(labels))
+        bench = voting_bench._welcome_stands(voted, welcomed, voter(), rules)
+        assert bench == _kiosk_welcome(frames, welcomed, from_start=True), (frames, welcomed)
+        hows.append(bench[1])
+        at = voting_bench._own_vote(voted, person, voter())
+        if at is not None:
+            bench = voting_bench._welcome_stands(voted, person, voter(), rules, start=at + 1)
+            assert bench == _kiosk_welcome(frames, person, from_start=False), (frames, person)
+            compared += 1
+    # every way a welcome ends (and stays) was compared, not only welcomes kept through every frame
+    assert set(hows) == {"far", "other", "unknown", "kept"} and compared > 30
