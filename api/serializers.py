@@ -290,6 +290,12 @@ class CheckInFilterSerializer(serializers.Serializer):
     kiosk = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
     site = serializers.CharField(required=False, max_length=100)
     masked = serializers.BooleanField(required=False, allow_null=True, default=None)
+    after_id = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**62,
+        help_text="only check-ins recorded after check-in #after_id (ids grow in the order check-ins are recorded, "
+                  "whatever their 'at': one recorded by hand for an earlier time has a new id); the list then "
+                  "answers them in that order, oldest id first: keep the last id read and ask again with it "
+                  "(docs/api.md, 'Reading new check-ins')")
 
     def validate(self, attrs: dict) -> dict:
         """``date_from`` must not be after ``date_to``."""

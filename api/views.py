@@ -476,12 +476,13 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 # check-ins
 
 
-@extend_schema_view(list=extend_schema(summary="List check-ins, newest first",
+@extend_schema_view(list=extend_schema(summary="List check-ins, newest first (with after_id: those recorded after "
+                                               "that check-in, in the order recorded)",
                                        parameters=[s.CheckInFilterSerializer],
                                        responses={200: s.CheckInSerializer(many=True), **ERRORS}))
 class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Check-ins, filtered by local date range, person, kiosk, site and masked; also as CSV; and
-    one recorded by hand."""
+    """Check-ins, filtered by local date range, person, kiosk, site and masked, or read on from a
+    cursor (``after_id``); also as CSV; and one recorded by hand."""
 
     serializer_class = s.CheckInSerializer
     access = {"list": (SCOPE_READ, "recognition.view_checkin"), "csv": (SCOPE_READ, "recognition.view_checkin"),
@@ -536,7 +537,10 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
         """Filtered by the query parameters (400 when they are invalid)."""
         f = _validated(s.CheckInFilterSerializer, self.request.query_params)
         qs = CheckIn.objects.listed().select_related("person", "kiosk").filtered(**f)
-        return qs.order_by("-at", "-id")
+        # a cursor (after_id) reads on in the order recorded: page 1 is always the next batch, and a
+        # check-in recorded meanwhile goes to the end instead of shifting the pages being read (newest
+        # first, by ``at``, one recorded by hand for an earlier time lands among those already read)
+        return qs.order_by("id") if f.get("after_id") is not None else qs.order_by("-at", "-id")
 
     @extend_schema(summary="Check-ins as CSV (same filters, oldest first)", parameters=[s.CheckInFilterSerializer],
                    responses=json_errors({(200, "text/csv"): OpenApiTypes.STR, 406: s.ErrorSerializer, **ERRORS}))

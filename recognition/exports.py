@@ -37,7 +37,8 @@ def checkin_csv_rows(queryset: QuerySet[CheckIn]) -> Iterator[list[object]]:
 def checkin_filters_described(filters: Mapping[str, object]) -> list[str]:
     """The attendance export's and the API's check-in filters (``CheckInQuerySet.filtered``'s
     arguments) as an audit record words them: ``date_from=2026-03-01``, ``person #12`` (by id, as
-    a subject-access export finds it), ``kiosk #3``, ``site=main``, ``masked=yes``; unset ones left out."""
+    a subject-access export finds it), ``kiosk #3``, ``site=main``, ``masked=yes``, ``after check-in #40``
+    (the API's cursor); unset ones left out."""
     words = []
     for name in ("date_from", "date_to", "person", "kiosk", "site", "masked"):
         value = filters.get(name)
@@ -49,4 +50,6 @@ def checkin_filters_described(filters: Mapping[str, object]) -> list[str]:
             words.append(f"masked={'yes' if value else 'no'}")
         else:
             words.append(f"{name}={str(value)[:60]}")
+    if filters.get("after_id") is not None:
+        words.append(f"after check-in #{filters['after_id']}")
     return words

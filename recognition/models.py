@@ -132,9 +132,13 @@ class CheckInQuerySet(models.QuerySet):
 
     def filtered(self, *, date_from: date | None = None, date_to: date | None = None,
                  person: int | None = None, kiosk: int | None = None, site: str | None = None,
-                 masked: bool | None = None, **_ignored) -> CheckInQuerySet:
-        """Check-ins matching the attendance/API filters (unset filters match everything)."""
+                 masked: bool | None = None, after_id: int | None = None, **_ignored) -> CheckInQuerySet:
+        """Check-ins matching the attendance/API filters (unset filters match everything).
+        ``after_id``: recorded after check-in #after_id (ids grow in the order check-ins are
+        recorded, whatever their ``at``: one recorded by hand for an earlier time has a new id)."""
         qs = self
+        if after_id is not None:
+            qs = qs.filter(pk__gt=after_id)
         if date_from:
             qs = qs.filter(local_date__gte=date_from)
         if date_to:

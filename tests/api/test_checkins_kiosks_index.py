@@ -63,6 +63,43 @@ def test_checkins_filters_and_pagination(client_for, checkins):
         assert response.status_code == 400 and field in response.json()["fields"], params
 
 
+def test_checkins_read_on_from_a_cursor_miss_nothing_and_repeat_nothing(client_for, checkins, superuser):
+    """An HR tool polling the day's check-ins had only local days, newest first by ``at``: a check-in
+    recorded by hand for an earlier time landed among those already read, and one recorded while it
+    paged shifted the pages. ``after_id`` answers those recorded after a check-in, in the order
+    recorded: page 1 is the next batch, whatever their ``at``."""
+    api = client_for("token:read")
+    rows = checkins["rows"]
+    first = api.get("/api/v1/checkins", {"after_id": 0, "page_size": 2}).json()
+    assert [c["id"] for c in first["results"]] == sorted(c.pk for c in rows)[:2] and first["count"] == 4
+    cursor = first["results"][-1]["id"]
+    # recorded by hand for a time before every check-in read so far, and on another day
+    late = recognition.checkin_record_manual(person=checkins["other"], at=rows[0].at - timedelta(hours=1),
+                                             site="main", reason="badge at the loading bay", actor=superuser,
+                                             now=rows[2].at + timedelta(hours=1))
+    seen = []
+    while True:
+        page = api.get("/api/v1/checkins", {"after_id": cursor, "page_size": 2}).json()
+        if not page["results"]:
+            break
+        seen += [c["id"] for c in page["results"]]
+        cursor = page["results"][-1]["id"]
+    assert seen == sorted({c.pk for c in rows} - {c["id"] for c in first["results"]}) + [late.pk]
+    # with the other filters, and in the CSV (its order stays the time's)
+    assert [c["id"] for c in api.get("/api/v1/checkins", {"after_id": rows[0].pk, "person": checkins["other"].pk})
+            .json()["results"]] == [rows[3].pk, late.pk]
+    table = list(csv.DictReader(io.StringIO(api.get("/api/v1/checkins/csv", {"after_id": rows[2].pk})
+                                            .content.decode())))
+    assert sorted(int(r["checkin_id"]) for r in table) == [rows[3].pk, late.pk]
+    audited = AuditEvent.objects.filter(action="list_export").latest("id")
+    assert audited.summary.endswith(f"2 rows: after check-in #{rows[2].pk}")
+    # without it, newest first as before
+    assert api.get("/api/v1/checkins").json()["results"][0]["id"] == rows[2].pk
+    for bad in ("-1", "abc", str(2**63)):
+        response = api.get("/api/v1/checkins", {"after_id": bad})
+        assert response.status_code == 400 and "after_id" in response.json()["fields"], bad
+
+
 def test_checkins_csv(client_for, checkins):
     api = client_for("token:read")
     response = api.get("/api/v1/checkins/csv", {"date_to": "2026-11-03"})
