@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_view
@@ -223,12 +224,27 @@ def _person_etag(person: Person) -> str:
     return f'"{person.updated_at.isoformat()}"'
 
 
+def _person_version_matches(tag: str, person: Person) -> bool:
+    """Whether ``tag`` (one entry of ``If-Match``) names the person's version: their ``ETag``, or their
+    ``updated_at`` as an answer writes it (quoted or not, ``Z`` or ``+00:00``), so that a sync that read
+    the people list may write back with the version of each row it read, without reading each person
+    again for the header."""
+    if tag == _person_etag(person):
+        return True
+    try:
+        sent = parse_datetime(tag.strip('"'))
+    except ValueError:
+        return False
+    return sent is not None and sent.tzinfo is not None and sent == person.updated_at
+
+
 # the version a person's answers carry and a PUT or PATCH may send back (PersonViewSet.update)
 ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201],
                         description="the person's version: send it back as If-Match with a later PUT or PATCH")
 IF_MATCH = OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-                            description="the ETag of the copy this change was made from: 412 precondition_failed "
-                                        "if the person changed since (without it, the change is applied as sent)")
+                            description="the ETag of the copy this change was made from (or that copy's "
+                                        "updated_at, as a list row gives it): 412 precondition_failed if the person "
+                                        "changed since (without it, the change is applied as sent)")
 
 
 @extend_schema_view(
@@ -331,7 +347,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             enrollment.person_lock(kwargs.get(self.lookup_field))
             person = self.get_object()
             expected = {tag.strip() for tag in request.headers.get("If-Match", "").split(",") if tag.strip()}
-            if expected and "*" not in expected and _person_etag(person) not in expected:
+            if expected and "*" not in expected and not any(_person_version_matches(t, person) for t in expected):
                 raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
                                detail="The person changed since the copy this request was made from: read them "
                                       "again (their ETag) and apply the change to that.")

@@ -508,6 +508,26 @@ def test_a_stale_copy_written_back_with_if_match_is_refused(hr, person):
     assert Person.objects.get(pk=person.pk).active is False
 
 
+def test_if_match_takes_the_updated_at_of_a_list_row(hr, person):
+    """A sync reads the people list (updated_at on each row) and writes back the rows it changes:
+    the ETag was only in a person's own answer (``+00:00``, where JSON says ``Z``), so it read each
+    person again for the header. The row's updated_at, quoted or bare, is that version; a stale one
+    is still a 412, and a time without its offset names no version."""
+    row = hr.get("/api/v1/people", {"staff_id": "E-1"}).json()["results"][0]
+    assert row["updated_at"].endswith("Z")
+    enrollment.person_deactivate(person=Person.objects.get(pk=person.pk), actor=None)
+    for sent in (row["updated_at"], f'"{row["updated_at"]}"'):
+        stale = hr.patch(f"/api/v1/people/{person.pk}", {"department": "Space"}, format="json", HTTP_IF_MATCH=sent)
+        assert stale.status_code == 412 and stale.json()["error"] == "precondition_failed", sent
+    fresh = hr.get("/api/v1/people", {"staff_id": "E-1"}).json()["results"][0]["updated_at"]
+    assert hr.patch(f"/api/v1/people/{person.pk}", {"department": "Space"}, format="json",
+                    HTTP_IF_MATCH=fresh.removesuffix("Z")).status_code == 412   # no offset: no version
+    assert hr.patch(f"/api/v1/people/{person.pk}", {"department": "Space"}, format="json",
+                    HTTP_IF_MATCH="not a time").status_code == 412
+    done = hr.patch(f"/api/v1/people/{person.pk}", {"department": "Space"}, format="json", HTTP_IF_MATCH=f'"{fresh}"')
+    assert done.status_code == 200 and done.json()["department"] == "Space" and done.json()["active"] is False
+
+
 @pytest.mark.parametrize("encoding", ["multipart", "urlencoded"])
 def test_a_form_encoded_person_is_active_unless_it_says_otherwise(hr, encoding):
     """DRF read a boolean missing from form data as false (an unticked checkbox): a person created or
