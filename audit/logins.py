@@ -80,11 +80,14 @@ def _locked_account(raw: object):
     return user
 
 
-def record_lockout(request, *, kind: str, failures: int, lockout_s: int) -> None:
+def record_lockout(request, *, kind: str, failures: int, lockout_s: int, account=None) -> None:
     """A lock the login throttle set (``masknet_site.login_throttle``): once per lock, against the
     account the username names (:func:`_locked_account`; never the text typed), else against no
-    account."""
-    user = _locked_account(request.POST.get("username"))
+    account. ``account``: the logged-in user whose wrong current passwords on the password change
+    page set it (the record says so)."""
+    user = account if account is not None else _locked_account(request.POST.get("username"))
     summary = f"logins locked for {lockout_s} s after {failures} failures per {kind} from {_address(request)}"
+    if account is not None:
+        summary += " (wrong current passwords on the password change page)"
     audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user, object_type="auth.user",
                  summary=summary if user is not None else summary + " (no such username)")

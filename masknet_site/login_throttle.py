@@ -1,4 +1,5 @@
-"""Login throttling for the staff (admin) login form.
+"""Login throttling for the staff (admin) login form, and for the admin's own password change page,
+whose "current password" field checks a password as the login form does.
 
 Login attempts are counted per username and client address in the cache; after
 ``MASKNET_LOGIN_MAX_FAILURES`` failures within ``MASKNET_LOGIN_LOCKOUT_S`` seconds that pair is
@@ -40,6 +41,13 @@ The cache is Django's default cache: Redis when ``REDIS_URL`` is set (the produc
 the counts and locks are shared by every web node; without it (one embedded process) they live in
 that process's memory (see docs/deployment.md). Behind a reverse proxy, start Daphne with
 ``--proxy-headers`` so the client address is the real one.
+
+The password change page (``admin:password_change``) is counted on the same keys, as its logged-in
+user's login from that address: a wrong current password is a failed login. Without it a stolen or
+borrowed session (an unlocked workstation) could guess its user's password there, unthrottled and
+unrecorded, and keep it after the session ends. A change refused for another reason (the new
+passwords differ, or one the validators refuse) checked the current password and found it right:
+not a failure.
 """
 
 from __future__ import annotations
@@ -85,18 +93,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def _counters(request) -> list[tuple[str, str, int]]:
+def _counters(request, username: str) -> list[tuple[str, str, int]]:
     """(attempts key, lock key, limit) for the username+address pair, then, unless this address
     logged in as this username before (:data:`KNOWN_S`), the username alone, then, unless anyone
-    logged in from this address before, the address alone."""
-    username = normalize_username(request.POST.get("username") or "")
+    logged in from this address before, the address alone. ``username``: as :func:`normalize_username`
+    gives it."""
     ip = client_key(request)
     per_pair = int(settings.MASKNET_LOGIN_MAX_FAILURES)
     per_username = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_USERNAME)
     per_address = int(settings.MASKNET_LOGIN_MAX_FAILURES_PER_ADDRESS)
     pair, user, address = _digest(username, ip), _digest(username), _digest("address", ip)
     counters = [(f"{PREFIX}-attempts:{pair}", f"{PREFIX}-locked:{pair}", per_pair)]
-    if not cache.get(_known_key(request)):
+    if not cache.get(_known_key(request, username)):
         counters.append((f"{PREFIX}-user-attempts:{user}", f"{PREFIX}-user-locked:{user}", per_username))
     if not cache.get(_known_address_key(request)):
         counters.append((f"{PREFIX}-address-attempts:{address}", f"{PREFIX}-address-locked:{address}", per_address))
@@ -107,8 +115,7 @@ def _known_address_key(request) -> str:
     return f"{PREFIX}-known-address:{_digest('address', client_key(request))}"
 
 
-def _known_key(request) -> str:
-    username = normalize_username(request.POST.get("username") or "")
+def _known_key(request, username: str) -> str:
     return f"{PREFIX}-known:{_digest(username, client_key(request))}"
 
 
@@ -137,17 +144,33 @@ def _release(key: str) -> None:
         pass
 
 
+def _current_password_refused(response) -> bool:
+    """Whether the password change page answered that the current password typed is wrong (or
+    missing): its form's ``old_password`` field has an error. An answer without the form (an
+    error page) counts as such, as a login's does."""
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    return form is None or "old_password" in form.errors
+
+
 class LoginThrottleMiddleware:
-    """Counts POSTs to the admin login view and locks out after too many failures."""
+    """Counts POSTs to the admin login view, and to the password change view as its user's logins,
+    and locks out after too many failures."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method != "POST" or request.path != reverse("admin:login"):
+        if request.method != "POST":
+            return self.get_response(request)
+        if request.path == reverse("admin:login"):
+            account, username = None, normalize_username(request.POST.get("username") or "")
+        elif request.path == reverse("admin:password_change") and request.user.is_authenticated:
+            account = request.user
+            username = normalize_username(account.get_username())
+        else:
             return self.get_response(request)
         lockout_s = int(settings.MASKNET_LOGIN_LOCKOUT_S)
-        counters = _counters(request)
+        counters = _counters(request, username)
         if any(cache.get(locked_key) for _, locked_key, _ in counters):
             return self._locked(lockout_s)
         reserved: list[tuple[str, str, int, int]] = []
@@ -160,16 +183,19 @@ class LoginThrottleMiddleware:
             reserved.append((attempts_key, locked_key, limit, count))
         response = self.get_response(request)
         pair_key, user_keys = reserved[0][0], [key for key, *_ in reserved[1:]]
-        if response.status_code == 302:        # logged in (the form redirects on success)
+        if response.status_code == 302:        # logged in, or password changed (the form redirects on success)
             cache.delete(pair_key)
             for key in user_keys:
                 _release(key)
-            # this address is the user's own: the per-username cap no longer applies to it, so an
-            # attacker elsewhere cannot lock the user out of their usual place; nor does the
-            # per-address cap (an office's NAT)
-            cache.set(_known_key(request), 1, KNOWN_S)
-            cache.set(_known_address_key(request), 1, KNOWN_S)
-        elif response.status_code == 403:      # refused before the form ran (CSRF)
+            if account is None:
+                # this address is the user's own: the per-username cap no longer applies to it, so
+                # an attacker elsewhere cannot lock the user out of their usual place; nor does the
+                # per-address cap (an office's NAT)
+                cache.set(_known_key(request, username), 1, KNOWN_S)
+                cache.set(_known_address_key(request), 1, KNOWN_S)
+        elif response.status_code == 403 or (account is not None and not _current_password_refused(response)):
+            # refused before the form ran (CSRF), or a password change whose current password was
+            # right (refused for its new one): no password was guessed wrong
             for key, *_ in reserved:
                 _release(key)
         else:                                  # the form again (wrong credentials), or an error
@@ -183,7 +209,7 @@ class LoginThrottleMiddleware:
                                 count, kind, request.META.get("REMOTE_ADDR"))
                     from audit.logins import record_lockout  # the audit app, once apps are loaded
 
-                    record_lockout(request, kind=kind, failures=count, lockout_s=lockout_s)
+                    record_lockout(request, kind=kind, failures=count, lockout_s=lockout_s, account=account)
         return response
 
     @staticmethod

@@ -174,3 +174,40 @@ def test_a_reservation_given_back_after_its_window_never_leaves_a_negative_count
     login_throttle._release("k")
     login_throttle._release("k")
     assert cache.get("k") is None                     # not -1: no extra guesses in that window
+
+
+PASSWORD_CHANGE = "/admin/password_change/"
+
+
+def change_password(client, old: str, new1: str = "A-new-pass-4821!", new2: str | None = None, ip: str = "10.0.0.9"):
+    """POST the admin's own password change form from ``ip``."""
+    return client.post(PASSWORD_CHANGE, {"old_password": old, "new_password1": new1,
+                                         "new_password2": new1 if new2 is None else new2}, REMOTE_ADDR=ip)
+
+
+def test_a_session_cannot_guess_its_users_password_on_the_password_change_page(client, staff):
+    # a stolen or borrowed session (an unlocked desk): the "current password" field checked any
+    # number of guesses, unthrottled and unrecorded
+    client.force_login(staff)
+    assert [change_password(client, f"guess-{n}").status_code for n in range(3)] == [200, 200, 200]
+    locked = change_password(client, "right-password-123")
+    assert locked.status_code == 429 and locked["Retry-After"] == "120"
+    staff.refresh_from_db()
+    assert staff.check_password("right-password-123")            # not changed: the right guess was refused
+    # the same lock as the login form's for that user and address: no more guesses there either
+    assert login(Client(), "alice", "right-password-123", ip="10.0.0.9").status_code == 429
+    assert login(Client(), "alice", "right-password-123", ip="10.0.0.10").status_code == 302
+    from audit.models import AuditEvent
+
+    [lock] = AuditEvent.objects.filter(action="login_failed", summary__contains="locked")
+    assert lock.object_id == str(staff.pk) and "password change page" in lock.summary
+
+
+def test_a_password_change_refused_for_its_new_password_is_no_failure(client, staff):
+    client.force_login(staff)
+    for _ in range(4):   # the current password is right; the new ones differ
+        assert change_password(client, "right-password-123", new2="something-else-99").status_code == 200
+    assert change_password(client, "wrong").status_code == 200
+    assert change_password(client, "right-password-123").status_code == 302
+    staff.refresh_from_db()
+    assert staff.check_password("A-new-pass-4821!")
