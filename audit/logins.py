@@ -7,7 +7,9 @@ typed into the username field. The login throttle (``masknet_site.login_throttle
 many failures one account can collect; an attempt it refuses (429) never reaches authentication
 and is not recorded. The address is Daphne's client address (the real one behind a proxy with
 ``--proxy-headers``). These records are deleted with the decisions after
-``MASKNET_RETENTION_DECISION_DAYS`` (:data:`audit.models.ACCESS_ACTIONS`).
+``MASKNET_RETENTION_DECISION_DAYS`` (:data:`audit.models.ACCESS_ACTIONS`). A wrong current password on
+the admin's own password change page is a failed login too (:func:`record_wrong_current_password`,
+written by the login throttle), its actor the session's user.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ def record_login_failed(sender, credentials, request=None, **kwargs) -> None:
     reason = "" if user.is_active else " (the account is deactivated)"
     audit_record(actor=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED, obj=user,
                  summary=f"failed login{reason} from {_address(request)}")
+
+
+def record_wrong_current_password(request, user) -> None:
+    """A wrong (or missing) current password on the admin's own password change page, which the
+    login throttle (``masknet_site.login_throttle``) counts as a failed login of ``user``: the
+    session's user is actor and object (a session, not a typed username, said who it is)."""
+    audit_record(actor=user, action=AuditEvent.Action.LOGIN_FAILED, obj=user,
+                 summary=f"wrong current password on the password change page from {_address(request)}")
 
 
 def _locked_account(raw: object):

@@ -144,11 +144,16 @@ def _release(key: str) -> None:
         pass
 
 
+def _password_change_form(response):
+    """The form the password change page answered with (``None``: no form, an error page)."""
+    return (getattr(response, "context_data", None) or {}).get("form")
+
+
 def _current_password_refused(response) -> bool:
     """Whether the password change page answered that the current password typed is wrong (or
     missing): its form's ``old_password`` field has an error. An answer without the form (an
     error page) counts as such, as a login's does."""
-    form = (getattr(response, "context_data", None) or {}).get("form")
+    form = _password_change_form(response)
     return form is None or "old_password" in form.errors
 
 
@@ -199,6 +204,12 @@ class LoginThrottleMiddleware:
             for key, *_ in reserved:
                 _release(key)
         else:                                  # the form again (wrong credentials), or an error
+            if account is not None and _password_change_form(response) is not None:
+                # a wrong current password: in the audit log as the login form's failures are
+                # (Django's user_login_failed, which its check does not send), before any lock it sets
+                from audit.logins import record_wrong_current_password
+
+                record_wrong_current_password(request, account)
             for attempts_key, locked_key, limit, count in reserved:
                 if count >= limit:
                     cache.set(locked_key, 1, lockout_s)

@@ -211,3 +211,18 @@ def test_a_password_change_refused_for_its_new_password_is_no_failure(client, st
     assert change_password(client, "right-password-123").status_code == 302
     staff.refresh_from_db()
     assert staff.check_password("A-new-pass-4821!")
+
+
+def test_each_wrong_current_password_is_audited_as_a_failed_login_of_the_sessions_user(client, staff):
+    # a failed login of its user (README, docs/security.md), yet only the lock reached the audit log:
+    # the guesses of a stolen session below the lock left no trace, where each login form failure does
+    from audit.models import AuditEvent
+
+    client.force_login(staff)
+    assert change_password(client, "right-password-123", new2="something-else-99").status_code == 200
+    assert not AuditEvent.objects.filter(action="login_failed").exists()     # the current one was right
+    assert [change_password(client, f"guess-{n}").status_code for n in range(2)] == [200, 200]
+    failed = list(AuditEvent.objects.filter(action="login_failed").order_by("id"))
+    assert len(failed) == 2
+    assert all(e.actor_id == staff.pk and e.object_id == str(staff.pk) for e in failed)
+    assert failed[0].summary == "wrong current password on the password change page from 10.0.0.9"
