@@ -226,3 +226,19 @@ def test_each_wrong_current_password_is_audited_as_a_failed_login_of_the_session
     assert len(failed) == 2
     assert all(e.actor_id == staff.pk and e.object_id == str(staff.pk) for e in failed)
     assert failed[0].summary == "wrong current password on the password change page from 10.0.0.9"
+
+
+def test_an_administrator_setting_someone_elses_password_is_not_counted(client, staff):
+    # the user admin's password form (/admin/auth/user/<id>/password/) asks for no current
+    # password: a refused one (the two differ) is no guess at anyone's password, and locks no one
+    bob = User.objects.create_user("bob", password="bobs-password-123", is_staff=True)
+    client.force_login(staff)
+    url = f"/admin/auth/user/{bob.pk}/password/"
+    for _ in range(4):
+        refused = client.post(url, {"password1": "A-new-pass-4821!", "password2": "differs-99!"},
+                              REMOTE_ADDR="10.0.0.9")
+        assert refused.status_code == 200
+    done = client.post(url, {"password1": "A-new-pass-4821!", "password2": "A-new-pass-4821!"}, REMOTE_ADDR="10.0.0.9")
+    assert done.status_code == 302
+    assert login(Client(), "alice", "right-password-123", ip="10.0.0.9").status_code == 302
+    assert login(Client(), "bob", "A-new-pass-4821!", ip="10.0.0.9").status_code == 302
