@@ -37,7 +37,7 @@ from audit.services import audit_list_export
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.views import export_download
-from masknet_site.csv_export import csv_response
+from masknet_site.csv_export import CROSS_SITE_REFUSED, cross_site_download, csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError, ModelsMissing
 from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
@@ -565,6 +565,9 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     def csv(self, request: Request) -> HttpResponse:
         """The attendance export's columns (``recognition.exports.CHECKIN_CSV_HEADER``); each download
         audited as the token's service account (``list_export``: the filters and the row count)."""
+        if not isinstance(request.auth, ApiToken) and cross_site_download(request):
+            # a staff session's cookie, sent with another site's link (masknet_site.csv_export)
+            raise exceptions.PermissionDenied(CROSS_SITE_REFUSED)
         queryset = self.get_queryset()   # 400 for invalid filters, before anything is recorded
         filters = _validated(s.CheckInFilterSerializer, request.query_params)
         audit_list_export(request, object_type="recognition.checkin", what="check-ins (API)",

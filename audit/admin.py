@@ -17,7 +17,7 @@ from django.urls import path
 from django.utils import timezone
 
 from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
-from masknet_site.csv_export import csv_response
+from masknet_site.csv_export import cross_site_refusal, csv_response
 
 from .admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from .models import AuditEvent
@@ -62,6 +62,8 @@ class AuditEventAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         ``list_export`` record, itself left out of the file it records)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if refused := cross_site_refusal(request):
+            return refused
         rows = changelist_rows(self, request)
         event = audit_list_export(request, object_type="audit.auditevent", what="the audit log (admin)",
                                   rows=rows.count, filters=rows.described(actor=_actor_described))

@@ -4,17 +4,23 @@ archive (``enrollment.services.person_export``)."""
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import islice
 
 from asgiref.sync import sync_to_async
-from django.http import StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseForbidden, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024     # rows are sent in pieces of about this size
 ASYNC_BATCH = 16            # pieces fetched per thread hop when served over ASGI
+
+log = logging.getLogger(__name__)
+
+CROSS_SITE_REFUSED = ("This download was started from another site's page, so it was not made. Open it from "
+                      "MaskNet's own page (its CSV link), or type or bookmark its address.")
 
 
 # a formula start after another separator than the file's own: a spreadsheet whose list separator
@@ -77,6 +83,29 @@ class CSVStreamingResponse(StreamingHttpResponse):
         body = b"".join(self.streaming_content)
         self.streaming_content = [body]
         return body
+
+
+def cross_site_download(request: HttpRequest) -> bool:
+    """Whether the browser says a download was started by another site's page: ``Sec-Fetch-Site:
+    cross-site`` (a link, a redirect or a form there). A staff session's cookie goes with such a
+    top-level GET (``SameSite=Lax``), which would record a list export in the audit log and put
+    people's data in the admin's download folder; no page of this site starts one. ``same-origin``,
+    ``same-site`` (a sibling host of the site's domain, which shares its cookies anyway) and ``none``
+    (typed, bookmarked, opened from a mail client) pass, and so does a request without the header
+    (older browsers, a site on plain HTTP, scripts): a defence where browsers give it, beside the
+    audit record of every download."""
+    return request.META.get("HTTP_SEC_FETCH_SITE", "").strip().lower() == "cross-site"
+
+
+def cross_site_refusal(request: HttpRequest) -> HttpResponseForbidden | None:
+    """403 with :data:`CROSS_SITE_REFUSED` (plain text, logged as a warning) for a staff session's CSV
+    download that another site started (:func:`cross_site_download`), before anything is read or
+    audited; ``None`` otherwise. Call it first in a CSV branch of a cookie-authenticated view."""
+    if not cross_site_download(request):
+        return None
+    log.warning("Refused a CSV download started from another site (%s, Referer %r)", request.path,
+                request.META.get("HTTP_REFERER", "")[:200])
+    return HttpResponseForbidden(CROSS_SITE_REFUSED, content_type="text/plain; charset=utf-8")
 
 
 def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> CSVStreamingResponse:

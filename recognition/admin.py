@@ -35,7 +35,7 @@ from enrollment.models import Person
 from enrollment.services import counted
 from enrollment.text import name_normal
 from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
-from masknet_site.csv_export import csv_response
+from masknet_site.csv_export import cross_site_refusal, csv_response
 
 from . import services
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows
@@ -631,6 +631,8 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         is audited (a ``list_export`` record: the filters, the person by id, and the row count)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if refused := cross_site_refusal(request):
+            return refused
         rows = changelist_rows(self, request)
         audit_list_export(request, object_type="recognition.checkin", what="check-ins (admin)", rows=rows.count,
                           filters=rows.described(person__id__exact=lambda v: f"person #{v}"))

@@ -35,7 +35,7 @@ from audit.services import audit_list_export
 from enrollment import recognizer
 from enrollment.models import Person, inactive_periods_described
 from enrollment.recognizer import engine_loaded
-from masknet_site.csv_export import csv_response
+from masknet_site.csv_export import cross_site_refusal, csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
 from recognition.engine.install import installed_manifest, models_ready
 
@@ -395,6 +395,8 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     CSV keeps its ``status`` values and calls them ``missing`` on every day (docs/kiosk.md, Attendance)."""
     context = _staff_context(request, "Daily attendance")
     csv_format = request.GET.get("format") == "csv"
+    if csv_format and (refused := cross_site_refusal(request)):
+        return refused
     day = _parse_day(request.GET.get("date"))
     if day is None:
         problem = f"Not a day this page can show (YYYY-MM-DD, {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()})"
@@ -455,6 +457,8 @@ def attendance_person(request: HttpRequest, pk: int) -> HttpResponse:
     context = _staff_context(request, "Attendance history")
     person = get_object_or_404(Person, pk=pk)
     csv_format = request.GET.get("format") == "csv"
+    if csv_format and (refused := cross_site_refusal(request)):
+        return refused
     # the admin's list of the person's check-ins: of what is shown, below; of them all beside a refusal
     context.update(person=person, title=f"Attendance: {person.full_name}",
                    admin_query=_checkin_admin_query(person, {}, ""))
@@ -573,6 +577,8 @@ def attendance_export(request: HttpRequest) -> HttpResponse:
     """Check-ins as CSV, filtered by ``date_from``, ``date_to``, ``person``, ``kiosk``, ``site``, ``masked``;
     each download audited (``list_export``: the filters and the row count)."""
     _staff_context(request, "export")
+    if refused := cross_site_refusal(request):
+        return refused
     form = CheckInFilter(request.GET)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors}, status=400)
@@ -682,6 +688,8 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
     (``list_export``). A period it cannot read, reversed or too long: 400 with the reason."""
     context = _staff_context(request, "Attendance summary")
     csv_format = request.GET.get("format") == "csv"
+    if csv_format and (refused := cross_site_refusal(request)):
+        return refused
     form = SummaryPeriod(request.GET)
     if not form.is_valid():
         context.update(rows=None, sites=known_sites(), form=form,

@@ -134,6 +134,40 @@ def test_the_summaries_say_which_list_by_ids_never_by_name(site):
     ]
 
 
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_a_download_another_sites_page_started_is_refused_and_recorded_nowhere(site, name, caplog):
+    """A staff session's cookie goes with a top-level GET that a link on another site starts
+    (``SameSite=Lax``): the browser says so (``Sec-Fetch-Site: cross-site``) and nothing is handed
+    out or put on record (403, a sentence saying where to open it). The site's own pages
+    (``same-origin``), a typed or bookmarked address (``none``), a sibling host (``same-site``) and
+    a request without the header (a script, an older browser) download as before; an API token is
+    no cookie a link can carry, so its request is never refused."""
+    who, url, query, _ = EXPORTS[name]
+    session = APIClient() if who == "api" else Client()
+    session.force_login(site.su)   # the API takes a staff session too
+    before = last_id()
+    refused = session.get(url(site), query, HTTP_SEC_FETCH_SITE="cross-site",
+                          HTTP_REFERER="https://evil.example/page")
+    assert refused.status_code == 403 and not refused.streaming
+    assert "another site" in refused.content.decode() and NAME not in refused.content.decode()
+    assert new_events(before) == []
+    if who != "api":
+        assert any("another site" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    for fetch_site in ("same-origin", "none", "same-site", None):
+        headers = {"HTTP_SEC_FETCH_SITE": fetch_site} if fetch_site else {}
+        assert len(download_with(session, url(site), query, headers).splitlines()) > 1, fetch_site
+    assert len(new_events(before)) == 4
+    if who == "api":   # the token's request, whatever the header says
+        assert len(download_with(site.api, url(site), query, {"HTTP_SEC_FETCH_SITE": "cross-site"}).splitlines()) > 1
+
+
+def download_with(client, path: str, query: dict, headers: dict) -> bytes:
+    """:func:`download` with request headers."""
+    response = client.get(path, query, **headers)
+    assert response.status_code == 200, response.content[:300]
+    return b"".join(response.streaming_content)
+
+
 def test_refused_downloads_record_nothing(site):
     """A 400 (filters it cannot read), 403 (no permission, a token without the scope), 406 (a
     format the API cannot give) or a redirect to the login page: nothing handed out, nothing
