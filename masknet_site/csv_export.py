@@ -13,7 +13,10 @@ from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponseForbidden, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# the full-width forms too (U+FF1D, U+FF0B, U+FF0D, U+FF20): a spreadsheet set up for Japanese or
+# Chinese input may take them for the ASCII signs, and a name can hold them
+_FORMULA_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"
+_FORMULA_STARTS = (*_FORMULA_SIGNS, "\t", "\r")
 CHUNK_BYTES = 64 * 1024     # rows are sent in pieces of about this size
 ASYNC_BATCH = 16            # pieces fetched per thread hop when served over ASGI
 
@@ -26,14 +29,14 @@ CROSS_SITE_REFUSED = ("This download was started from another site's page, so it
 # a formula start after another separator than the file's own: a spreadsheet whose list separator
 # is ";" (most of continental Europe) or a tab splits "Ops;=cmd|..." there, whatever the quoting
 # (it reads the comma file's quotes as text), and the piece after it is a cell of its own
-_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,\t\r\n])([ \t]*)(?=[=+\-@])")
+_FORMULA_AFTER_SEPARATOR = re.compile(rf"([;,\t\r\n])([ \t]*)(?=[{re.escape(_FORMULA_SIGNS)}])")
 
 
 def csv_safe(value: object) -> str:
     """A cell as text, with spreadsheet formulas neutralised (CSV injection): a leading
-    ``= + - @`` or control character gets a ``'`` in front, and so does one after a ``;``, ``,``,
-    tab or line break inside the text (a cell of its own where that is the list separator, the start
-    of a row for a reader that takes the quotes as text)."""
+    ``= + - @`` (or their full-width forms) or control character gets a ``'`` in front, and so does
+    one after a ``;``, ``,``, tab or line break inside the text (a cell of its own where that is the
+    list separator, the start of a row for a reader that takes the quotes as text)."""
     text = "" if value is None else str(value)
     text = _FORMULA_AFTER_SEPARATOR.sub(r"\1\2'", text)
     return "'" + text if text[:1] in _FORMULA_STARTS else text

@@ -611,6 +611,18 @@ def test_a_formula_after_a_semicolon_is_neutralised_too():
                                                        ["Cy", "Ops\n'=cmd|' /C calc'!A0"]]   # a row of its own
 
 
+def test_a_formula_with_a_full_width_sign_is_neutralised_too():
+    """A spreadsheet set up for Japanese or Chinese input may read "＝HYPERLINK(...)" as a formula:
+    the full-width signs get the same ``'`` as the ASCII ones, at a cell's start and after a separator;
+    other full-width text is left as written."""
+    body = b"".join(csv_response("x.csv", ["name", "department"],
+                                 [["\uff1dcmd|' /C calc'!A0", "Ops;\uff0b1"], ["\uff20SUM(1)", "\uff0d1, \uff1d2"],
+                                  ["\uff21na", "\uff08R&D\uff09"]]).streaming_content).decode()
+    assert list(csv.reader(io.StringIO(body)))[1:] == [["'\uff1dcmd|' /C calc'!A0", "Ops;'\uff0b1"],
+                                                       ["'\uff20SUM(1)", "'\uff0d1, '\uff1d2"],
+                                                       ["\uff21na", "\uff08R&D\uff09"]]
+
+
 def test_csv_response_streams_in_chunks_under_asgi_without_buffering_warnings():
     response = csv_response("big.csv", ["n", "text"], ([i, "=1+1" if i == 7 else "x" * 50] for i in range(5000)))
 
