@@ -37,7 +37,7 @@ from audit.services import audit_list_export
 from enrollment import services as enrollment
 from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.views import export_download
-from masknet_site.csv_export import CROSS_SITE_REFUSED, cross_site_download, csv_response
+from masknet_site.csv_export import CROSS_SITE_REFUSED, cross_site_refusal, csv_response
 from recognition import services as recognition
 from recognition.engine import EngineError, ModelsMissing
 from recognition.exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
@@ -540,7 +540,9 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
         """A page of check-ins (newest first); each page read audited as the CSV is (``list_export``:
         the filters, the page and its size as served, after DRF's fallback to 50 for a ``page_size``
         that is not a number and its cap of 500, and the rows on it): a page of 500 hands out as much
-        as a CSV of 500 rows, and paging through the list, the whole of it."""
+        as a CSV of 500 rows, and paging through the list, the whole of it. A staff session's page
+        that another site's link started is refused as the CSV is (:meth:`_refuse_cross_site`)."""
+        self._refuse_cross_site(request)
         page = self.paginate_queryset(self.get_queryset())   # 400 for invalid filters or pages: nothing recorded
         filters = _validated(s.CheckInFilterSerializer, request.query_params)
         audit_list_export(request, object_type="recognition.checkin",
@@ -548,6 +550,15 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
                                f"{self.paginator.get_page_size(request)} a page",
                           rows=len(page), filters=checkin_filters_described(filters), form="JSON")
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @staticmethod
+    def _refuse_cross_site(request: Request) -> None:
+        """403 ``permission_denied`` (logged as a warning) for a staff session's read of the list that
+        another site's page started (``masknet_site.csv_export.cross_site_refusal``): its cookie goes
+        with such a link, and each read writes a ``list_export`` record. Before the filters are read;
+        a token is no cookie a link can carry, so its request never is."""
+        if not isinstance(request.auth, ApiToken) and cross_site_refusal(request):
+            raise exceptions.PermissionDenied(CROSS_SITE_REFUSED)
 
     def get_queryset(self) -> QuerySet[CheckIn]:
         """Filtered by the query parameters (400 when they are invalid)."""
@@ -565,9 +576,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     def csv(self, request: Request) -> HttpResponse:
         """The attendance export's columns (``recognition.exports.CHECKIN_CSV_HEADER``); each download
         audited as the token's service account (``list_export``: the filters and the row count)."""
-        if not isinstance(request.auth, ApiToken) and cross_site_download(request):
-            # a staff session's cookie, sent with another site's link (masknet_site.csv_export)
-            raise exceptions.PermissionDenied(CROSS_SITE_REFUSED)
+        self._refuse_cross_site(request)
         queryset = self.get_queryset()   # 400 for invalid filters, before anything is recorded
         filters = _validated(s.CheckInFilterSerializer, request.query_params)
         audit_list_export(request, object_type="recognition.checkin", what="check-ins (API)",

@@ -106,7 +106,7 @@ def cross_site_refusal(request: HttpRequest) -> HttpResponseForbidden | None:
     audited; ``None`` otherwise. Call it first in a CSV branch of a cookie-authenticated view."""
     if not cross_site_download(request):
         return None
-    log.warning("Refused a CSV download started from another site (%s, Referer %r)", request.path,
+    log.warning("Refused a download started from another site (%s, Referer %r)", request.path,
                 request.META.get("HTTP_REFERER", "")[:200])
     return HttpResponseForbidden(CROSS_SITE_REFUSED, content_type="text/plain; charset=utf-8")
 

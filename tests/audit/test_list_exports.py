@@ -161,6 +161,28 @@ def test_a_download_another_sites_page_started_is_refused_and_recorded_nowhere(s
         assert len(download_with(site.api, url(site), query, {"HTTP_SEC_FETCH_SITE": "cross-site"}).splitlines()) > 1
 
 
+def test_a_page_of_the_api_list_another_sites_page_started_is_refused_as_the_csv_is(site, caplog):
+    """A page of the API's JSON list is on record as a CSV is (a ``list_export`` each page), so a
+    link on another site could put records there through a staff session's cookie as well: refused
+    as the CSV is, with the API's error body, before the filters are read (not a 400), logged as a
+    warning, nothing recorded. The site's own pages (Swagger UI's requests are ``same-origin``) and
+    a token's requests are served."""
+    session = APIClient()
+    session.force_login(site.su)
+    before = last_id()
+    for path, query in (("/api/v1/checkins", {}), ("/api/v1/checkins", {"date_from": "not a day"}),
+                        ("/api/v1/checkins/csv", {"date_from": "not a day"})):
+        refused = session.get(path, query, HTTP_SEC_FETCH_SITE="cross-site")
+        assert refused.status_code == 403, (path, query, refused.content[:200])
+        assert refused.json() == {"error": "permission_denied", "detail": csv_export.CROSS_SITE_REFUSED}
+    assert new_events(before) == []
+    warned = [r for r in caplog.records if "another site" in r.getMessage() and r.levelname == "WARNING"]
+    assert len(warned) == 3
+    assert session.get("/api/v1/checkins", HTTP_SEC_FETCH_SITE="same-origin").status_code == 200
+    assert site.api.get("/api/v1/checkins", HTTP_SEC_FETCH_SITE="cross-site").status_code == 200
+    assert len(new_events(before)) == 2
+
+
 def download_with(client, path: str, query: dict, headers: dict) -> bytes:
     """:func:`download` with request headers."""
     response = client.get(path, query, **headers)
