@@ -5,16 +5,23 @@ With ``REDIS_URL`` set, tasks go to Redis and run on Celery workers. Without it
 task helpers run the task in a background thread of the web process instead.
 """
 
+import logging
 import os
 
 from celery import Celery
 from celery.signals import beat_init, worker_init
+
+from masknet_site.logfilters import ROUTINE_TASK_LOGGERS, RoutineTaskFilter
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
 
 app = Celery("masknet_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# quiet about the every-minute rebuild check when it finds nothing (masknet_site.logfilters)
+for _name in ROUTINE_TASK_LOGGERS:
+    logging.getLogger(_name).addFilter(RoutineTaskFilter())
 
 
 @worker_init.connect
