@@ -122,6 +122,22 @@ def test_each_unit_is_sandboxed_and_may_write_where_it_writes(name):
         assert sorted(writable.split()) == sorted([env["DJANGO_MEDIA_ROOT"], env["MASKNET_INDEX_DIR"]])
 
 
+
+def test_a_site_on_sqlite_is_told_to_let_the_web_unit_write_its_database():
+    """The units name the folders of the guide's PostgreSQL layout; a one-node site on SQLite (which the
+    production settings accept) keeps its database in a file that ``ProtectSystem=strict`` leaves read-only
+    to Daphne. Tried with the web unit's sandbox made by hand (read-only bind mounts but for its
+    ``ReadWritePaths=``, the service user): ``/healthz`` answered 200 (it only reads) while the admin's
+    login answered 500, ``attempt to write a readonly database``; with the database's folder added, the
+    login, an enrolment and the in-process rebuild worked. The guide and the web unit say so, the folder
+    (SQLite writes its journal beside the file) and not the checkout."""
+    unit = units()["masknet-web.service"]
+    before = unit.split("\nReadWritePaths=")[0].splitlines()[-1]
+    assert before.startswith("#") and "SQLite" in before and "folder" in before, before
+    guide = re.sub(r"```ini\n.*?```", "", GUIDE.read_text(), flags=re.DOTALL)
+    said = re.search(r"A site on\s+SQLite.*?attempt to write a readonly\s+database", guide, re.DOTALL)
+    assert said and "ReadWritePaths=" in said.group(0) and "folder, not the file" in said.group(0)
+
 def test_systemd_rates_the_units_sandbox(tmp_path):
     """``systemd-analyze security --offline`` (systemd 252 and later) rates each unit's exposure from
     0 (locked down) to 10; without the sandbox's lines each was 9.2 "UNSAFE"."""
