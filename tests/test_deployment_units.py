@@ -138,6 +138,18 @@ def test_a_site_on_sqlite_is_told_to_let_the_web_unit_write_its_database():
     said = re.search(r"A site on\s+SQLite.*?attempt to write a readonly\s+database", guide, re.DOTALL)
     assert said and "ReadWritePaths=" in said.group(0) and "folder, not the file" in said.group(0)
 
+
+def test_the_guide_says_the_units_never_cache_a_flatbuffer():
+    """``ProtectSystem=strict`` leaves ``MASKNET_MODELS_DIR`` read-only to every unit: a flatbuffer that
+    ``install_models`` did not build (a descriptor switched in the environment file afterwards) is no
+    longer built once and cached by the first start but converted at every start. Tried under the
+    unit's sandbox made by hand: dlib's ResNet took 3.8 s and the log said "could not cache ...
+    ([Errno 30] Read-only file system ...): converting it at every start"."""
+    guide = re.sub(r"```ini\n.*?```", "", GUIDE.read_text(), flags=re.DOTALL)
+    said = re.search(r"Under the systemd units below the models folder is\s+always read-only.*?at every start`",
+                     guide, re.DOTALL)
+    assert said and "install_models" in said.group(0) and "MASKNET_DESCRIPTOR" in said.group(0)
+
 def test_systemd_rates_the_units_sandbox(tmp_path):
     """``systemd-analyze security --offline`` (systemd 252 and later) rates each unit's exposure from
     0 (locked down) to 10; without the sandbox's lines each was 9.2 "UNSAFE"."""
