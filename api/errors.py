@@ -15,6 +15,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler, set_rollback
 
+from enrollment.services import StorageFull, storage_full
+
 
 class ApiError(exceptions.APIException):
     """An error with its own status, code and optional extra members (e.g. ``reason``)."""
@@ -37,6 +39,7 @@ _CODES = {
 
 
 VALIDATION_DETAIL = "The request is not valid: see fields."
+STORAGE_FULL_DETAIL = "The server's storage is full: nothing was stored. Try again once space is freed."
 
 
 def refused(*, field: str | None, message: str, reason: str) -> ApiError:
@@ -79,6 +82,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
                            detail=f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
         else:   # too many fields or files, a malformed upload...
             exc = exceptions.ParseError(detail="The request could not be read.")
+    elif storage_full(exc):
+        # a write into a full media or index folder (the service removed what it began): the request
+        # was fine, the server cannot take it now; said in the log for the operator, who must free space
+        logging.getLogger("django.request").error("API storage full: %s %s: %s",
+                                                  getattr(context.get("request"), "method", "?"),
+                                                  getattr(context.get("request"), "path", "?"), exc)
+        exc = ApiError(status_code=status.HTTP_507_INSUFFICIENT_STORAGE, code="storage_full",
+                       detail=str(exc) if isinstance(exc, StorageFull) else STORAGE_FULL_DETAIL)
     response = exception_handler(exc, context)
     if response is None:
         # anything else is a bug or an outage (a database error...): logged with its traceback as

@@ -447,7 +447,7 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     @extend_schema(summary="Upload a photo (scope enrol; refused photos answer 422 with the reason)",
                    request={"multipart/form-data": s.PhotoUploadSerializer},
                    responses={201: s.PhotoUploadedSerializer, 413: s.ErrorSerializer, 422: s.ErrorSerializer,
-                              503: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
+                              503: s.ErrorSerializer, 507: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     def create(self, request: Request, person_pk: str) -> Response:
         """``enrollment.services.photo_add``; a refusal answers 422 with ``reason`` (its code)."""
         person = self.person()

@@ -556,12 +556,14 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             return None, {"name": name, "code": exc.code, "message": exc.message}, []
         except (ModelsMissing, Person.DoesNotExist):
             raise
-        except Exception:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
+        except Exception as exc:  # noqa: BLE001 - a full disk, a database error: this file, not the batch
             # (photo_add removes its own file when it fails): the photos saved so far are said
             # as saved, the rest still tried, instead of a bare 500
             # not the upload's file name: often the person's own ("Ann Bee passport.jpg"), which the
             # page names to the uploader; the log, kept and read by others, has the id
             log.exception("could not store a photo (%s) of person #%s", source, person.pk)
+            if isinstance(exc, services.StorageFull):   # nothing of it kept; which storage, and what to do
+                return None, {"name": name, "code": "storage_full", "message": str(exc)}, []
             return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, []
         # who, only for staff who may search faces (as the API does), and on record
         via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"

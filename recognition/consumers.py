@@ -70,6 +70,7 @@ from enrollment import events, recognizer
 from enrollment.models import FacePhoto, IndexVersion, index_cache_clear
 from enrollment.recognizer import engine_loaded, get_engine
 from enrollment.services import (
+    StorageFull,
     index_rebuild_resume,
     index_rebuild_resume_due,
     index_refresh_if_outdated,
@@ -284,6 +285,9 @@ def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: byte
     close_old_connections()
     try:
         photo_add_from_checkin(person_id=person_id, data=photo, checkin_id=checkin_id)
+    except StorageFull:   # photo_add logged it and kept nothing; no traceback for each check-in meanwhile
+        log.warning("kiosk #%s: check-in #%s's face was not kept for the gallery: the media storage is full",
+                    kiosk_id, checkin_id)
     except Exception:  # noqa: BLE001 - an optional extra: never the kiosk's error
         log.warning("kiosk #%s: check-in #%s's face could not be offered to the gallery", kiosk_id, checkin_id,
                     exc_info=True)

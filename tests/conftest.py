@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,36 @@ def no_engine_warm_up(monkeypatch) -> list[bool]:
     calls: list[bool] = []
     monkeypatch.setattr(recognizer, "warm_soon", lambda: calls.append(True))
     return calls
+
+
+@pytest.fixture
+def storage_full(monkeypatch):
+    """``storage_full(folder)``: from then on, until the function it returns is called (space freed),
+    every file opened for writing under ``folder`` is made
+    (as on a full disk, where creating a name still works) but writing it fails as the kernel fails a
+    write into a full filesystem, ``ENOSPC``: its descriptor is one of ``/dev/full``. A full media or
+    index volume below every layer of the product and Django, without root or a filesystem of its
+    own; skipped where there is no ``/dev/full`` (not Linux)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full to simulate a full disk with")
+    real_open, full = os.open, []
+
+    def open_(path, flags, mode=0o777, *, dir_fd=None):
+        if dir_fd is None and flags & (os.O_WRONLY | os.O_RDWR):
+            where = os.path.abspath(os.fsdecode(path))
+            if any(os.path.commonpath([where, folder]) == folder for folder in full):
+                os.close(real_open(path, flags, mode))
+                return real_open("/dev/full", os.O_WRONLY)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def fill(folder) -> Callable[[], None]:
+        folder = os.path.abspath(os.fspath(folder))
+        os.makedirs(folder, exist_ok=True)
+        full.append(folder)
+        monkeypatch.setattr(os, "open", open_)
+        return lambda: full.remove(folder)
+
+    return fill
 
 
 @pytest.fixture(params=["unknown", "inactive", "not-staff", "unpermitted"])

@@ -21,7 +21,7 @@ package, whose names are copies bound on import. The admin, API, tasks and comma
 re-exported.
 """
 
-from .common import EnrollmentError, amount, counted
+from .common import STORAGE_FULL_MESSAGES, EnrollmentError, StorageFull, amount, counted, storage_full
 from .export import AUDIT_EXPORT_HEADER, EXPORT_README, ExportTooLarge, person_export
 from .index import (
     BUSY_RETRY_S,
@@ -87,8 +87,9 @@ __all__ = [
     "ADAPTED_PURGE_BATCH", "AUDIT_EXPORT_HEADER", "BUSY_RETRY_S", "EMBED_ERRORS", "EXPORT_README",
     "INDEX_WRITERS_LOCK", "MAX_ATTEMPTS", "ORPHAN_AGE_S", "ORPHAN_SWEEP_FLOOR", "OUTDATED_ASKS",
     "OUTDATED_ASK_AGAIN_S", "OUTDATED_REASON", "PHOTO_FILE_LOCK", "PHOTO_MAX_ATTEMPTS", "REFUSALS",
-    "RESUME_AFTER_S", "EnrollmentError", "ExportTooLarge", "PhotoInspection", "PhotoRefused", "Reapplied",
-    "RebuildBusy", "RunTakenOver", "StaffIdErased", "adapted_photo_expiry", "adapted_photos_purge", "amount",
+    "RESUME_AFTER_S", "STORAGE_FULL_MESSAGES", "EnrollmentError", "ExportTooLarge", "PhotoInspection",
+    "PhotoRefused", "Reapplied", "RebuildBusy", "RunTakenOver", "StaffIdErased", "StorageFull",
+    "adapted_photo_expiry", "adapted_photos_purge", "amount",
     "counted", "erased_staff_id_lift", "index_files_sweep", "index_rebuild", "index_rebuild_abandon",
     "index_rebuild_now", "index_rebuild_request", "index_rebuild_resume", "index_rebuild_resume_due",
     "index_refresh_if_outdated", "person_create",
@@ -96,5 +97,5 @@ __all__ = [
     "person_gallery_adaptation_stop", "person_lock", "person_update", "photo_add", "photo_add_from_checkin",
     "photo_choose", "photo_files_sweep", "photo_inspect", "photo_lookalike", "photo_lookalike_shown",
     "photo_lookalike_warning", "photo_remove", "photo_repeat_warning", "photo_repeats", "photo_too_large",
-    "photos_embed_again", "photos_masked_only_warning", "stale_after",
+    "photos_embed_again", "photos_masked_only_warning", "stale_after", "storage_full",
 ]

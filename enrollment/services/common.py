@@ -3,6 +3,7 @@ wording of counts and sizes in their messages and audit summaries, and errors as
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -16,6 +17,40 @@ Action = AuditEvent.Action
 
 class EnrollmentError(Exception):
     """Base class of the enrollment app's refusals."""
+
+
+# what a write into a full storage raises: no space left on the device, or the disk quota of the
+# site's user used up (a volume or share with quotas)
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+STORAGE_FULL_MESSAGES = {
+    "media": "The photo could not be stored: the server's storage for photos is full, and nothing of it was "
+             "kept. Free space there (the media folder, DJANGO_MEDIA_ROOT), then add it again.",
+    "index": "The server's storage for the recognition index is full: nothing was changed, the previous "
+             "index stays active. Free space there (the index folder, MASKNET_INDEX_DIR), then try again.",
+}
+
+
+def storage_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from or while handling, is a write refused for want
+    of space (:data:`STORAGE_FULL_ERRNOS`)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, StorageFull) or (isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class StorageFull(EnrollmentError):
+    """A write refused because its storage is full (:func:`storage_full`), raised from that error
+    once nothing of the write is left: ``where`` is ``"media"`` (photo files) or ``"index"`` (index
+    versions); the message says which and what to do."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(STORAGE_FULL_MESSAGES[where])
 
 
 # an absolute file path on the server: POSIX or home-relative, Windows or UNC; quoted as Python's

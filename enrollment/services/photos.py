@@ -38,7 +38,7 @@ from recognition.engine.quality import BLURRY, TOO_DARK
 
 from .. import recognizer
 from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
-from .common import Action, EnrollmentError, amount, counted
+from .common import Action, EnrollmentError, StorageFull, amount, counted, storage_full
 from .index import EMBED_ERRORS, _templates_store, index_rebuild_request
 
 log = logging.getLogger(__name__)
@@ -421,10 +421,12 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                               turn=inspection.turned)
     if stored is not data:
         _scale_to_stored(photo, stored)
+    # named before it is written: a write that fails part-way (a full disk) leaves the file it began
+    # (Django's storage does not remove it), which is deleted below. The name is a new random one
+    # (photo_upload_to), which no other file has: the storage writes it under that name
+    name = photo.image.field.generate_filename(photo, Path(filename).stem[:40] + _sniff(stored))
     try:
-        # inside the try: a write that fails (a full disk) is the caller's error like any other; a
-        # partial file it leaves has no row and goes with photo_files_sweep
-        photo.image.save(Path(filename).stem[:40] + _sniff(stored), ContentFile(stored), save=False)
+        photo.image = photo.image.storage.save(name, ContentFile(stored), max_length=photo.image.field.max_length)
         with transaction.atomic():
             # adds to one person take turns from here (PostgreSQL): the same photo sent twice at
             # once (a double submit) is refused as a duplicate instead of stored twice
@@ -454,10 +456,12 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                 index_rebuild_request(actor=actor, reason="a photo kept from a check-in (gallery adaptation)"
                                       if source == FacePhoto.Source.CHECKIN else f"photo added to person #{person.pk}")
     except BaseException as exc:
-        if photo.image.name:
-            # the person gone: their folder too, which this file made again after the erasure emptied it
-            gone = isinstance(exc, Person.DoesNotExist)
-            _delete_media([photo.image.name], folder=str(Path(photo.image.name).parent) if gone else None)
+        stored_as = photo.image.name or name
+        # the person gone: their folder too, which this file made again after the erasure emptied it
+        gone = isinstance(exc, Person.DoesNotExist)
+        _delete_media([stored_as], folder=str(Path(stored_as).parent) if gone else None)
+        if storage_full(exc):
+            raise StorageFull("media") from exc
         raise
     if embed:  # after the photo's transaction (embedding takes a second): a failure leaves it to the rebuild
         try:

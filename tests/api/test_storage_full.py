@@ -1,0 +1,29 @@
+"""The API with a full media or index storage (``storage_full`` fixture: ``ENOSPC`` from the
+kernel): 507 ``storage_full`` in the API's error shape, nothing stored or erased."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from enrollment.models import FacePhoto
+
+from .conftest import jpeg
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.models
+def test_a_photo_upload_into_a_full_media_storage_answers_507(client_for, person, engine, astronaut_bgr,
+                                                              storage_full):
+    """It answered 500 ``server_error`` ("it was logged. Try again later"), and left the file it began."""
+    storage_full(django_settings.MEDIA_ROOT)
+    answer = client_for("token:read+enrol").post(f"/api/v1/people/{person.pk}/photos",
+                                                 {"image": SimpleUploadedFile("e.jpg", jpeg(astronaut_bgr))},
+                                                 format="multipart")
+    assert answer.status_code == 507, answer.content
+    body = answer.json()
+    assert body["error"] == "storage_full" and "storage for photos is full" in body["detail"]
+    assert not FacePhoto.objects.exists()
+    assert not [p for p in django_settings.MEDIA_ROOT.rglob("*") if p.is_file()]

@@ -1,0 +1,94 @@
+"""A full media or index storage (``ENOSPC`` from the kernel: the ``storage_full`` fixture): every
+write says so clearly and leaves nothing half-done, no row naming a missing file, no partial file,
+no index version switched. What was tried on real full filesystems: docs/reliability.md, "Storage full"."""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from enrollment import services
+from enrollment.models import FacePhoto
+
+from .conftest import jpeg
+
+pytestmark = pytest.mark.django_db
+
+MEDIA_FULL = "The photo could not be stored: the server's storage for photos is full"
+
+
+def files_under(folder) -> set[str]:
+    folder = Path(folder)
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+def said(response) -> str:
+    return " ".join(str(m) for m in response.context["messages"])
+
+
+@pytest.mark.models
+def test_a_photo_that_does_not_fit_the_media_storage_is_refused_and_leaves_no_file(person, engine, astronaut_bgr,
+                                                                                   storage_full, enqueued):
+    """The write failed part-way (Django's storage leaves the file it began, empty or cut short) and
+    the caller heard a bare ``OSError``: the API answered 500, and the file stayed until the daily
+    sweep. Now nothing is left and the error names the full storage."""
+    storage_full(django_settings.MEDIA_ROOT)
+    with pytest.raises(services.StorageFull) as caught:
+        services.photo_add(person=person, data=jpeg(astronaut_bgr), actor=None)
+    assert caught.value.where == "media" and str(caught.value).startswith(MEDIA_FULL)
+    assert caught.value.__cause__.errno == errno.ENOSPC   # the kernel's error, for the log's traceback
+    assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
+    assert not AuditEvent.objects.filter(action="photo_add").exists() and not enqueued
+
+
+@pytest.mark.models
+def test_the_admin_says_a_photo_did_not_fit_the_media_storage(enroller_client, person, engine, astronaut_bgr,
+                                                              storage_full):
+    """The upload, the add page and the webcam capture said "the server's storage or database failed"."""
+    storage_full(django_settings.MEDIA_ROOT)
+    form = {"full_name": person.full_name, "staff_id": person.staff_id, "active": "on",
+            "photos": [SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr), "image/jpeg")]}
+    response = enroller_client.post(reverse("admin:enrollment_person_change", args=[person.pk]), form, follow=True)
+    assert response.status_code == 200 and f"“eileen.jpg”: refused — {MEDIA_FULL}" in said(response)
+    form = {"full_name": "Ann Bee", "staff_id": "A-1", "active": "on",
+            "photos": [SimpleUploadedFile("ann.jpg", jpeg(astronaut_bgr, 80), "image/jpeg")]}
+    response = enroller_client.post(reverse("admin:enrollment_person_add"), form, follow=True)
+    assert f"“ann.jpg”: refused — {MEDIA_FULL}" in said(response)
+    saved = enroller_client.post(reverse("admin:enrollment_person_capture_save", args=[person.pk]),
+                                 {"photos": [SimpleUploadedFile("webcam-1-0.jpg", jpeg(astronaut_bgr, 70),
+                                                                "image/jpeg")]}).json()
+    assert not saved["saved"] and saved["refused"][0]["code"] == "storage_full", saved
+    assert saved["refused"][0]["message"].startswith(MEDIA_FULL)
+    assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
+
+
+@pytest.mark.models
+@pytest.mark.django_db(transaction=True)
+def test_a_check_in_face_kept_by_gallery_adaptation_that_does_not_fit_leaves_no_file(
+        engine, astronaut_jpeg, astronaut_bgr, portrait_png, settings, storage_full, caplog):
+    """Gallery adaptation writes a kiosk's face crop as a photo after the check-in was recorded and
+    answered: a full media storage must cost the photo alone. It left an empty file each time, and a
+    warning with a traceback at each check-in."""
+    from recognition import consumers
+    from tests.enrollment.test_gallery_adaptation import kiosk_crop
+
+    settings.MASKNET_GALLERY_ADAPT = True
+    eileen = services.person_create(actor=None, full_name="Eileen Collins", staff_id="E1")
+    tom = services.person_create(actor=None, full_name="Tom Hanks", staff_id="T1")
+    services.photo_add(person=eileen, data=astronaut_jpeg, actor=None, schedule_rebuild=False)
+    services.photo_add(person=tom, data=portrait_png, actor=None, schedule_rebuild=False)
+    assert services.index_rebuild(run_id=None).state == "succeeded"
+    before = files_under(settings.MEDIA_ROOT)
+    storage_full(settings.MEDIA_ROOT)
+    with caplog.at_level(logging.INFO):
+        consumers.offer_to_gallery(1, eileen.pk, 41, kiosk_crop(engine, astronaut_bgr))
+    assert eileen.photos.count() == 1 and files_under(settings.MEDIA_ROOT) == before
+    assert "check-in #41's face was not kept for the gallery: the media storage is full" in caplog.text
+    assert "Traceback" not in caplog.text
