@@ -367,7 +367,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return self._answer(person)
 
     @extend_schema(summary="Erase a person's biometric data (scope admin; superusers)", request=None,
-                   responses={204: None, **ERRORS, **NOT_FOUND})
+                   responses={204: None, 507: s.ErrorSerializer, **ERRORS, **NOT_FOUND})
     @action(detail=True, methods=["post"])
     def erase(self, request: Request, pk: str | None = None) -> Response:
         """``enrollment.services.person_erase``: the person, photos, templates and index entries."""

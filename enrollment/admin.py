@@ -659,15 +659,36 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             return None
         if request.POST.get("post") == "yes":
             people = list(queryset)
-            count = self._erase(request, people)
-            already = f" ({_people(len(people) - count)} had been erased already)" if count < len(people) else ""
-            messages.success(request, f"{_people(count)} erased: photos, templates and index entries deleted{already}.")
+            count, full = self._erase(request, people)
+            left = len(people) - count - len(full)
+            already = f" ({_people(left)} had been erased already)" if left else ""
+            if count or not full:
+                messages.success(request, f"{_people(count)} erased: photos, templates and index entries deleted"
+                                          f"{already}.")
+            if full:
+                messages.error(request, self._not_erased(full))
             return None
         return self._erase_confirmation(request, list(queryset), action=True)
 
-    def _erase(self, request: HttpRequest, people: list[Person]) -> int:
-        """Erase ``people``; how many were not erased meanwhile by someone else."""
-        return sum(services.person_erase(person=person, actor=request.user) for person in people)
+    def _erase(self, request: HttpRequest, people: list[Person]) -> tuple[int, list[int]]:
+        """Erase ``people``: how many were erased here (not meanwhile by someone else), and the ids of
+        those left as they were because the index storage is full (the next ones are not tried: each
+        erasure writes an index version, which would not fit either)."""
+        erased = 0
+        for n, person in enumerate(people):
+            try:
+                erased += services.person_erase(person=person, actor=request.user)
+            except services.StorageFull:
+                return erased, [p.pk for p in people[n:]]
+        return erased, []
+
+    @staticmethod
+    def _not_erased(ids: list[int]) -> str:
+        """The error naming the people a full index storage left unerased."""
+        who = (f"Person #{ids[0]} was" if len(ids) == 1
+               else f"{len(ids)} people (#{', #'.join(str(i) for i in ids)}) were")
+        return (f"{who} not erased: nothing of them was deleted. "
+                f"{services.STORAGE_FULL_MESSAGES['index']}")
 
     def _erase_confirmation(self, request: HttpRequest, people: list[Person], action: bool) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "people": people,
@@ -712,7 +733,11 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         confirmed = request.method == "POST" and request.POST.get("post") == "yes"
         if person is not None and not confirmed:
             return self._erase_confirmation(request, [person], action=False)
-        if person is not None and self._erase(request, [person]):
+        erased, full = self._erase(request, [person]) if person is not None else (0, [])
+        if full:
+            messages.error(request, self._not_erased(full))
+            return HttpResponseRedirect(reverse("admin:enrollment_person_change", args=[object_id]))
+        if erased:
             messages.success(request, f"Person #{object_id} erased: photos, templates and index entries deleted.")
         else:   # erased in another tab, or by someone else, since this page was opened
             messages.info(request, f"Person #{object_id} had been erased already.")

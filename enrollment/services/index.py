@@ -33,7 +33,7 @@ from recognition.engine.index import Index
 
 from .. import dispatch, events, recognizer
 from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun, TrainingRunQuerySet
-from .common import Action, EnrollmentError, counted, error_shown
+from .common import Action, EnrollmentError, StorageFull, counted, error_shown, storage_full
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,8 @@ def index_rebuild_abandon(*, run_id: int, reason: str) -> None:
 def _run_fail(run: TrainingRun, exc: BaseException) -> None:
     try:
         run.state, run.finished_at = TrainingRun.State.FAILED, timezone.now()
-        run.message = "failed: the previous index stays active"
+        run.message = ("failed: the index storage is full; the previous index stays active" if storage_full(exc)
+                       else "failed: the previous index stays active")
         # as Enrollers and read-scope tokens may read it: no server paths (the models' or index
         # folder's) nor a database's text; the caller logged the whole error with its traceback
         run.error = error_shown(exc)[:2000]
@@ -676,8 +677,15 @@ def _index_name(run_id: int | None) -> str:
 
 
 def _index_save(index: Index, name: str) -> str:
-    """Write ``index`` as ``name``; returns its SHA-256."""
-    return index.save(Path(settings.MASKNET_INDEX_DIR) / name)
+    """Write ``index`` as ``name``; returns its SHA-256. :class:`StorageFull` when the index folder
+    has no room for it (nothing of it is left: :func:`recognition.engine.files.write_atomic`)."""
+    try:
+        return index.save(Path(settings.MASKNET_INDEX_DIR) / name)
+    except OSError as exc:
+        if storage_full(exc):
+            log.error("could not write index file %s: the index storage is full (%s)", name, exc)
+            raise StorageFull("index") from exc
+        raise
 
 
 def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_count: int,

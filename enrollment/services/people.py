@@ -213,6 +213,8 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
     their photos and their check-ins goes too. Only an audit record with the person's id remains
     (``note``, if given, ends its summary). Photo and index files are deleted once the transaction
     commits. Returns ``False`` when the person had been erased meanwhile by someone else (nothing to do).
+    :class:`StorageFull` when the index folder has no room for the rewritten active version: nothing
+    is erased (the transaction rolls back), and the erasure can be made again once there is.
     """
     pk, label = person.pk, str(person.pk)
     with transaction.atomic():

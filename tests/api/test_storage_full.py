@@ -7,9 +7,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from enrollment.models import FacePhoto
+from enrollment import services as enrollment
+from enrollment.models import FacePhoto, IndexVersion, Person
 
 from .conftest import jpeg
+from .helpers import fake_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -27,3 +29,19 @@ def test_a_photo_upload_into_a_full_media_storage_answers_507(client_for, person
     assert body["error"] == "storage_full" and "storage for photos is full" in body["detail"]
     assert not FacePhoto.objects.exists()
     assert not [p for p in django_settings.MEDIA_ROOT.rglob("*") if p.is_file()]
+
+
+def test_an_erasure_that_does_not_fit_the_index_storage_answers_507_and_erases_nothing(client_for, person,
+                                                                                        make_fake_index, storage_full):
+    """Erasing rewrites the active index without the person: it answered 500 ``server_error``."""
+    fake_photo(person)
+    other = enrollment.person_create(actor=None, full_name="Tom Hanks", staff_id="T-1")
+    make_fake_index(person, other)
+    storage_full(django_settings.MASKNET_INDEX_DIR)
+    answer = client_for("token:admin").post(f"/api/v1/people/{person.pk}/erase")
+    assert answer.status_code == 507, answer.content
+    body = answer.json()
+    assert body["error"] == "storage_full" and "recognition index is full" in body["detail"]
+    assert Person.objects.filter(pk=person.pk).exists() and FacePhoto.objects.filter(person=person).exists()
+    assert IndexVersion.objects.count() == 1 and IndexVersion.objects.get().path == "index-test.npz"
+    assert sorted(p.name for p in django_settings.MASKNET_INDEX_DIR.iterdir()) == ["index-test.npz"]

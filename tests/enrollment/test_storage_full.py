@@ -15,13 +15,15 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from enrollment import services
-from enrollment.models import FacePhoto
+from enrollment.models import FacePhoto, IndexVersion, Person
+from enrollment.tasks import rebuild_index_task
 
 from .conftest import jpeg
 
 pytestmark = pytest.mark.django_db
 
 MEDIA_FULL = "The photo could not be stored: the server's storage for photos is full"
+INDEX_FULL = "The server's storage for the recognition index is full"
 
 
 def files_under(folder) -> set[str]:
@@ -67,6 +69,68 @@ def test_the_admin_says_a_photo_did_not_fit_the_media_storage(enroller_client, p
     assert not saved["saved"] and saved["refused"][0]["code"] == "storage_full", saved
     assert saved["refused"][0]["message"].startswith(MEDIA_FULL)
     assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
+
+
+def test_a_rebuild_whose_index_does_not_fit_fails_clearly_and_the_previous_version_serves(
+        make_photo, storage_full, su_client):
+    """The run said "OSError: [Errno 28] No space left on device" under "failed: the previous index
+    stays active": now it says which storage is full and what to do."""
+    people = [services.person_create(actor=None, full_name=f"P {i}", staff_id=f"P{i}") for i in range(2)]
+    for p in people:
+        make_photo(p)
+    services.index_rebuild(run_id=None)
+    good = IndexVersion.objects.current()
+    index_dir = django_settings.MASKNET_INDEX_DIR
+    files_before, bytes_before = files_under(index_dir), good.file.read_bytes()
+    make_photo(people[0])
+    free = storage_full(index_dir)
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    with pytest.raises(services.StorageFull):
+        rebuild_index_task(run.pk, force=True)
+    run.refresh_from_db()
+    assert run.state == "failed" and "index storage is full" in run.message
+    assert INDEX_FULL in run.error and "MASKNET_INDEX_DIR" in run.error and "[Errno" not in run.error
+    assert IndexVersion.objects.current() == good and IndexVersion.objects.count() == 1
+    assert files_under(index_dir) == files_before and good.file.read_bytes() == bytes_before   # no .tmp left
+    runs = su_client.get(reverse("admin:enrollment_trainingrun_changelist")).content.decode()
+    assert "failed: the index storage is full; the previous index stays active" in runs
+    free()
+    assert services.index_rebuild(run_id=None, force=True).state == "succeeded"
+
+
+def test_an_erasure_that_does_not_fit_the_index_storage_erases_nothing_and_says_so(
+        make_photo, storage_full, su_client, django_capture_on_commit_callbacks):
+    """Erasing rewrites the active index version without the person: with the index folder full
+    the admin answered 500. Nothing was erased (one transaction), and now it says why."""
+    people = [services.person_create(actor=None, full_name=f"P {i}", staff_id=f"P{i}") for i in range(3)]
+    for p in people:
+        make_photo(p)
+    services.index_rebuild(run_id=None)
+    good = IndexVersion.objects.current()
+    media, index = files_under(django_settings.MEDIA_ROOT), files_under(django_settings.MASKNET_INDEX_DIR)
+    free = storage_full(django_settings.MASKNET_INDEX_DIR)
+    first = people[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = su_client.post(reverse("admin:enrollment_person_erase", args=[first.pk]), {"post": "yes"},
+                                  follow=True)
+    assert response.status_code == 200
+    assert f"Person #{first.pk} was not erased: nothing of them was deleted. {INDEX_FULL}" in said(response)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = su_client.post(reverse("admin:enrollment_person_changelist"),
+                                  {"action": "erase_biometric_data", "post": "yes",
+                                   "_selected_action": [p.pk for p in people[:2]]}, follow=True)
+    assert f"2 people (#{people[0].pk}, #{people[1].pk}) were not erased" in said(response)
+    assert "erased: photos" not in said(response)
+    assert Person.objects.count() == 3 and FacePhoto.objects.count() == 3
+    assert not AuditEvent.objects.filter(action="erase").exists()
+    assert IndexVersion.objects.current() == good and IndexVersion.objects.count() == 1
+    assert files_under(django_settings.MEDIA_ROOT) == media
+    assert files_under(django_settings.MASKNET_INDEX_DIR) == index
+    free()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = su_client.post(reverse("admin:enrollment_person_erase", args=[first.pk]), {"post": "yes"},
+                                  follow=True)
+    assert f"Person #{first.pk} erased" in said(response) and not Person.objects.filter(pk=first.pk).exists()
 
 
 @pytest.mark.models
