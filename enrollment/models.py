@@ -335,8 +335,11 @@ class FacePhoto(models.Model):
     masked_prob = models.FloatField(null=True, blank=True)
     embedding_state = models.CharField(max_length=10, choices=Embedding.choices, default=Embedding.PENDING)
     embedding_error = models.CharField(max_length=200, blank=True)
+    # db_default too (0022, added after 0004 left it out): the previous release's processes, still
+    # serving while migrate runs, insert photos without this column
     embed_attempts = models.PositiveSmallIntegerField(
-        default=0, help_text="embeddings of this photo begun and never finished (the worker stopped during them)")
+        default=0, db_default=0,
+        help_text="embeddings of this photo begun and never finished (the worker stopped during them)")
     # db_default too: a release still serving while the migration runs inserts photos without it
     embed_failed_version = models.CharField(
         max_length=64, blank=True, default="", db_default="",

@@ -120,6 +120,54 @@ def test_the_previous_releases_insert_of_a_person_still_works_after_migrate():
 
 
 @pytest.mark.django_db
+def test_the_previous_releases_insert_of_a_photo_still_works_after_migrate(person):
+    """The upgrade runs migrate while the previous release still serves (docs/deployment.md): a
+    release from before 0004 inserts a photo with the columns it knows, and 0004's NOT NULL
+    ``embed_attempts`` had no database default, so every photo added on that node failed with an
+    IntegrityError until its restart (seen upgrading the release of 2026-11-29). 0022 gives it one."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from enrollment.models import FacePhoto
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO enrollment_facephoto (image, source, sha256, width, height, quality_verdict,"
+                       " masked, embedding_state, embedding_error, created_at, person_id)"
+                       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                       ["faces/1/old.jpg", "upload", "0" * 64, 250, 250, "ok", False, "pending", "",
+                        timezone.now(), person.pk])
+    old = FacePhoto.objects.get(image="faces/1/old.jpg")
+    assert (old.embed_attempts, old.embed_failed_version, old.file_missing) == (0, "", False)
+
+
+def test_every_column_a_migration_adds_not_null_has_a_database_default():
+    """The previous release inserts rows without the columns a release adds (migrate runs while it
+    still serves): each column added NOT NULL to an existing table needs a ``db_default``, or that
+    release's inserts fail until it restarts (0007's ``gallery_adaptation`` and 0004's
+    ``embed_attempts`` did). Nullable columns and new tables need nothing."""
+    from django.apps import apps
+    from django.db import migrations
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.models import NOT_PROVIDED
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    lacking = []
+    for (app, name), migration in sorted(loader.disk_migrations.items()):
+        if app not in ("enrollment", "recognition", "audit", "api"):
+            continue
+        for op in migration.operations:
+            if not isinstance(op, migrations.AddField):
+                continue
+            try:
+                field = apps.get_model(app, op.model_name)._meta.get_field(op.name)
+            except LookupError:   # removed since
+                continue
+            if not field.null and not field.many_to_many and field.db_default is NOT_PROVIDED:
+                lacking.append(f"{app} {name}: {op.model_name}.{op.name}")
+    assert not lacking, lacking
+
+
+@pytest.mark.django_db
 def test_errors_stored_before_paths_were_hidden_are_rewritten_by_the_migration(person, settings):
     """0015 rewrites what earlier releases stored in full (a server path, a database's host and
     user) as the site writes errors now; an error with nothing to hide, and one already rewritten,
