@@ -353,6 +353,52 @@ def test_a_rebuild_interrupted_by_ctrl_c_is_recorded_at_once(person, make_photo,
     assert "people: 1" in run("rebuild_index", "--wait")     # at once, not two minutes later
 
 
+def test_rebuild_index_wait_waits_for_a_rebuild_already_running_then_rebuilds(person, make_photo, monkeypatch):
+    """Upgrading, a kiosk or an admin page asks a worker for the rebuild the moment the release is
+    restarted: ``rebuild_index --wait`` then said "another index rebuild is running; retry in 10 s"
+    and exited 1, and a script that stops on errors stopped there, though nothing had failed. It now
+    waits for that run, saying so, and rebuilds after it; no run of its own is left "not started"."""
+    from django.utils import timezone
+
+    from enrollment.management.commands import rebuild_index
+
+    make_photo(person)
+    other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
+                                       heartbeat_at=timezone.now(), attempts=1)
+    looks = []
+
+    def time_passes(seconds: float) -> None:   # the worker's run ends while the command waits
+        looks.append(seconds)
+        if len(looks) == 3:
+            TrainingRun.objects.filter(pk=other.pk).update(state=TrainingRun.State.SUCCEEDED,
+                                                           finished_at=timezone.now())
+
+    monkeypatch.setattr(rebuild_index.time, "sleep", time_passes)
+    out = run("rebuild_index", "--wait")
+    assert out.count(f"another index rebuild (training run #{other.pk}) is running: waiting for it") == 1
+    assert "people: 1, templates: 2, photos: 1" in out and len(looks) == 3
+    mine = TrainingRun.objects.exclude(pk=other.pk)
+    assert [r.state for r in mine] == [TrainingRun.State.SUCCEEDED]   # none abandoned as "not started"
+    assert IndexVersion.objects.current() == mine.get().index_version
+
+
+def test_rebuild_index_wait_gives_up_on_a_rebuild_that_runs_too_long(person, make_photo, monkeypatch):
+    """It waits at most BUSY_WAIT_S, then says which run it waited for and exits 1; the index is
+    left as it was, and that run goes on."""
+    from django.utils import timezone
+
+    from enrollment.management.commands import rebuild_index
+
+    make_photo(person)
+    other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
+                                       heartbeat_at=timezone.now(), attempts=1)
+    monkeypatch.setattr(rebuild_index, "BUSY_WAIT_S", 0)
+    with pytest.raises(CommandError, match=f"training run #{other.pk} is still running after 0 min"):
+        run("rebuild_index", "--wait")
+    assert TrainingRun.objects.get(pk=other.pk).state == TrainingRun.State.RUNNING
+    assert TrainingRun.objects.count() == 1 and IndexVersion.objects.current() is None
+
+
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
     make_photo(person)
     out = run("rebuild_index", "--wait")

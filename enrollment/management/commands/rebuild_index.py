@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import transaction
 
 from audit.management.actor import add_actor_argument, command_actor
 from enrollment import services
+from enrollment.models import TrainingRun
 from recognition.management.commands._common import ProgressBar
+
+BUSY_WAIT_S = 30 * 60   # how long --wait waits for another rebuild to end before it gives up
+BUSY_POLL_S = 2.0       # how often it looks whether that rebuild has ended
+
+
+def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> None:
+    """Return once no other rebuild is running (a run whose heartbeat is fresh: a stalled one is
+    taken over by the next rebuild, as a worker would), saying once which one it waits for;
+    :class:`CommandError` at ``deadline`` or on Ctrl-C (that run goes on)."""
+    said = None
+    while running := TrainingRun.objects.alive().order_by("pk").first():
+        if said != running.pk:
+            said = running.pk
+            stdout.write(f"another index rebuild (training run #{running.pk}) is running: waiting for it to end, "
+                         "then rebuilding here")
+        if time.monotonic() >= deadline:
+            raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min; "
+                               "follow it in the admin's training runs")
+        try:
+            time.sleep(BUSY_POLL_S)
+        except KeyboardInterrupt:
+            raise CommandError(f"stopped waiting: training run #{running.pk} goes on; follow it in the admin's "
+                               "training runs") from None
 
 
 def rebuild_foreground(stdout: OutputWrapper, actor: object | None = None) -> None:
     """Run a rebuild here and now, with a progress bar, and print its summary; ``actor``: whom the
-    audit log names for starting it (``None``: the system)."""
+    audit log names for starting it (``None``: the system).
+
+    Another rebuild running (a worker's, asked for by a kiosk or an admin page the moment a release
+    was restarted) is waited for first, saying so, and this one runs after it (seconds: it reuses the
+    templates that run made), so that an upgrade script's ``rebuild_index --wait`` ends with the
+    index current instead of exiting 1 on "another index rebuild is running", where nothing failed;
+    after :data:`BUSY_WAIT_S` it gives up with an error."""
     bar = ProgressBar("rebuild")
-    try:
-        # a run made for this command that never starts is recorded so, not left queued for good
-        run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100), actor=actor)
-    except services.RebuildBusy as exc:
-        raise CommandError(str(exc)) from exc
-    except KeyboardInterrupt:
-        stdout.write("")   # off the progress bar's line
-        raise CommandError("rebuild interrupted: the previous index stays active; run it again to rebuild") from None
-    except Exception as exc:
-        raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        _wait_for_other_rebuilds(stdout, deadline)
+        try:
+            # a run made for this command that never starts is recorded so, not left queued for good
+            run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100), actor=actor)
+            break
+        except services.RebuildBusy as exc:   # one started between the look and this run's claim
+            if time.monotonic() >= deadline:
+                raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            stdout.write("")   # off the progress bar's line
+            raise CommandError("rebuild interrupted: the previous index stays active; run it again to "
+                               "rebuild") from None
+        except Exception as exc:
+            raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
     if run is None:  # taken over by a worker while this one stalled: that one finishes it
         raise CommandError("the rebuild was taken over by another worker; follow it in the admin's training runs")
     bar(100, 100)
