@@ -58,6 +58,24 @@ def test_import_people_then_rebuild(db, engine, people_tree):
 
 
 @pytest.mark.models
+def test_an_import_into_a_full_media_storage_stops_saying_so(db, engine, people_tree, storage_full):
+    """Each photo after the first that does not fit would fail alike: the import stops there with the
+    storage's sentence and the photo it was at, no traceback, what was added kept and on record."""
+    from django.conf import settings as django_settings
+
+    from audit.models import AuditEvent
+
+    storage_full(django_settings.MEDIA_ROOT)
+    err = io.StringIO()
+    with pytest.raises(CommandError, match=r"\.(jpg|png): The photo could not be stored: the server's storage "
+                                           r"for photos is full"):
+        call_command("import_people", str(people_tree), stdout=io.StringIO(), stderr=err)
+    assert "import interrupted after 0 of 4 photos: what was added is kept" in err.getvalue()
+    assert not FacePhoto.objects.exists()
+    assert AuditEvent.objects.filter(action="import", summary__contains="(interrupted)").count() == 1
+
+
+@pytest.mark.models
 def test_an_import_says_the_admins_warnings_of_the_photos_it_keeps(db, engine, tmp_path, astronaut_bgr):
     """The admin and the API warn of a photo that is the same picture as one the person has (saved
     again in another format) and of a person whose photos all show a mask; the import kept such

@@ -552,6 +552,8 @@ class Command(BaseCommand):
                             if exc.code == "enrolled_elsewhere" else _with_reason(shown, exc.code, exc.message))
                     except Person.DoesNotExist as exc:   # erased by an administrator during the import
                         raise CommandError(f"{staff_id} was erased during the import") from exc
+                    except services.StorageFull as exc:   # every photo after it would fail alike: stop, said
+                        raise CommandError(f"{shown}: {exc}") from exc
                     done += 1
                     bar(done, total)
                 # ... and of the person once their photos are added: all of them masked
