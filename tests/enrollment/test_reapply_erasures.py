@@ -253,3 +253,21 @@ def test_actor_refused_erases_nothing(erased, refused_actor):
             run(erased["csv"], "--actor", refused_actor, *dry_run)
     assert Person.objects.filter(pk=erased["back"].pk).exists()
     assert not AuditEvent.objects.filter(action="erase").exists()
+
+
+def test_an_erasure_again_into_a_full_index_storage_stops_saying_so(erased, storage_full, settings,
+                                                                    django_capture_on_commit_callbacks):
+    """Erasing rewrites the active index version without the person: with the index folder full,
+    ``person_erase`` refuses whole (StorageFull, b23037f), and this command let it escape as a
+    traceback. It now stops naming the person left as they were and the storage's sentence; run
+    again once there is space, it erases them."""
+    back = erased["back"]
+    free = storage_full(settings.MASKNET_INDEX_DIR)
+    with pytest.raises(CommandError, match=f"person #{back.pk} was not erased again: nothing of them was deleted. "
+                                           "The server's storage for the recognition index is full"):
+        run(erased["csv"])
+    assert Person.objects.filter(pk=back.pk).exists() and FacePhoto.objects.filter(person=back).exists()
+    free()
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(erased["csv"])
+    assert f"person #{back.pk} " in out and not Person.objects.filter(pk=back.pk).exists()

@@ -27,7 +27,7 @@ from audit.restore import (
     revocation_records,
     rights_taken_from,
 )
-from enrollment.services import Reapplied, person_erasure_reapply
+from enrollment.services import Reapplied, StorageFull, person_erasure_reapply
 
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
@@ -113,8 +113,12 @@ class Command(BaseCommand):
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         for person_id, records in sorted(erased.items()):
             (at, by), earlier = records[-1], records[:-1]
-            outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=by, actor=actor,
-                                             dry_run=dry_run, earlier=earlier)
+            try:
+                outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=by, actor=actor,
+                                                 dry_run=dry_run, earlier=earlier)
+            except StorageFull as exc:   # refused whole; the next ones would not fit either
+                raise CommandError(f"person #{person_id} was not erased again: nothing of them was deleted. {exc} "
+                                   "The people said above are done: run the command again then.") from exc
             outcomes[outcome].append(person_id)
             said = "would be erased again" if dry_run and outcome == Reapplied.ERASED else outcome.label
             self.stdout.write(f"person #{person_id} (erased {timezone.localtime(at):%Y-%m-%d %H:%M} by "
