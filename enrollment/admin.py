@@ -561,9 +561,12 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             # as saved, the rest still tried, instead of a bare 500
             # not the upload's file name: often the person's own ("Ann Bee passport.jpg"), which the
             # page names to the uploader; the log, kept and read by others, has the id
-            log.exception("could not store a photo (%s) of person #%s", source, person.pk)
             if isinstance(exc, services.StorageFull):   # nothing of it kept; which storage, and what to do
+                # one line: the kernel's error says it all, a traceback for each file of a batch would not
+                log.error("could not store a photo (%s) of person #%s: %s (%s)", source, person.pk, exc,
+                          exc.__cause__)
                 return None, {"name": name, "code": "storage_full", "message": str(exc)}, []
+            log.exception("could not store a photo (%s) of person #%s", source, person.pk)
             return None, {"name": name, "code": "not_stored", "message": services.REFUSALS["not_stored"]}, []
         # who, only for staff who may search faces (as the API does), and on record
         via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"

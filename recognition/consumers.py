@@ -285,7 +285,7 @@ def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: byte
     close_old_connections()
     try:
         photo_add_from_checkin(person_id=person_id, data=photo, checkin_id=checkin_id)
-    except StorageFull:   # photo_add logged it and kept nothing; no traceback for each check-in meanwhile
+    except StorageFull:   # photo_add kept nothing of it; one line, no traceback for each check-in meanwhile
         log.warning("kiosk #%s: check-in #%s's face was not kept for the gallery: the media storage is full",
                     kiosk_id, checkin_id)
     except Exception:  # noqa: BLE001 - an optional extra: never the kiosk's error

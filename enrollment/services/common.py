@@ -32,14 +32,16 @@ STORAGE_FULL_MESSAGES = {
 
 
 def storage_full(exc: BaseException | None) -> bool:
-    """Whether ``exc``, or an error it was raised from or while handling, is a write refused for want
-    of space (:data:`STORAGE_FULL_ERRNOS`)."""
+    """Whether ``exc`` is a write refused for want of space (:data:`STORAGE_FULL_ERRNOS`), or was
+    raised from one (``raise ... from``), or is a file error raised while handling one (numpy's
+    ``savez`` failing again as it closes the file). Any other error raised while handling it (a
+    database error in a cleanup) is its own: not said as a full storage, its traceback kept."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, StorageFull) or (isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS):
             return True
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (exc.__context__ if isinstance(exc, OSError) else None)
     return False
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,58 @@ def test_a_check_in_face_kept_by_gallery_adaptation_that_does_not_fit_leaves_no_
     assert eileen.photos.count() == 1 and files_under(settings.MEDIA_ROOT) == before
     assert "check-in #41's face was not kept for the gallery: the media storage is full" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+def test_only_a_full_storage_is_said_as_one_not_an_error_met_while_handling_it():
+    """A write's ENOSPC, an error raised from it, and a file error raised while handling it (numpy's
+    ``savez`` failing again as it closes the file) are a full storage; a database error met in a
+    cleanup after it is its own error, which the API would otherwise have answered 507 without its
+    traceback."""
+    from django.db import DatabaseError
+
+    def raised(make):
+        try:
+            make()
+        except BaseException as exc:  # noqa: BLE001
+            return exc
+
+    def enospc():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def closing_again():
+        try:
+            enospc()
+        except OSError:
+            raise OSError(errno.EBADF, "Bad file descriptor")   # noqa: B904 - raised while handling, as numpy does
+
+    def from_it():
+        try:
+            enospc()
+        except OSError as exc:
+            raise services.EnrollmentError("could not store") from exc
+
+    def database_in_cleanup():
+        try:
+            enospc()
+        except OSError:
+            raise DatabaseError("server closed the connection")   # noqa: B904
+
+    assert services.storage_full(raised(enospc)) and services.storage_full(raised(from_it))
+    assert services.storage_full(raised(closing_again))
+    assert services.storage_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not services.storage_full(raised(database_in_cleanup))
+    assert not services.storage_full(OSError(errno.EACCES, "Permission denied"))
+
+
+def test_rebuild_index_wait_into_a_full_index_storage_says_it_once(make_photo, storage_full):
+    """"rebuild failed, the previous index stays active: ... the previous index stays active": the
+    command's own prefix said again what the storage's sentence says."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    make_photo(services.person_create(actor=None, full_name="P 1", staff_id="P1"))
+    storage_full(django_settings.MASKNET_INDEX_DIR)
+    with pytest.raises(CommandError) as failed:
+        call_command("rebuild_index", "--wait", stdout=open(os.devnull, "w"))   # noqa: SIM115
+    said = str(failed.value)
+    assert said.startswith(f"rebuild failed: {INDEX_FULL}") and said.count("previous index stays active") == 1

@@ -61,6 +61,8 @@ def rebuild_foreground(stdout: OutputWrapper, actor: object | None = None) -> No
             stdout.write("")   # off the progress bar's line
             raise CommandError("rebuild interrupted: the previous index stays active; run it again to "
                                "rebuild") from None
+        except services.StorageFull as exc:   # its sentence says the previous index stays active
+            raise CommandError(f"rebuild failed: {exc}") from exc
         except Exception as exc:
             raise CommandError(f"rebuild failed, the previous index stays active: {exc}") from exc
     if run is None:  # taken over by a worker while this one stalled: that one finishes it
