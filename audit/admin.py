@@ -12,6 +12,7 @@ from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
@@ -24,6 +25,14 @@ from .models import AuditEvent
 from .services import audit_list_export, audit_record, roles_diff, user_roles
 
 CSV_COLUMNS = ("at", "actor", "actor_id", "action", "object_type", "object_id", "summary")
+
+
+def audit_csv_rows(queryset: QuerySet[AuditEvent]) -> Iterator[list[object]]:
+    """The rows of the audit log's CSV (:data:`CSV_COLUMNS`), read as they are written: TIME_ZONE's
+    times, as the list shows them and the check-in exports write them. The admin's *Export CSV* and
+    ``manage.py export_audit`` write the same file, which ``reapply_erasures`` reads."""
+    return ([timezone.localtime(e.at).isoformat(), e.actor, e.actor_id or "", e.action, e.object_type,
+             e.object_id, e.summary] for e in queryset.iterator())
 
 
 @admin.register(AuditEvent)
@@ -68,10 +77,8 @@ class AuditEventAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         event = audit_list_export(request, object_type="audit.auditevent", what="the audit log (admin)",
                                   rows=rows.count, filters=rows.described(actor=_actor_described))
         queryset = rows.queryset if event is None else rows.queryset.exclude(pk=event.pk)
-        # TIME_ZONE's times, as the list shows them and the check-in exports write them
-        lines = ([timezone.localtime(e.at).isoformat(), e.actor, e.actor_id or "", e.action, e.object_type,
-                  e.object_id, e.summary] for e in queryset.iterator())
-        return csv_response(f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS, lines)
+        return csv_response(f"audit-{timezone.localtime():%Y%m%d-%H%M%S}.csv", CSV_COLUMNS,
+                            audit_csv_rows(queryset))
 
 
 def _actor_described(username: str) -> str:

@@ -1,10 +1,11 @@
 """docs/deployment.md's "Backup and restore", followed in the order it is read.
 
 Followed as written on a production-form site (PostgreSQL, Redis, Daphne, a Celery worker), the
-restore worked, but the step it needs first, exporting the audit log from the admin while the site
-still runs, was asked for only three paragraphs after the restore's commands: read in order, the
-export came after the database it should have been taken from was dropped, and with it every
-erasure since the backup. Its shell blocks also ran ``.venv/bin/python`` without the ``cd`` into
+restore worked, but the step it needs first, exporting the audit log, was asked for only three
+paragraphs after the restore's commands: read in order, the export came after the database it
+should have been taken from was dropped, and with it every erasure since the backup. The export is
+now a command run with the site stopped (``manage.py export_audit``). Its shell blocks also ran
+``.venv/bin/python`` without the ``cd`` into
 the checkout that the install section's block has.
 """
 
@@ -28,12 +29,14 @@ def shell_blocks(text: str) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
 
 
-def test_the_audit_export_is_asked_for_before_anything_is_stopped_or_dropped():
+def test_the_audit_export_is_taken_once_everything_is_stopped_and_before_anything_is_dropped():
+    """First taken from the admin while the site ran (an erasure between the export and the stop was
+    missing from it), now by ``manage.py export_audit`` with every part of the site stopped."""
     text = section()
-    export = text.find("*Export CSV*")
-    assert export != -1
-    assert export < text.index("DROP SCHEMA"), "the audit export comes after the database is dropped"
-    assert export < text.index("stop every Daphne"), "the export needs the admin: before the site is stopped"
+    blocks = "\n".join(shell_blocks(text))
+    export = blocks.find("manage.py export_audit /backup/audit.csv")
+    assert export != -1 and export < blocks.index("DROP SCHEMA"), "the audit export comes after the drop"
+    assert text.index("stop every Daphne") < text.index("export_audit"), "exported while the site still ran"
 
 
 def test_each_block_that_runs_the_checkouts_python_goes_into_the_checkout_first():
@@ -47,7 +50,8 @@ def test_each_block_that_runs_the_checkouts_python_goes_into_the_checkout_first(
 
 def test_the_restore_steps_come_in_the_order_the_prose_gives():
     blocks = "\n".join(shell_blocks(section()))
-    steps = ["DROP SCHEMA public CASCADE", "pg_restore ", "manage.py migrate", 'find "$DJANGO_MEDIA_ROOT"',
+    steps = ["manage.py export_audit /backup/audit.csv", "DROP SCHEMA public CASCADE", "pg_restore ",
+             "manage.py migrate", 'find "$DJANGO_MEDIA_ROOT"',
              'tar -C "$DJANGO_MEDIA_ROOT" -xpf', 'find "$MASKNET_INDEX_DIR"',
              "reapply_erasures /backup/audit.csv --dry-run", "reapply_erasures /backup/audit.csv  ",
              "rebuild_index --wait"]

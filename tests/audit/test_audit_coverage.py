@@ -16,7 +16,9 @@ CSVs: ``list_export``) or one person's (``export``) are recorded too, and are li
 from __future__ import annotations
 
 import io
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -499,6 +501,8 @@ COMMANDS: dict[str, Recipe] = {
     "create_kiosk": lambda w: (run("create_kiosk", "Side door"), ("create", "recognition.kiosk"))[1],
     "purge_expired": lambda w: (run("purge_expired"), ("purge", "masknet.retention_purge"))[1],
     "rebuild_index": lambda w: (run("rebuild_index", "--wait"), ("rebuild", "enrollment.trainingrun"))[1],
+    "export_audit": lambda w: (run("export_audit", os.path.join(tempfile.mkdtemp(), "audit.csv")),
+                               ("list_export", "audit.auditevent"))[1],
     "demo": lambda w: (run("demo", "--no-enroll"), ("import", "recognition.kiosk"))[1],
     "createsuperuser": lambda w: (run("createsuperuser", "--noinput", username="boss", email="b@example.com"),
                                   ("create", "auth.user"))[1],

@@ -1,5 +1,6 @@
 """``manage.py reapply_erasures FILE.csv [--dry-run]``: after restoring a backup, erase again the
-people whose erasure the backup predates, from the audit log's CSV export (admin, *Audit events*),
+people whose erasure the backup predates, from the audit log's CSV export (``manage.py export_audit``, or
+the admin's *Audit events*, *Export CSV*),
 and revoke again what was revoked since (kiosk devices, API tokens, staff rights: :mod:`audit.restore`);
 end every staff session the restore brought back."""
 

@@ -1,0 +1,60 @@
+"""``manage.py export_audit FILE [--since YYYY-MM-DD] [--actor USERNAME]``: the audit log's CSV export
+(the admin's *Export CSV*, the same columns), written from the command line: the file a restore's
+``reapply_erasures`` reads, taken with the site already stopped (docs/deployment.md, Backup and restore)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from audit.admin import CSV_COLUMNS, audit_csv_rows
+from audit.management.actor import add_actor_argument, command_actor
+from audit.models import AuditEvent
+from audit.services import audit_record
+from masknet_site.csv_export import csv_chunks
+from recognition.engine.files import write_atomic
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--since {text!r}: not a day (YYYY-MM-DD)") from None
+
+
+class Command(BaseCommand):
+    help = ("Write the audit log's CSV export (the admin's Audit events, Export CSV: the same columns) to FILE, "
+            "readable by this user only; every record, or those from --since (a day, TIME_ZONE's) on. The export "
+            "is itself recorded in the audit log (a list export), after the file is written and left out of it. "
+            "Take it with the site stopped, before a restore: reapply_erasures reads it.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("file", type=Path, help="where to write the CSV (replaced whole if it exists)")
+        parser.add_argument("--since", type=_day, help="only the records from this day on (YYYY-MM-DD, the "
+                                                       "site's TIME_ZONE); by default every record")
+        add_actor_argument(parser, "the export")
+
+    def handle(self, *args, **opts) -> None:
+        actor = command_actor(opts["actor"], ["audit.view_auditevent"], changes="the export",
+                              holders="a superuser has it")
+        queryset = AuditEvent.objects.order_by("at", "pk")
+        since: date | None = opts["since"]
+        if since is not None:
+            queryset = queryset.filter(at__gte=timezone.make_aware(datetime.combine(since, time.min)))
+        last = queryset.order_by("-pk").values_list("pk", flat=True).first()
+        queryset = queryset.filter(pk__lte=last) if last is not None else queryset.none()
+        count = queryset.count()   # the file and its record say the same, whatever is recorded meanwhile
+        path: Path = opts["file"]
+        try:
+            # whole or not at all, this user's alone (it names people by id and staff accounts)
+            write_atomic(path, lambda fh: fh.writelines(csv_chunks(list(CSV_COLUMNS), audit_csv_rows(queryset))),
+                         binary=False, shared=False)
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc}") from exc
+        audit_record(actor=actor, action=AuditEvent.Action.LIST_EXPORT, object_type="audit.auditevent",
+                     summary=f"downloaded the audit log (export_audit) as CSV, {count} row{'' if count == 1 else 's'}: "
+                             + (f"from {since.isoformat()}" if since else "no filters"))
+        self.stdout.write(f"{count} audit record{'' if count == 1 else 's'} written to {path}")
