@@ -65,13 +65,23 @@ class _Probed:
 
     def __init__(self, queryset: QuerySet, params: dict) -> None:
         self._queryset, self._params = queryset, params
+        self._bounds: dict | None = None
 
     def aggregate(self, *args, **kwargs) -> dict:
-        return self._queryset.aggregate(*args, **kwargs)
+        """Django's first and last row in view (when nothing is chosen), kept for :meth:`datetimes`: it
+        read them again, a second scan of a searched or filtered list that no index serves (0.7 s each
+        with 500,000 audit events)."""
+        self._bounds = self._queryset.aggregate(*args, **kwargs)
+        return self._bounds
 
     def datetimes(self, field_name: str, kind: str, *args, **kwargs) -> list[datetime]:
         year, month = self._params.get(f"{field_name}__year"), self._params.get(f"{field_name}__month")
         within = None
+        if self._bounds is not None and set(self._bounds) == {"first", "last"}:
+            if self._bounds["first"] is None:
+                return []
+            first, last = (timezone.localtime(self._bounds[k]).replace(tzinfo=None) for k in ("first", "last"))
+            within = (first, last + timedelta(microseconds=1))
         try:
             if kind == "month" and year:
                 start = datetime(int(year), 1, 1)

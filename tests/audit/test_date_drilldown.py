@@ -91,3 +91,32 @@ def test_the_checkin_list_uses_it_too(client, db):
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/admin/recognition/checkin/").status_code == 200
     assert not truncating(queries)
+
+
+def bounds_read(queries: CaptureQueriesContext) -> list[str]:
+    """The queries that read the first and last row in view (MIN and MAX of the date)."""
+    return [q["sql"] for q in queries.captured_queries if "MIN(" in q["sql"].upper() and "MAX(" in q["sql"].upper()]
+
+
+@pytest.mark.parametrize("query", ["", "?q=x", "?action__exact=create", "?q=nothing-matches"])
+def test_the_first_and_last_row_in_view_are_read_once(client, spread, query):
+    """Django's drill-down reads them to choose its level, and the probes read them again: on a
+    searched or filtered list (no index serves it) each read is a scan of the whole log."""
+    client.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
+    with timezone.override("Europe/Lisbon"), CaptureQueriesContext(connection) as queries:
+        page = client.get(f"/admin/audit/auditevent/{query}")
+    assert page.status_code == 200
+    assert len(bounds_read(queries)) == 1, bounds_read(queries)
+    html = page.content.decode()
+    years = [] if "nothing" in query else ["at__year=2024", "at__year=2025", "at__year=2026"]
+    for link in years:
+        assert link in html, (query, link)
+
+
+def test_rows_of_one_year_drill_to_its_months_with_one_read_of_the_bounds(client, spread):
+    client.force_login(User.objects.create_superuser("boss", "b@example.com", "pw"))
+    with timezone.override("Europe/Lisbon"), CaptureQueriesContext(connection) as queries:
+        page = client.get("/admin/audit/auditevent/?at__gte=2025-06-01&at__lt=2025-12-01")
+    assert page.status_code == 200
+    assert len(bounds_read(queries)) == 1
+    assert "at__month=10" in page.content.decode()
