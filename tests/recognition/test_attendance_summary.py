@@ -442,6 +442,31 @@ def test_two_queries_whatever_the_number_of_people(client, superuser, world, dja
     assert page_queries() == few
 
 
+def test_the_template_does_no_more_for_more_days_missing(client, superuser, world, monkeypatch):
+    """Each row's missing days come joined from the view (views._summary_table), each day's link made once:
+    the template's loop over every missing day of every person (a million links at 5,000 people over a year)
+    was 11 of the page's 16 s (docs/performance.md, "Staff pages at size"). The same people over a longer
+    period, with more days missing, cost the template no more lookups."""
+    from django.template.base import Variable
+
+    looked_up = []
+    resolve = Variable._resolve_lookup
+    monkeypatch.setattr(Variable, "_resolve_lookup", lambda self, context: looked_up.append(self.var)
+                        or resolve(self, context))
+    client.force_login(superuser)
+
+    def lookups(last: int, site: str = "") -> int:
+        looked_up.clear()
+        page = client.get(reverse("attendance-summary"), {"date_from": FIRST.isoformat(),
+                                                          "date_to": f"2026-03-{last:02d}", "site": site})
+        assert page.status_code == 200
+        assert sorted(r.person.staff_id for r in page.context["rows"]) == ["E-1", "S-0", "T-1"]
+        return len(looked_up)
+
+    for site in ("", "main"):   # Eileen and Tom missing 2 and 1 days to Sun 8, 4 and 4 to Wed 11
+        assert lookups(8, site) == lookups(11, site), site
+
+
 def test_the_history_shows_the_inactive_periods_over_its_period(client, superuser, world, person, other_person):
     """Attendance counts nobody missing in a past inactive period (migration 0021), which no page showed, so that
     "why is Eileen not missing on 4 March?" had no answer on screen: the history lists them (over its period, when
