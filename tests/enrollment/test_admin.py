@@ -68,6 +68,34 @@ def test_people_list_with_thumbnails_search_and_filters(request, who, person, ma
     assert "Eileen Collins" in enough and "Tom Hanks" not in enough
 
 
+@pytest.mark.parametrize("query", [{}, {"q": "Person"}, {"active__exact": "1"}, {"o": "-6"}, {"photos": "lt3"}])
+def test_people_list_counts_and_choices_read_no_photos(su_client, make_photo, query):
+    """The list's counts and its department filter's choices count people alone: with the photo count a
+    join of every photo grouped by person, each of them grouped all photos of the site (three times a
+    page); the list's own page reads the photos of its rows alone. As many queries whatever the photos."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def page_queries() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            page = su_client.get(CHANGELIST, query)
+        assert page.status_code == 200 and "Person 1" in page.content.decode()
+        return [q["sql"] for q in queries.captured_queries]
+
+    people = [services.person_create(actor=None, full_name=f"Person {i}", staff_id=f"P-{i}", department=f"D{i}")
+              for i in range(3)]
+    make_photo(people[0])
+    few = page_queries()
+    for person in people:
+        make_photo(person)
+        make_photo(person)
+    many = page_queries()
+    assert len(many) == len(few)
+    counts = [sql for sql in many if sql.startswith(("SELECT COUNT(*)", "SELECT DISTINCT"))]
+    assert len(counts) == 3 and not [sql for sql in counts if "enrollment_facephoto" in sql and "photos" not in query]
+    assert not [sql for sql in many if 'GROUP BY "enrollment_person"."id"' in sql], many
+
+
 def test_change_page_shows_photos_with_box_and_verdict(su_client, person, make_photo):
     photo = make_photo(person)
     html = su_client.get(change_url(person)).content.decode()
