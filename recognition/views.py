@@ -679,8 +679,8 @@ def _summary_table(rows: list[SummaryRow], site: str = "") -> list[tuple[Summary
     with ", ": each day's link made once, not once for each person missing it, and each row's list
     joined here rather than looped over by the template (at 2,000 people over a month, the links'
     ``url`` and ``date`` tags were half the template's time; at 5,000 people over a year, 1 million links,
-    the template's loop took 15 s: docs/performance.md, "The attendance summary" and "Staff pages at
-    size")."""
+    the template's loop took 11 of the page's 16 s: docs/performance.md, "The attendance summary" and
+    "Staff pages and the API at size")."""
     day_url = reverse("attendance-day")
     at_site = format_html("&amp;site={}", urlencode_filter(site)) if site else ""
     links = {d: format_html('<a href="{}?date={}{}">{}</a>', day_url, date_filter(d, "Y-m-d"), at_site,

@@ -445,8 +445,8 @@ def test_two_queries_whatever_the_number_of_people(client, superuser, world, dja
 def test_the_template_does_no_more_for_more_days_missing(client, superuser, world, monkeypatch):
     """Each row's missing days come joined from the view (views._summary_table), each day's link made once:
     the template's loop over every missing day of every person (a million links at 5,000 people over a year)
-    was 11 of the page's 16 s (docs/performance.md, "Staff pages at size"). The same people over a longer
-    period, with more days missing, cost the template no more lookups."""
+    was 11 of the page's 16 s (docs/performance.md, "Staff pages and the API at size"). The same people over a
+    longer period, with more days missing, cost the template no more lookups."""
     from django.template.base import Variable
 
     looked_up = []
