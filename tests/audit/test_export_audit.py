@@ -72,3 +72,33 @@ def test_since_a_day_and_what_it_refuses(tmp_path):
     with pytest.raises(CommandError, match="cannot write"):   # a folder that is a file
         run(str(tmp_path / "a-file" / "x.csv"))
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_its_record_counts_the_rows_written_whatever_commits_meanwhile(tmp_path, monkeypatch):
+    """PostgreSQL hands out ids when a row is inserted, not when it commits: a record of a transaction
+    still open when the export counted, with an id below the last one counted, is read by the file's
+    query once it commits. The export's record said the count taken before (one row fewer than the
+    file); it now counts the rows it writes."""
+    from audit.management.commands import export_audit
+
+    for i in range(3):
+        audit_record(actor=None, action="create", object_type="enrollment.person", object_id=i, summary=f"#{i}")
+    # ids of transactions still open, well above the sequence's next (PostgreSQL's does not follow explicit ids)
+    taken = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() + 100
+    AuditEvent.objects.create(pk=taken + 1, action="create", object_type="enrollment.person", object_id=9,
+                              summary="committed first")
+    rows = export_audit.audit_csv_rows
+
+    def committing_meanwhile(queryset):
+        AuditEvent.objects.create(pk=taken, action="erase", object_type="enrollment.person", object_id=8,
+                                  summary="committed after the count")
+        return rows(queryset)
+
+    monkeypatch.setattr(export_audit, "audit_csv_rows", committing_meanwhile)
+    path = tmp_path / "audit.csv"
+    out = run(str(path))
+    written = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    assert written == 5 and ",committed after the count" in path.read_text(encoding="utf-8")
+    assert out.startswith(f"{written} audit records written")
+    [record] = AuditEvent.objects.filter(action="list_export", summary__contains="export_audit")
+    assert f"as CSV, {written} rows: no filters" in record.summary, record.summary

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -46,11 +47,20 @@ class Command(BaseCommand):
             queryset = queryset.filter(at__gte=timezone.make_aware(datetime.combine(since, time.min)))
         last = queryset.order_by("-pk").values_list("pk", flat=True).first()
         queryset = queryset.filter(pk__lte=last) if last is not None else queryset.none()
-        count = queryset.count()   # the file and its record say the same, whatever is recorded meanwhile
+        # the rows as written: a count taken before them misses a record committed meanwhile with an id
+        # below ``last`` (PostgreSQL hands ids out at insert, not at commit), which the file's read meets
+        count = 0
+
+        def counted() -> Iterator[list[object]]:
+            nonlocal count
+            for row in audit_csv_rows(queryset):
+                count += 1
+                yield row
+
         path: Path = opts["file"]
         try:
             # whole or not at all, this user's alone (it names people by id and staff accounts)
-            write_atomic(path, lambda fh: fh.writelines(csv_chunks(list(CSV_COLUMNS), audit_csv_rows(queryset))),
+            write_atomic(path, lambda fh: fh.writelines(csv_chunks(list(CSV_COLUMNS), counted())),
                          binary=False, shared=False)
         except OSError as exc:
             raise CommandError(f"cannot write {path}: {exc}") from exc
