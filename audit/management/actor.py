@@ -1,5 +1,6 @@
 """``--actor USERNAME`` of the commands that make changes a person decides (``import_people``,
-``rebuild_index``, ``reapply_erasures``, ``create_kiosk``, ``changepassword``, ``createsuperuser``):
+``rebuild_index``, ``reapply_erasures``, ``export_audit``, ``create_kiosk``, ``changepassword``,
+``createsuperuser``):
 whom their audit records name instead of "system".
 
 It attributes, it does not authenticate: anyone who can run ``manage.py`` can name anyone. So that

@@ -54,8 +54,8 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
             rows = csv.reader(file)
             header = next(rows, None)
             if header is None or tuple(h.strip() for h in header) != CSV_COLUMNS:
-                raise CommandError(f"{path} is not the audit log's CSV export (admin, Audit events, CSV): its first "
-                                   f"line should be {','.join(CSV_COLUMNS)}")
+                raise CommandError(f"{path} is not the audit log's CSV export (manage.py export_audit, or the "
+                                   f"admin's Audit events, CSV): its first line should be {','.join(CSV_COLUMNS)}")
             for row in rows:
                 if len(row) != len(CSV_COLUMNS):
                     raise CommandError(f"{path}, line {rows.line_num}: {len(row)} fields, not the export's "
@@ -92,12 +92,13 @@ def _time(text: str) -> datetime | None:
 
 
 class Command(BaseCommand):
-    help = ("After restoring a backup: erase again each person that the audit log's CSV export FILE (admin, "
-            "Audit events, CSV, exported before the restore) says was erased, if the restore brought them back; "
-            "then revoke again what its records say was revoked since the backup (kiosk devices and pairing links, "
-            "kiosks, API tokens, people deactivated, staff accounts and rights, groups' permissions, passwords "
-            "changed). Each is recorded again in the audit log. Other rows are ignored. Every staff session the "
-            "restored database holds (the backup's) is ended, once per restore: everyone logs in again.")
+    help = ("After restoring a backup: erase again each person that the audit log's CSV export FILE (manage.py "
+            "export_audit, or the admin's Audit events, CSV, taken before the restore) says was erased, if the "
+            "restore brought them back; then revoke again what its records say was revoked since the backup (kiosk "
+            "devices and pairing links, kiosks, API tokens, people deactivated, staff accounts and rights, groups' "
+            "permissions, passwords changed). Each is recorded again in the audit log. Other rows are ignored. Every "
+            "staff session the restored database holds (the backup's) is ended, once per restore: everyone logs in "
+            "again.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
