@@ -16,6 +16,7 @@ of earlier runs' JSON beside the best times of this one; with ``--after FILE...`
 nothing and compares those files (on a shared machine, several runs of each, best of all).
 
 Usage: ``DATABASE_URL=postgres://.../masknet_scale python bench/staff_pages.py --seed --media /tmp/m``
+(``--replace`` to seed again a database an earlier seed filled: ``--seed`` refuses one that is not empty)
 then ``python bench/staff_pages.py --media /tmp/m [--rounds 3] [--before bench/results/x.json]``;
 writes ``bench/results/staff_pages.json`` (``--out`` to name another). A timing, not a test: nothing
 fails because the machine is slow.
@@ -104,6 +105,12 @@ def seed(args: argparse.Namespace, media: Path) -> dict:
     from enrollment.text import staff_id_key
     from recognition.models import CheckIn, Kiosk
 
+    held = {name: model.objects.count() for name, model in (("people", Person), ("audit records", AuditEvent),
+                                                          ("staff users", User))}
+    if any(held.values()) and not args.replace:
+        # a real site's database named by mistake: flush would delete its people and its audit log
+        sys.exit(f"the database DATABASE_URL names is not empty ({', '.join(f'{n} {k}' for k, n in held.items())}); "
+                 "--seed flushes every table: give --replace if it is a bench database of your own")
     call_command("flush", verbosity=0, interactive=False)
     rng = random.Random(args.random_seed)
     until = args.until
@@ -406,6 +413,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", type=Path, required=True, help="a scratch folder for the photos (and the token)")
     parser.add_argument("--seed", action="store_true", help="flush the database and build the world first")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --seed: flush a database that already holds people, staff or audit records "
+                             "(an earlier seed's; without it --seed refuses a database that is not empty)")
     parser.add_argument("--people", type=int, default=5000)
     parser.add_argument("--photos", type=int, default=2, help="photos a person")
     parser.add_argument("--checkins", type=int, default=300_000, help="about this many, over a year")
