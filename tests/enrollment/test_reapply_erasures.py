@@ -3,6 +3,7 @@ the audit log's CSV export says were erased are erased again (docs/deployment.md
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from api import services as api_services
+from api.models import ApiToken
 from audit.models import AuditEvent
 from enrollment import services
 from enrollment.models import FacePhoto, IndexVersion, Person
@@ -262,11 +265,18 @@ def test_an_erasure_again_into_a_full_index_storage_stops_saying_so(erased, stor
     traceback. It now stops naming the person left as they were and the storage's sentence; run
     again once there is space, it erases them."""
     back = erased["back"]
+    # a token the restore made usable again, revoked since the backup (its record in the export): the
+    # revocation needs no room in the index storage and is applied before the command stops
+    token, secret = api_services.api_token_create(actor=None, name="hr", scopes=["read"])
+    with erased["csv"].open("a", newline="") as file:
+        csv.writer(file).writerow([timezone.localtime().isoformat(), "root", "", "deactivate", "api.apitoken",
+                                   token.pk, f"revoked API token #{token.pk}"])
     free = storage_full(settings.MASKNET_INDEX_DIR)
     with pytest.raises(CommandError, match=f"person #{back.pk} was not erased again: nothing of them was deleted. "
                                            "The server's storage for the recognition index is full"):
         run(erased["csv"])
     assert Person.objects.filter(pk=back.pk).exists() and FacePhoto.objects.filter(person=back).exists()
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None
     free()
     with django_capture_on_commit_callbacks(execute=True):
         out = run(erased["csv"])

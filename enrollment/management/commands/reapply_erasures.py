@@ -113,14 +113,18 @@ class Command(BaseCommand):
         actor = self.actor(opts["actor"], erased, found)
         self.sessions(exported, dry_run, actor)
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
+        full: tuple[int, StorageFull] | None = None
         for person_id, records in sorted(erased.items()):
             (at, by), earlier = records[-1], records[:-1]
             try:
                 outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=by, actor=actor,
                                                  dry_run=dry_run, earlier=earlier)
-            except StorageFull as exc:   # refused whole; the next ones would not fit either
-                raise CommandError(f"person #{person_id} was not erased again: nothing of them was deleted. {exc} "
-                                   "The people said above are done: run the command again then.") from exc
+            except StorageFull as exc:
+                # refused whole, and the next ones would not fit either; the revocations below need no
+                # room, and a revoked device or token must not stay usable meanwhile: applied, then stop
+                full = (person_id, exc)
+                self.stdout.write(f"person #{person_id}: not erased again, the index storage is full")
+                break
             outcomes[outcome].append(person_id)
             said = "would be erased again" if dry_run and outcome == Reapplied.ERASED else outcome.label
             self.stdout.write(f"person #{person_id} (erased {timezone.localtime(at):%Y-%m-%d %H:%M} by "
@@ -133,6 +137,10 @@ class Command(BaseCommand):
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
         reused = self.revocations(found, opts["file"], dry_run, actor)
         problems = []
+        if full is not None:
+            person_id, exc = full
+            problems.append(f"person #{person_id} was not erased again: nothing of them was deleted. {exc} The people "
+                            "said above are done, and the revocations applied: run the command again then")
         if outcomes[Reapplied.REUSED]:
             ids = ", ".join(f"#{i}" for i in outcomes[Reapplied.REUSED])
             problems.append(f"people {ids} were enrolled after their id's erasure (the restore set the ids back): "
@@ -141,7 +149,7 @@ class Command(BaseCommand):
             problems.append(f"{', '.join(reused)} were created after their id's revocation (the restore set the ids "
                             "back): left alone; check by hand whether they are the ones revoked")
         if problems:
-            raise CommandError("; ".join(problems))
+            raise CommandError("; ".join(problems)) from (full[1] if full else None)
 
     @staticmethod
     def actor(username: str | None, erased: dict, found: list[tuple]) -> object | None:
