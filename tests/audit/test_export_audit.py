@@ -102,3 +102,18 @@ def test_its_record_counts_the_rows_written_whatever_commits_meanwhile(tmp_path,
     assert out.startswith(f"{written} audit records written")
     [record] = AuditEvent.objects.filter(action="list_export", summary__contains="export_audit")
     assert f"as CSV, {written} rows: no filters" in record.summary, record.summary
+
+
+def test_a_username_the_formula_guard_marked_reads_back_as_it_is(tmp_path, django_user_model):
+    """A username may begin with "-", "+" or "@" (Django's validator allows them), which the export's
+    guard against spreadsheet formulas writes as "'-ops"; ``reapply_erasures`` said, and wrote in the
+    records it makes again, "by '-ops". No username holds a "'": it reads "-ops"."""
+    ops = django_user_model.objects.create_user("-ops", is_staff=True, is_superuser=True)
+    audit_record(actor=ops, action="erase", object_type="enrollment.person", object_id=41,
+                 summary="erased person #41: 1 photo")
+    path = tmp_path / "audit.csv"
+    run(str(path))
+    assert ",'-ops," in path.read_text()   # the file as a spreadsheet must get it
+    out = io.StringIO()
+    call_command("reapply_erasures", str(path), stdout=out, stderr=io.StringIO())
+    assert "by -ops): already absent" in out.getvalue(), out.getvalue()

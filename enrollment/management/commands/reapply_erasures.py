@@ -62,6 +62,10 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
                                        f"{len(CSV_COLUMNS)}; nothing was erased")
                 action, object_type = row[column["action"]], row[column["object_type"]]
                 object_id, when, actor = row[column["object_id"]], _time(row[column["at"]]), row[column["actor"]]
+                # a username beginning "-", "+" or "@" (Django allows them) went out as "'-ops": the export's
+                # guard against spreadsheet formulas; no username holds a "'", so it is taken off again
+                if actor[:1] == "'" and actor[1:2] in ("-", "+", "@", "="):
+                    actor = actor[1:]
                 readable = object_id.isascii() and object_id.isdigit() and when is not None
                 if when is not None and (latest is None or when > latest):
                     latest = when
