@@ -13,7 +13,10 @@ from enrollment import services
 from enrollment.models import TrainingRun
 from recognition.management.commands._common import ProgressBar
 
-BUSY_WAIT_S = 30 * 60   # how long --wait waits for another rebuild to end before it gives up
+# how long --wait waits for another rebuild to end before it gives up: a release that embeds every
+# photo again takes about 0.45 s a photo on 2 cores (docs/performance.md), over an hour at 10,000 photos;
+# the run it waits for beats its heartbeat meanwhile (a stalled one is taken over, not waited for)
+BUSY_WAIT_S = 4 * 60 * 60
 BUSY_POLL_S = 2.0       # how often it looks whether that rebuild has ended
 
 
