@@ -86,8 +86,12 @@ beat: installed
 # the test settings whatever DJANGO_SETTINGS_MODULE says (a production node exports its own), and
 # without REDIS_URL: an exported one (for `make worker`) would put the in-process tests' cache,
 # channel layer and Celery broker on that Redis (the tests that need Redis start their own nodes)
+# TEST_WORKERS processes (pytest-xdist), each running whole test modules (tests/conftest.py); 1: one
+# process, in collection order
+TEST_WORKERS ?= 2
 test: setup browser
-	env -u REDIS_URL -u MASKNET_DESCRIPTOR $(PY) -m pytest --ds=masknet_site.settings.test
+	env -u REDIS_URL -u MASKNET_DESCRIPTOR $(PY) -m pytest --ds=masknet_site.settings.test \
+		$(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 
 # refresh docs/screenshots/ from the kiosk's end-to-end test (a plain test run writes them to a
 # temporary folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -323,3 +324,41 @@ def engine_kind(request, monkeypatch) -> str:
     engine = request.getfixturevalue("engine") if kind == "models" else NoFaceEngine()
     monkeypatch.setattr(recognizer, "get_engine", lambda: engine)
     return kind
+
+
+RELIABILITY = "tests/reliability/"
+RELIABILITY_TABLE = "reliability table"   # a user property carrying a table of tests/reliability/ (harness)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test its own node id: schemathesis gives every API operation of a parametrised schema
+    test the same one, which pytest-xdist (``make test`` runs two processes) takes for a single
+    test and runs once, not once per operation. Under xdist (``-n``), each test module runs whole
+    on one worker, and the reliability package's tests all on one (they share one cluster, a
+    package fixture), first: its ~3 minutes would otherwise be the run's tail, started last.
+    Module and package fixtures (a browser, a cluster) are set up once, not once a worker."""
+    from _pytest.nodeid import NodeId  # pytest 9 keeps a node's id as one (tests/test_collection.py)
+
+    shared = {nodeid for nodeid, n in Counter(item.nodeid for item in items).items() if n > 1}
+    for item in items:
+        if item.nodeid in shared:
+            item._id = NodeId.parse(f"{item.nodeid.rpartition('::')[0]}::{item.name}")
+    if not getattr(config.option, "numprocesses", None):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            path = item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group("reliability" if path.startswith(RELIABILITY) else path))
+    items.sort(key=lambda item: not item.nodeid.startswith(RELIABILITY))   # stable: the rest keep their order
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The result tables of the reliability tests that ran (for docs/reliability.md), carried by
+    their reports: under xdist the tests ran in a worker, and this summary is the controller's."""
+    tables = [value for reports in terminalreporter.stats.values() for report in reports
+              if getattr(report, "when", None) == "teardown"
+              for name, value in getattr(report, "user_properties", ()) if name == RELIABILITY_TABLE]
+    if tables:
+        terminalreporter.section("reliability results")
+        for text in tables:
+            terminalreporter.write_line(text + "\n")

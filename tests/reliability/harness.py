@@ -796,7 +796,7 @@ class RssSampler(threading.Thread):
         return min(self.samples, key=lambda s: abs(s[0] - when))[1]
 
 
-REPORTS: list[str] = []   # tables of this session, printed in pytest's terminal summary (conftest)
+REPORTS: list[str] = []   # tables of this session, printed in pytest's terminal summary (tests/conftest.py)
 
 
 def print_table(title: str, rows: Iterable[dict]) -> str:
