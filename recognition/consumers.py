@@ -229,8 +229,10 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         # cost 7 model runs instead of 1, and a face that small is asked to come closer anyway. A
         # frame is the part of the camera's picture the kiosk's screen shows: someone standing half
         # out of it is searched for across its edge and asked to move to the middle ("partial"),
-        # where they were told "Looking for a face" (their face was cut through and not found)
-        faces = engine.analyze(image, max_faces=3, embed=False, search_tiles=False, search_edges=search_edges)
+        # where they were told "Looking for a face" (their face was cut through and not found); no
+        # search for a face filling the frame (a cropped photo's): every empty frame would pay it
+        faces = engine.analyze(image, max_faces=3, embed=False, search_tiles=False, search_edges=search_edges,
+                               search_filled=False)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]

@@ -332,8 +332,8 @@ def test_a_face_half_out_of_a_kiosk_frame_is_found_across_its_edge_and_refused(e
         frame = faces.cut_by_the_screen(engine, image, 0.55, "right")
         h, w = frame.shape[:2]
         with pytest.raises(NoFaceFound):
-            engine.analyze(frame, max_faces=3, embed=False, search_tiles=False)
-        found = engine.analyze(frame, max_faces=3, search_tiles=False, search_edges=True)
+            engine.analyze(frame, max_faces=3, embed=False, search_tiles=False, search_filled=False)
+        found = engine.analyze(frame, max_faces=3, search_tiles=False, search_edges=True, search_filled=False)
         assert len(found) == 1
         face = found[0]
         assert face.quality.reason == "partial" and 0.35 < face.quality.outside < 0.65, face.quality
@@ -349,6 +349,42 @@ def test_a_face_half_out_of_a_kiosk_frame_is_found_across_its_edge_and_refused(e
     plain, searched = (engine.analyze(whole, max_faces=3, search_edges=e)[0] for e in (False, True))
     assert searched.quality.ok and searched.box == plain.box
     assert np.allclose(searched.embedding, plain.embedding)
+
+
+def test_a_face_that_fills_a_photo_cut_to_it_is_found_and_matched(engine, registry_photos):
+    """A photo cut to the face (an ID card's portrait, a data set's face crops) shows a face larger
+    than any the detector looks for in a whole image: it was not found (enrolment said "no face",
+    evaluate_pairs aligned the photo as if centred), or a part of it was taken for a small face,
+    which passed the gate and was matched as the person. Searched again within a plain border, the
+    face is found whole, aligned in the photo itself and matched."""
+    from skimage import data
+
+    from tests.recognition import faces
+
+    portrait = registry_photos["Tom_Hanks_54745.png"]   # 112 px, the face 86 px wide
+    whole = engine.analyze(portrait)[0]
+    x1, y1, x2, y2 = whole.box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    for share in (0.4, 0.45):   # half the cut's side, of the face's width
+        half = share * (x2 - x1)
+        cut = cv2.resize(portrait[round(cy - half):round(cy + half), round(cx - half):round(cx + half)], (256, 256))
+        try:   # not found, or a part of the face taken for one
+            seen = engine.analyze(cut, search_filled=False)[0]
+            assert float(seen.embedding @ whole.embedding) < 0.4, (share, seen.box)
+        except NoFaceFound:
+            pass
+        (face,) = engine.analyze(cut)
+        fx1, fy1, fx2, fy2 = face.box
+        assert 0 <= fx1 < 40 and 0 <= fy1 < 40 and 216 < fx2 <= 256 and 216 < fy2 <= 256, (share, face.box)
+        assert ((0 < face.keypoints[:3]) & (face.keypoints[:3] < 256)).all(), face.keypoints   # eyes, nose
+        # the brows and the chin cut: refused for enrolment and the kiosk, and the same man
+        assert face.quality.reason == "partial" and float(face.embedding @ whole.embedding) > 0.7, share
+    # a photo whose face is found whole is analysed as without the search
+    plain = engine.analyze(portrait, search_filled=False)[0]
+    assert plain.box == whole.box and np.allclose(plain.embedding, whole.embedding)
+    for image in (faces.empty_room()[0], np.ascontiguousarray(np.stack([data.brick()] * 3, -1)[:300, :300])):
+        with pytest.raises(NoFaceFound):   # no face made of a picture without one
+            engine.analyze(image)
 
 
 def test_the_light_is_read_on_the_skin_a_mask_leaves_bare(engine, astronaut_bgr):

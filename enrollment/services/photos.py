@@ -200,6 +200,12 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
     try:
         image = engine.decode(data)
         height, width = image.shape[:2]  # after EXIF rotation, like the boxes
+        if min(width, height) < engine.config.min_face_px:
+            # no room for a face the gate would take (a face's box is inside the photo): "no face
+            # found" sent people looking for a better face rather than a larger photo
+            return _refusal("too_small", message=f"{REFUSALS['too_small']} This photo is {width}x{height} "
+                                                 f"pixels; a face needs {engine.config.min_face_px} at least.",
+                            width=width, height=height)
         faces = engine.analyze(image)
     except FrameTooLarge:
         return _too_many_pixels(width, height)
@@ -216,12 +222,6 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         if half is not None:
             image, faces, chosen, turned = *half, 180
     if chosen is None:
-        if min(width, height) < engine.config.min_face_px:
-            # no room for a face the gate would take: "no face found" sent people looking for a
-            # better face rather than a larger photo
-            return _refusal("too_small", message=f"{REFUSALS['too_small']} This photo is {width}x{height} "
-                                                 f"pixels; a face needs {engine.config.min_face_px} at least.",
-                            width=width, height=height)
         return _refusal("no_face", width=width, height=height)
     stood = _stood_up(engine, image, faces, chosen, turned)
     if stood is None:

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from .align import eye_similarity, transform_points, warp
 from .config import EngineConfig
 from .decode import decode_image
-from .detect import BlazeFaceDetector, Detection
+from .detect import BlazeFaceDetector, Detection, box_iou
 from .embed import ArcFace, DlibResNet, FaceRes, SFace, fuse_upper, join, upper_face
 from .errors import EngineError, FrameTooLarge, ModelsMissing, NoFaceFound, UnreadableImage
 from .index import Index, Match
@@ -45,6 +45,21 @@ __all__ = [
     "Engine", "EngineConfig", "EngineError", "Face", "FrameTooLarge", "Index", "Match",
     "ModelsMissing", "NoFaceFound", "UnreadableImage", "load_engine",
 ]
+
+
+# the border a face that fills its image is looked for within (Engine._filling_faces): a plain mid grey
+FILL_BORDER_BGR = (128, 128, 128)
+# a face box found in the whole image inside a face filling it and narrower than this share of it is a
+# part of that face (a masked face's eyes and brows, cut close: 0.6-0.8 of it); one as wide is the face
+PART_OF_FILLING_WIDTH = 0.85
+
+
+def _part_of(box: tuple, face: tuple) -> bool:
+    """Whether a face box is a part of the face ``face`` fills the picture with: its centre inside
+    that face's box, and under :data:`PART_OF_FILLING_WIDTH` of its width."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return (face[0] <= cx <= face[2] and face[1] <= cy <= face[3]
+            and box[2] - box[0] < PART_OF_FILLING_WIDTH * (face[2] - face[0]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,8 +142,8 @@ class Engine:
         """Decode untrusted bytes into BGR with the configured limits."""
         return decode_image(data, max_bytes=self.config.max_image_bytes, max_pixels=self.config.max_pixels)
 
-    def analyze(self, image: np.ndarray | bytes, *, max_faces: int | None = None,
-                embed: bool = True, search_tiles: bool = True, search_edges: bool = False) -> list[Face]:
+    def analyze(self, image: np.ndarray | bytes, *, max_faces: int | None = None, embed: bool = True,
+                search_tiles: bool = True, search_edges: bool = False, search_filled: bool = True) -> list[Face]:
         """Find, align, gate and embed the faces of an image, largest first.
 
         ``image``: encoded bytes or an ``HxWx3`` uint8 BGR array. Raises
@@ -137,6 +152,9 @@ class Engine:
         (:meth:`BlazeFaceDetector.__call__`); a kiosk's frames are not. ``search_edges``: an image
         where nobody is found is searched again for faces cut off by its edge (:meth:`_cut_faces`),
         which come back refused (``partial``, or ``too_small``) and never embedded: a kiosk's frames.
+        ``search_filled``: the image is searched again for a face that fills it (:meth:`_filling_faces`),
+        which the whole-image pass misses or takes a part of for a small face; a face found by both is
+        the whole-image pass's. A kiosk's frames are not.
         """
         cfg = self.config
         img = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else image
@@ -148,17 +166,48 @@ class Engine:
         dets = self.detector(img, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
                              max_faces=max_faces or cfg.detect_max_faces,
                              fallback_confidence=cfg.detect_fallback_confidence, tiles=search_tiles)
-        if not dets:
+        filling = self._filling_faces(img, max_faces or cfg.detect_max_faces) if search_filled else []
+        if filling:
+            # a face found in the image that is a part of a face filling it (an eye and the nose, taken
+            # for a small face) is that part; one that is the filling face itself is kept as found
+            dets = [d for d in dets if not any(_part_of(d.box, f.box) for f, _ in filling)]
+            filling = [(f, m) for f, m in filling if not any(box_iou(d.box, f.box) >= 0.3 for d in dets)]
+        if not dets and not filling:
             cut = self._cut_faces(img, max_faces or cfg.detect_max_faces) if search_edges else []
             if cut:
                 return cut
             raise NoFaceFound("no face found in the image")
-        dets.sort(key=lambda d: -(d.box[2] - d.box[0]))
-        meshes = self.mesh(img, dets)
-        faces = [self._align_and_gate(img, d, m) for d, m in zip(dets, meshes, strict=True)]
+        found = list(zip(dets, self.mesh(img, dets) if dets else [], strict=True)) + filling
+        found.sort(key=lambda pair: -(pair[0].box[2] - pair[0].box[0]))
+        faces = [self._align_and_gate(img, d, m) for d, m in found[:max_faces or cfg.detect_max_faces]]
         if not embed:
             return [Face(**f, embedding=None, masked_prob=float("nan"), masked=False) for f in faces]
         return self._finish(faces)
+
+    def _filling_faces(self, img: np.ndarray, max_faces: int) -> list[tuple[Detection, Landmarks]]:
+        """Faces that fill the image, too large for the detector to find in it (a photo cut to the
+        face), with their meshes: found in the image within a plain border
+        (``EngineConfig.fill_border`` of its shorter side), where the face is of a size the detector
+        looks for, and kept when at least ``fill_min_share`` of that side wide and centred in the
+        image. Returned in the image's coordinates, the box clipped to it as the detector's are."""
+        cfg = self.config
+        h, w = img.shape[:2]
+        side = min(h, w)
+        pad = round(cfg.fill_border * side)
+        if pad < 1:
+            return []
+        wide = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=FILL_BORDER_BGR)
+        dets = self.detector(wide, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou, max_faces=max_faces,
+                             fallback_confidence=cfg.detect_fallback_confidence, tiles=False)
+        dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.fill_min_share * side
+                and pad <= (d.box[0] + d.box[2]) / 2 <= pad + w and pad <= (d.box[1] + d.box[3]) / 2 <= pad + h]
+        if not dets:
+            return []
+        shift = np.array([pad, pad], np.float32)
+        return [(Detection(box=(max(d.box[0] - pad, 0.0), max(d.box[1] - pad, 0.0), min(d.box[2] - pad, float(w)),
+                                min(d.box[3] - pad, float(h))), keypoints=d.keypoints - shift, score=d.score),
+                 Landmarks(points=m.points - np.array([pad, pad, 0], np.float32), score=m.score))
+                for d, m in zip(dets, self.mesh(wide, dets), strict=True)]
 
     def _cut_faces(self, img: np.ndarray, max_faces: int) -> list[Face]:
         """Faces cut off by the image's edge that the detector did not find in it, largest first: a

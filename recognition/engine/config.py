@@ -75,6 +75,22 @@ class EngineConfig:
     # things too (bench/cut_faces.py; docs/accuracy.md "Faces cut off by the picture's edge").
     edge_reflection: float = 0.5
     edge_min_face_flag: float = 0.3
+    # a face that fills the picture (a tightly cropped photo: an ID card's portrait cut to the face, a
+    # data set of face crops) is larger than any face BlazeFace looks for in a whole image: it is
+    # often not found (131 masked faces of LFW DevTest's pairs cut to 140 of LFW's 250 px, 382 cut to
+    # the brows and chin, 110 px), or a part of it (a masked face's eyes and brows) is taken for a small
+    # face, which passed the gate and was matched as the person. Engine.analyze
+    # (search_filled=True) looks again in the picture within a plain border fill_border of its
+    # shorter side wide on each side, and keeps a face found there at least fill_min_share of that
+    # side wide whose centre is in the picture, in place of the narrower faces found inside it
+    # (recognition.engine.PART_OF_FILLING_WIDTH); it is aligned
+    # and gated in the picture itself, as any face (a face cut by its edges is "partial"). A kiosk's
+    # frames are not searched so: its camera sees people whole, and every frame would pay the pass.
+    # Measured with bench/filled.py (docs/accuracy.md, "Faces that fill the picture"); 0 turns it off.
+    # Not in the template version: no uncut photo's face changes (a photo enrolled by a part of its
+    # face before keeps those templates until its photo is added again).
+    fill_border: float = 0.3
+    fill_min_share: float = 0.5
     # alignment / embedding
     aligned_size: int = 224
     eye_distance: float = 0.26      # fraction of the aligned crop between the eye centres

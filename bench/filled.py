@@ -1,0 +1,162 @@
+"""Faces that fill the picture: photos cut to the face, found or "no face"?
+
+A photo cut close around the face (an ID card's portrait cropped to it, the face crops many masked
+face data sets are published as) shows a face larger than any BlazeFace looks for in a whole image,
+and the detector often misses it: enrolment then refused the photo ("no face"), the API answered
+``no_face``, and ``evaluate_pairs`` fell back to aligning the image as if the face were centred in it
+(``Engine.assume_centred_face``). ``Engine.analyze(search_filled=True)`` looks again in such an image
+within a plain border (``EngineConfig.fill_border``) and keeps a face at least ``fill_min_share`` of
+the image's shorter side wide (``Engine._filling_faces``). Measured here, the search off and on:
+
+* **LFW DevTest pairs cut to the face** (``pairsDevTest.txt``, 500 same and 500 different pairs; each
+  250 px photo cut to its middle, 140, 110 and 80 px: about the brows to the chin at 110), one side
+  wearing an unseen MaskTheFace template drawn before the cut, and both sides bare: images with no face
+  found, and verification as ``evaluate_pairs`` scores it (a face not found is aligned as if centred);
+* **real masked photos** (``rwmfd_part1``, 1,193): photos with a face found and past the gate;
+* **images without a face** (bench/detection.py's: scikit-image's sample images whole and as 40
+  random square crops each): false faces, and false faces past the quality gate.
+
+Usage: ``python bench/filled.py [--margins 55 70 85]``; prints the tables and writes
+``bench/results/filled.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from detection import non_face_images  # noqa: E402
+from provenance import provenance, results_path, write_json  # noqa: E402
+
+from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.evaluation import parse_pairs, verification_metrics  # noqa: E402
+from recognition.engine.gallery import compare  # noqa: E402
+from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
+
+SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+SETTINGS = ("off", "on")
+
+
+def analysed(engines: dict, img: np.ndarray, embed: bool = True) -> dict:
+    """Per setting, the image's largest face (``None``: none found)."""
+    out = {}
+    for name, engine in engines.items():
+        try:
+            out[name] = engine.analyze(img, max_faces=3, embed=embed)[0]
+        except NoFaceFound:
+            out[name] = None
+    return out
+
+
+def detection_counts(engines: dict, images: list[np.ndarray]) -> dict:
+    """Per setting: images with a face found, and with their largest face past the quality gate."""
+    counts = {name: {"n": len(images), "found": 0, "past_gate": 0} for name in engines}
+    for img in images:
+        for name, face in analysed(engines, img, embed=False).items():
+            counts[name]["found"] += face is not None
+            counts[name]["past_gate"] += face is not None and face.quality.ok
+    return counts
+
+
+def pairs_by_margin(engines: dict, margins: list[int], seed: int) -> dict:
+    """Verification of DevTest pairs cut to ``margins`` from each side, per setting: one side masked
+    (the pair's second photo) and both bare."""
+    images = SHARED / "lfw" / "images_deepfunneled"
+    pairs = parse_pairs(images, SHARED / "lfw" / "pairsDevTest.txt")
+    paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    templates = load_templates(SHARED / "masks")
+    full = {}
+    for k, path in enumerate(paths):
+        img = cv2.imread(str(path))
+        try:   # the mask drawn on the whole photo, then cut with it (a photo without a face stays bare)
+            face = engines["off"].analyze(img, max_faces=3, embed=False)[0]
+            masked = apply_mask(img, face.landmarks, np.random.default_rng([seed, k]), templates)
+        except (NoFaceFound, TypeError):
+            masked = img
+        full[path] = {"bare": img, "masked": masked}
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    out = {}
+    for m in margins:
+        faces = {}
+        for path, versions in full.items():
+            for version, img in versions.items():
+                cut = np.ascontiguousarray(img[m:img.shape[0] - m, m:img.shape[1] - m])
+                found = analysed(engines, cut)
+                fallback = engines["off"].assume_centred_face(cut) if None in found.values() else None
+                faces[path, version] = {name: (f or fallback, f is None) for name, f in found.items()}
+        row = {}
+        for name in engines:
+            row[name] = {}
+            for kind, second in (("one_masked", "masked"), ("bare", "bare")):
+                used = [(faces[p.a, "bare"][name], faces[p.b, second][name]) for p in pairs]
+                scores = np.array([compare(engines[name], a[0], b[0]) for a, b in used])
+                metrics = verification_metrics(scores, same, folds)
+                metrics["not_found"] = len({(p.a, "bare") for p, (a, _) in zip(pairs, used, strict=True) if a[1]}
+                                           | {(p.b, second) for p, (_, b) in zip(pairs, used, strict=True) if b[1]})
+                row[name][kind] = metrics
+        row["side_px"] = 250 - 2 * m
+        out[str(m)] = row
+        print(f"margin {m}: done", file=sys.stderr)
+    return out
+
+
+def tables(results: dict) -> str:
+    """Markdown tables of the results."""
+    lines = ["| LFW DevTest pair, cut to | search | images with no face found | one side masked: accuracy ± std "
+             "/ TAR@FAR1e-2 | both bare: accuracy ± std / TAR@FAR1e-2 |", "|---|---|---|---|---|"]
+    for m, row in results["pairs"].items():
+        for name in SETTINGS:
+            cells = []
+            for kind in ("one_masked", "bare"):
+                r = row[name][kind]
+                cells.append(f"{100 * r['accuracy']:.1f}% ± {100 * r['accuracy_std']:.1f} / "
+                             f"{100 * r['tar_at_far_1e-2']:.1f}%")
+            lost = f"{row[name]['one_masked']['not_found']} masked side, {row[name]['bare']['not_found']} bare"
+            lines.append(f"| {row['side_px']} px (margin {m}) | {name} | {lost} | " + " | ".join(cells) + " |")
+    lines += ["", "| set | search | images | face found | past the gate |", "|---|---|---|---|---|"]
+    for label, key in (("real masked photos (rwmfd_part1)", "rwmfd"), ("images without a face", "non_face")):
+        for name in SETTINGS:
+            r = results[key][name]
+            lines.append(f"| {label} | {name} | {r['n']} | {100 * r['found'] / r['n']:.1f}% ({r['found']}) | "
+                         f"{100 * r['past_gate'] / r['n']:.1f}% ({r['past_gate']}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--margins", type=int, nargs="+", default=[55, 70, 85],
+                    help="pixels cut from each side of LFW's 250 px photos")
+    ap.add_argument("--crops", type=int, default=40, help="random crops of each image without a face")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--descriptor", default="sface", help="the face descriptor (the site's default: sface)")
+    args = ap.parse_args()
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
+    t0 = time.time()
+    models = Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models"))
+    config = EngineConfig.for_descriptor(args.descriptor)
+    engines = {"off": load_engine(models, config.with_(fill_border=0.0)), "on": load_engine(models, config)}
+    results = {"args": vars(args), "fill_border": config.fill_border, "fill_min_share": config.fill_min_share,
+               "non_face": detection_counts(engines, non_face_images(args.crops, args.seed)),
+               "rwmfd": detection_counts(engines, [cv2.imread(str(p))
+                                                   for p in sorted((SHARED / "rwmfd_part1").rglob("*.jpg"))]),
+               "pairs": pairs_by_margin(engines, args.margins, args.seed)}
+    results["seconds"] = round(time.time() - t0, 1)
+    results["provenance"] = provenance()
+    print(tables(results))
+    write_json(results_path("filled", REPO), results)
+
+
+if __name__ == "__main__":
+    main()
