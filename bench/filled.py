@@ -16,7 +16,10 @@ the image's shorter side wide (``Engine._filling_faces``). Measured here, the se
 * **images without a face** (bench/detection.py's: scikit-image's sample images whole and as 40
   random square crops each): false faces, and false faces past the quality gate.
 
-Usage: ``python bench/filled.py [--margins 55 70 85]``; prints the tables and writes
+Also InsightFace's 112 px five-point chips of the same pairs (the form MLFW, masked LFW, and the data
+sets ArcFace networks train on come in), drawn from the whole photo's landmarks.
+
+Usage: ``python bench/filled.py [--margins 55 70 85] [--no-chips] [--pairs-only]``; prints the tables and writes
 ``bench/results/filled.json``.
 """
 
@@ -39,8 +42,11 @@ from detection import non_face_images  # noqa: E402
 from provenance import provenance, results_path, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
+from recognition.engine.align import five_point_similarity  # noqa: E402
+from recognition.engine.embed import ARCFACE_SIZE, ARCFACE_TEMPLATE  # noqa: E402
 from recognition.engine.evaluation import parse_pairs, verification_metrics  # noqa: E402
 from recognition.engine.gallery import compare  # noqa: E402
+from recognition.engine.landmarks import five_points  # noqa: E402
 from recognition.engine.masks import apply_mask, load_templates  # noqa: E402
 
 SHARED = Path(os.environ.get("MASKNET_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -68,30 +74,38 @@ def detection_counts(engines: dict, images: list[np.ndarray]) -> dict:
     return counts
 
 
-def pairs_by_margin(engines: dict, margins: list[int], seed: int) -> dict:
-    """Verification of DevTest pairs cut to ``margins`` from each side, per setting: one side masked
-    (the pair's second photo) and both bare."""
+def pairs_by_margin(engines: dict, margins: list[int], seed: int, chips: bool = True) -> dict:
+    """Verification of DevTest pairs cut to ``margins`` from each side, and (``chips``) as InsightFace's
+    112 px five-point chips, per setting: one side masked (the pair's second photo) and both bare."""
     images = SHARED / "lfw" / "images_deepfunneled"
     pairs = parse_pairs(images, SHARED / "lfw" / "pairsDevTest.txt")
     paths = sorted({p.a for p in pairs} | {p.b for p in pairs})
     templates = load_templates(SHARED / "masks")
-    full = {}
+    full, chip_of = {}, {}
     for k, path in enumerate(paths):
         img = cv2.imread(str(path))
         try:   # the mask drawn on the whole photo, then cut with it (a photo without a face stays bare)
             face = engines["off"].analyze(img, max_faces=3, embed=False)[0]
             masked = apply_mask(img, face.landmarks, np.random.default_rng([seed, k]), templates)
+            # InsightFace's 112 px five-point chip of the photo (as MLFW and ArcFace's training sets come)
+            chip_of[path] = five_point_similarity(five_points(face.landmarks), ARCFACE_TEMPLATE)
         except (NoFaceFound, TypeError):
             masked = img
         full[path] = {"bare": img, "masked": masked}
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     out = {}
-    for m in margins:
+    for m in [*margins, *(["chip"] if chips else [])]:
         faces = {}
         for path, versions in full.items():
             for version, img in versions.items():
-                cut = np.ascontiguousarray(img[m:img.shape[0] - m, m:img.shape[1] - m])
+                if m != "chip":
+                    cut = np.ascontiguousarray(img[m:img.shape[0] - m, m:img.shape[1] - m])
+                elif path in chip_of:
+                    cut = cv2.warpAffine(img, chip_of[path], (ARCFACE_SIZE, ARCFACE_SIZE), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
+                else:   # no face in the whole photo: its middle, at the chip's size
+                    cut = cv2.resize(img[55:195, 55:195], (ARCFACE_SIZE, ARCFACE_SIZE))
                 found = analysed(engines, cut)
                 fallback = engines["off"].assume_centred_face(cut) if None in found.values() else None
                 faces[path, version] = {name: (f or fallback, f is None) for name, f in found.items()}
@@ -105,7 +119,7 @@ def pairs_by_margin(engines: dict, margins: list[int], seed: int) -> dict:
                 metrics["not_found"] = len({(p.a, "bare") for p, (a, _) in zip(pairs, used, strict=True) if a[1]}
                                            | {(p.b, second) for p, (_, b) in zip(pairs, used, strict=True) if b[1]})
                 row[name][kind] = metrics
-        row["side_px"] = 250 - 2 * m
+        row["side_px"] = 250 - 2 * m if m != "chip" else ARCFACE_SIZE
         out[str(m)] = row
         print(f"margin {m}: done", file=sys.stderr)
     return out
@@ -123,10 +137,12 @@ def tables(results: dict) -> str:
                 cells.append(f"{100 * r['accuracy']:.1f}% ± {100 * r['accuracy_std']:.1f} / "
                              f"{100 * r['tar_at_far_1e-2']:.1f}%")
             lost = f"{row[name]['one_masked']['not_found']} masked side, {row[name]['bare']['not_found']} bare"
-            lines.append(f"| {row['side_px']} px (margin {m}) | {name} | {lost} | " + " | ".join(cells) + " |")
-    lines += ["", "| set | search | images | face found | past the gate |", "|---|---|---|---|---|"]
+            cut = "a 112 px five-point chip" if m == "chip" else f"{row['side_px']} px (margin {m})"
+            lines.append(f"| {cut} | {name} | {lost} | " + " | ".join(cells) + " |")
+    if "rwmfd" in results:
+        lines += ["", "| set | search | images | face found | past the gate |", "|---|---|---|---|---|"]
     for label, key in (("real masked photos (rwmfd_part1)", "rwmfd"), ("images without a face", "non_face")):
-        for name in SETTINGS:
+        for name in SETTINGS if key in results else ():
             r = results[key][name]
             lines.append(f"| {label} | {name} | {r['n']} | {100 * r['found'] / r['n']:.1f}% ({r['found']}) | "
                          f"{100 * r['past_gate'] / r['n']:.1f}% ({r['past_gate']}) |")
@@ -135,11 +151,13 @@ def tables(results: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--margins", type=int, nargs="+", default=[55, 70, 85],
+    ap.add_argument("--margins", type=int, nargs="*", default=[55, 70, 85],
                     help="pixels cut from each side of LFW's 250 px photos")
     ap.add_argument("--crops", type=int, default=40, help="random crops of each image without a face")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--descriptor", default="sface", help="the face descriptor (the site's default: sface)")
+    ap.add_argument("--no-chips", action="store_true", help="leave out the 112 px five-point chips")
+    ap.add_argument("--pairs-only", action="store_true", help="leave out the real masked photos and no-face images")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
@@ -147,11 +165,12 @@ def main() -> None:
     models = Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models"))
     config = EngineConfig.for_descriptor(args.descriptor)
     engines = {"off": load_engine(models, config.with_(fill_border=0.0)), "on": load_engine(models, config)}
-    results = {"args": vars(args), "fill_border": config.fill_border, "fill_min_share": config.fill_min_share,
-               "non_face": detection_counts(engines, non_face_images(args.crops, args.seed)),
-               "rwmfd": detection_counts(engines, [cv2.imread(str(p))
-                                                   for p in sorted((SHARED / "rwmfd_part1").rglob("*.jpg"))]),
-               "pairs": pairs_by_margin(engines, args.margins, args.seed)}
+    results = {"args": vars(args), "fill_border": config.fill_border, "fill_min_share": config.fill_min_share}
+    if not args.pairs_only:
+        results["non_face"] = detection_counts(engines, non_face_images(args.crops, args.seed))
+        results["rwmfd"] = detection_counts(engines, [cv2.imread(str(p))
+                                                      for p in sorted((SHARED / "rwmfd_part1").rglob("*.jpg"))])
+    results["pairs"] = pairs_by_margin(engines, args.margins, args.seed, chips=not args.no_chips)
     results["seconds"] = round(time.time() - t0, 1)
     results["provenance"] = provenance()
     print(tables(results))
