@@ -351,7 +351,7 @@ def test_a_face_half_out_of_a_kiosk_frame_is_found_across_its_edge_and_refused(e
     assert np.allclose(searched.embedding, plain.embedding)
 
 
-def test_a_face_that_fills_a_photo_cut_to_it_is_found_and_matched(engine, registry_photos):
+def test_a_face_that_fills_a_photo_cut_to_it_is_found_and_matched(engine, registry_photos, monkeypatch):
     """A photo cut to the face (an ID card's portrait, a data set's face crops) shows a face larger
     than any the detector looks for in a whole image: it was not found (enrolment said "no face",
     evaluate_pairs aligned the photo as if centred), or a part of it was taken for a small face,
@@ -379,6 +379,16 @@ def test_a_face_that_fills_a_photo_cut_to_it_is_found_and_matched(engine, regist
         assert ((0 < face.keypoints[:3]) & (face.keypoints[:3] < 256)).all(), face.keypoints   # eyes, nose
         # the brows and the chin cut: refused for enrolment and the kiosk, and the same man
         assert face.quality.reason == "partial" and float(face.embedding @ whole.embedding) > 0.7, share
+        # a large photo is searched scaled down (engine.FILL_SEARCH_SIDE): the same face, in its own pixels
+        detector, inputs = engine.detector, []
+        monkeypatch.setattr(engine, "detector",
+                            lambda im, _seen=inputs, _run=detector, **kw: _seen.append(im.shape) or _run(im, **kw))
+        (large,) = engine.analyze(cv2.resize(cut, (2048, 2048)))
+        monkeypatch.undo()
+        assert inputs[0][:2] == (2048, 2048) and max(inputs[1]) == round(1024 * 1.6), inputs   # within its border
+        assert np.allclose(np.array(large.box) / 8, face.box, atol=8), (large.box, face.box)
+        assert np.abs(large.landmarks[:, :2] / 8 - face.landmarks[:, :2]).mean() < 4
+        assert float(large.embedding @ face.embedding) > 0.9
     # a photo whose face is found whole is analysed as without the search
     plain = engine.analyze(portrait, search_filled=False)[0]
     assert plain.box == whole.box and np.allclose(plain.embedding, whole.embedding)

@@ -52,6 +52,8 @@ FILL_BORDER_BGR = (128, 128, 128)
 # a face box found in the whole image inside a face filling it and narrower than this share of it is a
 # part of that face (a masked face's eyes and brows, cut close: 0.6-0.8 of it); one as wide is the face
 PART_OF_FILLING_WIDTH = 0.85
+# the longest side a photo is searched at for a face that fills it (scaled down to it, larger)
+FILL_SEARCH_SIDE = 1024
 
 
 def _part_of(box: tuple, face: tuple) -> bool:
@@ -192,21 +194,28 @@ class Engine:
         image. Returned in the image's coordinates, the box clipped to it as the detector's are."""
         cfg = self.config
         h, w = img.shape[:2]
-        side = min(h, w)
+        # searched at most FILL_SEARCH_SIDE pixels long (a face that fills the picture is large there
+        # still): a 4096 px photo within its border was 43 million pixels, 129 MB, for one detector input
+        scale = min(1.0, FILL_SEARCH_SIDE / max(h, w))
+        small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                    interpolation=cv2.INTER_AREA)
+        sh, sw = small.shape[:2]
+        side = min(sh, sw)
         pad = round(cfg.fill_border * side)
         if pad < 1:
             return []
-        wide = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=FILL_BORDER_BGR)
+        wide = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=FILL_BORDER_BGR)
         dets = self.detector(wide, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou, max_faces=max_faces,
                              fallback_confidence=cfg.detect_fallback_confidence, tiles=False)
         dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.fill_min_share * side
-                and pad <= (d.box[0] + d.box[2]) / 2 <= pad + w and pad <= (d.box[1] + d.box[3]) / 2 <= pad + h]
+                and pad <= (d.box[0] + d.box[2]) / 2 <= pad + sw and pad <= (d.box[1] + d.box[3]) / 2 <= pad + sh]
         if not dets:
             return []
         shift = np.array([pad, pad], np.float32)
-        return [(Detection(box=(max(d.box[0] - pad, 0.0), max(d.box[1] - pad, 0.0), min(d.box[2] - pad, float(w)),
-                                min(d.box[3] - pad, float(h))), keypoints=d.keypoints - shift, score=d.score),
-                 Landmarks(points=m.points - np.array([pad, pad, 0], np.float32), score=m.score))
+        return [(Detection(box=(max((d.box[0] - pad) / scale, 0.0), max((d.box[1] - pad) / scale, 0.0),
+                                min((d.box[2] - pad) / scale, float(w)), min((d.box[3] - pad) / scale, float(h))),
+                           keypoints=(d.keypoints - shift) / scale, score=d.score),
+                 Landmarks(points=(m.points - np.array([pad, pad, 0], np.float32)) / np.float32(scale), score=m.score))
                 for d, m in zip(dets, self.mesh(wide, dets), strict=True)]
 
     def _cut_faces(self, img: np.ndarray, max_faces: int) -> list[Face]:
