@@ -20,7 +20,10 @@ Also InsightFace's 112 px five-point chips of the same pairs (the form MLFW, mas
 sets ArcFace networks train on come in), drawn from the whole photo's landmarks.
 
 Usage: ``python bench/filled.py [--margins 55 70 85] [--no-chips] [--pairs-only]``; prints the tables and writes
-``bench/results/filled.json``.
+``bench/results/filled.json``. ``--timing``: only what the search costs, the time to find and align a
+photo's face (``analyze(embed=False)``) off and on, over the same pairs' photos uncut and cut to 110 px
+(run it alone on the machine; ``MASKNET_MODEL_THREADS=1`` for one core); writes
+``bench/results/filled-timing.json``.
 """
 
 from __future__ import annotations
@@ -125,6 +128,40 @@ def pairs_by_margin(engines: dict, margins: list[int], seed: int, chips: bool = 
     return out
 
 
+def timing(engines: dict, margins: tuple[int, ...] = (0, 70), rounds: int = 3) -> dict:
+    """Per margin cut from DevTest's pair photos (0: uncut) and setting, milliseconds a photo to find
+    and align its largest face (``analyze(embed=False)``; a photo without a face counted too): the
+    fastest of ``rounds`` passes over every photo, the settings taking turns so that both see the
+    machine alike."""
+    images = SHARED / "lfw" / "images_deepfunneled"
+    pairs = parse_pairs(images, SHARED / "lfw" / "pairsDevTest.txt")
+    photos = [cv2.imread(str(p)) for p in sorted({p.a for p in pairs} | {p.b for p in pairs})]
+    out: dict = {}
+    for m in margins:
+        cuts = [np.ascontiguousarray(img[m:img.shape[0] - m, m:img.shape[1] - m]) for img in photos]
+        analysed(engines, cuts[0], embed=False)   # warm
+        best = dict.fromkeys(engines, float("inf"))
+        for _ in range(rounds):
+            for name in engines:
+                t0 = time.perf_counter()
+                for img in cuts:
+                    analysed({name: engines[name]}, img, embed=False)
+                best[name] = min(best[name], (time.perf_counter() - t0) / len(cuts) * 1000)
+        out[str(m)] = {"photos": len(cuts), "side_px": 250 - 2 * m, **{f"{name}_ms": round(best[name], 2)
+                                                                        for name in engines}}
+    return out
+
+
+def timing_table(rows: dict) -> str:
+    """The markdown table of :func:`timing`'s rows."""
+    lines = ["| LFW DevTest pair photos | photos | search off: ms a photo | search on: ms a photo |",
+             "|---|---|---|---|"]
+    for m, r in rows.items():
+        cut = "uncut (250 px)" if m == "0" else f"cut to {r['side_px']} px (margin {m})"
+        lines.append(f"| {cut} | {r['photos']} | {r['off_ms']:.1f} | {r['on_ms']:.1f} |")
+    return "\n".join(lines)
+
+
 def tables(results: dict) -> str:
     """Markdown tables of the results."""
     lines = ["| LFW DevTest pair, cut to | search | images with no face found | one side masked: accuracy ± std "
@@ -158,6 +195,7 @@ def main() -> None:
     ap.add_argument("--descriptor", default="sface", help="the face descriptor (the site's default: sface)")
     ap.add_argument("--no-chips", action="store_true", help="leave out the 112 px five-point chips")
     ap.add_argument("--pairs-only", action="store_true", help="leave out the real masked photos and no-face images")
+    ap.add_argument("--timing", action="store_true", help="only the time to find and align a photo's face, off and on")
     args = ap.parse_args()
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} not found: this benchmark needs ../shared/data")
@@ -166,6 +204,12 @@ def main() -> None:
     config = EngineConfig.for_descriptor(args.descriptor)
     engines = {"off": load_engine(models, config.with_(fill_border=0.0)), "on": load_engine(models, config)}
     results = {"args": vars(args), "fill_border": config.fill_border, "fill_min_share": config.fill_min_share}
+    if args.timing:
+        results.update(timing=timing(engines), threads=os.environ.get("MASKNET_MODEL_THREADS", "default"),
+                       seconds=round(time.time() - t0, 1), provenance=provenance())
+        print(timing_table(results["timing"]))
+        write_json(results_path("filled-timing", REPO), results)
+        return
     if not args.pairs_only:
         results["non_face"] = detection_counts(engines, non_face_images(args.crops, args.seed))
         results["rwmfd"] = detection_counts(engines, [cv2.imread(str(p))

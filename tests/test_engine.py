@@ -389,9 +389,15 @@ def test_a_face_that_fills_a_photo_cut_to_it_is_found_and_matched(engine, regist
         assert np.allclose(np.array(large.box) / 8, face.box, atol=8), (large.box, face.box)
         assert np.abs(large.landmarks[:, :2] / 8 - face.landmarks[:, :2]).mean() < 4
         assert float(large.embedding @ face.embedding) > 0.9
-    # a photo whose face is found whole is analysed as without the search
+    # a photo whose face is found whole is analysed as without the search, and its face meshed once:
+    # the search finds it too (it fills 77% of the portrait) but leaves it to the whole-image pass
     plain = engine.analyze(portrait, search_filled=False)[0]
     assert plain.box == whole.box and np.allclose(plain.embedding, whole.embedding)
+    mesh, meshed = engine.mesh, []
+    monkeypatch.setattr(engine, "mesh", lambda im, dets, _run=mesh: meshed.append(len(dets)) or _run(im, dets))
+    (again,) = engine.analyze(portrait)
+    monkeypatch.undo()
+    assert meshed == [1] and again.box == whole.box, meshed
     for image in (faces.empty_room()[0], np.ascontiguousarray(np.stack([data.brick()] * 3, -1)[:300, :300])):
         with pytest.raises(NoFaceFound):   # no face made of a picture without one
             engine.analyze(image)

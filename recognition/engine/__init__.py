@@ -168,12 +168,9 @@ class Engine:
         dets = self.detector(img, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou,
                              max_faces=max_faces or cfg.detect_max_faces,
                              fallback_confidence=cfg.detect_fallback_confidence, tiles=search_tiles)
-        filling = self._filling_faces(img, max_faces or cfg.detect_max_faces) if search_filled else []
-        if filling:
-            # a face found in the image that is a part of a face filling it (an eye and the nose, taken
-            # for a small face) is that part; one that is the filling face itself is kept as found
-            dets = [d for d in dets if not any(_part_of(d.box, f.box) for f, _ in filling)]
-            filling = [(f, m) for f, m in filling if not any(box_iou(d.box, f.box) >= 0.3 for d in dets)]
+        filling: list[tuple[Detection, Landmarks]] = []
+        if search_filled:
+            dets, filling = self._filling_faces(img, max_faces or cfg.detect_max_faces, dets)
         if not dets and not filling:
             cut = self._cut_faces(img, max_faces or cfg.detect_max_faces) if search_edges else []
             if cut:
@@ -186,12 +183,17 @@ class Engine:
             return [Face(**f, embedding=None, masked_prob=float("nan"), masked=False) for f in faces]
         return self._finish(faces)
 
-    def _filling_faces(self, img: np.ndarray, max_faces: int) -> list[tuple[Detection, Landmarks]]:
+    def _filling_faces(self, img: np.ndarray, max_faces: int,
+                       dets: list[Detection]) -> tuple[list[Detection], list[tuple[Detection, Landmarks]]]:
         """Faces that fill the image, too large for the detector to find in it (a photo cut to the
         face), with their meshes: found in the image within a plain border
         (``EngineConfig.fill_border`` of its shorter side), where the face is of a size the detector
         looks for, and kept when at least ``fill_min_share`` of that side wide and centred in the
-        image. Returned in the image's coordinates, the box clipped to it as the detector's are."""
+        image. ``dets``: the faces the whole-image pass found. Returns those of ``dets`` that are not
+        a part of a face filling the image (an eye and the nose taken for a small face), and the
+        filling faces none of them already is (IoU 0.3 or more: the whole-image pass's face stays,
+        and no mesh is run for its twin), in the image's coordinates, the box clipped to it as the
+        detector's are."""
         cfg = self.config
         h, w = img.shape[:2]
         # searched at most FILL_SEARCH_SIDE pixels long (a face that fills the picture is large there
@@ -203,20 +205,27 @@ class Engine:
         side = min(sh, sw)
         pad = round(cfg.fill_border * side)
         if pad < 1:
-            return []
+            return dets, []
         wide = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=FILL_BORDER_BGR)
-        dets = self.detector(wide, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou, max_faces=max_faces,
-                             fallback_confidence=cfg.detect_fallback_confidence, tiles=False)
-        dets = [d for d in dets if d.box[2] - d.box[0] >= cfg.fill_min_share * side
-                and pad <= (d.box[0] + d.box[2]) / 2 <= pad + sw and pad <= (d.box[1] + d.box[3]) / 2 <= pad + sh]
-        if not dets:
-            return []
+        found = self.detector(wide, min_confidence=cfg.detect_min_confidence, iou=cfg.detect_iou, max_faces=max_faces,
+                              fallback_confidence=cfg.detect_fallback_confidence, tiles=False)
+        found = [d for d in found if d.box[2] - d.box[0] >= cfg.fill_min_share * side
+                 and pad <= (d.box[0] + d.box[2]) / 2 <= pad + sw and pad <= (d.box[1] + d.box[3]) / 2 <= pad + sh]
+        if not found:
+            return dets, []
         shift = np.array([pad, pad], np.float32)
-        return [(Detection(box=(max((d.box[0] - pad) / scale, 0.0), max((d.box[1] - pad) / scale, 0.0),
-                                min((d.box[2] - pad) / scale, float(w)), min((d.box[3] - pad) / scale, float(h))),
-                           keypoints=(d.keypoints - shift) / scale, score=d.score),
-                 Landmarks(points=(m.points - np.array([pad, pad, 0], np.float32)) / np.float32(scale), score=m.score))
-                for d, m in zip(dets, self.mesh(wide, dets), strict=True)]
+        in_image = [Detection(box=(max((d.box[0] - pad) / scale, 0.0), max((d.box[1] - pad) / scale, 0.0),
+                                   min((d.box[2] - pad) / scale, float(w)), min((d.box[3] - pad) / scale, float(h))),
+                              keypoints=(d.keypoints - shift) / scale, score=d.score) for d in found]
+        dets = [d for d in dets if not any(_part_of(d.box, f.box) for f in in_image)]
+        # a filling face the whole-image pass found too stays that pass's: meshed once, there
+        new = [i for i, f in enumerate(in_image) if not any(box_iou(d.box, f.box) >= 0.3 for d in dets)]
+        if not new:
+            return dets, []
+        meshes = self.mesh(wide, [found[i] for i in new])
+        offset = np.array([pad, pad, 0], np.float32)
+        return dets, [(in_image[i], Landmarks(points=(m.points - offset) / np.float32(scale), score=m.score))
+                      for i, m in zip(new, meshes, strict=True)]
 
     def _cut_faces(self, img: np.ndarray, max_faces: int) -> list[Face]:
         """Faces cut off by the image's edge that the detector did not find in it, largest first: a
