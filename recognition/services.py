@@ -367,6 +367,15 @@ MANUAL_REASON_MAX = 200   # characters of the reason (CheckIn.reason)
 MANUAL_CLOCK_SKEW = timedelta(minutes=1)
 
 
+def _refusal(cls: type[CheckInRefused], message: str, state: dict) -> CheckInRefused:
+    """A pickled refusal rebuilt (:meth:`CheckInRefused.__reduce__`): its message and attributes,
+    without its constructor, whose arguments (a person) the message no longer holds."""
+    refusal = cls.__new__(cls)
+    ValueError.__init__(refusal, message)
+    refusal.__dict__.update(state)
+    return refusal
+
+
 class CheckInRefused(ValueError):
     """A check-in by hand that was not recorded. ``field``: the input at fault (``None``: the
     whole request); ``code``: a stable word for the API. The message names ids only."""
@@ -378,6 +387,11 @@ class CheckInRefused(ValueError):
         super().__init__(message)
         if field is not None:
             self.field = field
+
+    def __reduce__(self) -> tuple:
+        # pickle would call the class with the message alone: a refusal built from a person (or
+        # given a field) would fail to unpickle, or lose its field, crossing a process
+        return _refusal, (type(self), str(self), dict(self.__dict__))
 
     @property
     def sentence(self) -> str:

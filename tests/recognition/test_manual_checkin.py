@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 import re
 from contextlib import contextmanager
 from datetime import timedelta
@@ -178,6 +179,13 @@ def test_a_clash_deleted_before_it_is_looked_up_is_tried_again_not_a_500(person,
         record(person, actor=superuser)
     assert tried == [1, 1] and refused.value.code == "try_again" and refused.value.field is None
     assert "record it again" in str(refused.value)
+    # it crosses a process (a worker's result, a parallel test runner) whole: built from a person,
+    # it could not be unpickled; a refusal's field was lost
+    again = pickle.loads(pickle.dumps(refused.value))
+    assert type(again) is services.CheckInContended and str(again) == str(refused.value)
+    assert again.naming(person) == refused.value.naming(person)
+    field = pickle.loads(pickle.dumps(services.CheckInRefused("the reason is empty", field="reason")))
+    assert (field.field, field.code, str(field)) == ("reason", "refused", "the reason is empty")
     # the API: a 409 the same request may pass, not a 400 to correct it
     api = APIClient()
     api.force_login(superuser)
