@@ -31,6 +31,7 @@ from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from audit.services import audit_list_export
@@ -148,6 +149,10 @@ class ApiErrors:
             raise exceptions.NotAcceptable(f"Unknown format {request.query_params.get('format', '')!r}.") from exc
 
 
+# how many unknown query parameters a 400 names (Django lets a request hold up to 1,000)
+UNKNOWN_QUERY_NAMED = 10
+
+
 class ApiMixin(ApiErrors):
     """Authentication, scope/permission checks, rate limits, pagination and error bodies shared by
     every endpoint. ``access`` maps an action (or HTTP method) to ``(token scope, Django perm)``;
@@ -161,6 +166,37 @@ class ApiMixin(ApiErrors):
     parser_classes = [JSONParser, parsers.MultiPartParser, parsers.FormParser]
     access: dict[str, tuple[str, str]] = {}
     memory_only_uploads = False
+    # the serializer of the query parameters an action (or HTTP method) filters by, beside the page's
+    query_filters: dict[str, type] = {}
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        """DRF's checks (authentication, scope, rate), then :meth:`refuse_unknown_query`."""
+        super().initial(request, *args, **kwargs)
+        self.refuse_unknown_query(request)
+
+    def query_parameters(self, request: Request) -> set[str]:
+        """The query parameters this request's endpoint reads: ``format`` (DRF's), a list's ``page``
+        and ``page_size``, and its filters (:attr:`query_filters`)."""
+        action = getattr(self, "action", None) or request.method.lower()
+        known = {api_settings.URL_FORMAT_OVERRIDE}
+        paginator = getattr(self, "paginator", None)
+        if action == "list" and paginator is not None:
+            known |= {paginator.page_query_param, paginator.page_size_query_param}
+        if action in self.query_filters:
+            known |= set(self.query_filters[action]().fields)
+        return known
+
+    def refuse_unknown_query(self, request: Request) -> None:
+        """A 400 ``validation_error`` naming each query parameter the endpoint does not read: a
+        misspelt filter (``date_form=``) was ignored, and the answer held every row instead of the
+        ones asked for (a whole year's check-ins exported as one day's)."""
+        known = self.query_parameters(request)
+        unknown = sorted(name for name in request.query_params if name not in known)
+        if unknown:
+            takes = ", ".join(sorted(known)) if len(known) > 1 else "no query parameters besides format"
+            message = f"Unknown query parameter: this endpoint takes {takes}."
+            # at most a few named, each cut short: the error answers a URL, it does not repeat it
+            raise exceptions.ValidationError({name[:100]: [message] for name in unknown[:UNKNOWN_QUERY_NAMED]})
 
     def initialize_request(self, request: HttpRequest, *args, **kwargs) -> Request:
         """DRF's request; with ``memory_only_uploads``, its upload handlers set before anything reads
@@ -271,6 +307,7 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
 
     serializer_class = s.PersonSerializer
     lookup_value_regex = r"[0-9]{1,18}"
+    query_filters = {"list": s.PersonFilterSerializer}
     access = {
         "list": (SCOPE_READ, "enrollment.view_person"), "retrieve": (SCOPE_READ, "enrollment.view_person"),
         "create": (SCOPE_ENROL, "enrollment.add_person"), "update": (SCOPE_ENROL, "enrollment.change_person"),
@@ -503,6 +540,7 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.CheckInSerializer
     access = {"list": (SCOPE_READ, "recognition.view_checkin"), "csv": (SCOPE_READ, "recognition.view_checkin"),
               "create": (SCOPE_ADMIN, "recognition.add_checkin")}
+    query_filters = {"list": s.CheckInFilterSerializer, "csv": s.CheckInFilterSerializer}
 
     @extend_schema(summary="Record a check-in by hand (scope admin; a staff session: recognition.add_checkin)",
                    request=s.ManualCheckInSerializer,

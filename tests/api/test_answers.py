@@ -64,6 +64,37 @@ def test_a_query_refused_before_the_api_is_a_validation_error_with_its_fields(cl
     many = api.get("/api/v1/people?" + "&".join(f"p{i}=1" for i in range(1100)))
     assert many.status_code == 400 and many.json()["fields"] == {"non_field_errors": ["Too many query parameters."]}
 
+def test_a_misspelt_query_parameter_is_refused_not_ignored(client_for, person):
+    """A filter whose name is misspelt was ignored, so the answer held every row: ``date_form=`` on
+    the check-ins' CSV exported every day's check-ins as one day's. Each endpoint now refuses the
+    query parameters it does not read, naming them and the ones it takes, before it audits a read."""
+    from audit.models import AuditEvent
+
+    api = client_for("token:read")
+    typo = api.get("/api/v1/checkins/csv", {"date_form": "2026-01-01", "person": person.pk})
+    assert typo.status_code == 400 and typo.json()["error"] == "validation_error"
+    assert list(typo.json()["fields"]) == ["date_form"]
+    assert "date_from" in typo.json()["fields"]["date_form"][0]
+    assert "page" not in typo.json()["fields"]["date_form"][0]   # the CSV is not paginated
+    assert api.get("/api/v1/checkins/csv", {"page": 2}).status_code == 400
+    assert not AuditEvent.objects.filter(action="list_export").exists()
+    assert api.get("/api/v1/checkins/csv", {"date_from": "2026-01-01", "format": "csv"}).status_code == 200
+    assert api.get("/api/v1/checkins", {"date_from": "2026-01-01", "page": 1, "page_size": 5}).status_code == 200
+    assert api.get("/api/v1/people", {"serach": "Eileen"}).json()["fields"] == {
+        "serach": ["Unknown query parameter: this endpoint takes active, department, format, page, page_size, "
+                   "search, staff_id."]}
+    assert api.get("/api/v1/people", {"search": "Eileen", "page_size": 2}).json()["count"] == 1
+    # endpoints without filters take none; a detail no page either
+    assert api.get(f"/api/v1/people/{person.pk}", {"search": "x"}).status_code == 400
+    assert api.get("/api/v1/index", {"verbose": "1"}).json()["fields"] == {
+        "verbose": ["Unknown query parameter: this endpoint takes no query parameters besides format."]}
+    assert api.get("/api/v1/kiosks", {"page": 1}).status_code == 200
+    # many named at most ten times, and authentication still answers first
+    many = api.get("/api/v1/kiosks?" + "&".join(f"x{i}=1" for i in range(30)))
+    assert many.status_code == 400 and len(many.json()["fields"]) == 10
+    assert client_for("anonymous").get("/api/v1/people", {"serach": "x"}).status_code == 401
+
+
 def test_identify_and_verify_have_their_own_smaller_bucket(client_for, person, settings):
     settings.MASKNET_API_RECOGNISE_RATE = "2/min"
     api = client_for("token:recognise+read")
