@@ -54,6 +54,8 @@ CAPTURE_PERMISSIONS_POLICY = permissions_policy("camera")
 REACTIVATED = "recognised again once the index is rebuilt (a few seconds)"
 DEACTIVATED = "no longer recognised; the index is being rebuilt"
 MODELS_MISSING = "The face models are not installed on the server (manage.py install_models)."
+# how many files of a batch, not tried after the photo storage was found full, a message names
+UNTRIED_NAMED = 10
 # the change form's uploads, kept on the request by save_related for changeform_view
 _PENDING_UPLOADS = "_enrollment_pending_uploads"
 # Django's "was changed successfully", held back by message_user on a save that changed nothing but
@@ -520,9 +522,13 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         """The change form's uploads: each one stored if it passes, the outcome said in messages
         (after ``held``, Django's success messages, when a photo was stored; else, with ``held``
         given, that the save changed nothing)."""
-        saved, refused, warnings = [], [], []
+        saved, refused, warnings, untried = [], [], [], []
         seen: dict = {}   # the faces of the photos stored so far: the same-picture check's memo
         for upload in files:
+            if refused and refused[-1]["code"] == "storage_full":
+                # the rest would each be checked for a face (up to a second) to fail the same way
+                untried.append(upload.name or "photo.jpg")
+                continue
             data = upload.read(settings.MASKNET_MAX_PHOTO_BYTES + 1)
             pk, refusal, said = self._add_photo(request, person, upload.name, data, source, seen=seen)
             saved += [pk] if pk else []
@@ -539,6 +545,11 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         for r in refused:
             # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
+        if untried:
+            names = ", ".join(f"“{name}”" for name in untried[:UNTRIED_NAMED])
+            more = f" and {len(untried) - UNTRIED_NAMED} more" if len(untried) > UNTRIED_NAMED else ""
+            messages.error(request, f"Not tried, since the storage for photos is full (as said above): {names}{more}. "
+                                    "Add them again once space is freed.")
         if saved and (masked_only := services.photos_masked_only_warning(person=person)):
             warnings.append(masked_only)
         for w in dict.fromkeys(warnings):

@@ -493,7 +493,9 @@ def test_change_form_photos_are_checked_outside_the_forms_transaction(enroller_c
 def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, person, monkeypatch):
     """An empty file refused the whole batch ("The submitted file is empty.", naming none, the edits
     unsaved); a file the storage failed to write (a full disk) was a bare 500 after the photos
-    before it had been saved, and the ones after it were never tried."""
+    before it had been saved, and the ones after it were never tried, nor named. Now the photos
+    before it are kept, it is named, and so are those after it, not tried since the storage is full
+    (``test_storage_full.py``)."""
     from django.core.files.storage import default_storage
 
     from enrollment import recognizer
@@ -518,9 +520,10 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
                                     follow=True)
     assert response.status_code == 200
     text = " ".join(str(m) for m in response.context["messages"])
-    assert "2 photos added" in text and "“empty.jpg”: refused — The file is empty (0 bytes)." in text, text
+    assert "1 photo added" in text and "“empty.jpg”: refused — The file is empty (0 bytes)." in text, text
     assert "“two.png”: refused — The photo could not be stored" in text, text
-    assert FacePhoto.objects.filter(person=person).count() == 2
+    assert "Not tried, since the storage for photos is full (as said above): “three.png”." in text, text
+    assert FacePhoto.objects.filter(person=person).count() == 1 and len(saves) == 2
     person.refresh_from_db()
     assert person.department == "Ground"
 

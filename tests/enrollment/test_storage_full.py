@@ -72,6 +72,28 @@ def test_the_admin_says_a_photo_did_not_fit_the_media_storage(enroller_client, p
     assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
 
 
+@pytest.mark.models
+def test_a_batch_stops_at_a_full_media_storage_and_names_the_photos_not_tried(enroller_client, person, engine,
+                                                                              astronaut_bgr, storage_full):
+    """Each photo of a batch after the first that found the storage full was checked for a face (up
+    to a second each) only to be refused the same way, one message each. The rest are now not tried,
+    and one message names them; once space is freed, a batch is stored again."""
+    freed = storage_full(django_settings.MEDIA_ROOT)
+    names = [f"p{i}.jpg" for i in range(13)]
+    form = {"full_name": person.full_name, "staff_id": person.staff_id, "active": "on",
+            "photos": [SimpleUploadedFile(n, jpeg(astronaut_bgr, 90 - i), "image/jpeg") for i, n in enumerate(names)]}
+    url = reverse("admin:enrollment_person_change", args=[person.pk])
+    text = said(enroller_client.post(url, form, follow=True))
+    assert f"“p0.jpg”: refused — {MEDIA_FULL}" in text and "“p1.jpg”: refused" not in text
+    assert ("Not tried, since the storage for photos is full (as said above): "
+            + ", ".join(f"“{n}”" for n in names[1:11]) + " and 2 more.") in text
+    assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
+    freed()
+    form["photos"] = [SimpleUploadedFile("p0.jpg", jpeg(astronaut_bgr, 90), "image/jpeg")]
+    assert "1 photo added" in said(enroller_client.post(url, form, follow=True))
+    assert FacePhoto.objects.count() == 1
+
+
 def test_a_rebuild_whose_index_does_not_fit_fails_clearly_and_the_previous_version_serves(
         make_photo, storage_full, su_client):
     """The run said "OSError: [Errno 28] No space left on device" under "failed: the previous index
