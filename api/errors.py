@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler, set_rollback
 
-from enrollment.services import StorageFull, storage_full
+from enrollment.services import STORAGE_FULL_MESSAGES, StorageFull, database_full, storage_full
 
 
 class ApiError(exceptions.APIException):
@@ -82,6 +82,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
                            detail=f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
         else:   # too many fields or files, a malformed upload...
             exc = exceptions.ParseError(detail="The request could not be read.")
+    elif database_full(exc):
+        # the database's disk is full: the write was rolled back whole, the request was fine
+        logging.getLogger("django.request").error("API database full: %s %s: %s",
+                                                  getattr(context.get("request"), "method", "?"),
+                                                  getattr(context.get("request"), "path", "?"),
+                                                  (str(exc).strip().splitlines() or [""])[0][:200])
+        exc = ApiError(status_code=status.HTTP_507_INSUFFICIENT_STORAGE, code="storage_full",
+                       detail=STORAGE_FULL_MESSAGES["database"])
     elif storage_full(exc):
         # a write into a full media or index folder (the service removed what it began): the request
         # was fine, the server cannot take it now; said in the log for the operator, who must free space

@@ -20,10 +20,13 @@ microphone and the other powerful features none of them uses; the two pages that
 with :func:`permissions_policy` (the kiosk, the admin's webcam capture page).
 
 An answer to a request from a logged-in session that says nothing about caching is sent
-``private, no-store`` (:class:`PrivateByDefaultMiddleware`).
+``private, no-store`` (:class:`PrivateByDefaultMiddleware`). A write the database refused because
+its disk is full is a 507 page saying so (:class:`DatabaseFullMiddleware`).
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -31,6 +34,9 @@ from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.html import escape
+
+log = logging.getLogger("django.request")
 
 CSP_HEADER = "Content-Security-Policy"
 DEFAULT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -150,3 +156,26 @@ class NulInQueryRefusedMiddleware:
             patch_cache_control(response, private=True, no_store=True)
             return response
         return HttpResponseBadRequest(detail, content_type="text/plain")
+
+
+# the page of a write the database refused for want of disk space (no template: nothing more to go wrong)
+DATABASE_FULL_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Database full</title>"
+                      "<h1>The change was not saved</h1><p>{message}</p><p>Ask the site's administrator.</p></html>")
+
+
+class DatabaseFullMiddleware(MiddlewareMixin):
+    """A page's write that the database refused because its disk is full (an admin save, a check-in
+    recorded by hand: ``enrollment.services.database_full``) is answered 507 Insufficient Storage with
+    a page that says so and that nothing was changed (the write's transaction rolled back), and one
+    line in the log, instead of Django's bare "Server Error (500)" and a traceback. The API says
+    the same as its ``storage_full`` error (``api.errors``)."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from enrollment.services.common import STORAGE_FULL_MESSAGES, database_full
+
+        if not database_full(exception):
+            return None
+        first = (str(exception).strip().splitlines() or [""])[0][:200]   # never the statement's values
+        log.error("database full: %s %s: %s", request.method, request.path, first)
+        return HttpResponse(DATABASE_FULL_PAGE.format(message=escape(STORAGE_FULL_MESSAGES["database"])),
+                            status=507, content_type="text/html; charset=utf-8")

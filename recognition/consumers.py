@@ -71,6 +71,7 @@ from enrollment.models import FacePhoto, IndexVersion, index_cache_clear
 from enrollment.recognizer import engine_loaded, get_engine
 from enrollment.services import (
     StorageFull,
+    database_full,
     index_rebuild_resume,
     index_rebuild_resume_due,
     index_refresh_if_outdated,
@@ -159,8 +160,9 @@ def _log_unavailable(exc: BaseException) -> None:
         # the driver's first line says which (a refused or timed-out connection, a dropped one, a
         # lock or deadlock): never the statement or its values, which a driver puts on later lines
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        log.warning("kiosk socket: the database is unreachable (%s: %s); answering 'unavailable'",
-                    type(exc).__name__, reason)
+        # a full disk is not an outage that ends by itself: the operator must free space
+        what = "the database's disk is full" if database_full(exc) else "the database is unreachable"
+        log.warning("kiosk socket: %s (%s: %s); answering 'unavailable'", what, type(exc).__name__, reason)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -92,6 +92,52 @@ def storage_full(monkeypatch):
     return fill
 
 
+def sqlite_full_error(folder: Path) -> Exception:
+    """A real ``SQLITE_FULL``: a database file in ``folder`` capped at its size, then written past it."""
+    import sqlite3
+
+    db = sqlite3.connect(folder / "full.sqlite3")
+    try:
+        db.execute("create table t (x blob)")
+        db.execute(f"pragma max_page_count = {db.execute('pragma page_count').fetchone()[0]}")
+        db.execute("insert into t values (zeroblob(100000))")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        db.close()
+    raise AssertionError("SQLite wrote past max_page_count")
+
+
+def postgresql_full_error() -> Exception:
+    """PostgreSQL's ``disk_full`` (SQLSTATE 53100) as psycopg raises it."""
+    psycopg = pytest.importorskip("psycopg")
+    return psycopg.errors.DiskFull('could not extend file "base/16384/16397": No space left on device')
+
+
+@pytest.fixture
+def database_full(tmp_path) -> Callable[[str], contextlib.AbstractContextManager]:
+    """``with database_full("enrollment_person"):`` every INSERT into that table fails as on a
+    database whose disk is full: Django's ``OperationalError`` raised from the test database's driver's
+    own error (SQLite's real ``SQLITE_FULL``, PostgreSQL's ``disk_full``), as Django raises it. Filling
+    the disk under the test database itself would fill the machine's."""
+    from django.db import connection
+    from django.db.utils import OperationalError
+
+    @contextlib.contextmanager
+    def full(table: str) -> Iterator[None]:
+        error = sqlite_full_error(tmp_path) if connection.vendor == "sqlite" else postgresql_full_error()
+
+        def refuse(execute, sql, params, many, context):
+            if sql.startswith(f'INSERT INTO "{table}"'):
+                raise OperationalError(*error.args) from error
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(refuse):
+            yield
+
+    return full
+
+
 @pytest.fixture(params=["unknown", "inactive", "not-staff", "unpermitted"])
 def refused_actor(request, db) -> str:
     """A username that ``--actor`` refuses (:mod:`audit.management.actor`), one way each: nobody's,

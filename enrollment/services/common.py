@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sqlite3
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -28,7 +29,14 @@ STORAGE_FULL_MESSAGES = {
              "kept. Free space there (the media folder, DJANGO_MEDIA_ROOT), then add it again.",
     "index": "The server's storage for the recognition index is full: nothing was changed, the previous "
              "index stays active. Free space there (the index folder, MASKNET_INDEX_DIR), then try again.",
+    "database": "The server's database is out of disk space: nothing was changed. Free space on the disk that "
+                "holds the database (PostgreSQL's data folder, or the SQLite file's), then try again.",
 }
+
+# how a database says its disk is full: SQLite's SQLITE_FULL ("database or disk is full"), PostgreSQL's
+# SQLSTATE 53100 disk_full ("could not extend file ...: No space left on device")
+SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
+PG_DISK_FULL = "53100"
 
 
 def storage_full(exc: BaseException | None) -> bool:
@@ -42,6 +50,20 @@ def storage_full(exc: BaseException | None) -> bool:
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or (exc.__context__ if isinstance(exc, OSError) else None)
+    return False
+
+
+def database_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (Django's database error, or its driver's, which Django's is raised from) is a
+    write the database refused because its disk is full (:data:`SQLITE_FULL`, :data:`PG_DISK_FULL`).
+    Kept apart from :func:`storage_full`, whose callers name the folder that is full."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL \
+                or PG_DISK_FULL in (getattr(exc, "sqlstate", None), getattr(exc, "pgcode", None)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
     return False
 
 

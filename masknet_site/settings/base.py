@@ -202,6 +202,8 @@ MIDDLEWARE = [
     "masknet_site.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # a write the database refused for want of disk space: a 507 page saying so, not a bare 500
+    "masknet_site.middleware.DatabaseFullMiddleware",
 ]
 
 ROOT_URLCONF = "masknet_site.urls"

@@ -45,3 +45,18 @@ def test_an_erasure_that_does_not_fit_the_index_storage_answers_507_and_erases_n
     assert Person.objects.filter(pk=person.pk).exists() and FacePhoto.objects.filter(person=person).exists()
     assert IndexVersion.objects.count() == 1 and IndexVersion.objects.get().path == "index-test.npz"
     assert sorted(p.name for p in django_settings.MASKNET_INDEX_DIR.iterdir()) == ["index-test.npz"]
+
+
+def test_a_write_into_a_full_database_answers_507_and_changes_nothing(client_for, person, database_full, caplog):
+    """It answered 500 ``server_error`` ("it was logged. Try again later") with a traceback in the log."""
+    api = client_for("token:read+enrol")
+    with database_full("enrollment_person"), caplog.at_level("ERROR", logger="django.request"):
+        answer = api.post("/api/v1/people", {"full_name": "Ann Bee", "staff_id": "A-1"}, format="json")
+    assert answer.status_code == 507, answer.content
+    assert answer.json() == {"error": "storage_full",
+                             "detail": enrollment.STORAGE_FULL_MESSAGES["database"]}
+    assert list(Person.objects.values_list("staff_id", flat=True)) == [person.staff_id]
+    assert [r.getMessage() for r in caplog.records if not r.exc_info and "API database full: POST /api/v1/people"
+            in r.getMessage()]
+    assert not [r for r in caplog.records if r.exc_info] and "Ann Bee" not in caplog.text
+    assert api.post("/api/v1/people", {"full_name": "Ann Bee", "staff_id": "A-1"}, format="json").status_code == 201

@@ -234,3 +234,43 @@ def test_rebuild_index_wait_into_a_full_index_storage_says_it_once(make_photo, s
         call_command("rebuild_index", "--wait", stdout=open(os.devnull, "w"))   # noqa: SIM115
     said = str(failed.value)
     assert said.startswith(f"rebuild failed: {INDEX_FULL}") and said.count("previous index stays active") == 1
+
+
+def test_a_full_database_is_told_from_a_full_folder_and_from_other_database_errors(tmp_path):
+    """SQLite's ``SQLITE_FULL`` and PostgreSQL's ``disk_full``, as the driver raises them and as
+    Django raises its own error from them; not a locked database, nor a full folder (whose callers
+    name the folder: ``storage_full``)."""
+    import sqlite3
+
+    from django.db.utils import OperationalError
+
+    from tests.conftest import postgresql_full_error, sqlite_full_error
+
+    for driver in (sqlite_full_error(tmp_path), postgresql_full_error()):
+        try:
+            raise OperationalError(*driver.args) from driver
+        except OperationalError as django_error:
+            assert services.database_full(driver) and services.database_full(django_error)
+            assert not services.storage_full(django_error)
+    assert not services.database_full(sqlite3.OperationalError("database is locked"))
+    assert not services.database_full(OperationalError("connection refused"))
+    assert not services.database_full(OSError(errno.ENOSPC, "No space left on device"))
+
+
+def test_an_admin_save_into_a_full_database_says_so_and_changes_nothing(enroller_client, person, database_full,
+                                                                        caplog):
+    """Django's bare "Server Error (500)" with a traceback in the log; now a 507 page saying the
+    database is out of disk space and that nothing was saved, and one line in the log."""
+    form = {"full_name": "Ann Bee", "staff_id": "A-1", "active": "on"}
+    with database_full("enrollment_person"), caplog.at_level("ERROR", logger="django.request"):
+        response = enroller_client.post(reverse("admin:enrollment_person_add"), form)
+    assert response.status_code == 507, response.content[:300]
+    assert "The server&#x27;s database is out of disk space: nothing was changed." in response.content.decode()
+    assert list(Person.objects.values_list("staff_id", flat=True)) == [person.staff_id]
+    logged = [r for r in caplog.records if "database full" in r.getMessage()]
+    assert len(logged) == 1 and not logged[0].exc_info and "POST /admin/enrollment/person/add/" in \
+        logged[0].getMessage()
+    assert "Ann Bee" not in caplog.text   # the statement's values stay out of the log
+    # with room again, the same save goes through
+    assert enroller_client.post(reverse("admin:enrollment_person_add"), form).status_code == 302
+    assert Person.objects.filter(staff_id="A-1").exists()

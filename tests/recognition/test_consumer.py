@@ -1487,6 +1487,16 @@ def test_an_index_made_by_an_earlier_recognizer_version_is_rebuilt_once(engine_s
     assert TrainingRun.objects.count() == 1 and no_background_rebuilds == [asked.pk]
 
 
+def unavailable_logged(monkeypatch) -> list[logging.LogRecord]:
+    """The consumer's log records from now on, its once-a-minute database warning due at once."""
+    monkeypatch.setattr(consumers, "_unavailable_logged_at", -1e9)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    monkeypatch.setattr(consumers.log, "handlers", [*consumers.log.handlers, handler])
+    return records
+
+
 @pytest.mark.reliability
 def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(engine_script, paired, person,
                                                                              monkeypatch):
@@ -1503,11 +1513,7 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
         return real(**kwargs)
 
     monkeypatch.setattr(services, "checkin_record", flaky)
-    monkeypatch.setattr(consumers, "_unavailable_logged_at", -1e9)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    monkeypatch.setattr(consumers.log, "handlers", [*consumers.log.handlers, handler])
+    records = unavailable_logged(monkeypatch)
     p = person.pk
 
     async def scenario():
@@ -1529,6 +1535,36 @@ def test_an_unreachable_database_is_answered_unavailable_and_service_resumes(eng
     said = [r.getMessage() for r in records if "unreachable" in r.getMessage()]
     assert said == ["kiosk socket: the database is unreachable (OperationalError: connection refused); "
                     "answering 'unavailable'"], said
+
+
+def test_a_check_in_into_a_full_database_is_answered_unavailable_and_logged_as_a_full_disk(
+        engine_script, paired, person, monkeypatch, tmp_path):
+    """A full disk under the database was logged as "the database is unreachable", which sends an
+    operator to the network; it is said as a full disk (SQLite's real ``SQLITE_FULL`` here)."""
+    from django.db import OperationalError
+
+    from tests.conftest import sqlite_full_error
+
+    full = sqlite_full_error(tmp_path)
+
+    def refused(**kwargs):
+        raise OperationalError(*full.args) from full
+
+    monkeypatch.setattr(services, "checkin_record", refused)
+    records = unavailable_logged(monkeypatch)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        answers = [await ask(comm, f"face:{person.pk}:0.9:u") for _ in range(3)]
+        await comm.disconnect()
+        return answers
+
+    answers = run(scenario)
+    assert answers[2]["type"] == "error" and answers[2]["code"] == "unavailable"
+    assert not CheckIn.objects.exists()
+    assert [r.getMessage() for r in records if "database" in r.getMessage()] == [
+        "kiosk socket: the database's disk is full (OperationalError: database or disk is full); "
+        "answering 'unavailable'"]
 
 
 def test_a_quality_audit_the_database_could_not_take_is_written_later(engine_script, paired, monkeypatch):
