@@ -105,6 +105,21 @@ def test_celery_refuses_to_start_on_a_broker_of_its_own(program, tmp_path):
 
 
 @pytest.mark.reliability
+def test_manage_py_refuses_to_run_where_the_production_environment_is_not_loaded(tmp_path):
+    """On a node with ``/etc/masknet/env`` (docs/deployment.md), ``manage.py createsuperuser`` run
+    without loading it created the superuser in the development settings' SQLite file, which no site
+    reads, and said nothing; ``migrate`` likewise. It now stops and says how to load it."""
+    env_file = tmp_path / "env"
+    env_file.write_text("DJANGO_SETTINGS_MODULE=masknet_site.settings.prod\n")
+    refused = manage("check", MASKNET_ENV_FILE=str(env_file))
+    assert refused.returncode == 1 and f"{env_file} is not loaded" in refused.stderr, refused.stderr
+    assert f"set -a; . {env_file}; set +a" in refused.stderr
+    assert manage("check", MASKNET_ENV_FILE=str(env_file),
+                  DJANGO_SETTINGS_MODULE="masknet_site.settings.dev").returncode == 0   # on purpose
+    assert manage("check", MASKNET_ENV_FILE=str(tmp_path / "absent")).returncode == 0   # a development machine
+
+
+@pytest.mark.reliability
 def test_the_development_settings_refuse_other_hosts_with_their_public_key():
     """A deployment that forgot DJANGO_SETTINGS_MODULE runs the development settings (the default of
     manage.py, the ASGI and Celery apps): serving a real host name with the public dev key is refused."""
