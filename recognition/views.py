@@ -390,6 +390,24 @@ def _month_end(day: date, today: date) -> date:
     return today if day.replace(day=1) <= today < last else last
 
 
+# a primary key no row has: where it stands in a reversed address, each row's own goes
+_ANY_PK = 987654321987
+
+
+def _person_page() -> tuple[str, str]:
+    """A person's attendance page's address around its id (``before``, ``after``): the day page
+    lists everyone expected, and a ``{% url %}`` for each row was a third of its time at 5,000
+    people (docs/performance.md, "Staff pages and the API at size")."""
+    before, _, after = reverse("attendance-person", args=[_ANY_PK]).partition(str(_ANY_PK))
+    return before, after
+
+
+def _record_query(day: date, site: str) -> str:
+    """What follows a person's id in the day page's "Record check-in" links (the admin's form for
+    that day and site, back to this page afterwards), made once for every row."""
+    return f"&date={day.isoformat()}" + (f"&site={urlencode_filter(site)}" if site else "") + "&return=attendance"
+
+
 @never_cache
 @staff_member_required
 def attendance_day(request: HttpRequest) -> HttpResponse:
@@ -435,6 +453,9 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
     can_record = (request.user.has_perm("recognition.add_checkin")
                   and today - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS) <= day <= today)
     context.update(day=day, site=site, sites=known_sites(), today=today, can_record=can_record,
+                   # each row's links made from these, not reversed again for each row
+                   person_page=_person_page(), record_url=reverse("admin:recognition_checkin_add"),
+                   record_query=_record_query(day, site),
                    # the summary of the day's month: the whole month, or up to today for this one (a later
                    # month's, a day typed in, whole too: up to today would end before it began, refused)
                    month_start=day.replace(day=1),
