@@ -10,13 +10,22 @@ import sys
 PRODUCTION_ENV = "/etc/masknet/env"
 
 
+def _present(path: str) -> bool:
+    """Whether ``path`` exists, or may: its folder is one this user cannot look into (``/etc/masknet``
+    is readable by the service's group only), where ``os.path.exists`` says no."""
+    folder = os.path.dirname(path) or "."
+    return os.path.exists(path) or (os.path.isdir(folder) and not os.access(folder, os.X_OK))
+
+
 def main() -> None:
     """Run administrative tasks."""
     env_file = os.environ.get("MASKNET_ENV_FILE", PRODUCTION_ENV)
-    if "DJANGO_SETTINGS_MODULE" not in os.environ and os.path.exists(env_file):
+    chosen = "DJANGO_SETTINGS_MODULE" in os.environ or any(
+        arg == "--settings" or arg.startswith("--settings=") for arg in sys.argv[1:])
+    if not chosen and _present(env_file):
         sys.exit(f"{env_file} is not loaded: DJANGO_SETTINGS_MODULE is not set, and this command would use the "
                  f"development settings and their SQLite database. Load it first (set -a; . {env_file}; set +a), "
-                 "or set DJANGO_SETTINGS_MODULE=masknet_site.settings.dev to use those on purpose.")
+                 "or set DJANGO_SETTINGS_MODULE (or --settings) to masknet_site.settings.dev to use those on purpose.")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

@@ -540,15 +540,20 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt.")
         elif held is not None:
             # Django's "was changed successfully" above the refusals claimed a change that never was
-            chosen = "the photo chosen was" if len(files) == 1 else f"the {len(files)} photos chosen were all"
-            messages.warning(request, f"Nothing was changed: no photo was added ({chosen} refused, as said below).")
+            if untried:   # after a full storage
+                chosen = f"{len(refused)} refused and {len(untried)} not tried"
+            elif len(files) == 1:
+                chosen = "the photo chosen was refused"
+            else:
+                chosen = f"the {len(files)} photos chosen were all refused"
+            messages.warning(request, f"Nothing was changed: no photo was added ({chosen}, as said below).")
         for r in refused:
             # the name quoted: the admin capitalises each message's first letter ("Noface.jpg")
             messages.error(request, f"“{r['name']}”: refused — {r['message']}")
         if untried:
             names = ", ".join(f"“{name}”" for name in untried[:UNTRIED_NAMED])
             more = f" and {len(untried) - UNTRIED_NAMED} more" if len(untried) > UNTRIED_NAMED else ""
-            messages.error(request, f"Not tried, since the storage for photos is full (as said above): {names}{more}. "
+            messages.error(request, f"Not tried, since the server's storage is full (as said above): {names}{more}. "
                                     "Add them again once space is freed.")
         if saved and (masked_only := services.photos_masked_only_warning(person=person)):
             warnings.append(masked_only)
@@ -572,6 +577,11 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             # as saved, the rest still tried, instead of a bare 500
             # not the upload's file name: often the person's own ("Ann Bee passport.jpg"), which the
             # page names to the uploader; the log, kept and read by others, has the id
+            if services.database_full(exc):   # the photo's row not written, its file removed by photo_add
+                log.error("could not store a photo (%s) of person #%s: the database is out of disk space (%s)",
+                          source, person.pk, (str(exc).strip().splitlines() or [""])[0][:200])
+                return None, {"name": name, "code": "storage_full",
+                              "message": services.STORAGE_FULL_MESSAGES["database"]}, []
             if isinstance(exc, services.StorageFull):   # nothing of it kept; which storage, and what to do
                 # one line: the kernel's error says it all, a traceback for each file of a batch would not
                 log.error("could not store a photo (%s) of person #%s: %s (%s)", source, person.pk, exc,

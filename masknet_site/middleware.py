@@ -160,15 +160,19 @@ class NulInQueryRefusedMiddleware:
 
 # the page of a write the database refused for want of disk space (no template: nothing more to go wrong)
 DATABASE_FULL_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Database full</title>"
-                      "<h1>The change was not saved</h1><p>{message}</p><p>Ask the site's administrator.</p></html>")
+                      "<h1>The change was not saved</h1><p>{message}</p><p>Where several were made at once "
+                      "(an action on several people), those before it stand: see the list. Ask the site's "
+                      "administrator.</p></html>")
 
 
 class DatabaseFullMiddleware(MiddlewareMixin):
-    """A page's write that the database refused because its disk is full (an admin save, a check-in
+    """A view's write that the database refused because its disk is full (an admin save, a check-in
     recorded by hand: ``enrollment.services.database_full``) is answered 507 Insufficient Storage with
-    a page that says so and that nothing was changed (the write's transaction rolled back), and one
-    line in the log, instead of Django's bare "Server Error (500)" and a traceback. The API says
-    the same as its ``storage_full`` error (``api.errors``)."""
+    a page that says so and that this change was not saved (its transaction rolled back; an action on
+    several people has saved those before it, each in its own), and one line in the log, instead of
+    Django's bare "Server Error (500)" and a traceback. The API says the same as its ``storage_full``
+    error (``api.errors``). An error in another middleware (a session saved after the view) is not
+    the view's: Django's 500 as before."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         from enrollment.services.common import STORAGE_FULL_MESSAGES, database_full

@@ -33,6 +33,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "MASKNET_SINGLE_NODE",
                                  "MASKNET_PRIVACY_"))}
+    # whether this machine has a production environment file or not (manage.py refuses to run without it loaded)
+    base["MASKNET_ENV_FILE"] = "/nonexistent/masknet/env"
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**base, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -116,6 +118,7 @@ def test_manage_py_refuses_to_run_where_the_production_environment_is_not_loaded
     assert f"set -a; . {env_file}; set +a" in refused.stderr
     assert manage("check", MASKNET_ENV_FILE=str(env_file),
                   DJANGO_SETTINGS_MODULE="masknet_site.settings.dev").returncode == 0   # on purpose
+    assert manage("check", "--settings=masknet_site.settings.dev", MASKNET_ENV_FILE=str(env_file)).returncode == 0
     assert manage("check", MASKNET_ENV_FILE=str(tmp_path / "absent")).returncode == 0   # a development machine
 
 

@@ -29,8 +29,8 @@ STORAGE_FULL_MESSAGES = {
              "kept. Free space there (the media folder, DJANGO_MEDIA_ROOT), then add it again.",
     "index": "The server's storage for the recognition index is full: nothing was changed, the previous "
              "index stays active. Free space there (the index folder, MASKNET_INDEX_DIR), then try again.",
-    "database": "The server's database is out of disk space: nothing was changed. Free space on the disk that "
-                "holds the database (PostgreSQL's data folder, or the SQLite file's), then try again.",
+    "database": "The server's database is out of disk space: this change was not saved. Free space on the disk "
+                "that holds the database (PostgreSQL's data folder, or the SQLite file's), then try again.",
 }
 
 # how a database says its disk is full: SQLite's SQLITE_FULL ("database or disk is full"), PostgreSQL's
@@ -58,13 +58,20 @@ def database_full(exc: BaseException | None) -> bool:
     write the database refused because its disk is full (:data:`SQLITE_FULL`, :data:`PG_DISK_FULL`).
     Kept apart from :func:`storage_full`, whose callers name the folder that is full."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
+    # database errors only, each raised from the next (Django's from its driver's): any other error,
+    # even one raised while a full disk was being handled, is its own, its traceback kept
+    while _database_error(exc) and id(exc) not in seen:
         if getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL \
                 or PG_DISK_FULL in (getattr(exc, "sqlstate", None), getattr(exc, "pgcode", None)):
             return True
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
     return False
+
+
+def _database_error(exc: BaseException | None) -> bool:
+    """Django's database errors, SQLite's, and PostgreSQL drivers' (which carry an SQLSTATE)."""
+    return isinstance(exc, (DatabaseError, sqlite3.Error)) or hasattr(exc, "sqlstate") or hasattr(exc, "pgcode")
 
 
 class StorageFull(EnrollmentError):

@@ -64,6 +64,7 @@ def test_a_query_refused_before_the_api_is_a_validation_error_with_its_fields(cl
     many = api.get("/api/v1/people?" + "&".join(f"p{i}=1" for i in range(1100)))
     assert many.status_code == 400 and many.json()["fields"] == {"non_field_errors": ["Too many query parameters."]}
 
+
 def test_a_misspelt_query_parameter_is_refused_not_ignored(client_for, person):
     """A filter whose name is misspelt was ignored, so the answer held every row: ``date_form=`` on
     the check-ins' CSV exported every day's check-ins as one day's. Each endpoint now refuses the

@@ -522,7 +522,7 @@ def test_one_bad_file_in_a_batch_is_named_and_the_others_kept(enroller_client, p
     text = " ".join(str(m) for m in response.context["messages"])
     assert "1 photo added" in text and "“empty.jpg”: refused — The file is empty (0 bytes)." in text, text
     assert "“two.png”: refused — The photo could not be stored" in text, text
-    assert "Not tried, since the storage for photos is full (as said above): “three.png”." in text, text
+    assert "Not tried, since the server's storage is full (as said above): “three.png”." in text, text
     assert FacePhoto.objects.filter(person=person).count() == 1 and len(saves) == 2
     person.refresh_from_db()
     assert person.department == "Ground"

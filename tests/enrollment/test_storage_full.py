@@ -85,7 +85,7 @@ def test_a_batch_stops_at_a_full_media_storage_and_names_the_photos_not_tried(en
     url = reverse("admin:enrollment_person_change", args=[person.pk])
     text = said(enroller_client.post(url, form, follow=True))
     assert f"“p0.jpg”: refused — {MEDIA_FULL}" in text and "“p1.jpg”: refused" not in text
-    assert ("Not tried, since the storage for photos is full (as said above): "
+    assert ("Not tried, since the server's storage is full (as said above): "
             + ", ".join(f"“{n}”" for n in names[1:11]) + " and 2 more.") in text
     assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
     freed()
@@ -252,6 +252,10 @@ def test_a_full_database_is_told_from_a_full_folder_and_from_other_database_erro
         except OperationalError as django_error:
             assert services.database_full(driver) and services.database_full(django_error)
             assert not services.storage_full(django_error)
+            try:   # another error raised while handling it is its own (its traceback kept)
+                raise ValueError("a bug in the clean-up")
+            except ValueError as other:
+                assert not services.database_full(other)
     assert not services.database_full(sqlite3.OperationalError("database is locked"))
     assert not services.database_full(OperationalError("connection refused"))
     assert not services.database_full(OSError(errno.ENOSPC, "No space left on device"))
@@ -265,7 +269,7 @@ def test_an_admin_save_into_a_full_database_says_so_and_changes_nothing(enroller
     with database_full("enrollment_person"), caplog.at_level("ERROR", logger="django.request"):
         response = enroller_client.post(reverse("admin:enrollment_person_add"), form)
     assert response.status_code == 507, response.content[:300]
-    assert "The server&#x27;s database is out of disk space: nothing was changed." in response.content.decode()
+    assert "The server&#x27;s database is out of disk space: this change was not saved." in response.content.decode()
     assert list(Person.objects.values_list("staff_id", flat=True)) == [person.staff_id]
     logged = [r for r in caplog.records if "database full" in r.getMessage()]
     assert len(logged) == 1 and not logged[0].exc_info and "POST /admin/enrollment/person/add/" in \
@@ -274,3 +278,23 @@ def test_an_admin_save_into_a_full_database_says_so_and_changes_nothing(enroller
     # with room again, the same save goes through
     assert enroller_client.post(reverse("admin:enrollment_person_add"), form).status_code == 302
     assert Person.objects.filter(staff_id="A-1").exists()
+
+
+@pytest.mark.models
+def test_a_photo_batch_into_a_full_database_is_refused_as_a_full_storage_and_stops(
+        enroller_client, person, engine, astronaut_bgr, database_full, caplog):
+    """Each photo was refused as "not stored" with a traceback in the log, and the rest were still
+    checked for a face; now the first says the database is out of disk space, in one log line, and
+    the rest are not tried. Its file is removed with its row never written."""
+    form = {"full_name": person.full_name, "staff_id": person.staff_id, "department": person.department,
+            "active": "on",
+            "photos": [SimpleUploadedFile(f"p{i}.jpg", jpeg(astronaut_bgr, 90 - i), "image/jpeg") for i in range(3)]}
+    with database_full("enrollment_facephoto"), caplog.at_level("ERROR", logger="enrollment.admin"):
+        text = said(enroller_client.post(reverse("admin:enrollment_person_change", args=[person.pk]), form,
+                                         follow=True))
+    assert f"“p0.jpg”: refused — {services.STORAGE_FULL_MESSAGES['database']}" in text, text
+    assert "Not tried, since the server's storage is full (as said above): “p1.jpg”, “p2.jpg”." in text
+    assert "(1 refused and 2 not tried, as said below)" in text
+    assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
+    assert len(caplog.records) == 1 and not caplog.records[0].exc_info
+    assert "out of disk space" in caplog.records[0].getMessage()
