@@ -1,14 +1,18 @@
 """System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``),
-the kiosk's notice line, and, for a production site, its privacy contact, data controller and legal
-basis (``check --deploy``)."""
+the kiosk's notice line, ``MASKNET_*`` environment variables MaskNet does not read (a misspelling),
+and, for a production site, its privacy contact, data controller and legal basis (``check --deploy``)."""
 
 from __future__ import annotations
+
+import os
 
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
+
+from masknet_site.env_names import unknown_names
 
 from .kiosk_text import languages
 from .privacy import NO_CONTACT, notice_wording
@@ -109,3 +113,15 @@ def kiosk_notice_length(app_configs=None, **kwargs) -> list[checks.CheckMessage]
         f"{NOTICE_MAX_CHARS} (three lines on a phone); a longer one runs down over the camera's picture",
         hint="shorten it and put the rest on the privacy page ({url} is its address)",
         id="masknet.W004")]
+
+
+@checks.register("masknet")
+def unknown_environment(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W006`` for each ``MASKNET_*`` environment variable that MaskNet does not read
+    (:func:`masknet_site.env_names.unknown_names`): a misspelt one (``MASKNET_GALERY_ADAPT=1``) was
+    ignored without a word, and the site ran with that setting's default."""
+    return [checks.Warning(f"{name} is set, but MaskNet reads no variable of that name: it has no effect",
+                           hint=f"did you mean {close}?" if close else
+                           "README.md's configuration table lists the variables MaskNet reads",
+                           id="masknet.W006")
+            for name, close in unknown_names(os.environ)]

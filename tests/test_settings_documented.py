@@ -186,3 +186,33 @@ def test_no_documents_table_row_is_broken_across_lines():
         broken = [b[:60] for a, b in zip(lines, lines[1:], strict=False)
                   if a.startswith("|") and b.strip() and not b.startswith("|")]
         assert not broken, f"{doc.name}: {broken}"
+
+
+def test_no_variable_documented_or_read_is_taken_for_a_misspelling():
+    """``manage.py check`` warns (``masknet.W006``) of a ``MASKNET_*`` variable MaskNet does not read:
+    none it documents, and none the settings read, may be taken for one; a misspelt one is, with the
+    name it is closest to."""
+    from masknet_site.env_names import unknown_names
+
+    documented = set(readme_table()) | set(re.findall(r"`(MASKNET_[A-Z0-9_]+)`", plumbing_paragraph()))
+    assert unknown_names(documented | set(settings_reads())) == []
+    assert unknown_names(["MASKNET_GALERY_ADAPT", "MASKNET_NO_SUCH_THING", "MASKNET_TEST_ANYTHING", "PATH"]) == [
+        ("MASKNET_GALERY_ADAPT", "MASKNET_GALLERY_ADAPT"), ("MASKNET_NO_SUCH_THING", None)]
+
+
+def test_manage_py_check_names_a_misspelt_variable(monkeypatch):
+    """The warning as ``manage.py check`` prints it: the name set, and the one meant."""
+    from django.core import checks
+
+    from recognition.checks import unknown_environment
+
+    def about_it() -> list[checks.CheckMessage]:   # whatever else this machine's environment holds
+        return [w for w in unknown_environment() if w.msg.startswith("MASKNET_GALERY_ADAPT ")]
+
+    monkeypatch.setenv("MASKNET_GALERY_ADAPT", "1")
+    (warning,) = about_it()
+    assert isinstance(warning, checks.Warning) and warning.id == "masknet.W006"
+    assert warning.msg == "MASKNET_GALERY_ADAPT is set, but MaskNet reads no variable of that name: it has no effect"
+    assert warning.hint == "did you mean MASKNET_GALLERY_ADAPT?"
+    monkeypatch.delenv("MASKNET_GALERY_ADAPT")
+    assert about_it() == []
