@@ -16,6 +16,7 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler, set_rollback
 
 from enrollment.services import STORAGE_FULL_MESSAGES, StorageFull, database_full, storage_full
+from masknet_site.logfilters import error_first_line
 
 
 class ApiError(exceptions.APIException):
@@ -87,7 +88,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         logging.getLogger("django.request").error("API database full: %s %s: %s",
                                                   getattr(context.get("request"), "method", "?"),
                                                   getattr(context.get("request"), "path", "?"),
-                                                  (str(exc).strip().splitlines() or [""])[0][:200])
+                                                  error_first_line(exc))
         exc = ApiError(status_code=status.HTTP_507_INSUFFICIENT_STORAGE, code="storage_full",
                        detail=STORAGE_FULL_MESSAGES["database"])
     elif storage_full(exc):

@@ -26,6 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from masknet_site.admin_csv import SearchNormalised
+from masknet_site.logfilters import error_first_line
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy
 from recognition.engine.errors import ModelsMissing
 
@@ -579,7 +580,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             # page names to the uploader; the log, kept and read by others, has the id
             if services.database_full(exc):   # the photo's row not written, its file removed by photo_add
                 log.error("could not store a photo (%s) of person #%s: the database is out of disk space (%s)",
-                          source, person.pk, (str(exc).strip().splitlines() or [""])[0][:200])
+                          source, person.pk, error_first_line(exc))
                 return None, {"name": name, "code": "storage_full",
                               "message": services.STORAGE_FULL_MESSAGES["database"]}, []
             if isinstance(exc, services.StorageFull):   # nothing of it kept; which storage, and what to do

@@ -36,6 +36,8 @@ from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from masknet_site.logfilters import error_first_line
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -148,7 +150,7 @@ class RedisChannelLayer(BaseRedisChannelLayer):
         now = time.monotonic()
         if now - RedisChannelLayer._outage_logged_at >= OUTAGE_LOG_EVERY_S:
             RedisChannelLayer._outage_logged_at = now
-            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            reason = error_first_line(exc)
             log.warning("channel layer: Redis cannot be reached (%s: %s); sockets stay open and wait for it "
                         "(retrying every %.1f-%.0f s)", type(exc).__name__, reason, delay, RECEIVE_RETRY_MAX_S)
 

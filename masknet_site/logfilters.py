@@ -10,6 +10,13 @@ from collections.abc import Mapping
 _PAIRING_CODE = re.compile(r"(/kiosk/pair/)[^/\s\"'?#]+")
 
 
+def error_first_line(exc: BaseException, limit: int = 200) -> str:
+    """``exc``'s message as a log line may carry it: its first line, at most ``limit`` characters. A
+    database driver says which error it was there (a refused connection, a full disk, a lock), and
+    puts the statement and its values, personal data among them, on the lines after."""
+    return (str(exc).strip().splitlines() or [""])[0][:limit]
+
+
 class SecretsFilter(logging.Filter):
     """Masks a pairing link's code in every record: Django logs the path of a refused or failed
     request ("Forbidden (CSRF cookie not set.): /kiosk/pair/<code>/"), and the development server

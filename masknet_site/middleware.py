@@ -36,6 +36,8 @@ from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.html import escape
 
+from masknet_site.logfilters import error_first_line
+
 log = logging.getLogger("django.request")
 
 CSP_HEADER = "Content-Security-Policy"
@@ -179,7 +181,7 @@ class DatabaseFullMiddleware(MiddlewareMixin):
 
         if not database_full(exception):
             return None
-        first = (str(exception).strip().splitlines() or [""])[0][:200]   # never the statement's values
+        first = error_first_line(exception)   # never the statement's values
         log.error("database full: %s %s: %s", request.method, request.path, first)
         return HttpResponse(DATABASE_FULL_PAGE.format(message=escape(STORAGE_FULL_MESSAGES["database"])),
                             status=507, content_type="text/html; charset=utf-8")

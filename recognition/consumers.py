@@ -78,6 +78,7 @@ from enrollment.services import (
     photo_add_from_checkin,
 )
 from masknet_site.channel_layer import outage_epoch
+from masknet_site.logfilters import error_first_line
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.detect import box_area, box_overlap
@@ -159,7 +160,7 @@ def _log_unavailable(exc: BaseException) -> None:
         _unavailable_logged_at = now
         # the driver's first line says which (a refused or timed-out connection, a dropped one, a
         # lock or deadlock): never the statement or its values, which a driver puts on later lines
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        reason = error_first_line(exc)
         # a full disk is not an outage that ends by itself: the operator must free space
         what = "the database's disk is full" if database_full(exc) else "the database is unreachable"
         log.warning("kiosk socket: %s (%s: %s); answering 'unavailable'", what, type(exc).__name__, reason)
@@ -423,7 +424,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             self._checked_at = min(self._checked_at, time.monotonic() - self._recheck_s + GROUP_RETRY_S)
             if self._in_groups:
                 self._in_groups = False
-                reason = (str(exc).strip().splitlines() or [""])[0][:200]
+                reason = error_first_line(exc)
                 log.warning("kiosk #%s: cannot join its channel groups (%s: %s); the socket goes on without "
                             "them and tries again every %.0f s", self.kiosk.pk, type(exc).__name__, reason,
                             GROUP_RETRY_S)
