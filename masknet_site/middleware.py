@@ -34,7 +34,6 @@ from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
-from django.utils.html import escape
 
 from masknet_site.logfilters import error_first_line
 
@@ -160,13 +159,6 @@ class NulInQueryRefusedMiddleware:
         return HttpResponseBadRequest(detail, content_type="text/plain")
 
 
-# the page of a write the database refused for want of disk space (no template: nothing more to go wrong)
-DATABASE_FULL_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Database full</title>"
-                      "<h1>The change was not saved</h1><p>{message}</p><p>Where several were made at once "
-                      "(an action on several people), those before it stand: see the list. Ask the site's "
-                      "administrator.</p></html>")
-
-
 class DatabaseFullMiddleware(MiddlewareMixin):
     """A view's write that the database refused because its disk is full (an admin save, a check-in
     recorded by hand: ``enrollment.services.database_full``) is answered 507 Insufficient Storage with
@@ -174,14 +166,14 @@ class DatabaseFullMiddleware(MiddlewareMixin):
     several people has saved those before it, each in its own), and one line in the log, instead of
     Django's bare "Server Error (500)" and a traceback. The API says the same as its ``storage_full``
     error (``api.errors``). An error in another middleware (a session saved after the view) is not
-    the view's: Django's 500 as before."""
+    the view's: ``handler500`` (:func:`masknet_site.errors.server_error`) answers it with the same page."""
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        from enrollment.services.common import STORAGE_FULL_MESSAGES, database_full
+        from enrollment.services.common import database_full
+        from masknet_site.errors import database_full_page
 
         if not database_full(exception):
             return None
         first = error_first_line(exception)   # never the statement's values
         log.error("database full: %s %s: %s", request.method, request.path, first)
-        return HttpResponse(DATABASE_FULL_PAGE.format(message=escape(STORAGE_FULL_MESSAGES["database"])),
-                            status=507, content_type="text/html; charset=utf-8")
+        return database_full_page()

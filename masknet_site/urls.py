@@ -23,3 +23,8 @@ urlpatterns = [
     # staff land on today's attendance (which asks them to log in first), Enrollers on the admin
     path("", recognition_views.home, name="home"),
 ]
+
+# an error no view answered: the 507 page where the database's disk is full (a session saved after
+# the view), else templates/400.html and 500.html
+handler400 = "masknet_site.errors.bad_request"
+handler500 = "masknet_site.errors.server_error"

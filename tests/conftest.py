@@ -117,18 +117,19 @@ def postgresql_full_error() -> Exception:
 @pytest.fixture
 def database_full(tmp_path) -> Callable[[str], contextlib.AbstractContextManager]:
     """``with database_full("enrollment_person"):`` every INSERT into that table fails as on a
-    database whose disk is full: Django's ``OperationalError`` raised from the test database's driver's
-    own error (SQLite's real ``SQLITE_FULL``, PostgreSQL's ``disk_full``), as Django raises it. Filling
-    the disk under the test database itself would fill the machine's."""
+    database whose disk is full (``database_full("django_session", "UPDATE")``: every UPDATE of it):
+    Django's ``OperationalError`` raised from the test database's driver's own error (SQLite's real
+    ``SQLITE_FULL``, PostgreSQL's ``disk_full``), as Django raises it. Filling the disk under the test
+    database itself would fill the machine's."""
     from django.db import connection
     from django.db.utils import OperationalError
 
     @contextlib.contextmanager
-    def full(table: str) -> Iterator[None]:
+    def full(table: str, statement: str = "INSERT INTO") -> Iterator[None]:
         error = sqlite_full_error(tmp_path) if connection.vendor == "sqlite" else postgresql_full_error()
 
         def refuse(execute, sql, params, many, context):
-            if sql.startswith(f'INSERT INTO "{table}"'):
+            if sql.startswith(f'{statement} "{table}"'):
                 raise OperationalError(*error.args) from error
             return execute(sql, params, many, context)
 

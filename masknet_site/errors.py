@@ -1,0 +1,67 @@
+"""The site's answers to an error no view answered: Django's ``handler400`` and ``handler500``.
+
+A write the database refused for want of disk space that was not a view's own gets the same 507
+page as a view's (:class:`masknet_site.middleware.DatabaseFullMiddleware`): a new session saved
+after the view (an INSERT, whose error reaches :func:`server_error`), and an existing one (the
+session saved after a login: Django turns its refused UPDATE into ``SessionInterrupted``, a 400
+that says the session was deleted meanwhile, which reaches :func:`bad_request`). Anything else gets
+the site's own page (``templates/400.html``, ``500.html``: they need no database and no request).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import escape
+from django.views import defaults
+
+from masknet_site.logfilters import error_first_line
+
+log = logging.getLogger("django.request")
+
+# the page of a write the database refused for want of disk space (no template: nothing more to go wrong)
+DATABASE_FULL_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Database full</title>"
+                      "<h1>The change was not saved</h1><p>{message}</p><p>Where several were made at once "
+                      "(an action on several people), those before it stand: see the list. Ask the site's "
+                      "administrator.</p></html>")
+
+
+def database_full_page() -> HttpResponse:
+    """The 507 page of a write the database refused because its disk is full (no template: nothing
+    more to go wrong)."""
+    from enrollment.services.common import STORAGE_FULL_MESSAGES
+
+    return HttpResponse(DATABASE_FULL_PAGE.format(message=escape(STORAGE_FULL_MESSAGES["database"])),
+                        status=507, content_type="text/html; charset=utf-8")
+
+
+def server_error(request: HttpRequest, template_name: str = defaults.ERROR_500_TEMPLATE_NAME) -> HttpResponse:
+    """``handler500``: the 507 page where the error is the database's full disk, else Django's own
+    500 view (which renders ``templates/500.html`` without a context). Django logs either answer
+    with its traceback ("Insufficient Storage: /admin/login/")."""
+    from enrollment.services.common import database_full
+
+    error = sys.exc_info()[1]
+    if error is not None and database_full(error):
+        return database_full_page()
+    return defaults.server_error(request, template_name)
+
+
+def bad_request(request: HttpRequest, exception: Exception,
+                template_name: str = defaults.ERROR_400_TEMPLATE_NAME) -> HttpResponse:
+    """``handler400``: the 507 page where the session middleware could not save a session for want of
+    disk space (Django says ``SessionInterrupted``, from its ``UpdateError``, from the database's
+    error), with one line in the log that says so; else Django's own 400 view."""
+    from enrollment.services.common import database_full
+
+    if isinstance(exception, SessionInterrupted):
+        update_error = exception.__context__
+        database_error = update_error.__context__ if update_error is not None else None
+        if database_error is not None and database_full(database_error):
+            log.error("database full: %s %s: the session was not saved: %s", request.method, request.path,
+                      error_first_line(database_error))
+            return database_full_page()
+    return defaults.bad_request(request, exception, template_name)
