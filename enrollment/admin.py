@@ -931,7 +931,10 @@ def _index_status_context(request: HttpRequest) -> dict:
     # made with other models or another template scheme (an upgrade): kiosks and the API keep using it
     # until the rebuild they ask for (or one started here) is done, so the admin says so
     outdated = current is not None and current.outdated
-    return {"index_current": current, "index_outdated": outdated,
+    # a disk nearly full, said before it refuses photos and rebuilds (MASKNET_STORAGE_LOW_MB)
+    low = [f"{services.STORAGE_NAMES[name]} has {services.amount(free, 'bytes')} free"
+           for name, free in sorted(services.storage_low().items())]
+    return {"index_current": current, "index_outdated": outdated, "storage_low": low,
             "training_latest": run_payload(latest) if latest else None, "can_watch_runs": may_see_runs,
             "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
 

@@ -39,6 +39,7 @@ from audit.services import audit_list_export
 from enrollment import recognizer
 from enrollment.models import Person, inactive_periods_described
 from enrollment.recognizer import engine_loaded
+from enrollment.services import storage_low
 from masknet_site.csv_export import cross_site_refusal, csv_response
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy, with_sockets
 from recognition.engine.install import installed_manifest, models_ready
@@ -130,7 +131,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     secrets, no biometric data. Answers are reused for :data:`HEALTH_TTL_S`. Beside them, for monitoring
     (not readiness: ``ok`` ignores it), whether the retention purge is overdue
     (:func:`.services.retention_purge_status`; ``null`` while the database is away). Not when it
-    last ran: anyone can call this, and the audit log says it to those who may read it.
+    last ran: anyone can call this, and the audit log says it to those who may read it. And which of
+    the node's storages (``media``, ``index``, a SQLite ``database``) have less free space than
+    ``MASKNET_STORAGE_LOW_MB`` (``storage_low``, a list, empty when none): names only, not how much.
 
     ``models`` says the models are installed, not loaded: a node answers 200 while it loads them (a
     few seconds after its start, ``MASKNET_PRELOAD_MODELS``; with it off, until its first kiosk or
@@ -153,7 +156,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         _health = (now, {"ok": all(checks.values()), **checks,
                          "models_version": manifest["version"] if manifest else None,
                          "descriptor": settings.MASKNET_DESCRIPTOR,
-                         "retention_purge_overdue": purge})
+                         "retention_purge_overdue": purge,
+                         "storage_low": sorted(storage_low())})
     body = {**_health[1], "models_loaded": engine_loaded()}
     warm = request.GET.get("warm") == "1"
     if warm and body["models"] and not body["models_loaded"]:

@@ -21,7 +21,19 @@ package, whose names are copies bound on import. The admin, API, tasks and comma
 re-exported.
 """
 
-from .common import STORAGE_FULL_MESSAGES, EnrollmentError, StorageFull, amount, counted, database_full, storage_full
+from .common import (
+    STORAGE_FULL_MESSAGES,
+    STORAGE_NAMES,
+    EnrollmentError,
+    StorageFull,
+    amount,
+    counted,
+    database_full,
+    storage_free,
+    storage_full,
+    storage_low,
+    storage_paths,
+)
 from .export import AUDIT_EXPORT_HEADER, EXPORT_README, ExportTooLarge, person_export
 from .index import (
     BUSY_RETRY_S,
@@ -87,7 +99,7 @@ __all__ = [
     "ADAPTED_PURGE_BATCH", "AUDIT_EXPORT_HEADER", "BUSY_RETRY_S", "EMBED_ERRORS", "EXPORT_README",
     "INDEX_WRITERS_LOCK", "MAX_ATTEMPTS", "ORPHAN_AGE_S", "ORPHAN_SWEEP_FLOOR", "OUTDATED_ASKS",
     "OUTDATED_ASK_AGAIN_S", "OUTDATED_REASON", "PHOTO_FILE_LOCK", "PHOTO_MAX_ATTEMPTS", "REFUSALS",
-    "RESUME_AFTER_S", "STORAGE_FULL_MESSAGES", "EnrollmentError", "ExportTooLarge", "PhotoInspection",
+    "RESUME_AFTER_S", "STORAGE_FULL_MESSAGES", "STORAGE_NAMES", "EnrollmentError", "ExportTooLarge", "PhotoInspection",
     "PhotoRefused", "Reapplied", "RebuildBusy", "RunTakenOver", "StaffIdErased", "StorageFull",
     "adapted_photo_expiry", "adapted_photos_purge", "amount",
     "counted", "database_full", "erased_staff_id_lift", "index_files_sweep", "index_rebuild", "index_rebuild_abandon",
@@ -97,5 +109,6 @@ __all__ = [
     "person_gallery_adaptation_stop", "person_lock", "person_update", "photo_add", "photo_add_from_checkin",
     "photo_choose", "photo_files_sweep", "photo_inspect", "photo_lookalike", "photo_lookalike_shown",
     "photo_lookalike_warning", "photo_remove", "photo_repeat_warning", "photo_repeats", "photo_too_large",
-    "photos_embed_again", "photos_masked_only_warning", "stale_after", "storage_full",
+    "photos_embed_again", "photos_masked_only_warning", "stale_after", "storage_free", "storage_full",
+    "storage_low", "storage_paths",
 ]

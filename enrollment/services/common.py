@@ -7,6 +7,7 @@ import errno
 import os
 import re
 import sqlite3
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -37,6 +38,49 @@ STORAGE_FULL_MESSAGES = {
 # SQLSTATE 53100 disk_full ("could not extend file ...: No space left on device")
 SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
 PG_DISK_FULL = "53100"
+
+
+# the storages :func:`storage_low` watches, as the admin names them
+STORAGE_NAMES = {"media": "the photo storage (DJANGO_MEDIA_ROOT)", "index": "the index storage (MASKNET_INDEX_DIR)",
+                 "database": "the SQLite database's disk"}
+
+
+def storage_paths(database: dict | None = None) -> dict[str, Path]:
+    """The folders this node writes biometric data and its database into, by :data:`STORAGE_NAMES`'
+    names: the media and index folders, and the SQLite file's folder (a PostgreSQL server's disk is
+    not this node's to see). ``database``: a ``DATABASES`` entry, the default one's if not given."""
+    paths = {"media": Path(settings.MEDIA_ROOT), "index": Path(settings.MASKNET_INDEX_DIR)}
+    database = database or settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and str(database.get("NAME") or ":memory:") != ":memory:":
+        paths["database"] = Path(database["NAME"]).parent
+    return paths
+
+
+def storage_free() -> dict[str, int | None]:
+    """The free bytes of each of :func:`storage_paths`' filesystems that this node's user may fill
+    (``statvfs``'s ``f_bavail``), read at the nearest folder that exists (a fresh site's media folder
+    is made with its first photo); ``None`` where it cannot be read."""
+    free: dict[str, int | None] = {}
+    for name, path in storage_paths().items():
+        path = path.resolve()
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            stat = os.statvfs(path)
+        except OSError:
+            free[name] = None
+            continue
+        free[name] = stat.f_bavail * stat.f_frsize
+    return free
+
+
+def storage_low() -> dict[str, int]:
+    """The storages whose free space is under ``MASKNET_STORAGE_LOW_MB`` (0: none is watched), with
+    their free bytes: a warning before a full disk refuses photos, rebuilds and check-ins."""
+    limit = settings.MASKNET_STORAGE_LOW_MB * 2**20
+    if limit <= 0:
+        return {}
+    return {name: free for name, free in storage_free().items() if free is not None and free < limit}
 
 
 def storage_full(exc: BaseException | None) -> bool:

@@ -259,6 +259,9 @@ MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"  # never routed: photos are served by enrollment.views after a permission check
 # Gallery index versions (templates of every enrolled person): outside MEDIA_ROOT and static, never served.
 MASKNET_INDEX_DIR = Path(env("MASKNET_INDEX_DIR", str(BASE_DIR / "var" / "index")))
+# Free space under which the media, index and SQLite folders count as low: /healthz's storage_low and
+# a warning on the admin's people and rebuild pages (0 = not watched). A full disk refuses photos and rebuilds.
+MASKNET_STORAGE_LOW_MB = env_int("MASKNET_STORAGE_LOW_MB", 1024, minimum=0)
 # Stored files (photos, and their folders faces/<person id>/) readable by the services' user only,
 # as the index files are (Django's default is 0644, and folders follow the umask: 0755).
 FILE_UPLOAD_PERMISSIONS = 0o600

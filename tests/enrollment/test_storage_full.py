@@ -298,3 +298,50 @@ def test_a_photo_batch_into_a_full_database_is_refused_as_a_full_storage_and_sto
     assert not FacePhoto.objects.exists() and files_under(django_settings.MEDIA_ROOT) == set()
     assert len(caplog.records) == 1 and not caplog.records[0].exc_info
     assert "out of disk space" in caplog.records[0].getMessage()
+
+
+def _free_mb(path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize // 2**20
+
+
+def test_storages_with_less_free_space_than_the_setting_are_low(settings, tmp_path):
+    """``storage_low`` names the media, index and SQLite folders whose disk has less free space than
+    ``MASKNET_STORAGE_LOW_MB``, read at the nearest folder that exists; 0 watches none."""
+    settings.MEDIA_ROOT = tmp_path / "not" / "made" / "yet"   # a fresh site's: its parent's disk
+    settings.MASKNET_INDEX_DIR = tmp_path
+    free = services.storage_free()
+    assert set(free) <= {"media", "index", "database"} and {"media", "index"} <= set(free)
+    assert abs(free["media"] // 2**20 - _free_mb(tmp_path)) <= 64   # the same disk, read twice
+    settings.MASKNET_STORAGE_LOW_MB = _free_mb(tmp_path) + 1024   # more than this disk has free
+    low = services.storage_low()
+    assert {"media", "index"} <= set(low) and low["media"] < settings.MASKNET_STORAGE_LOW_MB * 2**20
+    settings.MASKNET_STORAGE_LOW_MB = 1   # far less than it has
+    assert "media" not in services.storage_low() and "index" not in services.storage_low()
+    settings.MASKNET_STORAGE_LOW_MB = 0
+    assert services.storage_low() == {}
+    # a SQLite database's folder is watched; an in-memory one, or PostgreSQL's server, is not
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": tmp_path / "db.sqlite3"}
+    assert services.storage_paths(sqlite)["database"] == tmp_path
+    for other in ({**sqlite, "NAME": ":memory:"}, {"ENGINE": "django.db.backends.postgresql", "NAME": "masknet"}):
+        assert "database" not in services.storage_paths(other)
+
+
+def test_a_low_disk_is_said_on_healthz_and_in_the_admin(client, enroller_client, settings, tmp_path, monkeypatch):
+    """A disk nearly full was seen only when it refused a photo or a rebuild; ``/healthz`` (for
+    monitoring, not readiness) and the admin's status line now say so before."""
+    from recognition import views
+
+    monkeypatch.setattr(views, "HEALTH_TTL_S", 0.0)
+    settings.MEDIA_ROOT = settings.MASKNET_INDEX_DIR = tmp_path
+    settings.MASKNET_STORAGE_LOW_MB = 1
+    fine = client.get("/healthz").json()
+    assert fine["storage_low"] == []
+    page = enroller_client.get(reverse("admin:enrollment_person_changelist")).content.decode()
+    assert "Disk space is low" not in page
+    settings.MASKNET_STORAGE_LOW_MB = _free_mb(tmp_path) + 1024
+    answer = client.get("/healthz").json()
+    assert {"index", "media"} <= set(answer["storage_low"]) and answer["ok"] == fine["ok"]   # not readiness
+    page = enroller_client.get(reverse("admin:enrollment_person_changelist")).content.decode()
+    assert "Disk space is low: " in page and "the photo storage (DJANGO_MEDIA_ROOT) has " in page
+    assert "the index storage (MASKNET_INDEX_DIR) has " in page
