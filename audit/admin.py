@@ -152,7 +152,7 @@ class AuditedUserAdmin(SearchNormalised, UserAdmin):
     def user_change_password(self, request, id, form_url=""):
         """Django's page where an administrator sets another user's password; a password set
         there is audited (who, for whom; never the password), in the transaction that sets it."""
-        if not str(id).isdigit():   # no user's id: Django's own answer
+        if not (str(id).isascii() and str(id).isdigit()):   # no user's id ("²" is no int): Django's own answer
             return super().user_change_password(request, id, form_url)
         with transaction.atomic():
             stored = User.objects.select_for_update().filter(pk=id).values_list("password", flat=True).first()

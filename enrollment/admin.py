@@ -185,7 +185,7 @@ class _PhotosToRemove(forms.ModelMultipleChoiceField):
 
     def clean(self, value):
         if value and not isinstance(value, str):
-            ids = [v for v in value if str(v).isdigit()]
+            ids = [v for v in value if str(v).isascii() and str(v).isdigit()]
             still = {str(pk) for pk in self.queryset.filter(pk__in=ids).values_list("pk", flat=True)}
             value = [v for v in value if str(v) in still]
         return super().clean(value)

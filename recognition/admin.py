@@ -214,14 +214,14 @@ class PersonShownFilter(admin.SimpleListFilter):
         if not value:
             return []
         name = Person.objects.filter(pk=value).values_list("full_name", flat=True).first() if str(
-            value).isdigit() else None
+            value).isascii() and str(value).isdigit() else None
         return [(str(value), name or f"#{value}")]
 
     def queryset(self, request: HttpRequest, queryset):
         value = self.value()
         if not value:
             return queryset
-        if not str(value).isdigit():
+        if not (str(value).isascii() and str(value).isdigit()):   # "²" is a digit to isdigit(), not to int()
             raise IncorrectLookupParameters(f"person {value!r} is not an id")
         return queryset.filter(person_id=int(value))
 
@@ -404,7 +404,7 @@ class ManualCheckInForm(forms.Form):
         sites = known_sites()
         site = query.get("site", "")
         initial = {"site": site if site in sites else default_site(sites), "at": now}
-        if str(query.get("person", "")).isdigit():
+        if str(query.get("person", "")).isascii() and str(query.get("person", "")).isdigit():
             initial["person"] = int(query["person"])
         day = _iso_day(query.get("date", ""))
         earliest = now.date() - timedelta(days=services.MANUAL_CHECKIN_MAX_DAYS)

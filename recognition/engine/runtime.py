@@ -34,7 +34,7 @@ def _env_threads(name: str, default: int) -> int:
     """A thread count from the environment; a value that is not a whole number >= 0 is refused
     with the variable's name (int()'s own message named neither)."""
     value = os.environ.get(name, "").strip() or str(default)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError(f"{name}={value!r}: a whole number of threads is expected (0 or more)")
     return int(value)
 

@@ -1,0 +1,41 @@
+"""An id in an admin address or form that is made of digits to ``str.isdigit()`` but not to ``int()``
+("²", U+00B2, or any other superscript or circled digit): each answered 500 with Django's
+``ValueError`` where a letter got the page's own answer."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from enrollment import services as enrollment
+
+pytestmark = pytest.mark.django_db
+
+SUPERSCRIPT_TWO = "\u00b2"
+
+
+@pytest.fixture
+def su_client(client):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+@pytest.mark.parametrize("odd", [SUPERSCRIPT_TWO, "\u2461", "abc"])
+def test_an_id_that_is_no_number_gets_the_pages_own_answer(su_client, odd):
+    person = enrollment.person_create(actor=None, full_name="Ana Silva", staff_id="A-1")
+    # the hand check-in's form, with nobody chosen (as for an unknown id)
+    page = su_client.get(reverse("admin:recognition_checkin_add"), {"person": odd})
+    assert page.status_code == 200 and page.context["adminform"].form.initial.get("person") is None
+    # the check-ins' list filtered by a person that is no id: Django's "?e=1" answer to a bad filter
+    listed = su_client.get(reverse("admin:recognition_checkin_changelist"), {"person": odd})
+    assert listed.status_code == 302 and listed["Location"].endswith("?e=1")
+    # a user's password page: Django's answer to an id that names nobody
+    password = su_client.get(f"/admin/auth/user/{odd}/password/")
+    assert password.status_code in (302, 404)
+    # a person's form with such a photo ticked for removal: the rest of it saved
+    form = {"full_name": "Ana Silva", "staff_id": "A-1", "active": "on", "notes": "seen", "remove_photos": [odd]}
+    saved = su_client.post(reverse("admin:enrollment_person_change", args=[person.pk]), form)
+    assert saved.status_code == 302, saved.content.decode()[:800]
+    person.refresh_from_db()
+    assert person.notes == "seen"
