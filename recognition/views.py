@@ -575,8 +575,10 @@ class PeriodForm(forms.Form):
     The errors' words name the fields by their names in the URL (the JSON ``errors`` of a CSV answer, a
     contract); a page names them by their labels (:func:`_page_errors`)."""
 
-    date_from = forms.DateField(required=False, label="start date")
-    date_to = forms.DateField(required=False, label="end date")
+    # ISO days only: Django's default formats also read "03/04/2026" and "Mar 4 2026" the US way, so
+    # a day-first user asking for 3 April got 4 March's check-ins (the API and the day page say 400)
+    date_from = forms.DateField(required=False, label="start date", input_formats=["%Y-%m-%d"])
+    date_to = forms.DateField(required=False, label="end date", input_formats=["%Y-%m-%d"])
     site = forms.CharField(required=False, max_length=100, label="site")
 
     def clean(self) -> dict:

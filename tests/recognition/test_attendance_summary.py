@@ -361,6 +361,9 @@ def test_it_needs_a_staff_login_with_permission(client, world):
      "The end date must not be before the start date."),
     ({"date_from": "2026-13-01"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
     ({"date_from": "yesterday"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
+    # Django's US formats: read as 4 March, where a day-first user meant 3 April
+    ({"date_from": "03/04/2026"}, "date_from", "Enter a valid date", "Start date: Enter a valid date."),
+    ({"date_to": "Mar 4 2026"}, "date_to", "Enter a valid date", "End date: Enter a valid date."),
     ({"date_from": "2025-03-01", "date_to": "2026-03-02"}, "date_to", "at most 366 days: 367 asked for",
      "A period covers at most 366 days: 367 asked for."),
     ({"date_from": "2099-01-01"}, "date_to", "must not be before date_from (date_to is today",

@@ -481,6 +481,9 @@ def test_export_filters_and_neutralises_formulas(client, superuser, attendance, 
     assert len(rows(client.get(reverse("attendance-export"), {"date_from": today}))) == 2
     assert len(rows(client.get(reverse("attendance-export"), {"person": person.pk + 100}))) == 1
     assert client.get(reverse("attendance-export"), {"date_from": "yesterday"}).status_code == 400
+    # a day written the US way (month first) is no ISO day: 400, not another day's check-ins
+    us_day = timezone.localdate().strftime("%m/%d/%Y")
+    assert client.get(reverse("attendance-export"), {"date_from": us_day}).status_code == 400
 
 
 MASKED_VALUES = ["true", "True", "TRUE", "1", "yes", "YES", "on", "t", "Y", "false", "False", "0", "no", "No", "off",
