@@ -68,6 +68,19 @@ def test_since_a_day_and_what_it_refuses(tmp_path):
     assert AuditEvent.objects.filter(summary__endswith=f"0 rows: from {tomorrow}").exists()
     with pytest.raises(CommandError, match="not a day"):
         run(str(path), "--since", "yesterday")
+
+
+def test_a_day_it_cannot_read_on_the_command_line_is_one_line_not_a_traceback(tmp_path, capsys):
+    """The refusal was raised while argparse read the options, outside Django's handling of a
+    ``CommandError``: 38 lines of traceback for a mistyped month."""
+    from audit.management.commands.export_audit import Command
+
+    with pytest.raises(SystemExit) as stopped:
+        Command().run_from_argv(["manage.py", "export_audit", str(tmp_path / "a.csv"), "--since", "2024-13-01"])
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err
+    assert "argument --since: '2024-13-01': not a day (YYYY-MM-DD)" in said and "Traceback" not in said
+    assert not (tmp_path / "a.csv").exists()
     (tmp_path / "a-file").write_text("")
     with pytest.raises(CommandError, match="cannot write"):   # a folder that is a file
         run(str(tmp_path / "a-file" / "x.csv"))

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from datetime import date, datetime, time
 from pathlib import Path
@@ -20,10 +21,12 @@ from recognition.engine.files import write_atomic
 
 
 def _day(text: str) -> date:
+    """``--since``'s day. Refused as argparse refuses an option (its usage and one line, exit status 2):
+    a ``CommandError`` raised while the options are read escaped Django's handling as a traceback."""
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"--since {text!r}: not a day (YYYY-MM-DD)") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: not a day (YYYY-MM-DD)") from None
 
 
 class Command(BaseCommand):
