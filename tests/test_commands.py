@@ -182,6 +182,9 @@ def test_folds_hold_both_classes_whatever_the_pairs_file_header(tmp_path):
     (tmp_path / "full.txt").write_text("\n".join(full) + "\n")
     assert [p.fold for p in parse_pairs(tmp_path, tmp_path / "full.txt")] == [0] * 4 + [1] * 4
     assert list(stratified_folds([True] * 3 + [False] * 3, n_folds=3)) == [0, 1, 2, 0, 1, 2]
+    # saved by Windows' Notepad, with a byte-order mark: "bad pairs line: \ufeff20" before
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "dev.txt").read_bytes())
+    assert parse_pairs(tmp_path, tmp_path / "bom.txt") == pairs
     # a dot in a name is kept: Mary.Smith/Mary.Smith_0001.jpg
     (tmp_path / "Mary.Smith").mkdir()
     (tmp_path / "Mary.Smith" / "Mary.Smith_0001.png").write_bytes(b"x")
@@ -299,6 +302,15 @@ def test_train_adapter_refuses_option_values_it_would_misread(tmp_path, option, 
     with pytest.raises(CommandError, match=f"--{option.replace('_', '-')} must be at least"):
         call_command("train_adapter", images=str(tmp_path / "imgs"), people=str(tmp_path / "people.txt"),
                      **{option: value})
+
+
+def test_a_masked_list_with_a_byte_order_mark_names_its_first_image(tmp_path):
+    """Its first path read "\ufeffAna/Ana_0001.png", which named no image: one masked face fewer, silently."""
+    from recognition.engine.benchmark import masked_entries
+
+    listed = tmp_path / "masked.txt"
+    listed.write_bytes("\ufeffAna/Ana_0001.png\nBo/Bo_0002.png\n".encode())
+    assert masked_entries(listed, tmp_path) == {"Ana/Ana_0001.png", "Bo/Bo_0002.png"}
 
 
 def test_evaluate_pairs_says_when_the_masked_list_names_none_of_its_images(people_dir, tmp_path):

@@ -95,7 +95,7 @@ def masked_entries(masked_list: Path, images: Path) -> set[str]:
     """The image paths a ``--masked-list`` names, relative to ``images`` (as ``mask_faces`` writes
     them; an absolute path under ``images`` is taken as well)."""
     entries = set()
-    for line in masked_list.read_text(encoding="utf-8").splitlines():
+    for line in masked_list.read_text(encoding="utf-8-sig").splitlines():   # a BOM is no part of a path
         entry = Path(line.strip())
         if not line.strip():
             continue

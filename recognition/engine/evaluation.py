@@ -52,7 +52,8 @@ def parse_pairs(images: Path, pairs_file: Path, n_folds: int = 10) -> list[Pair]
     header, or one number as in ``pairsDevTest.txt``) the folds are :func:`stratified_folds`.
     Raises ``ValueError`` for a line that is not a pair.
     """
-    lines = [ln.split() for ln in Path(pairs_file).read_text().splitlines() if ln.strip()]
+    # UTF-8, its byte-order mark left out (Windows' Notepad writes one: "bad pairs line: \ufeff500")
+    lines = [ln.split() for ln in Path(pairs_file).read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
     per_fold = None
     if lines and all(re.fullmatch(r"\d+", t) for t in lines[0]) and len(lines[0]) <= 2:
         header = [int(t) for t in lines.pop(0)]
