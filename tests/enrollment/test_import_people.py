@@ -123,8 +123,11 @@ def test_a_people_csv_gives_each_folders_person_their_details(tmp_path, db):
 
 @pytest.mark.parametrize("sheet", ["sep=,\nfolder,staff_id,full_name\nJane_Doe,A-100,Jane Doe\n",
                                    "folder\tstaff_id\tfull_name\nJane_Doe\tA-100\tJane Doe\n",
-                                   'full_name,folder,staff_id,notes\n"Doe, Jane",Jane_Doe,A-100,x\n'],
-                         ids=["excel-sep-line", "tab", "quoted-comma-other-order"])
+                                   'full_name,folder,staff_id,notes\n"Doe, Jane",Jane_Doe,A-100,x\n',
+                                   # Excel for Mac's "CSV (Macintosh)": a carriage return ends each line
+                                   "folder,staff_id,full_name\rJane_Doe,A-100,Jane Doe\r",
+                                   "sep=;\rfolder;staff_id;full_name\rJane_Doe;A-100;Jane Doe\r"],
+                         ids=["excel-sep-line", "tab", "quoted-comma-other-order", "mac-cr", "mac-cr-sep-line"])
 def test_a_people_csv_may_be_written_as_spreadsheets_write_it(tmp_path, db, sheet):
     root = folders(tmp_path / "photos", "Jane_Doe")
     (tmp_path / "staff.csv").write_text(sheet, encoding="utf-8")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -168,6 +169,15 @@ def _delimiter(first: str) -> str:
     return max((",", ";", "\t"), key=named)
 
 
+def _first_line(text: str) -> tuple[str, str]:
+    """``text``'s first line and the text after its line break, whichever break ends it: a CSV saved
+    by Excel for Mac as "CSV (Macintosh)" ends its lines with a carriage return alone, and split on
+    ``\n`` it was one line, which the separator's guess then failed to read (a traceback)."""
+    first = re.match(r"[^\r\n]*", text).group()
+    rest = text[len(first):]
+    return first, rest[2:] if rest.startswith("\r\n") else rest[1:]
+
+
 def _folder_named(text: str, names: set[str], keys: dict[str, list[str]]) -> str | None:
     """The folder of DIR that a row's ``folder`` names: by its name, else by its name as a staff id
     is compared (a Mac's NFD folder name typed in NFC, spaces at the ends, letter case, full-width
@@ -199,11 +209,11 @@ def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
         raise CommandError(f"people CSV {path} is UTF-16 text (Excel's \"Unicode Text\"): save it as \"CSV UTF-8\"")
     # undecodable bytes kept as lone surrogates: the rows holding them are refused, not the file
     text = raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    first = text.split("\n", 1)[0].rstrip("\r")
+    first, rest = _first_line(text)
     skipped = 0
     if len(first) == 5 and first.lower().startswith("sep="):   # Excel's way of naming the separator
-        delimiter, text, skipped = first[4], text.split("\n", 1)[1] if "\n" in text else "", 1
-        first = text.split("\n", 1)[0].rstrip("\r")
+        delimiter, text, skipped = first[4], rest, 1
+        first = _first_line(text)[0]
     else:
         delimiter = _delimiter(first)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
