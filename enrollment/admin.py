@@ -562,10 +562,12 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             messages.warning(request, w)
 
     def _add_photo(self, request: HttpRequest, person: Person, name: str, data: bytes, source: str,
-                   inspection: services.PhotoInspection | None = None,
-                   seen: dict | None = None) -> tuple[int | None, dict | None, list[str]]:
+                   inspection: services.PhotoInspection | None = None, seen: dict | None = None,
+                   named: bool = True) -> tuple[int | None, dict | None, list[str]]:
         """One photo through ``photo_add``: ``(its id, None, its warnings)`` when stored (a look-alike,
-        the same picture as another photo of the person), else ``(None, {"name", "code", "message"}, [])``."""
+        the same picture as another photo of the person), else ``(None, {"name", "code", "message"}, [])``.
+        ``named`` false: the warnings say "This face", "This photo" instead of the file's name (a webcam
+        burst's names, "webcam-1733-2.jpg", tell the user nothing)."""
         try:
             photo = services.photo_add(person=person, data=data, filename=name or "photo.jpg", source=source,
                                        actor=request.user, inspection=inspection, seen=seen)
@@ -594,8 +596,9 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
         via = "admin webcam capture" if source == FacePhoto.Source.WEBCAM else "admin photo upload"
         shown = services.photo_lookalike_shown(photo=photo, actor=request.user, via=via,
                                                may_search=request.user.has_perm("enrollment.recognise_face"))
-        said = [w for w in (services.photo_lookalike_warning(photo=photo, shown=shown, name=name),
-                            services.photo_repeat_warning(photo=photo, name=name)) if w]
+        shown_name = name if named else ""
+        said = [w for w in (services.photo_lookalike_warning(photo=photo, shown=shown, name=shown_name),
+                            services.photo_repeat_warning(photo=photo, name=shown_name)) if w]
         return photo.pk, None, said
 
     def _add_best(self, request: HttpRequest, person: Person, files) -> dict:
@@ -618,7 +621,7 @@ class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
             return answer
         files[best].seek(0)
         pk, refusal, warnings = self._add_photo(request, person, names[best], files[best].read(limit),
-                                                FacePhoto.Source.WEBCAM, inspection=inspections[best])
+                                                FacePhoto.Source.WEBCAM, inspection=inspections[best], named=False)
         masked_only = services.photos_masked_only_warning(person=person) if pk else None
         answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
                       warnings=[*warnings, *([masked_only] if masked_only else [])])

@@ -140,8 +140,8 @@
     refused.map((x) => x.message || x.code || "").forEach((t) => counts.set(t, (counts.get(t) || 0) + 1));
     return [...counts].map(([t, n]) => photos(n) + " refused: " + low(t));
   }
-  // "“webcam-…-1.jpg”: this face also matches …": the burst's own file names tell the user nothing
-  const warned = (warnings) => [...new Set(warnings.map((w) => cap(w.replace(/^“?webcam-[^:]*: /, ""))))];
+  // the server's warnings name no file ("This face also matches …"): the burst's names tell the user nothing
+  const warned = (warnings) => [...new Set(warnings.map(cap))];
   function drawBox(r) {
     if (!r.box || !r.width) { liveBox.hidden = true; return; }
     const [x1, y1, x2, y2] = r.box;

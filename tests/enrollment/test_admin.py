@@ -342,6 +342,13 @@ def test_the_same_picture_saved_again_is_named_as_a_copy(enroller_client, person
     response = enroller_client.post(change_url(person), {**person_form(person), "photos": masked}, follow=True)
     said = [str(m) for m in response.context["messages"]]
     assert any("1 photo added" in m for m in said) and not any("same picture" in m for m in said), said
+    # the webcam page's burst of the same picture: its warning names the photo it repeats, not the
+    # burst's file, which the page cut with the rest up to "(face score 1.00): " ("A copy adds nothing")
+    url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
+    burst = [SimpleUploadedFile("webcam-1733-0.jpg", jpeg(astronaut_bgr, 80), "image/jpeg")]
+    (warning,) = enroller_client.post(url, {"photos": burst}).json()["warnings"]
+    assert warning.startswith(f"This photo is the same picture as photo #{first.pk} of Eileen Collins, saved again")
+    assert "webcam-" not in warning
 
 
 @pytest.mark.models

@@ -153,7 +153,7 @@ async function main() {
         /No face found: look at the camera/.test(p.feedback.textContent), `"${p.outcome.textContent}", "${p.feedback.textContent}"`);
   // the server keeps the best good frame alone (three passed here): the other frames' refusals do not matter
   p.server.replies["/save"] = { saved: [7], refused: [], frames: 5, good: 3,
-                                warnings: ["“webcam-1-3.jpg”: this face also matches Mei Lin (#5, score 0.71)."] };
+                                warnings: ["This face also matches Mei Lin (#5, score 0.71)."] };
   p.button.dispatch("click");
   await p.run(3000);
   check("a burst with a photo saved says that the best of its photos was, with the look-alike warning under it",
