@@ -311,6 +311,15 @@ def test_people_list_order_and_limit(tmp_path):
     listing.write_text("C\t1\nZ\t1\n")
     with pytest.raises(CommandError, match="not folders of"):    # a typo is said, not skipped
         person_folders(tmp_path, None, listing)
+    # a folder listed twice was imported twice with a people CSV, and was otherwise "two folders
+    # that would be one person"; a list naming none (LFW's count line alone) said DIR held none
+    listing.write_text("C\nA\t1\nC\t2\n")
+    with pytest.raises(CommandError, match=r"names 1 folder again: line 3 repeats line 1: 'C'; name each"):
+        person_folders(tmp_path, None, listing)
+    for nothing in ("", "5749\n"):
+        listing.write_text(nothing)
+        with pytest.raises(CommandError, match="names no folder"):
+            person_folders(tmp_path, None, listing)
 
 
 def linked_tree(tmp_path):

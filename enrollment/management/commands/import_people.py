@@ -24,7 +24,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
 from enrollment.models import ErasedStaffId, FacePhoto, Person
-from enrollment.services import amount
+from enrollment.services import amount, counted
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
 from recognition.engine.install import models_ready
 from recognition.management.commands._common import ProgressBar, people_file_lines
@@ -91,9 +91,9 @@ def listed_names(people_list: Path, is_folder: Callable[[str], bool]) -> list[tu
         if not text or (text.isdigit() and not is_folder(text)):
             continue
         words = text.split()
-        counted = text.rsplit(None, 1)[0] if len(words) > 1 and words[-1].isdigit() else text
-        named.append((number, next((c for c in (text, text.split("\t")[0].strip(), counted, words[0])
-                                    if is_folder(c)), counted)))
+        uncounted = text.rsplit(None, 1)[0] if len(words) > 1 and words[-1].isdigit() else text
+        named.append((number, next((c for c in (text, text.split("\t")[0].strip(), uncounted, words[0])
+                                    if is_folder(c)), uncounted)))
     return named
 
 
@@ -101,17 +101,28 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
     """Folders to import: alphabetical, or in the order of a people list (:func:`listed_names`).
     Only folders of ``root`` itself: a list line naming ``../elsewhere`` or an absolute path, or a
     symbolic link, is refused. Raises ``CommandError`` naming (up to five, with their line numbers)
-    the listed names that are not such folders."""
+    the listed names that are not such folders, or that an earlier line names already (a folder
+    listed twice was imported twice, or said to be "two folders that would be one person"), and
+    for a list that names no folder at all (it said DIR held no person folders)."""
     if people_list:
         def is_folder(name: str) -> bool:
             return (root / name).is_dir() and _inside(root / name, root)
 
         named = listed_names(people_list, is_folder)
+        if not named:
+            raise CommandError(f"the people list {people_list} names no folder (one folder name a line)")
         missing = [f"line {number}: {name!r}" for number, name in named if not is_folder(name)]
         if missing:   # all of them (up to five): a list of several hundred was fixed one typo a run
             more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
             raise CommandError(f"{len(missing)} names of the people list are not folders of {root}: "
                                f"{', '.join(missing[:5])}{more}")
+        first_line: dict[str, int] = {}
+        repeated = [f"line {number} repeats line {first_line[name]}: {name!r}" for number, name in named
+                    if first_line.setdefault(name, number) != number]
+        if repeated:
+            more = f" (+{len(repeated) - 5} more)" if len(repeated) > 5 else ""
+            raise CommandError(f"the people list names {counted(len(repeated), 'folder')} again: "
+                               f"{', '.join(repeated[:5])}{more}; name each folder once")
         folders = [root / name for _, name in named]
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _inside(p, root))
