@@ -261,7 +261,9 @@ class ManualCheckInSerializer(serializers.Serializer):
     hand* takes it. Only the shape is checked here: an active person, the time's bounds, a reason of
     at most 200 characters and a known site are ``recognition.services.checkin_record_manual``'s."""
 
-    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), help_text="the person's id")
+    # a whole number before the lookup: the model's field read 1.9 as int(1.9), another person's id
+    person = serializers.PrimaryKeyRelatedField(queryset=Person.objects.all(), help_text="the person's id",
+                                                pk_field=serializers.IntegerField())
     at = _DateAndTime(help_text="when they arrived, ISO 8601 with a UTC offset (a time without one is the site's "
                                 "local time, TIME_ZONE; a date alone is refused): not more than a minute ahead "
                                 f"(taken as now), at most {MANUAL_CHECKIN_MAX_DAYS} days back")

@@ -97,6 +97,10 @@ def _refusals(world, newcomer) -> list[tuple[str, dict, str, str | None]]:
     return [
         ("unknown person", {**good, "person": newcomer.pk + 1000}, "person", None),
         ("person id too large", {**good, "person": 2**70}, "person", None),
+        # the model's field read these as int(): 1.9 was person #1, true was #1 too
+        ("a person id with a fraction", {**good, "person": newcomer.pk + 0.9}, "person", None),
+        ("a person id written with a fraction", {**good, "person": f"{newcomer.pk}.9"}, "person", None),
+        ("a person id that is a boolean", {**good, "person": True}, "person", None),
         ("no person", {k: v for k, v in good.items() if k != "person"}, "person", None),
         ("inactive person", {**good, "person": world.person.pk}, "person", "person_inactive"),
         ("in the future", {**good, "at": (timezone.now() + timedelta(minutes=5)).isoformat()}, "at", "time_refused"),
