@@ -504,6 +504,20 @@ def test_an_unusable_pairing_link_lifetime_is_refused():
     assert manage("check", MASKNET_KIOSK_PAIRING_TTL_S="3600").returncode == 0
 
 
+def test_vote_counts_outside_the_votes_window_are_refused_at_start():
+    """``MASKNET_KIOSK_VOTE_FRAMES=7`` (or 0) started the site, and every kiosk's socket then failed as
+    it opened: its page said "Connection lost — reconnecting…" for good."""
+    from recognition.voting import Voter
+
+    assert Voter().window == 6   # the window the settings' bound names
+    for name in ("MASKNET_KIOSK_VOTE_FRAMES", "MASKNET_KIOSK_VOTE_FRAMES_MASKED",
+                 "MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN"):
+        for value in ("0", "7"):
+            proc = manage("check", **{name: value})
+            assert proc.returncode != 0 and f"{name}={value}: use 1 to 6" in proc.stderr, (name, value)
+    assert manage("check", MASKNET_KIOSK_VOTE_FRAMES="6", MASKNET_KIOSK_VOTE_FRAMES_MASKED="1").returncode == 0
+
+
 def test_retention_periods_outside_a_century_are_refused_at_start():
     """A period meant as "forever" (10,000,000 days) overflowed the dates: the daily purge failed and
     the admin's page of everyone with a kept photo answered 500."""

@@ -345,7 +345,7 @@ for _name, _days in (("MASKNET_RETENTION_SNAPSHOT_DAYS", MASKNET_RETENTION_SNAPS
 # socket, the admin's photo pages). Commands, Celery workers and the tests never load them for this.
 MASKNET_PRELOAD_MODELS = env_switch("MASKNET_PRELOAD_MODELS", True)
 # Engine threads shared by every open kiosk socket (each socket has at most one frame in there).
-MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2)
+MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2, minimum=1)
 # (below 1 every frame was refused: each kiosk "out of order", nothing said at start)
 MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080, minimum=1)
 # Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
@@ -357,6 +357,14 @@ MASKNET_KIOSK_VOTE_FRAMES_MASKED = env_int("MASKNET_KIOSK_VOTE_FRAMES_MASKED", 4
 # (of a window of 6; not 6, so that one weak frame per window cannot block an employee for good):
 # a stranger who stays must not be let in by a lucky run (bench/voting.py).
 MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN = env_int("MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN", 5)
+# each a count of frames of the vote's window (recognition.voting.Voter's, 6 frames): outside 1-6 the
+# site started and every kiosk's socket then failed as it opened ("Connection lost", for good)
+KIOSK_VOTE_WINDOW = 6
+for _name in ("MASKNET_KIOSK_VOTE_FRAMES", "MASKNET_KIOSK_VOTE_FRAMES_MASKED",
+              "MASKNET_KIOSK_VOTE_FRAMES_AFTER_UNKNOWN"):
+    if not 1 <= globals()[_name] <= KIOSK_VOTE_WINDOW:
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]}: use 1 to {KIOSK_VOTE_WINDOW} (frames of the "
+                                   f"vote's window of {KIOSK_VOTE_WINDOW})")
 MASKNET_KIOSK_PAIRING_TTL_S = env_int("MASKNET_KIOSK_PAIRING_TTL_S", 24 * 3600)
 # staff logins last a working day, not Django's two weeks (the admin holds biometric data); the
 # daily purge deletes expired sessions' rows
