@@ -37,7 +37,10 @@ def page_build() -> str:
     serves one release; the catalogs of its words among them), and of the privacy notice line's
     wording (``MASKNET_KIOSK_NOTICE``, or the release's English default when unset; each language's
     default is in its catalog): an open page shows the line of the server that loaded it, which a
-    restart with another wording replaces. A missing file counts as empty."""
+    restart with another wording replaces. And of the settings the page's config carries
+    (``TIME_ZONE``, whose hours its clock shows beside the welcomes' times; ``MASKNET_KIOSK_MAX_FPS``):
+    a page open across a restart that changed the site's time zone showed its clock in the old one
+    ("08:00" above "checked in at 09:00"). A missing file counts as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:
         try:
@@ -46,4 +49,5 @@ def page_build() -> str:
             pass
         digest.update(b"\0")
     digest.update(notice_wording().encode())
+    digest.update(f"\0{settings.TIME_ZONE}\0{settings.MASKNET_KIOSK_MAX_FPS}".encode())
     return digest.hexdigest()[:12]

@@ -250,6 +250,16 @@ def test_another_notice_is_another_page_build(settings):
     assert page_build.__wrapped__() != first
 
 
+def test_another_time_zone_or_frame_rate_is_another_page_build(settings):
+    """The page's config carries the site's time zone (its clock) and frame rate: an open kiosk kept
+    its clock in the old zone after a restart that changed TIME_ZONE, above welcomes in the new one."""
+    first = page_build.__wrapped__()
+    settings.TIME_ZONE = "Asia/Kathmandu" if settings.TIME_ZONE != "Asia/Kathmandu" else "UTC"
+    zoned = page_build.__wrapped__()
+    settings.MASKNET_KIOSK_MAX_FPS = settings.MASKNET_KIOSK_MAX_FPS + 1
+    assert len({first, zoned, page_build.__wrapped__()}) == 3
+
+
 def test_a_release_rewording_the_default_notice_is_another_page_build(settings, tmp_path):
     """Where MASKNET_KIOSK_NOTICE is unset, the line is the release's own wording (its catalog's
     ``notice``, recognition/kiosk_text/<code>.json, in each language): a release that rewords it alone
