@@ -239,11 +239,24 @@ MODELS_MISSING_DETAIL = ("The face models are not installed on the server (its a
 log = logging.getLogger(__name__)
 
 
+# what a caller is told when the engine failed on the server's side (models that cannot be converted or
+# loaded, an index it cannot search): its message names the server's files, which the log keeps
+ENGINE_FAILED_DETAIL = ("The server could not analyse the image: its face recognizer failed (logged for its "
+                        "administrator). Try again later.")
+
+
 def _engine_error(exc: EngineError) -> ApiError:
+    """The API's answer to an engine error: the image's fault (unreadable, too large, no face) as its
+    status says; missing models 503 ``models_missing``; any other (the server's models or index) 503
+    under its own code, said without its message (which names the server's files) and logged. It was
+    a 422 with that message, as if the image were at fault."""
     if isinstance(exc, ModelsMissing):
         log.error("API: %s", exc)
         return ApiError(status_code=ENGINE_STATUS["models_missing"], code=exc.code, detail=MODELS_MISSING_DETAIL)
-    return ApiError(status_code=ENGINE_STATUS.get(exc.code, 422), code=exc.code, detail=str(exc) or exc.code)
+    if exc.code not in ENGINE_STATUS:
+        log.error("API: the engine failed: %s", exc, exc_info=exc)
+        return ApiError(status_code=503, code=exc.code, detail=ENGINE_FAILED_DETAIL)
+    return ApiError(status_code=ENGINE_STATUS[exc.code], code=exc.code, detail=str(exc) or exc.code)
 
 
 # --------------------------------------------------------------------------------------------

@@ -689,6 +689,30 @@ def test_a_token_rate_is_read_as_the_settings_rates_are(db):
         api_services.api_token_rate_validate(good)
 
 
+def test_models_that_fail_on_the_server_are_a_503_not_the_images_fault(client_for, person, monkeypatch, caplog):
+    """Models that are there but cannot be converted or loaded (``ModelConversionError``, any other
+    engine failure) were answered 422 with the engine's message, naming the server's files, as if the
+    image were at fault: now 503 under the error's code, the message in the log alone."""
+    from enrollment import recognizer
+    from recognition.engine.errors import ModelConversionError
+
+    folder = "/srv/masknet/releases/7/models"
+
+    def broken():
+        raise ModelConversionError(f"cannot convert {folder}/sface: unsupported op")
+
+    monkeypatch.setattr(recognizer, "get_engine", broken)
+    image = png(np.full((64, 64, 3), 120, np.uint8))
+    with caplog.at_level("ERROR", logger="api.views"):
+        answer = client_for("token:enrol").post(f"/api/v1/people/{person.pk}/photos",
+                                                {"image": SimpleUploadedFile("a.png", image, "image/png")},
+                                                format="multipart")
+    body = answer.json()
+    assert answer.status_code == 503 and body["error"] == "model_conversion_error", body
+    assert folder not in answer.content.decode() and "logged" in body["detail"]
+    assert folder in caplog.text
+
+
 def test_missing_models_are_answered_without_the_servers_models_folder(client_for, person, monkeypatch, caplog):
     """The engine's ModelsMissing names the models folder ("the models in /srv/... are missing"): the
     API answered it as the 503's detail to any enrol or recognise token; it now says what the admin
