@@ -689,17 +689,24 @@ def test_a_token_rate_is_read_as_the_settings_rates_are(db):
         api_services.api_token_rate_validate(good)
 
 
-def test_models_that_fail_on_the_server_are_a_503_not_the_images_fault(client_for, person, monkeypatch, caplog):
-    """Models that are there but cannot be converted or loaded (``ModelConversionError``, any other
-    engine failure) were answered 422 with the engine's message, naming the server's files, as if the
-    image were at fault: now 503 under the error's code, the message in the log alone."""
-    from enrollment import recognizer
-    from recognition.engine.errors import ModelConversionError
+@pytest.mark.parametrize("failure, said", [
+    # "the models in /srv/... are missing": the 503's detail to any enrol or recognise token before;
+    # now what the admin says
+    ("ModelsMissing", "install_models"),
+    # installed but not convertible or loadable: a 422 as if the image were at fault, with the engine's
+    # message; now a 503 saying the recognizer failed
+    ("ModelConversionError", "logged"),
+])
+def test_models_that_fail_on_the_server_are_a_503_without_the_servers_files(client_for, person, monkeypatch, caplog,
+                                                                            failure, said):
+    """The engine's errors name the server's model files: the answer says what happened, under the
+    error's code, and only the server's log keeps the files."""
+    from recognition.engine import errors
 
     folder = "/srv/masknet/releases/7/models"
 
     def broken():
-        raise ModelConversionError(f"cannot convert {folder}/sface: unsupported op")
+        raise getattr(errors, failure)(f"the models in {folder} cannot be used; run `python manage.py install_models`")
 
     monkeypatch.setattr(recognizer, "get_engine", broken)
     image = png(np.full((64, 64, 3), 120, np.uint8))
@@ -708,31 +715,6 @@ def test_models_that_fail_on_the_server_are_a_503_not_the_images_fault(client_fo
                                                 {"image": SimpleUploadedFile("a.png", image, "image/png")},
                                                 format="multipart")
     body = answer.json()
-    assert answer.status_code == 503 and body["error"] == "model_conversion_error", body
-    assert folder not in answer.content.decode() and "logged" in body["detail"]
-    assert folder in caplog.text
-
-
-def test_missing_models_are_answered_without_the_servers_models_folder(client_for, person, monkeypatch, caplog):
-    """The engine's ModelsMissing names the models folder ("the models in /srv/... are missing"): the
-    API answered it as the 503's detail to any enrol or recognise token; it now says what the admin
-    says, and the server's log keeps the folder."""
-    from recognition.engine.errors import ModelsMissing
-
-    folder = "/srv/masknet/releases/7/models"
-
-    def missing():
-        raise ModelsMissing(f"the models in {folder} are missing or were installed by another release; "
-                            "run `python manage.py install_models`")
-
-    monkeypatch.setattr(recognizer, "get_engine", missing)
-    image = png(np.full((64, 64, 3), 120, np.uint8))
-    with caplog.at_level("ERROR", logger="api.views"):
-        answer = client_for("token:enrol").post(f"/api/v1/people/{person.pk}/photos",
-                                                {"image": SimpleUploadedFile("a.png", image, "image/png")},
-                                                format="multipart")
-    assert answer.status_code == 503, answer.content
-    body = answer.json()
-    assert body["error"] == "models_missing" and "install_models" in body["detail"], body
-    assert folder not in answer.content.decode() and "/srv" not in answer.content.decode()
+    assert answer.status_code == 503 and body["error"] == getattr(errors, failure).code, body
+    assert said in body["detail"] and "/srv" not in answer.content.decode(), body
     assert folder in caplog.text
