@@ -137,7 +137,7 @@ def test_a_people_csv_may_be_written_as_spreadsheets_write_it(tmp_path, db, shee
 
 def test_each_bad_row_of_a_people_csv_is_said_and_the_others_imported(tmp_path, db):
     """A bad row leaves out its own folder, with its line and what is wrong: nothing else is lost."""
-    root = folders(tmp_path / "photos", *"ABCDEFGHIJ", "Good")
+    root = folders(tmp_path / "photos", *"ABCDEFGHIJ", "Good", ".Hidden")
     sheet = tmp_path / "staff.csv"
     sheet.write_bytes(b"folder,staff_id,full_name,department\n"
                       b"Good,G-1,Gita Good,Ops\n"             # 2
@@ -151,7 +151,8 @@ def test_each_bad_row_of_a_people_csv_is_said_and_the_others_imported(tmp_path, 
                       b"F,F-6,Fran\xe7ois Latin,\n"          # 10: not UTF-8 (Excel's "CSV", cp1252)
                       b"G," + b"X" * 65 + b",Long Id,\n"     # 11: staff id over 64 characters
                       b"H,H-8,Hal,\n"                        # 12: one folder, two rows
-                      b"h,H-9,Hal Again,\n")                 # 13
+                      b"h,H-9,Hal Again,\n"                  # 13
+                      b".Hidden,K-1,Kay Hidden,\n")          # 14: a hidden folder (was left out unsaid)
     out = run(root, "--people-csv", sheet, "--no-rebuild", verbosity=2)
     assert Person.objects.get().staff_id == "G-1"
     for said in (f"line 3: no folder 'Nowhere' in {root}", f"line 4: no folder '../photos' in {root}",
@@ -162,14 +163,16 @@ def test_each_bad_row_of_a_people_csv_is_said_and_the_others_imported(tmp_path, 
                  "needs quotes around it)",
                  "line 10: not UTF-8 text ('F,F-6,Fran\\xe7ois Latin,'): save the file as \"CSV UTF-8\"",
                  "line 11: staff id longer than 64 characters",
-                 "line 12: folder 'H' is also on line 13", "line 13: folder 'H' is also on line 12"):
+                 "line 12: folder 'H' is also on line 13", "line 13: folder 'H' is also on line 12",
+                 "line 14: folder '.Hidden' is hidden (its name starts with a dot), and imports leave hidden "
+                 "folders out: rename it"):
         assert said in out, (said, out)
-    assert "11 rows of the people CSV" in out and "left out (the others are read)" in out
+    assert "12 rows of the people CSV" in out and "left out (the others are read)" in out
     assert "10 folders of" in out, out
-    assert "11 rows of the people CSV were left out, their folders not imported" in out
+    assert "12 rows of the people CSV were left out, their folders not imported" in out
     # five of them without -v 2
     short = run(root, "--people-csv", sheet, "--no-rebuild")
-    assert "line 7:" in short and "line 8:" not in short and "(+6 more; -v 2 lists all)" in short, short
+    assert "line 7:" in short and "line 8:" not in short and "(+7 more; -v 2 lists all)" in short, short
 
 
 def test_a_people_csv_that_cannot_be_read_stops_before_anything(tmp_path, db, monkeypatch):

@@ -237,7 +237,8 @@ def people_csv(path: Path, root: Path) -> tuple[dict[str, Given], list[str]]:
                            + (f"it has no {', '.join(missing)}" if missing else f"it has {', '.join(twice)} twice")
                            + f" (it is {_shown(first[:200])!r})")
     at = {c: header.index(c) for c in PEOPLE_CSV_COLUMNS if c in header}
-    names = {p.name for p in root.iterdir() if p.is_dir() and _inside(p, root)}
+    # hidden folders are no person's (as without a people CSV): a row naming one was left out unsaid
+    names = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and _inside(p, root)}
     keys: dict[str, list[str]] = defaultdict(list)
     for name in names:
         keys[staff_id_key(name)].append(name)
@@ -290,7 +291,11 @@ def _row(line: int, row: list[str], header: list[str], at: dict[str, int], delim
                                                          f"{len(header)} columns)" if len(row) < len(header) else ""))
     if folder:
         read.folder = _folder_named(folder, *folders)
-        if read.folder is None:
+        hidden = folder.startswith(".") and folder not in (".", "..") and "/" not in folder and "\\" not in folder
+        if read.folder is None and hidden and (root / folder).is_dir():
+            read.problems.append(f"folder {folder!r} is hidden (its name starts with a dot), and imports leave "
+                                 "hidden folders out: rename it")
+        elif read.folder is None:
             read.problems.append(f"no folder {folder!r} in {_shown(root)}")
     notes = value.get("notes", "").strip()
     try:
