@@ -9,6 +9,7 @@ import hashlib
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count
 from django.utils import timezone
@@ -34,8 +35,19 @@ def kiosk_language_choices() -> list[tuple[str, str]]:
             *((code, f"{name} ({code})") for code, name in languages().items())]
 
 
+def kiosk_name_key(name: str) -> str:
+    """A kiosk's name as names are compared: letter case (in any script) and runs of spaces aside."""
+    return " ".join(name.split()).casefold()
+
+
 class KioskQuerySet(models.QuerySet):
     """Reads of kiosks."""
+
+    def with_name(self, name: str) -> KioskQuerySet:
+        """The kiosks named ``name`` as names are compared (:func:`kiosk_name_key`; a site has tens
+        of kiosks: compared here, alike on SQLite and PostgreSQL)."""
+        key = kiosk_name_key(name)
+        return self.filter(pk__in=[pk for pk, other in self.values_list("pk", "name") if kiosk_name_key(other) == key])
 
     def active(self) -> KioskQuerySet:
         """Kiosks allowed to check people in."""
@@ -95,6 +107,19 @@ class Kiosk(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A new name must not be another kiosk's written otherwise (letter case, repeated spaces):
+        "front  door" beside "Front door" was a second kiosk that staff and ``create_kiosk --new-link``
+        took for the first. Names kept from before are left alone until renamed."""
+        super().clean()
+        before = Kiosk.objects.filter(pk=self.pk).values_list("name", flat=True).first() if self.pk else None
+        if not self.name or self.name == before:
+            return
+        other = Kiosk.objects.exclude(pk=self.pk).with_name(self.name).exclude(name=self.name).first()
+        if other is not None:
+            raise ValidationError({"name": f"Another kiosk is named “{other.name}”: kiosk names are compared "
+                                           "ignoring letter case and repeated spaces."})
 
     @property
     def paired(self) -> bool:

@@ -910,6 +910,29 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     assert not Kiosk.objects.filter(name="Side door").exists()
 
 
+def test_kiosk_names_are_compared_ignoring_letter_case_and_repeated_spaces(transactional_db, admin_client):
+    """"front  door" beside "Front door" was a second kiosk, which ``--new-link "front door"`` could not
+    find: a new name written otherwise is refused (the command, the services, the admin), and the
+    command finds the kiosk it names."""
+    from django.core.exceptions import ValidationError
+
+    call_command("create_kiosk", "Front door", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="a kiosk named 'Front door' exists"):
+        call_command("create_kiosk", "front  door", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("create_kiosk", "FRONT DOOR", "--new-link", stdout=out)
+    assert "/kiosk/pair/" in out.getvalue()
+    with pytest.raises(ValidationError, match="Another kiosk is named “Front door”"):
+        services.kiosk_create(actor=None, name="front door")
+    page = admin_client.post(reverse("admin:recognition_kiosk_add"), {"name": "Front  Door", "site": "main",
+                                                                     "active": "on", "language": ""})
+    assert page.status_code == 200 and "Another kiosk is named “Front door”" in page.content.decode()
+    assert list(Kiosk.objects.values_list("name", flat=True)) == ["Front door"]
+    # a kiosk renamed to a name of its own written otherwise is fine
+    kiosk = Kiosk.objects.get()
+    services.kiosk_update(kiosk=kiosk, actor=None, name="Front Door")
+    assert Kiosk.objects.get().name == "Front Door"
+
 
 def test_create_kiosk_language(transactional_db, settings):
     """``--language CODE``: the admin's choice of the kiosk's language (a kiosk made by the command had

@@ -56,9 +56,11 @@ class Command(BaseCommand):
             raise CommandError("this site's public address is not known: pass --base-url https://<the "
                                "site's host> or set DJANGO_CSRF_TRUSTED_ORIGINS (docs/deployment.md)")
         base_url = checked_base_url(base_url or LOCAL_URL)
-        existing = Kiosk.objects.filter(name=name.strip()).first()
+        # the kiosk of that name as names are compared ("front door" is "Front  door"), the exact one first
+        existing = (Kiosk.objects.filter(name=name.strip()).first()
+                    or (Kiosk.objects.with_name(name).first() if Kiosk.objects.with_name(name).count() == 1 else None))
         if existing is not None and not new_link:
-            raise CommandError(f"a kiosk named {name!r} exists; use --new-link for a new pairing link")
+            raise CommandError(f"a kiosk named {existing.name!r} exists; use --new-link for a new pairing link")
         if existing is None and new_link:
             raise CommandError(f"no kiosk named {name!r}")
         if existing is not None:
