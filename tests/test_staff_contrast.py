@@ -78,6 +78,7 @@ ADMIN = [
     (".mn-feedback.bad", "color", ("--body-bg",), 4.5),
     (".mn-status .mn-run-state.failed", "color", ("--darkened-bg",), 4.5),
     (".mn-status .mn-outdated", "color", ("--darkened-bg",), 4.5),
+    (".mn-status .mn-storage-low", "color", ("--darkened-bg",), 4.5),
     (".mn-no-photo", "color", ("--body-bg", "--selected-row"), 4.5),
     (".mn-results", "color", ("--body-bg",), 4.5),
 ]
