@@ -190,7 +190,15 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
             reason="started by hand", requested_by=actor if getattr(actor, "is_authenticated", False) else None)
         audit_record(actor=actor, action=Action.REBUILD, obj=run, summary=f"rebuild started by hand: run #{run.pk}")
         run_id, force = run.pk, True
-    _engine_warm()
+        try:
+            _engine_warm()
+        except KeyboardInterrupt:
+            # Ctrl-C while the models load: the run made here is recorded "not started", not left
+            # queued for the next resume to start after the command said it stopped
+            index_rebuild_abandon(run_id=run_id, reason="interrupted (Ctrl-C) before it started")
+            raise
+    else:
+        _engine_warm()
     run = _run_claim(run_id=run_id, force=force)
     if run is None:
         return None

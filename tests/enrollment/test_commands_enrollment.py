@@ -378,6 +378,14 @@ def test_a_rebuild_interrupted_by_ctrl_c_is_recorded_at_once(person, make_photo,
     assert stopped.state == TrainingRun.State.FAILED and "KeyboardInterrupt" in stopped.error
     monkeypatch.setattr(index_services, "_thresholds_fit", real)
     assert "people: 1" in run("rebuild_index", "--wait")     # at once, not two minutes later
+    # Ctrl-C while the models load, before the run is claimed: it was left queued, and the next
+    # resume (beat, an admin page, a kiosk) started the rebuild the command had said was stopped
+    monkeypatch.setattr(index_services, "_engine_warm", interrupted)
+    with pytest.raises(CommandError, match="rebuild interrupted"):
+        run("rebuild_index", "--wait")
+    stopped = TrainingRun.objects.latest("id")
+    assert stopped.state == TrainingRun.State.FAILED and stopped.message == "not started", stopped.message
+    assert "interrupted (Ctrl-C) before it started" in stopped.error
 
 
 def test_rebuild_index_wait_waits_for_a_rebuild_already_running_then_rebuilds(person, make_photo, monkeypatch):
