@@ -366,3 +366,54 @@ def test_a_jpeg_may_be_decoded_at_a_reduced_scale_for_a_thumbnail():
     assert small.shape == (300, 400, 3)          # 1/4: the smallest scale with both sides >= 192
     assert small[:, :190].mean() > 250 and small[:, 210:].mean() < 5
     assert decode_image(png.getvalue(), **LIMITS, min_side=192).shape == (1200, 1600, 3)   # JPEG only
+
+
+def _cut_out(width: int = 40, height: int = 30) -> Image.Image:
+    """A photo whose right half was erased to transparency, its colours (a bystander) left in the file."""
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[..., :3] = (30, 120, 200)
+    rgba[:, : width // 2, 3] = 255          # the kept half, opaque
+    rgba[:, width // 2:, :3] = (200, 40, 40)  # the erased half: red under alpha 0
+    return Image.fromarray(rgba, "RGBA")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pixels_are_seen_as_a_browser_shows_them(mode):
+    """``convert("RGB")`` dropped the alpha channel: an erased bystander was still a face to the
+    engine ("more than one usable face"), in the thumbnail and in the stored file."""
+    from recognition.engine.decode import without_metadata
+
+    img, options = _cut_out(), {}
+    if mode == "LA":
+        img = img.convert("LA")
+    elif mode == "P":   # a palette with a transparent entry (the erased half's colour)
+        img = img.convert("RGB").quantize(colors=4, method=Image.Quantize.FASTOCTREE)
+        options = {"transparency": img.getpixel((39, 0))}
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **options)
+    out = decode_image(buf.getvalue(), **LIMITS)
+    assert out[0, -1].tolist() == [255, 255, 255], out[0, -1]      # erased: white, as shown
+    assert out[0, 0].tolist() != [255, 255, 255]                    # kept: its own colour
+    stored = without_metadata(buf.getvalue(), **LIMITS)             # flattened, nothing left under it
+    with Image.open(io.BytesIO(stored)) as kept:
+        assert kept.mode in ("RGB", "L") and "transparency" not in kept.info
+        assert kept.convert("RGB").getpixel((39, 0)) == (255, 255, 255)
+
+
+def test_a_photo_re_encoded_keeps_its_rgb_colour_profile():
+    """A photo with EXIF is re-encoded without it; its colour profile (Adobe RGB, Display P3: how to
+    show the same pixels) was dropped with it, and the stored photo's colours changed."""
+    from PIL import ImageCms
+
+    from recognition.engine.decode import without_metadata
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert profile[16:20] == b"RGB "
+    img = Image.fromarray(np.full((24, 24, 3), 90, np.uint8))
+    exif = Image.Exif()
+    exif[0x010F] = "A camera maker"
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", icc_profile=profile, exif=exif)
+    stored = without_metadata(buf.getvalue(), **LIMITS)
+    with Image.open(io.BytesIO(stored)) as kept:
+        assert "exif" not in kept.info and kept.info.get("icc_profile") == profile

@@ -69,7 +69,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
             img.draft("RGB", (min_side, min_side))
         img.load()
         img = _upright(img)
-        rgb = _eight_bit(img).convert("RGB")
+        rgb = _opaque(_eight_bit(img))
     except FrameTooLarge:
         raise
     except Image.DecompressionBombError as exc:
@@ -276,23 +276,34 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
     photo saved at a low quality can grow when saved at 75). The orientation is applied to the
     pixels. ``turn``: degrees clockwise to turn them besides (:func:`turn_clockwise`; a photo on its
     side without EXIF orientation, whose face the engine found turned), re-encoded then whatever the
-    file holds. Raises as :func:`decode_image` does."""
+    file holds. A photo with transparent pixels is flattened on white, as it is shown (what they
+    hold is not kept); an RGB colour profile is kept with the pixels it describes. Raises as
+    :func:`decode_image` does."""
     refuse_costly(data)
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
             extra = set(img.info) - _PLAIN_INFO
             kind = img.format
+            # an RGB colour profile (Adobe RGB, Display P3) says how to show the pixels, which stay as
+            # they were: kept, or the stored photo's colours changed. A CMYK or grey one describes
+            # other pixels than the RGB ones written here: left out
+            icc = img.info.get("icc_profile")
+            icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+            # what transparent pixels hold (an erased bystander's colours) is not shown, yet kept
+            # in the file: flattened on white as shown
+            see_through = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImage(_unreadable(exc)) from exc
-    if not extra and not turn % 360 and not _hides_more(kind, data):
+    if not extra and not see_through and not turn % 360 and not _hides_more(kind, data):
         return data
     bgr = turn_clockwise(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels), turn)
     rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
     # a WebP is mostly lossy already: as a PNG it could be ten times its size
-    encodings = ([{"format": "PNG"}] if kind == "PNG" else []) + [{"format": "JPEG", "quality": q}
-                                                                for q in (95, 90, 85, 75)]
+    profile = {"icc_profile": icc} if icc else {}
+    encodings = ([{"format": "PNG", **profile}] if kind == "PNG" else []) + [
+        {"format": "JPEG", "quality": q, **profile} for q in (95, 90, 85, 75)]
     for options in encodings:
         out = io.BytesIO()
         rgb.save(out, **options)
@@ -305,7 +316,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
         scale = 0.95 * (max_bytes / out.tell()) ** 0.5
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.LANCZOS)
         out = io.BytesIO()
-        rgb.save(out, format="JPEG", quality=75)
+        rgb.save(out, format="JPEG", quality=75, **profile)
     return out.getvalue()
 
 
@@ -326,6 +337,17 @@ def _upright(img: Image.Image) -> Image.Image:
         return img
     method = _ORIENT.get(orientation) if isinstance(orientation, int) else None
     return img.transpose(method) if method is not None else img
+
+
+def _opaque(img: Image.Image) -> Image.Image:
+    """``img`` in RGB as a browser shows it on a white page: its transparent pixels white.
+    ``convert("RGB")`` alone drops the alpha channel and shows what the transparent pixels still
+    hold (an editor erases to transparency and leaves the colours), so a person cut out of a photo
+    was still seen ("more than one usable face"), shown in its thumbnail and kept in the stored file."""
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:
