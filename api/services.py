@@ -7,6 +7,7 @@ directly; this module adds only what the API itself owns.
 
 from __future__ import annotations
 
+import io
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image
 
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -25,8 +27,8 @@ from enrollment.models import IndexVersion, Person
 from enrollment.recognizer import get_engine
 from enrollment.services import index_refresh_if_outdated
 from masknet_site.settings.base import API_RATE_PATTERN
-from recognition.engine import Engine, EngineError, Face, NoFaceFound
-from recognition.engine.decode import decode_image
+from recognition.engine import Engine, EngineError, Face, NoFaceFound, UnreadableImage
+from recognition.engine.decode import animated, decode_image
 from recognition.engine.gallery import UNMASKED, Decision, identify, probe_threshold
 from recognition.engine.index import Index
 
@@ -195,7 +197,13 @@ def _engine_for(version: IndexVersion, index: Index) -> Engine:
 
 
 def _decode(data: bytes) -> np.ndarray:
-    return decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+    """The image to analyse; an animated one (its first picture alone was answered, the others
+    unsaid, where an upload refuses it) raises :class:`UnreadableImage`, a 400."""
+    image = decode_image(data, max_bytes=settings.MASKNET_MAX_PHOTO_BYTES, max_pixels=settings.MASKNET_MAX_PIXELS)
+    with Image.open(io.BytesIO(data)) as header:   # read whole above: its header is sound
+        if animated(header):
+            raise UnreadableImage("an animated image: use a still photo (JPEG, PNG or WebP)")
+    return image
 
 
 def _box(face: Face) -> list[float]:

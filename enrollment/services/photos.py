@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from audit.services import audit_record
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.decode import refuse_costly, turn_clockwise, without_metadata
+from recognition.engine.decode import animated, refuse_costly, turn_clockwise, without_metadata
 from recognition.engine.gallery import (
     SAME_PICTURE_MIN_SCORE,
     UNMASKED,
@@ -183,17 +183,15 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         # answered by the pixel limit below
         header = Image.open(io.BytesIO(data))
         width, height = header.size
-        # an animated WebP (or APNG) is several pictures, maybe of several people: the first alone
-        # was kept, the others dropped without a word. Not a JPEG's: a phone's MPO file holds its
-        # photo and a preview or depth map as "frames", and is a still photo
-        animated = header.format in ("WEBP", "PNG") and getattr(header, "n_frames", 1) > 1
+        # an animated WebP (or APNG): the first picture alone was kept, the others dropped unsaid
+        several = animated(header)
     except Image.DecompressionBombError:
         return _too_many_pixels()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return _refusal("unreadable")
     if width * height > settings.MASKNET_MAX_PIXELS:
         return _too_many_pixels(width, height)
-    if animated:
+    if several:
         return _refusal("file_type", message="An animated image: use a still photo (JPEG, PNG or WebP).",
                         width=width, height=height)
     engine = engine or recognizer.get_engine()

@@ -80,6 +80,13 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
     return np.ascontiguousarray(arr[:, :, ::-1])
 
 
+def animated(img: Image.Image) -> bool:
+    """Whether the opened ``img`` is an animated WebP or PNG: several pictures, maybe of several
+    people, of which a decode keeps the first alone. Not a JPEG's frames: a phone's MPO file holds
+    its photo and a preview or depth map so, and is a still photo."""
+    return img.format in ("WEBP", "PNG") and getattr(img, "n_frames", 1) > 1
+
+
 def _too_many_pixels(exc: Image.DecompressionBombError, max_pixels: int) -> str:
     """Pillow's refusal of a header claiming a huge size (it stops before our own size check), said
     as that check says it: its text ("could be decompression bomb DOS attack", Pillow's own

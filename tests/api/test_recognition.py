@@ -111,6 +111,24 @@ def test_too_large_images_are_refused_before_decoding(client_for, person, make_f
     assert response.status_code == 413 and response.json()["error"] == "frame_too_large"
 
 
+def test_an_animated_image_is_refused_as_an_upload_refuses_it(client_for, person, make_fake_index):
+    """Identify and verify answered the first picture of an animated WebP alone, the others unsaid,
+    where an upload refuses it ("An animated image")."""
+    import io
+
+    from PIL import Image
+
+    make_fake_index(person)
+    frames = [Image.fromarray(np.full((64, 64, 3), shade, np.uint8)) for shade in (40, 200)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=100)
+    api = client_for("token:recognise")
+    for path, extra in (("/api/v1/identify", {}), ("/api/v1/verify", {"person": person.pk})):
+        answer = api.post(path, {"image": image(buf.getvalue(), "a.webp"), **extra}, format="multipart")
+        assert answer.status_code == 400 and answer.json()["error"] == "unreadable_image", answer.content
+        assert "animated" in answer.json()["detail"]
+
+
 def test_an_index_of_an_earlier_recognizer_version_asks_for_a_rebuild_once(client_for, person, make_fake_index,
                                                                            monkeypatch):
     """An API-only site (no kiosk connected) also asks for the rebuild after an upgrade."""
