@@ -41,6 +41,7 @@ _CODES = {
 
 VALIDATION_DETAIL = "The request is not valid: see fields."
 STORAGE_FULL_DETAIL = "The server's storage is full: nothing was stored. Try again once space is freed."
+SERVER_ERROR_DETAIL = "The server could not answer this request; it was logged. Try again later."
 
 
 def refused(*, field: str | None, message: str, reason: str) -> ApiError:
@@ -107,8 +108,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         logging.getLogger("django.request").error("API server error: %s %s", getattr(request, "method", "?"),
                                                   getattr(request, "path", "?"), exc_info=exc)
         set_rollback()
-        return Response({"error": "server_error", "detail": "The server could not answer this request; it was "
-                                                            "logged. Try again later."},
+        return Response({"error": "server_error", "detail": SERVER_ERROR_DETAIL},
                         status=status.HTTP_500_INTERNAL_SERVER_ERROR)
     if isinstance(exc, ApiError):
         body = {"error": exc.error_code, "detail": str(exc.detail), **exc.extra}

@@ -5,7 +5,8 @@ page as a view's (:class:`masknet_site.middleware.DatabaseFullMiddleware`): a ne
 after the view (an INSERT, whose error reaches :func:`server_error`), and an existing one (the
 session saved after a login: Django turns its refused UPDATE into ``SessionInterrupted``, a 400
 that says the session was deleted meanwhile, which reaches :func:`bad_request`). Anything else gets
-the site's own page (``templates/400.html``, ``500.html``: they need no database and no request).
+the site's own page (``templates/400.html``, ``500.html``: they need no database and no request),
+or, under ``/api/``, the API's error shape (``storage_full``, ``bad_request``, ``server_error``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import logging
 import sys
 
 from django.contrib.sessions.exceptions import SessionInterrupted
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 from django.views import defaults
 
@@ -29,11 +31,25 @@ DATABASE_FULL_PAGE = ("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">
                       "administrator.</p></html>")
 
 
-def database_full_page() -> HttpResponse:
+def _api(request: HttpRequest | None) -> bool:
+    return request is not None and request.path.startswith("/api/")
+
+
+def _api_error(code: str, detail: str, status: int) -> JsonResponse:
+    """The API's error shape (docs/api.md), for an error under ``/api/`` that no API view answered
+    (a session saved after the view, a request Django refused before it)."""
+    response = JsonResponse({"error": code, "detail": detail}, status=status)
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+def database_full_page(request: HttpRequest | None = None) -> HttpResponse:
     """The 507 page of a write the database refused because its disk is full (no template: nothing
-    more to go wrong)."""
+    more to go wrong); under ``/api/`` the API's ``storage_full`` error."""
     from enrollment.services.common import STORAGE_FULL_MESSAGES
 
+    if _api(request):
+        return _api_error("storage_full", STORAGE_FULL_MESSAGES["database"], 507)
     return HttpResponse(DATABASE_FULL_PAGE.format(message=escape(STORAGE_FULL_MESSAGES["database"])),
                         status=507, content_type="text/html; charset=utf-8")
 
@@ -42,11 +58,14 @@ def server_error(request: HttpRequest, template_name: str = defaults.ERROR_500_T
     """``handler500``: the 507 page where the error is the database's full disk, else Django's own
     500 view (which renders ``templates/500.html`` without a context). Django logs either answer
     with its traceback ("Insufficient Storage: /admin/login/")."""
+    from api.errors import SERVER_ERROR_DETAIL
     from enrollment.services.common import database_full
 
     error = sys.exc_info()[1]
     if error is not None and database_full(error):
-        return database_full_page()
+        return database_full_page(request)
+    if _api(request):
+        return _api_error("server_error", SERVER_ERROR_DETAIL, 500)
     return defaults.server_error(request, template_name)
 
 
@@ -63,5 +82,7 @@ def bad_request(request: HttpRequest, exception: Exception,
         if database_error is not None and database_full(database_error):
             log.error("database full: %s %s: the session was not saved: %s", request.method, request.path,
                       error_first_line(database_error))
-            return database_full_page()
+            return database_full_page(request)
+    if _api(request):
+        return _api_error("bad_request", "The request could not be read.", 400)
     return defaults.bad_request(request, exception, template_name)

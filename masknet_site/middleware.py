@@ -176,4 +176,4 @@ class DatabaseFullMiddleware(MiddlewareMixin):
             return None
         first = error_first_line(exception)   # never the statement's values
         log.error("database full: %s %s: %s", request.method, request.path, first)
-        return database_full_page()
+        return database_full_page(request)

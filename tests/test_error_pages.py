@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import get_resolver, path
 
@@ -18,8 +19,16 @@ def _boom(request):
     raise RuntimeError("a bug in a view")
 
 
-# this module is also the URL configuration of the tests that need a view that fails
-urlpatterns = [path("boom/", _boom), *site_urls.urlpatterns]
+def _remember(request):
+    """A page that keeps something in a visitor's (new) session: saved after the view, an INSERT."""
+    request.session["seen"] = True
+    return HttpResponse("ok")
+
+
+# this module is also the URL configuration of the tests that need a view that fails; the same views
+# under /api/ (before the API's own catch-all) stand for an error no API view answered
+urlpatterns = [path("boom/", _boom), path("remember/", _remember), path("api/boom/", _boom),
+               path("api/remember/", _remember), *site_urls.urlpatterns]
 handler400, handler500 = site_urls.handler400, site_urls.handler500
 
 
@@ -87,3 +96,33 @@ def test_a_session_that_the_full_database_could_not_save_gets_the_507_page(datab
     # with room again, the login goes through
     response = client.post(LOGIN, {"username": "alice", "password": "right-password-123", "next": "/admin/"})
     assert response.status_code == 302 and client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_new_session_the_full_database_could_not_save_gets_the_507_page_or_the_apis_error(settings,
+                                                                                             database_full):
+    """A new session saved after the view (an INSERT, whose error reaches ``handler500``): the 507
+    page, and under /api/ the API's own ``storage_full`` (an HTML page there was no API answer)."""
+    settings.ROOT_URLCONF = __name__
+    client = Client(raise_request_exception=False)
+    with database_full("django_session"):
+        page = client.get("/remember/")
+        api = client.get("/api/remember/")
+    assert page.status_code == 507 and "out of disk space" in page.content.decode()
+    assert api.status_code == 507 and api["Content-Type"] == "application/json"
+    assert api.json()["error"] == "storage_full" and "out of disk space" in api.json()["detail"]
+    assert "no-store" in api["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_an_error_under_the_api_that_no_api_view_answered_is_in_the_apis_shape(settings):
+    """docs/api.md: every error has the API's shape; Django's answers before or after the view were
+    HTML pages (a host it does not serve, a failure outside the API's views)."""
+    settings.ROOT_URLCONF = __name__
+    client = Client(raise_request_exception=False)
+    answer = client.get("/api/boom/")
+    assert answer.status_code == 500 and answer.json() == {
+        "error": "server_error", "detail": "The server could not answer this request; it was logged. Try again later."}
+    refused = client.get("/api/v1/people", HTTP_HOST="evil.example")
+    assert refused.status_code == 400 and refused.json()["error"] == "bad_request"
+    assert client.get("/admin/", HTTP_HOST="evil.example")["Content-Type"].startswith("text/html")

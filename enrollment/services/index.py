@@ -10,6 +10,7 @@ Module state: ``_resume_checked``, when this process last looked for runs whose 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -192,10 +193,13 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         run_id, force = run.pk, True
         try:
             _engine_warm()
-        except KeyboardInterrupt:
-            # Ctrl-C while the models load: the run made here is recorded "not started", not left
-            # queued for the next resume to start after the command said it stopped
-            index_rebuild_abandon(run_id=run_id, reason="interrupted (Ctrl-C) before it started")
+        except BaseException as exc:
+            # Ctrl-C while the models load (or the database gone): the run made here is recorded
+            # "not started", not left queued for the next resume to start after the command stopped
+            reason = ("interrupted (Ctrl-C) before it started" if isinstance(exc, KeyboardInterrupt)
+                      else f"failed before it started ({type(exc).__name__})")
+            with contextlib.suppress(Exception):   # the database may be what failed
+                index_rebuild_abandon(run_id=run_id, reason=reason)
             raise
     else:
         _engine_warm()

@@ -320,6 +320,11 @@ def test_people_list_order_and_limit(tmp_path):
         listing.write_text(nothing)
         with pytest.raises(CommandError, match="names no folder"):
             person_folders(tmp_path, None, listing)
+    # a hidden folder is no person's, listed or not (a people CSV's row naming one says so too)
+    (tmp_path / ".Hidden").mkdir()
+    listing.write_text("C\n.Hidden\n")
+    with pytest.raises(CommandError, match=r"names hidden folders .* line 2: '.Hidden'; rename them"):
+        person_folders(tmp_path, None, listing)
 
 
 def linked_tree(tmp_path):
@@ -386,6 +391,16 @@ def test_a_rebuild_interrupted_by_ctrl_c_is_recorded_at_once(person, make_photo,
     stopped = TrainingRun.objects.latest("id")
     assert stopped.state == TrainingRun.State.FAILED and stopped.message == "not started", stopped.message
     assert "interrupted (Ctrl-C) before it started" in stopped.error
+    # the same for any other failure there (the database's query of photos to embed)
+    def failing():
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(index_services, "_engine_warm", failing)
+    with pytest.raises(RuntimeError):
+        index_services.index_rebuild(run_id=None)
+    stopped = TrainingRun.objects.latest("id")
+    assert (stopped.state, stopped.message) == (TrainingRun.State.FAILED, "not started")
+    assert "failed before it started (RuntimeError)" in stopped.error
 
 
 def test_rebuild_index_wait_waits_for_a_rebuild_already_running_then_rebuilds(person, make_photo, monkeypatch):

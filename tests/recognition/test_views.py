@@ -932,6 +932,11 @@ def test_kiosk_names_are_compared_ignoring_letter_case_and_repeated_spaces(trans
     kiosk = Kiosk.objects.get()
     services.kiosk_update(kiosk=kiosk, actor=None, name="Front Door")
     assert Kiosk.objects.get().name == "Front Door"
+    # two kept from before names were compared so: the command asks for one's exact name
+    Kiosk.objects.create(name="front door")
+    with pytest.raises(CommandError, match="2 kiosks are named so: 'Front Door', 'front door'; give one's exact"):
+        call_command("create_kiosk", "FRONT DOOR", "--new-link", stdout=io.StringIO())
+    call_command("create_kiosk", "front door", "--new-link", stdout=io.StringIO())   # the exact name
 
 
 def test_create_kiosk_language(transactional_db, settings):

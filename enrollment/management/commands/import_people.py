@@ -111,6 +111,11 @@ def person_folders(root: Path, limit: int | None, people_list: Path | None) -> l
         named = listed_names(people_list, is_folder)
         if not named:
             raise CommandError(f"the people list {people_list} names no folder (one folder name a line)")
+        # hidden folders are no person's, listed or not (as a people CSV's rows say too)
+        hidden = [f"line {number}: {name!r}" for number, name in named if name.startswith(".") and is_folder(name)]
+        if hidden:
+            raise CommandError(f"the people list names hidden folders (their names start with a dot), which imports "
+                               f"leave out: {', '.join(hidden[:5])}{' …' if len(hidden) > 5 else ''}; rename them")
         missing = [f"line {number}: {name!r}" for number, name in named if not is_folder(name)]
         if missing:   # all of them (up to five): a list of several hundred was fixed one typo a run
             more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""

@@ -57,8 +57,13 @@ class Command(BaseCommand):
                                "site's host> or set DJANGO_CSRF_TRUSTED_ORIGINS (docs/deployment.md)")
         base_url = checked_base_url(base_url or LOCAL_URL)
         # the kiosk of that name as names are compared ("front door" is "Front  door"), the exact one first
-        existing = (Kiosk.objects.filter(name=name.strip()).first()
-                    or (Kiosk.objects.with_name(name).first() if Kiosk.objects.with_name(name).count() == 1 else None))
+        existing = Kiosk.objects.filter(name=name.strip()).first()
+        if existing is None:
+            alike = list(Kiosk.objects.with_name(name).order_by("name"))
+            if len(alike) > 1:   # kept from before names were compared so: which one is not known
+                raise CommandError(f"{len(alike)} kiosks are named so: {', '.join(repr(k.name) for k in alike)}; "
+                                   "give one's exact name")
+            existing = alike[0] if alike else None
         if existing is not None and not new_link:
             raise CommandError(f"a kiosk named {existing.name!r} exists; use --new-link for a new pairing link")
         if existing is None and new_link:
