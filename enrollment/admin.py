@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
-from masknet_site.admin_csv import SearchNormalised
+from masknet_site.admin_csv import CheckInLookupsGuarded, SearchNormalised
 from masknet_site.logfilters import error_first_line
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy
 from recognition.engine.errors import ModelsMissing
@@ -331,7 +331,7 @@ class RebuildMixin:
 
 
 @admin.register(Person)
-class PersonAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
+class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
     capture; actions rebuild / deactivate / reactivate / erase."""
 

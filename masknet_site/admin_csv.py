@@ -1,5 +1,5 @@
 """The rows an admin change list shows, for its CSV export (and the export's audit record); its
-search as names are stored."""
+search as names are stored; the lookups through check-ins its address may hold."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, FieldDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -78,3 +78,22 @@ class SearchNormalised:
         if self.staff_key and (key := staff_id_key(search_term)):
             found |= queryset.filter(**{f"{self.staff_key}__contains": key})
         return found, duplicates
+
+
+class CheckInLookupsGuarded:
+    """A mixin for the ``ModelAdmin`` of a model that check-ins point to (people, kiosks): a lookup
+    through its check-ins in the list's address (``?checkins__isnull=False``, ``?checkins__id__gt=N``,
+    which Django allows through one relation) is refused (400) to those who may not see check-ins.
+    It listed who had checked in, and polled, who had just arrived, to an Enroller or a kiosk
+    viewer whom every check-in page refuses."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        try:
+            field = self.model._meta.get_field(lookup.split("__")[0])
+        except FieldDoesNotExist:
+            field = None
+        related = getattr(field, "related_model", None)
+        if (related is not None and related._meta.label == "recognition.CheckIn"
+                and not (request is not None and request.user.has_perm("recognition.view_checkin"))):
+            return False
+        return super().lookup_allowed(lookup, value, request)

@@ -34,7 +34,7 @@ from audit.services import audit_list_export
 from enrollment.models import Person
 from enrollment.services import counted
 from enrollment.text import name_normal
-from masknet_site.admin_csv import DateDrillDownChecked, SearchNormalised, changelist_rows
+from masknet_site.admin_csv import CheckInLookupsGuarded, DateDrillDownChecked, SearchNormalised, changelist_rows
 from masknet_site.csv_export import cross_site_refusal, csv_response
 
 from . import services
@@ -61,7 +61,7 @@ def pairing_qr(url: str) -> str:
 
 
 @admin.register(Kiosk)
-class KioskAdmin(admin.ModelAdmin):
+class KioskAdmin(CheckInLookupsGuarded, admin.ModelAdmin):
     """Kiosks. Adding one shows its one-time pairing link; the change page links to a new pairing
     link and to revocation."""
 

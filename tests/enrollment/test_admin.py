@@ -1178,6 +1178,37 @@ def test_an_enroller_sees_only_the_day_of_a_photo_kept_from_a_check_in(enroller_
     assert admin_client.get(pages[0], {"created_at__lt": "2026-12-01 08:59:30+00:00"}).status_code == 200
 
 
+def test_lists_are_not_filtered_through_check_ins_for_those_who_may_not_see_them(enroller_client, admin_client,
+                                                                                 person):
+    """``?checkins__isnull=False`` or ``?checkins__id__gt=N`` on the people list (and the kiosks') named
+    who had checked in, and who had just arrived, to an Enroller whom every check-in page refuses."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+    from django.utils import timezone
+
+    from recognition import services as recognition
+    from recognition.models import CheckIn
+
+    kiosk, _code = recognition.kiosk_create(actor=None, name="Loading bay")
+    other = services.person_create(actor=None, full_name="Cy Absent", staff_id="C-1")
+    first = CheckIn.objects.create(person=person, kiosk=kiosk, site="main", local_date=timezone.localdate(),
+                                   window="main|1", score=0.9)
+    people = reverse("admin:enrollment_person_changelist")
+    kiosks = reverse("admin:recognition_kiosk_changelist")
+    viewer = User.objects.create_user("kiosks", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_kiosk"))
+    kiosk_viewer = Client()   # the fixtures' clients are one client
+    kiosk_viewer.force_login(viewer)
+    for who, url in ((enroller_client, people), (kiosk_viewer, kiosks)):
+        for lookup, value in (("checkins__isnull", "False"), ("checkins__id__gt", "0"), ("checkins__id", first.pk),
+                              ("checkins", first.pk)):
+            answer = who.get(url, {lookup: value})
+            assert answer.status_code == 400 and person.full_name not in answer.content.decode(), (url, lookup)
+    # those who may see check-ins still may
+    listed = admin_client.get(people, {"checkins__isnull": "False"}).content.decode()
+    assert person.full_name in listed and other.full_name not in listed
+
+
 def test_a_photo_kept_from_a_check_in_says_until_when(admin_client, person, make_photo, settings):
     """Kept photos expire (MASKNET_RETENTION_ADAPTED_DAYS): the person's page and the photo's say the day."""
     from datetime import UTC, datetime
