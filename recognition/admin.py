@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 import qrcode
@@ -265,6 +265,35 @@ CHOOSER_LIST_MAX = 300
 CHOOSER_MATCHES_MAX = 20
 
 
+def _twice(naive: datetime, zone) -> bool:
+    """Whether the wall time ``naive`` happens twice in ``zone`` (the hour the clocks go back over)."""
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+
+    def shown(aware: datetime) -> datetime:
+        return aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+
+    return first.utcoffset() != second.utcoffset() and shown(first) == naive == shown(second)
+
+
+class SiteDateTimeField(forms.SplitDateTimeField):
+    """The hand check-in's day and time, in the site's time zone: the day as YYYY-MM-DD only (Django's
+    default formats read 11/12/2026 as 12 November, the wrong day for most of the world, saved
+    without a word), and a time in the hour the clocks go back over (01:30 happens twice) read as
+    its first occurrence, where Django refused it as "ambiguous" and a night shift's arrival could
+    not be recorded (its page then says which). A time the clocks skip is still refused."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(input_date_formats=["%Y-%m-%d"], **kwargs)
+
+    def compress(self, data_list):
+        if data_list and data_list[0] is not None and data_list[1] is not None:
+            naive = datetime.combine(*data_list)
+            zone = timezone.get_current_timezone()
+            if _twice(naive, zone):
+                return naive.replace(tzinfo=zone, fold=0)
+        return super().compress(data_list)
+
+
 class ManualCheckInForm(forms.Form):
     """A check-in recorded by hand (:func:`services.checkin_record_manual` checks the rest: an active
     person, a time neither in the future nor too far back, one check-in per window).
@@ -275,10 +304,10 @@ class ManualCheckInForm(forms.Form):
 
     person = forms.ModelChoiceField(
         queryset=Person.objects.all(), help_text="the active people, by name and staff id")
-    at = forms.SplitDateTimeField(
+    at = SiteDateTimeField(
         label="Time", widget=widgets.AdminSplitDateTime,
-        help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}): not in the future (a minute ahead "
-                  f"is taken as now), at most {services.MANUAL_CHECKIN_MAX_DAYS} days back")
+        help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}), the day as YYYY-MM-DD: not in the "
+                  f"future (a minute ahead is taken as now), at most {services.MANUAL_CHECKIN_MAX_DAYS} days back")
     site = forms.ChoiceField(help_text="the site they came in at (the sites of the kiosks)")
     reason = forms.CharField(
         max_length=services.MANUAL_REASON_MAX, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
@@ -602,7 +631,10 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         """The answer to a check-in recorded by hand: a message, and the page to go on from (the day's
         attendance, with the site it showed, when the link came from there)."""
         self.log_addition(request, checkin, [{"added": {}}])
-        self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)}, site {checkin.site}.",
+        local = timezone.localtime(checkin.at)
+        twice = (f" {local:%H:%M} happened twice that night (the clocks went back): recorded as the first, "
+                 f"{local:%H:%M %Z}." if _twice(local.replace(tzinfo=None), local.tzinfo) else "")
+        self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)}, site {checkin.site}.{twice}",
                           messages.SUCCESS)
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:recognition_checkin_add"))

@@ -268,6 +268,34 @@ def test_the_record_page_records_with_csrf_and_shows_refusals_in_the_form(paired
     assert CheckIn.objects.count() == 1
 
 
+def test_a_time_the_clocks_go_back_over_is_its_first_and_a_day_written_month_first_is_refused(
+        client, person, settings, monkeypatch):
+    """01:30 on the night the clocks go back happens twice: Django refused it as "ambiguous", so a night
+    shift's arrival could not be recorded (nor the time the form itself offered during that hour); it
+    is the first 01:30 now, and the page says so. And 11/12/2026 was saved as 12 November, the wrong
+    day for most of the world: the day is YYYY-MM-DD only, as the attendance pages read it."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    settings.TIME_ZONE = "Europe/London"
+    now = datetime(2026, 10, 26, 12, 0, tzinfo=ZoneInfo("Europe/London"))
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    client.force_login(staff("view_checkin", "add_checkin"))
+    data = {"person": person.pk, "at_0": "2026-10-25", "at_1": "01:30", "site": "main", "reason": "night shift"}
+    us_day = client.post(reverse(ADD), {**data, "at_0": "10/24/2026"})
+    assert us_day.status_code == 200 and "Enter a valid date" in us_day.content.decode()
+    assert not CheckIn.objects.exists()
+    done = client.post(reverse(ADD), data, follow=True)
+    said = " ".join(str(m) for m in done.context["messages"])
+    checkin = CheckIn.objects.get()
+    assert checkin.at == datetime(2026, 10, 25, 0, 30, tzinfo=ZoneInfo("UTC"))   # 01:30 BST, the first
+    assert "01:30 happened twice that night (the clocks went back): recorded as the first, 01:30 BST." in said
+    # a time the clocks skip is still refused: 01:30 on 29 March 2026 never happened in London
+    now = datetime(2026, 3, 30, 12, 0, tzinfo=ZoneInfo("Europe/London"))
+    skipped = client.post(reverse(ADD), {**data, "at_0": "2026-03-29"})
+    assert skipped.status_code == 200 and CheckIn.objects.count() == 1
+
+
 @pytest.mark.parametrize("detailed", [True, False])
 def test_the_form_names_the_person_when_their_check_ins_changed_meanwhile(client, person, detailed):
     """The form named the person in its other refusals but said "person #12" in this one (the service's
