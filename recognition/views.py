@@ -470,9 +470,18 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    workdays_named=workdays_named(), days_off_named=days_off_named(),
                    masked=sum(c.masked for c in data["present"]),
                    # no rate on a day off or to come: those in came in, nobody else was expected to (yet)
-                   rate=(round(100 * len(data["present"]) / active) if active else 0) if counted else None,
+                   rate=percent(len(data["present"]), active) if counted else None,
                    chart=_chart(day, site, Person.objects.active().count()))
     return render(request, "attendance/day.html", context)
+
+
+def percent(part: int, whole: int) -> int:
+    """``part`` of ``whole`` in whole percent, never 100 while some are not in it nor 0 while some are
+    (199 of 200 read "100%" beside "1 missing"); 0 of nobody is 0."""
+    if not whole:
+        return 0
+    rounded = round(100 * part / whole)
+    return min(max(rounded, 1 if part else 0), 99 if part < whole else 100)
 
 
 @never_cache

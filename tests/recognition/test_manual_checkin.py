@@ -620,6 +620,9 @@ def test_a_check_in_by_hand_is_marked_as_such_on_every_page_csv_and_the_api(clie
     client.force_login(superuser)
     day = client.get(reverse("attendance-day")).content.decode()
     assert day.count('<span class="att-manual">by hand</span>') == 1 and day.count("att-masked\">mask") == 1
+    # no kiosk saw them: its kiosk column says none, where it showed the site as if a kiosk were named so
+    assert '<td role="cell" class="kiosk">—</td>' in day and f'class="kiosk">{kiosk.name}</td>' in day
+    assert '<td role="cell" class="kiosk">main</td>' not in day
     history = client.get(reverse("attendance-person", args=[person.pk])).content.decode()
     assert 'title="came in by the loading bay">by hand</span>' in history
     # the reason shown in the row, not only in the badge's tooltip (no hover on a phone or a keyboard)

@@ -885,6 +885,14 @@ def test_checkin_admin_filters_and_exports_the_filtered_list(client, superuser, 
     assert detail.status_code == 200 and b"snapshots are off" in detail.content
 
 
+def test_the_day_pages_rate_is_never_100_while_someone_is_missing_nor_0_while_someone_is_in():
+    """199 of 200 checked in read "(100%) · 1 missing"."""
+    from recognition.views import percent
+
+    assert [percent(199, 200), percent(1, 200), percent(200, 200), percent(0, 200), percent(0, 0),
+            percent(1, 3)] == [99, 1, 100, 0, 0, 33]
+
+
 # ----------------------------------------------------------------------------------------- commands
 
 
