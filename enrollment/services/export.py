@@ -48,7 +48,8 @@ photos.json     Each photo's facts: when it was added and how (upload: the admin
                 it, its quality and whether it shows a mask, and whether the recognizer has made
                 face templates of it (embedding_state).
 templates.json  The face templates: lists of numbers the recognizer computed from each photo
-                (one per photo, plus one of the photo with drawn-on masks), named with the
+                (one per photo, plus, for a photo without a mask, one of the photo with drawn-on
+                masks; a photo showing a mask has its own alone), named with the
                 recognizer and its version. They are what kiosks compare faces with. They are
                 derived from the photos above and mean nothing without the same recognizer.
                 "template_version" names the exact models and settings that made them. The
@@ -84,8 +85,10 @@ enrolled again (an administrator then lifts it). It is in no file of this export
 none for a person still enrolled.
 """
 
-# kinds of template (recognition.engine.gallery), as templates.json names them
+# kinds of template (recognition.engine.gallery), as templates.json names them; a masked kind of a
+# photo that shows a mask is the photo's own face, no mask drawn on it
 _TEMPLATE_KINDS = {UNMASKED: "photo", SYNTHETIC_MASK: "photo with drawn-on masks (mean)"}
+_MASKED_PHOTO_KIND = "photo (wearing a mask)"
 # a person's id in an audit summary: "person #12", and the later ids of a face search's list
 # "(person #12 0.812, #7 0.701)"
 _PERSON_MENTION = re.compile(r"(?<=person #)\d+|(?<=, #)\d+(?= -?\d)")
@@ -179,12 +182,13 @@ def _export_templates(photos: list[FacePhoto]) -> Iterator[str]:
     template of the photos, as numbers (float32, shortest form). A person with many templates is
     never whole in memory: :meth:`_BoundedZip.add_text` checks the size after each piece."""
     rows = (PhotoTemplates.objects.filter(photo__in=photos).order_by("photo_id", "template_version")
-            .values_list("photo_id", "template_version", "dim", "count", "vectors", "kinds"))
+            .values_list("photo_id", "template_version", "dim", "count", "vectors", "kinds", "photo__masked"))
     yield f'{{\n  "recognizer": {json.dumps(settings.MASKNET_DESCRIPTOR, ensure_ascii=False)},\n  "sets": ['
     separator = "\n"
-    for photo_id, version, dim, count, vectors, kinds in rows.iterator(chunk_size=100):
+    for photo_id, version, dim, count, vectors, kinds, masked in rows.iterator(chunk_size=100):
         vecs, kind = PhotoTemplates.unpack(dim, count, vectors, kinds)
-        templates = [{"kind": _TEMPLATE_KINDS.get(int(k), str(int(k))), "vector": [float(str(v)) for v in vec]}
+        templates = [{"kind": _MASKED_PHOTO_KIND if masked and int(k) == SYNTHETIC_MASK
+                      else _TEMPLATE_KINDS.get(int(k), str(int(k))), "vector": [float(str(v)) for v in vec]}
                      for vec, k in zip(vecs, kind, strict=True)]
         one = {"photo": photo_id, "template_version": version, "dimensions": dim, "templates": templates}
         yield separator + textwrap.indent(json.dumps(one, indent=2, ensure_ascii=False), "    ")

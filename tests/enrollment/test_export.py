@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import audit_record
 from enrollment import services
-from enrollment.models import Person, PersonInactivePeriod, PhotoTemplates
+from enrollment.models import FacePhoto, Person, PersonInactivePeriod, PhotoTemplates
 from enrollment.services.export import ADMIN_HISTORY_EXPORT_HEADER
 from recognition import services as recognition
 
@@ -117,6 +117,19 @@ def test_the_archive_holds_the_persons_data_and_nobody_elses(two_people, superus
     everything = b" ".join(files.values())
     assert b"Bob Other" not in everything and b"B-2" not in everything and b"Secret dept" not in everything
     assert b"bob's face" not in everything
+
+
+def test_a_masked_photos_own_template_is_not_called_drawn_on(person, make_photo, superuser):
+    """A photo showing a mask has one template, its own face (the masked kind): it was labelled "photo
+    with drawn-on masks (mean)", which the README says of a bare photo's synthetic-mask template."""
+    bare, masked = make_photo(person), make_photo(person, masked_templates=0)
+    PhotoTemplates.objects.filter(photo=masked).update(kinds=np.array([1], np.int8).tobytes())
+    FacePhoto.objects.filter(pk=masked.pk).update(masked=True)
+    files = unzip(services.person_export(person=person, actor=superuser))
+    kinds = {t["photo"]: [k["kind"] for k in t["templates"]] for t in json.loads(files["templates.json"])["sets"]}
+    assert kinds[masked.pk] == ["photo (wearing a mask)"]
+    assert kinds[bare.pk][0] == "photo" and set(kinds[bare.pk][1:]) == {"photo with drawn-on masks (mean)"}
+    assert "a photo showing a mask has its own alone" in files["README.txt"].decode()
 
 
 def test_a_deleted_check_in_is_in_its_persons_audit_records(two_people, superuser):
