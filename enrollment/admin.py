@@ -485,11 +485,13 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
                 messages.info(request, f"{services.counted(len(removed), 'photo')} removed (files and templates "
                                        f"deleted); the index is being rebuilt.")
         uploads = form.cleaned_data.get("photos") or []
-        if removed and not uploads and (warning := services.photos_masked_only_warning(person=person)):
+        adding = uploads and request.user.has_perm("enrollment.add_facephoto")
+        if removed and not adding and (warning := services.photos_masked_only_warning(person=person)):
             messages.warning(request, warning)   # the photo removed was the last one without a mask
-        if uploads and request.user.has_perm("enrollment.add_facephoto"):
-            # checked by changeform_view once this form's transaction has committed
-            setattr(request, _PENDING_UPLOADS, (person, uploads))
+        if adding:
+            # checked by changeform_view once this form's transaction has committed; said there whether
+            # a removal left only masked photos, whatever became of the uploads
+            setattr(request, _PENDING_UPLOADS, (person, uploads, bool(removed)))
             if change and not removed and not set(form.changed_data) - {"photos", "remove_photos"}:
                 setattr(request, _HELD_SUCCESS, [])   # the photos alone: whether anything changed is theirs to say
 
@@ -503,23 +505,24 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             return
         super().message_user(request, message, level, extra_tags=extra_tags, fail_silently=fail_silently)
 
-    def _add_uploads(self, request: HttpRequest, person: Person, uploads: list,
+    def _add_uploads(self, request: HttpRequest, person: Person, uploads: list, removed: bool = False,
                      held: list[tuple[str, str]] | None = None) -> None:
         """The change form's new photos, checked and saved outside any transaction, as on the capture
         page: a face check takes up to a second, and inside the form's transaction on SQLite anyone
         else's write meanwhile (a check-in, a rebuild's heartbeat) failed the admin's own write
         ("database is locked": a 500, the edits lost) or, once the admin had written, waited for
         the checks. ``held``: Django's success messages of a save that changed nothing else, said
-        only if a photo is stored."""
+        only if a photo is stored. ``removed``: the same save removed photos (the warning that only
+        masked photos are left is said even if every upload was refused)."""
         try:
-            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD, held)
+            self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD, held, removed=removed)
         except ModelsMissing:
             messages.error(request, f"The photos were not added: {MODELS_MISSING}")
         except Person.DoesNotExist:   # erased by someone else while the photos were inspected
             messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
     def _add_photos(self, request: HttpRequest, person: Person, files, source: str,
-                    held: list[tuple[str, str]] | None = None) -> None:
+                    held: list[tuple[str, str]] | None = None, removed: bool = False) -> None:
         """The change form's uploads: each one stored if it passes, the outcome said in messages
         (after ``held``, Django's success messages, when a photo was stored; else, with ``held``
         given, that the save changed nothing)."""
@@ -556,7 +559,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             more = f" and {len(untried) - UNTRIED_NAMED} more" if len(untried) > UNTRIED_NAMED else ""
             messages.error(request, f"Not tried, since the server's storage is full (as said above): {names}{more}. "
                                     "Add them again once space is freed.")
-        if saved and (masked_only := services.photos_masked_only_warning(person=person)):
+        if (saved or removed) and (masked_only := services.photos_masked_only_warning(person=person)):
             warnings.append(masked_only)
         for w in dict.fromkeys(warnings):
             messages.warning(request, w)

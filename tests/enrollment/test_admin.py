@@ -298,6 +298,13 @@ def test_a_person_whose_photos_all_show_a_mask_is_told_to_need_one_without(enrol
     bare = FacePhoto.objects.get(masked=False)
     response = enroller_client.post(change_url(person), person_form(person, remove_photos=[bare.pk]), follow=True)
     assert "1 photo removed" in said(response) and warning in said(response)
+    # the same with a new photo in that save that is refused: the warning was left out
+    services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    bare = FacePhoto.objects.get(masked=False)
+    blank = [SimpleUploadedFile("blank.png", png(np.full((200, 200, 3), 128, np.uint8)), "image/png")]
+    response = enroller_client.post(change_url(person), {**person_form(person, remove_photos=[bare.pk]),
+                                                         "photos": blank}, follow=True)
+    assert "1 photo removed" in said(response) and "refused" in said(response) and warning in said(response)
     # the webcam page's burst: its JSON warnings, which the page shows under the button
     FacePhoto.objects.all().delete()
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
