@@ -691,11 +691,19 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
         if request.POST.get("post") == "yes":
             people = list(queryset)
             count, full = self._erase(request, people)
-            left = len(people) - count - len(full)
+            # the confirmation posts each person it listed: those erased meanwhile by someone else are
+            # no longer in the queryset, and were counted nowhere ("0 people erased" as a success)
+            posted = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+            listed = {v for v in posted if v.isascii() and v.isdigit()}
+            left = max(len(listed), len(people)) - count - len(full)
             already = f" ({_people(left)} had been erased already)" if left else ""
-            if count or not full:
+            if count:
                 messages.success(request, f"{_people(count)} erased: photos, templates and index entries deleted"
                                           f"{already}.")
+            elif not full:
+                messages.info(request, "Nobody was erased: "
+                                       + ("the person selected had been erased already." if left == 1
+                                          else "the people selected had been erased already."))
             if full:
                 messages.error(request, self._not_erased(full))
             return None

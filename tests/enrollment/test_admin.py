@@ -682,6 +682,24 @@ def test_superuser_erases_after_confirmation(su_client, person, make_photo, djan
     assert not Person.objects.exists() and not FacePhoto.objects.exists()
 
 
+def test_the_erase_action_counts_those_erased_meanwhile_by_someone_else(su_client, person, superuser):
+    """Erased by another admin between the confirmation and "Yes, erase", they dropped out of the
+    selection and were counted nowhere: "0 people erased: ..." as a success."""
+    def said(response) -> list[str]:
+        return [str(m) for m in response.context["messages"]]
+
+    others = [services.person_create(actor=None, full_name=f"Other {i}", staff_id=f"O-{i}") for i in range(3)]
+    data = {"action": "erase_biometric_data", "_selected_action": [person.pk, others[0].pk], "post": "yes"}
+    services.person_erase(person=Person.objects.get(pk=others[0].pk), actor=superuser)
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "1 person erased: photos, templates and index entries deleted (1 person had been erased already)."]
+    data["_selected_action"] = [others[1].pk, others[2].pk]
+    for other in others[1:]:
+        services.person_erase(person=Person.objects.get(pk=other.pk), actor=superuser)
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "Nobody was erased: the people selected had been erased already."]
+
+
 def test_erase_page_for_one_person(su_client, person):
     url = reverse("admin:enrollment_person_erase", args=[person.pk])
     assert su_client.get(url).status_code == 200
