@@ -70,7 +70,8 @@ class PersonQuerySet(models.QuerySet):
         photos = FacePhoto.objects.filter(person=OuterRef("pk")).order_by()
         count = photos.values("person").annotate(n=Count("pk")).values("n")
         return self.annotate(photo_count=Coalesce(Subquery(count, output_field=models.IntegerField()), 0),
-                             first_photo_id=Subquery(photos.order_by("id").values("id")[:1]))
+                             # a photo whose file the daily sweep found gone last: its thumbnail is a 404
+                             first_photo_id=Subquery(photos.order_by("file_missing", "id").values("id")[:1]))
 
 
 STAFF_ID_TAKEN = ("Another person has this staff id written otherwise (staff ids are compared ignoring letter case, "

@@ -68,6 +68,16 @@ def test_people_list_with_thumbnails_search_and_filters(request, who, person, ma
     assert "Eileen Collins" in enough and "Tom Hanks" not in enough
 
 
+def test_the_people_lists_thumbnail_is_a_photo_whose_file_is_there(su_client, person, make_photo):
+    """The first photo whose file the daily sweep found gone was the list's thumbnail: a broken image
+    where the person has good photos."""
+    gone, good = make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=gone.pk).update(file_missing=True)
+    html = su_client.get(CHANGELIST).content.decode()
+    assert reverse("enrollment:photo-thumb", args=[good.pk]) in html
+    assert reverse("enrollment:photo-thumb", args=[gone.pk]) not in html
+
+
 @pytest.mark.parametrize("query", [{}, {"q": "Person"}, {"active__exact": "1"}, {"o": "-6"}, {"photos": "lt3"}])
 def test_people_list_counts_and_choices_read_no_photos(su_client, make_photo, query):
     """The list's counts and its department filter's choices count people alone: with the photo count a
