@@ -673,10 +673,14 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
-        people = [p for p in queryset if p.gallery_adaptation]
-        for person in people:
-            services.person_gallery_adaptation_stop(person=person, actor=request.user)
-        messages.success(request, f"Gallery adaptation stopped for {_people(len(people))}: their check-ins add no "
+        # counted as stopped here: not those stopped before, nor meanwhile by someone else
+        done = sum(services.person_gallery_adaptation_stop(person=person, actor=request.user)
+                   for person in queryset if person.gallery_adaptation)
+        if not done:
+            messages.info(request, "Nobody's gallery adaptation was stopped: it was stopped already for the people "
+                                   "selected.")
+            return
+        messages.success(request, f"Gallery adaptation stopped for {_people(done)}: their check-ins add no "
                                   f"photos (their photos stay as they are).")
 
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])

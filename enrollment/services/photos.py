@@ -637,14 +637,16 @@ def _index_decision(face: Face, engine: Engine) -> Decision | None:
     return identify(engine, face, index, version.site_thresholds())
 
 
-def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> Person:
-    """Gallery adaptation adds no more photos of this person (their photos stay); audited."""
+def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> bool:
+    """Gallery adaptation adds no more photos of this person (their photos stay); audited. Whether
+    it was on (``False``: stopped already, maybe by someone else meanwhile)."""
     with transaction.atomic():
-        if Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False):
+        stopped = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False))
+        if stopped:
             audit_record(actor=actor, action=Action.UPDATE, obj=person,
                          summary=f"stopped gallery adaptation for person #{person.pk}")
     person.gallery_adaptation = False
-    return person
+    return stopped
 
 
 def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:

@@ -710,6 +710,21 @@ def test_the_erase_action_counts_those_erased_meanwhile_by_someone_else(su_clien
         "Nobody was erased: the people selected had been erased already."]
 
 
+def test_stopping_gallery_adaptation_counts_only_those_it_stopped(su_client, person):
+    """Run twice on the same people, the action said "Gallery adaptation stopped for 0 people" as a success."""
+    def said(response) -> list[str]:
+        return [str(m) for m in response.context["messages"]]
+
+    other = services.person_create(actor=None, full_name="Other One", staff_id="O-1")
+    data = {"action": "stop_gallery_adaptation", "_selected_action": [person.pk, other.pk]}
+    Person.objects.filter(pk=other.pk).update(gallery_adaptation=False)
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "Gallery adaptation stopped for 1 person: their check-ins add no photos (their photos stay as they are)."]
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "Nobody's gallery adaptation was stopped: it was stopped already for the people selected."]
+    assert not Person.objects.filter(gallery_adaptation=True).exists()
+
+
 def test_erase_page_for_one_person(su_client, person):
     url = reverse("admin:enrollment_person_erase", args=[person.pk])
     assert su_client.get(url).status_code == 200
