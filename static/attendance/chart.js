@@ -1,5 +1,5 @@
 /* The attendance pages' scroll boxes: the day's 30-day chart and lists (templates/attendance/day.html), the
- * summary's table (summary.html).
+ * summary's table (summary.html), a person's history (person.html).
  * Each box is a tab stop (tabindex="0" as served, so that keyboards can scroll it with the arrow keys)
  * only while it overflows: where the 30 days or a list's columns fit, a stop that scrolls nothing is
  * noise. The chart opens scrolled to the day shown, the last bar: a phone showed the oldest days and
