@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -248,12 +248,26 @@ class _DateAndTime(serializers.DateTimeField):
     never asked for."""
 
     default_error_messages = {"date_only": "Give a date and a time (ISO 8601, e.g. 2026-11-03T09:00:00+01:00), "
-                                           "not a date alone."}
+                                           "not a date alone.",
+                              "skipped": "That time did not happen in the site's time zone ({zone}): the clocks went "
+                                         "forward over it. Give the time with its UTC offset."}
 
     def to_internal_value(self, value: object) -> datetime:
         if isinstance(value, str) and re.fullmatch(r"\s*[0-9W-]+\s*", value):
             self.fail("date_only")
         return super().to_internal_value(value)
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        """A time without an offset is the site's (``TIME_ZONE``), as the admin's form reads it: one
+        the clocks skip (01:30 on the night they go forward) is refused, where it was stored an hour
+        later without a word; one they go back over is its first occurrence, as Python reads it."""
+        if timezone.is_naive(value):
+            zone = self.timezone if getattr(self, "timezone", None) else self.default_timezone()
+            if zone is not None:
+                aware = value.replace(tzinfo=zone)
+                if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
+                    self.fail("skipped", zone=str(zone))
+        return super().enforce_timezone(value)
 
 
 class ManualCheckInSerializer(serializers.Serializer):

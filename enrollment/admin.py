@@ -518,6 +518,8 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             self._add_photos(request, person, uploads, FacePhoto.Source.UPLOAD, held, removed=removed)
         except ModelsMissing:
             messages.error(request, f"The photos were not added: {MODELS_MISSING}")
+            if removed and (masked_only := services.photos_masked_only_warning(person=person)):
+                messages.warning(request, masked_only)
         except Person.DoesNotExist:   # erased by someone else while the photos were inspected
             messages.error(request, "This person was erased meanwhile: the photos were not added.")
 
@@ -698,16 +700,23 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             # the confirmation posts each person it listed: those erased meanwhile by someone else are
             # no longer in the queryset, and were counted nowhere ("0 people erased" as a success)
             posted = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
-            listed = {v for v in posted if v.isascii() and v.isdigit()}
-            left = max(len(listed), len(people)) - count - len(full)
+            dropped = {int(v) for v in posted if v.isascii() and v.isdigit() and len(v) < 19} - {p.pk for p in people}
+            # of those, the ones still there left the list's filter meanwhile (deactivated...): not erased
+            kept = sorted(Person.objects.filter(pk__in=dropped).values_list("pk", flat=True))
+            left = len(dropped) - len(kept)
             already = f" ({_people(left)} had been erased already)" if left else ""
             if count:
                 messages.success(request, f"{_people(count)} erased: photos, templates and index entries deleted"
                                           f"{already}.")
-            elif not full:
+            elif not full and not kept:
                 messages.info(request, "Nobody was erased: "
                                        + ("the person selected had been erased already." if left == 1
                                           else "the people selected had been erased already."))
+            if kept:
+                who = (f"Person #{kept[0]} was" if len(kept) == 1
+                       else f"{len(kept)} people (#{', #'.join(str(i) for i in kept)}) were")
+                messages.warning(request, f"{who} not erased: no longer in the list as filtered (changed meanwhile). "
+                                          "Nothing of them was deleted; erase them again from their page.")
             if full:
                 messages.error(request, self._not_erased(full))
             return None

@@ -417,3 +417,15 @@ def test_a_photo_re_encoded_keeps_its_rgb_colour_profile():
     stored = without_metadata(buf.getvalue(), **LIMITS)
     with Image.open(io.BytesIO(stored)) as kept:
         assert "exif" not in kept.info and kept.info.get("icc_profile") == profile
+
+
+def test_an_opaque_png_with_an_alpha_channel_is_kept_byte_for_byte():
+    """Many exports write an alpha channel that is 255 everywhere: nothing is hidden under it, so the
+    file is kept as uploaded (re-encoding took seconds for a large one and could turn it lossy)."""
+    from recognition.engine.decode import without_metadata
+
+    rgba = np.full((20, 30, 4), 255, np.uint8)
+    rgba[..., :3] = (10, 120, 200)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
+    assert without_metadata(buf.getvalue(), **LIMITS) == buf.getvalue()

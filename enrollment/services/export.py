@@ -85,8 +85,8 @@ enrolled again (an administrator then lifts it). It is in no file of this export
 none for a person still enrolled.
 """
 
-# kinds of template (recognition.engine.gallery), as templates.json names them; a masked kind of a
-# photo that shows a mask is the photo's own face, no mask drawn on it
+# kinds of template (recognition.engine.gallery), as templates.json names them; a masked kind in a
+# set without an unmasked one is the photo's own face, which shows a mask (none drawn on it)
 _TEMPLATE_KINDS = {UNMASKED: "photo", SYNTHETIC_MASK: "photo with drawn-on masks (mean)"}
 _MASKED_PHOTO_KIND = "photo (wearing a mask)"
 # a person's id in an audit summary: "person #12", and the later ids of a face search's list
@@ -182,12 +182,13 @@ def _export_templates(photos: list[FacePhoto]) -> Iterator[str]:
     template of the photos, as numbers (float32, shortest form). A person with many templates is
     never whole in memory: :meth:`_BoundedZip.add_text` checks the size after each piece."""
     rows = (PhotoTemplates.objects.filter(photo__in=photos).order_by("photo_id", "template_version")
-            .values_list("photo_id", "template_version", "dim", "count", "vectors", "kinds", "photo__masked"))
+            .values_list("photo_id", "template_version", "dim", "count", "vectors", "kinds"))
     yield f'{{\n  "recognizer": {json.dumps(settings.MASKNET_DESCRIPTOR, ensure_ascii=False)},\n  "sets": ['
     separator = "\n"
-    for photo_id, version, dim, count, vectors, kinds, masked in rows.iterator(chunk_size=100):
+    for photo_id, version, dim, count, vectors, kinds in rows.iterator(chunk_size=100):
         vecs, kind = PhotoTemplates.unpack(dim, count, vectors, kinds)
-        templates = [{"kind": _MASKED_PHOTO_KIND if masked and int(k) == SYNTHETIC_MASK
+        own_masked = UNMASKED not in {int(k) for k in kind}   # as the set was made, not the photo's flag now
+        templates = [{"kind": _MASKED_PHOTO_KIND if own_masked and int(k) == SYNTHETIC_MASK
                       else _TEMPLATE_KINDS.get(int(k), str(int(k))), "vector": [float(str(v)) for v in vec]}
                      for vec, k in zip(vecs, kind, strict=True)]
         one = {"photo": photo_id, "template_version": version, "dimensions": dim, "templates": templates}

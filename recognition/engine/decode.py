@@ -297,8 +297,9 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
             icc = img.info.get("icc_profile")
             icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
             # what transparent pixels hold (an erased bystander's colours) is not shown, yet kept
-            # in the file: flattened on white as shown
-            see_through = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+            # in the file: flattened on white as shown. An opaque one (many exports have an alpha
+            # channel all 255) is kept byte for byte; too many pixels to look: decode_image refuses it
+            see_through = _transparent(img, max_pixels)
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -344,6 +345,17 @@ def _upright(img: Image.Image) -> Image.Image:
         return img
     method = _ORIENT.get(orientation) if isinstance(orientation, int) else None
     return img.transpose(method) if method is not None else img
+
+
+def _transparent(img: Image.Image, max_pixels: int) -> bool:
+    """Whether ``img`` (opened, not yet loaded) has a pixel not fully opaque; read only for an image
+    that can have one (an alpha channel, a transparent palette entry or colour), and taken as
+    ``True`` past ``max_pixels`` (its decode is refused anyway)."""
+    if not (img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info):
+        return False
+    if img.width * img.height > max_pixels:
+        return True
+    return img.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
 def _opaque(img: Image.Image) -> Image.Image:

@@ -132,6 +132,17 @@ def test_each_refusal_is_a_validation_error_on_its_field_and_records_nothing(wor
     assert not AuditEvent.objects.filter(action="checkin_manual").exists()
 
 
+def test_a_local_time_the_clocks_skip_is_refused_not_moved_an_hour(newcomer, admin_api, settings):
+    """2026-03-29T01:30 without an offset never happened in London: it was stored as 02:30 BST without a
+    word, where the admin's form refuses it."""
+    settings.TIME_ZONE = "Europe/London"
+    response = admin_api.post(URL, {"person": newcomer.pk, "at": "2026-03-29T01:30:00", "reason": "reader"},
+                              format="json")
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["at"], response.content
+    assert "did not happen in the site's time zone (Europe/London)" in response.json()["fields"]["at"][0]
+    assert not CheckIn.objects.filter(person=newcomer).exists()
+
+
 def test_one_in_that_window_already_is_a_409_naming_it_and_a_kiosk_later_says_already(world, newcomer, admin_api):
     # the kiosk's check-in of the world's person, today
     response = admin_api.post(URL, {"person": world.person.pk, "at": world.checkin.at.isoformat(),

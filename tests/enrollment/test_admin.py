@@ -286,7 +286,8 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
 
 @pytest.mark.models
 def test_a_person_whose_photos_all_show_a_mask_is_told_to_need_one_without(enroller_client, person, engine,
-                                                                           astronaut_bgr, astronaut_jpeg):
+                                                                           astronaut_bgr, astronaut_jpeg,
+                                                                           monkeypatch):
     """A person enrolled from a photo wearing a mask has only masked templates, which a face without
     a mask is never compared with: the kiosk said "not recognised" to them bare-faced, while the admin
     had said "1 photo added" and nothing more. Upload and webcam capture now warn while every photo
@@ -315,6 +316,20 @@ def test_a_person_whose_photos_all_show_a_mask_is_told_to_need_one_without(enrol
     response = enroller_client.post(change_url(person), {**person_form(person, remove_photos=[bare.pk]),
                                                          "photos": blank}, follow=True)
     assert "1 photo removed" in said(response) and "refused" in said(response) and warning in said(response)
+    # ...or not tried at all, the models missing
+    from recognition.engine import ModelsMissing
+
+    services.photo_add(person=person, data=astronaut_jpeg, actor=None)
+    bare = FacePhoto.objects.get(masked=False)
+
+    def missing():
+        raise ModelsMissing("no models here")
+
+    monkeypatch.setattr(recognizer, "get_engine", missing)
+    response = enroller_client.post(change_url(person), {**person_form(person, remove_photos=[bare.pk]),
+                                                         "photos": blank}, follow=True)
+    assert "The photos were not added" in said(response) and warning in said(response)
+    monkeypatch.undo()
     # the webcam page's burst: its JSON warnings, which the page shows under the button
     FacePhoto.objects.all().delete()
     url = reverse("admin:enrollment_person_capture_save", args=[person.pk])
@@ -708,6 +723,18 @@ def test_the_erase_action_counts_those_erased_meanwhile_by_someone_else(su_clien
         services.person_erase(person=Person.objects.get(pk=other.pk), actor=superuser)
     assert said(su_client.post(CHANGELIST, data, follow=True)) == [
         "Nobody was erased: the people selected had been erased already."]
+    # one who merely left the list's filter meanwhile (deactivated, on the active people's list) is not
+    # said to be erased: their data is all there
+    stays = services.person_create(actor=None, full_name="Still Here", staff_id="S-1")
+    last = services.person_create(actor=None, full_name="Last One", staff_id="L-1")
+    services.person_deactivate(person=stays, actor=superuser)
+    filtered = su_client.post(CHANGELIST + "?active__exact=1", {**data, "_selected_action": [stays.pk, last.pk]},
+                              follow=True)
+    assert said(filtered) == [
+        "1 person erased: photos, templates and index entries deleted.",
+        f"Person #{stays.pk} was not erased: no longer in the list as filtered (changed meanwhile). Nothing of them "
+        "was deleted; erase them again from their page."]
+    assert Person.objects.filter(pk=stays.pk).exists() and not Person.objects.filter(pk=last.pk).exists()
 
 
 def test_stopping_gallery_adaptation_counts_only_those_it_stopped(su_client, person):
