@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -17,7 +17,7 @@ from enrollment.models import FacePhoto, IndexVersion, Person, TrainingRun
 from enrollment.text import PERSON_TEXT, name_normal, staff_id_normal
 from recognition.kiosk_text import languages
 from recognition.models import CheckIn, Kiosk
-from recognition.services import MANUAL_CHECKIN_MAX_DAYS, MANUAL_REASON_MAX
+from recognition.services import MANUAL_CHECKIN_MAX_DAYS, MANUAL_REASON_MAX, wall_time_occurs
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -263,10 +263,8 @@ class _DateAndTime(serializers.DateTimeField):
         later without a word; one they go back over is its first occurrence, as Python reads it."""
         if timezone.is_naive(value):
             zone = self.timezone if getattr(self, "timezone", None) else self.default_timezone()
-            if zone is not None:
-                aware = value.replace(tzinfo=zone)
-                if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
-                    self.fail("skipped", zone=str(zone))
+            if zone is not None and not wall_time_occurs(value, zone):
+                self.fail("skipped", zone=str(zone))
         return super().enforce_timezone(value)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 import qrcode
@@ -265,16 +265,6 @@ CHOOSER_LIST_MAX = 300
 CHOOSER_MATCHES_MAX = 20
 
 
-def _twice(naive: datetime, zone) -> bool:
-    """Whether the wall time ``naive`` happens twice in ``zone`` (the hour the clocks go back over)."""
-    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
-
-    def shown(aware: datetime) -> datetime:
-        return aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
-
-    return first.utcoffset() != second.utcoffset() and shown(first) == naive == shown(second)
-
-
 class SiteDateTimeField(forms.SplitDateTimeField):
     """The hand check-in's day and time, in the site's time zone: the day as YYYY-MM-DD only (Django's
     default formats read 11/12/2026 as 12 November, the wrong day for most of the world, saved
@@ -289,7 +279,7 @@ class SiteDateTimeField(forms.SplitDateTimeField):
         if data_list and data_list[0] is not None and data_list[1] is not None:
             naive = datetime.combine(*data_list)
             zone = timezone.get_current_timezone()
-            if _twice(naive, zone):
+            if services.wall_time_occurs(naive, zone) == 2:
                 return naive.replace(tzinfo=zone, fold=0)
         return super().compress(data_list)
 
@@ -632,8 +622,9 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
         attendance, with the site it showed, when the link came from there)."""
         self.log_addition(request, checkin, [{"added": {}}])
         local = timezone.localtime(checkin.at)
+        repeated = services.wall_time_occurs(local.replace(tzinfo=None), local.tzinfo) == 2
         twice = (f" {local:%H:%M} happened twice that night (the clocks went back): recorded as the first, "
-                 f"{local:%H:%M %Z}." if _twice(local.replace(tzinfo=None), local.tzinfo) else "")
+                 f"{local:%H:%M %Z}." if repeated else "")
         self.message_user(request, f"Recorded by hand: {checkin_page_name(checkin)}, site {checkin.site}.{twice}",
                           messages.SUCCESS)
         if not self.has_view_permission(request):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from importlib import import_module
 
 from django.conf import settings
@@ -275,6 +275,14 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     # for both made it twice N minutes: an arrival an hour later was "already checked in")
     again = "|2nd" if local.fold and minutes < 1440 else ""
     return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}{again}", local.date()
+
+
+def wall_time_occurs(naive: datetime, zone: tzinfo) -> int:
+    """How many times the wall-clock time ``naive`` happens in ``zone``: 0 in the hour the clocks skip
+    (01:30 on the night they go forward), 2 in the hour they go back over, else 1. The hand check-in's
+    form and API read a time without an offset by it."""
+    times = {naive.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
+    return sum(t.astimezone(zone).replace(tzinfo=None) == naive for t in times)
 
 
 def cooldown_period() -> str:
