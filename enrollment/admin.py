@@ -543,7 +543,10 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
         if saved:
             for message, extra_tags in held or []:
                 messages.success(request, message, extra_tags=extra_tags)
-            messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt.")
+            # an inactive person's photos wait in the gallery: said, or "added" read as "recognised now"
+            inactive = "" if person.active else " They are inactive: kiosks recognise them once they are reactivated."
+            messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt."
+                                      f"{inactive}")
         elif held is not None:
             # Django's "was changed successfully" above the refusals claimed a change that never was
             if untried:   # after a full storage

@@ -271,7 +271,7 @@ def test_photos_chosen_on_a_form_with_an_error_are_asked_for_again(enroller_clie
     assert not FacePhoto.objects.exists()
 
 @pytest.mark.models
-def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, engine, astronaut_jpeg,
+def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, engine, astronaut_jpeg, astronaut_bgr,
                                                      gradient_png, enqueued, django_capture_on_commit_callbacks):
     files = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg"),
              SimpleUploadedFile("gradient.png", gradient_png, "image/png")]
@@ -282,6 +282,15 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     text = " ".join(str(m) for m in response.context["messages"])
     assert "1 photo added" in text and "“gradient.png”: refused — No face found in the photo." in text
     assert len(enqueued) == 1
+    assert "inactive" not in text
+    # a photo of an inactive person is added, and the page says they are not recognised until reactivated
+    services.person_deactivate(person=person, actor=None)
+    person.refresh_from_db()
+    files = [SimpleUploadedFile("eileen-2.jpg", jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), 85), "image/jpeg")]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "1 photo added; the index is being rebuilt. They are inactive: kiosks recognise them once they are " \
+           "reactivated." in text, text
 
 
 @pytest.mark.models
