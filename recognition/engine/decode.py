@@ -347,11 +347,17 @@ def _upright(img: Image.Image) -> Image.Image:
     return img.transpose(method) if method is not None else img
 
 
+def _may_see_through(img: Image.Image) -> bool:
+    """Whether ``img`` can have pixels that are not fully opaque: an alpha channel, or a transparent
+    palette entry or colour."""
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
 def _transparent(img: Image.Image, max_pixels: int) -> bool:
     """Whether ``img`` (opened, not yet loaded) has a pixel not fully opaque; read only for an image
     that can have one (an alpha channel, a transparent palette entry or colour), and taken as
     ``True`` past ``max_pixels`` (its decode is refused anyway)."""
-    if not (img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info):
+    if not _may_see_through(img):
         return False
     if img.width * img.height > max_pixels:
         return True
@@ -363,7 +369,7 @@ def _opaque(img: Image.Image) -> Image.Image:
     ``convert("RGB")`` alone drops the alpha channel and shows what the transparent pixels still
     hold (an editor erases to transparency and leaves the colours), so a person cut out of a photo
     was still seen ("more than one usable face"), shown in its thumbnail and kept in the stored file."""
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+    if _may_see_through(img):
         rgba = img.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     return img.convert("RGB")
