@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections import Counter
 
 from django import forms
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -318,6 +319,31 @@ class PhotoCountFilter(admin.SimpleListFilter):
         return None
 
 
+class DepartmentFilter(admin.SimpleListFilter):
+    """People by department, letter case aside: "Flight" and "flight" are one choice (Django's own
+    filter listed them apart, each finding part of the department), named by its most common
+    spelling; people without a department are the choice "(none)" (an empty, unlabelled link)."""
+
+    title = "department"
+    parameter_name = "department"
+    NONE_LABEL = "(none)"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        spellings: dict[str, Counter[str]] = {}
+        rows = Person.objects.order_by().values_list("department").annotate(n=Count("pk"))
+        for department, n in rows:
+            spellings.setdefault(department.lower(), Counter())[department] += n
+        # the most common spelling names the choice; a tie goes to the first in code-point order
+        names = sorted(min(found, key=lambda d: (-found[d], d)) for found in spellings.values())
+        return [(name, name or self.NONE_LABEL) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        value = self.value()
+        if value is None:
+            return None
+        return queryset.filter(department="") if value == "" else queryset.filter(department__iexact=value)
+
+
 class RebuildMixin:
     """What the admins whose actions queue an index rebuild share: the permission and the message."""
 
@@ -339,7 +365,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
     list_display = ("thumbnail", "full_name", "staff_id", "department", "active", "photo_count", "updated_at")
     list_display_links = ("thumbnail", "full_name")
     list_display_phone = ("thumbnail", "full_name", "active")   # audit/templatetags/admin_phone.py
-    list_filter = ("active", PhotoCountFilter, "department", "created_at")
+    list_filter = ("active", PhotoCountFilter, DepartmentFilter, "created_at")
     search_fields = ("full_name", "staff_id", "department")
     staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
     readonly_fields = ("created_at", "updated_at", "deactivated_at", "inactive_history", "photo_grid",
