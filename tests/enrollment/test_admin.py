@@ -732,6 +732,8 @@ def test_superuser_erases_after_confirmation(su_client, person, make_photo, djan
     assert confirm.status_code == 200 and b"Yes, erase" in confirm.content
     # it says that the attendance history goes too, and its red button is styled (admin.css loaded)
     assert b"their check-ins" in confirm.content and b"enrollment/admin.css" in confirm.content
+    # and what it keeps of them: the staff id's keyed digest (docs/security.md, "Erased staff ids")
+    assert b"staff id is kept as a keyed digest" in confirm.content
     assert Person.objects.filter(pk=person.pk).exists()
     with django_capture_on_commit_callbacks(execute=True):
         assert su_client.post(CHANGELIST, {**data, "post": "yes"}).status_code == 302
