@@ -71,6 +71,33 @@ class BackgroundRunner:
             time.sleep(0.05)
         return False
 
+    def run_queued_here(self, *, patience_s: float) -> list[int]:
+        """Run every rebuild queued for this runner now, in the calling thread, their debounce aside,
+        after the one its thread may be running; returns their run ids. Another process's rebuild is
+        waited for, up to ``patience_s`` (then :class:`~enrollment.services.RebuildBusy`); a failed
+        rebuild raises (recorded in its run, the previous index active)."""
+        from .services import RebuildBusy, index_rebuild
+
+        deadline, done = time.monotonic() + patience_s, []
+        while True:
+            with self._cond:
+                item = heapq.heappop(self._queue) if self._queue else None
+                if item is None and not self.busy:
+                    return done
+            if item is None:   # the thread is running one of them: it ends first
+                time.sleep(0.05)
+                continue
+            run_id = item[2]
+            while True:
+                try:
+                    index_rebuild(run_id=run_id, force=True)
+                    break
+                except RebuildBusy as exc:
+                    if time.monotonic() + exc.retry_after > deadline:
+                        raise
+                    time.sleep(exc.retry_after)
+            done.append(run_id)
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -109,3 +136,14 @@ def background_runner() -> BackgroundRunner:
         if _RUNNER is None:
             _RUNNER = BackgroundRunner()
         return _RUNNER
+
+
+def run_queued_here(*, patience_s: float = 4 * 60 * 60) -> list[int]:
+    """For a management command about to exit, in the embedded mode: run now, here, the rebuilds its
+    changes queued (:meth:`BackgroundRunner.run_queued_here`), whose daemon thread dies with the
+    command. Left queued, nothing started them until a kiosk loaded the index or an admin page
+    looked (``index_rebuild_resume``), so that an expired photo's face, or a deactivated person,
+    stayed in every kiosk's index meanwhile. Nothing with Celery workers, which run them."""
+    if settings.MASKNET_TASK_RUNNER == "celery" or _RUNNER is None:
+        return []
+    return _RUNNER.run_queued_here(patience_s=patience_s)

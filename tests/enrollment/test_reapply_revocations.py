@@ -24,7 +24,7 @@ from api import services as api_services
 from api.models import ApiToken
 from audit.models import AuditEvent
 from enrollment import services
-from enrollment.models import Person
+from enrollment.models import IndexVersion, Person, TrainingRun
 from recognition import services as kiosks
 from recognition.consumers import KIOSK_COOKIE
 from recognition.models import Kiosk
@@ -146,6 +146,35 @@ def test_a_kiosk_and_a_token_revoked_since_the_backup_are_revoked_again(revoked,
     again_out = run(revoked["csv"])
     assert "revoked again 0, already revoked 4, left alone 0" in again_out, again_out
     assert AuditEvent.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_workers_the_deactivations_rebuild_before_the_command_exits(real_dispatch, settings, make_photo,
+                                                                          tmp_path, monkeypatch):
+    """The person deactivated again left the index by a rebuild queued for the command's own thread,
+    which died with it: the kiosks still knew them until a kiosk or an admin page started it."""
+    settings.MASKNET_TASK_RUNNER = "thread"
+    settings.MASKNET_REBUILD_DEBOUNCE_S = 600   # the thread would start it ten minutes on: after the exit
+    person = services.person_create(actor=None, full_name="Left The Company", staff_id="L1")
+    Person.objects.filter(pk=person.pk).update(created_at=timezone.now() - timedelta(days=30))
+    make_photo(person)
+    left = timezone.now() - timedelta(days=3)
+    with monkeypatch.context() as patched:
+        patched.setattr(timezone, "now", lambda: left)
+        services.person_deactivate(person=person, actor=None)
+    path = tmp_path / "audit.csv"
+    call_command("export_audit", str(path), stdout=io.StringIO())
+    # the restore: a backup from before they left (the audit log's rows under the ORM, which refuses it)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE action = 'deactivate'")
+    person.inactive_periods.all().delete()
+    Person.objects.filter(pk=person.pk).update(active=True, deactivated_at=None)
+    services.index_rebuild_now()
+    assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+    out = run(path)
+    assert "index rebuilt without the people deactivated again (training run #" in out, out
+    assert not Person.objects.get(pk=person.pk).active, out
+    assert not IndexVersion.objects.current().load().identities and not TrainingRun.objects.queued().exists()
 
 
 def test_a_dry_run_lists_the_revocations_and_changes_nothing(revoked):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
 from enrollment import services
 from enrollment.dispatch import background_runner
@@ -33,6 +37,31 @@ def test_embedded_runner_debounces_and_rebuilds_in_the_background(real_dispatch,
     run = TrainingRun.objects.get()
     assert run.state == "succeeded" and run.requests == 4
     assert IndexVersion.objects.current().load().identities == {str(person.pk)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_purge_expired_without_workers_rebuilds_before_it_exits(real_dispatch, settings, make_photo):
+    """Without Celery, the rebuild that expired kept photos queued went to the command's own thread,
+    which died with it: the faces stayed in the index (and every kiosk's) until a kiosk loaded the
+    index or an admin page looked, while the purge said "deleted 1". Found by a helper's review."""
+    settings.MASKNET_TASK_RUNNER = "thread"
+    settings.MASKNET_REBUILD_DEBOUNCE_S = 600   # the thread would start it ten minutes on: after the exit
+    person = services.person_create(actor=None, full_name="P", staff_id="P")
+    make_photo(person)
+    kept = make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN,
+                                                created_at=timezone.now() - timedelta(days=200))
+    services.index_rebuild_now()
+    assert IndexVersion.objects.current().photo_count == 2
+    out = io.StringIO()
+    call_command("purge_expired", stdout=out)
+    assert "gallery adaptation (older than 180 days): deleted 1" in out.getvalue()
+    assert "index rebuilt without the expired photos (training run #" in out.getvalue()
+    assert IndexVersion.objects.current().photo_count == 1 and not TrainingRun.objects.queued().exists()
+    # nothing expired: nothing rebuilt
+    current, again = IndexVersion.objects.current_id(), io.StringIO()
+    call_command("purge_expired", stdout=again)
+    assert "index rebuilt" not in again.getvalue() and IndexVersion.objects.current_id() == current
 
 
 def _database_url() -> str:

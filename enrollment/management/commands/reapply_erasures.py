@@ -28,6 +28,7 @@ from audit.restore import (
     revocation_records,
     rights_taken_from,
 )
+from enrollment import dispatch
 from enrollment.services import Reapplied, StorageFull, person_erasure_reapply
 
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
@@ -141,6 +142,13 @@ class Command(BaseCommand):
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
         reused = self.revocations(found, opts["file"], dry_run, actor)
         problems = []
+        if not dry_run:   # without Celery workers, the rebuild that deactivations queued dies with the command
+            try:
+                if runs := dispatch.run_queued_here():
+                    self.stdout.write(f"index rebuilt without the people deactivated again (training run #{runs[-1]})")
+            except Exception as exc:  # noqa: BLE001 - said with the other problems, after what was done
+                problems.append(f"the index rebuild after the deactivations did not run ({exc}): run "
+                                "`manage.py rebuild_index --wait`")
         if full is not None:
             person_id, exc = full
             problems.append(f"person #{person_id} was not erased again: nothing of them was deleted. {exc} The people "

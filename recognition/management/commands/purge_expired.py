@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from enrollment import dispatch
+from enrollment.services import RebuildBusy
 from recognition import services
 
 
@@ -38,6 +40,22 @@ class Command(BaseCommand):
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
+        if not outcome.dry_run:
+            self._rebuild_queued()
         if outcome.failed_files:   # biometric data kept against the retention: cron must see it
             raise CommandError(f"{outcome.failed_files} photo or index files could not be deleted (see the log): "
                                "check the media and index folders' permissions and run it again")
+
+    def _rebuild_queued(self) -> None:
+        """Without Celery workers, run here the rebuild that expired photos queued (it would die with
+        this command: their faces stayed in the index until a kiosk or an admin page started it)."""
+        try:
+            runs = dispatch.run_queued_here()
+        except RebuildBusy as exc:
+            raise CommandError(f"the expired photos' faces are still in the index: {exc}; run it again") from exc
+        except Exception as exc:
+            raise CommandError(f"the rebuild without the expired photos failed, the previous index stays active: "
+                               f"{exc}; run it again") from exc
+        if runs:
+            self.stdout.write(f"index rebuilt without the expired photos (training run #{runs[-1]})")
+
