@@ -71,7 +71,9 @@ def index_rebuild_request(*, actor: object | None, reason: str, force: bool = Fa
         run = TrainingRun.objects.queued().order_by("-id").first()
         joined = run is not None and TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.QUEUED).update(
             requested_at=now, requests=F("requests") + 1, **flag) == 1
-        if not joined:
+        if joined:   # as stored: the API answers it (it answered the run as read, one request fewer)
+            run.refresh_from_db()
+        else:
             run = TrainingRun.objects.create(
                 reason=reason[:200], requested_at=now,
                 requested_by=actor if getattr(actor, "is_authenticated", False) else None, **flag)

@@ -389,6 +389,10 @@ def test_index_status_rebuild_and_progress(client_for, enqueued, django_capture_
     assert run["state"] == "queued" and enqueued[-1]["force"] is True
     progress = api.get(f"/api/v1/index/rebuilds/{run['id']}").json()
     assert progress["state"] == "queued" and progress["progress"] == 0
+    # a second request joins the queued run: answered as stored (it was the run as read before the join)
+    joined = api.post("/api/v1/index/rebuilds").json()
+    assert joined["id"] == run["id"] and joined["requests"] == 2 == api.get(
+        f"/api/v1/index/rebuilds/{run['id']}").json()["requests"]
     TrainingRun.objects.filter(pk=run["id"]).update(state="running", progress=40, message="embedded 4/10")
     progress = api.get(f"/api/v1/index/rebuilds/{run['id']}").json()
     assert (progress["state"], progress["progress"], progress["message"]) == ("running", 40, "embedded 4/10")
