@@ -113,9 +113,59 @@ class _PersonText(serializers.CharField):
         return value
 
 
-class PersonSerializer(serializers.ModelSerializer):
+class _ChangeTakesItsFieldsOnly:
+    """A change's body (the serializer given an ``instance``: a PUT or a PATCH) refused, 400
+    ``validation_error`` naming each member, for a member that is not one of its fields: DRF drops it
+    without a word, so ``{"paired": false}`` was answered 200 with nothing changed, and a misspelt
+    ``"loaction"`` looked saved. A read-only field of the answer sent back as read (a client's
+    GET-modify-PUT) passes when it holds the instance's value now, and those of ``echoed_any``
+    (a value that moves on its own) whatever it holds; with another value it is refused too, since
+    that change is not made (``read_only_hints``: how it is made, by field)."""
+
+    echoed_any: tuple[str, ...] = ()
+    read_only_hints: dict[str, str] = {}
+
+    def to_internal_value(self, data):
+        refused = self._members_refused(data) if hasattr(data, "keys") else {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if refused and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**refused, **exc.detail}) from exc
+            raise
+        if refused:
+            raise serializers.ValidationError(refused)
+        return value
+
+    def _members_refused(self, data) -> dict[str, list[str]]:
+        fields, shown, refused = self.fields, None, {}
+        taken = ", ".join(name for name, field in fields.items() if not field.read_only)
+        for name in data.keys():
+            field = fields.get(name)
+            if name == "csrfmiddlewaretoken":   # a staff session's form: Django's, read before the view
+                continue
+            if self.instance is None:   # a create: nothing to send back as read
+                if field is None or field.read_only:
+                    refused[name] = [f"{'Read-only' if field else 'Unknown field'}: a new one takes {taken}."]
+            elif field is None:
+                refused[name] = [f"Unknown field: a change takes {taken} (and the answer's other fields as read)."]
+            elif field.read_only and name not in self.echoed_any:
+                shown = shown if shown is not None else self.to_representation(self.instance)
+                if not _same_value(data[name], shown.get(name)):
+                    hint = self.read_only_hints.get(name, "")
+                    refused[name] = [f"Read-only: it is {json.dumps(shown.get(name))} here; leave it out or send "
+                                     f"it as read{f' ({hint})' if hint else ''}."]
+        return refused
+
+
+class PersonSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
     """A person (no biometric data); ``enrol_erased`` (written, never read) asks to create a person
-    of an erased person's staff id, or to give one that staff id."""
+    of an erased person's staff id, or to give one that staff id. A member that is none of its
+    fields is refused (:class:`_ChangeTakesItsFieldsOnly`): a misspelt ``"actve": false`` was
+    answered 200 with the person still recognised; ``photo_count`` and ``updated_at`` sent back
+    are taken whatever they hold (they move on their own)."""
+
+    echoed_any = ("photo_count", "updated_at")
 
     photo_count = serializers.IntegerField(read_only=True, default=0)
     # declared: the model's field is not editable, which DRF reads as read-only and not nullable
@@ -338,46 +388,6 @@ def _same_value(sent: object, shown: object) -> bool:
             except serializers.ValidationError:
                 break
     return sent == shown
-
-
-class _ChangeTakesItsFieldsOnly:
-    """A change's body (the serializer given an ``instance``: a PUT or a PATCH) refused, 400
-    ``validation_error`` naming each member, for a member that is not one of its fields: DRF drops it
-    without a word, so ``{"paired": false}`` was answered 200 with nothing changed, and a misspelt
-    ``"loaction"`` looked saved. A read-only field of the answer sent back as read (a client's
-    GET-modify-PUT) passes when it holds the instance's value now, and those of ``echoed_any``
-    (a value that moves on its own) whatever it holds; with another value it is refused too, since
-    that change is not made (``read_only_hints``: how it is made, by field)."""
-
-    echoed_any: tuple[str, ...] = ()
-    read_only_hints: dict[str, str] = {}
-
-    def to_internal_value(self, data):
-        refused = self._members_refused(data) if self.instance is not None and hasattr(data, "keys") else {}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if refused and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**refused, **exc.detail}) from exc
-            raise
-        if refused:
-            raise serializers.ValidationError(refused)
-        return value
-
-    def _members_refused(self, data) -> dict[str, list[str]]:
-        fields, shown, refused = self.fields, None, {}
-        taken = ", ".join(name for name, field in fields.items() if not field.read_only)
-        for name in data.keys():
-            field = fields.get(name)
-            if field is None:
-                refused[name] = [f"Unknown field: a change takes {taken} (and the answer's other fields as read)."]
-            elif field.read_only and name not in self.echoed_any:
-                shown = shown if shown is not None else self.to_representation(self.instance)
-                if not _same_value(data[name], shown.get(name)):
-                    hint = self.read_only_hints.get(name, "")
-                    refused[name] = [f"Read-only: it is {json.dumps(shown.get(name))} here; leave it out or send "
-                                     f"it as read{f' ({hint})' if hint else ''}."]
-        return refused
 
 
 class KioskSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):

@@ -151,6 +151,8 @@ class ApiErrors:
 
 # how many unknown query parameters a 400 names (Django lets a request hold up to 1,000)
 UNKNOWN_QUERY_NAMED = 10
+QUERY_REPEATED = "Given more than once: give it once (a filter takes one value)."
+QUERY_EMPTY = "Empty: leave the parameter out to filter nothing by it, or give a value."
 
 
 class ApiMixin(ApiErrors):
@@ -197,6 +199,16 @@ class ApiMixin(ApiErrors):
             message = f"Unknown query parameter: this endpoint takes {takes}."
             # at most a few named, each cut short: the error answers a URL, it does not repeat it
             raise exceptions.ValidationError({name[:100]: [message] for name in unknown[:UNKNOWN_QUERY_NAMED]})
+        # a filter given empty or twice was read as not given, or as its last value: `?person=` (a
+        # script's unset variable) exported every check-in, `?staff_id=` listed everyone
+        action = getattr(self, "action", None) or request.method.lower()
+        filters = set(self.query_filters[action]().fields) if action in self.query_filters else set()
+        wrong = {name: [QUERY_REPEATED] for name in sorted(request.query_params)
+                 if len(request.query_params.getlist(name)) > 1}
+        wrong.update({name: [QUERY_EMPTY] for name in sorted(filters & set(request.query_params))
+                      if name not in wrong and not request.query_params[name].strip()})
+        if wrong:
+            raise exceptions.ValidationError(wrong)
 
     def initialize_request(self, request: HttpRequest, *args, **kwargs) -> Request:
         """DRF's request; with ``memory_only_uploads``, its upload handlers set before anything reads

@@ -96,6 +96,29 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(client_for, person):
     assert client_for("anonymous").get("/api/v1/people", {"serach": "x"}).status_code == 401
 
 
+def test_a_filter_given_empty_or_twice_is_refused(client_for, person):
+    """`?person=` (a script's unset variable) was read as no filter, and the CSV held every person's
+    check-ins; `?staff_id=` listed everyone where HR sync expects one row at most; a filter given
+    twice was read as its last value. Found by a helper's review."""
+    from audit.models import AuditEvent
+
+    api = client_for("token:read")
+    empty = api.get("/api/v1/checkins/csv?person=&date_from=2026-01-01")
+    assert empty.status_code == 400 and empty.json()["fields"] == {
+        "person": ["Empty: leave the parameter out to filter nothing by it, or give a value."]}
+    assert not AuditEvent.objects.filter(action="list_export").exists()
+    assert api.get("/api/v1/people?staff_id=").status_code == 400
+    assert api.get("/api/v1/people?staff_id=%20").status_code == 400
+    assert api.get("/api/v1/checkins?after_id=").status_code == 400
+    twice = api.get(f"/api/v1/checkins?person={person.pk}&person=999")
+    assert twice.status_code == 400 and twice.json()["fields"] == {
+        "person": ["Given more than once: give it once (a filter takes one value)."]}
+    assert api.get("/api/v1/people?page=1&page=2").status_code == 400
+    # given once, with a value: as before
+    assert api.get(f"/api/v1/checkins?person={person.pk}").status_code == 200
+    assert api.get("/api/v1/people", {"staff_id": person.staff_id}).json()["count"] == 1
+
+
 def test_identify_and_verify_have_their_own_smaller_bucket(client_for, person, settings):
     settings.MASKNET_API_RECOGNISE_RATE = "2/min"
     api = client_for("token:recognise+read")

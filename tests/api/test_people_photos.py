@@ -555,6 +555,26 @@ def test_a_form_encoded_person_is_active_unless_it_says_otherwise(hr, encoding):
     assert inactive.status_code == 201 and inactive.json()["active"] is False
 
 
+def test_a_person_write_with_a_member_it_does_not_take_is_refused_not_dropped(hr, person):
+    """``{"actve": false}`` (the offboarding step, misspelt) was answered 200 with the person still
+    recognised, and a create's ``{"id": 999, "bogus": 1}`` 201. A 400 naming each, nothing changed;
+    a person read, changed and sent back whole is still taken. Found by a helper's review."""
+    url = f"/api/v1/people/{person.pk}"
+    typo = hr.patch(url, {"actve": False, "departmnet": "X"}, format="json")
+    assert typo.status_code == 400 and set(typo.json()["fields"]) == {"actve", "departmnet"}
+    person.refresh_from_db()
+    assert person.active and person.department == "Flight"
+    created = hr.post("/api/v1/people", {"full_name": "Ann Bee", "staff_id": "A-1", "id": 999, "bogus": 1},
+                      format="json")
+    assert created.status_code == 400 and set(created.json()["fields"]) == {"id", "bogus"}
+    assert not Person.objects.filter(staff_id="A-1").exists()
+    read = hr.get(url).json()
+    put = hr.put(url, {**read, "department": "Ops", "photo_count": 7}, format="json")
+    assert put.status_code == 200 and put.json()["department"] == "Ops", put.content
+    moved = hr.patch(url, {"created_at": "2001-01-01T00:00:00Z"}, format="json")
+    assert moved.status_code == 400 and "created_at" in moved.json()["fields"]
+
+
 def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
     """PATCH {"active": false} (an HR sync's offboarding) was recorded as "updated person #N: active",
     so the log's deactivations missed it; the admin action recorded "deactivate"."""
