@@ -466,9 +466,12 @@ if REDIS_URL:
                                   "CONFIG": {"hosts": redis_channel_hosts(REDIS_URL)}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    # shared by every web node: login lockouts and API rate limits count across the cluster
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "masknet"}}
+    # shared by every web node: login lockouts and API rate limits count across the cluster; while
+    # Redis is away, each process counts alone (masknet_site.cache: sign-ins and the API were 500s);
+    # a Redis host that drops packets costs a request a second at most, then is left for 5 s
+    CACHES = {"default": {"BACKEND": "masknet_site.cache.SharedCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "masknet",
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
