@@ -615,3 +615,88 @@ def test_sqlite_overwrites_deleted_rows_whatever_the_builds_default(tmp_path, mo
             assert cursor.fetchone()[0] == 1
     finally:
         wrapper.close()
+
+
+_SETTINGS_PROBE = r"""
+import importlib, json, os, sys
+from django.core.exceptions import ImproperlyConfigured
+cases, said = json.loads(sys.argv[1]), []
+clean = dict(os.environ)
+for module, env in cases:
+    os.environ.clear()
+    os.environ.update({**clean, **env})
+    try:
+        for name in ("masknet_site.settings.base", module):
+            importlib.reload(importlib.import_module(name)) if name in sys.modules else importlib.import_module(name)
+        said.append(None)
+    except ImproperlyConfigured as exc:
+        said.append(str(exc))
+print(json.dumps(said))
+"""
+
+
+def _settings_said(cases: list[tuple[str, dict]]) -> list[str | None]:
+    """What importing each settings module says under each environment (``None``: it starts), in one
+    process (a ``manage.py`` run each took seconds)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL",
+                                                                     "MASKNET_", "LOG_LEVEL", "TIME_ZONE"))}
+    proc = subprocess.run([sys.executable, "-c", _SETTINGS_PROBE, json.dumps(cases)], cwd=REPO, env=base,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+BAD_VALUES = [   # each started the site, then failed later or quietly meant something else
+    ("MASKNET_INDEX_KEEP", "-1"),             # every rebuild failed: "Negative indexing is not supported"
+    ("MASKNET_REBUILD_STALE_S", "0"),         # every running rebuild looked killed
+    ("MASKNET_REBUILD_DEBOUNCE_S", "-5"),
+    ("MASKNET_KIOSK_RECHECK_S", "0"),         # the kiosk row re-read on every frame
+    ("MASKNET_KIOSK_MAX_FPS", "-1"),          # quietly no limit
+    ("MASKNET_GALLERY_ADAPT_MARGIN", "-3"),
+    ("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", "-1"),
+    ("MASKNET_KIOSK_MIN_FACE_PX", "-1"),
+    ("MASKNET_TASK_REDELIVERY_S", "-1"),
+    ("MASKNET_GALLERY_ADAPT", "ture"),        # quietly off
+    ("MASKNET_CHECKIN_SNAPSHOTS", "ture"),
+    ("DJANGO_DEBUG", "ture"),
+    ("MASKNET_RUNTIME", "onnx"),              # failed at the first frame, or mid-import after creating people
+    ("LOG_LEVEL", "verbose"),                 # "Unable to configure root logger", naming no variable
+    ("TIME_ZONE", "Europe/Lisboa"),           # Django's own ValueError, a traceback
+    ("DATABASE_URL", "mysql://db/masknet"),   # a ValueError, a traceback
+]
+
+
+def test_settings_refuse_impossible_values_with_the_variables_name():
+    """Found by a helper's review: each of these started the site without a word."""
+    cases = [("masknet_site.settings.dev", {name: value}) for name, value in BAD_VALUES]
+    cases += [("masknet_site.settings.dev", {"LOG_LEVEL": "debug", "MASKNET_RUNTIME": "tensorflow",
+                                             "MASKNET_GALLERY_ADAPT": "Yes", "TIME_ZONE": "Europe/Lisbon"})]
+    said = _settings_said(cases)
+    for (name, value), message in zip(BAD_VALUES, said, strict=False):
+        assert message is not None and name in message, (name, value, message)
+    assert said[-1] is None   # lower-case level names and the other values' forms start
+
+
+def test_production_refuses_a_weak_secret_key_and_hosts_that_name_none():
+    """A key of spaces, the sample's placeholder or a short word, and a host list of "," started
+    production (every request then a bare 400); a REDIS_URL of a space was a broker named " "."""
+    prod = "masknet_site.settings.prod"
+    said = _settings_said([(prod, {**PROD_ENV, "DJANGO_SECRET_KEY": "   "}),
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY": "…"}),
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY": "changeme"}),
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY": "ab" * 30}),
+                           (prod, {**PROD_ENV, "DJANGO_ALLOWED_HOSTS": ","}),
+                           (prod, {**PROD_ENV, "REDIS_URL": " "}),
+                           (prod, PROD_ENV)])
+    assert "DJANGO_SECRET_KEY must be set" in said[0]
+    assert all("DJANGO_SECRET_KEY is too weak" in s for s in said[1:4]), said
+    assert "DJANGO_ALLOWED_HOSTS must name" in said[4] and "REDIS_URL must be set" in said[5]
+    assert said[6] is None
+
+
+def test_the_settings_know_the_engines_runtimes():
+    from django.conf import settings
+
+    from recognition.engine.runtime import RUNTIMES
+
+    assert settings.MASKNET_RUNTIMES == RUNTIMES

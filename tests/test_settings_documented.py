@@ -19,7 +19,7 @@ SETTINGS = REPO / "masknet_site" / "settings"
 OTHER_READERS = [REPO / "recognition" / "engine" / "runtime.py"]
 # functions whose first argument is a variable's name and whose second (if any) is its default
 READ_HELPERS = {"env", "env_bool", "env_switch", "env_int", "env_float", "env_list", "required",
-                "_env_threads"}
+                "_env_threads", "log_level"}
 # the module whose reads win: the development settings are the default DJANGO_SETTINGS_MODULE and
 # star-import base, so the table's defaults are theirs (prod- or test-only variables: their own)
 PRECEDENCE = ["dev.py", "base.py", "prod.py", "test.py", "runtime.py"]

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -18,18 +19,19 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def env(name: str, default: str | None = None) -> str | None:
-    """Read an environment variable (empty counts as unset)."""
+    """Read an environment variable (empty, or spaces alone, counts as unset: `DJANGO_SECRET_KEY='   '`
+    was a key of three spaces, `REDIS_URL=' '` a broker named " ")."""
     value = os.environ.get(name, "")
-    return value if value != "" else default
+    return value if value.strip() != "" else default
 
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    """Read a boolean environment variable (1/true/yes/on)."""
-    value = env(name)
-    return default if value is None else value.lower() in _ON
+    """Read a yes/no environment variable: 1/true/yes/on or 0/false/no/off (any case); anything else
+    stops the site, as :func:`env_switch` (``MASKNET_GALLERY_ADAPT=ture`` quietly meant off)."""
+    return env_switch(name, default)
 
 
 def env_switch(name: str, default: bool) -> bool:
@@ -59,8 +61,9 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return number
 
 
-def env_float(name: str, default: float) -> float:
-    """Read a number (decimals allowed) from the environment, as :func:`env_int`."""
+def env_float(name: str, default: float, minimum: float | None = None, *, above: float | None = None) -> float:
+    """Read a number (decimals allowed) from the environment, as :func:`env_int`; ``minimum``: the
+    least it may be, ``above``: a bound it must exceed (a wait of 0 s re-reads on every frame)."""
     value = (env(name) or "").strip()
     if not value:
         return float(default)
@@ -70,6 +73,10 @@ def env_float(name: str, default: float) -> float:
         number = float("nan")
     if number != number or number in (float("inf"), float("-inf")):   # "nan" and "inf" parse too
         raise ImproperlyConfigured(f"{name}={value!r}: a number is expected")
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={value}: use {minimum:g} or more")
+    if above is not None and number <= above:
+        raise ImproperlyConfigured(f"{name}={value}: use more than {above:g}")
     return number
 
 
@@ -153,7 +160,8 @@ def database_from_url(url: str) -> dict:
             "CONN_MAX_AGE": 0,
             "OPTIONS": options,
         }
-    raise ValueError(f"DATABASE_URL: unsupported scheme {parsed.scheme!r}")
+    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parsed.scheme!r} (sqlite:///PATH or "
+                               "postgres://USER:PASSWORD@HOST:PORT/NAME)")
 
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", "")
@@ -245,7 +253,12 @@ LANGUAGE_CODE = "en-us"
 # dates and times as 2026-12-03 08:59 (00-23 hours, as the kiosk shows them); a format module,
 # since the language's formats win over DATE_FORMAT, TIME_FORMAT... in settings (masknet_site/formats/en)
 FORMAT_MODULE_PATH = ["masknet_site.formats"]
-TIME_ZONE = env("TIME_ZONE", "UTC")
+TIME_ZONE = env("TIME_ZONE", "UTC").strip()
+try:   # Django's own refusal is a traceback ending in a ValueError from deep in its set-up
+    ZoneInfo(TIME_ZONE)
+except (ValueError, ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(f"TIME_ZONE={TIME_ZONE!r}: a zone of the tz database is expected, such as "
+                               "Europe/Lisbon or UTC") from None
 USE_I18N = True
 USE_TZ = True
 
@@ -294,11 +307,11 @@ MASKNET_MAX_REQUEST_BYTES = env_int("MASKNET_MAX_REQUEST_BYTES", 100 * 1024 * 10
 
 # Retraining: changes within this many seconds of each other lead to one rebuild; inactive
 # index versions kept for rollback (older ones and their files are deleted).
-MASKNET_REBUILD_DEBOUNCE_S = env_float("MASKNET_REBUILD_DEBOUNCE_S", 3)
-MASKNET_INDEX_KEEP = env_int("MASKNET_INDEX_KEEP", 2)
+MASKNET_REBUILD_DEBOUNCE_S = env_float("MASKNET_REBUILD_DEBOUNCE_S", 3, minimum=0)
+MASKNET_INDEX_KEEP = env_int("MASKNET_INDEX_KEEP", 2, minimum=0)   # -1 failed every rebuild
 # A running rebuild whose heartbeat (written at least twice a second while it works) is older than
 # this was killed: the next rebuild, or its own task delivered again, takes the run over.
-MASKNET_REBUILD_STALE_S = env_float("MASKNET_REBUILD_STALE_S", 120)
+MASKNET_REBUILD_STALE_S = env_float("MASKNET_REBUILD_STALE_S", 120, above=0)   # 0: every run looked killed
 
 # Kiosks and check-ins (recognition app; see docs/kiosk.md).
 # Cooldown: "day" = one check-in per person per calendar day (TIME_ZONE) per site; a number N =
@@ -319,8 +332,8 @@ MASKNET_CHECKIN_SNAPSHOTS = env_bool("MASKNET_CHECKIN_SNAPSHOTS", False)
 # MASKNET_GALLERY_ADAPT_MAX_PHOTOS. A second photo is what masked recognition lacks most
 # (docs/accuracy.md, "Gallery adaptation"). Off by default: it stores biometric images nobody uploaded.
 MASKNET_GALLERY_ADAPT = env_bool("MASKNET_GALLERY_ADAPT", False)
-MASKNET_GALLERY_ADAPT_MARGIN = env_float("MASKNET_GALLERY_ADAPT_MARGIN", 0.1)
-MASKNET_GALLERY_ADAPT_MAX_PHOTOS = env_int("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", 3)
+MASKNET_GALLERY_ADAPT_MARGIN = env_float("MASKNET_GALLERY_ADAPT_MARGIN", 0.1, minimum=0)
+MASKNET_GALLERY_ADAPT_MAX_PHOTOS = env_int("MASKNET_GALLERY_ADAPT_MAX_PHOTOS", 3, minimum=1)
 # Retention (docs/security.md): check-in snapshot images, and recognition decision records (audit rows
 # of kiosk decisions and API identify/verify), older than this many days are deleted by the daily
 # purge (Celery beat below, or `manage.py purge_expired` from cron); 0 = keep forever. Check-ins
@@ -349,7 +362,7 @@ MASKNET_KIOSK_WORKERS = env_int("MASKNET_KIOSK_WORKERS", 2, minimum=1)
 # (below 1 every frame was refused: each kiosk "out of order", nothing said at start)
 MASKNET_KIOSK_MAX_FRAME_PIXELS = env_int("MASKNET_KIOSK_MAX_FRAME_PIXELS", 1920 * 1080, minimum=1)
 # Faces narrower than this (pixels of the <=640x480 frame) are asked to come closer.
-MASKNET_KIOSK_MIN_FACE_PX = env_int("MASKNET_KIOSK_MIN_FACE_PX", 80)
+MASKNET_KIOSK_MIN_FACE_PX = env_int("MASKNET_KIOSK_MIN_FACE_PX", 80, minimum=0)
 # Voting: consistent accepted frames needed before a check-in (masked faces need more).
 MASKNET_KIOSK_VOTE_FRAMES = env_int("MASKNET_KIOSK_VOTE_FRAMES", 3)
 MASKNET_KIOSK_VOTE_FRAMES_MASKED = env_int("MASKNET_KIOSK_VOTE_FRAMES_MASKED", 4)
@@ -380,9 +393,9 @@ if not 60 <= MASKNET_KIOSK_PAIRING_TTL_S <= 30 * 24 * 3600:   # 0: every link ex
                                "to 2592000 (30 days) seconds")
 # Frames a second one kiosk socket may send (bursts of twice that pass; the page sends <= 8, and never
 # more than this); 0 = no limit.
-MASKNET_KIOSK_MAX_FPS = env_float("MASKNET_KIOSK_MAX_FPS", 15)
+MASKNET_KIOSK_MAX_FPS = env_float("MASKNET_KIOSK_MAX_FPS", 15, minimum=0)   # -1 quietly meant no limit
 # how often an open kiosk socket re-reads its kiosk row and the active index version (seconds)
-MASKNET_KIOSK_RECHECK_S = env_float("MASKNET_KIOSK_RECHECK_S", 30)
+MASKNET_KIOSK_RECHECK_S = env_float("MASKNET_KIOSK_RECHECK_S", 30, above=0)
 # set by the development settings (masknet_site.loopback): serve only this machine's clients
 MASKNET_LOOPBACK_ONLY = False
 
@@ -438,6 +451,12 @@ MASKNET_DESCRIPTOR = env("MASKNET_DESCRIPTOR", "sface")
 if MASKNET_DESCRIPTOR not in ("sface", "faceres+resnet", "arcface"):
     raise ImproperlyConfigured(f"MASKNET_DESCRIPTOR={MASKNET_DESCRIPTOR!r}: use sface, faceres+resnet or arcface")
 
+# How the face models run (read by recognition.engine.runtime itself, which benches use without
+# Django): checked here too, so that a misspelt value stops the site at start rather than its
+# first frame, or an import after it created people (tests/test_settings.py ties the two lists)
+MASKNET_RUNTIMES = ("tflite", "tensorflow")
+if (runtime := env("MASKNET_RUNTIME", "tflite")) not in MASKNET_RUNTIMES:
+    raise ImproperlyConfigured(f"MASKNET_RUNTIME={runtime!r}: use {' or '.join(MASKNET_RUNTIMES)}")
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
@@ -486,7 +505,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-MASKNET_TASK_REDELIVERY_S = env_int("MASKNET_TASK_REDELIVERY_S", 600)
+MASKNET_TASK_REDELIVERY_S = env_int("MASKNET_TASK_REDELIVERY_S", 600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": MASKNET_TASK_REDELIVERY_S,
                                    # look for abandoned tasks every few seconds, not every 100 s
                                    "unacked_restore_interval": max(1, min(10, MASKNET_TASK_REDELIVERY_S // 4)),
@@ -506,13 +525,25 @@ CELERY_BEAT_SCHEDULE = {
     "resume-rebuilds": {"task": "enrollment.resume_rebuilds", "schedule": 60.0, "options": {"expires": 60}},
 }
 
+
+
+def log_level(name: str, default: str) -> str:
+    """A logging level's name from the environment, any case (``debug`` stopped every command with
+    "Unable to configure root logger", naming no variable)."""
+    value = (env(name) or default).strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ImproperlyConfigured(f"{name}={value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return value
+
+
+LOG_LEVEL = log_level("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"secrets": {"()": "masknet_site.logfilters.SecretsFilter"},
                 "client_errors": {"()": "masknet_site.logfilters.ClientErrorTracebackFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["secrets", "client_errors"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # never SQL statements, even with DEBUG and LOG_LEVEL=DEBUG: their parameters hold face templates
     # and snapshots (biometric data; tests/recognition/test_no_biometrics_in_logs.py)
     "loggers": {"django.db.backends": {"level": "INFO"},

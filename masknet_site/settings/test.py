@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, LOGGING, env, env_switch
+from .base import DATABASES, LOGGING, env, env_switch, log_level
 
 SECRET_KEY = "test-only-masknet-key"
 DEBUG = False
@@ -35,4 +35,4 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "NAME": env("MASKNET_TEST_SQLITE") or str(Path(_own_temporary("masknet-test-db-")) / "test.sqlite3")}
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 LOGGING = {"version": 1, "disable_existing_loggers": False, "loggers": LOGGING["loggers"],
-           "root": {"level": env("LOG_LEVEL", "WARNING")}}
+           "root": {"level": log_level("LOG_LEVEL", "WARNING")}}
