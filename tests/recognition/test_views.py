@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from enrollment import services as enrollment
-from enrollment.models import Person
+from enrollment.models import FacePhoto, Person
 from masknet_site.csv_export import csv_response
 from recognition import consumers, services, views
 from recognition.models import CheckIn, Kiosk
@@ -1074,6 +1074,19 @@ def test_demo_names_the_photo_file_to_show_the_kiosk(db, monkeypatch):
     shown = out.getvalue().split("with or without a mask drawn on it: ")[1].splitlines()[0]
     assert shown == str(demo.demo_photo())
     assert (cv2.imread(shown)[:, :, ::-1] == data.astronaut()).all()    # the photo enrolled
+
+
+def test_demo_goes_on_when_its_photo_is_refused(db, settings, installed_models):
+    """A refused demo photo (the same picture enrolled for someone else by an import, or a pixel
+    limit below it) stopped `make run DEMO=1` with a traceback: people made, no login printed."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    settings.MASKNET_MAX_PIXELS = 100_000   # the astronaut is 512x512
+    settings.SETTINGS_MODULE = "masknet_site.settings.test"   # (the fixture's override leaves it None)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("demo", "--history-days", "0", stdout=out, stderr=err)
+    assert "the demo photo was refused, the demo person is not enrolled: " in err.getvalue()
+    assert "pixels" in err.getvalue() and "password: " in out.getvalue() and "Try it:" not in out.getvalue()
+    assert not FacePhoto.objects.exists()
 
 
 def test_demo_creates_demo_data_only_when_asked(transactional_db, no_background_rebuilds):
