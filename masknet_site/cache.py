@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,7 +35,8 @@ class SharedCache(RedisCache):
 
     def __init__(self, server: str, params: dict) -> None:
         super().__init__(server, params)
-        self._local = LocMemCache(f"masknet-shared-cache-{id(self)}", {"TIMEOUT": params.get("TIMEOUT", 300)})
+        self._local = LocMemCache(f"masknet-shared-cache-{id(self)}", {
+            "TIMEOUT": params.get("TIMEOUT", 300), "OPTIONS": {"MAX_ENTRIES": settings.LOCAL_CACHE_ENTRIES}})
         self._away_until = 0.0
         self._warned_at = -WARN_S
         self._lock = threading.Lock()

@@ -93,3 +93,11 @@ def test_with_redis_there_the_counts_are_shared_through_it(settings, redis_url):
     cache.add("count", 0)
     assert cache.incr("count") == 1
     assert redis.Redis.from_url(redis_url).get(":1:".join(["masknet", "count"])) == b"1"
+
+
+def test_the_stand_in_holds_as_many_entries_as_the_embedded_cache(settings, redis_away):
+    """The stand-in had Django's 300 entries: a flood of made-up logins culled lockouts."""
+    cache.set("lock", 1)
+    for i in range(2000):
+        cache.set(f"flood-{i}", 1)
+    assert cache.get("lock") == 1

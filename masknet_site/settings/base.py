@@ -475,6 +475,10 @@ def redis_channel_hosts(url: str) -> list[dict]:
              "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), 3)}]
 
 
+# How many entries a cache in a process's memory holds (the embedded default's, and the stand-in
+# for Redis while it is away): Django's 300 let a flood of logins under made-up names cull a
+# victim's login lockout in seconds, and then five more guesses; an entry takes a few hundred bytes
+LOCAL_CACHE_ENTRIES = 500_000
 # Redis (broker, results, channel layer) when REDIS_URL is set; embedded otherwise.
 REDIS_URL = env("REDIS_URL")
 # "celery": tasks go to the broker; "thread": a background thread of this process runs them.
@@ -493,6 +497,9 @@ if REDIS_URL:
                           "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # this process's memory (Django's default, but room for LOCAL_CACHE_ENTRIES: masknet_site.cache)
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                          "OPTIONS": {"MAX_ENTRIES": LOCAL_CACHE_ENTRIES}}}
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
 # A task is acknowledged when it has finished, so a worker that dies mid-task leaves it in Redis:
