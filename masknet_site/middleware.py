@@ -156,7 +156,7 @@ class NulInQueryRefusedMiddleware:
             response = JsonResponse({"error": "validation_error", "detail": detail, "fields": fields}, status=400)
             patch_cache_control(response, private=True, no_store=True)
             return response
-        return HttpResponseBadRequest(detail, content_type="text/plain")
+        return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
 
 
 class DatabaseFullMiddleware(MiddlewareMixin):

@@ -179,6 +179,24 @@ def test_every_page_of_the_site_sends_its_headers(world):
 
 
 @pytest.mark.django_db
+def test_the_early_refusals_send_the_headers_too(settings):
+    """The login throttle's 429 and the 400 for a NUL in the query answer before the middleware that
+    set X-Frame-Options did (found by a helper's review): they are checked as every page is."""
+    from tests.logins import login, make_staff
+
+    settings.MASKNET_LOGIN_MAX_FAILURES = 1
+    make_staff()
+    client, found = Client(), {}
+    login(client, "alice", "wrong")
+    locked = login(client, "alice", "wrong")
+    assert locked.status_code == 429
+    check("admin/login/", "anonymous", locked, found)
+    nul = client.get("/attendance/?site=%00")
+    assert nul.status_code == 400
+    check("attendance/", "anonymous", nul, found)
+
+
+@pytest.mark.django_db
 def test_the_camera_pages_answer_with_their_own_policy(world):
     """The walk accepts either policy on these routes (a redirect to the login gets the default):
     here, each page itself, and the pairing page that leads to the kiosk keeps the camera denied."""

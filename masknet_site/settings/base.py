@@ -193,6 +193,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # outermost with the other header middleware: the refusals below (the login throttle's 429, a
+    # NUL's 400) answer before the middleware under them, and went out without it
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # a default Content-Security-Policy on every response without one of its own (the kiosk has its own)
     "masknet_site.middleware.ContentSecurityPolicyMiddleware",
     # no camera, microphone or other powerful feature but on the pages that set their own policy
@@ -209,7 +212,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "masknet_site.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # a write the database refused for want of disk space: a 507 page saying so, not a bare 500
     "masknet_site.middleware.DatabaseFullMiddleware",
 ]
