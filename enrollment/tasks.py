@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, ProgrammingError
 
 from . import services
+
+log = logging.getLogger(__name__)
 
 DB_RETRIES = 30   # a database away for longer (30 x 30 s) fails the task; the run is recorded failed
 DB_RETRY_S = 30   # a rebuild that lost the database tries again this much later
@@ -42,5 +46,20 @@ def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries
 @shared_task(name="enrollment.resume_rebuilds")
 def resume_rebuilds_task() -> int:
     """Hand overdue queued runs, and running ones whose worker died, to the workers again
-    (``services.index_rebuild_resume``); scheduled every minute by Celery beat. Returns how many."""
-    return services.index_rebuild_resume(now=True)
+    (``services.index_rebuild_resume``); scheduled every minute by Celery beat. Returns how many.
+    On a database not migrated yet (workers and beat started before ``migrate``, which the install
+    order allows) a line saying so, not an ERROR with a traceback every minute."""
+    try:
+        return services.index_rebuild_resume(now=True)
+    except (OperationalError, ProgrammingError) as exc:
+        if not not_migrated(exc):
+            raise
+        log.warning("rebuilds not resumed: the database is not migrated yet (run `manage.py migrate`): %s",
+                    str(exc).splitlines()[0])
+        return 0
+
+
+def not_migrated(exc: Exception) -> bool:
+    """Whether a database error says a table is missing (SQLite's and PostgreSQL's words)."""
+    text = str(exc)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
