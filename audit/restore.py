@@ -12,9 +12,11 @@ erasures are, so that the log still says who took which access away, when. Only 
 is applied: what was granted since the backup is lost with it, and stays lost.
 
 What counts as a revocation (:data:`KINDS`), all of it access: a kiosk's device revoked, its unused
-pairing link voided, the kiosk deactivated or deleted (a device paired before could check people in
-again); an API token revoked; a person deactivated (the kiosks and the API's identify, which an
-access-control gateway may act on, would know them again); a staff account deleted, deactivated or
+pairing link voided, the kiosk deactivated or deleted, or another device paired in its place (a
+device paired before could check people in again); an API token revoked; a photo removed (a wrong
+person's face, or one kept from a check-in past its retention, would be matched again); a person
+deactivated (the kiosks and the API's identify, which an access-control gateway may act on, would
+know them again); a staff account deleted, deactivated or
 given fewer rights (staff, superuser, groups, permissions); a group given fewer permissions or
 deleted; a password changed or disabled since the backup (the restore brings back the one it replaced,
 which may be the reason for the change: its new hash is not in the log, so password login is disabled
@@ -43,8 +45,8 @@ from django.utils import timezone
 
 from api.models import ApiToken
 from api.services import api_token_revoke
-from enrollment.models import Person
-from enrollment.services import person_deactivate
+from enrollment.models import FacePhoto, Person
+from enrollment.services import person_deactivate, photo_remove
 from recognition.models import Kiosk
 from recognition.services import kiosk_delete, kiosk_unpair, kiosk_update
 
@@ -124,6 +126,19 @@ def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry
         return False
     if not dry_run:
         kiosk_unpair(kiosk=kiosk, actor=actor, note=note)
+    return True
+
+
+def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                  actor: object | None) -> bool:
+    """A photo removed since the backup (a wrong person's face, one its person asked to have
+    removed, one kept from a check-in past its retention) is removed again, with its file and its
+    templates; the rebuild this queues takes it out of the index."""
+    photo = FacePhoto.objects.filter(pk=pk).first()
+    if photo is None:
+        return False
+    if not dry_run:
+        photo_remove(photo=photo, actor=actor, note=note)
     return True
 
 
@@ -307,13 +322,17 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     # (unpairing and unticking "active" need pair_kiosk in the admin, besides changing or deleting it)
-    Kind("kiosk", "recognition.kiosk", (Action.DEACTIVATE, Action.DELETE), _kiosk_revoke,
+    # a device paired since the backup replaced the one paired before, which the restore brings back
+    Kind("kiosk", "recognition.kiosk", (Action.DEACTIVATE, Action.DELETE, Action.UPDATE), _kiosk_revoke,
          _created(Kiosk, "created_at"),
+         lambda record: record.action != Action.UPDATE or record.summary.startswith("paired a device with kiosk"),
          permissions=("recognition.change_kiosk", "recognition.delete_kiosk", "recognition.pair_kiosk")),
     Kind("API token", "api.apitoken", (Action.DEACTIVATE,), _token_revoke, _created(ApiToken, "created_at"),
          permissions=(SUPERUSER,)),   # the tokens' admin is for superusers alone
     Kind("person", "enrollment.person", (Action.DEACTIVATE,), _person_deactivate, _created(Person, "created_at"),
          permissions=("enrollment.change_person",)),
+    Kind("photo", "enrollment.facephoto", (Action.PHOTO_REMOVE,), _photo_remove, _created(FacePhoto, "created_at"),
+         permissions=("enrollment.delete_facephoto",)),
     # groups before users: a group deleted again is gone from its members' roles
     Kind("group", "auth.group", (Action.ROLE_CHANGE,), _group_revoke, lambda pk: None, _group_reduced,
          permissions=("auth.change_group", "auth.delete_group")),

@@ -757,8 +757,9 @@ def _refuse_known(person: Person, sha: str) -> None:
         raise PhotoRefused("enrolled_elsewhere")
 
 
-def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
-    """Delete a photo, its file (after commit) and its cached templates; queues a rebuild."""
+def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> None:
+    """Delete a photo, its file (after commit) and its cached templates; queues a rebuild. ``note``
+    ends the audit record's summary (a removal applied again after a restore says so)."""
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
     adapted = photo.source == FacePhoto.Source.CHECKIN
     with transaction.atomic():
@@ -770,8 +771,9 @@ def photo_remove(*, photo: FacePhoto, actor: object | None) -> None:
         stopped = adapted and Person.objects.filter(pk=person_id, gallery_adaptation=True).update(
             gallery_adaptation=False)
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
-                     summary=f"removed photo #{pk} of person #{person_id}"
-                             + ("; gallery adaptation stopped for them" if stopped else ""))
+                     summary=(f"removed photo #{pk} of person #{person_id}"
+                              + ("; gallery adaptation stopped for them" if stopped else "")
+                              + (f"; {note}" if note else ""))[:300])
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
 
