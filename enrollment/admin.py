@@ -570,9 +570,9 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             for message, extra_tags in held or []:
                 messages.success(request, message, extra_tags=extra_tags)
             # an inactive person's photos wait in the gallery: said, or "added" read as "recognised now"
-            inactive = "" if person.active else " They are inactive: kiosks recognise them once they are reactivated."
+            inactive = services.photos_inactive_warning(person=person)
             messages.success(request, f"{services.counted(len(saved), 'photo')} added; the index is being rebuilt."
-                                      f"{inactive}")
+                                      + (f" {inactive}" if inactive else ""))
         elif held is not None:
             # Django's "was changed successfully" above the refusals claimed a change that never was
             if untried:   # after a full storage
@@ -656,9 +656,9 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
         files[best].seek(0)
         pk, refusal, warnings = self._add_photo(request, person, names[best], files[best].read(limit),
                                                 FacePhoto.Source.WEBCAM, inspection=inspections[best], named=False)
-        masked_only = services.photos_masked_only_warning(person=person) if pk else None
+        said = [services.photos_masked_only_warning(person=person), services.photos_inactive_warning(person=person)]
         answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
-                      warnings=[*warnings, *([masked_only] if masked_only else [])])
+                      warnings=[*warnings, *(w for w in said if w and pk)])
         return answer
 
     # ---------------------------------------------------------------- actions

@@ -92,6 +92,7 @@ from .photos import (
     photo_repeats,
     photo_too_large,
     photos_embed_again,
+    photos_inactive_warning,
     photos_masked_only_warning,
 )
 
@@ -109,6 +110,6 @@ __all__ = [
     "person_gallery_adaptation_stop", "person_lock", "person_update", "photo_add", "photo_add_from_checkin",
     "photo_choose", "photo_files_sweep", "photo_inspect", "photo_lookalike", "photo_lookalike_shown",
     "photo_lookalike_warning", "photo_remove", "photo_repeat_warning", "photo_repeats", "photo_too_large",
-    "photos_embed_again", "photos_masked_only_warning", "stale_after", "storage_free", "storage_full",
-    "storage_low", "storage_paths",
+    "photos_embed_again", "photos_inactive_warning", "photos_masked_only_warning", "stale_after", "storage_free",
+    "storage_full", "storage_low", "storage_paths",
 ]

@@ -621,6 +621,17 @@ def photos_masked_only_warning(*, person: Person, by_name: bool = True) -> str |
             f"(a face without a mask is compared with photos without one). Add a photo without a mask.")
 
 
+def photos_inactive_warning(*, person: Person, by_name: bool = True) -> str | None:
+    """A warning when a photo was added to an inactive person, else ``None``: their photos wait in
+    the gallery, and "1 photo added; the index is being rebuilt" read as "recognised now". Said by
+    the admin (upload, webcam capture) and the API's upload; ``by_name`` as for
+    :func:`photo_repeat_warning`."""
+    if Person.objects.filter(pk=person.pk, active=True).exists():
+        return None
+    return (f"Not recognised yet: {_named(person, by_name)} is inactive; kiosks recognise them once they are "
+            "reactivated.")
+
+
 def _index_decision(face: Face, engine: Engine) -> Decision | None:
     """``face`` identified in the active index as a kiosk would decide it (the site's thresholds);
     ``None`` without a usable index (none, made by another recognizer, whose scores mean nothing

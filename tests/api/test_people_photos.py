@@ -419,6 +419,12 @@ def test_an_upload_that_leaves_only_masked_photos_says_so(hr, person, engine, as
         "Every photo of Eileen Collins shows a face mask: they are recognised only while wearing one"), said
     bare = hr.post(url, {"image": SimpleUploadedFile("bare.jpg", jpeg(astronaut_bgr))}, format="multipart")
     assert bare.status_code == 201 and not bare.json()["masked"] and bare.json()["warnings"] == [], bare.json()
+    # a photo added to an inactive person says they are not recognised until reactivated, as the admin
+    # does (a helper's review found the API silent)
+    enrollment.person_deactivate(person=person, actor=None)
+    later = hr.post(url, {"image": SimpleUploadedFile("later.jpg", jpeg(astronaut_bgr, 80))}, format="multipart")
+    assert later.status_code == 201 and later.json()["warnings"][-1] == (
+        "Not recognised yet: Eileen Collins is inactive; kiosks recognise them once they are reactivated.")
 
 
 @pytest.mark.models

@@ -311,8 +311,8 @@ def test_upload_several_photos_shows_refusal_reasons(enroller_client, person, en
     files = [SimpleUploadedFile("eileen-2.jpg", jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]), 85), "image/jpeg")]
     response = enroller_client.post(change_url(person), {**person_form(person), "photos": files}, follow=True)
     text = " ".join(str(m) for m in response.context["messages"])
-    assert "1 photo added; the index is being rebuilt. They are inactive: kiosks recognise them once they are " \
-           "reactivated." in text, text
+    assert "1 photo added; the index is being rebuilt. Not recognised yet: Eileen Collins is inactive; kiosks " \
+           "recognise them once they are reactivated." in text, text
 
 
 @pytest.mark.models
@@ -1138,6 +1138,12 @@ def test_capture_save_keeps_the_best_good_photo_alone(enroller_client, person, e
     assert len(inspected) == 3
     few = enroller_client.get(CHANGELIST, {"photos": "lt3"}).content.decode()
     assert person.full_name in few      # still listed among the people who need more photos
+    # to an inactive person: the page is told they are not recognised until reactivated, as an upload
+    # says (a helper's review found the webcam page's "Saved" alone)
+    services.person_deactivate(person=person, actor=None)
+    flipped = jpeg(np.ascontiguousarray(astronaut_bgr[:, ::-1]))
+    later = enroller_client.post(url, {"photos": burst(flipped)}).json()
+    assert later["saved"] and later["warnings"][-1] == services.photos_inactive_warning(person=person), later
 
 
 def test_capture_save_takes_1_to_10_frames(enroller_client, person, monkeypatch):
