@@ -206,6 +206,13 @@ def _decode(data: bytes) -> np.ndarray:
     return image
 
 
+def _labels_not_active(index) -> frozenset[str]:
+    """The index's labels that name no active person: deactivated, or their row gone, since it was
+    built (a set of ids, a few hundred kB for 100,000 people, rather than a query of every label)."""
+    active = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
+    return frozenset(index.identities - active)
+
+
 def _box(face: Face) -> list[float]:
     return [round(float(v), 1) for v in face.box]
 
@@ -221,16 +228,18 @@ def face_identify(*, data: bytes, actor: object | None) -> IdentifyAnswer:
         faces = engine.analyze(image, max_faces=MAX_FACES)
     except NoFaceFound:
         faces = []
+    # someone deactivated (or deleted) stays in the index until the rebuild it queued is done, and is
+    # no match meanwhile, as at the kiosks (recognition.services.checkin_record): left out of the
+    # search, so that the answer is the best of the others, not "no_match" with their score above
+    # the threshold (and an active person next in line never offered)
+    gone = _labels_not_active(index) if faces else frozenset()
     decided: list[tuple[dict, Decision | None]] = []
     for face in faces:
         common = {"box": _box(face), "masked": bool(face.masked), "masked_prob": round(float(face.masked_prob), 3),
                   "quality_ok": bool(face.quality.ok), "quality_reason": face.quality.reason or None}
-        decided.append((common, identify(engine, face, index, thresholds) if face.quality.ok else None))
+        decided.append((common, identify(engine, face, index, thresholds, exclude=gone) if face.quality.ok else None))
     wanted = {int(d.label) for _c, d in decided if d and d.accepted and d.label and d.label.isdigit()}
-    # only the matched people (the index may hold thousands), and only active ones: someone deactivated
-    # (or deleted) stays in the index until the rebuild it queued is done, and is no match meanwhile,
-    # as at the kiosks (recognition.services.checkin_record)
-    people = Person.objects.active().in_bulk(wanted)
+    people = Person.objects.active().in_bulk(wanted)   # only the matched people: the index may hold thousands
     answers = []
     for common, d in decided:
         if d is None:

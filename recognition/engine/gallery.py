@@ -303,12 +303,16 @@ def probe_threshold(engine: Engine, masked: bool, site: dict | None = None) -> f
     return site_threshold(engine.threshold(masked), site, "masked" if masked else "unmasked")
 
 
-def identify(engine: Engine, face: Face, index: Index, site: dict | None = None) -> Decision:
+def identify(engine: Engine, face: Face, index: Index, site: dict | None = None,
+             exclude: frozenset[str] = frozenset()) -> Decision:
     """Best identity for a probe: masked probes search every template, unmasked ones only
     the photographed templates (so synthetic masks never hurt unmasked matching). Accepted only
-    above both the engine's and the site's threshold (:func:`probe_threshold`)."""
+    above both the engine's and the site's threshold (:func:`probe_threshold`). ``exclude``: labels
+    no longer to be matched though still in the index (people deactivated or deleted before the
+    rebuild that takes them out): the best of the others."""
     threshold = probe_threshold(engine, face.masked, site)
-    best = index.search(face.embedding, k=1, kinds=_searched_kinds(face))
+    found = index.search(face.embedding, k=1 + len(exclude), kinds=_searched_kinds(face))
+    best = [m for m in found if m.label not in exclude][:1]
     if not best:
         return Decision(None, float("-inf"), threshold, False, face.masked)
     return Decision(best[0].label, best[0].score, threshold, best[0].score >= threshold, face.masked)
