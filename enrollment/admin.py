@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
-from masknet_site.admin_csv import CheckInLookupsGuarded, SearchNormalised
+from masknet_site.admin_csv import CheckInLookupsGuarded, ListAfterDelete, SearchNormalised
 from masknet_site.logfilters import error_first_line
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy
 from recognition.engine.errors import ModelsMissing
@@ -1113,7 +1113,7 @@ class VerdictFilter(admin.AllValuesFieldListFilter):
 
 
 @admin.register(FacePhoto)
-class FacePhotoAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
+class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild);
     "Try again at the next rebuild" through ``photos_embed_again``."""
 
@@ -1217,11 +1217,24 @@ class FacePhotoAdmin(SearchNormalised, RebuildMixin, admin.ModelAdmin):
                                                  f"rebuild{rest}: index rebuild queued")
 
     def delete_model(self, request: HttpRequest, obj: FacePhoto) -> None:
+        person = obj.person
         services.photo_remove(photo=obj, actor=request.user)
+        self._after_removal(request, [person])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for photo in list(queryset):
+        photos = list(queryset.select_related("person"))
+        for photo in photos:
             services.photo_remove(photo=photo, actor=request.user)
+        self._after_removal(request, list({photo.person_id: photo.person for photo in photos}.values()))
+
+    @staticmethod
+    def _after_removal(request: HttpRequest, people: list[Person]) -> None:
+        """What the person's page says after a removal: the rebuild, and a person left with masked
+        photos alone (recognised only while wearing one); Django's "deleted successfully" said neither."""
+        messages.info(request, "The index is being rebuilt without them.")
+        for person in people:
+            if warning := services.photos_masked_only_warning(person=person):
+                messages.warning(request, warning)
 
 
 @admin.register(IndexVersion)

@@ -1,5 +1,6 @@
 """The rows an admin change list shows, for its CSV export (and the export's audit record); its
-search as names are stored; the lookups through check-ins its address may hold."""
+search as names are stored; the lookups through check-ins its address may hold; the way back to it
+after a delete."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from dataclasses import dataclass
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import BadRequest, FieldDoesNotExist
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 
 from enrollment.text import name_normal, staff_id_key
+
+# lookups whose value is text a user typed (a name, perhaps), which an audit record does not repeat
+FREE_TEXT_LOOKUPS = ("__contains", "__icontains", "__startswith", "__istartswith", "__endswith", "__iendswith",
+                     "__regex", "__iregex", "__iexact")
 
 
 @dataclass(frozen=True)
@@ -27,9 +34,13 @@ class ChangelistRows:
     def described(self, **named: Callable[[str], str]) -> list[str]:
         """The filters as an audit summary words them, ``name=value`` each (a value ``named``
         gives a function for, that function's words: ``person__id__exact=lambda v: f"person #{v}"``),
-        and "a search" when there was one: never its text, which may be a person's name."""
+        and "a search" when there was one: never its text, which may be a person's name; nor that of
+        a free-text filter (``?reason__icontains=Alex``: "a filter on reason")."""
         words = []
         for name, values in sorted(self.filters.items()):
+            if name not in named and name.endswith(FREE_TEXT_LOOKUPS):
+                words.append(f"a filter on {name.rsplit('__', 1)[0]} (its text not recorded)")
+                continue
             words += [named[name](v) if name in named else f"{name}={v[:60]}" for v in values]
         if self.searched:
             words.append("a search (its text not recorded)")
@@ -97,3 +108,20 @@ class CheckInLookupsGuarded:
                 and not (request is not None and request.user.has_perm("recognition.view_checkin"))):
             return False
         return super().lookup_allowed(lookup, value, request)
+
+
+class ListAfterDelete:
+    """After a delete, back to the change list with its filters, for staff who may view but never
+    change the rows (check-ins, photos: changed by their services alone): Django sends them to the
+    admin's home page instead, the list and its filters lost."""
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id) -> HttpResponse:
+        response = super().response_delete(request, obj_display, obj_id)
+        if response.status_code == 302 and response.url == reverse("admin:index", current_app=self.admin_site.name) \
+                and self.has_view_permission(request):
+            opts = self.opts
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=self.admin_site.name)
+            url = add_preserved_filters({"preserved_filters": self.get_preserved_filters(request), "opts": opts}, url)
+            return HttpResponseRedirect(url)
+        return response
+

@@ -34,7 +34,13 @@ from audit.services import audit_list_export
 from enrollment.models import Person
 from enrollment.services import counted
 from enrollment.text import name_normal
-from masknet_site.admin_csv import CheckInLookupsGuarded, DateDrillDownChecked, SearchNormalised, changelist_rows
+from masknet_site.admin_csv import (
+    CheckInLookupsGuarded,
+    DateDrillDownChecked,
+    ListAfterDelete,
+    SearchNormalised,
+    changelist_rows,
+)
 from masknet_site.csv_export import cross_site_refusal, csv_response
 
 from . import services
@@ -476,8 +482,18 @@ class ManualCheckInForm(forms.Form):
         self.add_error(exc.field, text)
 
 
+def _people_named(value: str) -> str:
+    return ", ".join(f"person #{pk.strip()}" for pk in value.split(","))
+
+
+# every way the list's address may name the person (?person=2, ?person__id__in=2,3...): audited as
+# "person #2", the words a person's data export finds their records by (enrollment.services.export)
+PERSON_LOOKUPS = {f"{field}{lookup}": _people_named for field in ("person", "person_id", "person__id", "person__pk")
+                  for lookup in ("", "__exact", "__in")}
+
+
 @admin.register(CheckIn)
-class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
+class CheckInAdmin(ListAfterDelete, SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
     """The attendance record: read-only, filterable, exportable as CSV (with the current filters);
     its "add" page records a check-in by hand (``recognition.add_checkin``)."""
 
@@ -658,6 +674,6 @@ class CheckInAdmin(SearchNormalised, DateDrillDownChecked, admin.ModelAdmin):
             return refused
         rows = changelist_rows(self, request)
         audit_list_export(request, object_type="recognition.checkin", what="check-ins (admin)", rows=rows.count,
-                          filters=rows.described(person__id__exact=lambda v: f"person #{v}"))
+                          filters=rows.described(**PERSON_LOOKUPS))
         return csv_response(f"checkins-{timezone.localdate().isoformat()}.csv", CHECKIN_CSV_HEADER,
                             checkin_csv_rows(rows.queryset))

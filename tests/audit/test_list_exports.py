@@ -134,6 +134,18 @@ def test_the_summaries_say_which_list_by_ids_never_by_name(site):
     ]
 
 
+def test_every_way_of_naming_the_person_is_audited_by_id_and_free_text_is_not_repeated(site):
+    """``?person=2`` (Django's admin takes it) was audited "person=2", which a person's data export,
+    finding their records by "person #2", left out of their audit.csv; ``?reason__icontains=Alex``
+    wrote the text typed into the log. Found by a helper's review."""
+    before, pk = last_id(), site.person.pk
+    for query in ({"person": pk}, {"person_id": pk}, {"person__id__in": f"{pk}"}):
+        download(site.client, reverse("admin:recognition_checkin_export"), query)
+    download(site.client, reverse("admin:audit_auditevent_export"), {"summary__icontains": NAME})
+    said = [e.summary.split(" rows: ", 1)[1] for e in new_events(before)]
+    assert said == [f"person #{pk}"] * 3 + ["a filter on summary (its text not recorded)"], said
+
+
 @pytest.mark.parametrize("name", sorted(EXPORTS))
 def test_a_download_another_sites_page_started_is_refused_and_recorded_nowhere(site, name, caplog):
     """A staff session's cookie goes with a top-level GET that a link on another site starts

@@ -11,6 +11,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -953,6 +954,29 @@ def test_photo_admin_delete_goes_through_the_service(enroller_client, person, ma
         assert enroller_client.post(url, {"post": "yes"}).status_code == 302
     assert not FacePhoto.objects.exists()
     assert AuditEvent.objects.filter(action="photo_remove").exists()
+
+
+def test_removing_from_the_photo_list_warns_as_the_persons_page_does_and_goes_back_to_it(
+        enroller_client, person, make_photo, django_capture_on_commit_callbacks):
+    """Removing a person's bare-faced photo from the Photos list (or its own page) left them recognised
+    only while masked, without a word, and a delete from its page landed on the admin's home page, the
+    list's filters lost. Found by a helper's review."""
+    masked, bare, other = make_photo(person), make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=masked.pk).update(masked=True)
+    url = reverse("admin:enrollment_facephoto_delete", args=[bare.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        gone = enroller_client.post(url + "?_changelist_filters=masked__exact%3D0", {"post": "yes"})
+    assert gone.status_code == 302
+    assert gone.url == reverse("admin:enrollment_facephoto_changelist") + "?masked__exact=0"
+    text = " ".join(str(m) for m in get_messages(gone.wsgi_request))
+    assert "The index is being rebuilt" in text and "shows a face mask" not in text   # one bare photo left
+    changelist = reverse("admin:enrollment_facephoto_changelist")
+    with django_capture_on_commit_callbacks(execute=True):
+        done = enroller_client.post(changelist, {"action": "delete_selected", "_selected_action": [other.pk],
+                                                 "post": "yes"}, follow=True)
+    text = " ".join(str(m) for m in done.context["messages"])
+    assert services.photos_masked_only_warning(person=person) in text, text
+    assert list(FacePhoto.objects.values_list("pk", flat=True)) == [masked.pk]
 
 
 # ------------------------------------------------------------------------------------------ capture
