@@ -385,6 +385,11 @@ class PhotoTemplates(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["photo", "template_version"], name="one_template_set")]
+        # a photo's delete confirmation listed "Photo templatess: 1" and "PhotoTemplates object (6)"
+        verbose_name = verbose_name_plural = "photo templates"
+
+    def __str__(self) -> str:
+        return f"templates of photo #{self.photo_id} ({self.count}, version {self.template_version})"
 
     @staticmethod
     def unpack(dim: int, count: int, vectors: bytes, kinds: bytes) -> tuple[np.ndarray, np.ndarray]:

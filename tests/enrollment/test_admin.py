@@ -950,6 +950,10 @@ def test_photo_admin_delete_goes_through_the_service(enroller_client, person, ma
                                                      django_capture_on_commit_callbacks):
     photo = make_photo(person)
     url = reverse("admin:enrollment_facephoto_delete", args=[photo.pk])
+    # the confirmation names what goes with it: it said "Photo templatess: 1", "PhotoTemplates object (6)"
+    html = enroller_client.get(url).content.decode()
+    assert "templatess" not in html and "PhotoTemplates object" not in html
+    assert f"templates of photo #{photo.pk} (" in html
     with django_capture_on_commit_callbacks(execute=True):
         assert enroller_client.post(url, {"post": "yes"}).status_code == 302
     assert not FacePhoto.objects.exists()
