@@ -63,6 +63,8 @@ _PENDING_UPLOADS = "_enrollment_pending_uploads"
 # Django's "was changed successfully", held back by message_user on a save that changed nothing but
 # the photos: said once a photo is stored, not above refusals of every one (nothing changed then)
 _HELD_SUCCESS = "_enrollment_held_success"
+# set by construct_change_message: the save changed the photos alone (no history entry of its own)
+_PHOTOS_ALONE = "_masknet_photos_alone"
 # the service's refusal of the staff id saved (an erasure of it committed after the form's check),
 # kept on the request by changeform_view for the form it then shows again (PersonForm.refused)
 _REFUSED_ERASED = "_enrollment_refused_erased"
@@ -472,8 +474,29 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
     def log_addition(self, request: HttpRequest, obj: Person, message: str | list) -> LogEntry:
         return self._log(request, obj, ADDITION, message)
 
-    def log_change(self, request: HttpRequest, obj: Person, message: str | list) -> LogEntry:
+    def log_change(self, request: HttpRequest, obj: Person, message: str | list) -> LogEntry | None:
+        if getattr(request, _PHOTOS_ALONE, False):   # their own entry, once stored (_log_photos_added), or none
+            return None
         return self._log(request, obj, CHANGE, message)
+
+    def construct_change_message(self, request: HttpRequest, form: forms.ModelForm, formsets, add: bool = False):
+        """Django's, without "Add photos": a form whose photos were all refused was on the person's
+        history (and their data export's admin_history.csv) as "Changed Add photos."; the photos
+        stored are their own entry (:meth:`_log_photos_added`)."""
+        message = super().construct_change_message(request, form, formsets, add)
+        label = str(form.fields["photos"].label) if "photos" in form.fields else None
+        for entry in message:
+            fields = entry.get("changed", {}).get("fields")
+            if fields and label in fields:
+                fields.remove(label)
+        kept = [entry for entry in message if entry.get("changed", {"fields": True})["fields"]]
+        setattr(request, _PHOTOS_ALONE, bool(message) and not kept)
+        return kept
+
+    def _log_photos_added(self, request: HttpRequest, person: Person, pks: list[int]) -> None:
+        """The person's history entry for the photos stored (the upload's or the webcam's)."""
+        if pks:
+            self._log(request, person, CHANGE, [{"added": {"name": "photo", "object": f"#{pk}"}} for pk in pks])
 
     def log_deletions(self, request: HttpRequest, queryset: QuerySet) -> list[LogEntry]:
         return [self._log(request, obj, DELETION, "") for obj in queryset]
@@ -566,6 +589,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
             saved += [pk] if pk else []
             refused += [refusal] if refusal else []
             warnings += said
+        self._log_photos_added(request, person, saved)
         if saved:
             for message, extra_tags in held or []:
                 messages.success(request, message, extra_tags=extra_tags)
@@ -656,6 +680,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
         files[best].seek(0)
         pk, refusal, warnings = self._add_photo(request, person, names[best], files[best].read(limit),
                                                 FacePhoto.Source.WEBCAM, inspection=inspections[best], named=False)
+        self._log_photos_added(request, person, [pk] if pk else [])
         said = [services.photos_masked_only_warning(person=person), services.photos_inactive_warning(person=person)]
         answer.update(saved=[pk] if pk else [], refused=[refusal] if refusal else [],
                       warnings=[*warnings, *(w for w in said if w and pk)])

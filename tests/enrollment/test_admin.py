@@ -655,6 +655,25 @@ def test_a_save_without_photos_does_not_log_them_as_changed(enroller_client, per
     assert unchanged.get_change_message() == "No fields changed."
 
 
+@pytest.mark.models
+def test_the_history_records_the_photos_stored_not_those_refused(enroller_client, person, astronaut_jpeg,
+                                                                  gradient_png, django_capture_on_commit_callbacks):
+    """A save whose photos were all refused ("Nothing was changed") was on the person's history, and
+    their data export's admin_history.csv, as "Changed Add photos."; the photos stored are said as
+    added, by id. Found by a helper's review."""
+    from django.contrib.admin.models import LogEntry
+
+    refused = [SimpleUploadedFile("noface.png", gradient_png, "image/png")]
+    enroller_client.post(change_url(person), {**person_form(person), "photos": refused})
+    assert not LogEntry.objects.filter(object_id=str(person.pk)).exists()
+    stored = [SimpleUploadedFile("eileen.jpg", astronaut_jpeg, "image/jpeg")]
+    with django_capture_on_commit_callbacks(execute=True):
+        enroller_client.post(change_url(person), {**person_form(person, department="Ground"), "photos": stored})
+    photo = FacePhoto.objects.get()
+    assert [e.get_change_message() for e in LogEntry.objects.filter(object_id=str(person.pk)).order_by("pk")] == [
+        "Changed Department.", f"Added photo “#{photo.pk}”."]
+
+
 def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, django_capture_on_commit_callbacks):
     keep, drop = make_photo(person), make_photo(person)
     with django_capture_on_commit_callbacks(execute=True):
