@@ -55,6 +55,8 @@ CAPTURE_PERMISSIONS_POLICY = permissions_policy("camera")
 # what follows an "active" change, said by the change form and by the list's actions alike
 REACTIVATED = "recognised again once the index is rebuilt (a few seconds)"
 DEACTIVATED = "no longer recognised; the index is being rebuilt"
+# said instead of REACTIVATED's "recognised again" for someone no kiosk can recognise
+NO_USABLE_PHOTO = "no usable photo (none, or none with a face the engine could use): add one so kiosks recognise them"
 MODELS_MISSING = "The face models are not installed on the server (manage.py install_models)."
 # how many files of a batch, not tried after the photo storage was found full, a message names
 UNTRIED_NAMED = 10
@@ -321,6 +323,13 @@ class PhotoCountFilter(admin.SimpleListFilter):
         return None
 
 
+def _without_usable_photo(people: list[Person]) -> list[Person]:
+    """Those of ``people`` with no photo but failed ones: reactivated, nobody recognises them."""
+    usable = set(FacePhoto.objects.filter(person__in=people).exclude(embedding_state=FacePhoto.Embedding.FAILED)
+                 .values_list("person_id", flat=True))
+    return [p for p in people if p.pk not in usable]
+
+
 class DepartmentFilter(admin.SimpleListFilter):
     """People by department, letter case aside: "Flight" and "flight" are one choice (Django's own
     filter listed them apart, each finding part of the department), named by its most common
@@ -508,7 +517,12 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
                                    **{k: v for k, v in fields.items() if k in form.changed_data})
             self._erased_lifted(request, form, obj, "given to this person")
             if "active" in form.changed_data:   # Django's "changed successfully" does not say what follows
-                messages.info(request, f"Reactivated: {REACTIVATED}." if obj.active else f"Deactivated: {DEACTIVATED}.")
+                if not obj.active:
+                    messages.info(request, f"Deactivated: {DEACTIVATED}.")
+                elif _without_usable_photo([obj]):
+                    messages.warning(request, f"Reactivated, but {NO_USABLE_PHOTO}.")
+                else:
+                    messages.info(request, f"Reactivated: {REACTIVATED}.")
             return
         person = services.person_create(actor=request.user, **fields, enrol_erased=form.erased is not None)
         obj.pk, obj.created_at, obj.updated_at = person.pk, person.created_at, person.updated_at
@@ -707,6 +721,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
     @admin.action(description="Reactivate selected people", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = failed = 0
+        back: list[Person] = []
         for person in [p for p in queryset if not p.active]:
             before = person.updated_at
             try:
@@ -720,12 +735,18 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
                                         f"Correct it on their page.")
                 failed += 1
                 continue
-            done += person.updated_at != before   # not if someone else reactivated them meanwhile
+            if person.updated_at != before:   # not if someone else reactivated them meanwhile
+                done += 1
+                back.append(person)
         if not done:
             if not failed:
                 messages.info(request, "Nobody was reactivated: the people selected were active already.")
             return
         messages.success(request, f"{_people(done)} reactivated: {REACTIVATED}.")
+        if without := _without_usable_photo(back):
+            names = ", ".join(p.full_name for p in without[:10]) + (f" and {len(without) - 10} more"
+                                                                    if len(without) > 10 else "")
+            messages.warning(request, f"{names}: {NO_USABLE_PHOTO}.")
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
