@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import widgets
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -11,6 +12,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+
+from recognition.admin import SiteDateTimeField
 
 from . import services
 from .models import SCOPES, ApiToken
@@ -21,6 +24,10 @@ class ApiTokenForm(forms.ModelForm):
 
     scopes = forms.MultipleChoiceField(choices=[(k, f"{k}: {v}") for k, v in SCOPES.items()],
                                        widget=forms.CheckboxSelectMultiple)
+    # the day as YYYY-MM-DD only, as the hand check-in's: Django's formats read 01/02/2027 as 2 January
+    expires_at = SiteDateTimeField(
+        label="Expires at", required=False, widget=widgets.AdminSplitDateTime,
+        help_text="YYYY-MM-DD and HH:MM, in the site's time zone; empty: it never expires")
 
     class Meta:
         model = ApiToken

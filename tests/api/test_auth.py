@@ -136,6 +136,12 @@ def test_admin_refuses_a_token_that_would_expire_in_the_past(client, superuser):
     later = client.post("/admin/api/apitoken/add/", {"name": "later", "scopes": ["read"],
                                                      "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"})
     assert later.status_code == 200 and ApiToken.objects.get(name="later").expires_at.year == 2099
+    # the day as YYYY-MM-DD only: 01/02/2099 was saved as 2 January, a day-first user's 1 February
+    # (found by a helper's review)
+    us = client.post("/admin/api/apitoken/add/", {"name": "us", "scopes": ["read"],
+                                                  "expires_at_0": "01/02/2099", "expires_at_1": "09:00"})
+    assert us.status_code == 200 and not ApiToken.objects.filter(name="us").exists()
+    assert "YYYY-MM-DD" in us.content.decode()
 
 
 def test_only_superusers_see_tokens_in_the_admin(client, enroller):
