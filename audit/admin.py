@@ -115,6 +115,15 @@ class AuditedUserAdmin(SearchNormalised, UserAdmin):
     changes (which fields), passwords set by an administrator and deletions are written to the
     audit log."""
 
+    def get_readonly_fields(self, request, obj=None):
+        """An API token's service account keeps its username (``api:<token name>``, which Django's
+        username rule refuses): the form could not be saved, so the account could not be
+        deactivated here, which the API honours."""
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and hasattr(obj, "api_token"):   # the reverse one-to-one: AttributeError without
+            return (*fields, "username")
+        return fields
+
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """Remember the roles before the edit so that :meth:`save_related` can log the change: read
         with the user's row locked, in the transaction that saves the form (read before, another

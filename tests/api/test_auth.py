@@ -127,6 +127,24 @@ def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
     assert AuditEvent.objects.filter(object_type="api.apitoken", action="deactivate", actor="root").exists()
 
 
+def test_a_tokens_service_account_can_be_deactivated_in_the_user_admin(client, superuser):
+    """Its username, "api:<name>", failed Django's username rule: the user form could not be saved,
+    so the account could not be deactivated there (which the API honours). Found by a helper's review."""
+    from api.services import api_token_create
+
+    token, secret = api_token_create(actor=superuser, name="hr sync", scopes=["read"])
+    client.force_login(superuser)
+    url = f"/admin/auth/user/{token.user.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="username"' not in page and "api:hr sync" in page   # shown, not an input
+    saved = client.post(url, {"is_staff": "on", "date_joined_0": "2026-01-01", "date_joined_1": "00:00",
+                              "initial-date_joined_0": "2026-01-01", "initial-date_joined_1": "00:00"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    token.user.refresh_from_db()
+    assert token.user.is_active is False and token.user.username == "api:hr sync"
+    assert bearer(secret).get("/api/v1/people").status_code == 401
+
+
 def test_admin_refuses_a_token_that_would_expire_in_the_past(client, superuser):
     client.force_login(superuser)
     response = client.post("/admin/api/apitoken/add/", {"name": "late", "scopes": ["read"],
