@@ -133,9 +133,12 @@ class KioskAdmin(CheckInLookupsGuarded, admin.ModelAdmin):
     def response_add(self, request: HttpRequest, obj: Kiosk, post_url_continue: str | None = None) -> HttpResponse:
         if _SESSION_NEW.format(pk=obj.pk) in request.session:
             return HttpResponseRedirect(reverse("admin:recognition_kiosk_pairing", args=[obj.pk]))
+        pairs = request.user.has_perm("recognition.pair_kiosk")   # activating one is theirs too (read-only else)
         self.message_user(request, f"Kiosk “{obj.name}” added. " + (
             "Pairing a device needs the “pair kiosk” permission." if obj.active
-            else "It is inactive: activate it, then create a pairing link."), messages.INFO)
+            else "It is inactive: activate it, then create a pairing link." if pairs
+            else "It is inactive: someone with the “pair kiosk” permission activates it and pairs a device."),
+            messages.INFO)
         return HttpResponseRedirect(reverse("admin:recognition_kiosk_change", args=[obj.pk]))
 
     def delete_model(self, request: HttpRequest, obj: Kiosk) -> None:

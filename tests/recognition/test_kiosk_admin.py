@@ -136,7 +136,9 @@ def test_without_the_pair_permission_active_is_read_only_on_an_existing_kiosk(cl
     assert kiosk.active and kiosk.location == "Side entrance" and Kiosk.objects.for_device_token(token) == kiosk
     add = reverse("admin:recognition_kiosk_add")
     assert "active" in client.get(add).context["adminform"].form.fields
-    client.post(add, {"name": "Spare", "location": "", "site": "main"})
+    spare = client.post(add, {"name": "Spare", "location": "", "site": "main"}, follow=True)
+    # they cannot activate it: told who can, not "activate it, then create a pairing link" (a helper's review)
+    assert "someone with the “pair kiosk” permission activates it" in spare.content.decode()
     client.post(add, {"name": "Lobby", "location": "", "site": "main", "active": "on"})
     assert dict(Kiosk.objects.filter(name__in=["Spare", "Lobby"]).values_list("name", "active")) == {
         "Spare": False, "Lobby": True}
