@@ -14,8 +14,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.conf import settings
 from django.contrib.sessions.exceptions import SessionInterrupted
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.template import loader
 from django.utils.cache import patch_cache_control
 from django.utils.html import escape
 from django.views import defaults
@@ -83,6 +86,12 @@ def bad_request(request: HttpRequest, exception: Exception,
             log.error("database full: %s %s: the session was not saved: %s", request.method, request.path,
                       error_first_line(database_error))
             return database_full_page(request)
+    if isinstance(exception, TooManyFilesSent):   # a bare "Bad Request" lost the whole form, unsaid why
+        detail = (f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files were sent at once, the most one form "
+                  "takes: nothing was saved. Go back and choose fewer (add the rest in a second save).")
+        if _api(request):
+            return _api_error("bad_request", detail, 400)
+        return HttpResponseBadRequest(loader.get_template(template_name).render({"detail": detail}))
     if _api(request):
         return _api_error("bad_request", "The request could not be read.", 400)
     return defaults.bad_request(request, exception, template_name)

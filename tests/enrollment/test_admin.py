@@ -675,6 +675,16 @@ def test_the_history_records_the_photos_stored_not_those_refused(enroller_client
         "Changed Department.", f"Added photo “#{photo.pk}”."]
 
 
+def test_more_files_than_a_form_takes_say_so(enroller_client, person, gradient_png):
+    """101 photos chosen (Django takes 100 files a request) answered a bare "Bad Request", the whole
+    form lost and nothing said why. Found by a helper's review."""
+    files = [SimpleUploadedFile(f"p{i}.png", gradient_png, "image/png") for i in range(101)]
+    response = enroller_client.post(change_url(person), {**person_form(person), "photos": files})
+    assert response.status_code == 400
+    assert "More than 100 files were sent at once" in response.content.decode()
+    assert "at most 100 at once" in enroller_client.get(change_url(person)).content.decode()
+
+
 def test_remove_photo_from_the_change_page(enroller_client, person, make_photo, django_capture_on_commit_callbacks):
     keep, drop = make_photo(person), make_photo(person)
     with django_capture_on_commit_callbacks(execute=True):
