@@ -73,7 +73,7 @@ class BackgroundRunner:
 
     def run_queued_here(self, *, patience_s: float) -> list[int]:
         """Run every rebuild queued for this runner now, in the calling thread, their debounce aside,
-        after the one its thread may be running; returns their run ids. Another process's rebuild is
+        after the one its thread may be running; returns the ids of those it ran. Another process's rebuild is
         waited for, up to ``patience_s`` (then :class:`~enrollment.services.RebuildBusy`); a failed
         rebuild raises (recorded in its run, the previous index active)."""
         from .services import RebuildBusy, index_rebuild
@@ -90,13 +90,14 @@ class BackgroundRunner:
             run_id = item[2]
             while True:
                 try:
-                    index_rebuild(run_id=run_id, force=True)
+                    run = index_rebuild(run_id=run_id, force=True)
                     break
                 except RebuildBusy as exc:
                     if time.monotonic() + exc.retry_after > deadline:
                         raise
                     time.sleep(exc.retry_after)
-            done.append(run_id)
+            if run is not None:   # None: done, or being done, elsewhere (not this one's to report)
+                done.append(run_id)
 
     def _loop(self) -> None:
         while True:

@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
+LOCAL_NAME = "masknet-shared-cache"   # the local store's name: one store for the process
 AWAY = (RedisConnectionError, RedisTimeoutError)   # BusyLoadingError is a ConnectionError too
 RETRY_S = 5.0    # while Redis is away, how long the local cache answers before Redis is tried again
 WARN_S = 60.0    # at most one warning this often
@@ -35,33 +36,46 @@ class SharedCache(RedisCache):
 
     def __init__(self, server: str, params: dict) -> None:
         super().__init__(server, params)
-        self._local = LocMemCache(f"masknet-shared-cache-{id(self)}", {
+        # one store for the process: Django makes a cache object per thread and, under ASGI, per
+        # request, and a LocMemCache shares its entries by name (a name per object counted each
+        # request from zero, and lockouts never held)
+        self._local = LocMemCache(LOCAL_NAME, {
             "TIMEOUT": params.get("TIMEOUT", 300), "OPTIONS": {"MAX_ENTRIES": settings.LOCAL_CACHE_ENTRIES}})
-        self._away_until = 0.0
-        self._warned_at = -WARN_S
-        self._lock = threading.Lock()
 
     def ping(self) -> None:
         """Reach Redis itself (the readiness probe's ``cache``); raises while it is away."""
         self._cache.get_client(write=True).ping()
 
     def _either(self, name: str, *args, **kwargs):
-        if time.monotonic() >= self._away_until:
+        if time.monotonic() >= _outage.away_until:
             try:
                 return getattr(super(), name)(*args, **kwargs)
             except AWAY as exc:
-                self._away(exc)
+                _outage.seen(exc)
         return getattr(self._local, name)(*args, **kwargs)
 
-    def _away(self, exc: Exception) -> None:
+
+class _Outage:
+    """The process's view of a Redis outage, shared by every cache object (see :class:`SharedCache`)."""
+
+    def __init__(self) -> None:
+        self.away_until = 0.0
+        self.warned_at = -WARN_S
+        self.lock = threading.Lock()
+
+    def seen(self, exc: Exception) -> None:
+        """Redis failed a call: the local store answers for :data:`RETRY_S`; warned once a minute."""
         now = time.monotonic()
-        with self._lock:
-            self._away_until = now + RETRY_S
-            if now - self._warned_at < WARN_S:
+        with self.lock:
+            self.away_until = now + RETRY_S
+            if now - self.warned_at < WARN_S:
                 return
-            self._warned_at = now
+            self.warned_at = now
         log.warning("the shared cache (Redis) is away (%s: %s): login lockouts and API rate limits are counted by "
                     "each process alone until it answers", type(exc).__name__, exc)
+
+
+_outage = _Outage()
 
 
 def _failing_over(name: str):

@@ -670,11 +670,12 @@ def test_settings_refuse_impossible_values_with_the_variables_name():
     """Found by a helper's review: each of these started the site without a word."""
     cases = [("masknet_site.settings.dev", {name: value}) for name, value in BAD_VALUES]
     cases += [("masknet_site.settings.dev", {"LOG_LEVEL": "debug", "MASKNET_RUNTIME": "tensorflow",
-                                             "MASKNET_GALLERY_ADAPT": "Yes", "TIME_ZONE": "Europe/Lisbon"})]
+                                             "MASKNET_GALLERY_ADAPT": "Yes", "TIME_ZONE": "Europe/Lisbon"}),
+              ("masknet_site.settings.dev", {"LOG_LEVEL": "warn", "MASKNET_RUNTIME": " tflite "})]
     said = _settings_said(cases)
     for (name, value), message in zip(BAD_VALUES, said, strict=False):
         assert message is not None and name in message, (name, value, message)
-    assert said[-1] is None   # lower-case level names and the other values' forms start
+    assert said[-2:] == [None, None]   # lower-case and Python's other level names, spaces around a value, start
 
 
 def test_production_refuses_a_weak_secret_key_and_hosts_that_name_none():

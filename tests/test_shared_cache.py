@@ -24,12 +24,35 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def fresh_outage(monkeypatch):
+    """Each test starts with Redis not known to be away, and an empty local store."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    monkeypatch.setattr(shared, "_outage", shared._Outage())
+    LocMemCache(shared.LOCAL_NAME, {}).clear()
+    yield
+    LocMemCache(shared.LOCAL_NAME, {}).clear()
+
+
 @pytest.fixture
 def redis_away(settings):
     """The production cache settings (masknet_site/settings/base.py) on a Redis that is not there."""
     settings.CACHES = {"default": {"BACKEND": "masknet_site.cache.SharedCache",
                                    "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0", "KEY_PREFIX": "masknet",
                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
+
+
+def test_every_cache_object_of_the_process_counts_in_one_store(redis_away, caplog):
+    """Django makes a cache object per thread and, under ASGI (Daphne), per request: a store per
+    object counted each request from zero, so no lockout or rate limit held while Redis was away, and
+    each object warned once. Found by a helper's review."""
+    from django.core.cache import caches
+
+    first, second = caches.create_connection("default"), caches.create_connection("default")
+    first.add("count", 0)
+    assert first.incr("count") == 1 and second.incr("count") == 2
+    assert len([r for r in caplog.records if r.name == "masknet_site.cache"]) == 1
 
 
 def test_sign_ins_are_counted_and_locked_out_with_redis_away(client, settings, redis_away, caplog):

@@ -457,7 +457,7 @@ if MASKNET_DESCRIPTOR not in ("sface", "faceres+resnet", "arcface"):
 # Django): checked here too, so that a misspelt value stops the site at start rather than its
 # first frame, or an import after it created people (tests/test_settings.py ties the two lists)
 MASKNET_RUNTIMES = ("tflite", "tensorflow")
-if (runtime := env("MASKNET_RUNTIME", "tflite")) not in MASKNET_RUNTIMES:
+if (runtime := env("MASKNET_RUNTIME", "tflite").strip()) not in MASKNET_RUNTIMES:
     raise ImproperlyConfigured(f"MASKNET_RUNTIME={runtime!r}: use {' or '.join(MASKNET_RUNTIMES)}")
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
@@ -540,7 +540,8 @@ def log_level(name: str, default: str) -> str:
     """A logging level's name from the environment, any case (``debug`` stopped every command with
     "Unable to configure root logger", naming no variable)."""
     value = (env(name) or default).strip().upper()
-    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    value = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value, value)   # Python's other names for them
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET"):
         raise ImproperlyConfigured(f"{name}={value!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return value
 

@@ -189,7 +189,7 @@ def configure_tensorflow() -> None:
 # within 1e-4 of their scale (tests/test_runtime.py), and on LFW DevTest the same faces, mask and match
 # decisions; TFLite measured 2.2-4.4x faster per model on the 2-core server (docs/performance.md
 # "TensorFlow Lite").
-RUNTIME = os.environ.get("MASKNET_RUNTIME", "tflite")
+RUNTIME = os.environ.get("MASKNET_RUNTIME", "").strip() or "tflite"   # empty: unset, as the settings read it
 RUNTIMES = ("tflite", "tensorflow")
 # part of the flatbuffer cache's key: raise it when the conversion below changes (options, converter)
 TFLITE_CONVERTER_VERSION = 1

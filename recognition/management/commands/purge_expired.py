@@ -40,11 +40,17 @@ class Command(BaseCommand):
         self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
                           f"{outcome.orphan_files}")
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
+        problems = []
         if not outcome.dry_run:
-            self._rebuild_queued()
+            try:
+                self._rebuild_queued()
+            except CommandError as exc:   # said with the files below, which cron must see too
+                problems.append(str(exc))
         if outcome.failed_files:   # biometric data kept against the retention: cron must see it
-            raise CommandError(f"{outcome.failed_files} photo or index files could not be deleted (see the log): "
-                               "check the media and index folders' permissions and run it again")
+            problems.append(f"{outcome.failed_files} photo or index files could not be deleted (see the log): "
+                            "check the media and index folders' permissions and run it again")
+        if problems:
+            raise CommandError("; ".join(problems))
 
     def _rebuild_queued(self) -> None:
         """Without Celery workers, run here the rebuild that expired photos queued (it would die with
