@@ -218,7 +218,8 @@ class PersonForm(forms.ModelForm):
 
     remove_photos = _PhotosToRemove(queryset=FacePhoto.objects.none(), required=False, widget=PhotoGridWidget,
                                     label="Photos")
-    photos = MultipleFileField(label="Add photos", help_text="JPEG, PNG or WebP; one person per photo. "
+    photos = MultipleFileField(label="Add photos", help_text=f"JPEG, PNG or WebP; one person per photo, at most "
+                               f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES} at once. "
                                "Refused photos are listed with the reason. Three or more photos from "
                                "different occasions recognise masked faces best.")
 
@@ -353,6 +354,15 @@ class DepartmentFilter(admin.SimpleListFilter):
         if value is None:
             return None
         return queryset.filter(department="") if value == "" else queryset.filter(department__iexact=value)
+
+    def choices(self, changelist):
+        """Django's, the choice shown chosen in any letter case (``?department=flight``: "Flight")."""
+        value = self.value()
+        yield {"selected": value is None, "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+               "display": "All"}
+        for lookup, title in self.lookup_choices:
+            yield {"selected": value is not None and value.lower() == lookup.lower(),
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup}), "display": title}
 
 
 class RebuildMixin:
