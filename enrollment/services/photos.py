@@ -941,6 +941,10 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
             try:
                 if path not in known and default_storage.get_modified_time(path).timestamp() < cutoff:
                     orphans.append(path)
+            except FileNotFoundError:
+                # deleted since its folder was listed: by a sweep beside this one (a cron purge_expired
+                # beside beat's), an erasure; nothing left, so no failure ("check the permissions")
+                continue
             except OSError as exc:
                 log.warning("could not sweep photo file %s: %s", path, exc)
                 if failed is not None:

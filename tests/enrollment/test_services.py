@@ -813,6 +813,32 @@ def test_a_person_erased_while_the_sweep_lists_the_folders_does_not_stop_it(
     assert dict(FacePhoto.objects.values_list("pk", "file_missing")) == {kept.pk: False, gone.pk: True}
 
 
+def test_a_file_another_sweep_deletes_meanwhile_is_no_failure(person, make_photo, monkeypatch):
+    """Two sweeps at once (a cron purge_expired beside beat's): a file the other deleted after this
+    one listed its folder was counted a failure, and the purge told the operator to check the
+    folders' permissions. Found by a helper's review."""
+    import os
+    import time
+
+    from django.core.files.storage import default_storage
+
+    kept = make_photo(person)
+    orphan = Path(kept.image.path).parent / "rolled-back.jpg"
+    orphan.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    real_listdir = default_storage.listdir
+
+    def other_sweep_meanwhile(path: str):
+        listing = real_listdir(path)
+        if orphan.exists() and path.startswith("faces/"):
+            orphan.unlink()
+        return listing
+
+    monkeypatch.setattr(default_storage, "listdir", other_sweep_meanwhile)
+    failed: list[str] = []
+    assert services.photo_files_sweep(failed=failed) == 0 and failed == []
+
+
 def test_the_sweep_marks_no_photo_from_a_media_folder_that_is_not_this_databases(person, make_photo):
     """When the sweep judges the listing another database's (far more files than rows name), it
     deletes nothing, and marks nothing either: it had marked every photo of the rows file_missing
