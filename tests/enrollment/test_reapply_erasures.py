@@ -281,3 +281,29 @@ def test_an_erasure_again_into_a_full_index_storage_stops_saying_so(erased, stor
     with django_capture_on_commit_callbacks(execute=True):
         out = run(erased["csv"])
     assert f"person #{back.pk} " in out and not Person.objects.filter(pk=back.pk).exists()
+
+
+def test_a_second_restore_keeps_who_first_erased_them_and_when(db, tmp_path):
+    """An export taken after an earlier restore holds the erasure as that run wrote it again ("by
+    system", at the run's time), its note naming the first one: read as the first one, so that the
+    log written back by a second restore still says who erased the person, when (it named the earlier
+    run, and the first erasure was lost). Found by a helper's review."""
+    from datetime import datetime
+
+    from audit.admin import CSV_COLUMNS
+    from enrollment.management.commands.reapply_erasures import export_records
+
+    path = tmp_path / "audit.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerow(["2026-12-07T06:37:17+00:00", "system", "", "erase", "enrollment.person", "6",
+                         "erased person #6: 1 photo; again after a restore (first erased "
+                         "2026-12-07T06:36:55.123456+00:00 by admin)"])
+        writer.writerow(["2026-12-07T06:37:18+00:00", "system", "", "deactivate", "api.apitoken", "3",
+                         "revoked API token #3; again after a restore (first revoked "
+                         "2026-12-01T09:00:00+00:00 by ops)"])
+    erased, _ignored, records, _latest = export_records(path)
+    assert erased == {6: [(datetime.fromisoformat("2026-12-07T06:36:55.123456+00:00"), "admin")]}
+    (token,) = [r for r in records if r.object_type == "api.apitoken"]
+    assert (token.at, token.actor) == (datetime.fromisoformat("2026-12-01T09:00:00+00:00"), "ops")

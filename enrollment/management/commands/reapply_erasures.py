@@ -7,6 +7,7 @@ end every staff session the restore brought back."""
 from __future__ import annotations
 
 import csv
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from audit.restore import (
 from enrollment import dispatch
 from enrollment.services import Reapplied, StorageFull, person_erasure_reapply
 
+# the note of a record applied or written again after a restore (enrollment.services.people._again,
+# audit.restore.Record.again): the first one's time and actor
+FIRST_DONE = re.compile(r"again after a restore \(first (?:erased|revoked) (\S+) by ([^)]*)\)")
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
@@ -70,6 +74,11 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
                 readable = object_id.isascii() and object_id.isdigit() and when is not None
                 if when is not None and (latest is None or when > latest):
                     latest = when
+                # a record applied again after an earlier restore: the first one's time and actor, which
+                # its note keeps (they were replaced by the earlier run's, "by system", at a second restore)
+                first = FIRST_DONE.search(row[column["summary"]])
+                if first and readable and _time(first.group(1)) is not None:
+                    when, actor = _time(first.group(1)), first.group(2)
                 if object_type in kinds and readable:
                     records.append(Record(when, actor, action, object_type, int(object_id), row[column["summary"]]))
                 elif action in kinds.get(object_type, ()):
