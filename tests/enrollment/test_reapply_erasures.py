@@ -84,6 +84,8 @@ def test_a_person_brought_back_by_a_restore_is_erased_again_and_recorded(erased,
 
     assert f"person #{back.pk} (erased " in out and "by root): erased again" in out, out
     assert f"person #{gone} (erased " in out and "by root): already absent" in out, out
+    # and what that leaves to do: no erased staff id keeps HR's next import from enrolling them again
+    assert "take them out of HR's photo folder or spreadsheet, or the next import_people enrols them again" in out
     rows = erased["csv"].read_text().splitlines()[1:]
     others = sum(",erase,enrollment.person," not in row for row in rows)
     assert others > 0 and len(rows) == others + 2

@@ -149,6 +149,12 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
+        if outcomes[Reapplied.ABSENT]:
+            # the restore brought back neither them nor, for one erased after the backup, their erased
+            # staff id, which keeps HR's next import from enrolling them again
+            self.stdout.write("people already absent and erased after the backup have no erased staff id in the "
+                              "restored database: take them out of HR's photo folder or spreadsheet, or the next "
+                              "import_people enrols them again (docs/deployment.md, Backup and restore)")
         reused = self.revocations(found, opts["file"], dry_run, actor)
         problems = []
         if not dry_run:   # without Celery workers, the rebuild that deactivations queued dies with the command
