@@ -18,9 +18,18 @@ if TYPE_CHECKING:
 from .kiosk_text import languages, page_text
 from .privacy import notice_wording
 
+# the kiosk socket's messages (docs/kiosk.md): raised with any change a page of the release before
+# would misread, so that open pages reload (page_build)
+PROTOCOL = 1
+
 # the files the kiosk page is made of: a release that rewords a string reloads open pages too
 PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kiosk/kiosk.html",
-              "templates/kiosk/base.html", *(f"recognition/kiosk_text/{code}.json" for code in languages()))
+              "templates/kiosk/base.html", "recognition/templatetags/kiosk_text.py",
+              *(f"recognition/kiosk_text/{code}.json" for code in languages()))
+# what the page's config carries besides the settings (recognition.views.kiosk): how it films and
+# where it talks to, in the digest too, as is the socket's protocol (recognition.consumers.PROTOCOL)
+PAGE_CONFIG = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_width": 640, "max_height": 480,
+               "jpeg_quality": 0.8}
 
 
 def page_context(kiosk: Kiosk | None) -> dict:
@@ -40,7 +49,9 @@ def page_build() -> str:
     restart with another wording replaces. And of the settings the page's config carries
     (``TIME_ZONE``, whose hours its clock shows beside the welcomes' times; ``MASKNET_KIOSK_MAX_FPS``):
     a page open across a restart that changed the site's time zone showed its clock in the old one
-    ("08:00" above "checked in at 09:00"). A missing file counts as empty."""
+    ("08:00" above "checked in at 09:00"). And of the config's other values (:data:`PAGE_CONFIG`) and
+    the socket's protocol version (:data:`PROTOCOL`): a release changing only those left open pages
+    on the old ones. A missing file counts as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:
         try:
@@ -50,4 +61,5 @@ def page_build() -> str:
         digest.update(b"\0")
     digest.update(notice_wording().encode())
     digest.update(f"\0{settings.TIME_ZONE}\0{settings.MASKNET_KIOSK_MAX_FPS}".encode())
+    digest.update(f"\0{sorted(PAGE_CONFIG.items())}\0{PROTOCOL}".encode())
     return digest.hexdigest()[:12]

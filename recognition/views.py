@@ -60,7 +60,7 @@ from .attendance import (
 )
 from .consumers import KIOSK_COOKIE
 from .exports import CHECKIN_CSV_HEADER, checkin_csv_rows, checkin_filters_described
-from .kiosk_page import page_build, page_context
+from .kiosk_page import PAGE_CONFIG, page_build, page_context
 from .kiosk_text import screen_text
 from .models import CheckIn, Kiosk, known_sites
 from .privacy import kiosk_notice, privacy_language, privacy_page_context
@@ -221,9 +221,8 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
     speech = page_context(kiosk)
     # the banners' words come with the page, in its language (the kiosk's own, else the site's): the
     # page fetches nothing else, and its CSP stays as strict
-    config = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status",
-              "max_fps": min(8, socket_fps) if socket_fps > 0 else 8, "max_width": 640,
-              "max_height": 480, "jpeg_quality": 0.8, "time_zone": settings.TIME_ZONE, "build": page_build(),
+    config = {**PAGE_CONFIG, "max_fps": min(8, socket_fps) if socket_fps > 0 else 8,
+              "time_zone": settings.TIME_ZONE, "build": page_build(),
               "language": speech["lang"], "text": screen_text(speech["lang"])}
     response = render(request, "kiosk/kiosk.html", {"kiosk": kiosk, "config": config, **speech,
                                                     "notice": kiosk_notice(request, speech["lang"])})

@@ -260,6 +260,19 @@ def test_another_time_zone_or_frame_rate_is_another_page_build(settings):
     assert len({first, zoned, page_build.__wrapped__()}) == 3
 
 
+def test_another_page_config_or_socket_protocol_is_another_page_build(monkeypatch):
+    """A release changing only the page's frame size, JPEG quality or addresses, or the socket's
+    messages, left open kiosks on the old ones: they are in the build. Found by a helper's review."""
+    from recognition import kiosk_page
+
+    first = page_build.__wrapped__()
+    monkeypatch.setitem(kiosk_page.PAGE_CONFIG, "jpeg_quality", 0.7)
+    sized = page_build.__wrapped__()
+    monkeypatch.setattr(kiosk_page, "PROTOCOL", kiosk_page.PROTOCOL + 1)
+    assert len({first, sized, page_build.__wrapped__()}) == 3
+    assert "recognition/templatetags/kiosk_text.py" in kiosk_page.PAGE_FILES
+
+
 def test_a_release_rewording_the_default_notice_is_another_page_build(settings, tmp_path):
     """Where MASKNET_KIOSK_NOTICE is unset, the line is the release's own wording (its catalog's
     ``notice``, recognition/kiosk_text/<code>.json, in each language): a release that rewords it alone
