@@ -76,11 +76,24 @@ class ApiPagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset: QuerySet, request: Request, view: APIView | None = None) -> list | None:
         """DRF's pages, with a page past the end (or not a number) a 400 on ``page``: a 404 here
-        would read as "no such endpoint"."""
+        would read as "no such endpoint"; and a ``page_size`` that is no whole number from 1 a 400
+        on it (DRF read ``0``, ``-1`` or ``ten`` as the default 50 without a word)."""
+        size = request.query_params.get(self.page_size_query_param)
+        if size is not None and not (size.isascii() and size.isdigit() and int(size) >= 1):
+            raise exceptions.ValidationError({self.page_size_query_param: [
+                f"A whole number of rows a page, from 1 (at most {self.max_page_size} are served)."]})
         try:
             return super().paginate_queryset(queryset, request, view)
         except exceptions.NotFound as exc:
             raise exceptions.ValidationError({"page": [str(exc.detail)]}) from exc
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict]:
+        """DRF's, with the page size's least value (more than the most is served as the most)."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1}
+        return parameters
 
 
 class CSVRenderer(renderers.BaseRenderer):

@@ -297,14 +297,14 @@ def test_a_persons_access_request_shows_who_downloaded_their_check_ins(site):
 
 def test_each_page_of_the_apis_json_check_ins_is_on_record(site):
     """The API's JSON list hands out what its CSV does, 500 a page at most: each page read is a
-    ``list_export`` too, with the page and its size as served (DRF's fallback to 50 for a page
-    size that is not a number, its cap of 500), the filters and the rows on it; a page refused
+    ``list_export`` too, with the page and its size as served (the default 50, the cap of 500), the
+    filters and the rows on it; a page refused (a page size that is no whole number from 1)
     (invalid filters, past the end, no scope) or a HEAD records nothing."""
     before = last_id()
     pk = site.person.pk
     pages = [site.api.get("/api/v1/checkins", {"person": pk, "page_size": 5}),
              site.api.get("/api/v1/checkins", {"person": pk, "page_size": 5, "page": 3}),
-             site.api.get("/api/v1/checkins", {"page_size": "all"}),
+             site.api.get("/api/v1/checkins", {"page": 1}),
              site.api.get("/api/v1/checkins", {"page_size": 100000, "masked": "true"})]
     assert [r.status_code for r in pages] == [200] * 4
     assert [len(r.json()["results"]) for r in pages] == [5, 2, 13, 6]
@@ -324,6 +324,9 @@ def test_each_page_of_the_apis_json_check_ins_is_on_record(site):
     before = last_id()
     refused = [(site.api.get("/api/v1/checkins", {"date_from": "2026-03-02", "date_to": "2026-03-01"}), 400),
                (site.api.get("/api/v1/checkins", {"page": 99}), 400),
+               (site.api.get("/api/v1/checkins", {"page_size": "all"}), 400),
+               (site.api.get("/api/v1/checkins", {"page_size": 0}), 400),
+               (site.api.get("/api/v1/checkins", {"page_size": -1}), 400),
                (site.api.get("/api/v1/checkins", {"person": "x"}), 400),
                (APIClient().get("/api/v1/checkins"), 401),
                (site.api.head("/api/v1/checkins"), 200)]
