@@ -296,9 +296,12 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
             _run_give_up(run, now)
             return None
         interrupted = list(TrainingRun.objects.running().exclude(pk=run.pk).values_list("pk", flat=True))
+        # their work is this run's (a rebuild takes every change so far): said, or an admin's rebuild
+        # read as failed where a later run did it (docs/deployment.md)
         TrainingRun.objects.filter(pk__in=interrupted).update(
-            state=TrainingRun.State.FAILED, finished_at=now, message="interrupted",
-            error="the worker stopped during the rebuild (killed or restarted); the previous index stayed active")
+            state=TrainingRun.State.FAILED, finished_at=now, message=f"interrupted: taken over by run #{run.pk}",
+            error=f"the worker stopped during the rebuild (killed or restarted); the previous index stayed active "
+                  f"until run #{run.pk}, which does this run's work too")
         for pk in interrupted:
             audit_record(actor=None, action=Action.REBUILD, object_type="enrollment.trainingrun", object_id=pk,
                          summary=f"run #{pk} failed (interrupted: its worker stopped); taken over by run #{run.pk}")

@@ -332,6 +332,8 @@ def test_a_killed_run_is_taken_over(make_photo):
     run = rebuild_now()
     killed.refresh_from_db()
     assert run.state == "succeeded" and killed.state == "failed" and "interrupted" in killed.message
+    # naming the run that did its work (a helper's review: an admin's rebuild read as failed)
+    assert killed.message == f"interrupted: taken over by run #{run.pk}" and f"run #{run.pk}" in killed.error
     assert AuditEvent.objects.filter(action="rebuild", object_id=str(killed.pk),
                                      summary__contains="interrupted").exists()
 
