@@ -213,9 +213,9 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
         response = render(request, "kiosk/unavailable.html", {"retry_s": KIOSK_RETRY_S, **page_context(None)},
                           status=503)
         response["Retry-After"] = str(KIOSK_RETRY_S)
-        return _kiosk_headers(response)
+        return _kiosk_headers(response, camera=False)   # these two pages never film: the site's policy
     if kiosk is None:
-        return _kiosk_headers(render(request, "kiosk/unpaired.html", page_context(None), status=403))
+        return _kiosk_headers(render(request, "kiosk/unpaired.html", page_context(None), status=403), camera=False)
     # the page sends at most 8 frames a second, and never more than its socket takes (0: no limit)
     socket_fps = settings.MASKNET_KIOSK_MAX_FPS
     speech = page_context(kiosk)
