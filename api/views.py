@@ -546,6 +546,7 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         # person's id and version alone (PersonViewSet._answer), never their name
         by_name = self.caller_may(request, SCOPE_READ, "enrollment.view_person")
         body["warnings"] = [w for w in (enrollment.photo_repeat_warning(photo=photo, by_name=by_name),
+                                        enrollment.photo_mismatch_warning(photo=photo, by_name=by_name),
                                         enrollment.photos_masked_only_warning(person=person, by_name=by_name),
                                         enrollment.photos_inactive_warning(person=person, by_name=by_name)) if w]
         return Response(body, status=status.HTTP_201_CREATED)

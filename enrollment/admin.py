@@ -680,7 +680,8 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
                                                may_search=request.user.has_perm("enrollment.recognise_face"))
         shown_name = name if named else ""
         said = [w for w in (services.photo_lookalike_warning(photo=photo, shown=shown, name=shown_name),
-                            services.photo_repeat_warning(photo=photo, name=shown_name)) if w]
+                            services.photo_repeat_warning(photo=photo, name=shown_name),
+                            services.photo_mismatch_warning(photo=photo, name=shown_name)) if w]
         return photo.pk, None, said
 
     def _add_best(self, request: HttpRequest, person: Person, files) -> dict:

@@ -87,6 +87,8 @@ from .photos import (
     photo_lookalike,
     photo_lookalike_shown,
     photo_lookalike_warning,
+    photo_mismatch,
+    photo_mismatch_warning,
     photo_remove,
     photo_repeat_warning,
     photo_repeats,
@@ -109,7 +111,8 @@ __all__ = [
     "person_deactivate", "person_erase", "person_erasure_reapply", "person_export",
     "person_gallery_adaptation_stop", "person_lock", "person_update", "photo_add", "photo_add_from_checkin",
     "photo_choose", "photo_files_sweep", "photo_inspect", "photo_lookalike", "photo_lookalike_shown",
-    "photo_lookalike_warning", "photo_remove", "photo_repeat_warning", "photo_repeats", "photo_too_large",
+    "photo_lookalike_warning", "photo_mismatch", "photo_mismatch_warning", "photo_remove", "photo_repeat_warning",
+    "photo_repeats", "photo_too_large",
     "photos_embed_again", "photos_inactive_warning", "photos_masked_only_warning", "stale_after", "storage_free",
     "storage_full", "storage_low", "storage_paths",
 ]

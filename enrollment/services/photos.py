@@ -27,6 +27,7 @@ from audit.services import audit_record
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import animated, refuse_costly, turn_clockwise, without_metadata
 from recognition.engine.gallery import (
+    OTHER_PERSON_MAX_SCORE,
     SAME_PICTURE_MIN_SCORE,
     UNMASKED,
     Decision,
@@ -467,7 +468,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
                              version=recognizer.template_version())
         except (*EMBED_ERRORS, DatabaseError) as exc:
             log.warning("photo #%s stored; its templates were not (the next rebuild makes them): %s", photo.pk, exc)
-    photo.lookalike = photo.repeats = None
+    photo.lookalike = photo.repeats = photo.mismatch = None
     try:   # advice only: the photo is stored, whatever happens here
         if check_lookalike:
             photo.lookalike = photo_lookalike(person=person, face=inspection.face, engine=engine)
@@ -476,7 +477,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     try:   # nobody reads a kept check-in's warnings, and that face is never the same picture as a photo
         if source != FacePhoto.Source.CHECKIN:
             photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine, seen=seen)
-    except Exception:  # noqa: BLE001 - photo.repeats stays None
+            photo.mismatch = photo_mismatch(photo=photo, face=inspection.face, engine=engine, seen=seen)
+    except Exception:  # noqa: BLE001 - photo.repeats and photo.mismatch stay None
         log.warning("photo #%s stored; the same-picture check failed", photo.pk, exc_info=True)
     if seen is not None and inspection.face is not None and inspection.face.embedding is not None:
         seen[photo.pk] = inspection.face.embedding
@@ -542,14 +544,42 @@ def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
     2.8 s), growing with the square of its size. Photos the rebuild failed on are left out. Masked
     and unmasked faces are embedded differently: each is compared with photos of its own kind."""
     level = SAME_PICTURE_MIN_SCORE.get(engine.config.descriptor)
-    if level is None or face is None or face.embedding is None:
+    if level is None:
         return None
+    scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
+    best = max(scores, key=lambda found: found[1], default=None)
+    return best if best is not None and best[1] >= level else None
+
+
+def photo_mismatch(*, photo: FacePhoto, face: Face | None, engine: Engine,
+                   seen: dict[int, np.ndarray] | None = None) -> tuple[FacePhoto, float, int] | None:
+    """When ``photo``'s unmasked face scores under :data:`gallery.OTHER_PERSON_MAX_SCORE` (measured
+    there) against every other unmasked photo of its person, the closest of them, its score and how
+    many were compared; else ``None`` (a match, no other such photo, a masked face, a descriptor not
+    measured). A photo of someone else filed under the person is averaged into their templates, and
+    check-ins of either went to them without a word: the look-alike check compares a new face with
+    other people's, the same-picture check with the person's own for copies."""
+    level = OTHER_PERSON_MAX_SCORE.get(engine.config.descriptor)
+    if level is None or face is None or face.masked:
+        return None
+    scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
+    best = max(scores, key=lambda found: found[1], default=None)
+    return (*best, len(scores)) if best is not None and best[1] < level else None
+
+
+def _own_scores(*, photo: FacePhoto, face: Face | None, engine: Engine,
+                seen: dict[int, np.ndarray] | None) -> list[tuple[FacePhoto, float]]:
+    """``photo``'s face scored against each other photo of its person of the same kind (masked or
+    not), those the rebuild failed on left out, for :func:`photo_repeats` and :func:`photo_mismatch`
+    (the other faces found as :func:`photo_repeats` says)."""
+    if face is None or face.embedding is None:
+        return []
     others = {p.pk: p for p in FacePhoto.objects.filter(person_id=photo.person_id, masked=face.masked)
               .exclude(pk=photo.pk).exclude(embedding_state=FacePhoto.Embedding.FAILED).order_by("pk")}
     vectors = {pk: PhotoTemplates.unpack(dim, count, blob, kinds)[0][0] for pk, dim, count, blob, kinds in
                PhotoTemplates.objects.filter(photo_id__in=list(others), template_version=recognizer.template_version())
                .values_list("photo_id", "dim", "count", "vectors", "kinds")}
-    best = None
+    scores = []
     for pk, other in others.items():
         vector = vectors.get(pk)
         if vector is None and seen:
@@ -558,10 +588,8 @@ def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
             vector = _stored_embedding(other, engine)
         if vector is None or len(vector) != len(face.embedding):
             continue
-        score = float(vector @ face.embedding)
-        if score >= level and (best is None or score > best[1]):
-            best = (other, score)
-    return best
+        scores.append((other, float(vector @ face.embedding)))
+    return scores
 
 
 def _stored_embedding(photo: FacePhoto, engine: Engine) -> np.ndarray | None:
@@ -606,6 +634,19 @@ def photo_repeat_warning(*, photo: FacePhoto, name: str = "", by_name: bool = Tr
     return (f"{f'“{name}”' if name else 'This photo'} is the same picture as photo #{other.pk} of "
             f"{_named(photo.person, by_name)}, saved again (face score {score:.2f}): a copy adds nothing to "
             f"recognition. Remove one of the two and add a different photo.")
+
+
+def photo_mismatch_warning(*, photo: FacePhoto, name: str = "", by_name: bool = True) -> str | None:
+    """What to tell whoever added ``photo`` when its face may be someone else's (``photo.mismatch``,
+    set by :func:`photo_add`), else ``None``; ``name`` and ``by_name`` as for :func:`photo_repeat_warning`."""
+    found = getattr(photo, "mismatch", None)
+    if found is None:
+        return None
+    other, score, compared = found
+    against = f"photo #{other.pk}" if compared == 1 else f"each of their {compared} other photos without a mask"
+    return (f"{f'“{name}”: this' if name else 'This'} face may not be {_named(photo.person, by_name)}'s: it scores "
+            f"{score:.2f} at most against {against}, where two photos of one person nearly always score more. "
+            f"Check the photo; if it is someone else, remove it: check-ins of either would go to this person.")
 
 
 def photos_masked_only_warning(*, person: Person, by_name: bool = True) -> str | None:

@@ -125,6 +125,13 @@ ENROL_DIM_BELOW = 100.0
 # different photos of one person 0.913 at most (median 0.72, 228 pairs); FaceRes+ResNet (40 people)
 # 0.992 at least (median 0.999, 237) against 0.982 at most (median 0.92, 104 pairs), a thin gap.
 SAME_PICTURE_MIN_SCORE = {"sface": 0.95, "faceres+resnet": 0.99}
+# A new unmasked enrolment photo whose face scores under this against every other unmasked photo of
+# its person may show someone else, which the admin is told of (enrollment.services.photo_mismatch);
+# a descriptor not named is not checked. Measured 2026-12-07 by bench/photo_mismatch.py on LFW pairs,
+# one unmasked face against another as enrolment embeds them (docs/enrollment.md): at 0.25 SFace
+# warned of 0.9% of DevTrain's two photos of one person and caught 95.4% of two people's (DevTest,
+# never used to choose: 2.0% and 94.4%; at 0.30, 2.7% and 98.6%).
+OTHER_PERSON_MAX_SCORE = {"sface": 0.25}
 
 
 def _enrol_refusal(face: Face) -> str | None:

@@ -402,6 +402,25 @@ def test_the_same_picture_uploaded_again_is_warned_of(hr, person, engine, astron
 
 
 @pytest.mark.models
+def test_a_photo_of_someone_else_under_a_person_is_warned_of(hr, person, engine, astronaut_bgr, registry_photos):
+    """A photo of someone else filed under a person (a wrong file picked, two people in one HR folder)
+    is averaged into their templates, and check-ins of either went to them without a word: its face
+    scoring under gallery.OTHER_PERSON_MAX_SCORE against each of their photos is warned of."""
+    url = f"/api/v1/people/{person.pk}/photos"
+    first = hr.post(url, {"image": SimpleUploadedFile("eileen.jpg", jpeg(astronaut_bgr))}, format="multipart")
+    assert first.status_code == 201 and first.json()["warnings"] == [], first.json()
+    tom = hr.post(url, {"image": SimpleUploadedFile("tom.jpg", jpeg(registry_photos["Tom_Hanks_54745.png"]))},
+                  format="multipart")
+    assert tom.status_code == 201, tom.content
+    (said,) = tom.json()["warnings"]
+    assert said.startswith("This face may not be Eileen Collins's: it scores ") and \
+        f"against photo #{first.json()['id']}, where two photos" in said, said
+    # the same face again (another encoding): a copy, not someone else
+    again = hr.post(url, {"image": SimpleUploadedFile("eileen-2.jpg", jpeg(astronaut_bgr, 60))}, format="multipart")
+    assert not [w for w in again.json()["warnings"] if "may not be" in w], again.json()
+
+
+@pytest.mark.models
 def test_an_upload_that_leaves_only_masked_photos_says_so(hr, person, engine, astronaut_bgr):
     """The admin warned that a person whose photos all show a mask is recognised only while wearing
     one; the API's upload said nothing. Its warnings carry the admin's sentence until a photo

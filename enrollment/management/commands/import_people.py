@@ -574,7 +574,8 @@ class Command(BaseCommand):
                             who = services.photo_lookalike_shown(photo=stored, actor=actor, via="import_people",
                                                                  may_search=may_search)
                             for warning in (services.photo_lookalike_warning(photo=stored, shown=who, name=shown),
-                                            services.photo_repeat_warning(photo=stored, name=shown)):
+                                            services.photo_repeat_warning(photo=stored, name=shown),
+                                            services.photo_mismatch_warning(photo=stored, name=shown)):
                                 if warning:
                                     warned.append(_shown(f"{person.staff_id}: {warning}"))
                     except services.PhotoRefused as exc:
