@@ -29,9 +29,11 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import DisallowedHost, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.template import loader
 from django.utils.cache import patch_cache_control
 from django.utils.deprecation import MiddlewareMixin
 
@@ -157,6 +159,23 @@ class NulInQueryRefusedMiddleware:
             patch_cache_control(response, private=True, no_store=True)
             return response
         return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
+
+
+class AdminActionIdsMiddleware:
+    """An admin list's action posted with a chosen row that is no id (``_selected_action=abc``, a
+    forged or mangled form) is the site's 400 page saying so: Django filtered the list by it and
+    its ``ValueError`` was a 500 on the kiosk, token and user lists."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path.startswith("/admin/"):   # its form read by the CSRF check already
+            chosen = request.POST.getlist(ACTION_CHECKBOX_NAME)
+            if any(not (pk.isascii() and pk.isdigit() and len(pk) < 19) for pk in chosen):
+                detail = "The rows chosen were not understood (not ids of this list): go back, reload and choose again."
+                return HttpResponseBadRequest(loader.get_template("400.html").render({"detail": detail}))
+        return self.get_response(request)
 
 
 class DatabaseFullMiddleware(MiddlewareMixin):

@@ -39,3 +39,16 @@ def test_an_id_that_is_no_number_gets_the_pages_own_answer(su_client, odd):
     assert saved.status_code == 302, saved.content.decode()[:800]
     person.refresh_from_db()
     assert person.notes == "seen"
+
+
+@pytest.mark.parametrize("changelist", ["recognition_kiosk", "api_apitoken", "auth_user", "enrollment_person"])
+def test_an_action_on_a_chosen_row_that_is_no_id_says_so(su_client, changelist):
+    """``_selected_action=abc`` (a forged or mangled form) was Django's ValueError, a 500, on the
+    kiosk, token and user lists. Found by a helper's review."""
+    action = {"recognition_kiosk": "delete_selected", "api_apitoken": "revoke", "auth_user": "delete_selected",
+              "enrollment_person": "deactivate"}[changelist]
+    for odd in ("abc", SUPERSCRIPT_TWO, "9" * 25):
+        answer = su_client.post(reverse(f"admin:{changelist}_changelist"),
+                                {"action": action, "_selected_action": [odd]})
+        assert answer.status_code == 400 and "The rows chosen were not understood" in answer.content.decode()
+

@@ -207,6 +207,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # an admin action posted with a chosen row that is no id: a 400 saying so, not Django's 500
+    "masknet_site.middleware.AdminActionIdsMiddleware",
     # a login older than MASKNET_SESSION_HOURS ends, whatever expiry date its session was saved with
     "masknet_site.session_lifetime.LoginLifetimeMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
