@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
+from enrollment.services import counted
 from recognition.admin import SiteDateTimeField
 
 from . import services
@@ -127,4 +128,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         tokens = [t for t in queryset if t.revoked_at is None]
         for token in tokens:
             services.api_token_revoke(token=token, actor=request.user)
-        messages.success(request, f"{len(tokens)} token(s) revoked.")
+        if not tokens:   # "0 token(s) revoked." was said as a success
+            messages.info(request, "No token was revoked: the tokens selected were revoked already.")
+            return
+        messages.success(request, f"{counted(len(tokens), 'token')} revoked: requests with "
+                                  f"{'it' if len(tokens) == 1 else 'them'} are refused from now on.")

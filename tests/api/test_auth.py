@@ -125,6 +125,10 @@ def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
     assert token.revoked_at is not None
     assert bearer(secret).get("/api/v1/people").status_code == 401
     assert AuditEvent.objects.filter(object_type="api.apitoken", action="deactivate", actor="root").exists()
+    assert "1 token revoked" in response.content.decode()
+    # again: nothing to revoke, said so (it said "0 token(s) revoked." as a success)
+    again = client.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}, follow=True)
+    assert "No token was revoked: the tokens selected were revoked already." in again.content.decode()
 
 
 def test_a_tokens_service_account_can_be_deactivated_in_the_user_admin(client, superuser):
