@@ -55,6 +55,8 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import math
+import time
 import unicodedata
 
 from django.conf import settings
@@ -176,8 +178,9 @@ class LoginThrottleMiddleware:
             return self.get_response(request)
         lockout_s = int(settings.MASKNET_LOGIN_LOCKOUT_S)
         counters = _counters(request, username)
-        if any(cache.get(locked_key) for _, locked_key, _ in counters):
-            return self._locked(lockout_s)
+        locks = [cache.get(locked_key) for _, locked_key, _ in counters]
+        if any(locks):
+            return self._locked(_left(locks, lockout_s))
         reserved: list[tuple[str, str, int, int]] = []
         for attempts_key, locked_key, limit in counters:
             count = _reserve(attempts_key, lockout_s)
@@ -212,7 +215,7 @@ class LoginThrottleMiddleware:
                 record_wrong_current_password(request, account)
             for attempts_key, locked_key, limit, count in reserved:
                 if count >= limit:
-                    cache.set(locked_key, 1, lockout_s)
+                    cache.set(locked_key, time.time() + lockout_s, lockout_s)   # until when: the 429 says what is left
                     cache.delete(attempts_key)
                     kind = ("username and address" if attempts_key == pair_key
                             else "address" if "-address-" in attempts_key else "username")
@@ -224,9 +227,20 @@ class LoginThrottleMiddleware:
         return response
 
     @staticmethod
-    def _locked(lockout_s: int) -> HttpResponse:
-        minutes = max(1, round(lockout_s / 60))
-        response = HttpResponse(f"Too many failed logins. Try again in {minutes} minute(s).",
+    def _locked(seconds: int) -> HttpResponse:
+        """The 429 of a locked login, saying how long is left (it said the whole lockout's minutes,
+        and its Retry-After, at every attempt until the lock ended)."""
+        minutes = max(1, math.ceil(seconds / 60))
+        response = HttpResponse(f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
                                 status=429, content_type="text/plain; charset=utf-8")
-        response["Retry-After"] = str(lockout_s)
+        response["Retry-After"] = str(seconds)
         return response
+
+
+def _left(locks: list, lockout_s: int) -> int:
+    """Seconds until the latest of ``locks`` (their values: when each ends) ends, at least 1; a lock
+    set by the release before holds 1, not a time: the whole lockout."""
+    ends = [value for value in locks if isinstance(value, (int, float)) and value > 1_000_000_000]
+    if len(ends) < len([value for value in locks if value]):
+        return lockout_s
+    return max(1, min(lockout_s, math.ceil(max(ends) - time.time())))

@@ -253,3 +253,21 @@ def test_a_flood_of_other_entries_does_not_cull_a_lockout(client, staff):
     for i in range(2000):   # what some 700 flooding logins write
         cache.set(f"flood-{i}", 1)
     assert login(client, "alice", "right-password-123").status_code == 429
+
+
+def test_the_lock_says_how_long_is_left(client, staff, monkeypatch):
+    """The 429 said the whole lockout ("5 minute(s)", Retry-After 300) at every attempt until the lock
+    ended. Found by a helper's review."""
+    import time
+
+    from masknet_site import login_throttle
+
+    for _ in range(3):
+        login(client, "alice", "wrong")
+    first = login(client, "alice", "right-password-123")
+    assert first["Retry-After"] == "120" and b"Try again in 2 minutes." in first.content
+    later = time.time() + 90
+    monkeypatch.setattr(login_throttle.time, "time", lambda: later)
+    left = login(client, "alice", "right-password-123")
+    assert left.status_code == 429 and int(left["Retry-After"]) in (29, 30, 31)
+    assert b"Try again in 1 minute." in left.content
