@@ -919,6 +919,9 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
         with pytest.raises(CommandError, match="must start with https://"):
             call_command("create_kiosk", "Side door", "--base-url", bad, stdout=io.StringIO())
     assert not Kiosk.objects.filter(name="Side door").exists()
+    # a refusal names its field ("This field cannot be blank." named none: a helper's review)
+    with pytest.raises(CommandError, match="^name: "):
+        call_command("create_kiosk", "", "--base-url", "https://k.example", stdout=io.StringIO())
 
 
 def test_kiosk_names_are_compared_ignoring_letter_case_and_repeated_spaces(transactional_db, admin_client):

@@ -77,8 +77,10 @@ class Command(BaseCommand):
             try:
                 kiosk, code = services.kiosk_create(actor=user, name=name, location=location or "",
                                                     site=DEFAULT_SITE if site is None else site, language=language)
-            except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+            except ValidationError as exc:   # each message with its field ("This field cannot be blank." named none)
+                said = ([f"{field}: {m}" for field, messages in exc.message_dict.items() for m in messages]
+                        if hasattr(exc, "error_dict") else exc.messages)
+                raise CommandError("; ".join(said)) from exc
         url = base_url.rstrip("/") + services.pairing_path(code)
         self.stdout.write(f"Kiosk #{kiosk.pk} “{kiosk.name}” (site {kiosk.site}, language {kiosk.screen_language}"
                           f"{'' if kiosk.language else ', the site default'}).")
