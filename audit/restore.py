@@ -14,7 +14,8 @@ is applied: what was granted since the backup is lost with it, and stays lost.
 What counts as a revocation (:data:`KINDS`), all of it access: a kiosk's device revoked, its unused
 pairing link voided, the kiosk deactivated or deleted, or another device paired in its place (a
 device paired before could check people in again); an API token revoked; a photo removed (a wrong
-person's face, or one kept from a check-in past its retention, would be matched again); a person
+person's face, or one kept from a check-in past its retention, would be matched again); a check-in
+deleted (someone else recognised: a wrong attendance record, and its snapshot of that face); a person
 deactivated (the kiosks and the API's identify, which an access-control gateway may act on, would
 know them again); a staff account deleted, deactivated or
 given fewer rights (staff, superuser, groups, permissions); a group given fewer permissions or
@@ -47,8 +48,8 @@ from api.models import ApiToken
 from api.services import api_token_revoke
 from enrollment.models import FacePhoto, Person
 from enrollment.services import person_deactivate, photo_remove
-from recognition.models import Kiosk
-from recognition.services import kiosk_delete, kiosk_unpair, kiosk_update
+from recognition.models import CheckIn, Kiosk
+from recognition.services import checkin_delete, kiosk_delete, kiosk_unpair, kiosk_update
 
 from .management.actor import SUPERUSER
 from .models import AuditEvent
@@ -139,6 +140,20 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
         return False
     if not dry_run:
         photo_remove(photo=photo, actor=actor, note=note)
+    return True
+
+
+def _checkin_delete(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                    actor: object | None) -> bool:
+    """A check-in deleted since the backup (a correction: someone else recognised, with that face's
+    snapshot) is deleted again: the one of the record's person, recorded for a time before the record
+    (an id the restore handed out again names another)."""
+    person = re.search(r" of person #(\d+)", record.summary)
+    checkin = CheckIn.objects.filter(pk=pk, at__lte=record.at).first()
+    if checkin is None or person is None or checkin.person_id != int(person.group(1)):
+        return False
+    if not dry_run:
+        checkin_delete(checkin=checkin, actor=actor, note=note)
     return True
 
 
@@ -333,6 +348,8 @@ KINDS: tuple[Kind, ...] = (
          permissions=("enrollment.change_person",)),
     Kind("photo", "enrollment.facephoto", (Action.PHOTO_REMOVE,), _photo_remove, _created(FacePhoto, "created_at"),
          permissions=("enrollment.delete_facephoto",)),
+    Kind("check-in", "recognition.checkin", (Action.DELETE,), _checkin_delete, lambda pk: None,
+         permissions=("recognition.delete_checkin",)),
     # groups before users: a group deleted again is gone from its members' roles
     Kind("group", "auth.group", (Action.ROLE_CHANGE,), _group_revoke, lambda pk: None, _group_reduced,
          permissions=("auth.change_group", "auth.delete_group")),

@@ -532,18 +532,20 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
     return checkin
 
 
-def checkin_delete(*, checkin: CheckIn, actor: object | None) -> None:
+def checkin_delete(*, checkin: CheckIn, actor: object | None, note: str = "") -> None:
     """Delete a check-in (a correction by an administrator), audited as "deleted check-in #id of
     person #id": by ids alone, as every record, and with the person's, so that their data export
-    (``audit.csv``, which finds records by "person #id") shows it next to the check-in's acceptance."""
+    (``audit.csv``, which finds records by "person #id") shows it next to the check-in's acceptance.
+    ``note`` ends the summary (a deletion applied again after a restore says so)."""
     pk, person_id = checkin.pk, checkin.person_id
     with transaction.atomic():
         if not CheckIn.objects.select_for_update().filter(pk=pk).exists():
             return   # deleted meanwhile (another administrator, the retention purge): not audited twice
         checkin.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.checkin", object_id=pk,
-                     summary=f"deleted check-in #{pk} of person #{person_id}" + (
-                         " (recorded by hand)" if checkin.manual else ""))
+                     summary=(f"deleted check-in #{pk} of person #{person_id}"
+                              + (" (recorded by hand)" if checkin.manual else "")
+                              + (f"; {note}" if note else ""))[:300])
 
 
 def checkin_reject_record(*, kiosk: Kiosk, reason: str, frames: int, score: float | None = None,
