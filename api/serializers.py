@@ -580,3 +580,17 @@ def declare_retry_after(result: dict, generator: object, request: object, public
             if throttled is not None:
                 throttled.setdefault("headers", {}).update(header)
     return result
+
+
+def declare_answers_whole(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: an answer's object (a component whose request form has a
+    component of its own, ``Person`` beside ``PersonRequest``) holds every one of its members, as DRF
+    renders each field; the schema left the writable ones that a request may omit (a person's
+    ``department``, ``active``, ``notes``; a kiosk's ``location``, ``site``, ``language``) optional,
+    and generated clients typed them so. ``tests/api/test_schema.py`` checks real answers against it."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if f"{name}Request" in schemas and "properties" in schema:
+            schema["required"] = sorted(key for key, value in schema["properties"].items()
+                                        if not value.get("writeOnly"))
+    return result

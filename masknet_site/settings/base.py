@@ -591,7 +591,8 @@ SPECTACULAR_SETTINGS = {
                             "SourceEnum": "enrollment.models.FacePhoto.Source",
                             "CheckInSourceEnum": "recognition.models.CheckIn.Source"},
     # drf-spectacular's default hook (enums as components), and every 429's Retry-After header
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.declare_retry_after"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.declare_retry_after",
+                            "api.serializers.declare_answers_whole"],
 }
 MASKNET_API_TOKEN_RATE = env("MASKNET_API_TOKEN_RATE", "600/min")  # per token, unless the token sets its own
 MASKNET_API_USER_RATE = env("MASKNET_API_USER_RATE", "1200/min")  # per staff session user

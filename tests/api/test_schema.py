@@ -225,6 +225,18 @@ def test_every_throttled_answer_declares_its_retry_after_header(client):
         assert answer["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
 
 
+def test_every_member_of_a_person_or_kiosk_answer_is_declared_present(client):
+    """A person's department, active and notes, a kiosk's location, site and language, which every
+    answer carries, were optional in the schema (a request may leave them out), and generated
+    clients typed them so. Found by a helper's review."""
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]["schemas"]
+    for name in ("Person", "Kiosk"):
+        members = {k for k, v in schemas[name]["properties"].items() if not v.get("writeOnly")}
+        assert set(schemas[name]["required"]) == members, name
+    assert {"department", "active", "notes"} <= set(schemas["Person"]["required"])
+    assert "department" not in schemas["PersonRequest"].get("required", [])   # a request may leave it out
+
+
 def test_the_staff_id_erased_answer_is_declared_as_it_is_sent(client_for):
     """A 409 ``staff_id_erased`` carries ``erased_on`` (the erasure's date), which a sync reads to tell
     it from any other conflict: the ``Error`` component the 409 is declared with lacked it, so a client
