@@ -616,8 +616,8 @@ class CheckInViewSet(ApiMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request, *args, **kwargs) -> Response:
         """A page of check-ins (newest first); each page read audited as the CSV is (``list_export``:
-        the filters, the page and its size as served, after DRF's fallback to 50 for a ``page_size``
-        that is not a number and its cap of 500, and the rows on it): a page of 500 hands out as much
+        the filters, the page and its size as served, after the cap of 500, and the rows on it): a page
+        of 500 hands out as much
         as a CSV of 500 rows, and paging through the list, the whole of it. A staff session's page
         that another site's link started is refused as the CSV is (:meth:`_refuse_cross_site`)."""
         self._refuse_cross_site(request)

@@ -161,21 +161,23 @@ class NulInQueryRefusedMiddleware:
         return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
 
 
-class AdminActionIdsMiddleware:
+class AdminActionIdsMiddleware(MiddlewareMixin):
     """An admin list's action posted with a chosen row that is no id (``_selected_action=abc``, a
     forged or mangled form) is the site's 400 page saying so: Django filtered the list by it and
-    its ``ValueError`` was a 500 on the kiosk, token and user lists."""
+    its ``ValueError`` was a 500 on the kiosk, token and user lists. Looked at once the CSRF check
+    (an earlier middleware's ``process_view``) has passed: a forged POST gets its 403 first."""
 
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "POST" and request.path.startswith("/admin/"):   # its form read by the CSRF check already
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if request.method != "POST" or not request.path.startswith("/admin/"):
+            return None
+        try:
             chosen = request.POST.getlist(ACTION_CHECKBOX_NAME)
-            if any(not (pk.isascii() and pk.isdigit() and len(pk) < 19) for pk in chosen):
-                detail = "The rows chosen were not understood (not ids of this list): go back, reload and choose again."
-                return HttpResponseBadRequest(loader.get_template("400.html").render({"detail": detail}))
-        return self.get_response(request)
+        except OSError:   # a body cut short (UnreadablePostError): the view's to answer, as before
+            return None
+        if any(not (pk.isascii() and pk.isdigit() and len(pk) < 19) for pk in chosen):
+            detail = "The rows chosen were not understood (not ids of this list): go back, reload and choose again."
+            return HttpResponseBadRequest(loader.get_template("400.html").render({"detail": detail}))
+        return None
 
 
 class DatabaseFullMiddleware(MiddlewareMixin):

@@ -27,7 +27,7 @@ PAGE_FILES = ("static/kiosk/kiosk.js", "static/kiosk/kiosk.css", "templates/kios
               "templates/kiosk/base.html", "recognition/templatetags/kiosk_text.py",
               *(f"recognition/kiosk_text/{code}.json" for code in languages()))
 # what the page's config carries besides the settings (recognition.views.kiosk): how it films and
-# where it talks to, in the digest too, as is the socket's protocol (recognition.consumers.PROTOCOL)
+# where it talks to, in the digest too, as is the socket's protocol (PROTOCOL, above)
 PAGE_CONFIG = {"ws_path": "/ws/kiosk/", "status_url": "/kiosk/status", "max_width": 640, "max_height": 480,
                "jpeg_quality": 0.8}
 

@@ -52,3 +52,14 @@ def test_an_action_on_a_chosen_row_that_is_no_id_says_so(su_client, changelist):
                                 {"action": action, "_selected_action": [odd]})
         assert answer.status_code == 400 and "The rows chosen were not understood" in answer.content.decode()
 
+
+
+def test_a_forged_action_without_its_csrf_token_is_refused_by_the_csrf_check_first(db):
+    """The check of the chosen rows comes after the CSRF check: a forged POST gets its 403."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_superuser("root2", "root2@example.com", "pw"))
+    answer = client.post(reverse("admin:recognition_kiosk_changelist"),
+                         {"action": "delete_selected", "_selected_action": ["abc"]})
+    assert answer.status_code == 403

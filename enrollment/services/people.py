@@ -239,13 +239,15 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
         reasons = _rebuild_reasons_scrub(person_id=pk)
         checkins = deleted.get("recognition.CheckIn", 0)
         _staff_id_suppress(staff_id=staff_id)
+        said = (f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
+                f"{counted(checkins, 'check-in')} (their snapshots), "
+                f"{counted(history, 'admin history entry', 'admin history entries')}, "
+                f"{counted(scrubbed, 'index version')} rewritten or deleted, "
+                f"{counted(reasons, 'rebuild reason')} no longer naming them; staff id kept as a keyed digest")
+        # the note whole, the counts cut instead: the log keeps 300 characters, and a note naming a
+        # long username lost its end, which reapply_erasures reads the first erasure from
         audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
-                     summary=f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
-                             f"{counted(checkins, 'check-in')} (their snapshots), "
-                             f"{counted(history, 'admin history entry', 'admin history entries')}, "
-                             f"{counted(scrubbed, 'index version')} rewritten or deleted, "
-                             f"{counted(reasons, 'rebuild reason')} no longer naming them; staff id kept "
-                             f"as a keyed digest" + (f"; {note}" if note else ""))
+                     summary=f"{said[:300 - len(note) - 2]}; {note}" if note else said)
         transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=ERASED_REASON)
@@ -332,6 +334,13 @@ def person_erasure_reapply(*, person_id: int, erased_at: datetime, erased_by: st
 def _again(erased_at: datetime, erased_by: str) -> str:
     """How an erasure applied or recorded again names the first one (:func:`_erasure_on_record` finds it)."""
     return f"again after a restore (first erased {erased_at.isoformat()} by {erased_by or 'system'})"
+
+
+def erasure_lost(*, person_id: int, erased_at: datetime) -> bool:
+    """Whether the audit log lacks the erasure of ``person_id`` at ``erased_at`` (no erase record of
+    the id from then on): a restored backup older than it. Such a person's erased staff id went with
+    it (``reapply_erasures`` says what that leaves to do)."""
+    return not _erasure_on_record(person_id, [(erased_at, "")], 0)
 
 
 def _erasure_on_record(person_id: int, records: list[tuple[datetime, str]], i: int) -> bool:

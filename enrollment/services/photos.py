@@ -476,8 +476,11 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
     try:   # nobody reads a kept check-in's warnings, and that face is never the same picture as a photo
         if source != FacePhoto.Source.CHECKIN:
-            photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine, seen=seen)
-            photo.mismatch = photo_mismatch(photo=photo, face=inspection.face, engine=engine, seen=seen)
+            # the person's other photos scored once for both checks (an earlier photo without templates
+            # is analysed again from its file: twice was the square-law cost the memo had removed)
+            scores = _own_scores(photo=photo, face=inspection.face, engine=engine, seen=seen)
+            photo.repeats = photo_repeats(photo=photo, face=inspection.face, engine=engine, scores=scores)
+            photo.mismatch = photo_mismatch(photo=photo, face=inspection.face, engine=engine, scores=scores)
     except Exception:  # noqa: BLE001 - photo.repeats and photo.mismatch stay None
         log.warning("photo #%s stored; the same-picture check failed", photo.pk, exc_info=True)
     if seen is not None and inspection.face is not None and inspection.face.embedding is not None:
@@ -527,7 +530,8 @@ def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
 
 
 def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
-                  seen: dict[int, np.ndarray] | None = None) -> tuple[FacePhoto, float] | None:
+                  seen: dict[int, np.ndarray] | None = None,
+                  scores: list[tuple[FacePhoto, float]] | None = None) -> tuple[FacePhoto, float] | None:
     """The person's other photo that ``photo`` (whose face is ``face``) repeats, the same picture saved
     again (its face scores at least :data:`gallery.SAME_PICTURE_MIN_SCORE`, measured there), with the
     score; the closest one, ``None`` when none (or for a descriptor not measured). A copy adds nothing
@@ -546,13 +550,15 @@ def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
     level = SAME_PICTURE_MIN_SCORE.get(engine.config.descriptor)
     if level is None:
         return None
-    scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
+    if scores is None:   # ``scores``: :func:`_own_scores`' answer, when the caller has it
+        scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
     best = max(scores, key=lambda found: found[1], default=None)
     return best if best is not None and best[1] >= level else None
 
 
 def photo_mismatch(*, photo: FacePhoto, face: Face | None, engine: Engine,
-                   seen: dict[int, np.ndarray] | None = None) -> tuple[FacePhoto, float, int] | None:
+                   seen: dict[int, np.ndarray] | None = None,
+                   scores: list[tuple[FacePhoto, float]] | None = None) -> tuple[FacePhoto, float, int] | None:
     """When ``photo``'s unmasked face scores under :data:`gallery.OTHER_PERSON_MAX_SCORE` (measured
     there) against every other unmasked photo of its person, the closest of them, its score and how
     many were compared; else ``None`` (a match, no other such photo, a masked face, a descriptor not
@@ -562,7 +568,8 @@ def photo_mismatch(*, photo: FacePhoto, face: Face | None, engine: Engine,
     level = OTHER_PERSON_MAX_SCORE.get(engine.config.descriptor)
     if level is None or face is None or face.masked:
         return None
-    scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
+    if scores is None:   # as for photo_repeats
+        scores = _own_scores(photo=photo, face=face, engine=engine, seen=seen)
     best = max(scores, key=lambda found: found[1], default=None)
     return (*best, len(scores)) if best is not None and best[1] < level else None
 
@@ -643,10 +650,15 @@ def photo_mismatch_warning(*, photo: FacePhoto, name: str = "", by_name: bool = 
     if found is None:
         return None
     other, score, compared = found
-    against = f"photo #{other.pk}" if compared == 1 else f"each of their {compared} other photos without a mask"
-    return (f"{f'“{name}”: this' if name else 'This'} face may not be {_named(photo.person, by_name)}'s: it scores "
-            f"{score:.2f} at most against {against}, where two photos of one person nearly always score more. "
-            f"Check the photo; if it is someone else, remove it: check-ins of either would go to this person.")
+    who = _named(photo.person, by_name)
+    this = f"“{name}”" if name else f"This photo (#{photo.pk})"
+    if compared == 1:   # two photos that disagree: either may be the wrong one (the first stored is not checked)
+        return (f"{this} and photo #{other.pk} do not look like one person (face score {score:.2f}, where two photos "
+                f"of one person nearly always score more): one of them is probably not {who}. Check both and "
+                f"remove the one that is someone else: check-ins of either would go to this person.")
+    return (f"{this} may not be {who}: its face scores {score:.2f} at most against each of their {compared} other "
+            f"photos without a mask, where two photos of one person nearly always score more. Check it; if it is "
+            f"someone else, remove it: check-ins of either would go to this person.")
 
 
 def photos_masked_only_warning(*, person: Person, by_name: bool = True) -> str | None:

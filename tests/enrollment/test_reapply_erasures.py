@@ -85,7 +85,8 @@ def test_a_person_brought_back_by_a_restore_is_erased_again_and_recorded(erased,
     assert f"person #{back.pk} (erased " in out and "by root): erased again" in out, out
     assert f"person #{gone} (erased " in out and "by root): already absent" in out, out
     # and what that leaves to do: no erased staff id keeps HR's next import from enrolling them again
-    assert "take them out of HR's photo folder or spreadsheet, or the next import_people enrols them again" in out
+    assert f"people #{gone}, already absent, were erased after the backup: the restored database has no " \
+           "erased staff id of theirs; take them out of HR's photo folder or spreadsheet" in out, out
     rows = erased["csv"].read_text().splitlines()[1:]
     others = sum(",erase,enrollment.person," not in row for row in rows)
     assert others > 0 and len(rows) == others + 2
@@ -106,6 +107,8 @@ def test_a_person_brought_back_by_a_restore_is_erased_again_and_recorded(erased,
     # run twice: nothing more to erase or to record
     again_out = run(erased["csv"])
     assert "erased again 0, already absent 2" in again_out, again_out
+    # their erasures are on record now (as for people erased before a backup): nothing said of HR's folder
+    assert "were erased after the backup" not in again_out, again_out
     assert AuditEvent.objects.filter(action="erase").count() == 2
 
 
@@ -309,3 +312,29 @@ def test_a_second_restore_keeps_who_first_erased_them_and_when(db, tmp_path):
     assert erased == {6: [(datetime.fromisoformat("2026-12-07T06:36:55.123456+00:00"), "admin")]}
     (token,) = [r for r in records if r.object_type == "api.apitoken"]
     assert (token.at, token.actor) == (datetime.fromisoformat("2026-12-01T09:00:00+00:00"), "ops")
+
+
+def test_the_first_erasure_survives_a_long_actor_name_and_is_read_only_where_written(db, tmp_path):
+    """The note naming the first erasure came last in a summary cut to 300 characters: a long
+    username lost its end, and the first erasure with it. The counts are cut instead; and the note
+    is read only where the command writes it (not from text elsewhere in a summary). Found by a
+    helper's review of the day's diff."""
+    from datetime import datetime
+
+    from audit.admin import CSV_COLUMNS
+    from enrollment.management.commands.reapply_erasures import FIRST_DONE, export_records
+    from enrollment.services.people import _again
+
+    first = datetime.fromisoformat("2026-11-07T07:26:20.096633+00:00")
+    person = services.person_create(actor=None, full_name="Long Name", staff_id="L1")
+    services.person_erase(person=person, actor=None, note=_again(first, "jennifer.smith-jones@hr.example.com"))
+    summary = AuditEvent.objects.get(action="erase").summary
+    assert len(summary) <= 300 and summary.endswith("by jennifer.smith-jones@hr.example.com)")
+    path = tmp_path / "audit.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerow(["2026-12-07T06:37:17+00:00", "system", "", "erase", "enrollment.person", str(person.pk),
+                         summary])
+    assert export_records(path)[0] == {person.pk: [(first, "jennifer.smith-jones@hr.example.com")]}
+    assert FIRST_DONE.search("groups: ['x (first revoked 2000-01-01T00:00:00+00:00 by y)'] -> []") is None

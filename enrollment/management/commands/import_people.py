@@ -395,7 +395,9 @@ class Command(BaseCommand):
                             help="import only the first N people (in folder or --people-list order; folders of "
                                  "people erased at their request, skipped, do not count)")
         parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
-        parser.add_argument("--max-photos", type=int, help="at most N photos per person")
+        parser.add_argument("--max-photos", type=int,
+                            help="at most N photos per person: the first N files in name order (a refused one "
+                                 "counts, and the files after them are not tried)")
         parser.add_argument("--department", default="", help="department of the imported people")
         parser.add_argument("--people-csv", type=Path, metavar="FILE",
                             help="each folder's person from a CSV (UTF-8, a first line naming its columns folder, "
@@ -636,6 +638,10 @@ class Command(BaseCommand):
                 if finished:
                     raise
         if interrupted:   # said above; no traceback (Ctrl-C)
+            # the warnings of the photos added so far: a re-run finds them enrolled and checks them no
+            # more, so they were lost for good (a look-alike, someone else's face)
+            self._lines(f"{len(warned)} warnings of photos added before the interruption (kept; as the admin "
+                        "warns):", warned, opts["verbosity"])
             raise CommandError("import interrupted (Ctrl-C)")
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created"

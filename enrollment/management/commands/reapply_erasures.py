@@ -30,11 +30,12 @@ from audit.restore import (
     rights_taken_from,
 )
 from enrollment import dispatch
-from enrollment.services import Reapplied, StorageFull, person_erasure_reapply
+from enrollment.services import Reapplied, StorageFull, erasure_lost, person_erasure_reapply
 
 # the note of a record applied or written again after a restore (enrollment.services.people._again,
 # audit.restore.Record.again): the first one's time and actor
-FIRST_DONE = re.compile(r"again after a restore \(first (?:erased|revoked) (\S+) by ([^)]*)\)")
+FIRST_DONE = re.compile(r"(?:^recorded again after a restore|^erasure of person #\d+ recorded again after a restore"
+                        r"|; again after a restore) \(first (?:erased|revoked) (\S+) by ([^)]*)\)(?:,|:|$)")
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
@@ -128,8 +129,10 @@ class Command(BaseCommand):
         self.sessions(exported, dry_run, actor)
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         full: tuple[int, StorageFull] | None = None
+        lost_absent: list[int] = []   # absent, and erased after the backup: no erased staff id here either
         for person_id, records in sorted(erased.items()):
             (at, by), earlier = records[-1], records[:-1]
+            lost = erasure_lost(person_id=person_id, erased_at=at)   # read before the record is written again
             try:
                 outcome = person_erasure_reapply(person_id=person_id, erased_at=at, erased_by=by, actor=actor,
                                                  dry_run=dry_run, earlier=earlier)
@@ -140,6 +143,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"person #{person_id}: not erased again, the index storage is full")
                 break
             outcomes[outcome].append(person_id)
+            if outcome == Reapplied.ABSENT and lost:
+                lost_absent.append(person_id)
             said = "would be erased again" if dry_run and outcome == Reapplied.ERASED else outcome.label
             self.stdout.write(f"person #{person_id} (erased {timezone.localtime(at):%Y-%m-%d %H:%M} by "
                               f"{by or 'system'}): {said}"
@@ -149,12 +154,14 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
-        if outcomes[Reapplied.ABSENT]:
-            # the restore brought back neither them nor, for one erased after the backup, their erased
-            # staff id, which keeps HR's next import from enrolling them again
-            self.stdout.write("people already absent and erased after the backup have no erased staff id in the "
-                              "restored database: take them out of HR's photo folder or spreadsheet, or the next "
-                              "import_people enrols them again (docs/deployment.md, Backup and restore)")
+        if lost_absent:
+            # enrolled after the backup and erased since: the restore brought back neither them nor their
+            # erased staff id, which keeps HR's next import from enrolling them again (those erased
+            # before the backup have theirs)
+            ids = ", ".join(f"#{pk}" for pk in lost_absent)
+            self.stdout.write(f"people {ids}, already absent, were erased after the backup: the restored database "
+                              "has no erased staff id of theirs; take them out of HR's photo folder or spreadsheet, "
+                              "or the next import_people enrols them again (docs/deployment.md, Backup and restore)")
         reused = self.revocations(found, opts["file"], dry_run, actor)
         problems = []
         if not dry_run:   # without Celery workers, the rebuild that deactivations queued dies with the command
