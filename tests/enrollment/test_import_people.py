@@ -380,3 +380,25 @@ def test_an_import_warns_of_a_face_that_also_matches_someone_else_as_the_admin_d
     assert ("  Bo_Li: “Bo_Li/b.jpg”: this face also matches another enrolled person: check-ins could go to "
             "either. Check that the photo is of Bo Li; if not, remove it.") in out.splitlines(), out
     assert AuditEvent.objects.filter(action="api_identify").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_leaver_deactivated_by_an_import_without_rebuild_leaves_the_index(tmp_path, real_dispatch, settings,
+                                                                            make_photo):
+    """``--update-existing --no-rebuild`` with HR's sheet saying someone left: the rebuild their
+    deactivation queues, which Celery workers run whatever --no-rebuild says, died with the command
+    without them, and the leaver stayed recognisable. Found by a helper's review."""
+    from enrollment.models import IndexVersion
+
+    settings.MASKNET_TASK_RUNNER = "thread"
+    settings.MASKNET_REBUILD_DEBOUNCE_S = 600   # the thread would start it ten minutes on: after the exit
+    jane = services.person_create(actor=None, full_name="Jane Doe", staff_id="A-100")
+    make_photo(jane)
+    services.index_rebuild_now()
+    assert IndexVersion.objects.current().load().identities == {str(jane.pk)}
+    root = folders(tmp_path / "photos", "Jane_Doe")
+    sheet = tmp_path / "staff.csv"
+    sheet.write_text("folder,staff_id,full_name,active\nJane_Doe,A-100,Jane Doe,no\n")
+    out = run(root, "--people-csv", sheet, "--no-rebuild", "--update-existing")
+    assert "index rebuilt for the people deactivated (training run #" in out, out
+    assert not IndexVersion.objects.current().load().identities

@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
 from audit.services import audit_record
-from enrollment import services
+from enrollment import dispatch, services
 from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import amount, counted
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
@@ -682,6 +682,12 @@ class Command(BaseCommand):
         self._lines(f"{len(warned)} warnings of photos added (kept; as the admin warns):", warned, opts["verbosity"])
         if not opts["no_rebuild"]:
             self._rebuild(opts["wait"], actor)
+        elif runs := dispatch.run_queued_here():
+            # the rebuild a deactivation queues (--update-existing: someone who left), which Celery
+            # workers run whatever --no-rebuild says; without them it died with this command, and the
+            # leaver stayed recognisable until something resumed it
+            self.stdout.write(f"index rebuilt for the people deactivated (training run #{runs[-1]}; --no-rebuild "
+                              "leaves out the rebuild of the photos alone)")
 
     def _within_limit(self, candidates: list[Path], limit: int | None, given: dict[str, Given] | None,
                       include_erased: bool) -> tuple[list[Path], dict[Path, str], dict[Path, ErasedStaffId]]:
