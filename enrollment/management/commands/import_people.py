@@ -413,7 +413,9 @@ class Command(BaseCommand):
                                  "skipped, and said")
         add_actor_argument(parser, "the import's changes")
         after = parser.add_mutually_exclusive_group()   # as the README shows them: one or the other
-        after.add_argument("--no-rebuild", action="store_true", help="do not rebuild the index afterwards")
+        after.add_argument("--no-rebuild", action="store_true",
+                           help="do not rebuild the index for the photos added (the rebuild that a deactivation "
+                                "by --update-existing asks for still runs, as Celery workers would run it)")
         after.add_argument("--wait", action="store_true",
                            help="rebuild in the foreground even when Celery workers are configured")
 
