@@ -590,7 +590,8 @@ def declare_answers_whole(result: dict, generator: object, request: object, publ
     and generated clients typed them so. ``tests/api/test_schema.py`` checks real answers against it."""
     schemas = result.get("components", {}).get("schemas", {})
     for name, schema in schemas.items():
-        if f"{name}Request" in schemas and "properties" in schema:
+        # and the answers that extend one (KioskCreated: a kiosk and its first pairing link)
+        if f"{name.removesuffix('Created')}Request" in schemas and "properties" in schema:
             schema["required"] = sorted(key for key, value in schema["properties"].items()
                                         if not value.get("writeOnly"))
     return result

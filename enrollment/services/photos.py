@@ -475,7 +475,9 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     except Exception:  # noqa: BLE001 - photo.lookalike stays None
         log.warning("photo #%s stored; the look-alike check failed", photo.pk, exc_info=True)
     try:   # nobody reads a kept check-in's warnings, and that face is never the same picture as a photo
-        if source != FacePhoto.Source.CHECKIN:
+        descriptor = engine.config.descriptor   # one neither check is measured for: nothing analysed
+        checked = descriptor in SAME_PICTURE_MIN_SCORE or descriptor in OTHER_PERSON_MAX_SCORE
+        if source != FacePhoto.Source.CHECKIN and checked:
             # the person's other photos scored once for both checks (an earlier photo without templates
             # is analysed again from its file: twice was the square-law cost the memo had removed)
             scores = _own_scores(photo=photo, face=inspection.face, engine=engine, seen=seen)

@@ -147,6 +147,31 @@ def test_an_interrupted_import_keeps_what_was_added_and_says_so(db, people_tree,
     assert "run it again" in err.getvalue()
 
 
+def test_an_import_stopped_by_a_full_storage_says_the_warnings_so_far(db, people_tree, monkeypatch):
+    """Not only Ctrl-C: an import stopped by a full storage lost its photos' warnings too (a re-run
+    checks them no more). Found by a helper's review."""
+    from enrollment import services
+    from enrollment.management.commands import import_people
+
+    monkeypatch.setattr(import_people, "models_ready", lambda models_dir, descriptor: True)
+    calls = []
+
+    def photo_add(**kwargs):
+        calls.append(kwargs["filename"])
+        if len(calls) == 2:
+            raise services.StorageFull("media")
+        photo = FacePhoto.objects.create(person=kwargs["person"], image="faces/x1.jpg", sha256="1", width=8,
+                                         height=8, source=FacePhoto.Source.IMPORT)
+        photo.repeats = (photo, 0.99)
+        return photo
+
+    monkeypatch.setattr(services, "photo_add", photo_add)
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_people", str(people_tree), stdout=out, stderr=io.StringIO())
+    assert "1 warnings of photos added before the interruption" in out.getvalue(), out.getvalue()
+
+
 def test_an_import_stopped_by_the_database_still_says_so(db, people_tree, monkeypatch):
     """The audit record of an interrupted import was written before the notice: with the database
     down (often what stopped the import) it raised too, and the operator was told nothing."""

@@ -338,3 +338,8 @@ def test_the_first_erasure_survives_a_long_actor_name_and_is_read_only_where_wri
                          summary])
     assert export_records(path)[0] == {person.pk: [(first, "jennifer.smith-jones@hr.example.com")]}
     assert FIRST_DONE.search("groups: ['x (first revoked 2000-01-01T00:00:00+00:00 by y)'] -> []") is None
+    spoof = "ops; again after a restore (first revoked 2000-01-01T00:00:00+00:00 by x), y"
+    assert FIRST_DONE.search(f"superuser: True -> False; groups: ['{spoof}'] -> []") is None
+    # an API token's service account names itself with spaces
+    assert FIRST_DONE.search("revoked API token #3; again after a restore (first revoked "
+                             "2026-12-01T09:00:00+00:00 by api:hr sync)").group(4) == "api:hr sync"

@@ -619,6 +619,10 @@ class Command(BaseCommand):
                 self.stderr.write("")   # off the progress bar's line
                 self.stderr.write(f"import interrupted after {done} of {total} photos: what was added is kept; "
                                   "run it again to go on, or `manage.py rebuild_index` to index what is there")
+                # the warnings of the photos added so far, whatever stopped it (Ctrl-C, a full storage):
+                # a re-run finds those photos enrolled and checks them no more, so they were lost for good
+                self._lines(f"{len(warned)} warnings of photos added before the interruption (kept; as the admin "
+                            "warns):", warned, opts["verbosity"])
             # of the people updated
             moved = [f"{len(them)} {said}" for them, said in ((deactivated, "deactivated"),
                                                               (reactivated, "reactivated")) if them]
@@ -639,11 +643,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"the import could not be recorded in the audit log: {exc}")
                 if finished:
                     raise
-        if interrupted:   # said above; no traceback (Ctrl-C)
-            # the warnings of the photos added so far: a re-run finds them enrolled and checks them no
-            # more, so they were lost for good (a look-alike, someone else's face)
-            self._lines(f"{len(warned)} warnings of photos added before the interruption (kept; as the admin "
-                        "warns):", warned, opts["verbosity"])
+        if interrupted:   # said above, with the warnings so far; no traceback (Ctrl-C)
             raise CommandError("import interrupted (Ctrl-C)")
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created"

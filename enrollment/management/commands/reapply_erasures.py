@@ -34,8 +34,11 @@ from enrollment.services import Reapplied, StorageFull, erasure_lost, person_era
 
 # the note of a record applied or written again after a restore (enrollment.services.people._again,
 # audit.restore.Record.again): the first one's time and actor
-FIRST_DONE = re.compile(r"(?:^recorded again after a restore|^erasure of person #\d+ recorded again after a restore"
-                        r"|; again after a restore) \(first (?:erased|revoked) (\S+) by ([^)]*)\)(?:,|:|$)")
+# (at the end of a summary, or the start of one written back, where the command writes it: a group
+# name quoting the note, inside a role change's list, cannot pass for one)
+FIRST_DONE = re.compile(r"^(?:erasure of person #\d+ )?recorded again after a restore \(first (?:erased|revoked) "
+                        r"(\S+) by ([^()]+)\)[,:]|; again after a restore \(first (?:erased|revoked) (\S+) by "
+                        r"([^()]+)\)$")
 ERASED_TYPE = "enrollment.person"   # the object of every erase record (enrollment.services.person_erase)
 
 
@@ -78,8 +81,10 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
                 # a record applied again after an earlier restore: the first one's time and actor, which
                 # its note keeps (they were replaced by the earlier run's, "by system", at a second restore)
                 first = FIRST_DONE.search(row[column["summary"]])
-                if first and readable and _time(first.group(1)) is not None:
-                    when, actor = _time(first.group(1)), first.group(2)
+                at_first, by_first = (first.group(1) or first.group(3), first.group(2) or first.group(4)) if first \
+                    else (None, None)
+                if first and readable and _time(at_first) is not None:
+                    when, actor = _time(at_first), by_first
                 if object_type in kinds and readable:
                     records.append(Record(when, actor, action, object_type, int(object_id), row[column["summary"]]))
                 elif action in kinds.get(object_type, ()):
@@ -110,7 +115,8 @@ class Command(BaseCommand):
     help = ("After restoring a backup: erase again each person that the audit log's CSV export FILE (manage.py "
             "export_audit, or the admin's Audit events, CSV, taken before the restore) says was erased, if the "
             "restore brought them back; then revoke again what its records say was revoked since the backup (kiosk "
-            "devices and pairing links, kiosks, API tokens, people deactivated, staff accounts and rights, groups' "
+            "devices and pairing links, kiosk devices replaced, kiosks, API tokens, photos removed, check-ins deleted, "
+            "people deactivated, staff accounts and rights, groups' "
             "permissions, passwords changed). Each is recorded again in the audit log. Other rows are ignored. Every "
             "staff session the restored database holds (the backup's) is ended, once per restore: everyone logs in "
             "again.")
