@@ -53,7 +53,8 @@ def restore(saved: dict[str, tuple[list[str], list[tuple]]]) -> None:
             columns, rows = saved[table]
             if rows:
                 marks = ", ".join(["%s"] * len(columns))
-                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+                quoted = ", ".join(connection.ops.quote_name(c) for c in columns)   # "window": PostgreSQL's word
+                cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", rows)
 
 
 def run(*args) -> str:
