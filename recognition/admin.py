@@ -54,6 +54,12 @@ _SESSION_NEW = "recognition.pairing_new.{pk}"   # a kiosk just added: its pairin
 _DELETED_NAME = "_recognition_deleted_checkin_name"
 
 
+def _link_state(kiosk: Kiosk) -> str:
+    """Which pairing link a kiosk has (its expiry, a new link's own): the pairing page's form sends the
+    one it was drawn with."""
+    return kiosk.pairing_expires_at.isoformat() if kiosk.pairing_expires_at else ""
+
+
 def pairing_qr(url: str) -> str:
     """``url`` as an SVG QR code (inline, no image request): a tablet at the entrance opens the
     link by pointing its camera at the administrator's screen instead of typing 80 characters."""
@@ -179,7 +185,15 @@ class KioskAdmin(CheckInLookupsGuarded, admin.ModelAdmin):
             raise PermissionDenied
         kiosk = get_object_or_404(Kiosk, pk=pk)
         code = None
-        if request.method == "POST" or request.session.pop(_SESSION_NEW.format(pk=pk), False):
+        asked = request.method == "POST"
+        if asked and request.POST.get("drawn", _link_state(kiosk)) != _link_state(kiosk):
+            # a link was made since the page that posted was drawn: a reload sending that page's form
+            # again (or another administrator); a new one would void it, unsaid
+            asked = False
+            self.message_user(request, "A pairing link was made since this page was drawn (reloading a page sends "
+                                       "its form again): it still works. To replace it, make another below.",
+                              messages.WARNING)
+        if asked or request.session.pop(_SESSION_NEW.format(pk=pk), False):
             try:
                 code = services.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
             except services.KioskInactive as exc:
@@ -187,7 +201,7 @@ class KioskAdmin(CheckInLookupsGuarded, admin.ModelAdmin):
         url = request.build_absolute_uri(services.pairing_path(code)) if code else None
         ttl = settings.MASKNET_KIOSK_PAIRING_TTL_S
         context = {**self.admin_site.each_context(request), "opts": self.opts, "kiosk": kiosk, "url": url,
-                   "qr": pairing_qr(url) if url else None,
+                   "qr": pairing_qr(url) if url else None, "drawn": _link_state(kiosk),
                    "title": f"Pair kiosk “{kiosk.name}”",
                    "ttl": f"{ttl // 3600} hours" if ttl >= 7200 else f"{max(ttl // 60, 1)} minutes"}
         return TemplateResponse(request, "admin/recognition/kiosk/pairing.html", context)

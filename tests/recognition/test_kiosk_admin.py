@@ -59,6 +59,23 @@ def test_an_inactive_kiosk_gets_no_pairing_link(client, superuser):
         call_command("create_kiosk", "Spare", "--new-link")
 
 
+def test_reloading_the_page_of_a_new_link_does_not_void_it(client, superuser):
+    """Reloading the page "Make another link" answered sends its form again: a second link voided the
+    one just shown, unsaid (its audit record read as a deliberate new link). Found by a helper's review."""
+    client.force_login(superuser)
+    kiosk, _first = services.kiosk_create(actor=superuser, name="Door")
+    url = reverse("admin:recognition_kiosk_pairing", args=[kiosk.pk])
+    drawn = client.get(url).context["drawn"]   # the page as drawn, with the link made at creation
+    made = client.post(url, {"drawn": drawn})
+    shown = made.context["url"]
+    assert shown and made.context["drawn"] != drawn
+    again = client.post(url, {"drawn": drawn}, follow=True)   # the reload: the same form again
+    assert again.context["url"] is None and "was made since this page was drawn" in again.content.decode()
+    assert services.kiosk_pair(code=shown.rstrip("/").rsplit("/", 1)[1]) is not None   # still works
+    # the form of the page as it is now makes another
+    assert client.post(url, {"drawn": client.get(url).context["drawn"]}).context["url"]
+
+
 def test_the_pairing_pages_promise_no_link_or_device_a_kiosk_does_not_have(client, superuser):
     """An inactive kiosk's page offered "New pairing link", which led to a page promising "a new
     one-time link" and that "the device paired now keeps working" (an inactive kiosk has no device)
