@@ -781,13 +781,22 @@ def test_the_daily_purge_marks_photos_whose_file_is_gone_and_clears_the_mark_whe
     assert f"1 photo file back in storage (photos #{gone.pk})" in caplog.text, caplog.text
 
 
+def old_orphan_beside(photo: FacePhoto) -> Path:
+    """A file no photo row names, in ``photo``'s folder, two hours old (one the sweep deletes)."""
+    import os
+    import time
+
+    orphan = Path(photo.image.path).parent / "rolled-back.jpg"
+    orphan.write_bytes(b"biometric")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    return orphan
+
+
 def test_a_person_erased_while_the_sweep_lists_the_folders_does_not_stop_it(
         person, make_photo, monkeypatch, django_capture_on_commit_callbacks):
     """An erasure deletes the person's folder after it commits: one committed between the sweep's
     listing of ``faces`` and of that folder made ``listdir`` raise ``FileNotFoundError``, which
     stopped the sweep (and the daily purge) before it deleted or marked anything."""
-    import os
-    import time
 
     from django.core.files.storage import default_storage
 
@@ -795,9 +804,7 @@ def test_a_person_erased_while_the_sweep_lists_the_folders_does_not_stop_it(
     make_photo(erased)
     kept, gone = make_photo(person), make_photo(person)
     Path(gone.image.path).unlink()
-    orphan = Path(kept.image.path).parent / "rolled-back.jpg"
-    orphan.write_bytes(b"biometric")
-    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    orphan = old_orphan_beside(kept)
     real_listdir = default_storage.listdir
 
     def erased_meanwhile(path: str):
@@ -817,15 +824,10 @@ def test_a_file_another_sweep_deletes_meanwhile_is_no_failure(person, make_photo
     """Two sweeps at once (a cron purge_expired beside beat's): a file the other deleted after this
     one listed its folder was counted a failure, and the purge told the operator to check the
     folders' permissions. Found by a helper's review."""
-    import os
-    import time
 
     from django.core.files.storage import default_storage
 
-    kept = make_photo(person)
-    orphan = Path(kept.image.path).parent / "rolled-back.jpg"
-    orphan.write_bytes(b"biometric")
-    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    orphan = old_orphan_beside(make_photo(person))
     real_listdir = default_storage.listdir
 
     def other_sweep_meanwhile(path: str):
