@@ -459,8 +459,8 @@ if MASKNET_DESCRIPTOR not in ("sface", "faceres+resnet", "arcface"):
 # Django): checked here too, so that a misspelt value stops the site at start rather than its
 # first frame, or an import after it created people (tests/test_settings.py ties the two lists)
 MASKNET_RUNTIMES = ("tflite", "tensorflow")
-if (runtime := env("MASKNET_RUNTIME", "tflite").strip()) not in MASKNET_RUNTIMES:
-    raise ImproperlyConfigured(f"MASKNET_RUNTIME={runtime!r}: use {' or '.join(MASKNET_RUNTIMES)}")
+if env("MASKNET_RUNTIME", "tflite").strip() not in MASKNET_RUNTIMES:
+    raise ImproperlyConfigured(f"MASKNET_RUNTIME={env('MASKNET_RUNTIME')!r}: use {' or '.join(MASKNET_RUNTIMES)}")
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
