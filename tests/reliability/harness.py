@@ -196,6 +196,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.accepted = self.refused = 0
+        # connections PostgreSQL itself did not take while open (the cause of an "unavailable"
+        # answer that no cut explains): (monotonic time, error)
+        self.upstream_failures: list[tuple[float, str]] = []
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", self.port))
@@ -219,7 +222,8 @@ class TcpProxy:
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)
-            except OSError:
+            except OSError as exc:
+                self.upstream_failures.append((time.monotonic(), f"{type(exc).__name__}: {exc}"))
                 _close(client)
                 continue
             client.settimeout(None)
@@ -815,6 +819,17 @@ def print_table(title: str, rows: Iterable[dict]) -> str:
     return text
 
 
+def error_causes(c: Cluster, marks: dict[str, int]) -> dict[str, list[str]]:
+    """What a kiosk's ``error`` answer had as its cause, to report beside it: each web node's
+    warnings since its mark about the database or the index file, and the proxy's failed
+    connections to PostgreSQL."""
+    causes = {n.name: [line for line in n.log_since(marks[n.name]).splitlines()
+                       if "unreachable" in line or "disk is full" in line or "cannot load index" in line]
+              for n in c.web}
+    causes["db-proxy"] = [f"{at:.1f}: {error}" for at, error in c.proxy.upstream_failures]
+    return causes
+
+
 def log_errors(text: str) -> list[str]:
     """Lines of a log that report a server error: tracebacks, ERROR/CRITICAL records, 5xx answers
     (except 503, the deliberate "temporarily unavailable")."""
@@ -854,6 +869,12 @@ class Cluster:
     def env(self, *, via_proxy: bool, **extra: str) -> dict[str, str]:
         env = dict(self.base_env)
         env["DATABASE_URL"] = self.database.url(self.proxy.port if via_proxy else None)
+        if via_proxy:
+            # the proxy relays in this process's Python threads, beside the kiosk clients': on a
+            # loaded 2-core machine a connection through it can take longer than the product's 5 s
+            # connect_timeout (meant for a database that stops answering, which a cut is not: the
+            # proxy refuses at once), and a kiosk would be told "unavailable" with the database up
+            env["DATABASE_URL"] += "?connect_timeout=20"
         env.update({k: str(v) for k, v in extra.items()})
         return env
 

@@ -17,6 +17,7 @@ import pytest
 from .conftest import CLUSTER_SETTINGS
 from .harness import (
     KioskClient,
+    error_causes,
     load_frames,
     log_errors,
     outcome_runs,
@@ -168,8 +169,7 @@ def test_a_worker_killed_mid_rebuild_leaves_the_index_serving_and_the_run_is_rec
     assert [ci["index_version"] for ci in served_by_old] == [active_before], served_by_old
     assert [ci["index_version"] for ci in served_by_new] == [active_after["id"]], (served_by_new, _versions_at(c))
     # an error answer's cause is in the web node's warnings (database or index file: their text)
-    causes = {n.name: [line for line in n.log_since(web_marks[n.name]).splitlines()
-                       if "unreachable" in line or "cannot load index" in line] for n in c.web}
+    causes = error_causes(c, web_marks)
     assert not errors and not any(server_errors.values()), (errors[:5], server_errors, causes)
 
 

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from .conftest import STRANGER
-from .harness import KioskClient, RssSampler, load_frames, log_errors, outcome_runs, print_table, rotation
+from .harness import KioskClient, RssSampler, error_causes, load_frames, log_errors, outcome_runs, print_table, rotation
 
 pytestmark = [pytest.mark.reliability, pytest.mark.models]
 
@@ -98,7 +98,7 @@ def test_kiosks_under_load_check_everyone_in_exactly_once(healthy):
 
     assert not [k.failure for k in kiosks if k.failure]
     assert node.alive() and not server_errors, "\n".join(server_errors[:20])
-    assert not errors, [(a.code, a.shown) for a in errors[:10]]
+    assert not errors, ([(a.code, a.message, a.shown) for a in errors[:10]], error_causes(c, {node.name: mark}))
     assert all(k.connections == 1 and len(k.closes) == 1 for k in kiosks), "a kiosk lost its socket"
     assert min(len(kiosk.results_since(start)) for kiosk in kiosks) >= SECONDS / 4, "a kiosk was starved"
     # the database: each enrolled person exactly once, nobody else

@@ -20,7 +20,7 @@ from http.cookiejar import CookieJar
 import pytest
 
 from .conftest import NEWCOMER, STRANGER
-from .harness import KioskClient, load_frames, log_errors, outcome_runs, print_table, rotation, wait_until
+from .harness import KioskClient, error_causes, load_frames, log_errors, outcome_runs, print_table, rotation, wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.models]
 
@@ -104,7 +104,7 @@ def test_an_enrollment_reaches_kiosks_on_both_nodes_and_checks_in_once(healthy):
     assert not [k.failure for k in kiosks if k.failure]
     assert all(n.alive() for n in [*c.web, *c.workers])
     assert not any(server_errors.values()), server_errors
-    assert not errors, [(a.code, a.shown) for a in errors[:10]]
+    assert not errors, ([(a.code, a.message, a.shown) for a in errors[:10]], error_causes(c, marks))
     # one worker built the version that is now active, and it holds the newcomer
     assert len(built) == 1 and active["id"] == built[0]["index_version"], runs
     assert sorted(by_worker.values()) == [0, 1], by_worker
