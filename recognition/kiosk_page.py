@@ -51,7 +51,10 @@ def page_build() -> str:
     a page open across a restart that changed the site's time zone showed its clock in the old one
     ("08:00" above "checked in at 09:00"). And of the config's other values (:data:`PAGE_CONFIG`) and
     the socket's protocol version (:data:`PROTOCOL`): a release changing only those left open pages
-    on the old ones. A missing file counts as empty."""
+    on the old ones. And of the site's default language (``MASKNET_KIOSK_LANGUAGE``): the notice line's
+    privacy address carries ``?lang=`` only where the kiosk's language is not it, so a kiosk of its own
+    language kept the bare address, which then spoke the new default under its screen. A missing file
+    counts as empty."""
     digest = hashlib.sha256()
     for name in PAGE_FILES:
         try:
@@ -60,6 +63,6 @@ def page_build() -> str:
             pass
         digest.update(b"\0")
     digest.update(notice_wording().encode())
-    digest.update(f"\0{settings.TIME_ZONE}\0{settings.MASKNET_KIOSK_MAX_FPS}".encode())
+    digest.update(f"\0{settings.TIME_ZONE}\0{settings.MASKNET_KIOSK_MAX_FPS}\0{settings.MASKNET_KIOSK_LANGUAGE}".encode())
     digest.update(f"\0{sorted(PAGE_CONFIG.items())}\0{PROTOCOL}".encode())
     return digest.hexdigest()[:12]

@@ -260,6 +260,16 @@ def test_another_time_zone_or_frame_rate_is_another_page_build(settings):
     assert len({first, zoned, page_build.__wrapped__()}) == 3
 
 
+def test_another_site_language_is_another_page_build(settings):
+    """A kiosk with a language of its own, the site's default until a restart changed that default:
+    its notice's privacy address gains ``?lang=`` (the bare address now speaks another language),
+    so the open page must reload though its own language did not change. Found by a helper's review."""
+    settings.MASKNET_KIOSK_LANGUAGE = "en"
+    first = page_build.__wrapped__()
+    settings.MASKNET_KIOSK_LANGUAGE = "pt"
+    assert page_build.__wrapped__() != first
+
+
 def test_another_page_config_or_socket_protocol_is_another_page_build(monkeypatch):
     """A release changing only the page's frame size, JPEG quality or addresses, or the socket's
     messages, left open kiosks on the old ones: they are in the build. Found by a helper's review."""
