@@ -296,6 +296,26 @@ def test_a_time_the_clocks_go_back_over_is_its_first_and_a_day_written_month_fir
     assert skipped.status_code == 200 and CheckIn.objects.count() == 1
 
 
+def test_the_admin_index_links_a_recent_action_only_where_its_user_may_open_it(client, person):
+    """A desk user (add_checkin alone) found their hand-recorded check-in in "Recent actions" as a
+    link that answered 403; it is named without a link, and a link again once they may view
+    check-ins. Found by a helper's review."""
+    desk = staff("add_checkin")
+    client.force_login(desk)
+    data = {"person": person.pk, **_at(earlier_today(30)), "site": "main", "reason": "scarf"}
+    assert client.post(reverse(ADD), data).status_code == 302
+    change = reverse("admin:recognition_checkin_change", args=[CheckIn.objects.get().pk])
+    assert client.get(change).status_code == 403
+    index = client.get(reverse("admin:index")).content.decode()
+    panel = index[index.index('id="recent-actions-module"'):]
+    assert "check-in #" in panel and change not in panel and 'class="addlink"' in panel
+    desk.user_permissions.add(Permission.objects.get(codename="view_checkin"))
+    client.force_login(User.objects.get(pk=desk.pk))
+    assert client.get(change).status_code == 200
+    index = client.get(reverse("admin:index")).content.decode()
+    assert f'<a href="{change}">' in index[index.index('id="recent-actions-module"'):]
+
+
 @pytest.mark.parametrize("detailed", [True, False])
 def test_the_form_names_the_person_when_their_check_ins_changed_meanwhile(client, person, detailed):
     """The form named the person in its other refusals but said "person #12" in this one (the service's
