@@ -13,9 +13,16 @@ log = logging.getLogger(__name__)
 
 DB_RETRIES = 30   # a database away for longer (30 x 30 s) fails the task; the run is recorded failed
 DB_RETRY_S = 30   # a rebuild that lost the database tries again this much later
+# Celery's default soft limit (CELERY_TASK_SOFT_TIME_LIMIT, 3 h) stopped a release's rebuild that
+# embeds every photo again (about half a second a photo on 2 cores) past about 21,000 photos: the
+# run recorded failed with an error logged, its embeddings kept, until someone started another. A
+# rebuild's own hang is found sooner by its heartbeat (MASKNET_REBUILD_STALE_S: another worker takes
+# the run over); 24 h is about 170,000 photos embedded anew
+REBUILD_SOFT_TIME_LIMIT_S = 24 * 3600
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None, name="enrollment.rebuild_index")
+@shared_task(bind=True, acks_late=True, max_retries=None, name="enrollment.rebuild_index",
+             soft_time_limit=REBUILD_SOFT_TIME_LIMIT_S)
 def rebuild_index_task(self, run_id: int | None, force: bool = False, db_retries: int = 0) -> dict | None:
     """Rebuild the gallery index for the queued run ``run_id`` (``None``: a new run now);
     see ``services.index_rebuild``.

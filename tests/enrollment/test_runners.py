@@ -179,3 +179,23 @@ def test_a_hand_off_never_waits_on_the_result_store(monkeypatch, caplog):
     assert rebuild_index_task.ignore_result and app.conf.task_ignore_result
     beat = {entry["task"]: entry["schedule"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert beat["enrollment.resume_rebuilds"] == 60.0 and resume_rebuilds_task.name == "enrollment.resume_rebuilds"
+
+
+def test_a_rebuild_has_a_day_not_the_default_three_hours():
+    """Celery's default soft limit (3 h) stopped a release's rebuild that embeds every photo again
+    past about 21,000 photos (half a second each on 2 cores): the rebuild task has its own limit,
+    longer than ``rebuild_index --wait`` waits for it; every other task keeps the default."""
+    from django.conf import settings as django_settings
+
+    from enrollment.management.commands.rebuild_index import BUSY_WAIT_S
+    from enrollment.tasks import REBUILD_SOFT_TIME_LIMIT_S
+    from masknet_site.celery import app
+
+    app.loader.import_default_modules()   # every app's tasks, as a worker has them
+    rebuild = app.tasks["enrollment.rebuild_index"]
+    assert rebuild.soft_time_limit == REBUILD_SOFT_TIME_LIMIT_S >= 20 * 3600 > BUSY_WAIT_S
+    assert django_settings.CELERY_TASK_SOFT_TIME_LIMIT == app.conf.task_soft_time_limit == 3 * 3600
+    others = [task for name, task in app.tasks.items() if name.startswith(("enrollment.", "recognition."))
+              and name != "enrollment.rebuild_index"]
+    assert {"recognition.purge_expired", "enrollment.resume_rebuilds"} <= {task.name for task in others}
+    assert all(task.soft_time_limit == 3 * 3600 for task in others)
