@@ -142,14 +142,29 @@
   }
   // the server's warnings name no file ("This face also matches …"): the burst's names tell the user nothing
   const warned = (warnings) => [...new Set(warnings.map(cap))];
+  // The answer's box and size are the photo's as it would be stored: the frame as sent turned
+  // r.turned degrees clockwise to stand upright (a camera mounted upside down or on its side). The
+  // preview shows the frame as sent: the box turned back, in the frame's own size.
+  const TURNED_BACK = {
+    90: (x, y, w) => [y, w - x], 180: (x, y, w, h) => [w - x, h - y], 270: (x, y, w, h) => [h - y, x],
+  };
+  function frameBox(r) {
+    const back = TURNED_BACK[r.turned];
+    if (!back) return { box: r.box, width: r.width, height: r.height };
+    const [ax, ay] = back(r.box[0], r.box[1], r.width, r.height);
+    const [bx, by] = back(r.box[2], r.box[3], r.width, r.height);
+    const quarter = r.turned !== 180;
+    return { box: [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)],
+             width: quarter ? r.height : r.width, height: quarter ? r.width : r.height };
+  }
   function drawBox(r) {
     if (!r.box || !r.width) { liveBox.hidden = true; return; }
-    const [x1, y1, x2, y2] = r.box;
+    const { box: [x1, y1, x2, y2], width, height } = frameBox(r);
     // the preview is mirrored (like a mirror), the frame is not
-    liveBox.style.left = (100 * (1 - x2 / r.width)) + "%";
-    liveBox.style.top = (100 * y1 / r.height) + "%";
-    liveBox.style.width = (100 * (x2 - x1) / r.width) + "%";
-    liveBox.style.height = (100 * (y2 - y1) / r.height) + "%";
+    liveBox.style.left = (100 * (1 - x2 / width)) + "%";
+    liveBox.style.top = (100 * y1 / height) + "%";
+    liveBox.style.width = (100 * (x2 - x1) / width) + "%";
+    liveBox.style.height = (100 * (y2 - y1) / height) + "%";
     liveBox.className = "mn-box" + (r.ok ? " ok" : "");
     liveBox.hidden = false;
   }

@@ -4,7 +4,8 @@
  * person erased meanwhile ("person_gone") stops the page and its camera, the burst's outcome has its own
  * place (shown at once, kept while the live checks go on, refusals summed up by reason when no photo was
  * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models,
- * and screen readers hear the live checks' line once it has settled, not at every check.
+ * screen readers hear the live checks' line once it has settled, not at every check, and the face's box
+ * is drawn where the face is in the mirrored preview, also from a camera the server turned upright.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -88,6 +89,7 @@ function page(dataset) {
     feedback: elements["mn-feedback"],
     outcome: elements["mn-outcome"],
     results: elements["mn-results"],
+    liveBox: elements["mn-live-box"],
     said,
     /** Advance the clock in small steps, letting promises settle between them. */
     async run(ms) {
@@ -307,6 +309,30 @@ async function main() {
   p.server.status = 403;
   await p.run(1000);
   check("a stopped page is read out at once", /reload the page/.test(p.said.textContent), JSON.stringify(p.said.heard));
+
+  // ---- the live box: on the mirrored preview, turned back where the server turned the frame upright
+  // (found by a helper's review: a camera mounted upside down had its box drawn on the other side)
+  const boxed = async (answer) => {
+    const q = page();
+    await settle();
+    q.video.videoWidth = 640; q.video.videoHeight = 480;
+    q.server.replies["/check"] = Object.assign({ ok: true, masked: false }, answer);
+    q.video.dispatch("loadeddata");
+    await q.run(600);
+    const st = q.liveBox.style;
+    return [st.left, st.top, st.width, st.height].map((v) => Math.round(parseFloat(v) * 10) / 10).join(" ");
+  };
+  // a 640x480 frame whose face is at x 50-150, y 100-200: mirrored, its left edge is at 100 - 150/6.4 %
+  const upright = await boxed({ box: [50, 100, 150, 200], width: 640, height: 480, turned: 0 });
+  check("an upright frame's box is drawn mirrored", upright === "76.6 20.8 15.6 20.8", upright);
+  const flipped = await boxed({ box: [490, 280, 590, 380], width: 640, height: 480, turned: 180 });
+  check("a frame the server turned upside down has its box drawn where the face is in the preview",
+        flipped === upright, flipped);
+  const quarter = await boxed({ box: [100, 490, 200, 590], width: 480, height: 640, turned: 270 });
+  check("and one it turned a quarter (its size the stored photo's, the preview's the other way)",
+        quarter === upright, quarter);
+  const old = await boxed({ box: [50, 100, 150, 200], width: 640, height: 480 });
+  check("an answer without 'turned' is drawn as upright", old === upright, old);
 
   // ---- a check on its way when the burst starts comes back refused: the burst stops there too
   p = page();
