@@ -429,3 +429,53 @@ def test_an_opaque_png_with_an_alpha_channel_is_kept_byte_for_byte():
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
     assert without_metadata(buf.getvalue(), **LIMITS) == buf.getvalue()
+
+
+def _png16(samples: np.ndarray, key: tuple[int, ...], exif: bytes | None = None) -> bytes:
+    """A 16-bit PNG (RGB, or grey for a 2-D array) whose ``tRNS`` chunk makes ``key`` transparent."""
+    height, width = samples.shape[:2]
+    colour_type = 2 if samples.ndim == 3 else 0
+    rows = b"".join(b"\0" + samples[y].astype(">u2").tobytes() for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
+            + _png_chunk(b"tRNS", struct.pack(f">{len(key)}H", *key))
+            + (_png_chunk(b"eXIf", exif) if exif else b"")
+            + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("key", [(40000, 30000, 20000), (128, 128, 128)])
+def test_a_sixteen_bit_pngs_transparent_colour_is_read_in_sixteen_bits(key):
+    """Pillow reads a 16-bit PNG in 8 bits but keeps its ``tRNS`` key in 16: the transparent half was
+    seen (and kept in the file) in its colour, and a near-black key (128, 128, 128) whitened every
+    opaque mid-grey pixel (8-bit 128), in the stored file too. Found by a helper's review."""
+    from recognition.engine.decode import without_metadata
+
+    samples = np.full((6, 8, 3), 128 * 257, np.uint16)     # opaque mid-grey (8-bit 128)
+    samples[:, :4] = key                                  # the left half: the transparent colour
+    data = _png16(samples, key)
+    out = decode_image(data, **LIMITS)
+    assert out[0, 0].tolist() == [255, 255, 255] and out[0, -1].tolist() == [128, 128, 128], out[0]
+    with Image.open(io.BytesIO(without_metadata(data, **LIMITS))) as kept:
+        assert "transparency" not in kept.info
+        assert kept.convert("RGB").getpixel((0, 0)) == (255, 255, 255)
+        assert kept.convert("RGB").getpixel((7, 0)) == (128, 128, 128)
+
+
+def test_a_sixteen_bit_grey_pngs_transparent_value_survives_the_scaling_to_eight_bits():
+    from recognition.engine.decode import without_metadata
+
+    samples = np.full((6, 8), 1000, np.uint16)
+    samples[:, :4] = 40000
+    data = _png16(samples, (40000,))
+    out = decode_image(data, **LIMITS)
+    assert out[0, 0].tolist() == [255, 255, 255] and out[0, -1].tolist() == [4, 4, 4], out[0]
+    with Image.open(io.BytesIO(without_metadata(data, **LIMITS))) as kept:
+        assert kept.convert("RGB").getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_a_sixteen_bit_png_with_a_key_is_still_turned_by_its_exif_orientation():
+    samples = np.full((6, 8, 3), 128 * 257, np.uint16)
+    samples[:, :4] = (40000, 30000, 20000)
+    exif = Image.Exif()
+    exif[0x0112] = 3   # upside down
+    out = decode_image(_png16(samples, (40000, 30000, 20000), exif.tobytes()), **LIMITS)
+    assert out[0, -1].tolist() == [255, 255, 255] and out[0, 0].tolist() == [128, 128, 128], out[0]

@@ -68,7 +68,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        img = _upright(img)
+        img = _upright(_full_key(img, data))
         rgb = _opaque(_eight_bit(img))
     except FrameTooLarge:
         raise
@@ -299,7 +299,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
             # what transparent pixels hold (an erased bystander's colours) is not shown, yet kept
             # in the file: flattened on white as shown. An opaque one (many exports have an alpha
             # channel all 255) is kept byte for byte; too many pixels to look: decode_image refuses it
-            see_through = _transparent(img, max_pixels)
+            see_through = _transparent(img, max_pixels, data)
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -353,15 +353,42 @@ def _may_see_through(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
-def _transparent(img: Image.Image, max_pixels: int) -> bool:
-    """Whether ``img`` (opened, not yet loaded) has a pixel not fully opaque; read only for an image
-    that can have one (an alpha channel, a transparent palette entry or colour), and taken as
-    ``True`` past ``max_pixels`` (its decode is refused anyway)."""
+def _transparent(img: Image.Image, max_pixels: int, data: bytes) -> bool:
+    """Whether ``img`` (opened from ``data``, not yet loaded) has a pixel not fully opaque; read only
+    for an image that can have one (an alpha channel, a transparent palette entry or colour), and
+    taken as ``True`` past ``max_pixels`` (its decode is refused anyway)."""
     if not _may_see_through(img):
         return False
     if img.width * img.height > max_pixels:
         return True
-    return img.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return _full_key(img, data).convert("RGBA").getchannel("A").getextrema()[0] < 255
+
+
+def _full_key(img: Image.Image, data: bytes) -> Image.Image:
+    """A 16-bit PNG whose transparent colour is a key (a ``tRNS`` chunk) as an 8-bit image with an
+    alpha channel taken from its 16-bit samples; any other image as it is. Pillow reads such a PNG
+    in 8 bits but keeps the key in 16: compared with the 8-bit pixels, the transparent pixels were
+    seen in their colour, and with a small key (a near-black) every opaque pixel of that 8-bit value
+    was whitened in the stored file; a 16-bit grey one lost its key when scaled to 8 bits. The
+    samples are read again by OpenCV, which keeps their 16 bits; EXIF and the rest of ``info`` stay."""
+    key = img.info.get("transparency")
+    if img.format != "PNG" or key is None or data[24:25] != b"\x10" or img.mode not in ("RGB", "I", "I;16", "I;16B"):
+        return img
+    samples = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if samples is None or samples.dtype != np.uint16 or samples.shape[:2] != (img.height, img.width):
+        raise UnreadableImage("cannot decode image: damaged or truncated (16-bit PNG)")
+    if samples.ndim == 3:   # OpenCV's BGR, maybe with its own alpha from the key: the colours alone
+        colour = samples[..., 2::-1]
+        hidden = (colour == np.asarray(key, np.uint16).reshape(1, 1, -1)).all(axis=2)
+        mode = "RGBA"
+    else:
+        colour, hidden, mode = samples[..., None], samples == int(key), "LA"
+    eight = np.round(colour / 257.0).astype(np.uint8)
+    alpha = np.where(hidden, 0, 255).astype(np.uint8)[..., None]
+    out = Image.fromarray(np.ascontiguousarray(np.concatenate([eight, alpha], axis=2)), mode)
+    out.info = {k: v for k, v in img.info.items() if k != "transparency"}
+    out.format = img.format
+    return out
 
 
 def _opaque(img: Image.Image) -> Image.Image:
