@@ -6,7 +6,9 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
   handshake (close code 4401); revocation closes an open socket at once (4403);
 * bounds each message (``MASKNET_MAX_FRAME_BYTES``) and checks the image type before any work;
 * limits each socket to ``MASKNET_KIOSK_MAX_FPS`` messages a second (a token bucket holding two
-  seconds' worth, so short bursts pass); messages beyond it are answered ``rate_limited`` unread;
+  seconds' worth, so short bursts pass); messages beyond it are answered ``rate_limited`` unread,
+  and a socket that goes on sending with its bucket empty (:data:`FLOOD_BURSTS` bursts' worth
+  refused in a row: no kiosk page does) is closed with 4429;
 * keeps only the newest frame: a frame that arrives while another is being analysed replaces
   the waiting one, which is answered ``{"type": "dropped"}`` and never analysed;
 * runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
@@ -38,6 +40,9 @@ Answers (JSON text messages)::
      "models_missing" | "model_conversion_error" | "engine_error" | "internal", "message": "..."}
     {"type": "revoked"}
     {"type": "replaced"}      (then close 4409: a newer socket of the same kiosk opened)
+
+Close codes: 4401 no paired kiosk's cookie (at the handshake), 4403 revoked, 4409 replaced, 4013 the
+database away at the handshake, 4429 a flood of messages past the rate limit.
 
 ``unavailable``: the server cannot reach its database for now (a frame that needs it is answered
 with this; a socket opened meanwhile gets it and is closed with 4013, "try again later"). Nothing
@@ -119,6 +124,12 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_REVOKED = 4403
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
+CLOSE_FLOODED = 4429        # went on sending far past its rate limit (HTTP's 429, "too many requests")
+# A socket is closed once this many bursts' worth of its messages in a row were refused: a client
+# sending as fast as it can (a broken or hostile one; the kiosk page keeps one or two frames in
+# flight) queued messages faster than even a refusal is answered, growing the server's memory
+# without bound, and its disconnect waited behind the queue until Daphne killed the consumer
+FLOOD_BURSTS = 2
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
@@ -361,6 +372,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         # frame, and at exactly the page's pace a little jitter would refuse some
         self._burst = max(2 * self._fps, 2.0)
         self._tokens, self._tokens_at = self._burst, time.monotonic()
+        self._refused_in_a_row = 0
         events.register_loop(asyncio.get_running_loop())
         self._in_groups = True   # until a join fails: then its warning is said once, not every try
         # the channel layer's count of ended Redis outages when this socket last (re)joined its groups
@@ -484,6 +496,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
 
     # -------------------------------------------------------------------------- incoming frames
 
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch, but a frame goes to its handler directly: Channels closes the stale
+        database connections of the thread every socket's queries share before each handler
+        (``aclose_old_connections``), a trip through that thread for each message, a refused one
+        too (about 1,900 a second at most; a flood queued faster than that). A frame's own queries
+        go through ``database_sync_to_async``, which closes them itself."""
+        if message.get("type") == "websocket.receive":
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """A frame: check it, then make it the one waiting (replacing an older waiting one)."""
         if self.kiosk is None or self._closed:
@@ -491,8 +514,17 @@ class KioskConsumer(AsyncWebsocketConsumer):
         self._seq += 1
         seq = self._seq
         if not self._within_rate():
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row > FLOOD_BURSTS * self._burst:
+                log.warning("kiosk #%s: closed after %d messages in a row past its rate limit (%g a second)",
+                            self.kiosk.pk, self._refused_in_a_row, self._fps)
+                self._closed = True   # the messages still queued behind are not read
+                self._pending = None
+                await self.close(code=CLOSE_FLOODED)
+                return
             await self._error(seq, "rate_limited", f"At most {self._fps:g} frames a second.")
             return
+        self._refused_in_a_row = 0
         if bytes_data is None:
             await self._error(seq, "binary_expected", "Send frames as binary JPEG messages.")
             return

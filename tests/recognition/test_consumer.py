@@ -632,6 +632,55 @@ def test_frames_beyond_the_rate_limit_are_answered_rate_limited(engine_script, p
 
 
 
+def test_a_socket_that_goes_on_sending_past_its_rate_limit_is_closed(engine_script, paired, settings, monkeypatch,
+                                                                      caplog):
+    """A client sending as fast as it can queued messages faster than even a refusal is answered: the
+    server's memory grew without bound and the socket's disconnect waited behind the queue until
+    Daphne killed the consumer. Twice a burst's worth refused in a row closes it (4429); frames
+    come to the handler without Channels' trip to the database thread. Found by a helper's review."""
+    from channels.consumer import AsyncConsumer
+
+    from recognition import consumers
+
+    settings.MASKNET_KIOSK_MAX_FPS = 5      # a bucket of 10: 20 refused in a row close the socket
+    clock = _real_presence_rules(monkeypatch)   # the consumer's clock stands still during the flood
+    hops = []
+    real_dispatch = AsyncConsumer.dispatch
+
+    async def counting(self, message):
+        hops.append(message["type"])
+        await real_dispatch(self, message)
+
+    monkeypatch.setattr(AsyncConsumer, "dispatch", counting)
+
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        for _ in range(10 + 20):             # the burst, then twenty refusals: still open
+            await comm.send_to(bytes_data=b"x")
+        answers = [await comm.receive_json_from(timeout=5) for _ in range(30)]
+        clock["t"] += 0.5                    # tokens back: an accepted frame starts the count again
+        await comm.send_to(bytes_data=b"x")
+        after_pause = await comm.receive_json_from(timeout=5)
+        for _ in range(22):                  # the one token left, then 21 refused in a row
+            await comm.send_to(bytes_data=b"x")
+        tail = []
+        while True:
+            out = await comm.receive_output(timeout=5)
+            if out["type"] == "websocket.close":
+                return answers, after_pause, tail, out
+            tail.append(json.loads(out["text"]))
+
+    with caplog.at_level("WARNING", logger="recognition.consumers"):
+        answers, after_pause, tail, closed = run(scenario)
+    codes = [a.get("code") for a in answers]
+    assert codes == ["not_an_image"] * 10 + ["rate_limited"] * 20, codes
+    assert after_pause.get("code") == "not_an_image"
+    assert [a.get("code") for a in tail] == ["not_an_image"] + ["rate_limited"] * 20
+    assert closed["code"] == consumers.CLOSE_FLOODED == 4429
+    assert "21 messages in a row past its rate limit" in caplog.text
+    assert "websocket.receive" not in hops   # frames skip Channels' per-message database hop
+
+
 def test_a_rate_below_one_frame_in_two_seconds_still_lets_frames_through(engine_script, paired, settings):
     """The bucket holds two seconds' worth of frames but never less than two: at 0.25 a second the
     first two frames are answered (a little jitter at the page's pace is absorbed), the next ones

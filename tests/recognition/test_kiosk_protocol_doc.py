@@ -74,7 +74,7 @@ def test_every_error_code_the_socket_sends_is_documented():
 
 def test_every_close_code_is_documented():
     codes = {value for name, value in vars(consumers).items() if name.startswith("CLOSE_")}
-    assert codes == {4401, 4403, 4409, 4013}
+    assert codes == {4401, 4403, 4409, 4013, 4429}
     documented = {int(n) for n in re.findall(r"^\| (\d{4}) \|", _section(), re.M)}
     assert documented == codes
 
