@@ -271,10 +271,20 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     # same tzinfo on both sides: the difference is wall-clock time (a DST day keeps its windows)
     slot = int((local - midnight).total_seconds()) // (min(minutes, 1440) * 60)
-    # the hour an autumn clock change repeats is a window of its own the second time round (one key
-    # for both made it twice N minutes: an arrival an hour later was "already checked in")
-    again = "|2nd" if local.fold and minutes < 1440 else ""
+    # a window within the hour an autumn clock change repeats is a window of its own the second time
+    # round (one key for both made it twice N minutes: an arrival an hour later was "already checked
+    # in"); a window reaching outside that hour is one window that lasts an hour longer (a key of
+    # its own for its repeated part let a person already checked in in it check in again)
+    again = "|2nd" if local.fold and minutes < 1440 and _within_repeated_hour(midnight, slot, minutes) else ""
     return f"{site}|{minutes}m|{local.date().isoformat()}|{slot}{again}", local.date()
+
+
+def _within_repeated_hour(midnight: datetime, slot: int, minutes: int) -> bool:
+    """Whether the wall-clock window ``slot`` of ``minutes`` counted from ``midnight`` lies wholly in
+    the time an autumn clock change repeats (its first and last instants both happen twice)."""
+    start = midnight.replace(tzinfo=None) + timedelta(minutes=slot * minutes)
+    last = start + timedelta(minutes=minutes, microseconds=-1)
+    return all(wall_time_occurs(t, midnight.tzinfo) == 2 for t in (start, last))
 
 
 def wall_time_occurs(naive: datetime, zone: tzinfo) -> int:

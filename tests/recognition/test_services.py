@@ -230,6 +230,26 @@ def test_the_repeated_autumn_hour_is_a_window_of_its_own(settings):
     assert services.cooldown_window(site="main", at=first) == services.cooldown_window(site="main", at=second)
 
 
+@pytest.mark.parametrize("minutes", [90, 120, 720])
+def test_a_window_reaching_outside_the_repeated_hour_keeps_one_key_through_it(settings, minutes):
+    """New York, 2026-11-01: with windows longer than the repeated hour, its second pass had a key of
+    its own inside a window that went on after it: a person checked in at 00:30 was checked in again
+    at 01:15 the second time round, and at 02:30 the first window's key was back. Found by a helper's
+    review. A window wholly inside the hour (60 minutes: 01:00-02:00) is still one of its own."""
+    settings.TIME_ZONE = "America/New_York"
+    settings.MASKNET_CHECKIN_COOLDOWN = str(minutes)
+    utc = ZoneInfo("UTC")
+    before = datetime(2026, 11, 1, 4, 30, tzinfo=utc)            # 00:30 EDT
+    second_pass = datetime(2026, 11, 1, 6, 15, tzinfo=utc)       # 01:15 EST, the hour again
+    assert timezone.localtime(second_pass).fold == 1
+    keys = [services.cooldown_window(site="main", at=t)[0] for t in (before, second_pass)]
+    assert keys[0] == keys[1] and "2nd" not in keys[1], keys
+    settings.MASKNET_CHECKIN_COOLDOWN = "60"
+    first_pass = datetime(2026, 11, 1, 5, 15, tzinfo=utc)        # 01:15 EDT
+    one, two = (services.cooldown_window(site="main", at=t)[0] for t in (first_pass, second_pass))
+    assert two == one + "|2nd"
+
+
 def _record(kiosk, person, **kwargs):
     return services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.42, masked=False,
                                    frames=3, index_version=1, **kwargs)
