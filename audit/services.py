@@ -118,8 +118,8 @@ def audit_user_saves(*, command: str, change: str, actor: object | None = None) 
 def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
                           dry_run: bool = False) -> dict[str, int]:
     """Delete the recognition decisions and staff logins (:data:`audit.models.EXPIRING_ACTIONS`) recorded more than
-    ``older_than_days`` days before ``now``; returns the number per action (deleted, or that would
-    be with ``dry_run``). ``0`` keeps them forever (nothing is deleted).
+    ``older_than_days`` days before ``now``; returns the number per action (deleted by this call, not
+    by a purge running beside it; or that would be with ``dry_run``). ``0`` keeps them forever (nothing is deleted).
 
     The one deliberate exception to the append-only log (retention; docs/security.md): it bypasses
     :class:`audit.models.AuditEventQuerySet`'s refusal, and only for decision and login rows. When it deletes
@@ -138,24 +138,29 @@ def audit_decisions_purge(*, older_than_days: int, now: datetime | None = None,
     # in batches, each its own short transaction: a backlog (the first purge, a shortened period)
     # deleted in one statement held SQLite's write lock for seconds (1.3 million rows: 12 s), and
     # kiosks' check-ins waiting on it failed "database is locked"
+    # A batch's rows are locked as they are read, and a purge running at the same time (beat and
+    # cron, a retry) skips them for others: each deletes its own rows and counts exactly those. Both
+    # counted every expired row before, and the log said twice as many had gone. (SQLite takes no
+    # row locks; its purges do not overlap: IMMEDIATE transactions take turns.)
     deleted, gone, known = 0, Counter(), True
     while True:
         with transaction.atomic():
-            batch = list(expired.order_by("id").values_list("id", "action")[:PURGE_BATCH])
+            batch = list(expired.order_by("id").select_for_update(skip_locked=True)
+                         .values_list("id", "action")[:PURGE_BATCH])
             # deliberately models.QuerySet.delete: AuditEventQuerySet.delete refuses every other caller
             n = models.QuerySet.delete(AuditEvent.objects.filter(pk__in=[pk for pk, _ in batch]))[0] if batch else 0
         deleted += n
         if n == len(batch):
             gone.update(action for _, action in batch)
-        else:   # another purge (beat and cron, a retry) took some meanwhile: it records them
+        else:   # not expected under the locks: the total stands, the breakdown is not known
             known = False
         if len(batch) < PURGE_BATCH:
             break
     if not deleted:
         return {}
     breakdown = (", ".join(f"{action} {gone[action]}" for action in sorted(gone)) if known
-                 else "breakdown unknown (another purge ran at the same time)")
+                 else "breakdown unknown (rows were deleted by something else at the same time)")
     audit_record(actor=None, action=AuditEvent.Action.PURGE, object_type="audit.auditevent",
                  summary=f"retention: deleted {deleted} decision and login records older than {older_than_days} days "
                          f"(before {cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC): {breakdown}")
-    return counts
+    return dict(gone) if known else {"unknown": deleted}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
 from datetime import timedelta
 
@@ -288,6 +289,60 @@ def test_a_backlog_is_purged_in_short_batches_with_one_record_each(world, monkey
     records = purge_records()
     assert len(records) == 2 and any("deleted 5 decision and login records" in r.summary for r in records)
     assert any("snapshot images of 3 check-ins" in r.summary for r in records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_purges_at_once_each_count_only_the_records_they_deleted(world, monkeypatch):
+    """Beat and a cron purge at the same time: each counted every expired record, and the log said
+    twice as many had gone as had. A batch's rows are locked as read and skipped by the other purge.
+    Found by a helper's review (25,000 records reported deleted twice)."""
+    import threading
+
+    from audit import services as audit_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite's purges take turns: IMMEDIATE transactions)")
+    person, kiosk = world
+    monkeypatch.setattr(audit_services, "PURGE_BATCH", 3)
+    for _ in range(4):
+        decisions(monkeypatch, person, kiosk, days_ago=400)            # five records each
+    total = AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=NOW - timedelta(days=365)).count()
+    assert total == 20
+    holding, release, first = threading.Event(), threading.Event(), threading.current_thread
+    real = audit_services.models.QuerySet.delete
+    held_by = []
+
+    def delete(qs):
+        # purge A stops inside its first batch, its rows read, while purge B runs whole
+        if qs.model is AuditEvent and first().name == "purge-a" and not held_by:
+            held_by.append(first().name)
+            holding.set()
+            release.wait(20)
+        return real(qs)
+
+    monkeypatch.setattr(audit_services.models.QuerySet, "delete", delete)
+    results = {}
+
+    def purge(name):
+        try:
+            results[name] = audit_services.audit_decisions_purge(older_than_days=365, now=NOW)
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=purge, args=("purge-a",), name="purge-a")
+    a.start()
+    assert holding.wait(20)
+    b = threading.Thread(target=purge, args=("purge-b",), name="purge-b")
+    b.start()
+    b.join(20)
+    release.set()
+    a.join(20)
+    assert not a.is_alive() and not b.is_alive()
+    counted = [sum(results[name].values()) for name in ("purge-a", "purge-b")]
+    assert counted[0] == 3 and sum(counted) == total, results
+    said = [int(re.search(r"deleted (\d+) decision", r.summary).group(1)) for r in purge_records()]
+    assert sorted(said) == sorted(counted), said
+    assert not AuditEvent.objects.filter(action__in=DECISION_ACTIONS, at__lt=NOW - timedelta(days=365)).exists()
 
 
 def test_healthz_says_whether_the_purge_is_overdue_without_failing_readiness(db, client, monkeypatch):
