@@ -112,7 +112,8 @@ browser:
 	@bash scripts/install_browser.sh
 
 # speed figures for docs/performance.md: engine stages vs face_recognition, index search, kiosk load
-# over real WebSockets to Daphne, enrollment throughput; writes bench/results/{speed,kiosk,latest}.json
+# over real WebSockets to Daphne, enrollment throughput, all with the site's descriptor (MASKNET_DESCRIPTOR,
+# sface when unset); writes bench/results/{speed-sface,kiosk,latest}.json
 .PHONY: bench-speed soak
 bench: bench-speed
 bench-speed: setup

@@ -4,7 +4,10 @@ Usage: ``python bench/latest.py`` (run by ``make bench`` / ``make bench-speed`` 
 ``bench/speed.py`` and ``bench/kiosk.py``). The keys ``engine_p50_ms``, ``engine_p95_ms``,
 ``face_recognition_p50_ms``, ``speedup_vs_face_recognition``, ``kiosk_p95_ms_1``,
 ``kiosk_fps_8``, ``kiosk_rss_growth_mb_8`` and ``search_ms_100k`` are a contract (always
-present; ``null`` when the part that measures them did not run).
+present; ``null`` when the part that measures them did not run). The engine's figures are those of
+the site's descriptor (``MASKNET_DESCRIPTOR``, SFace when unset: ``speed-sface.json``), named in
+``descriptor``; until 2026-12-07 they were FaceRes + ResNet's (``speed.json``), which the site no
+longer runs, beside kiosk figures of SFace.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import kiosk  # noqa: E402
 import speed  # noqa: E402
-from provenance import write_json  # noqa: E402
+from provenance import descriptor_suffix, site_descriptor, write_json  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 CONTRACT = ("engine_p50_ms", "engine_p95_ms", "face_recognition_p50_ms", "speedup_vs_face_recognition",
@@ -38,7 +41,11 @@ def collect(results: Path = RESULTS) -> dict:
     """The contract keys first, then the other summary figures and where they came from."""
     doc: dict = dict.fromkeys(CONTRACT)
     sources = {}
-    speed_doc = _read(results / "speed.json")
+    descriptor = site_descriptor()
+    speed_doc = _read(results / f"speed{descriptor_suffix(descriptor)}.json")
+    if speed_doc and speed_doc.get("descriptor", descriptor) != descriptor:
+        speed_doc = None   # another engine's figures under this name: not the site's
+    doc["descriptor"] = descriptor
     if speed_doc:
         doc.update(speed.summary(speed_doc))
         sources["speed"] = {"started": speed_doc["started"], "load_avg": speed_doc["machine"]["load_avg"],

@@ -47,6 +47,14 @@ def provenance(config=None) -> dict:
     return {**_AT_START, "engine": dataclasses.asdict(config or EngineConfig()), "runtime": RUNTIME}
 
 
+def site_descriptor() -> str:
+    """The descriptor the site runs: ``MASKNET_DESCRIPTOR`` as the settings read it (SFace when unset,
+    ``masknet_site/settings/base.py``): what ``make bench-speed`` measures and ``latest.json`` reports."""
+    import os
+
+    return os.environ.get("MASKNET_DESCRIPTOR", "").strip() or "sface"
+
+
 def descriptor_suffix(descriptor: str) -> str:
     """``""`` for the default descriptor, ``"-<descriptor>"`` for another: the suffix of a benchmark's
     results and cache files, so that the opt-in descriptor's figures never overwrite the default's."""

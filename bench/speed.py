@@ -17,12 +17,15 @@ faceres+resnet, the default; sface, the site's default; arcface). On the same 64
 
 With a chip descriptor (sface, arcface) FaceRes still runs, once without its mirror, for the masked
 classifier; the SFace or ArcFace pass is the ``embed_chipnet`` stage. Prints a table and writes
-``bench/results/speed.json`` (``speed-<descriptor>.json`` for another than faceres+resnet).
+``bench/results/speed.json`` (``speed-<descriptor>.json`` for another than faceres+resnet). Measures
+the site's descriptor (``MASKNET_DESCRIPTOR``, SFace when unset) unless ``--descriptor`` says
+another: ``make bench-speed`` and ``bench/latest.py`` report the engine the kiosks run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from frames import face_crops, jpeg, machine, make_frames, source_photos, stats  # noqa: E402
-from provenance import descriptor_suffix, results_path, write_json  # noqa: E402
+from provenance import descriptor_suffix, results_path, site_descriptor, write_json  # noqa: E402
 
 from recognition.engine import EngineConfig, NoFaceFound, load_engine  # noqa: E402
 from recognition.engine import index as index_mod  # noqa: E402
@@ -283,7 +286,8 @@ def run(rounds: int, use_dlib: bool, descriptor: str = DESCRIPTORS[0]) -> dict:
     """The whole speed benchmark with ``descriptor``'s engine; returns the JSON document."""
     started = time.time()
     t0 = time.perf_counter()
-    engine = load_engine(REPO / "models", EngineConfig.for_descriptor(descriptor))
+    engine = load_engine(Path(os.environ.get("MASKNET_MODELS_DIR", REPO / "models")),
+                         EngineConfig.for_descriptor(descriptor))
     load_s = time.perf_counter() - t0
     crops = face_crops(engine, source_photos())
     raw_frames = [f for _, f in make_frames(crops)]
@@ -350,8 +354,9 @@ def main() -> None:
     parser.add_argument("--no-dlib", action="store_true", help="skip the face_recognition baseline")
     parser.add_argument("--out", type=Path,
                         help="default bench/results/speed.json (speed-<descriptor>.json for another descriptor)")
-    parser.add_argument("--descriptor", choices=DESCRIPTORS, default=DESCRIPTORS[0],
-                        help="default faceres+resnet (EngineConfig()'s); sface (the site's) or arcface")
+    parser.add_argument("--descriptor", choices=DESCRIPTORS, default=site_descriptor(),
+                        help="default the site's (MASKNET_DESCRIPTOR, sface when unset); faceres+resnet "
+                             "(EngineConfig()'s) or arcface")
     args = parser.parse_args()
     if args.out is None:
         args.out = results_path(f"speed{descriptor_suffix(args.descriptor)}", REPO)

@@ -77,3 +77,42 @@ def test_no_benchmark_imports_the_test_package():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             leaning += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
     assert not leaning
+
+
+def _speed_doc(descriptor: str, p50: float) -> dict:
+    """The parts of a ``bench/speed.py`` document that ``latest.json`` reads."""
+    search = {"search": {"p50_ms": 1.0}}
+    return {"descriptor": descriptor, "started": "2026-12-07T10:00:00Z", "machine": {"load_avg": 1.0},
+            "engine": {"p50_ms": p50, "p95_ms": p50 + 10, "per_s": 1000 / p50},
+            "face_recognition": {"p50_ms": 4 * p50},
+            "index_search": {"1000": search, "10000": search, "100000": search}}
+
+
+def test_latest_reports_the_engine_the_site_runs(provenance, tmp_path, monkeypatch):
+    """``make bench`` measured FaceRes + ResNet by default (``speed.json``) and ``latest.json`` took
+    its engine figures from there, beside kiosk figures of the site's SFace: the engine keys now come
+    from the site's descriptor's file, which ``bench/speed.py`` writes by default. Found by a
+    helper's audit of issue 6's contract."""
+    from django.conf import settings
+
+    latest = importlib.import_module("latest")
+    speed = importlib.import_module("speed")
+    monkeypatch.delenv("MASKNET_DESCRIPTOR", raising=False)
+    assert provenance.site_descriptor() == settings.MASKNET_DESCRIPTOR == "sface"
+    measured = []
+    monkeypatch.setattr(speed, "run", lambda rounds, dlib, descriptor: measured.append(descriptor) or {})
+    monkeypatch.setattr(speed, "print_table", lambda doc: None)
+    monkeypatch.setattr("sys.argv", ["speed.py", "--out", str(tmp_path / "run.json")])
+    speed.main()
+    assert measured == ["sface"]   # bench/speed.py without --descriptor: the site's
+    provenance.write_json(tmp_path / "speed.json", _speed_doc("faceres+resnet", 60.0), newline=True)
+    provenance.write_json(tmp_path / "speed-sface.json", _speed_doc("sface", 40.0), newline=True)
+    doc = latest.collect(tmp_path)
+    assert doc["descriptor"] == "sface" and doc["engine_p50_ms"] == 40.0 and doc["speedup_vs_face_recognition"] == 4.0
+    assert set(latest.CONTRACT) <= set(doc)
+    monkeypatch.setenv("MASKNET_DESCRIPTOR", "faceres+resnet")
+    assert latest.collect(tmp_path)["engine_p50_ms"] == 60.0
+    (tmp_path / "speed-sface.json").unlink()
+    monkeypatch.delenv("MASKNET_DESCRIPTOR")
+    doc = latest.collect(tmp_path)   # the site's engine not measured: null, never another engine's
+    assert doc["engine_p50_ms"] is None and set(latest.CONTRACT) <= set(doc)
