@@ -62,10 +62,10 @@ def hostile(draw) -> bytes:
     return data
 
 
-# 4,000 inputs meet every way Pillow failed in the 10,000 this test used to send (nine messages of
-# its own) and one more, all by the 350th input, and each kind below 180 times or more: in 8 s where
-# 10,000 took 20
-INPUTS = 4_000
+# issue 7: at least 10,000 generated frames to the decoder (about 20 s on 2 cores). 4,000 met every
+# way Pillow failed in 10,000 (all by the 350th input), and the test sent 4,000 from 2026-12-05 to
+# 2026-12-07: fewer than the issue asks for, for 12 s
+INPUTS = 10_000
 # what the run must have seen: each decodable format decoded, and every kind of refusal
 KINDS = {"decoded JPEG", "decoded PNG", "decoded WEBP", "FrameTooLarge", "UnreadableImage: empty image",
          "UnreadableImage: cannot decode image: not a JPEG, PNG or WebP image",
