@@ -281,9 +281,12 @@ def cooldown_window(*, site: str, at: datetime) -> tuple[str, date]:
 
 def _within_repeated_hour(midnight: datetime, slot: int, minutes: int) -> bool:
     """Whether the wall-clock window ``slot`` of ``minutes`` counted from ``midnight`` lies wholly in
-    the time an autumn clock change repeats (its first and last instants both happen twice)."""
-    start = midnight.replace(tzinfo=None) + timedelta(minutes=slot * minutes)
-    last = start + timedelta(minutes=minutes, microseconds=-1)
+    the time an autumn clock change repeats (its first and last instants both happen twice). The
+    day's last window ends at midnight (a window never spans two days): in a zone whose clocks go
+    back at midnight (Santiago, Cairo) it can lie wholly in the repeated hour."""
+    day = midnight.replace(tzinfo=None)
+    start = day + timedelta(minutes=slot * minutes)
+    last = min(start + timedelta(minutes=minutes), day + timedelta(days=1)) - timedelta(microseconds=1)
     return all(wall_time_occurs(t, midnight.tzinfo) == 2 for t in (start, last))
 
 

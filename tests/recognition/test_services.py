@@ -250,6 +250,19 @@ def test_a_window_reaching_outside_the_repeated_hour_keeps_one_key_through_it(se
     assert two == one + "|2nd"
 
 
+def test_the_days_last_window_cut_at_midnight_in_the_repeated_hour_is_one_of_its_own(settings):
+    """Cairo, 2026-10-29, clocks back from 24:00 to 23:00: 50-minute windows leave 23:20-24:00 as the
+    day's last, wholly in the repeated hour; measured to 00:10 it lost its second-pass key, and an
+    arrival an hour after the first was "already checked in". Found by a helper's review."""
+    settings.TIME_ZONE = "Africa/Cairo"
+    settings.MASKNET_CHECKIN_COOLDOWN = "50"
+    zone = ZoneInfo("Africa/Cairo")
+    first, second = (datetime(2026, 10, 29, 23, 50, tzinfo=zone).replace(fold=f) for f in (0, 1))
+    assert first.utcoffset() != second.utcoffset()   # the hour happens twice there
+    one, two = (services.cooldown_window(site="main", at=t)[0] for t in (first, second))
+    assert two == one + "|2nd", (one, two)
+
+
 def _record(kiosk, person, **kwargs):
     return services.checkin_record(person_id=person.pk, kiosk=kiosk, score=0.8, threshold=0.42, masked=False,
                                    frames=3, index_version=1, **kwargs)
