@@ -8,7 +8,7 @@ One :class:`KioskConsumer` per open kiosk page (design §1):
 * limits each socket to ``MASKNET_KIOSK_MAX_FPS`` messages a second (a token bucket holding two
   seconds' worth, so short bursts pass); messages beyond it are answered ``rate_limited`` unread,
   and a socket that goes on sending with its bucket empty (:data:`FLOOD_BURSTS` bursts' worth
-  refused in a row: no kiosk page does) is closed with 4429;
+  refused in a row, and at least :data:`FLOOD_MIN_REFUSED`: no kiosk page does) is closed with 4429;
 * keeps only the newest frame: a frame that arrives while another is being analysed replaces
   the waiting one, which is answered ``{"type": "dropped"}`` and never analysed;
 * runs the engine in a thread pool shared by all kiosks (``MASKNET_KIOSK_WORKERS`` threads;
@@ -125,11 +125,14 @@ CLOSE_REVOKED = 4403
 CLOSE_TRY_AGAIN = 4013      # "try again later" (the standard 1013 is refused by Daphne): database away
 CLOSE_REPLACED = 4409       # a newer socket of the same kiosk opened: one socket per kiosk
 CLOSE_FLOODED = 4429        # went on sending far past its rate limit (HTTP's 429, "too many requests")
-# A socket is closed once this many bursts' worth of its messages in a row were refused: a client
-# sending as fast as it can (a broken or hostile one; the kiosk page keeps one or two frames in
-# flight) queued messages faster than even a refusal is answered, growing the server's memory
-# without bound, and its disconnect waited behind the queue until Daphne killed the consumer
+# A socket is closed once this many bursts' worth of its messages in a row were refused, and at
+# least FLOOD_MIN_REFUSED: a client sending as fast as it can (a broken or hostile one) queued
+# messages faster than even a refusal is answered, growing the server's memory without bound, and
+# its disconnect waited behind the queue until Daphne killed the consumer. The kiosk page keeps up
+# to three frames in flight, so a stalled network's frames arriving at once at a low
+# MASKNET_KIOSK_MAX_FPS are a few refusals, far below either
 FLOOD_BURSTS = 2
+FLOOD_MIN_REFUSED = 30
 DB_ERRORS = (OperationalError, InterfaceError)   # the database is down or the connection broke
 UNAVAILABLE_LOG_EVERY_S = 60.0
 INDEX_RETRY_S = 2.0         # an index file that could not be read is tried again after this long
@@ -515,7 +518,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
         seq = self._seq
         if not self._within_rate():
             self._refused_in_a_row += 1
-            if self._refused_in_a_row > FLOOD_BURSTS * self._burst:
+            if self._refused_in_a_row > max(FLOOD_BURSTS * self._burst, FLOOD_MIN_REFUSED):
                 log.warning("kiosk #%s: closed after %d messages in a row past its rate limit (%g a second)",
                             self.kiosk.pk, self._refused_in_a_row, self._fps)
                 self._closed = True   # the messages still queued behind are not read
