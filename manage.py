@@ -29,11 +29,22 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "masknet_site.settings.dev")
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
+    from django.db import DatabaseError
 
     try:
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:   # a setting from the environment refused: one line, not a traceback
         sys.exit(f"MaskNet is not configured correctly: {exc}")
+    except DatabaseError as exc:
+        # the database down, unreachable or not migrated: one line that says so (export_audit, a step
+        # of the restore runbook, printed 88 lines of traceback), unless --traceback asks for it.
+        # Only the driver's first line: the statement and its values (personal data) come after it
+        if "--traceback" in sys.argv:
+            raise
+        from masknet_site.logfilters import error_first_line
+
+        sys.exit(f"the database failed ({type(exc).__name__}: {error_first_line(exc)}); is it running and "
+                 "reachable (DATABASE_URL), and migrated (manage.py migrate)? Add --traceback for the details.")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import threading
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from masknet_site.logfilters import error_first_line
+
 log = logging.getLogger(__name__)
 
 TRAINING_GROUP = "training"
@@ -42,8 +44,12 @@ def publish(group: str, message: dict) -> None:
             asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
         else:
             async_to_sync(layer.group_send)(group, message)
-    except Exception:  # noqa: BLE001 - progress and notifications are best effort
-        log.exception("could not publish %s to %s", message.get("type"), group)
+    except Exception as exc:  # noqa: BLE001 - progress and notifications are best effort
+        # a warning line, not a traceback: with Redis away, `rebuild_index` said what it did and then
+        # printed 68 lines of the driver's traceback for a progress notice (--traceback's level: debug)
+        log.warning("could not publish %s to %s (%s: %s)", message.get("type"), group, type(exc).__name__,
+                    error_first_line(exc))
+        log.debug("publishing %s failed", message.get("type"), exc_info=True)
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

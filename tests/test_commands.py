@@ -344,6 +344,22 @@ def test_a_json_target_nobody_can_write_is_refused_before_the_evaluation():
         check_json_target("/proc/masknet-results.json")
 
 
+def test_a_training_refuses_an_out_it_cannot_write_before_it_trains(tmp_path, monkeypatch):
+    """train_mask_classifier and train_adapter wrote --out only at the end: a folder or an unwritable
+    place lost the whole embedding and training run to a traceback. Refused first now, before any
+    photo is read. Found by a helper's review."""
+    from recognition.management.commands import train_adapter, train_mask_classifier
+
+    for module in (train_mask_classifier, train_adapter):
+        monkeypatch.setattr(module, "load_engine", lambda *a, **k: pytest.fail("nothing may be embedded"))
+    (tmp_path / "people.txt").write_text("1\nSomeone\t2\n")
+    for out in (str(tmp_path), "/proc/masknet-head.npz"):
+        with pytest.raises(CommandError, match="--out .*(is a folder|cannot be written to)"):
+            call_command("train_mask_classifier", masked=str(tmp_path), unmasked=str(tmp_path), out=out)
+        with pytest.raises(CommandError, match="--out .*(is a folder|cannot be written to)"):
+            call_command("train_adapter", images=str(tmp_path), people=str(tmp_path / "people.txt"), out=out)
+
+
 def test_results_are_written_as_standard_json(tmp_path):
     """A NaN metric (rank-1 with no known probe) came out as NaN, which strict JSON readers refuse."""
     from recognition.management.commands._common import write_json

@@ -589,6 +589,24 @@ def test_a_refused_setting_stops_any_command_in_one_line():
         proc.stderr
 
 
+def test_a_database_down_or_not_migrated_stops_a_command_in_one_line(tmp_path):
+    """export_audit (a step of the restore runbook, run with the site stopped) printed 88 lines of
+    traceback when the database was down, as did rebuild_index, import_people and others on a
+    database not migrated; now one line that says what to check, and a failing status. Found by a
+    helper's review."""
+    down = manage("export_audit", str(tmp_path / "audit.csv"), DATABASE_URL="postgres://postgres@127.0.0.1:1/x")
+    empty = manage("rebuild_index", "--wait", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    for proc in (down, empty):
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert proc.stderr.startswith("the database failed (OperationalError: ") and len(proc.stderr.splitlines()) == 1
+    assert "Connection refused" in down.stderr or "connection failed" in down.stderr, down.stderr
+    assert "no such table" in empty.stderr and "manage.py migrate" in empty.stderr
+    assert not (tmp_path / "audit.csv").exists()
+    traced = manage("export_audit", str(tmp_path / "audit.csv"), "--traceback",
+                    DATABASE_URL="postgres://postgres@127.0.0.1:1/x")
+    assert "Traceback" in traced.stderr
+
+
 def test_sqlite_overwrites_deleted_rows_whatever_the_builds_default(tmp_path, monkeypatch, django_db_blocker):
     """An erasure's deleted rows (names, templates, snapshots) must not stay readable in the SQLite
     file's free space: every connection the settings make turns ``secure_delete`` on, also under a

@@ -437,3 +437,23 @@ def test_a_user_who_lost_the_right_during_an_outage_is_closed_not_told(enroller,
         return closed
 
     assert async_to_sync(scenario)() == {"type": "websocket.close", "code": 4403}
+
+
+def test_a_notice_the_channel_layer_cannot_take_is_one_warning_line(monkeypatch, caplog):
+    """Progress and index notices are best effort: with Redis away, rebuild_index said what it did,
+    then printed the driver's whole traceback (68 lines) for the progress notice. One warning line
+    now, the traceback at debug level. Found by a helper's review."""
+    from enrollment import events
+
+    class Away:
+        async def group_send(self, group, message):
+            raise ConnectionRefusedError("Connect call failed ('127.0.0.1', 1)\nsecond line")
+
+    monkeypatch.setattr(events, "get_channel_layer", lambda: Away())
+    with caplog.at_level("DEBUG", logger="enrollment.events"):
+        events.publish(events.TRAINING_GROUP, {"type": "training.progress"})
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert warnings[0].getMessage() == ("could not publish training.progress to training "
+                                        "(ConnectionRefusedError: Connect call failed ('127.0.0.1', 1))")
+    assert any(r.levelname == "DEBUG" and r.exc_info for r in caplog.records)

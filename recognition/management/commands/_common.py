@@ -94,23 +94,24 @@ def checked_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def check_json_target(path: str | None) -> None:
-    """Refuse a ``--json`` path that cannot be written before a long evaluation, not after it."""
+def check_json_target(path: str | None, option: str = "--json") -> None:
+    """Refuse a path that cannot be written (``option``'s: ``--json``, a training's ``--out``) before
+    a long evaluation or training, not after it."""
     from django.core.management.base import CommandError
 
     if not path:
         return
     target = Path(path)
     if target.is_dir():
-        raise CommandError(f"--json {path} is a folder: name the file to write")
+        raise CommandError(f"{option} {path} is a folder: name the file to write")
     folder = next((p for p in [target.parent, *target.parent.parents] if p.exists()), Path("."))
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise CommandError(f"--json {path}: {folder} cannot be written to")
+        raise CommandError(f"{option} {path}: {folder} cannot be written to")
     try:   # os.access says yes to root everywhere, also on a read-only file system: try it
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise CommandError(f"--json {path}: {folder} cannot be written to ({exc.strerror or exc})") from None
+        raise CommandError(f"{option} {path}: {folder} cannot be written to ({exc.strerror or exc})") from None
 
 
 def _finite(value):

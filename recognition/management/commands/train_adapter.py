@@ -20,7 +20,7 @@ from recognition.engine.gallery import masked_variants
 from recognition.engine.runtime import import_tensorflow
 from recognition.engine.train import fit_adapter
 
-from ._common import ProgressBar, people_file_rows, shared_data
+from ._common import ProgressBar, check_json_target, people_file_rows, shared_data
 
 
 def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:
@@ -118,6 +118,8 @@ class Command(BaseCommand):
                                  "recognition/engine/assets/sface_gain-v1.npz unless --out is given; 400 steps)")
 
     def handle(self, *args, **o):
+        # before the embedding and training, not after them (they took the whole run with them)
+        check_json_target(o["out"], option="--out")
         images, people_file = Path(o["images"]), Path(o["people"])
         if not images.is_dir() or not people_file.is_file():
             raise CommandError(f"need --images DIR and --people FILE (got {images}, {people_file})")

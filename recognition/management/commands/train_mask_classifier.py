@@ -16,7 +16,7 @@ from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
 
-from ._common import people_file_rows, shared_data
+from ._common import check_json_target, people_file_rows, shared_data
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -45,6 +45,8 @@ class Command(BaseCommand):
                                  "%(default)s; its metrics beside it)")
 
     def handle(self, *args, **o):
+        # before the embedding and training, not after them (they took the whole run with them)
+        check_json_target(o["out"], option="--out")
         masked_dir, unmasked_dir = Path(o["masked"]), Path(o["unmasked"])
         for d in (masked_dir, unmasked_dir):
             if not d.is_dir():
