@@ -397,3 +397,20 @@ def test_train_adapter_feature_gain_takes_one_photo_people_and_more_renderings(p
     metrics = json.loads(out.with_suffix(".json").read_text())
     assert metrics["photos"] == len(names) and metrics["rows"] == 3 * len(names) and metrics["min_photos"] == 1
     assert "3 per photo" in metrics["masks"]
+
+
+def test_identification_without_strangers_reports_no_fnir_at_fpir_rather_than_everyone_missed():
+    """With no probe of a person outside the gallery there is no FPIR to set a threshold by: the
+    threshold was infinite and FNIR at FPIR 1e-2 came out 1.0 (every enrolled probe missed) beside a
+    rank-1 of 1.0; not measured now (null in the JSON, "-" in the table). Found by a helper's review."""
+    from recognition.engine.evaluation import identification_metrics
+    from recognition.management.commands._common import _finite, fmt
+
+    m = identification_metrics(["a", "b"], np.array([0.9, 0.8]), ["a", "b"], np.array([True, True]),
+                               np.array([0.5, 0.5]))
+    assert m["rank1"] == 1.0 and m["fnir_at_threshold"] == 0.0
+    assert np.isnan(m["fnir_at_fpir_1e-2"]) and _finite(m)["fnir_at_fpir_1e-2"] is None
+    assert fmt(m["fnir_at_fpir_1e-2"]) == fmt(m["fpir_at_threshold"]) == "-"
+    with_stranger = identification_metrics(["a", "b", "a"], np.array([0.9, 0.8, 0.3]), ["a", "b", "c"],
+                                           np.array([True, True, False]), np.array([0.5, 0.5, 0.5]))
+    assert with_stranger["fnir_at_fpir_1e-2"] == 0.0 and with_stranger["fpir_at_threshold"] == 0.0

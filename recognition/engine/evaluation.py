@@ -159,11 +159,14 @@ def identification_metrics(top_label: list[str | None], top_score: np.ndarray, t
     known = np.asarray(known, bool)
     correct = np.array([lab == t for lab, t in zip(top_label, truth, strict=True)], dtype=bool) & known
     unknown_scores = top_score[~known]
-    t1 = threshold_at_far(unknown_scores, 1e-2) if len(unknown_scores) else float("inf")
+    # no stranger among the probes: no FPIR to set a threshold by, so no FNIR at it (an infinite
+    # threshold reported every enrolled probe missed, 1.0, beside a rank-1 of 1.0)
+    t1 = threshold_at_far(unknown_scores, 1e-2) if len(unknown_scores) else float("nan")
     accepted = top_score >= np.asarray(thresholds, float)
+    measured = known.any() and (~known).any()
     return {
         "rank1": float(correct[known].mean()) if known.any() else float("nan"),
-        "fnir_at_fpir_1e-2": float(1 - (correct & (top_score >= t1))[known].mean()) if known.any() else float("nan"),
+        "fnir_at_fpir_1e-2": float(1 - (correct & (top_score >= t1))[known].mean()) if measured else float("nan"),
         "threshold_at_fpir_1e-2": t1,
         "fpir_at_threshold": float(accepted[~known].mean()) if (~known).any() else float("nan"),
         "fnir_at_threshold": float(1 - (correct & accepted)[known].mean()) if known.any() else float("nan"),

@@ -136,7 +136,7 @@ def write_json(result: dict, path: str | None) -> None:
 
 def fmt(v) -> str:
     """Format a metric for a table cell."""
-    if v is None:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):   # not measured (JSON: null)
         return "-"
     if isinstance(v, float):
         return f"{v:.4f}"
