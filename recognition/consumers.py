@@ -795,6 +795,15 @@ class KioskConsumer(AsyncWebsocketConsumer):
         if self._facts() != before:   # renamed, moved or another language in the admin: the page shows it now
             await self._send({"type": "kiosk", **self._facts()})
         await database_sync_to_async(services.kiosk_seen)(kiosk_id=kiosk.pk)
+        # a rebuild cut off by a restart (make run stopped mid-rebuild) was still alive or not yet
+        # overdue when the socket loaded the index after it, and nothing looked again while only
+        # kiosks were connected: the person enrolled just before stayed "not recognised" until an
+        # admin page opened. The recheck looks too (at most once a minute per process)
+        if index_rebuild_resume_due():
+            try:
+                await database_sync_to_async(index_rebuild_resume)()
+            except (InterfaceError, OperationalError):
+                pass   # the database is away: this recheck's next read says so
         current = await database_sync_to_async(IndexVersion.objects.current_id)()
         if current != self._index_version:
             self._index, self._index_stale = None, True

@@ -322,6 +322,33 @@ def test_a_newer_socket_whose_announcement_was_lost_replaces_this_one_at_its_rec
     assert analysed == 0
 
 
+def test_the_periodic_recheck_starts_a_rebuild_a_restart_cut_off(engine_script, paired, settings, monkeypatch):
+    """make run stopped mid-rebuild and started again: the kiosks reconnected while the run still
+    looked alive, and nothing looked at it again while only kiosks were connected (the person
+    enrolled just before stayed "not recognised" until an admin page opened). The recheck hands
+    such a run over again too. Found by a helper's review of the embedded mode."""
+    from recognition import consumers
+
+    kiosk, token = paired
+    resumed = []
+    monkeypatch.setattr(consumers, "index_rebuild_resume", lambda: resumed.append("resume") or 0)
+    due = {"now": False}
+    monkeypatch.setattr(consumers, "index_rebuild_resume_due", lambda: due["now"])
+
+    settings.MASKNET_KIOSK_RECHECK_S = 0   # every frame rechecks
+
+    async def scenario():
+        comm = await open_kiosk(token)
+        assert (await ask(comm, "none"))["state"] == "searching"   # loaded while nothing was due
+        assert not resumed
+        due["now"] = True
+        await ask(comm, "none")                                     # its recheck looks
+        await comm.disconnect()
+
+    run(scenario)
+    assert resumed, "the recheck did not look for a rebuild left by a restart"
+
+
 def test_a_kiosk_moved_to_another_site_checks_in_there_at_once(engine_script, paired, person):
     kiosk, token = paired
 
