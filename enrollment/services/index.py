@@ -10,8 +10,10 @@ Module state: ``_resume_checked``, when this process last looked for runs whose 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -513,6 +515,30 @@ EMBED_ERRORS = (EngineError, OSError, ValueError, ArithmeticError, cv2.error)
 # a photo whose embedding the worker never finished this many times (killed by the kernel for its
 # memory, a crash in native code) is left out, or every later rebuild would stop on it as well
 PHOTO_MAX_ATTEMPTS = 2
+# photos whose attempt this process counted and has not settled yet (see _attempts_uncount_at_exit)
+_EMBEDDING: set[int] = set()
+_EMBEDDING_LOCK = threading.Lock()
+
+
+def _attempts_uncount_at_exit() -> None:
+    """At a normal exit of the process (Ctrl-C on ``make run``, the autoreloader's restart), the
+    attempts of photos a daemon thread is still embedding do not count: the embedded runner's thread
+    dies with the process without passing through ``_photo_embed``'s handler, so two such stops on
+    the same photo left a good photo out for good. A process killed outright (the
+    kernel for its memory, a crash in native code) never gets here and the attempt counts."""
+    with _EMBEDDING_LOCK:
+        ids = sorted(_EMBEDDING)
+        _EMBEDDING.clear()
+    if not ids:
+        return
+    try:
+        FacePhoto.objects.filter(pk__in=ids, embed_attempts__gt=0).update(embed_attempts=F("embed_attempts") - 1)
+    except Exception as exc:  # noqa: BLE001 - at exit, the database may be away: counted, as if killed
+        log.warning("photos %s: their embedding was cut off by the exit and still counts as an attempt (%s: %s)",
+                    ids, type(exc).__name__, exc)
+
+
+atexit.register(_attempts_uncount_at_exit)
 
 
 def _embed_failure_passes(exc: BaseException) -> bool:
@@ -594,7 +620,9 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
             embedding_error=f"the worker stopped {photo.embed_attempts} times while embedding this photo; "
                             "left out (remove it, or add another photo)")
         return False
-    FacePhoto.objects.filter(pk=photo.pk).update(embed_attempts=F("embed_attempts") + 1)
+    with _EMBEDDING_LOCK:   # counted and known to the exit handler together
+        FacePhoto.objects.filter(pk=photo.pk).update(embed_attempts=F("embed_attempts") + 1)
+        _EMBEDDING.add(photo.pk)
     try:
         data = _photo_read(photo)
         faces = engine.analyze(engine.decode(data))
@@ -626,6 +654,9 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
         except DatabaseError:
             pass   # the database is away: counted, as if the worker had died
         raise
+    finally:
+        with _EMBEDDING_LOCK:
+            _EMBEDDING.discard(photo.pk)
 
 
 def _index_assemble(*, version_key: str, engine: Engine | None) -> tuple[Index, int, Index]:

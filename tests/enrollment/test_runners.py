@@ -199,3 +199,51 @@ def test_a_rebuild_has_a_day_not_the_default_three_hours():
               and name != "enrollment.rebuild_index"]
     assert {"recognition.purge_expired", "enrollment.resume_rebuilds"} <= {task.name for task in others}
     assert all(task.soft_time_limit == 3 * 3600 for task in others)
+
+
+STOPPED_WHILE_EMBEDDING = """
+import sys, threading, time
+import django
+django.setup()
+from enrollment.models import FacePhoto
+from enrollment.services import index
+photo = FacePhoto.objects.get(pk=int(sys.argv[1]))
+# the embedded runner's daemon thread, held reading the photo's file (a FIFO nobody writes)
+threading.Thread(target=index._photo_embed, kwargs={"photo": photo, "engine": None, "version": "v"},
+                 daemon=True).start()
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    with index._EMBEDDING_LOCK:
+        if photo.pk in index._EMBEDDING:
+            break
+    time.sleep(0.02)
+else:
+    sys.exit("the thread never began the photo")
+print("embedding", FacePhoto.objects.get(pk=photo.pk).embed_attempts, flush=True)
+raise KeyboardInterrupt   # Ctrl-C on `make run`
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_while_the_embedded_runner_embeds_does_not_count_against_the_photo(settings, make_photo, tmp_path):
+    """``make run`` stopped (Ctrl-C) twice while its background thread embedded the same photo left
+    a good photo out of the index for good ("the worker stopped 2 times"): the thread dies with the
+    process without passing through the embedding's own handler, which uncounts a stop asked for.
+    The process's exit now does. Found by a helper's review."""
+    person = services.person_create(actor=None, full_name="P", staff_id="P")
+    photo = make_photo(person)
+    path = Path(settings.MEDIA_ROOT) / photo.image.name
+    path.unlink()
+    os.mkfifo(path)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test", "DATABASE_URL": _database_url(),
+           "MASKNET_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "MASKNET_TEST_INDEX_DIR": str(settings.MASKNET_INDEX_DIR)}
+    env.pop("REDIS_URL", None)
+    for stop in range(services.PHOTO_MAX_ATTEMPTS + 1):
+        done = subprocess.run([sys.executable, "-c", STOPPED_WHILE_EMBEDDING, str(photo.pk)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert "embedding 1" in done.stdout, (done.stdout, done.stderr)
+        assert "KeyboardInterrupt" in done.stderr and "still counts" not in done.stderr, done.stderr
+        photo.refresh_from_db()
+        assert photo.embed_attempts == 0, f"stop {stop + 1} counted"
+    assert photo.embedding_state == FacePhoto.Embedding.EMBEDDED
