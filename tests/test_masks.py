@@ -354,3 +354,45 @@ def test_mask_faces_refuses_a_templates_file_without_sections(tmp_path):
     with pytest.raises(CommandError, match="cannot read the mask templates"):
         call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
                      "--templates", str(tmp_path / "masks"))
+
+
+def test_mask_faces_stopped_by_ctrl_c_says_what_it_wrote(tmp_path, monkeypatch):
+    """Ctrl-C printed a traceback and nothing of what was done; each copy is written whole."""
+    from django.core.management import CommandError, call_command
+
+    from recognition.management.commands import mask_faces
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / "in" / name), np.full((40, 50, 3), 128, np.uint8))
+    seen = []
+
+    def find_face(image):
+        seen.append(image.shape)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return None
+
+    monkeypatch.setattr(mask_faces.Command, "_face_finder", lambda self, models: find_face)
+    with pytest.raises(CommandError, match=r"interrupted: 0 masked copies written \(each whole\), 1 images looked "
+                                           r"at; run it again"):
+        call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     stdout=io.StringIO(), stderr=io.StringIO())
+    assert len(seen) == 2
+
+
+def test_a_masked_copy_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A run stopped while writing left the copy cut short, read later as a damaged or half-grey image."""
+    target = tmp_path / "face.jpg"
+    target.write_bytes(b"the earlier copy")
+
+    def stopped(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(masks.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        masks._write_whole(target, b"x" * 100_000)
+    assert target.read_bytes() == b"the earlier copy" and sorted(tmp_path.iterdir()) == [target]
+    monkeypatch.undo()
+    masks._write_whole(target, b"the new copy")
+    assert target.read_bytes() == b"the new copy" and sorted(tmp_path.iterdir()) == [target]

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -1286,14 +1288,30 @@ def _check_complete(path: Path) -> None:
         raise ValueError(f"damaged or truncated image ({exc})") from None
 
 
+def _write_whole(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file beside it: a run stopped half-way
+    (Ctrl-C, a full disk) leaves each file either whole or as it was, never cut short (a benchmark
+    would then fail on it, or read a cut JPEG's grey rest as a face without a mask)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinder, *, seed: int = 0,
                    templates: Sequence[Template] | None = None, log: Callable[[str], None] | None = None,
-                   progress_every: int = 100) -> MaskReport:
+                   progress_every: int = 100, report: MaskReport | None = None) -> MaskReport:
     """Write a masked copy of every image under ``in_dir`` to the same relative path under
     ``out_dir`` (same format). ``find_face(image_bgr)`` returns the landmarks of the face to
     mask (``468x3``) or ``None``; images without a face are listed in the report and not
     written. Each image's randomness comes from :func:`image_rng` (seed + relative path).
-    ``log`` gets a progress line every ``progress_every`` images and at the end.
+    ``log`` gets a progress line every ``progress_every`` images and at the end. ``report``: the
+    report to fill (the caller's, which then also tells what was done before a Ctrl-C); each file
+    is written whole or not at all.
     """
     src, dst = Path(in_dir).resolve(), Path(out_dir).resolve()
     if not src.is_dir():
@@ -1301,7 +1319,7 @@ def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinde
     if src == dst:
         raise ValueError("--out must differ from --in (the originals would be overwritten)")
     files = iter_images(src, exclude=dst if src in dst.parents else None)
-    report = MaskReport()
+    report = report if report is not None else MaskReport()
     start = time.monotonic()
     for n, path in enumerate(files, 1):
         rel = path.relative_to(src).as_posix()
@@ -1320,7 +1338,7 @@ def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinde
                 ok, buf = cv2.imencode(path.suffix.lower(), masked, _encode_params(path.suffix.lower()))
                 if not ok:
                     raise ValueError("could not encode the result")
-                target.write_bytes(buf.tobytes())
+                _write_whole(target, buf.tobytes())
                 report.written.append(rel)
         except (ValueError, OSError, cv2.error) as exc:
             report.failed.append(rel)

@@ -31,5 +31,7 @@ class Command(BaseCommand):
             prepare_runtime(target, engine_config(), log=self.stdout.write)
         except ModelConversionError as exc:
             raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:   # the manifest is written last: the next run converts again what is missing
+            raise CommandError(f"interrupted: the models in {target} are not all installed; run it again") from None
         except OSError as exc:   # a --models-dir that is a file, or where nothing can be written
             raise CommandError(f"cannot install the models in {target}: {exc.strerror or exc}") from exc

@@ -49,8 +49,13 @@ class Command(BaseCommand):
         def log(line: str) -> None:
             self.stderr.write(line)
 
-        report = masks.mask_directory(src, out_dir, find_face, seed=seed, templates=chosen, log=log,
-                                      progress_every=max(progress_every, 1))
+        report = masks.MaskReport()
+        try:
+            masks.mask_directory(src, out_dir, find_face, seed=seed, templates=chosen, log=log,
+                                 progress_every=max(progress_every, 1), report=report)
+        except KeyboardInterrupt:
+            raise CommandError(f"interrupted: {len(report.written)} masked copies written (each whole), "
+                               f"{report.total} images looked at; run it again to write them all") from None
         source = f"{len(chosen)} MaskTheFace templates" if chosen else "the product renderer"
         self.stdout.write(f"masked {len(report.written)} of {report.total} images into {out_dir} with {source} "
                           f"(seed {seed})")
