@@ -17,6 +17,30 @@ def _present(path: str) -> bool:
     return os.path.exists(path) or (os.path.isdir(folder) and not os.access(folder, os.X_OK))
 
 
+# commands that keep the default SIGTERM: the development server (its autoreloader's parent and child)
+# and the interactive shells, where a KeyboardInterrupt only ends the line being typed
+SIGTERM_KEPT = {"runserver", "testserver", "shell", "dbshell"}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a command handles Ctrl-C."""
+
+
+def _stop_on_sigterm() -> None:
+    """A command stopped with SIGTERM (``timeout``, systemd, a job runner, ``kill``) ends as Ctrl-C
+    ends it, through its own handling: ``import_people`` records what it added in the audit log,
+    ``rebuild_index --wait`` marks its run interrupted at once (left running, it held up every
+    rebuild until its heartbeat went stale). The default ended the process on the spot, saying nothing."""
+    import signal
+
+    def stop(signum, frame):
+        raise Terminated
+
+    command = sys.argv[1] if len(sys.argv) > 1 else None   # as Django reads it: the first argument
+    if command not in SIGTERM_KEPT and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """Run administrative tasks."""
     env_file = os.environ.get("MASKNET_ENV_FILE", PRODUCTION_ENV)
@@ -31,8 +55,14 @@ def main() -> None:
     from django.core.management import execute_from_command_line
     from django.db import DatabaseError
 
+    _stop_on_sigterm()
     try:
         execute_from_command_line(sys.argv)
+    except KeyboardInterrupt as exc:   # a command without handling of its own: one line, not a traceback
+        if "--traceback" in sys.argv:
+            raise
+        print("stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except ImproperlyConfigured as exc:   # a setting from the environment refused: one line, not a traceback
         sys.exit(f"MaskNet is not configured correctly: {exc}")
     except DatabaseError as exc:

@@ -247,3 +247,30 @@ def test_a_stop_while_the_embedded_runner_embeds_does_not_count_against_the_phot
         photo.refresh_from_db()
         assert photo.embed_attempts == 0, f"stop {stop + 1} counted"
     assert photo.embedding_state == FacePhoto.Embedding.EMBEDDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_command_stopped_by_sigterm_ends_as_ctrl_c_ends_it(settings):
+    """``timeout``, systemd or a job runner stop a command with SIGTERM, whose default ended the process
+    on the spot: import_people's audit record of what it added was never written (a helper's review,
+    session 63). Now SIGTERM ends a command through its Ctrl-C handling: here ``rebuild_index --wait``,
+    waiting for another rebuild, says that that rebuild goes on."""
+    import signal
+
+    other = TrainingRun.objects.create(reason="another worker's", state=TrainingRun.State.RUNNING,
+                                       started_at=timezone.now(), heartbeat_at=timezone.now())
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test", "DATABASE_URL": _database_url(),
+           "MASKNET_TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+           "MASKNET_TEST_INDEX_DIR": str(settings.MASKNET_INDEX_DIR), "PYTHONUNBUFFERED": "1"}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen([sys.executable, "manage.py", "rebuild_index", "--wait"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"another index rebuild (training run #{other.pk}) is running: waiting" in line, line
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert f"stopped waiting: training run #{other.pk} goes on" in err, err

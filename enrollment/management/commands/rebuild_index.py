@@ -25,19 +25,19 @@ def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> None:
     taken over by the next rebuild, as a worker would), saying once which one it waits for;
     :class:`CommandError` at ``deadline`` or on Ctrl-C (that run goes on)."""
     said = None
-    while running := TrainingRun.objects.alive().order_by("pk").first():
-        if said != running.pk:
-            said = running.pk
-            stdout.write(f"another index rebuild (training run #{running.pk}) is running: waiting for it to end, "
-                         "then rebuilding here")
-        if time.monotonic() >= deadline:
-            raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min; "
-                               "follow it in the admin's training runs")
-        try:
+    try:   # the whole loop: Ctrl-C (or SIGTERM) may come between two sleeps
+        while running := TrainingRun.objects.alive().order_by("pk").first():
+            if said != running.pk:
+                said = running.pk
+                stdout.write(f"another index rebuild (training run #{running.pk}) is running: waiting for it to "
+                             "end, then rebuilding here")
+            if time.monotonic() >= deadline:
+                raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min; "
+                                   "follow it in the admin's training runs")
             time.sleep(BUSY_POLL_S)
-        except KeyboardInterrupt:
-            raise CommandError(f"stopped waiting: training run #{running.pk} goes on; follow it in the admin's "
-                               "training runs") from None
+    except KeyboardInterrupt:
+        raise CommandError(f"stopped waiting: training run #{said} goes on; follow it in the admin's "
+                           "training runs" if said else "stopped before the rebuild began") from None
 
 
 def rebuild_foreground(stdout: OutputWrapper, actor: object | None = None) -> None:
