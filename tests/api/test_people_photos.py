@@ -602,6 +602,23 @@ def test_a_person_write_with_a_member_it_does_not_take_is_refused_not_dropped(hr
     assert moved.status_code == 400 and "created_at" in moved.json()["fields"]
 
 
+def test_a_body_of_many_unknown_members_gets_a_short_answer(hr, person):
+    """Each unknown member was named with its own ~90-character message: a 10 MB object of them got
+    a 94 MB 400 after 16 s, using 1 GB of the server's memory. The first ten are named, names cut
+    to 100 characters, and the rest counted. Found by a helper's review."""
+    body = {f"k{i}" + "x" * 200: 1 for i in range(5000)}
+    for answer in (hr.post("/api/v1/people", {"full_name": "A", "staff_id": "A-9", **body}, format="json"),
+                   hr.patch(f"/api/v1/people/{person.pk}", body, format="json")):
+        fields = answer.json()["fields"]
+        assert answer.status_code == 400 and len(answer.content) < 5000, len(answer.content)
+        assert len(fields) == 11 and all(len(name) <= 100 for name in fields)
+        assert fields["non_field_errors"] == ["4990 more members refused (the first 10 are named)."]
+    assert not Person.objects.filter(staff_id="A-9").exists()
+    # a member the serializer takes, past the tenth refused one, is not counted as refused
+    taken = hr.patch(f"/api/v1/people/{person.pk}", {**body, "full_name": "Z"}, format="json")
+    assert taken.json()["fields"]["non_field_errors"] == ["4990 more members refused (the first 10 are named)."]
+
+
 def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):
     """PATCH {"active": false} (an HR sync's offboarding) was recorded as "updated person #N: active",
     so the log's deactivations missed it; the admin action recorded "deactivate"."""
