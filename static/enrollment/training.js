@@ -23,6 +23,12 @@
   const asked = new Set();   // "id state" pairs the runs table was reloaded for (once each)
   let reloading = false;
   let reloadAgain = false;
+  // a run the bar shows queued or running whose worker died with it (a server stopped mid-run) sends
+  // nothing more, and the server takes such a run up again only when asked once its heartbeat is
+  // stale (status.json does): a page that hears nothing of it for this long asks. A page opened in
+  // the two minutes after a restart said "running, embedded 1/16 photos" for good
+  const QUIET_MS = 30000;
+  let quietTimer = null;
 
   const ended = (run) => STAGE[run.state] === 2;
   // a worker taking a stalled run over starts it again (a later started_at, progress from 0)
@@ -62,8 +68,13 @@
       .catch(() => {});
   }
 
+  function watchQuiet() {
+    clearTimeout(quietTimer);
+    quietTimer = shown && !ended(shown) ? setTimeout(() => { poll(); watchQuiet(); }, QUIET_MS) : null;
+  }
   function showRun(run) {
     shown = run;
+    watchQuiet();
     runBox.hidden = false;
     bar.value = run.progress;
     stateEl.textContent = "#" + run.id + " " + run.state;
@@ -168,6 +179,7 @@
     ws.onopen = poll;
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
+      watchQuiet();   // heard from the server: the quiet starts again
       if (msg.type === "progress" && learn(msg.run)) showRun(msg.run);
       // the socket joined its group again after a Redis outage (or after failing to join): what was
       // sent meanwhile is lost, a run that ended then would stay "running" here

@@ -4,7 +4,8 @@
  * refuses (logged out, right withdrawn), drops the "earlier version" note when a new index is
  * announced, never goes back to an older state of a run, asks again when a new index shows that it
  * missed a run's end or when the server says messages were lost (a Redis outage: "resync"), and keeps
- * the training runs table's rows up to date; screen readers hear a run's changes of state, not each of
+ * the training runs table's rows up to date, asks about a queued or running run it has heard nothing of
+ * for 30 s (its worker may have died with it); screen readers hear a run's changes of state, not each of
  * its progress messages.
  * Run by tests/test_page_scripts.py; one line per check, exit 1 on a failure.
  */
@@ -83,6 +84,7 @@ function page(answers, options = {}) {
   const context = {
     console, JSON, String, Promise,
     setInterval: time.setInterval, clearInterval: time.clearInterval, setTimeout: time.setTimeout,
+    clearTimeout: time.clearTimeout,
     location: { protocol: "https:", host: "admin.test", href: HERE },
     WebSocket: FakeSocket,
     fetch: (url) => {
@@ -208,9 +210,9 @@ async function main() {
                                    index: { ...v4, type: undefined } } }], { latest: starting });
   opened(p);
   await settle();
-  p.time.advance(60000);                 // Redis away: run 4 ends, run 5 starts, no message arrives
+  p.time.advance(20000);                 // Redis away: run 4 ends, run 5 starts, no message arrives
   await settle();
-  check("an open socket that hears nothing: the bar stays on what it was told",
+  check("an open socket that hears nothing for less than 30 s: the bar stays on what it was told",
         p.counts.polls === 1 && p.state() === "#4 running", `${p.counts.polls} polls, "${p.state()}"`);
   p.sockets[0].onmessage({ data: JSON.stringify({ type: "resync" }) });
   await settle();
@@ -306,6 +308,29 @@ async function main() {
   check("each change of state is read out once, an ended run with its outcome",
         p.said.heard.join(" | ") === "Index rebuild #4 succeeded: index v4 active | Index rebuild #5 queued | " +
         "Index rebuild #5 running | Index rebuild #5 failed: disk full", JSON.stringify(p.said.heard));
+
+  // ---- a run whose worker died (a server stopped mid-run): nothing more comes of it over the socket,
+  // and the server takes it up again only when asked after its heartbeat went stale
+  const stalled = { id: 14, state: "running", progress: 6, message: "embedded 1/16 photos",
+                    started_at: "2026-12-07T12:26:00+00:00" };
+  p = page([{ status: 200, body: { runs: [stalled], index: null } },
+            { status: 200, body: { runs: [stalled], index: null } },
+            { status: 200, body: { runs: [{ ...stalled, state: "succeeded", progress: 100, message: "index v9 active" }],
+                                   index: null } }], { latest: stalled });
+  opened(p);
+  await settle();
+  p.time.advance(29000);
+  await settle();
+  check("a running run heard of now and then is not asked about", p.counts.polls === 1, `${p.counts.polls} polls`);
+  p.time.advance(1000);
+  await settle();
+  p.time.advance(30000);
+  await settle();
+  check("one silent for 30 s is asked about, and again while it stays silent, until it has ended",
+        p.counts.polls === 3 && p.state() === "#14 succeeded", `${p.counts.polls} polls, "${p.state()}"`);
+  p.time.advance(120000);
+  await settle();
+  check("an ended run is not asked about again", p.counts.polls === 3, `${p.counts.polls} polls`);
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
