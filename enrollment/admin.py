@@ -543,8 +543,9 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
     def _erased_lifted(request: HttpRequest, form: PersonForm, person: Person, done: str) -> None:
         """Say that the staff id saved was an erased person's, its entry lifted ("Enrol again although erased")."""
         if form.erased is not None:
-            messages.info(request, f"{person.staff_id} had been erased on {form.erased.erased_on} at the person's "
-                                   f"request: {done}, its erased staff id lifted.")
+            # not begun with the staff id: the admin capitalises a message's first letter ("Fb-1" for fb-1)
+            messages.info(request, f"Staff id “{person.staff_id}” had been erased on {form.erased.erased_on} at the "
+                                   f"person's request: {done}, its erased staff id lifted.")
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)

@@ -357,8 +357,9 @@ def test_the_admin_change_form_asks_before_giving_a_person_an_erased_staff_id(cl
     saved = client.post(change, form(staff_id="a-100", enrol_erased="on"), follow=True)
     bo.refresh_from_db()
     assert bo.staff_id == "a-100" and not ErasedStaffId.objects.exists()
-    assert (f"A-100 had been erased on {entry.erased_on} at the person&#x27;s request: given to this person, its "
-            "erased staff id lifted.") in saved.content.decode()   # (messages begin with a capital)
+    # as stored: a message begun with it showed "A-100" (the admin capitalises a message's first letter)
+    assert (f"Staff id “a-100” had been erased on {entry.erased_on} at the person&#x27;s request: given to this "
+            "person, its erased staff id lifted.") in saved.content.decode()
     assert AuditEvent.objects.for_object("enrollment.erasedstaffid", entry.pk).get().actor == "root"
 
 
