@@ -331,7 +331,10 @@ class _DateAndTime(serializers.DateTimeField):
             zone = self.timezone if getattr(self, "timezone", None) else self.default_timezone()
             if zone is not None and not wall_time_occurs(value, zone):
                 self.fail("skipped", zone=str(zone))
-        return super().enforce_timezone(value)
+        try:
+            return super().enforce_timezone(value)
+        except OverflowError:   # DRF's check of a local time at the calendar's edge (no UTC time) raises it
+            self.fail("overflow")
 
 
 class ManualCheckInSerializer(serializers.Serializer):

@@ -294,8 +294,11 @@ def wall_time_occurs(naive: datetime, zone: tzinfo) -> int:
     """How many times the wall-clock time ``naive`` happens in ``zone``: 0 in the hour the clocks skip
     (01:30 on the night they go forward), 2 in the hour they go back over, else 1. The hand check-in's
     form and API read a time without an offset by it."""
-    times = {naive.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
-    return sum(t.astimezone(zone).replace(tzinfo=None) == naive for t in times)
+    try:
+        times = {naive.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
+        return sum(t.astimezone(zone).replace(tzinfo=None) == naive for t in times)
+    except OverflowError:   # the calendar's first or last hours, off UTC: no clock change there
+        return 1
 
 
 def cooldown_period() -> str:

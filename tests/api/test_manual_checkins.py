@@ -143,6 +143,17 @@ def test_a_local_time_the_clocks_skip_is_refused_not_moved_an_hour(newcomer, adm
     assert not CheckIn.objects.filter(person=newcomer).exists()
 
 
+@pytest.mark.parametrize(("zone", "at"), [("Europe/Berlin", "0001-01-01T00:30:00"),
+                                         ("America/New_York", "9999-12-31T23:59:00")])
+def test_a_local_time_at_the_calendars_edge_is_a_400_not_a_500(newcomer, admin_api, settings, zone, at):
+    """It has no UTC time in a zone off UTC: asking whether the clocks changed then raised OverflowError.
+    Found by a helper's review."""
+    settings.TIME_ZONE = zone
+    response = admin_api.post(URL, {"person": newcomer.pk, "at": at, "reason": "reader"}, format="json")
+    assert response.status_code == 400 and list(response.json()["fields"]) == ["at"], response.content
+    assert not CheckIn.objects.filter(person=newcomer).exists()
+
+
 def test_one_in_that_window_already_is_a_409_naming_it_and_a_kiosk_later_says_already(world, newcomer, admin_api):
     # the kiosk's check-in of the world's person, today
     response = admin_api.post(URL, {"person": world.person.pk, "at": world.checkin.at.isoformat(),

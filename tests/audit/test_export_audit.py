@@ -74,6 +74,16 @@ def test_since_a_day_and_what_it_refuses(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_since_the_calendars_first_day_is_every_record_in_a_zone_ahead_of_utc(tmp_path, settings):
+    """Its midnight has no UTC time there: SQLite's driver raised OverflowError as a traceback, where
+    the earliest day means "everything". Found by a helper's review."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    audit_record(actor=None, action="create", object_type="enrollment.person", object_id=2, summary="today's")
+    path = tmp_path / "all.csv"
+    run(str(path), "--since", "0001-01-01")
+    assert ",today's" in path.read_text()
+
+
 def test_a_day_it_cannot_read_on_the_command_line_is_one_line_not_a_traceback(tmp_path, capsys):
     """The refusal was raised while argparse read the options, outside Django's handling of a
     ``CommandError``: 38 lines of traceback for a mistyped month."""

@@ -296,6 +296,19 @@ def test_a_time_the_clocks_go_back_over_is_its_first_and_a_day_written_month_fir
     assert skipped.status_code == 200 and CheckIn.objects.count() == 1
 
 
+@pytest.mark.parametrize(("zone", "day", "at", "said"), [
+    ("Europe/Berlin", "0001-01-01", "00:00", "Check-ins by hand go back at most 31 days"),
+    ("America/New_York", "9999-12-31", "23:59", "The time is in the future")])
+def test_a_time_at_the_calendars_edge_is_refused_in_the_form_not_a_500(client, person, settings, zone, day, at,
+                                                                       said):
+    """In a zone ahead of UTC 0001-01-01 00:00 (behind it, 9999-12-31 23:59) has no UTC time, and asking
+    whether the clocks changed then raised OverflowError: a 500 for a desk user. Found by a helper's review."""
+    settings.TIME_ZONE = zone
+    client.force_login(staff("view_checkin", "add_checkin"))
+    answer = client.post(reverse(ADD), {"person": person.pk, "at_0": day, "at_1": at, "site": "main", "reason": "x"})
+    assert answer.status_code == 200 and said in answer.content.decode() and not CheckIn.objects.exists()
+
+
 def test_the_admin_index_links_a_recent_action_only_where_its_user_may_open_it(client, person):
     """A desk user (add_checkin alone) found their hand-recorded check-in in "Recent actions" as a
     link that answered 403; it is named without a link, and a link again once they may view

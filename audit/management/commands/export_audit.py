@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -47,7 +47,13 @@ class Command(BaseCommand):
         queryset = AuditEvent.objects.order_by("at", "pk")
         since: date | None = opts["since"]
         if since is not None:
-            queryset = queryset.filter(at__gte=timezone.make_aware(datetime.combine(since, time.min)))
+            start = timezone.make_aware(datetime.combine(since, time.min))
+            try:
+                start.astimezone(UTC)   # what the database is given (SQLite's driver raised it as a traceback)
+            except OverflowError:   # the calendar's first day, in a zone ahead of UTC: every record
+                start = None
+            if start is not None:
+                queryset = queryset.filter(at__gte=start)
         last = queryset.order_by("-pk").values_list("pk", flat=True).first()
         queryset = queryset.filter(pk__lte=last) if last is not None else queryset.none()
         # the rows as written: a count taken before them misses a record committed meanwhile with an id
