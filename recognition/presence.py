@@ -20,8 +20,9 @@ The words used here:
   replugged, page stalled); the votes, the standing outcome and the quality counts end with it.
 * an *outcome* (:class:`Outcome`: "checked_in", "already" or "unknown") stays on screen while its
   presence lasts. A *welcome* is one of the first two; it also ends when someone else steps in
-  without a gap (:meth:`Presence.welcome_ends`), and is kept through borderline frames of the person
-  greeted (:data:`WELCOME_DOUBT_MARGIN`).
+  without a gap (:meth:`Presence.welcome_ends`), or stands in front unusable (refused frames away
+  from the welcomed face, or refused frames alone for :data:`WELCOME_REFUSED_MAX_S`), and is kept
+  through borderline frames of the person greeted (:data:`WELCOME_DOUBT_MARGIN`).
 * a frame is *refused* by the quality gate (answered "adjust" with the reason, never voted on), shows
   *two people side by side* (reason ``several``: nobody is decided on), or is *voted on*
   (:class:`recognition.voting.Voter`).
@@ -77,6 +78,15 @@ WELCOME_OTHER_FRAMES = 2
 # below masked).
 WELCOME_FAR_MARGIN = 0.1
 WELCOME_FAR_FRAMES = 2
+# Frames the quality gate refuses say nothing of who is there, so a welcome stood through any number
+# of them: the next person in front, too far away or in the dark, read the last person's name and
+# check-in time for as long as they stayed unusable. A welcome now ends at WELCOME_OTHER_FRAMES
+# refused frames in a row whose face is not where the welcomed one was (their boxes overlapping less
+# than WELCOME_SAME_IOU, each refused face that does overlap moving that place along), and after
+# WELCOME_REFUSED_MAX_S of refused frames alone, wherever the face (as long as the page's own hold of
+# an outcome, 4 s: it has been read by then).
+WELCOME_SAME_IOU = 0.3
+WELCOME_REFUSED_MAX_S = 4.0
 
 SEVERAL = "several"   # the reason given for two people side by side (recognition.consumers.SEVERAL_FACES_RATIO)
 # After a pair, this many frames of one face in a row before anyone is decided on again: when each of
@@ -281,6 +291,11 @@ class Presence:
         # (frames in a row, when last) far below the threshold against the person welcomed
         self._far: tuple[int, float] | None = None
         self._counted_for: Outcome | None = None   # the welcome those two counts are about
+        # where the last face followed was (0-1 box), when a frame was last usable, and how many
+        # refused frames in a row showed a face elsewhere (see WELCOME_SAME_IOU)
+        self._followed_box: tuple[float, ...] | None = None
+        self._usable_at = 0.0
+        self._refused_elsewhere = 0
 
     # -------------------------------------------------------------------------- reading
 
@@ -362,9 +377,13 @@ class Presence:
         reason = face.quality.reason
         if reason is None and face.box[2] - face.box[0] < self.min_face_px:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
+        box = tuple(reply["box"])
         if reason is not None:
+            if self._refused_ends_welcome(box, now):
+                self.outcome = None   # someone else, or nobody usable for long: their prompt, not the name
             reply.update(state="adjust", reason=reason)
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked))
+        self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:
             reply.update(state="recognising", progress=0.0)
             return Step(reply)
@@ -377,6 +396,20 @@ class Presence:
         verdict = self.voter.add(obs)
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
+
+    def _refused_ends_welcome(self, box: tuple[float, ...], now: float) -> bool:
+        """Whether a frame refused by the quality gate, its face at ``box``, ends the welcome standing:
+        :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed, or
+        :data:`WELCOME_REFUSED_MAX_S` since the last usable frame."""
+        if self.welcome_label is None:
+            return False
+        if now - self._usable_at > WELCOME_REFUSED_MAX_S:
+            return True
+        if self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
+            self._refused_elsewhere += 1
+            return self._refused_elsewhere >= WELCOME_OTHER_FRAMES
+        self._followed_box, self._refused_elsewhere = box, 0
+        return False
 
     def _refused(self, reason: str, across_edge: bool, masked: bool | None) -> QualityAudit | None:
         """Count a quality refusal; the presence's audit once QUALITY_AUDIT_FRAMES are counted and
@@ -491,6 +524,7 @@ class Presence:
         self.voter.reset()
         self.outcome = None
         self._other = self._far = None
+        self._followed_box, self._refused_elsewhere = None, 0
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -179,3 +179,37 @@ def test_welcome_ends_says_why_and_a_presence_decides_by_the_welcome_rules_it_is
     for p, action in ((_presence(), pr.AUDIT_UNKNOWN), (presence(doubt_margin=float("inf")), pr.AUDIT_DOUBT)):
         p.outcome = Outcome("checked_in", "1", "Ana")
         assert p.verdict_due(unknown, lambda: "w").action == action
+
+
+def _welcomed(p: Presence) -> list[pr.Step]:
+    """Three usable frames of person 7 at the middle of the picture, and their welcome."""
+    steps = _frames(p, [_seen("7", 0.9)] * 3)
+    p.checked_in(steps[2].verdict, created=True, name="Ana", time="08:59", window="w1")
+    return steps
+
+
+def test_a_welcome_ends_when_someone_else_unusable_stands_in_front():
+    """The next person, too far away (or in the dark), read the last person's name and check-in time
+    for as long as they stayed unusable: a refused frame was no evidence either way. Two refused
+    frames in a row of a face elsewhere end it, and their prompt shows. Found by a helper's review."""
+    p = _presence()
+    _welcomed(p)
+    far = FrameAnalysis(size=SIZE, face=_face(box=(100.0, 100.0, 130.0, 140.0)))   # under min_face_px
+    assert p.shown(p.frame(far, 0.6, searched=True).reply)["name"] == "Ana"   # one frame: a detection's slip
+    shown = p.shown(p.frame(far, 0.75, searched=True).reply)
+    assert (shown["state"], shown["reason"], shown["name"], shown["time"]) == ("adjust", "too_small", None, None)
+    assert p.welcome_label is None
+
+
+def test_a_welcome_stays_through_its_own_persons_refused_frames_for_a_while():
+    """The person welcomed turning their head or stepping into a shadow is refused where they stand:
+    the welcome stays, but not past WELCOME_REFUSED_MAX_S of refused frames alone (by then it has been
+    read, and someone else may stand in the same place)."""
+    p = _presence()
+    _welcomed(p)
+    turned = FrameAnalysis(size=SIZE, face=_face(reason="pose", box=(262.0, 140.0, 392.0, 298.0)))
+    n = int(pr.WELCOME_REFUSED_MAX_S / 0.15)
+    shown = [p.shown(p.frame(turned, 0.45 + i * 0.15, searched=True).reply) for i in range(n + 2)]
+    names = [s["name"] for s in shown]
+    assert names[:n - 1] == ["Ana"] * (n - 1) and names[-1] is None, names
+    assert (shown[-1]["state"], shown[-1]["reason"]) == ("adjust", "pose")
