@@ -30,7 +30,8 @@ def _stop_on_sigterm() -> None:
     """A command stopped with SIGTERM (``timeout``, systemd, a job runner, ``kill``) ends as Ctrl-C
     ends it, through its own handling: ``import_people`` records what it added in the audit log,
     ``rebuild_index --wait`` marks its run interrupted at once (left running, it held up every
-    rebuild until its heartbeat went stale). The default ended the process on the spot, saying nothing."""
+    rebuild until its heartbeat went stale). The default ended the process on the spot, saying nothing;
+    one without handling of its own still ends by SIGTERM, after a line that says so."""
     import signal
 
     def stop(signum, frame):
@@ -61,8 +62,15 @@ def main() -> None:
     except KeyboardInterrupt as exc:   # a command without handling of its own: one line, not a traceback
         if "--traceback" in sys.argv:
             raise
+        import signal
+
         print("stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)", file=sys.stderr)
-        sys.exit(143 if isinstance(exc, Terminated) else 130)
+        sys.stderr.flush()
+        # ended by the signal itself, as Python ends on an uncaught Ctrl-C: a shell running it in a
+        # loop or a script stops there (an exit status of 130 let bash go on to the next command)
+        stop = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        signal.signal(stop, signal.SIG_DFL)
+        os.kill(os.getpid(), stop)
     except ImproperlyConfigured as exc:   # a setting from the environment refused: one line, not a traceback
         sys.exit(f"MaskNet is not configured correctly: {exc}")
     except DatabaseError as exc:

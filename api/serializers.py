@@ -142,8 +142,8 @@ class _ChangeTakesItsFieldsOnly:
         return value
 
     def _members_refused(self, data) -> dict[str, list[str]]:
-        """The members of ``data`` refused, by name: at most :data:`MEMBERS_NAMED`, each name cut to 100
-        characters, and how many more under ``non_field_errors`` (a 10 MB object of unknown members
+        """The members of ``data`` refused, by name: at most :data:`MEMBERS_NAMED`, a longer name cut to 100
+        characters (ending "…"), and how many more under ``non_field_errors`` (a 10 MB object of unknown members
         was answered with a 94 MB error naming each, after 16 s and 1 GB of the server's memory)."""
         fields, shown, refused, more = self.fields, None, {}, 0
         taken = ", ".join(name for name, field in fields.items() if not field.read_only)
@@ -165,12 +165,13 @@ class _ChangeTakesItsFieldsOnly:
                                f"read{f' ({hint})' if hint else ''}.")
             if message is None:
                 continue
-            if len(refused) < MEMBERS_NAMED:
-                refused[name[:100]] = [message]
+            key = name if len(name) <= 100 else name[:99] + "…"
+            if len(refused) < MEMBERS_NAMED and key not in refused:   # two cut to the same name: counted
+                refused[key] = [message]
             else:
                 more += 1
         if more:
-            refused["non_field_errors"] = [f"{more} more members refused (the first {MEMBERS_NAMED} are named)."]
+            refused["non_field_errors"] = [f"{more} more members refused, not named here."]
         return refused
 
 

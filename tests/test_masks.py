@@ -310,6 +310,11 @@ def test_mask_faces_command(installed_models, astronaut_bgr, tmp_path):
     assert "masked 1 of 2" in log and "1 images without a face" in log and "wall.jpg" in log
     masked = cv2.imread(str(tmp_path / "a" / "people" / "astronaut.png"))
     assert masked.shape == astronaut_bgr.shape and not np.array_equal(masked, astronaut_bgr)
+    # readable as a plain write's (the temporary file it is written through is the owner's alone)
+    from recognition.engine.files import process_umask
+
+    assert (tmp_path / "a" / "people" / "astronaut.png").stat().st_mode & 0o777 == 0o666 & ~process_umask()
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*") if p.is_file()) == ["astronaut.png"]
 
 
 def test_mask_faces_command_fails_clearly_on_a_missing_input(tmp_path):
@@ -374,25 +379,33 @@ def test_mask_faces_stopped_by_ctrl_c_says_what_it_wrote(tmp_path, monkeypatch):
         return None
 
     monkeypatch.setattr(mask_faces.Command, "_face_finder", lambda self, models: find_face)
-    with pytest.raises(CommandError, match=r"interrupted: 0 masked copies written \(each whole\), 1 images looked "
-                                           r"at; run it again"):
-        call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-                     stdout=io.StringIO(), stderr=io.StringIO())
+    try:   # one escaping would stop the whole test session, not fail this test
+        with pytest.raises(CommandError, match=r"interrupted: 0 masked copies written \(each whole\), 1 images "
+                                               r"looked at; run it again"):
+            call_command("mask_faces", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                         stdout=io.StringIO(), stderr=io.StringIO())
+    except KeyboardInterrupt:
+        pytest.fail("the KeyboardInterrupt escaped the command")
     assert len(seen) == 2
 
 
-def test_a_masked_copy_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    """A run stopped while writing left the copy cut short, read later as a damaged or half-grey image."""
+def test_a_copy_is_written_whole_or_not_at_all_and_readable_as_a_plain_writes(tmp_path, monkeypatch):
+    """What mask_directory writes each copy with: a run stopped while writing left the copy cut short,
+    read later as a damaged or half-grey image; through a temporary file (mkstemp's 0600) the copies
+    became the owner's alone, where a plain write left them readable as the umask allows."""
+    from recognition.engine import files
+
     target = tmp_path / "face.jpg"
     target.write_bytes(b"the earlier copy")
 
     def stopped(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(masks.os, "replace", stopped)
+    monkeypatch.setattr(files.os, "replace", stopped)
     with pytest.raises(KeyboardInterrupt):
-        masks._write_whole(target, b"x" * 100_000)
+        masks.write_atomic(target, lambda fh: fh.write(b"x" * 100_000), binary=True, shared=True)
     assert target.read_bytes() == b"the earlier copy" and sorted(tmp_path.iterdir()) == [target]
     monkeypatch.undo()
-    masks._write_whole(target, b"the new copy")
+    masks.write_atomic(target, lambda fh: fh.write(b"the new copy"), binary=True, shared=True)
     assert target.read_bytes() == b"the new copy" and sorted(tmp_path.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 == 0o666 & ~files.process_umask()

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -605,6 +607,35 @@ def test_a_database_down_or_not_migrated_stops_a_command_in_one_line(tmp_path):
     traced = manage("export_audit", str(tmp_path / "audit.csv"), "--traceback",
                     DATABASE_URL="postgres://postgres@127.0.0.1:1/x")
     assert "Traceback" in traced.stderr
+
+
+@pytest.mark.parametrize(("stop", "said"), [(signal.SIGTERM, "stopped (SIGTERM)"),
+                                            (signal.SIGINT, "interrupted (Ctrl-C)")])
+def test_a_command_without_handling_of_its_own_says_so_in_one_line_and_ends_by_the_signal(tmp_path, stop, said):
+    """SIGTERM reaches a command as a KeyboardInterrupt (for those that record what they did); one that
+    does not handle it printed a traceback. One line now, and the process still ends by the signal:
+    an exit status of 130 let a shell loop go on to its next command (found by a helper's review of
+    the change). ``loaddata -`` waits on its standard input: stopped while it waits."""
+    db = tmp_path / "db.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    proc = subprocess.Popen([sys.executable, "manage.py", "loaddata", "--format", "json", "-"], cwd=REPO,
+                            env={**env, "MASKNET_ENV_FILE": "/nonexistent/masknet/env",
+                                 "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
+                                 "DATABASE_URL": f"sqlite:///{db}"},
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        # connected (the database file open): past Django's set-up, reading its input
+        while not any(os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") == str(db)
+                      for fd in os.listdir(f"/proc/{proc.pid}/fd")):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(stop)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -stop and err == said + "\n", (proc.returncode, err)
 
 
 def test_sqlite_overwrites_deleted_rows_whatever_the_builds_default(tmp_path, monkeypatch, django_db_blocker):

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import configparser
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .files import write_atomic
 from .landmarks import CHIN, FACE_OVAL, FOREHEAD, LEFT_EYE, RIGHT_EYE
 
 __all__ = [
@@ -1288,20 +1287,6 @@ def _check_complete(path: Path) -> None:
         raise ValueError(f"damaged or truncated image ({exc})") from None
 
 
-def _write_whole(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file beside it: a run stopped half-way
-    (Ctrl-C, a full disk) leaves each file either whole or as it was, never cut short (a benchmark
-    would then fail on it, or read a cut JPEG's grey rest as a face without a mask)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinder, *, seed: int = 0,
                    templates: Sequence[Template] | None = None, log: Callable[[str], None] | None = None,
                    progress_every: int = 100, report: MaskReport | None = None) -> MaskReport:
@@ -1311,7 +1296,7 @@ def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinde
     written. Each image's randomness comes from :func:`image_rng` (seed + relative path).
     ``log`` gets a progress line every ``progress_every`` images and at the end. ``report``: the
     report to fill (the caller's, which then also tells what was done before a Ctrl-C); each file
-    is written whole or not at all.
+    is written whole or not at all (:func:`.files.write_atomic`).
     """
     src, dst = Path(in_dir).resolve(), Path(out_dir).resolve()
     if not src.is_dir():
@@ -1338,7 +1323,9 @@ def mask_directory(in_dir: str | Path, out_dir: str | Path, find_face: FaceFinde
                 ok, buf = cv2.imencode(path.suffix.lower(), masked, _encode_params(path.suffix.lower()))
                 if not ok:
                     raise ValueError("could not encode the result")
-                _write_whole(target, buf.tobytes())
+                # whole or not at all (a run stopped half-way left a copy cut short), readable as a
+                # plain write's would be
+                write_atomic(target, lambda fh, data=buf.tobytes(): fh.write(data), binary=True, shared=True)
                 report.written.append(rel)
         except (ValueError, OSError, cv2.error) as exc:
             report.failed.append(rel)

@@ -70,7 +70,9 @@
 
   function watchQuiet() {
     clearTimeout(quietTimer);
-    quietTimer = shown && !ended(shown) ? setTimeout(() => { poll(); watchQuiet(); }, QUIET_MS) : null;
+    // not once the server has refused (logged out, right withdrawn): asking again cannot help
+    quietTimer = pollTimer !== -1 && shown && !ended(shown) ? setTimeout(() => { poll(); watchQuiet(); }, QUIET_MS)
+      : null;
   }
   function showRun(run) {
     shown = run;
@@ -146,7 +148,7 @@
     // the server says whether the active version is this recognizer's ("outdated": false once rebuilt)
     if (info.outdated === false) root.querySelectorAll(".mn-outdated").forEach((el) => { el.hidden = true; });
   }
-  function stopPolling() { clearInterval(pollTimer); pollTimer = -1; }
+  function stopPolling() { clearInterval(pollTimer); pollTimer = -1; clearTimeout(quietTimer); }
   function poll() {
     fetch(root.dataset.poll, { credentials: "same-origin", redirect: "manual" })
       .then((r) => {

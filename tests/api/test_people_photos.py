@@ -612,11 +612,15 @@ def test_a_body_of_many_unknown_members_gets_a_short_answer(hr, person):
         fields = answer.json()["fields"]
         assert answer.status_code == 400 and len(answer.content) < 5000, len(answer.content)
         assert len(fields) == 11 and all(len(name) <= 100 for name in fields)
-        assert fields["non_field_errors"] == ["4990 more members refused (the first 10 are named)."]
+        assert fields["non_field_errors"] == ["4990 more members refused, not named here."]
     assert not Person.objects.filter(staff_id="A-9").exists()
+    # names cut to the same 100 characters are one named, the others counted
+    cut = hr.patch(f"/api/v1/people/{person.pk}", {"x" * 100 + str(i): 1 for i in range(15)}, format="json")
+    assert cut.json()["fields"] == {"x" * 99 + "…": [cut.json()["fields"]["x" * 99 + "…"][0]],
+                                    "non_field_errors": ["14 more members refused, not named here."]}
     # a member the serializer takes, past the tenth refused one, is not counted as refused
     taken = hr.patch(f"/api/v1/people/{person.pk}", {**body, "full_name": "Z"}, format="json")
-    assert taken.json()["fields"]["non_field_errors"] == ["4990 more members refused (the first 10 are named)."]
+    assert taken.json()["fields"]["non_field_errors"] == ["4990 more members refused, not named here."]
 
 
 def test_a_patch_that_deactivates_is_audited_as_a_deactivation(hr, person):

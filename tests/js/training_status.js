@@ -331,6 +331,13 @@ async function main() {
   p.time.advance(120000);
   await settle();
   check("an ended run is not asked about again", p.counts.polls === 3, `${p.counts.polls} polls`);
+  p = page([{ status: 200, body: { runs: [stalled], index: null } }, { type: "opaqueredirect", status: 0, body: null }],
+           { latest: stalled });
+  opened(p);
+  await settle();
+  for (let i = 0; i < 20; i++) { p.time.advance(30000); await settle(); }
+  check("nor one the server refused to say more of (logged out meanwhile)", p.counts.polls === 2,
+        `${p.counts.polls} polls`);
 
   // ---- polling after the socket closes, until the server refuses
   p = page([{ status: 200, body: { runs: [], index: null } }, { status: 403, body: {} }]);
