@@ -58,9 +58,12 @@ from .index import (
     stale_after,
 )
 from .people import (
+    ERASED_IDS_COLUMNS,
     Reapplied,
     StaffIdErased,
     erased_staff_id_lift,
+    erased_staff_ids_replace,
+    erased_staff_ids_rows,
     erasure_lost,
     person_create,
     person_deactivate,
@@ -100,13 +103,14 @@ from .photos import (
 )
 
 __all__ = [
-    "ADAPTED_PURGE_BATCH", "AUDIT_EXPORT_HEADER", "BUSY_RETRY_S", "EMBED_ERRORS", "EXPORT_README",
+    "ADAPTED_PURGE_BATCH", "AUDIT_EXPORT_HEADER", "BUSY_RETRY_S", "EMBED_ERRORS", "ERASED_IDS_COLUMNS", "EXPORT_README",
     "INDEX_WRITERS_LOCK", "MAX_ATTEMPTS", "ORPHAN_AGE_S", "ORPHAN_SWEEP_FLOOR", "OUTDATED_ASKS",
     "OUTDATED_ASK_AGAIN_S", "OUTDATED_REASON", "PHOTO_FILE_LOCK", "PHOTO_MAX_ATTEMPTS", "REFUSALS",
     "RESUME_AFTER_S", "STORAGE_FULL_MESSAGES", "STORAGE_NAMES", "EnrollmentError", "ExportTooLarge", "PhotoInspection",
     "PhotoRefused", "Reapplied", "RebuildBusy", "RunTakenOver", "StaffIdErased", "StorageFull",
     "adapted_photo_expiry", "adapted_photos_purge", "amount",
-    "counted", "database_full", "erased_staff_id_lift", "erasure_lost", "index_files_sweep", "index_rebuild",
+    "counted", "database_full", "erased_staff_id_lift", "erased_staff_ids_replace", "erased_staff_ids_rows",
+    "erasure_lost", "index_files_sweep", "index_rebuild",
     "index_rebuild_abandon",
     "index_rebuild_now", "index_rebuild_request", "index_rebuild_resume", "index_rebuild_resume_due",
     "index_refresh_if_outdated", "person_create",

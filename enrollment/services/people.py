@@ -99,6 +99,40 @@ def erased_staff_id_lift(*, entry: ErasedStaffId, actor: object | None, note: st
     return pk
 
 
+# the columns of an erased staff ids file (export_audit --erased-ids, reapply_erasures --erased-ids)
+ERASED_IDS_COLUMNS = ("digest", "key_id", "erased_at")
+
+
+def erased_staff_ids_rows() -> list[tuple[str, str, str]]:
+    """Every erased staff id as ``(digest, key_id, erased_at ISO 8601)``, oldest first: what a
+    restore of an older backup is to be given again (:func:`erased_staff_ids_replace`). Digests alone:
+    no staff id can be read from them without the site's secret key."""
+    return [(digest, key_id, at.isoformat()) for digest, key_id, at in
+            ErasedStaffId.objects.order_by("erased_at", "pk").values_list("digest", "key_id", "erased_at")]
+
+
+def erased_staff_ids_replace(rows: Sequence[tuple[str, str, datetime]], *, actor: object | None,
+                             dry_run: bool = False, source: str = "") -> tuple[int, int]:
+    """After a restore: make the erased staff ids those of ``rows`` (:func:`erased_staff_ids_rows`,
+    taken before the restore): a person enrolled after the backup and erased since left no entry in
+    the backup, and the next ``import_people`` of HR's folder enrolled them again; an entry lifted
+    since the backup is lifted again. Returns ``(added, lifted)``; audited once (``source``: the
+    file's name) when anything changed. ``dry_run``: counted, nothing changed."""
+    wanted = {digest: (key_id, at) for digest, key_id, at in rows}
+    with transaction.atomic():
+        held = set(ErasedStaffId.objects.select_for_update().values_list("digest", flat=True))
+        added, lifted = [d for d in wanted if d not in held], [d for d in held if d not in wanted]
+        if dry_run or not (added or lifted):
+            return len(added), len(lifted)
+        ErasedStaffId.objects.filter(digest__in=lifted).delete()
+        ErasedStaffId.objects.bulk_create([ErasedStaffId(digest=d, key_id=wanted[d][0], erased_at=wanted[d][1])
+                                           for d in added])
+        audit_record(actor=actor, action=Action.UPDATE, object_type="enrollment.erasedstaffid",
+                     summary=f"erased staff ids set again after a restore{f' from {source}' if source else ''}: "
+                             f"{len(added)} erased since the backup added, {len(lifted)} lifted since removed"[:300])
+    return len(added), len(lifted)
+
+
 def person_lock(pk: object, *, photos: bool = False) -> None:
     """Lock a person's row until the caller's transaction ends (nothing for an id that is no
     person's). A request that checks the row it reads next against the copy its client edited (an

@@ -39,6 +39,9 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="where to write the CSV (replaced whole if it exists)")
         parser.add_argument("--since", type=_day, help="only the records from this day on (YYYY-MM-DD, the "
                                                        "site's TIME_ZONE); by default every record")
+        parser.add_argument("--erased-ids", type=Path, metavar="FILE",
+                            help="also write the erased staff ids (keyed digests, no staff id readable) to FILE, for "
+                                 "reapply_erasures --erased-ids after a restore (docs/deployment.md)")
         add_actor_argument(parser, "the export")
 
     def handle(self, *args, **opts) -> None:
@@ -77,3 +80,18 @@ class Command(BaseCommand):
                      summary=f"downloaded the audit log (export_audit) as CSV, {count} row{'' if count == 1 else 's'}: "
                              + (f"from {since.isoformat()}" if since else "no filters"))
         self.stdout.write(f"{count} audit record{'' if count == 1 else 's'} written to {path}")
+        if opts["erased_ids"] is not None:
+            self._erased_ids(opts["erased_ids"])
+
+    def _erased_ids(self, path: Path) -> None:
+        """The erased staff ids, as ``reapply_erasures --erased-ids`` reads them: one a person enrolled
+        after a backup and erased since has nowhere else to come back from after its restore."""
+        from enrollment.services import ERASED_IDS_COLUMNS, erased_staff_ids_rows
+
+        rows = erased_staff_ids_rows()
+        try:
+            write_atomic(path, lambda fh: fh.writelines(csv_chunks(list(ERASED_IDS_COLUMNS), iter(rows))),
+                         binary=False, shared=False)
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc}") from exc
+        self.stdout.write(f"{len(rows)} erased staff id{'' if len(rows) == 1 else 's'} written to {path}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -30,7 +31,16 @@ from audit.restore import (
     rights_taken_from,
 )
 from enrollment import dispatch
-from enrollment.services import Reapplied, StorageFull, erasure_lost, person_erasure_reapply
+from enrollment.services import (
+    ERASED_IDS_COLUMNS,
+    ORPHAN_AGE_S,
+    Reapplied,
+    StorageFull,
+    erased_staff_ids_replace,
+    erasure_lost,
+    person_erasure_reapply,
+    photo_files_sweep,
+)
 
 # the note of a record applied or written again after a restore (enrollment.services.people._again,
 # audit.restore.Record.again): the first one's time and actor
@@ -102,6 +112,28 @@ def export_records(path: Path) -> tuple[dict[int, list[tuple[datetime, str]]], i
     return {pk: sorted(set(times)) for pk, times in erased.items()}, ignored, records, latest
 
 
+def erased_ids_read(path: Path) -> list[tuple[str, str, datetime]]:
+    """The rows of an erased staff ids file (``export_audit --erased-ids``), read whole before anything
+    changes: ``CommandError`` for another file or a row it cannot read."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            rows = csv.reader(file)
+            if tuple(h.strip() for h in next(rows, [])) != ERASED_IDS_COLUMNS:
+                raise CommandError(f"{path} is not an erased staff ids file (export_audit --erased-ids): its first "
+                                   f"line should be {','.join(ERASED_IDS_COLUMNS)}")
+            found = []
+            for row in rows:
+                when = _time(row[2]) if len(row) == 3 else None
+                if when is None or not re.fullmatch(r"[0-9a-f]{64}", row[0]) or not re.fullmatch(r"[0-9a-f]{1,16}",
+                                                                                                  row[1]):
+                    raise CommandError(f"{path}, line {rows.line_num}: not a digest, key id and time; nothing was "
+                                       "erased")
+                found.append((row[0], row[1], when))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CommandError(f"cannot read {path} as an erased staff ids file: {exc}") from exc
+    return found
+
+
 def _time(text: str) -> datetime | None:
     """An export's time (TIME_ZONE's, with its offset), aware; ``None`` if it is none."""
     try:
@@ -123,15 +155,32 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
+        parser.add_argument("--erased-ids", type=Path, metavar="FILE",
+                            help="the erased staff ids export_audit --erased-ids wrote before the restore: the "
+                                 "restored database's are made those (docs/deployment.md)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be erased or revoked; change "
                                                                    "nothing")
         add_actor_argument(parser, "the erasures and revocations applied again")
 
     def handle(self, *args, **opts) -> None:
         erased, ignored, rows, exported = export_records(opts["file"])
+        if exported is None:
+            # an export of a site's log always holds records: this one was taken from an emptied or
+            # newly made database (a restore block run again after a failure overwrote the real one),
+            # and applying it would undo every erasure since the backup without a word
+            raise CommandError(f"{opts['file']} holds no audit records: not an export of the database being "
+                               "replaced (taken after a failed restore had emptied it?); nothing was erased, revoked "
+                               "or ended. Use the export taken before the restore began (a site whose audit log was "
+                               "empty then has nothing to apply again)")
+        ids = erased_ids_read(opts["erased_ids"]) if opts["erased_ids"] is not None else None
         found = revocation_records(rows)
         dry_run = opts["dry_run"]
         actor = self.actor(opts["actor"], erased, found)
+        if ids is not None:
+            added, lifted = erased_staff_ids_replace(ids, actor=actor, dry_run=dry_run, source=str(opts["erased_ids"]))
+            self.stdout.write(f"erased staff ids from {opts['erased_ids']}: {'would add' if dry_run else 'added'} "
+                              f"{added} (erased since the backup), {'would lift' if dry_run else 'lifted'} {lifted} "
+                              "(lifted since)")
         self.sessions(exported, dry_run, actor)
         outcomes: dict[Reapplied, list[int]] = {outcome: [] for outcome in Reapplied}
         full: tuple[int, StorageFull] | None = None
@@ -160,16 +209,17 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(erased)} people erased in {opts['file']}: {verb} {len(outcomes[Reapplied.ERASED])}, "
                           f"already absent {len(outcomes[Reapplied.ABSENT])}, left alone "
                           f"{len(outcomes[Reapplied.REUSED])}; {ignored} rows that are not erase records ignored")
-        if lost_absent:
+        if lost_absent and ids is None:
             # enrolled after the backup and erased since: the restore brought back neither them nor their
             # erased staff id, which keeps HR's next import from enrolling them again (those erased
-            # before the backup have theirs)
-            ids = ", ".join(f"#{pk}" for pk in lost_absent)
-            self.stdout.write(f"people {ids}, already absent, were erased after the backup: the restored database "
-                              "has no erased staff id of theirs; take them out of HR's photo folder or spreadsheet, "
-                              "or the next import_people enrols them again (docs/deployment.md, Backup and restore)")
+            # before the backup have theirs; --erased-ids gives theirs back)
+            absent = ", ".join(f"#{pk}" for pk in lost_absent)
+            self.stdout.write(f"people {absent}, already absent, were erased after the backup: the restored "
+                              "database has no erased staff id of theirs; run this again with --erased-ids (the "
+                              "file export_audit --erased-ids wrote before the restore), or the next import_people "
+                              "enrols them again from HR's folder (docs/deployment.md, Backup and restore)")
         reused = self.revocations(found, opts["file"], dry_run, actor)
-        problems = []
+        problems = self.orphans(dry_run)
         if not dry_run:   # without Celery workers, the rebuild that deactivations queued dies with the command
             try:
                 if runs := dispatch.run_queued_here():
@@ -190,6 +240,17 @@ class Command(BaseCommand):
                             "back): left alone; check by hand whether they are the ones revoked")
         if problems:
             raise CommandError("; ".join(problems)) from (full[1] if full else None)
+
+    def orphans(self, dry_run: bool) -> list[str]:
+        """Delete the photo files no restored row names, whatever their age (the daily sweep waits an
+        hour, for uploads in flight: none with the site stopped for the restore): those of photos
+        stored between the backup's database dump and its copy of the media, whose people may have been
+        erased since, came back with the media and stayed until the next day's purge. The problems."""
+        failed: list[str] = []
+        swept = photo_files_sweep(now=time.time() + ORPHAN_AGE_S, dry_run=dry_run, failed=failed)
+        self.stdout.write(f"photo files no restored photo names: {'would delete' if dry_run else 'deleted'} {swept}")
+        return [f"{len(failed)} photo files no restored photo names were not deleted (see the log): delete them, "
+                "or check DJANGO_MEDIA_ROOT is this database's"] if failed else []
 
     @staticmethod
     def actor(username: str | None, erased: dict, found: list[tuple]) -> object | None:
