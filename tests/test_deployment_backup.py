@@ -50,10 +50,11 @@ def test_each_block_that_runs_the_checkouts_python_goes_into_the_checkout_first(
 
 def test_the_restore_steps_come_in_the_order_the_prose_gives():
     blocks = "\n".join(shell_blocks(section()))
-    steps = ["manage.py export_audit /backup/audit.csv", "DROP SCHEMA public CASCADE", "pg_restore ",
+    steps = ["manage.py export_audit /backup/audit.csv --erased-ids /backup/erased-ids.csv", "DROP SCHEMA public CASCADE", "pg_restore ",
              "manage.py migrate", 'find "$DJANGO_MEDIA_ROOT"',
              'tar -C "$DJANGO_MEDIA_ROOT" -xpf', 'find "$MASKNET_INDEX_DIR"',
-             "reapply_erasures /backup/audit.csv --dry-run", "reapply_erasures /backup/audit.csv  ",
+             "reapply_erasures /backup/audit.csv --erased-ids /backup/erased-ids.csv --dry-run",
+             "reapply_erasures /backup/audit.csv --erased-ids /backup/erased-ids.csv  ",
              "rebuild_index --wait"]
     at = {step: blocks.find(step) for step in steps}
     assert -1 not in at.values(), at
