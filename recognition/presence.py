@@ -20,9 +20,10 @@ The words used here:
   replugged, page stalled); the votes, the standing outcome and the quality counts end with it.
 * an *outcome* (:class:`Outcome`: "checked_in", "already" or "unknown") stays on screen while its
   presence lasts. A *welcome* is one of the first two; it also ends when someone else steps in
-  without a gap (:meth:`Presence.welcome_ends`), or stands in front unusable (refused frames away
-  from the welcomed face, or refused frames alone for :data:`WELCOME_REFUSED_MAX_S`), and is kept
-  through borderline frames of the person greeted (:data:`WELCOME_DOUBT_MARGIN`).
+  without a gap (:meth:`Presence.welcome_ends`), is hidden while someone stands in front unusable
+  (refused frames away from the welcomed face, or refused frames alone for
+  :data:`WELCOME_REFUSED_MAX_S`) until a frame accepted as its person, and is kept through borderline
+  frames of the person greeted (:data:`WELCOME_DOUBT_MARGIN`).
 * a frame is *refused* by the quality gate (answered "adjust" with the reason, never voted on), shows
   *two people side by side* (reason ``several``: nobody is decided on), or is *voted on*
   (:class:`recognition.voting.Voter`).
@@ -80,11 +81,12 @@ WELCOME_FAR_MARGIN = 0.1
 WELCOME_FAR_FRAMES = 2
 # Frames the quality gate refuses say nothing of who is there, so a welcome stood through any number
 # of them: the next person in front, too far away or in the dark, read the last person's name and
-# check-in time for as long as they stayed unusable. A welcome now ends at WELCOME_OTHER_FRAMES
-# refused frames in a row whose face is not where the welcomed one was (their boxes overlapping less
-# than WELCOME_SAME_IOU, each refused face that does overlap moving that place along), and after
-# WELCOME_REFUSED_MAX_S of refused frames alone, wherever the face (as long as the page's own hold of
-# an outcome, 4 s: it has been read by then).
+# check-in time for as long as they stayed unusable. A welcome is now hidden (the frame's own prompt
+# shown) at WELCOME_OTHER_FRAMES refused frames in a row whose face is not where the welcomed one was
+# (their boxes overlapping less than WELCOME_SAME_IOU, each refused face that does overlap moving that
+# place along), and after WELCOME_REFUSED_MAX_S of refused frames alone, wherever the face (as long as
+# the page's own hold of an outcome, 4 s: it has been read by then). Hidden, not ended: a usable frame
+# accepted as the person welcomed shows it again, and nothing is written again for them meanwhile.
 WELCOME_SAME_IOU = 0.3
 WELCOME_REFUSED_MAX_S = 4.0
 
@@ -296,6 +298,7 @@ class Presence:
         self._followed_box: tuple[float, ...] | None = None
         self._usable_at = 0.0
         self._refused_elsewhere = 0
+        self._hidden_for: Outcome | None = None   # the welcome those refused frames hid (not shown)
 
     # -------------------------------------------------------------------------- reading
 
@@ -308,7 +311,7 @@ class Presence:
     def shown(self, reply: dict) -> dict:
         """``reply`` with the standing outcome over it: the page keeps showing it (with the live box)."""
         o = self.outcome
-        if o is None:
+        if o is None or o is self._hidden_for:
             return reply
         reply.update(state=o.state, reason=None, name=o.name, time=o.time, progress=1.0)
         if o.masked is not None:
@@ -380,7 +383,10 @@ class Presence:
         box = tuple(reply["box"])
         if reason is not None:
             if self._refused_ends_welcome(box, now):
-                self.outcome = None   # someone else, or nobody usable for long: their prompt, not the name
+                # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
+                # not ended: the person welcomed looking down or a mask going on is not checked in or
+                # called unknown again, nor their refusals audited, once they are usable again
+                self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
@@ -393,12 +399,15 @@ class Presence:
                           threshold=d.threshold if d else 0.0)
         if self.welcome_ends(obs, a.welcomed):
             self.outcome = None   # someone else in front: their frames are shown, not the welcome
+        elif self._hidden_for is not None and self._hidden_for is self.outcome and obs.accepted \
+                and obs.label == self.outcome.label:
+            self._hidden_for = None   # the person welcomed, usable again: their welcome shows again
         verdict = self.voter.add(obs)
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
 
     def _refused_ends_welcome(self, box: tuple[float, ...], now: float) -> bool:
-        """Whether a frame refused by the quality gate, its face at ``box``, ends the welcome standing:
+        """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing:
         :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed, or
         :data:`WELCOME_REFUSED_MAX_S` since the last usable frame."""
         if self.welcome_label is None:
@@ -524,7 +533,7 @@ class Presence:
         self.voter.reset()
         self.outcome = None
         self._other = self._far = None
-        self._followed_box, self._refused_elsewhere = None, 0
+        self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -50,7 +50,8 @@ def test_each_block_that_runs_the_checkouts_python_goes_into_the_checkout_first(
 
 def test_the_restore_steps_come_in_the_order_the_prose_gives():
     blocks = "\n".join(shell_blocks(section()))
-    steps = ["manage.py export_audit /backup/audit.csv --erased-ids /backup/erased-ids.csv", "DROP SCHEMA public CASCADE", "pg_restore ",
+    steps = ["manage.py export_audit /backup/audit.csv --erased-ids /backup/erased-ids.csv",
+             "DROP SCHEMA public CASCADE", "pg_restore ",
              "manage.py migrate", 'find "$DJANGO_MEDIA_ROOT"',
              'tar -C "$DJANGO_MEDIA_ROOT" -xpf', 'find "$MASKNET_INDEX_DIR"',
              "reapply_erasures /backup/audit.csv --erased-ids /backup/erased-ids.csv --dry-run",

@@ -112,16 +112,19 @@ def erased_staff_ids_rows() -> list[tuple[str, str, str]]:
 
 
 def erased_staff_ids_replace(rows: Sequence[tuple[str, str, datetime]], *, actor: object | None,
-                             dry_run: bool = False, source: str = "") -> tuple[int, int]:
+                             since: datetime, dry_run: bool = False, source: str = "") -> tuple[int, int]:
     """After a restore: make the erased staff ids those of ``rows`` (:func:`erased_staff_ids_rows`,
-    taken before the restore): a person enrolled after the backup and erased since left no entry in
-    the backup, and the next ``import_people`` of HR's folder enrolled them again; an entry lifted
-    since the backup is lifted again. Returns ``(added, lifted)``; audited once (``source``: the
-    file's name) when anything changed. ``dry_run``: counted, nothing changed."""
+    taken before the restore, at ``since``): a person enrolled after the backup and erased since left
+    no entry in the backup, and the next ``import_people`` of HR's folder enrolled them again; an
+    entry lifted since the backup is lifted again. An entry made after ``since`` (a person this
+    restore's ``reapply_erasures`` erased again, maybe under another key) is kept. Returns ``(added,
+    lifted)``; audited once (``source``: the file's name) when anything changed. ``dry_run``:
+    counted, nothing changed."""
     wanted = {digest: (key_id, at) for digest, key_id, at in rows}
     with transaction.atomic():
-        held = set(ErasedStaffId.objects.select_for_update().values_list("digest", flat=True))
-        added, lifted = [d for d in wanted if d not in held], [d for d in held if d not in wanted]
+        held = dict(ErasedStaffId.objects.select_for_update().values_list("digest", "erased_at"))
+        added = [d for d in wanted if d not in held]
+        lifted = [d for d, at in held.items() if d not in wanted and at <= since]
         if dry_run or not (added or lifted):
             return len(added), len(lifted)
         ErasedStaffId.objects.filter(digest__in=lifted).delete()

@@ -397,12 +397,37 @@ def test_photo_files_no_restored_row_names_are_deleted_at_once(erased, settings)
     media and no row; its person erased since, the file stayed until the next daily purge (an hour old
     at least). With the site stopped for the restore no upload is in flight: swept at once. Found by a
     helper's review of the restore runbook."""
+    import os
+    import time
+
     stray = Path(settings.MEDIA_ROOT) / "faces" / "999" / "f00.jpg"
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"\xff\xd8 a face")
+    backed_up = time.time() - 600   # the media copy's time, which the restore's tar -p keeps: before the export
+    os.utime(stray, (backed_up, backed_up))
+    # a file written after the export: an upload in flight on a site not stopped as the guide says
+    flight = Path(settings.MEDIA_ROOT) / "faces" / "998" / "f01.jpg"
+    flight.parent.mkdir(parents=True, exist_ok=True)
+    flight.write_bytes(b"\xff\xd8 an upload")
+    later = time.time() + 60
+    os.utime(flight, (later, later))
     assert "photo files no restored photo names: would delete 1" in run(erased["csv"], "--dry-run")
     assert stray.exists()
-    # (2 here: the person erased again before the sweep, whose file a test's transaction keeps until its end)
-    assert "photo files no restored photo names: deleted 2" in run(erased["csv"])
-    assert not stray.exists()
+    assert "photo files no restored photo names: deleted 1" in run(erased["csv"])
+    assert not stray.exists() and flight.exists()
     assert Path(FacePhoto.objects.get(person=erased["keep"]).image.path).exists()
+
+
+def test_erased_ids_lifted_since_are_not_those_this_restore_made(erased, tmp_path):
+    """An entry made after the export (the person the restore brought back, erased again by the first
+    run, maybe under a rotated key) is not lifted by a second run: running it again changes nothing
+    (it lifted the new entry and put back the file's). Found by a helper's review."""
+    from enrollment.models import ErasedStaffId
+
+    ids = tmp_path / "ids.csv"
+    ids.write_text("digest,key_id,erased_at\r\n")   # taken before the restore: no entry then
+    first = run(erased["csv"], "--erased-ids", ids)
+    assert "added 0 (erased since the backup)" in first and ErasedStaffId.objects.of("B1").exists()
+    again = run(erased["csv"], "--erased-ids", ids)
+    assert "added 0 (erased since the backup), lifted 0 (lifted since)" in again, again
+    assert ErasedStaffId.objects.of("B1").exists()

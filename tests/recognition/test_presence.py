@@ -188,28 +188,35 @@ def _welcomed(p: Presence) -> list[pr.Step]:
     return steps
 
 
-def test_a_welcome_ends_when_someone_else_unusable_stands_in_front():
+def test_a_welcome_is_hidden_when_someone_else_unusable_stands_in_front():
     """The next person, too far away (or in the dark), read the last person's name and check-in time
     for as long as they stayed unusable: a refused frame was no evidence either way. Two refused
-    frames in a row of a face elsewhere end it, and their prompt shows. Found by a helper's review."""
+    frames in a row of a face elsewhere hide it, and their prompt shows. Found by a helper's review."""
     p = _presence()
     _welcomed(p)
     far = FrameAnalysis(size=SIZE, face=_face(box=(100.0, 100.0, 130.0, 140.0)))   # under min_face_px
     assert p.shown(p.frame(far, 0.6, searched=True).reply)["name"] == "Ana"   # one frame: a detection's slip
     shown = p.shown(p.frame(far, 0.75, searched=True).reply)
     assert (shown["state"], shown["reason"], shown["name"], shown["time"]) == ("adjust", "too_small", None, None)
-    assert p.welcome_label is None
 
 
-def test_a_welcome_stays_through_its_own_persons_refused_frames_for_a_while():
-    """The person welcomed turning their head or stepping into a shadow is refused where they stand:
-    the welcome stays, but not past WELCOME_REFUSED_MAX_S of refused frames alone (by then it has been
-    read, and someone else may stand in the same place)."""
+def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
+    """The person welcomed looking down at a phone is refused where they stand: the welcome stays, but
+    not past WELCOME_REFUSED_MAX_S of refused frames alone (by then it has been read, and someone else
+    may stand in the same place). Hidden, not ended: when they look up it shows again, and neither a
+    second check-in nor a quality audit is asked for (ending it did both: a helper's review)."""
     p = _presence()
     _welcomed(p)
     turned = FrameAnalysis(size=SIZE, face=_face(reason="pose", box=(262.0, 140.0, 392.0, 298.0)))
     n = int(pr.WELCOME_REFUSED_MAX_S / 0.15)
-    shown = [p.shown(p.frame(turned, 0.45 + i * 0.15, searched=True).reply) for i in range(n + 2)]
+    steps, shown = [], []
+    for i in range(n + 2):
+        steps.append(p.frame(turned, 0.45 + i * 0.15, searched=True))
+        shown.append(p.shown(steps[-1].reply))
     names = [s["name"] for s in shown]
     assert names[:n - 1] == ["Ana"] * (n - 1) and names[-1] is None, names
     assert (shown[-1]["state"], shown[-1]["reason"]) == ("adjust", "pose")
+    assert all(s.quality_audit is None for s in steps)
+    back = [p.frame(_seen("7", 0.9), 0.45 + (n + 2 + i) * 0.15, searched=True) for i in range(3)]
+    assert p.shown(dict(back[0].reply))["name"] == "Ana"
+    assert back[-1].verdict.label == "7" and p.verdict_due(back[-1].verdict, lambda: "w1") is None

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -124,6 +123,10 @@ def erased_ids_read(path: Path) -> list[tuple[str, str, datetime]]:
             found = []
             for row in rows:
                 when = _time(row[2]) if len(row) == 3 else None
+                try:
+                    when = when and when.astimezone(UTC)   # a time a database can hold (not year 1 off UTC)
+                except OverflowError:
+                    when = None
                 if when is None or not re.fullmatch(r"[0-9a-f]{64}", row[0]) or not re.fullmatch(r"[0-9a-f]{1,16}",
                                                                                                   row[1]):
                     raise CommandError(f"{path}, line {rows.line_num}: not a digest, key id and time; nothing was "
@@ -177,7 +180,8 @@ class Command(BaseCommand):
         dry_run = opts["dry_run"]
         actor = self.actor(opts["actor"], erased, found)
         if ids is not None:
-            added, lifted = erased_staff_ids_replace(ids, actor=actor, dry_run=dry_run, source=str(opts["erased_ids"]))
+            added, lifted = erased_staff_ids_replace(ids, actor=actor, dry_run=dry_run, source=str(opts["erased_ids"]),
+                                                     since=exported)
             self.stdout.write(f"erased staff ids from {opts['erased_ids']}: {'would add' if dry_run else 'added'} "
                               f"{added} (erased since the backup), {'would lift' if dry_run else 'lifted'} {lifted} "
                               "(lifted since)")
@@ -219,7 +223,7 @@ class Command(BaseCommand):
                               "file export_audit --erased-ids wrote before the restore), or the next import_people "
                               "enrols them again from HR's folder (docs/deployment.md, Backup and restore)")
         reused = self.revocations(found, opts["file"], dry_run, actor)
-        problems = self.orphans(dry_run)
+        problems = self.orphans(exported, dry_run)
         if not dry_run:   # without Celery workers, the rebuild that deactivations queued dies with the command
             try:
                 if runs := dispatch.run_queued_here():
@@ -241,13 +245,15 @@ class Command(BaseCommand):
         if problems:
             raise CommandError("; ".join(problems)) from (full[1] if full else None)
 
-    def orphans(self, dry_run: bool) -> list[str]:
-        """Delete the photo files no restored row names, whatever their age (the daily sweep waits an
-        hour, for uploads in flight: none with the site stopped for the restore): those of photos
-        stored between the backup's database dump and its copy of the media, whose people may have been
-        erased since, came back with the media and stayed until the next day's purge. The problems."""
+    def orphans(self, exported: datetime, dry_run: bool) -> list[str]:
+        """Delete the photo files no restored row names that are older than the export (the daily
+        sweep waits an hour, for uploads in flight): those of photos stored between the backup's
+        database dump and its copy of the media, whose people may have been erased since, came back
+        with the media (their times kept) and stayed until the next day's purge. A file written after
+        the export, an upload in flight on a site not stopped as the guide says, is left alone. The
+        problems."""
         failed: list[str] = []
-        swept = photo_files_sweep(now=time.time() + ORPHAN_AGE_S, dry_run=dry_run, failed=failed)
+        swept = photo_files_sweep(now=exported.timestamp() + ORPHAN_AGE_S, dry_run=dry_run, failed=failed)
         self.stdout.write(f"photo files no restored photo names: {'would delete' if dry_run else 'deleted'} {swept}")
         return [f"{len(failed)} photo files no restored photo names were not deleted (see the log): delete them, "
                 "or check DJANGO_MEDIA_ROOT is this database's"] if failed else []
