@@ -622,7 +622,10 @@ def test_a_command_without_handling_of_its_own_says_so_in_one_line_and_ends_by_t
                             env={**env, "MASKNET_ENV_FILE": "/nonexistent/masknet/env",
                                  "DJANGO_SETTINGS_MODULE": "masknet_site.settings.test",
                                  "DATABASE_URL": f"sqlite:///{db}"},
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a test run started in the background (CI's) ignores
+                            # SIGINT, and a child inherits that (Python then never raises KeyboardInterrupt)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         # connected (the database file open): past Django's set-up, reading its input
