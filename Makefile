@@ -9,8 +9,15 @@ REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c
 STAMP := $(VENV)/.installed-$(basename $(notdir $(REQUIREMENTS)))-$(REQ_HASH)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# the address the banner prints: this machine's first address when serving on every interface
-SHOWN := $(if $(filter 0.0.0.0,$(HOST)),$(shell hostname -I 2>/dev/null | cut -d' ' -f1),$(HOST))
+# the address the banner prints when serving on every interface: the first host DJANGO_ALLOWED_HOSTS
+# names besides this machine's own names (this machine's first address printed there answered 400
+# when those named it otherwise), this
+# machine's first address for "*" or a ".domain" entry, and 127.0.0.1 without it (the development
+# settings then answer this machine's own clients alone)
+comma := ,
+ALLOWED_FIRST := $(firstword $(filter-out localhost 127.0.0.1 [::1],$(subst $(comma), ,$(DJANGO_ALLOWED_HOSTS))))
+ADDRESS_HERE = $(shell hostname -I 2>/dev/null | cut -d' ' -f1)
+SHOWN := $(if $(filter 0.0.0.0,$(HOST)),$(if $(ALLOWED_FIRST),$(if $(filter * .%,$(ALLOWED_FIRST)),$(ADDRESS_HERE),$(ALLOWED_FIRST)),127.0.0.1),$(HOST))
 
 .PHONY: setup installed run port-free worker beat test browser screenshots lint bench clean-models
 
