@@ -46,13 +46,16 @@ ifneq ($(filter run,$(MAKECMDGOALS)),)
 installed: port-free
 endif
 run: installed
-	$(PY) manage.py migrate --noinput
+	@# the embedded database holds every face template: this user's alone (a first migrate under the
+	@# usual umask 022 left db.sqlite3 readable by everyone on the machine; one made so before is closed)
+	@if [ -z "$$DATABASE_URL" ] && [ -f db.sqlite3 ]; then chmod go-rwx db.sqlite3; fi
+	umask 077 && $(PY) manage.py migrate --noinput
 	@if [ "$(DEMO)" = 1 ]; then $(PY) manage.py demo --base-url http://$(SHOWN):$(PORT); else \
 	  echo "Admin: http://$(SHOWN):$(PORT)/admin/ (first: $(PY) manage.py createsuperuser, in another terminal)"; \
 	  echo "Kiosk: http://$(SHOWN):$(PORT)/kiosk/ (pair it: $(PY) manage.py create_kiosk NAME --base-url" \
 	       "http://$(SHOWN):$(PORT); make run DEMO=1 adds demo data and prints a demo admin login)"; fi
 	@# --insecure: the static files also when a development copy serves other hosts with DJANGO_DEBUG=0
-	$(PY) manage.py runserver --insecure $(HOST):$(PORT)
+	umask 077 && $(PY) manage.py runserver --insecure $(HOST):$(PORT)
 
 # a node set up with either requirements file (a production one: REQUIREMENTS=requirements.txt) as it
 # is: the worker and beat targets install no packages when that install is current (the models

@@ -121,3 +121,27 @@ def test_the_port_suggested_instead_of_a_busy_one_is_free():
 def test_a_host_that_is_not_this_machines_is_said_so():
     assert "is not an address" in check_port.problem("192.0.2.123", free_port())    # TEST-NET-1
     assert "HOST=no-such-host.invalid is not" in check_port.problem("no-such-host.invalid", free_port())
+
+
+def test_make_run_keeps_the_embedded_database_to_its_user(checkout):
+    """db.sqlite3 holds every face template; a first ``make run`` under the usual umask 022 left it
+    readable by everyone on the machine (photos and index files are 0600). The migrate and the server
+    run under umask 077, and a database file made before is closed. Found by a helper following the
+    README."""
+    (checkout / "manage.py").write_text(
+        "import os, sys\nfrom pathlib import Path\nmask = os.umask(0)\n"
+        "with open(Path(__file__).with_name('manage.log'), 'a') as fh:\n"
+        "    fh.write(f'{sys.argv[1]} {mask:03o}\\n')\n")
+    db = checkout / "db.sqlite3"
+    db.write_bytes(b"")
+    db.chmod(0o644)
+    port = free_port()
+    env_before = os.environ.pop("DATABASE_URL", None)
+    try:
+        done, ran = make_run(checkout, f"PORT={port}")
+    finally:
+        if env_before is not None:
+            os.environ["DATABASE_URL"] = env_before
+    assert done.returncode == 0, done.stderr
+    assert ran[1:] == ["migrate 077", "runserver 077"], ran
+    assert db.stat().st_mode & 0o777 == 0o600
