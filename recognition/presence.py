@@ -503,7 +503,10 @@ class Presence:
                 and verdict.nearest_margin >= -doubt):
             # the person just greeted whose frames turned borderline (a mask, a turned head), or
             # someone who looks much like them: the welcome stays, and the decision goes in the audit
-            # log once per welcome
+            # log once per welcome. One that refused frames hid shows again, as it stays unhidden
+            # (else "Recognising…" for as long as they stood there borderline)
+            if current is self._hidden_for:
+                self._hidden_for = None
             if current.doubt_audited:
                 return None
             return Due(AUDIT_DOUBT, f"not shown: the welcome of person #{current.label}, their nearest match, stayed")

@@ -220,3 +220,21 @@ def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writ
     back = [p.frame(_seen("7", 0.9), 0.45 + (n + 2 + i) * 0.15, searched=True) for i in range(3)]
     assert p.shown(dict(back[0].reply))["name"] == "Ana"
     assert back[-1].verdict.label == "7" and p.verdict_due(back[-1].verdict, lambda: "w1") is None
+
+
+def test_a_hidden_welcome_shows_again_when_its_persons_frames_come_back_borderline():
+    """Only a frame accepted as the person showed a hidden welcome again: back with a mask on, just
+    under their threshold, they read "Recognising…" for as long as they stood there, where a welcome
+    never hidden stays on screen through such frames. Found by a helper's review in a real browser."""
+    p = _presence()
+    _welcomed(p)
+    turned = FrameAnalysis(size=SIZE, face=_face(reason="pose", box=(262.0, 140.0, 392.0, 298.0)))
+    n = int(pr.WELCOME_REFUSED_MAX_S / 0.15) + 2
+    for i in range(n):
+        p.frame(turned, 0.45 + i * 0.15, searched=True)
+    assert p.shown(p.frame(turned, 0.45 + n * 0.15, searched=True).reply)["name"] is None
+    start = 0.45 + (n + 1) * 0.15
+    near = [p.frame(_seen("7", 0.36, masked=True), start + i * 0.15, searched=True) for i in range(8)]
+    verdict = next(s.verdict for s in near if s.verdict is not None)
+    assert p.verdict_due(verdict, lambda: "w1").action == pr.AUDIT_DOUBT
+    assert p.shown(dict(near[-1].reply))["name"] == "Ana"
