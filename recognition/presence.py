@@ -382,7 +382,7 @@ class Presence:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         box = tuple(reply["box"])
         if reason is not None:
-            if self._refused_ends_welcome(box, now):
+            if self._refused_hides_welcome(box, now):
                 # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
                 # not ended: the person welcomed looking down or a mask going on is not checked in or
                 # called unknown again, nor their refusals audited, once they are usable again
@@ -406,7 +406,7 @@ class Presence:
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
 
-    def _refused_ends_welcome(self, box: tuple[float, ...], now: float) -> bool:
+    def _refused_hides_welcome(self, box: tuple[float, ...], now: float) -> bool:
         """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing:
         :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed, or
         :data:`WELCOME_REFUSED_MAX_S` since the last usable frame."""
