@@ -53,7 +53,8 @@ from provenance import provenance, results_path, write_json  # noqa: E402
 from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
 from recognition.engine.errors import EngineError  # noqa: E402
-from recognition.engine.gallery import identify  # noqa: E402
+from recognition.engine.gallery import UNMASKED, identify  # noqa: E402
+from recognition.presence import SCORED_WHEN_REFUSED, WELCOME_FAR_MARGIN  # noqa: E402
 
 # bands of the measured skin brightness (0-255) the decisions are counted in
 BANDS = (0, 20, 25, 30, 35, 40, 45, 55, 70, 256)
@@ -87,6 +88,7 @@ def frames(engine, config: EngineConfig, probes: dict[str, list[Path]], known: s
     """Every probe in every condition (light factor, blur sigma), analysed and identified as a
     kiosk frame (the gate's light and sharpness checks bypassed): one row per frame."""
     rows = []
+    labels = np.unique(index.labels.astype(str), return_inverse=True)
     jobs = [(person, path) for person, files in probes.items() for path in files]
     t0 = time.time()
     for n, (person, path) in enumerate(jobs):
@@ -112,11 +114,46 @@ def frames(engine, config: EngineConfig, probes: dict[str, list[Path]], known: s
             row.update({"face": True, "other_ok": bool(other_ok), "brightness": q.brightness,
                         "reason": q.reason, "masked": bool(face.masked), "accepted": bool(d.accepted),
                         "label": d.label if d.accepted else None, "score": float(d.score),
-                        "threshold": float(d.threshold), **sharpness_measures(q)})
+                        "threshold": float(d.threshold), **sharpness_measures(q),
+                        **against_welcomed(face, person, index, labels, d.threshold)})
             rows.append(row)
         if (n + 1) % 100 == 0:
             print(f"  {label}: {n + 1}/{len(jobs)} probes, {time.time() - t0:.0f} s", flush=True)
     return rows
+
+
+def against_welcomed(face, person: str, index, labels: tuple[np.ndarray, np.ndarray], threshold: float) -> dict:
+    """A frame scored against each enrolled person as the kiosk scores a refused face against the
+    person whose welcome stands (``recognition.presence.SCORED_WHEN_REFUSED``): ``own_margin``, its
+    own person's score less the threshold (``None``: not enrolled); ``others`` / ``others_near``, the
+    other enrolled people, and how many of them it scores within ``WELCOME_FAR_MARGIN`` of the
+    threshold (their welcome would not be hidden by it)."""
+    names, codes = labels
+    best = np.full(len(names), -np.inf, np.float32)
+    np.maximum.at(best, codes, index.scores(face.embedding, kinds=None if face.masked else (UNMASKED,)))
+    own = np.flatnonzero(names == person)
+    others = np.delete(best, own)
+    return {"own_margin": float(best[own[0]] - threshold) if len(own) else None, "others": len(others),
+            "others_near": int((others >= threshold - WELCOME_FAR_MARGIN).sum())}
+
+
+def welcome_table(rows: list[dict], conditions: list[tuple[float, float]]) -> list[dict]:
+    """Per set and condition, the frames the gate refuses for their light or blur (the kiosk scores
+    those against the person whose welcome stands): enrolled people's own frames more than
+    ``WELCOME_FAR_MARGIN`` below their threshold (each hides their own welcome when two come in a
+    row), and of every frame against every other enrolled person, the pairs within the margin (a
+    stranger whose frames would not hide that person's welcome)."""
+    out = []
+    for label in sorted({r["set"] for r in rows}):
+        for light, blur in conditions:
+            rs = [r for r in rows if r["set"] == label and r["light"] == light and r["blur"] == blur
+                  and r["face"] and r.get("reason") in SCORED_WHEN_REFUSED]
+            own = [r for r in rs if r.get("own_margin") is not None]
+            out.append({"set": label, "light": light, "blur": blur, "refused": len(rs), "own": len(own),
+                        "own_far": sum(r["own_margin"] < -WELCOME_FAR_MARGIN for r in own),
+                        "pairs": sum(r.get("others", 0) for r in rs),
+                        "pairs_near": sum(r.get("others_near", 0) for r in rs)})
+    return out
 
 
 def pct(a: int, b: int) -> str:
@@ -251,10 +288,19 @@ def main() -> None:
         print(f"| {r['set']} | {r['band']} | {r['known_frames']} | {pct(r['self'], r['known_frames'])} | "
               f"{pct(r['other'], r['known_frames'])} | {r['stranger_frames']} | "
               f"{pct(r['stranger_accepted'], r['stranger_frames'])} |")
+    by_welcome = welcome_table(rows, conditions)
+    print(f"\nA welcome standing: frames refused for their light or blur, scored against the person welcomed "
+          f"(far: more than {WELCOME_FAR_MARGIN:g} below the threshold; two in a row hide the welcome)\n\n"
+          "| set | light | blur | refused for light or blur | enrolled people's own frames far below them | "
+          "frame-person pairs not far (a stranger not told apart) |\n|---|---|---|---|---|---|")
+    for r in by_welcome:
+        if r["refused"]:
+            print(f"| {r['set']} | {r['light']:g} | {r['blur']:g} | {r['refused']} | {pct(r['own_far'], r['own'])}"
+                  f" of {r['own']} | {100.0 * r['pairs_near'] / max(r['pairs'], 1):.2f}% of {r['pairs']} |")
     write_json(results_path("light", REPO),
                {"args": vars(args), "seconds": round(time.time() - t0, 1), "provenance": provenance(config),
                 "thresholds": site, "limits": limits, "focus_matched": matched, "by_condition": by_condition,
-                "by_band": by_band})
+                "by_band": by_band, "by_welcome": by_welcome})
     print(f"\n{time.time() - t0:.0f} s")
 
 

@@ -87,7 +87,7 @@ from masknet_site.logfilters import error_first_line
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image
 from recognition.engine.detect import box_area, box_overlap
-from recognition.engine.gallery import identify, score_for
+from recognition.engine.gallery import identify, probe_threshold, score_for
 
 from . import services
 from .kiosk_page import page_build
@@ -100,6 +100,7 @@ from .presence import (  # the rules' constants stay importable from here (tests
     LOST_AFTER_INTERVALS,
     LOST_AFTER_S,
     QUALITY_AUDIT_FRAMES,  # noqa: F401
+    SCORED_WHEN_REFUSED,
     SEVERAL,  # noqa: F401
     SEVERAL_HOLD_FRAMES,  # noqa: F401
     VOTE_GAP_INTERVALS,
@@ -231,7 +232,9 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     (gallery adaptation on): an unmasked face accepted at least this far above its threshold also
     gets ``adapt_photo``. ``search_edges``: a frame without a face is searched again for one cut off
     by its edge (``Engine.analyze``), answered ``partial``. ``welcome``: the person whose welcome
-    stands, whom an identified face is also scored against (``welcomed``).
+    stands, whom an identified face is also scored against (``welcomed``), and so is a face refused
+    for its light or blur (:data:`SCORED_WHEN_REFUSED`), with the threshold its score is held to
+    (``welcomed_threshold``; it has no decision, and stays unembedded in the answer).
     """
     started = time.perf_counter()
     try:
@@ -264,11 +267,19 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         return FrameAnalysis(size=size, error="updating", ms=(time.perf_counter() - started) * 1000)
     if decidable:
         face = engine.with_embedding(face)
-    decision = welcomed = None
+    decision = welcomed = welcomed_threshold = None
     if face.embedding is not None and index is not None and len(index):
         decision = identify(engine, face, index, thresholds)
         if welcome is not None:
             welcomed = (welcome, decision.score if decision.label == welcome else score_for(face, index, welcome))
+    elif (welcome is not None and face.quality.reason in SCORED_WHEN_REFUSED and index is not None and len(index)
+          and index.dim == engine.dim):
+        # a welcome stands and this face is refused where it could be anyone's: scored against the
+        # person welcomed (never decided on), so a stranger in the dark who stepped into their place
+        # hides it at once (Presence's refused frames), not after WELCOME_REFUSED_MAX_S
+        scored = engine.with_embedding(face)
+        welcomed = (welcome, score_for(scored, index, welcome))
+        welcomed_threshold = probe_threshold(engine, scored.masked, thresholds)
     jpeg = None
     if snapshot and face.quality.ok:
         ok, buf = cv2.imencode(".jpg", face.aligned, [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -278,7 +289,8 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
             and decision.score >= decision.threshold + adapt_margin):
         adapt = face_photo(image, face.box)
     return FrameAnalysis(size=size, face=face, decision=decision, ms=(time.perf_counter() - started) * 1000,
-                         snapshot=jpeg, adapt_photo=adapt, welcomed=welcomed)
+                         snapshot=jpeg, adapt_photo=adapt, welcomed=welcomed,
+                         welcomed_threshold=welcomed_threshold)
 
 
 def face_photo(image: np.ndarray, box: Sequence[float], context: float = 0.6) -> bytes | None:

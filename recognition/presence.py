@@ -21,7 +21,8 @@ The words used here:
 * an *outcome* (:class:`Outcome`: "checked_in", "already" or "unknown") stays on screen while its
   presence lasts. A *welcome* is one of the first two; it also ends when someone else steps in
   without a gap (:meth:`Presence.welcome_ends`), is hidden while someone stands in front unusable
-  (refused frames away from the welcomed face, or refused frames alone for
+  (refused frames away from the welcomed face or, scored for being too dark, too bright or blurred,
+  far below its person; or refused frames alone for
   :data:`WELCOME_REFUSED_MAX_S`) until a frame accepted as its person, and is kept through borderline
   frames of the person greeted (:data:`WELCOME_DOUBT_MARGIN`).
 * a frame is *refused* by the quality gate (answered "adjust" with the reason, never voted on), shows
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from recognition.engine.detect import box_iou
-from recognition.engine.quality import TOO_SMALL
+from recognition.engine.quality import BLURRY, TOO_BRIGHT, TOO_DARK, TOO_SMALL
 
 from .voting import ACCEPTED, Observation, Verdict, Voter
 
@@ -84,11 +85,18 @@ WELCOME_FAR_FRAMES = 2
 # check-in time for as long as they stayed unusable. A welcome is now hidden (the frame's own prompt
 # shown) at WELCOME_OTHER_FRAMES refused frames in a row whose face is not where the welcomed one was
 # (their boxes overlapping less than WELCOME_SAME_IOU, each refused face that does overlap moving that
-# place along), and after WELCOME_REFUSED_MAX_S of refused frames alone, wherever the face (as long as
-# the page's own hold of an outcome, 4 s: it has been read by then). Hidden, not ended: a usable frame
-# accepted as the person welcomed shows it again, and nothing is written again for them meanwhile.
+# place along, unless it is too dark, too bright or blurred and scores WELCOME_FAR_MARGIN below the
+# person welcomed: a stranger in the dark where they stood), and after WELCOME_REFUSED_MAX_S of refused
+# frames alone, wherever the face (as long as the page's own hold of an outcome, 4 s: it has been read
+# by then). Hidden, not ended: a usable frame accepted as the person welcomed shows it again, and
+# nothing is written again for them meanwhile.
 WELCOME_SAME_IOU = 0.3
 WELCOME_REFUSED_MAX_S = 4.0
+# The refusals whose face the descriptor can still read, if poorly: scored against the person whose
+# welcome stands (recognition.consumers.analyze_frame). A face too small or cut by the edge is told
+# apart by where it is; a turned head scores low against its own person, whose welcome must not
+# flicker as they turn. bench/light.py's last table measures the scores.
+SCORED_WHEN_REFUSED = frozenset({TOO_DARK, TOO_BRIGHT, BLURRY})
 
 SEVERAL = "several"   # the reason given for two people side by side (recognition.consumers.SEVERAL_FACES_RATIO)
 # After a pair, this many frames of one face in a row before anyone is decided on again: when each of
@@ -126,7 +134,8 @@ class FrameAnalysis:
     ``several``: two people side by side (:func:`recognition.consumers._several_people`): ``face`` is
     the larger, not embedded. ``welcomed``: ``(label, score)``, the score this face gives the person
     whose welcome stands (asked for with ``welcome``; the score is ``None`` when that person is no
-    longer in the index).
+    longer in the index); for a face refused for its light or blur, scored while a welcome stands
+    (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
     """
 
     size: tuple[int, int] = (0, 0)
@@ -138,6 +147,7 @@ class FrameAnalysis:
     adapt_photo: bytes | None = field(default=None, repr=False)
     several: bool = False
     welcomed: tuple[str, float | None] | None = None
+    welcomed_threshold: float | None = None
 
 
 @dataclass
@@ -382,7 +392,7 @@ class Presence:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         box = tuple(reply["box"])
         if reason is not None:
-            if self._refused_hides_welcome(box, now):
+            if self._refused_hides_welcome(box, now, self._refused_far(a)):
                 # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
                 # not ended: the person welcomed looking down or a mask going on is not checked in or
                 # called unknown again, nor their refusals audited, once they are usable again
@@ -406,15 +416,26 @@ class Presence:
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
 
-    def _refused_hides_welcome(self, box: tuple[float, ...], now: float) -> bool:
+    def _refused_far(self, a: FrameAnalysis) -> bool:
+        """Whether a refused face scored against the person welcomed (too dark, too bright or blurred:
+        :data:`SCORED_WHEN_REFUSED`) is far below their threshold, as
+        :meth:`welcome_ends` judges a usable frame: someone else, wherever their face."""
+        o, w = self.outcome, a.welcomed
+        if o is None or w is None or w[0] != o.label or w[1] is None or a.welcomed_threshold is None:
+            return False
+        r = self.welcome_rules
+        return w[1] < a.welcomed_threshold - (WELCOME_FAR_MARGIN if r.far_margin is None else r.far_margin)
+
+    def _refused_hides_welcome(self, box: tuple[float, ...], now: float, far: bool = False) -> bool:
         """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing:
-        :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed, or
-        :data:`WELCOME_REFUSED_MAX_S` since the last usable frame."""
+        :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed or scoring
+        ``far`` below the person welcomed (:meth:`_refused_far`), or :data:`WELCOME_REFUSED_MAX_S`
+        since the last usable frame."""
         if self.welcome_label is None:
             return False
         if now - self._usable_at > WELCOME_REFUSED_MAX_S:
             return True
-        if self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
+        if far or self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
             self._refused_elsewhere += 1
             return self._refused_elsewhere >= WELCOME_OTHER_FRAMES
         self._followed_box, self._refused_elsewhere = box, 0

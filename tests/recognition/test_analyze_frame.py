@@ -49,6 +49,28 @@ def test_the_face_is_scored_against_the_person_whose_welcome_stands(engine, inst
     assert consumers.analyze_frame(frame, index, {}, welcome="9").welcomed == ("9", None)
 
 
+def test_a_face_refused_for_its_light_is_scored_against_the_person_welcomed_only(engine, installed_models,
+                                                                                   astronaut_bgr, settings):
+    """A welcome standing, a face too dark to decide on is still scored against its person (a stranger
+    in the dark where they stood hides it: recognition.presence), with the threshold that score is
+    held to; it is never decided on, nor embedded in the answer; without a welcome it is not scored."""
+    settings.MASKNET_MODELS_DIR = installed_models
+    reference = engine.analyze(astronaut_bgr, max_faces=3)[0]
+    index = Index(engine.dim)
+    index.add("7", reference.embedding[None])
+    index.add("8", np.roll(reference.embedding, 7)[None])
+    dark = faces.jpeg(np.clip(astronaut_bgr.astype(np.float32) * 0.08, 0, 255).astype(np.uint8), 92)
+    a = consumers.analyze_frame(dark, index, {}, welcome="7")
+    assert a.face is not None and a.face.quality.reason == "too_dark", a.face
+    assert a.decision is None and a.face.embedding is None
+    assert a.welcomed[0] == "7" and a.welcomed[1] > 0.3, a.welcomed   # its own person, even in the dark
+    assert a.welcomed_threshold in (engine.threshold(True), engine.threshold(False))   # as it is classified
+    b = consumers.analyze_frame(dark, index, {}, welcome="8")
+    assert b.welcomed[0] == "8" and b.welcomed[1] < a.welcomed[1] - 0.3
+    none = consumers.analyze_frame(dark, index, {})
+    assert none.welcomed is None and none.welcomed_threshold is None
+
+
 def test_face_too_small_for_the_kiosk_is_not_embedded(engine, installed_models, frame, settings):
     settings.MASKNET_MODELS_DIR = installed_models
     settings.MASKNET_KIOSK_MIN_FACE_PX = 10_000

@@ -279,3 +279,24 @@ def test_a_stranger_stepping_in_without_a_gap_is_not_shown_the_last_welcome(
     assert "Eileen Collins" not in [name for _, name in after[1:]], seen
     assert after[-1] == ("unknown", None), seen
     assert list(CheckIn.objects.values_list("person__full_name", flat=True)) == ["Eileen Collins"]
+
+
+def test_a_stranger_in_the_dark_where_the_welcomed_person_stood_is_not_shown_her_welcome(
+        engine, enrolled, paired, astronaut_bgr, registry_photos):
+    """Eileen is welcomed, and Tom (not enrolled) steps into her place in a shadow, the face never
+    lost between them: every frame of his is refused as too dark, and their boxes overlap hers, so he
+    read "Welcome, Eileen Collins" for 4 s. His dark frames are scored against her now, far below her
+    threshold: the second hides her welcome and he reads his own prompt."""
+    tom_photo = registry_photos["Tom_Hanks_54745.png"]
+    m, _ = faces.kiosk_view(engine, astronaut_bgr)
+    eileen = [faces.jpeg(f) for f in faces.frames(astronaut_bgr, m, 5, seed=1)]
+    m, _ = faces.kiosk_view(engine, tom_photo)
+    # over a wall, as in queue_answers (the photo's reflection would be a second face beside his)
+    tom = [faces.jpeg(f) for f in faces.frames(tom_photo, m, 4, seed=2, brightness=0.12,
+                                               background=faces.empty_room()[0])]
+    seen = kiosk_answers(paired[1], [*eileen, *tom])
+    assert (seen[4]["state"], seen[4]["name"]) == ("checked_in", "Eileen Collins"), seen
+    after = [(a["state"], a["reason"], a["name"]) for a in seen[5:]]
+    assert after[0] == ("checked_in", None, "Eileen Collins"), after   # one frame: a shadow passing over her
+    assert after[1:] == [("adjust", "too_dark", None)] * 3, after
+    assert list(CheckIn.objects.values_list("person__full_name", flat=True)) == ["Eileen Collins"]

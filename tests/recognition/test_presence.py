@@ -238,3 +238,36 @@ def test_a_hidden_welcome_shows_again_when_its_persons_frames_come_back_borderli
     verdict = next(s.verdict for s in near if s.verdict is not None)
     assert p.verdict_due(verdict, lambda: "w1").action == pr.AUDIT_DOUBT
     assert p.shown(dict(near[-1].reply))["name"] == "Ana"
+
+
+def test_a_stranger_in_the_dark_where_the_welcomed_person_stood_hides_the_welcome_at_once():
+    """A stranger in a shadow who stepped into the welcomed person's place (their boxes overlap) read
+    the name until WELCOME_REFUSED_MAX_S: a refused frame said nothing of who it was. A face refused
+    for its light or blur is now scored against the person welcomed, and two such frames far below
+    their threshold hide the welcome; the person's own dark frames, scoring near it, keep it. Found
+    by a helper's review in a real browser."""
+    box = (262.0, 140.0, 392.0, 298.0)
+    threshold = 0.42
+
+    def dark(score: float | None, label: str = "7") -> FrameAnalysis:
+        return FrameAnalysis(size=SIZE, face=_face(reason="too_dark", box=box), welcomed=(label, score),
+                             welcomed_threshold=threshold)
+
+    far = threshold - pr.WELCOME_FAR_MARGIN - 0.05
+    p = _presence()
+    _welcomed(p)
+    first = p.shown(p.frame(dark(far), 0.45, searched=True).reply)
+    second = p.shown(p.frame(dark(far), 0.6, searched=True).reply)
+    assert first["name"] == "Ana"                   # one frame: a shadow passing over the person welcomed
+    assert (second["state"], second["reason"], second["name"]) == ("adjust", "too_dark", None)
+    back = [p.frame(_seen("7", 0.9), 0.75 + i * 0.15, searched=True) for i in range(3)]
+    assert p.shown(dict(back[0].reply))["name"] == "Ana"   # hidden, not ended: nothing written again
+    assert back[-1].verdict.label == "7" and p.verdict_due(back[-1].verdict, lambda: "w1") is None
+
+    for frames in ([dark(threshold - 0.05)] * 6,          # the person welcomed, in a shadow: near their own
+                   [dark(far, label="8")] * 6,             # scored against someone else's welcome: no evidence
+                   [dark(None)] * 6):                      # the person welcomed no longer in the index
+        p = _presence()
+        _welcomed(p)
+        shown = [p.shown(p.frame(a, 0.45 + i * 0.15, searched=True).reply)["name"] for i, a in enumerate(frames)]
+        assert shown == ["Ana"] * 6, shown
