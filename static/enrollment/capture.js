@@ -253,6 +253,13 @@
       if (stopped) { s.getTracks().forEach((t) => t.stop()); return; }
       stream = s;
       video.srcObject = s;
+      // the camera unplugged (or taken by another program) ends its track: the checks would go on
+      // sending a black picture, answered "No face found", and a burst five of them
+      s.getTracks().forEach((t) => t.addEventListener("ended", () => {
+        if (stopped) return;
+        stop();
+        say("The camera stopped (unplugged, or taken by another program): reconnect it, then reload this page.", false);
+      }));
       // the burst waits for the first frame (a 0x0 canvas gives no picture)
       video.addEventListener("loadeddata", () => { if (!stopped) burstBtn.disabled = false; }, { once: true });
       // the server's face models still loading (a few seconds after it starts, as the kiosk's

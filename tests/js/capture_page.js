@@ -5,7 +5,8 @@
  * place (shown at once, kept while the live checks go on, refusals summed up by reason when no photo was
  * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models,
  * screen readers hear the live checks' line once it has settled, not at every check, and the face's box
- * is drawn where the face is in the mirrored preview, also from a camera the server turned upright.
+ * is drawn where the face is in the mirrored preview, also from a camera the server turned upright; an
+ * unplugged camera (its track ended) stops the checks and says so.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -31,7 +32,9 @@ function button(extra) {
 function page(dataset) {
   const time = clock();
   const server = { status: 200, posts: [], replies: {} };
-  const track = { stopped: false, stop() { this.stopped = true; } };
+  const track = { stopped: false, stop() { this.stopped = true; }, listeners: {},
+                  addEventListener(type, fn) { (this.listeners[type] = this.listeners[type] || []).push(fn); },
+                  dispatch(type) { (this.listeners[type] || []).forEach((fn) => fn({})); } };
   const windowListeners = {};
   const video = element({ videoWidth: 0, videoHeight: 0 });
   const elements = {
@@ -210,6 +213,21 @@ async function main() {
         `${p.server.posts.length - before} more posts`);
   check("and the camera is turned off", p.track.stopped === true, "still on");
   check("and the page says to reload", /reload the page/.test(p.feedback.textContent), p.feedback.textContent);
+
+  // ---- the camera unplugged: its track ends, and the page says so instead of "No face found" twice a
+  // second over a black picture (a helper's review in Chromium)
+  p = page();
+  await settle();
+  p.video.videoWidth = 640; p.video.videoHeight = 480;
+  p.video.dispatch("loadeddata");
+  await p.run(600);
+  p.track.dispatch("ended");
+  before = p.server.posts.length;
+  await p.run(3000);
+  check("a camera whose track ended stops the checks and the burst, and says to reconnect it",
+        p.server.posts.length === before && p.button.disabled === true &&
+        /camera stopped.*reconnect it/.test(p.feedback.textContent) && p.said.textContent === p.feedback.textContent,
+        `${p.server.posts.length - before} posts, disabled ${p.button.disabled}, "${p.feedback.textContent}"`);
 
   // ---- leaving the page turns the camera off
   p = page();
