@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import widgets
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -14,7 +13,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from enrollment.services import counted
-from recognition.admin import SiteDateTimeField
+from recognition.admin import LabelledSplitDateTime, SiteDateTimeField
 
 from . import services
 from .models import SCOPES, ApiToken
@@ -27,7 +26,7 @@ class ApiTokenForm(forms.ModelForm):
                                        widget=forms.CheckboxSelectMultiple)
     # the day as YYYY-MM-DD only, as the hand check-in's: Django's formats read 01/02/2027 as 2 January
     expires_at = SiteDateTimeField(
-        label="Expires at", required=False, widget=widgets.AdminSplitDateTime,
+        label="Expires at", required=False, widget=LabelledSplitDateTime("Expires at"),
         help_text="YYYY-MM-DD and HH:MM, in the site's time zone; empty: it never expires")
 
     class Meta:

@@ -288,6 +288,32 @@ CHOOSER_LIST_MAX = 300
 CHOOSER_MATCHES_MAX = 20
 
 
+class LabelledSplitDateTime(widgets.AdminSplitDateTime):
+    """The admin's date and time inputs, each named for screen readers ("Time (date)", "Time (time of
+    day)") and described by the field's help text (its rules: the day as YYYY-MM-DD, the site's time
+    zone). Django's pair has neither: its label names no input (``MultiWidget.id_for_label`` is
+    empty), so the help text has no id either. The label now names the date input, as a one-input
+    field's names its input."""
+
+    def __init__(self, label: str, attrs: dict | None = None) -> None:
+        super().__init__(attrs)
+        self.label = label
+
+    def id_for_label(self, id_: str) -> str:
+        """The date input's id: the label's ``for`` and the help text's id (``<id>_helptext``) follow it."""
+        return f"{id_}_0" if id_ else ""
+
+    def get_context(self, name: str, value, attrs: dict | None) -> dict:
+        """Django's context, each input with its ``aria-label`` and ``aria-describedby``."""
+        context = super().get_context(name, value, attrs)
+        field_id = (attrs or {}).get("id")
+        for sub, part in zip(context["widget"]["subwidgets"], ("date", "time of day"), strict=True):
+            sub["attrs"]["aria-label"] = f"{self.label} ({part})"
+            if field_id:
+                sub["attrs"]["aria-describedby"] = f"{self.id_for_label(field_id)}_helptext"
+        return context
+
+
 class SiteDateTimeField(forms.SplitDateTimeField):
     """The hand check-in's day and time, in the site's time zone: the day as YYYY-MM-DD only (Django's
     default formats read 11/12/2026 as 12 November, the wrong day for most of the world, saved
@@ -318,7 +344,7 @@ class ManualCheckInForm(forms.Form):
     person = forms.ModelChoiceField(
         queryset=Person.objects.all(), help_text="the active people, by name and staff id")
     at = SiteDateTimeField(
-        label="Time", widget=widgets.AdminSplitDateTime,
+        label="Time", widget=LabelledSplitDateTime("Time"),
         help_text=f"when they arrived, in the site's time ({settings.TIME_ZONE}), the day as YYYY-MM-DD: not in the "
                   f"future (a minute ahead is taken as now), at most {services.MANUAL_CHECKIN_MAX_DAYS} days back")
     site = forms.ChoiceField(help_text="the site they came in at (the sites of the kiosks)")

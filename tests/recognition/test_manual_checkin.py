@@ -691,3 +691,20 @@ def test_a_check_in_by_hand_is_marked_as_such_on_every_page_csv_and_the_api(clie
     assert {k for k in answer[manual.pk]} >= {"id", "person", "staff_id", "person_name", "kiosk", "kiosk_name", "site",
                                                "at", "local_date", "score", "threshold", "masked", "frames",
                                                "index_version"}
+
+
+@pytest.mark.parametrize("url, field", [("admin:recognition_checkin_add", "at"),
+                                        ("admin:api_apitoken_add", "expires_at")])
+def test_the_date_and_time_inputs_are_named_and_described_by_their_rules(client, superuser, url, field):
+    """Django's date and time pair had no name a screen reader could read (its label named no input)
+    and no link to the help text that holds the rules (the day as YYYY-MM-DD, the site's time zone):
+    a helper's review in Chromium. Each input is named now, and described by the help text."""
+    client.force_login(superuser)
+    html = client.get(reverse(url)).content.decode()
+    label = "Time" if field == "at" else "Expires at"
+    for i, part in enumerate(("date", "time of day")):
+        tag = re.search(rf'<input[^>]*id="id_{field}_{i}"[^>]*>', html).group(0)
+        assert f'aria-label="{label} ({part})"' in tag, tag
+        assert f'aria-describedby="id_{field}_0_helptext"' in tag, tag
+    assert re.search(rf'<div class="help"[^>]*id="id_{field}_0_helptext"', html), "no help text with that id"
+    assert re.search(rf'<label[^>]*for="id_{field}_0"', html), "the label names no input"
