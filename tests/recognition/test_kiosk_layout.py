@@ -149,6 +149,44 @@ def check_size(driver, server, tmp_path, width: int, height: int, notice: str, l
         assert apart(layout["notice"], layout["face"]) and apart(layout["notice"], layout["banner"]), where
 
 
+# the camera another program holds: the page's "camera in use", among its tallest banners (no camera)
+CAMERA_BUSY = """navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException("busy", "NotReadableError"));"""
+NO_CAMERA_LAYOUT = """
+const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+return {banner: box(document.getElementById('banner')), notice: box(document.getElementById('privacy-notice')),
+        top: box(document.querySelector('.topbar')), title: document.getElementById('banner-title').textContent};
+"""
+
+
+def check_without_camera(driver, server) -> None:
+    """A camera's trouble (here another program holds it) puts the banner in the middle of the dark
+    screen: centred over the whole height, a tall banner on a short landscape screen (800x480 in German,
+    640x360 in every language) rose over the top bar's privacy notice and date (a helper's review). It
+    stays under the top bar now, and on the screen."""
+    script = driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CAMERA_BUSY})
+    try:
+        for language in ("en", "de"):
+            Kiosk.objects.update(language=language)
+            for width, height in ((800, 480), (640, 360), (1280, 720), (390, 844)):
+                driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                       {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+                driver.get(server.url + "/kiosk/")
+                end = time.monotonic() + 15
+                while driver.execute_script("return document.getElementById('stage').dataset.state") != "camera_busy":
+                    assert time.monotonic() < end, "the page never said the camera is in use"
+                    time.sleep(0.05)
+                time.sleep(0.3)
+                layout = driver.execute_script(NO_CAMERA_LAYOUT)
+                where = (language, width, height, layout)
+                assert layout["title"] == catalog(language)["screen"]["camera_busy.title"], where
+                assert layout["banner"][1] >= layout["notice"][3] and layout["banner"][1] >= layout["top"][3] - 1, where
+                assert layout["banner"][3] <= height, where
+    finally:
+        driver.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+        Kiosk.objects.update(language="")
+
+
 def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_path, monkeypatch):  # noqa: F811
     kiosk, code = services.kiosk_create(actor=None, name="Front door", location="Main entrance")
     monkeypatch.setenv("MASKNET_KIOSK_NOTICE", NOTICE)   # the live server's setting
@@ -202,6 +240,7 @@ def test_a_welcome_leaves_the_face_in_the_video_visible(browser_available, tmp_p
                                "name": NAMES[-1], "time": "09:01", "progress": 1.0})
         by_length = 0.6 * 0.064 * 390    # var(--title), 6.4vmin, at the name's length's scale (0.6)
         assert layout["font"] <= by_length + 0.5, ("small base font", by_length, layout)
+        check_without_camera(driver, server)
     except BaseException:
         print(f"--- server log\n{server.tail()}")
         raise
