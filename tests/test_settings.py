@@ -269,6 +269,49 @@ def test_collected_static_files_stay_readable_by_the_proxy(settings, tmp_path):
     assert settings.FILE_UPLOAD_PERMISSIONS == 0o600 and settings.FILE_UPLOAD_DIRECTORY_PERMISSIONS == 0o700
 
 
+def test_an_upgrade_collects_static_files_beside_the_previous_releases(settings, tmp_path):
+    """``collectstatic`` runs while the previous release still serves: with plain names, a kiosk page
+    it rendered meanwhile loaded the new release's script under its own HTML (the banner read
+    ``starting.title``; a helper following the upgrade steps). Production names each file by its
+    content too and links that name: the previous release's file stays, the new one is linked, and
+    the plain name is kept (nginx's offline page links it). What the production settings name."""
+    import stat
+
+    from django.contrib.staticfiles.storage import staticfiles_storage
+    from django.core.management import call_command
+
+    prod = manage("shell", "-c", "from django.conf import settings; print(settings.STORAGES['staticfiles'])",
+                  **{**PROD_ENV, "MASKNET_SINGLE_NODE": "1"})
+    assert prod.returncode == 0, prod.stderr
+    assert "masknet_site.staticstorage.ReleaseStaticFilesStorage" in prod.stdout and "0o644" not in prod.stdout
+    assert "'file_permissions_mode': 420" in prod.stdout   # 0o644: still readable by nginx
+    source = tmp_path / "src"
+    (source / "kiosk").mkdir(parents=True)
+    settings.STATICFILES_DIRS = [source]
+    settings.STATICFILES_FINDERS = ["django.contrib.staticfiles.finders.FileSystemFinder"]
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "masknet_site.staticstorage.ReleaseStaticFilesStorage",
+        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755}}}
+
+    def release(script: str, at: float) -> str:
+        (source / "kiosk" / "kiosk.js").write_text(script)
+        os.utime(source / "kiosk" / "kiosk.js", (at, at))   # collectstatic copies a file newer than its copy
+        call_command("collectstatic", interactive=False, verbosity=0)
+        staticfiles_storage.hashed_files, staticfiles_storage.manifest_hash = staticfiles_storage.load_manifest()
+        return staticfiles_storage.url("kiosk/kiosk.js")
+
+    old, new = release("/* release 1 */", time.time() - 60), release("/* release 2 */", time.time() + 60)
+    assert old != new and old.startswith("/static/kiosk/kiosk.") and old.endswith(".js"), (old, new)
+    root = settings.STATIC_ROOT
+    assert (root / old.removeprefix("/static/")).read_text() == "/* release 1 */"
+    assert (root / new.removeprefix("/static/")).read_text() == "/* release 2 */"
+    assert (root / "kiosk" / "kiosk.js").read_text() == "/* release 2 */"
+    assert stat.S_IMODE((root / new.removeprefix("/static/")).stat().st_mode) == 0o644
+    # a file the manifest does not list yet is linked by its plain name, not a 500
+    assert staticfiles_storage.url("kiosk/added-since.js") == "/static/kiosk/added-since.js"
+
+
 def test_the_development_server_logs_each_line_once():
     """Django's own console handler (DEBUG on) and the root handler both printed every "django.*"
     line, the server's requests and Channels' socket lines among them."""

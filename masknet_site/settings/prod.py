@@ -33,6 +33,12 @@ if not env("REDIS_URL") and env("MASKNET_SINGLE_NODE") != "1":
     raise ImproperlyConfigured("REDIS_URL must be set in production (or MASKNET_SINGLE_NODE=1 for a single "
                                "web process without Celery: docs/deployment.md)")
 
+# collectstatic also writes each file under a name carrying its digest, and pages link those: a page
+# the previous release rendered during an upgrade keeps loading its own script and style
+# (masknet_site.staticstorage)
+STORAGES = {**STORAGES, "staticfiles": {**STORAGES["staticfiles"],  # noqa: F405
+                                        "BACKEND": "masknet_site.staticstorage.ReleaseStaticFilesStorage"}}
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
 SESSION_COOKIE_SECURE = True
