@@ -389,11 +389,17 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
         log.exception("could not mark run #%s failed", run.pk)
 
 
+EMBEDDED_SO_FAR = "embedded_so_far"   # the run's stats while it embeds: photos embedded by all its attempts
+
+
 class _Progress:
-    """Writes progress (and the heartbeat) to the run at most twice a second and publishes it."""
+    """Writes progress (and the heartbeat) to the run at most twice a second and publishes it; with
+    ``embedded`` set, also the photos the run has embedded so far (its stats' EMBEDDED_SO_FAR), which
+    an attempt taking the run over from a stopped worker adds to its own."""
 
     def __init__(self, run: TrainingRun, callback: Callable[[int, str], None] | None) -> None:
         self.run, self.callback, self.last = run, callback, 0.0
+        self.embedded: int | None = None
 
     def __call__(self, percent: int, message: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -406,8 +412,12 @@ class _Progress:
         run.progress, run.message, run.heartbeat_at = max(0, min(100, percent)), message[:300], timezone.now()
         # only while the run is still this worker's: one that stalled past MASKNET_REBUILD_STALE_S
         # (and was taken over: attempts moved on) must stop before it switches an index
+        extra = {}
+        if self.embedded is not None:
+            run.stats = {**(run.stats or {}), EMBEDDED_SO_FAR: self.embedded}
+            extra["stats"] = run.stats
         if not _still_ours(run).update(
-                progress=run.progress, message=run.message, heartbeat_at=run.heartbeat_at):
+                progress=run.progress, message=run.message, heartbeat_at=run.heartbeat_at, **extra):
             raise RunTakenOver(f"run #{run.pk} was taken over by another worker (attempt {run.attempts} stalled)")
         events.training_progress(run)
 
@@ -436,14 +446,21 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     progress(2, _to_embed_line(new=len(pending) - again_present - missing_before, again=again_present,
                                missing=missing_before, left_out=left_out), force=True)
     engine = recognizer.get_engine() if pending else None
-    embedded, failed, failed_ids = 0, 0, []
+    embedded, failed, removed, failed_ids = 0, 0, 0, []
+    # photos embedded by this run's earlier attempts, whose worker stopped (as last written with the
+    # progress: at most a photo behind); they are no longer pending for this one
+    earlier = int((run.stats or {}).get(EMBEDDED_SO_FAR, 0)) if run.attempts > 1 else 0
     t0 = time.monotonic()
     for i, photo in enumerate(pending):
-        if _photo_embed(photo=photo, engine=engine, version=version_key):
+        outcome = _photo_embed(photo=photo, engine=engine, version=version_key)
+        if outcome:
             embedded += 1
+        elif outcome is None:
+            removed += 1
         else:
             failed += 1
             failed_ids.append(photo.pk)
+        progress.embedded = earlier + embedded
         progress(5 + int(80 * (i + 1) / len(pending)), f"embedded {i + 1}/{len(pending)} photos")
     embed_s = time.monotonic() - t0
     # left out of this version's index: marked failed for it, before this run or by it (a file storage
@@ -460,10 +477,14 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
     progress(90, "fitting thresholds", force=True)
     thresholds = _thresholds_fit(index, photo_templates)
     progress(95, "writing and switching the index", force=True)
-    # embedded_new: embedded by this run; embed_retried: of those it tried, the photos an earlier run
-    # failed to embed (their file unreadable then); embed_left_out: not tried, failed for this version
-    # embed_file_missing: of its failures, the photos whose file is gone from storage (tried again)
-    metrics = {"thresholds": thresholds, "embedded_new": embedded, "embed_failed": failed,
+    # embedded_new: embedded by this run, its earlier attempts' included (a worker killed mid-run);
+    # embed_retried: of those it tried, the photos an earlier run failed to embed (their file
+    # unreadable then); embed_left_out: not tried, failed for this version; embed_file_missing: of its
+    # failures, the photos whose file is gone from storage (tried again); embed_removed: removed while
+    # it ran (an erasure), neither embedded nor failed; photos_per_second: this attempt's
+    embedded_total = earlier + embedded
+    metrics = {"thresholds": thresholds, "embedded_new": embedded_total, "embed_failed": failed,
+               "embed_removed": removed,
                "embed_retried": again, "embed_left_out": left_out, "embed_file_missing": missing,
                "embed_seconds": round(embed_s, 2),
                "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
@@ -476,11 +497,12 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
                      "photos": photo_count}
         run.index_version = version
         run.message = (f"index v{version.pk} active: {counted(version.people_count, 'person', 'people')}, "
-                       f"{counted(version.template_count, 'template')}, {counted(embedded, 'photo')} embedded, "
+                       f"{counted(version.template_count, 'template')}, {counted(embedded_total, 'photo')} embedded, "
                        + (f"{counted(not_embeddable, 'photo')} left out (not embeddable), " if not_embeddable else "")
                        + (f"{counted(missing, 'photo file')} missing from storage (restore or remove), "
                           if missing else "")
                        + (f"{counted(to_retry, 'photo')} to try again (unreadable), " if to_retry else "")
+                       + (f"{counted(removed, 'photo')} removed while it ran, " if removed else "")
                        + f"{seconds:.1f} s")
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
@@ -562,10 +584,11 @@ def _photo_read(photo: FacePhoto) -> bytes:
         raise _FileMissing(str(exc)) from exc
 
 
-def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) -> bool:
+def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) -> bool | None:
     """Cache a photo's templates, computed beforehand: no transaction is held open while a face is
     embedded (on SQLite a write after a second-long read transaction fails with "database is
-    locked" when anyone else wrote meanwhile). ``False`` when the photo was removed meanwhile."""
+    locked" when anyone else wrote meanwhile). ``True`` when stored, ``None`` when the photo was
+    removed meanwhile (an erasure, a removal)."""
     vectors = np.ascontiguousarray(templates.vectors, np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         usable = vectors.ndim == 2 and len(vectors) and np.isfinite(vectors).all() \
@@ -578,7 +601,7 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
         with transaction.atomic():
             # the photo row locked: an erasure or removal now waits, then takes the templates too
             if not FacePhoto.objects.select_for_update().filter(pk=photo.pk).exists():
-                return False
+                return None
             PhotoTemplates.objects.update_or_create(
                 photo=photo, template_version=version,
                 defaults={"dim": vectors.shape[1], "count": len(vectors), "vectors": vectors.tobytes(),
@@ -587,12 +610,14 @@ def _templates_store(*, photo: FacePhoto, templates: Templates, version: str) ->
                                                          embedding_error="", embed_attempts=0,
                                                          embed_failed_version="", file_missing=False)
     except IntegrityError:  # removed between the check and the insert (a database without row locks)
-        return False
+        return None
     return True
 
 
-def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
-    """Compute and cache one photo's templates; a bad photo is marked failed, never fatal. The
+def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool | None:
+    """Compute and cache one photo's templates: ``True``; a bad photo is marked failed, never fatal:
+    ``False``; ``None`` for a photo removed meanwhile (an erasure takes its file and row while the run
+    embeds: neither embedded nor failed). The
     attempt is counted before it begins and cleared when it ends either way, so a photo that takes
     its worker down is marked failed instead of being tried again by every run.
 
@@ -630,20 +655,20 @@ def _photo_embed(*, photo: FacePhoto, engine: Engine, version: str) -> bool:
         return _templates_store(photo=photo, templates=recognizer.face_templates(engine, face, seed=photo.pk),
                                 version=version)
     except _FileMissing:
-        FacePhoto.objects.filter(pk=photo.pk).update(
+        marked = FacePhoto.objects.filter(pk=photo.pk).update(
             embedding_state=FacePhoto.Embedding.FAILED, embed_attempts=0, embed_failed_version="", file_missing=True,
             embedding_error=f"file missing from storage: {photo.image.name}"[:200])
-        return False
+        return False if marked else None   # no row: removed with its file (an erasure), not missing
     except EMBED_ERRORS as exc:
         shown = error_shown(exc)
         if shown != f"{type(exc).__name__}: {exc}":
             # what the photo's page and the person's export leave out (a server path) goes to the log
             log.warning("photo #%s of person #%s not embedded: %s: %s", photo.pk, photo.person_id,
                         type(exc).__name__, exc)
-        FacePhoto.objects.filter(pk=photo.pk).update(
+        marked = FacePhoto.objects.filter(pk=photo.pk).update(
             embedding_state=FacePhoto.Embedding.FAILED, embedding_error=shown[:200],
             embed_attempts=0, embed_failed_version="" if _embed_failure_passes(exc) else version, file_missing=False)
-        return False
+        return False if marked else None
     except (DatabaseError, KeyboardInterrupt, SystemExit):
         # not the photo's doing (the database away, a stop asked for: Ctrl-C, a shutdown): the
         # attempt does not count (two such stops left the photo out for good). Anything else the

@@ -1571,3 +1571,41 @@ def test_a_photo_removed_while_a_rebuild_embeds_does_not_make_a_failure_unreadab
     run = services.index_rebuild()
     assert run.stats["embed_failed"] == 1
     assert "1 photo left out (not embeddable)" in run.message and "to try again" not in run.message, run.message
+
+
+def test_a_run_taken_over_counts_what_its_stopped_attempt_embedded_and_removals_apart(make_photo, monkeypatch,
+                                                                                        settings):
+    """A helper killed a worker at "embedded 13/29": the attempt that took the run over said "16 photos
+    embedded" (its own), and erasing a person while a run embedded their photos counted those as
+    failures. The run counts every attempt's photos now (as written with its progress), and photos
+    removed while it ran apart from failures."""
+    from django.core.files.storage import default_storage
+
+    from enrollment.models import PhotoTemplates
+    from recognition.engine.gallery import Templates
+
+    person, first = photo_to_embed(make_photo, monkeypatch, lambda engine, face, seed: Templates(
+        np.eye(2, FAKE_DIM, dtype=np.float32), np.array([0, 1], np.int8)))
+    second, gone = make_photo(person), make_photo(person)
+    PhotoTemplates.objects.filter(photo__in=[second, gone]).delete()
+    run = services.index_rebuild_request(actor=None, reason="test", force=True)
+    # the first attempt embedded 3 photos (no longer pending) before its worker was killed
+    stale = timezone.now() - timedelta(seconds=settings.MASKNET_REBUILD_STALE_S + 5)
+    TrainingRun.objects.filter(pk=run.pk).update(state="running", started_at=stale, heartbeat_at=stale, attempts=1,
+                                                 stats={index_services.EMBEDDED_SO_FAR: 3})
+    real = index_services._photo_read
+
+    def erased_meanwhile(photo):
+        if photo.pk == gone.pk:   # an erasure took the row and the file while the run embedded
+            FacePhoto.objects.filter(pk=gone.pk).delete()
+            default_storage.delete(gone.image.name)
+        return real(photo)
+
+    monkeypatch.setattr(index_services, "_photo_read", erased_meanwhile)
+    done = services.index_rebuild(run_id=run.pk, force=True)
+    assert done.state == "succeeded" and done.attempts == 2, done.error
+    assert (done.stats["embedded_new"], done.stats["embed_failed"], done.stats["embed_removed"]) == (5, 0, 1)
+    assert "5 photos embedded" in done.message and "1 photo removed while it ran" in done.message, done.message
+    assert index_services.EMBEDDED_SO_FAR not in done.stats
+    assert sorted(PhotoTemplates.objects.filter(photo__person=person).values_list("photo_id", flat=True)) == sorted(
+        p.pk for p in FacePhoto.objects.filter(person=person))
