@@ -54,6 +54,7 @@ from recognition.engine import EngineConfig, load_engine  # noqa: E402
 from recognition.engine.benchmark import enrol_gallery, person_images  # noqa: E402
 from recognition.engine.errors import EngineError  # noqa: E402
 from recognition.engine.gallery import UNMASKED, identify  # noqa: E402
+from recognition.engine.quality import BLURRY, TOO_BRIGHT, TOO_DARK  # noqa: E402
 from recognition.presence import SCORED_WHEN_REFUSED, WELCOME_FAR_MARGIN  # noqa: E402
 
 # bands of the measured skin brightness (0-255) the decisions are counted in
@@ -124,7 +125,7 @@ def frames(engine, config: EngineConfig, probes: dict[str, list[Path]], known: s
 
 def against_welcomed(face, person: str, index, labels: tuple[np.ndarray, np.ndarray], threshold: float) -> dict:
     """A frame scored against each enrolled person as the kiosk scores a refused face against the
-    person whose welcome stands (``recognition.presence.SCORED_WHEN_REFUSED``): ``own_margin``, its
+    person whose welcome stands (``recognition.presence.SCORED_WHEN_REFUSED``, for light): ``own_margin``, its
     own person's score less the threshold (``None``: not enrolled); ``others`` / ``others_near``, the
     other enrolled people, and how many of them it scores within ``WELCOME_FAR_MARGIN`` of the
     threshold (their welcome would not be hidden by it)."""
@@ -137,9 +138,14 @@ def against_welcomed(face, person: str, index, labels: tuple[np.ndarray, np.ndar
             "others_near": int((others >= threshold - WELCOME_FAR_MARGIN).sum())}
 
 
+# the refusals the table measures: the kiosk scores those of SCORED_WHEN_REFUSED against the person
+# whose welcome stands (light; blur measured, not scored: its own people fell far below too often)
+LIGHT_OR_BLUR = (TOO_DARK, TOO_BRIGHT, BLURRY)
+
+
 def welcome_table(rows: list[dict], conditions: list[tuple[float, float]]) -> list[dict]:
     """Per set and condition, the frames the gate refuses for their light or blur (the kiosk scores
-    those against the person whose welcome stands): enrolled people's own frames more than
+    those of ``SCORED_WHEN_REFUSED`` against the person whose welcome stands): enrolled people's own frames more than
     ``WELCOME_FAR_MARGIN`` below their threshold (each hides their own welcome when two come in a
     row), and of every frame against every other enrolled person, the pairs within the margin (a
     stranger whose frames would not hide that person's welcome)."""
@@ -147,7 +153,7 @@ def welcome_table(rows: list[dict], conditions: list[tuple[float, float]]) -> li
     for label in sorted({r["set"] for r in rows}):
         for light, blur in conditions:
             rs = [r for r in rows if r["set"] == label and r["light"] == light and r["blur"] == blur
-                  and r["face"] and r.get("reason") in SCORED_WHEN_REFUSED]
+                  and r["face"] and r.get("reason") in LIGHT_OR_BLUR]
             own = [r for r in rs if r.get("own_margin") is not None]
             out.append({"set": label, "light": light, "blur": blur, "refused": len(rs), "own": len(own),
                         "own_far": sum(r["own_margin"] < -WELCOME_FAR_MARGIN for r in own),
@@ -290,7 +296,8 @@ def main() -> None:
               f"{pct(r['stranger_accepted'], r['stranger_frames'])} |")
     by_welcome = welcome_table(rows, conditions)
     print(f"\nA welcome standing: frames refused for their light or blur, scored against the person welcomed "
-          f"(far: more than {WELCOME_FAR_MARGIN:g} below the threshold; two in a row hide the welcome)\n\n"
+          f"(far: more than {WELCOME_FAR_MARGIN:g} below the threshold; two in a row hide the welcome; the kiosk "
+          f"scores {', '.join(sorted(SCORED_WHEN_REFUSED))})\n\n"
           "| set | light | blur | refused for light or blur | enrolled people's own frames far below them | "
           "frame-person pairs not far (a stranger not told apart) |\n|---|---|---|---|---|---|")
     for r in by_welcome:

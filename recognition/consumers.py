@@ -233,7 +233,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     gets ``adapt_photo``. ``search_edges``: a frame without a face is searched again for one cut off
     by its edge (``Engine.analyze``), answered ``partial``. ``welcome``: the person whose welcome
     stands, whom an identified face is also scored against (``welcomed``), and so is a face refused
-    for its light or blur (:data:`SCORED_WHEN_REFUSED`), with the threshold its score is held to
+    for its light (:data:`SCORED_WHEN_REFUSED`), with the threshold its score is held to
     (``welcomed_threshold``; it has no decision, and stays unembedded in the answer).
     """
     started = time.perf_counter()

@@ -21,8 +21,8 @@ The words used here:
 * an *outcome* (:class:`Outcome`: "checked_in", "already" or "unknown") stays on screen while its
   presence lasts. A *welcome* is one of the first two; it also ends when someone else steps in
   without a gap (:meth:`Presence.welcome_ends`), is hidden while someone stands in front unusable
-  (refused frames away from the welcomed face or, scored for being too dark, too bright or blurred,
-  far below its person; or refused frames alone for
+  (refused frames away from the welcomed face or, scored for being too dark or too bright, far
+  below its person; or refused frames alone for
   :data:`WELCOME_REFUSED_MAX_S`) until a frame accepted as its person, and is kept through borderline
   frames of the person greeted (:data:`WELCOME_DOUBT_MARGIN`).
 * a frame is *refused* by the quality gate (answered "adjust" with the reason, never voted on), shows
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from recognition.engine.detect import box_iou
-from recognition.engine.quality import BLURRY, TOO_BRIGHT, TOO_DARK, TOO_SMALL
+from recognition.engine.quality import TOO_BRIGHT, TOO_DARK, TOO_SMALL
 
 from .voting import ACCEPTED, Observation, Verdict, Voter
 
@@ -85,18 +85,21 @@ WELCOME_FAR_FRAMES = 2
 # check-in time for as long as they stayed unusable. A welcome is now hidden (the frame's own prompt
 # shown) at WELCOME_OTHER_FRAMES refused frames in a row whose face is not where the welcomed one was
 # (their boxes overlapping less than WELCOME_SAME_IOU, each refused face that does overlap moving that
-# place along, unless it is too dark, too bright or blurred and scores WELCOME_FAR_MARGIN below the
-# person welcomed: a stranger in the dark where they stood), and after WELCOME_REFUSED_MAX_S of refused
+# place along, unless it is too dark or too bright and scores WELCOME_FAR_MARGIN below the person
+# welcomed: a stranger in the dark where they stood), and after WELCOME_REFUSED_MAX_S of refused
 # frames alone, wherever the face (as long as the page's own hold of an outcome, 4 s: it has been read
 # by then). Hidden, not ended: a usable frame accepted as the person welcomed shows it again, and
 # nothing is written again for them meanwhile.
 WELCOME_SAME_IOU = 0.3
 WELCOME_REFUSED_MAX_S = 4.0
 # The refusals whose face the descriptor can still read, if poorly: scored against the person whose
-# welcome stands (recognition.consumers.analyze_frame). A face too small or cut by the edge is told
-# apart by where it is; a turned head scores low against its own person, whose welcome must not
-# flicker as they turn. bench/light.py's last table measures the scores.
-SCORED_WHEN_REFUSED = frozenset({TOO_DARK, TOO_BRIGHT, BLURRY})
+# welcome stands (recognition.consumers.analyze_frame). bench/light.py's last table: in dim light a
+# stranger's frame stays within WELCOME_FAR_MARGIN of someone else's threshold in 0.2-0.4% of pairs,
+# the person's own frame falls below it in 0-3% (unmasked; masked 5-14%). Blur is the person welcomed
+# moving: their own blurred masked frames fell below it in 12-41%, so blurred faces are not scored, nor
+# faces too small or cut by the edge (told apart by where they are), nor turned heads (their own
+# person's score drops with the angle).
+SCORED_WHEN_REFUSED = frozenset({TOO_DARK, TOO_BRIGHT})
 
 SEVERAL = "several"   # the reason given for two people side by side (recognition.consumers.SEVERAL_FACES_RATIO)
 # After a pair, this many frames of one face in a row before anyone is decided on again: when each of
@@ -417,7 +420,7 @@ class Presence:
         return Step(reply, verdict=verdict)
 
     def _refused_far(self, a: FrameAnalysis) -> bool:
-        """Whether a refused face scored against the person welcomed (too dark, too bright or blurred:
+        """Whether a refused face scored against the person welcomed (too dark or too bright:
         :data:`SCORED_WHEN_REFUSED`) is far below their threshold, as
         :meth:`welcome_ends` judges a usable frame: someone else, wherever their face."""
         o, w = self.outcome, a.welcomed
