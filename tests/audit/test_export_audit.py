@@ -63,7 +63,7 @@ def test_since_a_day_and_what_it_refuses(tmp_path):
     run(str(path), "--since", timezone.localdate().isoformat())
     assert ",today's" in path.read_text()
     tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
-    assert run(str(path), "--since", tomorrow).startswith("0 audit records written")
+    assert run(str(path), "--since", tomorrow, "--force").startswith("0 audit records written")
     assert path.read_text().splitlines() == [",".join(CSV_COLUMNS)]
     assert AuditEvent.objects.filter(summary__endswith=f"0 rows: from {tomorrow}").exists()
     with pytest.raises(CommandError, match="not a day"):
@@ -140,3 +140,23 @@ def test_a_username_the_formula_guard_marked_reads_back_as_it_is(tmp_path, djang
     out = io.StringIO()
     call_command("reapply_erasures", str(path), stdout=out, stderr=io.StringIO())
     assert "by -ops): already absent" in out.getvalue(), out.getvalue()
+
+
+def test_an_existing_file_is_kept_unless_forced(tmp_path):
+    """The restore runbook's block, run again from the top after a failed step, replaced the export
+    holding every erasure since the backup with one of the emptied database (the guide says not to,
+    and an export without records is refused; one of the restored database is not). An existing file
+    (or erased ids file) is now refused before anything is read, and replaced only with --force."""
+    audit_record(actor=None, action="erase", object_type="enrollment.person", object_id=7, summary="erased #7")
+    path, ids = tmp_path / "audit.csv", tmp_path / "erased-ids.csv"
+    run(str(path), "--erased-ids", str(ids))
+    kept, kept_ids = path.read_text(), ids.read_text()
+    before = AuditEvent.objects.count()
+    for args in ([str(path)], [str(tmp_path / "other.csv"), "--erased-ids", str(ids)]):
+        with pytest.raises(CommandError, match="exists: kept .*--force"):
+            run(*args)
+    assert path.read_text() == kept and ids.read_text() == kept_ids and not (tmp_path / "other.csv").exists()
+    assert AuditEvent.objects.count() == before   # nothing recorded for an export not made
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    run(str(path), "--erased-ids", str(ids), "--since", tomorrow, "--force")
+    assert "erased #7" in kept and path.read_text().splitlines() == [",".join(CSV_COLUMNS)]

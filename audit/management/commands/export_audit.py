@@ -1,4 +1,5 @@
-"""``manage.py export_audit FILE [--since YYYY-MM-DD] [--actor USERNAME]``: the audit log's CSV export
+"""``manage.py export_audit FILE [--since YYYY-MM-DD] [--erased-ids FILE] [--force] [--actor USERNAME]``: the
+audit log's CSV export
 (the admin's *Export CSV*, the same columns), written from the command line: the file a restore's
 ``reapply_erasures`` reads, taken with the site already stopped (docs/deployment.md, Backup and restore)."""
 
@@ -36,17 +37,27 @@ class Command(BaseCommand):
             "Take it with the site stopped, before a restore: reapply_erasures reads it.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", type=Path, help="where to write the CSV (replaced whole if it exists)")
+        parser.add_argument("file", type=Path, help="where to write the CSV (a file there is kept: see --force)")
         parser.add_argument("--since", type=_day, help="only the records from this day on (YYYY-MM-DD, the "
                                                        "site's TIME_ZONE); by default every record")
         parser.add_argument("--erased-ids", type=Path, metavar="FILE",
                             help="also write the erased staff ids (keyed digests, no staff id readable) to FILE, for "
                                  "reapply_erasures --erased-ids after a restore (docs/deployment.md)")
+        parser.add_argument("--force", action="store_true",
+                            help="replace FILE (and the --erased-ids file) if it exists; without it an existing "
+                                 "file is refused: a restore's export, taken again of the emptied or restored "
+                                 "database, would replace the one that holds the erasures since the backup")
         add_actor_argument(parser, "the export")
 
     def handle(self, *args, **opts) -> None:
         actor = command_actor(opts["actor"], ["audit.view_auditevent"], changes="the export",
                               holders="a superuser has it")
+        for target in (opts["file"], opts["erased_ids"]):
+            if target is not None and not opts["force"] and (target.exists() or target.is_symlink()):
+                # before anything is read or written: the restore runbook's block run again from the top
+                # replaced the good export with one of the emptied database (docs/deployment.md)
+                raise CommandError(f"{target} exists: kept (an earlier export, maybe the one a restore needs); "
+                                   f"write to another file, or replace it with --force")
         queryset = AuditEvent.objects.order_by("at", "pk")
         since: date | None = opts["since"]
         if since is not None:
