@@ -81,13 +81,10 @@ port-free:
 	  command -v "$$py" >/dev/null || { echo "$(PYTHON) is required"; exit 1; }; \
 	  "$$py" scripts/check_port.py "$(HOST)" "$(PORT)"
 
-# a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself). Celery
-# 5.3+ exits 1 after its clean warm shutdown (celery/celery#8540): after Ctrl-C or SIGTERM that is a
-# stop, not make's "Error 1"; any other failure keeps its status
+# a Celery worker for index rebuilds (needs REDIS_URL; without it the site runs them itself)
 worker: installed
 	@test -n "$$REDIS_URL" || { echo "set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run Celery workers"; exit 1; }
-	@trap 'stopped=1' INT TERM; $(VENV)/bin/celery -A masknet_site worker --loglevel INFO --concurrency 1; rc=$$?; \
-	  if [ -n "$$stopped" ] && [ $$rc -eq 1 ]; then echo "worker stopped"; exit 0; fi; exit $$rc
+	$(VENV)/bin/celery -A masknet_site worker --loglevel INFO --concurrency 1
 
 # the Celery beat scheduler (one per cluster, needs REDIS_URL): the daily retention purge
 # (recognition.purge_expired). Without Celery, run `manage.py purge_expired` from cron instead.
