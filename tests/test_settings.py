@@ -274,42 +274,50 @@ def test_an_upgrade_collects_static_files_beside_the_previous_releases(settings,
     it rendered meanwhile loaded the new release's script under its own HTML (the banner read
     ``starting.title``; a helper following the upgrade steps). Production names each file by its
     content too and links that name: the previous release's file stays, the new one is linked, and
-    the plain name is kept (nginx's offline page links it). What the production settings name."""
+    the plain name is kept (nginx's offline page links it). Each release reads its own manifest (in
+    its folder): a process of the previous release started after the new one's collectstatic still
+    links its own files (with one shared manifest it linked the new ones; the change's review)."""
     import stat
 
     from django.contrib.staticfiles.storage import staticfiles_storage
     from django.core.management import call_command
 
+    from masknet_site.staticstorage import ReleaseStaticFilesStorage
+
     prod = manage("shell", "-c", "from django.conf import settings; print(settings.STORAGES['staticfiles'])",
                   **{**PROD_ENV, "MASKNET_SINGLE_NODE": "1"})
     assert prod.returncode == 0, prod.stderr
-    assert "masknet_site.staticstorage.ReleaseStaticFilesStorage" in prod.stdout and "0o644" not in prod.stdout
+    assert "masknet_site.staticstorage.ReleaseStaticFilesStorage" in prod.stdout
     assert "'file_permissions_mode': 420" in prod.stdout   # 0o644: still readable by nginx
     source = tmp_path / "src"
     (source / "kiosk").mkdir(parents=True)
     settings.STATICFILES_DIRS = [source]
     settings.STATICFILES_FINDERS = ["django.contrib.staticfiles.finders.FileSystemFinder"]
-    settings.STATIC_ROOT = tmp_path / "static"
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
-        "BACKEND": "masknet_site.staticstorage.ReleaseStaticFilesStorage",
-        "OPTIONS": {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755}}}
+    settings.STATIC_ROOT = root = tmp_path / "static"   # shared by the releases (nginx serves it)
+    modes = {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755}
 
-    def release(script: str, at: float) -> str:
+    def release(name: str, script: str, at: float) -> str:
+        """Release ``name``'s collectstatic, its manifest in its own folder; the script's link."""
+        settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+            "BACKEND": "masknet_site.staticstorage.ReleaseStaticFilesStorage",
+            "OPTIONS": {**modes, "manifest_location": str(tmp_path / name / "var" / "static-manifest")}}}
         (source / "kiosk" / "kiosk.js").write_text(script)
         os.utime(source / "kiosk" / "kiosk.js", (at, at))   # collectstatic copies a file newer than its copy
         call_command("collectstatic", interactive=False, verbosity=0)
-        staticfiles_storage.hashed_files, staticfiles_storage.manifest_hash = staticfiles_storage.load_manifest()
         return staticfiles_storage.url("kiosk/kiosk.js")
 
-    old, new = release("/* release 1 */", time.time() - 60), release("/* release 2 */", time.time() + 60)
+    old, new = release("r1", "/* release 1 */", time.time() - 60), release("r2", "/* release 2 */", time.time() + 60)
     assert old != new and old.startswith("/static/kiosk/kiosk.") and old.endswith(".js"), (old, new)
-    root = settings.STATIC_ROOT
     assert (root / old.removeprefix("/static/")).read_text() == "/* release 1 */"
     assert (root / new.removeprefix("/static/")).read_text() == "/* release 2 */"
     assert (root / "kiosk" / "kiosk.js").read_text() == "/* release 2 */"
     assert stat.S_IMODE((root / new.removeprefix("/static/")).stat().st_mode) == 0o644
+    assert not (root / "staticfiles.json").exists() and (tmp_path / "r2" / "var" / "static-manifest").is_dir()
+    # a process of release 1 started now (a crash, a reboot) links release 1's script
+    started = ReleaseStaticFilesStorage(manifest_location=tmp_path / "r1" / "var" / "static-manifest", **modes)
+    assert started.url("kiosk/kiosk.js") == old
     # a file the manifest does not list yet is linked by its plain name, not a 500
-    assert staticfiles_storage.url("kiosk/added-since.js") == "/static/kiosk/added-since.js"
+    assert started.url("kiosk/added-since.js") == "/static/kiosk/added-since.js"
 
 
 def test_the_development_server_logs_each_line_once():
