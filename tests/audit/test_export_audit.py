@@ -160,3 +160,16 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path):
     tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
     run(str(path), "--erased-ids", str(ids), "--since", tomorrow, "--force")
     assert "erased #7" in kept and path.read_text().splitlines() == [",".join(CSV_COLUMNS)]
+
+
+def test_the_export_and_the_erased_ids_are_never_one_file(tmp_path, monkeypatch):
+    """``export_audit FILE --erased-ids FILE`` (a typo, ``./x`` beside ``/abs/x``) wrote the export, then
+    replaced it with the erased ids: the only record of the erasures since the backup was gone before
+    the restore dropped the database. Found by the change's review."""
+    monkeypatch.chdir(tmp_path)
+    before = AuditEvent.objects.count()
+    for args in (["audit.csv", "--erased-ids", str(tmp_path / "audit.csv")],
+                 ["audit.csv", "--erased-ids", "./audit.csv", "--force"]):
+        with pytest.raises(CommandError, match="name the same file"):
+            run(*args)
+    assert not (tmp_path / "audit.csv").exists() and AuditEvent.objects.count() == before

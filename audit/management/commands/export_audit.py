@@ -52,6 +52,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         actor = command_actor(opts["actor"], ["audit.view_auditevent"], changes="the export",
                               holders="a superuser has it")
+        if opts["erased_ids"] is not None and opts["file"].resolve() == opts["erased_ids"].resolve():
+            # the erased ids, written second, would replace the export (with --force too)
+            raise CommandError(f"FILE and --erased-ids name the same file ({opts['file']}): give two files")
         for target in (opts["file"], opts["erased_ids"]):
             if target is not None and not opts["force"] and (target.exists() or target.is_symlink()):
                 # before anything is read or written: the restore runbook's block run again from the top
