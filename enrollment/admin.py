@@ -377,6 +377,14 @@ class RebuildMixin:
         messages.info(request, format_html('{} (<a href="{}">training run #{}</a>).', said, url, run.pk))
 
 
+def adaptation_stopped_message(people: list[Person]) -> str:
+    """Told when removing a photo gallery adaptation kept stopped it for its person (recorded in the
+    audit log, which Enrollers cannot read): no other face of theirs is kept from a check-in."""
+    names = ", ".join(str(p) for p in people[:5]) + (f" and {len(people) - 5} more" if len(people) > 5 else "")
+    return (f"Gallery adaptation is stopped for {names}: a photo it had kept was removed, so no other face "
+            f"from their check-ins is kept.")
+
+
 @admin.register(Person)
 class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
@@ -553,11 +561,12 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.M
         removed = []
         if request.user.has_perm("enrollment.delete_facephoto"):
             removed = form.cleaned_data.get("remove_photos") or []
-            for photo in removed:
-                services.photo_remove(photo=photo, actor=request.user)
+            stopped = [services.photo_remove(photo=photo, actor=request.user) for photo in removed]
             if removed:
                 messages.info(request, f"{services.counted(len(removed), 'photo')} removed (files and templates "
                                        f"deleted); the index is being rebuilt.")
+            if any(stopped):
+                messages.info(request, adaptation_stopped_message([person]))
         uploads = form.cleaned_data.get("photos") or []
         adding = uploads and request.user.has_perm("enrollment.add_facephoto")
         if removed and not adding and (warning := services.photos_masked_only_warning(person=person)):
@@ -1276,20 +1285,24 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.Mode
 
     def delete_model(self, request: HttpRequest, obj: FacePhoto) -> None:
         person = obj.person
-        services.photo_remove(photo=obj, actor=request.user)
-        self._after_removal(request, [person])
+        stopped = services.photo_remove(photo=obj, actor=request.user)
+        self._after_removal(request, [person], [person] if stopped else [])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         photos = list(queryset.select_related("person"))
-        for photo in photos:
-            services.photo_remove(photo=photo, actor=request.user)
-        self._after_removal(request, list({photo.person_id: photo.person for photo in photos}.values()))
+        stopped = {photo.person_id: photo.person for photo in photos
+                   if services.photo_remove(photo=photo, actor=request.user)}
+        self._after_removal(request, list({photo.person_id: photo.person for photo in photos}.values()),
+                            list(stopped.values()))
 
     @staticmethod
-    def _after_removal(request: HttpRequest, people: list[Person]) -> None:
-        """What the person's page says after a removal: the rebuild, and a person left with masked
-        photos alone (recognised only while wearing one); Django's "deleted successfully" said neither."""
+    def _after_removal(request: HttpRequest, people: list[Person], stopped: list[Person]) -> None:
+        """What the person's page says after a removal: the rebuild, gallery adaptation stopped for
+        those whose kept photo it was, and a person left with masked photos alone (recognised only
+        while wearing one); Django's "deleted successfully" said none of it."""
         messages.info(request, "The index is being rebuilt without them.")
+        if stopped:
+            messages.info(request, adaptation_stopped_message(stopped))
         for person in people:
             if warning := services.photos_masked_only_warning(person=person):
                 messages.warning(request, warning)

@@ -823,14 +823,16 @@ def _refuse_known(person: Person, sha: str) -> None:
         raise PhotoRefused("enrolled_elsewhere")
 
 
-def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> None:
+def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> bool:
     """Delete a photo, its file (after commit) and its cached templates; queues a rebuild. ``note``
-    ends the audit record's summary (a removal applied again after a restore says so)."""
+    ends the audit record's summary (a removal applied again after a restore says so). Returns
+    whether gallery adaptation was stopped for the person (the photo was one it kept), for the
+    caller to tell the administrator, who cannot read the audit log where it is recorded."""
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
     adapted = photo.source == FacePhoto.Source.CHECKIN
     with transaction.atomic():
         if not FacePhoto.objects.select_for_update().filter(pk=pk).exists():   # locked: see person_erase
-            return   # removed meanwhile (another administrator, an erasure): nothing to record
+            return False   # removed meanwhile (another administrator, an erasure): nothing to record
         photo.delete()
         # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
         # they did not want: adaptation stops for this person rather than keep another the next day
@@ -842,6 +844,7 @@ def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> N
                               + (f"; {note}" if note else ""))[:300])
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
+    return bool(stopped)
 
 
 def photos_embed_again(*, photos: Iterable[FacePhoto], actor: object | None) -> tuple[int, TrainingRun | None]:

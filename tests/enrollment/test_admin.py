@@ -1673,3 +1673,28 @@ def test_the_person_pages_of_our_own_say_the_admin_s_home_in_its_language(su_cli
                      "admin:enrollment_person_export"):
             html = su_client.get(reverse(name, args=[person.pk])).content.decode()
             assert '">Start</a>' in html and ">Home</a>" not in html, name
+
+
+def test_removing_a_photo_gallery_adaptation_kept_says_adaptation_stopped(enroller_client, person, make_photo):
+    """Removing a face kept from a check-in stops gallery adaptation for the person, which only the audit
+    log said, and Enrollers cannot read it: the admin said "The index is being rebuilt without them."
+    alone (a helper's review). It says so now, from the photo's page and from the person's."""
+    from enrollment.models import FacePhoto
+
+    def said(response) -> list[str]:
+        return [str(m) for m in response.context["messages"]]
+
+    kept, uploaded = make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN)
+    stopped = f"Gallery adaptation is stopped for {person}: a photo it had kept was removed, so no other face " \
+              "from their check-ins is kept."
+    response = enroller_client.post(reverse("admin:enrollment_facephoto_delete", args=[kept.pk]), {"post": "yes"},
+                                    follow=True)
+    assert stopped in said(response), said(response)
+    person.refresh_from_db()
+    assert not person.gallery_adaptation
+    # an uploaded photo removed: nothing said of adaptation (stopped already, or never its photo)
+    Person.objects.filter(pk=person.pk).update(gallery_adaptation=True)
+    response = enroller_client.post(reverse("admin:enrollment_facephoto_delete", args=[uploaded.pk]), {"post": "yes"},
+                                    follow=True)
+    assert not any("Gallery adaptation" in m for m in said(response)), said(response)
