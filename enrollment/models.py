@@ -332,6 +332,10 @@ class FacePhoto(models.Model):
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(upload_to=photo_upload_to, max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOAD)
+    # gallery adaptation: the check-in whose face this is (an id, no key: the check-in may be deleted,
+    # and the photo is then the one to look at). Photos kept before 2026-12-07 have none.
+    kept_from_checkin = models.PositiveBigIntegerField(null=True, blank=True, db_index=True,
+                                                       help_text="the check-in whose face gallery adaptation kept")
     sha256 = models.CharField(max_length=64, db_index=True)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)

@@ -696,11 +696,28 @@ class CheckInAdmin(ListAfterDelete, SearchNormalised, DateDrillDownChecked, admi
         return False
 
     def delete_model(self, request: HttpRequest, obj: CheckIn) -> None:
-        services.checkin_delete(checkin=obj, actor=request.user)
+        self._kept_faces(request, [(obj.pk, services.checkin_delete(checkin=obj, actor=request.user))])
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        for checkin in queryset:
-            services.checkin_delete(checkin=checkin, actor=request.user)
+        self._kept_faces(request, [(checkin.pk, services.checkin_delete(checkin=checkin, actor=request.user))
+                                   for checkin in queryset])
+
+    @staticmethod
+    def _kept_faces(request: HttpRequest, deleted: list[tuple[int, object | None]]) -> None:
+        """After deleting check-ins: the photos gallery adaptation kept from their faces, named (linked for
+        those who may open them). A check-in deleted because someone else was recognised as the person
+        left that face among their photos, where it makes the mistake likelier next time (a helper's
+        review: nothing pointed to it)."""
+        may_open = request.user.has_perm("enrollment.view_facephoto")
+        for checkin_pk, photo in deleted:
+            if photo is None:
+                continue
+            name = (format_html('<a href="{}">photo #{}</a>', reverse("admin:enrollment_facephoto_change",
+                                                                       args=[photo.pk]), photo.pk)
+                    if may_open else f"photo #{photo.pk}")
+            messages.warning(request, format_html(
+                "The face of check-in #{} was kept as {} of {} (gallery adaptation): if someone else was "
+                "recognised as them, remove that photo too.", checkin_pk, name, photo.person))
 
     def get_urls(self):
         """Adds ``export.csv`` (the change list's filters and search apply)."""

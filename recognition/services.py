@@ -25,7 +25,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.services import PURGE_BATCH, audit_decisions_purge, audit_record
 from enrollment import events
-from enrollment.models import Person
+from enrollment.models import FacePhoto, Person
 from enrollment.services import adapted_photos_purge, index_files_sweep, photo_files_sweep
 from enrollment.services.common import counted
 from masknet_site.settings.base import RETENTION_DAYS_MAX, checkin_cooldown_minutes
@@ -548,20 +548,25 @@ def checkin_record_manual(*, person: Person, at: datetime, site: str, reason: st
     return checkin
 
 
-def checkin_delete(*, checkin: CheckIn, actor: object | None, note: str = "") -> None:
+def checkin_delete(*, checkin: CheckIn, actor: object | None, note: str = "") -> FacePhoto | None:
     """Delete a check-in (a correction by an administrator), audited as "deleted check-in #id of
     person #id": by ids alone, as every record, and with the person's, so that their data export
     (``audit.csv``, which finds records by "person #id") shows it next to the check-in's acceptance.
-    ``note`` ends the summary (a deletion applied again after a restore says so)."""
+    ``note`` ends the summary (a deletion applied again after a restore says so). Returns the photo
+    gallery adaptation kept from its face, if there is one: a check-in deleted because someone else
+    was recognised as the person left that face among the person's photos, and the caller tells the
+    administrator (removing it is theirs to decide: a check-in deleted for another cause, a test or a
+    duplicate, may have kept a good photo)."""
     pk, person_id = checkin.pk, checkin.person_id
     with transaction.atomic():
         if not CheckIn.objects.select_for_update().filter(pk=pk).exists():
-            return   # deleted meanwhile (another administrator, the retention purge): not audited twice
+            return None   # deleted meanwhile (another administrator, the retention purge): not audited twice
         checkin.delete()
         audit_record(actor=actor, action=Action.DELETE, object_type="recognition.checkin", object_id=pk,
                      summary=(f"deleted check-in #{pk} of person #{person_id}"
                               + (" (recorded by hand)" if checkin.manual else "")
                               + (f"; {note}" if note else ""))[:300])
+    return FacePhoto.objects.filter(kept_from_checkin=pk, person_id=person_id).select_related("person").first()
 
 
 def checkin_reject_record(*, kiosk: Kiosk, reason: str, frames: int, score: float | None = None,

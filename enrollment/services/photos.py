@@ -386,7 +386,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
               source: str = FacePhoto.Source.UPLOAD, embed: bool = False,
               schedule_rebuild: bool = True, why: str = "", inspection: PhotoInspection | None = None,
               check_lookalike: bool = True, max_photos: int | None = None,
-              while_adapting: bool = False, seen: dict[int, np.ndarray] | None = None) -> FacePhoto:
+              while_adapting: bool = False, seen: dict[int, np.ndarray] | None = None,
+              kept_from_checkin: int | None = None) -> FacePhoto:
     """Validate and store one enrollment photo; raises :class:`PhotoRefused` with the reason, or
     ``Person.DoesNotExist`` when the person was erased (or deleted) meanwhile.
 
@@ -401,7 +402,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     a kept photo or deactivated them while the face was checked). ``seen``: a batch's own memo (one
     request's uploads), the face embeddings of the photos it stored before, by id, which the
     same-picture check (:func:`photo_repeats`) reads instead of analysing their files again; this
-    photo's is added to it once stored.
+    photo's is added to it once stored. ``kept_from_checkin``: the check-in whose face it is (gallery
+    adaptation; deleting that check-in points to the photo).
     """
     sha = hashlib.sha256(data).hexdigest()
     _refuse_known(person, sha)
@@ -409,7 +411,8 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     inspection = inspection or photo_inspect(data=data, engine=engine)
     if not inspection.ok:
         raise PhotoRefused(inspection.code, message=inspection.message)
-    photo = FacePhoto(person=person, source=source, sha256=sha, width=inspection.width, height=inspection.height,
+    photo = FacePhoto(person=person, source=source, kept_from_checkin=kept_from_checkin, sha256=sha,
+                      width=inspection.width, height=inspection.height,
                       box=inspection.box, quality_score=inspection.quality_score,
                       quality_verdict=inspection.quality_verdict, masked=inspection.masked,
                       masked_prob=inspection.masked_prob,
@@ -765,6 +768,7 @@ def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> F
         return photo_add(person=person, data=data, actor=None, filename=f"checkin-{checkin_id}.jpg",
                          source=FacePhoto.Source.CHECKIN, inspection=inspection, check_lookalike=False,
                          max_photos=settings.MASKNET_GALLERY_ADAPT_MAX_PHOTOS, while_adapting=True,
+                         kept_from_checkin=checkin_id,
                          why=f"gallery adaptation from check-in #{checkin_id} (score {own:.3f})")
     except PhotoRefused as exc:    # the same crop twice (a duplicate), or another site's kept first
         return skip(f"refused ({exc.code})")

@@ -44,6 +44,7 @@ def test_a_confident_unmasked_check_in_becomes_a_photo_of_that_person(gallery, e
         photo = services.photo_add_from_checkin(person_id=eileen.pk, data=crop, checkin_id=41)
     assert photo is not None and photo.person_id == eileen.pk and photo.source == FacePhoto.Source.CHECKIN
     assert not photo.masked and photo.get_source_display() == "check-in"
+    assert photo.kept_from_checkin == 41   # the check-in's deletion points to it (recognition.admin)
     event = AuditEvent.objects.filter(action=AuditEvent.Action.PHOTO_ADD, object_id=str(photo.pk)).get()
     assert "check-in #41" in event.summary and "Eileen" not in event.summary
     assert enqueued, "the new photo asks for a rebuild"

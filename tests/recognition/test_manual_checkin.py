@@ -708,3 +708,30 @@ def test_the_date_and_time_inputs_are_named_and_described_by_their_rules(client,
         assert f'aria-describedby="id_{field}_0_helptext"' in tag, tag
     assert re.search(rf'<div class="help"[^>]*id="id_{field}_0_helptext"', html), "no help text with that id"
     assert re.search(rf'<label[^>]*for="id_{field}_0"', html), "the label names no input"
+
+
+def test_deleting_a_check_in_points_to_the_face_gallery_adaptation_kept_from_it(client, superuser, person, paired):
+    """A check-in deleted because someone else was recognised as the person left the face gallery
+    adaptation kept from it among the person's photos, and nothing pointed to it (a helper's review):
+    the admin names it now, linked, and leaves removing it to the administrator."""
+    from enrollment.models import FacePhoto
+
+    kept = services.checkin_record(person_id=person.pk, kiosk=paired[0], score=0.8, threshold=0.4, masked=False,
+                                   frames=3, index_version=None).checkin
+    other = record(person, at=timezone.now() - timedelta(days=2), actor=superuser)
+    photo = FacePhoto.objects.create(person=person, image="faces/kept.jpg", sha256="k", source="checkin",
+                                     kept_from_checkin=kept.pk)
+    client.force_login(superuser)
+
+    def delete(checkin) -> list[str]:
+        response = client.post(reverse("admin:recognition_checkin_delete", args=[checkin.pk]), {"post": "yes"},
+                               follow=True)
+        return [str(m) for m in response.context["messages"]]
+
+    warned = [m for m in delete(kept) if "gallery adaptation" in m]
+    link = reverse("admin:enrollment_facephoto_change", args=[photo.pk])
+    assert warned == [f'The face of check-in #{kept.pk} was kept as <a href="{link}">photo #{photo.pk}</a> of '
+                      f"{person} (gallery adaptation): if someone else was recognised as them, remove that photo "
+                      "too."], warned
+    assert FacePhoto.objects.filter(pk=photo.pk).exists()   # theirs to decide
+    assert not [m for m in delete(other) if "gallery adaptation" in m]
