@@ -47,7 +47,8 @@ from django.utils import timezone
 from api.models import ApiToken
 from api.services import api_token_revoke
 from enrollment.models import FacePhoto, Person
-from enrollment.services import person_deactivate, photo_remove
+from enrollment.services import person_deactivate, person_gallery_adaptation_stop, photo_remove
+from enrollment.services.photos import ADAPTATION_STOPPED
 from recognition.models import CheckIn, Kiosk
 from recognition.services import checkin_delete, kiosk_delete, kiosk_unpair, kiosk_update
 
@@ -139,7 +140,22 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
     if photo is None:
         return False
     if not dry_run:
-        photo_remove(photo=photo, actor=actor, note=note)
+        # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
+        # the retention purge's does not, and applied again it turned adaptation off for good)
+        photo_remove(photo=photo, actor=actor, note=note,
+                     stop_adaptation="gallery adaptation stopped for them" in record.summary)
+    return True
+
+
+def _adaptation_stop(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
+                     actor: object | None) -> bool:
+    """Gallery adaptation stopped for a person since the backup (the people list's action) is stopped
+    again: the restore turned it back on, and their next confident check-in kept a face again."""
+    person = Person.objects.filter(pk=pk, gallery_adaptation=True).first()
+    if person is None:
+        return False
+    if not dry_run:
+        person_gallery_adaptation_stop(person=person, actor=actor, note=note)
     return True
 
 
@@ -348,6 +364,8 @@ KINDS: tuple[Kind, ...] = (
          permissions=("enrollment.change_person",)),
     Kind("photo", "enrollment.facephoto", (Action.PHOTO_REMOVE,), _photo_remove, _created(FacePhoto, "created_at"),
          permissions=("enrollment.delete_facephoto",)),
+    Kind("gallery adaptation", "enrollment.person", (Action.UPDATE,), _adaptation_stop, _created(Person, "created_at"),
+         lambda record: record.summary.startswith(ADAPTATION_STOPPED), permissions=("enrollment.change_person",)),
     Kind("check-in", "recognition.checkin", (Action.DELETE,), _checkin_delete, lambda pk: None,
          permissions=("recognition.delete_checkin",)),
     # groups before users: a group deleted again is gone from its members' roles

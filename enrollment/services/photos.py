@@ -706,14 +706,18 @@ def _index_decision(face: Face, engine: Engine) -> Decision | None:
     return identify(engine, face, index, version.site_thresholds())
 
 
-def person_gallery_adaptation_stop(*, person: Person, actor: object | None) -> bool:
-    """Gallery adaptation adds no more photos of this person (their photos stay); audited. Whether
-    it was on (``False``: stopped already, maybe by someone else meanwhile)."""
+ADAPTATION_STOPPED = "stopped gallery adaptation for person #"   # its audit record's summary, then the id
+
+
+def person_gallery_adaptation_stop(*, person: Person, actor: object | None, note: str = "") -> bool:
+    """Gallery adaptation adds no more photos of this person (their photos stay); audited (``note``
+    ends the summary: a stop applied again after a restore says so). Whether it was on (``False``:
+    stopped already, maybe by someone else meanwhile)."""
     with transaction.atomic():
         stopped = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False))
         if stopped:
             audit_record(actor=actor, action=Action.UPDATE, obj=person,
-                         summary=f"stopped gallery adaptation for person #{person.pk}")
+                         summary=(f"{ADAPTATION_STOPPED}{person.pk}" + (f"; {note}" if note else ""))[:300])
     person.gallery_adaptation = False
     return stopped
 
@@ -827,11 +831,13 @@ def _refuse_known(person: Person, sha: str) -> None:
         raise PhotoRefused("enrolled_elsewhere")
 
 
-def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> bool:
+def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "", stop_adaptation: bool = True) -> bool:
     """Delete a photo, its file (after commit) and its cached templates; queues a rebuild. ``note``
-    ends the audit record's summary (a removal applied again after a restore says so). Returns
-    whether gallery adaptation was stopped for the person (the photo was one it kept), for the
-    caller to tell the administrator, who cannot read the audit log where it is recorded."""
+    ends the audit record's summary (a removal applied again after a restore says so). Removing a
+    photo gallery adaptation kept stops it for the person, unless ``stop_adaptation`` is false (a
+    removal applied again after a restore whose first one did not: the retention purge's). Returns
+    whether gallery adaptation was stopped for the person, for the caller to tell the
+    administrator, who cannot read the audit log where it is recorded."""
     pk, person_id, name = photo.pk, photo.person_id, photo.image.name
     adapted = photo.source == FacePhoto.Source.CHECKIN
     with transaction.atomic():
@@ -840,8 +846,8 @@ def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "") -> b
         photo.delete()
         # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
         # they did not want: adaptation stops for this person rather than keep another the next day
-        stopped = adapted and Person.objects.filter(pk=person_id, gallery_adaptation=True).update(
-            gallery_adaptation=False)
+        stopped = adapted and stop_adaptation and Person.objects.filter(
+            pk=person_id, gallery_adaptation=True).update(gallery_adaptation=False)
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
                      summary=(f"removed photo #{pk} of person #{person_id}"
                               + ("; gallery adaptation stopped for them" if stopped else "")

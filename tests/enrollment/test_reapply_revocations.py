@@ -485,3 +485,36 @@ def test_an_export_without_records_is_refused_before_anything(su_client, tmp_pat
     assert admin_page(key) == 200 and AuditEvent.objects.count() == before
 
 
+
+
+def test_gallery_adaptation_comes_back_from_a_restore_as_it_was_after_the_backup(su_client, superuser, tmp_path,
+                                                                               make_photo,
+                                                                               django_capture_on_commit_callbacks):
+    """Two faults a helper's review found. The retention purge removes a face gallery adaptation kept
+    without stopping adaptation; applied again after a restore, the removal went through the
+    administrator's path and turned adaptation off for good. And adaptation stopped with the people
+    list's action came back on with the restore (that record was not applied again)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    purged_person = services.person_create(actor=None, full_name="Serena Williams", staff_id="S1")
+    stopped_person = services.person_create(actor=None, full_name="Venus Williams", staff_id="S2")
+    make_photo(purged_person)
+    adapted = make_photo(purged_person)
+    FacePhoto.objects.filter(pk=adapted.pk).update(source=FacePhoto.Source.CHECKIN,
+                                                   created_at=timezone.now() - timedelta(days=200))
+    saved = backup((*TABLES[:-1], "enrollment_facephoto", "enrollment_phototemplates", "audit_auditevent"))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.adapted_photos_purge(older_than_days=180)
+        services.person_gallery_adaptation_stop(person=stopped_person, actor=superuser)
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    assert Person.objects.filter(gallery_adaptation=True).count() == 2   # as the backup held them
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(csv_file)
+    assert not FacePhoto.objects.filter(pk=adapted.pk).exists(), out
+    assert Person.objects.get(pk=purged_person.pk).gallery_adaptation, out
+    assert not Person.objects.get(pk=stopped_person.pk).gallery_adaptation, out
+    assert f"gallery adaptation #{stopped_person.pk}" in out, out
+    assert "already revoked 2" in run(csv_file)   # run twice: nothing more
