@@ -137,13 +137,22 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
     removed, one kept from a check-in past its retention) is removed again, with its file and its
     templates; the rebuild this queues takes it out of the index."""
     photo = FacePhoto.objects.filter(pk=pk).first()
+    # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
+    # the retention purge's does not, and applied again it turned adaptation off for good)
+    stopped = "gallery adaptation stopped for them" in record.summary
     if photo is None:
-        return False
+        # the face kept after the backup, so not restored: the stop its removal made is still undone
+        # (the restore turned adaptation back on), and the person's next check-in kept a face again
+        person = re.search(r" of person #(\d+)", record.summary) if stopped else None
+        found = person and Person.objects.filter(pk=int(person.group(1)), gallery_adaptation=True,
+                                                 created_at__lte=record.at).first()
+        if not found:
+            return False
+        if not dry_run:
+            person_gallery_adaptation_stop(person=found, actor=actor, note=note)
+        return True
     if not dry_run:
-        # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
-        # the retention purge's does not, and applied again it turned adaptation off for good)
-        photo_remove(photo=photo, actor=actor, note=note,
-                     stop_adaptation="gallery adaptation stopped for them" in record.summary)
+        photo_remove(photo=photo, actor=actor, note=note, stop_adaptation=stopped)
     return True
 
 

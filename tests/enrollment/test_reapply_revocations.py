@@ -518,3 +518,28 @@ def test_gallery_adaptation_comes_back_from_a_restore_as_it_was_after_the_backup
     assert not Person.objects.get(pk=stopped_person.pk).gallery_adaptation, out
     assert f"gallery adaptation #{stopped_person.pk}" in out, out
     assert "already revoked 2" in run(csv_file)   # run twice: nothing more
+
+
+def test_adaptation_stopped_by_removing_a_face_kept_after_the_backup_stays_stopped(su_client, superuser, tmp_path,
+                                                                                  make_photo,
+                                                                                  django_capture_on_commit_callbacks):
+    """A wrong face kept after the backup and removed by an administrator stopped adaptation; the
+    restore brings neither the photo nor the stop back, and the removal's record was "already
+    revoked": adaptation stayed on (the review of the fix above)."""
+    person = services.person_create(actor=None, full_name="Ann Wrong", staff_id="W1")
+    make_photo(person)
+    saved = backup((*TABLES[:-1], "enrollment_facephoto", "enrollment_phototemplates", "audit_auditevent"))
+    kept = make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN)
+    kept.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.photo_remove(photo=kept, actor=superuser)
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    assert Person.objects.get(pk=person.pk).gallery_adaptation
+    dry = run(csv_file, "--dry-run")
+    assert Person.objects.get(pk=person.pk).gallery_adaptation, dry
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(csv_file)
+    assert not Person.objects.get(pk=person.pk).gallery_adaptation, out
+    assert "already revoked 1" in run(csv_file)
