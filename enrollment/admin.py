@@ -1191,7 +1191,8 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.Mode
     search_fields = ("person__full_name", "person__staff_id")
     staff_key = "person__staff_key"
     list_select_related = ("person",)
-    readonly_fields = ("preview", "person", "source", "kept_until", "width", "height", "box", "quality_score",
+    readonly_fields = ("preview", "person", "source", "kept_until", "kept_from", "width", "height", "box",
+                       "quality_score",
                        "quality_verdict", "masked", "masked_prob", "embedding", "embedding_error", "added_by",
                        "created_at")
     fields = readonly_fields
@@ -1242,7 +1243,8 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.Mode
     def _dated(request: HttpRequest, names) -> tuple:
         if request.user.has_perm("recognition.view_checkin"):
             return tuple(names)
-        return tuple("added" if name == "created_at" else name for name in names)
+        # the check-in a kept face came from is theirs to see who may read check-ins
+        return tuple("added" if name == "created_at" else name for name in names if name != "kept_from")
 
     @admin.display(description="kept until")
     def kept_until(self, obj: FacePhoto) -> str:
@@ -1250,6 +1252,20 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.Mode
         expiry = services.adapted_photo_expiry(obj)
         return (f"{expiry:%Y-%m-%d} (MASKNET_RETENTION_ADAPTED_DAYS)" if expiry
                 else "while the person is enrolled")
+
+    @admin.display(description="kept from")
+    def kept_from(self, obj: FacePhoto) -> str:
+        """A photo kept by gallery adaptation: the check-in whose face it is, linked (an administrator
+        correcting a wrong check-in finds the face it left; the check-in's deletion names it too)."""
+        from recognition.models import CheckIn
+
+        pk = obj.kept_from_checkin
+        if pk is None:
+            return ("-" if obj.source != FacePhoto.Source.CHECKIN
+                    else "a check-in (kept before 2026-12-07: not recorded)")
+        if not CheckIn.objects.filter(pk=pk).exists():
+            return f"check-in #{pk} (deleted)"
+        return format_html('<a href="{}">check-in #{}</a>', reverse("admin:recognition_checkin_change", args=[pk]), pk)
 
     @admin.display(description="created at", ordering="created_at")
     def added(self, obj: FacePhoto) -> str:

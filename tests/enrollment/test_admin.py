@@ -1698,3 +1698,29 @@ def test_removing_a_photo_gallery_adaptation_kept_says_adaptation_stopped(enroll
     response = enroller_client.post(reverse("admin:enrollment_facephoto_delete", args=[uploaded.pk]), {"post": "yes"},
                                     follow=True)
     assert not any("Gallery adaptation" in m for m in said(response)), said(response)
+
+
+def test_a_kept_faces_page_links_its_check_in_for_those_who_may_read_check_ins(su_client, enroller, person,
+                                                                               make_photo):
+    """A face gallery adaptation kept names the check-in it came from (a wrong check-in's face is found
+    from either side), linked; not for an Enroller, who may not read check-ins (nor a kept face's time)."""
+    from django.utils import timezone
+
+    from enrollment.models import FacePhoto
+    from recognition.models import CheckIn
+
+    checkin = CheckIn.objects.create(person=person, site="main", window="main:test", local_date=timezone.localdate())
+    kept, gone = make_photo(person), make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN, kept_from_checkin=checkin.pk)
+    FacePhoto.objects.filter(pk=gone.pk).update(source=FacePhoto.Source.CHECKIN, kept_from_checkin=checkin.pk + 1)
+
+    def page(client, photo) -> str:
+        return client.get(reverse("admin:enrollment_facephoto_change", args=[photo.pk])).content.decode()
+
+    link = reverse("admin:recognition_checkin_change", args=[checkin.pk])
+    assert f'<a href="{link}">check-in #{checkin.pk}</a>' in page(su_client, kept)
+    assert f"check-in #{checkin.pk + 1} (deleted)" in page(su_client, gone)
+    assert "kept from" in page(su_client, kept).lower()
+    su_client.force_login(enroller)   # the same test client
+    enroller_view = page(su_client, kept)
+    assert "Kept until" in enroller_view and "kept from" not in enroller_view.lower(), enroller_view
