@@ -137,8 +137,8 @@ class FrameAnalysis:
     ``several``: two people side by side (:func:`recognition.consumers._several_people`): ``face`` is
     the larger, not embedded. ``welcomed``: ``(label, score)``, the score this face gives the person
     whose welcome stands (asked for with ``welcome``; the score is ``None`` when that person is no
-    longer in the index); for a face refused for its light or blur, scored while a welcome stands
-    (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
+    longer in the index); for a face refused for its light (:data:`SCORED_WHEN_REFUSED`), scored while a
+    welcome stands (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
     """
 
     size: tuple[int, int] = (0, 0)
