@@ -48,7 +48,7 @@ from api.models import ApiToken
 from api.services import api_token_revoke
 from enrollment.models import FacePhoto, Person
 from enrollment.services import person_deactivate, person_gallery_adaptation_stop, photo_remove
-from enrollment.services.photos import ADAPTATION_STOPPED
+from enrollment.services.photos import ADAPTATION_STOPPED, ADAPTATION_STOPPED_BY_REMOVAL
 from recognition.models import CheckIn, Kiosk
 from recognition.services import checkin_delete, kiosk_delete, kiosk_unpair, kiosk_update
 
@@ -139,7 +139,7 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
     photo = FacePhoto.objects.filter(pk=pk).first()
     # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
     # the retention purge's does not, and applied again it turned adaptation off for good)
-    stopped = "gallery adaptation stopped for them" in record.summary
+    stopped = ADAPTATION_STOPPED_BY_REMOVAL in record.summary
     if photo is None:
         # the face kept after the backup, so not restored: the stop its removal made is still undone
         # (the restore turned adaptation back on), and the person's next check-in kept a face again

@@ -707,6 +707,8 @@ def _index_decision(face: Face, engine: Engine) -> Decision | None:
 
 
 ADAPTATION_STOPPED = "stopped gallery adaptation for person #"   # its audit record's summary, then the id
+# what a photo removal's audit record says when it stopped adaptation (audit.restore applies it again)
+ADAPTATION_STOPPED_BY_REMOVAL = "gallery adaptation stopped for them"
 
 
 def person_gallery_adaptation_stop(*, person: Person, actor: object | None, note: str = "") -> bool:
@@ -850,7 +852,7 @@ def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "", stop
             pk=person_id, gallery_adaptation=True).update(gallery_adaptation=False)
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
                      summary=(f"removed photo #{pk} of person #{person_id}"
-                              + ("; gallery adaptation stopped for them" if stopped else "")
+                              + (f"; {ADAPTATION_STOPPED_BY_REMOVAL}" if stopped else "")
                               + (f"; {note}" if note else ""))[:300])
         transaction.on_commit(lambda: _delete_media([name]))
         index_rebuild_request(actor=actor, reason=f"photo removed from person #{person_id}", photo_removed=True)
