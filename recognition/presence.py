@@ -89,9 +89,12 @@ WELCOME_FAR_FRAMES = 2
 # welcomed: a stranger in the dark where they stood), and after WELCOME_REFUSED_MAX_S of refused
 # frames alone, wherever the face (as long as the page's own hold of an outcome, 4 s: it has been read
 # by then). Hidden, not ended: a usable frame accepted as the person welcomed shows it again, and
-# nothing is written again for them meanwhile.
+# nothing is written again for them meanwhile. Hidden by someone else (the first two ways), the
+# refusals from then on are that person's and audited as anyone's are (QUALITY_AUDIT_FRAMES).
 WELCOME_SAME_IOU = 0.3
 WELCOME_REFUSED_MAX_S = 4.0
+HIDDEN_BY_OTHER = "other"   # why refused frames hid a welcome (Presence._refused_hides_welcome)
+HIDDEN_BY_TIME = "time"
 # The refusals whose face the descriptor can still read, if poorly: scored against the person whose
 # welcome stands (recognition.consumers.analyze_frame). bench/light.py's last table: in dim light a
 # stranger's frame stays within WELCOME_FAR_MARGIN of someone else's threshold in 0.2-0.4% of pairs,
@@ -312,6 +315,9 @@ class Presence:
         self._usable_at = 0.0
         self._refused_elsewhere = 0
         self._hidden_for: Outcome | None = None   # the welcome those refused frames hid (not shown)
+        # hidden by someone else's refused frames (not by the time limit alone): their refusals are
+        # counted afresh and audited as any presence's are
+        self._hidden_by_other = False
 
     # -------------------------------------------------------------------------- reading
 
@@ -395,10 +401,19 @@ class Presence:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         box = tuple(reply["box"])
         if reason is not None:
-            if self._refused_hides_welcome(box, now, self._refused_far(a)):
+            hides = self._refused_hides_welcome(box, now, self._refused_far(a))
+            if hides:
                 # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
                 # not ended: the person welcomed looking down or a mask going on is not checked in or
                 # called unknown again, nor their refusals audited, once they are usable again
+                if hides == HIDDEN_BY_OTHER and not (self._hidden_for is self.outcome and self._hidden_by_other):
+                    # someone else's refusals from here on: counted apart from the person welcomed's
+                    # and audited as anyone's are (they went unrecorded while the welcome stood)
+                    self._quality_reasons.clear()
+                    self._quality_audited = False
+                    self._hidden_by_other = True
+                elif self._hidden_for is not self.outcome:
+                    self._hidden_by_other = False
                 self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked))
@@ -429,20 +444,21 @@ class Presence:
         r = self.welcome_rules
         return w[1] < a.welcomed_threshold - (WELCOME_FAR_MARGIN if r.far_margin is None else r.far_margin)
 
-    def _refused_hides_welcome(self, box: tuple[float, ...], now: float, far: bool = False) -> bool:
-        """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing:
-        :data:`WELCOME_OTHER_FRAMES` such frames in a row away from the face followed or scoring
-        ``far`` below the person welcomed (:meth:`_refused_far`), or :data:`WELCOME_REFUSED_MAX_S`
-        since the last usable frame."""
+    def _refused_hides_welcome(self, box: tuple[float, ...], now: float, far: bool = False) -> str | None:
+        """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing,
+        and why: :data:`HIDDEN_BY_OTHER`, :data:`WELCOME_OTHER_FRAMES` such frames in a row away from
+        the face followed or scoring ``far`` below the person welcomed (:meth:`_refused_far`);
+        :data:`HIDDEN_BY_TIME`, :data:`WELCOME_REFUSED_MAX_S` since the last usable frame; ``None``:
+        it stays."""
         if self.welcome_label is None:
-            return False
-        if now - self._usable_at > WELCOME_REFUSED_MAX_S:
-            return True
+            return None
         if far or self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
             self._refused_elsewhere += 1
-            return self._refused_elsewhere >= WELCOME_OTHER_FRAMES
-        self._followed_box, self._refused_elsewhere = box, 0
-        return False
+            if self._refused_elsewhere >= WELCOME_OTHER_FRAMES:
+                return HIDDEN_BY_OTHER
+        else:
+            self._followed_box, self._refused_elsewhere = box, 0
+        return HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None
 
     def _refused(self, reason: str, across_edge: bool, masked: bool | None) -> QualityAudit | None:
         """Count a quality refusal; the presence's audit once QUALITY_AUDIT_FRAMES are counted and
@@ -451,7 +467,8 @@ class Presence:
         if not across_edge:
             self._quality_reasons[reason] += 1
         frames = sum(self._quality_reasons.values())
-        if frames < QUALITY_AUDIT_FRAMES or self._quality_audited or self.outcome is not None:
+        standing = self.outcome is not None and not (self._hidden_for is self.outcome and self._hidden_by_other)
+        if frames < QUALITY_AUDIT_FRAMES or self._quality_audited or standing:
             return None
         detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
         return QualityAudit(frames=frames, detail=detail, masked=masked)
@@ -561,6 +578,7 @@ class Presence:
         self.outcome = None
         self._other = self._far = None
         self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
+        self._hidden_by_other = False
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -200,6 +200,34 @@ def test_a_welcome_is_hidden_when_someone_else_unusable_stands_in_front():
     assert (shown["state"], shown["reason"], shown["name"], shown["time"]) == ("adjust", "too_small", None, None)
 
 
+def test_someone_elses_refusals_that_hide_a_welcome_are_audited_apart_from_the_person_welcomeds():
+    """While a welcome stood, no quality refusal was audited, so the next person, too far away or in
+    the dark for a whole presence, went unrecorded: the audit log's "every decision" missed them.
+    Once their frames hide the welcome, their refusals are counted afresh (not mixed with the person
+    welcomed's own) and audited as anyone's are. Found in session 65's notes."""
+    p = _presence()
+    _welcomed(p)
+    turned = FrameAnalysis(size=SIZE, face=_face(reason="pose", box=(262.0, 140.0, 392.0, 298.0)))
+    t = 0.45
+    for _ in range(3):   # the person welcomed looks away a moment: not audited, the welcome stands
+        assert p.frame(turned, t, searched=True).quality_audit is None
+        t += 0.15
+    far = FrameAnalysis(size=SIZE, face=_face(box=(100.0, 100.0, 130.0, 140.0)))   # someone else, too small
+    steps = []
+    for _ in range(pr.WELCOME_OTHER_FRAMES - 1 + pr.QUALITY_AUDIT_FRAMES):
+        steps.append(p.frame(far, t, searched=True))
+        t += 0.15
+    audits = [s.quality_audit for s in steps]
+    assert audits[:-1] == [None] * (len(audits) - 1), audits
+    assert audits[-1] == pr.QualityAudit(frames=pr.QUALITY_AUDIT_FRAMES, detail="too_small x8", masked=False)
+    assert p.shown(dict(steps[-1].reply))["name"] is None
+    p.quality_audited()
+    assert p.frame(far, t, searched=True).quality_audit is None   # once a presence
+    back = [p.frame(_seen("7", 0.9), t + 0.15 * (i + 1), searched=True) for i in range(3)]
+    assert p.shown(dict(back[0].reply))["name"] == "Ana"   # the person welcomed, back: shown again
+    assert back[-1].verdict.label == "7" and p.verdict_due(back[-1].verdict, lambda: "w1") is None
+
+
 def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
     """The person welcomed looking down at a phone is refused where they stand: the welcome stays, but
     not past WELCOME_REFUSED_MAX_S of refused frames alone (by then it has been read, and someone else
