@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 
 from channels.security.websocket import WebsocketDenier
@@ -38,6 +39,12 @@ from django.core.handlers.asgi import ASGIRequest
 from django.middleware.csrf import CsrfViewMiddleware
 
 log = logging.getLogger(__name__)
+
+# Refused handshakes are logged one by one up to REFUSALS_LOGGED a window of REFUSAL_LOG_WINDOW_S;
+# past that they are counted and said in one line when the next window opens: a client looping on
+# handshakes (a page of another origin, a proxy writing a fixed Host) filled the log with a line each
+REFUSALS_LOGGED = 5
+REFUSAL_LOG_WINDOW_S = 60.0
 
 
 def handshake_request(scope: dict) -> ASGIRequest:
@@ -80,10 +87,40 @@ def _proxy_says_scheme(request: ASGIRequest) -> bool:
     return bool(header) and header[0] in request.META
 
 
+class RefusalLog:
+    """The warnings of refused handshakes, at most :data:`REFUSALS_LOGGED` a window of
+    :data:`REFUSAL_LOG_WINDOW_S`; the rest counted, and their number said in one warning at the
+    first refusal of a later window (with the reason of the last one left out)."""
+
+    def __init__(self) -> None:
+        self._window_at = float("-inf")
+        self._logged = 0
+        self._left_out = 0
+        self._last_left_out = ""
+
+    def __call__(self, path: str, reason: str, now: float | None = None) -> None:
+        """Log (or count) one refused handshake at ``path`` for ``reason``."""
+        now = time.monotonic() if now is None else now
+        if now - self._window_at >= REFUSAL_LOG_WINDOW_S:
+            if self._left_out:
+                log.warning("%d more WebSocket handshakes refused in %.0f s were not logged one by one (the "
+                            "last: %s)", self._left_out, now - self._window_at, self._last_left_out)
+            self._window_at, self._logged, self._left_out = now, 0, 0
+        if self._logged < REFUSALS_LOGGED:
+            self._logged += 1
+            log.warning("WebSocket handshake refused at %s: %s", path[:200], reason)
+        else:
+            self._left_out += 1
+            self._last_left_out = reason
+
+
+refusal_log = RefusalLog()   # the process's: every socket route's refusals together
+
+
 class SiteOriginValidator:
     """ASGI middleware before the WebSocket router: a handshake whose ``Origin`` is not the site's
     own origin nor a trusted one (:func:`refusal`) is denied (a browser sees 403) and logged as a
-    warning; any other goes to ``inner``."""
+    warning (:class:`RefusalLog`: a flood of them in a few lines); any other goes to ``inner``."""
 
     def __init__(self, inner: Callable) -> None:
         self.inner = inner
@@ -94,5 +131,5 @@ class SiteOriginValidator:
         reason = refusal(scope)
         if reason is None:
             return await self.inner(scope, receive, send)
-        log.warning("WebSocket handshake refused at %s: %s", scope.get("path", "")[:200], reason)
+        refusal_log(scope.get("path", ""), reason)
         return await WebsocketDenier()(scope, receive, send)

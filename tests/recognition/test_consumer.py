@@ -74,7 +74,11 @@ def test_refused_for_an_inactive_or_revoked_kiosk(engine_script, paired):
     assert run(refused) == (False, 4401)
 
 
-def test_refused_from_a_foreign_origin(engine_script, paired, caplog):
+def test_refused_from_a_foreign_origin(engine_script, paired, caplog, monkeypatch):
+    from masknet_site import socket_origin
+
+    monkeypatch.setattr(socket_origin, "refusal_log", socket_origin.RefusalLog())   # no earlier test's window
+
     async def scenario():
         comm = communicator(paired[1], origin=b"http://evil.example")
         connected, _ = await comm.connect(timeout=5)
@@ -85,6 +89,25 @@ def test_refused_from_a_foreign_origin(engine_script, paired, caplog):
         run(scenario)
     # the log says what was refused and what was expected (a proxy that drops the port or the scheme)
     assert "'http://evil.example'" in caplog.text and "'http://testserver'" in caplog.text, caplog.text
+
+
+def test_a_flood_of_refused_handshakes_is_logged_in_a_few_lines(caplog):
+    """Every refused handshake was a warning of its own: a page of another origin reconnecting in a
+    loop, or a proxy writing a fixed Host, filled the log a line a try. Five a minute are logged,
+    and the rest counted in one line when the next minute's first refusal comes."""
+    from masknet_site.socket_origin import REFUSAL_LOG_WINDOW_S, REFUSALS_LOGGED, RefusalLog
+
+    said = RefusalLog()
+    with caplog.at_level("WARNING", logger="masknet_site.socket_origin"):
+        for i in range(200):
+            said("/ws/kiosk/", f"Origin 'http://evil{i}.example' is not this site's", now=100.0 + i * 0.1)
+        assert len(caplog.records) == REFUSALS_LOGGED
+        said("/ws/kiosk/", "no Origin header", now=100.0 + REFUSAL_LOG_WINDOW_S)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == REFUSALS_LOGGED + 2, lines
+    assert lines[REFUSALS_LOGGED].startswith(f"{200 - REFUSALS_LOGGED} more WebSocket handshakes refused in 60 s")
+    assert "evil199.example" in lines[REFUSALS_LOGGED]
+    assert lines[-1] == "WebSocket handshake refused at /ws/kiosk/: no Origin header"
 
 
 def handshake(token: str, **how) -> tuple[bool, int | None]:
