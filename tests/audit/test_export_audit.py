@@ -173,3 +173,15 @@ def test_the_export_and_the_erased_ids_are_never_one_file(tmp_path, monkeypatch)
         with pytest.raises(CommandError, match="name the same file"):
             run(*args)
     assert not (tmp_path / "audit.csv").exists() and AuditEvent.objects.count() == before
+
+
+def test_a_home_folder_written_as_tilde_is_the_users(tmp_path, monkeypatch):
+    """The shell leaves ``~`` as it is after ``=`` (``--erased-ids=~/erased.txt``): the file went to
+    a folder named ``~`` under the current one, where the restore's next step did not find it."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    run("~/audit.csv", "--erased-ids=~/erased.txt")
+    assert (home / "audit.csv").is_file() and (home / "erased.txt").is_file()
+    assert not (cwd / "~").exists()

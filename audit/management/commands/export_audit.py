@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from masknet_site.csv_export import csv_chunks
 from recognition.engine.files import write_atomic
+from recognition.management.commands._common import user_path
 
 
 def _day(text: str) -> date:
@@ -37,10 +38,10 @@ class Command(BaseCommand):
             "Take it with the site stopped, before a restore: reapply_erasures reads it.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", type=Path, help="where to write the CSV (a file there is kept: see --force)")
+        parser.add_argument("file", type=user_path, help="where to write the CSV (a file there is kept: see --force)")
         parser.add_argument("--since", type=_day, help="only the records from this day on (YYYY-MM-DD, the "
                                                        "site's TIME_ZONE); by default every record")
-        parser.add_argument("--erased-ids", type=Path, metavar="FILE",
+        parser.add_argument("--erased-ids", type=user_path, metavar="FILE",
                             help="also write the erased staff ids (keyed digests, no staff id readable) to FILE, for "
                                  "reapply_erasures --erased-ids after a restore (docs/deployment.md)")
         parser.add_argument("--force", action="store_true",

@@ -27,7 +27,7 @@ from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import amount, counted
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
 from recognition.engine.install import models_ready
-from recognition.management.commands._common import ProgressBar, people_file_lines
+from recognition.management.commands._common import ProgressBar, people_file_lines, user_path
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -390,16 +390,17 @@ class Command(BaseCommand):
             "then rebuild the index.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("dir", type=Path)
+        parser.add_argument("dir", type=user_path)
         parser.add_argument("--limit", type=int,
                             help="import only the first N people (in folder or --people-list order; folders of "
                                  "people erased at their request, skipped, do not count)")
-        parser.add_argument("--people-list", type=Path, help="order (and choice) of people: LFW people*.txt format")
+        parser.add_argument("--people-list", type=user_path,
+                            help="order (and choice) of people: LFW people*.txt format")
         parser.add_argument("--max-photos", type=int,
                             help="at most N photos per person: the first N files in name order (a refused one "
                                  "counts, and the files after them are not tried)")
         parser.add_argument("--department", default="", help="department of the imported people")
-        parser.add_argument("--people-csv", type=Path, metavar="FILE",
+        parser.add_argument("--people-csv", type=user_path, metavar="FILE",
                             help="each folder's person from a CSV (UTF-8, a first line naming its columns folder, "
                                  "staff_id, full_name and perhaps department, notes and active) instead of the "
                                  "folder's name")

@@ -40,6 +40,7 @@ from enrollment.services import (
     person_erasure_reapply,
     photo_files_sweep,
 )
+from recognition.management.commands._common import user_path
 
 # the note of a record applied or written again after a restore (enrollment.services.people._again,
 # audit.restore.Record.again): the first one's time and actor
@@ -157,8 +158,9 @@ class Command(BaseCommand):
             "again.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", type=Path, help="the audit log's CSV export (its erase and revocation records)")
-        parser.add_argument("--erased-ids", type=Path, metavar="FILE",
+        parser.add_argument("file", type=user_path,
+                            help="the audit log's CSV export (its erase and revocation records)")
+        parser.add_argument("--erased-ids", type=user_path, metavar="FILE",
                             help="the erased staff ids export_audit --erased-ids wrote before the restore: the "
                                  "restored database's are made those (docs/deployment.md)")
         parser.add_argument("--dry-run", action="store_true", help="list what would be erased or revoked; change "

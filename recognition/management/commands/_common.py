@@ -12,6 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def user_path(text: str) -> Path:
+    """A command line's file argument, ``~`` expanded (an argparse ``type``): the shell leaves
+    ``--erased-ids=~/erased.txt`` as it is, and the file went to a folder named ``~``."""
+    return Path(text).expanduser()
+
+
 def engine_from_settings(**overrides):
     """The site's engine (``enrollment.recognizer.get_engine``: its models directory,
     ``MASKNET_DESCRIPTOR``'s defaults, thresholds moved by ``MASKNET_THRESHOLD_OFFSET``); with
