@@ -131,6 +131,13 @@ def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry
     return True
 
 
+def _person_named(record: Record) -> int | None:
+    """The person's id a record's summary names as ``… of person #12`` (a photo's or a check-in's
+    record), else ``None``."""
+    found = re.search(r" of person #(\d+)", record.summary)
+    return int(found.group(1)) if found else None
+
+
 def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
                   actor: object | None) -> bool:
     """A photo removed since the backup (a wrong person's face, one its person asked to have
@@ -143,8 +150,8 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
     if photo is None:
         # the face kept after the backup, so not restored: the stop its removal made is still undone
         # (the restore turned adaptation back on), and the person's next check-in kept a face again
-        person = re.search(r" of person #(\d+)", record.summary) if stopped else None
-        found = person and Person.objects.filter(pk=int(person.group(1)), gallery_adaptation=True,
+        person = _person_named(record) if stopped else None
+        found = person and Person.objects.filter(pk=person, gallery_adaptation=True,
                                                  created_at__lte=record.at).first()
         if not found:
             return False
@@ -173,9 +180,9 @@ def _checkin_delete(pk: int, record: Record, history: list[Record], note: str, d
     """A check-in deleted since the backup (a correction: someone else recognised, with that face's
     snapshot) is deleted again: the one of the record's person, recorded for a time before the record
     (an id the restore handed out again names another)."""
-    person = re.search(r" of person #(\d+)", record.summary)
+    person = _person_named(record)
     checkin = CheckIn.objects.filter(pk=pk, at__lte=record.at).first()
-    if checkin is None or person is None or checkin.person_id != int(person.group(1)):
+    if checkin is None or person is None or checkin.person_id != person:
         return False
     if not dry_run:
         checkin_delete(checkin=checkin, actor=actor, note=note)
