@@ -567,3 +567,50 @@ def services_create(staff_id: str) -> int:
     from enrollment import services
 
     return services.person_create(actor=None, full_name="Someone", staff_id=staff_id).pk
+
+
+@pytest.mark.django_db
+def test_the_kept_photo_migration_reads_each_ones_check_in_from_its_audit_record(person, monkeypatch):
+    """0025 gives each photo gallery adaptation kept before 0024 the check-in its ``photo_add`` audit
+    record names, so that deleting that check-in warns and the photo's page links it; a record of
+    another person's photo, one older than the photo (an id used before a restore), an uploaded
+    photo and one that knows its check-in already are left alone."""
+    import importlib
+    from datetime import timedelta
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+    from enrollment.models import FacePhoto
+
+    migration = importlib.import_module("enrollment.migrations.0025_kept_from_checkin_backfill")
+    now = timezone.now()
+
+    def photo(source: str, kept: int | None = None, days_ago: int = 10) -> FacePhoto:
+        made = FacePhoto.objects.create(person=person, image=f"faces/{person.pk}/x.jpg", source=source,
+                                        sha256=f"{FacePhoto.objects.count():064d}", kept_from_checkin=kept)
+        FacePhoto.objects.filter(pk=made.pk).update(created_at=now - timedelta(days=days_ago))
+        return made
+
+    def record(of: FacePhoto, summary: str, days_ago: int) -> None:
+        with monkeypatch.context() as patched:
+            patched.setattr(timezone, "now", lambda: now - timedelta(days=days_ago))
+            AuditEvent.objects.create(action="photo_add", object_type="enrollment.facephoto", object_id=str(of.pk),
+                                      summary=summary)
+
+    kept, moved, reused, known, uploaded = (photo("checkin"), photo("checkin"), photo("checkin", days_ago=5),
+                                            photo("checkin", kept=99), photo("upload"))
+    record(kept, f"added photo #{kept.pk} (checkin) to person #{person.pk}: gallery adaptation from check-in #456 "
+                 "(score 0.612)", 10)
+    record(moved, f"added photo #{moved.pk} (checkin) to person #{person.pk + 1}: gallery adaptation from "
+                  "check-in #457 (score 0.6)", 10)
+    record(reused, f"added photo #{reused.pk} (checkin) to person #{person.pk}: gallery adaptation from "
+                   "check-in #458 (score 0.6)", 6)
+    record(known, f"added photo #{known.pk} (checkin) to person #{person.pk}: gallery adaptation from "
+                  "check-in #459 (score 0.6)", 10)
+    record(uploaded, f"added photo #{uploaded.pk} (upload) to person #{person.pk}", 10)
+
+    migration.fill_kept_from_checkin(apps, None)
+    assert dict(FacePhoto.objects.values_list("pk", "kept_from_checkin")) == {
+        kept.pk: 456, moved.pk: None, reused.pk: None, known.pk: 99, uploaded.pk: None}
