@@ -69,10 +69,16 @@ class BoundedWebRequest(http_protocol.WebRequest):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """Twisted, once the body has ended: a refused request (answered already) closes its
-        connection instead of reaching the application."""
+        connection instead of reaching the application. A chunked body reaches it with the length
+        it had: Django (and DRF) read a request without ``Content-Length`` as having no body, so an
+        API client that streams its body (an HR sync's PATCH) was answered 200 with nothing changed,
+        and its uploads "No file was submitted"."""
         if self._refused:
             self.channel.loseConnection()
             return
+        if self.requestHeaders.hasHeader(b"transfer-encoding"):
+            self.requestHeaders.removeHeader(b"transfer-encoding")
+            self.requestHeaders.setRawHeaders(b"content-length", [b"%d" % self._body_bytes])
         super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:
