@@ -71,12 +71,14 @@ application = ProtocolTypeRouter({
 from django.conf import settings  # noqa: E402
 
 from enrollment import recognizer  # noqa: E402
-from masknet_site import daphne_body  # noqa: E402
+from masknet_site import daphne_body, daphne_log  # noqa: E402
 from masknet_site.loopback import LoopbackOnly  # noqa: E402
 
 # before Daphne serves anything (it imports this module first): bodies over the limit refused
 # before they are read, no multipart parse by Twisted (masknet_site/daphne_body.py)
 daphne_body.install(settings.MASKNET_MAX_REQUEST_BYTES)
+# its access log lines without query strings (names, staff ids) or pairing codes (daphne_log.py)
+daphne_log.install()
 
 # the face models load once Daphne serves, in a thread of their own, not when the first kiosk connects
 # (a few seconds its first frame waited after every restart)

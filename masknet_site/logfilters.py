@@ -10,6 +10,11 @@ from collections.abc import Mapping
 _PAIRING_CODE = re.compile(r"(/kiosk/pair/)[^/\s\"'?#]+")
 
 
+def mask_pairing_codes(text: str) -> str:
+    """``text`` with each kiosk pairing link's code shown as ``…`` (``/kiosk/pair/…``)."""
+    return _PAIRING_CODE.sub(r"\1…", text)
+
+
 def error_first_line(exc: BaseException, limit: int = 200) -> str:
     """``exc``'s message as a log line may carry it: its first line, at most ``limit`` characters. A
     database driver says which error it was there (a refused connection, a full disk, a lock), and
@@ -21,14 +26,14 @@ class SecretsFilter(logging.Filter):
     """Masks a pairing link's code in every record: Django logs the path of a refused or failed
     request ("Forbidden (CSRF cookie not set.): /kiosk/pair/<code>/"), and the development server
     every request's, while the code may still be unused (Daphne's access log goes to stdout
-    without Python's logging: docs/deployment.md says to keep it off)."""
+    without Python's logging: :mod:`masknet_site.daphne_log` masks it there)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad log call: logging reports it, as without the filter
             return True
-        masked = _PAIRING_CODE.sub(r"\1…", message)
+        masked = mask_pairing_codes(message)
         if masked != message:
             record.msg, record.args = masked, None
         return True

@@ -474,7 +474,8 @@ def test_nginx_accepts_the_proxy_sample(tmp_path):
     sample = nginx_sample()
     for old, new in (("/etc/ssl/masknet/fullchain.pem", cert), ("/etc/ssl/masknet/privkey.pem", key),
                      ("listen 80;", f"listen 127.0.0.1:{free_port()};"),
-                     ("listen 443 ssl", f"listen 127.0.0.1:{free_port()} ssl")):
+                     ("listen 443 ssl", f"listen 127.0.0.1:{free_port()} ssl"),
+                     ("/var/log/nginx/masknet-access.log", tmp_path / "access.log")):
         assert old in sample, old
         sample = sample.replace(old, str(new))
     conf = _nginx_conf(tmp_path, sample)
@@ -526,6 +527,39 @@ def test_the_proxy_samples_client_key_counts_an_ipv6_64_as_one_client_in_nginx(t
         assert [(client, status(client)) for client, _ in asked] == asked
     finally:
         stop_process(proc)
+
+
+def test_the_proxy_samples_access_log_holds_no_query_string_nor_pairing_code(tmp_path):
+    """nginx's default ``combined`` format writes ``$request``: a people search's name, the API's
+    ``?staff_id=`` an HR sync asks, the erased staff ids' lookup stayed in the log after the person's
+    erasure, and a pairing link's code with them. The sample's ``masknet`` format, run in nginx,
+    writes the path alone. Found by a helper's review of erasure."""
+    nginx = _nginx()
+    from bench.live import free_port, stop_process, wait_for_port
+
+    sample = nginx_sample()
+    logged = re.search(r"^map \$uri \$masknet_logged_path \{\n.*?^\}\nlog_format masknet .*?;$", sample,
+                       re.MULTILINE | re.DOTALL)
+    assert logged, "the sample's log format"
+    assert sample.count("access_log /var/log/nginx/masknet-access.log masknet;") == 2   # both servers
+    port, log = free_port(), tmp_path / "access.log"
+    server = f"server {{ listen 127.0.0.1:{port}; access_log {log} masknet; location / {{ return 204; }} }}"
+    conf = _nginx_conf(tmp_path, "\n".join((logged.group(0), server)))
+    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf),
+                             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc, 30, tmp_path / "error.log")
+        for path in ("/api/v1/people?staff_id=TB-2001", "/admin/enrollment/person/?q=Tony+Blair",
+                     "/kiosk/pair/s3cretPairingCode/"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+                assert answer.status == 204
+    finally:
+        stop_process(proc)
+    text = log.read_text()
+    assert '"GET /api/v1/people"' in text and '"GET /admin/enrollment/person/"' in text, text
+    assert '"GET /kiosk/pair/..."' in text, text
+    for secret in ("TB-2001", "Tony", "s3cretPairingCode"):
+        assert secret not in text, secret
 
 
 @pytest.mark.reliability
