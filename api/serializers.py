@@ -124,7 +124,9 @@ class _ChangeTakesItsFieldsOnly:
     ``"loaction"`` looked saved. A read-only field of the answer sent back as read (a client's
     GET-modify-PUT) passes when it holds the instance's value now, and those of ``echoed_any``
     (a value that moves on its own) whatever it holds; with another value it is refused too, since
-    that change is not made (``read_only_hints``: how it is made, by field)."""
+    that change is not made (``read_only_hints``: how it is made, by field). With ``may_read`` false
+    in the context (a caller who may change the object but not read it), a read-only field is refused
+    whatever it holds, without its value."""
 
     echoed_any: tuple[str, ...] = ()
     read_only_hints: dict[str, str] = {}
@@ -157,6 +159,10 @@ class _ChangeTakesItsFieldsOnly:
                     message = f"{'Read-only' if field else 'Unknown field'}: a new one takes {taken}."
             elif field is None:
                 message = f"Unknown field: a change takes {taken} (and the answer's other fields as read)."
+            elif field.read_only and name not in self.echoed_any and not self.context.get("may_read", True):
+                # a caller who may change but not read (an enrol-only token): neither the value here nor
+                # whether theirs is it (a pass or a refusal would tell; a helper's review of the API)
+                message = "Read-only: leave it out (this caller may change it, not read it)."
             elif field.read_only and name not in self.echoed_any:
                 shown = shown if shown is not None else self.to_representation(self.instance)
                 if not _same_value(data[name], shown.get(name)):

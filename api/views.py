@@ -426,7 +426,9 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
                 raise ApiError(status_code=status.HTTP_412_PRECONDITION_FAILED, code="precondition_failed",
                                detail="The person changed since the copy this request was made from: read them "
                                       "again (their ETag) and apply the change to that.")
-            serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False))
+            serializer = s.PersonSerializer(person, data=request.data, partial=kwargs.get("partial", False),
+                                            context={"may_read": self.caller_may(request, SCOPE_READ,
+                                                                                 "enrollment.view_person")})
             serializer.is_valid(raise_exception=True)
             data = dict(serializer.validated_data)
             with self._erased_asked(data) as enrol_erased:
@@ -552,10 +554,11 @@ class PhotoViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         return Response(body, status=status.HTTP_201_CREATED)
 
     def get_throttles(self) -> list:
-        """An upload by a caller who may search faces answers like identify (``lookalike``): it
-        counts against the recognise rate too (else 600 searches a minute instead of 120)."""
+        """An upload answers like identify (``lookalike``: whom the face looks like for a caller who
+        may search faces, whether it looks like anyone for the others): it counts against the
+        recognise rate too, whoever asks (else 600 searches a minute instead of 120)."""
         throttles = super().get_throttles()
-        if self.action == "create" and self.caller_may(self.request, SCOPE_RECOGNISE, "enrollment.recognise_face"):
+        if self.action == "create":
             throttles.append(RecogniseRateThrottle())
         return throttles
 

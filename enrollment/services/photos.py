@@ -524,14 +524,18 @@ def photo_lookalike_shown(*, photo: FacePhoto, actor: object, may_search: bool,
     who may search faces (``may_search``: ``enrollment.recognise_face``, or the API's scope
     ``recognise``); the answer is a face search's, so it is on record as identify's are (``via``
     says where: "photo upload", "admin photo upload"). ``None`` when nobody else, or for a caller
-    who may not search faces: they are told only that the face matches someone."""
+    who may not search faces: they are told only that the face matches someone, which is a face
+    search's answer too (one bit of it: an enrol-only token could upload each face to a person of its
+    own to learn whether it is enrolled), so it is on record as well, saying the caller was not told
+    whom (a helper's review of the API)."""
     found = getattr(photo, "lookalike", None)
-    if found is None or not may_search:
+    if found is None:
         return None
     other, score = found
     audit_record(actor=actor, action=Action.API_IDENTIFY, object_type="enrollment.facephoto", object_id=photo.pk,
-                 summary=f"{via}: looks like person #{other.pk} {score:.3f}")
-    return other, score
+                 summary=f"{via}: looks like person #{other.pk} {score:.3f}"
+                         + ("" if may_search else " (told only that it looks like someone: no face search)"))
+    return (other, score) if may_search else None
 
 
 def photo_repeats(*, photo: FacePhoto, face: Face | None, engine: Engine,
