@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
 from enrollment.services import counted
+from masknet_site.admin_csv import DateDrillDownChecked
 from recognition.admin import LabelledSplitDateTime, SiteDateTimeField
 
 from . import services
@@ -62,7 +63,7 @@ class ApiTokenForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """Create (through ``api.services.api_token_create``), list and revoke tokens; never edit one."""
 
     form = ApiTokenForm

@@ -103,6 +103,10 @@ def _audited_delete(request, obj, delete, action: str, kind: str) -> None:
 
 
 ROLE_FIELDS = ("is_staff", "is_superuser", "is_active", "groups", "user_permissions")  # audited by user_roles
+# what Django's user form let an administrator type over: day first or month first in Django's formats
+# (01/02/2026 saved as 2 January), and 9999-12-31 23:59 in a zone behind UTC a 500, or on PostgreSQL a
+# row past year 9999 that the user list then answered 500 for (a helper's review of time zones)
+RECORDED_DATES = ("last_login", "date_joined")
 
 
 admin.site.unregister(User)
@@ -110,7 +114,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(User)
-class AuditedUserAdmin(SearchNormalised, UserAdmin):
+class AuditedUserAdmin(SearchNormalised, DateDrillDownChecked, UserAdmin):
     """Django's user admin; creations, role changes (staff, superuser, groups, permissions), other
     changes (which fields), passwords set by an administrator and deletions are written to the
     audit log."""
@@ -118,8 +122,9 @@ class AuditedUserAdmin(SearchNormalised, UserAdmin):
     def get_readonly_fields(self, request, obj=None):
         """An API token's service account keeps its username (``api:<token name>``, which Django's
         username rule refuses): the form could not be saved, so the account could not be
-        deactivated here, which the API honours."""
-        fields = super().get_readonly_fields(request, obj)
+        deactivated here, which the API honours. The last login and the date joined are records,
+        shown, not typed (:data:`RECORDED_DATES`)."""
+        fields = (*super().get_readonly_fields(request, obj), *RECORDED_DATES)
         if obj is not None and hasattr(obj, "api_token"):   # the reverse one-to-one: AttributeError without
             return (*fields, "username")
         return fields

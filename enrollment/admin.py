@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
-from masknet_site.admin_csv import CheckInLookupsGuarded, ListAfterDelete, SearchNormalised
+from masknet_site.admin_csv import CheckInLookupsGuarded, DateDrillDownChecked, ListAfterDelete, SearchNormalised
 from masknet_site.logfilters import error_first_line
 from masknet_site.middleware import PERMISSIONS_POLICY_HEADER, permissions_policy
 from recognition.engine.errors import ModelsMissing
@@ -386,7 +386,7 @@ def adaptation_stopped_message(people: list[Person]) -> str:
 
 
 @admin.register(Person)
-class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, admin.ModelAdmin):
+class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDrillDownChecked, admin.ModelAdmin):
     """People: list with thumbnails, search and filters; change page with photos, upload and
     capture; actions rebuild / deactivate / reactivate / erase."""
 
@@ -1062,7 +1062,7 @@ def _index_status_context(request: HttpRequest) -> dict:
             "can_rebuild": request.user.has_perm("enrollment.rebuild_index")}
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """Rows written only by the services."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -1076,7 +1076,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ErasedStaffId)
-class ErasedStaffIdAdmin(admin.ModelAdmin):
+class ErasedStaffIdAdmin(DateDrillDownChecked, admin.ModelAdmin):
     """The staff ids of people erased at their request, which imports skip: the date alone (the
     digest is never shown), found by typing a staff id. Deleting one lifts it (audited): the person
     asked to be enrolled again. Superusers only (Enrollers hold none of its permissions)."""
@@ -1180,7 +1180,7 @@ class VerdictFilter(admin.AllValuesFieldListFilter):
 
 
 @admin.register(FacePhoto)
-class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.ModelAdmin):
+class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, DateDrillDownChecked, admin.ModelAdmin):
     """Every photo with its verdict; removing goes through ``photo_remove`` (file, templates, rebuild);
     "Try again at the next rebuild" through ``photos_embed_again``."""
 
@@ -1248,10 +1248,11 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, admin.Mode
 
     @admin.display(description="kept until")
     def kept_until(self, obj: FacePhoto) -> str:
-        """A photo kept by gallery adaptation: the day the retention purge deletes it."""
+        """A photo kept by gallery adaptation: the day its retention ends (the daily purge after it
+        deletes it)."""
         expiry = services.adapted_photo_expiry(obj)
-        return (f"{expiry:%Y-%m-%d} (MASKNET_RETENTION_ADAPTED_DAYS)" if expiry
-                else "while the person is enrolled")
+        return (f"{expiry:%Y-%m-%d} (MASKNET_RETENTION_ADAPTED_DAYS; deleted by the daily purge after then)"
+                if expiry else "while the person is enrolled")
 
     @admin.display(description="kept from")
     def kept_from(self, obj: FacePhoto) -> str:

@@ -60,10 +60,13 @@ def changelist_rows(model_admin: admin.ModelAdmin, request: HttpRequest) -> Chan
 
 
 class DateDrillDownChecked:
-    """A mixin for a ``ModelAdmin`` with a ``date_hierarchy``: a drill-down date Python cannot
-    make (``?at__year=9999`` asks for the year after it; ``&at__month=12``, the month after) raised
-    ``ValueError`` or ``OverflowError`` out of the change list, a 500 on the page and its export;
-    now they are the change list's own "cannot filter" (``?e=1``), and a 400 for the export."""
+    """A mixin for a ``ModelAdmin``: a drill-down date Python cannot make (``?at__year=9999`` asks
+    for the year after it; ``&at__month=12``, the month after), or a time in a list's address that
+    has no UTC time (``?created_at__gte=9999-12-31 23:59:59-05:00``: Django lets an address filter on
+    any field; SQLite's adapter overflows), raised ``ValueError`` or ``OverflowError`` out of the
+    change list, a 500 on the page and its export; now they are the change list's own "cannot
+    filter" (``?e=1``), and a 400 for the export. On every list with a date-and-time field
+    (``tests/test_admin_odd_ids.py`` tries each)."""
 
     def get_changelist_instance(self, request: HttpRequest):
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
 import qrcode
@@ -73,7 +73,7 @@ def pairing_qr(url: str) -> str:
 
 
 @admin.register(Kiosk)
-class KioskAdmin(CheckInLookupsGuarded, admin.ModelAdmin):
+class KioskAdmin(CheckInLookupsGuarded, DateDrillDownChecked, admin.ModelAdmin):
     """Kiosks. Adding one shows its one-time pairing link; the change page links to a new pairing
     link and to revocation."""
 
@@ -319,18 +319,33 @@ class SiteDateTimeField(forms.SplitDateTimeField):
     default formats read 11/12/2026 as 12 November, the wrong day for most of the world, saved
     without a word), and a time in the hour the clocks go back over (01:30 happens twice) read as
     its first occurrence, where Django refused it as "ambiguous" and a night shift's arrival could
-    not be recorded (its page then says which). A time the clocks skip is still refused."""
+    not be recorded (its page then says which). A time the clocks skip is still refused, and so is
+    one with no UTC time (9999-12-31 23:59 behind UTC, 0001-01-01 00:00 ahead of it: someone typing
+    "never" into a token's expiry got a 500, and on PostgreSQL a row stored past year 9999 that every
+    later page reading it answered 500; a helper's review)."""
+
+    default_error_messages = {
+        **forms.SplitDateTimeField.default_error_messages,
+        "out_of_range": "This time has no UTC time: choose one between the years 1 and 9999 everywhere.",
+    }
 
     def __init__(self, **kwargs) -> None:
         super().__init__(input_date_formats=["%Y-%m-%d"], **kwargs)
 
     def compress(self, data_list):
+        value = None
         if data_list and data_list[0] is not None and data_list[1] is not None:
             naive = datetime.combine(*data_list)
             zone = timezone.get_current_timezone()
             if services.wall_time_occurs(naive, zone) == 2:
-                return naive.replace(tzinfo=zone, fold=0)
-        return super().compress(data_list)
+                value = naive.replace(tzinfo=zone, fold=0)
+        value = value or super().compress(data_list)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError(self.error_messages["out_of_range"], code="out_of_range") from None
+        return value
 
 
 class ManualCheckInForm(forms.Form):

@@ -894,12 +894,14 @@ ADAPTED_PURGE_BATCH = 200
 
 
 def adapted_photo_expiry(photo: FacePhoto) -> date | None:
-    """The day the retention purge deletes ``photo`` (:func:`adapted_photos_purge`; local time), for
-    a photo kept by gallery adaptation while ``MASKNET_RETENTION_ADAPTED_DAYS`` is set; else ``None``."""
+    """The day (local time) ``photo``'s retention ends, for a photo kept by gallery adaptation while
+    ``MASKNET_RETENTION_ADAPTED_DAYS`` is set; else ``None``. The daily purge
+    (:func:`adapted_photos_purge`, 03:30) deletes it at its first run after that moment: that night,
+    or the next one for a photo kept after the purge's hour of the day (not "the day it deletes it",
+    as this said: a helper's review of time zones)."""
     days = int(settings.MASKNET_RETENTION_ADAPTED_DAYS)
     if photo.source != FacePhoto.Source.CHECKIN or days <= 0 or photo.created_at is None:
         return None
-    # the purge runs daily: it deletes the photo on the first run after this day's moment
     return timezone.localdate(photo.created_at + timedelta(days=days))
 
 

@@ -166,6 +166,19 @@ def test_admin_refuses_a_token_that_would_expire_in_the_past(client, superuser):
     assert "YYYY-MM-DD" in us.content.decode()
 
 
+def test_admin_refuses_a_token_expiry_with_no_utc_time(client, superuser, settings):
+    """"Never", typed as 9999-12-31 23:59 in a zone behind UTC, has no UTC time: the add answered
+    500 (SQLite), or (PostgreSQL) stored a row past year 9999 that every later read of it, the token
+    list and each request with the token, answered 500. Found by a helper's review of time zones."""
+    settings.TIME_ZONE = "America/New_York"
+    client.force_login(superuser)
+    never = client.post("/admin/api/apitoken/add/", {"name": "never", "scopes": ["read"],
+                                                     "expires_at_0": "9999-12-31", "expires_at_1": "23:59"})
+    assert never.status_code == 200 and "This time has no UTC time" in never.content.decode()
+    assert not ApiToken.objects.exists() and "mkn_" not in never.content.decode()
+    assert client.get("/admin/api/apitoken/").status_code == 200
+
+
 def test_only_superusers_see_tokens_in_the_admin(client, enroller):
     client.force_login(enroller)
     assert client.get("/admin/api/apitoken/").status_code == 403

@@ -144,6 +144,25 @@ def test_role_changes_are_logged(client, events):
     assert AuditEvent.objects.filter(action="role_change", object_type="auth.group").exists()
 
 
+def test_a_users_last_login_and_date_joined_are_shown_not_typed(client, events, settings):
+    """Django's user form let them be typed over: 01/02/2026 was read month first (2 January), and
+    9999-12-31 23:59 in a zone behind UTC answered 500, or on PostgreSQL stored a date past year 9999
+    that the user list then answered 500 for. They are records: shown read-only. Found by a helper's
+    review of time zones."""
+    settings.TIME_ZONE = "America/New_York"
+    user = User.objects.create_user("newbie", password="pw")
+    joined = user.date_joined
+    client.force_login(events)
+    url = reverse("admin:auth_user_change", args=[user.pk])
+    assert 'name="date_joined_0"' not in client.get(url).content.decode()
+    data = {"username": "newbie", "is_active": "on", "date_joined_0": "9999-12-31", "date_joined_1": "23:59",
+            "last_login_0": "01/02/2026", "last_login_1": "10:00"}
+    assert client.post(url, data).status_code == 302
+    user.refresh_from_db()
+    assert user.date_joined == joined and user.last_login is None
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 200
+
+
 def test_other_user_changes_and_passwords_set_by_an_admin_are_logged(client, events):
     """Renaming a user (which fields, never the values), an administrator setting another user's
     password, and renaming a group are audited, not only role changes."""

@@ -1412,7 +1412,7 @@ def test_a_photo_kept_from_a_check_in_says_until_when(admin_client, person, make
     grid = admin_client.get(reverse("admin:enrollment_person_change", args=[person.pk])).content.decode()
     assert grid.count("kept until") == 1 and "check-in, kept until 2027-05-30" in grid
     page = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[kept.pk])).content.decode()
-    assert "2027-05-30 (MASKNET_RETENTION_ADAPTED_DAYS)" in page
+    assert "2027-05-30 (MASKNET_RETENTION_ADAPTED_DAYS; deleted by the daily purge after then)" in page
     upload = admin_client.get(reverse("admin:enrollment_facephoto_change", args=[uploaded.pk])).content.decode()
     assert "while the person is enrolled" in upload and "2027-" not in upload
     settings.MASKNET_RETENTION_ADAPTED_DAYS = 0   # kept as long as the person's other photos

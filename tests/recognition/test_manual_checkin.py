@@ -297,8 +297,10 @@ def test_a_time_the_clocks_go_back_over_is_its_first_and_a_day_written_month_fir
 
 
 @pytest.mark.parametrize(("zone", "day", "at", "said"), [
-    ("Europe/Berlin", "0001-01-01", "00:00", "Check-ins by hand go back at most 31 days"),
-    ("America/New_York", "9999-12-31", "23:59", "The time is in the future")])
+    ("Europe/Berlin", "0001-01-01", "00:00", "This time has no UTC time"),
+    ("Europe/Berlin", "0001-01-01", "01:00", "Check-ins by hand go back at most 31 days"),
+    ("America/New_York", "9999-12-31", "23:59", "This time has no UTC time"),
+    ("America/New_York", "9999-12-31", "18:59", "The time is in the future")])
 def test_a_time_at_the_calendars_edge_is_refused_in_the_form_not_a_500(client, person, settings, zone, day, at,
                                                                        said):
     """In a zone ahead of UTC 0001-01-01 00:00 (behind it, 9999-12-31 23:59) has no UTC time, and asking
