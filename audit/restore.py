@@ -48,7 +48,7 @@ from api.models import ApiToken
 from api.services import api_token_revoke
 from enrollment.models import FacePhoto, Person
 from enrollment.services import person_deactivate, person_gallery_adaptation_stop, photo_remove
-from enrollment.services.photos import ADAPTATION_STOPPED, ADAPTATION_STOPPED_BY_REMOVAL
+from enrollment.services.photos import ADAPTATION_RESUMED, ADAPTATION_STOPPED, ADAPTATION_STOPPED_BY_REMOVAL
 from recognition.models import CheckIn, Kiosk
 from recognition.services import checkin_delete, kiosk_delete, kiosk_unpair, kiosk_update
 
@@ -142,7 +142,9 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
                   actor: object | None) -> bool:
     """A photo removed since the backup (a wrong person's face, one its person asked to have
     removed, one kept from a check-in past its retention) is removed again, with its file and its
-    templates; the rebuild this queues takes it out of the index."""
+    templates; the rebuild this queues takes it out of the index. Adaptation is stopped again where
+    the removal stopped it, even if an administrator resumed it since (that is the person's record,
+    not the photo's): it stays off until resumed again."""
     photo = FacePhoto.objects.filter(pk=pk).first()
     # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
     # the retention purge's does not, and applied again it turned adaptation off for good)
@@ -166,9 +168,11 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
 def _adaptation_stop(pk: int, record: Record, history: list[Record], note: str, dry_run: bool,
                      actor: object | None) -> bool:
     """Gallery adaptation stopped for a person since the backup (the people list's action) is stopped
-    again: the restore turned it back on, and their next confident check-in kept a face again."""
+    again: the restore turned it back on, and their next confident check-in kept a face again. Not
+    when an administrator resumed it after the stop (a resume itself is never applied again: one
+    since the backup of a stop before it is lost, and adaptation stays off until resumed again)."""
     person = Person.objects.filter(pk=pk, gallery_adaptation=True).first()
-    if person is None:
+    if person is None or any(h.at > record.at and h.summary.startswith(ADAPTATION_RESUMED) for h in history):
         return False
     if not dry_run:
         person_gallery_adaptation_stop(person=person, actor=actor, note=note)

@@ -399,7 +399,8 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
     staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
     readonly_fields = ("created_at", "updated_at", "deactivated_at", "inactive_history", "photo_grid",
                        "gallery_adaptation")
-    actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "erase_biometric_data")
+    actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "resume_gallery_adaptation",
+               "erase_biometric_data")
     list_per_page = 50
 
     class Media:
@@ -780,6 +781,19 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
             return
         messages.success(request, f"Gallery adaptation stopped for {_people(done)}: their check-ins add no "
                                   f"photos (their photos stay as they are).")
+
+    @admin.action(description="Resume gallery adaptation for selected people", permissions=["change"])
+    def resume_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # stopped by this list's action or by removing a kept photo: there was no way back but SQL
+        done = sum(services.person_gallery_adaptation_resume(person=person, actor=request.user)
+                   for person in queryset if not person.gallery_adaptation)
+        if not done:
+            messages.info(request, "Nobody's gallery adaptation was resumed: it was on already for the people "
+                                   "selected.")
+            return
+        on = "" if settings.MASKNET_GALLERY_ADAPT else " once MASKNET_GALLERY_ADAPT is on (it is off on this site)"
+        messages.success(request, f"Gallery adaptation resumed for {_people(done)}: a confident check-in may add "
+                                  f"a photo of them again{on}.")
 
     @admin.action(description="Erase biometric data of selected people", permissions=["erase"])
     def erase_biometric_data(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:

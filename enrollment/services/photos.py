@@ -728,6 +728,21 @@ def person_gallery_adaptation_stop(*, person: Person, actor: object | None, note
     return stopped
 
 
+ADAPTATION_RESUMED = "resumed gallery adaptation for person #"   # its audit record's summary, then the id
+
+
+def person_gallery_adaptation_resume(*, person: Person, actor: object | None) -> bool:
+    """Gallery adaptation may add photos of this person again, after it was stopped (by the people
+    list's action, or by removing a photo it had kept): an administrator's decision, audited. Whether
+    it was off (``False``: on already, maybe resumed by someone else meanwhile)."""
+    with transaction.atomic():
+        resumed = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=False).update(gallery_adaptation=True))
+        if resumed:
+            audit_record(actor=actor, action=Action.UPDATE, obj=person, summary=f"{ADAPTATION_RESUMED}{person.pk}")
+    person.gallery_adaptation = True
+    return resumed
+
+
 def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:
     """Gallery adaptation (``MASKNET_GALLERY_ADAPT``): keep the face of a confident check-in as one
     more photo of the person checked in (source ``checkin``), so that someone enrolled from one

@@ -215,6 +215,9 @@ ADMIN: dict[tuple[str, str], Recipe] = {
         action(w, "enrollment_person", "reactivate", w.person.pk), ("update", "enrollment.person"))[2],
     ("enrollment.person", "action:stop_gallery_adaptation"): lambda w: (action(
         w, "enrollment_person", "stop_gallery_adaptation", w.person.pk), ("update", "enrollment.person"))[1],
+    ("enrollment.person", "action:resume_gallery_adaptation"): lambda w: (
+        enrollment.person_gallery_adaptation_stop(person=w.person, actor=None),
+        action(w, "enrollment_person", "resume_gallery_adaptation", w.person.pk), ("update", "enrollment.person"))[2],
     ("enrollment.person", "action:erase_biometric_data"): lambda w: (action(
         w, "enrollment_person", "erase_biometric_data", w.person.pk, post="yes"), ("erase", "enrollment.person"))[1],
     ("enrollment.person", "url:enrollment_person_rebuild"): lambda w: (ok(w.client.post(

@@ -835,6 +835,28 @@ def test_stopping_gallery_adaptation_counts_only_those_it_stopped(su_client, per
     assert not Person.objects.filter(gallery_adaptation=True).exists()
 
 
+def test_gallery_adaptation_stopped_can_be_resumed_and_is_audited(su_client, person, settings):
+    """Stopped (by the list's action, or by removing a photo it had kept), adaptation could not be
+    turned on again but in SQL. The list's "Resume" action does it, audited, counting only those it
+    resumed, and says when the site's setting keeps it off anyway."""
+    def said(response) -> list[str]:
+        return [str(m) for m in response.context["messages"]]
+
+    settings.MASKNET_GALLERY_ADAPT = False
+    services.person_gallery_adaptation_stop(person=person, actor=None)
+    data = {"action": "resume_gallery_adaptation", "_selected_action": [person.pk]}
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "Gallery adaptation resumed for 1 person: a confident check-in may add a photo of them again once "
+        "MASKNET_GALLERY_ADAPT is on (it is off on this site)."]
+    person.refresh_from_db()
+    assert person.gallery_adaptation
+    [record] = AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk),
+                                         summary__startswith="resumed gallery adaptation")
+    assert record.summary == f"resumed gallery adaptation for person #{person.pk}" and record.actor == "root"
+    assert said(su_client.post(CHANGELIST, data, follow=True)) == [
+        "Nobody's gallery adaptation was resumed: it was on already for the people selected."]
+
+
 def test_erase_page_for_one_person(su_client, person):
     url = reverse("admin:enrollment_person_erase", args=[person.pk])
     assert su_client.get(url).status_code == 200

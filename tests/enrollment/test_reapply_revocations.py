@@ -520,6 +520,23 @@ def test_gallery_adaptation_comes_back_from_a_restore_as_it_was_after_the_backup
     assert "already revoked 2" in run(csv_file)   # run twice: nothing more
 
 
+def test_adaptation_stopped_then_resumed_since_the_backup_is_not_stopped_again(su_client, superuser, tmp_path,
+                                                                               django_capture_on_commit_callbacks):
+    """Gallery adaptation can be resumed (the people list's action): a stop since the backup that an
+    administrator undid afterwards is not applied again by the restore, as a deactivation undone by
+    a reactivation is not."""
+    person = services.person_create(actor=None, full_name="Ann Back", staff_id="B1")
+    saved = backup((*TABLES[:-1], "enrollment_facephoto", "enrollment_phototemplates", "audit_auditevent"))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.person_gallery_adaptation_stop(person=person, actor=superuser)
+        services.person_gallery_adaptation_resume(person=person, actor=superuser)
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(csv_file)
+    assert Person.objects.get(pk=person.pk).gallery_adaptation, out
+
+
 def test_adaptation_stopped_by_removing_a_face_kept_after_the_backup_stays_stopped(su_client, superuser, tmp_path,
                                                                                   make_photo,
                                                                                   django_capture_on_commit_callbacks):
