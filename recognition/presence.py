@@ -318,6 +318,8 @@ class Presence:
         # hidden by someone else's refused frames (not by the time limit alone): their refusals are
         # counted afresh and audited as any presence's are
         self._hidden_by_other = False
+        self._refused_here = False   # the last refused frame was where the face followed was
+        self._other_audited_for: Outcome | None = None   # the welcome whose other's refusals were audited
 
     # -------------------------------------------------------------------------- reading
 
@@ -406,17 +408,21 @@ class Presence:
                 # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
                 # not ended: the person welcomed looking down or a mask going on is not checked in or
                 # called unknown again, nor their refusals audited, once they are usable again
-                if hides == HIDDEN_BY_OTHER and not (self._hidden_for is self.outcome and self._hidden_by_other):
+                if hides == HIDDEN_BY_OTHER and not self._hidden_by_someone_else:
                     # someone else's refusals from here on: counted apart from the person welcomed's
-                    # and audited as anyone's are (they went unrecorded while the welcome stood)
+                    # and audited as anyone's are (they went unrecorded while the welcome stood), once
+                    # a welcome however often it is hidden and shown again
                     self._quality_reasons.clear()
-                    self._quality_audited = False
+                    self._quality_audited = self._other_audited_for is self.outcome
                     self._hidden_by_other = True
                 elif self._hidden_for is not self.outcome:
                     self._hidden_by_other = False
                 self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
-            return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked))
+            # a refused face back where the person welcomed stood (and not far below them) is theirs
+            # as far as anyone can tell: not counted as the other's
+            counted = not (self._hidden_by_someone_else and self._refused_here)
+            return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked, counted=counted))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:
             reply.update(state="recognising", progress=0.0)
@@ -450,6 +456,7 @@ class Presence:
         the face followed or scoring ``far`` below the person welcomed (:meth:`_refused_far`);
         :data:`HIDDEN_BY_TIME`, :data:`WELCOME_REFUSED_MAX_S` since the last usable frame; ``None``:
         it stays."""
+        self._refused_here = False
         if self.welcome_label is None:
             return None
         if far or self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
@@ -457,17 +464,24 @@ class Presence:
             if self._refused_elsewhere >= WELCOME_OTHER_FRAMES:
                 return HIDDEN_BY_OTHER
         else:
-            self._followed_box, self._refused_elsewhere = box, 0
+            self._followed_box, self._refused_elsewhere, self._refused_here = box, 0, True
         return HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None
 
-    def _refused(self, reason: str, across_edge: bool, masked: bool | None) -> QualityAudit | None:
-        """Count a quality refusal; the presence's audit once QUALITY_AUDIT_FRAMES are counted and
-        nothing stands on screen. A face found across the frame's edge alone is not counted: maybe
-        nobody (the reflection's making), and never looked at beyond being found."""
-        if not across_edge:
+    @property
+    def _hidden_by_someone_else(self) -> bool:
+        """The welcome standing is hidden by someone else's refused frames (not by the time limit)."""
+        return self.outcome is not None and self._hidden_for is self.outcome and self._hidden_by_other
+
+    def _refused(self, reason: str, across_edge: bool, masked: bool | None, *, counted: bool = True
+                 ) -> QualityAudit | None:
+        """Count a quality refusal (unless not ``counted``); the presence's audit once
+        QUALITY_AUDIT_FRAMES are counted and nothing stands on screen (or someone else hid it). A face
+        found across the frame's edge alone is not counted: maybe nobody (the reflection's making),
+        and never looked at beyond being found."""
+        if counted and not across_edge:
             self._quality_reasons[reason] += 1
         frames = sum(self._quality_reasons.values())
-        standing = self.outcome is not None and not (self._hidden_for is self.outcome and self._hidden_by_other)
+        standing = self.outcome is not None and not self._hidden_by_someone_else
         if frames < QUALITY_AUDIT_FRAMES or self._quality_audited or standing:
             return None
         detail = ", ".join(f"{k} x{n}" for k, n in self._quality_reasons.most_common())
@@ -476,6 +490,8 @@ class Presence:
     def quality_audited(self) -> None:
         """The presence's quality audit was written (until then, each refused frame asks again)."""
         self._quality_audited = True
+        if self._hidden_by_someone_else:
+            self._other_audited_for = self.outcome   # not again for this welcome, hidden again or not
 
     def welcome_ends(self, obs: Observation, welcomed: tuple[str, float | None] | None = None) -> str | None:
         """Whether the welcome standing ends with this frame, and why: ``"far"``, it makes
@@ -578,7 +594,8 @@ class Presence:
         self.outcome = None
         self._other = self._far = None
         self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
-        self._hidden_by_other = False
+        self._hidden_by_other = self._refused_here = False
+        self._other_audited_for = None
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

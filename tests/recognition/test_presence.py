@@ -228,6 +228,39 @@ def test_someone_elses_refusals_that_hide_a_welcome_are_audited_apart_from_the_p
     assert back[-1].verdict.label == "7" and p.verdict_due(back[-1].verdict, lambda: "w1") is None
 
 
+def test_the_person_welcomeds_own_refusals_after_a_passer_by_and_a_flickering_welcome_are_not_audited():
+    """Two frames of a face elsewhere hid the welcome "by someone else", and from then on the person
+    welcomed's own refused frames, back in their place, were counted and audited as the other's; and
+    each time the welcome showed again and was hidden again, the other's refusals were audited again,
+    three rows for one presence. Found by the review of the change above."""
+    def run(frames: list[FrameAnalysis], p: Presence, t: float) -> tuple[list[pr.QualityAudit], float]:
+        audits = []
+        for a in frames:
+            step = p.frame(a, t, searched=True)
+            t += 0.15
+            if step.quality_audit is not None:
+                audits.append(step.quality_audit)
+                p.quality_audited()   # as the consumer does once it is written
+        return audits, t
+
+    far = FrameAnalysis(size=SIZE, face=_face(box=(100.0, 100.0, 130.0, 140.0)))   # someone else, too small
+    turned = FrameAnalysis(size=SIZE, face=_face(reason="pose", box=(262.0, 140.0, 392.0, 298.0)))
+    p = _presence()
+    _welcomed(p)
+    audits, _ = run([far] * pr.WELCOME_OTHER_FRAMES + [turned] * (pr.QUALITY_AUDIT_FRAMES + 4), p, 0.45)
+    assert audits == [], audits
+
+    p = _presence()
+    _welcomed(p)
+    t, audits = 0.45, []
+    for _ in range(3):   # the other hides the welcome; the person welcomed shows it again
+        said, t = run([far] * 10 + [_seen("7", 0.9)], p, t)
+        audits += said
+        assert p.shown(dict(p.frame(_seen("7", 0.9), t, searched=True).reply))["name"] == "Ana"
+        t += 0.15
+    assert len(audits) == 1 and audits[0].detail == "too_small x8", audits
+
+
 def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
     """The person welcomed looking down at a phone is refused where they stand: the welcome stays, but
     not past WELCOME_REFUSED_MAX_S of refused frames alone (by then it has been read, and someone else
