@@ -90,7 +90,8 @@ def _proxy_says_scheme(request: ASGIRequest) -> bool:
 class RefusalLog:
     """The warnings of refused handshakes, at most :data:`REFUSALS_LOGGED` a window of
     :data:`REFUSAL_LOG_WINDOW_S`; the rest counted, and their number said in one warning at the
-    first refusal of a later window (with the reason of the last one left out)."""
+    first refusal of a later window, naming when their window began (with the reason of the last
+    one left out). A flood that stops leaves its count unsaid until the next refusal."""
 
     def __init__(self) -> None:
         self._window_at = float("-inf")
@@ -103,8 +104,10 @@ class RefusalLog:
         now = time.monotonic() if now is None else now
         if now - self._window_at >= REFUSAL_LOG_WINDOW_S:
             if self._left_out:
-                log.warning("%d more WebSocket handshakes refused in %.0f s were not logged one by one (the "
-                            "last: %s)", self._left_out, now - self._window_at, self._last_left_out)
+                # said at this refusal, maybe long after that window: its start's wall-clock time
+                started = time.strftime("%H:%M:%S", time.localtime(time.time() - (now - self._window_at)))
+                log.warning("%d more WebSocket handshakes refused in the %.0f s from %s were not logged one by one "
+                            "(the last: %s)", self._left_out, REFUSAL_LOG_WINDOW_S, started, self._last_left_out)
             self._window_at, self._logged, self._left_out = now, 0, 0
         if self._logged < REFUSALS_LOGGED:
             self._logged += 1

@@ -185,3 +185,5 @@ def test_a_home_folder_written_as_tilde_is_the_users(tmp_path, monkeypatch):
     run("~/audit.csv", "--erased-ids=~/erased.txt")
     assert (home / "audit.csv").is_file() and (home / "erased.txt").is_file()
     assert not (cwd / "~").exists()
+    with pytest.raises(CommandError, match="nosuchuser_xyz"):   # no such home: said, not a traceback
+        run("~nosuchuser_xyz/audit.csv")

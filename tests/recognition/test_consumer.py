@@ -105,7 +105,8 @@ def test_a_flood_of_refused_handshakes_is_logged_in_a_few_lines(caplog):
         said("/ws/kiosk/", "no Origin header", now=100.0 + REFUSAL_LOG_WINDOW_S)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == REFUSALS_LOGGED + 2, lines
-    assert lines[REFUSALS_LOGGED].startswith(f"{200 - REFUSALS_LOGGED} more WebSocket handshakes refused in 60 s")
+    assert lines[REFUSALS_LOGGED].startswith(f"{200 - REFUSALS_LOGGED} more WebSocket handshakes refused in the 60 s "
+                                             "from "), lines
     assert "evil199.example" in lines[REFUSALS_LOGGED]
     assert lines[-1] == "WebSocket handshake refused at /ws/kiosk/: no Origin header"
 

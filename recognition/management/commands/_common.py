@@ -14,8 +14,14 @@ from pathlib import Path
 
 def user_path(text: str) -> Path:
     """A command line's file argument, ``~`` expanded (an argparse ``type``): the shell leaves
-    ``--erased-ids=~/erased.txt`` as it is, and the file went to a folder named ``~``."""
-    return Path(text).expanduser()
+    ``--erased-ids=~/erased.txt`` as it is, and the file went to a folder named ``~``. A ``~user``
+    with no home folder is the argument's error, not a traceback."""
+    import argparse
+
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
 
 
 def engine_from_settings(**overrides):
