@@ -197,6 +197,11 @@ class PersonSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
         help_text="when they were last deactivated; null while active, or for a deactivation from before it was "
                   "recorded (attendance counts past days by it)")
     active = _OmittableBoolean(required=False, help_text="recognised at kiosks; new people are active")
+    gallery_adaptation = _OmittableBoolean(
+        required=False,
+        help_text="whether a confident check-in may keep a photo of their face (gallery adaptation, when the site "
+                  "has MASKNET_GALLERY_ADAPT on); false stops it (the person objects, or a kept photo was wrong), "
+                  "true resumes it; new people: true")
     # in the request alone (create, PUT, PATCH), on this serializer so that the schema's request
     # components keep their names (PersonRequest, PatchedPersonRequest) for generated clients
     enrol_erased = _OmittableBoolean(
@@ -214,7 +219,7 @@ class PersonSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
     class Meta:
         model = Person
         fields = ["id", "full_name", "staff_id", "department", "active", "notes", "photo_count", "created_at",
-                  "updated_at", "enrol_erased", "deactivated_at"]
+                  "updated_at", "enrol_erased", "deactivated_at", "gallery_adaptation"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 

@@ -389,8 +389,11 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         again, lifting the erased staff id: the reverse of part of an erasure, so it takes what
         erasing takes (scope ``admin``; a staff session: ``enrollment.delete_erasedstaffid``)."""
         data = dict(_validated(s.PersonSerializer, request.data))
-        with self._erased_asked(data) as enrol_erased:
+        adaptation = data.pop("gallery_adaptation", True)
+        with self._erased_asked(data) as enrol_erased, transaction.atomic():
             person = enrollment.person_create(actor=request.user, **data, enrol_erased=enrol_erased)
+            if not adaptation:
+                enrollment.person_gallery_adaptation_stop(person=person, actor=request.user)
         return self._answer(person, status.HTTP_201_CREATED)
 
     @contextmanager
@@ -431,8 +434,13 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
                                                                                  "enrollment.view_person")})
             serializer.is_valid(raise_exception=True)
             data = dict(serializer.validated_data)
+            adaptation = data.pop("gallery_adaptation", None)
             with self._erased_asked(data) as enrol_erased:
                 enrollment.person_update(person=person, actor=request.user, **data, enrol_erased=enrol_erased)
+            if adaptation is False:
+                enrollment.person_gallery_adaptation_stop(person=person, actor=request.user)
+            elif adaptation:
+                enrollment.person_gallery_adaptation_resume(person=person, actor=request.user)
         return self._answer(person)
 
     @extend_schema(summary="Deactivate a person (scope enrol): out of the index, still enrolled", request=None,

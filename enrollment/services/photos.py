@@ -720,7 +720,9 @@ def person_gallery_adaptation_stop(*, person: Person, actor: object | None, note
     ends the summary: a stop applied again after a restore says so). Whether it was on (``False``:
     stopped already, maybe by someone else meanwhile)."""
     with transaction.atomic():
-        stopped = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(gallery_adaptation=False))
+        # a new version (updated_at): a copy read before it, written back with If-Match, is a 412
+        stopped = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=True).update(
+            gallery_adaptation=False, updated_at=timezone.now()))
         if stopped:
             audit_record(actor=actor, action=Action.UPDATE, obj=person,
                          summary=(f"{ADAPTATION_STOPPED}{person.pk}" + (f"; {note}" if note else ""))[:300])
@@ -736,7 +738,8 @@ def person_gallery_adaptation_resume(*, person: Person, actor: object | None) ->
     list's action, or by removing a photo it had kept): an administrator's decision, audited. Whether
     it was off (``False``: on already, maybe resumed by someone else meanwhile)."""
     with transaction.atomic():
-        resumed = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=False).update(gallery_adaptation=True))
+        resumed = bool(Person.objects.filter(pk=person.pk, gallery_adaptation=False).update(
+            gallery_adaptation=True, updated_at=timezone.now()))
         if resumed:
             audit_record(actor=actor, action=Action.UPDATE, obj=person, summary=f"{ADAPTATION_RESUMED}{person.pk}")
     person.gallery_adaptation = True
@@ -868,7 +871,7 @@ def photo_remove(*, photo: FacePhoto, actor: object | None, note: str = "", stop
         # a photo kept by gallery adaptation that an administrator removes was a wrong one, or one
         # they did not want: adaptation stops for this person rather than keep another the next day
         stopped = adapted and stop_adaptation and Person.objects.filter(
-            pk=person_id, gallery_adaptation=True).update(gallery_adaptation=False)
+            pk=person_id, gallery_adaptation=True).update(gallery_adaptation=False, updated_at=timezone.now())
         audit_record(actor=actor, action=Action.PHOTO_REMOVE, object_type="enrollment.facephoto", object_id=pk,
                      summary=(f"removed photo #{pk} of person #{person_id}"
                               + (f"; {ADAPTATION_STOPPED_BY_REMOVAL}" if stopped else "")

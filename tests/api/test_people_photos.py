@@ -808,3 +808,34 @@ def test_models_that_fail_on_the_server_are_a_503_without_the_servers_files(clie
     assert answer.status_code == 503 and body["error"] == getattr(errors, failure).code, body
     assert said in body["detail"] and "/srv" not in answer.content.decode(), body
     assert folder in caplog.text
+
+
+def test_gallery_adaptation_is_read_stopped_and_resumed_through_the_api(client_for, person):
+    """An HR system told that a person objects to the kiosk keeping pictures of their face had no way
+    to say so but the admin's people list. ``gallery_adaptation`` is read with the person, and a
+    create or change with it false stops adaptation, true resumes it, each audited as the admin's
+    actions are; the change is a new version (a copy read before it is refused with If-Match)."""
+    hr = client_for("token:read+enrol")
+    url = f"/api/v1/people/{person.pk}"
+    before = hr.get(url)
+    assert before.json()["gallery_adaptation"] is True
+    stopped = hr.patch(url, {"gallery_adaptation": False}, format="json")
+    assert stopped.status_code == 200 and stopped.json()["gallery_adaptation"] is False, stopped.content
+    assert not Person.objects.get(pk=person.pk).gallery_adaptation
+    assert stopped["ETag"] != before["ETag"]
+    stale = hr.patch(url, {"gallery_adaptation": True}, format="json", HTTP_IF_MATCH=before["ETag"])
+    assert stale.status_code == 412 and not Person.objects.get(pk=person.pk).gallery_adaptation
+    resumed = hr.patch(url, {"gallery_adaptation": True}, format="json", HTTP_IF_MATCH=stopped["ETag"])
+    assert resumed.status_code == 200 and resumed.json()["gallery_adaptation"] is True
+    said = list(AuditEvent.objects.filter(object_type="enrollment.person", object_id=str(person.pk),
+                                          summary__contains="gallery adaptation")
+                .order_by("id").values_list("summary", flat=True))
+    assert said == [f"stopped gallery adaptation for person #{person.pk}",
+                    f"resumed gallery adaptation for person #{person.pk}"], said
+    created = hr.post("/api/v1/people", {"full_name": "Ann Object", "staff_id": "AO-1", "gallery_adaptation": False},
+                      format="json")
+    assert created.status_code == 201 and created.json()["gallery_adaptation"] is False, created.content
+    assert not Person.objects.get(pk=created.json()["id"]).gallery_adaptation
+    # a form-encoded create that leaves it out keeps the default, as JSON does
+    form = hr.post("/api/v1/people", {"full_name": "Bo Form", "staff_id": "BF-1"})
+    assert form.status_code == 201 and form.json()["gallery_adaptation"] is True
