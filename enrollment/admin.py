@@ -220,8 +220,8 @@ class PersonForm(forms.ModelForm):
                                     label="Photos")
     photos = MultipleFileField(label="Add photos", help_text=f"JPEG, PNG or WebP; one person per photo, at most "
                                f"{settings.DATA_UPLOAD_MAX_NUMBER_FILES} at once. "
-                               "Refused photos are listed with the reason. Three or more photos from "
-                               "different occasions recognise masked faces best.")
+                               "Refused photos are listed with the reason. Enrol at least two plain photos: "
+                               "masked faces are recognised best from three taken on different days.")
 
     # the person's updated_at when the page was drawn: a save over someone else's later change (a
     # deactivation, a corrected name) is refused instead of silently undoing it

@@ -215,7 +215,10 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = str(KIOSK_RETRY_S)
         return _kiosk_headers(response, camera=False)   # these two pages never film: the site's policy
     if kiosk is None:
-        return _kiosk_headers(render(request, "kiosk/unpaired.html", page_context(None), status=403), camera=False)
+        # its command names the site as this browser reached it (create_kiosk guessed make run's
+        # http://127.0.0.1:8000 without --base-url: a link to nothing on any other address)
+        context = {**page_context(None), "site_origin": request.build_absolute_uri("/").rstrip("/")}
+        return _kiosk_headers(render(request, "kiosk/unpaired.html", context, status=403), camera=False)
     # the page sends at most 8 frames a second, and never more than its socket takes (0: no limit)
     socket_fps = settings.MASKNET_KIOSK_MAX_FPS
     speech = page_context(kiosk)

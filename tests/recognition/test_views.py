@@ -132,7 +132,11 @@ def test_a_kiosk_speaks_its_own_language_else_the_site_s(client, paired, setting
     stranger = Client()
     unpaired = stranger.get(reverse("kiosk")).content.decode()
     assert '<html lang="fr">' in unpaired and "Cet écran n’est pas encore une borne" in unpaired
-    assert "<em>Recognition › Kiosks</em>" in unpaired and "<code>python manage.py create_kiosk" in unpaired
+    assert "<em>Recognition › Kiosks</em>" in unpaired
+    # the command as it works: the project's Python, and the site as this browser reached it (without
+    # --base-url the link named make run's port 8000; found by a helper's first day on the site)
+    assert ('<code>.venv/bin/python manage.py create_kiosk &quot;Front door&quot; --base-url http://testserver</code>'
+            in unpaired), unpaired
     other, code = services.kiosk_create(actor=None, name="Portão <B>", language="pt")
     pairing = stranger.get(reverse("kiosk-pair", kwargs={"code": code})).content.decode()
     assert '<html lang="pt">' in pairing and "Usar este dispositivo como o quiosque “Portão &lt;B&gt;”?" in pairing
@@ -910,11 +914,14 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
     assert out.getvalue().strip().splitlines()[-1].startswith("http://127.0.0.1:8000/kiosk/pair/")
+    # said, not guessed silently: a site on another port got a link to nothing (a helper's first day)
+    assert "no --base-url and no DJANGO_CSRF_TRUSTED_ORIGINS: the link is on http://127.0.0.1:8000" in out.getvalue()
     # a deployment's public origin (docs/deployment.md) is the default address of the link
     settings.CSRF_TRUSTED_ORIGINS = ["https://*.example.org", "https://checkin.example.org", "https://other.example.org"]
     out = io.StringIO()
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
     assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
+    assert "no --base-url" not in out.getvalue()
     for bad in ("checkin.example.org", "https://", "http://a b/"):   # the link would open nothing
         with pytest.raises(CommandError, match="must start with https://"):
             call_command("create_kiosk", "Side door", "--base-url", bad, stdout=io.StringIO())

@@ -55,6 +55,7 @@ class Command(BaseCommand):
             # site, and the link printed to it carried a live code that opened nothing on the device
             raise CommandError("this site's public address is not known: pass --base-url https://<the "
                                "site's host> or set DJANGO_CSRF_TRUSTED_ORIGINS (docs/deployment.md)")
+        guessed = base_url is None
         base_url = checked_base_url(base_url or LOCAL_URL)
         # the kiosk of that name as names are compared ("front door" is "Front  door"), the exact one first
         existing = Kiosk.objects.filter(name=name.strip()).first()
@@ -86,7 +87,10 @@ class Command(BaseCommand):
                           f"{'' if kiosk.language else ', the site default'}).")
         self.stdout.write("Open this one-time pairing link on the kiosk device (it expires at "
                           f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
-        self.stdout.write(url)
+        if guessed:   # a site on another address printed a link to nothing, without a word
+            self.stdout.write(f"(no --base-url and no DJANGO_CSRF_TRUSTED_ORIGINS: the link is on {LOCAL_URL}, make "
+                              "run's default address; on any other, run this again with --new-link and --base-url)")
+        self.stdout.write(url)   # the last line: scripts read it
 
 
 def _refuse_settings_with_new_link(new_link: bool, **given: str | None) -> None:
