@@ -397,6 +397,7 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
     list_filter = ("active", PhotoCountFilter, DepartmentFilter, "created_at")
     search_fields = ("full_name", "staff_id", "department")
     staff_key = "staff_key"   # a staff id typed in any form (SearchNormalised)
+    name_key = "name_key"     # a name typed without its accents
     readonly_fields = ("created_at", "updated_at", "deactivated_at", "inactive_history", "photo_grid",
                        "gallery_adaptation")
     actions = ("rebuild_index", "deactivate", "reactivate", "stop_gallery_adaptation", "resume_gallery_adaptation",
@@ -1204,6 +1205,7 @@ class FacePhotoAdmin(ListAfterDelete, SearchNormalised, RebuildMixin, DateDrillD
     list_filter = (("quality_verdict", VerdictFilter), "masked", "source", "embedding_state", EmbeddingFailureFilter)
     search_fields = ("person__full_name", "person__staff_id")
     staff_key = "person__staff_key"
+    name_key = "person__name_key"
     list_select_related = ("person",)
     readonly_fields = ("preview", "person", "source", "kept_until", "kept_from", "width", "height", "box",
                        "quality_score",

@@ -29,7 +29,7 @@ from django.utils.crypto import salted_hmac
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
-from .text import name_normal, staff_id_key, staff_id_key_0017
+from .text import name_key, name_normal, staff_id_key, staff_id_key_0017
 
 NOTES_MAX = 2000   # characters of free-text notes about a person
 
@@ -54,12 +54,15 @@ class PersonQuerySet(models.QuerySet):
 
     def search(self, text: str, *, departments: bool = True) -> PersonQuerySet:
         """Name, staff id or department containing ``text`` (case-insensitive), ``text`` read as
-        names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces), and
-        staff ids whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``). ``departments`` false:
+        names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces), names
+        whose key contains its key (accents aside: ``chavez`` finds ``Chávez``), and staff ids
+        whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``). ``departments`` false:
         names and staff ids only (for staff shown nothing more of a person, the manual check-in's
         chooser)."""
-        text, key = name_normal(text), staff_id_key(text)
+        text, key, folded = name_normal(text), staff_id_key(text), name_key(text)
         found = Q(full_name__icontains=text) | Q(staff_id__icontains=text) | Q(staff_key__contains=key)
+        if folded:   # "chavez" finds "Hugo Chávez" (a blank key would find everyone)
+            found |= Q(name_key__contains=folded)
         return self.filter(found | Q(department__icontains=text) if departments else found)
 
     def with_photo_stats(self) -> PersonQuerySet:
@@ -86,6 +89,9 @@ class Person(models.Model):
     # what decides whether two staff ids are one (enrollment.text.staff_id_key), set by save();
     # NULL only for a person the release before added while migrate ran (its inserts lack it)
     staff_key = models.CharField(max_length=None, unique=True, null=True, editable=False)
+    # the name as a search compares it besides itself, without accents (enrollment.text.name_key), set
+    # by save(); empty for a person the release before added while migrate ran, until their next save
+    name_key = models.CharField(max_length=None, blank=True, default="", db_default="", editable=False)
     department = models.CharField(max_length=120, blank=True, db_index=True)
     active = models.BooleanField(default=True, db_index=True,
                                  help_text="Inactive people stay enrolled but are left out of the index.")
@@ -122,11 +128,13 @@ class Person(models.Model):
         return f"{self.full_name} ({self.staff_id})"
 
     def save(self, *args, **kwargs) -> None:
-        """Saved with the staff id's key (:attr:`staff_key`), kept with every save of named fields too
-        (a key the release before left stale while ``migrate`` ran is then put right)."""
+        """Saved with the staff id's key (:attr:`staff_key`) and the name's (:attr:`name_key`), kept
+        with every save of named fields too (a key the release before left stale while ``migrate``
+        ran is then put right)."""
         self.staff_key = staff_id_key(self.staff_id) or None
+        self.name_key = name_key(self.full_name)
         if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], "staff_key"}
+            kwargs["update_fields"] = {*kwargs["update_fields"], "staff_key", "name_key"}
         super().save(*args, **kwargs)
 
     def validate_unique(self, exclude: object = None) -> None:

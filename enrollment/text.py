@@ -114,6 +114,31 @@ def name_normal(value: str) -> str:
     return unicodedata.normalize("NFC", text[start:end])
 
 
+# letters of Latin scripts that Unicode does not write as a base and a mark, read as staff type them
+_LETTERS_PLAIN = str.maketrans({"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ": "h", "ı": "i", "œ": "oe", "æ": "ae",
+                                "þ": "th"})
+_MARKS_DROPPED_BELOW = 0x0530   # marks on Latin, Greek, Cyrillic and IPA letters: elsewhere they spell
+
+
+def name_key(value: str) -> str:
+    """What a name search compares besides the name itself: ``value`` as stored (:func:`name_normal`),
+    casefolded, without the accents of Latin, Greek and Cyrillic letters (NFKD, their combining
+    marks dropped), each run of spaces one, and with ``ø``, ``ł``, ``æ``... as their plain letters,
+    so that "chavez" finds "Hugo Chávez", "muller" "Müller" and "lukasz" "Łukasz": staff type names
+    without accents.
+    Marks on the letters of other scripts (Devanagari's vowel signs, Thai's) are kept: there they
+    spell. Idempotent; empty for a blank name."""
+    out, base = [], ""
+    for ch in unicodedata.normalize("NFKD", name_normal(value).casefold()):
+        if unicodedata.combining(ch):
+            if base and ord(base) < _MARKS_DROPPED_BELOW:
+                continue
+        else:
+            base = ch
+        out.append(ch)
+    return " ".join(unicodedata.normalize("NFC", "".join(out).translate(_LETTERS_PLAIN)).split())
+
+
 PERSON_TEXT = {"full_name": name_normal, "staff_id": staff_id_normal, "department": name_normal}
 
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from enrollment.text import name_normal, staff_id_key
+from enrollment.text import name_key, name_normal, staff_id_key
 
 # lookups whose value is text a user typed (a name, perhaps), which an audit record does not repeat
 FREE_TEXT_LOOKUPS = ("__contains", "__icontains", "__startswith", "__istartswith", "__endswith", "__iendswith",
@@ -82,15 +82,19 @@ class SearchNormalised:
     so that "Zoë" typed decomposed (a Mac's paste) finds "Zoë" stored composed. ``staff_key``:
     the lookup of the person's staff id key (``"staff_key"``, ``"person__staff_key"``), whose lists
     also show the people whose key contains the search's (:func:`enrollment.text.staff_id_key`:
-    ``ＺＯＥ-1`` finds ``ZOE-1``, ``zoë-1`` finds ``ZOË-1`` on SQLite too). Its CSV export, which runs
-    the same search, follows."""
+    ``ＺＯＥ-1`` finds ``ZOE-1``, ``zoë-1`` finds ``ZOË-1`` on SQLite too); ``name_key``: likewise
+    for the name's key (:func:`enrollment.text.name_key`: ``chavez`` finds ``Hugo Chávez``). Its
+    CSV export, which runs the same search, follows."""
 
     staff_key: str | None = None
+    name_key: str | None = None   # the lookup of the person's name key: "chavez" finds "Hugo Chávez"
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         found, duplicates = super().get_search_results(request, queryset, name_normal(search_term))
         if self.staff_key and (key := staff_id_key(search_term)):
             found |= queryset.filter(**{f"{self.staff_key}__contains": key})
+        if self.name_key and (folded := name_key(search_term)):
+            found |= queryset.filter(**{f"{self.name_key}__contains": folded})
         return found, duplicates
 
 

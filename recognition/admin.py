@@ -567,6 +567,7 @@ class CheckInAdmin(ListAfterDelete, SearchNormalised, DateDrillDownChecked, admi
     date_hierarchy = "at"
     search_fields = ("person__full_name", "person__staff_id", "person__department")
     staff_key = "person__staff_key"
+    name_key = "person__name_key"
     list_select_related = ("person", "kiosk")
     list_per_page = 100
     readonly_fields = ("person", "kiosk", "site", "at", "local_date", "window", "source", "recorded_by", "reason",

@@ -614,3 +614,24 @@ def test_the_kept_photo_migration_reads_each_ones_check_in_from_its_audit_record
     migration.fill_kept_from_checkin(apps, None)
     assert dict(FacePhoto.objects.values_list("pk", "kept_from_checkin")) == {
         kept.pk: 456, moved.pk: None, reused.pk: None, known.pk: 99, uploaded.pk: None}
+
+
+@pytest.mark.django_db
+def test_the_name_key_migration_fills_everyones_key(person):
+    """0026 gives everyone enrolled before it the key of their name, which the searches compare (a
+    person without one is found by their name as typed only), leaving their version alone."""
+    import importlib
+
+    from django.apps import apps
+
+    from enrollment import services
+    from enrollment.models import Person
+
+    migration = importlib.import_module("enrollment.migrations.0026_person_name_key")
+    hugo = services.person_create(actor=None, full_name="Hugo Chávez", staff_id="HC-1")
+    Person.objects.update(name_key="")   # as 0026 finds them
+    versions = dict(Person.objects.values_list("pk", "updated_at"))
+    migration.fill_name_keys(apps, None)
+    assert Person.objects.get(pk=hugo.pk).name_key == "hugo chavez"
+    assert Person.objects.get(pk=person.pk).name_key == person.full_name.casefold()
+    assert dict(Person.objects.values_list("pk", "updated_at")) == versions
