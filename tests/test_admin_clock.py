@@ -26,11 +26,13 @@ SCRIPT = "/static/staff/clock24.js"
 def test_the_24_hour_clock_is_loaded_after_the_picker_only_where_there_is_one(admin_client):
     user = User.objects.get(username="admin")
     person = enrollment.person_create(actor=None, full_name="Eileen Collins", staff_id="E-1")
-    for url in (reverse("admin:auth_user_change", args=[user.pk]), reverse("admin:api_apitoken_add")):
+    for url in (reverse("admin:api_apitoken_add"), reverse("admin:recognition_checkin_add")):
         html = admin_client.get(url).content.decode()
         picker = html.find("/admin/js/admin/DateTimeShortcuts.js")
         assert 0 < picker < html.find(SCRIPT), url
-    for url in (reverse("admin:enrollment_person_change", args=[person.pk]), reverse("admin:auth_group_add")):
+    # (a user's page: its last login and date joined are shown, not typed, since 2026-12-07)
+    for url in (reverse("admin:enrollment_person_change", args=[person.pk]), reverse("admin:auth_group_add"),
+                reverse("admin:auth_user_change", args=[user.pk])):
         html = admin_client.get(url).content.decode()
         assert "DateTimeShortcuts.js" not in html and SCRIPT not in html, url
 
@@ -42,12 +44,11 @@ def test_the_clock_offers_24_hour_times(admin_browser):  # noqa: F811
 
     driver, server = admin_browser
     driver.get_log("browser")   # what the login said
-    user = User.objects.get(username="admin")
-    driver.get(server.url + reverse("admin:auth_user_change", args=[user.pk]))
-    field = driver.find_element(By.NAME, "date_joined_1")
-    clock = until(lambda: driver.find_element(By.ID, "clocklink1"), 5, "the picker's clock link")   # date_joined's
+    driver.get(server.url + reverse("admin:api_apitoken_add"))
+    field = driver.find_element(By.NAME, "expires_at_1")
+    clock = until(lambda: driver.find_element(By.ID, "clocklink0"), 5, "the picker's clock link")   # expires_at's
     clock.click()
-    box = until(lambda: (b := driver.find_element(By.ID, "clockbox1")).is_displayed() and b, 5, "the clock")
+    box = until(lambda: (b := driver.find_element(By.ID, "clockbox0")).is_displayed() and b, 5, "the clock")
     choices = [a.text for a in box.find_elements(By.CSS_SELECTOR, ".timelist a")]
     assert choices == ["Now", "00:00", "06:00", "12:00", "18:00"], choices
     box.find_element(By.LINK_TEXT, "18:00").click()
