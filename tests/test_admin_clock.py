@@ -47,6 +47,10 @@ def test_the_clock_offers_24_hour_times(admin_browser):  # noqa: F811
     driver.get(server.url + reverse("admin:api_apitoken_add"))
     field = driver.find_element(By.NAME, "expires_at_1")
     clock = until(lambda: driver.find_element(By.ID, "clocklink0"), 5, "the picker's clock link")   # expires_at's
+    # the icon links named for screen readers, with their input's name (Django's carry an icon alone)
+    assert clock.get_attribute("aria-label") == "Choose a Time: Expires at (time of day)"
+    assert driver.find_element(By.ID, "calendarlink0").get_attribute("aria-label") == (
+        "Choose a Date: Expires at (date)")
     clock.click()
     box = until(lambda: (b := driver.find_element(By.ID, "clockbox0")).is_displayed() and b, 5, "the clock")
     choices = [a.text for a in box.find_elements(By.CSS_SELECTOR, ".timelist a")]

@@ -9,3 +9,20 @@ if (window.DateTimeShortcuts) {
         ['Now', -1], ['00:00', 0], ['06:00', 6], ['12:00', 12], ['18:00', 18],
     ];
 }
+// Each calendar and clock link is an icon alone, its words in the icon's title, which screen readers
+// do not reliably read: the link is named "Choose a Date: <the input's own name>" (the inputs of
+// LabelledSplitDateTime say "Expires at (date)"). After DateTimeShortcuts' own load handler, which
+// made the links (it was registered first).
+window.addEventListener('load', function () {
+    document.querySelectorAll('a[id^="calendarlink"], a[id^="clocklink"]').forEach(function (link) {
+        const icon = link.querySelector('[title]');
+        const shortcuts = link.closest('.datetimeshortcuts');
+        const input = shortcuts && shortcuts.previousElementSibling;
+        if (!icon || link.hasAttribute('aria-label')) {
+            return;
+        }
+        const named = input && (input.getAttribute('aria-label') || (input.labels && input.labels[0] &&
+            input.labels[0].textContent.trim()));
+        link.setAttribute('aria-label', named ? icon.title + ': ' + named : icon.title);
+    });
+});
