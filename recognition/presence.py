@@ -420,8 +420,11 @@ class Presence:
                 self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
             # a refused face back where the person welcomed stood (and not far below them) is theirs
-            # as far as anyone can tell: not counted as the other's
-            counted = not (self._hidden_by_someone_else and self._refused_here)
+            # as far as anyone can tell, within the time a welcome stands through refusals alone: not
+            # counted as the other's; past it, whoever stands there is counted (a stranger who stepped
+            # into their place went unaudited for as long as they stayed: the review of the change)
+            counted = not (self._hidden_by_someone_else and self._refused_here
+                           and now - self._usable_at <= WELCOME_REFUSED_MAX_S)
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked, counted=counted))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:

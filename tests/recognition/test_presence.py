@@ -260,6 +260,14 @@ def test_the_person_welcomeds_own_refusals_after_a_passer_by_and_a_flickering_we
         t += 0.15
     assert len(audits) == 1 and audits[0].detail == "too_small x8", audits
 
+    # someone else who hid the welcome from aside, then stepped into the welcomed person's place and
+    # stayed there refused: counted once the time a welcome stands through refusals alone is past
+    p = _presence()
+    _welcomed(p)
+    aside = FrameAnalysis(size=SIZE, face=_face(reason="blurry", box=(100.0, 140.0, 230.0, 298.0)))
+    audits, _ = run([aside] * 3 + [turned] * int((pr.WELCOME_REFUSED_MAX_S + 2.0) / 0.15), p, 0.45)
+    assert len(audits) == 1 and "pose" in audits[0].detail, audits
+
 
 def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
     """The person welcomed looking down at a phone is refused where they stand: the welcome stays, but
