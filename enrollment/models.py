@@ -55,14 +55,20 @@ class PersonQuerySet(models.QuerySet):
     def search(self, text: str, *, departments: bool = True) -> PersonQuerySet:
         """Name, staff id or department containing ``text`` (case-insensitive), ``text`` read as
         names are stored (:func:`enrollment.text.name_normal`: NFC, no zero-width spaces), names
-        whose key contains its key (accents aside: ``chavez`` finds ``Chávez``), and staff ids
+        whose key holds each word of its key (accents and order aside: ``chavez hugo`` finds ``Hugo
+        Chávez``), and staff ids
         whose key contains its key (``ＺＯＥ-1`` finds ``zoe-1``). ``departments`` false:
         names and staff ids only (for staff shown nothing more of a person, the manual check-in's
         chooser)."""
-        text, key, folded = name_normal(text), staff_id_key(text), name_key(text)
+        text, key = name_normal(text), staff_id_key(text)
         found = Q(full_name__icontains=text) | Q(staff_id__icontains=text) | Q(staff_key__contains=key)
-        if folded:   # "chavez" finds "Hugo Chávez" (a blank key would find everyone)
-            found |= Q(name_key__contains=folded)
+        if folded := name_key(text).split():
+            # "chavez" finds "Hugo Chávez", and so does "chavez hugo": each word of its key in the
+            # name's (a blank key would find everyone)
+            every = Q()
+            for word in folded:
+                every &= Q(name_key__contains=word)
+            found |= every
         return self.filter(found | Q(department__icontains=text) if departments else found)
 
     def with_photo_stats(self) -> PersonQuerySet:

@@ -11,9 +11,10 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import BadRequest, FieldDoesNotExist
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.text import smart_split, unescape_string_literal
 
 from enrollment.text import name_key, name_normal, staff_id_key
 
@@ -93,9 +94,34 @@ class SearchNormalised:
         found, duplicates = super().get_search_results(request, queryset, name_normal(search_term))
         if self.staff_key and (key := staff_id_key(search_term)):
             found |= queryset.filter(**{f"{self.staff_key}__contains": key})
-        if self.name_key and (folded := name_key(search_term)):
-            found |= queryset.filter(**{f"{self.name_key}__contains": folded})
+        if self.name_key and (words := _search_words(search_term)):
+            # word by word as Django's own search goes (each word in some field): a name's words typed
+            # without accents in any order ("chavez hugo"), or beside a staff id ("chavez HC-1")
+            fields = [f.lstrip("^=@") for f in self.get_search_fields(request)]
+            match = Q()
+            for word in words:
+                either = Q()
+                for field in fields:
+                    either |= Q(**{f"{field}__icontains": name_normal(word)})
+                if folded := name_key(word):
+                    either |= Q(**{f"{self.name_key}__contains": folded})
+                if self.staff_key and (key := staff_id_key(word)):
+                    either |= Q(**{f"{self.staff_key}__contains": key})
+                match &= either
+            found |= queryset.filter(match)
         return found, duplicates
+
+
+def _search_words(search_term: str) -> list[str]:
+    """The words of an admin search as Django's ``get_search_results`` splits them (a quoted phrase
+    is one word), blank ones left out."""
+    words = []
+    for bit in smart_split(search_term):
+        if bit[:1] in ('"', "'") and bit[-1:] == bit[:1] and len(bit) > 1:
+            bit = unescape_string_literal(bit)
+        if bit.strip():
+            words.append(bit)
+    return words
 
 
 class CheckInLookupsGuarded:
