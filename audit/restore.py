@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -131,6 +132,12 @@ def _kiosk_revoke(pk: int, record: Record, history: list[Record], note: str, dry
     return True
 
 
+# when the export says gallery adaptation was resumed for each person (by id): set by
+# revocation_records for the revocations applied after it, whose photo removals read it (a
+# removal's own records are the photo's, a resume is the person's)
+_RESUMED: ContextVar[dict[int, list[datetime]] | None] = ContextVar("masknet_adaptation_resumed", default=None)
+
+
 def _person_named(record: Record) -> int | None:
     """The person's id a record's summary names as ``… of person #12`` (a photo's or a check-in's
     record), else ``None``."""
@@ -143,16 +150,19 @@ def _photo_remove(pk: int, record: Record, history: list[Record], note: str, dry
     """A photo removed since the backup (a wrong person's face, one its person asked to have
     removed, one kept from a check-in past its retention) is removed again, with its file and its
     templates; the rebuild this queues takes it out of the index. Adaptation is stopped again where
-    the removal stopped it, even if an administrator resumed it since (that is the person's record,
-    not the photo's): it stays off until resumed again."""
+    the removal stopped it, unless an administrator resumed it for the person after the removal
+    (the export's records of the person: :data:`_RESUMED`)."""
     photo = FacePhoto.objects.filter(pk=pk).first()
     # gallery adaptation stopped again only where the first removal stopped it (an administrator's;
-    # the retention purge's does not, and applied again it turned adaptation off for good)
-    stopped = ADAPTATION_STOPPED_BY_REMOVAL in record.summary
+    # the retention purge's does not, and applied again it turned adaptation off for good), and not
+    # resumed since (a restore re-stopped what the administrator had turned back on: a review)
+    person_id = _person_named(record)
+    stopped = ADAPTATION_STOPPED_BY_REMOVAL in record.summary and not any(
+        at > record.at for at in (_RESUMED.get() or {}).get(person_id, ()))
     if photo is None:
         # the face kept after the backup, so not restored: the stop its removal made is still undone
         # (the restore turned adaptation back on), and the person's next check-in kept a face again
-        person = _person_named(record) if stopped else None
+        person = person_id if stopped else None
         found = person and Person.objects.filter(pk=person, gallery_adaptation=True,
                                                  created_at__lte=record.at).first()
         if not found:
@@ -446,7 +456,13 @@ def _on_record(kind: Kind, object_id: int, records: list[Record], i: int, export
 
 def revocation_records(rows: list[Record]) -> list[tuple[Kind, int, list[Record], list[Record]]]:
     """The revocations in an export's records, per object: ``(kind, id, its revocations, every record
-    of the object)``, in :data:`KINDS`' order, then by id."""
+    of the object)``, in :data:`KINDS`' order, then by id. Also notes, for the revocations applied
+    next, when gallery adaptation was resumed for each person (:data:`_RESUMED`)."""
+    resumed: dict[int, list[datetime]] = {}
+    for row in rows:
+        if row.object_type == "enrollment.person" and row.summary.startswith(ADAPTATION_RESUMED):
+            resumed.setdefault(row.object_id, []).append(row.at)
+    _RESUMED.set(resumed)
     history: dict[tuple[str, int], list[Record]] = {}
     for row in rows:
         history.setdefault((row.object_type, row.object_id), []).append(row)

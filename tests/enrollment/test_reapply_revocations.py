@@ -537,6 +537,28 @@ def test_adaptation_stopped_then_resumed_since_the_backup_is_not_stopped_again(s
     assert Person.objects.get(pk=person.pk).gallery_adaptation, out
 
 
+def test_adaptation_resumed_after_a_kept_faces_removal_is_not_stopped_again(su_client, superuser, tmp_path,
+                                                                             make_photo,
+                                                                             django_capture_on_commit_callbacks):
+    """The removal of a kept face stops adaptation, and an administrator resumed it afterwards: the
+    restore applied the removal again and stopped adaptation with it, undoing the resume without a
+    word. The review of the resume action."""
+    person = services.person_create(actor=None, full_name="Ann Resumed", staff_id="R1")
+    make_photo(person)
+    saved = backup((*TABLES[:-1], "enrollment_facephoto", "enrollment_phototemplates", "audit_auditevent"))
+    kept = make_photo(person)
+    FacePhoto.objects.filter(pk=kept.pk).update(source=FacePhoto.Source.CHECKIN)
+    kept.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.photo_remove(photo=kept, actor=superuser)
+        services.person_gallery_adaptation_resume(person=person, actor=superuser)
+    csv_file = export(su_client, tmp_path)
+    restore(saved)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run(csv_file)
+    assert Person.objects.get(pk=person.pk).gallery_adaptation, out
+
+
 def test_adaptation_stopped_by_removing_a_face_kept_after_the_backup_stays_stopped(su_client, superuser, tmp_path,
                                                                                   make_photo,
                                                                                   django_capture_on_commit_callbacks):
