@@ -320,6 +320,7 @@ class Presence:
         self._hidden_by_other = False
         self._refused_here = False   # the last refused frame was where the face followed was
         self._other_audited_for: Outcome | None = None   # the welcome whose other's refusals were audited
+        self._other_box: tuple[float, ...] | None = None   # where the other's last counted refusal was
 
     # -------------------------------------------------------------------------- reading
 
@@ -414,17 +415,22 @@ class Presence:
                     # a welcome however often it is hidden and shown again
                     self._quality_reasons.clear()
                     self._quality_audited = self._other_audited_for is self.outcome
-                    self._hidden_by_other = True
+                    self._hidden_by_other, self._other_box = True, None
                 elif self._hidden_for is not self.outcome:
                     self._hidden_by_other = False
                 self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
-            # a refused face back where the person welcomed stood (and not far below them) is theirs
-            # as far as anyone can tell, within the time a welcome stands through refusals alone: not
-            # counted as the other's; past it, whoever stands there is counted (a stranger who stepped
-            # into their place went unaudited for as long as they stayed: the review of the change)
-            counted = not (self._hidden_by_someone_else and self._refused_here
-                           and now - self._usable_at <= WELCOME_REFUSED_MAX_S)
+            counted = True
+            if self._hidden_by_someone_else:
+                # a refused face where the person welcomed stood (and not far below them) is theirs,
+                # back by a jump, unless the other's face came there step by step (it overlaps the
+                # other's last one): a stranger stepping into their place went unaudited for as long
+                # as they stayed, and a time limit instead audited the person welcomed looking at
+                # their phone for 4 s after a passer-by (two reviews)
+                if self._refused_here:
+                    counted = self._other_box is not None and box_iou(box, self._other_box) >= WELCOME_SAME_IOU
+                if counted:
+                    self._other_box = box
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked, counted=counted))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:
@@ -598,7 +604,7 @@ class Presence:
         self._other = self._far = None
         self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
         self._hidden_by_other = self._refused_here = False
-        self._other_audited_for = None
+        self._other_audited_for = self._other_box = None
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -260,13 +260,23 @@ def test_the_person_welcomeds_own_refusals_after_a_passer_by_and_a_flickering_we
         t += 0.15
     assert len(audits) == 1 and audits[0].detail == "too_small x8", audits
 
-    # someone else who hid the welcome from aside, then stepped into the welcomed person's place and
-    # stayed there refused: counted once the time a welcome stands through refusals alone is past
+    # someone else who hid the welcome from aside, then stepped into the welcomed person's place step
+    # by step and stayed there refused: counted (a review found them never audited); the person
+    # welcomed back in their place by a jump after a passer-by, looking down for 6 s: not (the next
+    # review found a time limit auditing them)
+    def refused(x: float, reason: str = "pose") -> FrameAnalysis:
+        return FrameAnalysis(size=SIZE, face=_face(reason=reason, box=(x, 140.0, x + 130.0, 298.0)))
+
     p = _presence()
     _welcomed(p)
-    aside = FrameAnalysis(size=SIZE, face=_face(reason="blurry", box=(100.0, 140.0, 230.0, 298.0)))
-    audits, _ = run([aside] * 3 + [turned] * int((pr.WELCOME_REFUSED_MAX_S + 2.0) / 0.15), p, 0.45)
+    steps = [refused(100.0, "blurry")] * 3 + [refused(150.0), refused(200.0)]
+    audits, _ = run(steps + [refused(262.0)] * int(6.0 / 0.15), p, 0.45)
     assert len(audits) == 1 and "pose" in audits[0].detail, audits
+    for before in ([], [turned] * int(3.5 / 0.15)):   # looking down before the passer-by too
+        p = _presence()
+        _welcomed(p)
+        audits, _ = run(before + [far] * pr.WELCOME_OTHER_FRAMES + [turned] * int(6.0 / 0.15), p, 0.45)
+        assert audits == [], audits
 
 
 def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
