@@ -550,6 +550,13 @@ def test_one_person_found_by_name_is_shown_chosen_to_confirm_a_staff_id_typed_in
     assert _radios(first.content.decode()) == {str(anna.pk): True}
     done = client.post(reverse(ADD), {**data, "find": "ann", "person": anna.pk})
     assert done.status_code == 302 and CheckIn.objects.get().person == anna
+    # a name typed without its accents, words in any order: said to be the name's match, not a staff
+    # id's (a review of the accent-free search)
+    hugo = enrollment.person_create(actor=None, full_name="Hugo Chávez", staff_id="HC-1")
+    for typed in ("chavez hugo", "Chávez Hugo"):
+        said = _errors(client.post(reverse(ADD), {**data, "find": typed}))["find"][0]
+        assert said.startswith(f"Hugo Chávez (HC-1) is the one active person whose name contains “{typed}”"), said
+    enrollment.person_deactivate(person=hugo, actor=None)
     # a staff id typed in full: one step, as the attendance page's link is
     done = client.post(reverse(ADD), {**data, "find": "e-1"})
     assert done.status_code == 302 and CheckIn.objects.filter(person=person).exists()
