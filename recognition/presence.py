@@ -93,6 +93,9 @@ WELCOME_FAR_FRAMES = 2
 # refusals from then on are that person's and audited as anyone's are (QUALITY_AUDIT_FRAMES).
 WELCOME_SAME_IOU = 0.3
 WELCOME_REFUSED_MAX_S = 4.0
+# Refused frames in the welcomed person's place while someone else hid the welcome are theirs if they
+# come back usable, and counted as anyone's after this long with nobody usable (a phone glance is over)
+WELCOME_HELD_S = 15.0
 HIDDEN_BY_OTHER = "other"   # why refused frames hid a welcome (Presence._refused_hides_welcome)
 HIDDEN_BY_TIME = "time"
 # The refusals whose face the descriptor can still read, if poorly: scored against the person whose
@@ -321,6 +324,7 @@ class Presence:
         self._refused_here = False   # the last refused frame was where the face followed was
         self._other_audited_for: Outcome | None = None   # the welcome whose other's refusals were audited
         self._other_box: tuple[float, ...] | None = None   # where the other's last counted refusal was
+        self._held: Counter[str] = Counter()   # refusals in the welcomed place, not counted yet
 
     # -------------------------------------------------------------------------- reading
 
@@ -416,6 +420,7 @@ class Presence:
                     self._quality_reasons.clear()
                     self._quality_audited = self._other_audited_for is self.outcome
                     self._hidden_by_other, self._other_box = True, None
+                    self._held.clear()
                 elif self._hidden_for is not self.outcome:
                     self._hidden_by_other = False
                 self._hidden_for = self.outcome
@@ -426,11 +431,19 @@ class Presence:
                 # back by a jump, unless the other's face came there step by step (it overlaps the
                 # other's last one): a stranger stepping into their place went unaudited for as long
                 # as they stayed, and a time limit instead audited the person welcomed looking at
-                # their phone for 4 s after a passer-by (two reviews)
+                # their phone for 4 s after a passer-by (reviews). Held back, not dropped: counted
+                # after WELCOME_HELD_S with nobody usable (a stranger who got there by a jump, or
+                # between two slow answers), forgotten when the person welcomed is seen again
                 if self._refused_here:
                     counted = self._other_box is not None and box_iou(box, self._other_box) >= WELCOME_SAME_IOU
                 if counted:
                     self._other_box = box
+                elif now - self._usable_at > WELCOME_HELD_S:
+                    self._quality_reasons.update(self._held)
+                    self._held.clear()
+                    counted = True
+                elif not face.across_edge:
+                    self._held[reason] += 1
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked, counted=counted))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:
@@ -445,6 +458,7 @@ class Presence:
         elif self._hidden_for is not None and self._hidden_for is self.outcome and obs.accepted \
                 and obs.label == self.outcome.label:
             self._hidden_for = None   # the person welcomed, usable again: their welcome shows again
+            self._held.clear()        # and what was held back in their place was theirs
         verdict = self.voter.add(obs)
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
@@ -473,7 +487,11 @@ class Presence:
             if self._refused_elsewhere >= WELCOME_OTHER_FRAMES:
                 return HIDDEN_BY_OTHER
         else:
-            self._followed_box, self._refused_elsewhere, self._refused_here = box, 0, True
+            self._refused_elsewhere, self._refused_here = 0, True
+            if not self._hidden_by_someone_else:
+                # moved along with the person welcomed; not with someone else's face once it hid the
+                # welcome (a passer-by crossing their place took it away with them: a review)
+                self._followed_box = box
         return HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None
 
     @property
@@ -605,6 +623,7 @@ class Presence:
         self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
         self._hidden_by_other = self._refused_here = False
         self._other_audited_for = self._other_box = None
+        self._held.clear()
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0

@@ -277,6 +277,22 @@ def test_the_person_welcomeds_own_refusals_after_a_passer_by_and_a_flickering_we
         _welcomed(p)
         audits, _ = run(before + [far] * pr.WELCOME_OTHER_FRAMES + [turned] * int(6.0 / 0.15), p, 0.45)
         assert audits == [], audits
+    # a passer-by crossing the welcomed person's place took that place away with them, and the person's
+    # own refusals after were counted as theirs (a review)
+    p = _presence()
+    _welcomed(p)
+    crossing = [refused(x, "blurry") for x in (40.0, 100.0, 160.0, 220.0, 280.0, 340.0)]
+    audits, _ = run(crossing + [refused(262.0)] * int(6.0 / 0.15), p, 0.45)
+    assert audits == [], audits
+    # a stranger who got into the welcomed person's place by a jump (or between two slow answers) and
+    # stays there refused: held back, counted once nobody was usable for WELCOME_HELD_S (a review)
+    p = _presence()
+    _welcomed(p)
+    dark = FrameAnalysis(size=SIZE, face=_face(reason="too_dark", box=(262.0, 140.0, 392.0, 298.0)))
+    audits, t = run([refused(60.0, "blurry")] * 3 + [dark] * int((pr.WELCOME_HELD_S - 2.0) / 0.15), p, 0.45)
+    assert audits == [], audits   # a long look at a phone, as far as anyone can tell
+    audits, _ = run([dark] * int(4.0 / 0.15), p, t)
+    assert len(audits) == 1 and "too_dark" in audits[0].detail, audits
 
 
 def test_a_welcome_hidden_by_its_own_persons_refused_frames_shows_again_and_writes_nothing_again():
