@@ -104,8 +104,8 @@ class RefusalLog:
         now = time.monotonic() if now is None else now
         if now - self._window_at >= REFUSAL_LOG_WINDOW_S:
             if self._left_out:
-                # said at this refusal, maybe long after that window: its start's wall-clock time
-                started = time.strftime("%H:%M:%S", time.localtime(time.time() - (now - self._window_at)))
+                # said at this refusal, maybe days after that window: its start's date and time
+                started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() - (now - self._window_at)))
                 log.warning("%d more WebSocket handshakes refused in the %.0f s from %s were not logged one by one "
                             "(the last: %s)", self._left_out, REFUSAL_LOG_WINDOW_S, started, self._last_left_out)
             self._window_at, self._logged, self._left_out = now, 0, 0

@@ -922,6 +922,13 @@ def test_create_kiosk_prints_a_pairing_url(transactional_db, settings):
     call_command("create_kiosk", "Front door", "--new-link", stdout=out)
     assert out.getvalue().strip().splitlines()[-1].startswith("https://checkin.example.org/kiosk/pair/")
     assert "no --base-url" not in out.getvalue()
+    # wildcard entries alone name no address: the note said "no DJANGO_CSRF_TRUSTED_ORIGINS" beside them
+    settings.CSRF_TRUSTED_ORIGINS = ["https://*.example.org"]
+    out = io.StringIO()
+    call_command("create_kiosk", "Front door", "--new-link", stdout=out)
+    assert out.getvalue().strip().splitlines()[-1].startswith("http://127.0.0.1:8000/kiosk/pair/")
+    assert ("no --base-url and DJANGO_CSRF_TRUSTED_ORIGINS names wildcard entries alone: the link is on "
+            "http://127.0.0.1:8000") in out.getvalue()
     for bad in ("checkin.example.org", "https://", "http://a b/"):   # the link would open nothing
         with pytest.raises(CommandError, match="must start with https://"):
             call_command("create_kiosk", "Side door", "--base-url", bad, stdout=io.StringIO())

@@ -88,7 +88,10 @@ class Command(BaseCommand):
         self.stdout.write("Open this one-time pairing link on the kiosk device (it expires at "
                           f"{timezone.localtime(kiosk.pairing_expires_at):%Y-%m-%d %H:%M %Z}):")
         if guessed:   # a site on another address printed a link to nothing, without a word
-            self.stdout.write(f"(no --base-url and no DJANGO_CSRF_TRUSTED_ORIGINS: the link is on {LOCAL_URL}, make "
+            # trusted origins of wildcard entries alone name no address a device can open
+            origins = ("no DJANGO_CSRF_TRUSTED_ORIGINS" if not settings.CSRF_TRUSTED_ORIGINS
+                       else "DJANGO_CSRF_TRUSTED_ORIGINS names wildcard entries alone")
+            self.stdout.write(f"(no --base-url and {origins}: the link is on {LOCAL_URL}, make "
                               "run's default address; on any other, run this again with --new-link and --base-url)")
         self.stdout.write(url)   # the last line: scripts read it
 
