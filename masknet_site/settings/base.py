@@ -575,7 +575,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],  # the schema is public: nothing to authenticate
     "TITLE": "MaskNet API",
-    "DESCRIPTION": "People, photos, check-ins, kiosks, the recognition index, identify and verify. See docs/api.md.",
+    "DESCRIPTION": ("People, photos, check-ins, kiosks, the recognition index, identify and verify. "
+                    "docs/api.md in MaskNet's source tree tells tokens, scopes, rate limits, paging and errors."),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",

@@ -114,6 +114,9 @@ def test_admin_creates_a_token_shown_once_and_revokes_it(client, superuser):
     text = response.content.decode()
     secret = re.search(r"mkn_[A-Za-z0-9_-]+", text).group(0)
     assert not re.search(r"\{[#%]", text)   # no template comment or tag left as text (a multi-line {# #})
+    # where to read on: a link to the site's own API pages ("docs/api.md" alone named a file the site
+    # does not serve)
+    assert 'href="/api/docs/"' in text and "docs/api.md in MaskNet's source tree" in text
     token = ApiToken.objects.get(name="hr")
     assert token.scopes == ["enrol", "read"] and token.digest == token_digest(secret) and token.created_by == superuser
     assert bearer(secret).get("/api/v1/people").status_code == 200
