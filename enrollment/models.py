@@ -29,7 +29,7 @@ from django.utils.crypto import salted_hmac
 from recognition.engine.errors import EngineError
 from recognition.engine.index import Index
 
-from .text import name_key, name_normal, staff_id_key, staff_id_key_0017
+from .text import name_key, name_normal, name_words, staff_id_key, staff_id_key_0017
 
 NOTES_MAX = 2000   # characters of free-text notes about a person
 
@@ -62,9 +62,9 @@ class PersonQuerySet(models.QuerySet):
         chooser)."""
         text, key = name_normal(text), staff_id_key(text)
         found = Q(full_name__icontains=text) | Q(staff_id__icontains=text) | Q(staff_key__contains=key)
-        if folded := name_key(text).split():
+        if folded := name_words(text):
             # "chavez" finds "Hugo Chávez", and so does "chavez hugo": each word of its key in the
-            # name's (a blank key would find everyone)
+            # name's (enrollment.text.name_found tells the same of one name)
             every = Q()
             for word in folded:
                 every &= Q(name_key__contains=word)

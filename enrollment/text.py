@@ -139,6 +139,22 @@ def name_key(value: str) -> str:
     return " ".join(unicodedata.normalize("NFC", "".join(out).translate(_LETTERS_PLAIN)).split())
 
 
+def name_words(text: str) -> list[str]:
+    """The words of a search's ``text`` that a name's key must each contain for the name to be
+    found without its accents and in any order (:func:`name_key`'s words; none for blank text, which
+    would find everyone). The people search's rule, with :func:`name_found`."""
+    return name_key(text).split()
+
+
+def name_found(full_name: str, text: str) -> bool:
+    """Whether a people search for ``text`` finds ``full_name`` by the name: as typed, letter case
+    aside, or each of :func:`name_words` in the name's key ("chavez hugo" finds "Hugo Chávez").
+    ``PersonQuerySet.search`` asks the database the same."""
+    key = name_key(full_name)
+    return (name_normal(text).casefold() in full_name.casefold()
+            or bool(words := name_words(text)) and all(word in key for word in words))
+
+
 PERSON_TEXT = {"full_name": name_normal, "staff_id": staff_id_normal, "department": name_normal}
 
 

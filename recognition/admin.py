@@ -33,7 +33,7 @@ from audit.admin_filters import IndexedValuesFieldListFilter, TimeListFilter
 from audit.services import audit_list_export
 from enrollment.models import Person
 from enrollment.services import counted
-from enrollment.text import name_key, name_normal
+from enrollment.text import name_found
 from masknet_site.admin_csv import (
     CheckInLookupsGuarded,
     DateDrillDownChecked,
@@ -348,15 +348,6 @@ class SiteDateTimeField(forms.SplitDateTimeField):
         return value
 
 
-def _name_holds(full_name: str, text: str) -> bool:
-    """Whether ``text`` found ``full_name`` as the people search finds a name (as typed, or each word
-    of it without accents: "chavez hugo" finds "Hugo Chávez", which the chooser then called a staff
-    id's match)."""
-    key = name_key(full_name)
-    return (name_normal(text).casefold() in full_name.casefold()
-            or bool(words := name_key(text).split()) and all(word in key for word in words))
-
-
 class ManualCheckInForm(forms.Form):
     """A check-in recorded by hand (:func:`services.checkin_record_manual` checks the rest: an active
     person, a time neither in the future nor too far back, one check-in per window).
@@ -472,7 +463,7 @@ class ManualCheckInForm(forms.Form):
         self._offer(people[:CHOOSER_MATCHES_MAX], people[0] if len(people) == 1 else None)
         if not people:
             error = f"No active person has the staff id “{text}” or a name or staff id containing it."
-        elif len(people) == 1 and _name_holds(people[0].full_name, text):
+        elif len(people) == 1 and name_found(people[0].full_name, text):
             # not taken at once: Enter on "Ann" recorded Anna Berg when Ann Lee was meant
             error = (f"{people[0]} is the one active person whose name contains “{text}”: they are chosen below; "
                      "record again to take them, or type another.")

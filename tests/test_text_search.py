@@ -101,3 +101,20 @@ def test_a_names_key_drops_latin_greek_and_cyrillic_accents_only(name, key):
     from enrollment.text import name_key
 
     assert name_key(name) == key and name_key(key) == key
+
+
+def test_one_names_find_agrees_with_the_database_search(people):
+    """``enrollment.text.name_found`` (the hand check-in chooser's "found by the name") and
+    ``PersonQuerySet.search`` (the database's) apply one rule: they were two copies of it."""
+    from enrollment.text import name_found
+
+    for i, name in enumerate(("Hugo Chávez", "Jürgen Müller", "Łukasz Żółć")):
+        enrollment.person_create(actor=None, full_name=name, staff_id=f"A-{i}")
+    texts = ("chavez", "hugo chavez", "chavez hugo", "CHÁVEZ", "chavezz", "muller jurgen", "lukasz", "zolc x",
+             "élodie", "иван", "ПЕТРОВ", "silva ana", "zoë 50%", "ë 5_%", "   ", "A-0")
+    for text in texts:
+        by_name = {p.full_name for p in Person.objects.all() if name_found(p.full_name, text)}
+        searched = set(Person.objects.search(text, departments=False).values_list("full_name", flat=True))
+        staff = set(Person.objects.filter(staff_id__icontains=text.strip()).values_list("full_name", flat=True))
+        # the database finds staff ids too: every name found is found there, and nothing else but staff ids
+        assert by_name <= searched and searched - by_name <= staff, (text, by_name, searched)
