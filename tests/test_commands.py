@@ -216,7 +216,7 @@ def test_train_adapter_refuses_a_people_file_it_cannot_read(tmp_path):
 def test_people_files_lose_only_their_count_lines(tmp_path):
     """LFW's count lines go (``people.txt`` has one before each fold); a file without them keeps its
     first person (``train_adapter`` dropped the first line whatever it was); not UTF-8: refused."""
-    from recognition.management.commands._common import people_file_rows
+    from masknet_site.command_line import people_file_rows
 
     lfw, plain, latin = tmp_path / "lfw.txt", tmp_path / "plain.txt", tmp_path / "latin.txt"
     lfw.write_text("\ufeff2\nAna_Silva\t3\n\n10\nBo\t2\n", encoding="utf-8")

@@ -17,9 +17,9 @@ from audit.admin import CSV_COLUMNS, audit_csv_rows
 from audit.management.actor import add_actor_argument, command_actor
 from audit.models import AuditEvent
 from audit.services import audit_record
+from masknet_site.command_line import user_path
 from masknet_site.csv_export import csv_chunks
 from recognition.engine.files import write_atomic
-from recognition.management.commands._common import user_path
 
 
 def _day(text: str) -> date:

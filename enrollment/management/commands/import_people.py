@@ -26,8 +26,8 @@ from enrollment import dispatch, services
 from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import amount, counted
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
+from masknet_site.command_line import ProgressBar, people_file_lines, user_path
 from recognition.engine.install import models_ready
-from recognition.management.commands._common import ProgressBar, people_file_lines, user_path
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 

@@ -40,7 +40,7 @@ from enrollment.services import (
     person_erasure_reapply,
     photo_files_sweep,
 )
-from recognition.management.commands._common import user_path
+from masknet_site.command_line import user_path
 
 # the note of a record applied or written again after a restore (enrollment.services.people._again,
 # audit.restore.Record.again): the first one's time and actor

@@ -11,7 +11,7 @@ from django.db import transaction
 from audit.management.actor import add_actor_argument, command_actor
 from enrollment import services
 from enrollment.models import TrainingRun
-from recognition.management.commands._common import ProgressBar
+from masknet_site.command_line import ProgressBar
 
 # how long --wait waits for another rebuild to end before it gives up: a release that embeds every
 # photo again takes about 0.45 s a photo on 2 cores (docs/performance.md), over an hour at 10,000 photos;

@@ -5,9 +5,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from masknet_site.command_line import ProgressBar
 from recognition.engine.benchmark import evaluate_identification, person_images
 
-from ._common import ProgressBar, check_json_target, engine_from_settings, fmt, write_json
+from ._common import check_json_target, engine_from_settings, fmt, write_json
 
 
 class Command(BaseCommand):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from enrollment.recognizer import template_version
+from masknet_site.command_line import ProgressBar, people_file_rows
 from recognition.engine import EngineConfig, EngineError, NoFaceFound, load_engine
 from recognition.engine.adapter import DEFAULT_PATH, Adapter
 from recognition.engine.files import UNREADABLE, savez_atomic, write_text_atomic
@@ -20,7 +21,7 @@ from recognition.engine.gallery import masked_variants
 from recognition.engine.runtime import import_tensorflow
 from recognition.engine.train import fit_adapter
 
-from ._common import ProgressBar, check_json_target, people_file_rows, shared_data
+from ._common import check_json_target, shared_data
 
 
 def training_embeddings(engine, photos: list[tuple[str, Path]], seed: int, progress) -> dict:

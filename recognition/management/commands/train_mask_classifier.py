@@ -10,13 +10,14 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from masknet_site.command_line import people_file_rows
 from recognition.engine import EngineConfig, NoFaceFound, UnreadableImage, load_engine
 from recognition.engine.errors import FrameTooLarge
 from recognition.engine.files import savez_atomic
 from recognition.engine.maskclf import DEFAULT_PATH
 from recognition.engine.train import fit_logistic_head
 
-from ._common import check_json_target, people_file_rows, shared_data
+from ._common import check_json_target, shared_data
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
