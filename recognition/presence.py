@@ -284,6 +284,56 @@ class EdgeSearch:
         return now - self._since >= self.timing.edge_still_s
 
 
+@dataclass
+class OtherFace:
+    """Someone else in front while a welcome stands, unusable: their refused frames hid the welcome
+    (:data:`HIDDEN_BY_OTHER`), and from then on are counted apart from the person welcomed's and
+    audited as anyone's are, once a welcome however often it is hidden and shown again.
+
+    A refused face in the place where the person welcomed stood is theirs, back by a jump, unless the
+    other's face came there step by step (each frame overlapping the other's last counted one): a
+    stranger stepping into their place went unaudited for as long as they stayed, and a time limit
+    instead audited the person welcomed looking at their phone for 4 s after a passer-by (reviews).
+    Such a refusal is held back, not dropped: counted after :data:`WELCOME_HELD_S` with nobody usable
+    (a stranger who got there by a jump, or between two slow answers), forgotten when the person
+    welcomed is seen again."""
+
+    hiding: bool = False                        # the welcome hidden for now is hidden by them
+    audited_for: Outcome | None = None          # the welcome whose other's refusals were audited
+    box: tuple[float, ...] | None = None        # where their last counted refusal was
+    held: Counter[str] = field(default_factory=Counter)   # refusals in the welcomed place, not counted yet
+
+    def arrived(self) -> None:
+        """Their refused frames hid the welcome just now: followed from here, nothing held back."""
+        self.hiding, self.box = True, None
+        self.held.clear()
+
+    def counts(self, box: tuple[float, ...], reason: str, *, in_welcomed_place: bool, across_edge: bool,
+               usable_for_s: float, counted: Counter[str]) -> bool:
+        """Whether a refusal at ``box`` for ``reason``, while they hide the welcome, is counted as
+        theirs (``in_welcomed_place``: where the person welcomed stood; ``usable_for_s``: seconds
+        since the last usable frame). What was held back goes into ``counted`` once it is theirs."""
+        mine = not in_welcomed_place or self.box is not None and box_iou(box, self.box) >= WELCOME_SAME_IOU
+        if mine:
+            self.box = box
+        elif usable_for_s > WELCOME_HELD_S:
+            counted.update(self.held)
+            self.held.clear()
+            mine = True
+        elif not across_edge:
+            self.held[reason] += 1
+        return mine
+
+    def welcomed_back(self) -> None:
+        """The person welcomed was seen again: what was held back in their place was theirs."""
+        self.held.clear()
+
+    def forget(self) -> None:
+        """The presence ended."""
+        self.hiding, self.audited_for, self.box = False, None, None
+        self.held.clear()
+
+
 class Presence:
     """One kiosk socket's frames turned into what its page shows (see the module docstring).
 
@@ -318,13 +368,8 @@ class Presence:
         self._usable_at = 0.0
         self._refused_elsewhere = 0
         self._hidden_for: Outcome | None = None   # the welcome those refused frames hid (not shown)
-        # hidden by someone else's refused frames (not by the time limit alone): their refusals are
-        # counted afresh and audited as any presence's are
-        self._hidden_by_other = False
-        self._refused_here = False   # the last refused frame was where the face followed was
-        self._other_audited_for: Outcome | None = None   # the welcome whose other's refusals were audited
-        self._other_box: tuple[float, ...] | None = None   # where the other's last counted refusal was
-        self._held: Counter[str] = Counter()   # refusals in the welcomed place, not counted yet
+        # hidden by someone else's refused frames (not by the time limit alone)
+        self._other_face = OtherFace()
 
     # -------------------------------------------------------------------------- reading
 
@@ -408,7 +453,8 @@ class Presence:
             reason = TOO_SMALL   # recognisable, but a kiosk can ask for better: come closer
         box = tuple(reply["box"])
         if reason is not None:
-            hides = self._refused_hides_welcome(box, now, self._refused_far(a))
+            hides, here = self._refused_hides_welcome(box, now, self._refused_far(a))
+            other = self._other_face
             if hides:
                 # someone else, or nobody usable for long: their prompt is shown, not the name. Hidden,
                 # not ended: the person welcomed looking down or a mask going on is not checked in or
@@ -418,32 +464,16 @@ class Presence:
                     # and audited as anyone's are (they went unrecorded while the welcome stood), once
                     # a welcome however often it is hidden and shown again
                     self._quality_reasons.clear()
-                    self._quality_audited = self._other_audited_for is self.outcome
-                    self._hidden_by_other, self._other_box = True, None
-                    self._held.clear()
+                    self._quality_audited = other.audited_for is self.outcome
+                    other.arrived()
                 elif self._hidden_for is not self.outcome:
-                    self._hidden_by_other = False
+                    other.hiding = False
                 self._hidden_for = self.outcome
             reply.update(state="adjust", reason=reason)
             counted = True
-            if self._hidden_by_someone_else:
-                # a refused face where the person welcomed stood (and not far below them) is theirs,
-                # back by a jump, unless the other's face came there step by step (it overlaps the
-                # other's last one): a stranger stepping into their place went unaudited for as long
-                # as they stayed, and a time limit instead audited the person welcomed looking at
-                # their phone for 4 s after a passer-by (reviews). Held back, not dropped: counted
-                # after WELCOME_HELD_S with nobody usable (a stranger who got there by a jump, or
-                # between two slow answers), forgotten when the person welcomed is seen again
-                if self._refused_here:
-                    counted = self._other_box is not None and box_iou(box, self._other_box) >= WELCOME_SAME_IOU
-                if counted:
-                    self._other_box = box
-                elif now - self._usable_at > WELCOME_HELD_S:
-                    self._quality_reasons.update(self._held)
-                    self._held.clear()
-                    counted = True
-                elif not face.across_edge:
-                    self._held[reason] += 1
+            if self._hidden_by_someone_else:   # theirs, or held back (OtherFace)
+                counted = other.counts(box, reason, in_welcomed_place=here, across_edge=face.across_edge,
+                                       usable_for_s=now - self._usable_at, counted=self._quality_reasons)
             return Step(reply, quality_audit=self._refused(reason, face.across_edge, masked, counted=counted))
         self._followed_box, self._usable_at, self._refused_elsewhere = box, now, 0
         if not vote:
@@ -458,7 +488,7 @@ class Presence:
         elif self._hidden_for is not None and self._hidden_for is self.outcome and obs.accepted \
                 and obs.label == self.outcome.label:
             self._hidden_for = None   # the person welcomed, usable again: their welcome shows again
-            self._held.clear()        # and what was held back in their place was theirs
+            self._other_face.welcomed_back()
         verdict = self.voter.add(obs)
         reply.update(state="recognising", progress=round(self.voter.progress(), 2))
         return Step(reply, verdict=verdict)
@@ -473,31 +503,31 @@ class Presence:
         r = self.welcome_rules
         return w[1] < a.welcomed_threshold - (WELCOME_FAR_MARGIN if r.far_margin is None else r.far_margin)
 
-    def _refused_hides_welcome(self, box: tuple[float, ...], now: float, far: bool = False) -> str | None:
+    def _refused_hides_welcome(self, box: tuple[float, ...], now: float, far: bool = False
+                               ) -> tuple[str | None, bool]:
         """Whether a frame refused by the quality gate, its face at ``box``, hides the welcome standing,
         and why: :data:`HIDDEN_BY_OTHER`, :data:`WELCOME_OTHER_FRAMES` such frames in a row away from
         the face followed or scoring ``far`` below the person welcomed (:meth:`_refused_far`);
         :data:`HIDDEN_BY_TIME`, :data:`WELCOME_REFUSED_MAX_S` since the last usable frame; ``None``:
-        it stays."""
-        self._refused_here = False
+        it stays. Second: whether the face is in the place of the face followed (and not ``far``)."""
         if self.welcome_label is None:
-            return None
+            return None, False
         if far or self._followed_box is not None and box_iou(box, self._followed_box) < WELCOME_SAME_IOU:
             self._refused_elsewhere += 1
-            if self._refused_elsewhere >= WELCOME_OTHER_FRAMES:
-                return HIDDEN_BY_OTHER
+            return (HIDDEN_BY_OTHER if self._refused_elsewhere >= WELCOME_OTHER_FRAMES else
+                    HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None), False
         else:
-            self._refused_elsewhere, self._refused_here = 0, True
+            self._refused_elsewhere = 0
             if not self._hidden_by_someone_else:
                 # moved along with the person welcomed; not with someone else's face once it hid the
                 # welcome (a passer-by crossing their place took it away with them: a review)
                 self._followed_box = box
-        return HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None
+        return HIDDEN_BY_TIME if now - self._usable_at > WELCOME_REFUSED_MAX_S else None, True
 
     @property
     def _hidden_by_someone_else(self) -> bool:
         """The welcome standing is hidden by someone else's refused frames (not by the time limit)."""
-        return self.outcome is not None and self._hidden_for is self.outcome and self._hidden_by_other
+        return self.outcome is not None and self._hidden_for is self.outcome and self._other_face.hiding
 
     def _refused(self, reason: str, across_edge: bool, masked: bool | None, *, counted: bool = True
                  ) -> QualityAudit | None:
@@ -518,7 +548,7 @@ class Presence:
         """The presence's quality audit was written (until then, each refused frame asks again)."""
         self._quality_audited = True
         if self._hidden_by_someone_else:
-            self._other_audited_for = self.outcome   # not again for this welcome, hidden again or not
+            self._other_face.audited_for = self.outcome   # not again for this welcome, hidden again or not
 
     def welcome_ends(self, obs: Observation, welcomed: tuple[str, float | None] | None = None) -> str | None:
         """Whether the welcome standing ends with this frame, and why: ``"far"``, it makes
@@ -621,9 +651,7 @@ class Presence:
         self.outcome = None
         self._other = self._far = None
         self._followed_box, self._refused_elsewhere, self._hidden_for = None, 0, None
-        self._hidden_by_other = self._refused_here = False
-        self._other_audited_for = self._other_box = None
-        self._held.clear()
+        self._other_face.forget()
         self._quality_reasons.clear()
         self._quality_audited = False
         self._several_left = 0
