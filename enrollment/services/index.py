@@ -270,8 +270,8 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         # and then find it stale; a row held elsewhere means "busy, try again" instead
         pending = (TrainingRun.State.QUEUED, TrainingRun.State.RUNNING)
         try:
-            list(TrainingRun.objects.select_for_update(nowait=True).filter(state__in=pending)
-                 .order_by("pk").values_list("pk"))
+            held = list(TrainingRun.objects.select_for_update(nowait=True).filter(state__in=pending)
+                        .order_by("pk").values_list("pk", "state", "requests", "drops_older"))
             run = TrainingRun.objects.select_for_update(nowait=True).filter(pk=run_id).first()
         except DatabaseError as exc:
             if not _lock_not_available(exc):
@@ -310,10 +310,21 @@ def _run_claim(*, run_id: int, force: bool) -> TrainingRun | None:
         # the admin pages showing them "running" hear that they ended
         for stopped in TrainingRun.objects.filter(pk__in=interrupted):
             transaction.on_commit(partial(events.training_progress, stopped))
+        # the other queued runs (locked above, so committed with their changes): this run reads
+        # after them, and does their work. Two changes at one moment each found no queued run and
+        # queued one, and a run started by hand left the queued one for later: two whole rebuilds,
+        # every kiosk's votes reset twice (a review). Done with this run if it succeeds, unless a
+        # change joins one meanwhile (its requests then differ: that change may come after the read)
+        covered = {pk: requests for pk, state, requests, _ in held
+                   if state == TrainingRun.State.QUEUED and pk != run.pk}
+        removal = any(drops for pk, _, _, drops in held if pk in covered)
         run.state, run.started_at, run.heartbeat_at = TrainingRun.State.RUNNING, now, now
         run.attempts += 1
         run.progress, run.message, run.error = 0, "starting", ""
-        run.save(update_fields=["state", "started_at", "heartbeat_at", "attempts", "progress", "message", "error"])
+        run.stats = {**(run.stats or {}), COVERED: {str(pk): n for pk, n in covered.items()}}
+        run.drops_older = run.drops_older or removal   # it reads after their photo removals too
+        run.save(update_fields=["state", "started_at", "heartbeat_at", "attempts", "progress", "message", "error",
+                                "stats", "drops_older"])
     events.training_progress(run)
     return run
 
@@ -389,6 +400,7 @@ def _run_fail(run: TrainingRun, exc: BaseException) -> None:
         log.exception("could not mark run #%s failed", run.pk)
 
 
+COVERED = "covers"   # the run's stats while it runs: {queued run id: its requests} it does the work of
 EMBEDDED_SO_FAR = "embedded_so_far"   # the run's stats while it embeds: photos embedded by all its attempts
 
 
@@ -490,6 +502,8 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
                "photos_per_second": round(embedded / embed_s, 2) if embedded else None,
                "synthetic_masks": recognizer.synthetic_masks_available()}
 
+    covered = {int(pk): n for pk, n in ((run.stats or {}).get(COVERED) or {}).items()}
+
     def succeeded(version: IndexVersion) -> None:   # in the switch's transaction
         seconds = round(time.monotonic() - started, 2)
         run.state, run.finished_at, run.progress = TrainingRun.State.SUCCEEDED, timezone.now(), 100
@@ -507,11 +521,32 @@ def _rebuild(run: TrainingRun, progress: _Progress) -> None:
         run.save(update_fields=["state", "finished_at", "progress", "message", "stats", "index_version"])
         audit_record(actor=run.requested_by, action=Action.REBUILD, obj=run,
                      summary=f"run #{run.pk}: {run.message}")
+        _runs_done_by(run, covered)
 
     version = _index_switch(run=run, index=index, version_key=version_key, photo_count=photo_count,
                             metrics=metrics, record=succeeded)
     events.training_progress(run)
     events.index_updated(version)
+
+
+def _runs_done_by(run: TrainingRun, covered: dict[int, int]) -> None:
+    """Record the queued runs ``run`` did the work of (``covered``: their requests when it was
+    claimed) succeeded with its index version, in its switch's transaction: those no change joined
+    since (one that did runs itself, its message starting it). Audited, and told to the admin pages
+    after commit; their own messages then find them done."""
+    for pk, requests in covered.items():
+        if TrainingRun.objects.filter(pk=pk, state=TrainingRun.State.QUEUED, requests=requests).update(
+                state=TrainingRun.State.SUCCEEDED, finished_at=run.finished_at, progress=100,
+                index_version=run.index_version, stats={"done_by": run.pk},
+                # its photo removal's mark went to ``run`` at the claim: left here, it would make the
+                # prune drop ``run``'s own version, read after that removal, as read before it
+                drops_older=False,
+                message=f"done by run #{run.pk}, which started after this run's changes: "
+                        f"index v{run.index_version_id} active"):
+            done = TrainingRun.objects.get(pk=pk)
+            audit_record(actor=done.requested_by, action=Action.REBUILD, obj=done,
+                         summary=f"run #{pk}: {done.message}")
+            transaction.on_commit(partial(events.training_progress, done))
 
 
 def _to_embed_line(*, new: int, again: int, missing: int, left_out: int) -> str:
