@@ -39,6 +39,20 @@ def test_remove_and_kinds():
     assert index.identities == {"b"} and index.search(q)[0].label == "b"
 
 
+def test_keep_labels_drops_everyone_else_with_their_kinds_and_margins():
+    """A rebuild's switch drops the people deactivated or erased while it ran in one pass."""
+    rng = np.random.default_rng(3)
+    index = Index(8)
+    for i in range(6):
+        index.add(f"p{i}", unit(rng, 2, 8), kinds=[0, 1], margins=[0.0, 0.01 * i])
+    kept = index.vectors[[2, 3, 8, 9]].copy()
+    assert index.keep_labels({"p1", "p4", "nobody"}) == 8
+    assert index.identities == {"p1", "p4"} and index.labels.tolist() == ["p1", "p1", "p4", "p4"]
+    assert np.array_equal(index.vectors, kept) and index.kinds.tolist() == [0, 1, 0, 1]
+    assert np.allclose(index.margins, [0.0, 0.01, 0.0, 0.04])
+    assert index.keep_labels(set()) == 4 and len(index) == 0
+
+
 def test_label_score_is_what_search_gives_that_label_found_or_not():
     """The kiosk scores each frame against the person whose welcome stands, their best match or
     not: the same score a search that found them gives (kinds, margins), after a removal too."""

@@ -817,8 +817,7 @@ def _index_switch(*, run: TrainingRun, index: Index, version_key: str, photo_cou
                 raise RunTakenOver(f"run #{run.pk} was taken over by another worker before its switch")
             # people erased or deactivated while this run was embedding must not come back
             live = {str(pk) for pk in Person.objects.active().values_list("pk", flat=True)}
-            for label in index.identities - live:
-                index.remove(label)
+            index.keep_labels(live)
             # named first: a save that fails after writing (reading it back for its digest) leaves
             # no file holding everyone behind
             name = _index_name(run.pk)

@@ -91,6 +91,12 @@ class Index:
         """Drop every template of ``label``; returns how many were removed."""
         return self.keep(self.labels != str(label))
 
+    def keep_labels(self, labels: set[str]) -> int:
+        """Drop every template whose label is not in ``labels``; returns how many were removed. One
+        pass: :meth:`remove` per label copied the whole index each time (7 s for 1,750 people at
+        57,000 templates, under the index writers' lock)."""
+        return self.keep(np.fromiter((label in labels for label in self.labels), bool, len(self)))
+
     def keep(self, rows: np.ndarray) -> int:
         """Keep only the templates where ``rows`` (a boolean mask) is true; returns how many went."""
         removed = int((~rows).sum())
