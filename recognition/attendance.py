@@ -25,6 +25,7 @@ after today (local ``TIME_ZONE``), a working day or not: it has not happened (:f
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -160,6 +161,19 @@ def is_expected(first_end: datetime, last_end: datetime | None = None, *, create
                for end in ends)
 
 
+def days_expected(ends: Sequence[datetime], *, created_at: datetime, active: bool, deactivated_at: datetime | None,
+                  away: Away = ()) -> range | list[int]:
+    """The positions in ``ends`` (days' ends, :func:`day_end`, ascending) of the days the person was
+    expected on: :func:`is_expected` of each day, at once. The days ending after they were created
+    and, unless active, by their deactivation are a run of the sorted ends, their past inactive
+    periods (few people's) asked of each day of that run alone. The summary asked :func:`is_expected`
+    of each person and day: 4.7 million calls, 5 of a year's 19 s at 20,000 people (a scale review)."""
+    lo = bisect_right(ends, created_at)
+    hi = len(ends) if active else 0 if deactivated_at is None else bisect_right(ends, deactivated_at)
+    run = range(lo, max(lo, hi))
+    return [i for i in run if not _away_at(ends[i], away)] if away else run
+
+
 def _away_at(end: datetime, away: Away) -> bool:
     """Whether one of ``away`` (past inactive periods) covers the day ending at ``end``."""
     for began, ended in away:   # a loop, not any(): the summary asks it of each day of a year
@@ -209,7 +223,8 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
             times.setdefault(person_id, []).append(first_at.astimezone(zone).time())
             masked[person_id] = masked.get(person_id, 0) + (n_masked > 0)
             by_hand[person_id] = by_hand.get(person_id, 0) + (n_manual == n_here)
-    ends = {d: day_end(d) for d in working_days(first, min(last, timezone.localdate()))}
+    counted = working_days(first, min(last, timezone.localdate()))
+    ends = [day_end(d) for d in counted]
     period = (day_end(first), day_end(last))
     rows = []
     for person in people.values():
@@ -220,7 +235,7 @@ def attendance_summary(first: date, last: date, site: str = "") -> list[SummaryR
         if not (expected or days):   # selected by expected_during's several days, expected on none of them
             continue
         checked = seen.get(person.pk, set())
-        missing = tuple(d for d, end in ends.items() if d not in checked and is_expected(end, **facts))
+        missing = tuple(counted[i] for i in days_expected(ends, **facts) if counted[i] not in checked)
         rows.append(SummaryRow(person=person, days_in=len(days), missing=missing, earliest=min(days, default=None),
                                latest=max(days, default=None), days_masked=masked.get(person.pk, 0),
                                expected=expected, days_by_hand=by_hand.get(person.pk, 0)))
