@@ -479,6 +479,35 @@ def test_rebuild_index_wait_gives_up_on_a_rebuild_that_runs_too_long(person, mak
     assert TrainingRun.objects.count() == 1 and IndexVersion.objects.current() is None
 
 
+def test_rebuild_index_wait_waits_for_a_long_rebuild_that_moves_on(person, make_photo, monkeypatch):
+    """A release's rebuild embedding every photo again took 6 h at 20,000 people, and ``--wait`` gave
+    up after 4 h, failing the upgrade script while the run was healthy (a scale review). A run that
+    moves on (its progress line changes) is waited for however long it takes."""
+    from django.utils import timezone
+
+    from enrollment.management.commands import rebuild_index
+
+    make_photo(person)
+    other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
+                                       heartbeat_at=timezone.now(), attempts=1, message="embedded 0/46666 photos")
+    clock = [0.0]
+
+    def an_hour_passes(seconds: float) -> None:
+        clock[0] += 3600
+        done = int(clock[0] // 3600)
+        if done == 7:
+            TrainingRun.objects.filter(pk=other.pk).update(state=TrainingRun.State.SUCCEEDED,
+                                                           finished_at=timezone.now())
+        else:
+            TrainingRun.objects.filter(pk=other.pk).update(heartbeat_at=timezone.now(),
+                                                           message=f"embedded {done * 7000}/46666 photos")
+
+    monkeypatch.setattr(rebuild_index.time, "sleep", an_hour_passes)
+    monkeypatch.setattr(rebuild_index.time, "monotonic", lambda: clock[0])
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 2, photos: 1" in out and clock[0] == 7 * 3600 > rebuild_index.BUSY_WAIT_S
+
+
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
     make_photo(person)
     out = run("rebuild_index", "--wait")

@@ -13,9 +13,11 @@ from enrollment import services
 from enrollment.models import TrainingRun
 from masknet_site.command_line import ProgressBar
 
-# how long --wait waits for another rebuild to end before it gives up: a release that embeds every
-# photo again takes about 0.45 s a photo on 2 cores (docs/performance.md), over an hour at 10,000 photos;
-# the run it waits for beats its heartbeat meanwhile (a stalled one is taken over, not waited for)
+# how long --wait waits for another rebuild that does not move on (its progress and message the same)
+# before it gives up: a release that embeds every photo again takes about 0.45 s a photo on 2 cores
+# (docs/performance.md), over an hour at 10,000 photos, and moves on at each photo, which restarts
+# the wait: at 20,000 people it took 6 h, and a fixed 4 h failed the upgrade script (a scale review).
+# The run it waits for beats its heartbeat meanwhile (a stalled one is taken over, not waited for)
 BUSY_WAIT_S = 4 * 60 * 60
 BUSY_POLL_S = 2.0       # how often it looks whether that rebuild has ended
 
@@ -23,17 +25,20 @@ BUSY_POLL_S = 2.0       # how often it looks whether that rebuild has ended
 def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> None:
     """Return once no other rebuild is running (a run whose heartbeat is fresh: a stalled one is
     taken over by the next rebuild, as a worker would), saying once which one it waits for;
-    :class:`CommandError` at ``deadline`` or on Ctrl-C (that run goes on)."""
-    said = None
+    :class:`CommandError` at ``deadline``, or :data:`BUSY_WAIT_S` after the run last moved on if
+    later, or on Ctrl-C (that run goes on)."""
+    said, seen = None, None
     try:   # the whole loop: Ctrl-C (or SIGTERM) may come between two sleeps
         while running := TrainingRun.objects.alive().order_by("pk").first():
             if said != running.pk:
                 said = running.pk
                 stdout.write(f"another index rebuild (training run #{running.pk}) is running: waiting for it to "
                              "end, then rebuilding here")
+            if (moved := (running.pk, running.progress, running.message)) != seen:
+                seen, deadline = moved, max(deadline, time.monotonic() + BUSY_WAIT_S)
             if time.monotonic() >= deadline:
-                raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min; "
-                                   "follow it in the admin's training runs")
+                raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min "
+                                   "without moving on; follow it in the admin's training runs")
             time.sleep(BUSY_POLL_S)
     except KeyboardInterrupt:
         raise CommandError(f"stopped waiting: training run #{said} goes on; follow it in the admin's "
