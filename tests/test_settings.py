@@ -686,6 +686,15 @@ def test_a_refused_setting_stops_any_command_in_one_line():
         proc.stderr
 
 
+@pytest.mark.parametrize("name, value", [("MASKNET_BLAS_THREADS", "-1"), ("MASKNET_MODEL_THREADS", "x")])
+def test_a_refused_thread_count_stops_any_command_in_one_line(name, value):
+    """The engine's thread counts, read by the engine's runtime module, printed a 37-line traceback
+    (a docs review): the settings refuse them first, in one line."""
+    proc = manage("check", **{name: value})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert proc.stderr.startswith("MaskNet is not configured correctly:") and name in proc.stderr
+
+
 def test_a_database_down_or_not_migrated_stops_a_command_in_one_line(tmp_path):
     """export_audit (a step of the restore runbook, run with the site stopped) printed 88 lines of
     traceback when the database was down, as did rebuild_index, import_people and others on a

@@ -461,6 +461,10 @@ if MASKNET_DESCRIPTOR not in ("sface", "faceres+resnet", "arcface"):
 MASKNET_RUNTIMES = ("tflite", "tensorflow")
 if env("MASKNET_RUNTIME", "tflite").strip() not in MASKNET_RUNTIMES:
     raise ImproperlyConfigured(f"MASKNET_RUNTIME={env('MASKNET_RUNTIME')!r}: use {' or '.join(MASKNET_RUNTIMES)}")
+# the engine's thread counts (read by recognition.engine.runtime too, which benches use without
+# Django), checked here so that a bad one stops every command in one line, not a traceback
+for _threads in ("MASKNET_BLAS_THREADS", "MASKNET_MODEL_THREADS"):
+    env_int(_threads, 0, minimum=0)
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
