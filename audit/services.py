@@ -43,6 +43,17 @@ def audit_record(*, actor: object | None, action: str, summary: str,
                                      summary=summary[:300])
 
 
+def audit_records(*, actor: object | None, action: str, object_type: str,
+                  rows: Iterable[tuple[object, str]]) -> None:
+    """Append one event per ``(object_id, summary)`` of ``rows``, each as :func:`audit_record`
+    writes it, in one insert: a bulk change of 1,700 people wrote a row at a time."""
+    actor_id, actor_name = _actor_fields(actor)
+    AuditEvent.objects.bulk_create(
+        [AuditEvent(actor_id=actor_id, actor=actor_name, action=action, object_type=object_type,
+                    object_id=str(object_id), summary=summary[:300]) for object_id, summary in rows],
+        batch_size=1000)
+
+
 def audit_list_export(request: HttpRequest, *, object_type: str, what: str, rows: int,
                       filters: Iterable[str] = (), form: str = "CSV") -> AuditEvent | None:
     """Record one download of a list of people's data (a check-in or audit CSV): who (the staff

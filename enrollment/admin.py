@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
@@ -731,11 +731,10 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
 
     @admin.action(description="Deactivate selected people", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = 0
-        for person in [p for p in queryset if p.active]:
-            before = person.updated_at
-            services.person_deactivate(person=person, actor=request.user)
-            done += person.updated_at != before   # not if someone else deactivated them meanwhile
+        # at once, not one at a time (a department of 1,716 people took 20 s); not those deactivated
+        # or erased by someone else meanwhile
+        done = len(services.people_deactivate(people=list(queryset.filter(active=True).values_list("pk", flat=True)),
+                                              actor=request.user))
         if not done:
             messages.info(request, "Nobody was deactivated: the people selected were inactive already.")
             return
@@ -743,24 +742,18 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
 
     @admin.action(description="Reactivate selected people", permissions=["change"])
     def reactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = failed = 0
-        back: list[Person] = []
-        for person in [p for p in queryset if not p.active]:
-            before = person.updated_at
-            try:
-                services.person_update(person=person, actor=request.user, active=True)
-            except Person.DoesNotExist:   # erased meanwhile by someone else
-                messages.warning(request, f"Person #{person.pk} was erased meanwhile.")
-                failed += 1
-                continue
-            except ValidationError as exc:   # a record an earlier release let in (a field now refused)
-                messages.error(request, f"Person #{person.pk} was not reactivated: {' '.join(exc.messages)} "
-                                        f"Correct it on their page.")
-                failed += 1
-                continue
-            if person.updated_at != before:   # not if someone else reactivated them meanwhile
-                done += 1
-                back.append(person)
+        chosen = list(queryset.filter(active=False).values_list("pk", flat=True))
+        # at once (see deactivate); not those reactivated by someone else meanwhile
+        reactivated, refused = services.people_reactivate(people=chosen, actor=request.user)
+        for pk, why in refused.items():   # a record an earlier release let in (a field now refused)
+            messages.error(request, f"Person #{pk} was not reactivated: {why} Correct it on their page.")
+        gone = set(chosen) - set(reactivated) - set(refused)
+        gone -= set(Person.objects.filter(pk__in=gone).values_list("pk", flat=True))
+        for pk in sorted(gone):   # erased meanwhile by someone else
+            messages.warning(request, f"Person #{pk} was erased meanwhile.")
+        failed, done = len(refused) + len(gone), len(reactivated)
+        found = Person.objects.in_bulk(reactivated)
+        back = [found[pk] for pk in chosen if pk in found]   # in the list's order
         if not done:
             if not failed:
                 messages.info(request, "Nobody was reactivated: the people selected were active already.")

@@ -18,7 +18,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import audit_record, audit_records
 from masknet_site.unique import save_unique
 
 from ..models import (
@@ -240,6 +240,75 @@ def person_deactivate(*, person: Person, actor: object | None, note: str = "",
                      summary=f"deactivated person #{person.pk}" + (f"; {note}" if note else ""))
         index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
     return person
+
+
+BULK_BATCH = 500   # people locked and changed at a time by the bulk changes below (SQL parameter limits)
+
+
+def people_deactivate(*, people: Sequence[int], actor: object | None) -> list[int]:
+    """:func:`person_deactivate` of each of ``people`` (ids) still active, in one transaction with one
+    rebuild request: the admin's action, a person at a time, took 20 s and 12,000 queries for a
+    department of 1,716 people (a scale review). Returns the ids deactivated here (not those
+    inactive already, deactivated or erased by someone else meanwhile)."""
+    now = timezone.now()
+    done: list[int] = []
+    with transaction.atomic():
+        for start in range(0, len(people), BULK_BATCH):
+            ids = list(Person.objects.select_for_update().filter(pk__in=people[start:start + BULK_BATCH], active=True)
+                       .order_by("pk").values_list("pk", flat=True))
+            if not ids:
+                continue
+            _people_switched(ids, active=False, now=now, actor=actor)
+            done += ids
+        _people_rebuild(done, "deactivated", actor=actor)
+    return done
+
+
+def people_reactivate(*, people: Sequence[int], actor: object | None) -> tuple[list[int], dict[int, str]]:
+    """``person_update(active=True)`` of each of ``people`` (ids) still inactive, in one transaction
+    with one rebuild request (see :func:`people_deactivate`): each one's time away kept as a
+    :class:`~enrollment.models.PersonInactivePeriod`, each audited. Returns the ids reactivated
+    here, and those refused with why: a record an earlier release let in that the form now refuses
+    (correct it on their page)."""
+    now = timezone.now()
+    done: list[int] = []
+    refused: dict[int, str] = {}
+    with transaction.atomic():
+        for start in range(0, len(people), BULK_BATCH):
+            back = []
+            for person in Person.objects.select_for_update().filter(
+                    pk__in=people[start:start + BULK_BATCH], active=False).order_by("pk"):
+                away_since, person.active, person.deactivated_at = person.deactivated_at, True, None
+                try:   # as person_update checks a change (its staff id unchanged, checked unique when saved)
+                    person.full_clean(exclude=["notes"], validate_unique=False, validate_constraints=False)
+                except ValidationError as exc:
+                    refused[person.pk] = " ".join(exc.messages)
+                    continue
+                back.append((person.pk, away_since))
+            if not back:
+                continue
+            ids = [pk for pk, _ in back]
+            PersonInactivePeriod.objects.bulk_create([PersonInactivePeriod(person_id=pk, deactivated_at=since,
+                                                                           reactivated_at=now) for pk, since in back])
+            _people_switched(ids, active=True, now=now, actor=actor)
+            done += ids
+        _people_rebuild(done, "activated", actor=actor)
+    return done, refused
+
+
+def _people_switched(ids: list[int], *, active: bool, now: datetime, actor: object | None) -> None:
+    """Write ``active`` for the people ``ids`` (locked), each audited as the one-person changes are."""
+    Person.objects.filter(pk__in=ids).update(**_activity(active, now), updated_at=now)
+    audit_records(actor=actor, action=Action.UPDATE if active else Action.DEACTIVATE, object_type="enrollment.person",
+                  rows=[(pk, f"updated person #{pk}: active; reactivated" if active else f"deactivated person #{pk}")
+                        for pk in ids])
+
+
+def _people_rebuild(done: list[int], change: str, *, actor: object | None) -> None:
+    """One rebuild request for the people ``done`` (none: nothing changed), named as one person's is."""
+    if done:
+        index_rebuild_request(actor=actor, reason=f"person #{done[0]} {change}" if len(done) == 1
+                              else f"{counted(len(done), 'person', 'people')} {change}")
 
 
 def person_erase(*, person: Person, actor: object | None, note: str = "") -> bool:

@@ -758,6 +758,36 @@ def test_deactivate_action(enroller_client, person, make_photo):
     assert person.inactive_periods.count() == 2   # the box's reactivation too
 
 
+def test_deactivating_and_reactivating_many_people_takes_no_more_queries_for_more_of_them(enroller_client):
+    """The actions changed a person at a time: 7 queries each to deactivate, 14 to reactivate, 20 s
+    and 30 s for a department of 1,700 (a scale review). Now at once: the same queries for 3 people
+    as for 30, each still audited, their time away kept, and one rebuild asked for."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def act(action: str, people: list[Person]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            answer = enroller_client.post(CHANGELIST, {"action": action, "_selected_action": [p.pk for p in people]})
+        assert answer.status_code == 302
+        return len(queries)
+
+    few = [services.person_create(actor=None, full_name=f"Few {i}", staff_id=f"F-{i}") for i in range(3)]
+    many = [services.person_create(actor=None, full_name=f"Many {i}", staff_id=f"M-{i}") for i in range(30)]
+    runs = TrainingRun.objects.count()
+    # (within a few: the first queues the rebuild, the second joins it; a person at a time was 7 each)
+    first = act("deactivate", few)
+    assert act("deactivate", many) <= first + 3
+    assert not Person.objects.filter(active=True).exists() and TrainingRun.objects.count() == runs + 1
+    assert TrainingRun.objects.order_by("-pk").first().requests == 2   # the second joined the first's
+    assert AuditEvent.objects.filter(action="deactivate", object_type="enrollment.person").count() == 33
+    assert set(Person.objects.values_list("deactivated_at", flat=True)) != {None}
+    first = act("reactivate", few)
+    assert act("reactivate", many) <= first + 3
+    assert Person.objects.filter(active=True, deactivated_at=None).count() == 33
+    assert AuditEvent.objects.filter(action="update", summary__endswith="active; reactivated").count() == 33
+    assert all(p.inactive_periods.count() == 1 for p in few + many)
+
+
 def test_reactivating_someone_without_a_usable_photo_does_not_say_they_are_recognised(enroller_client, person,
                                                                                      make_photo):
     """"Reactivated: recognised again once the index is rebuilt" was said of a person with no photo,
@@ -1569,16 +1599,30 @@ def test_reactivating_someone_erased_or_unsaveable_meanwhile_is_said_not_a_500(e
 
 
     Person.objects.filter(pk=person.pk).update(active=False)
-    for failure, said in ((Person.DoesNotExist(), "was erased meanwhile"),
-                          (ValidationError({"notes": ["Too long."]}), "was not reactivated: Too long.")):
-        def refuse(*args, failure=failure, **kwargs):
-            raise failure
+    other = services.person_create(actor=None, full_name="Other One", staff_id="O-1")
+    Person.objects.filter(pk=other.pk).update(active=False)
+    real = services.people_reactivate
 
-        monkeypatch.setattr(services, "person_update", refuse)
-        answer = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk]},
-                                      follow=True)
-        assert answer.status_code == 200 and said in answer.content.decode(), said
-        assert "active already" not in answer.content.decode()
+    def erased_first(*, people, actor):   # the person erased between the list's read and the action
+        Person.objects.filter(pk=person.pk).delete()
+        return real(people=people, actor=actor)
+
+    monkeypatch.setattr(services, "people_reactivate", erased_first)
+    answer = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [person.pk, other.pk]},
+                                  follow=True)
+    assert answer.status_code == 200 and f"Person #{person.pk} was erased meanwhile" in answer.content.decode()
+    assert "1 person reactivated" in answer.content.decode() and Person.objects.get(pk=other.pk).active
+    monkeypatch.setattr(services, "people_reactivate", real)
+
+    def refused(self, *args, **kwargs):   # a record an earlier release let in, a field now refused
+        raise ValidationError({"notes": ["Too long."]})
+
+    Person.objects.filter(pk=other.pk).update(active=False)
+    monkeypatch.setattr(Person, "full_clean", refused)
+    answer = enroller_client.post(CHANGELIST, {"action": "reactivate", "_selected_action": [other.pk]}, follow=True)
+    assert answer.status_code == 200 and "was not reactivated: Too long." in answer.content.decode()
+    assert "active already" not in answer.content.decode() and not Person.objects.get(pk=other.pk).active
+    assert other.inactive_periods.count() == 1   # the first reactivation's alone
 
 
 def test_a_failed_photo_says_whether_rebuilds_leave_it_out_or_try_it_again(admin_client, person, make_photo):
