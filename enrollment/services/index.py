@@ -169,7 +169,7 @@ def index_rebuild_resume(*, now: bool = False) -> int:
 
 def index_rebuild(*, run_id: int | None = None, actor: object | None = None, force: bool = False,
                   on_progress: Callable[[int, str], None] | None = None,
-                  new_if_finished: bool = False) -> TrainingRun | None:
+                  new_if_finished: bool = False, mine: bool = False) -> TrainingRun | None:
     """Run one rebuild: embed photos without cached templates (but those this recognizer version
     failed to embed for a cause of their own: :func:`_photo_embed`), assemble every active person's
     templates, fit the site thresholds, write a new immutable index file and switch the active
@@ -182,8 +182,11 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     previous version active and re-raises. ``new_if_finished``: a ``run_id`` already recorded
     failed (on a lost database connection) is replaced by a new run; one still queued or running is
     claimed (a retry after the database came back, which must not leave it queued); one that
-    succeeded meanwhile is done.
+    succeeded meanwhile is done. ``mine``: ``run_id`` was made for the caller (a new run is too),
+    who waits for its outcome: one recorded done by another run meanwhile (:func:`_runs_done_by`)
+    returns that run, whose index and figures are its outcome.
     """
+    mine = mine or run_id is None
     if run_id is not None and new_if_finished and TrainingRun.objects.filter(
             pk=run_id, state=TrainingRun.State.FAILED).exists():
         run = TrainingRun.objects.create(reason=f"run #{run_id} again after a lost database connection")
@@ -209,7 +212,12 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         _engine_warm()
     run = _run_claim(run_id=run_id, force=force)
     if run is None:
-        return None
+        # rebuild_index --wait's run, queued while its models loaded, done by a worker's run that
+        # claimed meanwhile: that one did the command's work (it exited 1, "taken over": a review)
+        done = TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.SUCCEEDED).values_list(
+            "stats", flat=True).first() if mine else None
+        by = (done or {}).get("done_by")
+        return TrainingRun.objects.filter(pk=by).first() if by else None
     progress = _Progress(run, on_progress)
     try:
         _rebuild(run, progress)
@@ -351,7 +359,7 @@ def index_rebuild_now(*, on_progress: Callable[[int, str], None] | None = None,
     deadline, run_id = time.monotonic() + patience_s, None
     while True:
         try:
-            return index_rebuild(run_id=run_id, actor=actor, force=True, on_progress=on_progress)
+            return index_rebuild(run_id=run_id, actor=actor, force=True, on_progress=on_progress, mine=True)
         except RebuildBusy as exc:
             run_id = exc.run_id
             if not exc.locked or time.monotonic() + exc.retry_after > deadline:

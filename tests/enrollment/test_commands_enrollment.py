@@ -508,6 +508,80 @@ def test_rebuild_index_wait_waits_for_a_long_rebuild_that_moves_on(person, make_
     assert "people: 1, templates: 2, photos: 1" in out and clock[0] == 7 * 3600 > rebuild_index.BUSY_WAIT_S
 
 
+def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_first(person, make_photo, monkeypatch):
+    """A 7 h run that moves on is waited for; when it ends, a queued run's worker claims first
+    (RebuildBusy at the command's claim): the command waits again. It gave up, the wait's extended
+    deadline not passed back (a diff review)."""
+    from django.utils import timezone
+
+    from enrollment import services
+    from enrollment.management.commands import rebuild_index
+
+    make_photo(person)
+    other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
+                                       heartbeat_at=timezone.now(), attempts=1, message="embedded 0/46666 photos")
+    clock = [0.0]
+
+    def an_hour_passes(seconds: float) -> None:
+        clock[0] += 3600 if clock[0] < 7 * 3600 else 2
+        done = int(clock[0] // 3600)
+        if done == 7:
+            TrainingRun.objects.filter(pk=other.pk).update(state=TrainingRun.State.SUCCEEDED,
+                                                           finished_at=timezone.now())
+        else:
+            TrainingRun.objects.filter(pk=other.pk).update(heartbeat_at=timezone.now(),
+                                                           message=f"embedded {done * 7000}/46666 photos")
+
+    real_now = services.index_rebuild_now
+    calls = []
+
+    def worker_claims_first(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:   # a queued run's worker claimed between the look and this claim
+            quick = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
+                                               heartbeat_at=timezone.now(), attempts=1)
+            try:
+                return real_now(**kwargs)
+            finally:
+                TrainingRun.objects.filter(pk=quick.pk).update(state=TrainingRun.State.SUCCEEDED,
+                                                               finished_at=timezone.now())
+        return real_now(**kwargs)
+
+    monkeypatch.setattr(rebuild_index.time, "sleep", an_hour_passes)
+    monkeypatch.setattr(rebuild_index.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(services, "index_rebuild_now", worker_claims_first)
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 2, photos: 1" in out
+
+
+def test_rebuild_index_wait_whose_run_a_worker_did_meanwhile_prints_that_runs_outcome(person, make_photo, monkeypatch):
+    """rebuild_index --wait makes its run H, then loads the models (_engine_warm); a worker claims a
+    queued run meanwhile, covers H, finishes, and records H done: H's claim then finds it succeeded,
+    index_rebuild returned None, and the command said it was taken over and exited 1 (a diff review).
+    That run's outcome is the command's."""
+    from enrollment import services
+    from enrollment.services import index as index_services
+
+    make_photo(person)
+    queued = TrainingRun.objects.create(reason="a change")
+    real_warm = index_services._engine_warm
+    worked = []
+
+    def worker_meanwhile():
+        real_warm()
+        if not worked:
+            worked.append(1)
+            # the worker's message for the queued run, delivered while this command loads the models
+            done = services.index_rebuild(run_id=queued.pk, force=True)
+            assert done.state == "succeeded"
+
+    monkeypatch.setattr(index_services, "_engine_warm", worker_meanwhile)
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 2, photos: 1" in out and "index v" in out
+    mine = TrainingRun.objects.exclude(pk=queued.pk).get()
+    assert mine.state == "succeeded" and mine.stats["done_by"] == queued.pk
+
+
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
     make_photo(person)
     out = run("rebuild_index", "--wait")

@@ -389,7 +389,7 @@ def test_a_taken_over_run_is_neither_failed_nor_reported_by_the_stalled_copy(mak
     from enrollment.management.commands import rebuild_index
 
     # the run is running with a fresh heartbeat: the command would wait for it (to its staleness, 2 min)
-    monkeypatch.setattr(rebuild_index, "_wait_for_other_rebuilds", lambda stdout, deadline: None)
+    monkeypatch.setattr(rebuild_index, "_wait_for_other_rebuilds", lambda stdout, deadline: deadline)
     with pytest.raises(CommandError, match="taken over"):
         call_command("rebuild_index", "--wait")
 
@@ -581,7 +581,7 @@ def test_rebuild_index_wait_while_another_runs_leaves_no_queued_run(make_photo, 
 
     from enrollment.management.commands import rebuild_index
 
-    monkeypatch.setattr(rebuild_index, "_wait_for_other_rebuilds", lambda stdout, deadline: None)
+    monkeypatch.setattr(rebuild_index, "_wait_for_other_rebuilds", lambda stdout, deadline: deadline)
     monkeypatch.setattr(rebuild_index, "BUSY_WAIT_S", 0)
     other = TrainingRun.objects.create(reason="elsewhere", state=TrainingRun.State.RUNNING,
                                        started_at=timezone.now(), heartbeat_at=timezone.now())

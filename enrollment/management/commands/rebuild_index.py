@@ -22,11 +22,12 @@ BUSY_WAIT_S = 4 * 60 * 60
 BUSY_POLL_S = 2.0       # how often it looks whether that rebuild has ended
 
 
-def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> None:
+def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> float:
     """Return once no other rebuild is running (a run whose heartbeat is fresh: a stalled one is
     taken over by the next rebuild, as a worker would), saying once which one it waits for;
     :class:`CommandError` at ``deadline``, or :data:`BUSY_WAIT_S` after the run last moved on if
-    later, or on Ctrl-C (that run goes on)."""
+    later, or on Ctrl-C (that run goes on). Returns the deadline, so extended: a claim refused right
+    after a long wait (a worker's retry claiming first) gave up on the first one's."""
     said, seen = None, None
     try:   # the whole loop: Ctrl-C (or SIGTERM) may come between two sleeps
         while running := TrainingRun.objects.alive().order_by("pk").first():
@@ -40,6 +41,7 @@ def _wait_for_other_rebuilds(stdout: OutputWrapper, deadline: float) -> None:
                 raise CommandError(f"training run #{running.pk} is still running after {BUSY_WAIT_S // 60} min "
                                    "without moving on; follow it in the admin's training runs")
             time.sleep(BUSY_POLL_S)
+        return deadline
     except KeyboardInterrupt:
         raise CommandError(f"stopped waiting: training run #{said} goes on; follow it in the admin's "
                            "training runs" if said else "stopped before the rebuild began") from None
@@ -57,7 +59,7 @@ def rebuild_foreground(stdout: OutputWrapper, actor: object | None = None) -> No
     bar = ProgressBar("rebuild")
     deadline = time.monotonic() + BUSY_WAIT_S
     while True:
-        _wait_for_other_rebuilds(stdout, deadline)
+        deadline = _wait_for_other_rebuilds(stdout, deadline)
         try:
             # a run made for this command that never starts is recorded so, not left queued for good
             run = services.index_rebuild_now(on_progress=lambda pct, _msg: bar(pct, 100), actor=actor)
