@@ -686,7 +686,8 @@ def test_a_refused_setting_stops_any_command_in_one_line():
         proc.stderr
 
 
-@pytest.mark.parametrize("name, value", [("MASKNET_BLAS_THREADS", "-1"), ("MASKNET_MODEL_THREADS", "x")])
+@pytest.mark.parametrize("name, value", [("MASKNET_BLAS_THREADS", "-1"), ("MASKNET_MODEL_THREADS", "x"),
+                                         ("MASKNET_BLAS_THREADS", "+3"), ("MASKNET_MODEL_THREADS", "3_0")])
 def test_a_refused_thread_count_stops_any_command_in_one_line(name, value):
     """The engine's thread counts, read by the engine's runtime module, printed a 37-line traceback
     (a docs review): the settings refuse them first, in one line."""

@@ -463,8 +463,10 @@ if env("MASKNET_RUNTIME", "tflite").strip() not in MASKNET_RUNTIMES:
     raise ImproperlyConfigured(f"MASKNET_RUNTIME={env('MASKNET_RUNTIME')!r}: use {' or '.join(MASKNET_RUNTIMES)}")
 # the engine's thread counts (read by recognition.engine.runtime too, which benches use without
 # Django), checked here so that a bad one stops every command in one line, not a traceback
+# (its rule: digits alone; int() here let "+3" or "3_0" through to its traceback: a diff review)
 for _threads in ("MASKNET_BLAS_THREADS", "MASKNET_MODEL_THREADS"):
-    env_int(_threads, 0, minimum=0)
+    if (_count := (env(_threads) or "").strip()) and not (_count.isascii() and _count.isdigit()):
+        raise ImproperlyConfigured(f"{_threads}={_count!r}: a whole number of threads is expected (0 or more)")
 # Converted models (git-ignored; built by `manage.py install_models`).
 MASKNET_MODELS_DIR = Path(env("MASKNET_MODELS_DIR", str(BASE_DIR / "models")))
 
