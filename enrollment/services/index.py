@@ -955,23 +955,26 @@ def _delete_index_files(names: list[str], failed: list[str] | None = None) -> No
                 failed.append(name)
 
 
-def _index_scrub(*, label: str, photos: int) -> int:
-    """Remove ``label`` from every stored index version (see :func:`.people.person_erase`); returns how
-    many versions were rewritten or deleted."""
-    touched, doomed = 0, []
+def _index_scrub(*, labels: set[str], photos: int) -> dict[str, int]:
+    """Remove ``labels`` from every stored index version, each version rewritten once for them all
+    (see :func:`.people.people_erase`); returns how many versions were rewritten or deleted for each
+    label."""
+    touched, doomed = dict.fromkeys(labels, 0), []
     for version in IndexVersion.objects.select_for_update().order_by("id"):
         try:
             index = Index.load(version.file)
         except EngineError:
             index = None
-        if index is not None and label not in index.identities:
+        held = labels if index is None else labels & index.identities
+        if not held:
             continue
         # an unreadable file (the active one too) is deleted, not skipped: read again later (a share
         # that hiccupped) it would still hold the person. Until the rebuild the erasure queues is
         # active, kiosks have no index ("temporarily unavailable")
-        touched += 1
+        for label in held:
+            touched[label] += 1
         if version.is_active and index is not None:
-            index.remove(label)
+            index.keep_labels(index.identities - held)
             # a rolled-back erasure leaves this file unreferenced; _index_prune deletes it later
             name = _index_name(version.built_by_id)
             sha = _index_save(index, name)

@@ -322,42 +322,59 @@ def person_erase(*, person: Person, actor: object | None, note: str = "") -> boo
     :class:`StorageFull` when the index folder has no room for the rewritten active version: nothing
     is erased (the transaction rolls back), and the erasure can be made again once there is.
     """
-    pk, label = person.pk, str(person.pk)
+    return bool(people_erase(people=[person.pk], actor=actor, note=note))
+
+
+def people_erase(*, people: Sequence[int], actor: object | None, note: str = "") -> list[int]:
+    """:func:`person_erase` of each of ``people`` (ids), in one transaction whose index versions are
+    rewritten once for them all: the admin's action erased one at a time, each rewriting the active
+    index (a 30 MB file at 20,000 people) and telling every kiosk to load it again, 100 times for a
+    batch of 100 (a scale review). Each erasure is audited as :func:`person_erase`'s is; one rebuild
+    is asked for. Returns the ids erased here (not those erased meanwhile by someone else).
+    :class:`StorageFull`: nobody is erased (the transaction rolls back)."""
+    erased: dict[int, tuple[list[str], int, int, int]] = {}
+    embedded = 0
     with transaction.atomic():
-        # first the lock a rebuild's switch takes too: a switch that read the person as active commits
+        # first the lock a rebuild's switch takes too: a switch that read the people as active commits
         # before this goes on, and the scrub below, a later statement, sees the version it made
         # (locking only in the scrub, PostgreSQL's snapshot of that one statement could miss it; a
         # lock on the active version's row could be on a row another erasure deleted meanwhile)
         _index_writers_take_turns()
-        # then the photos: a template store in flight (it locks its photo) commits first, and the
-        # delete below takes its templates too (else its insert breaks this commit's foreign keys)
-        names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
-        # then the person (after the photos, in the order a photo removal takes them): a check-in
-        # being recorded (it locks the person) commits first and its row goes with the others,
-        # rather than being inserted after the cascade read them and failing this commit
-        staff_id = Person.objects.select_for_update().filter(pk=pk).values_list("staff_id", flat=True).first()
-        embedded = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
-        history = _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
-        _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
-        if not deleted.get(Person._meta.label):
-            return False   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
-        scrubbed = _index_scrub(label=label, photos=embedded)
-        reasons = _rebuild_reasons_scrub(person_id=pk)
-        checkins = deleted.get("recognition.CheckIn", 0)
-        _staff_id_suppress(staff_id=staff_id)
-        said = (f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
-                f"{counted(checkins, 'check-in')} (their snapshots), "
-                f"{counted(history, 'admin history entry', 'admin history entries')}, "
-                f"{counted(scrubbed, 'index version')} rewritten or deleted, "
-                f"{counted(reasons, 'rebuild reason')} no longer naming them; staff id kept as a keyed digest")
-        # the note whole, the counts cut instead: the log keeps 300 characters, and a note naming a
-        # long username lost its end, which reapply_erasures reads the first erasure from
-        audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
-                     summary=f"{said[:300 - len(note) - 2]}; {note}" if note else said)
-        transaction.on_commit(lambda: _delete_media(names, folder=f"faces/{pk}", everything=True))
+        for pk in sorted(set(people)):
+            # then the photos: a template store in flight (it locks its photo) commits first, and the
+            # delete below takes its templates too (else its insert breaks this commit's foreign keys)
+            names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))
+            # then the person (after the photos, in the order a photo removal takes them): a check-in
+            # being recorded (it locks the person) commits first and its row goes with the others,
+            # rather than being inserted after the cascade read them and failing this commit
+            staff_id = Person.objects.select_for_update().filter(pk=pk).values_list("staff_id", flat=True).first()
+            photos = FacePhoto.objects.filter(person_id=pk, templates__isnull=False).distinct().count()
+            history = _admin_history_delete(person_id=pk)   # before the cascade: it finds rows by their objects' ids
+            _, deleted = Person.objects.filter(pk=pk).delete()  # cascades to photos, cached templates and check-ins
+            if not deleted.get(Person._meta.label):
+                continue   # erased meanwhile by someone else, whose erasure recorded and scrubbed it
+            _staff_id_suppress(staff_id=staff_id)
+            erased[pk] = (names, deleted.get("recognition.CheckIn", 0), history, photos)
+            embedded += photos
+        if not erased:
+            return []
+        scrubbed = _index_scrub(labels={str(pk) for pk in erased}, photos=embedded)
+        for pk, (names, checkins, history, _) in erased.items():
+            reasons = _rebuild_reasons_scrub(person_id=pk)
+            said = (f"erased person #{pk}: {counted(len(names), 'photo')}, their templates, "
+                    f"{counted(checkins, 'check-in')} (their snapshots), "
+                    f"{counted(history, 'admin history entry', 'admin history entries')}, "
+                    f"{counted(scrubbed[str(pk)], 'index version')} rewritten or deleted, "
+                    f"{counted(reasons, 'rebuild reason')} no longer naming them; staff id kept as a keyed digest")
+            # the note whole, the counts cut instead: the log keeps 300 characters, and a note naming a
+            # long username lost its end, which reapply_erasures reads the first erasure from
+            audit_record(actor=actor, action=Action.ERASE, object_type="enrollment.person", object_id=pk,
+                         summary=f"{said[:300 - len(note) - 2]}; {note}" if note else said)
+            transaction.on_commit(lambda names=names, pk=pk: _delete_media(names, folder=f"faces/{pk}",
+                                                                           everything=True))
         transaction.on_commit(index_cache_clear)
         index_rebuild_request(actor=actor, reason=ERASED_REASON)
-    return True
+    return list(erased)
 
 
 def _staff_id_suppress(*, staff_id: str) -> ErasedStaffId:
