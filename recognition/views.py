@@ -477,6 +477,9 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    month_start=day.replace(day=1),
                    month_end=_month_end(day, today),
                    prev_day=day - timedelta(days=1), next_day=day + timedelta(days=1),
+                   # each list's first DAY_LIST_SHOWN rows (the counts and the CSV: everyone): at 20,000
+                   # people the page was 8 MB, 2 s, mostly the thousands not in (a scale review)
+                   shown_max=DAY_LIST_SHOWN, shown_slice=f":{DAY_LIST_SHOWN}",
                    present=data["present"], elsewhere=data["elsewhere"], missing=data["missing"], active=active,
                    not_in=data["not_in"], counted=counted, working_day=data["working_day"], future=data["future"],
                    workdays_named=workdays_named(), days_off_named=days_off_named(),
@@ -485,6 +488,9 @@ def attendance_day(request: HttpRequest) -> HttpResponse:
                    rate=percent(len(data["present"]), active) if counted else None,
                    chart=_chart(day, site, Person.objects.active().count()))
     return render(request, "attendance/day.html", context)
+
+
+DAY_LIST_SHOWN = 1000   # rows of each of the day page's lists shown (the CSV holds them all)
 
 
 def percent(part: int, whole: int) -> int:
