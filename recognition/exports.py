@@ -27,11 +27,16 @@ CHECKIN_CSV_HEADER = ["time", "date", "staff_id", "name", "department", "site", 
 def checkin_csv_rows(queryset: QuerySet[CheckIn]) -> Iterator[list[object]]:
     """CSV rows (see :data:`CHECKIN_CSV_HEADER`) of check-ins, oldest first. A check-in by hand
     (``source`` ``manual``) has no kiosk, score or index version, 0 frames, and its ``reason``."""
-    for c in queryset.listed().select_related("person", "kiosk").order_by("at", "id").iterator(chunk_size=500):
-        yield [timezone.localtime(c.at).isoformat(timespec="seconds"), c.local_date.isoformat(), c.person.staff_id,
-               c.person.full_name, c.person.department, c.site, c.kiosk.name if c.kiosk else "",
-               "yes" if c.masked else "no", "" if c.score is None else f"{c.score:.3f}", c.frames,
-               c.index_version or "", c.pk, c.source, c.reason]
+    # the columns alone, and the zone read once: a model instance and timezone.localtime() a row were
+    # most of a 500,000-row export's 46 s (a scale review)
+    zone = timezone.get_current_timezone()
+    columns = ("at", "local_date", "person__staff_id", "person__full_name", "person__department", "site",
+               "kiosk__name", "masked", "score", "frames", "index_version", "pk", "source", "reason")
+    for (at, day, staff_id, name, department, site, kiosk, masked, score, frames, version, pk, source,
+         reason) in queryset.order_by("at", "id").values_list(*columns).iterator(chunk_size=2000):
+        yield [at.astimezone(zone).isoformat(timespec="seconds"), day.isoformat(), staff_id, name, department, site,
+               kiosk or "", "yes" if masked else "no", "" if score is None else f"{score:.3f}", frames,
+               version or "", pk, source, reason]
 
 
 def checkin_filters_described(filters: Mapping[str, object]) -> list[str]:
