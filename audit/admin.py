@@ -31,8 +31,14 @@ def audit_csv_rows(queryset: QuerySet[AuditEvent]) -> Iterator[list[object]]:
     """The rows of the audit log's CSV (:data:`CSV_COLUMNS`), read as they are written: TIME_ZONE's
     times, as the list shows them and the check-in exports write them. The admin's *Export CSV* and
     ``manage.py export_audit`` write the same file, which ``reapply_erasures`` reads."""
-    return ([timezone.localtime(e.at).isoformat(), e.actor, e.actor_id or "", e.action, e.object_type,
-             e.object_id, e.summary] for e in queryset.iterator())
+    # the columns alone and the zone read once (a model instance and localtime() a row: 20 s for
+    # 500,000 events, a scale review), at the first row: a streamed answer's rows are made after its view
+    def rows() -> Iterator[list[object]]:
+        zone = timezone.get_current_timezone()
+        for at, actor, actor_id, action, object_type, object_id, summary in queryset.values_list(
+                "at", "actor", "actor_id", "action", "object_type", "object_id", "summary").iterator(2000):
+            yield [at.astimezone(zone).isoformat(), actor, actor_id or "", action, object_type, object_id, summary]
+    return rows()
 
 
 @admin.register(AuditEvent)
