@@ -216,7 +216,8 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         # claimed meanwhile: that one did the command's work (it exited 1, "taken over": a review)
         done = TrainingRun.objects.filter(pk=run_id, state=TrainingRun.State.SUCCEEDED).values_list(
             "stats", flat=True).first() if mine else None
-        by = (done or {}).get("done_by")
+        # done by a worker itself (a change joined it while the models loaded, and sent it there)
+        by = None if done is None else done.get("done_by", run_id)
         return TrainingRun.objects.filter(pk=by).first() if by else None
     progress = _Progress(run, on_progress)
     try:

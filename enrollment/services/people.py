@@ -252,6 +252,7 @@ def people_deactivate(*, people: Sequence[int], actor: object | None) -> list[in
     inactive already, deactivated or erased by someone else meanwhile)."""
     now = timezone.now()
     done: list[int] = []
+    people = sorted(set(people))   # locked in pk order, as every other multi-person lock takes them
     with transaction.atomic():
         for start in range(0, len(people), BULK_BATCH):
             ids = list(Person.objects.select_for_update().filter(pk__in=people[start:start + BULK_BATCH], active=True)
@@ -273,11 +274,23 @@ def people_reactivate(*, people: Sequence[int], actor: object | None) -> tuple[l
     now = timezone.now()
     done: list[int] = []
     refused: dict[int, str] = {}
+    people = sorted(set(people))   # locked in pk order (see people_deactivate)
     with transaction.atomic():
         for start in range(0, len(people), BULK_BATCH):
             back = []
             for person in Person.objects.select_for_update().filter(
                     pk__in=people[start:start + BULK_BATCH], active=False).order_by("pk"):
+                if person.staff_key is None:
+                    # a row from before staff ids were keyed (let in while a migration ran): the
+                    # one-person path, which keys it and refuses an id another person holds written
+                    # otherwise; unchecked, the bulk path reactivated such a twin (a review)
+                    try:
+                        person_update(person=person, actor=actor, active=True)
+                    except ValidationError as exc:
+                        refused[person.pk] = " ".join(exc.messages)
+                    else:
+                        done.append(person.pk)
+                    continue
                 away_since, person.active, person.deactivated_at = person.deactivated_at, True, None
                 try:   # as person_update checks a change (its staff id unchanged, checked unique when saved)
                     person.full_clean(exclude=["notes"], validate_unique=False, validate_constraints=False)
@@ -340,7 +353,11 @@ def people_erase(*, people: Sequence[int], actor: object | None, note: str = "")
         # (locking only in the scrub, PostgreSQL's snapshot of that one statement could miss it; a
         # lock on the active version's row could be on a row another erasure deleted meanwhile)
         _index_writers_take_turns()
-        for pk in sorted(set(people)):
+        ids = sorted(set(people))
+        # every photo of them at once, in id order as the adapted-photo purge locks them (a person at
+        # a time, this held one person's photos while waiting for the next one's: a cycle with the purge)
+        list(FacePhoto.objects.select_for_update().filter(person_id__in=ids).order_by("pk").values_list("pk"))
+        for pk in ids:
             # then the photos: a template store in flight (it locks its photo) commits first, and the
             # delete below takes its templates too (else its insert breaks this commit's foreign keys)
             names = list(FacePhoto.objects.select_for_update().filter(person_id=pk).values_list("image", flat=True))

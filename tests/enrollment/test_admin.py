@@ -1790,3 +1790,22 @@ def test_a_kept_faces_page_links_its_check_in_for_those_who_may_read_check_ins(s
     su_client.force_login(enroller)   # the same test client
     enroller_view = page(su_client, kept)
     assert "Kept until" in enroller_view and "kept from" not in enroller_view.lower(), enroller_view
+
+
+def test_reactivating_at_once_refuses_an_unkeyed_twin_as_one_at_a_time_does(db):
+    """A row from before staff ids were keyed (``staff_key`` NULL) whose id is another person's
+    written otherwise: ``person_update`` refuses to reactivate it, and the bulk path let it through
+    (a review). It now takes the one-person path, which keys the row or refuses it."""
+    from django.core.exceptions import ValidationError
+
+    services.person_create(actor=None, full_name="A", staff_id="QA-1")
+    twin = services.person_create(actor=None, full_name="B", staff_id="x", active=False)
+    fine = services.person_create(actor=None, full_name="C", staff_id="y", active=False)
+    Person.objects.filter(pk__in=[twin.pk, fine.pk]).update(staff_key=None)
+    Person.objects.filter(pk=twin.pk).update(staff_id="qa-1")
+    with pytest.raises(ValidationError):
+        services.person_update(person=Person.objects.get(pk=twin.pk), actor=None, active=True)
+    done, refused = services.people_reactivate(people=[twin.pk, fine.pk], actor=None)
+    assert done == [fine.pk] and list(refused) == [twin.pk] and "written otherwise" in refused[twin.pk]
+    assert not Person.objects.get(pk=twin.pk).active
+    assert Person.objects.filter(pk=fine.pk).values_list("active", "staff_key").get() == (True, "y")

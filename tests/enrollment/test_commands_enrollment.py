@@ -554,32 +554,55 @@ def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_f
     assert "people: 1, templates: 2, photos: 1" in out
 
 
+def while_the_models_load(monkeypatch, meanwhile) -> None:
+    """``meanwhile()`` once, while a rebuild loads its models (after its run is made, before its claim)."""
+    from enrollment.services import index as index_services
+
+    real_warm, done = index_services._engine_warm, []
+
+    def warm() -> None:
+        real_warm()
+        if not done:
+            done.append(True)
+            meanwhile()
+
+    monkeypatch.setattr(index_services, "_engine_warm", warm)
+
+
 def test_rebuild_index_wait_whose_run_a_worker_did_meanwhile_prints_that_runs_outcome(person, make_photo, monkeypatch):
     """rebuild_index --wait makes its run H, then loads the models (_engine_warm); a worker claims a
     queued run meanwhile, covers H, finishes, and records H done: H's claim then finds it succeeded,
     index_rebuild returned None, and the command said it was taken over and exited 1 (a diff review).
     That run's outcome is the command's."""
     from enrollment import services
-    from enrollment.services import index as index_services
 
     make_photo(person)
     queued = TrainingRun.objects.create(reason="a change")
-    real_warm = index_services._engine_warm
-    worked = []
-
-    def worker_meanwhile():
-        real_warm()
-        if not worked:
-            worked.append(1)
-            # the worker's message for the queued run, delivered while this command loads the models
-            done = services.index_rebuild(run_id=queued.pk, force=True)
-            assert done.state == "succeeded"
-
-    monkeypatch.setattr(index_services, "_engine_warm", worker_meanwhile)
+    # the worker's message for the queued run, delivered while this command loads the models
+    while_the_models_load(monkeypatch, lambda: services.index_rebuild(run_id=queued.pk, force=True))
     out = run("rebuild_index", "--wait")
     assert "people: 1, templates: 2, photos: 1" in out and "index v" in out
     mine = TrainingRun.objects.exclude(pk=queued.pk).get()
     assert mine.state == "succeeded" and mine.stats["done_by"] == queued.pk
+
+
+def test_rebuild_index_wait_whose_own_run_a_change_joined_and_a_worker_ran(person, make_photo, monkeypatch):
+    """A change while the command loads its models joins its run (the newest queued) and hands it to
+    a worker, which runs it: the command then found it succeeded and said "taken over", exit 1
+    (a review). The run is the command's outcome."""
+    from enrollment import services
+
+    def change_and_worker_meanwhile() -> None:
+        # an administrator's change while the command loads its models: it joins the newest queued
+        # run, the command's own, and hands it to the workers, one of which runs it
+        joined = services.index_rebuild_request(actor=None, reason="photo added to person #1")
+        assert services.index_rebuild(run_id=joined.pk, force=False).state == "succeeded"
+
+    make_photo(person)
+    while_the_models_load(monkeypatch, change_and_worker_meanwhile)
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 2, photos: 1" in out
+    assert list(TrainingRun.objects.values_list("state", "requests")) == [("succeeded", 2)]
 
 
 def test_rebuild_index_wait_prints_a_summary(person, make_photo):
