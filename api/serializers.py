@@ -223,6 +223,12 @@ class PersonSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
+def _cursor(help_text: str) -> serializers.IntegerField:
+    """A list's ``after_id``: the rows with a greater id, by id (a cursor that rows written meanwhile
+    do not move)."""
+    return serializers.IntegerField(required=False, min_value=0, max_value=2**62, help_text=help_text)
+
+
 class PersonFilterSerializer(serializers.Serializer):
     """Query parameters of the people list."""
 
@@ -233,6 +239,10 @@ class PersonFilterSerializer(serializers.Serializer):
     staff_id = _PersonText(normal=staff_id_normal, required=False, max_length=64,
                            help_text="exactly, as staff ids are compared: ignoring letter case, full-width forms, "
                                      "repeated spaces and dashes that look like '-'")
+    after_id = _cursor("only people with an id above after_id, answered by id: keep the last id read and ask again "
+                       "with it. A read of everyone (a sync finding leavers) sees each person once whatever is "
+                       "renamed, created or erased meanwhile, where page numbers in name order skip and repeat "
+                       "people (docs/api.md, 'Syncing from an HR system')")
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
@@ -385,12 +395,10 @@ class CheckInFilterSerializer(serializers.Serializer):
     kiosk = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
     site = serializers.CharField(required=False, max_length=100)
     masked = serializers.BooleanField(required=False, allow_null=True, default=None)
-    after_id = serializers.IntegerField(
-        required=False, min_value=0, max_value=2**62,
-        help_text="only check-ins recorded after check-in #after_id (ids grow in the order check-ins are recorded, "
-                  "whatever their 'at': one recorded by hand for an earlier time has a new id); the list then "
-                  "answers them in that order, oldest id first: keep the last id read and ask again with it "
-                  "(docs/api.md, 'Reading new check-ins')")
+    after_id = _cursor("only check-ins recorded after check-in #after_id (ids grow in the order check-ins are "
+                       "recorded, whatever their 'at': one recorded by hand for an earlier time has a new id); the "
+                       "list then answers them in that order, oldest id first: keep the last id read and ask again "
+                       "with it (docs/api.md, 'Reading new check-ins')")
 
     def validate(self, attrs: dict) -> dict:
         """``date_from`` must not be after ``date_to``."""

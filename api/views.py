@@ -368,6 +368,10 @@ class PersonViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, 
             qs = qs.filter(department=f["department"])
         if f.get("staff_id"):
             qs = qs.with_staff_id(f["staff_id"])   # unique by its key: one person at most
+        if f.get("after_id") is not None:
+            # a cursor reads on by id: a rename (name order) or an erasure (a page fewer) meanwhile moved
+            # the pages under a sync reading everyone, which then missed people (a helper's HR sync)
+            qs = qs.filter(pk__gt=f["after_id"]).order_by("id")
         return qs
 
     def _answer(self, person: Person, code: int = status.HTTP_200_OK) -> Response:

@@ -82,8 +82,8 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(client_for, person):
     assert api.get("/api/v1/checkins/csv", {"date_from": "2026-01-01", "format": "csv"}).status_code == 200
     assert api.get("/api/v1/checkins", {"date_from": "2026-01-01", "page": 1, "page_size": 5}).status_code == 200
     assert api.get("/api/v1/people", {"serach": "Eileen"}).json()["fields"] == {
-        "serach": ["Unknown query parameter: this endpoint takes active, department, format, page, page_size, "
-                   "search, staff_id."]}
+        "serach": ["Unknown query parameter: this endpoint takes active, after_id, department, format, page, "
+                   "page_size, search, staff_id."]}
     assert api.get("/api/v1/people", {"search": "Eileen", "page_size": 2}).json()["count"] == 1
     # endpoints without filters take none; a detail no page either
     assert api.get(f"/api/v1/people/{person.pk}", {"search": "x"}).status_code == 400

@@ -48,6 +48,32 @@ def test_people_list_is_paginated_and_filtered(hr):
     assert bad.status_code == 400 and bad.json()["error"] == "validation_error" and "active" in bad.json()["fields"]
 
 
+def test_reading_everyone_with_a_cursor_sees_each_person_once_whatever_changes_meanwhile(hr, client_for):
+    """A sync finding leavers reads everyone; page numbers in name order moved under a rename (a person
+    read twice, another never) and an erasure (the last page a 400): a helper's HR sync missed 5 of 540.
+    ``after_id`` reads by id, and changes meanwhile move nothing."""
+    admin = client_for("token:admin")
+    ids = [hr.post("/api/v1/people", {"full_name": f"Pg {name}", "staff_id": f"PG-{i}"}, format="json").json()["id"]
+           for i, name in enumerate(("Alpha", "Bravo", "Charlie", "Delta", "Echo"))]
+    seen, cursor, rounds = [], 0, 0
+    while True:
+        page = hr.get("/api/v1/people", {"after_id": cursor, "page_size": 2, "search": "Pg"}).json()
+        if not page["results"]:
+            break
+        seen += [row["id"] for row in page["results"]]
+        cursor, rounds = page["results"][-1]["id"], rounds + 1
+        if rounds == 1:   # meanwhile: the last renamed to sort first, the second erased, one created
+            assert admin.patch(f"/api/v1/people/{ids[4]}", {"full_name": "Pg Aaron"}, format="json").status_code == 200
+            assert admin.post(f"/api/v1/people/{ids[1]}/erase").status_code == 204
+            ids.append(hr.post("/api/v1/people", {"full_name": "Pg Zulu", "staff_id": "PG-9"},
+                               format="json").json()["id"])
+    assert seen == [ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]]   # each once, by id, the new one too
+    assert hr.get("/api/v1/people", {"after_id": ids[5]}).json()["results"] == []
+    for bad in ("-1", "x", ""):
+        answer = hr.get("/api/v1/people", {"after_id": bad})
+        assert answer.status_code == 400 and "after_id" in answer.json()["fields"], bad
+
+
 def test_names_and_staff_ids_in_another_unicode_form_are_one(hr):
     """A staff id sent decomposed (NFD: "e" + U+0308, a Mac's) where it is stored composed (NFC) was
     a second person whose id looked the same, and a filter in one form missed the other."""
