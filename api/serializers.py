@@ -241,8 +241,9 @@ class PersonFilterSerializer(serializers.Serializer):
                                      "repeated spaces and dashes that look like '-'")
     after_id = _cursor("only people with an id above after_id, answered by id: keep the last id read and ask again "
                        "with it. A read of everyone (a sync finding leavers) sees each person once whatever is "
-                       "renamed, created or erased meanwhile, where page numbers in name order skip and repeat "
-                       "people (docs/api.md, 'Syncing from an HR system')")
+                       "renamed or erased meanwhile, where page numbers in name order skip and repeat people; one "
+                       "created at that moment may be seen at the next read from 0 (docs/api.md, 'Syncing from an "
+                       "HR system')")
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]})
