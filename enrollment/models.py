@@ -12,6 +12,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -510,6 +511,10 @@ _index_reaper: threading.Thread | None = None
 _index_loading: dict[int, int] = {}
 _index_cancelled: set[int] = set()
 _index_tokens = itertools.count()
+# the load of each version in flight: a load of the same version meanwhile waits for it and answers
+# the same copy (kiosk sockets loading at one moment, on connecting or on index.updated, each read
+# their own 30 MB copy at 20,000 people and kept it until the next version: a memory review)
+_index_pending: dict[tuple[int, str, str], Future] = {}
 
 
 def _load_index(version_id: int, path: str, sha256: str) -> Index:
@@ -522,11 +527,16 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
         if _index_cached is not None and _index_cached[0] == key:
             _index_used_at = time.monotonic()
             return _index_cached[1]
-        # another version (replaced, maybe with an erased person's templates) goes now: not only
-        # once this one is read, and also when this one cannot be
-        _index_cached = _index_idle = None
-        token = next(_index_tokens)
-        _index_loading[token] = version_id
+        pending = _index_pending.get(key)
+        if pending is None:
+            # another version (replaced, maybe with an erased person's templates) goes now: not only
+            # once this one is read, and also when this one cannot be
+            _index_cached = _index_idle = None
+            token = next(_index_tokens)
+            _index_loading[token] = version_id
+            _index_pending[key] = loading = Future()
+    if pending is not None:
+        return pending.result()   # the same copy, or the same EngineError
     try:
         try:
             data = Path(path).read_bytes()
@@ -539,11 +549,17 @@ def _load_index(version_id: int, path: str, sha256: str) -> Index:
             if token not in _index_cancelled:
                 _index_cached, _index_used_at = (key, index), time.monotonic()
                 _index_reaper_start()
+        loading.set_result(index)
         return index
+    except BaseException as exc:
+        loading.set_exception(exc)
+        raise
     finally:
         with _index_lock:
             _index_loading.pop(token, None)
             _index_cancelled.discard(token)
+            if _index_pending.get(key) is loading:
+                del _index_pending[key]
 
 
 def index_cache_expire(now: float | None = None) -> bool:

@@ -984,6 +984,55 @@ def test_an_idle_index_a_kiosk_socket_still_holds_is_not_read_again(make_photo):
     assert gone() is None   # nobody holds it: freed, as before
 
 
+def test_loads_of_one_version_at_one_moment_read_it_once_and_answer_one_copy(make_photo, monkeypatch):
+    """Kiosk sockets loading the index at one moment (on connecting, on index.updated) each read the
+    file into a copy of their own and kept it until the next version: up to MASKNET_KIOSK_WORKERS
+    copies of 30 MB at 20,000 people (a memory review). A load of a version being read waits for that
+    read and answers the same copy; a failed read fails them all alike."""
+    import enrollment.models as em
+
+    people_with_photos(make_photo, n_people=2, n_photos=1)
+    version = rebuild_now().index_version
+    em.index_cache_clear()
+    real_load = Index.load.__func__
+    reads = []
+
+    def slow_load(cls, *args, **kwargs):
+        reads.append(1)
+        time.sleep(0.3)   # the others arrive while this one reads
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "load", classmethod(slow_load))
+    together = threading.Barrier(4)
+    loaded, errors = [], []
+
+    def run_together(target) -> None:
+        threads = [threading.Thread(target=target) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+
+    def load() -> None:
+        together.wait(5)
+        try:
+            loaded.append(version.load())
+        except EngineError as exc:
+            errors.append(exc)
+
+    run_together(load)
+    assert len(reads) == 1 and len(loaded) == 4 and all(index is loaded[0] for index in loaded)
+    assert not em._index_pending
+    # a damaged file: every load at that moment is told, none waits for good
+    em.index_cache_clear()
+    reads.clear()
+    Path(version.file).write_bytes(b"damaged")
+    loaded.clear()
+    together.reset()
+    run_together(load)
+    assert len(errors) == 4 and not loaded and not em._index_pending
+
+
 def test_a_version_being_read_when_the_cache_is_cleared_is_not_cached(make_photo, monkeypatch):
     """``index.updated`` heard while a socket (or the API) was reading the replaced version, maybe
     with an erased person's templates: that read's copy answers its caller but stays out of the
