@@ -766,9 +766,9 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
 
     @admin.action(description="Stop gallery adaptation for selected people", permissions=["change"])
     def stop_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # counted as stopped here: not those stopped before, nor meanwhile by someone else
-        done = sum(services.person_gallery_adaptation_stop(person=person, actor=request.user)
-                   for person in queryset if person.gallery_adaptation)
+        # counted as stopped here: not those stopped before, nor meanwhile by someone else; at once
+        done = len(services.people_gallery_adaptation_set(
+            people=queryset.filter(gallery_adaptation=True).values_list("pk", flat=True), on=False, actor=request.user))
         if not done:
             messages.info(request, "Nobody's gallery adaptation was stopped: it was stopped already for the people "
                                    "selected.")
@@ -779,8 +779,8 @@ class PersonAdmin(CheckInLookupsGuarded, SearchNormalised, RebuildMixin, DateDri
     @admin.action(description="Resume gallery adaptation for selected people", permissions=["change"])
     def resume_gallery_adaptation(self, request: HttpRequest, queryset: QuerySet) -> None:
         # stopped by this list's action or by removing a kept photo: there was no way back but SQL
-        done = sum(services.person_gallery_adaptation_resume(person=person, actor=request.user)
-                   for person in queryset if not person.gallery_adaptation)
+        done = len(services.people_gallery_adaptation_set(
+            people=queryset.filter(gallery_adaptation=False).values_list("pk", flat=True), on=True, actor=request.user))
         if not done:
             messages.info(request, "Nobody's gallery adaptation was resumed: it was on already for the people "
                                    "selected.")

@@ -197,3 +197,6 @@ def amount(n: float, unit: str) -> str:
     if unit == "bytes" and n >= 2**20:
         return f"{n // 2**20:.0f} MiB" if n % 2**20 == 0 else f"{n / 2**20:.1f} MiB"
     return f"{n:,.0f} {unit}"
+
+
+BULK_BATCH = 500   # people locked and changed at a time by the changes to many people (SQL parameter limits)

@@ -32,7 +32,7 @@ from ..models import (
     staff_id_digest,
 )
 from ..text import person_text_normal, staff_id_key
-from .common import Action, EnrollmentError, counted
+from .common import BULK_BATCH, Action, EnrollmentError, counted
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
 
@@ -240,9 +240,6 @@ def person_deactivate(*, person: Person, actor: object | None, note: str = "",
                      summary=f"deactivated person #{person.pk}" + (f"; {note}" if note else ""))
         index_rebuild_request(actor=actor, reason=f"person #{person.pk} deactivated")
     return person
-
-
-BULK_BATCH = 500   # people locked and changed at a time by the bulk changes below (SQL parameter limits)
 
 
 def people_deactivate(*, people: Sequence[int], actor: object | None) -> list[int]:

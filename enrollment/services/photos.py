@@ -23,7 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from audit.services import audit_record
+from audit.services import audit_record, audit_records
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
 from recognition.engine.decode import animated, refuse_costly, turn_clockwise, without_metadata
 from recognition.engine.gallery import (
@@ -39,7 +39,7 @@ from recognition.engine.quality import BLURRY, TOO_DARK
 
 from .. import recognizer
 from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
-from .common import Action, EnrollmentError, StorageFull, amount, counted, storage_full
+from .common import BULK_BATCH, Action, EnrollmentError, StorageFull, amount, counted, storage_full
 from .index import EMBED_ERRORS, _templates_store, index_rebuild_request
 
 log = logging.getLogger(__name__)
@@ -744,6 +744,29 @@ def person_gallery_adaptation_resume(*, person: Person, actor: object | None) ->
             audit_record(actor=actor, action=Action.UPDATE, obj=person, summary=f"{ADAPTATION_RESUMED}{person.pk}")
     person.gallery_adaptation = True
     return resumed
+
+
+def people_gallery_adaptation_set(*, people: Iterable[int], on: bool, actor: object | None) -> list[int]:
+    """:func:`person_gallery_adaptation_resume` (``on``) or :func:`person_gallery_adaptation_stop` of
+    each of ``people`` (ids) it changes, in one transaction, batches of people locked in id order,
+    each audited as those audit one (one insert a batch): a person at a time took 69 s for 19,961
+    people, a minute with nothing shown (an admin review at 20,000). Returns the ids changed here
+    (not those already so, nor changed meanwhile by someone else)."""
+    ids, now, done = sorted(set(people)), timezone.now(), []
+    with transaction.atomic():
+        for start in range(0, len(ids), BULK_BATCH):
+            # a new version (updated_at) for each: a copy read before, written back with If-Match, is a 412
+            batch = list(Person.objects.select_for_update().filter(pk__in=ids[start:start + BULK_BATCH],
+                                                                    gallery_adaptation=not on)
+                         .order_by("pk").values_list("pk", flat=True))
+            if not batch:
+                continue
+            Person.objects.filter(pk__in=batch).update(gallery_adaptation=on, updated_at=now)
+            said = ADAPTATION_RESUMED if on else ADAPTATION_STOPPED
+            audit_records(actor=actor, action=Action.UPDATE, object_type="enrollment.person",
+                          rows=[(pk, f"{said}{pk}") for pk in batch])
+            done += batch
+    return done
 
 
 def photo_add_from_checkin(*, person_id: int, data: bytes, checkin_id: int) -> FacePhoto | None:
