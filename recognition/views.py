@@ -779,6 +779,7 @@ def attendance_summary_page(request: HttpRequest) -> HttpResponse:
     page = Paginator(rows, SUMMARY_PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({"date_from": first.isoformat(), "date_to": last.isoformat(), **({"site": site} if site else {})})
     context.update(rows=rows, page=page, period_query=query, table=_summary_table(page.object_list, site),
+                   page_links=list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)),
                    first=first, last=last, site=site, sites=known_sites(),
                    today=today, form=form,
                    workdays_named=workdays_named(),

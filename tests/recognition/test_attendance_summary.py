@@ -559,5 +559,11 @@ def test_the_summarys_table_is_paged_by_people_and_its_cards_count_everyone(clie
     shown = [r.person.staff_id for page in (first, second) for r, _ in page.context["table"]]
     assert sorted(shown) == sorted(r.person.staff_id for r in first.context["rows"])
     assert "people 3-4 of 4 · page 2 of 2" in second.content.decode()
+    # each page by number too (previous/next alone: 39 loads to reach the last of 40 pages)
+    assert f'<a href="?{query}&amp;page=2" aria-label="page 2">2</a>' in html
+    assert '<strong aria-current="page">1</strong>' in html
+    monkeypatch.setattr(views, "SUMMARY_PAGE_SIZE", 1)
+    far = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main"}).content.decode()
+    assert 'aria-label="page 4">4</a>' in far and "page 1 of 4" in far
     csv = client.get(reverse("attendance-summary"), {**PERIOD, "site": "main", "format": "csv"})
     assert len(b"".join(csv.streaming_content).decode().strip().splitlines()) == 5   # header and everyone
