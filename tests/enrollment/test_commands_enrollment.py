@@ -479,45 +479,13 @@ def test_rebuild_index_wait_gives_up_on_a_rebuild_that_runs_too_long(person, mak
     assert TrainingRun.objects.count() == 1 and IndexVersion.objects.current() is None
 
 
-def test_rebuild_index_wait_waits_for_a_long_rebuild_that_moves_on(person, make_photo, monkeypatch):
-    """A release's rebuild embedding every photo again took 6 h at 20,000 people, and ``--wait`` gave
-    up after 4 h, failing the upgrade script while the run was healthy (a scale review). A run that
-    moves on (its progress line changes) is waited for however long it takes."""
+def a_seven_hour_rebuild_runs(monkeypatch) -> list[float]:
+    """Another rebuild running, which moves on each hour of ``rebuild_index``'s clock (its sleeps) and
+    succeeds after 7 h; the clock then moves 2 s a sleep. Returns the clock (seconds, in a list)."""
     from django.utils import timezone
 
     from enrollment.management.commands import rebuild_index
 
-    make_photo(person)
-    other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
-                                       heartbeat_at=timezone.now(), attempts=1, message="embedded 0/46666 photos")
-    clock = [0.0]
-
-    def an_hour_passes(seconds: float) -> None:
-        clock[0] += 3600
-        done = int(clock[0] // 3600)
-        if done == 7:
-            TrainingRun.objects.filter(pk=other.pk).update(state=TrainingRun.State.SUCCEEDED,
-                                                           finished_at=timezone.now())
-        else:
-            TrainingRun.objects.filter(pk=other.pk).update(heartbeat_at=timezone.now(),
-                                                           message=f"embedded {done * 7000}/46666 photos")
-
-    monkeypatch.setattr(rebuild_index.time, "sleep", an_hour_passes)
-    monkeypatch.setattr(rebuild_index.time, "monotonic", lambda: clock[0])
-    out = run("rebuild_index", "--wait")
-    assert "people: 1, templates: 2, photos: 1" in out and clock[0] == 7 * 3600 > rebuild_index.BUSY_WAIT_S
-
-
-def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_first(person, make_photo, monkeypatch):
-    """A 7 h run that moves on is waited for; when it ends, a queued run's worker claims first
-    (RebuildBusy at the command's claim): the command waits again. It gave up, the wait's extended
-    deadline not passed back (a diff review)."""
-    from django.utils import timezone
-
-    from enrollment import services
-    from enrollment.management.commands import rebuild_index
-
-    make_photo(person)
     other = TrainingRun.objects.create(state=TrainingRun.State.RUNNING, started_at=timezone.now(),
                                        heartbeat_at=timezone.now(), attempts=1, message="embedded 0/46666 photos")
     clock = [0.0]
@@ -532,6 +500,33 @@ def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_f
             TrainingRun.objects.filter(pk=other.pk).update(heartbeat_at=timezone.now(),
                                                            message=f"embedded {done * 7000}/46666 photos")
 
+    monkeypatch.setattr(rebuild_index.time, "sleep", an_hour_passes)
+    monkeypatch.setattr(rebuild_index.time, "monotonic", lambda: clock[0])
+    return clock
+
+
+def test_rebuild_index_wait_waits_for_a_long_rebuild_that_moves_on(person, make_photo, monkeypatch):
+    """A release's rebuild embedding every photo again took 6 h at 20,000 people, and ``--wait`` gave
+    up after 4 h, failing the upgrade script while the run was healthy (a scale review). A run that
+    moves on (its progress line changes) is waited for however long it takes."""
+    from enrollment.management.commands import rebuild_index
+
+    make_photo(person)
+    clock = a_seven_hour_rebuild_runs(monkeypatch)
+    out = run("rebuild_index", "--wait")
+    assert "people: 1, templates: 2, photos: 1" in out and clock[0] == 7 * 3600 > rebuild_index.BUSY_WAIT_S
+
+
+def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_first(person, make_photo, monkeypatch):
+    """A 7 h run that moves on is waited for; when it ends, a queued run's worker claims first
+    (RebuildBusy at the command's claim): the command waits again. It gave up, the wait's extended
+    deadline not passed back (a diff review)."""
+    from django.utils import timezone
+
+    from enrollment import services
+
+    make_photo(person)
+    a_seven_hour_rebuild_runs(monkeypatch)
     real_now = services.index_rebuild_now
     calls = []
 
@@ -547,8 +542,6 @@ def test_rebuild_index_wait_after_a_long_run_waits_again_for_a_worker_claiming_f
                                                                finished_at=timezone.now())
         return real_now(**kwargs)
 
-    monkeypatch.setattr(rebuild_index.time, "sleep", an_hour_passes)
-    monkeypatch.setattr(rebuild_index.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(services, "index_rebuild_now", worker_claims_first)
     out = run("rebuild_index", "--wait")
     assert "people: 1, templates: 2, photos: 1" in out
