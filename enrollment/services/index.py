@@ -183,8 +183,9 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
     failed (on a lost database connection) is replaced by a new run; one still queued or running is
     claimed (a retry after the database came back, which must not leave it queued); one that
     succeeded meanwhile is done. ``mine``: ``run_id`` was made for the caller (a new run is too),
-    who waits for its outcome: one recorded done by another run meanwhile (:func:`_runs_done_by`)
-    returns that run, whose index and figures are its outcome.
+    who waits for its outcome: one that succeeded meanwhile (a worker ran it, a change having
+    joined it) is returned, and one recorded done by another run (:func:`_runs_done_by`) returns
+    that run, whose index and figures are its outcome.
     """
     mine = mine or run_id is None
     if run_id is not None and new_if_finished and TrainingRun.objects.filter(
