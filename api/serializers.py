@@ -441,7 +441,7 @@ class KioskSerializer(_ChangeTakesItsFieldsOnly, serializers.ModelSerializer):
     echoed_any = ("last_seen_at",)
     read_only_hints = dict.fromkeys(("paired", "paired_at", "pairing_pending"),
                                     "POST /api/v1/kiosks/<id>/revoke unpairs its device and voids an unused link; "
-                                    "the admin pairs one")
+                                    "POST /api/v1/kiosks/<id>/pairing-link makes a new link")
 
     paired = serializers.BooleanField(read_only=True)
     # left out, a new kiosk is active and a changed one keeps its state (form-encoded too)

@@ -713,6 +713,7 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, m
     access = {
         "list": (SCOPE_READ, "recognition.view_kiosk"), "retrieve": (SCOPE_READ, "recognition.view_kiosk"),
         "create": (SCOPE_ADMIN, "recognition.add_kiosk"), "revoke": (SCOPE_ADMIN, "recognition.pair_kiosk"),
+        "pairing_link": (SCOPE_ADMIN, "recognition.pair_kiosk"),
         "update": (SCOPE_ADMIN, "recognition.change_kiosk"),
         "partial_update": (SCOPE_ADMIN, "recognition.change_kiosk"),
     }
@@ -759,6 +760,23 @@ class KioskViewSet(ApiMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, m
         """``recognition.services.kiosk_revoke``: its token and unused link stop working at once."""
         kiosk = recognition.kiosk_revoke(kiosk=self.get_object(), actor=request.user)
         return Response(s.KioskSerializer(kiosk).data)
+
+    @extend_schema(summary="A new one-time pairing link for the kiosk (scope admin), shown only in this answer; "
+                           "an unused earlier link stops working, the paired device keeps working until it is used",
+                   request=None, responses={200: s.KioskCreatedSerializer, 409: s.ErrorSerializer, **ERRORS,
+                                            **NOT_FOUND})
+    @action(detail=True, methods=["post"], url_path="pairing-link")
+    def pairing_link(self, request: Request, pk: str | None = None) -> Response:
+        """``recognition.services.kiosk_pairing_issue``, as the admin's *New pairing link*: the way back for
+        a kiosk whose create answer was lost, or a device replaced. An inactive kiosk: 409 ``kiosk_inactive``
+        (a link it could never use)."""
+        kiosk = self.get_object()
+        try:
+            code = recognition.kiosk_pairing_issue(kiosk=kiosk, actor=request.user)
+        except recognition.KioskInactive as exc:
+            raise ApiError(status_code=status.HTTP_409_CONFLICT, code="kiosk_inactive", detail=str(exc)) from exc
+        kiosk.pairing_url = request.build_absolute_uri(recognition.pairing_path(code))
+        return Response(s.KioskCreatedSerializer(kiosk).data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -141,6 +141,41 @@ def test_kiosk_create_shows_the_pairing_link_once_and_revoke(client_for):
     assert AuditEvent.objects.filter(object_type="recognition.kiosk", action="deactivate").exists()
 
 
+def test_a_new_pairing_link_replaces_a_lost_one_and_the_device_stays_until_it_is_used(client_for):
+    """The way back for a kiosk whose create answer was lost (docs/api.md): the admin's *New pairing
+    link* through the API. The earlier unused link stops working; the paired device keeps its token
+    until the new link pairs another; an inactive kiosk is refused, its state untouched."""
+    admin = client_for("token:admin")
+    lost = admin.post("/api/v1/kiosks", {"name": "Lobby"}, format="json").json()
+    lost_code = lost["pairing_url"].rstrip("/").rsplit("/", 1)[1]
+    response = admin.post(f"/api/v1/kiosks/{lost['id']}/pairing-link")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["id"] == lost["id"] and body["pairing_pending"] is True and body["pairing_expires_at"]
+    code = body["pairing_url"].rstrip("/").rsplit("/", 1)[1]
+    assert code != lost_code and body["pairing_url"].startswith("http://testserver/kiosk/pair/")
+    assert Kiosk.objects.for_pairing_code(lost_code) is None
+    kiosk, device = recognition.kiosk_pair(code=code)
+    assert kiosk.pk == lost["id"] and Kiosk.objects.for_device_token(device).pk == kiosk.pk
+    assert "pairing_url" not in admin.get(f"/api/v1/kiosks/{kiosk.pk}").json()
+
+    again = admin.post(f"/api/v1/kiosks/{kiosk.pk}/pairing-link").json()
+    assert Kiosk.objects.for_device_token(device).pk == kiosk.pk   # until the new link is used
+    recognition.kiosk_pair(code=again["pairing_url"].rstrip("/").rsplit("/", 1)[1])
+    assert Kiosk.objects.for_device_token(device) is None
+    issued = AuditEvent.objects.for_object("recognition.kiosk", kiosk.pk).filter(
+        summary=f"issued a pairing link for kiosk #{kiosk.pk}")
+    assert issued.count() == 2 and all(e.actor and e.actor != "system" for e in issued), list(issued.values("actor"))
+
+    assert admin.patch(f"/api/v1/kiosks/{kiosk.pk}", {"active": False}, format="json").status_code == 200
+    before = Kiosk.objects.filter(pk=kiosk.pk).values().get()
+    refused = admin.post(f"/api/v1/kiosks/{kiosk.pk}/pairing-link")
+    assert refused.status_code == 409 and refused.json()["error"] == "kiosk_inactive"
+    assert "inactive" in refused.json()["detail"]
+    assert Kiosk.objects.filter(pk=kiosk.pk).values().get() == before
+    assert admin.post("/api/v1/kiosks/999999/pairing-link").status_code == 404
+
+
 def test_kiosk_create_sets_its_language(client_for, settings):
     """The admin's choice, through the API too: a kiosk made here had the site's default, always. A
     catalog's code, blank (or none) for the site's default; another is refused, named, and makes no kiosk."""
@@ -248,8 +283,8 @@ def test_kiosk_patch_cannot_set_its_secrets_pairing_state_or_handshake_count(cli
         assert fields["token_hash"][0].startswith("Unknown field: a change takes name, location, site, active, "
                                                   "language"), fields
         assert fields["paired"] == ["Read-only: it is true here; leave it out or send it as read (POST "
-                                    "/api/v1/kiosks/<id>/revoke unpairs its device and voids an unused link; the "
-                                    "admin pairs one)."]
+                                    "/api/v1/kiosks/<id>/revoke unpairs its device and voids an unused link; POST "
+                                    "/api/v1/kiosks/<id>/pairing-link makes a new link)."]
         assert fields["id"] == [f"Read-only: it is {kiosk.pk} here; leave it out or send it as read."]
     assert Kiosk.objects.filter(pk=kiosk.pk).values().get() == before
     assert Kiosk.objects.for_device_token(token).pk == kiosk.pk

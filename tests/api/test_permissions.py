@@ -56,6 +56,7 @@ ENDPOINTS = [
      {"superuser"}),
     ("kiosk replace", "put", "/api/v1/kiosks/{kiosk}", lambda w: {"name": "Back door"}, "admin", {"superuser"}),
     ("kiosk revoke", "post", "/api/v1/kiosks/{kiosk}/revoke", None, "admin", {"superuser"}),
+    ("kiosk pairing link", "post", "/api/v1/kiosks/{kiosk}/pairing-link", None, "admin", {"superuser"}),
     ("index", "get", "/api/v1/index", None, "read", {"superuser", "enroller"}),
     ("rebuilds", "get", "/api/v1/index/rebuilds", None, "read", {"superuser", "enroller"}),
     ("rebuild progress", "get", "/api/v1/index/rebuilds/{run}", None, "read", {"superuser", "enroller"}),

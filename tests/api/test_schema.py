@@ -38,7 +38,7 @@ def test_schema_is_openapi_3_with_every_endpoint(client):
                  "/api/v1/people/{person_pk}/photos/{id}", "/api/v1/checkins",
                  "/api/v1/checkins/csv", "/api/v1/identify", "/api/v1/verify", "/api/v1/index",
                  "/api/v1/index/rebuilds", "/api/v1/index/rebuilds/{id}", "/api/v1/kiosks", "/api/v1/kiosks/{id}",
-                 "/api/v1/kiosks/{id}/revoke"]:
+                 "/api/v1/kiosks/{id}/revoke", "/api/v1/kiosks/{id}/pairing-link"]:
         assert path in paths, path
     assert set(schema["components"]["securitySchemes"]) == {"ApiToken", "StaffSession"}
     upload = schema["paths"]["/api/v1/people/{person_pk}/photos"]["post"]["requestBody"]["content"]

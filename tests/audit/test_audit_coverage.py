@@ -388,6 +388,8 @@ API: dict[tuple[str, str], Recipe] = {
                                                          format="json")), ("update", "recognition.kiosk"))[1],
     ("kiosk-revoke", "POST"): lambda w: (ok(w.api.post(f"/api/v1/kiosks/{w.kiosk.pk}/revoke")),
                                          ("deactivate", "recognition.kiosk"))[1],
+    ("kiosk-pairing-link", "POST"): lambda w: (ok(w.api.post(f"/api/v1/kiosks/{w.kiosk.pk}/pairing-link")),
+                                               ("update", "recognition.kiosk"))[1],
     ("rebuild-list", "POST"): lambda w: (ok(w.api.post("/api/v1/index/rebuilds")),
                                          ("rebuild", "enrollment.trainingrun"))[1],
 }
