@@ -1,5 +1,6 @@
 """What the enrollment services share: their base error, the audit actions they record, the
-wording of counts and sizes in their messages and audit summaries, and errors as staff may read them."""
+wording of counts and sizes in their messages and audit summaries, errors as staff may read them, and
+the order the changes to many people lock them in."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import errno
 import os
 import re
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import QuerySet
 
 from audit.models import AuditEvent
+
+from ..models import Person
 
 Action = AuditEvent.Action
 
@@ -200,3 +205,14 @@ def amount(n: float, unit: str) -> str:
 
 
 BULK_BATCH = 500   # people locked and changed at a time by the changes to many people (SQL parameter limits)
+
+
+def people_locked(people: Iterable[int], **still: object) -> Iterator[QuerySet[Person]]:
+    """The changes to many people's batches: ``people`` (ids) that still match ``still`` (``active=True``),
+    :data:`BULK_BATCH` at a time, each batch a query that locks its rows (``SELECT ... FOR UPDATE``) once
+    evaluated, in id order. Every multi-person lock takes them in that order, so two such changes, or
+    one and an erasure, wait for each other rather than deadlock (locked in the admin list's name
+    order, 500-person batches deadlocked: a review); call inside a transaction."""
+    ids = sorted(set(people))
+    for start in range(0, len(ids), BULK_BATCH):
+        yield Person.objects.select_for_update().filter(pk__in=ids[start:start + BULK_BATCH], **still).order_by("pk")

@@ -32,7 +32,7 @@ from ..models import (
     staff_id_digest,
 )
 from ..text import person_text_normal, staff_id_key
-from .common import BULK_BATCH, Action, EnrollmentError, counted
+from .common import Action, EnrollmentError, counted, people_locked
 from .index import _index_scrub, _index_writers_take_turns, index_rebuild_request
 from .photos import _delete_media
 
@@ -249,11 +249,9 @@ def people_deactivate(*, people: Sequence[int], actor: object | None) -> list[in
     inactive already, deactivated or erased by someone else meanwhile)."""
     now = timezone.now()
     done: list[int] = []
-    people = sorted(set(people))   # locked in pk order, as every other multi-person lock takes them
     with transaction.atomic():
-        for start in range(0, len(people), BULK_BATCH):
-            ids = list(Person.objects.select_for_update().filter(pk__in=people[start:start + BULK_BATCH], active=True)
-                       .order_by("pk").values_list("pk", flat=True))
+        for batch in people_locked(people, active=True):
+            ids = list(batch.values_list("pk", flat=True))
             if not ids:
                 continue
             _people_switched(ids, active=False, now=now, actor=actor)
@@ -271,12 +269,10 @@ def people_reactivate(*, people: Sequence[int], actor: object | None) -> tuple[l
     now = timezone.now()
     done: list[int] = []
     refused: dict[int, str] = {}
-    people = sorted(set(people))   # locked in pk order (see people_deactivate)
     with transaction.atomic():
-        for start in range(0, len(people), BULK_BATCH):
+        for batch in people_locked(people, active=False):
             back = []
-            for person in Person.objects.select_for_update().filter(
-                    pk__in=people[start:start + BULK_BATCH], active=False).order_by("pk"):
+            for person in batch:
                 if person.staff_key is None:
                     # a row from before staff ids were keyed (let in while a migration ran): the
                     # one-person path, which keys it and refuses an id another person holds written

@@ -39,7 +39,7 @@ from recognition.engine.quality import BLURRY, TOO_DARK
 
 from .. import recognizer
 from ..models import FacePhoto, IndexVersion, Person, PhotoTemplates, TrainingRun
-from .common import BULK_BATCH, Action, EnrollmentError, StorageFull, amount, counted, storage_full
+from .common import Action, EnrollmentError, StorageFull, amount, counted, people_locked, storage_full
 from .index import EMBED_ERRORS, _templates_store, index_rebuild_request
 
 log = logging.getLogger(__name__)
@@ -752,15 +752,13 @@ def people_gallery_adaptation_set(*, people: Iterable[int], on: bool, actor: obj
     each audited as those audit one (one insert a batch): a person at a time took 69 s for 19,961
     people, a minute with nothing shown (an admin review at 20,000). Returns the ids changed here
     (not those already so, nor changed meanwhile by someone else)."""
-    ids, now, done = sorted(set(people)), timezone.now(), []
+    now, done = timezone.now(), []
     with transaction.atomic():
-        for start in range(0, len(ids), BULK_BATCH):
-            # a new version (updated_at) for each: a copy read before, written back with If-Match, is a 412
-            batch = list(Person.objects.select_for_update().filter(pk__in=ids[start:start + BULK_BATCH],
-                                                                    gallery_adaptation=not on)
-                         .order_by("pk").values_list("pk", flat=True))
+        for locked in people_locked(people, gallery_adaptation=not on):
+            batch = list(locked.values_list("pk", flat=True))
             if not batch:
                 continue
+            # a new version (updated_at) for each: a copy read before, written back with If-Match, is a 412
             Person.objects.filter(pk__in=batch).update(gallery_adaptation=on, updated_at=now)
             said = ADAPTATION_RESUMED if on else ADAPTATION_STOPPED
             audit_records(actor=actor, action=Action.UPDATE, object_type="enrollment.person",

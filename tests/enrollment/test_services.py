@@ -1263,3 +1263,33 @@ def test_the_run_a_kept_check_in_photo_queues_does_not_name_the_person(db, monke
                        check_lookalike=False)
     reasons = list(TrainingRun.objects.values_list("reason", flat=True))
     assert reasons and not any(f"#{person.pk}" in reason for reason in reasons), reasons
+
+
+@pytest.mark.django_db
+def test_the_changes_to_many_people_take_every_batch_and_skip_those_already_so(monkeypatch):
+    """``people_locked``'s batches (two people here, 500 on a site): deactivating, reactivating and
+    setting gallery adaptation for people over several batches, given in any order and twice, change each
+    person once, skip those already so, and are audited once a person."""
+    from enrollment.services import common
+
+    monkeypatch.setattr(common, "BULK_BATCH", 2)
+    people = [services.person_create(actor=None, full_name=f"Bulk {i}", staff_id=f"B-{i}") for i in range(7)]
+    ids = [p.pk for p in people]
+    services.person_deactivate(person=people[3], actor=None)
+    given = [*reversed(ids), ids[0]]
+    done = services.people_deactivate(people=given, actor=None)
+    assert done == sorted(set(ids) - {ids[3]})
+    assert not Person.objects.filter(pk__in=ids, active=True).exists()
+    assert AuditEvent.objects.filter(action="deactivate", object_type="enrollment.person").count() == 7
+
+    services.person_update(person=Person.objects.get(pk=ids[5]), actor=None, active=True)
+    done, refused = services.people_reactivate(people=given, actor=None)
+    assert done == sorted(set(ids) - {ids[5]}) and refused == {}
+    assert Person.objects.filter(pk__in=ids, active=True).count() == 7
+    assert PersonInactivePeriod.objects.filter(person_id__in=ids).count() == 7
+
+    services.people_gallery_adaptation_set(people=[ids[1]], on=False, actor=None)
+    stopped = services.people_gallery_adaptation_set(people=given, on=False, actor=None)
+    assert stopped == sorted(set(ids) - {ids[1]})
+    assert not Person.objects.filter(pk__in=ids, gallery_adaptation=True).exists()
+    assert services.people_gallery_adaptation_set(people=given, on=True, actor=None) == sorted(ids)
