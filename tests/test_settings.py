@@ -665,9 +665,31 @@ def test_numeric_settings_that_are_not_numbers_are_refused_by_name(monkeypatch):
     assert env_int("MASKNET_X", 7) == 7 and env_float("MASKNET_X", 2) == 2.0
     proc = manage("check", MASKNET_MAX_PIXELS="-1")
     assert proc.returncode != 0 and "MASKNET_MAX_PIXELS=-1: use 1 or more" in proc.stderr, proc.stderr[-500:]
+    monkeypatch.setenv("MASKNET_X", "11")
+    with pytest.raises(ImproperlyConfigured, match=r"^MASKNET_X=11: use 10 or less \(why\)$"):
+        env_int("MASKNET_X", 1, maximum=10, why_maximum="why")
+    assert env_int("MASKNET_X", 1, maximum=11) == 11
     proc = manage("check", MASKNET_RETENTION_SNAPSHOT_DAYS="30d")
     assert proc.returncode != 0 and "MASKNET_RETENTION_SNAPSHOT_DAYS='30d'" in proc.stderr
     assert "ValueError" not in proc.stderr, proc.stderr[-500:]
+
+
+def test_a_frame_limit_past_daphnes_own_message_limit_is_refused():
+    """Daphne drops a WebSocket message over 1 MiB and resets the socket: a kiosk sending such a frame
+    under ``MASKNET_MAX_FRAME_BYTES=2097152`` lost its connection with no answer (a review). Up to 1 MiB
+    the consumer answers ``frame_too_large`` itself."""
+    import inspect
+
+    from daphne.server import Server
+
+    from masknet_site.settings.base import DAPHNE_MAX_MESSAGE_BYTES
+
+    daphnes = inspect.signature(Server.__init__).parameters["websocket_max_message_size"].default
+    assert daphnes == DAPHNE_MAX_MESSAGE_BYTES   # a Daphne that changes it: the limit here follows
+    proc = manage("check", MASKNET_MAX_FRAME_BYTES=str(2 * 1024 * 1024))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert "MASKNET_MAX_FRAME_BYTES=2097152: use 1048576 or less (Daphne drops" in proc.stderr, proc.stderr[-800:]
+    assert manage("check", MASKNET_MAX_FRAME_BYTES=str(1024 * 1024)).returncode == 0
 
 
 def test_thread_counts_that_are_not_numbers_are_refused_by_name():

@@ -47,10 +47,11 @@ def env_switch(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes/on or 0/false/no/off")
 
 
-def env_int(name: str, default: int, minimum: int | None = None) -> int:
-    """Read a whole number from the environment; anything else, or one below ``minimum``, stops the
-    site with the setting's name (``int()``'s own ValueError named neither the variable nor what it
-    wants)."""
+def env_int(name: str, default: int, minimum: int | None = None, *, maximum: int | None = None,
+            why_maximum: str = "") -> int:
+    """Read a whole number from the environment; anything else, or one below ``minimum`` or above
+    ``maximum`` (``why_maximum`` says why, in the refusal), stops the site with the setting's name
+    (``int()``'s own ValueError named neither the variable nor what it wants)."""
     value = (env(name) or "").strip()   # only spaces: unset, as empty is
     try:
         number = int(value) if value else default
@@ -58,6 +59,9 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={value!r}: a whole number is expected") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number}: use {minimum} or more")
+    if maximum is not None and number > maximum:
+        why = f" ({why_maximum})" if why_maximum else ""
+        raise ImproperlyConfigured(f"{name}={number}: use {maximum} or less{why}")
     return number
 
 
@@ -293,9 +297,13 @@ STORAGES = {
 
 # Input limits (bytes and pixels) applied before any decoding.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-# Kiosk frames are 30-80 kB JPEGs; Daphne itself drops WebSocket messages over 1 MiB.
-# (0 or less refused every image, some with a 500)
-MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024, minimum=1)
+# Kiosk frames are 30-80 kB JPEGs. Daphne itself drops WebSocket messages over 1 MiB, resetting the
+# kiosk's socket with no answer: a larger limit is refused (the kiosk answered frame_too_large up to
+# 1 MiB and was cut off past it; a review). (0 or less refused every image, some with a 500)
+DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024   # daphne.server.Server's websocket_max_message_size default
+MASKNET_MAX_FRAME_BYTES = env_int("MASKNET_MAX_FRAME_BYTES", 512 * 1024, minimum=1, maximum=DAPHNE_MAX_MESSAGE_BYTES,
+                                  why_maximum="Daphne drops a WebSocket message over 1 MiB before the kiosk's "
+                                              "consumer reads it, and the kiosk's socket is reset without an answer")
 MASKNET_MAX_PIXELS = env_int("MASKNET_MAX_PIXELS", 4096 * 4096, minimum=1)
 MASKNET_MAX_PHOTO_BYTES = env_int("MASKNET_MAX_PHOTO_BYTES", 8 * 1024 * 1024, minimum=1)
 # the largest archive "Export personal data" builds (in memory): a larger one is refused, not built
