@@ -85,7 +85,7 @@ from enrollment.services import (
 from masknet_site.channel_layer import outage_epoch
 from masknet_site.logfilters import error_first_line
 from recognition.engine import EngineError, Face, Index, NoFaceFound
-from recognition.engine.decode import decode_image
+from recognition.engine.decode import decode_image, image_extension
 from recognition.engine.detect import box_area, box_overlap
 from recognition.engine.gallery import identify, probe_threshold, score_for
 
@@ -141,7 +141,6 @@ GROUP_RETRY_S = 5.0         # a socket not in its channel groups (Redis away) re
 # with no active index, whether one is active now or people have been enrolled is read again this
 # often: a first photo added sends no index.updated, and the first rebuild takes seconds
 NO_INDEX_RECHECK_S = 1.0
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # Two clear faces this close in size are two people side by side, not one with a queue behind (a step
 # further back is about half the width): nobody is decided on until one stands alone (reason
 # "several"), else the largest flipped between them frame to frame and the other was never checked in.
@@ -328,10 +327,6 @@ def offer_to_gallery(kiosk_id: int, person_id: int, checkin_id: int, photo: byte
 
 # ----------------------------------------------------------------------------------------------
 # the consumer
-
-
-def _is_image(data: bytes) -> bool:
-    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 class KioskConsumer(AsyncWebsocketConsumer):
@@ -547,7 +542,7 @@ class KioskConsumer(AsyncWebsocketConsumer):
             await self._error(seq, "frame_too_large",
                               f"Frames may be at most {settings.MASKNET_MAX_FRAME_BYTES} bytes.")
             return
-        if not _is_image(bytes_data):
+        if image_extension(bytes_data) is None:
             await self._error(seq, "not_an_image", "Frames must be JPEG (or PNG/WebP) images.")
             return
         if self._pending is not None:

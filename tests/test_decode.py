@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from recognition.engine.decode import decode_image
+from recognition.engine.decode import decode_image, image_extension
 from recognition.engine.errors import FrameTooLarge, UnreadableImage
 
 LIMITS = {"max_bytes": 5_000_000, "max_pixels": 40_000_000}
@@ -128,6 +128,20 @@ def test_only_camera_and_photo_formats_are_decoded(fmt):
     with pytest.raises(UnreadableImage) as info:
         decode_image(buf.getvalue(), **LIMITS)
     assert str(info.value) == "cannot decode image: not a JPEG, PNG or WebP image"   # no object address
+
+
+@pytest.mark.parametrize("start", [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\x10\x00\x00\x00WEBP"])
+def test_a_file_that_begins_as_an_image_and_then_is_noise_is_damaged_not_another_type(start):
+    """A JPEG's first bytes and then noise were "not a JPEG, PNG or WebP image" to identify and verify,
+    "damaged" at enrolment and the kiosk (a bad-input review): one rule, ``image_extension``."""
+    noise = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    assert image_extension(start + noise) is not None and image_extension(noise) is None
+    with pytest.raises(UnreadableImage) as info:
+        decode_image(start + noise, **LIMITS)
+    assert str(info.value).startswith("cannot decode image: damaged or truncated ("), str(info.value)
+    with pytest.raises(UnreadableImage) as info:
+        decode_image(noise, **LIMITS)
+    assert str(info.value) == "cannot decode image: not a JPEG, PNG or WebP image"
 
 
 def test_a_damaged_image_is_named_without_pillow_internals():

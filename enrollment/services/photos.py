@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from audit.services import audit_record, audit_records
 from recognition.engine import Engine, EngineError, Face, FrameTooLarge, NoFaceFound, UnreadableImage
-from recognition.engine.decode import animated, refuse_costly, turn_clockwise, without_metadata
+from recognition.engine.decode import animated, image_extension, refuse_costly, turn_clockwise, without_metadata
 from recognition.engine.gallery import (
     OTHER_PERSON_MAX_SCORE,
     SAME_PICTURE_MIN_SCORE,
@@ -76,9 +76,6 @@ REFUSALS = {
     "adaptation_stopped": "Gallery adaptation was stopped for this person, or they were deactivated.",
     "not_stored": "The photo could not be stored (the server's storage or database failed): try it again.",
 }
-_MAGIC = ((b"\xff\xd8\xff", "JPEG", ".jpg"), (b"\x89PNG\r\n\x1a\n", "PNG", ".png"))
-
-
 class PhotoRefused(EnrollmentError):
     """A photo that cannot be enrolled; ``code`` is a key of :data:`REFUSALS`."""
 
@@ -138,16 +135,6 @@ def _too_many_pixels(width: int | None = None, height: int | None = None) -> Pho
                     width=width, height=height)
 
 
-def _sniff(data: bytes) -> str | None:
-    """The extension of a JPEG, PNG or WebP file, from its magic bytes."""
-    for magic, _fmt, ext in _MAGIC:
-        if data.startswith(magic):
-            return ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    return None
-
-
 def photo_too_large(*, size: int) -> PhotoInspection | None:
     """:func:`photo_inspect`'s refusal of a file of ``size`` bytes over ``MASKNET_MAX_PHOTO_BYTES``
     (saying its size, the limit and what to do), else ``None``; for a caller that knows the size
@@ -172,7 +159,7 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         return too_large
     if not data:
         return _refusal("empty")
-    if _sniff(data) is None:
+    if image_extension(data) is None:
         return _refusal("file_type")
     try:
         refuse_costly(data)   # before Pillow reads the header: see recognition.engine.decode
@@ -426,7 +413,7 @@ def photo_add(*, person: Person, data: bytes, actor: object | None, filename: st
     # named before it is written: a write that fails part-way (a full disk) leaves the file it began
     # (Django's storage does not remove it), which is deleted below. The name is a new random one
     # (photo_upload_to), which no other file has: the storage writes it under that name
-    name = photo.image.field.generate_filename(photo, Path(filename).stem[:40] + _sniff(stored))
+    name = photo.image.field.generate_filename(photo, Path(filename).stem[:40] + image_extension(stored))
     try:
         photo.image = photo.image.storage.save(name, ContentFile(stored), max_length=photo.image.field.max_length)
         with transaction.atomic():

@@ -42,6 +42,19 @@ _ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4:
            8: Image.Transpose.ROTATE_90}
 
 
+def image_extension(data: bytes) -> str | None:
+    """The extension of a JPEG, PNG or WebP file (``.jpg``, ``.png``, ``.webp``) from its first bytes, as
+    Pillow tells them; ``None`` for anything else. The one rule for the kiosk's frames, enrolment
+    photos and the decoders' messages."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return None
+
+
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int | None = None) -> np.ndarray:
     """Decode JPEG/PNG/WebP bytes into an ``HxWx3`` uint8 **BGR** array.
 
@@ -75,7 +88,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, min_side: int 
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(_unreadable(exc)) from exc
+        raise UnreadableImage(_unreadable(exc, data)) from exc
     arr = np.asarray(rgb, dtype=np.uint8)
     return np.ascontiguousarray(arr[:, :, ::-1])
 
@@ -303,7 +316,7 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
     except Image.DecompressionBombError as exc:
         raise FrameTooLarge(_too_many_pixels(exc, max_pixels)) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise UnreadableImage(_unreadable(exc)) from exc
+        raise UnreadableImage(_unreadable(exc, data)) from exc
     if not extra and not see_through and not turn % 360 and not _hides_more(kind, data):
         return data
     bgr = turn_clockwise(decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels), turn)
@@ -328,10 +341,12 @@ def without_metadata(data: bytes, *, max_bytes: int, max_pixels: int, turn: int 
     return out.getvalue()
 
 
-def _unreadable(exc: BaseException) -> str:
+def _unreadable(exc: BaseException, data: bytes) -> str:
     """The message of an image Pillow could not read: its kind, not Pillow's text (which may name
-    a buffer's memory address); the cause stays chained for the logs."""
-    if isinstance(exc, UnidentifiedImageError):
+    a buffer's memory address); the cause stays chained for the logs. A file that begins as a JPEG,
+    PNG or WebP does (:func:`image_extension`) is damaged, whatever Pillow made of the rest (a JPEG's
+    first bytes and then noise were "not a JPEG" here and "damaged" at enrolment and the kiosk)."""
+    if isinstance(exc, UnidentifiedImageError) and image_extension(data) is None:
         return "cannot decode image: not a JPEG, PNG or WebP image"
     return f"cannot decode image: damaged or truncated ({type(exc).__name__})"
 
