@@ -86,8 +86,9 @@ from masknet_site.channel_layer import outage_epoch
 from masknet_site.logfilters import error_first_line
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image, image_extension
-from recognition.engine.detect import box_area, box_overlap
+from recognition.engine.detect import box_area, box_iou, box_overlap
 from recognition.engine.gallery import identify, probe_threshold, score_for
+from recognition.engine.quality import BLURRY
 
 from . import services
 from .kiosk_page import page_build
@@ -95,7 +96,7 @@ from .models import Kiosk
 from .presence import (  # the rules' constants stay importable from here (tests, bench/voting.py; see _new_presence)
     CHECK_IN,
     EDGE_SEARCH_EVERY_S,
-    EDGE_STILL_IOU,  # noqa: F401
+    EDGE_STILL_IOU,
     EDGE_STILL_S,
     LOST_AFTER_INTERVALS,
     LOST_AFTER_S,
@@ -221,9 +222,15 @@ def _several_people(faces: Sequence[Face], sure: float) -> bool:
     return False
 
 
+def _unit_box(box: Sequence[float], size: tuple[int, int]) -> tuple[float, ...]:
+    """``box`` (pixels: x1, y1, x2, y2) as shares of a frame of ``size`` (width, height)."""
+    w, h = size
+    return tuple(v / s for v, s in zip(box, (w, h, w, h), strict=True))
+
+
 def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False,
                   adapt_margin: float | None = None, search_edges: bool = True,
-                  welcome: str | None = None) -> FrameAnalysis:
+                  welcome: str | None = None, background: Sequence[Sequence[float]] = ()) -> FrameAnalysis:
     """Decode (with the kiosk's limits), find the main face, gate its quality and identify it.
 
     ``thresholds``: the index version's site thresholds (``{"masked": .., "unmasked": ..}``);
@@ -233,7 +240,10 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     by its edge (``Engine.analyze``), answered ``partial``. ``welcome``: the person whose welcome
     stands, whom an identified face is also scored against (``welcomed``), and so is a face refused
     for its light (:data:`SCORED_WHEN_REFUSED`), with the threshold its score is held to
-    (``welcomed_threshold``; it has no decision, and stays unembedded in the answer).
+    (``welcomed_threshold``; it has no decision, and stays unembedded in the answer). ``background``:
+    places (0-1 boxes) where a face refused as blurred has stayed (:class:`.presence.StillBlur`): such
+    a face found there again is left out, as if not found; every blurred face's place is answered
+    (``blurred``), the ones left out too.
     """
     started = time.perf_counter()
     try:
@@ -254,9 +264,16 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
                                search_filled=False)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
+    blurred = tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY)
+    if background:   # out of focus behind the person in front: neither someone beside them nor alone someone
+        faces = [f for f in faces if f.quality.reason != BLURRY
+                 or not any(box_iou(_unit_box(f.box, size), b) >= EDGE_STILL_IOU for b in background)]
+        if not faces:
+            return FrameAnalysis(size=size, blurred=blurred, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]
     if _several_people(faces, engine.config.detect_min_confidence):   # nobody is decided on (nor embedded)
-        return FrameAnalysis(size=size, face=face, several=True, ms=(time.perf_counter() - started) * 1000)
+        return FrameAnalysis(size=size, face=face, several=True, blurred=blurred,
+                             ms=(time.perf_counter() - started) * 1000)
     # only the main face of a frame that can lead to a decision is embedded: FaceRes with flip
     # TTA is over half of a frame's engine time (docs/performance.md)
     decidable = face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX
@@ -289,7 +306,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         adapt = face_photo(image, face.box)
     return FrameAnalysis(size=size, face=face, decision=decision, ms=(time.perf_counter() - started) * 1000,
                          snapshot=jpeg, adapt_photo=adapt, welcomed=welcomed,
-                         welcomed_threshold=welcomed_threshold)
+                         welcomed_threshold=welcomed_threshold, blurred=blurred)
 
 
 def face_photo(image: np.ndarray, box: Sequence[float], context: float = 0.6) -> bytes | None:
@@ -604,10 +621,12 @@ class KioskConsumer(AsyncWebsocketConsumer):
         loop = asyncio.get_running_loop()
         adapt_margin = settings.MASKNET_GALLERY_ADAPT_MARGIN if settings.MASKNET_GALLERY_ADAPT else None
         presence = self._presence
-        searched = presence.edges.due(time.monotonic())
+        asked_at = time.monotonic()
+        searched = presence.edges.due(asked_at)
         analysis = await loop.run_in_executor(engine_pool(), partial(
             analyze_frame, data, self._index, self._thresholds, settings.MASKNET_CHECKIN_SNAPSHOTS,
-            adapt_margin=adapt_margin, search_edges=searched, welcome=presence.welcome_label))
+            adapt_margin=adapt_margin, search_edges=searched, welcome=presence.welcome_label,
+            background=presence.background.boxes(asked_at)))
         if self._closed:
             return
         # a new version announced while this frame was in the engine: it was matched against the

@@ -5,7 +5,8 @@ no clock of its own (the caller passes ``now``, monotonic seconds), no async. On
 per kiosk socket; :class:`recognition.consumers.KioskConsumer` drives it and does every write::
 
     searched = presence.edges.due(now)              # search this frame across its edge?
-    analysis = analyze_frame(..., search_edges=searched, welcome=presence.welcome_label)
+    analysis = analyze_frame(..., search_edges=searched, welcome=presence.welcome_label,
+                             background=presence.background.boxes(now))
     step = presence.frame(analysis, now, searched=searched, vote=...)
     # step.error: answer that error code, nothing else to do
     # step.quality_audit: write that audit row, then presence.quality_audited()
@@ -31,6 +32,9 @@ The words used here:
 * the *edge search* (:class:`EdgeSearch`): a frame without a face is searched again across its edge,
   for someone half out of the picture; it costs a detector run, so an empty scene pays it only now
   and then, and a "face" there that never moves is the mirrored background's, and is let go.
+* the *background* (:class:`StillBlur`): a face refused as blurred that stays in one place is out of
+  focus behind the person in front (a window, a poster), and is let go: neither someone beside them
+  nor, alone, someone to ask to hold still.
 
 Why each rule and number is as it is: docs/kiosk.md ("One frame, from camera to check-in", "What ends
 a welcome: a stranger in a queue") and docs/accuracy.md ("Multi-frame decisions at the kiosk", "What
@@ -123,6 +127,13 @@ EDGE_SEARCH_EVERY_S = 0.5
 # "Please move to the middle" for good. Nothing else found at that place is answered either.
 EDGE_STILL_S = 4.0
 EDGE_STILL_IOU = 0.7
+# So is a face refused as blurred that stays where it is that long (Timing.edge_still_s, boxes overlapping
+# EDGE_STILL_IOU): out of focus behind the person in front, a window's bars or a poster, which the detector
+# can take for a face as large as theirs; it is left out of the frame (recognition.consumers.analyze_frame's
+# ``background``). Taken for someone beside, it kept a press photo before the White House's windows
+# (focus 1.2-1.5 there, 10-14 on the face in front; the gate's limit 2.4) at "One person at a time" for
+# good, and taken alone, an empty kiosk at "Hold still" (a review). Someone beside who moves is blurred
+# where they move, not in one place for seconds, and sharp when they stop, and counts again at once.
 
 # what the consumer is asked to write for a verdict (:meth:`Presence.verdict_due`)
 CHECK_IN = "check_in"           # services.checkin_record; with no active person, an "unknown" row instead
@@ -145,6 +156,8 @@ class FrameAnalysis:
     whose welcome stands (asked for with ``welcome``; the score is ``None`` when that person is no
     longer in the index); for a face refused for its light (:data:`SCORED_WHEN_REFUSED`), scored while a
     welcome stands (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
+    ``blurred``: where the faces refused as blurred were (0-1 boxes: x1, y1, x2, y2), those let go as
+    the background's (:class:`StillBlur`) too, which are left out of ``face`` and ``several``.
     """
 
     size: tuple[int, int] = (0, 0)
@@ -157,6 +170,7 @@ class FrameAnalysis:
     several: bool = False
     welcomed: tuple[str, float | None] | None = None
     welcomed_threshold: float | None = None
+    blurred: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -284,6 +298,40 @@ class EdgeSearch:
         return now - self._since >= self.timing.edge_still_s
 
 
+class StillBlur:
+    """Which faces refused as blurred are the background's (see :data:`EDGE_STILL_IOU`): each place a
+    blurred face was found (0-1 boxes, :attr:`FrameAnalysis.blurred`) is timed while a blurred face is
+    found there again, missed for no longer than a presence's face may be (the detector finds a
+    background's "face" in most frames, not all); one found there for ``edge_still_s`` is let go
+    (:meth:`boxes`). Kept apart from :class:`EdgeSearch`: a frame holds a face in front and the
+    background's at once."""
+
+    def __init__(self, timing: Timing) -> None:
+        self.timing = timing
+        self._places: list[tuple[tuple[float, ...], float, float]] = []   # (box first found, since, last found)
+
+    def boxes(self, now: float) -> tuple[tuple[float, ...], ...]:
+        """The places (0-1 boxes) whose blurred faces are let go at the frame taken at ``now``."""
+        return tuple(box for box, since, _ in self._places if now - since >= self.timing.edge_still_s)
+
+    def seen(self, a: FrameAnalysis, now: float, *, paused: bool, lost_after_s: float) -> None:
+        """Time the places of frame ``a``'s blurred faces. ``paused``: no frame came for a while
+        before it (the camera may point elsewhere now): every place is timed afresh. ``lost_after_s``:
+        a place not found again for longer is forgotten (the presence's, stretched on a slow server:
+        at one answer every 1.5 s, the 1 s of a fast one forgot every place between two frames)."""
+        if paused:
+            self._places = []
+        kept = [p for p in self._places if now - p[2] <= lost_after_s]
+        for box in a.blurred:
+            match = next((i for i, p in enumerate(kept) if box_iou(box, p[0]) >= EDGE_STILL_IOU), None)
+            if match is None:
+                kept.append((box, now, now))
+            else:
+                first, since, _ = kept[match]
+                kept[match] = (first, since, now)
+        self._places = kept
+
+
 @dataclass
 class OtherFace:
     """Someone else in front while a welcome stands, unusable: their refused frames hid the welcome
@@ -348,6 +396,7 @@ class Presence:
         self.timing = timing = timing or Timing()
         self.welcome_rules = welcome_rules or WelcomeRules()
         self.edges = EdgeSearch(timing)
+        self.background = StillBlur(timing)
         self.outcome: Outcome | None = None
         self.min_face_px = min_face_px
         self._analysed_at: float | None = None
@@ -403,6 +452,7 @@ class Presence:
             # not greeted with the last person's outcome, nor doubted for their "unknown"
             self.end()
         self._stretch_limits(now)
+        self.background.seen(a, now, paused=paused, lost_after_s=self._lost_after_s)
         step = self._interpret(a, now, vote)
         if searched and a.face is None and now - self._last_face_at > self._lost_after_s:
             self.edges.rest(now)   # nobody, not even across the edge, and nobody lately

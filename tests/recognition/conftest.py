@@ -102,7 +102,7 @@ class ScriptedEngine:
 
     def __call__(self, data: bytes, index, thresholds: dict, snapshot: bool = False,
                  adapt_margin: float | None = None, search_edges: bool = True,
-                 welcome: str | None = None) -> FrameAnalysis:
+                 welcome: str | None = None, background: tuple = ()) -> FrameAnalysis:
         script = data[len(JPEG_MAGIC):].decode()
         if script.startswith("hold|"):
             script = script[5:]

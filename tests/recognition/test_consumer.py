@@ -2035,9 +2035,19 @@ def edge_engine(engine_script, monkeypatch):
 
     scripted = consumers.analyze_frame
 
-    def analyze(data, index, thresholds, snapshot=False, adapt_margin=None, search_edges=True, welcome=None):
-        """``edge:<x1>``: a face found across the right edge (when searched there)."""
+    def analyze(data, index, thresholds, snapshot=False, adapt_margin=None, search_edges=True, welcome=None,
+                background=()):
+        """``edge:<x1>``: a face found across the right edge (when searched there); ``blur``: a blurred face,
+        left out where the presence has let its place go (``background``), as analyze_frame leaves it out."""
         script = data[len(JPEG_MAGIC):].decode()
+        if script == "blur":
+            place = (0.6, 0.3, 0.85, 0.6)
+            if place in background:
+                return consumers.FrameAnalysis(size=(640, 480), blurred=(place,), ms=5)
+            face = SimpleNamespace(box=(384.0, 144.0, 544.0, 288.0), masked=False, across_edge=False, embedding=None,
+                                   aligned=np.zeros((8, 8, 3), np.uint8),
+                                   quality=SimpleNamespace(ok=False, reason="blurry"))
+            return consumers.FrameAnalysis(size=(640, 480), face=face, blurred=(place,), ms=5)
         if script.startswith("edge:"):
             if not search_edges:
                 return consumers.FrameAnalysis(size=(640, 480), ms=5)
@@ -2052,6 +2062,23 @@ def edge_engine(engine_script, monkeypatch):
     monkeypatch.setattr(consumers, "EDGE_STILL_S", 0.6)
     monkeypatch.setattr(consumers, "EDGE_SEARCH_EVERY_S", 0.0)
     return engine_script
+
+
+def test_a_blurred_face_that_stays_in_one_place_is_let_go_by_the_socket(edge_engine, paired, monkeypatch):
+    """The socket hands the presence's let-go places to the engine with each frame: a window out of
+    focus, found as a blurred face in one place, is "hold still" for EDGE_STILL_S, then nobody."""
+    monkeypatch.setattr(consumers, "LOST_AFTER_S", 1.0)   # a place missed for longer is forgotten
+    async def scenario():
+        comm = await open_kiosk(paired[1])
+        out = []
+        for _ in range(8):
+            out.append((await ask(comm, "blur"))["reason"])
+            await asyncio.sleep(0.15)
+        await comm.disconnect()
+        return out
+
+    out = async_to_sync(scenario)()
+    assert out[0] == "blurry" and out[-1] is None and out.index(None) >= 2, out
 
 
 def test_someone_half_out_at_the_spot_of_a_face_let_go_long_ago_is_asked_to_move(edge_engine, paired):

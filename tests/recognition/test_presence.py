@@ -134,6 +134,36 @@ def test_an_empty_scene_is_searched_across_the_edge_now_and_then_and_a_still_edg
     assert [s.reply["reason"] for s in steps] == ["partial", "partial", None]   # still for edge_still_s: let go
 
 
+def test_a_blurred_face_that_stays_in_one_place_is_let_go_as_the_background():
+    """A window behind the person in front, out of focus, found as a face beside them: a review's
+    kiosk said "One person at a time" for good. Its place is let go after ``edge_still_s`` found there
+    (missed for a frame or two meanwhile: the detector finds it in most frames); a blurred face that
+    moves (someone beside, walking) is timed afresh at each new place; a pause forgets every place."""
+    p = _presence(edge_still_s=1.0, lost_after_s=0.7)
+    window = (0.65, 0.35, 0.89, 0.67)
+
+    def frame(*blurred: tuple[float, ...]) -> FrameAnalysis:
+        return FrameAnalysis(size=SIZE, face=_face(), blurred=tuple(blurred))
+
+    p.frame(frame(window), 0.0, searched=False)
+    p.frame(frame(), 0.3, searched=False)                    # missed once: still timed
+    p.frame(frame(tuple(v + 0.01 for v in window)), 0.6, searched=False)
+    assert p.background.boxes(0.99) == () and p.background.boxes(1.0) == (window,)
+    # someone beside, walking: a new place every frame, never let go
+    walker = [(0.1 + 0.1 * i, 0.3, 0.3 + 0.1 * i, 0.6) for i in range(8)]
+    for i, box in enumerate(walker):
+        p.frame(frame(window, box), 1.0 + 0.15 * i, searched=False)
+    assert p.background.boxes(2.1) == (window,)
+    p.frame(frame(), 2.5, searched=False)
+    p.frame(frame(), 2.9, searched=False)                    # gone for longer than lost_after_s
+    assert p.background.boxes(2.9) == ()
+    for t in (3.0, 3.5, 4.0):
+        p.frame(frame(window), t, searched=False)
+    assert p.background.boxes(4.0) == (window,)
+    p.frame(frame(window), 4.0 + p.timing.gap_cap_s + 1, searched=False)   # no frame for a while: afresh
+    assert p.background.boxes(4.0 + p.timing.gap_cap_s + 1.5) == ()
+
+
 def test_a_welcome_that_replaces_another_directly_starts_its_counts_afresh():
     """The counts that end a welcome belong to it: when the next person's vote completes while the
     last welcome stands (their frames never made two in a row), a frame far below the threshold
