@@ -2064,20 +2064,25 @@ def edge_engine(engine_script, monkeypatch):
     return engine_script
 
 
+def _reasons_over_time(token: str, script: str, n: int, *, every: float) -> list[str | None]:
+    """The reasons the kiosk answers ``n`` frames of ``script``, sent ``every`` seconds apart."""
+    async def scenario():
+        comm = await open_kiosk(token)
+        out = []
+        for _ in range(n):
+            out.append((await ask(comm, script))["reason"])
+            await asyncio.sleep(every)
+        await comm.disconnect()
+        return out
+
+    return async_to_sync(scenario)()
+
+
 def test_a_blurred_face_that_stays_in_one_place_is_let_go_by_the_socket(edge_engine, paired, monkeypatch):
     """The socket hands the presence's let-go places to the engine with each frame: a window out of
     focus, found as a blurred face in one place, is "hold still" for EDGE_STILL_S, then nobody."""
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 1.0)   # a place missed for longer is forgotten
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        out = []
-        for _ in range(8):
-            out.append((await ask(comm, "blur"))["reason"])
-            await asyncio.sleep(0.15)
-        await comm.disconnect()
-        return out
-
-    out = async_to_sync(scenario)()
+    out = _reasons_over_time(paired[1], "blur", 8, every=0.15)
     assert out[0] == "blurry" and out[-1] is None and out.index(None) >= 2, out
 
 
@@ -2101,17 +2106,7 @@ def test_someone_half_out_at_the_spot_of_a_face_let_go_long_ago_is_asked_to_move
 def test_a_face_across_the_edge_that_stays_is_let_go_for_good(edge_engine, paired, monkeypatch):
     """Once let go, it stays so while the empty scene is searched now and then (EDGE_SEARCH_EVERY_S)."""
     monkeypatch.setattr(consumers, "EDGE_SEARCH_EVERY_S", 0.5)
-
-    async def scenario():
-        comm = await open_kiosk(paired[1])
-        out = []
-        for _ in range(20):
-            out.append((await ask(comm, "edge:500"))["reason"])
-            await asyncio.sleep(0.125)
-        await comm.disconnect()
-        return out
-
-    out = async_to_sync(scenario)()
+    out = _reasons_over_time(paired[1], "edge:500", 20, every=0.125)
     first_none = out.index(None)
     assert first_none >= 1 and all(r is None for r in out[first_none:]), out
 
