@@ -314,7 +314,9 @@ def test_files_written_whole_keep_templates_private_and_models_readable(tmp_path
         savez_atomic(tmp_path / "index.npz", v=np.zeros(2))
         savez_atomic(tmp_path / "model.npz", shared=True, v=np.zeros(2))
         write_text_atomic(tmp_path / "metrics.json", "{}")
+        savez_atomic(tmp_path / "index" / "v1.npz", v=np.zeros(2))          # a folder made for it: private
+        savez_atomic(tmp_path / "models" / "m.npz", shared=True, v=np.zeros(2))
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
-    assert modes == {"index.npz": 0o600, "model.npz": 0o644, "metrics.json": 0o644}
+    assert modes == {"index.npz": 0o600, "model.npz": 0o644, "metrics.json": 0o644, "index": 0o700, "models": 0o755}

@@ -32,9 +32,11 @@ def write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool, share
     """``write`` into a temporary file in ``path``'s folder, synced, then renamed over ``path`` and
     the folder synced: a reader (or a crash, or Ctrl-C) never meets a half-written file, and a power
     loss cannot leave a committed index version naming an empty file. The file is the owner's alone
-    (``mkstemp``'s ``0600``) unless ``shared``: then as the umask allows, as a plain write would be."""
+    (``mkstemp``'s ``0600``) unless ``shared``: then as the umask allows, as a plain write would be.
+    A folder made for a private file is the owner's alone too (``0700``; the index folder was ``0755``
+    under the usual umask, which showed every version's file name: a security review)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, **({} if shared else {"mode": 0o700}))
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         if shared:
