@@ -133,8 +133,13 @@ def test_the_development_settings_refuse_other_hosts_with_their_public_key():
     assert refused.returncode != 0 and "masknet_site.settings.prod" in refused.stderr
     # the documented deployment's variables (its own key) without the settings module: DEBUG is on
     assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50).returncode != 0
-    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY="k" * 50,
+    assert manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY=PROD_ENV["DJANGO_SECRET_KEY"],
                   DJANGO_DEBUG="0").returncode == 0
+    # serving the network, the key is held to production's rule ("short" served it: a security review)
+    for key in ("short", "k" * 50):
+        weak = manage("check", DJANGO_ALLOWED_HOSTS="masknet.example.org", DJANGO_SECRET_KEY=key, DJANGO_DEBUG="0")
+        assert weak.returncode != 0 and "DJANGO_SECRET_KEY is too weak" in weak.stderr, weak.stderr[-500:]
+        assert key not in weak.stderr
     assert manage("check").returncode == 0           # localhost: the embedded default
 
 
@@ -867,11 +872,17 @@ def test_production_refuses_a_weak_secret_key_and_hosts_that_name_none():
                            (prod, {**PROD_ENV, "DJANGO_SECRET_KEY": "ab" * 30}),
                            (prod, {**PROD_ENV, "DJANGO_ALLOWED_HOSTS": ","}),
                            (prod, {**PROD_ENV, "REDIS_URL": " "}),
-                           (prod, PROD_ENV)])
+                           (prod, PROD_ENV),
+                           # a rotation's old key is still accepted: held to the same rule (a security review)
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY_FALLBACKS": f"{'o' * 60}x9-Q,changeme"}),
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY_FALLBACKS": "django-insecure-" + "a1b2c3d4e5" * 5}),
+                           (prod, {**PROD_ENV, "DJANGO_SECRET_KEY_FALLBACKS": PROD_ENV["DJANGO_SECRET_KEY"][::-1]})])
     assert "DJANGO_SECRET_KEY must be set" in said[0]
     assert all("DJANGO_SECRET_KEY is too weak" in s for s in said[1:4]), said
     assert "DJANGO_ALLOWED_HOSTS must name" in said[4] and "REDIS_URL must be set" in said[5]
     assert said[6] is None
+    assert "DJANGO_SECRET_KEY_FALLBACKS' key 2 is too weak" in said[7] and "changeme" not in said[7], said[7]
+    assert "DJANGO_SECRET_KEY_FALLBACKS' key 1 is too weak" in said[8] and said[9] is None, said[8:]
 
 
 def test_the_settings_know_the_engines_runtimes():

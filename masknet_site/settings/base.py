@@ -168,6 +168,19 @@ def database_from_url(url: str) -> dict:
                                "postgres://USER:PASSWORD@HOST:PORT/NAME)")
 
 
+def refuse_weak_secret_keys(key: str, fallbacks: list[str]) -> None:
+    """Stop the site when ``key`` (``DJANGO_SECRET_KEY``) or one of ``fallbacks`` (a rotation's old
+    keys, still accepted) is what Django's check --deploy calls weak (security.W009): under 50
+    characters, under 5 different ones, or Django's own ``django-insecure-`` key. They sign every
+    session and pairing cookie and the erased staff ids' digests; the refusal never shows a key."""
+    named = [("DJANGO_SECRET_KEY", key), *((f"DJANGO_SECRET_KEY_FALLBACKS' key {n}", k)
+                                           for n, k in enumerate(fallbacks, 1))]
+    for name, value in named:
+        if len(value) < 50 or len(set(value)) < 5 or value.startswith("django-insecure-"):
+            raise ImproperlyConfigured(f"{name} is too weak: use 50 or more random characters, e.g. the output "
+                                       "of python -c 'import secrets; print(secrets.token_urlsafe(50))'")
+
+
 SECRET_KEY = env("DJANGO_SECRET_KEY", "")
 # keys SECRET_KEY had before a rotation, still accepted (Django's signatures; the digests of erased
 # staff ids, which cannot be made again under a new key: docs/security.md, "Erasure on request")

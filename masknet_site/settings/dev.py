@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import ALLOWED_HOSTS, env, env_bool
+from .base import ALLOWED_HOSTS, SECRET_KEY_FALLBACKS, env, env_bool, refuse_weak_secret_keys
 
 DEV_KEY = "dev-insecure-masknet-key-do-not-use-in-production"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "testserver"}
@@ -22,6 +22,11 @@ if (DEBUG or SECRET_KEY == DEV_KEY) and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
         "settings (DEBUG on, or their public secret key): set DJANGO_SETTINGS_MODULE=masknet_site.settings.prod "
         "for a deployment (docs/deployment.md), or DJANGO_DEBUG=0 and DJANGO_SECRET_KEY to serve other hosts "
         "from a development copy")
+
+# Serving other hosts (DEBUG off, a key of its own), the key is held to production's rule: "short"
+# served the network (a security review)
+if set(ALLOWED_HOSTS) - LOCAL_HOSTS:
+    refuse_weak_secret_keys(SECRET_KEY, SECRET_KEY_FALLBACKS)
 
 # ... and whatever DJANGO_ALLOWED_HOSTS says, only this machine's own clients are served then (a
 # client sets the Host header it is checked against): masknet_site.loopback

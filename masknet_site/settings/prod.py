@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_int, env_list, env_switch
+from .base import SECRET_KEY_FALLBACKS, env, env_int, env_list, env_switch, refuse_weak_secret_keys
 
 
 def required(name: str) -> str:
@@ -17,10 +17,9 @@ def required(name: str) -> str:
 DEBUG = False
 SECRET_KEY = required("DJANGO_SECRET_KEY")
 # what Django's check --deploy calls weak (security.W009), refused here: the sample's placeholder or a
-# word typed by hand signs every session, pairing cookie and erased staff id's digest
-if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY is too weak: use 50 or more random characters, e.g. the output of "
-                               "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
+# word typed by hand signs every session, pairing cookie and erased staff id's digest; so would a
+# rotation's old key, still accepted (a weak one was let in: a security review)
+refuse_weak_secret_keys(SECRET_KEY, SECRET_KEY_FALLBACKS)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS:   # "," or " " was a list of "," and every request a bare 400
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name this site's host names in production, comma-separated")
