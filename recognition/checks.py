@@ -1,6 +1,7 @@
 """System checks of the recognition app: its data (``manage.py migrate``, ``check --database default``),
 the kiosk's notice line, ``MASKNET_*`` environment variables MaskNet does not read (a misspelling),
-and, for a production site, its privacy contact, data controller and legal basis (``check --deploy``)."""
+and, for a production site, its privacy contact, data controller and legal basis, and its host names
+(``check --deploy``)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,20 @@ def privacy_controller(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         hint="set MASKNET_PRIVACY_CONTROLLER to the operating organisation's name and address and "
              "MASKNET_PRIVACY_LEGAL_BASIS to the basis relied on (README, Configuration)",
         id="masknet.W005")]
+
+
+@checks.register("masknet", deploy=True)
+def any_host(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``masknet.W007`` (``check --deploy``) when ``DJANGO_ALLOWED_HOSTS`` holds ``*``: the site then
+    answers any Host header, which it builds its own addresses from (pairing links, the privacy page's
+    address on a kiosk) and compares a socket's Origin with; a page of another domain pointed at this
+    server's address (DNS rebinding) is then same-origin to it. Django's own checks say nothing of it."""
+    if "*" not in settings.ALLOWED_HOSTS:
+        return []
+    return [checks.Warning(
+        "DJANGO_ALLOWED_HOSTS is '*': any Host header is answered, and pages and sockets of any domain that "
+        "resolves to this server count as this site's own",
+        hint="name the site's host names in DJANGO_ALLOWED_HOSTS (docs/deployment.md)", id="masknet.W007")]
 
 
 def notice_url_chars() -> int:

@@ -70,6 +70,16 @@ def test_check_deploy_warns_when_no_controller_or_legal_basis_is_stated():
     assert manage("check", **env).returncode == 0
 
 
+def test_check_deploy_warns_when_any_host_is_allowed():
+    """``DJANGO_ALLOWED_HOSTS=*`` passed production's settings and Django's deploy checks without a word
+    (a security review): any domain pointed at the server's address was then this site."""
+    env = {**PROD_ENV, "DJANGO_ALLOWED_HOSTS": "masknet.example.org,*"}
+    proc = manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert proc.returncode != 0 and proc.stderr.count("masknet.W007") == 1, proc.stderr[-800:]
+    assert "DJANGO_ALLOWED_HOSTS is '*'" in proc.stderr
+    assert manage("check", **env).returncode == 0   # a warning of the deploy checks alone
+
+
 @pytest.mark.reliability
 @pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS", "REDIS_URL"])
 def test_production_refuses_to_start_without_its_secrets(missing):
