@@ -9,6 +9,7 @@ import hashlib
 import io
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -123,11 +124,14 @@ def _refusal(code: str, message: str | None = None, **kwargs) -> PhotoInspection
     return PhotoInspection(ok=False, code=code, message=message or REFUSALS[code], **kwargs)
 
 
-def _too_many_pixels(width: int | None = None, height: int | None = None) -> PhotoInspection:
+def _too_many_pixels(width: int | None = None, height: int | None = None, *,
+                     pixels: int | None = None) -> PhotoInspection:
     """``too_large`` for the pixel limit, saying so: compressing the file (the size limit's cure)
-    would not help."""
+    would not help. ``pixels``: the count alone, where the size is not known (Pillow's refusal of a
+    header over its own limit names only the count)."""
     limit = settings.MASKNET_MAX_PIXELS
-    size = f"It is {width}×{height} pixels; at most" if width and height else "At most"
+    size = (f"It is {width}×{height} pixels; at most" if width and height
+            else f"It is {amount(pixels, 'pixels')}; at most" if pixels else "At most")
     side = math.isqrt(limit)
     square = f" (e.g. {side}×{side})" if side * side == limit else ""   # a size an editor's resize box takes
     return _refusal("too_large", f"{REFUSALS['too_large']} {size} {amount(limit, 'pixels')}{square}: "
@@ -173,8 +177,9 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         width, height = header.size
         # an animated WebP (or APNG): the first picture alone was kept, the others dropped unsaid
         several = animated(header)
-    except Image.DecompressionBombError:
-        return _too_many_pixels()
+    except Image.DecompressionBombError as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))   # "Image size (400000000 pixels) exceeds limit ..."
+        return _too_many_pixels(pixels=int(claimed.group(1)) if claimed else None)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         return _refusal("unreadable")
     if width * height > settings.MASKNET_MAX_PIXELS:

@@ -359,6 +359,16 @@ def test_refuses_images_over_the_pixel_limit_and_says_so(person, astronaut_jpeg,
                                   "100×100): scale it down (compressing the file would not help).")
 
 
+def test_a_header_over_pillows_own_limit_is_refused_with_its_pixel_count(person):
+    """A 20000×20000 header stops Pillow before the site's own check reads the size: the refusal said
+    "At most 16,777,216 pixels" without saying how many the photo has (a bad-input review)."""
+    from tests.test_decode import png_header_only
+
+    inspection = services.photo_inspect(data=png_header_only(20_000, 20_000))
+    assert inspection.code == "too_large"
+    assert "It is 400,000,000 pixels; at most 16,777,216 pixels" in inspection.message, inspection.message
+
+
 def test_a_photo_within_raised_limits_is_not_refused_by_the_engines_own(settings):
     """``MASKNET_MAX_PHOTO_BYTES`` (or ``MASKNET_MAX_PIXELS``) raised above the engine's defaults
     (8 MiB, 40 Mpx): a photo within the site's limits passed their checks, then the engine's decode
