@@ -23,11 +23,12 @@ if (DEBUG or SECRET_KEY == DEV_KEY) and set(ALLOWED_HOSTS) - LOCAL_HOSTS:
         "for a deployment (docs/deployment.md), or DJANGO_DEBUG=0 and DJANGO_SECRET_KEY to serve other hosts "
         "from a development copy")
 
-# Serving other hosts (DEBUG off, a key of its own), the key is held to production's rule: "short"
-# served the network (a security review)
-if set(ALLOWED_HOSTS) - LOCAL_HOSTS:
-    refuse_weak_secret_keys(SECRET_KEY, SECRET_KEY_FALLBACKS)
-
 # ... and whatever DJANGO_ALLOWED_HOSTS says, only this machine's own clients are served then (a
 # client sets the Host header it is checked against): masknet_site.loopback
 MASKNET_LOOPBACK_ONLY = DEBUG or SECRET_KEY == DEV_KEY
+
+# Otherwise (DEBUG off, a key of its own) any client is served, whatever DJANGO_ALLOWED_HOSTS names
+# (a client on the network sending "Host: localhost" passes it): the key is held to production's
+# rule ("short" served the network: security reviews)
+if not MASKNET_LOOPBACK_ONLY:
+    refuse_weak_secret_keys(SECRET_KEY, SECRET_KEY_FALLBACKS)
