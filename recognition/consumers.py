@@ -86,7 +86,7 @@ from masknet_site.channel_layer import outage_epoch
 from masknet_site.logfilters import error_first_line
 from recognition.engine import EngineError, Face, Index, NoFaceFound
 from recognition.engine.decode import decode_image, image_extension
-from recognition.engine.detect import box_area, box_iou, box_overlap
+from recognition.engine.detect import box_area, box_overlap
 from recognition.engine.gallery import identify, probe_threshold, score_for
 from recognition.engine.quality import BLURRY
 
@@ -96,7 +96,7 @@ from .models import Kiosk
 from .presence import (  # the rules' constants stay importable from here (tests, bench/voting.py; see _new_presence)
     CHECK_IN,
     EDGE_SEARCH_EVERY_S,
-    EDGE_STILL_IOU,
+    EDGE_STILL_IOU,  # noqa: F401
     EDGE_STILL_S,
     LOST_AFTER_INTERVALS,
     LOST_AFTER_S,
@@ -116,6 +116,7 @@ from .presence import (  # the rules' constants stay importable from here (tests
     Presence,
     Step,
     Timing,
+    let_go,
 )
 from .voting import Verdict, Voter
 
@@ -264,16 +265,19 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
                                search_filled=False)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
-    blurred = tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY)
+    places = {"blurred": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY),
+              "in_focus": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason != BLURRY)}
     if background:   # out of focus behind the person in front: neither someone beside them nor alone someone
-        faces = [f for f in faces if f.quality.reason != BLURRY
-                 or not any(box_iou(_unit_box(f.box, size), b) >= EDGE_STILL_IOU for b in background)]
+        faces = [f for f in faces if f.quality.reason != BLURRY or not let_go(_unit_box(f.box, size), background)]
+        if not faces and search_edges:
+            # the engine searches across the edge only where it found nobody: someone half out of the
+            # picture beside a face let go is asked to move to the middle, as without it (a diff review)
+            faces = engine.faces_across_edge(image, 3)
         if not faces:
-            return FrameAnalysis(size=size, blurred=blurred, ms=(time.perf_counter() - started) * 1000)
+            return FrameAnalysis(size=size, **places, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]
     if _several_people(faces, engine.config.detect_min_confidence):   # nobody is decided on (nor embedded)
-        return FrameAnalysis(size=size, face=face, several=True, blurred=blurred,
-                             ms=(time.perf_counter() - started) * 1000)
+        return FrameAnalysis(size=size, face=face, several=True, **places, ms=(time.perf_counter() - started) * 1000)
     # only the main face of a frame that can lead to a decision is embedded: FaceRes with flip
     # TTA is over half of a frame's engine time (docs/performance.md)
     decidable = face.quality.ok and face.width >= settings.MASKNET_KIOSK_MIN_FACE_PX
@@ -306,7 +310,7 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
         adapt = face_photo(image, face.box)
     return FrameAnalysis(size=size, face=face, decision=decision, ms=(time.perf_counter() - started) * 1000,
                          snapshot=jpeg, adapt_photo=adapt, welcomed=welcomed,
-                         welcomed_threshold=welcomed_threshold, blurred=blurred)
+                         welcomed_threshold=welcomed_threshold, **places)
 
 
 def face_photo(image: np.ndarray, box: Sequence[float], context: float = 0.6) -> bytes | None:

@@ -44,7 +44,7 @@ keeps a welcome on screen", "Faces cut through by a kiosk frame's edge").
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -157,7 +157,8 @@ class FrameAnalysis:
     longer in the index); for a face refused for its light (:data:`SCORED_WHEN_REFUSED`), scored while a
     welcome stands (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
     ``blurred``: where the faces refused as blurred were (0-1 boxes: x1, y1, x2, y2), those let go as
-    the background's (:class:`StillBlur`) too, which are left out of ``face`` and ``several``.
+    the background's (:class:`StillBlur`) too, which are left out of ``face`` and ``several``;
+    ``in_focus``: where the other faces were (refused or not, but not for blur).
     """
 
     size: tuple[int, int] = (0, 0)
@@ -171,6 +172,7 @@ class FrameAnalysis:
     welcomed: tuple[str, float | None] | None = None
     welcomed_threshold: float | None = None
     blurred: tuple[tuple[float, ...], ...] = ()
+    in_focus: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -298,37 +300,56 @@ class EdgeSearch:
         return now - self._since >= self.timing.edge_still_s
 
 
+def let_go(box: Sequence[float], background: Sequence[Sequence[float]]) -> bool:
+    """Whether a blurred face at ``box`` (0-1) is at one of the ``background``'s places
+    (:meth:`StillBlur.boxes`): :func:`recognition.consumers.analyze_frame` then leaves it out."""
+    return any(box_iou(box, place) >= EDGE_STILL_IOU for place in background)
+
+
 class StillBlur:
-    """Which faces refused as blurred are the background's (see :data:`EDGE_STILL_IOU`): each place a
-    blurred face was found (0-1 boxes, :attr:`FrameAnalysis.blurred`) is timed while a blurred face is
-    found there again, missed for no longer than a presence's face may be (the detector finds a
-    background's "face" in most frames, not all); one found there for ``edge_still_s`` is let go
-    (:meth:`boxes`). Kept apart from :class:`EdgeSearch`: a frame holds a face in front and the
-    background's at once."""
+    """Which faces refused as blurred are the background's (see :data:`EDGE_STILL_IOU`).
+
+    A place is timed from a frame where a blurred face is found there beside a face in focus (someone
+    in front of it), while a blurred face is found there again, missed for no longer than a
+    presence's face may be (the detector finds a background's "face" in most frames, not all), and
+    never found in focus: a face in focus there is someone, and the place is forgotten. One timed for
+    ``edge_still_s`` is let go (:meth:`boxes`). So two people side by side, each blurred when they
+    move, are never let go (each is sharp in between: a diff review found them flipped between after
+    4 s, when any blurred place was timed), nor is someone blurred alone (a camera out of focus:
+    "Hold still", not "Looking for a face"). Kept apart from :class:`EdgeSearch`: a frame holds a
+    face in front and the background's at once."""
 
     def __init__(self, timing: Timing) -> None:
         self.timing = timing
         self._places: list[tuple[tuple[float, ...], float, float]] = []   # (box first found, since, last found)
+        self._lost_after_s = timing.lost_after_s
+        self._frame_at: float | None = None
 
     def boxes(self, now: float) -> tuple[tuple[float, ...], ...]:
-        """The places (0-1 boxes) whose blurred faces are let go at the frame taken at ``now``."""
-        return tuple(box for box, since, _ in self._places if now - since >= self.timing.edge_still_s)
+        """The places (0-1 boxes) whose blurred faces are let go at the frame taken at ``now``: none
+        after a pause (the presence forgets them at that frame), nor one not found lately."""
+        if self._frame_at is None or now - self._frame_at > self.timing.gap_cap_s:
+            return ()
+        return tuple(box for box, since, last in self._places
+                     if now - since >= self.timing.edge_still_s and now - last <= self._lost_after_s)
 
     def seen(self, a: FrameAnalysis, now: float, *, paused: bool, lost_after_s: float) -> None:
-        """Time the places of frame ``a``'s blurred faces. ``paused``: no frame came for a while
-        before it (the camera may point elsewhere now): every place is timed afresh. ``lost_after_s``:
-        a place not found again for longer is forgotten (the presence's, stretched on a slow server:
-        at one answer every 1.5 s, the 1 s of a fast one forgot every place between two frames)."""
+        """Time the places of frame ``a``'s blurred faces (:attr:`FrameAnalysis.blurred`, beside those
+        in focus, :attr:`FrameAnalysis.in_focus`). ``paused``: no frame came for a while before it (the
+        camera may point elsewhere now): every place is timed afresh. ``lost_after_s``: a place not
+        found again for longer is forgotten (the presence's, stretched on a slow server: at one answer
+        every 1.5 s, the 1 s of a fast one forgot every place between two frames)."""
+        self._frame_at, self._lost_after_s = now, lost_after_s
         if paused:
             self._places = []
-        kept = [p for p in self._places if now - p[2] <= lost_after_s]
+        kept = [p for p in self._places if now - p[2] <= lost_after_s and not let_go(p[0], a.in_focus)]
         for box in a.blurred:
             match = next((i for i, p in enumerate(kept) if box_iou(box, p[0]) >= EDGE_STILL_IOU), None)
-            if match is None:
-                kept.append((box, now, now))
-            else:
+            if match is not None:
                 first, since, _ = kept[match]
                 kept[match] = (first, since, now)
+            elif a.in_focus:   # behind someone in focus: timed from now
+                kept.append((box, now, now))
         self._places = kept
 
 

@@ -176,8 +176,9 @@ def test_a_blurred_face_that_stays_in_one_place_is_let_go_and_the_face_in_front_
     """A press photo before the White House's windows: out of focus, the windows were found as a face
     as large as the person's (once larger), and the kiosk said "One person at a time" for good (a
     review). A blurred face is someone beside at first (they may be moving); once it has stayed in
-    one place for ``edge_still_s`` (:class:`recognition.presence.StillBlur`) it is the background's and
-    left out: the face in front is decided on, whichever is the larger; alone, it is nobody."""
+    one place beside a face in focus for ``edge_still_s`` (:class:`recognition.presence.StillBlur`) it
+    is the background's and left out: the face in front is decided on, whichever is the larger;
+    alone, it is nobody. Two people side by side, each blurred in turn (moving), stay two people."""
     import cv2
 
     from recognition.presence import Presence, Timing
@@ -186,14 +187,20 @@ def test_a_blurred_face_that_stays_in_one_place_is_let_go_and_the_face_in_front_
     settings.MASKNET_MODELS_DIR = installed_models
     crop, index = _head_and_index(engine, astronaut_bgr)
 
-    def frame(behind: float, *, front: bool = True) -> bytes:
+    def frame(behind: float, *, front: bool = True, swapped: bool = False) -> bytes:
+        """A face in front on the left, a blurred one ``behind`` its size on the right (``swapped``:
+        the left one blurred, the right one sharp)."""
         canvas = np.full((480, 640, 3), 128, np.uint8)
-        if front:
-            sharp = cv2.resize(crop, (290, 290 * crop.shape[0] // crop.shape[1]))
-            canvas[40:40 + sharp.shape[0], 10:300] = sharp[: 440]
         side = int(290 * behind)
-        blurred = cv2.GaussianBlur(cv2.resize(crop, (side, side * crop.shape[0] // crop.shape[1])), (0, 0), 5.0)
-        canvas[40:40 + blurred.shape[0], 320:320 + side] = blurred[: 440]
+        left = cv2.resize(crop, (290, 290 * crop.shape[0] // crop.shape[1]))
+        right = cv2.resize(crop, (side, side * crop.shape[0] // crop.shape[1]))
+        if swapped:
+            left = cv2.GaussianBlur(left, (0, 0), 5.0)
+        else:
+            right = cv2.GaussianBlur(right, (0, 0), 5.0)
+        if front:
+            canvas[40:40 + left.shape[0], 10:300] = left[: 440]
+        canvas[40:40 + right.shape[0], 320:320 + side] = right[: 440]
         return faces.jpeg(canvas, 92)
 
     for behind in (0.95, 1.05):   # a little smaller than the face in front, and a little larger
@@ -201,7 +208,7 @@ def test_a_blurred_face_that_stays_in_one_place_is_let_go_and_the_face_in_front_
         assert first.several and first.decision is None and len(first.blurred) == 1, behind
         let_go = consumers.analyze_frame(frame(behind), index, {}, background=first.blurred)
         assert not let_go.several and let_go.decision is not None and let_go.decision.label == "7", behind
-        assert let_go.blurred == first.blurred   # still answered, so that its place stays timed
+        assert let_go.blurred == first.blurred and len(let_go.in_focus) == 1   # its place stays timed
     alone = consumers.analyze_frame(frame(0.95, front=False), index, {})
     assert alone.face is not None and alone.face.quality.reason == "blurry"
     assert consumers.analyze_frame(frame(0.95, front=False), index, {}, background=alone.blurred).face is None
@@ -216,3 +223,34 @@ def test_a_blurred_face_that_stays_in_one_place_is_let_go_and_the_face_in_front_
         states.append((step.reply["state"], step.reply["reason"], step.verdict and step.verdict.label))
     assert states[:4] == [("adjust", "several", None)] * 4, states
     assert ("recognising", None, "7") in states[4:], states
+
+    # two people, each blurred in turn: never let go, never decided on (the flip "several" prevents)
+    presence = Presence(Voter(min_frames=3, min_frames_masked=4), min_face_px=40, timing=Timing(edge_still_s=1.0))
+    for i in range(10):
+        now = i * 0.25
+        a = consumers.analyze_frame(frame(1.0, swapped=bool(i % 2)), index, {},
+                                    background=presence.background.boxes(now))
+        step = presence.frame(a, now, searched=False)
+        assert (step.reply["reason"], step.verdict) == ("several", None), (i, step.reply)
+
+
+def test_someone_half_out_beside_a_blurred_face_let_go_is_asked_to_move(engine, installed_models, astronaut_bgr,
+                                                                        settings):
+    """The engine searches across the frame's edge only where it found nobody: a blurred face found,
+    then let go as the background's, kept it from searching, and someone half out of the picture was
+    told "Looking for a face" instead of "move to the middle" (a diff review)."""
+    import cv2
+
+    settings.MASKNET_MODELS_DIR = installed_models
+    crop, index = _head_and_index(engine, astronaut_bgr)
+    image = faces.cut_by_the_screen(engine, astronaut_bgr, 0.5, "right")
+    h, w = image.shape[:2]
+    head = cv2.GaussianBlur(cv2.resize(crop, (w // 2, w // 2 * crop.shape[0] // crop.shape[1])), (0, 0), 4.0)
+    image[h // 2: h // 2 + head.shape[0], 5: 5 + head.shape[1]] = head[: h - h // 2]
+    data = faces.jpeg(image)
+    first = consumers.analyze_frame(data, index, {})
+    assert first.face is not None and first.face.quality.reason == "blurry" and len(first.blurred) == 1
+    a = consumers.analyze_frame(data, index, {}, background=first.blurred)
+    assert a.face is not None and a.face.quality.reason == "partial" and a.face.across_edge, a.face
+    assert a.blurred == first.blurred
+    assert consumers.analyze_frame(data, index, {}, background=first.blurred, search_edges=False).face is None

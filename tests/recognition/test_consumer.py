@@ -2040,14 +2040,17 @@ def edge_engine(engine_script, monkeypatch):
         """``edge:<x1>``: a face found across the right edge (when searched there); ``blur``: a blurred face,
         left out where the presence has let its place go (``background``), as analyze_frame leaves it out."""
         script = data[len(JPEG_MAGIC):].decode()
-        if script == "blur":
-            place = (0.6, 0.3, 0.85, 0.6)
-            if place in background:
-                return consumers.FrameAnalysis(size=(640, 480), blurred=(place,), ms=5)
-            face = SimpleNamespace(box=(384.0, 144.0, 544.0, 288.0), masked=False, across_edge=False, embedding=None,
-                                   aligned=np.zeros((8, 8, 3), np.uint8),
-                                   quality=SimpleNamespace(ok=False, reason="blurry"))
-            return consumers.FrameAnalysis(size=(640, 480), face=face, blurred=(place,), ms=5)
+        if script == "blur":   # someone turned away in front (refused: pose), a larger blurred "face" behind
+            place, front = (0.6, 0.3, 0.85, 0.6), (0.1, 0.3, 0.32, 0.58)
+
+            def refused(box: tuple[float, ...], reason: str) -> SimpleNamespace:
+                return SimpleNamespace(box=tuple(v * s for v, s in zip(box, (640, 480, 640, 480), strict=True)),
+                                       masked=False, across_edge=False, embedding=None,
+                                       aligned=np.zeros((8, 8, 3), np.uint8),
+                                       quality=SimpleNamespace(ok=False, reason=reason))
+
+            face = refused(front, "pose") if place in background else refused(place, "blurry")
+            return consumers.FrameAnalysis(size=(640, 480), face=face, blurred=(place,), in_focus=(front,), ms=5)
         if script.startswith("edge:"):
             if not search_edges:
                 return consumers.FrameAnalysis(size=(640, 480), ms=5)
@@ -2080,10 +2083,11 @@ def _reasons_over_time(token: str, script: str, n: int, *, every: float) -> list
 
 def test_a_blurred_face_that_stays_in_one_place_is_let_go_by_the_socket(edge_engine, paired, monkeypatch):
     """The socket hands the presence's let-go places to the engine with each frame: a window out of
-    focus, found as a blurred face in one place, is "hold still" for EDGE_STILL_S, then nobody."""
+    focus behind someone, found as a blurred face larger than theirs in one place, is the frame's face
+    ("hold still") for EDGE_STILL_S, then left out: the face in front is answered."""
     monkeypatch.setattr(consumers, "LOST_AFTER_S", 1.0)   # a place missed for longer is forgotten
     out = _reasons_over_time(paired[1], "blur", 8, every=0.15)
-    assert out[0] == "blurry" and out[-1] is None and out.index(None) >= 2, out
+    assert out[0] == "blurry" and out[-1] == "pose" and out.index("pose") >= 2, out
 
 
 def test_someone_half_out_at_the_spot_of_a_face_let_go_long_ago_is_asked_to_move(edge_engine, paired):
