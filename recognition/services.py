@@ -630,7 +630,8 @@ class RetentionOutcome:
     ``adapted_days``/``adapted_photos``: the period applied to photos kept by gallery adaptation and
     how many of them were deleted (``enrollment.services.adapted_photos_purge``);
     ``failed_files``: photo and index files that should have gone and could not be deleted (biometric data
-    kept against the retention: the command exits non-zero).
+    kept against the retention: the command exits non-zero); ``refused_files``: photo files no row
+    names, so many that the media folder is taken for another database's, none deleted (the same).
     """
 
     snapshot_days: int
@@ -643,6 +644,7 @@ class RetentionOutcome:
     failed_files: int = 0
     adapted_days: int = 0
     adapted_photos: int = 0
+    refused_files: int = 0
 
     @property
     def decisions_total(self) -> int:
@@ -655,7 +657,21 @@ class RetentionOutcome:
                 "snapshots": self.snapshots, "decisions": dict(self.decisions),
                 "decisions_total": self.decisions_total, "orphan_files": self.orphan_files,
                 "index_files": self.index_files, "adapted_days": self.adapted_days,
-                "adapted_photos": self.adapted_photos, "failed_files": self.failed_files, "dry_run": self.dry_run}
+                "adapted_photos": self.adapted_photos, "failed_files": self.failed_files,
+                "refused_files": self.refused_files, "dry_run": self.dry_run}
+
+    def problems(self) -> list[str]:
+        """Why the purge did not complete (biometric data kept against the retention), as ``purge_expired``
+        and the Celery task say it; none when it did."""
+        said = []
+        if self.refused_files:   # not a permission to fix: running it again fails the same way (a review)
+            said.append(f"the photo sweep refused {self.refused_files} photo files that no photo names, far more than "
+                        "failed uploads leave: is DATABASE_URL this media folder's database (a restore that put the "
+                        "media back before the rows)? Nothing was deleted (docs/deployment.md, Backup and restore)")
+        if self.failed_files:
+            said.append(f"{self.failed_files} photo or index files could not be deleted (see the log): check the "
+                        "media and index folders' permissions; the next purge tries them again")
+        return said
 
 
 # a completed retention purge's own audit record (its object type), and how long after the last one
@@ -696,7 +712,8 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
     # sweep could not delete either count, once
     kept: list[str] = []
     adapted = adapted_photos_purge(older_than_days=adapted_days, now=now, dry_run=dry_run, failed=kept)
-    orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed)
+    refused: list[str] = []
+    orphans = photo_files_sweep(now=now.timestamp(), dry_run=dry_run, failed=failed, refused=refused)
     failed += [name for name in kept if name not in failed and default_storage.exists(name)]
     if orphans and not dry_run:   # face photos deleted: on record like every other purge
         audit_record(actor=None, action=Action.PURGE, object_type="enrollment.facephoto",
@@ -710,12 +727,13 @@ def retention_purge(*, now: datetime | None = None, dry_run: bool = False) -> Re
                      summary=f"retention: deleted {stray} index files that no index version named (killed rebuilds)")
     outcome = RetentionOutcome(snapshot_days=snapshot_days, decision_days=decision_days, snapshots=snapshots,
                                decisions=decisions, dry_run=dry_run, orphan_files=orphans, index_files=stray,
-                               failed_files=len(failed), adapted_days=adapted_days, adapted_photos=adapted)
+                               failed_files=len(failed), adapted_days=adapted_days, adapted_photos=adapted,
+                               refused_files=len(refused))
     if not dry_run and (snapshots or decisions or orphans or stray or adapted):
         log.info("retention purge: %s snapshot images, %s decision and login records, %s photos kept from "
                  "check-ins, %s orphan photo files, %s stray index files", snapshots, outcome.decisions_total,
                  adapted, orphans, stray)
-    if not dry_run and not failed:   # a whole run, on record for /healthz's retention_purge_overdue
+    if not dry_run and not failed and not refused:   # a whole run, on record for /healthz's retention_purge_overdue
         audit_record(actor=None, action=Action.PURGE, object_type=PURGE_RUN,
                      summary=f"retention purge completed: {counted(snapshots, 'snapshot image')}, "
                              f"{counted(outcome.decisions_total, 'decision and login record')}, "

@@ -20,12 +20,10 @@ def purge_expired_task(self) -> dict:
         outcome = services.retention_purge()
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(countdown=PURGE_RETRY_S, exc=exc) from exc
-    if outcome.failed_files:
+    if problems := outcome.problems():
         # biometric data kept against the retention: as the command exits non-zero for cron, the
         # task fails (its result is kept nowhere, so a return value alone would go unseen)
-        raise PurgeIncomplete(f"{outcome.failed_files} photo or index files could not be deleted (see the "
-                              f"warnings above): check the media and index folders' permissions; the next purge "
-                              f"tries again")
+        raise PurgeIncomplete("; ".join(problems))
     return outcome.as_dict()
 
 

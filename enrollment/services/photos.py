@@ -1013,12 +1013,14 @@ ORPHAN_AGE_S = 3600  # a photo file no row names is deleted once this old (it ma
 ORPHAN_SWEEP_FLOOR = 50
 
 
-def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None) -> int:
+def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed: list[str] | None = None,
+                      refused: list[str] | None = None) -> int:
     """Delete the photo files (``faces/<person>/…``) that no photo row names, once an hour old:
     files of an upload whose transaction rolled back (a photo's file is stored before its row
     commits), or that a failed delete left behind (erasure included). Returns how many
-    (would be) deleted; the paths it could not delete are appended to ``failed``. Run by the
-    daily retention purge.
+    (would be) deleted; the paths it could not delete are appended to ``failed``. Far more such files
+    than rolled-back uploads leave are another database's photos: none is deleted, and they are
+    appended to ``refused`` (to ``failed`` without it). Run by the daily retention purge.
 
     From the same listing, marks the photos whose file is not there ``file_missing``, and clears
     the mark of those whose file is back (:func:`_file_missing_mark`; not in a dry run)."""
@@ -1064,8 +1066,9 @@ def photo_files_sweep(*, now: float | None = None, dry_run: bool = False, failed
         log.error("photo sweep refused: %d photo files that no photo row names against %d rows; is "
                   "DATABASE_URL this media folder's database? (docs/deployment.md, Backup and restore)",
                   len(orphans), len(known))
-        if failed is not None:
-            failed.extend(orphans)
+        out = refused if refused is not None else failed
+        if out is not None:
+            out.extend(orphans)
         return 0
     if not dry_run:
         _file_missing_mark(rows, listed)

@@ -731,9 +731,23 @@ def test_the_sweep_refuses_a_media_folder_that_is_not_this_databases(person, mak
         os.utime(f, (time.time() - 7200, time.time() - 7200))
     failed: list[str] = []
     assert services.photo_files_sweep(failed=failed) == 0 and len(failed) == len(restored)
+    failed, refused = [], []
+    assert services.photo_files_sweep(failed=failed, refused=refused) == 0
+    assert failed == [] and len(refused) == len(restored)
     assert all(f.exists() for f in restored) and kept.exists()
-    with pytest.raises(CommandError, match="could not be deleted"):
-        call_command("purge_expired")
+    # said as what it is: not a permission to fix and a run to repeat (an operator review), dry run or not
+    for dry_run in (True, False):
+        out = io.StringIO()
+        with pytest.raises(CommandError) as info:
+            call_command("purge_expired", *(["--dry-run"] if dry_run else []), stdout=out)
+        said = str(info.value)
+        assert f"refused {len(restored)} photo files" in said and "is DATABASE_URL this media folder's" in said
+        assert "could not be deleted" not in said and "permissions" not in said, said
+        assert f"none deleted, {len(restored)} refused" in out.getvalue()
+    from recognition.tasks import PurgeIncomplete, purge_expired_task
+
+    result = purge_expired_task.apply()   # beat's daily run fails as the command does, saying the same
+    assert isinstance(result.result, PurgeIncomplete) and "is DATABASE_URL this media folder's" in str(result.result)
     assert all(f.exists() for f in restored)
     restored[0].unlink()     # as many as rolled-back uploads leave: swept as before
     for f in restored[1:-3]:

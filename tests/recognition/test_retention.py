@@ -230,7 +230,7 @@ def test_the_task_runs_through_celery(world, monkeypatch):
     assert summary == {"snapshot_days": 30, "decision_days": 365, "snapshots": 1,
                        "decisions": {action: 1 for action in DECISION_ACTIONS}, "decisions_total": 5, "orphan_files": 0,
                        "index_files": 0, "adapted_days": 180, "adapted_photos": 0, "failed_files": 0,
-                       "dry_run": False}
+                       "refused_files": 0, "dry_run": False}
     assert snapshot_in_db(old.pk) is None and len(purge_records()) == 2
 
 
@@ -242,9 +242,9 @@ def test_the_task_fails_when_photo_files_could_not_be_deleted(world, monkeypatch
 
     real = recognition_services.photo_files_sweep
 
-    def sweep(*, now, dry_run, failed):
+    def sweep(*, now, dry_run, failed, refused):
         failed.append("faces/1/left-behind.jpg")
-        return real(now=now, dry_run=dry_run, failed=failed)
+        return real(now=now, dry_run=dry_run, failed=failed, refused=refused)
 
     monkeypatch.setattr(recognition_services, "photo_files_sweep", sweep)
     result = purge_expired_task.apply()
@@ -369,7 +369,7 @@ def test_healthz_says_whether_the_purge_is_overdue_without_failing_readiness(db,
 
     real = recognition_services.photo_files_sweep
 
-    def sweep(*, now, dry_run, failed):                                  # photo files left behind
+    def sweep(*, now, dry_run, failed, refused):                         # photo files left behind
         failed.append("faces/1/left-behind.jpg")
         return 0
 

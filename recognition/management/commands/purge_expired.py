@@ -37,8 +37,9 @@ class Command(BaseCommand):
                           f"{outcome.decisions_total}" + (f" ({detail})" if detail else ""))
         self.stdout.write(f"photos kept from check-ins by gallery adaptation ({period(outcome.adapted_days)}): "
                           f"{verb} {outcome.adapted_photos}")
-        self.stdout.write(f"photo files that no photo names (uploads rolled back, failed deletes): {verb} "
-                          f"{outcome.orphan_files}")
+        self.stdout.write("photo files that no photo names (uploads rolled back, failed deletes): " + (
+            f"none deleted, {outcome.refused_files} refused (below)" if outcome.refused_files
+            else f"{verb} {outcome.orphan_files}"))
         self.stdout.write(f"index files that no index version names (killed rebuilds): {verb} {outcome.index_files}")
         problems = []
         if not outcome.dry_run:
@@ -46,9 +47,7 @@ class Command(BaseCommand):
                 self._rebuild_queued()
             except CommandError as exc:   # said with the files below, which cron must see too
                 problems.append(str(exc))
-        if outcome.failed_files:   # biometric data kept against the retention: cron must see it
-            problems.append(f"{outcome.failed_files} photo or index files could not be deleted (see the log): "
-                            "check the media and index folders' permissions and run it again")
+        problems += outcome.problems()   # biometric data kept against the retention: cron must see it
         if problems:
             raise CommandError("; ".join(problems))
 
