@@ -25,12 +25,31 @@ def add_actor_argument(parser: CommandParser, changes: str) -> None:
                         help=f"the staff user the audit log names for {changes} (default: system)")
 
 
-def command_actor(username: str | None, permissions: Iterable[str], *, changes: str, holders: str) -> object | None:
+def _holders(missing: list[str]) -> str:
+    """Who has every one of the ``missing`` permissions, as the refusal says it: the groups that hold
+    them all ("the Enrollers group has them"), else superusers. ``import_people --include-erased`` said
+    the Enrollers group had the lifting of an erasure, a superuser's (an operator-commands review)."""
+    from django.contrib.auth.models import Group
+
+    if SUPERUSER in missing:
+        return "superusers have them"
+    groups = Group.objects.all()
+    for perm in missing:
+        app, codename = perm.split(".", 1)
+        groups = groups.filter(permissions__content_type__app_label=app, permissions__codename=codename)
+    names = sorted(groups.distinct().values_list("name", flat=True))
+    if not names:
+        return "superusers have them"
+    return f"the {' and '.join(names)} group{'s have' if len(names) > 1 else ' has'} them"
+
+
+def command_actor(username: str | None, permissions: Iterable[str], *, changes: str,
+                  holders: str | None = None) -> object | None:
     """The user ``--actor`` names (``None``, the system, when ``username`` is ``None``): an active
     staff user holding each of ``permissions`` (``"app.codename"``, or :data:`SUPERUSER`). Raises
     ``CommandError`` naming what is missing otherwise; ``changes`` and ``holders`` say, in that
-    message, what the command does ("the import's changes") and who has them ("the Enrollers group
-    has them")."""
+    message, what the command does ("the import's changes") and who has them (by default the groups
+    holding every missing one, else superusers: :func:`_holders`)."""
     if username is None:
         return None
     users = get_user_model()
@@ -42,5 +61,5 @@ def command_actor(username: str | None, permissions: Iterable[str], *, changes: 
                if not (user.is_superuser if perm == SUPERUSER else user.has_perm(perm))]
     if missing:
         raise CommandError(f"--actor {username!r} may not make {changes}: the user lacks "
-                           f"{', '.join(missing)} ({holders})")
+                           f"{', '.join(missing)} ({holders or _holders(missing)})")
     return user

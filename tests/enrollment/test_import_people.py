@@ -72,6 +72,19 @@ def test_actor_must_be_an_active_staff_user_allowed_to_import(tmp_path, roles, p
         run(tmp_path, "--actor", name, "--no-rebuild")
     if who == "staff":
         assert "lacks enrollment.add_person, enrollment.add_facephoto" in str(refused.value)
+        assert str(refused.value).endswith("(the Enrollers group has them)"), refused.value
+    assert not Person.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_an_enroller_may_not_lift_erasures_and_is_told_who_may(tmp_path, roles):
+    """``--include-erased`` lifts an erasure, a superuser's: the refusal said "the Enrollers group has
+    them" of a permission the group has not (an operator-commands review)."""
+    user = User.objects.create_user("enroller", password="pw", is_staff=True)
+    user.groups.add(roles)
+    (tmp_path / "Jane_Doe").mkdir()
+    with pytest.raises(CommandError) as refused:
+        run(tmp_path, "--actor", "enroller", "--no-rebuild", "--include-erased")
+    assert str(refused.value).endswith("lacks enrollment.delete_erasedstaffid (superusers have them)"), refused.value
     assert not Person.objects.exists() and not AuditEvent.objects.exists()
 
 

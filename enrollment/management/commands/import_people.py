@@ -438,7 +438,7 @@ class Command(BaseCommand):
         actor = command_actor(opts["actor"], actor_permissions(rebuild=not opts["no_rebuild"],
                                                               update=opts["update_existing"],
                                                               include_erased=include_erased),
-                              changes="the import's changes", holders="the Enrollers group has them")
+                              changes="the import's changes")
         if len(opts["department"]) > DEPARTMENT_MAX:
             raise CommandError(f"--department is longer than {DEPARTMENT_MAX} characters")
         given: dict[str, Given] | None = None   # each folder's row of the people CSV
