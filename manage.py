@@ -22,10 +22,6 @@ def _present(path: str) -> bool:
 SIGTERM_KEPT = {"runserver", "testserver", "shell", "dbshell"}
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where a command handles Ctrl-C."""
-
-
 def _stop_on_sigterm() -> None:
     """A command stopped with SIGTERM (``timeout``, systemd, a job runner, ``kill``) ends as Ctrl-C
     ends it, through its own handling: ``import_people`` records what it added in the audit log,
@@ -33,6 +29,8 @@ def _stop_on_sigterm() -> None:
     rebuild until its heartbeat went stale). The default ended the process on the spot, saying nothing;
     one without handling of its own still ends by SIGTERM, after a line that says so."""
     import signal
+
+    from masknet_site.command_line import Terminated
 
     def stop(signum, frame):
         raise Terminated
@@ -64,7 +62,9 @@ def main() -> None:
             raise
         import signal
 
-        print("stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)", file=sys.stderr)
+        from masknet_site.command_line import Terminated, stopped_by
+
+        print(stopped_by(exc), file=sys.stderr)
         sys.stderr.flush()
         # ended by the signal itself, as Python ends on an uncaught Ctrl-C: a shell running it in a
         # loop or a script stops there (an exit status of 130 let bash go on to the next command)

@@ -1,4 +1,5 @@
-"""Helpers for every app's management commands: file arguments, people lists, a progress bar."""
+"""Helpers for every app's management commands: file arguments, people lists, a progress bar, how a
+command stopped by a signal says so."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a command handles Ctrl-C (``manage.py`` turns the signal into it)."""
+
+
+def stopped_by(exc: KeyboardInterrupt) -> str:
+    """How a command that was stopped says so: "stopped (SIGTERM)" or "interrupted (Ctrl-C)"."""
+    return "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
 
 
 def user_path(text: str) -> Path:

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from masknet_site.command_line import stopped_by
 from recognition.engine import Engine, EngineError
 from recognition.engine.gallery import Templates, fit_thresholds, person_templates
 from recognition.engine.index import Index
@@ -204,7 +205,7 @@ def index_rebuild(*, run_id: int | None = None, actor: object | None = None, for
         except BaseException as exc:
             # Ctrl-C while the models load (or the database gone): the run made here is recorded
             # "not started", not left queued for the next resume to start after the command stopped
-            reason = ("interrupted (Ctrl-C) before it started" if isinstance(exc, KeyboardInterrupt)
+            reason = (f"{stopped_by(exc)} before it started" if isinstance(exc, KeyboardInterrupt)
                       else f"failed before it started ({type(exc).__name__})")
             with contextlib.suppress(Exception):   # the database may be what failed
                 index_rebuild_abandon(run_id=run_id, reason=reason)

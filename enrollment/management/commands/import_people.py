@@ -26,7 +26,7 @@ from enrollment import dispatch, services
 from enrollment.models import ErasedStaffId, FacePhoto, Person
 from enrollment.services import amount, counted
 from enrollment.text import name_normal, staff_id_key, staff_id_normal
-from masknet_site.command_line import ProgressBar, people_file_lines, user_path
+from masknet_site.command_line import ProgressBar, people_file_lines, stopped_by, user_path
 from recognition.engine.install import models_ready
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -498,7 +498,7 @@ class Command(BaseCommand):
         may_name_owners = actor is None
         bar, done, started = ProgressBar("import"), 0, time.monotonic()
         began = timezone.now()
-        finished = interrupted = False
+        finished, interrupted = False, ""   # interrupted: how it was stopped, said at the end
         try:
             for folder, photos in plan:
                 row = given[folder.name] if given is not None else None
@@ -601,8 +601,8 @@ class Command(BaseCommand):
                 elif not person.active and not said_inactive:   # an existing staff id is reused as it is:
                     inactive.append(person.staff_id)                # photos added, not indexed
             finished = True
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted = stopped_by(exc)
         finally:
             # what was added stays (photos already there are skipped as duplicates when the import
             # is run again), and the audit log says so even when the import stopped half-way
@@ -644,8 +644,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"the import could not be recorded in the audit log: {exc}")
                 if finished:
                     raise
-        if interrupted:   # said above, with the warnings so far; no traceback (Ctrl-C)
-            raise CommandError("import interrupted (Ctrl-C)")
+        if interrupted:   # said above, with the warnings so far; no traceback
+            raise CommandError(f"import {interrupted}")
         seconds = time.monotonic() - started
         self.stdout.write(f"people: {created} created"
                           + (f" ({again} of them erased at their request before, enrolled again)" if again else "")
