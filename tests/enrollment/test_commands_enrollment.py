@@ -608,6 +608,18 @@ def test_rebuild_index_wait_prints_a_summary(person, make_photo):
     assert IndexVersion.objects.current().people_count == 1
 
 
+def test_rebuild_index_here_without_the_models_says_so_in_one_line(person, make_photo, settings, tmp_path):
+    """A rebuild in the foreground loads the models first: without them it printed two tracebacks
+    before its one line, and its failed run did not say why (an operator-commands review). Nothing is
+    started or queued."""
+    make_photo(person)
+    settings.MASKNET_MODELS_DIR = tmp_path / "no-models"
+    with pytest.raises(CommandError, match=r"face models are not installed in .*no-models: run `python manage.py "
+                                           r"install_models` first"):
+        run("rebuild_index", "--wait")
+    assert not TrainingRun.objects.exists() and IndexVersion.objects.current() is None
+
+
 def test_rebuild_index_queues_for_celery_workers(person, make_photo, settings, enqueued,
                                                  django_capture_on_commit_callbacks):
     settings.MASKNET_TASK_RUNNER = "celery"

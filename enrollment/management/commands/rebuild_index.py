@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
@@ -12,6 +13,7 @@ from audit.management.actor import add_actor_argument, command_actor
 from enrollment import services
 from enrollment.models import TrainingRun
 from masknet_site.command_line import ProgressBar
+from recognition.engine.install import models_ready
 
 # how long --wait waits for another rebuild that does not move on (its progress and message the same)
 # before it gives up: a release that embeds every photo again takes about 0.45 s a photo on 2 cores
@@ -98,6 +100,11 @@ class Command(BaseCommand):
         actor = command_actor(opts["actor"], ["enrollment.rebuild_index"], changes="the rebuild",
                               holders="the Enrollers group has it")
         if opts["wait"] or settings.MASKNET_TASK_RUNNER != "celery":
+            # a rebuild here loads the models first: without them it printed two tracebacks before its
+            # one line, and the failed run did not say why (an operator-commands review)
+            if not models_ready(Path(settings.MASKNET_MODELS_DIR), settings.MASKNET_DESCRIPTOR):
+                raise CommandError(f"the face models are not installed in {settings.MASKNET_MODELS_DIR}: "
+                                   "run `python manage.py install_models` first")
             if not opts["wait"]:
                 self.stdout.write("no Celery workers configured (REDIS_URL unset): rebuilding in the foreground")
             rebuild_foreground(self.stdout, actor=actor)
