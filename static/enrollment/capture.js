@@ -15,6 +15,8 @@
   const outcome = document.getElementById("mn-outcome");   // the latest burst: under way, saved, refused
   const results = document.getElementById("mn-results");   // one line per burst, newest first
   const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+  // the refusals whose face is read well enough to say whether it wears a mask
+  const MASK_TOLD = new Set(["too_small", "partial", "pose", "several_faces"]);
   const MESSAGES = {
     no_face: "No face found: look at the camera",
     too_small: "Too far: come closer",
@@ -178,7 +180,9 @@
       const r = await post(root.dataset.check, form);
       drawBox(r);
       if (r.ok) sayChecked("Face found — good photo" + (r.masked ? " (mask on)" : " (mask off)"), true);
-      else sayChecked((MESSAGES[r.code] || r.message) + (r.box ? (r.masked ? " · mask on" : " · mask off") : ""), false);
+      // mask on or off only where the face was read well enough to tell: a face too dark, too bright or
+      // blurred was called "mask on" without a mask (a review; the kiosk says it of a usable face alone)
+      else sayChecked((MESSAGES[r.code] || r.message) + (r.box && MASK_TOLD.has(r.code) ? (r.masked ? " · mask on" : " · mask off") : ""), false);
     } catch (e) {
       if (e instanceof Stopped) say(e.message, false);
       else sayChecked("Could not check the frame: " + e.message, false);
@@ -268,5 +272,20 @@
         ? "Camera on. Getting ready: the server is loading its face checks (a few seconds)…" : "Camera on: look at it", true);
       timer = setInterval(check, 500);   // paused while the page is hidden (check() returns)
     })
-    .catch((e) => say("Camera unavailable: " + e.message, false));
+    .catch((e) => say(cameraProblem(e), false));
+  /** What the camera's refusal means and what to do (the browser's own text, "Permission denied", said neither). */
+  function cameraProblem(e) {
+    const name = e && e.name;
+    const upload = " Photos can also be uploaded on the person's page.";
+    if (name === "NotAllowedError" || name === "SecurityError") {
+      return "Camera blocked: allow it for this site in the browser's settings, then reload this page." + upload;
+    }
+    if (name === "NotFoundError" || name === "OverconstrainedError") {
+      return "No camera found: connect one, then reload this page." + upload;
+    }
+    if (name === "NotReadableError" || name === "AbortError") {
+      return "The camera is in use by another program (or failed): close that program, then reload this page." + upload;
+    }
+    return "Camera unavailable (" + ((e && (e.message || name)) || "unknown error") + "): reload this page to try again." + upload;
+  }
 })();

@@ -6,7 +6,8 @@
  * good; "the best of 5 photos" saved, or why it was not), "getting ready" while the server loads its models,
  * screen readers hear the live checks' line once it has settled, not at every check, and the face's box
  * is drawn where the face is in the mirrored preview, also from a camera the server turned upright; an
- * unplugged camera (its track ended) stops the checks and says so.
+ * unplugged camera (its track ended) stops the checks and says so; mask on or off is said only of a face read
+ * well enough to tell; a camera the browser refuses is said by its kind, with what to do.
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -29,7 +30,7 @@ function button(extra) {
 
 /** A fresh capture page; ``server.status`` is what the check endpoint answers; ``server.replies``: the
  * JSON answered to a URL ("/check", "/save"), instead of ``server.json`` or the default. */
-function page(dataset) {
+function page(dataset, getUserMedia) {
   const time = clock();
   const server = { status: 200, posts: [], replies: {} };
   const track = { stopped: false, stop() { this.stopped = true; }, listeners: {},
@@ -71,7 +72,7 @@ function page(dataset) {
         json: async () => json,
       };
     },
-    navigator: { mediaDevices: { getUserMedia: async () => ({ getTracks: () => [track] }) } },
+    navigator: { mediaDevices: { getUserMedia: getUserMedia || (async () => ({ getTracks: () => [track] })) } },
     location: { reload() {} },
     document: {
       hidden: false,
@@ -351,6 +352,33 @@ async function main() {
         quarter === upright, quarter);
   const old = await boxed({ box: [50, 100, 150, 200], width: 640, height: 480 });
   check("an answer without 'turned' is drawn as upright", old === upright, old);
+
+  // ---- mask on or off is said only of a face read well enough to tell (a dark face was "mask on")
+  const line = async (answer) => {
+    const q = page();
+    await settle();
+    q.video.videoWidth = 640; q.video.videoHeight = 480;
+    q.server.replies["/check"] = answer;
+    q.video.dispatch("loadeddata");
+    await q.run(600);
+    return q.feedback.textContent;
+  };
+  const dark = await line({ ok: false, code: "too_dark", box: [50, 100, 150, 200], masked: true });
+  check("a face too dark is not said to wear a mask", dark === "Too dark: add light in front of the face", dark);
+  const far = await line({ ok: false, code: "too_small", box: [50, 100, 150, 200], masked: true });
+  check("a face too far is", far === "Too far: come closer · mask on", far);
+
+  // ---- a camera the browser refuses: what it means and what to do, not the browser's own words
+  for (const [name, said] of [["NotAllowedError", /^Camera blocked: allow it for this site/],
+                              ["NotFoundError", /^No camera found: connect one/],
+                              ["NotReadableError", /^The camera is in use by another program/],
+                              ["TypeError", /^Camera unavailable \(odd\): reload this page/]]) {
+    const q = page({}, async () => { const e = new Error("odd"); e.name = name; throw e; });
+    await settle();
+    await q.run(100);
+    const text = q.feedback.textContent;
+    check(`a camera refused with ${name} says so`, said.test(text) && /uploaded on the person's page/.test(text), text);
+  }
 
   // ---- a check on its way when the burst starts comes back refused: the burst stops there too
   p = page();
