@@ -213,6 +213,10 @@ def photo_inspect(*, data: bytes, engine: Engine | None = None) -> PhotoInspecti
         if half is not None:
             image, faces, chosen, turned = *half, 180
     if chosen is None:
+        if float(image.mean()) < engine.config.min_brightness:
+            # nobody found in a picture too dark to find anyone in: said as the light, not as "no face"
+            # (a dark capture check flipped between the two from frame to frame: an admin UX review)
+            return _refusal("too_dark", width=width, height=height)
         return _refusal("no_face", width=width, height=height)
     stood = _stood_up(engine, image, faces, chosen, turned)
     if stood is None:

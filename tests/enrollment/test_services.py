@@ -963,6 +963,20 @@ def test_purge_expired_fails_when_it_could_not_delete_an_index_file(db, settings
 
 
 @pytest.mark.models
+def test_a_picture_too_dark_to_find_a_face_in_is_said_too_dark(db, engine):
+    """The capture page's checks of a dark room flipped between "No face found" and "Too dark" (an admin
+    UX review: the detector found the dark face in some frames, not in others): where nobody is found
+    and the whole picture is darker than the kiosk's own limit for a face, the refusal is the light."""
+    x = np.linspace(0, 1, 320, dtype=np.float32)
+    room = np.stack([np.tile(x, (240, 1)), np.tile(x[::-1], (240, 1)), np.full((240, 320), 0.5, np.float32)], -1)
+    dark = cv2.imencode(".png", (room * 40).astype(np.uint8))[1].tobytes()      # mean 20 of 255, nobody
+    inspection = services.photo_inspect(data=dark)
+    assert inspection.code == "too_dark" and inspection.message == services.REFUSALS["too_dark"], inspection
+    lit = cv2.imencode(".png", (room * 255).astype(np.uint8))[1].tobytes()      # the same room lit: nobody
+    assert services.photo_inspect(data=lit).code == "no_face"
+
+
+@pytest.mark.models
 def test_photo_inspect_explains_without_saving(db, astronaut_jpeg, gradient_png, engine):
     good = services.photo_inspect(data=astronaut_jpeg)
     assert good.ok and good.faces == 1 and good.as_json()["masked"] is False
