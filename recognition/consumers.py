@@ -265,14 +265,23 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
                                search_filled=False)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
+    # in focus: sharp by the gate's own measure (the gate names one reason, and a blurred face too small,
+    # dark or bright was named so) and as large as a face the kiosk decides on (not a small one in the
+    # queue behind someone blurred: a diff review found either let the person in front go)
+    in_focus = [f for f in faces if f.quality.focus >= engine.config.min_focus and f.quality.reason != BLURRY
+                and f.width >= settings.MASKNET_KIOSK_MIN_FACE_PX]
     places = {"blurred": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY),
-              "in_focus": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason != BLURRY)}
+              "in_focus": tuple(_unit_box(f.box, size) for f in in_focus)}
     if background:   # out of focus behind the person in front: neither someone beside them nor alone someone
         faces = [f for f in faces if f.quality.reason != BLURRY or not let_go(_unit_box(f.box, size), background)]
         if not faces and search_edges:
             # the engine searches across the edge only where it found nobody: someone half out of the
-            # picture beside a face let go is asked to move to the middle, as without it (a diff review)
-            faces = engine.faces_across_edge(image, 3)
+            # picture beside a face let go is asked to move to the middle, as without it (a diff review),
+            # but not that face found again across the edge in the mirrored frame, its part in the frame
+            # within the place let go (a second review)
+            faces = [f for f in engine.faces_across_edge(image, 3)
+                     if not any(box_overlap(_unit_box(f.box, size), place) >= 0.5 * box_area(_unit_box(f.box, size))
+                                for place in background)]
         if not faces:
             return FrameAnalysis(size=size, **places, ms=(time.perf_counter() - started) * 1000)
     face = faces[0]

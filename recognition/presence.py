@@ -132,8 +132,9 @@ EDGE_STILL_IOU = 0.7
 # can take for a face as large as theirs; it is left out of the frame (recognition.consumers.analyze_frame's
 # ``background``). Taken for someone beside, it kept a press photo before the White House's windows
 # (focus 1.2-1.5 there, 10-14 on the face in front; the gate's limit 2.4) at "One person at a time" for
-# good, and taken alone, an empty kiosk at "Hold still" (a review). Someone beside who moves is blurred
-# where they move, not in one place for seconds, and sharp when they stop, and counts again at once.
+# good (a review). Only a place beside a face in focus is timed, and one where a face is found in focus is
+# forgotten (StillBlur): two people who move in turn stay two, and a blurred face alone still says "Hold
+# still" (a camera out of focus; an empty kiosk before a blurred poster too, until someone stands there).
 
 # what the consumer is asked to write for a verdict (:meth:`Presence.verdict_due`)
 CHECK_IN = "check_in"           # services.checkin_record; with no active person, an "unknown" row instead

@@ -28,4 +28,5 @@ def purge_expired_task(self) -> dict:
 
 
 class PurgeIncomplete(RuntimeError):
-    """The retention purge ran but could not delete some photo files."""
+    """The retention purge ran but could not delete some photo files, or refused to (a media folder
+    that is not this database's): ``RetentionOutcome.problems``."""

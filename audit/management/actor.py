@@ -31,16 +31,17 @@ def _holders(missing: list[str]) -> str:
     the Enrollers group had the lifting of an erasure, a superuser's (an operator-commands review)."""
     from django.contrib.auth.models import Group
 
+    them = "them" if len(missing) > 1 else "it"
     if SUPERUSER in missing:
-        return "superusers have them"
+        return f"superusers have {them}"
     groups = Group.objects.all()
     for perm in missing:
         app, codename = perm.split(".", 1)
         groups = groups.filter(permissions__content_type__app_label=app, permissions__codename=codename)
     names = sorted(groups.distinct().values_list("name", flat=True))
     if not names:
-        return "superusers have them"
-    return f"the {' and '.join(names)} group{'s have' if len(names) > 1 else ' has'} them"
+        return f"superusers have {them}"
+    return f"the {' and '.join(names)} group{'s have' if len(names) > 1 else ' has'} {them}"
 
 
 def command_actor(username: str | None, permissions: Iterable[str], *, changes: str,

@@ -84,7 +84,7 @@ def test_an_enroller_may_not_lift_erasures_and_is_told_who_may(tmp_path, roles):
     (tmp_path / "Jane_Doe").mkdir()
     with pytest.raises(CommandError) as refused:
         run(tmp_path, "--actor", "enroller", "--no-rebuild", "--include-erased")
-    assert str(refused.value).endswith("lacks enrollment.delete_erasedstaffid (superusers have them)"), refused.value
+    assert str(refused.value).endswith("lacks enrollment.delete_erasedstaffid (superusers have it)"), refused.value
     assert not Person.objects.exists() and not AuditEvent.objects.exists()
 
 
