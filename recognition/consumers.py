@@ -265,13 +265,15 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
                                search_filled=False)
     except NoFaceFound:
         return FrameAnalysis(size=size, ms=(time.perf_counter() - started) * 1000)
-    # in focus: sharp by the gate's own measure (the gate names one reason, and a blurred face too small,
-    # dark or bright was named so) and as large as a face the kiosk decides on (not a small one in the
-    # queue behind someone blurred: a diff review found either let the person in front go)
-    in_focus = [f for f in faces if f.quality.focus >= engine.config.min_focus and f.quality.reason != BLURRY
-                and f.width >= settings.MASKNET_KIOSK_MIN_FACE_PX]
+    # sharp by the gate's own measure (the gate names one reason, and a blurred face too small, dark or
+    # bright was named so); in focus, besides, as large as a face the kiosk decides on, which alone times
+    # a blurred place beside it (not a small one in the queue behind someone blurred: a diff review found
+    # either let the person in front go), where any sharp face forgets one (someone just under that size
+    # beside another, moving in turn, was let go: a third review)
+    sharp = [f for f in faces if f.quality.focus >= engine.config.min_focus and f.quality.reason != BLURRY]
     places = {"blurred": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY),
-              "in_focus": tuple(_unit_box(f.box, size) for f in in_focus)}
+              "in_focus": tuple(_unit_box(f.box, size) for f in sharp if f.width >= settings.MASKNET_KIOSK_MIN_FACE_PX),
+              "sharp": tuple(_unit_box(f.box, size) for f in sharp)}
     if background:   # out of focus behind the person in front: neither someone beside them nor alone someone
         faces = [f for f in faces if f.quality.reason != BLURRY or not let_go(_unit_box(f.box, size), background)]
         if not faces and search_edges:

@@ -159,7 +159,8 @@ class FrameAnalysis:
     welcome stands (never decided on), ``welcomed_threshold`` is the threshold that score is held to.
     ``blurred``: where the faces refused as blurred were (0-1 boxes: x1, y1, x2, y2), those let go as
     the background's (:class:`StillBlur`) too, which are left out of ``face`` and ``several``;
-    ``in_focus``: where the other faces were (refused or not, but not for blur).
+    ``sharp``: where the faces in focus by the gate's measure were (refused or not, but not for blur);
+    ``in_focus``: those of them as large as a face the kiosk decides on.
     """
 
     size: tuple[int, int] = (0, 0)
@@ -174,6 +175,7 @@ class FrameAnalysis:
     welcomed_threshold: float | None = None
     blurred: tuple[tuple[float, ...], ...] = ()
     in_focus: tuple[tuple[float, ...], ...] = ()
+    sharp: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -336,14 +338,15 @@ class StillBlur:
 
     def seen(self, a: FrameAnalysis, now: float, *, paused: bool, lost_after_s: float) -> None:
         """Time the places of frame ``a``'s blurred faces (:attr:`FrameAnalysis.blurred`, beside those
-        in focus, :attr:`FrameAnalysis.in_focus`). ``paused``: no frame came for a while before it (the
+        in focus, :attr:`FrameAnalysis.in_focus`; a place where any face is sharp,
+        :attr:`FrameAnalysis.sharp`, is forgotten). ``paused``: no frame came for a while before it (the
         camera may point elsewhere now): every place is timed afresh. ``lost_after_s``: a place not
         found again for longer is forgotten (the presence's, stretched on a slow server: at one answer
         every 1.5 s, the 1 s of a fast one forgot every place between two frames)."""
         self._frame_at, self._lost_after_s = now, lost_after_s
         if paused:
             self._places = []
-        kept = [p for p in self._places if now - p[2] <= lost_after_s and not let_go(p[0], a.in_focus)]
+        kept = [p for p in self._places if now - p[2] <= lost_after_s and not let_go(p[0], a.in_focus + a.sharp)]
         for box in a.blurred:
             match = next((i for i, p in enumerate(kept) if box_iou(box, p[0]) >= EDGE_STILL_IOU), None)
             if match is not None:
