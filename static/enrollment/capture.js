@@ -60,7 +60,13 @@
     return new Promise((resolve) => canvas.toBlob((b) => resolve({ blob: b, w: canvas.width, h: canvas.height }), "image/jpeg", quality));
   }
   async function post(url, form) {
-    const r = await fetch(url, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+    let r;
+    try {
+      r = await fetch(url, { method: "POST", body: form, credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+    } catch {
+      // no answer at all: the browser's own words ("Failed to fetch", "Load failed") said nothing useful
+      throw new Error("the server does not answer (the network or the server is down)");
+    }
     if (r.status === 401 || r.status === 403 || r.redirected) {
       stop();
       throw new Stopped("Your session has ended or you may no longer add photos: reload the page.");

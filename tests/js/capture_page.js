@@ -7,7 +7,8 @@
  * screen readers hear the live checks' line once it has settled, not at every check, and the face's box
  * is drawn where the face is in the mirrored preview, also from a camera the server turned upright; an
  * unplugged camera (its track ended) stops the checks and says so; mask on or off is said only of a face read
- * well enough to tell; a camera the browser refuses is said by its kind, with what to do.
+ * well enough to tell; a camera the browser refuses is said by its kind, with what to do; a server that does
+ * not answer is said so, not as the browser's "Failed to fetch".
  * Run by tests/test_page_scripts.py; prints one line per check, exits 1 on a failure.
  */
 "use strict";
@@ -64,6 +65,7 @@ function page(dataset, getUserMedia) {
     FormData: class { constructor() { this.parts = []; } append(k, v) { if (v === null) throw new TypeError("not a Blob"); this.parts.push(k); } },
     fetch: async (url) => {
       server.posts.push(url);
+      if (server.down) throw new TypeError("Failed to fetch");   // as a browser without an answer
       if (server.hold && server.hold[url]) await server.hold[url];   // an answer still on its way
       const json = server.replies[url] || server.json || (url === "/save" ? { saved: [1], refused: [] } : { ok: true, box: null });
       return {
@@ -367,6 +369,22 @@ async function main() {
   check("a face too dark is not said to wear a mask", dark === "Too dark: add light in front of the face", dark);
   const far = await line({ ok: false, code: "too_small", box: [50, 100, 150, 200], masked: true });
   check("a face too far is", far === "Too far: come closer · mask on", far);
+
+  // ---- a server that does not answer at all: said so, not the browser's "Failed to fetch"
+  {
+    const q = page();
+    await settle();
+    q.video.videoWidth = 640; q.video.videoHeight = 480;
+    q.server.down = true;
+    q.video.dispatch("loadeddata");
+    await q.run(600);
+    check("a check without an answer says the server does not answer",
+          /^Could not check the frame: the server does not answer/.test(q.feedback.textContent), q.feedback.textContent);
+    q.button.dispatch("click");
+    await q.run(4000);
+    check("and a burst's too", /^Saving failed: the server does not answer \(the network or the server is down\)$/
+      .test(q.outcome.textContent), q.outcome.textContent);
+  }
 
   // ---- a camera the browser refuses: what it means and what to do, not the browser's own words
   for (const [name, said] of [["NotAllowedError", /^Camera blocked: allow it for this site/],
