@@ -346,6 +346,8 @@ class StillBlur:
         self._frame_at, self._lost_after_s = now, lost_after_s
         if paused:
             self._places = []
+        # in_focus is a part of sharp in analyze_frame's answers; both are read, so that an answer giving
+        # in_focus alone (a scripted one) forgets a place as the engine's would
         kept = [p for p in self._places if now - p[2] <= lost_after_s and not let_go(p[0], a.in_focus + a.sharp)]
         for box in a.blurred:
             match = next((i for i, p in enumerate(kept) if box_iou(box, p[0]) >= EDGE_STILL_IOU), None)
