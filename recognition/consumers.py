@@ -117,6 +117,7 @@ from .presence import (  # the rules' constants stay importable from here (tests
     Step,
     Timing,
     let_go,
+    unit_box,
 )
 from .voting import Verdict, Voter
 
@@ -223,12 +224,6 @@ def _several_people(faces: Sequence[Face], sure: float) -> bool:
     return False
 
 
-def _unit_box(box: Sequence[float], size: tuple[int, int]) -> tuple[float, ...]:
-    """``box`` (pixels: x1, y1, x2, y2) as shares of a frame of ``size`` (width, height)."""
-    w, h = size
-    return tuple(v / s for v, s in zip(box, (w, h, w, h), strict=True))
-
-
 def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: bool = False,
                   adapt_margin: float | None = None, search_edges: bool = True,
                   welcome: str | None = None, background: Sequence[Sequence[float]] = ()) -> FrameAnalysis:
@@ -271,18 +266,18 @@ def analyze_frame(data: bytes, index: Index | None, thresholds: dict, snapshot: 
     # either let the person in front go), where any sharp face forgets one (someone just under that size
     # beside another, moving in turn, was let go: a third review)
     sharp = [f for f in faces if f.quality.focus >= engine.config.min_focus and f.quality.reason != BLURRY]
-    places = {"blurred": tuple(_unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY),
-              "in_focus": tuple(_unit_box(f.box, size) for f in sharp if f.width >= settings.MASKNET_KIOSK_MIN_FACE_PX),
-              "sharp": tuple(_unit_box(f.box, size) for f in sharp)}
+    places = {"blurred": tuple(unit_box(f.box, size) for f in faces if f.quality.reason == BLURRY),
+              "in_focus": tuple(unit_box(f.box, size) for f in sharp if f.width >= settings.MASKNET_KIOSK_MIN_FACE_PX),
+              "sharp": tuple(unit_box(f.box, size) for f in sharp)}
     if background:   # out of focus behind the person in front: neither someone beside them nor alone someone
-        faces = [f for f in faces if f.quality.reason != BLURRY or not let_go(_unit_box(f.box, size), background)]
+        faces = [f for f in faces if f.quality.reason != BLURRY or not let_go(unit_box(f.box, size), background)]
         if not faces and search_edges:
             # the engine searches across the edge only where it found nobody: someone half out of the
             # picture beside a face let go is asked to move to the middle, as without it (a diff review),
             # but not that face found again across the edge in the mirrored frame, its part in the frame
             # within the place let go (a second review)
             faces = [f for f in engine.faces_across_edge(image, 3)
-                     if not any(box_overlap(_unit_box(f.box, size), place) >= 0.5 * box_area(_unit_box(f.box, size))
+                     if not any(box_overlap(unit_box(f.box, size), place) >= 0.5 * box_area(unit_box(f.box, size))
                                 for place in background)]
         if not faces:
             return FrameAnalysis(size=size, **places, ms=(time.perf_counter() - started) * 1000)

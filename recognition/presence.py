@@ -32,9 +32,9 @@ The words used here:
 * the *edge search* (:class:`EdgeSearch`): a frame without a face is searched again across its edge,
   for someone half out of the picture; it costs a detector run, so an empty scene pays it only now
   and then, and a "face" there that never moves is the mirrored background's, and is let go.
-* the *background* (:class:`StillBlur`): a face refused as blurred that stays in one place is out of
-  focus behind the person in front (a window, a poster), and is let go: neither someone beside them
-  nor, alone, someone to ask to hold still.
+* the *background* (:class:`StillBlur`): a face refused as blurred that stays in one place beside a
+  face in focus is out of focus behind the person in front (a window, a poster), and is let go:
+  neither someone beside them nor, once they leave, someone to ask to hold still.
 
 Why each rule and number is as it is: docs/kiosk.md ("One frame, from camera to check-in", "What ends
 a welcome: a stranger in a queue") and docs/accuracy.md ("Multi-frame decisions at the kiosk", "What
@@ -294,13 +294,18 @@ class EdgeSearch:
 
     def _still(self, a: FrameAnalysis, now: float) -> bool:
         """Whether ``a``'s face, across the edge, has stayed where it is for ``edge_still_s``."""
-        w, h = a.size
-        box = tuple(v / s for v, s in zip(a.face.box, (w, h, w, h), strict=True))
+        box = unit_box(a.face.box, a.size)
         self._seen_at = now
         if self._box is None or box_iou(box, self._box) < EDGE_STILL_IOU:
             self._box, self._since = box, now
             return False
         return now - self._since >= self.timing.edge_still_s
+
+
+def unit_box(box: Sequence[float], size: tuple[int, int]) -> tuple[float, ...]:
+    """``box`` (pixels: x1, y1, x2, y2) as shares of a frame of ``size`` (width, height)."""
+    w, h = size
+    return tuple(v / s for v, s in zip(box, (w, h, w, h), strict=True))
 
 
 def let_go(box: Sequence[float], background: Sequence[Sequence[float]]) -> bool:
